@@ -1,0 +1,56 @@
+# Licentia — every target sets up what it needs from scratch (the venv, the packages).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PROTOS := $(wildcard proto/licentia/v1/*.proto)
+PROTOC = $(PY) -m grpc_tools.protoc -Iproto
+
+.PHONY: all install test lint typecheck proto proto-check pytest demo bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## make test: lint, strict typing, generated-code drift, then the test suite.
+test: lint typecheck proto-check pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP)
+	$(VENV)/bin/pytest
+
+## make proto: regenerate proto/licentia/v1/*_pb2*.py(i) from the .proto files.
+proto: $(STAMP)
+	$(PROTOC) --python_out=proto --pyi_out=proto --grpc_python_out=proto $(PROTOS)
+
+## make proto-check: fail if regenerating would change the committed generated code.
+proto-check: $(STAMP)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(PROTOC) --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTOS) && \
+	for f in $$tmp/licentia/v1/*; do \
+	  diff -u "proto/licentia/v1/$$(basename $$f)" "$$f" || { echo "generated code is stale: run 'make proto'" >&2; exit 1; }; \
+	done && \
+	for f in proto/licentia/v1/*_pb2*.py*; do \
+	  test -e "$$tmp/licentia/v1/$$(basename $$f)" || { echo "$$f has no .proto: remove it" >&2; exit 1; }; \
+	done && echo "generated code is up to date"
+
+## make demo: the story, narrated.
+demo: $(STAMP)
+	$(PY) demo/story.py
+
+## make bench: benchmarks, one JSON object per line, ratios against limits in the same run.
+bench: $(STAMP)
+	$(PY) bench/bench_core.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,151 @@
+"""Benchmarks of the protocol core, as ratios against limits measured in the same run.
+
+Prints one JSON object per line: ``bench``, ``ops_per_s``, ``ratio``, ``target``, ``ok``
+(and ``value`` where a size is measured). Machines here are noisy, so every ratio is the
+median over several interleaved rounds: in each round the limit and our code run back to
+back on the same core, and the ratio of that round is taken.
+
+- ``verify.first_seen``: full verification (parse, both signatures, time, scope, status) of
+  distinct tokens ÷ (raw PyNaCl Ed25519 verifications/s ÷ 2 signatures per token).
+- ``verify.repeat``: verification of a token seen before ÷ raw PyNaCl verifications/s.
+- ``token.size``: characters of the typical licence of the issue (target ≤ 560).
+
+Run with ``make bench``; ``--quick`` runs fewer rounds (the test suite uses it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import nacl.signing
+
+
+from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
+from licentia.scope import IntendedUse, Scope
+from licentia.status import StatusList, StatusView, verify_snapshot
+from licentia.token import (
+    Asset,
+    LicenceClaims,
+    PriceTerms,
+    approve,
+    issuance_message,
+    issue,
+    parse_token,
+)
+from licentia.verify import VerificationEngine
+from licentia.vocabulary import DataCategory, Medium, Purpose
+
+NOW = 1_800_000_000
+DIGEST_IMAGE = bytes(range(32))
+DIGEST_NAME = bytes(range(32, 64))
+
+
+def typical_claims(issuer: PrivateKey, holder: PrivateKey, licensee: PrivateKey,
+                   index: int) -> LicenceClaims:
+    """The issue's typical licence: 2 categories, purposes, media, territories and assets."""
+    return LicenceClaims(
+        licence_id=index.to_bytes(16, "big"),
+        issuer_key_id=issuer.public.key_id,
+        holder=holder.public,
+        licensee=licensee.public,
+        assets=(Asset(DataCategory.IMAGE, DIGEST_IMAGE), Asset(DataCategory.NAME, DIGEST_NAME)),
+        scope=Scope.of([DataCategory.IMAGE, DataCategory.NAME],
+                       [Purpose.ADVERTISING, Purpose.DIRECT_MARKETING],
+                       [Medium.ONLINE, Medium.SOCIAL], ["FR", "DE"]),
+        issued_at=NOW,
+        not_before=NOW,
+        not_after=NOW + 180 * 86400,
+        status_index=1_000_000 + index,
+        price=PriceTerms("EUR", 125_000, 0, 1000),
+        max_uses=10_000,
+    )
+
+
+def _rate(n: int, f: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    f()
+    return n / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks; exit 1 if a target is missed."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
+    args = ap.parse_args(argv)
+    rounds, per_round = (3, 300) if args.quick else (9, 1500)
+
+    issuer, holder, licensee = (PrivateKey.from_seed(bytes([i]) * 32) for i in (1, 2, 3))
+    keys = IssuerKeySet([IssuerKey(issuer.public, NOW - 86400)])
+    view = StatusView(verify_snapshot(StatusList().snapshot(issuer, 0, NOW), keys), 300)
+    use = IntendedUse(DataCategory.IMAGE, Purpose.PERSONALISED_ADVERTISING, Medium.SOCIAL, "FR",
+                      DIGEST_IMAGE)
+    tokens = []
+    for i in range(rounds * per_round):
+        claims = typical_claims(issuer, holder, licensee, i).encode()
+        tokens.append(issue(issuer, claims, approve(holder, claims)))
+
+    # The limit: PyNaCl's public verification API over a message of the same size.
+    parsed = parse_token(tokens[0])
+    raw_msg = b"licentia.v1.issuance\x00" + issuance_message(parsed.claims_bytes, parsed.consent)
+    raw_sig = nacl.signing.SigningKey(issuer.seed).sign(raw_msg).signature
+    vk = nacl.signing.VerifyKey(issuer.public.raw)
+
+    def raw(n: int) -> None:
+        for _ in range(n):
+            vk.verify(raw_msg, raw_sig)
+
+    first_ratios, repeat_ratios, first_rates, repeat_rates = [], [], [], []
+    for r in range(rounds):
+        batch = tokens[r * per_round:(r + 1) * per_round]
+        engine = VerificationEngine(keys, view, cache_size=len(batch))
+        raw_rate = _rate(per_round, lambda: raw(per_round))
+
+        def first(batch: list[str] = batch, engine: VerificationEngine = engine) -> None:
+            for t in batch:
+                if not engine.verify(t, use, NOW + 60).allowed:
+                    raise SystemExit("benchmark token was denied")
+
+        first_rate = _rate(per_round, first)
+        reps = 20
+
+        def repeat(batch: list[str] = batch, engine: VerificationEngine = engine) -> None:
+            for _ in range(reps):
+                for t in batch:
+                    engine.verify(t, use, NOW + 60)
+
+        repeat_rate = _rate(per_round * reps, repeat)
+        raw_rate = max(raw_rate, _rate(per_round, lambda: raw(per_round)))
+        first_ratios.append(first_rate / (raw_rate / 2))
+        repeat_ratios.append(repeat_rate / raw_rate)
+        first_rates.append(first_rate)
+        repeat_rates.append(repeat_rate)
+
+    size = len(tokens[0])
+    results = [
+        {"bench": "verify.first_seen", "ops_per_s": round(statistics.median(first_rates)),
+         "ratio": round(statistics.median(first_ratios), 3), "target": 0.9,
+         "limit": "raw PyNaCl Ed25519 verify/s ÷ 2 signatures per token"},
+        {"bench": "verify.repeat", "ops_per_s": round(statistics.median(repeat_rates)),
+         "ratio": round(statistics.median(repeat_ratios), 2), "target": 20,
+         "limit": "raw PyNaCl Ed25519 verify/s"},
+        {"bench": "token.size", "ops_per_s": None, "value": size, "ratio": round(size / 560, 3),
+         "target": 560, "limit": "characters of the typical licence"},
+    ]
+    ok = True
+    for res in results:
+        if res["bench"] == "token.size":
+            res["ok"] = size <= 560
+        else:
+            res["ok"] = res["ratio"] >= res["target"]  # type: ignore[operator]
+        ok = ok and bool(res["ok"])
+        print(json.dumps(res, ensure_ascii=False), flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Licentia clients: advertiser SDK, holder wallet, platform verifier, auditor."""

@@ -1,0 +1,69 @@
+"""Canonical text and integer encodings shared by every signed format.
+
+Base64url is RFC 4648 section 5 without padding, and decoding is strict: only the
+alphabet, no padding, no whitespace, and the unused trailing bits must be zero, so that
+every byte string has exactly one text form (no malleable tokens).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import struct
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError, Message
+
+from .errors import LicentiaError, Reason
+
+_M = TypeVar("_M", bound=Message)
+_URL_TO_STD = bytes.maketrans(b"-_+/", b"+/-_")
+_STD_TO_URL = bytes.maketrans(b"+/-_", b"-_+/")
+
+
+def b64url_encode(data: bytes) -> str:
+    """Encode ``data`` as unpadded base64url."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """Decode canonical unpadded base64url, or raise ``LicentiaError(MALFORMED)``.
+
+    The decoder is lenient, so the check is that re-encoding gives back exactly ``text``:
+    this refuses characters outside the alphabet, padding, whitespace and non-zero
+    trailing bits in one comparison.
+    """
+    try:
+        raw = text.encode("ascii")
+        data = binascii.a2b_base64(raw.translate(_URL_TO_STD) + b"==")
+    except (UnicodeEncodeError, binascii.Error):
+        raise LicentiaError(Reason.MALFORMED, "not base64url") from None
+    if binascii.b2a_base64(data, newline=False).translate(_STD_TO_URL).rstrip(b"=") != raw:
+        raise LicentiaError(Reason.MALFORMED, "not canonical base64url")
+    return data
+
+
+def u32be(n: int) -> bytes:
+    """Four-byte big-endian length prefix."""
+    return struct.pack(">I", n)
+
+
+def u64be(n: int) -> bytes:
+    """Eight-byte big-endian unsigned integer."""
+    return struct.pack(">Q", n)
+
+
+def parse_canonical(data: bytes, msg: _M, what: str) -> _M:
+    """Parse ``data`` into ``msg`` and require that it re-encodes to exactly ``data``.
+
+    This refuses unknown fields, repeated scalar fields, non-minimal varints and
+    reordered fields: anything that would let two byte strings mean the same thing, so
+    that every signed object has exactly one encoding. Raises ``LicentiaError(MALFORMED)``.
+    """
+    try:
+        msg.ParseFromString(data)
+    except (DecodeError, RecursionError, ValueError):
+        raise LicentiaError(Reason.MALFORMED, f"{what} is not valid protobuf") from None
+    if msg.SerializeToString(deterministic=True) != data:
+        raise LicentiaError(Reason.MALFORMED, f"{what} is not in canonical form")
+    return msg

@@ -1,0 +1,61 @@
+"""One error family with stable reasons.
+
+Every refusal in Licentia carries a :class:`Reason`, whose names and numbers mirror the
+``licentia.v1.Reason`` enum (without its ``REASON_`` prefix). Parsing raises
+:class:`LicentiaError`; verification never raises for a bad input and returns the reasons
+in its decision instead.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Reason(enum.IntEnum):
+    """Why something was refused; mirrors ``licentia.v1.Reason`` (tested to stay in sync)."""
+
+    MALFORMED = 1
+    TOO_LARGE = 2
+    BAD_SIGNATURE = 3
+    BAD_CONSENT = 4
+    UNKNOWN_ISSUER_KEY = 5
+    ISSUER_KEY_NOT_VALID = 6
+    EXPIRED = 7
+    NOT_YET_VALID = 8
+    INVALID_TERM = 9
+    REVOKED = 10
+    STATUS_STALE = 11
+    OUT_OF_SCOPE_CATEGORY = 12
+    OUT_OF_SCOPE_PURPOSE = 13
+    OUT_OF_SCOPE_MEDIUM = 14
+    OUT_OF_SCOPE_TERRITORY = 15
+    ASSET_MISMATCH = 16
+    USES_EXHAUSTED = 17
+    OUTSIDE_STANDING_RULE = 18
+    SENSITIVE_USE_NEEDS_APPROVAL = 19
+    WRONG_LICENSEE = 20
+    WRONG_AUDIENCE = 21
+    PRESENTATION_EXPIRED = 22
+    REPLAYED = 23
+    PRESENTATION_MISMATCH = 24
+    BAD_REQUEST_SIGNATURE = 25
+    STALE_REQUEST = 26
+    REPLAYED_REQUEST = 27
+    UNKNOWN_KEY = 28
+    STATUS_SEQUENCE_GAP = 29
+    INVALID_USE = 30
+
+
+class LicentiaError(Exception):
+    """The base of every error Licentia raises on purpose.
+
+    ``reason`` is stable and machine-readable; the message is for people and never
+    contains secrets or signature bytes.
+    """
+
+    def __init__(self, reason: Reason, message: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(message or reason.name)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.reason.name}, {str(self)!r})"

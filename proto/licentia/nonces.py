@@ -1,0 +1,50 @@
+"""Seen-nonce stores: replay protection for presentations and signed requests."""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+
+class NonceStore(Protocol):
+    """Remembers nonces until they expire.
+
+    ``add_if_new`` must be atomic: of two concurrent calls with the same key, exactly one
+    returns True. A store that cannot remember (full) must return False: fail closed.
+    """
+
+    def add_if_new(self, key: bytes, expires_at: int, now: int) -> bool:
+        """Record ``key`` until ``expires_at``; False if it is already recorded (a replay)."""
+        ...
+
+
+class MemoryNonceStore:
+    """A bounded in-process nonce store for one verifier or one server process.
+
+    Entries expire at their own ``expires_at``; expired entries are pruned when the store
+    is full. When it is still full after pruning, it refuses (fail closed) rather than
+    forget a live nonce.
+    """
+
+    __slots__ = ("_seen", "_lock", "max_entries")
+
+    def __init__(self, max_entries: int = 1_000_000) -> None:
+        self._seen: dict[bytes, int] = {}
+        self._lock = threading.Lock()
+        self.max_entries = max_entries
+
+    def add_if_new(self, key: bytes, expires_at: int, now: int) -> bool:
+        """Record ``key`` until ``expires_at``; False for a live repeat or a full store."""
+        with self._lock:
+            seen = self._seen.get(key)
+            if seen is not None and seen > now:
+                return False
+            if len(self._seen) >= self.max_entries:
+                self._seen = {k: t for k, t in self._seen.items() if t > now}
+                if len(self._seen) >= self.max_entries:
+                    return False
+            self._seen[key] = expires_at
+            return True
+
+    def __len__(self) -> int:
+        return len(self._seen)

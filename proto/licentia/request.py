@@ -1,0 +1,115 @@
+"""Request signatures: how a holder, an advertiser or a platform signs a gRPC call.
+
+The signer covers the method, the SHA-256 of the exact request bytes, a timestamp and a
+nonce, under the ``licentia.v1.request`` domain. The four values travel in gRPC metadata
+(``x-licentia-key``, ``x-licentia-timestamp``, ``x-licentia-nonce``,
+``x-licentia-signature``). The server checks the window, the signature and the nonce;
+whether the key is registered, and whether it owns what the call touches, is the
+server's own business.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from . import keys
+from .encoding import b64url_decode, b64url_encode, u32be, u64be
+from .errors import LicentiaError, Reason
+from .keys import PrivateKey, PublicKey
+from .nonces import NonceStore
+
+KEY_HEADER = "x-licentia-key"
+TIMESTAMP_HEADER = "x-licentia-timestamp"
+NONCE_HEADER = "x-licentia-nonce"
+SIGNATURE_HEADER = "x-licentia-signature"
+HEADERS = (KEY_HEADER, TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER)
+NONCE_BYTES = 16
+MAX_METHOD_CHARS = 256
+#: Default window: a request is accepted this many seconds either side of the server's now.
+DEFAULT_WINDOW_SECONDS = 60
+
+
+def request_payload(method: str, body: bytes, timestamp: int, nonce: bytes) -> bytes:
+    """The exact bytes a request signature covers (after the domain)."""
+    m = method.encode("utf-8")
+    return u32be(len(m)) + m + hashlib.sha256(body).digest() + u64be(timestamp) + nonce
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """The signature values parsed from a call's metadata, not yet verified."""
+
+    key: PublicKey
+    timestamp: int
+    nonce: bytes
+    signature: bytes
+
+
+def sign_request(
+    key: PrivateKey, method: str, body: bytes, now: int, nonce: bytes | None = None
+) -> tuple[tuple[str, str], ...]:
+    """The metadata to send with a call of ``method`` whose serialized request is ``body``."""
+    nonce = secrets.token_bytes(NONCE_BYTES) if nonce is None else nonce
+    sig = key.sign(keys.REQUEST, request_payload(method, body, now, nonce))
+    return (
+        (KEY_HEADER, key.public.text),
+        (TIMESTAMP_HEADER, str(now)),
+        (NONCE_HEADER, b64url_encode(nonce)),
+        (SIGNATURE_HEADER, b64url_encode(sig)),
+    )
+
+
+def parse_request_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> SignedRequest:
+    """Extract the signature values; raises ``LicentiaError(BAD_REQUEST_SIGNATURE)``.
+
+    Each header must appear exactly once.
+    """
+    found: dict[str, str] = {}
+    for name, value in metadata:
+        if name in HEADERS:
+            if name in found or not isinstance(value, str) or len(value) > 256:
+                raise LicentiaError(Reason.BAD_REQUEST_SIGNATURE, "malformed signature metadata")
+            found[name] = value
+    if len(found) != len(HEADERS):
+        raise LicentiaError(Reason.BAD_REQUEST_SIGNATURE, "the call is not signed")
+    try:
+        ts = found[TIMESTAMP_HEADER]
+        if not (ts.isascii() and ts.isdigit()) or len(ts) > 19:
+            raise LicentiaError(Reason.MALFORMED, "bad timestamp")
+        req = SignedRequest(
+            PublicKey.from_text(found[KEY_HEADER]),
+            int(ts),
+            b64url_decode(found[NONCE_HEADER]),
+            b64url_decode(found[SIGNATURE_HEADER]),
+        )
+    except LicentiaError:
+        raise LicentiaError(Reason.BAD_REQUEST_SIGNATURE, "malformed signature metadata") from None
+    if len(req.nonce) != NONCE_BYTES or len(req.signature) != keys.SIGNATURE_BYTES:
+        raise LicentiaError(Reason.BAD_REQUEST_SIGNATURE, "malformed signature metadata")
+    return req
+
+
+def verify_request(
+    req: SignedRequest,
+    method: str,
+    body: bytes,
+    now: int,
+    nonces: NonceStore,
+    window_seconds: int = DEFAULT_WINDOW_SECONDS,
+) -> PublicKey:
+    """Check window, signature, then nonce; return the caller's key or raise ``LicentiaError``.
+
+    The nonce is recorded only for a valid signature, so a forger cannot burn nonces.
+    """
+    if abs(now - req.timestamp) > window_seconds:
+        raise LicentiaError(Reason.STALE_REQUEST, "request timestamp outside the window")
+    if len(method) > MAX_METHOD_CHARS or not req.key.verify(
+        keys.REQUEST, request_payload(method, body, req.timestamp, req.nonce), req.signature
+    ):
+        raise LicentiaError(Reason.BAD_REQUEST_SIGNATURE, "request signature does not verify")
+    if not nonces.add_if_new(req.key.raw + req.nonce, req.timestamp + window_seconds + 1, now):
+        raise LicentiaError(Reason.REPLAYED_REQUEST, "request nonce seen before")
+    return req.key

@@ -1,0 +1,218 @@
+"""Scope: categories x purposes x media x territories, and the intended use checked against it.
+
+Purposes form a forest after W3C DPV: a licensed purpose covers itself and every narrower
+purpose below it, never a broader or a sibling one. Sensitive purposes (political
+campaign, AI model training) are roots, so no broader grant can cover them. Territories
+cover by set inclusion of their expansions (see :mod:`licentia.territory`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from . import territory
+from .errors import LicentiaError, Reason
+from .v1 import licence_pb2
+from .vocabulary import DataCategory, Medium, Purpose
+
+#: Each narrower purpose and the broader purpose directly above it.
+PURPOSE_PARENT: dict[Purpose, Purpose] = {
+    Purpose.ADVERTISING: Purpose.MARKETING,
+    Purpose.PERSONALISED_ADVERTISING: Purpose.ADVERTISING,
+    Purpose.DIRECT_MARKETING: Purpose.MARKETING,
+    Purpose.SOCIAL_MEDIA_MARKETING: Purpose.MARKETING,
+    Purpose.PUBLIC_RELATIONS: Purpose.MARKETING,
+    Purpose.ACADEMIC_RESEARCH: Purpose.RESEARCH_AND_DEVELOPMENT,
+    Purpose.COMMERCIAL_RESEARCH: Purpose.RESEARCH_AND_DEVELOPMENT,
+    Purpose.NON_COMMERCIAL_RESEARCH: Purpose.RESEARCH_AND_DEVELOPMENT,
+}
+
+
+def _ancestors_or_self(p: Purpose) -> list[Purpose]:
+    out = [p]
+    while out[-1] in PURPOSE_PARENT:
+        out.append(PURPOSE_PARENT[out[-1]])
+    return out
+
+
+#: Every purpose a licensed purpose covers: itself and all narrower ones.
+PURPOSE_COVERS: dict[Purpose, frozenset[Purpose]] = {
+    p: frozenset(q for q in Purpose if p in _ancestors_or_self(q)) for p in Purpose
+}
+
+#: Caps on what a scope may list (sizes from the wire are always capped).
+MAX_SCOPE_ITEMS = 32
+
+
+def purpose_covers(granted: Purpose, wanted: Purpose) -> bool:
+    """True if a licence for ``granted`` allows a use for ``wanted``."""
+    return wanted in PURPOSE_COVERS[granted]
+
+
+_E = TypeVar("_E", DataCategory, Purpose, Medium)
+_BY_VALUE: dict[type, dict[int, Any]] = {
+    kind: {m.value: m for m in kind} for kind in (DataCategory, Purpose, Medium)
+}
+
+
+def _enum_set(values: Sequence[int], kind: type[_E], what: str) -> frozenset[_E]:
+    by_value = _BY_VALUE[kind]
+    try:
+        out = frozenset([by_value[v] for v in values])
+    except KeyError:
+        raise LicentiaError(Reason.MALFORMED, f"unknown {what}") from None
+    if len(out) != len(values):
+        raise LicentiaError(Reason.MALFORMED, f"duplicate {what}")
+    return out
+
+
+#: Parsed scopes by their exact wire bytes: the licences of one offer share one scope, so
+#: verifying a new licence does not rebuild it. Bounded; values are immutable.
+_INTERNED: dict[bytes, Scope] = {}
+_INTERN_MAX = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a licence allows: each intended use must fall within every dimension."""
+
+    categories: frozenset[DataCategory]
+    purposes: frozenset[Purpose]
+    media: frozenset[Medium]
+    territories: frozenset[str]
+    #: Every purpose covered (the licensed ones and all narrower ones).
+    purpose_closure: frozenset[Purpose] = field(init=False, repr=False, compare=False)
+    #: Every country code covered.
+    territory_closure: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("categories", "purposes", "media", "territories"):
+            items = getattr(self, name)
+            if not items:
+                raise LicentiaError(Reason.MALFORMED, f"scope lists no {name}")
+            if len(items) > MAX_SCOPE_ITEMS:
+                raise LicentiaError(Reason.TOO_LARGE, f"scope lists too many {name}")
+        for code in self.territories:
+            if not territory.is_territory(code):
+                raise LicentiaError(Reason.MALFORMED, f"unknown territory {code!r}")
+        closure: frozenset[Purpose] = frozenset()
+        for p in self.purposes:
+            closure = closure | PURPOSE_COVERS[p]
+        object.__setattr__(self, "purpose_closure", closure)
+        object.__setattr__(self, "territory_closure", territory.expand_all(self.territories))
+
+    @classmethod
+    def of(
+        cls,
+        categories: Iterable[DataCategory],
+        purposes: Iterable[Purpose],
+        media: Iterable[Medium],
+        territories: Iterable[str],
+    ) -> Scope:
+        """Build a scope from any iterables."""
+        return cls(frozenset(categories), frozenset(purposes), frozenset(media),
+                   frozenset(territories))
+
+    def contains(self, other: Scope) -> bool:
+        """True if every use ``other`` allows, this scope allows too."""
+        return (
+            other.categories <= self.categories
+            and other.purposes <= self.purpose_closure
+            and other.media <= self.media
+            and other.territory_closure <= self.territory_closure
+        )
+
+    def check(self, use: IntendedUse) -> list[Reason]:
+        """The scope reasons ``use`` fails (empty when it is within scope)."""
+        reasons: list[Reason] = []
+        if use.category not in self.categories:
+            reasons.append(Reason.OUT_OF_SCOPE_CATEGORY)
+        if use.purpose not in self.purpose_closure:
+            reasons.append(Reason.OUT_OF_SCOPE_PURPOSE)
+        if use.medium not in self.media:
+            reasons.append(Reason.OUT_OF_SCOPE_MEDIUM)
+        if not territory.covers(self.territory_closure, use.territory):
+            reasons.append(Reason.OUT_OF_SCOPE_TERRITORY)
+        return reasons
+
+    def to_proto(self) -> licence_pb2.Scope:
+        """The wire form, every list in canonical (sorted) order."""
+        return licence_pb2.Scope(
+            categories=sorted(self.categories),
+            purposes=sorted(self.purposes),
+            media=sorted(self.media),
+            territories=sorted(self.territories),
+        )
+
+    @classmethod
+    def from_proto(cls, msg: licence_pb2.Scope) -> Scope:
+        """Parse the wire form; raises ``LicentiaError`` for unknown or duplicate values."""
+        key = msg.SerializeToString(deterministic=True)
+        scope = _INTERNED.get(key)
+        if scope is not None:
+            return scope
+        for items in (msg.categories, msg.purposes, msg.media, msg.territories):
+            if len(items) > MAX_SCOPE_ITEMS:
+                raise LicentiaError(Reason.TOO_LARGE, "scope lists too many items")
+        territories = frozenset(msg.territories)
+        if len(territories) != len(msg.territories):
+            raise LicentiaError(Reason.MALFORMED, "duplicate territory")
+        scope = cls(
+            _enum_set(msg.categories, DataCategory, "category"),
+            _enum_set(msg.purposes, Purpose, "purpose"),
+            _enum_set(msg.media, Medium, "medium"),
+            territories,
+        )
+        if len(_INTERNED) >= _INTERN_MAX:
+            _INTERNED.clear()
+        _INTERNED[key] = scope
+        return scope
+
+
+@dataclass(frozen=True, slots=True)
+class IntendedUse:
+    """What a platform is about to publish: checked against a licence at time ``now``."""
+
+    category: DataCategory
+    purpose: Purpose
+    medium: Medium
+    territory: str
+    asset_sha256: bytes
+
+    def __post_init__(self) -> None:
+        try:
+            DataCategory(self.category)
+            Purpose(self.purpose)
+            Medium(self.medium)
+        except ValueError:
+            raise LicentiaError(Reason.INVALID_USE, "unknown category, purpose or medium") from None
+        if not territory.is_territory(self.territory):
+            raise LicentiaError(Reason.INVALID_USE, "unknown territory")
+        if len(self.asset_sha256) != 32:
+            raise LicentiaError(Reason.INVALID_USE, "an asset digest is 32 bytes (SHA-256)")
+
+    def to_proto(self) -> licence_pb2.IntendedUse:
+        """The wire form."""
+        return licence_pb2.IntendedUse(
+            category=self.category,
+            purpose=self.purpose,
+            medium=self.medium,
+            territory=self.territory,
+            asset_sha256=self.asset_sha256,
+        )
+
+    @classmethod
+    def from_proto(cls, msg: licence_pb2.IntendedUse) -> IntendedUse:
+        """Parse the wire form; raises ``LicentiaError(INVALID_USE)``."""
+        try:
+            return cls(
+                DataCategory(msg.category),
+                Purpose(msg.purpose),
+                Medium(msg.medium),
+                msg.territory,
+                msg.asset_sha256,
+            )
+        except ValueError:
+            raise LicentiaError(Reason.INVALID_USE, "unknown category, purpose or medium") from None

@@ -1,0 +1,200 @@
+"""The revocation status list: one bit per licence, snapshots signed by the issuer, events.
+
+Bit ``i`` is bit ``7 - i % 8`` of byte ``i // 8`` (most significant bit first); a set bit
+means revoked, and revocation is final, so bits are only ever set. The issuer keeps a
+:class:`StatusList`; it publishes signed snapshots (zlib-compressed bits with a sequence
+number and a time) and a stream of :class:`StatusEvent` s numbered 1, 2, 3, … with
+heartbeats between them. A verifier's :class:`StatusView` starts from a snapshot, applies
+events strictly in order, and fails closed: past its staleness bound it answers
+``STATUS_STALE`` for every licence whose bit is not set.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from . import keys
+from .errors import LicentiaError, Reason
+from .keys import IssuerKeyResolver, PrivateKey
+from .v1 import status_pb2
+
+#: The largest status list a verifier accepts (64 Mi licences, 8 MiB of bits).
+MAX_STATUS_BITS = 1 << 26
+#: The largest signed snapshot accepted from the wire (compressed).
+MAX_SNAPSHOT_BYTES = 1 << 23
+
+
+def _byte_len(bit_length: int) -> int:
+    return (bit_length + 7) // 8
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """One revocation: ``status_index`` became revoked at ``revoked_at``."""
+
+    sequence: int
+    status_index: int
+    revoked_at: int
+
+    def to_proto(self) -> status_pb2.StatusEvent:
+        """The wire form."""
+        return status_pb2.StatusEvent(sequence=self.sequence, status_index=self.status_index,
+                                      revoked_at=self.revoked_at)
+
+    @classmethod
+    def from_proto(cls, msg: status_pb2.StatusEvent) -> StatusEvent:
+        """Parse the wire form; refuses an index beyond ``MAX_STATUS_BITS``."""
+        if msg.status_index >= MAX_STATUS_BITS or msg.sequence == 0:
+            raise LicentiaError(Reason.MALFORMED, "status event out of range")
+        return cls(msg.sequence, msg.status_index, msg.revoked_at)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSnapshot:
+    """A verified snapshot: the bits as of ``sequence``, taken at ``taken_at``."""
+
+    issuer_key_id: bytes
+    sequence: int
+    taken_at: int
+    bit_length: int
+    bits: bytes
+
+
+class StatusList:
+    """The issuer's status list. Mutable; owned by the exchange."""
+
+    __slots__ = ("_bits", "_bit_length")
+
+    def __init__(self, bits: bytes = b"", bit_length: int = 0) -> None:
+        if _byte_len(bit_length) != len(bits) or bit_length > MAX_STATUS_BITS:
+            raise LicentiaError(Reason.MALFORMED, "bit length does not match the bits")
+        self._bits = bytearray(bits)
+        self._bit_length = bit_length
+
+    @property
+    def bit_length(self) -> int:
+        """Number of indexes the list holds."""
+        return self._bit_length
+
+    def revoke(self, index: int) -> None:
+        """Set the bit of ``index``, growing the list as needed."""
+        if not 0 <= index < MAX_STATUS_BITS:
+            raise LicentiaError(Reason.MALFORMED, "status index out of range")
+        if index >= self._bit_length:
+            self._bit_length = index + 1
+            self._bits.extend(bytes(_byte_len(self._bit_length) - len(self._bits)))
+        self._bits[index >> 3] |= 0x80 >> (index & 7)
+
+    def is_revoked(self, index: int) -> bool:
+        """True if ``index``'s bit is set (indexes beyond the list are not revoked)."""
+        return index < self._bit_length and bool(self._bits[index >> 3] & (0x80 >> (index & 7)))
+
+    def snapshot(self, issuer_key: PrivateKey, sequence: int, taken_at: int) -> bytes:
+        """A signed snapshot (serialized ``SignedStatusSnapshot``) of the list as it is now."""
+        snap = status_pb2.StatusListSnapshot(
+            issuer_key_id=issuer_key.public.key_id,
+            sequence=sequence,
+            taken_at=taken_at,
+            bit_length=self._bit_length,
+            bits_zlib=zlib.compress(bytes(self._bits), 9),
+        ).SerializeToString(deterministic=True)
+        signed = status_pb2.SignedStatusSnapshot(
+            snapshot=snap, signature=issuer_key.sign(keys.STATUS_SNAPSHOT, snap))
+        return signed.SerializeToString(deterministic=True)
+
+
+def verify_snapshot(data: bytes, keys_: IssuerKeyResolver) -> StatusSnapshot:
+    """Check a signed snapshot's size, signature and bits; raises ``LicentiaError``.
+
+    The issuer key must have been allowed to sign at the snapshot's time.
+    """
+    if len(data) > MAX_SNAPSHOT_BYTES:
+        raise LicentiaError(Reason.TOO_LARGE, "status snapshot too large")
+    signed = status_pb2.SignedStatusSnapshot()
+    snap = status_pb2.StatusListSnapshot()
+    try:
+        signed.ParseFromString(data)
+        snap.ParseFromString(signed.snapshot)
+    except (DecodeError, RecursionError, ValueError):
+        raise LicentiaError(Reason.MALFORMED, "status snapshot is not valid protobuf") from None
+    issuer = keys_.resolve(snap.issuer_key_id)
+    if issuer is None:
+        raise LicentiaError(Reason.UNKNOWN_ISSUER_KEY, "snapshot signed by an unknown key")
+    if not issuer.public.verify(keys.STATUS_SNAPSHOT, signed.snapshot, signed.signature):
+        raise LicentiaError(Reason.BAD_SIGNATURE, "status snapshot signature does not verify")
+    if not issuer.may_sign_at(snap.taken_at):
+        raise LicentiaError(Reason.ISSUER_KEY_NOT_VALID, "snapshot key not valid at its time")
+    if snap.bit_length > MAX_STATUS_BITS:
+        raise LicentiaError(Reason.TOO_LARGE, "status list too large")
+    want = _byte_len(snap.bit_length)
+    d = zlib.decompressobj()
+    try:
+        bits = d.decompress(snap.bits_zlib, want + 1)
+    except zlib.error:
+        raise LicentiaError(Reason.MALFORMED, "status bits are not zlib data") from None
+    if len(bits) != want or not d.eof or d.unconsumed_tail or d.unused_data:
+        raise LicentiaError(Reason.MALFORMED, "status bits do not match the bit length")
+    return StatusSnapshot(snap.issuer_key_id, snap.sequence, snap.taken_at, snap.bit_length, bits)
+
+
+class StatusView:
+    """A verifier's view of the status list, and how fresh it is.
+
+    It answers ``REVOKED`` for a set bit whatever its age (revocation is final) and
+    ``STATUS_STALE`` for any other licence once ``now - fresh_at`` exceeds
+    ``staleness_bound`` seconds. It is fresh as of the latest snapshot, event or heartbeat
+    that it has fully caught up with.
+    """
+
+    __slots__ = ("_list", "sequence", "fresh_at", "staleness_bound")
+
+    def __init__(self, snapshot: StatusSnapshot, staleness_bound: int) -> None:
+        if staleness_bound <= 0:
+            raise ValueError("staleness_bound must be positive")
+        self.staleness_bound = staleness_bound
+        self._list = StatusList(snapshot.bits, snapshot.bit_length)
+        self.sequence = snapshot.sequence
+        self.fresh_at = snapshot.taken_at
+
+    def replace(self, snapshot: StatusSnapshot) -> None:
+        """Resynchronise from a newer snapshot (after a gap); refuses an older one."""
+        if snapshot.sequence < self.sequence:
+            raise LicentiaError(Reason.STATUS_SEQUENCE_GAP, "snapshot older than the view")
+        self._list = StatusList(snapshot.bits, snapshot.bit_length)
+        self.sequence = snapshot.sequence
+        self.fresh_at = max(self.fresh_at, snapshot.taken_at)
+
+    def apply(self, event: StatusEvent) -> None:
+        """Apply the next event. A repeat is ignored; a gap raises ``STATUS_SEQUENCE_GAP``
+        and the view must be resynchronised from a snapshot."""
+        if event.sequence <= self.sequence:
+            return
+        if event.sequence != self.sequence + 1:
+            raise LicentiaError(Reason.STATUS_SEQUENCE_GAP,
+                                f"expected event {self.sequence + 1}, got {event.sequence}")
+        self._list.revoke(event.status_index)
+        self.sequence = event.sequence
+        self.fresh_at = max(self.fresh_at, event.revoked_at)
+
+    def heartbeat(self, sequence: int, at: int) -> None:
+        """The exchange had reached ``sequence`` at ``at``. Refreshes the view only if it
+        has every event up to ``sequence``; otherwise raises ``STATUS_SEQUENCE_GAP``."""
+        if sequence > self.sequence:
+            raise LicentiaError(Reason.STATUS_SEQUENCE_GAP,
+                                f"heartbeat at {sequence}, view at {self.sequence}")
+        self.fresh_at = max(self.fresh_at, at)
+
+    def is_fresh(self, now: int) -> bool:
+        """True while ``now`` is within the staleness bound of the last refresh."""
+        return now - self.fresh_at <= self.staleness_bound
+
+    def check(self, index: int, now: int) -> Reason | None:
+        """``REVOKED``, ``STATUS_STALE``, or ``None`` when the licence is known not revoked."""
+        if self._list.is_revoked(index):
+            return Reason.REVOKED
+        if now - self.fresh_at > self.staleness_bound:
+            return Reason.STATUS_STALE
+        return None

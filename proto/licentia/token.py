@@ -1,0 +1,499 @@
+"""The licence token: claims, the holder's consent, the issuer's signature, the text form.
+
+The flow (docs/token-format.md has the byte-level rules):
+
+1. The exchange builds :class:`LicenceClaims` and encodes them once (:meth:`LicenceClaims.encode`).
+2. The holder consents to those exact bytes — :func:`approve` — or has signed a
+   :class:`StandingRule` beforehand that the claims fall within (:func:`sign_standing_rule`).
+3. The exchange signs claims + consent with its issuer key and emits the token (:func:`issue`):
+   ``lic1.`` + base64url(SignedLicence).
+
+A verifier calls :func:`parse_token`, which yields an :class:`UnverifiedLicence`; only
+:meth:`UnverifiedLicence.verify` yields a :class:`Licence`. Signatures are always checked
+over the exact bytes carried in the token, never over a re-serialisation, and every
+protobuf message must be in canonical form, so that one licence has exactly one token.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from . import keys
+from .encoding import b64url_decode, b64url_encode, parse_canonical, u32be
+from .errors import LicentiaError, Reason
+from .keys import IssuerKey, IssuerKeyResolver, PrivateKey, PublicKey
+from .scope import Scope
+from .v1 import licence_pb2
+from .vocabulary import SENSITIVE_CATEGORIES, SENSITIVE_PURPOSES, DataCategory
+
+TOKEN_PREFIX = "lic1."
+#: Tokens longer than this are refused before any decoding.
+MAX_TOKEN_CHARS = 4096
+LICENCE_ID_BYTES = 16
+RULE_ID_BYTES = 16
+DIGEST_BYTES = 32
+MAX_ASSETS = 16
+MAX_RULE_LICENSEES = 16
+#: The default longest term a verifier accepts (the exchange's default cap: one year).
+DEFAULT_MAX_TERM_SECONDS = 365 * 86400
+#: Consent kinds, as the byte that tags them in the issuance message.
+CONSENT_APPROVAL = 0x01
+CONSENT_STANDING = 0x02
+
+_DAY = 86400
+_CATEGORY = {c.value: c for c in DataCategory}
+
+
+def new_licence_id() -> bytes:
+    """16 fresh random bytes for a licence id."""
+    return secrets.token_bytes(LICENCE_ID_BYTES)
+
+
+def _check_digest(d: bytes) -> None:
+    if len(d) != DIGEST_BYTES:
+        raise LicentiaError(Reason.MALFORMED, "an asset digest is 32 bytes (SHA-256)")
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """One licensed asset: its data category and the SHA-256 of its exact bytes."""
+
+    category: DataCategory
+    sha256: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTerms:
+    """What the licensee pays: integer minor units of one ISO 4217 currency."""
+
+    currency: str
+    amount_minor: int
+    per_use_minor: int = 0
+    fee_bps: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.currency) != 3 or not (self.currency.isascii() and self.currency.isupper()):
+            raise LicentiaError(Reason.MALFORMED, "currency is a 3-letter ISO 4217 code")
+        if not 0 <= self.fee_bps <= 10_000:
+            raise LicentiaError(Reason.MALFORMED, "fee_bps is between 0 and 10000")
+        if self.amount_minor < 0 or self.per_use_minor < 0:
+            raise LicentiaError(Reason.MALFORMED, "a price is never negative")
+
+    def to_proto(self) -> licence_pb2.PriceTerms:
+        """The wire form."""
+        return licence_pb2.PriceTerms(currency=self.currency, amount_minor=self.amount_minor,
+                                      per_use_minor=self.per_use_minor, fee_bps=self.fee_bps)
+
+
+@dataclass(frozen=True, slots=True)
+class LicenceClaims:
+    """What a licence says. Values are checked on construction, so a built claim is well-formed."""
+
+    licence_id: bytes
+    issuer_key_id: bytes
+    holder: PublicKey
+    licensee: PublicKey
+    assets: tuple[Asset, ...]
+    scope: Scope
+    issued_at: int
+    not_before: int
+    not_after: int
+    status_index: int
+    price: PriceTerms
+    max_uses: int = 0
+    exclusive: bool = False
+    #: Asset digest -> category, for the per-use asset check.
+    asset_categories: dict[bytes, DataCategory] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.licence_id) != LICENCE_ID_BYTES:
+            raise LicentiaError(Reason.MALFORMED, "licence id is 16 bytes")
+        if len(self.issuer_key_id) != keys.KEY_ID_BYTES:
+            raise LicentiaError(Reason.MALFORMED, "issuer key id is 8 bytes")
+        if not 1 <= len(self.assets) <= MAX_ASSETS:
+            raise LicentiaError(Reason.MALFORMED, f"a licence names 1 to {MAX_ASSETS} assets")
+        by_digest = {a.sha256: a.category for a in self.assets}
+        if len(by_digest) != len(self.assets):
+            raise LicentiaError(Reason.MALFORMED, "duplicate asset digest")
+        categories = self.scope.categories
+        for digest, category in by_digest.items():
+            if len(digest) != DIGEST_BYTES or category not in categories:
+                raise LicentiaError(Reason.MALFORMED,
+                                    "an asset is a 32-byte SHA-256 of a category in scope")
+        if self.not_after == 0:
+            raise LicentiaError(Reason.MALFORMED, "no licence is perpetual: not_after is required")
+        if self.max_uses < 0 or self.status_index < 0 or self.issued_at < 0:
+            raise LicentiaError(Reason.MALFORMED, "negative count, index or time")
+        object.__setattr__(self, "asset_categories", by_digest)
+
+    @property
+    def term_seconds(self) -> int:
+        """Length of the licence's validity window (may be <= 0 for an invalid term)."""
+        return self.not_after - self.not_before
+
+    def to_proto(self) -> licence_pb2.LicenceClaims:
+        """The wire form."""
+        return licence_pb2.LicenceClaims(
+            licence_id=self.licence_id,
+            issuer_key_id=self.issuer_key_id,
+            holder_key=self.holder.raw,
+            licensee_key=self.licensee.raw,
+            assets=[licence_pb2.Asset(category=a.category, sha256=a.sha256) for a in self.assets],
+            scope=self.scope.to_proto(),
+            issued_at=self.issued_at,
+            not_before=self.not_before,
+            not_after=self.not_after,
+            max_uses=self.max_uses,
+            exclusive=self.exclusive,
+            status_index=self.status_index,
+            price=self.price.to_proto(),
+        )
+
+    def encode(self) -> bytes:
+        """The exact claims bytes that the holder and the issuer sign."""
+        return self.to_proto().SerializeToString(deterministic=True)
+
+    @classmethod
+    def decode(cls, data: bytes) -> LicenceClaims:
+        """Parse exact claims bytes (canonical protobuf); raises ``LicentiaError``."""
+        msg = licence_pb2.LicenceClaims()
+        parse_canonical(data, msg, "claims")
+        return cls.from_proto(msg)
+
+    @classmethod
+    def from_proto(cls, msg: licence_pb2.LicenceClaims) -> LicenceClaims:
+        """Build from a parsed message; raises ``LicentiaError(MALFORMED)``."""
+        if len(msg.assets) > MAX_ASSETS:
+            raise LicentiaError(Reason.TOO_LARGE, "too many assets")
+        if not msg.HasField("scope") or not msg.HasField("price"):
+            raise LicentiaError(Reason.MALFORMED, "claims need a scope and price terms")
+        try:
+            assets = tuple([Asset(_CATEGORY[a.category], a.sha256) for a in msg.assets])
+        except KeyError:
+            raise LicentiaError(Reason.MALFORMED, "unknown asset category") from None
+        p = msg.price
+        return cls(
+            licence_id=msg.licence_id,
+            issuer_key_id=msg.issuer_key_id,
+            holder=PublicKey(msg.holder_key),
+            licensee=PublicKey(msg.licensee_key),
+            assets=assets,
+            scope=Scope.from_proto(msg.scope),
+            issued_at=msg.issued_at,
+            not_before=msg.not_before,
+            not_after=msg.not_after,
+            status_index=msg.status_index,
+            price=PriceTerms(p.currency, p.amount_minor, p.per_use_minor, p.fee_bps),
+            max_uses=msg.max_uses,
+            exclusive=msg.exclusive,
+        )
+
+
+def sensitive_reasons(scope: Scope) -> list[Reason]:
+    """``[SENSITIVE_USE_NEEDS_APPROVAL]`` if ``scope`` allows a sensitive use, else ``[]``."""
+    if scope.purpose_closure & SENSITIVE_PURPOSES or scope.categories & SENSITIVE_CATEGORIES:
+        return [Reason.SENSITIVE_USE_NEEDS_APPROVAL]
+    return []
+
+
+@dataclass(frozen=True, slots=True)
+class StandingRule:
+    """A holder's signed standing auto-approval rule.
+
+    A licence issued under it must fall entirely within it (:meth:`permits`). It can never
+    cover a sensitive use: political campaigns, AI model training, or opinions.
+    """
+
+    rule_id: bytes
+    holder: PublicKey
+    scope: Scope
+    asset_sha256: frozenset[bytes]
+    not_before: int
+    not_after: int
+    max_term_seconds: int
+    min_price_per_day_minor: int
+    currency: str
+    allow_exclusive: bool = False
+    max_uses: int = 0
+    licensee_keys: frozenset[bytes] = frozenset()
+
+    def __post_init__(self) -> None:
+        if len(self.rule_id) != RULE_ID_BYTES:
+            raise LicentiaError(Reason.MALFORMED, "rule id is 16 bytes")
+        if not 1 <= len(self.asset_sha256) <= MAX_ASSETS:
+            raise LicentiaError(Reason.MALFORMED, f"a rule names 1 to {MAX_ASSETS} assets")
+        for d in self.asset_sha256:
+            _check_digest(d)
+        if len(self.licensee_keys) > MAX_RULE_LICENSEES:
+            raise LicentiaError(Reason.TOO_LARGE, "too many licensees in a rule")
+        for k in self.licensee_keys:
+            PublicKey(k)
+        if self.not_after <= self.not_before or self.max_term_seconds <= 0:
+            raise LicentiaError(Reason.MALFORMED, "a rule needs a non-empty window and term")
+        PriceTerms(self.currency, self.min_price_per_day_minor)
+
+    def to_proto(self) -> licence_pb2.StandingRule:
+        """The wire form, lists in canonical (sorted) order."""
+        return licence_pb2.StandingRule(
+            rule_id=self.rule_id,
+            holder_key=self.holder.raw,
+            scope=self.scope.to_proto(),
+            asset_sha256=sorted(self.asset_sha256),
+            not_before=self.not_before,
+            not_after=self.not_after,
+            max_term_seconds=self.max_term_seconds,
+            min_price_per_day_minor=self.min_price_per_day_minor,
+            currency=self.currency,
+            allow_exclusive=self.allow_exclusive,
+            max_uses=self.max_uses,
+            licensee_keys=sorted(self.licensee_keys),
+        )
+
+    def encode(self) -> bytes:
+        """The exact rule bytes the holder signs."""
+        return self.to_proto().SerializeToString(deterministic=True)
+
+    @classmethod
+    def decode(cls, data: bytes) -> StandingRule:
+        """Parse exact rule bytes (canonical protobuf); raises ``LicentiaError``."""
+        msg = licence_pb2.StandingRule()
+        parse_canonical(data, msg, "standing rule")
+        if len(msg.asset_sha256) > MAX_ASSETS or len(msg.licensee_keys) > MAX_RULE_LICENSEES:
+            raise LicentiaError(Reason.TOO_LARGE, "standing rule lists too much")
+        digests = frozenset(msg.asset_sha256)
+        licensees = frozenset(msg.licensee_keys)
+        if len(digests) != len(msg.asset_sha256) or len(licensees) != len(msg.licensee_keys):
+            raise LicentiaError(Reason.MALFORMED, "duplicate entry in standing rule")
+        if not msg.HasField("scope"):
+            raise LicentiaError(Reason.MALFORMED, "a standing rule needs a scope")
+        return cls(
+            rule_id=msg.rule_id,
+            holder=PublicKey(msg.holder_key),
+            scope=Scope.from_proto(msg.scope),
+            asset_sha256=digests,
+            not_before=msg.not_before,
+            not_after=msg.not_after,
+            max_term_seconds=msg.max_term_seconds,
+            min_price_per_day_minor=msg.min_price_per_day_minor,
+            currency=msg.currency,
+            allow_exclusive=msg.allow_exclusive,
+            max_uses=msg.max_uses,
+            licensee_keys=licensees,
+        )
+
+    def permits(self, claims: LicenceClaims) -> list[Reason]:
+        """Every reason the claims are not covered by this rule (empty when they are)."""
+        sensitive = sensitive_reasons(claims.scope) or sensitive_reasons(self.scope)
+        if sensitive:
+            return sensitive
+        ok = (
+            claims.holder == self.holder
+            and self.scope.contains(claims.scope)
+            and all(a.sha256 in self.asset_sha256 for a in claims.assets)
+            and self.not_before <= claims.not_before
+            and claims.not_after <= self.not_after
+            and 0 < claims.term_seconds <= self.max_term_seconds
+            and claims.price.currency == self.currency
+            and claims.price.amount_minor
+            >= self.min_price_per_day_minor * -(-claims.term_seconds // _DAY)
+            and (self.allow_exclusive or not claims.exclusive)
+            and (self.max_uses == 0 or 0 < claims.max_uses <= self.max_uses)
+            and (not self.licensee_keys or claims.licensee.raw in self.licensee_keys)
+        )
+        return [] if ok else [Reason.OUTSIDE_STANDING_RULE]
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """Consent by approval: the holder's signature over the exact claims bytes."""
+
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StandingConsent:
+    """Consent by standing rule: the exact rule bytes and the holder's signature over them."""
+
+    rule_bytes: bytes
+    signature: bytes
+
+    @property
+    def rule(self) -> StandingRule:
+        """The parsed rule; raises ``LicentiaError`` if the bytes are not a valid rule."""
+        return StandingRule.decode(self.rule_bytes)
+
+
+Consent = Approval | StandingConsent
+
+
+def approve(holder_key: PrivateKey, claims_bytes: bytes) -> Approval:
+    """The holder consents to these exact claims bytes."""
+    return Approval(holder_key.sign(keys.CONSENT, claims_bytes))
+
+
+def sign_standing_rule(holder_key: PrivateKey, rule: StandingRule) -> StandingConsent:
+    """The holder signs a standing auto-approval rule; refuses a rule covering sensitive uses."""
+    if rule.holder != holder_key.public:
+        raise LicentiaError(Reason.BAD_CONSENT, "a rule is signed by its own holder")
+    if sensitive_reasons(rule.scope):
+        raise LicentiaError(Reason.SENSITIVE_USE_NEEDS_APPROVAL,
+                            "political campaigns, AI training and opinions need an explicit approval")
+    data = rule.encode()
+    return StandingConsent(data, holder_key.sign(keys.STANDING_RULE, data))
+
+
+def issuance_message(claims_bytes: bytes, consent: Consent) -> bytes:
+    """The payload of the issuer's signature: claims and consent, each unambiguously framed."""
+    head = u32be(len(claims_bytes)) + claims_bytes
+    if isinstance(consent, Approval):
+        return head + bytes([CONSENT_APPROVAL]) + consent.signature
+    return (head + bytes([CONSENT_STANDING]) + u32be(len(consent.rule_bytes))
+            + consent.rule_bytes + consent.signature)
+
+
+def issue(issuer_key: PrivateKey, claims_bytes: bytes, consent: Consent) -> str:
+    """The exchange signs claims + consent and returns the token text ``lic1.…``.
+
+    The claims must name this issuer key; the consent is not checked here (the exchange
+    checks it before calling, and every verifier checks it again).
+    """
+    claims = LicenceClaims.decode(claims_bytes)
+    if claims.issuer_key_id != issuer_key.public.key_id:
+        raise LicentiaError(Reason.UNKNOWN_ISSUER_KEY, "claims name another issuer key")
+    sig = issuer_key.sign(keys.ISSUANCE, issuance_message(claims_bytes, consent))
+    env = licence_pb2.SignedLicence(claims=claims_bytes, issuer_signature=sig)
+    if isinstance(consent, Approval):
+        env.holder_signature = consent.signature
+    else:
+        env.standing.rule = consent.rule_bytes
+        env.standing.holder_signature = consent.signature
+    return TOKEN_PREFIX + b64url_encode(env.SerializeToString(deterministic=True))
+
+
+@dataclass(frozen=True, slots=True)
+class UnverifiedLicence:
+    """A parsed token whose signatures have not been checked. Do not act on it."""
+
+    token: str
+    claims_bytes: bytes
+    claims: LicenceClaims
+    consent: Consent
+    issuer_signature: bytes
+
+    def verify(
+        self,
+        keys_: IssuerKeyResolver,
+        *,
+        max_term_seconds: int = DEFAULT_MAX_TERM_SECONDS,
+    ) -> Licence:
+        """Check the issuer key, both signatures and the consent; return the :class:`Licence`.
+
+        Raises :class:`VerificationError` listing every failing reason. Time, scope and
+        status are not checked here: they change with ``now`` (see :mod:`licentia.verify`).
+        """
+        reasons = authentication_reasons(self, keys_, max_term_seconds)
+        if reasons:
+            raise VerificationError(reasons)
+        issuer = keys_.resolve(self.claims.issuer_key_id)
+        assert issuer is not None  # checked above
+        return Licence(self, issuer)
+
+
+def authentication_reasons(
+    u: UnverifiedLicence, keys_: IssuerKeyResolver, max_term_seconds: int
+) -> list[Reason]:
+    """Every reason the token is not an authentic, well-consented licence (time-independent)."""
+    reasons: list[Reason] = []
+    c = u.claims
+    issuer = keys_.resolve(c.issuer_key_id)
+    if issuer is None:
+        reasons.append(Reason.UNKNOWN_ISSUER_KEY)
+    else:
+        if not issuer.may_sign_at(c.issued_at):
+            reasons.append(Reason.ISSUER_KEY_NOT_VALID)
+        if not issuer.public.verify(keys.ISSUANCE, issuance_message(u.claims_bytes, u.consent),
+                                    u.issuer_signature):
+            reasons.append(Reason.BAD_SIGNATURE)
+    consent = u.consent
+    if isinstance(consent, Approval):
+        if not c.holder.verify(keys.CONSENT, u.claims_bytes, consent.signature):
+            reasons.append(Reason.BAD_CONSENT)
+    else:
+        if not c.holder.verify(keys.STANDING_RULE, consent.rule_bytes, consent.signature):
+            reasons.append(Reason.BAD_CONSENT)
+        else:
+            try:
+                reasons.extend(consent.rule.permits(c))
+            except LicentiaError:
+                reasons.append(Reason.BAD_CONSENT)
+    if not 0 < c.term_seconds <= max_term_seconds:
+        reasons.append(Reason.INVALID_TERM)
+    return reasons
+
+
+class VerificationError(LicentiaError):
+    """A licence failed authentication; ``reasons`` lists every failing check."""
+
+    def __init__(self, reasons: Iterable[Reason]) -> None:
+        self.reasons = tuple(reasons)
+        super().__init__(self.reasons[0], ", ".join(r.name for r in self.reasons))
+
+
+@dataclass(frozen=True, slots=True)
+class Licence:
+    """A licence whose issuer signature and holder consent have been verified.
+
+    Only :meth:`UnverifiedLicence.verify` (or the verification engine) creates one.
+    """
+
+    parsed: UnverifiedLicence
+    issuer_key: IssuerKey
+
+    @property
+    def token(self) -> str:
+        """The token text, exactly as received."""
+        return self.parsed.token
+
+    @property
+    def claims(self) -> LicenceClaims:
+        """The verified claims."""
+        return self.parsed.claims
+
+    @property
+    def licence_id(self) -> bytes:
+        """The 16-byte licence id."""
+        return self.parsed.claims.licence_id
+
+    @property
+    def consent_kind(self) -> Literal["approval", "standing"]:
+        """How the holder consented."""
+        return "approval" if isinstance(self.parsed.consent, Approval) else "standing"
+
+
+def parse_token(text: str) -> UnverifiedLicence:
+    """Parse ``lic1.…`` into an :class:`UnverifiedLicence`; raises ``LicentiaError``.
+
+    Refuses (before decoding) anything longer than ``MAX_TOKEN_CHARS``; refuses any
+    non-canonical encoding.
+    """
+    if not isinstance(text, str):
+        raise LicentiaError(Reason.MALFORMED, "a token is text")
+    if len(text) > MAX_TOKEN_CHARS:
+        raise LicentiaError(Reason.TOO_LARGE, f"tokens are at most {MAX_TOKEN_CHARS} characters")
+    if not text.startswith(TOKEN_PREFIX):
+        raise LicentiaError(Reason.MALFORMED, f"a licence token starts with {TOKEN_PREFIX!r}")
+    env = licence_pb2.SignedLicence()
+    parse_canonical(b64url_decode(text[len(TOKEN_PREFIX):]), env, "licence envelope")
+    kind = env.WhichOneof("consent")
+    consent: Consent
+    if kind == "holder_signature":
+        consent = Approval(env.holder_signature)
+    elif kind == "standing":
+        consent = StandingConsent(env.standing.rule, env.standing.holder_signature)
+    else:
+        raise LicentiaError(Reason.MALFORMED, "a licence carries the holder's consent")
+    claims = LicenceClaims.decode(env.claims)
+    return UnverifiedLicence(text, env.claims, claims, consent, env.issuer_signature)

@@ -1,0 +1,70 @@
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from typing import ClassVar as _ClassVar
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REASON_UNSPECIFIED: _ClassVar[Reason]
+    REASON_MALFORMED: _ClassVar[Reason]
+    REASON_TOO_LARGE: _ClassVar[Reason]
+    REASON_BAD_SIGNATURE: _ClassVar[Reason]
+    REASON_BAD_CONSENT: _ClassVar[Reason]
+    REASON_UNKNOWN_ISSUER_KEY: _ClassVar[Reason]
+    REASON_ISSUER_KEY_NOT_VALID: _ClassVar[Reason]
+    REASON_EXPIRED: _ClassVar[Reason]
+    REASON_NOT_YET_VALID: _ClassVar[Reason]
+    REASON_INVALID_TERM: _ClassVar[Reason]
+    REASON_REVOKED: _ClassVar[Reason]
+    REASON_STATUS_STALE: _ClassVar[Reason]
+    REASON_OUT_OF_SCOPE_CATEGORY: _ClassVar[Reason]
+    REASON_OUT_OF_SCOPE_PURPOSE: _ClassVar[Reason]
+    REASON_OUT_OF_SCOPE_MEDIUM: _ClassVar[Reason]
+    REASON_OUT_OF_SCOPE_TERRITORY: _ClassVar[Reason]
+    REASON_ASSET_MISMATCH: _ClassVar[Reason]
+    REASON_USES_EXHAUSTED: _ClassVar[Reason]
+    REASON_OUTSIDE_STANDING_RULE: _ClassVar[Reason]
+    REASON_SENSITIVE_USE_NEEDS_APPROVAL: _ClassVar[Reason]
+    REASON_WRONG_LICENSEE: _ClassVar[Reason]
+    REASON_WRONG_AUDIENCE: _ClassVar[Reason]
+    REASON_PRESENTATION_EXPIRED: _ClassVar[Reason]
+    REASON_REPLAYED: _ClassVar[Reason]
+    REASON_PRESENTATION_MISMATCH: _ClassVar[Reason]
+    REASON_BAD_REQUEST_SIGNATURE: _ClassVar[Reason]
+    REASON_STALE_REQUEST: _ClassVar[Reason]
+    REASON_REPLAYED_REQUEST: _ClassVar[Reason]
+    REASON_UNKNOWN_KEY: _ClassVar[Reason]
+    REASON_STATUS_SEQUENCE_GAP: _ClassVar[Reason]
+    REASON_INVALID_USE: _ClassVar[Reason]
+REASON_UNSPECIFIED: Reason
+REASON_MALFORMED: Reason
+REASON_TOO_LARGE: Reason
+REASON_BAD_SIGNATURE: Reason
+REASON_BAD_CONSENT: Reason
+REASON_UNKNOWN_ISSUER_KEY: Reason
+REASON_ISSUER_KEY_NOT_VALID: Reason
+REASON_EXPIRED: Reason
+REASON_NOT_YET_VALID: Reason
+REASON_INVALID_TERM: Reason
+REASON_REVOKED: Reason
+REASON_STATUS_STALE: Reason
+REASON_OUT_OF_SCOPE_CATEGORY: Reason
+REASON_OUT_OF_SCOPE_PURPOSE: Reason
+REASON_OUT_OF_SCOPE_MEDIUM: Reason
+REASON_OUT_OF_SCOPE_TERRITORY: Reason
+REASON_ASSET_MISMATCH: Reason
+REASON_USES_EXHAUSTED: Reason
+REASON_OUTSIDE_STANDING_RULE: Reason
+REASON_SENSITIVE_USE_NEEDS_APPROVAL: Reason
+REASON_WRONG_LICENSEE: Reason
+REASON_WRONG_AUDIENCE: Reason
+REASON_PRESENTATION_EXPIRED: Reason
+REASON_REPLAYED: Reason
+REASON_PRESENTATION_MISMATCH: Reason
+REASON_BAD_REQUEST_SIGNATURE: Reason
+REASON_STALE_REQUEST: Reason
+REASON_REPLAYED_REQUEST: Reason
+REASON_UNKNOWN_KEY: Reason
+REASON_STATUS_SEQUENCE_GAP: Reason
+REASON_INVALID_USE: Reason

@@ -1,0 +1,45 @@
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Optional as _Optional
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class StatusListSnapshot(_message.Message):
+    __slots__ = ("issuer_key_id", "sequence", "taken_at", "bit_length", "bits_zlib")
+    ISSUER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TAKEN_AT_FIELD_NUMBER: _ClassVar[int]
+    BIT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    BITS_ZLIB_FIELD_NUMBER: _ClassVar[int]
+    issuer_key_id: bytes
+    sequence: int
+    taken_at: int
+    bit_length: int
+    bits_zlib: bytes
+    def __init__(self, issuer_key_id: _Optional[bytes] = ..., sequence: _Optional[int] = ..., taken_at: _Optional[int] = ..., bit_length: _Optional[int] = ..., bits_zlib: _Optional[bytes] = ...) -> None: ...
+
+class SignedStatusSnapshot(_message.Message):
+    __slots__ = ("snapshot", "signature")
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    snapshot: bytes
+    signature: bytes
+    def __init__(self, snapshot: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class StatusEvent(_message.Message):
+    __slots__ = ("sequence", "status_index", "revoked_at")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_INDEX_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    status_index: int
+    revoked_at: int
+    def __init__(self, sequence: _Optional[int] = ..., status_index: _Optional[int] = ..., revoked_at: _Optional[int] = ...) -> None: ...
+
+class StatusHeartbeat(_message.Message):
+    __slots__ = ("sequence", "at")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    at: int
+    def __init__(self, sequence: _Optional[int] = ..., at: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,186 @@
+"""The verification engine: token + intended use + presentation + status, at ``now``.
+
+:meth:`VerificationEngine.verify` never raises for a bad input: it returns a
+:class:`Decision` listing every failing reason code. Order of checks (docs/token-format.md):
+
+1. size, then parse (``TOO_LARGE``, ``MALFORMED``) — nothing else is checked on failure;
+2. authentication: issuer key, issuer signature, holder consent, term
+   (``UNKNOWN_ISSUER_KEY``, ``ISSUER_KEY_NOT_VALID``, ``BAD_SIGNATURE``, ``BAD_CONSENT``,
+   ``OUTSIDE_STANDING_RULE``, ``SENSITIVE_USE_NEEDS_APPROVAL``, ``INVALID_TERM``) — all
+   collected, and nothing else is checked on failure, since the claims are not trusted;
+3. time, status, scope, asset, uses and presentation — all collected.
+
+Tokens that pass step 2 are cached by their exact text, so a token seen before costs no
+signature check; step 3 runs on every call. A cached entry is used only while the issuer
+key that signed it is still the one the key resolver returns.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from .errors import LicentiaError, Reason
+from .keys import IssuerKeyResolver
+from .nonces import NonceStore
+from .presentation import DEFAULT_WINDOW_SECONDS, check_presentation, parse_presentation
+from .scope import IntendedUse
+from .status import StatusView
+from .token import (
+    DEFAULT_MAX_TERM_SECONDS,
+    Licence,
+    authentication_reasons,
+    parse_token,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of a verification: ALLOW with no reasons, or DENY with every reason."""
+
+    allowed: bool
+    reasons: tuple[Reason, ...]
+    #: The authenticated licence, when the token got that far (even on DENY).
+    licence: Licence | None = None
+
+    @property
+    def verdict(self) -> str:
+        """``"ALLOW"`` or ``"DENY"``."""
+        return "ALLOW" if self.allowed else "DENY"
+
+    def __str__(self) -> str:
+        if self.allowed:
+            return "ALLOW"
+        return "DENY " + ", ".join(r.name for r in self.reasons)
+
+
+def _deny(*reasons: Reason, licence: Licence | None = None) -> Decision:
+    return Decision(False, tuple(reasons), licence)
+
+
+class VerificationEngine:
+    """Verifies licences in-process, with a cache of authenticated tokens.
+
+    ``status`` is the verifier's view of the revocation status list (it fails closed when
+    stale). With ``audience`` set — a platform's own id — every verification needs a
+    presentation for that platform, checked against ``nonces``; without it, only the
+    licence itself is checked (the exchange's and the holder's view).
+    """
+
+    def __init__(
+        self,
+        keys: IssuerKeyResolver,
+        status: StatusView,
+        *,
+        audience: str | None = None,
+        nonces: NonceStore | None = None,
+        max_term_seconds: int = DEFAULT_MAX_TERM_SECONDS,
+        presentation_window_seconds: int = DEFAULT_WINDOW_SECONDS,
+        cache_size: int = 10_000,
+    ) -> None:
+        if audience is not None and nonces is None:
+            raise ValueError("a platform (audience) needs a nonce store")
+        self.keys = keys
+        self.status = status
+        self.audience = audience
+        self.nonces = nonces
+        self.max_term_seconds = max_term_seconds
+        self.presentation_window_seconds = presentation_window_seconds
+        self.cache_size = cache_size
+        self._cache: dict[str, tuple[Licence, Decision]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, token: str) -> Licence | Decision:
+        """The authenticated licence for ``token`` (cached), or a DENY decision."""
+        auth = self._authenticate(token)
+        return auth if isinstance(auth, Decision) else auth[0]
+
+    def _authenticate(self, token: str) -> tuple[Licence, Decision] | Decision:
+        hit = self._cache.get(token)
+        if hit is not None:
+            if self.keys.resolve(hit[0].claims.issuer_key_id) is hit[0].issuer_key:
+                return hit
+            with self._lock:  # the key set changed: authenticate again
+                self._cache.pop(token, None)
+        try:
+            parsed = parse_token(token)
+            reasons = authentication_reasons(parsed, self.keys, self.max_term_seconds)
+        except LicentiaError as e:
+            return _deny(e.reason)
+        except Exception:  # noqa: BLE001 - fail closed on anything unforeseen
+            return _deny(Reason.MALFORMED)
+        if reasons:
+            return _deny(*reasons)
+        issuer = self.keys.resolve(parsed.claims.issuer_key_id)
+        assert issuer is not None  # authentication_reasons checked it
+        licence = Licence(parsed, issuer)
+        entry = (licence, Decision(True, (), licence))
+        with self._lock:
+            if len(self._cache) >= self.cache_size:
+                del self._cache[next(iter(self._cache))]
+            self._cache[token] = entry
+        return entry
+
+    def verify(
+        self,
+        token: str,
+        use: IntendedUse | None,
+        now: int,
+        *,
+        presentation: str | None = None,
+        uses_so_far: int | None = None,
+    ) -> Decision:
+        """Decide whether ``use`` of the licence ``token`` is allowed at ``now``.
+
+        ``use=None`` checks the licence alone (time and status), never with an audience.
+        ``uses_so_far`` (the exchange's count) enables the ``max_uses`` check.
+        """
+        auth = self._authenticate(token)
+        if isinstance(auth, Decision):
+            return auth
+        licence, allow = auth
+        c = licence.claims
+        reasons: list[Reason] = []
+        if now < c.not_before:
+            reasons.append(Reason.NOT_YET_VALID)
+        if now >= c.not_after:
+            reasons.append(Reason.EXPIRED)
+        status = self.status.check(c.status_index, now)
+        if status is not None:
+            reasons.append(status)
+        if use is not None:
+            reasons.extend(c.scope.check(use))
+            if c.asset_categories.get(use.asset_sha256) != use.category:
+                reasons.append(Reason.ASSET_MISMATCH)
+        if c.max_uses and uses_so_far is not None and uses_so_far >= c.max_uses:
+            reasons.append(Reason.USES_EXHAUSTED)
+        if self.audience is not None:
+            reasons.extend(self._check_presentation(licence, use, presentation, now))
+        if reasons:
+            return Decision(False, tuple(reasons), licence)
+        return allow
+
+    def _check_presentation(
+        self, licence: Licence, use: IntendedUse | None, presentation: str | None, now: int
+    ) -> list[Reason]:
+        assert self.audience is not None and self.nonces is not None
+        if use is None:
+            return [Reason.INVALID_USE]
+        if presentation is None:
+            return [Reason.WRONG_LICENSEE]
+        try:
+            p = parse_presentation(presentation)
+        except LicentiaError as e:
+            return [e.reason]
+        except Exception:  # noqa: BLE001 - fail closed on anything unforeseen
+            return [Reason.MALFORMED]
+        return check_presentation(
+            p,
+            licensee=licence.claims.licensee,
+            licence_id=licence.licence_id,
+            audience=self.audience,
+            use=use,
+            now=now,
+            nonces=self.nonces,
+            window_seconds=self.presentation_window_seconds,
+        )

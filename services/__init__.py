@@ -1,0 +1,1 @@
+"""Licentia exchange services (gRPC servers and the store)."""
