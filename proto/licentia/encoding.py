@@ -18,7 +18,12 @@ from .errors import LicentiaError, Reason
 
 _M = TypeVar("_M", bound=Message)
 _URL_TO_STD = bytes.maketrans(b"-_+/", b"+/-_")
-_STD_TO_URL = bytes.maketrans(b"+/-_", b"-_+/")
+_B64_VALUE = {
+    c: i for i, c in enumerate(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+}
+#: By length mod 4: the padding to add, and the bits of the last character that must be 0.
+_PADDING = (b"", b"", b"==", b"=")
+_UNUSED_BITS = (0, 0, 0x0F, 0x03)
 
 
 def b64url_encode(data: bytes) -> str:
@@ -29,18 +34,21 @@ def b64url_encode(data: bytes) -> str:
 def b64url_decode(text: str) -> bytes:
     """Decode canonical unpadded base64url, or raise ``LicentiaError(MALFORMED)``.
 
-    The decoder is lenient, so the check is that re-encoding gives back exactly ``text``:
-    this refuses characters outside the alphabet, padding, whitespace and non-zero
-    trailing bits in one comparison.
+    Strict: only the URL-safe alphabet, no padding or whitespace, and the unused bits of
+    the last character must be zero, so every byte string has exactly one text form.
     """
     try:
         raw = text.encode("ascii")
-        data = binascii.a2b_base64(raw.translate(_URL_TO_STD) + b"==")
-    except (UnicodeEncodeError, binascii.Error):
+    except UnicodeEncodeError:
         raise LicentiaError(Reason.MALFORMED, "not base64url") from None
-    if binascii.b2a_base64(data, newline=False).translate(_STD_TO_URL).rstrip(b"=") != raw:
+    tail = len(raw) & 3
+    if tail == 1 or b"=" in raw or (tail and _B64_VALUE.get(raw[-1], 0) & _UNUSED_BITS[tail]):
         raise LicentiaError(Reason.MALFORMED, "not canonical base64url")
-    return data
+    try:
+        # The swap makes '+' and '/' invalid, so strict mode refuses them like any stray byte.
+        return binascii.a2b_base64(raw.translate(_URL_TO_STD) + _PADDING[tail], strict_mode=True)
+    except binascii.Error:
+        raise LicentiaError(Reason.MALFORMED, "not base64url") from None
 
 
 def u32be(n: int) -> bytes:

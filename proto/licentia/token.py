@@ -166,29 +166,30 @@ class LicenceClaims:
     @classmethod
     def from_proto(cls, msg: licence_pb2.LicenceClaims) -> LicenceClaims:
         """Build from a parsed message; raises ``LicentiaError(MALFORMED)``."""
-        if len(msg.assets) > MAX_ASSETS:
+        assets_msg = msg.assets
+        if len(assets_msg) > MAX_ASSETS:
             raise LicentiaError(Reason.TOO_LARGE, "too many assets")
-        if not msg.HasField("scope") or not msg.HasField("price"):
+        if not (msg.HasField("scope") and msg.HasField("price")):
             raise LicentiaError(Reason.MALFORMED, "claims need a scope and price terms")
         try:
-            assets = tuple([Asset(_CATEGORY[a.category], a.sha256) for a in msg.assets])
+            assets = tuple([Asset(_CATEGORY[a.category], a.sha256) for a in assets_msg])
         except KeyError:
             raise LicentiaError(Reason.MALFORMED, "unknown asset category") from None
         p = msg.price
         return cls(
-            licence_id=msg.licence_id,
-            issuer_key_id=msg.issuer_key_id,
-            holder=PublicKey(msg.holder_key),
-            licensee=PublicKey(msg.licensee_key),
-            assets=assets,
-            scope=Scope.from_proto(msg.scope),
-            issued_at=msg.issued_at,
-            not_before=msg.not_before,
-            not_after=msg.not_after,
-            status_index=msg.status_index,
-            price=PriceTerms(p.currency, p.amount_minor, p.per_use_minor, p.fee_bps),
-            max_uses=msg.max_uses,
-            exclusive=msg.exclusive,
+            msg.licence_id,
+            msg.issuer_key_id,
+            PublicKey(msg.holder_key),
+            PublicKey(msg.licensee_key),
+            assets,
+            Scope.from_proto(msg.scope),
+            msg.issued_at,
+            msg.not_before,
+            msg.not_after,
+            msg.status_index,
+            PriceTerms(p.currency, p.amount_minor, p.per_use_minor, p.fee_bps),
+            msg.max_uses,
+            msg.exclusive,
         )
 
 
@@ -394,18 +395,17 @@ class UnverifiedLicence:
         Raises :class:`VerificationError` listing every failing reason. Time, scope and
         status are not checked here: they change with ``now`` (see :mod:`licentia.verify`).
         """
-        reasons = authentication_reasons(self, keys_, max_term_seconds)
-        if reasons:
+        issuer, reasons = authenticate(self, keys_, max_term_seconds)
+        if issuer is None or reasons:
             raise VerificationError(reasons)
-        issuer = keys_.resolve(self.claims.issuer_key_id)
-        assert issuer is not None  # checked above
         return Licence(self, issuer)
 
 
-def authentication_reasons(
+def authenticate(
     u: UnverifiedLicence, keys_: IssuerKeyResolver, max_term_seconds: int
-) -> list[Reason]:
-    """Every reason the token is not an authentic, well-consented licence (time-independent)."""
+) -> tuple[IssuerKey | None, list[Reason]]:
+    """The issuer key and every reason the token is not an authentic, well-consented
+    licence (time-independent checks only; no reasons means authentic)."""
     reasons: list[Reason] = []
     c = u.claims
     issuer = keys_.resolve(c.issuer_key_id)
@@ -429,9 +429,9 @@ def authentication_reasons(
                 reasons.extend(consent.rule.permits(c))
             except LicentiaError:
                 reasons.append(Reason.BAD_CONSENT)
-    if not 0 < c.term_seconds <= max_term_seconds:
+    if not 0 < c.not_after - c.not_before <= max_term_seconds:
         reasons.append(Reason.INVALID_TERM)
-    return reasons
+    return issuer, reasons
 
 
 class VerificationError(LicentiaError):
@@ -495,5 +495,6 @@ def parse_token(text: str) -> UnverifiedLicence:
         consent = StandingConsent(env.standing.rule, env.standing.holder_signature)
     else:
         raise LicentiaError(Reason.MALFORMED, "a licence carries the holder's consent")
-    claims = LicenceClaims.decode(env.claims)
-    return UnverifiedLicence(text, env.claims, claims, consent, env.issuer_signature)
+    claims_bytes = env.claims
+    return UnverifiedLicence(text, claims_bytes, LicenceClaims.decode(claims_bytes), consent,
+                             env.issuer_signature)

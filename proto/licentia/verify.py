@@ -29,7 +29,7 @@ from .status import StatusView
 from .token import (
     DEFAULT_MAX_TERM_SECONDS,
     Licence,
-    authentication_reasons,
+    authenticate,
     parse_token,
 )
 
@@ -104,21 +104,20 @@ class VerificationEngine:
                 self._cache.pop(token, None)
         try:
             parsed = parse_token(token)
-            reasons = authentication_reasons(parsed, self.keys, self.max_term_seconds)
+            issuer, reasons = authenticate(parsed, self.keys, self.max_term_seconds)
         except LicentiaError as e:
             return _deny(e.reason)
         except Exception:  # noqa: BLE001 - fail closed on anything unforeseen
             return _deny(Reason.MALFORMED)
-        if reasons:
+        if reasons or issuer is None:
             return _deny(*reasons)
-        issuer = self.keys.resolve(parsed.claims.issuer_key_id)
-        assert issuer is not None  # authentication_reasons checked it
         licence = Licence(parsed, issuer)
         entry = (licence, Decision(True, (), licence))
-        with self._lock:
-            if len(self._cache) >= self.cache_size:
-                del self._cache[next(iter(self._cache))]
-            self._cache[token] = entry
+        if self.cache_size > 0:
+            with self._lock:
+                if len(self._cache) >= self.cache_size:
+                    del self._cache[next(iter(self._cache))]
+                self._cache[token] = entry
         return entry
 
     def verify(
