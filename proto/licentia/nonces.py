@@ -26,7 +26,7 @@ class MemoryNonceStore:
     forget a live nonce.
     """
 
-    __slots__ = ("_seen", "_lock", "max_entries")
+    __slots__ = ("_lock", "_seen", "max_entries")
 
     def __init__(self, max_entries: int = 1_000_000) -> None:
         self._seen: dict[bytes, int] = {}

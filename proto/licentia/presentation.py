@@ -55,11 +55,15 @@ def present(
     if len(nonce) != NONCE_BYTES:
         raise LicentiaError(Reason.MALFORMED, "a nonce is 16 bytes")
     claims = licence_pb2.PresentationClaims(
-        licence_id=licence_id, audience=audience, use=use.to_proto(), presented_at=now,
+        licence_id=licence_id,
+        audience=audience,
+        use=use.to_proto(),
+        presented_at=now,
         nonce=nonce,
     ).SerializeToString(deterministic=True)
     signed = licence_pb2.SignedPresentation(
-        claims=claims, signature=licensee_key.sign(keys.PRESENTATION, claims))
+        claims=claims, signature=licensee_key.sign(keys.PRESENTATION, claims)
+    )
     return PRESENTATION_PREFIX + b64url_encode(signed.SerializeToString(deterministic=True))
 
 
@@ -72,7 +76,7 @@ def parse_presentation(text: str) -> Presentation:
     if not text.startswith(PRESENTATION_PREFIX):
         raise LicentiaError(Reason.MALFORMED, f"a presentation starts with {PRESENTATION_PREFIX!r}")
     signed = licence_pb2.SignedPresentation()
-    parse_canonical(b64url_decode(text[len(PRESENTATION_PREFIX):]), signed, "presentation")
+    parse_canonical(b64url_decode(text[len(PRESENTATION_PREFIX) :]), signed, "presentation")
     claims = licence_pb2.PresentationClaims()
     parse_canonical(signed.claims, claims, "presentation claims")
     if len(claims.nonce) != NONCE_BYTES or not claims.HasField("use"):
@@ -83,8 +87,15 @@ def parse_presentation(text: str) -> Presentation:
         use = IntendedUse.from_proto(claims.use)
     except LicentiaError:
         raise LicentiaError(Reason.MALFORMED, "presentation names an invalid use") from None
-    return Presentation(signed.claims, claims.licence_id, claims.audience, use,
-                        claims.presented_at, claims.nonce, signed.signature)
+    return Presentation(
+        signed.claims,
+        claims.licence_id,
+        claims.audience,
+        use,
+        claims.presented_at,
+        claims.nonce,
+        signed.signature,
+    )
 
 
 def check_presentation(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from . import territory
 from .errors import LicentiaError, Reason
@@ -68,6 +68,11 @@ def _enum_set(values: Sequence[int], kind: type[_E], what: str) -> frozenset[_E]
     return out
 
 
+def _wire(values: frozenset[_E]) -> Any:
+    """Enum members in canonical (ascending) order, as the generated stubs accept them."""
+    return sorted(values)
+
+
 #: Parsed scopes by their exact wire bytes: the licences of one offer share one scope, so
 #: verifying a new licence does not rebuild it. Bounded; values are immutable.
 _INTERNED: dict[bytes, Scope] = {}
@@ -112,8 +117,9 @@ class Scope:
         territories: Iterable[str],
     ) -> Scope:
         """Build a scope from any iterables."""
-        return cls(frozenset(categories), frozenset(purposes), frozenset(media),
-                   frozenset(territories))
+        return cls(
+            frozenset(categories), frozenset(purposes), frozenset(media), frozenset(territories)
+        )
 
     def contains(self, other: Scope) -> bool:
         """True if every use ``other`` allows, this scope allows too."""
@@ -140,9 +146,9 @@ class Scope:
     def to_proto(self) -> licence_pb2.Scope:
         """The wire form, every list in canonical (sorted) order."""
         return licence_pb2.Scope(
-            categories=sorted(self.categories),
-            purposes=sorted(self.purposes),
-            media=sorted(self.media),
+            categories=_wire(self.categories),
+            purposes=_wire(self.purposes),
+            media=_wire(self.media),
             territories=sorted(self.territories),
         )
 
@@ -196,9 +202,9 @@ class IntendedUse:
     def to_proto(self) -> licence_pb2.IntendedUse:
         """The wire form."""
         return licence_pb2.IntendedUse(
-            category=self.category,
-            purpose=self.purpose,
-            medium=self.medium,
+            category=cast("Any", self.category),
+            purpose=cast("Any", self.purpose),
+            medium=cast("Any", self.medium),
             territory=self.territory,
             asset_sha256=self.asset_sha256,
         )

@@ -41,8 +41,9 @@ class StatusEvent:
 
     def to_proto(self) -> status_pb2.StatusEvent:
         """The wire form."""
-        return status_pb2.StatusEvent(sequence=self.sequence, status_index=self.status_index,
-                                      revoked_at=self.revoked_at)
+        return status_pb2.StatusEvent(
+            sequence=self.sequence, status_index=self.status_index, revoked_at=self.revoked_at
+        )
 
     @classmethod
     def from_proto(cls, msg: status_pb2.StatusEvent) -> StatusEvent:
@@ -66,7 +67,7 @@ class StatusSnapshot:
 class StatusList:
     """The issuer's status list. Mutable; owned by the exchange."""
 
-    __slots__ = ("_bits", "_bit_length")
+    __slots__ = ("_bit_length", "_bits")
 
     def __init__(self, bits: bytes = b"", bit_length: int = 0) -> None:
         if _byte_len(bit_length) != len(bits) or bit_length > MAX_STATUS_BITS:
@@ -102,7 +103,8 @@ class StatusList:
             bits_zlib=zlib.compress(bytes(self._bits), 9),
         ).SerializeToString(deterministic=True)
         signed = status_pb2.SignedStatusSnapshot(
-            snapshot=snap, signature=issuer_key.sign(keys.STATUS_SNAPSHOT, snap))
+            snapshot=snap, signature=issuer_key.sign(keys.STATUS_SNAPSHOT, snap)
+        )
         return signed.SerializeToString(deterministic=True)
 
 
@@ -149,7 +151,7 @@ class StatusView:
     that it has fully caught up with.
     """
 
-    __slots__ = ("_list", "sequence", "fresh_at", "staleness_bound")
+    __slots__ = ("_list", "fresh_at", "sequence", "staleness_bound")
 
     def __init__(self, snapshot: StatusSnapshot, staleness_bound: int) -> None:
         if staleness_bound <= 0:
@@ -173,8 +175,10 @@ class StatusView:
         if event.sequence <= self.sequence:
             return
         if event.sequence != self.sequence + 1:
-            raise LicentiaError(Reason.STATUS_SEQUENCE_GAP,
-                                f"expected event {self.sequence + 1}, got {event.sequence}")
+            raise LicentiaError(
+                Reason.STATUS_SEQUENCE_GAP,
+                f"expected event {self.sequence + 1}, got {event.sequence}",
+            )
         self._list.revoke(event.status_index)
         self.sequence = event.sequence
         self.fresh_at = max(self.fresh_at, event.revoked_at)
@@ -183,8 +187,9 @@ class StatusView:
         """The exchange had reached ``sequence`` at ``at``. Refreshes the view only if it
         has every event up to ``sequence``; otherwise raises ``STATUS_SEQUENCE_GAP``."""
         if sequence > self.sequence:
-            raise LicentiaError(Reason.STATUS_SEQUENCE_GAP,
-                                f"heartbeat at {sequence}, view at {self.sequence}")
+            raise LicentiaError(
+                Reason.STATUS_SEQUENCE_GAP, f"heartbeat at {sequence}, view at {self.sequence}"
+            )
         self.fresh_at = max(self.fresh_at, at)
 
     def is_fresh(self, now: int) -> bool:

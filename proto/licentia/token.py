@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, cast
 
 from . import keys
 from .encoding import b64url_decode, b64url_encode, parse_canonical, u32be
@@ -29,7 +29,7 @@ from .scope import Scope
 from .v1 import licence_pb2
 from .vocabulary import SENSITIVE_CATEGORIES, SENSITIVE_PURPOSES, DataCategory
 
-TOKEN_PREFIX = "lic1."
+TOKEN_PREFIX = "lic1."  # noqa: S105 - a format prefix, not a secret
 #: Tokens longer than this are refused before any decoding.
 MAX_TOKEN_CHARS = 4096
 LICENCE_ID_BYTES = 16
@@ -84,8 +84,12 @@ class PriceTerms:
 
     def to_proto(self) -> licence_pb2.PriceTerms:
         """The wire form."""
-        return licence_pb2.PriceTerms(currency=self.currency, amount_minor=self.amount_minor,
-                                      per_use_minor=self.per_use_minor, fee_bps=self.fee_bps)
+        return licence_pb2.PriceTerms(
+            currency=self.currency,
+            amount_minor=self.amount_minor,
+            per_use_minor=self.per_use_minor,
+            fee_bps=self.fee_bps,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +125,9 @@ class LicenceClaims:
         categories = self.scope.categories
         for digest, category in by_digest.items():
             if len(digest) != DIGEST_BYTES or category not in categories:
-                raise LicentiaError(Reason.MALFORMED,
-                                    "an asset is a 32-byte SHA-256 of a category in scope")
+                raise LicentiaError(
+                    Reason.MALFORMED, "an asset is a 32-byte SHA-256 of a category in scope"
+                )
         if self.not_after == 0:
             raise LicentiaError(Reason.MALFORMED, "no licence is perpetual: not_after is required")
         if self.max_uses < 0 or self.status_index < 0 or self.issued_at < 0:
@@ -141,7 +146,10 @@ class LicenceClaims:
             issuer_key_id=self.issuer_key_id,
             holder_key=self.holder.raw,
             licensee_key=self.licensee.raw,
-            assets=[licence_pb2.Asset(category=a.category, sha256=a.sha256) for a in self.assets],
+            assets=[
+                licence_pb2.Asset(category=cast("Any", a.category), sha256=a.sha256)
+                for a in self.assets
+            ],
             scope=self.scope.to_proto(),
             issued_at=self.issued_at,
             not_before=self.not_before,
@@ -340,8 +348,10 @@ def sign_standing_rule(holder_key: PrivateKey, rule: StandingRule) -> StandingCo
     if rule.holder != holder_key.public:
         raise LicentiaError(Reason.BAD_CONSENT, "a rule is signed by its own holder")
     if sensitive_reasons(rule.scope):
-        raise LicentiaError(Reason.SENSITIVE_USE_NEEDS_APPROVAL,
-                            "political campaigns, AI training and opinions need an explicit approval")
+        raise LicentiaError(
+            Reason.SENSITIVE_USE_NEEDS_APPROVAL,
+            "political campaigns, AI training and opinions need an explicit approval",
+        )
     data = rule.encode()
     return StandingConsent(data, holder_key.sign(keys.STANDING_RULE, data))
 
@@ -351,8 +361,13 @@ def issuance_message(claims_bytes: bytes, consent: Consent) -> bytes:
     head = u32be(len(claims_bytes)) + claims_bytes
     if isinstance(consent, Approval):
         return head + bytes([CONSENT_APPROVAL]) + consent.signature
-    return (head + bytes([CONSENT_STANDING]) + u32be(len(consent.rule_bytes))
-            + consent.rule_bytes + consent.signature)
+    return (
+        head
+        + bytes([CONSENT_STANDING])
+        + u32be(len(consent.rule_bytes))
+        + consent.rule_bytes
+        + consent.signature
+    )
 
 
 def issue(issuer_key: PrivateKey, claims_bytes: bytes, consent: Consent) -> str:
@@ -414,21 +429,21 @@ def authenticate(
     else:
         if not issuer.may_sign_at(c.issued_at):
             reasons.append(Reason.ISSUER_KEY_NOT_VALID)
-        if not issuer.public.verify(keys.ISSUANCE, issuance_message(u.claims_bytes, u.consent),
-                                    u.issuer_signature):
+        if not issuer.public.verify(
+            keys.ISSUANCE, issuance_message(u.claims_bytes, u.consent), u.issuer_signature
+        ):
             reasons.append(Reason.BAD_SIGNATURE)
     consent = u.consent
     if isinstance(consent, Approval):
         if not c.holder.verify(keys.CONSENT, u.claims_bytes, consent.signature):
             reasons.append(Reason.BAD_CONSENT)
+    elif not c.holder.verify(keys.STANDING_RULE, consent.rule_bytes, consent.signature):
+        reasons.append(Reason.BAD_CONSENT)
     else:
-        if not c.holder.verify(keys.STANDING_RULE, consent.rule_bytes, consent.signature):
+        try:
+            reasons.extend(consent.rule.permits(c))
+        except LicentiaError:
             reasons.append(Reason.BAD_CONSENT)
-        else:
-            try:
-                reasons.extend(consent.rule.permits(c))
-            except LicentiaError:
-                reasons.append(Reason.BAD_CONSENT)
     if not 0 < c.not_after - c.not_before <= max_term_seconds:
         reasons.append(Reason.INVALID_TERM)
     return issuer, reasons
@@ -486,7 +501,7 @@ def parse_token(text: str) -> UnverifiedLicence:
     if not text.startswith(TOKEN_PREFIX):
         raise LicentiaError(Reason.MALFORMED, f"a licence token starts with {TOKEN_PREFIX!r}")
     env = licence_pb2.SignedLicence()
-    parse_canonical(b64url_decode(text[len(TOKEN_PREFIX):]), env, "licence envelope")
+    parse_canonical(b64url_decode(text[len(TOKEN_PREFIX) :]), env, "licence envelope")
     kind = env.WhichOneof("consent")
     consent: Consent
     if kind == "holder_signature":
@@ -496,5 +511,6 @@ def parse_token(text: str) -> UnverifiedLicence:
     else:
         raise LicentiaError(Reason.MALFORMED, "a licence carries the holder's consent")
     claims_bytes = env.claims
-    return UnverifiedLicence(text, claims_bytes, LicenceClaims.decode(claims_bytes), consent,
-                             env.issuer_signature)
+    return UnverifiedLicence(
+        text, claims_bytes, LicenceClaims.decode(claims_bytes), consent, env.issuer_signature
+    )

@@ -162,7 +162,8 @@ class VerificationEngine:
     def _check_presentation(
         self, licence: Licence, use: IntendedUse | None, presentation: str | None, now: int
     ) -> list[Reason]:
-        assert self.audience is not None and self.nonces is not None
+        assert self.audience is not None
+        assert self.nonces is not None
         if use is None:
             return [Reason.INVALID_USE]
         if presentation is None:
