@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import nacl.signing
+
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
 from licentia.scope import IntendedUse, Scope
 from licentia.status import StatusList, StatusView, verify_snapshot

@@ -72,6 +72,9 @@ def parse_canonical(data: bytes, msg: _M, what: str) -> _M:
         msg.ParseFromString(data)
     except (DecodeError, RecursionError, ValueError):
         raise LicentiaError(Reason.MALFORMED, f"{what} is not valid protobuf") from None
+    # Parsing keeps unknown fields and re-emits them verbatim; dropping them (recursively)
+    # first makes any unknown field show up as a difference, so it is refused (fail closed).
+    msg.DiscardUnknownFields()
     if msg.SerializeToString(deterministic=True) != data:
         raise LicentiaError(Reason.MALFORMED, f"{what} is not in canonical form")
     return msg

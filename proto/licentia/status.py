@@ -14,9 +14,8 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from google.protobuf.message import DecodeError
-
 from . import keys
+from .encoding import parse_canonical
 from .errors import LicentiaError, Reason
 from .keys import IssuerKeyResolver, PrivateKey
 from .v1 import status_pb2
@@ -115,13 +114,8 @@ def verify_snapshot(data: bytes, keys_: IssuerKeyResolver) -> StatusSnapshot:
     """
     if len(data) > MAX_SNAPSHOT_BYTES:
         raise LicentiaError(Reason.TOO_LARGE, "status snapshot too large")
-    signed = status_pb2.SignedStatusSnapshot()
-    snap = status_pb2.StatusListSnapshot()
-    try:
-        signed.ParseFromString(data)
-        snap.ParseFromString(signed.snapshot)
-    except (DecodeError, RecursionError, ValueError):
-        raise LicentiaError(Reason.MALFORMED, "status snapshot is not valid protobuf") from None
+    signed = parse_canonical(data, status_pb2.SignedStatusSnapshot(), "signed snapshot")
+    snap = parse_canonical(signed.snapshot, status_pb2.StatusListSnapshot(), "status snapshot")
     issuer = keys_.resolve(snap.issuer_key_id)
     if issuer is None:
         raise LicentiaError(Reason.UNKNOWN_ISSUER_KEY, "snapshot signed by an unknown key")

@@ -1,0 +1,75 @@
+"""The project's own plumbing: the demo's story, the benchmark's output, the packaging."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_story_ends_as_it_should() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "demo" / "story.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    for line in (
+        "-> ALLOW",
+        "-> DENY OUT_OF_SCOPE_PURPOSE",
+        "-> DENY WRONG_LICENSEE",
+        "-> DENY REVOKED",
+        "-> DENY STATUS_STALE",
+    ):
+        assert line in out.stdout
+
+
+def test_bench_prints_one_json_object_per_line_with_ratio_and_target() -> None:
+    # Figures are not asserted here (they are measured by `make bench`); the format is.
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_core.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode in (0, 1), out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["bench"] for r in rows] == ["verify.first_seen", "verify.repeat", "token.size"]
+    for row in rows:
+        assert {"bench", "ops_per_s", "ratio", "target", "ok"} <= row.keys()
+    size = rows[2]
+    assert size["value"] <= 560
+    assert size["ok"] is True
+
+
+def _packages() -> tuple[dict[str, str], list[str]]:
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    return conf["package-dir"], conf["packages"]
+
+
+def test_every_package_directory_is_listed_for_the_wheel() -> None:
+    # Editable installs find new sub-packages by themselves; a wheel only ships listed ones.
+    package_dir, packages = _packages()
+    found = set()
+    for name, path in package_dir.items():
+        base = ROOT / path
+        for init in base.rglob("__init__.py"):
+            rel = init.parent.relative_to(base)
+            found.add(".".join([name, *rel.parts]) if rel.parts else name)
+    assert found == set(packages)
+
+
+@pytest.mark.parametrize("name", ["licentia", "licentia.services", "licentia.clients"])
+def test_import_roots_resolve_to_their_mapped_directories(name: str) -> None:
+    package_dir, _ = _packages()
+    module = __import__(name, fromlist=["__file__"])
+    assert Path(module.__file__ or "").parent == ROOT / package_dir[name]
