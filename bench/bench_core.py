@@ -25,13 +25,11 @@ from typing import Any
 
 import nacl.signing
 
+from licentia.examples import PHOTO_SHA256, typical_claims
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
-from licentia.scope import IntendedUse, Scope
+from licentia.scope import IntendedUse
 from licentia.status import StatusList, StatusView, verify_snapshot
 from licentia.token import (
-    Asset,
-    LicenceClaims,
-    PriceTerms,
     approve,
     issuance_message,
     issue,
@@ -41,33 +39,7 @@ from licentia.verify import VerificationEngine
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 NOW = 1_800_000_000
-DIGEST_IMAGE = bytes(range(32))
-DIGEST_NAME = bytes(range(32, 64))
-
-
-def typical_claims(
-    issuer: PrivateKey, holder: PrivateKey, licensee: PrivateKey, index: int
-) -> LicenceClaims:
-    """The issue's typical licence: 2 categories, purposes, media, territories and assets."""
-    return LicenceClaims(
-        licence_id=index.to_bytes(16, "big"),
-        issuer_key_id=issuer.public.key_id,
-        holder=holder.public,
-        licensee=licensee.public,
-        assets=(Asset(DataCategory.IMAGE, DIGEST_IMAGE), Asset(DataCategory.NAME, DIGEST_NAME)),
-        scope=Scope.of(
-            [DataCategory.IMAGE, DataCategory.NAME],
-            [Purpose.ADVERTISING, Purpose.DIRECT_MARKETING],
-            [Medium.ONLINE, Medium.SOCIAL],
-            ["FR", "DE"],
-        ),
-        issued_at=NOW,
-        not_before=NOW,
-        not_after=NOW + 180 * 86400,
-        status_index=1_000_000 + index,
-        price=PriceTerms("EUR", 125_000, 0, 1000),
-        max_uses=10_000,
-    )
+DIGEST_IMAGE = PHOTO_SHA256
 
 
 def _rate(n: int, f: Callable[[], object]) -> float:
@@ -91,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     tokens = []
     for i in range(rounds * per_round):
-        claims = typical_claims(issuer, holder, licensee, i).encode()
+        claims = typical_claims(issuer, holder, licensee, NOW, i).encode()
         tokens.append(issue(issuer, claims, approve(holder, claims)))
 
     # The limit: PyNaCl's public verification API over a message of the same size.

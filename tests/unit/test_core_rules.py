@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 from dataclasses import replace
 
@@ -12,6 +11,7 @@ import pytest
 from licentia import keys as K
 from licentia.encoding import b64url_decode, b64url_encode
 from licentia.errors import LicentiaError, Reason
+from licentia.examples import NAME_SHA256, PHOTO_SHA256, typical_claims
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey, PublicKey
 from licentia.nonces import MemoryNonceStore
 from licentia.presentation import present
@@ -22,7 +22,6 @@ from licentia.territory import EEA, EU, ISO_3166_ALPHA2, covers, expand_all
 from licentia.token import (
     Asset,
     LicenceClaims,
-    PriceTerms,
     StandingRule,
     approve,
     issue,
@@ -35,8 +34,8 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 
 NOW = 1_800_000_000
 DAY = 86400
-PHOTO = hashlib.sha256(b"photo").digest()
-NAME = hashlib.sha256(b"name").digest()
+PHOTO = PHOTO_SHA256
+NAME = NAME_SHA256
 ISSUER = PrivateKey.from_seed(b"\x01" * 32)
 HOLDER = PrivateKey.from_seed(b"\x02" * 32)
 LICENSEE = PrivateKey.from_seed(b"\x03" * 32)
@@ -46,25 +45,7 @@ USE = IntendedUse(DataCategory.IMAGE, Purpose.PERSONALISED_ADVERTISING, Medium.S
 
 
 def claims(**over: object) -> LicenceClaims:
-    base = LicenceClaims(
-        licence_id=b"\x10" * 16,
-        issuer_key_id=ISSUER.public.key_id,
-        holder=HOLDER.public,
-        licensee=LICENSEE.public,
-        assets=(Asset(DataCategory.IMAGE, PHOTO), Asset(DataCategory.NAME, NAME)),
-        scope=Scope.of(
-            [DataCategory.IMAGE, DataCategory.NAME],
-            [Purpose.ADVERTISING, Purpose.DIRECT_MARKETING],
-            [Medium.ONLINE, Medium.SOCIAL],
-            ["FR", "DE"],
-        ),
-        issued_at=NOW,
-        not_before=NOW,
-        not_after=NOW + 90 * DAY,
-        status_index=7,
-        price=PriceTerms("EUR", 45_000, 0, 1000),
-        max_uses=3,
-    )
+    base = replace(typical_claims(ISSUER, HOLDER, LICENSEE, NOW), status_index=7)
     return replace(base, **over)  # type: ignore[arg-type]
 
 
