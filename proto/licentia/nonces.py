@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Protocol
 
 
@@ -21,15 +22,15 @@ class NonceStore(Protocol):
 class MemoryNonceStore:
     """A bounded in-process nonce store for one verifier or one server process.
 
-    Entries expire at their own ``expires_at``; expired entries are pruned when the store
-    is full. When it is still full after pruning, it refuses (fail closed) rather than
-    forget a live nonce.
+    Entries expire at their own ``expires_at``. When the store is full, expired entries are
+    dropped from the oldest end (O(1) per entry, no scan of live ones); when it is still
+    full, it refuses (fail closed) rather than forget a live nonce.
     """
 
     __slots__ = ("_lock", "_seen", "max_entries")
 
     def __init__(self, max_entries: int = 1_000_000) -> None:
-        self._seen: dict[bytes, int] = {}
+        self._seen: OrderedDict[bytes, int] = OrderedDict()
         self._lock = threading.Lock()
         self.max_entries = max_entries
 
@@ -40,10 +41,15 @@ class MemoryNonceStore:
             if seen is not None and seen > now:
                 return False
             if len(self._seen) >= self.max_entries:
-                self._seen = {k: t for k, t in self._seen.items() if t > now}
+                while self._seen:
+                    oldest, expiry = next(iter(self._seen.items()))
+                    if expiry > now:
+                        break
+                    del self._seen[oldest]
                 if len(self._seen) >= self.max_entries:
                     return False
             self._seen[key] = expires_at
+            self._seen.move_to_end(key)
             return True
 
     def __len__(self) -> int:

@@ -18,6 +18,7 @@ key that signed it is still the one the key resolver returns.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from .errors import LicentiaError, Reason
@@ -87,7 +88,7 @@ class VerificationEngine:
         self.max_term_seconds = max_term_seconds
         self.presentation_window_seconds = presentation_window_seconds
         self.cache_size = cache_size
-        self._cache: dict[str, tuple[Licence, Decision]] = {}
+        self._cache: OrderedDict[str, tuple[Licence, Decision]] = OrderedDict()
         self._lock = threading.Lock()
 
     def authenticate(self, token: str) -> Licence | Decision:
@@ -116,7 +117,7 @@ class VerificationEngine:
         if self.cache_size > 0:
             with self._lock:
                 if len(self._cache) >= self.cache_size:
-                    del self._cache[next(iter(self._cache))]
+                    self._cache.popitem(last=False)
                 self._cache[token] = entry
         return entry
 

@@ -505,3 +505,21 @@ def test_nonce_store_expires_and_fails_closed_when_full() -> None:
     assert s.add_if_new(b"b", NOW + 10, NOW)
     assert not s.add_if_new(b"c", NOW + 10, NOW)  # full of live nonces: refuse
     assert s.add_if_new(b"c", NOW + 30, NOW + 11)  # the others expired
+
+
+def test_nonce_store_drops_expired_entries_from_the_oldest_end() -> None:
+    s = MemoryNonceStore(max_entries=3)
+    assert s.add_if_new(b"a", NOW + 5, NOW)
+    assert s.add_if_new(b"b", NOW + 50, NOW)
+    assert s.add_if_new(b"c", NOW + 50, NOW)
+    assert s.add_if_new(b"d", NOW + 60, NOW + 10)  # "a" expired and made room
+    assert not s.add_if_new(b"e", NOW + 60, NOW + 10)  # the rest are live: refuse
+    assert len(s) == 3
+
+
+def test_engine_cache_evicts_the_oldest_token_first() -> None:
+    e = VerificationEngine(KEYS, view(), cache_size=2)
+    tokens = [token(claims(licence_id=bytes([i]) * 16, status_index=i)) for i in range(3)]
+    for t in tokens:
+        assert e.verify(t, USE, NOW + 10).allowed
+    assert list(e._cache) == tokens[1:]
