@@ -11,7 +11,7 @@ import hashlib
 
 from .keys import PrivateKey
 from .scope import Scope
-from .token import Asset, LicenceClaims, PriceTerms
+from .token import Asset, LicenceClaims, PriceTerms, StandingRule
 from .vocabulary import DataCategory, Medium, Purpose
 
 #: SHA-256 digests of the two example assets (a photo and a name).
@@ -46,4 +46,26 @@ def typical_claims(
         status_index=1_000_000 + index,
         price=PriceTerms("EUR", 45_000, 0, 1000),
         max_uses=3,
+    )
+
+
+def typical_rule(holder: PrivateKey, now: int) -> StandingRule:
+    """A standing rule that covers :func:`typical_claims`: marketing in the EU, terms up to
+    120 days, at least 1.00 EUR a day, at most 10 uses, both example assets."""
+    return StandingRule(
+        rule_id=b"\x20" * 16,
+        holder=holder.public,
+        scope=Scope.of(
+            [DataCategory.IMAGE, DataCategory.NAME],
+            [Purpose.MARKETING],
+            [Medium.ONLINE, Medium.SOCIAL],
+            ["EU"],
+        ),
+        asset_sha256=frozenset({PHOTO_SHA256, NAME_SHA256}),
+        not_before=now - DAY,
+        not_after=now + 365 * DAY,
+        max_term_seconds=120 * DAY,
+        min_price_per_day_minor=100,
+        currency="EUR",
+        max_uses=10,
     )

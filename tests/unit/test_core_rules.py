@@ -11,7 +11,7 @@ import pytest
 from licentia import keys as K
 from licentia.encoding import b64url_decode, b64url_encode
 from licentia.errors import LicentiaError, Reason
-from licentia.examples import NAME_SHA256, PHOTO_SHA256, typical_claims
+from licentia.examples import NAME_SHA256, PHOTO_SHA256, typical_claims, typical_rule
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey, PublicKey
 from licentia.nonces import MemoryNonceStore
 from licentia.presentation import present
@@ -273,23 +273,7 @@ def test_cached_token_is_reauthenticated_when_the_issuer_key_is_withdrawn() -> N
 
 
 def rule(**over: object) -> StandingRule:
-    base = StandingRule(
-        rule_id=b"\x20" * 16,
-        holder=HOLDER.public,
-        scope=Scope.of(
-            [DataCategory.IMAGE, DataCategory.NAME],
-            [Purpose.MARKETING],
-            [Medium.SOCIAL, Medium.ONLINE],
-            ["EU"],
-        ),
-        asset_sha256=frozenset({PHOTO, NAME}),
-        not_before=NOW - DAY,
-        not_after=NOW + 365 * DAY,
-        max_term_seconds=120 * DAY,
-        min_price_per_day_minor=100,
-        currency="EUR",
-        max_uses=10,
-    )
+    base = typical_rule(HOLDER, NOW)
     return replace(base, **over)  # type: ignore[arg-type]
 
 

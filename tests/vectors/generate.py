@@ -17,15 +17,14 @@ import nacl.signing
 
 from licentia import keys as keymod
 from licentia.encoding import b64url_decode
-from licentia.examples import PHOTO_SHA256, typical_claims
+from licentia.examples import PHOTO_SHA256, typical_claims, typical_rule
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
 from licentia.nonces import MemoryNonceStore
 from licentia.presentation import present
 from licentia.request import request_payload, sign_request
-from licentia.scope import IntendedUse, Scope
+from licentia.scope import IntendedUse
 from licentia.status import StatusEvent, StatusList, StatusView, verify_snapshot
 from licentia.token import (
-    StandingRule,
     approve,
     issuance_message,
     issue,
@@ -88,23 +87,7 @@ def build() -> dict[str, Any]:
     token = issue(issuer, claims_bytes, consent)
     issuance = issuance_message(claims_bytes, consent)
 
-    rule = StandingRule(
-        rule_id=b"\x20" * 16,
-        holder=holder.public,
-        scope=Scope.of(
-            [DataCategory.IMAGE, DataCategory.NAME],
-            [Purpose.MARKETING],
-            [Medium.ONLINE, Medium.SOCIAL],
-            ["EU"],
-        ),
-        asset_sha256=frozenset(a.sha256 for a in claims.assets),
-        not_before=NOW - DAY,
-        not_after=NOW + 365 * DAY,
-        max_term_seconds=120 * DAY,
-        min_price_per_day_minor=100,
-        currency="EUR",
-        max_uses=10,
-    )
+    rule = typical_rule(holder, NOW)
     standing_claims = replace(claims, licence_id=b"\x11" * 16, status_index=1_000_001)
     standing = sign_standing_rule(holder, rule)
     standing_token = issue(issuer, standing_claims.encode(), standing)
