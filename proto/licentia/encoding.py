@@ -17,7 +17,8 @@ from google.protobuf.message import DecodeError, Message
 from .errors import LicentiaError, Reason
 
 _M = TypeVar("_M", bound=Message)
-_URL_TO_STD = bytes.maketrans(b"-_+/", b"+/-_")
+#: URL-safe to standard alphabet; '+' '/' and '=' become bytes strict mode refuses.
+_URL_TO_STD = bytes.maketrans(b"-_+/=", b"+/-_*")
 _B64_VALUE = {
     c: i for i, c in enumerate(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 }
@@ -42,10 +43,11 @@ def b64url_decode(text: str) -> bytes:
     except UnicodeEncodeError:
         raise LicentiaError(Reason.MALFORMED, "not base64url") from None
     tail = len(raw) & 3
-    if tail == 1 or b"=" in raw or (tail and _B64_VALUE.get(raw[-1], 0) & _UNUSED_BITS[tail]):
+    if tail == 1 or (tail and _B64_VALUE.get(raw[-1], 0) & _UNUSED_BITS[tail]):
         raise LicentiaError(Reason.MALFORMED, "not canonical base64url")
     try:
-        # The swap makes '+' and '/' invalid, so strict mode refuses them like any stray byte.
+        # The swap makes '+', '/' and '=' invalid, so strict mode refuses them like any
+        # stray byte (padding is never accepted: only the one added here).
         return binascii.a2b_base64(raw.translate(_URL_TO_STD) + _PADDING[tail], strict_mode=True)
     except binascii.Error:
         raise LicentiaError(Reason.MALFORMED, "not base64url") from None

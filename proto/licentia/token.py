@@ -17,9 +17,9 @@ protobuf message must be in canonical form, so that one licence has exactly one 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 from . import keys
 from .encoding import b64url_decode, b64url_encode, parse_canonical, u32be
@@ -174,31 +174,85 @@ class LicenceClaims:
     @classmethod
     def from_proto(cls, msg: licence_pb2.LicenceClaims) -> LicenceClaims:
         """Build from a parsed message; raises ``LicentiaError(MALFORMED)``."""
-        assets_msg = msg.assets
-        if len(assets_msg) > MAX_ASSETS:
-            raise LicentiaError(Reason.TOO_LARGE, "too many assets")
-        if not (msg.HasField("scope") and msg.HasField("price")):
-            raise LicentiaError(Reason.MALFORMED, "claims need a scope and price terms")
-        try:
-            assets = tuple([Asset(_CATEGORY[a.category], a.sha256) for a in assets_msg])
-        except KeyError:
-            raise LicentiaError(Reason.MALFORMED, "unknown asset category") from None
+        scope, by_digest = check_claims_message(msg)
+        return cls._from_checked(msg, scope, by_digest)
+
+    @classmethod
+    def _from_checked(
+        cls,
+        msg: licence_pb2.LicenceClaims,
+        scope: Scope,
+        by_digest: dict[bytes, DataCategory],
+    ) -> LicenceClaims:
+        """Build from a message that :func:`check_claims_message` accepted (no re-checks)."""
         p = msg.price
-        return cls(
-            msg.licence_id,
-            msg.issuer_key_id,
-            PublicKey(msg.holder_key),
-            PublicKey(msg.licensee_key),
-            assets,
-            Scope.from_proto(msg.scope),
-            msg.issued_at,
-            msg.not_before,
-            msg.not_after,
-            msg.status_index,
-            PriceTerms(p.currency, p.amount_minor, p.per_use_minor, p.fee_bps),
-            msg.max_uses,
-            msg.exclusive,
-        )
+        out = object.__new__(cls)
+        put = object.__setattr__
+        put(out, "licence_id", msg.licence_id)
+        put(out, "issuer_key_id", msg.issuer_key_id)
+        put(out, "holder", PublicKey(msg.holder_key))
+        put(out, "licensee", PublicKey(msg.licensee_key))
+        put(out, "assets", tuple([Asset(c, d) for d, c in by_digest.items()]))
+        put(out, "scope", scope)
+        put(out, "issued_at", msg.issued_at)
+        put(out, "not_before", msg.not_before)
+        put(out, "not_after", msg.not_after)
+        put(out, "status_index", msg.status_index)
+        put(out, "price", PriceTerms(p.currency, p.amount_minor, p.per_use_minor, p.fee_bps))
+        put(out, "max_uses", msg.max_uses)
+        put(out, "exclusive", msg.exclusive)
+        put(out, "asset_categories", by_digest)
+        return out
+
+
+def check_claims_message(
+    msg: licence_pb2.LicenceClaims,
+) -> tuple[Scope, dict[bytes, DataCategory]]:
+    """Check every rule of :class:`LicenceClaims` on the wire message itself.
+
+    Returns the (interned) scope and the assets as digest -> category, in wire order.
+    Raises ``LicentiaError`` (MALFORMED or TOO_LARGE) exactly where constructing
+    :class:`LicenceClaims` would. This is the verifier's hot path: it builds no domain
+    object beyond the scope, so a token costs little before its signatures are checked.
+    """
+    assets = msg.assets
+    if len(assets) > MAX_ASSETS:
+        raise LicentiaError(Reason.TOO_LARGE, "too many assets")
+    if not (msg.HasField("scope") and msg.HasField("price")):
+        raise LicentiaError(Reason.MALFORMED, "claims need a scope and price terms")
+    if (
+        len(msg.licence_id) != LICENCE_ID_BYTES
+        or len(msg.issuer_key_id) != keys.KEY_ID_BYTES
+        or len(msg.holder_key) != keys.PUBLIC_KEY_BYTES
+        or len(msg.licensee_key) != keys.PUBLIC_KEY_BYTES
+    ):
+        raise LicentiaError(Reason.MALFORMED, "bad licence id, issuer key id or public key")
+    if not assets:
+        raise LicentiaError(Reason.MALFORMED, f"a licence names 1 to {MAX_ASSETS} assets")
+    scope = Scope.from_proto(msg.scope)
+    in_scope = scope.categories
+    by_digest: dict[bytes, DataCategory] = {}
+    for a in assets:
+        category = _CATEGORY.get(a.category)
+        if category is None:
+            raise LicentiaError(Reason.MALFORMED, "unknown asset category")
+        digest = a.sha256
+        if len(digest) != DIGEST_BYTES or category not in in_scope:
+            raise LicentiaError(
+                Reason.MALFORMED, "an asset is a 32-byte SHA-256 of a category in scope"
+            )
+        by_digest[digest] = category
+    if len(by_digest) != len(assets):
+        raise LicentiaError(Reason.MALFORMED, "duplicate asset digest")
+    if msg.not_after == 0:
+        raise LicentiaError(Reason.MALFORMED, "no licence is perpetual: not_after is required")
+    p = msg.price
+    currency = p.currency
+    if len(currency) != 3 or not (currency.isascii() and currency.isupper()):
+        raise LicentiaError(Reason.MALFORMED, "currency is a 3-letter ISO 4217 code")
+    if p.fee_bps > 10_000:
+        raise LicentiaError(Reason.MALFORMED, "fee_bps is between 0 and 10000")
+    return scope, by_digest
 
 
 def sensitive_reasons(scope: Scope) -> list[Reason]:
@@ -389,15 +443,54 @@ def issue(issuer_key: PrivateKey, claims_bytes: bytes, consent: Consent) -> str:
     return TOKEN_PREFIX + b64url_encode(env.SerializeToString(deterministic=True))
 
 
-@dataclass(frozen=True, slots=True)
-class UnverifiedLicence:
-    """A parsed token whose signatures have not been checked. Do not act on it."""
+class UnverifiedLicence(NamedTuple):
+    """A parsed token whose signatures have not been checked. Do not act on it.
+
+    Parsing has checked every structural rule of the claims (:func:`check_claims_message`);
+    the fields are those values, read once from the wire. The domain :class:`LicenceClaims`
+    is built only when :attr:`claims` is asked for, so a verifier that needs only the
+    checks pays for no domain objects (a named tuple is the cheapest immutable record).
+    Two parses are equal when their token text is equal.
+    """
 
     token: str
     claims_bytes: bytes
-    claims: LicenceClaims
     consent: Consent
     issuer_signature: bytes
+    licence_id: bytes
+    issuer_key_id: bytes
+    #: Raw 32-byte public keys of the holder and the licensee.
+    holder_key: bytes
+    licensee_key: bytes
+    issued_at: int
+    not_before: int
+    not_after: int
+    status_index: int
+    max_uses: int
+    scope: Scope
+    #: Asset digest -> category, in the claims' order.
+    asset_categories: Mapping[bytes, DataCategory]
+    #: The parsed wire claims that :func:`check_claims_message` accepted.
+    wire_claims: licence_pb2.LicenceClaims
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UnverifiedLicence) and other.token == self.token
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(self.token)
+
+    def __repr__(self) -> str:
+        return f"UnverifiedLicence(licence_id={self.licence_id.hex()})"
+
+    @property
+    def claims(self) -> LicenceClaims:
+        """The claims as a domain value (built on each call: keep the result)."""
+        return LicenceClaims._from_checked(
+            self.wire_claims, self.scope, dict(self.asset_categories)
+        )
 
     def verify(
         self,
@@ -422,29 +515,34 @@ def authenticate(
     """The issuer key and every reason the token is not an authentic, well-consented
     licence (time-independent checks only; no reasons means authentic)."""
     reasons: list[Reason] = []
-    c = u.claims
-    issuer = keys_.resolve(c.issuer_key_id)
+    claims_bytes = u.claims_bytes
+    consent = u.consent
+    issuer = keys_.resolve(u.issuer_key_id)
     if issuer is None:
         reasons.append(Reason.UNKNOWN_ISSUER_KEY)
     else:
-        if not issuer.may_sign_at(c.issued_at):
+        if not issuer.may_sign_at(u.issued_at):
             reasons.append(Reason.ISSUER_KEY_NOT_VALID)
-        if not issuer.public.verify(
-            keys.ISSUANCE, issuance_message(u.claims_bytes, u.consent), u.issuer_signature
+        if not keys.verify_signature(
+            issuer.public.raw,
+            keys.ISSUANCE,
+            issuance_message(claims_bytes, consent),
+            u.issuer_signature,
         ):
             reasons.append(Reason.BAD_SIGNATURE)
-    consent = u.consent
     if isinstance(consent, Approval):
-        if not c.holder.verify(keys.CONSENT, u.claims_bytes, consent.signature):
+        if not keys.verify_signature(u.holder_key, keys.CONSENT, claims_bytes, consent.signature):
             reasons.append(Reason.BAD_CONSENT)
-    elif not c.holder.verify(keys.STANDING_RULE, consent.rule_bytes, consent.signature):
+    elif not keys.verify_signature(
+        u.holder_key, keys.STANDING_RULE, consent.rule_bytes, consent.signature
+    ):
         reasons.append(Reason.BAD_CONSENT)
     else:
         try:
-            reasons.extend(consent.rule.permits(c))
+            reasons.extend(consent.rule.permits(u.claims))
         except LicentiaError:
             reasons.append(Reason.BAD_CONSENT)
-    if not 0 < c.not_after - c.not_before <= max_term_seconds:
+    if not 0 < u.not_after - u.not_before <= max_term_seconds:
         reasons.append(Reason.INVALID_TERM)
     return issuer, reasons
 
@@ -480,7 +578,7 @@ class Licence:
     @property
     def licence_id(self) -> bytes:
         """The 16-byte licence id."""
-        return self.parsed.claims.licence_id
+        return self.parsed.licence_id
 
     @property
     def consent_kind(self) -> Literal["approval", "standing"]:
@@ -511,6 +609,23 @@ def parse_token(text: str) -> UnverifiedLicence:
     else:
         raise LicentiaError(Reason.MALFORMED, "a licence carries the holder's consent")
     claims_bytes = env.claims
+    m = parse_canonical(claims_bytes, licence_pb2.LicenceClaims(), "claims")
+    scope, by_digest = check_claims_message(m)
     return UnverifiedLicence(
-        text, claims_bytes, LicenceClaims.decode(claims_bytes), consent, env.issuer_signature
+        text,
+        claims_bytes,
+        consent,
+        env.issuer_signature,
+        m.licence_id,
+        m.issuer_key_id,
+        m.holder_key,
+        m.licensee_key,
+        m.issued_at,
+        m.not_before,
+        m.not_after,
+        m.status_index,
+        m.max_uses,
+        scope,
+        by_digest,
+        m,
     )

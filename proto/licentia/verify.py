@@ -22,7 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from .errors import LicentiaError, Reason
-from .keys import IssuerKeyResolver
+from .keys import IssuerKeyResolver, PublicKey
 from .nonces import NonceStore
 from .presentation import DEFAULT_WINDOW_SECONDS, check_presentation, parse_presentation
 from .scope import IntendedUse
@@ -59,6 +59,35 @@ def _deny(*reasons: Reason, licence: Licence | None = None) -> Decision:
     return Decision(False, tuple(reasons), licence)
 
 
+class _Entry:
+    """An authenticated token in the engine's cache: the values step 3 reads on every call,
+    as plain attributes, and the ALLOW decision to return when they all hold."""
+
+    __slots__ = (
+        "allow",
+        "asset_categories",
+        "issuer_key",
+        "licence",
+        "max_uses",
+        "not_after",
+        "not_before",
+        "scope",
+        "status_index",
+    )
+
+    def __init__(self, licence: Licence) -> None:
+        u = licence.parsed
+        self.licence = licence
+        self.issuer_key = licence.issuer_key
+        self.allow = Decision(True, (), licence)
+        self.not_before = u.not_before
+        self.not_after = u.not_after
+        self.status_index = u.status_index
+        self.max_uses = u.max_uses
+        self.scope = u.scope
+        self.asset_categories = u.asset_categories
+
+
 class VerificationEngine:
     """Verifies licences in-process, with a cache of authenticated tokens.
 
@@ -88,18 +117,18 @@ class VerificationEngine:
         self.max_term_seconds = max_term_seconds
         self.presentation_window_seconds = presentation_window_seconds
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, tuple[Licence, Decision]] = OrderedDict()
+        self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
     def authenticate(self, token: str) -> Licence | Decision:
         """The authenticated licence for ``token`` (cached), or a DENY decision."""
         auth = self._authenticate(token)
-        return auth if isinstance(auth, Decision) else auth[0]
+        return auth if isinstance(auth, Decision) else auth.licence
 
-    def _authenticate(self, token: str) -> tuple[Licence, Decision] | Decision:
+    def _authenticate(self, token: str) -> _Entry | Decision:
         hit = self._cache.get(token)
         if hit is not None:
-            if self.keys.resolve(hit[0].claims.issuer_key_id) is hit[0].issuer_key:
+            if self.keys.resolve(hit.licence.parsed.issuer_key_id) is hit.issuer_key:
                 return hit
             with self._lock:  # the key set changed: authenticate again
                 self._cache.pop(token, None)
@@ -112,8 +141,7 @@ class VerificationEngine:
             return _deny(Reason.MALFORMED)
         if reasons or issuer is None:
             return _deny(*reasons)
-        licence = Licence(parsed, issuer)
-        entry = (licence, Decision(True, (), licence))
+        entry = _Entry(Licence(parsed, issuer))
         if self.cache_size > 0:
             with self._lock:
                 if len(self._cache) >= self.cache_size:
@@ -138,27 +166,26 @@ class VerificationEngine:
         auth = self._authenticate(token)
         if isinstance(auth, Decision):
             return auth
-        licence, allow = auth
-        c = licence.claims
+        e = auth
         reasons: list[Reason] = []
-        if now < c.not_before:
+        if now < e.not_before:
             reasons.append(Reason.NOT_YET_VALID)
-        if now >= c.not_after:
+        if now >= e.not_after:
             reasons.append(Reason.EXPIRED)
-        status = self.status.check(c.status_index, now)
+        status = self.status.check(e.status_index, now)
         if status is not None:
             reasons.append(status)
         if use is not None:
-            reasons.extend(c.scope.check(use))
-            if c.asset_categories.get(use.asset_sha256) != use.category:
+            reasons.extend(e.scope.check(use))
+            if e.asset_categories.get(use.asset_sha256) != use.category:
                 reasons.append(Reason.ASSET_MISMATCH)
-        if c.max_uses and uses_so_far is not None and uses_so_far >= c.max_uses:
+        if e.max_uses and uses_so_far is not None and uses_so_far >= e.max_uses:
             reasons.append(Reason.USES_EXHAUSTED)
         if self.audience is not None:
-            reasons.extend(self._check_presentation(licence, use, presentation, now))
+            reasons.extend(self._check_presentation(e.licence, use, presentation, now))
         if reasons:
-            return Decision(False, tuple(reasons), licence)
-        return allow
+            return Decision(False, tuple(reasons), e.licence)
+        return e.allow
 
     def _check_presentation(
         self, licence: Licence, use: IntendedUse | None, presentation: str | None, now: int
@@ -177,7 +204,7 @@ class VerificationEngine:
             return [Reason.MALFORMED]
         return check_presentation(
             p,
-            licensee=licence.claims.licensee,
+            licensee=PublicKey(licence.parsed.licensee_key),
             licence_id=licence.licence_id,
             audience=self.audience,
             use=use,
