@@ -9,14 +9,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from licentia.encoding import b64url_decode, b64url_encode
-from licentia.errors import LicentiaError
-from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
+from licentia.errors import LicentiaError, Reason
+from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey, PublicKey
 from licentia.nonces import MemoryNonceStore
 from licentia.presentation import present
 from licentia.scope import PURPOSE_COVERS, IntendedUse, Scope
 from licentia.status import StatusList, StatusView, verify_snapshot
 from licentia.territory import GROUPS, ISO_3166_ALPHA2, covers, expand_all
-from licentia.token import Asset, LicenceClaims, PriceTerms, approve, issue, parse_token
+from licentia.token import (
+    Asset,
+    LicenceClaims,
+    PriceTerms,
+    approve,
+    check_claims_message,
+    issue,
+    parse_token,
+)
+from licentia.v1 import licence_pb2
 from licentia.verify import VerificationEngine
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
@@ -173,3 +182,73 @@ def test_purpose_coverage_is_a_partial_order(a: Purpose, b: Purpose, c: Purpose)
         assert a == b
     if b in PURPOSE_COVERS[a] and c in PURPOSE_COVERS[b]:
         assert c in PURPOSE_COVERS[a]
+
+
+@st.composite
+def mutated_claims_message(draw: st.DrawFn) -> licence_pb2.LicenceClaims:
+    """A claims message with some fields pushed past the rules (or not)."""
+    msg = draw(claims()).to_proto()
+    edits = draw(st.lists(st.integers(0, 9), min_size=1, max_size=2))
+    for e in edits:
+        if e == 0:
+            msg.licence_id = draw(st.binary(max_size=20))
+        elif e == 1:
+            msg.issuer_key_id = draw(st.binary(max_size=10))
+        elif e == 2:
+            field = draw(st.sampled_from(["holder_key", "licensee_key"]))
+            setattr(msg, field, draw(st.binary(max_size=33)))
+        elif e == 3:
+            msg.assets.add(category=draw(st.integers(0, 12)), sha256=draw(st.binary(max_size=33)))
+        elif e == 4:
+            del msg.assets[:]
+        elif e == 5:
+            msg.not_after = draw(st.sampled_from([0, 1, NOW]))
+        elif e == 6:
+            msg.price.currency = draw(st.sampled_from(["", "eur", "EURO", "EUR", "ÉUR"]))
+        elif e == 7:
+            msg.price.fee_bps = draw(st.sampled_from([0, 10_000, 10_001]))
+        elif e == 8:
+            msg.ClearField(draw(st.sampled_from(["scope", "price"])))
+        else:
+            msg.assets.add().CopyFrom(msg.assets[0])
+    return msg
+
+
+@settings(SETTINGS, max_examples=400)
+@given(mutated_claims_message())
+def test_wire_checks_agree_with_the_domain_constructor(msg: licence_pb2.LicenceClaims) -> None:
+    """check_claims_message (the verifier's fast path) refuses exactly what LicenceClaims does."""
+    fast: Reason | None = None
+    try:
+        scope, by_digest = check_claims_message(msg)
+    except LicentiaError as e:
+        fast = e.reason
+    try:
+        p = msg.price
+        slow: LicenceClaims | Reason = LicenceClaims(
+            licence_id=msg.licence_id,
+            issuer_key_id=msg.issuer_key_id,
+            holder=PublicKey(msg.holder_key),
+            licensee=PublicKey(msg.licensee_key),
+            assets=tuple(Asset(DataCategory(a.category), a.sha256) for a in msg.assets),
+            scope=Scope.from_proto(msg.scope),
+            issued_at=msg.issued_at,
+            not_before=msg.not_before,
+            not_after=msg.not_after,
+            status_index=msg.status_index,
+            price=PriceTerms(p.currency, p.amount_minor, p.per_use_minor, p.fee_bps),
+            max_uses=msg.max_uses,
+            exclusive=msg.exclusive,
+        )
+        if not (msg.HasField("scope") and msg.HasField("price")):
+            slow = Reason.MALFORMED
+    except LicentiaError as e:
+        slow = e.reason
+    except ValueError:  # unknown category number
+        slow = Reason.MALFORMED
+    if fast is None:
+        assert isinstance(slow, LicenceClaims)
+        assert LicenceClaims._from_checked(msg, scope, by_digest) == slow
+        assert LicenceClaims.decode(slow.encode()) == slow
+    else:
+        assert fast == slow
