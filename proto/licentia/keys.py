@@ -28,11 +28,12 @@ ISSUANCE = b"licentia.v1.issuance"
 PRESENTATION = b"licentia.v1.presentation"
 STATUS_SNAPSHOT = b"licentia.v1.status-snapshot"
 REQUEST = b"licentia.v1.request"
+TERMINATION_RECEIPT = b"licentia.v1.termination-receipt"
 #: Not a signature domain: the prefix hashed into key ids.
 KEY_ID = b"licentia.v1.key-id"
 
 DOMAINS: frozenset[bytes] = frozenset(
-    {CONSENT, STANDING_RULE, ISSUANCE, PRESENTATION, STATUS_SNAPSHOT, REQUEST}
+    {CONSENT, STANDING_RULE, ISSUANCE, PRESENTATION, STATUS_SNAPSHOT, REQUEST, TERMINATION_RECEIPT}
 )
 
 PUBLIC_KEY_BYTES = 32

@@ -1,0 +1,173 @@
+from licentia.v1 import records_pb2 as _records_pb2
+from licentia.v1 import vocabulary_pb2 as _vocabulary_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RegisterHolderRequest(_message.Message):
+    __slots__ = ("handle", "display_name")
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    handle: str
+    display_name: str
+    def __init__(self, handle: _Optional[str] = ..., display_name: _Optional[str] = ...) -> None: ...
+
+class RegisterHolderResponse(_message.Message):
+    __slots__ = ("profile",)
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    profile: _records_pb2.Profile
+    def __init__(self, profile: _Optional[_Union[_records_pb2.Profile, _Mapping]] = ...) -> None: ...
+
+class RegisterAdvertiserRequest(_message.Message):
+    __slots__ = ("organisation", "country")
+    ORGANISATION_FIELD_NUMBER: _ClassVar[int]
+    COUNTRY_FIELD_NUMBER: _ClassVar[int]
+    organisation: str
+    country: str
+    def __init__(self, organisation: _Optional[str] = ..., country: _Optional[str] = ...) -> None: ...
+
+class RegisterAdvertiserResponse(_message.Message):
+    __slots__ = ("profile",)
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    profile: _records_pb2.Profile
+    def __init__(self, profile: _Optional[_Union[_records_pb2.Profile, _Mapping]] = ...) -> None: ...
+
+class RegisterPlatformRequest(_message.Message):
+    __slots__ = ("platform_id", "name")
+    PLATFORM_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    platform_id: str
+    name: str
+    def __init__(self, platform_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class RegisterPlatformResponse(_message.Message):
+    __slots__ = ("profile",)
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    profile: _records_pb2.Profile
+    def __init__(self, profile: _Optional[_Union[_records_pb2.Profile, _Mapping]] = ...) -> None: ...
+
+class GetProfileRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetProfileResponse(_message.Message):
+    __slots__ = ("profile",)
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    profile: _records_pb2.Profile
+    def __init__(self, profile: _Optional[_Union[_records_pb2.Profile, _Mapping]] = ...) -> None: ...
+
+class UpdateProfileRequest(_message.Message):
+    __slots__ = ("display_name",)
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    display_name: str
+    def __init__(self, display_name: _Optional[str] = ...) -> None: ...
+
+class UpdateProfileResponse(_message.Message):
+    __slots__ = ("profile",)
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    profile: _records_pb2.Profile
+    def __init__(self, profile: _Optional[_Union[_records_pb2.Profile, _Mapping]] = ...) -> None: ...
+
+class DeclareAssetRequest(_message.Message):
+    __slots__ = ("category", "sha256", "label", "content")
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    category: _vocabulary_pb2.DataCategory
+    sha256: bytes
+    label: str
+    content: bytes
+    def __init__(self, category: _Optional[_Union[_vocabulary_pb2.DataCategory, str]] = ..., sha256: _Optional[bytes] = ..., label: _Optional[str] = ..., content: _Optional[bytes] = ...) -> None: ...
+
+class DeclareAssetResponse(_message.Message):
+    __slots__ = ("asset",)
+    ASSET_FIELD_NUMBER: _ClassVar[int]
+    asset: _records_pb2.AssetRecord
+    def __init__(self, asset: _Optional[_Union[_records_pb2.AssetRecord, _Mapping]] = ...) -> None: ...
+
+class ListAssetsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListAssetsResponse(_message.Message):
+    __slots__ = ("assets",)
+    ASSETS_FIELD_NUMBER: _ClassVar[int]
+    assets: _containers.RepeatedCompositeFieldContainer[_records_pb2.AssetRecord]
+    def __init__(self, assets: _Optional[_Iterable[_Union[_records_pb2.AssetRecord, _Mapping]]] = ...) -> None: ...
+
+class SetTermsRequest(_message.Message):
+    __slots__ = ("terms",)
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    terms: _records_pb2.Terms
+    def __init__(self, terms: _Optional[_Union[_records_pb2.Terms, _Mapping]] = ...) -> None: ...
+
+class SetTermsResponse(_message.Message):
+    __slots__ = ("terms",)
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    terms: _records_pb2.Terms
+    def __init__(self, terms: _Optional[_Union[_records_pb2.Terms, _Mapping]] = ...) -> None: ...
+
+class GetTermsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetTermsResponse(_message.Message):
+    __slots__ = ("terms",)
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    terms: _records_pb2.Terms
+    def __init__(self, terms: _Optional[_Union[_records_pb2.Terms, _Mapping]] = ...) -> None: ...
+
+class SetObjectionRequest(_message.Message):
+    __slots__ = ("objecting",)
+    OBJECTING_FIELD_NUMBER: _ClassVar[int]
+    objecting: bool
+    def __init__(self, objecting: _Optional[bool] = ...) -> None: ...
+
+class SetObjectionResponse(_message.Message):
+    __slots__ = ("profile",)
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    profile: _records_pb2.Profile
+    def __init__(self, profile: _Optional[_Union[_records_pb2.Profile, _Mapping]] = ...) -> None: ...
+
+class ExportDataRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ExportDataResponse(_message.Message):
+    __slots__ = ("profile", "assets", "terms", "requests", "licences", "accesses", "standing_rules", "exported_at")
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    ASSETS_FIELD_NUMBER: _ClassVar[int]
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    LICENCES_FIELD_NUMBER: _ClassVar[int]
+    ACCESSES_FIELD_NUMBER: _ClassVar[int]
+    STANDING_RULES_FIELD_NUMBER: _ClassVar[int]
+    EXPORTED_AT_FIELD_NUMBER: _ClassVar[int]
+    profile: _records_pb2.Profile
+    assets: _containers.RepeatedCompositeFieldContainer[_records_pb2.AssetRecord]
+    terms: _records_pb2.Terms
+    requests: _containers.RepeatedCompositeFieldContainer[_records_pb2.LicenceRequest]
+    licences: _containers.RepeatedCompositeFieldContainer[_records_pb2.LicenceRecord]
+    accesses: _containers.RepeatedCompositeFieldContainer[_records_pb2.AssetAccess]
+    standing_rules: _containers.RepeatedCompositeFieldContainer[_records_pb2.StandingRuleRecord]
+    exported_at: int
+    def __init__(self, profile: _Optional[_Union[_records_pb2.Profile, _Mapping]] = ..., assets: _Optional[_Iterable[_Union[_records_pb2.AssetRecord, _Mapping]]] = ..., terms: _Optional[_Union[_records_pb2.Terms, _Mapping]] = ..., requests: _Optional[_Iterable[_Union[_records_pb2.LicenceRequest, _Mapping]]] = ..., licences: _Optional[_Iterable[_Union[_records_pb2.LicenceRecord, _Mapping]]] = ..., accesses: _Optional[_Iterable[_Union[_records_pb2.AssetAccess, _Mapping]]] = ..., standing_rules: _Optional[_Iterable[_Union[_records_pb2.StandingRuleRecord, _Mapping]]] = ..., exported_at: _Optional[int] = ...) -> None: ...
+
+class EraseAssetsRequest(_message.Message):
+    __slots__ = ("sha256",)
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    sha256: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, sha256: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class EraseAssetsResponse(_message.Message):
+    __slots__ = ("erased", "revoked_licence_ids")
+    ERASED_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_LICENCE_IDS_FIELD_NUMBER: _ClassVar[int]
+    erased: int
+    revoked_licence_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, erased: _Optional[int] = ..., revoked_licence_ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
