@@ -20,19 +20,28 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Protocol
 
 from .errors import LicentiaError, Reason
 from .keys import IssuerKeyResolver, PublicKey
 from .nonces import NonceStore
 from .presentation import DEFAULT_WINDOW_SECONDS, check_presentation, parse_presentation
 from .scope import IntendedUse
-from .status import StatusView
 from .token import (
     DEFAULT_MAX_TERM_SECONDS,
     Licence,
     authenticate,
     parse_token,
 )
+
+
+class StatusSource(Protocol):
+    """Where the engine learns whether a licence is revoked: a verifier's
+    :class:`~licentia.status.StatusView`, or the exchange's own status list."""
+
+    def check(self, index: int, now: int) -> Reason | None:
+        """``REVOKED``, ``STATUS_STALE``, or ``None`` when the licence is known not revoked."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +109,7 @@ class VerificationEngine:
     def __init__(
         self,
         keys: IssuerKeyResolver,
-        status: StatusView,
+        status: StatusSource,
         *,
         audience: str | None = None,
         nonces: NonceStore | None = None,

@@ -1,0 +1,105 @@
+"""One exchange process: the store, the keys, the hub and the services it runs, wired."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc  # type: ignore[import-untyped]
+
+from licentia.v1 import exchange_pb2, licences_pb2, registry_pb2, verification_pb2
+
+from .deps import Deps, Settings
+from .exchange import ExchangeService
+from .hub import RevocationHub
+from .issuer import Keyring
+from .licences import LicenceService
+from .registry import RegistryService
+from .rpc import Authenticator, Clock, Method, SystemClock, service
+from .store import SqliteStore
+from .verification import VerificationService
+
+#: Service short names (the --services flag) -> (generated module, service name, servicer).
+SERVICES: Mapping[str, tuple[Any, str, Callable[[Deps], Any]]] = {
+    "registry": (registry_pb2, "RegistryService", RegistryService),
+    "exchange": (exchange_pb2, "ExchangeService", ExchangeService),
+    "licences": (licences_pb2, "LicenceService", LicenceService),
+    "verification": (verification_pb2, "VerificationService", VerificationService),
+}
+DB_FILE = "licentia.db"
+KEYS_DIR = "issuer-keys"
+
+
+@dataclass
+class App:
+    """A built exchange: hand :attr:`handlers` to the gRPC server, :meth:`close` at the end."""
+
+    deps: Deps
+    handlers: list[grpc.GenericRpcHandler]
+    service_names: list[str]
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def close(self) -> None:
+        """End the streams and background work, then release the store."""
+        self._stop.set()
+        self.deps.hub.close()
+        for t in self._threads:
+            t.join(timeout=5)
+        self.deps.store.close()
+
+
+def build(
+    data_dir: Path,
+    *,
+    settings: Settings | None = None,
+    services: Sequence[str] = tuple(SERVICES),
+    follower: bool = False,
+    clock: Clock | None = None,
+    log: logging.Logger | None = None,
+    poll_seconds: float = 0.1,
+) -> App:
+    """Open (or create) the exchange in ``data_dir`` and build the services asked for.
+
+    A ``follower`` (a verify-only replica on the same data directory) never writes: it
+    follows the store's revocations by polling every ``poll_seconds`` and answers
+    STATUS_STALE if it cannot read them for three heartbeats.
+    """
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+    log = log or logging.getLogger("licentia.server")
+    unknown = sorted(set(services) - set(SERVICES))
+    if unknown or not services:
+        raise ValueError(f"unknown services: {', '.join(unknown) or '(none)'}")
+    store = SqliteStore(data_dir / DB_FILE, read_only=follower)
+    keyring = Keyring(data_dir / KEYS_DIR, store)
+    keyring.load(clock.now(), create=not follower)
+    hub = RevocationHub(store, keyring, clock.now)
+    deps = Deps(store, keyring, hub, clock, settings)
+    auth = Authenticator()
+    app = App(deps, [], [])
+    for name in services:
+        module, service_name, servicer = SERVICES[name]
+        methods: Mapping[str, Method] = servicer(deps).methods()
+        descriptor = module.DESCRIPTOR.services_by_name[service_name]
+        app.handlers.append(service(descriptor, methods, auth, clock, log))
+        app.service_names.append(descriptor.full_name)
+    if follower:
+        hub.staleness_bound = max(3 * int(settings.heartbeat_seconds), 3)
+
+        def follow() -> None:
+            while not app._stop.wait(poll_seconds):
+                try:
+                    hub.poll()
+                    keyring.refresh()
+                except Exception:
+                    log.warning("replica.poll_failed", exc_info=True)
+
+        t = threading.Thread(target=follow, name="licentia-follow", daemon=True)
+        t.start()
+        app._threads.append(t)
+    return app

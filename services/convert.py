@@ -1,0 +1,173 @@
+"""Protobuf ↔ domain conversions at the servicers' edge (and the caps on what comes in)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, TypeVar, cast
+
+from licentia import territory
+from licentia.errors import LicentiaError, Reason
+from licentia.scope import MAX_SCOPE_ITEMS, IntendedUse, Scope
+from licentia.v1 import licence_pb2, records_pb2
+from licentia.vocabulary import DataCategory, Medium, Purpose
+
+from .model import AssetRow, LicenceRow, Party, RequestRow, StandingRuleRow, Terms
+
+_E = TypeVar("_E", DataCategory, Purpose, Medium)
+
+
+def enum_set(values: Iterable[int], kind: type[_E], what: str) -> frozenset[_E]:
+    """Known, distinct enum values, at most ``MAX_SCOPE_ITEMS``; INVALID_REQUEST otherwise."""
+    items = list(values)
+    if len(items) > MAX_SCOPE_ITEMS:
+        raise LicentiaError(Reason.TOO_LARGE, f"too many {what}")
+    try:
+        out = frozenset(kind(v) for v in items)
+    except ValueError:
+        raise LicentiaError(Reason.INVALID_REQUEST, f"unknown {what}") from None
+    if len(out) != len(items):
+        raise LicentiaError(Reason.INVALID_REQUEST, f"duplicate {what}")
+    return out
+
+
+def scope_from(msg: licence_pb2.Scope) -> Scope:
+    """A scope from the wire; INVALID_REQUEST for anything malformed."""
+    try:
+        return Scope.from_proto(msg)
+    except LicentiaError as e:
+        reason = Reason.TOO_LARGE if e.reason == Reason.TOO_LARGE else Reason.INVALID_REQUEST
+        raise LicentiaError(reason, str(e)) from None
+
+
+def use_from(msg: licence_pb2.IntendedUse) -> IntendedUse:
+    """An intended use from the wire (INVALID_USE when malformed)."""
+    return IntendedUse.from_proto(msg)
+
+
+def terms_from(msg: records_pb2.Terms) -> Terms:
+    """Terms from the wire; INVALID_REQUEST for anything malformed."""
+    if len(msg.territories) > MAX_SCOPE_ITEMS:
+        raise LicentiaError(Reason.TOO_LARGE, "too many territories")
+    for code in msg.territories:
+        if not territory.is_territory(code):
+            raise LicentiaError(Reason.INVALID_REQUEST, "unknown territory")
+    try:
+        scope = Scope(
+            enum_set(msg.categories, DataCategory, "category"),
+            enum_set(msg.allowed_purposes, Purpose, "purpose"),
+            enum_set(msg.media, Medium, "medium"),
+            frozenset(msg.territories),
+        )
+    except LicentiaError as e:
+        raise LicentiaError(Reason.INVALID_REQUEST, str(e)) from None
+    currency = msg.currency
+    if len(currency) != 3 or not (currency.isascii() and currency.isupper()):
+        raise LicentiaError(Reason.INVALID_REQUEST, "currency is a 3-letter ISO 4217 code")
+    return Terms(
+        scope=scope,
+        refused_purposes=enum_set(msg.refused_purposes, Purpose, "refused purpose"),
+        currency=currency,
+        price_per_day_minor=msg.price_per_day_minor,
+        max_term_seconds=msg.max_term_seconds,
+        exclusivity_offered=msg.exclusivity_offered,
+        exclusivity_multiplier_bps=msg.exclusivity_multiplier_bps or 10_000,
+    )
+
+
+def _wire(values: Iterable[Any]) -> Any:
+    return sorted(values)
+
+
+def terms_to(t: Terms) -> records_pb2.Terms:
+    """The wire form of terms."""
+    return records_pb2.Terms(
+        categories=_wire(t.scope.categories),
+        allowed_purposes=_wire(t.scope.purposes),
+        refused_purposes=_wire(t.refused_purposes),
+        media=_wire(t.scope.media),
+        territories=sorted(t.scope.territories),
+        currency=t.currency,
+        price_per_day_minor=t.price_per_day_minor,
+        max_term_seconds=t.max_term_seconds,
+        exclusivity_offered=t.exclusivity_offered,
+        exclusivity_multiplier_bps=t.exclusivity_multiplier_bps,
+        updated_at=t.updated_at,
+    )
+
+
+def profile_to(p: Party) -> records_pb2.Profile:
+    """The wire form of a party."""
+    return records_pb2.Profile(
+        key=p.key,
+        role=cast("Any", int(p.role)),
+        handle=p.handle,
+        display_name=p.display_name,
+        country=p.country,
+        registered_at=p.registered_at,
+        objecting=p.objecting,
+    )
+
+
+def asset_to(a: AssetRow) -> records_pb2.AssetRecord:
+    """The wire form of an asset (never its bytes)."""
+    return records_pb2.AssetRecord(
+        category=cast("Any", int(a.category)),
+        sha256=a.sha256,
+        label=a.label,
+        has_content=a.has_content,
+        content_size=a.content_size,
+        declared_at=a.declared_at,
+    )
+
+
+def request_to(r: RequestRow, organisation: str) -> records_pb2.LicenceRequest:
+    """The wire form of a licence request."""
+    return records_pb2.LicenceRequest(
+        request_id=r.request_id,
+        state=cast("Any", int(r.state)),
+        advertiser_key=r.advertiser_key,
+        advertiser_organisation=organisation,
+        holder_key=r.holder_key,
+        claims=r.claims,
+        created_at=r.created_at,
+        expires_at=r.expires_at,
+        updated_at=r.updated_at,
+        reason=r.reason,
+        failure=r.failure,
+        auto_approved=r.auto_approved,
+    )
+
+
+_LICENCE_STATE = {
+    "active": records_pb2.LICENCE_STATE_ACTIVE,
+    "expired": records_pb2.LICENCE_STATE_EXPIRED,
+    "revoked": records_pb2.LICENCE_STATE_REVOKED,
+}
+
+
+def licence_to(x: LicenceRow, now: int) -> records_pb2.LicenceRecord:
+    """The wire form of a licence, with its state at ``now``."""
+    return records_pb2.LicenceRecord(
+        licence_id=x.licence_id,
+        token=x.token,
+        state=_LICENCE_STATE[x.state_at(now)],
+        holder_key=x.holder_key,
+        licensee_key=x.licensee_key,
+        issued_at=x.issued_at,
+        not_before=x.not_before,
+        not_after=x.not_after,
+        revoked_at=x.revoked_at,
+        uses=x.uses,
+        max_uses=x.max_uses,
+        request_id=x.request_id,
+        status_index=x.status_index,
+    )
+
+
+def rule_to(r: StandingRuleRow) -> records_pb2.StandingRuleRecord:
+    """The wire form of a standing rule."""
+    return records_pb2.StandingRuleRecord(
+        consent=licence_pb2.StandingConsent(rule=r.rule, holder_signature=r.signature),
+        created_at=r.created_at,
+        withdrawn_at=r.withdrawn_at,
+    )

@@ -1,0 +1,57 @@
+"""What every service of one exchange shares: the store, the keys, the status hub, settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from licentia.errors import LicentiaError, Reason
+from licentia.nonces import MemoryNonceStore
+from licentia.token import DEFAULT_MAX_TERM_SECONDS
+
+from .hub import RevocationHub
+from .issuer import Keyring
+from .model import Party, Role
+from .rpc import Call, Clock
+from .store import Store
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The exchange's policy knobs."""
+
+    #: The longest licence term the exchange issues (default one year).
+    max_term_seconds: int = DEFAULT_MAX_TERM_SECONDS
+    #: How long a request waits for the holder before it expires.
+    request_ttl_seconds: int = 7 * 86400
+    #: The largest asset the exchange stores.
+    max_asset_bytes: int = 1 << 20
+    #: Seconds between heartbeats on the revocation streams.
+    heartbeat_seconds: float = 5.0
+    #: The currency of the exchange (ISO 4217).
+    currency: str = "EUR"
+    #: The exchange's fee in basis points, stated in every licence's price terms.
+    fee_bps: int = 1000
+
+
+@dataclass
+class Deps:
+    """The shared parts of one exchange process."""
+
+    store: Store
+    keyring: Keyring
+    hub: RevocationHub
+    clock: Clock
+    settings: Settings = field(default_factory=Settings)
+    #: Presentation nonces seen by the Verify and ReportUse calls.
+    presentation_nonces: MemoryNonceStore = field(default_factory=MemoryNonceStore)
+
+    def party(self, call: Call, *roles: Role) -> Party:
+        """The registered caller, in one of ``roles`` (UNKNOWN_KEY / NOT_OWNER otherwise)."""
+        if call.caller is None:
+            raise LicentiaError(Reason.BAD_REQUEST_SIGNATURE, "the call is not signed")
+        party = self.store.party(call.caller.raw)
+        if party is None:
+            raise LicentiaError(Reason.UNKNOWN_KEY, "the signing key is not registered")
+        if roles and party.role not in roles:
+            raise LicentiaError(Reason.NOT_OWNER, "this call is not for this party's role")
+        return party

@@ -1,0 +1,113 @@
+"""The exchange's issuer keys: secret seeds in files (0600), public windows in the store.
+
+Each key's 32-byte seed lives in ``<keys dir>/<key id hex>.key``, created with ``O_EXCL`` and
+mode 0600 and never overwritten. The store publishes every key with its signing window; a
+rotation starts a new key and ends the current one's window, and the old key stays
+published so that what it signed keeps verifying.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+
+from licentia.errors import LicentiaError, Reason
+from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey, PublicKey
+
+from .model import IssuerKeyRow
+from .store import Store
+
+
+def _write_seed(path: Path, seed: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, seed)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_seed(path: Path) -> bytes:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise LicentiaError(
+            Reason.INTERNAL, f"issuer key file {path.name} must be readable by its owner only"
+        )
+    seed = path.read_bytes()
+    if len(seed) != 32:
+        raise LicentiaError(Reason.INTERNAL, f"issuer key file {path.name} is damaged")
+    return seed
+
+
+class Keyring:
+    """The issuer keys of one exchange: signs with the current key, publishes all of them."""
+
+    def __init__(self, keys_dir: Path, store: Store) -> None:
+        self.keys_dir = keys_dir
+        self.store = store
+        self._lock = threading.Lock()
+        self._private: dict[bytes, PrivateKey] = {}
+        self._set = IssuerKeySet([])
+
+    def load(self, now: int, *, create: bool = True) -> None:
+        """Load every published key; create the first key on a new exchange."""
+        with self._lock:
+            if create and not self.store.issuer_keys():
+                self._new_key(now)
+            self._reload()
+
+    def _new_key(self, now: int) -> None:
+        self.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = PrivateKey.generate()
+        _write_seed(self.keys_dir / f"{key.public.key_id.hex()}.key", key.seed)
+        self.store.rotate_issuer_key(IssuerKeyRow(key.public.key_id, key.public.raw, now))
+
+    def _reload(self) -> None:
+        rows = self.store.issuer_keys()
+        self._set = IssuerKeySet(
+            IssuerKey(PublicKey(r.public_key), r.not_before, r.not_after or None) for r in rows
+        )
+        private: dict[bytes, PrivateKey] = {}
+        for r in rows:
+            path = self.keys_dir / f"{r.key_id.hex()}.key"
+            if path.exists():
+                key = PrivateKey.from_seed(_read_seed(path))
+                if key.public.raw != r.public_key:
+                    raise LicentiaError(Reason.INTERNAL, f"issuer key file {path.name} mismatch")
+                private[r.key_id] = key
+        self._private = private
+
+    def rotate(self, now: int) -> PublicKey:
+        """Start a new current key at ``now``; the old one stays published, retired."""
+        with self._lock:
+            self._new_key(now)
+            self._reload()
+            return self.current().public
+
+    def current(self) -> PrivateKey:
+        """The key that signs new licences, snapshots and receipts."""
+        for key in self._set:
+            if key.not_after is None and key.key_id in self._private:
+                return self._private[key.key_id]
+        raise LicentiaError(Reason.INTERNAL, "no current issuer key")
+
+    def private(self, key_id: bytes) -> PrivateKey | None:
+        """The secret key with this id, if this exchange holds it and it may still sign."""
+        key = self._set.resolve(key_id)
+        return self._private.get(key_id) if key is not None and key.not_after is None else None
+
+    def resolve(self, key_id: bytes) -> IssuerKey | None:
+        """The published key with this id (the verification engine's key resolver)."""
+        return self._set.resolve(key_id)
+
+    @property
+    def key_set(self) -> IssuerKeySet:
+        """Every published key (what verifiers trust)."""
+        return self._set
+
+    def refresh(self) -> None:
+        """Re-read the published keys (a replica following another process's rotation)."""
+        with self._lock:
+            self._reload()

@@ -1,0 +1,211 @@
+"""LicenceService: licences after issuance, revocation, the status feed, keys, asset fetches."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Mapping
+
+from licentia import keys
+from licentia.errors import LicentiaError, Reason
+from licentia.status import StatusEvent
+from licentia.token import parse_token
+from licentia.v1 import licences_pb2, records_pb2, status_pb2
+
+from . import convert
+from .deps import Deps
+from .hub import Heartbeat, Snapshot
+from .model import Access, Cause, LicenceRow, RevocationEvent, Role
+from .rpc import Call, Method
+
+MAX_PAGE = 500
+
+
+def sign_receipt(
+    d: Deps, lic: LicenceRow, ev: RevocationEvent
+) -> records_pb2.SignedTerminationReceipt:
+    """The exchange's signed termination receipt for a revocation."""
+    signer = d.keyring.current()
+    data = records_pb2.TerminationReceipt(
+        licence_id=lic.licence_id,
+        holder_key=lic.holder_key,
+        licensee_key=lic.licensee_key,
+        revoked_at=ev.revoked_at,
+        status_index=ev.status_index,
+        sequence=ev.sequence,
+    ).SerializeToString(deterministic=True)
+    return records_pb2.SignedTerminationReceipt(
+        receipt=data,
+        issuer_key_id=signer.public.key_id,
+        signature=signer.sign(keys.TERMINATION_RECEIPT, data),
+    )
+
+
+class LicenceService:
+    """The servicer of licences and their status."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.d = deps
+
+    def methods(self) -> Mapping[str, Method]:
+        """The handlers, by method name."""
+        return {
+            "GetLicence": Method(self.get_licence),
+            "ListLicences": Method(self.list_licences),
+            "RevokeLicence": Method(self.revoke_licence),
+            "WatchRevocations": Method(self.watch_revocations, signed=False),
+            "GetStatusSnapshot": Method(self.get_status_snapshot, signed=False),
+            "GetIssuerKeys": Method(self.get_issuer_keys, signed=False),
+            "FetchAsset": Method(self.fetch_asset),
+            "ListAccesses": Method(self.list_accesses),
+            "WatchLicenceEvents": Method(self.watch_licence_events),
+        }
+
+    def _visible(self, licence_id: bytes, call: Call) -> LicenceRow:
+        party = self.d.party(call)
+        lic = self.d.store.licence(licence_id) if len(licence_id) == 16 else None
+        if lic is None or party.key not in (lic.holder_key, lic.licensee_key):
+            raise LicentiaError(Reason.NOT_FOUND, "no such licence")
+        return lic
+
+    def get_licence(
+        self, req: licences_pb2.GetLicenceRequest, call: Call
+    ) -> licences_pb2.GetLicenceResponse:
+        """One licence, for its holder or its licensee."""
+        lic = self._visible(req.licence_id, call)
+        return licences_pb2.GetLicenceResponse(licence=convert.licence_to(lic, call.now))
+
+    def list_licences(
+        self, req: licences_pb2.ListLicencesRequest, call: Call
+    ) -> licences_pb2.ListLicencesResponse:
+        """The caller's licences (as holder or licensee), newest first, by page."""
+        party = self.d.party(call)
+        size = req.page_size or 100
+        if not 1 <= size <= MAX_PAGE:
+            raise LicentiaError(Reason.INVALID_REQUEST, f"page size is 1 to {MAX_PAGE}")
+        before = 1 << 62
+        if req.page_token:
+            try:
+                before = int(base64.urlsafe_b64decode(req.page_token.encode("ascii")).decode())
+            except (ValueError, UnicodeError):
+                raise LicentiaError(Reason.INVALID_REQUEST, "bad page token") from None
+        rows = self.d.store.licences_of(party.key, before_issued=before, limit=size + 1)
+        out = licences_pb2.ListLicencesResponse(
+            licences=[convert.licence_to(x, call.now) for x in rows[:size]]
+        )
+        if len(rows) > size:
+            out.next_page_token = base64.urlsafe_b64encode(
+                str(rows[size - 1].issued_at).encode()
+            ).decode()
+        return out
+
+    def revoke_licence(
+        self, req: licences_pb2.RevokeLicenceRequest, call: Call
+    ) -> licences_pb2.RevokeLicenceResponse:
+        """The holder revokes, at once; the receipt is signed; every verifier is told."""
+        holder = self.d.party(call, Role.HOLDER)
+        lic = self.d.store.licence(req.licence_id) if len(req.licence_id) == 16 else None
+        if lic is None:
+            raise LicentiaError(Reason.NOT_FOUND, "no such licence")
+        if lic.holder_key != holder.key:
+            if lic.licensee_key == holder.key:
+                raise LicentiaError(Reason.NOT_OWNER, "only the holder revokes a licence")
+            raise LicentiaError(Reason.NOT_FOUND, "no such licence")
+        revoked, event = self.d.store.revoke(lic.licence_id, call.now, Cause.REVOKED)
+        self.d.hub.publish([event])
+        return licences_pb2.RevokeLicenceResponse(
+            licence=convert.licence_to(revoked, call.now),
+            receipt=sign_receipt(self.d, revoked, event),
+        )
+
+    def watch_revocations(
+        self, req: licences_pb2.WatchRevocationsRequest, call: Call
+    ) -> Iterator[licences_pb2.WatchRevocationsResponse]:
+        """Every change after ``after_sequence``, then live, with heartbeats."""
+        feed = self.d.hub.feed(
+            req.after_sequence, self.d.settings.heartbeat_seconds, call.context.is_active
+        )
+        for item in feed:
+            if isinstance(item, Snapshot):
+                yield licences_pb2.WatchRevocationsResponse(
+                    snapshot=status_pb2.SignedStatusSnapshot.FromString(item.signed)
+                )
+            elif isinstance(item, Heartbeat):
+                yield licences_pb2.WatchRevocationsResponse(
+                    heartbeat=status_pb2.StatusHeartbeat(sequence=item.sequence, at=item.at)
+                )
+            else:
+                yield licences_pb2.WatchRevocationsResponse(
+                    event=StatusEvent(item.sequence, item.status_index, item.revoked_at).to_proto()
+                )
+
+    def get_status_snapshot(
+        self, req: licences_pb2.GetStatusSnapshotRequest, call: Call
+    ) -> licences_pb2.GetStatusSnapshotResponse:
+        """The signed status list now."""
+        snap = self.d.hub.snapshot()
+        return licences_pb2.GetStatusSnapshotResponse(
+            snapshot=status_pb2.SignedStatusSnapshot.FromString(snap.signed)
+        )
+
+    def get_issuer_keys(
+        self, req: licences_pb2.GetIssuerKeysRequest, call: Call
+    ) -> licences_pb2.GetIssuerKeysResponse:
+        """Every published issuer key."""
+        return licences_pb2.GetIssuerKeysResponse(keys=self.d.keyring.key_set.to_proto())
+
+    def fetch_asset(
+        self, req: licences_pb2.FetchAssetRequest, call: Call
+    ) -> licences_pb2.FetchAssetResponse:
+        """The licensee gets an asset's bytes under a live licence that names it; recorded."""
+        advertiser = self.d.party(call, Role.ADVERTISER)
+        lic = self.d.store.licence(req.licence_id) if len(req.licence_id) == 16 else None
+        if lic is None or lic.licensee_key != advertiser.key:
+            raise LicentiaError(Reason.NOT_FOUND, "no such licence")
+        state = lic.state_at(call.now)
+        if state != "active" or call.now < lic.not_before:
+            raise LicentiaError(Reason.LICENCE_NOT_ACTIVE, f"the licence is not active ({state})")
+        if req.sha256 not in parse_token(lic.token).asset_categories:
+            raise LicentiaError(Reason.ASSET_MISMATCH, "the licence does not name this asset")
+        content = self.d.store.asset_content(lic.holder_key, req.sha256)
+        if content is None:
+            raise LicentiaError(Reason.NOT_FOUND, "the exchange holds no bytes for this asset")
+        self.d.store.record_access(
+            Access(lic.holder_key, req.sha256, lic.licence_id, advertiser.key, call.now)
+        )
+        return licences_pb2.FetchAssetResponse(content=content)
+
+    def list_accesses(
+        self, req: licences_pb2.ListAccessesRequest, call: Call
+    ) -> licences_pb2.ListAccessesResponse:
+        """The holder's access log."""
+        holder = self.d.party(call, Role.HOLDER)
+        out = licences_pb2.ListAccessesResponse()
+        for a in self.d.store.accesses(holder.key, 1000):
+            out.accesses.add(
+                sha256=a.sha256,
+                licence_id=a.licence_id,
+                licensee_key=a.licensee_key,
+                accessed_at=a.accessed_at,
+            )
+        return out
+
+    def watch_licence_events(
+        self, req: licences_pb2.WatchLicenceEventsRequest, call: Call
+    ) -> Iterator[licences_pb2.WatchLicenceEventsResponse]:
+        """Terminations of the caller's licences as they happen, with heartbeats."""
+        party = self.d.party(call, Role.ADVERTISER)
+        after = min(req.after_sequence, self.d.hub.sequence)
+        seq = after
+        feed = self.d.hub.feed(after, self.d.settings.heartbeat_seconds, call.context.is_active)
+        for item in feed:
+            if isinstance(item, Heartbeat):
+                yield licences_pb2.WatchLicenceEventsResponse(at=item.at)
+            elif isinstance(item, RevocationEvent):
+                seq = item.sequence
+                if item.licensee_key == party.key:
+                    yield licences_pb2.WatchLicenceEventsResponse(
+                        sequence=seq,
+                        licence_id=item.licence_id,
+                        cause=int(item.cause),  # type: ignore[arg-type]
+                        at=item.revoked_at,
+                    )

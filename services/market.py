@@ -1,0 +1,140 @@
+"""The market's rules, as pure functions: terms, prices, requests within terms, exclusivity.
+
+No I/O: the servicers call these with values read from the store, and the store calls the
+conflict check inside the issuing transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from licentia import territory
+from licentia.errors import LicentiaError, Reason
+from licentia.scope import PURPOSE_COVERS, Scope
+from licentia.token import LicenceClaims, parse_token
+from licentia.vocabulary import Purpose
+
+from .model import AssetRow, LicenceRow, Terms
+
+DAY = 86400
+#: Handles and platform ids: lower-case letters, digits, '-' and '_'.
+HANDLE = re.compile(r"[a-z0-9_-]{3,32}")
+MAX_NAME_CHARS = 128
+MAX_TEXT_CHARS = 512
+MAX_LIST_ITEMS = 32
+#: Basis points in one.
+BPS = 10_000
+
+
+def check_handle(handle: str, what: str) -> None:
+    """Refuse a handle or platform id outside ``[a-z0-9_-]{3,32}`` (INVALID_REQUEST)."""
+    if not HANDLE.fullmatch(handle):
+        raise LicentiaError(Reason.INVALID_REQUEST, f"{what} is 3-32 of a-z, 0-9, '-', '_'")
+
+
+def check_text(
+    text: str, what: str, limit: int = MAX_NAME_CHARS, *, required: bool = False
+) -> None:
+    """Refuse text over ``limit`` characters, with control characters, or missing."""
+    if len(text) > limit or any(ord(c) < 32 for c in text):
+        raise LicentiaError(
+            Reason.INVALID_REQUEST, f"{what} is at most {limit} printable characters"
+        )
+    if required and not text.strip():
+        raise LicentiaError(Reason.INVALID_REQUEST, f"{what} is required")
+
+
+def check_country(code: str) -> None:
+    """Refuse anything but an ISO 3166-1 alpha-2 country code."""
+    if code not in territory.ISO_3166_ALPHA2:
+        raise LicentiaError(Reason.INVALID_REQUEST, "country is an ISO 3166-1 alpha-2 code")
+
+
+def check_terms(terms: Terms, max_term_cap: int) -> None:
+    """Refuse terms that could never be met, or that exceed the exchange's cap."""
+    if terms.price_per_day_minor <= 0:
+        raise LicentiaError(Reason.INVALID_REQUEST, "price per day must be positive")
+    if not 0 < terms.max_term_seconds <= max_term_cap:
+        raise LicentiaError(
+            Reason.INVALID_TERM, f"maximum term is 1 second to {max_term_cap // DAY} days"
+        )
+    if terms.exclusivity_offered and terms.exclusivity_multiplier_bps < BPS:
+        raise LicentiaError(Reason.INVALID_REQUEST, "exclusivity multiplier is at least x1")
+    if len(terms.refused_purposes) > MAX_LIST_ITEMS:
+        raise LicentiaError(Reason.TOO_LARGE, "too many refused purposes")
+    if not terms.scope.purpose_closure - refused_closure(terms):
+        raise LicentiaError(Reason.INVALID_REQUEST, "every allowed purpose is refused")
+
+
+def refused_closure(terms: Terms) -> frozenset[Purpose]:
+    """Every purpose the holder refuses: the refused ones and all narrower ones."""
+    out: frozenset[Purpose] = frozenset()
+    for p in terms.refused_purposes:
+        out |= PURPOSE_COVERS[p]
+    return out
+
+
+def price_for(terms: Terms, term_seconds: int, *, exclusive: bool) -> int:
+    """The holder's price for a term: whole days, rounded up, times the exclusivity factor."""
+    days = -(-term_seconds // DAY)
+    price = days * terms.price_per_day_minor
+    if exclusive:
+        price = -(-price * terms.exclusivity_multiplier_bps // BPS)
+    return price
+
+
+def check_request(
+    terms: Terms,
+    declared: Sequence[AssetRow],
+    wanted: Scope,
+    digests: Sequence[bytes],
+    term_seconds: int,
+    *,
+    exclusive: bool,
+    offered_price: int,
+    max_term_cap: int,
+) -> None:
+    """Refuse a request that does not fall within the holder's terms (raises LicentiaError)."""
+    if not terms.scope.contains(wanted):
+        raise LicentiaError(Reason.OUTSIDE_TERMS, "the scope is wider than the holder offers")
+    if wanted.purpose_closure & refused_closure(terms):
+        raise LicentiaError(Reason.OUTSIDE_TERMS, "the holder refuses one of these purposes")
+    by_digest = {a.sha256: a for a in declared}
+    for d in digests:
+        asset = by_digest.get(d)
+        if asset is None:
+            raise LicentiaError(Reason.NOT_FOUND, "the holder has no such asset")
+        if asset.category not in wanted.categories:
+            raise LicentiaError(
+                Reason.INVALID_REQUEST, "each asset's category must be in the requested scope"
+            )
+    if not 0 < term_seconds <= min(terms.max_term_seconds, max_term_cap):
+        raise LicentiaError(Reason.INVALID_TERM, "the term is empty or longer than allowed")
+    if exclusive and not terms.exclusivity_offered:
+        raise LicentiaError(Reason.OUTSIDE_TERMS, "the holder does not offer exclusivity")
+    if offered_price < price_for(terms, term_seconds, exclusive=exclusive):
+        raise LicentiaError(Reason.PRICE_TOO_LOW, "the offer is below the holder's price")
+
+
+def overlaps(a: LicenceClaims, b: LicenceClaims) -> bool:
+    """True if two licences could license the same use at the same time."""
+    sa, sb = a.scope, b.scope
+    return (
+        a.not_before < b.not_after
+        and b.not_before < a.not_after
+        and bool(sa.categories & sb.categories)
+        and bool(sa.purpose_closure & sb.purpose_closure)
+        and bool(sa.media & sb.media)
+        and bool(sa.territory_closure & sb.territory_closure)
+    )
+
+
+def exclusivity_conflict(new: LicenceClaims, live: Sequence[LicenceRow]) -> Reason | None:
+    """EXCLUSIVITY_CONFLICT if ``new`` overlaps a live licence and either is exclusive."""
+    for row in live:
+        if not (new.exclusive or row.exclusive):
+            continue
+        if overlaps(new, parse_token(row.token).claims):
+            return Reason.EXCLUSIVITY_CONFLICT
+    return None

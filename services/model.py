@@ -1,0 +1,171 @@
+"""The exchange's records as domain values: what the store keeps and the services reason about.
+
+Frozen dataclasses; protobuf messages appear only in the servicers (``*_service.py``) that
+convert at the edge. Keys are raw 32-byte Ed25519 public keys; times are Unix seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from licentia.scope import Scope
+from licentia.vocabulary import DataCategory, Purpose
+
+
+class Role(enum.IntEnum):
+    """What a registered key is; mirrors ``licentia.v1.PartyRole``."""
+
+    HOLDER = 1
+    ADVERTISER = 2
+    PLATFORM = 3
+
+
+class RequestState(enum.IntEnum):
+    """Where a licence request stands; mirrors ``licentia.v1.RequestState``."""
+
+    PENDING = 1
+    ISSUED = 2
+    DECLINED = 3
+    EXPIRED = 4
+    FAILED = 5
+    WITHDRAWN = 6
+
+
+class Cause(enum.IntEnum):
+    """Why a licence ended early; mirrors ``licentia.v1.TerminationCause``."""
+
+    REVOKED = 1
+    ERASED = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """A registered holder, advertiser or platform."""
+
+    key: bytes
+    role: Role
+    #: Holders: their handle; platforms: their platform id; advertisers: "".
+    handle: str
+    display_name: str
+    country: str
+    registered_at: int
+    objecting: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AssetRow:
+    """A holder's declared asset (the bytes, when stored, are read separately)."""
+
+    holder_key: bytes
+    sha256: bytes
+    category: DataCategory
+    label: str
+    content_size: int
+    has_content: bool
+    declared_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """What a holder offers and at what price."""
+
+    scope: Scope
+    refused_purposes: frozenset[Purpose]
+    currency: str
+    price_per_day_minor: int
+    max_term_seconds: int
+    exclusivity_offered: bool
+    exclusivity_multiplier_bps: int
+    updated_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRow:
+    """A licence request and the exact claims prepared for the holder to sign."""
+
+    request_id: bytes
+    state: RequestState
+    advertiser_key: bytes
+    holder_key: bytes
+    claims: bytes
+    created_at: int
+    expires_at: int
+    updated_at: int
+    reason: str = ""
+    failure: str = ""
+    auto_approved: bool = False
+    message: str = ""
+    licence_id: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class LicenceRow:
+    """An issued licence as the exchange keeps it."""
+
+    licence_id: bytes
+    request_id: bytes
+    token: str
+    holder_key: bytes
+    licensee_key: bytes
+    issued_at: int
+    not_before: int
+    not_after: int
+    status_index: int
+    max_uses: int
+    uses: int
+    exclusive: bool
+    revoked_at: int = 0
+
+    def state_at(self, now: int) -> str:
+        """``"revoked"``, ``"expired"`` or ``"active"`` at ``now``."""
+        if self.revoked_at:
+            return "revoked"
+        if now >= self.not_after:
+            return "expired"
+        return "active"
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationEvent:
+    """One status-list change, in sequence order."""
+
+    sequence: int
+    status_index: int
+    licence_id: bytes
+    licensee_key: bytes
+    revoked_at: int
+    cause: Cause
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """A licensee's fetch of a holder's asset."""
+
+    holder_key: bytes
+    sha256: bytes
+    licence_id: bytes
+    licensee_key: bytes
+    accessed_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class StandingRuleRow:
+    """A holder's signed standing rule."""
+
+    rule_id: bytes
+    holder_key: bytes
+    rule: bytes
+    signature: bytes
+    created_at: int
+    withdrawn_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerKeyRow:
+    """A published issuer key and its signing window (``not_after`` 0 while current)."""
+
+    key_id: bytes
+    public_key: bytes
+    not_before: int
+    not_after: int = 0

@@ -1,0 +1,208 @@
+"""RegistryService: parties, assets, terms, and the holder's rights (access, rectification,
+erasure, objection)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import replace
+
+from licentia.errors import LicentiaError, Reason
+from licentia.v1 import registry_pb2
+from licentia.vocabulary import DataCategory
+
+from . import convert, market
+from .deps import Deps
+from .model import AssetRow, Cause, Party, Role
+from .rpc import Call, Method
+
+
+class RegistryService:
+    """The servicer: converts the wire to the rules and the store, and back."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.d = deps
+
+    def methods(self) -> Mapping[str, Method]:
+        """The handlers, by method name."""
+        cap = self.d.settings.max_asset_bytes + 4096
+        return {
+            "RegisterHolder": Method(self.register_holder),
+            "RegisterAdvertiser": Method(self.register_advertiser),
+            "RegisterPlatform": Method(self.register_platform),
+            "GetProfile": Method(self.get_profile),
+            "UpdateProfile": Method(self.update_profile),
+            "DeclareAsset": Method(self.declare_asset, max_request_bytes=cap),
+            "ListAssets": Method(self.list_assets),
+            "SetTerms": Method(self.set_terms),
+            "GetTerms": Method(self.get_terms),
+            "SetObjection": Method(self.set_objection),
+            "ExportData": Method(self.export_data),
+            "EraseAssets": Method(self.erase_assets),
+        }
+
+    def _register(self, call: Call, role: Role, handle: str, name: str, country: str) -> Party:
+        assert call.caller is not None
+        party = Party(call.caller.raw, role, handle, name, country, call.now)
+        if role is not Role.ADVERTISER and self.d.store.party_by_handle(handle) is not None:
+            raise LicentiaError(Reason.ALREADY_EXISTS, "that handle is taken")
+        self.d.store.add_party(party)
+        return party
+
+    def register_holder(
+        self, req: registry_pb2.RegisterHolderRequest, call: Call
+    ) -> registry_pb2.RegisterHolderResponse:
+        """Register the caller as a holder."""
+        market.check_handle(req.handle, "handle")
+        market.check_text(req.display_name, "display name")
+        party = self._register(call, Role.HOLDER, req.handle, req.display_name, "")
+        return registry_pb2.RegisterHolderResponse(profile=convert.profile_to(party))
+
+    def register_advertiser(
+        self, req: registry_pb2.RegisterAdvertiserRequest, call: Call
+    ) -> registry_pb2.RegisterAdvertiserResponse:
+        """Register the caller as an advertiser."""
+        market.check_text(req.organisation, "organisation", required=True)
+        market.check_country(req.country)
+        party = self._register(call, Role.ADVERTISER, "", req.organisation, req.country)
+        return registry_pb2.RegisterAdvertiserResponse(profile=convert.profile_to(party))
+
+    def register_platform(
+        self, req: registry_pb2.RegisterPlatformRequest, call: Call
+    ) -> registry_pb2.RegisterPlatformResponse:
+        """Register the caller as a platform."""
+        market.check_handle(req.platform_id, "platform id")
+        market.check_text(req.name, "name", required=True)
+        party = self._register(call, Role.PLATFORM, req.platform_id, req.name, "")
+        return registry_pb2.RegisterPlatformResponse(profile=convert.profile_to(party))
+
+    def get_profile(
+        self, req: registry_pb2.GetProfileRequest, call: Call
+    ) -> registry_pb2.GetProfileResponse:
+        """The caller's profile."""
+        return registry_pb2.GetProfileResponse(profile=convert.profile_to(self.d.party(call)))
+
+    def update_profile(
+        self, req: registry_pb2.UpdateProfileRequest, call: Call
+    ) -> registry_pb2.UpdateProfileResponse:
+        """Rectify the caller's display name."""
+        party = self.d.party(call)
+        market.check_text(req.display_name, "display name", required=party.role != Role.HOLDER)
+        updated = self.d.store.update_party(party.key, display_name=req.display_name)
+        return registry_pb2.UpdateProfileResponse(profile=convert.profile_to(updated))
+
+    def declare_asset(
+        self, req: registry_pb2.DeclareAssetRequest, call: Call
+    ) -> registry_pb2.DeclareAssetResponse:
+        """Declare or rectify an asset; its bytes, when given, must match the digest."""
+        holder = self.d.party(call, Role.HOLDER)
+        try:
+            category = DataCategory(req.category)
+        except ValueError:
+            raise LicentiaError(Reason.INVALID_REQUEST, "unknown category") from None
+        if len(req.sha256) != 32:
+            raise LicentiaError(Reason.INVALID_REQUEST, "sha256 is 32 bytes")
+        market.check_text(req.label, "label")
+        content: bytes | None = None
+        if req.content:
+            if len(req.content) > self.d.settings.max_asset_bytes:
+                raise LicentiaError(
+                    Reason.TOO_LARGE, "the asset is larger than the exchange stores"
+                )
+            if not hmac.compare_digest(hashlib.sha256(req.content).digest(), req.sha256):
+                raise LicentiaError(Reason.INVALID_REQUEST, "content does not match sha256")
+            content = req.content
+        row = AssetRow(holder.key, req.sha256, category, req.label, 0, False, call.now)
+        stored = self.d.store.put_asset(row, content)
+        return registry_pb2.DeclareAssetResponse(asset=convert.asset_to(stored))
+
+    def list_assets(
+        self, req: registry_pb2.ListAssetsRequest, call: Call
+    ) -> registry_pb2.ListAssetsResponse:
+        """The holder's assets."""
+        holder = self.d.party(call, Role.HOLDER)
+        return registry_pb2.ListAssetsResponse(
+            assets=[convert.asset_to(a) for a in self.d.store.assets(holder.key)]
+        )
+
+    def set_terms(
+        self, req: registry_pb2.SetTermsRequest, call: Call
+    ) -> registry_pb2.SetTermsResponse:
+        """Replace the holder's terms."""
+        holder = self.d.party(call, Role.HOLDER)
+        if not req.HasField("terms"):
+            raise LicentiaError(Reason.INVALID_REQUEST, "terms are required")
+        terms = replace(convert.terms_from(req.terms), updated_at=call.now)
+        if terms.currency != self.d.settings.currency:
+            raise LicentiaError(
+                Reason.INVALID_REQUEST, f"this exchange trades in {self.d.settings.currency}"
+            )
+        market.check_terms(terms, self.d.settings.max_term_seconds)
+        self.d.store.set_terms(holder.key, terms)
+        return registry_pb2.SetTermsResponse(terms=convert.terms_to(terms))
+
+    def get_terms(
+        self, req: registry_pb2.GetTermsRequest, call: Call
+    ) -> registry_pb2.GetTermsResponse:
+        """The holder's terms (absent when none are set)."""
+        holder = self.d.party(call, Role.HOLDER)
+        terms = self.d.store.terms(holder.key)
+        out = registry_pb2.GetTermsResponse()
+        if terms is not None:
+            out.terms.CopyFrom(convert.terms_to(terms))
+        return out
+
+    def set_objection(
+        self, req: registry_pb2.SetObjectionRequest, call: Call
+    ) -> registry_pb2.SetObjectionResponse:
+        """Opt out (object) or back in."""
+        holder = self.d.party(call, Role.HOLDER)
+        updated = self.d.store.update_party(holder.key, objecting=req.objecting)
+        return registry_pb2.SetObjectionResponse(profile=convert.profile_to(updated))
+
+    def export_data(
+        self, req: registry_pb2.ExportDataRequest, call: Call
+    ) -> registry_pb2.ExportDataResponse:
+        """Everything held about the holder (the right of access)."""
+        holder = self.d.party(call, Role.HOLDER)
+        s = self.d.store
+        out = registry_pb2.ExportDataResponse(
+            profile=convert.profile_to(holder),
+            assets=[convert.asset_to(a) for a in s.assets(holder.key)],
+            exported_at=call.now,
+        )
+        terms = s.terms(holder.key)
+        if terms is not None:
+            out.terms.CopyFrom(convert.terms_to(terms))
+        for r in s.requests_for_holder(holder.key, include_answered=True, limit=1 << 31):
+            adv = s.party(r.advertiser_key)
+            out.requests.append(convert.request_to(r, adv.display_name if adv else ""))
+        everything = s.licences_of(holder.key, before_issued=1 << 62, limit=1 << 31)
+        out.licences.extend(
+            convert.licence_to(x, call.now) for x in everything if x.holder_key == holder.key
+        )
+        for a in s.accesses(holder.key, limit=1 << 31):
+            out.accesses.add(
+                sha256=a.sha256,
+                licence_id=a.licence_id,
+                licensee_key=a.licensee_key,
+                accessed_at=a.accessed_at,
+            )
+        out.standing_rules.extend(convert.rule_to(r) for r in s.rules(holder.key))
+        return out
+
+    def erase_assets(
+        self, req: registry_pb2.EraseAssetsRequest, call: Call
+    ) -> registry_pb2.EraseAssetsResponse:
+        """Erase assets and revoke every live licence on them (each licensee is told)."""
+        holder = self.d.party(call, Role.HOLDER)
+        if len(req.sha256) > 1000:
+            raise LicentiaError(Reason.TOO_LARGE, "too many digests")
+        digests = list(req.sha256) or None
+        erased, events = self.d.store.erase_assets(holder.key, digests, call.now)
+        self.d.hub.publish(events)
+        return registry_pb2.EraseAssetsResponse(
+            erased=erased,
+            revoked_licence_ids=[e.licence_id for e in events if e.cause == Cause.ERASED],
+        )

@@ -1,0 +1,363 @@
+"""gRPC method handlers that authenticate the exact request bytes received.
+
+Every method is registered with ``request_deserializer=None``, so its behaviour receives the
+raw request bytes. For each call, in this order:
+
+1. the size of the bytes against the method's cap (TOO_LARGE): a cheap refusal before any
+   hashing or signature check, and a refused call does not burn its nonce;
+2. for a signed method, the request signature over those very bytes
+   (:func:`licentia.request.parse_request_metadata` and :func:`~licentia.request.verify_request`:
+   BAD_REQUEST_SIGNATURE, STALE_REQUEST, REPLAYED_REQUEST);
+3. the parse of the bytes into the method's input message, strictly: invalid protobuf and
+   fields this server does not know are both MALFORMED;
+4. the handler, with the parsed request and a :class:`Call`.
+
+A client stream (``stream`` requests) is authenticated as a whole: its signature covers the
+method and the empty body ``b""``, sent once in the call's metadata, and each incoming
+message is then size-capped and parsed strictly as in steps 1 and 3 (a refusal ends the
+call). Whether the caller's key is registered, and whether it owns what it touches, is the
+handler's business (UNKNOWN_KEY, NOT_OWNER).
+
+Handlers refuse by raising :class:`licentia.errors.LicentiaError`; the call then ends with the
+reason's status code and ErrorInfo (:mod:`.errors`). Any other exception is logged here with
+the call id and its traceback, and the client sees INTERNAL with a generic message. Each
+call writes one JSON log line (:func:`json_logger`) with the method, the status code, the
+duration, the call id and the caller's public key: never request bytes, tokens, signatures
+or secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import IO, Any, Protocol, TypeAlias, cast
+
+import grpc  # type: ignore[import-untyped]
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.message_factory import GetMessageClass
+
+from licentia.errors import LicentiaError, Reason
+from licentia.keys import PublicKey
+from licentia.nonces import MemoryNonceStore, NonceStore
+from licentia.request import DEFAULT_WINDOW_SECONDS, parse_request_metadata, verify_request
+
+from . import errors
+
+
+class Clock(Protocol):
+    """The server's time, in Unix seconds (a seam: tests pass a fixed clock)."""
+
+    def now(self) -> int:
+        """The current Unix time in whole seconds."""
+        ...
+
+
+class SystemClock:
+    """The operating system's clock."""
+
+    def now(self) -> int:
+        """The current Unix time in whole seconds."""
+        return int(time.time())
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a handler knows about the call it serves.
+
+    ``caller`` is the key that signed the call (``None`` for a public method, whose
+    signature metadata, if any, is ignored); ``now`` is the server's time used to check
+    the signature. ``context`` is grpc's, for ``is_active()``, ``add_callback()`` and
+    metadata; refuse by raising ``LicentiaError``, never with ``context.abort``.
+    """
+
+    method: str
+    caller: PublicKey | None
+    now: int
+    peer: str
+    call_id: str
+    context: grpc.ServicerContext
+
+
+#: ``(request, call) -> response``.
+UnaryHandler: TypeAlias = Callable[[Any, Call], Message]
+#: ``(request, call) -> responses`` (a server stream).
+ServerStreamHandler: TypeAlias = Callable[[Any, Call], Iterator[Message]]
+#: ``(requests, call) -> response`` (a client stream).
+ClientStreamHandler: TypeAlias = Callable[[Iterator[Any], Call], Message]
+#: ``(requests, call) -> responses`` (both directions stream).
+StreamHandler: TypeAlias = Callable[[Iterator[Any], Call], Iterator[Message]]
+Handler: TypeAlias = UnaryHandler | ServerStreamHandler | ClientStreamHandler | StreamHandler
+
+
+@dataclass(frozen=True)
+class Method:
+    """A handler and how its calls are admitted.
+
+    The handler's shape follows the method's streaming kind in the service descriptor
+    (see :data:`Handler`). ``signed=False`` makes the method public (``Call.caller`` is
+    ``None``). ``max_request_bytes`` caps each request message (TOO_LARGE above it).
+    """
+
+    handler: Handler
+    signed: bool = True
+    max_request_bytes: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        if self.max_request_bytes <= 0:
+            raise ValueError("max_request_bytes must be positive")
+
+
+class Authenticator:
+    """Checks request signatures: the window, the signature, then the nonce.
+
+    One instance (one nonce store) serves every service of a process.
+    """
+
+    def __init__(
+        self, nonces: NonceStore | None = None, window_seconds: int = DEFAULT_WINDOW_SECONDS
+    ) -> None:
+        self.nonces: NonceStore = MemoryNonceStore() if nonces is None else nonces
+        self.window_seconds = window_seconds
+
+    def authenticate(
+        self, method: str, body: bytes, metadata: Iterable[tuple[str, str | bytes]], now: int
+    ) -> PublicKey:
+        """The key that signed ``body`` for ``method``; raises ``LicentiaError`` otherwise."""
+        signed = parse_request_metadata(metadata)
+        return verify_request(signed, method, body, now, self.nonces, self.window_seconds)
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """One method of a service, ready to serve."""
+
+    path: str
+    method: Method
+    input_cls: type[Message]
+    output_cls: type[Message]
+    client_streaming: bool
+
+
+@dataclass
+class _Outcome:
+    """What the log line of one call says."""
+
+    call_id: str
+    started: float
+    caller: str | None = None
+    code: str = "OK"
+    reason: str | None = None
+
+    def refused(self, reason: Reason) -> None:
+        self.code, self.reason = errors.STATUS_OF[reason].name, reason.name
+
+    def fields(self, path: str) -> dict[str, object]:
+        fields: dict[str, object] = {
+            "method": path,
+            "code": self.code,
+            "ms": round((time.monotonic() - self.started) * 1000, 2),
+            "call_id": self.call_id,
+        }
+        if self.caller is not None:
+            fields["caller"] = self.caller
+        if self.reason is not None:
+            fields["reason"] = self.reason
+        return fields
+
+
+_FACTORIES: dict[tuple[bool, bool], Callable[..., Any]] = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
+class _Plumbing:
+    """The behaviours grpc calls: admission, error mapping and the log line, shared by all."""
+
+    def __init__(self, auth: Authenticator, clock: Clock, log: logging.Logger) -> None:
+        self.auth, self.clock, self.log = auth, clock, log
+
+    def unary_out(self, m: _Bound, arg: Any, context: grpc.ServicerContext) -> bytes:
+        """Behaviour of a method with one response (``arg``: bytes, or an iterator of them)."""
+        with self._guard(m, context) as outcome:
+            call, request = self._admit(m, arg, context, outcome)
+            return self._encode(m, m.method.handler(request, call))
+
+    def stream_out(self, m: _Bound, arg: Any, context: grpc.ServicerContext) -> Iterator[bytes]:
+        """Behaviour of a method with a response stream; errors mid-stream end it the same way."""
+        with self._guard(m, context) as outcome:
+            call, request = self._admit(m, arg, context, outcome)
+            for response in cast(Iterator[Message], m.method.handler(request, call)):
+                yield self._encode(m, response)
+
+    def unserved(self, m: _Bound, arg: Any, context: grpc.ServicerContext) -> bytes:
+        """Behaviour of a method this server has no handler for (any streaming kind)."""
+        with self._guard(m, context):
+            raise LicentiaError(Reason.NOT_SERVED, f"{m.path} is not served here")
+
+    @contextmanager
+    def _guard(self, m: _Bound, context: grpc.ServicerContext) -> Iterator[_Outcome]:
+        outcome = _Outcome(call_id=secrets.token_hex(8), started=time.monotonic())
+        try:
+            yield outcome
+        except LicentiaError as e:
+            outcome.refused(e.reason)
+            errors.abort(context, e.reason, str(e))
+        except Exception as e:
+            if isinstance(e, grpc.RpcError) and not context.is_active():
+                outcome.code = "CANCELLED"  # the client went away while we read its stream
+                raise
+            outcome.refused(Reason.INTERNAL)
+            self.log.error(
+                "rpc.internal_error",
+                exc_info=True,
+                extra={"method": m.path, "call_id": outcome.call_id},
+            )
+            errors.abort(context, Reason.INTERNAL, f"internal error (call id {outcome.call_id})")
+        except BaseException:
+            outcome.code = "CANCELLED"  # GeneratorExit: the client stopped reading a stream
+            raise
+        finally:
+            self.log.info("rpc", extra=outcome.fields(m.path))
+
+    def _admit(
+        self, m: _Bound, arg: Any, context: grpc.ServicerContext, outcome: _Outcome
+    ) -> tuple[Call, Any]:
+        """Authenticate and parse: the handler's ``Call`` and its request (or requests)."""
+        now = self.clock.now()
+        if not m.client_streaming:
+            _check_size(m, arg)
+        caller = None
+        if m.method.signed:
+            body = b"" if m.client_streaming else arg
+            caller = self.auth.authenticate(m.path, body, context.invocation_metadata(), now)
+            outcome.caller = caller.text
+        call = Call(m.path, caller, now, context.peer(), outcome.call_id, context)
+        if m.client_streaming:
+            return call, (_parse(m, raw) for raw in arg)
+        return call, _parse(m, arg)
+
+    @staticmethod
+    def _encode(m: _Bound, response: object) -> bytes:
+        if not isinstance(response, m.output_cls):
+            raise TypeError(f"{m.path} returned {type(response).__name__}")
+        return response.SerializeToString()
+
+
+def _check_size(m: _Bound, raw: bytes) -> None:
+    if len(raw) > m.method.max_request_bytes:
+        raise LicentiaError(
+            Reason.TOO_LARGE, f"a request may not exceed {m.method.max_request_bytes} bytes"
+        )
+
+
+def _parse(m: _Bound, raw: bytes) -> Message:
+    """Parse one request message strictly: refuse invalid protobuf and unknown fields."""
+    _check_size(m, raw)
+    name = m.input_cls.DESCRIPTOR.name
+    request = m.input_cls()
+    try:
+        request.ParseFromString(raw)
+    except (DecodeError, RecursionError, ValueError):
+        raise LicentiaError(Reason.MALFORMED, f"the request is not a valid {name}") from None
+    # Unknown fields are kept by the parser and counted by ByteSize(); dropping them
+    # (recursively) changes the size exactly when there were some: refuse them (fail closed).
+    size = request.ByteSize()
+    request.DiscardUnknownFields()
+    if request.ByteSize() != size:
+        raise LicentiaError(Reason.MALFORMED, f"the request has fields unknown to {name}")
+    return request
+
+
+def service(
+    descriptor: ServiceDescriptor,
+    methods: Mapping[str, Method],
+    auth: Authenticator,
+    clock: Clock,
+    log: logging.Logger,
+) -> grpc.GenericRpcHandler:
+    """The handler set of one service: ``methods`` by method name, the rest NOT_SERVED.
+
+    Input and output types and the streaming kind of each method come from
+    ``descriptor`` (e.g. ``registry_pb2.DESCRIPTOR.services_by_name["RegistryService"]``).
+    Raises ``ValueError`` for a method name the service does not have.
+    """
+    unknown = sorted(set(methods) - set(descriptor.methods_by_name))
+    if unknown:
+        raise ValueError(f"{descriptor.full_name} has no method {', '.join(unknown)}")
+    plumbing = _Plumbing(auth, clock, log)
+    handlers = {}
+    for md in descriptor.methods:
+        kind = (md.client_streaming, md.server_streaming)
+        method = methods.get(md.name)
+        bound = _Bound(
+            path=f"/{descriptor.full_name}/{md.name}",
+            method=Method(_never) if method is None else method,
+            input_cls=GetMessageClass(md.input_type),
+            output_cls=GetMessageClass(md.output_type),
+            client_streaming=md.client_streaming,
+        )
+        behaviour: Callable[[_Bound, Any, Any], object]
+        if method is None:
+            behaviour = plumbing.unserved
+        elif md.server_streaming:
+            behaviour = plumbing.stream_out
+        else:
+            behaviour = plumbing.unary_out
+        handlers[md.name] = _FACTORIES[kind](
+            partial(behaviour, bound), request_deserializer=None, response_serializer=None
+        )
+    return grpc.method_handlers_generic_handler(descriptor.full_name, handlers)
+
+
+def _never(request: Any, call: Call) -> Message:
+    """The placeholder handler of an unserved method (its behaviour never calls it)."""
+    raise LicentiaError(Reason.NOT_SERVED)
+
+
+# -- logging ------------------------------------------------------------------------------
+
+_RECORD_FIELDS = frozenset(
+    set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ``ts``, ``level``, ``event``, then the ``extra`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON (a traceback, if any, as ``traceback``)."""
+        doc: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "event": record.getMessage(),
+        }
+        doc.update((k, v) for k, v in vars(record).items() if k not in _RECORD_FIELDS)
+        if record.exc_info:
+            doc["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str, separators=(",", ":"))
+
+
+def json_logger(name: str, stream: IO[str] = sys.stderr) -> logging.Logger:
+    """The logger ``name`` writing JSON lines to ``stream`` at INFO and above.
+
+    Calling it again for the same name replaces its handler (it does not add a second).
+    """
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    log = logging.getLogger(name)
+    log.handlers = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return log

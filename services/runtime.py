@@ -1,0 +1,153 @@
+"""Running a gRPC server: settings, health, reflection, TLS, and a graceful drain."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import grpc  # type: ignore[import-untyped]
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
+
+#: Largest message a client channel accepts (responses such as an export or an asset).
+CLIENT_MAX_RECEIVE_BYTES = 16 * 1024 * 1024
+_KEEPALIVE = (
+    ("grpc.keepalive_time_ms", 60_000),  # ping an idle connection every minute
+    ("grpc.keepalive_timeout_ms", 20_000),  # and drop it when the ping is not answered
+)
+
+
+@dataclass
+class ServerSettings:
+    """How to run the server.
+
+    ``address`` is ``host:port`` (port 0 picks a free one). TLS is used when both
+    ``tls_cert`` and ``tls_key`` (PEM files) are given. ``max_receive_bytes`` bounds any
+    incoming message before the per-method caps apply; ``grace_seconds`` is how long a
+    stop lets calls in flight finish.
+    """
+
+    address: str = "127.0.0.1:0"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_workers: int = 32
+    max_receive_bytes: int = 2 * 1024 * 1024
+    max_send_bytes: int = CLIENT_MAX_RECEIVE_BYTES
+    grace_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both a certificate and a key")
+
+
+class RunningServer:
+    """A started server: its bound port and address, and how to stop it."""
+
+    def __init__(
+        self,
+        server: grpc.Server,
+        health_servicer: health.HealthServicer,
+        address: str,
+        port: int,
+        grace_seconds: float,
+        log: logging.Logger,
+    ) -> None:
+        self._server = server
+        self._health = health_servicer
+        self.address = address
+        self.port = port
+        self.grace_seconds = grace_seconds
+        self._log = log
+
+    def stop(self, grace: float | None = None) -> None:
+        """Drain: report NOT_SERVING, refuse new calls, let calls in flight finish for
+        ``grace`` seconds (default: the settings'), cancel the rest; returns when stopped."""
+        grace = self.grace_seconds if grace is None else grace
+        self._health.enter_graceful_shutdown()
+        self._log.info("server.stopping", extra={"address": self.address, "grace_s": grace})
+        self._server.stop(grace).wait()
+        self._log.info("server.stopped", extra={"address": self.address})
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the server has stopped (or ``timeout``); True once it has."""
+        # grpc answers whether the timeout ran out (True) rather than whether it stopped.
+        return not self._server.wait_for_termination(timeout)
+
+
+def start(
+    settings: ServerSettings,
+    handlers: Sequence[grpc.GenericRpcHandler],
+    service_names: Sequence[str],
+    log: logging.Logger,
+) -> RunningServer:
+    """Start a server with ``handlers``, the standard health service (SERVING for "" and
+    each of ``service_names``) and server reflection; raises ``OSError`` if it cannot bind."""
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="licentia-rpc"),
+        options=[
+            ("grpc.max_receive_message_length", settings.max_receive_bytes),
+            ("grpc.max_send_message_length", settings.max_send_bytes),
+            *_KEEPALIVE,
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
+            ("grpc.so_reuseport", 0),  # a port in use is an error, not a shared listener
+        ],
+    )
+    server.add_generic_rpc_handlers(tuple(handlers))
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", *service_names):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    tls = settings.tls_cert is not None and settings.tls_key is not None
+    try:
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            pair = (settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())
+            port = server.add_secure_port(settings.address, grpc.ssl_server_credentials([pair]))
+        else:
+            port = server.add_insecure_port(settings.address)
+    except RuntimeError as e:  # grpc reports a failed bind this way
+        raise OSError(f"cannot listen on {settings.address}") from e
+    server.start()
+    address = f"{settings.address.rpartition(':')[0]}:{port}"
+    log.info(
+        "server.started", extra={"address": address, "tls": tls, "services": list(service_names)}
+    )
+    return RunningServer(server, health_servicer, address, port, settings.grace_seconds, log)
+
+
+def install_signal_handlers(server: RunningServer, log: logging.Logger) -> None:
+    """On SIGTERM or SIGINT, drain ``server`` (:meth:`RunningServer.stop`) in a thread; a
+    second signal stops it at once. Call from the main thread."""
+    signals = 0
+
+    def drain(name: str, grace: float) -> None:
+        log.info("server.signal", extra={"signal": name, "grace_s": grace})
+        server.stop(grace)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal signals
+        signals += 1
+        grace = server.grace_seconds if signals == 1 else 0.0
+        args = (signal.Signals(signum).name, grace)
+        threading.Thread(target=drain, args=args, name="licentia-drain").start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def client_channel(address: str, tls_ca: bytes | None = None) -> grpc.Channel:
+    """A channel to ``address``: TLS checked against ``tls_ca`` (PEM) when given."""
+    options = [("grpc.max_receive_message_length", CLIENT_MAX_RECEIVE_BYTES), *_KEEPALIVE]
+    if tls_ca is None:
+        return grpc.insecure_channel(address, options=options)
+    credentials = grpc.ssl_channel_credentials(root_certificates=tls_ca)
+    return grpc.secure_channel(address, credentials, options=options)

@@ -1,0 +1,161 @@
+"""``licentia-server``: run the exchange, or administer its issuer keys.
+
+Every flag has an environment variable (shown in ``--help``); a flag wins over its variable.
+Logs are JSON lines on stderr. ``serve`` prints ``listening on HOST:PORT`` on stdout once
+the port is bound (and writes the port to ``--port-file`` when given), and drains calls in
+flight on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .app import SERVICES, build
+from .deps import Settings
+from .issuer import Keyring
+from .rpc import SystemClock, json_logger
+from .runtime import ServerSettings, install_signal_handlers, start
+from .store import SqliteStore
+
+PROG = "licentia-server"
+DEFAULT_LISTEN = "127.0.0.1:7700"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the exchange (the default command)")
+    _data_dir(serve)
+    serve.add_argument(
+        "--listen",
+        default=_env("LICENTIA_LISTEN", DEFAULT_LISTEN),
+        help="host:port to listen on, port 0 for any free one [LICENTIA_LISTEN]",
+    )
+    serve.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=os.environ.get("LICENTIA_TLS_CERT"),
+        help="PEM certificate: serve TLS on every channel [LICENTIA_TLS_CERT]",
+    )
+    serve.add_argument(
+        "--tls-key",
+        type=Path,
+        default=os.environ.get("LICENTIA_TLS_KEY"),
+        help="PEM private key of the certificate [LICENTIA_TLS_KEY]",
+    )
+    serve.add_argument(
+        "--max-term-days",
+        type=int,
+        default=int(_env("LICENTIA_MAX_TERM_DAYS", "365")),
+        help="longest licence term issued, in days (default 365) [LICENTIA_MAX_TERM_DAYS]",
+    )
+    serve.add_argument(
+        "--heartbeat-seconds",
+        type=float,
+        default=float(_env("LICENTIA_HEARTBEAT_SECONDS", "5")),
+        help="seconds between heartbeats on the revocation streams [LICENTIA_HEARTBEAT_SECONDS]",
+    )
+    serve.add_argument(
+        "--services",
+        default=_env("LICENTIA_SERVICES", ",".join(SERVICES)),
+        help=f"comma-separated services to run, of {', '.join(SERVICES)} (default all)"
+        " [LICENTIA_SERVICES]",
+    )
+    serve.add_argument(
+        "--follower",
+        action="store_true",
+        default=_env("LICENTIA_FOLLOWER", "") in ("1", "true", "yes"),
+        help="a read-only replica of the exchange on the same data directory, e.g."
+        " --services verification,licences --follower [LICENTIA_FOLLOWER]",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(_env("LICENTIA_WORKERS", "256")),
+        help="worker threads; each open stream holds one (default 256) [LICENTIA_WORKERS]",
+    )
+    serve.add_argument("--port-file", type=Path, help="write the bound port to this file")
+    rotate = sub.add_parser(
+        "rotate-key",
+        help="start a new issuer key; the old one stays published so its licences verify",
+    )
+    _data_dir(rotate)
+    return ap
+
+
+def _data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(_env("LICENTIA_DATA_DIR", "licentia-data")),
+        help="where the database and the issuer keys live (default ./licentia-data)"
+        " [LICENTIA_DATA_DIR]",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``licentia-server``; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help")):
+        args_list.insert(0, "serve")
+    args = _parser().parse_args(args_list)
+    log = json_logger("licentia.server")
+    if args.command == "rotate-key":
+        store = SqliteStore(args.data_dir / "licentia.db")
+        try:
+            keyring = Keyring(args.data_dir / "issuer-keys", store)
+            keyring.load(SystemClock().now())
+            key = keyring.rotate(SystemClock().now())
+        finally:
+            store.close()
+        print(f"new issuer key {key.key_id.hex()} ({key.text}); restart the server to use it")
+        return 0
+    services = [s.strip() for s in args.services.split(",") if s.strip()]
+    try:
+        settings = Settings(
+            max_term_seconds=args.max_term_days * 86400,
+            heartbeat_seconds=args.heartbeat_seconds,
+        )
+        app = build(
+            args.data_dir, settings=settings, services=services, follower=args.follower, log=log
+        )
+    except (ValueError, OSError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        server = start(
+            ServerSettings(
+                address=args.listen,
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
+                max_workers=args.workers,
+            ),
+            app.handlers,
+            app.service_names,
+            log,
+        )
+    except (ValueError, OSError) as e:
+        app.close()
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    if args.port_file:
+        args.port_file.write_text(f"{server.port}\n")
+    print(f"listening on {server.address}", flush=True)
+    install_signal_handlers(server, log)
+    try:
+        server.wait()
+    finally:
+        app.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

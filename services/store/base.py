@@ -1,0 +1,198 @@
+"""The store interface: every state change the exchange makes, each one transaction.
+
+The services talk to a :class:`Store`; SQLite (:mod:`.sqlite`) is the embedded default, and a
+PostgreSQL backend can implement the same protocol. Methods that change state are atomic:
+either everything they describe happens, durably, or nothing does. They raise
+``LicentiaError`` with a stable reason when a rule refuses the change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from licentia.errors import Reason
+
+from ..model import (
+    Access,
+    AssetRow,
+    Cause,
+    IssuerKeyRow,
+    LicenceRow,
+    Party,
+    RequestRow,
+    RequestState,
+    RevocationEvent,
+    StandingRuleRow,
+    Terms,
+)
+
+#: Decides, inside the issuing transaction, whether a new licence conflicts with the holder's
+#: live licences: returns the refusal reason, or None when it may be issued.
+ConflictCheck = Callable[[Sequence[LicenceRow]], Reason | None]
+
+
+class Store(Protocol):
+    """Durable state of one exchange."""
+
+    # -- parties -------------------------------------------------------------------------
+    def add_party(self, party: Party) -> None:
+        """Register a party; ALREADY_EXISTS if its key or handle is taken."""
+        ...
+
+    def party(self, key: bytes) -> Party | None:
+        """The party with this key."""
+        ...
+
+    def party_by_handle(self, handle: str) -> Party | None:
+        """The holder or platform with this handle."""
+        ...
+
+    def update_party(
+        self, key: bytes, *, display_name: str | None = None, objecting: bool | None = None
+    ) -> Party:
+        """Change a party's display name or objection; NOT_FOUND if unknown."""
+        ...
+
+    # -- assets and terms ----------------------------------------------------------------
+    def put_asset(self, row: AssetRow, content: bytes | None) -> AssetRow:
+        """Declare or rectify an asset (replacing its label, category and bytes)."""
+        ...
+
+    def assets(self, holder_key: bytes) -> list[AssetRow]:
+        """The holder's assets, oldest first."""
+        ...
+
+    def asset_content(self, holder_key: bytes, sha256: bytes) -> bytes | None:
+        """The stored bytes of an asset, if any."""
+        ...
+
+    def set_terms(self, holder_key: bytes, terms: Terms) -> None:
+        """Replace the holder's terms."""
+        ...
+
+    def terms(self, holder_key: bytes) -> Terms | None:
+        """The holder's terms."""
+        ...
+
+    def offers(self, after_handle: str, limit: int) -> list[tuple[Party, Terms]]:
+        """Holders that have terms and do not object, by handle, after ``after_handle``."""
+        ...
+
+    # -- standing rules --------------------------------------------------------------------
+    def add_rule(self, row: StandingRuleRow) -> None:
+        """Register a standing rule; ALREADY_EXISTS for a known rule id."""
+        ...
+
+    def rules(self, holder_key: bytes) -> list[StandingRuleRow]:
+        """The holder's standing rules, oldest first."""
+        ...
+
+    def withdraw_rule(self, holder_key: bytes, rule_id: bytes, now: int) -> StandingRuleRow:
+        """Withdraw a rule of this holder; NOT_FOUND otherwise."""
+        ...
+
+    # -- requests ------------------------------------------------------------------------
+    def next_status_index(self) -> int:
+        """Reserve the next status-list index (never handed out twice)."""
+        ...
+
+    def add_request(self, row: RequestRow) -> None:
+        """Record a new pending request."""
+        ...
+
+    def request(self, request_id: bytes) -> RequestRow | None:
+        """One request."""
+        ...
+
+    def requests_for_holder(
+        self, holder_key: bytes, *, include_answered: bool, limit: int
+    ) -> list[RequestRow]:
+        """The holder's requests, newest first."""
+        ...
+
+    def finish_request(
+        self,
+        request_id: bytes,
+        state: RequestState,
+        now: int,
+        *,
+        reason: str = "",
+        failure: str = "",
+    ) -> RequestRow:
+        """Move a PENDING request to ``state``; REQUEST_NOT_PENDING if it is not pending."""
+        ...
+
+    def issue(self, licence: LicenceRow, now: int, check: ConflictCheck) -> RequestRow:
+        """Issue ``licence`` for its pending request, atomically with the conflict check.
+
+        Under one transaction: the request must be PENDING (REQUEST_NOT_PENDING), ``check``
+        runs over the holder's live licences (its reason refuses), the licence is stored
+        and the request becomes ISSUED.
+        """
+        ...
+
+    # -- licences ------------------------------------------------------------------------
+    def licence(self, licence_id: bytes) -> LicenceRow | None:
+        """One licence."""
+        ...
+
+    def licences_of(self, party_key: bytes, *, before_issued: int, limit: int) -> list[LicenceRow]:
+        """Licences where the party is holder or licensee, newest first."""
+        ...
+
+    def revoke(
+        self, licence_id: bytes, now: int, cause: Cause
+    ) -> tuple[LicenceRow, RevocationEvent]:
+        """Revoke a licence (idempotent: a revoked licence returns its first revocation)."""
+        ...
+
+    def erase_assets(
+        self, holder_key: bytes, digests: Sequence[bytes] | None, now: int
+    ) -> tuple[int, list[RevocationEvent]]:
+        """Delete the holder's assets (all when ``digests`` is None) and revoke every live
+        licence naming one of them, in one transaction."""
+        ...
+
+    def record_use(
+        self, report_id: bytes, licence_id: bytes, platform_key: bytes, now: int
+    ) -> tuple[int, int]:
+        """Count one use (idempotent by report id): ``(uses, recorded_at)``.
+
+        USES_EXHAUSTED when the licence has a ``max_uses`` and it is reached.
+        """
+        ...
+
+    def use_report(self, report_id: bytes) -> tuple[bytes, int, int] | None:
+        """A recorded use report: ``(licence_id, uses after it, recorded_at)``."""
+        ...
+
+    def record_access(self, access: Access) -> None:
+        """Record a licensee's fetch of an asset."""
+        ...
+
+    def accesses(self, holder_key: bytes, limit: int) -> list[Access]:
+        """The holder's access log, newest first."""
+        ...
+
+    # -- the status list -----------------------------------------------------------------
+    def events_after(self, sequence: int, limit: int) -> list[RevocationEvent]:
+        """Revocation events with a larger sequence number, in order."""
+        ...
+
+    def status(self) -> tuple[int, list[int], int]:
+        """``(bit_length, revoked indexes, last sequence)`` of the status list now."""
+        ...
+
+    # -- issuer keys ---------------------------------------------------------------------
+    def issuer_keys(self) -> list[IssuerKeyRow]:
+        """Every published issuer key, oldest first."""
+        ...
+
+    def rotate_issuer_key(self, new: IssuerKeyRow) -> None:
+        """Publish ``new`` as the current key, ending the current one's window at its start."""
+        ...
+
+    def close(self) -> None:
+        """Release the database."""
+        ...

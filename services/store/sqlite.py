@@ -1,0 +1,772 @@
+"""The embedded store: SQLite through sqlite-utils, WAL, ``synchronous=FULL``.
+
+Every state change is one ``BEGIN IMMEDIATE`` transaction on the one writer connection,
+guarded by a lock, so a rule checked inside it (exclusivity, max uses, pending state) holds
+when the change commits. Schema changes are numbered migrations (sqlite-utils
+``Migrations``) that run once, at open. Tables are STRICT.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database, Migrations
+
+from licentia.errors import LicentiaError, Reason
+from licentia.scope import Scope
+from licentia.token import parse_token
+from licentia.vocabulary import DataCategory, Medium, Purpose
+
+from ..model import (
+    Access,
+    AssetRow,
+    Cause,
+    IssuerKeyRow,
+    LicenceRow,
+    Party,
+    RequestRow,
+    RequestState,
+    RevocationEvent,
+    Role,
+    StandingRuleRow,
+    Terms,
+)
+from .base import ConflictCheck
+
+migrations = Migrations("licentia")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    """The first schema: parties, assets, terms, rules, requests, licences, the status list."""
+    db.executescript(
+        """
+        CREATE TABLE parties (
+            key BLOB PRIMARY KEY, role INTEGER NOT NULL, handle TEXT UNIQUE,
+            display_name TEXT NOT NULL, country TEXT NOT NULL, registered_at INTEGER NOT NULL,
+            objecting INTEGER NOT NULL DEFAULT 0
+        ) STRICT;
+        CREATE TABLE assets (
+            holder_key BLOB NOT NULL, sha256 BLOB NOT NULL, category INTEGER NOT NULL,
+            label TEXT NOT NULL, content BLOB, content_size INTEGER NOT NULL,
+            declared_at INTEGER NOT NULL, seq INTEGER NOT NULL,
+            PRIMARY KEY (holder_key, sha256)
+        ) STRICT;
+        CREATE TABLE terms (
+            holder_key BLOB PRIMARY KEY, categories TEXT NOT NULL, purposes TEXT NOT NULL,
+            refused TEXT NOT NULL, media TEXT NOT NULL, territories TEXT NOT NULL,
+            currency TEXT NOT NULL, price_per_day_minor INTEGER NOT NULL,
+            max_term_seconds INTEGER NOT NULL, exclusivity_offered INTEGER NOT NULL,
+            exclusivity_multiplier_bps INTEGER NOT NULL, updated_at INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE standing_rules (
+            rule_id BLOB PRIMARY KEY, holder_key BLOB NOT NULL, rule BLOB NOT NULL,
+            signature BLOB NOT NULL, created_at INTEGER NOT NULL,
+            withdrawn_at INTEGER NOT NULL DEFAULT 0
+        ) STRICT;
+        CREATE INDEX standing_rules_holder ON standing_rules (holder_key);
+        CREATE TABLE requests (
+            request_id BLOB PRIMARY KEY, state INTEGER NOT NULL, advertiser_key BLOB NOT NULL,
+            holder_key BLOB NOT NULL, claims BLOB NOT NULL, created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, reason TEXT NOT NULL,
+            failure TEXT NOT NULL, auto_approved INTEGER NOT NULL, message TEXT NOT NULL,
+            licence_id BLOB NOT NULL
+        ) STRICT;
+        CREATE INDEX requests_holder ON requests (holder_key, created_at);
+        CREATE TABLE licences (
+            licence_id BLOB PRIMARY KEY, request_id BLOB NOT NULL UNIQUE, token TEXT NOT NULL,
+            holder_key BLOB NOT NULL, licensee_key BLOB NOT NULL, issued_at INTEGER NOT NULL,
+            not_before INTEGER NOT NULL, not_after INTEGER NOT NULL,
+            status_index INTEGER NOT NULL UNIQUE, max_uses INTEGER NOT NULL,
+            uses INTEGER NOT NULL DEFAULT 0, exclusive INTEGER NOT NULL,
+            revoked_at INTEGER NOT NULL DEFAULT 0
+        ) STRICT;
+        CREATE INDEX licences_holder ON licences (holder_key, issued_at);
+        CREATE INDEX licences_licensee ON licences (licensee_key, issued_at);
+        CREATE TABLE licence_assets (
+            licence_id BLOB NOT NULL, holder_key BLOB NOT NULL, sha256 BLOB NOT NULL,
+            PRIMARY KEY (licence_id, sha256)
+        ) STRICT;
+        CREATE INDEX licence_assets_asset ON licence_assets (holder_key, sha256);
+        CREATE TABLE revocations (
+            sequence INTEGER PRIMARY KEY, status_index INTEGER NOT NULL UNIQUE,
+            licence_id BLOB NOT NULL UNIQUE, licensee_key BLOB NOT NULL,
+            revoked_at INTEGER NOT NULL, cause INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE use_reports (
+            report_id BLOB PRIMARY KEY, licence_id BLOB NOT NULL, platform_key BLOB NOT NULL,
+            recorded_at INTEGER NOT NULL, uses_after INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE accesses (
+            id INTEGER PRIMARY KEY, holder_key BLOB NOT NULL, sha256 BLOB NOT NULL,
+            licence_id BLOB NOT NULL, licensee_key BLOB NOT NULL, accessed_at INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX accesses_holder ON accesses (holder_key, id);
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+        INSERT INTO counters VALUES ('status_index', 0), ('asset_seq', 0);
+        CREATE TABLE issuer_keys (
+            key_id BLOB PRIMARY KEY, public_key BLOB NOT NULL, not_before INTEGER NOT NULL,
+            not_after INTEGER NOT NULL DEFAULT 0
+        ) STRICT;
+        """
+    )
+
+
+def _ints(values: Any) -> str:
+    return ",".join(str(int(v)) for v in sorted(values))
+
+
+def _parse_ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",")] if text else []
+
+
+class SqliteStore:
+    """The :class:`~.base.Store` on one SQLite file (``:memory:`` is refused: nothing fakes
+    durability)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            str(self.path), check_same_thread=False, isolation_level=None, timeout=30
+        )
+        self._db = Database(conn)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._db.execute("PRAGMA busy_timeout = 30000")
+        if not read_only:
+            self._db.enable_wal()
+            self._db.execute("PRAGMA synchronous = FULL")
+            migrations.apply(self._db)
+
+    # -- plumbing ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (no read-then-upgrade deadlock)."""
+        if self.read_only:
+            raise LicentiaError(Reason.NOT_SERVED, "this replica does not write")
+        with self._lock:
+            conn = self._db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self._db.execute(sql, params).fetchall())
+
+    def _row(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        rows = self._rows(sql, params)
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    # -- parties -------------------------------------------------------------------------
+    _PARTY = "key, role, handle, display_name, country, registered_at, objecting"
+
+    @staticmethod
+    def _party(r: tuple[Any, ...]) -> Party:
+        return Party(r[0], Role(r[1]), r[2] or "", r[3], r[4], r[5], bool(r[6]))
+
+    def add_party(self, party: Party) -> None:
+        """Register a party; ALREADY_EXISTS if its key or handle is taken."""
+        try:
+            with self._write() as c:
+                c.execute(
+                    f"INSERT INTO parties ({self._PARTY}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        party.key,
+                        int(party.role),
+                        party.handle or None,
+                        party.display_name,
+                        party.country,
+                        party.registered_at,
+                        int(party.objecting),
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            raise LicentiaError(Reason.ALREADY_EXISTS, "key or handle already registered") from None
+
+    def party(self, key: bytes) -> Party | None:
+        """The party with this key."""
+        r = self._row(f"SELECT {self._PARTY} FROM parties WHERE key = ?", (key,))
+        return self._party(r) if r else None
+
+    def party_by_handle(self, handle: str) -> Party | None:
+        """The holder or platform with this handle."""
+        r = self._row(f"SELECT {self._PARTY} FROM parties WHERE handle = ?", (handle,))
+        return self._party(r) if r else None
+
+    def update_party(
+        self, key: bytes, *, display_name: str | None = None, objecting: bool | None = None
+    ) -> Party:
+        """Change a party's display name or objection; NOT_FOUND if unknown."""
+        with self._write() as c:
+            if display_name is not None:
+                c.execute("UPDATE parties SET display_name = ? WHERE key = ?", (display_name, key))
+            if objecting is not None:
+                c.execute("UPDATE parties SET objecting = ? WHERE key = ?", (int(objecting), key))
+            r = c.execute(f"SELECT {self._PARTY} FROM parties WHERE key = ?", (key,)).fetchone()
+            if r is None:
+                raise LicentiaError(Reason.NOT_FOUND, "no such party")
+        return self._party(r)
+
+    # -- assets and terms ----------------------------------------------------------------
+    _ASSET = "holder_key, sha256, category, label, content_size, content IS NOT NULL, declared_at"
+
+    @staticmethod
+    def _asset(r: tuple[Any, ...]) -> AssetRow:
+        return AssetRow(r[0], r[1], DataCategory(r[2]), r[3], r[4], bool(r[5]), r[6])
+
+    def put_asset(self, row: AssetRow, content: bytes | None) -> AssetRow:
+        """Declare or rectify an asset (replacing its label, category and bytes)."""
+        with self._write() as c:
+            seq = c.execute(
+                "UPDATE counters SET value = value + 1 WHERE name = 'asset_seq' RETURNING value"
+            ).fetchone()[0]
+            c.execute(
+                "INSERT INTO assets (holder_key, sha256, category, label, content, content_size,"
+                " declared_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (holder_key, sha256) DO UPDATE SET category = excluded.category,"
+                " label = excluded.label, content = excluded.content,"
+                " content_size = excluded.content_size, declared_at = excluded.declared_at",
+                (
+                    row.holder_key,
+                    row.sha256,
+                    int(row.category),
+                    row.label,
+                    content,
+                    len(content) if content is not None else 0,
+                    row.declared_at,
+                    seq,
+                ),
+            )
+            r = c.execute(
+                f"SELECT {self._ASSET} FROM assets WHERE holder_key = ? AND sha256 = ?",
+                (row.holder_key, row.sha256),
+            ).fetchone()
+        return self._asset(r)
+
+    def assets(self, holder_key: bytes) -> list[AssetRow]:
+        """The holder's assets, oldest first."""
+        rows = self._rows(
+            f"SELECT {self._ASSET} FROM assets WHERE holder_key = ? ORDER BY seq", (holder_key,)
+        )
+        return [self._asset(r) for r in rows]
+
+    def asset_content(self, holder_key: bytes, sha256: bytes) -> bytes | None:
+        """The stored bytes of an asset, if any."""
+        r = self._row(
+            "SELECT content FROM assets WHERE holder_key = ? AND sha256 = ?", (holder_key, sha256)
+        )
+        return r[0] if r else None
+
+    def set_terms(self, holder_key: bytes, terms: Terms) -> None:
+        """Replace the holder's terms."""
+        s = terms.scope
+        with self._write() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO terms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    holder_key,
+                    _ints(s.categories),
+                    _ints(s.purposes),
+                    _ints(terms.refused_purposes),
+                    _ints(s.media),
+                    ",".join(sorted(s.territories)),
+                    terms.currency,
+                    terms.price_per_day_minor,
+                    terms.max_term_seconds,
+                    int(terms.exclusivity_offered),
+                    terms.exclusivity_multiplier_bps,
+                    terms.updated_at,
+                ),
+            )
+
+    @staticmethod
+    def _terms(r: Sequence[Any]) -> Terms:
+        scope = Scope.of(
+            [DataCategory(v) for v in _parse_ints(r[0])],
+            [Purpose(v) for v in _parse_ints(r[1])],
+            [Medium(v) for v in _parse_ints(r[3])],
+            r[4].split(","),
+        )
+        return Terms(
+            scope,
+            frozenset(Purpose(v) for v in _parse_ints(r[2])),
+            r[5],
+            r[6],
+            r[7],
+            bool(r[8]),
+            r[9],
+            r[10],
+        )
+
+    _TERMS = (
+        "categories, purposes, refused, media, territories, currency, price_per_day_minor,"
+        " max_term_seconds, exclusivity_offered, exclusivity_multiplier_bps, updated_at"
+    )
+
+    def terms(self, holder_key: bytes) -> Terms | None:
+        """The holder's terms."""
+        r = self._row(f"SELECT {self._TERMS} FROM terms WHERE holder_key = ?", (holder_key,))
+        return self._terms(r) if r else None
+
+    def offers(self, after_handle: str, limit: int) -> list[tuple[Party, Terms]]:
+        """Holders that have terms and do not object, by handle, after ``after_handle``."""
+        cols = ", ".join(f"p.{c.strip()}" for c in self._PARTY.split(","))
+        tcols = ", ".join(f"t.{c.strip()}" for c in self._TERMS.split(","))
+        rows = self._rows(
+            f"SELECT {cols}, {tcols} FROM parties p JOIN terms t ON t.holder_key = p.key"
+            " WHERE p.objecting = 0 AND p.handle > ? ORDER BY p.handle LIMIT ?",
+            (after_handle, limit),
+        )
+        return [(self._party(r[:7]), self._terms(r[7:])) for r in rows]
+
+    # -- standing rules --------------------------------------------------------------------
+    _RULE = "rule_id, holder_key, rule, signature, created_at, withdrawn_at"
+
+    def add_rule(self, row: StandingRuleRow) -> None:
+        """Register a standing rule; ALREADY_EXISTS for a known rule id."""
+        try:
+            with self._write() as c:
+                c.execute(
+                    f"INSERT INTO standing_rules ({self._RULE}) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        row.rule_id,
+                        row.holder_key,
+                        row.rule,
+                        row.signature,
+                        row.created_at,
+                        row.withdrawn_at,
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            raise LicentiaError(Reason.ALREADY_EXISTS, "rule id already registered") from None
+
+    def rules(self, holder_key: bytes) -> list[StandingRuleRow]:
+        """The holder's standing rules, oldest first."""
+        rows = self._rows(
+            f"SELECT {self._RULE} FROM standing_rules WHERE holder_key = ? ORDER BY rowid",
+            (holder_key,),
+        )
+        return [StandingRuleRow(*r) for r in rows]
+
+    def withdraw_rule(self, holder_key: bytes, rule_id: bytes, now: int) -> StandingRuleRow:
+        """Withdraw a rule of this holder; NOT_FOUND otherwise."""
+        with self._write() as c:
+            c.execute(
+                "UPDATE standing_rules SET withdrawn_at = ?"
+                " WHERE rule_id = ? AND holder_key = ? AND withdrawn_at = 0",
+                (now, rule_id, holder_key),
+            )
+            r = c.execute(
+                f"SELECT {self._RULE} FROM standing_rules WHERE rule_id = ? AND holder_key = ?",
+                (rule_id, holder_key),
+            ).fetchone()
+            if r is None:
+                raise LicentiaError(Reason.NOT_FOUND, "no such standing rule")
+        return StandingRuleRow(*r)
+
+    # -- requests ------------------------------------------------------------------------
+    _REQ = (
+        "request_id, state, advertiser_key, holder_key, claims, created_at, expires_at,"
+        " updated_at, reason, failure, auto_approved, message, licence_id"
+    )
+
+    @staticmethod
+    def _request(r: Sequence[Any]) -> RequestRow:
+        return RequestRow(
+            request_id=r[0],
+            state=RequestState(r[1]),
+            advertiser_key=r[2],
+            holder_key=r[3],
+            claims=r[4],
+            created_at=r[5],
+            expires_at=r[6],
+            updated_at=r[7],
+            reason=r[8],
+            failure=r[9],
+            auto_approved=bool(r[10]),
+            message=r[11],
+            licence_id=r[12],
+        )
+
+    def next_status_index(self) -> int:
+        """Reserve the next status-list index (never handed out twice)."""
+        with self._write() as c:
+            row = c.execute(
+                "UPDATE counters SET value = value + 1 WHERE name = 'status_index'"
+                " RETURNING value - 1"
+            ).fetchone()
+        return int(row[0])
+
+    def add_request(self, row: RequestRow) -> None:
+        """Record a new pending request."""
+        with self._write() as c:
+            c.execute(
+                f"INSERT INTO requests ({self._REQ}) VALUES ({', '.join('?' * 13)})",
+                (
+                    row.request_id,
+                    int(row.state),
+                    row.advertiser_key,
+                    row.holder_key,
+                    row.claims,
+                    row.created_at,
+                    row.expires_at,
+                    row.updated_at,
+                    row.reason,
+                    row.failure,
+                    int(row.auto_approved),
+                    row.message,
+                    row.licence_id,
+                ),
+            )
+
+    def request(self, request_id: bytes) -> RequestRow | None:
+        """One request."""
+        r = self._row(f"SELECT {self._REQ} FROM requests WHERE request_id = ?", (request_id,))
+        return self._request(r) if r else None
+
+    def requests_for_holder(
+        self, holder_key: bytes, *, include_answered: bool, limit: int
+    ) -> list[RequestRow]:
+        """The holder's requests, newest first."""
+        where = "" if include_answered else f" AND state = {int(RequestState.PENDING)}"
+        rows = self._rows(
+            f"SELECT {self._REQ} FROM requests WHERE holder_key = ?{where}"
+            " ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (holder_key, limit),
+        )
+        return [self._request(r) for r in rows]
+
+    def _finish(
+        self,
+        c: sqlite3.Connection,
+        request_id: bytes,
+        state: RequestState,
+        now: int,
+        reason: str,
+        failure: str,
+        licence_id: bytes = b"",
+        auto: bool | None = None,
+    ) -> RequestRow:
+        cur = c.execute(
+            "UPDATE requests SET state = ?, updated_at = ?, reason = ?, failure = ?,"
+            " licence_id = ?, auto_approved = coalesce(?, auto_approved)"
+            " WHERE request_id = ? AND state = ?",
+            (
+                int(state),
+                now,
+                reason,
+                failure,
+                licence_id,
+                None if auto is None else int(auto),
+                request_id,
+                int(RequestState.PENDING),
+            ),
+        )
+        if cur.rowcount != 1:
+            exists = c.execute(
+                "SELECT 1 FROM requests WHERE request_id = ?", (request_id,)
+            ).fetchone()
+            if exists is None:
+                raise LicentiaError(Reason.NOT_FOUND, "no such request")
+            raise LicentiaError(Reason.REQUEST_NOT_PENDING, "the request is no longer pending")
+        r = c.execute(
+            f"SELECT {self._REQ} FROM requests WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        return self._request(r)
+
+    def finish_request(
+        self,
+        request_id: bytes,
+        state: RequestState,
+        now: int,
+        *,
+        reason: str = "",
+        failure: str = "",
+    ) -> RequestRow:
+        """Move a PENDING request to ``state``; REQUEST_NOT_PENDING if it is not pending."""
+        with self._write() as c:
+            return self._finish(c, request_id, state, now, reason, failure)
+
+    def issue(self, licence: LicenceRow, now: int, check: ConflictCheck) -> RequestRow:
+        """Issue ``licence`` for its pending request, atomically with the conflict check."""
+        with self._write() as c:
+            state = c.execute(
+                "SELECT state FROM requests WHERE request_id = ?", (licence.request_id,)
+            ).fetchone()
+            if state is None:
+                raise LicentiaError(Reason.NOT_FOUND, "no such request")
+            if state[0] != RequestState.PENDING:
+                raise LicentiaError(Reason.REQUEST_NOT_PENDING, "the request is no longer pending")
+            live = [
+                self._licence(r)
+                for r in c.execute(
+                    f"SELECT {self._LIC} FROM licences WHERE holder_key = ? AND revoked_at = 0"
+                    " AND not_after > ?",
+                    (licence.holder_key, licence.not_before),
+                )
+            ]
+            refusal = check(live)
+            if refusal is not None:
+                raise LicentiaError(refusal, "the licence conflicts with a live licence")
+            c.execute(
+                f"INSERT INTO licences ({self._LIC}) VALUES ({', '.join('?' * 13)})",
+                self._licence_values(licence),
+            )
+            for digest in parse_token(licence.token).asset_categories:
+                c.execute(
+                    "INSERT INTO licence_assets VALUES (?, ?, ?)",
+                    (licence.licence_id, licence.holder_key, digest),
+                )
+            return self._finish(
+                c, licence.request_id, RequestState.ISSUED, now, "", "", licence.licence_id
+            )
+
+    # -- licences ------------------------------------------------------------------------
+    _LIC = (
+        "licence_id, request_id, token, holder_key, licensee_key, issued_at, not_before,"
+        " not_after, status_index, max_uses, uses, exclusive, revoked_at"
+    )
+
+    @staticmethod
+    def _licence(r: Sequence[Any]) -> LicenceRow:
+        return LicenceRow(
+            licence_id=r[0],
+            request_id=r[1],
+            token=r[2],
+            holder_key=r[3],
+            licensee_key=r[4],
+            issued_at=r[5],
+            not_before=r[6],
+            not_after=r[7],
+            status_index=r[8],
+            max_uses=r[9],
+            uses=r[10],
+            exclusive=bool(r[11]),
+            revoked_at=r[12],
+        )
+
+    @staticmethod
+    def _licence_values(x: LicenceRow) -> tuple[Any, ...]:
+        return (
+            x.licence_id,
+            x.request_id,
+            x.token,
+            x.holder_key,
+            x.licensee_key,
+            x.issued_at,
+            x.not_before,
+            x.not_after,
+            x.status_index,
+            x.max_uses,
+            x.uses,
+            int(x.exclusive),
+            x.revoked_at,
+        )
+
+    def licence(self, licence_id: bytes) -> LicenceRow | None:
+        """One licence."""
+        r = self._row(f"SELECT {self._LIC} FROM licences WHERE licence_id = ?", (licence_id,))
+        return self._licence(r) if r else None
+
+    def licences_of(self, party_key: bytes, *, before_issued: int, limit: int) -> list[LicenceRow]:
+        """Licences where the party is holder or licensee, newest first."""
+        rows = self._rows(
+            f"SELECT {self._LIC} FROM licences WHERE (holder_key = ? OR licensee_key = ?)"
+            " AND issued_at < ? ORDER BY issued_at DESC, rowid DESC LIMIT ?",
+            (party_key, party_key, before_issued, limit),
+        )
+        return [self._licence(r) for r in rows]
+
+    _EV = "sequence, status_index, licence_id, licensee_key, revoked_at, cause"
+
+    @staticmethod
+    def _event(r: Sequence[Any]) -> RevocationEvent:
+        return RevocationEvent(r[0], r[1], r[2], r[3], r[4], Cause(r[5]))
+
+    def _revoke(
+        self, c: sqlite3.Connection, lic: LicenceRow, now: int, cause: Cause
+    ) -> RevocationEvent:
+        c.execute("UPDATE licences SET revoked_at = ? WHERE licence_id = ?", (now, lic.licence_id))
+        r = c.execute(
+            f"INSERT INTO revocations ({self._EV}) VALUES"
+            " ((SELECT coalesce(max(sequence), 0) + 1 FROM revocations), ?, ?, ?, ?, ?)"
+            f" RETURNING {self._EV}",
+            (lic.status_index, lic.licence_id, lic.licensee_key, now, int(cause)),
+        ).fetchone()
+        return self._event(r)
+
+    def revoke(
+        self, licence_id: bytes, now: int, cause: Cause
+    ) -> tuple[LicenceRow, RevocationEvent]:
+        """Revoke a licence (idempotent: a revoked licence returns its first revocation)."""
+        with self._write() as c:
+            r = c.execute(
+                f"SELECT {self._LIC} FROM licences WHERE licence_id = ?", (licence_id,)
+            ).fetchone()
+            if r is None:
+                raise LicentiaError(Reason.NOT_FOUND, "no such licence")
+            lic = self._licence(r)
+            if lic.revoked_at:
+                ev = c.execute(
+                    f"SELECT {self._EV} FROM revocations WHERE licence_id = ?", (licence_id,)
+                ).fetchone()
+                return lic, self._event(ev)
+            event = self._revoke(c, lic, now, cause)
+        return self.licence(licence_id) or lic, event
+
+    def erase_assets(
+        self, holder_key: bytes, digests: Sequence[bytes] | None, now: int
+    ) -> tuple[int, list[RevocationEvent]]:
+        """Delete the holder's assets and revoke every live licence naming one of them."""
+        with self._write() as c:
+            if digests is None:
+                digests = [
+                    r[0]
+                    for r in c.execute(
+                        "SELECT sha256 FROM assets WHERE holder_key = ?", (holder_key,)
+                    )
+                ]
+            erased = 0
+            events: list[RevocationEvent] = []
+            for d in digests:
+                erased += c.execute(
+                    "DELETE FROM assets WHERE holder_key = ? AND sha256 = ?", (holder_key, d)
+                ).rowcount
+                rows = c.execute(
+                    f"SELECT {', '.join('l.' + x.strip() for x in self._LIC.split(','))}"
+                    " FROM licences l JOIN licence_assets a ON a.licence_id = l.licence_id"
+                    " WHERE a.holder_key = ? AND a.sha256 = ? AND l.revoked_at = 0"
+                    " AND l.not_after > ?",
+                    (holder_key, d, now),
+                ).fetchall()
+                events.extend(self._revoke(c, self._licence(r), now, Cause.ERASED) for r in rows)
+        return erased, events
+
+    def record_use(
+        self, report_id: bytes, licence_id: bytes, platform_key: bytes, now: int
+    ) -> tuple[int, int]:
+        """Count one use (idempotent by report id): ``(uses, recorded_at)``."""
+        with self._write() as c:
+            seen = c.execute(
+                "SELECT licence_id, uses_after, recorded_at FROM use_reports WHERE report_id = ?",
+                (report_id,),
+            ).fetchone()
+            if seen is not None:
+                if seen[0] != licence_id:
+                    raise LicentiaError(
+                        Reason.INVALID_REQUEST, "report id used for another licence"
+                    )
+                return int(seen[1]), int(seen[2])
+            r = c.execute(
+                "UPDATE licences SET uses = uses + 1 WHERE licence_id = ?"
+                " AND (max_uses = 0 OR uses < max_uses) RETURNING uses",
+                (licence_id,),
+            ).fetchone()
+            if r is None:
+                if self.licence_exists(c, licence_id):
+                    raise LicentiaError(Reason.USES_EXHAUSTED, "every use has been counted")
+                raise LicentiaError(Reason.NOT_FOUND, "no such licence")
+            c.execute(
+                "INSERT INTO use_reports VALUES (?, ?, ?, ?, ?)",
+                (report_id, licence_id, platform_key, now, r[0]),
+            )
+        return int(r[0]), now
+
+    def use_report(self, report_id: bytes) -> tuple[bytes, int, int] | None:
+        """A recorded use report: ``(licence_id, uses after it, recorded_at)``."""
+        r = self._row(
+            "SELECT licence_id, uses_after, recorded_at FROM use_reports WHERE report_id = ?",
+            (report_id,),
+        )
+        return (r[0], int(r[1]), int(r[2])) if r else None
+
+    @staticmethod
+    def licence_exists(c: sqlite3.Connection, licence_id: bytes) -> bool:
+        """True if the licence is stored (inside a transaction)."""
+        return (
+            c.execute("SELECT 1 FROM licences WHERE licence_id = ?", (licence_id,)).fetchone()
+            is not None
+        )
+
+    def record_access(self, access: Access) -> None:
+        """Record a licensee's fetch of an asset."""
+        with self._write() as c:
+            c.execute(
+                "INSERT INTO accesses (holder_key, sha256, licence_id, licensee_key, accessed_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    access.holder_key,
+                    access.sha256,
+                    access.licence_id,
+                    access.licensee_key,
+                    access.accessed_at,
+                ),
+            )
+
+    def accesses(self, holder_key: bytes, limit: int) -> list[Access]:
+        """The holder's access log, newest first."""
+        rows = self._rows(
+            "SELECT holder_key, sha256, licence_id, licensee_key, accessed_at FROM accesses"
+            " WHERE holder_key = ? ORDER BY id DESC LIMIT ?",
+            (holder_key, limit),
+        )
+        return [Access(*r) for r in rows]
+
+    # -- the status list -----------------------------------------------------------------
+    def events_after(self, sequence: int, limit: int) -> list[RevocationEvent]:
+        """Revocation events with a larger sequence number, in order."""
+        rows = self._rows(
+            f"SELECT {self._EV} FROM revocations WHERE sequence > ? ORDER BY sequence LIMIT ?",
+            (sequence, limit),
+        )
+        return [self._event(r) for r in rows]
+
+    def status(self) -> tuple[int, list[int], int]:
+        """``(bit_length, revoked indexes, last sequence)`` of the status list now."""
+        with self._lock:
+            c = self._db.conn
+            c.execute("BEGIN")
+            try:
+                n = c.execute("SELECT value FROM counters WHERE name = 'status_index'").fetchone()
+                revoked = [r[0] for r in c.execute("SELECT status_index FROM revocations")]
+                seq = c.execute("SELECT coalesce(max(sequence), 0) FROM revocations").fetchone()
+            finally:
+                c.execute("COMMIT")
+        return int(n[0]), revoked, int(seq[0])
+
+    # -- issuer keys ---------------------------------------------------------------------
+    def issuer_keys(self) -> list[IssuerKeyRow]:
+        """Every published issuer key, oldest first."""
+        rows = self._rows(
+            "SELECT key_id, public_key, not_before, not_after FROM issuer_keys"
+            " ORDER BY not_before, rowid"
+        )
+        return [IssuerKeyRow(*r) for r in rows]
+
+    def rotate_issuer_key(self, new: IssuerKeyRow) -> None:
+        """Publish ``new`` as the current key, ending the current one's window at its start."""
+        with self._write() as c:
+            c.execute("UPDATE issuer_keys SET not_after = ? WHERE not_after = 0", (new.not_before,))
+            c.execute(
+                "INSERT INTO issuer_keys VALUES (?, ?, ?, ?)",
+                (new.key_id, new.public_key, new.not_before, new.not_after),
+            )

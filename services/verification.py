@@ -1,0 +1,145 @@
+"""VerificationService: licence checks at the exchange, and use reports counted atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+from licentia.errors import LicentiaError, Reason
+from licentia.keys import PublicKey
+from licentia.presentation import check_presentation, parse_presentation
+from licentia.scope import IntendedUse
+from licentia.token import MAX_TOKEN_CHARS, Licence
+from licentia.v1 import verification_pb2
+from licentia.verify import Decision, VerificationEngine
+
+from .deps import Deps
+from .model import Party, Role
+from .rpc import Call, Method
+
+MAX_PRESENTATION_CHARS = 2048
+
+
+class VerificationService:
+    """The servicer of inline verification for platforms."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.d = deps
+        self.engine = VerificationEngine(
+            deps.keyring, deps.hub, max_term_seconds=deps.settings.max_term_seconds
+        )
+
+    def methods(self) -> Mapping[str, Method]:
+        """The handlers, by method name."""
+        return {
+            "Verify": Method(self.verify),
+            "VerifyStream": Method(self.verify_stream),
+            "ReportUse": Method(self.report_use),
+        }
+
+    def _decide(
+        self,
+        platform: Party,
+        token: str,
+        presentation: str,
+        use_msg: object,
+        has_use: bool,
+        now: int,
+    ) -> tuple[Decision, int]:
+        """The decision for one check, and the uses counted so far."""
+        if len(token) > MAX_TOKEN_CHARS or len(presentation) > MAX_PRESENTATION_CHARS:
+            return Decision(False, (Reason.TOO_LARGE,)), 0
+        if not has_use:
+            return Decision(False, (Reason.INVALID_USE,)), 0
+        try:
+            use = IntendedUse.from_proto(use_msg)  # type: ignore[arg-type]
+        except LicentiaError as e:
+            return Decision(False, (e.reason,)), 0
+        auth = self.engine.authenticate(token)
+        if isinstance(auth, Decision):
+            return auth, 0
+        licence: Licence = auth
+        row = self.d.store.licence(licence.licence_id)
+        uses = row.uses if row is not None else 0
+        decision = self.engine.verify(token, use, now, uses_so_far=uses)
+        reasons = list(decision.reasons)
+        if not presentation:
+            reasons.append(Reason.WRONG_LICENSEE)
+        else:
+            try:
+                p = parse_presentation(presentation)
+                reasons.extend(
+                    check_presentation(
+                        p,
+                        licensee=PublicKey(licence.parsed.licensee_key),
+                        licence_id=licence.licence_id,
+                        audience=platform.handle,
+                        use=use,
+                        now=now,
+                        nonces=self.d.presentation_nonces,
+                    )
+                )
+            except LicentiaError as e:
+                reasons.append(e.reason)
+        if reasons:
+            return Decision(False, tuple(dict.fromkeys(reasons)), licence), uses
+        return decision, uses
+
+    def _answer(
+        self, req: verification_pb2.VerifyRequest, platform: Party, now: int
+    ) -> verification_pb2.VerifyResponse:
+        decision, uses = self._decide(
+            platform, req.token, req.presentation, req.use, req.HasField("use"), now
+        )
+        out = verification_pb2.VerifyResponse(
+            allowed=decision.allowed,
+            reasons=[int(r) for r in decision.reasons],  # type: ignore[misc]
+            uses=uses,
+        )
+        if decision.licence is not None:
+            out.licence_id = decision.licence.licence_id
+        return out
+
+    def verify(
+        self, req: verification_pb2.VerifyRequest, call: Call
+    ) -> verification_pb2.VerifyResponse:
+        """ALLOW, or DENY with every reason."""
+        platform = self.d.party(call, Role.PLATFORM)
+        return self._answer(req, platform, call.now)
+
+    def verify_stream(
+        self, reqs: Iterable[verification_pb2.VerifyRequest], call: Call
+    ) -> Iterator[verification_pb2.VerifyResponse]:
+        """One answer per check, in order."""
+        platform = self.d.party(call, Role.PLATFORM)
+        for req in reqs:
+            yield self._answer(req, platform, self.d.clock.now())
+
+    def report_use(
+        self, req: verification_pb2.ReportUseRequest, call: Call
+    ) -> verification_pb2.ReportUseResponse:
+        """Count one use of a licence the platform has just verified; a retry counts once."""
+        platform = self.d.party(call, Role.PLATFORM)
+        if len(req.report_id) != 16:
+            raise LicentiaError(Reason.INVALID_REQUEST, "report id is 16 bytes")
+        seen = self.d.store.use_report(req.report_id)
+        if seen is None:
+            decision, _ = self._decide(
+                platform, req.token, req.presentation, req.use, req.HasField("use"), call.now
+            )
+            if not decision.allowed:
+                names = ", ".join(r.name for r in decision.reasons)
+                raise LicentiaError(decision.reasons[0], f"the use is not allowed: {names}")
+            assert decision.licence is not None
+            licence_id = decision.licence.licence_id
+            uses, recorded_at = self.d.store.record_use(
+                req.report_id, licence_id, platform.key, call.now
+            )
+        else:
+            licence_id, uses, recorded_at = seen
+        row = self.d.store.licence(licence_id)
+        return verification_pb2.ReportUseResponse(
+            licence_id=licence_id,
+            uses=uses,
+            max_uses=row.max_uses if row else 0,
+            recorded_at=recorded_at,
+        )

@@ -1,0 +1,275 @@
+"""A real exchange on 127.0.0.1:0 and the parties that talk to it, for integration tests."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import grpc  # type: ignore[import-untyped]
+from google.protobuf.message import Message
+
+from licentia.errors import Reason
+from licentia.keys import PrivateKey
+from licentia.presentation import present
+from licentia.scope import IntendedUse
+from licentia.token import approve, parse_token
+from licentia.v1 import (
+    exchange_pb2,
+    licence_pb2,
+    licences_pb2,
+    records_pb2,
+    registry_pb2,
+    verification_pb2,
+)
+from licentia.vocabulary import DataCategory, Medium, Purpose
+
+if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
+    from clients.channel import ExchangeError, SignedChannel
+    from services.app import App, build
+    from services.deps import Settings
+    from services.runtime import RunningServer, ServerSettings, client_channel, start
+else:
+    from licentia.clients.channel import ExchangeError, SignedChannel
+    from licentia.services.app import App, build
+    from licentia.services.deps import Settings
+    from licentia.services.runtime import RunningServer, ServerSettings, client_channel, start
+
+__all__ = ["ExchangeError", "reasons"]
+
+M = TypeVar("M", bound=Message)
+DAY = 86400
+PHOTO = b"\x89PNG a photo of the holder"
+PHOTO_SHA = hashlib.sha256(PHOTO).digest()
+VOICE = b"RIFF a voice sample"
+VOICE_SHA = hashlib.sha256(VOICE).digest()
+
+SERVICE_OF = {
+    registry_pb2: "RegistryService",
+    exchange_pb2: "ExchangeService",
+    licences_pb2: "LicenceService",
+    verification_pb2: "VerificationService",
+}
+
+
+def method_path(module: Any, name: str) -> str:
+    """``/licentia.v1.Service/Method`` for a method of a generated module's service."""
+    return f"/licentia.v1.{SERVICE_OF[module]}/{name}"
+
+
+@dataclass
+class Exchange:
+    """A running exchange: its app, its server, and the data directory."""
+
+    data_dir: Path
+    app: App
+    server: RunningServer
+    channels: list[grpc.Channel] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:PORT``."""
+        return self.server.address
+
+    def channel(self) -> grpc.Channel:
+        """A new channel to the exchange (closed with it)."""
+        ch = client_channel(self.address)
+        self.channels.append(ch)
+        return ch
+
+    def party(self, seed: int | None = None) -> Party:
+        """A party with a fresh (or seeded) key and its own signed channel."""
+        key = (
+            PrivateKey.from_seed(bytes([seed]) * 32) if seed is not None else PrivateKey.generate()
+        )
+        return Party(key, SignedChannel(self.channel(), key))
+
+    def stop(self) -> None:
+        """Stop the server and close the app and channels."""
+        for ch in self.channels:
+            ch.close()
+        self.server.stop(0.5)
+        self.app.close()
+
+
+def start_exchange(data_dir: Path, *, settings: Settings | None = None, **kw: Any) -> Exchange:
+    """Build and start an exchange on a free loopback port."""
+    log = logging.getLogger("licentia.test")
+    app = build(data_dir, settings=settings or Settings(heartbeat_seconds=0.5), log=log, **kw)
+    server = start(
+        ServerSettings(address="127.0.0.1:0", max_workers=64), app.handlers, app.service_names, log
+    )
+    return Exchange(data_dir, app, server)
+
+
+@dataclass
+class Party:
+    """A key and a channel that signs with it."""
+
+    key: PrivateKey
+    rpc: SignedChannel
+
+    def call(self, module: Any, name: str, request: Message, response_cls: type[M]) -> M:
+        """A unary call."""
+        return self.rpc.unary(method_path(module, name), request, response_cls)
+
+    def stream(
+        self, module: Any, name: str, request: Message, response_cls: type[M]
+    ) -> Iterator[M]:
+        """A server-streaming call."""
+        return self.rpc.server_stream(method_path(module, name), request, response_cls)
+
+
+def register_holder(p: Party, handle: str = "alice") -> records_pb2.Profile:
+    """Register ``p`` as a holder with a photo (stored) and a voice sample, and set terms."""
+    prof = p.call(
+        registry_pb2,
+        "RegisterHolder",
+        registry_pb2.RegisterHolderRequest(handle=handle, display_name="Alice"),
+        registry_pb2.RegisterHolderResponse,
+    ).profile
+    p.call(
+        registry_pb2,
+        "DeclareAsset",
+        registry_pb2.DeclareAssetRequest(
+            category=cast("Any", DataCategory.IMAGE),
+            sha256=PHOTO_SHA,
+            label="portrait",
+            content=PHOTO,
+        ),
+        registry_pb2.DeclareAssetResponse,
+    )
+    p.call(
+        registry_pb2,
+        "DeclareAsset",
+        registry_pb2.DeclareAssetRequest(
+            category=cast("Any", DataCategory.VOICE), sha256=VOICE_SHA
+        ),
+        registry_pb2.DeclareAssetResponse,
+    )
+    p.call(
+        registry_pb2,
+        "SetTerms",
+        registry_pb2.SetTermsRequest(terms=TERMS),
+        registry_pb2.SetTermsResponse,
+    )
+    return prof
+
+
+def wire(*values: int) -> Any:
+    """Enum members as the generated stubs take them."""
+    return cast("Any", [int(v) for v in values])
+
+
+def reasons(resp: verification_pb2.VerifyResponse) -> list[Reason]:
+    """A decision's reasons as :class:`~licentia.errors.Reason` members."""
+    return [Reason(int(r)) for r in resp.reasons]
+
+
+TERMS = records_pb2.Terms(
+    categories=wire(DataCategory.NAME, DataCategory.IMAGE, DataCategory.VOICE),
+    allowed_purposes=wire(Purpose.MARKETING, Purpose.POLITICAL_CAMPAIGN),
+    refused_purposes=wire(Purpose.DIRECT_MARKETING),
+    media=wire(Medium.ONLINE, Medium.SOCIAL),
+    territories=["EU"],
+    currency="EUR",
+    price_per_day_minor=100,
+    max_term_seconds=90 * DAY,
+    exclusivity_offered=True,
+    exclusivity_multiplier_bps=30_000,
+)
+
+
+def register_advertiser(p: Party, org: str = "Acme Ads") -> None:
+    """Register ``p`` as an advertiser."""
+    p.call(
+        registry_pb2,
+        "RegisterAdvertiser",
+        registry_pb2.RegisterAdvertiserRequest(organisation=org, country="FR"),
+        registry_pb2.RegisterAdvertiserResponse,
+    )
+
+
+def register_platform(p: Party, platform_id: str = "photoshare") -> None:
+    """Register ``p`` as a platform."""
+    p.call(
+        registry_pb2,
+        "RegisterPlatform",
+        registry_pb2.RegisterPlatformRequest(platform_id=platform_id, name="PhotoShare"),
+        registry_pb2.RegisterPlatformResponse,
+    )
+
+
+def ad_scope(purposes: tuple[int, ...] = (Purpose.ADVERTISING,)) -> licence_pb2.Scope:
+    """Image for online advertising in France."""
+    return licence_pb2.Scope(
+        categories=wire(DataCategory.IMAGE),
+        purposes=wire(*sorted(purposes)),
+        media=wire(Medium.ONLINE),
+        territories=["FR"],
+    )
+
+
+def request_licence(
+    adv: Party,
+    holder_key: bytes,
+    *,
+    days: int = 30,
+    exclusive: bool = False,
+    price: int | None = None,
+    scope: licence_pb2.Scope | None = None,
+    max_uses: int = 0,
+) -> exchange_pb2.RequestLicenceResponse:
+    """Ask for the photo for ``days``, at the holder's price unless ``price`` is given."""
+    now = int(time.time())
+    factor = 3 if exclusive else 1
+    return adv.call(
+        exchange_pb2,
+        "RequestLicence",
+        exchange_pb2.RequestLicenceRequest(
+            holder_key=holder_key,
+            asset_sha256=[PHOTO_SHA],
+            scope=scope or ad_scope(),
+            not_before=now,
+            not_after=now + days * DAY,
+            exclusive=exclusive,
+            max_uses=max_uses,
+            offered_price_minor=price if price is not None else days * 100 * factor,
+        ),
+        exchange_pb2.RequestLicenceResponse,
+    )
+
+
+def approve_request(
+    holder: Party, request: records_pb2.LicenceRequest
+) -> exchange_pb2.ApproveRequestResponse:
+    """The holder signs the exact claims and approves."""
+    sig = approve(holder.key, request.claims).signature
+    return holder.call(
+        exchange_pb2,
+        "ApproveRequest",
+        exchange_pb2.ApproveRequestRequest(request_id=request.request_id, holder_signature=sig),
+        exchange_pb2.ApproveRequestResponse,
+    )
+
+
+def photo_use(purpose: int = Purpose.PERSONALISED_ADVERTISING, where: str = "FR") -> IntendedUse:
+    """Publishing the photo online."""
+    return IntendedUse(DataCategory.IMAGE, Purpose(purpose), Medium.ONLINE, where, PHOTO_SHA)
+
+
+def verify(
+    platform: Party, adv: Party, token: str, use: IntendedUse, audience: str = "photoshare"
+) -> verification_pb2.VerifyResponse:
+    """The platform asks the exchange to check the advertiser's presentation."""
+    pres = present(adv.key, parse_token(token).licence_id, audience, use, int(time.time()))
+    return platform.call(
+        verification_pb2,
+        "Verify",
+        verification_pb2.VerifyRequest(token=token, presentation=pres, use=use.to_proto()),
+        verification_pb2.VerifyResponse,
+    )
