@@ -30,6 +30,27 @@ SERVICES: Mapping[str, tuple[Any, str, Callable[[Deps], Any]]] = {
     "licences": (licences_pb2, "LicenceService", LicenceService),
     "verification": (verification_pb2, "VerificationService", VerificationService),
 }
+#: What a follower (read-only replica) serves; every other method answers NOT_SERVED.
+FOLLOWER_METHODS = frozenset(
+    {
+        "Verify",
+        "VerifyStream",
+        "GetLicence",
+        "ListLicences",
+        "WatchRevocations",
+        "GetStatusSnapshot",
+        "GetIssuerKeys",
+        "ListAccesses",
+        "WatchLicenceEvents",
+        "GetProfile",
+        "ListAssets",
+        "GetTerms",
+        "SearchOffers",
+        "GetRequest",
+        "ListInbox",
+        "ListStandingRules",
+    }
+)
 DB_FILE = "licentia.db"
 KEYS_DIR = "issuer-keys"
 
@@ -76,15 +97,17 @@ def build(
     if unknown or not services:
         raise ValueError(f"unknown services: {', '.join(unknown) or '(none)'}")
     store = SqliteStore(data_dir / DB_FILE, read_only=follower)
-    keyring = Keyring(data_dir / KEYS_DIR, store)
+    keyring = Keyring(data_dir / KEYS_DIR, store, clock.now)
     keyring.load(clock.now(), create=not follower)
     hub = RevocationHub(store, keyring, clock.now)
     deps = Deps(store, keyring, hub, clock, settings)
-    auth = Authenticator()
+    auth = Authenticator(not_before=clock.now())
     app = App(deps, [], [])
     for name in services:
         module, service_name, servicer = SERVICES[name]
         methods: Mapping[str, Method] = servicer(deps).methods()
+        if follower:
+            methods = {k: m for k, m in methods.items() if k in FOLLOWER_METHODS}
         descriptor = module.DESCRIPTOR.services_by_name[service_name]
         app.handlers.append(service(descriptor, methods, auth, clock, log))
         app.service_names.append(descriptor.full_name)

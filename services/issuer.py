@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from licentia.errors import LicentiaError, Reason
@@ -44,9 +45,10 @@ def _read_seed(path: Path) -> bytes:
 class Keyring:
     """The issuer keys of one exchange: signs with the current key, publishes all of them."""
 
-    def __init__(self, keys_dir: Path, store: Store) -> None:
+    def __init__(self, keys_dir: Path, store: Store, clock: Callable[[], int]) -> None:
         self.keys_dir = keys_dir
         self.store = store
+        self.clock = clock
         self._lock = threading.Lock()
         self._private: dict[bytes, PrivateKey] = {}
         self._set = IssuerKeySet([])
@@ -58,11 +60,14 @@ class Keyring:
                 self._new_key(now)
             self._reload()
 
-    def _new_key(self, now: int) -> None:
+    def _new_key(self, now: int) -> PublicKey:
         self.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = PrivateKey.generate()
         _write_seed(self.keys_dir / f"{key.public.key_id.hex()}.key", key.seed)
-        self.store.rotate_issuer_key(IssuerKeyRow(key.public.key_id, key.public.raw, now))
+        # Windows never overlap nor come out empty, even for two rotations in one second.
+        start = max([now, *(r.not_before + 1 for r in self.store.issuer_keys())])
+        self.store.rotate_issuer_key(IssuerKeyRow(key.public.key_id, key.public.raw, start))
+        return key.public
 
     def _reload(self) -> None:
         rows = self.store.issuer_keys()
@@ -80,23 +85,28 @@ class Keyring:
         self._private = private
 
     def rotate(self, now: int) -> PublicKey:
-        """Start a new current key at ``now``; the old one stays published, retired."""
+        """Start a new key at ``now`` (or the next free second); the old one stays
+        published, retired from then on. Returns the new key."""
         with self._lock:
-            self._new_key(now)
+            new = self._new_key(now)
             self._reload()
-            return self.current().public
+            return new
 
     def current(self) -> PrivateKey:
-        """The key that signs new licences, snapshots and receipts."""
+        """The key that signs new licences, snapshots and receipts now: the one whose window
+        holds the present (a key rotated in starts at the next second at the latest)."""
+        now = self.clock()
         for key in self._set:
-            if key.not_after is None and key.key_id in self._private:
+            if key.may_sign_at(now) and key.key_id in self._private:
                 return self._private[key.key_id]
         raise LicentiaError(Reason.INTERNAL, "no current issuer key")
 
     def private(self, key_id: bytes) -> PrivateKey | None:
-        """The secret key with this id, if this exchange holds it and it may still sign."""
+        """The secret key with this id, if this exchange holds it and it may sign now."""
         key = self._set.resolve(key_id)
-        return self._private.get(key_id) if key is not None and key.not_after is None else None
+        if key is None or not key.may_sign_at(self.clock()):
+            return None
+        return self._private.get(key_id)
 
     def resolve(self, key_id: bytes) -> IssuerKey | None:
         """The published key with this id (the verification engine's key resolver)."""

@@ -119,20 +119,31 @@ class Method:
 class Authenticator:
     """Checks request signatures: the window, the signature, then the nonce.
 
-    One instance (one nonce store) serves every service of a process.
+    One instance (one nonce store) serves every service of a process. The nonce store
+    lives in memory, so a process refuses every request timestamped before ``not_before``
+    (its start): a request captured before a restart cannot be replayed after it, even
+    within the window. A client retrying across a restart signs anew.
     """
 
     def __init__(
-        self, nonces: NonceStore | None = None, window_seconds: int = DEFAULT_WINDOW_SECONDS
+        self,
+        nonces: NonceStore | None = None,
+        window_seconds: int = DEFAULT_WINDOW_SECONDS,
+        not_before: int = 0,
     ) -> None:
         self.nonces: NonceStore = MemoryNonceStore() if nonces is None else nonces
         self.window_seconds = window_seconds
+        self.not_before = not_before
 
     def authenticate(
         self, method: str, body: bytes, metadata: Iterable[tuple[str, str | bytes]], now: int
     ) -> PublicKey:
         """The key that signed ``body`` for ``method``; raises ``LicentiaError`` otherwise."""
         signed = parse_request_metadata(metadata)
+        if signed.timestamp < self.not_before:
+            raise LicentiaError(
+                Reason.STALE_REQUEST, "request signed before this server started: sign it again"
+            )
         return verify_request(signed, method, body, now, self.nonces, self.window_seconds)
 
 

@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "rotate-key":
         store = SqliteStore(args.data_dir / "licentia.db")
         try:
-            keyring = Keyring(args.data_dir / "issuer-keys", store)
+            keyring = Keyring(args.data_dir / "issuer-keys", store, SystemClock().now)
             keyring.load(SystemClock().now())
             key = keyring.rotate(SystemClock().now())
         finally:

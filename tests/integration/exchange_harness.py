@@ -39,7 +39,7 @@ else:
     from licentia.services.deps import Settings
     from licentia.services.runtime import RunningServer, ServerSettings, client_channel, start
 
-__all__ = ["ExchangeError", "reasons"]
+__all__ = ["ExchangeError", "SignedChannel", "reasons"]
 
 M = TypeVar("M", bound=Message)
 DAY = 86400

@@ -1,0 +1,188 @@
+"""licentia-server as a real process, a verify-only follower replica, and key rotation."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc  # type: ignore[import-untyped]
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+
+from licentia.errors import Reason
+from licentia.keys import IssuerKeySet
+from licentia.token import parse_token
+from licentia.v1 import licences_pb2, verification_pb2
+
+from .exchange_harness import (
+    Exchange,
+    ExchangeError,
+    Party,
+    SignedChannel,
+    approve_request,
+    photo_use,
+    reasons,
+    register_advertiser,
+    register_holder,
+    register_platform,
+    request_licence,
+    start_exchange,
+    verify,
+)
+
+
+def _licence(holder: Party, adv: Party) -> str:
+    req = request_licence(adv, holder.key.public.raw).request
+    return approve_request(holder, req).licence.token
+
+
+def _revoke(holder: Party, token: str) -> None:
+    holder.call(
+        licences_pb2,
+        "RevokeLicence",
+        licences_pb2.RevokeLicenceRequest(licence_id=parse_token(token).licence_id),
+        licences_pb2.RevokeLicenceResponse,
+    )
+
+
+@pytest.fixture
+def primary(tmp_path: Path) -> Iterator[Exchange]:
+    ex = start_exchange(tmp_path / "data")
+    try:
+        yield ex
+    finally:
+        ex.stop()
+
+
+def test_a_follower_on_the_same_data_directory_agrees_and_follows(
+    primary: Exchange, tmp_path: Path
+) -> None:
+    holder, adv, platform = primary.party(), primary.party(), primary.party()
+    register_holder(holder)
+    register_advertiser(adv)
+    register_platform(platform)
+    token = _licence(holder, adv)
+    follower = start_exchange(
+        primary.data_dir, services=("verification", "licences"), follower=True
+    )
+    try:
+        at_follower = Party(platform.key, SignedChannel(follower.channel(), platform.key))
+        assert verify(at_follower, adv, token, photo_use()).allowed
+        events = at_follower.stream(
+            licences_pb2,
+            "WatchRevocations",
+            licences_pb2.WatchRevocationsRequest(after_sequence=0),
+            licences_pb2.WatchRevocationsResponse,
+        )
+        t0 = time.monotonic()
+        _revoke(holder, token)
+        for msg in events:
+            if msg.HasField("event"):
+                assert msg.event.status_index == parse_token(token).status_index
+                break
+        assert time.monotonic() - t0 < 2
+        assert reasons(verify(at_follower, adv, token, photo_use())) == [Reason.REVOKED]
+        # A follower never writes: counting a use needs the primary.
+        with pytest.raises(ExchangeError) as e:
+            at_follower.call(
+                verification_pb2,
+                "ReportUse",
+                verification_pb2.ReportUseRequest(report_id=b"\x01" * 16, token=token),
+                verification_pb2.ReportUseResponse,
+            )
+        assert e.value.reason == Reason.NOT_SERVED
+    finally:
+        follower.stop()
+
+
+def test_rotated_keys_keep_old_licences_verifying(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    ex = start_exchange(data)
+    try:
+        holder, adv = ex.party(1), ex.party(2)
+        register_holder(holder)
+        register_advertiser(adv)
+        old = _licence(holder, adv)
+    finally:
+        ex.stop()
+    out = subprocess.run(
+        [sys.executable, "-m", "licentia.services.server", "rotate-key", "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "new issuer key" in out.stdout
+    # Two keys never share a second: a key rotated in within its predecessor's first second
+    # starts at the next one, and until then the predecessor signs.
+    time.sleep(1.0 - time.time() % 1.0 + 0.05)
+    ex = start_exchange(data)
+    try:
+        holder, adv, platform = ex.party(1), ex.party(2), ex.party()
+        register_platform(platform)
+        new = _licence(holder, adv)
+        assert parse_token(new).issuer_key_id != parse_token(old).issuer_key_id
+        keys = IssuerKeySet.from_proto(
+            platform.call(
+                licences_pb2,
+                "GetIssuerKeys",
+                licences_pb2.GetIssuerKeysRequest(),
+                licences_pb2.GetIssuerKeysResponse,
+            ).keys
+        )
+        retired = keys.resolve(parse_token(old).issuer_key_id)
+        assert retired is not None
+        assert retired.not_after is not None
+        assert verify(platform, adv, old, photo_use()).allowed
+        assert verify(platform, adv, new, photo_use()).allowed
+    finally:
+        ex.stop()
+
+
+def test_the_server_process_serves_and_drains_on_sigterm(tmp_path: Path) -> None:
+    port_file = tmp_path / "port"
+    env = {**os.environ, "LICENTIA_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "licentia.services.server",
+            "--listen",
+            "127.0.0.1:0",
+            "--port-file",
+            str(port_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        address = f"127.0.0.1:{port_file.read_text().strip()}"
+        with grpc.insecure_channel(address) as ch:
+            health = health_pb2_grpc.HealthStub(ch)
+            resp = health.Check(
+                health_pb2.HealthCheckRequest(service="licentia.v1.ExchangeService")
+            )
+            assert resp.status == health_pb2.HealthCheckResponse.SERVING
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        out, err = proc.communicate()
+        assert f"listening on {address}" in out
+        assert '"event": "server.stopped"' in err or "server.stopped" in err
+        key_files = list((tmp_path / "data" / "issuer-keys").iterdir())
+        assert [oct(os.stat(f).st_mode & 0o777) for f in key_files] == ["0o600"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
