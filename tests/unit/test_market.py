@@ -1,0 +1,165 @@
+"""The market's pure rules: prices, terms, requests within terms, overlap and exclusivity."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import pytest
+
+from licentia.errors import LicentiaError, Reason
+from licentia.examples import typical_claims
+from licentia.keys import PrivateKey
+from licentia.scope import Scope
+from licentia.vocabulary import DataCategory, Medium, Purpose
+
+if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
+    from services import market
+    from services.model import AssetRow, LicenceRow, Terms
+else:
+    from licentia.services import market
+    from licentia.services.model import AssetRow, LicenceRow, Terms
+
+DAY = 86400
+NOW = 1_800_000_000
+PHOTO = hashlib.sha256(b"photo").digest()
+TERMS = Terms(
+    scope=Scope.of([DataCategory.IMAGE], [Purpose.MARKETING], [Medium.ONLINE], ["EU"]),
+    refused_purposes=frozenset({Purpose.DIRECT_MARKETING}),
+    currency="EUR",
+    price_per_day_minor=100,
+    max_term_seconds=30 * DAY,
+    exclusivity_offered=True,
+    exclusivity_multiplier_bps=25_000,
+)
+ASSETS = [AssetRow(b"h" * 32, PHOTO, DataCategory.IMAGE, "", 0, False, NOW)]
+
+
+def _scope(*purposes: Purpose, where: str = "FR") -> Scope:
+    return Scope.of([DataCategory.IMAGE], purposes, [Medium.ONLINE], [where])
+
+
+def _check(scope: Scope, term: int = DAY, *, exclusive: bool = False, price: int = 10**6) -> None:
+    market.check_request(
+        TERMS,
+        ASSETS,
+        scope,
+        [PHOTO],
+        term,
+        exclusive=exclusive,
+        offered_price=price,
+        max_term_cap=365 * DAY,
+    )
+
+
+def test_price_rounds_days_up_and_applies_the_exclusivity_multiplier() -> None:
+    assert market.price_for(TERMS, 1, exclusive=False) == 100
+    assert market.price_for(TERMS, DAY, exclusive=False) == 100
+    assert market.price_for(TERMS, DAY + 1, exclusive=False) == 200
+    assert market.price_for(TERMS, 3 * DAY, exclusive=True) == 750
+    odd = replace(TERMS, price_per_day_minor=3, exclusivity_multiplier_bps=15_001)
+    assert market.price_for(odd, DAY, exclusive=True) == 5  # 4.5003 rounds up
+
+
+def test_a_request_within_the_terms_passes() -> None:
+    _check(_scope(Purpose.ADVERTISING, Purpose.PERSONALISED_ADVERTISING))
+
+
+@pytest.mark.parametrize(
+    ("scope", "kw", "reason"),
+    [
+        (_scope(Purpose.RECRUITMENT), {}, Reason.OUTSIDE_TERMS),
+        (_scope(Purpose.DIRECT_MARKETING), {}, Reason.OUTSIDE_TERMS),
+        # MARKETING covers DIRECT_MARKETING, which the holder refuses.
+        (_scope(Purpose.MARKETING), {}, Reason.OUTSIDE_TERMS),
+        (_scope(Purpose.ADVERTISING, where="US"), {}, Reason.OUTSIDE_TERMS),
+        (_scope(Purpose.ADVERTISING), {"term": 31 * DAY}, Reason.INVALID_TERM),
+        (_scope(Purpose.ADVERTISING), {"term": 0}, Reason.INVALID_TERM),
+        (_scope(Purpose.ADVERTISING), {"price": 99}, Reason.PRICE_TOO_LOW),
+        (_scope(Purpose.ADVERTISING), {"exclusive": True, "price": 249}, Reason.PRICE_TOO_LOW),
+    ],
+)
+def test_requests_outside_the_terms_are_refused(
+    scope: Scope, kw: dict[str, int], reason: Reason
+) -> None:
+    with pytest.raises(LicentiaError) as e:
+        _check(scope, **kw)  # type: ignore[arg-type]
+    assert e.value.reason == reason
+
+
+def test_exclusivity_must_be_offered() -> None:
+    with pytest.raises(LicentiaError) as e:
+        market.check_request(
+            replace(TERMS, exclusivity_offered=False),
+            ASSETS,
+            _scope(Purpose.ADVERTISING),
+            [PHOTO],
+            DAY,
+            exclusive=True,
+            offered_price=10**6,
+            max_term_cap=365 * DAY,
+        )
+    assert e.value.reason == Reason.OUTSIDE_TERMS
+
+
+def test_terms_that_could_never_be_met_are_refused() -> None:
+    market.check_terms(TERMS, 365 * DAY)
+    bad = [
+        (replace(TERMS, price_per_day_minor=0), Reason.INVALID_REQUEST),
+        (replace(TERMS, max_term_seconds=366 * DAY), Reason.INVALID_TERM),
+        (replace(TERMS, exclusivity_multiplier_bps=9_999), Reason.INVALID_REQUEST),
+        (replace(TERMS, refused_purposes=frozenset({Purpose.MARKETING})), Reason.INVALID_REQUEST),
+    ]
+    for terms, reason in bad:
+        with pytest.raises(LicentiaError) as e:
+            market.check_terms(terms, 365 * DAY)
+        assert e.value.reason == reason
+
+
+def _row(exclusive: bool, index: int) -> LicenceRow:
+    from licentia.token import approve, issue
+
+    k = PrivateKey.from_seed(b"\x01" * 32)
+    claims = replace(typical_claims(k, k, k, NOW, index), exclusive=exclusive)
+    data = claims.encode()
+    return LicenceRow(
+        claims.licence_id,
+        b"r" * 16,
+        issue(k, data, approve(k, data)),
+        k.public.raw,
+        k.public.raw,
+        NOW,
+        claims.not_before,
+        claims.not_after,
+        index,
+        0,
+        0,
+        exclusive,
+    )
+
+
+def test_exclusivity_conflicts_only_when_one_side_is_exclusive_and_they_overlap() -> None:
+    k = PrivateKey.from_seed(b"\x01" * 32)
+    new = typical_claims(k, k, k, NOW, 9)
+    assert market.exclusivity_conflict(new, [_row(False, 1)]) is None
+    assert market.exclusivity_conflict(new, [_row(True, 1)]) == Reason.EXCLUSIVITY_CONFLICT
+    assert (
+        market.exclusivity_conflict(replace(new, exclusive=True), [_row(False, 1)])
+        == Reason.EXCLUSIVITY_CONFLICT
+    )
+    later = replace(new, not_before=new.not_after, not_after=new.not_after + DAY, exclusive=True)
+    assert market.exclusivity_conflict(later, [_row(True, 1)]) is None
+    elsewhere = replace(
+        new,
+        exclusive=True,
+        scope=Scope.of(new.scope.categories, new.scope.purposes, new.scope.media, ["US"]),
+    )
+    assert market.exclusivity_conflict(elsewhere, [_row(True, 1)]) is None
+
+
+@pytest.mark.parametrize("handle", ["ab", "Alice", "a b", "x" * 33, "é-and-more", ""])
+def test_bad_handles(handle: str) -> None:
+    with pytest.raises(LicentiaError) as e:
+        market.check_handle(handle, "handle")
+    assert e.value.reason == Reason.INVALID_REQUEST
