@@ -19,7 +19,7 @@ from .hub import RevocationHub
 from .issuer import Keyring
 from .licences import LicenceService
 from .registry import RegistryService
-from .rpc import Authenticator, Clock, Method, SystemClock, service
+from .rpc import Authenticator, Clock, Method, StreamLimit, SystemClock, service
 from .store import SqliteStore
 from .verification import VerificationService
 
@@ -83,12 +83,14 @@ def build(
     clock: Clock | None = None,
     log: logging.Logger | None = None,
     poll_seconds: float = 0.1,
+    max_streams: int = 200,
 ) -> App:
     """Open (or create) the exchange in ``data_dir`` and build the services asked for.
 
     A ``follower`` (a verify-only replica on the same data directory) never writes: it
     follows the store's revocations by polling every ``poll_seconds`` and answers
-    STATUS_STALE if it cannot read them for three heartbeats.
+    STATUS_STALE if it cannot read them for three heartbeats. At most ``max_streams``
+    response streams are open at once (keep it below the server's worker threads).
     """
     settings = settings or Settings()
     clock = clock or SystemClock()
@@ -102,6 +104,7 @@ def build(
     hub = RevocationHub(store, keyring, clock.now)
     deps = Deps(store, keyring, hub, clock, settings)
     auth = Authenticator(not_before=clock.now())
+    streams = StreamLimit(max_streams)
     app = App(deps, [], [])
     for name in services:
         module, service_name, servicer = SERVICES[name]
@@ -109,7 +112,7 @@ def build(
         if follower:
             methods = {k: m for k, m in methods.items() if k in FOLLOWER_METHODS}
         descriptor = module.DESCRIPTOR.services_by_name[service_name]
-        app.handlers.append(service(descriptor, methods, auth, clock, log))
+        app.handlers.append(service(descriptor, methods, auth, clock, log, streams))
         app.service_names.append(descriptor.full_name)
     if follower:
         hub.staleness_bound = max(3 * int(settings.heartbeat_seconds), 3)

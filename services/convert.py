@@ -51,6 +51,8 @@ def terms_from(msg: records_pb2.Terms) -> Terms:
     for code in msg.territories:
         if not territory.is_territory(code):
             raise LicentiaError(Reason.INVALID_REQUEST, "unknown territory")
+    if len(set(msg.territories)) != len(msg.territories):
+        raise LicentiaError(Reason.INVALID_REQUEST, "duplicate territory")
     try:
         scope = Scope(
             enum_set(msg.categories, DataCategory, "category"),

@@ -77,6 +77,7 @@ _BY_CODE: Final[Mapping[Any, tuple[Reason, ...]]] = {
     ),
     grpc.StatusCode.INTERNAL: (_R.INTERNAL,),
     grpc.StatusCode.UNIMPLEMENTED: (_R.NOT_SERVED,),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (_R.BUSY,),
 }
 
 

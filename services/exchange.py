@@ -224,6 +224,8 @@ class ExchangeService:
             raise LicentiaError(Reason.INVALID_TERM, "not_after must follow not_before")
         if not_before < now - 300:
             raise LicentiaError(Reason.INVALID_TERM, "a licence cannot start in the past")
+        if req.not_after > market.MAX_TIME:
+            raise LicentiaError(Reason.INVALID_TERM, "the licence ends too far in the future")
         declared = self.d.store.assets(holder.key)
         market.check_request(
             terms,
@@ -252,6 +254,7 @@ class ExchangeService:
             max_uses=req.max_uses,
             exclusive=req.exclusive,
         )
+        rule = self._covering_rule(holder.key, claims, now)
         row = RequestRow(
             request_id=secrets.token_bytes(16),
             state=RequestState.PENDING,
@@ -262,9 +265,9 @@ class ExchangeService:
             expires_at=now + self.d.settings.request_ttl_seconds,
             updated_at=now,
             message=req.message,
+            auto_approved=rule is not None,
         )
         self.d.store.add_request(row)
-        rule = self._covering_rule(holder.key, claims, now)
         out = exchange_pb2.RequestLicenceResponse()
         if rule is not None:
             licence = self._issue(row, rule, now)
@@ -385,6 +388,8 @@ class ExchangeService:
         row = self.d.store.request(req.request_id)
         if row is None or row.advertiser_key != advertiser.key:
             raise LicentiaError(Reason.NOT_FOUND, "no such request")
+        if self._expire_if_due(row, call.now).state == RequestState.EXPIRED:
+            raise LicentiaError(Reason.REQUEST_EXPIRED, "the request has expired")
         done = self.d.store.finish_request(row.request_id, RequestState.WITHDRAWN, call.now)
         self._notify()
         return exchange_pb2.WithdrawRequestResponse(

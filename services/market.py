@@ -7,6 +7,7 @@ conflict check inside the issuing transaction.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
 from licentia import territory
@@ -25,6 +26,10 @@ MAX_TEXT_CHARS = 512
 MAX_LIST_ITEMS = 32
 #: Basis points in one.
 BPS = 10_000
+#: The largest price or time the exchange keeps (its store holds signed 64-bit integers).
+MAX_INT = (1 << 63) - 1
+#: The latest instant a licence may end (far beyond any licence; leaves room for arithmetic).
+MAX_TIME = 1 << 62
 
 
 def check_handle(handle: str, what: str) -> None:
@@ -36,8 +41,9 @@ def check_handle(handle: str, what: str) -> None:
 def check_text(
     text: str, what: str, limit: int = MAX_NAME_CHARS, *, required: bool = False
 ) -> None:
-    """Refuse text over ``limit`` characters, with control characters, or missing."""
-    if len(text) > limit or any(ord(c) < 32 for c in text):
+    """Refuse text over ``limit`` characters, with control characters (C0, DEL, C1), or
+    missing."""
+    if len(text) > limit or any(unicodedata.category(c) == "Cc" for c in text):
         raise LicentiaError(
             Reason.INVALID_REQUEST, f"{what} is at most {limit} printable characters"
         )
@@ -53,8 +59,8 @@ def check_country(code: str) -> None:
 
 def check_terms(terms: Terms, max_term_cap: int) -> None:
     """Refuse terms that could never be met, or that exceed the exchange's cap."""
-    if terms.price_per_day_minor <= 0:
-        raise LicentiaError(Reason.INVALID_REQUEST, "price per day must be positive")
+    if not 0 < terms.price_per_day_minor <= MAX_INT:
+        raise LicentiaError(Reason.INVALID_REQUEST, "price per day is 1 to 2^63-1 minor units")
     if not 0 < terms.max_term_seconds <= max_term_cap:
         raise LicentiaError(
             Reason.INVALID_TERM, f"maximum term is 1 second to {max_term_cap // DAY} days"

@@ -32,6 +32,7 @@ import json
 import logging
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -193,11 +194,41 @@ _FACTORIES: dict[tuple[bool, bool], Callable[..., Any]] = {
 }
 
 
+class StreamLimit:
+    """A cap on the response streams open at once, shared by every service of a process.
+
+    Each open stream holds a worker thread of the sync gRPC server, so without a cap a
+    flood of subscriptions would starve every other call. Past the cap a new stream is
+    refused with RESOURCE_EXHAUSTED / BUSY at once.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit <= 0:
+            raise ValueError("the stream limit must be positive")
+        self.limit = limit
+        self._sem = threading.BoundedSemaphore(limit)
+
+    def acquire(self) -> None:
+        """Take a slot, or raise ``LicentiaError(BUSY)``."""
+        if not self._sem.acquire(blocking=False):
+            raise LicentiaError(Reason.BUSY, "too many open streams: try again later")
+
+    def release(self) -> None:
+        """Give a slot back."""
+        self._sem.release()
+
+
 class _Plumbing:
     """The behaviours grpc calls: admission, error mapping and the log line, shared by all."""
 
-    def __init__(self, auth: Authenticator, clock: Clock, log: logging.Logger) -> None:
-        self.auth, self.clock, self.log = auth, clock, log
+    def __init__(
+        self,
+        auth: Authenticator,
+        clock: Clock,
+        log: logging.Logger,
+        streams: StreamLimit | None = None,
+    ) -> None:
+        self.auth, self.clock, self.log, self.streams = auth, clock, log, streams
 
     def unary_out(self, m: _Bound, arg: Any, context: grpc.ServicerContext) -> bytes:
         """Behaviour of a method with one response (``arg``: bytes, or an iterator of them)."""
@@ -208,9 +239,15 @@ class _Plumbing:
     def stream_out(self, m: _Bound, arg: Any, context: grpc.ServicerContext) -> Iterator[bytes]:
         """Behaviour of a method with a response stream; errors mid-stream end it the same way."""
         with self._guard(m, context) as outcome:
-            call, request = self._admit(m, arg, context, outcome)
-            for response in cast(Iterator[Message], m.method.handler(request, call)):
-                yield self._encode(m, response)
+            if self.streams is not None:
+                self.streams.acquire()
+            try:
+                call, request = self._admit(m, arg, context, outcome)
+                for response in cast(Iterator[Message], m.method.handler(request, call)):
+                    yield self._encode(m, response)
+            finally:
+                if self.streams is not None:
+                    self.streams.release()
 
     def unserved(self, m: _Bound, arg: Any, context: grpc.ServicerContext) -> bytes:
         """Behaviour of a method this server has no handler for (any streaming kind)."""
@@ -297,8 +334,11 @@ def service(
     auth: Authenticator,
     clock: Clock,
     log: logging.Logger,
+    streams: StreamLimit | None = None,
 ) -> grpc.GenericRpcHandler:
     """The handler set of one service: ``methods`` by method name, the rest NOT_SERVED.
+
+    ``streams``, shared by the services of one server, caps the response streams open at once.
 
     Input and output types and the streaming kind of each method come from
     ``descriptor`` (e.g. ``registry_pb2.DESCRIPTOR.services_by_name["RegistryService"]``).
@@ -307,7 +347,7 @@ def service(
     unknown = sorted(set(methods) - set(descriptor.methods_by_name))
     if unknown:
         raise ValueError(f"{descriptor.full_name} has no method {', '.join(unknown)}")
-    plumbing = _Plumbing(auth, clock, log)
+    plumbing = _Plumbing(auth, clock, log, streams)
     handlers = {}
     for md in descriptor.methods:
         kind = (md.client_streaming, md.server_streaming)

@@ -80,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=int(_env("LICENTIA_WORKERS", "256")),
-        help="worker threads; each open stream holds one (default 256) [LICENTIA_WORKERS]",
+        help="worker threads (default 256); open streams may take all but 32 of them"
+        " [LICENTIA_WORKERS]",
     )
     serve.add_argument("--port-file", type=Path, help="write the bound port to this file")
     rotate = sub.add_parser(
@@ -125,7 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             heartbeat_seconds=args.heartbeat_seconds,
         )
         app = build(
-            args.data_dir, settings=settings, services=services, follower=args.follower, log=log
+            args.data_dir,
+            settings=settings,
+            services=services,
+            follower=args.follower,
+            log=log,
+            max_streams=max(args.workers - 32, 1),
         )
     except (ValueError, OSError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

@@ -58,6 +58,7 @@ class Reason(enum.IntEnum):
     LICENCE_NOT_ACTIVE = 42
     INTERNAL = 43
     NOT_SERVED = 44
+    BUSY = 45
 
 
 class LicentiaError(Exception):

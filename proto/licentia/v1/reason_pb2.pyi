@@ -51,6 +51,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASON_LICENCE_NOT_ACTIVE: _ClassVar[Reason]
     REASON_INTERNAL: _ClassVar[Reason]
     REASON_NOT_SERVED: _ClassVar[Reason]
+    REASON_BUSY: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 REASON_MALFORMED: Reason
 REASON_TOO_LARGE: Reason
@@ -96,3 +97,4 @@ REASON_INSUFFICIENT_FUNDS: Reason
 REASON_LICENCE_NOT_ACTIVE: Reason
 REASON_INTERNAL: Reason
 REASON_NOT_SERVED: Reason
+REASON_BUSY: Reason
