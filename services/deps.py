@@ -44,6 +44,21 @@ class Deps:
     settings: Settings = field(default_factory=Settings)
     #: Presentation nonces seen by the Verify and ReportUse calls.
     presentation_nonces: MemoryNonceStore = field(default_factory=MemoryNonceStore)
+    #: Registered platforms by key: a key's role and platform id never change, so the
+    #: verification hot path looks them up once (bounded; cleared when full).
+    _platforms: dict[bytes, Party] = field(default_factory=dict)
+
+    def platform(self, call: Call) -> Party:
+        """The calling platform (as :meth:`party` with ``Role.PLATFORM``), cached."""
+        key = call.caller.raw if call.caller is not None else b""
+        cached = self._platforms.get(key)
+        if cached is not None:
+            return cached
+        party = self.party(call, Role.PLATFORM)
+        if len(self._platforms) >= 10_000:
+            self._platforms.clear()
+        self._platforms[key] = party
+        return party
 
     def party(self, call: Call, *roles: Role) -> Party:
         """The registered caller, in one of ``roles`` (UNKNOWN_KEY / NOT_OWNER otherwise)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from licentia import keys, territory
 from licentia.errors import LicentiaError, Reason
@@ -239,35 +239,43 @@ class ExchangeService:
         )
         categories = {a.sha256: a.category for a in declared}
         issuer = self.d.keyring.current()
-        claims = LicenceClaims(
-            licence_id=secrets.token_bytes(LICENCE_ID_BYTES),
-            issuer_key_id=issuer.public.key_id,
-            holder=convert_key(holder.key),
-            licensee=convert_key(advertiser.key),
-            assets=tuple(Asset(categories[d], d) for d in digests),
-            scope=scope,
-            issued_at=now,
-            not_before=not_before,
-            not_after=req.not_after,
-            status_index=self.d.store.next_status_index(),
-            price=PriceTerms(terms.currency, req.offered_price_minor, 0, self.d.settings.fee_bps),
-            max_uses=req.max_uses,
-            exclusive=req.exclusive,
-        )
-        rule = self._covering_rule(holder.key, claims, now)
-        row = RequestRow(
-            request_id=secrets.token_bytes(16),
-            state=RequestState.PENDING,
-            advertiser_key=advertiser.key,
-            holder_key=holder.key,
-            claims=claims.encode(),
-            created_at=now,
-            expires_at=now + self.d.settings.request_ttl_seconds,
-            updated_at=now,
-            message=req.message,
-            auto_approved=rule is not None,
-        )
-        self.d.store.add_request(row)
+        rules = self.d.store.rules(holder.key)
+        covering: list[Consent] = []
+
+        def build(status_index: int) -> RequestRow:
+            claims = LicenceClaims(
+                licence_id=secrets.token_bytes(LICENCE_ID_BYTES),
+                issuer_key_id=issuer.public.key_id,
+                holder=convert_key(holder.key),
+                licensee=convert_key(advertiser.key),
+                assets=tuple(Asset(categories[d], d) for d in digests),
+                scope=scope,
+                issued_at=now,
+                not_before=not_before,
+                not_after=req.not_after,
+                status_index=status_index,
+                price=PriceTerms(
+                    terms.currency, req.offered_price_minor, 0, self.d.settings.fee_bps
+                ),
+                max_uses=req.max_uses,
+                exclusive=req.exclusive,
+            )
+            covering[:] = [c for c in [self._covering_rule(rules, claims, now)] if c]
+            return RequestRow(
+                request_id=secrets.token_bytes(16),
+                state=RequestState.PENDING,
+                advertiser_key=advertiser.key,
+                holder_key=holder.key,
+                claims=claims.encode(),
+                created_at=now,
+                expires_at=now + self.d.settings.request_ttl_seconds,
+                updated_at=now,
+                message=req.message,
+                auto_approved=bool(covering),
+            )
+
+        row = self.d.store.create_request(build)
+        rule = covering[0] if covering else None
         out = exchange_pb2.RequestLicenceResponse()
         if rule is not None:
             licence = self._issue(row, rule, now)
@@ -276,11 +284,14 @@ class ExchangeService:
         out.request.CopyFrom(convert.request_to(stored, advertiser.display_name))
         return out
 
-    def _covering_rule(self, holder_key: bytes, claims: LicenceClaims, now: int) -> Consent | None:
+    @staticmethod
+    def _covering_rule(
+        rules: Sequence[StandingRuleRow], claims: LicenceClaims, now: int
+    ) -> Consent | None:
         """A standing rule in force that the claims fall entirely within, if any."""
         if sensitive_reasons(claims.scope):
             return None
-        for r in self.d.store.rules(holder_key):
+        for r in rules:
             if r.withdrawn_at:
                 continue
             try:

@@ -10,6 +10,7 @@ subscriber never skips an event; one too far behind starts from a signed snapsho
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ from .store import Store
 MAX_CATCH_UP = 10_000
 #: Events read from the store per batch.
 BATCH = 500
+#: Recent events kept in memory, so that a live fan-out reads no database.
+RECENT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class RevocationHub:
         self._closed = False
         self._list = StatusList()
         self._sequence = 0
+        self._recent: OrderedDict[int, RevocationEvent] = OrderedDict()
         #: When the list was last known to match the store (a follower's last poll).
         self.fresh_at = clock()
         #: A follower answers STATUS_STALE when its last poll is older than this.
@@ -85,16 +89,37 @@ class RevocationHub:
             return Snapshot(data, self._sequence)
 
     def publish(self, events: Sequence[RevocationEvent]) -> None:
-        """Apply committed events (in any order, each once) and wake every subscriber."""
+        """Apply committed events and wake every subscriber.
+
+        Events may arrive out of order (two revocations commit as 5 then 6, and their
+        threads publish 6 then 5): every bit is set whatever the order, and the sequence
+        only moves forward. Everything up to the sequence is committed (the store numbers
+        events inside its serialised write transactions), so a subscriber may read it.
+        """
         if not events:
             return
         with self._cond:
-            for ev in sorted(events, key=lambda e: e.sequence):
-                if ev.sequence <= self._sequence:
-                    continue
+            for ev in events:
                 self._list.revoke(ev.status_index)
-                self._sequence = ev.sequence
+                if ev.sequence not in self._recent:
+                    self._recent[ev.sequence] = ev
+                    if len(self._recent) > RECENT:
+                        self._recent.popitem(last=False)
+                self._sequence = max(self._sequence, ev.sequence)
             self._cond.notify_all()
+
+    def _after(self, seq: int) -> list[RevocationEvent]:
+        """The next events after ``seq`` (from memory when it has them all, else the store)."""
+        with self._cond:
+            out: list[RevocationEvent] = []
+            for n in range(seq + 1, min(self._sequence, seq + BATCH) + 1):
+                ev = self._recent.get(n)
+                if ev is None:
+                    break
+                out.append(ev)
+            if out and out[-1].sequence == min(self._sequence, seq + BATCH):
+                return out
+        return self.store.events_after(seq, BATCH)
 
     def check(self, index: int, now: int) -> Reason | None:
         """``REVOKED``, ``STATUS_STALE`` (a follower that lost the store), or ``None``."""
@@ -135,16 +160,18 @@ class RevocationHub:
             yield snap
             seq = snap.sequence
         while active() and not self._closed:
-            if seq < self._sequence:
-                for ev in self.store.events_after(seq, BATCH):
+            batch = self._after(seq) if seq < self._sequence else []
+            if batch:
+                for ev in batch:
                     yield ev
                     seq = ev.sequence
                 continue
             with self._cond:
-                if seq >= self._sequence and not self._closed:
-                    self._cond.wait(heartbeat_seconds)
-                if seq >= self._sequence and not self._closed:
-                    beat = Heartbeat(self._sequence, self.clock())
-                else:
-                    continue
-            yield beat
+                if self._closed:
+                    return
+                # Nothing to send: wait for news, or a heartbeat's time; if the events are
+                # announced but not yet readable, look again soon rather than spin.
+                self._cond.wait(heartbeat_seconds if seq >= self._sequence else 0.05)
+                beat = Heartbeat(self._sequence, self.clock()) if seq >= self._sequence else None
+            if beat is not None and not self._closed:
+                yield beat

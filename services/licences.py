@@ -18,6 +18,10 @@ from .model import Access, Cause, LicenceRow, RevocationEvent, Role
 from .rpc import Call, Method
 
 MAX_PAGE = 500
+#: Issuance times a page token may name (a bound far beyond any date, within the store's ints).
+MAX_ISSUED = 1 << 62
+#: Licences of one second a page token may skip.
+MAX_SKIP = 1 << 31
 
 
 def sign_receipt(
@@ -82,20 +86,31 @@ class LicenceService:
         size = req.page_size or 100
         if not 1 <= size <= MAX_PAGE:
             raise LicentiaError(Reason.INVALID_REQUEST, f"page size is 1 to {MAX_PAGE}")
-        before = 1 << 62
+        # A page token names the second the page's last licence was issued in and how many
+        # licences of that second have been listed, so that licences issued in the same
+        # second (listed newest first, then by insertion) are neither skipped nor repeated.
+        before, skip = MAX_ISSUED, 0
         if req.page_token:
             try:
-                before = int(base64.urlsafe_b64decode(req.page_token.encode("ascii")).decode())
+                raw = base64.urlsafe_b64decode(req.page_token.encode("ascii")).decode("ascii")
+                second, dot, count = raw.partition(".")
+                before, skip = int(second) + 1, int(count)
             except (ValueError, UnicodeError):
                 raise LicentiaError(Reason.INVALID_REQUEST, "bad page token") from None
-        rows = self.d.store.licences_of(party.key, before_issued=before, limit=size + 1)
+            if not (dot and 0 < before <= MAX_ISSUED and 0 < skip <= MAX_SKIP):
+                raise LicentiaError(Reason.INVALID_REQUEST, "bad page token")
+        rows = self.d.store.licences_of(party.key, before_issued=before, limit=skip + size + 1)
+        rows = rows[skip:]
+        page = rows[:size]
         out = licences_pb2.ListLicencesResponse(
-            licences=[convert.licence_to(x, call.now) for x in rows[:size]]
+            licences=[convert.licence_to(x, call.now) for x in page]
         )
         if len(rows) > size:
-            out.next_page_token = base64.urlsafe_b64encode(
-                str(rows[size - 1].issued_at).encode()
-            ).decode()
+            last = page[-1].issued_at
+            listed = sum(1 for x in page if x.issued_at == last)
+            if last == before - 1:
+                listed += skip
+            out.next_page_token = base64.urlsafe_b64encode(f"{last}.{listed}".encode()).decode()
         return out
 
     def revoke_licence(

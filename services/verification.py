@@ -13,7 +13,7 @@ from licentia.v1 import verification_pb2
 from licentia.verify import Decision, VerificationEngine
 
 from .deps import Deps
-from .model import Party, Role
+from .model import Party
 from .rpc import Call, Method
 
 MAX_PRESENTATION_CHARS = 2048
@@ -58,8 +58,10 @@ class VerificationService:
         if isinstance(auth, Decision):
             return auth, 0
         licence: Licence = auth
-        row = self.d.store.licence(licence.licence_id)
-        uses = row.uses if row is not None else 0
+        uses = 0
+        if licence.parsed.max_uses:  # only a counted licence needs the exchange's count
+            row = self.d.store.licence(licence.licence_id)
+            uses = row.uses if row is not None else 0
         decision = self.engine.verify(token, use, now, uses_so_far=uses)
         reasons = list(decision.reasons)
         if not presentation:
@@ -103,14 +105,14 @@ class VerificationService:
         self, req: verification_pb2.VerifyRequest, call: Call
     ) -> verification_pb2.VerifyResponse:
         """ALLOW, or DENY with every reason."""
-        platform = self.d.party(call, Role.PLATFORM)
+        platform = self.d.platform(call)
         return self._answer(req, platform, call.now)
 
     def verify_stream(
         self, reqs: Iterable[verification_pb2.VerifyRequest], call: Call
     ) -> Iterator[verification_pb2.VerifyResponse]:
         """One answer per check, in order."""
-        platform = self.d.party(call, Role.PLATFORM)
+        platform = self.d.platform(call)
         for req in reqs:
             yield self._answer(req, platform, self.d.clock.now())
 
@@ -118,7 +120,7 @@ class VerificationService:
         self, req: verification_pb2.ReportUseRequest, call: Call
     ) -> verification_pb2.ReportUseResponse:
         """Count one use of a licence the platform has just verified; a retry counts once."""
-        platform = self.d.party(call, Role.PLATFORM)
+        platform = self.d.platform(call)
         if len(req.report_id) != 16:
             raise LicentiaError(Reason.INVALID_REQUEST, "report id is 16 bytes")
         seen = self.d.store.use_report(req.report_id)
@@ -136,6 +138,15 @@ class VerificationService:
             )
         else:
             licence_id, uses, recorded_at = seen
+            # A retry names the same licence (its presentation's nonce is spent, so only the
+            # token is checked again); a report id is never counted for another licence.
+            if len(req.token) > MAX_TOKEN_CHARS:
+                raise LicentiaError(Reason.TOO_LARGE, "the token is too large")
+            auth = self.engine.authenticate(req.token)
+            if isinstance(auth, Decision):
+                raise LicentiaError(auth.reasons[0], "the token does not authenticate")
+            if auth.licence_id != licence_id:
+                raise LicentiaError(Reason.INVALID_REQUEST, "report id used for another licence")
         row = self.d.store.licence(licence_id)
         return verification_pb2.ReportUseResponse(
             licence_id=licence_id,

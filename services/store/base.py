@@ -93,12 +93,9 @@ class Store(Protocol):
         ...
 
     # -- requests ------------------------------------------------------------------------
-    def next_status_index(self) -> int:
-        """Reserve the next status-list index (never handed out twice)."""
-        ...
-
-    def add_request(self, row: RequestRow) -> None:
-        """Record a new pending request."""
+    def create_request(self, build: Callable[[int], RequestRow]) -> RequestRow:
+        """Reserve the next status-list index, build the request with it, and store it, in
+        one transaction (an index is never handed out twice)."""
         ...
 
     def request(self, request_id: bytes) -> RequestRow | None:
@@ -127,8 +124,9 @@ class Store(Protocol):
         """Issue ``licence`` for its pending request, atomically with the conflict check.
 
         Under one transaction: the request must be PENDING (REQUEST_NOT_PENDING), ``check``
-        runs over the holder's live licences (its reason refuses), the licence is stored
-        and the request becomes ISSUED.
+        runs over the holder's live licences that could conflict (those overlapping in time;
+        only the exclusive ones unless ``licence`` is exclusive), the licence is stored and
+        the request becomes ISSUED.
         """
         ...
 

@@ -12,7 +12,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,15 @@ def m001_initial(db: Database) -> None:
     )
 
 
+@migrations()
+def m002_live_exclusive_index(db: Database) -> None:
+    """Find a holder's live exclusive licences without reading the others."""
+    db.execute(
+        "CREATE INDEX licences_live_exclusive ON licences (holder_key, not_after)"
+        " WHERE exclusive = 1 AND revoked_at = 0"
+    )
+
+
 def _ints(values: Any) -> str:
     return ",".join(str(int(v)) for v in sorted(values))
 
@@ -140,6 +149,8 @@ class SqliteStore:
         )
         self._db = Database(conn)
         self._lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.execute("PRAGMA busy_timeout = 30000")
         if not read_only:
@@ -163,17 +174,37 @@ class SqliteStore:
                 raise
             conn.execute("COMMIT")
 
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection: reads never wait for the writer (WAL), and
+        each statement sees everything committed before it started."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path.resolve().as_uri() + "?mode=ro",
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+                timeout=30,
+            )
+            conn.execute("PRAGMA busy_timeout = 30000")
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return conn
+
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return list(self._db.execute(sql, params).fetchall())
+        return list(self._reader().execute(sql, params).fetchall())
 
     def _row(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         rows = self._rows(sql, params)
         return rows[0] if rows else None
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connections."""
         with self._lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
             self._db.close()
 
     # -- parties -------------------------------------------------------------------------
@@ -407,18 +438,15 @@ class SqliteStore:
             licence_id=r[12],
         )
 
-    def next_status_index(self) -> int:
-        """Reserve the next status-list index (never handed out twice)."""
+    def create_request(self, build: Callable[[int], RequestRow]) -> RequestRow:
+        """Reserve the next status-list index, build the request with it, store it: one
+        transaction. An index is never handed out twice (a refused build wastes one)."""
         with self._write() as c:
-            row = c.execute(
+            index = c.execute(
                 "UPDATE counters SET value = value + 1 WHERE name = 'status_index'"
                 " RETURNING value - 1"
-            ).fetchone()
-        return int(row[0])
-
-    def add_request(self, row: RequestRow) -> None:
-        """Record a new pending request."""
-        with self._write() as c:
+            ).fetchone()[0]
+            row = build(int(index))
             c.execute(
                 f"INSERT INTO requests ({self._REQ}) VALUES ({', '.join('?' * 13)})",
                 (
@@ -437,6 +465,7 @@ class SqliteStore:
                     row.licence_id,
                 ),
             )
+        return row
 
     def request(self, request_id: bytes) -> RequestRow | None:
         """One request."""
@@ -516,15 +545,18 @@ class SqliteStore:
                 raise LicentiaError(Reason.NOT_FOUND, "no such request")
             if state[0] != RequestState.PENDING:
                 raise LicentiaError(Reason.REQUEST_NOT_PENDING, "the request is no longer pending")
-            live = [
+            # Only licences that overlap in time can conflict, and a licence that is not
+            # exclusive conflicts only with exclusive ones.
+            only_exclusive = "" if licence.exclusive else " AND exclusive = 1"
+            candidates = [
                 self._licence(r)
                 for r in c.execute(
                     f"SELECT {self._LIC} FROM licences WHERE holder_key = ? AND revoked_at = 0"
-                    " AND not_after > ?",
-                    (licence.holder_key, licence.not_before),
+                    f" AND not_after > ? AND not_before < ?{only_exclusive}",
+                    (licence.holder_key, licence.not_before, licence.not_after),
                 )
             ]
-            refusal = check(live)
+            refusal = check(candidates)
             if refusal is not None:
                 raise LicentiaError(refusal, "the licence conflicts with a live licence")
             c.execute(
@@ -742,15 +774,14 @@ class SqliteStore:
 
     def status(self) -> tuple[int, list[int], int]:
         """``(bit_length, revoked indexes, last sequence)`` of the status list now."""
-        with self._lock:
-            c = self._db.conn
-            c.execute("BEGIN")
-            try:
-                n = c.execute("SELECT value FROM counters WHERE name = 'status_index'").fetchone()
-                revoked = [r[0] for r in c.execute("SELECT status_index FROM revocations")]
-                seq = c.execute("SELECT coalesce(max(sequence), 0) FROM revocations").fetchone()
-            finally:
-                c.execute("COMMIT")
+        c = self._reader()
+        c.execute("BEGIN")  # one read snapshot for the three reads
+        try:
+            n = c.execute("SELECT value FROM counters WHERE name = 'status_index'").fetchone()
+            revoked = [r[0] for r in c.execute("SELECT status_index FROM revocations")]
+            seq = c.execute("SELECT coalesce(max(sequence), 0) FROM revocations").fetchone()
+        finally:
+            c.execute("COMMIT")
         return int(n[0]), revoked, int(seq[0])
 
     # -- issuer keys ---------------------------------------------------------------------

@@ -7,8 +7,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import cast
 
 import grpc  # type: ignore[import-untyped]
 import pytest
@@ -194,12 +195,12 @@ def test_a_flood_of_subscriptions_is_refused_past_the_stream_cap(tmp_path: Path)
         watcher = ex.party()
         request = licences_pb2.WatchRevocationsRequest(after_sequence=0)
 
-        def open_stream() -> Iterator[licences_pb2.WatchRevocationsResponse]:
+        def open_stream() -> Generator[licences_pb2.WatchRevocationsResponse, None, None]:
             stream = watcher.stream(
                 licences_pb2, "WatchRevocations", request, licences_pb2.WatchRevocationsResponse
             )
             next(stream)  # a heartbeat: the stream is open and holds its slot
-            return stream
+            return cast("Generator[licences_pb2.WatchRevocationsResponse, None, None]", stream)
 
         first, second = open_stream(), open_stream()
         with pytest.raises(ExchangeError) as e:

@@ -1,0 +1,66 @@
+"""The revocation hub: out-of-order publication, feeds from memory and from the store."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from licentia.errors import Reason
+
+if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
+    from services.hub import Heartbeat, RevocationHub, Snapshot
+    from services.issuer import Keyring
+    from services.model import Cause, RevocationEvent
+    from services.store import SqliteStore
+else:
+    from licentia.services.hub import Heartbeat, RevocationHub, Snapshot
+    from licentia.services.issuer import Keyring
+    from licentia.services.model import Cause, RevocationEvent
+    from licentia.services.store import SqliteStore
+
+NOW = 1_800_000_000
+
+
+def _hub(tmp_path: Path) -> RevocationHub:
+    store = SqliteStore(tmp_path / "db")
+    keyring = Keyring(tmp_path / "keys", store, lambda: NOW)
+    keyring.load(NOW)
+    return RevocationHub(store, keyring, lambda: NOW)
+
+
+def _ev(seq: int, index: int) -> RevocationEvent:
+    return RevocationEvent(seq, index, bytes([seq]) * 16, b"k" * 32, NOW, Cause.REVOKED)
+
+
+def test_events_published_out_of_order_all_take_effect(tmp_path: Path) -> None:
+    hub = _hub(tmp_path)
+    hub.publish([_ev(2, 20)])
+    hub.publish([_ev(1, 10)])  # the thread of the earlier commit published last
+    assert hub.sequence == 2
+    assert hub.check(10, NOW) == Reason.REVOKED
+    assert hub.check(20, NOW) == Reason.REVOKED
+    assert hub.check(30, NOW) is None
+
+
+def test_a_feed_sends_every_event_in_order_then_heartbeats(tmp_path: Path) -> None:
+    hub = _hub(tmp_path)
+    hub.publish([_ev(3, 30), _ev(1, 10), _ev(2, 20)])
+    items = list(itertools.islice(hub.feed(0, 0.01, lambda: True), 4))
+    assert [getattr(i, "sequence", None) for i in items[:3]] == [1, 2, 3]
+    assert isinstance(items[3], Heartbeat)
+    assert items[3].sequence == 3
+
+
+def test_a_subscriber_ahead_of_the_exchange_starts_from_a_snapshot(tmp_path: Path) -> None:
+    hub = _hub(tmp_path)
+    first = next(hub.feed(99, 0.01, lambda: True))
+    assert isinstance(first, Snapshot)
+    assert first.sequence == 0
+
+
+def test_a_stale_follower_fails_closed(tmp_path: Path) -> None:
+    hub = _hub(tmp_path)
+    hub.staleness_bound = 10
+    assert hub.check(1, hub.fresh_at + 10) is None
+    assert hub.check(1, hub.fresh_at + 11) == Reason.STATUS_STALE
