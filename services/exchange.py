@@ -28,6 +28,7 @@ from . import convert, market
 from .deps import Deps
 from .model import LicenceRow, RequestRow, RequestState, Role, StandingRuleRow
 from .rpc import Call, Method
+from .store import ConflictCheck
 
 MAX_PAGE = 100
 MAX_INBOX = 500
@@ -92,21 +93,16 @@ class ExchangeService:
             convert.licence_to(licence, now) if licence else None,
         )
 
-    def _issue(self, row: RequestRow, consent: Consent, now: int) -> LicenceRow:
-        """Sign and store the licence for a pending request, atomically with its checks."""
+    def _prepare(self, row: RequestRow, consent: Consent) -> tuple[LicenceRow, ConflictCheck]:
+        """The signed licence for a request, and the check it must pass to be stored."""
         claims = LicenceClaims.decode(row.claims)
         signer = self.d.keyring.private(claims.issuer_key_id)
         if signer is None:
-            self._fail(row, now, Reason.REQUEST_EXPIRED, "the exchange's key has changed")
             raise LicentiaError(Reason.REQUEST_EXPIRED, "the exchange's key changed: ask again")
-        holder = self.d.store.party(row.holder_key)
-        if holder is None or holder.objecting:
-            raise LicentiaError(Reason.OPTED_OUT, "the holder has opted out")
-        token = issue(signer, row.claims, consent)
         licence = LicenceRow(
             licence_id=claims.licence_id,
             request_id=row.request_id,
-            token=token,
+            token=issue(signer, row.claims, consent),
             holder_key=row.holder_key,
             licensee_key=row.advertiser_key,
             issued_at=claims.issued_at,
@@ -117,8 +113,20 @@ class ExchangeService:
             uses=0,
             exclusive=claims.exclusive,
         )
+        return licence, lambda live: market.exclusivity_conflict(claims, live)
+
+    def _issue(self, row: RequestRow, consent: Consent, now: int) -> LicenceRow:
+        """Sign and store the licence for a pending request, atomically with its checks."""
+        holder = self.d.store.party(row.holder_key)
+        if holder is None or holder.objecting:
+            raise LicentiaError(Reason.OPTED_OUT, "the holder has opted out")
         try:
-            self.d.store.issue(licence, now, lambda live: market.exclusivity_conflict(claims, live))
+            licence, check = self._prepare(row, consent)
+        except LicentiaError as e:
+            self._fail(row, now, e.reason, "the exchange's key has changed")
+            raise
+        try:
+            self.d.store.issue(licence, now, check)
         except LicentiaError as e:
             if e.reason == Reason.EXCLUSIVITY_CONFLICT:
                 self._fail(row, now, e.reason, "another licence holds exclusivity")
@@ -274,14 +282,24 @@ class ExchangeService:
                 auto_approved=bool(covering),
             )
 
-        row = self.d.store.create_request(build)
-        rule = covering[0] if covering else None
+        issued: list[LicenceRow] = []
+
+        def auto_issue(row: RequestRow) -> tuple[LicenceRow, ConflictCheck] | None:
+            if not covering:
+                return None
+            licence, check = self._prepare(row, covering[0])
+            issued.append(licence)
+            return licence, check
+
+        try:
+            row = self.d.store.create_request(build, auto_issue, now)
+        finally:
+            if covering:
+                self._notify()
         out = exchange_pb2.RequestLicenceResponse()
-        if rule is not None:
-            licence = self._issue(row, rule, now)
-            out.licence.CopyFrom(convert.licence_to(licence, now))
-        stored = self.d.store.request(row.request_id) or row
-        out.request.CopyFrom(convert.request_to(stored, advertiser.display_name))
+        if issued:
+            out.licence.CopyFrom(convert.licence_to(issued[0], now))
+        out.request.CopyFrom(convert.request_to(row, advertiser.display_name))
         return out
 
     @staticmethod

@@ -177,8 +177,10 @@ class LicenceService:
         if lic is None or lic.licensee_key != advertiser.key:
             raise LicentiaError(Reason.NOT_FOUND, "no such licence")
         state = lic.state_at(call.now)
-        if state != "active" or call.now < lic.not_before:
-            raise LicentiaError(Reason.LICENCE_NOT_ACTIVE, f"the licence is not active ({state})")
+        if state == "active" and call.now < lic.not_before:
+            state = "not yet valid"
+        if state != "active":
+            raise LicentiaError(Reason.LICENCE_NOT_ACTIVE, f"the licence is {state}")
         if req.sha256 not in parse_token(lic.token).asset_categories:
             raise LicentiaError(Reason.ASSET_MISMATCH, "the licence does not name this asset")
         content = self.d.store.asset_content(lic.holder_key, req.sha256)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 
 from licentia.errors import LicentiaError, Reason
@@ -123,7 +124,10 @@ class VerificationService:
         platform = self.d.platform(call)
         if len(req.report_id) != 16:
             raise LicentiaError(Reason.INVALID_REQUEST, "report id is 16 bytes")
-        seen = self.d.store.use_report(req.report_id)
+        # Report ids are the platform's own: keyed with the platform, one platform's id can
+        # neither collide with nor reveal another's report.
+        report_id = hashlib.sha256(b"licentia.v1.report\x00" + platform.key + req.report_id)
+        seen = self.d.store.use_report(report_id.digest()[:16])
         if seen is None:
             decision, _ = self._decide(
                 platform, req.token, req.presentation, req.use, req.HasField("use"), call.now
@@ -134,7 +138,7 @@ class VerificationService:
             assert decision.licence is not None
             licence_id = decision.licence.licence_id
             uses, recorded_at = self.d.store.record_use(
-                req.report_id, licence_id, platform.key, call.now
+                report_id.digest()[:16], licence_id, platform.key, call.now
             )
         else:
             licence_id, uses, recorded_at = seen

@@ -1,6 +1,6 @@
 """The exchange's store: the :class:`Store` interface and its SQLite implementation."""
 
-from .base import ConflictCheck, Store
+from .base import AutoIssue, ConflictCheck, Store
 from .sqlite import SqliteStore
 
-__all__ = ["ConflictCheck", "SqliteStore", "Store"]
+__all__ = ["AutoIssue", "ConflictCheck", "SqliteStore", "Store"]

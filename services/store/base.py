@@ -30,6 +30,9 @@ from ..model import (
 #: Decides, inside the issuing transaction, whether a new licence conflicts with the holder's
 #: live licences: returns the refusal reason, or None when it may be issued.
 ConflictCheck = Callable[[Sequence[LicenceRow]], Reason | None]
+#: Given a request just stored, the licence to issue for it at once (and its conflict
+#: check), or None to leave it pending.
+AutoIssue = Callable[[RequestRow], tuple[LicenceRow, ConflictCheck] | None]
 
 
 class Store(Protocol):
@@ -56,7 +59,8 @@ class Store(Protocol):
 
     # -- assets and terms ----------------------------------------------------------------
     def put_asset(self, row: AssetRow, content: bytes | None) -> AssetRow:
-        """Declare or rectify an asset (replacing its label, category and bytes)."""
+        """Declare or rectify an asset: label and category replaced; bytes replaced when
+        ``content`` is given, kept otherwise."""
         ...
 
     def assets(self, holder_key: bytes) -> list[AssetRow]:
@@ -93,9 +97,16 @@ class Store(Protocol):
         ...
 
     # -- requests ------------------------------------------------------------------------
-    def create_request(self, build: Callable[[int], RequestRow]) -> RequestRow:
+    def create_request(
+        self,
+        build: Callable[[int], RequestRow],
+        auto_issue: AutoIssue | None = None,
+        now: int = 0,
+    ) -> RequestRow:
         """Reserve the next status-list index, build the request with it, and store it, in
-        one transaction (an index is never handed out twice)."""
+        one transaction (an index is never handed out twice); when ``auto_issue`` gives a
+        licence, issue it in the same transaction (a refused issuance leaves the request
+        FAILED and raises its reason)."""
         ...
 
     def request(self, request_id: bytes) -> RequestRow | None:

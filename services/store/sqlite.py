@@ -37,7 +37,7 @@ from ..model import (
     StandingRuleRow,
     Terms,
 )
-from .base import ConflictCheck
+from .base import AutoIssue, ConflictCheck
 
 migrations = Migrations("licentia")
 
@@ -265,7 +265,8 @@ class SqliteStore:
         return AssetRow(r[0], r[1], DataCategory(r[2]), r[3], r[4], bool(r[5]), r[6])
 
     def put_asset(self, row: AssetRow, content: bytes | None) -> AssetRow:
-        """Declare or rectify an asset (replacing its label, category and bytes)."""
+        """Declare or rectify an asset: its label and category are replaced; its stored
+        bytes are replaced when ``content`` is given and kept otherwise (erasure deletes)."""
         with self._write() as c:
             seq = c.execute(
                 "UPDATE counters SET value = value + 1 WHERE name = 'asset_seq' RETURNING value"
@@ -274,8 +275,9 @@ class SqliteStore:
                 "INSERT INTO assets (holder_key, sha256, category, label, content, content_size,"
                 " declared_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (holder_key, sha256) DO UPDATE SET category = excluded.category,"
-                " label = excluded.label, content = excluded.content,"
-                " content_size = excluded.content_size, declared_at = excluded.declared_at",
+                " label = excluded.label, content = coalesce(excluded.content, content),"
+                " content_size = length(coalesce(excluded.content, content)),"
+                " declared_at = excluded.declared_at",
                 (
                     row.holder_key,
                     row.sha256,
@@ -438,9 +440,20 @@ class SqliteStore:
             licence_id=r[12],
         )
 
-    def create_request(self, build: Callable[[int], RequestRow]) -> RequestRow:
-        """Reserve the next status-list index, build the request with it, store it: one
-        transaction. An index is never handed out twice (a refused build wastes one)."""
+    def create_request(
+        self,
+        build: Callable[[int], RequestRow],
+        auto_issue: AutoIssue | None = None,
+        now: int = 0,
+    ) -> RequestRow:
+        """Reserve the next status-list index, build the request with it, store it — and,
+        when ``auto_issue`` returns a licence for it, issue that too — in one transaction.
+
+        An index is never handed out twice (a refused build wastes one). When the automatic
+        issuance is refused by its conflict check, the request is stored FAILED with the
+        reason, and the refusal is raised after the commit.
+        """
+        refused: LicentiaError | None = None
         with self._write() as c:
             index = c.execute(
                 "UPDATE counters SET value = value + 1 WHERE name = 'status_index'"
@@ -465,6 +478,22 @@ class SqliteStore:
                     row.licence_id,
                 ),
             )
+            issuing = auto_issue(row) if auto_issue is not None else None
+            if issuing is not None:
+                licence, check = issuing
+                c.execute("SAVEPOINT issue")
+                try:
+                    row = self._issue_in(c, licence, now, check)
+                    c.execute("RELEASE issue")
+                except LicentiaError as e:
+                    c.execute("ROLLBACK TO issue")
+                    c.execute("RELEASE issue")
+                    row = self._finish(
+                        c, row.request_id, RequestState.FAILED, now, str(e), e.reason.name
+                    )
+                    refused = e
+        if refused is not None:
+            raise refused
         return row
 
     def request(self, request_id: bytes) -> RequestRow | None:
@@ -538,39 +567,44 @@ class SqliteStore:
     def issue(self, licence: LicenceRow, now: int, check: ConflictCheck) -> RequestRow:
         """Issue ``licence`` for its pending request, atomically with the conflict check."""
         with self._write() as c:
-            state = c.execute(
-                "SELECT state FROM requests WHERE request_id = ?", (licence.request_id,)
-            ).fetchone()
-            if state is None:
-                raise LicentiaError(Reason.NOT_FOUND, "no such request")
-            if state[0] != RequestState.PENDING:
-                raise LicentiaError(Reason.REQUEST_NOT_PENDING, "the request is no longer pending")
-            # Only licences that overlap in time can conflict, and a licence that is not
-            # exclusive conflicts only with exclusive ones.
-            only_exclusive = "" if licence.exclusive else " AND exclusive = 1"
-            candidates = [
-                self._licence(r)
-                for r in c.execute(
-                    f"SELECT {self._LIC} FROM licences WHERE holder_key = ? AND revoked_at = 0"
-                    f" AND not_after > ? AND not_before < ?{only_exclusive}",
-                    (licence.holder_key, licence.not_before, licence.not_after),
-                )
-            ]
-            refusal = check(candidates)
-            if refusal is not None:
-                raise LicentiaError(refusal, "the licence conflicts with a live licence")
+            return self._issue_in(c, licence, now, check)
+
+    def _issue_in(
+        self, c: sqlite3.Connection, licence: LicenceRow, now: int, check: ConflictCheck
+    ) -> RequestRow:
+        state = c.execute(
+            "SELECT state FROM requests WHERE request_id = ?", (licence.request_id,)
+        ).fetchone()
+        if state is None:
+            raise LicentiaError(Reason.NOT_FOUND, "no such request")
+        if state[0] != RequestState.PENDING:
+            raise LicentiaError(Reason.REQUEST_NOT_PENDING, "the request is no longer pending")
+        # Only licences that overlap in time can conflict, and a licence that is not
+        # exclusive conflicts only with exclusive ones.
+        only_exclusive = "" if licence.exclusive else " AND exclusive = 1"
+        candidates = [
+            self._licence(r)
+            for r in c.execute(
+                f"SELECT {self._LIC} FROM licences WHERE holder_key = ? AND revoked_at = 0"
+                f" AND not_after > ? AND not_before < ?{only_exclusive}",
+                (licence.holder_key, licence.not_before, licence.not_after),
+            )
+        ]
+        refusal = check(candidates)
+        if refusal is not None:
+            raise LicentiaError(refusal, "the licence conflicts with a live licence")
+        c.execute(
+            f"INSERT INTO licences ({self._LIC}) VALUES ({', '.join('?' * 13)})",
+            self._licence_values(licence),
+        )
+        for digest in parse_token(licence.token).asset_categories:
             c.execute(
-                f"INSERT INTO licences ({self._LIC}) VALUES ({', '.join('?' * 13)})",
-                self._licence_values(licence),
+                "INSERT INTO licence_assets VALUES (?, ?, ?)",
+                (licence.licence_id, licence.holder_key, digest),
             )
-            for digest in parse_token(licence.token).asset_categories:
-                c.execute(
-                    "INSERT INTO licence_assets VALUES (?, ?, ?)",
-                    (licence.licence_id, licence.holder_key, digest),
-                )
-            return self._finish(
-                c, licence.request_id, RequestState.ISSUED, now, "", "", licence.licence_id
-            )
+        return self._finish(
+            c, licence.request_id, RequestState.ISSUED, now, "", "", licence.licence_id
+        )
 
     # -- licences ------------------------------------------------------------------------
     _LIC = (

@@ -23,7 +23,7 @@ from licentia.v1 import (
     registry_pb2,
     verification_pb2,
 )
-from licentia.vocabulary import Purpose
+from licentia.vocabulary import DataCategory, Purpose
 
 from .exchange_harness import (
     PHOTO,
@@ -404,3 +404,59 @@ def test_use_reports_count_once_and_stop_at_max_uses(
         report(b"\x03" * 16)
     assert _reason(e) == "USES_EXHAUSTED"
     assert not verify(platform, adv, licence.token, photo_use()).allowed
+
+
+def test_rectifying_an_asset_without_bytes_keeps_the_stored_bytes(
+    ex: Exchange, cast: tuple[Party, Party, Party]
+) -> None:
+    holder, adv, _ = cast
+    holder.call(
+        registry_pb2,
+        "DeclareAsset",
+        registry_pb2.DeclareAssetRequest(
+            category=wire(DataCategory.IMAGE)[0], sha256=PHOTO_SHA, label="new label"
+        ),
+        registry_pb2.DeclareAssetResponse,
+    )
+    assets = holder.call(
+        registry_pb2,
+        "ListAssets",
+        registry_pb2.ListAssetsRequest(),
+        registry_pb2.ListAssetsResponse,
+    ).assets
+    photo = next(a for a in assets if a.sha256 == PHOTO_SHA)
+    assert (photo.label, photo.has_content, photo.content_size) == ("new label", True, len(PHOTO))
+    licence = _issued(holder, adv)
+    content = adv.call(
+        licences_pb2,
+        "FetchAsset",
+        licences_pb2.FetchAssetRequest(licence_id=licence.licence_id, sha256=PHOTO_SHA),
+        licences_pb2.FetchAssetResponse,
+    ).content
+    assert content == PHOTO
+
+
+def test_report_ids_belong_to_their_platform(
+    ex: Exchange, cast: tuple[Party, Party, Party]
+) -> None:
+    holder, adv, platform = cast
+    other = ex.party()
+    register_platform(other, "videoshare")
+    licence = _issued(holder, adv)
+    from licentia.presentation import present
+
+    def report(by: Party, audience: str) -> verification_pb2.ReportUseResponse:
+        use = photo_use()
+        pres = present(adv.key, licence.licence_id, audience, use, int(time.time()))
+        return by.call(
+            verification_pb2,
+            "ReportUse",
+            verification_pb2.ReportUseRequest(
+                report_id=b"\x07" * 16, token=licence.token, presentation=pres, use=use.to_proto()
+            ),
+            verification_pb2.ReportUseResponse,
+        )
+
+    assert report(platform, "photoshare").uses == 1
+    # The same id from another platform is that platform's own report: a second use.
+    assert report(other, "videoshare").uses == 2
