@@ -84,6 +84,7 @@ def build(
     log: logging.Logger | None = None,
     poll_seconds: float = 0.1,
     max_streams: int = 200,
+    keys_dir: Path | None = None,
 ) -> App:
     """Open (or create) the exchange in ``data_dir`` and build the services asked for.
 
@@ -91,6 +92,8 @@ def build(
     follows the store's revocations by polling every ``poll_seconds`` and answers
     STATUS_STALE if it cannot read them for three heartbeats. At most ``max_streams``
     response streams are open at once (keep it below the server's worker threads).
+    ``keys_dir`` holds the issuer keys' secret files (default: ``issuer-keys/`` in
+    ``data_dir``).
     """
     settings = settings or Settings()
     clock = clock or SystemClock()
@@ -99,7 +102,7 @@ def build(
     if unknown or not services:
         raise ValueError(f"unknown services: {', '.join(unknown) or '(none)'}")
     store = SqliteStore(data_dir / DB_FILE, read_only=follower)
-    keyring = Keyring(data_dir / KEYS_DIR, store, clock.now)
+    keyring = Keyring(keys_dir or data_dir / KEYS_DIR, store, clock.now)
     keyring.load(clock.now(), create=not follower)
     hub = RevocationHub(store, keyring, clock.now)
     deps = Deps(store, keyring, hub, clock, settings)

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .app import SERVICES, build
+from .app import DB_FILE, KEYS_DIR, SERVICES, build
 from .deps import Settings
 from .issuer import Keyring
 from .rpc import SystemClock, json_logger
@@ -97,8 +97,14 @@ def _data_dir(p: argparse.ArgumentParser) -> None:
         "--data-dir",
         type=Path,
         default=Path(_env("LICENTIA_DATA_DIR", "licentia-data")),
-        help="where the database and the issuer keys live (default ./licentia-data)"
-        " [LICENTIA_DATA_DIR]",
+        help="where the database lives (default ./licentia-data) [LICENTIA_DATA_DIR]",
+    )
+    p.add_argument(
+        "--issuer-keys",
+        type=Path,
+        default=os.environ.get("LICENTIA_ISSUER_KEYS"),
+        help="directory of the issuer keys' secret files, created 0700 with 0600 files on"
+        " first start (default DATA_DIR/issuer-keys) [LICENTIA_ISSUER_KEYS]",
     )
 
 
@@ -110,9 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(args_list)
     log = json_logger("licentia.server")
     if args.command == "rotate-key":
-        store = SqliteStore(args.data_dir / "licentia.db")
+        store = SqliteStore(args.data_dir / DB_FILE)
         try:
-            keyring = Keyring(args.data_dir / "issuer-keys", store, SystemClock().now)
+            keyring = Keyring(
+                args.issuer_keys or args.data_dir / KEYS_DIR, store, SystemClock().now
+            )
             keyring.load(SystemClock().now())
             key = keyring.rotate(SystemClock().now())
         finally:
@@ -120,6 +128,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"new issuer key {key.key_id.hex()} ({key.text}); restart the server to use it")
         return 0
     services = [s.strip() for s in args.services.split(",") if s.strip()]
+    if args.max_term_days < 1 or args.heartbeat_seconds <= 0 or args.workers < 33:
+        print(
+            f"{PROG}: error: --max-term-days must be >= 1, --heartbeat-seconds > 0,"
+            " --workers >= 33",
+            file=sys.stderr,
+        )
+        return 2
     try:
         settings = Settings(
             max_term_seconds=args.max_term_days * 86400,
@@ -132,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             follower=args.follower,
             log=log,
             max_streams=max(args.workers - 32, 1),
+            keys_dir=args.issuer_keys,
         )
     except (ValueError, OSError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

@@ -229,3 +229,83 @@ def test_a_flood_of_subscriptions_is_refused_past_the_stream_cap(tmp_path: Path)
         second.close()
     finally:
         ex.stop()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--services", "registry,nonsense"],
+        ["--max-term-days", "0"],
+        ["--heartbeat-seconds", "0"],
+        ["--workers", "4"],
+    ],
+)
+def test_misuse_of_the_server_command_exits_2(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from licentia.services.server import main  # type: ignore[import-not-found]
+
+    assert main(["--data-dir", str(tmp_path / "d"), "--listen", "127.0.0.1:0", *argv]) == 2
+    assert capsys.readouterr().err.startswith("licentia-server: error:")
+
+
+def _spawn(data: Path, port_file: Path) -> subprocess.Popen[str]:
+    port_file.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "licentia.services.server",
+            "--data-dir",
+            str(data),
+            "--listen",
+            "127.0.0.1:0",
+            "--port-file",
+            str(port_file),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not (port_file.exists() and port_file.read_text().strip()):
+        assert proc.poll() is None
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return proc
+
+
+def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    from licentia.keys import PrivateKey
+
+    data, port_file = tmp_path / "data", tmp_path / "port"
+    holder_key, adv_key = PrivateKey.generate(), PrivateKey.generate()
+    proc = _spawn(data, port_file)
+    try:
+        address = f"127.0.0.1:{port_file.read_text().strip()}"
+        with grpc.insecure_channel(address) as ch:
+            holder = Party(holder_key, SignedChannel(ch, holder_key))
+            adv = Party(adv_key, SignedChannel(ch, adv_key))
+            register_holder(holder)
+            register_advertiser(adv)
+            tokens = [_licence(holder, adv) for _ in range(5)]
+            _revoke(holder, tokens[0])
+        proc.kill()  # SIGKILL: no drain, no clean close
+        proc.wait(timeout=10)
+        proc = _spawn(data, port_file)
+        address = f"127.0.0.1:{port_file.read_text().strip()}"
+        with grpc.insecure_channel(address) as ch:
+            holder = Party(holder_key, SignedChannel(ch, holder_key))
+            listed = holder.call(
+                licences_pb2,
+                "ListLicences",
+                licences_pb2.ListLicencesRequest(),
+                licences_pb2.ListLicencesResponse,
+            ).licences
+            by_token = {x.token: x for x in listed}
+            assert set(by_token) == set(tokens)
+            assert by_token[tokens[0]].revoked_at > 0
+            assert all(by_token[t].revoked_at == 0 for t in tokens[1:])
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
