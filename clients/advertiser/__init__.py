@@ -1,0 +1,1 @@
+"""The advertiser SDK: search, request, receive and present licences (sync and asyncio)."""

@@ -1,0 +1,1 @@
+"""The platform verifier: licences checked in-process, revocations followed live."""

@@ -1,0 +1,1 @@
+"""licentia-wallet: the holder's command line."""
