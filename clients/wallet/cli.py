@@ -1,0 +1,795 @@
+"""licentia-wallet: your key, your data, your licences — from the command line.
+
+Every licence to use your name, photo, voice or story needs your consent, given with a key
+that only you hold. This tool keeps that key in an encrypted file (``init``), tells the
+exchange what you offer (``register``, ``assets``, ``terms``), shows you what advertisers ask
+for in plain words (``inbox``), and lets you approve, decline, and revoke at any moment.
+
+Exit status: 0 on success, 1 when an operation fails, 2 when the command is misused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import getpass
+import hashlib
+import json
+import os
+import sys
+import tomllib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar, cast
+
+import grpc  # type: ignore[import-untyped]
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+
+from licentia import keys
+from licentia.errors import LicentiaError
+from licentia.keys import PrivateKey
+from licentia.token import LicenceClaims, approve, parse_token
+from licentia.v1 import exchange_pb2, licences_pb2, records_pb2, registry_pb2
+from licentia.vocabulary import DataCategory, Medium, Purpose
+
+from ..channel import ExchangeError, SignedChannel
+from . import keystore
+
+PROG = "licentia-wallet"
+DEFAULT_WALLET = Path.home() / ".licentia" / "wallet.json"
+DEFAULT_SERVER = "127.0.0.1:7700"
+M = TypeVar("M", bound=Message)
+E = TypeVar("E", DataCategory, Purpose, Medium)
+
+
+class OperationFailedError(Exception):
+    """An operation that failed: printed as ``licentia-wallet: error: …``, exit 1."""
+
+
+def _name(member: DataCategory | Purpose | Medium) -> str:
+    return member.name.lower().replace("_", "-")
+
+
+def _enum(kind: type[E], text: str) -> E:
+    try:
+        return kind[text.strip().upper().replace("-", "_")]
+    except KeyError:
+        choices = ", ".join(_name(m) for m in kind)
+        raise argparse.ArgumentTypeError(f"unknown {text!r} (choose from {choices})") from None
+
+
+def _enums(kind: type[E]) -> Callable[[str], list[E]]:
+    def parse(text: str) -> list[E]:
+        return [_enum(kind, t) for t in text.split(",") if t.strip()]
+
+    return parse
+
+
+def _words(values: Sequence[Any]) -> str:
+    return ", ".join(_name(v) if hasattr(v, "name") else str(v) for v in values)
+
+
+def _when(t: int) -> str:
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _money(minor: int, currency: str) -> str:
+    return f"{minor // 100}.{minor % 100:02d} {currency}"
+
+
+def _minor(text: str) -> int:
+    """``"12.50"`` -> 1250 (minor units); refuses more than two decimals."""
+    try:
+        whole, _, cents = text.strip().partition(".")
+        if len(cents) > 2 or not whole.isdigit() or (cents and not cents.isdigit()):
+            raise ValueError
+        return int(whole) * 100 + int(cents.ljust(2, "0") or 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an amount: {text!r} (e.g. 1.50)") from None
+
+
+# -- the session: wallet, passphrase, channel -----------------------------------------------
+
+
+class Session:
+    """One command's wallet and connection."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.wallet: Path = args.wallet
+        self._key: PrivateKey | None = None
+        self._rpc: SignedChannel | None = None
+        self._channel: grpc.Channel | None = None
+
+    def passphrase(self, *, twice: bool = False) -> str:
+        """From --passphrase-file (or stdin with '-'), else asked on the terminal."""
+        source = self.args.passphrase_file
+        if source is not None:
+            text = sys.stdin.readline() if source == "-" else _read_first_line(Path(source))
+            return text.rstrip("\r\n")
+        if not sys.stdin.isatty():
+            raise OperationFailedError(
+                "no terminal to ask the passphrase: use --passphrase-file PATH or -"
+            )
+        first = getpass.getpass("Wallet passphrase: ")
+        if twice and getpass.getpass("Again, to be sure: ") != first:
+            raise OperationFailedError("the two passphrases differ")
+        return first
+
+    @property
+    def key(self) -> PrivateKey:
+        """The holder's key, unlocked once per command."""
+        if self._key is None:
+            keystore.public_key(self.wallet)  # say what is wrong with the file before asking
+            self._key = keystore.open_wallet(self.wallet, self.passphrase())
+        return self._key
+
+    @property
+    def rpc(self) -> SignedChannel:
+        """The signed channel to the exchange."""
+        if self._rpc is None:
+            address = self.args.server
+            if self.args.tls_ca:
+                creds = grpc.ssl_channel_credentials(Path(self.args.tls_ca).read_bytes())
+                self._channel = grpc.secure_channel(address, creds)
+            else:
+                self._channel = grpc.insecure_channel(address)
+            self._rpc = SignedChannel(self._channel, self.key)
+        return self._rpc
+
+    def call(self, service: str, method: str, request: Message, response_cls: type[M]) -> M:
+        """A signed unary call to ``licentia.v1.<service>/<method>``."""
+        return self.rpc.unary(f"/licentia.v1.{service}/{method}", request, response_cls)
+
+    def close(self) -> None:
+        """Close the channel."""
+        if self._channel is not None:
+            self._channel.close()
+
+
+def _read_first_line(path: Path) -> str:
+    try:
+        with path.open(encoding="utf-8") as f:
+            return f.readline()
+    except OSError as e:
+        raise OperationFailedError(f"cannot read the passphrase file: {e.strerror}") from None
+
+
+def _out(args: argparse.Namespace, doc: Any, text: str) -> None:
+    """One JSON document with --json, else the plain words."""
+    if args.json:
+        print(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        print(text)
+
+
+def _dict(msg: Message) -> dict[str, Any]:
+    """A message as JSON, with ids, keys and digests in hex (as the text output shows them)."""
+    out = MessageToDict(msg, preserving_proto_field_name=True)
+    _hexify(msg, out)
+    return out
+
+
+def _hexify(msg: Message, out: dict[str, Any]) -> None:
+    for field, value in msg.ListFields():
+        repeated = field.is_repeated
+        if field.type == FieldDescriptor.TYPE_BYTES:
+            out[field.name] = [v.hex() for v in value] if repeated else value.hex()
+        elif field.type == FieldDescriptor.TYPE_MESSAGE and field.name in out:
+            if repeated:
+                for sub_msg, sub_out in zip(value, out[field.name], strict=True):
+                    _hexify(sub_msg, sub_out)
+            else:
+                _hexify(value, out[field.name])
+
+
+# -- the commands ---------------------------------------------------------------------------
+
+
+def cmd_init(s: Session) -> None:
+    """Create the wallet."""
+    public = keystore.create(s.wallet, s.passphrase(twice=True), force=s.args.force)
+    _out(
+        s.args,
+        {"wallet": str(s.wallet), "public_key": public.text},
+        f"Created {s.wallet}\nYour public key: {public.text}\n"
+        "Keep your passphrase: without it nobody, not even you, can use this key.",
+    )
+
+
+def cmd_whoami(s: Session) -> None:
+    """Print the wallet's public key (no passphrase needed)."""
+    public = keystore.public_key(s.wallet)
+    _out(s.args, {"public_key": public.text}, public.text)
+
+
+def cmd_register(s: Session) -> None:
+    """Register as a holder."""
+    resp = s.call(
+        "RegistryService",
+        "RegisterHolder",
+        registry_pb2.RegisterHolderRequest(handle=s.args.handle, display_name=s.args.name or ""),
+        registry_pb2.RegisterHolderResponse,
+    )
+    _out(s.args, _dict(resp.profile), f"Registered as {resp.profile.handle}.")
+
+
+def cmd_assets_add(s: Session) -> None:
+    """Declare an asset (its digest; its bytes with --upload)."""
+    path = Path(s.args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise OperationFailedError(f"cannot read {path}: {e.strerror}") from None
+    digest = hashlib.sha256(data).digest()
+    resp = s.call(
+        "RegistryService",
+        "DeclareAsset",
+        registry_pb2.DeclareAssetRequest(
+            category=cast("Any", int(s.args.category)),
+            sha256=digest,
+            label=s.args.label or path.name,
+            content=data if s.args.upload else b"",
+        ),
+        registry_pb2.DeclareAssetResponse,
+    )
+    stored = "stored at the exchange" if resp.asset.has_content else "digest only"
+    _out(
+        s.args,
+        _dict(resp.asset),
+        f"Declared {_name(s.args.category)} {path.name} ({stored})\n  sha256 {digest.hex()}",
+    )
+
+
+def cmd_assets_list(s: Session) -> None:
+    """List your assets."""
+    resp = s.call(
+        "RegistryService",
+        "ListAssets",
+        registry_pb2.ListAssetsRequest(),
+        registry_pb2.ListAssetsResponse,
+    )
+    lines = [
+        f"{_name(DataCategory(a.category)):<18} {a.label:<24} {a.sha256.hex()[:16]}…"
+        + ("  (stored)" if a.has_content else "")
+        for a in resp.assets
+    ]
+    _out(s.args, [_dict(a) for a in resp.assets], "\n".join(lines) or "No assets yet.")
+
+
+def _terms_from_args(s: Session) -> records_pb2.Terms:
+    a = s.args
+    values: dict[str, Any] = {}
+    if a.file:
+        try:
+            values = tomllib.loads(Path(a.file).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise OperationFailedError(f"cannot read {a.file}: {e}") from None
+
+    def pick(flag: Any, key: str, parse: Callable[[Any], Any]) -> Any:
+        if flag is not None:
+            return flag
+        if key in values:
+            try:
+                return parse(values[key])
+            except argparse.ArgumentTypeError as e:
+                raise OperationFailedError(f"{a.file}: {key}: {e}") from None
+        return None
+
+    def listed(kind: type[E]) -> Callable[[Any], list[E]]:
+        return lambda v: [_enum(kind, x) for x in (v if isinstance(v, list) else [v])]
+
+    categories = pick(a.categories, "categories", listed(DataCategory))
+    purposes = pick(a.purposes, "purposes", listed(Purpose))
+    media = pick(a.media, "media", listed(Medium))
+    territories = pick(a.territories, "territories", list)
+    price = pick(a.price_per_day, "price_per_day", lambda v: _minor(str(v)))
+    if not (categories and purposes and media and territories and price):
+        raise OperationFailedError(
+            "terms need categories, purposes, media, territories and a price per day"
+            " (flags or --file terms.toml)"
+        )
+    refused = pick(a.refuse, "refuse", listed(Purpose)) or []
+    multiplier = pick(a.exclusive_multiplier, "exclusive_multiplier", float)
+    return records_pb2.Terms(
+        categories=cast("Any", [int(c) for c in categories]),
+        allowed_purposes=cast("Any", [int(p) for p in purposes]),
+        refused_purposes=cast("Any", [int(p) for p in refused]),
+        media=cast("Any", [int(m) for m in media]),
+        territories=[t.strip().upper() for t in territories],
+        currency=(pick(a.currency, "currency", str) or "EUR").upper(),
+        price_per_day_minor=price,
+        max_term_seconds=int(pick(a.max_days, "max_days", int) or 365) * 86400,
+        exclusivity_offered=multiplier is not None,
+        exclusivity_multiplier_bps=round((multiplier or 1) * 10_000),
+    )
+
+
+def _describe_terms(t: records_pb2.Terms) -> str:
+    lines = [
+        f"You offer:        {_words([DataCategory(c) for c in t.categories])}",
+        f"For purposes:     {_words([Purpose(p) for p in t.allowed_purposes])}",
+    ]
+    if t.refused_purposes:
+        lines.append(f"Never for:        {_words([Purpose(p) for p in t.refused_purposes])}")
+    lines += [
+        f"In media:         {_words([Medium(m) for m in t.media])}",
+        f"Where:            {', '.join(t.territories)}",
+        f"Price:            {_money(t.price_per_day_minor, t.currency)} per day",
+        f"Longest licence:  {t.max_term_seconds // 86400} days",
+        "Exclusivity:      "
+        + (
+            f"offered, at x{t.exclusivity_multiplier_bps / 10_000:g} the price"
+            if t.exclusivity_offered
+            else "not offered"
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def cmd_terms_set(s: Session) -> None:
+    """Set what you offer, and at what price."""
+    terms = _terms_from_args(s)
+    resp = s.call(
+        "RegistryService",
+        "SetTerms",
+        registry_pb2.SetTermsRequest(terms=terms),
+        registry_pb2.SetTermsResponse,
+    )
+    _out(s.args, _dict(resp.terms), _describe_terms(resp.terms))
+
+
+def cmd_terms_show(s: Session) -> None:
+    """Show your terms."""
+    resp = s.call(
+        "RegistryService", "GetTerms", registry_pb2.GetTermsRequest(), registry_pb2.GetTermsResponse
+    )
+    if not resp.HasField("terms"):
+        _out(s.args, None, "No terms yet: set them with 'licentia-wallet terms set'.")
+        return
+    _out(s.args, _dict(resp.terms), _describe_terms(resp.terms))
+
+
+def _objection(s: Session, objecting: bool) -> None:
+    resp = s.call(
+        "RegistryService",
+        "SetObjection",
+        registry_pb2.SetObjectionRequest(objecting=objecting),
+        registry_pb2.SetObjectionResponse,
+    )
+    text = (
+        "You have opted out: no new request will reach you until you opt in again."
+        if objecting
+        else "You have opted in: advertisers can send you requests again."
+    )
+    _out(s.args, _dict(resp.profile), text)
+
+
+def cmd_opt_out(s: Session) -> None:
+    """Object: stop every new request at once."""
+    _objection(s, True)
+
+
+def cmd_opt_in(s: Session) -> None:
+    """Accept new requests again."""
+    _objection(s, False)
+
+
+def _labels(s: Session) -> dict[bytes, str]:
+    assets = s.call(
+        "RegistryService",
+        "ListAssets",
+        registry_pb2.ListAssetsRequest(),
+        registry_pb2.ListAssetsResponse,
+    ).assets
+    return {a.sha256: a.label for a in assets}
+
+
+def describe_claims(claims: LicenceClaims, who: str, labels: dict[bytes, str]) -> str:
+    """A licence's claims in plain words."""
+    c, p = claims, claims.price
+    data = ", ".join(
+        f"{_name(a.category)} ({labels.get(a.sha256, a.sha256.hex()[:12] + '…')})" for a in c.assets
+    )
+    earned = p.amount_minor - p.amount_minor * p.fee_bps // 10_000
+    return "\n".join(
+        [
+            f"Who:         {who}",
+            f"Your data:   {data}",
+            f"For:         {_words(sorted(c.scope.purposes))}",
+            f"Where:       {', '.join(sorted(c.scope.territories))}",
+            f"In:          {_words(sorted(c.scope.media))}",
+            f"From:        {_when(c.not_before)}",
+            f"Until:       {_when(c.not_after)} ({(c.not_after - c.not_before) // 86400} days)",
+            f"Uses:        {c.max_uses or 'unlimited'}",
+            "Exclusive:   "
+            + ("yes: nobody else may use it the same way meanwhile" if c.exclusive else "no"),
+            f"Price:       {_money(p.amount_minor, p.currency)}"
+            f" (you receive {_money(earned, p.currency)} after the exchange's"
+            f" {p.fee_bps / 100:g}% fee)",
+            "You can revoke it at any moment.",
+        ]
+    )
+
+
+def _inbox(s: Session, include_answered: bool) -> list[records_pb2.LicenceRequest]:
+    return list(
+        s.call(
+            "ExchangeService",
+            "ListInbox",
+            exchange_pb2.ListInboxRequest(include_answered=include_answered),
+            exchange_pb2.ListInboxResponse,
+        ).requests
+    )
+
+
+def _pick(ids: Sequence[bytes], text: str, what: str) -> bytes:
+    """The one id that ``text`` (hex, or a prefix of at least 6 hex digits) names."""
+    text = text.strip().lower()
+    found = [i for i in ids if i.hex() == text] or (
+        [i for i in ids if i.hex().startswith(text)] if len(text) >= 6 else []
+    )
+    if len(found) != 1:
+        raise OperationFailedError(f"no single {what} {text!r}: see the list for its id")
+    return found[0]
+
+
+_STATE = {v: k.removeprefix("REQUEST_STATE_").lower() for k, v in records_pb2.RequestState.items()}
+
+
+def cmd_inbox(s: Session) -> None:
+    """Show the requests waiting for your answer, in plain words."""
+    requests = _inbox(s, s.args.all)
+    labels = _labels(s) if requests else {}
+    blocks = []
+    for r in requests:
+        claims = LicenceClaims.decode(r.claims)
+        head = (
+            f"Request {r.request_id.hex()} ({_STATE[r.state]}, answer before {_when(r.expires_at)})"
+        )
+        blocks.append(head + "\n" + describe_claims(claims, r.advertiser_organisation, labels))
+    _out(
+        s.args,
+        [_dict(r) for r in requests],
+        "\n\n".join(blocks) or "No request is waiting for you.",
+    )
+
+
+def _confirm(s: Session, question: str) -> None:
+    if s.args.yes:
+        return
+    if not sys.stdin.isatty() or s.args.passphrase_file == "-":  # noqa: S105 - "-" is stdin
+        raise OperationFailedError("confirm with --yes (no terminal to ask)")
+    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+        raise OperationFailedError("nothing done")
+
+
+def cmd_approve(s: Session) -> None:
+    """Approve a request: sign its exact claims after reading them."""
+    pending = _inbox(s, False)
+    rid = _pick([r.request_id for r in pending], s.args.id, "pending request")
+    request = next(r for r in pending if r.request_id == rid)
+    claims = LicenceClaims.decode(request.claims)
+    if claims.holder != s.key.public:
+        raise OperationFailedError("this request is not addressed to this wallet's key")
+    if not s.args.json:
+        print(describe_claims(claims, request.advertiser_organisation, _labels(s)), file=sys.stderr)
+    _confirm(s, "Sign this licence?")
+    resp = s.call(
+        "ExchangeService",
+        "ApproveRequest",
+        exchange_pb2.ApproveRequestRequest(
+            request_id=rid, holder_signature=approve(s.key, request.claims).signature
+        ),
+        exchange_pb2.ApproveRequestResponse,
+    )
+    _out(
+        s.args,
+        _dict(resp.licence),
+        f"Approved. Licence {resp.licence.licence_id.hex()} is issued;"
+        f" revoke it any time with 'licentia-wallet revoke {resp.licence.licence_id.hex()[:8]}'.",
+    )
+
+
+def cmd_decline(s: Session) -> None:
+    """Decline a request."""
+    pending = _inbox(s, False)
+    rid = _pick([r.request_id for r in pending], s.args.id, "pending request")
+    resp = s.call(
+        "ExchangeService",
+        "DeclineRequest",
+        exchange_pb2.DeclineRequestRequest(request_id=rid, reason=s.args.reason or ""),
+        exchange_pb2.DeclineRequestResponse,
+    )
+    _out(s.args, _dict(resp.request), f"Declined request {rid.hex()}.")
+
+
+_LSTATE = {v: k.removeprefix("LICENCE_STATE_").lower() for k, v in records_pb2.LicenceState.items()}
+
+
+def _my_licences(s: Session) -> list[records_pb2.LicenceRecord]:
+    out: list[records_pb2.LicenceRecord] = []
+    token = ""
+    while True:
+        resp = s.call(
+            "LicenceService",
+            "ListLicences",
+            licences_pb2.ListLicencesRequest(page_size=500, page_token=token),
+            licences_pb2.ListLicencesResponse,
+        )
+        out.extend(x for x in resp.licences if x.holder_key == s.key.public.raw)
+        token = resp.next_page_token
+        if not token:
+            return out
+
+
+def cmd_licences(s: Session) -> None:
+    """List every licence issued in your name."""
+    rows = _my_licences(s)
+    lines = [
+        f"{x.licence_id.hex()}  {_LSTATE[x.state]:<8} until {_when(x.not_after)}"
+        f"  uses {x.uses}{'/' + str(x.max_uses) if x.max_uses else ''}"
+        for x in rows
+    ]
+    _out(s.args, [_dict(x) for x in rows], "\n".join(lines) or "No licence yet.")
+
+
+def _licence(s: Session, text: str) -> records_pb2.LicenceRecord:
+    rows = _my_licences(s)
+    lid = _pick([x.licence_id for x in rows], text, "licence")
+    return next(x for x in rows if x.licence_id == lid)
+
+
+def cmd_show(s: Session) -> None:
+    """Show one licence in plain words."""
+    x = _licence(s, s.args.id)
+    claims = LicenceClaims.decode(_claims_bytes(x.token))
+    text = (
+        f"Licence {x.licence_id.hex()} ({_LSTATE[x.state]}, uses so far: {x.uses})\n"
+        + describe_claims(claims, "licensee " + keys.PublicKey(x.licensee_key).text, _labels(s))
+    )
+    _out(s.args, _dict(x), text)
+
+
+def _claims_bytes(token: str) -> bytes:
+    return parse_token(token).claims_bytes
+
+
+def cmd_revoke(s: Session) -> None:
+    """Revoke a licence now (no reason needed); prints the signed termination receipt."""
+    x = _licence(s, s.args.id)
+    resp = s.call(
+        "LicenceService",
+        "RevokeLicence",
+        licences_pb2.RevokeLicenceRequest(licence_id=x.licence_id),
+        licences_pb2.RevokeLicenceResponse,
+    )
+    receipt = records_pb2.TerminationReceipt.FromString(resp.receipt.receipt)
+    _out(
+        s.args,
+        {"licence": _dict(resp.licence), "receipt": _dict(resp.receipt)},
+        f"Revoked licence {x.licence_id.hex()} at {_when(receipt.revoked_at)}.\n"
+        f"Receipt: event {receipt.sequence}, signed by exchange key"
+        f" {resp.receipt.issuer_key_id.hex()}:\n  {resp.receipt.signature.hex()}",
+    )
+
+
+def cmd_accesses(s: Session) -> None:
+    """Who fetched which of your assets, and when."""
+    resp = s.call(
+        "LicenceService",
+        "ListAccesses",
+        licences_pb2.ListAccessesRequest(),
+        licences_pb2.ListAccessesResponse,
+    )
+    labels = _labels(s) if resp.accesses else {}
+    lines = [
+        f"{_when(a.accessed_at)}  {labels.get(a.sha256, a.sha256.hex()[:12])}"
+        f"  by {keys.PublicKey(a.licensee_key).text}  under licence {a.licence_id.hex()[:12]}"
+        for a in resp.accesses
+    ]
+    _out(
+        s.args,
+        [_dict(a) for a in resp.accesses],
+        "\n".join(lines) or "Nobody has fetched your data.",
+    )
+
+
+def cmd_export(s: Session) -> None:
+    """Everything the exchange holds about you, as JSON (the right of access)."""
+    resp = s.call(
+        "RegistryService",
+        "ExportData",
+        registry_pb2.ExportDataRequest(),
+        registry_pb2.ExportDataResponse,
+    )
+    text = json.dumps(_dict(resp), indent=2, sort_keys=True)
+    if s.args.output:
+        Path(s.args.output).write_text(text + "\n", encoding="utf-8")
+        if not s.args.json:
+            print(f"Wrote everything the exchange holds about you to {s.args.output}.")
+            return
+    print(text)
+
+
+def cmd_erase(s: Session) -> None:
+    """Erase assets (all by default) and revoke every live licence on them."""
+    digests = [bytes.fromhex(h) for h in s.args.sha256]
+    what = f"{len(digests)} asset(s)" if digests else "ALL your assets"
+    _confirm(s, f"Erase {what} and revoke every live licence on them?")
+    resp = s.call(
+        "RegistryService",
+        "EraseAssets",
+        registry_pb2.EraseAssetsRequest(sha256=digests),
+        registry_pb2.EraseAssetsResponse,
+    )
+    _out(
+        s.args,
+        _dict(resp),
+        f"Erased {resp.erased} asset(s); revoked {len(resp.revoked_licence_ids)} licence(s).",
+    )
+
+
+# -- the parser -----------------------------------------------------------------------------
+
+
+def _hexes(text: str) -> str:
+    try:
+        if len(bytes.fromhex(text)) != 32:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError("a SHA-256 is 64 hex digits") from None
+    return text
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line, with help for every command."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--wallet",
+        type=Path,
+        default=Path(os.environ.get("LICENTIA_WALLET", DEFAULT_WALLET)),
+        help=f"the wallet file (default {DEFAULT_WALLET}) [LICENTIA_WALLET]",
+    )
+    common.add_argument(
+        "--server",
+        default=os.environ.get("LICENTIA_SERVER", DEFAULT_SERVER),
+        help=f"the exchange, host:port (default {DEFAULT_SERVER}) [LICENTIA_SERVER]",
+    )
+    common.add_argument("--tls-ca", help="PEM certificate(s) to trust: talk TLS to the exchange")
+    common.add_argument(
+        "--passphrase-file",
+        metavar="PATH|-",
+        help="read the passphrase from the first line of PATH, or of stdin with '-'",
+    )
+    common.add_argument("--json", action="store_true", help="print one JSON document")
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[1], parents=[common])
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[Session], None], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_, parents=[common])
+        p.set_defaults(fn=fn)
+        return p
+
+    add(
+        "init", cmd_init, "create your wallet: a new key, encrypted with your passphrase"
+    ).add_argument(
+        "--force", action="store_true", help="replace an existing wallet (its key is lost)"
+    )
+    add("whoami", cmd_whoami, "print your public key")
+    p = add("register", cmd_register, "register at the exchange as a person who offers data")
+    p.add_argument("--handle", required=True, help="a pseudonym: 3-32 of a-z 0-9 - _")
+    p.add_argument("--name", help="a display name (optional)")
+    assets = add("assets", lambda s: None, "declare and list the data you offer")
+    asub = assets.add_subparsers(dest="assets_command", required=True, metavar="ACTION")
+    p = asub.add_parser("add", help="declare a file (photo, voice sample, ...)", parents=[common])
+    p.set_defaults(fn=cmd_assets_add)
+    p.add_argument("file", help="the file")
+    p.add_argument(
+        "--category",
+        required=True,
+        type=lambda t: _enum(DataCategory, t),
+        help="what it is: " + ", ".join(_name(c) for c in DataCategory),
+    )
+    p.add_argument("--label", help="a label for you (default: the file name)")
+    p.add_argument(
+        "--upload",
+        action="store_true",
+        help="store the bytes at the exchange, where licensees fetch them (each fetch is logged)",
+    )
+    p = asub.add_parser("list", help="list your assets", parents=[common])
+    p.set_defaults(fn=cmd_assets_list)
+    terms = add("terms", lambda s: None, "set and show what you offer, and at what price")
+    tsub = terms.add_subparsers(dest="terms_command", required=True, metavar="ACTION")
+    p = tsub.add_parser("set", help="set your terms, from flags or a TOML file", parents=[common])
+    p.set_defaults(fn=cmd_terms_set)
+    p.add_argument("--file", help="a TOML file with the same names as the flags (e.g. max_days)")
+    p.add_argument("--categories", type=_enums(DataCategory), help="e.g. image,voice,name")
+    p.add_argument("--purposes", type=_enums(Purpose), help="allowed, e.g. advertising,research")
+    p.add_argument("--refuse", type=_enums(Purpose), help="never, e.g. political-campaign")
+    p.add_argument("--media", type=_enums(Medium), help="e.g. online,social,print")
+    p.add_argument(
+        "--territories",
+        type=lambda t: [x for x in t.split(",") if x],
+        help="country codes or EU, EEA, WORLD",
+    )
+    p.add_argument("--price-per-day", type=_minor, help="e.g. 1.50 (in --currency)")
+    p.add_argument("--currency", help="ISO 4217 code (default EUR)")
+    p.add_argument("--max-days", type=int, help="the longest licence you grant (default 365)")
+    p.add_argument(
+        "--exclusive-multiplier",
+        type=float,
+        help="offer exclusivity at this multiple of the price, e.g. 3",
+    )
+    p = tsub.add_parser("show", help="show your terms", parents=[common])
+    p.set_defaults(fn=cmd_terms_show)
+    add("opt-out", cmd_opt_out, "object: stop every new request at once")
+    add("opt-in", cmd_opt_in, "accept new requests again")
+    add("inbox", cmd_inbox, "read the requests waiting for you, in plain words").add_argument(
+        "--all", action="store_true", help="also the requests already answered"
+    )
+    p = add("approve", cmd_approve, "approve a request: sign its licence after reading it")
+    p.add_argument("id", help="the request id from 'inbox' (or its first 6+ digits)")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p = add("decline", cmd_decline, "decline a request")
+    p.add_argument("id", help="the request id from 'inbox' (or its first 6+ digits)")
+    p.add_argument("--reason", help="a reason for the advertiser (optional)")
+    add("licences", cmd_licences, "list every licence issued in your name")
+    add("show", cmd_show, "show one licence in plain words").add_argument(
+        "id", help="the licence id (or its first 6+ digits)"
+    )
+    add("revoke", cmd_revoke, "revoke a licence now; no reason needed").add_argument(
+        "id", help="the licence id (or its first 6+ digits)"
+    )
+    add("accesses", cmd_accesses, "who fetched which of your assets")
+    add("export", cmd_export, "everything the exchange holds about you, as JSON").add_argument(
+        "--output", help="write it to this file instead of the screen"
+    )
+    p = add("erase", cmd_erase, "erase your assets and revoke every live licence on them")
+    p.add_argument("--sha256", action="append", default=[], type=_hexes, help="only this asset")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    return ap
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``licentia-wallet``; returns the exit status (0 ok, 1 failed, 2 misuse)."""
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    session = Session(args)
+    try:
+        args.fn(session)
+    except (OperationFailedError, keystore.WalletError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    except ExchangeError as e:
+        print(f"{PROG}: error: the exchange refused: {e.reason.name}: {e}", file=sys.stderr)
+        hint = _HINTS.get(e.reason.name)
+        if hint:
+            print(f"hint: {hint}", file=sys.stderr)
+        return 1
+    except LicentiaError as e:
+        print(f"{PROG}: error: {e.reason.name}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        session.close()
+    return 0
+
+
+_HINTS = {
+    "UNKNOWN_KEY": "register first: licentia-wallet register --handle NAME",
+    "ALREADY_EXISTS": "that handle (or this key) is already registered",
+    "INTERNAL": "the exchange had a problem; try again later",
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

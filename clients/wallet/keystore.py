@@ -1,0 +1,157 @@
+"""The wallet file: the holder's Ed25519 key, encrypted at rest.
+
+The file is one JSON document::
+
+    {"format": "licentia-wallet/1", "public_key": "ed25519:…",
+     "kdf": {"name": "argon2id", "opslimit": 2, "memlimit": 67108864, "salt": "<b64url>"},
+     "box": "<b64url of XSalsa20-Poly1305 SecretBox(nonce || ciphertext) of the 32-byte seed>"}
+
+The box key is Argon2id(passphrase, salt) with the limits written beside it, so a wallet made
+with stronger limits still opens. The public key is in clear so that the wallet can say whose
+it is without the passphrase; opening checks that the decrypted seed gives that key. The file
+is created with ``O_EXCL`` and mode 0600 and is never overwritten unless asked; a wallet file
+that others may read is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import nacl.exceptions
+import nacl.secret
+import nacl.utils
+from nacl.pwhash import argon2id
+
+from licentia.encoding import b64url_decode, b64url_encode
+from licentia.errors import LicentiaError
+from licentia.keys import PrivateKey, PublicKey
+
+FORMAT = "licentia-wallet/1"
+MIN_PASSPHRASE_CHARS = 8
+MAX_WALLET_BYTES = 16 * 1024
+
+
+class WalletError(Exception):
+    """A wallet that cannot be created or opened; the message says why, for people."""
+
+
+@dataclass(frozen=True)
+class KdfLimits:
+    """Argon2id's work limits."""
+
+    opslimit: int = argon2id.OPSLIMIT_INTERACTIVE
+    memlimit: int = argon2id.MEMLIMIT_INTERACTIVE
+
+
+def _box(passphrase: str, salt: bytes, limits: KdfLimits) -> nacl.secret.SecretBox:
+    key = argon2id.kdf(
+        nacl.secret.SecretBox.KEY_SIZE,
+        passphrase.encode("utf-8"),
+        salt,
+        opslimit=limits.opslimit,
+        memlimit=limits.memlimit,
+    )
+    return nacl.secret.SecretBox(key)
+
+
+def create(
+    path: Path,
+    passphrase: str,
+    *,
+    force: bool = False,
+    key: PrivateKey | None = None,
+    limits: KdfLimits | None = None,
+) -> PublicKey:
+    """Write a new wallet holding ``key`` (a fresh one by default); returns its public key.
+
+    Refuses an existing file unless ``force``; the new file is 0600 from its first byte.
+    """
+    if len(passphrase) < MIN_PASSPHRASE_CHARS:
+        raise WalletError(f"the passphrase must have at least {MIN_PASSPHRASE_CHARS} characters")
+    key = key or PrivateKey.generate()
+    limits = limits or KdfLimits()
+    salt = nacl.utils.random(argon2id.SALTBYTES)
+    doc = {
+        "format": FORMAT,
+        "public_key": key.public.text,
+        "kdf": {
+            "name": "argon2id",
+            "opslimit": limits.opslimit,
+            "memlimit": limits.memlimit,
+            "salt": b64url_encode(salt),
+        },
+        "box": b64url_encode(bytes(_box(passphrase, salt, limits).encrypt(key.seed))),
+    }
+    data = (json.dumps(doc, indent=2) + "\n").encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    target = path
+    if force and path.exists():
+        target = path.with_name(path.name + ".new")
+        target.unlink(missing_ok=True)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise WalletError(f"{path} exists: use --force to replace it") from None
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if target != path:
+        os.replace(target, path)
+    return key.public
+
+
+def public_key(path: Path) -> PublicKey:
+    """Whose wallet this is, without the passphrase."""
+    return _parse(path)[0]
+
+
+def _parse(path: Path) -> tuple[PublicKey, bytes, KdfLimits, bytes]:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise WalletError(f"no wallet at {path}: create one with 'licentia-wallet init'") from None
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise WalletError(
+            f"{path} can be read by others (mode {stat.S_IMODE(st.st_mode):o}): "
+            f"run 'chmod 600 {path}'"
+        )
+    if st.st_size > MAX_WALLET_BYTES:
+        raise WalletError(f"{path} is not a Licentia wallet")
+    try:
+        doc = json.loads(path.read_bytes())
+        if doc["format"] != FORMAT or doc["kdf"]["name"] != "argon2id":
+            raise WalletError(f"{path} is not a wallet this version can read")
+        kdf = doc["kdf"]
+        limits = KdfLimits(int(kdf["opslimit"]), int(kdf["memlimit"]))
+        if not (
+            argon2id.OPSLIMIT_MIN <= limits.opslimit <= argon2id.OPSLIMIT_MAX
+            and argon2id.MEMLIMIT_MIN <= limits.memlimit <= 4 * argon2id.MEMLIMIT_SENSITIVE
+        ):
+            raise WalletError(f"{path} asks for unreasonable key-derivation limits")
+        return (
+            PublicKey.from_text(doc["public_key"]),
+            b64url_decode(kdf["salt"]),
+            limits,
+            b64url_decode(doc["box"]),
+        )
+    except (ValueError, KeyError, TypeError, LicentiaError):
+        raise WalletError(f"{path} is not a Licentia wallet (damaged?)") from None
+
+
+def open_wallet(path: Path, passphrase: str) -> PrivateKey:
+    """The holder's key; ``WalletError`` for a wrong passphrase or a damaged file."""
+    public, salt, limits, box = _parse(path)
+    try:
+        seed = _box(passphrase, salt, limits).decrypt(box)
+    except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError, ValueError):
+        raise WalletError("wrong passphrase (or a damaged wallet file)") from None
+    key = PrivateKey.from_seed(seed)
+    if key.public != public:
+        raise WalletError(f"{path} is damaged: its key does not match its public key")
+    return key

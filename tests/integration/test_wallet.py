@@ -1,0 +1,311 @@
+"""licentia-wallet through main(argv) against a real exchange, and a few times as a process."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .exchange_harness import (
+    PHOTO,
+    Exchange,
+    Party,
+    register_advertiser,
+    request_licence,
+    start_exchange,
+)
+
+if TYPE_CHECKING:  # mypy checks clients/ as its own package (README, Layout)
+    from clients.wallet.cli import main
+else:
+    from licentia.clients.wallet.cli import main
+
+PASS = "correct horse battery"
+
+
+@pytest.fixture
+def ex(tmp_path: Path) -> Iterator[Exchange]:
+    exchange = start_exchange(tmp_path / "data")
+    try:
+        yield exchange
+    finally:
+        exchange.stop()
+
+
+class Wallet:
+    """Runs the wallet's main() with a wallet file, a passphrase file and a server."""
+
+    def __init__(self, tmp: Path, server: str, capsys: pytest.CaptureFixture[str]) -> None:
+        self.path = tmp / "home" / "wallet.json"
+        self.pass_file = tmp / "pass"
+        self.pass_file.write_text(PASS + "\n")
+        self.server = server
+        self.capsys = capsys
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        code = main(
+            [
+                *argv,
+                "--wallet",
+                str(self.path),
+                "--server",
+                self.server,
+                "--passphrase-file",
+                str(self.pass_file),
+            ]
+        )
+        out = self.capsys.readouterr()
+        return code, out.out, out.err
+
+    def json(self, *argv: str) -> Any:
+        code, out, err = self(*argv, "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+
+@pytest.fixture
+def wallet(tmp_path: Path, ex: Exchange, capsys: pytest.CaptureFixture[str]) -> Wallet:
+    w = Wallet(tmp_path, ex.address, capsys)
+    code, out, err = w("init")
+    assert code == 0, err
+    assert "Your public key: ed25519:" in out
+    return w
+
+
+def _holder_key(w: Wallet) -> bytes:
+    from licentia.keys import PublicKey
+
+    doc = w.json("whoami")
+    assert isinstance(doc, dict)
+    return PublicKey.from_text(doc["public_key"]).raw
+
+
+def _set_up(w: Wallet, tmp_path: Path) -> None:
+    photo = tmp_path / "me.png"
+    photo.write_bytes(PHOTO)
+    assert w("register", "--handle", "alice", "--name", "Alice")[0] == 0
+    code, out, err = w("assets", "add", str(photo), "--category", "image", "--upload")
+    assert code == 0, err
+    assert "stored at the exchange" in out
+    code, out, err = w(
+        "terms",
+        "set",
+        "--categories",
+        "image,name",
+        "--purposes",
+        "marketing",
+        "--refuse",
+        "direct-marketing",
+        "--media",
+        "online,social",
+        "--territories",
+        "EU",
+        "--price-per-day",
+        "1.00",
+        "--max-days",
+        "90",
+    )
+    assert code == 0, err
+    assert "Never for:        direct-marketing" in out
+
+
+def test_the_wallet_file_is_private_and_never_overwritten(wallet: Wallet) -> None:
+    assert stat.S_IMODE(os.stat(wallet.path).st_mode) == 0o600
+    code, _, err = wallet("init")
+    assert code == 1
+    assert "use --force" in err
+    before = wallet.json("whoami")
+    assert wallet("init", "--force")[0] == 0
+    assert wallet.json("whoami") != before
+    assert stat.S_IMODE(os.stat(wallet.path).st_mode) == 0o600
+
+
+def test_wrong_passphrase_and_readable_wallet_are_clear_errors(wallet: Wallet) -> None:
+    wallet.pass_file.write_text("not the passphrase\n")
+    code, _, err = wallet("licences")
+    assert code == 1
+    assert "licentia-wallet: error: wrong passphrase" in err
+    os.chmod(wallet.path, 0o644)
+    code, _, err = wallet("licences")
+    assert code == 1
+    assert "chmod 600" in err
+
+
+def test_misuse_exits_2(wallet: Wallet) -> None:
+    assert wallet()[0] == 2
+    assert wallet("assets", "add", "x", "--category", "smell")[0] == 2
+    assert wallet("frobnicate")[0] == 2
+
+
+def test_the_holders_whole_story(wallet: Wallet, ex: Exchange, tmp_path: Path) -> None:
+    _set_up(wallet, tmp_path)
+    terms = wallet.json("terms", "show")
+    assert isinstance(terms, dict)
+    assert terms["price_per_day_minor"] == "100"
+    adv = ex.party()
+    register_advertiser(adv)
+    holder_key = _holder_key(wallet)
+    first = request_licence(adv, holder_key).request
+    second = request_licence(adv, holder_key).request
+
+    code, out, _ = wallet("inbox")
+    assert code == 0
+    for words in (
+        "Acme Ads",
+        "image (me.png)",
+        "advertising",
+        "FR",
+        "online",
+        "30 days",
+        "30.00 EUR",
+    ):
+        assert words in out, words
+
+    code, out, err = wallet("approve", first.request_id.hex()[:8], "--yes")
+    assert code == 0, err
+    assert "Approved. Licence" in out
+    assert "Who:         Acme Ads" in err  # the claims are shown before signing
+    code, out, _ = wallet("decline", second.request_id.hex(), "--reason", "not this one")
+    assert code == 0
+    assert wallet("inbox")[1].strip() == "No request is waiting for you."
+
+    licences = wallet.json("licences")
+    assert isinstance(licences, list)
+    assert [x["state"] for x in licences] == ["LICENCE_STATE_ACTIVE"]
+    lid = licences[0]["licence_id"]
+    code, out, _ = wallet("show", lid[:10])
+    assert code == 0
+    assert "active" in out
+
+    # The advertiser fetches the photo; the holder sees it.
+    from licentia.v1 import licences_pb2
+
+    adv.call(
+        licences_pb2,
+        "FetchAsset",
+        licences_pb2.FetchAssetRequest(
+            licence_id=bytes.fromhex(lid),
+            sha256=hashlib.sha256(PHOTO).digest(),
+        ),
+        licences_pb2.FetchAssetResponse,
+    )
+    code, out, _ = wallet("accesses")
+    assert "me.png" in out
+
+    code, out, _ = wallet("revoke", lid)
+    assert code == 0
+    assert "Revoked licence" in out
+    assert "Receipt: event 1" in out
+    after = wallet.json("licences")
+    assert isinstance(after, list)
+    assert [x["state"] for x in after] == ["LICENCE_STATE_REVOKED"]
+
+    export_file = tmp_path / "export.json"
+    assert wallet("export", "--output", str(export_file))[0] == 0
+    exported = json.loads(export_file.read_text())
+    assert exported["profile"]["handle"] == "alice"
+    assert len(exported["licences"]) == 1
+    assert len(exported["requests"]) == 2
+
+    code, out, _ = wallet("erase", "--yes")
+    assert code == 0
+    assert "Erased 1 asset(s)" in out
+    assert wallet("assets", "list")[1].strip() == "No assets yet."
+
+
+def test_terms_from_a_toml_file_and_objection(wallet: Wallet, ex: Exchange, tmp_path: Path) -> None:
+    assert wallet("register", "--handle", "bob")[0] == 0
+    toml = tmp_path / "terms.toml"
+    toml.write_text(
+        'categories = ["voice"]\npurposes = ["research-and-development"]\n'
+        'media = ["podcast"]\nterritories = ["WORLD"]\nprice_per_day = "0.25"\n'
+        "max_days = 30\nexclusive_multiplier = 2.5\n"
+    )
+    code, out, err = wallet("terms", "set", "--file", str(toml))
+    assert code == 0, err
+    assert "offered, at x2.5 the price" in out
+    code, _, err = wallet("terms", "set", "--categories", "image")
+    assert code == 1
+    assert "terms need" in err
+    assert "opted out" in wallet("opt-out")[1]
+    adv = ex.party()
+    register_advertiser(adv)
+    from .exchange_harness import ExchangeError
+
+    with pytest.raises(ExchangeError) as e:
+        request_licence(adv, _holder_key(wallet))
+    assert e.value.reason.name == "OPTED_OUT"
+    assert "opted in" in wallet("opt-in")[1]
+
+
+def test_an_unregistered_holder_gets_a_hint(wallet: Wallet) -> None:
+    code, _, err = wallet("licences")
+    assert code == 1
+    assert "UNKNOWN_KEY" in err
+    assert "hint: register first" in err
+
+
+def test_as_a_real_process_with_the_passphrase_on_stdin(tmp_path: Path, ex: Exchange) -> None:
+    env = {**os.environ, "LICENTIA_WALLET": str(tmp_path / "w.json"), "LICENTIA_SERVER": ex.address}
+    cmd = [sys.executable, "-m", "licentia.clients.wallet.cli"]
+    init = subprocess.run(
+        [*cmd, "init", "--passphrase-file", "-"],
+        input=PASS + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert init.returncode == 0, init.stderr
+    reg = subprocess.run(
+        [*cmd, "register", "--handle", "carol", "--passphrase-file", "-", "--json"],
+        input=PASS + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert reg.returncode == 0, reg.stderr
+    assert json.loads(reg.stdout)["handle"] == "carol"
+    wrong = subprocess.run(
+        [*cmd, "licences", "--passphrase-file", "-"],
+        input="wrong wrong wrong\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert wrong.returncode == 1
+    assert wrong.stderr.startswith("licentia-wallet: error: wrong passphrase")
+    no_tty = subprocess.run(
+        [*cmd, "licences"], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert no_tty.returncode == 1
+    assert "--passphrase-file" in no_tty.stderr
+
+
+def test_every_command_is_in_the_readme() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    from .exchange_harness import SERVICE_OF  # noqa: F401 - the harness imports cleanly
+
+    if TYPE_CHECKING:
+        from clients.wallet.cli import parser
+    else:
+        from licentia.clients.wallet.cli import parser
+    ap = parser()
+    sub = next(a for a in ap._actions if a.dest == "command")
+    for name in sub.choices:  # type: ignore[union-attr]
+        assert f"licentia-wallet {name}" in readme, name
+    _ = Party  # the harness's Party is the advertiser's side in the tests above
