@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import grpc  # type: ignore[import-untyped]
+import grpc.aio  # type: ignore[import-untyped]
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status  # type: ignore[import-untyped]
@@ -34,6 +35,9 @@ _FALLBACK = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: Reason.TOO_LARGE,  # over gRPC's message size limit
 }
 _UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+#: Failed calls that carry a status: a sync ``grpc.Call``, or an asyncio ``AioRpcError``
+#: (which has the same ``code()``, ``details()`` and ``trailing_metadata()`` but is no Call).
+_WITH_STATUS = (grpc.Call, grpc.aio.AioRpcError)
 
 
 class ExchangeError(LicentiaError):
@@ -59,9 +63,11 @@ class ExchangeUnavailable(ExchangeError):  # noqa: N818 (named as the SDK docume
 
 
 def exchange_error(error: grpc.RpcError) -> ExchangeError:
-    """The :class:`ExchangeError` for a failed call (``grpc.RpcError`` that is a ``grpc.Call``)."""
-    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-    message = (error.details() if isinstance(error, grpc.Call) else None) or code.name
+    """The :class:`ExchangeError` for a failed call: a ``grpc.RpcError`` that is a
+    ``grpc.Call``, or a ``grpc.aio.AioRpcError`` (read the same way)."""
+    has_status = isinstance(error, _WITH_STATUS)
+    code = error.code() if has_status else grpc.StatusCode.UNKNOWN
+    message = (error.details() if has_status else None) or code.name
     reason = _reason_of(error)
     if reason is None:
         if code in _UNAVAILABLE:
@@ -72,7 +78,7 @@ def exchange_error(error: grpc.RpcError) -> ExchangeError:
 
 def _reason_of(error: grpc.RpcError) -> Reason | None:
     """The reason in the rich status's Licentia ErrorInfo, if there is one."""
-    if not isinstance(error, grpc.Call):
+    if not isinstance(error, _WITH_STATUS):
         return None
     try:
         status = rpc_status.from_call(error)

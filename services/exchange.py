@@ -197,6 +197,8 @@ class ExchangeService:
                 for a in self.d.store.assets(party.key):
                     if a.category in s.categories:
                         offer.assets.add(category=int(a.category), sha256=a.sha256)
+                        if a.has_content:
+                            offer.stored_sha256.append(a.sha256)
                 if len(out.offers) == size:
                     out.next_page_token = party.handle
                     break

@@ -145,17 +145,24 @@ class RevocationHub:
             self._cond.notify_all()
 
     def feed(
-        self, after: int, heartbeat_seconds: float, active: Callable[[], bool]
+        self,
+        after: int,
+        heartbeat_seconds: float,
+        active: Callable[[], bool],
+        *,
+        snapshots: bool = True,
     ) -> Iterator[FeedItem]:
         """What a subscriber that has seen up to ``after`` must receive, then live items.
 
         Starts with a snapshot when ``after`` is ahead of the list (another exchange's
         numbering) or too far behind; then every event in order; a heartbeat whenever
         nothing happens for ``heartbeat_seconds``. Ends when ``active()`` turns false or
-        the hub closes.
+        the hub closes. With ``snapshots=False`` (a subscriber that needs every event, such
+        as a licensee following its own licences) it never starts from a snapshot: it
+        reads every event it missed from the store, however far behind.
         """
-        seq = after
-        if after > self._sequence or self._sequence - after > MAX_CATCH_UP:
+        seq = min(after, self._sequence) if not snapshots else after
+        if snapshots and (after > self._sequence or self._sequence - after > MAX_CATCH_UP):
             snap = self.snapshot()
             yield snap
             seq = snap.sequence

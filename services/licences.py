@@ -211,18 +211,19 @@ class LicenceService:
     ) -> Iterator[licences_pb2.WatchLicenceEventsResponse]:
         """Terminations of the caller's licences as they happen, with heartbeats."""
         party = self.d.party(call, Role.ADVERTISER)
-        after = min(req.after_sequence, self.d.hub.sequence)
-        seq = after
-        feed = self.d.hub.feed(after, self.d.settings.heartbeat_seconds, call.context.is_active)
+        feed = self.d.hub.feed(
+            req.after_sequence,
+            self.d.settings.heartbeat_seconds,
+            call.context.is_active,
+            snapshots=False,
+        )
         for item in feed:
             if isinstance(item, Heartbeat):
-                yield licences_pb2.WatchLicenceEventsResponse(at=item.at)
-            elif isinstance(item, RevocationEvent):
-                seq = item.sequence
-                if item.licensee_key == party.key:
-                    yield licences_pb2.WatchLicenceEventsResponse(
-                        sequence=seq,
-                        licence_id=item.licence_id,
-                        cause=int(item.cause),  # type: ignore[arg-type]
-                        at=item.revoked_at,
-                    )
+                yield licences_pb2.WatchLicenceEventsResponse(sequence=item.sequence, at=item.at)
+            elif isinstance(item, RevocationEvent) and item.licensee_key == party.key:
+                yield licences_pb2.WatchLicenceEventsResponse(
+                    sequence=item.sequence,
+                    licence_id=item.licence_id,
+                    cause=int(item.cause),  # type: ignore[arg-type]
+                    at=item.revoked_at,
+                )

@@ -84,13 +84,17 @@ class StatusList:
         if not 0 <= index < MAX_STATUS_BITS:
             raise LicentiaError(Reason.MALFORMED, "status index out of range")
         if index >= self._bit_length:
+            # Grow the bytes before the length, so that a reader in another thread never
+            # sees a length its bytes do not cover.
+            self._bits.extend(bytes(_byte_len(index + 1) - len(self._bits)))
             self._bit_length = index + 1
-            self._bits.extend(bytes(_byte_len(self._bit_length) - len(self._bits)))
         self._bits[index >> 3] |= 0x80 >> (index & 7)
 
     def is_revoked(self, index: int) -> bool:
         """True if ``index``'s bit is set (indexes beyond the list are not revoked)."""
-        return index < self._bit_length and bool(self._bits[index >> 3] & (0x80 >> (index & 7)))
+        return 0 <= index < self._bit_length and bool(
+            self._bits[index >> 3] & (0x80 >> (index & 7))
+        )
 
     def snapshot(self, issuer_key: PrivateKey, sequence: int, taken_at: int) -> bytes:
         """A signed snapshot (serialized ``SignedStatusSnapshot``) of the list as it is now."""

@@ -135,6 +135,8 @@ class VerificationEngine:
         return auth if isinstance(auth, Decision) else auth.licence
 
     def _authenticate(self, token: str) -> _Entry | Decision:
+        if not isinstance(token, str):
+            return _deny(Reason.MALFORMED)
         hit = self._cache.get(token)
         if hit is not None:
             if self.keys.resolve(hit.licence.parsed.issuer_key_id) is hit.issuer_key:

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -460,3 +461,38 @@ def test_report_ids_belong_to_their_platform(
     assert report(platform, "photoshare").uses == 1
     # The same id from another platform is that platform's own report: a second use.
     assert report(other, "videoshare").uses == 2
+
+
+def test_a_licensee_far_behind_still_hears_of_every_termination(
+    ex: Exchange, cast: tuple[Party, Party, Party], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The licensee's feed never skips to a snapshot: a snapshot cannot say whose licences
+    ended (found while building the advertiser SDK)."""
+    if TYPE_CHECKING:
+        from services import hub
+    else:
+        from licentia.services import hub
+    monkeypatch.setattr(hub, "MAX_CATCH_UP", 1)
+    holder, adv, _ = cast
+    ids = []
+    for _ in range(3):
+        licence = _issued(holder, adv)
+        holder.call(
+            licences_pb2,
+            "RevokeLicence",
+            licences_pb2.RevokeLicenceRequest(licence_id=licence.licence_id),
+            licences_pb2.RevokeLicenceResponse,
+        )
+        ids.append(licence.licence_id)
+    heard = []
+    for ev in adv.stream(
+        licences_pb2,
+        "WatchLicenceEvents",
+        licences_pb2.WatchLicenceEventsRequest(after_sequence=0),
+        licences_pb2.WatchLicenceEventsResponse,
+    ):
+        if not ev.licence_id:
+            assert ev.sequence == 3  # a heartbeat says how far the exchange has got
+            break
+        heard.append(ev.licence_id)
+    assert heard == ids

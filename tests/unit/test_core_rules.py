@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import zlib
 from dataclasses import replace
 
@@ -507,3 +508,32 @@ def test_engine_cache_evicts_the_oldest_token_first() -> None:
     for t in tokens:
         assert e.verify(t, USE, NOW + 10).allowed
     assert list(e._cache) == tokens[1:]
+
+
+def test_engine_denies_a_token_that_is_not_text() -> None:
+    """Found while building the platform verifier: a non-str token raised from the cache."""
+    assert engine().verify(["lic1."], None, NOW).reasons == (Reason.MALFORMED,)  # type: ignore[arg-type]
+
+
+def test_a_status_list_never_shows_a_length_its_bytes_do_not_cover() -> None:
+    """Found while building the platform verifier: revoke() grew the length first, so a
+    reader in another thread could index past the bytes."""
+    lst = StatusList()
+    seen: list[BaseException] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                lst.is_revoked(lst.bit_length - 1)
+            except BaseException as e:  # noqa: BLE001 - any failure is the bug
+                seen.append(e)
+                return
+
+    t = threading.Thread(target=read)
+    t.start()
+    for i in range(0, 200_000, 7):
+        lst.revoke(i)
+    stop.set()
+    t.join()
+    assert seen == []

@@ -28,18 +28,20 @@ class SearchOffersRequest(_message.Message):
     def __init__(self, category: _Optional[_Union[_vocabulary_pb2.DataCategory, str]] = ..., purpose: _Optional[_Union[_vocabulary_pb2.Purpose, str]] = ..., medium: _Optional[_Union[_vocabulary_pb2.Medium, str]] = ..., territory: _Optional[str] = ..., max_price_per_day_minor: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class Offer(_message.Message):
-    __slots__ = ("holder_key", "handle", "display_name", "terms", "assets")
+    __slots__ = ("holder_key", "handle", "display_name", "terms", "assets", "stored_sha256")
     HOLDER_KEY_FIELD_NUMBER: _ClassVar[int]
     HANDLE_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     TERMS_FIELD_NUMBER: _ClassVar[int]
     ASSETS_FIELD_NUMBER: _ClassVar[int]
+    STORED_SHA256_FIELD_NUMBER: _ClassVar[int]
     holder_key: bytes
     handle: str
     display_name: str
     terms: _records_pb2.Terms
     assets: _containers.RepeatedCompositeFieldContainer[_licence_pb2.Asset]
-    def __init__(self, holder_key: _Optional[bytes] = ..., handle: _Optional[str] = ..., display_name: _Optional[str] = ..., terms: _Optional[_Union[_records_pb2.Terms, _Mapping]] = ..., assets: _Optional[_Iterable[_Union[_licence_pb2.Asset, _Mapping]]] = ...) -> None: ...
+    stored_sha256: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, holder_key: _Optional[bytes] = ..., handle: _Optional[str] = ..., display_name: _Optional[str] = ..., terms: _Optional[_Union[_records_pb2.Terms, _Mapping]] = ..., assets: _Optional[_Iterable[_Union[_licence_pb2.Asset, _Mapping]]] = ..., stored_sha256: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class SearchOffersResponse(_message.Message):
     __slots__ = ("offers", "next_page_token")

@@ -1,0 +1,259 @@
+"""Benchmark of the platform's embedded verifier, as a ratio against a limit measured in the
+same run.
+
+Prints one JSON object, like ``bench_core.py``: ``bench``, ``ops_per_s``, ``ratio``,
+``target``, ``limit``, ``ok``.
+
+- ``verifier.inline``: checks/s of :class:`licentia.clients.verifier.Verifier` connected to a
+  real exchange in this process (``127.0.0.1:0``, its revocation stream live, heartbeats
+  flowing), over first-seen tokens — every check is a different licence with its own
+  presentation, so each check verifies three Ed25519 signatures (issuer, holder consent,
+  presentation) — ÷ (raw PyNaCl Ed25519 verifications/s ÷ 3).
+
+The licences are issued beforehand, each by one RequestLicence that the holder's standing
+rule approves at once; the presentations are signed beforehand too (the advertiser's work,
+not the platform's). Machines here are noisy, so the ratio is the median of interleaved
+rounds: in each round the raw limit runs, then one batch of checks, then the limit again (the
+better of the two is the round's limit).
+
+Run with ``python bench/bench_verifier.py``; ``--quick`` runs fewer, shorter rounds (the tests
+use it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import grpc  # type: ignore[import-untyped]
+import nacl.signing
+
+from licentia import keys
+from licentia.examples import PHOTO_SHA256, typical_rule
+from licentia.keys import PrivateKey
+from licentia.presentation import present
+from licentia.scope import IntendedUse
+from licentia.token import parse_token, sign_standing_rule
+from licentia.v1 import exchange_pb2, licence_pb2, records_pb2, registry_pb2
+from licentia.vocabulary import DataCategory, Medium, Purpose
+
+if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
+    from clients.channel import SignedChannel
+    from clients.verifier import Verifier
+    from services.app import build
+    from services.deps import Settings
+    from services.runtime import ServerSettings, start
+else:
+    from licentia.clients.channel import SignedChannel
+    from licentia.clients.verifier import Verifier
+    from licentia.services.app import build
+    from licentia.services.deps import Settings
+    from licentia.services.runtime import ServerSettings, start
+
+DAY = 86400
+TARGET = 0.85
+SIGNATURES_PER_CHECK = 3
+AUDIENCE = "benchplatform"
+ISSUERS = 8  # threads issuing licences during set-up
+USE = IntendedUse(
+    DataCategory.IMAGE, Purpose.PERSONALISED_ADVERTISING, Medium.ONLINE, "FR", PHOTO_SHA256
+)
+TERMS = records_pb2.Terms(
+    categories=cast("Any", [int(DataCategory.IMAGE), int(DataCategory.NAME)]),
+    allowed_purposes=cast("Any", [int(Purpose.MARKETING)]),
+    media=cast("Any", [int(Medium.ONLINE), int(Medium.SOCIAL)]),
+    territories=["EU"],
+    currency="EUR",
+    price_per_day_minor=100,
+    max_term_seconds=90 * DAY,
+)
+SCOPE = licence_pb2.Scope(
+    categories=cast("Any", [int(DataCategory.IMAGE)]),
+    purposes=cast("Any", [int(Purpose.ADVERTISING)]),
+    media=cast("Any", [int(Medium.ONLINE)]),
+    territories=["FR"],
+)
+
+
+def _call(rpc: SignedChannel, method: str, request: Any, response_cls: type[Any]) -> Any:
+    return rpc.unary(f"/licentia.v1.{method}", request, response_cls)
+
+
+def setup(channel: grpc.Channel, count: int) -> tuple[list[str], PrivateKey]:
+    """A holder with terms, the photo and a standing rule; an advertiser; a platform; and
+    ``count`` licences issued to the advertiser. Returns the tokens and the licensee key."""
+    holder, adv, platform = (PrivateKey.from_seed(bytes([i]) * 32) for i in (1, 2, 3))
+    h, a, p = (SignedChannel(channel, k) for k in (holder, adv, platform))
+    _call(
+        h,
+        "RegistryService/RegisterHolder",
+        registry_pb2.RegisterHolderRequest(handle="benchholder", display_name="Bench"),
+        registry_pb2.RegisterHolderResponse,
+    )
+    _call(
+        h,
+        "RegistryService/DeclareAsset",
+        registry_pb2.DeclareAssetRequest(
+            category=cast("Any", int(DataCategory.IMAGE)), sha256=PHOTO_SHA256, label="photo"
+        ),
+        registry_pb2.DeclareAssetResponse,
+    )
+    _call(
+        h,
+        "RegistryService/SetTerms",
+        registry_pb2.SetTermsRequest(terms=TERMS),
+        registry_pb2.SetTermsResponse,
+    )
+    consent = sign_standing_rule(holder, typical_rule(holder, int(time.time())))
+    _call(
+        h,
+        "ExchangeService/AddStandingRule",
+        exchange_pb2.AddStandingRuleRequest(
+            consent=licence_pb2.StandingConsent(
+                rule=consent.rule_bytes, holder_signature=consent.signature
+            )
+        ),
+        exchange_pb2.AddStandingRuleResponse,
+    )
+    _call(
+        a,
+        "RegistryService/RegisterAdvertiser",
+        registry_pb2.RegisterAdvertiserRequest(organisation="Bench Ads", country="FR"),
+        registry_pb2.RegisterAdvertiserResponse,
+    )
+    _call(
+        p,
+        "RegistryService/RegisterPlatform",
+        registry_pb2.RegisterPlatformRequest(platform_id=AUDIENCE, name="Bench platform"),
+        registry_pb2.RegisterPlatformResponse,
+    )
+
+    def one(_: int) -> str:
+        now = int(time.time())
+        resp = _call(
+            a,
+            "ExchangeService/RequestLicence",
+            exchange_pb2.RequestLicenceRequest(
+                holder_key=holder.public.raw,
+                asset_sha256=[PHOTO_SHA256],
+                scope=SCOPE,
+                not_before=now,
+                not_after=now + 30 * DAY,
+                max_uses=10,
+                offered_price_minor=30 * 100,
+            ),
+            exchange_pb2.RequestLicenceResponse,
+        )
+        if not resp.HasField("licence"):
+            raise RuntimeError("the standing rule did not issue the licence")
+        return str(resp.licence.token)
+
+    with ThreadPoolExecutor(ISSUERS) as pool:
+        tokens = list(pool.map(one, range(count)))
+    return tokens, adv
+
+
+def _rate(n: int, f: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    f()
+    return n / (time.perf_counter() - t0)
+
+
+def measure(address: str, rounds: int, per_round: int) -> dict[str, Any]:
+    """Issue the licences, start a verifier, and run the interleaved rounds."""
+    channel = grpc.insecure_channel(address)
+    try:
+        tokens, licensee = setup(channel, rounds * per_round)
+        now = int(time.time())
+        work = [
+            (t, present(licensee, parse_token(t).licence_id, AUDIENCE, USE, now)) for t in tokens
+        ]
+        # The limit: PyNaCl's public verification API over a message of a licence's size.
+        signer = nacl.signing.SigningKey(bytes(32))
+        raw_msg = keys.signed_message(keys.ISSUANCE, tokens[0].encode())
+        raw_sig = signer.sign(raw_msg).signature
+        vk = signer.verify_key
+
+        def raw(n: int) -> None:
+            for _ in range(n):
+                vk.verify(raw_msg, raw_sig)
+
+        verifier = Verifier(channel, AUDIENCE, staleness_seconds=30)
+        verifier.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not verifier.connected:  # measure with the feed live: a heartbeat arrived
+                if time.monotonic() > deadline:
+                    raise SystemExit("the verifier did not connect to the revocation stream")
+                time.sleep(0.05)
+            rates, ratios = [], []
+            for r in range(rounds):
+                batch = work[r * per_round : (r + 1) * per_round]
+                limit = _rate(per_round, lambda: raw(per_round))
+
+                def checks(batch: list[tuple[str, str]] = batch) -> None:
+                    for token, pres in batch:
+                        d = verifier.check(token, pres, USE)
+                        if not d.allowed:
+                            raise SystemExit(f"benchmark check was denied: {d}")
+
+                rate = _rate(per_round, checks)
+                limit = max(limit, _rate(per_round, lambda: raw(per_round)))
+                rates.append(rate)
+                ratios.append(rate / (limit / SIGNATURES_PER_CHECK))
+            stats = verifier.stats
+        finally:
+            verifier.close()
+    finally:
+        channel.close()
+    ratio = statistics.median(ratios)
+    return {
+        "bench": "verifier.inline",
+        "ops_per_s": round(statistics.median(rates)),
+        "ratio": round(ratio, 3),
+        "target": TARGET,
+        "limit": "raw PyNaCl Ed25519 verify/s ÷ 3 signatures per check",
+        "ok": ratio >= TARGET,
+        "rounds": [round(x, 3) for x in ratios],
+        "connected": stats.connected,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; exit 1 if the target is missed."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
+    args = ap.parse_args(argv)
+    rounds, per_round = (3, 100) if args.quick else (7, 300)
+    log = logging.getLogger("licentia.bench")
+    log.setLevel(logging.WARNING)  # no per-call log lines, as in the integration harness
+    with tempfile.TemporaryDirectory(prefix="licentia-bench-") as tmp:
+        app = build(Path(tmp) / "data", settings=Settings(heartbeat_seconds=0.5), log=log)
+        try:
+            server = start(
+                ServerSettings(address="127.0.0.1:0", max_workers=32),
+                app.handlers,
+                app.service_names,
+                log,
+            )
+            try:
+                result = measure(server.address, rounds, per_round)
+            finally:
+                server.stop(0.5)
+        finally:
+            app.close()
+    print(json.dumps(result, ensure_ascii=False), flush=True)
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""The asyncio advertiser SDK: :class:`AsyncAdvertiser`, over ``grpc.aio``.
+
+The same methods as :class:`~licentia.clients.advertiser.sdk.Advertiser`, as coroutines
+and async iterators; requests and responses are built and read by the same code
+(:mod:`.common`), and calls are signed over their exact bytes by
+:class:`~licentia.clients.aio_channel.AsyncSignedChannel`. Every failure is an
+:class:`~licentia.clients.channel.ExchangeError` with the exchange's stable reason.
+
+Close async iterators you leave early (``contextlib.aclosing``) so their calls end at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from types import TracebackType
+
+import grpc  # type: ignore[import-untyped]
+import grpc.aio  # type: ignore[import-untyped]
+
+from licentia import token as tokens
+from licentia.keys import IssuerKeySet, PrivateKey, PublicKey
+from licentia.scope import IntendedUse
+from licentia.token import UnverifiedLicence
+from licentia.v1 import exchange_pb2, licences_pb2, registry_pb2
+from licentia.vocabulary import DataCategory, Medium, Purpose
+
+from ..aio_channel import AsyncSignedChannel
+from ..channel import ExchangeError
+from . import common
+from .common import Licence, LicenceRequest, Offer, Profile, Termination
+
+
+class AsyncAdvertiser:
+    """An advertiser's asyncio client of the exchange, over ``channel`` with ``key``.
+
+    ``timeout`` is the deadline of each unary call in seconds; ``clock`` gives the Unix
+    seconds of request signatures and presentations. The client owns the channel: use it
+    as an async context manager, or await :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        key: PrivateKey,
+        *,
+        timeout: float = 10.0,
+        clock: Callable[[], int] = lambda: int(time.time()),
+    ) -> None:
+        self.key = key
+        self.clock = clock
+        self._channel = channel
+        self._rpc = AsyncSignedChannel(channel, key, clock=clock, timeout=timeout)
+
+    @classmethod
+    def connect(
+        cls, address: str, key: PrivateKey, *, tls_ca: bytes | None = None, timeout: float = 10.0
+    ) -> AsyncAdvertiser:
+        """A client of the exchange at ``address`` (``host:port``), over TLS checked
+        against ``tls_ca`` (PEM) when given, else in plain text. Call it inside the event
+        loop that will use the client."""
+        if tls_ca is None:
+            channel = grpc.aio.insecure_channel(address, options=common.CHANNEL_OPTIONS)
+        else:
+            creds = grpc.ssl_channel_credentials(root_certificates=tls_ca)
+            channel = grpc.aio.secure_channel(address, creds, options=common.CHANNEL_OPTIONS)
+        return cls(channel, key, timeout=timeout)
+
+    @property
+    def public_key(self) -> PublicKey:
+        """The advertiser's public key: the licensee that licences name."""
+        return self.key.public
+
+    async def close(self) -> None:
+        """Close the channel (open streams end)."""
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncAdvertiser:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- registry ----------------------------------------------------------------------------
+
+    async def register(self, organisation: str, country: str) -> Profile:
+        """Register this key as an advertiser of ``organisation`` (ISO 3166-1 ``country``)."""
+        resp = await self._rpc.unary(
+            common.REGISTER_ADVERTISER,
+            common.register_request(organisation, country),
+            registry_pb2.RegisterAdvertiserResponse,
+        )
+        return common.profile_from(resp.profile)
+
+    # -- the market --------------------------------------------------------------------------
+
+    async def search(
+        self,
+        category: DataCategory | None = None,
+        purpose: Purpose | None = None,
+        medium: Medium | None = None,
+        territory: str | None = None,
+        max_price_per_day: int | None = None,
+        page_size: int = 20,
+    ) -> AsyncGenerator[Offer, None]:
+        """Every offer matching all the filters given (by handle), fetched a page at a time."""
+        token = ""
+        while True:
+            req = common.search_request(
+                category, purpose, medium, territory, max_price_per_day, page_size, token
+            )
+            page = await self._rpc.unary(
+                common.SEARCH_OFFERS, req, exchange_pb2.SearchOffersResponse
+            )
+            for offer in page.offers:
+                yield common.offer_from(offer)
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def request_licence(
+        self,
+        holder_key: PublicKey | bytes,
+        assets: Sequence[bytes],
+        *,
+        categories: Iterable[DataCategory],
+        purposes: Iterable[Purpose],
+        media: Iterable[Medium],
+        territories: Iterable[str],
+        not_before: int | None = None,
+        not_after: int,
+        max_uses: int = 0,
+        exclusive: bool = False,
+        price: int,
+        message: str = "",
+    ) -> LicenceRequest:
+        """Ask the holder for a licence on ``assets`` (see ``Advertiser.request_licence``)."""
+        req = common.licence_request(
+            holder_key,
+            assets,
+            categories=categories,
+            purposes=purposes,
+            media=media,
+            territories=territories,
+            not_before=not_before,
+            not_after=not_after,
+            max_uses=max_uses,
+            exclusive=exclusive,
+            price=price,
+            message=message,
+        )
+        resp = await self._rpc.unary(
+            common.REQUEST_LICENCE, req, exchange_pb2.RequestLicenceResponse
+        )
+        return common.with_licence(resp)
+
+    async def request(self, request_id: bytes) -> LicenceRequest:
+        """One of the advertiser's requests now (with its licence once ISSUED)."""
+        resp = await self._rpc.unary(
+            common.GET_REQUEST,
+            exchange_pb2.GetRequestRequest(request_id=request_id),
+            exchange_pb2.GetRequestResponse,
+        )
+        return common.with_licence(resp)
+
+    async def wait_for_decision(self, request_id: bytes, timeout: float) -> LicenceRequest:
+        """Wait until the request leaves PENDING (at most ``timeout`` seconds); the request
+        then, with its licence when ISSUED. Raises :class:`DecisionTimeout` on timeout."""
+        watch = common.DecisionWatch(timeout)
+        stream = self._rpc.server_stream(
+            common.WATCH_REQUEST,
+            exchange_pb2.WatchRequestRequest(request_id=request_id),
+            exchange_pb2.WatchRequestResponse,
+            timeout=timeout,
+        )
+        try:
+            async for msg in stream:
+                decided = watch.see(msg)
+                if decided is not None:
+                    return decided
+        except ExchangeError as e:
+            raise watch.failed(e) from None
+        finally:
+            await common.aclose(stream)
+        raise watch.ended()
+
+    async def withdraw(self, request_id: bytes) -> LicenceRequest:
+        """Withdraw a request that is still pending (else REQUEST_NOT_PENDING)."""
+        resp = await self._rpc.unary(
+            common.WITHDRAW_REQUEST,
+            exchange_pb2.WithdrawRequestRequest(request_id=request_id),
+            exchange_pb2.WithdrawRequestResponse,
+        )
+        return common.request_from(resp.request)
+
+    # -- licences ----------------------------------------------------------------------------
+
+    async def licence(self, licence_id: bytes) -> Licence:
+        """One of the advertiser's licences (NOT_FOUND for any other)."""
+        resp = await self._rpc.unary(
+            common.GET_LICENCE,
+            licences_pb2.GetLicenceRequest(licence_id=licence_id),
+            licences_pb2.GetLicenceResponse,
+        )
+        return common.licence_from(resp.licence)
+
+    async def licences(self, page_size: int = 100) -> AsyncGenerator[Licence, None]:
+        """Every licence of the advertiser, newest first, fetched a page at a time."""
+        token = ""
+        while True:
+            page = await self._rpc.unary(
+                common.LIST_LICENCES,
+                licences_pb2.ListLicencesRequest(page_size=page_size, page_token=token),
+                licences_pb2.ListLicencesResponse,
+            )
+            for record in page.licences:
+                yield common.licence_from(record)
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def fetch_asset(self, licence_id: bytes, sha256: bytes) -> bytes:
+        """The bytes of an asset the live licence names, checked against ``sha256``
+        (ASSET_MISMATCH when they differ). The holder sees the fetch."""
+        resp = await self._rpc.unary(
+            common.FETCH_ASSET,
+            licences_pb2.FetchAssetRequest(licence_id=licence_id, sha256=sha256),
+            licences_pb2.FetchAssetResponse,
+        )
+        return common.checked_content(resp.content, sha256)
+
+    def present(
+        self,
+        licence: Licence | tokens.Licence | UnverifiedLicence,
+        platform_id: str,
+        use: IntendedUse,
+        *,
+        now: int | None = None,
+    ) -> str:
+        """The presentation ``lpr1.…`` of ``licence`` to the platform ``platform_id`` for
+        ``use``, signed with the advertiser's key. Pure (no call), hence not a coroutine."""
+        return common.presentation(
+            self.key, licence, platform_id, use, self.clock() if now is None else now
+        )
+
+    async def issuer_keys(self) -> IssuerKeySet:
+        """The exchange's issuer keys, current and retired."""
+        resp = await self._rpc.unary(
+            common.GET_ISSUER_KEYS,
+            licences_pb2.GetIssuerKeysRequest(),
+            licences_pb2.GetIssuerKeysResponse,
+        )
+        return common.issuer_keys_from(resp)
+
+    async def verify(self, licence: Licence, keys: IssuerKeySet | None = None) -> tokens.Licence:
+        """Check the licence's issuer signature and the holder's consent against ``keys``
+        (the exchange's, fetched when None). Raises ``VerificationError`` with reasons."""
+        return licence.parsed.verify(await self.issuer_keys() if keys is None else keys)
+
+    async def terminations(self, after_sequence: int = 0) -> AsyncGenerator[Termination, None]:
+        """Each early end of one of the advertiser's licences (revocation, erasure) as it
+        happens, after ``after_sequence``; heartbeats are skipped. The stream never ends
+        by itself: ``aclose()`` the generator to stop (``contextlib.aclosing``)."""
+        stream = self._rpc.server_stream(
+            common.WATCH_LICENCE_EVENTS,
+            licences_pb2.WatchLicenceEventsRequest(after_sequence=after_sequence),
+            licences_pb2.WatchLicenceEventsResponse,
+        )
+        try:
+            async for msg in stream:
+                event = common.termination_from(msg)
+                if event is not None:
+                    yield event
+        finally:
+            await common.aclose(stream)

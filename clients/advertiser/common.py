@@ -1,0 +1,466 @@
+"""What the synchronous and the asyncio SDK share: everything but the I/O.
+
+Both flavours build the same requests here, turn the same responses into the SDK's frozen
+values here, and map the same failures here; :mod:`.sdk` and :mod:`.aio` only send and
+receive. Protobuf messages stay in this module and the two thin I/O layers: callers see
+:class:`Offer`, :class:`LicenceRequest`, :class:`Licence`, :class:`Termination` and the
+:mod:`licentia.vocabulary` enums.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+import grpc  # type: ignore[import-untyped]
+
+from licentia import token as tokens
+from licentia.errors import Reason
+from licentia.keys import IssuerKeySet, PrivateKey, PublicKey
+from licentia.presentation import present
+from licentia.scope import IntendedUse, Scope
+from licentia.token import Asset, LicenceClaims, UnverifiedLicence, parse_token
+from licentia.v1 import exchange_pb2, licence_pb2, licences_pb2, records_pb2, registry_pb2
+from licentia.vocabulary import DataCategory, Medium, Purpose
+
+from ..channel import ExchangeError, ExchangeUnavailable
+
+_E = TypeVar("_E", bound=enum.IntEnum)
+
+DAY = 86_400
+#: Channel options of both flavours: assets up to 16 MiB, and keepalive pings on idle
+#: connections so a long ``terminations()`` stream notices a dead peer.
+CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+)
+
+
+def _method(service: str, name: str) -> str:
+    return f"/licentia.v1.{service}/{name}"
+
+
+REGISTER_ADVERTISER = _method("RegistryService", "RegisterAdvertiser")
+SEARCH_OFFERS = _method("ExchangeService", "SearchOffers")
+REQUEST_LICENCE = _method("ExchangeService", "RequestLicence")
+GET_REQUEST = _method("ExchangeService", "GetRequest")
+WATCH_REQUEST = _method("ExchangeService", "WatchRequest")
+WITHDRAW_REQUEST = _method("ExchangeService", "WithdrawRequest")
+GET_LICENCE = _method("LicenceService", "GetLicence")
+LIST_LICENCES = _method("LicenceService", "ListLicences")
+FETCH_ASSET = _method("LicenceService", "FetchAsset")
+GET_ISSUER_KEYS = _method("LicenceService", "GetIssuerKeys")
+WATCH_LICENCE_EVENTS = _method("LicenceService", "WatchLicenceEvents")
+
+
+# -- the SDK's values --------------------------------------------------------------------------
+
+
+class RequestState(enum.IntEnum):
+    """Where a licence request stands (mirrors ``licentia.v1.RequestState``)."""
+
+    PENDING = 1
+    ISSUED = 2
+    DECLINED = 3
+    EXPIRED = 4
+    FAILED = 5
+    WITHDRAWN = 6
+
+
+class LicenceState(enum.IntEnum):
+    """Where a licence stands at the exchange (mirrors ``licentia.v1.LicenceState``)."""
+
+    ACTIVE = 1
+    EXPIRED = 2
+    REVOKED = 3
+
+
+class TerminationCause(enum.IntEnum):
+    """Why a licence ended early (mirrors ``licentia.v1.TerminationCause``)."""
+
+    REVOKED = 1
+    ERASED = 2
+
+
+class DecisionTimeout(ExchangeUnavailable):
+    """``wait_for_decision`` gave up: the holder had not answered within the timeout.
+
+    The request is still pending (``request`` is the last state seen, when one was seen);
+    waiting again is safe. ``code`` is DEADLINE_EXCEEDED and, as for every deadline the
+    server did not explain, ``reason`` is INTERNAL.
+    """
+
+    def __init__(self, request: LicenceRequest | None, timeout: float) -> None:
+        super().__init__(
+            Reason.INTERNAL,
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            f"no decision on the request within {timeout:g} s",
+        )
+        self.request = request
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """The advertiser as the exchange registered it."""
+
+    key: PublicKey
+    organisation: str
+    country: str
+    registered_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """What a holder offers and at what price (prices in minor units of ``currency``)."""
+
+    categories: frozenset[DataCategory]
+    allowed_purposes: frozenset[Purpose]
+    refused_purposes: frozenset[Purpose]
+    media: frozenset[Medium]
+    territories: frozenset[str]
+    currency: str
+    price_per_day_minor: int
+    max_term_seconds: int
+    exclusivity_offered: bool
+    exclusivity_multiplier_bps: int
+
+    def price_for(self, term_seconds: int, *, exclusive: bool = False) -> int:
+        """The holder's price for a term: whole days rounded up, times the exclusivity
+        multiplier for an exclusive licence (the least ``request_licence`` may offer)."""
+        price = -(-term_seconds // DAY) * self.price_per_day_minor
+        if exclusive:
+            price = -(-price * self.exclusivity_multiplier_bps // 10_000)
+        return price
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """One holder's offer: whom to ask, on what terms, and which assets are on offer."""
+
+    holder_key: PublicKey
+    handle: str
+    display_name: str
+    terms: Terms
+    #: The holder's assets in the offered categories (category and SHA-256).
+    assets: tuple[Asset, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Licence:
+    """A licence as the exchange holds it, with its token parsed (not verified).
+
+    ``parsed`` is :func:`licentia.token.parse_token` of ``token``: its fields are the
+    claims as the wire carries them. Nothing here has checked a signature; use the
+    client's ``verify`` (or a platform's verifier) before trusting them.
+    """
+
+    licence_id: bytes
+    #: The token ``lic1.…`` exactly as issued.
+    token: str
+    state: LicenceState
+    holder_key: PublicKey
+    licensee_key: PublicKey
+    issued_at: int
+    not_before: int
+    not_after: int
+    #: Unix seconds of revocation; 0 when not revoked.
+    revoked_at: int
+    #: Uses reported by platforms so far, and the cap (0 = unlimited).
+    uses: int
+    max_uses: int
+    request_id: bytes
+    status_index: int
+    parsed: UnverifiedLicence = field(repr=False, compare=False)
+
+    @property
+    def scope(self) -> Scope:
+        """What the licence allows (from the token)."""
+        return self.parsed.scope
+
+    @property
+    def assets(self) -> tuple[Asset, ...]:
+        """The licensed assets, in the claims' order (from the token)."""
+        return tuple(Asset(c, d) for d, c in self.parsed.asset_categories.items())
+
+
+@dataclass(frozen=True, slots=True)
+class LicenceRequest:
+    """A licence request and, once ISSUED, its licence."""
+
+    request_id: bytes
+    state: RequestState
+    advertiser_key: PublicKey
+    advertiser_organisation: str
+    holder_key: PublicKey
+    #: The exact claims bytes the holder is asked to sign.
+    claims: bytes
+    created_at: int
+    expires_at: int
+    updated_at: int
+    #: The holder's reason when DECLINED, or why issuance FAILED.
+    reason: str
+    #: The reason code when FAILED, else None.
+    failure: Reason | None
+    auto_approved: bool
+    licence: Licence | None = None
+
+    @property
+    def licence_claims(self) -> LicenceClaims:
+        """The prepared claims as a domain value (licence id, scope, term, price)."""
+        return LicenceClaims.decode(self.claims)
+
+
+@dataclass(frozen=True, slots=True)
+class Termination:
+    """One of the advertiser's licences ended early: pull the content that uses it."""
+
+    #: The revocation sequence number (pass it as ``after_sequence`` to resume).
+    sequence: int
+    licence_id: bytes
+    cause: TerminationCause
+    #: Unix seconds at which it took effect.
+    at: int
+
+
+# -- requests ----------------------------------------------------------------------------------
+
+
+def _wire(values: Iterable[int]) -> Any:
+    """Enum members as the generated stubs take them (sorted, no duplicates)."""
+    return cast("Any", sorted({int(v) for v in values}))
+
+
+def register_request(organisation: str, country: str) -> registry_pb2.RegisterAdvertiserRequest:
+    """RegisterAdvertiser."""
+    return registry_pb2.RegisterAdvertiserRequest(organisation=organisation, country=country)
+
+
+def search_request(
+    category: DataCategory | None,
+    purpose: Purpose | None,
+    medium: Medium | None,
+    territory: str | None,
+    max_price_per_day: int | None,
+    page_size: int,
+    page_token: str,
+) -> exchange_pb2.SearchOffersRequest:
+    """One page of SearchOffers (None = any)."""
+    return exchange_pb2.SearchOffersRequest(
+        category=cast("Any", int(category or 0)),
+        purpose=cast("Any", int(purpose or 0)),
+        medium=cast("Any", int(medium or 0)),
+        territory=territory or "",
+        max_price_per_day_minor=max_price_per_day or 0,
+        page_size=page_size,
+        page_token=page_token,
+    )
+
+
+def holder_raw(holder_key: PublicKey | bytes) -> bytes:
+    """A holder key as the wire carries it (raw 32 bytes)."""
+    return holder_key.raw if isinstance(holder_key, PublicKey) else bytes(holder_key)
+
+
+def licence_request(
+    holder_key: PublicKey | bytes,
+    assets: Sequence[bytes],
+    *,
+    categories: Iterable[DataCategory],
+    purposes: Iterable[Purpose],
+    media: Iterable[Medium],
+    territories: Iterable[str],
+    not_before: int | None,
+    not_after: int,
+    max_uses: int,
+    exclusive: bool,
+    price: int,
+    message: str,
+) -> exchange_pb2.RequestLicenceRequest:
+    """RequestLicence; the exchange checks every value against the holder's terms."""
+    return exchange_pb2.RequestLicenceRequest(
+        holder_key=holder_raw(holder_key),
+        asset_sha256=list(assets),
+        scope=licence_pb2.Scope(
+            categories=_wire(categories),
+            purposes=_wire(purposes),
+            media=_wire(media),
+            territories=sorted(set(territories)),
+        ),
+        not_before=not_before or 0,
+        not_after=not_after,
+        max_uses=max_uses,
+        exclusive=exclusive,
+        offered_price_minor=price,
+        message=message,
+    )
+
+
+def presentation(
+    key: PrivateKey,
+    licence: Licence | tokens.Licence | UnverifiedLicence,
+    platform_id: str,
+    use: IntendedUse,
+    now: int,
+) -> str:
+    """The presentation ``lpr1.…`` of ``licence`` to ``platform_id`` for ``use``."""
+    return present(key, licence.licence_id, platform_id, use, now)
+
+
+def checked_content(content: bytes, sha256: bytes) -> bytes:
+    """``content`` when its SHA-256 is ``sha256``; else ASSET_MISMATCH (DATA_LOSS)."""
+    if hashlib.sha256(content).digest() != sha256:
+        raise ExchangeError(
+            Reason.ASSET_MISMATCH,
+            grpc.StatusCode.DATA_LOSS,
+            "the bytes received do not have the SHA-256 asked for",
+        )
+    return content
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+
+def _known(values: Iterable[int], kind: type[_E]) -> frozenset[_E]:
+    """The values this SDK knows (a newer exchange may offer more; they are left out)."""
+    members = {int(m) for m in kind}
+    return frozenset(kind(v) for v in values if v in members)
+
+
+def profile_from(msg: records_pb2.Profile) -> Profile:
+    """The SDK's :class:`Profile`."""
+    return Profile(PublicKey(msg.key), msg.display_name, msg.country, msg.registered_at)
+
+
+def terms_from(msg: records_pb2.Terms) -> Terms:
+    """The SDK's :class:`Terms`."""
+    return Terms(
+        categories=_known(msg.categories, DataCategory),
+        allowed_purposes=_known(msg.allowed_purposes, Purpose),
+        refused_purposes=_known(msg.refused_purposes, Purpose),
+        media=_known(msg.media, Medium),
+        territories=frozenset(msg.territories),
+        currency=msg.currency,
+        price_per_day_minor=msg.price_per_day_minor,
+        max_term_seconds=msg.max_term_seconds,
+        exclusivity_offered=msg.exclusivity_offered,
+        exclusivity_multiplier_bps=msg.exclusivity_multiplier_bps,
+    )
+
+
+def offer_from(msg: exchange_pb2.Offer) -> Offer:
+    """The SDK's :class:`Offer`."""
+    known = {int(c) for c in DataCategory}
+    return Offer(
+        holder_key=PublicKey(msg.holder_key),
+        handle=msg.handle,
+        display_name=msg.display_name,
+        terms=terms_from(msg.terms),
+        assets=tuple(
+            Asset(DataCategory(a.category), a.sha256) for a in msg.assets if a.category in known
+        ),
+    )
+
+
+def licence_from(msg: records_pb2.LicenceRecord) -> Licence:
+    """The SDK's :class:`Licence` (its token parsed, not verified)."""
+    return Licence(
+        licence_id=msg.licence_id,
+        token=msg.token,
+        state=LicenceState(msg.state),
+        holder_key=PublicKey(msg.holder_key),
+        licensee_key=PublicKey(msg.licensee_key),
+        issued_at=msg.issued_at,
+        not_before=msg.not_before,
+        not_after=msg.not_after,
+        revoked_at=msg.revoked_at,
+        uses=msg.uses,
+        max_uses=msg.max_uses,
+        request_id=msg.request_id,
+        status_index=msg.status_index,
+        parsed=parse_token(msg.token),
+    )
+
+
+def request_from(
+    msg: records_pb2.LicenceRequest, licence: records_pb2.LicenceRecord | None = None
+) -> LicenceRequest:
+    """The SDK's :class:`LicenceRequest`, with its licence when one is given."""
+    return LicenceRequest(
+        request_id=msg.request_id,
+        state=RequestState(msg.state),
+        advertiser_key=PublicKey(msg.advertiser_key),
+        advertiser_organisation=msg.advertiser_organisation,
+        holder_key=PublicKey(msg.holder_key),
+        claims=msg.claims,
+        created_at=msg.created_at,
+        expires_at=msg.expires_at,
+        updated_at=msg.updated_at,
+        reason=msg.reason,
+        failure=Reason.__members__.get(msg.failure),
+        auto_approved=msg.auto_approved,
+        licence=licence_from(licence) if licence is not None and licence.licence_id else None,
+    )
+
+
+def with_licence(
+    msg: exchange_pb2.RequestLicenceResponse
+    | exchange_pb2.GetRequestResponse
+    | exchange_pb2.WatchRequestResponse,
+) -> LicenceRequest:
+    """The request of a response that may also carry its licence."""
+    return request_from(msg.request, msg.licence if msg.HasField("licence") else None)
+
+
+def termination_from(msg: licences_pb2.WatchLicenceEventsResponse) -> Termination | None:
+    """The :class:`Termination`, or None for a heartbeat."""
+    if not msg.licence_id:
+        return None
+    return Termination(msg.sequence, msg.licence_id, TerminationCause(msg.cause), msg.at)
+
+
+def issuer_keys_from(msg: licences_pb2.GetIssuerKeysResponse) -> IssuerKeySet:
+    """The exchange's issuer keys."""
+    return IssuerKeySet.from_proto(msg.keys)
+
+
+def close(stream: Iterator[Any]) -> None:
+    """Close a response stream at once (which cancels its call)."""
+    if isinstance(stream, Generator):
+        stream.close()
+
+
+async def aclose(stream: AsyncIterator[Any]) -> None:
+    """Close an asyncio response stream at once (which cancels its call)."""
+    if isinstance(stream, AsyncGenerator):
+        await stream.aclose()
+
+
+class DecisionWatch:
+    """Follows WatchRequest responses until the request leaves PENDING (both flavours)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.last: LicenceRequest | None = None
+
+    def see(self, msg: exchange_pb2.WatchRequestResponse) -> LicenceRequest | None:
+        """The request once decided, else None (keep waiting)."""
+        self.last = with_licence(msg)
+        return None if self.last.state == RequestState.PENDING else self.last
+
+    def failed(self, error: ExchangeError) -> ExchangeError:
+        """What to raise for a failure of the stream: our deadline is a :class:`DecisionTimeout`."""
+        if error.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return DecisionTimeout(self.last, self.timeout)
+        return error
+
+    def ended(self) -> ExchangeError:
+        """What to raise when the stream ended with the request still pending."""
+        return ExchangeUnavailable(
+            Reason.INTERNAL,
+            grpc.StatusCode.UNAVAILABLE,
+            "the exchange ended the watch before a decision",
+        )

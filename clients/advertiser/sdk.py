@@ -1,0 +1,278 @@
+"""The synchronous advertiser SDK: :class:`Advertiser`.
+
+Every call is signed with the advertiser's key over its exact request bytes
+(:class:`~licentia.clients.channel.SignedChannel`); every failure is an
+:class:`~licentia.clients.channel.ExchangeError` with the exchange's stable reason.
+Requests and responses are built and read in :mod:`.common`, shared with :mod:`.aio`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Iterable, Sequence
+from types import TracebackType
+
+import grpc  # type: ignore[import-untyped]
+
+from licentia import token as tokens
+from licentia.keys import IssuerKeySet, PrivateKey, PublicKey
+from licentia.scope import IntendedUse
+from licentia.token import UnverifiedLicence
+from licentia.v1 import exchange_pb2, licences_pb2, registry_pb2
+from licentia.vocabulary import DataCategory, Medium, Purpose
+
+from ..channel import ExchangeError, SignedChannel
+from . import common
+from .common import Licence, LicenceRequest, Offer, Profile, Termination
+
+
+class Advertiser:
+    """An advertiser's client of the exchange, over ``channel`` with ``key``.
+
+    ``timeout`` is the deadline of each unary call in seconds; ``clock`` gives the Unix
+    seconds of request signatures and presentations. The client owns the channel: use it
+    as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        key: PrivateKey,
+        *,
+        timeout: float = 10.0,
+        clock: Callable[[], int] = lambda: int(time.time()),
+    ) -> None:
+        self.key = key
+        self.clock = clock
+        self._channel = channel
+        self._rpc = SignedChannel(channel, key, clock=clock, timeout=timeout)
+
+    @classmethod
+    def connect(
+        cls, address: str, key: PrivateKey, *, tls_ca: bytes | None = None, timeout: float = 10.0
+    ) -> Advertiser:
+        """A client of the exchange at ``address`` (``host:port``), over TLS checked
+        against ``tls_ca`` (PEM) when given, else in plain text (tests, loopback)."""
+        if tls_ca is None:
+            channel = grpc.insecure_channel(address, options=common.CHANNEL_OPTIONS)
+        else:
+            creds = grpc.ssl_channel_credentials(root_certificates=tls_ca)
+            channel = grpc.secure_channel(address, creds, options=common.CHANNEL_OPTIONS)
+        return cls(channel, key, timeout=timeout)
+
+    @property
+    def public_key(self) -> PublicKey:
+        """The advertiser's public key: the licensee that licences name."""
+        return self.key.public
+
+    def close(self) -> None:
+        """Close the channel (open streams end)."""
+        self._channel.close()
+
+    def __enter__(self) -> Advertiser:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- registry ----------------------------------------------------------------------------
+
+    def register(self, organisation: str, country: str) -> Profile:
+        """Register this key as an advertiser of ``organisation`` (ISO 3166-1 ``country``)."""
+        resp = self._rpc.unary(
+            common.REGISTER_ADVERTISER,
+            common.register_request(organisation, country),
+            registry_pb2.RegisterAdvertiserResponse,
+        )
+        return common.profile_from(resp.profile)
+
+    # -- the market --------------------------------------------------------------------------
+
+    def search(
+        self,
+        category: DataCategory | None = None,
+        purpose: Purpose | None = None,
+        medium: Medium | None = None,
+        territory: str | None = None,
+        max_price_per_day: int | None = None,
+        page_size: int = 20,
+    ) -> Generator[Offer, None, None]:
+        """Every offer matching all the filters given (by handle), fetched a page at a time."""
+        token = ""
+        while True:
+            req = common.search_request(
+                category, purpose, medium, territory, max_price_per_day, page_size, token
+            )
+            page = self._rpc.unary(common.SEARCH_OFFERS, req, exchange_pb2.SearchOffersResponse)
+            for offer in page.offers:
+                yield common.offer_from(offer)
+            token = page.next_page_token
+            if not token:
+                return
+
+    def request_licence(
+        self,
+        holder_key: PublicKey | bytes,
+        assets: Sequence[bytes],
+        *,
+        categories: Iterable[DataCategory],
+        purposes: Iterable[Purpose],
+        media: Iterable[Medium],
+        territories: Iterable[str],
+        not_before: int | None = None,
+        not_after: int,
+        max_uses: int = 0,
+        exclusive: bool = False,
+        price: int,
+        message: str = "",
+    ) -> LicenceRequest:
+        """Ask the holder for a licence on ``assets`` (their SHA-256 digests).
+
+        ``price`` is for the whole term in minor units of the holder's currency (see
+        :meth:`Terms.price_for <licentia.clients.advertiser.common.Terms.price_for>`);
+        ``not_before`` None means now. The request is PENDING until the holder answers
+        (:meth:`wait_for_decision`), or ISSUED at once under a standing rule. Raises
+        :class:`ExchangeError` with OUTSIDE_TERMS, PRICE_TOO_LOW, OPTED_OUT, … .
+        """
+        req = common.licence_request(
+            holder_key,
+            assets,
+            categories=categories,
+            purposes=purposes,
+            media=media,
+            territories=territories,
+            not_before=not_before,
+            not_after=not_after,
+            max_uses=max_uses,
+            exclusive=exclusive,
+            price=price,
+            message=message,
+        )
+        resp = self._rpc.unary(common.REQUEST_LICENCE, req, exchange_pb2.RequestLicenceResponse)
+        return common.with_licence(resp)
+
+    def request(self, request_id: bytes) -> LicenceRequest:
+        """One of the advertiser's requests now (with its licence once ISSUED)."""
+        resp = self._rpc.unary(
+            common.GET_REQUEST,
+            exchange_pb2.GetRequestRequest(request_id=request_id),
+            exchange_pb2.GetRequestResponse,
+        )
+        return common.with_licence(resp)
+
+    def wait_for_decision(self, request_id: bytes, timeout: float) -> LicenceRequest:
+        """Wait until the request leaves PENDING (at most ``timeout`` seconds); the request
+        then, with its licence when ISSUED. Raises :class:`DecisionTimeout` on timeout."""
+        watch = common.DecisionWatch(timeout)
+        stream = self._rpc.server_stream(
+            common.WATCH_REQUEST,
+            exchange_pb2.WatchRequestRequest(request_id=request_id),
+            exchange_pb2.WatchRequestResponse,
+            timeout=timeout,
+        )
+        try:
+            for msg in stream:
+                decided = watch.see(msg)
+                if decided is not None:
+                    return decided
+        except ExchangeError as e:
+            raise watch.failed(e) from None
+        finally:
+            common.close(stream)
+        raise watch.ended()
+
+    def withdraw(self, request_id: bytes) -> LicenceRequest:
+        """Withdraw a request that is still pending (else REQUEST_NOT_PENDING)."""
+        resp = self._rpc.unary(
+            common.WITHDRAW_REQUEST,
+            exchange_pb2.WithdrawRequestRequest(request_id=request_id),
+            exchange_pb2.WithdrawRequestResponse,
+        )
+        return common.request_from(resp.request)
+
+    # -- licences ----------------------------------------------------------------------------
+
+    def licence(self, licence_id: bytes) -> Licence:
+        """One of the advertiser's licences (NOT_FOUND for any other)."""
+        resp = self._rpc.unary(
+            common.GET_LICENCE,
+            licences_pb2.GetLicenceRequest(licence_id=licence_id),
+            licences_pb2.GetLicenceResponse,
+        )
+        return common.licence_from(resp.licence)
+
+    def licences(self, page_size: int = 100) -> Generator[Licence, None, None]:
+        """Every licence of the advertiser, newest first, fetched a page at a time."""
+        token = ""
+        while True:
+            page = self._rpc.unary(
+                common.LIST_LICENCES,
+                licences_pb2.ListLicencesRequest(page_size=page_size, page_token=token),
+                licences_pb2.ListLicencesResponse,
+            )
+            for record in page.licences:
+                yield common.licence_from(record)
+            token = page.next_page_token
+            if not token:
+                return
+
+    def fetch_asset(self, licence_id: bytes, sha256: bytes) -> bytes:
+        """The bytes of an asset the live licence names, checked against ``sha256``
+        (ASSET_MISMATCH when they differ). The holder sees the fetch."""
+        resp = self._rpc.unary(
+            common.FETCH_ASSET,
+            licences_pb2.FetchAssetRequest(licence_id=licence_id, sha256=sha256),
+            licences_pb2.FetchAssetResponse,
+        )
+        return common.checked_content(resp.content, sha256)
+
+    def present(
+        self,
+        licence: Licence | tokens.Licence | UnverifiedLicence,
+        platform_id: str,
+        use: IntendedUse,
+        *,
+        now: int | None = None,
+    ) -> str:
+        """The presentation ``lpr1.…`` of ``licence`` to the platform ``platform_id`` for
+        ``use``, signed with the advertiser's key. Pure: no call is made."""
+        return common.presentation(
+            self.key, licence, platform_id, use, self.clock() if now is None else now
+        )
+
+    def issuer_keys(self) -> IssuerKeySet:
+        """The exchange's issuer keys, current and retired."""
+        resp = self._rpc.unary(
+            common.GET_ISSUER_KEYS,
+            licences_pb2.GetIssuerKeysRequest(),
+            licences_pb2.GetIssuerKeysResponse,
+        )
+        return common.issuer_keys_from(resp)
+
+    def verify(self, licence: Licence, keys: IssuerKeySet | None = None) -> tokens.Licence:
+        """Check the licence's issuer signature and the holder's consent against ``keys``
+        (the exchange's, fetched when None). Raises ``VerificationError`` with reasons."""
+        return licence.parsed.verify(self.issuer_keys() if keys is None else keys)
+
+    def terminations(self, after_sequence: int = 0) -> Generator[Termination, None, None]:
+        """Each early end of one of the advertiser's licences (revocation, erasure) as it
+        happens, after ``after_sequence``; heartbeats are skipped. The stream never ends
+        by itself: close the generator to stop (closing the client instead ends it with an
+        :class:`ExchangeError` whose code is CANCELLED)."""
+        stream = self._rpc.server_stream(
+            common.WATCH_LICENCE_EVENTS,
+            licences_pb2.WatchLicenceEventsRequest(after_sequence=after_sequence),
+            licences_pb2.WatchLicenceEventsResponse,
+        )
+        try:
+            for msg in stream:
+                event = common.termination_from(msg)
+                if event is not None:
+                    yield event
+        finally:
+            common.close(stream)

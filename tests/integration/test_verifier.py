@@ -1,0 +1,532 @@
+"""The platform's inline verifier and ``licentia-verify`` against a real exchange: scope,
+proof of possession, replay, live revocation with no call per check, catch-up, key rotation,
+fail-closed when the exchange is gone, resumption after a restart, and many threads at once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc  # type: ignore[import-untyped]
+import pytest
+
+from licentia.errors import Reason
+from licentia.keys import PrivateKey
+from licentia.presentation import present
+from licentia.scope import IntendedUse
+from licentia.v1 import licences_pb2, records_pb2
+from licentia.verify import Decision
+from licentia.vocabulary import Purpose
+
+from .exchange_harness import (
+    PHOTO,
+    PHOTO_SHA,
+    Exchange,
+    Party,
+    approve_request,
+    photo_use,
+    register_advertiser,
+    register_holder,
+    register_platform,
+    request_licence,
+    start_exchange,
+)
+
+if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
+    from clients.channel import ExchangeUnavailable, SignedChannel
+    from clients.verifier import Verifier
+    from clients.verifier.cli import main as verify_main
+    from services.app import build
+    from services.deps import Settings
+    from services.runtime import ServerSettings, start
+else:
+    from licentia.clients.channel import ExchangeUnavailable, SignedChannel
+    from licentia.clients.verifier import Verifier
+    from licentia.clients.verifier.cli import main as verify_main
+    from licentia.services.app import build
+    from licentia.services.deps import Settings
+    from licentia.services.runtime import ServerSettings, start
+
+AUDIENCE = "photoshare"
+#: A channel that reconnects quickly once the exchange is back (gRPC's default first retry
+#: is one second, growing to two minutes).
+FAST_RECONNECT = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 300),
+)
+
+
+class CallCounter(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    """Counts every call made over the channel it intercepts."""
+
+    def __init__(self) -> None:
+        self.unary: list[str] = []
+        self.streams: list[str] = []
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        self.unary.append(details.method)
+        return continuation(details, request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        self.streams.append(details.method)
+        return continuation(details, request)
+
+
+def serve(data_dir: Path, address: str = "127.0.0.1:0") -> Exchange:
+    """An exchange on ``address`` (the harness always picks a free port; a restart on the same
+    port needs this), heartbeats every 0.5 s."""
+    log = logging.getLogger("licentia.test")
+    app = build(data_dir, settings=Settings(heartbeat_seconds=0.5), log=log)
+    try:
+        server = start(
+            ServerSettings(address=address, max_workers=64), app.handlers, app.service_names, log
+        )
+    except BaseException:
+        app.close()
+        raise
+    return Exchange(data_dir, app, server)
+
+
+@pytest.fixture
+def ex(tmp_path: Path) -> Iterator[Exchange]:
+    exchange = start_exchange(tmp_path / "data")
+    try:
+        yield exchange
+    finally:
+        exchange.stop()
+
+
+@pytest.fixture
+def cast(ex: Exchange) -> tuple[Party, Party]:
+    """A registered holder (assets and terms) and advertiser; a platform registered too."""
+    holder, adv, platform = ex.party(), ex.party(), ex.party()
+    register_holder(holder)
+    register_advertiser(adv)
+    register_platform(platform, AUDIENCE)
+    return holder, adv
+
+
+MakeVerifier = Callable[..., tuple[Verifier, CallCounter]]
+
+
+@pytest.fixture
+def make_verifier() -> Iterator[MakeVerifier]:
+    """Started verifiers over counted channels; every one closed (and its channel) at the end."""
+    made: list[tuple[Verifier, grpc.Channel]] = []
+
+    def make(address: str, **kw: Any) -> tuple[Verifier, CallCounter]:
+        counter = CallCounter()
+        raw = grpc.insecure_channel(address, options=list(FAST_RECONNECT))
+        channel = grpc.intercept_channel(raw, counter)
+        kw.setdefault("backoff", (0.05, 0.3))
+        v = Verifier(channel, AUDIENCE, **kw)
+        made.append((v, raw))
+        v.start(timeout=5)
+        return v, counter
+
+    try:
+        yield make
+    finally:
+        for v, raw in made:
+            v.close()
+            raw.close()
+
+
+def issue(holder: Party, adv: Party, **kw: Any) -> records_pb2.LicenceRecord:
+    """A licence for the photo, approved by the holder."""
+    return approve_request(
+        holder, request_licence(adv, holder.key.public.raw, **kw).request
+    ).licence
+
+
+def revoke(holder: Party, licence_id: bytes) -> None:
+    """The holder revokes."""
+    holder.call(
+        licences_pb2,
+        "RevokeLicence",
+        licences_pb2.RevokeLicenceRequest(licence_id=licence_id),
+        licences_pb2.RevokeLicenceResponse,
+    )
+
+
+def check(
+    v: Verifier,
+    licence: records_pb2.LicenceRecord,
+    key: PrivateKey,
+    use: IntendedUse | None = None,
+) -> Decision:
+    """A fresh presentation by ``key`` for ``use`` (default: the photo online in FR), checked."""
+    use = use or photo_use()
+    pres = present(key, licence.licence_id, AUDIENCE, use, int(time.time()))
+    return v.check(licence.token, pres, use)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float) -> float:
+    """Poll ``predicate`` until it holds; the seconds it took (fails the test on timeout)."""
+    t0 = time.monotonic()
+    while not predicate():
+        if time.monotonic() - t0 > timeout:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(0.02)
+    return time.monotonic() - t0
+
+
+# -- the verifier ------------------------------------------------------------------------
+def test_allows_in_scope_and_denies_out_of_scope_with_exact_reasons(
+    ex: Exchange, cast: tuple[Party, Party], make_verifier: MakeVerifier
+) -> None:
+    holder, adv = cast
+    licence = issue(holder, adv)
+    v, _ = make_verifier(ex.address)
+    allowed = check(v, licence, adv.key)
+    assert allowed.allowed, allowed
+    assert str(allowed) == "ALLOW"
+    assert allowed.licence is not None
+    assert allowed.licence.licence_id == licence.licence_id
+    assert check(v, licence, adv.key, photo_use(Purpose.POLITICAL_CAMPAIGN)).reasons == (
+        Reason.OUT_OF_SCOPE_PURPOSE,
+    )
+    assert check(v, licence, adv.key, photo_use(where="US")).reasons == (
+        Reason.OUT_OF_SCOPE_TERRITORY,
+    )
+    # Bad input is a DENY, never an exception.
+    assert v.check("lic1.garbage", None, photo_use()).reasons == (Reason.MALFORMED,)
+    assert v.check(licence.token, "nonsense", photo_use()).reasons == (Reason.MALFORMED,)
+    assert v.check(licence.token, None, photo_use()).reasons == (Reason.WRONG_LICENSEE,)
+    assert v.check(None, None, photo_use()).reasons == (Reason.MALFORMED,)  # type: ignore[arg-type]
+    assert v.check(licence.token, None, None).reasons == (Reason.INVALID_USE,)  # type: ignore[arg-type]
+
+
+def test_a_stolen_token_and_a_replayed_presentation_are_refused(
+    ex: Exchange, cast: tuple[Party, Party], make_verifier: MakeVerifier
+) -> None:
+    holder, adv = cast
+    licence = issue(holder, adv)
+    v, _ = make_verifier(ex.address)
+    thief = PrivateKey.generate()
+    assert check(v, licence, thief).reasons == (Reason.WRONG_LICENSEE,)
+    use = photo_use()
+    pres = present(adv.key, licence.licence_id, AUDIENCE, use, int(time.time()))
+    assert v.check(licence.token, pres, use).allowed
+    assert v.check(licence.token, pres, use).reasons == (Reason.REPLAYED,)
+    other = present(adv.key, licence.licence_id, "elsewhere", use, int(time.time()))
+    assert v.check(licence.token, other, use).reasons == (Reason.WRONG_AUDIENCE,)
+
+
+def test_revocation_reaches_the_verifier_within_2s_with_no_call_per_check(
+    ex: Exchange, cast: tuple[Party, Party], make_verifier: MakeVerifier
+) -> None:
+    holder, adv = cast
+    licence = issue(holder, adv)
+    v, counter = make_verifier(ex.address)
+    wait_for(lambda: v.connected, 3)
+    assert check(v, licence, adv.key).allowed
+    unary_before, streams_before = list(counter.unary), list(counter.streams)
+    assert sorted(set(unary_before)) == [
+        "/licentia.v1.LicenceService/GetIssuerKeys",
+        "/licentia.v1.LicenceService/GetStatusSnapshot",
+    ]
+    assert streams_before == ["/licentia.v1.LicenceService/WatchRevocations"]
+
+    revoke(holder, licence.licence_id)
+    t0 = time.monotonic()
+    while True:
+        decision = check(v, licence, adv.key)
+        if decision.reasons == (Reason.REVOKED,):
+            break
+        assert decision.allowed, decision
+        assert time.monotonic() - t0 < 2.0, "the revocation did not arrive within 2 s"
+    for _ in range(200):
+        assert check(v, licence, adv.key).reasons == (Reason.REVOKED,)
+    # Every check was answered in-process: not one call beyond the start's.
+    assert counter.unary == unary_before
+    assert counter.streams == streams_before
+    assert v.sequence == 1
+    assert v.stats.fresh
+    assert v.stats.reconnects == 0
+
+
+def test_a_late_verifier_catches_up_from_the_snapshot(
+    ex: Exchange, cast: tuple[Party, Party], make_verifier: MakeVerifier
+) -> None:
+    holder, adv = cast
+    licences = [issue(holder, adv) for _ in range(4)]
+    for lic in licences[:3]:
+        revoke(holder, lic.licence_id)
+    v, _ = make_verifier(ex.address)
+    assert v.sequence == 3
+    for lic in licences[:3]:
+        assert check(v, lic, adv.key).reasons == (Reason.REVOKED,)
+    assert check(v, licences[3], adv.key).allowed
+    # And it follows from there.
+    revoke(holder, licences[3].licence_id)
+    wait_for(lambda: check(v, licences[3], adv.key).reasons == (Reason.REVOKED,), 2)
+    assert v.stats.sequence == 4
+
+
+def test_rotated_issuer_keys_are_picked_up(
+    ex: Exchange, cast: tuple[Party, Party], make_verifier: MakeVerifier
+) -> None:
+    holder, adv = cast
+    old = issue(holder, adv)
+    v, _ = make_verifier(ex.address, key_refresh_min_interval=0.1)
+    keyring = ex.app.deps.keyring
+    old_id = keyring.current().public.key_id
+    keyring.rotate(int(time.time()))
+    wait_for(lambda: keyring.current().public.key_id != old_id, 3)
+    new = issue(holder, adv)
+    first = check(v, new, adv.key)
+    assert first.allowed or first.reasons == (Reason.UNKNOWN_ISSUER_KEY,)
+    took = wait_for(lambda: check(v, new, adv.key).allowed, 3)
+    assert took < 3
+    assert v.stats.issuer_keys == 2
+    assert v.stats.key_refreshes >= 1
+    assert check(v, old, adv.key).allowed  # the retired key still verifies what it signed
+
+
+def test_fails_closed_when_the_exchange_is_gone_and_resumes_after_a_restart(
+    tmp_path: Path, make_verifier: MakeVerifier
+) -> None:
+    data = tmp_path / "data"
+    first = serve(data)
+    first_running = True
+    second: Exchange | None = None
+    try:
+        holder, adv, platform = first.party(), first.party(), first.party()
+        register_holder(holder)
+        register_advertiser(adv)
+        register_platform(platform, AUDIENCE)
+        a, b, c = (issue(holder, adv) for _ in range(3))
+        revoke(holder, a.licence_id)
+        v, _ = make_verifier(first.address, staleness_seconds=2)
+        wait_for(lambda: v.connected, 3)
+        assert check(v, b, adv.key).allowed
+        assert v.sequence == 1
+
+        port = first.server.port
+        first.stop()
+        first_running = False
+        # Fail closed: past the 2 s bound with no heartbeat, every live licence is STATUS_STALE;
+        # a revoked one stays REVOKED.
+        took = wait_for(lambda: check(v, b, adv.key).reasons == (Reason.STATUS_STALE,), 5)
+        assert took >= 1.0
+        assert check(v, a, adv.key).reasons == (Reason.REVOKED,)
+        assert not v.connected
+        assert not v.stats.fresh
+
+        # The same data directory on the same port: the verifier reconnects and resumes from
+        # its sequence number (no resync), and a revocation made after the restart reaches it.
+        second = serve(data, f"127.0.0.1:{port}")
+        wait_for(lambda: check(v, b, adv.key).allowed, 5)
+        assert v.reconnects >= 1
+        holder2 = Party(holder.key, SignedChannel(second.channel(), holder.key))
+        revoke(holder2, c.licence_id)
+        wait_for(lambda: check(v, c, adv.key).reasons == (Reason.REVOKED,), 2)
+        assert v.sequence == 2
+        assert v.stats.resyncs == 0
+        assert v.stats.last_error is not None
+    finally:
+        if first_running:
+            first.stop()
+        if second is not None:
+            second.stop()
+
+
+def test_many_threads_check_at_once(
+    ex: Exchange, cast: tuple[Party, Party], make_verifier: MakeVerifier
+) -> None:
+    holder, adv = cast
+    licences = [issue(holder, adv) for _ in range(4)]
+    v, counter = make_verifier(ex.address)
+    calls = len(counter.unary)
+    use = photo_use()
+    now = int(time.time())
+    threads_n, per_thread = 8, 200
+    work = [
+        [
+            (lic.token, present(adv.key, lic.licence_id, AUDIENCE, use, now))
+            for lic in (licences[(t + i) % len(licences)] for i in range(per_thread))
+        ]
+        for t in range(threads_n)
+    ]
+    gate = threading.Barrier(threads_n)
+    results: list[list[Decision]] = [[] for _ in range(threads_n)]
+
+    def run(t: int) -> None:
+        gate.wait()
+        results[t] = [v.check(token, pres, use) for token, pres in work[t]]
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(threads_n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=30)
+    assert all(not th.is_alive() for th in threads)
+    flat = [d for r in results for d in r]
+    assert len(flat) == threads_n * per_thread
+    assert all(d.allowed for d in flat), {d.reasons for d in flat if not d.allowed}
+    assert len(counter.unary) == calls
+
+
+def test_a_verifier_that_cannot_start_raises_and_an_unstarted_one_fails_closed() -> None:
+    channel = grpc.insecure_channel("127.0.0.1:1")
+    try:
+        v = Verifier(channel, AUDIENCE)
+        assert v.check("lic1.x", None, photo_use()).reasons == (Reason.STATUS_STALE,)
+        with pytest.raises(ExchangeUnavailable):
+            v.start(timeout=2)
+        v.close()
+        with pytest.raises(ValueError, match="platform_id"):
+            Verifier(channel, "")
+    finally:
+        channel.close()
+
+
+# -- licentia-verify ---------------------------------------------------------------------
+def cli_args(ex: Exchange, token: str, *extra: str, purpose: str = "advertising") -> list[str]:
+    """``licentia-verify`` arguments for the photo online in France."""
+    return [
+        "--server",
+        ex.address,
+        token,
+        "--category",
+        "image",
+        "--purpose",
+        purpose,
+        "--medium",
+        "online",
+        "--territory",
+        "FR",
+        *extra,
+    ]
+
+
+def test_cli_allow_deny_and_json(
+    ex: Exchange,
+    cast: tuple[Party, Party],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    holder, adv = cast
+    licence = issue(holder, adv)
+    digest = ["--asset-sha256", PHOTO_SHA.hex()]
+    assert verify_main(cli_args(ex, licence.token, *digest)) == 0
+    assert capsys.readouterr().out == "ALLOW\n"
+
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(PHOTO)
+    argv = cli_args(ex, licence.token, "--asset", str(photo), purpose="political-campaign")
+    assert verify_main(argv) == 1
+    assert capsys.readouterr().out == "DENY OUT_OF_SCOPE_PURPOSE\n"
+
+    argv = cli_args(ex, licence.token, *digest, "--territory", "US", purpose="direct-marketing")
+    assert verify_main([*argv, "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc == {
+        "verdict": "DENY",
+        "reasons": ["OUT_OF_SCOPE_PURPOSE", "OUT_OF_SCOPE_TERRITORY"],
+        "licence_id": licence.licence_id.hex(),
+        "not_after": licence.not_after,
+    }
+
+    use = photo_use(Purpose.PERSONALISED_ADVERTISING)
+    pres = present(adv.key, licence.licence_id, AUDIENCE, use, int(time.time()))
+    argv = cli_args(ex, licence.token, *digest, purpose="personalised-advertising")
+    assert verify_main([*argv, "--presentation", pres, "--platform-id", AUDIENCE]) == 0
+    assert capsys.readouterr().out == "ALLOW\n"
+    thief = present(PrivateKey.generate(), licence.licence_id, AUDIENCE, use, int(time.time()))
+    assert verify_main([*argv, "--presentation", thief, "--platform-id", AUDIENCE]) == 1
+    assert capsys.readouterr().out == "DENY WRONG_LICENSEE\n"
+
+    revoke(holder, licence.licence_id)
+    assert verify_main([*argv, "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["reasons"] == ["REVOKED"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ["--purpose", "no-such-purpose"],
+        ["--asset-sha256", "zz"],
+        ["--territory", "XX"],
+        ["--presentation", "lpr1.x"],  # without --platform-id
+        ["--asset", "/nonexistent/photo.png", "--asset-sha256", "00" * 32],
+    ],
+)
+def test_cli_misuse_exits_2(
+    change: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = [
+        "--server",
+        "127.0.0.1:1",
+        "lic1.x",
+        "--category",
+        "image",
+        "--purpose",
+        "advertising",
+        "--medium",
+        "online",
+        "--territory",
+        "FR",
+    ]
+    if "--asset" not in change:
+        argv += ["--asset-sha256", "00" * 32]
+    with pytest.raises(SystemExit) as e:
+        verify_main([*argv, *change])
+    assert e.value.code == 2
+    assert "licentia-verify: error: " in capsys.readouterr().err
+
+
+def test_cli_unreachable_exchange_is_a_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "--server",
+        "127.0.0.1:1",
+        "lic1.x",
+        "--category",
+        "image",
+        "--purpose",
+        "advertising",
+        "--medium",
+        "online",
+        "--territory",
+        "FR",
+        "--asset-sha256",
+        "00" * 32,
+        "--timeout",
+        "2",
+    ]
+    assert verify_main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("licentia-verify: error: the exchange at 127.0.0.1:1")
+
+
+def test_cli_as_a_real_process(ex: Exchange, cast: tuple[Party, Party]) -> None:
+    holder, adv = cast
+    licence = issue(holder, adv)
+    argv = cli_args(ex, licence.token, "--asset-sha256", PHOTO_SHA.hex())
+    done = subprocess.run(
+        [sys.executable, "-m", "licentia.clients.verifier.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "ALLOW\n", "")
+    done = subprocess.run(
+        [sys.executable, "-m", "licentia.clients.verifier.cli", *argv[:-1], "nothex"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "licentia-verify: error: --asset-sha256" in done.stderr

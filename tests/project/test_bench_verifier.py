@@ -1,0 +1,53 @@
+"""The verifier benchmark runs end to end and prints what it should (figures are not asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench_verifier(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``bench/bench_verifier.py`` as a module (bench/ is scripts, not a package), registered
+    in ``sys.modules`` for the test only."""
+    path = ROOT / "bench" / "bench_verifier.py"
+    spec = importlib.util.spec_from_file_location("bench_verifier", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_verifier_quick_prints_one_json_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Speed is measured by the benchmark, not asserted here: a missed target (exit 1) is fine.
+    started = time.monotonic()
+    code = _bench_verifier(monkeypatch).main(["--quick"])
+    elapsed = time.monotonic() - started
+    assert code in (0, 1)
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["bench"] for r in rows] == ["verifier.inline"]
+    (row,) = rows
+    assert {"bench", "ops_per_s", "ratio", "target", "limit", "ok"} <= row.keys()
+    assert isinstance(row["ops_per_s"], int)
+    assert row["ops_per_s"] > 0
+    assert isinstance(row["ratio"], int | float)
+    assert math.isfinite(row["ratio"])
+    assert row["ratio"] > 0
+    assert row["target"] == 0.85
+    assert isinstance(row["ok"], bool)
+    assert row["ok"] == (row["ratio"] >= row["target"])
+    assert code == (0 if row["ok"] else 1)
+    assert row["connected"] is True  # measured with the revocation feed live
+    assert elapsed < 60
