@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/licentia/v1/*.proto)
 PROTOC = $(PY) -m grpc_tools.protoc -Iproto
 
-.PHONY: all install test lint typecheck proto proto-check pytest demo bench clean
+.PHONY: all install test lint typecheck proto proto-check pytest demo demo-core bench clean
 
 all: test
 
@@ -44,8 +44,12 @@ proto-check: $(STAMP)
 	  test -e "$$tmp/licentia/v1/$$(basename $$f)" || { echo "$$f has no .proto: remove it" >&2; exit 1; }; \
 	done && echo "generated code is up to date"
 
-## make demo: the story, narrated.
+## make demo: the whole story with the real tools against a real exchange, narrated.
 demo: $(STAMP)
+	$(PY) demo/exchange_story.py
+
+## make demo-core: the protocol alone (no server): tokens, scope, presentations, revocation.
+demo-core: $(STAMP)
 	$(PY) demo/story.py
 
 ## make bench: benchmarks, one JSON object per line, ratios against limits in the same run.

@@ -32,6 +32,27 @@ def test_demo_story_ends_as_it_should() -> None:
         assert line in out.stdout
 
 
+def test_make_demo_tells_the_whole_story_over_a_real_exchange() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "demo" / "exchange_story.py")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    for line in (
+        "personalised ad in France     -> ALLOW",
+        "political campaign in France  -> DENY OUT_OF_SCOPE_PURPOSE",
+        "advertising in Germany        -> DENY OUT_OF_SCOPE_TERRITORY",
+        "next personalised ad in France -> DENY REVOKED",
+        "The revocation reached the platform's verifier",
+        "1 licence (revoked)",
+        "The exchange has stopped",
+    ):
+        assert line in out.stdout, line
+
+
 def test_bench_prints_one_json_object_per_line_with_ratio_and_target() -> None:
     # Figures are not asserted here (they are measured by `make bench`); the format is.
     out = subprocess.run(

@@ -1,0 +1,298 @@
+"""The Licentia story, with the real tools against a real exchange.
+
+Starts ``licentia-server`` as a separate process on a fresh temporary data directory; then a
+person (with ``licentia-wallet``), an advertiser (with the SDK) and a platform (with the
+inline verifier) play their parts. Every step is one or two lines. The server is stopped and
+the directory removed at the end, also on Ctrl-C or an error.
+
+Run with ``make demo``. Exits 0 only if every step ends as the story says.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import grpc  # type: ignore[import-untyped]
+
+from licentia.keys import PrivateKey
+from licentia.scope import IntendedUse
+from licentia.verify import Decision
+from licentia.vocabulary import DataCategory, Medium, Purpose
+
+if TYPE_CHECKING:  # mypy checks clients/ as its own package (README, Layout)
+    from clients.advertiser import Advertiser
+    from clients.verifier import Verifier
+else:
+    from licentia.clients.advertiser import Advertiser
+    from licentia.clients.verifier import Verifier
+
+PLATFORM = "photoshare"
+PASSPHRASE = "a long passphrase for the demo"
+DAY = 86400
+
+
+def say(text: str) -> None:
+    """One line of the story."""
+    print(text, flush=True)
+
+
+class StoryError(Exception):
+    """A step did not end as the story says."""
+
+
+@contextlib.contextmanager
+def exchange(data: Path) -> Iterator[str]:
+    """``licentia-server`` in its own process; yields its address; always stops it."""
+    port_file = data / "port"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "licentia.services.server",
+            "--data-dir",
+            str(data / "exchange"),
+            "--listen",
+            "127.0.0.1:0",
+            "--port-file",
+            str(port_file),
+            "--heartbeat-seconds",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(data / "server.log").open("w"),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise StoryError("the exchange did not start (see its log)")
+            time.sleep(0.05)
+        yield f"127.0.0.1:{port_file.read_text().strip()}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Wallet:
+    """The person's ``licentia-wallet``, run as the separate program it is."""
+
+    def __init__(self, home: Path, server: str) -> None:
+        self.env = {
+            **os.environ,
+            "LICENTIA_WALLET": str(home / "wallet.json"),
+            "LICENTIA_SERVER": server,
+        }
+        self.pass_file = home / "passphrase"
+        home.mkdir()
+        self.pass_file.write_text(PASSPHRASE + "\n")
+        self.pass_file.chmod(0o600)
+
+    def __call__(self, *argv: str) -> str:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "licentia.clients.wallet.cli",
+                *argv,
+                "--passphrase-file",
+                str(self.pass_file),
+            ],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=60,
+            check=False,
+        )
+        if out.returncode != 0:
+            raise StoryError(f"licentia-wallet {argv[0]} failed: {out.stderr.strip()}")
+        return out.stdout
+
+
+def expect(decision: Decision, verdict: str) -> str:
+    """The decision as words; raises unless it is ``verdict`` (e.g. "DENY REVOKED")."""
+    if str(decision) != verdict:
+        raise StoryError(f"expected {verdict}, got {decision}")
+    return str(decision)
+
+
+def story(tmp: Path) -> None:
+    """The whole story."""
+    with exchange(tmp) as server:
+        say(f"The exchange runs at {server} (its own process, data in a fresh directory).")
+
+        # The person.
+        wallet = Wallet(tmp / "alice", server)
+        key = json.loads(wallet("init", "--json"))["public_key"]
+        say(f"Alice creates her wallet: her key {key[:20]}… is encrypted under her passphrase.")
+        wallet("register", "--handle", "alice", "--name", "Alice Martin")
+        photo, voice, name = tmp / "alice.jpg", tmp / "alice.wav", tmp / "name.txt"
+        photo.write_bytes(b"\xff\xd8\xff a portrait of Alice")
+        voice.write_bytes(b"RIFF Alice reading a sentence")
+        name.write_bytes(b"Alice Martin")
+        wallet("assets", "add", str(photo), "--category", "image", "--upload")
+        wallet("assets", "add", str(voice), "--category", "voice")
+        wallet("assets", "add", str(name), "--category", "name", "--upload")
+        wallet(
+            "terms",
+            "set",
+            "--categories",
+            "image,name,voice",
+            "--purposes",
+            "advertising",
+            "--refuse",
+            "political-campaign",
+            "--media",
+            "online,social",
+            "--territories",
+            "EU",
+            "--price-per-day",
+            "2.00",
+            "--max-days",
+            "90",
+        )
+        say("She registers, declares a photo, a voice sample and her name, and offers them for")
+        say("advertising online in the EU at 2.00 EUR a day, 90 days at most; never politics.")
+
+        # The advertiser.
+        with Advertiser.connect(server, PrivateKey.generate()) as adv:
+            adv.register("Acme Ads", "FR")
+            offer = next(adv.search(DataCategory.IMAGE, Purpose.ADVERTISING, territory="FR"))
+            by_category = {a.category: a.sha256 for a in offer.assets}
+            wanted = [by_category[DataCategory.IMAGE], by_category[DataCategory.NAME]]
+            now = int(time.time())
+            asked = adv.request_licence(
+                offer.holder_key,
+                wanted,
+                categories=[DataCategory.IMAGE, DataCategory.NAME],
+                purposes=[Purpose.ADVERTISING],
+                media=[Medium.ONLINE],
+                territories=["FR"],
+                not_before=now,
+                not_after=now + 30 * DAY,
+                price=offer.terms.price_for(30 * DAY),
+            )
+            say("Acme Ads finds her offer and asks for her photo and name, online ads in France,")
+            say(f"30 days, for {offer.terms.price_for(30 * DAY) / 100:.2f} EUR.")
+
+            # The person reads and approves.
+            inbox = wallet("inbox")
+            say("Alice reads her inbox:")
+            for line in inbox.splitlines():
+                if line.split(":")[0] in (
+                    "Who",
+                    "Your data",
+                    "For",
+                    "Where",
+                    "In",
+                    "Until",
+                    "Price",
+                ):
+                    say("    " + line)
+            wallet("approve", asked.request_id.hex(), "--yes")
+            licence = adv.wait_for_decision(asked.request_id, timeout=30).licence
+            if licence is None:
+                raise StoryError("no licence after the approval")
+            say("She approves: her signature covers those exact terms. Acme Ads receives licence")
+            say(f"{licence.licence_id.hex()[:16]}… ({len(licence.token)} characters).")
+
+            # The platform.
+            channel = grpc.insecure_channel(server)
+            with Verifier(channel, PLATFORM, staleness_seconds=10) as verifier:
+                photo_sha = by_category[DataCategory.IMAGE]
+
+                def check(purpose: Purpose, where: str) -> Decision:
+                    use = IntendedUse(DataCategory.IMAGE, purpose, Medium.ONLINE, where, photo_sha)
+                    return verifier.check(licence.token, adv.present(licence, PLATFORM, use), use)
+
+                say("PhotoShare's verifier checks each publication inline, before it goes out:")
+                say(
+                    "    personalised ad in France     -> "
+                    + expect(check(Purpose.PERSONALISED_ADVERTISING, "FR"), "ALLOW")
+                )
+                say(
+                    "    political campaign in France  -> "
+                    + expect(check(Purpose.POLITICAL_CAMPAIGN, "FR"), "DENY OUT_OF_SCOPE_PURPOSE")
+                )
+                say(
+                    "    advertising in Germany        -> "
+                    + expect(check(Purpose.ADVERTISING, "DE"), "DENY OUT_OF_SCOPE_TERRITORY")
+                )
+
+                # The person revokes; the platform hears of it at once.
+                denied_at: list[float] = []
+
+                def watch() -> None:
+                    end = time.monotonic() + 10
+                    while time.monotonic() < end:
+                        if str(check(Purpose.ADVERTISING, "FR")) == "DENY REVOKED":
+                            denied_at.append(time.monotonic())
+                            return
+                        time.sleep(0.0005)
+
+                watcher = threading.Thread(target=watch)
+                watcher.start()
+                started = time.monotonic()
+                receipt = wallet("revoke", licence.licence_id.hex())
+                returned = time.monotonic()
+                watcher.join()
+                if not denied_at:
+                    raise StoryError("the platform never heard of the revocation")
+                say("Alice changes her mind and revokes; no reason needed. Her receipt:")
+                head, signature = receipt.splitlines()[1:3]
+                say(f"    {head.strip()} {signature.strip()[:32]}…")
+                lag = (denied_at[0] - returned) * 1000
+                when = (
+                    f"{-lag:.0f} ms before her wallet had even printed the receipt"
+                    if lag < 0
+                    else f"{lag:.0f} ms after her wallet confirmed it"
+                )
+                total = (denied_at[0] - started) * 1000
+                say(f"The revocation reached the platform's verifier {when}")
+                say(f"({total:.0f} ms after she ran the command, mostly starting the wallet and")
+                say("unlocking her key).")
+                say(
+                    "    next personalised ad in France -> "
+                    + expect(check(Purpose.PERSONALISED_ADVERTISING, "FR"), "DENY REVOKED")
+                )
+
+        export = json.loads(wallet("export", "--json"))
+        say(
+            f"Alice exports everything the exchange holds about her: {len(export['assets'])} "
+            f"assets, {len(export['requests'])} request, {len(export['licences'])} licence "
+            f"({export['licences'][0]['state'].removeprefix('LICENCE_STATE_').lower()}), "
+            f"{len(export.get('accesses', []))} accesses."
+        )
+    say("The exchange has stopped; its temporary directory is removed.")
+
+
+def main() -> int:
+    """Tell the story; 0 if every step ended as it should."""
+    with tempfile.TemporaryDirectory(prefix="licentia-demo-") as tmp:
+        try:
+            story(Path(tmp))
+        except StoryError as e:
+            print(f"demo: the story went wrong: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("demo: interrupted; the exchange is stopped.", file=sys.stderr)
+            return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
