@@ -5,9 +5,9 @@ Prints one JSON object, like ``bench_core.py``: ``bench``, ``ops_per_s``, ``rati
 ``target``, ``limit``, ``ok``.
 
 - ``verifier.inline``: checks/s of :class:`licentia.clients.verifier.Verifier` connected to a
-  real exchange in this process (``127.0.0.1:0``, its revocation stream live, heartbeats
-  flowing), over first-seen tokens — every check is a different licence with its own
-  presentation, so each check verifies three Ed25519 signatures (issuer, holder consent,
+  real exchange (``licentia-server`` in its own process on ``127.0.0.1:0``, as a platform
+  sees it: its revocation stream live, heartbeats flowing), over first-seen tokens — every
+  check is a different licence with its own presentation, so each check verifies three Ed25519 signatures (issuer, holder consent,
   presentation) — ÷ (raw PyNaCl Ed25519 verifications/s ÷ 3).
 
 The licences are issued beforehand, each by one RequestLicence that the holder's standing
@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,15 +50,9 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
     from clients.channel import SignedChannel
     from clients.verifier import Verifier
-    from services.app import build
-    from services.deps import Settings
-    from services.runtime import ServerSettings, start
 else:
     from licentia.clients.channel import SignedChannel
     from licentia.clients.verifier import Verifier
-    from licentia.services.app import build
-    from licentia.services.deps import Settings
-    from licentia.services.runtime import ServerSettings, start
 
 DAY = 86400
 TARGET = 0.85
@@ -234,23 +229,41 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
     args = ap.parse_args(argv)
     rounds, per_round = (3, 100) if args.quick else (7, 300)
-    log = logging.getLogger("licentia.bench")
-    log.setLevel(logging.WARNING)  # no per-call log lines, as in the integration harness
     with tempfile.TemporaryDirectory(prefix="licentia-bench-") as tmp:
-        app = build(Path(tmp) / "data", settings=Settings(heartbeat_seconds=0.5), log=log)
+        # The exchange runs in its own process, as it does for any platform: the verifier's
+        # process holds only the verifier (and the bench's own calls to set things up).
+        port_file = Path(tmp) / "port"
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "licentia.services.server",
+                "--data-dir",
+                str(Path(tmp) / "data"),
+                "--listen",
+                "127.0.0.1:0",
+                "--port-file",
+                str(port_file),
+                "--heartbeat-seconds",
+                "0.5",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
-            server = start(
-                ServerSettings(address="127.0.0.1:0", max_workers=32),
-                app.handlers,
-                app.service_names,
-                log,
-            )
-            try:
-                result = measure(server.address, rounds, per_round)
-            finally:
-                server.stop(0.5)
+            deadline = time.monotonic() + 30
+            while not (port_file.exists() and port_file.read_text().strip()):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the exchange did not start")
+                time.sleep(0.05)
+            result = measure(f"127.0.0.1:{port_file.read_text().strip()}", rounds, per_round)
         finally:
-            app.close()
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
     print(json.dumps(result, ensure_ascii=False), flush=True)
     return 0 if result["ok"] else 1
 
