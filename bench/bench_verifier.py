@@ -7,8 +7,9 @@ Prints one JSON object, like ``bench_core.py``: ``bench``, ``ops_per_s``, ``rati
 - ``verifier.inline``: checks/s of :class:`licentia.clients.verifier.Verifier` connected to a
   real exchange (``licentia-server`` in its own process on ``127.0.0.1:0``, as a platform
   sees it: its revocation stream live, heartbeats flowing), over first-seen tokens — every
-  check is a different licence with its own presentation, so each check verifies three Ed25519 signatures (issuer, holder consent,
-  presentation) — ÷ (raw PyNaCl Ed25519 verifications/s ÷ 3).
+  check is a different licence with its own presentation, so each check verifies three
+  Ed25519 signatures (issuer, holder consent, presentation) — ÷ (raw PyNaCl Ed25519
+  verifications/s ÷ 3).
 
 The licences are issued beforehand, each by one RequestLicence that the holder's standing
 rule approves at once; the presentations are signed beforehand too (the advertiser's work,
