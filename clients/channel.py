@@ -44,9 +44,10 @@ class ExchangeError(LicentiaError):
     """A call the exchange refused or could not answer.
 
     ``reason`` is the stable reason the server gave; when it gave none (the call failed in
-    gRPC itself), NOT_SERVED for UNIMPLEMENTED, TOO_LARGE for RESOURCE_EXHAUSTED, INTERNAL
-    otherwise. ``code`` is the gRPC status code, and ``message`` the server's message, for
-    people.
+    gRPC itself), UNAVAILABLE when the exchange could not be reached or did not answer in
+    time (:class:`ExchangeUnavailable`), NOT_SERVED for UNIMPLEMENTED, TOO_LARGE for
+    RESOURCE_EXHAUSTED, INTERNAL otherwise. ``code`` is the gRPC status code, and
+    ``message`` the server's message, for people.
     """
 
     def __init__(self, reason: Reason, code: grpc.StatusCode, message: str) -> None:
@@ -71,7 +72,7 @@ def exchange_error(error: grpc.RpcError) -> ExchangeError:
     reason = _reason_of(error)
     if reason is None:
         if code in _UNAVAILABLE:
-            return ExchangeUnavailable(Reason.INTERNAL, code, message)
+            return ExchangeUnavailable(Reason.UNAVAILABLE, code, message)
         reason = _FALLBACK.get(code, Reason.INTERNAL)
     return ExchangeError(reason, code, message)
 

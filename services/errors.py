@@ -78,6 +78,7 @@ _BY_CODE: Final[Mapping[Any, tuple[Reason, ...]]] = {
     grpc.StatusCode.INTERNAL: (_R.INTERNAL,),
     grpc.StatusCode.UNIMPLEMENTED: (_R.NOT_SERVED,),
     grpc.StatusCode.RESOURCE_EXHAUSTED: (_R.BUSY,),
+    grpc.StatusCode.UNAVAILABLE: (_R.UNAVAILABLE,),
 }
 
 

@@ -90,13 +90,12 @@ class DecisionTimeout(ExchangeUnavailable):
     """``wait_for_decision`` gave up: the holder had not answered within the timeout.
 
     The request is still pending (``request`` is the last state seen, when one was seen);
-    waiting again is safe. ``code`` is DEADLINE_EXCEEDED and, as for every deadline the
-    server did not explain, ``reason`` is INTERNAL.
+    waiting again is safe. ``code`` is DEADLINE_EXCEEDED and ``reason`` UNAVAILABLE.
     """
 
     def __init__(self, request: LicenceRequest | None, timeout: float) -> None:
         super().__init__(
-            Reason.INTERNAL,
+            Reason.UNAVAILABLE,
             grpc.StatusCode.DEADLINE_EXCEEDED,
             f"no decision on the request within {timeout:g} s",
         )
@@ -460,7 +459,7 @@ class DecisionWatch:
     def ended(self) -> ExchangeError:
         """What to raise when the stream ended with the request still pending."""
         return ExchangeUnavailable(
-            Reason.INTERNAL,
+            Reason.UNAVAILABLE,
             grpc.StatusCode.UNAVAILABLE,
             "the exchange ended the watch before a decision",
         )

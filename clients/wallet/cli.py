@@ -788,6 +788,7 @@ _HINTS = {
     "UNKNOWN_KEY": "register first: licentia-wallet register --handle NAME",
     "ALREADY_EXISTS": "that handle (or this key) is already registered",
     "INTERNAL": "the exchange had a problem; try again later",
+    "UNAVAILABLE": "is the exchange running at --server (or LICENTIA_SERVER)?",
 }
 
 

@@ -59,6 +59,7 @@ class Reason(enum.IntEnum):
     INTERNAL = 43
     NOT_SERVED = 44
     BUSY = 45
+    UNAVAILABLE = 46
 
 
 class LicentiaError(Exception):

@@ -309,3 +309,19 @@ def test_every_command_is_in_the_readme() -> None:
     for name in sub.choices:  # type: ignore[union-attr]
         assert f"licentia-wallet {name}" in readme, name
     _ = Party  # the harness's Party is the advertiser's side in the tests above
+
+
+def test_an_unreachable_exchange_is_said_plainly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    w = Wallet(tmp_path, f"127.0.0.1:{port}", capsys)
+    assert w("init")[0] == 0
+    code, _, err = w("licences")
+    assert code == 1
+    assert "UNAVAILABLE" in err
+    assert "hint: is the exchange running" in err

@@ -52,6 +52,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASON_INTERNAL: _ClassVar[Reason]
     REASON_NOT_SERVED: _ClassVar[Reason]
     REASON_BUSY: _ClassVar[Reason]
+    REASON_UNAVAILABLE: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 REASON_MALFORMED: Reason
 REASON_TOO_LARGE: Reason
@@ -98,3 +99,4 @@ REASON_LICENCE_NOT_ACTIVE: Reason
 REASON_INTERNAL: Reason
 REASON_NOT_SERVED: Reason
 REASON_BUSY: Reason
+REASON_UNAVAILABLE: Reason
