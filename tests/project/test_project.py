@@ -94,3 +94,32 @@ def test_import_roots_resolve_to_their_mapped_directories(name: str) -> None:
     package_dir, _ = _packages()
     module = __import__(name, fromlist=["__file__"])
     assert Path(module.__file__ or "").parent == ROOT / package_dir[name]
+
+
+def test_make_demo_stops_the_exchange_and_cleans_up_on_ctrl_c(tmp_path: Path) -> None:
+    import os
+    import signal
+    import socket
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "demo" / "exchange_story.py")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("The exchange runs at 127.0.0.1:"), first
+        port = int(first.split("127.0.0.1:")[1].split()[0])
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+        with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+            s.connect(("127.0.0.1", port))  # the exchange is gone
+        assert list(tmp_path.iterdir()) == []  # and so is its directory
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
