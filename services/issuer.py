@@ -92,6 +92,22 @@ class Keyring:
             self._reload()
             return new
 
+    def withdraw(self, key_id: bytes, now: int) -> PublicKey | None:
+        """Withdraw a compromised key: unpublish it and destroy its secret file, so every
+        licence it signed fails with UNKNOWN_ISSUER_KEY. When it is the key in use, a new
+        key is rotated in first (returned); otherwise returns None."""
+        with self._lock:
+            key = self._set.resolve(key_id)
+            if key is None:
+                raise LicentiaError(Reason.NOT_FOUND, "no published issuer key with that id")
+            replacement = None
+            if key.not_after is None:
+                replacement = self._new_key(now)
+            self.store.withdraw_issuer_key(key_id)
+            (self.keys_dir / f"{key_id.hex()}.key").unlink(missing_ok=True)
+            self._reload()
+            return replacement
+
     def current(self) -> PrivateKey:
         """The key that signs new licences, snapshots and receipts now: the one whose window
         holds the present (a key rotated in starts at the next second at the latest)."""

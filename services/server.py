@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from licentia.errors import LicentiaError
+
 from .app import DB_FILE, KEYS_DIR, SERVICES, build
 from .deps import Settings
 from .issuer import Keyring
@@ -89,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
         help="start a new issuer key; the old one stays published so its licences verify",
     )
     _data_dir(rotate)
+    withdraw = sub.add_parser(
+        "withdraw-key",
+        help="withdraw a compromised issuer key: every licence it signed stops verifying",
+    )
+    withdraw.add_argument("key_id", help="the key id in hex (16 digits), as GetIssuerKeys shows")
+    _data_dir(withdraw)
     return ap
 
 
@@ -115,6 +123,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         args_list.insert(0, "serve")
     args = _parser().parse_args(args_list)
     log = json_logger("licentia.server")
+    if args.command == "withdraw-key":
+        try:
+            key_id = bytes.fromhex(args.key_id)
+        except ValueError:
+            print(f"{PROG}: error: a key id is 16 hex digits", file=sys.stderr)
+            return 2
+        store = SqliteStore(args.data_dir / DB_FILE)
+        try:
+            keyring = Keyring(
+                args.issuer_keys or args.data_dir / KEYS_DIR, store, SystemClock().now
+            )
+            keyring.load(SystemClock().now(), create=False)
+            try:
+                new = keyring.withdraw(key_id, SystemClock().now())
+            except LicentiaError as e:
+                print(f"{PROG}: error: {e}", file=sys.stderr)
+                return 1
+        finally:
+            store.close()
+        print(f"withdrew issuer key {key_id.hex()}; restart the server to stop using it")
+        if new is not None:
+            print(f"new issuer key {new.key_id.hex()} ({new.text})")
+        return 0
     if args.command == "rotate-key":
         store = SqliteStore(args.data_dir / DB_FILE)
         try:

@@ -202,6 +202,10 @@ class Store(Protocol):
         """Publish ``new`` as the current key, ending the current one's window at its start."""
         ...
 
+    def withdraw_issuer_key(self, key_id: bytes) -> bool:
+        """Unpublish a key (compromise): what it signed stops verifying. False if unknown."""
+        ...
+
     def close(self) -> None:
         """Release the database."""
         ...

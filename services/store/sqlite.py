@@ -827,6 +827,11 @@ class SqliteStore:
         )
         return [IssuerKeyRow(*r) for r in rows]
 
+    def withdraw_issuer_key(self, key_id: bytes) -> bool:
+        """Unpublish a key (compromise): what it signed stops verifying. False if unknown."""
+        with self._write() as c:
+            return c.execute("DELETE FROM issuer_keys WHERE key_id = ?", (key_id,)).rowcount == 1
+
     def rotate_issuer_key(self, new: IssuerKeyRow) -> None:
         """Publish ``new`` as the current key, ending the current one's window at its start."""
         with self._write() as c:

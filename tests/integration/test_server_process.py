@@ -309,3 +309,37 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_a_withdrawn_key_stops_what_it_signed_from_verifying(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    ex = start_exchange(data)
+    try:
+        holder, adv = ex.party(1), ex.party(2)
+        register_holder(holder)
+        register_advertiser(adv)
+        old = _licence(holder, adv)
+    finally:
+        ex.stop()
+    key_id = parse_token(old).issuer_key_id.hex()
+    cmd = [sys.executable, "-m", "licentia.services.server", "withdraw-key", "--data-dir"]
+    out = subprocess.run(
+        [*cmd, str(data), key_id], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert f"withdrew issuer key {key_id}" in out.stdout
+    assert "new issuer key" in out.stdout  # it was the key in use
+    assert not (data / "issuer-keys" / f"{key_id}.key").exists()
+    again = subprocess.run(
+        [*cmd, str(data), key_id], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert again.returncode == 1
+    assert "no published issuer key" in again.stderr
+    time.sleep(1.0 - time.time() % 1.0 + 0.05)  # the new key starts at the next second at most
+    ex = start_exchange(data)
+    try:
+        holder, adv, platform = ex.party(1), ex.party(2), ex.party()
+        register_platform(platform)
+        assert reasons(verify(platform, adv, old, photo_use())) == [Reason.UNKNOWN_ISSUER_KEY]
+        assert verify(platform, adv, _licence(holder, adv), photo_use()).allowed
+    finally:
+        ex.stop()
