@@ -16,7 +16,9 @@ import getpass
 import hashlib
 import json
 import os
+import secrets
 import sys
+import time
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,8 +32,16 @@ from google.protobuf.message import Message
 from licentia import keys
 from licentia.errors import LicentiaError
 from licentia.keys import PrivateKey
-from licentia.token import LicenceClaims, approve, parse_token
-from licentia.v1 import exchange_pb2, licences_pb2, records_pb2, registry_pb2
+from licentia.scope import Scope
+from licentia.token import (
+    RULE_ID_BYTES,
+    LicenceClaims,
+    StandingRule,
+    approve,
+    parse_token,
+    sign_standing_rule,
+)
+from licentia.v1 import exchange_pb2, licence_pb2, licences_pb2, records_pb2, registry_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from ..channel import ExchangeError, SignedChannel
@@ -632,6 +642,106 @@ def cmd_erase(s: Session) -> None:
     )
 
 
+def cmd_rules_add(s: Session) -> None:
+    """Sign a standing rule: requests entirely within it are approved without asking you."""
+    a = s.args
+    now = int(time.time())
+    assets = s.call(
+        "RegistryService",
+        "ListAssets",
+        registry_pb2.ListAssetsRequest(),
+        registry_pb2.ListAssetsResponse,
+    ).assets
+    categories = set(a.categories)
+    digests = [bytes.fromhex(h) for h in a.sha256] or [
+        x.sha256 for x in assets if DataCategory(x.category) in categories
+    ]
+    if not digests:
+        raise OperationFailedError("no asset of those categories to cover: add one first")
+    try:
+        rule = StandingRule(
+            rule_id=secrets.token_bytes(RULE_ID_BYTES),
+            holder=s.key.public,
+            scope=Scope.of(categories, a.purposes, a.media, a.territories),
+            asset_sha256=frozenset(digests),
+            not_before=now,
+            not_after=now + a.days * 86400,
+            max_term_seconds=a.max_term_days * 86400,
+            min_price_per_day_minor=a.min_price_per_day,
+            currency=a.currency.upper(),
+            allow_exclusive=a.allow_exclusive,
+            max_uses=a.max_uses,
+            licensee_keys=frozenset(keys.PublicKey.from_text(k).raw for k in a.licensee),
+        )
+        consent = sign_standing_rule(s.key, rule)
+    except LicentiaError as e:
+        if e.reason.name == "SENSITIVE_USE_NEEDS_APPROVAL":
+            raise OperationFailedError(
+                "political campaigns, AI model training and opinions are never approved"
+                " automatically: you will always be asked"
+            ) from None
+        raise OperationFailedError(f"not a valid rule: {e}") from None
+    resp = s.call(
+        "ExchangeService",
+        "AddStandingRule",
+        exchange_pb2.AddStandingRuleRequest(
+            consent=licence_pb2.StandingConsent(
+                rule=consent.rule_bytes, holder_signature=consent.signature
+            )
+        ),
+        exchange_pb2.AddStandingRuleResponse,
+    )
+    _out(
+        s.args,
+        _dict(resp.rule),
+        f"Signed standing rule {rule.rule_id.hex()}: requests within it, for"
+        f" {len(digests)} asset(s), are approved for you until {_when(rule.not_after)}.\n"
+        f"Withdraw it any time with 'licentia-wallet rules withdraw {rule.rule_id.hex()[:8]}'.",
+    )
+
+
+def _rules(s: Session) -> list[records_pb2.StandingRuleRecord]:
+    return list(
+        s.call(
+            "ExchangeService",
+            "ListStandingRules",
+            exchange_pb2.ListStandingRulesRequest(),
+            exchange_pb2.ListStandingRulesResponse,
+        ).rules
+    )
+
+
+def cmd_rules_list(s: Session) -> None:
+    """Your standing rules, in force and withdrawn."""
+    rows = _rules(s)
+    lines = []
+    for r in rows:
+        rule = StandingRule.decode(r.consent.rule)
+        state = f"withdrawn {_when(r.withdrawn_at)}" if r.withdrawn_at else "in force"
+        lines.append(
+            f"{rule.rule_id.hex()}  {state}, until {_when(rule.not_after)}: "
+            f"{_words(sorted(rule.scope.categories))} for {_words(sorted(rule.scope.purposes))}"
+            f" in {', '.join(sorted(rule.scope.territories))}, at least"
+            f" {_money(rule.min_price_per_day_minor, rule.currency)} a day,"
+            f" {rule.max_term_seconds // 86400} days at most"
+        )
+    _out(s.args, [_dict(r) for r in rows], "\n".join(lines) or "No standing rule.")
+
+
+def cmd_rules_withdraw(s: Session) -> None:
+    """Withdraw a standing rule: new requests are asked again."""
+    rows = _rules(s)
+    ids = [StandingRule.decode(r.consent.rule).rule_id for r in rows if not r.withdrawn_at]
+    rid = _pick(ids, s.args.id, "standing rule in force")
+    resp = s.call(
+        "ExchangeService",
+        "WithdrawStandingRule",
+        exchange_pb2.WithdrawStandingRuleRequest(rule_id=rid),
+        exchange_pb2.WithdrawStandingRuleResponse,
+    )
+    _out(s.args, _dict(resp.rule), f"Withdrew standing rule {rid.hex()}.")
+
+
 # -- the parser -----------------------------------------------------------------------------
 
 
@@ -747,6 +857,49 @@ def parser() -> argparse.ArgumentParser:
     add("export", cmd_export, "everything the exchange holds about you, as JSON").add_argument(
         "--output", help="write it to this file instead of the screen"
     )
+    rules = add("rules", lambda s: None, "standing rules: approve matching requests for you")
+    rsub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    p = rsub.add_parser(
+        "add",
+        help="sign a rule: requests entirely within it are approved without asking you"
+        " (never political campaigns, AI training or opinions)",
+        parents=[common],
+    )
+    p.set_defaults(fn=cmd_rules_add)
+    p.add_argument("--categories", type=_enums(DataCategory), required=True, help="e.g. image")
+    p.add_argument("--purposes", type=_enums(Purpose), required=True, help="e.g. advertising")
+    p.add_argument("--media", type=_enums(Medium), required=True, help="e.g. online,social")
+    p.add_argument(
+        "--territories",
+        type=lambda t: [x.strip().upper() for x in t.split(",") if x.strip()],
+        required=True,
+        help="country codes or EU, EEA, WORLD",
+    )
+    p.add_argument(
+        "--min-price-per-day", type=_minor, required=True, help="e.g. 2.00 (in --currency)"
+    )
+    p.add_argument("--currency", default="EUR", help="ISO 4217 code (default EUR)")
+    p.add_argument(
+        "--max-term-days", type=int, default=30, help="longest licence it approves (default 30)"
+    )
+    p.add_argument("--days", type=int, default=90, help="how long the rule lasts (default 90)")
+    p.add_argument("--max-uses", type=int, default=0, help="require at most this many uses")
+    p.add_argument("--allow-exclusive", action="store_true", help="also exclusive licences")
+    p.add_argument(
+        "--sha256",
+        action="append",
+        default=[],
+        type=_hexes,
+        help="only these assets (default: all yours in the categories)",
+    )
+    p.add_argument(
+        "--licensee", action="append", default=[], help="only this advertiser key (ed25519:…)"
+    )
+    p = rsub.add_parser("list", help="your standing rules", parents=[common])
+    p.set_defaults(fn=cmd_rules_list)
+    p = rsub.add_parser("withdraw", help="withdraw a standing rule", parents=[common])
+    p.set_defaults(fn=cmd_rules_withdraw)
+    p.add_argument("id", help="the rule id (or its first 6+ digits)")
     p = add("erase", cmd_erase, "erase your assets and revoke every live licence on them")
     p.add_argument("--sha256", action="append", default=[], type=_hexes, help="only this asset")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")

@@ -325,3 +325,61 @@ def test_an_unreachable_exchange_is_said_plainly(
     assert code == 1
     assert "UNAVAILABLE" in err
     assert "hint: is the exchange running" in err
+
+
+def test_standing_rules_approve_matching_requests_and_never_sensitive_ones(
+    wallet: Wallet, ex: Exchange, tmp_path: Path
+) -> None:
+    _set_up(wallet, tmp_path)
+    code, out, err = wallet(
+        "rules",
+        "add",
+        "--categories",
+        "image",
+        "--purposes",
+        "advertising",
+        "--media",
+        "online",
+        "--territories",
+        "FR",
+        "--min-price-per-day",
+        "1.00",
+        "--max-term-days",
+        "60",
+    )
+    assert code == 0, err
+    assert "Signed standing rule" in out
+    code, _, err = wallet(
+        "rules",
+        "add",
+        "--categories",
+        "image",
+        "--purposes",
+        "political-campaign",
+        "--media",
+        "online",
+        "--territories",
+        "FR",
+        "--min-price-per-day",
+        "1.00",
+    )
+    assert code == 1
+    assert "never approved automatically" in err
+    adv = ex.party()
+    register_advertiser(adv)
+    within = request_licence(adv, _holder_key(wallet))
+    assert within.licence.token  # issued at once, without asking
+    assert within.request.auto_approved
+    longer = request_licence(adv, _holder_key(wallet), days=61)
+    assert not longer.licence.token  # outside the rule: asked
+    rules = wallet.json("rules", "list")
+    assert len(rules) == 1
+    rule_id = rules[0]["consent"]["rule"]
+    assert "in force" in wallet("rules", "list")[1]
+    listed = wallet("rules", "list")[1].split()[0]
+    code, out, _ = wallet("rules", "withdraw", listed[:8])
+    assert code == 0
+    assert "withdrawn" in wallet("rules", "list")[1]
+    asked = request_licence(adv, _holder_key(wallet))
+    assert not asked.licence.token  # the rule no longer answers for her
+    assert rule_id
