@@ -7,7 +7,7 @@ from typing import Any, TypeVar, cast
 
 from licentia import territory
 from licentia.errors import LicentiaError, Reason
-from licentia.scope import MAX_SCOPE_ITEMS, IntendedUse, Scope
+from licentia.scope import MAX_SCOPE_ITEMS, Scope
 from licentia.v1 import licence_pb2, records_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
@@ -37,11 +37,6 @@ def scope_from(msg: licence_pb2.Scope) -> Scope:
     except LicentiaError as e:
         reason = Reason.TOO_LARGE if e.reason == Reason.TOO_LARGE else Reason.INVALID_REQUEST
         raise LicentiaError(reason, str(e)) from None
-
-
-def use_from(msg: licence_pb2.IntendedUse) -> IntendedUse:
-    """An intended use from the wire (INVALID_USE when malformed)."""
-    return IntendedUse.from_proto(msg)
 
 
 def terms_from(msg: records_pb2.Terms) -> Terms:

@@ -256,8 +256,8 @@ class ExchangeService:
             claims = LicenceClaims(
                 licence_id=secrets.token_bytes(LICENCE_ID_BYTES),
                 issuer_key_id=issuer.public.key_id,
-                holder=convert_key(holder.key),
-                licensee=convert_key(advertiser.key),
+                holder=keys.PublicKey(holder.key),
+                licensee=keys.PublicKey(advertiser.key),
                 assets=tuple(Asset(categories[d], d) for d in digests),
                 scope=scope,
                 issued_at=now,
@@ -467,8 +467,3 @@ class ExchangeService:
         holder = self.d.party(call, Role.HOLDER)
         row = self.d.store.withdraw_rule(holder.key, req.rule_id, call.now)
         return exchange_pb2.WithdrawStandingRuleResponse(rule=convert.rule_to(row))
-
-
-def convert_key(raw: bytes) -> keys.PublicKey:
-    """A stored raw key as a :class:`~licentia.keys.PublicKey`."""
-    return keys.PublicKey(raw)

@@ -73,7 +73,7 @@ class RevocationHub:
 
     def reload(self) -> None:
         """Rebuild the list from the store."""
-        _, revoked, sequence = self.store.status()
+        revoked, sequence = self.store.status()
         fresh = StatusList()
         for i in revoked:
             fresh.revoke(i)

@@ -45,8 +45,6 @@ class RegistryService:
     def _register(self, call: Call, role: Role, handle: str, name: str, country: str) -> Party:
         assert call.caller is not None
         party = Party(call.caller.raw, role, handle, name, country, call.now)
-        if role is not Role.ADVERTISER and self.d.store.party_by_handle(handle) is not None:
-            raise LicentiaError(Reason.ALREADY_EXISTS, "that handle is taken")
         self.d.store.add_party(party)
         return party
 

@@ -6,8 +6,6 @@ import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 
 from licentia.errors import LicentiaError, Reason
-from licentia.keys import PublicKey
-from licentia.presentation import check_presentation, parse_presentation
 from licentia.scope import IntendedUse
 from licentia.token import MAX_TOKEN_CHARS, Licence
 from licentia.v1 import verification_pb2
@@ -26,7 +24,10 @@ class VerificationService:
     def __init__(self, deps: Deps) -> None:
         self.d = deps
         self.engine = VerificationEngine(
-            deps.keyring, deps.hub, max_term_seconds=deps.settings.max_term_seconds
+            deps.keyring,
+            deps.hub,
+            nonces=deps.presentation_nonces,
+            max_term_seconds=deps.settings.max_term_seconds,
         )
 
     def methods(self) -> Mapping[str, Method]:
@@ -63,28 +64,14 @@ class VerificationService:
         if licence.parsed.max_uses:  # only a counted licence needs the exchange's count
             row = self.d.store.licence(licence.licence_id)
             uses = row.uses if row is not None else 0
-        decision = self.engine.verify(token, use, now, uses_so_far=uses)
-        reasons = list(decision.reasons)
-        if not presentation:
-            reasons.append(Reason.WRONG_LICENSEE)
-        else:
-            try:
-                p = parse_presentation(presentation)
-                reasons.extend(
-                    check_presentation(
-                        p,
-                        licensee=PublicKey(licence.parsed.licensee_key),
-                        licence_id=licence.licence_id,
-                        audience=platform.handle,
-                        use=use,
-                        now=now,
-                        nonces=self.d.presentation_nonces,
-                    )
-                )
-            except LicentiaError as e:
-                reasons.append(e.reason)
-        if reasons:
-            return Decision(False, tuple(dict.fromkeys(reasons)), licence), uses
+        decision = self.engine.verify(
+            token,
+            use,
+            now,
+            presentation=presentation or None,
+            uses_so_far=uses,
+            audience=platform.handle,
+        )
         return decision, uses
 
     def _answer(

@@ -555,16 +555,12 @@ def _licence(s: Session, text: str) -> records_pb2.LicenceRecord:
 def cmd_show(s: Session) -> None:
     """Show one licence in plain words."""
     x = _licence(s, s.args.id)
-    claims = LicenceClaims.decode(_claims_bytes(x.token))
+    claims = parse_token(x.token).claims
     text = (
         f"Licence {x.licence_id.hex()} ({_LSTATE[x.state]}, uses so far: {x.uses})\n"
         + describe_claims(claims, "licensee " + keys.PublicKey(x.licensee_key).text, _labels(s))
     )
     _out(s.args, _dict(x), text)
-
-
-def _claims_bytes(token: str) -> bytes:
-    return parse_token(token).claims_bytes
 
 
 def cmd_revoke(s: Session) -> None:

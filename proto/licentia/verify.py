@@ -77,6 +77,7 @@ class _Entry:
         "asset_categories",
         "issuer_key",
         "licence",
+        "licensee",
         "max_uses",
         "not_after",
         "not_before",
@@ -95,6 +96,7 @@ class _Entry:
         self.max_uses = u.max_uses
         self.scope = u.scope
         self.asset_categories = u.asset_categories
+        self.licensee = PublicKey(u.licensee_key)
 
 
 class VerificationEngine:
@@ -168,12 +170,19 @@ class VerificationEngine:
         *,
         presentation: str | None = None,
         uses_so_far: int | None = None,
+        audience: str | None = None,
     ) -> Decision:
         """Decide whether ``use`` of the licence ``token`` is allowed at ``now``.
 
         ``use=None`` checks the licence alone (time and status), never with an audience.
         ``uses_so_far`` (the exchange's count) enables the ``max_uses`` check.
+        ``audience`` checks the presentation for that platform on this call, overriding the
+        engine's own (one engine verifying for many platforms, as the exchange's Verify
+        does); it needs the engine's nonce store.
         """
+        audience = self.audience if audience is None else audience
+        if audience is not None and self.nonces is None:
+            raise ValueError("checking a presentation needs a nonce store")
         auth = self._authenticate(token)
         if isinstance(auth, Decision):
             return auth
@@ -192,16 +201,20 @@ class VerificationEngine:
                 reasons.append(Reason.ASSET_MISMATCH)
         if e.max_uses and uses_so_far is not None and uses_so_far >= e.max_uses:
             reasons.append(Reason.USES_EXHAUSTED)
-        if self.audience is not None:
-            reasons.extend(self._check_presentation(e.licence, use, presentation, now))
+        if audience is not None:
+            reasons.extend(self._check_presentation(e, use, presentation, now, audience))
         if reasons:
             return Decision(False, tuple(reasons), e.licence)
         return e.allow
 
     def _check_presentation(
-        self, licence: Licence, use: IntendedUse | None, presentation: str | None, now: int
+        self,
+        e: _Entry,
+        use: IntendedUse | None,
+        presentation: str | None,
+        now: int,
+        audience: str,
     ) -> list[Reason]:
-        assert self.audience is not None
         assert self.nonces is not None
         if use is None:
             return [Reason.INVALID_USE]
@@ -209,15 +222,15 @@ class VerificationEngine:
             return [Reason.WRONG_LICENSEE]
         try:
             p = parse_presentation(presentation)
-        except LicentiaError as e:
-            return [e.reason]
+        except LicentiaError as err:
+            return [err.reason]
         except Exception:  # noqa: BLE001 - fail closed on anything unforeseen
             return [Reason.MALFORMED]
         return check_presentation(
             p,
-            licensee=PublicKey(licence.parsed.licensee_key),
-            licence_id=licence.licence_id,
-            audience=self.audience,
+            licensee=e.licensee,
+            licence_id=e.licence.licence_id,
+            audience=audience,
             use=use,
             now=now,
             nonces=self.nonces,

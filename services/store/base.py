@@ -47,10 +47,6 @@ class Store(Protocol):
         """The party with this key."""
         ...
 
-    def party_by_handle(self, handle: str) -> Party | None:
-        """The holder or platform with this handle."""
-        ...
-
     def update_party(
         self, key: bytes, *, display_name: str | None = None, objecting: bool | None = None
     ) -> Party:
@@ -189,8 +185,8 @@ class Store(Protocol):
         """Revocation events with a larger sequence number, in order."""
         ...
 
-    def status(self) -> tuple[int, list[int], int]:
-        """``(bit_length, revoked indexes, last sequence)`` of the status list now."""
+    def status(self) -> tuple[list[int], int]:
+        """``(revoked indexes, last sequence)`` of the status list now, one snapshot."""
         ...
 
     # -- issuer keys ---------------------------------------------------------------------

@@ -238,11 +238,6 @@ class SqliteStore:
         r = self._row(f"SELECT {self._PARTY} FROM parties WHERE key = ?", (key,))
         return self._party(r) if r else None
 
-    def party_by_handle(self, handle: str) -> Party | None:
-        """The holder or platform with this handle."""
-        r = self._row(f"SELECT {self._PARTY} FROM parties WHERE handle = ?", (handle,))
-        return self._party(r) if r else None
-
     def update_party(
         self, key: bytes, *, display_name: str | None = None, objecting: bool | None = None
     ) -> Party:
@@ -806,17 +801,16 @@ class SqliteStore:
         )
         return [self._event(r) for r in rows]
 
-    def status(self) -> tuple[int, list[int], int]:
-        """``(bit_length, revoked indexes, last sequence)`` of the status list now."""
+    def status(self) -> tuple[list[int], int]:
+        """``(revoked indexes, last sequence)`` of the status list now, one snapshot."""
         c = self._reader()
-        c.execute("BEGIN")  # one read snapshot for the three reads
+        c.execute("BEGIN")  # one read snapshot for both reads
         try:
-            n = c.execute("SELECT value FROM counters WHERE name = 'status_index'").fetchone()
             revoked = [r[0] for r in c.execute("SELECT status_index FROM revocations")]
             seq = c.execute("SELECT coalesce(max(sequence), 0) FROM revocations").fetchone()
         finally:
             c.execute("COMMIT")
-        return int(n[0]), revoked, int(seq[0])
+        return revoked, int(seq[0])
 
     # -- issuer keys ---------------------------------------------------------------------
     def issuer_keys(self) -> list[IssuerKeyRow]:

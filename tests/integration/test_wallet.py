@@ -17,7 +17,6 @@ import pytest
 from .exchange_harness import (
     PHOTO,
     Exchange,
-    Party,
     register_advertiser,
     request_licence,
     start_exchange,
@@ -298,8 +297,6 @@ def test_as_a_real_process_with_the_passphrase_on_stdin(tmp_path: Path, ex: Exch
 
 def test_every_command_is_in_the_readme() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    from .exchange_harness import SERVICE_OF  # noqa: F401 - the harness imports cleanly
-
     if TYPE_CHECKING:
         from clients.wallet.cli import parser
     else:
@@ -308,7 +305,6 @@ def test_every_command_is_in_the_readme() -> None:
     sub = next(a for a in ap._actions if a.dest == "command")
     for name in sub.choices:  # type: ignore[union-attr]
         assert f"licentia-wallet {name}" in readme, name
-    _ = Party  # the harness's Party is the advertiser's side in the tests above
 
 
 def test_an_unreachable_exchange_is_said_plainly(
@@ -374,12 +370,13 @@ def test_standing_rules_approve_matching_requests_and_never_sensitive_ones(
     assert not longer.licence.token  # outside the rule: asked
     rules = wallet.json("rules", "list")
     assert len(rules) == 1
-    rule_id = rules[0]["consent"]["rule"]
-    assert "in force" in wallet("rules", "list")[1]
-    listed = wallet("rules", "list")[1].split()[0]
-    code, out, _ = wallet("rules", "withdraw", listed[:8])
+    assert "withdrawn_at" not in rules[0]  # in force (a zero field is left out)
+    listing = wallet("rules", "list")[1]
+    assert "in force" in listing
+    rule_id = listing.split()[0]
+    code, out, _ = wallet("rules", "withdraw", rule_id[:8])
     assert code == 0
+    assert f"Withdrew standing rule {rule_id}" in out
     assert "withdrawn" in wallet("rules", "list")[1]
     asked = request_licence(adv, _holder_key(wallet))
     assert not asked.licence.token  # the rule no longer answers for her
-    assert rule_id
