@@ -547,6 +547,23 @@ def cmd_licences(s: Session) -> None:
 
 
 def _licence(s: Session, text: str) -> records_pb2.LicenceRecord:
+    """The holder's licence named by its full id (one call) or a prefix (from the list)."""
+    full = text.strip().lower()
+    if len(full) == 32 and all(c in "0123456789abcdef" for c in full):
+        try:
+            x = s.call(
+                "LicenceService",
+                "GetLicence",
+                licences_pb2.GetLicenceRequest(licence_id=bytes.fromhex(full)),
+                licences_pb2.GetLicenceResponse,
+            ).licence
+        except ExchangeError as e:
+            if e.reason.name != "NOT_FOUND":
+                raise
+        else:
+            if x.holder_key == s.key.public.raw:
+                return x
+        raise OperationFailedError(f"no licence {full} in your name")
     rows = _my_licences(s)
     lid = _pick([x.licence_id for x in rows], text, "licence")
     return next(x for x in rows if x.licence_id == lid)

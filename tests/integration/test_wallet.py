@@ -143,6 +143,20 @@ def test_misuse_exits_2(wallet: Wallet) -> None:
     assert wallet()[0] == 2
     assert wallet("assets", "add", "x", "--category", "smell")[0] == 2
     assert wallet("frobnicate")[0] == 2
+    assert wallet("erase", "--sha256", "not-hex")[0] == 2
+
+
+def test_erasing_without_a_terminal_needs_yes_and_changes_nothing(
+    wallet: Wallet, tmp_path: Path
+) -> None:
+    _set_up(wallet, tmp_path)
+    code, _, err = wallet("erase")
+    assert code == 1
+    assert "confirm with --yes" in err
+    assert "me.png" in wallet("assets", "list")[1]
+    code, _, err = wallet("revoke", "00" * 16)
+    assert code == 1
+    assert "no licence 0000" in err
 
 
 def test_the_holders_whole_story(wallet: Wallet, ex: Exchange, tmp_path: Path) -> None:
