@@ -248,7 +248,7 @@ class ExchangeService:
             max_term_cap=self.d.settings.max_term_seconds,
         )
         categories = {a.sha256: a.category for a in declared}
-        issuer = self.d.keyring.current()
+        issuer = self.d.keyring.current(now)
         rules = self.d.store.rules(holder.key)
         covering: list[Consent] = []
 

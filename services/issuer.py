@@ -60,12 +60,16 @@ class Keyring:
                 self._new_key(now)
             self._reload()
 
-    def _new_key(self, now: int) -> PublicKey:
+    def _new_key(self, now: int, *, at_once: bool = False) -> PublicKey:
         self.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = PrivateKey.generate()
         _write_seed(self.keys_dir / f"{key.public.key_id.hex()}.key", key.seed)
-        # Windows never overlap nor come out empty, even for two rotations in one second.
-        start = max([now, *(r.not_before + 1 for r in self.store.issuer_keys())])
+        # Windows never overlap nor come out empty. A key in use may already have signed
+        # licences stamped with this second, so its successor starts at the next one (unless
+        # there is nothing to succeed, or the key in use was just withdrawn: ``at_once``).
+        existing = self.store.issuer_keys()
+        first = now if at_once or not existing else now + 1
+        start = max([first, *(r.not_before + 1 for r in existing)])
         self.store.rotate_issuer_key(IssuerKeyRow(key.public.key_id, key.public.raw, start))
         return key.public
 
@@ -100,18 +104,17 @@ class Keyring:
             key = self._set.resolve(key_id)
             if key is None:
                 raise LicentiaError(Reason.NOT_FOUND, "no published issuer key with that id")
-            replacement = None
-            if key.not_after is None:
-                replacement = self._new_key(now)
             self.store.withdraw_issuer_key(key_id)
             (self.keys_dir / f"{key_id.hex()}.key").unlink(missing_ok=True)
+            replacement = self._new_key(now, at_once=True) if key.not_after is None else None
             self._reload()
             return replacement
 
-    def current(self) -> PrivateKey:
-        """The key that signs new licences, snapshots and receipts now: the one whose window
-        holds the present (a key rotated in starts at the next second at the latest)."""
-        now = self.clock()
+    def current(self, at: int | None = None) -> PrivateKey:
+        """The key that signs at ``at`` (default now): the one whose window holds that time
+        (a key rotated in starts at the next second). A licence stamped ``issued_at`` is
+        signed with ``current(issued_at)``, so its key was valid at that stamp."""
+        now = self.clock() if at is None else at
         for key in self._set:
             if key.may_sign_at(now) and key.key_id in self._private:
                 return self._private[key.key_id]

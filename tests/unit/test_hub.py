@@ -64,3 +64,21 @@ def test_a_stale_follower_fails_closed(tmp_path: Path) -> None:
     hub.staleness_bound = 10
     assert hub.check(1, hub.fresh_at + 10) is None
     assert hub.check(1, hub.fresh_at + 11) == Reason.STATUS_STALE
+
+
+def test_a_rotation_never_invalidates_what_the_old_key_signed_this_second(
+    tmp_path: Path,
+) -> None:
+    """Found by a flaky rotation test: a key rotated in at the second its predecessor had
+    just stamped a licence with ended the predecessor's window at that very second."""
+    store = SqliteStore(tmp_path / "db")
+    now = [NOW]
+    keyring = Keyring(tmp_path / "keys", store, lambda: now[0])
+    keyring.load(NOW)
+    old = keyring.current(NOW + 5)
+    keyring.rotate(NOW + 5)  # in the same second as a licence stamped NOW + 5
+    published = keyring.key_set.resolve(old.public.key_id)
+    assert published is not None
+    assert published.may_sign_at(NOW + 5)
+    assert keyring.current(NOW + 5).public == old.public  # it signs until the second is over
+    assert keyring.current(NOW + 6).public != old.public
