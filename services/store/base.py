@@ -99,10 +99,11 @@ class Store(Protocol):
         auto_issue: AutoIssue | None = None,
         now: int = 0,
     ) -> RequestRow:
-        """Reserve the next status-list index, build the request with it, and store it, in
-        one transaction (an index is never handed out twice); when ``auto_issue`` gives a
-        licence, issue it in the same transaction (a refused issuance leaves the request
-        FAILED and raises its reason)."""
+        """Reserve the next status-list index (never handed out twice), build the request
+        with it, and store it; when ``auto_issue`` gives a licence, issue it in the same
+        transaction (a refused issuance leaves the request FAILED and raises its reason).
+        ``build`` and ``auto_issue`` may run before that transaction begins: they prepare,
+        and only what the transaction checks (pending state, conflicts) is decided in it."""
         ...
 
     def request(self, request_id: bytes) -> RequestRow | None:

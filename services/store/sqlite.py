@@ -1,20 +1,24 @@
 """The embedded store: SQLite through sqlite-utils, WAL, ``synchronous=FULL``.
 
-Every state change is one ``BEGIN IMMEDIATE`` transaction on the one writer connection,
-guarded by a lock, so a rule checked inside it (exclusivity, max uses, pending state) holds
-when the change commits. Schema changes are numbered migrations (sqlite-utils
-``Migrations``) that run once, at open. Tables are STRICT.
+Every state change runs on the one writer connection, inside a ``BEGIN IMMEDIATE``
+transaction, so a rule checked inside it (exclusivity, max uses, pending state) holds when the
+change commits. Changes are **group-committed**: the changes that arrive while a commit is
+being written wait, and then run one after another in the next transaction, each in its own
+savepoint, with one ``fsync`` for all of them. A change that fails rolls back to its
+savepoint alone; no caller hears of its change before the transaction holding it has
+committed. Schema changes are numbered migrations (sqlite-utils ``Migrations``) that run
+once, at open. Tables are STRICT.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlite_utils import Database, Migrations
 
@@ -40,6 +44,26 @@ from ..model import (
 from .base import AutoIssue, ConflictCheck
 
 migrations = Migrations("licentia")
+
+T = TypeVar("T")
+
+#: Most changes one transaction carries (one fsync for all of them).
+MAX_BATCH = 64
+#: Status-list indexes reserved by one counter update; an index is never handed out twice,
+#: and the ones left unused when the process stops are simply never used (zero bits).
+INDEX_BLOCK = 64
+
+
+class _Change:
+    """One caller's change, waiting for (or done by) a group commit."""
+
+    __slots__ = ("done", "error", "fn", "value")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        self.fn = fn
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.done = False
 
 
 @migrations()
@@ -151,6 +175,11 @@ class SqliteStore:
         self._lock = threading.RLock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: list[_Change] = []
+        self._leading = False
+        self._index_lock = threading.Lock()
+        self._index_next = self._index_end = 0
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.execute("PRAGMA busy_timeout = 30000")
         if not read_only:
@@ -159,20 +188,99 @@ class SqliteStore:
             migrations.apply(self._db)
 
     # -- plumbing ------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at once (no read-then-upgrade deadlock)."""
+    def _transact(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the writer connection inside a write transaction, and return what it
+        returned once that transaction has committed (or raise what it raised, with its
+        changes rolled back).
+
+        Group commit, leader and followers: the caller that finds no commit under way leads
+        one — it takes up to :data:`MAX_BATCH` queued changes, runs each in a savepoint,
+        commits them all with one fsync, and wakes their callers; the others wait, off the
+        GIL, for their change to be done or for their turn to lead.
+        """
         if self.read_only:
             raise LicentiaError(Reason.NOT_SERVED, "this replica does not write")
-        with self._lock:
-            conn = self._db.conn
-            conn.execute("BEGIN IMMEDIATE")
+        if getattr(self._local, "writing", False):  # a change made from inside a change
+            return fn(self._db.conn)
+        change = _Change(fn)
+        with self._cond:
+            self._queue.append(change)
+            while not change.done and self._leading:
+                self._cond.wait()
+            lead = not change.done
+            if lead:
+                self._leading = True
+        if lead:
+            batch: list[_Change] = []
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                while not change.done:
+                    with self._cond:
+                        batch = self._queue[:MAX_BATCH]
+                        del self._queue[:MAX_BATCH]
+                    self._commit(batch)
+                    with self._cond:
+                        for done in batch:
+                            done.done = True
+                        self._cond.notify_all()
+            finally:
+                with self._cond:
+                    for left in batch:  # only when _commit itself was interrupted
+                        if not left.done:
+                            left.error = left.error or RuntimeError("the transaction was abandoned")
+                            left.done = True
+                    self._leading = False
+                    self._cond.notify_all()
+        if change.error is not None:
+            raise change.error
+        return change.value  # type: ignore[no-any-return]
+
+    def _commit(self, batch: Sequence[_Change]) -> None:
+        """Run ``batch`` in one transaction, each change in its own savepoint, and commit."""
+        conn = self._db.conn
+        self._local.writing = True
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for change in batch:
+                conn.execute("SAVEPOINT change")
+                try:
+                    change.value = change.fn(conn)
+                except Exception as e:  # noqa: BLE001 (handed to the caller)
+                    change.error = e
+                    conn.execute("ROLLBACK TO change")
+                conn.execute("RELEASE change")
             conn.execute("COMMIT")
+        except BaseException as e:
+            # The transaction itself failed (disk, I/O, interruption): nothing of it stands.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for change in batch:
+                change.value, change.error = None, e
+            if not isinstance(e, Exception):
+                raise
+        finally:
+            self._local.writing = False
+
+    def _status_index(self) -> int:
+        """The next unused status-list index (reserved in blocks of :data:`INDEX_BLOCK`)."""
+        with self._index_lock:
+            if self._index_next >= self._index_end:
+                start = self._transact(
+                    lambda c: int(
+                        c.execute(
+                            "UPDATE counters SET value = value + ? WHERE name = 'status_index'"
+                            " RETURNING value - ?",
+                            (INDEX_BLOCK, INDEX_BLOCK),
+                        ).fetchone()[0]
+                    )
+                )
+                self._index_next, self._index_end = start, start + INDEX_BLOCK
+            index = self._index_next
+            self._index_next += 1
+            return index
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """One statement as its own change; the rows it changed."""
+        return self._transact(lambda c: c.execute(sql, params).rowcount)
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read-only connection: reads never wait for the writer (WAL), and
@@ -217,19 +325,18 @@ class SqliteStore:
     def add_party(self, party: Party) -> None:
         """Register a party; ALREADY_EXISTS if its key or handle is taken."""
         try:
-            with self._write() as c:
-                c.execute(
-                    f"INSERT INTO parties ({self._PARTY}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        party.key,
-                        int(party.role),
-                        party.handle or None,
-                        party.display_name,
-                        party.country,
-                        party.registered_at,
-                        int(party.objecting),
-                    ),
-                )
+            self._execute(
+                f"INSERT INTO parties ({self._PARTY}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    party.key,
+                    int(party.role),
+                    party.handle or None,
+                    party.display_name,
+                    party.country,
+                    party.registered_at,
+                    int(party.objecting),
+                ),
+            )
         except sqlite3.IntegrityError:
             raise LicentiaError(Reason.ALREADY_EXISTS, "key or handle already registered") from None
 
@@ -242,7 +349,8 @@ class SqliteStore:
         self, key: bytes, *, display_name: str | None = None, objecting: bool | None = None
     ) -> Party:
         """Change a party's display name or objection; NOT_FOUND if unknown."""
-        with self._write() as c:
+
+        def change(c: sqlite3.Connection) -> Party:
             if display_name is not None:
                 c.execute("UPDATE parties SET display_name = ? WHERE key = ?", (display_name, key))
             if objecting is not None:
@@ -250,7 +358,9 @@ class SqliteStore:
             r = c.execute(f"SELECT {self._PARTY} FROM parties WHERE key = ?", (key,)).fetchone()
             if r is None:
                 raise LicentiaError(Reason.NOT_FOUND, "no such party")
-        return self._party(r)
+            return self._party(r)
+
+        return self._transact(change)
 
     # -- assets and terms ----------------------------------------------------------------
     _ASSET = "holder_key, sha256, category, label, content_size, content IS NOT NULL, declared_at"
@@ -262,7 +372,8 @@ class SqliteStore:
     def put_asset(self, row: AssetRow, content: bytes | None) -> AssetRow:
         """Declare or rectify an asset: its label and category are replaced; its stored
         bytes are replaced when ``content`` is given and kept otherwise (erasure deletes)."""
-        with self._write() as c:
+
+        def change(c: sqlite3.Connection) -> AssetRow:
             seq = c.execute(
                 "UPDATE counters SET value = value + 1 WHERE name = 'asset_seq' RETURNING value"
             ).fetchone()[0]
@@ -288,7 +399,9 @@ class SqliteStore:
                 f"SELECT {self._ASSET} FROM assets WHERE holder_key = ? AND sha256 = ?",
                 (row.holder_key, row.sha256),
             ).fetchone()
-        return self._asset(r)
+            return self._asset(r)
+
+        return self._transact(change)
 
     def assets(self, holder_key: bytes) -> list[AssetRow]:
         """The holder's assets, oldest first."""
@@ -307,24 +420,23 @@ class SqliteStore:
     def set_terms(self, holder_key: bytes, terms: Terms) -> None:
         """Replace the holder's terms."""
         s = terms.scope
-        with self._write() as c:
-            c.execute(
-                "INSERT OR REPLACE INTO terms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    holder_key,
-                    _ints(s.categories),
-                    _ints(s.purposes),
-                    _ints(terms.refused_purposes),
-                    _ints(s.media),
-                    ",".join(sorted(s.territories)),
-                    terms.currency,
-                    terms.price_per_day_minor,
-                    terms.max_term_seconds,
-                    int(terms.exclusivity_offered),
-                    terms.exclusivity_multiplier_bps,
-                    terms.updated_at,
-                ),
-            )
+        self._execute(
+            "INSERT OR REPLACE INTO terms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                holder_key,
+                _ints(s.categories),
+                _ints(s.purposes),
+                _ints(terms.refused_purposes),
+                _ints(s.media),
+                ",".join(sorted(s.territories)),
+                terms.currency,
+                terms.price_per_day_minor,
+                terms.max_term_seconds,
+                int(terms.exclusivity_offered),
+                terms.exclusivity_multiplier_bps,
+                terms.updated_at,
+            ),
+        )
 
     @staticmethod
     def _terms(r: Sequence[Any]) -> Terms:
@@ -372,18 +484,17 @@ class SqliteStore:
     def add_rule(self, row: StandingRuleRow) -> None:
         """Register a standing rule; ALREADY_EXISTS for a known rule id."""
         try:
-            with self._write() as c:
-                c.execute(
-                    f"INSERT INTO standing_rules ({self._RULE}) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        row.rule_id,
-                        row.holder_key,
-                        row.rule,
-                        row.signature,
-                        row.created_at,
-                        row.withdrawn_at,
-                    ),
-                )
+            self._execute(
+                f"INSERT INTO standing_rules ({self._RULE}) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    row.rule_id,
+                    row.holder_key,
+                    row.rule,
+                    row.signature,
+                    row.created_at,
+                    row.withdrawn_at,
+                ),
+            )
         except sqlite3.IntegrityError:
             raise LicentiaError(Reason.ALREADY_EXISTS, "rule id already registered") from None
 
@@ -397,7 +508,8 @@ class SqliteStore:
 
     def withdraw_rule(self, holder_key: bytes, rule_id: bytes, now: int) -> StandingRuleRow:
         """Withdraw a rule of this holder; NOT_FOUND otherwise."""
-        with self._write() as c:
+
+        def change(c: sqlite3.Connection) -> StandingRuleRow:
             c.execute(
                 "UPDATE standing_rules SET withdrawn_at = ?"
                 " WHERE rule_id = ? AND holder_key = ? AND withdrawn_at = 0",
@@ -409,7 +521,9 @@ class SqliteStore:
             ).fetchone()
             if r is None:
                 raise LicentiaError(Reason.NOT_FOUND, "no such standing rule")
-        return StandingRuleRow(*r)
+            return StandingRuleRow(*r)
+
+        return self._transact(change)
 
     # -- requests ------------------------------------------------------------------------
     _REQ = (
@@ -441,20 +555,19 @@ class SqliteStore:
         auto_issue: AutoIssue | None = None,
         now: int = 0,
     ) -> RequestRow:
-        """Reserve the next status-list index, build the request with it, store it — and,
-        when ``auto_issue`` returns a licence for it, issue that too — in one transaction.
+        """Reserve the next status-list index, build the request with it, and store it — and,
+        when ``auto_issue`` returns a licence for it, issue that too, in the same transaction.
 
-        An index is never handed out twice (a refused build wastes one). When the automatic
-        issuance is refused by its conflict check, the request is stored FAILED with the
-        reason, and the refusal is raised after the commit.
+        ``build`` and ``auto_issue`` (claims, signatures) run before the transaction, so the
+        writer holds it only for the reads and writes. An index is never handed out twice
+        (a refused build wastes one). When the automatic issuance is refused by its conflict
+        check (run inside the transaction), the request is stored FAILED with the reason, and
+        the refusal is raised after the commit.
         """
-        refused: LicentiaError | None = None
-        with self._write() as c:
-            index = c.execute(
-                "UPDATE counters SET value = value + 1 WHERE name = 'status_index'"
-                " RETURNING value - 1"
-            ).fetchone()[0]
-            row = build(int(index))
+        row = build(self._status_index())
+        issuing = auto_issue(row) if auto_issue is not None else None
+
+        def change(c: sqlite3.Connection) -> tuple[RequestRow, LicentiaError | None]:
             c.execute(
                 f"INSERT INTO requests ({self._REQ}) VALUES ({', '.join('?' * 13)})",
                 (
@@ -473,23 +586,26 @@ class SqliteStore:
                     row.licence_id,
                 ),
             )
-            issuing = auto_issue(row) if auto_issue is not None else None
-            if issuing is not None:
-                licence, check = issuing
-                c.execute("SAVEPOINT issue")
-                try:
-                    row = self._issue_in(c, licence, now, check)
-                    c.execute("RELEASE issue")
-                except LicentiaError as e:
-                    c.execute("ROLLBACK TO issue")
-                    c.execute("RELEASE issue")
-                    row = self._finish(
-                        c, row.request_id, RequestState.FAILED, now, str(e), e.reason.name
-                    )
-                    refused = e
+            if issuing is None:
+                return row, None
+            licence, check = issuing
+            c.execute("SAVEPOINT issue")
+            try:
+                issued = self._issue_in(c, licence, now, check)
+            except LicentiaError as e:
+                c.execute("ROLLBACK TO issue")
+                c.execute("RELEASE issue")
+                failed = self._finish(
+                    c, row.request_id, RequestState.FAILED, now, str(e), e.reason.name
+                )
+                return failed, e
+            c.execute("RELEASE issue")
+            return issued, None
+
+        stored, refused = self._transact(change)
         if refused is not None:
             raise refused
-        return row
+        return stored
 
     def request(self, request_id: bytes) -> RequestRow | None:
         """One request."""
@@ -556,13 +672,11 @@ class SqliteStore:
         failure: str = "",
     ) -> RequestRow:
         """Move a PENDING request to ``state``; REQUEST_NOT_PENDING if it is not pending."""
-        with self._write() as c:
-            return self._finish(c, request_id, state, now, reason, failure)
+        return self._transact(lambda c: self._finish(c, request_id, state, now, reason, failure))
 
     def issue(self, licence: LicenceRow, now: int, check: ConflictCheck) -> RequestRow:
         """Issue ``licence`` for its pending request, atomically with the conflict check."""
-        with self._write() as c:
-            return self._issue_in(c, licence, now, check)
+        return self._transact(lambda c: self._issue_in(c, licence, now, check))
 
     def _issue_in(
         self, c: sqlite3.Connection, licence: LicenceRow, now: int, check: ConflictCheck
@@ -679,7 +793,8 @@ class SqliteStore:
         self, licence_id: bytes, now: int, cause: Cause
     ) -> tuple[LicenceRow, RevocationEvent]:
         """Revoke a licence (idempotent: a revoked licence returns its first revocation)."""
-        with self._write() as c:
+
+        def change(c: sqlite3.Connection) -> tuple[LicenceRow, RevocationEvent]:
             r = c.execute(
                 f"SELECT {self._LIC} FROM licences WHERE licence_id = ?", (licence_id,)
             ).fetchone()
@@ -691,16 +806,19 @@ class SqliteStore:
                     f"SELECT {self._EV} FROM revocations WHERE licence_id = ?", (licence_id,)
                 ).fetchone()
                 return lic, self._event(ev)
-            event = self._revoke(c, lic, now, cause)
-        return self.licence(licence_id) or lic, event
+            return dataclasses.replace(lic, revoked_at=now), self._revoke(c, lic, now, cause)
+
+        return self._transact(change)
 
     def erase_assets(
         self, holder_key: bytes, digests: Sequence[bytes] | None, now: int
     ) -> tuple[int, list[RevocationEvent]]:
         """Delete the holder's assets and revoke every live licence naming one of them."""
-        with self._write() as c:
-            if digests is None:
-                digests = [
+
+        def change(c: sqlite3.Connection) -> tuple[int, list[RevocationEvent]]:
+            names = digests
+            if names is None:
+                names = [
                     r[0]
                     for r in c.execute(
                         "SELECT sha256 FROM assets WHERE holder_key = ?", (holder_key,)
@@ -708,7 +826,7 @@ class SqliteStore:
                 ]
             erased = 0
             events: list[RevocationEvent] = []
-            for d in digests:
+            for d in names:
                 erased += c.execute(
                     "DELETE FROM assets WHERE holder_key = ? AND sha256 = ?", (holder_key, d)
                 ).rowcount
@@ -720,13 +838,16 @@ class SqliteStore:
                     (holder_key, d, now),
                 ).fetchall()
                 events.extend(self._revoke(c, self._licence(r), now, Cause.ERASED) for r in rows)
-        return erased, events
+            return erased, events
+
+        return self._transact(change)
 
     def record_use(
         self, report_id: bytes, licence_id: bytes, platform_key: bytes, now: int
     ) -> tuple[int, int]:
         """Count one use (idempotent by report id): ``(uses, recorded_at)``."""
-        with self._write() as c:
+
+        def change(c: sqlite3.Connection) -> tuple[int, int]:
             seen = c.execute(
                 "SELECT licence_id, uses_after, recorded_at FROM use_reports WHERE report_id = ?",
                 (report_id,),
@@ -750,7 +871,9 @@ class SqliteStore:
                 "INSERT INTO use_reports VALUES (?, ?, ?, ?, ?)",
                 (report_id, licence_id, platform_key, now, r[0]),
             )
-        return int(r[0]), now
+            return int(r[0]), now
+
+        return self._transact(change)
 
     def use_report(self, report_id: bytes) -> tuple[bytes, int, int] | None:
         """A recorded use report: ``(licence_id, uses after it, recorded_at)``."""
@@ -770,18 +893,17 @@ class SqliteStore:
 
     def record_access(self, access: Access) -> None:
         """Record a licensee's fetch of an asset."""
-        with self._write() as c:
-            c.execute(
-                "INSERT INTO accesses (holder_key, sha256, licence_id, licensee_key, accessed_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    access.holder_key,
-                    access.sha256,
-                    access.licence_id,
-                    access.licensee_key,
-                    access.accessed_at,
-                ),
-            )
+        self._execute(
+            "INSERT INTO accesses (holder_key, sha256, licence_id, licensee_key, accessed_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                access.holder_key,
+                access.sha256,
+                access.licence_id,
+                access.licensee_key,
+                access.accessed_at,
+            ),
+        )
 
     def accesses(self, holder_key: bytes, limit: int) -> list[Access]:
         """The holder's access log, newest first."""
@@ -823,14 +945,16 @@ class SqliteStore:
 
     def withdraw_issuer_key(self, key_id: bytes) -> bool:
         """Unpublish a key (compromise): what it signed stops verifying. False if unknown."""
-        with self._write() as c:
-            return c.execute("DELETE FROM issuer_keys WHERE key_id = ?", (key_id,)).rowcount == 1
+        return self._execute("DELETE FROM issuer_keys WHERE key_id = ?", (key_id,)) == 1
 
     def rotate_issuer_key(self, new: IssuerKeyRow) -> None:
         """Publish ``new`` as the current key, ending the current one's window at its start."""
-        with self._write() as c:
+
+        def change(c: sqlite3.Connection) -> None:
             c.execute("UPDATE issuer_keys SET not_after = ? WHERE not_after = 0", (new.not_before,))
             c.execute(
                 "INSERT INTO issuer_keys VALUES (?, ?, ?, ?)",
                 (new.key_id, new.public_key, new.not_before, new.not_after),
             )
+
+        self._transact(change)

@@ -1,0 +1,184 @@
+"""The store's group commit: changes that share a transaction stand or fall alone, and none is
+acknowledged before its transaction has committed."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from licentia.errors import LicentiaError, Reason
+
+if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
+    from services.model import Party, Role
+    from services.store import SqliteStore
+    from services.store import sqlite as store_sqlite
+else:
+    from licentia.services.model import Party, Role
+    from licentia.services.store import SqliteStore
+    from licentia.services.store import sqlite as store_sqlite
+
+NOW = 1_800_000_000
+THREADS = 16
+
+
+def _party(i: int) -> Party:
+    return Party(i.to_bytes(32, "big"), Role.ADVERTISER, f"adv{i}", f"Advertiser {i}", "FR", NOW)
+
+
+def _concurrently(n: int, work: object) -> list[BaseException | None]:
+    """Run ``work(i)`` for i in range(n) on n threads released together; what each raised."""
+    gate = threading.Barrier(n)
+    out: list[BaseException | None] = [None] * n
+
+    def run(i: int) -> None:
+        gate.wait()
+        try:
+            work(i)  # type: ignore[operator]
+        except BaseException as e:  # noqa: BLE001 (collected for the test)
+            out[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return out
+
+
+def test_changes_batched_together_fail_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SqliteStore(tmp_path / "db")
+    batches: list[int] = []
+    real = store_sqlite.SqliteStore._commit
+
+    def counting(self: SqliteStore, batch: list[object]) -> None:
+        batches.append(len(batch))
+        real(self, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_sqlite.SqliteStore, "_commit", counting)
+    for i in range(0, THREADS, 2):  # every even party exists already
+        store.add_party(_party(i))
+    # Odd parties are new; even ones collide with their earlier registration.
+    errors = _concurrently(THREADS, lambda i: store.add_party(_party(i)))
+    for i, e in enumerate(errors):
+        if i % 2:
+            assert e is None
+        else:
+            assert isinstance(e, LicentiaError)
+            assert e.reason == Reason.ALREADY_EXISTS
+    for i in range(THREADS):
+        assert store.party(_party(i).key) == _party(i)
+    assert sum(batches) == THREADS + THREADS // 2
+    store.close()
+    reopened = SqliteStore(tmp_path / "db")  # everything acknowledged is on disk
+    assert all(reopened.party(_party(i).key) is not None for i in range(THREADS))
+    reopened.close()
+
+
+def test_a_failed_commit_fails_every_change_in_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SqliteStore(tmp_path / "db")
+    real_execute = sqlite3.Connection.execute
+
+    class Failing(sqlite3.Connection):
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+            if sql == "COMMIT":
+                raise sqlite3.OperationalError("disk I/O error")
+            return real_execute(self, sql, *args)  # type: ignore[arg-type]
+
+    # A writer connection whose COMMIT fails, as on a full or broken disk.
+    failing = sqlite3.connect(
+        str(tmp_path / "db"), factory=Failing, check_same_thread=False, isolation_level=None
+    )
+    monkeypatch.setattr(store._db, "conn", failing)
+    errors = _concurrently(4, lambda i: store.add_party(_party(i)))
+    assert all(isinstance(e, sqlite3.OperationalError) for e in errors)
+    assert all(store.party(_party(i).key) is None for i in range(4))
+    failing.close()
+    store.close()
+
+
+def test_a_change_made_inside_a_change_joins_its_transaction(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db")
+
+    def outer(c: sqlite3.Connection) -> int:
+        store.add_party(_party(1))  # nested: runs in this transaction, not a new one
+        raise LicentiaError(Reason.INVALID_REQUEST, "changed my mind")
+
+    with pytest.raises(LicentiaError):
+        store._transact(outer)
+    assert store.party(_party(1).key) is None  # rolled back with the outer change
+    store.close()
+
+
+def test_status_indexes_are_never_handed_out_twice(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db")
+    got: list[int] = []
+    lock = threading.Lock()
+
+    def take(_: int) -> None:
+        for _ in range(50):
+            i = store._status_index()
+            with lock:
+                got.append(i)
+
+    assert not any(_concurrently(8, take))
+    store.close()
+    again = SqliteStore(tmp_path / "db")  # a restart continues after the reserved block
+    after = again._status_index()
+    again.close()
+    assert len(set(got)) == len(got) == 400
+    assert after > max(got)
+
+
+def test_a_read_only_store_refuses_every_change(tmp_path: Path) -> None:
+    SqliteStore(tmp_path / "db").close()
+    replica = SqliteStore(tmp_path / "db", read_only=True)
+    with pytest.raises(LicentiaError) as e:
+        replica.add_party(_party(1))
+    assert e.value.reason == Reason.NOT_SERVED
+    replica.close()
+
+
+def test_changes_that_wait_for_a_commit_share_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SqliteStore(tmp_path / "db")
+    store.add_party(_party(2))
+    batches: list[int] = []
+    real = store_sqlite.SqliteStore._commit
+
+    def counting(self: SqliteStore, batch: list[object]) -> None:
+        batches.append(len(batch))
+        real(self, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_sqlite.SqliteStore, "_commit", counting)
+
+    def slow(c: sqlite3.Connection) -> None:  # leads a commit until three more have queued
+        for _ in range(3000):
+            with store._cond:
+                if len(store._queue) == 3:
+                    return
+            threading.Event().wait(0.001)
+        raise AssertionError("the other changes never queued")
+
+    leader = threading.Thread(target=store._transact, args=(slow,))
+    leader.start()
+    while not store._leading:
+        threading.Event().wait(0.001)
+    errors = _concurrently(3, lambda i: store.add_party(_party(i + 1)))
+    leader.join(10)
+    assert batches == [1, 3]
+    assert errors[0] is None
+    assert errors[2] is None
+    assert isinstance(errors[1], LicentiaError)
+    assert errors[1].reason == Reason.ALREADY_EXISTS
+    assert store.party(_party(1).key) is not None
+    assert store.party(_party(3).key) is not None
+    store.close()
