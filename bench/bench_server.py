@@ -64,6 +64,7 @@ from licentia.scope import IntendedUse
 from licentia.token import sign_standing_rule
 from licentia.v1 import (
     exchange_pb2,
+    ledger_pb2,
     licence_pb2,
     licences_pb2,
     records_pb2,
@@ -74,12 +75,12 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 
 if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
     from clients.channel import ExchangeError, SignedChannel
-    from services.app import App, build
+    from services.app import OPERATOR_KEY_FILE, App, build
     from services.deps import Settings
     from services.runtime import RunningServer, ServerSettings, start
 else:
     from licentia.clients.channel import ExchangeError, SignedChannel
-    from licentia.services.app import App, build
+    from licentia.services.app import OPERATOR_KEY_FILE, App, build
     from licentia.services.deps import Settings
     from licentia.services.runtime import RunningServer, ServerSettings, start
 
@@ -229,6 +230,7 @@ class Bench:
 
     def __init__(self, data_dir: Path, sizes: Sizes) -> None:
         self.sizes = sizes
+        self.data_dir = data_dir
         self.channels: list[grpc.Channel] = []
         log = logging.getLogger("licentia.bench")
         log.setLevel(logging.WARNING)  # as the harness: no per-call log lines
@@ -332,6 +334,19 @@ class Bench:
                 registry_pb2.RegisterAdvertiserResponse,
             )
             self.advertisers.append(adv)
+        # Licences are paid: the operator credits every advertiser far beyond the run's needs.
+        operator_key = PrivateKey.from_seed((self.data_dir / OPERATOR_KEY_FILE).read_bytes())
+        operator = Party(operator_key, SignedChannel(self.shared, operator_key))
+        for adv in self.advertisers:
+            operator.call(
+                "LedgerService/Deposit",
+                ledger_pb2.DepositRequest(
+                    advertiser_key=adv.key.public.raw,
+                    amount_minor=10**11,
+                    reference=adv.key.public.text,
+                ),
+                ledger_pb2.DepositResponse,
+            )
         self.platform = self.party(2)
         self.platform.call(
             "RegistryService/RegisterPlatform",

@@ -45,7 +45,7 @@ from licentia.keys import PrivateKey
 from licentia.presentation import present
 from licentia.scope import IntendedUse
 from licentia.token import parse_token, sign_standing_rule
-from licentia.v1 import exchange_pb2, licence_pb2, records_pb2, registry_pb2
+from licentia.v1 import exchange_pb2, ledger_pb2, licence_pb2, records_pb2, registry_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
@@ -84,9 +84,10 @@ def _call(rpc: SignedChannel, method: str, request: Any, response_cls: type[Any]
     return rpc.unary(f"/licentia.v1.{method}", request, response_cls)
 
 
-def setup(channel: grpc.Channel, count: int) -> tuple[list[str], PrivateKey]:
-    """A holder with terms, the photo and a standing rule; an advertiser; a platform; and
-    ``count`` licences issued to the advertiser. Returns the tokens and the licensee key."""
+def setup(channel: grpc.Channel, count: int, data_dir: Path) -> tuple[list[str], PrivateKey]:
+    """A holder with terms, the photo and a standing rule; an advertiser, funded by the
+    operator of the exchange in ``data_dir``; a platform; and ``count`` licences issued to the
+    advertiser. Returns the tokens and the licensee key."""
     holder, adv, platform = (PrivateKey.from_seed(bytes([i]) * 32) for i in (1, 2, 3))
     h, a, p = (SignedChannel(channel, k) for k in (holder, adv, platform))
     _call(
@@ -126,6 +127,15 @@ def setup(channel: grpc.Channel, count: int) -> tuple[list[str], PrivateKey]:
         registry_pb2.RegisterAdvertiserRequest(organisation="Bench Ads", country="FR"),
         registry_pb2.RegisterAdvertiserResponse,
     )
+    operator = PrivateKey.from_seed((data_dir / "operator.key").read_bytes())
+    _call(
+        SignedChannel(channel, operator),
+        "LedgerService/Deposit",
+        ledger_pb2.DepositRequest(
+            advertiser_key=adv.public.raw, amount_minor=10**11, reference="bench"
+        ),
+        ledger_pb2.DepositResponse,
+    )
     _call(
         p,
         "RegistryService/RegisterPlatform",
@@ -164,11 +174,11 @@ def _rate(n: int, f: Callable[[], object]) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def measure(address: str, rounds: int, per_round: int) -> dict[str, Any]:
+def measure(address: str, rounds: int, per_round: int, data_dir: Path) -> dict[str, Any]:
     """Issue the licences, start a verifier, and run the interleaved rounds."""
     channel = grpc.insecure_channel(address)
     try:
-        tokens, licensee = setup(channel, rounds * per_round)
+        tokens, licensee = setup(channel, rounds * per_round, data_dir)
         now = int(time.time())
         work = [
             (t, present(licensee, parse_token(t).licence_id, AUDIENCE, USE, now)) for t in tokens
@@ -258,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit("the exchange did not start")
                 time.sleep(0.05)
-            result = measure(f"127.0.0.1:{port_file.read_text().strip()}", rounds, per_round)
+            result = measure(
+                f"127.0.0.1:{port_file.read_text().strip()}", rounds, per_round, Path(tmp) / "data"
+            )
         finally:
             server.send_signal(signal.SIGTERM)
             try:

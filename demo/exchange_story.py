@@ -27,19 +27,65 @@ import grpc  # type: ignore[import-untyped]
 
 from licentia.keys import PrivateKey
 from licentia.scope import IntendedUse
+from licentia.v1 import registry_pb2, verification_pb2
 from licentia.verify import Decision
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 if TYPE_CHECKING:  # mypy checks clients/ as its own package (README, Layout)
-    from clients.advertiser import Advertiser
+    from clients.advertiser import Advertiser, Statement
+    from clients.channel import SignedChannel
     from clients.verifier import Verifier
 else:
-    from licentia.clients.advertiser import Advertiser
+    from licentia.clients.advertiser import Advertiser, Statement
+    from licentia.clients.channel import SignedChannel
     from licentia.clients.verifier import Verifier
 
 PLATFORM = "photoshare"
+#: The price of each ad shown (minor units) and the most ads the licence allows.
+PER_USE = 50
+MAX_USES = 100
+IBAN = "FR76 3000 6000 0112 3456 7890 189"
 PASSPHRASE = "a long passphrase for the demo"
 DAY = 86400
+
+
+def eur(minor: int) -> str:
+    """Minor units as euros."""
+    return f"{minor / 100:.2f} EUR"
+
+
+def operator(data: Path, server: str, *argv: str) -> str:
+    """``licentia-server`` as the exchange's operator uses it (signed with the operator key)."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "licentia.services.server",
+            *argv,
+            "--data-dir",
+            str(data / "exchange"),
+            "--connect",
+            server,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise StoryError(f"licentia-server {argv[0]} failed: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def money(st: Statement) -> str:
+    """An advertiser's statement in one line."""
+    return f"available {eur(st.available)}, in escrow {eur(st.escrowed)}, spent {eur(st.spent)}"
+
+
+def earnings(wallet: Wallet) -> dict[str, int]:
+    """The person's earnings, as their wallet reports them."""
+    doc = json.loads(wallet("earnings", "--json"))
+    return {k: int(doc.get(k, 0)) for k in ("available_minor", "total_minor", "pending_minor")}
 
 
 def say(text: str) -> None:
@@ -171,6 +217,9 @@ def story(tmp: Path) -> None:
         # The advertiser.
         with Advertiser.connect(server, PrivateKey.generate()) as adv:
             adv.register("Acme Ads", "FR")
+            operator(tmp, server, "deposit", adv.public_key.text, "20000", "SEPA-2026-0042")
+            say("Acme Ads registers and pays 200.00 EUR into its account by bank transfer; the")
+            say(f"exchange's operator credits it: {money(adv.statement())}.")
             offer = next(adv.search(DataCategory.IMAGE, Purpose.ADVERTISING, territory="FR"))
             by_category = {a.category: a.sha256 for a in offer.assets}
             wanted = [by_category[DataCategory.IMAGE], by_category[DataCategory.NAME]]
@@ -185,9 +234,14 @@ def story(tmp: Path) -> None:
                 not_before=now,
                 not_after=now + 30 * DAY,
                 price=offer.terms.price_for(30 * DAY),
+                price_per_use=PER_USE,
+                max_uses=MAX_USES,
             )
             say("Acme Ads finds her offer and asks for her photo and name, online ads in France,")
-            say(f"30 days, for {offer.terms.price_for(30 * DAY) / 100:.2f} EUR.")
+            say(
+                f"30 days, for {eur(offer.terms.price_for(30 * DAY))} plus {eur(PER_USE)} for"
+                f" each ad shown, {MAX_USES} at most."
+            )
 
             # The person reads and approves.
             inbox = wallet("inbox")
@@ -209,6 +263,7 @@ def story(tmp: Path) -> None:
                 raise StoryError("no licence after the approval")
             say("She approves: her signature covers those exact terms. Acme Ads receives licence")
             say(f"{licence.licence_id.hex()[:16]}… ({len(licence.token)} characters).")
+            say(f"The whole price is held in escrow: {money(adv.statement())}.")
 
             # The platform.
             channel = grpc.insecure_channel(server)
@@ -232,6 +287,44 @@ def story(tmp: Path) -> None:
                     "    advertising in Germany        -> "
                     + expect(check(Purpose.ADVERTISING, "DE"), "DENY OUT_OF_SCOPE_TERRITORY")
                 )
+
+                # The platform publishes two ads and reports each use: each one is paid.
+                platform_key = PrivateKey.generate()
+                platform = SignedChannel(channel, platform_key)
+                platform.unary(
+                    "/licentia.v1.RegistryService/RegisterPlatform",
+                    registry_pb2.RegisterPlatformRequest(platform_id=PLATFORM, name="PhotoShare"),
+                    registry_pb2.RegisterPlatformResponse,
+                )
+                ad = IntendedUse(
+                    DataCategory.IMAGE,
+                    Purpose.PERSONALISED_ADVERTISING,
+                    Medium.ONLINE,
+                    "FR",
+                    photo_sha,
+                )
+                for _ in range(2):
+                    platform.unary(
+                        "/licentia.v1.VerificationService/ReportUse",
+                        verification_pb2.ReportUseRequest(
+                            report_id=os.urandom(16),
+                            token=licence.token,
+                            presentation=adv.present(licence, PLATFORM, ad),
+                            use=ad.to_proto(),
+                        ),
+                        verification_pb2.ReportUseResponse,
+                    )
+                earned = earnings(wallet)
+                say(
+                    "PhotoShare shows two ads and reports each use. Alice's wallet, a moment later:"
+                )
+                say(
+                    f"    earned {eur(earned['total_minor'])} (after the exchange's 10% fee),"
+                    f" available {eur(earned['available_minor'])},"
+                    f" still to come {eur(earned['pending_minor'])} if the licence runs its term"
+                )
+                if earned["total_minor"] < 2 * PER_USE * 9 // 10:
+                    raise StoryError("the uses were not paid")
 
                 # The person revokes; the platform hears of it at once.
                 denied_at: list[float] = []
@@ -269,6 +362,18 @@ def story(tmp: Path) -> None:
                     "    next personalised ad in France -> "
                     + expect(check(Purpose.PERSONALISED_ADVERTISING, "FR"), "DENY REVOKED")
                 )
+                after = adv.statement()
+                refund = next((x for x in after.lines if x.kind == "refund"), None)
+                if refund is None:
+                    raise StoryError("no refund after the revocation")
+                say(
+                    f"Acme Ads is refunded what it did not use, {eur(refund.amount)}, at once:"
+                    f" {money(after)}."
+                )
+                kept = earnings(wallet)
+                say(f"Alice keeps what she earned, {eur(kept['total_minor'])}, and withdraws it:")
+                out = wallet("withdraw", f"{kept['available_minor'] / 100:.2f}", "--to", IBAN)
+                say("    " + out.splitlines()[0])
 
         export = json.loads(wallet("export", "--json"))
         say(

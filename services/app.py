@@ -11,12 +11,13 @@ from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 
-from licentia.v1 import exchange_pb2, licences_pb2, registry_pb2, verification_pb2
+from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, registry_pb2, verification_pb2
 
 from .deps import Deps, Settings
 from .exchange import ExchangeService
 from .hub import RevocationHub
-from .issuer import Keyring
+from .issuer import Keyring, operator_key
+from .ledger_service import LedgerService
 from .licences import LicenceService
 from .registry import RegistryService
 from .rpc import Authenticator, Clock, Method, StreamLimit, SystemClock, service
@@ -29,6 +30,7 @@ SERVICES: Mapping[str, tuple[Any, str, Callable[[Deps], Any]]] = {
     "exchange": (exchange_pb2, "ExchangeService", ExchangeService),
     "licences": (licences_pb2, "LicenceService", LicenceService),
     "verification": (verification_pb2, "VerificationService", VerificationService),
+    "ledger": (ledger_pb2, "LedgerService", LedgerService),
 }
 #: What a follower (read-only replica) serves; every other method answers NOT_SERVED.
 FOLLOWER_METHODS = frozenset(
@@ -53,6 +55,8 @@ FOLLOWER_METHODS = frozenset(
 )
 DB_FILE = "licentia.db"
 KEYS_DIR = "issuer-keys"
+#: The exchange operator's key seed (0600), created on first start.
+OPERATOR_KEY_FILE = "operator.key"
 
 
 @dataclass
@@ -105,7 +109,15 @@ def build(
     keyring = Keyring(keys_dir or data_dir / KEYS_DIR, store, clock.now)
     keyring.load(clock.now(), create=not follower)
     hub = RevocationHub(store, keyring, clock.now)
-    deps = Deps(store, keyring, hub, clock, settings)
+    operator = operator_key(data_dir / OPERATOR_KEY_FILE, create=not follower)
+    deps = Deps(
+        store,
+        keyring,
+        hub,
+        clock,
+        settings,
+        operator_key=operator.public.raw if operator is not None else None,
+    )
     auth = Authenticator(not_before=clock.now())
     streams = StreamLimit(max_streams)
     app = App(deps, [], [])

@@ -42,6 +42,8 @@ class Deps:
     hub: RevocationHub
     clock: Clock
     settings: Settings = field(default_factory=Settings)
+    #: The exchange operator's public key (32 raw bytes): it alone may credit balances.
+    operator_key: bytes | None = None
     #: Presentation nonces seen by the Verify and ReportUse calls.
     presentation_nonces: MemoryNonceStore = field(default_factory=MemoryNonceStore)
     #: Registered platforms by key: a key's role and platform id never change, so the

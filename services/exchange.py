@@ -130,6 +130,8 @@ class ExchangeService:
         except LicentiaError as e:
             if e.reason == Reason.EXCLUSIVITY_CONFLICT:
                 self._fail(row, now, e.reason, "another licence holds exclusivity")
+            elif e.reason == Reason.INSUFFICIENT_FUNDS:
+                self._fail(row, now, e.reason, "the advertiser's balance cannot pay the licence")
             raise
         finally:
             self._notify()
@@ -213,6 +215,12 @@ class ExchangeService:
         """Check a request against the holder's terms, prepare its claims, and issue it at
         once when a standing rule of the holder covers it."""
         advertiser = self.d.party(call, Role.ADVERTISER)
+        if req.idempotency_key:
+            if len(req.idempotency_key) != 16:
+                raise LicentiaError(Reason.INVALID_REQUEST, "the idempotency key is 16 bytes")
+            first = self.d.store.request_by_key(advertiser.key, req.idempotency_key)
+            if first is not None:  # a retry: the first answer, nothing new
+                return self._request_response(first, advertiser.display_name, call.now)
         holder = self.d.store.party(req.holder_key) if len(req.holder_key) == 32 else None
         if holder is None or holder.role != Role.HOLDER:
             raise LicentiaError(Reason.NOT_FOUND, "no such holder")
@@ -236,6 +244,12 @@ class ExchangeService:
             raise LicentiaError(Reason.INVALID_TERM, "a licence cannot start in the past")
         if req.not_after > market.MAX_TIME:
             raise LicentiaError(Reason.INVALID_TERM, "the licence ends too far in the future")
+        if req.price_per_use_minor and not req.max_uses:
+            raise LicentiaError(
+                Reason.INVALID_REQUEST, "a price per use needs max_uses (each use is escrowed)"
+            )
+        if req.offered_price_minor + req.price_per_use_minor * req.max_uses > market.MAX_PRICE:
+            raise LicentiaError(Reason.INVALID_REQUEST, "the price is too large")
         declared = self.d.store.assets(holder.key)
         market.check_request(
             terms,
@@ -265,7 +279,10 @@ class ExchangeService:
                 not_after=req.not_after,
                 status_index=status_index,
                 price=PriceTerms(
-                    terms.currency, req.offered_price_minor, 0, self.d.settings.fee_bps
+                    self.d.settings.currency,
+                    req.offered_price_minor,
+                    req.price_per_use_minor,
+                    self.d.settings.fee_bps,
                 ),
                 max_uses=req.max_uses,
                 exclusive=req.exclusive,
@@ -294,14 +311,23 @@ class ExchangeService:
             return licence, check
 
         try:
-            row = self.d.store.create_request(build, auto_issue, now)
+            row = self.d.store.create_request(build, auto_issue, now, req.idempotency_key)
         finally:
             if covering:
                 self._notify()
+        known = issued[0] if issued and issued[0].licence_id == row.licence_id else None
+        return self._request_response(row, advertiser.display_name, now, known)
+
+    def _request_response(
+        self, row: RequestRow, organisation: str, now: int, licence: LicenceRow | None = None
+    ) -> exchange_pb2.RequestLicenceResponse:
+        """The answer to RequestLicence: the request, and its licence when it is issued."""
         out = exchange_pb2.RequestLicenceResponse()
-        if issued:
-            out.licence.CopyFrom(convert.licence_to(issued[0], now))
-        out.request.CopyFrom(convert.request_to(row, advertiser.display_name))
+        if licence is None and row.licence_id:
+            licence = self.d.store.licence(row.licence_id)
+        if licence is not None:
+            out.licence.CopyFrom(convert.licence_to(licence, now))
+        out.request.CopyFrom(convert.request_to(row, organisation))
         return out
 
     @staticmethod

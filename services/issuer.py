@@ -34,7 +34,7 @@ def _read_seed(path: Path) -> bytes:
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise LicentiaError(
-            Reason.INTERNAL, f"issuer key file {path.name} must be readable by its owner only"
+            Reason.INTERNAL, f"key file {path.name} must be readable by its owner only"
         )
     seed = path.read_bytes()
     if len(seed) != 32:
@@ -140,3 +140,14 @@ class Keyring:
         """Re-read the published keys (a replica following another process's rotation)."""
         with self._lock:
             self._reload()
+
+
+def operator_key(path: Path, *, create: bool) -> PrivateKey | None:
+    """The exchange operator's key (its seed in ``path``, 0600): it signs the operator's calls,
+    such as deposits. Created on first start when ``create``; None if absent otherwise."""
+    if not path.exists():
+        if not create:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_seed(path, PrivateKey.generate().seed)
+    return PrivateKey.from_seed(_read_seed(path))

@@ -30,6 +30,8 @@ BPS = 10_000
 MAX_INT = (1 << 63) - 1
 #: The latest instant a licence may end (far beyond any licence; leaves room for arithmetic).
 MAX_TIME = 1 << 62
+#: The largest price a licence may carry (term price plus every use), in minor units.
+MAX_PRICE = 10**12
 
 
 def check_handle(handle: str, what: str) -> None:

@@ -169,3 +169,36 @@ class IssuerKeyRow:
     public_key: bytes
     not_before: int
     not_after: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLine:
+    """One posting as it touched one party's available balance."""
+
+    posting_id: int
+    #: The posting's kind, as ``ledger.Kind`` names it (``DEPOSIT``, ``ESCROW``, …).
+    kind: str
+    licence_id: bytes
+    at: int
+    #: Signed minor units: + credited to the party, - debited.
+    amount: int
+    #: The exchange's fee taken in the same posting (accrual and use lines of a holder).
+    fee: int
+    #: The deposit's payment reference or the withdrawal's payout reference.
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A party's money, settled up to the time it was taken."""
+
+    available: int
+    #: Advertiser: held in escrow for its open licences. Holder: what its open licences will
+    #: still earn it if they run their term and every use is made.
+    pending: int
+    #: Holder: earned so far; advertiser: spent so far (paid out of escrow to holders and
+    #: the fee: escrowed, less refunded, less still held).
+    total: int
+    lines: tuple[LedgerLine, ...]
+    #: Pass as ``before`` for the next page (0 when there is none).
+    next_before: int

@@ -1,4 +1,4 @@
-"""``licentia-server``: run the exchange, or administer its issuer keys.
+"""``licentia-server``: run the exchange, administer its issuer keys, credit balances.
 
 Every flag has an environment variable (shown in ``--help``); a flag wins over its variable.
 Logs are JSON lines on stderr. ``serve`` prints ``listening on HOST:PORT`` on stdout once
@@ -14,11 +14,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from licentia.errors import LicentiaError
+import grpc  # type: ignore[import-untyped]
 
-from .app import DB_FILE, KEYS_DIR, SERVICES, build
+from licentia.errors import LicentiaError
+from licentia.keys import PublicKey
+from licentia.request import sign_request
+from licentia.v1 import ledger_pb2
+
+from . import ledger
+from .app import DB_FILE, KEYS_DIR, OPERATOR_KEY_FILE, SERVICES, build
 from .deps import Settings
-from .issuer import Keyring
+from .issuer import Keyring, operator_key
 from .rpc import SystemClock, json_logger
 from .runtime import ServerSettings, install_signal_handlers, start
 from .store import SqliteStore
@@ -86,6 +92,38 @@ def _parser() -> argparse.ArgumentParser:
         " [LICENTIA_WORKERS]",
     )
     serve.add_argument("--port-file", type=Path, help="write the bound port to this file")
+    serve.add_argument(
+        "--currency",
+        default=_env("LICENTIA_CURRENCY", "EUR"),
+        help="the exchange's one currency, ISO 4217 (default EUR) [LICENTIA_CURRENCY]",
+    )
+    serve.add_argument(
+        "--fee-bps",
+        type=int,
+        default=int(_env("LICENTIA_FEE_BPS", "1000")),
+        help="the exchange's fee on what holders earn, in basis points, 0-5000 (default 1000"
+        " = 10%%) [LICENTIA_FEE_BPS]",
+    )
+    deposit = sub.add_parser(
+        "deposit",
+        help="credit an advertiser's balance with an external payment (signed with the"
+        " operator key; the same reference twice credits once)",
+    )
+    deposit.add_argument("advertiser", help="the advertiser's key, ed25519:...")
+    deposit.add_argument("amount", type=int, help="the amount in minor units (cents)")
+    deposit.add_argument("reference", help="the external payment's reference")
+    deposit.add_argument(
+        "--connect",
+        default=_env("LICENTIA_CONNECT", DEFAULT_LISTEN),
+        help=f"the exchange's host:port (default {DEFAULT_LISTEN}) [LICENTIA_CONNECT]",
+    )
+    deposit.add_argument(
+        "--tls-ca",
+        type=Path,
+        default=os.environ.get("LICENTIA_TLS_CA"),
+        help="PEM CA certificate: connect over TLS [LICENTIA_TLS_CA]",
+    )
+    _data_dir(deposit)
     rotate = sub.add_parser(
         "rotate-key",
         help="start a new issuer key; the old one stays published so its licences verify",
@@ -114,6 +152,52 @@ def _data_dir(p: argparse.ArgumentParser) -> None:
         help="directory of the issuer keys' secret files, created 0700 with 0600 files on"
         " first start (default DATA_DIR/issuer-keys) [LICENTIA_ISSUER_KEYS]",
     )
+
+
+DEPOSIT = "/licentia.v1.LedgerService/Deposit"
+
+
+def _deposit(args: argparse.Namespace) -> int:
+    """``licentia-server deposit``: one signed Deposit call with the operator key."""
+    try:
+        advertiser = PublicKey.from_text(args.advertiser)
+    except LicentiaError as e:
+        print(f"{PROG}: error: the advertiser key: {e}", file=sys.stderr)
+        return 2
+    key = operator_key(args.data_dir / OPERATOR_KEY_FILE, create=False)
+    if key is None:
+        print(
+            f"{PROG}: error: no operator key in {args.data_dir} (the server creates it on"
+            " first start)",
+            file=sys.stderr,
+        )
+        return 2
+    body = ledger_pb2.DepositRequest(
+        advertiser_key=advertiser.raw, amount_minor=max(args.amount, 0), reference=args.reference
+    ).SerializeToString()
+    if args.tls_ca is not None:
+        creds = grpc.ssl_channel_credentials(root_certificates=args.tls_ca.read_bytes())
+        channel = grpc.secure_channel(args.connect, creds)
+    else:
+        channel = grpc.insecure_channel(args.connect)
+    try:
+        call = channel.unary_unary(
+            DEPOSIT,
+            request_serializer=None,
+            response_deserializer=ledger_pb2.DepositResponse.FromString,
+        )
+        out = call(body, metadata=sign_request(key, DEPOSIT, body, SystemClock().now()), timeout=10)
+    except grpc.RpcError as e:
+        print(f"{PROG}: error: {e.code().name}: {e.details()}", file=sys.stderr)
+        return 1
+    finally:
+        channel.close()
+    verb = "already credited" if out.replayed else "credited"
+    print(
+        f"{verb} {out.line.amount_minor} (reference {out.line.reference!r});"
+        f" balance {out.balance_minor}"
+    )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if new is not None:
             print(f"new issuer key {new.key_id.hex()} ({new.text})")
         return 0
+    if args.command == "deposit":
+        return _deposit(args)
     if args.command == "rotate-key":
         store = SqliteStore(args.data_dir / DB_FILE)
         try:
@@ -167,9 +253,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     try:
+        if not 0 <= args.fee_bps <= ledger.MAX_FEE_BPS:
+            raise ValueError(f"--fee-bps is 0 to {ledger.MAX_FEE_BPS}: the holder earns more")
+        if not (len(args.currency) == 3 and args.currency.isascii() and args.currency.isupper()):
+            raise ValueError("--currency is a 3-letter ISO 4217 code, e.g. EUR")
         settings = Settings(
             max_term_seconds=args.max_term_days * 86400,
             heartbeat_seconds=args.heartbeat_seconds,
+            currency=args.currency,
+            fee_bps=args.fee_bps,
         )
         app = build(
             args.data_dir,

@@ -12,6 +12,9 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 
 with Advertiser.connect("localhost:7700", PrivateKey.generate()) as adv:
     adv.register("Acme Ads", "FR")
+    # Licences are paid from a prepaid balance, which the exchange's operator credits when
+    # a payment arrives (licentia-server deposit ed25519:... 50000 BANK-REF). adv.balance()
+    # and adv.statement() show it; a licence the balance cannot pay is refused.
     offer = next(adv.search(DataCategory.IMAGE, Purpose.ADVERTISING, territory="FR"))
     photo = next(a.sha256 for a in offer.assets if a.category == DataCategory.IMAGE)
     asked = adv.request_licence(offer.holder_key, [photo], categories=[DataCategory.IMAGE],
@@ -42,6 +45,8 @@ from .common import (
     Offer,
     Profile,
     RequestState,
+    Statement,
+    StatementLine,
     Termination,
     TerminationCause,
     Terms,
@@ -60,6 +65,8 @@ __all__ = [
     "Offer",
     "Profile",
     "RequestState",
+    "Statement",
+    "StatementLine",
     "Termination",
     "TerminationCause",
     "Terms",

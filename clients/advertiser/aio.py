@@ -22,13 +22,13 @@ from licentia import token as tokens
 from licentia.keys import IssuerKeySet, PrivateKey, PublicKey
 from licentia.scope import IntendedUse
 from licentia.token import UnverifiedLicence
-from licentia.v1 import exchange_pb2, licences_pb2, registry_pb2
+from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, registry_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from ..aio_channel import AsyncSignedChannel
 from ..channel import ExchangeError
 from . import common
-from .common import Licence, LicenceRequest, Offer, Profile, Termination
+from .common import Licence, LicenceRequest, Offer, Profile, Statement, Termination
 
 
 class AsyncAdvertiser:
@@ -138,6 +138,8 @@ class AsyncAdvertiser:
         exclusive: bool = False,
         price: int,
         message: str = "",
+        price_per_use: int = 0,
+        idempotency_key: bytes | None = None,
     ) -> LicenceRequest:
         """Ask the holder for a licence on ``assets`` (see ``Advertiser.request_licence``)."""
         req = common.licence_request(
@@ -153,6 +155,8 @@ class AsyncAdvertiser:
             exclusive=exclusive,
             price=price,
             message=message,
+            price_per_use=price_per_use,
+            idempotency_key=idempotency_key,
         )
         resp = await self._rpc.unary(
             common.REQUEST_LICENCE, req, exchange_pb2.RequestLicenceResponse
@@ -199,6 +203,20 @@ class AsyncAdvertiser:
         return common.request_from(resp.request)
 
     # -- licences ----------------------------------------------------------------------------
+
+    async def statement(self, page_size: int = 100, before: int = 0) -> Statement:
+        """The advertiser's balance, escrow and spending, settled up to now, and one page of
+        its postings, newest first (pass ``next_before`` as ``before`` for the next)."""
+        resp = await self._rpc.unary(
+            common.GET_STATEMENT,
+            common.statement_request(page_size, before),
+            ledger_pb2.GetStatementResponse,
+        )
+        return common.statement_from(resp)
+
+    async def balance(self) -> int:
+        """What new licences can be paid from now, in minor units."""
+        return (await self.statement(page_size=1)).available
 
     async def licence(self, licence_id: bytes) -> Licence:
         """One of the advertiser's licences (NOT_FOUND for any other)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -23,7 +24,14 @@ from licentia.keys import IssuerKeySet, PrivateKey, PublicKey
 from licentia.presentation import present
 from licentia.scope import IntendedUse, Scope
 from licentia.token import Asset, LicenceClaims, UnverifiedLicence, parse_token
-from licentia.v1 import exchange_pb2, licence_pb2, licences_pb2, records_pb2, registry_pb2
+from licentia.v1 import (
+    exchange_pb2,
+    ledger_pb2,
+    licence_pb2,
+    licences_pb2,
+    records_pb2,
+    registry_pb2,
+)
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from ..channel import ExchangeError, ExchangeUnavailable
@@ -55,6 +63,7 @@ LIST_LICENCES = _method("LicenceService", "ListLicences")
 FETCH_ASSET = _method("LicenceService", "FetchAsset")
 GET_ISSUER_KEYS = _method("LicenceService", "GetIssuerKeys")
 WATCH_LICENCE_EVENTS = _method("LicenceService", "WatchLicenceEvents")
+GET_STATEMENT = _method("LedgerService", "GetStatement")
 
 
 # -- the SDK's values --------------------------------------------------------------------------
@@ -278,8 +287,12 @@ def licence_request(
     exclusive: bool,
     price: int,
     message: str,
+    price_per_use: int = 0,
+    idempotency_key: bytes | None = None,
 ) -> exchange_pb2.RequestLicenceRequest:
-    """RequestLicence; the exchange checks every value against the holder's terms."""
+    """RequestLicence; the exchange checks every value against the holder's terms. Without
+    an ``idempotency_key``, a fresh random one is chosen (so a retry of this very request
+    pays once)."""
     return exchange_pb2.RequestLicenceRequest(
         holder_key=holder_raw(holder_key),
         asset_sha256=list(assets),
@@ -295,6 +308,65 @@ def licence_request(
         exclusive=exclusive,
         offered_price_minor=price,
         message=message,
+        price_per_use_minor=price_per_use,
+        idempotency_key=secrets.token_bytes(16) if idempotency_key is None else idempotency_key,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    """One posting on the advertiser's balance: a deposit, an escrow, a refund."""
+
+    posting_id: int
+    #: ``deposit``, ``escrow``, ``refund`` (and for holders ``accrual``, ``use``, ``withdrawal``).
+    kind: str
+    licence_id: bytes
+    at: int
+    #: Signed minor units: + credited, - debited.
+    amount: int
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """The advertiser's money at the exchange, settled up to now, in minor units."""
+
+    currency: str
+    #: What new licences can be paid from.
+    available: int
+    #: Held in escrow for the advertiser's live licences (refunded in part on revocation).
+    escrowed: int
+    #: Spent so far: paid out of escrow for the time and uses its licences got.
+    spent: int
+    lines: tuple[StatementLine, ...]
+    #: Pass as ``before`` for the next page (0: none).
+    next_before: int
+
+
+def statement_request(page_size: int, before: int) -> ledger_pb2.GetStatementRequest:
+    """GetStatement for one page."""
+    return ledger_pb2.GetStatementRequest(page_size=page_size, before_posting=before)
+
+
+def statement_from(msg: ledger_pb2.GetStatementResponse) -> Statement:
+    """The SDK's value of a statement."""
+    return Statement(
+        currency=msg.currency,
+        available=msg.available_minor,
+        escrowed=msg.pending_minor,
+        spent=msg.total_minor,
+        lines=tuple(
+            StatementLine(
+                posting_id=x.posting_id,
+                kind=ledger_pb2.PostingKind.Name(x.kind).removeprefix("POSTING_KIND_").lower(),
+                licence_id=x.licence_id,
+                at=x.at,
+                amount=x.amount_minor,
+                reference=x.reference,
+            )
+            for x in msg.lines
+        ),
+        next_before=msg.next_before_posting,
     )
 
 

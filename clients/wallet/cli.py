@@ -41,7 +41,14 @@ from licentia.token import (
     parse_token,
     sign_standing_rule,
 )
-from licentia.v1 import exchange_pb2, licence_pb2, licences_pb2, records_pb2, registry_pb2
+from licentia.v1 import (
+    exchange_pb2,
+    ledger_pb2,
+    licence_pb2,
+    licences_pb2,
+    records_pb2,
+    registry_pb2,
+)
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from ..channel import ExchangeError, SignedChannel
@@ -404,6 +411,7 @@ def describe_claims(claims: LicenceClaims, who: str, labels: dict[bytes, str]) -
         f"{_name(a.category)} ({labels.get(a.sha256, a.sha256.hex()[:12] + '…')})" for a in c.assets
     )
     earned = p.amount_minor - p.amount_minor * p.fee_bps // 10_000
+    per_use = p.per_use_minor - p.per_use_minor * p.fee_bps // 10_000
     return "\n".join(
         [
             f"Who:         {who}",
@@ -418,7 +426,13 @@ def describe_claims(claims: LicenceClaims, who: str, labels: dict[bytes, str]) -
             + ("yes: nobody else may use it the same way meanwhile" if c.exclusive else "no"),
             f"Price:       {_money(p.amount_minor, p.currency)}"
             f" (you receive {_money(earned, p.currency)} after the exchange's"
-            f" {p.fee_bps / 100:g}% fee)",
+            f" {p.fee_bps / 100:g}% fee)"
+            + (
+                f", plus {_money(p.per_use_minor, p.currency)} for each use"
+                f" (you receive {_money(per_use, p.currency)})"
+                if p.per_use_minor
+                else ""
+            ),
             "You can revoke it at any moment.",
         ]
     )
@@ -617,6 +631,72 @@ def cmd_accesses(s: Session) -> None:
         s.args,
         [_dict(a) for a in resp.accesses],
         "\n".join(lines) or "Nobody has fetched your data.",
+    )
+
+
+_KIND = {v: k.removeprefix("POSTING_KIND_").lower() for k, v in ledger_pb2.PostingKind.items()}
+
+
+def cmd_earnings(s: Session) -> None:
+    """What you have earned, what you can withdraw, and every payment, newest first."""
+    resp = s.call(
+        "LedgerService",
+        "GetStatement",
+        ledger_pb2.GetStatementRequest(page_size=s.args.limit),
+        ledger_pb2.GetStatementResponse,
+    )
+    cur = resp.currency
+    lines = [
+        f"Available to withdraw: {_money(resp.available_minor, cur)}",
+        f"Earned so far:         {_money(resp.total_minor, cur)}",
+        f"Still to come:         {_money(resp.pending_minor, cur)}"
+        " (if your live licences run their term)",
+    ]
+    for x in resp.lines:
+        what = f"licence {x.licence_id.hex()[:12]}" if x.licence_id else x.reference
+        fee = f" (exchange fee {_money(x.fee_minor, cur)})" if x.fee_minor else ""
+        sign = "+" if x.amount_minor >= 0 else "-"
+        lines.append(
+            f"  {_when(x.at)}  {_KIND[x.kind]:<10} {sign}{_money(abs(x.amount_minor), cur)}"
+            f"  {what}{fee}"
+        )
+    _out(s.args, _dict(resp), "\n".join(lines))
+
+
+def cmd_withdraw(s: Session) -> None:
+    """Move money you have earned to your bank (your payout reference)."""
+    key = s.args.idempotency_key
+    if key is not None:
+        try:
+            idem = bytes.fromhex(key)
+        except ValueError:
+            idem = b""
+        if len(idem) != 16:
+            raise OperationFailedError("--idempotency-key is 32 hex digits")
+    else:
+        idem = secrets.token_bytes(16)
+    try:
+        resp = s.call(
+            "LedgerService",
+            "Withdraw",
+            ledger_pb2.WithdrawRequest(
+                amount_minor=s.args.amount, payout_reference=s.args.to, idempotency_key=idem
+            ),
+            ledger_pb2.WithdrawResponse,
+        )
+    except ExchangeError:
+        print(
+            f"If you try again, add --idempotency-key {idem.hex()} so that it is paid once.",
+            file=sys.stderr,
+        )
+        raise
+    amount = -resp.line.amount_minor
+    verb = "Already withdrew" if resp.replayed else "Withdrew"
+    _out(
+        s.args,
+        _dict(resp),
+        f"{verb} {amount // 100}.{amount % 100:02d} to {resp.line.reference}."
+        f" Available now: {resp.balance_minor // 100}.{resp.balance_minor % 100:02d}.",
     )
 
 
@@ -867,6 +947,16 @@ def parser() -> argparse.ArgumentParser:
         "id", help="the licence id (or its first 6+ digits)"
     )
     add("accesses", cmd_accesses, "who fetched which of your assets")
+    add(
+        "earnings", cmd_earnings, "what you have earned and can withdraw, and every payment"
+    ).add_argument("--limit", type=int, default=50, help="payments shown (default 50)")
+    p = add("withdraw", cmd_withdraw, "move money you have earned to your bank")
+    p.add_argument("amount", type=_minor, help="e.g. 12.50")
+    p.add_argument("--to", required=True, help="your payout reference, e.g. your IBAN")
+    p.add_argument(
+        "--idempotency-key",
+        help="repeat the key a failed attempt printed, so a retry pays once (32 hex digits)",
+    )
     add("export", cmd_export, "everything the exchange holds about you, as JSON").add_argument(
         "--output", help="write it to this file instead of the screen"
     )

@@ -18,12 +18,14 @@ from ..model import (
     AssetRow,
     Cause,
     IssuerKeyRow,
+    LedgerLine,
     LicenceRow,
     Party,
     RequestRow,
     RequestState,
     RevocationEvent,
     StandingRuleRow,
+    Statement,
     Terms,
 )
 
@@ -98,12 +100,19 @@ class Store(Protocol):
         build: Callable[[int], RequestRow],
         auto_issue: AutoIssue | None = None,
         now: int = 0,
+        idempotency_key: bytes = b"",
     ) -> RequestRow:
         """Reserve the next status-list index (never handed out twice), build the request
         with it, and store it; when ``auto_issue`` gives a licence, issue it in the same
         transaction (a refused issuance leaves the request FAILED and raises its reason).
         ``build`` and ``auto_issue`` may run before that transaction begins: they prepare,
-        and only what the transaction checks (pending state, conflicts) is decided in it."""
+        and only what the transaction checks (pending state, conflicts, funds) is decided in
+        it. With an ``idempotency_key``, the request the same advertiser made with that key
+        before is returned instead, and nothing is stored."""
+        ...
+
+    def request_by_key(self, advertiser_key: bytes, idempotency_key: bytes) -> RequestRow | None:
+        """The request an advertiser made with this idempotency key, if any."""
         ...
 
     def request(self, request_id: bytes) -> RequestRow | None:
@@ -179,6 +188,38 @@ class Store(Protocol):
 
     def accesses(self, holder_key: bytes, limit: int) -> list[Access]:
         """The holder's access log, newest first."""
+        ...
+
+    # -- money ---------------------------------------------------------------------------
+    def deposit(
+        self, advertiser_key: bytes, amount: int, reference: str, now: int
+    ) -> tuple[LedgerLine, int, bool]:
+        """Credit an advertiser: ``(line, balance, replayed)``. Idempotent by ``reference``
+        (ALREADY_EXISTS if it was credited with another amount or to another account)."""
+        ...
+
+    def withdraw(
+        self,
+        holder_key: bytes,
+        amount: int,
+        payout_reference: str,
+        idempotency_key: bytes,
+        now: int,
+    ) -> tuple[LedgerLine, int, bool]:
+        """Pay a holder out: ``(line, balance, replayed)``. Idempotent by the key;
+        INSUFFICIENT_FUNDS beyond the available balance."""
+        ...
+
+    def settle(self, party_key: bytes, now: int) -> None:
+        """Settle every open licence of the party up to ``now`` (idempotent)."""
+        ...
+
+    def statement(self, party: Party, before: int, limit: int) -> Statement:
+        """The party's balance, pending and total amounts and lines, newest first."""
+        ...
+
+    def ledger_check(self) -> list[str]:
+        """The ledger's invariants checked over every row: what is wrong."""
         ...
 
     # -- the status list -----------------------------------------------------------------

@@ -27,11 +27,13 @@ from licentia.scope import Scope
 from licentia.token import parse_token
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
+from .. import ledger
 from ..model import (
     Access,
     AssetRow,
     Cause,
     IssuerKeyRow,
+    LedgerLine,
     LicenceRow,
     Party,
     RequestRow,
@@ -39,6 +41,7 @@ from ..model import (
     RevocationEvent,
     Role,
     StandingRuleRow,
+    Statement,
     Terms,
 )
 from .base import AutoIssue, ConflictCheck
@@ -148,6 +151,41 @@ def m002_live_exclusive_index(db: Database) -> None:
     db.execute(
         "CREATE INDEX licences_live_exclusive ON licences (holder_key, not_after)"
         " WHERE exclusive = 1 AND revoked_at = 0"
+    )
+
+
+@migrations()
+def m003_ledger(db: Database) -> None:
+    """Money: double-entry postings, running balances, and each licence's escrow state."""
+    db.executescript(
+        """
+        CREATE TABLE postings (
+            id INTEGER PRIMARY KEY, kind TEXT NOT NULL, licence_id BLOB NOT NULL,
+            at INTEGER NOT NULL, idempotency BLOB UNIQUE, reference TEXT NOT NULL
+        ) STRICT;
+        CREATE TABLE entries (
+            posting_id INTEGER NOT NULL REFERENCES postings (id), account_kind TEXT NOT NULL,
+            account_key BLOB NOT NULL, amount INTEGER NOT NULL CHECK (amount != 0)
+        ) STRICT;
+        CREATE INDEX entries_account ON entries (account_kind, account_key, posting_id);
+        CREATE TABLE balances (
+            account_kind TEXT NOT NULL, account_key BLOB NOT NULL, balance INTEGER NOT NULL,
+            PRIMARY KEY (account_kind, account_key),
+            CHECK (balance >= 0 OR account_kind = 'external')
+        ) STRICT, WITHOUT ROWID;
+        CREATE TABLE licence_money (
+            licence_id BLOB PRIMARY KEY, advertiser_key BLOB NOT NULL, holder_key BLOB NOT NULL,
+            price INTEGER NOT NULL, price_per_use INTEGER NOT NULL, max_uses INTEGER NOT NULL,
+            fee_bps INTEGER NOT NULL, not_before INTEGER NOT NULL, not_after INTEGER NOT NULL,
+            time_earned INTEGER NOT NULL, uses_charged INTEGER NOT NULL, closed INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX licence_money_holder ON licence_money (holder_key) WHERE closed = 0;
+        CREATE INDEX licence_money_advertiser ON licence_money (advertiser_key) WHERE closed = 0;
+        CREATE TABLE request_keys (
+            advertiser_key BLOB NOT NULL, idempotency_key BLOB NOT NULL, request_id BLOB NOT NULL,
+            PRIMARY KEY (advertiser_key, idempotency_key)
+        ) STRICT, WITHOUT ROWID;
+        """
     )
 
 
@@ -554,6 +592,7 @@ class SqliteStore:
         build: Callable[[int], RequestRow],
         auto_issue: AutoIssue | None = None,
         now: int = 0,
+        idempotency_key: bytes = b"",
     ) -> RequestRow:
         """Reserve the next status-list index, build the request with it, and store it — and,
         when ``auto_issue`` returns a licence for it, issue that too, in the same transaction.
@@ -562,12 +601,26 @@ class SqliteStore:
         writer holds it only for the reads and writes. An index is never handed out twice
         (a refused build wastes one). When the automatic issuance is refused by its conflict
         check (run inside the transaction), the request is stored FAILED with the reason, and
-        the refusal is raised after the commit.
+        the refusal is raised after the commit. With an ``idempotency_key``, a request the
+        same advertiser made with that key before is returned instead, and nothing is stored.
         """
         row = build(self._status_index())
         issuing = auto_issue(row) if auto_issue is not None else None
 
         def change(c: sqlite3.Connection) -> tuple[RequestRow, LicentiaError | None]:
+            if idempotency_key:
+                first = c.execute(
+                    f"SELECT {', '.join('r.' + x.strip() for x in self._REQ.split(','))}"
+                    " FROM request_keys k JOIN requests r ON r.request_id = k.request_id"
+                    " WHERE k.advertiser_key = ? AND k.idempotency_key = ?",
+                    (row.advertiser_key, idempotency_key),
+                ).fetchone()
+                if first is not None:
+                    return self._request(first), None
+                c.execute(
+                    "INSERT INTO request_keys VALUES (?, ?, ?)",
+                    (row.advertiser_key, idempotency_key, row.request_id),
+                )
             c.execute(
                 f"INSERT INTO requests ({self._REQ}) VALUES ({', '.join('?' * 13)})",
                 (
@@ -606,6 +659,16 @@ class SqliteStore:
         if refused is not None:
             raise refused
         return stored
+
+    def request_by_key(self, advertiser_key: bytes, idempotency_key: bytes) -> RequestRow | None:
+        """The request an advertiser made with this idempotency key, if any."""
+        r = self._row(
+            f"SELECT {', '.join('r.' + x.strip() for x in self._REQ.split(','))}"
+            " FROM request_keys k JOIN requests r ON r.request_id = k.request_id"
+            " WHERE k.advertiser_key = ? AND k.idempotency_key = ?",
+            (advertiser_key, idempotency_key),
+        )
+        return self._request(r) if r else None
 
     def request(self, request_id: bytes) -> RequestRow | None:
         """One request."""
@@ -702,11 +765,49 @@ class SqliteStore:
         refusal = check(candidates)
         if refusal is not None:
             raise LicentiaError(refusal, "the licence conflicts with a live licence")
+        parsed = parse_token(licence.token)
+        price = parsed.wire_claims.price
+        money = ledger.LicenceMoney(
+            licence_id=licence.licence_id,
+            advertiser_key=licence.licensee_key,
+            holder_key=licence.holder_key,
+            price=price.amount_minor,
+            price_per_use=price.per_use_minor,
+            max_uses=licence.max_uses,
+            fee_bps=price.fee_bps,
+            not_before=licence.not_before,
+            not_after=licence.not_after,
+        )
+        held = self._balance(c, ledger.Account.advertiser(money.advertiser_key))
+        missing = ledger.shortfall(held, money)
+        if missing:
+            raise LicentiaError(
+                Reason.INSUFFICIENT_FUNDS,
+                f"the licence costs {money.escrow_total}, the balance is {held}:"
+                f" deposit {missing} more",
+            )
         c.execute(
             f"INSERT INTO licences ({self._LIC}) VALUES ({', '.join('?' * 13)})",
             self._licence_values(licence),
         )
-        for digest in parse_token(licence.token).asset_categories:
+        escrowed = ledger.escrow(money, now)
+        if escrowed is not None:
+            self._post(c, escrowed)
+        c.execute(
+            "INSERT INTO licence_money VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0)",
+            (
+                money.licence_id,
+                money.advertiser_key,
+                money.holder_key,
+                money.price,
+                money.price_per_use,
+                money.max_uses,
+                money.fee_bps,
+                money.not_before,
+                money.not_after,
+            ),
+        )
+        for digest in parsed.asset_categories:
             c.execute(
                 "INSERT INTO licence_assets VALUES (?, ?, ?)",
                 (licence.licence_id, licence.holder_key, digest),
@@ -781,6 +882,8 @@ class SqliteStore:
         self, c: sqlite3.Connection, lic: LicenceRow, now: int, cause: Cause
     ) -> RevocationEvent:
         c.execute("UPDATE licences SET revoked_at = ? WHERE licence_id = ?", (now, lic.licence_id))
+        # What was earned up to this second is paid; the rest goes back to the advertiser.
+        self._settle(c, lic.licence_id, now, close=True)
         r = c.execute(
             f"INSERT INTO revocations ({self._EV}) VALUES"
             " ((SELECT coalesce(max(sequence), 0) + 1 FROM revocations), ?, ?, ?, ?, ?)"
@@ -806,7 +909,8 @@ class SqliteStore:
                     f"SELECT {self._EV} FROM revocations WHERE licence_id = ?", (licence_id,)
                 ).fetchone()
                 return lic, self._event(ev)
-            return dataclasses.replace(lic, revoked_at=now), self._revoke(c, lic, now, cause)
+            event = self._revoke(c, lic, now, cause)
+            return dataclasses.replace(lic, revoked_at=now), event
 
         return self._transact(change)
 
@@ -871,6 +975,13 @@ class SqliteStore:
                 "INSERT INTO use_reports VALUES (?, ?, ?, ?, ?)",
                 (report_id, licence_id, platform_key, now, r[0]),
             )
+            found = self._money(c, licence_id)
+            if found is not None:
+                money, settled = found
+                charged, settled = ledger.charge_use(money, settled, now)
+                if charged is not None:
+                    self._post(c, charged)
+                self._save_settled(c, licence_id, settled)
             return int(r[0]), now
 
         return self._transact(change)
@@ -913,6 +1024,295 @@ class SqliteStore:
             (holder_key, limit),
         )
         return [Access(*r) for r in rows]
+
+    # -- money ---------------------------------------------------------------------------
+    @staticmethod
+    def _balance(c: sqlite3.Connection, account: ledger.Account) -> int:
+        r = c.execute(
+            "SELECT balance FROM balances WHERE account_kind = ? AND account_key = ?",
+            (account.kind, account.key),
+        ).fetchone()
+        return int(r[0]) if r else 0
+
+    @staticmethod
+    def _post(
+        c: sqlite3.Connection,
+        posting: ledger.Posting,
+        idempotency: bytes | None = None,
+        reference: str = "",
+    ) -> int:
+        """Write one posting and move the balances it names; its id. The balances table
+        refuses (CHECK) any internal account going negative, so a bug cannot overdraw."""
+        pid = int(
+            c.execute(
+                "INSERT INTO postings (kind, licence_id, at, idempotency, reference)"
+                " VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (posting.kind.value, posting.licence_id, posting.at, idempotency, reference),
+            ).fetchone()[0]
+        )
+        for e in posting.entries:
+            c.execute(
+                "INSERT INTO entries VALUES (?, ?, ?, ?)",
+                (pid, e.account.kind, e.account.key, e.amount),
+            )
+            moved = c.execute(
+                "UPDATE balances SET balance = balance + ?"
+                " WHERE account_kind = ? AND account_key = ?",
+                (e.amount, e.account.kind, e.account.key),
+            ).rowcount
+            if not moved:  # an account's first entry (a debit here fails the CHECK)
+                c.execute(
+                    "INSERT INTO balances VALUES (?, ?, ?)",
+                    (e.account.kind, e.account.key, e.amount),
+                )
+        return pid
+
+    _MONEY = (
+        "licence_id, advertiser_key, holder_key, price, price_per_use, max_uses, fee_bps,"
+        " not_before, not_after, time_earned, uses_charged, closed"
+    )
+
+    @staticmethod
+    def _money_of(r: Sequence[Any]) -> tuple[ledger.LicenceMoney, ledger.Settled]:
+        return (
+            ledger.LicenceMoney(
+                licence_id=r[0],
+                advertiser_key=r[1],
+                holder_key=r[2],
+                price=r[3],
+                price_per_use=r[4],
+                max_uses=r[5],
+                fee_bps=r[6],
+                not_before=r[7],
+                not_after=r[8],
+            ),
+            ledger.Settled(time_earned=r[9], uses_charged=r[10], closed=bool(r[11])),
+        )
+
+    def _money(
+        self, c: sqlite3.Connection, licence_id: bytes
+    ) -> tuple[ledger.LicenceMoney, ledger.Settled] | None:
+        r = c.execute(
+            f"SELECT {self._MONEY} FROM licence_money WHERE licence_id = ?", (licence_id,)
+        ).fetchone()
+        return self._money_of(r) if r else None
+
+    @staticmethod
+    def _save_settled(c: sqlite3.Connection, licence_id: bytes, s: ledger.Settled) -> None:
+        c.execute(
+            "UPDATE licence_money SET time_earned = ?, uses_charged = ?, closed = ?"
+            " WHERE licence_id = ?",
+            (s.time_earned, s.uses_charged, int(s.closed), licence_id),
+        )
+
+    def _settle(self, c: sqlite3.Connection, licence_id: bytes, now: int, *, close: bool) -> None:
+        """Pay what the licence has earned by ``now``; with ``close`` (revocation, or the
+        term is over), refund the rest of its escrow too. The same result whenever it runs."""
+        found = self._money(c, licence_id)
+        if found is None:
+            return
+        money, settled = found
+        if settled.closed:
+            return
+        if close or now >= money.not_after:
+            postings, settled = ledger.close(money, settled, now)
+        else:
+            accrued, settled = ledger.accrue(money, settled, now)
+            postings = [accrued] if accrued is not None else []
+        for p in postings:
+            self._post(c, p)
+        self._save_settled(c, licence_id, settled)
+
+    def settle(self, party_key: bytes, now: int) -> None:
+        """Settle every open licence of the party (as holder or advertiser) up to ``now``."""
+
+        def change(c: sqlite3.Connection) -> None:
+            ids = [
+                r[0]
+                for r in c.execute(
+                    "SELECT licence_id FROM licence_money WHERE closed = 0 AND holder_key = ?"
+                    " UNION SELECT licence_id FROM licence_money WHERE closed = 0"
+                    " AND advertiser_key = ?",
+                    (party_key, party_key),
+                )
+            ]
+            for licence_id in ids:
+                self._settle(c, licence_id, now, close=False)
+
+        self._transact(change)
+
+    def _replayed(
+        self, c: sqlite3.Connection, idempotency: bytes, account: ledger.Account
+    ) -> LedgerLine | None:
+        r = c.execute("SELECT id FROM postings WHERE idempotency = ?", (idempotency,)).fetchone()
+        return self._line(c, int(r[0]), account) if r else None
+
+    @staticmethod
+    def _line(c: sqlite3.Connection, posting_id: int, account: ledger.Account) -> LedgerLine:
+        r = c.execute(
+            "SELECT p.id, p.kind, p.licence_id, p.at, p.reference,"
+            " coalesce((SELECT sum(amount) FROM entries WHERE posting_id = p.id"
+            "   AND account_kind = ? AND account_key = ?), 0),"
+            " coalesce((SELECT sum(amount) FROM entries WHERE posting_id = p.id"
+            "   AND account_kind = 'fee'), 0)"
+            " FROM postings p WHERE p.id = ?",
+            (account.kind, account.key, posting_id),
+        ).fetchone()
+        return LedgerLine(
+            r[0], r[1], r[2], r[3], r[5], r[6] if account.kind == "holder" else 0, r[4]
+        )
+
+    def deposit(
+        self, advertiser_key: bytes, amount: int, reference: str, now: int
+    ) -> tuple[LedgerLine, int, bool]:
+        """Credit an advertiser; ``(line, balance, replayed)``. The reference is the
+        idempotency key: a reference credited before moves nothing and returns that line."""
+        account = ledger.Account.advertiser(advertiser_key)
+        key = b"deposit\x00" + reference.encode()
+
+        def change(c: sqlite3.Connection) -> tuple[LedgerLine, int, bool]:
+            seen = self._replayed(c, key, account)
+            if seen is not None:
+                if seen.amount != amount:
+                    raise LicentiaError(
+                        Reason.ALREADY_EXISTS,
+                        "this payment reference was credited with another amount or account",
+                    )
+                return seen, self._balance(c, account), True
+            pid = self._post(c, ledger.deposit(advertiser_key, amount, now), key, reference)
+            return self._line(c, pid, account), self._balance(c, account), False
+
+        return self._transact(change)
+
+    def withdraw(
+        self,
+        holder_key: bytes,
+        amount: int,
+        payout_reference: str,
+        idempotency_key: bytes,
+        now: int,
+    ) -> tuple[LedgerLine, int, bool]:
+        """Pay a holder out; ``(line, balance, replayed)``; idempotent by the key."""
+        account = ledger.Account.holder(holder_key)
+        key = b"withdraw\x00" + holder_key + idempotency_key
+
+        def change(c: sqlite3.Connection) -> tuple[LedgerLine, int, bool]:
+            seen = self._replayed(c, key, account)
+            if seen is not None:
+                return seen, self._balance(c, account), True
+            posting = ledger.withdraw(holder_key, amount, self._balance(c, account), now)
+            pid = self._post(c, posting, key, payout_reference)
+            return self._line(c, pid, account), self._balance(c, account), False
+
+        return self._transact(change)
+
+    def statement(self, party: Party, before: int, limit: int) -> Statement:
+        """The party's money now (settle first: :meth:`settle`), newest lines first."""
+        account = (
+            ledger.Account.holder(party.key)
+            if party.role == Role.HOLDER
+            else ledger.Account.advertiser(party.key)
+        )
+        c = self._reader()
+        c.execute("BEGIN")  # one read snapshot
+        try:
+            ids = [
+                int(r[0])
+                for r in c.execute(
+                    "SELECT DISTINCT posting_id FROM entries WHERE account_kind = ?"
+                    " AND account_key = ? AND (? = 0 OR posting_id < ?)"
+                    " ORDER BY posting_id DESC LIMIT ?",
+                    (account.kind, account.key, before, before, limit + 1),
+                )
+            ]
+            more = len(ids) > limit
+            lines = tuple(self._line(c, pid, account) for pid in ids[:limit])
+            available = self._balance(c, account)
+            if party.role == Role.HOLDER:
+                pending = 0
+                for r in c.execute(
+                    f"SELECT {self._MONEY} FROM licence_money WHERE closed = 0 AND holder_key = ?",
+                    (party.key,),
+                ):
+                    money, settled = self._money_of(r)
+                    pending += ledger.holder_pending(money, settled)
+                total = c.execute(
+                    "SELECT coalesce(sum(e.amount), 0) FROM entries e JOIN postings p"
+                    " ON p.id = e.posting_id WHERE e.account_kind = 'holder'"
+                    " AND e.account_key = ? AND p.kind IN ('ACCRUAL', 'USE')",
+                    (party.key,),
+                ).fetchone()[0]
+            else:
+                pending = c.execute(
+                    "SELECT coalesce(sum(b.balance), 0) FROM licence_money m JOIN balances b"
+                    " ON b.account_kind = 'escrow' AND b.account_key = m.licence_id"
+                    " WHERE m.closed = 0 AND m.advertiser_key = ?",
+                    (party.key,),
+                ).fetchone()[0]
+                # Spent: what left for escrow, less what came back, less what is still held.
+                total = (
+                    -pending
+                    - c.execute(
+                        "SELECT coalesce(sum(e.amount), 0) FROM entries e JOIN postings p"
+                        " ON p.id = e.posting_id WHERE e.account_kind = 'advertiser'"
+                        " AND e.account_key = ? AND p.kind IN ('ESCROW', 'REFUND')",
+                        (party.key,),
+                    ).fetchone()[0]
+                )
+        finally:
+            c.execute("COMMIT")
+        return Statement(
+            available=available,
+            pending=int(pending),
+            total=int(total),
+            lines=lines,
+            next_before=ids[limit - 1] if more else 0,
+        )
+
+    def ledger_check(self) -> list[str]:
+        """The ledger's invariants, checked over every row: what is wrong (empty: nothing).
+
+        Every posting sums to zero; every balance equals the sum of its entries; no internal
+        account is negative; the internal accounts hold exactly deposits minus withdrawals."""
+        c = self._reader()
+        c.execute("BEGIN")
+        try:
+            problems = [
+                f"posting {r[0]} sums to {r[1]}"
+                for r in c.execute(
+                    "SELECT posting_id, sum(amount) FROM entries GROUP BY posting_id"
+                    " HAVING sum(amount) != 0"
+                )
+            ]
+            problems += [
+                f"balance of {r[0]} {bytes(r[1]).hex()} is {r[2]}, its entries sum to {r[3]}"
+                for r in c.execute(
+                    "SELECT b.account_kind, b.account_key, b.balance,"
+                    " (SELECT coalesce(sum(amount), 0) FROM entries e"
+                    "  WHERE e.account_kind = b.account_kind AND e.account_key = b.account_key)"
+                    " AS s FROM balances b WHERE b.balance != s"
+                )
+            ]
+            problems += [
+                f"{r[0]} {bytes(r[1]).hex()} is negative: {r[2]}"
+                for r in c.execute(
+                    "SELECT account_kind, account_key, balance FROM balances"
+                    " WHERE balance < 0 AND account_kind != 'external'"
+                )
+            ]
+            internal = c.execute(
+                "SELECT coalesce(sum(balance), 0) FROM balances WHERE account_kind != 'external'"
+            ).fetchone()[0]
+            external = c.execute(
+                "SELECT coalesce(sum(balance), 0) FROM balances WHERE account_kind = 'external'"
+            ).fetchone()[0]
+            if internal != -external:
+                problems.append(
+                    f"internal accounts hold {internal}, deposits - withdrawals {-external}"
+                )
+        finally:
+            c.execute("COMMIT")
+        return problems
 
     # -- the status list -----------------------------------------------------------------
     def events_after(self, sequence: int, limit: int) -> list[RevocationEvent]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from licentia.scope import IntendedUse
 from licentia.token import approve, parse_token
 from licentia.v1 import (
     exchange_pb2,
+    ledger_pb2,
     licence_pb2,
     licences_pb2,
     records_pb2,
@@ -30,12 +32,12 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 
 if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
     from clients.channel import ExchangeError, SignedChannel
-    from services.app import App, build
+    from services.app import OPERATOR_KEY_FILE, App, build
     from services.deps import Settings
     from services.runtime import RunningServer, ServerSettings, client_channel, start
 else:
     from licentia.clients.channel import ExchangeError, SignedChannel
-    from licentia.services.app import App, build
+    from licentia.services.app import OPERATOR_KEY_FILE, App, build
     from licentia.services.deps import Settings
     from licentia.services.runtime import RunningServer, ServerSettings, client_channel, start
 
@@ -53,7 +55,10 @@ SERVICE_OF = {
     exchange_pb2: "ExchangeService",
     licences_pb2: "LicenceService",
     verification_pb2: "VerificationService",
+    ledger_pb2: "LedgerService",
 }
+#: What each advertiser the tests register is credited (1,000,000.00).
+FUNDS = 100_000_000
 
 
 def method_path(module: Any, name: str) -> str:
@@ -69,6 +74,8 @@ class Exchange:
     app: App
     server: RunningServer
     channels: list[grpc.Channel] = field(default_factory=list)
+    #: The exchange's clock, when a test drives it: the operator signs by it.
+    clock: Any = None
 
     @property
     def address(self) -> str:
@@ -86,7 +93,15 @@ class Exchange:
         key = (
             PrivateKey.from_seed(bytes([seed]) * 32) if seed is not None else PrivateKey.generate()
         )
-        return Party(key, SignedChannel(self.channel(), key))
+        return Party(key, SignedChannel(self.channel(), key), self)
+
+    def operator(self) -> Party:
+        """The exchange operator, signing with the key the server created in its data dir."""
+        return operator_party(self.channel(), self.data_dir, self.clock)
+
+    def fund(self, advertiser_key: bytes, amount: int = FUNDS, reference: str = "") -> int:
+        """Credit an advertiser (as the operator); its balance after."""
+        return fund(self.operator(), advertiser_key, amount, reference)
 
     def stop(self) -> None:
         """Stop the server and close the app and channels."""
@@ -103,7 +118,30 @@ def start_exchange(data_dir: Path, *, settings: Settings | None = None, **kw: An
     server = start(
         ServerSettings(address="127.0.0.1:0", max_workers=64), app.handlers, app.service_names, log
     )
-    return Exchange(data_dir, app, server)
+    return Exchange(data_dir, app, server, clock=kw.get("clock"))
+
+
+def operator_party(channel: grpc.Channel, data_dir: Path, clock: Any = None) -> Party:
+    """The operator of the exchange whose data directory is ``data_dir``."""
+    key = PrivateKey.from_seed((data_dir / OPERATOR_KEY_FILE).read_bytes())
+    if clock is not None:
+        return Party(key, SignedChannel(channel, key, clock=clock.now))
+    return Party(key, SignedChannel(channel, key))
+
+
+def fund(operator: Party, advertiser_key: bytes, amount: int = FUNDS, reference: str = "") -> int:
+    """Deposit ``amount`` for an advertiser as ``operator``; the balance after."""
+    resp = operator.call(
+        ledger_pb2,
+        "Deposit",
+        ledger_pb2.DepositRequest(
+            advertiser_key=advertiser_key,
+            amount_minor=amount,
+            reference=reference or f"test-{secrets.token_hex(8)}",
+        ),
+        ledger_pb2.DepositResponse,
+    )
+    return resp.balance_minor
 
 
 @dataclass
@@ -112,6 +150,7 @@ class Party:
 
     key: PrivateKey
     rpc: SignedChannel
+    exchange: Exchange | None = None
 
     def call(self, module: Any, name: str, request: Message, response_cls: type[M]) -> M:
         """A unary call."""
@@ -184,14 +223,16 @@ TERMS = records_pb2.Terms(
 )
 
 
-def register_advertiser(p: Party, org: str = "Acme Ads") -> None:
-    """Register ``p`` as an advertiser."""
+def register_advertiser(p: Party, org: str = "Acme Ads", funds: int = FUNDS) -> None:
+    """Register ``p`` as an advertiser, and credit it ``funds`` (as the exchange operator)."""
     p.call(
         registry_pb2,
         "RegisterAdvertiser",
         registry_pb2.RegisterAdvertiserRequest(organisation=org, country="FR"),
         registry_pb2.RegisterAdvertiserResponse,
     )
+    if funds and p.exchange is not None:
+        p.exchange.fund(p.key.public.raw, funds)
 
 
 def register_platform(p: Party, platform_id: str = "photoshare") -> None:
@@ -223,6 +264,7 @@ def request_licence(
     price: int | None = None,
     scope: licence_pb2.Scope | None = None,
     max_uses: int = 0,
+    price_per_use: int = 0,
 ) -> exchange_pb2.RequestLicenceResponse:
     """Ask for the photo for ``days``, at the holder's price unless ``price`` is given."""
     now = int(time.time())
@@ -239,6 +281,7 @@ def request_licence(
             exclusive=exclusive,
             max_uses=max_uses,
             offered_price_minor=price if price is not None else days * 100 * factor,
+            price_per_use_minor=price_per_use,
         ),
         exchange_pb2.RequestLicenceResponse,
     )
@@ -272,4 +315,19 @@ def verify(
         "Verify",
         verification_pb2.VerifyRequest(token=token, presentation=pres, use=use.to_proto()),
         verification_pb2.VerifyResponse,
+    )
+
+
+def report_use(
+    platform: Party, adv: Party, token: str, use: IntendedUse, audience: str = "photoshare"
+) -> verification_pb2.ReportUseResponse:
+    """The platform reports one use, with the advertiser's presentation (a fresh report id)."""
+    pres = present(adv.key, parse_token(token).licence_id, audience, use, int(time.time()))
+    return platform.call(
+        verification_pb2,
+        "ReportUse",
+        verification_pb2.ReportUseRequest(
+            report_id=secrets.token_bytes(16), token=token, presentation=pres, use=use.to_proto()
+        ),
+        verification_pb2.ReportUseResponse,
     )

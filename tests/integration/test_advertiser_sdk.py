@@ -22,6 +22,7 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from .exchange_harness import (
     DAY,
+    FUNDS,
     PHOTO,
     PHOTO_SHA,
     Exchange,
@@ -122,6 +123,8 @@ def _approve_first_pending(holder: Party) -> threading.Thread:
                 exchange_pb2.ListInboxResponse,
             ).requests
             if inbox:
+                if holder.exchange is not None:  # the operator credits the new advertiser
+                    holder.exchange.fund(inbox[0].advertiser_key)
                 approve_request(holder, inbox[0])
                 return
             time.sleep(0.05)
@@ -202,6 +205,14 @@ def test_sync_story(ex: Exchange, parties: tuple[Party, Party]) -> None:
             "Acme Ads",
             "FR",
         )
+        # Money: nothing until the operator credits the account; a statement shows it.
+        assert adv.balance() == 0
+        ex.fund(key.public.raw, 10 * _price(), "bank-ref-1")
+        st = adv.statement()
+        assert (st.currency, st.available, st.escrowed, st.spent) == ("EUR", 10 * _price(), 0, 0)
+        assert [(x.kind, x.amount, x.reference) for x in st.lines] == [
+            ("deposit", 10 * _price(), "bank-ref-1")
+        ]
 
         # Search follows page tokens; filters narrow; values are the SDK's.
         assert [o.handle for o in adv.search(page_size=1)] == ["alice", "bob"]
@@ -232,6 +243,10 @@ def test_sync_story(ex: Exchange, parties: tuple[Party, Party]) -> None:
         assert [a.sha256 for a in licence.assets] == [PHOTO_SHA]
         assert adv.verify(licence).licence_id == licence.licence_id
         assert adv.request(pending.request_id).state == RequestState.ISSUED
+        paid = adv.statement()
+        assert (paid.available, paid.escrowed) == (9 * _price(), _price())
+        assert paid.lines[0].kind == "escrow"
+        assert paid.lines[0].licence_id == licence.licence_id
 
         assert adv.licence(licence.licence_id) == licence
         assert [x.licence_id for x in adv.licences(page_size=1)] == [licence.licence_id]
@@ -248,6 +263,10 @@ def test_sync_story(ex: Exchange, parties: tuple[Party, Party]) -> None:
         revoked = events.get(timeout=2)
         assert (revoked.licence_id, revoked.cause) == (licence.licence_id, TerminationCause.REVOKED)
         assert adv.licence(licence.licence_id).state == LicenceState.REVOKED
+        refunded = adv.statement()
+        assert refunded.lines[0].kind == "refund"
+        assert refunded.escrowed == 0
+        assert refunded.available + refunded.spent == 10 * _price()
 
         # Erasure: a second licence on the photo ends with cause ERASED.
         second = _request(adv, holder)
@@ -342,6 +361,8 @@ def test_async_story(ex: Exchange, parties: tuple[Party, Party]) -> None:
     async def story() -> None:
         async with AsyncAdvertiser.connect(ex.address, key) as adv:
             assert (await adv.register("Acme Ads", "FR")).key == key.public
+            ex.fund(key.public.raw)
+            assert (await adv.balance()) == FUNDS
             offers = [o async for o in adv.search(purpose=Purpose.ADVERTISING, page_size=1)]
             assert [o.handle for o in offers] == ["alice"]
             assert offers[0].holder_key == holder.key.public

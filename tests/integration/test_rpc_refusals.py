@@ -220,7 +220,7 @@ class World:
 
 def signed_party(ex: Exchange, clock: ManualClock) -> Party:
     key = PrivateKey.generate()
-    return Party(key, SignedChannel(ex.channel(), key, clock=clock.now))
+    return Party(key, SignedChannel(ex.channel(), key, clock=clock.now), ex)
 
 
 def scope(

@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-un
 from licentia.errors import Reason
 from licentia.keys import IssuerKeySet
 from licentia.token import parse_token
-from licentia.v1 import licences_pb2, verification_pb2
+from licentia.v1 import ledger_pb2, licences_pb2, verification_pb2
 
 from .exchange_harness import (
     Exchange,
@@ -26,6 +26,8 @@ from .exchange_harness import (
     Party,
     SignedChannel,
     approve_request,
+    fund,
+    operator_party,
     photo_use,
     reasons,
     register_advertiser,
@@ -35,6 +37,9 @@ from .exchange_harness import (
     start_exchange,
     verify,
 )
+
+#: What request_licence offers by default: 30 days at the holder's 1.00 a day.
+PRICE = 30 * 100
 
 
 def _licence(holder: Party, adv: Party) -> str:
@@ -288,6 +293,7 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
             adv = Party(adv_key, SignedChannel(ch, adv_key))
             register_holder(holder)
             register_advertiser(adv)
+            fund(operator_party(ch, data), adv_key.public.raw, 10 * PRICE, "wire-1")
             tokens = [_licence(holder, adv) for _ in range(5)]
             _revoke(holder, tokens[0])
         proc.kill()  # SIGKILL: no drain, no clean close
@@ -306,6 +312,21 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
             assert set(by_token) == set(tokens)
             assert by_token[tokens[0]].revoked_at > 0
             assert all(by_token[t].revoked_at == 0 for t in tokens[1:])
+            # The money too: the deposit once (a replayed reference credits nothing), four
+            # licences in escrow, the revoked one's unearned price back.
+            assert fund(operator_party(ch, data), adv_key.public.raw, 10 * PRICE, "wire-1") > 0
+            adv = Party(adv_key, SignedChannel(ch, adv_key))
+            st = adv.call(
+                ledger_pb2,
+                "GetStatement",
+                ledger_pb2.GetStatementRequest(),
+                ledger_pb2.GetStatementResponse,
+            )
+            assert st.pending_minor == 4 * PRICE
+            assert st.available_minor + st.total_minor + st.pending_minor == 10 * PRICE
+            kinds = [ledger_pb2.PostingKind.Name(x.kind) for x in st.lines]
+            assert kinds.count("POSTING_KIND_DEPOSIT") == 1
+            assert kinds.count("POSTING_KIND_ESCROW") == 5
     finally:
         proc.kill()
         proc.wait(timeout=10)

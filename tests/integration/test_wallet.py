@@ -17,7 +17,10 @@ import pytest
 from .exchange_harness import (
     PHOTO,
     Exchange,
+    photo_use,
     register_advertiser,
+    register_platform,
+    report_use,
     request_licence,
     start_exchange,
 )
@@ -394,3 +397,51 @@ def test_standing_rules_approve_matching_requests_and_never_sensitive_ones(
     assert "withdrawn" in wallet("rules", "list")[1]
     asked = request_licence(adv, _holder_key(wallet))
     assert not asked.licence.token  # the rule no longer answers for her
+
+
+def test_earnings_grow_with_each_use_and_can_be_withdrawn_once(
+    wallet: Wallet, ex: Exchange, tmp_path: Path
+) -> None:
+    _set_up(wallet, tmp_path)
+    adv, platform = ex.party(), ex.party()
+    register_advertiser(adv)
+    register_platform(platform)
+    asked = request_licence(adv, _holder_key(wallet), max_uses=5, price_per_use=200).request
+    code, out, _ = wallet("inbox")
+    assert "plus 2.00 EUR for each use (you receive 1.80 EUR)" in out
+    code, out, err = wallet("approve", asked.request_id.hex(), "--yes")
+    assert code == 0, err
+    token = wallet.json("licences")[0]["token"]
+    nothing = wallet.json("earnings")
+    assert int(nothing.get("total_minor", 0)) < 2  # a few seconds of a 30-day licence
+    for _ in range(2):
+        report_use(platform, adv, token, photo_use())
+    doc = wallet.json("earnings")
+    earned = int(doc["total_minor"])
+    assert earned >= 360  # two uses at 1.80 after the fee, plus seconds of the term price
+    assert int(doc["available_minor"]) == earned
+    assert [x["kind"] for x in doc["lines"]][:2] == ["POSTING_KIND_USE"] * 2
+    code, out, _ = wallet("earnings")
+    assert code == 0
+    assert "Available to withdraw: 3.6" in out
+    assert "(exchange fee 0.20 EUR)" in out
+
+    # More than is available: refused, nothing paid, and the retry key is printed.
+    code, _, err = wallet("withdraw", "1000.00", "--to", "FR76 0000")
+    assert code == 1
+    assert "INSUFFICIENT_FUNDS" in err
+    assert "--idempotency-key" in err
+    key = "ab" * 16
+    code, out, err = wallet("withdraw", "3.60", "--to", "FR76 0000", "--idempotency-key", key)
+    assert code == 0, err
+    assert out.startswith("Withdrew 3.60 to FR76 0000.")
+    code, out, err = wallet("withdraw", "3.60", "--to", "FR76 0000", "--idempotency-key", key)
+    assert code == 0, err
+    assert out.startswith("Already withdrew 3.60")  # the retry paid nothing more
+    after = wallet.json("earnings")
+    assert int(after.get("available_minor", 0)) == earned - 360
+    assert [x["kind"] for x in after["lines"]].count("POSTING_KIND_WITHDRAWAL") == 1
+    code, _, err = wallet("withdraw", "1.00", "--to", "x", "--idempotency-key", "abc")
+    assert code == 1
+    assert "32 hex digits" in err
+    assert ex.app.deps.store.ledger_check() == []

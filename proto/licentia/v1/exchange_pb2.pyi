@@ -52,7 +52,7 @@ class SearchOffersResponse(_message.Message):
     def __init__(self, offers: _Optional[_Iterable[_Union[Offer, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class RequestLicenceRequest(_message.Message):
-    __slots__ = ("holder_key", "asset_sha256", "scope", "not_before", "not_after", "max_uses", "exclusive", "offered_price_minor", "message")
+    __slots__ = ("holder_key", "asset_sha256", "scope", "not_before", "not_after", "max_uses", "exclusive", "offered_price_minor", "message", "price_per_use_minor", "idempotency_key")
     HOLDER_KEY_FIELD_NUMBER: _ClassVar[int]
     ASSET_SHA256_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,8 @@ class RequestLicenceRequest(_message.Message):
     EXCLUSIVE_FIELD_NUMBER: _ClassVar[int]
     OFFERED_PRICE_MINOR_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_USE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     holder_key: bytes
     asset_sha256: _containers.RepeatedScalarFieldContainer[bytes]
     scope: _licence_pb2.Scope
@@ -71,7 +73,9 @@ class RequestLicenceRequest(_message.Message):
     exclusive: bool
     offered_price_minor: int
     message: str
-    def __init__(self, holder_key: _Optional[bytes] = ..., asset_sha256: _Optional[_Iterable[bytes]] = ..., scope: _Optional[_Union[_licence_pb2.Scope, _Mapping]] = ..., not_before: _Optional[int] = ..., not_after: _Optional[int] = ..., max_uses: _Optional[int] = ..., exclusive: _Optional[bool] = ..., offered_price_minor: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+    price_per_use_minor: int
+    idempotency_key: bytes
+    def __init__(self, holder_key: _Optional[bytes] = ..., asset_sha256: _Optional[_Iterable[bytes]] = ..., scope: _Optional[_Union[_licence_pb2.Scope, _Mapping]] = ..., not_before: _Optional[int] = ..., not_after: _Optional[int] = ..., max_uses: _Optional[int] = ..., exclusive: _Optional[bool] = ..., offered_price_minor: _Optional[int] = ..., message: _Optional[str] = ..., price_per_use_minor: _Optional[int] = ..., idempotency_key: _Optional[bytes] = ...) -> None: ...
 
 class RequestLicenceResponse(_message.Message):
     __slots__ = ("request", "licence")

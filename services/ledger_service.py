@@ -1,0 +1,122 @@
+"""LedgerService: deposits (operator), withdrawals (holders), statements (every party).
+
+The money rules are pure (:mod:`.ledger`); the store applies them inside its transactions
+(escrow with issuance, settlement and refund with revocation, a charge with each use report).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Any, cast
+
+from licentia.errors import LicentiaError, Reason
+from licentia.v1 import ledger_pb2
+
+from .deps import Deps
+from .model import LedgerLine, Role
+from .rpc import Call, Method
+
+#: The longest payment or payout reference.
+MAX_REFERENCE_CHARS = 128
+#: The most lines one statement page carries.
+MAX_PAGE = 500
+DEFAULT_PAGE = 100
+#: The largest single deposit or withdrawal, in minor units (far above any real payment,
+#: far below what an int64 balance can hold).
+MAX_AMOUNT = 10**12
+
+
+def _reference(text: str, what: str) -> str:
+    if not 1 <= len(text) <= MAX_REFERENCE_CHARS or not text.isprintable():
+        raise LicentiaError(
+            Reason.INVALID_REQUEST, f"the {what} is 1 to {MAX_REFERENCE_CHARS} printable characters"
+        )
+    return text
+
+
+def _amount(value: int) -> int:
+    if not 0 < value <= MAX_AMOUNT:
+        raise LicentiaError(Reason.INVALID_REQUEST, f"an amount is 1 to {MAX_AMOUNT} minor units")
+    return value
+
+
+def line_to(line: LedgerLine) -> ledger_pb2.StatementLine:
+    """The wire form of a statement line."""
+    return ledger_pb2.StatementLine(
+        posting_id=line.posting_id,
+        kind=cast("Any", ledger_pb2.PostingKind.Value(f"POSTING_KIND_{line.kind}")),
+        licence_id=line.licence_id,
+        at=line.at,
+        amount_minor=line.amount,
+        fee_minor=line.fee,
+        reference=line.reference,
+    )
+
+
+class LedgerService:
+    """The servicer of balances and statements."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.d = deps
+
+    def methods(self) -> Mapping[str, Method]:
+        """The handlers, by method name."""
+        return {
+            "Deposit": Method(self.deposit),
+            "Withdraw": Method(self.withdraw),
+            "GetStatement": Method(self.get_statement),
+        }
+
+    def deposit(self, req: ledger_pb2.DepositRequest, call: Call) -> ledger_pb2.DepositResponse:
+        """Credit an advertiser's balance; only the exchange operator's key may."""
+        operator = self.d.operator_key
+        if call.caller is None:
+            raise LicentiaError(Reason.BAD_REQUEST_SIGNATURE, "the call is not signed")
+        if operator is None or not hmac.compare_digest(call.caller.raw, operator):
+            raise LicentiaError(Reason.NOT_OWNER, "only the exchange operator credits balances")
+        amount = _amount(req.amount_minor)
+        reference = _reference(req.reference, "payment reference")
+        advertiser = (
+            self.d.store.party(req.advertiser_key) if len(req.advertiser_key) == 32 else None
+        )
+        if advertiser is None or advertiser.role != Role.ADVERTISER:
+            raise LicentiaError(Reason.NOT_FOUND, "no such advertiser")
+        line, balance, replayed = self.d.store.deposit(advertiser.key, amount, reference, call.now)
+        return ledger_pb2.DepositResponse(
+            line=line_to(line), balance_minor=balance, replayed=replayed
+        )
+
+    def withdraw(self, req: ledger_pb2.WithdrawRequest, call: Call) -> ledger_pb2.WithdrawResponse:
+        """Pay part of a holder's available balance out to an external reference."""
+        holder = self.d.party(call, Role.HOLDER)
+        if len(req.idempotency_key) != 16:
+            raise LicentiaError(Reason.INVALID_REQUEST, "the idempotency key is 16 bytes")
+        amount = _amount(req.amount_minor)
+        reference = _reference(req.payout_reference, "payout reference")
+        self.d.store.settle(holder.key, call.now)  # what has been earned is available
+        line, balance, replayed = self.d.store.withdraw(
+            holder.key, amount, reference, req.idempotency_key, call.now
+        )
+        return ledger_pb2.WithdrawResponse(
+            line=line_to(line), balance_minor=balance, replayed=replayed
+        )
+
+    def get_statement(
+        self, req: ledger_pb2.GetStatementRequest, call: Call
+    ) -> ledger_pb2.GetStatementResponse:
+        """The caller's balance and lines, newest first, settled up to now."""
+        party = self.d.party(call, Role.HOLDER, Role.ADVERTISER)
+        size = req.page_size or DEFAULT_PAGE
+        if not 1 <= size <= MAX_PAGE:
+            raise LicentiaError(Reason.INVALID_REQUEST, f"page_size is 1 to {MAX_PAGE}")
+        self.d.store.settle(party.key, call.now)
+        st = self.d.store.statement(party, req.before_posting, size)
+        return ledger_pb2.GetStatementResponse(
+            currency=self.d.settings.currency,
+            available_minor=st.available,
+            pending_minor=st.pending,
+            total_minor=st.total,
+            lines=[line_to(x) for x in st.lines],
+            next_before_posting=st.next_before,
+        )
