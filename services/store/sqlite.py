@@ -1199,6 +1199,11 @@ class SqliteStore:
         def change(c: sqlite3.Connection) -> tuple[LedgerLine, int, bool]:
             seen = self._replayed(c, key, account)
             if seen is not None:
+                if seen.amount != -amount or seen.reference != payout_reference:
+                    raise LicentiaError(
+                        Reason.ALREADY_EXISTS,
+                        "this idempotency key paid out another amount or to another reference",
+                    )
                 return seen, self._balance(c, account), True
             posting = ledger.withdraw(holder_key, amount, self._balance(c, account), now)
             pid = self._post(c, posting, key, payout_reference)

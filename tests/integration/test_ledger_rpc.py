@@ -769,6 +769,10 @@ def test_a_withdrawal_retried_with_its_key_pays_once(w: World) -> None:
     h = statement(w.holder)
     assert h.available_minor == 600
     assert kinds(h) == ["WITHDRAWAL", "ACCRUAL"]
+    # The same key for another amount or payee is a mistake, not a retry: refused.
+    refused(Reason.ALREADY_EXISTS, lambda: withdraw(w.holder, 200, key))
+    refused(Reason.ALREADY_EXISTS, lambda: withdraw(w.holder, 300, key, "IBAN DE89 0002"))
+    assert statement(w.holder) == h
     # Another key is another payout.
     assert withdraw(w.holder, 300).balance_minor == 300
     w.check()
