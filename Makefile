@@ -55,8 +55,8 @@ demo-core: $(STAMP)
 ## make bench: benchmarks, one JSON object per line, ratios against limits in the same run.
 bench: $(STAMP)
 	$(PY) bench/bench_core.py; core=$$?; $(PY) bench/bench_server.py; server=$$?; \
-	$(PY) bench/bench_verifier.py; verifier=$$?; \
-	test $$core -eq 0 -a $$server -eq 0 -a $$verifier -eq 0
+	$(PY) bench/bench_verifier.py; verifier=$$?; $(PY) bench/bench_log.py; log=$$?; \
+	test $$core -eq 0 -a $$server -eq 0 -a $$verifier -eq 0 -a $$log -eq 0
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -11,17 +11,25 @@ from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 
-from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, registry_pb2, verification_pb2
+from licentia.v1 import (
+    exchange_pb2,
+    ledger_pb2,
+    licences_pb2,
+    registry_pb2,
+    transparency_pb2,
+    verification_pb2,
+)
 
 from .deps import Deps, Settings
 from .exchange import ExchangeService
 from .hub import RevocationHub
-from .issuer import Keyring, operator_key
+from .issuer import Keyring, key_file
 from .ledger_service import LedgerService
 from .licences import LicenceService
 from .registry import RegistryService
 from .rpc import Authenticator, Clock, Method, StreamLimit, SystemClock, service
 from .store import SqliteStore
+from .transparency import TransparencyService
 from .verification import VerificationService
 
 #: Service short names (the --services flag) -> (generated module, service name, servicer).
@@ -31,6 +39,7 @@ SERVICES: Mapping[str, tuple[Any, str, Callable[[Deps], Any]]] = {
     "licences": (licences_pb2, "LicenceService", LicenceService),
     "verification": (verification_pb2, "VerificationService", VerificationService),
     "ledger": (ledger_pb2, "LedgerService", LedgerService),
+    "transparency": (transparency_pb2, "TransparencyService", TransparencyService),
 }
 #: What a follower (read-only replica) serves; every other method answers NOT_SERVED.
 FOLLOWER_METHODS = frozenset(
@@ -51,12 +60,18 @@ FOLLOWER_METHODS = frozenset(
         "GetRequest",
         "ListInbox",
         "ListStandingRules",
+        "GetCheckpoint",
+        "GetEntries",
+        "GetInclusionProof",
+        "GetConsistencyProof",
     }
 )
 DB_FILE = "licentia.db"
 KEYS_DIR = "issuer-keys"
 #: The exchange operator's key seed (0600), created on first start.
 OPERATOR_KEY_FILE = "operator.key"
+#: The key that signs the public log's checkpoints (0600), created on first start.
+LOG_KEY_FILE = "log.key"
 
 
 @dataclass
@@ -109,7 +124,7 @@ def build(
     keyring = Keyring(keys_dir or data_dir / KEYS_DIR, store, clock.now)
     keyring.load(clock.now(), create=not follower)
     hub = RevocationHub(store, keyring, clock.now)
-    operator = operator_key(data_dir / OPERATOR_KEY_FILE, create=not follower)
+    operator = key_file(data_dir / OPERATOR_KEY_FILE, create=not follower)
     deps = Deps(
         store,
         keyring,
@@ -117,6 +132,7 @@ def build(
         clock,
         settings,
         operator_key=operator.public.raw if operator is not None else None,
+        log_key=key_file(data_dir / LOG_KEY_FILE, create=not follower),
     )
     auth = Authenticator(not_before=clock.now())
     streams = StreamLimit(max_streams)

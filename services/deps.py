@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from licentia.errors import LicentiaError, Reason
+from licentia.keys import PrivateKey
 from licentia.nonces import MemoryNonceStore
 from licentia.token import DEFAULT_MAX_TERM_SECONDS
 
@@ -31,6 +32,8 @@ class Settings:
     currency: str = "EUR"
     #: The exchange's fee in basis points, stated in every licence's price terms.
     fee_bps: int = 1000
+    #: The public log's origin line (C2SP tlog-checkpoint), unique to this exchange.
+    log_origin: str = "licentia.exchange/log"
 
 
 @dataclass
@@ -44,6 +47,8 @@ class Deps:
     settings: Settings = field(default_factory=Settings)
     #: The exchange operator's public key (32 raw bytes): it alone may credit balances.
     operator_key: bytes | None = None
+    #: The key that signs the public log's checkpoints (None on a read-only replica).
+    log_key: PrivateKey | None = None
     #: Presentation nonces seen by the Verify and ReportUse calls.
     presentation_nonces: MemoryNonceStore = field(default_factory=MemoryNonceStore)
     #: Registered platforms by key: a key's role and platform id never change, so the

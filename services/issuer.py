@@ -104,7 +104,7 @@ class Keyring:
             key = self._set.resolve(key_id)
             if key is None:
                 raise LicentiaError(Reason.NOT_FOUND, "no published issuer key with that id")
-            self.store.withdraw_issuer_key(key_id)
+            self.store.withdraw_issuer_key(key_id, now)
             (self.keys_dir / f"{key_id.hex()}.key").unlink(missing_ok=True)
             replacement = self._new_key(now, at_once=True) if key.not_after is None else None
             self._reload()
@@ -142,9 +142,9 @@ class Keyring:
             self._reload()
 
 
-def operator_key(path: Path, *, create: bool) -> PrivateKey | None:
-    """The exchange operator's key (its seed in ``path``, 0600): it signs the operator's calls,
-    such as deposits. Created on first start when ``create``; None if absent otherwise."""
+def key_file(path: Path, *, create: bool) -> PrivateKey | None:
+    """A key of the exchange kept as its seed in ``path`` (0600): the operator key, the log key.
+    Created on first start when ``create``; None if absent otherwise."""
     if not path.exists():
         if not create:
             return None

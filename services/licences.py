@@ -16,6 +16,7 @@ from .deps import Deps
 from .hub import Heartbeat, Snapshot
 from .model import Access, Cause, LicenceRow, RevocationEvent, Role
 from .rpc import Call, Method
+from .transparency import evidence
 
 MAX_PAGE = 500
 #: Issuance times a page token may name (a bound far beyond any date, within the store's ints).
@@ -125,7 +126,9 @@ class LicenceService:
             if lic.licensee_key == holder.key:
                 raise LicentiaError(Reason.NOT_OWNER, "only the holder revokes a licence")
             raise LicentiaError(Reason.NOT_FOUND, "no such licence")
-        revoked, event = self.d.store.revoke(lic.licence_id, call.now, Cause.REVOKED)
+        revoked, event = self.d.store.revoke(
+            lic.licence_id, call.now, Cause.REVOKED, evidence(call)
+        )
         self.d.hub.publish([event])
         return licences_pb2.RevokeLicenceResponse(
             licence=convert.licence_to(revoked, call.now),

@@ -16,6 +16,7 @@ from . import convert, market
 from .deps import Deps
 from .model import AssetRow, Cause, Party, Role
 from .rpc import Call, Method
+from .transparency import evidence
 
 
 class RegistryService:
@@ -198,7 +199,7 @@ class RegistryService:
         if len(req.sha256) > 1000:
             raise LicentiaError(Reason.TOO_LARGE, "too many digests")
         digests = list(req.sha256) or None
-        erased, events = self.d.store.erase_assets(holder.key, digests, call.now)
+        erased, events = self.d.store.erase_assets(holder.key, digests, call.now, evidence(call))
         self.d.hub.publish(events)
         return registry_pb2.EraseAssetsResponse(
             erased=erased,

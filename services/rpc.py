@@ -49,7 +49,12 @@ from google.protobuf.message_factory import GetMessageClass
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import PublicKey
 from licentia.nonces import MemoryNonceStore, NonceStore
-from licentia.request import DEFAULT_WINDOW_SECONDS, parse_request_metadata, verify_request
+from licentia.request import (
+    DEFAULT_WINDOW_SECONDS,
+    SignedRequest,
+    parse_request_metadata,
+    verify_request,
+)
 
 from . import errors
 
@@ -86,6 +91,10 @@ class Call:
     peer: str
     call_id: str
     context: grpc.ServicerContext
+    #: The verified signature values and the exact request bytes they cover (signed unary
+    #: calls), kept so that a call can be logged as evidence anyone can check.
+    signed: SignedRequest | None = None
+    body: bytes = b""
 
 
 #: ``(request, call) -> response``.
@@ -140,12 +149,19 @@ class Authenticator:
         self, method: str, body: bytes, metadata: Iterable[tuple[str, str | bytes]], now: int
     ) -> PublicKey:
         """The key that signed ``body`` for ``method``; raises ``LicentiaError`` otherwise."""
+        return self.verified(method, body, metadata, now).key
+
+    def verified(
+        self, method: str, body: bytes, metadata: Iterable[tuple[str, str | bytes]], now: int
+    ) -> SignedRequest:
+        """The signature values of a call, once verified over ``body`` for ``method``."""
         signed = parse_request_metadata(metadata)
         if signed.timestamp < self.not_before:
             raise LicentiaError(
                 Reason.STALE_REQUEST, "request signed before this server started: sign it again"
             )
-        return verify_request(signed, method, body, now, self.nonces, self.window_seconds)
+        verify_request(signed, method, body, now, self.nonces, self.window_seconds)
+        return signed
 
 
 @dataclass(frozen=True)
@@ -286,12 +302,13 @@ class _Plumbing:
         now = self.clock.now()
         if not m.client_streaming:
             _check_size(m, arg)
-        caller = None
+        caller, signed, body = None, None, b""
         if m.method.signed:
             body = b"" if m.client_streaming else arg
-            caller = self.auth.authenticate(m.path, body, context.invocation_metadata(), now)
+            signed = self.auth.verified(m.path, body, context.invocation_metadata(), now)
+            caller = signed.key
             outcome.caller = caller.text
-        call = Call(m.path, caller, now, context.peer(), outcome.call_id, context)
+        call = Call(m.path, caller, now, context.peer(), outcome.call_id, context, signed, body)
         if m.client_streaming:
             return call, (_parse(m, raw) for raw in arg)
         return call, _parse(m, arg)

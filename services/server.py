@@ -24,7 +24,7 @@ from licentia.v1 import ledger_pb2
 from . import ledger
 from .app import DB_FILE, KEYS_DIR, OPERATOR_KEY_FILE, SERVICES, build
 from .deps import Settings
-from .issuer import Keyring, operator_key
+from .issuer import Keyring, key_file
 from .rpc import SystemClock, json_logger
 from .runtime import ServerSettings, install_signal_handlers, start
 from .store import SqliteStore
@@ -164,7 +164,7 @@ def _deposit(args: argparse.Namespace) -> int:
     except LicentiaError as e:
         print(f"{PROG}: error: the advertiser key: {e}", file=sys.stderr)
         return 2
-    key = operator_key(args.data_dir / OPERATOR_KEY_FILE, create=False)
+    key = key_file(args.data_dir / OPERATOR_KEY_FILE, create=False)
     if key is None:
         print(
             f"{PROG}: error: no operator key in {args.data_dir} (the server creates it on"

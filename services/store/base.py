@@ -157,13 +157,19 @@ class Store(Protocol):
         ...
 
     def revoke(
-        self, licence_id: bytes, now: int, cause: Cause
+        self, licence_id: bytes, now: int, cause: Cause, evidence: bytes = b""
     ) -> tuple[LicenceRow, RevocationEvent]:
-        """Revoke a licence (idempotent: a revoked licence returns its first revocation)."""
+        """Revoke a licence (idempotent: a revoked licence returns its first revocation).
+        ``evidence`` is the holder's signed call (a serialized ``SignedCall``), logged with
+        the revocation in the same transaction; so are the settlement and the refund."""
         ...
 
     def erase_assets(
-        self, holder_key: bytes, digests: Sequence[bytes] | None, now: int
+        self,
+        holder_key: bytes,
+        digests: Sequence[bytes] | None,
+        now: int,
+        evidence: bytes = b"",
     ) -> tuple[int, list[RevocationEvent]]:
         """Delete the holder's assets (all when ``digests`` is None) and revoke every live
         licence naming one of them, in one transaction."""
@@ -222,6 +228,27 @@ class Store(Protocol):
         """The ledger's invariants checked over every row: what is wrong."""
         ...
 
+    # -- the public log --------------------------------------------------------------------
+    def log_head(self) -> tuple[int, bytes]:
+        """``(tree size, root hash)`` of the log now."""
+        ...
+
+    def log_entries(self, start: int, end: int) -> list[tuple[int, bytes, int]]:
+        """Entries ``[start, end)``: ``(index, entry bytes, appended at)``."""
+        ...
+
+    def log_index_of_licence(self, licence_id: bytes) -> int | None:
+        """The index of a licence's issuance entry."""
+        ...
+
+    def log_inclusion(self, index: int, size: int) -> tuple[int, list[bytes], bytes]:
+        """``(size, proof, entry)`` for entry ``index`` in the tree of ``size`` (0: now)."""
+        ...
+
+    def log_consistency(self, old_size: int, new_size: int) -> list[bytes]:
+        """The consistency proof between two sizes of the tree."""
+        ...
+
     # -- the status list -----------------------------------------------------------------
     def events_after(self, sequence: int, limit: int) -> list[RevocationEvent]:
         """Revocation events with a larger sequence number, in order."""
@@ -240,7 +267,7 @@ class Store(Protocol):
         """Publish ``new`` as the current key, ending the current one's window at its start."""
         ...
 
-    def withdraw_issuer_key(self, key_id: bytes) -> bool:
+    def withdraw_issuer_key(self, key_id: bytes, now: int = 0) -> bool:
         """Unpublish a key (compromise): what it signed stops verifying. False if unknown."""
         ...
 

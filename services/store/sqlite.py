@@ -12,19 +12,22 @@ once, at open. Tables are STRICT.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlite_utils import Database, Migrations
 
+from licentia import merkle
 from licentia.errors import LicentiaError, Reason
 from licentia.scope import Scope
 from licentia.token import parse_token
+from licentia.v1 import transparency_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from .. import ledger
@@ -187,6 +190,46 @@ def m003_ledger(db: Database) -> None:
         ) STRICT, WITHOUT ROWID;
         """
     )
+
+
+@migrations()
+def m004_log(db: Database) -> None:
+    """The public log: entries, and the hashes of its complete aligned subtrees."""
+    db.executescript(
+        """
+        CREATE TABLE log_entries (
+            idx INTEGER PRIMARY KEY, entry BLOB NOT NULL, at INTEGER NOT NULL,
+            kind TEXT NOT NULL, licence_id BLOB NOT NULL
+        ) STRICT;
+        CREATE INDEX log_entries_licence ON log_entries (licence_id, kind);
+        CREATE TABLE log_nodes (
+            level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
+            PRIMARY KEY (level, idx)
+        ) STRICT, WITHOUT ROWID;
+        """
+    )
+
+
+class _SqlNodes:
+    """The log's stored subtree hashes, read on one connection (one snapshot)."""
+
+    def __init__(self, c: sqlite3.Connection) -> None:
+        self.c = c
+
+    def get(self, level: int, index: int) -> bytes:
+        r = self.c.execute(
+            "SELECT hash FROM log_nodes WHERE level = ? AND idx = ?", (level, index)
+        ).fetchone()
+        if r is None:
+            raise LicentiaError(Reason.INTERNAL, f"log node ({level}, {index}) is missing")
+        return bytes(r[0])
+
+    def get_many(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Several nodes in one statement."""
+        if not keys:
+            return {}
+        # One primary-key lookup each: a row-value IN (VALUES ...) is not planned as lookups.
+        return {(level, index): self.get(level, index) for level, index in keys}
 
 
 def _ints(values: Any) -> str:
@@ -807,6 +850,13 @@ class SqliteStore:
                 money.not_after,
             ),
         )
+        self._log(
+            c,
+            transparency_pb2.LogEntry(licence=licence.token),
+            now,
+            "licence",
+            licence.licence_id,
+        )
         for digest in parsed.asset_categories:
             c.execute(
                 "INSERT INTO licence_assets VALUES (?, ?, ?)",
@@ -879,11 +929,25 @@ class SqliteStore:
         return RevocationEvent(r[0], r[1], r[2], r[3], r[4], Cause(r[5]))
 
     def _revoke(
-        self, c: sqlite3.Connection, lic: LicenceRow, now: int, cause: Cause
+        self, c: sqlite3.Connection, lic: LicenceRow, now: int, cause: Cause, evidence: bytes
     ) -> RevocationEvent:
         c.execute("UPDATE licences SET revoked_at = ? WHERE licence_id = ?", (now, lic.licence_id))
         # What was earned up to this second is paid; the rest goes back to the advertiser.
         self._settle(c, lic.licence_id, now, close=True)
+        self._log(
+            c,
+            transparency_pb2.LogEntry(
+                revocation=transparency_pb2.LoggedRevocation(
+                    licence_id=lic.licence_id,
+                    revoked_at=now,
+                    cause=cast(Any, int(cause)),
+                    request=transparency_pb2.SignedCall.FromString(evidence),
+                )
+            ),
+            now,
+            "revocation",
+            lic.licence_id,
+        )
         r = c.execute(
             f"INSERT INTO revocations ({self._EV}) VALUES"
             " ((SELECT coalesce(max(sequence), 0) + 1 FROM revocations), ?, ?, ?, ?, ?)"
@@ -893,7 +957,7 @@ class SqliteStore:
         return self._event(r)
 
     def revoke(
-        self, licence_id: bytes, now: int, cause: Cause
+        self, licence_id: bytes, now: int, cause: Cause, evidence: bytes = b""
     ) -> tuple[LicenceRow, RevocationEvent]:
         """Revoke a licence (idempotent: a revoked licence returns its first revocation)."""
 
@@ -909,13 +973,17 @@ class SqliteStore:
                     f"SELECT {self._EV} FROM revocations WHERE licence_id = ?", (licence_id,)
                 ).fetchone()
                 return lic, self._event(ev)
-            event = self._revoke(c, lic, now, cause)
+            event = self._revoke(c, lic, now, cause, evidence)
             return dataclasses.replace(lic, revoked_at=now), event
 
         return self._transact(change)
 
     def erase_assets(
-        self, holder_key: bytes, digests: Sequence[bytes] | None, now: int
+        self,
+        holder_key: bytes,
+        digests: Sequence[bytes] | None,
+        now: int,
+        evidence: bytes = b"",
     ) -> tuple[int, list[RevocationEvent]]:
         """Delete the holder's assets and revoke every live licence naming one of them."""
 
@@ -941,7 +1009,9 @@ class SqliteStore:
                     " AND l.not_after > ?",
                     (holder_key, d, now),
                 ).fetchall()
-                events.extend(self._revoke(c, self._licence(r), now, Cause.ERASED) for r in rows)
+                events.extend(
+                    self._revoke(c, self._licence(r), now, Cause.ERASED, evidence) for r in rows
+                )
             return erased, events
 
         return self._transact(change)
@@ -1319,6 +1389,83 @@ class SqliteStore:
             c.execute("COMMIT")
         return problems
 
+    # -- the public log --------------------------------------------------------------------
+    @staticmethod
+    def _log(
+        c: sqlite3.Connection,
+        entry: transparency_pb2.LogEntry,
+        now: int,
+        kind: str,
+        licence_id: bytes,
+    ) -> int:
+        """Append one entry (inside the caller's transaction) and the subtree hashes it
+        completes; its index."""
+        data = entry.SerializeToString(deterministic=True)
+        index = int(c.execute("SELECT coalesce(max(idx) + 1, 0) FROM log_entries").fetchone()[0])
+        c.execute(
+            "INSERT INTO log_entries VALUES (?, ?, ?, ?, ?)", (index, data, now, kind, licence_id)
+        )
+        for level, i, h in merkle.completed_nodes(index, merkle.leaf_hash(data), _SqlNodes(c)):
+            c.execute("INSERT INTO log_nodes VALUES (?, ?, ?)", (level, i, h))
+        return index
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        c = self._reader()
+        c.execute("BEGIN")
+        try:
+            yield c
+        finally:
+            c.execute("COMMIT")
+
+    @staticmethod
+    def _log_size(c: sqlite3.Connection) -> int:
+        return int(c.execute("SELECT coalesce(max(idx) + 1, 0) FROM log_entries").fetchone()[0])
+
+    def log_head(self) -> tuple[int, bytes]:
+        """``(tree size, root hash)`` of the log now."""
+        with self._snapshot() as c:
+            size = self._log_size(c)
+            return size, merkle.root(size, _SqlNodes(c))
+
+    def log_entries(self, start: int, end: int) -> list[tuple[int, bytes, int]]:
+        """Entries ``[start, end)``: ``(index, entry bytes, appended at)``."""
+        rows = self._rows(
+            "SELECT idx, entry, at FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+            (start, end),
+        )
+        return [(int(r[0]), bytes(r[1]), int(r[2])) for r in rows]
+
+    def log_index_of_licence(self, licence_id: bytes) -> int | None:
+        """The index of a licence's issuance entry."""
+        r = self._row(
+            "SELECT idx FROM log_entries WHERE licence_id = ? AND kind = 'licence'", (licence_id,)
+        )
+        return int(r[0]) if r else None
+
+    def log_inclusion(self, index: int, size: int) -> tuple[int, list[bytes], bytes]:
+        """``(size, proof, entry)`` for entry ``index`` in the tree of ``size`` (0: now)."""
+        with self._snapshot() as c:
+            current = self._log_size(c)
+            size = size or current
+            if not 0 <= index < size <= current:
+                raise LicentiaError(
+                    Reason.INVALID_REQUEST, f"no entry {index} in a tree of {size} (of {current})"
+                )
+            entry = c.execute("SELECT entry FROM log_entries WHERE idx = ?", (index,)).fetchone()
+            return size, merkle.inclusion_proof(index, size, _SqlNodes(c)), bytes(entry[0])
+
+    def log_consistency(self, old_size: int, new_size: int) -> list[bytes]:
+        """The consistency proof between two sizes of the tree."""
+        with self._snapshot() as c:
+            current = self._log_size(c)
+            if not 0 < old_size <= new_size <= current:
+                raise LicentiaError(
+                    Reason.INVALID_REQUEST,
+                    f"sizes must satisfy 0 < old <= new <= {current} (the tree now)",
+                )
+            return merkle.consistency_proof(old_size, new_size, _SqlNodes(c))
+
     # -- the status list -----------------------------------------------------------------
     def events_after(self, sequence: int, limit: int) -> list[RevocationEvent]:
         """Revocation events with a larger sequence number, in order."""
@@ -1348,18 +1495,55 @@ class SqliteStore:
         )
         return [IssuerKeyRow(*r) for r in rows]
 
-    def withdraw_issuer_key(self, key_id: bytes) -> bool:
+    def withdraw_issuer_key(self, key_id: bytes, now: int = 0) -> bool:
         """Unpublish a key (compromise): what it signed stops verifying. False if unknown."""
-        return self._execute("DELETE FROM issuer_keys WHERE key_id = ?", (key_id,)) == 1
+
+        def change(c: sqlite3.Connection) -> bool:
+            r = c.execute(
+                "DELETE FROM issuer_keys WHERE key_id = ?"
+                " RETURNING key_id, public_key, not_before, not_after",
+                (key_id,),
+            ).fetchone()
+            if r is None:
+                return False
+            self._log_key(c, IssuerKeyRow(*r), now, withdrawn=True)
+            return True
+
+        return self._transact(change)
+
+    def _log_key(
+        self, c: sqlite3.Connection, key: IssuerKeyRow, now: int, *, withdrawn: bool = False
+    ) -> None:
+        self._log(
+            c,
+            transparency_pb2.LogEntry(
+                issuer_key=transparency_pb2.LoggedIssuerKey(
+                    key_id=key.key_id,
+                    public_key=key.public_key,
+                    not_before=key.not_before,
+                    not_after=key.not_after,
+                    withdrawn=withdrawn,
+                )
+            ),
+            now,
+            "issuer_key",
+            b"",
+        )
 
     def rotate_issuer_key(self, new: IssuerKeyRow) -> None:
         """Publish ``new`` as the current key, ending the current one's window at its start."""
 
         def change(c: sqlite3.Connection) -> None:
-            c.execute("UPDATE issuer_keys SET not_after = ? WHERE not_after = 0", (new.not_before,))
+            for r in c.execute(
+                "UPDATE issuer_keys SET not_after = ? WHERE not_after = 0"
+                " RETURNING key_id, public_key, not_before, not_after",
+                (new.not_before,),
+            ).fetchall():
+                self._log_key(c, IssuerKeyRow(*r), new.not_before)
             c.execute(
                 "INSERT INTO issuer_keys VALUES (?, ?, ?, ?)",
                 (new.key_id, new.public_key, new.not_before, new.not_after),
             )
+            self._log_key(c, new, new.not_before)
 
         self._transact(change)
