@@ -16,13 +16,14 @@ from pathlib import Path
 
 import grpc  # type: ignore[import-untyped]
 
+from licentia.checkpoint import vkey
 from licentia.errors import LicentiaError
 from licentia.keys import PublicKey
 from licentia.request import sign_request
 from licentia.v1 import ledger_pb2
 
 from . import ledger
-from .app import DB_FILE, KEYS_DIR, OPERATOR_KEY_FILE, SERVICES, build
+from .app import DB_FILE, KEYS_DIR, LOG_KEY_FILE, OPERATOR_KEY_FILE, SERVICES, build
 from .deps import Settings
 from .issuer import Keyring, key_file
 from .rpc import SystemClock, json_logger
@@ -124,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
         help="PEM CA certificate: connect over TLS [LICENTIA_TLS_CA]",
     )
     _data_dir(deposit)
+    log_key = sub.add_parser(
+        "log-key",
+        help="print the public log's verifier key (give it to auditors: licentia-audit --log-key)",
+    )
+    _data_dir(log_key)
     rotate = sub.add_parser(
         "rotate-key",
         help="start a new issuer key; the old one stays published so its licences verify",
@@ -232,6 +238,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "deposit":
         return _deposit(args)
+    if args.command == "log-key":
+        signer = key_file(args.data_dir / LOG_KEY_FILE, create=False)
+        if signer is None:
+            print(
+                f"{PROG}: error: no log key in {args.data_dir} (start the server once)",
+                file=sys.stderr,
+            )
+            return 2
+        print(vkey(Settings().log_origin, signer.public))
+        return 0
     if args.command == "rotate-key":
         store = SqliteStore(args.data_dir / DB_FILE)
         try:

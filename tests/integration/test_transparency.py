@@ -235,3 +235,20 @@ def test_a_rewritten_entry_no_longer_matches_the_signed_root(ex: Exchange) -> No
     data = [e.SerializeToString(deterministic=True) for e in entries(ex)]
     recomputed = merkle.reference_root(data)
     assert recomputed != cp.root  # anyone who downloads the log sees it was rewritten
+
+
+def test_the_server_prints_the_log_key_auditors_pin(
+    ex: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from licentia.services.server import main  # type: ignore[import-not-found]
+
+    served = _unary(
+        ex,
+        "GetCheckpoint",
+        transparency_pb2.GetCheckpointRequest(),
+        transparency_pb2.GetCheckpointResponse,
+    ).verifier_key
+    assert main(["log-key", "--data-dir", str(ex.data_dir)]) == 0
+    assert capsys.readouterr().out.strip() == served
+    assert main(["log-key", "--data-dir", str(tmp_path / "nowhere")]) == 2
+    assert "no log key" in capsys.readouterr().err

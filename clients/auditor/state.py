@@ -1,0 +1,318 @@
+"""What the auditor remembers between runs, in one SQLite file of its state directory.
+
+The directory (created 0700) holds ``audit.db`` (0600) with:
+
+- ``meta``: the pinned log key, the last trusted checkpoint (size, root, note text) and
+  the running totals;
+- ``frontier``: the O(log n) subtree hashes needed to extend the recomputed tree;
+- ``licences``: every licence seen (holder, issuer key, times, assets, whether and where
+  revoked), so that a later revocation is checked against an earlier licence;
+- ``issuer_keys``: the issuer keys as the log described them;
+- ``checkpoints``: every checkpoint ever served, with the verdict on it (append-only);
+- ``problems``: the problems found, kept so that later runs still report them.
+
+One run holds the database's write lock from start to end (a second auditor on the same
+directory is refused), and its progress is committed in one transaction only once the
+recomputed root matched a signed checkpoint: a run that fails leaves the state as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from licentia import merkle
+
+from ..logcheck import Frontier, KeyRecord, LicenceFacts, LoggedKeys
+
+DB_NAME = "audit.db"
+SCHEMA_VERSION = 1
+_DIGEST = merkle.HASH_BYTES
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value ANY) STRICT;
+CREATE TABLE IF NOT EXISTS frontier (
+    level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)
+) STRICT;
+CREATE TABLE IF NOT EXISTS licences (
+    licence_id BLOB PRIMARY KEY, entry INTEGER NOT NULL, holder BLOB NOT NULL,
+    issuer_key_id BLOB NOT NULL, issued_at INTEGER NOT NULL, not_before INTEGER NOT NULL,
+    not_after INTEGER NOT NULL, assets BLOB NOT NULL, revoked_entry INTEGER
+) STRICT;
+CREATE INDEX IF NOT EXISTS licences_by_key ON licences (issuer_key_id, issued_at);
+CREATE TABLE IF NOT EXISTS issuer_keys (
+    key_id BLOB PRIMARY KEY, public_key BLOB NOT NULL, not_before INTEGER NOT NULL,
+    not_after INTEGER NOT NULL, withdrawn INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    seq INTEGER PRIMARY KEY, seen_at INTEGER NOT NULL, size INTEGER, root BLOB,
+    note TEXT NOT NULL, verdict TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS problems (
+    seq INTEGER PRIMARY KEY, found_at INTEGER NOT NULL, kind TEXT NOT NULL,
+    entry INTEGER NOT NULL, licence_id BLOB NOT NULL, message TEXT NOT NULL,
+    UNIQUE (kind, entry, licence_id, message)
+) STRICT;
+"""
+
+
+class StateError(Exception):
+    """The state directory cannot be used (unreadable, corrupt, another log's, in use)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedCheckpoint:
+    """The last checkpoint the auditor verified entry by entry."""
+
+    size: int
+    root: bytes
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredProblem:
+    """A problem on record: ``entry`` and ``licence_id`` are ``None`` when not about one."""
+
+    kind: str
+    message: str
+    entry: int | None
+    licence_id: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Running totals over every entry checked so far."""
+
+    entries: int = 0
+    licences: int = 0
+    revocations: int = 0
+    key_events: int = 0
+
+
+class AuditState:
+    """The auditor's state directory, opened and locked for one run (see the module)."""
+
+    def __init__(self, directory: Path, conn: sqlite3.Connection) -> None:
+        self.directory = directory
+        self.db = conn
+
+    @classmethod
+    def open(cls, directory: Path) -> AuditState:
+        """Open (creating it 0700 if needed) and lock the state in ``directory``; raises
+        :class:`StateError` if it is unusable or another audit holds it."""
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path = directory / DB_NAME
+            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+            conn = sqlite3.connect(str(path), isolation_level=None, timeout=1.0)
+        except OSError as e:
+            raise StateError(f"cannot use the state directory {str(directory)!r}: {e}") from None
+        try:
+            conn.executescript(_SCHEMA)
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            conn.close()
+            if "locked" in str(e):
+                raise StateError(
+                    f"another audit is using the state directory {str(directory)!r}"
+                ) from None
+            raise StateError(f"the state in {str(directory)!r} is unreadable: {e}") from None
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise StateError(f"the state in {str(directory)!r} is unreadable: {e}") from None
+        state = cls(directory, conn)
+        version = state._meta("version")
+        if version is None:
+            state._set_meta("version", SCHEMA_VERSION)
+        elif version != SCHEMA_VERSION:
+            state.close()
+            raise StateError(f"the state in {str(directory)!r} is of another version")
+        return state
+
+    # -- the transaction -------------------------------------------------------------------
+    def commit(self) -> None:
+        """Commit the run's changes, keeping the lock for what follows."""
+        self.db.execute("COMMIT")
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def rollback(self) -> None:
+        """Forget the run's uncommitted changes, keeping the lock."""
+        self.db.execute("ROLLBACK")
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def close(self) -> None:
+        """Forget anything not committed and release the lock."""
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+        self.db.close()
+
+    # -- meta -------------------------------------------------------------------------------
+    def _meta(self, name: str) -> object:
+        r = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if r is None else r[0]
+
+    def _set_meta(self, name: str, value: object) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+
+    def log_key(self) -> str | None:
+        """The log key this state was built with (pinned at the first trusted checkpoint)."""
+        value = self._meta("log_key")
+        return value if isinstance(value, str) else None
+
+    def trusted(self) -> TrustedCheckpoint | None:
+        """The last trusted checkpoint, or ``None`` before the first."""
+        size, root, note = self._meta("size"), self._meta("root"), self._meta("note")
+        if size is None:
+            return None
+        if not (isinstance(size, int) and isinstance(root, bytes) and isinstance(note, str)):
+            raise StateError("the stored checkpoint is corrupt")
+        if len(root) != _DIGEST or not 0 <= size <= merkle.MAX_TREE_SIZE:
+            raise StateError("the stored checkpoint is corrupt")
+        return TrustedCheckpoint(size, root, note)
+
+    def totals(self) -> Totals:
+        """The totals over every entry checked before this run."""
+        values = [self._meta(n) for n in ("entries", "licences", "revocations", "key_events")]
+        return Totals(*(v if isinstance(v, int) else 0 for v in values))
+
+    def frontier(self) -> Frontier:
+        """The recomputed tree's frontier at the trusted size, checked against its root."""
+        trusted = self.trusted()
+        size = trusted.size if trusted is not None else 0
+        rows = self.db.execute("SELECT level, idx, hash FROM frontier").fetchall()
+        try:
+            frontier = Frontier.restore(size, {(int(r[0]), int(r[1])): bytes(r[2]) for r in rows})
+        except ValueError as e:
+            raise StateError(f"the stored tree is corrupt: {e}") from None
+        if trusted is not None and frontier.root() != trusted.root:
+            raise StateError("the stored tree does not match the stored checkpoint")
+        return frontier
+
+    def save_progress(
+        self, log_key: str, size: int, root: bytes, note: str, frontier: Frontier, totals: Totals
+    ) -> None:
+        """Record a new trusted checkpoint, the tree's frontier and the totals."""
+        self._set_meta("log_key", log_key)
+        self._set_meta("size", size)
+        self._set_meta("root", root)
+        self._set_meta("note", note)
+        for name in ("entries", "licences", "revocations", "key_events"):
+            self._set_meta(name, getattr(totals, name))
+        self.db.execute("DELETE FROM frontier")
+        self.db.executemany(
+            "INSERT INTO frontier VALUES (?, ?, ?)",
+            [(level, idx, h) for (level, idx), h in frontier.nodes().items()],
+        )
+
+    # -- issuer keys ----------------------------------------------------------------------
+    def issuer_keys(self) -> LoggedKeys:
+        """The issuer keys as the log described them up to the trusted checkpoint."""
+        rows = self.db.execute(
+            "SELECT key_id, public_key, not_before, not_after, withdrawn FROM issuer_keys"
+        ).fetchall()
+        return LoggedKeys(
+            [KeyRecord(bytes(r[0]), bytes(r[1]), r[2], r[3], bool(r[4])) for r in rows]
+        )
+
+    def save_issuer_keys(self, records: Iterable[KeyRecord]) -> None:
+        """Store the key records (replacing those of the same id)."""
+        self.db.executemany(
+            "INSERT OR REPLACE INTO issuer_keys VALUES (?, ?, ?, ?, ?)",
+            [
+                (r.key_id, r.public_key, r.not_before, r.not_after, int(r.withdrawn))
+                for r in records
+            ],
+        )
+
+    # -- licences -------------------------------------------------------------------------
+    def licence(self, licence_id: bytes) -> tuple[LicenceFacts, int, int | None] | None:
+        """A licence seen before: its facts, its entry, and its revocation's entry."""
+        r = self.db.execute(
+            "SELECT licence_id, holder, issuer_key_id, issued_at, not_before, not_after, assets,"
+            " entry, revoked_entry FROM licences WHERE licence_id = ?",
+            (licence_id,),
+        ).fetchone()
+        if r is None:
+            return None
+        blob = bytes(r[6])
+        assets = frozenset(blob[i : i + _DIGEST] for i in range(0, len(blob), _DIGEST))
+        facts = LicenceFacts(bytes(r[0]), bytes(r[1]), bytes(r[2]), r[3], r[4], r[5], assets)
+        return facts, int(r[7]), r[8]
+
+    def add_licence(self, facts: LicenceFacts, entry: int) -> None:
+        """Remember a licence first logged at ``entry``."""
+        self.db.execute(
+            "INSERT INTO licences VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            (
+                facts.licence_id,
+                entry,
+                facts.holder,
+                facts.issuer_key_id,
+                facts.issued_at,
+                facts.not_before,
+                facts.not_after,
+                b"".join(sorted(facts.assets)),
+            ),
+        )
+
+    def mark_revoked(self, licence_id: bytes, entry: int) -> None:
+        """Record that the licence's (first) revocation is at ``entry``."""
+        self.db.execute(
+            "UPDATE licences SET revoked_entry = ? WHERE licence_id = ? AND revoked_entry IS NULL",
+            (entry, licence_id),
+        )
+
+    def licences_issued_from(self, key_id: bytes, since: int) -> Iterator[tuple[bytes, int, int]]:
+        """``(licence id, entry, issued_at)`` of the licences signed by ``key_id`` and
+        stamped at or after ``since``."""
+        for r in self.db.execute(
+            "SELECT licence_id, entry, issued_at FROM licences"
+            " WHERE issuer_key_id = ? AND issued_at >= ? ORDER BY entry",
+            (key_id, since),
+        ):
+            yield bytes(r[0]), int(r[1]), int(r[2])
+
+    # -- the record -----------------------------------------------------------------------
+    def record_checkpoint(
+        self, size: int | None, root: bytes | None, note: str, verdict: str
+    ) -> None:
+        """Append a checkpoint as served, with the verdict on it."""
+        self.db.execute(
+            "INSERT INTO checkpoints (seen_at, size, root, note, verdict) VALUES (?, ?, ?, ?, ?)",
+            (int(time.time()), size, root, note, verdict),
+        )
+
+    def checkpoints_seen(self) -> int:
+        """How many checkpoints are on record."""
+        return int(self.db.execute("SELECT count(*) FROM checkpoints").fetchone()[0])
+
+    def problems(self) -> list[StoredProblem]:
+        """Every problem on record, oldest first."""
+        return [
+            StoredProblem(r[0], r[1], None if r[2] < 0 else r[2], bytes(r[3]) or None)
+            for r in self.db.execute(
+                "SELECT kind, message, entry, licence_id FROM problems ORDER BY seq"
+            )
+        ]
+
+    def add_problems(self, problems: Iterable[StoredProblem]) -> None:
+        """Put problems on record (each once)."""
+        now = int(time.time())
+        self.db.executemany(
+            "INSERT OR IGNORE INTO problems (found_at, kind, entry, licence_id, message)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [
+                (
+                    now,
+                    p.kind,
+                    -1 if p.entry is None else p.entry,
+                    p.licence_id or b"",
+                    p.message,
+                )
+                for p in problems
+            ],
+        )
