@@ -374,6 +374,18 @@ def story(tmp: Path) -> None:
                 say(f"Alice keeps what she earned, {eur(kept['total_minor'])}, and withdraws it:")
                 out = wallet("withdraw", f"{kept['available_minor'] / 100:.2f}", "--to", IBAN)
                 say("    " + out.splitlines()[0])
+                audit = json.loads(wallet("audit", "--json"))
+                if audit["problems"] or (audit["your_licences"], audit["your_revocations"]) != (
+                    1,
+                    1,
+                ):
+                    raise StoryError(f"the audit of the public log went wrong: {audit}")
+                say(
+                    f"Her wallet audits the public log ({audit['log_size']} entries in a Merkle"
+                    " tree under a signed"
+                )
+                say("checkpoint): her licence is there, approved by her, and so is her")
+                say("revocation, signed by her. Nothing was hidden.")
 
         export = json.loads(wallet("export", "--json"))
         say(

@@ -29,7 +29,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
-from licentia import keys
+from licentia import keys, merkle
 from licentia.errors import LicentiaError
 from licentia.keys import PrivateKey
 from licentia.scope import Scope
@@ -48,9 +48,11 @@ from licentia.v1 import (
     licences_pb2,
     records_pb2,
     registry_pb2,
+    transparency_pb2,
 )
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
+from .. import logcheck
 from ..channel import ExchangeError, SignedChannel
 from . import keystore
 
@@ -700,6 +702,203 @@ def cmd_withdraw(s: Session) -> None:
     )
 
 
+def _audit_state(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise OperationFailedError(f"cannot read the audit state {path}: {e}") from None
+    if not isinstance(doc, dict):
+        raise OperationFailedError(f"the audit state {path} is damaged")
+    return doc
+
+
+def _save_audit_state(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(doc, f, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _facts_doc(f: logcheck.LicenceFacts) -> dict[str, Any]:
+    return {
+        "holder": f.holder.hex(),
+        "issuer_key_id": f.issuer_key_id.hex(),
+        "issued_at": f.issued_at,
+        "not_before": f.not_before,
+        "not_after": f.not_after,
+        "assets": sorted(a.hex() for a in f.assets),
+        "revoked": False,
+    }
+
+
+def _facts_of(licence_id: str, d: dict[str, Any]) -> logcheck.LicenceFacts:
+    return logcheck.LicenceFacts(
+        bytes.fromhex(licence_id),
+        bytes.fromhex(d["holder"]),
+        bytes.fromhex(d["issuer_key_id"]),
+        int(d["issued_at"]),
+        int(d["not_before"]),
+        int(d["not_after"]),
+        frozenset(bytes.fromhex(a) for a in d["assets"]),
+    )
+
+
+def _inclusion(
+    s: Session, licence_id: bytes, size: int
+) -> transparency_pb2.GetInclusionProofResponse:
+    return SignedChannel(s.rpc.channel, None).unary(
+        "/licentia.v1.TransparencyService/GetInclusionProof",
+        transparency_pb2.GetInclusionProofRequest(licence_id=licence_id, tree_size=size),
+        transparency_pb2.GetInclusionProofResponse,
+    )
+
+
+def cmd_audit(s: Session) -> None:
+    """Check the exchange's public log for everything in your name.
+
+    Keeps, next to the wallet, the last checkpoint it trusted; checks that the new one
+    extends it (nothing rewritten), reads only the new entries, recomputes the tree, checks
+    every licence in your name was approved by you (or by a standing rule you signed) and
+    every revocation of yours was signed by you, then checks that each licence the exchange
+    lists for you is in the log (inclusion proof) with its revocation. Exit 1 on a problem.
+    """
+    state_path = s.wallet.with_name(s.wallet.name + ".audit.json")
+    state = _audit_state(state_path)
+    mine = s.key.public.raw
+    log = logcheck.LogClient(SignedChannel(s.rpc.channel, None))
+    served = log.checkpoint()
+    given = s.args.log_key
+    if given and given.startswith("@"):
+        given = _read_first_line(Path(given[1:])).strip()
+    pinned = state.get("log_key")
+    notes: list[str] = []
+    if given and pinned and given != pinned:
+        raise OperationFailedError("this wallet already trusts another log key")
+    key_text = given or pinned or served.advertised_key
+    if not (given or pinned):
+        notes.append(f"Trusting the exchange's log key on first use: {key_text}")
+    try:
+        log_key = logcheck.LogKey.parse(key_text)
+        checkpoint = log_key.open(served.note)
+    except LicentiaError as e:
+        raise OperationFailedError(f"the log's checkpoint is not signed by its key: {e}") from None
+    problems: list[str] = []
+    old_size = int(state.get("size", 0))
+    old_root = bytes.fromhex(state.get("root", merkle.EMPTY_ROOT.hex()))
+    ok, why = logcheck.prove_consistency(log, old_size, old_root, checkpoint)
+    if not ok:
+        problems.append(f"the log was rewritten since you last checked it: {why}")
+    kept = state if ok else {}
+    frontier = logcheck.Frontier.restore(
+        int(kept.get("size", 0)),
+        {
+            (int(k.split(",")[0]), int(k.split(",")[1])): bytes.fromhex(v)
+            for k, v in kept.get("frontier", {}).items()
+        },
+    )
+    issuer_keys = logcheck.LoggedKeys(
+        [
+            logcheck.KeyRecord(
+                bytes.fromhex(r[0]), bytes.fromhex(r[1]), int(r[2]), int(r[3]), bool(r[4])
+            )
+            for r in kept.get("keys", [])
+        ]
+    )
+    licences: dict[str, dict[str, Any]] = dict(kept.get("licences", {}))
+    checked = 0
+    for got in log.entries(frontier.size, checkpoint.size):
+        frontier.append(got.data)
+        checked += 1
+        entry = logcheck.decode_entry(got.data)
+        kind = entry.WhichOneof("kind")
+        if kind == "issuer_key":
+            issuer_keys.apply(entry.issuer_key)
+        elif kind == "licence" and _holder_of(entry.licence) == mine:
+            facts, found = logcheck.check_licence(entry.licence, issuer_keys)
+            if facts is not None:
+                licences[facts.licence_id.hex()] = _facts_doc(facts)
+            problems.extend(
+                f"licence at entry {got.index}: {f.message} (you never approved it)"
+                if f.kind == "licence_consent"
+                else f"licence at entry {got.index}: {f.message}"
+                for f in found
+            )
+        elif kind == "revocation" and entry.revocation.licence_id.hex() in licences:
+            lid = entry.revocation.licence_id.hex()
+            for f in logcheck.check_revocation(entry.revocation, _facts_of(lid, licences[lid])):
+                problems.append(f"revocation at entry {got.index}: {f.message}")
+            licences[lid]["revoked"] = True
+    if frontier.root() != checkpoint.root:
+        problems.append("the entries do not hash to the signed root: the log was rewritten")
+    for x in _my_licences(s):
+        lid = x.licence_id.hex()
+        if lid not in licences:
+            problems.append(f"licence {lid} is not in the public log")
+            continue
+        try:
+            proof = _inclusion(s, x.licence_id, checkpoint.size)
+        except ExchangeError as e:
+            problems.append(f"no inclusion proof for licence {lid}: {e}")
+            continue
+        included = merkle.verify_inclusion(
+            proof.entry, proof.index, checkpoint.size, list(proof.proof), checkpoint.root
+        )
+        if not included or logcheck.decode_entry(proof.entry).licence != x.token:
+            problems.append(f"the inclusion proof of licence {lid} does not verify")
+        if x.revoked_at and not licences[lid]["revoked"]:
+            problems.append(f"the revocation of licence {lid} is missing from the log")
+    if not problems:
+        _save_audit_state(
+            state_path,
+            {
+                "log_key": log_key.text,
+                "size": checkpoint.size,
+                "root": checkpoint.root.hex(),
+                "frontier": {f"{k[0]},{k[1]}": v.hex() for k, v in frontier.nodes().items()},
+                "keys": [
+                    [r.key_id.hex(), r.public_key.hex(), r.not_before, r.not_after, r.withdrawn]
+                    for r in issuer_keys.records()
+                ],
+                "licences": licences,
+            },
+        )
+    revoked = sum(1 for v in licences.values() if v["revoked"])
+    summary = (
+        f"In your name: {len(licences)} licence(s), {revoked} revoked; each approved by you"
+        " and in the log."
+        if not problems
+        else f"{len(problems)} problem(s) found:"
+    )
+    report = {
+        "log_size": checkpoint.size,
+        "entries_checked": checked,
+        "your_licences": len(licences),
+        "your_revocations": revoked,
+        "problems": problems,
+    }
+    text = [
+        *notes,
+        f"The public log has {checkpoint.size} entries; {checked} new ones checked.",
+        summary,
+        *(f"  - {p}" for p in problems),
+    ]
+    _out(s.args, report, "\n".join(text))
+    if problems:
+        raise OperationFailedError(f"{len(problems)} problem(s) in the public log")
+
+
+def _holder_of(token: str) -> bytes:
+    try:
+        return parse_token(token).holder_key
+    except LicentiaError:
+        return b""
+
+
 def cmd_export(s: Session) -> None:
     """Everything the exchange holds about you, as JSON (the right of access)."""
     resp = s.call(
@@ -947,6 +1146,12 @@ def parser() -> argparse.ArgumentParser:
         "id", help="the licence id (or its first 6+ digits)"
     )
     add("accesses", cmd_accesses, "who fetched which of your assets")
+    p = add("audit", cmd_audit, "check the public log: every licence in your name is yours")
+    p.add_argument(
+        "--log-key",
+        help="the exchange's log key (licentia-server log-key prints it), or @FILE;"
+        " without it, the key the exchange shows is trusted on first use",
+    )
     add(
         "earnings", cmd_earnings, "what you have earned and can withdraw, and every payment"
     ).add_argument("--limit", type=int, default=50, help="payments shown (default 50)")

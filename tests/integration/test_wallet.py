@@ -445,3 +445,45 @@ def test_earnings_grow_with_each_use_and_can_be_withdrawn_once(
     assert code == 1
     assert "32 hex digits" in err
     assert ex.app.deps.store.ledger_check() == []
+
+
+def test_audit_finds_every_licence_in_your_name_and_flags_one_you_never_approved(
+    wallet: Wallet, ex: Exchange, tmp_path: Path
+) -> None:
+    from licentia.checkpoint import vkey
+    from licentia.keys import PrivateKey
+    from licentia.token import approve, issue
+    from licentia.v1 import transparency_pb2
+
+    from .test_auditor import append, claims_for, issuer_key
+
+    _set_up(wallet, tmp_path)
+    adv = ex.party()
+    register_advertiser(adv)
+    asked = request_licence(adv, _holder_key(wallet)).request
+    assert wallet("approve", asked.request_id.hex(), "--yes")[0] == 0
+    lid = wallet.json("licences")[0]["licence_id"]
+    assert wallet("revoke", lid)[0] == 0
+
+    code, out, err = wallet("audit")
+    assert code == 0, err
+    assert "Trusting the exchange's log key on first use" in out
+    assert "In your name: 1 licence(s), 1 revoked" in out
+    again = wallet.json("audit")
+    assert (again["entries_checked"], again["your_licences"], again["problems"]) == (0, 1, [])
+
+    # The exchange issues a licence in the holder's name that the holder never approved.
+    claims = claims_for(issuer_key(ex), _holder_key(wallet), adv.key.public.raw).encode()
+    forged = issue(issuer_key(ex), claims, approve(PrivateKey.generate(), claims))
+    (index,) = append(ex, transparency_pb2.LogEntry(licence=forged))
+    code, out, err = wallet("audit")
+    assert code == 1
+    assert f"licence at entry {index}" in out
+    assert "you never approved it" in out
+    assert "problem(s) in the public log" in err
+
+    # Another log key than the one pinned is refused.
+    other = vkey("licentia.exchange/log", PrivateKey.generate().public)
+    code, _, err = wallet("audit", "--log-key", other)
+    assert code == 1
+    assert "already trusts another log key" in err
