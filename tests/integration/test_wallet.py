@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -471,6 +472,21 @@ def test_audit_finds_every_licence_in_your_name_and_flags_one_you_never_approved
     assert "In your name: 1 licence(s), 1 revoked" in out
     again = wallet.json("audit")
     assert (again["entries_checked"], again["your_licences"], again["problems"]) == (0, 1, [])
+
+    # The exchange rewrites the holder's licence entry behind its back: the inclusion
+    # proof of that licence no longer holds.
+    db = sqlite3.connect(ex.data_dir / "licentia.db")
+    (row,) = db.execute("SELECT idx, entry FROM log_entries WHERE kind = 'licence'").fetchall()
+    rewritten = transparency_pb2.LogEntry(licence="lic1.rewritten").SerializeToString()
+    db.execute("UPDATE log_entries SET entry = ? WHERE idx = ?", (rewritten, row[0]))
+    db.commit()
+    code, out, _ = wallet("audit")
+    assert code == 1
+    assert "does not verify" in out
+    db.execute("UPDATE log_entries SET entry = ? WHERE idx = ?", (row[1], row[0]))
+    db.commit()
+    db.close()
+    assert wallet("audit")[0] == 0  # restored: nothing else is wrong
 
     # The exchange issues a licence in the holder's name that the holder never approved.
     claims = claims_for(issuer_key(ex), _holder_key(wallet), adv.key.public.raw).encode()
