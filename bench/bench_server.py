@@ -23,6 +23,8 @@ of its two echo rates.
   conflict. They all go to one holder, whose live licences grow round by round; the rate of
   each round and the licences issued by its end are printed too (``per_round``,
   ``licences_after``), as the cost of issuing depends on them.
+- ``log.append``: the log entries appended per second inside issuance (one per licence, in
+  the issuing transaction), i.e. ``rpc.issue``'s rate, held to ``rpc.issue``'s target.
 - ``revocation.propagation``: p99 of the milliseconds from RevokeLicence's return to the
   revocation event's arrival on each of 50 WatchRevocations streams, over sequential revocations.
 
@@ -570,6 +572,16 @@ def main(argv: list[str] | None = None) -> int:
             # issuing path's cost grows with the holder's live licences, so the order matters.
             "per_round": [round(r) for r in t["issue"]],
             "licences_after": [int(n) for n in t["issued"]],
+        },
+        {
+            # Every issuance appends its licence to the public log in the issuing
+            # transaction (and escrows its price), so log entries appended per second inside
+            # issuance are the issuance rate itself, measured above.
+            "bench": "log.append",
+            "ops_per_s": round(med["issue"]),
+            "ratio": round(med["issue_ratio"], 3),
+            "target": 0.5,
+            "limit": "the same echo rate: rpc.issue with one log entry appended per licence",
         },
         {
             "bench": "revocation.propagation",

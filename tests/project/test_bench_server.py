@@ -28,7 +28,7 @@ def _bench_server(monkeypatch: pytest.MonkeyPatch) -> Any:
     return module
 
 
-def test_bench_server_quick_prints_the_three_benches(
+def test_bench_server_quick_prints_the_four_benches(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Speed is measured by the benchmark, not asserted here: a missed target (exit 1) is fine.
@@ -37,14 +37,20 @@ def test_bench_server_quick_prints_the_three_benches(
     elapsed = time.monotonic() - started
     assert code in (0, 1)
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [r["bench"] for r in rows] == ["rpc.verify", "rpc.issue", "revocation.propagation"]
+    assert [r["bench"] for r in rows] == [
+        "rpc.verify",
+        "rpc.issue",
+        "log.append",
+        "revocation.propagation",
+    ]
     for row in rows:
         assert {"bench", "ops_per_s", "ratio", "target", "limit", "ok"} <= row.keys()
         assert isinstance(row["ratio"], int | float)
         assert math.isfinite(row["ratio"])
         assert row["ratio"] >= 0
         assert isinstance(row["ok"], bool)
-    verify, issue, propagation = rows
+    verify, issue, append, propagation = rows
+    assert (append["ops_per_s"], append["ratio"]) == (issue["ops_per_s"], issue["ratio"])
     assert verify["ops_per_s"] > 0
     assert issue["ops_per_s"] > 0
     assert propagation["ops_per_s"] is None
