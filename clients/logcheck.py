@@ -55,6 +55,7 @@ _SERVICE = "/licentia.v1.TransparencyService/"
 GET_CHECKPOINT = _SERVICE + "GetCheckpoint"
 GET_ENTRIES = _SERVICE + "GetEntries"
 GET_CONSISTENCY_PROOF = _SERVICE + "GetConsistencyProof"
+GET_INCLUSION_PROOF = _SERVICE + "GetInclusionProof"
 #: The calls a holder signs to end a licence, by termination cause.
 REVOKE_METHOD = "/licentia.v1.LicenceService/RevokeLicence"
 ERASE_METHOD = "/licentia.v1.RegistryService/EraseAssets"
@@ -202,6 +203,21 @@ class LogClient:
         if len(resp.proof) > merkle.MAX_PROOF_LENGTH:
             return []  # too long to be valid: an empty proof fails verification
         return list(resp.proof)
+
+    def inclusion_proof(
+        self, licence_id: bytes, tree_size: int
+    ) -> transparency_pb2.GetInclusionProofResponse:
+        """The exchange's proof that a licence's issuance entry is in its tree of
+        ``tree_size`` (the entry, its index and the audit path; unverified)."""
+        resp: transparency_pb2.GetInclusionProofResponse = self.rpc.unary(
+            GET_INCLUSION_PROOF,
+            transparency_pb2.GetInclusionProofRequest(licence_id=licence_id, tree_size=tree_size),
+            transparency_pb2.GetInclusionProofResponse,
+            self.timeout,
+        )
+        if len(resp.proof) > merkle.MAX_PROOF_LENGTH or len(resp.entry) > MAX_ENTRY_BYTES:
+            resp.ClearField("proof")  # too long to be valid: an empty proof fails verification
+        return resp
 
 
 def prove_consistency(

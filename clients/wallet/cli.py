@@ -48,11 +48,11 @@ from licentia.v1 import (
     licences_pb2,
     records_pb2,
     registry_pb2,
-    transparency_pb2,
 )
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from .. import logcheck
+from ..auditor.state import AuditState, StateError, Totals
 from ..channel import ExchangeError, SignedChannel
 from . import keystore
 
@@ -702,80 +702,34 @@ def cmd_withdraw(s: Session) -> None:
     )
 
 
-def _audit_state(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise OperationFailedError(f"cannot read the audit state {path}: {e}") from None
-    if not isinstance(doc, dict):
-        raise OperationFailedError(f"the audit state {path} is damaged")
-    return doc
-
-
-def _save_audit_state(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(doc, f, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _facts_doc(f: logcheck.LicenceFacts) -> dict[str, Any]:
-    return {
-        "holder": f.holder.hex(),
-        "issuer_key_id": f.issuer_key_id.hex(),
-        "issued_at": f.issued_at,
-        "not_before": f.not_before,
-        "not_after": f.not_after,
-        "assets": sorted(a.hex() for a in f.assets),
-        "revoked": False,
-    }
-
-
-def _facts_of(licence_id: str, d: dict[str, Any]) -> logcheck.LicenceFacts:
-    return logcheck.LicenceFacts(
-        bytes.fromhex(licence_id),
-        bytes.fromhex(d["holder"]),
-        bytes.fromhex(d["issuer_key_id"]),
-        int(d["issued_at"]),
-        int(d["not_before"]),
-        int(d["not_after"]),
-        frozenset(bytes.fromhex(a) for a in d["assets"]),
-    )
-
-
-def _inclusion(
-    s: Session, licence_id: bytes, size: int
-) -> transparency_pb2.GetInclusionProofResponse:
-    return SignedChannel(s.rpc.channel, None).unary(
-        "/licentia.v1.TransparencyService/GetInclusionProof",
-        transparency_pb2.GetInclusionProofRequest(licence_id=licence_id, tree_size=size),
-        transparency_pb2.GetInclusionProofResponse,
-    )
-
-
 def cmd_audit(s: Session) -> None:
     """Check the exchange's public log for everything in your name.
 
-    Keeps, next to the wallet, the last checkpoint it trusted; checks that the new one
-    extends it (nothing rewritten), reads only the new entries, recomputes the tree, checks
-    every licence in your name was approved by you (or by a standing rule you signed) and
-    every revocation of yours was signed by you, then checks that each licence the exchange
-    lists for you is in the log (inclusion proof) with its revocation. Exit 1 on a problem.
+    Keeps, next to the wallet (``<wallet>.audit/``, the auditor's state), the last
+    checkpoint it trusted; checks that the new one extends it (nothing rewritten), reads only
+    the new entries, recomputes the tree, checks every licence in your name was approved by
+    you (or by a standing rule you signed) and every revocation of yours was signed by you,
+    then checks that each licence the exchange lists for you is in the log (inclusion proof)
+    with its revocation. Exit 1 on a problem.
     """
-    state_path = s.wallet.with_name(s.wallet.name + ".audit.json")
-    state = _audit_state(state_path)
+    try:
+        state = AuditState.open(s.wallet.with_name(s.wallet.name + ".audit"))
+    except StateError as e:
+        raise OperationFailedError(str(e)) from None
+    try:
+        _audit(s, state)
+    finally:
+        state.close()
+
+
+def _audit(s: Session, state: AuditState) -> None:
     mine = s.key.public.raw
     log = logcheck.LogClient(SignedChannel(s.rpc.channel, None))
     served = log.checkpoint()
     given = s.args.log_key
     if given and given.startswith("@"):
         given = _read_first_line(Path(given[1:])).strip()
-    pinned = state.get("log_key")
+    pinned = state.log_key()
     notes: list[str] = []
     if given and pinned and given != pinned:
         raise OperationFailedError("this wallet already trusts another log key")
@@ -787,30 +741,18 @@ def cmd_audit(s: Session) -> None:
         checkpoint = log_key.open(served.note)
     except LicentiaError as e:
         raise OperationFailedError(f"the log's checkpoint is not signed by its key: {e}") from None
-    problems: list[str] = []
-    old_size = int(state.get("size", 0))
-    old_root = bytes.fromhex(state.get("root", merkle.EMPTY_ROOT.hex()))
-    ok, why = logcheck.prove_consistency(log, old_size, old_root, checkpoint)
+    trusted = state.trusted()
+    ok, why = logcheck.prove_consistency(
+        log,
+        trusted.size if trusted else 0,
+        trusted.root if trusted else merkle.EMPTY_ROOT,
+        checkpoint,
+    )
     if not ok:
-        problems.append(f"the log was rewritten since you last checked it: {why}")
-    kept = state if ok else {}
-    frontier = logcheck.Frontier.restore(
-        int(kept.get("size", 0)),
-        {
-            (int(k.split(",")[0]), int(k.split(",")[1])): bytes.fromhex(v)
-            for k, v in kept.get("frontier", {}).items()
-        },
-    )
-    issuer_keys = logcheck.LoggedKeys(
-        [
-            logcheck.KeyRecord(
-                bytes.fromhex(r[0]), bytes.fromhex(r[1]), int(r[2]), int(r[3]), bool(r[4])
-            )
-            for r in kept.get("keys", [])
-        ]
-    )
-    licences: dict[str, dict[str, Any]] = dict(kept.get("licences", {}))
-    checked = 0
+        _audit_report(s, [f"the log was rewritten since you last checked it: {why}"], notes)
+    problems: list[str] = []
+    frontier, issuer_keys, totals = state.frontier(), state.issuer_keys(), state.totals()
+    checked = licensed = revoked = 0
     for got in log.entries(frontier.size, checkpoint.size):
         frontier.append(got.data)
         checked += 1
@@ -821,27 +763,31 @@ def cmd_audit(s: Session) -> None:
         elif kind == "licence" and _holder_of(entry.licence) == mine:
             facts, found = logcheck.check_licence(entry.licence, issuer_keys)
             if facts is not None:
-                licences[facts.licence_id.hex()] = _facts_doc(facts)
+                state.add_licence(facts, got.index)
+                licensed += 1
             problems.extend(
                 f"licence at entry {got.index}: {f.message} (you never approved it)"
                 if f.kind == "licence_consent"
                 else f"licence at entry {got.index}: {f.message}"
                 for f in found
             )
-        elif kind == "revocation" and entry.revocation.licence_id.hex() in licences:
-            lid = entry.revocation.licence_id.hex()
-            for f in logcheck.check_revocation(entry.revocation, _facts_of(lid, licences[lid])):
-                problems.append(f"revocation at entry {got.index}: {f.message}")
-            licences[lid]["revoked"] = True
+        elif kind == "revocation":
+            seen = state.licence(entry.revocation.licence_id)
+            if seen is not None:  # only the holder's own licences are remembered
+                for f in logcheck.check_revocation(entry.revocation, seen[0]):
+                    problems.append(f"revocation at entry {got.index}: {f.message}")
+                state.mark_revoked(entry.revocation.licence_id, got.index)
+                revoked += 1
     if frontier.root() != checkpoint.root:
         problems.append("the entries do not hash to the signed root: the log was rewritten")
     for x in _my_licences(s):
         lid = x.licence_id.hex()
-        if lid not in licences:
+        seen = state.licence(x.licence_id)
+        if seen is None:
             problems.append(f"licence {lid} is not in the public log")
             continue
         try:
-            proof = _inclusion(s, x.licence_id, checkpoint.size)
+            proof = log.inclusion_proof(x.licence_id, checkpoint.size)
         except ExchangeError as e:
             problems.append(f"no inclusion proof for licence {lid}: {e}")
             continue
@@ -850,44 +796,60 @@ def cmd_audit(s: Session) -> None:
         )
         if not included or logcheck.decode_entry(proof.entry).licence != x.token:
             problems.append(f"the inclusion proof of licence {lid} does not verify")
-        if x.revoked_at and not licences[lid]["revoked"]:
+        if x.revoked_at and seen[2] is None:
             problems.append(f"the revocation of licence {lid} is missing from the log")
-    if not problems:
-        _save_audit_state(
-            state_path,
-            {
-                "log_key": log_key.text,
-                "size": checkpoint.size,
-                "root": checkpoint.root.hex(),
-                "frontier": {f"{k[0]},{k[1]}": v.hex() for k, v in frontier.nodes().items()},
-                "keys": [
-                    [r.key_id.hex(), r.public_key.hex(), r.not_before, r.not_after, r.withdrawn]
-                    for r in issuer_keys.records()
-                ],
-                "licences": licences,
-            },
+    totals = _totals(totals, checked, licensed, revoked)
+    if problems:
+        state.rollback()
+    else:
+        state.save_issuer_keys(issuer_keys.records())
+        state.save_progress(
+            log_key.text, checkpoint.size, checkpoint.root, served.note, frontier, totals
         )
-    revoked = sum(1 for v in licences.values() if v["revoked"])
-    summary = (
-        f"In your name: {len(licences)} licence(s), {revoked} revoked; each approved by you"
-        " and in the log."
-        if not problems
-        else f"{len(problems)} problem(s) found:"
+        state.commit()
+    _audit_report(
+        s,
+        problems,
+        notes,
+        {
+            "log_size": checkpoint.size,
+            "entries_checked": checked,
+            "your_licences": totals.licences,
+            "your_revocations": totals.revocations,
+        },
     )
-    report = {
-        "log_size": checkpoint.size,
-        "entries_checked": checked,
-        "your_licences": len(licences),
-        "your_revocations": revoked,
-        "problems": problems,
-    }
-    text = [
-        *notes,
-        f"The public log has {checkpoint.size} entries; {checked} new ones checked.",
-        summary,
-        *(f"  - {p}" for p in problems),
-    ]
-    _out(s.args, report, "\n".join(text))
+
+
+def _totals(before: Totals, entries: int, licences: int, revocations: int) -> Totals:
+    """The running totals of a wallet's audits (licences and revocations: the holder's)."""
+    return Totals(
+        before.entries + entries,
+        before.licences + licences,
+        before.revocations + revocations,
+        before.key_events,
+    )
+
+
+def _audit_report(
+    s: Session, problems: list[str], notes: list[str], figures: dict[str, int] | None = None
+) -> None:
+    """Print the audit's report; raise (exit 1) when it found a problem."""
+    figures = figures or {}
+    lines = list(notes)
+    if "log_size" in figures:
+        lines.append(
+            f"The public log has {figures['log_size']} entries;"
+            f" {figures['entries_checked']} new ones checked."
+        )
+    if problems:
+        lines.append(f"{len(problems)} problem(s) found:")
+        lines.extend(f"  - {p}" for p in problems)
+    else:
+        lines.append(
+            f"In your name: {figures['your_licences']} licence(s),"
+            f" {figures['your_revocations']} revoked; each approved by you and in the log."
+        )
+    _out(s.args, {**figures, "problems": problems}, "\n".join(lines))
     if problems:
         raise OperationFailedError(f"{len(problems)} problem(s) in the public log")
 
