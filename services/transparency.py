@@ -77,7 +77,7 @@ class TransparencyService:
         self, req: transparency_pb2.GetEntriesRequest, call: Call
     ) -> Iterator[transparency_pb2.GetEntriesResponse]:
         """Entries ``[start, end)`` in order, at most :data:`MAX_ENTRIES`."""
-        size, _ = self.d.store.log_head()
+        size = self.d.store.log_size()
         end = min(req.end or size, size, req.start + MAX_ENTRIES)
         if req.start > size or (req.end and req.end < req.start):
             raise LicentiaError(

@@ -229,6 +229,10 @@ class Store(Protocol):
         ...
 
     # -- the public log --------------------------------------------------------------------
+    def log_size(self) -> int:
+        """The number of entries in the log now."""
+        ...
+
     def log_head(self) -> tuple[int, bytes]:
         """``(tree size, root hash)`` of the log now."""
         ...

@@ -612,6 +612,12 @@ class SqliteStore:
         " updated_at, reason, failure, auto_approved, message, licence_id"
     )
 
+    _REQ_BY_KEY = (
+        f"SELECT {', '.join('r.' + x.strip() for x in _REQ.split(','))}"
+        " FROM request_keys k JOIN requests r ON r.request_id = k.request_id"
+        " WHERE k.advertiser_key = ? AND k.idempotency_key = ?"
+    )
+
     @staticmethod
     def _request(r: Sequence[Any]) -> RequestRow:
         return RequestRow(
@@ -653,10 +659,7 @@ class SqliteStore:
         def change(c: sqlite3.Connection) -> tuple[RequestRow, LicentiaError | None]:
             if idempotency_key:
                 first = c.execute(
-                    f"SELECT {', '.join('r.' + x.strip() for x in self._REQ.split(','))}"
-                    " FROM request_keys k JOIN requests r ON r.request_id = k.request_id"
-                    " WHERE k.advertiser_key = ? AND k.idempotency_key = ?",
-                    (row.advertiser_key, idempotency_key),
+                    self._REQ_BY_KEY, (row.advertiser_key, idempotency_key)
                 ).fetchone()
                 if first is not None:
                     return self._request(first), None
@@ -705,12 +708,7 @@ class SqliteStore:
 
     def request_by_key(self, advertiser_key: bytes, idempotency_key: bytes) -> RequestRow | None:
         """The request an advertiser made with this idempotency key, if any."""
-        r = self._row(
-            f"SELECT {', '.join('r.' + x.strip() for x in self._REQ.split(','))}"
-            " FROM request_keys k JOIN requests r ON r.request_id = k.request_id"
-            " WHERE k.advertiser_key = ? AND k.idempotency_key = ?",
-            (advertiser_key, idempotency_key),
-        )
+        r = self._row(self._REQ_BY_KEY, (advertiser_key, idempotency_key))
         return self._request(r) if r else None
 
     def request(self, request_id: bytes) -> RequestRow | None:
@@ -1219,18 +1217,28 @@ class SqliteStore:
 
     @staticmethod
     def _line(c: sqlite3.Connection, posting_id: int, account: ledger.Account) -> LedgerLine:
-        r = c.execute(
+        (line,) = SqliteStore._lines(c, [posting_id], account)
+        return line
+
+    @staticmethod
+    def _lines(
+        c: sqlite3.Connection, posting_ids: Sequence[int], account: ledger.Account
+    ) -> list[LedgerLine]:
+        """The postings as they touched ``account``, newest first, in one statement."""
+        if not posting_ids:
+            return []
+        rows = c.execute(
             "SELECT p.id, p.kind, p.licence_id, p.at, p.reference,"
-            " coalesce((SELECT sum(amount) FROM entries WHERE posting_id = p.id"
-            "   AND account_kind = ? AND account_key = ?), 0),"
-            " coalesce((SELECT sum(amount) FROM entries WHERE posting_id = p.id"
-            "   AND account_kind = 'fee'), 0)"
-            " FROM postings p WHERE p.id = ?",
-            (account.kind, account.key, posting_id),
-        ).fetchone()
-        return LedgerLine(
-            r[0], r[1], r[2], r[3], r[5], r[6] if account.kind == "holder" else 0, r[4]
-        )
+            " coalesce(sum(CASE WHEN e.account_kind = ? AND e.account_key = ?"
+            "   THEN e.amount END), 0),"
+            " coalesce(sum(CASE WHEN e.account_kind = 'fee' THEN e.amount END), 0)"
+            " FROM postings p JOIN entries e ON e.posting_id = p.id"
+            f" WHERE p.id IN ({', '.join('?' * len(posting_ids))})"
+            " GROUP BY p.id ORDER BY p.id DESC",
+            (account.kind, account.key, *posting_ids),
+        ).fetchall()
+        holder = account.kind == ledger.HOLDER
+        return [LedgerLine(r[0], r[1], r[2], r[3], r[5], r[6] if holder else 0, r[4]) for r in rows]
 
     def deposit(
         self, advertiser_key: bytes, amount: int, reference: str, now: int
@@ -1301,7 +1309,7 @@ class SqliteStore:
                 )
             ]
             more = len(ids) > limit
-            lines = tuple(self._line(c, pid, account) for pid in ids[:limit])
+            lines = tuple(self._lines(c, ids[:limit], account))
             available = self._balance(c, account)
             if party.role == Role.HOLDER:
                 pending = 0
@@ -1421,6 +1429,11 @@ class SqliteStore:
     @staticmethod
     def _log_size(c: sqlite3.Connection) -> int:
         return int(c.execute("SELECT coalesce(max(idx) + 1, 0) FROM log_entries").fetchone()[0])
+
+    def log_size(self) -> int:
+        """The number of entries in the log now."""
+        with self._snapshot() as c:
+            return self._log_size(c)
 
     def log_head(self) -> tuple[int, bytes]:
         """``(tree size, root hash)`` of the log now."""
