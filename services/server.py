@@ -170,6 +170,9 @@ def _deposit(args: argparse.Namespace) -> int:
     except LicentiaError as e:
         print(f"{PROG}: error: the advertiser key: {e}", file=sys.stderr)
         return 2
+    if args.amount <= 0:
+        print(f"{PROG}: error: the amount is a positive number of minor units", file=sys.stderr)
+        return 2
     key = key_file(args.data_dir / OPERATOR_KEY_FILE, create=False)
     if key is None:
         print(
@@ -179,7 +182,7 @@ def _deposit(args: argparse.Namespace) -> int:
         )
         return 2
     body = ledger_pb2.DepositRequest(
-        advertiser_key=advertiser.raw, amount_minor=max(args.amount, 0), reference=args.reference
+        advertiser_key=advertiser.raw, amount_minor=args.amount, reference=args.reference
     ).SerializeToString()
     if args.tls_ca is not None:
         creds = grpc.ssl_channel_credentials(root_certificates=args.tls_ca.read_bytes())

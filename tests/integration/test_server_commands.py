@@ -1,0 +1,82 @@
+"""licentia-server's operator commands against a running exchange, through main(argv)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from .exchange_harness import Exchange, register_advertiser, start_exchange
+
+if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
+    from services.server import main
+else:
+    from licentia.services.server import main
+
+
+@pytest.fixture
+def ex(tmp_path: Path) -> Iterator[Exchange]:
+    exchange = start_exchange(tmp_path / "data")
+    try:
+        yield exchange
+    finally:
+        exchange.stop()
+
+
+def _deposit(ex: Exchange, *argv: str, data_dir: Path | None = None) -> int:
+    return main(
+        [
+            "deposit",
+            *argv,
+            "--data-dir",
+            str(data_dir or ex.data_dir),
+            "--connect",
+            ex.address,
+        ]
+    )
+
+
+def test_deposit_credits_once_per_reference(
+    ex: Exchange, capsys: pytest.CaptureFixture[str]
+) -> None:
+    adv = ex.party()
+    register_advertiser(adv, funds=0)
+    key = adv.key.public.text
+    assert _deposit(ex, key, "2500", "SEPA-1") == 0
+    assert capsys.readouterr().out.strip() == "credited 2500 (reference 'SEPA-1'); balance 2500"
+    assert _deposit(ex, key, "2500", "SEPA-1") == 0
+    assert capsys.readouterr().out.startswith("already credited 2500")
+    assert ex.app.deps.store.ledger_check() == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (("ed25519:nope", "100", "R"), "the advertiser key"),
+        (("KEY", "0", "R"), "positive number"),
+        (("KEY", "-5", "R"), "positive number"),
+    ],
+)
+def test_deposit_misuse_exits_2_and_credits_nothing(
+    ex: Exchange, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], words: str
+) -> None:
+    adv = ex.party()
+    register_advertiser(adv, funds=0)
+    args = [adv.key.public.text if a == "KEY" else a for a in argv]
+    assert _deposit(ex, *args) == 2
+    assert words in capsys.readouterr().err
+    party = ex.app.deps.store.party(adv.key.public.raw)
+    assert party is not None
+    assert ex.app.deps.store.statement(party, 0, 10).lines == ()  # nothing was credited
+
+
+def test_deposit_without_the_operator_key_or_for_a_stranger_fails(
+    ex: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stranger = ex.party()
+    assert _deposit(ex, stranger.key.public.text, "100", "R", data_dir=tmp_path / "x") == 2
+    assert "no operator key" in capsys.readouterr().err
+    assert _deposit(ex, stranger.key.public.text, "100", "R") == 1  # not an advertiser
+    assert "NOT_FOUND" in capsys.readouterr().err
