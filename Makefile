@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/licentia/v1/*.proto)
 PROTOC = $(PY) -m grpc_tools.protoc -Iproto
 
-.PHONY: all install test lint typecheck proto proto-check pytest demo demo-core bench clean
+.PHONY: all install install-bench install-fuzz test lint typecheck proto proto-check pytest demo demo-core bench load fuzz crash clean
 
 all: test
 
@@ -15,6 +15,22 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The peers `make bench` compares against, and the load tool's process probe: a `bench` extra,
+# never runtime dependencies. atheris (coverage-guided fuzzing) is the `fuzz` extra.
+BENCH_STAMP := $(VENV)/.bench-stamp
+FUZZ_STAMP := $(VENV)/.fuzz-stamp
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+$(FUZZ_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,fuzz]'
+	@touch $(FUZZ_STAMP)
+
+install-bench: $(BENCH_STAMP)
+install-fuzz: $(FUZZ_STAMP)
 
 ## make test: lint, strict typing, generated-code drift, then the test suite.
 test: lint typecheck proto-check pytest
@@ -53,10 +69,23 @@ demo-core: $(STAMP)
 	$(PY) demo/story.py
 
 ## make bench: benchmarks, one JSON object per line, ratios against limits in the same run.
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(PY) bench/bench_core.py; core=$$?; $(PY) bench/bench_server.py; server=$$?; \
 	$(PY) bench/bench_verifier.py; verifier=$$?; $(PY) bench/bench_log.py; log=$$?; \
-	test $$core -eq 0 -a $$server -eq 0 -a $$verifier -eq 0 -a $$log -eq 0
+	$(PY) bench/bench_peers.py; peers=$$?; \
+	test $$core -eq 0 -a $$server -eq 0 -a $$verifier -eq 0 -a $$log -eq 0 -a $$peers -eq 0
+
+## make load: a mixed workload against a real licentia-server; fails on any error or unbounded memory.
+load: $(BENCH_STAMP)
+	$(PY) bench/load.py
+
+## make fuzz: coverage-guided fuzzing (atheris) of the parsers, bounded in time.
+fuzz: $(FUZZ_STAMP)
+	$(PY) bench/fuzz.py
+
+## make crash: the long form of the crash test (more crashes than inside `make test`).
+crash: $(STAMP)
+	LICENTIA_CRASH_ROUNDS=200 $(VENV)/bin/pytest tests/integration/test_crash.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -53,40 +53,50 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import grpc  # type: ignore[import-untyped]
 from google.protobuf.message import Message
 
-from licentia.examples import PHOTO_SHA256, typical_rule
 from licentia.keys import PrivateKey
 from licentia.presentation import present
 from licentia.request import sign_request
-from licentia.scope import IntendedUse
-from licentia.token import sign_standing_rule
-from licentia.v1 import (
-    exchange_pb2,
-    ledger_pb2,
-    licence_pb2,
-    licences_pb2,
-    records_pb2,
-    registry_pb2,
-    verification_pb2,
-)
-from licentia.vocabulary import DataCategory, Medium, Purpose
+from licentia.v1 import exchange_pb2, licences_pb2, records_pb2, verification_pb2
 
 if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
+    from bench.exchange_process import (
+        AUDIENCE,
+        USE,
+        add_standing_rule,
+        deposit,
+        licence_request,
+        operator_key,
+        register_advertiser,
+        register_holder,
+        register_platform,
+    )
     from clients.channel import ExchangeError, SignedChannel
-    from services.app import OPERATOR_KEY_FILE, App, build
+    from services.app import App, build
     from services.deps import Settings
     from services.runtime import RunningServer, ServerSettings, start
-else:
+else:  # run as a script: bench/ is on the path
+    from exchange_process import (
+        AUDIENCE,
+        USE,
+        add_standing_rule,
+        deposit,
+        licence_request,
+        operator_key,
+        register_advertiser,
+        register_holder,
+        register_platform,
+    )
+
     from licentia.clients.channel import ExchangeError, SignedChannel
-    from licentia.services.app import OPERATOR_KEY_FILE, App, build
+    from licentia.services.app import App, build
     from licentia.services.deps import Settings
     from licentia.services.runtime import RunningServer, ServerSettings, start
 
-DAY = 86400
 CALLERS = 16
 STREAMS = 50
 #: Workers of the server's pool: 50 streams and 16 callers at once, with room to spare.
@@ -97,34 +107,12 @@ PROPAGATION_TIMEOUT = 5.0
 #: Revocations sent (and awaited on every stream) before the measured ones: they prove that
 #: every stream is live, and warm the path.
 WARMUP_REVOCATIONS = 2
-AUDIENCE = "benchplatform"
 ECHO_SERVICE = "bench.Echo"
 ECHO = f"/{ECHO_SERVICE}/Echo"
 VERIFY = "/licentia.v1.VerificationService/Verify"
 REQUEST_LICENCE = "/licentia.v1.ExchangeService/RequestLicence"
 REVOKE = "/licentia.v1.LicenceService/RevokeLicence"
 WATCH = "/licentia.v1.LicenceService/WatchRevocations"
-#: The licensed use, within the holder's terms and standing rule (:func:`typical_rule`).
-USE = IntendedUse(
-    DataCategory.IMAGE, Purpose.PERSONALISED_ADVERTISING, Medium.ONLINE, "FR", PHOTO_SHA256
-)
-SCOPE = licence_pb2.Scope(
-    categories=cast("Any", [int(DataCategory.IMAGE)]),
-    purposes=cast("Any", [int(Purpose.ADVERTISING)]),
-    media=cast("Any", [int(Medium.ONLINE)]),
-    territories=["FR"],
-)
-TERMS = records_pb2.Terms(
-    categories=cast("Any", [int(DataCategory.IMAGE), int(DataCategory.NAME)]),
-    allowed_purposes=cast("Any", [int(Purpose.MARKETING)]),
-    media=cast("Any", [int(Medium.ONLINE), int(Medium.SOCIAL)]),
-    territories=["EU"],
-    currency="EUR",
-    price_per_day_minor=100,
-    max_term_seconds=90 * DAY,
-)
-TERM_DAYS = 30
-
 Metadata = tuple[tuple[str, str], ...]
 #: One prepared call: the multicallable, the exact request bytes, the signed metadata.
 Job = tuple[Any, bytes, Metadata]
@@ -299,62 +287,19 @@ class Bench:
         """A holder with terms, an asset and a standing rule; 16 advertisers; a platform;
         one licence for the platform to verify."""
         self.holder = self.party(1)
-        h = self.holder
-        h.call(
-            "RegistryService/RegisterHolder",
-            registry_pb2.RegisterHolderRequest(handle="benchholder", display_name="Bench"),
-            registry_pb2.RegisterHolderResponse,
-        )
-        h.call(
-            "RegistryService/DeclareAsset",
-            registry_pb2.DeclareAssetRequest(
-                category=cast("Any", int(DataCategory.IMAGE)), sha256=PHOTO_SHA256, label="photo"
-            ),
-            registry_pb2.DeclareAssetResponse,
-        )
-        h.call(
-            "RegistryService/SetTerms",
-            registry_pb2.SetTermsRequest(terms=TERMS),
-            registry_pb2.SetTermsResponse,
-        )
-        consent = sign_standing_rule(h.key, typical_rule(h.key, int(time.time())))
-        h.call(
-            "ExchangeService/AddStandingRule",
-            exchange_pb2.AddStandingRuleRequest(
-                consent=licence_pb2.StandingConsent(
-                    rule=consent.rule_bytes, holder_signature=consent.signature
-                )
-            ),
-            exchange_pb2.AddStandingRuleResponse,
-        )
+        register_holder(self.holder.rpc, "benchholder")
+        add_standing_rule(self.holder.rpc, self.holder.key)
         self.advertisers = []
         for i in range(CALLERS):
             adv = self.party(100 + i)
-            adv.call(
-                "RegistryService/RegisterAdvertiser",
-                registry_pb2.RegisterAdvertiserRequest(organisation=f"Adv {i}", country="FR"),
-                registry_pb2.RegisterAdvertiserResponse,
-            )
+            register_advertiser(adv.rpc, f"Adv {i}")
             self.advertisers.append(adv)
         # Licences are paid: the operator credits every advertiser far beyond the run's needs.
-        operator_key = PrivateKey.from_seed((self.data_dir / OPERATOR_KEY_FILE).read_bytes())
-        operator = Party(operator_key, SignedChannel(self.shared, operator_key))
+        operator = SignedChannel(self.shared, operator_key(self.data_dir))
         for adv in self.advertisers:
-            operator.call(
-                "LedgerService/Deposit",
-                ledger_pb2.DepositRequest(
-                    advertiser_key=adv.key.public.raw,
-                    amount_minor=10**11,
-                    reference=adv.key.public.text,
-                ),
-                ledger_pb2.DepositResponse,
-            )
+            deposit(operator, adv.key.public, 10**11, adv.key.public.text)
         self.platform = self.party(2)
-        self.platform.call(
-            "RegistryService/RegisterPlatform",
-            registry_pb2.RegisterPlatformRequest(platform_id=AUDIENCE, name="Bench platform"),
-            registry_pb2.RegisterPlatformResponse,
-        )
+        register_platform(self.platform.rpc)
         body = self.request_body(self.holder.key)
         resp = self.advertisers[0].call(
             "ExchangeService/RequestLicence",
@@ -370,16 +315,8 @@ class Bench:
     @staticmethod
     def request_body(holder: PrivateKey) -> bytes:
         """A RequestLicence the standing rule covers (non-exclusive, 30 days, at the price)."""
-        now = int(time.time())
-        return exchange_pb2.RequestLicenceRequest(
-            holder_key=holder.public.raw,
-            asset_sha256=[PHOTO_SHA256],
-            scope=SCOPE,
-            not_before=now,
-            not_after=now + TERM_DAYS * DAY,
-            max_uses=10,
-            offered_price_minor=TERM_DAYS * 100,
-        ).SerializeToString(deterministic=True)
+        request = licence_request(holder.public, int(time.time()))
+        return request.SerializeToString(deterministic=True)
 
     # -- phases ---------------------------------------------------------------------------
     def verify_jobs(self) -> tuple[list[list[Job]], float]:

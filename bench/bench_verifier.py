@@ -25,63 +25,61 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import grpc  # type: ignore[import-untyped]
 import nacl.signing
 
 from licentia import keys
-from licentia.examples import PHOTO_SHA256, typical_rule
 from licentia.keys import PrivateKey
 from licentia.presentation import present
-from licentia.scope import IntendedUse
-from licentia.token import parse_token, sign_standing_rule
-from licentia.v1 import exchange_pb2, ledger_pb2, licence_pb2, records_pb2, registry_pb2
-from licentia.vocabulary import DataCategory, Medium, Purpose
+from licentia.token import parse_token
+from licentia.v1 import exchange_pb2
 
 if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
+    from bench.exchange_process import (
+        AUDIENCE,
+        USE,
+        ExchangeProcess,
+        add_standing_rule,
+        call,
+        deposit,
+        licence_request,
+        operator_key,
+        register_advertiser,
+        register_holder,
+        register_platform,
+    )
     from clients.channel import SignedChannel
     from clients.verifier import Verifier
-else:
+else:  # run as a script: bench/ is on the path
+    from exchange_process import (
+        AUDIENCE,
+        USE,
+        ExchangeProcess,
+        add_standing_rule,
+        call,
+        deposit,
+        licence_request,
+        operator_key,
+        register_advertiser,
+        register_holder,
+        register_platform,
+    )
+
     from licentia.clients.channel import SignedChannel
     from licentia.clients.verifier import Verifier
 
-DAY = 86400
 TARGET = 0.85
 SIGNATURES_PER_CHECK = 3
-AUDIENCE = "benchplatform"
 ISSUERS = 8  # threads issuing licences during set-up
-USE = IntendedUse(
-    DataCategory.IMAGE, Purpose.PERSONALISED_ADVERTISING, Medium.ONLINE, "FR", PHOTO_SHA256
-)
-TERMS = records_pb2.Terms(
-    categories=cast("Any", [int(DataCategory.IMAGE), int(DataCategory.NAME)]),
-    allowed_purposes=cast("Any", [int(Purpose.MARKETING)]),
-    media=cast("Any", [int(Medium.ONLINE), int(Medium.SOCIAL)]),
-    territories=["EU"],
-    currency="EUR",
-    price_per_day_minor=100,
-    max_term_seconds=90 * DAY,
-)
-SCOPE = licence_pb2.Scope(
-    categories=cast("Any", [int(DataCategory.IMAGE)]),
-    purposes=cast("Any", [int(Purpose.ADVERTISING)]),
-    media=cast("Any", [int(Medium.ONLINE)]),
-    territories=["FR"],
-)
-
-
-def _call(rpc: SignedChannel, method: str, request: Any, response_cls: type[Any]) -> Any:
-    return rpc.unary(f"/licentia.v1.{method}", request, response_cls)
 
 
 def setup(channel: grpc.Channel, count: int, data_dir: Path) -> tuple[list[str], PrivateKey]:
@@ -90,73 +88,17 @@ def setup(channel: grpc.Channel, count: int, data_dir: Path) -> tuple[list[str],
     advertiser. Returns the tokens and the licensee key."""
     holder, adv, platform = (PrivateKey.from_seed(bytes([i]) * 32) for i in (1, 2, 3))
     h, a, p = (SignedChannel(channel, k) for k in (holder, adv, platform))
-    _call(
-        h,
-        "RegistryService/RegisterHolder",
-        registry_pb2.RegisterHolderRequest(handle="benchholder", display_name="Bench"),
-        registry_pb2.RegisterHolderResponse,
-    )
-    _call(
-        h,
-        "RegistryService/DeclareAsset",
-        registry_pb2.DeclareAssetRequest(
-            category=cast("Any", int(DataCategory.IMAGE)), sha256=PHOTO_SHA256, label="photo"
-        ),
-        registry_pb2.DeclareAssetResponse,
-    )
-    _call(
-        h,
-        "RegistryService/SetTerms",
-        registry_pb2.SetTermsRequest(terms=TERMS),
-        registry_pb2.SetTermsResponse,
-    )
-    consent = sign_standing_rule(holder, typical_rule(holder, int(time.time())))
-    _call(
-        h,
-        "ExchangeService/AddStandingRule",
-        exchange_pb2.AddStandingRuleRequest(
-            consent=licence_pb2.StandingConsent(
-                rule=consent.rule_bytes, holder_signature=consent.signature
-            )
-        ),
-        exchange_pb2.AddStandingRuleResponse,
-    )
-    _call(
-        a,
-        "RegistryService/RegisterAdvertiser",
-        registry_pb2.RegisterAdvertiserRequest(organisation="Bench Ads", country="FR"),
-        registry_pb2.RegisterAdvertiserResponse,
-    )
-    operator = PrivateKey.from_seed((data_dir / "operator.key").read_bytes())
-    _call(
-        SignedChannel(channel, operator),
-        "LedgerService/Deposit",
-        ledger_pb2.DepositRequest(
-            advertiser_key=adv.public.raw, amount_minor=10**11, reference="bench"
-        ),
-        ledger_pb2.DepositResponse,
-    )
-    _call(
-        p,
-        "RegistryService/RegisterPlatform",
-        registry_pb2.RegisterPlatformRequest(platform_id=AUDIENCE, name="Bench platform"),
-        registry_pb2.RegisterPlatformResponse,
-    )
+    register_holder(h, "benchholder")
+    add_standing_rule(h, holder)
+    register_advertiser(a, "Bench Ads")
+    deposit(SignedChannel(channel, operator_key(data_dir)), adv.public, 10**11, "bench")
+    register_platform(p)
 
     def one(_: int) -> str:
-        now = int(time.time())
-        resp = _call(
+        resp = call(
             a,
             "ExchangeService/RequestLicence",
-            exchange_pb2.RequestLicenceRequest(
-                holder_key=holder.public.raw,
-                asset_sha256=[PHOTO_SHA256],
-                scope=SCOPE,
-                not_before=now,
-                not_after=now + 30 * DAY,
-                max_uses=10,
-                offered_price_minor=30 * 100,
-            ),
+            licence_request(holder.public, int(time.time())),
             exchange_pb2.RequestLicenceResponse,
         )
         if not resp.HasField("licence"):
@@ -244,40 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="licentia-bench-") as tmp:
         # The exchange runs in its own process, as it does for any platform: the verifier's
         # process holds only the verifier (and the bench's own calls to set things up).
-        port_file = Path(tmp) / "port"
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "licentia.services.server",
-                "--data-dir",
-                str(Path(tmp) / "data"),
-                "--listen",
-                "127.0.0.1:0",
-                "--port-file",
-                str(port_file),
-                "--heartbeat-seconds",
-                "0.5",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while not (port_file.exists() and port_file.read_text().strip()):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the exchange did not start")
-                time.sleep(0.05)
-            result = measure(
-                f"127.0.0.1:{port_file.read_text().strip()}", rounds, per_round, Path(tmp) / "data"
-            )
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        data_dir = Path(tmp) / "data"
+        with ExchangeProcess(data_dir) as exchange:
+            result = measure(exchange.address, rounds, per_round, data_dir)
     print(json.dumps(result, ensure_ascii=False), flush=True)
     return 0 if result["ok"] else 1
 

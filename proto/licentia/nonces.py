@@ -22,9 +22,11 @@ class NonceStore(Protocol):
 class MemoryNonceStore:
     """A bounded in-process nonce store for one verifier or one server process.
 
-    Entries expire at their own ``expires_at``. When the store is full, expired entries are
-    dropped from the oldest end (O(1) per entry, no scan of live ones); when it is still
-    full, it refuses (fail closed) rather than forget a live nonce.
+    Entries expire at their own ``expires_at``. Each new entry first drops the expired ones
+    at the oldest end (O(1) per entry, no scan of live ones), so the store holds about one
+    window's nonces, not every nonce it ever saw (``make load`` found the server's memory
+    growing with every call until ``max_entries``). When it is full of live entries, it
+    refuses (fail closed) rather than forget a live nonce.
     """
 
     __slots__ = ("_lock", "_seen", "max_entries")
@@ -40,14 +42,13 @@ class MemoryNonceStore:
             seen = self._seen.get(key)
             if seen is not None and seen > now:
                 return False
+            while self._seen:
+                oldest, expiry = next(iter(self._seen.items()))
+                if expiry > now:
+                    break
+                del self._seen[oldest]
             if len(self._seen) >= self.max_entries:
-                while self._seen:
-                    oldest, expiry = next(iter(self._seen.items()))
-                    if expiry > now:
-                        break
-                    del self._seen[oldest]
-                if len(self._seen) >= self.max_entries:
-                    return False
+                return False
             self._seen[key] = expires_at
             self._seen.move_to_end(key)
             return True

@@ -106,8 +106,14 @@ def verify_request(
     """
     if abs(now - req.timestamp) > window_seconds:
         raise LicentiaError(Reason.STALE_REQUEST, "request timestamp outside the window")
-    if len(method) > MAX_METHOD_CHARS or not req.key.verify(
-        keys.REQUEST, request_payload(method, body, req.timestamp, req.nonce), req.signature
+    try:
+        payload = request_payload(method, body, req.timestamp, req.nonce)
+    except UnicodeEncodeError:  # a method name that is not text (a lone surrogate)
+        payload = b""
+    if (
+        len(method) > MAX_METHOD_CHARS
+        or not payload
+        or not req.key.verify(keys.REQUEST, payload, req.signature)
     ):
         raise LicentiaError(Reason.BAD_REQUEST_SIGNATURE, "request signature does not verify")
     if not nonces.add_if_new(req.key.raw + req.nonce, req.timestamp + window_seconds + 1, now):

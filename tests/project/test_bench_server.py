@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _bench_server(monkeypatch: pytest.MonkeyPatch) -> Any:
     """``bench/bench_server.py`` as a module (bench/ is scripts, not a package); registered in
-    ``sys.modules`` for the test only (its dataclasses look their module up there)."""
+    ``sys.modules`` for the test only (its dataclasses look their module up there); bench/ is
+    on the path, as for the script, for the module it shares with the other benches."""
     path = ROOT / "bench" / "bench_server.py"
+    monkeypatch.syspath_prepend(str(path.parent))
     spec = importlib.util.spec_from_file_location("bench_server", path)
     assert spec is not None
     assert spec.loader is not None

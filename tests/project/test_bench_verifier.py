@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _bench_verifier(monkeypatch: pytest.MonkeyPatch) -> Any:
     """``bench/bench_verifier.py`` as a module (bench/ is scripts, not a package), registered
-    in ``sys.modules`` for the test only."""
+    in ``sys.modules`` for the test only; bench/ is on the path, as for the script, for the
+    module it shares with the other benches."""
     path = ROOT / "bench" / "bench_verifier.py"
+    monkeypatch.syspath_prepend(str(path.parent))
     spec = importlib.util.spec_from_file_location("bench_verifier", path)
     assert spec is not None
     assert spec.loader is not None

@@ -471,6 +471,8 @@ def test_signed_request_round_trip_and_refusals() -> None:
     )
     assert refused(fresh, METHOD, b"changed", NOW) == "BAD_REQUEST_SIGNATURE"
     assert refused(fresh, METHOD, b"body", NOW + 3600) == "STALE_REQUEST"
+    # a method name that cannot be encoded is refused like any other (found by fuzzing)
+    assert refused(fresh, METHOD + "\ud800", b"body", NOW) == "BAD_REQUEST_SIGNATURE"
     # none of the refusals above burnt the nonce of `fresh`
     assert verify_request(parse_request_metadata(fresh), METHOD, b"body", NOW, store)
 
@@ -500,6 +502,16 @@ def test_nonce_store_drops_expired_entries_from_the_oldest_end() -> None:
     assert s.add_if_new(b"d", NOW + 60, NOW + 10)  # "a" expired and made room
     assert not s.add_if_new(b"e", NOW + 60, NOW + 10)  # the rest are live: refuse
     assert len(s) == 3
+
+
+def test_nonce_store_holds_one_window_of_nonces_not_every_one_it_saw() -> None:
+    """Found by ``make load``: the store dropped expired nonces only once full, so the
+    server's memory grew with every call until a million of them (about 220 MB a store)."""
+    s = MemoryNonceStore()
+    for i in range(10_000):  # one call a second, each nonce valid for 60 s
+        assert s.add_if_new(i.to_bytes(4, "big"), NOW + i + 60, NOW + i)
+        assert len(s) <= 60
+    assert not s.add_if_new((9_999).to_bytes(4, "big"), NOW + 10_060, NOW + 10_000)  # live
 
 
 def test_engine_cache_evicts_the_oldest_token_first() -> None:

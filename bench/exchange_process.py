@@ -1,0 +1,271 @@
+"""What the benches that drive a real exchange share: the exchange as its own process, and the
+signed calls that set up its parties.
+
+Not a benchmark itself. :class:`ExchangeProcess` runs ``licentia-server`` (the same entry
+point, ``python -m licentia.services.server``) on ``127.0.0.1:0`` over a data directory it is
+given, waits for the port it writes, and stops it with SIGTERM (the server drains), killing
+it if it does not exit. The set-up helpers register a holder (the example photo, terms,
+optionally a standing rule), advertisers, a platform, and credit balances as the exchange's
+operator, each with one signed call (:class:`~licentia.clients.channel.SignedChannel`).
+
+``bench_verifier.py`` and ``load.py`` use both; ``bench_server.py`` (its exchange is
+in-process) uses the set-up helpers.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, cast
+
+from google.protobuf.message import Message
+
+from licentia.examples import PHOTO_SHA256, typical_rule
+from licentia.keys import PrivateKey, PublicKey
+from licentia.scope import IntendedUse
+from licentia.token import sign_standing_rule
+from licentia.v1 import exchange_pb2, ledger_pb2, licence_pb2, records_pb2, registry_pb2
+from licentia.vocabulary import DataCategory, Medium, Purpose
+
+if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
+    from clients.channel import SignedChannel
+    from services.app import OPERATOR_KEY_FILE
+else:
+    from licentia.clients.channel import SignedChannel
+    from licentia.services.app import OPERATOR_KEY_FILE
+
+DAY = 86400
+#: The platform id the benches register and present licences to.
+AUDIENCE = "benchplatform"
+#: Longest wait for the server to bind its port, and to exit after SIGTERM.
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+#: The licensed use, within the holder's terms and standing rule (:func:`typical_rule`).
+USE = IntendedUse(
+    DataCategory.IMAGE, Purpose.PERSONALISED_ADVERTISING, Medium.ONLINE, "FR", PHOTO_SHA256
+)
+#: What a request asks for: the photo, for advertising online in France.
+SCOPE = licence_pb2.Scope(
+    categories=cast("Any", [int(DataCategory.IMAGE)]),
+    purposes=cast("Any", [int(Purpose.ADVERTISING)]),
+    media=cast("Any", [int(Medium.ONLINE)]),
+    territories=["FR"],
+)
+#: The holder's terms: image and name, marketing, online and social, the EU, 1.00 EUR a day.
+TERMS = records_pb2.Terms(
+    categories=cast("Any", [int(DataCategory.IMAGE), int(DataCategory.NAME)]),
+    allowed_purposes=cast("Any", [int(Purpose.MARKETING)]),
+    media=cast("Any", [int(Medium.ONLINE), int(Medium.SOCIAL)]),
+    territories=["EU"],
+    currency="EUR",
+    price_per_day_minor=100,
+    max_term_seconds=90 * DAY,
+)
+#: The term of the licences the benches ask for, and its price under :data:`TERMS`.
+TERM_DAYS = 30
+TERM_PRICE = TERM_DAYS * 100
+
+
+class ExchangeProcess:
+    """``licentia-server`` in its own process on ``127.0.0.1:0`` over ``data_dir``.
+
+    Use it as a context manager: entering starts it and waits for its port (``SystemExit``
+    if it does not come up), leaving stops it. The server's log lines (JSON, one per call)
+    go to ``log`` when given, else nowhere.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        heartbeat_seconds: float = 0.5,
+        log: Path | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.data_dir = data_dir
+        self.heartbeat_seconds = heartbeat_seconds
+        self.log = log
+        self.extra_args = tuple(extra_args)
+        self.port_file = data_dir.parent / f"{data_dir.name}.port"
+        self.address = ""
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        assert self._popen is not None
+        return self._popen.pid
+
+    @property
+    def running(self) -> bool:
+        """True while the server process has not exited."""
+        return self._popen is not None and self._popen.poll() is None
+
+    def start(self) -> None:
+        """Start the server and wait until it listens."""
+        self._log_file = self.log.open("wb") if self.log is not None else None
+        self._popen = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "licentia.services.server",
+                "--data-dir",
+                str(self.data_dir),
+                "--listen",
+                "127.0.0.1:0",
+                "--port-file",
+                str(self.port_file),
+                "--heartbeat-seconds",
+                str(self.heartbeat_seconds),
+                *self.extra_args,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log_file if self._log_file is not None else subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not (self.port_file.exists() and self.port_file.read_text().strip()):
+            if self._popen.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the exchange did not start")
+            time.sleep(0.05)
+        self.address = f"127.0.0.1:{self.port_file.read_text().strip()}"
+
+    def stop(self) -> int | None:
+        """SIGTERM (the server drains), then SIGKILL if it has not exited in time; its exit
+        status (None if it was never started). Idempotent."""
+        popen, self._popen = self._popen, None
+        try:
+            if popen is None:
+                return None
+            popen.send_signal(signal.SIGTERM)
+            try:
+                return popen.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+                return popen.wait()
+        finally:
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
+
+    def __enter__(self) -> ExchangeProcess:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# -- set-up calls ------------------------------------------------------------------------------
+
+
+def call(rpc: SignedChannel, method: str, request: Message, response_cls: type[Any]) -> Any:
+    """A signed unary call; ``method`` is ``Service/Method`` under ``licentia.v1``."""
+    return rpc.unary(f"/licentia.v1.{method}", request, response_cls)
+
+
+def register_holder(rpc: SignedChannel, handle: str, terms: records_pb2.Terms = TERMS) -> None:
+    """Register the key of ``rpc`` as a holder with the example photo (its digest) and
+    ``terms``."""
+    call(
+        rpc,
+        "RegistryService/RegisterHolder",
+        registry_pb2.RegisterHolderRequest(handle=handle, display_name="Bench"),
+        registry_pb2.RegisterHolderResponse,
+    )
+    call(
+        rpc,
+        "RegistryService/DeclareAsset",
+        registry_pb2.DeclareAssetRequest(
+            category=cast("Any", int(DataCategory.IMAGE)), sha256=PHOTO_SHA256, label="photo"
+        ),
+        registry_pb2.DeclareAssetResponse,
+    )
+    call(
+        rpc,
+        "RegistryService/SetTerms",
+        registry_pb2.SetTermsRequest(terms=terms),
+        registry_pb2.SetTermsResponse,
+    )
+
+
+def add_standing_rule(rpc: SignedChannel, holder: PrivateKey) -> None:
+    """The holder signs :func:`typical_rule`: requests within it are issued at once."""
+    consent = sign_standing_rule(holder, typical_rule(holder, int(time.time())))
+    call(
+        rpc,
+        "ExchangeService/AddStandingRule",
+        exchange_pb2.AddStandingRuleRequest(
+            consent=licence_pb2.StandingConsent(
+                rule=consent.rule_bytes, holder_signature=consent.signature
+            )
+        ),
+        exchange_pb2.AddStandingRuleResponse,
+    )
+
+
+def register_advertiser(rpc: SignedChannel, organisation: str) -> None:
+    """Register the key of ``rpc`` as an advertiser in France."""
+    call(
+        rpc,
+        "RegistryService/RegisterAdvertiser",
+        registry_pb2.RegisterAdvertiserRequest(organisation=organisation, country="FR"),
+        registry_pb2.RegisterAdvertiserResponse,
+    )
+
+
+def register_platform(rpc: SignedChannel, platform_id: str = AUDIENCE) -> None:
+    """Register the key of ``rpc`` as the platform ``platform_id``."""
+    call(
+        rpc,
+        "RegistryService/RegisterPlatform",
+        registry_pb2.RegisterPlatformRequest(platform_id=platform_id, name="Bench platform"),
+        registry_pb2.RegisterPlatformResponse,
+    )
+
+
+def operator_key(data_dir: Path) -> PrivateKey:
+    """The operator key the exchange over ``data_dir`` created (the only one that deposits)."""
+    return PrivateKey.from_seed((data_dir / OPERATOR_KEY_FILE).read_bytes())
+
+
+def deposit(operator: SignedChannel, advertiser: PublicKey, amount: int, reference: str) -> int:
+    """Credit ``amount`` minor units to ``advertiser`` as the operator; the balance after."""
+    resp = call(
+        operator,
+        "LedgerService/Deposit",
+        ledger_pb2.DepositRequest(
+            advertiser_key=advertiser.raw, amount_minor=amount, reference=reference
+        ),
+        ledger_pb2.DepositResponse,
+    )
+    return int(resp.balance_minor)
+
+
+def licence_request(holder: PublicKey, now: int) -> exchange_pb2.RequestLicenceRequest:
+    """A request :func:`typical_rule` covers: the photo within :data:`SCOPE`, non-exclusive,
+    :data:`TERM_DAYS` days from ``now`` at the holder's price, at most 10 uses."""
+    return exchange_pb2.RequestLicenceRequest(
+        holder_key=holder.raw,
+        asset_sha256=[PHOTO_SHA256],
+        scope=SCOPE,
+        not_before=now,
+        not_after=now + TERM_DAYS * DAY,
+        max_uses=10,
+        offered_price_minor=TERM_PRICE,
+    )
