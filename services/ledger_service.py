@@ -22,6 +22,8 @@ MAX_REFERENCE_CHARS = 128
 #: The most lines one statement page carries.
 MAX_PAGE = 500
 DEFAULT_PAGE = 100
+#: The largest posting id there can be (the store's ids are signed 64-bit integers).
+MAX_POSTING_ID = (1 << 63) - 1
 #: The largest single deposit or withdrawal, in minor units (far above any real payment,
 #: far below what an int64 balance can hold).
 MAX_AMOUNT = 10**12
@@ -110,6 +112,8 @@ class LedgerService:
         size = req.page_size or DEFAULT_PAGE
         if not 1 <= size <= MAX_PAGE:
             raise LicentiaError(Reason.INVALID_REQUEST, f"page_size is 1 to {MAX_PAGE}")
+        if req.before_posting > MAX_POSTING_ID:
+            raise LicentiaError(Reason.INVALID_REQUEST, "before_posting is not a posting id")
         self.d.store.settle(party.key, call.now)
         st = self.d.store.statement(party, req.before_posting, size)
         return ledger_pb2.GetStatementResponse(

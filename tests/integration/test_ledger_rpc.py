@@ -866,6 +866,16 @@ def test_a_page_of_501_lines_is_invalid(w: World) -> None:
     w.check()
 
 
+@pytest.mark.parametrize("before", [2**63, 2**64 - 1])
+def test_a_posting_id_past_the_store_range_is_invalid_not_internal(w: World, before: int) -> None:
+    # Found by fuzzing (tests/integration/test_fuzz_rpc.py): SQLite could not bind it, and
+    # the call failed with INTERNAL.
+    refused(Reason.INVALID_REQUEST, lambda: statement(w.adv, before=before))
+    refused(Reason.INVALID_REQUEST, lambda: statement(w.holder, before=before))
+    assert statement(w.adv, before=2**63 - 1).lines == statement(w.adv).lines
+    w.check()
+
+
 # -- 10. RequestLicence retries ---------------------------------------------------------------
 
 
