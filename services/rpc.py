@@ -131,8 +131,11 @@ class Authenticator:
 
     One instance (one nonce store) serves every service of a process. The nonce store
     lives in memory, so a process refuses every request timestamped before ``not_before``
-    (its start): a request captured before a restart cannot be replayed after it, even
-    within the window. A client retrying across a restart signs anew.
+    (its start): a request stamped before a restart cannot be replayed after it, even
+    within the window. One stamped in the second of the start, or ahead of the server's
+    clock (by up to the window), can be replayed once after a restart: the nonces it burnt
+    died with the old process (docs/threat-model.md). A client retrying across a restart
+    signs anew.
     """
 
     def __init__(

@@ -22,8 +22,9 @@ backoff (``grpc.initial_reconnect_backoff_ms``, ``grpc.max_reconnect_backoff_ms`
 gRPC's own (up to two minutes) does not delay the verifier's retries.
 
 Freshness is measured in the exchange's time (``StatusHeartbeat.at``, ``revoked_at``,
-``taken_at``) against the verifier's clock; a heartbeat time ahead of the verifier's clock is
-clamped to it, so a fast exchange clock cannot extend freshness beyond the bound.
+``taken_at``) against the verifier's clock; a heartbeat, event or snapshot time ahead of the
+verifier's clock is clamped to it, so a fast exchange clock cannot extend freshness beyond the
+bound.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
 
@@ -220,7 +221,7 @@ class Verifier:
             raise RuntimeError("a verifier is started once")
         self._keys = _Keys(fetch_issuer_keys(self._rpc, timeout), self._keys_wanted.set)
         snapshot = self._fetch_snapshot(timeout)
-        self._status = _GuardedStatus(StatusView(snapshot, self.staleness_seconds))
+        self._status = _GuardedStatus(StatusView(self._clamped(snapshot), self.staleness_seconds))
         self._engine = VerificationEngine(
             self._keys, self._status, audience=self.platform_id, nonces=self._nonces
         )
@@ -420,10 +421,11 @@ class Verifier:
         try:
             if kind == "event":
                 event = StatusEvent.from_proto(msg.event)
+                event = replace(event, revoked_at=self._not_ahead(event.revoked_at))
                 with status.lock:
                     status.view.apply(event)
             elif kind == "heartbeat":
-                at = min(msg.heartbeat.at, int(self._clock()))
+                at = self._not_ahead(msg.heartbeat.at)
                 with status.lock:
                     status.view.heartbeat(msg.heartbeat.sequence, at)
             elif kind == "snapshot":
@@ -449,7 +451,14 @@ class Verifier:
         assert self._status is not None
         status = self._status
         with status.lock:
-            status.view.replace(snapshot)
+            status.view.replace(self._clamped(snapshot))
+
+    def _not_ahead(self, at: int) -> int:
+        """An exchange time, at most the verifier's now: what refreshes the view."""
+        return min(at, int(self._clock()))
+
+    def _clamped(self, snapshot: StatusSnapshot) -> StatusSnapshot:
+        return replace(snapshot, taken_at=self._not_ahead(snapshot.taken_at))
 
     def _resync(self) -> bool:
         """Rebuild the view from a new snapshot; True on success."""

@@ -6,12 +6,13 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import grpc  # type: ignore[import-untyped]
+import pytest
 from google.protobuf.message import Message
 
 from licentia.errors import Reason
@@ -31,12 +32,14 @@ from licentia.v1 import (
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from clients.channel import ExchangeError, SignedChannel
+    from clients.channel import ExchangeError, SignedChannel, exchange_error
+    from clients.verifier import Verifier
     from services.app import OPERATOR_KEY_FILE, App, build
     from services.deps import Settings
     from services.runtime import RunningServer, ServerSettings, client_channel, start
 else:
-    from licentia.clients.channel import ExchangeError, SignedChannel
+    from licentia.clients.channel import ExchangeError, SignedChannel, exchange_error
+    from licentia.clients.verifier import Verifier
     from licentia.services.app import OPERATOR_KEY_FILE, App, build
     from licentia.services.deps import Settings
     from licentia.services.runtime import RunningServer, ServerSettings, client_channel, start
@@ -59,6 +62,23 @@ SERVICE_OF = {
 }
 #: What each advertiser the tests register is credited (1,000,000.00).
 FUNDS = 100_000_000
+#: A channel that reconnects quickly once the exchange is back (gRPC's default first retry
+#: is one second, growing to two minutes).
+FAST_RECONNECT = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 300),
+)
+
+
+class ManualClock:
+    """An exchange's (or a client's) clock: the system's, moved forward by the test."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+
+    def now(self) -> int:
+        return int(time.time()) + self.offset
 
 
 def method_path(module: Any, name: str) -> str:
@@ -142,6 +162,44 @@ def fund(operator: Party, advertiser_key: bytes, amount: int = FUNDS, reference:
         ledger_pb2.DepositResponse,
     )
     return resp.balance_minor
+
+
+def raw_unary(channel: grpc.Channel, method: str, body: bytes, metadata: Any) -> bytes:
+    """Send exactly ``body`` with exactly ``metadata`` (a signature made elsewhere, a replay);
+    the response bytes, or the :class:`ExchangeError` the call failed with."""
+    call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+    try:
+        return bytes(call(body, metadata=metadata, timeout=5))
+    except grpc.RpcError as e:
+        raise exchange_error(e) from None
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float) -> float:
+    """Poll ``predicate`` until it holds; the seconds it took (fails the test on timeout)."""
+    t0 = time.monotonic()
+    while not predicate():
+        if time.monotonic() - t0 > timeout:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(0.02)
+    return time.monotonic() - t0
+
+
+def start_verifier(
+    address: str, platform_id: str, *, interceptor: Any = None, **kw: Any
+) -> tuple[Verifier, grpc.Channel]:
+    """A platform's inline verifier, started against the exchange at ``address`` over a channel
+    of its own (quick to reconnect; through ``interceptor`` when given). Close both."""
+    raw = grpc.insecure_channel(address, options=list(FAST_RECONNECT))
+    channel = raw if interceptor is None else grpc.intercept_channel(raw, interceptor)
+    kw.setdefault("backoff", (0.05, 0.3))
+    verifier = Verifier(channel, platform_id, **kw)
+    try:
+        verifier.start(timeout=5)
+    except BaseException:
+        verifier.close()
+        raw.close()
+        raise
+    return verifier, raw
 
 
 @dataclass
@@ -297,6 +355,23 @@ def approve_request(
         "ApproveRequest",
         exchange_pb2.ApproveRequestRequest(request_id=request.request_id, holder_signature=sig),
         exchange_pb2.ApproveRequestResponse,
+    )
+
+
+def issue_licence(holder: Party, adv: Party, **kw: Any) -> records_pb2.LicenceRecord:
+    """A licence for the photo (:func:`request_licence` ``**kw``), approved by the holder."""
+    return approve_request(
+        holder, request_licence(adv, holder.key.public.raw, **kw).request
+    ).licence
+
+
+def revoke_licence(holder: Party, licence_id: bytes) -> licences_pb2.RevokeLicenceResponse:
+    """The holder revokes."""
+    return holder.call(
+        licences_pb2,
+        "RevokeLicence",
+        licences_pb2.RevokeLicenceRequest(licence_id=licence_id),
+        licences_pb2.RevokeLicenceResponse,
     )
 
 

@@ -193,48 +193,6 @@ def test_the_whole_story(ex: Exchange, cast: tuple[Party, Party, Party]) -> None
     assert len(export.assets) == 2
 
 
-def test_only_the_holder_revokes_and_only_the_parties_see(
-    ex: Exchange, cast: tuple[Party, Party, Party]
-) -> None:
-    holder, adv, platform = cast
-    licence = _issued(holder, adv)
-    other_holder = ex.party()
-    register_holder(other_holder, "bob")
-    with pytest.raises(ExchangeError) as e:
-        adv.call(
-            licences_pb2,
-            "RevokeLicence",
-            licences_pb2.RevokeLicenceRequest(licence_id=licence.licence_id),
-            licences_pb2.RevokeLicenceResponse,
-        )
-    assert _reason(e) == "NOT_OWNER"
-    for who in (other_holder, platform):
-        with pytest.raises(ExchangeError) as e:
-            who.call(
-                licences_pb2,
-                "GetLicence",
-                licences_pb2.GetLicenceRequest(licence_id=licence.licence_id),
-                licences_pb2.GetLicenceResponse,
-            )
-        assert _reason(e) == "NOT_FOUND"
-    with pytest.raises(ExchangeError) as e:
-        other_holder.call(
-            licences_pb2,
-            "RevokeLicence",
-            licences_pb2.RevokeLicenceRequest(licence_id=licence.licence_id),
-            licences_pb2.RevokeLicenceResponse,
-        )
-    assert _reason(e) == "NOT_FOUND"
-    # Nothing changed.
-    still = holder.call(
-        licences_pb2,
-        "GetLicence",
-        licences_pb2.GetLicenceRequest(licence_id=licence.licence_id),
-        licences_pb2.GetLicenceResponse,
-    ).licence
-    assert still.state == records_pb2.LICENCE_STATE_ACTIVE
-
-
 def test_exclusive_race_issues_exactly_one(ex: Exchange, cast: tuple[Party, Party, Party]) -> None:
     holder, _, _ = cast
     advertisers = [ex.party() for _ in range(16)]

@@ -1,6 +1,8 @@
 """The gRPC plumbing over a real server on 127.0.0.1:0 and real channels: request
 signatures over the exact bytes, strict parsing, the error family on the wire, health,
-reflection, logging, TLS and a bounded drain."""
+reflection, logging, TLS and a bounded drain. The attacks on request signatures and sizes
+(a replayed call, a call signed for another method, a skewed clock, an oversized message)
+are in test_attacks.py, against the real exchange."""
 
 from __future__ import annotations
 
@@ -40,16 +42,13 @@ from licentia.v1 import (
 )
 
 if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from clients.channel import ExchangeError, ExchangeUnavailable, SignedChannel, exchange_error
+    from clients.channel import ExchangeError, ExchangeUnavailable, SignedChannel
     from services import errors, rpc, runtime
 else:
-    from licentia.clients.channel import (
-        ExchangeError,
-        ExchangeUnavailable,
-        SignedChannel,
-        exchange_error,
-    )
+    from licentia.clients.channel import ExchangeError, ExchangeUnavailable, SignedChannel
     from licentia.services import errors, rpc, runtime
+
+from .exchange_harness import raw_unary
 
 REGISTRY = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"]
 LICENCES = licences_pb2.DESCRIPTOR.services_by_name["LicenceService"]
@@ -157,14 +156,6 @@ def harness() -> Iterator[Harness]:
         server.stop(0)
 
 
-def raw_unary(channel: Any, method: str, body: bytes, metadata: Any) -> bytes:
-    call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
-    try:
-        return bytes(call(body, metadata=metadata, timeout=5))
-    except grpc.RpcError as e:
-        raise exchange_error(e) from None
-
-
 def assert_refused(err: pytest.ExceptionInfo[ExchangeError], code: Any, reason: Reason) -> None:
     assert (err.value.code, err.value.reason) == (code, reason)
 
@@ -211,46 +202,7 @@ def test_a_signature_over_other_bytes_is_refused(harness: Harness) -> None:
     assert_refused(err, grpc.StatusCode.UNAUTHENTICATED, Reason.BAD_REQUEST_SIGNATURE)
 
 
-def test_a_signature_for_another_method_is_refused(harness: Harness) -> None:
-    body = holder_request().SerializeToString(deterministic=True)
-    metadata = sign_request(harness.key, GET_PROFILE, body, int(time.time()))
-    with pytest.raises(ExchangeError) as err:
-        raw_unary(harness.channel, REGISTER_HOLDER, body, metadata)
-    assert_refused(err, grpc.StatusCode.UNAUTHENTICATED, Reason.BAD_REQUEST_SIGNATURE)
-
-
-@pytest.mark.parametrize("skew", [-3600, 3600])
-def test_a_timestamp_outside_the_window_is_stale(harness: Harness, skew: int) -> None:
-    late = harness.signed(clock=lambda: int(time.time()) + skew)
-    with pytest.raises(ExchangeError) as err:
-        late.unary(REGISTER_HOLDER, holder_request(), registry_pb2.RegisterHolderResponse)
-    assert_refused(err, grpc.StatusCode.UNAUTHENTICATED, Reason.STALE_REQUEST)
-
-
-def test_the_same_nonce_twice_is_a_replay(harness: Harness) -> None:
-    body = holder_request().SerializeToString(deterministic=True)
-    metadata = sign_request(harness.key, REGISTER_HOLDER, body, int(time.time()))
-    raw_unary(harness.channel, REGISTER_HOLDER, body, metadata)
-    with pytest.raises(ExchangeError) as err:
-        raw_unary(harness.channel, REGISTER_HOLDER, body, metadata)
-    assert_refused(err, grpc.StatusCode.UNAUTHENTICATED, Reason.REPLAYED_REQUEST)
-
-
-# -- size and strict parsing ------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("size", "code"),
-    [
-        (64 * 1024, grpc.StatusCode.INVALID_ARGUMENT),  # over the method's cap
-        (3 * 1024 * 1024, grpc.StatusCode.RESOURCE_EXHAUSTED),  # over the server's limit
-    ],
-)
-def test_an_oversized_request_is_too_large(harness: Harness, size: int, code: Any) -> None:
-    big = registry_pb2.RegisterHolderRequest(handle="alice", display_name="x" * size)
-    with pytest.raises(ExchangeError) as err:
-        harness.signed().unary(REGISTER_HOLDER, big, registry_pb2.RegisterHolderResponse)
-    assert_refused(err, code, Reason.TOO_LARGE)
+# -- strict parsing ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
