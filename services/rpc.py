@@ -57,6 +57,7 @@ from licentia.request import (
 )
 
 from . import errors
+from .store.base import SpentNonce, spending
 
 
 class Clock(Protocol):
@@ -129,13 +130,11 @@ class Method:
 class Authenticator:
     """Checks request signatures: the window, the signature, then the nonce.
 
-    One instance (one nonce store) serves every service of a process. The nonce store
-    lives in memory, so a process refuses every request timestamped before ``not_before``
-    (its start): a request stamped before a restart cannot be replayed after it, even
-    within the window. One stamped in the second of the start, or ahead of the server's
-    clock (by up to the window), can be replayed once after a restart: the nonces it burnt
-    died with the old process (docs/threat-model.md). A client retrying across a restart
-    signs anew.
+    One instance (one nonce store) serves every service of a process; the nonce store lives
+    in memory. A call that changes something also spends its nonce durably, in the store's
+    transaction (:meth:`spent`, :func:`.store.base.spending`), so its replay is refused after
+    a restart and by every other replica. A process also refuses every request stamped
+    before ``not_before`` (its start). A client retrying across a restart signs anew.
     """
 
     def __init__(
@@ -165,6 +164,15 @@ class Authenticator:
             )
         verify_request(signed, method, body, now, self.nonces, self.window_seconds)
         return signed
+
+    def spent(self, signed: SignedRequest, now: int) -> SpentNonce:
+        """The durable record of ``signed``'s nonce, live as long as the in-memory one."""
+        return SpentNonce(
+            b"request\x00" + signed.key.raw + signed.nonce,
+            signed.timestamp + self.window_seconds + 1,
+            now,
+            Reason.REPLAYED_REQUEST,
+        )
 
 
 @dataclass(frozen=True)
@@ -253,7 +261,10 @@ class _Plumbing:
         """Behaviour of a method with one response (``arg``: bytes, or an iterator of them)."""
         with self._guard(m, context) as outcome:
             call, request = self._admit(m, arg, context, outcome)
-            return self._encode(m, m.method.handler(request, call))
+            if call.signed is None:
+                return self._encode(m, m.method.handler(request, call))
+            with spending(self.auth.spent(call.signed, call.now)):
+                return self._encode(m, m.method.handler(request, call))
 
     def stream_out(self, m: _Bound, arg: Any, context: grpc.ServicerContext) -> Iterator[bytes]:
         """Behaviour of a method with a response stream; errors mid-stream end it the same way."""

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 
 from licentia.errors import LicentiaError, Reason
+from licentia.presentation import parse_presentation
 from licentia.scope import IntendedUse
 from licentia.token import MAX_TOKEN_CHARS, Licence
 from licentia.v1 import verification_pb2
@@ -14,6 +15,7 @@ from licentia.verify import Decision, VerificationEngine
 from .deps import Deps
 from .model import Party
 from .rpc import Call, Method
+from .store.base import SpentNonce, spending
 
 MAX_PRESENTATION_CHARS = 2048
 
@@ -124,9 +126,19 @@ class VerificationService:
                 raise LicentiaError(decision.reasons[0], f"the use is not allowed: {names}")
             assert decision.licence is not None
             licence_id = decision.licence.licence_id
-            uses, recorded_at = self.d.store.record_use(
-                report_id.digest()[:16], licence_id, platform.key, call.now
+            # The presentation's nonce is spent durably with the use it counts: after a
+            # restart (or at another replica) it cannot count a second use.
+            p = parse_presentation(req.presentation)
+            nonce = SpentNonce(
+                b"presentation\x00" + licence_id + p.nonce,
+                p.presented_at + self.engine.presentation_window_seconds + 1,
+                call.now,
+                Reason.REPLAYED,
             )
+            with spending(nonce):
+                uses, recorded_at = self.d.store.record_use(
+                    report_id.digest()[:16], licence_id, platform.key, call.now
+                )
         else:
             licence_id, uses, recorded_at = seen
             # A retry names the same licence (its presentation's nonce is spent, so only the

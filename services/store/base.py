@@ -8,7 +8,10 @@ either everything they describe happens, durably, or nothing does. They raise
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Protocol
 
 from licentia.errors import Reason
@@ -35,6 +38,47 @@ ConflictCheck = Callable[[Sequence[LicenceRow]], Reason | None]
 #: Given a request just stored, the licence to issue for it at once (and its conflict
 #: check), or None to leave it pending.
 AutoIssue = Callable[[RequestRow], tuple[LicenceRow, ConflictCheck] | None]
+
+
+@dataclass(slots=True)
+class SpentNonce:
+    """A nonce a call spends: recorded durably by the first change the call commits.
+
+    A signed request's nonce (and a reported presentation's) is remembered in memory by the
+    process that checked it; that memory dies with the process, and other replicas never had
+    it. So the change a call makes also records the call's nonces, in the same transaction:
+    a replay of a call that changed something is refused (``reason``) by any process, after
+    any restart, for as long as the nonce lives (``expires_at``). A call that changed nothing
+    records nothing (its replay changes nothing either, and the in-memory stores still
+    refuse it within one process).
+    """
+
+    key: bytes
+    #: Until when a replay is refused, and the call's time (both Unix seconds).
+    expires_at: int
+    now: int
+    reason: Reason
+    recorded: bool = False
+
+
+#: The nonces of the call this context serves (see :func:`spending`).
+_SPENDING: ContextVar[tuple[SpentNonce, ...]] = ContextVar("licentia_spending", default=())
+
+
+@contextmanager
+def spending(*nonces: SpentNonce) -> Iterator[None]:
+    """Within this block, the next change committed records ``nonces`` (see
+    :class:`SpentNonce`); it fails with their reason, changing nothing, if one is live."""
+    token = _SPENDING.set(_SPENDING.get() + nonces)
+    try:
+        yield
+    finally:
+        _SPENDING.reset(token)
+
+
+def unrecorded_nonces() -> tuple[SpentNonce, ...]:
+    """The nonces of this context not yet recorded by a committed change."""
+    return tuple(n for n in _SPENDING.get() if not n.recorded)
 
 
 class Store(Protocol):

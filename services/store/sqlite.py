@@ -17,6 +17,7 @@ import dataclasses
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -47,7 +48,7 @@ from ..model import (
     Statement,
     Terms,
 )
-from .base import AutoIssue, ConflictCheck
+from .base import AutoIssue, ConflictCheck, SpentNonce, unrecorded_nonces
 
 migrations = Migrations("licentia")
 
@@ -60,13 +61,20 @@ MAX_BATCH = 64
 INDEX_BLOCK = 64
 
 
+#: Expired spent nonces are deleted at most once in this many seconds.
+NONCE_SWEEP_SECONDS = 10
+
+
 class _Change:
     """One caller's change, waiting for (or done by) a group commit."""
 
-    __slots__ = ("done", "error", "fn", "value")
+    __slots__ = ("done", "error", "fn", "nonces", "value")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+    def __init__(
+        self, fn: Callable[[sqlite3.Connection], Any], nonces: tuple[SpentNonce, ...]
+    ) -> None:
         self.fn = fn
+        self.nonces = nonces
         self.value: Any = None
         self.error: BaseException | None = None
         self.done = False
@@ -210,6 +218,20 @@ def m004_log(db: Database) -> None:
     )
 
 
+@migrations()
+def m005_spent_nonces(db: Database) -> None:
+    """Nonces spent by calls that changed something, kept until they expire (replays are
+    refused across restarts and replicas, not only by the process that saw the call)."""
+    db.executescript(
+        """
+        CREATE TABLE spent_nonces (
+            key BLOB PRIMARY KEY, expires_at INTEGER NOT NULL
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX spent_nonces_expiry ON spent_nonces (expires_at);
+        """
+    )
+
+
 class _SqlNodes:
     """The log's stored subtree hashes, read on one connection (one snapshot)."""
 
@@ -261,6 +283,7 @@ class SqliteStore:
         self._leading = False
         self._index_lock = threading.Lock()
         self._index_next = self._index_end = 0
+        self._swept_at = -float(NONCE_SWEEP_SECONDS)
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.execute("PRAGMA busy_timeout = 30000")
         if not read_only:
@@ -278,12 +301,15 @@ class SqliteStore:
         one — it takes up to :data:`MAX_BATCH` queued changes, runs each in a savepoint,
         commits them all with one fsync, and wakes their callers; the others wait, off the
         GIL, for their change to be done or for their turn to lead.
+
+        The first change a call commits also records the nonces the call spends
+        (:func:`.base.spending`), in its savepoint.
         """
         if self.read_only:
             raise LicentiaError(Reason.NOT_SERVED, "this replica does not write")
         if getattr(self._local, "writing", False):  # a change made from inside a change
             return fn(self._db.conn)
-        change = _Change(fn)
+        change = _Change(fn, unrecorded_nonces())
         with self._cond:
             self._queue.append(change)
             while not change.done and self._leading:
@@ -321,15 +347,21 @@ class SqliteStore:
         self._local.writing = True
         try:
             conn.execute("BEGIN IMMEDIATE")
+            self._sweep_nonces(conn, batch)
             for change in batch:
                 conn.execute("SAVEPOINT change")
                 try:
+                    self._spend(conn, change.nonces)
                     change.value = change.fn(conn)
                 except Exception as e:  # noqa: BLE001 (handed to the caller)
                     change.error = e
                     conn.execute("ROLLBACK TO change")
                 conn.execute("RELEASE change")
             conn.execute("COMMIT")
+            for change in batch:
+                if change.error is None:
+                    for n in change.nonces:
+                        n.recorded = True
         except BaseException as e:
             # The transaction itself failed (disk, I/O, interruption): nothing of it stands.
             if conn.in_transaction:
@@ -340,6 +372,26 @@ class SqliteStore:
                 raise
         finally:
             self._local.writing = False
+
+    @staticmethod
+    def _spend(conn: sqlite3.Connection, nonces: Sequence[SpentNonce]) -> None:
+        """Record ``nonces``; raise their reason if one is already recorded and live."""
+        for n in nonces:
+            took = conn.execute(
+                "INSERT INTO spent_nonces VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
+                " SET expires_at = excluded.expires_at WHERE spent_nonces.expires_at <= ?",
+                (n.key, n.expires_at, n.now),
+            ).rowcount
+            if took != 1:
+                raise LicentiaError(n.reason, "this call was made before: sign it again")
+
+    def _sweep_nonces(self, conn: sqlite3.Connection, batch: Sequence[_Change]) -> None:
+        """Delete the spent nonces expired by the batch's calls' time (at most every
+        :data:`NONCE_SWEEP_SECONDS`), so the table holds about one window's nonces."""
+        now = max((n.now for change in batch for n in change.nonces), default=None)
+        if now is not None and time.monotonic() - self._swept_at >= NONCE_SWEEP_SECONDS:
+            self._swept_at = time.monotonic()
+            conn.execute("DELETE FROM spent_nonces WHERE expires_at <= ?", (now,))
 
     def _status_index(self) -> int:
         """The next unused status-list index (reserved in blocks of :data:`INDEX_BLOCK`)."""
