@@ -1229,35 +1229,57 @@ class SqliteStore:
         """Pay what the licence has earned by ``now``; with ``close`` (revocation, or the
         term is over), refund the rest of its escrow too. The same result whenever it runs."""
         found = self._money(c, licence_id)
-        if found is None:
-            return
-        money, settled = found
+        if found is not None:
+            self._settle_money(c, *found, now, close=close)
+
+    def _settle_money(
+        self,
+        c: sqlite3.Connection,
+        money: ledger.LicenceMoney,
+        settled: ledger.Settled,
+        now: int,
+        *,
+        close: bool,
+    ) -> None:
+        """:meth:`_settle` for a licence's money row already read; writes only what moved."""
         if settled.closed:
             return
         if close or now >= money.not_after:
-            postings, settled = ledger.close(money, settled, now)
+            postings, after = ledger.close(money, settled, now)
         else:
-            accrued, settled = ledger.accrue(money, settled, now)
+            accrued, after = ledger.accrue(money, settled, now)
             postings = [accrued] if accrued is not None else []
         for p in postings:
             self._post(c, p)
-        self._save_settled(c, licence_id, settled)
+        if after != settled:
+            self._save_settled(c, money.licence_id, after)
 
     def settle(self, party_key: bytes, now: int) -> None:
-        """Settle every open licence of the party (as holder or advertiser) up to ``now``."""
+        """Settle every open licence of the party (as holder or advertiser) up to ``now``.
+
+        The open licences are read in one statement, and only those whose money moves are
+        written: a statement read again soon after costs one query and no writes. When
+        nothing moves, no write transaction is taken at all.
+        """
+        query = (
+            f"SELECT {self._MONEY} FROM licence_money WHERE closed = 0 AND holder_key = ?"
+            f" UNION ALL SELECT {self._MONEY} FROM licence_money WHERE closed = 0"
+            " AND advertiser_key = ? AND holder_key != ?"
+        )
+        params = (party_key, party_key, party_key)
+
+        def moves(r: Sequence[Any]) -> bool:
+            money, settled = self._money_of(r)
+            if now >= money.not_after:
+                return True
+            return ledger.accrue(money, settled, now)[0] is not None
+
+        if not any(moves(r) for r in self._rows(query, params)):
+            return  # read on this thread's snapshot: nothing has earned a minor unit since
 
         def change(c: sqlite3.Connection) -> None:
-            ids = [
-                r[0]
-                for r in c.execute(
-                    "SELECT licence_id FROM licence_money WHERE closed = 0 AND holder_key = ?"
-                    " UNION SELECT licence_id FROM licence_money WHERE closed = 0"
-                    " AND advertiser_key = ?",
-                    (party_key, party_key),
-                )
-            ]
-            for licence_id in ids:
-                self._settle(c, licence_id, now, close=False)
+            for r in c.execute(query, params).fetchall():
+                self._settle_money(c, *self._money_of(r), now, close=False)
 
         self._transact(change)
 

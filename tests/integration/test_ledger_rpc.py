@@ -561,6 +561,35 @@ def test_accrual_at_day_ten_pays_the_holder_a_third_less_the_fee(w: World) -> No
     w.check()
 
 
+def test_a_statement_when_nothing_has_accrued_writes_nothing(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a statement settles only what moved: with nothing earned since the last
+    settlement, it takes no write transaction (writers never queue behind a reader)."""
+    issue(w)
+    store: Any = w.ex.app.deps.store  # the SQLite store's write path, counted
+    writes: list[object] = []
+    transact = store._transact
+
+    def counted(fn: Callable[..., object]) -> object:
+        writes.append(fn)
+        return transact(fn)
+
+    monkeypatch.setattr(store, "_transact", counted)
+    w.clock.advance(DAY)
+    first = statement(w.holder)
+    assert len(writes) == 1
+    assert statement(w.holder) == first  # the same second: nothing to move
+    assert statement(w.adv).pending_minor == PRICE - 100
+    w.clock.advance(60)  # 3000 a month earns a minor unit every 864 s: still nothing
+    statement(w.holder)
+    assert len(writes) == 1
+    w.clock.advance(900)
+    assert statement(w.holder).total_minor > first.total_minor
+    assert len(writes) == 2
+    w.check()
+
+
 def test_accrual_is_rounded_down_to_the_second(w: World) -> None:
     issue(w)
     w.clock.advance(10 * DAY + 3601)  # 3000 * 867601 / 2592000 = 1004.17
