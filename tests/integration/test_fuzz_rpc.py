@@ -87,6 +87,7 @@ from licentia.token import StandingRule, sign_standing_rule
 from licentia.v1 import exchange_pb2, licence_pb2, records_pb2, verification_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
+from ..wire import delimited, field_key, varint
 from .exchange_harness import (
     PHOTO_SHA,
     VOICE_SHA,
@@ -526,24 +527,6 @@ def typed_message(draw: st.DrawFn, w: World, desc: Descriptor, depth: int = 0) -
     return msg
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, n = n & 0x7F, n >> 7
-        if not n:
-            out.append(low)
-            return bytes(out)
-        out.append(low | 0x80)
-
-
-def _key(number: int, wire_type: int) -> bytes:
-    return _varint(number << 3 | wire_type)
-
-
-def _delimited(number: int, payload: bytes) -> bytes:
-    return _key(number, 2) + _varint(len(payload)) + payload
-
-
 @st.composite
 def wire_message(draw: st.DrawFn, w: World, desc: Descriptor, depth: int = 0) -> bytes:
     """Protobuf bytes built field by field: valid tags of ``desc`` with random payloads,
@@ -556,36 +539,38 @@ def wire_message(draw: st.DrawFn, w: World, desc: Descriptor, depth: int = 0) ->
         number = f.number if f else draw(st.sampled_from([15, 16, 19000, 2**29 - 1]))
         how = draw(st.integers(0, 12))
         if f is None or how == 0:
-            out += _key(number, draw(st.integers(0, 7))) + draw(st.binary(max_size=12))
+            out += field_key(number, draw(st.integers(0, 7))) + draw(st.binary(max_size=12))
         elif how == 1:
             body = draw(st.binary(max_size=16))
-            out += _key(number, 2) + _varint(len(body) + draw(st.sampled_from([1, 2**31]))) + body
+            out += (
+                field_key(number, 2) + varint(len(body) + draw(st.sampled_from([1, 2**31]))) + body
+            )
         elif how == 2:
             n = draw(st.sampled_from([99, 101, 3000]))
-            out += _key(number, 3) * n + _key(number, 4) * n
+            out += field_key(number, 3) * n + field_key(number, 4) * n
         elif f.message_type is not None or f.full_name in EMBEDDED:
             sub = f.message_type or EMBEDDED[f.full_name]
             inner = draw(wire_message(w, sub, depth + 1)) if depth < 3 else b"\x08"
-            out += _delimited(number, inner)
+            out += delimited(number, inner)
         elif f.type == _T.TYPE_STRING:
             text = draw(_text(w)).encode()
             if draw(st.booleans()):
                 text += draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"a\x80"]))
-            out += _delimited(number, text)
+            out += delimited(number, text)
         elif f.type == _T.TYPE_BYTES:
-            out += _delimited(number, draw(st.sampled_from(w.bytes_values) | st.binary()))
+            out += delimited(number, draw(st.sampled_from(w.bytes_values) | st.binary()))
         elif f.is_repeated and draw(st.booleans()):
             count = draw(st.sampled_from([3, 33, 2000]))
-            out += _delimited(number, _varint(draw(st.integers(0, 40))) * count)
+            out += delimited(number, varint(draw(st.integers(0, 40))) * count)
         else:
             value = draw(st.sampled_from(_EDGES).map(lambda v: v % 2**64))
-            raw = bytearray(_varint(value))
+            raw = bytearray(varint(value))
             if draw(st.integers(0, 3)) == 0:  # over-long: the same value, not minimal
                 raw[-1] |= 0x80
                 raw += b"\x00"
             elif draw(st.integers(0, 5)) == 0:  # longer than protobuf allows
                 raw = bytearray(b"\xff" * 11 + b"\x01")
-            out += _key(number, 0) + raw
+            out += field_key(number, 0) + raw
     return bytes(out)
 
 
@@ -677,7 +662,7 @@ def _padded(rpc: Rpc, size: int) -> bytes:
         if f.type in (_T.TYPE_STRING, _T.TYPE_BYTES) and not f.is_repeated:
             setattr(msg, f.name, "x" * size if f.type == _T.TYPE_STRING else b"x" * size)
             return msg.SerializeToString(deterministic=True)
-    return msg.SerializeToString(deterministic=True) + _delimited(15, b"x" * size)
+    return msg.SerializeToString(deterministic=True) + delimited(15, b"x" * size)
 
 
 #: One method of each service and each streaming kind: what gRPC itself refuses past its
@@ -800,7 +785,7 @@ def mutated_check(draw: st.DrawFn, w: World) -> tuple[bytes, bool]:
         req.ClearField(draw(st.sampled_from(["token", "presentation", "use"])))
     raw = req.SerializeToString(deterministic=True)
     if what == 7:  # the genuine check with an unknown or a repeated field on top
-        extra = draw(st.sampled_from([_delimited(9, b"x"), _delimited(1, b"lic1."), b"\x20\x01"]))
+        extra = draw(st.sampled_from([delimited(9, b"x"), delimited(1, b"lic1."), b"\x20\x01"]))
         return raw + extra, False
     assume(raw != genuine)
     return raw, True

@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-un
 from licentia.errors import Reason
 from licentia.keys import IssuerKeySet
 from licentia.token import parse_token
-from licentia.v1 import ledger_pb2, licences_pb2, verification_pb2
+from licentia.v1 import licences_pb2, verification_pb2
 
 from .exchange_harness import (
     Exchange,
@@ -25,8 +25,6 @@ from .exchange_harness import (
     Party,
     SignedChannel,
     approve_request,
-    fund,
-    operator_party,
     photo_use,
     reasons,
     register_advertiser,
@@ -209,84 +207,6 @@ def test_misuse_of_the_server_command_exits_2(
 
     assert main(["--data-dir", str(tmp_path / "d"), "--listen", "127.0.0.1:0", *argv]) == 2
     assert capsys.readouterr().err.startswith("licentia-server: error:")
-
-
-def _spawn(data: Path, port_file: Path) -> subprocess.Popen[str]:
-    port_file.unlink(missing_ok=True)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "licentia.services.server",
-            "--data-dir",
-            str(data),
-            "--listen",
-            "127.0.0.1:0",
-            "--port-file",
-            str(port_file),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while not (port_file.exists() and port_file.read_text().strip()):
-        assert proc.poll() is None
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    return proc
-
-
-def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    from licentia.keys import PrivateKey
-
-    data, port_file = tmp_path / "data", tmp_path / "port"
-    holder_key, adv_key = PrivateKey.generate(), PrivateKey.generate()
-    proc = _spawn(data, port_file)
-    try:
-        address = f"127.0.0.1:{port_file.read_text().strip()}"
-        with grpc.insecure_channel(address) as ch:
-            holder = Party(holder_key, SignedChannel(ch, holder_key))
-            adv = Party(adv_key, SignedChannel(ch, adv_key))
-            register_holder(holder)
-            register_advertiser(adv)
-            fund(operator_party(ch, data), adv_key.public.raw, 10 * PRICE, "wire-1")
-            tokens = [_licence(holder, adv) for _ in range(5)]
-            _revoke(holder, tokens[0])
-        proc.kill()  # SIGKILL: no drain, no clean close
-        proc.wait(timeout=10)
-        proc = _spawn(data, port_file)
-        address = f"127.0.0.1:{port_file.read_text().strip()}"
-        with grpc.insecure_channel(address) as ch:
-            holder = Party(holder_key, SignedChannel(ch, holder_key))
-            listed = holder.call(
-                licences_pb2,
-                "ListLicences",
-                licences_pb2.ListLicencesRequest(),
-                licences_pb2.ListLicencesResponse,
-            ).licences
-            by_token = {x.token: x for x in listed}
-            assert set(by_token) == set(tokens)
-            assert by_token[tokens[0]].revoked_at > 0
-            assert all(by_token[t].revoked_at == 0 for t in tokens[1:])
-            # The money too: the deposit once (a replayed reference credits nothing), four
-            # licences in escrow, the revoked one's unearned price back.
-            assert fund(operator_party(ch, data), adv_key.public.raw, 10 * PRICE, "wire-1") > 0
-            adv = Party(adv_key, SignedChannel(ch, adv_key))
-            st = adv.call(
-                ledger_pb2,
-                "GetStatement",
-                ledger_pb2.GetStatementRequest(),
-                ledger_pb2.GetStatementResponse,
-            )
-            assert st.pending_minor == 4 * PRICE
-            assert st.available_minor + st.total_minor + st.pending_minor == 10 * PRICE
-            kinds = [ledger_pb2.PostingKind.Name(x.kind) for x in st.lines]
-            assert kinds.count("POSTING_KIND_DEPOSIT") == 1
-            assert kinds.count("POSTING_KIND_ESCROW") == 5
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 def test_a_withdrawn_key_stops_what_it_signed_from_verifying(tmp_path: Path) -> None:

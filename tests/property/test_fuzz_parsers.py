@@ -94,6 +94,8 @@ from licentia.v1 import licence_pb2, status_pb2
 from licentia.verify import VerificationEngine
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
+from ..wire import delimited, field_key, varint
+
 NOW = 1_800_000_000
 DAY = 86400
 ISSUER = PrivateKey.from_seed(b"\x31" * 32)
@@ -301,24 +303,6 @@ _TEXT_VALUES = ["", "EUR", "eur", "EURO", "FR", "EU", "WORLD", "XX", AUDIENCE, "
 _INVALID_UTF8 = [b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xc0\xaf", b"a\x80b", b"\xf4\x90\x80\x80"]
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, n = n & 0x7F, n >> 7
-        if not n:
-            out.append(low)
-            return bytes(out)
-        out.append(low | 0x80)
-
-
-def _key(number: int, wire_type: int) -> bytes:
-    return _varint(number << 3 | wire_type)
-
-
-def _delimited(number: int, payload: bytes) -> bytes:
-    return _key(number, 2) + _varint(len(payload)) + payload
-
-
 _INTS = st.one_of(st.sampled_from(_BOUNDARY_INTS), st.integers(0, 2**64 - 1))
 
 
@@ -328,14 +312,14 @@ def varint_bytes(draw: st.DrawFn) -> bytes:
     one that never ends within the ten bytes protobuf allows."""
     how = draw(st.integers(0, 9))
     if how == 0:
-        minimal = bytearray(_varint(draw(_INTS)))
+        minimal = bytearray(varint(draw(_INTS)))
         minimal[-1] |= 0x80
         return bytes(minimal) + b"\x80" * draw(st.integers(0, 3)) + b"\x00"
     if how == 1:
         return b"\xff" * draw(st.integers(10, 12)) + b"\x01"
     if how == 2:
-        return _varint((1 << 64) - draw(st.integers(1, 2**31)))
-    return _varint(draw(_INTS))
+        return varint((1 << 64) - draw(st.integers(1, 2**31)))
+    return varint(draw(_INTS))
 
 
 @st.composite
@@ -363,37 +347,37 @@ def wire_field(draw: st.DrawFn, desc: Descriptor, depth: int) -> bytes:
         number = draw(st.sampled_from([1, 15, 16, 2047, 19000, 19999, 2**29 - 1]))
     how = draw(st.integers(0, 15))
     if field is None or how == 0:
-        return _key(number, draw(st.integers(0, 7))) + draw(_any_payload())
+        return field_key(number, draw(st.integers(0, 7))) + draw(_any_payload())
     if how == 1:  # a length prefix that promises more than there is
         body = draw(st.binary(max_size=20))
         extra = draw(st.sampled_from([1, 2, 1000, 2**31, 2**64 - 1 - len(body)]))
-        return _key(number, 2) + _varint(len(body) + extra) + body
+        return field_key(number, 2) + varint(len(body) + extra) + body
     if how == 2:  # deep nesting: groups inside groups, or the field inside itself
         n = draw(st.sampled_from([50, 99, 100, 101, 1000, 5000]))
         if draw(st.booleans()):
-            return _key(number, 3) * n + _key(number, 4) * n
+            return field_key(number, 3) * n + field_key(number, 4) * n
         body = b""
         for _ in range(n):
-            body = _delimited(number, body)
+            body = delimited(number, body)
         return body
     sub = field.message_type or EMBEDDED.get(field.full_name)
     if sub is not None:
         inner = draw(wire_message(sub, depth + 1)) if depth < 4 else draw(st.binary(max_size=16))
-        return _delimited(number, inner)
+        return delimited(number, inner)
     if field.type == _T.TYPE_STRING:
         text = draw(st.sampled_from(_TEXT_VALUES) | st.text(max_size=40)).encode("utf-8", "replace")
         if draw(st.integers(0, 4)) == 0:
             text += draw(st.sampled_from(_INVALID_UTF8))
-        return _delimited(number, text)
+        return delimited(number, text)
     if field.type == _T.TYPE_BYTES:
-        return _delimited(number, draw(st.sampled_from(_BYTES_VALUES) | st.binary(max_size=70)))
+        return delimited(number, draw(st.sampled_from(_BYTES_VALUES) | st.binary(max_size=70)))
     if field.type in _VARINT_TYPES:
         if field.is_repeated and draw(st.booleans()):  # packed, possibly very long
             size = draw(st.sampled_from([0, 1, 3, 17, 33, 500]))
             values = draw(st.lists(st.integers(0, 40), min_size=size, max_size=size))
-            return _delimited(number, b"".join(_varint(v) for v in values))
-        return _key(number, 0) + draw(varint_bytes())
-    return _key(number, draw(st.integers(0, 7))) + draw(_any_payload())
+            return delimited(number, b"".join(varint(v) for v in values))
+        return field_key(number, 0) + draw(varint_bytes())
+    return field_key(number, draw(st.integers(0, 7))) + draw(_any_payload())
 
 
 @st.composite
@@ -402,7 +386,7 @@ def _any_payload(draw: st.DrawFn) -> bytes:
     if how == 0:
         return draw(varint_bytes())
     if how == 1:
-        return _varint(draw(st.integers(0, 80))) + draw(st.binary(max_size=80))
+        return varint(draw(st.integers(0, 80))) + draw(st.binary(max_size=80))
     return draw(st.binary(max_size=12))
 
 
@@ -601,7 +585,7 @@ def _rebuild(m: licence_pb2.LicenceClaims) -> LicenceClaims:
 
 @settings(SETTINGS, max_examples=250 * SCALE)
 @given(garbage_for(licence_pb2.LicenceClaims.DESCRIPTOR, CLAIMS_BYTES))
-@example(CLAIMS_BYTES + _delimited(5, _delimited(2, ASSET.sha256)))  # an asset twice over
+@example(CLAIMS_BYTES + delimited(5, delimited(2, ASSET.sha256)))  # an asset twice over
 def test_validly_signed_garbage_claims_are_refused_or_well_formed(claims_bytes: bytes) -> None:
     """Both signatures genuine, the claims garbage: the parser refuses them as MALFORMED or
     TOO_LARGE, or they are the canonical encoding of claims every constructor accepts."""
@@ -1175,10 +1159,10 @@ def test_deep_nesting_is_malformed_not_a_crash(message: type[Message]) -> None:
     for depth in (100, 101, 10_000):
         for number, wire_type in ((1, 3), (19, 3), (5, 2)):
             if wire_type == 3:
-                data = _key(number, 3) * depth + _key(number, 4) * depth
+                data = field_key(number, 3) * depth + field_key(number, 4) * depth
             else:
                 data = b""
                 for _ in range(depth):
-                    data = _delimited(number, data)
+                    data = delimited(number, data)
             reason = reason_of(lambda d=data: parse_canonical(d, message(), "x"))  # type: ignore[misc]
             assert reason == Reason.MALFORMED
