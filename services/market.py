@@ -40,12 +40,24 @@ def check_handle(handle: str, what: str) -> None:
         raise LicentiaError(Reason.INVALID_REQUEST, f"{what} is 3-32 of a-z, 0-9, '-', '_'")
 
 
+#: Format characters that writing needs: zero-width non-joiner and joiner.
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def _hidden(c: str) -> bool:
+    """A control character, or a format character other than the joiners."""
+    category = unicodedata.category(c)
+    return category == "Cc" or (category == "Cf" and c not in _JOINERS)
+
+
 def check_text(
     text: str, what: str, limit: int = MAX_NAME_CHARS, *, required: bool = False
 ) -> None:
-    """Refuse text over ``limit`` characters, with control characters (C0, DEL, C1), or
-    missing."""
-    if len(text) > limit or any(unicodedata.category(c) == "Cc" for c in text):
+    """Refuse text over ``limit`` characters, with control characters (C0, DEL, C1) or
+    invisible format characters (bidirectional overrides and isolates, which can make a name
+    in a holder's inbox read as another; zero-width spaces; the BOM), or missing. The zero-width
+    joiner and non-joiner stay: scripts and emoji sequences need them."""
+    if len(text) > limit or any(_hidden(c) for c in text):
         raise LicentiaError(
             Reason.INVALID_REQUEST, f"{what} is at most {limit} printable characters"
         )

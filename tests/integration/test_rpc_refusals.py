@@ -599,6 +599,12 @@ BAD_REGISTRATIONS = [
     P("name-lf", "RegisterHolder", HOLDER(handle="dora", display_name="Do\nra")),
     P("name-del", "RegisterHolder", HOLDER(handle="dora", display_name="Do\x7fra")),
     P("name-c1", "RegisterHolder", HOLDER(handle="dora", display_name="Do\x85ra")),
+    # Format characters: a right-to-left override makes "Acme\u202eSDA" read "AcmeADS".
+    P("name-rlo", "RegisterHolder", HOLDER(handle="dora", display_name="Do\u202era")),
+    P("name-isolate", "RegisterHolder", HOLDER(handle="dora", display_name="Do\u2067ra")),
+    P("name-zwsp", "RegisterHolder", HOLDER(handle="dora", display_name="Do\u200bra")),
+    P("org-rlo", "RegisterAdvertiser", ADVERTISER(organisation="Acme\u202eSDA", country="FR")),
+    P("org-bom", "RegisterAdvertiser", ADVERTISER(organisation="\ufeffAcme", country="FR")),
     P("org-empty", "RegisterAdvertiser", ADVERTISER(organisation="", country="FR")),
     P("org-blank", "RegisterAdvertiser", ADVERTISER(organisation="  ", country="FR")),
     P("org-129", "RegisterAdvertiser", ADVERTISER(organisation="x" * 129, country="FR")),
