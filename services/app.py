@@ -28,7 +28,7 @@ from .ledger_service import LedgerService
 from .licences import LicenceService
 from .registry import RegistryService
 from .rpc import Authenticator, Clock, Method, StreamLimit, SystemClock, service
-from .store import SqliteStore
+from .store import open_store
 from .transparency import TransparencyService
 from .verification import VerificationService
 
@@ -104,6 +104,7 @@ def build(
     poll_seconds: float = 0.1,
     max_streams: int = 200,
     keys_dir: Path | None = None,
+    db: str = "",
 ) -> App:
     """Open (or create) the exchange in ``data_dir`` and build the services asked for.
 
@@ -112,7 +113,8 @@ def build(
     STATUS_STALE if it cannot read them for three heartbeats. At most ``max_streams``
     response streams are open at once (keep it below the server's worker threads).
     ``keys_dir`` holds the issuer keys' secret files (default: ``issuer-keys/`` in
-    ``data_dir``).
+    ``data_dir``). ``db`` names the store (:func:`.store.open_store`): empty for the SQLite
+    file in ``data_dir``, or ``postgresql://…``; the data directory still holds the keys.
     """
     settings = settings or Settings()
     clock = clock or SystemClock()
@@ -120,7 +122,7 @@ def build(
     unknown = sorted(set(services) - set(SERVICES))
     if unknown or not services:
         raise ValueError(f"unknown services: {', '.join(unknown) or '(none)'}")
-    store = SqliteStore(data_dir / DB_FILE, read_only=follower)
+    store = open_store(db, data_dir / DB_FILE, read_only=follower)
     keyring = Keyring(keys_dir or data_dir / KEYS_DIR, store, clock.now)
     keyring.load(clock.now(), create=not follower)
     hub = RevocationHub(store, keyring, clock.now)

@@ -28,7 +28,7 @@ from .deps import Settings
 from .issuer import Keyring, key_file
 from .rpc import SystemClock, json_logger
 from .runtime import ServerSettings, install_signal_handlers, start
-from .store import SqliteStore
+from .store import open_store
 
 PROG = "licentia-server"
 DEFAULT_LISTEN = "127.0.0.1:7700"
@@ -152,6 +152,12 @@ def _data_dir(p: argparse.ArgumentParser) -> None:
         help="where the database lives (default ./licentia-data) [LICENTIA_DATA_DIR]",
     )
     p.add_argument(
+        "--db",
+        default=_env("LICENTIA_DB", ""),
+        help="the store: sqlite:///PATH, or postgresql://USER@HOST/DB for an exchange on"
+        " several replicas (default: DATA_DIR's SQLite file) [LICENTIA_DB]",
+    )
+    p.add_argument(
         "--issuer-keys",
         type=Path,
         default=os.environ.get("LICENTIA_ISSUER_KEYS"),
@@ -222,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError:
             print(f"{PROG}: error: a key id is 16 hex digits", file=sys.stderr)
             return 2
-        store = SqliteStore(args.data_dir / DB_FILE)
+        store = open_store(args.db, args.data_dir / DB_FILE)
         try:
             keyring = Keyring(
                 args.issuer_keys or args.data_dir / KEYS_DIR, store, SystemClock().now
@@ -252,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(vkey(Settings().log_origin, signer.public))
         return 0
     if args.command == "rotate-key":
-        store = SqliteStore(args.data_dir / DB_FILE)
+        store = open_store(args.db, args.data_dir / DB_FILE)
         try:
             keyring = Keyring(
                 args.issuer_keys or args.data_dir / KEYS_DIR, store, SystemClock().now
@@ -290,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log=log,
             max_streams=max(args.workers - 32, 1),
             keys_dir=args.issuer_keys,
+            db=args.db,
         )
     except (ValueError, OSError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

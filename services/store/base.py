@@ -1,7 +1,8 @@
 """The store interface: every state change the exchange makes, each one transaction.
 
-The services talk to a :class:`Store`; SQLite (:mod:`.sqlite`) is the embedded default, and a
-PostgreSQL backend can implement the same protocol. Methods that change state are atomic:
+The services talk to a :class:`Store`; SQLite (:mod:`.sqlite`) is the embedded default, and
+PostgreSQL (:mod:`.postgres`) serves an exchange on several replicas; both share their logic
+(:mod:`.common`). Methods that change state are atomic:
 either everything they describe happens, durably, or nothing does. They raise
 ``LicentiaError`` with a stable reason when a rule refuses the change.
 """

@@ -1,0 +1,355 @@
+"""The PostgreSQL store: psycopg 3 with a connection pool, for exchanges on several replicas.
+
+The store's logic is the SQLite store's (:mod:`.common`, shared); this module supplies what
+differs when several processes write at once, each with its own pool:
+
+- Every change runs in one READ COMMITTED transaction on a pooled connection, and commits
+  (``synchronous_commit`` as the server has it, ``on`` by default) before its caller hears
+  of it. A transaction the engine aborts to break a deadlock, or a serialization failure, is
+  run again from the start (the changes are written to be re-run).
+- Rules that must hold across replicas are kept by the engine, never by a lock in one
+  process: transaction-scoped advisory locks (:meth:`PostgresStore._hold`) serialize the
+  writers that touch the same holder (the exclusivity check), request, licence (revocation,
+  use counting, settlement), account (the balance read before escrow or payout) or
+  idempotency key; READ COMMITTED gives each statement after the lock a snapshot holding
+  what the previous holder of the lock committed. Unique keys and the balances' CHECK
+  (``>= 0`` for internal accounts) are constraints as in SQLite.
+- Log indexes and revocation sequence numbers come from counter rows updated inside the
+  change's transaction: the row lock is held until commit, so the numbers are gapless and
+  commit in order. A reader that has seen number *n* never later meets a smaller number
+  committing (a subscriber resuming after *n* misses nothing).
+- Status-list index blocks come from the same counters table as in SQLite.
+- Handles compare byte-wise (``COLLATE "C"``), as in SQLite, whatever the database's locale:
+  offers page in the same order on both.
+- Migrations are the SQLite store's, by the same names (``m001_initial`` …
+  ``m005_spent_nonces``), in PostgreSQL DDL, recorded in ``licentia_migrations`` and
+  applied at start under a session advisory lock, so replicas starting together do not race.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool
+
+from licentia.errors import LicentiaError, Reason
+
+from .base import unrecorded_nonces
+from .common import Conn, Cursor, SqlStore
+
+T = TypeVar("T")
+
+#: The session advisory lock held while migrations are checked and applied.
+MIGRATION_LOCK = 0x4C49_4345_4E54_4941  # "LICENTIA"
+#: How many times a change is run when the engine aborts it (deadlock, serialization).
+ATTEMPTS = 20
+
+#: The numbered migrations, named as the SQLite store's (the same schema, PostgreSQL DDL).
+#: Tables that SQLite orders by ``rowid`` get an identity column of that name.
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "m001_initial",
+        """
+        CREATE TABLE parties (
+            key BYTEA PRIMARY KEY, role INTEGER NOT NULL, handle TEXT COLLATE "C" UNIQUE,
+            display_name TEXT NOT NULL, country TEXT NOT NULL, registered_at BIGINT NOT NULL,
+            objecting INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE assets (
+            holder_key BYTEA NOT NULL, sha256 BYTEA NOT NULL, category INTEGER NOT NULL,
+            label TEXT NOT NULL, content BYTEA, content_size BIGINT NOT NULL,
+            declared_at BIGINT NOT NULL, seq BIGINT NOT NULL,
+            PRIMARY KEY (holder_key, sha256)
+        );
+        CREATE TABLE terms (
+            holder_key BYTEA PRIMARY KEY, categories TEXT NOT NULL, purposes TEXT NOT NULL,
+            refused TEXT NOT NULL, media TEXT NOT NULL, territories TEXT NOT NULL,
+            currency TEXT NOT NULL, price_per_day_minor BIGINT NOT NULL,
+            max_term_seconds BIGINT NOT NULL, exclusivity_offered INTEGER NOT NULL,
+            exclusivity_multiplier_bps BIGINT NOT NULL, updated_at BIGINT NOT NULL
+        );
+        CREATE TABLE standing_rules (
+            rule_id BYTEA PRIMARY KEY, holder_key BYTEA NOT NULL, rule BYTEA NOT NULL,
+            signature BYTEA NOT NULL, created_at BIGINT NOT NULL,
+            withdrawn_at BIGINT NOT NULL DEFAULT 0,
+            rowid BIGINT GENERATED ALWAYS AS IDENTITY
+        );
+        CREATE INDEX standing_rules_holder ON standing_rules (holder_key);
+        CREATE TABLE requests (
+            request_id BYTEA PRIMARY KEY, state INTEGER NOT NULL, advertiser_key BYTEA NOT NULL,
+            holder_key BYTEA NOT NULL, claims BYTEA NOT NULL, created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, reason TEXT NOT NULL,
+            failure TEXT NOT NULL, auto_approved INTEGER NOT NULL, message TEXT NOT NULL,
+            licence_id BYTEA NOT NULL,
+            rowid BIGINT GENERATED ALWAYS AS IDENTITY
+        );
+        CREATE INDEX requests_holder ON requests (holder_key, created_at);
+        CREATE TABLE licences (
+            licence_id BYTEA PRIMARY KEY, request_id BYTEA NOT NULL UNIQUE, token TEXT NOT NULL,
+            holder_key BYTEA NOT NULL, licensee_key BYTEA NOT NULL, issued_at BIGINT NOT NULL,
+            not_before BIGINT NOT NULL, not_after BIGINT NOT NULL,
+            status_index BIGINT NOT NULL UNIQUE, max_uses BIGINT NOT NULL,
+            uses BIGINT NOT NULL DEFAULT 0, exclusive INTEGER NOT NULL,
+            revoked_at BIGINT NOT NULL DEFAULT 0,
+            rowid BIGINT GENERATED ALWAYS AS IDENTITY
+        );
+        CREATE INDEX licences_holder ON licences (holder_key, issued_at);
+        CREATE INDEX licences_licensee ON licences (licensee_key, issued_at);
+        CREATE TABLE licence_assets (
+            licence_id BYTEA NOT NULL, holder_key BYTEA NOT NULL, sha256 BYTEA NOT NULL,
+            PRIMARY KEY (licence_id, sha256)
+        );
+        CREATE INDEX licence_assets_asset ON licence_assets (holder_key, sha256);
+        CREATE TABLE revocations (
+            sequence BIGINT PRIMARY KEY, status_index BIGINT NOT NULL UNIQUE,
+            licence_id BYTEA NOT NULL UNIQUE, licensee_key BYTEA NOT NULL,
+            revoked_at BIGINT NOT NULL, cause INTEGER NOT NULL
+        );
+        CREATE TABLE use_reports (
+            report_id BYTEA PRIMARY KEY, licence_id BYTEA NOT NULL, platform_key BYTEA NOT NULL,
+            recorded_at BIGINT NOT NULL, uses_after BIGINT NOT NULL
+        );
+        CREATE TABLE accesses (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, holder_key BYTEA NOT NULL,
+            sha256 BYTEA NOT NULL, licence_id BYTEA NOT NULL, licensee_key BYTEA NOT NULL,
+            accessed_at BIGINT NOT NULL
+        );
+        CREATE INDEX accesses_holder ON accesses (holder_key, id);
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+        INSERT INTO counters VALUES ('status_index', 0), ('asset_seq', 0),
+            ('revocation_sequence', 0);
+        CREATE TABLE issuer_keys (
+            key_id BYTEA PRIMARY KEY, public_key BYTEA NOT NULL, not_before BIGINT NOT NULL,
+            not_after BIGINT NOT NULL DEFAULT 0,
+            rowid BIGINT GENERATED ALWAYS AS IDENTITY
+        );
+        """,
+    ),
+    (
+        "m002_live_exclusive_index",
+        "CREATE INDEX licences_live_exclusive ON licences (holder_key, not_after)"
+        " WHERE exclusive = 1 AND revoked_at = 0",
+    ),
+    (
+        "m003_ledger",
+        """
+        CREATE TABLE postings (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, kind TEXT NOT NULL,
+            licence_id BYTEA NOT NULL, at BIGINT NOT NULL, idempotency BYTEA UNIQUE,
+            reference TEXT NOT NULL
+        );
+        CREATE TABLE entries (
+            posting_id BIGINT NOT NULL REFERENCES postings (id), account_kind TEXT NOT NULL,
+            account_key BYTEA NOT NULL, amount BIGINT NOT NULL CHECK (amount != 0)
+        );
+        CREATE INDEX entries_account ON entries (account_kind, account_key, posting_id);
+        CREATE TABLE balances (
+            account_kind TEXT NOT NULL, account_key BYTEA NOT NULL, balance BIGINT NOT NULL,
+            PRIMARY KEY (account_kind, account_key),
+            CHECK (balance >= 0 OR account_kind = 'external')
+        );
+        CREATE TABLE licence_money (
+            licence_id BYTEA PRIMARY KEY, advertiser_key BYTEA NOT NULL,
+            holder_key BYTEA NOT NULL, price BIGINT NOT NULL, price_per_use BIGINT NOT NULL,
+            max_uses BIGINT NOT NULL, fee_bps BIGINT NOT NULL, not_before BIGINT NOT NULL,
+            not_after BIGINT NOT NULL, time_earned BIGINT NOT NULL,
+            uses_charged BIGINT NOT NULL, closed INTEGER NOT NULL
+        );
+        CREATE INDEX licence_money_holder ON licence_money (holder_key) WHERE closed = 0;
+        CREATE INDEX licence_money_advertiser ON licence_money (advertiser_key)
+            WHERE closed = 0;
+        CREATE TABLE request_keys (
+            advertiser_key BYTEA NOT NULL, idempotency_key BYTEA NOT NULL,
+            request_id BYTEA NOT NULL,
+            PRIMARY KEY (advertiser_key, idempotency_key)
+        );
+        """,
+    ),
+    (
+        "m004_log",
+        """
+        CREATE TABLE log_entries (
+            idx BIGINT PRIMARY KEY, entry BYTEA NOT NULL, at BIGINT NOT NULL,
+            kind TEXT NOT NULL, licence_id BYTEA NOT NULL
+        );
+        CREATE INDEX log_entries_licence ON log_entries (licence_id, kind);
+        CREATE TABLE log_nodes (
+            level INTEGER NOT NULL, idx BIGINT NOT NULL, hash BYTEA NOT NULL,
+            PRIMARY KEY (level, idx)
+        );
+        INSERT INTO counters VALUES ('log_index', 0);
+        """,
+    ),
+    (
+        "m005_spent_nonces",
+        """
+        CREATE TABLE spent_nonces (key BYTEA PRIMARY KEY, expires_at BIGINT NOT NULL);
+        CREATE INDEX spent_nonces_expiry ON spent_nonces (expires_at);
+        """,
+    ),
+)
+
+#: The engine's aborts after which a change is simply run again.
+_RETRY = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+
+
+def migrate(url: str) -> list[str]:
+    """Apply the migrations not yet applied to the database at ``url``; their names.
+
+    Runs under a session advisory lock: replicas starting together apply each migration
+    once, one after another, and each migration commits with its record."""
+    applied: list[str] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS licentia_migrations (migration_set TEXT NOT NULL,"
+                " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),"
+                " PRIMARY KEY (migration_set, name))"
+            )
+            done = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM licentia_migrations WHERE migration_set = 'licentia'"
+                )
+            }
+            for name, ddl in MIGRATIONS:
+                if name in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(ddl.encode())
+                    conn.execute(
+                        "INSERT INTO licentia_migrations (migration_set, name)"
+                        " VALUES ('licentia', %s)",
+                        (name,),
+                    )
+                applied.append(name)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+    return applied
+
+
+class _PgConn:
+    """A psycopg connection seen through the store's :class:`~.common.Conn`: the shared
+    statements' ``?`` placeholders become psycopg's ``%s``."""
+
+    __slots__ = ("conn",)
+    _SQL: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Any = (), /) -> Cursor:
+        """Run one statement."""
+        query = self._SQL.get(sql)
+        if query is None:
+            query = self._SQL[sql] = sql.replace("?", "%s")
+        return self.conn.execute(query, params)
+
+
+def _lock_key(parts: Sequence[bytes]) -> int:
+    """A signed 64-bit advisory-lock key for ``parts`` (a collision only makes two unrelated
+    writers wait for each other)."""
+    digest = hashlib.blake2b(b"\x00".join(parts), digest_size=8, person=b"licentia-lock").digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class PostgresStore(SqlStore):
+    """The :class:`~.base.Store` on a PostgreSQL database (``postgresql://…``), safe to share
+    between several exchange replicas: each has its own pool, and the engine keeps the rules."""
+
+    _INTEGRITY: ClassVar[tuple[type[Exception], ...]] = (psycopg.IntegrityError,)
+    _CONCURRENT_WRITERS: ClassVar[bool] = True
+
+    def __init__(
+        self, url: str, *, read_only: bool = False, min_size: int = 1, max_size: int = 16
+    ) -> None:
+        self.url = url
+        self.read_only = read_only
+        self._local = threading.local()
+        self._init_common()
+        if not read_only:
+            migrate(url)
+        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True},
+            open=True,
+            name="licentia-store",
+        )
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _transact(self, fn: Callable[[Conn], T]) -> T:
+        """Run ``fn`` in one transaction on a pooled connection and return what it returned
+        once committed (or raise what it raised, nothing of it kept). The first change a
+        call commits also records the call's spent nonces (:func:`.base.spending`), in the
+        same transaction. Deadlocks and serialization failures run it again."""
+        if self.read_only:
+            raise LicentiaError(Reason.NOT_SERVED, "this replica does not write")
+        inner: _PgConn | None = getattr(self._local, "conn", None)
+        if inner is not None:  # a change made from inside a change
+            return fn(inner)
+        nonces = unrecorded_nonces()
+        for attempt in range(ATTEMPTS):
+            try:
+                with self._pool.connection() as conn, conn.transaction():
+                    c = _PgConn(conn)
+                    self._local.conn = c
+                    try:
+                        self._sweep_nonces(c, nonces)
+                        self._spend(c, nonces)
+                        value = fn(c)
+                    finally:
+                        self._local.conn = None
+            except _RETRY:
+                if attempt == ATTEMPTS - 1:
+                    raise
+                continue
+            for n in nonces:
+                n.recorded = True
+            return value
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _hold(self, c: Conn, *parts: bytes) -> None:
+        """A transaction-scoped advisory lock on ``parts``: released at commit or rollback."""
+        c.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(parts),))
+
+    def _next_log_index(self, c: Conn) -> int:
+        """The log counter, row-locked until this change commits: gapless, in commit order."""
+        return int(
+            c.execute(
+                "UPDATE counters SET value = value + 1 WHERE name = 'log_index' RETURNING value - 1"
+            ).fetchone()[0]
+        )
+
+    def _next_sequence(self, c: Conn) -> int:
+        """The revocation counter, row-locked until this change commits: gapless, in order."""
+        return int(
+            c.execute(
+                "UPDATE counters SET value = value + 1 WHERE name = 'revocation_sequence'"
+                " RETURNING value"
+            ).fetchone()[0]
+        )
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One read statement on a pooled connection (its own snapshot)."""
+        with self._pool.connection() as conn:
+            return _PgConn(conn).execute(sql, params).fetchall()
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[Conn]:
+        """A pooled connection inside one REPEATABLE READ, READ ONLY transaction."""
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield _PgConn(conn)
+
+    def close(self) -> None:
+        """Close the pool's connections."""
+        self._pool.close()

@@ -1,0 +1,132 @@
+"""The exchange end to end on the PostgreSQL store (``build(..., db="postgresql://…")``, as
+``licentia-server --db`` does): the exchange-flow tests, run again on a real PostgreSQL server
+started by the tests (``tests/conftest.py``), and two replicas writing to one database."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from licentia.v1 import licences_pb2, records_pb2
+
+from ..pg_server import PgServer
+from .exchange_harness import (
+    Exchange,
+    ExchangeError,
+    Party,
+    approve_request,
+    register_advertiser,
+    register_holder,
+    request_licence,
+    start_exchange,
+)
+
+# Collected here again, with the ``ex`` fixture below: the same tests on PostgreSQL.
+from .test_exchange_flow import (
+    cast,
+    test_erasure_revokes_live_licences_and_tells_the_licensee,
+    test_exclusive_race_issues_exactly_one,
+    test_the_whole_story,
+    test_use_reports_count_once_and_stop_at_max_uses,
+)
+
+if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
+    from clients.channel import SignedChannel
+    from services.store import open_store
+    from services.store.postgres import PostgresStore
+else:
+    from licentia.clients.channel import SignedChannel
+    from licentia.services.store import open_store
+    from licentia.services.store.postgres import PostgresStore
+
+__all__ = [
+    "cast",
+    "test_erasure_revokes_live_licences_and_tells_the_licensee",
+    "test_exclusive_race_issues_exactly_one",
+    "test_the_whole_story",
+    "test_use_reports_count_once_and_stop_at_max_uses",
+]
+
+
+@pytest.fixture
+def ex(tmp_path: Path, pg_server: PgServer) -> Iterator[Exchange]:
+    exchange = start_exchange(tmp_path / "data", db=pg_server.create_database(pg_server.template))
+    assert isinstance(exchange.app.deps.store, PostgresStore)
+    try:
+        yield exchange
+    finally:
+        exchange.stop()
+
+
+def test_open_store_takes_the_db_urls(tmp_path: Path, pg_server: PgServer) -> None:
+    default = open_store("", tmp_path / "a.db")
+    explicit = open_store(f"sqlite:///{tmp_path / 'b.db'}", tmp_path / "unused.db")
+    pg = open_store(pg_server.create_database(pg_server.template), tmp_path / "unused.db")
+    assert isinstance(pg, PostgresStore)
+    for s in (default, explicit, pg):
+        s.close()
+    assert (tmp_path / "a.db").exists()
+    assert (tmp_path / "b.db").exists()
+    assert not (tmp_path / "unused.db").exists()
+    with pytest.raises(ValueError, match="sqlite"):
+        open_store("mysql://x", tmp_path / "a.db")
+
+
+def test_two_replicas_on_one_database_issue_one_exclusive_licence(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    """Two exchange processes' worth of state (two apps, two servers, two pools) on one
+    database: approvals sent to both at once issue exactly one exclusive licence."""
+    url = pg_server.create_database(pg_server.template)
+    first = start_exchange(tmp_path / "data", db=url)
+    # The second replica shares the data directory's keys (the issuer and operator keys).
+    second = start_exchange(tmp_path / "data", db=url)
+    try:
+        holder = first.party()
+        register_holder(holder)
+        advertisers = [first.party() for _ in range(8)]
+        for i, a in enumerate(advertisers):
+            register_advertiser(a, f"Buyer {i}")
+        pending = [
+            request_licence(a, holder.key.public.raw, exclusive=True).request for a in advertisers
+        ]
+        on_second = Party(holder.key, SignedChannel(second.channel(), holder.key), second)
+        outcomes: list[str] = []
+        lock = threading.Lock()
+        gate = threading.Barrier(len(pending))
+
+        def approve(i: int) -> None:
+            who = holder if i % 2 else on_second
+            gate.wait()
+            try:
+                approve_request(who, pending[i])
+                outcome = "ISSUED"
+            except ExchangeError as e:
+                outcome = e.reason.name
+            with lock:
+                outcomes.append(outcome)
+
+        threads = [threading.Thread(target=approve, args=(i,)) for i in range(len(pending))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert outcomes.count("ISSUED") == 1
+        assert sorted(set(outcomes)) == ["EXCLUSIVITY_CONFLICT", "ISSUED"]
+        for replica in (holder, on_second):
+            listed = replica.call(
+                licences_pb2,
+                "ListLicences",
+                licences_pb2.ListLicencesRequest(),
+                licences_pb2.ListLicencesResponse,
+            ).licences
+            assert len(listed) == 1
+            assert listed[0].state == records_pb2.LICENCE_STATE_ACTIVE
+        assert first.app.deps.store.ledger_check() == []
+    finally:
+        second.stop()
+        first.stop()
