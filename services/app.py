@@ -66,6 +66,9 @@ FOLLOWER_METHODS = frozenset(
         "GetConsistencyProof",
     }
 )
+#: On a store other processes write to, the hub reads it at least this often (the safety
+#: net under the store's notifications) and re-reads the issuer keys.
+SAFETY_POLL_SECONDS = 1.0
 DB_FILE = "licentia.db"
 KEYS_DIR = "issuer-keys"
 #: The exchange operator's key seed (0600), created on first start.
@@ -110,7 +113,10 @@ def build(
 
     A ``follower`` (a verify-only replica on the same data directory) never writes: it
     follows the store's revocations by polling every ``poll_seconds`` and answers
-    STATUS_STALE if it cannot read them for three heartbeats. At most ``max_streams``
+    STATUS_STALE if it cannot read them for three heartbeats. On a store that several
+    processes write (PostgreSQL), every replica follows the others' revocations the same
+    way, woken by the store's notifications, with a read at least every
+    :data:`SAFETY_POLL_SECONDS` (:meth:`.hub.RevocationHub.follow`). At most ``max_streams``
     response streams are open at once (keep it below the server's worker threads).
     ``keys_dir`` holds the issuer keys' secret files (default: ``issuer-keys/`` in
     ``data_dir``). ``db`` names the store (:func:`.store.open_store`): empty for the SQLite
@@ -147,18 +153,18 @@ def build(
         descriptor = module.DESCRIPTOR.services_by_name[service_name]
         app.handlers.append(service(descriptor, methods, auth, clock, log, streams))
         app.service_names.append(descriptor.full_name)
-    if follower:
+    if follower or store.shared():
+        # Other processes write revocations: follow the store, woken by its notifications
+        # where it has them, and answer STATUS_STALE when it cannot be read.
         hub.staleness_bound = max(3 * int(settings.heartbeat_seconds), 3)
-
-        def follow() -> None:
-            while not app._stop.wait(poll_seconds):
-                try:
-                    hub.poll()
-                    keyring.refresh()
-                except Exception:
-                    log.warning("replica.poll_failed", exc_info=True)
-
-        t = threading.Thread(target=follow, name="licentia-follow", daemon=True)
+        interval = max(poll_seconds, SAFETY_POLL_SECONDS) if store.shared() else poll_seconds
+        t = threading.Thread(
+            target=hub.follow,
+            args=(app._stop, interval),
+            kwargs={"on_poll": keyring.refresh, "log": log},
+            name="licentia-follow",
+            daemon=True,
+        )
         t.start()
         app._threads.append(t)
     return app

@@ -3,13 +3,23 @@
 The store is the truth; the hub mirrors it. After a revocation commits, the servicer calls
 :meth:`RevocationHub.publish`, which sets the bit and wakes every subscriber at once. A
 replica that does not write (verify-only, on the same data directory) follows the store
-by polling instead. Subscribers read what they missed from the store, so a slow or late
-subscriber never skips an event; one too far behind starts from a signed snapshot.
+by polling instead, and so does every replica of a store other processes write to (on
+PostgreSQL, woken by the store's notifications: :meth:`RevocationHub.follow`).
+Subscribers read what they missed from the store, so a slow or late subscriber never
+skips an event; one too far behind starts from a signed snapshot.
+
+The hub's sequence only moves through consecutive numbers: an event that arrives ahead of
+a missing one (another replica's revocation not yet read, or two local ones published out
+of order) sets its bit at once but waits, with the sequence, until the missing ones are
+read from the store. Whatever the hub announces (to feeds, in heartbeats, in snapshots) is
+thus a gapless prefix of the store's events, and no subscriber is sent one twice.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -47,6 +57,8 @@ class Heartbeat:
 
 FeedItem = Snapshot | RevocationEvent | Heartbeat
 
+logger = logging.getLogger("licentia.hub")
+
 
 class RevocationHub:
     """The status list of one exchange and its subscribers."""
@@ -60,6 +72,8 @@ class RevocationHub:
         self._list = StatusList()
         self._sequence = 0
         self._recent: OrderedDict[int, RevocationEvent] = OrderedDict()
+        #: Events ahead of a missing one: their bits are set, their sequence not yet reached.
+        self._pending: dict[int, RevocationEvent] = {}
         #: When the list was last known to match the store (a follower's last poll).
         self.fresh_at = clock()
         #: A follower answers STATUS_STALE when its last poll is older than this.
@@ -78,8 +92,12 @@ class RevocationHub:
         for i in revoked:
             fresh.revoke(i)
         with self._cond:
+            for ev in self._pending.values():  # committed after the read: keep their bits
+                fresh.revoke(ev.status_index)
             self._list = fresh
             self._sequence = sequence
+            self._pending = {k: v for k, v in self._pending.items() if k > sequence}
+            self._advance()
             self.fresh_at = self.clock()
 
     def snapshot(self) -> Snapshot:
@@ -92,21 +110,54 @@ class RevocationHub:
         """Apply committed events and wake every subscriber.
 
         Events may arrive out of order (two revocations commit as 5 then 6, and their
-        threads publish 6 then 5): every bit is set whatever the order, and the sequence
-        only moves forward. Everything up to the sequence is committed (the store numbers
-        events inside its serialised write transactions), so a subscriber may read it.
+        threads publish 6 then 5; or 7 is published here while 6, committed by another
+        replica, is not yet read): every bit is set at once, whatever the order, but the
+        sequence only moves through consecutive numbers. When an event is ahead of a
+        missing one, the missing ones are read from the store (they are committed: the
+        store commits events in sequence order), so the sequence catches up at once.
         """
+        if self._apply(events):
+            self._fill()
+
+    def _apply(self, events: Sequence[RevocationEvent]) -> bool:
+        """Set the events' bits, move the sequence over every consecutive one, wake the
+        subscribers; whether some event still waits for a missing one."""
         if not events:
-            return
+            return bool(self._pending)
         with self._cond:
             for ev in events:
-                self._list.revoke(ev.status_index)
-                if ev.sequence not in self._recent:
-                    self._recent[ev.sequence] = ev
-                    if len(self._recent) > RECENT:
-                        self._recent.popitem(last=False)
-                self._sequence = max(self._sequence, ev.sequence)
+                self._list.revoke(ev.status_index)  # committed: Verify denies it at once
+                if ev.sequence > self._sequence:
+                    self._pending[ev.sequence] = ev
+            self._advance()
             self._cond.notify_all()
+            return bool(self._pending)
+
+    def _advance(self) -> None:
+        """Move the sequence over the pending events that follow it (hold ``_cond``)."""
+        while (ev := self._pending.pop(self._sequence + 1, None)) is not None:
+            self._recent[ev.sequence] = ev
+            if len(self._recent) > RECENT:
+                self._recent.popitem(last=False)
+            self._sequence = ev.sequence
+
+    def _read(self, after: int) -> list[RevocationEvent]:
+        """The store's next events after ``after`` (one batch). Their numbers start at
+        ``after + 1``: the store numbers events without gaps and commits them in order. If
+        it ever did not, the events past the hole wait as pending, never skipping it."""
+        events = self.store.events_after(after, BATCH)
+        if events and events[0].sequence > after + 1:
+            logger.warning("hub.sequence_gap after=%d next=%d", after, events[0].sequence)
+        return events
+
+    def _fill(self) -> None:
+        """Read the events missing before the pending ones (one batch) from the store."""
+        try:
+            events = self._read(self._sequence)
+        except Exception:  # the follower's next poll tries again
+            logger.warning("hub.fill_failed", exc_info=True)
+            return
+        self._apply(events)
 
     def _after(self, seq: int) -> list[RevocationEvent]:
         """The next events after ``seq`` (from memory when it has them all, else the store)."""
@@ -117,9 +168,16 @@ class RevocationHub:
                 if ev is None:
                     break
                 out.append(ev)
-            if out and out[-1].sequence == min(self._sequence, seq + BATCH):
+            limit = self._sequence
+            if out and out[-1].sequence == min(limit, seq + BATCH):
                 return out
-        return self.store.events_after(seq, BATCH)
+        # Only what the hub has reached, and only consecutive numbers: never past a gap.
+        out = []
+        for ev in self.store.events_after(seq, BATCH):
+            if ev.sequence != seq + len(out) + 1 or ev.sequence > limit:
+                break
+            out.append(ev)
+        return out
 
     def check(self, index: int, now: int) -> Reason | None:
         """``REVOKED``, ``STATUS_STALE`` (a follower that lost the store), or ``None``."""
@@ -130,13 +188,54 @@ class RevocationHub:
         return None
 
     def poll(self) -> None:
-        """Apply events committed by another process (a replica following the store)."""
+        """Apply events committed by another process (a replica following the store), in
+        order from the hub's sequence; raises what the store raised (nothing applied is
+        lost: the next poll goes on from the sequence reached)."""
         while True:
-            events = self.store.events_after(self._sequence, BATCH)
-            self.publish(events)
-            if len(events) < BATCH:
+            before = self._sequence
+            events = self._read(before)
+            self._apply(events)
+            if len(events) < BATCH or self._sequence == before:
                 break
         self.fresh_at = self.clock()
+
+    def follow(
+        self,
+        stop: threading.Event,
+        interval: float,
+        *,
+        on_poll: Callable[[], None] | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
+        """Follow the store until ``stop`` is set (a replica's follower thread).
+
+        Reads the store's new events whenever :meth:`~.store.Store.wait_for_events` says
+        another process committed one (PostgreSQL's notifications), and at least every
+        ``interval`` seconds whatever it says (the safety net; the only way on SQLite).
+        ``on_poll`` runs after each timed read (re-reading the issuer keys, say). A failed
+        read is logged and tried again at the next turn."""
+        log = log or logger
+        last = -float(interval)
+        while not stop.is_set():
+            try:
+                news = self.store.wait_for_events(self._sequence, min(interval, 0.25))
+            except Exception:
+                log.warning("replica.wait_failed", exc_info=True)
+                news = False
+                stop.wait(min(interval, 0.25))
+            if stop.is_set():
+                return
+            timed = time.monotonic() - last >= interval
+            if not (news or timed):
+                continue
+            try:
+                self.poll()
+                if timed:
+                    last = time.monotonic()
+                    if on_poll is not None:
+                        on_poll()
+            except Exception:
+                log.warning("replica.poll_failed", exc_info=True)
 
     def close(self) -> None:
         """End every subscription."""
@@ -161,6 +260,8 @@ class RevocationHub:
         as a licensee following its own licences) it never starts from a snapshot: it
         reads every event it missed from the store, however far behind.
         """
+        if after > self._sequence:  # resumed from a replica ahead of this one? catch up
+            self._fill()
         seq = min(after, self._sequence) if not snapshots else after
         if snapshots and (after > self._sequence or self._sequence - after > MAX_CATCH_UP):
             snap = self.snapshot()

@@ -307,6 +307,23 @@ class Store(Protocol):
         """``(revoked indexes, last sequence)`` of the status list now, one snapshot."""
         ...
 
+    def shared(self) -> bool:
+        """True when other exchange processes may write to this store too: each replica must
+        then follow the revocations the others commit (:meth:`wait_for_events`)."""
+        ...
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Block until revocation events after sequence ``after`` may have been committed
+        by another process, or for at most ``timeout`` seconds. True when there is news to
+        read (then read :meth:`events_after`); False when the time ran out with none known.
+
+        A backend that can be told (PostgreSQL's ``LISTEN``/``NOTIFY``) returns as soon as
+        another process commits a revocation, and True after re-establishing a lost
+        connection (what was said meanwhile is unknown: read to catch up). One that cannot
+        (SQLite) sleeps ``timeout`` and returns False: the caller polls on a timer. Called
+        from one thread at a time (the replica's follower thread)."""
+        ...
+
     # -- issuer keys ---------------------------------------------------------------------
     def issuer_keys(self) -> list[IssuerKeyRow]:
         """Every published issuer key, oldest first."""

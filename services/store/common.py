@@ -153,6 +153,19 @@ class SqlStore:
         """Inside a change: the sequence number of the revocation event it appends."""
         raise NotImplementedError
 
+    def _announce(self, c: Conn, event: RevocationEvent) -> None:
+        """Inside a change: tell the other processes on this store, at commit, that
+        ``event`` exists. A backend with one writing process has no one to tell."""
+
+    def shared(self) -> bool:
+        """True when several processes may write to this store at once."""
+        return self._CONCURRENT_WRITERS
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Polling: sleep ``timeout`` seconds, then False (nothing is announced)."""
+        time.sleep(timeout)
+        return False
+
     # -- shared plumbing ---------------------------------------------------------------------
     def _row(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         rows = self._rows(sql, params)
@@ -775,7 +788,9 @@ class SqlStore:
                 int(cause),
             ),
         ).fetchone()
-        return self._event(r)
+        event = self._event(r)
+        self._announce(c, event)
+        return event
 
     def revoke(
         self, licence_id: bytes, now: int, cause: Cause, evidence: bytes = b""

@@ -19,6 +19,12 @@ differs when several processes write at once, each with its own pool:
   commit in order. A reader that has seen number *n* never later meets a smaller number
   committing (a subscriber resuming after *n* misses nothing).
 - Status-list index blocks come from the same counters table as in SQLite.
+- Each revocation's transaction also sends ``NOTIFY licentia_revocations`` (payload: its
+  sequence number), which the engine delivers at commit and only if it commits. Each replica
+  keeps one listening connection (:meth:`PostgresStore.wait_for_events`, called by the
+  replica's follower thread): a notification wakes it to read ``events_after`` from its
+  last sequence; a lost listening connection is reopened with backoff, and the reader told
+  to catch up, since notifications sent meanwhile are lost.
 - Handles compare byte-wise (``COLLATE "C"``), as in SQLite, whatever the database's locale:
   offers page in the same order on both.
 - Migrations are the SQLite store's, by the same names (``m001_initial`` …
@@ -30,7 +36,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -40,6 +48,7 @@ from psycopg_pool import ConnectionPool
 
 from licentia.errors import LicentiaError, Reason
 
+from ..model import RevocationEvent
 from .base import unrecorded_nonces
 from .common import Conn, Cursor, SqlStore
 
@@ -195,6 +204,13 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ),
 )
 
+#: The channel on which revocations are announced (payload: the event's sequence number).
+CHANNEL = "licentia_revocations"
+#: The listening connection is reopened after this long, doubling up to the maximum.
+LISTEN_BACKOFF = (0.05, 2.0)
+
+_log = logging.getLogger("licentia.store")
+
 #: The engine's aborts after which a change is simply run again.
 _RETRY = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 
@@ -284,6 +300,9 @@ class PostgresStore(SqlStore):
             open=True,
             name="licentia-store",
         )
+        #: The connection that LISTENs (opened by the first :meth:`wait_for_events`).
+        self._listener: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._backoff = LISTEN_BACKOFF[0]
 
     # -- plumbing ------------------------------------------------------------------------
     def _transact(self, fn: Callable[[Conn], T]) -> T:
@@ -338,6 +357,53 @@ class PostgresStore(SqlStore):
             ).fetchone()[0]
         )
 
+    def _announce(self, c: Conn, event: RevocationEvent) -> None:
+        """``NOTIFY`` the other replicas; the engine delivers it when this change commits."""
+        c.execute("SELECT pg_notify(?, ?)", (CHANNEL, str(event.sequence)))
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Wait on the listening connection for a revocation numbered after ``after``.
+
+        Opens (or reopens, after a failure, waiting the backoff first) the connection and
+        ``LISTEN``s, then answers True at once: whatever was announced while no one
+        listened is unknown, so the caller reads to catch up. Otherwise True on the first
+        notification of a sequence above ``after`` (others are drained), False after
+        ``timeout`` seconds of silence."""
+        conn = self._listener
+        if conn is None or conn.closed:
+            self._listener = None
+            try:
+                conn = psycopg.connect(self.url, autocommit=True)
+                conn.execute(f"LISTEN {CHANNEL}")
+            except psycopg.Error:
+                _log.warning("store.listen_failed", exc_info=True)
+                time.sleep(self._backoff)
+                self._backoff = min(self._backoff * 2, LISTEN_BACKOFF[1])
+                return True
+            self._listener = conn
+            self._backoff = LISTEN_BACKOFF[0]
+            return True
+        try:
+            news = False
+            wait = timeout
+            while True:
+                got = False
+                for n in conn.notifies(timeout=wait, stop_after=1):
+                    got = True
+                    try:
+                        news = news or int(n.payload) > after
+                    except ValueError:
+                        news = True
+                if not got:
+                    return news
+                wait = 0  # drain what else is queued, without waiting
+        except psycopg.Error:
+            _log.warning("store.listen_lost", exc_info=True)
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+            self._listener = None
+            return True
+
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """One read statement on a pooled connection (its own snapshot)."""
         with self._pool.connection() as conn:
@@ -351,5 +417,9 @@ class PostgresStore(SqlStore):
             yield _PgConn(conn)
 
     def close(self) -> None:
-        """Close the pool's connections."""
+        """Close the pool's connections and the listening connection."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(psycopg.Error):
+                listener.close()
         self._pool.close()

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .benches import load_bench
 
 
 def _bench_log(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """``bench/bench_log.py`` as a module, registered in ``sys.modules`` for the test only."""
-    path = ROOT / "bench" / "bench_log.py"
-    spec = importlib.util.spec_from_file_location("bench_log", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench(monkeypatch, "bench_log")
 
 
 def test_bench_log_quick_builds_a_tree_and_verifies_its_proofs(

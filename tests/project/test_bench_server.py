@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .benches import load_bench
 
 
 def _bench_server(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """``bench/bench_server.py`` as a module (bench/ is scripts, not a package); registered in
-    ``sys.modules`` for the test only (its dataclasses look their module up there); bench/ is
-    on the path, as for the script, for the module it shares with the other benches."""
-    path = ROOT / "bench" / "bench_server.py"
-    monkeypatch.syspath_prepend(str(path.parent))
-    spec = importlib.util.spec_from_file_location("bench_server", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench(monkeypatch, "bench_server")
 
 
 def test_bench_server_quick_prints_the_four_benches(

@@ -43,6 +43,26 @@ def test_events_published_out_of_order_all_take_effect(tmp_path: Path) -> None:
     assert hub.check(30, NOW) is None
 
 
+def test_the_sequence_never_passes_a_missing_event(tmp_path: Path) -> None:
+    """Event 2 published while 1 is nowhere to be read (another replica's, not yet read):
+    its bit is set at once, but the sequence, heartbeats and snapshots stay at 0 until 1
+    arrives; then each event is fed once, in order, however often it was published."""
+    hub = _hub(tmp_path)
+    hub.publish([_ev(2, 20)])
+    assert hub.check(20, NOW) == Reason.REVOKED
+    assert hub.sequence == 0
+    assert hub.snapshot().sequence == 0
+    beat = next(hub.feed(0, 0.01, lambda: True))
+    assert isinstance(beat, Heartbeat)
+    assert beat.sequence == 0
+    hub.publish([_ev(1, 10), _ev(2, 20)])
+    hub.publish([_ev(1, 10)])
+    assert hub.sequence == 2
+    items = list(itertools.islice(hub.feed(0, 0.01, lambda: True), 3))
+    assert [type(i).__name__ for i in items] == ["RevocationEvent", "RevocationEvent", "Heartbeat"]
+    assert [i.sequence for i in items] == [1, 2, 2]
+
+
 def test_a_feed_sends_every_event_in_order_then_heartbeats(tmp_path: Path) -> None:
     hub = _hub(tmp_path)
     hub.publish([_ev(3, 30), _ev(1, 10), _ev(2, 20)])

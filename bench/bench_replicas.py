@@ -1,0 +1,173 @@
+"""Benchmarks of two exchange replicas on one PostgreSQL database, against SQLite in the same run.
+
+Prints one JSON object per line, like the other benches: ``bench``, ``ops_per_s``, ``ratio``,
+``target``, ``limit``, ``ok`` (and ``value`` / ``p99_ms`` where a latency is measured).
+
+A PostgreSQL server is started for the run in a temporary directory, as the tests start theirs
+(``tests/pg_server.py``: ``initdb`` + ``pg_ctl``, a Unix socket only, ``fsync`` and
+``synchronous_commit`` on), and stopped at the end. The exchanges run in this process, built
+and started as ``bench_server.py`` builds its one (:class:`bench_server.Bench`).
+
+- ``rpc.issue.postgres``: licences issued per second on PostgreSQL ÷ on SQLite (WAL,
+  ``synchronous=FULL``), each measured as ``bench_server.py``'s ``rpc.issue`` (16 concurrent
+  advertisers, one auto-approved RequestLicence per licence), in interleaved rounds (SQLite,
+  then PostgreSQL, each round); the ratio of the medians. Reported, no target: on a 2-core
+  machine the database server competes with the exchange for the same cores.
+- ``revocation.propagation.cross_replica``: p99 of the milliseconds from RevokeLicence's
+  return at replica A to the revocation event's arrival on each of 50 WatchRevocations
+  streams opened on replica B (the same database, another pool, another hub), over
+  sequential revocations. The event reaches B through PostgreSQL's ``NOTIFY`` (sent by the
+  revoking transaction, delivered at commit) on B's listening connection, which wakes B's hub
+  to read the events from the store. Target: 50 ms.
+
+Run with ``python bench/bench_replicas.py``; ``--quick`` runs fewer, shorter rounds (the
+tests use it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # for tests/pg_server.py, the tests' PostgreSQL server
+    sys.path.append(str(ROOT))
+
+if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
+    from bench.bench_server import (
+        FULL,
+        MAX_WORKERS,
+        QUICK,
+        STREAMS,
+        Bench,
+        propagation_row,
+        run_concurrently,
+    )
+    from services.app import App, build
+    from services.deps import Settings
+    from services.runtime import RunningServer, ServerSettings, start
+    from tests.pg_server import PgServer
+else:  # run as a script: bench/ is on the path
+    from bench_server import (
+        FULL,
+        MAX_WORKERS,
+        QUICK,
+        STREAMS,
+        Bench,
+        propagation_row,
+        run_concurrently,
+    )
+
+    from licentia.services.app import App, build
+    from licentia.services.deps import Settings
+    from licentia.services.runtime import RunningServer, ServerSettings, start
+    from tests.pg_server import PgServer
+
+#: revocation.propagation.cross_replica's target, p99 ms.
+PROPAGATION_TARGET_MS = 50
+
+
+class Replica:
+    """A second exchange on the same database and data directory (keys) as a bench's."""
+
+    def __init__(self, data_dir: Path, db: str) -> None:
+        log = logging.getLogger("licentia.bench")
+        log.setLevel(logging.WARNING)
+        self.app: App = build(data_dir, settings=Settings(), log=log, db=db)
+        try:
+            self.server: RunningServer = start(
+                ServerSettings(address="127.0.0.1:0", max_workers=MAX_WORKERS),
+                self.app.handlers,
+                self.app.service_names,
+                log,
+            )
+        except BaseException:
+            self.app.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the server, then close the app."""
+        try:
+            self.server.stop(0.5)
+        finally:
+            self.app.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks; exit 1 if a target is missed."""
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
+    args = ap.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+
+    pg = PgServer().start()
+    try:
+        url = pg.create_database()
+        with tempfile.TemporaryDirectory(prefix="licentia-bench-") as tmp:
+            lite = Bench(Path(tmp) / "sqlite", sizes)
+            try:
+                a = Bench(Path(tmp) / "pg", sizes, db=url)
+                try:
+                    lite.setup()
+                    a.setup()
+                    rates: dict[str, list[float]] = {"sqlite": [], "postgres": []}
+                    for _ in range(sizes.rounds):
+                        rates["sqlite"].append(
+                            run_concurrently(lite.issue_jobs(), lite._issued).rate
+                        )
+                        rates["postgres"].append(run_concurrently(a.issue_jobs(), a._issued).rate)
+                    b = Replica(Path(tmp) / "pg", url)
+                    try:
+                        latencies, missing = a.propagation(watch_address=b.server.address)
+                    finally:
+                        b.close()
+                finally:
+                    a.close()
+            finally:
+                lite.close()
+    finally:
+        pg.stop()
+
+    on_pg = statistics.median(rates["postgres"])
+    on_lite = statistics.median(rates["sqlite"])
+    p99 = statistics.quantiles(latencies, n=100, method="inclusive")[98]
+    results: list[dict[str, Any]] = [
+        {
+            "bench": "rpc.issue.postgres",
+            "ops_per_s": round(on_pg),
+            "ratio": round(on_pg / on_lite, 3),
+            "target": None,
+            "limit": f"licences/s on SQLite in the same run ({round(on_lite)}/s), 16 callers",
+            "note": (
+                "reported, no target: PostgreSQL (fsync, synchronous_commit on, Unix socket)"
+                " shares the machine's cores with the exchange"
+            ),
+            "per_round_postgres": [round(r) for r in rates["postgres"]],
+            "per_round_sqlite": [round(r) for r in rates["sqlite"]],
+            "ok": True,
+        },
+        {
+            **propagation_row(
+                "revocation.propagation.cross_replica",
+                latencies,
+                missing,
+                PROPAGATION_TARGET_MS,
+                f"ms from RevokeLicence's return at replica A to the event on each of"
+                f" {STREAMS} streams on replica B, {sizes.revocations} revocations one at a time",
+            ),
+            "ok": p99 <= PROPAGATION_TARGET_MS and missing == 0,
+        },
+    ]
+    for res in results:
+        print(json.dumps(res, ensure_ascii=False), flush=True)
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

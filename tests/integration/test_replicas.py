@@ -1,0 +1,470 @@
+"""Two exchange replicas on one PostgreSQL database behave as one exchange: a licence issued
+by one is served by the other; a revocation taken by one reaches the WatchRevocations
+subscribers, the inline verifiers and the Verify RPC of the other, in sequence order and
+without gaps, also across a resumption; the transparency log is one log; and stopping one
+replica abruptly mid-load loses no acknowledged operation while the other keeps serving."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import grpc  # type: ignore[import-untyped]
+import psycopg
+import pytest
+
+from licentia import merkle
+from licentia.errors import Reason
+from licentia.keys import PrivateKey
+from licentia.presentation import present
+from licentia.v1 import licences_pb2, records_pb2, transparency_pb2
+
+from ..pg_server import PgServer
+from .exchange_harness import (
+    FAST_RECONNECT,
+    Exchange,
+    ExchangeError,
+    Party,
+    fund,
+    issue_licence,
+    operator_party,
+    photo_use,
+    reasons,
+    register_advertiser,
+    register_holder,
+    register_platform,
+    revoke_licence,
+    start_exchange,
+    start_verifier,
+    verify,
+    wait_for,
+)
+from .test_transparency import _unary, checkpoint, entries
+
+if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
+    from clients.channel import SignedChannel
+else:
+    from licentia.clients.channel import SignedChannel
+
+AUDIENCE = "photoshare"
+WATCH = "/licentia.v1.LicenceService/WatchRevocations"
+#: How long a revocation may take to reach the other replica's subscribers in these tests
+#: (the bench measures the real figure).
+ARRIVAL = 2.0
+
+
+@dataclass
+class Cast:
+    """Two replicas and the parties, registered at A; each party can also call B."""
+
+    a: Exchange
+    b: Exchange
+    holder: Party
+    adv: Party
+    platform: Party
+
+    def at_b(self, p: Party) -> Party:
+        """The same party, calling replica B."""
+        return Party(p.key, SignedChannel(self.b.channel(), p.key), self.b)
+
+
+@pytest.fixture
+def cast(tmp_path: Path, pg_server: PgServer) -> Iterator[Cast]:
+    url = pg_server.create_database(pg_server.template)
+    # Both replicas share the data directory's keys (issuer, operator, log), as replicas do.
+    a = start_exchange(tmp_path / "data", db=url)
+    b = start_exchange(tmp_path / "data", db=url)
+    try:
+        holder, adv, platform = a.party(), a.party(), a.party()
+        register_holder(holder)
+        register_advertiser(adv)
+        register_platform(platform, AUDIENCE)
+        yield Cast(a, b, holder, adv, platform)
+    finally:
+        b.stop()
+        a.stop()
+
+
+@dataclass
+class Watch:
+    """A raw WatchRevocations subscriber on its own channel, read by a thread."""
+
+    address: str
+    after: int = 0
+    events: list[int] = field(default_factory=list)
+    indexes: list[int] = field(default_factory=list)
+    heartbeats: list[tuple[int, int]] = field(default_factory=list)  # (events seen, sequence)
+    snapshots: int = 0
+
+    def __post_init__(self) -> None:
+        self._channel = grpc.insecure_channel(self.address)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        feed = SignedChannel(self._channel, None).server_stream(
+            WATCH,
+            licences_pb2.WatchRevocationsRequest(after_sequence=self.after),
+            licences_pb2.WatchRevocationsResponse,
+        )
+        try:
+            for resp in feed:
+                if resp.HasField("event"):
+                    self.events.append(resp.event.sequence)
+                    self.indexes.append(resp.event.status_index)
+                elif resp.HasField("heartbeat"):
+                    self.heartbeats.append((len(self.events), resp.heartbeat.sequence))
+                else:
+                    self.snapshots += 1
+        except ExchangeError:
+            return  # closed
+
+    def close(self) -> None:
+        """End the stream."""
+        self._channel.close()
+        self._thread.join(timeout=5)
+
+
+def _get_licence(p: Party, licence_id: bytes) -> records_pb2.LicenceRecord:
+    return p.call(
+        licences_pb2,
+        "GetLicence",
+        licences_pb2.GetLicenceRequest(licence_id=licence_id),
+        licences_pb2.GetLicenceResponse,
+    ).licence
+
+
+def test_a_licence_issued_at_a_is_served_by_b(cast: Cast) -> None:
+    licence = issue_licence(cast.holder, cast.adv)
+    at_b = _get_licence(cast.at_b(cast.adv), licence.licence_id)
+    assert at_b.token == licence.token
+    assert at_b.state == records_pb2.LICENCE_STATE_ACTIVE
+    assert reasons(verify(cast.at_b(cast.platform), cast.adv, licence.token, photo_use())) == []
+
+
+def test_a_revocation_at_a_reaches_the_subscribers_and_verifiers_of_b(cast: Cast) -> None:
+    licence = issue_licence(cast.holder, cast.adv)
+    watch = Watch(cast.b.address)
+    verifier, raw = start_verifier(cast.b.address, AUDIENCE)
+    try:
+        wait_for(lambda: verifier.connected and len(watch.heartbeats) > 0, 5)
+        use = photo_use()
+
+        def decision() -> tuple[Reason, ...]:
+            pres = present(cast.adv.key, licence.licence_id, AUDIENCE, use, int(time.time()))
+            return verifier.check(licence.token, pres, use).reasons
+
+        assert decision() == ()
+        receipt = revoke_licence(cast.holder, licence.licence_id).receipt
+        sequence = records_pb2.TerminationReceipt.FromString(receipt.receipt).sequence
+        wait_for(lambda: watch.events == [sequence], ARRIVAL)
+        wait_for(lambda: decision() == (Reason.REVOKED,), ARRIVAL)
+        assert watch.indexes == [licence.status_index]
+        # B's own view follows too: Verify, the snapshot's sequence, the heartbeats.
+        platform_b = cast.at_b(cast.platform)
+        assert reasons(verify(platform_b, cast.adv, licence.token, photo_use())) == [Reason.REVOKED]
+        assert cast.b.app.deps.hub.snapshot().sequence == sequence
+        wait_for(lambda: watch.heartbeats[-1][1] == sequence, ARRIVAL)
+    finally:
+        watch.close()
+        verifier.close()
+        raw.close()
+
+
+def test_revocations_alternating_between_replicas_arrive_gapless_and_in_order(
+    cast: Cast,
+) -> None:
+    n = 24
+    licences = [issue_licence(cast.holder, cast.adv) for _ in range(n)]
+    holder_b = cast.at_b(cast.holder)
+    watches = [Watch(cast.a.address), Watch(cast.b.address)]
+    try:
+        wait_for(lambda: all(w.heartbeats for w in watches), 5)
+
+        def revoke(who: Party, mine: list[records_pb2.LicenceRecord]) -> None:
+            for lic in mine:
+                revoke_licence(who, lic.licence_id)
+
+        # Two writers at once, one per replica: their commits interleave.
+        threads = [
+            threading.Thread(target=revoke, args=(cast.holder, licences[0::2])),
+            threading.Thread(target=revoke, args=(holder_b, licences[1::2])),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        for w in watches:
+            wait_for(lambda w=w: len(w.events) >= n, 5)  # type: ignore[misc]
+        time.sleep(0.3)  # anything more (a duplicate) would arrive by now
+        for w in watches:
+            assert w.events == list(range(1, n + 1))
+            assert sorted(w.indexes) == sorted(lic.status_index for lic in licences)
+            assert w.snapshots == 0
+            # A heartbeat never announces a sequence before the events that lead to it.
+            assert all(seq <= seen for seen, seq in w.heartbeats)
+        for ex in (cast.a, cast.b):
+            assert ex.app.deps.hub.sequence == n
+            assert all(
+                ex.app.deps.hub.check(lic.status_index, 0) == Reason.REVOKED for lic in licences
+            )
+    finally:
+        for w in watches:
+            w.close()
+
+
+def test_a_subscriber_of_b_that_resumes_misses_nothing(cast: Cast) -> None:
+    licences = [issue_licence(cast.holder, cast.adv) for _ in range(8)]
+    first = Watch(cast.b.address)
+    try:
+        wait_for(lambda: bool(first.heartbeats), 5)
+        for lic in licences[:3]:
+            revoke_licence(cast.holder, lic.licence_id)
+        wait_for(lambda: len(first.events) == 3, ARRIVAL)
+    finally:
+        first.close()
+    # Away: the others are revoked at A (and one at B) meanwhile.
+    for lic in licences[3:7]:
+        revoke_licence(cast.holder, lic.licence_id)
+    revoke_licence(cast.at_b(cast.holder), licences[7].licence_id)
+    again = Watch(cast.b.address, after=first.events[-1])
+    try:
+        wait_for(lambda: len(again.events) >= 5, ARRIVAL)
+        time.sleep(0.2)
+        assert first.events + again.events == list(range(1, 9))
+        assert again.snapshots == 0
+    finally:
+        again.close()
+
+
+def _listeners(url: str, terminate: bool = False) -> int:
+    """How many replicas' listening connections the database has (ending them if asked)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND query LIKE 'LISTEN %'"
+        ).fetchall()
+        if terminate:
+            for (pid,) in rows:
+                conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    return len(rows)
+
+
+def test_a_replica_whose_listening_connection_drops_reconnects_and_catches_up(
+    cast: Cast,
+) -> None:
+    licences = [issue_licence(cast.holder, cast.adv) for _ in range(3)]
+    url = cast.b.app.deps.store.url  # type: ignore[attr-defined]
+    watch = Watch(cast.b.address)
+    try:
+        wait_for(lambda: bool(watch.heartbeats) and _listeners(url) == 2, 5)
+        assert _listeners(url, terminate=True) == 2
+        # Revoked while no one listens: the reconnected listener's catch-up read (or the
+        # safety poll) brings it to B all the same.
+        revoke_licence(cast.holder, licences[0].licence_id)
+        wait_for(lambda: watch.events == [1], ARRIVAL)
+        wait_for(lambda: _listeners(url) == 2, 5)  # both replicas listen again
+        revoke_licence(cast.holder, licences[1].licence_id)
+        revoke_licence(cast.at_b(cast.holder), licences[2].licence_id)
+        wait_for(lambda: watch.events == [1, 2, 3], ARRIVAL)
+        assert cast.a.app.deps.hub.sequence == 3
+    finally:
+        watch.close()
+
+
+def test_the_log_read_at_b_is_the_log_written_at_a(cast: Cast) -> None:
+    licence = issue_licence(cast.holder, cast.adv)
+    at_a = checkpoint(cast.a)
+    revoke_licence(cast.holder, licence.licence_id)
+    issue_licence(cast.holder, cast.adv)
+    at_b = checkpoint(cast.b)
+    assert at_b.size == at_a.size + 2
+    proof = _unary(
+        cast.b,
+        "GetConsistencyProof",
+        transparency_pb2.GetConsistencyProofRequest(old_size=at_a.size, new_size=at_b.size),
+        transparency_pb2.GetConsistencyProofResponse,
+    )
+    assert merkle.verify_consistency(at_a.size, at_b.size, at_a.root, at_b.root, proof.proof)
+    read_at_b = entries(cast.b, 0, at_b.size)
+    assert [e.SerializeToString(deterministic=True) for e in read_at_b] == [
+        e.SerializeToString(deterministic=True) for e in entries(cast.a, 0, at_b.size)
+    ]
+    assert any(e.HasField("revocation") for e in read_at_b)
+    assert checkpoint(cast.a).root == at_b.root
+
+
+def test_stopping_replica_a_mid_load_loses_no_acknowledged_revocation(cast: Cast) -> None:
+    licences = [issue_licence(cast.holder, cast.adv) for _ in range(40)]
+    watch = Watch(cast.b.address)
+    acked: list[tuple[bytes, int]] = []
+    failed: list[BaseException] = []
+    try:
+        wait_for(lambda: bool(watch.heartbeats), 5)
+
+        def load() -> None:
+            for lic in licences:
+                try:
+                    resp = revoke_licence(cast.holder, lic.licence_id)
+                except ExchangeError as e:  # A is gone: not acknowledged
+                    failed.append(e)
+                    return
+                seq = records_pb2.TerminationReceipt.FromString(resp.receipt.receipt).sequence
+                acked.append((lic.licence_id, seq))
+
+        t = threading.Thread(target=load)
+        t.start()
+        wait_for(lambda: len(acked) >= 10, 10)
+        # Replica A dies: no grace for the calls in flight, its streams and store closed.
+        cast.a.server.stop(0)
+        cast.a.app.close()
+        t.join(timeout=30)
+        assert failed, "the load should have hit the stopped replica"
+        assert 10 <= len(acked) < len(licences)
+        # Every acknowledged revocation is at B: in its store, its feed, its Verify.
+        holder_b = cast.at_b(cast.holder)
+        for licence_id, _ in acked:
+            assert _get_licence(holder_b, licence_id).state == records_pb2.LICENCE_STATE_REVOKED
+        platform_b = cast.at_b(cast.platform)
+        for lic in licences[: len(acked)]:
+            assert reasons(verify(platform_b, cast.adv, lic.token, photo_use())) == [Reason.REVOKED]
+        wait_for(lambda: len(watch.events) >= len(acked), ARRIVAL)
+        assert watch.events[: len(acked)] == [seq for _, seq in acked]
+        # B keeps serving: it revokes the rest and issues new licences.
+        rest = licences[len(acked) :]
+        for lic in rest:
+            revoke_licence(holder_b, lic.licence_id)
+        wait_for(lambda: len(watch.events) == len(licences), ARRIVAL)
+        assert watch.events == list(range(1, len(licences) + 1))
+        fresh = issue_licence(holder_b, cast.at_b(cast.adv))
+        assert _get_licence(holder_b, fresh.licence_id).state == records_pb2.LICENCE_STATE_ACTIVE
+        assert cast.b.app.deps.store.ledger_check() == []
+    finally:
+        watch.close()
+
+
+def _server_process(data_dir: Path, db: str, name: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``licentia-server --db`` in its own process; it and its address once it listens."""
+    port_file = data_dir.parent / f"{name}.port"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "licentia.services.server",
+            "--data-dir",
+            str(data_dir),
+            "--db",
+            db,
+            "--listen",
+            "127.0.0.1:0",
+            "--port-file",
+            str(port_file),
+            "--heartbeat-seconds",
+            "0.5",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ},
+    )
+    deadline = time.monotonic() + 30
+    while not (port_file.exists() and port_file.read_text().strip()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("the server process did not start")
+        time.sleep(0.05)
+    return proc, f"127.0.0.1:{port_file.read_text().strip()}"
+
+
+def test_sigkill_of_one_server_process_mid_load_loses_nothing_acknowledged(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    """Two real ``licentia-server`` processes on one database: revocations made at A reach
+    B's subscribers and inline verifier; A is SIGKILLed while revoking; everything it
+    acknowledged is at B, and B takes over."""
+    url = pg_server.create_database(pg_server.template)
+    data = tmp_path / "data"
+    procs: list[subprocess.Popen[bytes]] = []
+    channels: list[grpc.Channel] = []
+    try:
+        proc_a, address_a = _server_process(data, url, "a")
+        procs.append(proc_a)
+        proc_b, address_b = _server_process(data, url, "b")  # after A made the keys
+        procs.append(proc_b)
+
+        def party(address: str, key: PrivateKey) -> Party:
+            ch = grpc.insecure_channel(address, options=list(FAST_RECONNECT))
+            channels.append(ch)
+            return Party(key, SignedChannel(ch, key))
+
+        keys = [PrivateKey.generate() for _ in range(3)]
+        holder, adv, platform = (party(address_a, k) for k in keys)
+        holder_b, adv_b, platform_b = (party(address_b, k) for k in keys)
+        register_holder(holder)
+        register_advertiser(adv)
+        register_platform(platform, AUDIENCE)
+        operator_channel = grpc.insecure_channel(address_a)
+        channels.append(operator_channel)
+        fund(operator_party(operator_channel, data), adv.key.public.raw)
+        licences = [issue_licence(holder, adv) for _ in range(30)]
+        watch = Watch(address_b)
+        verifier, raw = start_verifier(address_b, AUDIENCE)
+        try:
+            wait_for(lambda: verifier.connected and bool(watch.heartbeats), 5)
+            acked: list[int] = []
+
+            def load() -> None:
+                for lic in licences:
+                    try:
+                        resp = revoke_licence(holder, lic.licence_id)
+                    except ExchangeError:
+                        return  # A is gone: not acknowledged
+                    receipt = records_pb2.TerminationReceipt.FromString(resp.receipt.receipt)
+                    acked.append(receipt.sequence)
+
+            t = threading.Thread(target=load)
+            t.start()
+            wait_for(lambda: len(acked) >= 8, 10)
+            proc_a.send_signal(signal.SIGKILL)
+            proc_a.wait(timeout=10)
+            t.join(timeout=30)
+            n = len(acked)
+            assert 8 <= n < len(licences)
+            assert acked == list(range(1, n + 1))
+            wait_for(lambda: len(watch.events) >= n, ARRIVAL)
+            assert watch.events[:n] == acked
+            use = photo_use()
+            for lic in licences[:n]:
+                pres = present(adv.key, lic.licence_id, AUDIENCE, use, int(time.time()))
+                assert verifier.check(lic.token, pres, use).reasons == (Reason.REVOKED,)
+                assert reasons(verify(platform_b, adv_b, lic.token, use)) == [Reason.REVOKED]
+            for lic in licences[n:]:
+                revoke_licence(holder_b, lic.licence_id)
+            wait_for(lambda: len(watch.events) == len(licences), ARRIVAL)
+            assert watch.events == list(range(1, len(licences) + 1))
+            assert _get_licence(holder_b, licences[-1].licence_id).state == (
+                records_pb2.LICENCE_STATE_REVOKED
+            )
+        finally:
+            watch.close()
+            verifier.close()
+            raw.close()
+    finally:
+        for ch in channels:
+            ch.close()
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
