@@ -21,7 +21,8 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status  # type: ignore[import-untyped]
 
-from licentia.errors import LicentiaError, Reason
+from licentia.errors import Reason
+from licentia.follow import UpstreamError
 from licentia.keys import PrivateKey
 from licentia.request import sign_request
 
@@ -40,7 +41,7 @@ _UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _WITH_STATUS = (grpc.Call, grpc.aio.AioRpcError)
 
 
-class ExchangeError(LicentiaError):
+class ExchangeError(UpstreamError):
     """A call the exchange refused or could not answer.
 
     ``reason`` is the stable reason the server gave; when it gave none (the call failed in

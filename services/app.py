@@ -56,6 +56,7 @@ FOLLOWER_METHODS = frozenset(
         "GetProfile",
         "ListAssets",
         "GetTerms",
+        "ListPlatforms",
         "SearchOffers",
         "GetRequest",
         "ListInbox",

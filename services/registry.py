@@ -18,6 +18,10 @@ from .model import AssetRow, Cause, Party, Role
 from .rpc import Call, Method
 from .transparency import evidence
 
+#: ListPlatforms: the default and the largest page.
+DEFAULT_PLATFORM_PAGE = 100
+MAX_PLATFORM_PAGE = 1000
+
 
 class RegistryService:
     """The servicer: converts the wire to the rules and the store, and back."""
@@ -41,6 +45,7 @@ class RegistryService:
             "SetObjection": Method(self.set_objection),
             "ExportData": Method(self.export_data),
             "EraseAssets": Method(self.erase_assets),
+            "ListPlatforms": Method(self.list_platforms, signed=False),
         }
 
     def _register(self, call: Call, role: Role, handle: str, name: str, country: str) -> Party:
@@ -81,6 +86,26 @@ class RegistryService:
     ) -> registry_pb2.GetProfileResponse:
         """The caller's profile."""
         return registry_pb2.GetProfileResponse(profile=convert.profile_to(self.d.party(call)))
+
+    def list_platforms(
+        self, req: registry_pb2.ListPlatformsRequest, call: Call
+    ) -> registry_pb2.ListPlatformsResponse:
+        """The registered platforms, a page at a time, by platform id (public: platforms
+        are organisations, not people)."""
+        size = req.page_size or DEFAULT_PLATFORM_PAGE
+        if not 1 <= size <= MAX_PLATFORM_PAGE:
+            raise LicentiaError(Reason.INVALID_REQUEST, f"page size is 1 to {MAX_PLATFORM_PAGE}")
+        if len(req.page_token) > 32:  # a platform id
+            raise LicentiaError(Reason.INVALID_REQUEST, "bad page token")
+        rows = self.d.store.platforms(req.page_token, size + 1)
+        out = registry_pb2.ListPlatformsResponse()
+        for party in rows[:size]:
+            out.platforms.add(
+                key=party.key, platform_id=party.handle, registered_at=party.registered_at
+            )
+        if len(rows) > size:
+            out.next_page_token = rows[size - 1].handle
+        return out
 
     def update_profile(
         self, req: registry_pb2.UpdateProfileRequest, call: Call

@@ -23,9 +23,10 @@ from licentia.request import sign_request
 from licentia.v1 import ledger_pb2
 
 from . import ledger
-from .app import DB_FILE, KEYS_DIR, LOG_KEY_FILE, OPERATOR_KEY_FILE, SERVICES, build
+from .app import DB_FILE, KEYS_DIR, LOG_KEY_FILE, OPERATOR_KEY_FILE, SERVICES, App, build
 from .deps import Settings
 from .issuer import Keyring, key_file
+from .replica import DEFAULT_STALENESS_SECONDS, ReplicaApp, build_replica
 from .rpc import SystemClock, json_logger
 from .runtime import ServerSettings, install_signal_handlers, start
 from .store import open_store
@@ -84,6 +85,25 @@ def _parser() -> argparse.ArgumentParser:
         default=_env("LICENTIA_FOLLOWER", "") in ("1", "true", "yes"),
         help="a read-only replica of the exchange on the same data directory, e.g."
         " --services verification,licences --follower [LICENTIA_FOLLOWER]",
+    )
+    serve.add_argument(
+        "--upstream",
+        default=_env("LICENTIA_UPSTREAM", ""),
+        help="HOST:PORT of an exchange to follow: a verify-only replica with no database"
+        " (only with --services verification) [LICENTIA_UPSTREAM]",
+    )
+    serve.add_argument(
+        "--upstream-tls-ca",
+        type=Path,
+        default=os.environ.get("LICENTIA_UPSTREAM_TLS_CA"),
+        help="PEM CA certificate(s): reach the upstream over TLS [LICENTIA_UPSTREAM_TLS_CA]",
+    )
+    serve.add_argument(
+        "--upstream-staleness-seconds",
+        type=int,
+        default=int(_env("LICENTIA_UPSTREAM_STALENESS_SECONDS", str(DEFAULT_STALENESS_SECONDS))),
+        help="a replica answers STATUS_STALE when it has heard nothing from its upstream for"
+        f" this long (default {DEFAULT_STALENESS_SECONDS}) [LICENTIA_UPSTREAM_STALENESS_SECONDS]",
     )
     serve.add_argument(
         "--workers",
@@ -215,6 +235,19 @@ def _deposit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_replica(args: argparse.Namespace, services: Sequence[str]) -> None:
+    """Refuse what a verify-only replica (``--upstream``) cannot be: it has no database."""
+    if list(services) != ["verification"]:
+        raise ValueError(
+            "--upstream runs a verify-only replica with no database: it serves only"
+            " --services verification"
+        )
+    if args.follower or args.db or args.issuer_keys:
+        raise ValueError("--upstream opens no database: not with --follower, --db or --issuer-keys")
+    if args.upstream_staleness_seconds < 1:
+        raise ValueError("--upstream-staleness-seconds must be >= 1")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``licentia-server``; returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -288,19 +321,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             currency=args.currency,
             fee_bps=args.fee_bps,
         )
-        app = build(
-            args.data_dir,
-            settings=settings,
-            services=services,
-            follower=args.follower,
-            log=log,
-            max_streams=max(args.workers - 32, 1),
-            keys_dir=args.issuer_keys,
-            db=args.db,
-        )
+        if args.upstream:
+            _check_replica(args, services)
     except (ValueError, OSError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    if args.upstream:
+        try:
+            app: App | ReplicaApp = build_replica(
+                args.upstream,
+                tls_ca=args.upstream_tls_ca.read_bytes() if args.upstream_tls_ca else None,
+                settings=settings,
+                log=log,
+                max_streams=max(args.workers - 32, 1),
+                staleness_seconds=args.upstream_staleness_seconds,
+            )
+        except OSError as e:
+            print(f"{PROG}: error: {e}", file=sys.stderr)
+            return 2
+        except LicentiaError as e:
+            print(f"{PROG}: error: upstream {args.upstream}: {e}", file=sys.stderr)
+            return 1
+    else:
+        try:
+            app = build(
+                args.data_dir,
+                settings=settings,
+                services=services,
+                follower=args.follower,
+                log=log,
+                max_streams=max(args.workers - 32, 1),
+                keys_dir=args.issuer_keys,
+                db=args.db,
+            )
+        except (ValueError, OSError) as e:
+            print(f"{PROG}: error: {e}", file=sys.stderr)
+            return 2
     try:
         server = start(
             ServerSettings(

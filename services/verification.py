@@ -62,10 +62,7 @@ class VerificationService:
         if isinstance(auth, Decision):
             return auth, 0
         licence: Licence = auth
-        uses = 0
-        if licence.parsed.max_uses:  # only a counted licence needs the exchange's count
-            row = self.d.store.licence(licence.licence_id)
-            uses = row.uses if row is not None else 0
+        uses = self._uses(licence)
         decision = self.engine.verify(
             token,
             use,
@@ -75,6 +72,21 @@ class VerificationService:
             audience=platform.handle,
         )
         return decision, uses
+
+    def _platform(self, call: Call) -> Party:
+        """The calling platform (UNKNOWN_KEY / NOT_OWNER otherwise)."""
+        return self.d.platform(call)
+
+    def _uses(self, licence: Licence) -> int:
+        """The uses counted so far of a counted licence (0 for one without ``max_uses``)."""
+        if not licence.parsed.max_uses:  # only a counted licence needs the exchange's count
+            return 0
+        row = self.d.store.licence(licence.licence_id)
+        return row.uses if row is not None else 0
+
+    def _now(self) -> int:
+        """Unix seconds now (each check of a stream is decided at its own time)."""
+        return self.d.clock.now()
 
     def _answer(
         self, req: verification_pb2.VerifyRequest, platform: Party, now: int
@@ -95,16 +107,16 @@ class VerificationService:
         self, req: verification_pb2.VerifyRequest, call: Call
     ) -> verification_pb2.VerifyResponse:
         """ALLOW, or DENY with every reason."""
-        platform = self.d.platform(call)
+        platform = self._platform(call)
         return self._answer(req, platform, call.now)
 
     def verify_stream(
         self, reqs: Iterable[verification_pb2.VerifyRequest], call: Call
     ) -> Iterator[verification_pb2.VerifyResponse]:
         """One answer per check, in order."""
-        platform = self.d.platform(call)
+        platform = self._platform(call)
         for req in reqs:
-            yield self._answer(req, platform, self.d.clock.now())
+            yield self._answer(req, platform, self._now())
 
     def report_use(
         self, req: verification_pb2.ReportUseRequest, call: Call

@@ -1,13 +1,15 @@
 """The platform's inline verifier: licences checked in-process, revocations followed live.
 
 A :class:`Verifier` loads the exchange's issuer keys and a signed status snapshot once, then
-answers every :meth:`Verifier.check` in-process — no call to the exchange per check. A
-background thread follows ``WatchRevocations`` from the snapshot's sequence number and feeds
-the :class:`~licentia.status.StatusView` every event, heartbeat and snapshot, in order. On a
-stream error or end it reconnects with exponential backoff and jitter and resumes from the
-last sequence it applied; on a sequence gap it resynchronises from a new snapshot. A second
-thread refreshes the issuer keys periodically (and soon after a token names a key id it does
-not know, rate-limited), and cancels a stream that has gone silent.
+answers every :meth:`Verifier.check` in-process — no call to the exchange per check. The
+following itself is :class:`licentia.follow.StatusFollower`, shared with the exchange's
+verify-only replicas: a background thread follows ``WatchRevocations`` from the snapshot's
+sequence number and feeds the :class:`~licentia.status.StatusView` every event, heartbeat and
+snapshot, in order. On a stream error or end it reconnects with exponential backoff and
+jitter and resumes from the last sequence it applied; on a sequence gap it resynchronises
+from a new snapshot. A second thread refreshes the issuer keys periodically (and soon after a
+token names a key id it does not know, rate-limited), and cancels a stream that has gone
+silent.
 
 Failing closed comes from the view: when no event or heartbeat has refreshed it for
 ``staleness_seconds`` (the exchange is gone, the stream is stuck, the clocks disagree), every
@@ -30,36 +32,43 @@ bound.
 from __future__ import annotations
 
 import logging
-import random
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 
-from licentia.errors import LicentiaError, Reason
-from licentia.keys import IssuerKey, IssuerKeySet
+from licentia.errors import Reason
+from licentia.follow import (
+    DEFAULT_KEY_REFRESH_MIN_INTERVAL,
+    DEFAULT_KEY_REFRESH_SECONDS,
+    GET_ISSUER_KEYS,
+    GET_STATUS_SNAPSHOT,
+    WATCH_REVOCATIONS,
+    GrpcUpstream,
+    StatusFollower,
+)
+from licentia.keys import IssuerKeySet
 from licentia.nonces import MemoryNonceStore, NonceStore
 from licentia.presentation import MAX_AUDIENCE_CHARS
 from licentia.scope import IntendedUse
-from licentia.status import StatusEvent, StatusSnapshot, StatusView, verify_snapshot
-from licentia.v1 import licences_pb2
+from licentia.status import StatusSnapshot, verify_snapshot
 from licentia.verify import Decision, VerificationEngine
 
-from ..channel import ExchangeError, SignedChannel, exchange_error
+from ..channel import SignedChannel, exchange_error
 
-_SERVICE = "/licentia.v1.LicenceService/"
-GET_ISSUER_KEYS = _SERVICE + "GetIssuerKeys"
-GET_STATUS_SNAPSHOT = _SERVICE + "GetStatusSnapshot"
-WATCH_REVOCATIONS = _SERVICE + "WatchRevocations"
-
-#: Seconds between scheduled issuer-key refreshes.
-DEFAULT_KEY_REFRESH_SECONDS = 300.0
-#: At most one refresh prompted by unknown key ids in this many seconds.
-DEFAULT_KEY_REFRESH_MIN_INTERVAL = 10.0
+__all__ = [
+    "DEFAULT_KEY_REFRESH_MIN_INTERVAL",
+    "DEFAULT_KEY_REFRESH_SECONDS",
+    "GET_ISSUER_KEYS",
+    "GET_STATUS_SNAPSHOT",
+    "WATCH_REVOCATIONS",
+    "Verifier",
+    "VerifierStats",
+    "fetch_issuer_keys",
+    "fetch_status_snapshot",
+]
 
 
 def fetch_issuer_keys(rpc: SignedChannel, timeout: float | None = None) -> IssuerKeySet:
@@ -68,13 +77,7 @@ def fetch_issuer_keys(rpc: SignedChannel, timeout: float | None = None) -> Issue
     Raises :class:`~licentia.clients.channel.ExchangeError` (or ``LicentiaError`` for a key
     set that does not parse).
     """
-    resp = rpc.unary(
-        GET_ISSUER_KEYS,
-        licences_pb2.GetIssuerKeysRequest(),
-        licences_pb2.GetIssuerKeysResponse,
-        timeout,
-    )
-    return IssuerKeySet.from_proto(resp.keys)
+    return _upstream(rpc).issuer_keys(timeout)
 
 
 def fetch_status_snapshot(
@@ -82,13 +85,13 @@ def fetch_status_snapshot(
 ) -> StatusSnapshot:
     """The exchange's status list now (``GetStatusSnapshot``), its signature checked against
     ``keys``. Raises ``ExchangeError`` or ``LicentiaError`` (bad signature, unknown key, …)."""
-    resp = rpc.unary(
-        GET_STATUS_SNAPSHOT,
-        licences_pb2.GetStatusSnapshotRequest(),
-        licences_pb2.GetStatusSnapshotResponse,
-        timeout,
-    )
-    return verify_snapshot(resp.snapshot.SerializeToString(deterministic=True), keys)
+    return verify_snapshot(_upstream(rpc).status_snapshot(timeout), keys)
+
+
+def _upstream(rpc: SignedChannel) -> GrpcUpstream:
+    """The exchange's public revocation calls over ``rpc``'s channel, errors mapped as the
+    SDK maps them."""
+    return GrpcUpstream(rpc.channel, timeout=rpc.timeout, error=exchange_error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,43 +116,6 @@ class VerifierStats:
     issuer_keys: int
     #: The last error met while following the exchange, for people (None if none yet).
     last_error: str | None
-
-
-class _Keys:
-    """The trusted issuer key set, swapped whole on refresh; tells when a key id is unknown."""
-
-    __slots__ = ("_on_unknown", "current")
-
-    def __init__(self, keys: IssuerKeySet, on_unknown: Callable[[], None]) -> None:
-        self.current = keys
-        self._on_unknown = on_unknown
-
-    def resolve(self, key_id: bytes) -> IssuerKey | None:
-        """The key with this id, or ``None`` (and a refresh is asked for)."""
-        key = self.current.resolve(key_id)
-        if key is None:
-            self._on_unknown()
-        return key
-
-
-class _GuardedStatus:
-    """The view behind a lock: the follower thread mutates it while checks read it (a
-    growing status list is not safe to read mid-update). Held for a bit lookup only."""
-
-    __slots__ = ("lock", "view")
-
-    def __init__(self, view: StatusView) -> None:
-        self.view = view
-        self.lock = threading.Lock()
-
-    def check(self, index: int, now: int) -> Reason | None:
-        """``REVOKED``, ``STATUS_STALE``, or ``None``."""
-        with self.lock:
-            return self.view.check(index, now)
-
-
-class _Resync(Exception):  # noqa: N818 (a control-flow signal, not an error)
-    """The view fell behind the stream: rebuild it from a snapshot and reopen."""
 
 
 class Verifier:
@@ -179,34 +145,25 @@ class Verifier:
     ) -> None:
         if not 0 < len(platform_id) <= MAX_AUDIENCE_CHARS:
             raise ValueError("platform_id is 1 to 128 characters")
-        if staleness_seconds <= 0:
-            raise ValueError("staleness_seconds must be positive")
-        if not 0 < backoff[0] <= backoff[1]:
-            raise ValueError("backoff is (first, longest) with 0 < first <= longest")
         self.platform_id = platform_id
+        self._clock = clock
+        self._nonces: NonceStore = nonces if nonces is not None else MemoryNonceStore()
+        self._log = log or logging.getLogger("licentia.verifier")
+        self._follower = StatusFollower(
+            _upstream(SignedChannel(channel, None, timeout=call_timeout)),
+            staleness_seconds=staleness_seconds,
+            clock=clock,
+            backoff=backoff,
+            log=self._log,
+            key_refresh_seconds=key_refresh_seconds,
+            key_refresh_min_interval=key_refresh_min_interval,
+            name="verifier",
+        )
         self.staleness_seconds = staleness_seconds
         self.backoff = backoff
         self.key_refresh_seconds = key_refresh_seconds
         self.key_refresh_min_interval = key_refresh_min_interval
-        self._channel = channel
-        self._rpc = SignedChannel(channel, None, timeout=call_timeout)
-        self._clock = clock
-        self._nonces: NonceStore = nonces if nonces is not None else MemoryNonceStore()
-        self._log = log or logging.getLogger("licentia.verifier")
         self._engine: VerificationEngine | None = None
-        self._keys: _Keys | None = None
-        self._status: _GuardedStatus | None = None
-        self._stop = threading.Event()
-        self._keys_wanted = threading.Event()
-        self._call_lock = threading.Lock()
-        self._call: Any = None
-        self._threads: list[threading.Thread] = []
-        self._connected = False
-        self._last_message = time.monotonic()
-        self._reconnects = 0
-        self._resyncs = 0
-        self._key_refreshes = 0
-        self._last_error: str | None = None
 
     # -- life cycle ---------------------------------------------------------------------
     def start(self, timeout: float = 10) -> None:
@@ -217,37 +174,20 @@ class Verifier:
         reached, ``LicentiaError`` when what it sends does not verify, and ``RuntimeError``
         when started twice.
         """
-        if self._engine is not None or self._stop.is_set():
+        if self._engine is not None:
             raise RuntimeError("a verifier is started once")
-        self._keys = _Keys(fetch_issuer_keys(self._rpc, timeout), self._keys_wanted.set)
-        snapshot = self._fetch_snapshot(timeout)
-        self._status = _GuardedStatus(StatusView(self._clamped(snapshot), self.staleness_seconds))
+        self._follower.start(timeout)
         self._engine = VerificationEngine(
-            self._keys, self._status, audience=self.platform_id, nonces=self._nonces
+            self._follower.keys,
+            self._follower.status,
+            audience=self.platform_id,
+            nonces=self._nonces,
         )
-        self._log.info(
-            "verifier.started",
-            extra={"sequence": snapshot.sequence, "issuer_keys": len(self._keys.current)},
-        )
-        self._last_message = time.monotonic()
-        for target, name in (
-            (self._follow_forever, "licentia-verifier-feed"),
-            (self._maintain, "licentia-verifier-keys"),
-        ):
-            t = threading.Thread(target=target, name=name, daemon=True)
-            self._threads.append(t)
-            t.start()
 
     def close(self) -> None:
         """Stop following the exchange: cancel the stream and join the threads. Idempotent.
         Checks made afterwards fail closed once the view is stale."""
-        self._stop.set()
-        self._keys_wanted.set()
-        self._cancel_call()
-        for t in self._threads:
-            t.join(timeout=10)
-        self._threads.clear()
-        self._connected = False
+        self._follower.close()
 
     def __enter__(self) -> Verifier:
         if self._engine is None:
@@ -291,234 +231,36 @@ class Verifier:
     @property
     def sequence(self) -> int:
         """The last status-list sequence number applied (0 before start)."""
-        return self._status.view.sequence if self._status is not None else 0
+        return self._follower.sequence
 
     @property
     def fresh_at(self) -> int:
         """Exchange time as of which the view is complete (0 before start)."""
-        return self._status.view.fresh_at if self._status is not None else 0
+        return self._follower.fresh_at
 
     @property
     def connected(self) -> bool:
         """True while the revocation stream is open and delivering."""
-        return self._connected
+        return self._follower.connected
 
     @property
     def reconnects(self) -> int:
         """Times the stream was opened again after the first."""
-        return self._reconnects
+        return self._follower.reconnects
 
     @property
     def stats(self) -> VerifierStats:
         """A consistent copy of the figures above and a few more."""
-        status = self._status
-        if status is None:
-            sequence, fresh_at, fresh = 0, 0, False
-        else:
-            with status.lock:
-                view = status.view
-                sequence, fresh_at = view.sequence, view.fresh_at
-                fresh = view.is_fresh(int(self._clock()))
+        f = self._follower
+        sequence, fresh_at, fresh = f.figures()
         return VerifierStats(
             sequence=sequence,
             fresh_at=fresh_at,
             fresh=fresh,
-            connected=self._connected,
-            reconnects=self._reconnects,
-            resyncs=self._resyncs,
-            key_refreshes=self._key_refreshes,
-            issuer_keys=len(self._keys.current) if self._keys is not None else 0,
-            last_error=self._last_error,
+            connected=f.connected,
+            reconnects=f.reconnects,
+            resyncs=f.resyncs,
+            key_refreshes=f.key_refreshes,
+            issuer_keys=f.issuer_key_count,
+            last_error=f.last_error,
         )
-
-    # -- following the exchange ---------------------------------------------------------
-    def _fetch_snapshot(self, timeout: float | None = None) -> StatusSnapshot:
-        """A verified snapshot; fetches the keys again once if it names an unknown key."""
-        assert self._keys is not None
-        try:
-            return fetch_status_snapshot(self._rpc, self._keys.current, timeout)
-        except LicentiaError as e:
-            if e.reason is not Reason.UNKNOWN_ISSUER_KEY or isinstance(e, ExchangeError):
-                raise
-        self._refresh_keys(timeout)
-        return fetch_status_snapshot(self._rpc, self._keys.current, timeout)
-
-    def _follow_forever(self) -> None:
-        """Follow the stream until closed, reconnecting with backoff and jitter."""
-        attempt = 0
-        first = True
-        while not self._stop.is_set():
-            if not first:
-                self._reconnects += 1
-            first = False
-            delivered = False
-            try:
-                delivered = self._follow()
-            except _Resync:
-                delivered = self._resync()
-                if delivered:
-                    attempt = 0
-                    continue
-            except LicentiaError as e:
-                self._note_error(e)
-            except Exception as e:  # noqa: BLE001 - keep following whatever happens
-                self._log.exception("verifier.feed_failed")
-                self._last_error = f"{type(e).__name__}: {e}"
-            finally:
-                self._connected = False
-            if self._stop.is_set():
-                break
-            if delivered:
-                attempt = 0
-            first_delay, longest = self.backoff
-            delay = min(longest, first_delay * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
-            attempt = min(attempt + 1, 32)
-            self._log.info("verifier.reconnecting", extra={"delay_s": round(delay, 3)})
-            self._stop.wait(delay)
-
-    def _follow(self) -> bool:
-        """One stream from the view's sequence number; True if it delivered anything.
-
-        Returns when the stream ends; raises ``ExchangeError`` when it fails, ``_Resync`` on
-        a sequence gap, ``LicentiaError`` for data that does not verify.
-        """
-        assert self._status is not None
-        request = licences_pb2.WatchRevocationsRequest(after_sequence=self._status.view.sequence)
-        multicallable = self._channel.unary_stream(
-            WATCH_REVOCATIONS,
-            request_serializer=None,
-            response_deserializer=licences_pb2.WatchRevocationsResponse.FromString,
-        )
-        call = multicallable(request.SerializeToString(deterministic=True))
-        with self._call_lock:
-            if self._stop.is_set():
-                call.cancel()
-                return False
-            self._call = call
-        delivered = False
-        try:
-            for msg in call:
-                self._last_message = time.monotonic()
-                self._on_message(msg)
-                if not delivered:
-                    delivered = True
-                    self._connected = True
-                    self._log.info("verifier.connected", extra={"sequence": self.sequence})
-        except grpc.RpcError as e:
-            if not self._stop.is_set():
-                raise exchange_error(e) from None
-        finally:
-            with self._call_lock:
-                self._call = None
-            call.cancel()
-        return delivered
-
-    def _on_message(self, msg: licences_pb2.WatchRevocationsResponse) -> None:
-        """Apply one message of the stream to the view."""
-        assert self._status is not None
-        status = self._status
-        kind = msg.WhichOneof("message")
-        try:
-            if kind == "event":
-                event = StatusEvent.from_proto(msg.event)
-                event = replace(event, revoked_at=self._not_ahead(event.revoked_at))
-                with status.lock:
-                    status.view.apply(event)
-            elif kind == "heartbeat":
-                at = self._not_ahead(msg.heartbeat.at)
-                with status.lock:
-                    status.view.heartbeat(msg.heartbeat.sequence, at)
-            elif kind == "snapshot":
-                assert self._keys is not None
-                data = msg.snapshot.SerializeToString(deterministic=True)
-                try:
-                    snapshot = verify_snapshot(data, self._keys.current)
-                except LicentiaError as e:
-                    if e.reason is not Reason.UNKNOWN_ISSUER_KEY:
-                        raise
-                    self._refresh_keys()
-                    snapshot = verify_snapshot(data, self._keys.current)
-                self._replace(snapshot)
-        except LicentiaError as e:
-            if e.reason is Reason.STATUS_SEQUENCE_GAP and kind != "snapshot":
-                raise _Resync from None
-            raise
-
-    def _replace(self, snapshot: StatusSnapshot) -> None:
-        """Adopt a newer snapshot. An older one (the exchange's numbering went back: a
-        restored backup, another exchange) is refused: revocation is final, so the view
-        keeps what it knows and goes stale (fail closed) until an operator intervenes."""
-        assert self._status is not None
-        status = self._status
-        with status.lock:
-            status.view.replace(self._clamped(snapshot))
-
-    def _not_ahead(self, at: int) -> int:
-        """An exchange time, at most the verifier's now: what refreshes the view."""
-        return min(at, int(self._clock()))
-
-    def _clamped(self, snapshot: StatusSnapshot) -> StatusSnapshot:
-        return replace(snapshot, taken_at=self._not_ahead(snapshot.taken_at))
-
-    def _resync(self) -> bool:
-        """Rebuild the view from a new snapshot; True on success."""
-        try:
-            snapshot = self._fetch_snapshot()
-            self._replace(snapshot)
-        except LicentiaError as e:
-            self._note_error(e)
-            return False
-        self._resyncs += 1
-        self._log.info("verifier.resynced", extra={"sequence": snapshot.sequence})
-        return True
-
-    def _note_error(self, e: LicentiaError) -> None:
-        self._last_error = f"{e.reason.name}: {e}"
-        level = logging.INFO if isinstance(e, ExchangeError) else logging.ERROR
-        self._log.log(level, "verifier.feed_error", extra={"reason": e.reason.name})
-
-    def _cancel_call(self) -> None:
-        with self._call_lock:
-            call = self._call
-        if call is not None:
-            call.cancel()
-
-    # -- keys and the watchdog ----------------------------------------------------------
-    def _refresh_keys(self, timeout: float | None = None) -> None:
-        """Fetch the key set again; keys that did not change keep their identity, so the
-        engine's cache of tokens they signed stays valid."""
-        assert self._keys is not None
-        fresh = fetch_issuer_keys(self._rpc, timeout)
-        old = self._keys.current
-        kept = []
-        for key in fresh:
-            prior = old.resolve(key.key_id)
-            kept.append(prior if prior == key else key)
-        self._keys.current = IssuerKeySet(kept)
-        self._key_refreshes += 1
-        self._log.info("verifier.keys_refreshed", extra={"issuer_keys": len(kept)})
-
-    def _maintain(self) -> None:
-        """Refresh the keys on schedule and on demand (rate-limited); cancel a silent stream
-        so that the follower reconnects."""
-        tick = min(1.0, self.staleness_seconds / 2)
-        last_refresh = time.monotonic()
-        pending = False
-        while not self._stop.is_set():
-            if self._keys_wanted.wait(tick):
-                self._keys_wanted.clear()
-                pending = True
-            if self._stop.is_set():
-                break
-            now = time.monotonic()
-            due = now - last_refresh >= self.key_refresh_seconds
-            if due or (pending and now - last_refresh >= self.key_refresh_min_interval):
-                pending = False
-                last_refresh = now
-                try:
-                    self._refresh_keys()
-                except LicentiaError as e:
-                    self._note_error(e)
-            if self._connected and now - self._last_message > self.staleness_seconds:
-                self._log.warning("verifier.stream_silent", extra={"cancelling": True})
-                self._cancel_call()

@@ -94,6 +94,10 @@ class Store(Protocol):
         """The party with this key."""
         ...
 
+    def platforms(self, after_handle: str, limit: int) -> list[Party]:
+        """Registered platforms by platform id, after ``after_handle`` (at most ``limit``)."""
+        ...
+
     def update_party(
         self, key: bytes, *, display_name: str | None = None, objecting: bool | None = None
     ) -> Party:

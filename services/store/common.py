@@ -243,6 +243,15 @@ class SqlStore:
         r = self._row(f"SELECT {self._PARTY} FROM parties WHERE key = ?", (key,))
         return self._party(r) if r else None
 
+    def platforms(self, after_handle: str, limit: int) -> list[Party]:
+        """Registered platforms by platform id, after ``after_handle`` (at most ``limit``)."""
+        rows = self._rows(
+            f"SELECT {self._PARTY} FROM parties WHERE role = ? AND handle > ?"
+            " ORDER BY handle LIMIT ?",
+            (int(Role.PLATFORM), after_handle, limit),
+        )
+        return [self._party(r) for r in rows]
+
     def update_party(
         self, key: bytes, *, display_name: str | None = None, objecting: bool | None = None
     ) -> Party:

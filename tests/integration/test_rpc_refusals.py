@@ -149,7 +149,7 @@ for _module in (registry_pb2, exchange_pb2, licences_pb2, verification_pb2):
                 _md.client_streaming,
                 _md.server_streaming,
             )
-PUBLIC = ("WatchRevocations", "GetStatusSnapshot", "GetIssuerKeys")
+PUBLIC = ("WatchRevocations", "GetStatusSnapshot", "GetIssuerKeys", "ListPlatforms")
 REGISTER = ("RegisterHolder", "RegisterAdvertiser", "RegisterPlatform")
 SIGNED = [n for n in RPCS if n not in PUBLIC]
 #: Signed methods that act for a registered party.
@@ -541,7 +541,7 @@ def terms(**changes: Any) -> records_pb2.Terms:
 
 
 def test_the_tables_cover_every_rpc() -> None:
-    assert len(RPCS) == 12 + 11 + 9 + 3
+    assert len(RPCS) == 13 + 11 + 9 + 3
     assert set(GOOD) == set(SIGNED)
     assert set(ROLE_OF) | set(ANY_ROLE) == set(PARTY_METHODS)
     assert not set(ROLE_OF) & set(ANY_ROLE)
@@ -1430,6 +1430,19 @@ def _token(text: str) -> str:
 )
 def test_bad_licence_listings_are_invalid(shared: World, request_: Message) -> None:
     refused(Reason.INVALID_REQUEST, lambda: invoke(shared.holder, "ListLicences", request_))
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        P("page-1001", registry_pb2.ListPlatformsRequest(page_size=1001)),
+        P("page-huge", registry_pb2.ListPlatformsRequest(page_size=2**32 - 1)),
+        P("token-33-chars", registry_pb2.ListPlatformsRequest(page_token="a" * 33)),
+    ],
+)
+def test_bad_platform_listings_are_invalid(shared: World, request_: Message) -> None:
+    anonymous = Party(PrivateKey.generate(), SignedChannel(shared.ex.channel(), None))
+    refused(Reason.INVALID_REQUEST, lambda: invoke(anonymous, "ListPlatforms", request_))
 
 
 @pytest.mark.parametrize("spread", [0, 1], ids=["same-second", "a-second-apart"])

@@ -228,6 +228,19 @@ def test_parties(store: Store) -> None:
     assert store.party(_key(14)) == platform
 
 
+def test_platforms_are_listed_by_id_in_pages(store: Store) -> None:
+    store.add_party(_party(_key(30), Role.HOLDER, "aaa"))
+    store.add_party(_party(_key(31), Role.ADVERTISER, ""))
+    shops = [_party(_key(32 + i), Role.PLATFORM, f"shop{i}") for i in (2, 0, 1)]
+    for p in shops:
+        store.add_party(p)
+    ordered = sorted(shops, key=lambda p: p.handle)
+    assert store.platforms("", 10) == ordered  # platforms only, by id
+    assert store.platforms("", 2) == ordered[:2]
+    assert store.platforms("shop1", 10) == ordered[2:]
+    assert store.platforms("shop2", 10) == []
+
+
 def test_assets(store: Store) -> None:
     h = _key(20)
     photo, voice = hashlib.sha256(b"photo").digest(), hashlib.sha256(b"voice").digest()

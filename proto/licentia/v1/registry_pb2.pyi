@@ -171,3 +171,29 @@ class EraseAssetsResponse(_message.Message):
     erased: int
     revoked_licence_ids: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, erased: _Optional[int] = ..., revoked_licence_ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class ListPlatformsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class PlatformEntry(_message.Message):
+    __slots__ = ("key", "platform_id", "registered_at")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_ID_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    key: bytes
+    platform_id: str
+    registered_at: int
+    def __init__(self, key: _Optional[bytes] = ..., platform_id: _Optional[str] = ..., registered_at: _Optional[int] = ...) -> None: ...
+
+class ListPlatformsResponse(_message.Message):
+    __slots__ = ("platforms", "next_page_token")
+    PLATFORMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    platforms: _containers.RepeatedCompositeFieldContainer[PlatformEntry]
+    next_page_token: str
+    def __init__(self, platforms: _Optional[_Iterable[_Union[PlatformEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

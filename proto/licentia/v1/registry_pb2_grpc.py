@@ -95,6 +95,11 @@ class RegistryServiceStub:
                 request_serializer=licentia_dot_v1_dot_registry__pb2.EraseAssetsRequest.SerializeToString,
                 response_deserializer=licentia_dot_v1_dot_registry__pb2.EraseAssetsResponse.FromString,
                 _registered_method=True)
+        self.ListPlatforms = channel.unary_unary(
+                '/licentia.v1.RegistryService/ListPlatforms',
+                request_serializer=licentia_dot_v1_dot_registry__pb2.ListPlatformsRequest.SerializeToString,
+                response_deserializer=licentia_dot_v1_dot_registry__pb2.ListPlatformsResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -185,6 +190,15 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPlatforms(self, request, context):
+        """The registered platforms, a page at a time, by platform id. Public and unsigned:
+        platforms are organisations that publish, not people, and a verify-only replica with no
+        database learns from it which keys may call Verify.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -247,6 +261,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.EraseAssets,
                     request_deserializer=licentia_dot_v1_dot_registry__pb2.EraseAssetsRequest.FromString,
                     response_serializer=licentia_dot_v1_dot_registry__pb2.EraseAssetsResponse.SerializeToString,
+            ),
+            'ListPlatforms': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlatforms,
+                    request_deserializer=licentia_dot_v1_dot_registry__pb2.ListPlatformsRequest.FromString,
+                    response_serializer=licentia_dot_v1_dot_registry__pb2.ListPlatformsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -574,6 +593,33 @@ class RegistryService:
             '/licentia.v1.RegistryService/EraseAssets',
             licentia_dot_v1_dot_registry__pb2.EraseAssetsRequest.SerializeToString,
             licentia_dot_v1_dot_registry__pb2.EraseAssetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlatforms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/licentia.v1.RegistryService/ListPlatforms',
+            licentia_dot_v1_dot_registry__pb2.ListPlatformsRequest.SerializeToString,
+            licentia_dot_v1_dot_registry__pb2.ListPlatformsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,526 @@
+"""Following an exchange's revocations: issuer keys, a signed snapshot, then the live stream.
+
+A :class:`StatusFollower` is what every verifier that does not read the exchange's database
+shares: the platform's embedded verifier (``licentia.clients.verifier``) and the exchange's
+verify-only replica (``licentia-server --upstream``). It loads the exchange's issuer keys and
+a signed status snapshot, then follows ``WatchRevocations`` from the snapshot's sequence
+number and feeds a :class:`~licentia.status.StatusView` every event, heartbeat and snapshot,
+in order. On a stream error or end it reconnects with exponential backoff and jitter and
+resumes from the last sequence it applied; on a sequence gap it resynchronises from a new
+snapshot. A second thread refreshes the issuer keys periodically (and soon after a token
+names a key id it does not know, rate-limited), and cancels a stream that has gone silent.
+
+Failing closed comes from the view: when no event or heartbeat has refreshed it for
+``staleness_seconds``, every licence that is not known revoked answers ``STATUS_STALE``.
+A snapshot older than the view (the exchange's numbering went back) is refused, since
+revocation is final; the view then goes stale until an operator intervenes.
+
+Freshness is measured in the exchange's time (``StatusHeartbeat.at``, ``revoked_at``,
+``taken_at``) against the follower's clock; a time ahead of the follower's clock is clamped
+to it, so a fast exchange clock cannot extend freshness beyond the bound.
+
+This is the one module of the protocol core that talks to a network: through a gRPC channel
+the caller opens (:class:`GrpcUpstream`, client side only), or any other :class:`Upstream`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any, Protocol
+
+import grpc  # type: ignore[import-untyped]
+
+from .errors import LicentiaError, Reason
+from .keys import IssuerKey, IssuerKeySet
+from .status import StatusEvent, StatusSnapshot, StatusView, verify_snapshot
+from .v1 import licences_pb2
+
+_SERVICE = "/licentia.v1.LicenceService/"
+GET_ISSUER_KEYS = _SERVICE + "GetIssuerKeys"
+GET_STATUS_SNAPSHOT = _SERVICE + "GetStatusSnapshot"
+WATCH_REVOCATIONS = _SERVICE + "WatchRevocations"
+
+#: Seconds between scheduled issuer-key refreshes.
+DEFAULT_KEY_REFRESH_SECONDS = 300.0
+#: At most one refresh prompted by unknown key ids in this many seconds.
+DEFAULT_KEY_REFRESH_MIN_INTERVAL = 10.0
+_UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+class UpstreamError(LicentiaError):
+    """A call to the exchange failed: it could not be reached, or it refused the call (as
+    opposed to data it sent that does not verify, which is a plain ``LicentiaError``)."""
+
+
+class RevocationStream(Protocol):
+    """An open ``WatchRevocations`` call: its messages (iterating raises
+    :class:`UpstreamError` when the call fails), and a way to cancel it."""
+
+    def __iter__(self) -> Iterator[licences_pb2.WatchRevocationsResponse]: ...
+
+    def cancel(self) -> Any:
+        """End the call (idempotent)."""
+        ...
+
+
+class Upstream(Protocol):
+    """The exchange's public revocation calls, as a follower needs them."""
+
+    def issuer_keys(self, timeout: float | None = None) -> IssuerKeySet:
+        """``GetIssuerKeys``; raises :class:`UpstreamError` (``LicentiaError`` if bad)."""
+        ...
+
+    def status_snapshot(self, timeout: float | None = None) -> bytes:
+        """``GetStatusSnapshot``: the serialized ``SignedStatusSnapshot``, not yet verified."""
+        ...
+
+    def watch(self, after: int) -> RevocationStream:
+        """``WatchRevocations`` from ``after``."""
+        ...
+
+
+def grpc_error(error: grpc.RpcError) -> UpstreamError:
+    """A failed call as an :class:`UpstreamError`: UNAVAILABLE when the exchange could not
+    be reached or did not answer in time, NOT_SERVED when it does not serve the method,
+    INTERNAL otherwise (clients map the server's own reason: ``clients.channel``)."""
+    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+    message = (error.details() if isinstance(error, grpc.Call) else None) or code.name
+    if code in _UNAVAILABLE:
+        return UpstreamError(Reason.UNAVAILABLE, message)
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return UpstreamError(Reason.NOT_SERVED, message)
+    return UpstreamError(Reason.INTERNAL, message)
+
+
+class _Stream:
+    """A ``WatchRevocations`` call whose failures are mapped to :class:`UpstreamError`."""
+
+    def __init__(self, call: Any, error: Callable[[grpc.RpcError], UpstreamError]) -> None:
+        self._call = call
+        self._error = error
+
+    def __iter__(self) -> Iterator[licences_pb2.WatchRevocationsResponse]:
+        try:
+            yield from self._call
+        except grpc.RpcError as e:
+            raise self._error(e) from None
+
+    def cancel(self) -> Any:
+        """Cancel the call."""
+        return self._call.cancel()
+
+
+class GrpcUpstream:
+    """:class:`Upstream` over a gRPC channel to the exchange (unsigned calls: these are
+    public). ``timeout`` bounds a unary call; ``error`` maps a failed call (a client passes
+    its richer mapping, which must return an :class:`UpstreamError`)."""
+
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        *,
+        timeout: float = 10.0,
+        error: Callable[[grpc.RpcError], UpstreamError] = grpc_error,
+    ) -> None:
+        self.channel = channel
+        self.timeout = timeout
+        self.error = error
+
+    def _unary(self, method: str, request: Any, response_cls: Any, timeout: float | None) -> Any:
+        call = self.channel.unary_unary(
+            method, request_serializer=None, response_deserializer=response_cls.FromString
+        )
+        try:
+            return call(
+                request.SerializeToString(deterministic=True),
+                timeout=self.timeout if timeout is None else timeout,
+            )
+        except grpc.RpcError as e:
+            raise self.error(e) from None
+
+    def issuer_keys(self, timeout: float | None = None) -> IssuerKeySet:
+        """The exchange's published issuer keys."""
+        resp = self._unary(
+            GET_ISSUER_KEYS,
+            licences_pb2.GetIssuerKeysRequest(),
+            licences_pb2.GetIssuerKeysResponse,
+            timeout,
+        )
+        return IssuerKeySet.from_proto(resp.keys)
+
+    def status_snapshot(self, timeout: float | None = None) -> bytes:
+        """The exchange's signed status list now, serialized."""
+        resp = self._unary(
+            GET_STATUS_SNAPSHOT,
+            licences_pb2.GetStatusSnapshotRequest(),
+            licences_pb2.GetStatusSnapshotResponse,
+            timeout,
+        )
+        return bytes(resp.snapshot.SerializeToString(deterministic=True))
+
+    def watch(self, after: int) -> RevocationStream:
+        """The revocation stream from ``after``."""
+        multicallable = self.channel.unary_stream(
+            WATCH_REVOCATIONS,
+            request_serializer=None,
+            response_deserializer=licences_pb2.WatchRevocationsResponse.FromString,
+        )
+        request = licences_pb2.WatchRevocationsRequest(after_sequence=after)
+        return _Stream(multicallable(request.SerializeToString(deterministic=True)), self.error)
+
+
+class TrustedKeys:
+    """The trusted issuer key set, swapped whole on refresh; tells when a key id is unknown
+    (an ``IssuerKeyResolver`` for :class:`~licentia.verify.VerificationEngine`)."""
+
+    __slots__ = ("_on_unknown", "current")
+
+    def __init__(self, keys: IssuerKeySet, on_unknown: Callable[[], None]) -> None:
+        self.current = keys
+        self._on_unknown = on_unknown
+
+    def resolve(self, key_id: bytes) -> IssuerKey | None:
+        """The key with this id, or ``None`` (and a refresh is asked for)."""
+        key = self.current.resolve(key_id)
+        if key is None:
+            self._on_unknown()
+        return key
+
+
+class GuardedStatus:
+    """The view behind a lock: the follower thread mutates it while checks read it (a
+    growing status list is not safe to read mid-update). Held for a bit lookup only (a
+    ``StatusSource`` for :class:`~licentia.verify.VerificationEngine`)."""
+
+    __slots__ = ("lock", "view")
+
+    def __init__(self, view: StatusView) -> None:
+        self.view = view
+        self.lock = threading.Lock()
+
+    def check(self, index: int, now: int) -> Reason | None:
+        """``REVOKED``, ``STATUS_STALE``, or ``None``."""
+        with self.lock:
+            return self.view.check(index, now)
+
+
+class _Resync(Exception):  # noqa: N818 (a control-flow signal, not an error)
+    """The view fell behind the stream: rebuild it from a snapshot and reopen."""
+
+
+class StatusFollower:
+    """An exchange's issuer keys and status list, followed live (see the module).
+
+    ``staleness_seconds`` is the fail-closed bound (it must exceed the exchange's heartbeat
+    interval); ``clock`` gives Unix seconds; ``backoff`` is ``(first, longest)`` delay in
+    seconds between reconnection attempts; ``name`` prefixes the threads' names and the log
+    events. Call :meth:`start`, give :attr:`keys` and :attr:`status` to a verification
+    engine, and :meth:`close` at the end.
+    """
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        *,
+        staleness_seconds: int = 30,
+        clock: Callable[[], float] = time.time,
+        backoff: tuple[float, float] = (0.2, 10.0),
+        log: logging.Logger | None = None,
+        key_refresh_seconds: float = DEFAULT_KEY_REFRESH_SECONDS,
+        key_refresh_min_interval: float = DEFAULT_KEY_REFRESH_MIN_INTERVAL,
+        name: str = "verifier",
+    ) -> None:
+        if staleness_seconds <= 0:
+            raise ValueError("staleness_seconds must be positive")
+        if not 0 < backoff[0] <= backoff[1]:
+            raise ValueError("backoff is (first, longest) with 0 < first <= longest")
+        self.upstream = upstream
+        self.staleness_seconds = staleness_seconds
+        self.backoff = backoff
+        self.key_refresh_seconds = key_refresh_seconds
+        self.key_refresh_min_interval = key_refresh_min_interval
+        self.name = name
+        self._clock = clock
+        self._log = log or logging.getLogger(f"licentia.{name}")
+        self._keys: TrustedKeys | None = None
+        self._status: GuardedStatus | None = None
+        self._stop = threading.Event()
+        self._keys_wanted = threading.Event()
+        self._call_lock = threading.Lock()
+        self._call: RevocationStream | None = None
+        self._threads: list[threading.Thread] = []
+        self.connected = False
+        self._last_message = time.monotonic()
+        #: Times the stream was opened again after the first.
+        self.reconnects = 0
+        #: Times the view was rebuilt from a new snapshot after a gap.
+        self.resyncs = 0
+        #: Times the issuer key set was fetched again after start.
+        self.key_refreshes = 0
+        #: The last error met while following the exchange, for people.
+        self.last_error: str | None = None
+
+    # -- life cycle ---------------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        """True once :meth:`start` has loaded the keys and a snapshot."""
+        return self._status is not None
+
+    def start(self, timeout: float = 10) -> None:
+        """Load the issuer keys and a signed snapshot (each call bounded by ``timeout``
+        seconds), then follow the revocation stream in the background.
+
+        Raises :class:`UpstreamError` when the exchange cannot be reached,
+        ``LicentiaError`` when what it sends does not verify, and ``RuntimeError`` when
+        started twice or after :meth:`close`.
+        """
+        if self._status is not None or self._stop.is_set():
+            raise RuntimeError("a follower is started once")
+        self._keys = TrustedKeys(self.upstream.issuer_keys(timeout), self._keys_wanted.set)
+        snapshot = self._fetch_snapshot(timeout)
+        self._status = GuardedStatus(StatusView(self._clamped(snapshot), self.staleness_seconds))
+        self._log.info(
+            f"{self.name}.started",
+            extra={"sequence": snapshot.sequence, "issuer_keys": len(self._keys.current)},
+        )
+        self._last_message = time.monotonic()
+        for target, suffix in ((self._follow_forever, "feed"), (self._maintain, "keys")):
+            t = threading.Thread(target=target, name=f"licentia-{self.name}-{suffix}", daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def close(self) -> None:
+        """Stop following: cancel the stream and join the threads. Idempotent."""
+        self._stop.set()
+        self._keys_wanted.set()
+        self._cancel_call()
+        for t in self._threads:
+            t.join(timeout=10)
+        self._threads.clear()
+        self.connected = False
+
+    # -- what a verification engine reads -------------------------------------------------
+    @property
+    def keys(self) -> TrustedKeys:
+        """The trusted issuer keys (after :meth:`start`)."""
+        assert self._keys is not None, "start() first"
+        return self._keys
+
+    @property
+    def status(self) -> GuardedStatus:
+        """The status view (after :meth:`start`)."""
+        assert self._status is not None, "start() first"
+        return self._status
+
+    @property
+    def sequence(self) -> int:
+        """The last status-list sequence number applied (0 before start)."""
+        return self._status.view.sequence if self._status is not None else 0
+
+    @property
+    def fresh_at(self) -> int:
+        """Exchange time as of which the view is complete (0 before start)."""
+        return self._status.view.fresh_at if self._status is not None else 0
+
+    def figures(self) -> tuple[int, int, bool]:
+        """A consistent ``(sequence, fresh_at, fresh now)``."""
+        status = self._status
+        if status is None:
+            return 0, 0, False
+        with status.lock:
+            view = status.view
+            return view.sequence, view.fresh_at, view.is_fresh(int(self._clock()))
+
+    @property
+    def issuer_key_count(self) -> int:
+        """Issuer keys currently trusted."""
+        return len(self._keys.current) if self._keys is not None else 0
+
+    # -- following the exchange ---------------------------------------------------------
+    def _fetch_snapshot(self, timeout: float | None = None) -> StatusSnapshot:
+        """A verified snapshot; fetches the keys again once if it names an unknown key."""
+        assert self._keys is not None
+        try:
+            return verify_snapshot(self.upstream.status_snapshot(timeout), self._keys.current)
+        except LicentiaError as e:
+            if e.reason is not Reason.UNKNOWN_ISSUER_KEY or isinstance(e, UpstreamError):
+                raise
+        self._refresh_keys(timeout)
+        return verify_snapshot(self.upstream.status_snapshot(timeout), self._keys.current)
+
+    def _follow_forever(self) -> None:
+        """Follow the stream until closed, reconnecting with backoff and jitter."""
+        attempt = 0
+        first = True
+        while not self._stop.is_set():
+            if not first:
+                self.reconnects += 1
+            first = False
+            delivered = False
+            try:
+                delivered = self._follow()
+            except _Resync:
+                delivered = self._resync()
+                if delivered:
+                    attempt = 0
+                    continue
+            except LicentiaError as e:
+                self._note_error(e)
+            except Exception as e:  # noqa: BLE001 - keep following whatever happens
+                self._log.exception(f"{self.name}.feed_failed")
+                self.last_error = f"{type(e).__name__}: {e}"
+            finally:
+                self.connected = False
+            if self._stop.is_set():
+                break
+            if delivered:
+                attempt = 0
+            first_delay, longest = self.backoff
+            delay = min(longest, first_delay * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
+            attempt = min(attempt + 1, 32)
+            self._log.info(f"{self.name}.reconnecting", extra={"delay_s": round(delay, 3)})
+            self._stop.wait(delay)
+
+    def _follow(self) -> bool:
+        """One stream from the view's sequence number; True if it delivered anything.
+
+        Returns when the stream ends; raises ``UpstreamError`` when it fails, ``_Resync`` on
+        a sequence gap, ``LicentiaError`` for data that does not verify.
+        """
+        assert self._status is not None
+        call = self.upstream.watch(self._status.view.sequence)
+        with self._call_lock:
+            if self._stop.is_set():
+                call.cancel()
+                return False
+            self._call = call
+        delivered = False
+        try:
+            for msg in call:
+                self._last_message = time.monotonic()
+                self._on_message(msg)
+                if not delivered:
+                    delivered = True
+                    self.connected = True
+                    self._log.info(f"{self.name}.connected", extra={"sequence": self.sequence})
+        except UpstreamError:
+            if not self._stop.is_set():
+                raise
+        finally:
+            with self._call_lock:
+                self._call = None
+            call.cancel()
+        return delivered
+
+    def _on_message(self, msg: licences_pb2.WatchRevocationsResponse) -> None:
+        """Apply one message of the stream to the view."""
+        assert self._status is not None
+        status = self._status
+        kind = msg.WhichOneof("message")
+        try:
+            if kind == "event":
+                event = StatusEvent.from_proto(msg.event)
+                event = replace(event, revoked_at=self._not_ahead(event.revoked_at))
+                with status.lock:
+                    status.view.apply(event)
+            elif kind == "heartbeat":
+                at = self._not_ahead(msg.heartbeat.at)
+                with status.lock:
+                    status.view.heartbeat(msg.heartbeat.sequence, at)
+            elif kind == "snapshot":
+                assert self._keys is not None
+                data = msg.snapshot.SerializeToString(deterministic=True)
+                try:
+                    snapshot = verify_snapshot(data, self._keys.current)
+                except LicentiaError as e:
+                    if e.reason is not Reason.UNKNOWN_ISSUER_KEY:
+                        raise
+                    self._refresh_keys()
+                    snapshot = verify_snapshot(data, self._keys.current)
+                self._replace(snapshot)
+        except LicentiaError as e:
+            if e.reason is Reason.STATUS_SEQUENCE_GAP and kind != "snapshot":
+                raise _Resync from None
+            raise
+
+    def _replace(self, snapshot: StatusSnapshot) -> None:
+        """Adopt a newer snapshot; an older one is refused (revocation is final)."""
+        assert self._status is not None
+        status = self._status
+        with status.lock:
+            status.view.replace(self._clamped(snapshot))
+
+    def _not_ahead(self, at: int) -> int:
+        """An exchange time, at most the follower's now: what refreshes the view."""
+        return min(at, int(self._clock()))
+
+    def _clamped(self, snapshot: StatusSnapshot) -> StatusSnapshot:
+        return replace(snapshot, taken_at=self._not_ahead(snapshot.taken_at))
+
+    def _resync(self) -> bool:
+        """Rebuild the view from a new snapshot; True on success."""
+        try:
+            snapshot = self._fetch_snapshot()
+            self._replace(snapshot)
+        except LicentiaError as e:
+            self._note_error(e)
+            return False
+        self.resyncs += 1
+        self._log.info(f"{self.name}.resynced", extra={"sequence": snapshot.sequence})
+        return True
+
+    def _note_error(self, e: LicentiaError) -> None:
+        self.last_error = f"{e.reason.name}: {e}"
+        level = logging.INFO if isinstance(e, UpstreamError) else logging.ERROR
+        self._log.log(level, f"{self.name}.feed_error", extra={"reason": e.reason.name})
+
+    def _cancel_call(self) -> None:
+        with self._call_lock:
+            call = self._call
+        if call is not None:
+            call.cancel()
+
+    # -- keys and the watchdog ----------------------------------------------------------
+    def _refresh_keys(self, timeout: float | None = None) -> None:
+        """Fetch the key set again; keys that did not change keep their identity, so the
+        engine's cache of tokens they signed stays valid."""
+        assert self._keys is not None
+        fresh = self.upstream.issuer_keys(timeout)
+        old = self._keys.current
+        kept = []
+        for key in fresh:
+            prior = old.resolve(key.key_id)
+            kept.append(prior if prior == key else key)
+        self._keys.current = IssuerKeySet(kept)
+        self.key_refreshes += 1
+        self._log.info(f"{self.name}.keys_refreshed", extra={"issuer_keys": len(kept)})
+
+    def _maintain(self) -> None:
+        """Refresh the keys on schedule and on demand (rate-limited); cancel a silent stream
+        so that the follower reconnects."""
+        tick = min(1.0, self.staleness_seconds / 2)
+        last_refresh = time.monotonic()
+        pending = False
+        while not self._stop.is_set():
+            if self._keys_wanted.wait(tick):
+                self._keys_wanted.clear()
+                pending = True
+            if self._stop.is_set():
+                break
+            now = time.monotonic()
+            due = now - last_refresh >= self.key_refresh_seconds
+            if due or (pending and now - last_refresh >= self.key_refresh_min_interval):
+                pending = False
+                last_refresh = now
+                try:
+                    self._refresh_keys()
+                except LicentiaError as e:
+                    self._note_error(e)
+            if self.connected and now - self._last_message > self.staleness_seconds:
+                self._log.warning(f"{self.name}.stream_silent", extra={"cancelling": True})
+                self._cancel_call()
