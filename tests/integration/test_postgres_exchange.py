@@ -80,7 +80,7 @@ def test_two_replicas_on_one_database_issue_one_exclusive_licence(
     tmp_path: Path, pg_server: PgServer
 ) -> None:
     """Two exchange processes' worth of state (two apps, two servers, two pools) on one
-    database: approvals sent to both at once issue exactly one exclusive licence."""
+    database: 16 approvals sent to both at once issue exactly one exclusive licence."""
     url = pg_server.create_database(pg_server.template)
     first = start_exchange(tmp_path / "data", db=url)
     # The second replica shares the data directory's keys (the issuer and operator keys).
@@ -88,7 +88,7 @@ def test_two_replicas_on_one_database_issue_one_exclusive_licence(
     try:
         holder = first.party()
         register_holder(holder)
-        advertisers = [first.party() for _ in range(8)]
+        advertisers = [first.party() for _ in range(16)]  # 16 at once, as the issue asks
         for i, a in enumerate(advertisers):
             register_advertiser(a, f"Buyer {i}")
         pending = [
