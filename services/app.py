@@ -70,6 +70,9 @@ FOLLOWER_METHODS = frozenset(
 #: On a store other processes write to, the hub reads it at least this often (the safety
 #: net under the store's notifications) and re-reads the issuer keys.
 SAFETY_POLL_SECONDS = 1.0
+#: A primary re-reads the issuer keys this often, so that `licentia-server rotate-key` or
+#: `withdraw-key`, run against its store by another process, takes effect without a restart.
+KEY_REFRESH_SECONDS = 2.0
 DB_FILE = "licentia.db"
 KEYS_DIR = "issuer-keys"
 #: The exchange operator's key seed (0600), created on first start.
@@ -168,4 +171,24 @@ def build(
         )
         t.start()
         app._threads.append(t)
+    else:
+        t = threading.Thread(
+            target=_refresh_keys,
+            args=(app._stop, keyring, KEY_REFRESH_SECONDS, log),
+            name="licentia-keys",
+            daemon=True,
+        )
+        t.start()
+        app._threads.append(t)
     return app
+
+
+def _refresh_keys(
+    stop: threading.Event, keyring: Keyring, every: float, log: logging.Logger
+) -> None:
+    """Re-read the published issuer keys every ``every`` seconds until ``stop`` is set."""
+    while not stop.wait(every):
+        try:
+            keyring.refresh()
+        except Exception:
+            log.warning("keys.refresh_failed", exc_info=True)

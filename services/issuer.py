@@ -50,8 +50,9 @@ class Keyring:
         self.store = store
         self.clock = clock
         self._lock = threading.Lock()
-        self._private: dict[bytes, PrivateKey] = {}
-        self._set = IssuerKeySet([])
+        # The published set and the secrets held, swapped together as one value so that a
+        # reader never pairs a new set with old secrets (a refresh runs beside the signers).
+        self._keys: tuple[IssuerKeySet, dict[bytes, PrivateKey]] = (IssuerKeySet([]), {})
 
     def load(self, now: int, *, create: bool = True) -> None:
         """Load every published key; create the first key on a new exchange."""
@@ -75,7 +76,7 @@ class Keyring:
 
     def _reload(self) -> None:
         rows = self.store.issuer_keys()
-        self._set = IssuerKeySet(
+        published = IssuerKeySet(
             IssuerKey(PublicKey(r.public_key), r.not_before, r.not_after or None) for r in rows
         )
         private: dict[bytes, PrivateKey] = {}
@@ -86,7 +87,7 @@ class Keyring:
                 if key.public.raw != r.public_key:
                     raise LicentiaError(Reason.INTERNAL, f"issuer key file {path.name} mismatch")
                 private[r.key_id] = key
-        self._private = private
+        self._keys = (published, private)
 
     def rotate(self, now: int) -> PublicKey:
         """Start a new key at ``now`` (or the next free second); the old one stays
@@ -101,7 +102,7 @@ class Keyring:
         licence it signed fails with UNKNOWN_ISSUER_KEY. When it is the key in use, a new
         key is rotated in first (returned); otherwise returns None."""
         with self._lock:
-            key = self._set.resolve(key_id)
+            key = self._keys[0].resolve(key_id)
             if key is None:
                 raise LicentiaError(Reason.NOT_FOUND, "no published issuer key with that id")
             self.store.withdraw_issuer_key(key_id, now)
@@ -115,26 +116,28 @@ class Keyring:
         (a key rotated in starts at the next second). A licence stamped ``issued_at`` is
         signed with ``current(issued_at)``, so its key was valid at that stamp."""
         now = self.clock() if at is None else at
-        for key in self._set:
-            if key.may_sign_at(now) and key.key_id in self._private:
-                return self._private[key.key_id]
+        published, private = self._keys
+        for key in published:
+            if key.may_sign_at(now) and key.key_id in private:
+                return private[key.key_id]
         raise LicentiaError(Reason.INTERNAL, "no current issuer key")
 
     def private(self, key_id: bytes) -> PrivateKey | None:
         """The secret key with this id, if this exchange holds it and it may sign now."""
-        key = self._set.resolve(key_id)
+        published, private = self._keys
+        key = published.resolve(key_id)
         if key is None or not key.may_sign_at(self.clock()):
             return None
-        return self._private.get(key_id)
+        return private.get(key_id)
 
     def resolve(self, key_id: bytes) -> IssuerKey | None:
         """The published key with this id (the verification engine's key resolver)."""
-        return self._set.resolve(key_id)
+        return self._keys[0].resolve(key_id)
 
     @property
     def key_set(self) -> IssuerKeySet:
         """Every published key (what verifiers trust)."""
-        return self._set
+        return self._keys[0]
 
     def refresh(self) -> None:
         """Re-read the published keys (a replica following another process's rotation)."""

@@ -33,6 +33,7 @@ from .exchange_harness import (
     request_licence,
     start_exchange,
     verify,
+    wait_for,
 )
 
 #: What request_licence offers by default: 30 days at the holder's 1.00 a day.
@@ -239,5 +240,42 @@ def test_a_withdrawn_key_stops_what_it_signed_from_verifying(tmp_path: Path) -> 
         register_platform(platform)
         assert reasons(verify(platform, adv, old, photo_use())) == [Reason.UNKNOWN_ISSUER_KEY]
         assert verify(platform, adv, _licence(holder, adv), photo_use()).allowed
+    finally:
+        ex.stop()
+
+
+def test_a_key_withdrawn_while_the_exchange_runs_takes_effect_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    """`withdraw-key` is another process on the exchange's store: the running exchange picks
+    the withdrawal up at its next key refresh, and signs with the key rotated in."""
+    data = tmp_path / "data"
+    ex = start_exchange(data)
+    try:
+        holder, adv, platform = ex.party(1), ex.party(2), ex.party()
+        register_holder(holder)
+        register_advertiser(adv)
+        register_platform(platform)
+        old = _licence(holder, adv)
+        assert verify(platform, adv, old, photo_use()).allowed
+        key_id = parse_token(old).issuer_key_id.hex()
+        command = [sys.executable, "-m", "licentia.services.server", "withdraw-key"]
+        subprocess.run(
+            [*command, "--data-dir", str(data), key_id],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+
+        def refused() -> bool:
+            got = reasons(verify(platform, adv, old, photo_use()))
+            return got == [Reason.UNKNOWN_ISSUER_KEY]
+
+        wait_for(refused, 10)
+        time.sleep(1.0 - time.time() % 1.0 + 0.05)  # the key rotated in starts within a second
+        new = _licence(holder, adv)
+        assert parse_token(new).issuer_key_id.hex() != key_id
+        assert verify(platform, adv, new, photo_use()).allowed
     finally:
         ex.stop()
