@@ -695,10 +695,8 @@ def run(
             time.sleep(0.05)
         if verifier.sequence < last:
             errors.append(f"the verifier applied sequence {verifier.sequence}, not {last}")
-        engine = verifier._engine  # its cache is not public: read for the bound check only
-        cached = len(engine._cache) if engine is not None else 0
-        cache_size = engine.cache_size if engine is not None else 0
         stats = verifier.stats
+        cached, cache_size = stats.cached_tokens, stats.cache_size
         embedded = [w.tallies["verify.embedded"] for w in workers]
         checks = sum(t.done + t.errors for t in embedded)
         if cached > cache_size:

@@ -261,9 +261,9 @@ class _Plumbing:
         """Behaviour of a method with one response (``arg``: bytes, or an iterator of them)."""
         with self._guard(m, context) as outcome:
             call, request = self._admit(m, arg, context, outcome)
-            if call.signed is None:
-                return self._encode(m, m.method.handler(request, call))
-            with spending(self.auth.spent(call.signed, call.now)):
+            # A signed call's nonce is spent durably by the first change it commits.
+            spent = () if call.signed is None else (self.auth.spent(call.signed, call.now),)
+            with spending(*spent):
                 return self._encode(m, m.method.handler(request, call))
 
     def stream_out(self, m: _Bound, arg: Any, context: grpc.ServicerContext) -> Iterator[bytes]:

@@ -116,6 +116,9 @@ class VerifierStats:
     issuer_keys: int
     #: The last error met while following the exchange, for people (None if none yet).
     last_error: str | None
+    #: Authenticated licence tokens in the check cache, and the most it holds.
+    cached_tokens: int = 0
+    cache_size: int = 0
 
 
 class Verifier:
@@ -263,4 +266,6 @@ class Verifier:
             key_refreshes=f.key_refreshes,
             issuer_keys=f.issuer_key_count,
             last_error=f.last_error,
+            cached_tokens=self._engine.cached_tokens if self._engine is not None else 0,
+            cache_size=self._engine.cache_size if self._engine is not None else 0,
         )

@@ -131,6 +131,11 @@ class VerificationEngine:
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
+    @property
+    def cached_tokens(self) -> int:
+        """How many authenticated tokens the cache holds (at most ``cache_size``)."""
+        return len(self._cache)
+
     def authenticate(self, token: str) -> Licence | Decision:
         """The authenticated licence for ``token`` (cached), or a DENY decision."""
         auth = self._authenticate(token)

@@ -199,6 +199,9 @@ def test_the_server_process_serves_and_drains_on_sigterm(tmp_path: Path) -> None
         ["--max-term-days", "0"],
         ["--heartbeat-seconds", "0"],
         ["--workers", "4"],
+        ["--db", "mysql://db.example/licentia"],
+        ["--db", "sqlite:///"],
+        ["--db", "postgresql://nobody@127.0.0.1:1/licentia"],  # nothing listens there
     ],
 )
 def test_misuse_of_the_server_command_exits_2(

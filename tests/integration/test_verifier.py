@@ -202,6 +202,8 @@ def test_revocation_reaches_the_verifier_within_2s_with_no_call_per_check(
     assert v.sequence == 1
     assert v.stats.fresh
     assert v.stats.reconnects == 0
+    # One licence, checked hundreds of times: authenticated once, cached once.
+    assert (v.stats.cached_tokens, v.stats.cache_size) == (1, 10_000)
 
 
 def test_a_late_verifier_catches_up_from_the_snapshot(
