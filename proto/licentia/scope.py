@@ -211,14 +211,24 @@ class IntendedUse:
 
     @classmethod
     def from_proto(cls, msg: licence_pb2.IntendedUse) -> IntendedUse:
-        """Parse the wire form; raises ``LicentiaError(INVALID_USE)``."""
+        """Parse the wire form; raises ``LicentiaError(INVALID_USE)``.
+
+        Uses are interned by their field values: a platform publishes a few kinds of use
+        many times, so a check does not rebuild and re-validate the same use each time.
+        """
+        key = (msg.category, msg.purpose, msg.medium, msg.territory, msg.asset_sha256)
+        use = _USES.get(key)
+        if use is not None:
+            return use
         try:
-            return cls(
-                DataCategory(msg.category),
-                Purpose(msg.purpose),
-                Medium(msg.medium),
-                msg.territory,
-                msg.asset_sha256,
-            )
+            use = cls(DataCategory(key[0]), Purpose(key[1]), Medium(key[2]), key[3], key[4])
         except ValueError:
             raise LicentiaError(Reason.INVALID_USE, "unknown category, purpose or medium") from None
+        if len(_USES) >= _INTERN_MAX:
+            _USES.clear()
+        _USES[key] = use
+        return use
+
+
+#: Parsed intended uses by their wire field values (bounded, like ``_INTERNED``).
+_USES: dict[tuple[int, int, int, str, bytes], IntendedUse] = {}

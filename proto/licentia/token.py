@@ -349,22 +349,67 @@ class StandingRule:
 
     def permits(self, claims: LicenceClaims) -> list[Reason]:
         """Every reason the claims are not covered by this rule (empty when they are)."""
-        sensitive = sensitive_reasons(claims.scope) or sensitive_reasons(self.scope)
+        price = claims.price
+        return self._covers(
+            claims.holder.raw,
+            claims.licensee.raw,
+            claims.scope,
+            claims.asset_categories.keys(),
+            claims.not_before,
+            claims.not_after,
+            price.currency,
+            price.amount_minor,
+            claims.exclusive,
+            claims.max_uses,
+        )
+
+    def permits_parsed(self, u: UnverifiedLicence) -> list[Reason]:
+        """:meth:`permits` for a parsed token, read from its checked wire claims (the
+        verifier's hot path builds no :class:`LicenceClaims`)."""
+        wire = u.wire_claims
+        price = wire.price
+        return self._covers(
+            u.holder_key,
+            u.licensee_key,
+            u.scope,
+            u.asset_categories.keys(),
+            u.not_before,
+            u.not_after,
+            price.currency,
+            price.amount_minor,
+            wire.exclusive,
+            u.max_uses,
+        )
+
+    def _covers(
+        self,
+        holder: bytes,
+        licensee: bytes,
+        scope: Scope,
+        digests: Iterable[bytes],
+        not_before: int,
+        not_after: int,
+        currency: str,
+        amount_minor: int,
+        exclusive: bool,
+        max_uses: int,
+    ) -> list[Reason]:
+        sensitive = sensitive_reasons(scope) or sensitive_reasons(self.scope)
         if sensitive:
             return sensitive
+        term = not_after - not_before
         ok = (
-            claims.holder == self.holder
-            and self.scope.contains(claims.scope)
-            and all(a.sha256 in self.asset_sha256 for a in claims.assets)
-            and self.not_before <= claims.not_before
-            and claims.not_after <= self.not_after
-            and 0 < claims.term_seconds <= self.max_term_seconds
-            and claims.price.currency == self.currency
-            and claims.price.amount_minor
-            >= self.min_price_per_day_minor * -(-claims.term_seconds // _DAY)
-            and (self.allow_exclusive or not claims.exclusive)
-            and (self.max_uses == 0 or 0 < claims.max_uses <= self.max_uses)
-            and (not self.licensee_keys or claims.licensee.raw in self.licensee_keys)
+            holder == self.holder.raw
+            and self.scope.contains(scope)
+            and self.asset_sha256.issuperset(digests)
+            and self.not_before <= not_before
+            and not_after <= self.not_after
+            and 0 < term <= self.max_term_seconds
+            and currency == self.currency
+            and amount_minor >= self.min_price_per_day_minor * -(-term // _DAY)
+            and (self.allow_exclusive or not exclusive)
+            and (self.max_uses == 0 or 0 < max_uses <= self.max_uses)
+            and (not self.licensee_keys or licensee in self.licensee_keys)
         )
         return [] if ok else [Reason.OUTSIDE_STANDING_RULE]
 
@@ -509,6 +554,32 @@ class UnverifiedLicence(NamedTuple):
         return Licence(self, issuer)
 
 
+#: Standing rules whose holder signature has been checked, by (holder key, exact rule bytes,
+#: signature): every licence issued under one rule carries the same three, so a verifier
+#: checks a rule's signature and decodes it once, not once per licence. A hit means those
+#: exact bytes verified before; the cache is bounded (cleared when full).
+_VERIFIED_RULES: dict[tuple[bytes, bytes, bytes], StandingRule] = {}
+_VERIFIED_RULES_MAX = 1024
+
+
+def verified_rule(holder_key: bytes, consent: StandingConsent) -> StandingRule | None:
+    """The rule of ``consent`` if ``holder_key`` signed it, else ``None``; raises
+    ``LicentiaError`` when the signed bytes are not a valid rule. Memoised (see above)."""
+    key = (holder_key, consent.rule_bytes, consent.signature)
+    rule = _VERIFIED_RULES.get(key)
+    if rule is not None:
+        return rule
+    if not keys.verify_signature(
+        holder_key, keys.STANDING_RULE, consent.rule_bytes, consent.signature
+    ):
+        return None
+    rule = StandingRule.decode(consent.rule_bytes)
+    if len(_VERIFIED_RULES) >= _VERIFIED_RULES_MAX:
+        _VERIFIED_RULES.clear()
+    _VERIFIED_RULES[key] = rule
+    return rule
+
+
 def authenticate(
     u: UnverifiedLicence, keys_: IssuerKeyResolver, max_term_seconds: int
 ) -> tuple[IssuerKey | None, list[Reason]]:
@@ -533,15 +604,15 @@ def authenticate(
     if isinstance(consent, Approval):
         if not keys.verify_signature(u.holder_key, keys.CONSENT, claims_bytes, consent.signature):
             reasons.append(Reason.BAD_CONSENT)
-    elif not keys.verify_signature(
-        u.holder_key, keys.STANDING_RULE, consent.rule_bytes, consent.signature
-    ):
-        reasons.append(Reason.BAD_CONSENT)
     else:
         try:
-            reasons.extend(consent.rule.permits(u.claims))
+            rule = verified_rule(u.holder_key, consent)
         except LicentiaError:
+            rule = None
+        if rule is None:
             reasons.append(Reason.BAD_CONSENT)
+        else:
+            reasons.extend(rule.permits_parsed(u))
     if not 0 < u.not_after - u.not_before <= max_term_seconds:
         reasons.append(Reason.INVALID_TERM)
     return issuer, reasons

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import zlib
 from dataclasses import replace
+from typing import Any
 
 import nacl.signing
 import pytest
@@ -311,8 +312,54 @@ def test_licence_within_a_standing_rule_is_allowed() -> None:
 def test_claims_outside_the_standing_rule(over: dict[str, object]) -> None:
     # `claims()` asks for IMAGE+NAME, ADVERTISING+DIRECT_MARKETING, ONLINE+SOCIAL, FR+DE,
     # 90 days, EUR 450.00, 3 uses; each override makes the rule too narrow in one way.
-    t = standing_token(claims(), rule(**over))
+    r = rule(**over)
+    t = standing_token(claims(), r)
     assert reasons(engine().verify(t, USE, NOW + 10)) == ["OUTSIDE_STANDING_RULE"]
+    # The exchange's check (domain claims) and the verifier's (parsed wire claims) agree.
+    assert r.permits(claims()) == r.permits_parsed(parse_token(t)) == [Reason.OUTSIDE_STANDING_RULE]
+    assert rule().permits(claims()) == rule().permits_parsed(parse_token(t)) == []
+
+
+def test_a_rule_signature_is_checked_once_per_exact_rule_key_and_signature(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import licentia.token as token_module
+
+    monkeypatch.setattr(token_module, "_VERIFIED_RULES", {})
+    checked: list[bytes] = []
+    real = K.verify_signature
+
+    def counting(public_key: bytes, domain: bytes, payload: bytes, signature: bytes) -> bool:
+        checked.append(domain)
+        return real(public_key, domain, payload, signature)
+
+    monkeypatch.setattr(K, "verify_signature", counting)
+    r = rule()
+    tokens = [standing_token(claims(licence_id=bytes([i]) * 16), r) for i in range(3)]
+    for t in tokens:
+        assert engine().verify(t, USE, NOW + 10).allowed
+    assert checked.count(K.STANDING_RULE) == 1  # the rule once, then remembered
+    assert checked.count(K.ISSUANCE) == 3  # every licence's own signature, every time
+    # The same rule bytes with another signature, or signed by another key, are not the
+    # remembered rule: each is checked, and refused.
+    from licentia.token import StandingConsent
+
+    data = r.encode()
+    forged = StandingConsent(data, bytes(64))
+    c = claims(licence_id=b"\x09" * 16)
+    assert reasons(engine().verify(issue(ISSUER, c.encode(), forged), USE, NOW + 10)) == [
+        "BAD_CONSENT"
+    ]
+    by_other = StandingConsent(data, OTHER.sign(K.STANDING_RULE, data))
+    assert reasons(engine().verify(issue(ISSUER, c.encode(), by_other), USE, NOW + 10)) == [
+        "BAD_CONSENT"
+    ]
+    assert checked.count(K.STANDING_RULE) == 3
+    # Bounded: a full cache is emptied, never grown.
+    monkeypatch.setattr(token_module, "_VERIFIED_RULES_MAX", 1)
+    other_rule = rule(rule_id=b"\x21" * 16)
+    assert engine().verify(standing_token(c, other_rule), USE, NOW + 10).allowed
+    assert len(token_module._VERIFIED_RULES) == 1
 
 
 def test_exclusive_licence_needs_a_rule_that_allows_exclusivity() -> None:
@@ -549,3 +596,24 @@ def test_a_status_list_never_shows_a_length_its_bytes_do_not_cover() -> None:
     stop.set()
     t.join()
     assert seen == []
+
+
+USE_ENUMS: dict[str, Any] = {"category": 1, "purpose": 1, "medium": 1}
+
+
+def test_intended_uses_from_the_wire_are_interned_and_still_checked() -> None:
+    wire = USE.to_proto()
+    first = IntendedUse.from_proto(wire)
+    assert first == USE
+    assert IntendedUse.from_proto(licence_pb2.IntendedUse.FromString(wire.SerializeToString())) is (
+        first
+    )
+    for bad in (
+        licence_pb2.IntendedUse.FromString(b"\x08\x63\x10\x01\x18\x01\x22\x02FR"),  # category 99
+        licence_pb2.IntendedUse(territory="XX", asset_sha256=PHOTO, **USE_ENUMS),
+        licence_pb2.IntendedUse(territory="FR", asset_sha256=b"1", **USE_ENUMS),
+    ):
+        for _ in range(2):  # a refused use is never remembered as valid
+            with pytest.raises(LicentiaError) as e:
+                IntendedUse.from_proto(bad)
+            assert e.value.reason is Reason.INVALID_USE
