@@ -35,6 +35,8 @@ def test_bench_verifier_quick_prints_its_two_json_lines(
         assert row["ratio"] > 0
         assert row["target"] == 0.85
         assert f"÷ {signatures} signatures per check" in row["limit"]
+        assert 0 < row["floor_ratio"] < 5  # the least verification, in the same rounds
+        assert f"{signatures} signature checks" in row["floor"]
         assert isinstance(row["ok"], bool)
         assert row["ok"] == (row["ratio"] >= row["target"])
         assert row["connected"] is True  # measured with the revocation feed live

@@ -67,6 +67,10 @@ def test_bench_prints_one_json_object_per_line_with_ratio_and_target() -> None:
     assert [r["bench"] for r in rows] == ["verify.first_seen", "verify.repeat", "token.size"]
     for row in rows:
         assert {"bench", "ops_per_s", "ratio", "target", "ok"} <= row.keys()
+    # The floor (base64, canonical parses, signatures, nothing else) is measured alongside.
+    floor = rows[0]["floor_ratio"]
+    assert isinstance(floor, float)
+    assert 0 < floor < 5
     size = rows[2]
     assert size["value"] <= 560
     assert size["ok"] is True
