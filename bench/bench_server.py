@@ -23,6 +23,12 @@ of its two echo rates.
   conflict. They all go to one holder, whose live licences grow round by round; the rate of
   each round and the licences issued by its end are printed too (``per_round``,
   ``licences_after``), as the cost of issuing depends on them.
+- Each throughput row also has a ``floor_ratio``, measured in the same rounds on the same
+  server and channel: a bare method that does only the signature work the real call cannot
+  avoid, ÷ the echo. For ``rpc.verify``, checking two Ed25519 signatures (the request's and the
+  presentation's) of the real sizes; for ``rpc.issue``, checking the request's signature and
+  signing the licence (no storage, no parsing). A target above its floor cannot be met by any
+  care in the handler's Python: only a server that does not pay gRPC Python's cost per call can.
 - ``log.append``: the log entries appended per second inside issuance (one per licence, in
   the issuing transaction), i.e. ``rpc.issue``'s rate, held to ``rpc.issue``'s target.
 - ``revocation.propagation``: p99 of the milliseconds from RevokeLicence's return to the
@@ -58,9 +64,9 @@ from typing import TYPE_CHECKING, Any
 import grpc  # type: ignore[import-untyped]
 from google.protobuf.message import Message
 
-from licentia.keys import PrivateKey
-from licentia.presentation import present
-from licentia.request import sign_request
+from licentia.keys import ISSUANCE, PRESENTATION, REQUEST, PrivateKey, verify_signature
+from licentia.presentation import parse_presentation, present
+from licentia.request import request_payload, sign_request
 from licentia.v1 import exchange_pb2, licences_pb2, records_pb2, verification_pb2
 
 if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
@@ -109,6 +115,9 @@ PROPAGATION_TIMEOUT = 5.0
 WARMUP_REVOCATIONS = 2
 ECHO_SERVICE = "bench.Echo"
 ECHO = f"/{ECHO_SERVICE}/Echo"
+FLOOR_SERVICE = "bench.Floor"
+FLOOR_VERIFY = f"/{FLOOR_SERVICE}/Verify"
+FLOOR_ISSUE = f"/{FLOOR_SERVICE}/Issue"
 VERIFY = "/licentia.v1.VerificationService/Verify"
 REQUEST_LICENCE = "/licentia.v1.ExchangeService/RequestLicence"
 REVOKE = "/licentia.v1.LicenceService/RevokeLicence"
@@ -145,6 +154,46 @@ def echo_handler() -> grpc.GenericRpcHandler:
             "Echo": grpc.unary_unary_rpc_method_handler(
                 echo, request_deserializer=None, response_serializer=None
             )
+        },
+    )
+
+
+@dataclass
+class FloorWork:
+    """What the floor methods check and sign: signatures of the real calls' sizes, set once
+    the bench's parties exist. Each is (public key, domain, payload, signature)."""
+
+    request: tuple[bytes, bytes, bytes, bytes] | None = None
+    presentation: tuple[bytes, bytes, bytes, bytes] | None = None
+    issuer: PrivateKey | None = None
+
+
+def floor_handler(work: FloorWork) -> grpc.GenericRpcHandler:
+    """``/bench.Floor/Verify``: check two signatures (the request's and a presentation's);
+    ``/bench.Floor/Issue``: check the request's signature and sign the request bytes. Raw
+    bytes in and out, nothing parsed or stored: the signature work a real call cannot avoid."""
+
+    def check(sig: tuple[bytes, bytes, bytes, bytes] | None, context: Any) -> None:
+        if sig is None or not verify_signature(*sig):
+            context.abort(grpc.StatusCode.INTERNAL, "the floor's signature did not verify")
+
+    def verify(request: bytes, context: grpc.ServicerContext) -> bytes:
+        check(work.request, context)
+        check(work.presentation, context)
+        return b"\x08\x01"  # VerifyResponse(allowed=True)
+
+    def issue(request: bytes, context: grpc.ServicerContext) -> bytes:
+        check(work.request, context)
+        assert work.issuer is not None
+        return work.issuer.sign(ISSUANCE, request)
+
+    return grpc.method_handlers_generic_handler(
+        FLOOR_SERVICE,
+        {
+            name: grpc.unary_unary_rpc_method_handler(
+                f, request_deserializer=None, response_serializer=None
+            )
+            for name, f in (("Verify", verify), ("Issue", issue))
         },
     )
 
@@ -227,10 +276,11 @@ class Bench:
         log.setLevel(logging.WARNING)  # as the harness: no per-call log lines
         self.app: App = build(data_dir, settings=Settings(), log=log, db=db)
         self.server: RunningServer | None = None
+        self.floor = FloorWork()
         try:
             self.server = start(
                 ServerSettings(address="127.0.0.1:0", max_workers=MAX_WORKERS),
-                [*self.app.handlers, echo_handler()],
+                [*self.app.handlers, echo_handler(), floor_handler(self.floor)],
                 self.app.service_names,
                 log,
             )
@@ -250,6 +300,12 @@ class Bench:
             VERIFY,
             request_serializer=None,
             response_deserializer=verification_pb2.VerifyResponse.FromString,
+        )
+        self.floor_verify = self.shared.unary_unary(
+            FLOOR_VERIFY, request_serializer=None, response_deserializer=None
+        )
+        self.floor_issue = self.shared.unary_unary(
+            FLOOR_ISSUE, request_serializer=None, response_deserializer=None
         )
         self.request_mc = self.shared.unary_unary(
             REQUEST_LICENCE,
@@ -312,6 +368,24 @@ class Bench:
         self.licensee = self.advertisers[0]
         self.token = resp.licence.token
         self.licence_id = resp.licence.licence_id
+        # The floor's signatures, of the real calls' sizes: a request signing payload, and
+        # the claims of a real presentation.
+        now = int(time.time())
+        payload = request_payload(VERIFY, b"x" * 600, now, bytes(16))
+        self.floor.request = (
+            self.platform.key.public.raw,
+            REQUEST,
+            payload,
+            self.platform.key.sign(REQUEST, payload),
+        )
+        p = parse_presentation(present(self.licensee.key, self.licence_id, AUDIENCE, USE, now))
+        self.floor.presentation = (
+            self.licensee.key.public.raw,
+            PRESENTATION,
+            p.claims_bytes,
+            p.signature,
+        )
+        self.floor.issuer = PrivateKey.generate()
 
     @staticmethod
     def request_body(holder: PrivateKey) -> bytes:
@@ -350,10 +424,11 @@ class Bench:
         n = CALLERS * self.sizes.verify_calls
         return jobs, (time.perf_counter() - t0) / n * 1e6
 
-    def echo_jobs(self, size: int) -> list[list[Job]]:
-        """Unsigned echo calls of ``size`` bytes."""
+    def echo_jobs(self, size: int, method: Any = None) -> list[list[Job]]:
+        """Unsigned echo calls of ``size`` bytes (to ``method``: by default the echo)."""
         payload = bytes(size)
-        return [[(self.echo, payload, ())] * self.sizes.echo_calls for _ in range(CALLERS)]
+        mc = self.echo if method is None else method
+        return [[(mc, payload, ())] * self.sizes.echo_calls for _ in range(CALLERS)]
 
     def issue_jobs(self) -> list[list[Job]]:
         """Signed RequestLicence calls, one advertiser per caller."""
@@ -383,8 +458,12 @@ class Bench:
             echo1 = run_concurrently(self.echo_jobs(size), _no_check)
             ver = run_concurrently(vjobs, _allowed)
             iss = run_concurrently(ijobs, self._issued)
+            floor_verify = run_concurrently(self.echo_jobs(size, self.floor_verify), _no_check)
+            floor_issue = run_concurrently(self.echo_jobs(size, self.floor_issue), _no_check)
             echo2 = run_concurrently(self.echo_jobs(size), _no_check)
             floor = max(echo1.rate, echo2.rate)
+            out["verify_floor_ratio"].append(floor_verify.rate / floor)
+            out["issue_floor_ratio"].append(floor_issue.rate / floor)
             out["echo"].append(floor)
             out["verify"].append(ver.rate)
             out["issue"].append(iss.rate)
@@ -513,6 +592,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"echo RPC calls/s ({round(med['echo'])}/s, {round(med['payload'])}-byte"
                 f" unsigned payload), {CALLERS} callers on one channel"
             ),
+            "floor_ratio": round(med["verify_floor_ratio"], 3),
+            "floor": "a bare method checking 2 Ed25519 signatures (request, presentation)",
             "client_us_per_call": round(med["verify_client_us"]),
             "echo_client_us_per_call": round(med["echo_client_us"]),
             "presigned_us_per_call": round(med["verify_sign_us"]),
@@ -527,6 +608,8 @@ def main(argv: list[str] | None = None) -> int:
                 "one RequestLicence per licence, auto-approved by a standing rule; "
                 "non-exclusive; SQLite WAL synchronous=FULL on a real file"
             ),
+            "floor_ratio": round(med["issue_floor_ratio"], 3),
+            "floor": "a bare method checking 1 signature and signing 1 (nothing stored)",
             "client_us_per_call": round(med["issue_client_us"]),
             # The rate per round, in order, with the licences the holder had after it: the
             # issuing path's cost grows with the holder's live licences, so the order matters.

@@ -41,6 +41,10 @@ def test_bench_server_quick_prints_the_four_benches(
     assert (append["ops_per_s"], append["ratio"]) == (issue["ops_per_s"], issue["ratio"])
     assert verify["ops_per_s"] > 0
     assert issue["ops_per_s"] > 0
+    # The signature work alone, on the same server and channel, is measured alongside.
+    for row in (verify, issue):
+        assert 0 < row["floor_ratio"] < 5
+        assert "signature" in row["floor"]
     assert propagation["ops_per_s"] is None
     assert propagation["value"] == propagation["p99_ms"]
     assert propagation["missing"] == 0
