@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from licentia.errors import Reason
-from licentia.status import StatusList
+from licentia.status import StatusEvent, StatusList, signed_heartbeat
+from licentia.v1 import status_pb2
 
 from .issuer import Keyring
 from .model import RevocationEvent
@@ -78,6 +79,11 @@ class RevocationHub:
         self.fresh_at = clock()
         #: A follower answers STATUS_STALE when its last poll is older than this.
         self.staleness_bound: int | None = None
+        #: Events as signed for the feeds (each signed once, then sent to every subscriber),
+        #: and the last heartbeat signed (subscribers beating in the same second share it).
+        self._signed: OrderedDict[int, status_pb2.StatusEvent] = OrderedDict()
+        self._signed_lock = threading.Lock()
+        self._beat: status_pb2.StatusHeartbeat | None = None
         self.reload()
 
     @property
@@ -105,6 +111,41 @@ class RevocationHub:
         with self._cond:
             data = self._list.snapshot(self.keyring.current(), self._sequence, self.clock())
             return Snapshot(data, self._sequence)
+
+    def signed_event(self, ev: RevocationEvent) -> status_pb2.StatusEvent:
+        """``ev`` as the feeds send it: signed by the current issuer key. Signed once and
+        reused by every subscriber (Ed25519 is deterministic: every replica sharing the key
+        sends the same bytes); signed again after the key rotates."""
+        key = self.keyring.current()
+        key_id = key.public.key_id
+        with self._signed_lock:
+            msg = self._signed.get(ev.sequence)
+        if (
+            msg is not None
+            and msg.issuer_key_id == key_id
+            and (msg.status_index, msg.revoked_at) == (ev.status_index, ev.revoked_at)
+        ):
+            return msg
+        msg = StatusEvent(ev.sequence, ev.status_index, ev.revoked_at).signed(key)
+        with self._signed_lock:
+            self._signed[ev.sequence] = msg
+            if len(self._signed) > RECENT:
+                self._signed.popitem(last=False)
+        return msg
+
+    def signed_heartbeat(self, beat: Heartbeat) -> status_pb2.StatusHeartbeat:
+        """``beat`` as the feeds send it: signed by the issuer key valid at its time."""
+        key = self.keyring.current(beat.at)
+        last = self._beat
+        if last is not None and (last.sequence, last.at, last.issuer_key_id) == (
+            beat.sequence,
+            beat.at,
+            key.public.key_id,
+        ):
+            return last
+        msg = signed_heartbeat(key, beat.sequence, beat.at)
+        self._beat = msg
+        return msg
 
     def publish(self, events: Sequence[RevocationEvent]) -> None:
         """Apply committed events and wake every subscriber.

@@ -7,7 +7,6 @@ from collections.abc import Iterator, Mapping
 
 from licentia import keys
 from licentia.errors import LicentiaError, Reason
-from licentia.status import StatusEvent
 from licentia.token import parse_token
 from licentia.v1 import licences_pb2, records_pb2, status_pb2
 
@@ -149,12 +148,10 @@ class LicenceService:
                 )
             elif isinstance(item, Heartbeat):
                 yield licences_pb2.WatchRevocationsResponse(
-                    heartbeat=status_pb2.StatusHeartbeat(sequence=item.sequence, at=item.at)
+                    heartbeat=self.d.hub.signed_heartbeat(item)
                 )
             else:
-                yield licences_pb2.WatchRevocationsResponse(
-                    event=StatusEvent(item.sequence, item.status_index, item.revoked_at).to_proto()
-                )
+                yield licences_pb2.WatchRevocationsResponse(event=self.d.hub.signed_event(item))
 
     def get_status_snapshot(
         self, req: licences_pb2.GetStatusSnapshotRequest, call: Call

@@ -31,14 +31,23 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import grpc  # type: ignore[import-untyped]
 
 from .errors import LicentiaError, Reason
 from .keys import IssuerKey, IssuerKeySet
-from .status import StatusEvent, StatusSnapshot, StatusView, verify_snapshot
+from .status import (
+    StatusSnapshot,
+    StatusView,
+    verify_event,
+    verify_heartbeat,
+    verify_snapshot,
+)
 from .v1 import licences_pb2
+
+_I = TypeVar("_I")
+_O = TypeVar("_O")
 
 _SERVICE = "/licentia.v1.LicenceService/"
 GET_ISSUER_KEYS = _SERVICE + "GetIssuerKeys"
@@ -423,30 +432,36 @@ class StatusFollower:
         status = self._status
         kind = msg.WhichOneof("message")
         try:
+            # Every item is signed by an issuer key: nothing unsigned changes the view or
+            # keeps it fresh (docs/threat-model.md, "The revocation feed").
             if kind == "event":
-                event = StatusEvent.from_proto(msg.event)
+                event = self._verified(verify_event, msg.event)
                 event = replace(event, revoked_at=self._not_ahead(event.revoked_at))
                 with status.lock:
                     status.view.apply(event)
             elif kind == "heartbeat":
-                at = self._not_ahead(msg.heartbeat.at)
+                sequence, at = self._verified(verify_heartbeat, msg.heartbeat)
                 with status.lock:
-                    status.view.heartbeat(msg.heartbeat.sequence, at)
+                    status.view.heartbeat(sequence, self._not_ahead(at))
             elif kind == "snapshot":
-                assert self._keys is not None
                 data = msg.snapshot.SerializeToString(deterministic=True)
-                try:
-                    snapshot = verify_snapshot(data, self._keys.current)
-                except LicentiaError as e:
-                    if e.reason is not Reason.UNKNOWN_ISSUER_KEY:
-                        raise
-                    self._refresh_keys()
-                    snapshot = verify_snapshot(data, self._keys.current)
-                self._replace(snapshot)
+                self._replace(self._verified(verify_snapshot, data))
         except LicentiaError as e:
             if e.reason is Reason.STATUS_SEQUENCE_GAP and kind != "snapshot":
                 raise _Resync from None
             raise
+
+    def _verified(self, verify: Callable[[_I, IssuerKeySet], _O], item: _I) -> _O:
+        """``verify(item, keys)``; when it names a key the follower does not know (the
+        exchange rotated), the keys are fetched again once and it is tried again."""
+        assert self._keys is not None
+        try:
+            return verify(item, self._keys.current)
+        except LicentiaError as e:
+            if e.reason is not Reason.UNKNOWN_ISSUER_KEY:
+                raise
+        self._refresh_keys()
+        return verify(item, self._keys.current)
 
     def _replace(self, snapshot: StatusSnapshot) -> None:
         """Adopt a newer snapshot; an older one is refused (revocation is final)."""

@@ -27,13 +27,25 @@ STANDING_RULE = b"licentia.v1.standing-rule"
 ISSUANCE = b"licentia.v1.issuance"
 PRESENTATION = b"licentia.v1.presentation"
 STATUS_SNAPSHOT = b"licentia.v1.status-snapshot"
+STATUS_EVENT = b"licentia.v1.status-event"
+STATUS_HEARTBEAT = b"licentia.v1.status-heartbeat"
 REQUEST = b"licentia.v1.request"
 TERMINATION_RECEIPT = b"licentia.v1.termination-receipt"
 #: Not a signature domain: the prefix hashed into key ids.
 KEY_ID = b"licentia.v1.key-id"
 
 DOMAINS: frozenset[bytes] = frozenset(
-    {CONSENT, STANDING_RULE, ISSUANCE, PRESENTATION, STATUS_SNAPSHOT, REQUEST, TERMINATION_RECEIPT}
+    {
+        CONSENT,
+        STANDING_RULE,
+        ISSUANCE,
+        PRESENTATION,
+        STATUS_SNAPSHOT,
+        STATUS_EVENT,
+        STATUS_HEARTBEAT,
+        REQUEST,
+        TERMINATION_RECEIPT,
+    }
 )
 
 PUBLIC_KEY_BYTES = 32

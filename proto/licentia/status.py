@@ -4,9 +4,11 @@ Bit ``i`` is bit ``7 - i % 8`` of byte ``i // 8`` (most significant bit first); 
 means revoked, and revocation is final, so bits are only ever set. The issuer keeps a
 :class:`StatusList`; it publishes signed snapshots (zlib-compressed bits with a sequence
 number and a time) and a stream of :class:`StatusEvent` s numbered 1, 2, 3, … with
-heartbeats between them. A verifier's :class:`StatusView` starts from a snapshot, applies
-events strictly in order, and fails closed: past its staleness bound it answers
-``STATUS_STALE`` for every licence whose bit is not set.
+heartbeats between them; every event and heartbeat on the stream is signed by an issuer key
+too (:func:`verify_event`, :func:`verify_heartbeat`), so only the exchange can say what
+changed and how fresh a verifier is. A verifier's :class:`StatusView` starts from a
+snapshot, applies events strictly in order, and fails closed: past its staleness bound it
+answers ``STATUS_STALE`` for every licence whose bit is not set.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import zlib
 from dataclasses import dataclass
 
 from . import keys
-from .encoding import parse_canonical
+from .encoding import parse_canonical, u64be
 from .errors import LicentiaError, Reason
-from .keys import IssuerKeyResolver, PrivateKey
+from .keys import IssuerKey, IssuerKeyResolver, PrivateKey
 from .v1 import status_pb2
 
 #: The largest status list a verifier accepts (64 Mi licences, 8 MiB of bits).
@@ -46,10 +48,80 @@ class StatusEvent:
 
     @classmethod
     def from_proto(cls, msg: status_pb2.StatusEvent) -> StatusEvent:
-        """Parse the wire form; refuses an index beyond ``MAX_STATUS_BITS``."""
+        """Parse the wire form (its signature is not checked: see :func:`verify_event`);
+        refuses an index beyond ``MAX_STATUS_BITS``."""
         if msg.status_index >= MAX_STATUS_BITS or msg.sequence == 0:
             raise LicentiaError(Reason.MALFORMED, "status event out of range")
         return cls(msg.sequence, msg.status_index, msg.revoked_at)
+
+    def signed(self, issuer_key: PrivateKey) -> status_pb2.StatusEvent:
+        """The wire form, signed by ``issuer_key`` (see :func:`verify_event`)."""
+        key_id = issuer_key.public.key_id
+        message = _event_message(self.sequence, self.status_index, self.revoked_at, key_id)
+        return status_pb2.StatusEvent(
+            sequence=self.sequence,
+            status_index=self.status_index,
+            revoked_at=self.revoked_at,
+            issuer_key_id=key_id,
+            signature=issuer_key.sign(keys.STATUS_EVENT, message),
+        )
+
+
+def _event_message(sequence: int, status_index: int, revoked_at: int, key_id: bytes) -> bytes:
+    return u64be(sequence) + u64be(status_index) + u64be(revoked_at) + key_id
+
+
+def _heartbeat_message(sequence: int, at: int, key_id: bytes) -> bytes:
+    return u64be(sequence) + u64be(at) + key_id
+
+
+def signed_heartbeat(issuer_key: PrivateKey, sequence: int, at: int) -> status_pb2.StatusHeartbeat:
+    """A heartbeat — the list stood at ``sequence`` at ``at`` — signed by ``issuer_key``."""
+    key_id = issuer_key.public.key_id
+    return status_pb2.StatusHeartbeat(
+        sequence=sequence,
+        at=at,
+        issuer_key_id=key_id,
+        signature=issuer_key.sign(keys.STATUS_HEARTBEAT, _heartbeat_message(sequence, at, key_id)),
+    )
+
+
+def _signer(key_id: bytes, keys_: IssuerKeyResolver, what: str) -> IssuerKey:
+    issuer = keys_.resolve(key_id)
+    if issuer is None:
+        raise LicentiaError(Reason.UNKNOWN_ISSUER_KEY, f"{what} signed by an unknown key")
+    return issuer
+
+
+def verify_event(msg: status_pb2.StatusEvent, keys_: IssuerKeyResolver) -> StatusEvent:
+    """The event of a signed ``StatusEvent``; raises ``LicentiaError``: ``MALFORMED`` out of
+    range, ``UNKNOWN_ISSUER_KEY``, or ``BAD_SIGNATURE`` (an event without a signature too).
+
+    Any published issuer key may sign an event, whatever its ``revoked_at``: the exchange
+    signs events with its current key when it sends them, and old events are resent after a
+    rotation. A false event can only revoke (fail closed); the heartbeats, whose time is
+    checked against the key's window, are what keep a verifier fresh.
+    """
+    event = StatusEvent.from_proto(msg)
+    issuer = _signer(msg.issuer_key_id, keys_, "status event")
+    message = _event_message(msg.sequence, msg.status_index, msg.revoked_at, msg.issuer_key_id)
+    if not issuer.public.verify(keys.STATUS_EVENT, message, msg.signature):
+        raise LicentiaError(Reason.BAD_SIGNATURE, "status event signature does not verify")
+    return event
+
+
+def verify_heartbeat(msg: status_pb2.StatusHeartbeat, keys_: IssuerKeyResolver) -> tuple[int, int]:
+    """``(sequence, at)`` of a signed ``StatusHeartbeat``; raises ``LicentiaError``:
+    ``UNKNOWN_ISSUER_KEY``, ``BAD_SIGNATURE`` (none too), or ``ISSUER_KEY_NOT_VALID`` when
+    the key could not sign at ``at``. A forged heartbeat would keep a verifier "fresh" while
+    revocations are withheld, so none is accepted unsigned."""
+    issuer = _signer(msg.issuer_key_id, keys_, "status heartbeat")
+    message = _heartbeat_message(msg.sequence, msg.at, msg.issuer_key_id)
+    if not issuer.public.verify(keys.STATUS_HEARTBEAT, message, msg.signature):
+        raise LicentiaError(Reason.BAD_SIGNATURE, "status heartbeat signature does not verify")
+    if not issuer.may_sign_at(msg.at):
+        raise LicentiaError(Reason.ISSUER_KEY_NOT_VALID, "heartbeat key not valid at its time")
+    return msg.sequence, msg.at
 
 
 @dataclass(frozen=True, slots=True)

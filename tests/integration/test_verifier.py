@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +20,13 @@ import grpc  # type: ignore[import-untyped]
 import pytest
 
 from licentia.errors import Reason
+from licentia.follow import GET_ISSUER_KEYS, GET_STATUS_SNAPSHOT, WATCH_REVOCATIONS
 from licentia.keys import PrivateKey
 from licentia.presentation import present
 from licentia.scope import IntendedUse
-from licentia.v1 import records_pb2
+from licentia.status import signed_heartbeat
+from licentia.token import parse_token
+from licentia.v1 import licences_pb2, records_pb2, status_pb2
 from licentia.verify import Decision
 from licentia.vocabulary import Purpose
 
@@ -514,3 +518,126 @@ def test_cli_as_a_real_process(ex: Exchange, cast: tuple[Party, Party]) -> None:
     )
     assert done.returncode == 2
     assert "licentia-verify: error: --asset-sha256" in done.stderr
+
+
+# -- a network attacker on the revocation feed -----------------------------------------
+Forge = Callable[[int], Iterator[licences_pb2.WatchRevocationsResponse]]
+
+
+class FeedInTheMiddle:
+    """A network attacker between a verifier and the exchange: the issuer keys and the
+    snapshots pass through untouched, and the revocation stream is the attacker's own
+    (``forge(after_sequence)`` yields what the verifier is sent)."""
+
+    def __init__(self, upstream: str, forge: Forge) -> None:
+        self.up = grpc.insecure_channel(upstream)
+        service, _, _ = WATCH_REVOCATIONS.strip("/").partition("/")
+
+        def relay(method: str) -> Any:
+            mc = self.up.unary_unary(method, request_serializer=None, response_deserializer=None)
+            return grpc.unary_unary_rpc_method_handler(
+                lambda req, ctx: mc(req, timeout=5),
+                request_deserializer=None,
+                response_serializer=None,
+            )
+
+        def watch(req: bytes, ctx: grpc.ServicerContext) -> Iterator[bytes]:
+            after = licences_pb2.WatchRevocationsRequest.FromString(req).after_sequence
+            for item in forge(after):
+                if not ctx.is_active():
+                    return
+                yield item.SerializeToString()
+
+        handler = grpc.method_handlers_generic_handler(
+            service,
+            {
+                "GetIssuerKeys": relay(GET_ISSUER_KEYS),
+                "GetStatusSnapshot": relay(GET_STATUS_SNAPSHOT),
+                "WatchRevocations": grpc.unary_stream_rpc_method_handler(
+                    watch, request_deserializer=None, response_serializer=None
+                ),
+            },
+        )
+        self.server = grpc.server(ThreadPoolExecutor(8))
+        self.server.add_generic_rpc_handlers((handler,))
+        self.address = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
+
+    def close(self) -> None:
+        self.server.stop(0)
+        self.up.close()
+
+
+def heartbeats(sign: Callable[[int, int], status_pb2.StatusHeartbeat]) -> Forge:
+    """Heartbeats every 0.1 s saying nothing changed, each ``sign(sequence, now)``."""
+
+    def forge(after: int) -> Iterator[licences_pb2.WatchRevocationsResponse]:
+        while True:
+            yield licences_pb2.WatchRevocationsResponse(heartbeat=sign(after, int(time.time())))
+            time.sleep(0.1)
+
+    return forge
+
+
+def _forged_by_another_key(sequence: int, at: int) -> status_pb2.StatusHeartbeat:
+    beat = signed_heartbeat(PrivateKey.generate(), sequence, at)
+    beat.issuer_key_id = b"\x00" * 8  # whatever id it claims, its signature is not the issuer's
+    return beat
+
+
+@pytest.mark.parametrize(
+    "sign",
+    [
+        lambda seq, at: status_pb2.StatusHeartbeat(sequence=seq, at=at),
+        _forged_by_another_key,
+    ],
+    ids=["unsigned", "signed-by-another-key"],
+)
+def test_forged_heartbeats_do_not_keep_a_verifier_fresh(
+    ex: Exchange,
+    cast: tuple[Party, Party],
+    make_verifier: MakeVerifier,
+    sign: Callable[[int, int], status_pb2.StatusHeartbeat],
+) -> None:
+    """An attacker who drops the revocation stream and sends heartbeats of its own would keep
+    a verifier "fresh" for ever, and a revoked licence allowed. Heartbeats are signed by the
+    issuer, so the verifier fails closed after its bound as if the stream were cut."""
+    holder, adv = cast
+    licence = issue_licence(holder, adv)
+    mitm = FeedInTheMiddle(ex.address, heartbeats(sign))
+    try:
+        v, _ = make_verifier(mitm.address, staleness_seconds=2)
+        assert check(v, licence, adv.key).allowed  # fresh from the genuine snapshot
+        took = wait_for(lambda: check(v, licence, adv.key).reasons == (Reason.STATUS_STALE,), 6)
+        assert took < 4
+        assert v.stats.last_error is not None
+        assert v.stats.last_error.split(":")[0] in {"BAD_SIGNATURE", "UNKNOWN_ISSUER_KEY"}
+    finally:
+        mitm.close()
+
+
+def test_a_forged_revocation_event_is_not_applied(
+    ex: Exchange, cast: tuple[Party, Party], make_verifier: MakeVerifier
+) -> None:
+    """An attacker cannot revoke a licence at a verifier (nor skip the sequence numbers of
+    real revocations) with an event the issuer did not sign."""
+    holder, adv = cast
+    licence = issue_licence(holder, adv)
+    index = parse_token(licence.token).status_index
+    sent = threading.Event()
+
+    def forge(after: int) -> Iterator[licences_pb2.WatchRevocationsResponse]:
+        event = status_pb2.StatusEvent(sequence=after + 1, status_index=index, revoked_at=1)
+        yield licences_pb2.WatchRevocationsResponse(event=event)
+        sent.set()
+        time.sleep(5)
+
+    mitm = FeedInTheMiddle(ex.address, forge)
+    try:
+        v, _ = make_verifier(mitm.address, staleness_seconds=30)
+        assert sent.wait(3)
+        wait_for(lambda: v.stats.last_error is not None, 3)
+        assert check(v, licence, adv.key).allowed
+        assert v.stats.sequence == 0
+    finally:
+        mitm.close()

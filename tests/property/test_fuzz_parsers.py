@@ -75,6 +75,9 @@ from licentia.status import (
     StatusEvent,
     StatusList,
     StatusView,
+    signed_heartbeat,
+    verify_event,
+    verify_heartbeat,
     verify_snapshot,
 )
 from licentia.token import (
@@ -835,6 +838,48 @@ def test_status_events_from_the_wire_are_in_range_or_refused(raw: bytes) -> None
         return
     assert event.sequence > 0
     assert 0 <= event.status_index < MAX_STATUS_BITS
+
+
+_SIGNED_EVENT = StatusEvent(4, 5, NOW).signed(ISSUER)
+_SIGNED_BEAT = signed_heartbeat(ISSUER, 4, NOW)
+
+
+@SETTINGS
+@given(garbage_for(status_pb2.StatusEvent.DESCRIPTOR, _SIGNED_EVENT.SerializeToString()))
+def test_signed_status_events_verify_only_as_signed(raw: bytes) -> None:
+    """Any edit of a signed event is refused with a reason; what verifies is what was signed."""
+    try:
+        msg = status_pb2.StatusEvent.FromString(raw)
+    except DecodeError:
+        return
+    event = attempt(lambda: verify_event(msg, KEYS))
+    if isinstance(event, LicentiaError):
+        assert event.reason in {
+            Reason.MALFORMED,
+            Reason.UNKNOWN_ISSUER_KEY,
+            Reason.BAD_SIGNATURE,
+        }
+        return
+    assert event == StatusEvent(4, 5, NOW)
+
+
+@SETTINGS
+@given(garbage_for(status_pb2.StatusHeartbeat.DESCRIPTOR, _SIGNED_BEAT.SerializeToString()))
+def test_signed_heartbeats_verify_only_as_signed(raw: bytes) -> None:
+    """A heartbeat keeps a verifier fresh only as the issuer signed it."""
+    try:
+        msg = status_pb2.StatusHeartbeat.FromString(raw)
+    except DecodeError:
+        return
+    beat = attempt(lambda: verify_heartbeat(msg, KEYS))
+    if isinstance(beat, LicentiaError):
+        assert beat.reason in {
+            Reason.UNKNOWN_ISSUER_KEY,
+            Reason.BAD_SIGNATURE,
+            Reason.ISSUER_KEY_NOT_VALID,
+        }
+        return
+    assert beat == (4, NOW)
 
 
 _feed = st.lists(

@@ -19,7 +19,15 @@ from licentia.nonces import MemoryNonceStore
 from licentia.presentation import present
 from licentia.request import parse_request_metadata, sign_request, verify_request
 from licentia.scope import IntendedUse, Scope
-from licentia.status import StatusEvent, StatusList, StatusView, verify_snapshot
+from licentia.status import (
+    StatusEvent,
+    StatusList,
+    StatusView,
+    signed_heartbeat,
+    verify_event,
+    verify_heartbeat,
+    verify_snapshot,
+)
 from licentia.territory import EEA, EU, ISO_3166_ALPHA2, covers, expand_all
 from licentia.token import (
     Asset,
@@ -461,6 +469,60 @@ def test_event_gaps_and_heartbeats_ahead_need_a_resync() -> None:
     with pytest.raises(LicentiaError):
         v.heartbeat(5, NOW + 10)
     assert v.check(7, NOW + 301) is Reason.STATUS_STALE
+
+
+def _edited(msg: Any, **fields: Any) -> Any:
+    out = type(msg)()
+    out.CopyFrom(msg)
+    for name, value in fields.items():
+        setattr(out, name, value)
+    return out
+
+
+def test_signed_status_events_verify_and_every_edit_is_refused() -> None:
+    signed = StatusEvent(5, 42, NOW).signed(ISSUER)
+    assert verify_event(signed, KEYS) == StatusEvent(5, 42, NOW)
+    flipped = bytes([signed.signature[0] ^ 1]) + signed.signature[1:]
+    forged = StatusEvent(5, 42, NOW).signed(OTHER)  # another key, claiming the issuer's id
+    forged.issuer_key_id = ISSUER.public.key_id
+    for bad, reason in [
+        (_edited(signed, sequence=6), Reason.BAD_SIGNATURE),
+        (_edited(signed, status_index=43), Reason.BAD_SIGNATURE),
+        (_edited(signed, revoked_at=NOW + 1), Reason.BAD_SIGNATURE),
+        (_edited(signed, signature=flipped), Reason.BAD_SIGNATURE),
+        (_edited(signed, signature=b""), Reason.BAD_SIGNATURE),
+        (StatusEvent(5, 42, NOW).to_proto(), Reason.UNKNOWN_ISSUER_KEY),  # unsigned
+        (forged, Reason.BAD_SIGNATURE),
+        (StatusEvent(5, 42, NOW).signed(OTHER), Reason.UNKNOWN_ISSUER_KEY),
+        (_edited(signed, sequence=0), Reason.MALFORMED),
+    ]:
+        with pytest.raises(LicentiaError) as e:
+            verify_event(bad, KEYS)
+        assert e.value.reason is reason, bad
+
+
+def test_signed_heartbeats_verify_and_every_edit_is_refused() -> None:
+    beat = signed_heartbeat(ISSUER, 7, NOW)
+    assert verify_heartbeat(beat, KEYS) == (7, NOW)
+    forged = signed_heartbeat(OTHER, 7, NOW)
+    forged.issuer_key_id = ISSUER.public.key_id
+    # An event's signature over the same numbers is no heartbeat's (each has its domain).
+    event = StatusEvent(7, 0, NOW).signed(ISSUER)
+    as_beat = status_pb2.StatusHeartbeat(
+        sequence=7, at=NOW, issuer_key_id=event.issuer_key_id, signature=event.signature
+    )
+    for bad, reason in [
+        (_edited(beat, sequence=8), Reason.BAD_SIGNATURE),
+        (_edited(beat, at=NOW + 60), Reason.BAD_SIGNATURE),  # kept "fresh" for longer
+        (status_pb2.StatusHeartbeat(sequence=7, at=NOW), Reason.UNKNOWN_ISSUER_KEY),
+        (_edited(beat, signature=b""), Reason.BAD_SIGNATURE),
+        (forged, Reason.BAD_SIGNATURE),
+        (as_beat, Reason.BAD_SIGNATURE),
+        (signed_heartbeat(ISSUER, 7, NOW - 2 * 86400), Reason.ISSUER_KEY_NOT_VALID),
+    ]:
+        with pytest.raises(LicentiaError) as e:
+            verify_heartbeat(bad, KEYS)
+        assert e.value.reason is reason, bad
 
 
 def test_snapshot_round_trip_and_tampering() -> None:

@@ -23,7 +23,13 @@ from licentia.nonces import MemoryNonceStore
 from licentia.presentation import present
 from licentia.request import request_payload, sign_request
 from licentia.scope import IntendedUse
-from licentia.status import StatusEvent, StatusList, StatusView, verify_snapshot
+from licentia.status import (
+    StatusEvent,
+    StatusList,
+    StatusView,
+    signed_heartbeat,
+    verify_snapshot,
+)
 from licentia.token import (
     approve,
     issuance_message,
@@ -193,6 +199,8 @@ def build() -> dict[str, Any]:
             "text": presentation,
         },
         "status_snapshot": {"revoked": [1, 5], "sequence": 2, "signed_hex": snapshot.hex()},
+        "status_event": _status_event(issuer),
+        "status_heartbeat": _status_heartbeat(issuer),
         "request": {
             "method": method,
             "body_hex": body.hex(),
@@ -204,6 +212,35 @@ def build() -> dict[str, Any]:
         },
         "rfc8032_test1": RFC8032_TEST1,
         "cases": cases,
+    }
+
+
+def _status_event(issuer: PrivateKey) -> dict[str, Any]:
+    """Event 3 (index 9 revoked at ``NOW + 30``), signed, with its signing input."""
+    msg = StatusEvent(3, 9, NOW + 30).signed(issuer)
+    payload = (
+        (3).to_bytes(8, "big") + (9).to_bytes(8, "big") + (NOW + 30).to_bytes(8, "big")
+    ) + msg.issuer_key_id
+    return {
+        "sequence": 3,
+        "status_index": 9,
+        "revoked_at": NOW + 30,
+        "signing_input_hex": signing_input(keymod.STATUS_EVENT, payload),
+        "signature_hex": msg.signature.hex(),
+        "event_hex": msg.SerializeToString(deterministic=True).hex(),
+    }
+
+
+def _status_heartbeat(issuer: PrivateKey) -> dict[str, Any]:
+    """A heartbeat at sequence 3, ``NOW + 60``, signed, with its signing input."""
+    msg = signed_heartbeat(issuer, 3, NOW + 60)
+    payload = (3).to_bytes(8, "big") + (NOW + 60).to_bytes(8, "big") + msg.issuer_key_id
+    return {
+        "sequence": 3,
+        "at": NOW + 60,
+        "signing_input_hex": signing_input(keymod.STATUS_HEARTBEAT, payload),
+        "signature_hex": msg.signature.hex(),
+        "heartbeat_hex": msg.SerializeToString(deterministic=True).hex(),
     }
 
 

@@ -66,6 +66,24 @@ def test_signatures_verify_over_the_documented_signing_inputs() -> None:
     _raw_verify(
         keys["holder"]["public_key"], rule["rule_signing_input_hex"], rule["rule_signature_hex"]
     )
+    for name in ("status_event", "status_heartbeat"):
+        item = V[name]
+        _raw_verify(keys["issuer"]["public_key"], item["signing_input_hex"], item["signature_hex"])
+    event = V["status_event"]
+    assert bytes.fromhex(event["signing_input_hex"]) == (
+        b"licentia.v1.status-event\x00"
+        + event["sequence"].to_bytes(8, "big")
+        + event["status_index"].to_bytes(8, "big")
+        + event["revoked_at"].to_bytes(8, "big")
+        + bytes.fromhex(keys["issuer"]["key_id"])
+    )
+    beat = V["status_heartbeat"]
+    assert bytes.fromhex(beat["signing_input_hex"]) == (
+        b"licentia.v1.status-heartbeat\x00"
+        + beat["sequence"].to_bytes(8, "big")
+        + beat["at"].to_bytes(8, "big")
+        + bytes.fromhex(keys["issuer"]["key_id"])
+    )
     req = V["request"]
     _raw_verify(
         keys["holder"]["public_key"],

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18licentia/v1/status.proto\x12\x0blicentia.v1\"v\n\x12StatusListSnapshot\x12\x15\n\rissuer_key_id\x18\x01 \x01(\x0c\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x10\n\x08taken_at\x18\x03 \x01(\x04\x12\x12\n\nbit_length\x18\x04 \x01(\x04\x12\x11\n\tbits_zlib\x18\x05 \x01(\x0c\";\n\x14SignedStatusSnapshot\x12\x10\n\x08snapshot\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"I\n\x0bStatusEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x14\n\x0cstatus_index\x18\x02 \x01(\x04\x12\x12\n\nrevoked_at\x18\x03 \x01(\x04\"/\n\x0fStatusHeartbeat\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\n\n\x02\x61t\x18\x02 \x01(\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18licentia/v1/status.proto\x12\x0blicentia.v1\"v\n\x12StatusListSnapshot\x12\x15\n\rissuer_key_id\x18\x01 \x01(\x0c\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x10\n\x08taken_at\x18\x03 \x01(\x04\x12\x12\n\nbit_length\x18\x04 \x01(\x04\x12\x11\n\tbits_zlib\x18\x05 \x01(\x0c\";\n\x14SignedStatusSnapshot\x12\x10\n\x08snapshot\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"s\n\x0bStatusEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x14\n\x0cstatus_index\x18\x02 \x01(\x04\x12\x12\n\nrevoked_at\x18\x03 \x01(\x04\x12\x15\n\rissuer_key_id\x18\x04 \x01(\x0c\x12\x11\n\tsignature\x18\x05 \x01(\x0c\"Y\n\x0fStatusHeartbeat\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\n\n\x02\x61t\x18\x02 \x01(\x04\x12\x15\n\rissuer_key_id\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,7 +36,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNEDSTATUSSNAPSHOT']._serialized_start=161
   _globals['_SIGNEDSTATUSSNAPSHOT']._serialized_end=220
   _globals['_STATUSEVENT']._serialized_start=222
-  _globals['_STATUSEVENT']._serialized_end=295
-  _globals['_STATUSHEARTBEAT']._serialized_start=297
-  _globals['_STATUSHEARTBEAT']._serialized_end=344
+  _globals['_STATUSEVENT']._serialized_end=337
+  _globals['_STATUSHEARTBEAT']._serialized_start=339
+  _globals['_STATUSHEARTBEAT']._serialized_end=428
 # @@protoc_insertion_point(module_scope)

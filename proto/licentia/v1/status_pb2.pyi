@@ -27,19 +27,27 @@ class SignedStatusSnapshot(_message.Message):
     def __init__(self, snapshot: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class StatusEvent(_message.Message):
-    __slots__ = ("sequence", "status_index", "revoked_at")
+    __slots__ = ("sequence", "status_index", "revoked_at", "issuer_key_id", "signature")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     STATUS_INDEX_FIELD_NUMBER: _ClassVar[int]
     REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     status_index: int
     revoked_at: int
-    def __init__(self, sequence: _Optional[int] = ..., status_index: _Optional[int] = ..., revoked_at: _Optional[int] = ...) -> None: ...
+    issuer_key_id: bytes
+    signature: bytes
+    def __init__(self, sequence: _Optional[int] = ..., status_index: _Optional[int] = ..., revoked_at: _Optional[int] = ..., issuer_key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class StatusHeartbeat(_message.Message):
-    __slots__ = ("sequence", "at")
+    __slots__ = ("sequence", "at", "issuer_key_id", "signature")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     at: int
-    def __init__(self, sequence: _Optional[int] = ..., at: _Optional[int] = ...) -> None: ...
+    issuer_key_id: bytes
+    signature: bytes
+    def __init__(self, sequence: _Optional[int] = ..., at: _Optional[int] = ..., issuer_key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
