@@ -51,8 +51,10 @@ from .test_transparency import _unary, checkpoint, entries
 
 if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
     from clients.channel import SignedChannel
+    from services import app as app_module
 else:
     from licentia.clients.channel import SignedChannel
+    from licentia.services import app as app_module
 
 AUDIENCE = "photoshare"
 WATCH = "/licentia.v1.LicenceService/WatchRevocations"
@@ -280,6 +282,35 @@ def test_a_replica_whose_listening_connection_drops_reconnects_and_catches_up(
         wait_for(lambda: cast.a.app.deps.hub.sequence == 3, ARRIVAL)
     finally:
         watch.close()
+
+
+def test_a_revocation_reaches_b_by_notification_not_by_the_safety_poll(
+    tmp_path: Path, pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the safety poll set to a minute, only PostgreSQL's notification can bring A's
+    revocation to B's subscribers within the arrival bound (the other tests here would pass
+    on the 1 s poll alone, with notifications broken)."""
+    monkeypatch.setattr(app_module, "SAFETY_POLL_SECONDS", 60.0)
+    url = pg_server.create_database(pg_server.template)
+    a = start_exchange(tmp_path / "data", db=url)
+    b = start_exchange(tmp_path / "data", db=url)
+    watch = None
+    try:
+        holder, adv = a.party(), a.party()
+        register_holder(holder)
+        register_advertiser(adv)
+        licence = issue_licence(holder, adv)
+        watch = Watch(b.address)
+        wait_for(lambda: bool(watch.heartbeats), 5)
+        revoke_licence(holder, licence.licence_id)
+        took = wait_for(lambda: watch.events == [1], ARRIVAL)
+        assert took < 1.0
+        assert b.app.deps.hub.sequence == 1
+    finally:
+        if watch is not None:
+            watch.close()
+        b.stop()
+        a.stop()
 
 
 def test_the_log_read_at_b_is_the_log_written_at_a(cast: Cast) -> None:
