@@ -81,8 +81,7 @@ class VerificationService:
         """The uses counted so far of a counted licence (0 for one without ``max_uses``)."""
         if not licence.parsed.max_uses:  # only a counted licence needs the exchange's count
             return 0
-        row = self.d.store.licence(licence.licence_id)
-        return row.uses if row is not None else 0
+        return self.d.store.licence_uses(licence.licence_id)
 
     def _now(self) -> int:
         """Unix seconds now (each check of a stream is decided at its own time)."""

@@ -201,6 +201,11 @@ class Store(Protocol):
         """One licence."""
         ...
 
+    def licence_uses(self, licence_id: bytes) -> int:
+        """The uses counted so far of one licence (0 for an unknown one): what a Verify of a
+        counted licence reads, without the rest of the row."""
+        ...
+
     def licences_of(self, party_key: bytes, *, before_issued: int, limit: int) -> list[LicenceRow]:
         """Licences where the party is holder or licensee, newest first."""
         ...

@@ -751,6 +751,11 @@ class SqlStore:
         r = self._row(f"SELECT {self._LIC} FROM licences WHERE licence_id = ?", (licence_id,))
         return self._licence(r) if r else None
 
+    def licence_uses(self, licence_id: bytes) -> int:
+        """The uses counted so far of one licence (0 for an unknown one)."""
+        r = self._row("SELECT uses FROM licences WHERE licence_id = ?", (licence_id,))
+        return int(r[0]) if r else 0
+
     def licences_of(self, party_key: bytes, *, before_issued: int, limit: int) -> list[LicenceRow]:
         """Licences where the party is holder or licensee, newest first."""
         rows = self._rows(

@@ -583,6 +583,7 @@ def test_erasure_deletes_assets_and_revokes_their_licences(store: Store) -> None
 def test_use_counting(store: Store) -> None:
     lic = _issued(store, _holder(), 1)  # max_uses = 3
     platform = _key(60)
+    assert store.licence_uses(lic.licence_id) == 0
     assert store.record_use(b"r1", lic.licence_id, platform, NOW + 1) == (1, NOW + 1)
     assert store.record_use(b"r1", lic.licence_id, platform, NOW + 5) == (1, NOW + 1)  # replay
     assert store.record_use(b"r2", lic.licence_id, platform, NOW + 2) == (2, NOW + 2)
@@ -597,7 +598,8 @@ def test_use_counting(store: Store) -> None:
     assert store.use_report(b"r9") is None
     stored = store.licence(lic.licence_id)
     assert stored is not None
-    assert stored.uses == 3
+    assert stored.uses == 3 == store.licence_uses(lic.licence_id)
+    assert store.licence_uses(b"\x00" * 16) == 0
 
 
 def test_use_counting_across_replicas(opener: Opener) -> None:
