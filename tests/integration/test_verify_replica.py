@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
 from licentia.errors import Reason
+from licentia.follow import UpstreamError
 from licentia.keys import PrivateKey
 from licentia.presentation import present
 from licentia.token import parse_token
@@ -31,7 +33,9 @@ from .exchange_harness import (
     ExchangeError,
     Party,
     SignedChannel,
+    fund,
     issue_licence,
+    operator_party,
     photo_use,
     reasons,
     register_advertiser,
@@ -46,13 +50,13 @@ if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (R
     from services.app import build
     from services.deps import Settings
     from services.replica import ReplicaApp, build_replica
-    from services.runtime import RunningServer, ServerSettings, start
+    from services.runtime import RunningServer, ServerSettings, client_channel, start
     from services.server import main as server_main
 else:
     from licentia.services.app import build
     from licentia.services.deps import Settings
     from licentia.services.replica import ReplicaApp, build_replica
-    from licentia.services.runtime import RunningServer, ServerSettings, start
+    from licentia.services.runtime import RunningServer, ServerSettings, client_channel, start
     from licentia.services.server import main as server_main
 
 LOG = logging.getLogger("licentia.test")
@@ -486,3 +490,63 @@ def test_a_replica_process_serves_verify_with_no_database(tmp_path: Path) -> Non
             proc.kill()
             proc.communicate(timeout=5)
         ex.stop()
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1, and its key."""
+    directory.mkdir(parents=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert),
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_a_replica_follows_its_upstream_over_tls_and_only_a_trusted_one(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path / "exchange")
+    stranger, _ = _self_signed(tmp_path / "stranger")
+    app = build(tmp_path / "data", settings=Settings(heartbeat_seconds=0.5), log=LOG)
+    server = start(
+        ServerSettings(address="127.0.0.1:0", max_workers=64, tls_cert=cert, tls_key=key),
+        app.handlers,
+        app.service_names,
+        LOG,
+    )
+    upstream = f"localhost:{server.port}"
+    tls = client_channel(upstream, tls_ca=cert.read_bytes())
+    replica: Replica | None = None
+    try:
+        holder, adv, platform = (
+            Party(k, SignedChannel(tls, k)) for k in (PrivateKey.generate() for _ in range(3))
+        )
+        register_holder(holder)
+        register_advertiser(adv)
+        fund(operator_party(tls, tmp_path / "data"), adv.key.public.raw)
+        register_platform(platform)
+        licence = issue_licence(holder, adv)
+        # A replica that does not trust the exchange's certificate, or speaks plaintext to
+        # it, does not start.
+        for tls_ca in (stranger.read_bytes(), None):
+            with pytest.raises(UpstreamError):
+                build_replica(upstream, tls_ca=tls_ca, log=LOG, timeout=2.0)
+        replica = start_replica(upstream, tls_ca=cert.read_bytes())
+        at_replica = replica.party(platform.key)
+        assert verify(at_replica, adv, licence.token, photo_use()).allowed
+        revoke_licence(holder, licence.licence_id)
+        wait_for(
+            lambda: (
+                reasons(verify(at_replica, adv, licence.token, photo_use())) == [Reason.REVOKED]
+            ),
+            3,
+        )
+    finally:
+        if replica is not None:
+            replica.stop()
+        tls.close()
+        server.stop(0)
+        app.close()
