@@ -91,7 +91,20 @@ def _words(values: Sequence[Any]) -> str:
 
 
 def _when(t: int) -> str:
-    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (OverflowError, OSError, ValueError):  # beyond the calendar: say it as it is
+        return f"{t} (Unix seconds)"
+
+
+def _shown(text: str) -> str:
+    """``text`` safe to put before a person's eyes on a terminal: every control or format
+    character (escape sequences, bidirectional overrides, …) but the line breaks is shown
+    as its code, so nothing the exchange sends can rewrite or hide what the wallet prints
+    (the terms a holder reads before signing, say)."""
+    if text.isprintable() or all(c == "\n" or c.isprintable() for c in text):
+        return text
+    return "".join(c if c == "\n" or c.isprintable() else f"\\u{{{ord(c):04x}}}" for c in text)
 
 
 def _money(minor: int, currency: str) -> str:
@@ -179,9 +192,9 @@ def _read_first_line(path: Path) -> str:
 def _out(args: argparse.Namespace, doc: Any, text: str) -> None:
     """One JSON document with --json, else the plain words."""
     if args.json:
-        print(json.dumps(doc, indent=2, sort_keys=True))
+        print(json.dumps(doc, indent=2, sort_keys=True))  # JSON escapes control characters
     else:
-        print(text)
+        print(_shown(text))
 
 
 def _dict(msg: Message) -> dict[str, Any]:
@@ -473,7 +486,8 @@ def cmd_inbox(s: Session) -> None:
     for r in requests:
         claims = LicenceClaims.decode(r.claims)
         head = (
-            f"Request {r.request_id.hex()} ({_STATE[r.state]}, answer before {_when(r.expires_at)})"
+            f"Request {r.request_id.hex()} ({_STATE.get(r.state, f'state {r.state}')},"
+            f" answer before {_when(r.expires_at)})"
         )
         blocks.append(head + "\n" + describe_claims(claims, r.advertiser_organisation, labels))
     _out(
@@ -501,7 +515,8 @@ def cmd_approve(s: Session) -> None:
     if claims.holder != s.key.public:
         raise OperationFailedError("this request is not addressed to this wallet's key")
     if not s.args.json:
-        print(describe_claims(claims, request.advertiser_organisation, _labels(s)), file=sys.stderr)
+        text = describe_claims(claims, request.advertiser_organisation, _labels(s))
+        print(_shown(text), file=sys.stderr)
     _confirm(s, "Sign this licence?")
     resp = s.call(
         "ExchangeService",
@@ -873,7 +888,7 @@ def cmd_export(s: Session) -> None:
     if s.args.output:
         Path(s.args.output).write_text(text + "\n", encoding="utf-8")
         if not s.args.json:
-            print(f"Wrote everything the exchange holds about you to {s.args.output}.")
+            print(_shown(f"Wrote everything the exchange holds about you to {s.args.output}."))
             return
     print(text)
 
@@ -1177,7 +1192,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str) -> NoReturn:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    print(_shown(f"{PROG}: error: {message}"), file=sys.stderr)
     raise SystemExit(1)
 
 
@@ -1191,16 +1206,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.fn(session)
     except (OperationFailedError, keystore.WalletError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(_shown(f"{PROG}: error: {e}"), file=sys.stderr)
         return 1
     except ExchangeError as e:
-        print(f"{PROG}: error: the exchange refused: {e.reason.name}: {e}", file=sys.stderr)
+        print(_shown(f"{PROG}: error: the exchange refused: {e.reason.name}: {e}"), file=sys.stderr)
         hint = _HINTS.get(e.reason.name)
         if hint:
             print(f"hint: {hint}", file=sys.stderr)
         return 1
     except LicentiaError as e:
-        print(f"{PROG}: error: {e.reason.name}: {e}", file=sys.stderr)
+        print(_shown(f"{PROG}: error: {e.reason.name}: {e}"), file=sys.stderr)
         return 1
     finally:
         session.close()
