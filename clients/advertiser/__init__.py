@@ -30,7 +30,8 @@ with Advertiser.connect("localhost:7700", PrivateKey.generate()) as adv:
 (``async with AsyncAdvertiser.connect(...) as adv``). Values are frozen dataclasses
 (:class:`Offer`, :class:`LicenceRequest`, :class:`Licence`, :class:`Termination`) with
 :mod:`licentia.vocabulary` enums; every failure is an :class:`ExchangeError` carrying the
-exchange's stable ``reason`` (never a ``grpc.RpcError``). ``terminations()`` tells the
+exchange's stable ``reason`` (never a ``grpc.RpcError``; ``MALFORMED`` for a response the SDK
+cannot read). ``terminations()`` tells the
 advertiser at once when a licence is revoked or its asset erased, so it can pull the
 content.
 """

@@ -10,16 +10,25 @@ receive. Protobuf messages stay in this module and the two thin I/O layers: call
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 import grpc  # type: ignore[import-untyped]
 
 from licentia import token as tokens
-from licentia.errors import Reason
+from licentia.errors import LicentiaError, Reason
 from licentia.keys import IssuerKeySet, PrivateKey, PublicKey
 from licentia.presentation import present
 from licentia.scope import IntendedUse, Scope
@@ -343,11 +352,37 @@ class Statement:
     next_before: int
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _reads(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A reader of the exchange's responses that fails as the SDK documents: a response it
+    cannot read (a token that does not parse, a key of the wrong size, a state this SDK does
+    not know, …) raises :class:`ExchangeError` ``MALFORMED``, never a bare ``ValueError``."""
+
+    @functools.wraps(fn)
+    def read(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except ExchangeError:
+            raise
+        except (LicentiaError, ValueError, KeyError, TypeError, OverflowError) as e:
+            raise ExchangeError(
+                Reason.MALFORMED,
+                grpc.StatusCode.DATA_LOSS,
+                f"the exchange sent a response this SDK cannot read: {e}",
+            ) from None
+
+    return read
+
+
 def statement_request(page_size: int, before: int) -> ledger_pb2.GetStatementRequest:
     """GetStatement for one page."""
     return ledger_pb2.GetStatementRequest(page_size=page_size, before_posting=before)
 
 
+@_reads
 def statement_from(msg: ledger_pb2.GetStatementResponse) -> Statement:
     """The SDK's value of a statement."""
     return Statement(
@@ -401,11 +436,13 @@ def _known(values: Iterable[int], kind: type[_E]) -> frozenset[_E]:
     return frozenset(kind(v) for v in values if v in members)
 
 
+@_reads
 def profile_from(msg: records_pb2.Profile) -> Profile:
     """The SDK's :class:`Profile`."""
     return Profile(PublicKey(msg.key), msg.display_name, msg.country, msg.registered_at)
 
 
+@_reads
 def terms_from(msg: records_pb2.Terms) -> Terms:
     """The SDK's :class:`Terms`."""
     return Terms(
@@ -422,6 +459,7 @@ def terms_from(msg: records_pb2.Terms) -> Terms:
     )
 
 
+@_reads
 def offer_from(msg: exchange_pb2.Offer) -> Offer:
     """The SDK's :class:`Offer`."""
     known = {int(c) for c in DataCategory}
@@ -436,6 +474,7 @@ def offer_from(msg: exchange_pb2.Offer) -> Offer:
     )
 
 
+@_reads
 def licence_from(msg: records_pb2.LicenceRecord) -> Licence:
     """The SDK's :class:`Licence` (its token parsed, not verified)."""
     return Licence(
@@ -456,6 +495,7 @@ def licence_from(msg: records_pb2.LicenceRecord) -> Licence:
     )
 
 
+@_reads
 def request_from(
     msg: records_pb2.LicenceRequest, licence: records_pb2.LicenceRecord | None = None
 ) -> LicenceRequest:
@@ -477,6 +517,7 @@ def request_from(
     )
 
 
+@_reads
 def with_licence(
     msg: exchange_pb2.RequestLicenceResponse
     | exchange_pb2.GetRequestResponse
@@ -486,6 +527,7 @@ def with_licence(
     return request_from(msg.request, msg.licence if msg.HasField("licence") else None)
 
 
+@_reads
 def termination_from(msg: licences_pb2.WatchLicenceEventsResponse) -> Termination | None:
     """The :class:`Termination`, or None for a heartbeat."""
     if not msg.licence_id:
@@ -493,6 +535,7 @@ def termination_from(msg: licences_pb2.WatchLicenceEventsResponse) -> Terminatio
     return Termination(msg.sequence, msg.licence_id, TerminationCause(msg.cause), msg.at)
 
 
+@_reads
 def issuer_keys_from(msg: licences_pb2.GetIssuerKeysResponse) -> IssuerKeySet:
     """The exchange's issuer keys."""
     return IssuerKeySet.from_proto(msg.keys)
