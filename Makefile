@@ -86,7 +86,7 @@ fuzz: $(FUZZ_STAMP)
 
 ## make crash: the long form of the crash test (more crashes than inside `make test`).
 crash: $(STAMP)
-	LICENTIA_CRASH_ROUNDS=200 $(VENV)/bin/pytest tests/integration/test_crash.py
+	LICENTIA_CRASH_ROUNDS=200 LICENTIA_STARTUP_CRASH_ROUNDS=50 $(VENV)/bin/pytest tests/integration/test_crash.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -9,6 +9,7 @@ published so that what it signed keeps verifying.
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 import threading
 from collections.abc import Callable
@@ -22,9 +23,32 @@ from .store import Store
 
 
 def _write_seed(path: Path, seed: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """Create ``path`` (0600) holding ``seed``, all or nothing.
+
+    The seed is written and synced under a temporary name, then linked into place — which
+    fails if ``path`` exists, as ``O_EXCL`` does — and the directory is synced. A crash at
+    any moment leaves either no key file or the whole one: never a short file that would
+    stop the exchange from starting again ("key file … is damaged")."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, seed)
+        try:
+            view = memoryview(seed)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _sync_directory(path.parent)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the directory's entries durable (a new file's name survives a power loss)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -107,6 +131,8 @@ class Keyring:
                 raise LicentiaError(Reason.NOT_FOUND, "no published issuer key with that id")
             self.store.withdraw_issuer_key(key_id, now)
             (self.keys_dir / f"{key_id.hex()}.key").unlink(missing_ok=True)
+            if self.keys_dir.is_dir():
+                _sync_directory(self.keys_dir)  # the destruction is durable too
             replacement = self._new_key(now, at_once=True) if key.not_after is None else None
             self._reload()
             return replacement

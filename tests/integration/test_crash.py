@@ -55,7 +55,14 @@ from licentia.keys import IssuerKeySet, PrivateKey
 from licentia.presentation import present
 from licentia.status import StatusList, verify_snapshot
 from licentia.token import LicenceClaims, parse_token
-from licentia.v1 import ledger_pb2, licences_pb2, records_pb2, transparency_pb2, verification_pb2
+from licentia.v1 import (
+    ledger_pb2,
+    licences_pb2,
+    records_pb2,
+    registry_pb2,
+    transparency_pb2,
+    verification_pb2,
+)
 
 from .exchange_harness import (
     ExchangeError,
@@ -1259,3 +1266,54 @@ def test_sigkill_at_random_moments_loses_nothing_and_half_applies_nothing(tmp_pa
         assert ROUNDS < 5 or any(journal.in_flight[w] for w in writes), counts
     finally:
         _kill(server)
+
+
+#: Kills during a first start per run (``LICENTIA_STARTUP_CRASH_ROUNDS``).
+STARTUP_ROUNDS = int(os.environ.get("LICENTIA_STARTUP_CRASH_ROUNDS", "5"))
+
+
+def test_sigkill_during_a_first_start_never_stops_the_next_one(tmp_path: Path) -> None:
+    """A first start creates the keys and the database and runs every migration. Killed at
+    a random moment of it (late in the start, where those happen), the exchange must start
+    again on what it left, with keys that are whole and a database that is usable."""
+    rng = random.Random(SEED)
+    where = f"[seed {SEED}: replay with LICENTIA_CRASH_SEED={SEED}]"
+    t0 = time.monotonic()
+    _kill(_spawn(tmp_path / "timing", tmp_path, 0))
+    start_seconds = time.monotonic() - t0
+    for number in range(1, STARTUP_ROUNDS + 1):
+        data = tmp_path / f"data-{number}"
+        port_file = tmp_path / "port"
+        port_file.unlink(missing_ok=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "licentia.services.server", "--data-dir", str(data),
+             "--listen", "127.0.0.1:0", "--port-file", str(port_file)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(rng.uniform(0.6, 1.05) * start_seconds)
+        proc.kill()
+        proc.wait(timeout=30)
+        server = _spawn(data, tmp_path, number)  # fails the test if it cannot start
+        try:
+            channel = grpc.insecure_channel(server.address)
+            try:
+                holder = PrivateKey.from_seed(rng.randbytes(32))
+                profile = (
+                    SignedChannel(channel, holder)
+                    .unary(
+                        "/licentia.v1.RegistryService/RegisterHolder",
+                        registry_pb2.RegisterHolderRequest(
+                            handle=f"holder-{number}", display_name="H"
+                        ),
+                        registry_pb2.RegisterHolderResponse,
+                    )
+                    .profile
+                )
+                assert profile.key == holder.public.raw, where
+            finally:
+                channel.close()
+            for name in (OPERATOR_KEY_FILE, LOG_KEY_FILE):
+                assert len((data / name).read_bytes()) == 32, f"{where} {name}"
+        finally:
+            _kill(server)

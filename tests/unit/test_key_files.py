@@ -1,0 +1,75 @@
+"""The exchange's key files are created all or nothing: a crash at any step of writing one
+leaves no key file or the whole one, so the exchange always starts again."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
+    from services import issuer
+else:
+    from licentia.services import issuer
+
+
+class Crash(BaseException):
+    """The process dies here (a BaseException: no ``except Exception`` catches it)."""
+
+
+def _crash_on(monkeypatch: pytest.MonkeyPatch, name: str, nth: int = 1) -> None:
+    """Make ``os.<name>`` die on its ``nth`` call."""
+    real: Callable[..., Any] = getattr(os, name)
+    calls = [0]
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == nth:
+            raise Crash(name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(os, name, dying)
+
+
+@pytest.mark.parametrize("step", ["open", "write", "fsync", "link", "close"])
+def test_a_crash_while_creating_a_key_file_leaves_none_or_all_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    path = tmp_path / "operator.key"
+    with monkeypatch.context() as m:
+        _crash_on(m, step)
+        with pytest.raises(Crash):
+            issuer.key_file(path, create=True)
+    # What a crash left: no key file, or a whole one; and the exchange starts again.
+    assert not path.exists() or len(path.read_bytes()) == 32
+    key = issuer.key_file(path, create=True)
+    assert key is not None
+    assert issuer.key_file(path, create=False) is not None
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # The temporary file of the crashed attempt does not linger with a secret in it, except
+    # when the crash hit before it could be removed (then it is not the key file's name).
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".tmp")] == ["operator.key"]
+
+
+def test_a_key_file_is_never_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "log.key"
+    first = issuer.key_file(path, create=True)
+    assert first is not None
+    with pytest.raises(FileExistsError):
+        issuer._write_seed(path, bytes(32))
+    again = issuer.key_file(path, create=True)
+    assert again is not None
+    assert again.public == first.public
+    assert [p.name for p in tmp_path.iterdir()] == ["log.key"]
+
+
+def test_a_short_key_file_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "operator.key"
+    path.write_bytes(b"short")
+    path.chmod(0o600)
+    with pytest.raises(Exception, match="damaged"):
+        issuer.key_file(path, create=True)
