@@ -134,16 +134,19 @@ class RevocationHub:
         return msg
 
     def signed_heartbeat(self, beat: Heartbeat) -> status_pb2.StatusHeartbeat:
-        """``beat`` as the feeds send it: signed by the issuer key valid at its time."""
+        """``beat`` as the feeds send it: signed by the issuer key valid at its time, with
+        the digest of the published keys (a verifier that trusts another set refetches it)."""
         key = self.keyring.current(beat.at)
+        digest = self.keyring.key_set.digest()
         last = self._beat
-        if last is not None and (last.sequence, last.at, last.issuer_key_id) == (
-            beat.sequence,
-            beat.at,
-            key.public.key_id,
-        ):
+        if last is not None and (
+            last.sequence,
+            last.at,
+            last.issuer_key_id,
+            last.key_set_sha256,
+        ) == (beat.sequence, beat.at, key.public.key_id, digest):
             return last
-        msg = signed_heartbeat(key, beat.sequence, beat.at)
+        msg = signed_heartbeat(key, beat.sequence, beat.at, digest)
         self._beat = msg
         return msg
 

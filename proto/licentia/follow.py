@@ -440,9 +440,14 @@ class StatusFollower:
                 with status.lock:
                     status.view.apply(event)
             elif kind == "heartbeat":
-                sequence, at = self._verified(verify_heartbeat, msg.heartbeat)
+                beat = self._verified(verify_heartbeat, msg.heartbeat)
                 with status.lock:
-                    status.view.heartbeat(sequence, self._not_ahead(at))
+                    status.view.heartbeat(beat.sequence, self._not_ahead(beat.at))
+                assert self._keys is not None
+                if beat.key_set_sha256 != self._keys.current.digest():
+                    # The exchange publishes another key set (a rotation, a withdrawal):
+                    # fetch it now (rate-limited), not at the next scheduled refresh.
+                    self._keys_wanted.set()
             elif kind == "snapshot":
                 data = msg.snapshot.SerializeToString(deterministic=True)
                 self._replace(self._verified(verify_snapshot, data))

@@ -33,6 +33,8 @@ REQUEST = b"licentia.v1.request"
 TERMINATION_RECEIPT = b"licentia.v1.termination-receipt"
 #: Not a signature domain: the prefix hashed into key ids.
 KEY_ID = b"licentia.v1.key-id"
+#: Not a signature domain: the prefix hashed into an issuer key set's digest.
+KEY_SET = b"licentia.v1.issuer-key-set"
 
 DOMAINS: frozenset[bytes] = frozenset(
     {
@@ -200,7 +202,7 @@ class IssuerKeyResolver(Protocol):
 class IssuerKeySet:
     """An immutable set of trusted issuer keys, by key id."""
 
-    __slots__ = ("_by_id",)
+    __slots__ = ("_by_id", "_digest")
 
     #: Cap on the number of keys accepted from the wire.
     MAX_KEYS = 256
@@ -224,6 +226,21 @@ class IssuerKeySet:
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+    def digest(self) -> bytes:
+        """SHA-256 of the set in canonical form (``licentia.v1.issuer-key-set`` ‖ 0x00 ‖ the
+        ``IssuerKeySet`` message with its keys sorted by id): equal sets, equal digests. The
+        exchange's signed heartbeats carry it, so a verifier notices a rotation or a
+        withdrawal within one heartbeat."""
+        cached: bytes | None = getattr(self, "_digest", None)
+        if cached is None:
+            ordered = sorted(self._by_id.values(), key=lambda k: k.key_id)
+            msg = keys_pb2.IssuerKeySet(keys=[k.to_proto() for k in ordered])
+            cached = hashlib.sha256(
+                KEY_SET + b"\x00" + msg.SerializeToString(deterministic=True)
+            ).digest()
+            self._digest = cached
+        return cached
 
     def to_proto(self) -> keys_pb2.IssuerKeySet:
         """The wire form."""

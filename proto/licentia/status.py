@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import keys
 from .encoding import parse_canonical, u64be
@@ -71,18 +72,34 @@ def _event_message(sequence: int, status_index: int, revoked_at: int, key_id: by
     return u64be(sequence) + u64be(status_index) + u64be(revoked_at) + key_id
 
 
-def _heartbeat_message(sequence: int, at: int, key_id: bytes) -> bytes:
-    return u64be(sequence) + u64be(at) + key_id
+def _heartbeat_message(sequence: int, at: int, key_id: bytes, key_set_sha256: bytes) -> bytes:
+    return u64be(sequence) + u64be(at) + key_id + key_set_sha256
 
 
-def signed_heartbeat(issuer_key: PrivateKey, sequence: int, at: int) -> status_pb2.StatusHeartbeat:
-    """A heartbeat — the list stood at ``sequence`` at ``at`` — signed by ``issuer_key``."""
+class Heartbeat(NamedTuple):
+    """A verified heartbeat: the list stood at ``sequence`` at ``at``, and the issuer keys
+    published then had the digest ``key_set_sha256`` (:meth:`IssuerKeySet.digest`)."""
+
+    sequence: int
+    at: int
+    key_set_sha256: bytes
+
+
+def signed_heartbeat(
+    issuer_key: PrivateKey, sequence: int, at: int, key_set_sha256: bytes
+) -> status_pb2.StatusHeartbeat:
+    """A heartbeat — the list stood at ``sequence`` at ``at``, the published keys had the
+    digest ``key_set_sha256`` — signed by ``issuer_key``."""
+    if len(key_set_sha256) != 32:
+        raise ValueError("a key set digest is 32 bytes")
     key_id = issuer_key.public.key_id
+    message = _heartbeat_message(sequence, at, key_id, key_set_sha256)
     return status_pb2.StatusHeartbeat(
         sequence=sequence,
         at=at,
         issuer_key_id=key_id,
-        signature=issuer_key.sign(keys.STATUS_HEARTBEAT, _heartbeat_message(sequence, at, key_id)),
+        signature=issuer_key.sign(keys.STATUS_HEARTBEAT, message),
+        key_set_sha256=key_set_sha256,
     )
 
 
@@ -110,18 +127,21 @@ def verify_event(msg: status_pb2.StatusEvent, keys_: IssuerKeyResolver) -> Statu
     return event
 
 
-def verify_heartbeat(msg: status_pb2.StatusHeartbeat, keys_: IssuerKeyResolver) -> tuple[int, int]:
-    """``(sequence, at)`` of a signed ``StatusHeartbeat``; raises ``LicentiaError``:
-    ``UNKNOWN_ISSUER_KEY``, ``BAD_SIGNATURE`` (none too), or ``ISSUER_KEY_NOT_VALID`` when
-    the key could not sign at ``at``. A forged heartbeat would keep a verifier "fresh" while
-    revocations are withheld, so none is accepted unsigned."""
+def verify_heartbeat(msg: status_pb2.StatusHeartbeat, keys_: IssuerKeyResolver) -> Heartbeat:
+    """The :class:`Heartbeat` of a signed ``StatusHeartbeat``; raises ``LicentiaError``:
+    ``MALFORMED`` (a key set digest that is not 32 bytes), ``UNKNOWN_ISSUER_KEY``,
+    ``BAD_SIGNATURE`` (none too), or ``ISSUER_KEY_NOT_VALID`` when the key could not sign at
+    ``at``. A forged heartbeat would keep a verifier "fresh" while revocations are withheld,
+    so none is accepted unsigned."""
+    if len(msg.key_set_sha256) != 32:
+        raise LicentiaError(Reason.MALFORMED, "a heartbeat names its key set's 32-byte digest")
     issuer = _signer(msg.issuer_key_id, keys_, "status heartbeat")
-    message = _heartbeat_message(msg.sequence, msg.at, msg.issuer_key_id)
+    message = _heartbeat_message(msg.sequence, msg.at, msg.issuer_key_id, msg.key_set_sha256)
     if not issuer.public.verify(keys.STATUS_HEARTBEAT, message, msg.signature):
         raise LicentiaError(Reason.BAD_SIGNATURE, "status heartbeat signature does not verify")
     if not issuer.may_sign_at(msg.at):
         raise LicentiaError(Reason.ISSUER_KEY_NOT_VALID, "heartbeat key not valid at its time")
-    return msg.sequence, msg.at
+    return Heartbeat(msg.sequence, msg.at, msg.key_set_sha256)
 
 
 @dataclass(frozen=True, slots=True)

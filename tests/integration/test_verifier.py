@@ -248,6 +248,28 @@ def test_rotated_issuer_keys_are_picked_up(
     assert check(v, old, adv.key).allowed  # the retired key still verifies what it signed
 
 
+def test_a_withdrawn_key_reaches_a_running_verifier_with_the_next_heartbeats(
+    ex: Exchange, cast: tuple[Party, Party], make_verifier: MakeVerifier
+) -> None:
+    """Signed heartbeats carry the digest of the published issuer keys, so a verifier whose
+    scheduled key refresh is minutes away learns of a withdrawn key within seconds. The key
+    withdrawn here is a retired one: the heartbeats' own key does not change, only the set."""
+    holder, adv = cast
+    old = issue_licence(holder, adv)
+    v, _ = make_verifier(ex.address, key_refresh_seconds=300, key_refresh_min_interval=0.2)
+    keyring = ex.app.deps.keyring
+    old_id = keyring.current().public.key_id
+    keyring.rotate(int(time.time()))
+    wait_for(lambda: v.stats.issuer_keys == 2, 5)  # the heartbeats name the new set
+    assert check(v, old, adv.key).allowed  # a retired key still verifies what it signed
+    refreshes = v.stats.key_refreshes
+    keyring.withdraw(old_id, int(time.time()))
+    took = wait_for(lambda: check(v, old, adv.key).reasons == (Reason.UNKNOWN_ISSUER_KEY,), 5)
+    assert took < 5
+    assert v.stats.key_refreshes > refreshes
+    assert v.stats.issuer_keys == 1
+
+
 def test_fails_closed_when_the_exchange_is_gone_and_resumes_after_a_restart(
     tmp_path: Path, make_verifier: MakeVerifier
 ) -> None:
@@ -580,7 +602,7 @@ def heartbeats(sign: Callable[[int, int], status_pb2.StatusHeartbeat]) -> Forge:
 
 
 def _forged_by_another_key(sequence: int, at: int) -> status_pb2.StatusHeartbeat:
-    beat = signed_heartbeat(PrivateKey.generate(), sequence, at)
+    beat = signed_heartbeat(PrivateKey.generate(), sequence, at, bytes(32))
     beat.issuer_key_id = b"\x00" * 8  # whatever id it claims, its signature is not the issuer's
     return beat
 
@@ -588,7 +610,7 @@ def _forged_by_another_key(sequence: int, at: int) -> status_pb2.StatusHeartbeat
 @pytest.mark.parametrize(
     "sign",
     [
-        lambda seq, at: status_pb2.StatusHeartbeat(sequence=seq, at=at),
+        lambda seq, at: status_pb2.StatusHeartbeat(sequence=seq, at=at, key_set_sha256=bytes(32)),
         _forged_by_another_key,
     ],
     ids=["unsigned", "signed-by-another-key"],

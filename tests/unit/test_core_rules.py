@@ -502,27 +502,53 @@ def test_signed_status_events_verify_and_every_edit_is_refused() -> None:
 
 
 def test_signed_heartbeats_verify_and_every_edit_is_refused() -> None:
-    beat = signed_heartbeat(ISSUER, 7, NOW)
-    assert verify_heartbeat(beat, KEYS) == (7, NOW)
-    forged = signed_heartbeat(OTHER, 7, NOW)
+    digest = KEYS.digest()
+    beat = signed_heartbeat(ISSUER, 7, NOW, digest)
+    assert verify_heartbeat(beat, KEYS) == (7, NOW, digest)
+    forged = signed_heartbeat(OTHER, 7, NOW, digest)
     forged.issuer_key_id = ISSUER.public.key_id
     # An event's signature over the same numbers is no heartbeat's (each has its domain).
     event = StatusEvent(7, 0, NOW).signed(ISSUER)
     as_beat = status_pb2.StatusHeartbeat(
-        sequence=7, at=NOW, issuer_key_id=event.issuer_key_id, signature=event.signature
+        sequence=7,
+        at=NOW,
+        issuer_key_id=event.issuer_key_id,
+        signature=event.signature,
+        key_set_sha256=digest,
     )
+    unsigned = status_pb2.StatusHeartbeat(sequence=7, at=NOW, key_set_sha256=digest)
     for bad, reason in [
         (_edited(beat, sequence=8), Reason.BAD_SIGNATURE),
         (_edited(beat, at=NOW + 60), Reason.BAD_SIGNATURE),  # kept "fresh" for longer
-        (status_pb2.StatusHeartbeat(sequence=7, at=NOW), Reason.UNKNOWN_ISSUER_KEY),
+        (_edited(beat, key_set_sha256=bytes(32)), Reason.BAD_SIGNATURE),  # hides a withdrawal
+        (_edited(beat, key_set_sha256=b""), Reason.MALFORMED),
+        (unsigned, Reason.UNKNOWN_ISSUER_KEY),
         (_edited(beat, signature=b""), Reason.BAD_SIGNATURE),
         (forged, Reason.BAD_SIGNATURE),
         (as_beat, Reason.BAD_SIGNATURE),
-        (signed_heartbeat(ISSUER, 7, NOW - 2 * 86400), Reason.ISSUER_KEY_NOT_VALID),
+        (signed_heartbeat(ISSUER, 7, NOW - 2 * 86400, digest), Reason.ISSUER_KEY_NOT_VALID),
     ]:
         with pytest.raises(LicentiaError) as e:
             verify_heartbeat(bad, KEYS)
         assert e.value.reason is reason, bad
+
+
+def test_a_key_set_digest_is_canonical_and_changes_with_any_key_or_window() -> None:
+    a = IssuerKey(ISSUER.public, NOW - DAY)
+    b = IssuerKey(OTHER.public, NOW, NOW + DAY)
+    assert IssuerKeySet([a, b]).digest() == IssuerKeySet([b, a]).digest()  # order-free
+    assert (
+        IssuerKeySet([a, b]).digest()
+        == IssuerKeySet.from_proto(IssuerKeySet([b, a]).to_proto()).digest()
+    )
+    others = [
+        IssuerKeySet([a]),  # a key withdrawn
+        IssuerKeySet([a, IssuerKey(OTHER.public, NOW, NOW + 2 * DAY)]),  # a window changed
+        IssuerKeySet([]),
+    ]
+    digests = {IssuerKeySet([a, b]).digest(), *(k.digest() for k in others)}
+    assert len(digests) == 4
+    assert all(len(d) == 32 for d in digests)
 
 
 def test_snapshot_round_trip_and_tampering() -> None:

@@ -232,12 +232,15 @@ def _status_event(issuer: PrivateKey) -> dict[str, Any]:
 
 
 def _status_heartbeat(issuer: PrivateKey) -> dict[str, Any]:
-    """A heartbeat at sequence 3, ``NOW + 60``, signed, with its signing input."""
-    msg = signed_heartbeat(issuer, 3, NOW + 60)
-    payload = (3).to_bytes(8, "big") + (NOW + 60).to_bytes(8, "big") + msg.issuer_key_id
+    """A heartbeat at sequence 3, ``NOW + 60``, with the digest of the vectors' key set,
+    signed, with its signing input."""
+    digest = IssuerKeySet([IssuerKey(issuer.public, NOW - DAY)]).digest()
+    msg = signed_heartbeat(issuer, 3, NOW + 60, digest)
+    payload = (3).to_bytes(8, "big") + (NOW + 60).to_bytes(8, "big") + msg.issuer_key_id + digest
     return {
         "sequence": 3,
         "at": NOW + 60,
+        "key_set_sha256_hex": digest.hex(),
         "signing_input_hex": signing_input(keymod.STATUS_HEARTBEAT, payload),
         "signature_hex": msg.signature.hex(),
         "heartbeat_hex": msg.SerializeToString(deterministic=True).hex(),

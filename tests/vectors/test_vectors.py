@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from licentia.nonces import MemoryNonceStore
 from licentia.scope import IntendedUse
 from licentia.status import StatusEvent, StatusView, verify_snapshot
 from licentia.token import parse_token
+from licentia.v1 import keys_pb2
 from licentia.verify import VerificationEngine
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
@@ -83,6 +85,23 @@ def test_signatures_verify_over_the_documented_signing_inputs() -> None:
         + beat["sequence"].to_bytes(8, "big")
         + beat["at"].to_bytes(8, "big")
         + bytes.fromhex(keys["issuer"]["key_id"])
+        + bytes.fromhex(beat["key_set_sha256_hex"])
+    )
+    window = V["issuer_key_window"]
+    key_set = keys_pb2.IssuerKeySet(
+        keys=[
+            keys_pb2.IssuerKey(
+                key_id=bytes.fromhex(keys["issuer"]["key_id"]),
+                public_key=PublicKey.from_text(keys["issuer"]["public_key"]).raw,
+                not_before=window["not_before"],
+            )
+        ]
+    )
+    assert (
+        bytes.fromhex(beat["key_set_sha256_hex"])
+        == hashlib.sha256(
+            b"licentia.v1.issuer-key-set\x00" + key_set.SerializeToString(deterministic=True)
+        ).digest()
     )
     req = V["request"]
     _raw_verify(

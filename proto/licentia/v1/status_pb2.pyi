@@ -41,13 +41,15 @@ class StatusEvent(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., status_index: _Optional[int] = ..., revoked_at: _Optional[int] = ..., issuer_key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class StatusHeartbeat(_message.Message):
-    __slots__ = ("sequence", "at", "issuer_key_id", "signature")
+    __slots__ = ("sequence", "at", "issuer_key_id", "signature", "key_set_sha256")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     ISSUER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    KEY_SET_SHA256_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     at: int
     issuer_key_id: bytes
     signature: bytes
-    def __init__(self, sequence: _Optional[int] = ..., at: _Optional[int] = ..., issuer_key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    key_set_sha256: bytes
+    def __init__(self, sequence: _Optional[int] = ..., at: _Optional[int] = ..., issuer_key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., key_set_sha256: _Optional[bytes] = ...) -> None: ...
