@@ -263,6 +263,8 @@ def test_a_withdrawn_key_reaches_a_running_verifier_with_the_next_heartbeats(
     wait_for(lambda: v.stats.issuer_keys == 2, 5)  # the heartbeats name the new set
     assert check(v, old, adv.key).allowed  # a retired key still verifies what it signed
     refreshes = v.stats.key_refreshes
+    time.sleep(1.5)  # three heartbeats naming the set the verifier holds: no refetch
+    assert v.stats.key_refreshes == refreshes
     keyring.withdraw(old_id, int(time.time()))
     took = wait_for(lambda: check(v, old, adv.key).reasons == (Reason.UNKNOWN_ISSUER_KEY,), 5)
     assert took < 5
