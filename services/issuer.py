@@ -12,6 +12,7 @@ import os
 import secrets
 import stat
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,6 +44,24 @@ def _write_seed(path: Path, seed: bytes) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     _sync_directory(path.parent)
+
+
+#: A temporary key file older than this is left from a crash (writing one takes
+#: milliseconds): it is removed, since it holds a secret seed.
+STALE_TEMP_SECONDS = 60.0
+
+
+def _remove_stale_temps(directory: Path) -> None:
+    """Remove the temporary key files (``.NAME.key.*.tmp``) a crash left in ``directory``."""
+    if not directory.is_dir():
+        return
+    horizon = time.time() - STALE_TEMP_SECONDS
+    for temp in directory.glob(".*.key.*.tmp"):
+        try:
+            if temp.stat().st_mtime < horizon:
+                temp.unlink()
+        except FileNotFoundError:
+            pass  # another process removed it first
 
 
 def _sync_directory(directory: Path) -> None:
@@ -80,6 +99,7 @@ class Keyring:
 
     def load(self, now: int, *, create: bool = True) -> None:
         """Load every published key; create the first key on a new exchange."""
+        _remove_stale_temps(self.keys_dir)
         with self._lock:
             if create and not self.store.issuer_keys():
                 self._new_key(now)
@@ -174,6 +194,7 @@ class Keyring:
 def key_file(path: Path, *, create: bool) -> PrivateKey | None:
     """A key of the exchange kept as its seed in ``path`` (0600): the operator key, the log key.
     Created on first start when ``create``; None if absent otherwise."""
+    _remove_stale_temps(path.parent)
     if not path.exists():
         if not create:
             return None

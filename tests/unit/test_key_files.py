@@ -73,3 +73,20 @@ def test_a_short_key_file_is_refused_by_name(tmp_path: Path) -> None:
     path.chmod(0o600)
     with pytest.raises(Exception, match="damaged"):
         issuer.key_file(path, create=True)
+
+
+def test_temporary_key_files_left_by_a_crash_are_removed_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    stale = tmp_path / ".operator.key.0011223344556677.tmp"
+    stale.write_bytes(bytes(32))
+    old = stale.stat().st_mtime - issuer.STALE_TEMP_SECONDS - 5
+    os.utime(stale, (old, old))
+    fresh = tmp_path / ".log.key.8899aabbccddeeff.tmp"  # another process writing right now
+    fresh.write_bytes(bytes(32))
+    other = tmp_path / "notes.tmp"  # not a key file: never touched
+    other.write_text("keep")
+    assert issuer.key_file(tmp_path / "operator.key", create=True) is not None
+    assert not stale.exists()
+    assert fresh.exists()
+    assert other.exists()
