@@ -58,6 +58,9 @@ T = TypeVar("T")
 MIGRATION_LOCK = 0x4C49_4345_4E54_4941  # "LICENTIA"
 #: How many times a change is run when the engine aborts it (deadlock, serialization).
 ATTEMPTS = 20
+#: How many connections a change or a read tries when the connection is lost before
+#: anything could have been committed (a restarted server, a terminated backend).
+LOST_ATTEMPTS = 3
 
 #: The numbered migrations, named as the SQLite store's (the same schema, PostgreSQL DDL).
 #: Tables that SQLite orders by ``rowid`` get an identity column of that name.
@@ -316,7 +319,9 @@ class PostgresStore(SqlStore):
         if inner is not None:  # a change made from inside a change
             return fn(inner)
         nonces = unrecorded_nonces()
+        lost = 0
         for attempt in range(ATTEMPTS):
+            committing = False
             try:
                 with self._pool.connection() as conn, conn.transaction():
                     c = _PgConn(conn)
@@ -327,9 +332,22 @@ class PostgresStore(SqlStore):
                         value = fn(c)
                     finally:
                         self._local.conn = None
+                    committing = True
             except _RETRY:
                 if attempt == ATTEMPTS - 1:
                     raise
+                continue
+            except psycopg.OperationalError as e:
+                if committing:  # lost while committing: it may or may not have been made
+                    raise LicentiaError(
+                        Reason.UNAVAILABLE,
+                        "the database connection was lost while committing: the change may"
+                        " have been made; retry it (changes are idempotent where it matters)",
+                    ) from e
+                lost += 1  # nothing was committed: run it again on another connection
+                if lost >= LOST_ATTEMPTS:
+                    raise LicentiaError(Reason.UNAVAILABLE, "the database is unreachable") from e
+                self._connection_lost(lost)
                 continue
             for n in nonces:
                 n.recorded = True
@@ -405,16 +423,37 @@ class PostgresStore(SqlStore):
             return True
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """One read statement on a pooled connection (its own snapshot)."""
-        with self._pool.connection() as conn:
-            return _PgConn(conn).execute(sql, params).fetchall()
+        """One read statement on a pooled connection (its own snapshot); tried again on
+        another connection when the one it got was lost (a read changes nothing)."""
+        for attempt in range(LOST_ATTEMPTS):
+            try:
+                with self._pool.connection() as conn:
+                    return _PgConn(conn).execute(sql, params).fetchall()
+            except psycopg.OperationalError as e:
+                if attempt == LOST_ATTEMPTS - 1:
+                    raise LicentiaError(Reason.UNAVAILABLE, "the database is unreachable") from e
+                self._connection_lost(attempt + 1)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _connection_lost(self, attempt: int) -> None:
+        """A pooled connection was found dead: the others likely are too (the server
+        restarted, the network was cut), so test every idle one and replace the dead."""
+        _log.warning("store.connection_lost", extra={"attempt": attempt})
+        try:
+            self._pool.check()
+        except psycopg.Error:  # the server is still away: the next attempt will say so
+            _log.warning("store.pool_check_failed", exc_info=True)
 
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[Conn]:
-        """A pooled connection inside one REPEATABLE READ, READ ONLY transaction."""
-        with self._pool.connection() as conn, conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield _PgConn(conn)
+        """A pooled connection inside one REPEATABLE READ, READ ONLY transaction. A lost
+        connection is UNAVAILABLE (the caller may retry the read), never INTERNAL."""
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                yield _PgConn(conn)
+        except psycopg.OperationalError as e:
+            raise LicentiaError(Reason.UNAVAILABLE, "the database connection was lost") from e
 
     def close(self) -> None:
         """Close the pool's connections and the listening connection."""
