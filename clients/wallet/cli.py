@@ -102,7 +102,7 @@ def _shown(text: str) -> str:
     character (escape sequences, bidirectional overrides, …) but the line breaks is shown
     as its code, so nothing the exchange sends can rewrite or hide what the wallet prints
     (the terms a holder reads before signing, say)."""
-    if text.isprintable() or all(c == "\n" or c.isprintable() for c in text):
+    if text.isprintable():
         return text
     return "".join(c if c == "\n" or c.isprintable() else f"\\u{{{ord(c):04x}}}" for c in text)
 

@@ -353,14 +353,7 @@ class StatusFollower:
     # -- following the exchange ---------------------------------------------------------
     def _fetch_snapshot(self, timeout: float | None = None) -> StatusSnapshot:
         """A verified snapshot; fetches the keys again once if it names an unknown key."""
-        assert self._keys is not None
-        try:
-            return verify_snapshot(self.upstream.status_snapshot(timeout), self._keys.current)
-        except LicentiaError as e:
-            if e.reason is not Reason.UNKNOWN_ISSUER_KEY or isinstance(e, UpstreamError):
-                raise
-        self._refresh_keys(timeout)
-        return verify_snapshot(self.upstream.status_snapshot(timeout), self._keys.current)
+        return self._verified(verify_snapshot, self.upstream.status_snapshot(timeout), timeout)
 
     def _follow_forever(self) -> None:
         """Follow the stream until closed, reconnecting with backoff and jitter."""
@@ -456,16 +449,22 @@ class StatusFollower:
                 raise _Resync from None
             raise
 
-    def _verified(self, verify: Callable[[_I, IssuerKeySet], _O], item: _I) -> _O:
+    def _verified(
+        self,
+        verify: Callable[[_I, IssuerKeySet], _O],
+        item: _I,
+        timeout: float | None = None,
+    ) -> _O:
         """``verify(item, keys)``; when it names a key the follower does not know (the
-        exchange rotated), the keys are fetched again once and it is tried again."""
+        exchange rotated), the keys are fetched again once (within ``timeout``) and it is
+        tried again."""
         assert self._keys is not None
         try:
             return verify(item, self._keys.current)
         except LicentiaError as e:
             if e.reason is not Reason.UNKNOWN_ISSUER_KEY:
                 raise
-        self._refresh_keys()
+        self._refresh_keys(timeout)
         return verify(item, self._keys.current)
 
     def _replace(self, snapshot: StatusSnapshot) -> None:

@@ -216,6 +216,7 @@ class IssuerKeySet:
         if len(by_id) > self.MAX_KEYS:
             raise LicentiaError(Reason.TOO_LARGE, "too many issuer keys")
         self._by_id: Mapping[bytes, IssuerKey] = by_id
+        self._digest: bytes | None = None  # computed by digest() when first asked
 
     def resolve(self, key_id: bytes) -> IssuerKey | None:
         """The key with this id, or ``None``."""
@@ -232,15 +233,13 @@ class IssuerKeySet:
         ``IssuerKeySet`` message with its keys sorted by id): equal sets, equal digests. The
         exchange's signed heartbeats carry it, so a verifier notices a rotation or a
         withdrawal within one heartbeat."""
-        cached: bytes | None = getattr(self, "_digest", None)
-        if cached is None:
+        if self._digest is None:
             ordered = sorted(self._by_id.values(), key=lambda k: k.key_id)
             msg = keys_pb2.IssuerKeySet(keys=[k.to_proto() for k in ordered])
-            cached = hashlib.sha256(
+            self._digest = hashlib.sha256(
                 KEY_SET + b"\x00" + msg.SerializeToString(deterministic=True)
             ).digest()
-            self._digest = cached
-        return cached
+        return self._digest
 
     def to_proto(self) -> keys_pb2.IssuerKeySet:
         """The wire form."""

@@ -41,12 +41,6 @@ class StatusEvent:
     status_index: int
     revoked_at: int
 
-    def to_proto(self) -> status_pb2.StatusEvent:
-        """The wire form."""
-        return status_pb2.StatusEvent(
-            sequence=self.sequence, status_index=self.status_index, revoked_at=self.revoked_at
-        )
-
     @classmethod
     def from_proto(cls, msg: status_pb2.StatusEvent) -> StatusEvent:
         """Parse the wire form (its signature is not checked: see :func:`verify_event`);

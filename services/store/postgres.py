@@ -447,12 +447,14 @@ class PostgresStore(SqlStore):
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[Conn]:
         """A pooled connection inside one REPEATABLE READ, READ ONLY transaction. A lost
-        connection is UNAVAILABLE (the caller may retry the read), never INTERNAL."""
+        connection is UNAVAILABLE (the caller may retry the read), never INTERNAL, and the
+        pool's dead connections are replaced for the retry."""
         try:
             with self._pool.connection() as conn, conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 yield _PgConn(conn)
         except psycopg.OperationalError as e:
+            self._connection_lost(1)
             raise LicentiaError(Reason.UNAVAILABLE, "the database connection was lost") from e
 
     def close(self) -> None:

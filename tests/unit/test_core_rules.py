@@ -491,7 +491,10 @@ def test_signed_status_events_verify_and_every_edit_is_refused() -> None:
         (_edited(signed, revoked_at=NOW + 1), Reason.BAD_SIGNATURE),
         (_edited(signed, signature=flipped), Reason.BAD_SIGNATURE),
         (_edited(signed, signature=b""), Reason.BAD_SIGNATURE),
-        (StatusEvent(5, 42, NOW).to_proto(), Reason.UNKNOWN_ISSUER_KEY),  # unsigned
+        (
+            status_pb2.StatusEvent(sequence=5, status_index=42, revoked_at=NOW),
+            Reason.UNKNOWN_ISSUER_KEY,
+        ),  # unsigned
         (forged, Reason.BAD_SIGNATURE),
         (StatusEvent(5, 42, NOW).signed(OTHER), Reason.UNKNOWN_ISSUER_KEY),
         (_edited(signed, sequence=0), Reason.MALFORMED),
@@ -517,6 +520,8 @@ def test_signed_heartbeats_verify_and_every_edit_is_refused() -> None:
         key_set_sha256=digest,
     )
     unsigned = status_pb2.StatusHeartbeat(sequence=7, at=NOW, key_set_sha256=digest)
+    with pytest.raises(ValueError, match="32 bytes"):
+        signed_heartbeat(ISSUER, 7, NOW, digest[:31])  # the exchange never signs a bad digest
     for bad, reason in [
         (_edited(beat, sequence=8), Reason.BAD_SIGNATURE),
         (_edited(beat, at=NOW + 60), Reason.BAD_SIGNATURE),  # kept "fresh" for longer

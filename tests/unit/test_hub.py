@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from licentia.errors import Reason
+from licentia.status import StatusEvent, verify_event, verify_heartbeat
 
 if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
     from services.hub import Heartbeat, RevocationHub, Snapshot
@@ -84,6 +85,30 @@ def test_a_stale_follower_fails_closed(tmp_path: Path) -> None:
     hub.staleness_bound = 10
     assert hub.check(1, hub.fresh_at + 10) is None
     assert hub.check(1, hub.fresh_at + 11) == Reason.STATUS_STALE
+
+
+def test_events_and_heartbeats_are_signed_once_for_every_feed_and_again_after_a_rotation(
+    tmp_path: Path,
+) -> None:
+    now = [NOW]
+    store = SqliteStore(tmp_path / "db")
+    keyring = Keyring(tmp_path / "keys", store, lambda: now[0])
+    keyring.load(NOW)
+    hub = RevocationHub(store, keyring, lambda: now[0])
+    first = hub.signed_event(_ev(1, 10))
+    assert verify_event(first, keyring.key_set) == StatusEvent(1, 10, NOW)
+    assert hub.signed_event(_ev(1, 10)) is first  # every subscriber gets the same message
+    beat = hub.signed_heartbeat(Heartbeat(1, NOW))
+    assert verify_heartbeat(beat, keyring.key_set) == (1, NOW, keyring.key_set.digest())
+    assert hub.signed_heartbeat(Heartbeat(1, NOW)) is beat
+    keyring.rotate(NOW)  # the new key signs from the next second
+    now[0] = NOW + 2
+    again = hub.signed_event(_ev(1, 10))
+    assert again.issuer_key_id != first.issuer_key_id
+    assert verify_event(again, keyring.key_set) == StatusEvent(1, 10, NOW)
+    rebeat = hub.signed_heartbeat(Heartbeat(1, NOW + 2))
+    assert rebeat.issuer_key_id == again.issuer_key_id
+    assert rebeat.key_set_sha256 == keyring.key_set.digest() != beat.key_set_sha256
 
 
 def test_a_rotation_never_invalidates_what_the_old_key_signed_this_second(

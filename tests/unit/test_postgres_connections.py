@@ -77,6 +77,17 @@ def test_pooled_connections_lost_while_idle_are_replaced(store: PostgresStore, u
     assert found.handle == "bob"
 
 
+def test_a_snapshot_read_on_a_lost_connection_is_unavailable_and_the_next_one_works(
+    store: PostgresStore, url: str
+) -> None:
+    _grow_the_pool(store, 8)
+    assert _terminate_every_other_backend(url) >= 8
+    with pytest.raises(LicentiaError) as e:
+        store.ledger_check()  # one read snapshot: it cannot be run again for its caller
+    assert e.value.reason is Reason.UNAVAILABLE
+    assert store.ledger_check() == []  # the pool's dead connections were replaced
+
+
 def test_a_change_whose_connections_keep_dying_is_unavailable(store: PostgresStore) -> None:
     with pytest.raises(LicentiaError) as e:
         store._transact(lambda c: c.execute("SELECT pg_terminate_backend(pg_backend_pid())"))
