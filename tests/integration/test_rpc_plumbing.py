@@ -9,9 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -48,7 +46,7 @@ else:
     from licentia.clients.channel import ExchangeError, ExchangeUnavailable, SignedChannel
     from licentia.services import errors, rpc, runtime
 
-from .exchange_harness import raw_unary
+from .exchange_harness import needs_openssl, raw_unary, self_signed_certificate
 
 REGISTRY = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"]
 LICENCES = licences_pb2.DESCRIPTOR.services_by_name["LicenceService"]
@@ -455,16 +453,9 @@ def test_sigterm_drains_the_server() -> None:
         server.stop(0)
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+@needs_openssl
 def test_tls_end_to_end(tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert),
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path)
     log = rpc.json_logger("licentia.test.tls", io.StringIO())
     settings = runtime.ServerSettings(tls_cert=cert, tls_key=key)
     server = runtime.start(settings, handler_set(log), [REGISTRY.full_name], log)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from .exchange_harness import (
     SignedChannel,
     fund,
     issue_licence,
+    needs_openssl,
     operator_party,
     photo_use,
     reasons,
@@ -42,6 +42,7 @@ from .exchange_harness import (
     register_holder,
     register_platform,
     revoke_licence,
+    self_signed_certificate,
     verify,
     wait_for,
 )
@@ -492,24 +493,10 @@ def test_a_replica_process_serves_verify_with_no_database(tmp_path: Path) -> Non
         ex.stop()
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost and 127.0.0.1, and its key."""
-    directory.mkdir(parents=True)
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert),
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+@needs_openssl
 def test_a_replica_follows_its_upstream_over_tls_and_only_a_trusted_one(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path / "exchange")
-    stranger, _ = _self_signed(tmp_path / "stranger")
+    cert, key = self_signed_certificate(tmp_path / "exchange")
+    stranger, _ = self_signed_certificate(tmp_path / "stranger")
     app = build(tmp_path / "data", settings=Settings(heartbeat_seconds=0.5), log=LOG)
     server = start(
         ServerSettings(address="127.0.0.1:0", max_workers=64, tls_cert=cert, tls_key=key),
