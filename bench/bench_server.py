@@ -29,6 +29,16 @@ of its two echo rates.
   presentation's) of the real sizes; for ``rpc.issue``, checking the request's signature and
   signing the licence (no storage, no parsing). A target above its floor cannot be met by any
   care in the handler's Python: only a server that does not pay gRPC Python's cost per call can.
+- ``rpc.issue`` also has a ``storage_floor_ratio``: the same signature work plus the least
+  durable writing a licence needs under docs/DESIGN's storage rules, and nothing else — no
+  parse, no authentication beyond the signature, no read, no rule, no claims. One licence is
+  11 statements, all in the exchange's own group commit on the same database file
+  (``synchronous=FULL``), into copies of the issuing tables with their keys and indexes
+  (``floor_licences`` and so on): the spent nonce; the request; the licence; its asset; the
+  escrow (the advertiser's balance debited only if it covers the price, the escrow's balance,
+  the posting and its two entries, the licence's money row); the log entry and its leaf and
+  one interior node hash. A target above this floor cannot be met by any issuing path that
+  stores a licence the way the design requires, whatever its logic.
 - ``log.append``: the log entries appended per second inside issuance (one per licence, in
   the issuing transaction), i.e. ``rpc.issue``'s rate, held to ``rpc.issue``'s target.
 - ``revocation.propagation``: p99 of the milliseconds from RevokeLicence's return to the
@@ -47,8 +57,13 @@ it).
 from __future__ import annotations
 
 import argparse
+import hashlib
+import itertools
 import json
 import logging
+import os
+import re
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -85,6 +100,7 @@ if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (R
     from services.app import App, build
     from services.deps import Settings
     from services.runtime import RunningServer, ServerSettings, start
+    from services.store.sqlite import SqliteStore
 else:  # run as a script: bench/ is on the path
     from exchange_process import (
         AUDIENCE,
@@ -102,6 +118,7 @@ else:  # run as a script: bench/ is on the path
     from licentia.services.app import App, build
     from licentia.services.deps import Settings
     from licentia.services.runtime import RunningServer, ServerSettings, start
+    from licentia.services.store.sqlite import SqliteStore
 
 CALLERS = 16
 STREAMS = 50
@@ -118,6 +135,21 @@ ECHO = f"/{ECHO_SERVICE}/Echo"
 FLOOR_SERVICE = "bench.Floor"
 FLOOR_VERIFY = f"/{FLOOR_SERVICE}/Verify"
 FLOOR_ISSUE = f"/{FLOOR_SERVICE}/Issue"
+FLOOR_ISSUE_STORED = f"/{FLOOR_SERVICE}/IssueStored"
+#: The tables one issuance writes, copied (with their keys and indexes) as ``floor_<name>`` for
+#: the storage floor.
+FLOOR_TABLES = (
+    "spent_nonces",
+    "requests",
+    "licences",
+    "licence_assets",
+    "balances",
+    "postings",
+    "entries",
+    "licence_money",
+    "log_entries",
+    "log_nodes",
+)
 VERIFY = "/licentia.v1.VerificationService/Verify"
 REQUEST_LICENCE = "/licentia.v1.ExchangeService/RequestLicence"
 REVOKE = "/licentia.v1.LicenceService/RevokeLicence"
@@ -158,14 +190,97 @@ def echo_handler() -> grpc.GenericRpcHandler:
     )
 
 
+class StorageFloor:
+    """The least durable writing of one licence (see the module's docstring), into copies of
+    the issuing tables in the exchange's own SQLite database, through its group commit."""
+
+    PRICE = 1
+
+    def __init__(self, store: SqliteStore) -> None:
+        """Copy the issuing tables and their indexes, and fund one payer."""
+        self.store = store
+        self.payer = bytes(32)
+        self.numbers = itertools.count()
+        names = "|".join(FLOOR_TABLES)
+        rows = store._db.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL"
+            f" AND tbl_name IN ({', '.join('?' * len(FLOOR_TABLES))}) ORDER BY type DESC",
+            FLOOR_TABLES,
+        ).fetchall()
+        # The bench measures the store's own file, so it reaches into the store.
+        for kind, name, ddl in rows:
+            sql = ddl.replace(f" {name} ", f" floor_{name} ", 1) if kind == "index" else ddl
+            store._db.execute(re.sub(rf"\b({names})\b", r"floor_\1", sql))
+        store._db.execute(
+            "INSERT INTO floor_balances VALUES ('advertiser', ?, ?)", (self.payer, 10**15)
+        )
+
+    def write(self, request: bytes, token: bytes) -> None:
+        """Store one licence for ``request``, signed ``token``, durably (group-committed)."""
+        n = next(self.numbers)
+        licence_id, request_id, nonce = os.urandom(16), os.urandom(16), os.urandom(32)
+        leaf = hashlib.sha256(b"\x00" + token).digest()
+        payer = self.payer
+
+        def change(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO floor_spent_nonces VALUES (?, ?)", (nonce, 2**40))
+            c.execute(
+                "INSERT INTO floor_requests VALUES (?, 2, ?, ?, ?, 0, 0, 0, '', '', 1, '', ?)",
+                (request_id, payer, payer, request, licence_id),
+            )
+            c.execute(
+                "INSERT INTO floor_licences VALUES (?, ?, ?, ?, ?, 0, 0, 1, ?, 0, 0, 0, 0)",
+                (licence_id, request_id, token.hex(), payer, payer, n),
+            )
+            c.execute(
+                "INSERT INTO floor_licence_assets VALUES (?, ?, ?)", (licence_id, payer, leaf)
+            )
+            debited = c.execute(
+                "UPDATE floor_balances SET balance = balance - ? WHERE account_kind ="
+                " 'advertiser' AND account_key = ? AND balance >= ?",
+                (self.PRICE, payer, self.PRICE),
+            )
+            if debited.rowcount != 1:
+                raise RuntimeError("the storage floor's payer ran out")
+            c.execute(
+                "INSERT INTO floor_balances VALUES ('escrow', ?, ?)", (licence_id, self.PRICE)
+            )
+            posting = c.execute(
+                "INSERT INTO floor_postings (kind, licence_id, at, idempotency, reference)"
+                " VALUES ('ESCROW', ?, 0, NULL, '')",
+                (licence_id,),
+            ).lastrowid
+            c.executemany(
+                "INSERT INTO floor_entries VALUES (?, ?, ?, ?)",
+                [
+                    (posting, "advertiser", payer, -self.PRICE),
+                    (posting, "escrow", licence_id, self.PRICE),
+                ],
+            )
+            c.execute(
+                "INSERT INTO floor_licence_money VALUES (?, ?, ?, ?, 0, 0, 0, 0, 1, 0, 0, 0)",
+                (licence_id, payer, payer, self.PRICE),
+            )
+            c.execute(
+                "INSERT INTO floor_log_entries VALUES (?, ?, 0, 'ISSUE', ?)", (n, token, licence_id)
+            )
+            c.executemany(
+                "INSERT INTO floor_log_nodes VALUES (?, ?, ?)", [(0, n, leaf), (1, n, leaf)]
+            )
+
+        self.store._transact(change)
+
+
 @dataclass
 class FloorWork:
     """What the floor methods check and sign: signatures of the real calls' sizes, set once
-    the bench's parties exist. Each is (public key, domain, payload, signature)."""
+    the bench's parties exist. Each is (public key, domain, payload, signature). ``stored``:
+    where the storage floor writes (only on SQLite)."""
 
     request: tuple[bytes, bytes, bytes, bytes] | None = None
     presentation: tuple[bytes, bytes, bytes, bytes] | None = None
     issuer: PrivateKey | None = None
+    stored: StorageFloor | None = None
 
 
 def floor_handler(work: FloorWork) -> grpc.GenericRpcHandler:
@@ -187,13 +302,19 @@ def floor_handler(work: FloorWork) -> grpc.GenericRpcHandler:
         assert work.issuer is not None
         return work.issuer.sign(ISSUANCE, request)
 
+    def issue_stored(request: bytes, context: grpc.ServicerContext) -> bytes:
+        token = issue(request, context)
+        assert work.stored is not None
+        work.stored.write(request, token)
+        return token
+
     return grpc.method_handlers_generic_handler(
         FLOOR_SERVICE,
         {
             name: grpc.unary_unary_rpc_method_handler(
                 f, request_deserializer=None, response_serializer=None
             )
-            for name, f in (("Verify", verify), ("Issue", issue))
+            for name, f in (("Verify", verify), ("Issue", issue), ("IssueStored", issue_stored))
         },
     )
 
@@ -307,6 +428,9 @@ class Bench:
         self.floor_issue = self.shared.unary_unary(
             FLOOR_ISSUE, request_serializer=None, response_deserializer=None
         )
+        self.floor_issue_stored = self.shared.unary_unary(
+            FLOOR_ISSUE_STORED, request_serializer=None, response_deserializer=None
+        )
         self.request_mc = self.shared.unary_unary(
             REQUEST_LICENCE,
             request_serializer=None,
@@ -386,6 +510,9 @@ class Bench:
             p.signature,
         )
         self.floor.issuer = PrivateKey.generate()
+        store = self.app.deps.store
+        if isinstance(store, SqliteStore):  # the throughput rounds run on SQLite
+            self.floor.stored = StorageFloor(store)
 
     @staticmethod
     def request_body(holder: PrivateKey) -> bytes:
@@ -449,7 +576,7 @@ class Bench:
             self.issued.append(response.licence.licence_id)
 
     def throughput(self) -> dict[str, list[float]]:
-        """Interleaved rounds of echo, Verify, RequestLicence, echo."""
+        """Interleaved rounds of echo, Verify, RequestLicence, the floors, echo."""
         out: dict[str, list[float]] = defaultdict(list)
         for _ in range(self.sizes.rounds):
             vjobs, sign_us = self.verify_jobs()
@@ -460,10 +587,12 @@ class Bench:
             iss = run_concurrently(ijobs, self._issued)
             floor_verify = run_concurrently(self.echo_jobs(size, self.floor_verify), _no_check)
             floor_issue = run_concurrently(self.echo_jobs(size, self.floor_issue), _no_check)
+            stored = run_concurrently(self.echo_jobs(size, self.floor_issue_stored), _no_check)
             echo2 = run_concurrently(self.echo_jobs(size), _no_check)
             floor = max(echo1.rate, echo2.rate)
             out["verify_floor_ratio"].append(floor_verify.rate / floor)
             out["issue_floor_ratio"].append(floor_issue.rate / floor)
+            out["issue_storage_floor_ratio"].append(stored.rate / floor)
             out["echo"].append(floor)
             out["verify"].append(ver.rate)
             out["issue"].append(iss.rate)
@@ -610,6 +739,12 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "floor_ratio": round(med["issue_floor_ratio"], 3),
             "floor": "a bare method checking 1 signature and signing 1 (nothing stored)",
+            "storage_floor_ratio": round(med["issue_storage_floor_ratio"], 3),
+            "storage_floor": (
+                "the same, and the licence stored as the design requires, nothing else:"
+                " 11 statements in the exchange's group commit (request, licence, asset,"
+                " nonce, escrow and its ledger entries, log entry and node hashes)"
+            ),
             "client_us_per_call": round(med["issue_client_us"]),
             # The rate per round, in order, with the licences the holder had after it: the
             # issuing path's cost grows with the holder's live licences, so the order matters.
@@ -625,6 +760,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratio": round(med["issue_ratio"], 3),
             "target": 0.5,
             "limit": "the same echo rate: rpc.issue with one log entry appended per licence",
+            "storage_floor_ratio": round(med["issue_storage_floor_ratio"], 3),
         },
         propagation_row(
             "revocation.propagation",

@@ -45,6 +45,10 @@ def test_bench_server_quick_prints_the_four_benches(
     for row in (verify, issue):
         assert 0 < row["floor_ratio"] < 5
         assert "signature" in row["floor"]
+    # So is the least storing an issuance needs, below the signature work's floor.
+    assert 0 < issue["storage_floor_ratio"] < issue["floor_ratio"] * 1.5
+    assert append["storage_floor_ratio"] == issue["storage_floor_ratio"]
+    assert "stored" in issue["storage_floor"]
     assert propagation["ops_per_s"] is None
     assert propagation["value"] == propagation["p99_ms"]
     assert propagation["missing"] == 0
