@@ -114,17 +114,31 @@ def check_presentation(
     The nonce is recorded only when everything else holds, so neither a forged nor a
     mismatched presentation can burn a genuine nonce.
     """
-    if not licensee.verify(keys.PRESENTATION, p.claims_bytes, p.signature):
+    return checked(p, licensee.raw, licence_id, audience, use, now, nonces, window_seconds)
+
+
+def checked(
+    p: Presentation,
+    licensee: bytes,
+    licence_id: bytes,
+    audience: str,
+    use: IntendedUse,
+    now: int,
+    nonces: NonceStore,
+    window_seconds: int,
+) -> list[Reason]:
+    """:func:`check_presentation` with the licensee's raw key, all arguments positional:
+    the verification engine's hot path."""
+    if not keys.verify_signature(licensee, keys.PRESENTATION, p.claims_bytes, p.signature):
         return [Reason.WRONG_LICENSEE]
     reasons: list[Reason] = []
     if p.licence_id != licence_id or (p.use is not use and p.use != use):
         reasons.append(Reason.PRESENTATION_MISMATCH)
     if p.audience != audience:
         reasons.append(Reason.WRONG_AUDIENCE)
-    if abs(now - p.presented_at) > window_seconds:
+    at = p.presented_at
+    if abs(now - at) > window_seconds:
         reasons.append(Reason.PRESENTATION_EXPIRED)
-    if not reasons and not nonces.add_if_new(
-        licence_id + p.nonce, p.presented_at + window_seconds + 1, now
-    ):
+    if not reasons and not nonces.add_if_new(licence_id + p.nonce, at + window_seconds + 1, now):
         reasons.append(Reason.REPLAYED)
     return reasons

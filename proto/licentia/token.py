@@ -366,8 +366,6 @@ class StandingRule:
     def permits_parsed(self, u: UnverifiedLicence) -> list[Reason]:
         """:meth:`permits` for a parsed token, read from its checked wire claims (the
         verifier's hot path builds no :class:`LicenceClaims`)."""
-        wire = u.wire_claims
-        price = wire.price
         return self._covers(
             u.holder_key,
             u.licensee_key,
@@ -375,9 +373,9 @@ class StandingRule:
             u.asset_categories.keys(),
             u.not_before,
             u.not_after,
-            price.currency,
-            price.amount_minor,
-            wire.exclusive,
+            u.currency,
+            u.amount_minor,
+            u.exclusive,
             u.max_uses,
         )
 
@@ -515,8 +513,11 @@ class UnverifiedLicence(NamedTuple):
     scope: Scope
     #: Asset digest -> category, in the claims' order.
     asset_categories: Mapping[bytes, DataCategory]
-    #: The parsed wire claims that :func:`check_claims_message` accepted.
-    wire_claims: licence_pb2.LicenceClaims
+    #: The price's currency and amount, and whether the licence is exclusive (what a
+    #: standing rule bounds).
+    currency: str
+    amount_minor: int
+    exclusive: bool
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, UnverifiedLicence) and other.token == self.token
@@ -529,6 +530,12 @@ class UnverifiedLicence(NamedTuple):
 
     def __repr__(self) -> str:
         return f"UnverifiedLicence(licence_id={self.licence_id.hex()})"
+
+    @property
+    def wire_claims(self) -> licence_pb2.LicenceClaims:
+        """The wire claims, parsed again from :attr:`claims_bytes` on each call (a parse
+        keeps no protobuf message: a verifier's cache holds many parses)."""
+        return parse_canonical(self.claims_bytes, licence_pb2.LicenceClaims(), "claims")
 
     @property
     def claims(self) -> LicenceClaims:
@@ -682,6 +689,7 @@ def parse_token(text: str) -> UnverifiedLicence:
     claims_bytes = env.claims
     m = parse_canonical(claims_bytes, licence_pb2.LicenceClaims(), "claims")
     scope, by_digest = check_claims_message(m)
+    price = m.price
     return UnverifiedLicence(
         text,
         claims_bytes,
@@ -698,5 +706,7 @@ def parse_token(text: str) -> UnverifiedLicence:
         m.max_uses,
         scope,
         by_digest,
-        m,
+        price.currency,
+        price.amount_minor,
+        m.exclusive,
     )

@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .errors import LicentiaError, Reason
-from .keys import IssuerKeyResolver, PublicKey
+from .keys import IssuerKeyResolver
 from .nonces import NonceStore
-from .presentation import DEFAULT_WINDOW_SECONDS, check_presentation, parse_presentation
+from .presentation import DEFAULT_WINDOW_SECONDS, checked, parse_presentation
 from .scope import IntendedUse
 from .token import (
     DEFAULT_MAX_TERM_SECONDS,
     Licence,
+    UnverifiedLicence,
     authenticate,
     parse_token,
 )
@@ -69,34 +70,17 @@ def _deny(*reasons: Reason, licence: Licence | None = None) -> Decision:
 
 
 class _Entry:
-    """An authenticated token in the engine's cache: the values step 3 reads on every call,
-    as plain attributes, and the ALLOW decision to return when they all hold."""
+    """An authenticated token in the engine's cache: its parse (whose fields step 3 reads
+    on every call), its issuer key, and the ALLOW decision to return when step 3 holds.
+    Kept small: a platform's cache holds thousands."""
 
-    __slots__ = (
-        "allow",
-        "asset_categories",
-        "issuer_key",
-        "licence",
-        "licensee",
-        "max_uses",
-        "not_after",
-        "not_before",
-        "scope",
-        "status_index",
-    )
+    __slots__ = ("allow", "issuer_key", "licence", "parsed")
 
     def __init__(self, licence: Licence) -> None:
-        u = licence.parsed
         self.licence = licence
+        self.parsed = licence.parsed
         self.issuer_key = licence.issuer_key
         self.allow = Decision(True, (), licence)
-        self.not_before = u.not_before
-        self.not_after = u.not_after
-        self.status_index = u.status_index
-        self.max_uses = u.max_uses
-        self.scope = u.scope
-        self.asset_categories = u.asset_categories
-        self.licensee = PublicKey(u.licensee_key)
 
 
 class VerificationEngine:
@@ -146,7 +130,7 @@ class VerificationEngine:
             return _deny(Reason.MALFORMED)
         hit = self._cache.get(token)
         if hit is not None:
-            if self.keys.resolve(hit.licence.parsed.issuer_key_id) is hit.issuer_key:
+            if self.keys.resolve(hit.parsed.issuer_key_id) is hit.issuer_key:
                 return hit
             with self._lock:  # the key set changed: authenticate again
                 self._cache.pop(token, None)
@@ -191,30 +175,30 @@ class VerificationEngine:
         auth = self._authenticate(token)
         if isinstance(auth, Decision):
             return auth
-        e = auth
+        u = auth.parsed
         reasons: list[Reason] = []
-        if now < e.not_before:
+        if now < u.not_before:
             reasons.append(Reason.NOT_YET_VALID)
-        if now >= e.not_after:
+        if now >= u.not_after:
             reasons.append(Reason.EXPIRED)
-        status = self.status.check(e.status_index, now)
+        status = self.status.check(u.status_index, now)
         if status is not None:
             reasons.append(status)
         if use is not None:
-            reasons.extend(e.scope.check(use))
-            if e.asset_categories.get(use.asset_sha256) != use.category:
+            reasons.extend(u.scope.check(use))
+            if u.asset_categories.get(use.asset_sha256) != use.category:
                 reasons.append(Reason.ASSET_MISMATCH)
-        if e.max_uses and uses_so_far is not None and uses_so_far >= e.max_uses:
+        if u.max_uses and uses_so_far is not None and uses_so_far >= u.max_uses:
             reasons.append(Reason.USES_EXHAUSTED)
         if audience is not None:
-            reasons.extend(self._check_presentation(e, use, presentation, now, audience))
+            reasons.extend(self._check_presentation(u, use, presentation, now, audience))
         if reasons:
-            return Decision(False, tuple(reasons), e.licence)
-        return e.allow
+            return Decision(False, tuple(reasons), auth.licence)
+        return auth.allow
 
     def _check_presentation(
         self,
-        e: _Entry,
+        u: UnverifiedLicence,
         use: IntendedUse | None,
         presentation: str | None,
         now: int,
@@ -231,13 +215,13 @@ class VerificationEngine:
             return [err.reason]
         except Exception:  # noqa: BLE001 - fail closed on anything unforeseen
             return [Reason.MALFORMED]
-        return check_presentation(
+        return checked(
             p,
-            licensee=e.licensee,
-            licence_id=e.licence.licence_id,
-            audience=audience,
-            use=use,
-            now=now,
-            nonces=self.nonces,
-            window_seconds=self.presentation_window_seconds,
+            u.licensee_key,
+            u.licence_id,
+            audience,
+            use,
+            now,
+            self.nonces,
+            self.presentation_window_seconds,
         )
