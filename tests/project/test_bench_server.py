@@ -48,6 +48,10 @@ def test_bench_server_quick_prints_the_four_benches(
     # So is the least storing an issuance needs, below the signature work's floor.
     assert 0 < issue["storage_floor_ratio"] < issue["floor_ratio"] * 1.5
     assert append["storage_floor_ratio"] == issue["storage_floor_ratio"]
+    parts = issue["storage_floor_by_part"]
+    assert list(parts) == ["licence", "+escrow", "+log"]
+    assert parts["+log"] == issue["storage_floor_ratio"]
+    assert all(0 < x < 5 for x in parts.values())
     assert "stored" in issue["storage_floor"]
     assert propagation["ops_per_s"] is None
     assert propagation["value"] == propagation["p99_ms"]
