@@ -40,5 +40,9 @@ def test_bench_verifier_quick_prints_its_two_json_lines(
         assert isinstance(row["ok"], bool)
         assert row["ok"] == (row["ratio"] >= row["target"])
         assert row["connected"] is True  # measured with the revocation feed live
+    # The checks floor (every check, nothing else) is measured for the typical licence.
+    assert 0 < rows[0]["checks_floor_ratio"] < 5
+    assert "every check" in rows[0]["checks_floor"]
+    assert "checks_floor_ratio" not in rows[1]
     assert code == (0 if all(r["ok"] for r in rows) else 1)
     assert elapsed < 60
