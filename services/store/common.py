@@ -525,7 +525,7 @@ class SqlStore:
             licence, check = issuing
             c.execute("SAVEPOINT issue")
             try:
-                issued = self._issue_in(c, licence, now, check)
+                issued = self._issue_in(c, licence, now, check, just_stored=True)
             except LicentiaError as e:
                 c.execute("ROLLBACK TO issue")
                 c.execute("RELEASE issue")
@@ -574,10 +574,10 @@ class SqlStore:
         licence_id: bytes = b"",
         auto: bool | None = None,
     ) -> RequestRow:
-        cur = c.execute(
+        r = c.execute(
             "UPDATE requests SET state = ?, updated_at = ?, reason = ?, failure = ?,"
             " licence_id = ?, auto_approved = coalesce(?, auto_approved)"
-            " WHERE request_id = ? AND state = ?",
+            f" WHERE request_id = ? AND state = ? RETURNING {self._REQ}",
             (
                 int(state),
                 now,
@@ -588,17 +588,14 @@ class SqlStore:
                 request_id,
                 int(RequestState.PENDING),
             ),
-        )
-        if cur.rowcount != 1:
+        ).fetchone()
+        if r is None:
             exists = c.execute(
                 "SELECT 1 FROM requests WHERE request_id = ?", (request_id,)
             ).fetchone()
             if exists is None:
                 raise LicentiaError(Reason.NOT_FOUND, "no such request")
             raise LicentiaError(Reason.REQUEST_NOT_PENDING, "the request is no longer pending")
-        r = c.execute(
-            f"SELECT {self._REQ} FROM requests WHERE request_id = ?", (request_id,)
-        ).fetchone()
         return self._request(r)
 
     def finish_request(
@@ -617,18 +614,29 @@ class SqlStore:
         """Issue ``licence`` for its pending request, atomically with the conflict check."""
         return self._transact(lambda c: self._issue_in(c, licence, now, check))
 
-    def _issue_in(self, c: Conn, licence: LicenceRow, now: int, check: ConflictCheck) -> RequestRow:
+    def _issue_in(
+        self,
+        c: Conn,
+        licence: LicenceRow,
+        now: int,
+        check: ConflictCheck,
+        *,
+        just_stored: bool = False,
+    ) -> RequestRow:
+        """Issue ``licence`` inside the caller's change. ``just_stored``: its request was
+        stored PENDING earlier in this same change, so it is not read back to be checked."""
         # Concurrent writers wait here: one issuance (or answer) per request, and one
         # exclusivity check per holder at a time, each seeing what the one before committed.
         self._hold(c, b"request", licence.request_id)
         self._hold(c, b"holder", licence.holder_key)
-        state = c.execute(
-            "SELECT state FROM requests WHERE request_id = ?", (licence.request_id,)
-        ).fetchone()
-        if state is None:
-            raise LicentiaError(Reason.NOT_FOUND, "no such request")
-        if state[0] != RequestState.PENDING:
-            raise LicentiaError(Reason.REQUEST_NOT_PENDING, "the request is no longer pending")
+        if not just_stored:
+            state = c.execute(
+                "SELECT state FROM requests WHERE request_id = ?", (licence.request_id,)
+            ).fetchone()
+            if state is None:
+                raise LicentiaError(Reason.NOT_FOUND, "no such request")
+            if state[0] != RequestState.PENDING:
+                raise LicentiaError(Reason.REQUEST_NOT_PENDING, "the request is no longer pending")
         # Only licences that overlap in time can conflict, and a licence that is not
         # exclusive conflicts only with exclusive ones.
         only_exclusive = "" if licence.exclusive else " AND exclusive = 1"
@@ -985,6 +993,15 @@ class SqlStore:
                 "INSERT INTO entries VALUES (?, ?, ?, ?)",
                 (pid, e.account.kind, e.account.key, e.amount),
             )
+            if e.amount > 0:  # a credit: one upsert (its proposed row passes the CHECK)
+                c.execute(
+                    "INSERT INTO balances VALUES (?, ?, ?) ON CONFLICT (account_kind,"
+                    " account_key) DO UPDATE SET balance = balances.balance + excluded.balance",
+                    (e.account.kind, e.account.key, e.amount),
+                )
+                continue
+            # A debit: SQLite checks an upsert's proposed row before its conflict, so a
+            # negative one is refused even for an account that exists; update instead.
             move = (e.amount, e.account.kind, e.account.key)
             update = (
                 "UPDATE balances SET balance = balance + ?"
