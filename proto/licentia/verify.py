@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from .errors import LicentiaError, Reason
 from .keys import IssuerKeyResolver
@@ -30,7 +30,6 @@ from .scope import IntendedUse
 from .token import (
     DEFAULT_MAX_TERM_SECONDS,
     Licence,
-    UnverifiedLicence,
     authenticate,
     parse_token,
 )
@@ -69,20 +68,6 @@ def _deny(*reasons: Reason, licence: Licence | None = None) -> Decision:
     return Decision(False, tuple(reasons), licence)
 
 
-class _Entry:
-    """An authenticated token in the engine's cache: its parse (whose fields step 3 reads
-    on every call), its issuer key, and the ALLOW decision to return when step 3 holds.
-    Kept small: a platform's cache holds thousands."""
-
-    __slots__ = ("allow", "issuer_key", "licence", "parsed")
-
-    def __init__(self, licence: Licence) -> None:
-        self.licence = licence
-        self.parsed = licence.parsed
-        self.issuer_key = licence.issuer_key
-        self.allow = Decision(True, (), licence)
-
-
 class VerificationEngine:
     """Verifies licences in-process, with a cache of authenticated tokens.
 
@@ -112,7 +97,7 @@ class VerificationEngine:
         self.max_term_seconds = max_term_seconds
         self.presentation_window_seconds = presentation_window_seconds
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._cache: OrderedDict[str, Decision] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -123,14 +108,17 @@ class VerificationEngine:
     def authenticate(self, token: str) -> Licence | Decision:
         """The authenticated licence for ``token`` (cached), or a DENY decision."""
         auth = self._authenticate(token)
-        return auth if isinstance(auth, Decision) else auth.licence
+        return auth.licence if auth.allowed and auth.licence is not None else auth
 
-    def _authenticate(self, token: str) -> _Entry | Decision:
+    def _authenticate(self, token: str) -> Decision:
+        """The ALLOW decision of an authentic token (cached: the cache holds these), or a
+        DENY decision with the reasons it is not."""
         if not isinstance(token, str):
             return _deny(Reason.MALFORMED)
         hit = self._cache.get(token)
         if hit is not None:
-            if self.keys.resolve(hit.parsed.issuer_key_id) is hit.issuer_key:
+            licence = cast(Licence, hit.licence)
+            if self.keys.resolve(licence.parsed.issuer_key_id) is licence.issuer_key:
                 return hit
             with self._lock:  # the key set changed: authenticate again
                 self._cache.pop(token, None)
@@ -143,13 +131,13 @@ class VerificationEngine:
             return _deny(Reason.MALFORMED)
         if reasons or issuer is None:
             return _deny(*reasons)
-        entry = _Entry(Licence(parsed, issuer))
+        allow = Decision(True, (), Licence(parsed, issuer))
         if self.cache_size > 0:
             with self._lock:
                 if len(self._cache) >= self.cache_size:
                     self._cache.popitem(last=False)
-                self._cache[token] = entry
-        return entry
+                self._cache[token] = allow
+        return allow
 
     def verify(
         self,
@@ -173,9 +161,10 @@ class VerificationEngine:
         if audience is not None and self.nonces is None:
             raise ValueError("checking a presentation needs a nonce store")
         auth = self._authenticate(token)
-        if isinstance(auth, Decision):
+        if not auth.allowed:
             return auth
-        u = auth.parsed
+        licence = cast(Licence, auth.licence)
+        u = licence.parsed
         reasons: list[Reason] = []
         if now < u.not_before:
             reasons.append(Reason.NOT_YET_VALID)
@@ -190,38 +179,32 @@ class VerificationEngine:
                 reasons.append(Reason.ASSET_MISMATCH)
         if u.max_uses and uses_so_far is not None and uses_so_far >= u.max_uses:
             reasons.append(Reason.USES_EXHAUSTED)
-        if audience is not None:
-            reasons.extend(self._check_presentation(u, use, presentation, now, audience))
+        if audience is None:
+            pass
+        elif use is None:
+            reasons.append(Reason.INVALID_USE)
+        elif presentation is None:
+            reasons.append(Reason.WRONG_LICENSEE)
+        else:
+            try:
+                p = parse_presentation(presentation)
+            except LicentiaError as err:
+                reasons.append(err.reason)
+            except Exception:  # noqa: BLE001 - fail closed on anything unforeseen
+                reasons.append(Reason.MALFORMED)
+            else:
+                reasons.extend(
+                    checked(
+                        p,
+                        u.licensee_key,
+                        u.licence_id,
+                        audience,
+                        use,
+                        now,
+                        cast(NonceStore, self.nonces),
+                        self.presentation_window_seconds,
+                    )
+                )
         if reasons:
-            return Decision(False, tuple(reasons), auth.licence)
-        return auth.allow
-
-    def _check_presentation(
-        self,
-        u: UnverifiedLicence,
-        use: IntendedUse | None,
-        presentation: str | None,
-        now: int,
-        audience: str,
-    ) -> list[Reason]:
-        assert self.nonces is not None
-        if use is None:
-            return [Reason.INVALID_USE]
-        if presentation is None:
-            return [Reason.WRONG_LICENSEE]
-        try:
-            p = parse_presentation(presentation)
-        except LicentiaError as err:
-            return [err.reason]
-        except Exception:  # noqa: BLE001 - fail closed on anything unforeseen
-            return [Reason.MALFORMED]
-        return checked(
-            p,
-            u.licensee_key,
-            u.licence_id,
-            audience,
-            use,
-            now,
-            self.nonces,
-            self.presentation_window_seconds,
-        )
+            return Decision(False, tuple(reasons), licence)
+        return auth
