@@ -325,6 +325,7 @@ def request_licence(
     scope: licence_pb2.Scope | None = None,
     max_uses: int = 0,
     price_per_use: int = 0,
+    idempotency_key: bytes = b"",
 ) -> exchange_pb2.RequestLicenceResponse:
     """Ask for the photo for ``days``, at the holder's price unless ``price`` is given."""
     now = int(time.time())
@@ -342,6 +343,7 @@ def request_licence(
             max_uses=max_uses,
             offered_price_minor=price if price is not None else days * 100 * factor,
             price_per_use_minor=price_per_use,
+            idempotency_key=idempotency_key,
         ),
         exchange_pb2.RequestLicenceResponse,
     )

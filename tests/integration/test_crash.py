@@ -1,13 +1,14 @@
 """The crash test (issue 7): SIGKILL the exchange mid-flight, again and again, and lose nothing.
 
 A real ``licentia-server`` process serves a mixed workload — holders approving requests
-(issuance: escrow, log entry, status-list index), holders revoking (refund, revocation event,
-status bit, log entry), the operator crediting deposits, holders withdrawing, a platform
-reporting uses (a per-use charge) — from several client threads, while an auditor thread
-collects signed checkpoints. At a random moment the process is killed with SIGKILL, then
-restarted on the same data directory. After every crash (``LICENTIA_CRASH_ROUNDS``, 20 by
-default; ``make crash`` runs 200) the test proves, from the client's own record of what it was
-told:
+(issuance: escrow, log entry, status-list index), one holder's standing rule issuing at once
+(the request and its licence in one change, retried with its idempotency key), holders
+revoking (refund, revocation event, status bit, log entry), the operator crediting deposits,
+holders withdrawing, a platform reporting uses (a per-use charge) — from several client
+threads, while an auditor thread collects signed checkpoints. At a random moment the process
+is killed with SIGKILL, then restarted on the same data directory. After every crash
+(``LICENTIA_CRASH_ROUNDS``, 20 by default; ``make crash`` runs 200) the test proves, from the
+client's own record of what it was told:
 
 1. every acknowledged operation is there — licences (with their token), revocations, deposits
    (credited once: re-sending the reference is a replay), withdrawals, use reports;
@@ -53,10 +54,13 @@ from licentia.checkpoint import vkey
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import IssuerKeySet, PrivateKey
 from licentia.presentation import present
+from licentia.scope import Scope
 from licentia.status import StatusList, verify_snapshot
-from licentia.token import LicenceClaims, parse_token
+from licentia.token import LicenceClaims, StandingRule, parse_token, sign_standing_rule
 from licentia.v1 import (
+    exchange_pb2,
     ledger_pb2,
+    licence_pb2,
     licences_pb2,
     records_pb2,
     registry_pb2,
@@ -65,9 +69,11 @@ from licentia.v1 import (
 )
 
 from .exchange_harness import (
+    PHOTO_SHA,
     ExchangeError,
     Party,
     SignedChannel,
+    ad_scope,
     approve_request,
     method_path,
     photo_use,
@@ -115,6 +121,9 @@ SAMPLE = 10
 #: Revocation events the feed is asked to replay after each crash (the latest ones).
 FEED_TAIL = 200
 PLATFORM_ID = "photoshare"
+#: The worker whose holder has a standing rule: its requests are issued at once, no approval.
+AUTO_WORKER = 0
+AUTO = "RequestLicence (auto-approved)"
 #: Why a use report may be refused: a revocation of the same licence committed between the
 #: platform's check and the count (or before a retry).
 USE_REFUSALS = frozenset({Reason.REVOKED, Reason.LICENCE_NOT_ACTIVE})
@@ -144,6 +153,17 @@ class Issue:
     round: int
     outcome: str
     token: str = ""
+
+
+@dataclass
+class AutoRequest:
+    """A request the standing rule issues at once, sent with an idempotency key: when its
+    answer was lost, the retry with the same key answers what was stored (or stores it)."""
+
+    key: bytes
+    advertiser: PrivateKey
+    round: int
+    outcome: str
 
 
 @dataclass
@@ -191,6 +211,8 @@ class Journal:
     """Every operation sent, across all rounds, and what its caller was told."""
 
     issues: dict[bytes, Issue] = field(default_factory=dict)
+    #: Auto-approved requests whose answer was lost (the others are in ``issues``).
+    auto: list[AutoRequest] = field(default_factory=list)
     revocations: dict[bytes, tuple[int, str]] = field(default_factory=dict)
     deposits: dict[str, Deposit] = field(default_factory=dict)
     withdrawals: dict[bytes, Withdrawal] = field(default_factory=dict)
@@ -341,19 +363,26 @@ class Round:
 
     # -- operations (each runs in a worker thread) -------------------------------------
     def issue(self, worker: int, rng: random.Random) -> None:
-        """An advertiser asks for the holder's photo; the holder approves (issuance)."""
+        """An advertiser asks for the holder's photo; the holder approves (issuance), or
+        its standing rule did at once (``AUTO_WORKER``'s holder)."""
         holder = self.party(self.parties.holders[worker])
         adv = self.party(rng.choice(self.parties.advertisers))
-        _, asked = self.attempt(
-            "RequestLicence",
+        auto = worker == AUTO_WORKER
+        key = rng.randbytes(16) if auto else b""
+        outcome, asked = self.attempt(
+            AUTO if auto else "RequestLicence",
             lambda: request_licence(
                 adv,
                 holder.key.public.raw,
                 days=DAYS,
                 max_uses=MAX_USES,
                 price_per_use=PER_USE,
+                idempotency_key=key,
             ),
         )
+        if auto:
+            self._auto_issued(worker, adv.key, key, outcome, asked)
+            return
         if asked is None:
             return
         request = asked.request
@@ -374,6 +403,38 @@ class Round:
             with self.pool_lock:
                 self.live[worker].append((licence_id, token))
                 self.usable.append((licence_id, token))
+
+    def _auto_issued(
+        self,
+        worker: int,
+        advertiser: PrivateKey,
+        key: bytes,
+        outcome: str,
+        asked: exchange_pb2.RequestLicenceResponse | None,
+    ) -> None:
+        """Record an auto-approved request: its licence, or the request to retry."""
+        if asked is None:
+            with self.journal.lock:
+                self.journal.auto.append(AutoRequest(key, advertiser, self.number, outcome))
+            return
+        if not asked.HasField("licence"):
+            with self.journal.lock:
+                self.journal.unexpected.append(f"round {self.number}: not auto-approved: {asked}")
+            return
+        licence = asked.licence
+        with self.journal.lock:
+            self.journal.issues[licence.licence_id] = Issue(
+                licence.licence_id,
+                asked.request.request_id,
+                asked.request.claims,
+                self.parties.holders[worker].public.raw,
+                self.number,
+                ACK,
+                licence.token,
+            )
+        with self.pool_lock:
+            self.live[worker].append((licence.licence_id, licence.token))
+            self.usable.append((licence.licence_id, licence.token))
 
     def revoke(self, worker: int, rng: random.Random) -> None:
         """The holder revokes one of its live licences (or asks for one if it has none)."""
@@ -601,6 +662,8 @@ class Stored:
     revocations: list[tuple[int, int, bytes, int]]
     uses: dict[bytes, tuple[bytes, int]]
     index_counter: int
+    #: Idempotency key -> request id, of requests sent with one.
+    request_keys: dict[bytes, bytes]
     #: Entries whose posting does not exist.
     stray_entries: int = 0
 
@@ -681,6 +744,10 @@ class Stored:
                 index_counter=c.execute(
                     "SELECT value FROM counters WHERE name = 'status_index'"
                 ).fetchone()[0],
+                request_keys={
+                    bytes(r[0]): bytes(r[1])
+                    for r in c.execute("SELECT idempotency_key, request_id FROM request_keys")
+                },
             )
             out.stray_entries = sum(len(x) for x in entries.values())
             c.execute("COMMIT")
@@ -866,7 +933,21 @@ def check_tables(s: Stored, journal: Journal) -> tuple[list[str], merkle.MemoryN
                 f"request {issue.request_id.hex()} (licence stored: {there is not None}) is in"
                 f" state {state}"
             )
-    unknown_licences = set(s.licences) - set(journal.issues)
+    # An auto-approved request whose answer was lost: stored with its licence, or not at all.
+    lost_answers: set[bytes] = set()
+    for a in journal.auto:
+        lost = s.request_keys.get(a.key)
+        if a.outcome != UNKNOWN or lost is None:
+            continue
+        lost_answers.add(lost)
+        state, lid = s.requests.get(lost, (0, b""))
+        if state != RequestState.ISSUED or lid not in s.licences:
+            p(f"auto-approved request {lost.hex()} (answer lost) is in state {state}, unissued")
+    unknown_licences = {
+        lid
+        for lid in set(s.licences) - set(journal.issues)
+        if s.licences[lid].request_id not in lost_answers
+    }
     if unknown_licences:
         p(f"licences nobody approved: {sorted(x.hex() for x in unknown_licences)}")
     for lid, (rnd, outcome) in journal.revocations.items():
@@ -1087,6 +1168,35 @@ def retry_unanswered(rnd: Round, s: Stored) -> list[str]:
                 f" replayed={again_w.replayed}"
             )
         w.outcome = ACK
+    auto_holder = rnd.parties.holders[AUTO_WORKER]
+    for a in [a for a in journal.auto if a.round == number and a.outcome == UNKNOWN]:
+        stored_rid = s.request_keys.get(a.key)
+        resolve(AUTO, a.outcome, stored_rid is not None)
+        reply = request_licence(
+            rnd.party(a.advertiser),
+            auto_holder.public.raw,
+            days=DAYS,
+            max_uses=MAX_USES,
+            price_per_use=PER_USE,
+            idempotency_key=a.key,
+        )
+        if not reply.HasField("licence"):
+            p(f"auto-approved request re-sent: no licence in {reply}")
+            continue
+        rid, lid = reply.request.request_id, reply.licence.licence_id
+        if stored_rid is not None and (rid, lid) != (stored_rid, s.requests[stored_rid][1]):
+            p(f"auto-approved request {stored_rid.hex()} re-sent: answered {rid.hex()}")
+            continue
+        journal.issues[lid] = Issue(
+            lid,
+            rid,
+            reply.request.claims,
+            auto_holder.public.raw,
+            number,
+            ACK,
+            reply.licence.token,
+        )
+        a.outcome = ACK
     for issue in [x for x in journal.issues.values() if x.round == number and x.outcome == UNKNOWN]:
         holder = rnd.party(holders[issue.holder_key])
         request = records_pb2.LicenceRequest(request_id=issue.request_id, claims=issue.claims)
@@ -1159,6 +1269,7 @@ def _register(address: str, parties: Parties, journal: Journal) -> None:
 
         for i, h in enumerate(parties.holders):
             register_holder(party(h), f"holder{i}")
+        _add_standing_rule(party(parties.holders[AUTO_WORKER]))
         register_platform(party(parties.platform), PLATFORM_ID)
         operator = party(parties.operator)
         for i, a in enumerate(parties.advertisers):
@@ -1166,6 +1277,34 @@ def _register(address: str, parties: Parties, journal: Journal) -> None:
             ref = f"opening-{i}"
             deposit(operator, a.public.raw, OPENING_FUNDS, ref)
             journal.deposits[ref] = Deposit(ref, a.public.raw, OPENING_FUNDS, 0, ACK)
+
+
+def _add_standing_rule(holder: Party) -> None:
+    """The holder auto-approves what the workload asks of it: its photo, online in France
+    for advertising, at its price or more, for up to a year."""
+    now = int(time.time())
+    rule = StandingRule(
+        rule_id=secrets.token_bytes(16),
+        holder=holder.key.public,
+        scope=Scope.from_proto(ad_scope()),
+        asset_sha256=frozenset({PHOTO_SHA}),
+        not_before=now - 86400,
+        not_after=now + 365 * 86400,
+        max_term_seconds=365 * 86400,
+        min_price_per_day_minor=100,
+        currency="EUR",
+    )
+    consent = sign_standing_rule(holder.key, rule)
+    holder.call(
+        exchange_pb2,
+        "AddStandingRule",
+        exchange_pb2.AddStandingRuleRequest(
+            consent=licence_pb2.StandingConsent(
+                rule=consent.rule_bytes, holder_signature=consent.signature
+            )
+        ),
+        exchange_pb2.AddStandingRuleResponse,
+    )
 
 
 def _run_round(
@@ -1257,12 +1396,14 @@ def test_sigkill_at_random_moments_loses_nothing_and_half_applies_nothing(tmp_pa
         # The workload did what it claims: every kind of operation was acknowledged...
         counts = f"{where} {journal.summary()}"
         assert any(x.outcome == ACK for x in journal.issues.values()), counts
+        auto_key = parties.holders[AUTO_WORKER].public.raw
+        assert any(x.holder_key == auto_key for x in journal.issues.values()), counts
         assert any(o == ACK for _, o in journal.revocations.values()), counts
         assert any(x.outcome == ACK for x in journal.uses.values()), counts
         assert any(x.outcome == ACK and x.round for x in journal.deposits.values()), counts
         assert any(x.outcome == ACK for x in journal.withdrawals.values()), counts
         # ... and the crashes caught changes in flight (nearly every kill does).
-        writes = ("ApproveRequest", "RevokeLicence", "ReportUse", "Deposit", "Withdraw")
+        writes = ("ApproveRequest", AUTO, "RevokeLicence", "ReportUse", "Deposit", "Withdraw")
         assert ROUNDS < 5 or any(journal.in_flight[w] for w in writes), counts
     finally:
         _kill(server)
