@@ -3,7 +3,8 @@
 A real ``licentia-server`` process serves a mixed workload — holders approving requests
 (issuance: escrow, log entry, status-list index), one holder's standing rule issuing at once
 (the request and its licence in one change, retried with its idempotency key), holders
-revoking (refund, revocation event, status bit, log entry), the operator crediting deposits,
+revoking (refund, revocation event, status bit, log entry), holders erasing their photo (every
+live licence on it revoked in one change) and declaring it again, the operator crediting deposits,
 holders withdrawing, a platform reporting uses (a per-use charge) — from several client
 threads, while an auditor thread collects signed checkpoints. At a random moment the process
 is killed with SIGKILL, then restarted on the same data directory. After every crash
@@ -45,7 +46,7 @@ from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import grpc  # type: ignore[import-untyped]
 
@@ -67,8 +68,10 @@ from licentia.v1 import (
     transparency_pb2,
     verification_pb2,
 )
+from licentia.vocabulary import DataCategory
 
 from .exchange_harness import (
+    PHOTO,
     PHOTO_SHA,
     ExchangeError,
     Party,
@@ -89,7 +92,7 @@ if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (R
     from services.app import DB_FILE, LOG_KEY_FILE, OPERATOR_KEY_FILE
     from services.deps import Settings
     from services.issuer import key_file
-    from services.model import RequestState
+    from services.model import Cause, RequestState
     from services.store import SqliteStore
 else:
     from licentia.clients.channel import ExchangeUnavailable
@@ -97,7 +100,7 @@ else:
     from licentia.services.app import DB_FILE, LOG_KEY_FILE, OPERATOR_KEY_FILE
     from licentia.services.deps import Settings
     from licentia.services.issuer import key_file
-    from licentia.services.model import RequestState
+    from licentia.services.model import Cause, RequestState
     from licentia.services.store import SqliteStore
 
 T = TypeVar("T")
@@ -167,6 +170,17 @@ class AutoRequest:
 
 
 @dataclass
+class Erasure:
+    """A holder erasing its photo: every licence it had live then must be revoked with it
+    (``live``, known exactly: only this holder's own worker issues and revokes for it)."""
+
+    holder_key: bytes
+    live: frozenset[bytes]
+    round: int
+    outcome: str
+
+
+@dataclass
 class Deposit:
     """One payment the operator credits (its reference is its idempotency key)."""
 
@@ -213,6 +227,7 @@ class Journal:
     issues: dict[bytes, Issue] = field(default_factory=dict)
     #: Auto-approved requests whose answer was lost (the others are in ``issues``).
     auto: list[AutoRequest] = field(default_factory=list)
+    erasures: list[Erasure] = field(default_factory=list)
     revocations: dict[bytes, tuple[int, str]] = field(default_factory=dict)
     deposits: dict[str, Deposit] = field(default_factory=dict)
     withdrawals: dict[bytes, Withdrawal] = field(default_factory=dict)
@@ -235,6 +250,7 @@ class Journal:
         for name, outcomes in (
             ("issues", [x.outcome for x in self.issues.values()]),
             ("revocations", [o for _, o in self.revocations.values()]),
+            ("erasures", [x.outcome for x in self.erasures]),
             ("deposits", [x.outcome for x in self.deposits.values()]),
             ("withdrawals", [x.outcome for x in self.withdrawals.values()]),
             ("uses", [x.outcome for x in self.uses.values()]),
@@ -462,6 +478,35 @@ class Round:
             merged = _merge(before[1] if before else None, outcome)
             self.journal.revocations[licence_id] = (self.number, merged)
 
+    def erase(self, worker: int, rng: random.Random) -> None:
+        """The holder erases its photo (revoking every live licence on it), then declares
+        it again so that advertisers can ask for it."""
+        holder = self.party(self.parties.holders[worker])
+        with self.pool_lock:
+            live = frozenset(lid for lid, _ in self.live[worker])
+        outcome, answer = self.attempt(
+            "EraseAssets",
+            lambda: holder.call(
+                registry_pb2,
+                "EraseAssets",
+                registry_pb2.EraseAssetsRequest(sha256=[PHOTO_SHA]),
+                registry_pb2.EraseAssetsResponse,
+            ),
+        )
+        with self.journal.lock:
+            self.journal.erasures.append(Erasure(holder.key.public.raw, live, self.number, outcome))
+            if answer is not None and set(answer.revoked_licence_ids) != live:
+                self.journal.unexpected.append(
+                    f"round {self.number}: erasure revoked {len(answer.revoked_licence_ids)}"
+                    f" licences, {len(live)} were live"
+                )
+        if answer is None:
+            return
+        with self.pool_lock:
+            self.live[worker].clear()
+            self.usable[:] = [u for u in self.usable if u[0] not in live]
+        self.attempt("DeclareAsset", lambda: declare_photo(holder))
+
     def report_use(self, worker: int, rng: random.Random) -> None:
         """The platform reports one use of a live licence (charged per use)."""
         with self.pool_lock:
@@ -541,8 +586,8 @@ class Round:
 
     def work(self, worker: int, rng: random.Random) -> None:
         """A client thread: random operations until the round stops."""
-        ops = (self.issue, self.revoke, self.report_use, self.deposit, self.withdraw)
-        weights = (30, 15, 30, 12, 13)
+        ops = (self.issue, self.revoke, self.erase, self.report_use, self.deposit, self.withdraw)
+        weights = (30, 15, 3, 30, 12, 13)
         while not self.stop.is_set():
             op = rng.choices(ops, weights)[0]
             try:
@@ -551,6 +596,21 @@ class Round:
                 with self.journal.lock:
                     self.journal.unexpected.append(f"round {self.number}: {op.__name__}: {e!r}")
                 return
+
+
+def declare_photo(holder: Party) -> registry_pb2.DeclareAssetResponse:
+    """The holder declares its photo (again, after erasing it)."""
+    return holder.call(
+        registry_pb2,
+        "DeclareAsset",
+        registry_pb2.DeclareAssetRequest(
+            category=cast("Any", DataCategory.IMAGE),
+            sha256=PHOTO_SHA,
+            label="portrait",
+            content=PHOTO,
+        ),
+        registry_pb2.DeclareAssetResponse,
+    )
 
 
 def send_use_report(rnd: Round, report_id: bytes, token: str) -> verification_pb2.ReportUseResponse:
@@ -664,6 +724,10 @@ class Stored:
     index_counter: int
     #: Idempotency key -> request id, of requests sent with one.
     request_keys: dict[bytes, bytes]
+    #: The licences revoked because their asset was erased.
+    erased: set[bytes]
+    #: The holders whose photo is declared.
+    photos: set[bytes]
     #: Entries whose posting does not exist.
     stray_entries: int = 0
 
@@ -747,6 +811,18 @@ class Stored:
                 request_keys={
                     bytes(r[0]): bytes(r[1])
                     for r in c.execute("SELECT idempotency_key, request_id FROM request_keys")
+                },
+                erased={
+                    bytes(r[0])
+                    for r in c.execute(
+                        "SELECT licence_id FROM revocations WHERE cause = ?", (int(Cause.ERASED),)
+                    )
+                },
+                photos={
+                    bytes(r[0])
+                    for r in c.execute(
+                        "SELECT holder_key FROM assets WHERE sha256 = ?", (PHOTO_SHA,)
+                    )
                 },
             )
             out.stray_entries = sum(len(x) for x in entries.values())
@@ -933,6 +1009,17 @@ def check_tables(s: Stored, journal: Journal) -> tuple[list[str], merkle.MemoryN
                 f"request {issue.request_id.hex()} (licence stored: {there is not None}) is in"
                 f" state {state}"
             )
+    # An erasure revokes every licence its holder had live, in one change: all, or none.
+    for er in journal.erasures:
+        revoked = {lid for lid in er.live if lid in s.erased}
+        if revoked != er.live and (er.outcome == ACK or revoked):
+            p(
+                f"an erasure ({er.outcome}, round {er.round}) revoked {len(revoked)} of the"
+                f" {len(er.live)} licences live then"
+            )
+    by_erasure = set().union(*(er.live for er in journal.erasures))
+    if s.erased - by_erasure:
+        p(f"licences revoked by an erasure that was not live then: {len(s.erased - by_erasure)}")
     # An auto-approved request whose answer was lost: stored with its licence, or not at all.
     lost_answers: set[bytes] = set()
     for a in journal.auto:
@@ -1168,6 +1255,28 @@ def retry_unanswered(rnd: Round, s: Stored) -> list[str]:
                 f" replayed={again_w.replayed}"
             )
         w.outcome = ACK
+    for er in [x for x in journal.erasures if x.round == number and x.outcome == UNKNOWN]:
+        applied = any(lid in s.erased for lid in er.live) or er.holder_key not in s.photos
+        resolve("EraseAssets", er.outcome, applied)
+        holder = rnd.party(holders[er.holder_key])
+        erased = holder.call(
+            registry_pb2,
+            "EraseAssets",
+            registry_pb2.EraseAssetsRequest(sha256=[PHOTO_SHA]),
+            registry_pb2.EraseAssetsResponse,
+        )
+        # Applied before: nothing is left to erase or revoke; absent: all of it now.
+        want = set() if applied else set(er.live)
+        if set(erased.revoked_licence_ids) != want:
+            p(f"erasure re-sent (applied: {applied}): revoked {len(erased.revoked_licence_ids)}")
+        er.outcome = ACK
+    for k in holders:
+        if k not in s.photos or any(er.round == number for er in journal.erasures):
+            try:
+                declare_photo(rnd.party(holders[k]))
+            except ExchangeError as e:
+                if e.reason != Reason.ALREADY_EXISTS:
+                    p(f"declaring a photo again: {e!r}")
     auto_holder = rnd.parties.holders[AUTO_WORKER]
     for a in [a for a in journal.auto if a.round == number and a.outcome == UNKNOWN]:
         stored_rid = s.request_keys.get(a.key)
@@ -1399,11 +1508,20 @@ def test_sigkill_at_random_moments_loses_nothing_and_half_applies_nothing(tmp_pa
         auto_key = parties.holders[AUTO_WORKER].public.raw
         assert any(x.holder_key == auto_key for x in journal.issues.values()), counts
         assert any(o == ACK for _, o in journal.revocations.values()), counts
+        assert any(x.outcome == ACK and x.live for x in journal.erasures), counts
         assert any(x.outcome == ACK for x in journal.uses.values()), counts
         assert any(x.outcome == ACK and x.round for x in journal.deposits.values()), counts
         assert any(x.outcome == ACK for x in journal.withdrawals.values()), counts
         # ... and the crashes caught changes in flight (nearly every kill does).
-        writes = ("ApproveRequest", AUTO, "RevokeLicence", "ReportUse", "Deposit", "Withdraw")
+        writes = (
+            "ApproveRequest",
+            AUTO,
+            "RevokeLicence",
+            "EraseAssets",
+            "ReportUse",
+            "Deposit",
+            "Withdraw",
+        )
         assert ROUNDS < 5 or any(journal.in_flight[w] for w in writes), counts
     finally:
         _kill(server)
