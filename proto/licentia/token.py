@@ -513,10 +513,12 @@ class UnverifiedLicence(NamedTuple):
     scope: Scope
     #: Asset digest -> category, in the claims' order.
     asset_categories: Mapping[bytes, DataCategory]
-    #: The price's currency and amount, and whether the licence is exclusive (what a
-    #: standing rule bounds).
+    #: The price terms (what a standing rule bounds, and what the exchange escrows) and
+    #: whether the licence is exclusive.
     currency: str
     amount_minor: int
+    per_use_minor: int
+    fee_bps: int
     exclusive: bool
 
     def __eq__(self, other: object) -> bool:
@@ -708,5 +710,7 @@ def parse_token(text: str) -> UnverifiedLicence:
         by_digest,
         price.currency,
         price.amount_minor,
+        price.per_use_minor,
+        price.fee_bps,
         m.exclusive,
     )

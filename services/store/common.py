@@ -652,15 +652,14 @@ class SqlStore:
         if refusal is not None:
             raise LicentiaError(refusal, "the licence conflicts with a live licence")
         parsed = parse_token(licence.token)
-        price = parsed.wire_claims.price
         money = ledger.LicenceMoney(
             licence_id=licence.licence_id,
             advertiser_key=licence.licensee_key,
             holder_key=licence.holder_key,
-            price=price.amount_minor,
-            price_per_use=price.per_use_minor,
+            price=parsed.amount_minor,
+            price_per_use=parsed.per_use_minor,
             max_uses=licence.max_uses,
-            fee_bps=price.fee_bps,
+            fee_bps=parsed.fee_bps,
             not_before=licence.not_before,
             not_after=licence.not_after,
         )

@@ -603,6 +603,16 @@ def test_validly_signed_garbage_claims_are_refused_or_well_formed(claims_bytes: 
     assert LicenceClaims.decode(claims_bytes) == claims
     assert LicenceClaims.decode(claims.encode()) == claims
     assert _rebuild(parsed.wire_claims) == claims
+    # The price terms and exclusivity the parse carries are the claims' own.
+    p = claims.price
+    terms = (p.currency, p.amount_minor, p.per_use_minor, p.fee_bps, claims.exclusive)
+    assert (
+        parsed.currency,
+        parsed.amount_minor,
+        parsed.per_use_minor,
+        parsed.fee_bps,
+        parsed.exclusive,
+    ) == terms
     assert len(claims.assets) <= 16
     for items in (claims.scope.categories, claims.scope.purposes, claims.scope.media):
         assert 1 <= len(items) <= 32
