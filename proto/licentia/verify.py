@@ -30,6 +30,7 @@ from .scope import IntendedUse
 from .token import (
     DEFAULT_MAX_TERM_SECONDS,
     Licence,
+    UnverifiedLicence,
     authenticate,
     parse_token,
 )
@@ -179,32 +180,38 @@ class VerificationEngine:
                 reasons.append(Reason.ASSET_MISMATCH)
         if u.max_uses and uses_so_far is not None and uses_so_far >= u.max_uses:
             reasons.append(Reason.USES_EXHAUSTED)
-        if audience is None:
-            pass
-        elif use is None:
-            reasons.append(Reason.INVALID_USE)
-        elif presentation is None:
-            reasons.append(Reason.WRONG_LICENSEE)
-        else:
-            try:
-                p = parse_presentation(presentation)
-            except LicentiaError as err:
-                reasons.append(err.reason)
-            except Exception:  # noqa: BLE001 - fail closed on anything unforeseen
-                reasons.append(Reason.MALFORMED)
-            else:
-                reasons.extend(
-                    checked(
-                        p,
-                        u.licensee_key,
-                        u.licence_id,
-                        audience,
-                        use,
-                        now,
-                        cast(NonceStore, self.nonces),
-                        self.presentation_window_seconds,
-                    )
-                )
+        if audience is not None:
+            reasons.extend(self._presented(u, use, presentation, now, audience))
         if reasons:
             return Decision(False, tuple(reasons), licence)
         return auth
+
+    def _presented(
+        self,
+        u: UnverifiedLicence,
+        use: IntendedUse | None,
+        presentation: str | None,
+        now: int,
+        audience: str,
+    ) -> list[Reason]:
+        """Every reason the presentation of ``u`` to ``audience`` fails (empty when it holds)."""
+        if use is None:
+            return [Reason.INVALID_USE]
+        if presentation is None:
+            return [Reason.WRONG_LICENSEE]
+        try:
+            p = parse_presentation(presentation)
+        except LicentiaError as err:
+            return [err.reason]
+        except Exception:  # noqa: BLE001 - fail closed on anything unforeseen
+            return [Reason.MALFORMED]
+        return checked(
+            p,
+            u.licensee_key,
+            u.licence_id,
+            audience,
+            use,
+            now,
+            cast(NonceStore, self.nonces),
+            self.presentation_window_seconds,
+        )
