@@ -21,7 +21,13 @@ from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.presentation import present
 from licentia.scope import IntendedUse
-from licentia.token import approve, parse_token
+from licentia.token import (
+    StandingConsent,
+    StandingRule,
+    approve,
+    parse_token,
+    sign_standing_rule,
+)
 from licentia.v1 import (
     exchange_pb2,
     ledger_pb2,
@@ -223,15 +229,9 @@ class Party:
         return self.rpc.server_stream(method_path(module, name), request, response_cls)
 
 
-def register_holder(p: Party, handle: str = "alice") -> records_pb2.Profile:
-    """Register ``p`` as a holder with a photo (stored) and a voice sample, and set terms."""
-    prof = p.call(
-        registry_pb2,
-        "RegisterHolder",
-        registry_pb2.RegisterHolderRequest(handle=handle, display_name="Alice"),
-        registry_pb2.RegisterHolderResponse,
-    ).profile
-    p.call(
+def declare_photo(p: Party) -> registry_pb2.DeclareAssetResponse:
+    """The holder declares its photo, with the bytes stored (again, after erasing it)."""
+    return p.call(
         registry_pb2,
         "DeclareAsset",
         registry_pb2.DeclareAssetRequest(
@@ -242,6 +242,34 @@ def register_holder(p: Party, handle: str = "alice") -> records_pb2.Profile:
         ),
         registry_pb2.DeclareAssetResponse,
     )
+
+
+def add_standing_rule(holder: Party, rule: StandingRule) -> StandingConsent:
+    """The holder signs ``rule`` and adds it (requests within it are issued at once); the
+    signed consent."""
+    consent = sign_standing_rule(holder.key, rule)
+    holder.call(
+        exchange_pb2,
+        "AddStandingRule",
+        exchange_pb2.AddStandingRuleRequest(
+            consent=licence_pb2.StandingConsent(
+                rule=consent.rule_bytes, holder_signature=consent.signature
+            )
+        ),
+        exchange_pb2.AddStandingRuleResponse,
+    )
+    return consent
+
+
+def register_holder(p: Party, handle: str = "alice") -> records_pb2.Profile:
+    """Register ``p`` as a holder with a photo (stored) and a voice sample, and set terms."""
+    prof = p.call(
+        registry_pb2,
+        "RegisterHolder",
+        registry_pb2.RegisterHolderRequest(handle=handle, display_name="Alice"),
+        registry_pb2.RegisterHolderResponse,
+    ).profile
+    declare_photo(p)
     p.call(
         registry_pb2,
         "DeclareAsset",

@@ -37,7 +37,6 @@ from licentia.token import (
     sign_standing_rule,
 )
 from licentia.v1 import (
-    exchange_pb2,
     licence_pb2,
     licences_pb2,
     registry_pb2,
@@ -50,6 +49,7 @@ from .exchange_harness import (
     PHOTO_SHA,
     Exchange,
     Party,
+    add_standing_rule,
     approve_request,
     register_advertiser,
     register_holder,
@@ -216,15 +216,7 @@ def test_a_clean_log_passes_and_later_runs_check_only_what_is_new(
         min_price_per_day_minor=100,
         currency="EUR",
     )
-    c = sign_standing_rule(holder.key, rule)
-    holder.call(
-        exchange_pb2,
-        "AddStandingRule",
-        exchange_pb2.AddStandingRuleRequest(
-            consent=licence_pb2.StandingConsent(rule=c.rule_bytes, holder_signature=c.signature)
-        ),
-        exchange_pb2.AddStandingRuleResponse,
-    )
+    add_standing_rule(holder, rule)
     auto = request_licence(adv, holder.key.public.raw).licence.token
     assert isinstance(parse_token(auto).consent, StandingConsent)
     bob, _, _ = licensed(ex, "bob")

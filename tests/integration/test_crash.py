@@ -46,7 +46,7 @@ from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import grpc  # type: ignore[import-untyped]
 
@@ -57,27 +57,26 @@ from licentia.keys import IssuerKeySet, PrivateKey
 from licentia.presentation import present
 from licentia.scope import Scope
 from licentia.status import StatusList, verify_snapshot
-from licentia.token import LicenceClaims, StandingRule, parse_token, sign_standing_rule
+from licentia.token import LicenceClaims, StandingRule, parse_token
 from licentia.v1 import (
     exchange_pb2,
     ledger_pb2,
-    licence_pb2,
     licences_pb2,
     records_pb2,
     registry_pb2,
     transparency_pb2,
     verification_pb2,
 )
-from licentia.vocabulary import DataCategory
 
 from .exchange_harness import (
-    PHOTO,
     PHOTO_SHA,
     ExchangeError,
     Party,
     SignedChannel,
     ad_scope,
+    add_standing_rule,
     approve_request,
+    declare_photo,
     method_path,
     photo_use,
     register_advertiser,
@@ -484,15 +483,7 @@ class Round:
         holder = self.party(self.parties.holders[worker])
         with self.pool_lock:
             live = frozenset(lid for lid, _ in self.live[worker])
-        outcome, answer = self.attempt(
-            "EraseAssets",
-            lambda: holder.call(
-                registry_pb2,
-                "EraseAssets",
-                registry_pb2.EraseAssetsRequest(sha256=[PHOTO_SHA]),
-                registry_pb2.EraseAssetsResponse,
-            ),
-        )
+        outcome, answer = self.attempt("EraseAssets", lambda: erase_photo(holder))
         with self.journal.lock:
             self.journal.erasures.append(Erasure(holder.key.public.raw, live, self.number, outcome))
             if answer is not None and set(answer.revoked_licence_ids) != live:
@@ -598,18 +589,13 @@ class Round:
                 return
 
 
-def declare_photo(holder: Party) -> registry_pb2.DeclareAssetResponse:
-    """The holder declares its photo (again, after erasing it)."""
+def erase_photo(holder: Party) -> registry_pb2.EraseAssetsResponse:
+    """The holder erases its photo: every licence live on it is revoked."""
     return holder.call(
         registry_pb2,
-        "DeclareAsset",
-        registry_pb2.DeclareAssetRequest(
-            category=cast("Any", DataCategory.IMAGE),
-            sha256=PHOTO_SHA,
-            label="portrait",
-            content=PHOTO,
-        ),
-        registry_pb2.DeclareAssetResponse,
+        "EraseAssets",
+        registry_pb2.EraseAssetsRequest(sha256=[PHOTO_SHA]),
+        registry_pb2.EraseAssetsResponse,
     )
 
 
@@ -1255,28 +1241,19 @@ def retry_unanswered(rnd: Round, s: Stored) -> list[str]:
                 f" replayed={again_w.replayed}"
             )
         w.outcome = ACK
+    photoless = {k for k in holders if k not in s.photos}
     for er in [x for x in journal.erasures if x.round == number and x.outcome == UNKNOWN]:
         applied = any(lid in s.erased for lid in er.live) or er.holder_key not in s.photos
         resolve("EraseAssets", er.outcome, applied)
-        holder = rnd.party(holders[er.holder_key])
-        erased = holder.call(
-            registry_pb2,
-            "EraseAssets",
-            registry_pb2.EraseAssetsRequest(sha256=[PHOTO_SHA]),
-            registry_pb2.EraseAssetsResponse,
-        )
+        erased = erase_photo(rnd.party(holders[er.holder_key]))
         # Applied before: nothing is left to erase or revoke; absent: all of it now.
         want = set() if applied else set(er.live)
         if set(erased.revoked_licence_ids) != want:
             p(f"erasure re-sent (applied: {applied}): revoked {len(erased.revoked_licence_ids)}")
         er.outcome = ACK
-    for k in holders:
-        if k not in s.photos or any(er.round == number for er in journal.erasures):
-            try:
-                declare_photo(rnd.party(holders[k]))
-            except ExchangeError as e:
-                if e.reason != Reason.ALREADY_EXISTS:
-                    p(f"declaring a photo again: {e!r}")
+        photoless.add(er.holder_key)  # erased by now, either way
+    for k in photoless:
+        declare_photo(rnd.party(holders[k]))
     auto_holder = rnd.parties.holders[AUTO_WORKER]
     for a in [a for a in journal.auto if a.round == number and a.outcome == UNKNOWN]:
         stored_rid = s.request_keys.get(a.key)
@@ -1403,17 +1380,7 @@ def _add_standing_rule(holder: Party) -> None:
         min_price_per_day_minor=100,
         currency="EUR",
     )
-    consent = sign_standing_rule(holder.key, rule)
-    holder.call(
-        exchange_pb2,
-        "AddStandingRule",
-        exchange_pb2.AddStandingRuleRequest(
-            consent=licence_pb2.StandingConsent(
-                rule=consent.rule_bytes, holder_signature=consent.signature
-            )
-        ),
-        exchange_pb2.AddStandingRuleResponse,
-    )
+    add_standing_rule(holder, rule)
 
 
 def _run_round(

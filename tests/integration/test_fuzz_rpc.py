@@ -83,8 +83,8 @@ from licentia.keys import PrivateKey
 from licentia.presentation import present
 from licentia.request import sign_request
 from licentia.scope import Scope
-from licentia.token import StandingRule, sign_standing_rule
-from licentia.v1 import exchange_pb2, licence_pb2, records_pb2, verification_pb2
+from licentia.token import StandingRule
+from licentia.v1 import licence_pb2, records_pb2, verification_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from ..wire import delimited, field_key, varint
@@ -93,6 +93,7 @@ from .exchange_harness import (
     VOICE_SHA,
     Exchange,
     Party,
+    add_standing_rule,
     approve_request,
     photo_use,
     register_advertiser,
@@ -386,17 +387,7 @@ def _build(ex: Exchange, data: Path) -> World:
         currency="EUR",
         licensee_keys=frozenset({PrivateKey.generate().public.raw}),  # covers nobody
     )
-    consent = sign_standing_rule(holder.key, rule)
-    holder.call(
-        exchange_pb2,
-        "AddStandingRule",
-        exchange_pb2.AddStandingRuleRequest(
-            consent=licence_pb2.StandingConsent(
-                rule=consent.rule_bytes, holder_signature=consent.signature
-            )
-        ),
-        exchange_pb2.AddStandingRuleResponse,
-    )
+    consent = add_standing_rule(holder, rule)
     operator = PrivateKey.from_seed((data / OPERATOR_KEY_FILE).read_bytes())
     keys: dict[str, PrivateKey | None] = {
         "unsigned": None,

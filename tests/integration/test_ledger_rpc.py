@@ -23,11 +23,10 @@ from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.presentation import present
 from licentia.scope import Scope
-from licentia.token import StandingRule, sign_standing_rule
+from licentia.token import StandingRule
 from licentia.v1 import (
     exchange_pb2,
     ledger_pb2,
-    licence_pb2,
     licences_pb2,
     records_pb2,
     verification_pb2,
@@ -41,6 +40,7 @@ from .exchange_harness import (
     ExchangeError,
     Party,
     ad_scope,
+    add_standing_rule,
     approve_request,
     photo_use,
     register_advertiser,
@@ -323,7 +323,7 @@ def fee_balance(ex: Exchange) -> int:
     return int(r[0])
 
 
-def add_standing_rule(w: World, licensee: bytes) -> None:
+def add_alice_rule(w: World, licensee: bytes) -> None:
     """Alice auto-approves marketing uses of her photo online in the EU by ``licensee``."""
     now = w.clock.now()
     rule = StandingRule(
@@ -338,15 +338,7 @@ def add_standing_rule(w: World, licensee: bytes) -> None:
         currency="EUR",
         licensee_keys=frozenset({licensee}),
     )
-    c = sign_standing_rule(w.holder.key, rule)
-    w.holder.call(
-        exchange_pb2,
-        "AddStandingRule",
-        exchange_pb2.AddStandingRuleRequest(
-            consent=licence_pb2.StandingConsent(rule=c.rule_bytes, holder_signature=c.signature)
-        ),
-        exchange_pb2.AddStandingRuleResponse,
-    )
+    add_standing_rule(w.holder, rule)
 
 
 # -- 1. deposits ------------------------------------------------------------------------------
@@ -492,7 +484,7 @@ def test_approval_with_exactly_the_escrow_issues(w: World) -> None:
 
 def test_an_unfunded_advertiser_cannot_be_auto_issued_by_a_standing_rule(w: World) -> None:
     adv = w.new_advertiser(funds=0)
-    add_standing_rule(w, adv.key.public.raw)
+    add_alice_rule(w, adv.key.public.raw)
     key = secrets.token_bytes(16)
     before = statement(adv)
     refused(Reason.INSUFFICIENT_FUNDS, lambda: ask(adv, licence_request(w, idempotency_key=key)))
@@ -928,7 +920,7 @@ def test_a_request_retried_with_its_key_is_the_first_one(w: World) -> None:
 
 
 def test_an_auto_issued_request_retried_with_its_key_escrows_once(w: World) -> None:
-    add_standing_rule(w, w.adv.key.public.raw)
+    add_alice_rule(w, w.adv.key.public.raw)
     key = secrets.token_bytes(16)
     first = ask(w.adv, licence_request(w, idempotency_key=key))
     assert first.request.state == records_pb2.REQUEST_STATE_ISSUED

@@ -132,15 +132,21 @@ class World:
         return self.replica.party(p.key)
 
 
+def registered(ex: Exchange) -> tuple[Party, Party, Party]:
+    """A holder, an advertiser and a platform, registered at ``ex``."""
+    holder, adv, platform = ex.party(), ex.party(), ex.party()
+    register_holder(holder)
+    register_advertiser(adv)
+    register_platform(platform)
+    return holder, adv, platform
+
+
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     ex = serve_exchange(tmp_path / "data")
     replica: Replica | None = None
     try:
-        holder, adv, platform = ex.party(), ex.party(), ex.party()
-        register_holder(holder)
-        register_advertiser(adv)
-        register_platform(platform)
+        holder, adv, platform = registered(ex)
         token = issue_licence(holder, adv).token
         replica = start_replica(ex.address)
         yield World(ex, replica, holder, adv, platform, token)
@@ -304,10 +310,7 @@ def test_the_replica_fails_closed_without_its_upstream_and_recovers(tmp_path: Pa
     second: Exchange | None = None
     replica: Replica | None = None
     try:
-        holder, adv, platform = first.party(), first.party(), first.party()
-        register_holder(holder)
-        register_advertiser(adv)
-        register_platform(platform)
+        holder, adv, platform = registered(first)
         token = issue_licence(holder, adv).token
         revoked = issue_licence(holder, adv).token
         revoke_licence(holder, parse_token(revoked).licence_id)
@@ -435,10 +438,7 @@ def test_a_replica_process_serves_verify_with_no_database(tmp_path: Path) -> Non
     ex = serve_exchange(tmp_path / "data")
     proc: subprocess.Popen[str] | None = None
     try:
-        holder, adv, platform = ex.party(), ex.party(), ex.party()
-        register_holder(holder)
-        register_advertiser(adv)
-        register_platform(platform)
+        holder, adv, platform = registered(ex)
         token = issue_licence(holder, adv).token
         replica_data = tmp_path / "replica-data"
         replica_data.mkdir()
