@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from licentia.errors import Reason
+from licentia.errors import LicentiaError, Reason
 from licentia.status import StatusEvent, StatusList, signed_heartbeat
 from licentia.v1 import status_pb2
 
@@ -92,7 +92,8 @@ class RevocationHub:
         return self._sequence
 
     def reload(self) -> None:
-        """Rebuild the list from the store."""
+        """Rebuild the list from the store (complete as of the time the read began)."""
+        began = self.clock()
         revoked, sequence = self.store.status()
         fresh = StatusList()
         for i in revoked:
@@ -104,12 +105,41 @@ class RevocationHub:
             self._sequence = sequence
             self._pending = {k: v for k, v in self._pending.items() if k > sequence}
             self._advance()
-            self.fresh_at = self.clock()
+            self.fresh_at = began
+
+    def as_of(self, now: int) -> int:
+        """The exchange time up to which the list holds every revocation, at ``now``.
+
+        A process that takes every revocation itself (one exchange on its own store) is
+        complete at every moment: ``now``. A follower of a store that others write to
+        (a replica, a ``--follower``) is complete only as of its last read of the store.
+        Heartbeats and snapshots are stamped with this time, never a later one: a heartbeat
+        promises that the sender had seen every revocation up to its time, so a verifier
+        following a replica that lost its database is never fresher than the replica.
+        """
+        if self.staleness_bound is None:
+            return now
+        return min(now, self.fresh_at)
+
+    def stale(self, now: int) -> bool:
+        """True when this follower has not read the store within its staleness bound."""
+        return self.staleness_bound is not None and now - self.fresh_at > self.staleness_bound
+
+    def _refuse_if_stale(self, now: int) -> None:
+        if self.stale(now):
+            raise LicentiaError(
+                Reason.STATUS_STALE,
+                f"this replica's view of the revocations is stale (last read of the store "
+                f"{now - self.fresh_at} s ago): try another replica, or later",
+            )
 
     def snapshot(self) -> Snapshot:
-        """A signed snapshot of the list now."""
+        """A signed snapshot of the list, stamped with :meth:`as_of`; ``LicentiaError``
+        STATUS_STALE from a follower whose view is stale (it could not say what it misses)."""
+        now = self.clock()
+        self._refuse_if_stale(now)
         with self._cond:
-            data = self._list.snapshot(self.keyring.current(), self._sequence, self.clock())
+            data = self._list.snapshot(self.keyring.current(), self._sequence, self.as_of(now))
             return Snapshot(data, self._sequence)
 
     def signed_event(self, ev: RevocationEvent) -> status_pb2.StatusEvent:
@@ -227,21 +257,23 @@ class RevocationHub:
         """``REVOKED``, ``STATUS_STALE`` (a follower that lost the store), or ``None``."""
         if self._list.is_revoked(index):
             return Reason.REVOKED
-        if self.staleness_bound is not None and now - self.fresh_at > self.staleness_bound:
+        if self.stale(now):
             return Reason.STATUS_STALE
         return None
 
     def poll(self) -> None:
         """Apply events committed by another process (a replica following the store), in
         order from the hub's sequence; raises what the store raised (nothing applied is
-        lost: the next poll goes on from the sequence reached)."""
+        lost: the next poll goes on from the sequence reached). The list is then complete
+        as of the time the read began."""
+        began = self.clock()
         while True:
             before = self._sequence
             events = self._read(before)
             self._apply(events)
             if len(events) < BATCH or self._sequence == before:
                 break
-        self.fresh_at = self.clock()
+        self.fresh_at = max(self.fresh_at, began)
 
     def follow(
         self,
@@ -303,7 +335,13 @@ class RevocationHub:
         the hub closes. With ``snapshots=False`` (a subscriber that needs every event, such
         as a licensee following its own licences) it never starts from a snapshot: it
         reads every event it missed from the store, however far behind.
+
+        Heartbeats are stamped :meth:`as_of`. A follower whose view of the store goes stale
+        sends none: it ends the feed with ``LicentiaError`` STATUS_STALE (at the start, or at
+        the first heartbeat due after its bound passed), so that a subscriber fails closed
+        and reconnects, perhaps to a replica that can read the store.
         """
+        self._refuse_if_stale(self.clock())
         if after > self._sequence:  # resumed from a replica ahead of this one? catch up
             self._fill()
         seq = min(after, self._sequence) if not snapshots else after
@@ -324,6 +362,8 @@ class RevocationHub:
                 # Nothing to send: wait for news, or a heartbeat's time; if the events are
                 # announced but not yet readable, look again soon rather than spin.
                 self._cond.wait(heartbeat_seconds if seq >= self._sequence else 0.05)
-                beat = Heartbeat(self._sequence, self.clock()) if seq >= self._sequence else None
+                now = self.clock()
+                beat = Heartbeat(self._sequence, self.as_of(now)) if seq >= self._sequence else None
             if beat is not None and not self._closed:
+                self._refuse_if_stale(now)
                 yield beat

@@ -44,12 +44,14 @@ if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (R
     from clients.verifier import Verifier
     from services.app import OPERATOR_KEY_FILE, App, build
     from services.deps import Settings
+    from services.replica import ReplicaApp, build_replica
     from services.runtime import RunningServer, ServerSettings, client_channel, start
 else:
     from licentia.clients.channel import ExchangeError, SignedChannel, exchange_error
     from licentia.clients.verifier import Verifier
     from licentia.services.app import OPERATOR_KEY_FILE, App, build
     from licentia.services.deps import Settings
+    from licentia.services.replica import ReplicaApp, build_replica
     from licentia.services.runtime import RunningServer, ServerSettings, client_channel, start
 
 __all__ = ["ExchangeError", "SignedChannel", "reasons"]
@@ -147,6 +149,49 @@ def start_exchange(data_dir: Path, *, settings: Settings | None = None, **kw: An
         ServerSettings(address="127.0.0.1:0", max_workers=64), app.handlers, app.service_names, log
     )
     return Exchange(data_dir, app, server, clock=kw.get("clock"))
+
+
+#: A verify-only replica's fail-closed bound in these tests (exchanges beat every 0.5 s).
+REPLICA_STALENESS = 2
+
+
+@dataclass
+class Replica:
+    """A verify-only replica served on a loopback port."""
+
+    app: ReplicaApp
+    server: RunningServer
+    upstream: str
+
+    def party(self, key: PrivateKey | None) -> Party:
+        """``key`` (None: unsigned) calling the replica."""
+        channel = grpc.insecure_channel(self.server.address)
+        return Party(key or PrivateKey.generate(), SignedChannel(channel, key))
+
+    def stop(self) -> None:
+        self.server.stop(0.5)
+        self.app.close()
+
+
+def start_replica(upstream: str, **kw: Any) -> Replica:
+    """Build and serve a verify-only replica of the exchange at ``upstream``."""
+    log = logging.getLogger("licentia.test")
+    kw.setdefault("staleness_seconds", REPLICA_STALENESS)
+    kw.setdefault("backoff", (0.05, 0.3))
+    kw.setdefault("platform_refresh_min_interval", 0.2)
+    kw.setdefault("timeout", 3.0)
+    app = build_replica(upstream, log=log, **kw)
+    try:
+        server = start(
+            ServerSettings(address="127.0.0.1:0", max_workers=48),
+            app.handlers,
+            app.service_names,
+            log,
+        )
+    except BaseException:
+        app.close()
+        raise
+    return Replica(app, server, upstream)
 
 
 def operator_party(channel: grpc.Channel, data_dir: Path, clock: Any = None) -> Party:

@@ -41,6 +41,8 @@ from licentia.v1 import (
 from licentia.verify import Decision, VerificationEngine
 from licentia.vocabulary import Purpose
 
+from ..pg_server import PgServer
+from ..sock_proxy import SocketProxy
 from .exchange_harness import (
     PHOTO_SHA,
     TERMS,
@@ -59,6 +61,7 @@ from .exchange_harness import (
     register_platform,
     revoke_licence,
     start_exchange,
+    start_replica,
     start_verifier,
     verify,
     wait_for,
@@ -524,6 +527,72 @@ def test_attack_a_revoked_licence_under_a_stale_view(
         # … and one second past it, it fails closed.
         past = at(s.fresh_at + BOUND + 1)
         assert (past.allowed, past.reasons) == (False, (Reason.STATUS_STALE,))
+
+
+def test_attack_cutting_one_replica_off_its_database(tmp_path: Path, pg_server: PgServer) -> None:
+    """Replica B alone is cut off the shared database (by an attacker on its link, or an
+    outage) while a licence is revoked at replica A. B answers STATUS_STALE
+    once past its bound, and so do an inline verifier and a verify-only replica that follow B:
+    neither may be fresher than B, so neither allows the revoked licence once its own bound
+    has passed. When B's database is back, all three deny it as REVOKED."""
+    url = pg_server.create_database(pg_server.template)
+    proxy = SocketProxy(pg_server.sock)
+    a = start_exchange(tmp_path / "data", db=url)
+    b = start_exchange(tmp_path / "data", db=proxy.url(url.split("?")[0].rsplit("/", 1)[1]))
+    verifier, raw = None, None
+    replica = None
+    try:
+        holder, adv, platform = a.party(), a.party(), a.party()
+        register_holder(holder)
+        register_advertiser(adv)
+        register_platform(platform, AUDIENCE)
+        licence = issue_licence(holder, adv)
+        use = photo_use()
+        bound = 3  # the verifier's; B's own is three heartbeats, 3 s here too
+        verifier, raw = start_verifier(b.address, AUDIENCE, staleness_seconds=bound)
+        replica = start_replica(b.address)
+        at_replica = replica.party(platform.key)
+        platform_b = Party(platform.key, SignedChannel(b.channel(), platform.key), b)
+
+        def inline() -> tuple[Reason, ...]:
+            pres = present(adv.key, licence.licence_id, AUDIENCE, use, int(time.time()))
+            return verifier.check(licence.token, pres, use).reasons
+
+        def answers() -> dict[str, list[Reason]]:
+            return {
+                "b": reasons(verify(platform_b, adv, licence.token, use)),
+                "inline": list(inline()),
+                "replica": reasons(verify(at_replica, adv, licence.token, use)),
+            }
+
+        wait_for(lambda: answers() == {"b": [], "inline": [], "replica": []}, 5)
+        proxy.cut()
+        revoke_licence(holder, licence.licence_id)
+        revoked_at = time.monotonic()
+        stale = {k: [Reason.STATUS_STALE] for k in ("b", "inline", "replica")}
+        wait_for(lambda: answers() == stale, bound + 3)
+        # and so it stays while B cannot read its store: nothing allows the revoked licence
+        allowed = []
+        while time.monotonic() - revoked_at < bound + 6:
+            seen = answers()
+            allowed += [k for k, v in seen.items() if not v]
+            time.sleep(0.2)
+        assert allowed == []
+        assert answers() == stale
+
+        proxy.restore()
+        revoked = {k: [Reason.REVOKED] for k in ("b", "inline", "replica")}
+        wait_for(lambda: answers() == revoked, 20)
+    finally:
+        if replica is not None:
+            replica.stop()
+        if verifier is not None:
+            verifier.close()
+        if raw is not None:
+            raw.close()
+        b.stop()
+        a.stop()
+        proxy.close()
 
 
 @pytest.mark.parametrize(

@@ -28,9 +28,11 @@ from licentia.v1 import registry_pb2, verification_pb2
 from licentia.vocabulary import Purpose
 
 from .exchange_harness import (
+    REPLICA_STALENESS,
     Exchange,
     ExchangeError,
     Party,
+    Replica,
     SignedChannel,
     fund,
     issue_licence,
@@ -43,6 +45,7 @@ from .exchange_harness import (
     register_platform,
     revoke_licence,
     self_signed_certificate,
+    start_replica,
     verify,
     wait_for,
 )
@@ -50,19 +53,19 @@ from .exchange_harness import (
 if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
     from services.app import build
     from services.deps import Settings
-    from services.replica import ReplicaApp, build_replica
-    from services.runtime import RunningServer, ServerSettings, client_channel, start
+    from services.replica import build_replica
+    from services.runtime import ServerSettings, client_channel, start
     from services.server import main as server_main
 else:
     from licentia.services.app import build
     from licentia.services.deps import Settings
-    from licentia.services.replica import ReplicaApp, build_replica
-    from licentia.services.runtime import RunningServer, ServerSettings, client_channel, start
+    from licentia.services.replica import build_replica
+    from licentia.services.runtime import ServerSettings, client_channel, start
     from licentia.services.server import main as server_main
 
 LOG = logging.getLogger("licentia.test")
 #: The replica's fail-closed bound in these tests (the exchange beats every 0.5 s).
-STALENESS = 2
+STALENESS = REPLICA_STALENESS
 
 
 def serve_exchange(data_dir: Path, address: str = "127.0.0.1:0") -> Exchange:
@@ -76,44 +79,6 @@ def serve_exchange(data_dir: Path, address: str = "127.0.0.1:0") -> Exchange:
         app.close()
         raise
     return Exchange(data_dir, app, server)
-
-
-@dataclass
-class Replica:
-    """A verify-only replica served on a loopback port."""
-
-    app: ReplicaApp
-    server: RunningServer
-    upstream: str
-
-    def party(self, key: PrivateKey | None) -> Party:
-        """``key`` (None: unsigned) calling the replica."""
-        channel = grpc.insecure_channel(self.server.address)
-        return Party(key or PrivateKey.generate(), SignedChannel(channel, key))
-
-    def stop(self) -> None:
-        self.server.stop(0.5)
-        self.app.close()
-
-
-def start_replica(upstream: str, **kw: Any) -> Replica:
-    """Build and serve a replica of the exchange at ``upstream``."""
-    kw.setdefault("staleness_seconds", STALENESS)
-    kw.setdefault("backoff", (0.05, 0.3))
-    kw.setdefault("platform_refresh_min_interval", 0.2)
-    kw.setdefault("timeout", 3.0)
-    app = build_replica(upstream, log=LOG, **kw)
-    try:
-        server = start(
-            ServerSettings(address="127.0.0.1:0", max_workers=48),
-            app.handlers,
-            app.service_names,
-            LOG,
-        )
-    except BaseException:
-        app.close()
-        raise
-    return Replica(app, server, upstream)
 
 
 @dataclass

@@ -6,8 +6,11 @@ import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from licentia.errors import Reason
-from licentia.status import StatusEvent, verify_event, verify_heartbeat
+import pytest
+
+from licentia.errors import LicentiaError, Reason
+from licentia.status import StatusEvent, verify_event, verify_heartbeat, verify_snapshot
+from licentia.v1 import status_pb2
 
 if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
     from services.hub import Heartbeat, RevocationHub, Snapshot
@@ -127,3 +130,61 @@ def test_a_rotation_never_invalidates_what_the_old_key_signed_this_second(
     assert published.may_sign_at(NOW + 5)
     assert keyring.current(NOW + 5).public == old.public  # it signs until the second is over
     assert keyring.current(NOW + 6).public != old.public
+
+
+def _following(tmp_path: Path, now: list[int], bound: int = 10) -> RevocationHub:
+    """A hub following a store that others write to (a replica), on the clock ``now[0]``."""
+    store = SqliteStore(tmp_path / "db")
+    keyring = Keyring(tmp_path / "keys", store, lambda: now[0])
+    keyring.load(NOW)
+    hub = RevocationHub(store, keyring, lambda: now[0])
+    hub.staleness_bound = bound
+    return hub
+
+
+def test_a_followers_heartbeats_and_snapshots_are_stamped_with_its_last_read(
+    tmp_path: Path,
+) -> None:
+    """A heartbeat promises every revocation up to its time: a follower that last read the
+    store at NOW may not stamp NOW + 8, whatever its clock says."""
+    now = [NOW]
+    hub = _following(tmp_path, now)
+    now[0] = NOW + 8  # no read since NOW (the database is unreachable, say)
+    beat = next(hub.feed(0, 0.01, lambda: True))
+    assert isinstance(beat, Heartbeat)
+    assert beat.at == NOW
+    assert verify_heartbeat(hub.signed_heartbeat(beat), hub.keyring.key_set).at == NOW
+    snap = status_pb2.SignedStatusSnapshot.FromString(hub.snapshot().signed)
+    assert verify_snapshot(snap.SerializeToString(), hub.keyring.key_set).taken_at == NOW
+    hub.poll()  # the store is read again: complete as of the read
+    assert next(hub.feed(0, 0.01, lambda: True)).at == NOW + 8  # type: ignore[union-attr]
+
+
+def test_a_stale_follower_ends_its_feeds_and_refuses_snapshots(tmp_path: Path) -> None:
+    """Past its bound a follower cannot say what it misses: no heartbeat, no snapshot, and
+    the feeds already open end with STATUS_STALE (a subscriber reconnects elsewhere)."""
+    now = [NOW]
+    hub = _following(tmp_path, now)
+    live = hub.feed(0, 0.01, lambda: True)
+    assert next(live).at == NOW  # type: ignore[union-attr]
+    now[0] = NOW + 11
+    with pytest.raises(LicentiaError) as ended:
+        next(live)
+    assert ended.value.reason is Reason.STATUS_STALE
+    with pytest.raises(LicentiaError) as refused:
+        next(hub.feed(0, 0.01, lambda: True))
+    assert refused.value.reason is Reason.STATUS_STALE
+    with pytest.raises(LicentiaError) as no_snapshot:
+        hub.snapshot()
+    assert no_snapshot.value.reason is Reason.STATUS_STALE
+    hub.poll()  # the store is back: fresh again
+    assert next(hub.feed(0, 0.01, lambda: True)).at == NOW + 11  # type: ignore[union-attr]
+
+
+def test_an_exchange_that_takes_every_revocation_itself_is_complete_now(tmp_path: Path) -> None:
+    now = [NOW]
+    hub = _following(tmp_path, now)
+    hub.staleness_bound = None  # it follows nobody: its list is the store's at every moment
+    now[0] = NOW + 1000
+    beat = next(hub.feed(0, 0.01, lambda: True))
+    assert beat.at == NOW + 1000  # type: ignore[union-attr]
