@@ -68,6 +68,7 @@ _BY_CODE: Final[Mapping[Any, tuple[Reason, ...]]] = {
         _R.NOT_YET_VALID,
         _R.USES_EXHAUSTED,
         _R.STATUS_STALE,
+        _R.CLOCK_SKEW,
         _R.STATUS_SEQUENCE_GAP,
         _R.UNKNOWN_ISSUER_KEY,
         _R.ISSUER_KEY_NOT_VALID,

@@ -174,6 +174,7 @@ class ReplicaVerificationService(VerificationService):
         self.platforms = platforms
         self.clock = clock
         self.upstream = upstream
+        self.follower = follower
 
     def _platform(self, call: Call) -> Party:
         return self.platforms.platform(call)
@@ -183,6 +184,13 @@ class ReplicaVerificationService(VerificationService):
 
     def _now(self) -> int:
         return self.clock.now()
+
+    def _answer(
+        self, req: verification_pb2.VerifyRequest, platform: Party, now: int
+    ) -> verification_pb2.VerifyResponse:
+        # Never decide at a time earlier than the latest the exchange signed: a replica
+        # whose clock runs slow would otherwise allow licences that have expired.
+        return super()._answer(req, platform, self.follower.now(now))
 
     def report_use(
         self, req: verification_pb2.ReportUseRequest, call: Call

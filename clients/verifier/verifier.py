@@ -210,7 +210,8 @@ class Verifier:
         self, token: str, presentation: str | None, use: IntendedUse, now: int | None = None
     ) -> Decision:
         """Decide whether the presenter of ``presentation`` may make ``use`` of the licence
-        ``token`` on this platform at ``now`` (default: the clock).
+        ``token`` on this platform at ``now`` (default: the clock), or at the latest time
+        the exchange signed if that is later (a slow clock never keeps a licence alive).
 
         In-process and thread-safe; never raises for bad input. DENY ``STATUS_STALE`` when
         the view is past its staleness bound or the verifier was never started; DENY
@@ -224,7 +225,7 @@ class Verifier:
         if not isinstance(use, IntendedUse):
             return Decision(False, (Reason.INVALID_USE,))
         try:
-            at = int(self._clock()) if now is None else now
+            at = self._follower.now(int(self._clock()) if now is None else now)
             return engine.verify(token, use, at, presentation=presentation)
         except Exception as e:  # noqa: BLE001 - a check fails closed, it never raises
             self._log.warning("verifier.check_failed", extra={"error": type(e).__name__})

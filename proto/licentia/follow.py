@@ -19,6 +19,12 @@ Freshness is measured in the exchange's time (``StatusHeartbeat.at``, ``revoked_
 ``taken_at``) against the follower's clock; a time ahead of the follower's clock is clamped
 to it, so a fast exchange clock cannot extend freshness beyond the bound.
 
+The follower's clock is checked against those signed times too (:class:`GuardedStatus`): a
+check never uses a time earlier than the latest signed time accepted from the exchange (a
+slow clock cannot keep an expired licence alive), and while a heartbeat or snapshot just
+received is further than the staleness bound from the follower's clock, in either direction,
+every licence not known revoked answers ``CLOCK_SKEW`` and the skew is logged.
+
 This is the one module of the protocol core that talks to a network: through a gRPC channel
 the caller opens (:class:`GrpcUpstream`, client side only), or any other :class:`Upstream`.
 """
@@ -204,18 +210,38 @@ class TrustedKeys:
 class GuardedStatus:
     """The view behind a lock: the follower thread mutates it while checks read it (a
     growing status list is not safe to read mid-update). Held for a bit lookup only (a
-    ``StatusSource`` for :class:`~licentia.verify.VerificationEngine`)."""
+    ``StatusSource`` for :class:`~licentia.verify.VerificationEngine`).
 
-    __slots__ = ("lock", "view")
+    It also keeps the follower's clock honest: :attr:`signed_at` is the latest time the
+    exchange signed that the follower accepted, and :attr:`skew` how far the follower's
+    clock was from the exchange's when the last heartbeat or snapshot arrived (positive: the
+    follower's clock is behind :attr:`signed_at`; negative: the time arrived that far behind
+    the follower's clock).
+    """
+
+    __slots__ = ("lock", "signed_at", "skew", "view")
 
     def __init__(self, view: StatusView) -> None:
         self.view = view
         self.lock = threading.Lock()
+        self.signed_at = 0
+        self.skew = 0
+
+    def skewed(self) -> bool:
+        """True while the clocks disagree by more than the staleness bound."""
+        return abs(self.skew) > self.view.staleness_bound
+
+    def now(self, local: int) -> int:
+        """The time to decide by: ``local``, or the latest signed time if that is later."""
+        return max(local, self.signed_at)
 
     def check(self, index: int, now: int) -> Reason | None:
-        """``REVOKED``, ``STATUS_STALE``, or ``None``."""
+        """``REVOKED``, ``CLOCK_SKEW``, ``STATUS_STALE``, or ``None``."""
         with self.lock:
-            return self.view.check(index, now)
+            reason = self.view.check(index, now)
+            if reason is not Reason.REVOKED and self.skewed():
+                return Reason.CLOCK_SKEW
+            return reason
 
 
 class _Resync(Exception):  # noqa: N818 (a control-flow signal, not an error)
@@ -293,6 +319,7 @@ class StatusFollower:
         self._keys = TrustedKeys(self.upstream.issuer_keys(timeout), self._keys_wanted.set)
         snapshot = self._fetch_snapshot(timeout)
         self._status = GuardedStatus(StatusView(self._clamped(snapshot), self.staleness_seconds))
+        self._signed_time(snapshot.taken_at, "snapshot")
         self._log.info(
             f"{self.name}.started",
             extra={"sequence": snapshot.sequence, "issuer_keys": len(self._keys.current)},
@@ -335,6 +362,19 @@ class StatusFollower:
     def fresh_at(self) -> int:
         """Exchange time as of which the view is complete (0 before start)."""
         return self._status.view.fresh_at if self._status is not None else 0
+
+    def now(self, local: int) -> int:
+        """The time a check must use when the follower's clock reads ``local``: never
+        earlier than the latest time the exchange signed and the follower accepted (a
+        platform whose clock runs slow would otherwise allow licences that have expired)."""
+        status = self._status
+        return local if status is None else status.now(local)
+
+    @property
+    def clock_skew(self) -> int:
+        """Seconds the follower's clock was behind (negative: ahead of) the exchange's
+        signed time at the last heartbeat or snapshot (0 before start)."""
+        return self._status.skew if self._status is not None else 0
 
     def figures(self) -> tuple[int, int, bool]:
         """A consistent ``(sequence, fresh_at, fresh now)``."""
@@ -429,11 +469,14 @@ class StatusFollower:
             # keeps it fresh (docs/threat-model.md, "The revocation feed").
             if kind == "event":
                 event = self._verified(verify_event, msg.event)
+                with status.lock:  # a past time: it moves the time forward, never the skew
+                    status.signed_at = max(status.signed_at, event.revoked_at)
                 event = replace(event, revoked_at=self._not_ahead(event.revoked_at))
                 with status.lock:
                     status.view.apply(event)
             elif kind == "heartbeat":
                 beat = self._verified(verify_heartbeat, msg.heartbeat)
+                self._signed_time(beat.at, "heartbeat")
                 with status.lock:
                     status.view.heartbeat(beat.sequence, self._not_ahead(beat.at))
                 assert self._keys is not None
@@ -473,6 +516,31 @@ class StatusFollower:
         status = self._status
         with status.lock:
             status.view.replace(self._clamped(snapshot))
+        self._signed_time(snapshot.taken_at, "snapshot")
+
+    def _signed_time(self, at: int, what: str) -> None:
+        """Note a time the exchange signed as its "now" (a heartbeat's, a snapshot's): the
+        latest such time bounds the time of every check from below, and its distance from
+        the follower's clock is the skew. A change of skew state is logged."""
+        assert self._status is not None
+        status = self._status
+        local = int(self._clock())
+        with status.lock:
+            was = status.skewed()
+            status.signed_at = max(status.signed_at, at)
+            # Behind: how far the time checks use runs ahead of the clock (it stays at the
+            # latest signed time, so one far-ahead time keeps the skew until a restart: an
+            # operator must look). Ahead: how far behind the clock this time arrived.
+            ahead = status.signed_at - local
+            skew = status.skew = ahead if ahead > 0 else at - local
+            now_skewed = status.skewed()
+        if now_skewed and not was:
+            self._log.warning(
+                f"{self.name}.clock_skew",
+                extra={"skew_s": skew, "bound_s": self.staleness_seconds, "source": what},
+            )
+        elif was and not now_skewed:
+            self._log.info(f"{self.name}.clock_agrees", extra={"skew_s": skew})
 
     def _not_ahead(self, at: int) -> int:
         """An exchange time, at most the follower's now: what refreshes the view."""

@@ -28,9 +28,11 @@ from licentia.v1 import registry_pb2, verification_pb2
 from licentia.vocabulary import Purpose
 
 from .exchange_harness import (
+    DAY,
     REPLICA_STALENESS,
     Exchange,
     ExchangeError,
+    ManualClock,
     Party,
     Replica,
     SignedChannel,
@@ -266,6 +268,55 @@ def test_report_use_is_not_served_and_names_the_upstream(world: World) -> None:
     with grpc.insecure_channel(w.replica.server.address) as ch:
         health = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
         assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_replica_whose_clock_runs_behind_its_upstream_never_keeps_an_expired_licence(
+    tmp_path: Path,
+) -> None:
+    """The exchange's time is 5 s past the licence's end. A replica whose clock is 15 s behind
+    (within its bound) decides at the latest time the exchange signed: EXPIRED; one a day
+    behind says CLOCK_SKEW. Neither allows it (both did, deciding by their own clock)."""
+    clock = ManualClock()
+    app = build(tmp_path / "data", settings=Settings(heartbeat_seconds=0.5), log=LOG, clock=clock)
+    ex = Exchange(
+        tmp_path / "data",
+        app,
+        start(ServerSettings(address="127.0.0.1:0"), app.handlers, app.service_names, LOG),
+    )
+    replicas: list[Replica] = []
+    try:
+        holder, adv, platform = registered(ex)
+        lic = issue_licence(holder, adv, days=1)
+        to_end = lic.not_after - int(time.time())
+        clock.offset = to_end + 5
+        use = photo_use()
+
+        def at_replica(behind: int, staleness: int) -> list[Reason]:
+            replica_clock = ManualClock()
+            replica_clock.offset = to_end + 5 - behind
+            replica = start_replica(ex.address, clock=replica_clock, staleness_seconds=staleness)
+            replicas.append(replica)
+            channel = grpc.insecure_channel(replica.server.address)
+            signer = SignedChannel(channel, platform.key, clock=replica_clock.now)
+            pres = present(adv.key, lic.licence_id, "photoshare", use, replica_clock.now())
+            return reasons(
+                Party(platform.key, signer).call(
+                    verification_pb2,
+                    "Verify",
+                    verification_pb2.VerifyRequest(
+                        token=lic.token, presentation=pres, use=use.to_proto()
+                    ),
+                    verification_pb2.VerifyResponse,
+                )
+            )
+
+        assert at_replica(behind=15, staleness=30) == [Reason.EXPIRED]
+        day_behind = at_replica(behind=DAY, staleness=30)
+        assert Reason.CLOCK_SKEW in day_behind
+    finally:
+        for r in replicas:
+            r.stop()
+        ex.stop()
 
 
 def test_the_replica_fails_closed_without_its_upstream_and_recovers(tmp_path: Path) -> None:
