@@ -22,8 +22,9 @@ to it, so a fast exchange clock cannot extend freshness beyond the bound.
 The follower's clock is checked against those signed times too (:class:`GuardedStatus`): a
 check never uses a time earlier than the latest signed time accepted from the exchange (a
 slow clock cannot keep an expired licence alive), and while a heartbeat or snapshot just
-received is further than the staleness bound from the follower's clock, in either direction,
-every licence not known revoked answers ``CLOCK_SKEW`` and the skew is logged.
+received is ahead of the follower's clock by more than the staleness bound, every licence not
+known revoked answers ``CLOCK_SKEW``. A time that arrives further behind the clock than the
+bound (a fast clock, or a feed that lags) leaves the view STATUS_STALE. Either is logged.
 
 This is the one module of the protocol core that talks to a network: through a gRPC channel
 the caller opens (:class:`GrpcUpstream`, client side only), or any other :class:`Upstream`.
@@ -228,8 +229,10 @@ class GuardedStatus:
         self.skew = 0
 
     def skewed(self) -> bool:
-        """True while the clocks disagree by more than the staleness bound."""
-        return abs(self.skew) > self.view.staleness_bound
+        """True while the follower's clock is behind the exchange's signed time by more than
+        the staleness bound. (A clock ahead of the feed by as much cannot be told from a
+        feed that lags, as a replica that lost its store does: the view goes STATUS_STALE.)"""
+        return self.skew > self.view.staleness_bound
 
     def now(self, local: int) -> int:
         """The time to decide by: ``local``, or the latest signed time if that is later."""
@@ -299,6 +302,8 @@ class StatusFollower:
         self.key_refreshes = 0
         #: The last error met while following the exchange, for people.
         self.last_error: str | None = None
+        #: Whether the last signed time arrived further behind the clock than the bound.
+        self._lag_logged = False
 
     # -- life cycle ---------------------------------------------------------------------
     @property
@@ -534,13 +539,15 @@ class StatusFollower:
             ahead = status.signed_at - local
             skew = status.skew = ahead if ahead > 0 else at - local
             now_skewed = status.skewed()
-        if now_skewed and not was:
+        lagging = -skew > self.staleness_seconds
+        if (now_skewed and not was) or (lagging and not self._lag_logged):
             self._log.warning(
                 f"{self.name}.clock_skew",
                 extra={"skew_s": skew, "bound_s": self.staleness_seconds, "source": what},
             )
-        elif was and not now_skewed:
+        elif (was and not now_skewed) or (self._lag_logged and not lagging):
             self._log.info(f"{self.name}.clock_agrees", extra={"skew_s": skew})
+        self._lag_logged = lagging
 
     def _not_ahead(self, at: int) -> int:
         """An exchange time, at most the follower's now: what refreshes the view."""
