@@ -8,6 +8,7 @@ from typing import Any, TypeVar, cast
 from licentia import territory
 from licentia.errors import LicentiaError, Reason
 from licentia.scope import MAX_SCOPE_ITEMS, Scope
+from licentia.token import is_currency
 from licentia.v1 import licence_pb2, records_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
@@ -58,7 +59,7 @@ def terms_from(msg: records_pb2.Terms) -> Terms:
     except LicentiaError as e:
         raise LicentiaError(Reason.INVALID_REQUEST, str(e)) from None
     currency = msg.currency
-    if len(currency) != 3 or not (currency.isascii() and currency.isupper()):
+    if not is_currency(currency):
         raise LicentiaError(Reason.INVALID_REQUEST, "currency is a 3-letter ISO 4217 code")
     return Terms(
         scope=scope,

@@ -20,6 +20,7 @@ from licentia.checkpoint import vkey
 from licentia.errors import LicentiaError
 from licentia.keys import PublicKey
 from licentia.request import sign_request
+from licentia.token import is_currency
 from licentia.v1 import ledger_pb2
 
 from . import ledger
@@ -313,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not 0 <= args.fee_bps <= ledger.MAX_FEE_BPS:
             raise ValueError(f"--fee-bps is 0 to {ledger.MAX_FEE_BPS}: the holder earns more")
-        if not (len(args.currency) == 3 and args.currency.isascii() and args.currency.isupper()):
+        if not is_currency(args.currency):
             raise ValueError("--currency is a 3-letter ISO 4217 code, e.g. EUR")
         settings = Settings(
             max_term_seconds=args.max_term_days * 86400,

@@ -17,8 +17,6 @@ from .model import Party
 from .rpc import Call, Method
 from .store.base import SpentNonce, spending
 
-MAX_PRESENTATION_CHARS = 2048
-
 
 class VerificationService:
     """The servicer of inline verification for platforms."""
@@ -50,14 +48,17 @@ class VerificationService:
         now: int,
     ) -> tuple[Decision, int]:
         """The decision for one check, and the uses counted so far."""
-        if len(token) > MAX_TOKEN_CHARS or len(presentation) > MAX_PRESENTATION_CHARS:
-            return Decision(False, (Reason.TOO_LARGE,)), 0
+        # docs/token-format.md §8: the use first (INVALID_USE alone), then the token's size
+        # and parse; the presentation's size (MAX_PRESENTATION_CHARS, checked before it is
+        # decoded) and parse are checked by the engine with the licence's other reasons.
         if not has_use:
             return Decision(False, (Reason.INVALID_USE,)), 0
         try:
             use = IntendedUse.from_proto(use_msg)  # type: ignore[arg-type]
         except LicentiaError as e:
             return Decision(False, (e.reason,)), 0
+        if len(token) > MAX_TOKEN_CHARS:
+            return Decision(False, (Reason.TOO_LARGE,)), 0
         auth = self.engine.authenticate(token)
         if isinstance(auth, Decision):
             return auth, 0
@@ -67,7 +68,7 @@ class VerificationService:
             token,
             use,
             now,
-            presentation=presentation or None,
+            presentation=presentation,
             uses_so_far=uses,
             audience=platform.handle,
         )

@@ -23,6 +23,7 @@ PRESENTATION_PREFIX = "lpr1."
 MAX_PRESENTATION_CHARS = 1024
 MAX_AUDIENCE_CHARS = 128
 NONCE_BYTES = 16
+LICENCE_ID_BYTES = 16
 #: Default freshness window: a presentation is accepted this many seconds either side of now.
 DEFAULT_WINDOW_SECONDS = 120
 
@@ -79,6 +80,8 @@ def parse_presentation(text: str) -> Presentation:
     parse_canonical(b64url_decode(text[len(PRESENTATION_PREFIX) :]), signed, "presentation")
     claims = licence_pb2.PresentationClaims()
     parse_canonical(signed.claims, claims, "presentation claims")
+    if len(claims.licence_id) != LICENCE_ID_BYTES:
+        raise LicentiaError(Reason.MALFORMED, "a presentation names a 16-byte licence id")
     if len(claims.nonce) != NONCE_BYTES or not claims.HasField("use"):
         raise LicentiaError(Reason.MALFORMED, "presentation needs a 16-byte nonce and a use")
     if not 0 < len(claims.audience) <= MAX_AUDIENCE_CHARS:

@@ -77,7 +77,9 @@ def parse_request_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> Signe
         raise LicentiaError(Reason.BAD_REQUEST_SIGNATURE, "the call is not signed")
     try:
         ts = found[TIMESTAMP_HEADER]
-        if not (ts.isascii() and ts.isdigit()) or len(ts) > 19:
+        # Exactly one text per time: decimal ASCII digits, no sign, no space, no leading
+        # zero ("0" itself aside), at most 19 digits.
+        if not (ts.isascii() and ts.isdigit()) or len(ts) > 19 or (ts[0] == "0" and ts != "0"):
             raise LicentiaError(Reason.MALFORMED, "bad timestamp")
         req = SignedRequest(
             PublicKey.from_text(found[KEY_HEADER]),

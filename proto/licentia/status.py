@@ -106,7 +106,8 @@ def _signer(key_id: bytes, keys_: IssuerKeyResolver, what: str) -> IssuerKey:
 
 def verify_event(msg: status_pb2.StatusEvent, keys_: IssuerKeyResolver) -> StatusEvent:
     """The event of a signed ``StatusEvent``; raises ``LicentiaError``: ``MALFORMED`` out of
-    range, ``UNKNOWN_ISSUER_KEY``, or ``BAD_SIGNATURE`` (an event without a signature too).
+    range, ``UNKNOWN_ISSUER_KEY`` (also a key id that is not 8 bytes: it names no key), or
+    ``BAD_SIGNATURE`` (an event without a signature too).
 
     Any published issuer key may sign an event, whatever its ``revoked_at``: the exchange
     signs events with its current key when it sends them, and old events are resent after a
@@ -123,7 +124,8 @@ def verify_event(msg: status_pb2.StatusEvent, keys_: IssuerKeyResolver) -> Statu
 
 def verify_heartbeat(msg: status_pb2.StatusHeartbeat, keys_: IssuerKeyResolver) -> Heartbeat:
     """The :class:`Heartbeat` of a signed ``StatusHeartbeat``; raises ``LicentiaError``:
-    ``MALFORMED`` (a key set digest that is not 32 bytes), ``UNKNOWN_ISSUER_KEY``,
+    ``MALFORMED`` (a key set digest that is not 32 bytes), ``UNKNOWN_ISSUER_KEY`` (also a key
+    id that is not 8 bytes),
     ``BAD_SIGNATURE`` (none too), or ``ISSUER_KEY_NOT_VALID`` when the key could not sign at
     ``at``. A forged heartbeat would keep a verifier "fresh" while revocations are withheld,
     so none is accepted unsigned."""
@@ -198,14 +200,18 @@ class StatusList:
 
 
 def verify_snapshot(data: bytes, keys_: IssuerKeyResolver) -> StatusSnapshot:
-    """Check a signed snapshot's size, signature and bits; raises ``LicentiaError``.
-
-    The issuer key must have been allowed to sign at the snapshot's time.
+    """Check a signed snapshot; raises ``LicentiaError`` at the first failure, in the order of
+    docs/token-format.md §7: size (TOO_LARGE), canonical parse (MALFORMED), ``bit_length``
+    (TOO_LARGE), the key (UNKNOWN_ISSUER_KEY, also for a key id that is not 8 bytes), the
+    signature (BAD_SIGNATURE), the key's window at ``taken_at`` (ISSUER_KEY_NOT_VALID), then
+    the bits (MALFORMED: not exactly ``⌈bit_length / 8⌉`` bytes, or a set bit past ``bit_length``).
     """
     if len(data) > MAX_SNAPSHOT_BYTES:
         raise LicentiaError(Reason.TOO_LARGE, "status snapshot too large")
     signed = parse_canonical(data, status_pb2.SignedStatusSnapshot(), "signed snapshot")
     snap = parse_canonical(signed.snapshot, status_pb2.StatusListSnapshot(), "status snapshot")
+    if snap.bit_length > MAX_STATUS_BITS:
+        raise LicentiaError(Reason.TOO_LARGE, "status list too large")
     issuer = keys_.resolve(snap.issuer_key_id)
     if issuer is None:
         raise LicentiaError(Reason.UNKNOWN_ISSUER_KEY, "snapshot signed by an unknown key")
@@ -213,8 +219,6 @@ def verify_snapshot(data: bytes, keys_: IssuerKeyResolver) -> StatusSnapshot:
         raise LicentiaError(Reason.BAD_SIGNATURE, "status snapshot signature does not verify")
     if not issuer.may_sign_at(snap.taken_at):
         raise LicentiaError(Reason.ISSUER_KEY_NOT_VALID, "snapshot key not valid at its time")
-    if snap.bit_length > MAX_STATUS_BITS:
-        raise LicentiaError(Reason.TOO_LARGE, "status list too large")
     want = _byte_len(snap.bit_length)
     d = zlib.decompressobj()
     try:
@@ -223,6 +227,9 @@ def verify_snapshot(data: bytes, keys_: IssuerKeyResolver) -> StatusSnapshot:
         raise LicentiaError(Reason.MALFORMED, "status bits are not zlib data") from None
     if len(bits) != want or not d.eof or d.unconsumed_tail or d.unused_data:
         raise LicentiaError(Reason.MALFORMED, "status bits do not match the bit length")
+    if snap.bit_length & 7 and bits[-1] & (0xFF >> (snap.bit_length & 7)):
+        # One list, one snapshot: the bits past bit_length are zero (the list never sets them).
+        raise LicentiaError(Reason.MALFORMED, "a status bit is set past the bit length")
     return StatusSnapshot(snap.issuer_key_id, snap.sequence, snap.taken_at, snap.bit_length, bits)
 
 

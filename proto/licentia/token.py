@@ -47,6 +47,12 @@ _DAY = 86400
 _CATEGORY = {c.value: c for c in DataCategory}
 
 
+def is_currency(code: str) -> bool:
+    """True if ``code`` is exactly three ASCII capital letters ``A``-``Z``, the form of an ISO
+    4217 code (``str.isupper`` alone lets ``"EU*"``, ``"4UR"`` or ``"E R"`` through)."""
+    return len(code) == 3 and code.isascii() and code.isalpha() and code.isupper()
+
+
 def new_licence_id() -> bytes:
     """16 fresh random bytes for a licence id."""
     return secrets.token_bytes(LICENCE_ID_BYTES)
@@ -75,7 +81,7 @@ class PriceTerms:
     fee_bps: int = 0
 
     def __post_init__(self) -> None:
-        if len(self.currency) != 3 or not (self.currency.isascii() and self.currency.isupper()):
+        if not is_currency(self.currency):
             raise LicentiaError(Reason.MALFORMED, "currency is a 3-letter ISO 4217 code")
         if not 0 <= self.fee_bps <= 10_000:
             raise LicentiaError(Reason.MALFORMED, "fee_bps is between 0 and 10000")
@@ -248,7 +254,7 @@ def check_claims_message(
         raise LicentiaError(Reason.MALFORMED, "no licence is perpetual: not_after is required")
     p = msg.price
     currency = p.currency
-    if len(currency) != 3 or not (currency.isascii() and currency.isupper()):
+    if not is_currency(currency):
         raise LicentiaError(Reason.MALFORMED, "currency is a 3-letter ISO 4217 code")
     if p.fee_bps > 10_000:
         raise LicentiaError(Reason.MALFORMED, "fee_bps is between 0 and 10000")
@@ -571,9 +577,27 @@ _VERIFIED_RULES: dict[tuple[bytes, bytes, bytes], StandingRule] = {}
 _VERIFIED_RULES_MAX = 1024
 
 
+#: Standing rules parsed from their exact bytes (parsing is a pure function of the bytes,
+#: so a hit is exactly what a parse would give); bounded like ``_VERIFIED_RULES``.
+_DECODED_RULES: dict[bytes, StandingRule] = {}
+
+
+def decode_rule(rule_bytes: bytes) -> StandingRule:
+    """:meth:`StandingRule.decode`, memoised by the exact bytes; raises ``LicentiaError``
+    (MALFORMED, or TOO_LARGE for a list over its limit)."""
+    rule = _DECODED_RULES.get(rule_bytes)
+    if rule is None:
+        rule = StandingRule.decode(rule_bytes)
+        if len(_DECODED_RULES) >= _VERIFIED_RULES_MAX:
+            _DECODED_RULES.clear()
+        _DECODED_RULES[rule_bytes] = rule
+    return rule
+
+
 def verified_rule(holder_key: bytes, consent: StandingConsent) -> StandingRule | None:
-    """The rule of ``consent`` if ``holder_key`` signed it, else ``None``; raises
-    ``LicentiaError`` when the signed bytes are not a valid rule. Memoised (see above)."""
+    """The rule of ``consent`` if ``holder_key`` (the claims' holder key) signed it, else
+    ``None``; raises ``LicentiaError`` when the signed bytes are not a valid rule (a parsed
+    token's rule always is: :func:`parse_token` refuses it). Memoised (see above)."""
     key = (holder_key, consent.rule_bytes, consent.signature)
     rule = _VERIFIED_RULES.get(key)
     if rule is not None:
@@ -582,7 +606,7 @@ def verified_rule(holder_key: bytes, consent: StandingConsent) -> StandingRule |
         holder_key, keys.STANDING_RULE, consent.rule_bytes, consent.signature
     ):
         return None
-    rule = StandingRule.decode(consent.rule_bytes)
+    rule = decode_rule(consent.rule_bytes)
     if len(_VERIFIED_RULES) >= _VERIFIED_RULES_MAX:
         _VERIFIED_RULES.clear()
     _VERIFIED_RULES[key] = rule
@@ -670,7 +694,7 @@ def parse_token(text: str) -> UnverifiedLicence:
     """Parse ``lic1.…`` into an :class:`UnverifiedLicence`; raises ``LicentiaError``.
 
     Refuses (before decoding) anything longer than ``MAX_TOKEN_CHARS``; refuses any
-    non-canonical encoding.
+    non-canonical encoding, and claims or a standing rule that break a field rule.
     """
     if not isinstance(text, str):
         raise LicentiaError(Reason.MALFORMED, "a token is text")
@@ -686,6 +710,10 @@ def parse_token(text: str) -> UnverifiedLicence:
         consent = Approval(env.holder_signature)
     elif kind == "standing":
         consent = StandingConsent(env.standing.rule, env.standing.holder_signature)
+        # The rule is part of the token: a rule that is not canonical or breaks a field rule
+        # is MALFORMED (TOO_LARGE for a list over its limit) at parse, like the claims, and
+        # is never reported as a consent failure.
+        decode_rule(consent.rule_bytes)
     else:
         raise LicentiaError(Reason.MALFORMED, "a licence carries the holder's consent")
     claims_bytes = env.claims

@@ -3,6 +3,7 @@
 :meth:`VerificationEngine.verify` never raises for a bad input: it returns a
 :class:`Decision` listing every failing reason code. Order of checks (docs/token-format.md):
 
+0. with an audience, a use is required (``INVALID_USE``, nothing else checked);
 1. size, then parse (``TOO_LARGE``, ``MALFORMED``) — nothing else is checked on failure;
 2. authentication: issuer key, issuer signature, holder consent, term
    (``UNKNOWN_ISSUER_KEY``, ``ISSUER_KEY_NOT_VALID``, ``BAD_SIGNATURE``, ``BAD_CONSENT``,
@@ -161,6 +162,10 @@ class VerificationEngine:
         audience = self.audience if audience is None else audience
         if audience is not None and self.nonces is None:
             raise ValueError("checking a presentation needs a nonce store")
+        if audience is not None and use is None:
+            # A presentation is for one use: without one there is nothing to check, and the
+            # use is checked before the token (docs/token-format.md §8, step 0).
+            return _deny(Reason.INVALID_USE)
         auth = self._authenticate(token)
         if not auth.allowed:
             return auth
@@ -194,10 +199,14 @@ class VerificationEngine:
         now: int,
         audience: str,
     ) -> list[Reason]:
-        """Every reason the presentation of ``u`` to ``audience`` fails (empty when it holds)."""
-        if use is None:
+        """Every reason the presentation of ``u`` to ``audience`` fails (empty when it holds).
+
+        No presentation, or an empty one (protobuf cannot tell the two apart), is
+        WRONG_LICENSEE; a presentation over its size limit or that does not parse gives
+        TOO_LARGE or MALFORMED alone, beside the licence's own reasons."""
+        if use is None:  # verify() refuses this before the token is checked
             return [Reason.INVALID_USE]
-        if presentation is None:
+        if not presentation:
             return [Reason.WRONG_LICENSEE]
         try:
             p = parse_presentation(presentation)

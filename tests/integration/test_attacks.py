@@ -278,12 +278,17 @@ def nested_fields(depth: int) -> bytes:
 # -- the licence at the platform ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("presentation", ["signed-by-the-thief", "none"])
+@pytest.mark.parametrize("presentation", ["signed-by-the-thief", "none", "empty"])
 def test_attack_a_stolen_token_without_the_licensees_key(w: World, presentation: str) -> None:
-    """A token stolen without the licensee's key passes nowhere: WRONG_LICENSEE."""
+    """A token stolen without the licensee's key passes nowhere: WRONG_LICENSEE (an empty
+    presentation is no presentation, at the exchange and inline alike)."""
     lic, use = w.licence(), photo_use()
     nonce = secrets.token_bytes(16)
-    pres = presented(w.thief.key, lic, use, nonce=nonce) if presentation != "none" else None
+    pres = {
+        "signed-by-the-thief": presented(w.thief.key, lic, use, nonce=nonce),
+        "none": None,
+        "empty": "",
+    }[presentation]
     before = footprint(w, lic)
     remote, inline = denied_everywhere(
         w.platform, w.verifier, lic.token, pres, use, [Reason.WRONG_LICENSEE]
@@ -799,19 +804,24 @@ def test_attack_an_oversized_message(w: World, size: int, code: Any) -> None:
     assert name() == before
 
 
-@pytest.mark.parametrize("part", ["token", "presentation"])
+@pytest.mark.parametrize("part", ["token", "presentation", "presentation-far-over"])
 def test_attack_an_oversized_token_or_presentation(w: World, part: str) -> None:
-    """A token over 4096 characters or a presentation over the limit is TOO_LARGE, before
-    any decoding; the genuine presentation it was padded from is not burnt."""
+    """A token over 4096 characters is TOO_LARGE alone; a presentation over 1024 characters
+    is TOO_LARGE beside the licence's own reasons (here a use out of scope), at the exchange
+    and inline alike, however far over it is; nothing is decoded and the genuine
+    presentation it was padded from is not burnt."""
     lic, use = w.licence(), photo_use()
     pres = presented(w.adv.key, lic, use)
-    token, padded = lic.token, pres
+    token, padded, asked = lic.token, pres, use
+    expected = [Reason.TOO_LARGE]
     if part == "token":
         token = lic.token + "A" * (4097 - len(lic.token))
     else:
-        padded = pres + "A" * (2049 - len(pres))
+        padded = pres + "A" * ((1025 if part == "presentation" else 4000) - len(pres))
+        asked = photo_use(where="US")
+        expected = [Reason.OUT_OF_SCOPE_TERRITORY, Reason.TOO_LARGE]
     before = footprint(w, lic)
-    denied_everywhere(w.platform, w.verifier, token, padded, use, [Reason.TOO_LARGE])
+    denied_everywhere(w.platform, w.verifier, token, padded, asked, expected)
     assert footprint(w, lic) == before
     assert at_exchange(w.platform, lic.token, pres, use).allowed
     assert w.verifier.check(lic.token, pres, use).allowed

@@ -7,36 +7,57 @@ python tests/vectors/generate.py --check   # exit 1 if the committed file differ
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
+import zlib
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import nacl.bindings
 import nacl.signing
+from google.protobuf.message import Message
 
 from licentia import keys as keymod
-from licentia.encoding import b64url_decode
+from licentia import territory
+from licentia.encoding import b64url_decode, b64url_encode
+from licentia.errors import LicentiaError
 from licentia.examples import PHOTO_SHA256, typical_claims, typical_rule
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
 from licentia.nonces import MemoryNonceStore
-from licentia.presentation import present
-from licentia.request import request_payload, sign_request
+from licentia.presentation import PRESENTATION_PREFIX, present
+from licentia.request import (
+    TIMESTAMP_HEADER,
+    parse_request_metadata,
+    request_payload,
+    sign_request,
+    verify_request,
+)
 from licentia.scope import IntendedUse
 from licentia.status import (
     StatusEvent,
     StatusList,
     StatusView,
     signed_heartbeat,
+    verify_event,
     verify_snapshot,
 )
+from licentia.territory import ISO_3166_ALPHA2
 from licentia.token import (
+    TOKEN_PREFIX,
+    Approval,
+    Consent,
+    LicenceClaims,
+    StandingConsent,
+    StandingRule,
     approve,
     issuance_message,
     issue,
     parse_token,
     sign_standing_rule,
 )
+from licentia.v1 import licence_pb2, status_pb2
 from licentia.verify import VerificationEngine
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
@@ -74,6 +95,547 @@ def _use_json(u: IntendedUse) -> dict[str, Any]:
 def signing_input(domain: bytes, payload: bytes) -> str:
     """Hex of the exact bytes a signature covers."""
     return keymod.signed_message(domain, payload).hex()
+
+
+# -- building blocks for the edge cases ----------------------------------------------------
+#: The order of the Ed25519 base point (RFC 8032 §5.1).
+ED25519_L = 2**252 + 27742317777372353535851937790883648493
+#: Encodings of small-order points: the identity (order 1), the point of order 2, and one
+#: point of order 8.
+IDENTITY_POINT = b"\x01" + bytes(31)
+ORDER2_POINT = bytes.fromhex("ec" + "ff" * 30 + "7f")
+ORDER8_POINT = bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
+#: The two halves of a forged signature that "verifies" under a small-order key for any
+#: message in a lax verifier: R = the identity and S = 0, so [S]B = R + [k]A = identity.
+IDENTITY_FORGERY = IDENTITY_POINT + bytes(32)
+
+
+def _enc(msg: Message) -> bytes:
+    return msg.SerializeToString(deterministic=True)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _ld(number: int, data: bytes) -> bytes:
+    """A length-delimited field (wire type 2)."""
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _split(msg: Message, number: int) -> tuple[bytes, bytes]:
+    """The canonical bytes of ``msg``'s fields below ``number`` and above it (canonical
+    encoding writes fields in ascending order, so the two halves frame field ``number``)."""
+    low, high = type(msg)(), type(msg)()
+    low.CopyFrom(msg)
+    high.CopyFrom(msg)
+    for f in msg.DESCRIPTOR.fields:
+        if f.number >= number:
+            low.ClearField(f.name)
+        if f.number <= number:
+            high.ClearField(f.name)
+    return _enc(low), _enc(high)
+
+
+def _replace_field(msg: Message, number: int, raw: bytes) -> bytes:
+    """``msg``'s canonical bytes with field ``number`` written as the raw bytes ``raw``."""
+    low, high = _split(msg, number)
+    return low + raw + high
+
+
+def _k(r: bytes, a: bytes, message: bytes) -> int:
+    """RFC 8032's k = SHA-512(R || A || M) mod L."""
+    return int.from_bytes(hashlib.sha512(r + a + message).digest(), "little") % ED25519_L
+
+
+def _scalar(seed: bytes) -> int:
+    """The secret scalar of an RFC 8032 seed (clamped, reduced mod L)."""
+    h = bytearray(hashlib.sha512(seed).digest()[:32])
+    h[0] &= 248
+    h[31] &= 127
+    h[31] |= 64
+    return int.from_bytes(h, "little") % ED25519_L
+
+
+def _point(scalar: int) -> bytes:
+    return nacl.bindings.crypto_scalarmult_ed25519_base_noclamp(scalar.to_bytes(32, "little"))
+
+
+def _order2_forgery(message: bytes) -> bytes | None:
+    """A signature that a lax verifier accepts under the order-2 key for ``message``: R + [k]A
+    is the identity when R = identity and k is even, or R = A and k is odd."""
+    if _k(IDENTITY_POINT, ORDER2_POINT, message) % 2 == 0:
+        return IDENTITY_FORGERY
+    if _k(ORDER2_POINT, ORDER2_POINT, message) % 2 == 1:
+        return ORDER2_POINT + bytes(32)
+    return None
+
+
+def _small_order_r(seed: bytes, message: bytes) -> bytes:
+    """R = identity, S = k·a: [S]B = [k]A = R + [k]A, under the genuine key of ``seed``."""
+    a = _scalar(seed)
+    k = _k(IDENTITY_POINT, _point(a), message)
+    return IDENTITY_POINT + (k * a % ED25519_L).to_bytes(32, "little")
+
+
+def _mixed_order_r(seed: bytes, message: bytes) -> bytes:
+    """R = [r]B + T (T of order 8), S = r + k·a: [8][S]B = [8]R + [8][k]A holds (a cofactored
+    verifier accepts) but [S]B − [k]A = [r]B ≠ R (a cofactorless one refuses)."""
+    a = _scalar(seed)
+    big_a = _point(a)
+    r = int.from_bytes(hashlib.sha512(b"licentia vectors: r" + message).digest(), "little")
+    r %= ED25519_L
+    big_r = nacl.bindings.crypto_core_ed25519_add(_point(r), ORDER8_POINT)
+    s = (r + _k(big_r, big_a, message) * a) % ED25519_L
+    return big_r + s.to_bytes(32, "little")
+
+
+def _non_canonical_s(signature: bytes) -> bytes:
+    """The same signature with S + L in place of S (S must be below L)."""
+    s = int.from_bytes(signature[32:], "little") + ED25519_L
+    return signature[:32] + s.to_bytes(32, "little")
+
+
+def _token(issuer: PrivateKey, claims_bytes: bytes, consent: Consent) -> str:
+    """``issue`` without its checks: the issuer's signature over whatever bytes it is given."""
+    sig = issuer.sign(keymod.ISSUANCE, issuance_message(claims_bytes, consent))
+    env = licence_pb2.SignedLicence(claims=claims_bytes, issuer_signature=sig)
+    if isinstance(consent, Approval):
+        env.holder_signature = consent.signature
+    else:
+        env.standing.rule = consent.rule_bytes
+        env.standing.holder_signature = consent.signature
+    return TOKEN_PREFIX + b64url_encode(_enc(env))
+
+
+def _approved(issuer: PrivateKey, holder: PrivateKey, claims_bytes: bytes) -> str:
+    return _token(issuer, claims_bytes, approve(holder, claims_bytes))
+
+
+def _under_rule(
+    issuer: PrivateKey, signer: PrivateKey, claims_bytes: bytes, rule_bytes: bytes
+) -> str:
+    """A licence under the rule ``rule_bytes`` as ``signer`` signed it (no checks)."""
+    consent = StandingConsent(rule_bytes, signer.sign(keymod.STANDING_RULE, rule_bytes))
+    return _token(issuer, claims_bytes, consent)
+
+
+def _case(name: str, section: str, token: str, **more: Any) -> dict[str, Any]:
+    case: dict[str, Any] = {"name": name, "section": section, "token": token}
+    case.update({"use": _use_json(_use()), "now": NOW + 60} | more)
+    return case
+
+
+def _claims(claims: LicenceClaims, index: int) -> licence_pb2.LicenceClaims:
+    """The wire claims of ``claims`` with their own licence id and status index."""
+    c = claims.to_proto()
+    c.licence_id = (0x20_0000 + index).to_bytes(16, "big")
+    c.status_index = 2_000_000 + index
+    return c
+
+
+def edge_cases(
+    k: dict[str, PrivateKey], claims: LicenceClaims, rule: StandingRule, token: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The cases an outside implementer found missing from the text (issue 16), and the raw
+    Ed25519 forgeries among them."""
+    issuer, holder, licensee = k["issuer"], k["holder"], k["licensee"]
+    cases: list[dict[str, Any]] = []
+    forgeries: list[dict[str, Any]] = []
+    n = iter(range(1, 1000))
+
+    # §3.1: a currency is exactly three ASCII capital letters.
+    for cur in ("EU*", "E=R", "4UR", "E R", "EU\n"):
+        c = _claims(claims, next(n))
+        c.price.currency = cur
+        name = f"currency {cur!r}"
+        cases.append(_case(name, "3.1", _approved(issuer, holder, _enc(c))))
+    r = rule.to_proto()
+    r.currency = "EU*"
+    c = _claims(claims, next(n))
+    c.price.currency = "EU*"
+    cases.append(
+        _case(
+            "currency 'EU*' in a standing rule",
+            "3.1",
+            _under_rule(issuer, holder, _enc(c), _enc(r)),
+        )
+    )
+
+    # §1: Ed25519 as a requirement. Each forgery passes a lax verifier (see its flaw).
+    def forged(name: str, flaw: str, c: licence_pb2.LicenceClaims, sig: bytes) -> None:
+        cb = _enc(c)
+        cases.append(_case(name, "1", _token(issuer, cb, Approval(sig))))
+        forgeries.append(
+            {
+                "name": name,
+                "flaw": flaw,
+                "public_key_hex": c.holder_key.hex(),
+                "signing_input_hex": signing_input(keymod.CONSENT, cb),
+                "signature_hex": sig.hex(),
+            }
+        )
+
+    c = _claims(claims, next(n))
+    c.holder_key = IDENTITY_POINT
+    forged("consent under the identity holder key", "identity key", c, IDENTITY_FORGERY)
+    while True:
+        c = _claims(claims, next(n))
+        c.holder_key = ORDER2_POINT
+        sig = _order2_forgery(keymod.signed_message(keymod.CONSENT, _enc(c)))
+        if sig is not None:
+            break
+    forged("consent under the order-2 holder key", "order-2 key", c, sig)
+    seed = SEEDS["holder"]
+    c = _claims(claims, next(n))
+    msg = keymod.signed_message(keymod.CONSENT, _enc(c))
+    forged("consent with a small-order R", "small-order R", c, _small_order_r(seed, msg))
+    c = _claims(claims, next(n))
+    msg = keymod.signed_message(keymod.CONSENT, _enc(c))
+    forged("consent with a mixed-order R", "mixed-order R", c, _mixed_order_r(seed, msg))
+    c = _claims(claims, next(n))
+    sig = _non_canonical_s(holder.sign(keymod.CONSENT, _enc(c)))
+    forged("consent with a non-canonical S", "non-canonical S", c, sig)
+    c = _claims(claims, next(n))
+    c.licensee_key = IDENTITY_POINT
+    p_claims = licence_pb2.PresentationClaims(
+        licence_id=c.licence_id,
+        audience=AUDIENCE,
+        use=_use().to_proto(),
+        presented_at=NOW + 60,
+        nonce=b"\x43" * 16,
+    )
+    p_signed = licence_pb2.SignedPresentation(claims=_enc(p_claims), signature=IDENTITY_FORGERY)
+    cases.append(
+        _case(
+            "presentation under the identity licensee key",
+            "1",
+            _approved(issuer, holder, _enc(c)),
+            audience=AUDIENCE,
+            presentation=PRESENTATION_PREFIX + b64url_encode(_enc(p_signed)),
+        )
+    )
+    forgeries.append(
+        {
+            "name": "presentation under the identity licensee key",
+            "flaw": "identity key",
+            "public_key_hex": IDENTITY_POINT.hex(),
+            "signing_input_hex": signing_input(keymod.PRESENTATION, _enc(p_claims)),
+            "signature_hex": IDENTITY_FORGERY.hex(),
+        }
+    )
+
+    # §2: a count over its limit is TOO_LARGE; an empty list is MALFORMED.
+    c = _claims(claims, next(n))
+    for i in range(16 - len(c.assets) + 1):
+        c.assets.add(category=c.assets[0].category, sha256=hashlib.sha256(b"%d" % i).digest())
+    cases.append(_case("17 assets", "2", _approved(issuer, holder, _enc(c))))
+    c = _claims(claims, next(n))
+    c.scope.territories[:] = sorted(ISO_3166_ALPHA2)[:33]
+    cases.append(_case("33 territories", "2", _approved(issuer, holder, _enc(c))))
+    c = _claims(claims, next(n))
+    c.ClearField("assets")
+    cases.append(_case("no asset", "2", _approved(issuer, holder, _enc(c))))
+    r = rule.to_proto()
+    r.asset_sha256.extend(sorted(hashlib.sha256(b"%d" % i).digest() for i in range(15)))
+    c = _claims(claims, next(n))
+    cases.append(
+        _case("standing rule with 17 digests", "2", _under_rule(issuer, holder, _enc(c), _enc(r)))
+    )
+
+    # §3.2 and §3.5: the rule parses like the claims; which key verifies it; which reasons
+    # combine.
+    r = rule.to_proto()
+    c = _claims(claims, next(n))
+    cases.append(
+        _case(
+            "standing rule with an unknown field",
+            "3.2",
+            _under_rule(issuer, holder, _enc(c), _enc(r) + _ld(99, b"x")),
+        )
+    )
+    c = _claims(claims, next(n))
+    cases.append(
+        _case(
+            "standing rule signed by another key",
+            "3.2",
+            _under_rule(issuer, licensee, _enc(c), _enc(r)),
+        )
+    )
+    other = rule.to_proto()
+    other.holder_key = licensee.public.raw
+    c = _claims(claims, next(n))
+    cases.append(
+        _case(
+            "standing rule naming another holder, signed by the licence's holder",
+            "3.2",
+            _under_rule(issuer, holder, _enc(c), _enc(other)),
+        )
+    )
+    c = _claims(claims, next(n))
+    c.scope.purposes[:] = [cast("Any", Purpose.POLITICAL_CAMPAIGN)]
+    c.scope.territories[:] = ["WORLD"]
+    cases.append(
+        _case(
+            "sensitive use under a standing rule, also outside it",
+            "3.5",
+            _under_rule(issuer, holder, _enc(c), _enc(r)),
+        )
+    )
+    c.not_after = c.not_before + 400 * DAY
+    cases.append(
+        _case(
+            "sensitive use under a standing rule, with a term over the maximum",
+            "3.5",
+            _under_rule(issuer, holder, _enc(c), _enc(r)),
+        )
+    )
+    c.issuer_key_id = licensee.public.key_id
+    c.not_after = c.not_before + 90 * DAY
+    cases.append(
+        _case(
+            "sensitive use under a standing rule, from an unknown issuer key",
+            "3.5",
+            _under_rule(licensee, holder, _enc(c), _enc(r)),
+        )
+    )
+    c = _claims(claims, next(n))
+    c.not_after = c.not_before + 400 * DAY
+    cases.append(
+        _case(
+            "standing rule signed by another key, with a term over the maximum",
+            "3.5",
+            _under_rule(issuer, licensee, _enc(c), _enc(r)),
+        )
+    )
+
+    # §5: the presentation's own rules, and how its reasons sit beside the licence's.
+    lid = claims.licence_id
+    use = _use()
+    platform = {"audience": AUDIENCE}
+    cases += [
+        _case("no presentation", "5", token, **platform),
+        _case("empty presentation", "5", token, presentation="", **platform),
+        _case(
+            "presentation that does not parse, licence not yet valid",
+            "5",
+            token,
+            presentation="lpr1.!!",
+            now=NOW - 1,
+            **platform,
+        ),
+        _case(
+            "presentation over 1024 characters",
+            "5",
+            token,
+            presentation="lpr1." + "A" * 1020,
+            **platform,
+        ),
+        _case(
+            "presentation by another key, for another platform, long ago",
+            "5",
+            token,
+            presentation=present(holder, lid, "platform-2", use, NOW - 1000, nonce=b"\x44" * 16),
+            **platform,
+        ),
+        _case(
+            "presentation naming a 15-byte licence id",
+            "5",
+            token,
+            presentation=present(licensee, lid[:15], AUDIENCE, use, NOW + 60, nonce=b"\x45" * 16),
+            **platform,
+        ),
+    ]
+    p_claims = licence_pb2.PresentationClaims(
+        licence_id=lid,
+        audience=AUDIENCE,
+        use=use.to_proto(),
+        presented_at=NOW + 60,
+        nonce=b"\x46" * 16,
+    )
+    p_claims.use.territory = "XK"
+    p_signed = licence_pb2.SignedPresentation(
+        claims=_enc(p_claims), signature=licensee.sign(keymod.PRESENTATION, _enc(p_claims))
+    )
+    cases.append(
+        _case(
+            "presentation of a use in an unknown territory",
+            "5",
+            token,
+            presentation=PRESENTATION_PREFIX + b64url_encode(_enc(p_signed)),
+            **platform,
+        )
+    )
+
+    # §4 and §8: the intended use is checked first; territory codes are the listed ones.
+    flipped = token[:40] + ("A" if token[40] != "A" else "B") + token[41:]
+    bad_use = _use_json(use) | {"territory": "XK"}
+    cases.append(_case("use in 'XK' with a broken token", "8", flipped, use=bad_use))
+    cases.append(_case("use in 'UK'", "4", token, use=_use_json(use) | {"territory": "UK"}))
+    c = _claims(claims, next(n))
+    c.scope.territories[:] = ["DE", "FR", "XK"]
+    cases.append(_case("licence naming 'XK'", "4", _approved(issuer, holder, _enc(c))))
+
+    # §1: canonical protobuf, each variant signed over its exact bytes.
+    def variant(name: str, claims_bytes: bytes) -> None:
+        cases.append(_case(name, "1", _approved(issuer, holder, claims_bytes)))
+
+    c = _claims(claims, next(n))
+    variant(
+        "claims with an explicit default (exclusive = false)", _replace_field(c, 11, b"\x58\x00")
+    )
+    variant("claims with a field twice", _replace_field(c, 1, _ld(1, c.licence_id) * 2))
+    variant("claims with an over-long varint", _replace_field(c, 10, b"\x50" + b"\x83\x00"))
+    variant(
+        "claims with a known field in another wire type",
+        _replace_field(c, 9, b"\x49" + c.not_after.to_bytes(8, "little")),
+    )
+    unpacked = b"".join(b"\x08" + _varint(v) for v in c.scope.categories)
+    variant(
+        "claims with an unpacked repeated enum",
+        _replace_field(c, 6, _ld(6, _replace_field(c.scope, 1, unpacked))),
+    )
+    price_first = _ld(13, _enc(c.price)) + _split(c, 13)[0]
+    variant("claims with fields out of order", price_first)
+    variant("claims with an unknown field", _enc(c) + _ld(99, b"x"))
+    cb = _enc(c)
+    standing = sign_standing_rule(holder, rule)
+    env = (
+        _ld(1, cb)
+        + _ld(2, holder.sign(keymod.CONSENT, cb))
+        + _ld(
+            3,
+            _enc(
+                licence_pb2.StandingConsent(
+                    rule=standing.rule_bytes, holder_signature=standing.signature
+                )
+            ),
+        )
+        + _ld(4, issuer.sign(keymod.ISSUANCE, issuance_message(cb, standing)))
+    )
+    cases.append(
+        _case("envelope with both consents of the oneof", "1", TOKEN_PREFIX + b64url_encode(env))
+    )
+    return cases, forgeries
+
+
+def _snapshot(
+    signer: PrivateKey, key_id: bytes, bit_length: int, bits: bytes, sequence: int = 2
+) -> bytes:
+    snap = _enc(
+        status_pb2.StatusListSnapshot(
+            issuer_key_id=key_id,
+            sequence=sequence,
+            taken_at=NOW,
+            bit_length=bit_length,
+            bits_zlib=zlib.compress(bits, 9),
+        )
+    )
+    return _enc(
+        status_pb2.SignedStatusSnapshot(
+            snapshot=snap, signature=signer.sign(keymod.STATUS_SNAPSHOT, snap)
+        )
+    )
+
+
+def snapshot_cases(k: dict[str, PrivateKey]) -> list[dict[str, Any]]:
+    """Signed snapshots and what §7 makes of each (the first failing check, in order)."""
+    issuer, licensee = k["issuer"], k["licensee"]
+    key_id = issuer.public.key_id
+    raw = [
+        ("indexes 1 and 6 of 7 revoked", _snapshot(issuer, key_id, 7, b"\x42")),
+        ("a bit set past bit_length", _snapshot(issuer, key_id, 7, b"\x43")),
+        ("a 4-byte key id", _snapshot(issuer, key_id[:4], 7, b"\x42")),
+        (
+            "bit_length over 2^26, by an unknown key",
+            _snapshot(licensee, licensee.public.key_id, (1 << 26) + 1, b""),
+        ),
+        ("by an unknown key", _snapshot(licensee, licensee.public.key_id, 7, b"\x42")),
+        ("fewer bytes than bit_length needs", _snapshot(issuer, key_id, 9, b"\x42")),
+    ]
+    keys = IssuerKeySet([IssuerKey(issuer.public, NOW - DAY)])
+    out = []
+    for name, data in raw:
+        try:
+            snap = verify_snapshot(data, keys)
+        except LicentiaError as e:
+            expect: dict[str, Any] = {"reason": e.reason.name}
+        else:
+            revoked = [i for i in range(snap.bit_length) if snap.bits[i >> 3] & (0x80 >> (i & 7))]
+            expect = {"bit_length": snap.bit_length, "revoked": revoked}
+        out.append({"name": name, "signed_hex": data.hex(), "expect": expect})
+    return out
+
+
+def event_cases(k: dict[str, PrivateKey]) -> list[dict[str, Any]]:
+    """Signed status events and what §7 makes of each."""
+    issuer = k["issuer"]
+    key_id = issuer.public.key_id
+    out = []
+    for name, kid in (("an 8-byte key id", key_id), ("a 32-byte key id", key_id + bytes(24))):
+        message = (
+            (3).to_bytes(8, "big") + (9).to_bytes(8, "big") + (NOW + 30).to_bytes(8, "big") + kid
+        )
+        msg = status_pb2.StatusEvent(
+            sequence=3,
+            status_index=9,
+            revoked_at=NOW + 30,
+            issuer_key_id=kid,
+            signature=issuer.sign(keymod.STATUS_EVENT, message),
+        )
+        keys = IssuerKeySet([IssuerKey(issuer.public, NOW - DAY)])
+        try:
+            event = verify_event(msg, keys)
+        except LicentiaError as e:
+            expect: dict[str, Any] = {"reason": e.reason.name}
+        else:
+            expect = {"sequence": event.sequence, "status_index": event.status_index}
+        out.append(
+            {
+                "name": name,
+                "event_hex": _enc(msg).hex(),
+                "signing_input_hex": signing_input(keymod.STATUS_EVENT, message),
+                "expect": expect,
+            }
+        )
+    return out
+
+
+#: Other texts of the vectors' request timestamp (§6): only the first is its decimal form.
+TIMESTAMP_FORMS = (
+    str(NOW),
+    "0" + str(NOW),
+    "+" + str(NOW),
+    " " + str(NOW),
+    str(NOW) + " ",
+    str(NOW) + ".0",
+    "1.8e9",
+    str(NOW).translate(str.maketrans("0123456789", "０１２３４５６７８９")),
+    "",
+)
+
+
+def request_header_cases(
+    metadata: dict[str, str], method: str, body: bytes
+) -> list[dict[str, Any]]:
+    """The signed request vector with its timestamp header written in other ways."""
+    out = []
+    for ts in TIMESTAMP_FORMS:
+        md = metadata | {TIMESTAMP_HEADER: ts}
+        try:
+            req = parse_request_metadata(md.items())
+            verify_request(req, method, body, NOW, MemoryNonceStore())
+        except LicentiaError as e:
+            expect = e.reason.name
+        else:
+            expect = "OK"
+        out.append({"timestamp": ts, "expect": expect})
+    return out
 
 
 def build() -> dict[str, Any]:
@@ -160,8 +722,11 @@ def build() -> dict[str, Any]:
         },
     ]
     for case in cases:
-        case["expect"] = run_case(case, keys, snapshot)
         case["use"] = _use_json(case["use"])
+    edge, forgeries = edge_cases(k, claims, rule, token)
+    cases += edge
+    for case in cases:
+        case["expect"] = run_case(case, keys, snapshot)
 
     return {
         "about": "Licentia v1 known-answer vectors; see tests/vectors/README.md",
@@ -210,7 +775,15 @@ def build() -> dict[str, Any]:
             ),
             "metadata": dict(metadata),
         },
+        "request_timestamp_forms": request_header_cases(dict(metadata), method, body),
         "rfc8032_test1": RFC8032_TEST1,
+        "ed25519_forgeries": forgeries,
+        "status_snapshot_cases": snapshot_cases(k),
+        "status_event_cases": event_cases(k),
+        "territories": {
+            "iso_3166_1_alpha2": sorted(ISO_3166_ALPHA2),
+            "groups": {name: sorted(codes) for name, codes in territory.GROUPS.items()},
+        },
         "cases": cases,
     }
 
@@ -247,8 +820,24 @@ def _status_heartbeat(issuer: PrivateKey) -> dict[str, Any]:
     }
 
 
+def use_of(u: dict[str, Any]) -> IntendedUse:
+    """The intended use of a case; raises ``LicentiaError(INVALID_USE)``."""
+    return IntendedUse(
+        DataCategory[u["category"]],
+        Purpose[u["purpose"]],
+        Medium[u["medium"]],
+        u["territory"],
+        bytes.fromhex(u["asset_sha256"]),
+    )
+
+
 def run_case(case: dict[str, Any], keys: IssuerKeySet, snapshot: bytes) -> dict[str, Any]:
-    """Verify one case with a fresh engine; the decision as JSON."""
+    """Verify one case with a fresh engine; the decision as JSON. A use that is not valid is
+    INVALID_USE before anything else (§8, step 0)."""
+    try:
+        use = use_of(case["use"])
+    except LicentiaError as e:
+        return {"verdict": "DENY", "reasons": [e.reason.name]}
     view = StatusView(verify_snapshot(snapshot, keys), 300)
     if case.get("revoke"):
         view.apply(StatusEvent(3, parse_token(case["token"]).claims.status_index, NOW + 30))
@@ -256,9 +845,7 @@ def run_case(case: dict[str, Any], keys: IssuerKeySet, snapshot: bytes) -> dict[
     engine = VerificationEngine(
         keys, view, audience=audience, nonces=MemoryNonceStore() if audience else None
     )
-    d = engine.verify(
-        case["token"], case["use"], case["now"], presentation=case.get("presentation")
-    )
+    d = engine.verify(case["token"], use, case["now"], presentation=case.get("presentation"))
     return {"verdict": d.verdict, "reasons": [r.name for r in d.reasons]}
 
 

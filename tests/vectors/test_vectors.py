@@ -7,16 +7,21 @@ import json
 from pathlib import Path
 from typing import Any
 
+import nacl.bindings
+import nacl.exceptions
 import nacl.signing
 import pytest
 
+from licentia import territory
 from licentia.encoding import b64url_decode
-from licentia.keys import IssuerKey, IssuerKeySet, PublicKey
+from licentia.errors import LicentiaError
+from licentia.keys import IssuerKey, IssuerKeySet, PublicKey, verify_signature
 from licentia.nonces import MemoryNonceStore
+from licentia.request import parse_request_metadata, verify_request
 from licentia.scope import IntendedUse
-from licentia.status import StatusEvent, StatusView, verify_snapshot
+from licentia.status import StatusEvent, StatusView, verify_event, verify_snapshot
 from licentia.token import parse_token
-from licentia.v1 import keys_pb2
+from licentia.v1 import keys_pb2, status_pb2
 from licentia.verify import VerificationEngine
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
@@ -140,12 +145,146 @@ def test_verification_cases(case: dict[str, Any]) -> None:
         keys, view, audience=audience, nonces=MemoryNonceStore() if audience else None
     )
     u = case["use"]
-    use = IntendedUse(
-        DataCategory[u["category"]],
-        Purpose[u["purpose"]],
-        Medium[u["medium"]],
-        u["territory"],
-        bytes.fromhex(u["asset_sha256"]),
-    )
-    d = engine.verify(case["token"], use, case["now"], presentation=case.get("presentation"))
-    assert {"verdict": d.verdict, "reasons": [r.name for r in d.reasons]} == case["expect"]
+    try:
+        use = IntendedUse(
+            DataCategory[u["category"]],
+            Purpose[u["purpose"]],
+            Medium[u["medium"]],
+            u["territory"],
+            bytes.fromhex(u["asset_sha256"]),
+        )
+    except LicentiaError as e:  # the use is checked first, alone (§8, step 0)
+        got = {"verdict": "DENY", "reasons": [e.reason.name]}
+    else:
+        d = engine.verify(case["token"], use, case["now"], presentation=case.get("presentation"))
+        got = {"verdict": d.verdict, "reasons": [r.name for r in d.reasons]}
+    assert got == case["expect"]
+
+
+# -- Ed25519 as a requirement (§1) ------------------------------------------------------------
+L = 2**252 + 27742317777372353535851937790883648493
+IDENTITY = bytes.fromhex("01" + "00" * 31)
+ORDER2 = bytes.fromhex("ec" + "ff" * 30 + "7f")
+ORDER8 = bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
+
+
+def _k(r: bytes, a: bytes, m: bytes) -> int:
+    return int.from_bytes(hashlib.sha512(r + a + m).digest(), "little") % L
+
+
+def _mul_base(s: int) -> bytes:
+    return nacl.bindings.crypto_scalarmult_ed25519_base_noclamp(s.to_bytes(32, "little"))
+
+
+def _passes_a_lax_verifier(flaw: str, a: bytes, m: bytes, sig: bytes) -> bool:
+    """Each forgery is a real one: it satisfies the equation a lax verifier checks (cofactored,
+    or cofactorless without the small-order and canonical-S rules)."""
+    r, s = sig[:32], int.from_bytes(sig[32:], "little")
+    k = _k(r, a, m)
+    if flaw == "identity key":  # [0]B = identity = R + [k]·identity
+        return a == IDENTITY and r == IDENTITY and s == 0
+    if flaw == "order-2 key":  # [0]B = R + [k]A: R = identity with k even, or R = A with k odd
+        return a == ORDER2 and s == 0 and ((r == IDENTITY) == (k % 2 == 0)) and r in (IDENTITY, a)
+    ka = nacl.bindings.crypto_scalarmult_ed25519_noclamp(k.to_bytes(32, "little"), a)
+    if flaw == "small-order R":  # [S]B = [k]A = R + [k]A
+        return r == IDENTITY and _mul_base(s) == ka
+    if flaw == "mixed-order R":  # R − ([S]B − [k]A) has order 8: a cofactored verifier accepts
+        q = nacl.bindings.crypto_core_ed25519_sub(_mul_base(s), ka)
+        return q != r and nacl.bindings.crypto_core_ed25519_sub(r, q) == ORDER8
+    if flaw == "non-canonical S":  # S ≥ L, and S − L makes a valid signature
+        return s >= L and _valid(a, m, r, s - L)
+    raise AssertionError(flaw)
+
+
+def _valid(a: bytes, m: bytes, r: bytes, s: int) -> bool:
+    try:
+        nacl.signing.VerifyKey(a).verify(m, r + s.to_bytes(32, "little"))
+    except nacl.exceptions.BadSignatureError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "f", V["ed25519_forgeries"], ids=[f["name"] for f in V["ed25519_forgeries"]]
+)
+def test_ed25519_forgeries_pass_a_lax_verifier_and_libsodium_refuses_them(
+    f: dict[str, Any],
+) -> None:
+    a = bytes.fromhex(f["public_key_hex"])
+    m = bytes.fromhex(f["signing_input_hex"])
+    sig = bytes.fromhex(f["signature_hex"])
+    assert _passes_a_lax_verifier(f["flaw"], a, m, sig)
+    # What PyNaCl's libsodium does on its own: it already enforces each rule of §1, so
+    # licentia.keys needs no check of its own (this test fails if a build of it is laxer).
+    with pytest.raises((nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError)):
+        nacl.bindings.crypto_sign_open(sig + m, a)
+    domain, _, payload = m.partition(b"\x00")
+    assert not verify_signature(a, domain, payload, sig)
+
+
+# -- status snapshots and events (§7) ---------------------------------------------------------
+def _vector_keys() -> IssuerKeySet:
+    issuer = PublicKey.from_text(V["keys"]["issuer"]["public_key"])
+    return IssuerKeySet([IssuerKey(issuer, V["issuer_key_window"]["not_before"])])
+
+
+@pytest.mark.parametrize(
+    "case", V["status_snapshot_cases"], ids=[c["name"] for c in V["status_snapshot_cases"]]
+)
+def test_status_snapshot_cases(case: dict[str, Any]) -> None:
+    got: dict[str, Any]
+    try:
+        snap = verify_snapshot(bytes.fromhex(case["signed_hex"]), _vector_keys())
+    except LicentiaError as e:
+        got = {"reason": e.reason.name}
+    else:
+        revoked = [i for i in range(snap.bit_length) if snap.bits[i >> 3] & (0x80 >> (i & 7))]
+        got = {"bit_length": snap.bit_length, "revoked": revoked}
+    assert got == case["expect"]
+
+
+@pytest.mark.parametrize(
+    "case", V["status_event_cases"], ids=[c["name"] for c in V["status_event_cases"]]
+)
+def test_status_event_cases(case: dict[str, Any]) -> None:
+    msg = status_pb2.StatusEvent.FromString(bytes.fromhex(case["event_hex"]))
+    message = bytes.fromhex(case["signing_input_hex"]).removeprefix(b"licentia.v1.status-event\x00")
+    assert message[24:] == msg.issuer_key_id
+    got: dict[str, Any]
+    try:
+        event = verify_event(msg, _vector_keys())
+    except LicentiaError as e:
+        got = {"reason": e.reason.name}
+    else:
+        assert len(message) == 32  # u64be × 3 ‖ the 8-byte key id
+        got = {"sequence": event.sequence, "status_index": event.status_index}
+    assert got == case["expect"]
+
+
+# -- request headers (§6) and territories (§4) ------------------------------------------------
+@pytest.mark.parametrize(
+    "form",
+    V["request_timestamp_forms"],
+    ids=[repr(f["timestamp"]) for f in V["request_timestamp_forms"]],
+)
+def test_request_timestamp_has_one_decimal_form(form: dict[str, Any]) -> None:
+    req = V["request"]
+    metadata = req["metadata"] | {"x-licentia-timestamp": form["timestamp"]}
+    try:
+        signed = parse_request_metadata(metadata.items())
+        verify_request(
+            signed, req["method"], bytes.fromhex(req["body_hex"]), V["now"], MemoryNonceStore()
+        )
+    except LicentiaError as e:
+        got = e.reason.name
+    else:
+        got = "OK"
+    assert got == form["expect"]
+    assert (got == "OK") == (form["timestamp"] == str(req["timestamp"]))
+
+
+def test_territory_codes_are_exactly_the_listed_ones() -> None:
+    t = V["territories"]
+    assert len(t["iso_3166_1_alpha2"]) == 249
+    assert frozenset(t["iso_3166_1_alpha2"]) == territory.ISO_3166_ALPHA2
+    assert {k: frozenset(v) for k, v in t["groups"].items()} == territory.GROUPS
