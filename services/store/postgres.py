@@ -32,7 +32,7 @@ differs when several processes write at once, each with its own pool:
 - Handles compare byte-wise (``COLLATE "C"``), as in SQLite, whatever the database's locale:
   offers page in the same order on both.
 - Migrations are the SQLite store's, by the same names (``m001_initial`` …
-  ``m005_spent_nonces``), in PostgreSQL DDL, recorded in ``licentia_migrations`` and
+  ``m006_exchange_keys``), in PostgreSQL DDL, recorded in ``licentia_migrations`` and
   applied at start under a session advisory lock, so replicas starting together do not race.
 """
 
@@ -208,6 +208,14 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         """
         CREATE TABLE spent_nonces (key BYTEA PRIMARY KEY, expires_at BIGINT NOT NULL);
         CREATE INDEX spent_nonces_expiry ON spent_nonces (expires_at);
+        """,
+    ),
+    (
+        "m006_exchange_keys",
+        """
+        CREATE TABLE exchange_keys (
+            name TEXT PRIMARY KEY, public_key BYTEA NOT NULL, recorded_at BIGINT NOT NULL
+        );
         """,
     ),
 )
@@ -422,6 +430,9 @@ class PostgresStore(SqlStore):
                 n.recorded = True
             return value
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _has_table(self, name: str) -> bool:
+        return self._rows("SELECT to_regclass(?)", (name,))[0][0] is not None
 
     def _hold(self, c: Conn, *parts: bytes) -> None:
         """A transaction-scoped advisory lock on ``parts``: released at commit or rollback."""
