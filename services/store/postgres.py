@@ -314,6 +314,15 @@ def _unreachable(e: Exception) -> LicentiaError:
     )
 
 
+def _maybe_made() -> LicentiaError:
+    """UNAVAILABLE for a change whose commit was sent but not answered."""
+    return LicentiaError(
+        Reason.UNAVAILABLE,
+        "the database connection was lost while committing: the change may"
+        " have been made; retry it (changes are idempotent where it matters)",
+    )
+
+
 def _too_slow(e: Exception) -> LicentiaError:
     """UNAVAILABLE for a statement the server cancelled at :data:`STATEMENT_TIMEOUT_MS`."""
     _log.warning("store.statement_timeout", extra={"error": str(e)})
@@ -412,15 +421,13 @@ class PostgresStore(SqlStore):
                 continue
             except PoolTimeout as e:  # no connection to be had: nothing was sent
                 raise _unreachable(e) from e
-            except pg_errors.QueryCanceled as e:  # past the statement timeout: rolled back
-                raise _too_slow(e) from e
+            except pg_errors.QueryCanceled as e:
+                if not committing:  # past the statement timeout: rolled back, not retried
+                    raise _too_slow(e) from e
+                raise _maybe_made() from e
             except psycopg.OperationalError as e:
                 if committing:  # lost while committing: it may or may not have been made
-                    raise LicentiaError(
-                        Reason.UNAVAILABLE,
-                        "the database connection was lost while committing: the change may"
-                        " have been made; retry it (changes are idempotent where it matters)",
-                    ) from e
+                    raise _maybe_made() from e
                 lost += 1  # nothing was committed: run it again on another connection
                 if lost >= LOST_ATTEMPTS:
                     raise LicentiaError(Reason.UNAVAILABLE, "the database is unreachable") from e
