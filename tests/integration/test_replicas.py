@@ -14,9 +14,10 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc  # type: ignore[import-untyped]
 import psycopg
@@ -24,6 +25,7 @@ import pytest
 
 from licentia import merkle
 from licentia.errors import Reason
+from licentia.follow import UpstreamError
 from licentia.keys import PrivateKey
 from licentia.presentation import present
 from licentia.v1 import ledger_pb2, licences_pb2, records_pb2, registry_pb2, transparency_pb2
@@ -54,12 +56,14 @@ if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (R
     from clients.channel import SignedChannel
     from services import app as app_module
     from services.app import KEYS_DIR, LOG_KEY_FILE, OPERATOR_KEY_FILE
+    from services.replica import PlatformDirectory, build_replica
     from services.server import main as server_main
     from services.store import open_store
 else:
     from licentia.clients.channel import SignedChannel
     from licentia.services import app as app_module
     from licentia.services.app import KEYS_DIR, LOG_KEY_FILE, OPERATOR_KEY_FILE
+    from licentia.services.replica import PlatformDirectory, build_replica
     from licentia.services.server import main as server_main
     from licentia.services.store import open_store
 
@@ -323,6 +327,48 @@ def test_replicas_answer_within_seconds_of_the_database_returning(
             pg_server.start_server()
         b.stop()
         a.stop()
+
+
+class _Hung(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """An upstream that accepts every call and never answers (until released)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def service(self, details: Any) -> Any:
+        def hang(request: bytes, context: Any) -> bytes:
+            self.release.wait(60)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "released")
+            return b""
+
+        return grpc.unary_unary_rpc_method_handler(hang)
+
+
+def test_a_verify_only_replicas_calls_to_an_upstream_that_never_answers_end_at_their_deadline() -> (
+    None
+):
+    """The calls a verify-only replica makes to its upstream (issuer keys, snapshot,
+    ListPlatforms) each carry a deadline: an upstream that accepts them and never answers
+    costs the replica that deadline, not a hung thread."""
+    hung = _Hung()
+    server = grpc.server(ThreadPoolExecutor(8), handlers=[hung])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(UpstreamError) as e:
+            PlatformDirectory(channel, timeout=0.5).load()
+        assert e.value.reason is Reason.UNAVAILABLE
+        assert time.monotonic() - t0 < 3
+        t0 = time.monotonic()
+        with pytest.raises(UpstreamError):
+            build_replica(f"127.0.0.1:{port}", timeout=0.5)
+        assert time.monotonic() - t0 < 3
+    finally:
+        hung.release.set()
+        channel.close()
+        server.stop(0)
 
 
 def _listeners(url: str, terminate: bool = False) -> int:
