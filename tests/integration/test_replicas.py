@@ -1,8 +1,10 @@
 """Two exchange replicas on one PostgreSQL database behave as one exchange: a licence issued
 by one is served by the other; a revocation taken by one reaches the WatchRevocations
 subscribers, the inline verifiers and the Verify RPC of the other, in sequence order and
-without gaps, also across a resumption; the transparency log is one log; and stopping one
-replica abruptly mid-load loses no acknowledged operation while the other keeps serving."""
+without gaps, also across a resumption; the transparency log is one log; stopping one
+replica abruptly mid-load loses no acknowledged operation while the other keeps serving;
+both answer again within seconds of the database's return after an outage. And, on both
+backends, a replica whose keys are not the exchange's (issue 16) refuses to start."""
 
 from __future__ import annotations
 
@@ -344,9 +346,7 @@ class _Hung(grpc.GenericRpcHandler):  # type: ignore[misc]
         return grpc.unary_unary_rpc_method_handler(hang)
 
 
-def test_a_verify_only_replicas_calls_to_an_upstream_that_never_answers_end_at_their_deadline() -> (
-    None
-):
+def test_a_verify_only_replicas_calls_to_a_hung_upstream_end_at_their_deadline() -> None:
     """The calls a verify-only replica makes to its upstream (issuer keys, snapshot,
     ListPlatforms) each carry a deadline: an upstream that accepts them and never answers
     costs the replica that deadline, not a hung thread."""
