@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 
+from licentia.keys import PrivateKey, PublicKey
 from licentia.v1 import (
     exchange_pb2,
     ledger_pb2,
@@ -23,12 +24,12 @@ from licentia.v1 import (
 from .deps import Deps, Settings
 from .exchange import ExchangeService
 from .hub import RevocationHub
-from .issuer import Keyring, key_file
+from .issuer import ExchangeKeyError, Keyring, key_file
 from .ledger_service import LedgerService
 from .licences import LicenceService
 from .registry import RegistryService
 from .rpc import Authenticator, Clock, Method, StreamLimit, SystemClock, service
-from .store import open_store
+from .store import Store, open_store
 from .transparency import TransparencyService
 from .verification import VerificationService
 
@@ -79,6 +80,12 @@ KEYS_DIR = "issuer-keys"
 OPERATOR_KEY_FILE = "operator.key"
 #: The key that signs the public log's checkpoints (0600), created on first start.
 LOG_KEY_FILE = "log.key"
+#: The exchange's own keys, which every replica must share: the name the store records each
+#: under (:meth:`.store.Store.exchange_keys`), its file in the data directory, what it is.
+SHARED_KEYS = (
+    ("operator", OPERATOR_KEY_FILE, "operator key"),
+    ("log", LOG_KEY_FILE, "log key"),
+)
 
 
 @dataclass
@@ -124,7 +131,9 @@ def build(
     response streams are open at once (keep it below the server's worker threads).
     ``keys_dir`` holds the issuer keys' secret files (default: ``issuer-keys/`` in
     ``data_dir``). ``db`` names the store (:func:`.store.open_store`): empty for the SQLite
-    file in ``data_dir``, or ``postgresql://…``; the data directory still holds the keys.
+    file in ``data_dir``, or ``postgresql://…``; the data directory still holds the keys,
+    which must be the exchange's: :func:`load_keys` raises :class:`.issuer.ExchangeKeyError`
+    (a ValueError) when they are not, and nothing is served.
     """
     settings = settings or Settings()
     clock = clock or SystemClock()
@@ -133,10 +142,15 @@ def build(
     if unknown or not services:
         raise ValueError(f"unknown services: {', '.join(unknown) or '(none)'}")
     store = open_store(db, data_dir / DB_FILE, read_only=follower)
-    keyring = Keyring(keys_dir or data_dir / KEYS_DIR, store, clock.now)
-    keyring.load(clock.now(), create=not follower)
+    try:
+        keyring, keys = load_keys(
+            data_dir, store, keys_dir or data_dir / KEYS_DIR, clock, follower=follower
+        )
+    except BaseException:
+        store.close()
+        raise
     hub = RevocationHub(store, keyring, clock.now)
-    operator = key_file(data_dir / OPERATOR_KEY_FILE, create=not follower)
+    operator = keys["operator"]
     deps = Deps(
         store,
         keyring,
@@ -144,7 +158,7 @@ def build(
         clock,
         settings,
         operator_key=operator.public.raw if operator is not None else None,
-        log_key=key_file(data_dir / LOG_KEY_FILE, create=not follower),
+        log_key=keys["log"],
     )
     auth = Authenticator(not_before=clock.now())
     streams = StreamLimit(max_streams)
@@ -181,6 +195,110 @@ def build(
         t.start()
         app._threads.append(t)
     return app
+
+
+def load_keys(
+    data_dir: Path, store: Store, keys_dir: Path, clock: Clock, *, follower: bool = False
+) -> tuple[Keyring, dict[str, PrivateKey | None]]:
+    """The exchange's keys for a process on ``store``: its issuer keyring, and its operator
+    and log keys by name (:data:`SHARED_KEYS`; None only for a follower without the file).
+
+    Every replica of an exchange must hold the exchange's keys, never its own: the store
+    records the public operator and log keys the first time an exchange starts on it (on a
+    store that predates the record, the first start after the upgrade), and every later
+    start checks its key files against that record. A difference, a missing file, or no
+    secret for the issuer key the store publishes as current raises
+    :class:`.issuer.ExchangeKeyError`, naming the key and what to do, before anything is
+    written or served. Key files are created only on a new store (no issuer key published
+    and no key recorded). A follower (read-only) creates and records nothing; the key files
+    it has must still be the exchange's.
+    """
+    recorded = store.exchange_keys()
+    keyring = Keyring(keys_dir, store, clock.now)
+    keyring.load(clock.now(), create=False)
+    fresh = len(keyring.key_set) == 0  # no issuer key published yet: a new exchange
+    keys = {
+        name: _shared_key(
+            data_dir / file,
+            what,
+            recorded.get(name),
+            create=fresh and not follower and name not in recorded,
+            required=not follower and (name in recorded or not fresh),
+        )
+        for name, file, what in SHARED_KEYS
+    }
+    if follower:
+        return keyring, keys
+    if not fresh:
+        _check_issuer_secrets(keyring, clock.now())
+    if any(name not in recorded for name, _, _ in SHARED_KEYS):
+        # The first start on this store (or the first since the record exists): record
+        # these keys, unless another replica starting at the same moment recorded its own.
+        publics = {name: key.public.raw for name, key in keys.items() if key is not None}
+        recorded = store.record_exchange_keys(publics, clock.now())
+        for name, file, what in SHARED_KEYS:
+            _shared_key(data_dir / file, what, recorded.get(name), create=False, required=True)
+    if fresh:  # the first issuer key, made after the record: a replica refused makes none
+        keyring.load(clock.now(), create=True)
+        _check_issuer_secrets(keyring, clock.now())
+    return keyring, keys
+
+
+def check_key_files(data_dir: Path, store: Store) -> None:
+    """Raise :class:`.issuer.ExchangeKeyError` when the data directory's operator or log key
+    is missing or differs from the store's record (the key commands' check before they
+    publish or withdraw an issuer key: a wrong data directory changes nothing)."""
+    recorded = store.exchange_keys()
+    for name, file, what in SHARED_KEYS:
+        if name in recorded:
+            _shared_key(data_dir / file, what, recorded[name], create=False, required=True)
+
+
+def _shared_key(
+    path: Path, what: str, recorded: bytes | None, *, create: bool, required: bool
+) -> PrivateKey | None:
+    """The key in ``path`` (created if ``create`` and absent), checked against the public
+    key the store records for it (``recorded``, if any)."""
+    key = key_file(path, create=create)
+    copy = (
+        f"copy the exchange's key files ({OPERATOR_KEY_FILE}, {LOG_KEY_FILE} and {KEYS_DIR}/)"
+        f" from the data directory of a replica of this exchange into {path.parent}"
+    )
+    if key is None:
+        if not required:
+            return None
+        if recorded is not None:
+            raise ExchangeKeyError(
+                f"{path} is missing, but the store records this exchange's {what}"
+                f" ({PublicKey(recorded).text}): a replica runs with the exchange's own keys"
+                f" and never makes its own; {copy}"
+            )
+        raise ExchangeKeyError(
+            f"{path} is missing, but the store already holds an exchange (its issuer keys are"
+            f" published): a replica runs with the exchange's own keys and never makes its"
+            f" own; {copy}"
+        )
+    if recorded is not None and key.public.raw != recorded:
+        raise ExchangeKeyError(
+            f"the {what} in {path} ({key.public.text}) is not this exchange's: the store"
+            f" records {PublicKey(recorded).text}; this data directory belongs to another"
+            f" exchange. Start with --db pointing at that exchange's store, or {copy}"
+        )
+    return key
+
+
+def _check_issuer_secrets(keyring: Keyring, now: int) -> None:
+    """Refuse to start without the secret of the issuer key the store publishes as current
+    (it would answer every issuance with INTERNAL "no current issuer key")."""
+    missing = keyring.missing_secrets(now)
+    if missing:
+        names = ", ".join(f"{key_id.hex()}.key" for key_id in missing)
+        raise ExchangeKeyError(
+            f"{keyring.keys_dir} has no secret for the issuer key the store publishes as this"
+            f" exchange's current one ({names}): copy the exchange's issuer key files there"
+            " from the data directory of a replica of this exchange (or point --issuer-keys"
+            " at them)"
+        )
 
 
 def _refresh_keys(

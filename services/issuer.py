@@ -157,6 +157,16 @@ class Keyring:
             self._reload()
             return replacement
 
+    def missing_secrets(self, now: int) -> list[bytes]:
+        """The ids of the published keys that may sign at ``now`` or later (the current key,
+        and one rotated in to start next) whose secret file this keyring does not hold."""
+        published, private = self._keys
+        return [
+            k.key_id
+            for k in published
+            if (k.not_after is None or k.not_after > now) and k.key_id not in private
+        ]
+
     def current(self, at: int | None = None) -> PrivateKey:
         """The key that signs at ``at`` (default now): the one whose window holds that time
         (a key rotated in starts at the next second). A licence stamped ``issued_at`` is
@@ -189,6 +199,10 @@ class Keyring:
         """Re-read the published keys (a replica following another process's rotation)."""
         with self._lock:
             self._reload()
+
+
+class ExchangeKeyError(ValueError):
+    """A replica's keys are not the exchange's (or are missing): it must not start."""
 
 
 def key_file(path: Path, *, create: bool) -> PrivateKey | None:

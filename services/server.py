@@ -24,9 +24,18 @@ from licentia.token import is_currency
 from licentia.v1 import ledger_pb2
 
 from . import ledger
-from .app import DB_FILE, KEYS_DIR, LOG_KEY_FILE, OPERATOR_KEY_FILE, SERVICES, App, build
+from .app import (
+    DB_FILE,
+    KEYS_DIR,
+    LOG_KEY_FILE,
+    OPERATOR_KEY_FILE,
+    SERVICES,
+    App,
+    build,
+    check_key_files,
+)
 from .deps import Settings
-from .issuer import Keyring, key_file
+from .issuer import ExchangeKeyError, Keyring, key_file
 from .replica import DEFAULT_STALENESS_SECONDS, ReplicaApp, build_replica
 from .rpc import SystemClock, json_logger
 from .runtime import ServerSettings, install_signal_handlers, start
@@ -264,6 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         store = open_store(args.db, args.data_dir / DB_FILE)
         try:
+            try:
+                check_key_files(args.data_dir, store)
+            except ExchangeKeyError as e:
+                print(f"{PROG}: error: {e}", file=sys.stderr)
+                return 2
             keyring = Keyring(
                 args.issuer_keys or args.data_dir / KEYS_DIR, store, SystemClock().now
             )
@@ -294,6 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "rotate-key":
         store = open_store(args.db, args.data_dir / DB_FILE)
         try:
+            try:
+                check_key_files(args.data_dir, store)
+            except ExchangeKeyError as e:
+                print(f"{PROG}: error: {e}", file=sys.stderr)
+                return 2
             keyring = Keyring(
                 args.issuer_keys or args.data_dir / KEYS_DIR, store, SystemClock().now
             )

@@ -129,7 +129,16 @@ class PgServer:
     def crash_and_restart(self) -> None:
         """Stop the server as a power cut would (``immediate``: no checkpoint, no flush of
         anything not already on disk), then start it again: it recovers from its WAL."""
+        self.stop_server()
+        self.start_server()
+
+    def stop_server(self) -> None:
+        """Stop the server as a power cut or a crash would (``immediate``), keeping its data
+        directory: every connection to it dies; :meth:`start_server` brings it back."""
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def start_server(self) -> None:
+        """Start the server again after :meth:`stop_server` (it recovers from its WAL)."""
         self._pg_ctl_start()
 
     def url(self, dbname: str = "postgres") -> str:

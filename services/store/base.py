@@ -9,7 +9,7 @@ either everything they describe happens, durably, or nothing does. They raise
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -331,6 +331,20 @@ class Store(Protocol):
         connection (what was said meanwhile is unknown: read to catch up). One that cannot
         (SQLite) sleeps ``timeout`` and returns False: the caller polls on a timer. Called
         from one thread at a time (the replica's follower thread)."""
+        ...
+
+    # -- the exchange's own keys -----------------------------------------------------------
+    def exchange_keys(self) -> dict[str, bytes]:
+        """The exchange's public keys as recorded by its first start, by name (``operator``,
+        ``log``): every replica must run with exactly these. Empty before the first start
+        (and on a read-only store whose database predates the record)."""
+        ...
+
+    def record_exchange_keys(self, keys: Mapping[str, bytes], now: int) -> dict[str, bytes]:
+        """Record the keys of ``keys`` whose name has no record yet (the first start's; on a
+        store that predates the record, the first start's after the upgrade), in one change;
+        returns every record after it. A name already recorded keeps its first key: of two
+        replicas starting at once with different keys, one finds the other's."""
         ...
 
     # -- issuer keys ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 from licentia import merkle
@@ -121,6 +121,8 @@ class SqlStore:
     _INTEGRITY: ClassVar[tuple[type[Exception], ...]] = ()
     #: True when several writers may run at once (then money rows are re-read under lock).
     _CONCURRENT_WRITERS: ClassVar[bool] = False
+    #: A read-only store (a follower's) never writes, nor migrates.
+    read_only: bool = False
 
     def _init_common(self) -> None:
         self._index_lock = threading.Lock()
@@ -138,6 +140,10 @@ class SqlStore:
 
     def _snapshot(self) -> contextlib.AbstractContextManager[Conn]:
         """A connection whose reads all see one snapshot."""
+        raise NotImplementedError
+
+    def _has_table(self, name: str) -> bool:
+        """Whether the database has this table (a read-only store is not migrated)."""
         raise NotImplementedError
 
     def _hold(self, c: Conn, *parts: bytes) -> None:
@@ -1390,6 +1396,29 @@ class SqlStore:
             revoked = [r[0] for r in c.execute("SELECT status_index FROM revocations")]
             seq = c.execute("SELECT coalesce(max(sequence), 0) FROM revocations").fetchone()
         return revoked, int(seq[0])
+
+    # -- the exchange's own keys -----------------------------------------------------------
+    def exchange_keys(self) -> dict[str, bytes]:
+        """The exchange's public keys as recorded by its first start, by name."""
+        if self.read_only and not self._has_table("exchange_keys"):
+            return {}  # a follower's store that its primary has not migrated yet
+        rows = self._rows("SELECT name, public_key FROM exchange_keys")
+        return {str(name): bytes(key) for name, key in rows}
+
+    def record_exchange_keys(self, keys: Mapping[str, bytes], now: int) -> dict[str, bytes]:
+        """Record the keys of ``keys`` whose name has no record yet; every record after."""
+
+        def change(c: Conn) -> dict[str, bytes]:
+            self._hold(c, b"exchange_keys")
+            for name, key in sorted(keys.items()):
+                c.execute(
+                    "INSERT INTO exchange_keys VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                    (name, key, now),
+                )
+            rows = c.execute("SELECT name, public_key FROM exchange_keys").fetchall()
+            return {str(name): bytes(key) for name, key in rows}
+
+        return self._transact(change)
 
     # -- issuer keys ---------------------------------------------------------------------
     def issuer_keys(self) -> list[IssuerKeyRow]:

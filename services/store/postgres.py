@@ -25,10 +25,14 @@ differs when several processes write at once, each with its own pool:
   replica's follower thread): a notification wakes it to read ``events_after`` from its
   last sequence; a lost listening connection is reopened with backoff, and the reader told
   to catch up, since notifications sent meanwhile are lost.
+- Every wait on the database is bounded (:data:`POOL_WAIT_SECONDS`,
+  :data:`POOL_RECONNECT_SECONDS`, :data:`CONNECT_TIMEOUT_SECONDS`,
+  :data:`STATEMENT_TIMEOUT_MS`, :data:`TCP_PARAMS`): while the database is away a call is
+  UNAVAILABLE within seconds, and the pool connects again as soon as it is back.
 - Handles compare byte-wise (``COLLATE "C"``), as in SQLite, whatever the database's locale:
   offers page in the same order on both.
 - Migrations are the SQLite store's, by the same names (``m001_initial`` …
-  ``m005_spent_nonces``), in PostgreSQL DDL, recorded in ``licentia_migrations`` and
+  ``m006_exchange_keys``), in PostgreSQL DDL, recorded in ``licentia_migrations`` and
   applied at start under a session advisory lock, so replicas starting together do not race.
 """
 
@@ -44,7 +48,8 @@ from typing import Any, ClassVar, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg_pool import ConnectionPool
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from licentia.errors import LicentiaError, Reason
 
@@ -205,6 +210,14 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX spent_nonces_expiry ON spent_nonces (expires_at);
         """,
     ),
+    (
+        "m006_exchange_keys",
+        """
+        CREATE TABLE exchange_keys (
+            name TEXT PRIMARY KEY, public_key BYTEA NOT NULL, recorded_at BIGINT NOT NULL
+        );
+        """,
+    ),
 )
 
 #: The channel on which revocations are announced (payload: the event's sequence number).
@@ -212,19 +225,57 @@ CHANNEL = "licentia_revocations"
 #: The listening connection is reopened after this long, doubling up to the maximum.
 LISTEN_BACKOFF = (0.05, 2.0)
 
+# Every wait on the database is bounded, so that a call fails with UNAVAILABLE while the
+# database is away and the replica answers again within seconds of its return.
+#: How long a call waits for a pooled connection before it is UNAVAILABLE.
+POOL_WAIT_SECONDS = 3.0
+#: How long the pool keeps trying to make one connection before giving up on it (psycopg_pool
+#: waits 1 s, then 2, 4, 8 … between attempts, so a longer time here means a reconnection
+#: up to that long after the database is back). The next call that needs a connection
+#: starts a new attempt at once.
+POOL_RECONNECT_SECONDS = 1.0
+#: libpq's ``connect_timeout``: a connection attempt to an unreachable host gives up.
+CONNECT_TIMEOUT_SECONDS = 3
+#: The server cancels a statement (a lock wait included) that runs longer than this.
+STATEMENT_TIMEOUT_MS = 15_000
+#: TCP keepalives and ``tcp_user_timeout``, so that a connection over a cut network fails in
+#: about ten seconds instead of the kernel's minutes (libpq ignores them on Unix sockets).
+TCP_PARAMS = {
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+}
+
 _log = logging.getLogger("licentia.store")
 
 #: The engine's aborts after which a change is simply run again.
 _RETRY = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 
 
+def connection_params(url: str, *, statement_timeout: bool = True) -> dict[str, str]:
+    """The libpq parameters the store adds to ``url``'s own: a connect timeout, TCP
+    keepalives and, unless ``statement_timeout`` is False, a statement timeout (appended to
+    the URL's ``options``). A parameter the URL sets itself is left as the URL has it."""
+    given = conninfo_to_dict(url)
+    params = {"connect_timeout": str(CONNECT_TIMEOUT_SECONDS), **TCP_PARAMS}
+    params = {k: v for k, v in params.items() if k not in given}
+    options = str(given.get("options") or "")
+    if statement_timeout and "statement_timeout" not in options:
+        params["options"] = f"{options} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip()
+    return params
+
+
 def migrate(url: str) -> list[str]:
     """Apply the migrations not yet applied to the database at ``url``; their names.
 
     Runs under a session advisory lock: replicas starting together apply each migration
-    once, one after another, and each migration commits with its record."""
+    once, one after another, and each migration commits with its record. (No statement
+    timeout here: a migration may build an index, and a replica waits for another's.)"""
     applied: list[str] = []
-    with psycopg.connect(url, autocommit=True) as conn:
+    params = connection_params(url, statement_timeout=False)
+    with psycopg.connect(url, autocommit=True, **params) as conn:  # type: ignore[arg-type]
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
         try:
             conn.execute(
@@ -252,6 +303,33 @@ def migrate(url: str) -> list[str]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
     return applied
+
+
+def _unreachable(e: Exception) -> LicentiaError:
+    """UNAVAILABLE for a call that found no database connection within the pool's wait."""
+    _log.warning("store.unreachable", extra={"error": str(e)})
+    return LicentiaError(
+        Reason.UNAVAILABLE,
+        f"the database is unreachable (no connection within {POOL_WAIT_SECONDS:g} s); retry",
+    )
+
+
+def _maybe_made() -> LicentiaError:
+    """UNAVAILABLE for a change whose commit was sent but not answered."""
+    return LicentiaError(
+        Reason.UNAVAILABLE,
+        "the database connection was lost while committing: the change may"
+        " have been made; retry it (changes are idempotent where it matters)",
+    )
+
+
+def _too_slow(e: Exception) -> LicentiaError:
+    """UNAVAILABLE for a statement the server cancelled at :data:`STATEMENT_TIMEOUT_MS`."""
+    _log.warning("store.statement_timeout", extra={"error": str(e)})
+    return LicentiaError(
+        Reason.UNAVAILABLE,
+        f"the database did not answer within {STATEMENT_TIMEOUT_MS / 1000:g} s; retry",
+    )
 
 
 class _PgConn:
@@ -293,15 +371,19 @@ class PostgresStore(SqlStore):
         self.read_only = read_only
         self._local = threading.local()
         self._init_common()
+        #: libpq parameters of every connection but the migrations' (see :data:`TCP_PARAMS`).
+        self._params = connection_params(url)
         if not read_only:
             migrate(url)
         self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, **self._params},
             open=True,
             name="licentia-store",
+            timeout=POOL_WAIT_SECONDS,
+            reconnect_timeout=POOL_RECONNECT_SECONDS,
         )
         #: The connection that LISTENs (opened by the first :meth:`wait_for_events`).
         self._listener: psycopg.Connection[tuple[Any, ...]] | None = None
@@ -337,13 +419,15 @@ class PostgresStore(SqlStore):
                 if attempt == ATTEMPTS - 1:
                     raise
                 continue
+            except PoolTimeout as e:  # no connection to be had: nothing was sent
+                raise _unreachable(e) from e
+            except pg_errors.QueryCanceled as e:
+                if not committing:  # past the statement timeout: rolled back, not retried
+                    raise _too_slow(e) from e
+                raise _maybe_made() from e
             except psycopg.OperationalError as e:
                 if committing:  # lost while committing: it may or may not have been made
-                    raise LicentiaError(
-                        Reason.UNAVAILABLE,
-                        "the database connection was lost while committing: the change may"
-                        " have been made; retry it (changes are idempotent where it matters)",
-                    ) from e
+                    raise _maybe_made() from e
                 lost += 1  # nothing was committed: run it again on another connection
                 if lost >= LOST_ATTEMPTS:
                     raise LicentiaError(Reason.UNAVAILABLE, "the database is unreachable") from e
@@ -353,6 +437,9 @@ class PostgresStore(SqlStore):
                 n.recorded = True
             return value
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _has_table(self, name: str) -> bool:
+        return self._rows("SELECT to_regclass(?)", (name,))[0][0] is not None
 
     def _hold(self, c: Conn, *parts: bytes) -> None:
         """A transaction-scoped advisory lock on ``parts``: released at commit or rollback."""
@@ -391,7 +478,11 @@ class PostgresStore(SqlStore):
         if conn is None or conn.closed:
             self._listener = None
             try:
-                conn = psycopg.connect(self.url, autocommit=True)
+                conn = psycopg.connect(
+                    self.url,
+                    autocommit=True,
+                    **self._params,  # type: ignore[arg-type]
+                )
                 conn.execute(f"LISTEN {CHANNEL}")
             except psycopg.Error:
                 _log.warning("store.listen_failed", exc_info=True)
@@ -429,6 +520,10 @@ class PostgresStore(SqlStore):
             try:
                 with self._pool.connection() as conn:
                     return _PgConn(conn).execute(sql, params).fetchall()
+            except PoolTimeout as e:  # waiting again would only wait as long again
+                raise _unreachable(e) from e
+            except pg_errors.QueryCanceled as e:
+                raise _too_slow(e) from e
             except psycopg.OperationalError as e:
                 if attempt == LOST_ATTEMPTS - 1:
                     raise LicentiaError(Reason.UNAVAILABLE, "the database is unreachable") from e
@@ -453,6 +548,10 @@ class PostgresStore(SqlStore):
             with self._pool.connection() as conn, conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 yield _PgConn(conn)
+        except PoolTimeout as e:
+            raise _unreachable(e) from e
+        except pg_errors.QueryCanceled as e:
+            raise _too_slow(e) from e
         except psycopg.OperationalError as e:
             self._connection_lost(1)
             raise LicentiaError(Reason.UNAVAILABLE, "the database connection was lost") from e

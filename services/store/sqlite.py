@@ -205,6 +205,19 @@ def m005_spent_nonces(db: Database) -> None:
     )
 
 
+@migrations()
+def m006_exchange_keys(db: Database) -> None:
+    """The exchange's own public keys (operator, log), recorded by its first start: every
+    later start, of any replica, checks its key files against them (``services/app.py``)."""
+    db.executescript(
+        """
+        CREATE TABLE exchange_keys (
+            name TEXT PRIMARY KEY, public_key BLOB NOT NULL, recorded_at INTEGER NOT NULL
+        ) STRICT;
+        """
+    )
+
+
 class SqliteStore(SqlStore):
     """The :class:`~.base.Store` on one SQLite file (``:memory:`` is refused: nothing fakes
     durability)."""
@@ -346,6 +359,11 @@ class SqliteStore(SqlStore):
             yield c
         finally:
             c.execute("COMMIT")
+
+    def _has_table(self, name: str) -> bool:
+        return bool(
+            self._rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        )
 
     def _next_log_index(self, c: Conn) -> int:
         """The one writer appends after the last entry."""

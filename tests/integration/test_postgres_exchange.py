@@ -130,3 +130,49 @@ def test_two_replicas_on_one_database_issue_one_exclusive_licence(
     finally:
         second.stop()
         first.stop()
+
+
+def test_replicas_with_their_own_data_directories_starting_at_once_one_exchange_starts(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    """Four replicas, each with a new data directory of its own, start at the same moment on
+    a new database: the first to record its keys is the exchange, every other one refuses
+    to start, and the one issuer key published is the started replica's."""
+    url = pg_server.create_database(pg_server.template)
+    n = 4
+    started: list[Exchange] = []
+    refused: list[str] = []
+    lock = threading.Lock()
+    gate = threading.Barrier(n)
+
+    def start(i: int) -> None:
+        gate.wait()
+        try:
+            ex = start_exchange(tmp_path / f"data-{i}", db=url)
+        except ValueError as e:
+            with lock:
+                refused.append(str(e))
+        else:
+            with lock:
+                started.append(ex)
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    try:
+        assert len(started) == 1
+        assert len(refused) == n - 1, refused
+        for r in refused:  # the record was there when it looked, or it lost the race to it
+            assert "is not this exchange's" in r or "is missing" in r
+            assert "operator" in r
+        (winner,) = started
+        (key,) = winner.app.deps.store.issuer_keys()
+        assert (winner.data_dir / "issuer-keys" / f"{key.key_id.hex()}.key").exists()
+        assert winner.app.deps.keyring.current().public.raw == key.public_key
+        recorded = winner.app.deps.store.exchange_keys()
+        assert recorded["operator"] == winner.app.deps.operator_key
+    finally:
+        for ex in started:
+            ex.stop()

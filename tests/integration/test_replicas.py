@@ -1,21 +1,25 @@
 """Two exchange replicas on one PostgreSQL database behave as one exchange: a licence issued
 by one is served by the other; a revocation taken by one reaches the WatchRevocations
 subscribers, the inline verifiers and the Verify RPC of the other, in sequence order and
-without gaps, also across a resumption; the transparency log is one log; and stopping one
-replica abruptly mid-load loses no acknowledged operation while the other keeps serving."""
+without gaps, also across a resumption; the transparency log is one log; stopping one
+replica abruptly mid-load loses no acknowledged operation while the other keeps serving;
+both answer again within seconds of the database's return after an outage. And, on both
+backends, a replica whose keys are not the exchange's (issue 16) refuses to start."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc  # type: ignore[import-untyped]
 import psycopg
@@ -23,9 +27,10 @@ import pytest
 
 from licentia import merkle
 from licentia.errors import Reason
+from licentia.follow import UpstreamError
 from licentia.keys import PrivateKey
 from licentia.presentation import present
-from licentia.v1 import licences_pb2, records_pb2, transparency_pb2
+from licentia.v1 import ledger_pb2, licences_pb2, records_pb2, registry_pb2, transparency_pb2
 
 from ..pg_server import PgServer
 from .exchange_harness import (
@@ -52,15 +57,28 @@ from .test_transparency import _unary, checkpoint, entries
 if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
     from clients.channel import SignedChannel
     from services import app as app_module
+    from services.app import KEYS_DIR, LOG_KEY_FILE, OPERATOR_KEY_FILE
+    from services.replica import PlatformDirectory, build_replica
+    from services.server import main as server_main
+    from services.store import open_store
 else:
     from licentia.clients.channel import SignedChannel
     from licentia.services import app as app_module
+    from licentia.services.app import KEYS_DIR, LOG_KEY_FILE, OPERATOR_KEY_FILE
+    from licentia.services.replica import PlatformDirectory, build_replica
+    from licentia.services.server import main as server_main
+    from licentia.services.store import open_store
 
 AUDIENCE = "photoshare"
 WATCH = "/licentia.v1.LicenceService/WatchRevocations"
 #: How long a revocation may take to reach the other replica's subscribers in these tests
 #: (the bench measures the real figure).
 ARRIVAL = 2.0
+#: How long the database stays away in the outage test: long enough for a reconnection
+#: backoff that doubles from 1 s (psycopg_pool's own) to be waiting 16 s between attempts.
+OUTAGE = 20.0
+#: How soon after the database returns the replicas must answer correctly again.
+RECOVERY = 5.0
 
 
 @dataclass
@@ -245,6 +263,112 @@ def test_a_subscriber_of_b_that_resumes_misses_nothing(cast: Cast) -> None:
         assert again.snapshots == 0
     finally:
         again.close()
+
+
+def _platform_ids(p: Party) -> list[str]:
+    listed = p.call(
+        registry_pb2,
+        "ListPlatforms",
+        registry_pb2.ListPlatformsRequest(),
+        registry_pb2.ListPlatformsResponse,
+    )
+    return [x.platform_id for x in listed.platforms]
+
+
+def test_replicas_answer_within_seconds_of_the_database_returning(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    """The database goes away for twenty seconds and comes back: meanwhile a call that needs
+    it fails fast with UNAVAILABLE (it does not hang), and within a few seconds of its return
+    both replicas answer ListPlatforms and Verify correctly, and a revocation taken at A
+    reaches B. (Before the fix: a pooled reconnection backoff growing to tens of seconds,
+    and a read waiting 30 s for a pooled connection three times over.)"""
+    url = pg_server.create_database(pg_server.template)
+    a = start_exchange(tmp_path / "data", db=url)
+    b = start_exchange(tmp_path / "data", db=url)
+    stopped = False
+    try:
+        holder, adv, platform = a.party(), a.party(), a.party()
+        register_holder(holder)
+        register_advertiser(adv)
+        register_platform(platform, AUDIENCE)
+        licences = [issue_licence(holder, adv) for _ in range(2)]
+
+        platform_b = Party(platform.key, SignedChannel(b.channel(), platform.key), b)
+        assert _platform_ids(platform_b) == [AUDIENCE]
+        pg_server.stop_server()
+        stopped = True
+        t0 = time.monotonic()
+        with pytest.raises(ExchangeError) as e:
+            _platform_ids(platform_b)
+        assert e.value.reason is Reason.UNAVAILABLE
+        assert time.monotonic() - t0 < RECOVERY
+        time.sleep(max(0.0, OUTAGE - (time.monotonic() - t0)))
+        pg_server.start_server()
+        stopped = False
+        back = time.monotonic()
+
+        def answers() -> bool:
+            try:
+                return (
+                    _platform_ids(platform_b) == [AUDIENCE]
+                    and reasons(verify(platform_b, adv, licences[0].token, photo_use())) == []
+                    and _platform_ids(platform) == [AUDIENCE]
+                )
+            except ExchangeError:
+                return False
+
+        wait_for(answers, RECOVERY)
+        receipt = revoke_licence(holder, licences[1].licence_id).receipt
+        sequence = records_pb2.TerminationReceipt.FromString(receipt.receipt).sequence
+        wait_for(lambda: b.app.deps.hub.sequence == sequence, ARRIVAL)
+        assert reasons(verify(platform_b, adv, licences[1].token, photo_use())) == [Reason.REVOKED]
+        assert time.monotonic() - back < RECOVERY + ARRIVAL
+    finally:
+        if stopped:
+            pg_server.start_server()
+        b.stop()
+        a.stop()
+
+
+class _Hung(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """An upstream that accepts every call and never answers (until released)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def service(self, details: Any) -> Any:
+        def hang(request: bytes, context: Any) -> bytes:
+            self.release.wait(60)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "released")
+            return b""
+
+        return grpc.unary_unary_rpc_method_handler(hang)
+
+
+def test_a_verify_only_replicas_calls_to_a_hung_upstream_end_at_their_deadline() -> None:
+    """The calls a verify-only replica makes to its upstream (issuer keys, snapshot,
+    ListPlatforms) each carry a deadline: an upstream that accepts them and never answers
+    costs the replica that deadline, not a hung thread."""
+    hung = _Hung()
+    server = grpc.server(ThreadPoolExecutor(8), handlers=[hung])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(UpstreamError) as e:
+            PlatformDirectory(channel, timeout=0.5).load()
+        assert e.value.reason is Reason.UNAVAILABLE
+        assert time.monotonic() - t0 < 3
+        t0 = time.monotonic()
+        with pytest.raises(UpstreamError):
+            build_replica(f"127.0.0.1:{port}", timeout=0.5)
+        assert time.monotonic() - t0 < 3
+    finally:
+        hung.release.set()
+        channel.close()
+        server.stop(0)
 
 
 def _listeners(url: str, terminate: bool = False) -> int:
@@ -501,3 +625,210 @@ def test_sigkill_of_one_server_process_mid_load_loses_nothing_acknowledged(
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+
+
+# -- a replica's keys are the exchange's, or it does not start ------------------------------
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new store of each backend, named as ``--db`` takes it."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared' / 'licentia.db'}"
+    server: PgServer = request.getfixturevalue("pg_server")
+    return server.create_database(server.template)
+
+
+def _available(p: Party) -> int:
+    return p.call(
+        ledger_pb2,
+        "GetStatement",
+        ledger_pb2.GetStatementRequest(),
+        ledger_pb2.GetStatementResponse,
+    ).available_minor
+
+
+def _copy_keys(source: Path, target: Path, *names: str) -> None:
+    """Copy the named key files (or the issuer-keys directory) from one data dir to another."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if (source / name).is_dir():
+            shutil.copytree(source / name, target / name)
+        else:
+            shutil.copy2(source / name, target / name)
+
+
+def test_a_replica_with_a_fresh_data_directory_refuses_to_start_and_credits_nothing(
+    tmp_path: Path, db: str
+) -> None:
+    """Issue 16: a second replica given a new --data-dir on the exchange's store made its own
+    operator and log keys, had no issuer key, and credited a deposit signed with its own
+    operator key. Now it refuses to start, naming the key, and nothing is credited, signed,
+    published or recorded by it."""
+    a = start_exchange(tmp_path / "a", db=db)
+    try:
+        adv = a.party()
+        register_advertiser(adv, funds=0)
+        store = a.app.deps.store
+        issuer_keys = store.issuer_keys()
+        size = checkpoint(a).size
+        try:
+            b = start_exchange(tmp_path / "b", db=db)
+        except ValueError as e:  # refused: it never served
+            refusal = str(e)
+        else:  # what issue 16 saw: the replica credits with its own new operator key
+            try:
+                b.fund(adv.key.public.raw, 50_000, "issue-16")
+            finally:
+                b.stop()
+            refusal = ""
+        assert _available(adv) == 0
+        assert f"{tmp_path / 'b' / OPERATOR_KEY_FILE} is missing" in refusal
+        assert "operator key" in refusal
+        assert "copy the exchange's key files" in refusal
+        assert store.issuer_keys() == issuer_keys
+        assert checkpoint(a).size == size
+        # It left no key of its own behind to be adopted later.
+        assert not (tmp_path / "b" / OPERATOR_KEY_FILE).exists()
+        assert not (tmp_path / "b" / LOG_KEY_FILE).exists()
+        # The exchange's operator credits as before.
+        assert a.fund(adv.key.public.raw, 50_000) == 50_000
+    finally:
+        a.stop()
+
+
+@pytest.mark.parametrize(
+    ("foreign", "named"),
+    [
+        (OPERATOR_KEY_FILE, "the operator key in"),
+        (LOG_KEY_FILE, "the log key in"),
+    ],
+)
+def test_a_replica_whose_key_file_differs_from_the_stores_record_refuses_to_start(
+    tmp_path: Path, db: str, foreign: str, named: str
+) -> None:
+    a = start_exchange(tmp_path / "a", db=db)
+    try:
+        adv = a.party()
+        register_advertiser(adv, funds=0)
+        b_dir = tmp_path / "b"
+        _copy_keys(tmp_path / "a", b_dir, OPERATOR_KEY_FILE, LOG_KEY_FILE, KEYS_DIR)
+        (b_dir / foreign).unlink()
+        other = PrivateKey.generate()
+        (b_dir / foreign).write_bytes(other.seed)
+        (b_dir / foreign).chmod(0o600)
+        with pytest.raises(ValueError, match="not this exchange's") as e:
+            start_exchange(b_dir, db=db)
+        assert named in str(e.value)
+        assert other.public.text in str(e.value)  # the key it holds, and the recorded one
+        assert a.app.deps.store.exchange_keys()[foreign.removesuffix(".key")] != other.public.raw
+        # A deposit signed with that foreign key, sent to the exchange, is refused too.
+        if foreign == OPERATOR_KEY_FILE:
+            impostor = Party(other, SignedChannel(a.channel(), other), a)
+            with pytest.raises(ExchangeError) as refused:
+                fund(impostor, adv.key.public.raw, 50_000)
+            assert refused.value.reason is Reason.NOT_OWNER
+        assert _available(adv) == 0
+        # With the exchange's own files it starts, and serves what A wrote.
+        (b_dir / foreign).unlink()
+        _copy_keys(tmp_path / "a", b_dir, foreign)
+        b = start_exchange(b_dir, db=db)
+        b.stop()
+    finally:
+        a.stop()
+
+
+def test_a_replica_without_the_current_issuer_keys_secret_refuses_to_start(
+    tmp_path: Path, db: str
+) -> None:
+    a = start_exchange(tmp_path / "a", db=db)
+    try:
+        b_dir = tmp_path / "b"
+        _copy_keys(tmp_path / "a", b_dir, OPERATOR_KEY_FILE, LOG_KEY_FILE)
+        (current,) = a.app.deps.store.issuer_keys()
+        with pytest.raises(ValueError, match="no secret for the issuer key") as e:
+            start_exchange(b_dir, db=db)
+        assert f"{current.key_id.hex()}.key" in str(e.value)
+        assert str(b_dir / KEYS_DIR) in str(e.value)
+        assert a.app.deps.store.issuer_keys() == [current]  # it published no key of its own
+    finally:
+        a.stop()
+
+
+def test_a_store_without_the_record_adopts_the_keys_of_the_first_start_after_the_upgrade(
+    tmp_path: Path, db: str
+) -> None:
+    """A store written before the record existed: the next start records its key files; a
+    start after that with other keys is refused, and one with none as well."""
+    a = start_exchange(tmp_path / "a", db=db)
+    operator = a.app.deps.operator_key
+    a.stop()
+    store = open_store(db, tmp_path / "unused.db")
+    try:
+        store._execute("DELETE FROM exchange_keys")  # type: ignore[attr-defined]
+        assert store.exchange_keys() == {}
+    finally:
+        store.close()
+    # A fresh data directory is not adopted: the store already holds an exchange.
+    with pytest.raises(ValueError, match="already holds an exchange"):
+        start_exchange(tmp_path / "fresh", db=db)
+    again = start_exchange(tmp_path / "a", db=db)
+    try:
+        assert again.app.deps.store.exchange_keys()["operator"] == operator
+    finally:
+        again.stop()
+    _copy_keys(tmp_path / "a", tmp_path / "c", LOG_KEY_FILE, KEYS_DIR)
+    (tmp_path / "c" / OPERATOR_KEY_FILE).write_bytes(PrivateKey.generate().seed)
+    (tmp_path / "c" / OPERATOR_KEY_FILE).chmod(0o600)
+    with pytest.raises(ValueError, match="not this exchange's"):
+        start_exchange(tmp_path / "c", db=db)
+
+
+def test_licentia_server_says_why_it_refuses_and_the_key_commands_refuse_too(
+    tmp_path: Path, db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``licentia-server`` on the exchange's store with another data directory exits 2 with
+    the reason on stderr; ``rotate-key`` and ``withdraw-key`` from such a directory change
+    nothing (a rotation there would publish a key no replica holds)."""
+    a = start_exchange(tmp_path / "a", db=db)
+    try:
+        keys = a.app.deps.store.issuer_keys()
+        wrong = tmp_path / "wrong"
+        wrong.mkdir()
+        (wrong / OPERATOR_KEY_FILE).write_bytes(PrivateKey.generate().seed)
+        (wrong / OPERATOR_KEY_FILE).chmod(0o600)
+        base = ["--data-dir", str(wrong), "--db", db]
+        assert server_main([*base, "--listen", "127.0.0.1:0"]) == 2
+        err = capsys.readouterr().err
+        assert "licentia-server: error: the operator key in" in err
+        assert "is not this exchange's" in err
+        assert server_main(["rotate-key", *base]) == 2
+        assert "is not this exchange's" in capsys.readouterr().err
+        assert server_main(["withdraw-key", *base, keys[0].key_id.hex()]) == 2
+        assert "is not this exchange's" in capsys.readouterr().err
+        assert a.app.deps.store.issuer_keys() == keys
+        assert not (wrong / KEYS_DIR).exists()
+    finally:
+        a.stop()
+
+
+def test_a_follower_with_a_foreign_log_key_refuses_to_start_and_one_without_keys_starts(
+    tmp_path: Path, db: str
+) -> None:
+    """A follower (read-only) makes and records no key; a key file it has must still be the
+    exchange's (it would sign checkpoints with it)."""
+    a = start_exchange(tmp_path / "a", db=db)
+    try:
+        foreign = tmp_path / "foreign"
+        foreign.mkdir()
+        (foreign / LOG_KEY_FILE).write_bytes(PrivateKey.generate().seed)
+        (foreign / LOG_KEY_FILE).chmod(0o600)
+        with pytest.raises(ValueError, match=r"the log key in .* is not this exchange's"):
+            start_exchange(foreign, db=db, follower=True)
+        bare = start_exchange(tmp_path / "bare", db=db, follower=True)
+        try:
+            assert bare.app.deps.operator_key is None
+            assert bare.app.deps.log_key is None
+            assert not (tmp_path / "bare" / LOG_KEY_FILE).exists()
+        finally:
+            bare.stop()
+    finally:
+        a.stop()

@@ -5,6 +5,7 @@ UNAVAILABLE — the change may have been made, and a retry finds it — never IN
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -19,9 +20,11 @@ from ..pg_server import PgServer
 
 if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
     from services.model import Party, Role
+    from services.store import postgres
     from services.store.postgres import PostgresStore
 else:
     from licentia.services.model import Party, Role
+    from licentia.services.store import postgres
     from licentia.services.store.postgres import PostgresStore
 
 NOW = 1_800_000_000
@@ -117,3 +120,43 @@ def test_a_connection_lost_while_committing_is_unavailable_and_a_retry_finds_the
     with pytest.raises(LicentiaError) as again:
         store.add_party(carol)
     assert again.value.reason is Reason.ALREADY_EXISTS  # a retry finds it, once
+
+
+def test_a_statement_past_the_timeout_is_cancelled_and_unavailable_at_once(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server bounds every statement of the store's connections: a read or a change that
+    runs too long is cancelled by PostgreSQL and answered UNAVAILABLE once, not retried."""
+    monkeypatch.setattr(postgres, "STATEMENT_TIMEOUT_MS", 300)
+    s = PostgresStore(url)
+    try:
+        for run in (
+            lambda: s._rows("SELECT pg_sleep(3)"),
+            lambda: s._transact(lambda c: c.execute("SELECT pg_sleep(3)")),
+        ):
+            t0 = time.monotonic()
+            with pytest.raises(LicentiaError) as e:
+                run()
+            assert e.value.reason is Reason.UNAVAILABLE
+            assert "did not answer within 0.3 s" in str(e.value)  # not taken for a lost link
+            assert time.monotonic() - t0 < 1.5
+        assert s.party(_holder(1, "alice").key) is None  # the store still answers
+    finally:
+        s.close()
+
+
+def test_the_urls_own_connection_parameters_are_kept() -> None:
+    base = "postgresql://u@db.internal/licentia"
+    params = postgres.connection_params(base)
+    assert params["connect_timeout"] == str(postgres.CONNECT_TIMEOUT_SECONDS)
+    assert params["keepalives"] == "1"
+    assert params["options"] == f"-c statement_timeout={postgres.STATEMENT_TIMEOUT_MS}"
+    own = postgres.connection_params(
+        base + "?connect_timeout=9&keepalives=0&options=-c%20work_mem%3D64MB"
+    )
+    assert "connect_timeout" not in own
+    assert "keepalives" not in own
+    timeout = postgres.STATEMENT_TIMEOUT_MS
+    assert own["options"] == f"-c work_mem=64MB -c statement_timeout={timeout}"
+    assert "options" not in postgres.connection_params(base + "?options=-c%20statement_timeout%3D0")
+    assert "options" not in postgres.connection_params(base, statement_timeout=False)

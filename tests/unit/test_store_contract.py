@@ -832,6 +832,28 @@ def test_spent_nonces(opener: Opener) -> None:
     assert reasons.count(Reason.REPLAYED_REQUEST) == 7
 
 
+# -- the exchange's own keys ---------------------------------------------------------------
+def test_the_first_record_of_the_exchanges_keys_stands(opener: Opener) -> None:
+    """Replicas starting together each try to record their keys: one set is recorded, whole,
+    and every one of them reads that set back (the others then refuse to start)."""
+    store = opener()
+    assert store.exchange_keys() == {}
+    candidates = [{"operator": _key(10 + i), "log": _key(20 + i)} for i in range(THREADS)]
+    stores = [opener() for _ in range(THREADS)]
+    seen: list[dict[str, bytes]] = [{} for _ in range(THREADS)]
+
+    def record(i: int) -> None:
+        seen[i] = stores[i].record_exchange_keys(candidates[i], NOW)
+
+    assert _concurrently(THREADS, record) == [None] * THREADS
+    assert seen[0] in candidates
+    assert all(s == seen[0] for s in seen)
+    assert store.exchange_keys() == seen[0]
+    # A name not yet recorded is added; a recorded one keeps its first key.
+    after = store.record_exchange_keys({"operator": _key(99), "other": _key(98)}, NOW)
+    assert after == {**seen[0], "other": _key(98)}
+
+
 # -- the backends' own start ---------------------------------------------------------------
 def test_reopening_keeps_everything(opener: Opener) -> None:
     store = opener()
@@ -857,6 +879,7 @@ def test_replicas_starting_together_migrate_once(pg_server: PgServer) -> None:
         "m003_ledger",
         "m004_log",
         "m005_spent_nonces",
+        "m006_exchange_keys",
     ]
     store = PostgresStore(url)
     _issued(store, _holder(), 1)
