@@ -28,6 +28,7 @@ or secrets.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import secrets
@@ -213,6 +214,9 @@ class _Outcome:
         return fields
 
 
+#: ``errno`` values that mean no file descriptor is left (the process's, the system's).
+_OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE})
+
 _FACTORIES: dict[tuple[bool, bool], Callable[..., Any]] = {
     (False, False): grpc.unary_unary_rpc_method_handler,
     (False, True): grpc.unary_stream_rpc_method_handler,
@@ -292,6 +296,16 @@ class _Plumbing:
         except LicentiaError as e:
             outcome.refused(e.reason)
             errors.abort(context, e.reason, str(e))
+        except OSError as e:
+            if e.errno not in _OUT_OF_FILES:
+                raise
+            # Out of file descriptors (the budget is checked at start, but other processes
+            # share the system's table): the client may retry; the server recovers alone.
+            outcome.refused(Reason.UNAVAILABLE)
+            self.log.warning(
+                "rpc.out_of_files", extra={"method": m.path, "call_id": outcome.call_id}
+            )
+            errors.abort(context, Reason.UNAVAILABLE, "the server is short of resources: retry")
         except Exception as e:
             if isinstance(e, grpc.RpcError) and not context.is_active():
                 outcome.code = "CANCELLED"  # the client went away while we read its stream
@@ -429,6 +443,66 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             doc["traceback"] = self.formatException(record.exc_info)
         return json.dumps(doc, default=str, separators=(",", ":"))
+
+
+#: The name of the root logger's handler :func:`json_logging` installs (replaced, not added
+#: twice, when it is called again).
+_ROOT_HANDLER = "licentia.json"
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to whatever ``sys.stderr`` is when a record comes."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: IO[str]) -> None:
+        pass  # always the current stderr
+
+
+def json_logging(stream: IO[str] | None = None) -> None:
+    """Make everything the process reports on ``stream`` (default: stderr) a JSON line.
+
+    Records of any library logger (grpc, psycopg, psycopg_pool, ...: whatever reaches the
+    root logger) at WARNING and above, Python warnings, and exceptions nobody caught (in
+    the main thread, in other threads, and those Python can only report as "ignored")
+    each become one :class:`JsonFormatter` object, their traceback in its ``traceback``
+    field, instead of plain text and raw tracebacks between the JSON lines."""
+    handler: logging.Handler = _StderrHandler() if stream is None else logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.set_name(_ROOT_HANDLER)
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if h.get_name() != _ROOT_HANDLER] + [handler]
+    root.setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    log = logging.getLogger("licentia.uncaught")
+
+    def on_exception(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        log.critical("process.uncaught_exception", exc_info=(kind, value, tb))
+
+    def on_thread_exception(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread is not None else None
+        exc_info: Any = (args.exc_type, args.exc_value, args.exc_traceback)
+        log.error("thread.uncaught_exception", exc_info=exc_info, extra={"thread_name": name})
+
+    def on_unraisable(args: Any) -> None:
+        exc_info = (args.exc_type, args.exc_value, args.exc_traceback)
+        log.error(
+            "process.unraisable_exception",
+            exc_info=exc_info,
+            extra={"detail": args.err_msg or "", "object": repr(args.object)},
+        )
+
+    sys.excepthook = on_exception
+    threading.excepthook = on_thread_exception
+    sys.unraisablehook = on_unraisable
 
 
 def json_logger(name: str, stream: IO[str] = sys.stderr) -> logging.Logger:
