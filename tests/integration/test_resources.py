@@ -38,6 +38,8 @@ from .exchange_harness import (
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
 
 WATCH = method_path(licences_pb2, "WatchRevocations")
+#: A channel with a connection of its own (channels to one address otherwise share one).
+OWN_CONNECTION = ("grpc.use_local_subchannel_pool", 1)
 #: ``after_sequence`` past any list: the stream starts with a snapshot, then waits.
 FAR_AHEAD = 2**64 - 1
 
@@ -126,7 +128,7 @@ def _open_streams(address: str, n: int) -> tuple[list[Any], list[grpc.Channel], 
     calls, channels, outcomes = [], [], []
     body = licences_pb2.WatchRevocationsRequest(after_sequence=FAR_AHEAD).SerializeToString()
     for _ in range(n):
-        ch = grpc.insecure_channel(address)
+        ch = grpc.insecure_channel(address, options=[OWN_CONNECTION])
         channels.append(ch)
         call = ch.unary_stream(WATCH, request_serializer=None, response_deserializer=None)(
             body, timeout=60
@@ -164,9 +166,11 @@ def test_a_stream_flood_leaves_nothing_behind_and_issuance_works(
         files, threads = server.files(), server.threads()
 
         calls, flood, outcomes = _open_streams(server.address, 150)
-        assert outcomes.count("open") == 32  # the cap
-        assert set(outcomes) <= {"open", "RESOURCE_EXHAUSTED", "UNAVAILABLE"}
-        assert server.files() < 300  # never at the limit: the connections are capped
+        assert outcomes.count("open") == 32  # the stream cap
+        assert set(outcomes) == {"open", "RESOURCE_EXHAUSTED", "UNAVAILABLE"}
+        # 100 connections at most, one of them the parties': the rest are not accepted.
+        assert outcomes.count("UNAVAILABLE") == 51
+        assert files + 100 <= server.files() < 300  # never at the limit
         issue_licence(holder, adv)  # the exchange serves during the flood
         _close(calls, flood)
 
