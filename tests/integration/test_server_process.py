@@ -225,7 +225,7 @@ def test_misuse_of_the_server_command_exits_2(
 def test_an_address_without_a_port_is_a_usage_error(
     argv: list[str], flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from licentia.services.server import main  # type: ignore[import-not-found]
+    from licentia.services.server import main
 
     assert main(["--data-dir", str(tmp_path / "d"), "--listen", "127.0.0.1:0", *argv]) == 2
     err = capsys.readouterr().err
