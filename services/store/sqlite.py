@@ -310,6 +310,10 @@ class SqliteStore(SqlStore):
                     self._leading = False
                     self._cond.notify_all()
         if change.error is not None:
+            if _cannot_open(change.error):  # no file descriptor left, say: not a bug
+                raise LicentiaError(
+                    Reason.UNAVAILABLE, "the database cannot be written now: try again later"
+                ) from change.error
             raise change.error
         return change.value  # type: ignore[no-any-return]
 
@@ -365,7 +369,7 @@ class SqliteStore(SqlStore):
             yield conn
         except sqlite3.Error as e:
             sound = False  # the connection may be broken: it is closed, not kept
-            if isinstance(e, sqlite3.OperationalError) and "unable to open" in str(e):
+            if _cannot_open(e):
                 raise LicentiaError(
                     Reason.UNAVAILABLE, "the database cannot be opened now: try again later"
                 ) from e
@@ -459,6 +463,11 @@ class SqliteStore(SqlStore):
             self._idle.clear()
             self._readers_free.notify_all()
             self._db.close()
+
+
+def _cannot_open(e: BaseException) -> bool:
+    """Whether SQLite failed for want of a file it could not open (out of descriptors)."""
+    return isinstance(e, sqlite3.OperationalError) and "unable to open" in str(e)
 
 
 def _private_file(path: Path, *, create: bool = True) -> None:

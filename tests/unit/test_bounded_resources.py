@@ -3,12 +3,15 @@ what a burst started goes away when it is over."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from licentia.errors import LicentiaError, Reason
 
 if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
     from services.runtime import ElasticExecutor
@@ -90,3 +93,17 @@ def test_read_connections_are_pooled_and_bounded(
     assert store.open_readers == 1  # one kept idle, the other closed
     store.close()
     assert store.open_readers == 0
+
+
+def test_a_write_that_cannot_open_a_file_is_unavailable(tmp_path: Path) -> None:
+    store = sqlite_store.SqliteStore(tmp_path / "licentia.db")
+
+    def change(c: object) -> None:
+        raise sqlite3.OperationalError("unable to open database file")  # as under EMFILE
+
+    try:
+        with pytest.raises(LicentiaError) as refused:
+            store._transact(change)
+        assert refused.value.reason == Reason.UNAVAILABLE
+    finally:
+        store.close()
