@@ -31,6 +31,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import secrets
 import sys
 import threading
@@ -450,15 +451,21 @@ class JsonFormatter(logging.Formatter):
 _ROOT_HANDLER = "licentia.json"
 
 
+#: Where JSON lines go once :func:`json_native_stderr` has made descriptor 2 a pipe: the
+#: original stderr.
+_json_out: IO[str] | None = None
+
+
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A handler writing to whatever ``sys.stderr`` is when a record comes."""
+    """A handler writing to whatever ``sys.stderr`` is when a record comes (to the original
+    stderr once :func:`json_native_stderr` has run)."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
     @property
     def stream(self) -> IO[str]:
-        return sys.stderr
+        return sys.stderr if _json_out is None else _json_out
 
     @stream.setter
     def stream(self, value: IO[str]) -> None:
@@ -505,12 +512,53 @@ def json_logging(stream: IO[str] | None = None) -> None:
     sys.unraisablehook = on_unraisable
 
 
-def json_logger(name: str, stream: IO[str] = sys.stderr) -> logging.Logger:
-    """The logger ``name`` writing JSON lines to ``stream`` at INFO and above.
+#: The level of a native log line by its first letter (absl's ``I1207 12:00:00.000 ...``).
+_NATIVE_LEVELS = {
+    "I": logging.INFO,
+    "W": logging.WARNING,
+    "E": logging.ERROR,
+    "F": logging.CRITICAL,
+}
+
+
+def json_native_stderr() -> None:
+    """Make whatever is written to file descriptor 2 without a logger a JSON line too: what
+    native code writes there itself (gRPC's C core: a TLS handshake that failed, say), and
+    any stray ``print`` to ``sys.stderr``. Descriptor 2 becomes a pipe, and a daemon thread
+    logs each line read from it as a ``native.stderr`` record (``line``: the text; the level
+    from an absl ``I``/``W``/``E``/``F`` prefix, else warning); the JSON handlers write to
+    the original stderr. Call once, in the server process itself, after
+    :func:`json_logging`."""
+    global _json_out  # noqa: PLW0603 (one stderr per process)
+    original = os.dup(2)
+    read_end, write_end = os.pipe()
+    sys.stderr.flush()
+    _json_out = os.fdopen(original, "w", buffering=1, encoding="utf-8", errors="replace")
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    log = logging.getLogger("licentia.native")
+    log.setLevel(logging.INFO)  # gRPC's own verbosity already chose what it writes
+
+    def relay() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for raw in pipe:
+                line = raw.decode("utf-8", "replace").rstrip()
+                if line:
+                    level = _NATIVE_LEVELS.get(line[:1], logging.WARNING)
+                    if not line[1:2].isdigit():
+                        level = logging.WARNING
+                    log.log(level, "native.stderr", extra={"line": line})
+
+    threading.Thread(target=relay, name="licentia-stderr", daemon=True).start()
+
+
+def json_logger(name: str, stream: IO[str] | None = None) -> logging.Logger:
+    """The logger ``name`` writing JSON lines to ``stream`` at INFO and above (by default
+    to whatever ``sys.stderr`` is when a record comes).
 
     Calling it again for the same name replaces its handler (it does not add a second).
     """
-    handler = logging.StreamHandler(stream)
+    handler: logging.Handler = _StderrHandler() if stream is None else logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     log = logging.getLogger(name)
     log.handlers = [handler]

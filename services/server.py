@@ -27,7 +27,7 @@ from .app import DB_FILE, KEYS_DIR, LOG_KEY_FILE, OPERATOR_KEY_FILE, SERVICES, A
 from .deps import Settings
 from .issuer import Keyring, key_file
 from .replica import DEFAULT_STALENESS_SECONDS, ReplicaApp, build_replica
-from .rpc import SystemClock, json_logger, json_logging
+from .rpc import SystemClock, json_logger, json_logging, json_native_stderr
 from .runtime import (
     FileBudget,
     ServerSettings,
@@ -411,6 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         app.close()
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
+    json_native_stderr()  # gRPC's C core writes to stderr itself: JSON lines as well
     if args.port_file:
         args.port_file.write_text(f"{server.port}\n")
     print(f"listening on {server.address}", flush=True)

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import grpc  # type: ignore[import-untyped]
 
-from .exchange_harness import wait_for
+from .exchange_harness import needs_openssl, self_signed_certificate, wait_for
 
 #: The real server command, with a thread that, once the server listens, does what libraries
 #: and bugs do: log through a library's logger (psycopg_pool's words when PostgreSQL is
-#: down; grpc's when a handler blows up), warn, let an exception escape a thread, and raise
-#: in a finaliser (an "Exception ignored in" report).
+#: down; grpc's when a handler blows up), warn, let an exception escape a thread, raise in a
+#: finaliser (an "Exception ignored in" report), and print a stray line to stderr.
 _SERVER = """
 import logging, sys, threading, time, warnings
 from pathlib import Path
@@ -46,6 +46,7 @@ def provoke():
     boom.start()
     boom.join()
     Finaliser()
+    print("a stray line", file=sys.stderr, flush=True)
     Path(str(port_file) + ".done").write_text("done")
 
 
@@ -54,13 +55,16 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+@needs_openssl
 def test_every_stderr_line_of_the_server_is_one_json_object(tmp_path: Path) -> None:
     port_file = tmp_path / "port"
+    cert, key = self_signed_certificate(tmp_path / "tls")
     proc = subprocess.Popen(
         [
             *(sys.executable, "-c", _SERVER, str(port_file)),
             *("--data-dir", str(tmp_path / "data"), "--listen", "127.0.0.1:0"),
             *("--port-file", str(port_file), "--max-connections", "4"),
+            *("--tls-cert", str(cert), "--tls-key", str(key)),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -68,7 +72,8 @@ def test_every_stderr_line_of_the_server_is_one_json_object(tmp_path: Path) -> N
     )
     try:
         wait_for(lambda: Path(f"{port_file}.done").exists() or proc.poll() is not None, 30)
-        # Ten connections where four are allowed: what gRPC itself says about it too.
+        # Ten connections in the clear to a TLS port where four are allowed: gRPC's C core
+        # writes each failed handshake to stderr itself.
         address = f"127.0.0.1:{port_file.read_text().strip()}"
         own = [("grpc.use_local_subchannel_pool", 1)]  # a connection per channel
         channels = [grpc.insecure_channel(address, options=own) for _ in range(10)]
@@ -95,3 +100,6 @@ def test_every_stderr_line_of_the_server_is_one_json_object(tmp_path: Path) -> N
     assert any("a library's warning" in e for e in by_event)
     assert "raised in a finaliser" in by_event["process.unraisable_exception"]["traceback"]
     assert "server.stopped" in by_event
+    native = [d for d in docs if d["event"] == "native.stderr"]
+    assert any("Handshake failed" in d["line"] for d in native), docs
+    assert {"level": "warning", "line": "a stray line"}.items() <= native[0].items()
