@@ -275,8 +275,18 @@ def _database_files(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``licentia-server``; returns the exit status."""
-    os.umask(0o077)  # whatever it writes (database, keys, port file) is the operator's alone
+    """Run ``licentia-server``; returns the exit status.
+
+    Runs under umask 077: whatever it writes (database, keys, port file) is the operator's
+    alone. The umask it found is restored on return (for callers in the same process)."""
+    umask = os.umask(0o077)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(umask)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help")):
         args_list.insert(0, "serve")

@@ -227,7 +227,12 @@ def test_an_address_without_a_port_is_a_usage_error(
 ) -> None:
     from licentia.services.server import main
 
-    assert main(["--data-dir", str(tmp_path / "d"), "--listen", "127.0.0.1:0", *argv]) == 2
+    umask = os.umask(0o022)
+    try:
+        assert main(["--data-dir", str(tmp_path / "d"), "--listen", "127.0.0.1:0", *argv]) == 2
+        assert os.umask(0o022) == 0o022  # main ran under 077 and gave the caller's back
+    finally:
+        os.umask(umask)
     err = capsys.readouterr().err
     assert err.startswith(f"licentia-server: error: {flag} must be HOST:PORT")
     assert not (tmp_path / "d").exists()
