@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -141,6 +143,7 @@ def build(
     unknown = sorted(set(services) - set(SERVICES))
     if unknown or not services:
         raise ValueError(f"unknown services: {', '.join(unknown) or '(none)'}")
+    private_directory(data_dir, create=not follower)
     store = open_store(db, data_dir / DB_FILE, read_only=follower)
     try:
         keyring, keys = load_keys(
@@ -299,6 +302,32 @@ def _check_issuer_secrets(keyring: Keyring, now: int) -> None:
             " from the data directory of a replica of this exchange (or point --issuer-keys"
             " at them)"
         )
+
+
+def private_directory(path: Path, *, create: bool = True) -> None:
+    """Make the data directory ``path`` the exchange's alone, or refuse it (``ValueError``).
+
+    A missing directory is created 0700 (``create``), whatever the umask. An existing one
+    owned by another account, or one that others may write to (they could plant or swap the
+    database or a key), is refused; one that others may only read is tightened to 0700."""
+    if create and not path.exists():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ValueError(f"the data directory {path} does not exist") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"the data directory {path} is not a directory")
+    if st.st_uid != os.geteuid():
+        raise ValueError(f"the data directory {path} belongs to another account")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ValueError(
+            f"the data directory {path} may be written by others (mode"
+            f" {stat.S_IMODE(st.st_mode):04o}): make it 0700 (chmod 700) and check its files"
+        )
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
 
 
 def _refresh_keys(

@@ -70,6 +70,8 @@ class RevocationHub:
         self.clock = clock
         self._cond = threading.Condition()
         self._closed = False
+        #: One event per live subscriber: set to wake it (news, close, or its call ending).
+        self._wakers: set[threading.Event] = set()
         self._list = StatusList()
         self._sequence = 0
         self._recent: OrderedDict[int, RevocationEvent] = OrderedDict()
@@ -204,8 +206,14 @@ class RevocationHub:
                 if ev.sequence > self._sequence:
                     self._pending[ev.sequence] = ev
             self._advance()
-            self._cond.notify_all()
+            self._wake_all()
             return bool(self._pending)
+
+    def _wake_all(self) -> None:
+        """Wake every subscriber (hold ``_cond``)."""
+        self._cond.notify_all()
+        for wake in self._wakers:
+            wake.set()
 
     def _advance(self) -> None:
         """Move the sequence over the pending events that follow it (hold ``_cond``)."""
@@ -317,7 +325,7 @@ class RevocationHub:
         """End every subscription."""
         with self._cond:
             self._closed = True
-            self._cond.notify_all()
+            self._wake_all()
 
     def feed(
         self,
@@ -326,21 +334,41 @@ class RevocationHub:
         active: Callable[[], bool],
         *,
         snapshots: bool = True,
+        wake: threading.Event | None = None,
     ) -> Iterator[FeedItem]:
         """What a subscriber that has seen up to ``after`` must receive, then live items.
 
         Starts with a snapshot when ``after`` is ahead of the list (another exchange's
         numbering) or too far behind; then every event in order; a heartbeat whenever
         nothing happens for ``heartbeat_seconds``. Ends when ``active()`` turns false or
-        the hub closes. With ``snapshots=False`` (a subscriber that needs every event, such
-        as a licensee following its own licences) it never starts from a snapshot: it
-        reads every event it missed from the store, however far behind.
+        the hub closes. ``wake``, when given, is set by the caller when ``active()`` turns
+        false (grpc's ``add_callback``), so that a cancelled subscriber ends at once rather
+        than at its next heartbeat. With ``snapshots=False`` (a subscriber that needs every
+        event, such as a licensee following its own licences) it never starts from a
+        snapshot: it reads every event it missed from the store, however far behind.
 
         Heartbeats are stamped :meth:`as_of`. A follower whose view of the store goes stale
         sends none: it ends the feed with ``LicentiaError`` STATUS_STALE (at the start, or at
         the first heartbeat due after its bound passed), so that a subscriber fails closed
         and reconnects, perhaps to a replica that can read the store.
         """
+        wake = wake or threading.Event()
+        with self._cond:
+            self._wakers.add(wake)
+        try:
+            yield from self._feed(after, heartbeat_seconds, active, snapshots, wake)
+        finally:
+            with self._cond:
+                self._wakers.discard(wake)
+
+    def _feed(
+        self,
+        after: int,
+        heartbeat_seconds: float,
+        active: Callable[[], bool],
+        snapshots: bool,
+        wake: threading.Event,
+    ) -> Iterator[FeedItem]:
         self._refuse_if_stale(self.clock())
         if after > self._sequence:  # resumed from a replica ahead of this one? catch up
             self._fill()
@@ -360,8 +388,17 @@ class RevocationHub:
                 if self._closed:
                     return
                 # Nothing to send: wait for news, or a heartbeat's time; if the events are
-                # announced but not yet readable, look again soon rather than spin.
-                self._cond.wait(heartbeat_seconds if seq >= self._sequence else 0.05)
+                # announced but not yet readable, look again soon rather than spin. (Cleared
+                # under the lock, then `active` looked at: news or an end that comes after
+                # this still sets the event, and the wait returns at once.)
+                wake.clear()
+                idle = seq >= self._sequence
+            if not active():
+                return
+            wake.wait(heartbeat_seconds if idle else 0.05)
+            if not active():
+                return
+            with self._cond:
                 now = self.clock()
                 beat = Heartbeat(self._sequence, self.as_of(now)) if seq >= self._sequence else None
             if beat is not None and not self._closed:

@@ -212,6 +212,6 @@ def key_file(path: Path, *, create: bool) -> PrivateKey | None:
     if not path.exists():
         if not create:
             return None
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         _write_seed(path, PrivateKey.generate().seed)
     return PrivateKey.from_seed(_read_seed(path))

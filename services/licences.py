@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Iterator, Mapping
 
 from licentia import keys
@@ -139,7 +140,10 @@ class LicenceService:
     ) -> Iterator[licences_pb2.WatchRevocationsResponse]:
         """Every change after ``after_sequence``, then live, with heartbeats."""
         feed = self.d.hub.feed(
-            req.after_sequence, self.d.settings.heartbeat_seconds, call.context.is_active
+            req.after_sequence,
+            self.d.settings.heartbeat_seconds,
+            call.context.is_active,
+            wake=_ended(call),
         )
         for item in feed:
             if isinstance(item, Snapshot):
@@ -216,6 +220,7 @@ class LicenceService:
             self.d.settings.heartbeat_seconds,
             call.context.is_active,
             snapshots=False,
+            wake=_ended(call),
         )
         for item in feed:
             if isinstance(item, Heartbeat):
@@ -227,3 +232,12 @@ class LicenceService:
                     cause=int(item.cause),  # type: ignore[arg-type]
                     at=item.revoked_at,
                 )
+
+
+def _ended(call: Call) -> threading.Event:
+    """An event set as soon as ``call`` ends (the client cancels or goes away), so that a
+    stream waiting for news ends at once and gives back its thread and its slot."""
+    ended = threading.Event()
+    if not call.context.add_callback(ended.set):
+        ended.set()  # it has ended already
+    return ended

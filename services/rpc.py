@@ -28,8 +28,10 @@ or secrets.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import secrets
 import sys
 import threading
@@ -213,6 +215,9 @@ class _Outcome:
         return fields
 
 
+#: ``errno`` values that mean no file descriptor is left (the process's, the system's).
+_OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE})
+
 _FACTORIES: dict[tuple[bool, bool], Callable[..., Any]] = {
     (False, False): grpc.unary_unary_rpc_method_handler,
     (False, True): grpc.unary_stream_rpc_method_handler,
@@ -292,6 +297,16 @@ class _Plumbing:
         except LicentiaError as e:
             outcome.refused(e.reason)
             errors.abort(context, e.reason, str(e))
+        except OSError as e:
+            if e.errno not in _OUT_OF_FILES:
+                raise
+            # Out of file descriptors (the budget is checked at start, but other processes
+            # share the system's table): the client may retry; the server recovers alone.
+            outcome.refused(Reason.UNAVAILABLE)
+            self.log.warning(
+                "rpc.out_of_files", extra={"method": m.path, "call_id": outcome.call_id}
+            )
+            errors.abort(context, Reason.UNAVAILABLE, "the server is short of resources: retry")
         except Exception as e:
             if isinstance(e, grpc.RpcError) and not context.is_active():
                 outcome.code = "CANCELLED"  # the client went away while we read its stream
@@ -431,12 +446,119 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str, separators=(",", ":"))
 
 
-def json_logger(name: str, stream: IO[str] = sys.stderr) -> logging.Logger:
-    """The logger ``name`` writing JSON lines to ``stream`` at INFO and above.
+#: The name of the root logger's handler :func:`json_logging` installs (replaced, not added
+#: twice, when it is called again).
+_ROOT_HANDLER = "licentia.json"
+
+
+#: Where JSON lines go once :func:`json_native_stderr` has made descriptor 2 a pipe: the
+#: original stderr.
+_json_out: IO[str] | None = None
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to whatever ``sys.stderr`` is when a record comes (to the original
+    stderr once :func:`json_native_stderr` has run)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr if _json_out is None else _json_out
+
+    @stream.setter
+    def stream(self, value: IO[str]) -> None:
+        pass  # always the current stderr
+
+
+def json_logging(stream: IO[str] | None = None) -> None:
+    """Make everything the process reports on ``stream`` (default: stderr) a JSON line.
+
+    Records of any library logger (grpc, psycopg, psycopg_pool, ...: whatever reaches the
+    root logger) at WARNING and above, Python warnings, and exceptions nobody caught (in
+    the main thread, in other threads, and those Python can only report as "ignored")
+    each become one :class:`JsonFormatter` object, their traceback in its ``traceback``
+    field, instead of plain text and raw tracebacks between the JSON lines."""
+    handler: logging.Handler = _StderrHandler() if stream is None else logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.set_name(_ROOT_HANDLER)
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if h.get_name() != _ROOT_HANDLER] + [handler]
+    root.setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    log = logging.getLogger("licentia.uncaught")
+
+    def on_exception(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        log.critical("process.uncaught_exception", exc_info=(kind, value, tb))
+
+    def on_thread_exception(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread is not None else None
+        exc_info: Any = (args.exc_type, args.exc_value, args.exc_traceback)
+        log.error("thread.uncaught_exception", exc_info=exc_info, extra={"thread_name": name})
+
+    def on_unraisable(args: Any) -> None:
+        exc_info = (args.exc_type, args.exc_value, args.exc_traceback)
+        log.error(
+            "process.unraisable_exception",
+            exc_info=exc_info,
+            extra={"detail": args.err_msg or "", "object": repr(args.object)},
+        )
+
+    sys.excepthook = on_exception
+    threading.excepthook = on_thread_exception
+    sys.unraisablehook = on_unraisable
+
+
+#: The level of a native log line by its first letter (absl's ``I1207 12:00:00.000 ...``).
+_NATIVE_LEVELS = {
+    "I": logging.INFO,
+    "W": logging.WARNING,
+    "E": logging.ERROR,
+    "F": logging.CRITICAL,
+}
+
+
+def json_native_stderr() -> None:
+    """Make whatever is written to file descriptor 2 without a logger a JSON line too: what
+    native code writes there itself (gRPC's C core: a TLS handshake that failed, say), and
+    any stray ``print`` to ``sys.stderr``. Descriptor 2 becomes a pipe, and a daemon thread
+    logs each line read from it as a ``native.stderr`` record (``line``: the text; the level
+    from an absl ``I``/``W``/``E``/``F`` prefix, else warning); the JSON handlers write to
+    the original stderr. Call once, in the server process itself, after
+    :func:`json_logging`."""
+    global _json_out  # noqa: PLW0603 (one stderr per process)
+    original = os.dup(2)
+    read_end, write_end = os.pipe()
+    sys.stderr.flush()
+    _json_out = os.fdopen(original, "w", buffering=1, encoding="utf-8", errors="replace")
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    log = logging.getLogger("licentia.native")
+    log.setLevel(logging.INFO)  # gRPC's own verbosity already chose what it writes
+
+    def relay() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for raw in pipe:
+                line = raw.decode("utf-8", "replace").rstrip()
+                if line:
+                    level = _NATIVE_LEVELS.get(line[:1], logging.WARNING)
+                    if not line[1:2].isdigit():
+                        level = logging.WARNING
+                    log.log(level, "native.stderr", extra={"line": line})
+
+    threading.Thread(target=relay, name="licentia-stderr", daemon=True).start()
+
+
+def json_logger(name: str, stream: IO[str] | None = None) -> logging.Logger:
+    """The logger ``name`` writing JSON lines to ``stream`` at INFO and above (by default
+    to whatever ``sys.stderr`` is when a record comes).
 
     Calling it again for the same name replaces its handler (it does not add a second).
     """
-    handler = logging.StreamHandler(stream)
+    handler: logging.Handler = _StderrHandler() if stream is None else logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     log = logging.getLogger(name)
     log.handlers = [handler]

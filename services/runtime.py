@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import collections
 import logging
+import resource
 import signal
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any, ParamSpec, TypeVar
 
 import grpc  # type: ignore[import-untyped]
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
@@ -17,6 +20,15 @@ from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
 #: Largest message a client channel accepts (responses such as an export or an asset).
 CLIENT_MAX_RECEIVE_BYTES = 16 * 1024 * 1024
+#: A worker thread that has had nothing to do for this long ends (a burst's threads go away).
+WORKER_IDLE_SECONDS = 0.25
+#: Open files the server needs whatever its configuration: standard streams, gRPC's polling
+#: and wake-up descriptors, the listening sockets, the database writer, key files, logs.
+BASE_FILES = 64
+#: Open files one incoming connection holds (its socket).
+FILES_PER_CONNECTION = 1
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 _KEEPALIVE = (
     ("grpc.keepalive_time_ms", 60_000),  # ping an idle connection every minute
     ("grpc.keepalive_timeout_ms", 20_000),  # and drop it when the ping is not answered
@@ -37,6 +49,7 @@ class ServerSettings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_workers: int = 32
+    max_connections: int = 512
     max_receive_bytes: int = 2 * 1024 * 1024
     max_send_bytes: int = CLIENT_MAX_RECEIVE_BYTES
     grace_seconds: float = 5.0
@@ -44,6 +57,140 @@ class ServerSettings:
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both a certificate and a key")
+        check_address(self.address, "the listen address")
+        if self.max_workers < 1 or self.max_connections < 1:
+            raise ValueError("max_workers and max_connections must be positive")
+
+
+def check_address(address: str, what: str) -> None:
+    """Raise ``ValueError`` unless ``address`` is ``HOST:PORT`` with a port of 0 to 65535
+    (``[v6]:PORT`` for an IPv6 address): gRPC would take a bare host for port 443."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(
+            f"{what} must be HOST:PORT, with the port (0 for any free one): {address!r}"
+        )
+
+
+class ElasticExecutor(futures.Executor):
+    """Runs submitted calls on at most ``max_workers`` threads, started when work arrives
+    and no thread is free; a thread idle for ``idle_seconds`` ends. (The standard
+    ``ThreadPoolExecutor`` keeps every thread it ever started: after a burst of calls the
+    process would hold hundreds of idle threads for good.) Work beyond ``max_workers``
+    waits in order for a free thread."""
+
+    def __init__(
+        self,
+        max_workers: int,
+        idle_seconds: float = WORKER_IDLE_SECONDS,
+        thread_name_prefix: str = "worker",
+    ) -> None:
+        if max_workers < 1:
+            raise ValueError("max_workers must be positive")
+        self.max_workers = max_workers
+        self.idle_seconds = idle_seconds
+        self._prefix = thread_name_prefix
+        self._cond = threading.Condition(threading.Lock())
+        self._work: collections.deque[tuple[futures.Future[Any], Callable[[], Any]]] = (
+            collections.deque()
+        )
+        self._threads = 0
+        self._idle = 0
+        self._started = 0
+        self._shutdown = False
+
+    @property
+    def threads(self) -> int:
+        """The worker threads alive now."""
+        return self._threads
+
+    def submit(
+        self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> futures.Future[_T]:
+        """Schedule ``fn(*args, **kwargs)``; its future."""
+        future: futures.Future[_T] = futures.Future()
+        with self._cond:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new work after shutdown")
+            self._work.append((future, lambda: fn(*args, **kwargs)))
+            if self._idle >= len(self._work):
+                self._cond.notify()
+            elif self._threads < self.max_workers:
+                self._threads += 1
+                self._started += 1
+                name = f"{self._prefix}_{self._started}"
+                threading.Thread(target=self._run, name=name, daemon=True).start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Refuse new work; idle threads end at once, busy ones after their work."""
+        with self._cond:
+            self._shutdown = True
+            if cancel_futures:
+                while self._work:
+                    self._work.popleft()[0].cancel()
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._work:
+                    if self._shutdown:
+                        self._threads -= 1
+                        return
+                    self._idle += 1
+                    woken = self._cond.wait(self.idle_seconds)
+                    self._idle -= 1
+                    if not woken and not self._work:
+                        self._threads -= 1
+                        return
+                future, work = self._work.popleft()
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = work()
+                except BaseException as e:  # noqa: BLE001 (handed to the future)
+                    future.set_exception(e)
+                else:
+                    future.set_result(result)
+            del future, work  # hold nothing of a finished call while idle
+
+
+@dataclass(frozen=True)
+class FileBudget:
+    """The open files a configuration may need at most, against ``RLIMIT_NOFILE``."""
+
+    connections: int
+    database: int
+
+    @property
+    def needed(self) -> int:
+        """The most open files the server may hold."""
+        return BASE_FILES + self.connections * FILES_PER_CONNECTION + self.database
+
+    def describe(self) -> str:
+        """The sum, in words."""
+        return (
+            f"{self.needed} open files ({BASE_FILES} base + {self.connections} connections"
+            f" + {self.database} for the database)"
+        )
+
+
+def ensure_file_limit(budget: FileBudget) -> int:
+    """Make sure the process may open ``budget.needed`` files: raise the soft
+    ``RLIMIT_NOFILE`` up to the hard limit when it is lower; returns the soft limit then in
+    force. Raises ``ValueError``, saying what to change, when even the hard limit is lower."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = budget.needed
+    if soft != resource.RLIM_INFINITY and soft < need:
+        if hard != resource.RLIM_INFINITY and hard < need:
+            raise ValueError(
+                f"this configuration needs up to {budget.describe()}, but this process may open"
+                f" only {hard} (ulimit -n): lower --max-connections or --workers, or raise the"
+                " limit"
+            )
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+        soft = need
+    return soft
 
 
 class RunningServer:
@@ -89,8 +236,9 @@ def start(
     """Start a server with ``handlers``, the standard health service (SERVING for "" and
     each of ``service_names``) and server reflection; raises ``OSError`` if it cannot bind."""
     server = grpc.server(
-        ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="licentia-rpc"),
+        ElasticExecutor(settings.max_workers, thread_name_prefix="licentia-rpc"),
         options=[
+            ("grpc.max_allowed_incoming_connections", settings.max_connections),
             ("grpc.max_receive_message_length", settings.max_receive_bytes),
             ("grpc.max_send_message_length", settings.max_send_bytes),
             *_KEEPALIVE,

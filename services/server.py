@@ -37,12 +37,22 @@ from .app import (
 from .deps import Settings
 from .issuer import ExchangeKeyError, Keyring, key_file
 from .replica import DEFAULT_STALENESS_SECONDS, ReplicaApp, build_replica
-from .rpc import SystemClock, json_logger
-from .runtime import ServerSettings, install_signal_handlers, start
-from .store import open_store
+from .rpc import SystemClock, json_logger, json_logging, json_native_stderr
+from .runtime import (
+    FileBudget,
+    ServerSettings,
+    check_address,
+    ensure_file_limit,
+    install_signal_handlers,
+    start,
+)
+from .store import POSTGRES_SCHEMES, SqliteStore, open_store
 
 PROG = "licentia-server"
 DEFAULT_LISTEN = "127.0.0.1:7700"
+#: Open files a PostgreSQL store may hold: its pool's connections (16 at most) and the one
+#: that listens for the other replicas' notifications, with room to spare.
+POSTGRES_FILES = 24
 
 
 def _env(name: str, default: str) -> str:
@@ -121,6 +131,13 @@ def _parser() -> argparse.ArgumentParser:
         default=int(_env("LICENTIA_WORKERS", "256")),
         help="worker threads (default 256); open streams may take all but 32 of them"
         " [LICENTIA_WORKERS]",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=int(_env("LICENTIA_MAX_CONNECTIONS", "512")),
+        help="incoming connections open at once (default 512); each holds an open file"
+        " [LICENTIA_MAX_CONNECTIONS]",
     )
     serve.add_argument("--port-file", type=Path, help="write the bound port to this file")
     serve.add_argument(
@@ -258,8 +275,28 @@ def _check_replica(args: argparse.Namespace, services: Sequence[str]) -> None:
         raise ValueError("--upstream-staleness-seconds must be >= 1")
 
 
+def _database_files(args: argparse.Namespace) -> int:
+    """The most files the store this server opens may hold (none for a verify-only replica)."""
+    if args.upstream:
+        return 0
+    if args.db.startswith(POSTGRES_SCHEMES):
+        return POSTGRES_FILES
+    return SqliteStore.open_files(args.workers)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``licentia-server``; returns the exit status."""
+    """Run ``licentia-server``; returns the exit status.
+
+    Runs under umask 077: whatever it writes (database, keys, port file) is the operator's
+    alone. The umask it found is restored on return (for callers in the same process)."""
+    umask = os.umask(0o077)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(umask)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help")):
         args_list.insert(0, "serve")
@@ -323,14 +360,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"new issuer key {key.key_id.hex()} ({key.text}); restart the server to use it")
         return 0
     services = [s.strip() for s in args.services.split(",") if s.strip()]
-    if args.max_term_days < 1 or args.heartbeat_seconds <= 0 or args.workers < 33:
+    if (
+        args.max_term_days < 1
+        or args.heartbeat_seconds <= 0
+        or args.workers < 33
+        or args.max_connections < 1
+    ):
         print(
             f"{PROG}: error: --max-term-days must be >= 1, --heartbeat-seconds > 0,"
-            " --workers >= 33",
+            " --workers >= 33, --max-connections >= 1",
             file=sys.stderr,
         )
         return 2
     try:
+        check_address(args.listen, "--listen")
+        if args.upstream:
+            check_address(args.upstream, "--upstream")
         if not 0 <= args.fee_bps <= ledger.MAX_FEE_BPS:
             raise ValueError(f"--fee-bps is 0 to {ledger.MAX_FEE_BPS}: the holder earns more")
         if not is_currency(args.currency):
@@ -343,9 +388,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.upstream:
             _check_replica(args, services)
+        ensure_file_limit(FileBudget(args.max_connections, _database_files(args)))
     except (ValueError, OSError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    json_logging()  # from here on, every line on stderr is one JSON object
     if args.upstream:
         try:
             app: App | ReplicaApp = build_replica(
@@ -384,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tls_cert=args.tls_cert,
                 tls_key=args.tls_key,
                 max_workers=args.workers,
+                max_connections=args.max_connections,
             ),
             app.handlers,
             app.service_names,
@@ -393,6 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         app.close()
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
+    json_native_stderr()  # gRPC's C core writes to stderr itself: JSON lines as well
     if args.port_file:
         args.port_file.write_text(f"{server.port}\n")
     print(f"listening on {server.address}", flush=True)

@@ -17,6 +17,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -28,7 +29,15 @@ from licentia.errors import LicentiaError, Reason
 from .base import SpentNonce, unrecorded_nonces
 from .common import INDEX_BLOCK, NONCE_SWEEP_SECONDS, Conn, SqlStore
 
-__all__ = ["INDEX_BLOCK", "MAX_BATCH", "NONCE_SWEEP_SECONDS", "SqliteStore", "migrations"]
+__all__ = [
+    "FILES_PER_CONNECTION",
+    "INDEX_BLOCK",
+    "MAX_BATCH",
+    "MAX_READERS",
+    "NONCE_SWEEP_SECONDS",
+    "SqliteStore",
+    "migrations",
+]
 
 migrations = Migrations("licentia")
 
@@ -36,6 +45,18 @@ T = TypeVar("T")
 
 #: Most changes one transaction carries (one fsync for all of them).
 MAX_BATCH = 64
+#: Most read connections open at once; a read waits for a free one beyond that.
+MAX_READERS = 32
+#: Read connections kept open while unused (the others are closed when given back).
+IDLE_READERS = 8
+#: How long a read waits for a free read connection before it is refused (BUSY).
+READER_WAIT_SECONDS = 10.0
+#: Open files one connection may hold: the database, its WAL and its shared memory.
+FILES_PER_CONNECTION = 3
+#: Mode of every file the store creates (the database, its WAL and shared memory) and of a
+#: directory it creates: they hold people's data, for the exchange's account alone.
+FILE_MODE = 0o600
+DIR_MODE = 0o700
 
 
 class _Change:
@@ -226,24 +247,32 @@ class SqliteStore(SqlStore):
         self.path = Path(path)
         self.read_only = read_only
         if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private_file(self.path)
         conn = sqlite3.connect(
             str(self.path), check_same_thread=False, isolation_level=None, timeout=30
         )
         self._db = Database(conn)
         self._lock = threading.RLock()
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        #: Read connections: those not in use (the last given back first), and how many
+        #: are open; a thread borrows one at a time (:meth:`_reader`).
+        self._idle: list[sqlite3.Connection] = []
+        self._open_readers = 0
+        self._readers_free = threading.Condition(self._lock)
+        self._closed = False
         self._cond = threading.Condition(threading.Lock())
         self._queue: list[_Change] = []
         self._leading = False
         self._init_common()
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.execute("PRAGMA busy_timeout = 30000")
+        self._db.execute("PRAGMA temp_store = MEMORY")  # no temporary files on disk
         if not read_only:
             self._db.enable_wal()
             self._db.execute("PRAGMA synchronous = FULL")
             migrations.apply(self._db)
+            for suffix in ("-wal", "-shm"):  # SQLite gives them the database's mode
+                _private_file(self.path.with_name(self.path.name + suffix), create=False)
 
     _INTEGRITY: ClassVar[tuple[type[Exception], ...]] = (sqlite3.IntegrityError,)
 
@@ -294,6 +323,10 @@ class SqliteStore(SqlStore):
                     self._leading = False
                     self._cond.notify_all()
         if change.error is not None:
+            if _cannot_open(change.error):  # no file descriptor left, say: not a bug
+                raise LicentiaError(
+                    Reason.UNAVAILABLE, "the database cannot be written now: try again later"
+                ) from change.error
             raise change.error
         return change.value  # type: ignore[no-any-return]
 
@@ -329,11 +362,47 @@ class SqliteStore(SqlStore):
         finally:
             self._local.writing = False
 
-    def _reader(self) -> sqlite3.Connection:
-        """This thread's read-only connection: reads never wait for the writer (WAL), and
-        each statement sees everything committed before it started."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection for this thread, from the pool: reads never wait for the
+        writer (WAL), and each statement sees everything committed before it started.
+
+        A thread holds one connection at a time (a read inside a read uses the same one). At
+        most :data:`MAX_READERS` are open; a read waits for a free one up to
+        :data:`READER_WAIT_SECONDS`, then is refused BUSY. One that cannot be opened (no
+        file descriptor left, say) is UNAVAILABLE, never an internal error."""
+        held: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if held is not None:
+            yield held
+            return
+        conn = self._borrow()
+        self._local.conn = conn
+        sound = True
+        try:
+            yield conn
+        except sqlite3.Error as e:
+            sound = False  # the connection may be broken: it is closed, not kept
+            if _cannot_open(e):
+                raise LicentiaError(
+                    Reason.UNAVAILABLE, "the database cannot be opened now: try again later"
+                ) from e
+            raise
+        finally:
+            self._local.conn = None
+            self._give_back(conn, sound and not conn.in_transaction)
+
+    def _borrow(self) -> sqlite3.Connection:
+        deadline = time.monotonic() + READER_WAIT_SECONDS
+        with self._lock:
+            while not self._idle and self._open_readers >= MAX_READERS:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._closed:
+                    raise LicentiaError(Reason.BUSY, "the database is busy: try again later")
+                self._readers_free.wait(left)
+            if self._idle:
+                return self._idle.pop()
+            self._open_readers += 1
+        try:
             conn = sqlite3.connect(
                 self.path.resolve().as_uri() + "?mode=ro",
                 uri=True,
@@ -342,23 +411,50 @@ class SqliteStore(SqlStore):
                 timeout=30,
             )
             conn.execute("PRAGMA busy_timeout = 30000")
-            self._local.conn = conn
+            conn.execute("PRAGMA temp_store = MEMORY")
+        except sqlite3.OperationalError as e:
             with self._lock:
-                self._readers.append(conn)
+                self._open_readers -= 1
+                self._readers_free.notify()
+            raise LicentiaError(
+                Reason.UNAVAILABLE, "the database cannot be opened now: try again later"
+            ) from e
         return conn
 
+    def _give_back(self, conn: sqlite3.Connection, keep: bool) -> None:
+        with self._lock:
+            if keep and not self._closed and len(self._idle) < IDLE_READERS:
+                self._idle.append(conn)
+                self._readers_free.notify()
+                return
+            self._open_readers -= 1
+            self._readers_free.notify()
+        conn.close()
+
+    @property
+    def open_readers(self) -> int:
+        """The read connections open now (in use or idle)."""
+        return self._open_readers
+
+    @staticmethod
+    def open_files(workers: int) -> int:
+        """The most files a store serving ``workers`` threads holds open: the writer and
+        one read connection per thread, at most :data:`MAX_READERS` of them."""
+        return (1 + min(workers, MAX_READERS)) * FILES_PER_CONNECTION
+
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return list(self._reader().execute(sql, params).fetchall())
+        with self._reader() as c:
+            return list(c.execute(sql, params).fetchall())
 
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[Conn]:
-        """This thread's reader inside one read transaction (one snapshot)."""
-        c = self._reader()
-        c.execute("BEGIN")
-        try:
-            yield c
-        finally:
-            c.execute("COMMIT")
+        """A reader inside one read transaction (one snapshot)."""
+        with self._reader() as c:
+            c.execute("BEGIN")
+            try:
+                yield c
+            finally:
+                c.execute("COMMIT")
 
     def _has_table(self, name: str) -> bool:
         return bool(
@@ -378,7 +474,36 @@ class SqliteStore(SqlStore):
     def close(self) -> None:
         """Close the connections."""
         with self._lock:
-            for conn in self._readers:
+            self._closed = True
+            for conn in self._idle:
                 conn.close()
-            self._readers.clear()
+            self._open_readers -= len(self._idle)
+            self._idle.clear()
+            self._readers_free.notify_all()
             self._db.close()
+
+
+def _cannot_open(e: BaseException) -> bool:
+    """Whether SQLite failed for want of a file it could not open (out of descriptors)."""
+    return isinstance(e, sqlite3.OperationalError) and "unable to open" in str(e)
+
+
+def _private_file(path: Path, *, create: bool = True) -> None:
+    """Make ``path`` (and, when ``create``, its directory) exist with the owner's access
+    alone (:data:`FILE_MODE`, :data:`DIR_MODE`), whatever the umask: a file created here is
+    created 0600, and a looser one left by an earlier version is tightened."""
+    if create:
+        if not path.parent.exists():
+            path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            os.chmod(path.parent, DIR_MODE)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+    else:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return
+    try:
+        if os.fstat(fd).st_mode & 0o777 != FILE_MODE:
+            os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)

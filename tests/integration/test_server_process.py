@@ -213,6 +213,31 @@ def test_misuse_of_the_server_command_exits_2(
     assert capsys.readouterr().err.startswith("licentia-server: error:")
 
 
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--listen", "localhost"], "--listen"),  # gRPC would listen on port 443
+        (["--listen", "127.0.0.1:"], "--listen"),
+        (["--listen", "127.0.0.1:99999"], "--listen"),
+        (["--services", "verification", "--upstream", "localhost"], "--upstream"),
+    ],
+)
+def test_an_address_without_a_port_is_a_usage_error(
+    argv: list[str], flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from licentia.services.server import main
+
+    umask = os.umask(0o022)
+    try:
+        assert main(["--data-dir", str(tmp_path / "d"), "--listen", "127.0.0.1:0", *argv]) == 2
+        assert os.umask(0o022) == 0o022  # main ran under 077 and gave the caller's back
+    finally:
+        os.umask(umask)
+    err = capsys.readouterr().err
+    assert err.startswith(f"licentia-server: error: {flag} must be HOST:PORT")
+    assert not (tmp_path / "d").exists()
+
+
 def test_a_withdrawn_key_stops_what_it_signed_from_verifying(tmp_path: Path) -> None:
     data = tmp_path / "data"
     ex = start_exchange(data)

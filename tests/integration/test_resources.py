@@ -1,0 +1,267 @@
+"""Resources are bounded by the configuration, not by what clients do (issue 16, item 1).
+
+Each test runs ``licentia-server`` as a real process on 127.0.0.1:0 and counts its open files
+(``/proc/PID/fd``) and threads (``/proc/PID/task``).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc  # type: ignore[import-untyped]
+import pytest
+
+from licentia.keys import PrivateKey
+from licentia.v1 import licences_pb2
+
+from .exchange_harness import (
+    FUNDS,
+    Party,
+    SignedChannel,
+    fund,
+    issue_licence,
+    method_path,
+    operator_party,
+    register_advertiser,
+    register_holder,
+    wait_for,
+)
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+
+WATCH = method_path(licences_pb2, "WatchRevocations")
+#: A channel with a connection of its own (channels to one address otherwise share one).
+OWN_CONNECTION = ("grpc.use_local_subchannel_pool", 1)
+#: ``after_sequence`` past any list: the stream starts with a snapshot, then waits.
+FAR_AHEAD = 2**64 - 1
+
+
+@dataclass
+class Process:
+    """A running ``licentia-server`` and where it listens."""
+
+    proc: subprocess.Popen[str]
+    address: str
+    data_dir: Path
+
+    def files(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def threads(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/task"))
+
+
+def _limit(files: int) -> Callable[[], None]:
+    def lower() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
+
+    return lower
+
+
+def _server_command(data_dir: Path, *flags: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "licentia.services.server",
+        "--data-dir",
+        str(data_dir),
+        "--listen",
+        "127.0.0.1:0",
+        *flags,
+    ]
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., Process]]:
+    """Start a server process with flags (and a lowered open-files limit, ``files=N``)."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*flags: str, files: int | None = None) -> Process:
+        data_dir = tmp_path / f"data{len(started)}"
+        port_file = tmp_path / f"port{len(started)}"
+        proc = subprocess.Popen(
+            _server_command(data_dir, "--port-file", str(port_file), *flags),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            preexec_fn=None if files is None else _limit(files),  # noqa: PLW1509
+        )
+        started.append(proc)
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            assert proc.poll() is None, f"the server exited with {proc.returncode}"
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        return Process(proc, f"127.0.0.1:{port_file.read_text().strip()}", data_dir)
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _parties(server: Process) -> tuple[Party, Party, list[grpc.Channel]]:
+    """A registered holder and a funded advertiser, each on its own channel."""
+    channels = [grpc.insecure_channel(server.address) for _ in range(3)]
+    holder_key, adv_key = PrivateKey.generate(), PrivateKey.generate()
+    holder = Party(holder_key, SignedChannel(channels[0], holder_key))
+    adv = Party(adv_key, SignedChannel(channels[1], adv_key))
+    register_holder(holder)
+    register_advertiser(adv, funds=0)
+    fund(operator_party(channels[2], server.data_dir), adv_key.public.raw, FUNDS)
+    return holder, adv, channels
+
+
+def _open_streams(address: str, n: int) -> tuple[list[Any], list[grpc.Channel], list[str]]:
+    """``n`` unsigned WatchRevocations streams, each on a channel (a connection) of its own:
+    the calls, the channels, and how each began (``"open"``: its snapshot came; otherwise
+    the status code it was refused with)."""
+    calls, channels, outcomes = [], [], []
+    body = licences_pb2.WatchRevocationsRequest(after_sequence=FAR_AHEAD).SerializeToString()
+    for _ in range(n):
+        ch = grpc.insecure_channel(address, options=[OWN_CONNECTION])
+        channels.append(ch)
+        call = ch.unary_stream(WATCH, request_serializer=None, response_deserializer=None)(
+            body, timeout=60
+        )
+        calls.append(call)
+    for call in calls:
+        try:
+            next(call)
+            outcomes.append("open")
+        except grpc.RpcError as e:
+            outcomes.append(e.code().name)
+    return calls, channels, outcomes
+
+
+def _close(calls: list[Any], channels: list[grpc.Channel]) -> None:
+    for call in calls:
+        call.cancel()
+    for ch in channels:
+        ch.close()
+
+
+def test_a_stream_flood_leaves_nothing_behind_and_issuance_works(
+    spawn: Callable[..., Process],
+) -> None:
+    # 64 workers: at most 32 streams; heartbeats every 60 s, so a cancelled stream that
+    # waited for its next heartbeat would hold its slot and its thread for a minute. The
+    # process may open 300 files; the flood has 150 connections (up to 100 are taken).
+    server = spawn(
+        "--workers", "64", "--heartbeat-seconds", "60", "--max-connections", "100", files=300
+    )
+    holder, adv, channels = _parties(server)
+    try:
+        issue_licence(holder, adv)
+        time.sleep(1)  # the warm-up's idle workers end
+        files, threads = server.files(), server.threads()
+
+        calls, flood, outcomes = _open_streams(server.address, 150)
+        assert outcomes.count("open") == 32  # the stream cap
+        assert set(outcomes) == {"open", "RESOURCE_EXHAUSTED", "UNAVAILABLE"}
+        # 100 connections at most, one of them the parties': the rest are not accepted.
+        assert outcomes.count("UNAVAILABLE") == 51
+        assert files + 100 <= server.files() < 300  # never at the limit
+        issue_licence(holder, adv)  # the exchange serves during the flood
+        _close(calls, flood)
+
+        def settled() -> bool:
+            return server.files() <= files + 4 and server.threads() <= threads + 4
+
+        took = wait_for(settled, timeout=5)
+        assert took < 1.0, f"took {took:.2f} s: {server.files()} files, {server.threads()} threads"
+
+        # Every slot is free again: the cap's worth of streams opens at once.
+        calls, again, outcomes = _open_streams(server.address, 32)
+        assert outcomes == ["open"] * 32
+        _close(calls, again)
+        issue_licence(holder, adv)
+    finally:
+        for ch in channels:
+            ch.close()
+
+
+def test_a_configuration_that_cannot_fit_the_open_files_limit_refuses_to_start(
+    tmp_path: Path,
+) -> None:
+    proc = subprocess.run(
+        _server_command(tmp_path / "data", "--max-connections", "2000"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_limit(1024),
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("licentia-server: error: this configuration needs up to")
+    assert "only 1024" in proc.stderr
+    assert "--max-connections" in proc.stderr
+    assert not (tmp_path / "data").exists()  # refused before it created anything
+
+
+def test_the_soft_open_files_limit_is_raised_when_the_hard_one_allows(tmp_path: Path) -> None:
+    def low_soft() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096))
+
+    port_file = tmp_path / "port"
+    proc = subprocess.Popen(
+        _server_command(tmp_path / "data", "--port-file", str(port_file)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=low_soft,  # noqa: PLW1509
+    )
+    try:
+        wait_for(lambda: port_file.exists() and bool(port_file.read_text().strip()), 30)
+        limits = Path(f"/proc/{proc.pid}/limits").read_text()
+        line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
+        soft, hard = (int(v) for v in line.split()[3:5])
+        assert hard == 4096
+        assert soft > 256  # 64 + 512 connections + the database's files
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+#: Run in a process of its own: a store whose process has no file descriptor left answers
+#: reads UNAVAILABLE (never an internal error) and reads again once descriptors are free.
+_OUT_OF_FILES = """
+import errno, os, sys
+from licentia.errors import LicentiaError
+from licentia.services.store import SqliteStore
+
+store = SqliteStore(sys.argv[1])
+held = []
+try:
+    while True:
+        held.append(os.open(os.devnull, os.O_RDONLY))
+except OSError as e:
+    assert e.errno == errno.EMFILE
+try:
+    store.status()
+except LicentiaError as e:
+    print("refused", e.reason.name)
+for fd in held:
+    os.close(fd)
+print("after", store.status()[1])
+"""
+
+
+def test_a_store_out_of_file_descriptors_is_unavailable_and_recovers(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _OUT_OF_FILES, str(tmp_path / "licentia.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["refused UNAVAILABLE", "after 0"]
