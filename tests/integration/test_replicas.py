@@ -823,6 +823,7 @@ def test_a_follower_with_a_foreign_log_key_refuses_to_start_and_one_without_keys
         (foreign / LOG_KEY_FILE).chmod(0o600)
         with pytest.raises(ValueError, match=r"the log key in .* is not this exchange's"):
             start_exchange(foreign, db=db, follower=True)
+        (tmp_path / "bare").mkdir(mode=0o700)  # a follower creates nothing, not even this
         bare = start_exchange(tmp_path / "bare", db=db, follower=True)
         try:
             assert bare.app.deps.operator_key is None
