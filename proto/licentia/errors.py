@@ -60,6 +60,7 @@ class Reason(enum.IntEnum):
     NOT_SERVED = 44
     BUSY = 45
     UNAVAILABLE = 46
+    IDEMPOTENCY_KEY_REUSED = 47
 
 
 class LicentiaError(Exception):

@@ -28,7 +28,7 @@ differs when several processes write at once, each with its own pool:
 - Handles compare byte-wise (``COLLATE "C"``), as in SQLite, whatever the database's locale:
   offers page in the same order on both.
 - Migrations are the SQLite store's, by the same names (``m001_initial`` …
-  ``m005_spent_nonces``), in PostgreSQL DDL, recorded in ``licentia_migrations`` and
+  ``m006_idempotency_digests``), in PostgreSQL DDL, recorded in ``licentia_migrations`` and
   applied at start under a session advisory lock, so replicas starting together do not race.
 """
 
@@ -203,6 +203,12 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         """
         CREATE TABLE spent_nonces (key BYTEA PRIMARY KEY, expires_at BIGINT NOT NULL);
         CREATE INDEX spent_nonces_expiry ON spent_nonces (expires_at);
+        """,
+    ),
+    (
+        "m006_idempotency_digests",
+        """
+        CREATE TABLE idempotency_digests (key BYTEA PRIMARY KEY, digest BYTEA NOT NULL);
         """,
     ),
 )

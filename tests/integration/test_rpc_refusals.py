@@ -90,6 +90,7 @@ CODE: dict[Reason, Any] = {
     Reason.WRONG_AUDIENCE: C.PERMISSION_DENIED,
     Reason.NOT_FOUND: C.NOT_FOUND,
     Reason.ALREADY_EXISTS: C.ALREADY_EXISTS,
+    Reason.IDEMPOTENCY_KEY_REUSED: C.ALREADY_EXISTS,
     **dict.fromkeys(
         (
             Reason.OPTED_OUT,

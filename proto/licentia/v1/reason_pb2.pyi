@@ -53,6 +53,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASON_NOT_SERVED: _ClassVar[Reason]
     REASON_BUSY: _ClassVar[Reason]
     REASON_UNAVAILABLE: _ClassVar[Reason]
+    REASON_IDEMPOTENCY_KEY_REUSED: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 REASON_MALFORMED: Reason
 REASON_TOO_LARGE: Reason
@@ -100,3 +101,4 @@ REASON_INTERNAL: Reason
 REASON_NOT_SERVED: Reason
 REASON_BUSY: Reason
 REASON_UNAVAILABLE: Reason
+REASON_IDEMPOTENCY_KEY_REUSED: Reason
