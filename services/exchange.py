@@ -69,8 +69,10 @@ class ExchangeService:
         return party.display_name if party else ""
 
     def _visible_request(self, request_id: bytes, call: Call) -> RequestRow:
-        """The request, if the caller is its advertiser or its holder (NOT_FOUND otherwise)."""
-        party = self.d.party(call)
+        """The request, if the caller is its advertiser or its holder: another holder's or
+        advertiser's is NOT_FOUND, as a missing one; a platform, whose role has no requests,
+        is NOT_OWNER, as at every call not for its role."""
+        party = self.d.party(call, Role.HOLDER, Role.ADVERTISER)
         row = self.d.store.request(request_id)
         if row is None or party.key not in (row.advertiser_key, row.holder_key):
             raise LicentiaError(Reason.NOT_FOUND, "no such request")
