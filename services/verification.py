@@ -36,8 +36,10 @@ class VerificationService:
     def methods(self) -> Mapping[str, Method]:
         """The handlers, by method name."""
         return {
-            "Verify": Method(self.verify),
-            "VerifyStream": Method(self.verify_stream),
+            # A replayed check learns nothing: its answer follows from what the request
+            # carries and the public status list. Its nonce stays in memory only.
+            "Verify": Method(self.verify, durable_nonce=False),
+            "VerifyStream": Method(self.verify_stream, durable_nonce=False),
             "ReportUse": Method(self.report_use),
         }
 

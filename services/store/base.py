@@ -85,6 +85,11 @@ def unrecorded_nonces() -> tuple[SpentNonce, ...]:
 class Store(Protocol):
     """Durable state of one exchange."""
 
+    def spend_nonces(self) -> None:
+        """Record the nonces of this call not yet recorded by a change (:func:`spending`),
+        in a transaction of their own; raise their reason if one is recorded and live."""
+        ...
+
     # -- parties -------------------------------------------------------------------------
     def add_party(self, party: Party) -> None:
         """Register a party; ALREADY_EXISTS if its key or handle is taken."""

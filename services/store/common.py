@@ -205,6 +205,12 @@ class SqlStore:
             if took != 1:
                 raise LicentiaError(n.reason, "this call was made before: sign it again")
 
+    def spend_nonces(self) -> None:
+        """Record the nonces of this call that no change has recorded (:func:`.base.spending`)
+        in a transaction of their own (group-committed with other changes); raise their
+        reason if one is already recorded and live."""
+        self._transact(only_nonces)
+
     def _sweep_nonces(self, c: Conn, nonces: Sequence[SpentNonce]) -> None:
         """Delete the spent nonces expired by the calls' time (at most every
         :data:`NONCE_SWEEP_SECONDS`), so the table holds about one window's nonces."""
@@ -1518,3 +1524,8 @@ def _check_digest(digest: bytes) -> None:
     stores an idempotency key without the request it belongs to."""
     if len(digest) != 32:
         raise ValueError("a request digest is 32 bytes")
+
+
+def only_nonces(c: Conn) -> None:
+    """The change of :meth:`SqlStore.spend_nonces`: nothing but the call's nonces, which
+    every transaction records (a named function, so that tests can tell it apart)."""
