@@ -295,11 +295,16 @@ class _Plumbing:
                 self.streams.acquire()
             try:
                 call, request = self._admit(m, arg, context, outcome)
-                if call.signed is not None and m.method.durable_nonce:
-                    with spending(self.auth.spent(call.signed, call.now)):
-                        self.auth.commit_spent()  # before the first answer
+                # The nonce is spent durably before the first answer leaves (a refusal
+                # before it, like every refused call, spends it in memory only).
+                unspent = call.signed is not None and m.method.durable_nonce
                 for response in cast(Iterator[Message], m.method.handler(request, call)):
-                    yield self._encode(m, response)
+                    encoded = self._encode(m, response)
+                    if unspent and call.signed is not None:
+                        with spending(self.auth.spent(call.signed, call.now)):
+                            self.auth.commit_spent()
+                        unspent = False
+                    yield encoded
             finally:
                 if self.streams is not None:
                     self.streams.release()

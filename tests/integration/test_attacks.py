@@ -65,9 +65,11 @@ from .exchange_harness import (
 )
 
 if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
+    from clients.channel import exchange_error
     from clients.verifier import Verifier
     from clients.verifier.verifier import fetch_issuer_keys, fetch_status_snapshot
 else:
+    from licentia.clients.channel import exchange_error
     from licentia.clients.verifier import Verifier
     from licentia.clients.verifier.verifier import fetch_issuer_keys, fetch_status_snapshot
 
@@ -702,6 +704,44 @@ def test_a_restart_neither_refuses_a_lagging_clock_nor_forgets_a_read(tmp_path: 
             with pytest.raises(ExchangeError) as e:
                 raw_unary(ex.channel(), method, sent, metadata)
             assert e.value.reason == Reason.REPLAYED_REQUEST
+    finally:
+        ex.stop()
+
+
+WATCH_EVENTS = method_path(licences_pb2, "WatchLicenceEvents")
+
+
+def _first_streamed(channel: grpc.Channel, method: str, body: bytes, metadata: Any) -> bytes:
+    """The first message of a response stream sent exactly ``body`` and ``metadata``."""
+    stream = channel.unary_stream(method, request_serializer=None, response_deserializer=None)
+    responses = stream(body, metadata=metadata, timeout=10)
+    try:
+        return bytes(next(responses))
+    except grpc.RpcError as e:
+        raise exchange_error(e) from None
+    finally:
+        responses.cancel()
+
+
+def test_a_stream_answered_before_a_restart_cannot_be_replayed_after_it(tmp_path: Path) -> None:
+    """A signed response stream (a licensee's WatchLicenceEvents) spends its nonce in the
+    store before its first message: replayed after a restart, it is refused."""
+    clock = ManualClock()
+    data = tmp_path / "data"
+    ex = start_exchange(data, clock=clock)
+    try:
+        key = PrivateKey.generate()
+        adv = Party(key, SignedChannel(ex.channel(), key, clock=clock.now), ex)
+        register_advertiser(adv, funds=0)
+        body = licences_pb2.WatchLicenceEventsRequest().SerializeToString(deterministic=True)
+        watched = sign_request(key, WATCH_EVENTS, body, clock.now())
+        assert _first_streamed(ex.channel(), WATCH_EVENTS, body, watched)  # a heartbeat
+        ex.stop()
+        clock.offset += 1
+        ex = start_exchange(data, clock=clock)
+        with pytest.raises(ExchangeError) as e:
+            _first_streamed(ex.channel(), WATCH_EVENTS, body, watched)
+        assert e.value.reason == Reason.REPLAYED_REQUEST
     finally:
         ex.stop()
 
