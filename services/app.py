@@ -163,7 +163,13 @@ def build(
         operator_key=operator.public.raw if operator is not None else None,
         log_key=keys["log"],
     )
-    auth = Authenticator(not_before=clock.now())
+    # Every signed call spends its nonce in the store before it is answered, so the window
+    # does not start at this process's start; a follower cannot write, so its does.
+    auth = (
+        Authenticator(not_before=clock.now())
+        if follower
+        else Authenticator(record=store.spend_nonces)
+    )
     streams = StreamLimit(max_streams)
     app = App(deps, [], [])
     for name in services:

@@ -52,7 +52,7 @@ _BY_CODE: Final[Mapping[Any, tuple[Reason, ...]]] = {
     # The caller is known but may not do this.
     grpc.StatusCode.PERMISSION_DENIED: (_R.NOT_OWNER, _R.WRONG_LICENSEE, _R.WRONG_AUDIENCE),
     grpc.StatusCode.NOT_FOUND: (_R.NOT_FOUND,),
-    grpc.StatusCode.ALREADY_EXISTS: (_R.ALREADY_EXISTS,),
+    grpc.StatusCode.ALREADY_EXISTS: (_R.ALREADY_EXISTS, _R.IDEMPOTENCY_KEY_REUSED),
     # The request is well formed but the state of things refuses it.
     grpc.StatusCode.FAILED_PRECONDITION: (
         _R.OPTED_OUT,

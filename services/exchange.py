@@ -26,6 +26,7 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from . import convert, market
 from .deps import Deps
+from .idempotency import request_digest
 from .model import LicenceRow, RequestRow, RequestState, Role, StandingRuleRow
 from .rpc import Call, Method
 from .store import ConflictCheck
@@ -68,8 +69,10 @@ class ExchangeService:
         return party.display_name if party else ""
 
     def _visible_request(self, request_id: bytes, call: Call) -> RequestRow:
-        """The request, if the caller is its advertiser or its holder (NOT_FOUND otherwise)."""
-        party = self.d.party(call)
+        """The request, if the caller is its advertiser or its holder: another holder's or
+        advertiser's is NOT_FOUND, as a missing one; a platform, whose role has no requests,
+        is NOT_OWNER, as at every call not for its role."""
+        party = self.d.party(call, Role.HOLDER, Role.ADVERTISER)
         row = self.d.store.request(request_id)
         if row is None or party.key not in (row.advertiser_key, row.holder_key):
             raise LicentiaError(Reason.NOT_FOUND, "no such request")
@@ -215,10 +218,11 @@ class ExchangeService:
         """Check a request against the holder's terms, prepare its claims, and issue it at
         once when a standing rule of the holder covers it."""
         advertiser = self.d.party(call, Role.ADVERTISER)
+        digest = request_digest(call.method, req)
         if req.idempotency_key:
             if len(req.idempotency_key) != 16:
                 raise LicentiaError(Reason.INVALID_REQUEST, "the idempotency key is 16 bytes")
-            first = self.d.store.request_by_key(advertiser.key, req.idempotency_key)
+            first = self.d.store.request_by_key(advertiser.key, req.idempotency_key, digest)
             if first is not None:  # a retry: the first answer, nothing new
                 return self._request_response(first, advertiser.display_name, call.now)
         holder = self.d.store.party(req.holder_key) if len(req.holder_key) == 32 else None
@@ -311,7 +315,7 @@ class ExchangeService:
             return licence, check
 
         try:
-            row = self.d.store.create_request(build, auto_issue, now, req.idempotency_key)
+            row = self.d.store.create_request(build, auto_issue, now, req.idempotency_key, digest)
         finally:
             if covering:
                 self._notify()

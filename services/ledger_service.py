@@ -14,6 +14,7 @@ from licentia.errors import LicentiaError, Reason
 from licentia.v1 import ledger_pb2
 
 from .deps import Deps
+from .idempotency import request_digest
 from .model import LedgerLine, Role
 from .rpc import Call, Method
 
@@ -84,7 +85,9 @@ class LedgerService:
         )
         if advertiser is None or advertiser.role != Role.ADVERTISER:
             raise LicentiaError(Reason.NOT_FOUND, "no such advertiser")
-        line, balance, replayed = self.d.store.deposit(advertiser.key, amount, reference, call.now)
+        line, balance, replayed = self.d.store.deposit(
+            advertiser.key, amount, reference, call.now, digest=request_digest(call.method, req)
+        )
         return ledger_pb2.DepositResponse(
             line=line_to(line), balance_minor=balance, replayed=replayed
         )
@@ -98,7 +101,12 @@ class LedgerService:
         reference = _reference(req.payout_reference, "payout reference")
         self.d.store.settle(holder.key, call.now)  # what has been earned is available
         line, balance, replayed = self.d.store.withdraw(
-            holder.key, amount, reference, req.idempotency_key, call.now
+            holder.key,
+            amount,
+            reference,
+            req.idempotency_key,
+            call.now,
+            digest=request_digest(call.method, req),
         )
         return ledger_pb2.WithdrawResponse(
             line=line_to(line), balance_minor=balance, replayed=replayed

@@ -66,7 +66,10 @@ class LicenceService:
         }
 
     def _visible(self, licence_id: bytes, call: Call) -> LicenceRow:
-        party = self.d.party(call)
+        """The licence, if the caller is its holder or its licensee. Only holders and
+        advertisers have licences: another role is NOT_OWNER, as at every call not for its
+        role; another holder's or advertiser's licence is NOT_FOUND, as a missing one."""
+        party = self.d.party(call, Role.HOLDER, Role.ADVERTISER)
         lic = self.d.store.licence(licence_id) if len(licence_id) == 16 else None
         if lic is None or party.key not in (lic.holder_key, lic.licensee_key):
             raise LicentiaError(Reason.NOT_FOUND, "no such licence")
@@ -82,8 +85,9 @@ class LicenceService:
     def list_licences(
         self, req: licences_pb2.ListLicencesRequest, call: Call
     ) -> licences_pb2.ListLicencesResponse:
-        """The caller's licences (as holder or licensee), newest first, by page."""
-        party = self.d.party(call)
+        """The caller's licences (as holder or licensee), newest first, by page; a platform
+        has none to list (NOT_OWNER)."""
+        party = self.d.party(call, Role.HOLDER, Role.ADVERTISER)
         size = req.page_size or 100
         if not 1 <= size <= MAX_PAGE:
             raise LicentiaError(Reason.INVALID_REQUEST, f"page size is 1 to {MAX_PAGE}")

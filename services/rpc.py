@@ -59,7 +59,7 @@ from licentia.request import (
 )
 
 from . import errors
-from .store.base import SpentNonce, spending
+from .store.base import SpentNonce, spending, unrecorded_nonces
 
 
 class Clock(Protocol):
@@ -123,6 +123,10 @@ class Method:
     handler: Handler
     signed: bool = True
     max_request_bytes: int = 64 * 1024
+    #: Spend the call's nonce durably before answering, when no change did (see
+    #: :class:`Authenticator`). False only for a method whose answer a replayer learns
+    #: nothing from (Verify: what it carries and the public status list).
+    durable_nonce: bool = True
 
     def __post_init__(self) -> None:
         if self.max_request_bytes <= 0:
@@ -133,10 +137,17 @@ class Authenticator:
     """Checks request signatures: the window, the signature, then the nonce.
 
     One instance (one nonce store) serves every service of a process; the nonce store lives
-    in memory. A call that changes something also spends its nonce durably, in the store's
-    transaction (:meth:`spent`, :func:`.store.base.spending`), so its replay is refused after
-    a restart and by every other replica. A process also refuses every request stamped
-    before ``not_before`` (its start). A client retrying across a restart signs anew.
+    in memory and refuses a replay within the process at once. Every signed call also
+    spends its nonce durably in the store (:meth:`spent`, :func:`.store.base.spending`)
+    before its answer is sent: a call that changes something in its change's transaction,
+    any other call through ``record`` (the store's ``spend_nonces``, one group-committed
+    insert). So a replay is refused after a restart, after a crash (the nonce was committed
+    before the answer left) and by every other replica, and the window does not depend on
+    when the process started: a client whose clock lags is not refused after a restart.
+
+    A process that cannot write (a follower on a read-only store) has no ``record``: it
+    refuses every request stamped before ``not_before`` (its start) instead, since the
+    nonces its predecessor saw only in memory are gone.
     """
 
     def __init__(
@@ -144,10 +155,18 @@ class Authenticator:
         nonces: NonceStore | None = None,
         window_seconds: int = DEFAULT_WINDOW_SECONDS,
         not_before: int = 0,
+        record: Callable[[], None] | None = None,
     ) -> None:
         self.nonces: NonceStore = MemoryNonceStore() if nonces is None else nonces
         self.window_seconds = window_seconds
         self.not_before = not_before
+        self.record = record
+
+    def commit_spent(self) -> None:
+        """Spend durably the nonces of this call that no change has recorded yet (a read's);
+        raises their reason (REPLAYED_REQUEST) if another process recorded one first."""
+        if self.record is not None and unrecorded_nonces():
+            self.record()
 
     def authenticate(
         self, method: str, body: bytes, metadata: Iterable[tuple[str, str | bytes]], now: int
@@ -269,7 +288,10 @@ class _Plumbing:
             # A signed call's nonce is spent durably by the first change it commits.
             spent = () if call.signed is None else (self.auth.spent(call.signed, call.now),)
             with spending(*spent):
-                return self._encode(m, m.method.handler(request, call))
+                response = self._encode(m, m.method.handler(request, call))
+                if m.method.durable_nonce:  # before the answer leaves (a read's replay)
+                    self.auth.commit_spent()
+                return response
 
     def stream_out(self, m: _Bound, arg: Any, context: grpc.ServicerContext) -> Iterator[bytes]:
         """Behaviour of a method with a response stream; errors mid-stream end it the same way."""
@@ -278,8 +300,16 @@ class _Plumbing:
                 self.streams.acquire()
             try:
                 call, request = self._admit(m, arg, context, outcome)
+                # The nonce is spent durably before the first answer leaves (a refusal
+                # before it, like every refused call, spends it in memory only).
+                unspent = call.signed is not None and m.method.durable_nonce
                 for response in cast(Iterator[Message], m.method.handler(request, call)):
-                    yield self._encode(m, response)
+                    encoded = self._encode(m, response)
+                    if unspent and call.signed is not None:
+                        with spending(self.auth.spent(call.signed, call.now)):
+                            self.auth.commit_spent()
+                        unspent = False
+                    yield encoded
             finally:
                 if self.streams is not None:
                     self.streams.release()

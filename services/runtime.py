@@ -16,7 +16,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import grpc  # type: ignore[import-untyped]
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
-from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
+
+from . import reflection
 
 #: Largest message a client channel accepts (responses such as an export or an asset).
 CLIENT_MAX_RECEIVE_BYTES = 16 * 1024 * 1024
@@ -234,7 +235,8 @@ def start(
     log: logging.Logger,
 ) -> RunningServer:
     """Start a server with ``handlers``, the standard health service (SERVING for "" and
-    each of ``service_names``) and server reflection; raises ``OSError`` if it cannot bind."""
+    each of ``service_names``) and server reflection (``grpc.reflection.v1`` and ``v1alpha``,
+    :mod:`.reflection`); raises ``OSError`` if it cannot bind."""
     server = grpc.server(
         ElasticExecutor(settings.max_workers, thread_name_prefix="licentia-rpc"),
         options=[
@@ -252,9 +254,7 @@ def start(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *service_names):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(
-        (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    reflection.enable(server, (*service_names, health.SERVICE_NAME))
     tls = settings.tls_cert is not None and settings.tls_key is not None
     try:
         if settings.tls_cert is not None and settings.tls_key is not None:

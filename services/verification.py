@@ -13,6 +13,7 @@ from licentia.v1 import verification_pb2
 from licentia.verify import Decision, VerificationEngine
 
 from .deps import Deps
+from .idempotency import request_digest
 from .model import Party
 from .rpc import Call, Method
 from .store.base import SpentNonce, spending
@@ -33,8 +34,10 @@ class VerificationService:
     def methods(self) -> Mapping[str, Method]:
         """The handlers, by method name."""
         return {
-            "Verify": Method(self.verify),
-            "VerifyStream": Method(self.verify_stream),
+            # A replayed check learns nothing: its answer follows from what the request
+            # carries and the public status list. Its nonce stays in memory only.
+            "Verify": Method(self.verify, durable_nonce=False),
+            "VerifyStream": Method(self.verify_stream, durable_nonce=False),
             "ReportUse": Method(self.report_use),
         }
 
@@ -128,7 +131,9 @@ class VerificationService:
         # Report ids are the platform's own: keyed with the platform, one platform's id can
         # neither collide with nor reveal another's report.
         report_id = hashlib.sha256(b"licentia.v1.report\x00" + platform.key + req.report_id)
-        seen = self.d.store.use_report(report_id.digest()[:16])
+        # A retry presents anew: the presentation is a per-attempt proof, not the request.
+        digest = request_digest(call.method, req, omit=("presentation",))
+        seen = self.d.store.use_report(report_id.digest()[:16], digest)
         if seen is None:
             decision, _ = self._decide(
                 platform, req.token, req.presentation, req.use, req.HasField("use"), call.now
@@ -149,7 +154,7 @@ class VerificationService:
             )
             with spending(nonce):
                 uses, recorded_at = self.d.store.record_use(
-                    report_id.digest()[:16], licence_id, platform.key, call.now
+                    report_id.digest()[:16], licence_id, platform.key, call.now, digest=digest
                 )
         else:
             licence_id, uses, recorded_at = seen
@@ -161,7 +166,9 @@ class VerificationService:
             if isinstance(auth, Decision):
                 raise LicentiaError(auth.reasons[0], "the token does not authenticate")
             if auth.licence_id != licence_id:
-                raise LicentiaError(Reason.INVALID_REQUEST, "report id used for another licence")
+                raise LicentiaError(
+                    Reason.IDEMPOTENCY_KEY_REUSED, "report id used for another licence"
+                )
         row = self.d.store.licence(licence_id)
         return verification_pb2.ReportUseResponse(
             licence_id=licence_id,

@@ -61,6 +61,7 @@ class Reason(enum.IntEnum):
     BUSY = 45
     UNAVAILABLE = 46
     CLOCK_SKEW = 47
+    IDEMPOTENCY_KEY_REUSED = 48
 
 
 class LicentiaError(Exception):

@@ -85,6 +85,11 @@ def unrecorded_nonces() -> tuple[SpentNonce, ...]:
 class Store(Protocol):
     """Durable state of one exchange."""
 
+    def spend_nonces(self) -> None:
+        """Record the nonces of this call not yet recorded by a change (:func:`spending`),
+        in a transaction of their own; raise their reason if one is recorded and live."""
+        ...
+
     # -- parties -------------------------------------------------------------------------
     def add_party(self, party: Party) -> None:
         """Register a party; ALREADY_EXISTS if its key or handle is taken."""
@@ -150,18 +155,23 @@ class Store(Protocol):
         auto_issue: AutoIssue | None = None,
         now: int = 0,
         idempotency_key: bytes = b"",
+        digest: bytes = b"",
     ) -> RequestRow:
         """Reserve the next status-list index (never handed out twice), build the request
         with it, and store it; when ``auto_issue`` gives a licence, issue it in the same
         transaction (a refused issuance leaves the request FAILED and raises its reason).
         ``build`` and ``auto_issue`` may run before that transaction begins: they prepare,
         and only what the transaction checks (pending state, conflicts, funds) is decided in
-        it. With an ``idempotency_key``, the request the same advertiser made with that key
-        before is returned instead, and nothing is stored."""
+        it. With an ``idempotency_key`` (and the request's ``digest``, 32 bytes, stored with
+        it), the request the same advertiser made with that key before is returned instead
+        and nothing is stored; IDEMPOTENCY_KEY_REUSED if that request had another digest."""
         ...
 
-    def request_by_key(self, advertiser_key: bytes, idempotency_key: bytes) -> RequestRow | None:
-        """The request an advertiser made with this idempotency key, if any."""
+    def request_by_key(
+        self, advertiser_key: bytes, idempotency_key: bytes, digest: bytes
+    ) -> RequestRow | None:
+        """The request an advertiser made with this idempotency key, if any
+        (IDEMPOTENCY_KEY_REUSED if it was made with another digest)."""
         ...
 
     def request(self, request_id: bytes) -> RequestRow | None:
@@ -230,16 +240,18 @@ class Store(Protocol):
         ...
 
     def record_use(
-        self, report_id: bytes, licence_id: bytes, platform_key: bytes, now: int
+        self, report_id: bytes, licence_id: bytes, platform_key: bytes, now: int, *, digest: bytes
     ) -> tuple[int, int]:
         """Count one use (idempotent by report id): ``(uses, recorded_at)``.
 
-        USES_EXHAUSTED when the licence has a ``max_uses`` and it is reached.
+        USES_EXHAUSTED when the licence has a ``max_uses`` and it is reached;
+        IDEMPOTENCY_KEY_REUSED when the report id was recorded with another digest.
         """
         ...
 
-    def use_report(self, report_id: bytes) -> tuple[bytes, int, int] | None:
-        """A recorded use report: ``(licence_id, uses after it, recorded_at)``."""
+    def use_report(self, report_id: bytes, digest: bytes) -> tuple[bytes, int, int] | None:
+        """A recorded use report: ``(licence_id, uses after it, recorded_at)``
+        (IDEMPOTENCY_KEY_REUSED if it was recorded with another digest)."""
         ...
 
     def record_access(self, access: Access) -> None:
@@ -252,10 +264,10 @@ class Store(Protocol):
 
     # -- money ---------------------------------------------------------------------------
     def deposit(
-        self, advertiser_key: bytes, amount: int, reference: str, now: int
+        self, advertiser_key: bytes, amount: int, reference: str, now: int, *, digest: bytes
     ) -> tuple[LedgerLine, int, bool]:
         """Credit an advertiser: ``(line, balance, replayed)``. Idempotent by ``reference``
-        (ALREADY_EXISTS if it was credited with another amount or to another account)."""
+        (IDEMPOTENCY_KEY_REUSED if it was credited for a request with another digest)."""
         ...
 
     def withdraw(
@@ -265,9 +277,12 @@ class Store(Protocol):
         payout_reference: str,
         idempotency_key: bytes,
         now: int,
+        *,
+        digest: bytes,
     ) -> tuple[LedgerLine, int, bool]:
-        """Pay a holder out: ``(line, balance, replayed)``. Idempotent by the key;
-        INSUFFICIENT_FUNDS beyond the available balance."""
+        """Pay a holder out: ``(line, balance, replayed)``. Idempotent by the key
+        (IDEMPOTENCY_KEY_REUSED for a request with another digest); INSUFFICIENT_FUNDS
+        beyond the available balance."""
         ...
 
     def settle(self, party_key: bytes, now: int) -> None:

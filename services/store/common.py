@@ -211,6 +211,12 @@ class SqlStore:
             if took != 1:
                 raise LicentiaError(n.reason, "this call was made before: sign it again")
 
+    def spend_nonces(self) -> None:
+        """Record the nonces of this call that no change has recorded (:func:`.base.spending`)
+        in a transaction of their own (group-committed with other changes); raise their
+        reason if one is already recorded and live."""
+        self._transact(only_nonces)
+
     def _sweep_nonces(self, c: Conn, nonces: Sequence[SpentNonce]) -> None:
         """Delete the spent nonces expired by the calls' time (at most every
         :data:`NONCE_SWEEP_SECONDS`), so the table holds about one window's nonces."""
@@ -482,6 +488,7 @@ class SqlStore:
         auto_issue: AutoIssue | None = None,
         now: int = 0,
         idempotency_key: bytes = b"",
+        digest: bytes = b"",
     ) -> RequestRow:
         """Reserve the next status-list index, build the request with it, and store it — and,
         when ``auto_issue`` returns a licence for it, issue that too, in the same transaction.
@@ -491,8 +498,11 @@ class SqlStore:
         (a refused build wastes one). When the automatic issuance is refused by its conflict
         check (run inside the transaction), the request is stored FAILED with the reason, and
         the refusal is raised after the commit. With an ``idempotency_key``, a request the
-        same advertiser made with that key before is returned instead, and nothing is stored.
+        same advertiser made with that key before is returned instead, and nothing is stored
+        (IDEMPOTENCY_KEY_REUSED if it had another ``digest``; the digest is stored with the key).
         """
+        if idempotency_key:
+            _check_digest(digest)
         row = build(self._status_index())
         issuing = auto_issue(row) if auto_issue is not None else None
 
@@ -502,12 +512,15 @@ class SqlStore:
                 first = c.execute(
                     self._REQ_BY_KEY, (row.advertiser_key, idempotency_key)
                 ).fetchone()
+                key = b"request\x00" + row.advertiser_key + idempotency_key
                 if first is not None:
+                    self._same_request(c, key, digest)
                     return self._request(first), None
                 c.execute(
                     "INSERT INTO request_keys VALUES (?, ?, ?)",
                     (row.advertiser_key, idempotency_key, row.request_id),
                 )
+                self._keep_digest(c, key, digest)
             c.execute(
                 f"INSERT INTO requests ({self._REQ}) VALUES ({', '.join('?' * 13)})",
                 (
@@ -547,10 +560,43 @@ class SqlStore:
             raise refused
         return stored
 
-    def request_by_key(self, advertiser_key: bytes, idempotency_key: bytes) -> RequestRow | None:
-        """The request an advertiser made with this idempotency key, if any."""
+    def request_by_key(
+        self, advertiser_key: bytes, idempotency_key: bytes, digest: bytes
+    ) -> RequestRow | None:
+        """The request an advertiser made with this idempotency key, if any
+        (IDEMPOTENCY_KEY_REUSED if it was made with another digest)."""
+        _check_digest(digest)
         r = self._row(self._REQ_BY_KEY, (advertiser_key, idempotency_key))
-        return self._request(r) if r else None
+        if r is None:
+            return None
+        self._same_request(None, b"request\x00" + advertiser_key + idempotency_key, digest)
+        return self._request(r)
+
+    # -- idempotency ---------------------------------------------------------------------
+    _DIGEST = "SELECT digest FROM idempotency_digests WHERE key = ?"
+
+    def _same_request(self, c: Conn | None, key: bytes, digest: bytes) -> None:
+        """Refuse (IDEMPOTENCY_KEY_REUSED) a key whose first request had another digest.
+
+        ``c`` is a change's connection, or None for a read outside one. A key stored before
+        digests were kept (no row) has nothing to compare with: there the callers compare
+        what they stored of the first request (its licence, amount, reference).
+        """
+        r = (
+            self._row(self._DIGEST, (key,))
+            if c is None
+            else c.execute(self._DIGEST, (key,)).fetchone()
+        )
+        if r is not None and bytes(r[0]) != digest:
+            raise LicentiaError(
+                Reason.IDEMPOTENCY_KEY_REUSED,
+                "this idempotency key was used before for a different request",
+            )
+
+    @staticmethod
+    def _keep_digest(c: Conn, key: bytes, digest: bytes) -> None:
+        """Store the digest of the request a key was first used for (in its transaction)."""
+        c.execute("INSERT INTO idempotency_digests VALUES (?, ?)", (key, digest))
 
     def request(self, request_id: bytes) -> RequestRow | None:
         """One request."""
@@ -889,9 +935,12 @@ class SqlStore:
         return self._transact(change)
 
     def record_use(
-        self, report_id: bytes, licence_id: bytes, platform_key: bytes, now: int
+        self, report_id: bytes, licence_id: bytes, platform_key: bytes, now: int, *, digest: bytes
     ) -> tuple[int, int]:
-        """Count one use (idempotent by report id): ``(uses, recorded_at)``."""
+        """Count one use (idempotent by report id): ``(uses, recorded_at)``;
+        IDEMPOTENCY_KEY_REUSED when the id was recorded with another digest."""
+        _check_digest(digest)
+        key = b"report\x00" + report_id
 
         def change(c: Conn) -> tuple[int, int]:
             self._hold(c, b"licence", licence_id)
@@ -900,9 +949,10 @@ class SqlStore:
                 (report_id,),
             ).fetchone()
             if seen is not None:
+                self._same_request(c, key, digest)
                 if seen[0] != licence_id:
                     raise LicentiaError(
-                        Reason.INVALID_REQUEST, "report id used for another licence"
+                        Reason.IDEMPOTENCY_KEY_REUSED, "report id used for another licence"
                     )
                 return int(seen[1]), int(seen[2])
             r = c.execute(
@@ -918,6 +968,7 @@ class SqlStore:
                 "INSERT INTO use_reports VALUES (?, ?, ?, ?, ?)",
                 (report_id, licence_id, platform_key, now, r[0]),
             )
+            self._keep_digest(c, key, digest)
             found = self._money(c, licence_id)
             if found is not None:
                 money, settled = found
@@ -929,13 +980,18 @@ class SqlStore:
 
         return self._transact(change)
 
-    def use_report(self, report_id: bytes) -> tuple[bytes, int, int] | None:
-        """A recorded use report: ``(licence_id, uses after it, recorded_at)``."""
+    def use_report(self, report_id: bytes, digest: bytes) -> tuple[bytes, int, int] | None:
+        """A recorded use report: ``(licence_id, uses after it, recorded_at)``
+        (IDEMPOTENCY_KEY_REUSED if it was recorded with another digest)."""
+        _check_digest(digest)
         r = self._row(
             "SELECT licence_id, uses_after, recorded_at FROM use_reports WHERE report_id = ?",
             (report_id,),
         )
-        return (r[0], int(r[1]), int(r[2])) if r else None
+        if r is None:
+            return None
+        self._same_request(None, b"report\x00" + report_id, digest)
+        return (r[0], int(r[1]), int(r[2]))
 
     @staticmethod
     def licence_exists(c: Conn, licence_id: bytes) -> bool:
@@ -1157,10 +1213,12 @@ class SqlStore:
         ]
 
     def deposit(
-        self, advertiser_key: bytes, amount: int, reference: str, now: int
+        self, advertiser_key: bytes, amount: int, reference: str, now: int, *, digest: bytes
     ) -> tuple[LedgerLine, int, bool]:
         """Credit an advertiser; ``(line, balance, replayed)``. The reference is the
-        idempotency key: a reference credited before moves nothing and returns that line."""
+        idempotency key: a reference credited before moves nothing and returns that line
+        (IDEMPOTENCY_KEY_REUSED if it was credited for a request with another digest)."""
+        _check_digest(digest)
         account = ledger.Account.advertiser(advertiser_key)
         key = b"deposit\x00" + reference.encode()
 
@@ -1168,12 +1226,14 @@ class SqlStore:
             self._hold(c, b"posting", key)
             seen = self._replayed(c, key, account)
             if seen is not None:
+                self._same_request(c, key, digest)
                 if seen.amount != amount:
                     raise LicentiaError(
-                        Reason.ALREADY_EXISTS,
+                        Reason.IDEMPOTENCY_KEY_REUSED,
                         "this payment reference was credited with another amount or account",
                     )
                 return seen, self._balance(c, account), True
+            self._keep_digest(c, key, digest)
             pid = self._post(c, ledger.deposit(advertiser_key, amount, now), key, reference)
             return self._line(c, pid, account), self._balance(c, account), False
 
@@ -1186,8 +1246,12 @@ class SqlStore:
         payout_reference: str,
         idempotency_key: bytes,
         now: int,
+        *,
+        digest: bytes,
     ) -> tuple[LedgerLine, int, bool]:
-        """Pay a holder out; ``(line, balance, replayed)``; idempotent by the key."""
+        """Pay a holder out; ``(line, balance, replayed)``; idempotent by the key
+        (IDEMPOTENCY_KEY_REUSED for a request with another digest)."""
+        _check_digest(digest)
         account = ledger.Account.holder(holder_key)
         key = b"withdraw\x00" + holder_key + idempotency_key
 
@@ -1196,13 +1260,15 @@ class SqlStore:
             self._hold(c, b"account", ledger.HOLDER.encode(), holder_key)
             seen = self._replayed(c, key, account)
             if seen is not None:
+                self._same_request(c, key, digest)
                 if seen.amount != -amount or seen.reference != payout_reference:
                     raise LicentiaError(
-                        Reason.ALREADY_EXISTS,
+                        Reason.IDEMPOTENCY_KEY_REUSED,
                         "this idempotency key paid out another amount or to another reference",
                     )
                 return seen, self._balance(c, account), True
             posting = ledger.withdraw(holder_key, amount, self._balance(c, account), now)
+            self._keep_digest(c, key, digest)
             pid = self._post(c, posting, key, payout_reference)
             return self._line(c, pid, account), self._balance(c, account), False
 
@@ -1480,3 +1546,15 @@ class SqlStore:
             self._log_key(c, new, new.not_before)
 
         self._transact(change)
+
+
+def _check_digest(digest: bytes) -> None:
+    """A request digest is a SHA-256 (32 bytes): refuse anything else, so that no caller
+    stores an idempotency key without the request it belongs to."""
+    if len(digest) != 32:
+        raise ValueError("a request digest is 32 bytes")
+
+
+def only_nonces(c: Conn) -> None:
+    """The change of :meth:`SqlStore.spend_nonces`: nothing but the call's nonces, which
+    every transaction records (a named function, so that tests can tell it apart)."""

@@ -32,7 +32,7 @@ differs when several processes write at once, each with its own pool:
 - Handles compare byte-wise (``COLLATE "C"``), as in SQLite, whatever the database's locale:
   offers page in the same order on both.
 - Migrations are the SQLite store's, by the same names (``m001_initial`` …
-  ``m006_exchange_keys``), in PostgreSQL DDL, recorded in ``licentia_migrations`` and
+  ``m007_idempotency_digests``), in PostgreSQL DDL, recorded in ``licentia_migrations`` and
   applied at start under a session advisory lock, so replicas starting together do not race.
 """
 
@@ -216,6 +216,12 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE TABLE exchange_keys (
             name TEXT PRIMARY KEY, public_key BYTEA NOT NULL, recorded_at BIGINT NOT NULL
         );
+        """,
+    ),
+    (
+        "m007_idempotency_digests",
+        """
+        CREATE TABLE idempotency_digests (key BYTEA PRIMARY KEY, digest BYTEA NOT NULL);
         """,
     ),
 )

@@ -239,6 +239,20 @@ def m006_exchange_keys(db: Database) -> None:
     )
 
 
+@migrations()
+def m007_idempotency_digests(db: Database) -> None:
+    """The digest of the request each idempotency key was first used for (deposit
+    references, withdrawal and RequestLicence keys, use report ids): a key reused for a
+    different request is refused, not answered with the first one's result."""
+    db.executescript(
+        """
+        CREATE TABLE idempotency_digests (
+            key BLOB PRIMARY KEY, digest BLOB NOT NULL
+        ) STRICT, WITHOUT ROWID;
+        """
+    )
+
+
 class SqliteStore(SqlStore):
     """The :class:`~.base.Store` on one SQLite file (``:memory:`` is refused: nothing fakes
     durability)."""

@@ -399,9 +399,12 @@ def request_licence(
     max_uses: int = 0,
     price_per_use: int = 0,
     idempotency_key: bytes = b"",
+    now: int | None = None,
 ) -> exchange_pb2.RequestLicenceResponse:
-    """Ask for the photo for ``days``, at the holder's price unless ``price`` is given."""
-    now = int(time.time())
+    """Ask for the photo for ``days`` from ``now`` (by default the present), at the holder's
+    price unless ``price`` is given. A retry passes the first call's ``now``: a request
+    retried with its idempotency key must be the same request."""
+    now = int(time.time()) if now is None else now
     factor = 3 if exclusive else 1
     return adv.call(
         exchange_pb2,

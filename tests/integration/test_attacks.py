@@ -68,9 +68,11 @@ from .exchange_harness import (
 )
 
 if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
+    from clients.channel import exchange_error
     from clients.verifier import Verifier
     from clients.verifier.verifier import fetch_issuer_keys, fetch_status_snapshot
 else:
+    from licentia.clients.channel import exchange_error
     from licentia.clients.verifier import Verifier
     from licentia.clients.verifier.verifier import fetch_issuer_keys, fetch_status_snapshot
 
@@ -639,8 +641,9 @@ def test_attack_revoking_someone_elses_licence(
 )
 def test_attack_reading_another_partys_licence_or_asset(w: World, who: str, what: str) -> None:
     """Another advertiser can neither read a licence nor fetch the asset under it (nor can
-    another holder or a platform read it): NOT_FOUND, exactly as for a licence that does not
-    exist, and the holder's access log shows nothing."""
+    another holder read it): NOT_FOUND, exactly as for a licence that does not exist, and the
+    holder's access log shows nothing. A platform, whose role has no licences, is NOT_OWNER
+    as at every call not for its role, whether the licence exists or not."""
     lic = w.licence()
     reader = {"another-advertiser": w.thief, "another-holder": w.bob, "a-platform": w.platform}
 
@@ -660,8 +663,13 @@ def test_attack_reading_another_partys_licence_or_asset(w: World, who: str, what
         )
 
     before = footprint(w, lic)
-    err = refused(C.NOT_FOUND, Reason.NOT_FOUND, lambda: read(lic.licence_id))
-    nothing = refused(C.NOT_FOUND, Reason.NOT_FOUND, lambda: read(new_licence_id()))
+    code, reason = (
+        (C.PERMISSION_DENIED, Reason.NOT_OWNER)
+        if who == "a-platform"
+        else (C.NOT_FOUND, Reason.NOT_FOUND)
+    )
+    err = refused(code, reason, lambda: read(lic.licence_id))
+    nothing = refused(code, reason, lambda: read(new_licence_id()))
     assert err.message == nothing.message
     assert footprint(w, lic) == before
 
@@ -691,9 +699,9 @@ def price_of(holder: Party) -> int:
     ("when", "expected"),
     [
         pytest.param("same-process", (Reason.REPLAYED_REQUEST,), id="same-process"),
-        pytest.param("after-a-restart", (Reason.STALE_REQUEST,), id="after-a-restart"),
-        # Stamped ahead of the exchange's clock, so after its restart: the nonce it spent
-        # is in the store, written with the change the call made.
+        # The nonce it spent is in the store, written with the change the call made (the
+        # window does not start at the process's start).
+        pytest.param("after-a-restart", (Reason.REPLAYED_REQUEST,), id="after-a-restart"),
         pytest.param(
             "after-a-restart-signed-ahead",
             (Reason.REPLAYED_REQUEST,),
@@ -728,6 +736,90 @@ def test_attack_a_replayed_signed_request(
         assert e.value.code == C.UNAUTHENTICATED
         assert e.value.reason in expected
         assert price_of(holder) == 500
+    finally:
+        ex.stop()
+
+
+GET_TERMS = method_path(registry_pb2, "GetTerms")
+
+
+def test_a_restart_neither_refuses_a_lagging_clock_nor_forgets_a_read(tmp_path: Path) -> None:
+    """A call stamped a few seconds before the exchange restarted (a client whose clock lags)
+    is accepted after the restart, while a read answered before the restart and replayed
+    after it (its answer is private) is refused: every signed call's nonce is in the store
+    before its answer leaves, so the window does not depend on when the process started."""
+    clock = ManualClock()
+    data = tmp_path / "data"
+    ex = start_exchange(data, clock=clock)
+    try:
+        key = PrivateKey.generate()
+        register_holder(Party(key, SignedChannel(ex.channel(), key, clock=clock.now), ex))
+        body = registry_pb2.GetTermsRequest().SerializeToString(deterministic=True)
+        read = sign_request(key, GET_TERMS, body, clock.now())
+        before = raw_unary(ex.channel(), GET_TERMS, body, read)  # answered, then captured
+        lagging_read = sign_request(key, GET_TERMS, body, clock.now() - 5)
+        cheap = terms_at(1).SerializeToString(deterministic=True)
+        lagging_change = sign_request(key, SET_TERMS, cheap, clock.now() - 5)
+        ex.stop()
+        clock.offset += 1  # the exchange is back the next second
+        ex = start_exchange(data, clock=clock)
+        holder = Party(key, SignedChannel(ex.channel(), key, clock=clock.now), ex)
+        # Stamped 6 s before the server's clock now, and before it started: accepted.
+        assert raw_unary(ex.channel(), GET_TERMS, body, lagging_read) == before
+        raw_unary(ex.channel(), SET_TERMS, cheap, lagging_change)
+        assert price_of(holder) == 1
+        # The read answered before the restart, sent again: refused.
+        with pytest.raises(ExchangeError) as e:
+            raw_unary(ex.channel(), GET_TERMS, body, read)
+        assert (e.value.code, e.value.reason) == (C.UNAUTHENTICATED, Reason.REPLAYED_REQUEST)
+        # So are the calls just accepted, after yet another restart.
+        ex.stop()
+        ex = start_exchange(data, clock=clock)
+        for method, sent, metadata in (
+            (GET_TERMS, body, lagging_read),
+            (SET_TERMS, cheap, lagging_change),
+        ):
+            with pytest.raises(ExchangeError) as e:
+                raw_unary(ex.channel(), method, sent, metadata)
+            assert e.value.reason == Reason.REPLAYED_REQUEST
+    finally:
+        ex.stop()
+
+
+WATCH_EVENTS = method_path(licences_pb2, "WatchLicenceEvents")
+
+
+def _first_streamed(channel: grpc.Channel, method: str, body: bytes, metadata: Any) -> bytes:
+    """The first message of a response stream sent exactly ``body`` and ``metadata``."""
+    stream = channel.unary_stream(method, request_serializer=None, response_deserializer=None)
+    responses = stream(body, metadata=metadata, timeout=10)
+    try:
+        return bytes(next(responses))
+    except grpc.RpcError as e:
+        raise exchange_error(e) from None
+    finally:
+        responses.cancel()
+
+
+def test_a_stream_answered_before_a_restart_cannot_be_replayed_after_it(tmp_path: Path) -> None:
+    """A signed response stream (a licensee's WatchLicenceEvents) spends its nonce in the
+    store before its first message: replayed after a restart, it is refused."""
+    clock = ManualClock()
+    data = tmp_path / "data"
+    ex = start_exchange(data, clock=clock)
+    try:
+        key = PrivateKey.generate()
+        adv = Party(key, SignedChannel(ex.channel(), key, clock=clock.now), ex)
+        register_advertiser(adv, funds=0)
+        body = licences_pb2.WatchLicenceEventsRequest().SerializeToString(deterministic=True)
+        watched = sign_request(key, WATCH_EVENTS, body, clock.now())
+        assert _first_streamed(ex.channel(), WATCH_EVENTS, body, watched)  # a heartbeat
+        ex.stop()
+        clock.offset += 1
+        ex = start_exchange(data, clock=clock)
+        with pytest.raises(ExchangeError) as e:
+            _first_streamed(ex.channel(), WATCH_EVENTS, body, watched)
+        assert e.value.reason == Reason.REPLAYED_REQUEST
     finally:
         ex.stop()
 

@@ -166,6 +166,8 @@ class AutoRequest:
     advertiser: PrivateKey
     round: int
     outcome: str
+    #: When it was asked: the retry sends the very same request (its term starts then).
+    sent_at: int
 
 
 @dataclass
@@ -384,6 +386,7 @@ class Round:
         adv = self.party(rng.choice(self.parties.advertisers))
         auto = worker == AUTO_WORKER
         key = rng.randbytes(16) if auto else b""
+        sent_at = int(time.time())
         outcome, asked = self.attempt(
             AUTO if auto else "RequestLicence",
             lambda: request_licence(
@@ -393,10 +396,11 @@ class Round:
                 max_uses=MAX_USES,
                 price_per_use=PER_USE,
                 idempotency_key=key,
+                now=sent_at,
             ),
         )
         if auto:
-            self._auto_issued(worker, adv.key, key, outcome, asked)
+            self._auto_issued(worker, adv.key, key, sent_at, outcome, asked)
             return
         if asked is None:
             return
@@ -424,13 +428,16 @@ class Round:
         worker: int,
         advertiser: PrivateKey,
         key: bytes,
+        sent_at: int,
         outcome: str,
         asked: exchange_pb2.RequestLicenceResponse | None,
     ) -> None:
         """Record an auto-approved request: its licence, or the request to retry."""
         if asked is None:
             with self.journal.lock:
-                self.journal.auto.append(AutoRequest(key, advertiser, self.number, outcome))
+                self.journal.auto.append(
+                    AutoRequest(key, advertiser, self.number, outcome, sent_at)
+                )
             return
         if not asked.HasField("licence"):
             with self.journal.lock:
@@ -1265,6 +1272,7 @@ def retry_unanswered(rnd: Round, s: Stored) -> list[str]:
             max_uses=MAX_USES,
             price_per_use=PER_USE,
             idempotency_key=a.key,
+            now=a.sent_at,
         )
         if not reply.HasField("licence"):
             p(f"auto-approved request re-sent: no licence in {reply}")

@@ -344,8 +344,8 @@ def test_use_reports_count_once_and_stop_at_max_uses(
     licence = _issued(holder, adv, max_uses=2)
     from licentia.presentation import present
 
-    def report(report_id: bytes) -> verification_pb2.ReportUseResponse:
-        use = photo_use()
+    def report(report_id: bytes, where: str = "FR") -> verification_pb2.ReportUseResponse:
+        use = photo_use(where=where)
         pres = present(adv.key, licence.licence_id, "photoshare", use, int(time.time()))
         return platform.call(
             verification_pb2,
@@ -357,7 +357,11 @@ def test_use_reports_count_once_and_stop_at_max_uses(
         )
 
     assert report(b"\x01" * 16).uses == 1
-    assert report(b"\x01" * 16).uses == 1  # a retry counts once
+    assert report(b"\x01" * 16).uses == 1  # a retry (presented anew) counts once
+    # The same id for another use is not a retry: refused, nothing counted.
+    with pytest.raises(ExchangeError) as e:
+        report(b"\x01" * 16, where="DE")
+    assert _reason(e) == "IDEMPOTENCY_KEY_REUSED"
     assert report(b"\x02" * 16).uses == 2
     with pytest.raises(ExchangeError) as e:
         report(b"\x03" * 16)

@@ -53,10 +53,12 @@ if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (R
     from clients.channel import SignedChannel
     from services.app import DB_FILE
     from services.deps import Settings
+    from services.store.common import only_nonces
 else:
     from licentia.clients.channel import SignedChannel
     from licentia.services.app import DB_FILE
     from licentia.services.deps import Settings
+    from licentia.services.store.common import only_nonces
 
 DAY = 86400
 #: The exchange's fee: 10 %, the default (restated, so a changed default is noticed).
@@ -71,6 +73,7 @@ CODE: dict[Reason, Any] = {
     Reason.NOT_OWNER: C.PERMISSION_DENIED,
     Reason.NOT_FOUND: C.NOT_FOUND,
     Reason.ALREADY_EXISTS: C.ALREADY_EXISTS,
+    Reason.IDEMPOTENCY_KEY_REUSED: C.ALREADY_EXISTS,
     Reason.INSUFFICIENT_FUNDS: C.FAILED_PRECONDITION,
     Reason.USES_EXHAUSTED: C.FAILED_PRECONDITION,
     Reason.UNKNOWN_KEY: C.UNAUTHENTICATED,
@@ -380,9 +383,12 @@ def test_deposit_of_a_reference_with_another_amount_or_advertiser_is_refused(w: 
     key = adv.key.public.raw
     deposit(op, key, 1_000, "bank-ref-1")
     before, other_before = statement(adv), statement(w.adv)
-    refused(Reason.ALREADY_EXISTS, lambda: deposit(op, key, 1_001, "bank-ref-1"))
+    refused(Reason.IDEMPOTENCY_KEY_REUSED, lambda: deposit(op, key, 1_001, "bank-ref-1"))
     # The reference names one payment, to one advertiser.
-    refused(Reason.ALREADY_EXISTS, lambda: deposit(op, w.adv.key.public.raw, 1_000, "bank-ref-1"))
+    refused(
+        Reason.IDEMPOTENCY_KEY_REUSED,
+        lambda: deposit(op, w.adv.key.public.raw, 1_000, "bank-ref-1"),
+    )
     assert statement(adv) == before
     assert statement(w.adv) == other_before
     w.check()
@@ -557,14 +563,16 @@ def test_a_statement_when_nothing_has_accrued_writes_nothing(
     w: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Reading a statement settles only what moved: with nothing earned since the last
-    settlement, it takes no write transaction (writers never queue behind a reader)."""
+    settlement, it writes nothing but its request's nonce (which every answered signed
+    call spends in the store, group-committed; docs/architecture.md)."""
     issue(w)
     store: Any = w.ex.app.deps.store  # the SQLite store's write path, counted
     writes: list[object] = []
     transact = store._transact
 
     def counted(fn: Callable[..., object]) -> object:
-        writes.append(fn)
+        if fn is not only_nonces:
+            writes.append(fn)
         return transact(fn)
 
     monkeypatch.setattr(store, "_transact", counted)
@@ -791,8 +799,8 @@ def test_a_withdrawal_retried_with_its_key_pays_once(w: World) -> None:
     assert h.available_minor == 600
     assert kinds(h) == ["WITHDRAWAL", "ACCRUAL"]
     # The same key for another amount or payee is a mistake, not a retry: refused.
-    refused(Reason.ALREADY_EXISTS, lambda: withdraw(w.holder, 200, key))
-    refused(Reason.ALREADY_EXISTS, lambda: withdraw(w.holder, 300, key, "IBAN DE89 0002"))
+    refused(Reason.IDEMPOTENCY_KEY_REUSED, lambda: withdraw(w.holder, 200, key))
+    refused(Reason.IDEMPOTENCY_KEY_REUSED, lambda: withdraw(w.holder, 300, key, "IBAN DE89 0002"))
     assert statement(w.holder) == h
     # Another key is another payout.
     assert withdraw(w.holder, 300).balance_minor == 300
@@ -934,6 +942,25 @@ def test_an_auto_issued_request_retried_with_its_key_escrows_once(w: World) -> N
     other = ask(w.adv, licence_request(w, idempotency_key=secrets.token_bytes(16)))
     assert other.request.request_id != first.request.request_id
     assert statement(w.adv).pending_minor == 2 * PRICE
+    w.check()
+
+
+def test_a_request_key_reused_for_another_request_is_refused(w: World) -> None:
+    """The same key with another body is a mistake, not a retry: IDEMPOTENCY_KEY_REUSED,
+    nothing stored (it used to return the first request silently)."""
+    key = secrets.token_bytes(16)
+    first = ask(w.adv, licence_request(w, idempotency_key=key)).request
+    before = statement(w.adv)
+    for other in (
+        licence_request(w, days=20, idempotency_key=key),
+        licence_request(w, price=3_500, idempotency_key=key),
+        licence_request(w, max_uses=3, idempotency_key=key),
+    ):
+        refused(Reason.IDEMPOTENCY_KEY_REUSED, partial(ask, w.adv, other))
+    assert [r.request_id for r in inbox(w.holder)] == [first.request_id]
+    assert statement(w.adv) == before
+    # The same body, signed anew (new timestamp and nonce), is still the retry it was.
+    assert ask(w.adv, licence_request(w, idempotency_key=key)).request == first
     w.check()
 
 

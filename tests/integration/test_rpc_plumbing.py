@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc  # type: ignore[import-untyped]
 import pytest
+from google.protobuf import descriptor_pb2
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 from grpc_reflection.v1alpha import (  # type: ignore[import-untyped]
@@ -361,12 +362,49 @@ def test_health_answers_serving(harness: Harness) -> None:
         assert resp.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_reflection_lists_the_services(harness: Harness) -> None:
-    stub = reflection_pb2_grpc.ServerReflectionStub(harness.channel)
-    ask = reflection_pb2.ServerReflectionRequest(list_services="")
-    [resp] = list(stub.ServerReflectionInfo(iter([ask]), timeout=5))
-    names = {s.name for s in resp.list_services_response.service}
+def _reflect(
+    channel: grpc.Channel, version: str, *asks: reflection_pb2.ServerReflectionRequest
+) -> list[reflection_pb2.ServerReflectionResponse]:
+    """Ask the reflection service of ``version`` ("v1" or "v1alpha"). The two protocols are
+    the same messages under another package, so the v1alpha classes encode both."""
+    info = channel.stream_stream(
+        f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    return list(info(iter(asks), timeout=5))
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+def test_reflection_lists_and_describes_the_services(harness: Harness, version: str) -> None:
+    """Current grpcurl and Postman ask for grpc.reflection.v1 first; older clients v1alpha."""
+    if version == "v1alpha":  # the generated stub, as older clients use it
+        stub = reflection_pb2_grpc.ServerReflectionStub(harness.channel)
+        ask = reflection_pb2.ServerReflectionRequest(list_services="")
+        [listed] = list(stub.ServerReflectionInfo(iter([ask]), timeout=5))
+    else:
+        [listed] = _reflect(
+            harness.channel, version, reflection_pb2.ServerReflectionRequest(list_services="")
+        )
+    names = {s.name for s in listed.list_services_response.service}
     assert {REGISTRY.full_name, LICENCES.full_name, "grpc.health.v1.Health"} <= names
+    assert {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"} <= (
+        names
+    )
+    # Each service listed can be described: the file defining it comes back, parseable.
+    for name in (REGISTRY.full_name, f"grpc.reflection.{version}.ServerReflection"):
+        [resp] = _reflect(
+            harness.channel,
+            version,
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol=name),
+        )
+        assert not resp.HasField("error_response"), resp.error_response
+        files = [
+            descriptor_pb2.FileDescriptorProto.FromString(raw)
+            for raw in resp.file_descriptor_response.file_descriptor_proto
+        ]
+        package, _, service = name.rpartition(".")
+        assert any(f.package == package and service in {s.name for s in f.service} for f in files)
 
 
 def test_each_call_logs_one_json_line_without_its_signature(harness: Harness) -> None:

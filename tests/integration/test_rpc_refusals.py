@@ -90,6 +90,7 @@ CODE: dict[Reason, Any] = {
     Reason.WRONG_AUDIENCE: C.PERMISSION_DENIED,
     Reason.NOT_FOUND: C.NOT_FOUND,
     Reason.ALREADY_EXISTS: C.ALREADY_EXISTS,
+    Reason.IDEMPOTENCY_KEY_REUSED: C.ALREADY_EXISTS,
     **dict.fromkeys(
         (
             Reason.OPTED_OUT,
@@ -481,7 +482,7 @@ GOOD: dict[str, Callable[[World], Message]] = {
     "ReportUse": lambda w: report(check(w, w.licence), secrets.token_bytes(16)),
 }
 #: Methods for one role only.
-ROLE_OF: dict[str, str] = {
+ROLE_OF: dict[str, str | tuple[str, ...]] = {
     **dict.fromkeys(
         (
             "DeclareAsset",
@@ -506,23 +507,20 @@ ROLE_OF: dict[str, str] = {
         ("RequestLicence", "WithdrawRequest", "FetchAsset", "WatchLicenceEvents"), "advertiser"
     ),
     **dict.fromkeys(("Verify", "VerifyStream", "ReportUse"), "platform"),
+    # Requests and licences are their holder's and advertiser's: a platform has none, and
+    # is NOT_OWNER like any wrong role (it used to be NOT_FOUND, or an empty list).
+    **dict.fromkeys(
+        ("GetRequest", "WatchRequest", "GetLicence", "ListLicences"), ("holder", "advertiser")
+    ),
 }
 #: Methods for any registered party (each answers only about the caller's own records).
-ANY_ROLE = (
-    "GetProfile",
-    "UpdateProfile",
-    "SearchOffers",
-    "GetRequest",
-    "WatchRequest",
-    "GetLicence",
-    "ListLicences",
-)
+ANY_ROLE = ("GetProfile", "UpdateProfile", "SearchOffers")
 ROLES = ("holder", "advertiser", "platform")
 WRONG_ROLE = [
     P(f"{name}-by-{role}", name, role)
     for name, right in ROLE_OF.items()
     for role in ROLES
-    if role != right
+    if role not in ((right,) if isinstance(right, str) else right)
 ]
 
 
@@ -1067,7 +1065,9 @@ def test_a_request_is_only_for_its_parties(shared: World, name: str, who: str) -
     request_id = secrets.token_bytes(16) if who == "unknown-id" else w.pending.request_id
     msg = getattr(exchange_pb2, f"{name}Request")(request_id=request_id)
     before = state(w)
-    refused(Reason.NOT_FOUND, lambda: invoke(caller, name, msg))
+    # A platform has no requests: the wrong role, NOT_OWNER, whatever the request.
+    expected = Reason.NOT_OWNER if who == "platform" else Reason.NOT_FOUND
+    refused(expected, lambda: invoke(caller, name, msg))
     assert state(w) == before
     for party in (w.adv, w.holder):  # its own parties see it
         assert invoke(party, name, msg if who != "unknown-id" else GOOD[name](w)).request.claims
@@ -1700,7 +1700,7 @@ def test_a_report_id_is_for_one_licence(w: World) -> None:
     assert (first.licence_id, first.uses) == (w.licence.licence_id, 1)
     before = state(w)
     other = report(check(w, w.voice), report_id)
-    refused(Reason.INVALID_REQUEST, lambda: invoke(w.platform, "ReportUse", other))
+    refused(Reason.IDEMPOTENCY_KEY_REUSED, lambda: invoke(w.platform, "ReportUse", other))
     assert state(w) == before
     # A genuine retry (same licence, the presentation's nonce already spent) counts once.
     again = invoke(w.platform, "ReportUse", report(check(w, w.licence), report_id))

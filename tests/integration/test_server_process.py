@@ -15,9 +15,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
 from licentia.errors import Reason
-from licentia.keys import IssuerKeySet
+from licentia.keys import IssuerKeySet, PrivateKey
+from licentia.request import sign_request
 from licentia.token import parse_token
-from licentia.v1 import licences_pb2, verification_pb2
+from licentia.v1 import licences_pb2, registry_pb2, verification_pb2
 
 from .exchange_harness import (
     Exchange,
@@ -25,7 +26,9 @@ from .exchange_harness import (
     Party,
     SignedChannel,
     approve_request,
+    method_path,
     photo_use,
+    raw_unary,
     reasons,
     register_advertiser,
     register_holder,
@@ -190,6 +193,61 @@ def test_the_server_process_serves_and_drains_on_sigterm(tmp_path: Path) -> None
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _serve(data: Path, port_file: Path) -> tuple[subprocess.Popen[str], str]:
+    """licentia-server as a process on ``data``; it and its address once it listens (its
+    log goes to ``port_file`` + ``.log``)."""
+    port_file.unlink(missing_ok=True)
+    log = port_file.with_suffix(".log")
+    with log.open("a") as err:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "licentia.services.server"),
+                *("--data-dir", str(data), "--listen", "127.0.0.1:0"),
+                *("--port-file", str(port_file)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+        )
+    deadline = time.monotonic() + 30
+    while not (port_file.exists() and port_file.read_text().strip()):
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return proc, f"127.0.0.1:{port_file.read_text().strip()}"
+
+
+def test_after_a_crash_a_lagging_clock_is_accepted_and_an_answered_read_stays_spent(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL a real server just after it answered a read, start it again on the same
+    data directory: a call stamped seconds before the restart is accepted (the window does
+    not start at the process's start), and the read replayed is refused (its nonce was in the
+    store before its answer left)."""
+    data, port_file = tmp_path / "data", tmp_path / "port"
+    get_terms = method_path(registry_pb2, "GetTerms")
+    body = registry_pb2.GetTermsRequest().SerializeToString(deterministic=True)
+    key = PrivateKey.generate()
+    proc, address = _serve(data, port_file)
+    try:
+        with grpc.insecure_channel(address) as ch:
+            register_holder(Party(key, SignedChannel(ch, key)))
+            read = sign_request(key, get_terms, body, int(time.time()))
+            answer = raw_unary(ch, get_terms, body, read)
+        lagging = sign_request(key, get_terms, body, int(time.time()) - 3)
+        proc.kill()  # a crash: no drain, no clean close of the database
+        proc.wait()
+        proc, address = _serve(data, port_file)
+        with grpc.insecure_channel(address) as ch:
+            assert raw_unary(ch, get_terms, body, lagging) == answer
+            with pytest.raises(ExchangeError) as e:
+                raw_unary(ch, get_terms, body, read)
+            assert e.value.reason == Reason.REPLAYED_REQUEST
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.mark.parametrize(

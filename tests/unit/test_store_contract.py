@@ -136,7 +136,14 @@ def _claims(holder: PrivateKey, n: int, **changes: Any) -> LicenceClaims:
     return dataclasses.replace(typical_claims(ISSUER, holder, LICENSEE, NOW, n), **changes)
 
 
-def _request(store: Store, claims: LicenceClaims, key: bytes = b"") -> RequestRow:
+def _d(*parts: object) -> bytes:
+    """A request digest for a keyed change (the services hash the request message)."""
+    return hashlib.sha256(repr(parts).encode()).digest()
+
+
+def _request(
+    store: Store, claims: LicenceClaims, key: bytes = b"", digest: bytes | None = None
+) -> RequestRow:
     def build(index: int) -> RequestRow:
         c = dataclasses.replace(claims, status_index=index)
         return RequestRow(
@@ -150,7 +157,9 @@ def _request(store: Store, claims: LicenceClaims, key: bytes = b"") -> RequestRo
             updated_at=NOW,
         )
 
-    return store.create_request(build, now=NOW, idempotency_key=key)
+    return store.create_request(
+        build, now=NOW, idempotency_key=key, digest=_d(key) if digest is None else digest
+    )
 
 
 def _licence(row: RequestRow, holder: PrivateKey) -> tuple[LicenceRow, Callable[..., Any]]:
@@ -175,7 +184,8 @@ def _licence(row: RequestRow, holder: PrivateKey) -> tuple[LicenceRow, Callable[
 def _issued(store: Store, holder: PrivateKey, n: int, **changes: Any) -> LicenceRow:
     """A licence issued for a new request (the advertiser is funded first)."""
     _register(store, holder)
-    store.deposit(LICENSEE.public.raw, PRICE, f"fund-{holder.public.raw.hex()[:8]}-{n}", NOW)
+    ref = f"fund-{holder.public.raw.hex()[:8]}-{n}"
+    store.deposit(LICENSEE.public.raw, PRICE, ref, NOW, digest=_d(ref, PRICE))
     row = _request(store, _claims(holder, n, **changes))
     lic, check = _licence(row, holder)
     assert store.issue(lic, NOW, check).state == RequestState.ISSUED
@@ -304,8 +314,8 @@ def test_requests_idempotency_and_finishing(store: Store) -> None:
     first = _request(store, _claims(holder, 1), key=b"k1")
     again = _request(store, _claims(holder, 2), key=b"k1")  # same key: the first request
     assert again == first
-    assert store.request_by_key(LICENSEE.public.raw, b"k1") == first
-    assert store.request_by_key(LICENSEE.public.raw, b"k2") is None
+    assert store.request_by_key(LICENSEE.public.raw, b"k1", _d(b"k1")) == first
+    assert store.request_by_key(LICENSEE.public.raw, b"k2", _d(b"k2")) is None
     assert store.request(first.request_id) == first
     assert store.request(_claims(holder, 2).licence_id) is None
     second = _request(store, _claims(holder, 3))
@@ -390,7 +400,7 @@ def test_issuance_escrows_and_logs(store: Store) -> None:
     assert store.request(row.request_id) == row  # still pending, nothing stored
     assert store.licence(lic.licence_id) is None
     assert store.log_size() == 0
-    store.deposit(LICENSEE.public.raw, PRICE + 5, "pay-1", NOW)
+    store.deposit(LICENSEE.public.raw, PRICE + 5, "pay-1", NOW, digest=_d("pay-1", PRICE + 5))
     issued = store.issue(lic, NOW, check)
     assert (issued.state, issued.licence_id) == (RequestState.ISSUED, lic.licence_id)
     assert store.licence(lic.licence_id) == lic
@@ -413,7 +423,7 @@ def test_issuance_escrows_and_logs(store: Store) -> None:
 def test_automatic_issuance_and_its_refusal(store: Store) -> None:
     holder = _holder()
     _register(store, holder)
-    store.deposit(LICENSEE.public.raw, 2 * PRICE, "pay", NOW)
+    store.deposit(LICENSEE.public.raw, 2 * PRICE, "pay", NOW, digest=_d("pay", 2 * PRICE))
 
     def create(n: int) -> RequestRow:
         claims = _claims(holder, n, exclusive=True)
@@ -448,7 +458,9 @@ def test_exclusivity_holds_across_replicas(opener: Opener) -> None:
     setup = opener()
     holder = _holder()
     _register(setup, holder)
-    setup.deposit(LICENSEE.public.raw, THREADS * PRICE, "pay", NOW)
+    setup.deposit(
+        LICENSEE.public.raw, THREADS * PRICE, "pay", NOW, digest=_d("pay", THREADS * PRICE)
+    )
     prepared = []
     for i in range(THREADS):
         row = _request(setup, _claims(holder, i, not_before=NOW + i * 60, exclusive=True))
@@ -470,7 +482,7 @@ def test_funds_are_never_spent_twice_across_replicas(opener: Opener) -> None:
     """Eight replicas issue licences of eight holders paid from one balance that covers
     three: exactly three are issued, and no balance goes negative."""
     setup = opener()
-    setup.deposit(LICENSEE.public.raw, 3 * PRICE, "pay", NOW)
+    setup.deposit(LICENSEE.public.raw, 3 * PRICE, "pay", NOW, digest=_d("pay", 3 * PRICE))
     prepared = []
     for i in range(8):
         holder = _holder(50 + i)
@@ -579,23 +591,94 @@ def test_erasure_deletes_assets_and_revokes_their_licences(store: Store) -> None
     assert [e.sequence for e in store.events_after(0, 9)] == [1, 2]
 
 
+def test_a_key_reused_for_another_request_is_refused(store: Store) -> None:
+    """One rule for every keyed change: the first request's digest is stored with its key;
+    the same key with another digest is IDEMPOTENCY_KEY_REUSED and changes nothing, while
+    the same key with the same digest replays the first answer."""
+    holder = _holder()
+    first = _request(store, _claims(holder, 1), key=b"k1", digest=_d("request one"))
+    reused = _claims(holder, 2)
+    _raises(
+        Reason.IDEMPOTENCY_KEY_REUSED,
+        lambda: _request(store, reused, key=b"k1", digest=_d("request two")),
+    )
+    _raises(
+        Reason.IDEMPOTENCY_KEY_REUSED,
+        lambda: store.request_by_key(LICENSEE.public.raw, b"k1", _d("request two")),
+    )
+    assert store.request(reused.licence_id) is None
+    assert _request(store, _claims(holder, 3), key=b"k1", digest=_d("request one")) == first
+
+    adv = LICENSEE.public.raw
+    line, _, _ = store.deposit(adv, 500, "bank-9", NOW, digest=_d("deposit one"))
+    # Even the same amount to the same account: the request is not the same one.
+    _raises(
+        Reason.IDEMPOTENCY_KEY_REUSED,
+        lambda: store.deposit(adv, 500, "bank-9", NOW, digest=_d("deposit two")),
+    )
+    assert store.deposit(adv, 500, "bank-9", NOW + 1, digest=_d("deposit one"))[0] == line
+
+    lic = _issued(store, holder, 4)
+    platform = _key(60)
+    assert store.record_use(b"r", lic.licence_id, platform, NOW, digest=_d("use one")) == (1, NOW)
+    _raises(
+        Reason.IDEMPOTENCY_KEY_REUSED,
+        lambda: store.record_use(b"r", lic.licence_id, platform, NOW, digest=_d("use two")),
+    )
+    _raises(Reason.IDEMPOTENCY_KEY_REUSED, lambda: store.use_report(b"r", _d("use two")))
+    assert store.licence_uses(lic.licence_id) == 1
+    h = holder.public.raw
+    store.settle(h, lic.not_after)
+    paid, balance, _ = store.withdraw(h, 100, "iban", b"w", NOW, digest=_d("payout one"))
+    _raises(
+        Reason.IDEMPOTENCY_KEY_REUSED,
+        lambda: store.withdraw(h, 100, "iban", b"w", NOW, digest=_d("payout two")),
+    )
+    assert store.withdraw(h, 100, "iban", b"w", NOW, digest=_d("payout one")) == (
+        paid,
+        balance,
+        True,
+    )
+
+    assert store.ledger_check() == []
+
+
 # -- uses, accesses --------------------------------------------------------------------------
 def test_use_counting(store: Store) -> None:
     lic = _issued(store, _holder(), 1)  # max_uses = 3
     platform = _key(60)
     assert store.licence_uses(lic.licence_id) == 0
-    assert store.record_use(b"r1", lic.licence_id, platform, NOW + 1) == (1, NOW + 1)
-    assert store.record_use(b"r1", lic.licence_id, platform, NOW + 5) == (1, NOW + 1)  # replay
-    assert store.record_use(b"r2", lic.licence_id, platform, NOW + 2) == (2, NOW + 2)
-    assert store.record_use(b"r3", lic.licence_id, platform, NOW + 3) == (3, NOW + 3)
-    _raises(Reason.USES_EXHAUSTED, lambda: store.record_use(b"r4", lic.licence_id, platform, NOW))
-    _raises(Reason.NOT_FOUND, lambda: store.record_use(b"r5", b"\x00" * 16, platform, NOW))
+    assert store.record_use(b"r1", lic.licence_id, platform, NOW + 1, digest=_d(b"r1")) == (
+        1,
+        NOW + 1,
+    )
+    assert store.record_use(b"r1", lic.licence_id, platform, NOW + 5, digest=_d(b"r1")) == (
+        1,
+        NOW + 1,
+    )  # replay
+    assert store.record_use(b"r2", lic.licence_id, platform, NOW + 2, digest=_d(b"r2")) == (
+        2,
+        NOW + 2,
+    )
+    assert store.record_use(b"r3", lic.licence_id, platform, NOW + 3, digest=_d(b"r3")) == (
+        3,
+        NOW + 3,
+    )
+    _raises(
+        Reason.USES_EXHAUSTED,
+        lambda: store.record_use(b"r4", lic.licence_id, platform, NOW, digest=_d(b"r4")),
+    )
+    _raises(
+        Reason.NOT_FOUND,
+        lambda: store.record_use(b"r5", b"\x00" * 16, platform, NOW, digest=_d(b"r5")),
+    )
     other = _issued(store, _holder(), 2, not_before=NOW + 100 * DAY, not_after=NOW + 110 * DAY)
     _raises(
-        Reason.INVALID_REQUEST, lambda: store.record_use(b"r1", other.licence_id, platform, NOW)
+        Reason.IDEMPOTENCY_KEY_REUSED,
+        lambda: store.record_use(b"r1", other.licence_id, platform, NOW, digest=_d(b"r1")),
     )
-    assert store.use_report(b"r2") == (lic.licence_id, 2, NOW + 2)
-    assert store.use_report(b"r9") is None
+    assert store.use_report(b"r2", _d(b"r2")) == (lic.licence_id, 2, NOW + 2)
+    assert store.use_report(b"r9", _d(b"r9")) is None
     stored = store.licence(lic.licence_id)
     assert stored is not None
     assert stored.uses == 3 == store.licence_uses(lic.licence_id)
@@ -607,7 +690,10 @@ def test_use_counting_across_replicas(opener: Opener) -> None:
     lic = _issued(setup, _holder(), 1)  # max_uses = 3
     replicas = [opener() for _ in range(4)]
     errors = _concurrently(
-        8, lambda i: replicas[i % 4].record_use(b"u%d" % i, lic.licence_id, _key(60), NOW + 1)
+        8,
+        lambda i: replicas[i % 4].record_use(
+            b"u%d" % i, lic.licence_id, _key(60), NOW + 1, digest=_d(b"u%d" % i)
+        ),
     )
     reasons = [_reason(e) for e in errors]
     assert reasons.count(None) == 3
@@ -618,7 +704,10 @@ def test_use_counting_across_replicas(opener: Opener) -> None:
     # The same report from several replicas at once counts once.
     lic2 = _issued(setup, _holder(3), 2)
     errors = _concurrently(
-        8, lambda i: replicas[i % 4].record_use(b"same", lic2.licence_id, _key(60), NOW + 1)
+        8,
+        lambda i: replicas[i % 4].record_use(
+            b"same", lic2.licence_id, _key(60), NOW + 1, digest=_d(b"same")
+        ),
     )
     assert errors == [None] * 8
     stored = setup.licence(lic2.licence_id)
@@ -639,40 +728,66 @@ def test_accesses(store: Store) -> None:
 # -- money -----------------------------------------------------------------------------------
 def test_deposits_and_withdrawals_are_idempotent(store: Store) -> None:
     adv = LICENSEE.public.raw
-    line, balance, replayed = store.deposit(adv, 500, "bank-1", NOW)
+    line, balance, replayed = store.deposit(adv, 500, "bank-1", NOW, digest=_d("bank-1", 500))
     assert (line.amount, balance, replayed, line.reference) == (500, 500, False, "bank-1")
-    again = store.deposit(adv, 500, "bank-1", NOW + 1)
+    again = store.deposit(adv, 500, "bank-1", NOW + 1, digest=_d("bank-1", 500))
     assert again == (line, 500, True)
-    _raises(Reason.ALREADY_EXISTS, lambda: store.deposit(adv, 501, "bank-1", NOW))
+    _raises(
+        Reason.IDEMPOTENCY_KEY_REUSED,
+        lambda: store.deposit(adv, 501, "bank-1", NOW, digest=_d("bank-1", 501)),
+    )
     holder = _holder()
     lic = _issued(store, holder, 1)
     h = holder.public.raw
     _raises(
-        Reason.INSUFFICIENT_FUNDS, lambda: store.withdraw(h, 1, "iban", b"w0", NOW)
+        Reason.INSUFFICIENT_FUNDS,
+        lambda: store.withdraw(h, 1, "iban", b"w0", NOW, digest=_d(b"w0", 1, "iban")),
     )  # nothing earned yet
     store.settle(h, lic.not_after)  # the whole term has passed: all earned
     hp = store.party(h)
     assert hp is not None
     earned = store.statement(hp, 0, 10).available
     assert earned == PRICE - PRICE // 10
-    _raises(Reason.INSUFFICIENT_FUNDS, lambda: store.withdraw(h, earned + 1, "iban", b"w1", NOW))
-    line, balance, replayed = store.withdraw(h, 1000, "iban", b"w1", NOW)
+    _raises(
+        Reason.INSUFFICIENT_FUNDS,
+        lambda: store.withdraw(
+            h, earned + 1, "iban", b"w1", NOW, digest=_d(b"w1", earned + 1, "iban")
+        ),
+    )
+    line, balance, replayed = store.withdraw(
+        h, 1000, "iban", b"w1", NOW, digest=_d(b"w1", 1000, "iban")
+    )
     assert (line.amount, balance, replayed) == (-1000, earned - 1000, False)
-    assert store.withdraw(h, 1000, "iban", b"w1", NOW) == (line, earned - 1000, True)
-    _raises(Reason.ALREADY_EXISTS, lambda: store.withdraw(h, 999, "iban", b"w1", NOW))
-    _raises(Reason.ALREADY_EXISTS, lambda: store.withdraw(h, 1000, "other", b"w1", NOW))
+    assert store.withdraw(h, 1000, "iban", b"w1", NOW, digest=_d(b"w1", 1000, "iban")) == (
+        line,
+        earned - 1000,
+        True,
+    )
+    _raises(
+        Reason.IDEMPOTENCY_KEY_REUSED,
+        lambda: store.withdraw(h, 999, "iban", b"w1", NOW, digest=_d(b"w1", 999, "iban")),
+    )
+    _raises(
+        Reason.IDEMPOTENCY_KEY_REUSED,
+        lambda: store.withdraw(h, 1000, "other", b"w1", NOW, digest=_d(b"w1", 1000, "other")),
+    )
 
 
 def test_concurrent_deposits_and_withdrawals_across_replicas(opener: Opener) -> None:
     stores = [opener() for _ in range(4)]
     adv = LICENSEE.public.raw
-    errors = _concurrently(8, lambda i: stores[i % 4].deposit(adv, 100, f"ref-{i % 2}", NOW))
+    errors = _concurrently(
+        8,
+        lambda i: stores[i % 4].deposit(
+            adv, 100, f"ref-{i % 2}", NOW, digest=_d(f"ref-{i % 2}", 100)
+        ),
+    )
     assert errors == [None] * 8
     setup = stores[0]
     advertiser = _party(adv, Role.ADVERTISER, "acme")
     setup.add_party(advertiser)
     assert setup.statement(advertiser, 0, 10).available == 200  # two references, once each
-    setup.deposit(adv, PRICE, "more", NOW)
+    setup.deposit(adv, PRICE, "more", NOW, digest=_d("more", PRICE))
     holder = _holder()
     lic = _issued(setup, holder, 1)
     setup.settle(holder.public.raw, lic.not_after)
@@ -683,7 +798,12 @@ def test_concurrent_deposits_and_withdrawals_across_replicas(opener: Opener) -> 
     errors = _concurrently(
         8,
         lambda i: stores[i % 4].withdraw(
-            holder.public.raw, earned * 6 // 10, "iban", b"k%d" % (i % 4), NOW
+            holder.public.raw,
+            earned * 6 // 10,
+            "iban",
+            b"k%d" % (i % 4),
+            NOW,
+            digest=_d(b"k%d" % (i % 4)),
         ),
     )
     reasons = [_reason(e) for e in errors]
@@ -696,7 +816,7 @@ def test_statements_page_newest_first(store: Store) -> None:
     adv = _party(LICENSEE.public.raw, Role.ADVERTISER, "acme")
     store.add_party(adv)
     for i in range(5):
-        store.deposit(adv.key, 10 + i, f"d{i}", NOW + i)
+        store.deposit(adv.key, 10 + i, f"d{i}", NOW + i, digest=_d(f"d{i}", 10 + i))
     first = store.statement(adv, 0, 2)
     assert [line.amount for line in first.lines] == [14, 13]
     assert (first.available, first.pending, first.total) == (60, 0, 0)
@@ -756,7 +876,9 @@ def test_log_proofs_verify(store: Store) -> None:
 
 def test_log_appends_from_replicas_stay_consistent(opener: Opener) -> None:
     setup = opener()
-    setup.deposit(LICENSEE.public.raw, THREADS * PRICE, "pay", NOW)
+    setup.deposit(
+        LICENSEE.public.raw, THREADS * PRICE, "pay", NOW, digest=_d("pay", THREADS * PRICE)
+    )
     prepared = []
     for i in range(THREADS):
         holder = _holder(80 + i)
@@ -880,6 +1002,7 @@ def test_replicas_starting_together_migrate_once(pg_server: PgServer) -> None:
         "m004_log",
         "m005_spent_nonces",
         "m006_exchange_keys",
+        "m007_idempotency_digests",
     ]
     store = PostgresStore(url)
     _issued(store, _holder(), 1)

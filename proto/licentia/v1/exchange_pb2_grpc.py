@@ -113,14 +113,16 @@ class ExchangeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetRequest(self, request, context):
-        """The advertiser or the holder reads one request.
+        """The advertiser or the holder reads one request (another holder's or advertiser's is
+        NOT_FOUND, as a missing one; a platform is NOT_OWNER).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchRequest(self, request, context):
-        """The advertiser or the holder follows one request until it leaves PENDING.
+        """The advertiser or the holder follows one request until it leaves PENDING (refusals as
+        GetRequest).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -58,7 +58,9 @@ class LedgerServiceServicer:
 
     def Deposit(self, request, context):
         """Operator only: credit an advertiser's balance with an external payment. The payment
-        reference is the idempotency key: the same reference twice credits once.
+        reference is the idempotency key: the same request twice credits once (replayed=true);
+        the same reference in a different request (another amount or advertiser) is refused
+        with IDEMPOTENCY_KEY_REUSED and credits nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -66,7 +68,8 @@ class LedgerServiceServicer:
 
     def Withdraw(self, request, context):
         """Holder: move part of the available balance to an external payout reference.
-        Idempotent by idempotency_key.
+        Idempotent by idempotency_key: the same request again pays nothing (replayed=true);
+        the same key in a different request is refused with IDEMPOTENCY_KEY_REUSED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

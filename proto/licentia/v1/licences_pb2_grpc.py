@@ -87,14 +87,15 @@ class LicenceServiceServicer:
     """
 
     def GetLicence(self, request, context):
-        """The holder or the licensee reads one licence.
+        """The holder or the licensee reads one licence (another holder's or advertiser's is
+        NOT_FOUND, as a missing one; a platform, whose role has no licences, is NOT_OWNER).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListLicences(self, request, context):
-        """The caller's licences: as holder, or as licensee.
+        """The caller's licences: as holder, or as licensee (a platform is NOT_OWNER).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

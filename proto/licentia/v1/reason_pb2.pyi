@@ -54,6 +54,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASON_BUSY: _ClassVar[Reason]
     REASON_UNAVAILABLE: _ClassVar[Reason]
     REASON_CLOCK_SKEW: _ClassVar[Reason]
+    REASON_IDEMPOTENCY_KEY_REUSED: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 REASON_MALFORMED: Reason
 REASON_TOO_LARGE: Reason
@@ -102,3 +103,4 @@ REASON_NOT_SERVED: Reason
 REASON_BUSY: Reason
 REASON_UNAVAILABLE: Reason
 REASON_CLOCK_SKEW: Reason
+REASON_IDEMPOTENCY_KEY_REUSED: Reason
