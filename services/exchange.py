@@ -369,6 +369,13 @@ class ExchangeService:
         """The request now, then at each change, until it leaves PENDING."""
         row = self._visible_request(req.request_id, call)
         last: RequestState | None = None
+
+        def ended() -> None:  # a cancelled watcher ends at once, giving its slot back
+            with self.changed:
+                self.changed.notify_all()
+
+        if not call.context.add_callback(ended):
+            return
         while call.context.is_active():
             row = self._expire_if_due(
                 self.d.store.request(row.request_id) or row, self.d.clock.now()

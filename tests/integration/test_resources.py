@@ -19,11 +19,13 @@ from typing import Any
 import grpc  # type: ignore[import-untyped]
 import pytest
 
+from licentia.errors import Reason
 from licentia.keys import PrivateKey
-from licentia.v1 import licences_pb2
+from licentia.v1 import exchange_pb2, licences_pb2, records_pb2
 
 from .exchange_harness import (
     FUNDS,
+    ExchangeError,
     Party,
     SignedChannel,
     fund,
@@ -32,6 +34,8 @@ from .exchange_harness import (
     operator_party,
     register_advertiser,
     register_holder,
+    request_licence,
+    start_exchange,
     wait_for,
 )
 
@@ -265,3 +269,35 @@ def test_a_store_out_of_file_descriptors_is_unavailable_and_recovers(tmp_path: P
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["refused UNAVAILABLE", "after 0"]
+
+
+def test_a_cancelled_watch_request_gives_its_stream_slot_back_at_once(tmp_path: Path) -> None:
+    """WatchRequest waits a second between looks at its request; a watcher whose client goes
+    away must not hold its stream slot for that second (it did: BUSY for the next watcher)."""
+    ex = start_exchange(tmp_path / "data", max_streams=2)
+    try:
+        holder, adv = ex.party(), ex.party()
+        register_holder(holder)
+        register_advertiser(adv)
+        pending = request_licence(adv, holder.key.public.raw).request
+        watch = method_path(exchange_pb2, "WatchRequest")
+        body = exchange_pb2.WatchRequestRequest(request_id=pending.request_id)
+
+        def watcher() -> tuple[grpc.Channel, Iterator[Any]]:
+            channel = ex.channel()
+            updates = SignedChannel(channel, adv.key).server_stream(
+                watch, body, exchange_pb2.WatchRequestResponse, timeout=10
+            )
+            return channel, updates
+
+        (first, updates), (_, others) = watcher(), watcher()
+        assert next(updates).request.state == records_pb2.REQUEST_STATE_PENDING
+        assert next(others).request.state == records_pb2.REQUEST_STATE_PENDING
+        with pytest.raises(ExchangeError) as busy:
+            next(watcher()[1])
+        assert busy.value.reason is Reason.BUSY
+        first.close()  # the first watcher goes away
+        time.sleep(0.2)
+        assert next(watcher()[1]).request.state == records_pb2.REQUEST_STATE_PENDING
+    finally:
+        ex.stop()
