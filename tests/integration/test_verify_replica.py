@@ -553,3 +553,15 @@ def test_a_replica_follows_its_upstream_over_tls_and_only_a_trusted_one(tmp_path
         tls.close()
         server.stop(0)
         app.close()
+
+
+def test_a_replica_accepts_a_call_stamped_before_it_started(world: World) -> None:
+    """A platform whose clock lags a few seconds is not refused after the replica (re)starts:
+    the replica serves only Verify, whose window does not start at its start."""
+    lagging = SignedChannel(
+        grpc.insecure_channel(world.replica.server.address),
+        world.platform.key,
+        clock=lambda: int(time.time()) - 5,
+    )
+    answer = verify(Party(world.platform.key, lagging), world.adv, world.token, photo_use())
+    assert answer.allowed
