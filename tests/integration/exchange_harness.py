@@ -356,6 +356,16 @@ TERMS = records_pb2.Terms(
 )
 
 
+def registered(ex: Exchange, audience: str = "photoshare") -> tuple[Party, Party, Party]:
+    """A holder (its photo and terms), an advertiser (funded) and a platform (``audience``),
+    registered at ``ex``."""
+    holder, adv, platform = ex.party(), ex.party(), ex.party()
+    register_holder(holder)
+    register_advertiser(adv)
+    register_platform(platform, audience)
+    return holder, adv, platform
+
+
 def register_advertiser(p: Party, org: str = "Acme Ads", funds: int = FUNDS) -> None:
     """Register ``p`` as an advertiser, and credit it ``funds`` (as the exchange operator)."""
     p.call(

@@ -59,6 +59,7 @@ from .exchange_harness import (
     register_advertiser,
     register_holder,
     register_platform,
+    registered,
     revoke_licence,
     start_exchange,
     start_replica,
@@ -480,10 +481,7 @@ def verifier_whose_exchange_went_away(data_dir: Path) -> Iterator[StaleView]:
     first = start_exchange(data_dir)
     first_running, second = True, None
     try:
-        holder, adv, platform = first.party(), first.party(), first.party()
-        register_holder(holder)
-        register_advertiser(adv)
-        register_platform(platform, AUDIENCE)
+        holder, adv, platform = registered(first, AUDIENCE)
         lic = issue_licence(holder, adv)
         v, channel = start_verifier(first.address, AUDIENCE, staleness_seconds=BOUND)
         try:
@@ -549,10 +547,7 @@ def test_attack_cutting_one_replica_off_its_database(tmp_path: Path, pg_server: 
     verifier, raw = None, None
     replica = None
     try:
-        holder, adv, platform = a.party(), a.party(), a.party()
-        register_holder(holder)
-        register_advertiser(adv)
-        register_platform(platform, AUDIENCE)
+        holder, adv, platform = registered(a, AUDIENCE)
         licence = issue_licence(holder, adv)
         use = photo_use()
         bound = 3  # the verifier's; B's own is three heartbeats, 3 s here too

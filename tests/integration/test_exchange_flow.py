@@ -38,6 +38,7 @@ from .exchange_harness import (
     register_advertiser,
     register_holder,
     register_platform,
+    registered,
     request_licence,
     start_exchange,
     verify,
@@ -57,10 +58,7 @@ def ex(tmp_path: Path) -> Iterator[Exchange]:
 @pytest.fixture
 def cast(ex: Exchange) -> tuple[Party, Party, Party]:
     """A registered holder (with assets and terms), advertiser and platform."""
-    holder, adv, platform = ex.party(), ex.party(), ex.party()
-    register_holder(holder)
-    register_advertiser(adv)
-    register_platform(platform)
+    holder, adv, platform = registered(ex)
     return holder, adv, platform
 
 

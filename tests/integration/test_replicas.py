@@ -46,6 +46,7 @@ from .exchange_harness import (
     register_advertiser,
     register_holder,
     register_platform,
+    registered,
     revoke_licence,
     start_exchange,
     start_verifier,
@@ -103,10 +104,7 @@ def cast(tmp_path: Path, pg_server: PgServer) -> Iterator[Cast]:
     a = start_exchange(tmp_path / "data", db=url)
     b = start_exchange(tmp_path / "data", db=url)
     try:
-        holder, adv, platform = a.party(), a.party(), a.party()
-        register_holder(holder)
-        register_advertiser(adv)
-        register_platform(platform, AUDIENCE)
+        holder, adv, platform = registered(a, AUDIENCE)
         yield Cast(a, b, holder, adv, platform)
     finally:
         b.stop()
@@ -288,10 +286,7 @@ def test_replicas_answer_within_seconds_of_the_database_returning(
     b = start_exchange(tmp_path / "data", db=url)
     stopped = False
     try:
-        holder, adv, platform = a.party(), a.party(), a.party()
-        register_holder(holder)
-        register_advertiser(adv)
-        register_platform(platform, AUDIENCE)
+        holder, adv, platform = registered(a, AUDIENCE)
         licences = [issue_licence(holder, adv) for _ in range(2)]
 
         platform_b = Party(platform.key, SignedChannel(b.channel(), platform.key), b)

@@ -33,6 +33,7 @@ from .exchange_harness import (
     register_advertiser,
     register_holder,
     register_platform,
+    registered,
     request_licence,
     start_exchange,
     verify,
@@ -69,10 +70,7 @@ def primary(tmp_path: Path) -> Iterator[Exchange]:
 def test_a_follower_on_the_same_data_directory_agrees_and_follows(
     primary: Exchange, tmp_path: Path
 ) -> None:
-    holder, adv, platform = primary.party(), primary.party(), primary.party()
-    register_holder(holder)
-    register_advertiser(adv)
-    register_platform(platform)
+    holder, adv, platform = registered(primary)
     token = _licence(holder, adv)
     follower = start_exchange(
         primary.data_dir, services=("verification", "licences"), follower=True

@@ -41,6 +41,7 @@ from .exchange_harness import (
     register_advertiser,
     register_holder,
     register_platform,
+    registered,
     revoke_licence,
     start_exchange,
     start_verifier,
@@ -108,10 +109,7 @@ def ex(tmp_path: Path) -> Iterator[Exchange]:
 @pytest.fixture
 def cast(ex: Exchange) -> tuple[Party, Party]:
     """A registered holder (assets and terms) and advertiser; a platform registered too."""
-    holder, adv, platform = ex.party(), ex.party(), ex.party()
-    register_holder(holder)
-    register_advertiser(adv)
-    register_platform(platform, AUDIENCE)
+    holder, adv, _ = registered(ex, AUDIENCE)
     return holder, adv
 
 
@@ -280,10 +278,7 @@ def test_fails_closed_when_the_exchange_is_gone_and_resumes_after_a_restart(
     first_running = True
     second: Exchange | None = None
     try:
-        holder, adv, platform = first.party(), first.party(), first.party()
-        register_holder(holder)
-        register_advertiser(adv)
-        register_platform(platform, AUDIENCE)
+        holder, adv, _ = registered(first, AUDIENCE)
         a, b, c = (issue_licence(holder, adv) for _ in range(3))
         revoke_licence(holder, a.licence_id)
         v, _ = make_verifier(first.address, staleness_seconds=2)
@@ -330,10 +325,7 @@ def test_a_platform_clock_behind_the_exchange_never_keeps_an_expired_licence(
     clock = ManualClock()
     ex = start_exchange(tmp_path / "data", clock=clock)
     try:
-        holder, adv, platform = ex.party(), ex.party(), ex.party()
-        register_holder(holder)
-        register_advertiser(adv)
-        register_platform(platform, AUDIENCE)
+        holder, adv, _ = registered(ex, AUDIENCE)
         lic = issue_licence(holder, adv, days=1)
         to_end = lic.not_after - int(time.time())
         clock.offset = to_end + 5  # the exchange's time: the licence ended 5 s ago

@@ -45,6 +45,7 @@ from .exchange_harness import (
     register_advertiser,
     register_holder,
     register_platform,
+    registered,
     revoke_licence,
     self_signed_certificate,
     start_replica,
@@ -97,15 +98,6 @@ class World:
     def at_replica(self, p: Party) -> Party:
         """``p`` calling the replica with its own key."""
         return self.replica.party(p.key)
-
-
-def registered(ex: Exchange) -> tuple[Party, Party, Party]:
-    """A holder, an advertiser and a platform, registered at ``ex``."""
-    holder, adv, platform = ex.party(), ex.party(), ex.party()
-    register_holder(holder)
-    register_advertiser(adv)
-    register_platform(platform)
-    return holder, adv, platform
 
 
 @pytest.fixture

@@ -47,10 +47,10 @@ from licentia.territory import ISO_3166_ALPHA2
 from licentia.token import (
     TOKEN_PREFIX,
     Approval,
-    Consent,
     LicenceClaims,
     StandingConsent,
     StandingRule,
+    _signed_token,
     approve,
     issuance_message,
     issue,
@@ -201,20 +201,8 @@ def _non_canonical_s(signature: bytes) -> bytes:
     return signature[:32] + s.to_bytes(32, "little")
 
 
-def _token(issuer: PrivateKey, claims_bytes: bytes, consent: Consent) -> str:
-    """``issue`` without its checks: the issuer's signature over whatever bytes it is given."""
-    sig = issuer.sign(keymod.ISSUANCE, issuance_message(claims_bytes, consent))
-    env = licence_pb2.SignedLicence(claims=claims_bytes, issuer_signature=sig)
-    if isinstance(consent, Approval):
-        env.holder_signature = consent.signature
-    else:
-        env.standing.rule = consent.rule_bytes
-        env.standing.holder_signature = consent.signature
-    return TOKEN_PREFIX + b64url_encode(_enc(env))
-
-
 def _approved(issuer: PrivateKey, holder: PrivateKey, claims_bytes: bytes) -> str:
-    return _token(issuer, claims_bytes, approve(holder, claims_bytes))
+    return _signed_token(issuer, claims_bytes, approve(holder, claims_bytes))
 
 
 def _under_rule(
@@ -222,7 +210,7 @@ def _under_rule(
 ) -> str:
     """A licence under the rule ``rule_bytes`` as ``signer`` signed it (no checks)."""
     consent = StandingConsent(rule_bytes, signer.sign(keymod.STANDING_RULE, rule_bytes))
-    return _token(issuer, claims_bytes, consent)
+    return _signed_token(issuer, claims_bytes, consent)
 
 
 def _case(name: str, section: str, token: str, **more: Any) -> dict[str, Any]:
@@ -270,7 +258,7 @@ def edge_cases(
     # §1: Ed25519 as a requirement. Each forgery passes a lax verifier (see its flaw).
     def forged(name: str, flaw: str, c: licence_pb2.LicenceClaims, sig: bytes) -> None:
         cb = _enc(c)
-        cases.append(_case(name, "1", _token(issuer, cb, Approval(sig))))
+        cases.append(_case(name, "1", _signed_token(issuer, cb, Approval(sig))))
         forgeries.append(
             {
                 "name": name,
