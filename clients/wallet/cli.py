@@ -16,15 +16,13 @@ import getpass
 import hashlib
 import json
 import os
-import secrets
 import sys
 import time
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar, cast
+from typing import Any, NoReturn, TypeVar
 
-import grpc  # type: ignore[import-untyped]
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
@@ -32,34 +30,26 @@ from google.protobuf.message import Message
 from licentia import keys, merkle
 from licentia.errors import LicentiaError
 from licentia.keys import PrivateKey
-from licentia.scope import Scope
 from licentia.token import (
-    RULE_ID_BYTES,
     LicenceClaims,
     StandingRule,
-    approve,
     parse_token,
-    sign_standing_rule,
 )
 from licentia.v1 import (
-    exchange_pb2,
     ledger_pb2,
-    licence_pb2,
-    licences_pb2,
     records_pb2,
-    registry_pb2,
 )
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from .. import logcheck
 from ..auditor.state import AuditState, StateError, Totals
-from ..channel import ExchangeError, SignedChannel
+from ..channel import ExchangeError
+from ..holder import Holder, new_idempotency_key, standing_rule
 from . import keystore
 
 PROG = "licentia-wallet"
 DEFAULT_WALLET = Path.home() / ".licentia" / "wallet.json"
 DEFAULT_SERVER = "127.0.0.1:7700"
-M = TypeVar("M", bound=Message)
 E = TypeVar("E", DataCategory, Purpose, Medium)
 
 
@@ -132,8 +122,7 @@ class Session:
         self.args = args
         self.wallet: Path = args.wallet
         self._key: PrivateKey | None = None
-        self._rpc: SignedChannel | None = None
-        self._channel: grpc.Channel | None = None
+        self._holder: Holder | None = None
 
     def passphrase(self, *, twice: bool = False) -> str:
         """From --passphrase-file (or stdin with '-'), else asked on the terminal."""
@@ -159,26 +148,17 @@ class Session:
         return self._key
 
     @property
-    def rpc(self) -> SignedChannel:
-        """The signed channel to the exchange."""
-        if self._rpc is None:
-            address = self.args.server
-            if self.args.tls_ca:
-                creds = grpc.ssl_channel_credentials(Path(self.args.tls_ca).read_bytes())
-                self._channel = grpc.secure_channel(address, creds)
-            else:
-                self._channel = grpc.insecure_channel(address)
-            self._rpc = SignedChannel(self._channel, self.key)
-        return self._rpc
-
-    def call(self, service: str, method: str, request: Message, response_cls: type[M]) -> M:
-        """A signed unary call to ``licentia.v1.<service>/<method>``."""
-        return self.rpc.unary(f"/licentia.v1.{service}/{method}", request, response_cls)
+    def holder(self) -> Holder:
+        """The holder SDK's client of the exchange, signing with the wallet's key."""
+        if self._holder is None:
+            ca = Path(self.args.tls_ca).read_bytes() if self.args.tls_ca else None
+            self._holder = Holder.connect(self.args.server, self.key, tls_ca=ca)
+        return self._holder
 
     def close(self) -> None:
         """Close the channel."""
-        if self._channel is not None:
-            self._channel.close()
+        if self._holder is not None:
+            self._holder.close()
 
 
 def _read_first_line(path: Path) -> str:
@@ -239,13 +219,8 @@ def cmd_whoami(s: Session) -> None:
 
 def cmd_register(s: Session) -> None:
     """Register as a holder."""
-    resp = s.call(
-        "RegistryService",
-        "RegisterHolder",
-        registry_pb2.RegisterHolderRequest(handle=s.args.handle, display_name=s.args.name or ""),
-        registry_pb2.RegisterHolderResponse,
-    )
-    _out(s.args, _dict(resp.profile), f"Registered as {resp.profile.handle}.")
+    profile = s.holder.register(s.args.handle, s.args.name or "")
+    _out(s.args, _dict(profile), f"Registered as {profile.handle}.")
 
 
 def cmd_assets_add(s: Session) -> None:
@@ -256,42 +231,30 @@ def cmd_assets_add(s: Session) -> None:
     except OSError as e:
         raise OperationFailedError(f"cannot read {path}: {e.strerror}") from None
     digest = hashlib.sha256(data).digest()
-    resp = s.call(
-        "RegistryService",
-        "DeclareAsset",
-        registry_pb2.DeclareAssetRequest(
-            category=cast("Any", int(s.args.category)),
-            sha256=digest,
-            label=s.args.label or path.name,
-            content=data if s.args.upload else b"",
-        ),
-        registry_pb2.DeclareAssetResponse,
+    asset = s.holder.declare_asset(
+        s.args.category, data, s.args.label or path.name, upload=s.args.upload
     )
-    stored = "stored at the exchange" if resp.asset.has_content else "digest only"
+    stored = "stored at the exchange" if asset.has_content else "digest only"
     _out(
         s.args,
-        _dict(resp.asset),
+        _dict(asset),
         f"Declared {_name(s.args.category)} {path.name} ({stored})\n  sha256 {digest.hex()}",
     )
 
 
 def cmd_assets_list(s: Session) -> None:
     """List your assets."""
-    resp = s.call(
-        "RegistryService",
-        "ListAssets",
-        registry_pb2.ListAssetsRequest(),
-        registry_pb2.ListAssetsResponse,
-    )
+    assets = s.holder.assets()
     lines = [
         f"{_name(DataCategory(a.category)):<18} {a.label:<24} {a.sha256.hex()[:16]}…"
         + ("  (stored)" if a.has_content else "")
-        for a in resp.assets
+        for a in assets
     ]
-    _out(s.args, [_dict(a) for a in resp.assets], "\n".join(lines) or "No assets yet.")
+    _out(s.args, [_dict(a) for a in assets], "\n".join(lines) or "No assets yet.")
 
 
-def _terms_from_args(s: Session) -> records_pb2.Terms:
+def _terms_from_args(s: Session) -> dict[str, Any]:
+    """The keyword arguments of ``Holder.set_terms`` the flags (or ``--file``) give."""
     a = s.args
     values: dict[str, Any] = {}
     if a.file:
@@ -325,18 +288,17 @@ def _terms_from_args(s: Session) -> records_pb2.Terms:
         )
     refused = pick(a.refuse, "refuse", listed(Purpose)) or []
     multiplier = pick(a.exclusive_multiplier, "exclusive_multiplier", float)
-    return records_pb2.Terms(
-        categories=cast("Any", [int(c) for c in categories]),
-        allowed_purposes=cast("Any", [int(p) for p in purposes]),
-        refused_purposes=cast("Any", [int(p) for p in refused]),
-        media=cast("Any", [int(m) for m in media]),
-        territories=[t.strip().upper() for t in territories],
-        currency=(pick(a.currency, "currency", str) or "EUR").upper(),
-        price_per_day_minor=price,
-        max_term_seconds=int(pick(a.max_days, "max_days", int) or 365) * 86400,
-        exclusivity_offered=multiplier is not None,
-        exclusivity_multiplier_bps=round((multiplier or 1) * 10_000),
-    )
+    return {
+        "categories": categories,
+        "purposes": purposes,
+        "refused": refused,
+        "media": media,
+        "territories": territories,
+        "currency": pick(a.currency, "currency", str) or "EUR",
+        "price_per_day": price,
+        "max_term_seconds": int(pick(a.max_days, "max_days", int) or 365) * 86400,
+        "exclusive_multiplier": multiplier,
+    }
 
 
 def _describe_terms(t: records_pb2.Terms) -> str:
@@ -363,40 +325,27 @@ def _describe_terms(t: records_pb2.Terms) -> str:
 
 def cmd_terms_set(s: Session) -> None:
     """Set what you offer, and at what price."""
-    terms = _terms_from_args(s)
-    resp = s.call(
-        "RegistryService",
-        "SetTerms",
-        registry_pb2.SetTermsRequest(terms=terms),
-        registry_pb2.SetTermsResponse,
-    )
-    _out(s.args, _dict(resp.terms), _describe_terms(resp.terms))
+    terms = s.holder.set_terms(**_terms_from_args(s))
+    _out(s.args, _dict(terms), _describe_terms(terms))
 
 
 def cmd_terms_show(s: Session) -> None:
     """Show your terms."""
-    resp = s.call(
-        "RegistryService", "GetTerms", registry_pb2.GetTermsRequest(), registry_pb2.GetTermsResponse
-    )
-    if not resp.HasField("terms"):
+    terms = s.holder.terms()
+    if terms is None:
         _out(s.args, None, "No terms yet: set them with 'licentia-wallet terms set'.")
         return
-    _out(s.args, _dict(resp.terms), _describe_terms(resp.terms))
+    _out(s.args, _dict(terms), _describe_terms(terms))
 
 
 def _objection(s: Session, objecting: bool) -> None:
-    resp = s.call(
-        "RegistryService",
-        "SetObjection",
-        registry_pb2.SetObjectionRequest(objecting=objecting),
-        registry_pb2.SetObjectionResponse,
-    )
+    profile = s.holder.set_objection(objecting)
     text = (
         "You have opted out: no new request will reach you until you opt in again."
         if objecting
         else "You have opted in: advertisers can send you requests again."
     )
-    _out(s.args, _dict(resp.profile), text)
+    _out(s.args, _dict(profile), text)
 
 
 def cmd_opt_out(s: Session) -> None:
@@ -410,13 +359,7 @@ def cmd_opt_in(s: Session) -> None:
 
 
 def _labels(s: Session) -> dict[bytes, str]:
-    assets = s.call(
-        "RegistryService",
-        "ListAssets",
-        registry_pb2.ListAssetsRequest(),
-        registry_pb2.ListAssetsResponse,
-    ).assets
-    return {a.sha256: a.label for a in assets}
+    return {a.sha256: a.label for a in s.holder.assets()}
 
 
 def describe_claims(claims: LicenceClaims, who: str, labels: dict[bytes, str]) -> str:
@@ -454,14 +397,7 @@ def describe_claims(claims: LicenceClaims, who: str, labels: dict[bytes, str]) -
 
 
 def _inbox(s: Session, include_answered: bool) -> list[records_pb2.LicenceRequest]:
-    return list(
-        s.call(
-            "ExchangeService",
-            "ListInbox",
-            exchange_pb2.ListInboxRequest(include_answered=include_answered),
-            exchange_pb2.ListInboxResponse,
-        ).requests
-    )
+    return s.holder.inbox(include_answered)
 
 
 def _pick(ids: Sequence[bytes], text: str, what: str) -> bytes:
@@ -518,19 +454,12 @@ def cmd_approve(s: Session) -> None:
         text = describe_claims(claims, request.advertiser_organisation, _labels(s))
         print(_shown(text), file=sys.stderr)
     _confirm(s, "Sign this licence?")
-    resp = s.call(
-        "ExchangeService",
-        "ApproveRequest",
-        exchange_pb2.ApproveRequestRequest(
-            request_id=rid, holder_signature=approve(s.key, request.claims).signature
-        ),
-        exchange_pb2.ApproveRequestResponse,
-    )
+    licence = s.holder.approve(request)
     _out(
         s.args,
-        _dict(resp.licence),
-        f"Approved. Licence {resp.licence.licence_id.hex()} is issued;"
-        f" revoke it any time with 'licentia-wallet revoke {resp.licence.licence_id.hex()[:8]}'.",
+        _dict(licence),
+        f"Approved. Licence {licence.licence_id.hex()} is issued;"
+        f" revoke it any time with 'licentia-wallet revoke {licence.licence_id.hex()[:8]}'.",
     )
 
 
@@ -538,32 +467,15 @@ def cmd_decline(s: Session) -> None:
     """Decline a request."""
     pending = _inbox(s, False)
     rid = _pick([r.request_id for r in pending], s.args.id, "pending request")
-    resp = s.call(
-        "ExchangeService",
-        "DeclineRequest",
-        exchange_pb2.DeclineRequestRequest(request_id=rid, reason=s.args.reason or ""),
-        exchange_pb2.DeclineRequestResponse,
-    )
-    _out(s.args, _dict(resp.request), f"Declined request {rid.hex()}.")
+    declined = s.holder.decline(rid, s.args.reason or "")
+    _out(s.args, _dict(declined), f"Declined request {rid.hex()}.")
 
 
 _LSTATE = {v: k.removeprefix("LICENCE_STATE_").lower() for k, v in records_pb2.LicenceState.items()}
 
 
 def _my_licences(s: Session) -> list[records_pb2.LicenceRecord]:
-    out: list[records_pb2.LicenceRecord] = []
-    token = ""
-    while True:
-        resp = s.call(
-            "LicenceService",
-            "ListLicences",
-            licences_pb2.ListLicencesRequest(page_size=500, page_token=token),
-            licences_pb2.ListLicencesResponse,
-        )
-        out.extend(x for x in resp.licences if x.holder_key == s.key.public.raw)
-        token = resp.next_page_token
-        if not token:
-            return out
+    return s.holder.licences()
 
 
 def cmd_licences(s: Session) -> None:
@@ -582,12 +494,7 @@ def _licence(s: Session, text: str) -> records_pb2.LicenceRecord:
     full = text.strip().lower()
     if len(full) == 32 and all(c in "0123456789abcdef" for c in full):
         try:
-            x = s.call(
-                "LicenceService",
-                "GetLicence",
-                licences_pb2.GetLicenceRequest(licence_id=bytes.fromhex(full)),
-                licences_pb2.GetLicenceResponse,
-            ).licence
+            x = s.holder.licence(bytes.fromhex(full))
         except ExchangeError as e:
             if e.reason.name != "NOT_FOUND":
                 raise
@@ -614,39 +521,29 @@ def cmd_show(s: Session) -> None:
 def cmd_revoke(s: Session) -> None:
     """Revoke a licence now (no reason needed); prints the signed termination receipt."""
     x = _licence(s, s.args.id)
-    resp = s.call(
-        "LicenceService",
-        "RevokeLicence",
-        licences_pb2.RevokeLicenceRequest(licence_id=x.licence_id),
-        licences_pb2.RevokeLicenceResponse,
-    )
-    receipt = records_pb2.TerminationReceipt.FromString(resp.receipt.receipt)
+    done = s.holder.revoke(x.licence_id)
+    receipt = done.receipt
     _out(
         s.args,
-        {"licence": _dict(resp.licence), "receipt": _dict(resp.receipt)},
+        {"licence": _dict(done.licence), "receipt": _dict(done.signed)},
         f"Revoked licence {x.licence_id.hex()} at {_when(receipt.revoked_at)}.\n"
         f"Receipt: event {receipt.sequence}, signed by exchange key"
-        f" {resp.receipt.issuer_key_id.hex()}:\n  {resp.receipt.signature.hex()}",
+        f" {done.signed.issuer_key_id.hex()}:\n  {done.signed.signature.hex()}",
     )
 
 
 def cmd_accesses(s: Session) -> None:
     """Who fetched which of your assets, and when."""
-    resp = s.call(
-        "LicenceService",
-        "ListAccesses",
-        licences_pb2.ListAccessesRequest(),
-        licences_pb2.ListAccessesResponse,
-    )
-    labels = _labels(s) if resp.accesses else {}
+    accesses = s.holder.accesses()
+    labels = _labels(s) if accesses else {}
     lines = [
         f"{_when(a.accessed_at)}  {labels.get(a.sha256, a.sha256.hex()[:12])}"
         f"  by {keys.PublicKey(a.licensee_key).text}  under licence {a.licence_id.hex()[:12]}"
-        for a in resp.accesses
+        for a in accesses
     ]
     _out(
         s.args,
-        [_dict(a) for a in resp.accesses],
+        [_dict(a) for a in accesses],
         "\n".join(lines) or "Nobody has fetched your data.",
     )
 
@@ -656,12 +553,7 @@ _KIND = {v: k.removeprefix("POSTING_KIND_").lower() for k, v in ledger_pb2.Posti
 
 def cmd_earnings(s: Session) -> None:
     """What you have earned, what you can withdraw, and every payment, newest first."""
-    resp = s.call(
-        "LedgerService",
-        "GetStatement",
-        ledger_pb2.GetStatementRequest(page_size=s.args.limit),
-        ledger_pb2.GetStatementResponse,
-    )
+    resp = s.holder.statement(s.args.limit)
     cur = resp.currency
     lines = [
         f"Available to withdraw: {_money(resp.available_minor, cur)}",
@@ -691,16 +583,9 @@ def cmd_withdraw(s: Session) -> None:
         if len(idem) != 16:
             raise OperationFailedError("--idempotency-key is 32 hex digits")
     else:
-        idem = secrets.token_bytes(16)
+        idem = new_idempotency_key()
     try:
-        resp = s.call(
-            "LedgerService",
-            "Withdraw",
-            ledger_pb2.WithdrawRequest(
-                amount_minor=s.args.amount, payout_reference=s.args.to, idempotency_key=idem
-            ),
-            ledger_pb2.WithdrawResponse,
-        )
+        resp = s.holder.withdraw(s.args.amount, s.args.to, idem)
     except ExchangeError:
         print(
             f"If you try again, add --idempotency-key {idem.hex()} so that it is paid once.",
@@ -739,7 +624,7 @@ def cmd_audit(s: Session) -> None:
 
 def _audit(s: Session, state: AuditState) -> None:
     mine = s.key.public.raw
-    log = logcheck.LogClient(SignedChannel(s.rpc.channel, None))
+    log = s.holder.log()
     served = log.checkpoint()
     given = s.args.log_key
     if given and given.startswith("@"):
@@ -878,12 +763,7 @@ def _holder_of(token: str) -> bytes:
 
 def cmd_export(s: Session) -> None:
     """Everything the exchange holds about you, as JSON (the right of access)."""
-    resp = s.call(
-        "RegistryService",
-        "ExportData",
-        registry_pb2.ExportDataRequest(),
-        registry_pb2.ExportDataResponse,
-    )
+    resp = s.holder.export()
     text = json.dumps(_dict(resp), indent=2, sort_keys=True)
     if s.args.output:
         Path(s.args.output).write_text(text + "\n", encoding="utf-8")
@@ -898,12 +778,7 @@ def cmd_erase(s: Session) -> None:
     digests = [bytes.fromhex(h) for h in s.args.sha256]
     what = f"{len(digests)} asset(s)" if digests else "ALL your assets"
     _confirm(s, f"Erase {what} and revoke every live licence on them?")
-    resp = s.call(
-        "RegistryService",
-        "EraseAssets",
-        registry_pb2.EraseAssetsRequest(sha256=digests),
-        registry_pb2.EraseAssetsResponse,
-    )
+    resp = s.holder.erase(digests)
     _out(
         s.args,
         _dict(resp),
@@ -915,12 +790,7 @@ def cmd_rules_add(s: Session) -> None:
     """Sign a standing rule: requests entirely within it are approved without asking you."""
     a = s.args
     now = int(time.time())
-    assets = s.call(
-        "RegistryService",
-        "ListAssets",
-        registry_pb2.ListAssetsRequest(),
-        registry_pb2.ListAssetsResponse,
-    ).assets
+    assets = s.holder.assets()
     categories = set(a.categories)
     digests = [bytes.fromhex(h) for h in a.sha256] or [
         x.sha256 for x in assets if DataCategory(x.category) in categories
@@ -928,21 +798,22 @@ def cmd_rules_add(s: Session) -> None:
     if not digests:
         raise OperationFailedError("no asset of those categories to cover: add one first")
     try:
-        rule = StandingRule(
-            rule_id=secrets.token_bytes(RULE_ID_BYTES),
-            holder=s.key.public,
-            scope=Scope.of(categories, a.purposes, a.media, a.territories),
-            asset_sha256=frozenset(digests),
+        signed = standing_rule(
+            s.key,
+            categories=categories,
+            purposes=a.purposes,
+            media=a.media,
+            territories=a.territories,
+            assets=digests,
             not_before=now,
             not_after=now + a.days * 86400,
             max_term_seconds=a.max_term_days * 86400,
-            min_price_per_day_minor=a.min_price_per_day,
-            currency=a.currency.upper(),
+            min_price_per_day=a.min_price_per_day,
+            currency=a.currency,
             allow_exclusive=a.allow_exclusive,
             max_uses=a.max_uses,
-            licensee_keys=frozenset(keys.PublicKey.from_text(k).raw for k in a.licensee),
+            licensees=[keys.PublicKey.from_text(k) for k in a.licensee],
         )
-        consent = sign_standing_rule(s.key, rule)
     except LicentiaError as e:
         if e.reason.name == "SENSITIVE_USE_NEEDS_APPROVAL":
             raise OperationFailedError(
@@ -950,19 +821,11 @@ def cmd_rules_add(s: Session) -> None:
                 " automatically: you will always be asked"
             ) from None
         raise OperationFailedError(f"not a valid rule: {e}") from None
-    resp = s.call(
-        "ExchangeService",
-        "AddStandingRule",
-        exchange_pb2.AddStandingRuleRequest(
-            consent=licence_pb2.StandingConsent(
-                rule=consent.rule_bytes, holder_signature=consent.signature
-            )
-        ),
-        exchange_pb2.AddStandingRuleResponse,
-    )
+    record = s.holder.add_standing_rule(signed)
+    rule = signed.rule
     _out(
         s.args,
-        _dict(resp.rule),
+        _dict(record),
         f"Signed standing rule {rule.rule_id.hex()}: requests within it, for"
         f" {len(digests)} asset(s), are approved for you until {_when(rule.not_after)}.\n"
         f"Withdraw it any time with 'licentia-wallet rules withdraw {rule.rule_id.hex()[:8]}'.",
@@ -970,14 +833,7 @@ def cmd_rules_add(s: Session) -> None:
 
 
 def _rules(s: Session) -> list[records_pb2.StandingRuleRecord]:
-    return list(
-        s.call(
-            "ExchangeService",
-            "ListStandingRules",
-            exchange_pb2.ListStandingRulesRequest(),
-            exchange_pb2.ListStandingRulesResponse,
-        ).rules
-    )
+    return s.holder.standing_rules()
 
 
 def cmd_rules_list(s: Session) -> None:
@@ -1002,13 +858,8 @@ def cmd_rules_withdraw(s: Session) -> None:
     rows = _rules(s)
     ids = [StandingRule.decode(r.consent.rule).rule_id for r in rows if not r.withdrawn_at]
     rid = _pick(ids, s.args.id, "standing rule in force")
-    resp = s.call(
-        "ExchangeService",
-        "WithdrawStandingRule",
-        exchange_pb2.WithdrawStandingRuleRequest(rule_id=rid),
-        exchange_pb2.WithdrawStandingRuleResponse,
-    )
-    _out(s.args, _dict(resp.rule), f"Withdrew standing rule {rid.hex()}.")
+    withdrawn = s.holder.withdraw_standing_rule(rid)
+    _out(s.args, _dict(withdrawn), f"Withdrew standing rule {rid.hex()}.")
 
 
 # -- the parser -----------------------------------------------------------------------------
