@@ -9,11 +9,11 @@ from licentia.keys import PrivateKey
 from licentia.token import LicenceClaims
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
+offer = {"categories": [DataCategory.IMAGE], "purposes": [Purpose.ADVERTISING]}
 with Holder.connect("localhost:7700", PrivateKey.generate()) as me:
     me.register("ada")
     me.declare_asset(DataCategory.IMAGE, b"my photo", "photo.jpg", upload=True)
-    me.set_terms(categories=[DataCategory.IMAGE], purposes=[Purpose.ADVERTISING],
-        media=[Medium.ONLINE], territories=["FR"], price_per_day=150)
+    me.set_terms(**offer, media=[Medium.ONLINE], territories=["FR"], price_per_day=150)
     for request in me.inbox():  # what advertisers ask for, with their exact claims
         print(LicenceClaims.decode(request.claims).scope)  # read before signing
         licence = me.approve(request)  # the consent signature over those claims
