@@ -35,10 +35,16 @@ from .exchange_harness import (
 
 if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
     import clients.holder as holder_pkg
+    from clients.auditor.audit import Auditor
+    from clients.auditor.state import AuditState
     from clients.holder import AsyncHolder, ExchangeError, Holder, standing_rule
+    from clients.logcheck import LogKey
 else:
     import licentia.clients.holder as holder_pkg
+    from licentia.clients.auditor.audit import Auditor
+    from licentia.clients.auditor.state import AuditState
     from licentia.clients.holder import AsyncHolder, ExchangeError, Holder, standing_rule
+    from licentia.clients.logcheck import LogKey
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMS: dict[str, Any] = {
@@ -233,6 +239,33 @@ def test_the_asyncio_holder_has_the_same_methods(ex: Exchange, adv: Party) -> No
             assert missing.value.reason == Reason.NOT_FOUND
 
     asyncio.run(run())
+
+
+def test_an_audit_for_one_holder_checks_only_her_licences(
+    ex: Exchange, adv: Party, tmp_path: Path
+) -> None:
+    with (
+        Holder.connect(ex.address, PrivateKey.generate()) as me,
+        Holder.connect(ex.address, PrivateKey.generate()) as bob,
+    ):
+        _offer(me)
+        bob.register("bob")
+        bob.declare_asset(DataCategory.IMAGE, PHOTO, "portrait")
+        bob.set_terms(**TERMS)
+        mine = me.approve(request_licence(adv, me.public_key.raw).request)
+        theirs = bob.approve(request_licence(adv, bob.public_key.raw).request)
+        bob.revoke(theirs.licence_id)
+        log = me.log()
+        key = LogKey.parse(log.checkpoint().advertised_key)
+        for holder, licences, revocations in ((me.public_key.raw, 1, 0), (None, 2, 1)):
+            state = AuditState.open(tmp_path / f"state-{holder is None}")
+            try:
+                report = Auditor(log, key, state, 365 * DAY, holder=holder).run()
+            finally:
+                state.close()
+            assert report.ok, report.problems
+            assert (report.new.licences, report.new.revocations) == (licences, revocations)
+        assert [x.licence_id for x in me.licences()] == [mine.licence_id]
 
 
 # -- the example in the README and the package docstring ---------------------------------------
