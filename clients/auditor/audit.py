@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 
 from licentia.checkpoint import Checkpoint
 from licentia.errors import LicentiaError
+from licentia.token import parse_token
 from licentia.v1 import transparency_pb2
 
 from ..channel import ExchangeError, ExchangeUnavailable
@@ -127,16 +128,26 @@ def _b64(raw: bytes) -> str:
 class Auditor:
     """Audits one exchange's log with a state directory (see the module notes).
 
-    ``max_term_seconds`` is the longest licence term the exchange promises.
+    ``max_term_seconds`` is the longest licence term the exchange promises. With ``holder``
+    (a holder's raw public key: the wallet's audit) only that holder's licences, and the
+    revocations of those, are checked, counted and remembered; the log's integrity and its
+    issuer-key events are checked in full either way.
     """
 
     def __init__(
-        self, client: LogClient, log_key: LogKey, state: AuditState, max_term_seconds: int
+        self,
+        client: LogClient,
+        log_key: LogKey,
+        state: AuditState,
+        max_term_seconds: int,
+        *,
+        holder: bytes | None = None,
     ) -> None:
         self.client = client
         self.log_key = log_key
         self.state = state
         self.max_term_seconds = max_term_seconds
+        self.holder = holder
 
     def run(self) -> AuditReport:
         """Audit what is new since the last run; the report.
@@ -210,7 +221,7 @@ class Auditor:
         start = frontier.size
         stride = max(1, (cp.size - start) // MAX_ROOTS)
         roots = [(start, frontier.root())]
-        checker = _EntryChecker(state, keys, self.max_term_seconds, report)
+        checker = _EntryChecker(state, keys, self.max_term_seconds, report, self.holder)
         try:
             for e in self.client.entries(start, cp.size):
                 frontier.append(e.data)
@@ -283,9 +294,15 @@ class _EntryChecker:
     """Checks entries one by one, in log order, against what came before them."""
 
     def __init__(
-        self, state: AuditState, keys: LoggedKeys, max_term_seconds: int, report: AuditReport
+        self,
+        state: AuditState,
+        keys: LoggedKeys,
+        max_term_seconds: int,
+        report: AuditReport,
+        holder: bytes | None = None,
     ) -> None:
         self.state = state
+        self.holder = holder
         self.keys = keys
         self.max_term_seconds = max_term_seconds
         self.report = report
@@ -311,6 +328,8 @@ class _EntryChecker:
             self._key_event(index, entry.issuer_key)
 
     def _licence(self, index: int, token: str) -> None:
+        if self.holder is not None and _holder_of(token) != self.holder:
+            return  # another holder's licence: not this audit's
         self.counts.licences += 1
         facts, findings = check_licence(token, self.keys, self.max_term_seconds)
         licence_id = facts.licence_id if facts is not None else None
@@ -332,9 +351,11 @@ class _EntryChecker:
         self.state.add_licence(facts, index)
 
     def _revocation(self, index: int, rev: transparency_pb2.LoggedRevocation) -> None:
-        self.counts.revocations += 1
         licence_id = rev.licence_id if len(rev.licence_id) == 16 else None
         seen = self.state.licence(licence_id) if licence_id is not None else None
+        if self.holder is not None and seen is None:
+            return  # not one of the holder's licences (only hers are remembered)
+        self.counts.revocations += 1
         facts: LicenceFacts | None = seen[0] if seen is not None else None
         findings = check_revocation(rev, facts)
         if seen is not None and seen[2] is not None:
@@ -370,3 +391,11 @@ class _EntryChecker:
                     entry,
                     licence_id,
                 )
+
+
+def _holder_of(token: str) -> bytes:
+    """The holder a licence token names (unverified), or ``b""`` when it does not parse."""
+    try:
+        return parse_token(token).holder_key
+    except LicentiaError:
+        return b""

@@ -28,8 +28,10 @@ from licentia.token import LicenceClaims
 from licentia.v1 import exchange_pb2, licence_pb2, records_pb2, registry_pb2
 
 if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
+    from clients.holder import Holder
     from clients.wallet import cli
 else:
+    from licentia.clients.holder import Holder
     from licentia.clients.wallet import cli
 
 ME = PrivateKey.from_seed(b"\x52" * 32)
@@ -85,17 +87,25 @@ def requests(draw: st.DrawFn) -> records_pb2.LicenceRequest:
 
 
 class ExchangeSays:
-    """A stand-in for the wallet's session: every call answered as given, and recorded."""
+    """A stand-in for the wallet's session: its holder SDK talks to a channel that answers
+    every call as given and records it (the method's name and the request as sent)."""
 
     def __init__(self, answers: dict[str, Message], **args: Any) -> None:
         self.answers = answers
-        self.calls: list[tuple[str, Message]] = []
+        self.calls: list[tuple[str, bytes]] = []
         self.key = ME
         self.args = argparse.Namespace(json=False, all=True, yes=True, **args)
+        self.holder = Holder(cast("Any", self), ME)
 
-    def call(self, service: str, method: str, request: Message, response_cls: type[Any]) -> Any:
-        self.calls.append((method, request))
-        return self.answers[method]
+    def unary_unary(self, method: str, **_: Any) -> Any:
+        """The channel's side: a callable answering ``method`` (``/Service/Name``)."""
+        name = method.rsplit("/", 1)[1]
+
+        def answer(body: bytes, **__: Any) -> Message:
+            self.calls.append((name, body))
+            return self.answers[name]
+
+        return answer
 
 
 def _run(fn: Any, session: ExchangeSays) -> tuple[str, BaseException | None]:
@@ -162,7 +172,7 @@ def test_approve_signs_only_claims_it_could_show_for_its_own_key(
     )
     text, refused = _run(cli.cmd_approve, session)
     _on_a_terminal(text)
-    signed = [r for method, r in session.calls if method == "ApproveRequest"]
+    signed = [body for method, body in session.calls if method == "ApproveRequest"]
     if not signed:
         assert refused is not None  # it said why it did not sign
         return
@@ -170,8 +180,8 @@ def test_approve_signs_only_claims_it_could_show_for_its_own_key(
     claims = LicenceClaims.decode(request.claims)  # it could read them ...
     assert claims.holder == ME.public  # ... they were for this wallet ...
     assert "Price:" in text  # ... and it showed them before signing
-    (approval,) = signed
-    assert isinstance(approval, exchange_pb2.ApproveRequestRequest)
+    (sent,) = signed
+    approval = exchange_pb2.ApproveRequestRequest.FromString(sent)
     assert keys.verify_signature(
         ME.public.raw, keys.CONSENT, request.claims, approval.holder_signature
     )

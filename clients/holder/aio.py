@@ -1,0 +1,324 @@
+"""The asyncio holder SDK: :class:`AsyncHolder`, over ``grpc.aio``.
+
+The same methods as :class:`~licentia.clients.holder.sdk.Holder`, as coroutines (but
+``log``, whose client is synchronous). Every call is signed with the holder's key over
+its exact request bytes (:class:`~licentia.clients.aio_channel.AsyncSignedChannel`);
+every failure is an
+:class:`~licentia.clients.channel.ExchangeError` with the exchange's stable reason.
+Requests are built in :mod:`.common`, shared with :mod:`.aio`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from types import TracebackType
+
+import grpc  # type: ignore[import-untyped]
+import grpc.aio  # type: ignore[import-untyped]
+
+from licentia.keys import PrivateKey, PublicKey
+from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, records_pb2, registry_pb2
+from licentia.vocabulary import DataCategory, Medium, Purpose
+
+from ..advertiser.common import CHANNEL_OPTIONS
+from ..aio_channel import AsyncSignedChannel
+from . import common
+from .common import Revocation, SignedRule
+
+
+class AsyncHolder:
+    """A holder's asyncio client of the exchange, over ``channel`` with ``key``.
+
+    ``timeout`` is the deadline of each unary call in seconds; ``clock`` gives the Unix
+    seconds of request signatures. The client owns the channel: use it as an async
+    context manager, or await :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        key: PrivateKey,
+        *,
+        timeout: float = 10.0,
+        clock: Callable[[], int] = lambda: int(time.time()),
+    ) -> None:
+        self.key = key
+        self.clock = clock
+        self._channel = channel
+        self._rpc = AsyncSignedChannel(channel, key, clock=clock, timeout=timeout)
+
+    @classmethod
+    def connect(
+        cls, address: str, key: PrivateKey, *, tls_ca: bytes | None = None, timeout: float = 10.0
+    ) -> AsyncHolder:
+        """A client of the exchange at ``address`` (``host:port``), over TLS checked
+        against ``tls_ca`` (PEM) when given, else in plain text (tests, loopback)."""
+        if tls_ca is None:
+            channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        else:
+            creds = grpc.ssl_channel_credentials(root_certificates=tls_ca)
+            channel = grpc.aio.secure_channel(address, creds, options=CHANNEL_OPTIONS)
+        return cls(channel, key, timeout=timeout)
+
+    @property
+    def public_key(self) -> PublicKey:
+        """The holder's public key: the one licences in her name carry."""
+        return self.key.public
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncHolder:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- registry ----------------------------------------------------------------------------
+
+    async def register(self, handle: str, display_name: str = "") -> records_pb2.Profile:
+        """Register this key as a holder under ``handle`` (ALREADY_EXISTS when taken)."""
+        return (
+            await self._rpc.unary(
+                common.REGISTER_HOLDER,
+                common.register_request(handle, display_name),
+                registry_pb2.RegisterHolderResponse,
+            )
+        ).profile
+
+    async def declare_asset(
+        self, category: DataCategory, content: bytes, label: str, *, upload: bool = False
+    ) -> records_pb2.AssetRecord:
+        """Declare ``content`` (a photo, a voice sample, ...) by its SHA-256; with ``upload``
+        its bytes are stored at the exchange, where licensees fetch them."""
+        return (
+            await self._rpc.unary(
+                common.DECLARE_ASSET,
+                common.declare_request(category, content, label, upload),
+                registry_pb2.DeclareAssetResponse,
+            )
+        ).asset
+
+    async def assets(self) -> list[records_pb2.AssetRecord]:
+        """The holder's assets."""
+        return list(
+            (
+                await self._rpc.unary(
+                    common.LIST_ASSETS,
+                    registry_pb2.ListAssetsRequest(),
+                    registry_pb2.ListAssetsResponse,
+                )
+            ).assets
+        )
+
+    async def set_terms(
+        self,
+        *,
+        categories: Iterable[DataCategory],
+        purposes: Iterable[Purpose],
+        refused: Iterable[Purpose] = (),
+        media: Iterable[Medium],
+        territories: Iterable[str],
+        price_per_day: int,
+        currency: str = "EUR",
+        max_term_seconds: int = 365 * common.DAY,
+        exclusive_multiplier: float | None = None,
+    ) -> records_pb2.Terms:
+        """Offer these categories for these purposes, media and territories at
+        ``price_per_day`` (minor units); the terms as the exchange stored them."""
+        req = common.terms_request(
+            categories=categories,
+            purposes=purposes,
+            refused=refused,
+            media=media,
+            territories=territories,
+            price_per_day=price_per_day,
+            currency=currency,
+            max_term_seconds=max_term_seconds,
+            exclusive_multiplier=exclusive_multiplier,
+        )
+        return (await self._rpc.unary(common.SET_TERMS, req, registry_pb2.SetTermsResponse)).terms
+
+    async def terms(self) -> records_pb2.Terms | None:
+        """The holder's terms, None before any were set."""
+        resp = await self._rpc.unary(
+            common.GET_TERMS, registry_pb2.GetTermsRequest(), registry_pb2.GetTermsResponse
+        )
+        return resp.terms if resp.HasField("terms") else None
+
+    async def set_objection(self, objecting: bool) -> records_pb2.Profile:
+        """Object (no new request reaches the holder) or accept requests again."""
+        return (
+            await self._rpc.unary(
+                common.SET_OBJECTION,
+                registry_pb2.SetObjectionRequest(objecting=objecting),
+                registry_pb2.SetObjectionResponse,
+            )
+        ).profile
+
+    async def export(self) -> registry_pb2.ExportDataResponse:
+        """Everything the exchange holds about the holder (the right of access)."""
+        return await self._rpc.unary(
+            common.EXPORT_DATA, registry_pb2.ExportDataRequest(), registry_pb2.ExportDataResponse
+        )
+
+    async def erase(self, sha256: Iterable[bytes] = ()) -> registry_pb2.EraseAssetsResponse:
+        """Erase these assets (all when none is given) and revoke every live licence on them."""
+        return await self._rpc.unary(
+            common.ERASE_ASSETS,
+            registry_pb2.EraseAssetsRequest(sha256=list(sha256)),
+            registry_pb2.EraseAssetsResponse,
+        )
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def inbox(self, include_answered: bool = False) -> list[records_pb2.LicenceRequest]:
+        """The requests waiting for the holder's answer (and the answered ones too)."""
+        return list(
+            (
+                await self._rpc.unary(
+                    common.LIST_INBOX,
+                    exchange_pb2.ListInboxRequest(include_answered=include_answered),
+                    exchange_pb2.ListInboxResponse,
+                )
+            ).requests
+        )
+
+    async def approve(self, request: records_pb2.LicenceRequest) -> records_pb2.LicenceRecord:
+        """Consent to ``request``: sign its exact claims with the holder's key; the licence.
+
+        Raises ``LicentiaError`` (nothing signed) for claims that do not decode or name
+        another holder; read them first (``LicenceClaims.decode(request.claims)``).
+        """
+        return (
+            await self._rpc.unary(
+                common.APPROVE_REQUEST,
+                common.approval(self.key, request.request_id, request.claims),
+                exchange_pb2.ApproveRequestResponse,
+            )
+        ).licence
+
+    async def decline(self, request_id: bytes, reason: str = "") -> records_pb2.LicenceRequest:
+        """Decline a pending request, with an optional reason for the advertiser."""
+        return (
+            await self._rpc.unary(
+                common.DECLINE_REQUEST,
+                exchange_pb2.DeclineRequestRequest(request_id=request_id, reason=reason),
+                exchange_pb2.DeclineRequestResponse,
+            )
+        ).request
+
+    # -- standing rules ----------------------------------------------------------------------
+
+    async def add_standing_rule(self, signed: SignedRule) -> records_pb2.StandingRuleRecord:
+        """Hand the exchange a rule signed with :func:`~.common.standing_rule`: requests
+        entirely within it are approved without asking the holder."""
+        return (
+            await self._rpc.unary(
+                common.ADD_STANDING_RULE,
+                exchange_pb2.AddStandingRuleRequest(consent=signed.consent),
+                exchange_pb2.AddStandingRuleResponse,
+            )
+        ).rule
+
+    async def standing_rules(self) -> list[records_pb2.StandingRuleRecord]:
+        """The holder's standing rules, in force and withdrawn."""
+        return list(
+            (
+                await self._rpc.unary(
+                    common.LIST_STANDING_RULES,
+                    exchange_pb2.ListStandingRulesRequest(),
+                    exchange_pb2.ListStandingRulesResponse,
+                )
+            ).rules
+        )
+
+    async def withdraw_standing_rule(self, rule_id: bytes) -> records_pb2.StandingRuleRecord:
+        """Withdraw a standing rule: new requests are asked again."""
+        return (
+            await self._rpc.unary(
+                common.WITHDRAW_STANDING_RULE,
+                exchange_pb2.WithdrawStandingRuleRequest(rule_id=rule_id),
+                exchange_pb2.WithdrawStandingRuleResponse,
+            )
+        ).rule
+
+    # -- licences ----------------------------------------------------------------------------
+
+    async def licences(self) -> list[records_pb2.LicenceRecord]:
+        """Every licence in the holder's name, with its state and uses."""
+        out: list[records_pb2.LicenceRecord] = []
+        token = ""
+        while True:
+            resp = await self._rpc.unary(
+                common.LIST_LICENCES,
+                licences_pb2.ListLicencesRequest(page_size=common.PAGE_SIZE, page_token=token),
+                licences_pb2.ListLicencesResponse,
+            )
+            out.extend(common.mine(self.key, resp.licences))
+            token = resp.next_page_token
+            if not token:
+                return out
+
+    async def licence(self, licence_id: bytes) -> records_pb2.LicenceRecord:
+        """One licence in the holder's name (NOT_FOUND for any other)."""
+        return (
+            await self._rpc.unary(
+                common.GET_LICENCE,
+                licences_pb2.GetLicenceRequest(licence_id=licence_id),
+                licences_pb2.GetLicenceResponse,
+            )
+        ).licence
+
+    async def revoke(self, licence_id: bytes) -> Revocation:
+        """Revoke the licence now (no reason needed); the exchange's signed receipt."""
+        return common.revocation_from(
+            await self._rpc.unary(
+                common.REVOKE_LICENCE,
+                licences_pb2.RevokeLicenceRequest(licence_id=licence_id),
+                licences_pb2.RevokeLicenceResponse,
+            )
+        )
+
+    async def accesses(self) -> list[records_pb2.AssetAccess]:
+        """Who fetched which of the holder's assets, and when."""
+        return list(
+            (
+                await self._rpc.unary(
+                    common.LIST_ACCESSES,
+                    licences_pb2.ListAccessesRequest(),
+                    licences_pb2.ListAccessesResponse,
+                )
+            ).accesses
+        )
+
+    # -- money -------------------------------------------------------------------------------
+
+    async def statement(self, page_size: int = 50) -> ledger_pb2.GetStatementResponse:
+        """What the holder earned, can withdraw and will still earn; the last payments."""
+        return await self._rpc.unary(
+            common.GET_STATEMENT,
+            ledger_pb2.GetStatementRequest(page_size=page_size),
+            ledger_pb2.GetStatementResponse,
+        )
+
+    async def withdraw(
+        self, amount: int, payout_reference: str, idempotency_key: bytes
+    ) -> ledger_pb2.WithdrawResponse:
+        """Move ``amount`` minor units earned to ``payout_reference``. Retry a failed attempt
+        with the same ``idempotency_key`` (:func:`~.common.new_idempotency_key`): it pays once."""
+        return await self._rpc.unary(
+            common.WITHDRAW,
+            common.withdrawal(amount, payout_reference, idempotency_key),
+            ledger_pb2.WithdrawResponse,
+        )
+
+
+__all__ = ["AsyncHolder"]

@@ -1,0 +1,143 @@
+"""``licentia-wallet audit``: the independent auditor's run, for the licences in your name.
+
+The log itself is checked by :class:`~licentia.clients.auditor.audit.Auditor` (the same code
+as ``licentia-audit``), limited to the holder's licences and their revocations; the wallet
+adds what only the holder can check: each licence the exchange lists for her is in the log
+(an inclusion proof) with its revocation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from licentia import merkle
+from licentia.errors import LicentiaError
+from licentia.token import DEFAULT_MAX_TERM_SECONDS
+
+from .. import logcheck
+from ..auditor.audit import Auditor, Problem
+from ..auditor.state import AuditState, StateError
+from ..channel import ExchangeError
+from .render import _out
+from .session import OperationFailedError, Session, _read_first_line
+
+
+def cmd_audit(s: Session) -> None:
+    """Check the exchange's public log for everything in your name.
+
+    Keeps, next to the wallet (``<wallet>.audit/``, the auditor's state), the last
+    checkpoint it trusted; checks that the new one extends it (nothing rewritten), reads only
+    the new entries, recomputes the tree, checks every licence in your name was approved by
+    you (or by a standing rule you signed) and every revocation of yours was signed by you,
+    then checks that each licence the exchange lists for you is in the log (inclusion proof)
+    with its revocation. Exit 1 on a problem.
+    """
+    try:
+        state = AuditState.open(s.wallet.with_name(s.wallet.name + ".audit"))
+    except StateError as e:
+        raise OperationFailedError(str(e)) from None
+    try:
+        _audit(s, state)
+    finally:
+        state.close()
+
+
+def _audit(s: Session, state: AuditState) -> None:
+    log = s.holder.log()
+    given = s.args.log_key
+    if given and given.startswith("@"):
+        given = _read_first_line(Path(given[1:])).strip()
+    pinned = state.log_key()
+    notes: list[str] = []
+    if given and pinned and given != pinned:
+        raise OperationFailedError("this wallet already trusts another log key")
+    key_text = given or pinned
+    if not key_text:
+        key_text = log.checkpoint().advertised_key
+        notes.append(f"Trusting the exchange's log key on first use: {key_text}")
+    try:
+        log_key = logcheck.LogKey.parse(key_text)
+    except LicentiaError as e:
+        raise OperationFailedError(f"the log's checkpoint is not signed by its key: {e}") from None
+    auditor = Auditor(log, log_key, state, DEFAULT_MAX_TERM_SECONDS, holder=s.key.public.raw)
+    report = auditor.run()
+    checkpoint = report.checkpoint
+    if checkpoint is None:
+        why = "; ".join(p.message for p in report.problems)
+        raise OperationFailedError(f"the log's checkpoint is not signed by its key: {why}")
+    problems = [_said(p) for p in report.earlier + report.problems]
+    if report.advanced:
+        problems += _listed_licences(s, state, log, checkpoint.size, checkpoint.root)
+    _audit_report(
+        s,
+        problems,
+        notes,
+        {
+            "log_size": checkpoint.size,
+            "entries_checked": report.new.entries,
+            "your_licences": report.totals.licences,
+            "your_revocations": report.totals.revocations,
+        },
+    )
+
+
+def _said(p: Problem) -> str:
+    """A problem the auditor found, in the wallet's words."""
+    if p.index is None:
+        return p.message
+    if p.kind == "licence_consent":
+        return f"licence at entry {p.index}: {p.message} (you never approved it)"
+    if p.kind.startswith(("licence", "revocation")):
+        return f"{p.kind.split('_')[0]} at entry {p.index}: {p.message}"
+    return f"entry {p.index}: {p.message}"
+
+
+def _listed_licences(
+    s: Session, state: AuditState, log: logcheck.LogClient, size: int, root: bytes
+) -> list[str]:
+    """Each licence the exchange lists for the holder is in the log, with its revocation."""
+    problems = []
+    for x in s.holder.licences():
+        lid = x.licence_id.hex()
+        seen = state.licence(x.licence_id)
+        if seen is None:
+            problems.append(f"licence {lid} is not in the public log")
+            continue
+        try:
+            proof = log.inclusion_proof(x.licence_id, size)
+        except ExchangeError as e:
+            problems.append(f"no inclusion proof for licence {lid}: {e}")
+            continue
+        included = merkle.verify_inclusion(proof.entry, proof.index, size, list(proof.proof), root)
+        if not included or logcheck.decode_entry(proof.entry).licence != x.token:
+            problems.append(f"the inclusion proof of licence {lid} does not verify")
+        if x.revoked_at and seen[2] is None:
+            problems.append(f"the revocation of licence {lid} is missing from the log")
+    return problems
+
+
+def _audit_report(
+    s: Session, problems: list[str], notes: list[str], figures: dict[str, int] | None = None
+) -> None:
+    """Print the audit's report; raise (exit 1) when it found a problem."""
+    figures = figures or {}
+    lines = list(notes)
+    if "log_size" in figures:
+        lines.append(
+            f"The public log has {figures['log_size']} entries;"
+            f" {figures['entries_checked']} new ones checked."
+        )
+    if problems:
+        lines.append(f"{len(problems)} problem(s) found:")
+        lines.extend(f"  - {p}" for p in problems)
+    else:
+        lines.append(
+            f"In your name: {figures['your_licences']} licence(s),"
+            f" {figures['your_revocations']} revoked; each approved by you and in the log."
+        )
+    _out(s.args, {**figures, "problems": problems}, "\n".join(lines))
+    if problems:
+        raise OperationFailedError(f"{len(problems)} problem(s) in the public log")
+
+
+__all__ = ["cmd_audit"]

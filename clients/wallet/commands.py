@@ -1,0 +1,472 @@
+"""The wallet's commands but ``audit``: each reads its arguments, calls the holder SDK
+(:mod:`licentia.clients.holder`) and prints what it did in plain words (or JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from licentia import keys
+from licentia.errors import LicentiaError
+from licentia.token import (
+    LicenceClaims,
+    StandingRule,
+    parse_token,
+)
+from licentia.v1 import (
+    records_pb2,
+)
+from licentia.vocabulary import DataCategory, Medium, Purpose
+
+from ..channel import ExchangeError
+from ..holder import new_idempotency_key, standing_rule
+from . import keystore
+from .render import (
+    _KIND,
+    _LSTATE,
+    _STATE,
+    E,
+    _describe_terms,
+    _dict,
+    _enum,
+    _minor,
+    _money,
+    _name,
+    _out,
+    _shown,
+    _when,
+    _words,
+    describe_claims,
+)
+from .session import (
+    OperationFailedError,
+    Session,
+    _confirm,
+    _pick,
+)
+
+
+def cmd_init(s: Session) -> None:
+    """Create the wallet."""
+    public = keystore.create(s.wallet, s.passphrase(twice=True), force=s.args.force)
+    _out(
+        s.args,
+        {"wallet": str(s.wallet), "public_key": public.text},
+        f"Created {s.wallet}\nYour public key: {public.text}\n"
+        "Keep your passphrase: without it nobody, not even you, can use this key.",
+    )
+
+
+def cmd_whoami(s: Session) -> None:
+    """Print the wallet's public key (no passphrase needed)."""
+    public = keystore.public_key(s.wallet)
+    _out(s.args, {"public_key": public.text}, public.text)
+
+
+def cmd_register(s: Session) -> None:
+    """Register as a holder."""
+    profile = s.holder.register(s.args.handle, s.args.name or "")
+    _out(s.args, _dict(profile), f"Registered as {profile.handle}.")
+
+
+def cmd_assets_add(s: Session) -> None:
+    """Declare an asset (its digest; its bytes with --upload)."""
+    path = Path(s.args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise OperationFailedError(f"cannot read {path}: {e.strerror}") from None
+    digest = hashlib.sha256(data).digest()
+    asset = s.holder.declare_asset(
+        s.args.category, data, s.args.label or path.name, upload=s.args.upload
+    )
+    stored = "stored at the exchange" if asset.has_content else "digest only"
+    _out(
+        s.args,
+        _dict(asset),
+        f"Declared {_name(s.args.category)} {path.name} ({stored})\n  sha256 {digest.hex()}",
+    )
+
+
+def cmd_assets_list(s: Session) -> None:
+    """List your assets."""
+    assets = s.holder.assets()
+    lines = [
+        f"{_name(DataCategory(a.category)):<18} {a.label:<24} {a.sha256.hex()[:16]}…"
+        + ("  (stored)" if a.has_content else "")
+        for a in assets
+    ]
+    _out(s.args, [_dict(a) for a in assets], "\n".join(lines) or "No assets yet.")
+
+
+def _terms_from_args(s: Session) -> dict[str, Any]:
+    """The keyword arguments of ``Holder.set_terms`` the flags (or ``--file``) give."""
+    a = s.args
+    values: dict[str, Any] = {}
+    if a.file:
+        try:
+            values = tomllib.loads(Path(a.file).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise OperationFailedError(f"cannot read {a.file}: {e}") from None
+
+    def pick(flag: Any, key: str, parse: Callable[[Any], Any]) -> Any:
+        if flag is not None:
+            return flag
+        if key in values:
+            try:
+                return parse(values[key])
+            except argparse.ArgumentTypeError as e:
+                raise OperationFailedError(f"{a.file}: {key}: {e}") from None
+        return None
+
+    def listed(kind: type[E]) -> Callable[[Any], list[E]]:
+        return lambda v: [_enum(kind, x) for x in (v if isinstance(v, list) else [v])]
+
+    categories = pick(a.categories, "categories", listed(DataCategory))
+    purposes = pick(a.purposes, "purposes", listed(Purpose))
+    media = pick(a.media, "media", listed(Medium))
+    territories = pick(a.territories, "territories", list)
+    price = pick(a.price_per_day, "price_per_day", lambda v: _minor(str(v)))
+    if not (categories and purposes and media and territories and price):
+        raise OperationFailedError(
+            "terms need categories, purposes, media, territories and a price per day"
+            " (flags or --file terms.toml)"
+        )
+    refused = pick(a.refuse, "refuse", listed(Purpose)) or []
+    multiplier = pick(a.exclusive_multiplier, "exclusive_multiplier", float)
+    return {
+        "categories": categories,
+        "purposes": purposes,
+        "refused": refused,
+        "media": media,
+        "territories": territories,
+        "currency": pick(a.currency, "currency", str) or "EUR",
+        "price_per_day": price,
+        "max_term_seconds": int(pick(a.max_days, "max_days", int) or 365) * 86400,
+        "exclusive_multiplier": multiplier,
+    }
+
+
+def cmd_terms_set(s: Session) -> None:
+    """Set what you offer, and at what price."""
+    terms = s.holder.set_terms(**_terms_from_args(s))
+    _out(s.args, _dict(terms), _describe_terms(terms))
+
+
+def cmd_terms_show(s: Session) -> None:
+    """Show your terms."""
+    terms = s.holder.terms()
+    if terms is None:
+        _out(s.args, None, "No terms yet: set them with 'licentia-wallet terms set'.")
+        return
+    _out(s.args, _dict(terms), _describe_terms(terms))
+
+
+def _objection(s: Session, objecting: bool) -> None:
+    profile = s.holder.set_objection(objecting)
+    text = (
+        "You have opted out: no new request will reach you until you opt in again."
+        if objecting
+        else "You have opted in: advertisers can send you requests again."
+    )
+    _out(s.args, _dict(profile), text)
+
+
+def cmd_opt_out(s: Session) -> None:
+    """Object: stop every new request at once."""
+    _objection(s, True)
+
+
+def cmd_opt_in(s: Session) -> None:
+    """Accept new requests again."""
+    _objection(s, False)
+
+
+def _labels(s: Session) -> dict[bytes, str]:
+    return {a.sha256: a.label for a in s.holder.assets()}
+
+
+def _inbox(s: Session, include_answered: bool) -> list[records_pb2.LicenceRequest]:
+    return s.holder.inbox(include_answered)
+
+
+def cmd_inbox(s: Session) -> None:
+    """Show the requests waiting for your answer, in plain words."""
+    requests = _inbox(s, s.args.all)
+    labels = _labels(s) if requests else {}
+    blocks = []
+    for r in requests:
+        claims = LicenceClaims.decode(r.claims)
+        head = (
+            f"Request {r.request_id.hex()} ({_STATE.get(r.state, f'state {r.state}')},"
+            f" answer before {_when(r.expires_at)})"
+        )
+        blocks.append(head + "\n" + describe_claims(claims, r.advertiser_organisation, labels))
+    _out(
+        s.args,
+        [_dict(r) for r in requests],
+        "\n\n".join(blocks) or "No request is waiting for you.",
+    )
+
+
+def cmd_approve(s: Session) -> None:
+    """Approve a request: sign its exact claims after reading them."""
+    pending = _inbox(s, False)
+    rid = _pick([r.request_id for r in pending], s.args.id, "pending request")
+    request = next(r for r in pending if r.request_id == rid)
+    claims = LicenceClaims.decode(request.claims)
+    if claims.holder != s.key.public:
+        raise OperationFailedError("this request is not addressed to this wallet's key")
+    if not s.args.json:
+        text = describe_claims(claims, request.advertiser_organisation, _labels(s))
+        print(_shown(text), file=sys.stderr)
+    _confirm(s, "Sign this licence?")
+    licence = s.holder.approve(request)
+    _out(
+        s.args,
+        _dict(licence),
+        f"Approved. Licence {licence.licence_id.hex()} is issued;"
+        f" revoke it any time with 'licentia-wallet revoke {licence.licence_id.hex()[:8]}'.",
+    )
+
+
+def cmd_decline(s: Session) -> None:
+    """Decline a request."""
+    pending = _inbox(s, False)
+    rid = _pick([r.request_id for r in pending], s.args.id, "pending request")
+    declined = s.holder.decline(rid, s.args.reason or "")
+    _out(s.args, _dict(declined), f"Declined request {rid.hex()}.")
+
+
+def _my_licences(s: Session) -> list[records_pb2.LicenceRecord]:
+    return s.holder.licences()
+
+
+def cmd_licences(s: Session) -> None:
+    """List every licence issued in your name."""
+    rows = _my_licences(s)
+    lines = [
+        f"{x.licence_id.hex()}  {_LSTATE[x.state]:<8} until {_when(x.not_after)}"
+        f"  uses {x.uses}{'/' + str(x.max_uses) if x.max_uses else ''}"
+        for x in rows
+    ]
+    _out(s.args, [_dict(x) for x in rows], "\n".join(lines) or "No licence yet.")
+
+
+def _licence(s: Session, text: str) -> records_pb2.LicenceRecord:
+    """The holder's licence named by its full id (one call) or a prefix (from the list)."""
+    full = text.strip().lower()
+    if len(full) == 32 and all(c in "0123456789abcdef" for c in full):
+        try:
+            x = s.holder.licence(bytes.fromhex(full))
+        except ExchangeError as e:
+            if e.reason.name != "NOT_FOUND":
+                raise
+        else:
+            if x.holder_key == s.key.public.raw:
+                return x
+        raise OperationFailedError(f"no licence {full} in your name")
+    rows = _my_licences(s)
+    lid = _pick([x.licence_id for x in rows], text, "licence")
+    return next(x for x in rows if x.licence_id == lid)
+
+
+def cmd_show(s: Session) -> None:
+    """Show one licence in plain words."""
+    x = _licence(s, s.args.id)
+    claims = parse_token(x.token).claims
+    text = (
+        f"Licence {x.licence_id.hex()} ({_LSTATE[x.state]}, uses so far: {x.uses})\n"
+        + describe_claims(claims, "licensee " + keys.PublicKey(x.licensee_key).text, _labels(s))
+    )
+    _out(s.args, _dict(x), text)
+
+
+def cmd_revoke(s: Session) -> None:
+    """Revoke a licence now (no reason needed); prints the signed termination receipt."""
+    x = _licence(s, s.args.id)
+    done = s.holder.revoke(x.licence_id)
+    receipt = done.receipt
+    _out(
+        s.args,
+        {"licence": _dict(done.licence), "receipt": _dict(done.signed)},
+        f"Revoked licence {x.licence_id.hex()} at {_when(receipt.revoked_at)}.\n"
+        f"Receipt: event {receipt.sequence}, signed by exchange key"
+        f" {done.signed.issuer_key_id.hex()}:\n  {done.signed.signature.hex()}",
+    )
+
+
+def cmd_accesses(s: Session) -> None:
+    """Who fetched which of your assets, and when."""
+    accesses = s.holder.accesses()
+    labels = _labels(s) if accesses else {}
+    lines = [
+        f"{_when(a.accessed_at)}  {labels.get(a.sha256, a.sha256.hex()[:12])}"
+        f"  by {keys.PublicKey(a.licensee_key).text}  under licence {a.licence_id.hex()[:12]}"
+        for a in accesses
+    ]
+    _out(
+        s.args,
+        [_dict(a) for a in accesses],
+        "\n".join(lines) or "Nobody has fetched your data.",
+    )
+
+
+def cmd_earnings(s: Session) -> None:
+    """What you have earned, what you can withdraw, and every payment, newest first."""
+    resp = s.holder.statement(s.args.limit)
+    cur = resp.currency
+    lines = [
+        f"Available to withdraw: {_money(resp.available_minor, cur)}",
+        f"Earned so far:         {_money(resp.total_minor, cur)}",
+        f"Still to come:         {_money(resp.pending_minor, cur)}"
+        " (if your live licences run their term)",
+    ]
+    for x in resp.lines:
+        what = f"licence {x.licence_id.hex()[:12]}" if x.licence_id else x.reference
+        fee = f" (exchange fee {_money(x.fee_minor, cur)})" if x.fee_minor else ""
+        sign = "+" if x.amount_minor >= 0 else "-"
+        lines.append(
+            f"  {_when(x.at)}  {_KIND[x.kind]:<10} {sign}{_money(abs(x.amount_minor), cur)}"
+            f"  {what}{fee}"
+        )
+    _out(s.args, _dict(resp), "\n".join(lines))
+
+
+def cmd_withdraw(s: Session) -> None:
+    """Move money you have earned to your bank (your payout reference)."""
+    key = s.args.idempotency_key
+    if key is not None:
+        try:
+            idem = bytes.fromhex(key)
+        except ValueError:
+            idem = b""
+        if len(idem) != 16:
+            raise OperationFailedError("--idempotency-key is 32 hex digits")
+    else:
+        idem = new_idempotency_key()
+    try:
+        resp = s.holder.withdraw(s.args.amount, s.args.to, idem)
+    except ExchangeError:
+        print(
+            f"If you try again, add --idempotency-key {idem.hex()} so that it is paid once.",
+            file=sys.stderr,
+        )
+        raise
+    amount = -resp.line.amount_minor
+    verb = "Already withdrew" if resp.replayed else "Withdrew"
+    _out(
+        s.args,
+        _dict(resp),
+        f"{verb} {amount // 100}.{amount % 100:02d} to {resp.line.reference}."
+        f" Available now: {resp.balance_minor // 100}.{resp.balance_minor % 100:02d}.",
+    )
+
+
+def cmd_export(s: Session) -> None:
+    """Everything the exchange holds about you, as JSON (the right of access)."""
+    resp = s.holder.export()
+    text = json.dumps(_dict(resp), indent=2, sort_keys=True)
+    if s.args.output:
+        Path(s.args.output).write_text(text + "\n", encoding="utf-8")
+        if not s.args.json:
+            print(_shown(f"Wrote everything the exchange holds about you to {s.args.output}."))
+            return
+    print(text)
+
+
+def cmd_erase(s: Session) -> None:
+    """Erase assets (all by default) and revoke every live licence on them."""
+    digests = [bytes.fromhex(h) for h in s.args.sha256]
+    what = f"{len(digests)} asset(s)" if digests else "ALL your assets"
+    _confirm(s, f"Erase {what} and revoke every live licence on them?")
+    resp = s.holder.erase(digests)
+    _out(
+        s.args,
+        _dict(resp),
+        f"Erased {resp.erased} asset(s); revoked {len(resp.revoked_licence_ids)} licence(s).",
+    )
+
+
+def cmd_rules_add(s: Session) -> None:
+    """Sign a standing rule: requests entirely within it are approved without asking you."""
+    a = s.args
+    now = int(time.time())
+    assets = s.holder.assets()
+    categories = set(a.categories)
+    digests = [bytes.fromhex(h) for h in a.sha256] or [
+        x.sha256 for x in assets if DataCategory(x.category) in categories
+    ]
+    if not digests:
+        raise OperationFailedError("no asset of those categories to cover: add one first")
+    try:
+        signed = standing_rule(
+            s.key,
+            categories=categories,
+            purposes=a.purposes,
+            media=a.media,
+            territories=a.territories,
+            assets=digests,
+            not_before=now,
+            not_after=now + a.days * 86400,
+            max_term_seconds=a.max_term_days * 86400,
+            min_price_per_day=a.min_price_per_day,
+            currency=a.currency,
+            allow_exclusive=a.allow_exclusive,
+            max_uses=a.max_uses,
+            licensees=[keys.PublicKey.from_text(k) for k in a.licensee],
+        )
+    except LicentiaError as e:
+        if e.reason.name == "SENSITIVE_USE_NEEDS_APPROVAL":
+            raise OperationFailedError(
+                "political campaigns, AI model training and opinions are never approved"
+                " automatically: you will always be asked"
+            ) from None
+        raise OperationFailedError(f"not a valid rule: {e}") from None
+    record = s.holder.add_standing_rule(signed)
+    rule = signed.rule
+    _out(
+        s.args,
+        _dict(record),
+        f"Signed standing rule {rule.rule_id.hex()}: requests within it, for"
+        f" {len(digests)} asset(s), are approved for you until {_when(rule.not_after)}.\n"
+        f"Withdraw it any time with 'licentia-wallet rules withdraw {rule.rule_id.hex()[:8]}'.",
+    )
+
+
+def _rules(s: Session) -> list[records_pb2.StandingRuleRecord]:
+    return s.holder.standing_rules()
+
+
+def cmd_rules_list(s: Session) -> None:
+    """Your standing rules, in force and withdrawn."""
+    rows = _rules(s)
+    lines = []
+    for r in rows:
+        rule = StandingRule.decode(r.consent.rule)
+        state = f"withdrawn {_when(r.withdrawn_at)}" if r.withdrawn_at else "in force"
+        lines.append(
+            f"{rule.rule_id.hex()}  {state}, until {_when(rule.not_after)}: "
+            f"{_words(sorted(rule.scope.categories))} for {_words(sorted(rule.scope.purposes))}"
+            f" in {', '.join(sorted(rule.scope.territories))}, at least"
+            f" {_money(rule.min_price_per_day_minor, rule.currency)} a day,"
+            f" {rule.max_term_seconds // 86400} days at most"
+        )
+    _out(s.args, [_dict(r) for r in rows], "\n".join(lines) or "No standing rule.")
+
+
+def cmd_rules_withdraw(s: Session) -> None:
+    """Withdraw a standing rule: new requests are asked again."""
+    rows = _rules(s)
+    ids = [StandingRule.decode(r.consent.rule).rule_id for r in rows if not r.withdrawn_at]
+    rid = _pick(ids, s.args.id, "standing rule in force")
+    withdrawn = s.holder.withdraw_standing_rule(rid)
+    _out(s.args, _dict(withdrawn), f"Withdrew standing rule {rid.hex()}.")

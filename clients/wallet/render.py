@@ -1,0 +1,185 @@
+"""What the wallet shows and reads: plain words, JSON, amounts, dates and vocabulary names.
+
+No I/O but printing: every text the exchange sends passes through :func:`_shown` before it
+reaches a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+
+from licentia.token import (
+    LicenceClaims,
+)
+from licentia.v1 import (
+    ledger_pb2,
+    records_pb2,
+)
+from licentia.vocabulary import DataCategory, Medium, Purpose
+
+E = TypeVar("E", DataCategory, Purpose, Medium)
+
+
+def _name(member: DataCategory | Purpose | Medium) -> str:
+    return member.name.lower().replace("_", "-")
+
+
+def _enum(kind: type[E], text: str) -> E:
+    try:
+        return kind[text.strip().upper().replace("-", "_")]
+    except KeyError:
+        choices = ", ".join(_name(m) for m in kind)
+        raise argparse.ArgumentTypeError(f"unknown {text!r} (choose from {choices})") from None
+
+
+def _enums(kind: type[E]) -> Callable[[str], list[E]]:
+    def parse(text: str) -> list[E]:
+        return [_enum(kind, t) for t in text.split(",") if t.strip()]
+
+    return parse
+
+
+def _words(values: Sequence[Any]) -> str:
+    return ", ".join(_name(v) if hasattr(v, "name") else str(v) for v in values)
+
+
+def _when(t: int) -> str:
+    try:
+        return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (OverflowError, OSError, ValueError):  # beyond the calendar: say it as it is
+        return f"{t} (Unix seconds)"
+
+
+def _shown(text: str) -> str:
+    """``text`` safe to put before a person's eyes on a terminal: every control or format
+    character (escape sequences, bidirectional overrides, …) but the line breaks is shown
+    as its code, so nothing the exchange sends can rewrite or hide what the wallet prints
+    (the terms a holder reads before signing, say)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c == "\n" or c.isprintable() else f"\\u{{{ord(c):04x}}}" for c in text)
+
+
+def _money(minor: int, currency: str) -> str:
+    return f"{minor // 100}.{minor % 100:02d} {currency}"
+
+
+def _minor(text: str) -> int:
+    """``"12.50"`` -> 1250 (minor units); refuses more than two decimals."""
+    try:
+        whole, _, cents = text.strip().partition(".")
+        if len(cents) > 2 or not whole.isdigit() or (cents and not cents.isdigit()):
+            raise ValueError
+        return int(whole) * 100 + int(cents.ljust(2, "0") or 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an amount: {text!r} (e.g. 1.50)") from None
+
+
+def _out(args: argparse.Namespace, doc: Any, text: str) -> None:
+    """One JSON document with --json, else the plain words."""
+    if args.json:
+        print(json.dumps(doc, indent=2, sort_keys=True))  # JSON escapes control characters
+    else:
+        print(_shown(text))
+
+
+def _dict(msg: Message) -> dict[str, Any]:
+    """A message as JSON, with ids, keys and digests in hex (as the text output shows them)."""
+    out = MessageToDict(msg, preserving_proto_field_name=True)
+    _hexify(msg, out)
+    return out
+
+
+def _hexify(msg: Message, out: dict[str, Any]) -> None:
+    for field, value in msg.ListFields():
+        repeated = field.is_repeated
+        if field.type == FieldDescriptor.TYPE_BYTES:
+            out[field.name] = [v.hex() for v in value] if repeated else value.hex()
+        elif field.type == FieldDescriptor.TYPE_MESSAGE and field.name in out:
+            if repeated:
+                for sub_msg, sub_out in zip(value, out[field.name], strict=True):
+                    _hexify(sub_msg, sub_out)
+            else:
+                _hexify(value, out[field.name])
+
+
+def _hexes(text: str) -> str:
+    try:
+        if len(bytes.fromhex(text)) != 32:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError("a SHA-256 is 64 hex digits") from None
+    return text
+
+
+def _describe_terms(t: records_pb2.Terms) -> str:
+    lines = [
+        f"You offer:        {_words([DataCategory(c) for c in t.categories])}",
+        f"For purposes:     {_words([Purpose(p) for p in t.allowed_purposes])}",
+    ]
+    if t.refused_purposes:
+        lines.append(f"Never for:        {_words([Purpose(p) for p in t.refused_purposes])}")
+    lines += [
+        f"In media:         {_words([Medium(m) for m in t.media])}",
+        f"Where:            {', '.join(t.territories)}",
+        f"Price:            {_money(t.price_per_day_minor, t.currency)} per day",
+        f"Longest licence:  {t.max_term_seconds // 86400} days",
+        "Exclusivity:      "
+        + (
+            f"offered, at x{t.exclusivity_multiplier_bps / 10_000:g} the price"
+            if t.exclusivity_offered
+            else "not offered"
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def describe_claims(claims: LicenceClaims, who: str, labels: dict[bytes, str]) -> str:
+    """A licence's claims in plain words."""
+    c, p = claims, claims.price
+    data = ", ".join(
+        f"{_name(a.category)} ({labels.get(a.sha256, a.sha256.hex()[:12] + '…')})" for a in c.assets
+    )
+    earned = p.amount_minor - p.amount_minor * p.fee_bps // 10_000
+    per_use = p.per_use_minor - p.per_use_minor * p.fee_bps // 10_000
+    return "\n".join(
+        [
+            f"Who:         {who}",
+            f"Your data:   {data}",
+            f"For:         {_words(sorted(c.scope.purposes))}",
+            f"Where:       {', '.join(sorted(c.scope.territories))}",
+            f"In:          {_words(sorted(c.scope.media))}",
+            f"From:        {_when(c.not_before)}",
+            f"Until:       {_when(c.not_after)} ({(c.not_after - c.not_before) // 86400} days)",
+            f"Uses:        {c.max_uses or 'unlimited'}",
+            "Exclusive:   "
+            + ("yes: nobody else may use it the same way meanwhile" if c.exclusive else "no"),
+            f"Price:       {_money(p.amount_minor, p.currency)}"
+            f" (you receive {_money(earned, p.currency)} after the exchange's"
+            f" {p.fee_bps / 100:g}% fee)"
+            + (
+                f", plus {_money(p.per_use_minor, p.currency)} for each use"
+                f" (you receive {_money(per_use, p.currency)})"
+                if p.per_use_minor
+                else ""
+            ),
+            "You can revoke it at any moment.",
+        ]
+    )
+
+
+_STATE = {v: k.removeprefix("REQUEST_STATE_").lower() for k, v in records_pb2.RequestState.items()}
+
+
+_LSTATE = {v: k.removeprefix("LICENCE_STATE_").lower() for k, v in records_pb2.LicenceState.items()}
+
+
+_KIND = {v: k.removeprefix("POSTING_KIND_").lower() for k, v in ledger_pb2.PostingKind.items()}

@@ -1,0 +1,96 @@
+"""One wallet command's session: the wallet file, the passphrase, the holder SDK's client."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from licentia.keys import PrivateKey
+
+from ..holder import Holder
+from . import keystore
+
+PROG = "licentia-wallet"
+DEFAULT_WALLET = Path.home() / ".licentia" / "wallet.json"
+DEFAULT_SERVER = "127.0.0.1:7700"
+
+
+class OperationFailedError(Exception):
+    """An operation that failed: printed as ``licentia-wallet: error: …``, exit 1."""
+
+
+class Session:
+    """One command's wallet and connection."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.wallet: Path = args.wallet
+        self._key: PrivateKey | None = None
+        self._holder: Holder | None = None
+
+    def passphrase(self, *, twice: bool = False) -> str:
+        """From --passphrase-file (or stdin with '-'), else asked on the terminal."""
+        source = self.args.passphrase_file
+        if source is not None:
+            text = sys.stdin.readline() if source == "-" else _read_first_line(Path(source))
+            return text.rstrip("\r\n")
+        if not sys.stdin.isatty():
+            raise OperationFailedError(
+                "no terminal to ask the passphrase: use --passphrase-file PATH or -"
+            )
+        first = getpass.getpass("Wallet passphrase: ")
+        if twice and getpass.getpass("Again, to be sure: ") != first:
+            raise OperationFailedError("the two passphrases differ")
+        return first
+
+    @property
+    def key(self) -> PrivateKey:
+        """The holder's key, unlocked once per command."""
+        if self._key is None:
+            keystore.public_key(self.wallet)  # say what is wrong with the file before asking
+            self._key = keystore.open_wallet(self.wallet, self.passphrase())
+        return self._key
+
+    @property
+    def holder(self) -> Holder:
+        """The holder SDK's client of the exchange, signing with the wallet's key."""
+        if self._holder is None:
+            ca = Path(self.args.tls_ca).read_bytes() if self.args.tls_ca else None
+            self._holder = Holder.connect(self.args.server, self.key, tls_ca=ca)
+        return self._holder
+
+    def close(self) -> None:
+        """Close the channel."""
+        if self._holder is not None:
+            self._holder.close()
+
+
+def _read_first_line(path: Path) -> str:
+    try:
+        with path.open(encoding="utf-8") as f:
+            return f.readline()
+    except OSError as e:
+        raise OperationFailedError(f"cannot read the passphrase file: {e.strerror}") from None
+
+
+def _pick(ids: Sequence[bytes], text: str, what: str) -> bytes:
+    """The one id that ``text`` (hex, or a prefix of at least 6 hex digits) names."""
+    text = text.strip().lower()
+    found = [i for i in ids if i.hex() == text] or (
+        [i for i in ids if i.hex().startswith(text)] if len(text) >= 6 else []
+    )
+    if len(found) != 1:
+        raise OperationFailedError(f"no single {what} {text!r}: see the list for its id")
+    return found[0]
+
+
+def _confirm(s: Session, question: str) -> None:
+    if s.args.yes:
+        return
+    if not sys.stdin.isatty() or s.args.passphrase_file == "-":  # noqa: S105 - "-" is stdin
+        raise OperationFailedError("confirm with --yes (no terminal to ask)")
+    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+        raise OperationFailedError("nothing done")
