@@ -174,7 +174,7 @@ def test_a_stream_flood_leaves_nothing_behind_and_issuance_works(
         assert set(outcomes) == {"open", "RESOURCE_EXHAUSTED", "UNAVAILABLE"}
         # 100 connections at most, one of them the parties': the rest are not accepted.
         assert outcomes.count("UNAVAILABLE") == 51
-        assert files + 100 <= server.files() < 300  # never at the limit
+        assert files + 90 <= server.files() < 300  # the flood holds ~100; never at the limit
         issue_licence(holder, adv)  # the exchange serves during the flood
         _close(calls, flood)
 
