@@ -33,10 +33,10 @@ from .runtime import client_channel
 from .verification import VerificationService
 
 if TYPE_CHECKING:  # mypy checks transport/ as `transport` (README "Layout")
-    from transport.errors import exchange_error
+    from transport.channel import SignedChannel
     from transport.follow import GrpcUpstream, StatusFollower
 else:
-    from licentia.transport.errors import exchange_error
+    from licentia.transport.channel import SignedChannel
     from licentia.transport.follow import GrpcUpstream, StatusFollower
 
 LIST_PLATFORMS = "/licentia.v1.RegistryService/ListPlatforms"
@@ -91,19 +91,12 @@ class PlatformDirectory:
         """Read every platform from the upstream and replace the directory; raises
         :class:`licentia.transport.errors.ExchangeError` with the upstream's reason (the
         directory is then left as it was)."""
-        call = self.channel.unary_unary(
-            LIST_PLATFORMS,
-            request_serializer=None,
-            response_deserializer=registry_pb2.ListPlatformsResponse.FromString,
-        )
+        rpc = SignedChannel(self.channel, None, timeout=self.timeout)  # a public call
         fresh: dict[bytes, Party] = {}
         token = ""
         while True:
             req = registry_pb2.ListPlatformsRequest(page_size=PLATFORM_PAGE, page_token=token)
-            try:
-                page = call(req.SerializeToString(deterministic=True), timeout=self.timeout)
-            except grpc.RpcError as e:
-                raise exchange_error(e) from None
+            page = rpc.unary(LIST_PLATFORMS, req, registry_pb2.ListPlatformsResponse)
             for p in page.platforms:
                 if len(fresh) >= self.max_platforms:
                     self._log.warning("replica.platforms_capped", extra={"held": len(fresh)})
