@@ -3,7 +3,7 @@
 ``licentia-server --services verification --upstream HOST:PORT`` serves ``Verify`` and
 ``VerifyStream`` exactly as the exchange does, from what every other verifier holds: the
 exchange's issuer keys and status list, loaded from a signed snapshot and followed live
-(:class:`licentia.follow.StatusFollower`, the platform verifier's own machinery: resume,
+(:class:`licentia.transport.follow.StatusFollower`, the platform verifier's own machinery: resume,
 backoff, fail closed with STATUS_STALE past the staleness bound), and the registered
 platforms' keys (:class:`PlatformDirectory`, from the public ``ListPlatforms``). It opens no
 database and writes no file. ``ReportUse`` counts uses in the exchange's store, so the replica
@@ -16,11 +16,11 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc  # type: ignore[import-untyped]
 
 from licentia.errors import LicentiaError, Reason
-from licentia.follow import GrpcUpstream, StatusFollower, grpc_error
 from licentia.nonces import MemoryNonceStore
 from licentia.token import Licence
 from licentia.v1 import registry_pb2, verification_pb2
@@ -31,6 +31,13 @@ from .model import Party, Role
 from .rpc import Authenticator, Call, Clock, StreamLimit, SystemClock, service
 from .runtime import client_channel
 from .verification import VerificationService
+
+if TYPE_CHECKING:  # mypy checks transport/ as `transport` (README "Layout")
+    from transport.channel import SignedChannel
+    from transport.follow import GrpcUpstream, StatusFollower
+else:
+    from licentia.transport.channel import SignedChannel
+    from licentia.transport.follow import GrpcUpstream, StatusFollower
 
 LIST_PLATFORMS = "/licentia.v1.RegistryService/ListPlatforms"
 #: The page a replica asks for (the exchange's largest).
@@ -82,20 +89,14 @@ class PlatformDirectory:
 
     def load(self) -> None:
         """Read every platform from the upstream and replace the directory; raises
-        :class:`licentia.follow.UpstreamError` (the directory is then left as it was)."""
-        call = self.channel.unary_unary(
-            LIST_PLATFORMS,
-            request_serializer=None,
-            response_deserializer=registry_pb2.ListPlatformsResponse.FromString,
-        )
+        :class:`licentia.transport.errors.ExchangeError` with the upstream's reason (the
+        directory is then left as it was)."""
+        rpc = SignedChannel(self.channel, None, timeout=self.timeout)  # a public call
         fresh: dict[bytes, Party] = {}
         token = ""
         while True:
             req = registry_pb2.ListPlatformsRequest(page_size=PLATFORM_PAGE, page_token=token)
-            try:
-                page = call(req.SerializeToString(deterministic=True), timeout=self.timeout)
-            except grpc.RpcError as e:
-                raise grpc_error(e) from None
+            page = rpc.unary(LIST_PLATFORMS, req, registry_pb2.ListPlatformsResponse)
             for p in page.platforms:
                 if len(fresh) >= self.max_platforms:
                     self._log.warning("replica.platforms_capped", extra={"held": len(fresh)})
@@ -243,7 +244,8 @@ def build_replica(
     ``tls_ca``, PEM, when given), load its issuer keys, a signed status snapshot and its
     platforms (each call bounded by ``timeout``), and build the verification service.
 
-    Raises :class:`licentia.follow.UpstreamError` when the upstream cannot be reached,
+    Raises :class:`licentia.transport.errors.ExchangeError` when the upstream cannot be
+    reached or refuses (with its reason),
     ``LicentiaError`` when what it sends does not verify.
     """
     settings = settings or Settings()

@@ -2,7 +2,7 @@
 
 A :class:`Verifier` loads the exchange's issuer keys and a signed status snapshot once, then
 answers every :meth:`Verifier.check` in-process — no call to the exchange per check. The
-following itself is :class:`licentia.follow.StatusFollower`, shared with the exchange's
+following itself is :class:`licentia.transport.follow.StatusFollower`, shared with the exchange's
 verify-only replicas: a background thread follows ``WatchRevocations`` from the snapshot's
 sequence number and feeds the :class:`~licentia.status.StatusView` every event, heartbeat and
 snapshot, in order. On a stream error or end it reconnects with exponential backoff and
@@ -36,19 +36,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import grpc  # type: ignore[import-untyped]
 
 from licentia.errors import Reason
-from licentia.follow import (
-    DEFAULT_KEY_REFRESH_MIN_INTERVAL,
-    DEFAULT_KEY_REFRESH_SECONDS,
-    GET_ISSUER_KEYS,
-    GET_STATUS_SNAPSHOT,
-    WATCH_REVOCATIONS,
-    GrpcUpstream,
-    StatusFollower,
-)
 from licentia.keys import IssuerKeySet
 from licentia.nonces import MemoryNonceStore, NonceStore
 from licentia.presentation import MAX_AUDIENCE_CHARS
@@ -56,7 +48,28 @@ from licentia.scope import IntendedUse
 from licentia.status import StatusSnapshot, verify_snapshot
 from licentia.verify import Decision, VerificationEngine
 
-from ..channel import SignedChannel, exchange_error
+from ..channel import SignedChannel
+
+if TYPE_CHECKING:  # mypy checks transport/ as `transport` (README "Layout")
+    from transport.follow import (
+        DEFAULT_KEY_REFRESH_MIN_INTERVAL,
+        DEFAULT_KEY_REFRESH_SECONDS,
+        GET_ISSUER_KEYS,
+        GET_STATUS_SNAPSHOT,
+        WATCH_REVOCATIONS,
+        GrpcUpstream,
+        StatusFollower,
+    )
+else:
+    from licentia.transport.follow import (
+        DEFAULT_KEY_REFRESH_MIN_INTERVAL,
+        DEFAULT_KEY_REFRESH_SECONDS,
+        GET_ISSUER_KEYS,
+        GET_STATUS_SNAPSHOT,
+        WATCH_REVOCATIONS,
+        GrpcUpstream,
+        StatusFollower,
+    )
 
 __all__ = [
     "DEFAULT_KEY_REFRESH_MIN_INTERVAL",
@@ -89,9 +102,9 @@ def fetch_status_snapshot(
 
 
 def _upstream(rpc: SignedChannel) -> GrpcUpstream:
-    """The exchange's public revocation calls over ``rpc``'s channel, errors mapped as the
-    SDK maps them."""
-    return GrpcUpstream(rpc.channel, timeout=rpc.timeout, error=exchange_error)
+    """The exchange's public revocation calls over ``rpc``'s channel (errors mapped by the
+    transport's one mapper, as every client call's)."""
+    return GrpcUpstream(rpc.channel, timeout=rpc.timeout)
 
 
 @dataclass(frozen=True, slots=True)

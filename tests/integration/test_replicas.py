@@ -27,7 +27,6 @@ import pytest
 
 from licentia import merkle
 from licentia.errors import Reason
-from licentia.follow import UpstreamError
 from licentia.keys import PrivateKey
 from licentia.presentation import present
 from licentia.v1 import ledger_pb2, licences_pb2, records_pb2, registry_pb2, transparency_pb2
@@ -59,6 +58,7 @@ if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (R
     from clients.channel import SignedChannel
     from services import app as app_module
     from services.app import KEYS_DIR, LOG_KEY_FILE, OPERATOR_KEY_FILE
+    from services.errors import abort
     from services.replica import PlatformDirectory, build_replica
     from services.server import main as server_main
     from services.store import open_store
@@ -66,6 +66,7 @@ else:
     from licentia.clients.channel import SignedChannel
     from licentia.services import app as app_module
     from licentia.services.app import KEYS_DIR, LOG_KEY_FILE, OPERATOR_KEY_FILE
+    from licentia.services.errors import abort
     from licentia.services.replica import PlatformDirectory, build_replica
     from licentia.services.server import main as server_main
     from licentia.services.store import open_store
@@ -352,16 +353,47 @@ def test_a_verify_only_replicas_calls_to_a_hung_upstream_end_at_their_deadline()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
         t0 = time.monotonic()
-        with pytest.raises(UpstreamError) as e:
+        with pytest.raises(ExchangeError) as e:
             PlatformDirectory(channel, timeout=0.5).load()
         assert e.value.reason is Reason.UNAVAILABLE
         assert time.monotonic() - t0 < 3
         t0 = time.monotonic()
-        with pytest.raises(UpstreamError):
+        with pytest.raises(ExchangeError):
             build_replica(f"127.0.0.1:{port}", timeout=0.5)
         assert time.monotonic() - t0 < 3
     finally:
         hung.release.set()
+        channel.close()
+        server.stop(0)
+
+
+class _Busy(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """An upstream that refuses every call as the exchange does: BUSY, in its ErrorInfo."""
+
+    def service(self, details: Any) -> Any:
+        def refuse(request: bytes, context: Any) -> bytes:
+            abort(context, Reason.BUSY, "too many calls")
+
+        return grpc.unary_unary_rpc_method_handler(refuse)
+
+
+def test_a_verify_only_replica_keeps_the_reason_its_upstream_gives() -> None:
+    """The replica maps its upstream's refusals with the transport's one mapper, as every
+    client does: the server's ErrorInfo reason (BUSY, sent as RESOURCE_EXHAUSTED) reaches
+    the caller, not a reason guessed from the status code."""
+    server = grpc.server(ThreadPoolExecutor(4), handlers=[_Busy()])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        with pytest.raises(ExchangeError) as e:
+            PlatformDirectory(channel, timeout=5).load()
+        assert e.value.reason is Reason.BUSY
+        assert e.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+        with pytest.raises(ExchangeError) as e:
+            build_replica(f"127.0.0.1:{port}", timeout=5)
+        assert e.value.reason is Reason.BUSY
+    finally:
         channel.close()
         server.stop(0)
 

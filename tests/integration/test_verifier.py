@@ -20,7 +20,6 @@ import grpc  # type: ignore[import-untyped]
 import pytest
 
 from licentia.errors import Reason
-from licentia.follow import GET_ISSUER_KEYS, GET_STATUS_SNAPSHOT, WATCH_REVOCATIONS
 from licentia.keys import PrivateKey
 from licentia.presentation import present
 from licentia.scope import IntendedUse
@@ -55,6 +54,7 @@ if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (R
     from services.app import build
     from services.deps import Settings
     from services.runtime import ServerSettings, start
+    from transport.follow import GET_ISSUER_KEYS, GET_STATUS_SNAPSHOT, WATCH_REVOCATIONS
 else:
     from licentia.clients.channel import ExchangeUnavailable, SignedChannel
     from licentia.clients.verifier import Verifier
@@ -62,6 +62,7 @@ else:
     from licentia.services.app import build
     from licentia.services.deps import Settings
     from licentia.services.runtime import ServerSettings, start
+    from licentia.transport.follow import GET_ISSUER_KEYS, GET_STATUS_SNAPSHOT, WATCH_REVOCATIONS
 
 AUDIENCE = "photoshare"
 

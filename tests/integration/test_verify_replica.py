@@ -20,7 +20,6 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
 from licentia.errors import Reason
-from licentia.follow import UpstreamError
 from licentia.keys import PrivateKey
 from licentia.presentation import present
 from licentia.token import parse_token
@@ -527,7 +526,7 @@ def test_a_replica_follows_its_upstream_over_tls_and_only_a_trusted_one(tmp_path
         # A replica that does not trust the exchange's certificate, or speaks plaintext to
         # it, does not start.
         for tls_ca in (stranger.read_bytes(), None):
-            with pytest.raises(UpstreamError):
+            with pytest.raises(ExchangeError):
                 build_replica(upstream, tls_ca=tls_ca, log=LOG, timeout=2.0)
         replica = start_replica(upstream, tls_ca=cert.read_bytes())
         at_replica = replica.party(platform.key)

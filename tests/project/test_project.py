@@ -93,7 +93,9 @@ def test_every_package_directory_is_listed_for_the_wheel() -> None:
     assert found == set(packages)
 
 
-@pytest.mark.parametrize("name", ["licentia", "licentia.services", "licentia.clients"])
+@pytest.mark.parametrize(
+    "name", ["licentia", "licentia.services", "licentia.clients", "licentia.transport"]
+)
 def test_import_roots_resolve_to_their_mapped_directories(name: str) -> None:
     package_dir, _ = _packages()
     module = __import__(name, fromlist=["__file__"])

@@ -26,8 +26,12 @@ received is ahead of the follower's clock by more than the staleness bound, ever
 known revoked answers ``CLOCK_SKEW``. A time that arrives further behind the clock than the
 bound (a fast clock, or a feed that lags) leaves the view STATUS_STALE. Either is logged.
 
-This is the one module of the protocol core that talks to a network: through a gRPC channel
-the caller opens (:class:`GrpcUpstream`, client side only), or any other :class:`Upstream`.
+It lives in the transport layer, not in the protocol core: it talks to a network (through a
+gRPC channel the caller opens, :class:`GrpcUpstream`, or any other :class:`Upstream`), starts
+two threads, reads the clock and sleeps with jitter. The rules it applies are the core's:
+:class:`~licentia.status.StatusView` and the signature checks of ``licentia.status``. A failed
+call is an :class:`~licentia.transport.errors.ExchangeError` with the server's reason (the one
+mapper, :func:`~licentia.transport.errors.exchange_error`).
 """
 
 from __future__ import annotations
@@ -42,16 +46,32 @@ from typing import Any, Protocol, TypeVar
 
 import grpc  # type: ignore[import-untyped]
 
-from .errors import LicentiaError, Reason
-from .keys import IssuerKey, IssuerKeySet
-from .status import (
+from licentia.errors import LicentiaError, Reason
+from licentia.keys import IssuerKey, IssuerKeySet
+from licentia.status import (
     StatusSnapshot,
     StatusView,
     verify_event,
     verify_heartbeat,
     verify_snapshot,
 )
-from .v1 import licences_pb2
+from licentia.v1 import licences_pb2
+
+from .errors import ExchangeError, exchange_error
+
+__all__ = [
+    "DEFAULT_KEY_REFRESH_MIN_INTERVAL",
+    "DEFAULT_KEY_REFRESH_SECONDS",
+    "GET_ISSUER_KEYS",
+    "GET_STATUS_SNAPSHOT",
+    "WATCH_REVOCATIONS",
+    "GrpcUpstream",
+    "GuardedStatus",
+    "RevocationStream",
+    "StatusFollower",
+    "TrustedKeys",
+    "Upstream",
+]
 
 _I = TypeVar("_I")
 _O = TypeVar("_O")
@@ -65,17 +85,12 @@ WATCH_REVOCATIONS = _SERVICE + "WatchRevocations"
 DEFAULT_KEY_REFRESH_SECONDS = 300.0
 #: At most one refresh prompted by unknown key ids in this many seconds.
 DEFAULT_KEY_REFRESH_MIN_INTERVAL = 10.0
-_UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-
-
-class UpstreamError(LicentiaError):
-    """A call to the exchange failed: it could not be reached, or it refused the call (as
-    opposed to data it sent that does not verify, which is a plain ``LicentiaError``)."""
 
 
 class RevocationStream(Protocol):
     """An open ``WatchRevocations`` call: its messages (iterating raises
-    :class:`UpstreamError` when the call fails), and a way to cancel it."""
+    :class:`~licentia.transport.errors.ExchangeError` when the call fails), and a way to
+    cancel it."""
 
     def __iter__(self) -> Iterator[licences_pb2.WatchRevocationsResponse]: ...
 
@@ -88,7 +103,7 @@ class Upstream(Protocol):
     """The exchange's public revocation calls, as a follower needs them."""
 
     def issuer_keys(self, timeout: float | None = None) -> IssuerKeySet:
-        """``GetIssuerKeys``; raises :class:`UpstreamError` (``LicentiaError`` if bad)."""
+        """``GetIssuerKeys``; raises ``ExchangeError`` (``LicentiaError`` if bad)."""
         ...
 
     def status_snapshot(self, timeout: float | None = None) -> bytes:
@@ -100,31 +115,17 @@ class Upstream(Protocol):
         ...
 
 
-def grpc_error(error: grpc.RpcError) -> UpstreamError:
-    """A failed call as an :class:`UpstreamError`: UNAVAILABLE when the exchange could not
-    be reached or did not answer in time, NOT_SERVED when it does not serve the method,
-    INTERNAL otherwise (clients map the server's own reason: ``clients.channel``)."""
-    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-    message = (error.details() if isinstance(error, grpc.Call) else None) or code.name
-    if code in _UNAVAILABLE:
-        return UpstreamError(Reason.UNAVAILABLE, message)
-    if code == grpc.StatusCode.UNIMPLEMENTED:
-        return UpstreamError(Reason.NOT_SERVED, message)
-    return UpstreamError(Reason.INTERNAL, message)
-
-
 class _Stream:
-    """A ``WatchRevocations`` call whose failures are mapped to :class:`UpstreamError`."""
+    """A ``WatchRevocations`` call whose failures are mapped to ``ExchangeError``."""
 
-    def __init__(self, call: Any, error: Callable[[grpc.RpcError], UpstreamError]) -> None:
+    def __init__(self, call: Any) -> None:
         self._call = call
-        self._error = error
 
     def __iter__(self) -> Iterator[licences_pb2.WatchRevocationsResponse]:
         try:
             yield from self._call
         except grpc.RpcError as e:
-            raise self._error(e) from None
+            raise exchange_error(e) from None
 
     def cancel(self) -> Any:
         """Cancel the call."""
@@ -133,19 +134,12 @@ class _Stream:
 
 class GrpcUpstream:
     """:class:`Upstream` over a gRPC channel to the exchange (unsigned calls: these are
-    public). ``timeout`` bounds a unary call; ``error`` maps a failed call (a client passes
-    its richer mapping, which must return an :class:`UpstreamError`)."""
+    public). ``timeout`` bounds a unary call; a failed call raises ``ExchangeError`` with
+    the server's reason."""
 
-    def __init__(
-        self,
-        channel: grpc.Channel,
-        *,
-        timeout: float = 10.0,
-        error: Callable[[grpc.RpcError], UpstreamError] = grpc_error,
-    ) -> None:
+    def __init__(self, channel: grpc.Channel, *, timeout: float = 10.0) -> None:
         self.channel = channel
         self.timeout = timeout
-        self.error = error
 
     def _unary(self, method: str, request: Any, response_cls: Any, timeout: float | None) -> Any:
         call = self.channel.unary_unary(
@@ -157,7 +151,7 @@ class GrpcUpstream:
                 timeout=self.timeout if timeout is None else timeout,
             )
         except grpc.RpcError as e:
-            raise self.error(e) from None
+            raise exchange_error(e) from None
 
     def issuer_keys(self, timeout: float | None = None) -> IssuerKeySet:
         """The exchange's published issuer keys."""
@@ -187,7 +181,7 @@ class GrpcUpstream:
             response_deserializer=licences_pb2.WatchRevocationsResponse.FromString,
         )
         request = licences_pb2.WatchRevocationsRequest(after_sequence=after)
-        return _Stream(multicallable(request.SerializeToString(deterministic=True)), self.error)
+        return _Stream(multicallable(request.SerializeToString(deterministic=True)))
 
 
 class TrustedKeys:
@@ -315,7 +309,7 @@ class StatusFollower:
         """Load the issuer keys and a signed snapshot (each call bounded by ``timeout``
         seconds), then follow the revocation stream in the background.
 
-        Raises :class:`UpstreamError` when the exchange cannot be reached,
+        Raises ``ExchangeError`` when the exchange cannot be reached or refuses,
         ``LicentiaError`` when what it sends does not verify, and ``RuntimeError`` when
         started twice or after :meth:`close`.
         """
@@ -436,7 +430,7 @@ class StatusFollower:
     def _follow(self) -> bool:
         """One stream from the view's sequence number; True if it delivered anything.
 
-        Returns when the stream ends; raises ``UpstreamError`` when it fails, ``_Resync`` on
+        Returns when the stream ends; raises ``ExchangeError`` when it fails, ``_Resync`` on
         a sequence gap, ``LicentiaError`` for data that does not verify.
         """
         assert self._status is not None
@@ -455,7 +449,7 @@ class StatusFollower:
                     delivered = True
                     self.connected = True
                     self._log.info(f"{self.name}.connected", extra={"sequence": self.sequence})
-        except UpstreamError:
+        except ExchangeError:
             if not self._stop.is_set():
                 raise
         finally:
@@ -570,7 +564,7 @@ class StatusFollower:
 
     def _note_error(self, e: LicentiaError) -> None:
         self.last_error = f"{e.reason.name}: {e}"
-        level = logging.INFO if isinstance(e, UpstreamError) else logging.ERROR
+        level = logging.INFO if isinstance(e, ExchangeError) else logging.ERROR
         self._log.log(level, f"{self.name}.feed_error", extra={"reason": e.reason.name})
 
     def _cancel_call(self) -> None:
