@@ -21,6 +21,7 @@ import grpc  # type: ignore[import-untyped]
 
 from licentia.errors import LicentiaError, Reason
 from licentia.follow import GrpcUpstream, StatusFollower, grpc_error
+from licentia.methods import path
 from licentia.nonces import MemoryNonceStore
 from licentia.token import Licence
 from licentia.v1 import registry_pb2, verification_pb2
@@ -32,7 +33,7 @@ from .rpc import Authenticator, Call, Clock, StreamLimit, SystemClock, service
 from .runtime import client_channel
 from .verification import VerificationService
 
-LIST_PLATFORMS = "/licentia.v1.RegistryService/ListPlatforms"
+LIST_PLATFORMS = path(registry_pb2, "ListPlatforms")
 #: The page a replica asks for (the exchange's largest).
 PLATFORM_PAGE = 1000
 #: The most platforms a replica holds; past it the rest are not recognised (and logged).

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import grpc  # type: ignore[import-untyped]
 import pytest
 
+from licentia import methods
 from licentia.errors import Reason
 from licentia.follow import GET_ISSUER_KEYS, GET_STATUS_SNAPSHOT, WATCH_REVOCATIONS
 from licentia.keys import PrivateKey
@@ -185,10 +186,10 @@ def test_revocation_reaches_the_verifier_within_2s_with_no_call_per_check(
     assert check(v, licence, adv.key).allowed
     unary_before, streams_before = list(counter.unary), list(counter.streams)
     assert sorted(set(unary_before)) == [
-        "/licentia.v1.LicenceService/GetIssuerKeys",
-        "/licentia.v1.LicenceService/GetStatusSnapshot",
+        methods.path(licences_pb2, "GetIssuerKeys"),
+        methods.path(licences_pb2, "GetStatusSnapshot"),
     ]
-    assert streams_before == ["/licentia.v1.LicenceService/WatchRevocations"]
+    assert streams_before == [methods.path(licences_pb2, "WatchRevocations")]
 
     revoke_licence(holder, licence.licence_id)
     t0 = time.monotonic()
