@@ -98,13 +98,13 @@ class LicenceRow:
     exclusive: bool
     revoked_at: int = 0
 
-    def state_at(self, now: int) -> str:
-        """``"revoked"``, ``"expired"`` or ``"active"`` at ``now``."""
+    def state_at(self, now: int) -> states.LicenceState:
+        """REVOKED, EXPIRED or ACTIVE at ``now`` (ACTIVE also before ``not_before``)."""
         if self.revoked_at:
-            return "revoked"
+            return states.LicenceState.REVOKED
         if now >= self.not_after:
-            return "expired"
-        return "active"
+            return states.LicenceState.EXPIRED
+        return states.LicenceState.ACTIVE
 
 
 @dataclass(frozen=True, slots=True)
