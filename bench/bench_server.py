@@ -82,6 +82,7 @@ import grpc  # type: ignore[import-untyped]
 from google.protobuf.message import Message
 
 from licentia.keys import ISSUANCE, PRESENTATION, REQUEST, PrivateKey, verify_signature
+from licentia.methods import path
 from licentia.presentation import parse_presentation, present
 from licentia.request import request_payload, sign_request
 from licentia.v1 import exchange_pb2, licences_pb2, records_pb2, verification_pb2
@@ -153,10 +154,10 @@ FLOOR_TABLES = (
     "log_entries",
     "log_nodes",
 )
-VERIFY = "/licentia.v1.VerificationService/Verify"
-REQUEST_LICENCE = "/licentia.v1.ExchangeService/RequestLicence"
-REVOKE = "/licentia.v1.LicenceService/RevokeLicence"
-WATCH = "/licentia.v1.LicenceService/WatchRevocations"
+VERIFY = path(verification_pb2, "Verify")
+REQUEST_LICENCE = path(exchange_pb2, "RequestLicence")
+REVOKE = path(licences_pb2, "RevokeLicence")
+WATCH = path(licences_pb2, "WatchRevocations")
 Metadata = tuple[tuple[str, str], ...]
 #: One prepared call: the multicallable, the exact request bytes, the signed metadata.
 Job = tuple[Any, bytes, Metadata]
@@ -347,8 +348,8 @@ class Party:
     rpc: SignedChannel
 
     def call(self, method: str, request: Message, response_cls: type[Any]) -> Any:
-        """A signed unary call (``method`` is ``Service/Method`` under ``licentia.v1``)."""
-        return self.rpc.unary(f"/licentia.v1.{method}", request, response_cls)
+        """A signed unary call (``method`` is a path from :func:`licentia.methods.path`)."""
+        return self.rpc.unary(method, request, response_cls)
 
 
 @dataclass
@@ -501,7 +502,7 @@ class Bench:
         register_platform(self.platform.rpc)
         body = self.request_body(self.holder.key)
         resp = self.advertisers[0].call(
-            "ExchangeService/RequestLicence",
+            path(exchange_pb2, "RequestLicence"),
             exchange_pb2.RequestLicenceRequest.FromString(body),
             exchange_pb2.RequestLicenceResponse,
         )

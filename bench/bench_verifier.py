@@ -46,6 +46,7 @@ import nacl.signing
 
 from licentia import keys
 from licentia.keys import PrivateKey
+from licentia.methods import path
 from licentia.presentation import present
 from licentia.token import approve, parse_token
 from licentia.v1 import exchange_pb2
@@ -111,7 +112,7 @@ def setup(
     def request(who: PrivateKey) -> Any:
         return call(
             a,
-            "ExchangeService/RequestLicence",
+            path(exchange_pb2, "RequestLicence"),
             licence_request(who.public, int(time.time())),
             exchange_pb2.RequestLicenceResponse,
         )
@@ -126,7 +127,7 @@ def setup(
         pending = request(approver).request
         resp = call(
             ha,
-            "ExchangeService/ApproveRequest",
+            path(exchange_pb2, "ApproveRequest"),
             exchange_pb2.ApproveRequestRequest(
                 request_id=pending.request_id,
                 holder_signature=approve(approver, pending.claims).signature,

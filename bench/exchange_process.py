@@ -27,6 +27,7 @@ from google.protobuf.message import Message
 
 from licentia.examples import PHOTO_SHA256, typical_rule
 from licentia.keys import PrivateKey, PublicKey
+from licentia.methods import path
 from licentia.scope import IntendedUse
 from licentia.token import sign_standing_rule
 from licentia.v1 import exchange_pb2, ledger_pb2, licence_pb2, records_pb2, registry_pb2
@@ -175,8 +176,8 @@ class ExchangeProcess:
 
 
 def call(rpc: SignedChannel, method: str, request: Message, response_cls: type[Any]) -> Any:
-    """A signed unary call; ``method`` is ``Service/Method`` under ``licentia.v1``."""
-    return rpc.unary(f"/licentia.v1.{method}", request, response_cls)
+    """A signed unary call; ``method`` is a path from :func:`licentia.methods.path`."""
+    return rpc.unary(method, request, response_cls)
 
 
 def register_holder(rpc: SignedChannel, handle: str, terms: records_pb2.Terms = TERMS) -> None:
@@ -184,13 +185,13 @@ def register_holder(rpc: SignedChannel, handle: str, terms: records_pb2.Terms = 
     ``terms``."""
     call(
         rpc,
-        "RegistryService/RegisterHolder",
+        path(registry_pb2, "RegisterHolder"),
         registry_pb2.RegisterHolderRequest(handle=handle, display_name="Bench"),
         registry_pb2.RegisterHolderResponse,
     )
     call(
         rpc,
-        "RegistryService/DeclareAsset",
+        path(registry_pb2, "DeclareAsset"),
         registry_pb2.DeclareAssetRequest(
             category=cast("Any", int(DataCategory.IMAGE)), sha256=PHOTO_SHA256, label="photo"
         ),
@@ -198,7 +199,7 @@ def register_holder(rpc: SignedChannel, handle: str, terms: records_pb2.Terms = 
     )
     call(
         rpc,
-        "RegistryService/SetTerms",
+        path(registry_pb2, "SetTerms"),
         registry_pb2.SetTermsRequest(terms=terms),
         registry_pb2.SetTermsResponse,
     )
@@ -209,7 +210,7 @@ def add_standing_rule(rpc: SignedChannel, holder: PrivateKey) -> None:
     consent = sign_standing_rule(holder, typical_rule(holder, int(time.time())))
     call(
         rpc,
-        "ExchangeService/AddStandingRule",
+        path(exchange_pb2, "AddStandingRule"),
         exchange_pb2.AddStandingRuleRequest(
             consent=licence_pb2.StandingConsent(
                 rule=consent.rule_bytes, holder_signature=consent.signature
@@ -223,7 +224,7 @@ def register_advertiser(rpc: SignedChannel, organisation: str) -> None:
     """Register the key of ``rpc`` as an advertiser in France."""
     call(
         rpc,
-        "RegistryService/RegisterAdvertiser",
+        path(registry_pb2, "RegisterAdvertiser"),
         registry_pb2.RegisterAdvertiserRequest(organisation=organisation, country="FR"),
         registry_pb2.RegisterAdvertiserResponse,
     )
@@ -233,7 +234,7 @@ def register_platform(rpc: SignedChannel, platform_id: str = AUDIENCE) -> None:
     """Register the key of ``rpc`` as the platform ``platform_id``."""
     call(
         rpc,
-        "RegistryService/RegisterPlatform",
+        path(registry_pb2, "RegisterPlatform"),
         registry_pb2.RegisterPlatformRequest(platform_id=platform_id, name="Bench platform"),
         registry_pb2.RegisterPlatformResponse,
     )
@@ -248,7 +249,7 @@ def deposit(operator: SignedChannel, advertiser: PublicKey, amount: int, referen
     """Credit ``amount`` minor units to ``advertiser`` as the operator; the balance after."""
     resp = call(
         operator,
-        "LedgerService/Deposit",
+        path(ledger_pb2, "Deposit"),
         ledger_pb2.DepositRequest(
             advertiser_key=advertiser.raw, amount_minor=amount, reference=reference
         ),

@@ -60,6 +60,7 @@ with atheris.instrument_imports(include=["licentia"]) if _CHILD else contextlib.
     from licentia.errors import LicentiaError, Reason
     from licentia.examples import typical_claims, typical_rule
     from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
+    from licentia.methods import path
     from licentia.nonces import MemoryNonceStore
     from licentia.presentation import check_presentation, parse_presentation, present
     from licentia.request import (
@@ -87,7 +88,7 @@ with atheris.instrument_imports(include=["licentia"]) if _CHILD else contextlib.
         parse_token,
         sign_standing_rule,
     )
-    from licentia.v1 import licence_pb2, status_pb2
+    from licentia.v1 import licence_pb2, registry_pb2, status_pb2
     from licentia.verify import VerificationEngine
     from licentia.vocabulary import Medium, Purpose
 
@@ -156,7 +157,7 @@ class Fixtures:
         self.view = StatusView(verify_snapshot(self.snapshot, self.keys), 3600)
         self.engine = VerificationEngine(self.keys, self.view, cache_size=0)
         self.nonce_store = MemoryNonceStore
-        self.method = "/licentia.v1.RegistryService/GetProfile"
+        self.method = path(registry_pb2, "GetProfile")
         self.body = b"\x08\x01"
         self.metadata = sign_request(self.caller, self.method, self.body, self.now)
         self.origin = "licentia.example/log"

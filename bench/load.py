@@ -96,6 +96,7 @@ import grpc  # type: ignore[import-untyped]
 from licentia.errors import Reason
 from licentia.examples import PHOTO_SHA256
 from licentia.keys import PrivateKey
+from licentia.methods import path
 from licentia.nonces import MemoryNonceStore
 from licentia.token import UnverifiedLicence, approve, parse_token
 from licentia.v1 import exchange_pb2, licences_pb2, records_pb2, verification_pb2
@@ -379,7 +380,7 @@ class Worker:
             signature = approve(p.holder.key, p.claims).signature
             return call(
                 p.holder.rpc,
-                "ExchangeService/ApproveRequest",
+                path(exchange_pb2, "ApproveRequest"),
                 exchange_pb2.ApproveRequestRequest(
                     request_id=p.request_id, holder_signature=signature
                 ),
@@ -403,7 +404,7 @@ class Worker:
         resp, elapsed = self._timed(
             lambda: call(
                 lic.holder.rpc,
-                "LicenceService/RevokeLicence",
+                path(licences_pb2, "RevokeLicence"),
                 licences_pb2.RevokeLicenceRequest(licence_id=lic.licence_id),
                 licences_pb2.RevokeLicenceResponse,
             )
@@ -457,7 +458,7 @@ class Worker:
         resp, elapsed = self._timed(
             lambda: call(
                 self.s.platform,
-                "VerificationService/Verify",
+                path(verification_pb2, "Verify"),
                 request,
                 verification_pb2.VerifyResponse,
             )
@@ -477,7 +478,7 @@ class Worker:
         resp, elapsed = self._timed(
             lambda: call(
                 self.s.platform,
-                "VerificationService/ReportUse",
+                path(verification_pb2, "ReportUse"),
                 request,
                 verification_pb2.ReportUseResponse,
             )

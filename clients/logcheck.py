@@ -35,6 +35,7 @@ from licentia.checkpoint import Checkpoint, open_checkpoint, parse_vkey
 from licentia.encoding import b64url_decode, parse_canonical
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import IssuerKey, PublicKey
+from licentia.methods import path
 from licentia.request import MAX_METHOD_CHARS, request_payload
 from licentia.token import (
     DEFAULT_MAX_TERM_SECONDS,
@@ -51,14 +52,13 @@ from licentia.v1 import licence_pb2, licences_pb2, registry_pb2, transparency_pb
 
 from .channel import ExchangeError, ExchangeUnavailable, SignedChannel
 
-_SERVICE = "/licentia.v1.TransparencyService/"
-GET_CHECKPOINT = _SERVICE + "GetCheckpoint"
-GET_ENTRIES = _SERVICE + "GetEntries"
-GET_CONSISTENCY_PROOF = _SERVICE + "GetConsistencyProof"
-GET_INCLUSION_PROOF = _SERVICE + "GetInclusionProof"
+GET_CHECKPOINT = path(transparency_pb2, "GetCheckpoint")
+GET_ENTRIES = path(transparency_pb2, "GetEntries")
+GET_CONSISTENCY_PROOF = path(transparency_pb2, "GetConsistencyProof")
+GET_INCLUSION_PROOF = path(transparency_pb2, "GetInclusionProof")
 #: The calls a holder signs to end a licence, by termination cause.
-REVOKE_METHOD = "/licentia.v1.LicenceService/RevokeLicence"
-ERASE_METHOD = "/licentia.v1.RegistryService/EraseAssets"
+REVOKE_METHOD = path(licences_pb2, "RevokeLicence")
+ERASE_METHOD = path(registry_pb2, "EraseAssets")
 
 #: Entries asked for per GetEntries call (the most the exchange serves at once).
 PAGE_SIZE = 1000

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import grpc  # type: ignore[import-untyped]
 
 from licentia.keys import PrivateKey
+from licentia.methods import path
 from licentia.scope import IntendedUse
 from licentia.v1 import registry_pb2, verification_pb2
 from licentia.verify import Decision
@@ -292,7 +293,7 @@ def story(tmp: Path) -> None:
                 platform_key = PrivateKey.generate()
                 platform = SignedChannel(channel, platform_key)
                 platform.unary(
-                    "/licentia.v1.RegistryService/RegisterPlatform",
+                    path(registry_pb2, "RegisterPlatform"),
                     registry_pb2.RegisterPlatformRequest(platform_id=PLATFORM, name="PhotoShare"),
                     registry_pb2.RegisterPlatformResponse,
                 )
@@ -305,7 +306,7 @@ def story(tmp: Path) -> None:
                 )
                 for _ in range(2):
                     platform.unary(
-                        "/licentia.v1.VerificationService/ReportUse",
+                        path(verification_pb2, "ReportUse"),
                         verification_pb2.ReportUseRequest(
                             report_id=os.urandom(16),
                             token=licence.token,

@@ -6,37 +6,18 @@ convert at the edge. Keys are raw 32-byte Ed25519 public keys; times are Unix se
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from licentia import states
 from licentia.scope import Scope
 from licentia.vocabulary import DataCategory, Purpose
 
-
-class Role(enum.IntEnum):
-    """What a registered key is; mirrors ``licentia.v1.PartyRole``."""
-
-    HOLDER = 1
-    ADVERTISER = 2
-    PLATFORM = 3
-
-
-class RequestState(enum.IntEnum):
-    """Where a licence request stands; mirrors ``licentia.v1.RequestState``."""
-
-    PENDING = 1
-    ISSUED = 2
-    DECLINED = 3
-    EXPIRED = 4
-    FAILED = 5
-    WITHDRAWN = 6
-
-
-class Cause(enum.IntEnum):
-    """Why a licence ended early; mirrors ``licentia.v1.TerminationCause``."""
-
-    REVOKED = 1
-    ERASED = 2
+#: What a registered key is (the core's :class:`~licentia.states.PartyRole`).
+Role = states.PartyRole
+#: Where a licence request stands (the core's :class:`~licentia.states.RequestState`).
+RequestState = states.RequestState
+#: Why a licence ended early (the core's :class:`~licentia.states.TerminationCause`).
+Cause = states.TerminationCause
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +98,13 @@ class LicenceRow:
     exclusive: bool
     revoked_at: int = 0
 
-    def state_at(self, now: int) -> str:
-        """``"revoked"``, ``"expired"`` or ``"active"`` at ``now``."""
+    def state_at(self, now: int) -> states.LicenceState:
+        """REVOKED, EXPIRED or ACTIVE at ``now`` (ACTIVE also before ``not_before``)."""
         if self.revoked_at:
-            return "revoked"
+            return states.LicenceState.REVOKED
         if now >= self.not_after:
-            return "expired"
-        return "active"
+            return states.LicenceState.EXPIRED
+        return states.LicenceState.ACTIVE
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import grpc  # type: ignore[import-untyped]
 
 from licentia.errors import LicentiaError, Reason
+from licentia.methods import path
 from licentia.nonces import MemoryNonceStore
 from licentia.token import Licence
 from licentia.v1 import registry_pb2, verification_pb2
@@ -39,7 +40,7 @@ else:
     from licentia.transport.channel import SignedChannel
     from licentia.transport.follow import GrpcUpstream, StatusFollower
 
-LIST_PLATFORMS = "/licentia.v1.RegistryService/ListPlatforms"
+LIST_PLATFORMS = path(registry_pb2, "ListPlatforms")
 #: The page a replica asks for (the exchange's largest).
 PLATFORM_PAGE = 1000
 #: The most platforms a replica holds; past it the rest are not recognised (and logged).

@@ -19,6 +19,7 @@ import grpc  # type: ignore[import-untyped]
 from licentia.checkpoint import vkey
 from licentia.errors import LicentiaError
 from licentia.keys import PublicKey
+from licentia.methods import path
 from licentia.request import sign_request
 from licentia.token import is_currency
 from licentia.v1 import ledger_pb2
@@ -213,7 +214,7 @@ def _data_dir(p: argparse.ArgumentParser) -> None:
     )
 
 
-DEPOSIT = "/licentia.v1.LedgerService/Deposit"
+DEPOSIT = path(ledger_pb2, "Deposit")
 
 
 def _deposit(args: argparse.Namespace) -> int:

@@ -48,6 +48,7 @@ import grpc  # type: ignore[import-untyped]
 
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import IssuerKey, IssuerKeySet
+from licentia.methods import path
 from licentia.status import (
     StatusSnapshot,
     StatusView,
@@ -76,10 +77,9 @@ __all__ = [
 _I = TypeVar("_I")
 _O = TypeVar("_O")
 
-_SERVICE = "/licentia.v1.LicenceService/"
-GET_ISSUER_KEYS = _SERVICE + "GetIssuerKeys"
-GET_STATUS_SNAPSHOT = _SERVICE + "GetStatusSnapshot"
-WATCH_REVOCATIONS = _SERVICE + "WatchRevocations"
+GET_ISSUER_KEYS = path(licences_pb2, "GetIssuerKeys")
+GET_STATUS_SNAPSHOT = path(licences_pb2, "GetStatusSnapshot")
+WATCH_REVOCATIONS = path(licences_pb2, "WatchRevocations")
 
 #: Seconds between scheduled issuer-key refreshes.
 DEFAULT_KEY_REFRESH_SECONDS = 300.0

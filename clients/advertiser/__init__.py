@@ -28,7 +28,7 @@ with Advertiser.connect("localhost:7700", PrivateKey.generate()) as adv:
 
 :class:`AsyncAdvertiser` has the same methods as coroutines and async iterators
 (``async with AsyncAdvertiser.connect(...) as adv``). Values are frozen dataclasses
-(:class:`Offer`, :class:`LicenceRequest`, :class:`Licence`, :class:`Termination`) with
+(:class:`Offer`, :class:`LicenceRequest`, :class:`LicenceRecord`, :class:`Termination`) with
 :mod:`licentia.vocabulary` enums; every failure is an :class:`ExchangeError` carrying the
 exchange's stable ``reason`` (never a ``grpc.RpcError``; ``MALFORMED`` for a response the SDK
 cannot read). ``terminations()`` tells the
@@ -36,20 +36,19 @@ advertiser at once when a licence is revoked or its asset erased, so it can pull
 content.
 """
 
+from licentia.states import LicenceState, RequestState, TerminationCause
+
 from ..channel import ExchangeError, ExchangeUnavailable
 from .aio import AsyncAdvertiser
 from .common import (
     DecisionTimeout,
-    Licence,
+    LicenceRecord,
     LicenceRequest,
-    LicenceState,
     Offer,
     Profile,
-    RequestState,
     Statement,
     StatementLine,
     Termination,
-    TerminationCause,
     Terms,
 )
 from .sdk import Advertiser
@@ -60,7 +59,7 @@ __all__ = [
     "DecisionTimeout",
     "ExchangeError",
     "ExchangeUnavailable",
-    "Licence",
+    "LicenceRecord",
     "LicenceRequest",
     "LicenceState",
     "Offer",

@@ -28,7 +28,7 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 from ..aio_channel import AsyncSignedChannel
 from ..channel import ExchangeError
 from . import common
-from .common import Licence, LicenceRequest, Offer, Profile, Statement, Termination
+from .common import LicenceRecord, LicenceRequest, Offer, Profile, Statement, Termination
 
 
 class AsyncAdvertiser:
@@ -218,7 +218,7 @@ class AsyncAdvertiser:
         """What new licences can be paid from now, in minor units."""
         return (await self.statement(page_size=1)).available
 
-    async def licence(self, licence_id: bytes) -> Licence:
+    async def licence(self, licence_id: bytes) -> LicenceRecord:
         """One of the advertiser's licences (NOT_FOUND for any other)."""
         resp = await self._rpc.unary(
             common.GET_LICENCE,
@@ -227,7 +227,7 @@ class AsyncAdvertiser:
         )
         return common.licence_from(resp.licence)
 
-    async def licences(self, page_size: int = 100) -> AsyncGenerator[Licence, None]:
+    async def licences(self, page_size: int = 100) -> AsyncGenerator[LicenceRecord, None]:
         """Every licence of the advertiser, newest first, fetched a page at a time."""
         token = ""
         while True:
@@ -254,7 +254,7 @@ class AsyncAdvertiser:
 
     def present(
         self,
-        licence: Licence | tokens.Licence | UnverifiedLicence,
+        licence: LicenceRecord | tokens.Licence | UnverifiedLicence,
         platform_id: str,
         use: IntendedUse,
         *,
@@ -275,7 +275,9 @@ class AsyncAdvertiser:
         )
         return common.issuer_keys_from(resp)
 
-    async def verify(self, licence: Licence, keys: IssuerKeySet | None = None) -> tokens.Licence:
+    async def verify(
+        self, licence: LicenceRecord, keys: IssuerKeySet | None = None
+    ) -> tokens.Licence:
         """Check the licence's issuer signature and the holder's consent against ``keys``
         (the exchange's, fetched when None). Raises ``VerificationError`` with reasons."""
         return licence.parsed.verify(await self.issuer_keys() if keys is None else keys)

@@ -3,7 +3,7 @@
 Both flavours build the same requests here, turn the same responses into the SDK's frozen
 values here, and map the same failures here; :mod:`.sdk` and :mod:`.aio` only send and
 receive. Protobuf messages stay in this module and the two thin I/O layers: callers see
-:class:`Offer`, :class:`LicenceRequest`, :class:`Licence`, :class:`Termination` and the
+:class:`Offer`, :class:`LicenceRequest`, :class:`LicenceRecord`, :class:`Termination` and the
 :mod:`licentia.vocabulary` enums.
 """
 
@@ -30,8 +30,10 @@ import grpc  # type: ignore[import-untyped]
 from licentia import token as tokens
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import IssuerKeySet, PrivateKey, PublicKey
+from licentia.methods import path
 from licentia.presentation import present
 from licentia.scope import IntendedUse, Scope
+from licentia.states import LicenceState, RequestState, TerminationCause
 from licentia.token import Asset, LicenceClaims, UnverifiedLicence, parse_token
 from licentia.v1 import (
     exchange_pb2,
@@ -57,51 +59,21 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 
-def _method(service: str, name: str) -> str:
-    return f"/licentia.v1.{service}/{name}"
-
-
-REGISTER_ADVERTISER = _method("RegistryService", "RegisterAdvertiser")
-SEARCH_OFFERS = _method("ExchangeService", "SearchOffers")
-REQUEST_LICENCE = _method("ExchangeService", "RequestLicence")
-GET_REQUEST = _method("ExchangeService", "GetRequest")
-WATCH_REQUEST = _method("ExchangeService", "WatchRequest")
-WITHDRAW_REQUEST = _method("ExchangeService", "WithdrawRequest")
-GET_LICENCE = _method("LicenceService", "GetLicence")
-LIST_LICENCES = _method("LicenceService", "ListLicences")
-FETCH_ASSET = _method("LicenceService", "FetchAsset")
-GET_ISSUER_KEYS = _method("LicenceService", "GetIssuerKeys")
-WATCH_LICENCE_EVENTS = _method("LicenceService", "WatchLicenceEvents")
-GET_STATEMENT = _method("LedgerService", "GetStatement")
+REGISTER_ADVERTISER = path(registry_pb2, "RegisterAdvertiser")
+SEARCH_OFFERS = path(exchange_pb2, "SearchOffers")
+REQUEST_LICENCE = path(exchange_pb2, "RequestLicence")
+GET_REQUEST = path(exchange_pb2, "GetRequest")
+WATCH_REQUEST = path(exchange_pb2, "WatchRequest")
+WITHDRAW_REQUEST = path(exchange_pb2, "WithdrawRequest")
+GET_LICENCE = path(licences_pb2, "GetLicence")
+LIST_LICENCES = path(licences_pb2, "ListLicences")
+FETCH_ASSET = path(licences_pb2, "FetchAsset")
+GET_ISSUER_KEYS = path(licences_pb2, "GetIssuerKeys")
+WATCH_LICENCE_EVENTS = path(licences_pb2, "WatchLicenceEvents")
+GET_STATEMENT = path(ledger_pb2, "GetStatement")
 
 
 # -- the SDK's values --------------------------------------------------------------------------
-
-
-class RequestState(enum.IntEnum):
-    """Where a licence request stands (mirrors ``licentia.v1.RequestState``)."""
-
-    PENDING = 1
-    ISSUED = 2
-    DECLINED = 3
-    EXPIRED = 4
-    FAILED = 5
-    WITHDRAWN = 6
-
-
-class LicenceState(enum.IntEnum):
-    """Where a licence stands at the exchange (mirrors ``licentia.v1.LicenceState``)."""
-
-    ACTIVE = 1
-    EXPIRED = 2
-    REVOKED = 3
-
-
-class TerminationCause(enum.IntEnum):
-    """Why a licence ended early (mirrors ``licentia.v1.TerminationCause``)."""
-
-    REVOKED = 1
-    ERASED = 2
 
 
 class DecisionTimeout(ExchangeUnavailable):
@@ -167,12 +139,13 @@ class Offer:
 
 
 @dataclass(frozen=True, slots=True)
-class Licence:
+class LicenceRecord:
     """A licence as the exchange holds it, with its token parsed (not verified).
 
     ``parsed`` is :func:`licentia.token.parse_token` of ``token``: its fields are the
-    claims as the wire carries them. Nothing here has checked a signature; use the
-    client's ``verify`` (or a platform's verifier) before trusting them.
+    claims as the wire carries them. Nothing here has checked a signature, so this is a
+    record and not a :class:`licentia.token.Licence`, which only verification returns: use
+    the client's ``verify`` (or a platform's verifier) before trusting them.
     """
 
     licence_id: bytes
@@ -223,7 +196,7 @@ class LicenceRequest:
     #: The reason code when FAILED, else None.
     failure: Reason | None
     auto_approved: bool
-    licence: Licence | None = None
+    licence: LicenceRecord | None = None
 
     @property
     def licence_claims(self) -> LicenceClaims:
@@ -407,7 +380,7 @@ def statement_from(msg: ledger_pb2.GetStatementResponse) -> Statement:
 
 def presentation(
     key: PrivateKey,
-    licence: Licence | tokens.Licence | UnverifiedLicence,
+    licence: LicenceRecord | tokens.Licence | UnverifiedLicence,
     platform_id: str,
     use: IntendedUse,
     now: int,
@@ -475,9 +448,9 @@ def offer_from(msg: exchange_pb2.Offer) -> Offer:
 
 
 @_reads
-def licence_from(msg: records_pb2.LicenceRecord) -> Licence:
-    """The SDK's :class:`Licence` (its token parsed, not verified)."""
-    return Licence(
+def licence_from(msg: records_pb2.LicenceRecord) -> LicenceRecord:
+    """The SDK's :class:`LicenceRecord` (its token parsed, not verified)."""
+    return LicenceRecord(
         licence_id=msg.licence_id,
         token=msg.token,
         state=LicenceState(msg.state),

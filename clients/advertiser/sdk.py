@@ -23,7 +23,7 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from ..channel import ExchangeError, SignedChannel
 from . import common
-from .common import Licence, LicenceRequest, Offer, Profile, Statement, Termination
+from .common import LicenceRecord, LicenceRequest, Offer, Profile, Statement, Termination
 
 
 class Advertiser:
@@ -215,7 +215,7 @@ class Advertiser:
         """What new licences can be paid from now, in minor units."""
         return (self.statement(page_size=1)).available
 
-    def licence(self, licence_id: bytes) -> Licence:
+    def licence(self, licence_id: bytes) -> LicenceRecord:
         """One of the advertiser's licences (NOT_FOUND for any other)."""
         resp = self._rpc.unary(
             common.GET_LICENCE,
@@ -224,7 +224,7 @@ class Advertiser:
         )
         return common.licence_from(resp.licence)
 
-    def licences(self, page_size: int = 100) -> Generator[Licence, None, None]:
+    def licences(self, page_size: int = 100) -> Generator[LicenceRecord, None, None]:
         """Every licence of the advertiser, newest first, fetched a page at a time."""
         token = ""
         while True:
@@ -251,7 +251,7 @@ class Advertiser:
 
     def present(
         self,
-        licence: Licence | tokens.Licence | UnverifiedLicence,
+        licence: LicenceRecord | tokens.Licence | UnverifiedLicence,
         platform_id: str,
         use: IntendedUse,
         *,
@@ -272,7 +272,7 @@ class Advertiser:
         )
         return common.issuer_keys_from(resp)
 
-    def verify(self, licence: Licence, keys: IssuerKeySet | None = None) -> tokens.Licence:
+    def verify(self, licence: LicenceRecord, keys: IssuerKeySet | None = None) -> tokens.Licence:
         """Check the licence's issuer signature and the holder's consent against ``keys``
         (the exchange's, fetched when None). Raises ``VerificationError`` with reasons."""
         return licence.parsed.verify(self.issuer_keys() if keys is None else keys)

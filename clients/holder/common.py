@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey, PublicKey
+from licentia.methods import path
 from licentia.scope import Scope
 from licentia.token import (
     RULE_ID_BYTES,
@@ -42,40 +43,26 @@ IDEMPOTENCY_KEY_BYTES = 16
 #: Licences asked for per page when listing the holder's.
 PAGE_SIZE = 500
 
-_SERVICES = {
-    "RegistryService": registry_pb2,
-    "ExchangeService": exchange_pb2,
-    "LicenceService": licences_pb2,
-    "LedgerService": ledger_pb2,
-}
-
-
-def _method(service: str, name: str) -> str:
-    """The gRPC path of ``service``'s method ``name``, from the generated descriptors."""
-    descriptor = _SERVICES[service].DESCRIPTOR.services_by_name[service]
-    return f"/{descriptor.full_name}/{descriptor.methods_by_name[name].name}"
-
-
-REGISTER_HOLDER = _method("RegistryService", "RegisterHolder")
-DECLARE_ASSET = _method("RegistryService", "DeclareAsset")
-LIST_ASSETS = _method("RegistryService", "ListAssets")
-SET_TERMS = _method("RegistryService", "SetTerms")
-GET_TERMS = _method("RegistryService", "GetTerms")
-SET_OBJECTION = _method("RegistryService", "SetObjection")
-EXPORT_DATA = _method("RegistryService", "ExportData")
-ERASE_ASSETS = _method("RegistryService", "EraseAssets")
-LIST_INBOX = _method("ExchangeService", "ListInbox")
-APPROVE_REQUEST = _method("ExchangeService", "ApproveRequest")
-DECLINE_REQUEST = _method("ExchangeService", "DeclineRequest")
-ADD_STANDING_RULE = _method("ExchangeService", "AddStandingRule")
-LIST_STANDING_RULES = _method("ExchangeService", "ListStandingRules")
-WITHDRAW_STANDING_RULE = _method("ExchangeService", "WithdrawStandingRule")
-GET_LICENCE = _method("LicenceService", "GetLicence")
-LIST_LICENCES = _method("LicenceService", "ListLicences")
-REVOKE_LICENCE = _method("LicenceService", "RevokeLicence")
-LIST_ACCESSES = _method("LicenceService", "ListAccesses")
-GET_STATEMENT = _method("LedgerService", "GetStatement")
-WITHDRAW = _method("LedgerService", "Withdraw")
+REGISTER_HOLDER = path(registry_pb2, "RegisterHolder")
+DECLARE_ASSET = path(registry_pb2, "DeclareAsset")
+LIST_ASSETS = path(registry_pb2, "ListAssets")
+SET_TERMS = path(registry_pb2, "SetTerms")
+GET_TERMS = path(registry_pb2, "GetTerms")
+SET_OBJECTION = path(registry_pb2, "SetObjection")
+EXPORT_DATA = path(registry_pb2, "ExportData")
+ERASE_ASSETS = path(registry_pb2, "EraseAssets")
+LIST_INBOX = path(exchange_pb2, "ListInbox")
+APPROVE_REQUEST = path(exchange_pb2, "ApproveRequest")
+DECLINE_REQUEST = path(exchange_pb2, "DeclineRequest")
+ADD_STANDING_RULE = path(exchange_pb2, "AddStandingRule")
+LIST_STANDING_RULES = path(exchange_pb2, "ListStandingRules")
+WITHDRAW_STANDING_RULE = path(exchange_pb2, "WithdrawStandingRule")
+GET_LICENCE = path(licences_pb2, "GetLicence")
+LIST_LICENCES = path(licences_pb2, "ListLicences")
+REVOKE_LICENCE = path(licences_pb2, "RevokeLicence")
+LIST_ACCESSES = path(licences_pb2, "ListAccesses")
+GET_STATEMENT = path(ledger_pb2, "GetStatement")
+WITHDRAW = path(ledger_pb2, "Withdraw")
 
 
 @dataclass(frozen=True, slots=True)

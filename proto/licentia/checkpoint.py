@@ -42,6 +42,23 @@ from .errors import LicentiaError, Reason
 from .keys import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, PrivateKey, PublicKey
 from .merkle import HASH_BYTES, MAX_TREE_SIZE
 
+__all__ = [
+    "KEY_ID_BYTES",
+    "MAX_NOTE_BYTES",
+    "MAX_SIGNATURES",
+    "SIGNATURE_TYPE_ED25519",
+    "Checkpoint",
+    "check_key_name",
+    "key_id",
+    "open_checkpoint",
+    "open_note",
+    "parse_vkey",
+    "sign_checkpoint",
+    "sign_note",
+    "vkey",
+]
+
+
 #: Notes longer than this (UTF-8 bytes) are refused before parsing. The signed-note
 #: spec asks verifiers to accept at least 16 signatures, post-quantum ones included
 #: (an ML-DSA-44 cosignature line is about 3.3 KB), hence 64 KiB rather than less.

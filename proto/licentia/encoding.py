@@ -16,6 +16,9 @@ from google.protobuf.message import DecodeError, Message
 
 from .errors import LicentiaError, Reason
 
+__all__ = ["b64url_decode", "b64url_encode", "parse_canonical", "u32be", "u64be"]
+
+
 _M = TypeVar("_M", bound=Message)
 #: URL-safe to standard alphabet; '+' '/' and '=' become bytes strict mode refuses.
 _URL_TO_STD = bytes.maketrans(b"-_+/=", b"+/-_*")

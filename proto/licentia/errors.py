@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 
+__all__ = ["LicentiaError", "Reason"]
+
 
 class Reason(enum.IntEnum):
     """Why something was refused; mirrors ``licentia.v1.Reason`` (tested to stay in sync)."""

@@ -14,6 +14,9 @@ from .scope import Scope
 from .token import Asset, LicenceClaims, PriceTerms, StandingRule
 from .vocabulary import DataCategory, Medium, Purpose
 
+__all__ = ["DAY", "NAME_SHA256", "PHOTO_SHA256", "typical_claims", "typical_rule"]
+
+
 #: SHA-256 digests of the two example assets (a photo and a name).
 PHOTO_SHA256 = hashlib.sha256(b"example photo").digest()
 NAME_SHA256 = hashlib.sha256(b"example name").digest()

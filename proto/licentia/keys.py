@@ -21,6 +21,34 @@ from .encoding import b64url_decode, b64url_encode
 from .errors import LicentiaError, Reason
 from .v1 import keys_pb2
 
+__all__ = [
+    "CONSENT",
+    "DOMAINS",
+    "ISSUANCE",
+    "KEY_ID",
+    "KEY_ID_BYTES",
+    "KEY_SET",
+    "PRESENTATION",
+    "PUBLIC_KEY_BYTES",
+    "REQUEST",
+    "SEED_BYTES",
+    "SIGNATURE_BYTES",
+    "STANDING_RULE",
+    "STATUS_EVENT",
+    "STATUS_HEARTBEAT",
+    "STATUS_SNAPSHOT",
+    "TERMINATION_RECEIPT",
+    "IssuerKey",
+    "IssuerKeyResolver",
+    "IssuerKeySet",
+    "PrivateKey",
+    "PublicKey",
+    "key_id_of",
+    "signed_message",
+    "verify_signature",
+]
+
+
 # -- signature domains (docs/token-format.md, "Signatures") ------------------------------
 CONSENT = b"licentia.v1.consent"
 STANDING_RULE = b"licentia.v1.standing-rule"

@@ -36,6 +36,28 @@ from typing import Protocol
 
 from .errors import LicentiaError, Reason
 
+__all__ = [
+    "EMPTY_ROOT",
+    "HASH_BYTES",
+    "MAX_PROOF_LENGTH",
+    "MAX_TREE_SIZE",
+    "MemoryNodes",
+    "NodeKey",
+    "Nodes",
+    "completed_nodes",
+    "consistency_proof",
+    "inclusion_proof",
+    "leaf_hash",
+    "node_hash",
+    "reference_root",
+    "root",
+    "subtree_hash",
+    "verify_consistency",
+    "verify_inclusion",
+    "verify_inclusion_hash",
+]
+
+
 #: SHA-256 output length; every hash in a tree or proof has it.
 HASH_BYTES = 32
 #: The largest tree (and so the largest index + 1) handled: sizes fit a signed 64-bit

@@ -6,6 +6,8 @@ import threading
 from collections import OrderedDict
 from typing import Protocol
 
+__all__ = ["MemoryNonceStore", "NonceStore"]
+
 
 class NonceStore(Protocol):
     """Remembers nonces until they expire.

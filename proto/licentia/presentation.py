@@ -19,6 +19,21 @@ from .nonces import NonceStore
 from .scope import IntendedUse
 from .v1 import licence_pb2
 
+__all__ = [
+    "DEFAULT_WINDOW_SECONDS",
+    "LICENCE_ID_BYTES",
+    "MAX_AUDIENCE_CHARS",
+    "MAX_PRESENTATION_CHARS",
+    "NONCE_BYTES",
+    "PRESENTATION_PREFIX",
+    "Presentation",
+    "check_presentation",
+    "checked",
+    "parse_presentation",
+    "present",
+]
+
+
 PRESENTATION_PREFIX = "lpr1."
 MAX_PRESENTATION_CHARS = 1024
 MAX_AUDIENCE_CHARS = 128

@@ -21,6 +21,23 @@ from .errors import LicentiaError, Reason
 from .keys import PrivateKey, PublicKey
 from .nonces import NonceStore
 
+__all__ = [
+    "DEFAULT_WINDOW_SECONDS",
+    "HEADERS",
+    "KEY_HEADER",
+    "MAX_METHOD_CHARS",
+    "NONCE_BYTES",
+    "NONCE_HEADER",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "SignedRequest",
+    "parse_request_metadata",
+    "request_payload",
+    "sign_request",
+    "verify_request",
+]
+
+
 KEY_HEADER = "x-licentia-key"
 TIMESTAMP_HEADER = "x-licentia-timestamp"
 NONCE_HEADER = "x-licentia-nonce"

@@ -17,6 +17,16 @@ from .errors import LicentiaError, Reason
 from .v1 import licence_pb2
 from .vocabulary import DataCategory, Medium, Purpose
 
+__all__ = [
+    "MAX_SCOPE_ITEMS",
+    "PURPOSE_COVERS",
+    "PURPOSE_PARENT",
+    "IntendedUse",
+    "Scope",
+    "purpose_covers",
+]
+
+
 #: Each narrower purpose and the broader purpose directly above it.
 PURPOSE_PARENT: dict[Purpose, Purpose] = {
     Purpose.ADVERTISING: Purpose.MARKETING,

@@ -23,6 +23,21 @@ from .errors import LicentiaError, Reason
 from .keys import IssuerKey, IssuerKeyResolver, PrivateKey
 from .v1 import status_pb2
 
+__all__ = [
+    "MAX_SNAPSHOT_BYTES",
+    "MAX_STATUS_BITS",
+    "Heartbeat",
+    "StatusEvent",
+    "StatusList",
+    "StatusSnapshot",
+    "StatusView",
+    "signed_heartbeat",
+    "verify_event",
+    "verify_heartbeat",
+    "verify_snapshot",
+]
+
+
 #: The largest status list a verifier accepts (64 Mi licences, 8 MiB of bits).
 MAX_STATUS_BITS = 1 << 26
 #: The largest signed snapshot accepted from the wire (compressed).

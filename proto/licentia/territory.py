@@ -9,6 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+__all__ = [
+    "EEA",
+    "EU",
+    "GROUPS",
+    "ISO_3166_ALPHA2",
+    "covers",
+    "expand",
+    "expand_all",
+    "is_territory",
+]
+
+
 #: Every officially assigned ISO 3166-1 alpha-2 code (249 codes).
 ISO_3166_ALPHA2: frozenset[str] = frozenset(
     """

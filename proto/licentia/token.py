@@ -29,6 +29,42 @@ from .scope import Scope
 from .v1 import licence_pb2
 from .vocabulary import SENSITIVE_CATEGORIES, SENSITIVE_PURPOSES, DataCategory
 
+__all__ = [
+    "CONSENT_APPROVAL",
+    "CONSENT_STANDING",
+    "DEFAULT_MAX_TERM_SECONDS",
+    "DIGEST_BYTES",
+    "LICENCE_ID_BYTES",
+    "MAX_ASSETS",
+    "MAX_RULE_LICENSEES",
+    "MAX_TOKEN_CHARS",
+    "RULE_ID_BYTES",
+    "TOKEN_PREFIX",
+    "Approval",
+    "Asset",
+    "Consent",
+    "Licence",
+    "LicenceClaims",
+    "PriceTerms",
+    "StandingConsent",
+    "StandingRule",
+    "UnverifiedLicence",
+    "VerificationError",
+    "approve",
+    "authenticate",
+    "check_claims_message",
+    "decode_rule",
+    "is_currency",
+    "issuance_message",
+    "issue",
+    "new_licence_id",
+    "parse_token",
+    "sensitive_reasons",
+    "sign_standing_rule",
+    "verified_rule",
+]
+
+
 TOKEN_PREFIX = "lic1."  # noqa: S105 - a format prefix, not a secret
 #: Tokens longer than this are refused before any decoding.
 MAX_TOKEN_CHARS = 4096

@@ -36,6 +36,8 @@ from .token import (
     parse_token,
 )
 
+__all__ = ["Decision", "StatusSource", "VerificationEngine"]
+
 
 class StatusSource(Protocol):
     """Where the engine learns whether a licence is revoked: a verifier's

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 
+__all__ = ["SENSITIVE_CATEGORIES", "SENSITIVE_PURPOSES", "DataCategory", "Medium", "Purpose"]
+
 
 class DataCategory(enum.IntEnum):
     """A category of personal data that a holder can license."""

@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
+from licentia.methods import path
 from licentia.presentation import present
 from licentia.scope import IntendedUse
 from licentia.token import (
@@ -63,13 +64,6 @@ PHOTO_SHA = hashlib.sha256(PHOTO).digest()
 VOICE = b"RIFF a voice sample"
 VOICE_SHA = hashlib.sha256(VOICE).digest()
 
-SERVICE_OF = {
-    registry_pb2: "RegistryService",
-    exchange_pb2: "ExchangeService",
-    licences_pb2: "LicenceService",
-    verification_pb2: "VerificationService",
-    ledger_pb2: "LedgerService",
-}
 #: What each advertiser the tests register is credited (1,000,000.00).
 FUNDS = 100_000_000
 #: A channel that reconnects quickly once the exchange is back (gRPC's default first retry
@@ -93,7 +87,7 @@ class ManualClock:
 
 def method_path(module: Any, name: str) -> str:
     """``/licentia.v1.Service/Method`` for a method of a generated module's service."""
-    return f"/licentia.v1.{SERVICE_OF[module]}/{name}"
+    return path(module, name)
 
 
 @dataclass

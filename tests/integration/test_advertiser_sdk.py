@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (R
         DecisionTimeout,
         ExchangeError,
         ExchangeUnavailable,
-        Licence,
+        LicenceRecord,
         LicenceRequest,
         LicenceState,
         RequestState,
@@ -57,7 +57,7 @@ else:
         DecisionTimeout,
         ExchangeError,
         ExchangeUnavailable,
-        Licence,
+        LicenceRecord,
         LicenceRequest,
         LicenceState,
         RequestState,
@@ -236,7 +236,7 @@ def test_sync_story(ex: Exchange, parties: tuple[Party, Party]) -> None:
         approver.join()
         assert decided.state == RequestState.ISSUED
         licence = decided.licence
-        assert isinstance(licence, Licence)
+        assert isinstance(licence, LicenceRecord)
         assert licence.state == LicenceState.ACTIVE
         assert licence.licensee_key == key.public
         assert licence.parsed.licence_id == licence.licence_id

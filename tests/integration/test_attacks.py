@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 import grpc  # type: ignore[import-untyped]
 import pytest
 
+from licentia import methods
 from licentia.encoding import b64url_decode, b64url_encode
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
@@ -220,7 +221,7 @@ def footprint(w: World, lic: records_pb2.LicenceRecord) -> tuple[int, ...]:
     ).snapshot
     sequence = status_pb2.StatusListSnapshot.FromString(signed.snapshot).sequence
     note = w.holder.rpc.unary(
-        "/licentia.v1.TransparencyService/GetCheckpoint",
+        methods.path(transparency_pb2, "GetCheckpoint"),
         transparency_pb2.GetCheckpointRequest(),
         transparency_pb2.GetCheckpointResponse,
     ).checkpoint

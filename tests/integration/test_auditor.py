@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from licentia import keys, merkle
+from licentia import keys, merkle, methods
 from licentia.checkpoint import vkey
 from licentia.encoding import b64url_encode
 from licentia.keys import PrivateKey
@@ -192,7 +192,7 @@ def revocation(licence_id: bytes, call: transparency_pb2.SignedCall | None) -> A
     return transparency_pb2.LogEntry(revocation=rev)
 
 
-REVOKE = "/licentia.v1.LicenceService/RevokeLicence"
+REVOKE = methods.path(licences_pb2, "RevokeLicence")
 
 
 # -- a clean log, and incremental runs --------------------------------------------------------

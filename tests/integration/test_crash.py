@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 import grpc  # type: ignore[import-untyped]
 
-from licentia import merkle
+from licentia import merkle, methods
 from licentia.checkpoint import vkey
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import IssuerKeySet, PrivateKey
@@ -1536,7 +1536,7 @@ def test_sigkill_during_a_first_start_never_stops_the_next_one(tmp_path: Path) -
                 profile = (
                     SignedChannel(channel, holder)
                     .unary(
-                        "/licentia.v1.RegistryService/RegisterHolder",
+                        methods.path(registry_pb2, "RegisterHolder"),
                         registry_pb2.RegisterHolderRequest(
                             handle=f"holder-{number}", display_name="H"
                         ),

@@ -78,6 +78,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import licentia.v1
+from licentia import methods
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.presentation import present
@@ -344,9 +345,9 @@ def _error_info(error: grpc.RpcError) -> Reason | None:
 def _caps(ex: Exchange) -> dict[str, int]:
     """Each method's own request cap, as its servicer declares it."""
     caps: dict[str, int] = {}
-    for _module, name, servicer in SERVICES.values():
+    for module, _name, servicer in SERVICES.values():
         for method, spec in servicer(ex.app.deps).methods().items():
-            caps[f"/licentia.v1.{name}/{method}"] = spec.max_request_bytes
+            caps[methods.path(module, method)] = spec.max_request_bytes
     return caps
 
 

@@ -25,7 +25,7 @@ import grpc  # type: ignore[import-untyped]
 import psycopg
 import pytest
 
-from licentia import merkle
+from licentia import merkle, methods
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.presentation import present
@@ -72,7 +72,7 @@ else:
     from licentia.services.store import open_store
 
 AUDIENCE = "photoshare"
-WATCH = "/licentia.v1.LicenceService/WatchRevocations"
+WATCH = methods.path(licences_pb2, "WatchRevocations")
 #: How long a revocation may take to reach the other replica's subscribers in these tests
 #: (the bench measures the real figure).
 ARRIVAL = 2.0

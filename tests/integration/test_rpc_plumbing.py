@@ -29,6 +29,7 @@ from grpc_reflection.v1alpha import (  # type: ignore[import-untyped]
 )
 from grpc_status import rpc_status  # type: ignore[import-untyped]
 
+from licentia import methods
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey
 from licentia.request import sign_request
@@ -52,8 +53,8 @@ from .exchange_harness import needs_openssl, raw_unary, self_signed_certificate
 REGISTRY = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"]
 LICENCES = licences_pb2.DESCRIPTOR.services_by_name["LicenceService"]
 VERIFICATION = verification_pb2.DESCRIPTOR.services_by_name["VerificationService"]
-REGISTER_HOLDER = "/licentia.v1.RegistryService/RegisterHolder"
-GET_PROFILE = "/licentia.v1.RegistryService/GetProfile"
+REGISTER_HOLDER = methods.path(registry_pb2, "RegisterHolder")
+GET_PROFILE = methods.path(registry_pb2, "GetProfile")
 LEAK = "do-not-leak-7f3a9c"
 
 
@@ -185,7 +186,7 @@ def test_a_public_method_needs_no_signature_and_has_no_caller(harness: Harness) 
     req = registry_pb2.RegisterPlatformRequest(platform_id="news", name="News")
     for key in (None, harness.key):  # a signature on a public call is ignored
         resp = SignedChannel(harness.channel, key).unary(
-            "/licentia.v1.RegistryService/RegisterPlatform",
+            methods.path(registry_pb2, "RegisterPlatform"),
             req,
             registry_pb2.RegisterPlatformResponse,
         )
@@ -250,7 +251,7 @@ def test_a_crash_is_internal_and_reveals_nothing(harness: Harness) -> None:
     req = registry_pb2.RegisterAdvertiserRequest(organisation="Acme", country="FR")
     with pytest.raises(ExchangeError) as err:
         harness.signed().unary(
-            "/licentia.v1.RegistryService/RegisterAdvertiser",
+            methods.path(registry_pb2, "RegisterAdvertiser"),
             req,
             registry_pb2.RegisterAdvertiserResponse,
         )
@@ -267,7 +268,7 @@ def test_a_crash_is_internal_and_reveals_nothing(harness: Harness) -> None:
 def test_a_method_without_a_handler_is_not_served(harness: Harness) -> None:
     with pytest.raises(ExchangeError) as err:
         harness.signed().unary(
-            "/licentia.v1.RegistryService/UpdateProfile",
+            methods.path(registry_pb2, "UpdateProfile"),
             registry_pb2.UpdateProfileRequest(display_name="A"),
             registry_pb2.UpdateProfileResponse,
         )
@@ -275,7 +276,7 @@ def test_a_method_without_a_handler_is_not_served(harness: Harness) -> None:
     with pytest.raises(ExchangeError) as err:
         list(
             SignedChannel(harness.channel, None).server_stream(
-                "/licentia.v1.LicenceService/WatchLicenceEvents",
+                methods.path(licences_pb2, "WatchLicenceEvents"),
                 licences_pb2.WatchLicenceEventsRequest(),
                 licences_pb2.WatchLicenceEventsResponse,
             )
@@ -286,7 +287,7 @@ def test_a_method_without_a_handler_is_not_served(harness: Harness) -> None:
 def test_a_method_the_server_does_not_know_maps_to_not_served(harness: Harness) -> None:
     with pytest.raises(ExchangeError) as err:
         harness.signed().unary(
-            "/licentia.v1.NoSuchService/Nothing",
+            f"/{registry_pb2.DESCRIPTOR.package}.NoSuchService/Nothing",
             registry_pb2.GetProfileRequest(),
             registry_pb2.GetProfileResponse,
         )
@@ -317,7 +318,7 @@ def test_every_reason_has_a_status_code() -> None:
 
 
 def test_a_server_stream_delivers_then_maps_an_error_mid_stream(harness: Harness) -> None:
-    method = "/licentia.v1.LicenceService/WatchRevocations"
+    method = methods.path(licences_pb2, "WatchRevocations")
     cls = licences_pb2.WatchRevocationsResponse
     ok = harness.signed().server_stream(method, licences_pb2.WatchRevocationsRequest(), cls)
     assert [m.heartbeat.sequence for m in ok] == [1, 2]
@@ -334,7 +335,7 @@ def test_a_server_stream_delivers_then_maps_an_error_mid_stream(harness: Harness
 def test_a_client_stream_is_signed_as_a_whole_and_each_message_checked(
     harness: Harness,
 ) -> None:
-    method = "/licentia.v1.VerificationService/VerifyStream"
+    method = methods.path(verification_pb2, "VerifyStream")
     cls = verification_pb2.VerifyResponse
     reqs = [verification_pb2.VerifyRequest(token=t) for t in ("ok", "no", "ok")]
     answers = harness.signed().stream_stream(method, iter(reqs), cls)
@@ -456,7 +457,7 @@ def test_the_server_stops_within_its_grace_period() -> None:
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(
                 client.unary,
-                "/licentia.v1.RegistryService/GetTerms",
+                methods.path(registry_pb2, "GetTerms"),
                 registry_pb2.GetTermsRequest(),
                 registry_pb2.GetTermsResponse,
             )

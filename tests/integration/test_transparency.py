@@ -11,7 +11,7 @@ from typing import Any
 import grpc  # type: ignore[import-untyped]
 import pytest
 
-from licentia import keys, merkle
+from licentia import keys, merkle, methods
 from licentia.checkpoint import Checkpoint, open_checkpoint, parse_vkey
 from licentia.keys import PublicKey
 from licentia.request import request_payload
@@ -29,8 +29,6 @@ from .exchange_harness import (
     start_exchange,
 )
 
-T = "/licentia.v1.TransparencyService/"
-
 
 @pytest.fixture
 def ex(tmp_path: Path) -> Iterator[Exchange]:
@@ -43,7 +41,7 @@ def ex(tmp_path: Path) -> Iterator[Exchange]:
 
 def _unary(ex: Exchange, name: str, request: Any, response_cls: Any) -> Any:
     call = ex.channel().unary_unary(
-        T + name,
+        methods.path(transparency_pb2, name),
         request_serializer=lambda m: m.SerializeToString(),
         response_deserializer=response_cls.FromString,
     )
@@ -63,7 +61,7 @@ def checkpoint(ex: Exchange) -> Checkpoint:
 
 def entries(ex: Exchange, start: int = 0, end: int = 0) -> list[transparency_pb2.LogEntry]:
     call = ex.channel().unary_stream(
-        T + "GetEntries",
+        methods.path(transparency_pb2, "GetEntries"),
         request_serializer=lambda m: m.SerializeToString(),
         response_deserializer=transparency_pb2.GetEntriesResponse.FromString,
     )
@@ -125,7 +123,7 @@ def test_a_licence_and_its_revocation_are_in_the_log_with_valid_proofs(ex: Excha
     assert rev.cause == licences_pb2.TERMINATION_CAUSE_REVOKED
     # The holder's own signed call is in the log: anyone can check that they asked.
     signed = rev.request
-    assert signed.method == "/licentia.v1.LicenceService/RevokeLicence"
+    assert signed.method == methods.path(licences_pb2, "RevokeLicence")
     assert signed.key == holder.key.public.raw
     assert licences_pb2.RevokeLicenceRequest.FromString(signed.body).licence_id == licence_id
     payload = request_payload(signed.method, signed.body, signed.timestamp, signed.nonce)
@@ -144,7 +142,7 @@ def test_erasure_revocations_carry_the_holders_erase_call(ex: Exchange) -> None:
     last = entries(ex)[-1].revocation
     assert last.licence_id == parse_token(token).licence_id
     assert last.cause == licences_pb2.TERMINATION_CAUSE_ERASED
-    assert last.request.method == "/licentia.v1.RegistryService/EraseAssets"
+    assert last.request.method == methods.path(registry_pb2, "EraseAssets")
 
 
 def test_a_key_rotation_is_logged(ex: Exchange) -> None:

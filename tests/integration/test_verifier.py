@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import grpc  # type: ignore[import-untyped]
 import pytest
 
+from licentia import methods
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.presentation import present
@@ -184,10 +185,10 @@ def test_revocation_reaches_the_verifier_within_2s_with_no_call_per_check(
     assert check(v, licence, adv.key).allowed
     unary_before, streams_before = list(counter.unary), list(counter.streams)
     assert sorted(set(unary_before)) == [
-        "/licentia.v1.LicenceService/GetIssuerKeys",
-        "/licentia.v1.LicenceService/GetStatusSnapshot",
+        methods.path(licences_pb2, "GetIssuerKeys"),
+        methods.path(licences_pb2, "GetStatusSnapshot"),
     ]
-    assert streams_before == ["/licentia.v1.LicenceService/WatchRevocations"]
+    assert streams_before == [methods.path(licences_pb2, "WatchRevocations")]
 
     revoke_licence(holder, licence.licence_id)
     t0 = time.monotonic()

@@ -19,6 +19,7 @@ import grpc  # type: ignore[import-untyped]
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
+from licentia import methods
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.presentation import present
@@ -149,7 +150,7 @@ def test_the_replica_decides_as_the_exchange(world: World) -> None:
     ]
     answers = list(
         at_replica.rpc.stream_stream(
-            "/licentia.v1.VerificationService/VerifyStream",
+            methods.path(verification_pb2, "VerifyStream"),
             [
                 verification_pb2.VerifyRequest(token=w.token, presentation=p, use=u.to_proto())
                 for p, u in zip(pres, uses[:2], strict=True)
@@ -227,7 +228,7 @@ def test_a_replayed_presentation_is_refused(world: World) -> None:
     use = photo_use()
     pres = present(w.adv.key, parse_token(w.token).licence_id, "photoshare", use, int(time.time()))
     req = verification_pb2.VerifyRequest(token=w.token, presentation=pres, use=use.to_proto())
-    path = "/licentia.v1.VerificationService/Verify"
+    path = methods.path(verification_pb2, "Verify")
     first = at_replica.rpc.unary(path, req, verification_pb2.VerifyResponse)
     again = at_replica.rpc.unary(path, req, verification_pb2.VerifyResponse)
     assert first.allowed

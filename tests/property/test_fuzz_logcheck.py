@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from licentia import keys
+from licentia import keys, methods
 from licentia.errors import LicentiaError
 from licentia.examples import typical_claims
 from licentia.keys import PrivateKey
 from licentia.request import request_payload
 from licentia.token import approve, issue, parse_token
-from licentia.v1 import licences_pb2, transparency_pb2
+from licentia.v1 import licences_pb2, registry_pb2, transparency_pb2
 
 if TYPE_CHECKING:  # mypy checks clients/ as its own package (README, Layout)
     from clients.logcheck import (
@@ -40,7 +40,7 @@ ISSUER, HOLDER, LICENSEE = (PrivateKey.from_seed(bytes([i]) * 32) for i in (0x41
 _CLAIMS = typical_claims(ISSUER, HOLDER, LICENSEE, NOW, 7).encode()
 TOKEN = issue(ISSUER, _CLAIMS, approve(HOLDER, _CLAIMS))
 FACTS = LicenceFacts.of(parse_token(TOKEN))
-REVOKE = "/licentia.v1.LicenceService/RevokeLicence"
+REVOKE = methods.path(licences_pb2, "RevokeLicence")
 
 FUZZ = settings(
     max_examples=300,
@@ -66,7 +66,7 @@ def test_any_bytes_decode_to_an_entry_or_a_licentia_error(data: bytes) -> None:
 @st.composite
 def signed_calls(draw: st.DrawFn) -> transparency_pb2.SignedCall:
     return transparency_pb2.SignedCall(
-        method=draw(st.sampled_from([REVOKE, "/licentia.v1.RegistryService/EraseAssets", ""]))
+        method=draw(st.sampled_from([REVOKE, methods.path(registry_pb2, "EraseAssets"), ""]))
         if draw(st.booleans())
         else draw(text),
         body=draw(st.binary(max_size=200)),

@@ -45,7 +45,7 @@ from google.protobuf.message_factory import GetMessageClass
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
-from licentia import checkpoint, keys, merkle
+from licentia import checkpoint, keys, merkle, methods
 from licentia.checkpoint import Checkpoint
 from licentia.encoding import b64url_decode, b64url_encode, parse_canonical
 from licentia.errors import LicentiaError, Reason
@@ -94,7 +94,7 @@ from licentia.token import (
     parse_token,
     sign_standing_rule,
 )
-from licentia.v1 import licence_pb2, status_pb2
+from licentia.v1 import licence_pb2, registry_pb2, status_pb2
 from licentia.verify import VerificationEngine
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
@@ -142,7 +142,7 @@ _STATUS = StatusList()
 for _index in (1, 9, 999_999):
     _STATUS.revoke(_index)
 SNAPSHOT = _STATUS.snapshot(ISSUER, 3, NOW)
-METHOD = "/licentia.v1.RegistryService/GetProfile"
+METHOD = methods.path(registry_pb2, "GetProfile")
 BODY = b"\x08\x01"
 METADATA = sign_request(CALLER, METHOD, BODY, NOW, nonce=NONCE)
 ORIGIN = "licentia.example/log"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from licentia import methods
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
 from licentia.nonces import MemoryNonceStore
@@ -17,6 +18,7 @@ from licentia.status import (
     verify_snapshot,
 )
 from licentia.token import is_currency
+from licentia.v1 import registry_pb2
 from licentia.verify import VerificationEngine
 
 if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
@@ -28,7 +30,7 @@ NOW = 1_800_000_000
 ISSUER = PrivateKey.from_seed(b"\x01" * 32)
 HOLDER = PrivateKey.from_seed(b"\x02" * 32)
 KEYS = IssuerKeySet([IssuerKey(ISSUER.public, NOW - 86400)])
-METHOD = "/licentia.v1.RegistryService/RegisterHolder"
+METHOD = methods.path(registry_pb2, "RegisterHolder")
 
 
 @pytest.mark.parametrize(

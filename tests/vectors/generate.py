@@ -20,7 +20,7 @@ import nacl.signing
 from google.protobuf.message import Message
 
 from licentia import keys as keymod
-from licentia import territory
+from licentia import methods, territory
 from licentia.encoding import b64url_decode, b64url_encode
 from licentia.errors import LicentiaError
 from licentia.examples import PHOTO_SHA256, typical_claims, typical_rule
@@ -57,7 +57,7 @@ from licentia.token import (
     parse_token,
     sign_standing_rule,
 )
-from licentia.v1 import licence_pb2, status_pb2
+from licentia.v1 import licence_pb2, registry_pb2, status_pb2
 from licentia.verify import VerificationEngine
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
@@ -659,7 +659,7 @@ def build() -> dict[str, Any]:
     snapshot = statuses.snapshot(issuer, 2, NOW)
 
     body = b"\x0a\x05alice"
-    method = "/licentia.v1.RegistryService/RegisterHolder"
+    method = methods.path(registry_pb2, "RegisterHolder")
     metadata = sign_request(holder, method, body, NOW, nonce=b"\x07" * 16)
 
     keys = IssuerKeySet([IssuerKey(issuer.public, NOW - DAY)])
