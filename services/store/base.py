@@ -9,7 +9,7 @@ either everything they describe happens, durably, or nothing does. They raise
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -17,6 +17,7 @@ from typing import Protocol
 
 from licentia.errors import Reason
 
+from ..issuance import Issuance, Verdict
 from ..model import (
     Access,
     AssetRow,
@@ -33,12 +34,11 @@ from ..model import (
     Terms,
 )
 
-#: Decides, inside the issuing transaction, whether a new licence conflicts with the holder's
-#: live licences: returns the refusal reason, or None when it may be issued.
-ConflictCheck = Callable[[Sequence[LicenceRow]], Reason | None]
-#: Given a request just stored, the licence to issue for it at once (and its conflict
-#: check), or None to leave it pending.
-AutoIssue = Callable[[RequestRow], tuple[LicenceRow, ConflictCheck] | None]
+
+class StaleVerdict(Exception):  # noqa: N818 (not an error: a signal to decide again)
+    """Raised, changing nothing, when an issuance's :class:`~..issuance.Verdict` was decided
+    over live licences of the holder that are no longer those the store holds: decide again
+    over :meth:`Store.live_licences` now."""
 
 
 @dataclass(slots=True)
@@ -149,22 +149,27 @@ class Store(Protocol):
         ...
 
     # -- requests ------------------------------------------------------------------------
-    def create_request(
+    def reserve_status_index(self) -> int:
+        """The next unused status-list index: never handed out twice (one the caller does
+        not use stays a zero bit)."""
+        ...
+
+    def add_request(
         self,
-        build: Callable[[int], RequestRow],
-        auto_issue: AutoIssue | None = None,
+        row: RequestRow,
+        *,
+        auto: tuple[Issuance, Verdict] | None = None,
         now: int = 0,
         idempotency_key: bytes = b"",
         digest: bytes = b"",
     ) -> RequestRow:
-        """Reserve the next status-list index (never handed out twice), build the request
-        with it, and store it; when ``auto_issue`` gives a licence, issue it in the same
-        transaction (a refused issuance leaves the request FAILED and raises its reason).
-        ``build`` and ``auto_issue`` may run before that transaction begins: they prepare,
-        and only what the transaction checks (pending state, conflicts, funds) is decided in
-        it. With an ``idempotency_key`` (and the request's ``digest``, 32 bytes, stored with
-        it), the request the same advertiser made with that key before is returned instead
-        and nothing is stored; IDEMPOTENCY_KEY_REUSED if that request had another digest."""
+        """Store a new request; with ``auto``, issue its licence in the same transaction
+        (as :meth:`issue`; a refused issuance leaves the request FAILED with the reason, and
+        the refusal is raised after the commit; a stale verdict raises
+        :class:`StaleVerdict` and stores nothing). With an ``idempotency_key`` (and the
+        request's ``digest``, 32 bytes, stored with it), the request the same advertiser
+        made with that key before is returned instead and nothing is stored;
+        IDEMPOTENCY_KEY_REUSED if that request had another digest."""
         ...
 
     def request_by_key(
@@ -196,13 +201,22 @@ class Store(Protocol):
         """Move a PENDING request to ``state``; REQUEST_NOT_PENDING if it is not pending."""
         ...
 
-    def issue(self, licence: LicenceRow, now: int, check: ConflictCheck) -> RequestRow:
-        """Issue ``licence`` for its pending request, atomically with the conflict check.
+    def live_licences(
+        self, holder_key: bytes, not_before: int, not_after: int, *, exclusive: bool
+    ) -> list[LicenceRow]:
+        """The holder's unrevoked licences that a new one over ``[not_before, not_after)``
+        could conflict with: those overlapping it in time, and only the exclusive ones
+        unless ``exclusive``. What :func:`~..issuance.verdict` decides over."""
+        ...
 
-        Under one transaction: the request must be PENDING (REQUEST_NOT_PENDING), ``check``
-        runs over the holder's live licences that could conflict (those overlapping in time;
-        only the exclusive ones unless ``licence`` is exclusive), the licence is stored and
-        the request becomes ISSUED.
+    def issue(self, issuance: Issuance, verdict: Verdict, now: int) -> RequestRow:
+        """Apply a decided issuance to its pending request, in one transaction.
+
+        The request must be PENDING (REQUEST_NOT_PENDING); the holder's live licences
+        (:meth:`live_licences`) must still be those ``verdict`` saw (else
+        :class:`StaleVerdict`, nothing changed); the verdict's refusal is raised; the
+        advertiser's balance must cover the escrow (INSUFFICIENT_FUNDS). Then the licence,
+        its money, escrow posting and log entry are stored and the request becomes ISSUED.
         """
         ...
 

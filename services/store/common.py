@@ -23,11 +23,11 @@ from typing import Any, ClassVar, Protocol, TypeVar, cast
 from licentia import merkle
 from licentia.errors import LicentiaError, Reason
 from licentia.scope import Scope
-from licentia.token import parse_token
 from licentia.v1 import transparency_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from .. import ledger
+from ..issuance import Issuance, Verdict
 from ..model import (
     Access,
     AssetRow,
@@ -44,7 +44,7 @@ from ..model import (
     Statement,
     Terms,
 )
-from .base import AutoIssue, ConflictCheck, SpentNonce
+from .base import SpentNonce, StaleVerdict
 
 T = TypeVar("T")
 
@@ -181,7 +181,7 @@ class SqlStore:
         """One statement as its own change; the rows it changed."""
         return self._transact(lambda c: c.execute(sql, params).rowcount)
 
-    def _status_index(self) -> int:
+    def reserve_status_index(self) -> int:
         """The next unused status-list index (reserved in blocks of :data:`INDEX_BLOCK`)."""
         with self._index_lock:
             if self._index_next >= self._index_end:
@@ -482,29 +482,27 @@ class SqlStore:
             licence_id=r[12],
         )
 
-    def create_request(
+    def add_request(
         self,
-        build: Callable[[int], RequestRow],
-        auto_issue: AutoIssue | None = None,
+        row: RequestRow,
+        *,
+        auto: tuple[Issuance, Verdict] | None = None,
         now: int = 0,
         idempotency_key: bytes = b"",
         digest: bytes = b"",
     ) -> RequestRow:
-        """Reserve the next status-list index, build the request with it, and store it — and,
-        when ``auto_issue`` returns a licence for it, issue that too, in the same transaction.
+        """Store a new request — and, with ``auto``, issue its licence too, in the same
+        transaction.
 
-        ``build`` and ``auto_issue`` (claims, signatures) run before the transaction, so the
-        writer holds it only for the reads and writes. An index is never handed out twice
-        (a refused build wastes one). When the automatic issuance is refused by its conflict
-        check (run inside the transaction), the request is stored FAILED with the reason, and
-        the refusal is raised after the commit. With an ``idempotency_key``, a request the
-        same advertiser made with that key before is returned instead, and nothing is stored
-        (IDEMPOTENCY_KEY_REUSED if it had another ``digest``; the digest is stored with the key).
+        When the automatic issuance is refused (its verdict, or the advertiser's funds),
+        the request is stored FAILED with the reason, and the refusal is raised after the
+        commit; a stale verdict (:class:`.base.StaleVerdict`) stores nothing. With an
+        ``idempotency_key``, a request the same advertiser made with that key before is
+        returned instead, and nothing is stored (IDEMPOTENCY_KEY_REUSED if it had another
+        ``digest``; the digest is stored with the key).
         """
         if idempotency_key:
             _check_digest(digest)
-        row = build(self._status_index())
-        issuing = auto_issue(row) if auto_issue is not None else None
 
         def change(c: Conn) -> tuple[RequestRow, LicentiaError | None]:
             if idempotency_key:
@@ -539,12 +537,12 @@ class SqlStore:
                     row.licence_id,
                 ),
             )
-            if issuing is None:
+            if auto is None:
                 return row, None
-            licence, check = issuing
+            issuance, verdict = auto
             c.execute("SAVEPOINT issue")
             try:
-                issued = self._issue_in(c, licence, now, check, just_stored=True)
+                issued = self._issue_in(c, issuance, verdict, now, just_stored=True)
             except LicentiaError as e:
                 c.execute("ROLLBACK TO issue")
                 c.execute("RELEASE issue")
@@ -662,21 +660,44 @@ class SqlStore:
         """Move a PENDING request to ``state``; REQUEST_NOT_PENDING if it is not pending."""
         return self._transact(lambda c: self._finish(c, request_id, state, now, reason, failure))
 
-    def issue(self, licence: LicenceRow, now: int, check: ConflictCheck) -> RequestRow:
-        """Issue ``licence`` for its pending request, atomically with the conflict check."""
-        return self._transact(lambda c: self._issue_in(c, licence, now, check))
+    def issue(self, issuance: Issuance, verdict: Verdict, now: int) -> RequestRow:
+        """Apply a decided issuance to its pending request, in one transaction."""
+        return self._transact(lambda c: self._issue_in(c, issuance, verdict, now))
+
+    def _live_licences(
+        self, c: Conn, holder_key: bytes, not_before: int, not_after: int, exclusive: bool
+    ) -> list[LicenceRow]:
+        # Only licences that overlap in time can conflict, and a licence that is not
+        # exclusive conflicts only with exclusive ones.
+        only_exclusive = "" if exclusive else " AND exclusive = 1"
+        return [
+            self._licence(r)
+            for r in c.execute(
+                f"SELECT {self._LIC} FROM licences WHERE holder_key = ? AND revoked_at = 0"
+                f" AND not_after > ? AND not_before < ?{only_exclusive}",
+                (holder_key, not_before, not_after),
+            )
+        ]
+
+    def live_licences(
+        self, holder_key: bytes, not_before: int, not_after: int, *, exclusive: bool
+    ) -> list[LicenceRow]:
+        """The holder's unrevoked licences a new one over the window could conflict with."""
+        with self._snapshot() as c:
+            return self._live_licences(c, holder_key, not_before, not_after, exclusive)
 
     def _issue_in(
         self,
         c: Conn,
-        licence: LicenceRow,
+        issuance: Issuance,
+        verdict: Verdict,
         now: int,
-        check: ConflictCheck,
         *,
         just_stored: bool = False,
     ) -> RequestRow:
-        """Issue ``licence`` inside the caller's change. ``just_stored``: its request was
+        """Apply ``issuance`` inside the caller's change. ``just_stored``: its request was
         stored PENDING earlier in this same change, so it is not read back to be checked."""
+        licence, money = issuance.licence, issuance.money
         # Concurrent writers wait here: one issuance (or answer) per request, and one
         # exclusivity check per holder at a time, each seeing what the one before committed.
         self._hold(c, b"request", licence.request_id)
@@ -689,32 +710,13 @@ class SqlStore:
                 raise LicentiaError(Reason.NOT_FOUND, "no such request")
             if state[0] != RequestState.PENDING:
                 raise LicentiaError(Reason.REQUEST_NOT_PENDING, "the request is no longer pending")
-        # Only licences that overlap in time can conflict, and a licence that is not
-        # exclusive conflicts only with exclusive ones.
-        only_exclusive = "" if licence.exclusive else " AND exclusive = 1"
-        candidates = [
-            self._licence(r)
-            for r in c.execute(
-                f"SELECT {self._LIC} FROM licences WHERE holder_key = ? AND revoked_at = 0"
-                f" AND not_after > ? AND not_before < ?{only_exclusive}",
-                (licence.holder_key, licence.not_before, licence.not_after),
-            )
-        ]
-        refusal = check(candidates)
-        if refusal is not None:
-            raise LicentiaError(refusal, "the licence conflicts with a live licence")
-        parsed = parse_token(licence.token)
-        money = ledger.LicenceMoney(
-            licence_id=licence.licence_id,
-            advertiser_key=licence.licensee_key,
-            holder_key=licence.holder_key,
-            price=parsed.amount_minor,
-            price_per_use=parsed.per_use_minor,
-            max_uses=licence.max_uses,
-            fee_bps=parsed.fee_bps,
-            not_before=licence.not_before,
-            not_after=licence.not_after,
+        live = self._live_licences(
+            c, licence.holder_key, licence.not_before, licence.not_after, licence.exclusive
         )
+        if frozenset(r.licence_id for r in live) != verdict.seen:
+            raise StaleVerdict
+        if verdict.refusal is not None:
+            raise LicentiaError(verdict.refusal, "the licence conflicts with a live licence")
         # Only issuances take money out of an advertiser's account: this lock keeps the
         # balance read here true until the escrow is posted.
         self._hold(c, b"account", ledger.ADVERTISER.encode(), money.advertiser_key)
@@ -730,9 +732,8 @@ class SqlStore:
             f"INSERT INTO licences ({self._LIC}) VALUES ({', '.join('?' * 13)})",
             self._licence_values(licence),
         )
-        escrowed = ledger.escrow(money, now)
-        if escrowed is not None:
-            self._post(c, escrowed)
+        if issuance.escrow is not None:
+            self._post(c, issuance.escrow)
         c.execute(
             "INSERT INTO licence_money VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0)",
             (
@@ -747,14 +748,8 @@ class SqlStore:
                 money.not_after,
             ),
         )
-        self._log(
-            c,
-            transparency_pb2.LogEntry(licence=licence.token),
-            now,
-            "licence",
-            licence.licence_id,
-        )
-        for digest in parsed.asset_categories:
+        self._log(c, issuance.log_entry, now, "licence", licence.licence_id)
+        for digest in issuance.asset_digests:
             c.execute(
                 "INSERT INTO licence_assets VALUES (?, ?, ?)",
                 (licence.licence_id, licence.holder_key, digest),

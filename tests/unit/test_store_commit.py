@@ -126,14 +126,14 @@ def test_status_indexes_are_never_handed_out_twice(tmp_path: Path) -> None:
 
     def take(_: int) -> None:
         for _ in range(50):
-            i = store._status_index()
+            i = store.reserve_status_index()
             with lock:
                 got.append(i)
 
     assert not any(_concurrently(8, take))
     store.close()
     again = SqliteStore(tmp_path / "db")  # a restart continues after the reserved block
-    after = again._status_index()
+    after = again.reserve_status_index()
     again.close()
     assert len(set(got)) == len(got) == 400
     assert after > max(got)

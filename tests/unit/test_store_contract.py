@@ -22,7 +22,7 @@ from licentia.errors import LicentiaError, Reason
 from licentia.examples import typical_claims
 from licentia.keys import PrivateKey
 from licentia.scope import Scope
-from licentia.token import LicenceClaims, approve, issue
+from licentia.token import LicenceClaims, approve
 from licentia.v1 import transparency_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
@@ -30,7 +30,7 @@ from ..pg_server import PgServer
 from .test_store_commit import _concurrently, _nonce
 
 if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services import market
+    from services import issuance
     from services.model import (
         Access,
         AssetRow,
@@ -44,11 +44,11 @@ if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
         StandingRuleRow,
         Terms,
     )
-    from services.store import SqliteStore, Store
+    from services.store import SqliteStore, StaleVerdict, Store
     from services.store.base import spending
     from services.store.postgres import PostgresStore, migrate
 else:
-    from licentia.services import market
+    from licentia.services import issuance
     from licentia.services.model import (
         Access,
         AssetRow,
@@ -62,7 +62,7 @@ else:
         StandingRuleRow,
         Terms,
     )
-    from licentia.services.store import SqliteStore, Store
+    from licentia.services.store import SqliteStore, StaleVerdict, Store
     from licentia.services.store.base import spending
     from licentia.services.store.postgres import PostgresStore, migrate
 
@@ -141,44 +141,49 @@ def _d(*parts: object) -> bytes:
     return hashlib.sha256(repr(parts).encode()).digest()
 
 
+def _row(store: Store, claims: LicenceClaims) -> RequestRow:
+    """A pending request for ``claims``, with the next status-list index (its id: theirs)."""
+    c = dataclasses.replace(claims, status_index=store.reserve_status_index())
+    return RequestRow(
+        request_id=c.licence_id,
+        state=RequestState.PENDING,
+        advertiser_key=c.licensee.raw,
+        holder_key=c.holder.raw,
+        claims=c.encode(),
+        created_at=NOW,
+        expires_at=NOW + DAY,
+        updated_at=NOW,
+    )
+
+
 def _request(
     store: Store, claims: LicenceClaims, key: bytes = b"", digest: bytes | None = None
 ) -> RequestRow:
-    def build(index: int) -> RequestRow:
-        c = dataclasses.replace(claims, status_index=index)
-        return RequestRow(
-            request_id=c.licence_id,
-            state=RequestState.PENDING,
-            advertiser_key=c.licensee.raw,
-            holder_key=c.holder.raw,
-            claims=c.encode(),
-            created_at=NOW,
-            expires_at=NOW + DAY,
-            updated_at=NOW,
-        )
-
-    return store.create_request(
-        build, now=NOW, idempotency_key=key, digest=_d(key) if digest is None else digest
+    return store.add_request(
+        _row(store, claims),
+        now=NOW,
+        idempotency_key=key,
+        digest=_d(key) if digest is None else digest,
     )
 
 
-def _licence(row: RequestRow, holder: PrivateKey) -> tuple[LicenceRow, Callable[..., Any]]:
+def _licence(row: RequestRow, holder: PrivateKey) -> issuance.Issuance:
+    """The issuance of a request's licence, approved by its holder."""
     c = LicenceClaims.decode(row.claims)
-    lic = LicenceRow(
-        licence_id=c.licence_id,
-        request_id=row.request_id,
-        token=issue(ISSUER, row.claims, approve(holder, row.claims)),
-        holder_key=row.holder_key,
-        licensee_key=row.advertiser_key,
-        issued_at=c.issued_at,
-        not_before=c.not_before,
-        not_after=c.not_after,
-        status_index=c.status_index,
-        max_uses=c.max_uses,
-        uses=0,
-        exclusive=c.exclusive,
-    )
-    return lic, lambda live: market.exclusivity_conflict(c, live)
+    return issuance.prepare(row.request_id, c, row.claims, approve(holder, row.claims), ISSUER, NOW)
+
+
+def _issue(store: Store, plan: issuance.Issuance) -> RequestRow:
+    """Issue as the servicer does: decide over the live licences, again if they changed."""
+    lic = plan.licence
+    while True:
+        live = store.live_licences(
+            lic.holder_key, lic.not_before, lic.not_after, exclusive=lic.exclusive
+        )
+        try:
+            return store.issue(plan, issuance.verdict(plan, live), NOW)
+        except StaleVerdict:
+            continue
 
 
 def _issued(store: Store, holder: PrivateKey, n: int, **changes: Any) -> LicenceRow:
@@ -187,9 +192,9 @@ def _issued(store: Store, holder: PrivateKey, n: int, **changes: Any) -> Licence
     ref = f"fund-{holder.public.raw.hex()[:8]}-{n}"
     store.deposit(LICENSEE.public.raw, PRICE, ref, NOW, digest=_d(ref, PRICE))
     row = _request(store, _claims(holder, n, **changes))
-    lic, check = _licence(row, holder)
-    assert store.issue(lic, NOW, check).state == RequestState.ISSUED
-    stored = store.licence(lic.licence_id)
+    plan = _licence(row, holder)
+    assert _issue(store, plan).state == RequestState.ISSUED
+    stored = store.licence(plan.licence.licence_id)
     assert stored is not None
     return stored
 
@@ -395,16 +400,17 @@ def test_issuance_escrows_and_logs(store: Store) -> None:
     holder = _holder()
     _register(store, holder)
     row = _request(store, _claims(holder, 1))
-    lic, check = _licence(row, holder)
-    _raises(Reason.INSUFFICIENT_FUNDS, lambda: store.issue(lic, NOW, check))
+    plan = _licence(row, holder)
+    lic = plan.licence
+    _raises(Reason.INSUFFICIENT_FUNDS, lambda: _issue(store, plan))
     assert store.request(row.request_id) == row  # still pending, nothing stored
     assert store.licence(lic.licence_id) is None
     assert store.log_size() == 0
     store.deposit(LICENSEE.public.raw, PRICE + 5, "pay-1", NOW, digest=_d("pay-1", PRICE + 5))
-    issued = store.issue(lic, NOW, check)
+    issued = _issue(store, plan)
     assert (issued.state, issued.licence_id) == (RequestState.ISSUED, lic.licence_id)
     assert store.licence(lic.licence_id) == lic
-    _raises(Reason.REQUEST_NOT_PENDING, lambda: store.issue(lic, NOW, check))
+    _raises(Reason.REQUEST_NOT_PENDING, lambda: _issue(store, plan))
     advertiser = store.party(LICENSEE.public.raw)
     assert advertiser is not None
     st = store.statement(advertiser, 0, 10)
@@ -426,20 +432,15 @@ def test_automatic_issuance_and_its_refusal(store: Store) -> None:
     store.deposit(LICENSEE.public.raw, 2 * PRICE, "pay", NOW, digest=_d("pay", 2 * PRICE))
 
     def create(n: int) -> RequestRow:
-        claims = _claims(holder, n, exclusive=True)
-
-        def build(index: int) -> RequestRow:
-            c = dataclasses.replace(claims, status_index=index)
-            return RequestRow(
-                c.licence_id, RequestState.PENDING, LICENSEE.public.raw, holder.public.raw,
-                c.encode(), NOW, NOW + DAY, NOW,
-            )  # fmt: skip
-
-        def auto(row: RequestRow) -> tuple[LicenceRow, Any]:
-            lic, check = _licence(row, holder)
-            return dataclasses.replace(lic, licence_id=row.request_id), check
-
-        return store.create_request(build, auto, NOW)
+        row = _row(store, _claims(holder, n, exclusive=True))
+        plan = _licence(row, holder)
+        lic = plan.licence
+        while True:
+            live = store.live_licences(lic.holder_key, NOW, lic.not_after, exclusive=True)
+            try:
+                return store.add_request(row, auto=(plan, issuance.verdict(plan, live)), now=NOW)
+            except StaleVerdict:
+                continue
 
     first = create(1)
     assert first.state == RequestState.ISSUED
@@ -466,9 +467,7 @@ def test_exclusivity_holds_across_replicas(opener: Opener) -> None:
         row = _request(setup, _claims(holder, i, not_before=NOW + i * 60, exclusive=True))
         prepared.append(_licence(row, holder))
     replicas = [opener() for _ in range(THREADS)]
-    errors = _concurrently(
-        THREADS, lambda i: replicas[i].issue(prepared[i][0], NOW, prepared[i][1])
-    )
+    errors = _concurrently(THREADS, lambda i: _issue(replicas[i], prepared[i]))
     reasons = [_reason(e) for e in errors]
     assert reasons.count(None) == 1
     assert reasons.count(Reason.EXCLUSIVITY_CONFLICT) == THREADS - 1
@@ -489,7 +488,7 @@ def test_funds_are_never_spent_twice_across_replicas(opener: Opener) -> None:
         _register(setup, holder)
         prepared.append(_licence(_request(setup, _claims(holder, i)), holder))
     replicas = [opener() for _ in range(8)]
-    errors = _concurrently(8, lambda i: replicas[i].issue(prepared[i][0], NOW, prepared[i][1]))
+    errors = _concurrently(8, lambda i: _issue(replicas[i], prepared[i]))
     reasons = [_reason(e) for e in errors]
     assert reasons.count(None) == 3
     assert reasons.count(Reason.INSUFFICIENT_FUNDS) == 5
@@ -885,15 +884,13 @@ def test_log_appends_from_replicas_stay_consistent(opener: Opener) -> None:
         _register(setup, holder)
         prepared.append(_licence(_request(setup, _claims(holder, i)), holder))
     replicas = [opener() for _ in range(4)]
-    errors = _concurrently(
-        THREADS, lambda i: replicas[i % 4].issue(prepared[i][0], NOW, prepared[i][1])
-    )
+    errors = _concurrently(THREADS, lambda i: _issue(replicas[i % 4], prepared[i]))
     assert errors == [None] * THREADS
     size, root = setup.log_head()
     entries = setup.log_entries(0, size)
     assert [i for i, _, _ in entries] == list(range(THREADS))
     assert merkle.reference_root([e for _, e, _ in entries]) == root
-    assert sorted(setup.log_index_of_licence(lic.licence_id) or 0 for lic, _ in prepared) == list(
+    assert sorted(setup.log_index_of_licence(p.licence.licence_id) or 0 for p in prepared) == list(
         range(THREADS)
     )
 
