@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from licentia import keys, territory
@@ -27,6 +27,7 @@ from .idempotency import request_digest
 from .model import LicenceRow, RequestRow, RequestState, Role, StandingRuleRow
 from .rpc import Call, Method
 from .store import StaleVerdict
+from .store.base import SpentNonce
 
 MAX_PAGE = 100
 MAX_INBOX = 500
@@ -78,12 +79,16 @@ class ExchangeService:
         row = self.d.store.request(request_id)
         if row is None or party.key not in (row.advertiser_key, row.holder_key):
             raise LicentiaError(Reason.NOT_FOUND, "no such request")
-        return self._expire_if_due(row, call.now)
+        return self._expire_if_due(row, call.now, call.spends)
 
-    def _expire_if_due(self, row: RequestRow, now: int) -> RequestRow:
+    def _expire_if_due(
+        self, row: RequestRow, now: int, nonces: Sequence[SpentNonce] = ()
+    ) -> RequestRow:
         if row.state == RequestState.PENDING and now >= row.expires_at:
             try:
-                row = self.d.store.finish_request(row.request_id, RequestState.EXPIRED, now)
+                row = self.d.store.finish_request(
+                    row.request_id, RequestState.EXPIRED, now, nonces=nonces
+                )
             except LicentiaError:
                 row = self.d.store.request(row.request_id) or row
             self._notify()
@@ -121,7 +126,9 @@ class ExchangeService:
                 continue
         raise LicentiaError(Reason.UNAVAILABLE, "the holder's licences keep changing: try again")
 
-    def _issue(self, row: RequestRow, consent: Consent, now: int) -> LicenceRow:
+    def _issue(
+        self, row: RequestRow, consent: Consent, now: int, nonces: Sequence[SpentNonce]
+    ) -> LicenceRow:
         """Sign and store the licence for a pending request, atomically with its checks."""
         holder = self.d.store.party(row.holder_key)
         if holder is None or holder.objecting:
@@ -129,24 +136,37 @@ class ExchangeService:
         try:
             plan = self._prepare(row, LicenceClaims.decode(row.claims), consent, now)
         except LicentiaError as e:
-            self._fail(row, now, e.reason, "the exchange's key has changed")
+            self._fail(row, now, e.reason, "the exchange's key has changed", nonces)
             raise
         try:
-            self._decided(plan, lambda v: self.d.store.issue(plan, v, now))
+            self._decided(plan, lambda v: self.d.store.issue(plan, v, now, nonces=nonces))
         except LicentiaError as e:
             if e.reason == Reason.EXCLUSIVITY_CONFLICT:
-                self._fail(row, now, e.reason, "another licence holds exclusivity")
+                self._fail(row, now, e.reason, "another licence holds exclusivity", nonces)
             elif e.reason == Reason.INSUFFICIENT_FUNDS:
-                self._fail(row, now, e.reason, "the advertiser's balance cannot pay the licence")
+                text = "the advertiser's balance cannot pay the licence"
+                self._fail(row, now, e.reason, text, nonces)
             raise
         finally:
             self._notify()
         return plan.licence
 
-    def _fail(self, row: RequestRow, now: int, reason: Reason, text: str) -> None:
+    def _fail(
+        self,
+        row: RequestRow,
+        now: int,
+        reason: Reason,
+        text: str,
+        nonces: Sequence[SpentNonce] = (),
+    ) -> None:
         try:
             self.d.store.finish_request(
-                row.request_id, RequestState.FAILED, now, reason=text, failure=reason.name
+                row.request_id,
+                RequestState.FAILED,
+                now,
+                reason=text,
+                failure=reason.name,
+                nonces=nonces,
             )
         except LicentiaError:
             return
@@ -282,7 +302,12 @@ class ExchangeService:
 
         def add(auto: tuple[issuance.Issuance, issuance.Verdict] | None) -> RequestRow:
             return self.d.store.add_request(
-                row, auto=auto, now=now, idempotency_key=req.idempotency_key, digest=digest
+                row,
+                auto=auto,
+                now=now,
+                idempotency_key=req.idempotency_key,
+                digest=digest,
+                nonces=call.spends,
             )
 
         if consent is None:
@@ -349,7 +374,7 @@ class ExchangeService:
         rows = self.d.store.requests_for_holder(
             holder.key, include_answered=req.include_answered, limit=MAX_INBOX
         )
-        rows = [self._expire_if_due(r, call.now) for r in rows]
+        rows = [self._expire_if_due(r, call.now, call.spends) for r in rows]
         if not req.include_answered:
             rows = [r for r in rows if r.state == RequestState.PENDING]
         return exchange_pb2.ListInboxResponse(
@@ -361,7 +386,7 @@ class ExchangeService:
         row = self.d.store.request(request_id)
         if row is None or row.holder_key != holder.key:
             raise LicentiaError(Reason.NOT_FOUND, "no such request")
-        row = self._expire_if_due(row, call.now)
+        row = self._expire_if_due(row, call.now, call.spends)
         if row.state == RequestState.EXPIRED:
             raise LicentiaError(Reason.REQUEST_EXPIRED, "the request has expired")
         if row.state != RequestState.PENDING:
@@ -377,7 +402,7 @@ class ExchangeService:
             row.holder_key, keys.CONSENT, row.claims, req.holder_signature
         ):
             raise LicentiaError(Reason.BAD_CONSENT, "the signature is not over these claims")
-        licence = self._issue(row, Approval(req.holder_signature), call.now)
+        licence = self._issue(row, Approval(req.holder_signature), call.now, call.spends)
         request, _ = self._request_reply(self.d.store.request(row.request_id) or row, call.now)
         return exchange_pb2.ApproveRequestResponse(
             request=request, licence=convert.licence_to(licence, call.now)
@@ -390,7 +415,7 @@ class ExchangeService:
         market.check_text(req.reason, "reason", market.MAX_TEXT_CHARS)
         row = self._holders_pending(req.request_id, call)
         done = self.d.store.finish_request(
-            row.request_id, RequestState.DECLINED, call.now, reason=req.reason
+            row.request_id, RequestState.DECLINED, call.now, reason=req.reason, nonces=call.spends
         )
         self._notify()
         return exchange_pb2.DeclineRequestResponse(
@@ -405,9 +430,11 @@ class ExchangeService:
         row = self.d.store.request(req.request_id)
         if row is None or row.advertiser_key != advertiser.key:
             raise LicentiaError(Reason.NOT_FOUND, "no such request")
-        if self._expire_if_due(row, call.now).state == RequestState.EXPIRED:
+        if self._expire_if_due(row, call.now, call.spends).state == RequestState.EXPIRED:
             raise LicentiaError(Reason.REQUEST_EXPIRED, "the request has expired")
-        done = self.d.store.finish_request(row.request_id, RequestState.WITHDRAWN, call.now)
+        done = self.d.store.finish_request(
+            row.request_id, RequestState.WITHDRAWN, call.now, nonces=call.spends
+        )
         self._notify()
         return exchange_pb2.WithdrawRequestResponse(
             request=convert.request_to(done, advertiser.display_name)
@@ -434,7 +461,7 @@ class ExchangeService:
                 "political campaigns, AI training and opinions are never auto-approved",
             )
         row = StandingRuleRow(rule.rule_id, holder.key, c.rule, c.holder_signature, call.now)
-        self.d.store.add_rule(row)
+        self.d.store.add_rule(row, nonces=call.spends)
         return exchange_pb2.AddStandingRuleResponse(rule=convert.rule_to(row))
 
     def list_standing_rules(
@@ -451,5 +478,5 @@ class ExchangeService:
     ) -> exchange_pb2.WithdrawStandingRuleResponse:
         """The rule covers no new request from now on."""
         holder = self.d.party(call, Role.HOLDER)
-        row = self.d.store.withdraw_rule(holder.key, req.rule_id, call.now)
+        row = self.d.store.withdraw_rule(holder.key, req.rule_id, call.now, nonces=call.spends)
         return exchange_pb2.WithdrawStandingRuleResponse(rule=convert.rule_to(row))

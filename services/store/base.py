@@ -9,9 +9,7 @@ either everything they describe happens, durably, or nothing does. They raise
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,7 +45,8 @@ class SpentNonce:
 
     A signed request's nonce (and a reported presentation's) is remembered in memory by the
     process that checked it; that memory dies with the process, and other replicas never had
-    it. So the change a call makes also records the call's nonces, in the same transaction:
+    it. So the change a call makes also records the call's nonces, in the same transaction
+    (every changing method of :class:`Store` takes them as its ``nonces`` argument):
     a replay of a call that changed something is refused (``reason``) by any process, after
     any restart, for as long as the nonce lives (``expires_at``). A call that changed nothing
     records nothing (its replay changes nothing either, and the in-memory stores still
@@ -62,36 +61,16 @@ class SpentNonce:
     recorded: bool = False
 
 
-#: The nonces of the call this context serves (see :func:`spending`).
-_SPENDING: ContextVar[tuple[SpentNonce, ...]] = ContextVar("licentia_spending", default=())
-
-
-@contextmanager
-def spending(*nonces: SpentNonce) -> Iterator[None]:
-    """Within this block, the next change committed records ``nonces`` (see
-    :class:`SpentNonce`); it fails with their reason, changing nothing, if one is live."""
-    token = _SPENDING.set(_SPENDING.get() + nonces)
-    try:
-        yield
-    finally:
-        _SPENDING.reset(token)
-
-
-def unrecorded_nonces() -> tuple[SpentNonce, ...]:
-    """The nonces of this context not yet recorded by a committed change."""
-    return tuple(n for n in _SPENDING.get() if not n.recorded)
-
-
 class Store(Protocol):
     """Durable state of one exchange."""
 
-    def spend_nonces(self) -> None:
-        """Record the nonces of this call not yet recorded by a change (:func:`spending`),
-        in a transaction of their own; raise their reason if one is recorded and live."""
+    def spend_nonces(self, nonces: Sequence[SpentNonce]) -> None:
+        """Record those of ``nonces`` not yet recorded by a change, in a transaction of
+        their own; raise their reason if one is recorded and live."""
         ...
 
     # -- parties -------------------------------------------------------------------------
-    def add_party(self, party: Party) -> None:
+    def add_party(self, party: Party, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Register a party; ALREADY_EXISTS if its key or handle is taken."""
         ...
 
@@ -104,13 +83,20 @@ class Store(Protocol):
         ...
 
     def update_party(
-        self, key: bytes, *, display_name: str | None = None, objecting: bool | None = None
+        self,
+        key: bytes,
+        *,
+        display_name: str | None = None,
+        objecting: bool | None = None,
+        nonces: Sequence[SpentNonce] = (),
     ) -> Party:
         """Change a party's display name or objection; NOT_FOUND if unknown."""
         ...
 
     # -- assets and terms ----------------------------------------------------------------
-    def put_asset(self, row: AssetRow, content: bytes | None) -> AssetRow:
+    def put_asset(
+        self, row: AssetRow, content: bytes | None, *, nonces: Sequence[SpentNonce] = ()
+    ) -> AssetRow:
         """Declare or rectify an asset: label and category replaced; bytes replaced when
         ``content`` is given, kept otherwise."""
         ...
@@ -123,7 +109,9 @@ class Store(Protocol):
         """The stored bytes of an asset, if any."""
         ...
 
-    def set_terms(self, holder_key: bytes, terms: Terms) -> None:
+    def set_terms(
+        self, holder_key: bytes, terms: Terms, *, nonces: Sequence[SpentNonce] = ()
+    ) -> None:
         """Replace the holder's terms."""
         ...
 
@@ -136,7 +124,7 @@ class Store(Protocol):
         ...
 
     # -- standing rules --------------------------------------------------------------------
-    def add_rule(self, row: StandingRuleRow) -> None:
+    def add_rule(self, row: StandingRuleRow, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Register a standing rule; ALREADY_EXISTS for a known rule id."""
         ...
 
@@ -144,7 +132,9 @@ class Store(Protocol):
         """The holder's standing rules, oldest first."""
         ...
 
-    def withdraw_rule(self, holder_key: bytes, rule_id: bytes, now: int) -> StandingRuleRow:
+    def withdraw_rule(
+        self, holder_key: bytes, rule_id: bytes, now: int, *, nonces: Sequence[SpentNonce] = ()
+    ) -> StandingRuleRow:
         """Withdraw a rule of this holder; NOT_FOUND otherwise."""
         ...
 
@@ -162,6 +152,7 @@ class Store(Protocol):
         now: int = 0,
         idempotency_key: bytes = b"",
         digest: bytes = b"",
+        nonces: Sequence[SpentNonce] = (),
     ) -> RequestRow:
         """Store a new request; with ``auto``, issue its licence in the same transaction
         (as :meth:`issue`; a refused issuance leaves the request FAILED with the reason, and
@@ -197,6 +188,7 @@ class Store(Protocol):
         *,
         reason: str = "",
         failure: str = "",
+        nonces: Sequence[SpentNonce] = (),
     ) -> RequestRow:
         """Move a PENDING request to ``state``; REQUEST_NOT_PENDING if it is not pending."""
         ...
@@ -209,7 +201,9 @@ class Store(Protocol):
         unless ``exclusive``. What :func:`~..issuance.verdict` decides over."""
         ...
 
-    def issue(self, issuance: Issuance, verdict: Verdict, now: int) -> RequestRow:
+    def issue(
+        self, issuance: Issuance, verdict: Verdict, now: int, *, nonces: Sequence[SpentNonce] = ()
+    ) -> RequestRow:
         """Apply a decided issuance to its pending request, in one transaction.
 
         The request must be PENDING (REQUEST_NOT_PENDING); the holder's live licences
@@ -235,7 +229,13 @@ class Store(Protocol):
         ...
 
     def revoke(
-        self, licence_id: bytes, now: int, cause: Cause, evidence: bytes = b""
+        self,
+        licence_id: bytes,
+        now: int,
+        cause: Cause,
+        evidence: bytes = b"",
+        *,
+        nonces: Sequence[SpentNonce] = (),
     ) -> tuple[LicenceRow, RevocationEvent]:
         """Revoke a licence (idempotent: a revoked licence returns its first revocation).
         ``evidence`` is the holder's signed call (a serialized ``SignedCall``), logged with
@@ -248,13 +248,22 @@ class Store(Protocol):
         digests: Sequence[bytes] | None,
         now: int,
         evidence: bytes = b"",
+        *,
+        nonces: Sequence[SpentNonce] = (),
     ) -> tuple[int, list[RevocationEvent]]:
         """Delete the holder's assets (all when ``digests`` is None) and revoke every live
         licence naming one of them, in one transaction."""
         ...
 
     def record_use(
-        self, report_id: bytes, licence_id: bytes, platform_key: bytes, now: int, *, digest: bytes
+        self,
+        report_id: bytes,
+        licence_id: bytes,
+        platform_key: bytes,
+        now: int,
+        *,
+        digest: bytes,
+        nonces: Sequence[SpentNonce] = (),
     ) -> tuple[int, int]:
         """Count one use (idempotent by report id): ``(uses, recorded_at)``.
 
@@ -268,7 +277,7 @@ class Store(Protocol):
         (IDEMPOTENCY_KEY_REUSED if it was recorded with another digest)."""
         ...
 
-    def record_access(self, access: Access) -> None:
+    def record_access(self, access: Access, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Record a licensee's fetch of an asset."""
         ...
 
@@ -278,7 +287,14 @@ class Store(Protocol):
 
     # -- money ---------------------------------------------------------------------------
     def deposit(
-        self, advertiser_key: bytes, amount: int, reference: str, now: int, *, digest: bytes
+        self,
+        advertiser_key: bytes,
+        amount: int,
+        reference: str,
+        now: int,
+        *,
+        digest: bytes,
+        nonces: Sequence[SpentNonce] = (),
     ) -> tuple[LedgerLine, int, bool]:
         """Credit an advertiser: ``(line, balance, replayed)``. Idempotent by ``reference``
         (IDEMPOTENCY_KEY_REUSED if it was credited for a request with another digest)."""
@@ -293,13 +309,14 @@ class Store(Protocol):
         now: int,
         *,
         digest: bytes,
+        nonces: Sequence[SpentNonce] = (),
     ) -> tuple[LedgerLine, int, bool]:
         """Pay a holder out: ``(line, balance, replayed)``. Idempotent by the key
         (IDEMPOTENCY_KEY_REUSED for a request with another digest); INSUFFICIENT_FUNDS
         beyond the available balance."""
         ...
 
-    def settle(self, party_key: bytes, now: int) -> None:
+    def settle(self, party_key: bytes, now: int, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Settle every open licence of the party up to ``now`` (idempotent)."""
         ...
 
@@ -381,11 +398,13 @@ class Store(Protocol):
         """Every published issuer key, oldest first."""
         ...
 
-    def rotate_issuer_key(self, new: IssuerKeyRow) -> None:
+    def rotate_issuer_key(self, new: IssuerKeyRow, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Publish ``new`` as the current key, ending the current one's window at its start."""
         ...
 
-    def withdraw_issuer_key(self, key_id: bytes, now: int = 0) -> bool:
+    def withdraw_issuer_key(
+        self, key_id: bytes, now: int = 0, *, nonces: Sequence[SpentNonce] = ()
+    ) -> bool:
         """Unpublish a key (compromise): what it signed stops verifying. False if unknown."""
         ...
 

@@ -130,8 +130,10 @@ class SqlStore:
         self._swept_at = -float(NONCE_SWEEP_SECONDS)
 
     # -- what a backend supplies -------------------------------------------------------------
-    def _transact(self, fn: Callable[[Conn], T]) -> T:
-        """Run ``fn`` inside one write transaction; what it returned, once committed."""
+    def _transact(self, fn: Callable[[Conn], T], nonces: Sequence[SpentNonce] = ()) -> T:
+        """Run ``fn`` inside one write transaction; what it returned, once committed. The
+        transaction also records those of ``nonces`` not yet recorded (:class:`.base.SpentNonce`):
+        it fails with their reason, changing nothing, if one is recorded and live."""
         raise NotImplementedError
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -177,9 +179,11 @@ class SqlStore:
         rows = self._rows(sql, params)
         return rows[0] if rows else None
 
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """One statement as its own change; the rows it changed."""
-        return self._transact(lambda c: c.execute(sql, params).rowcount)
+    def _execute(
+        self, sql: str, params: Sequence[Any] = (), nonces: Sequence[SpentNonce] = ()
+    ) -> int:
+        """One statement as its own change (recording ``nonces``); the rows it changed."""
+        return self._transact(lambda c: c.execute(sql, params).rowcount, nonces)
 
     def reserve_status_index(self) -> int:
         """The next unused status-list index (reserved in blocks of :data:`INDEX_BLOCK`)."""
@@ -211,11 +215,12 @@ class SqlStore:
             if took != 1:
                 raise LicentiaError(n.reason, "this call was made before: sign it again")
 
-    def spend_nonces(self) -> None:
-        """Record the nonces of this call that no change has recorded (:func:`.base.spending`)
-        in a transaction of their own (group-committed with other changes); raise their
-        reason if one is already recorded and live."""
-        self._transact(only_nonces)
+    def spend_nonces(self, nonces: Sequence[SpentNonce]) -> None:
+        """Record those of ``nonces`` that no change has recorded, in a transaction of their
+        own (group-committed with other changes); raise their reason if one is already
+        recorded and live."""
+        if any(not n.recorded for n in nonces):
+            self._transact(only_nonces, nonces)
 
     def _sweep_nonces(self, c: Conn, nonces: Sequence[SpentNonce]) -> None:
         """Delete the spent nonces expired by the calls' time (at most every
@@ -232,7 +237,7 @@ class SqlStore:
     def _party(r: tuple[Any, ...]) -> Party:
         return Party(r[0], Role(r[1]), r[2] or "", r[3], r[4], r[5], bool(r[6]))
 
-    def add_party(self, party: Party) -> None:
+    def add_party(self, party: Party, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Register a party; ALREADY_EXISTS if its key or handle is taken."""
         try:
             self._execute(
@@ -246,6 +251,7 @@ class SqlStore:
                     party.registered_at,
                     int(party.objecting),
                 ),
+                nonces=nonces,
             )
         except self._INTEGRITY:
             raise LicentiaError(Reason.ALREADY_EXISTS, "key or handle already registered") from None
@@ -265,7 +271,12 @@ class SqlStore:
         return [self._party(r) for r in rows]
 
     def update_party(
-        self, key: bytes, *, display_name: str | None = None, objecting: bool | None = None
+        self,
+        key: bytes,
+        *,
+        display_name: str | None = None,
+        objecting: bool | None = None,
+        nonces: Sequence[SpentNonce] = (),
     ) -> Party:
         """Change a party's display name or objection; NOT_FOUND if unknown."""
 
@@ -279,7 +290,7 @@ class SqlStore:
                 raise LicentiaError(Reason.NOT_FOUND, "no such party")
             return self._party(r)
 
-        return self._transact(change)
+        return self._transact(change, nonces)
 
     # -- assets and terms ----------------------------------------------------------------
     _ASSET = "holder_key, sha256, category, label, content_size, content IS NOT NULL, declared_at"
@@ -288,7 +299,9 @@ class SqlStore:
     def _asset(r: tuple[Any, ...]) -> AssetRow:
         return AssetRow(r[0], r[1], DataCategory(r[2]), r[3], r[4], bool(r[5]), r[6])
 
-    def put_asset(self, row: AssetRow, content: bytes | None) -> AssetRow:
+    def put_asset(
+        self, row: AssetRow, content: bytes | None, *, nonces: Sequence[SpentNonce] = ()
+    ) -> AssetRow:
         """Declare or rectify an asset: its label and category are replaced; its stored
         bytes are replaced when ``content`` is given and kept otherwise (erasure deletes)."""
 
@@ -320,7 +333,7 @@ class SqlStore:
             ).fetchone()
             return self._asset(r)
 
-        return self._transact(change)
+        return self._transact(change, nonces)
 
     def assets(self, holder_key: bytes) -> list[AssetRow]:
         """The holder's assets, oldest first."""
@@ -336,7 +349,9 @@ class SqlStore:
         )
         return r[0] if r else None
 
-    def set_terms(self, holder_key: bytes, terms: Terms) -> None:
+    def set_terms(
+        self, holder_key: bytes, terms: Terms, *, nonces: Sequence[SpentNonce] = ()
+    ) -> None:
         """Replace the holder's terms."""
         s = terms.scope
         self._execute(
@@ -363,6 +378,7 @@ class SqlStore:
                 terms.exclusivity_multiplier_bps,
                 terms.updated_at,
             ),
+            nonces=nonces,
         )
 
     @staticmethod
@@ -408,7 +424,7 @@ class SqlStore:
     # -- standing rules --------------------------------------------------------------------
     _RULE = "rule_id, holder_key, rule, signature, created_at, withdrawn_at"
 
-    def add_rule(self, row: StandingRuleRow) -> None:
+    def add_rule(self, row: StandingRuleRow, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Register a standing rule; ALREADY_EXISTS for a known rule id."""
         try:
             self._execute(
@@ -421,6 +437,7 @@ class SqlStore:
                     row.created_at,
                     row.withdrawn_at,
                 ),
+                nonces=nonces,
             )
         except self._INTEGRITY:
             raise LicentiaError(Reason.ALREADY_EXISTS, "rule id already registered") from None
@@ -433,7 +450,9 @@ class SqlStore:
         )
         return [StandingRuleRow(*r) for r in rows]
 
-    def withdraw_rule(self, holder_key: bytes, rule_id: bytes, now: int) -> StandingRuleRow:
+    def withdraw_rule(
+        self, holder_key: bytes, rule_id: bytes, now: int, *, nonces: Sequence[SpentNonce] = ()
+    ) -> StandingRuleRow:
         """Withdraw a rule of this holder; NOT_FOUND otherwise."""
 
         def change(c: Conn) -> StandingRuleRow:
@@ -450,7 +469,7 @@ class SqlStore:
                 raise LicentiaError(Reason.NOT_FOUND, "no such standing rule")
             return StandingRuleRow(*r)
 
-        return self._transact(change)
+        return self._transact(change, nonces)
 
     # -- requests ------------------------------------------------------------------------
     _REQ = (
@@ -490,6 +509,7 @@ class SqlStore:
         now: int = 0,
         idempotency_key: bytes = b"",
         digest: bytes = b"",
+        nonces: Sequence[SpentNonce] = (),
     ) -> RequestRow:
         """Store a new request — and, with ``auto``, issue its licence too, in the same
         transaction.
@@ -553,7 +573,7 @@ class SqlStore:
             c.execute("RELEASE issue")
             return issued, None
 
-        stored, refused = self._transact(change)
+        stored, refused = self._transact(change, nonces)
         if refused is not None:
             raise refused
         return stored
@@ -656,13 +676,18 @@ class SqlStore:
         *,
         reason: str = "",
         failure: str = "",
+        nonces: Sequence[SpentNonce] = (),
     ) -> RequestRow:
         """Move a PENDING request to ``state``; REQUEST_NOT_PENDING if it is not pending."""
-        return self._transact(lambda c: self._finish(c, request_id, state, now, reason, failure))
+        return self._transact(
+            lambda c: self._finish(c, request_id, state, now, reason, failure), nonces
+        )
 
-    def issue(self, issuance: Issuance, verdict: Verdict, now: int) -> RequestRow:
+    def issue(
+        self, issuance: Issuance, verdict: Verdict, now: int, *, nonces: Sequence[SpentNonce] = ()
+    ) -> RequestRow:
         """Apply a decided issuance to its pending request, in one transaction."""
-        return self._transact(lambda c: self._issue_in(c, issuance, verdict, now))
+        return self._transact(lambda c: self._issue_in(c, issuance, verdict, now), nonces)
 
     def _live_licences(
         self, c: Conn, holder_key: bytes, not_before: int, not_after: int, exclusive: bool
@@ -861,7 +886,13 @@ class SqlStore:
         return event
 
     def revoke(
-        self, licence_id: bytes, now: int, cause: Cause, evidence: bytes = b""
+        self,
+        licence_id: bytes,
+        now: int,
+        cause: Cause,
+        evidence: bytes = b"",
+        *,
+        nonces: Sequence[SpentNonce] = (),
     ) -> tuple[LicenceRow, RevocationEvent]:
         """Revoke a licence (idempotent: a revoked licence returns its first revocation)."""
 
@@ -881,7 +912,7 @@ class SqlStore:
             event = self._revoke(c, lic, now, cause, evidence)
             return dataclasses.replace(lic, revoked_at=now), event
 
-        return self._transact(change)
+        return self._transact(change, nonces)
 
     def erase_assets(
         self,
@@ -889,6 +920,8 @@ class SqlStore:
         digests: Sequence[bytes] | None,
         now: int,
         evidence: bytes = b"",
+        *,
+        nonces: Sequence[SpentNonce] = (),
     ) -> tuple[int, list[RevocationEvent]]:
         """Delete the holder's assets and revoke every live licence naming one of them."""
 
@@ -927,10 +960,17 @@ class SqlStore:
                     events.append(self._revoke(c, lic, now, Cause.ERASED, evidence))
             return erased, events
 
-        return self._transact(change)
+        return self._transact(change, nonces)
 
     def record_use(
-        self, report_id: bytes, licence_id: bytes, platform_key: bytes, now: int, *, digest: bytes
+        self,
+        report_id: bytes,
+        licence_id: bytes,
+        platform_key: bytes,
+        now: int,
+        *,
+        digest: bytes,
+        nonces: Sequence[SpentNonce] = (),
     ) -> tuple[int, int]:
         """Count one use (idempotent by report id): ``(uses, recorded_at)``;
         IDEMPOTENCY_KEY_REUSED when the id was recorded with another digest."""
@@ -973,7 +1013,7 @@ class SqlStore:
                 self._save_settled(c, licence_id, settled)
             return int(r[0]), now
 
-        return self._transact(change)
+        return self._transact(change, nonces)
 
     def use_report(self, report_id: bytes, digest: bytes) -> tuple[bytes, int, int] | None:
         """A recorded use report: ``(licence_id, uses after it, recorded_at)``
@@ -996,7 +1036,7 @@ class SqlStore:
             is not None
         )
 
-    def record_access(self, access: Access) -> None:
+    def record_access(self, access: Access, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Record a licensee's fetch of an asset."""
         self._execute(
             "INSERT INTO accesses (holder_key, sha256, licence_id, licensee_key, accessed_at)"
@@ -1008,6 +1048,7 @@ class SqlStore:
                 access.licensee_key,
                 access.accessed_at,
             ),
+            nonces=nonces,
         )
 
     def accesses(self, holder_key: bytes, limit: int) -> list[Access]:
@@ -1141,7 +1182,7 @@ class SqlStore:
         if after != settled:
             self._save_settled(c, money.licence_id, after)
 
-    def settle(self, party_key: bytes, now: int) -> None:
+    def settle(self, party_key: bytes, now: int, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Settle every open licence of the party (as holder or advertiser) up to ``now``.
 
         The open licences are read in one statement, and only those whose money moves are
@@ -1173,7 +1214,7 @@ class SqlStore:
                 if found is not None:
                     self._settle_money(c, *found, now, close=False)
 
-        self._transact(change)
+        self._transact(change, nonces)
 
     def _replayed(self, c: Conn, idempotency: bytes, account: ledger.Account) -> LedgerLine | None:
         r = c.execute("SELECT id FROM postings WHERE idempotency = ?", (idempotency,)).fetchone()
@@ -1208,7 +1249,14 @@ class SqlStore:
         ]
 
     def deposit(
-        self, advertiser_key: bytes, amount: int, reference: str, now: int, *, digest: bytes
+        self,
+        advertiser_key: bytes,
+        amount: int,
+        reference: str,
+        now: int,
+        *,
+        digest: bytes,
+        nonces: Sequence[SpentNonce] = (),
     ) -> tuple[LedgerLine, int, bool]:
         """Credit an advertiser; ``(line, balance, replayed)``. The reference is the
         idempotency key: a reference credited before moves nothing and returns that line
@@ -1232,7 +1280,7 @@ class SqlStore:
             pid = self._post(c, ledger.deposit(advertiser_key, amount, now), key, reference)
             return self._line(c, pid, account), self._balance(c, account), False
 
-        return self._transact(change)
+        return self._transact(change, nonces)
 
     def withdraw(
         self,
@@ -1243,6 +1291,7 @@ class SqlStore:
         now: int,
         *,
         digest: bytes,
+        nonces: Sequence[SpentNonce] = (),
     ) -> tuple[LedgerLine, int, bool]:
         """Pay a holder out; ``(line, balance, replayed)``; idempotent by the key
         (IDEMPOTENCY_KEY_REUSED for a request with another digest)."""
@@ -1267,7 +1316,7 @@ class SqlStore:
             pid = self._post(c, posting, key, payout_reference)
             return self._line(c, pid, account), self._balance(c, account), False
 
-        return self._transact(change)
+        return self._transact(change, nonces)
 
     def statement(self, party: Party, before: int, limit: int) -> Statement:
         """The party's money now (settle first: :meth:`settle`), newest lines first."""
@@ -1490,7 +1539,9 @@ class SqlStore:
         )
         return [IssuerKeyRow(*r) for r in rows]
 
-    def withdraw_issuer_key(self, key_id: bytes, now: int = 0) -> bool:
+    def withdraw_issuer_key(
+        self, key_id: bytes, now: int = 0, *, nonces: Sequence[SpentNonce] = ()
+    ) -> bool:
         """Unpublish a key (compromise): what it signed stops verifying. False if unknown."""
 
         def change(c: Conn) -> bool:
@@ -1504,7 +1555,7 @@ class SqlStore:
             self._log_key(c, IssuerKeyRow(*r), now, withdrawn=True)
             return True
 
-        return self._transact(change)
+        return self._transact(change, nonces)
 
     def _log_key(self, c: Conn, key: IssuerKeyRow, now: int, *, withdrawn: bool = False) -> None:
         self._log(
@@ -1523,7 +1574,7 @@ class SqlStore:
             b"",
         )
 
-    def rotate_issuer_key(self, new: IssuerKeyRow) -> None:
+    def rotate_issuer_key(self, new: IssuerKeyRow, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Publish ``new`` as the current key, ending the current one's window at its start."""
 
         def change(c: Conn) -> None:
@@ -1540,7 +1591,7 @@ class SqlStore:
             )
             self._log_key(c, new, new.not_before)
 
-        self._transact(change)
+        self._transact(change, nonces)
 
 
 def _check_digest(digest: bytes) -> None:

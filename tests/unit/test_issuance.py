@@ -185,3 +185,32 @@ def test_the_store_takes_values_and_calls_no_rule_back() -> None:
         assert not any("Callable" in str(h) for h in hints.values()), name
     for path in (SERVICES / "store").glob("*.py"):
         assert not {"..market", "..exchange"} & _imports(path), path.name
+
+
+#: The Store methods that change state: each records the call's nonces it is given.
+CHANGES = [
+    "add_party",
+    "update_party",
+    "put_asset",
+    "set_terms",
+    "add_rule",
+    "withdraw_rule",
+    "add_request",
+    "finish_request",
+    "issue",
+    "revoke",
+    "erase_assets",
+    "record_use",
+    "record_access",
+    "deposit",
+    "withdraw",
+    "settle",
+    "spend_nonces",
+]
+
+
+def test_nonces_reach_the_store_as_an_argument_never_through_a_context_variable() -> None:
+    for name in CHANGES:
+        assert "nonces" in inspect.signature(getattr(Store, name)).parameters, name
+    for path in SERVICES.rglob("*.py"):
+        assert "contextvars" not in _imports(path), path.name

@@ -16,12 +16,12 @@ if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
     from services.model import Party, Role
     from services.store import SqliteStore
     from services.store import sqlite as store_sqlite
-    from services.store.base import SpentNonce, spending
+    from services.store.base import SpentNonce
 else:
     from licentia.services.model import Party, Role
     from licentia.services.store import SqliteStore
     from licentia.services.store import sqlite as store_sqlite
-    from licentia.services.store.base import SpentNonce, spending
+    from licentia.services.store.base import SpentNonce
 
 NOW = 1_800_000_000
 THREADS = 16
@@ -198,12 +198,11 @@ def test_a_change_records_its_calls_nonce_and_a_replay_after_a_restart_changes_n
     tmp_path: Path,
 ) -> None:
     store = SqliteStore(tmp_path / "x.db")
-    with spending(_nonce()):
-        store.add_party(_party(1))
+    store.add_party(_party(1), nonces=(_nonce(),))
     store.close()
     store = SqliteStore(tmp_path / "x.db")  # a new process: no memory of the call
-    with spending(_nonce()), pytest.raises(LicentiaError) as e:
-        store.add_party(_party(2))
+    with pytest.raises(LicentiaError) as e:
+        store.add_party(_party(2), nonces=(_nonce(),))
     assert e.value.reason is Reason.REPLAYED_REQUEST
     assert store.party(_party(2).key) is None
     assert _spent(store) == [(b"n1", NOW + 61)]
@@ -212,10 +211,11 @@ def test_a_change_records_its_calls_nonce_and_a_replay_after_a_restart_changes_n
 def test_a_call_records_its_nonce_once_however_many_changes_it_makes(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "x.db")
     nonce = _nonce()
-    with spending(nonce):
-        store.add_party(_party(1))
-        assert nonce.recorded
-        store.add_party(_party(2))  # the call's second change is not a replay of its first
+    store.add_party(_party(1), nonces=(nonce,))
+    assert nonce.recorded
+    store.add_party(
+        _party(2), nonces=(nonce,)
+    )  # the call's second change is not a replay of its first
     assert store.party(_party(2).key) is not None
 
 
@@ -223,24 +223,21 @@ def test_a_refused_change_spends_no_nonce(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "x.db")
     store.add_party(_party(1))
     nonce = _nonce()
-    with spending(nonce), pytest.raises(LicentiaError):
-        store.add_party(_party(1))  # ALREADY_EXISTS: rolled back, nonce and all
+    with pytest.raises(LicentiaError):
+        store.add_party(_party(1), nonces=(nonce,))  # ALREADY_EXISTS: rolled back, nonce and all
     assert not nonce.recorded
     assert _spent(store) == []
-    with spending(nonce):
-        store.add_party(_party(2))
+    store.add_party(_party(2), nonces=(nonce,))
     assert nonce.recorded
 
 
 def test_an_expired_nonce_may_be_spent_again_and_old_ones_are_swept(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "x.db")
-    with spending(_nonce(b"old", NOW + 61)):
-        store.add_party(_party(1))
+    store.add_party(_party(1), nonces=(_nonce(b"old", NOW + 61),))
     later = NOW + 100  # past the first nonce's life
-    with spending(_nonce(b"old", later + 61, later)):  # the same key, spent anew
-        store.add_party(_party(2))
+    # The same key, spent anew:
+    store.add_party(_party(2), nonces=(_nonce(b"old", later + 61, later),))
     assert _spent(store) == [(b"old", later + 61)]
     store._swept_at = -float(store_sqlite.NONCE_SWEEP_SECONDS)  # the sweep is due
-    with spending(_nonce(b"new", later + 300, later + 200)):
-        store.add_party(_party(3))
+    store.add_party(_party(3), nonces=(_nonce(b"new", later + 300, later + 200),))
     assert _spent(store) == [(b"new", later + 300)]

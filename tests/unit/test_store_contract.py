@@ -45,7 +45,6 @@ if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
         Terms,
     )
     from services.store import SqliteStore, StaleVerdict, Store
-    from services.store.base import spending
     from services.store.postgres import PostgresStore, migrate
 else:
     from licentia.services import issuance
@@ -63,7 +62,6 @@ else:
         Terms,
     )
     from licentia.services.store import SqliteStore, StaleVerdict, Store
-    from licentia.services.store.base import spending
     from licentia.services.store.postgres import PostgresStore, migrate
 
 NOW = 1_800_000_000
@@ -919,32 +917,30 @@ def test_issuer_key_rotation_and_withdrawal(store: Store) -> None:
 # -- spent nonces ----------------------------------------------------------------------------
 def test_spent_nonces(opener: Opener) -> None:
     store = opener()
-    with spending(_nonce(b"n1")):
-        store.add_party(_party(_key(90), Role.HOLDER, "n1"))
+    store.add_party(_party(_key(90), Role.HOLDER, "n1"), nonces=(_nonce(b"n1"),))
     other = opener()  # another replica (or a restart): no memory of the call
-    with spending(_nonce(b"n1")), pytest.raises(LicentiaError) as e:
-        other.add_party(_party(_key(91), Role.HOLDER, "n2"))
+    with pytest.raises(LicentiaError) as e:
+        other.add_party(_party(_key(91), Role.HOLDER, "n2"), nonces=(_nonce(b"n1"),))
     assert e.value.reason is Reason.REPLAYED_REQUEST
     assert other.party(_key(91)) is None
     # A call's second change is not a replay of its first; a refused change spends nothing.
     nonce = _nonce(b"n2")
-    with spending(nonce), pytest.raises(LicentiaError):
-        store.add_party(_party(_key(90), Role.HOLDER, "n1"))
+    with pytest.raises(LicentiaError):
+        store.add_party(_party(_key(90), Role.HOLDER, "n1"), nonces=(nonce,))
     assert not nonce.recorded
-    with spending(nonce):
-        store.add_party(_party(_key(92), Role.HOLDER, "n3"))
-        assert nonce.recorded
-        store.add_party(_party(_key(93), Role.HOLDER, "n4"))
+    store.add_party(_party(_key(92), Role.HOLDER, "n3"), nonces=(nonce,))
+    assert nonce.recorded
+    store.add_party(_party(_key(93), Role.HOLDER, "n4"), nonces=(nonce,))
     # Expired: the same key may be spent again.
     later = NOW + 100
-    with spending(_nonce(b"n1", later + 61, later)):
-        other.add_party(_party(_key(94), Role.HOLDER, "n5"))
+    other.add_party(_party(_key(94), Role.HOLDER, "n5"), nonces=(_nonce(b"n1", later + 61, later),))
     # The same nonce on several replicas at once: one change, the others refused.
     replicas = [opener() for _ in range(4)]
 
     def call(i: int) -> None:
-        with spending(_nonce(b"race")):
-            replicas[i % 4].add_party(_party(_key(100 + i), Role.HOLDER, f"r{i}"))
+        replicas[i % 4].add_party(
+            _party(_key(100 + i), Role.HOLDER, f"r{i}"), nonces=(_nonce(b"race"),)
+        )
 
     reasons = [_reason(e) for e in _concurrently(8, call)]
     assert reasons.count(None) == 1
