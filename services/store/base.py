@@ -2,9 +2,12 @@
 
 The services talk to a :class:`Store`; SQLite (:mod:`.sqlite`) is the embedded default, and
 PostgreSQL (:mod:`.postgres`) serves an exchange on several replicas; both share their logic
-(:mod:`.common`). Methods that change state are atomic:
-either everything they describe happens, durably, or nothing does. They raise
-``LicentiaError`` with a stable reason when a rule refuses the change.
+(:mod:`.common`). The protocol is split by what each part holds (:class:`PartiesStore`,
+:class:`RequestsStore`, :class:`LicencesStore`, :class:`LedgerStore`, :class:`LogStore`,
+:class:`KeysStore`), as the SQL store is (one module each); every part's changes run in the
+backend's one transaction, so a change spanning several parts stays atomic. Methods that
+change state are atomic: either everything they describe happens, durably, or nothing does.
+They raise ``LicentiaError`` with a stable reason when a rule refuses the change.
 """
 
 from __future__ import annotations
@@ -61,15 +64,9 @@ class SpentNonce:
     recorded: bool = False
 
 
-class Store(Protocol):
-    """Durable state of one exchange."""
+class PartiesStore(Protocol):
+    """Parties, their assets and terms, and standing rules (:mod:`._parties`)."""
 
-    def spend_nonces(self, nonces: Sequence[SpentNonce]) -> None:
-        """Record those of ``nonces`` not yet recorded by a change, in a transaction of
-        their own; raise their reason if one is recorded and live."""
-        ...
-
-    # -- parties -------------------------------------------------------------------------
     def add_party(self, party: Party, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Register a party; ALREADY_EXISTS if its key or handle is taken."""
         ...
@@ -138,7 +135,10 @@ class Store(Protocol):
         """Withdraw a rule of this holder; NOT_FOUND otherwise."""
         ...
 
-    # -- requests ------------------------------------------------------------------------
+
+class RequestsStore(Protocol):
+    """Licence requests and the issuance of their licences (:mod:`._requests`)."""
+
     def reserve_status_index(self) -> int:
         """The next unused status-list index: never handed out twice (one the caller does
         not use stays a zero bit)."""
@@ -214,7 +214,11 @@ class Store(Protocol):
         """
         ...
 
-    # -- licences ------------------------------------------------------------------------
+
+class LicencesStore(Protocol):
+    """Licences and their status: revocations, uses, accesses, the status list
+    (:mod:`._licences`)."""
+
     def licence(self, licence_id: bytes) -> LicenceRow | None:
         """One licence."""
         ...
@@ -285,7 +289,36 @@ class Store(Protocol):
         """The holder's access log, newest first."""
         ...
 
-    # -- money ---------------------------------------------------------------------------
+    # -- the status list -----------------------------------------------------------------
+    def events_after(self, sequence: int, limit: int) -> list[RevocationEvent]:
+        """Revocation events with a larger sequence number, in order."""
+        ...
+
+    def status(self) -> tuple[list[int], int]:
+        """``(revoked indexes, last sequence)`` of the status list now, one snapshot."""
+        ...
+
+    def shared(self) -> bool:
+        """True when other exchange processes may write to this store too: each replica must
+        then follow the revocations the others commit (:meth:`wait_for_events`)."""
+        ...
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Block until revocation events after sequence ``after`` may have been committed
+        by another process, or for at most ``timeout`` seconds. True when there is news to
+        read (then read :meth:`events_after`); False when the time ran out with none known.
+
+        A backend that can be told (PostgreSQL's ``LISTEN``/``NOTIFY``) returns as soon as
+        another process commits a revocation, and True after re-establishing a lost
+        connection (what was said meanwhile is unknown: read to catch up). One that cannot
+        (SQLite) sleeps ``timeout`` and returns False: the caller polls on a timer. Called
+        from one thread at a time (the replica's follower thread)."""
+        ...
+
+
+class LedgerStore(Protocol):
+    """Money: deposits, payouts, escrow, settlement and statements (:mod:`._ledger`)."""
+
     def deposit(
         self,
         advertiser_key: bytes,
@@ -328,7 +361,10 @@ class Store(Protocol):
         """The ledger's invariants checked over every row: what is wrong."""
         ...
 
-    # -- the public log --------------------------------------------------------------------
+
+class LogStore(Protocol):
+    """The public log and its proofs (:mod:`._log`)."""
+
     def log_size(self) -> int:
         """The number of entries in the log now."""
         ...
@@ -353,33 +389,10 @@ class Store(Protocol):
         """The consistency proof between two sizes of the tree."""
         ...
 
-    # -- the status list -----------------------------------------------------------------
-    def events_after(self, sequence: int, limit: int) -> list[RevocationEvent]:
-        """Revocation events with a larger sequence number, in order."""
-        ...
 
-    def status(self) -> tuple[list[int], int]:
-        """``(revoked indexes, last sequence)`` of the status list now, one snapshot."""
-        ...
+class KeysStore(Protocol):
+    """The exchange's own keys and its issuer keys (:mod:`._keys`)."""
 
-    def shared(self) -> bool:
-        """True when other exchange processes may write to this store too: each replica must
-        then follow the revocations the others commit (:meth:`wait_for_events`)."""
-        ...
-
-    def wait_for_events(self, after: int, timeout: float) -> bool:
-        """Block until revocation events after sequence ``after`` may have been committed
-        by another process, or for at most ``timeout`` seconds. True when there is news to
-        read (then read :meth:`events_after`); False when the time ran out with none known.
-
-        A backend that can be told (PostgreSQL's ``LISTEN``/``NOTIFY``) returns as soon as
-        another process commits a revocation, and True after re-establishing a lost
-        connection (what was said meanwhile is unknown: read to catch up). One that cannot
-        (SQLite) sleeps ``timeout`` and returns False: the caller polls on a timer. Called
-        from one thread at a time (the replica's follower thread)."""
-        ...
-
-    # -- the exchange's own keys -----------------------------------------------------------
     def exchange_keys(self) -> dict[str, bytes]:
         """The exchange's public keys as recorded by its first start, by name (``operator``,
         ``log``): every replica must run with exactly these. Empty before the first start
@@ -406,6 +419,15 @@ class Store(Protocol):
         self, key_id: bytes, now: int = 0, *, nonces: Sequence[SpentNonce] = ()
     ) -> bool:
         """Unpublish a key (compromise): what it signed stops verifying. False if unknown."""
+        ...
+
+
+class Store(PartiesStore, RequestsStore, LicencesStore, LedgerStore, LogStore, KeysStore, Protocol):
+    """Durable state of one exchange: its parts, which share one transaction per change."""
+
+    def spend_nonces(self, nonces: Sequence[SpentNonce]) -> None:
+        """Record those of ``nonces`` not yet recorded by a change, in a transaction of
+        their own; raise their reason if one is recorded and live."""
         ...
 
     def close(self) -> None:
