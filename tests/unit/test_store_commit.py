@@ -12,6 +12,8 @@ import pytest
 
 from licentia.errors import LicentiaError, Reason
 
+from .store.harness import _concurrently
+
 if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
     from services.model import Party, Role
     from services.store import SqliteStore
@@ -29,26 +31,6 @@ THREADS = 16
 
 def _party(i: int) -> Party:
     return Party(i.to_bytes(32, "big"), Role.ADVERTISER, f"adv{i}", f"Advertiser {i}", "FR", NOW)
-
-
-def _concurrently(n: int, work: object) -> list[BaseException | None]:
-    """Run ``work(i)`` for i in range(n) on n threads released together; what each raised."""
-    gate = threading.Barrier(n)
-    out: list[BaseException | None] = [None] * n
-
-    def run(i: int) -> None:
-        gate.wait()
-        try:
-            work(i)  # type: ignore[operator]
-        except BaseException as e:  # noqa: BLE001 (collected for the test)
-            out[i] = e
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return out
 
 
 def test_changes_batched_together_fail_alone(
