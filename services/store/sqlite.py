@@ -9,6 +9,9 @@ savepoint alone; no caller hears of its change before the transaction holding it
 committed. Schema changes are numbered migrations (sqlite-utils ``Migrations``) that run
 once, at open. Tables are STRICT. The store's logic (every method of the interface) is shared
 with the PostgreSQL backend in :mod:`.common`; this module is the SQLite plumbing.
+
+Over 500 lines because it holds every migration of the schema (each kept as it first ran, so
+that an old database upgrades the same way) next to the group commit that writes it.
 """
 
 from __future__ import annotations
