@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TypeVar
 
 from licentia import keys, territory
 from licentia.errors import LicentiaError, Reason
@@ -12,27 +13,29 @@ from licentia.token import (
     LICENCE_ID_BYTES,
     MAX_ASSETS,
     Approval,
-    Asset,
     Consent,
     LicenceClaims,
-    PriceTerms,
-    StandingConsent,
     StandingRule,
-    issue,
     sensitive_reasons,
 )
 from licentia.v1 import exchange_pb2, records_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
-from . import convert, market
+from . import convert, issuance, market
 from .deps import Deps
 from .idempotency import request_digest
 from .model import LicenceRow, RequestRow, RequestState, Role, StandingRuleRow
 from .rpc import Call, Method
-from .store import ConflictCheck
+from .store import StaleVerdict
+from .store.base import SpentNonce
 
 MAX_PAGE = 100
 MAX_INBOX = 500
+#: How many times an issuance is decided again when the holder's live licences change
+#: between the decision and its transaction (each time, another issuance committed).
+MAX_VERDICTS = 64
+
+T = TypeVar("T")
 
 
 class ExchangeService:
@@ -76,12 +79,16 @@ class ExchangeService:
         row = self.d.store.request(request_id)
         if row is None or party.key not in (row.advertiser_key, row.holder_key):
             raise LicentiaError(Reason.NOT_FOUND, "no such request")
-        return self._expire_if_due(row, call.now)
+        return self._expire_if_due(row, call.now, call.spends)
 
-    def _expire_if_due(self, row: RequestRow, now: int) -> RequestRow:
+    def _expire_if_due(
+        self, row: RequestRow, now: int, nonces: Sequence[SpentNonce] = ()
+    ) -> RequestRow:
         if row.state == RequestState.PENDING and now >= row.expires_at:
             try:
-                row = self.d.store.finish_request(row.request_id, RequestState.EXPIRED, now)
+                row = self.d.store.finish_request(
+                    row.request_id, RequestState.EXPIRED, now, nonces=nonces
+                )
             except LicentiaError:
                 row = self.d.store.request(row.request_id) or row
             self._notify()
@@ -96,54 +103,70 @@ class ExchangeService:
             convert.licence_to(licence, now) if licence else None,
         )
 
-    def _prepare(self, row: RequestRow, consent: Consent) -> tuple[LicenceRow, ConflictCheck]:
-        """The signed licence for a request, and the check it must pass to be stored."""
-        claims = LicenceClaims.decode(row.claims)
+    def _prepare(
+        self, row: RequestRow, claims: LicenceClaims, consent: Consent, now: int
+    ) -> issuance.Issuance:
+        """The licence for a request's claims, signed, and what its issuance writes."""
         signer = self.d.keyring.private(claims.issuer_key_id)
         if signer is None:
             raise LicentiaError(Reason.REQUEST_EXPIRED, "the exchange's key changed: ask again")
-        licence = LicenceRow(
-            licence_id=claims.licence_id,
-            request_id=row.request_id,
-            token=issue(signer, row.claims, consent),
-            holder_key=row.holder_key,
-            licensee_key=row.advertiser_key,
-            issued_at=claims.issued_at,
-            not_before=claims.not_before,
-            not_after=claims.not_after,
-            status_index=claims.status_index,
-            max_uses=claims.max_uses,
-            uses=0,
-            exclusive=claims.exclusive,
-        )
-        return licence, lambda live: market.exclusivity_conflict(claims, live)
+        return issuance.prepare(row.request_id, claims, row.claims, consent, signer, now)
 
-    def _issue(self, row: RequestRow, consent: Consent, now: int) -> LicenceRow:
+    def _decided(self, plan: issuance.Issuance, apply: Callable[[issuance.Verdict], T]) -> T:
+        """``apply`` the verdict on ``plan`` over the holder's live licences now; decided
+        again over what is there when the store finds them changed meanwhile."""
+        lic = plan.licence
+        for _ in range(MAX_VERDICTS):
+            live = self.d.store.live_licences(
+                lic.holder_key, lic.not_before, lic.not_after, exclusive=lic.exclusive
+            )
+            try:
+                return apply(issuance.verdict(plan, live))
+            except StaleVerdict:
+                continue
+        raise LicentiaError(Reason.UNAVAILABLE, "the holder's licences keep changing: try again")
+
+    def _issue(
+        self, row: RequestRow, consent: Consent, now: int, nonces: Sequence[SpentNonce]
+    ) -> LicenceRow:
         """Sign and store the licence for a pending request, atomically with its checks."""
         holder = self.d.store.party(row.holder_key)
         if holder is None or holder.objecting:
             raise LicentiaError(Reason.OPTED_OUT, "the holder has opted out")
         try:
-            licence, check = self._prepare(row, consent)
+            plan = self._prepare(row, LicenceClaims.decode(row.claims), consent, now)
         except LicentiaError as e:
-            self._fail(row, now, e.reason, "the exchange's key has changed")
+            self._fail(row, now, e.reason, "the exchange's key has changed", nonces)
             raise
         try:
-            self.d.store.issue(licence, now, check)
+            self._decided(plan, lambda v: self.d.store.issue(plan, v, now, nonces=nonces))
         except LicentiaError as e:
             if e.reason == Reason.EXCLUSIVITY_CONFLICT:
-                self._fail(row, now, e.reason, "another licence holds exclusivity")
+                self._fail(row, now, e.reason, "another licence holds exclusivity", nonces)
             elif e.reason == Reason.INSUFFICIENT_FUNDS:
-                self._fail(row, now, e.reason, "the advertiser's balance cannot pay the licence")
+                text = "the advertiser's balance cannot pay the licence"
+                self._fail(row, now, e.reason, text, nonces)
             raise
         finally:
             self._notify()
-        return licence
+        return plan.licence
 
-    def _fail(self, row: RequestRow, now: int, reason: Reason, text: str) -> None:
+    def _fail(
+        self,
+        row: RequestRow,
+        now: int,
+        reason: Reason,
+        text: str,
+        nonces: Sequence[SpentNonce] = (),
+    ) -> None:
         try:
             self.d.store.finish_request(
-                row.request_id, RequestState.FAILED, now, reason=text, failure=reason.name
+                row.request_id,
+                RequestState.FAILED,
+                now,
+                reason=text,
+                failure=reason.name,
+                nonces=nonces,
             )
         except LicentiaError:
             return
@@ -241,86 +264,62 @@ class ExchangeService:
         market.check_text(req.message, "message", market.MAX_TEXT_CHARS)
         scope = convert.scope_from(req.scope)
         now = call.now
-        not_before = req.not_before or now
-        if req.not_after <= not_before:
-            raise LicentiaError(Reason.INVALID_TERM, "not_after must follow not_before")
-        if not_before < now - 300:
-            raise LicentiaError(Reason.INVALID_TERM, "a licence cannot start in the past")
-        if req.not_after > market.MAX_TIME:
-            raise LicentiaError(Reason.INVALID_TERM, "the licence ends too far in the future")
-        if req.price_per_use_minor and not req.max_uses:
-            raise LicentiaError(
-                Reason.INVALID_REQUEST, "a price per use needs max_uses (each use is escrowed)"
-            )
-        if req.offered_price_minor + req.price_per_use_minor * req.max_uses > market.MAX_PRICE:
-            raise LicentiaError(Reason.INVALID_REQUEST, "the price is too large")
-        declared = self.d.store.assets(holder.key)
-        market.check_request(
-            terms,
-            declared,
-            scope,
-            digests,
-            req.not_after - not_before,
-            exclusive=req.exclusive,
+        draft = issuance.check_request(
+            holder_key=holder.key,
+            advertiser_key=advertiser.key,
+            terms=terms,
+            declared=self.d.store.assets(holder.key),
+            scope=scope,
+            digests=digests,
+            not_before=req.not_before,
+            not_after=req.not_after,
             offered_price=req.offered_price_minor,
+            price_per_use=req.price_per_use_minor,
+            max_uses=req.max_uses,
+            exclusive=req.exclusive,
+            currency=self.d.settings.currency,
+            fee_bps=self.d.settings.fee_bps,
             max_term_cap=self.d.settings.max_term_seconds,
+            at=now,
         )
-        categories = {a.sha256: a.category for a in declared}
         issuer = self.d.keyring.current(now)
         rules = self.d.store.rules(holder.key)
-        covering: list[Consent] = []
+        claims = draft.claims(
+            licence_id=secrets.token_bytes(LICENCE_ID_BYTES),
+            issuer_key_id=issuer.public.key_id,
+            status_index=self.d.store.reserve_status_index(),
+            at=now,
+        )
+        consent = issuance.covering_rule(rules, claims, now)
+        row = issuance.request_row(
+            claims,
+            request_id=secrets.token_bytes(16),
+            message=req.message,
+            auto_approved=consent is not None,
+            ttl_seconds=self.d.settings.request_ttl_seconds,
+            at=now,
+        )
 
-        def build(status_index: int) -> RequestRow:
-            claims = LicenceClaims(
-                licence_id=secrets.token_bytes(LICENCE_ID_BYTES),
-                issuer_key_id=issuer.public.key_id,
-                holder=keys.PublicKey(holder.key),
-                licensee=keys.PublicKey(advertiser.key),
-                assets=tuple(Asset(categories[d], d) for d in digests),
-                scope=scope,
-                issued_at=now,
-                not_before=not_before,
-                not_after=req.not_after,
-                status_index=status_index,
-                price=PriceTerms(
-                    self.d.settings.currency,
-                    req.offered_price_minor,
-                    req.price_per_use_minor,
-                    self.d.settings.fee_bps,
-                ),
-                max_uses=req.max_uses,
-                exclusive=req.exclusive,
-            )
-            covering[:] = [c for c in [self._covering_rule(rules, claims, now)] if c]
-            return RequestRow(
-                request_id=secrets.token_bytes(16),
-                state=RequestState.PENDING,
-                advertiser_key=advertiser.key,
-                holder_key=holder.key,
-                claims=claims.encode(),
-                created_at=now,
-                expires_at=now + self.d.settings.request_ttl_seconds,
-                updated_at=now,
-                message=req.message,
-                auto_approved=bool(covering),
+        def add(auto: tuple[issuance.Issuance, issuance.Verdict] | None) -> RequestRow:
+            return self.d.store.add_request(
+                row,
+                auto=auto,
+                now=now,
+                idempotency_key=req.idempotency_key,
+                digest=digest,
+                nonces=call.spends,
             )
 
-        issued: list[LicenceRow] = []
-
-        def auto_issue(row: RequestRow) -> tuple[LicenceRow, ConflictCheck] | None:
-            if not covering:
-                return None
-            licence, check = self._prepare(row, covering[0])
-            issued.append(licence)
-            return licence, check
-
+        if consent is None:
+            stored = add(None)
+            return self._request_response(stored, advertiser.display_name, now)
         try:
-            row = self.d.store.create_request(build, auto_issue, now, req.idempotency_key, digest)
+            plan = self._prepare(row, claims, consent, now)
+            stored = self._decided(plan, lambda v: add((plan, v)))
         finally:
-            if covering:
-                self._notify()
-        known = issued[0] if issued and issued[0].licence_id == row.licence_id else None
-        return self._request_response(row, advertiser.display_name, now, known)
+            self._notify()
+        known = plan.licence if plan.licence.licence_id == stored.licence_id else None
+        return self._request_response(stored, advertiser.display_name, now, known)
 
     def _request_response(
         self, row: RequestRow, organisation: str, now: int, licence: LicenceRow | None = None
@@ -333,24 +332,6 @@ class ExchangeService:
             out.licence.CopyFrom(convert.licence_to(licence, now))
         out.request.CopyFrom(convert.request_to(row, organisation))
         return out
-
-    @staticmethod
-    def _covering_rule(
-        rules: Sequence[StandingRuleRow], claims: LicenceClaims, now: int
-    ) -> Consent | None:
-        """A standing rule in force that the claims fall entirely within, if any."""
-        if sensitive_reasons(claims.scope):
-            return None
-        for r in rules:
-            if r.withdrawn_at:
-                continue
-            try:
-                rule = StandingRule.decode(r.rule)
-            except LicentiaError:
-                continue
-            if not rule.permits(claims) and rule.not_before <= now < rule.not_after:
-                return StandingConsent(r.rule, r.signature)
-        return None
 
     def get_request(
         self, req: exchange_pb2.GetRequestRequest, call: Call
@@ -400,7 +381,7 @@ class ExchangeService:
         rows = self.d.store.requests_for_holder(
             holder.key, include_answered=req.include_answered, limit=MAX_INBOX
         )
-        rows = [self._expire_if_due(r, call.now) for r in rows]
+        rows = [self._expire_if_due(r, call.now, call.spends) for r in rows]
         if not req.include_answered:
             rows = [r for r in rows if r.state == RequestState.PENDING]
         return exchange_pb2.ListInboxResponse(
@@ -412,7 +393,7 @@ class ExchangeService:
         row = self.d.store.request(request_id)
         if row is None or row.holder_key != holder.key:
             raise LicentiaError(Reason.NOT_FOUND, "no such request")
-        row = self._expire_if_due(row, call.now)
+        row = self._expire_if_due(row, call.now, call.spends)
         if row.state == RequestState.EXPIRED:
             raise LicentiaError(Reason.REQUEST_EXPIRED, "the request has expired")
         if row.state != RequestState.PENDING:
@@ -428,7 +409,7 @@ class ExchangeService:
             row.holder_key, keys.CONSENT, row.claims, req.holder_signature
         ):
             raise LicentiaError(Reason.BAD_CONSENT, "the signature is not over these claims")
-        licence = self._issue(row, Approval(req.holder_signature), call.now)
+        licence = self._issue(row, Approval(req.holder_signature), call.now, call.spends)
         request, _ = self._request_reply(self.d.store.request(row.request_id) or row, call.now)
         return exchange_pb2.ApproveRequestResponse(
             request=request, licence=convert.licence_to(licence, call.now)
@@ -441,7 +422,7 @@ class ExchangeService:
         market.check_text(req.reason, "reason", market.MAX_TEXT_CHARS)
         row = self._holders_pending(req.request_id, call)
         done = self.d.store.finish_request(
-            row.request_id, RequestState.DECLINED, call.now, reason=req.reason
+            row.request_id, RequestState.DECLINED, call.now, reason=req.reason, nonces=call.spends
         )
         self._notify()
         return exchange_pb2.DeclineRequestResponse(
@@ -456,9 +437,11 @@ class ExchangeService:
         row = self.d.store.request(req.request_id)
         if row is None or row.advertiser_key != advertiser.key:
             raise LicentiaError(Reason.NOT_FOUND, "no such request")
-        if self._expire_if_due(row, call.now).state == RequestState.EXPIRED:
+        if self._expire_if_due(row, call.now, call.spends).state == RequestState.EXPIRED:
             raise LicentiaError(Reason.REQUEST_EXPIRED, "the request has expired")
-        done = self.d.store.finish_request(row.request_id, RequestState.WITHDRAWN, call.now)
+        done = self.d.store.finish_request(
+            row.request_id, RequestState.WITHDRAWN, call.now, nonces=call.spends
+        )
         self._notify()
         return exchange_pb2.WithdrawRequestResponse(
             request=convert.request_to(done, advertiser.display_name)
@@ -485,7 +468,7 @@ class ExchangeService:
                 "political campaigns, AI training and opinions are never auto-approved",
             )
         row = StandingRuleRow(rule.rule_id, holder.key, c.rule, c.holder_signature, call.now)
-        self.d.store.add_rule(row)
+        self.d.store.add_rule(row, nonces=call.spends)
         return exchange_pb2.AddStandingRuleResponse(rule=convert.rule_to(row))
 
     def list_standing_rules(
@@ -502,5 +485,5 @@ class ExchangeService:
     ) -> exchange_pb2.WithdrawStandingRuleResponse:
         """The rule covers no new request from now on."""
         holder = self.d.party(call, Role.HOLDER)
-        row = self.d.store.withdraw_rule(holder.key, req.rule_id, call.now)
+        row = self.d.store.withdraw_rule(holder.key, req.rule_id, call.now, nonces=call.spends)
         return exchange_pb2.WithdrawStandingRuleResponse(rule=convert.rule_to(row))

@@ -86,7 +86,12 @@ class LedgerService:
         if advertiser is None or advertiser.role != Role.ADVERTISER:
             raise LicentiaError(Reason.NOT_FOUND, "no such advertiser")
         line, balance, replayed = self.d.store.deposit(
-            advertiser.key, amount, reference, call.now, digest=request_digest(call.method, req)
+            advertiser.key,
+            amount,
+            reference,
+            call.now,
+            digest=request_digest(call.method, req),
+            nonces=call.spends,
         )
         return ledger_pb2.DepositResponse(
             line=line_to(line), balance_minor=balance, replayed=replayed
@@ -99,7 +104,9 @@ class LedgerService:
             raise LicentiaError(Reason.INVALID_REQUEST, "the idempotency key is 16 bytes")
         amount = _amount(req.amount_minor)
         reference = _reference(req.payout_reference, "payout reference")
-        self.d.store.settle(holder.key, call.now)  # what has been earned is available
+        self.d.store.settle(
+            holder.key, call.now, nonces=call.spends
+        )  # what has been earned is available
         line, balance, replayed = self.d.store.withdraw(
             holder.key,
             amount,
@@ -107,6 +114,7 @@ class LedgerService:
             req.idempotency_key,
             call.now,
             digest=request_digest(call.method, req),
+            nonces=call.spends,
         )
         return ledger_pb2.WithdrawResponse(
             line=line_to(line), balance_minor=balance, replayed=replayed
@@ -122,7 +130,7 @@ class LedgerService:
             raise LicentiaError(Reason.INVALID_REQUEST, f"page_size is 1 to {MAX_PAGE}")
         if req.before_posting > MAX_POSTING_ID:
             raise LicentiaError(Reason.INVALID_REQUEST, "before_posting is not a posting id")
-        self.d.store.settle(party.key, call.now)
+        self.d.store.settle(party.key, call.now, nonces=call.spends)
         st = self.d.store.statement(party, req.before_posting, size)
         return ledger_pb2.GetStatementResponse(
             currency=self.d.settings.currency,

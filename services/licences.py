@@ -132,7 +132,7 @@ class LicenceService:
                 raise LicentiaError(Reason.NOT_OWNER, "only the holder revokes a licence")
             raise LicentiaError(Reason.NOT_FOUND, "no such licence")
         revoked, event = self.d.store.revoke(
-            lic.licence_id, call.now, Cause.REVOKED, evidence(call)
+            lic.licence_id, call.now, Cause.REVOKED, evidence(call), nonces=call.spends
         )
         self.d.hub.publish([event])
         return licences_pb2.RevokeLicenceResponse(
@@ -195,7 +195,8 @@ class LicenceService:
         if content is None:
             raise LicentiaError(Reason.NOT_FOUND, "the exchange holds no bytes for this asset")
         self.d.store.record_access(
-            Access(lic.holder_key, req.sha256, lic.licence_id, advertiser.key, call.now)
+            Access(lic.holder_key, req.sha256, lic.licence_id, advertiser.key, call.now),
+            nonces=call.spends,
         )
         return licences_pb2.FetchAssetResponse(content=content)
 

@@ -1,7 +1,7 @@
 """The market's rules, as pure functions: terms, prices, requests within terms, exclusivity.
 
-No I/O: the servicers call these with values read from the store, and the store calls the
-conflict check inside the issuing transaction.
+No I/O: the servicers and the issuance rule (:mod:`.issuance`) call these with values read
+from the store; the store calls none of them.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ class RegistryService:
     def _register(self, call: Call, role: Role, handle: str, name: str, country: str) -> Party:
         assert call.caller is not None
         party = Party(call.caller.raw, role, handle, name, country, call.now)
-        self.d.store.add_party(party)
+        self.d.store.add_party(party, nonces=call.spends)
         return party
 
     def register_holder(
@@ -113,7 +113,9 @@ class RegistryService:
         """Rectify the caller's display name."""
         party = self.d.party(call)
         market.check_text(req.display_name, "display name", required=party.role != Role.HOLDER)
-        updated = self.d.store.update_party(party.key, display_name=req.display_name)
+        updated = self.d.store.update_party(
+            party.key, display_name=req.display_name, nonces=call.spends
+        )
         return registry_pb2.UpdateProfileResponse(profile=convert.profile_to(updated))
 
     def declare_asset(
@@ -138,7 +140,7 @@ class RegistryService:
                 raise LicentiaError(Reason.INVALID_REQUEST, "content does not match sha256")
             content = req.content
         row = AssetRow(holder.key, req.sha256, category, req.label, 0, False, call.now)
-        stored = self.d.store.put_asset(row, content)
+        stored = self.d.store.put_asset(row, content, nonces=call.spends)
         return registry_pb2.DeclareAssetResponse(asset=convert.asset_to(stored))
 
     def list_assets(
@@ -163,7 +165,7 @@ class RegistryService:
                 Reason.INVALID_REQUEST, f"this exchange trades in {self.d.settings.currency}"
             )
         market.check_terms(terms, self.d.settings.max_term_seconds)
-        self.d.store.set_terms(holder.key, terms)
+        self.d.store.set_terms(holder.key, terms, nonces=call.spends)
         return registry_pb2.SetTermsResponse(terms=convert.terms_to(terms))
 
     def get_terms(
@@ -182,7 +184,7 @@ class RegistryService:
     ) -> registry_pb2.SetObjectionResponse:
         """Opt out (object) or back in."""
         holder = self.d.party(call, Role.HOLDER)
-        updated = self.d.store.update_party(holder.key, objecting=req.objecting)
+        updated = self.d.store.update_party(holder.key, objecting=req.objecting, nonces=call.spends)
         return registry_pb2.SetObjectionResponse(profile=convert.profile_to(updated))
 
     def export_data(
@@ -224,7 +226,9 @@ class RegistryService:
         if len(req.sha256) > 1000:
             raise LicentiaError(Reason.TOO_LARGE, "too many digests")
         digests = list(req.sha256) or None
-        erased, events = self.d.store.erase_assets(holder.key, digests, call.now, evidence(call))
+        erased, events = self.d.store.erase_assets(
+            holder.key, digests, call.now, evidence(call), nonces=call.spends
+        )
         self.d.hub.publish(events)
         return registry_pb2.EraseAssetsResponse(
             erased=erased,

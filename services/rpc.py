@@ -36,9 +36,9 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import IO, Any, Protocol, TypeAlias, cast
@@ -59,7 +59,7 @@ from licentia.request import (
 )
 
 from . import errors
-from .store.base import SpentNonce, spending, unrecorded_nonces
+from .store.base import SpentNonce
 
 
 class Clock(Protocol):
@@ -98,6 +98,9 @@ class Call:
     #: calls), kept so that a call can be logged as evidence anyone can check.
     signed: SignedRequest | None = None
     body: bytes = b""
+    #: The nonces this call spends durably: a handler passes them to each change it makes
+    #: (the store's ``nonces`` argument), and the first one committed records them.
+    spends: tuple[SpentNonce, ...] = ()
 
 
 #: ``(request, call) -> response``.
@@ -138,7 +141,7 @@ class Authenticator:
 
     One instance (one nonce store) serves every service of a process; the nonce store lives
     in memory and refuses a replay within the process at once. Every signed call also
-    spends its nonce durably in the store (:meth:`spent`, :func:`.store.base.spending`)
+    spends its nonce durably in the store (:meth:`spent`, :attr:`Call.spends`)
     before its answer is sent: a call that changes something in its change's transaction,
     any other call through ``record`` (the store's ``spend_nonces``, one group-committed
     insert). So a replay is refused after a restart, after a crash (the nonce was committed
@@ -155,18 +158,18 @@ class Authenticator:
         nonces: NonceStore | None = None,
         window_seconds: int = DEFAULT_WINDOW_SECONDS,
         not_before: int = 0,
-        record: Callable[[], None] | None = None,
+        record: Callable[[Sequence[SpentNonce]], None] | None = None,
     ) -> None:
         self.nonces: NonceStore = MemoryNonceStore() if nonces is None else nonces
         self.window_seconds = window_seconds
         self.not_before = not_before
         self.record = record
 
-    def commit_spent(self) -> None:
-        """Spend durably the nonces of this call that no change has recorded yet (a read's);
-        raises their reason (REPLAYED_REQUEST) if another process recorded one first."""
-        if self.record is not None and unrecorded_nonces():
-            self.record()
+    def commit_spent(self, nonces: Sequence[SpentNonce]) -> None:
+        """Spend durably those of a call's ``nonces`` that no change has recorded yet (a
+        read's); raises their reason (REPLAYED_REQUEST) if another process recorded one first."""
+        if self.record is not None and any(not n.recorded for n in nonces):
+            self.record(nonces)
 
     def authenticate(
         self, method: str, body: bytes, metadata: Iterable[tuple[str, str | bytes]], now: int
@@ -286,12 +289,12 @@ class _Plumbing:
         with self._guard(m, context) as outcome:
             call, request = self._admit(m, arg, context, outcome)
             # A signed call's nonce is spent durably by the first change it commits.
-            spent = () if call.signed is None else (self.auth.spent(call.signed, call.now),)
-            with spending(*spent):
-                response = self._encode(m, m.method.handler(request, call))
-                if m.method.durable_nonce:  # before the answer leaves (a read's replay)
-                    self.auth.commit_spent()
-                return response
+            if call.signed is not None:
+                call = replace(call, spends=(self.auth.spent(call.signed, call.now),))
+            response = self._encode(m, m.method.handler(request, call))
+            if m.method.durable_nonce:  # before the answer leaves (a read's replay)
+                self.auth.commit_spent(call.spends)
+            return response
 
     def stream_out(self, m: _Bound, arg: Any, context: grpc.ServicerContext) -> Iterator[bytes]:
         """Behaviour of a method with a response stream; errors mid-stream end it the same way."""
@@ -306,8 +309,7 @@ class _Plumbing:
                 for response in cast(Iterator[Message], m.method.handler(request, call)):
                     encoded = self._encode(m, response)
                     if unspent and call.signed is not None:
-                        with spending(self.auth.spent(call.signed, call.now)):
-                            self.auth.commit_spent()
+                        self.auth.commit_spent((self.auth.spent(call.signed, call.now),))
                         unspent = False
                     yield encoded
             finally:

@@ -16,7 +16,7 @@ from .deps import Deps
 from .idempotency import request_digest
 from .model import Party
 from .rpc import Call, Method
-from .store.base import SpentNonce, spending
+from .store.base import SpentNonce
 
 
 class VerificationService:
@@ -152,10 +152,14 @@ class VerificationService:
                 call.now,
                 Reason.REPLAYED,
             )
-            with spending(nonce):
-                uses, recorded_at = self.d.store.record_use(
-                    report_id.digest()[:16], licence_id, platform.key, call.now, digest=digest
-                )
+            uses, recorded_at = self.d.store.record_use(
+                report_id.digest()[:16],
+                licence_id,
+                platform.key,
+                call.now,
+                digest=digest,
+                nonces=(*call.spends, nonce),
+            )
         else:
             licence_id, uses, recorded_at = seen
             # A retry names the same licence (its presentation's nonce is spent, so only the

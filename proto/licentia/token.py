@@ -509,13 +509,21 @@ def issuance_message(claims_bytes: bytes, consent: Consent) -> bytes:
     )
 
 
-def issue(issuer_key: PrivateKey, claims_bytes: bytes, consent: Consent) -> str:
+def issue(
+    issuer_key: PrivateKey,
+    claims_bytes: bytes,
+    consent: Consent,
+    *,
+    claims: LicenceClaims | None = None,
+) -> str:
     """The exchange signs claims + consent and returns the token text ``lic1.…``.
 
     The claims must name this issuer key; the consent is not checked here (the exchange
-    checks it before calling, and every verifier checks it again).
+    checks it before calling, and every verifier checks it again). A caller that holds the
+    claims ``claims_bytes`` encode passes them as ``claims``, so they are not decoded again.
     """
-    claims = LicenceClaims.decode(claims_bytes)
+    if claims is None:
+        claims = LicenceClaims.decode(claims_bytes)
     if claims.issuer_key_id != issuer_key.public.key_id:
         raise LicentiaError(Reason.UNKNOWN_ISSUER_KEY, "claims name another issuer key")
     return _signed_token(issuer_key, claims_bytes, consent)

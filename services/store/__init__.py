@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import AutoIssue, ConflictCheck, Store
+from .base import StaleVerdict, Store
 from .sqlite import SqliteStore
 
-__all__ = ["AutoIssue", "ConflictCheck", "SqliteStore", "Store", "open_store"]
+__all__ = ["SqliteStore", "StaleVerdict", "Store", "open_store"]
 
 #: The URL schemes :func:`open_store` takes for PostgreSQL.
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")

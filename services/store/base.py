@@ -2,21 +2,23 @@
 
 The services talk to a :class:`Store`; SQLite (:mod:`.sqlite`) is the embedded default, and
 PostgreSQL (:mod:`.postgres`) serves an exchange on several replicas; both share their logic
-(:mod:`.common`). Methods that change state are atomic:
-either everything they describe happens, durably, or nothing does. They raise
-``LicentiaError`` with a stable reason when a rule refuses the change.
+(:mod:`.common`). The protocol is split by what each part holds (:class:`PartiesStore`,
+:class:`RequestsStore`, :class:`LicencesStore`, :class:`LedgerStore`, :class:`LogStore`,
+:class:`KeysStore`), as the SQL store is (one module each); every part's changes run in the
+backend's one transaction, so a change spanning several parts stays atomic. Methods that
+change state are atomic: either everything they describe happens, durably, or nothing does.
+They raise ``LicentiaError`` with a stable reason when a rule refuses the change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from licentia.errors import Reason
 
+from ..issuance import Issuance, Verdict
 from ..model import (
     Access,
     AssetRow,
@@ -33,12 +35,11 @@ from ..model import (
     Terms,
 )
 
-#: Decides, inside the issuing transaction, whether a new licence conflicts with the holder's
-#: live licences: returns the refusal reason, or None when it may be issued.
-ConflictCheck = Callable[[Sequence[LicenceRow]], Reason | None]
-#: Given a request just stored, the licence to issue for it at once (and its conflict
-#: check), or None to leave it pending.
-AutoIssue = Callable[[RequestRow], tuple[LicenceRow, ConflictCheck] | None]
+
+class StaleVerdict(Exception):  # noqa: N818 (not an error: a signal to decide again)
+    """Raised, changing nothing, when an issuance's :class:`~..issuance.Verdict` was decided
+    over live licences of the holder that are no longer those the store holds: decide again
+    over :meth:`Store.live_licences` now."""
 
 
 @dataclass(slots=True)
@@ -47,7 +48,8 @@ class SpentNonce:
 
     A signed request's nonce (and a reported presentation's) is remembered in memory by the
     process that checked it; that memory dies with the process, and other replicas never had
-    it. So the change a call makes also records the call's nonces, in the same transaction:
+    it. So the change a call makes also records the call's nonces, in the same transaction
+    (every changing method of :class:`Store` takes them as its ``nonces`` argument):
     a replay of a call that changed something is refused (``reason``) by any process, after
     any restart, for as long as the nonce lives (``expires_at``). A call that changed nothing
     records nothing (its replay changes nothing either, and the in-memory stores still
@@ -62,36 +64,10 @@ class SpentNonce:
     recorded: bool = False
 
 
-#: The nonces of the call this context serves (see :func:`spending`).
-_SPENDING: ContextVar[tuple[SpentNonce, ...]] = ContextVar("licentia_spending", default=())
+class PartiesStore(Protocol):
+    """Parties, their assets and terms, and standing rules (:mod:`._parties`)."""
 
-
-@contextmanager
-def spending(*nonces: SpentNonce) -> Iterator[None]:
-    """Within this block, the next change committed records ``nonces`` (see
-    :class:`SpentNonce`); it fails with their reason, changing nothing, if one is live."""
-    token = _SPENDING.set(_SPENDING.get() + nonces)
-    try:
-        yield
-    finally:
-        _SPENDING.reset(token)
-
-
-def unrecorded_nonces() -> tuple[SpentNonce, ...]:
-    """The nonces of this context not yet recorded by a committed change."""
-    return tuple(n for n in _SPENDING.get() if not n.recorded)
-
-
-class Store(Protocol):
-    """Durable state of one exchange."""
-
-    def spend_nonces(self) -> None:
-        """Record the nonces of this call not yet recorded by a change (:func:`spending`),
-        in a transaction of their own; raise their reason if one is recorded and live."""
-        ...
-
-    # -- parties -------------------------------------------------------------------------
-    def add_party(self, party: Party) -> None:
+    def add_party(self, party: Party, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Register a party; ALREADY_EXISTS if its key or handle is taken."""
         ...
 
@@ -104,13 +80,20 @@ class Store(Protocol):
         ...
 
     def update_party(
-        self, key: bytes, *, display_name: str | None = None, objecting: bool | None = None
+        self,
+        key: bytes,
+        *,
+        display_name: str | None = None,
+        objecting: bool | None = None,
+        nonces: Sequence[SpentNonce] = (),
     ) -> Party:
         """Change a party's display name or objection; NOT_FOUND if unknown."""
         ...
 
     # -- assets and terms ----------------------------------------------------------------
-    def put_asset(self, row: AssetRow, content: bytes | None) -> AssetRow:
+    def put_asset(
+        self, row: AssetRow, content: bytes | None, *, nonces: Sequence[SpentNonce] = ()
+    ) -> AssetRow:
         """Declare or rectify an asset: label and category replaced; bytes replaced when
         ``content`` is given, kept otherwise."""
         ...
@@ -123,7 +106,9 @@ class Store(Protocol):
         """The stored bytes of an asset, if any."""
         ...
 
-    def set_terms(self, holder_key: bytes, terms: Terms) -> None:
+    def set_terms(
+        self, holder_key: bytes, terms: Terms, *, nonces: Sequence[SpentNonce] = ()
+    ) -> None:
         """Replace the holder's terms."""
         ...
 
@@ -136,7 +121,7 @@ class Store(Protocol):
         ...
 
     # -- standing rules --------------------------------------------------------------------
-    def add_rule(self, row: StandingRuleRow) -> None:
+    def add_rule(self, row: StandingRuleRow, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Register a standing rule; ALREADY_EXISTS for a known rule id."""
         ...
 
@@ -144,27 +129,38 @@ class Store(Protocol):
         """The holder's standing rules, oldest first."""
         ...
 
-    def withdraw_rule(self, holder_key: bytes, rule_id: bytes, now: int) -> StandingRuleRow:
+    def withdraw_rule(
+        self, holder_key: bytes, rule_id: bytes, now: int, *, nonces: Sequence[SpentNonce] = ()
+    ) -> StandingRuleRow:
         """Withdraw a rule of this holder; NOT_FOUND otherwise."""
         ...
 
-    # -- requests ------------------------------------------------------------------------
-    def create_request(
+
+class RequestsStore(Protocol):
+    """Licence requests and the issuance of their licences (:mod:`._requests`)."""
+
+    def reserve_status_index(self) -> int:
+        """The next unused status-list index: never handed out twice (one the caller does
+        not use stays a zero bit)."""
+        ...
+
+    def add_request(
         self,
-        build: Callable[[int], RequestRow],
-        auto_issue: AutoIssue | None = None,
+        row: RequestRow,
+        *,
+        auto: tuple[Issuance, Verdict] | None = None,
         now: int = 0,
         idempotency_key: bytes = b"",
         digest: bytes = b"",
+        nonces: Sequence[SpentNonce] = (),
     ) -> RequestRow:
-        """Reserve the next status-list index (never handed out twice), build the request
-        with it, and store it; when ``auto_issue`` gives a licence, issue it in the same
-        transaction (a refused issuance leaves the request FAILED and raises its reason).
-        ``build`` and ``auto_issue`` may run before that transaction begins: they prepare,
-        and only what the transaction checks (pending state, conflicts, funds) is decided in
-        it. With an ``idempotency_key`` (and the request's ``digest``, 32 bytes, stored with
-        it), the request the same advertiser made with that key before is returned instead
-        and nothing is stored; IDEMPOTENCY_KEY_REUSED if that request had another digest."""
+        """Store a new request; with ``auto``, issue its licence in the same transaction
+        (as :meth:`issue`; a refused issuance leaves the request FAILED with the reason, and
+        the refusal is raised after the commit; a stale verdict raises
+        :class:`StaleVerdict` and stores nothing). With an ``idempotency_key`` (and the
+        request's ``digest``, 32 bytes, stored with it), the request the same advertiser
+        made with that key before is returned instead and nothing is stored;
+        IDEMPOTENCY_KEY_REUSED if that request had another digest."""
         ...
 
     def request_by_key(
@@ -192,21 +188,37 @@ class Store(Protocol):
         *,
         reason: str = "",
         failure: str = "",
+        nonces: Sequence[SpentNonce] = (),
     ) -> RequestRow:
         """Move a PENDING request to ``state``; REQUEST_NOT_PENDING if it is not pending."""
         ...
 
-    def issue(self, licence: LicenceRow, now: int, check: ConflictCheck) -> RequestRow:
-        """Issue ``licence`` for its pending request, atomically with the conflict check.
+    def live_licences(
+        self, holder_key: bytes, not_before: int, not_after: int, *, exclusive: bool
+    ) -> list[LicenceRow]:
+        """The holder's unrevoked licences that a new one over ``[not_before, not_after)``
+        could conflict with: those overlapping it in time, and only the exclusive ones
+        unless ``exclusive``. What :func:`~..issuance.verdict` decides over."""
+        ...
 
-        Under one transaction: the request must be PENDING (REQUEST_NOT_PENDING), ``check``
-        runs over the holder's live licences that could conflict (those overlapping in time;
-        only the exclusive ones unless ``licence`` is exclusive), the licence is stored and
-        the request becomes ISSUED.
+    def issue(
+        self, issuance: Issuance, verdict: Verdict, now: int, *, nonces: Sequence[SpentNonce] = ()
+    ) -> RequestRow:
+        """Apply a decided issuance to its pending request, in one transaction.
+
+        The request must be PENDING (REQUEST_NOT_PENDING); the holder's live licences
+        (:meth:`live_licences`) must still be those ``verdict`` saw (else
+        :class:`StaleVerdict`, nothing changed); the verdict's refusal is raised; the
+        advertiser's balance must cover the escrow (INSUFFICIENT_FUNDS). Then the licence,
+        its money, escrow posting and log entry are stored and the request becomes ISSUED.
         """
         ...
 
-    # -- licences ------------------------------------------------------------------------
+
+class LicencesStore(Protocol):
+    """Licences and their status: revocations, uses, accesses, the status list
+    (:mod:`._licences`)."""
+
     def licence(self, licence_id: bytes) -> LicenceRow | None:
         """One licence."""
         ...
@@ -221,7 +233,13 @@ class Store(Protocol):
         ...
 
     def revoke(
-        self, licence_id: bytes, now: int, cause: Cause, evidence: bytes = b""
+        self,
+        licence_id: bytes,
+        now: int,
+        cause: Cause,
+        evidence: bytes = b"",
+        *,
+        nonces: Sequence[SpentNonce] = (),
     ) -> tuple[LicenceRow, RevocationEvent]:
         """Revoke a licence (idempotent: a revoked licence returns its first revocation).
         ``evidence`` is the holder's signed call (a serialized ``SignedCall``), logged with
@@ -234,13 +252,22 @@ class Store(Protocol):
         digests: Sequence[bytes] | None,
         now: int,
         evidence: bytes = b"",
+        *,
+        nonces: Sequence[SpentNonce] = (),
     ) -> tuple[int, list[RevocationEvent]]:
         """Delete the holder's assets (all when ``digests`` is None) and revoke every live
         licence naming one of them, in one transaction."""
         ...
 
     def record_use(
-        self, report_id: bytes, licence_id: bytes, platform_key: bytes, now: int, *, digest: bytes
+        self,
+        report_id: bytes,
+        licence_id: bytes,
+        platform_key: bytes,
+        now: int,
+        *,
+        digest: bytes,
+        nonces: Sequence[SpentNonce] = (),
     ) -> tuple[int, int]:
         """Count one use (idempotent by report id): ``(uses, recorded_at)``.
 
@@ -254,72 +281,12 @@ class Store(Protocol):
         (IDEMPOTENCY_KEY_REUSED if it was recorded with another digest)."""
         ...
 
-    def record_access(self, access: Access) -> None:
+    def record_access(self, access: Access, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Record a licensee's fetch of an asset."""
         ...
 
     def accesses(self, holder_key: bytes, limit: int) -> list[Access]:
         """The holder's access log, newest first."""
-        ...
-
-    # -- money ---------------------------------------------------------------------------
-    def deposit(
-        self, advertiser_key: bytes, amount: int, reference: str, now: int, *, digest: bytes
-    ) -> tuple[LedgerLine, int, bool]:
-        """Credit an advertiser: ``(line, balance, replayed)``. Idempotent by ``reference``
-        (IDEMPOTENCY_KEY_REUSED if it was credited for a request with another digest)."""
-        ...
-
-    def withdraw(
-        self,
-        holder_key: bytes,
-        amount: int,
-        payout_reference: str,
-        idempotency_key: bytes,
-        now: int,
-        *,
-        digest: bytes,
-    ) -> tuple[LedgerLine, int, bool]:
-        """Pay a holder out: ``(line, balance, replayed)``. Idempotent by the key
-        (IDEMPOTENCY_KEY_REUSED for a request with another digest); INSUFFICIENT_FUNDS
-        beyond the available balance."""
-        ...
-
-    def settle(self, party_key: bytes, now: int) -> None:
-        """Settle every open licence of the party up to ``now`` (idempotent)."""
-        ...
-
-    def statement(self, party: Party, before: int, limit: int) -> Statement:
-        """The party's balance, pending and total amounts and lines, newest first."""
-        ...
-
-    def ledger_check(self) -> list[str]:
-        """The ledger's invariants checked over every row: what is wrong."""
-        ...
-
-    # -- the public log --------------------------------------------------------------------
-    def log_size(self) -> int:
-        """The number of entries in the log now."""
-        ...
-
-    def log_head(self) -> tuple[int, bytes]:
-        """``(tree size, root hash)`` of the log now."""
-        ...
-
-    def log_entries(self, start: int, end: int) -> list[tuple[int, bytes, int]]:
-        """Entries ``[start, end)``: ``(index, entry bytes, appended at)``."""
-        ...
-
-    def log_index_of_licence(self, licence_id: bytes) -> int | None:
-        """The index of a licence's issuance entry."""
-        ...
-
-    def log_inclusion(self, index: int, size: int) -> tuple[int, list[bytes], bytes]:
-        """``(size, proof, entry)`` for entry ``index`` in the tree of ``size`` (0: now)."""
-        ...
-
-    def log_consistency(self, old_size: int, new_size: int) -> list[bytes]:
-        """The consistency proof between two sizes of the tree."""
         ...
 
     # -- the status list -----------------------------------------------------------------
@@ -348,7 +315,84 @@ class Store(Protocol):
         from one thread at a time (the replica's follower thread)."""
         ...
 
-    # -- the exchange's own keys -----------------------------------------------------------
+
+class LedgerStore(Protocol):
+    """Money: deposits, payouts, escrow, settlement and statements (:mod:`._ledger`)."""
+
+    def deposit(
+        self,
+        advertiser_key: bytes,
+        amount: int,
+        reference: str,
+        now: int,
+        *,
+        digest: bytes,
+        nonces: Sequence[SpentNonce] = (),
+    ) -> tuple[LedgerLine, int, bool]:
+        """Credit an advertiser: ``(line, balance, replayed)``. Idempotent by ``reference``
+        (IDEMPOTENCY_KEY_REUSED if it was credited for a request with another digest)."""
+        ...
+
+    def withdraw(
+        self,
+        holder_key: bytes,
+        amount: int,
+        payout_reference: str,
+        idempotency_key: bytes,
+        now: int,
+        *,
+        digest: bytes,
+        nonces: Sequence[SpentNonce] = (),
+    ) -> tuple[LedgerLine, int, bool]:
+        """Pay a holder out: ``(line, balance, replayed)``. Idempotent by the key
+        (IDEMPOTENCY_KEY_REUSED for a request with another digest); INSUFFICIENT_FUNDS
+        beyond the available balance."""
+        ...
+
+    def settle(self, party_key: bytes, now: int, *, nonces: Sequence[SpentNonce] = ()) -> None:
+        """Settle every open licence of the party up to ``now`` (idempotent)."""
+        ...
+
+    def statement(self, party: Party, before: int, limit: int) -> Statement:
+        """The party's balance, pending and total amounts and lines, newest first."""
+        ...
+
+    def ledger_check(self) -> list[str]:
+        """The ledger's invariants checked over every row: what is wrong."""
+        ...
+
+
+class LogStore(Protocol):
+    """The public log and its proofs (:mod:`._log`)."""
+
+    def log_size(self) -> int:
+        """The number of entries in the log now."""
+        ...
+
+    def log_head(self) -> tuple[int, bytes]:
+        """``(tree size, root hash)`` of the log now."""
+        ...
+
+    def log_entries(self, start: int, end: int) -> list[tuple[int, bytes, int]]:
+        """Entries ``[start, end)``: ``(index, entry bytes, appended at)``."""
+        ...
+
+    def log_index_of_licence(self, licence_id: bytes) -> int | None:
+        """The index of a licence's issuance entry."""
+        ...
+
+    def log_inclusion(self, index: int, size: int) -> tuple[int, list[bytes], bytes]:
+        """``(size, proof, entry)`` for entry ``index`` in the tree of ``size`` (0: now)."""
+        ...
+
+    def log_consistency(self, old_size: int, new_size: int) -> list[bytes]:
+        """The consistency proof between two sizes of the tree."""
+        ...
+
+
+class KeysStore(Protocol):
+    """The exchange's own keys and its issuer keys (:mod:`._keys`)."""
+
     def exchange_keys(self) -> dict[str, bytes]:
         """The exchange's public keys as recorded by its first start, by name (``operator``,
         ``log``): every replica must run with exactly these. Empty before the first start
@@ -367,12 +411,23 @@ class Store(Protocol):
         """Every published issuer key, oldest first."""
         ...
 
-    def rotate_issuer_key(self, new: IssuerKeyRow) -> None:
+    def rotate_issuer_key(self, new: IssuerKeyRow, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Publish ``new`` as the current key, ending the current one's window at its start."""
         ...
 
-    def withdraw_issuer_key(self, key_id: bytes, now: int = 0) -> bool:
+    def withdraw_issuer_key(
+        self, key_id: bytes, now: int = 0, *, nonces: Sequence[SpentNonce] = ()
+    ) -> bool:
         """Unpublish a key (compromise): what it signed stops verifying. False if unknown."""
+        ...
+
+
+class Store(PartiesStore, RequestsStore, LicencesStore, LedgerStore, LogStore, KeysStore, Protocol):
+    """Durable state of one exchange: its parts, which share one transaction per change."""
+
+    def spend_nonces(self, nonces: Sequence[SpentNonce]) -> None:
+        """Record those of ``nonces`` not yet recorded by a change, in a transaction of
+        their own; raise their reason if one is recorded and live."""
         ...
 
     def close(self) -> None:

@@ -34,6 +34,9 @@ differs when several processes write at once, each with its own pool:
 - Migrations are the SQLite store's, by the same names (``m001_initial`` …
   ``m007_idempotency_digests``), in PostgreSQL DDL, recorded in ``licentia_migrations`` and
   applied at start under a session advisory lock, so replicas starting together do not race.
+
+Over 500 lines because it holds the PostgreSQL schema and its migrations next to the
+connection handling (pool, retries, LISTEN/NOTIFY) they need.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from licentia.errors import LicentiaError, Reason
 
 from ..model import RevocationEvent
-from .base import unrecorded_nonces
+from .base import SpentNonce
 from .common import Conn, Cursor, SqlStore
 
 T = TypeVar("T")
@@ -396,17 +399,17 @@ class PostgresStore(SqlStore):
         self._backoff = LISTEN_BACKOFF[0]
 
     # -- plumbing ------------------------------------------------------------------------
-    def _transact(self, fn: Callable[[Conn], T]) -> T:
+    def _transact(self, fn: Callable[[Conn], T], nonces: Sequence[SpentNonce] = ()) -> T:
         """Run ``fn`` in one transaction on a pooled connection and return what it returned
-        once committed (or raise what it raised, nothing of it kept). The first change a
-        call commits also records the call's spent nonces (:func:`.base.spending`), in the
-        same transaction. Deadlocks and serialization failures run it again."""
+        once committed (or raise what it raised, nothing of it kept). It also records those
+        of ``nonces`` not yet recorded (the call's spent nonces), in the same transaction.
+        Deadlocks and serialization failures run it again."""
         if self.read_only:
             raise LicentiaError(Reason.NOT_SERVED, "this replica does not write")
         inner: _PgConn | None = getattr(self._local, "conn", None)
         if inner is not None:  # a change made from inside a change
             return fn(inner)
-        nonces = unrecorded_nonces()
+        nonces = tuple(n for n in nonces if not n.recorded)
         lost = 0
         for attempt in range(ATTEMPTS):
             committing = False

@@ -9,6 +9,9 @@ savepoint alone; no caller hears of its change before the transaction holding it
 committed. Schema changes are numbered migrations (sqlite-utils ``Migrations``) that run
 once, at open. Tables are STRICT. The store's logic (every method of the interface) is shared
 with the PostgreSQL backend in :mod:`.common`; this module is the SQLite plumbing.
+
+Over 500 lines because it holds every migration of the schema (each kept as it first ran, so
+that an old database upgrades the same way) next to the group commit that writes it.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from sqlite_utils import Database, Migrations
 
 from licentia.errors import LicentiaError, Reason
 
-from .base import SpentNonce, unrecorded_nonces
+from .base import SpentNonce
 from .common import INDEX_BLOCK, NONCE_SWEEP_SECONDS, Conn, SqlStore
 
 __all__ = [
@@ -291,7 +294,9 @@ class SqliteStore(SqlStore):
     _INTEGRITY: ClassVar[tuple[type[Exception], ...]] = (sqlite3.IntegrityError,)
 
     # -- plumbing ------------------------------------------------------------------------
-    def _transact(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _transact(
+        self, fn: Callable[[sqlite3.Connection], T], nonces: Sequence[SpentNonce] = ()
+    ) -> T:
         """Run ``fn`` on the writer connection inside a write transaction, and return what it
         returned once that transaction has committed (or raise what it raised, with its
         changes rolled back).
@@ -301,14 +306,14 @@ class SqliteStore(SqlStore):
         commits them all with one fsync, and wakes their callers; the others wait, off the
         GIL, for their change to be done or for their turn to lead.
 
-        The first change a call commits also records the nonces the call spends
-        (:func:`.base.spending`), in its savepoint.
+        The change also records those of ``nonces`` not yet recorded (the call's spent
+        nonces, :class:`.base.SpentNonce`), in its savepoint.
         """
         if self.read_only:
             raise LicentiaError(Reason.NOT_SERVED, "this replica does not write")
         if getattr(self._local, "writing", False):  # a change made from inside a change
             return fn(self._db.conn)
-        change = _Change(fn, unrecorded_nonces())
+        change = _Change(fn, tuple(n for n in nonces if not n.recorded))
         with self._cond:
             self._queue.append(change)
             while not change.done and self._leading:

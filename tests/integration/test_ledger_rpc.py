@@ -570,10 +570,10 @@ def test_a_statement_when_nothing_has_accrued_writes_nothing(
     writes: list[object] = []
     transact = store._transact
 
-    def counted(fn: Callable[..., object]) -> object:
+    def counted(fn: Callable[..., object], nonces: Any = ()) -> object:
         if fn is not only_nonces:
             writes.append(fn)
-        return transact(fn)
+        return transact(fn, nonces)
 
     monkeypatch.setattr(store, "_transact", counted)
     w.clock.advance(DAY)

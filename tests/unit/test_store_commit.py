@@ -12,16 +12,18 @@ import pytest
 
 from licentia.errors import LicentiaError, Reason
 
+from .store.harness import _concurrently
+
 if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
     from services.model import Party, Role
     from services.store import SqliteStore
     from services.store import sqlite as store_sqlite
-    from services.store.base import SpentNonce, spending
+    from services.store.base import SpentNonce
 else:
     from licentia.services.model import Party, Role
     from licentia.services.store import SqliteStore
     from licentia.services.store import sqlite as store_sqlite
-    from licentia.services.store.base import SpentNonce, spending
+    from licentia.services.store.base import SpentNonce
 
 NOW = 1_800_000_000
 THREADS = 16
@@ -29,26 +31,6 @@ THREADS = 16
 
 def _party(i: int) -> Party:
     return Party(i.to_bytes(32, "big"), Role.ADVERTISER, f"adv{i}", f"Advertiser {i}", "FR", NOW)
-
-
-def _concurrently(n: int, work: object) -> list[BaseException | None]:
-    """Run ``work(i)`` for i in range(n) on n threads released together; what each raised."""
-    gate = threading.Barrier(n)
-    out: list[BaseException | None] = [None] * n
-
-    def run(i: int) -> None:
-        gate.wait()
-        try:
-            work(i)  # type: ignore[operator]
-        except BaseException as e:  # noqa: BLE001 (collected for the test)
-            out[i] = e
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return out
 
 
 def test_changes_batched_together_fail_alone(
@@ -126,14 +108,14 @@ def test_status_indexes_are_never_handed_out_twice(tmp_path: Path) -> None:
 
     def take(_: int) -> None:
         for _ in range(50):
-            i = store._status_index()
+            i = store.reserve_status_index()
             with lock:
                 got.append(i)
 
     assert not any(_concurrently(8, take))
     store.close()
     again = SqliteStore(tmp_path / "db")  # a restart continues after the reserved block
-    after = again._status_index()
+    after = again.reserve_status_index()
     again.close()
     assert len(set(got)) == len(got) == 400
     assert after > max(got)
@@ -198,12 +180,11 @@ def test_a_change_records_its_calls_nonce_and_a_replay_after_a_restart_changes_n
     tmp_path: Path,
 ) -> None:
     store = SqliteStore(tmp_path / "x.db")
-    with spending(_nonce()):
-        store.add_party(_party(1))
+    store.add_party(_party(1), nonces=(_nonce(),))
     store.close()
     store = SqliteStore(tmp_path / "x.db")  # a new process: no memory of the call
-    with spending(_nonce()), pytest.raises(LicentiaError) as e:
-        store.add_party(_party(2))
+    with pytest.raises(LicentiaError) as e:
+        store.add_party(_party(2), nonces=(_nonce(),))
     assert e.value.reason is Reason.REPLAYED_REQUEST
     assert store.party(_party(2).key) is None
     assert _spent(store) == [(b"n1", NOW + 61)]
@@ -212,10 +193,11 @@ def test_a_change_records_its_calls_nonce_and_a_replay_after_a_restart_changes_n
 def test_a_call_records_its_nonce_once_however_many_changes_it_makes(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "x.db")
     nonce = _nonce()
-    with spending(nonce):
-        store.add_party(_party(1))
-        assert nonce.recorded
-        store.add_party(_party(2))  # the call's second change is not a replay of its first
+    store.add_party(_party(1), nonces=(nonce,))
+    assert nonce.recorded
+    store.add_party(
+        _party(2), nonces=(nonce,)
+    )  # the call's second change is not a replay of its first
     assert store.party(_party(2).key) is not None
 
 
@@ -223,24 +205,21 @@ def test_a_refused_change_spends_no_nonce(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "x.db")
     store.add_party(_party(1))
     nonce = _nonce()
-    with spending(nonce), pytest.raises(LicentiaError):
-        store.add_party(_party(1))  # ALREADY_EXISTS: rolled back, nonce and all
+    with pytest.raises(LicentiaError):
+        store.add_party(_party(1), nonces=(nonce,))  # ALREADY_EXISTS: rolled back, nonce and all
     assert not nonce.recorded
     assert _spent(store) == []
-    with spending(nonce):
-        store.add_party(_party(2))
+    store.add_party(_party(2), nonces=(nonce,))
     assert nonce.recorded
 
 
 def test_an_expired_nonce_may_be_spent_again_and_old_ones_are_swept(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "x.db")
-    with spending(_nonce(b"old", NOW + 61)):
-        store.add_party(_party(1))
+    store.add_party(_party(1), nonces=(_nonce(b"old", NOW + 61),))
     later = NOW + 100  # past the first nonce's life
-    with spending(_nonce(b"old", later + 61, later)):  # the same key, spent anew
-        store.add_party(_party(2))
+    # The same key, spent anew:
+    store.add_party(_party(2), nonces=(_nonce(b"old", later + 61, later),))
     assert _spent(store) == [(b"old", later + 61)]
     store._swept_at = -float(store_sqlite.NONCE_SWEEP_SECONDS)  # the sweep is due
-    with spending(_nonce(b"new", later + 300, later + 200)):
-        store.add_party(_party(3))
+    store.add_party(_party(3), nonces=(_nonce(b"new", later + 300, later + 200),))
     assert _spent(store) == [(b"new", later + 300)]

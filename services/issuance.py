@@ -1,0 +1,269 @@
+"""The decision to issue a licence, as pure functions of values (the model: :mod:`.ledger`).
+
+No I/O and no clock: the time is the argument ``at``, and what must be chosen at random or
+read from the store (ids, the status-list index, the signing key, the holder's terms,
+assets, rules and live licences) is chosen or read by the servicer (:mod:`.exchange`) and
+passed in. The servicer then hands what these return to the store, which applies it in one
+transaction. One licence goes down once:
+
+1. :func:`check_request` — the request within the holder's terms and the exchange's limits:
+   a :class:`Draft`;
+2. :meth:`Draft.claims` — the claims, once the ids and status index are chosen; they are
+   built (and parsed) once here and travel as a value down to the store;
+3. :func:`covering_rule` — the holder's standing rule in force that covers the claims, if
+   any (never for a sensitive use);
+4. :func:`prepare` — the signed licence with everything its issuance writes: its money and
+   escrow posting, its log entry, the assets it names;
+5. :func:`verdict` — the exclusivity conflict with the holder's live licences, and the set
+   of licences it was decided over: the store applies the issuance only if that set is
+   still the same inside its transaction (else :class:`~.store.base.StaleVerdict`, and the
+   servicer decides again over what is there now).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from licentia import keys
+from licentia.errors import LicentiaError, Reason
+from licentia.keys import PrivateKey
+from licentia.scope import Scope
+from licentia.token import (
+    Asset,
+    Consent,
+    LicenceClaims,
+    PriceTerms,
+    StandingConsent,
+    StandingRule,
+    issue,
+    sensitive_reasons,
+)
+from licentia.v1 import transparency_pb2
+
+from . import ledger, market
+from .model import AssetRow, LicenceRow, RequestRow, RequestState, StandingRuleRow, Terms
+
+#: How far in the past a licence may start (seconds): clocks differ a little.
+START_SLACK = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A request checked against the holder's terms: the claims but for the ids and index."""
+
+    holder_key: bytes
+    advertiser_key: bytes
+    assets: tuple[Asset, ...]
+    scope: Scope
+    not_before: int
+    not_after: int
+    price: PriceTerms
+    max_uses: int
+    exclusive: bool
+
+    def claims(
+        self, *, licence_id: bytes, issuer_key_id: bytes, status_index: int, at: int
+    ) -> LicenceClaims:
+        """The licence's claims, issued ``at``."""
+        return LicenceClaims(
+            licence_id=licence_id,
+            issuer_key_id=issuer_key_id,
+            holder=keys.PublicKey(self.holder_key),
+            licensee=keys.PublicKey(self.advertiser_key),
+            assets=self.assets,
+            scope=self.scope,
+            issued_at=at,
+            not_before=self.not_before,
+            not_after=self.not_after,
+            status_index=status_index,
+            price=self.price,
+            max_uses=self.max_uses,
+            exclusive=self.exclusive,
+        )
+
+
+def check_request(
+    *,
+    holder_key: bytes,
+    advertiser_key: bytes,
+    terms: Terms,
+    declared: Sequence[AssetRow],
+    scope: Scope,
+    digests: Sequence[bytes],
+    not_before: int,
+    not_after: int,
+    offered_price: int,
+    price_per_use: int,
+    max_uses: int,
+    exclusive: bool,
+    currency: str,
+    fee_bps: int,
+    max_term_cap: int,
+    at: int,
+) -> Draft:
+    """Refuse (``LicentiaError``) a request outside the holder's terms or the exchange's
+    limits; the :class:`Draft` of its claims otherwise. ``not_before`` 0 means ``at``."""
+    not_before = not_before or at
+    if not_after <= not_before:
+        raise LicentiaError(Reason.INVALID_TERM, "not_after must follow not_before")
+    if not_before < at - START_SLACK:
+        raise LicentiaError(Reason.INVALID_TERM, "a licence cannot start in the past")
+    if not_after > market.MAX_TIME:
+        raise LicentiaError(Reason.INVALID_TERM, "the licence ends too far in the future")
+    if price_per_use and not max_uses:
+        raise LicentiaError(
+            Reason.INVALID_REQUEST, "a price per use needs max_uses (each use is escrowed)"
+        )
+    if offered_price + price_per_use * max_uses > market.MAX_PRICE:
+        raise LicentiaError(Reason.INVALID_REQUEST, "the price is too large")
+    market.check_request(
+        terms,
+        declared,
+        scope,
+        digests,
+        not_after - not_before,
+        exclusive=exclusive,
+        offered_price=offered_price,
+        max_term_cap=max_term_cap,
+    )
+    categories = {a.sha256: a.category for a in declared}
+    return Draft(
+        holder_key=holder_key,
+        advertiser_key=advertiser_key,
+        assets=tuple(Asset(categories[d], d) for d in digests),
+        scope=scope,
+        not_before=not_before,
+        not_after=not_after,
+        price=PriceTerms(currency, offered_price, price_per_use, fee_bps),
+        max_uses=max_uses,
+        exclusive=exclusive,
+    )
+
+
+def covering_rule(
+    rules: Sequence[StandingRuleRow], claims: LicenceClaims, at: int
+) -> Consent | None:
+    """A standing rule in force ``at`` that the claims fall entirely within, if any; never
+    for a sensitive use (those need the holder's own approval each time)."""
+    if sensitive_reasons(claims.scope):
+        return None
+    for r in rules:
+        if r.withdrawn_at:
+            continue
+        try:
+            rule = StandingRule.decode(r.rule)
+        except LicentiaError:
+            continue
+        if not rule.permits(claims) and rule.not_before <= at < rule.not_after:
+            return StandingConsent(r.rule, r.signature)
+    return None
+
+
+def request_row(
+    claims: LicenceClaims,
+    *,
+    request_id: bytes,
+    message: str,
+    auto_approved: bool,
+    ttl_seconds: int,
+    at: int,
+) -> RequestRow:
+    """The pending request that asks the holder for ``claims``."""
+    return RequestRow(
+        request_id=request_id,
+        state=RequestState.PENDING,
+        advertiser_key=claims.licensee.raw,
+        holder_key=claims.holder.raw,
+        claims=claims.encode(),
+        created_at=at,
+        expires_at=at + ttl_seconds,
+        updated_at=at,
+        message=message,
+        auto_approved=auto_approved,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Issuance:
+    """Everything the issuance of one licence writes, decided before the store is asked."""
+
+    #: The signed licence, as stored.
+    licence: LicenceRow
+    #: The claims it was signed over (parsed once, by the caller).
+    claims: LicenceClaims
+    #: Its money: the escrow it takes and how it is paid out.
+    money: ledger.LicenceMoney
+    #: The posting that sets its escrow aside (None for a free licence).
+    escrow: ledger.Posting | None
+    #: Its entry in the public log.
+    log_entry: transparency_pb2.LogEntry
+
+    @property
+    def asset_digests(self) -> tuple[bytes, ...]:
+        """The SHA-256 digests of the assets it licenses."""
+        return tuple(a.sha256 for a in self.claims.assets)
+
+
+def prepare(
+    request_id: bytes,
+    claims: LicenceClaims,
+    claims_bytes: bytes,
+    consent: Consent,
+    signer: PrivateKey,
+    at: int,
+) -> Issuance:
+    """The licence for a request's ``claims`` (``claims_bytes``, their encoding), signed by
+    ``signer`` over the holder's ``consent``, and what its issuance ``at`` writes."""
+    licence = LicenceRow(
+        licence_id=claims.licence_id,
+        request_id=request_id,
+        token=issue(signer, claims_bytes, consent, claims=claims),
+        holder_key=claims.holder.raw,
+        licensee_key=claims.licensee.raw,
+        issued_at=claims.issued_at,
+        not_before=claims.not_before,
+        not_after=claims.not_after,
+        status_index=claims.status_index,
+        max_uses=claims.max_uses,
+        uses=0,
+        exclusive=claims.exclusive,
+    )
+    money = ledger.LicenceMoney(
+        licence_id=claims.licence_id,
+        advertiser_key=claims.licensee.raw,
+        holder_key=claims.holder.raw,
+        price=claims.price.amount_minor,
+        price_per_use=claims.price.per_use_minor,
+        max_uses=claims.max_uses,
+        fee_bps=claims.price.fee_bps,
+        not_before=claims.not_before,
+        not_after=claims.not_after,
+    )
+    return Issuance(
+        licence=licence,
+        claims=claims,
+        money=money,
+        escrow=ledger.escrow(money, at),
+        log_entry=transparency_pb2.LogEntry(licence=licence.token),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The exclusivity decision for one issuance, and what it was decided over."""
+
+    #: EXCLUSIVITY_CONFLICT, or None when the licence may be issued.
+    refusal: Reason | None
+    #: The ids of the live licences it was decided over (the store's ``live_licences``).
+    seen: frozenset[bytes]
+
+
+def verdict(issuance: Issuance, live: Sequence[LicenceRow]) -> Verdict:
+    """Whether ``issuance`` conflicts with the holder's ``live`` licences (those the store
+    returns for its window: overlapping in time, only the exclusive ones unless it is
+    exclusive)."""
+    return Verdict(
+        market.exclusivity_conflict(issuance.claims, live),
+        frozenset(row.licence_id for row in live),
+    )

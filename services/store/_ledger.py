@@ -1,0 +1,382 @@
+"""The ledger: balances, postings, each licence's money and its settlement (part of
+:class:`.common.SqlStore`); the postings themselves are decided by :mod:`..ledger`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from licentia.errors import LicentiaError, Reason
+
+from .. import ledger
+from ..model import (
+    LedgerLine,
+    Party,
+    Role,
+    Statement,
+)
+from ._sql import Conn, SqlBase, _check_digest
+from .base import SpentNonce
+
+
+class LedgerPart(SqlBase):
+    """Money: deposits, payouts, escrow, settlement, statements and the ledger's checks."""
+
+    # -- money ---------------------------------------------------------------------------
+    @staticmethod
+    def _balance(c: Conn, account: ledger.Account) -> int:
+        r = c.execute(
+            "SELECT balance FROM balances WHERE account_kind = ? AND account_key = ?",
+            (account.kind, account.key),
+        ).fetchone()
+        return int(r[0]) if r else 0
+
+    @staticmethod
+    def _post(
+        c: Conn,
+        posting: ledger.Posting,
+        idempotency: bytes | None = None,
+        reference: str = "",
+    ) -> int:
+        """Write one posting and move the balances it names; its id. The balances table
+        refuses (CHECK) any internal account going negative, so a bug cannot overdraw."""
+        pid = int(
+            c.execute(
+                "INSERT INTO postings (kind, licence_id, at, idempotency, reference)"
+                " VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (posting.kind.value, posting.licence_id, posting.at, idempotency, reference),
+            ).fetchone()[0]
+        )
+        for e in posting.entries:
+            c.execute(
+                "INSERT INTO entries VALUES (?, ?, ?, ?)",
+                (pid, e.account.kind, e.account.key, e.amount),
+            )
+            if e.amount > 0:  # a credit: one upsert (its proposed row passes the CHECK)
+                c.execute(
+                    "INSERT INTO balances VALUES (?, ?, ?) ON CONFLICT (account_kind,"
+                    " account_key) DO UPDATE SET balance = balances.balance + excluded.balance",
+                    (e.account.kind, e.account.key, e.amount),
+                )
+                continue
+            # A debit: SQLite checks an upsert's proposed row before its conflict, so a
+            # negative one is refused even for an account that exists; update instead.
+            move = (e.amount, e.account.kind, e.account.key)
+            update = (
+                "UPDATE balances SET balance = balance + ?"
+                " WHERE account_kind = ? AND account_key = ?"
+            )
+            if c.execute(update, move).rowcount:
+                continue
+            # An account's first entry inserts its row (a debit here fails the CHECK); when
+            # another writer inserted it meanwhile, the entry moves that row instead.
+            if not c.execute(
+                "INSERT INTO balances VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (e.account.kind, e.account.key, e.amount),
+            ).rowcount:
+                c.execute(update, move)
+        return pid
+
+    _MONEY = (
+        "licence_id, advertiser_key, holder_key, price, price_per_use, max_uses, fee_bps,"
+        " not_before, not_after, time_earned, uses_charged, closed"
+    )
+
+    @staticmethod
+    def _money_of(r: Sequence[Any]) -> tuple[ledger.LicenceMoney, ledger.Settled]:
+        return (
+            ledger.LicenceMoney(
+                licence_id=r[0],
+                advertiser_key=r[1],
+                holder_key=r[2],
+                price=r[3],
+                price_per_use=r[4],
+                max_uses=r[5],
+                fee_bps=r[6],
+                not_before=r[7],
+                not_after=r[8],
+            ),
+            ledger.Settled(time_earned=r[9], uses_charged=r[10], closed=bool(r[11])),
+        )
+
+    def _money(
+        self, c: Conn, licence_id: bytes
+    ) -> tuple[ledger.LicenceMoney, ledger.Settled] | None:
+        r = c.execute(
+            f"SELECT {self._MONEY} FROM licence_money WHERE licence_id = ?", (licence_id,)
+        ).fetchone()
+        return self._money_of(r) if r else None
+
+    @staticmethod
+    def _save_settled(c: Conn, licence_id: bytes, s: ledger.Settled) -> None:
+        c.execute(
+            "UPDATE licence_money SET time_earned = ?, uses_charged = ?, closed = ?"
+            " WHERE licence_id = ?",
+            (s.time_earned, s.uses_charged, int(s.closed), licence_id),
+        )
+
+    def _settle(self, c: Conn, licence_id: bytes, now: int, *, close: bool) -> None:
+        """Pay what the licence has earned by ``now``; with ``close`` (revocation, or the
+        term is over), refund the rest of its escrow too. The same result whenever it runs."""
+        found = self._money(c, licence_id)
+        if found is not None:
+            self._settle_money(c, *found, now, close=close)
+
+    def _settle_money(
+        self,
+        c: Conn,
+        money: ledger.LicenceMoney,
+        settled: ledger.Settled,
+        now: int,
+        *,
+        close: bool,
+    ) -> None:
+        """:meth:`_settle` for a licence's money row already read; writes only what moved."""
+        if settled.closed:
+            return
+        if close or now >= money.not_after:
+            postings, after = ledger.close(money, settled, now)
+        else:
+            accrued, after = ledger.accrue(money, settled, now)
+            postings = [accrued] if accrued is not None else []
+        for p in postings:
+            self._post(c, p)
+        if after != settled:
+            self._save_settled(c, money.licence_id, after)
+
+    def settle(self, party_key: bytes, now: int, *, nonces: Sequence[SpentNonce] = ()) -> None:
+        """Settle every open licence of the party (as holder or advertiser) up to ``now``.
+
+        The open licences are read in one statement, and only those whose money moves are
+        written: a statement read again soon after costs one query and no writes. When
+        nothing moves, no write transaction is taken at all.
+        """
+        query = (
+            f"SELECT {self._MONEY} FROM licence_money WHERE closed = 0 AND holder_key = ?"
+            f" UNION ALL SELECT {self._MONEY} FROM licence_money WHERE closed = 0"
+            " AND advertiser_key = ? AND holder_key != ?"
+        )
+        params = (party_key, party_key, party_key)
+
+        def moves(r: Sequence[Any]) -> bool:
+            money, settled = self._money_of(r)
+            if now >= money.not_after:
+                return True
+            return ledger.accrue(money, settled, now)[0] is not None
+
+        if not any(moves(r) for r in self._rows(query, params)):
+            return  # read on this thread's snapshot: nothing has earned a minor unit since
+
+        def change(c: Conn) -> None:
+            for r in c.execute(query, params).fetchall():
+                found: tuple[ledger.LicenceMoney, ledger.Settled] | None = self._money_of(r)
+                if self._CONCURRENT_WRITERS:  # read again under the licence's lock
+                    self._hold(c, b"licence", r[0])
+                    found = self._money(c, r[0])
+                if found is not None:
+                    self._settle_money(c, *found, now, close=False)
+
+        self._transact(change, nonces)
+
+    def _replayed(self, c: Conn, idempotency: bytes, account: ledger.Account) -> LedgerLine | None:
+        r = c.execute("SELECT id FROM postings WHERE idempotency = ?", (idempotency,)).fetchone()
+        return self._line(c, int(r[0]), account) if r else None
+
+    @staticmethod
+    def _line(c: Conn, posting_id: int, account: ledger.Account) -> LedgerLine:
+        (line,) = LedgerPart._lines(c, [posting_id], account)
+        return line
+
+    @staticmethod
+    def _lines(c: Conn, posting_ids: Sequence[int], account: ledger.Account) -> list[LedgerLine]:
+        """The postings as they touched ``account``, newest first, in one statement."""
+        if not posting_ids:
+            return []
+        rows = c.execute(
+            "SELECT p.id, p.kind, p.licence_id, p.at, p.reference,"
+            " coalesce(sum(CASE WHEN e.account_kind = ? AND e.account_key = ?"
+            "   THEN e.amount END), 0),"
+            " coalesce(sum(CASE WHEN e.account_kind = 'fee' THEN e.amount END), 0)"
+            " FROM postings p JOIN entries e ON e.posting_id = p.id"
+            f" WHERE p.id IN ({', '.join('?' * len(posting_ids))})"
+            " GROUP BY p.id ORDER BY p.id DESC",
+            (account.kind, account.key, *posting_ids),
+        ).fetchall()
+        holder = account.kind == ledger.HOLDER
+        return [
+            LedgerLine(
+                int(r[0]), r[1], bytes(r[2]), int(r[3]), int(r[5]), int(r[6]) if holder else 0, r[4]
+            )
+            for r in rows
+        ]
+
+    def deposit(
+        self,
+        advertiser_key: bytes,
+        amount: int,
+        reference: str,
+        now: int,
+        *,
+        digest: bytes,
+        nonces: Sequence[SpentNonce] = (),
+    ) -> tuple[LedgerLine, int, bool]:
+        """Credit an advertiser; ``(line, balance, replayed)``. The reference is the
+        idempotency key: a reference credited before moves nothing and returns that line
+        (IDEMPOTENCY_KEY_REUSED if it was credited for a request with another digest)."""
+        _check_digest(digest)
+        account = ledger.Account.advertiser(advertiser_key)
+        key = b"deposit\x00" + reference.encode()
+
+        def change(c: Conn) -> tuple[LedgerLine, int, bool]:
+            self._hold(c, b"posting", key)
+            seen = self._replayed(c, key, account)
+            if seen is not None:
+                self._same_request(c, key, digest)
+                if seen.amount != amount:
+                    raise LicentiaError(
+                        Reason.IDEMPOTENCY_KEY_REUSED,
+                        "this payment reference was credited with another amount or account",
+                    )
+                return seen, self._balance(c, account), True
+            self._keep_digest(c, key, digest)
+            pid = self._post(c, ledger.deposit(advertiser_key, amount, now), key, reference)
+            return self._line(c, pid, account), self._balance(c, account), False
+
+        return self._transact(change, nonces)
+
+    def withdraw(
+        self,
+        holder_key: bytes,
+        amount: int,
+        payout_reference: str,
+        idempotency_key: bytes,
+        now: int,
+        *,
+        digest: bytes,
+        nonces: Sequence[SpentNonce] = (),
+    ) -> tuple[LedgerLine, int, bool]:
+        """Pay a holder out; ``(line, balance, replayed)``; idempotent by the key
+        (IDEMPOTENCY_KEY_REUSED for a request with another digest)."""
+        _check_digest(digest)
+        account = ledger.Account.holder(holder_key)
+        key = b"withdraw\x00" + holder_key + idempotency_key
+
+        def change(c: Conn) -> tuple[LedgerLine, int, bool]:
+            # Only payouts take money out of a holder's account (and the key names the holder).
+            self._hold(c, b"account", ledger.HOLDER.encode(), holder_key)
+            seen = self._replayed(c, key, account)
+            if seen is not None:
+                self._same_request(c, key, digest)
+                if seen.amount != -amount or seen.reference != payout_reference:
+                    raise LicentiaError(
+                        Reason.IDEMPOTENCY_KEY_REUSED,
+                        "this idempotency key paid out another amount or to another reference",
+                    )
+                return seen, self._balance(c, account), True
+            posting = ledger.withdraw(holder_key, amount, self._balance(c, account), now)
+            self._keep_digest(c, key, digest)
+            pid = self._post(c, posting, key, payout_reference)
+            return self._line(c, pid, account), self._balance(c, account), False
+
+        return self._transact(change, nonces)
+
+    def statement(self, party: Party, before: int, limit: int) -> Statement:
+        """The party's money now (settle first: :meth:`settle`), newest lines first."""
+        account = (
+            ledger.Account.holder(party.key)
+            if party.role == Role.HOLDER
+            else ledger.Account.advertiser(party.key)
+        )
+        with self._snapshot() as c:  # one read snapshot
+            ids = [
+                int(r[0])
+                for r in c.execute(
+                    "SELECT DISTINCT posting_id FROM entries WHERE account_kind = ?"
+                    " AND account_key = ? AND (? = 0 OR posting_id < ?)"
+                    " ORDER BY posting_id DESC LIMIT ?",
+                    (account.kind, account.key, before, before, limit + 1),
+                )
+            ]
+            more = len(ids) > limit
+            lines = tuple(self._lines(c, ids[:limit], account))
+            available = self._balance(c, account)
+            if party.role == Role.HOLDER:
+                pending = 0
+                for r in c.execute(
+                    f"SELECT {self._MONEY} FROM licence_money WHERE closed = 0 AND holder_key = ?",
+                    (party.key,),
+                ):
+                    money, settled = self._money_of(r)
+                    pending += ledger.holder_pending(money, settled)
+                total = c.execute(
+                    "SELECT coalesce(sum(e.amount), 0) FROM entries e JOIN postings p"
+                    " ON p.id = e.posting_id WHERE e.account_kind = 'holder'"
+                    " AND e.account_key = ? AND p.kind IN ('ACCRUAL', 'USE')",
+                    (party.key,),
+                ).fetchone()[0]
+            else:
+                pending = c.execute(
+                    "SELECT coalesce(sum(b.balance), 0) FROM licence_money m JOIN balances b"
+                    " ON b.account_kind = 'escrow' AND b.account_key = m.licence_id"
+                    " WHERE m.closed = 0 AND m.advertiser_key = ?",
+                    (party.key,),
+                ).fetchone()[0]
+                # Spent: what left for escrow, less what came back, less what is still held.
+                total = (
+                    -pending
+                    - c.execute(
+                        "SELECT coalesce(sum(e.amount), 0) FROM entries e JOIN postings p"
+                        " ON p.id = e.posting_id WHERE e.account_kind = 'advertiser'"
+                        " AND e.account_key = ? AND p.kind IN ('ESCROW', 'REFUND')",
+                        (party.key,),
+                    ).fetchone()[0]
+                )
+        return Statement(
+            available=available,
+            pending=int(pending),
+            total=int(total),
+            lines=lines,
+            next_before=ids[limit - 1] if more else 0,
+        )
+
+    def ledger_check(self) -> list[str]:
+        """The ledger's invariants, checked over every row: what is wrong (empty: nothing).
+
+        Every posting sums to zero; every balance equals the sum of its entries; no internal
+        account is negative; the internal accounts hold exactly deposits minus withdrawals."""
+        with self._snapshot() as c:
+            problems = [
+                f"posting {r[0]} sums to {r[1]}"
+                for r in c.execute(
+                    "SELECT posting_id, sum(amount) FROM entries GROUP BY posting_id"
+                    " HAVING sum(amount) != 0"
+                )
+            ]
+            problems += [
+                f"balance of {r[0]} {bytes(r[1]).hex()} is {r[2]}, its entries sum to {r[3]}"
+                for r in c.execute(
+                    "SELECT * FROM (SELECT b.account_kind, b.account_key, b.balance,"
+                    " (SELECT coalesce(sum(amount), 0) FROM entries e"
+                    "  WHERE e.account_kind = b.account_kind AND e.account_key = b.account_key)"
+                    " AS s FROM balances b) x WHERE balance != s"
+                )
+            ]
+            problems += [
+                f"{r[0]} {bytes(r[1]).hex()} is negative: {r[2]}"
+                for r in c.execute(
+                    "SELECT account_kind, account_key, balance FROM balances"
+                    " WHERE balance < 0 AND account_kind != 'external'"
+                )
+            ]
+            internal = c.execute(
+                "SELECT coalesce(sum(balance), 0) FROM balances WHERE account_kind != 'external'"
+            ).fetchone()[0]
+            external = c.execute(
+                "SELECT coalesce(sum(balance), 0) FROM balances WHERE account_kind = 'external'"
+            ).fetchone()[0]
+            if internal != -external:
+                problems.append(
+                    f"internal accounts hold {internal}, deposits - withdrawals {-external}"
+                )
+        return problems

@@ -1,0 +1,113 @@
+"""The public log: entries and the Merkle tree's stored subtree hashes (part of
+:class:`.common.SqlStore`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from licentia import merkle
+from licentia.errors import LicentiaError, Reason
+from licentia.v1 import transparency_pb2
+
+from ._sql import Conn, SqlBase
+
+
+class SqlNodes:
+    """The log's stored subtree hashes, read on one connection (one snapshot)."""
+
+    def __init__(self, c: Conn) -> None:
+        self.c = c
+
+    def get(self, level: int, index: int) -> bytes:
+        """One stored node; INTERNAL if it is missing."""
+        r = self.c.execute(
+            "SELECT hash FROM log_nodes WHERE level = ? AND idx = ?", (level, index)
+        ).fetchone()
+        if r is None:
+            raise LicentiaError(Reason.INTERNAL, f"log node ({level}, {index}) is missing")
+        return bytes(r[0])
+
+    def get_many(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Several nodes."""
+        if not keys:
+            return {}
+        # One primary-key lookup each: a row-value IN (VALUES ...) is not planned as lookups.
+        return {(level, index): self.get(level, index) for level, index in keys}
+
+
+class LogPart(SqlBase):
+    """The append-only public log and its proofs."""
+
+    # -- the public log --------------------------------------------------------------------
+    def _log(
+        self,
+        c: Conn,
+        entry: transparency_pb2.LogEntry,
+        now: int,
+        kind: str,
+        licence_id: bytes,
+    ) -> int:
+        """Append one entry (inside the caller's transaction) and the subtree hashes it
+        completes; its index."""
+        data = entry.SerializeToString(deterministic=True)
+        index = self._next_log_index(c)
+        c.execute(
+            "INSERT INTO log_entries VALUES (?, ?, ?, ?, ?)", (index, data, now, kind, licence_id)
+        )
+        for level, i, h in merkle.completed_nodes(index, merkle.leaf_hash(data), SqlNodes(c)):
+            c.execute("INSERT INTO log_nodes VALUES (?, ?, ?)", (level, i, h))
+        return index
+
+    @staticmethod
+    def _log_size(c: Conn) -> int:
+        return int(c.execute("SELECT coalesce(max(idx) + 1, 0) FROM log_entries").fetchone()[0])
+
+    def log_size(self) -> int:
+        """The number of entries in the log now."""
+        with self._snapshot() as c:
+            return self._log_size(c)
+
+    def log_head(self) -> tuple[int, bytes]:
+        """``(tree size, root hash)`` of the log now."""
+        with self._snapshot() as c:
+            size = self._log_size(c)
+            return size, merkle.root(size, SqlNodes(c))
+
+    def log_entries(self, start: int, end: int) -> list[tuple[int, bytes, int]]:
+        """Entries ``[start, end)``: ``(index, entry bytes, appended at)``."""
+        rows = self._rows(
+            "SELECT idx, entry, at FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+            (start, end),
+        )
+        return [(int(r[0]), bytes(r[1]), int(r[2])) for r in rows]
+
+    def log_index_of_licence(self, licence_id: bytes) -> int | None:
+        """The index of a licence's issuance entry."""
+        r = self._row(
+            "SELECT idx FROM log_entries WHERE licence_id = ? AND kind = 'licence'", (licence_id,)
+        )
+        return int(r[0]) if r else None
+
+    def log_inclusion(self, index: int, size: int) -> tuple[int, list[bytes], bytes]:
+        """``(size, proof, entry)`` for entry ``index`` in the tree of ``size`` (0: now)."""
+        with self._snapshot() as c:
+            current = self._log_size(c)
+            size = size or current
+            if not 0 <= index < size <= current:
+                raise LicentiaError(
+                    Reason.INVALID_REQUEST, f"no entry {index} in a tree of {size} (of {current})"
+                )
+            entry = c.execute("SELECT entry FROM log_entries WHERE idx = ?", (index,)).fetchone()
+            return size, merkle.inclusion_proof(index, size, SqlNodes(c)), bytes(entry[0])
+
+    def log_consistency(self, old_size: int, new_size: int) -> list[bytes]:
+        """The consistency proof between two sizes of the tree."""
+        with self._snapshot() as c:
+            current = self._log_size(c)
+            if not 0 < old_size <= new_size <= current:
+                raise LicentiaError(
+                    Reason.INVALID_REQUEST,
+                    f"sizes must satisfy 0 < old <= new <= {current} (the tree now)",
+                )
+            return merkle.consistency_proof(old_size, new_size, SqlNodes(c))

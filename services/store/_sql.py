@@ -1,0 +1,223 @@
+"""The plumbing every part of the SQL store shares (:mod:`.common` composes the parts).
+
+A backend (:mod:`.sqlite`, :mod:`.postgres`) supplies how a change runs in one transaction
+(:meth:`SqlBase._transact`): every part's changes run through it, so a change spanning
+several parts (an issuance: request, licence, ledger, log) is one transaction on either
+engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from licentia.errors import LicentiaError, Reason
+
+from ..model import (
+    RevocationEvent,
+)
+from .base import SpentNonce
+
+T = TypeVar("T")
+
+#: Status-list indexes reserved by one counter update; an index is never handed out twice,
+#: and the ones left unused when the process stops are simply never used (zero bits).
+INDEX_BLOCK = 64
+#: Expired spent nonces are deleted at most once in this many seconds.
+NONCE_SWEEP_SECONDS = 10
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor the store uses."""
+
+    @property
+    def rowcount(self) -> int:
+        """Rows the statement changed."""
+        ...
+
+    def fetchone(self) -> Any:
+        """The next row, or None."""
+        ...
+
+    def fetchall(self) -> list[Any]:
+        """The remaining rows."""
+        ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Conn(Protocol):
+    """A connection inside a transaction: statements with ``?`` placeholders (the shared
+    SQL has no other ``?`` and no ``%``, so a backend may rewrite them to its own style)."""
+
+    def execute(self, sql: str, params: Any = ..., /) -> Cursor:
+        """Run one statement."""
+        ...
+
+
+def _ints(values: Any) -> str:
+    return ",".join(str(int(v)) for v in sorted(values))
+
+
+def _parse_ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",")] if text else []
+
+
+class SqlBase:
+    """What every part of the SQL store shares: the plumbing a backend supplies, the one
+    transaction every part's change runs in, the status-list index, spent nonces and
+    idempotency digests."""
+
+    #: What the engine raises when a constraint (unique key, check) refuses a row.
+    _INTEGRITY: ClassVar[tuple[type[Exception], ...]] = ()
+    #: True when several writers may run at once (then money rows are re-read under lock).
+    _CONCURRENT_WRITERS: ClassVar[bool] = False
+    #: A read-only store (a follower's) never writes, nor migrates.
+    read_only: bool = False
+
+    def _init_common(self) -> None:
+        self._index_lock = threading.Lock()
+        self._index_next = self._index_end = 0
+        self._swept_at = -float(NONCE_SWEEP_SECONDS)
+
+    # -- what a backend supplies -------------------------------------------------------------
+    def _transact(self, fn: Callable[[Conn], T], nonces: Sequence[SpentNonce] = ()) -> T:
+        """Run ``fn`` inside one write transaction; what it returned, once committed. The
+        transaction also records those of ``nonces`` not yet recorded (:class:`.base.SpentNonce`):
+        it fails with their reason, changing nothing, if one is recorded and live."""
+        raise NotImplementedError
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one read statement (it sees everything committed before it started)."""
+        raise NotImplementedError
+
+    def _snapshot(self) -> contextlib.AbstractContextManager[Conn]:
+        """A connection whose reads all see one snapshot."""
+        raise NotImplementedError
+
+    def _has_table(self, name: str) -> bool:
+        """Whether the database has this table (a read-only store is not migrated)."""
+        raise NotImplementedError
+
+    def _hold(self, c: Conn, *parts: bytes) -> None:
+        """Inside a change: hold, until it commits, the lock named by ``parts`` (a holder,
+        a licence, an account, an idempotency key), so that writers on other connections
+        touching the same thing wait. A single-writer backend needs none."""
+
+    def _next_log_index(self, c: Conn) -> int:
+        """Inside a change: the index of the log entry it appends."""
+        raise NotImplementedError
+
+    def _next_sequence(self, c: Conn) -> int:
+        """Inside a change: the sequence number of the revocation event it appends."""
+        raise NotImplementedError
+
+    def _announce(self, c: Conn, event: RevocationEvent) -> None:
+        """Inside a change: tell the other processes on this store, at commit, that
+        ``event`` exists. A backend with one writing process has no one to tell."""
+
+    def shared(self) -> bool:
+        """True when several processes may write to this store at once."""
+        return self._CONCURRENT_WRITERS
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Polling: sleep ``timeout`` seconds, then False (nothing is announced)."""
+        time.sleep(timeout)
+        return False
+
+    # -- shared plumbing ---------------------------------------------------------------------
+    def _row(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        rows = self._rows(sql, params)
+        return rows[0] if rows else None
+
+    def _execute(
+        self, sql: str, params: Sequence[Any] = (), nonces: Sequence[SpentNonce] = ()
+    ) -> int:
+        """One statement as its own change (recording ``nonces``); the rows it changed."""
+        return self._transact(lambda c: c.execute(sql, params).rowcount, nonces)
+
+    def reserve_status_index(self) -> int:
+        """The next unused status-list index (reserved in blocks of :data:`INDEX_BLOCK`)."""
+        with self._index_lock:
+            if self._index_next >= self._index_end:
+                start = self._transact(
+                    lambda c: int(
+                        c.execute(
+                            "UPDATE counters SET value = value + ? WHERE name = 'status_index'"
+                            " RETURNING value - ?",
+                            (INDEX_BLOCK, INDEX_BLOCK),
+                        ).fetchone()[0]
+                    )
+                )
+                self._index_next, self._index_end = start, start + INDEX_BLOCK
+            index = self._index_next
+            self._index_next += 1
+            return index
+
+    @staticmethod
+    def _spend(c: Conn, nonces: Sequence[SpentNonce]) -> None:
+        """Record ``nonces``; raise their reason if one is already recorded and live."""
+        for n in nonces:
+            took = c.execute(
+                "INSERT INTO spent_nonces VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
+                " SET expires_at = excluded.expires_at WHERE spent_nonces.expires_at <= ?",
+                (n.key, n.expires_at, n.now),
+            ).rowcount
+            if took != 1:
+                raise LicentiaError(n.reason, "this call was made before: sign it again")
+
+    def spend_nonces(self, nonces: Sequence[SpentNonce]) -> None:
+        """Record those of ``nonces`` that no change has recorded, in a transaction of their
+        own (group-committed with other changes); raise their reason if one is already
+        recorded and live."""
+        if any(not n.recorded for n in nonces):
+            self._transact(only_nonces, nonces)
+
+    def _sweep_nonces(self, c: Conn, nonces: Sequence[SpentNonce]) -> None:
+        """Delete the spent nonces expired by the calls' time (at most every
+        :data:`NONCE_SWEEP_SECONDS`), so the table holds about one window's nonces."""
+        now = max((n.now for n in nonces), default=None)
+        if now is not None and time.monotonic() - self._swept_at >= NONCE_SWEEP_SECONDS:
+            self._swept_at = time.monotonic()
+            c.execute("DELETE FROM spent_nonces WHERE expires_at <= ?", (now,))
+
+    # -- idempotency ---------------------------------------------------------------------
+    _DIGEST = "SELECT digest FROM idempotency_digests WHERE key = ?"
+
+    def _same_request(self, c: Conn | None, key: bytes, digest: bytes) -> None:
+        """Refuse (IDEMPOTENCY_KEY_REUSED) a key whose first request had another digest.
+
+        ``c`` is a change's connection, or None for a read outside one. A key stored before
+        digests were kept (no row) has nothing to compare with: there the callers compare
+        what they stored of the first request (its licence, amount, reference).
+        """
+        r = (
+            self._row(self._DIGEST, (key,))
+            if c is None
+            else c.execute(self._DIGEST, (key,)).fetchone()
+        )
+        if r is not None and bytes(r[0]) != digest:
+            raise LicentiaError(
+                Reason.IDEMPOTENCY_KEY_REUSED,
+                "this idempotency key was used before for a different request",
+            )
+
+    @staticmethod
+    def _keep_digest(c: Conn, key: bytes, digest: bytes) -> None:
+        """Store the digest of the request a key was first used for (in its transaction)."""
+        c.execute("INSERT INTO idempotency_digests VALUES (?, ?)", (key, digest))
+
+
+def _check_digest(digest: bytes) -> None:
+    """A request digest is a SHA-256 (32 bytes): refuse anything else, so that no caller
+    stores an idempotency key without the request it belongs to."""
+    if len(digest) != 32:
+        raise ValueError("a request digest is 32 bytes")
+
+
+def only_nonces(c: Conn) -> None:
+    """The change of :meth:`SqlBase.spend_nonces`: nothing but the call's nonces, which
+    every transaction records (a named function, so that tests can tell it apart)."""

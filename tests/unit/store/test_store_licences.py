@@ -1,0 +1,270 @@
+"""The store contract, licences and their status: revocation, erasure, the status list,
+uses and accesses (both backends)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from licentia.errors import Reason
+from licentia.v1 import transparency_pb2
+
+if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
+    from services.model import (
+        Access,
+        AssetRow,
+        Cause,
+    )
+    from services.store import Store
+else:
+    from licentia.services.model import (
+        Access,
+        AssetRow,
+        Cause,
+    )
+    from licentia.services.store import Store
+
+from .harness import (
+    DAY,
+    LICENSEE,
+    NOW,
+    PRICE,
+    THREADS,
+    Opener,
+    _claims,
+    _concurrently,
+    _d,
+    _holder,
+    _issued,
+    _key,
+    _raises,
+    _reason,
+    _request,
+)
+
+
+# -- revocation, erasure, the status list ----------------------------------------------------
+def test_revocation_refunds_sets_the_bit_and_logs(store: Store) -> None:
+    holder = _holder()
+    lic = _issued(store, holder, 1)
+    assert store.status() == ([], 0)
+    call = transparency_pb2.SignedCall(method="Revoke", body=b"b", key=b"k", nonce=b"n")
+    later = NOW + 9 * DAY  # a tenth of the 90-day term
+    revoked, event = store.revoke(lic.licence_id, later, Cause.REVOKED, call.SerializeToString())
+    assert revoked == dataclasses.replace(lic, revoked_at=later)
+    assert (event.sequence, event.status_index, event.licence_id, event.cause) == (
+        1,
+        lic.status_index,
+        lic.licence_id,
+        Cause.REVOKED,
+    )
+    assert store.status() == ([lic.status_index], 1)
+    assert store.events_after(0, 10) == [event]
+    assert store.events_after(1, 10) == []
+    # Idempotent: the first revocation, nothing new.
+    assert store.revoke(lic.licence_id, later + 5, Cause.ERASED) == (revoked, event)
+    _raises(Reason.NOT_FOUND, lambda: store.revoke(b"\x00" * 16, later, Cause.REVOKED))
+    entries = store.log_entries(0, 10)
+    assert len(entries) == 2
+    logged = transparency_pb2.LogEntry.FromString(entries[1][1]).revocation
+    assert (logged.licence_id, logged.revoked_at, logged.request.method) == (
+        lic.licence_id,
+        later,
+        "Revoke",
+    )
+    advertiser = store.party(LICENSEE.public.raw)
+    h = store.party(holder.public.raw)
+    assert advertiser is not None
+    assert h is not None
+    st = store.statement(advertiser, 0, 10)
+    assert st.pending == 0
+    assert st.available == PRICE - PRICE // 10  # the unused nine tenths came back
+    assert store.statement(h, 0, 10).available == (PRICE // 10) * 9 // 10  # less the 10% fee
+
+
+def test_revocation_sequences_are_gapless_across_replicas(opener: Opener) -> None:
+    setup = opener()
+    holder = _holder()
+    licences = [_issued(setup, holder, i) for i in range(THREADS)]
+    replicas = [opener() for _ in range(4)]
+    errors = _concurrently(
+        THREADS,
+        lambda i: replicas[i % 4].revoke(licences[i].licence_id, NOW + i, Cause.REVOKED),
+    )
+    assert errors == [None] * THREADS
+    events = setup.events_after(0, 99)
+    assert [e.sequence for e in events] == list(range(1, THREADS + 1))
+    assert {e.licence_id for e in events} == {lic.licence_id for lic in licences}
+    assert setup.events_after(10, 3) == events[10:13]
+    revoked, last = setup.status()
+    assert (sorted(revoked), last) == (sorted(lic.status_index for lic in licences), THREADS)
+    # Every revocation was logged once, after the issuances, indexes gapless.
+    assert [i for i, _, _ in setup.log_entries(0, 99)] == list(range(2 * THREADS))
+    assert setup.ledger_check() == []
+
+
+def test_concurrent_revocations_of_one_licence_revoke_once(opener: Opener) -> None:
+    setup = opener()
+    lic = _issued(setup, _holder(), 1)
+    replicas = [opener() for _ in range(8)]
+    errors = _concurrently(8, lambda i: replicas[i].revoke(lic.licence_id, NOW + i, Cause.REVOKED))
+    assert errors == [None] * 8
+    assert len(setup.events_after(0, 99)) == 1
+    assert setup.log_size() == 2
+    assert setup.ledger_check() == []
+
+
+def test_erasure_deletes_assets_and_revokes_their_licences(store: Store) -> None:
+    holder = _holder()
+    h = holder.public.raw
+    claims = _claims(holder, 1)
+    for a in claims.assets:
+        store.put_asset(AssetRow(h, a.sha256, a.category, "x", 0, False, NOW), b"bytes")
+    lic = _issued(store, holder, 1)
+    other = _issued(store, holder, 2, assets=claims.assets[1:])  # names the second asset only
+    erased, events = store.erase_assets(h, [claims.assets[0].sha256], NOW + 10, b"")
+    assert erased == 1
+    assert [(e.licence_id, e.cause) for e in events] == [(lic.licence_id, Cause.ERASED)]
+    assert [a.sha256 for a in store.assets(h)] == [claims.assets[1].sha256]
+    live = store.licence(other.licence_id)
+    assert live is not None
+    assert live.revoked_at == 0
+    erased, events = store.erase_assets(h, None, NOW + 20)  # everything left
+    assert erased == 1
+    assert [e.licence_id for e in events] == [other.licence_id]
+    assert store.assets(h) == []
+    assert [e.sequence for e in store.events_after(0, 9)] == [1, 2]
+
+
+def test_a_key_reused_for_another_request_is_refused(store: Store) -> None:
+    """One rule for every keyed change: the first request's digest is stored with its key;
+    the same key with another digest is IDEMPOTENCY_KEY_REUSED and changes nothing, while
+    the same key with the same digest replays the first answer."""
+    holder = _holder()
+    first = _request(store, _claims(holder, 1), key=b"k1", digest=_d("request one"))
+    reused = _claims(holder, 2)
+    _raises(
+        Reason.IDEMPOTENCY_KEY_REUSED,
+        lambda: _request(store, reused, key=b"k1", digest=_d("request two")),
+    )
+    _raises(
+        Reason.IDEMPOTENCY_KEY_REUSED,
+        lambda: store.request_by_key(LICENSEE.public.raw, b"k1", _d("request two")),
+    )
+    assert store.request(reused.licence_id) is None
+    assert _request(store, _claims(holder, 3), key=b"k1", digest=_d("request one")) == first
+
+    adv = LICENSEE.public.raw
+    line, _, _ = store.deposit(adv, 500, "bank-9", NOW, digest=_d("deposit one"))
+    # Even the same amount to the same account: the request is not the same one.
+    _raises(
+        Reason.IDEMPOTENCY_KEY_REUSED,
+        lambda: store.deposit(adv, 500, "bank-9", NOW, digest=_d("deposit two")),
+    )
+    assert store.deposit(adv, 500, "bank-9", NOW + 1, digest=_d("deposit one"))[0] == line
+
+    lic = _issued(store, holder, 4)
+    platform = _key(60)
+    assert store.record_use(b"r", lic.licence_id, platform, NOW, digest=_d("use one")) == (1, NOW)
+    _raises(
+        Reason.IDEMPOTENCY_KEY_REUSED,
+        lambda: store.record_use(b"r", lic.licence_id, platform, NOW, digest=_d("use two")),
+    )
+    _raises(Reason.IDEMPOTENCY_KEY_REUSED, lambda: store.use_report(b"r", _d("use two")))
+    assert store.licence_uses(lic.licence_id) == 1
+    h = holder.public.raw
+    store.settle(h, lic.not_after)
+    paid, balance, _ = store.withdraw(h, 100, "iban", b"w", NOW, digest=_d("payout one"))
+    _raises(
+        Reason.IDEMPOTENCY_KEY_REUSED,
+        lambda: store.withdraw(h, 100, "iban", b"w", NOW, digest=_d("payout two")),
+    )
+    assert store.withdraw(h, 100, "iban", b"w", NOW, digest=_d("payout one")) == (
+        paid,
+        balance,
+        True,
+    )
+
+    assert store.ledger_check() == []
+
+
+# -- uses, accesses --------------------------------------------------------------------------
+def test_use_counting(store: Store) -> None:
+    lic = _issued(store, _holder(), 1)  # max_uses = 3
+    platform = _key(60)
+    assert store.licence_uses(lic.licence_id) == 0
+    assert store.record_use(b"r1", lic.licence_id, platform, NOW + 1, digest=_d(b"r1")) == (
+        1,
+        NOW + 1,
+    )
+    assert store.record_use(b"r1", lic.licence_id, platform, NOW + 5, digest=_d(b"r1")) == (
+        1,
+        NOW + 1,
+    )  # replay
+    assert store.record_use(b"r2", lic.licence_id, platform, NOW + 2, digest=_d(b"r2")) == (
+        2,
+        NOW + 2,
+    )
+    assert store.record_use(b"r3", lic.licence_id, platform, NOW + 3, digest=_d(b"r3")) == (
+        3,
+        NOW + 3,
+    )
+    _raises(
+        Reason.USES_EXHAUSTED,
+        lambda: store.record_use(b"r4", lic.licence_id, platform, NOW, digest=_d(b"r4")),
+    )
+    _raises(
+        Reason.NOT_FOUND,
+        lambda: store.record_use(b"r5", b"\x00" * 16, platform, NOW, digest=_d(b"r5")),
+    )
+    other = _issued(store, _holder(), 2, not_before=NOW + 100 * DAY, not_after=NOW + 110 * DAY)
+    _raises(
+        Reason.IDEMPOTENCY_KEY_REUSED,
+        lambda: store.record_use(b"r1", other.licence_id, platform, NOW, digest=_d(b"r1")),
+    )
+    assert store.use_report(b"r2", _d(b"r2")) == (lic.licence_id, 2, NOW + 2)
+    assert store.use_report(b"r9", _d(b"r9")) is None
+    stored = store.licence(lic.licence_id)
+    assert stored is not None
+    assert stored.uses == 3 == store.licence_uses(lic.licence_id)
+    assert store.licence_uses(b"\x00" * 16) == 0
+
+
+def test_use_counting_across_replicas(opener: Opener) -> None:
+    setup = opener()
+    lic = _issued(setup, _holder(), 1)  # max_uses = 3
+    replicas = [opener() for _ in range(4)]
+    errors = _concurrently(
+        8,
+        lambda i: replicas[i % 4].record_use(
+            b"u%d" % i, lic.licence_id, _key(60), NOW + 1, digest=_d(b"u%d" % i)
+        ),
+    )
+    reasons = [_reason(e) for e in errors]
+    assert reasons.count(None) == 3
+    assert reasons.count(Reason.USES_EXHAUSTED) == 5
+    stored = setup.licence(lic.licence_id)
+    assert stored is not None
+    assert stored.uses == 3
+    # The same report from several replicas at once counts once.
+    lic2 = _issued(setup, _holder(3), 2)
+    errors = _concurrently(
+        8,
+        lambda i: replicas[i % 4].record_use(
+            b"same", lic2.licence_id, _key(60), NOW + 1, digest=_d(b"same")
+        ),
+    )
+    assert errors == [None] * 8
+    stored = setup.licence(lic2.licence_id)
+    assert stored is not None
+    assert stored.uses == 1
+    assert setup.ledger_check() == []
+
+
+def test_accesses(store: Store) -> None:
+    h = _key(70)
+    for i in range(3):
+        store.record_access(Access(h, bytes([i]) * 32, b"l" * 16, _key(71), NOW + i))
+    got = store.accesses(h, 2)
+    assert [a.accessed_at for a in got] == [NOW + 2, NOW + 1]
+    assert store.accesses(_key(72), 5) == []

@@ -1,0 +1,229 @@
+"""The store contract, requests and issuance (both backends)."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from licentia.errors import Reason
+from licentia.token import LicenceClaims
+from licentia.v1 import transparency_pb2
+
+if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
+    from services import issuance
+    from services.model import (
+        RequestRow,
+        RequestState,
+    )
+    from services.store import StaleVerdict, Store
+else:
+    from licentia.services import issuance
+    from licentia.services.model import (
+        RequestRow,
+        RequestState,
+    )
+    from licentia.services.store import StaleVerdict, Store
+
+from .harness import (
+    DAY,
+    LICENSEE,
+    NOW,
+    PRICE,
+    THREADS,
+    Opener,
+    _claims,
+    _concurrently,
+    _d,
+    _holder,
+    _issue,
+    _licence,
+    _raises,
+    _reason,
+    _register,
+    _request,
+    _row,
+)
+
+
+# -- requests ------------------------------------------------------------------------------
+def test_requests_idempotency_and_finishing(store: Store) -> None:
+    holder = _holder()
+    first = _request(store, _claims(holder, 1), key=b"k1")
+    again = _request(store, _claims(holder, 2), key=b"k1")  # same key: the first request
+    assert again == first
+    assert store.request_by_key(LICENSEE.public.raw, b"k1", _d(b"k1")) == first
+    assert store.request_by_key(LICENSEE.public.raw, b"k2", _d(b"k2")) is None
+    assert store.request(first.request_id) == first
+    assert store.request(_claims(holder, 2).licence_id) is None
+    second = _request(store, _claims(holder, 3))
+    assert second.claims != first.claims
+    assert (
+        LicenceClaims.decode(second.claims).status_index
+        != LicenceClaims.decode(first.claims).status_index
+    )
+    h = holder.public.raw
+    assert [
+        r.request_id for r in store.requests_for_holder(h, include_answered=False, limit=9)
+    ] == [
+        second.request_id,
+        first.request_id,
+    ]
+    declined = store.finish_request(
+        first.request_id, RequestState.DECLINED, NOW + 5, reason="no thanks"
+    )
+    assert (declined.state, declined.updated_at, declined.reason) == (
+        RequestState.DECLINED,
+        NOW + 5,
+        "no thanks",
+    )
+    _raises(
+        Reason.REQUEST_NOT_PENDING,
+        lambda: store.finish_request(first.request_id, RequestState.EXPIRED, NOW + 6),
+    )
+    expired = store.finish_request(
+        second.request_id, RequestState.EXPIRED, NOW + DAY, failure="REQUEST_EXPIRED"
+    )
+    assert (expired.state, expired.failure) == (RequestState.EXPIRED, "REQUEST_EXPIRED")
+    _raises(
+        Reason.NOT_FOUND,
+        lambda: store.finish_request(b"\x00" * 16, RequestState.DECLINED, NOW),
+    )
+    assert store.requests_for_holder(h, include_answered=False, limit=9) == []
+    assert len(store.requests_for_holder(h, include_answered=True, limit=9)) == 2
+    assert len(store.requests_for_holder(h, include_answered=True, limit=1)) == 1
+
+
+def test_concurrent_requests_with_one_idempotency_key_store_one(opener: Opener) -> None:
+    stores = [opener() for _ in range(4)]
+    holder = _holder()
+    got: list[RequestRow] = []
+    lock = threading.Lock()
+
+    def make(i: int) -> None:
+        row = _request(stores[i % 4], _claims(holder, 100 + i), key=b"same")
+        with lock:
+            got.append(row)
+
+    assert _concurrently(8, make) == [None] * 8
+    assert len({r.request_id for r in got}) == 1
+    assert (
+        len(stores[0].requests_for_holder(holder.public.raw, include_answered=True, limit=99)) == 1
+    )
+
+
+def test_status_indexes_are_unique_across_replicas(opener: Opener) -> None:
+    stores = [opener() for _ in range(4)]
+    holder = _holder()
+    indexes: list[int] = []
+    lock = threading.Lock()
+
+    def make(i: int) -> None:
+        for j in range(10):
+            row = _request(stores[i % 4], _claims(holder, 1000 + 10 * i + j))
+            with lock:
+                indexes.append(LicenceClaims.decode(row.claims).status_index)
+
+    assert _concurrently(8, make) == [None] * 8
+    assert len(set(indexes)) == len(indexes) == 80
+
+
+# -- issuance --------------------------------------------------------------------------------
+def test_issuance_escrows_and_logs(store: Store) -> None:
+    holder = _holder()
+    _register(store, holder)
+    row = _request(store, _claims(holder, 1))
+    plan = _licence(row, holder)
+    lic = plan.licence
+    _raises(Reason.INSUFFICIENT_FUNDS, lambda: _issue(store, plan))
+    assert store.request(row.request_id) == row  # still pending, nothing stored
+    assert store.licence(lic.licence_id) is None
+    assert store.log_size() == 0
+    store.deposit(LICENSEE.public.raw, PRICE + 5, "pay-1", NOW, digest=_d("pay-1", PRICE + 5))
+    issued = _issue(store, plan)
+    assert (issued.state, issued.licence_id) == (RequestState.ISSUED, lic.licence_id)
+    assert store.licence(lic.licence_id) == lic
+    _raises(Reason.REQUEST_NOT_PENDING, lambda: _issue(store, plan))
+    advertiser = store.party(LICENSEE.public.raw)
+    assert advertiser is not None
+    st = store.statement(advertiser, 0, 10)
+    assert (st.available, st.pending) == (5, PRICE)
+    assert [line.kind for line in st.lines] == ["ESCROW", "DEPOSIT"]
+    index = store.log_index_of_licence(lic.licence_id)
+    assert index == 0
+    [(i, entry, at)] = store.log_entries(0, 10)
+    assert (i, at) == (0, NOW)
+    assert transparency_pb2.LogEntry.FromString(entry).licence == lic.token
+    assert store.licences_of(holder.public.raw, before_issued=NOW + 1, limit=5) == [lic]
+    assert store.licences_of(LICENSEE.public.raw, before_issued=NOW + 1, limit=5) == [lic]
+    assert store.licences_of(LICENSEE.public.raw, before_issued=NOW, limit=5) == []
+
+
+def test_automatic_issuance_and_its_refusal(store: Store) -> None:
+    holder = _holder()
+    _register(store, holder)
+    store.deposit(LICENSEE.public.raw, 2 * PRICE, "pay", NOW, digest=_d("pay", 2 * PRICE))
+
+    def create(n: int) -> RequestRow:
+        row = _row(store, _claims(holder, n, exclusive=True))
+        plan = _licence(row, holder)
+        lic = plan.licence
+        while True:
+            live = store.live_licences(lic.holder_key, NOW, lic.not_after, exclusive=True)
+            try:
+                return store.add_request(row, auto=(plan, issuance.verdict(plan, live)), now=NOW)
+            except StaleVerdict:
+                continue
+
+    first = create(1)
+    assert first.state == RequestState.ISSUED
+    assert first.auto_approved is False
+    _raises(Reason.EXCLUSIVITY_CONFLICT, lambda: create(2))
+    failed = store.request(_claims(holder, 2).licence_id)
+    assert failed is not None
+    assert (failed.state, failed.failure) == (RequestState.FAILED, "EXCLUSIVITY_CONFLICT")
+    assert store.licence(_claims(holder, 2).licence_id) is None
+    assert store.log_size() == 1
+
+
+def test_exclusivity_holds_across_replicas(opener: Opener) -> None:
+    """16 writers (each its own store: a replica) issue overlapping exclusive licences of one
+    holder at once: exactly one is issued."""
+    setup = opener()
+    holder = _holder()
+    _register(setup, holder)
+    setup.deposit(
+        LICENSEE.public.raw, THREADS * PRICE, "pay", NOW, digest=_d("pay", THREADS * PRICE)
+    )
+    prepared = []
+    for i in range(THREADS):
+        row = _request(setup, _claims(holder, i, not_before=NOW + i * 60, exclusive=True))
+        prepared.append(_licence(row, holder))
+    replicas = [opener() for _ in range(THREADS)]
+    errors = _concurrently(THREADS, lambda i: _issue(replicas[i], prepared[i]))
+    reasons = [_reason(e) for e in errors]
+    assert reasons.count(None) == 1
+    assert reasons.count(Reason.EXCLUSIVITY_CONFLICT) == THREADS - 1
+    live = setup.licences_of(holder.public.raw, before_issued=NOW + 1, limit=99)
+    assert len(live) == 1
+    assert setup.log_size() == 1
+    assert setup.ledger_check() == []
+
+
+def test_funds_are_never_spent_twice_across_replicas(opener: Opener) -> None:
+    """Eight replicas issue licences of eight holders paid from one balance that covers
+    three: exactly three are issued, and no balance goes negative."""
+    setup = opener()
+    setup.deposit(LICENSEE.public.raw, 3 * PRICE, "pay", NOW, digest=_d("pay", 3 * PRICE))
+    prepared = []
+    for i in range(8):
+        holder = _holder(50 + i)
+        _register(setup, holder)
+        prepared.append(_licence(_request(setup, _claims(holder, i)), holder))
+    replicas = [opener() for _ in range(8)]
+    errors = _concurrently(8, lambda i: _issue(replicas[i], prepared[i]))
+    reasons = [_reason(e) for e in errors]
+    assert reasons.count(None) == 3
+    assert reasons.count(Reason.INSUFFICIENT_FUNDS) == 5
+    assert setup.ledger_check() == []
+    # The log has one entry per licence, indexes gapless.
+    assert [i for i, _, _ in setup.log_entries(0, 99)] == [0, 1, 2]

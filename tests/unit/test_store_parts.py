@@ -1,0 +1,63 @@
+"""The store is split by what it holds: each part a small module implementing its own part
+of the Store protocol, all composed into SqlStore over the one transaction they share."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
+    from services.store import _keys, _ledger, _licences, _log, _parties, _requests, base
+    from services.store._sql import SqlBase
+    from services.store.common import SqlStore
+else:
+    from licentia.services.store import (
+        _keys,
+        _ledger,
+        _licences,
+        _log,
+        _parties,
+        _requests,
+        base,
+    )
+    from licentia.services.store._sql import SqlBase
+    from licentia.services.store.common import SqlStore
+
+STORE = Path(__file__).resolve().parents[2] / "services" / "store"
+PARTS = [
+    (base.PartiesStore, _parties.PartiesPart),
+    (base.RequestsStore, _requests.RequestsPart),
+    (base.LicencesStore, _licences.LicencesPart),
+    (base.LedgerStore, _ledger.LedgerPart),
+    (base.LogStore, _log.LogPart),
+    (base.KeysStore, _keys.KeysPart),
+]
+
+
+def _methods(cls: type) -> set[str]:
+    return {n for n, _ in inspect.getmembers(cls, inspect.isfunction) if not n.startswith("_")}
+
+
+@pytest.mark.parametrize(("protocol", "part"), PARTS)
+def test_each_part_implements_its_part_of_the_protocol(protocol: type, part: type) -> None:
+    assert _methods(protocol) <= _methods(part)
+    assert issubclass(part, SqlBase)
+    assert issubclass(SqlStore, part)
+
+
+def test_the_parts_make_the_whole_store() -> None:
+    assert _methods(base.Store) - {"close"} <= _methods(SqlStore)  # close: the backend's
+    assert _methods(base.Store) == set().union(*(_methods(p) for p, _ in PARTS)) | {
+        "spend_nonces",
+        "close",
+    }
+
+
+def test_no_part_of_the_store_is_over_500_lines() -> None:
+    """The backends (sqlite.py, postgres.py: migrations and connection handling) excepted."""
+    for path in STORE.glob("*.py"):
+        if path.name not in {"sqlite.py", "postgres.py"}:
+            assert len(path.read_text().splitlines()) <= 500, path.name
