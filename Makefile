@@ -39,7 +39,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+## make typecheck: mypy --strict over the package laid out as installed (pyproject, [tool.mypy]).
+TYPING := build/typing/licentia
 typecheck: $(STAMP)
+	@rm -rf $(TYPING) && mkdir -p $(TYPING) && \
+	for f in proto/licentia/*; do ln -s "../../../$$f" $(TYPING)/; done && \
+	for d in services clients transport; do ln -s "../../../$$d" $(TYPING)/$$d; done
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP)

@@ -26,9 +26,10 @@ import sys
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import nacl.signing
+from floors import token_floor
 
 from licentia.examples import PHOTO_SHA256, typical_claims
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
@@ -42,11 +43,6 @@ from licentia.token import (
 )
 from licentia.verify import VerificationEngine
 from licentia.vocabulary import DataCategory, Medium, Purpose
-
-if TYPE_CHECKING:  # mypy checks bench/ scripts as modules of the package ``bench``
-    from bench.floors import token_floor
-else:  # run as a script: bench/ is on the path
-    from floors import token_floor
 
 NOW = 1_800_000_000
 DIGEST_IMAGE = PHOTO_SHA256

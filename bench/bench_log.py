@@ -27,14 +27,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from licentia import merkle
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services.store import SqliteStore
-else:
-    from licentia.services.store import SqliteStore
+from licentia.services.store import SqliteStore
 
 
 def build(store: SqliteStore, size: int) -> bytes:

@@ -33,41 +33,26 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # for tests/pg_server.py, the tests' PostgreSQL server
     sys.path.append(str(ROOT))
 
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from bench.bench_server import (
-        FULL,
-        MAX_WORKERS,
-        QUICK,
-        STREAMS,
-        Bench,
-        propagation_row,
-        run_concurrently,
-    )
-    from services.app import App, build
-    from services.deps import Settings
-    from services.runtime import RunningServer, ServerSettings, start
-    from tests.pg_server import PgServer
-else:  # run as a script: bench/ is on the path
-    from bench_server import (
-        FULL,
-        MAX_WORKERS,
-        QUICK,
-        STREAMS,
-        Bench,
-        propagation_row,
-        run_concurrently,
-    )
+from bench_server import (
+    FULL,
+    MAX_WORKERS,
+    QUICK,
+    STREAMS,
+    Bench,
+    propagation_row,
+    run_concurrently,
+)
 
-    from licentia.services.app import App, build
-    from licentia.services.deps import Settings
-    from licentia.services.runtime import RunningServer, ServerSettings, start
-    from tests.pg_server import PgServer
+from licentia.services.app import App, build
+from licentia.services.deps import Settings
+from licentia.services.runtime import RunningServer, ServerSettings, start
+from tests.pg_server import PgServer
 
 #: revocation.propagation.cross_replica's target, p99 ms.
 PROPAGATION_TARGET_MS = 50

@@ -76,52 +76,32 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc  # type: ignore[import-untyped]
+from exchange_process import (
+    AUDIENCE,
+    USE,
+    add_standing_rule,
+    deposit,
+    licence_request,
+    operator_key,
+    register_advertiser,
+    register_holder,
+    register_platform,
+)
 from google.protobuf.message import Message
 
+from licentia.clients.channel import ExchangeError, SignedChannel
 from licentia.keys import ISSUANCE, PRESENTATION, REQUEST, PrivateKey, verify_signature
 from licentia.methods import path
 from licentia.presentation import parse_presentation, present
 from licentia.request import request_payload, sign_request
+from licentia.services.app import App, build
+from licentia.services.deps import Settings
+from licentia.services.runtime import RunningServer, ServerSettings, start
+from licentia.services.store.sqlite import SqliteStore
 from licentia.v1 import exchange_pb2, licences_pb2, records_pb2, verification_pb2
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from bench.exchange_process import (
-        AUDIENCE,
-        USE,
-        add_standing_rule,
-        deposit,
-        licence_request,
-        operator_key,
-        register_advertiser,
-        register_holder,
-        register_platform,
-    )
-    from clients.channel import ExchangeError, SignedChannel
-    from services.app import App, build
-    from services.deps import Settings
-    from services.runtime import RunningServer, ServerSettings, start
-    from services.store.sqlite import SqliteStore
-else:  # run as a script: bench/ is on the path
-    from exchange_process import (
-        AUDIENCE,
-        USE,
-        add_standing_rule,
-        deposit,
-        licence_request,
-        operator_key,
-        register_advertiser,
-        register_holder,
-        register_platform,
-    )
-
-    from licentia.clients.channel import ExchangeError, SignedChannel
-    from licentia.services.app import App, build
-    from licentia.services.deps import Settings
-    from licentia.services.runtime import RunningServer, ServerSettings, start
-    from licentia.services.store.sqlite import SqliteStore
 
 CALLERS = 16
 STREAMS = 50

@@ -39,53 +39,33 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 import nacl.signing
+from exchange_process import (
+    AUDIENCE,
+    USE,
+    ExchangeProcess,
+    add_standing_rule,
+    call,
+    deposit,
+    licence_request,
+    operator_key,
+    register_advertiser,
+    register_holder,
+    register_platform,
+)
+from floors import checks_floor, presentation_floor, token_floor
 
 from licentia import keys
+from licentia.clients.channel import SignedChannel
+from licentia.clients.verifier import Verifier, fetch_issuer_keys
 from licentia.keys import PrivateKey
 from licentia.methods import path
 from licentia.presentation import present
 from licentia.token import approve, parse_token
 from licentia.v1 import exchange_pb2
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from bench.exchange_process import (
-        AUDIENCE,
-        USE,
-        ExchangeProcess,
-        add_standing_rule,
-        call,
-        deposit,
-        licence_request,
-        operator_key,
-        register_advertiser,
-        register_holder,
-        register_platform,
-    )
-    from bench.floors import checks_floor, presentation_floor, token_floor
-    from clients.channel import SignedChannel
-    from clients.verifier import Verifier, fetch_issuer_keys
-else:  # run as a script: bench/ is on the path
-    from exchange_process import (
-        AUDIENCE,
-        USE,
-        ExchangeProcess,
-        add_standing_rule,
-        call,
-        deposit,
-        licence_request,
-        operator_key,
-        register_advertiser,
-        register_holder,
-        register_platform,
-    )
-    from floors import checks_floor, presentation_floor, token_floor
-
-    from licentia.clients.channel import SignedChannel
-    from licentia.clients.verifier import Verifier, fetch_issuer_keys
 
 TARGET = 0.85
 #: Signatures each check verifies, by kind of licence (a standing rule's once per rule).

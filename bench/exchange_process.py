@@ -21,24 +21,19 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, Any, cast
 
 from google.protobuf.message import Message
 
+from licentia.clients.channel import SignedChannel
 from licentia.examples import PHOTO_SHA256, typical_rule
 from licentia.keys import PrivateKey, PublicKey
 from licentia.methods import path
 from licentia.scope import IntendedUse
+from licentia.services.app import OPERATOR_KEY_FILE
 from licentia.token import sign_standing_rule
 from licentia.v1 import exchange_pb2, ledger_pb2, licence_pb2, records_pb2, registry_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from clients.channel import SignedChannel
-    from services.app import OPERATOR_KEY_FILE
-else:
-    from licentia.clients.channel import SignedChannel
-    from licentia.services.app import OPERATOR_KEY_FILE
 
 DAY = 86400
 #: The platform id the benches register and present licences to.

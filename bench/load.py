@@ -89,10 +89,26 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc  # type: ignore[import-untyped]
+from exchange_process import (
+    AUDIENCE,
+    DAY,
+    TERM_DAYS,
+    TERM_PRICE,
+    USE,
+    ExchangeProcess,
+    call,
+    deposit,
+    operator_key,
+    register_holder,
+    register_platform,
+)
 
+from licentia.clients.advertiser import Advertiser, RequestState
+from licentia.clients.channel import SignedChannel
+from licentia.clients.verifier import Verifier
 from licentia.errors import Reason
 from licentia.examples import PHOTO_SHA256
 from licentia.keys import PrivateKey
@@ -101,42 +117,6 @@ from licentia.nonces import MemoryNonceStore
 from licentia.token import UnverifiedLicence, approve, parse_token
 from licentia.v1 import exchange_pb2, licences_pb2, records_pb2, verification_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from bench.exchange_process import (
-        AUDIENCE,
-        DAY,
-        TERM_DAYS,
-        TERM_PRICE,
-        USE,
-        ExchangeProcess,
-        call,
-        deposit,
-        operator_key,
-        register_holder,
-        register_platform,
-    )
-    from clients.advertiser import Advertiser, RequestState
-    from clients.channel import SignedChannel
-    from clients.verifier import Verifier
-else:  # run as a script: bench/ is on the path
-    from exchange_process import (
-        AUDIENCE,
-        DAY,
-        TERM_DAYS,
-        TERM_PRICE,
-        USE,
-        ExchangeProcess,
-        call,
-        deposit,
-        operator_key,
-        register_holder,
-        register_platform,
-    )
-
-    from licentia.clients.advertiser import Advertiser, RequestState
-    from licentia.clients.channel import SignedChannel
-    from licentia.clients.verifier import Verifier
 
 #: The mix: each kind's weight among the kinds a worker can run at that moment.
 MIX: tuple[tuple[str, int], ...] = (

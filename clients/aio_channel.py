@@ -6,11 +6,6 @@ module keeps the name the asyncio SDK and its users import.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # mypy checks transport/ as `transport` (README "Layout")
-    from transport.aio_channel import AsyncSignedChannel
-else:
-    from licentia.transport.aio_channel import AsyncSignedChannel
+from licentia.transport.aio_channel import AsyncSignedChannel
 
 __all__ = ["AsyncSignedChannel"]

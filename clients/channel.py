@@ -7,18 +7,12 @@ module keeps the names the SDKs, the wallet and their users import.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # mypy checks transport/ as `transport` (README "Layout")
-    from transport.channel import SignedChannel
-    from transport.errors import DOMAIN, ExchangeError, ExchangeUnavailable, exchange_error
-else:
-    from licentia.transport.channel import SignedChannel
-    from licentia.transport.errors import (
-        DOMAIN,
-        ExchangeError,
-        ExchangeUnavailable,
-        exchange_error,
-    )
+from licentia.transport.channel import SignedChannel
+from licentia.transport.errors import (
+    DOMAIN,
+    ExchangeError,
+    ExchangeUnavailable,
+    exchange_error,
+)
 
 __all__ = ["DOMAIN", "ExchangeError", "ExchangeUnavailable", "SignedChannel", "exchange_error"]

@@ -21,25 +21,18 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import grpc  # type: ignore[import-untyped]
 
+from licentia.clients.advertiser import Advertiser, Statement
+from licentia.clients.channel import SignedChannel
+from licentia.clients.verifier import Verifier
 from licentia.keys import PrivateKey
 from licentia.methods import path
 from licentia.scope import IntendedUse
 from licentia.v1 import registry_pb2, verification_pb2
 from licentia.verify import Decision
 from licentia.vocabulary import DataCategory, Medium, Purpose
-
-if TYPE_CHECKING:  # mypy checks clients/ as its own package (README, Layout)
-    from clients.advertiser import Advertiser, Statement
-    from clients.channel import SignedChannel
-    from clients.verifier import Verifier
-else:
-    from licentia.clients.advertiser import Advertiser, Statement
-    from licentia.clients.channel import SignedChannel
-    from licentia.clients.verifier import Verifier
 
 PLATFORM = "photoshare"
 #: The price of each ad shown (minor units) and the most ads the licence allows.

@@ -16,7 +16,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import grpc  # type: ignore[import-untyped]
 
@@ -24,6 +23,8 @@ from licentia.errors import LicentiaError, Reason
 from licentia.methods import path
 from licentia.nonces import MemoryNonceStore
 from licentia.token import Licence
+from licentia.transport.channel import SignedChannel
+from licentia.transport.follow import GrpcUpstream, StatusFollower
 from licentia.v1 import registry_pb2, verification_pb2
 from licentia.verify import VerificationEngine
 
@@ -32,13 +33,6 @@ from .model import Party, Role
 from .rpc import Authenticator, Call, Clock, StreamLimit, SystemClock, service
 from .runtime import client_channel
 from .verification import VerificationService
-
-if TYPE_CHECKING:  # mypy checks transport/ as `transport` (README "Layout")
-    from transport.channel import SignedChannel
-    from transport.follow import GrpcUpstream, StatusFollower
-else:
-    from licentia.transport.channel import SignedChannel
-    from licentia.transport.follow import GrpcUpstream, StatusFollower
 
 LIST_PLATFORMS = path(registry_pb2, "ListPlatforms")
 #: The page a replica asks for (the exchange's largest).

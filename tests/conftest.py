@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import pytest
 
-from .pg_server import PgServer
+from licentia.services.store.postgres import migrate
 
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services.store.postgres import migrate
-else:
-    from licentia.services.store.postgres import migrate
+from .pg_server import PgServer
 
 
 @pytest.fixture(scope="session")

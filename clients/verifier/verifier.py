@@ -36,7 +36,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 import grpc  # type: ignore[import-untyped]
 
@@ -46,30 +45,18 @@ from licentia.nonces import MemoryNonceStore, NonceStore
 from licentia.presentation import MAX_AUDIENCE_CHARS
 from licentia.scope import IntendedUse
 from licentia.status import StatusSnapshot, verify_snapshot
+from licentia.transport.follow import (
+    DEFAULT_KEY_REFRESH_MIN_INTERVAL,
+    DEFAULT_KEY_REFRESH_SECONDS,
+    GET_ISSUER_KEYS,
+    GET_STATUS_SNAPSHOT,
+    WATCH_REVOCATIONS,
+    GrpcUpstream,
+    StatusFollower,
+)
 from licentia.verify import Decision, VerificationEngine
 
 from ..channel import SignedChannel
-
-if TYPE_CHECKING:  # mypy checks transport/ as `transport` (README "Layout")
-    from transport.follow import (
-        DEFAULT_KEY_REFRESH_MIN_INTERVAL,
-        DEFAULT_KEY_REFRESH_SECONDS,
-        GET_ISSUER_KEYS,
-        GET_STATUS_SNAPSHOT,
-        WATCH_REVOCATIONS,
-        GrpcUpstream,
-        StatusFollower,
-    )
-else:
-    from licentia.transport.follow import (
-        DEFAULT_KEY_REFRESH_MIN_INTERVAL,
-        DEFAULT_KEY_REFRESH_SECONDS,
-        GET_ISSUER_KEYS,
-        GET_STATUS_SNAPSHOT,
-        WATCH_REVOCATIONS,
-        GrpcUpstream,
-        StatusFollower,
-    )
 
 __all__ = [
     "DEFAULT_KEY_REFRESH_MIN_INTERVAL",

@@ -11,17 +11,23 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import grpc  # type: ignore[import-untyped]
 import pytest
 from google.protobuf.message import Message
 
+from licentia.clients.channel import ExchangeError, SignedChannel, exchange_error
+from licentia.clients.verifier import Verifier
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.methods import path
 from licentia.presentation import present
 from licentia.scope import IntendedUse
+from licentia.services.app import OPERATOR_KEY_FILE, App, build
+from licentia.services.deps import Settings
+from licentia.services.replica import ReplicaApp, build_replica
+from licentia.services.runtime import RunningServer, ServerSettings, client_channel, start
 from licentia.token import (
     StandingConsent,
     StandingRule,
@@ -39,21 +45,6 @@ from licentia.v1 import (
     verification_pb2,
 )
 from licentia.vocabulary import DataCategory, Medium, Purpose
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from clients.channel import ExchangeError, SignedChannel, exchange_error
-    from clients.verifier import Verifier
-    from services.app import OPERATOR_KEY_FILE, App, build
-    from services.deps import Settings
-    from services.replica import ReplicaApp, build_replica
-    from services.runtime import RunningServer, ServerSettings, client_channel, start
-else:
-    from licentia.clients.channel import ExchangeError, SignedChannel, exchange_error
-    from licentia.clients.verifier import Verifier
-    from licentia.services.app import OPERATOR_KEY_FILE, App, build
-    from licentia.services.deps import Settings
-    from licentia.services.replica import ReplicaApp, build_replica
-    from licentia.services.runtime import RunningServer, ServerSettings, client_channel, start
 
 __all__ = ["ExchangeError", "SignedChannel", "reasons"]
 

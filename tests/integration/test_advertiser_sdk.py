@@ -11,10 +11,23 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
+import licentia.clients.advertiser as advertiser_pkg
+from licentia.clients.advertiser import (
+    Advertiser,
+    AsyncAdvertiser,
+    DecisionTimeout,
+    ExchangeError,
+    ExchangeUnavailable,
+    LicenceRecord,
+    LicenceRequest,
+    LicenceState,
+    RequestState,
+    Termination,
+    TerminationCause,
+)
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.v1 import exchange_pb2, licences_pb2, records_pb2, registry_pb2, verification_pb2
@@ -33,37 +46,6 @@ from .exchange_harness import (
     register_platform,
     start_exchange,
 )
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    import clients.advertiser as advertiser_pkg
-    from clients.advertiser import (
-        Advertiser,
-        AsyncAdvertiser,
-        DecisionTimeout,
-        ExchangeError,
-        ExchangeUnavailable,
-        LicenceRecord,
-        LicenceRequest,
-        LicenceState,
-        RequestState,
-        Termination,
-        TerminationCause,
-    )
-else:
-    import licentia.clients.advertiser as advertiser_pkg
-    from licentia.clients.advertiser import (
-        Advertiser,
-        AsyncAdvertiser,
-        DecisionTimeout,
-        ExchangeError,
-        ExchangeUnavailable,
-        LicenceRecord,
-        LicenceRequest,
-        LicenceState,
-        RequestState,
-        Termination,
-        TerminationCause,
-    )
 
 SCOPE: dict[str, list[DataCategory] | list[Purpose] | list[Medium] | list[str]] = {
     "categories": [DataCategory.IMAGE],

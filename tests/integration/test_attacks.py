@@ -14,12 +14,15 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import grpc  # type: ignore[import-untyped]
 import pytest
 
 from licentia import methods
+from licentia.clients.channel import exchange_error
+from licentia.clients.verifier import Verifier
+from licentia.clients.verifier.verifier import fetch_issuer_keys, fetch_status_snapshot
 from licentia.encoding import b64url_decode, b64url_encode
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
@@ -68,15 +71,6 @@ from .exchange_harness import (
     verify,
     wait_for,
 )
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from clients.channel import exchange_error
-    from clients.verifier import Verifier
-    from clients.verifier.verifier import fetch_issuer_keys, fetch_status_snapshot
-else:
-    from licentia.clients.channel import exchange_error
-    from licentia.clients.verifier import Verifier
-    from licentia.clients.verifier.verifier import fetch_issuer_keys, fetch_status_snapshot
 
 C = grpc.StatusCode
 AUDIENCE = "photoshare"

@@ -13,12 +13,15 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import pytest
 
 from licentia import keys, merkle, methods
 from licentia.checkpoint import vkey
+from licentia.clients.auditor import AuditState, StateError
+from licentia.clients.auditor.cli import main as audit_main
+from licentia.clients.logcheck import Frontier, LoggedKeys
 from licentia.encoding import b64url_encode
 from licentia.keys import PrivateKey
 from licentia.request import request_payload
@@ -56,15 +59,6 @@ from .exchange_harness import (
     request_licence,
     start_exchange,
 )
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from clients.auditor import AuditState, StateError
-    from clients.auditor.cli import main as audit_main
-    from clients.logcheck import Frontier, LoggedKeys
-else:
-    from licentia.clients.auditor import AuditState, StateError
-    from licentia.clients.auditor.cli import main as audit_main
-    from licentia.clients.logcheck import Frontier, LoggedKeys
 
 ROOT = Path(__file__).resolve().parents[2]
 

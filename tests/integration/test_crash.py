@@ -46,16 +46,23 @@ from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TypeVar, cast
 
 import grpc  # type: ignore[import-untyped]
 
 from licentia import merkle, methods
 from licentia.checkpoint import vkey
+from licentia.clients.channel import ExchangeUnavailable
+from licentia.clients.logcheck import LogClient, LogKey, prove_consistency
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import IssuerKeySet, PrivateKey
 from licentia.presentation import present
 from licentia.scope import Scope
+from licentia.services.app import DB_FILE, LOG_KEY_FILE, OPERATOR_KEY_FILE
+from licentia.services.deps import Settings
+from licentia.services.issuer import key_file
+from licentia.services.model import Cause, RequestState
+from licentia.services.store import SqliteStore
 from licentia.status import StatusList, verify_snapshot
 from licentia.token import LicenceClaims, StandingRule, parse_token
 from licentia.v1 import (
@@ -84,23 +91,6 @@ from .exchange_harness import (
     register_platform,
     request_licence,
 )
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from clients.channel import ExchangeUnavailable
-    from clients.logcheck import LogClient, LogKey, prove_consistency
-    from services.app import DB_FILE, LOG_KEY_FILE, OPERATOR_KEY_FILE
-    from services.deps import Settings
-    from services.issuer import key_file
-    from services.model import Cause, RequestState
-    from services.store import SqliteStore
-else:
-    from licentia.clients.channel import ExchangeUnavailable
-    from licentia.clients.logcheck import LogClient, LogKey, prove_consistency
-    from licentia.services.app import DB_FILE, LOG_KEY_FILE, OPERATOR_KEY_FILE
-    from licentia.services.deps import Settings
-    from licentia.services.issuer import key_file
-    from licentia.services.model import Cause, RequestState
-    from licentia.services.store import SqliteStore
 
 T = TypeVar("T")
 

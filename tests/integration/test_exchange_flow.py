@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
@@ -428,10 +427,8 @@ def test_a_licensee_far_behind_still_hears_of_every_termination(
 ) -> None:
     """The licensee's feed never skips to a snapshot: a snapshot cannot say whose licences
     ended (found while building the advertiser SDK)."""
-    if TYPE_CHECKING:
-        from services import hub
-    else:
-        from licentia.services import hub
+    from licentia.services import hub
+
     monkeypatch.setattr(hub, "MAX_CATCH_UP", 1)
     holder, adv, _ = cast
     ids = []

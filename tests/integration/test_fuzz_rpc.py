@@ -65,7 +65,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
 import grpc  # type: ignore[import-untyped]
 import pytest
@@ -84,6 +84,10 @@ from licentia.keys import PrivateKey
 from licentia.presentation import present
 from licentia.request import sign_request
 from licentia.scope import Scope
+from licentia.services.app import DB_FILE, OPERATOR_KEY_FILE, SERVICES
+from licentia.services.deps import Settings
+from licentia.services.errors import STATUS_OF
+from licentia.services.runtime import ServerSettings
 from licentia.token import StandingRule
 from licentia.v1 import licence_pb2, records_pb2, verification_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
@@ -103,17 +107,6 @@ from .exchange_harness import (
     request_licence,
     start_exchange,
 )
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from services.app import DB_FILE, OPERATOR_KEY_FILE, SERVICES
-    from services.deps import Settings
-    from services.errors import STATUS_OF
-    from services.runtime import ServerSettings
-else:
-    from licentia.services.app import DB_FILE, OPERATOR_KEY_FILE, SERVICES
-    from licentia.services.deps import Settings
-    from licentia.services.errors import STATUS_OF
-    from licentia.services.runtime import ServerSettings
 
 C = grpc.StatusCode
 #: A message descriptor (the stubs know two kinds: protobuf's Python one and upb's).

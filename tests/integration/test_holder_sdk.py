@@ -10,11 +10,16 @@ import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
+import licentia.clients.holder as holder_pkg
 from licentia import keys
+from licentia.clients.auditor.audit import Auditor
+from licentia.clients.auditor.state import AuditState
+from licentia.clients.holder import AsyncHolder, ExchangeError, Holder, standing_rule
+from licentia.clients.logcheck import LogKey
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey
 from licentia.token import LicenceClaims, parse_token
@@ -32,19 +37,6 @@ from .exchange_harness import (
     request_licence,
     start_exchange,
 )
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    import clients.holder as holder_pkg
-    from clients.auditor.audit import Auditor
-    from clients.auditor.state import AuditState
-    from clients.holder import AsyncHolder, ExchangeError, Holder, standing_rule
-    from clients.logcheck import LogKey
-else:
-    import licentia.clients.holder as holder_pkg
-    from licentia.clients.auditor.audit import Auditor
-    from licentia.clients.auditor.state import AuditState
-    from licentia.clients.holder import AsyncHolder, ExchangeError, Holder, standing_rule
-    from licentia.clients.logcheck import LogKey
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMS: dict[str, Any] = {

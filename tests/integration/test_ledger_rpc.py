@@ -14,15 +14,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 import pytest
 
+from licentia.clients.channel import SignedChannel
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.presentation import present
 from licentia.scope import Scope
+from licentia.services.app import DB_FILE
+from licentia.services.deps import Settings
+from licentia.services.store.common import only_nonces
 from licentia.token import StandingRule
 from licentia.v1 import (
     exchange_pb2,
@@ -48,17 +52,6 @@ from .exchange_harness import (
     register_platform,
     start_exchange,
 )
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from clients.channel import SignedChannel
-    from services.app import DB_FILE
-    from services.deps import Settings
-    from services.store.common import only_nonces
-else:
-    from licentia.clients.channel import SignedChannel
-    from licentia.services.app import DB_FILE
-    from licentia.services.deps import Settings
-    from licentia.services.store.common import only_nonces
 
 DAY = 86400
 #: The exchange's fee: 10 %, the default (restated, so a changed default is noticed).

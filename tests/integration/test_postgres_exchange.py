@@ -7,10 +7,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
+from licentia.clients.channel import SignedChannel
+from licentia.services.store import open_store
+from licentia.services.store.postgres import PostgresStore
 from licentia.v1 import licences_pb2, records_pb2
 
 from ..pg_server import PgServer
@@ -33,15 +35,6 @@ from .test_exchange_flow import (
     test_the_whole_story,
     test_use_reports_count_once_and_stop_at_max_uses,
 )
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from clients.channel import SignedChannel
-    from services.store import open_store
-    from services.store.postgres import PostgresStore
-else:
-    from licentia.clients.channel import SignedChannel
-    from licentia.services.store import open_store
-    from licentia.services.store.postgres import PostgresStore
 
 __all__ = [
     "cast",

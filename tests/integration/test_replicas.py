@@ -19,16 +19,23 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 import psycopg
 import pytest
 
 from licentia import merkle, methods
+from licentia.clients.channel import SignedChannel
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.presentation import present
+from licentia.services import app as app_module
+from licentia.services.app import KEYS_DIR, LOG_KEY_FILE, OPERATOR_KEY_FILE
+from licentia.services.errors import abort
+from licentia.services.replica import PlatformDirectory, build_replica
+from licentia.services.server import main as server_main
+from licentia.services.store import open_store
 from licentia.v1 import ledger_pb2, licences_pb2, records_pb2, registry_pb2, transparency_pb2
 
 from ..pg_server import PgServer
@@ -53,23 +60,6 @@ from .exchange_harness import (
     wait_for,
 )
 from .test_transparency import _unary, checkpoint, entries
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from clients.channel import SignedChannel
-    from services import app as app_module
-    from services.app import KEYS_DIR, LOG_KEY_FILE, OPERATOR_KEY_FILE
-    from services.errors import abort
-    from services.replica import PlatformDirectory, build_replica
-    from services.server import main as server_main
-    from services.store import open_store
-else:
-    from licentia.clients.channel import SignedChannel
-    from licentia.services import app as app_module
-    from licentia.services.app import KEYS_DIR, LOG_KEY_FILE, OPERATOR_KEY_FILE
-    from licentia.services.errors import abort
-    from licentia.services.replica import PlatformDirectory, build_replica
-    from licentia.services.server import main as server_main
-    from licentia.services.store import open_store
 
 AUDIENCE = "photoshare"
 WATCH = methods.path(licences_pb2, "WatchRevocations")

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 import pytest
@@ -30,9 +30,11 @@ from grpc_reflection.v1alpha import (  # type: ignore[import-untyped]
 from grpc_status import rpc_status  # type: ignore[import-untyped]
 
 from licentia import methods
+from licentia.clients.channel import ExchangeError, ExchangeUnavailable, SignedChannel
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey
 from licentia.request import sign_request
+from licentia.services import errors, rpc, runtime
 from licentia.v1 import (
     licences_pb2,
     records_pb2,
@@ -40,13 +42,6 @@ from licentia.v1 import (
     status_pb2,
     verification_pb2,
 )
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from clients.channel import ExchangeError, ExchangeUnavailable, SignedChannel
-    from services import errors, rpc, runtime
-else:
-    from licentia.clients.channel import ExchangeError, ExchangeUnavailable, SignedChannel
-    from licentia.services import errors, rpc, runtime
 
 from .exchange_harness import needs_openssl, raw_unary, self_signed_certificate
 

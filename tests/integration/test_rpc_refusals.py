@@ -13,17 +13,19 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import grpc  # type: ignore[import-untyped]
 import pytest
 from google.protobuf.message import Message
 
 from licentia import keys, territory
+from licentia.clients.channel import SignedChannel
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import IssuerKeySet, PrivateKey
 from licentia.presentation import present
 from licentia.scope import IntendedUse, Scope
+from licentia.services.deps import Settings
 from licentia.status import StatusList, verify_snapshot
 from licentia.token import StandingRule, approve, parse_token, sign_standing_rule
 from licentia.v1 import (
@@ -55,13 +57,6 @@ from .exchange_harness import (
     start_exchange,
     wire,
 )
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from clients.channel import SignedChannel
-    from services.deps import Settings
-else:
-    from licentia.clients.channel import SignedChannel
-    from licentia.services.deps import Settings
 
 DAY = 86400
 MAX_ASSET = 64

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
-from .exchange_harness import Exchange, register_advertiser, start_exchange
+from licentia.services.server import main
 
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services.server import main
-else:
-    from licentia.services.server import main
+from .exchange_harness import Exchange, register_advertiser, start_exchange
 
 
 @pytest.fixture

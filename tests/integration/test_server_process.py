@@ -263,7 +263,7 @@ def test_after_a_crash_a_lagging_clock_is_accepted_and_an_answered_read_stays_sp
 def test_misuse_of_the_server_command_exits_2(
     argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from licentia.services.server import main  # type: ignore[import-not-found]
+    from licentia.services.server import main
 
     assert main(["--data-dir", str(tmp_path / "d"), "--listen", "127.0.0.1:0", *argv]) == 2
     assert capsys.readouterr().err.startswith("licentia-server: error:")

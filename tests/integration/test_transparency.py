@@ -238,7 +238,7 @@ def test_a_rewritten_entry_no_longer_matches_the_signed_root(ex: Exchange) -> No
 def test_the_server_prints_the_log_key_auditors_pin(
     ex: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from licentia.services.server import main  # type: ignore[import-not-found]
+    from licentia.services.server import main
 
     served = _unary(
         ex,

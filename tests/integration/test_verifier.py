@@ -14,18 +14,25 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 import pytest
 
 from licentia import methods
+from licentia.clients.channel import ExchangeUnavailable, SignedChannel
+from licentia.clients.verifier import Verifier
+from licentia.clients.verifier.cli import main as verify_main
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.presentation import present
 from licentia.scope import IntendedUse
+from licentia.services.app import build
+from licentia.services.deps import Settings
+from licentia.services.runtime import ServerSettings, start
 from licentia.status import signed_heartbeat
 from licentia.token import parse_token
+from licentia.transport.follow import GET_ISSUER_KEYS, GET_STATUS_SNAPSHOT, WATCH_REVOCATIONS
 from licentia.v1 import licences_pb2, records_pb2, status_pb2
 from licentia.verify import Decision
 from licentia.vocabulary import Purpose
@@ -47,23 +54,6 @@ from .exchange_harness import (
     start_verifier,
     wait_for,
 )
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from clients.channel import ExchangeUnavailable, SignedChannel
-    from clients.verifier import Verifier
-    from clients.verifier.cli import main as verify_main
-    from services.app import build
-    from services.deps import Settings
-    from services.runtime import ServerSettings, start
-    from transport.follow import GET_ISSUER_KEYS, GET_STATUS_SNAPSHOT, WATCH_REVOCATIONS
-else:
-    from licentia.clients.channel import ExchangeUnavailable, SignedChannel
-    from licentia.clients.verifier import Verifier
-    from licentia.clients.verifier.cli import main as verify_main
-    from licentia.services.app import build
-    from licentia.services.deps import Settings
-    from licentia.services.runtime import ServerSettings, start
-    from licentia.transport.follow import GET_ISSUER_KEYS, GET_STATUS_SNAPSHOT, WATCH_REVOCATIONS
 
 AUDIENCE = "photoshare"
 

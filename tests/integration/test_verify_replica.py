@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 import pytest
@@ -23,6 +23,11 @@ from licentia import methods
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.presentation import present
+from licentia.services.app import build
+from licentia.services.deps import Settings
+from licentia.services.replica import build_replica
+from licentia.services.runtime import ServerSettings, client_channel, start
+from licentia.services.server import main as server_main
 from licentia.token import parse_token
 from licentia.v1 import registry_pb2, verification_pb2
 from licentia.vocabulary import Purpose
@@ -52,19 +57,6 @@ from .exchange_harness import (
     verify,
     wait_for,
 )
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from services.app import build
-    from services.deps import Settings
-    from services.replica import build_replica
-    from services.runtime import ServerSettings, client_channel, start
-    from services.server import main as server_main
-else:
-    from licentia.services.app import build
-    from licentia.services.deps import Settings
-    from licentia.services.replica import build_replica
-    from licentia.services.runtime import ServerSettings, client_channel, start
-    from licentia.services.server import main as server_main
 
 LOG = logging.getLogger("licentia.test")
 #: The replica's fail-closed bound in these tests (the exchange beats every 0.5 s).

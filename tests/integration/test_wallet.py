@@ -11,9 +11,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
+
+from licentia.clients.wallet.cli import main
 
 from .exchange_harness import (
     PHOTO,
@@ -25,11 +27,6 @@ from .exchange_harness import (
     request_licence,
     start_exchange,
 )
-
-if TYPE_CHECKING:  # mypy checks clients/ as its own package (README, Layout)
-    from clients.wallet.cli import main
-else:
-    from licentia.clients.wallet.cli import main
 
 PASS = "correct horse battery"
 
@@ -315,10 +312,8 @@ def test_as_a_real_process_with_the_passphrase_on_stdin(tmp_path: Path, ex: Exch
 
 def test_every_command_is_in_the_readme() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    if TYPE_CHECKING:
-        from clients.wallet.cli import parser
-    else:
-        from licentia.clients.wallet.cli import parser
+    from licentia.clients.wallet.cli import parser
+
     ap = parser()
     sub = next(a for a in ap._actions if a.dest == "command")
     for name in sub.choices:  # type: ignore[union-attr]

@@ -19,20 +19,13 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:
-    from clients.auditor import cli as audit_cli
-    from clients.verifier import cli as verify_cli
-    from clients.wallet import cli as wallet_cli
-    from services import app, server
-else:
-    from licentia.clients.auditor import cli as audit_cli
-    from licentia.clients.verifier import cli as verify_cli
-    from licentia.clients.wallet import cli as wallet_cli
-    from licentia.services import app, server
+from licentia.clients.auditor import cli as audit_cli
+from licentia.clients.verifier import cli as verify_cli
+from licentia.clients.wallet import cli as wallet_cli
+from licentia.services import app, server
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

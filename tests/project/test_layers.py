@@ -144,3 +144,34 @@ def test_the_transport_imports_only_the_core(path: Path) -> None:
         name = _absolute(path, TRANSPORT, "licentia.transport", level, module)
         assert not name.startswith(("licentia.services", "licentia.clients")), name
         assert name.split(".")[0] not in ("services", "clients"), name
+
+
+#: Names the mapped trees had for mypy before it checked the installed layout (issue 17,
+#: step 6). Nothing imports them: every module imports ``licentia.…`` as it runs.
+_MIRRORS = ("services", "clients", "transport", "bench")
+
+
+def _mirror_imports(source: str) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module]
+        found += [n for n in names if n.split(".")[0] in _MIRRORS]
+    return found
+
+
+def test_nothing_imports_a_tree_by_any_name_but_its_package_name() -> None:
+    offenders = []
+    for top in ("proto/licentia", "transport", "services", "clients", "tests", "bench", "demo"):
+        for file in sorted((ROOT / top).rglob("*.py")):
+            if file.name.endswith(("_pb2.py", "_pb2_grpc.py")):
+                continue
+            for name in _mirror_imports(file.read_text(encoding="utf-8")):
+                offenders.append(f"{file.relative_to(ROOT)}: {name}")
+    assert offenders == []
+    assert _mirror_imports("if TYPE_CHECKING:\n    from services.app import build\n") == [
+        "services.app"
+    ]

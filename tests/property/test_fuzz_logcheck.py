@@ -5,35 +5,23 @@ with ``LicentiaError``, and it reports findings; it never certifies a forged rev
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from licentia import keys, methods
+from licentia.clients.logcheck import (
+    LicenceFacts,
+    LoggedKeys,
+    check_licence,
+    check_revocation,
+    decode_entry,
+)
 from licentia.errors import LicentiaError
 from licentia.examples import typical_claims
 from licentia.keys import PrivateKey
 from licentia.request import request_payload
 from licentia.token import approve, issue, parse_token
 from licentia.v1 import licences_pb2, registry_pb2, transparency_pb2
-
-if TYPE_CHECKING:  # mypy checks clients/ as its own package (README, Layout)
-    from clients.logcheck import (
-        LicenceFacts,
-        LoggedKeys,
-        check_licence,
-        check_revocation,
-        decode_entry,
-    )
-else:
-    from licentia.clients.logcheck import (
-        LicenceFacts,
-        LoggedKeys,
-        check_licence,
-        check_revocation,
-        decode_entry,
-    )
 
 NOW = 1_800_000_000
 ISSUER, HOLDER, LICENSEE = (PrivateKey.from_seed(bytes([i]) * 32) for i in (0x41, 0x42, 0x43))

@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from google.protobuf.message import DecodeError, Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from licentia.clients.advertiser import common
+from licentia.clients.channel import ExchangeError
 from licentia.errors import Reason
 from licentia.examples import typical_claims
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
 from licentia.token import approve, issue
 from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, records_pb2
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from clients.advertiser import common
-    from clients.channel import ExchangeError
-else:
-    from licentia.clients.advertiser import common
-    from licentia.clients.channel import ExchangeError
 
 NOW = 1_800_000_000
 ISSUER, HOLDER, ADV = (PrivateKey.from_seed(bytes([0x60 + i]) * 32) for i in range(3))

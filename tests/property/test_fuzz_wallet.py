@@ -14,25 +14,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from licentia import keys
+from licentia.clients.holder import Holder
+from licentia.clients.wallet import cli
 from licentia.errors import LicentiaError
 from licentia.examples import typical_claims
 from licentia.keys import PrivateKey
 from licentia.token import LicenceClaims
 from licentia.v1 import exchange_pb2, licence_pb2, records_pb2, registry_pb2
-
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from clients.holder import Holder
-    from clients.wallet import cli
-else:
-    from licentia.clients.holder import Holder
-    from licentia.clients.wallet import cli
 
 ME = PrivateKey.from_seed(b"\x52" * 32)
 OTHER = PrivateKey.from_seed(b"\x53" * 32)

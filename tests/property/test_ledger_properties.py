@@ -5,7 +5,6 @@ depends only on when it last ran, never on how often."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -13,13 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from licentia.errors import LicentiaError, Reason
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services import ledger
-    from services.ledger import Account, Kind, LicenceMoney, Posting, Settled
-else:
-    from licentia.services import ledger
-    from licentia.services.ledger import Account, Kind, LicenceMoney, Posting, Settled
+from licentia.services import ledger
+from licentia.services.ledger import Account, Kind, LicenceMoney, Posting, Settled
 
 T0 = 1_800_000_000
 ADVERTISERS = [b"adv-1", b"adv-2"]

@@ -7,18 +7,12 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
 from licentia.errors import LicentiaError, Reason
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services.runtime import ElasticExecutor
-    from services.store import sqlite as sqlite_store
-else:
-    from licentia.services.runtime import ElasticExecutor
-    from licentia.services.store import sqlite as sqlite_store
+from licentia.services.runtime import ElasticExecutor
+from licentia.services.store import sqlite as sqlite_store
 
 
 def _until(predicate: object, timeout: float = 5.0) -> None:

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
 from licentia.errors import LicentiaError, Reason
+from licentia.services.hub import Heartbeat, RevocationHub, Snapshot
+from licentia.services.issuer import Keyring
+from licentia.services.model import Cause, RevocationEvent
+from licentia.services.store import SqliteStore
 from licentia.status import StatusEvent, verify_event, verify_heartbeat, verify_snapshot
 from licentia.v1 import status_pb2
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services.hub import Heartbeat, RevocationHub, Snapshot
-    from services.issuer import Keyring
-    from services.model import Cause, RevocationEvent
-    from services.store import SqliteStore
-else:
-    from licentia.services.hub import Heartbeat, RevocationHub, Snapshot
-    from licentia.services.issuer import Keyring
-    from licentia.services.model import Cause, RevocationEvent
-    from licentia.services.store import SqliteStore
 
 NOW = 1_800_000_000
 

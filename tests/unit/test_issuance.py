@@ -7,7 +7,7 @@ import ast
 import dataclasses
 import inspect
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_type_hints
+from typing import Any, get_type_hints
 
 import pytest
 
@@ -15,6 +15,9 @@ from licentia.errors import LicentiaError, Reason
 from licentia.examples import NAME_SHA256, PHOTO_SHA256, typical_claims, typical_rule
 from licentia.keys import PrivateKey
 from licentia.scope import Scope
+from licentia.services import issuance, ledger
+from licentia.services.model import AssetRow, LicenceRow, StandingRuleRow, Terms
+from licentia.services.store.base import Store
 from licentia.token import (
     StandingConsent,
     approve,
@@ -22,15 +25,6 @@ from licentia.token import (
     sign_standing_rule,
 )
 from licentia.vocabulary import DataCategory, Medium, Purpose
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services import issuance, ledger
-    from services.model import AssetRow, LicenceRow, StandingRuleRow, Terms
-    from services.store.base import Store
-else:
-    from licentia.services import issuance, ledger
-    from licentia.services.model import AssetRow, LicenceRow, StandingRuleRow, Terms
-    from licentia.services.store.base import Store
 
 DAY = 86400
 NOW = 1_800_000_000

@@ -7,14 +7,11 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-if TYPE_CHECKING:  # mypy checks services/ and clients/ as their own packages (README, Layout)
-    from services import issuer
-else:
-    from licentia.services import issuer
+from licentia.services import issuer
 
 
 class Crash(BaseException):

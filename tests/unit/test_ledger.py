@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from licentia.errors import LicentiaError, Reason
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services import ledger
-    from services.ledger import Account, Entry, Kind, LicenceMoney, Posting, Settled
-else:
-    from licentia.services import ledger
-    from licentia.services.ledger import Account, Entry, Kind, LicenceMoney, Posting, Settled
+from licentia.services import ledger
+from licentia.services.ledger import Account, Entry, Kind, LicenceMoney, Posting, Settled
 
 DAY = 86400
 T0 = 1_800_000_000

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import pytest
 
@@ -12,14 +11,9 @@ from licentia.errors import LicentiaError, Reason
 from licentia.examples import typical_claims
 from licentia.keys import PrivateKey
 from licentia.scope import Scope
+from licentia.services import market
+from licentia.services.model import AssetRow, LicenceRow, Terms
 from licentia.vocabulary import DataCategory, Medium, Purpose
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services import market
-    from services.model import AssetRow, LicenceRow, Terms
-else:
-    from licentia.services import market
-    from licentia.services.model import AssetRow, LicenceRow, Terms
 
 DAY = 86400
 NOW = 1_800_000_000

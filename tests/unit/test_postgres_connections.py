@@ -8,24 +8,18 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 import pytest
 
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey
+from licentia.services.model import Party, Role
+from licentia.services.store import postgres
+from licentia.services.store.postgres import PostgresStore
 
 from ..pg_server import PgServer
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services.model import Party, Role
-    from services.store import postgres
-    from services.store.postgres import PostgresStore
-else:
-    from licentia.services.model import Party, Role
-    from licentia.services.store import postgres
-    from licentia.services.store.postgres import PostgresStore
 
 NOW = 1_800_000_000
 

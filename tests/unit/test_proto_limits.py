@@ -11,24 +11,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
 from licentia.scope import MAX_SCOPE_ITEMS
+from licentia.services import (
+    exchange,
+    ledger_service,
+    licences,
+    market,
+    registry,
+    transparency,
+)
 from licentia.token import MAX_ASSETS, MAX_TOKEN_CHARS
-
-if TYPE_CHECKING:
-    from services import exchange, ledger_service, licences, market, registry, transparency
-else:
-    from licentia.services import (
-        exchange,
-        ledger_service,
-        licences,
-        market,
-        registry,
-        transparency,
-    )
 
 PROTO = Path(__file__).resolve().parents[2] / "proto" / "licentia" / "v1"
 _FIELD = re.compile(r"^\s*(?:repeated\s+)?[\w.]+\s+(\w+)\s*=\s*\d+\s*;")

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pytest
 
 from licentia import methods
@@ -12,6 +10,7 @@ from licentia.errors import LicentiaError, Reason
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
 from licentia.nonces import MemoryNonceStore
 from licentia.request import TIMESTAMP_HEADER, sign_request
+from licentia.services.rpc import Authenticator
 from licentia.status import (
     StatusList,
     StatusView,
@@ -20,11 +19,6 @@ from licentia.status import (
 from licentia.token import is_currency
 from licentia.v1 import registry_pb2
 from licentia.verify import VerificationEngine
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services.rpc import Authenticator
-else:
-    from licentia.services.rpc import Authenticator
 
 NOW = 1_800_000_000
 ISSUER = PrivateKey.from_seed(b"\x01" * 32)

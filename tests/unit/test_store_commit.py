@@ -6,24 +6,16 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
 from licentia.errors import LicentiaError, Reason
+from licentia.services.model import Party, Role
+from licentia.services.store import SqliteStore
+from licentia.services.store import sqlite as store_sqlite
+from licentia.services.store.base import SpentNonce
 
 from .store.harness import _concurrently
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services.model import Party, Role
-    from services.store import SqliteStore
-    from services.store import sqlite as store_sqlite
-    from services.store.base import SpentNonce
-else:
-    from licentia.services.model import Party, Role
-    from licentia.services.store import SqliteStore
-    from licentia.services.store import sqlite as store_sqlite
-    from licentia.services.store.base import SpentNonce
 
 NOW = 1_800_000_000
 THREADS = 16

@@ -5,26 +5,20 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services.store import _keys, _ledger, _licences, _log, _parties, _requests, base
-    from services.store._sql import SqlBase
-    from services.store.common import SqlStore
-else:
-    from licentia.services.store import (
-        _keys,
-        _ledger,
-        _licences,
-        _log,
-        _parties,
-        _requests,
-        base,
-    )
-    from licentia.services.store._sql import SqlBase
-    from licentia.services.store.common import SqlStore
+from licentia.services.store import (
+    _keys,
+    _ledger,
+    _licences,
+    _log,
+    _parties,
+    _requests,
+    base,
+)
+from licentia.services.store._sql import SqlBase
+from licentia.services.store.common import SqlStore
 
 STORE = Path(__file__).resolve().parents[2] / "services" / "store"
 PARTS = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 import pytest
@@ -10,16 +10,12 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 
 from licentia.errors import LicentiaError, Reason
-
-if TYPE_CHECKING:  # mypy checks transport/ as `transport` (README "Layout")
-    from transport.errors import DOMAIN, ExchangeError, ExchangeUnavailable, exchange_error
-else:
-    from licentia.transport.errors import (
-        DOMAIN,
-        ExchangeError,
-        ExchangeUnavailable,
-        exchange_error,
-    )
+from licentia.transport.errors import (
+    DOMAIN,
+    ExchangeError,
+    ExchangeUnavailable,
+    exchange_error,
+)
 
 DETAILS_KEY = "grpc-status-details-bin"
 

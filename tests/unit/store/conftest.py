@@ -10,19 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
+from licentia.services.store import SqliteStore, Store
+from licentia.services.store.postgres import PostgresStore
+
 from ...pg_server import PgServer
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services.store import SqliteStore, Store
-    from services.store.postgres import PostgresStore
-else:
-    from licentia.services.store import SqliteStore, Store
-    from licentia.services.store.postgres import PostgresStore
-
 from .harness import (
     Opener,
 )

@@ -7,7 +7,7 @@ import dataclasses
 import hashlib
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -15,33 +15,19 @@ from licentia.errors import LicentiaError, Reason
 from licentia.examples import typical_claims
 from licentia.keys import PrivateKey
 from licentia.scope import Scope
+from licentia.services import issuance
+from licentia.services.model import (
+    LicenceRow,
+    Party,
+    RequestRow,
+    RequestState,
+    Role,
+    Terms,
+)
+from licentia.services.store import StaleVerdict, Store
+from licentia.services.store.base import SpentNonce
 from licentia.token import LicenceClaims, approve
 from licentia.vocabulary import DataCategory, Medium, Purpose
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services import issuance
-    from services.model import (
-        LicenceRow,
-        Party,
-        RequestRow,
-        RequestState,
-        Role,
-        Terms,
-    )
-    from services.store import StaleVerdict, Store
-    from services.store.base import SpentNonce
-else:
-    from licentia.services import issuance
-    from licentia.services.model import (
-        LicenceRow,
-        Party,
-        RequestRow,
-        RequestState,
-        Role,
-        Terms,
-    )
-    from licentia.services.store import StaleVerdict, Store
-    from licentia.services.store.base import SpentNonce
 
 NOW = 1_800_000_000
 DAY = 86_400

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from licentia.services.model import (
+    Cause,
+)
+from licentia.services.store.postgres import PostgresStore, migrate
 
 from ...pg_server import PgServer
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services.model import (
-        Cause,
-    )
-    from services.store.postgres import PostgresStore, migrate
-else:
-    from licentia.services.model import (
-        Cause,
-    )
-    from licentia.services.store.postgres import PostgresStore, migrate
-
 from .harness import (
     NOW,
     Opener,

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
+from licentia.services.model import (
+    IssuerKeyRow,
+)
+from licentia.services.store import Store
 from licentia.v1 import transparency_pb2
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services.model import (
-        IssuerKeyRow,
-    )
-    from services.store import Store
-else:
-    from licentia.services.model import (
-        IssuerKeyRow,
-    )
-    from licentia.services.store import Store
 
 from .harness import (
     NOW,

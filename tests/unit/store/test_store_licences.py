@@ -4,25 +4,15 @@ uses and accesses (both backends)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 from licentia.errors import Reason
+from licentia.services.model import (
+    Access,
+    AssetRow,
+    Cause,
+)
+from licentia.services.store import Store
 from licentia.v1 import transparency_pb2
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services.model import (
-        Access,
-        AssetRow,
-        Cause,
-    )
-    from services.store import Store
-else:
-    from licentia.services.model import (
-        Access,
-        AssetRow,
-        Cause,
-    )
-    from licentia.services.store import Store
 
 from .harness import (
     DAY,

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from licentia import merkle
 from licentia.errors import Reason
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services.model import (
-        Cause,
-    )
-    from services.store import Store
-else:
-    from licentia.services.model import (
-        Cause,
-    )
-    from licentia.services.store import Store
+from licentia.services.model import (
+    Cause,
+)
+from licentia.services.store import Store
 
 from .harness import (
     DAY,

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pytest
 
 from licentia.errors import LicentiaError, Reason
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services.model import (
-        Role,
-    )
-else:
-    from licentia.services.model import (
-        Role,
-    )
+from licentia.services.model import (
+    Role,
+)
 
 from .harness import (
     NOW,

@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import TYPE_CHECKING
 
 from licentia.errors import Reason
+from licentia.services.model import (
+    AssetRow,
+    Party,
+    Role,
+    StandingRuleRow,
+)
+from licentia.services.store import Store
 from licentia.vocabulary import DataCategory
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services.model import (
-        AssetRow,
-        Party,
-        Role,
-        StandingRuleRow,
-    )
-    from services.store import Store
-else:
-    from licentia.services.model import (
-        AssetRow,
-        Party,
-        Role,
-        StandingRuleRow,
-    )
-    from licentia.services.store import Store
 
 from .harness import (
     NOW,

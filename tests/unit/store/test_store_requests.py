@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
 from licentia.errors import Reason
+from licentia.services import issuance
+from licentia.services.model import (
+    RequestRow,
+    RequestState,
+)
+from licentia.services.store import StaleVerdict, Store
 from licentia.token import LicenceClaims
 from licentia.v1 import transparency_pb2
-
-if TYPE_CHECKING:  # mypy checks services/ as its own package (README, Layout)
-    from services import issuance
-    from services.model import (
-        RequestRow,
-        RequestState,
-    )
-    from services.store import StaleVerdict, Store
-else:
-    from licentia.services import issuance
-    from licentia.services.model import (
-        RequestRow,
-        RequestState,
-    )
-    from licentia.services.store import StaleVerdict, Store
 
 from .harness import (
     DAY,
