@@ -9,8 +9,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -44,7 +43,6 @@ from .exchange_harness import (
     photo_use,
     register_holder,
     register_platform,
-    start_exchange,
 )
 
 SCOPE: dict[str, list[DataCategory] | list[Purpose] | list[Medium] | list[str]] = {
@@ -53,15 +51,6 @@ SCOPE: dict[str, list[DataCategory] | list[Purpose] | list[Medium] | list[str]] 
     "media": [Medium.ONLINE],
     "territories": ["FR"],
 }
-
-
-@pytest.fixture
-def ex(tmp_path: Path) -> Iterator[Exchange]:
-    exchange = start_exchange(tmp_path / "data")
-    try:
-        yield exchange
-    finally:
-        exchange.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,9 +27,6 @@ from licentia.request import request_payload
 from licentia.scope import Scope
 from licentia.token import (
     TOKEN_PREFIX,
-    Asset,
-    LicenceClaims,
-    PriceTerms,
     StandingConsent,
     StandingRule,
     approve,
@@ -57,19 +53,10 @@ from .exchange_harness import (
     register_advertiser,
     register_holder,
     request_licence,
-    start_exchange,
 )
+from .log_harness import append, claims_for, issuer_key
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def ex(tmp_path: Path) -> Iterator[Exchange]:
-    exchange = start_exchange(tmp_path / "data")
-    try:
-        yield exchange
-    finally:
-        exchange.stop()
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -115,52 +102,6 @@ def revoke(holder: Party, token: str) -> None:
 
 def log_size(ex: Exchange) -> int:
     return ex.app.deps.store.log_head()[0]
-
-
-def append(ex: Exchange, *entries: transparency_pb2.LogEntry) -> list[int]:
-    """Append entries to the log as the store does (nodes too): what a dishonest exchange
-    could do. Their indexes."""
-    store = cast(Any, ex.app.deps.store)
-    now = int(time.time())
-    return [
-        store._transact(lambda c, e=e: store._log(c, e, now, e.WhichOneof("kind"), b""))
-        for e in entries
-    ]
-
-
-def issuer_key(ex: Exchange) -> PrivateKey:
-    """The exchange's current issuer key, read from its key file."""
-    (path,) = (ex.data_dir / "issuer-keys").glob("*.key")
-    return PrivateKey.from_seed(path.read_bytes())
-
-
-def claims_for(
-    issuer: PrivateKey,
-    holder: bytes,
-    licensee: bytes,
-    *,
-    days: int = 30,
-    purpose: Purpose = Purpose.ADVERTISING,
-    issued_later: int = 0,
-    starts_later: int = 0,
-) -> LicenceClaims:
-    """Claims on the holder's photo, issued now (or ``issued_later`` seconds from now),
-    valid for ``days`` from now (or from ``starts_later`` seconds from now)."""
-    now = int(time.time())
-    start = now + starts_later
-    return LicenceClaims(
-        licence_id=secrets.token_bytes(16),
-        issuer_key_id=issuer.public.key_id,
-        holder=keys.PublicKey(holder),
-        licensee=keys.PublicKey(licensee),
-        assets=(Asset(DataCategory.IMAGE, PHOTO_SHA),),
-        scope=Scope.of([DataCategory.IMAGE], [purpose], [Medium.ONLINE], ["FR"]),
-        issued_at=now + issued_later,
-        not_before=start,
-        not_after=start + days * DAY,
-        status_index=10_000 + secrets.randbelow(10_000),
-        price=PriceTerms("EUR", days * 100),
-    )
 
 
 def signed_call(

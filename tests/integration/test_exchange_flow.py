@@ -7,7 +7,6 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,14 +43,8 @@ from .exchange_harness import (
     wire,
 )
 
-
-@pytest.fixture
-def ex(tmp_path: Path) -> Iterator[Exchange]:
-    exchange = start_exchange(tmp_path / "data")
-    try:
-        yield exchange
-    finally:
-        exchange.stop()
+#: The tests that run on both stores (the ``ex`` fixture, tests/integration/conftest.py).
+BOTH_STORES = pytest.mark.parametrize("ex", ["sqlite", "postgres"], indirect=True)
 
 
 @pytest.fixture
@@ -71,6 +64,7 @@ def _reason(e: pytest.ExceptionInfo[ExchangeError]) -> str:
     return str(e.value.reason.name)
 
 
+@BOTH_STORES
 def test_the_whole_story(ex: Exchange, cast: tuple[Party, Party, Party]) -> None:
     holder, adv, platform = cast
     offers = adv.call(
@@ -190,6 +184,7 @@ def test_the_whole_story(ex: Exchange, cast: tuple[Party, Party, Party]) -> None
     assert len(export.assets) == 2
 
 
+@BOTH_STORES
 def test_exclusive_race_issues_exactly_one(ex: Exchange, cast: tuple[Party, Party, Party]) -> None:
     holder, _, _ = cast
     advertisers = [ex.party() for _ in range(16)]
@@ -263,6 +258,7 @@ def test_requests_outside_terms_are_refused_and_nothing_is_stored(
     assert _reason(e) == "OPTED_OUT"
 
 
+@BOTH_STORES
 def test_erasure_revokes_live_licences_and_tells_the_licensee(
     ex: Exchange, cast: tuple[Party, Party, Party]
 ) -> None:
@@ -334,6 +330,7 @@ def test_restart_keeps_everything_acknowledged(tmp_path: Path) -> None:
         ex.stop()
 
 
+@BOTH_STORES
 def test_use_reports_count_once_and_stop_at_max_uses(
     ex: Exchange, cast: tuple[Party, Party, Party]
 ) -> None:

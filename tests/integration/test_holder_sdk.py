@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,6 @@ from .exchange_harness import (
     ad_scope,
     register_advertiser,
     request_licence,
-    start_exchange,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,15 +45,6 @@ TERMS: dict[str, Any] = {
     "territories": ["fr"],
     "price_per_day": 100,
 }
-
-
-@pytest.fixture
-def ex(tmp_path: Path) -> Iterator[Exchange]:
-    exchange = start_exchange(tmp_path / "data")
-    try:
-        yield exchange
-    finally:
-        exchange.stop()
 
 
 @pytest.fixture

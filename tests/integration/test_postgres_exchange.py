@@ -1,11 +1,11 @@
 """The exchange end to end on the PostgreSQL store (``build(..., db="postgresql://…")``, as
-``licentia-server --db`` does): the exchange-flow tests, run again on a real PostgreSQL server
-started by the tests (``tests/conftest.py``), and two replicas writing to one database."""
+``licentia-server --db`` does), on a real PostgreSQL server started by the tests
+(``tests/conftest.py``): the store URLs, and replicas writing to one database. The
+exchange-flow tests marked ``BOTH_STORES`` in test_exchange_flow.py run on it too."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,33 +26,6 @@ from .exchange_harness import (
     request_licence,
     start_exchange,
 )
-
-# Collected here again, with the ``ex`` fixture below: the same tests on PostgreSQL.
-from .test_exchange_flow import (
-    cast,
-    test_erasure_revokes_live_licences_and_tells_the_licensee,
-    test_exclusive_race_issues_exactly_one,
-    test_the_whole_story,
-    test_use_reports_count_once_and_stop_at_max_uses,
-)
-
-__all__ = [
-    "cast",
-    "test_erasure_revokes_live_licences_and_tells_the_licensee",
-    "test_exclusive_race_issues_exactly_one",
-    "test_the_whole_story",
-    "test_use_reports_count_once_and_stop_at_max_uses",
-]
-
-
-@pytest.fixture
-def ex(tmp_path: Path, pg_server: PgServer) -> Iterator[Exchange]:
-    exchange = start_exchange(tmp_path / "data", db=pg_server.create_database(pg_server.template))
-    assert isinstance(exchange.app.deps.store, PostgresStore)
-    try:
-        yield exchange
-    finally:
-        exchange.stop()
 
 
 def test_open_store_takes_the_db_urls(tmp_path: Path, pg_server: PgServer) -> None:

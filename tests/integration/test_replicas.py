@@ -59,7 +59,7 @@ from .exchange_harness import (
     verify,
     wait_for,
 )
-from .test_transparency import _unary, checkpoint, entries
+from .log_harness import checkpoint, entries, log_call
 
 AUDIENCE = "photoshare"
 WATCH = methods.path(licences_pb2, "WatchRevocations")
@@ -461,7 +461,7 @@ def test_the_log_read_at_b_is_the_log_written_at_a(cast: Cast) -> None:
     issue_licence(cast.holder, cast.adv)
     at_b = checkpoint(cast.b)
     assert at_b.size == at_a.size + 2
-    proof = _unary(
+    proof = log_call(
         cast.b,
         "GetConsistencyProof",
         transparency_pb2.GetConsistencyProofRequest(old_size=at_a.size, new_size=at_b.size),

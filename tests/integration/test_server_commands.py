@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from licentia.services.server import main
 
-from .exchange_harness import Exchange, register_advertiser, start_exchange
-
-
-@pytest.fixture
-def ex(tmp_path: Path) -> Iterator[Exchange]:
-    exchange = start_exchange(tmp_path / "data")
-    try:
-        yield exchange
-    finally:
-        exchange.stop()
+from .exchange_harness import Exchange, register_advertiser
 
 
 def _deposit(ex: Exchange, *argv: str, data_dir: Path | None = None) -> int:

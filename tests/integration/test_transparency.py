@@ -4,15 +4,12 @@ proofs anyone can check against a signed checkpoint."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 import pytest
 
 from licentia import keys, merkle, methods
-from licentia.checkpoint import Checkpoint, open_checkpoint, parse_vkey
 from licentia.keys import PublicKey
 from licentia.request import request_payload
 from licentia.token import parse_token
@@ -26,50 +23,8 @@ from .exchange_harness import (
     register_advertiser,
     register_holder,
     request_licence,
-    start_exchange,
 )
-
-
-@pytest.fixture
-def ex(tmp_path: Path) -> Iterator[Exchange]:
-    exchange = start_exchange(tmp_path / "data")
-    try:
-        yield exchange
-    finally:
-        exchange.stop()
-
-
-def _unary(ex: Exchange, name: str, request: Any, response_cls: Any) -> Any:
-    call = ex.channel().unary_unary(
-        methods.path(transparency_pb2, name),
-        request_serializer=lambda m: m.SerializeToString(),
-        response_deserializer=response_cls.FromString,
-    )
-    return call(request, timeout=10)
-
-
-def checkpoint(ex: Exchange) -> Checkpoint:
-    resp = _unary(
-        ex,
-        "GetCheckpoint",
-        transparency_pb2.GetCheckpointRequest(),
-        transparency_pb2.GetCheckpointResponse,
-    )
-    name, _, key = parse_vkey(resp.verifier_key)
-    return open_checkpoint(resp.checkpoint, name, key, name)
-
-
-def entries(ex: Exchange, start: int = 0, end: int = 0) -> list[transparency_pb2.LogEntry]:
-    call = ex.channel().unary_stream(
-        methods.path(transparency_pb2, "GetEntries"),
-        request_serializer=lambda m: m.SerializeToString(),
-        response_deserializer=transparency_pb2.GetEntriesResponse.FromString,
-    )
-    out = []
-    for i, r in enumerate(call(transparency_pb2.GetEntriesRequest(start=start, end=end))):
-        assert r.index == start + i
-        out.append(transparency_pb2.LogEntry.FromString(r.entry))
-    return out
+from .log_harness import checkpoint, entries, log_call
 
 
 def _licensed(ex: Exchange, handle: str = "alice") -> tuple[Party, Party, str]:
@@ -89,7 +44,7 @@ def test_a_licence_and_its_revocation_are_in_the_log_with_valid_proofs(ex: Excha
     assert logged[0].WhichOneof("kind") == "issuer_key"  # the first key, at the first start
     assert [e.licence for e in logged if e.WhichOneof("kind") == "licence"] == [token]
 
-    proof = _unary(
+    proof = log_call(
         ex,
         "GetInclusionProof",
         transparency_pb2.GetInclusionProofRequest(licence_id=licence_id, tree_size=cp.size),
@@ -108,7 +63,7 @@ def test_a_licence_and_its_revocation_are_in_the_log_with_valid_proofs(ex: Excha
     )
     later = checkpoint(ex)
     assert later.size == cp.size + 1
-    consistency = _unary(
+    consistency = log_call(
         ex,
         "GetConsistencyProof",
         transparency_pb2.GetConsistencyProofRequest(old_size=cp.size, new_size=later.size),
@@ -183,10 +138,10 @@ def test_the_log_refuses_bad_ranges_and_sizes(ex: Exchange) -> None:
             else transparency_pb2.GetConsistencyProofResponse
         )
         with pytest.raises(grpc.RpcError) as e:
-            _unary(ex, name, req, resp_cls)
+            log_call(ex, name, req, resp_cls)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
     with pytest.raises(grpc.RpcError) as e:
-        _unary(
+        log_call(
             ex,
             "GetInclusionProof",
             transparency_pb2.GetInclusionProofRequest(licence_id=bytes(16)),
@@ -205,7 +160,7 @@ def test_proofs_verify_between_every_pair_of_sizes(ex: Exchange) -> None:
     assert roots[cp.size] == cp.root
     for old in range(1, cp.size + 1):
         for new in range(old, cp.size + 1):
-            proof = _unary(
+            proof = log_call(
                 ex,
                 "GetConsistencyProof",
                 transparency_pb2.GetConsistencyProofRequest(old_size=old, new_size=new),
@@ -213,7 +168,7 @@ def test_proofs_verify_between_every_pair_of_sizes(ex: Exchange) -> None:
             ).proof
             assert merkle.verify_consistency(old, new, roots[old], roots[new], list(proof))
         for i in range(old):
-            inc = _unary(
+            inc = log_call(
                 ex,
                 "GetInclusionProof",
                 transparency_pb2.GetInclusionProofRequest(index=i, tree_size=old),
@@ -240,7 +195,7 @@ def test_the_server_prints_the_log_key_auditors_pin(
 ) -> None:
     from licentia.services.server import main
 
-    served = _unary(
+    served = log_call(
         ex,
         "GetCheckpoint",
         transparency_pb2.GetCheckpointRequest(),

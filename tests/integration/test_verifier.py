@@ -90,15 +90,6 @@ def serve(data_dir: Path, address: str = "127.0.0.1:0") -> Exchange:
 
 
 @pytest.fixture
-def ex(tmp_path: Path) -> Iterator[Exchange]:
-    exchange = start_exchange(tmp_path / "data")
-    try:
-        yield exchange
-    finally:
-        exchange.stop()
-
-
-@pytest.fixture
 def cast(ex: Exchange) -> tuple[Party, Party]:
     """A registered holder (assets and terms) and advertiser; a platform registered too."""
     holder, adv, _ = registered(ex, AUDIENCE)

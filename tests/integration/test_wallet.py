@@ -9,7 +9,6 @@ import sqlite3
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +24,9 @@ from .exchange_harness import (
     register_platform,
     report_use,
     request_licence,
-    start_exchange,
 )
 
 PASS = "correct horse battery"
-
-
-@pytest.fixture
-def ex(tmp_path: Path) -> Iterator[Exchange]:
-    exchange = start_exchange(tmp_path / "data")
-    try:
-        yield exchange
-    finally:
-        exchange.stop()
 
 
 class Wallet:
@@ -451,7 +440,7 @@ def test_audit_finds_every_licence_in_your_name_and_flags_one_you_never_approved
     from licentia.token import approve, issue
     from licentia.v1 import transparency_pb2
 
-    from .test_auditor import append, claims_for, issuer_key
+    from .log_harness import append, claims_for, issuer_key
 
     _set_up(wallet, tmp_path)
     adv = ex.party()

@@ -175,3 +175,16 @@ def test_nothing_imports_a_tree_by_any_name_but_its_package_name() -> None:
     assert _mirror_imports("if TYPE_CHECKING:\n    from services.app import build\n") == [
         "services.app"
     ]
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared fixtures live in conftest files and helpers in harness modules: a test module
+    imported by another would run its tests twice and tie the two together."""
+    offenders = []
+    for file in sorted((ROOT / "tests").rglob("test_*.py")):
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[-1].startswith(
+                "test_"
+            ):
+                offenders.append(f"{file.relative_to(ROOT)}: {node.module}")
+    assert offenders == []
