@@ -21,6 +21,10 @@ Findings are :class:`Finding` values (a stable ``kind`` and a message for people
 here raises for a bad entry. Network failures surface as
 :class:`~licentia.clients.channel.ExchangeError`, and a stream that does not deliver what
 was asked for as :class:`LogServeError`.
+
+Why one module of this size: these pieces are trusted only together (a recomputed frontier
+means something only against a checkpoint proved consistent with one pinned before), and the
+auditor and the wallet use them together.
 """
 
 from __future__ import annotations

@@ -24,6 +24,10 @@ the call id and its traceback, and the client sees INTERNAL with a generic messa
 call writes one JSON log line (:func:`json_logger`) with the method, the status code, the
 duration, the call id and the caller's public key: never request bytes, tokens, signatures
 or secrets.
+
+Why one module of this size: it is the one path every call takes, in order (size, signature,
+nonce, parse, handler, error mapping, log line), and each step hands its state (the
+authenticator, the stream limit, the call) to the next.
 """
 
 from __future__ import annotations

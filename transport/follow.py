@@ -32,6 +32,9 @@ two threads, reads the clock and sleeps with jitter. The rules it applies are th
 :class:`~licentia.status.StatusView` and the signature checks of ``licentia.status``. A failed
 call is an :class:`~licentia.transport.errors.ExchangeError` with the server's reason (the one
 mapper, :func:`~licentia.transport.errors.exchange_error`).
+
+Why one module of this size: one follower, its two threads and what they share (the view
+under its lock, the trusted keys, the open stream); none of the pieces is used apart.
 """
 
 from __future__ import annotations

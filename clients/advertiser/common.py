@@ -5,6 +5,10 @@ values here, and map the same failures here; :mod:`.sdk` and :mod:`.aio` only se
 receive. Protobuf messages stay in this module and the two thin I/O layers: callers see
 :class:`Offer`, :class:`LicenceRequest`, :class:`LicenceRecord`, :class:`Termination` and the
 :mod:`licentia.vocabulary` enums.
+
+Why one module of this size: it is the SDK's whole I/O-free half, every request built and every
+response read, for both flavours; split by kind, each call's request and response would sit
+in two modules.
 """
 
 from __future__ import annotations

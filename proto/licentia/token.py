@@ -12,6 +12,11 @@ A verifier calls :func:`parse_token`, which yields an :class:`UnverifiedLicence`
 :meth:`UnverifiedLicence.verify` yields a :class:`Licence`. Signatures are always checked
 over the exact bytes carried in the token, never over a re-serialisation, and every
 protobuf message must be in canonical form, so that one licence has exactly one token.
+
+Why one module of this size: the claims, both kinds of consent, the issuer's signature and the
+parse are one format whose rules refer to each other (a standing rule bounds the claims'
+fields; the parse checks exactly what the signatures cover), so split, each part would
+import the others.
 """
 
 from __future__ import annotations

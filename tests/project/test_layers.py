@@ -188,3 +188,21 @@ def test_no_test_module_imports_another() -> None:
             ):
                 offenders.append(f"{file.relative_to(ROOT)}: {node.module}")
     assert offenders == []
+
+
+#: A module longer than this says at its top why it is one module (issue 17).
+LONG_MODULE = 500
+
+
+def test_every_long_module_says_why_it_is_one() -> None:
+    unexplained = []
+    for top in ("proto/licentia", "transport", "services", "clients"):
+        for file in sorted((ROOT / top).rglob("*.py")):
+            if file.name.endswith(("_pb2.py", "_pb2_grpc.py")):
+                continue
+            text = file.read_text(encoding="utf-8")
+            if len(text.splitlines()) > LONG_MODULE and "Why one module" not in (
+                ast.get_docstring(ast.parse(text)) or ""
+            ):
+                unexplained.append(f"{file.relative_to(ROOT)}: {len(text.splitlines())} lines")
+    assert unexplained == []
