@@ -159,7 +159,10 @@ def test_no_method_path_is_written_by_hand() -> None:
 #: The packages a caller imports from, each with its ``__all__``.
 API_PACKAGES = (
     "licentia.services",
+    "licentia.services.store",
+    "licentia.transport",
     "licentia.clients.advertiser",
+    "licentia.clients.holder",
     "licentia.clients.verifier",
     "licentia.clients.auditor",
 )
