@@ -35,8 +35,8 @@ differs when several processes write at once, each with its own pool:
   ``m007_idempotency_digests``), in PostgreSQL DDL, recorded in ``licentia_migrations`` and
   applied at start under a session advisory lock, so replicas starting together do not race.
 
-Why one module of this size: over 500 lines because it holds the PostgreSQL schema and its migrations next to the
-connection handling (pool, retries, LISTEN/NOTIFY) they need.
+Why one module of this size: over 500 lines because it holds the PostgreSQL schema and its
+migrations next to the connection handling (pool, retries, LISTEN/NOTIFY) they need.
 """
 
 from __future__ import annotations

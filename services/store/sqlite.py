@@ -10,8 +10,9 @@ committed. Schema changes are numbered migrations (sqlite-utils ``Migrations``) 
 once, at open. Tables are STRICT. The store's logic (every method of the interface) is shared
 with the PostgreSQL backend in :mod:`.common`; this module is the SQLite plumbing.
 
-Why one module of this size: over 500 lines because it holds every migration of the schema (each kept as it first ran, so
-that an old database upgrades the same way) next to the group commit that writes it.
+Why one module of this size: over 500 lines because it holds every migration of the schema
+(each kept as it first ran, so that an old database upgrades the same way) next to the group
+commit that writes it.
 """
 
 from __future__ import annotations
