@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
+# gRPC's fork handlers are on by default. This process runs gRPC servers and channels and also
+# forks children that exec at once (initdb and pg_ctl as another user, the server as a real
+# process); with the handlers on, such a child has died of SIGSEGV or SIGBUS before its exec
+# while gRPC threads were busy (every PostgreSQL test lost to one initdb, in several full
+# runs). Nothing here forks to use gRPC in the child, so the handlers are off, before gRPC is
+# imported.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+
 from collections.abc import Iterator
 
 import pytest
