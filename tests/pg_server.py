@@ -97,32 +97,19 @@ class PgServer:
             group=self._gid,
         )
 
-    def _initdb(self, attempts: int = 3) -> None:
-        """``initdb``, tried again when it dies of a signal: on a loaded machine it has died
-        of SIGBUS or SIGSEGV in its bootstrap (twice in full runs next to other suites),
-        never with an error of its own, and a second try on a clean directory works."""
-        for attempt in range(attempts):
-            shutil.rmtree(self.data, ignore_errors=True)
-            try:
-                self._run(
-                    "initdb",
-                    "-D",
-                    str(self.data),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--locale=C",
-                    "--no-sync",  # initdb's own files; the server below runs with fsync on
-                )
-                return
-            except subprocess.CalledProcessError as e:
-                if e.returncode >= 0 or attempt == attempts - 1:
-                    raise
-
     def start(self) -> PgServer:
         """initdb, then start the server and wait until it accepts connections."""
-        self._initdb()
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",  # initdb's own files; the server below runs with fsync on
+        )
         options = (
             f"-c listen_addresses='' -c unix_socket_directories='{self.sock}'"
             " -c fsync=on -c synchronous_commit=on -c max_connections=200"
