@@ -11,80 +11,28 @@ Close async iterators you leave early (``contextlib.aclosing``) so their calls e
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
-from types import TracebackType
-
-import grpc  # type: ignore[import-untyped]
-import grpc.aio  # type: ignore[import-untyped]
+from collections.abc import AsyncGenerator, Iterable, Sequence
 
 from licentia import token as tokens
-from licentia.keys import IssuerKeySet, PrivateKey, PublicKey
+from licentia.keys import IssuerKeySet, PublicKey
 from licentia.scope import IntendedUse
 from licentia.token import UnverifiedLicence
 from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, registry_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
-from ..aio_channel import AsyncSignedChannel
 from ..channel import ExchangeError
+from ..party import AsyncPartyClient
 from . import common
 from .common import LicenceRecord, LicenceRequest, Offer, Profile, Statement, Termination
 
 
-class AsyncAdvertiser:
+class AsyncAdvertiser(AsyncPartyClient):
     """An advertiser's asyncio client of the exchange, over ``channel`` with ``key``.
 
     ``timeout`` is the deadline of each unary call in seconds; ``clock`` gives the Unix
     seconds of request signatures and presentations. The client owns the channel: use it
     as an async context manager, or await :meth:`close`.
     """
-
-    def __init__(
-        self,
-        channel: grpc.aio.Channel,
-        key: PrivateKey,
-        *,
-        timeout: float = 10.0,
-        clock: Callable[[], int] = lambda: int(time.time()),
-    ) -> None:
-        self.key = key
-        self.clock = clock
-        self._channel = channel
-        self._rpc = AsyncSignedChannel(channel, key, clock=clock, timeout=timeout)
-
-    @classmethod
-    def connect(
-        cls, address: str, key: PrivateKey, *, tls_ca: bytes | None = None, timeout: float = 10.0
-    ) -> AsyncAdvertiser:
-        """A client of the exchange at ``address`` (``host:port``), over TLS checked
-        against ``tls_ca`` (PEM) when given, else in plain text. Call it inside the event
-        loop that will use the client."""
-        if tls_ca is None:
-            channel = grpc.aio.insecure_channel(address, options=common.CHANNEL_OPTIONS)
-        else:
-            creds = grpc.ssl_channel_credentials(root_certificates=tls_ca)
-            channel = grpc.aio.secure_channel(address, creds, options=common.CHANNEL_OPTIONS)
-        return cls(channel, key, timeout=timeout)
-
-    @property
-    def public_key(self) -> PublicKey:
-        """The advertiser's public key: the licensee that licences name."""
-        return self.key.public
-
-    async def close(self) -> None:
-        """Close the channel (open streams end)."""
-        await self._channel.close()
-
-    async def __aenter__(self) -> AsyncAdvertiser:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- registry ----------------------------------------------------------------------------
 

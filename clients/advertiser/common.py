@@ -56,11 +56,6 @@ _E = TypeVar("_E", bound=enum.IntEnum)
 DAY = 86_400
 #: Channel options of both flavours: assets up to 16 MiB, and keepalive pings on idle
 #: connections so a long ``terminations()`` stream notices a dead peer.
-CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-    ("grpc.keepalive_time_ms", 60_000),
-    ("grpc.keepalive_timeout_ms", 20_000),
-)
 
 
 REGISTER_ADVERTISER = path(registry_pb2, "RegisterAdvertiser")

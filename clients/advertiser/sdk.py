@@ -8,77 +8,28 @@ Requests and responses are built and read in :mod:`.common`, shared with :mod:`.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Generator, Iterable, Sequence
-from types import TracebackType
-
-import grpc  # type: ignore[import-untyped]
+from collections.abc import Generator, Iterable, Sequence
 
 from licentia import token as tokens
-from licentia.keys import IssuerKeySet, PrivateKey, PublicKey
+from licentia.keys import IssuerKeySet, PublicKey
 from licentia.scope import IntendedUse
 from licentia.token import UnverifiedLicence
 from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, registry_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
-from ..channel import ExchangeError, SignedChannel
+from ..channel import ExchangeError
+from ..party import PartyClient
 from . import common
 from .common import LicenceRecord, LicenceRequest, Offer, Profile, Statement, Termination
 
 
-class Advertiser:
+class Advertiser(PartyClient):
     """An advertiser's client of the exchange, over ``channel`` with ``key``.
 
     ``timeout`` is the deadline of each unary call in seconds; ``clock`` gives the Unix
     seconds of request signatures and presentations. The client owns the channel: use it
     as a context manager, or call :meth:`close`.
     """
-
-    def __init__(
-        self,
-        channel: grpc.Channel,
-        key: PrivateKey,
-        *,
-        timeout: float = 10.0,
-        clock: Callable[[], int] = lambda: int(time.time()),
-    ) -> None:
-        self.key = key
-        self.clock = clock
-        self._channel = channel
-        self._rpc = SignedChannel(channel, key, clock=clock, timeout=timeout)
-
-    @classmethod
-    def connect(
-        cls, address: str, key: PrivateKey, *, tls_ca: bytes | None = None, timeout: float = 10.0
-    ) -> Advertiser:
-        """A client of the exchange at ``address`` (``host:port``), over TLS checked
-        against ``tls_ca`` (PEM) when given, else in plain text (tests, loopback)."""
-        if tls_ca is None:
-            channel = grpc.insecure_channel(address, options=common.CHANNEL_OPTIONS)
-        else:
-            creds = grpc.ssl_channel_credentials(root_certificates=tls_ca)
-            channel = grpc.secure_channel(address, creds, options=common.CHANNEL_OPTIONS)
-        return cls(channel, key, timeout=timeout)
-
-    @property
-    def public_key(self) -> PublicKey:
-        """The advertiser's public key: the licensee that licences name."""
-        return self.key.public
-
-    def close(self) -> None:
-        """Close the channel (open streams end)."""
-        self._channel.close()
-
-    def __enter__(self) -> Advertiser:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- registry ----------------------------------------------------------------------------
 

@@ -10,76 +10,23 @@ Requests are built in :mod:`.common`, shared with :mod:`.aio`.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
-from types import TracebackType
+from collections.abc import Iterable
 
-import grpc  # type: ignore[import-untyped]
-import grpc.aio  # type: ignore[import-untyped]
-
-from licentia.keys import PrivateKey, PublicKey
 from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, records_pb2, registry_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
-from ..advertiser.common import CHANNEL_OPTIONS
-from ..aio_channel import AsyncSignedChannel
+from ..party import AsyncPartyClient
 from . import common
 from .common import Revocation, SignedRule
 
 
-class AsyncHolder:
+class AsyncHolder(AsyncPartyClient):
     """A holder's asyncio client of the exchange, over ``channel`` with ``key``.
 
     ``timeout`` is the deadline of each unary call in seconds; ``clock`` gives the Unix
     seconds of request signatures. The client owns the channel: use it as an async
     context manager, or await :meth:`close`.
     """
-
-    def __init__(
-        self,
-        channel: grpc.aio.Channel,
-        key: PrivateKey,
-        *,
-        timeout: float = 10.0,
-        clock: Callable[[], int] = lambda: int(time.time()),
-    ) -> None:
-        self.key = key
-        self.clock = clock
-        self._channel = channel
-        self._rpc = AsyncSignedChannel(channel, key, clock=clock, timeout=timeout)
-
-    @classmethod
-    def connect(
-        cls, address: str, key: PrivateKey, *, tls_ca: bytes | None = None, timeout: float = 10.0
-    ) -> AsyncHolder:
-        """A client of the exchange at ``address`` (``host:port``), over TLS checked
-        against ``tls_ca`` (PEM) when given, else in plain text (tests, loopback)."""
-        if tls_ca is None:
-            channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
-        else:
-            creds = grpc.ssl_channel_credentials(root_certificates=tls_ca)
-            channel = grpc.aio.secure_channel(address, creds, options=CHANNEL_OPTIONS)
-        return cls(channel, key, timeout=timeout)
-
-    @property
-    def public_key(self) -> PublicKey:
-        """The holder's public key: the one licences in her name carry."""
-        return self.key.public
-
-    async def close(self) -> None:
-        """Close the channel."""
-        await self._channel.close()
-
-    async def __aenter__(self) -> AsyncHolder:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- registry ----------------------------------------------------------------------------
 

@@ -8,76 +8,25 @@ Requests are built in :mod:`.common`, shared with :mod:`.aio`.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
-from types import TracebackType
+from collections.abc import Iterable
 
-import grpc  # type: ignore[import-untyped]
-
-from licentia.keys import PrivateKey, PublicKey
 from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, records_pb2, registry_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
-from ..advertiser.common import CHANNEL_OPTIONS
 from ..channel import SignedChannel
 from ..logcheck import LogClient
+from ..party import PartyClient
 from . import common
 from .common import Revocation, SignedRule
 
 
-class Holder:
+class Holder(PartyClient):
     """A holder's client of the exchange, over ``channel`` with ``key``.
 
     ``timeout`` is the deadline of each unary call in seconds; ``clock`` gives the Unix
     seconds of request signatures. The client owns the channel: use it as a context
     manager, or call :meth:`close`.
     """
-
-    def __init__(
-        self,
-        channel: grpc.Channel,
-        key: PrivateKey,
-        *,
-        timeout: float = 10.0,
-        clock: Callable[[], int] = lambda: int(time.time()),
-    ) -> None:
-        self.key = key
-        self.clock = clock
-        self._channel = channel
-        self._rpc = SignedChannel(channel, key, clock=clock, timeout=timeout)
-
-    @classmethod
-    def connect(
-        cls, address: str, key: PrivateKey, *, tls_ca: bytes | None = None, timeout: float = 10.0
-    ) -> Holder:
-        """A client of the exchange at ``address`` (``host:port``), over TLS checked
-        against ``tls_ca`` (PEM) when given, else in plain text (tests, loopback)."""
-        if tls_ca is None:
-            channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
-        else:
-            creds = grpc.ssl_channel_credentials(root_certificates=tls_ca)
-            channel = grpc.secure_channel(address, creds, options=CHANNEL_OPTIONS)
-        return cls(channel, key, timeout=timeout)
-
-    @property
-    def public_key(self) -> PublicKey:
-        """The holder's public key: the one licences in her name carry."""
-        return self.key.public
-
-    def close(self) -> None:
-        """Close the channel."""
-        self._channel.close()
-
-    def __enter__(self) -> Holder:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- registry ----------------------------------------------------------------------------
 
