@@ -298,7 +298,7 @@ def _shared_key(
 
 def _check_issuer_secrets(keyring: Keyring, now: int) -> None:
     """Refuse to start without the secret of the issuer key the store publishes as current
-    (it would answer every issuance with INTERNAL "no current issuer key")."""
+    (it would answer every issuance with UNAVAILABLE, "no secret for the current issuer key")."""
     missing = keyring.missing_secrets(now)
     if missing:
         names = ", ".join(f"{key_id.hex()}.key" for key_id in missing)

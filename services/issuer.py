@@ -176,7 +176,11 @@ class Keyring:
         for key in published:
             if key.may_sign_at(now) and key.key_id in private:
                 return private[key.key_id]
-        raise LicentiaError(Reason.INTERNAL, "no current issuer key")
+        raise LicentiaError(
+            Reason.UNAVAILABLE,
+            "this replica holds no secret for the exchange's current issuer key (rotated at"
+            " another replica?): try another replica; its operator must copy the key file",
+        )
 
     def private(self, key_id: bytes) -> PrivateKey | None:
         """The secret key with this id, if this exchange holds it and it may sign now."""

@@ -87,3 +87,22 @@ def test_temporary_key_files_left_by_a_crash_are_removed_at_the_next_start(
     assert not stale.exists()
     assert fresh.exists()
     assert other.exists()
+
+
+def test_a_replica_without_the_current_keys_secret_is_unavailable(tmp_path: Path) -> None:
+    """A replica whose issuer-keys directory lacks the key rotated in at another replica
+    cannot sign: UNAVAILABLE with what to do (it was INTERNAL), so a client retries
+    elsewhere."""
+    from licentia.errors import LicentiaError, Reason
+    from licentia.services.store import SqliteStore
+
+    store = SqliteStore(tmp_path / "db")
+    now = 1_800_000_000
+    issuer.Keyring(tmp_path / "a", store, lambda: now).load(now, create=True)
+    other = issuer.Keyring(tmp_path / "b", store, lambda: now)
+    other.load(now, create=False)
+    with pytest.raises(LicentiaError) as refused:
+        other.current(now)
+    assert refused.value.reason is Reason.UNAVAILABLE
+    assert "copy the key file" in str(refused.value)
+    store.close()
