@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import grpc  # type: ignore[import-untyped]
@@ -77,9 +78,11 @@ def test_every_stderr_line_of_the_server_is_one_json_object(tmp_path: Path) -> N
         address = f"127.0.0.1:{port_file.read_text().strip()}"
         own = [("grpc.use_local_subchannel_pool", 1)]  # a connection per channel
         channels = [grpc.insecure_channel(address, options=own) for _ in range(10)]
-        for ch in channels:
+        ready = [grpc.channel_ready_future(ch) for ch in channels]  # all connect at once
+        deadline = time.monotonic() + 2
+        for future in ready:
             with contextlib.suppress(grpc.FutureTimeoutError):
-                grpc.channel_ready_future(ch).result(timeout=2)
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
         for ch in channels:
             ch.close()
         proc.send_signal(signal.SIGTERM)
