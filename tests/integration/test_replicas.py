@@ -67,8 +67,9 @@ WATCH = methods.path(licences_pb2, "WatchRevocations")
 #: (the bench measures the real figure).
 ARRIVAL = 2.0
 #: How long the database stays away in the outage test: long enough for a reconnection
-#: backoff that doubles from 1 s (psycopg_pool's own) to be waiting 16 s between attempts.
-OUTAGE = 20.0
+#: backoff that doubles from 1 s (psycopg_pool's own: tries at about 1, 3, 7 and 15 s) to
+#: make its next try some 7 s after the database is back, past RECOVERY.
+OUTAGE = 8.0
 #: How soon after the database returns the replicas must answer correctly again.
 RECOVERY = 5.0
 
