@@ -68,7 +68,7 @@ class RevocationHub:
         self.store = store
         self.keyring = keyring
         self.clock = clock
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._closed = False
         #: One event per live subscriber: set to wake it (news, close, or its call ending).
         self._wakers: set[threading.Event] = set()
@@ -100,7 +100,7 @@ class RevocationHub:
         fresh = StatusList()
         for i in revoked:
             fresh.revoke(i)
-        with self._cond:
+        with self._lock:
             for ev in self._pending.values():  # committed after the read: keep their bits
                 fresh.revoke(ev.status_index)
             self._list = fresh
@@ -140,7 +140,7 @@ class RevocationHub:
         STATUS_STALE from a follower whose view is stale (it could not say what it misses)."""
         now = self.clock()
         self._refuse_if_stale(now)
-        with self._cond:
+        with self._lock:
             data = self._list.snapshot(self.keyring.current(), self._sequence, self.as_of(now))
             return Snapshot(data, self._sequence)
 
@@ -200,7 +200,7 @@ class RevocationHub:
         subscribers; whether some event still waits for a missing one."""
         if not events:
             return bool(self._pending)
-        with self._cond:
+        with self._lock:
             for ev in events:
                 self._list.revoke(ev.status_index)  # committed: Verify denies it at once
                 if ev.sequence > self._sequence:
@@ -210,13 +210,12 @@ class RevocationHub:
             return bool(self._pending)
 
     def _wake_all(self) -> None:
-        """Wake every subscriber (hold ``_cond``)."""
-        self._cond.notify_all()
+        """Wake every subscriber (hold ``_lock``)."""
         for wake in self._wakers:
             wake.set()
 
     def _advance(self) -> None:
-        """Move the sequence over the pending events that follow it (hold ``_cond``)."""
+        """Move the sequence over the pending events that follow it (hold ``_lock``)."""
         while (ev := self._pending.pop(self._sequence + 1, None)) is not None:
             self._recent[ev.sequence] = ev
             if len(self._recent) > RECENT:
@@ -243,7 +242,7 @@ class RevocationHub:
 
     def _after(self, seq: int) -> list[RevocationEvent]:
         """The next events after ``seq`` (from memory when it has them all, else the store)."""
-        with self._cond:
+        with self._lock:
             out: list[RevocationEvent] = []
             for n in range(seq + 1, min(self._sequence, seq + BATCH) + 1):
                 ev = self._recent.get(n)
@@ -323,7 +322,7 @@ class RevocationHub:
 
     def close(self) -> None:
         """End every subscription."""
-        with self._cond:
+        with self._lock:
             self._closed = True
             self._wake_all()
 
@@ -353,12 +352,12 @@ class RevocationHub:
         and reconnects, perhaps to a replica that can read the store.
         """
         wake = wake or threading.Event()
-        with self._cond:
+        with self._lock:
             self._wakers.add(wake)
         try:
             yield from self._feed(after, heartbeat_seconds, active, snapshots, wake)
         finally:
-            with self._cond:
+            with self._lock:
                 self._wakers.discard(wake)
 
     def _feed(
@@ -384,7 +383,7 @@ class RevocationHub:
                     yield ev
                     seq = ev.sequence
                 continue
-            with self._cond:
+            with self._lock:
                 if self._closed:
                     return
                 # Nothing to send: wait for news, or a heartbeat's time; if the events are
@@ -398,7 +397,7 @@ class RevocationHub:
             wake.wait(heartbeat_seconds if idle else 0.05)
             if not active():
                 return
-            with self._cond:
+            with self._lock:
                 now = self.clock()
                 beat = Heartbeat(self._sequence, self.as_of(now)) if seq >= self._sequence else None
             if beat is not None and not self._closed:
