@@ -216,8 +216,8 @@ class StorageFloor:
                 (request_id, payer, payer, request, licence_id),
             )
             c.execute(
-                "INSERT INTO floor_licences VALUES (?, ?, ?, ?, ?, 0, 0, 1, ?, 0, 0, 0, 0)",
-                (licence_id, request_id, token.hex(), payer, payer, n),
+                "INSERT INTO floor_licences VALUES (?, ?, ?, ?, ?, 0, 0, 1, ?, 0, 0, 0, 0, ?, ?)",
+                (licence_id, request_id, token.hex(), payer, payer, n, payer, payer),
             )
             c.execute(
                 "INSERT INTO floor_licence_assets VALUES (?, ?, ?)", (licence_id, payer, leaf)

@@ -16,8 +16,13 @@ from typing import Self
 import grpc  # type: ignore[import-untyped]
 import grpc.aio  # type: ignore[import-untyped]
 
+from licentia import keyset
+from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey, PublicKey
+from licentia.v1 import accounts_pb2
 
+from . import accounts
+from .accounts import VerifiedKeySet
 from .aio_channel import AsyncSignedChannel
 from .channel import SignedChannel
 
@@ -50,9 +55,13 @@ class PartyClient:
         *,
         timeout: float = 10.0,
         clock: Callable[[], int] = _now,
+        account: bytes = b"",
     ) -> None:
         self.key = key
         self.clock = clock
+        #: The account this key belongs to (its id): the key itself until the exchange says
+        #: otherwise (:meth:`key_set`, :meth:`join_pairing`), or as given.
+        self.account = account or key.public.raw
         self._channel = channel
         self._rpc = SignedChannel(channel, key, clock=clock, timeout=timeout)
 
@@ -79,6 +88,129 @@ class PartyClient:
         """Close the channel (open streams end)."""
         self._channel.close()
 
+    # -- the account's key set ---------------------------------------------------------------
+    def key_set(self) -> VerifiedKeySet:
+        """This party's account's key set, its chain replayed and checked from the account
+        id (:func:`.accounts.verified`); remembers the account id (:attr:`account`)."""
+        answer = self._rpc.unary(
+            accounts.GET_KEY_SET, accounts_pb2.GetKeySetRequest(), accounts_pb2.GetKeySetResponse
+        )
+        found = accounts.verified(answer)
+        self.account = answer.account
+        return found
+
+    def change_key_set(
+        self, change: accounts_pb2.SignedKeySetChange
+    ) -> accounts_pb2.ChangeKeySetResponse:
+        """Send one signed change of the account's set (KEY_SET_CONFLICT when another came
+        first: read the set again)."""
+        return self._rpc.unary(
+            accounts.CHANGE_KEY_SET,
+            accounts_pb2.ChangeKeySetRequest(change=change),
+            accounts_pb2.ChangeKeySetResponse,
+        )
+
+    def add_recovery_key(
+        self, recovery: PrivateKey, name: str = "paper"
+    ) -> accounts_pb2.ChangeKeySetResponse:
+        """Add ``recovery`` (a holder's: derived from her paper phrase) as the account's
+        recovery key, signed by this key."""
+        current = self.key_set().current
+        change = accounts.add_key(
+            current, self.key, recovery, role=keyset.RECOVERY, name=name, at=self.clock()
+        )
+        return self.change_key_set(change)
+
+    def add_device(self, device: PrivateKey, name: str) -> accounts_pb2.ChangeKeySetResponse:
+        """Add ``device`` (a key this program holds too) to the account, signed by this key."""
+        change = accounts.add_key(
+            self.key_set().current, self.key, device, name=name, at=self.clock()
+        )
+        return self.change_key_set(change)
+
+    def remove_key(self, public: bytes, *, compromised: bool) -> accounts_pb2.ChangeKeySetResponse:
+        """Remove the device key ``public`` from the account, signed by this key: as
+        compromised (it stops at once everywhere; a licensee key's live licences are
+        revoked) or as retired (what it signed stays valid)."""
+        change = accounts.remove_key(
+            self.key_set().current, self.key, public, compromised=compromised, at=self.clock()
+        )
+        return self.change_key_set(change)
+
+    def recover(
+        self,
+        device: PrivateKey,
+        name: str,
+        *,
+        compromised: bool = True,
+        new_recovery: tuple[PrivateKey, str] | None = None,
+    ) -> accounts_pb2.ChangeKeySetResponse:
+        """With this client's key being the account's recovery key: replace every device
+        with ``device`` (the old ones leave as compromised unless told otherwise), and the
+        recovery key with ``new_recovery`` when given."""
+        change = accounts.recover(
+            self.key_set().current,
+            self.key,
+            [(device, name)],
+            compromised=compromised,
+            at=self.clock(),
+            new_recovery=new_recovery,
+        )
+        return self.change_key_set(change)
+
+    def start_pairing(self) -> accounts_pb2.StartPairingResponse:
+        """Open a pairing: the code to show, for a new device to join with."""
+        return self._rpc.unary(
+            accounts.START_PAIRING,
+            accounts_pb2.StartPairingRequest(),
+            accounts_pb2.StartPairingResponse,
+        )
+
+    def pairing(self, code: str) -> accounts_pb2.GetPairingResponse:
+        """The pairing under ``code`` as it stands (its joined key, once one joined)."""
+        return self._rpc.unary(
+            accounts.GET_PAIRING,
+            accounts_pb2.GetPairingRequest(code=code),
+            accounts_pb2.GetPairingResponse,
+        )
+
+    def approve_pairing(self, code: str) -> accounts_pb2.ChangeKeySetResponse:
+        """Add the key that joined the pairing ``code`` (NOT_FOUND while none has)."""
+        joined = self.pairing(code)
+        if not joined.HasField("key"):
+            raise LicentiaError(Reason.NOT_FOUND, "no device has joined this pairing yet")
+        change = accounts.add_key(self.key_set().current, self.key, joined.key, at=self.clock())
+        return self.change_key_set(change)
+
+    def join_pairing(self, code: str, name: str) -> accounts_pb2.JoinPairingResponse:
+        """On a new device (this client's key, in no account yet): join the pairing shown
+        on an old one; then the old one approves it (:meth:`approve_pairing`)."""
+        entry = accounts_pb2.AccountKey(
+            public_key=self.key.public.raw, role=keyset.DEVICE, name=name
+        )
+        first = self._rpc.unary(
+            accounts.JOIN_PAIRING,
+            accounts_pb2.JoinPairingRequest(code=code, key=entry),
+            accounts_pb2.JoinPairingResponse,
+        )
+        entry.proof = keyset.possession_proof(self.key, first.account)
+        joined = self._rpc.unary(
+            accounts.JOIN_PAIRING,
+            accounts_pb2.JoinPairingRequest(code=code, key=entry),
+            accounts_pb2.JoinPairingResponse,
+        )
+        self.account = joined.account
+        return joined
+
+    def consents(self, public: bytes, since: int = 0) -> accounts_pb2.ListConsentsResponse:
+        """The live licences and standing rules that the key ``public`` of this holder's
+        account consented to since ``since``."""
+        return self._rpc.unary(
+            accounts.LIST_CONSENTS,
+            accounts_pb2.ListConsentsRequest(public_key=public, since=since),
+            accounts_pb2.ListConsentsResponse,
+        )
+
     def __enter__(self) -> Self:
         return self
 
@@ -102,9 +234,12 @@ class AsyncPartyClient:
         *,
         timeout: float = 10.0,
         clock: Callable[[], int] = _now,
+        account: bytes = b"",
     ) -> None:
         self.key = key
         self.clock = clock
+        #: The account this key belongs to (as :attr:`PartyClient.account`).
+        self.account = account or key.public.raw
         self._channel = channel
         self._rpc = AsyncSignedChannel(channel, key, clock=clock, timeout=timeout)
 
@@ -130,6 +265,43 @@ class AsyncPartyClient:
     async def close(self) -> None:
         """Close the channel (open streams end)."""
         await self._channel.close()
+
+    # -- the account's key set ---------------------------------------------------------------
+    async def key_set(self) -> VerifiedKeySet:
+        """As :meth:`PartyClient.key_set`."""
+        answer = await self._rpc.unary(
+            accounts.GET_KEY_SET, accounts_pb2.GetKeySetRequest(), accounts_pb2.GetKeySetResponse
+        )
+        found = accounts.verified(answer)
+        self.account = answer.account
+        return found
+
+    async def change_key_set(
+        self, change: accounts_pb2.SignedKeySetChange
+    ) -> accounts_pb2.ChangeKeySetResponse:
+        """As :meth:`PartyClient.change_key_set`."""
+        return await self._rpc.unary(
+            accounts.CHANGE_KEY_SET,
+            accounts_pb2.ChangeKeySetRequest(change=change),
+            accounts_pb2.ChangeKeySetResponse,
+        )
+
+    async def add_device(self, device: PrivateKey, name: str) -> accounts_pb2.ChangeKeySetResponse:
+        """As :meth:`PartyClient.add_device`."""
+        current = (await self.key_set()).current
+        return await self.change_key_set(
+            accounts.add_key(current, self.key, device, name=name, at=self.clock())
+        )
+
+    async def remove_key(
+        self, public: bytes, *, compromised: bool
+    ) -> accounts_pb2.ChangeKeySetResponse:
+        """As :meth:`PartyClient.remove_key`."""
+        current = (await self.key_set()).current
+        change = accounts.remove_key(
+            current, self.key, public, compromised=compromised, at=self.clock()
+        )
+        return await self.change_key_set(change)
 
     async def __aenter__(self) -> Self:
         return self

@@ -15,6 +15,7 @@ import grpc  # type: ignore[import-untyped]
 
 from licentia.keys import PrivateKey, PublicKey
 from licentia.v1 import (
+    accounts_pb2,
     exchange_pb2,
     ledger_pb2,
     licences_pb2,
@@ -23,6 +24,7 @@ from licentia.v1 import (
     verification_pb2,
 )
 
+from .accounts import AccountService
 from .deps import Deps, Settings
 from .exchange import ExchangeService
 from .hub import RevocationHub
@@ -43,6 +45,7 @@ SERVICES: Mapping[str, tuple[Any, str, Callable[[Deps], Any]]] = {
     "verification": (verification_pb2, "VerificationService", VerificationService),
     "ledger": (ledger_pb2, "LedgerService", LedgerService),
     "transparency": (transparency_pb2, "TransparencyService", TransparencyService),
+    "accounts": (accounts_pb2, "AccountService", AccountService),
 }
 #: What a follower (read-only replica) serves; every other method answers NOT_SERVED.
 FOLLOWER_METHODS = frozenset(
@@ -68,6 +71,9 @@ FOLLOWER_METHODS = frozenset(
         "GetEntries",
         "GetInclusionProof",
         "GetConsistencyProof",
+        "GetKeySet",
+        "GetPairing",
+        "ListConsents",
     }
 )
 #: On a store other processes write to, the hub reads it at least this often (the safety

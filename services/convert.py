@@ -144,6 +144,8 @@ def licence_to(x: LicenceRow, now: int) -> records_pb2.LicenceRecord:
         state=cast("Any", int(x.state_at(now))),
         holder_key=x.holder_key,
         licensee_key=x.licensee_key,
+        consent_key=x.consent_key or x.holder_key,
+        licensee_device_key=x.licensee_device or x.licensee_key,
         issued_at=x.issued_at,
         not_before=x.not_before,
         not_after=x.not_after,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from licentia import keyset
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey
 from licentia.nonces import MemoryNonceStore
@@ -11,9 +12,12 @@ from licentia.token import DEFAULT_MAX_TERM_SECONDS
 
 from .hub import RevocationHub
 from .issuer import Keyring
-from .model import Party, Role
+from .model import KeyRow, Party, Role
 from .rpc import Call, Clock
 from .store import Store
+
+#: How long the verification hot path trusts its last read of a platform's key (seconds).
+PLATFORM_CACHE_SECONDS = 1
 
 
 @dataclass(frozen=True)
@@ -51,29 +55,56 @@ class Deps:
     log_key: PrivateKey | None = None
     #: Presentation nonces seen by the Verify and ReportUse calls.
     presentation_nonces: MemoryNonceStore = field(default_factory=MemoryNonceStore)
-    #: Registered platforms by key: a key's role and platform id never change, so the
-    #: verification hot path looks them up once (bounded; cleared when full).
-    _platforms: dict[bytes, Party] = field(default_factory=dict)
+    #: Platforms by calling key: ``(when read, party)`` (bounded; cleared when full).
+    _platforms: dict[bytes, tuple[int, Party]] = field(default_factory=dict)
 
     def platform(self, call: Call) -> Party:
-        """The calling platform (as :meth:`party` with ``Role.PLATFORM``), cached."""
+        """The calling platform (as :meth:`party` with ``Role.PLATFORM``), on the
+        verification hot path: an answer from the store is reused for
+        :data:`PLATFORM_CACHE_SECONDS` (a key removed from a platform's set stops within
+        that), and while the store is unreachable (UNAVAILABLE) the last answer stands, so
+        that Verify still answers from memory (STATUS_STALE past its bound), as it must
+        without a database."""
         key = call.caller.raw if call.caller is not None else b""
         cached = self._platforms.get(key)
-        if cached is not None:
-            return cached
-        party = self.party(call, Role.PLATFORM)
+        if cached is not None and call.now - cached[0] < PLATFORM_CACHE_SECONDS:
+            return cached[1]
+        try:
+            party = self.party(call, Role.PLATFORM)
+        except LicentiaError as e:
+            if e.reason != Reason.UNAVAILABLE or cached is None:
+                self._platforms.pop(key, None)
+                raise
+            return cached[1]
         if len(self._platforms) >= 10_000:
             self._platforms.clear()
-        self._platforms[key] = party
+        self._platforms[key] = (call.now, party)
         return party
 
-    def party(self, call: Call, *roles: Role) -> Party:
-        """The registered caller, in one of ``roles`` (UNKNOWN_KEY / NOT_OWNER otherwise)."""
+    def party(self, call: Call, *roles: Role, recovery: bool = False) -> Party:
+        """The registered party whose account the caller's key belongs to, in one of
+        ``roles``: UNKNOWN_KEY for a key of no account, KEY_REMOVED for a key removed from
+        its account's set, NOT_OWNER for another role or (unless ``recovery``) for the
+        account's recovery key, which signs only key-set changes and a few safety calls."""
+        return self.caller(call, *roles, recovery=recovery)[0]
+
+    def caller(self, call: Call, *roles: Role, recovery: bool = False) -> tuple[Party, KeyRow]:
+        """As :meth:`party`, with the calling key's row."""
         if call.caller is None:
             raise LicentiaError(Reason.BAD_REQUEST_SIGNATURE, "the call is not signed")
-        party = self.store.party(call.caller.raw)
-        if party is None:
+        found = self.store.key_owner(call.caller.raw)
+        if found is None:
             raise LicentiaError(Reason.UNKNOWN_KEY, "the signing key is not registered")
+        party, key = found
+        if key.removed_at:
+            raise LicentiaError(
+                Reason.KEY_REMOVED, "the signing key was removed from its account's key set"
+            )
+        if key.role == keyset.RECOVERY and not recovery:
+            raise LicentiaError(
+                Reason.NOT_OWNER,
+                "a recovery key signs only key-set changes: add a device with it first",
+            )
         if roles and party.role not in roles:
             raise LicentiaError(Reason.NOT_OWNER, "this call is not for this party's role")
-        return party
+        return party, key

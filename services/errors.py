@@ -41,6 +41,7 @@ _BY_CODE: Final[Mapping[Any, tuple[Reason, ...]]] = {
         _R.BAD_CONSENT,
         _R.BAD_SIGNATURE,
         _R.ASSET_MISMATCH,
+        _R.KEY_SET_INVALID,
     ),
     # Who is calling could not be established.
     grpc.StatusCode.UNAUTHENTICATED: (
@@ -48,9 +49,15 @@ _BY_CODE: Final[Mapping[Any, tuple[Reason, ...]]] = {
         _R.STALE_REQUEST,
         _R.REPLAYED_REQUEST,
         _R.UNKNOWN_KEY,
+        _R.KEY_REMOVED,
     ),
     # The caller is known but may not do this.
-    grpc.StatusCode.PERMISSION_DENIED: (_R.NOT_OWNER, _R.WRONG_LICENSEE, _R.WRONG_AUDIENCE),
+    grpc.StatusCode.PERMISSION_DENIED: (
+        _R.NOT_OWNER,
+        _R.WRONG_LICENSEE,
+        _R.WRONG_AUDIENCE,
+        _R.KEY_SET_UNAUTHORISED,
+    ),
     grpc.StatusCode.NOT_FOUND: (_R.NOT_FOUND,),
     grpc.StatusCode.ALREADY_EXISTS: (_R.ALREADY_EXISTS, _R.IDEMPOTENCY_KEY_REUSED),
     # The request is well formed but the state of things refuses it.
@@ -75,7 +82,10 @@ _BY_CODE: Final[Mapping[Any, tuple[Reason, ...]]] = {
         _R.PRESENTATION_EXPIRED,
         _R.REPLAYED,
         _R.PRESENTATION_MISMATCH,
+        _R.LAST_KEY,
     ),
+    # Another change came first: read again and retry.
+    grpc.StatusCode.ABORTED: (_R.KEY_SET_CONFLICT,),
     grpc.StatusCode.INTERNAL: (_R.INTERNAL,),
     grpc.StatusCode.UNIMPLEMENTED: (_R.NOT_SERVED,),
     grpc.StatusCode.RESOURCE_EXHAUSTED: (_R.BUSY,),

@@ -1,7 +1,17 @@
-"""ExchangeService: offers, licence requests, the holder's consent, standing rules, issuance."""
+"""ExchangeService: offers, licence requests, the holder's consent, standing rules, issuance.
+
+A request names the holder's account and the advertiser's calling key; the holder's device
+that answers sees, and signs, the claims naming itself (:func:`.issuance.rebind`), so a
+holder with several devices consents from any of them and the licence says which one.
+
+Why one module of this size: a request's life (search, ask, watch, approve or decline,
+auto-approval by a standing rule, issuance with its exclusivity verdict) is one state
+machine whose steps share the request row, its rebinding and the wake-up condition.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -81,6 +91,24 @@ class ExchangeService:
             raise LicentiaError(Reason.NOT_FOUND, "no such request")
         return self._expire_if_due(row, call.now, call.spends)
 
+    def _visible_as_seen(self, request_id: bytes, call: Call) -> RequestRow:
+        """:meth:`_visible_request`, as its caller sees it (:meth:`_as_seen_by`)."""
+        row = self._visible_request(request_id, call)
+        if self.d.party(call).key == row.holder_key:
+            return self._as_seen_by(row, call)
+        return row
+
+    @staticmethod
+    def _as_seen_by(row: RequestRow, call: Call) -> RequestRow:
+        """The request as its holder's calling device sees it: the claims naming that
+        device, the claims it signs to consent (:func:`.issuance.rebind`). The caller must
+        be the request's holder."""
+        device = call.caller.raw if call.caller is not None else row.holder_key
+        if row.holder_key == device or row.state != RequestState.PENDING:
+            return row
+        claims = issuance.rebind(LicenceClaims.decode(row.claims), device)
+        return dataclasses.replace(row, claims=claims.encode())
+
     def _expire_if_due(
         self, row: RequestRow, now: int, nonces: Sequence[SpentNonce] = ()
     ) -> RequestRow:
@@ -104,13 +132,28 @@ class ExchangeService:
         )
 
     def _prepare(
-        self, row: RequestRow, claims: LicenceClaims, consent: Consent, now: int
+        self,
+        row: RequestRow,
+        claims: LicenceClaims,
+        claims_bytes: bytes,
+        consent: Consent,
+        now: int,
     ) -> issuance.Issuance:
-        """The licence for a request's claims, signed, and what its issuance writes."""
+        """The licence for a request's claims (as the consenting key signed them), signed,
+        and what its issuance writes; the request's accounts own it."""
         signer = self.d.keyring.private(claims.issuer_key_id)
         if signer is None:
             raise LicentiaError(Reason.REQUEST_EXPIRED, "the exchange's key changed: ask again")
-        return issuance.prepare(row.request_id, claims, row.claims, consent, signer, now)
+        return issuance.prepare(
+            row.request_id,
+            claims,
+            claims_bytes,
+            consent,
+            signer,
+            now,
+            holder_account=row.holder_key,
+            advertiser_account=row.advertiser_key,
+        )
 
     def _decided(self, plan: issuance.Issuance, apply: Callable[[issuance.Verdict], T]) -> T:
         """``apply`` the verdict on ``plan`` over the holder's live licences now; decided
@@ -127,14 +170,25 @@ class ExchangeService:
         raise LicentiaError(Reason.UNAVAILABLE, "the holder's licences keep changing: try again")
 
     def _issue(
-        self, row: RequestRow, consent: Consent, now: int, nonces: Sequence[SpentNonce]
+        self,
+        row: RequestRow,
+        claims_bytes: bytes,
+        consent: Consent,
+        now: int,
+        nonces: Sequence[SpentNonce],
     ) -> LicenceRow:
         """Sign and store the licence for a pending request, atomically with its checks."""
         holder = self.d.store.party(row.holder_key)
         if holder is None or holder.objecting:
             raise LicentiaError(Reason.OPTED_OUT, "the holder has opted out")
+        claims = LicenceClaims.decode(claims_bytes)
+        licensee = self.d.store.key_owner(claims.licensee.raw)
+        if licensee is None or licensee[1].removed_at:
+            text = "the advertiser's key was removed from its account: it must ask again"
+            self._fail(row, now, Reason.KEY_REMOVED, text, nonces)
+            raise LicentiaError(Reason.KEY_REMOVED, text)
         try:
-            plan = self._prepare(row, LicenceClaims.decode(row.claims), consent, now)
+            plan = self._prepare(row, claims, claims_bytes, consent, now)
         except LicentiaError as e:
             self._fail(row, now, e.reason, "the exchange's key has changed", nonces)
             raise
@@ -241,6 +295,7 @@ class ExchangeService:
         """Check a request against the holder's terms, prepare its claims, and issue it at
         once when a standing rule of the holder covers it."""
         advertiser = self.d.party(call, Role.ADVERTISER)
+        assert call.caller is not None  # a signed call
         digest = request_digest(call.method, req)
         if req.idempotency_key:
             if len(req.idempotency_key) != 16:
@@ -289,15 +344,17 @@ class ExchangeService:
             issuer_key_id=issuer.public.key_id,
             status_index=self.d.store.reserve_status_index(),
             at=now,
+            licensee_key=call.caller.raw,  # the advertiser's key that will present it
         )
-        consent = issuance.covering_rule(rules, claims, now)
+        covered = issuance.covering_rule(rules, claims, now)
         row = issuance.request_row(
             claims,
             request_id=secrets.token_bytes(16),
             message=req.message,
-            auto_approved=consent is not None,
+            auto_approved=covered is not None,
             ttl_seconds=self.d.settings.request_ttl_seconds,
             at=now,
+            advertiser_account=advertiser.key,
         )
 
         def add(auto: tuple[issuance.Issuance, issuance.Verdict] | None) -> RequestRow:
@@ -310,11 +367,13 @@ class ExchangeService:
                 nonces=call.spends,
             )
 
-        if consent is None:
+        if covered is None:
             stored = add(None)
             return self._request_response(stored, advertiser.display_name, now)
+        consent, bound = covered
         try:
-            plan = self._prepare(row, claims, consent, now)
+            bound_bytes = row.claims if bound is claims else bound.encode()
+            plan = self._prepare(row, bound, bound_bytes, consent, now)
             stored = self._decided(plan, lambda v: add((plan, v)))
         finally:
             self._notify()
@@ -337,7 +396,7 @@ class ExchangeService:
         self, req: exchange_pb2.GetRequestRequest, call: Call
     ) -> exchange_pb2.GetRequestResponse:
         """One request, for its advertiser or its holder."""
-        row = self._visible_request(req.request_id, call)
+        row = self._visible_as_seen(req.request_id, call)
         request, licence = self._request_reply(row, call.now)
         out = exchange_pb2.GetRequestResponse(request=request)
         if licence is not None:
@@ -349,6 +408,7 @@ class ExchangeService:
     ) -> Iterator[exchange_pb2.WatchRequestResponse]:
         """The request now, then at each change, until it leaves PENDING."""
         row = self._visible_request(req.request_id, call)
+        holder_device = self.d.party(call).key == row.holder_key
         last: RequestState | None = None
 
         def ended() -> None:  # a cancelled watcher ends at once, giving its slot back
@@ -362,7 +422,8 @@ class ExchangeService:
                 self.d.store.request(row.request_id) or row, self.d.clock.now()
             )
             if row.state != last:
-                request, licence = self._request_reply(row, self.d.clock.now())
+                seen = self._as_seen_by(row, call) if holder_device else row
+                request, licence = self._request_reply(seen, self.d.clock.now())
                 out = exchange_pb2.WatchRequestResponse(request=request)
                 if licence is not None:
                     out.licence.CopyFrom(licence)
@@ -385,7 +446,10 @@ class ExchangeService:
         if not req.include_answered:
             rows = [r for r in rows if r.state == RequestState.PENDING]
         return exchange_pb2.ListInboxResponse(
-            requests=[convert.request_to(r, self._organisation(r.advertiser_key)) for r in rows]
+            requests=[
+                convert.request_to(self._as_seen_by(r, call), self._organisation(r.advertiser_key))
+                for r in rows
+            ]
         )
 
     def _holders_pending(self, request_id: bytes, call: Call) -> RequestRow:
@@ -405,11 +469,16 @@ class ExchangeService:
     ) -> exchange_pb2.ApproveRequestResponse:
         """The holder's signature over the exact claims issues the licence."""
         row = self._holders_pending(req.request_id, call)
+        # The device that signs the call consents: the claims name it (as it was shown them).
+        claims_bytes = self._as_seen_by(row, call).claims
+        assert call.caller is not None  # a signed call
         if not keys.verify_signature(
-            row.holder_key, keys.CONSENT, row.claims, req.holder_signature
+            call.caller.raw, keys.CONSENT, claims_bytes, req.holder_signature
         ):
             raise LicentiaError(Reason.BAD_CONSENT, "the signature is not over these claims")
-        licence = self._issue(row, Approval(req.holder_signature), call.now, call.spends)
+        licence = self._issue(
+            row, claims_bytes, Approval(req.holder_signature), call.now, call.spends
+        )
         request, _ = self._request_reply(self.d.store.request(row.request_id) or row, call.now)
         return exchange_pb2.ApproveRequestResponse(
             request=request, licence=convert.licence_to(licence, call.now)
@@ -458,9 +527,14 @@ class ExchangeService:
             rule = StandingRule.decode(c.rule)
         except LicentiaError as e:
             raise LicentiaError(Reason.INVALID_REQUEST, str(e)) from None
-        if rule.holder.raw != holder.key:
-            raise LicentiaError(Reason.NOT_OWNER, "a rule is signed by its own holder")
-        if not keys.verify_signature(holder.key, keys.STANDING_RULE, c.rule, c.holder_signature):
+        assert call.caller is not None  # a signed call
+        if rule.holder.raw != call.caller.raw:
+            raise LicentiaError(
+                Reason.NOT_OWNER, "a rule names, and is signed by, the holder's calling key"
+            )
+        if not keys.verify_signature(
+            rule.holder.raw, keys.STANDING_RULE, c.rule, c.holder_signature
+        ):
             raise LicentiaError(Reason.BAD_CONSENT, "the rule's signature does not verify")
         if sensitive_reasons(rule.scope):
             raise LicentiaError(

@@ -23,7 +23,7 @@ transaction. One licence goes down once:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from licentia import keys
 from licentia.errors import LicentiaError, Reason
@@ -63,14 +63,23 @@ class Draft:
     exclusive: bool
 
     def claims(
-        self, *, licence_id: bytes, issuer_key_id: bytes, status_index: int, at: int
+        self,
+        *,
+        licence_id: bytes,
+        issuer_key_id: bytes,
+        status_index: int,
+        at: int,
+        licensee_key: bytes | None = None,
     ) -> LicenceClaims:
-        """The licence's claims, issued ``at``."""
+        """The licence's claims, issued ``at``, naming the holder's account key (a holder's
+        device rebinds them to itself when it consents, :func:`rebind`) and
+        ``licensee_key``, the advertiser's key that will present the licence (its account
+        key by default)."""
         return LicenceClaims(
             licence_id=licence_id,
             issuer_key_id=issuer_key_id,
             holder=keys.PublicKey(self.holder_key),
-            licensee=keys.PublicKey(self.advertiser_key),
+            licensee=keys.PublicKey(licensee_key or self.advertiser_key),
             assets=self.assets,
             scope=self.scope,
             issued_at=at,
@@ -141,11 +150,21 @@ def check_request(
     )
 
 
+def rebind(claims: LicenceClaims, holder_key: bytes) -> LicenceClaims:
+    """The same claims naming ``holder_key``, the device key of the holder's account that
+    consents: a holder with several devices sees, and signs, the claims naming the device
+    she uses (the licence id, scope, times and price are unchanged)."""
+    if claims.holder.raw == holder_key:
+        return claims
+    return replace(claims, holder=keys.PublicKey(holder_key))
+
+
 def covering_rule(
     rules: Sequence[StandingRuleRow], claims: LicenceClaims, at: int
-) -> Consent | None:
-    """A standing rule in force ``at`` that the claims fall entirely within, if any; never
-    for a sensitive use (those need the holder's own approval each time)."""
+) -> tuple[Consent, LicenceClaims] | None:
+    """A standing rule in force ``at`` that the claims fall entirely within, if any, and the
+    claims rebound to the key that signed it (:func:`rebind`); never for a sensitive use
+    (those need the holder's own approval each time)."""
     if sensitive_reasons(claims.scope):
         return None
     for r in rules:
@@ -155,8 +174,9 @@ def covering_rule(
             rule = StandingRule.decode(r.rule)
         except LicentiaError:
             continue
-        if not rule.permits(claims) and rule.not_before <= at < rule.not_after:
-            return StandingConsent(r.rule, r.signature)
+        bound = rebind(claims, rule.holder.raw)
+        if not rule.permits(bound) and rule.not_before <= at < rule.not_after:
+            return StandingConsent(r.rule, r.signature), bound
     return None
 
 
@@ -168,12 +188,14 @@ def request_row(
     auto_approved: bool,
     ttl_seconds: int,
     at: int,
+    advertiser_account: bytes | None = None,
 ) -> RequestRow:
-    """The pending request that asks the holder for ``claims``."""
+    """The pending request that asks the holder for ``claims`` (which name the holder's
+    account key), made by ``advertiser_account`` (by default the licensee the claims name)."""
     return RequestRow(
         request_id=request_id,
         state=RequestState.PENDING,
-        advertiser_key=claims.licensee.raw,
+        advertiser_key=advertiser_account or claims.licensee.raw,
         holder_key=claims.holder.raw,
         claims=claims.encode(),
         created_at=at,
@@ -212,15 +234,24 @@ def prepare(
     consent: Consent,
     signer: PrivateKey,
     at: int,
+    *,
+    holder_account: bytes | None = None,
+    advertiser_account: bytes | None = None,
 ) -> Issuance:
     """The licence for a request's ``claims`` (``claims_bytes``, their encoding), signed by
-    ``signer`` over the holder's ``consent``, and what its issuance ``at`` writes."""
+    ``signer`` over the holder's ``consent``, and what its issuance ``at`` writes. The
+    accounts of the holder and the advertiser (by default the keys the claims name) own
+    the licence and its money; the claims name the keys that consent and present."""
+    holder = holder_account or claims.holder.raw
+    advertiser = advertiser_account or claims.licensee.raw
     licence = LicenceRow(
         licence_id=claims.licence_id,
         request_id=request_id,
         token=issue(signer, claims_bytes, consent, claims=claims),
-        holder_key=claims.holder.raw,
-        licensee_key=claims.licensee.raw,
+        holder_key=holder,
+        licensee_key=advertiser,
+        consent_key=claims.holder.raw,
+        licensee_device=claims.licensee.raw,
         issued_at=claims.issued_at,
         not_before=claims.not_before,
         not_after=claims.not_after,
@@ -231,8 +262,8 @@ def prepare(
     )
     money = ledger.LicenceMoney(
         licence_id=claims.licence_id,
-        advertiser_key=claims.licensee.raw,
-        holder_key=claims.holder.raw,
+        advertiser_key=advertiser,
+        holder_key=holder,
         price=claims.price.amount_minor,
         price_per_use=claims.price.per_use_minor,
         max_uses=claims.max_uses,

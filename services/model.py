@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from licentia import states
+from licentia.keyset import KeySet
 from licentia.scope import Scope
 from licentia.vocabulary import DataCategory, Purpose
 
@@ -97,6 +98,12 @@ class LicenceRow:
     uses: int
     exclusive: bool
     revoked_at: int = 0
+    #: The key that consented: the holder's device key the claims name (or that signed the
+    #: standing rule); ``holder_key`` is the holder's account.
+    consent_key: bytes = b""
+    #: The licensee key the claims name, which presents it; ``licensee_key`` is the
+    #: advertiser's account.
+    licensee_device: bytes = b""
 
     def state_at(self, now: int) -> states.LicenceState:
         """REVOKED, EXPIRED or ACTIVE at ``now`` (ACTIVE also before ``not_before``)."""
@@ -183,3 +190,37 @@ class Statement:
     lines: tuple[LedgerLine, ...]
     #: Pass as ``before`` for the next page (0 when there is none).
     next_before: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    """One key of an account, current or removed."""
+
+    public_key: bytes
+    account: bytes
+    role: int
+    name: str
+    added_seq: int
+    added_at: int
+    removed_seq: int = 0
+    removed_at: int = 0
+    cause: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class KeySetState:
+    """An account's key set as the store holds it: the set the chain ends with, every key
+    that was ever in it, and the chain (each change's serialized SignedKeySetChange)."""
+
+    current: KeySet
+    keys: tuple[KeyRow, ...]
+    changes: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KeySetChanged:
+    """What one change did."""
+
+    state: KeySetState
+    #: The revocations of licences bound to licensee keys that left as compromised.
+    revocations: tuple[RevocationEvent, ...]

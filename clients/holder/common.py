@@ -219,13 +219,12 @@ def revocation_from(resp: licences_pb2.RevokeLicenceResponse) -> Revocation:
 
 
 def mine(
-    key: PrivateKey, records: Iterable[records_pb2.LicenceRecord]
+    account: bytes, records: Iterable[records_pb2.LicenceRecord]
 ) -> list[records_pb2.LicenceRecord]:
-    """The records naming ``key`` as their holder."""
-    raw = key.public.raw
-    return [x for x in records if x.holder_key == raw]
+    """The records naming ``account`` (the holder's account id) as their holder."""
+    return [x for x in records if x.holder_key == account]
 
 
-def is_holder(key: PrivateKey, record: records_pb2.LicenceRecord) -> bool:
-    """Whether ``record`` names ``key`` as its holder."""
-    return record.holder_key == key.public.raw
+def is_holder(account: bytes, record: records_pb2.LicenceRecord) -> bool:
+    """Whether ``record`` names ``account`` as its holder."""
+    return record.holder_key == account

@@ -189,7 +189,7 @@ class Holder(PartyClient):
                 licences_pb2.ListLicencesRequest(page_size=common.PAGE_SIZE, page_token=token),
                 licences_pb2.ListLicencesResponse,
             )
-            out.extend(common.mine(self.key, resp.licences))
+            out.extend(common.mine(self.account, resp.licences))
             token = resp.next_page_token
             if not token:
                 return out

@@ -64,6 +64,11 @@ class Reason(enum.IntEnum):
     UNAVAILABLE = 46
     CLOCK_SKEW = 47
     IDEMPOTENCY_KEY_REUSED = 48
+    KEY_SET_CONFLICT = 51
+    KEY_SET_UNAUTHORISED = 52
+    KEY_SET_INVALID = 53
+    LAST_KEY = 54
+    KEY_REMOVED = 55
 
 
 class LicentiaError(Exception):

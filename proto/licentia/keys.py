@@ -27,7 +27,9 @@ __all__ = [
     "ISSUANCE",
     "KEY_ID",
     "KEY_ID_BYTES",
+    "KEY_POSSESSION",
     "KEY_SET",
+    "KEY_SET_CHANGE",
     "PRESENTATION",
     "PUBLIC_KEY_BYTES",
     "REQUEST",
@@ -59,6 +61,8 @@ STATUS_EVENT = b"licentia.v1.status-event"
 STATUS_HEARTBEAT = b"licentia.v1.status-heartbeat"
 REQUEST = b"licentia.v1.request"
 TERMINATION_RECEIPT = b"licentia.v1.termination-receipt"
+KEY_SET_CHANGE = b"licentia.v1.key-set-change"
+KEY_POSSESSION = b"licentia.v1.key-possession"
 #: Not a signature domain: the prefix hashed into key ids.
 KEY_ID = b"licentia.v1.key-id"
 #: Not a signature domain: the prefix hashed into an issuer key set's digest.
@@ -75,6 +79,8 @@ DOMAINS: frozenset[bytes] = frozenset(
         STATUS_HEARTBEAT,
         REQUEST,
         TERMINATION_RECEIPT,
+        KEY_SET_CHANGE,
+        KEY_POSSESSION,
     }
 )
 

@@ -30,7 +30,8 @@ class LicencesPart(LedgerPart, LogPart):
     # -- licences ------------------------------------------------------------------------
     _LIC = (
         "licence_id, request_id, token, holder_key, licensee_key, issued_at, not_before,"
-        " not_after, status_index, max_uses, uses, exclusive, revoked_at"
+        " not_after, status_index, max_uses, uses, exclusive, revoked_at, consent_key,"
+        " licensee_device"
     )
 
     @staticmethod
@@ -49,6 +50,8 @@ class LicencesPart(LedgerPart, LogPart):
             uses=r[10],
             exclusive=bool(r[11]),
             revoked_at=r[12],
+            consent_key=r[13],
+            licensee_device=r[14],
         )
 
     @staticmethod
@@ -67,6 +70,8 @@ class LicencesPart(LedgerPart, LogPart):
             x.uses,
             int(x.exclusive),
             x.revoked_at,
+            x.consent_key or x.holder_key,
+            x.licensee_device or x.licensee_key,
         )
 
     def licence(self, licence_id: bytes) -> LicenceRow | None:

@@ -31,9 +31,17 @@ class PartiesPart(SqlBase):
         return Party(r[0], Role(r[1]), r[2] or "", r[3], r[4], r[5], bool(r[6]))
 
     def add_party(self, party: Party, *, nonces: Sequence[SpentNonce] = ()) -> None:
-        """Register a party; ALREADY_EXISTS if its key or handle is taken."""
-        try:
-            self._execute(
+        """Register a party, its key the first of its account's set; ALREADY_EXISTS if its
+        key or handle is taken (a key that is, or was, any account's key included)."""
+
+        def change(c: Conn) -> None:
+            if c.execute(
+                "SELECT 1 FROM account_keys WHERE public_key = ?", (party.key,)
+            ).fetchone():
+                raise LicentiaError(
+                    Reason.ALREADY_EXISTS, "this key is (or was) a key of an account"
+                )
+            c.execute(
                 f"INSERT INTO parties ({self._PARTY}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     party.key,
@@ -44,8 +52,15 @@ class PartiesPart(SqlBase):
                     party.registered_at,
                     int(party.objecting),
                 ),
-                nonces=nonces,
             )
+            c.execute(
+                "INSERT INTO account_keys (public_key, account, role, name, added_seq,"
+                " added_at) VALUES (?, ?, 1, '', 0, ?)",
+                (party.key, party.key, party.registered_at),
+            )
+
+        try:
+            self._transact(change, nonces)
         except self._INTEGRITY:
             raise LicentiaError(Reason.ALREADY_EXISTS, "key or handle already registered") from None
 

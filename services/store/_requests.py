@@ -281,7 +281,7 @@ class RequestsPart(LicencesPart):
                 f" deposit {missing} more",
             )
         c.execute(
-            f"INSERT INTO licences ({self._LIC}) VALUES ({', '.join('?' * 13)})",
+            f"INSERT INTO licences ({self._LIC}) VALUES ({', '.join('?' * 15)})",
             self._licence_values(licence),
         )
         if issuance.escrow is not None:

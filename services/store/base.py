@@ -35,6 +35,8 @@ from ..model import (
     Terms,
 )
 
+__all__ = ["AccountsStore", "SpentNonce", "StaleVerdict", "Store"]
+
 
 class StaleVerdict(Exception):  # noqa: N818 (not an error: a signal to decide again)
     """Raised, changing nothing, when an issuance's :class:`~..issuance.Verdict` was decided
@@ -422,7 +424,19 @@ class KeysStore(Protocol):
         ...
 
 
-class Store(PartiesStore, RequestsStore, LicencesStore, LedgerStore, LogStore, KeysStore, Protocol):
+from .base_accounts import AccountsStore  # noqa: E402 (it needs SpentNonce, above)
+
+
+class Store(
+    PartiesStore,
+    RequestsStore,
+    LicencesStore,
+    LedgerStore,
+    LogStore,
+    KeysStore,
+    AccountsStore,
+    Protocol,
+):
     """Durable state of one exchange: its parts, which share one transaction per change."""
 
     def spend_nonces(self, nonces: Sequence[SpentNonce]) -> None:

@@ -3,10 +3,10 @@
 :class:`SqlStore` is composed of one part per thing the store holds, each its own module:
 parties, assets, terms and rules (:mod:`._parties`), requests and issuance
 (:mod:`._requests`), licences and their status (:mod:`._licences`), the ledger
-(:mod:`._ledger`), the public log (:mod:`._log`) and the keys (:mod:`._keys`), over the
-plumbing they share (:mod:`._sql`). They hold the statements, the checks made inside each
-transaction and the row ↔ model conversions, written with ``?`` placeholders in SQL that
-SQLite and PostgreSQL both accept.
+(:mod:`._ledger`), the public log (:mod:`._log`), the keys (:mod:`._keys`) and the
+accounts' key sets (:mod:`._accounts`), over the plumbing they share (:mod:`._sql`). They
+hold the statements, the checks made inside each transaction and the row ↔ model
+conversions, written with ``?`` placeholders in SQL that SQLite and PostgreSQL both accept.
 A backend (:mod:`.sqlite`, :mod:`.postgres`) supplies the plumbing: how a change runs in one
 transaction (:meth:`SqlStore._transact`), how reads are made (:meth:`SqlStore._rows`,
 :meth:`SqlStore._snapshot`), how the next log index and revocation sequence are taken, and
@@ -17,6 +17,7 @@ write at once).
 
 from __future__ import annotations
 
+from ._accounts import AccountsPart
 from ._keys import KeysPart
 from ._parties import PartiesPart
 from ._requests import RequestsPart
@@ -33,6 +34,6 @@ __all__ = [
 ]
 
 
-class SqlStore(PartiesPart, RequestsPart, KeysPart):
+class SqlStore(PartiesPart, RequestsPart, KeysPart, AccountsPart):
     """The :class:`~.base.Store` methods over SQL, composed of its parts; a backend subclass
     supplies the plumbing (:class:`~._sql.SqlBase`)."""

@@ -227,6 +227,33 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE TABLE idempotency_digests (key BYTEA PRIMARY KEY, digest BYTEA NOT NULL);
         """,
     ),
+    (
+        "m009_accounts",
+        """
+        CREATE TABLE account_keys (
+            public_key BYTEA PRIMARY KEY, account BYTEA NOT NULL, role INTEGER NOT NULL,
+            name TEXT NOT NULL, added_seq BIGINT NOT NULL, added_at BIGINT NOT NULL,
+            removed_seq BIGINT NOT NULL DEFAULT 0, removed_at BIGINT NOT NULL DEFAULT 0,
+            cause INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX account_keys_account ON account_keys (account);
+        INSERT INTO account_keys (public_key, account, role, name, added_seq, added_at)
+            SELECT key, key, 1, '', 0, registered_at FROM parties;
+        CREATE TABLE key_set_changes (
+            account BYTEA NOT NULL, sequence BIGINT NOT NULL, change BYTEA NOT NULL,
+            at BIGINT NOT NULL, PRIMARY KEY (account, sequence)
+        );
+        CREATE TABLE pairings (
+            code TEXT PRIMARY KEY, account BYTEA NOT NULL, expires_at BIGINT NOT NULL,
+            joined BYTEA
+        );
+        ALTER TABLE licences ADD COLUMN consent_key BYTEA NOT NULL DEFAULT '';
+        ALTER TABLE licences ADD COLUMN licensee_device BYTEA NOT NULL DEFAULT '';
+        UPDATE licences SET consent_key = holder_key, licensee_device = licensee_key;
+        CREATE INDEX licences_licensee_device ON licences (licensee_device)
+            WHERE revoked_at = 0;
+        """,
+    ),
 )
 
 #: The channel on which revocations are announced (payload: the event's sequence number).

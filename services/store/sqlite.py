@@ -257,6 +257,40 @@ def m007_idempotency_digests(db: Database) -> None:
     )
 
 
+@migrations()
+def m009_accounts(db: Database) -> None:
+    """Accounts with key sets: every key of every account (the account's own key, a device
+    key, for every party registered before), the chain of signed key-set changes, pending
+    pairings, and on each licence the keys its claims name (the consenting device and the
+    licensee's presenting key)."""
+    db.executescript(
+        """
+        CREATE TABLE account_keys (
+            public_key BLOB PRIMARY KEY, account BLOB NOT NULL, role INTEGER NOT NULL,
+            name TEXT NOT NULL, added_seq INTEGER NOT NULL, added_at INTEGER NOT NULL,
+            removed_seq INTEGER NOT NULL DEFAULT 0, removed_at INTEGER NOT NULL DEFAULT 0,
+            cause INTEGER NOT NULL DEFAULT 0
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX account_keys_account ON account_keys (account);
+        INSERT INTO account_keys (public_key, account, role, name, added_seq, added_at)
+            SELECT key, key, 1, '', 0, registered_at FROM parties;
+        CREATE TABLE key_set_changes (
+            account BLOB NOT NULL, sequence INTEGER NOT NULL, change BLOB NOT NULL,
+            at INTEGER NOT NULL, PRIMARY KEY (account, sequence)
+        ) STRICT, WITHOUT ROWID;
+        CREATE TABLE pairings (
+            code TEXT PRIMARY KEY, account BLOB NOT NULL, expires_at INTEGER NOT NULL,
+            joined BLOB
+        ) STRICT, WITHOUT ROWID;
+        ALTER TABLE licences ADD COLUMN consent_key BLOB NOT NULL DEFAULT x'';
+        ALTER TABLE licences ADD COLUMN licensee_device BLOB NOT NULL DEFAULT x'';
+        UPDATE licences SET consent_key = holder_key, licensee_device = licensee_key;
+        CREATE INDEX licences_licensee_device ON licences (licensee_device)
+            WHERE revoked_at = 0;
+        """
+    )
+
+
 class SqliteStore(SqlStore):
     """The :class:`~.base.Store` on one SQLite file (``:memory:`` is refused: nothing fakes
     durability)."""

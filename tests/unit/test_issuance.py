@@ -114,7 +114,10 @@ def _rule_row(**changes: Any) -> StandingRuleRow:
 def test_the_covering_rule_is_one_in_force_never_for_a_sensitive_use() -> None:
     claims = typical_claims(ISSUER, HOLDER, LICENSEE, NOW)
     row = _rule_row()
-    assert issuance.covering_rule([row], claims, NOW) == StandingConsent(row.rule, row.signature)
+    assert issuance.covering_rule([row], claims, NOW) == (
+        StandingConsent(row.rule, row.signature),
+        claims,
+    )
     assert issuance.covering_rule([dataclasses.replace(row, withdrawn_at=NOW)], claims, NOW) is None
     assert issuance.covering_rule([row], claims, NOW + 400 * DAY) is None  # out of force
     political = dataclasses.replace(

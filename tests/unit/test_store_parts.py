@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from licentia.services.store import (
+    _accounts,
     _keys,
     _ledger,
     _licences,
@@ -28,6 +29,7 @@ PARTS = [
     (base.LedgerStore, _ledger.LedgerPart),
     (base.LogStore, _log.LogPart),
     (base.KeysStore, _keys.KeysPart),
+    (base.AccountsStore, _accounts.AccountsPart),  # declared in base_accounts.py
 ]
 
 

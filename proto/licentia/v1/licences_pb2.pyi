@@ -15,9 +15,11 @@ class TerminationCause(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TERMINATION_CAUSE_UNSPECIFIED: _ClassVar[TerminationCause]
     TERMINATION_CAUSE_REVOKED: _ClassVar[TerminationCause]
     TERMINATION_CAUSE_ERASED: _ClassVar[TerminationCause]
+    TERMINATION_CAUSE_LICENSEE_KEY_COMPROMISED: _ClassVar[TerminationCause]
 TERMINATION_CAUSE_UNSPECIFIED: TerminationCause
 TERMINATION_CAUSE_REVOKED: TerminationCause
 TERMINATION_CAUSE_ERASED: TerminationCause
+TERMINATION_CAUSE_LICENSEE_KEY_COMPROMISED: TerminationCause
 
 class GetLicenceRequest(_message.Message):
     __slots__ = ("licence_id",)

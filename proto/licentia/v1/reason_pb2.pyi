@@ -55,6 +55,11 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASON_UNAVAILABLE: _ClassVar[Reason]
     REASON_CLOCK_SKEW: _ClassVar[Reason]
     REASON_IDEMPOTENCY_KEY_REUSED: _ClassVar[Reason]
+    REASON_KEY_SET_CONFLICT: _ClassVar[Reason]
+    REASON_KEY_SET_UNAUTHORISED: _ClassVar[Reason]
+    REASON_KEY_SET_INVALID: _ClassVar[Reason]
+    REASON_LAST_KEY: _ClassVar[Reason]
+    REASON_KEY_REMOVED: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 REASON_MALFORMED: Reason
 REASON_TOO_LARGE: Reason
@@ -104,3 +109,8 @@ REASON_BUSY: Reason
 REASON_UNAVAILABLE: Reason
 REASON_CLOCK_SKEW: Reason
 REASON_IDEMPOTENCY_KEY_REUSED: Reason
+REASON_KEY_SET_CONFLICT: Reason
+REASON_KEY_SET_UNAUTHORISED: Reason
+REASON_KEY_SET_INVALID: Reason
+REASON_LAST_KEY: Reason
+REASON_KEY_REMOVED: Reason

@@ -137,7 +137,7 @@ class LicenceRequest(_message.Message):
     def __init__(self, request_id: _Optional[bytes] = ..., state: _Optional[_Union[RequestState, str]] = ..., advertiser_key: _Optional[bytes] = ..., advertiser_organisation: _Optional[str] = ..., holder_key: _Optional[bytes] = ..., claims: _Optional[bytes] = ..., created_at: _Optional[int] = ..., expires_at: _Optional[int] = ..., updated_at: _Optional[int] = ..., reason: _Optional[str] = ..., failure: _Optional[str] = ..., auto_approved: _Optional[bool] = ...) -> None: ...
 
 class LicenceRecord(_message.Message):
-    __slots__ = ("licence_id", "token", "state", "holder_key", "licensee_key", "issued_at", "not_before", "not_after", "revoked_at", "uses", "max_uses", "request_id", "status_index")
+    __slots__ = ("licence_id", "token", "state", "holder_key", "licensee_key", "issued_at", "not_before", "not_after", "revoked_at", "uses", "max_uses", "request_id", "status_index", "consent_key", "licensee_device_key")
     LICENCE_ID_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +151,8 @@ class LicenceRecord(_message.Message):
     MAX_USES_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_KEY_FIELD_NUMBER: _ClassVar[int]
+    LICENSEE_DEVICE_KEY_FIELD_NUMBER: _ClassVar[int]
     licence_id: bytes
     token: str
     state: LicenceState
@@ -164,7 +166,9 @@ class LicenceRecord(_message.Message):
     max_uses: int
     request_id: bytes
     status_index: int
-    def __init__(self, licence_id: _Optional[bytes] = ..., token: _Optional[str] = ..., state: _Optional[_Union[LicenceState, str]] = ..., holder_key: _Optional[bytes] = ..., licensee_key: _Optional[bytes] = ..., issued_at: _Optional[int] = ..., not_before: _Optional[int] = ..., not_after: _Optional[int] = ..., revoked_at: _Optional[int] = ..., uses: _Optional[int] = ..., max_uses: _Optional[int] = ..., request_id: _Optional[bytes] = ..., status_index: _Optional[int] = ...) -> None: ...
+    consent_key: bytes
+    licensee_device_key: bytes
+    def __init__(self, licence_id: _Optional[bytes] = ..., token: _Optional[str] = ..., state: _Optional[_Union[LicenceState, str]] = ..., holder_key: _Optional[bytes] = ..., licensee_key: _Optional[bytes] = ..., issued_at: _Optional[int] = ..., not_before: _Optional[int] = ..., not_after: _Optional[int] = ..., revoked_at: _Optional[int] = ..., uses: _Optional[int] = ..., max_uses: _Optional[int] = ..., request_id: _Optional[bytes] = ..., status_index: _Optional[int] = ..., consent_key: _Optional[bytes] = ..., licensee_device_key: _Optional[bytes] = ...) -> None: ...
 
 class AssetAccess(_message.Message):
     __slots__ = ("sha256", "licence_id", "licensee_key", "accessed_at")

@@ -1,3 +1,4 @@
+from licentia.v1 import accounts_pb2 as _accounts_pb2
 from licentia.v1 import licences_pb2 as _licences_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -8,14 +9,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class LogEntry(_message.Message):
-    __slots__ = ("licence", "revocation", "issuer_key")
+    __slots__ = ("licence", "revocation", "issuer_key", "key_set_change")
     LICENCE_FIELD_NUMBER: _ClassVar[int]
     REVOCATION_FIELD_NUMBER: _ClassVar[int]
     ISSUER_KEY_FIELD_NUMBER: _ClassVar[int]
+    KEY_SET_CHANGE_FIELD_NUMBER: _ClassVar[int]
     licence: str
     revocation: LoggedRevocation
     issuer_key: LoggedIssuerKey
-    def __init__(self, licence: _Optional[str] = ..., revocation: _Optional[_Union[LoggedRevocation, _Mapping]] = ..., issuer_key: _Optional[_Union[LoggedIssuerKey, _Mapping]] = ...) -> None: ...
+    key_set_change: _accounts_pb2.SignedKeySetChange
+    def __init__(self, licence: _Optional[str] = ..., revocation: _Optional[_Union[LoggedRevocation, _Mapping]] = ..., issuer_key: _Optional[_Union[LoggedIssuerKey, _Mapping]] = ..., key_set_change: _Optional[_Union[_accounts_pb2.SignedKeySetChange, _Mapping]] = ...) -> None: ...
 
 class LoggedRevocation(_message.Message):
     __slots__ = ("licence_id", "revoked_at", "cause", "request")

@@ -1,0 +1,149 @@
+"""What every party's client does with its account's key set, built once for the sync and the
+asyncio clients (:class:`~.party.PartyClient`, :class:`~.party.AsyncPartyClient`).
+
+An account is named by the key that registered it; its key set (device keys, a recovery key)
+changes only by changes signed by the set they replace (:mod:`licentia.keyset`). The builders
+here make those changes from a set the client has *verified*: :func:`verified` replays the
+chain the exchange sends from the account id alone and refuses a set the chain does not
+prove, so a client never signs on top of a set the exchange made up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from licentia import keyset
+from licentia.errors import LicentiaError, Reason
+from licentia.keys import PrivateKey
+from licentia.keyset import KeySet
+from licentia.methods import path
+from licentia.v1 import accounts_pb2
+
+__all__ = [
+    "CHANGE_KEY_SET",
+    "GET_KEY_SET",
+    "GET_PAIRING",
+    "JOIN_PAIRING",
+    "LIST_CONSENTS",
+    "START_PAIRING",
+    "VerifiedKeySet",
+    "add_key",
+    "recover",
+    "remove_key",
+    "verified",
+]
+
+GET_KEY_SET = path(accounts_pb2, "GetKeySet")
+CHANGE_KEY_SET = path(accounts_pb2, "ChangeKeySet")
+START_PAIRING = path(accounts_pb2, "StartPairing")
+JOIN_PAIRING = path(accounts_pb2, "JoinPairing")
+GET_PAIRING = path(accounts_pb2, "GetPairing")
+LIST_CONSENTS = path(accounts_pb2, "ListConsents")
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedKeySet:
+    """An account's key set as its chain proves it, with what the exchange said about it."""
+
+    #: The set the chain ends with.
+    current: KeySet
+    #: Every set of the chain, from the genesis (``sets[n]`` after change ``n``).
+    sets: tuple[KeySet, ...]
+    #: The exchange's answer, as received.
+    answer: accounts_pb2.GetKeySetResponse
+
+
+def verified(answer: accounts_pb2.GetKeySetResponse) -> VerifiedKeySet:
+    """Replay the chain in ``answer`` from its account id: every change must be signed by the
+    set before it (:func:`licentia.keyset.verify_chain`), and the current set the exchange
+    states must be the one the chain ends with. Raises ``LicentiaError`` (the chain's reason,
+    or KEY_SET_INVALID for a stated set the chain does not prove)."""
+    sets = keyset.verify_chain(answer.account, answer.changes)
+    current = sets[-1]
+    stated = {(k.public_key, k.role) for k in answer.keys}
+    if stated != {(k.public, k.role) for k in current.keys} or answer.sequence != current.sequence:
+        raise LicentiaError(
+            Reason.KEY_SET_INVALID,
+            "the exchange states a key set its signed chain does not prove",
+        )
+    return VerifiedKeySet(current, tuple(sets), answer)
+
+
+def _kept(s: KeySet) -> list[accounts_pb2.AccountKey]:
+    return [k.to_proto() for k in s.keys]
+
+
+def add_key(
+    current: KeySet,
+    signer: PrivateKey,
+    key: PrivateKey | accounts_pb2.AccountKey,
+    *,
+    role: int = keyset.DEVICE,
+    name: str = "",
+    at: int,
+) -> accounts_pb2.SignedKeySetChange:
+    """The change adding ``key`` (a private key, whose proof is made here; or a joining
+    device's ``AccountKey`` with its proof, from a pairing), signed by ``signer``."""
+    if isinstance(key, PrivateKey):
+        entry = accounts_pb2.AccountKey(
+            public_key=key.public.raw,
+            role=role,  # type: ignore[arg-type]
+            name=name,
+            proof=keyset.possession_proof(key, current.account),
+        )
+    else:
+        entry = key
+    return keyset.make_change(current, signer, keyset.ADD_KEY, [*_kept(current), entry], at=at)
+
+
+def remove_key(
+    current: KeySet, signer: PrivateKey, public: bytes, *, compromised: bool, at: int
+) -> accounts_pb2.SignedKeySetChange:
+    """The change removing the device key ``public``, as compromised or as retired."""
+    if current.key(public) is None:
+        raise LicentiaError(Reason.NOT_FOUND, "that key is not in the account's set")
+    rest = [k for k in _kept(current) if k.public_key != public]
+    cause = keyset.COMPROMISED if compromised else keyset.RETIRED
+    return keyset.make_change(current, signer, keyset.REMOVE_KEY, rest, at=at, cause=cause)
+
+
+def recover(
+    current: KeySet,
+    recovery: PrivateKey,
+    devices: Iterable[tuple[PrivateKey, str]],
+    *,
+    compromised: bool,
+    at: int,
+    new_recovery: tuple[PrivateKey, str] | None = None,
+) -> accounts_pb2.SignedKeySetChange:
+    """The change by which the recovery key replaces every device with ``devices`` (and
+    itself with ``new_recovery`` when given); the devices that leave go as compromised or
+    as retired."""
+    mine = current.recovery
+    if mine is None or mine.public != recovery.public.raw:
+        raise LicentiaError(Reason.KEY_SET_UNAUTHORISED, "this is not the account's recovery key")
+    keys: list[accounts_pb2.AccountKey] = [
+        accounts_pb2.AccountKey(
+            public_key=k.public.raw,
+            role=keyset.DEVICE,
+            name=name,
+            proof=keyset.possession_proof(k, current.account),
+        )
+        for k, name in devices
+    ]
+    if new_recovery is None:
+        keys.append(mine.to_proto())
+    else:
+        k, name = new_recovery
+        keys.append(
+            accounts_pb2.AccountKey(
+                public_key=k.public.raw,
+                role=keyset.RECOVERY,
+                name=name,
+                proof=keyset.possession_proof(k, current.account),
+            )
+        )
+    leaving = {k.public for k in current.keys} - {k.public_key for k in keys}
+    cause = (keyset.COMPROMISED if compromised else keyset.RETIRED) if leaving else 0
+    return keyset.make_change(current, recovery, keyset.RECOVER, keys, at=at, cause=cause)

@@ -1,0 +1,242 @@
+"""Accounts and their key sets: every key's account, the chain of signed changes, pairings,
+and the consents a key gave (part of :class:`.common.SqlStore`).
+
+A change of a key set is applied in one transaction with everything it implies: the change
+is checked against the set the chain ends with (:func:`licentia.keyset.apply_change`, under
+the account's lock), stored, appended to the public log, the keys that join and leave are
+recorded, and every live licence bound to a licensee key that leaves as compromised is
+revoked (its bit set on the revocation feed, its unused escrow refunded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from licentia import keyset
+from licentia.errors import LicentiaError, Reason
+from licentia.keyset import KeySet
+from licentia.v1 import accounts_pb2, transparency_pb2
+
+from ..model import Cause, KeyRow, KeySetChanged, KeySetState, LicenceRow, Party, RevocationEvent
+from ._licences import LicencesPart
+from ._parties import PartiesPart
+from ._sql import Conn
+from .base import SpentNonce
+
+
+class AccountsPart(LicencesPart):
+    """Key sets, pairings and consents."""
+
+    _KEY = "public_key, account, role, name, added_seq, added_at, removed_seq, removed_at, cause"
+
+    @staticmethod
+    def _key(r: Sequence[Any]) -> KeyRow:
+        return KeyRow(bytes(r[0]), bytes(r[1]), *r[2:9])
+
+    def key_owner(self, public_key: bytes) -> tuple[Party, KeyRow] | None:
+        """The party whose account ``public_key`` is (or was) a key of, and the key."""
+        r = self._row(
+            f"SELECT {', '.join('k.' + x.strip() for x in self._KEY.split(','))},"
+            " p.key, p.role, p.handle, p.display_name, p.country, p.registered_at,"
+            " p.objecting FROM account_keys k JOIN parties p ON p.key = k.account"
+            " WHERE k.public_key = ?",
+            (public_key,),
+        )
+        if r is None:
+            return None
+        return PartiesPart._party(r[9:]), self._key(r[:9])
+
+    def _state(self, c: Conn, account: bytes) -> KeySetState:
+        changes = tuple(
+            bytes(r[0])
+            for r in c.execute(
+                "SELECT change FROM key_set_changes WHERE account = ? ORDER BY sequence",
+                (account,),
+            ).fetchall()
+        )
+        rows = tuple(
+            self._key(r)
+            for r in c.execute(
+                f"SELECT {self._KEY} FROM account_keys WHERE account = ?"
+                " ORDER BY added_seq, public_key",
+                (account,),
+            ).fetchall()
+        )
+        current = keyset.genesis(account)
+        if changes:
+            last = accounts_pb2.SignedKeySetChange.FromString(changes[-1])
+            change = keyset.decode_change(last).change
+            current = KeySet(
+                account,
+                change.sequence,
+                keyset.change_digest(last.change),
+                tuple(keyset.AccountKey(k.public_key, k.role, k.name) for k in change.keys),
+            )
+        return KeySetState(current, rows, changes)
+
+    def key_set(self, account: bytes) -> KeySetState:
+        """An account's key set, keys and chain, read in one snapshot."""
+        with self._snapshot() as c:
+            return self._state(c, account)
+
+    def change_key_set(
+        self,
+        account: bytes,
+        signed: accounts_pb2.SignedKeySetChange,
+        now: int,
+        evidence: bytes,
+        *,
+        nonces: Sequence[SpentNonce] = (),
+    ) -> KeySetChanged:
+        """Apply one signed change to ``account``'s set (the next of its chain, or
+        KEY_SET_CONFLICT), log it, record its keys, and revoke the live licences bound to a
+        licensee key it removes as compromised (``evidence``: the signed call, logged with
+        each revocation). A key already in any account (or ever was) cannot join:
+        KEY_SET_INVALID."""
+
+        def change(c: Conn) -> KeySetChanged:
+            self._hold(c, b"key-set", account)
+            before = self._state(c, account)
+            after = keyset.apply_change(before.current, signed)
+            parsed = keyset.decode_change(signed).change
+            seq = after.sequence
+            try:
+                c.execute(
+                    "INSERT INTO key_set_changes (account, sequence, change, at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (account, seq, signed.SerializeToString(deterministic=True), now),
+                )
+            except self._INTEGRITY:
+                raise LicentiaError(
+                    Reason.KEY_SET_CONFLICT, "another change of this key set came first"
+                ) from None
+            old = {k.public for k in before.current.keys}
+            for k in after.keys:
+                if k.public in old:
+                    continue
+                taken = c.execute(
+                    "SELECT 1 FROM account_keys WHERE public_key = ?", (k.public,)
+                ).fetchone()
+                if taken:
+                    raise LicentiaError(
+                        Reason.KEY_SET_INVALID,
+                        "that key belongs (or belonged) to an account: a key serves one"
+                        " account, once",
+                    )
+                c.execute(
+                    f"INSERT INTO account_keys ({self._KEY}) VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0)",
+                    (k.public, account, int(k.role), k.name, seq, now),
+                )
+            events: list[RevocationEvent] = []
+            for k in keyset.removed_by(before.current, after):
+                c.execute(
+                    "UPDATE account_keys SET removed_seq = ?, removed_at = ?, cause = ?"
+                    " WHERE public_key = ?",
+                    (seq, now, int(parsed.cause), k.public),
+                )
+                if parsed.cause == keyset.COMPROMISED:
+                    events.extend(self._revoke_bound_to(c, k.public, now, evidence))
+            self._log(
+                c,
+                transparency_pb2.LogEntry(key_set_change=signed),
+                now,
+                "key_set",
+                account,
+            )
+            return KeySetChanged(self._state(c, account), tuple(events))
+
+        return self._transact(change, nonces)
+
+    def _revoke_bound_to(
+        self, c: Conn, licensee_device: bytes, now: int, evidence: bytes
+    ) -> list[RevocationEvent]:
+        rows = c.execute(
+            f"SELECT {self._LIC} FROM licences WHERE licensee_device = ? AND revoked_at = 0"
+            " AND not_after > ?",
+            (licensee_device, now),
+        ).fetchall()
+        events = []
+        for r in rows:
+            lic = self._licence(r)
+            if self._CONCURRENT_WRITERS:  # revoked meanwhile by another writer?
+                self._hold(c, b"licence", lic.licence_id)
+                again = c.execute(
+                    "SELECT revoked_at FROM licences WHERE licence_id = ?", (lic.licence_id,)
+                ).fetchone()
+                if again[0]:
+                    continue
+            events.append(self._revoke(c, lic, now, Cause.LICENSEE_KEY_COMPROMISED, evidence))
+        return events
+
+    # -- pairings --------------------------------------------------------------------------
+    def start_pairing(
+        self,
+        code: str,
+        account: bytes,
+        expires_at: int,
+        now: int,
+        *,
+        nonces: Sequence[SpentNonce] = (),
+    ) -> None:
+        """Open a pairing under ``code`` (sweeping the expired ones); ALREADY_EXISTS if the
+        code is taken."""
+
+        def change(c: Conn) -> None:
+            c.execute("DELETE FROM pairings WHERE expires_at <= ?", (now,))
+            try:
+                c.execute(
+                    "INSERT INTO pairings (code, account, expires_at, joined)"
+                    " VALUES (?, ?, ?, NULL)",
+                    (code, account, expires_at),
+                )
+            except self._INTEGRITY:
+                raise LicentiaError(Reason.ALREADY_EXISTS, "that code is in use") from None
+
+        self._transact(change, nonces)
+
+    def pairing(self, code: str, now: int) -> tuple[bytes, int, bytes | None] | None:
+        """``(account, expires_at, joined key)`` of a pairing still open at ``now``."""
+        r = self._row(
+            "SELECT account, expires_at, joined FROM pairings WHERE code = ? AND expires_at > ?",
+            (code, now),
+        )
+        if r is None:
+            return None
+        return bytes(r[0]), int(r[1]), bytes(r[2]) if r[2] is not None else None
+
+    def join_pairing(
+        self, code: str, key: bytes, now: int, *, nonces: Sequence[SpentNonce] = ()
+    ) -> tuple[bytes, int]:
+        """Record the joining key (a serialized AccountKey) on an open pairing that none has
+        joined; ``(account, expires_at)``. NOT_FOUND for an unknown or expired code,
+        ALREADY_EXISTS when another key joined first (the same key again is a retry)."""
+
+        def change(c: Conn) -> tuple[bytes, int]:
+            r = c.execute(
+                "SELECT account, expires_at, joined FROM pairings"
+                " WHERE code = ? AND expires_at > ?",
+                (code, now),
+            ).fetchone()
+            if r is None:
+                raise LicentiaError(Reason.NOT_FOUND, "no such pairing code (or it has expired)")
+            if r[2] is not None and bytes(r[2]) != key:
+                raise LicentiaError(Reason.ALREADY_EXISTS, "another device joined this pairing")
+            c.execute("UPDATE pairings SET joined = ? WHERE code = ?", (key, code))
+            return bytes(r[0]), int(r[1])
+
+        return self._transact(change, nonces)
+
+    # -- consents --------------------------------------------------------------------------
+    def consents_of(
+        self, account: bytes, key: bytes, since: int, now: int, limit: int
+    ) -> list[LicenceRow]:
+        """Live licences of holder ``account`` whose consent ``key`` gave, issued at or after
+        ``since``, newest first (at most ``limit``)."""
+        rows = self._rows(
+            f"SELECT {self._LIC} FROM licences WHERE holder_key = ? AND consent_key = ?"
+            " AND revoked_at = 0 AND not_after > ? AND issued_at >= ?"
+            " ORDER BY issued_at DESC, licence_id LIMIT ?",
+            (account, key, now, since, limit),
+        )
+        return [self._licence(r) for r in rows]

@@ -1,0 +1,379 @@
+"""Accounts with key sets, against a real exchange: devices that join by pairing and consent
+from any of them, a stolen device removed as compromised that stops at once, the recovery
+key that replaces every device, racing changes, a compromised licensee key whose licences
+stop everywhere, and every bad change refused with its reason and nothing changed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from licentia import keyset
+from licentia.clients import accounts
+from licentia.clients.channel import SignedChannel
+from licentia.clients.holder import ExchangeError, Holder, standing_rule
+from licentia.errors import Reason
+from licentia.keys import PrivateKey
+from licentia.token import parse_token
+from licentia.v1 import accounts_pb2, records_pb2, transparency_pb2
+from licentia.vocabulary import DataCategory, Medium, Purpose
+
+from .exchange_harness import (
+    DAY,
+    PHOTO_SHA,
+    Exchange,
+    Party,
+    photo_use,
+    reasons,
+    register_advertiser,
+    register_holder,
+    register_platform,
+    request_licence,
+    revoke_licence,
+    start_verifier,
+    verify,
+    wait_for,
+)
+
+BOTH_STORES = pytest.mark.parametrize("ex", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture
+def laptop(ex: Exchange) -> Iterator[Holder]:
+    """Alice's first device: her account's key (registered, with a photo and terms)."""
+    alice = ex.party()
+    register_holder(alice)
+    with Holder(ex.channel(), alice.key) as h:
+        yield h
+
+
+def paired(ex: Exchange, old: Holder, name: str = "phone") -> Holder:
+    """A new device joined to ``old``'s account by a pairing code, approved on ``old``."""
+    code = old.start_pairing().code
+    new = Holder(ex.channel(), PrivateKey.generate())
+    joined = new.join_pairing(code, name)
+    assert joined.joined
+    assert joined.account == old.account
+    old.approve_pairing(code)
+    new.key_set()
+    return new
+
+
+def refused(reason: Reason, fn, *args, **kw) -> ExchangeError:  # type: ignore[no-untyped-def]
+    with pytest.raises(ExchangeError) as e:
+        fn(*args, **kw)
+    assert e.value.reason == reason, str(e.value)
+    return e.value
+
+
+@BOTH_STORES
+def test_a_second_device_joins_by_code_and_consents_in_the_holders_name(
+    ex: Exchange, laptop: Holder
+) -> None:
+    adv = ex.party()
+    register_advertiser(adv)
+    phone = paired(ex, laptop)
+    assert phone.account == laptop.account == laptop.key.public.raw
+    assert {k.name for k in phone.key_set().current.keys} == {"", "phone"}
+
+    asked = request_licence(adv, laptop.account).request
+    (seen,) = phone.inbox()  # the phone sees, and signs, the claims naming itself
+    assert parse_token_claims_holder(seen.claims) == phone.key.public.raw
+    licence = phone.approve(seen)
+    token = parse_token(licence.token)
+    assert token.holder_key == phone.key.public.raw  # the device that consented
+    assert licence.holder_key == laptop.account  # the account that owns it
+    assert licence.consent_key == phone.key.public.raw
+    assert licence.licensee_device_key == adv.key.public.raw
+    assert licence.request_id == asked.request_id
+    # The licence verifies as any other, and both devices see it as hers.
+    assert [x.licence_id for x in laptop.licences()] == [licence.licence_id]
+    assert [x.licence_id for x in phone.licences()] == [licence.licence_id]
+    laptop_view = laptop.inbox(include_answered=True)[0]
+    assert laptop_view.state == records_pb2.REQUEST_STATE_ISSUED
+
+
+def parse_token_claims_holder(claims: bytes) -> bytes:
+    from licentia.token import LicenceClaims
+
+    return LicenceClaims.decode(claims).holder.raw
+
+
+def test_a_device_removed_as_compromised_is_refused_at_once_and_changes_nothing(
+    ex: Exchange, laptop: Holder
+) -> None:
+    adv = ex.party()
+    register_advertiser(adv)
+    phone = paired(ex, laptop)
+    phone_licence = phone.approve(_ask(adv, laptop, phone))
+    laptop_licence = laptop.approve(_ask(adv, laptop, laptop))
+    before = laptop.key_set().current
+
+    done = laptop.remove_key(phone.key.public.raw, compromised=True)
+    assert done.key_set.sequence == before.sequence + 1
+    (gone,) = done.key_set.removed
+    assert (gone.public_key, gone.cause) == (
+        phone.key.public.raw,
+        accounts_pb2.KEY_REMOVAL_CAUSE_COMPROMISED,
+    )
+    # The stolen phone's next signed call, of any service, is refused.
+    refused(Reason.KEY_REMOVED, phone.inbox)
+    refused(Reason.KEY_REMOVED, phone.revoke, laptop_licence.licence_id)
+    refused(Reason.KEY_REMOVED, phone.key_set)
+    refused(Reason.KEY_REMOVED, phone.remove_key, laptop.key.public.raw, compromised=True)
+    assert laptop.key_set().current.sequence == before.sequence + 1  # nothing changed
+    assert laptop.licence(laptop_licence.licence_id).state == records_pb2.LICENCE_STATE_ACTIVE
+    # What the phone approved is listed for the holder to review, then revoked by her.
+    consents = laptop.consents(phone.key.public.raw)
+    assert [x.licence_id for x in consents.licences] == [phone_licence.licence_id]
+    assert laptop.consents(phone.key.public.raw, since=int(time.time()) + 5).licences == []
+    laptop.revoke(phone_licence.licence_id)
+    assert laptop.consents(phone.key.public.raw).licences == []
+    # A removed key can never join again, nor register.
+    again = Holder(ex.channel(), phone.key)
+    refused(Reason.ALREADY_EXISTS, again.register, "phonie")
+
+
+def _ask(adv: Party, holder: Holder, device: Holder) -> records_pb2.LicenceRequest:
+    asked = request_licence(adv, holder.account).request
+    return next(r for r in device.inbox() if r.request_id == asked.request_id)
+
+
+def test_a_retired_devices_licences_stay_valid(ex: Exchange, laptop: Holder) -> None:
+    adv, platform = ex.party(), ex.party()
+    register_advertiser(adv)
+    register_platform(platform)
+    phone = paired(ex, laptop)
+    licence = phone.approve(_ask(adv, laptop, phone))
+    laptop.remove_key(phone.key.public.raw, compromised=False)
+    refused(Reason.KEY_REMOVED, phone.inbox)
+    assert reasons(verify(platform, adv, licence.token, photo_use())) == []
+
+
+def test_the_recovery_key_replaces_every_device_and_signs_nothing_else(
+    ex: Exchange, laptop: Holder
+) -> None:
+    adv = ex.party()
+    register_advertiser(adv)
+    paper = PrivateKey.generate()
+    laptop.add_recovery_key(paper)
+    licence = laptop.approve(_ask(adv, laptop, laptop))
+    with Holder(ex.channel(), paper) as rec:
+        refused(Reason.NOT_OWNER, rec.inbox)  # a recovery key signs key-set changes only
+        refused(Reason.NOT_OWNER, rec.revoke, licence.licence_id)
+        assert rec.key_set().current.account == laptop.account
+        new_laptop = PrivateKey.generate()
+        done = rec.recover(new_laptop, "new laptop")
+    assert [k.name for k in done.key_set.keys] == ["new laptop", "paper"]
+    refused(Reason.KEY_REMOVED, laptop.inbox)  # the old laptop is out
+    with Holder(ex.channel(), new_laptop) as me:
+        assert me.key_set().current.account == laptop.account
+        assert [x.licence_id for x in me.licences()] == [licence.licence_id]
+        me.revoke(licence.licence_id)  # she is back in control of what is hers
+
+
+def test_two_changes_at_once_one_wins_the_other_is_aborted(ex: Exchange, laptop: Holder) -> None:
+    phone = paired(ex, laptop)
+    current = laptop.key_set().current
+    a = accounts.add_key(current, laptop.key, PrivateKey.generate(), name="a", at=int(time.time()))
+    b = accounts.remove_key(
+        current, phone.key, laptop.key.public.raw, compromised=True, at=int(time.time())
+    )
+    results: dict[str, object] = {}
+    go = threading.Barrier(2)
+
+    def send(name: str, who: Holder, change: accounts_pb2.SignedKeySetChange) -> None:
+        go.wait()
+        try:
+            results[name] = who.change_key_set(change).key_set.sequence
+        except ExchangeError as e:
+            results[name] = e.reason
+
+    threads = [
+        threading.Thread(target=send, args=("a", laptop, a)),
+        threading.Thread(target=send, args=("b", phone, b)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(map(str, results.values())) == sorted(
+        [str(current.sequence + 1), str(Reason.KEY_SET_CONFLICT)]
+    )
+    winner = next(k for k, v in results.items() if v == current.sequence + 1)
+    survivor = phone if winner == "b" else laptop
+    assert survivor.key_set().current.sequence == current.sequence + 1
+
+
+def test_bad_changes_are_refused_with_a_reason_and_change_nothing(
+    ex: Exchange, laptop: Holder
+) -> None:
+    phone = paired(ex, laptop)
+    current = laptop.key_set().current
+    now = int(time.time())
+    stranger = Holder(ex.channel(), PrivateKey.generate())
+    stranger.register("bob")
+    theirs = stranger.key_set().current
+    cases = [
+        # for another account than the caller's
+        (
+            Reason.KEY_SET_INVALID,
+            accounts.add_key(theirs, stranger.key, PrivateKey.generate(), at=now),
+        ),
+        # replayed: the change that added the phone
+        (Reason.KEY_SET_CONFLICT, laptop.key_set().answer.changes[0]),
+        # signed by a stranger's key
+        (
+            Reason.KEY_SET_UNAUTHORISED,
+            accounts.add_key(current, stranger.key, PrivateKey.generate(), at=now),
+        ),
+        # dated out of the window
+        (
+            Reason.KEY_SET_INVALID,
+            accounts.add_key(current, laptop.key, PrivateKey.generate(), at=now - 3600),
+        ),
+        # a key of another account joining
+        (Reason.KEY_SET_INVALID, _add_existing(current, laptop.key, stranger.key, now)),
+        # the last way in (after the phone removes the laptop, the phone removes itself)
+        (
+            Reason.KEY_SET_UNAUTHORISED,
+            accounts.remove_key(
+                current, phone.key, phone.key.public.raw, compromised=False, at=now
+            ),
+        ),
+    ]
+    for reason, change in cases:
+        refused(reason, laptop.change_key_set, change)
+    malformed = accounts_pb2.SignedKeySetChange(
+        change=b"\xff", signer=bytes(32), signature=bytes(64)
+    )
+    refused(Reason.KEY_SET_INVALID, laptop.change_key_set, malformed)
+    refused(Reason.KEY_SET_INVALID, laptop.change_key_set, accounts_pb2.SignedKeySetChange())
+    assert laptop.key_set().current == current  # nothing changed
+    laptop.remove_key(phone.key.public.raw, compromised=False)
+    last = laptop.key_set().current
+    empty = keyset.make_change(
+        last, laptop.key, keyset.REMOVE_KEY, [], at=now, cause=keyset.RETIRED
+    )
+    refused(Reason.LAST_KEY, laptop.change_key_set, empty)
+    assert laptop.key_set().current == last
+
+
+def _add_existing(
+    current: keyset.KeySet, signer: PrivateKey, other: PrivateKey, now: int
+) -> accounts_pb2.SignedKeySetChange:
+    return accounts.add_key(current, signer, other, at=now)
+
+
+def test_pairing_codes_are_single_use_scoped_and_typed_forgivingly(
+    ex: Exchange, laptop: Holder
+) -> None:
+    code = laptop.start_pairing().code
+    assert len(code) == 9
+    assert code[4] == "-"
+    with Holder(ex.channel(), PrivateKey.generate()) as wrong:
+        refused(Reason.NOT_FOUND, wrong.join_pairing, "ZZZZ-ZZZZ", "x")
+        refused(Reason.INVALID_REQUEST, wrong.join_pairing, "nope", "x")
+    first = Holder(ex.channel(), PrivateKey.generate())
+    assert first.join_pairing(code.lower().replace("-", " "), "phone").joined
+    second = Holder(ex.channel(), PrivateKey.generate())
+    refused(Reason.ALREADY_EXISTS, second.join_pairing, code, "thief")
+    stranger = Holder(ex.channel(), PrivateKey.generate())
+    stranger.register("bob")
+    refused(Reason.NOT_FOUND, stranger.pairing, code)  # another account's pairing
+    refused(Reason.ALREADY_EXISTS, stranger.join_pairing, code, "bob")  # a registered key
+    laptop.approve_pairing(code)
+    assert first.key_set().current.key(first.key.public.raw) is not None
+
+
+def test_every_change_is_in_the_public_log(ex: Exchange, laptop: Holder) -> None:
+    phone = paired(ex, laptop)
+    laptop.remove_key(phone.key.public.raw, compromised=True)
+    chain = list(laptop.key_set().answer.changes)
+    logged = [
+        e.key_set_change
+        for _, raw, _ in ex.app.deps.store.log_entries(0, ex.app.deps.store.log_size())
+        if (e := transparency_pb2.LogEntry.FromString(raw)).HasField("key_set_change")
+    ]
+    assert logged == chain
+    assert keyset.verify_chain(laptop.account, logged)[-1] == laptop.key_set().current
+
+
+def test_a_standing_rule_signed_by_a_second_device_approves_in_its_name(
+    ex: Exchange, laptop: Holder
+) -> None:
+    adv = ex.party()
+    register_advertiser(adv)
+    phone = paired(ex, laptop)
+    rule = standing_rule(
+        phone.key,
+        categories=[DataCategory.IMAGE],
+        purposes=[Purpose.ADVERTISING],
+        media=[Medium.ONLINE],
+        territories=["FR"],
+        assets=[PHOTO_SHA],
+        not_before=int(time.time()) - 60,
+        not_after=int(time.time()) + 100 * DAY,
+        max_term_seconds=100 * DAY,
+        min_price_per_day=100,
+    )
+    phone.add_standing_rule(rule)
+    issued = request_licence(adv, laptop.account)
+    assert issued.request.state == records_pb2.REQUEST_STATE_ISSUED
+    assert parse_token(issued.licence.token).holder_key == phone.key.public.raw
+    assert [r.consent.rule for r in laptop.consents(phone.key.public.raw).rules] == [
+        rule.consent.rule
+    ]
+
+
+@BOTH_STORES
+def test_a_compromised_licensee_key_stops_presenting_everywhere(ex: Exchange) -> None:
+    holder, adv, platform = ex.party(), ex.party(), ex.party()
+    register_holder(holder)
+    register_advertiser(adv)
+    register_platform(platform)
+    service = PrivateKey.generate()  # the advertiser's second service key
+    with Holder(ex.channel(), adv.key) as adv_account:
+        adv_account.add_device(service, "ad server")
+    leaked = Party(service, SignedChannel(ex.channel(), service), ex)
+    bound = _issue(holder, leaked)
+    kept = _issue(holder, adv)
+    assert parse_token(bound.token).licensee_key == service.public.raw
+    assert bound.licensee_key == adv.key.public.raw  # the advertiser's account
+    assert reasons(verify(platform, leaked, bound.token, photo_use())) == []
+    verifier, channel = start_verifier(ex.address, "photoshare")
+    try:
+        wait_for(lambda: verifier.check(bound.token, _pres(leaked, bound), photo_use()).allowed, 5)
+        with Holder(ex.channel(), adv.key) as adv_account:
+            done = adv_account.remove_key(service.public.raw, compromised=True)
+        assert done.licences_revoked == 1
+        wait_for(
+            lambda: (
+                Reason.REVOKED
+                in verifier.check(bound.token, _pres(leaked, bound), photo_use()).reasons
+            ),
+            3,
+        )
+    finally:
+        verifier.close()
+        channel.close()
+    assert reasons(verify(platform, leaked, bound.token, photo_use())) == [Reason.REVOKED]
+    assert reasons(verify(platform, adv, kept.token, photo_use())) == []
+    refused(Reason.KEY_REMOVED, request_licence, leaked, holder.key.public.raw)
+    again = revoke_licence(holder, bound.licence_id)  # already revoked: the same answer
+    assert again.licence.state == records_pb2.LICENCE_STATE_REVOKED
+
+
+def _issue(holder: Party, adv: Party) -> records_pb2.LicenceRecord:
+    from .exchange_harness import approve_request
+
+    return approve_request(holder, request_licence(adv, holder.key.public.raw).request).licence
+
+
+def _pres(adv: Party, licence: records_pb2.LicenceRecord) -> str:
+    from licentia.presentation import present
+
+    return present(adv.key, licence.licence_id, "photoshare", photo_use(), int(time.time()))
