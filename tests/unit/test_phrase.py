@@ -230,6 +230,26 @@ def test_a_real_word_typo_is_located_by_the_checksum() -> None:
     )
 
 
+def test_several_places_a_fix_may_be() -> None:
+    # "year" typed as "cat": one edit from "cat" ("cart") or from "wave" fixes the checksum.
+    error = _error(_replace(KAT_PHRASE, 4, "cat"))
+    assert error.suggestions == (4, 5)
+    assert error.corrections == ((4, "cart"), (5, "pave"), (5, "wage"))
+    assert str(error) == (
+        "the words are all valid but the checksum fails: one of these may be wrong: "
+        "word 4 ('cat': did you mean 'cart'?); word 5 ('wave': did you mean 'pave' or 'wage'?)"
+    )
+    # Beyond three places, the message gives the positions only.
+    swapped = KAT_PHRASE.split()
+    swapped[0], swapped[1] = swapped[1], swapped[0]
+    error = _error(" ".join(swapped))
+    assert error.suggestions == (2, 3, 5, 10, 11, 12)
+    assert str(error) == (
+        "the words are all valid but the checksum fails: "
+        "one of words 2, 3, 5, 10, 11 and 12 may be wrong"
+    )
+
+
 def test_swapped_words_with_no_single_fix() -> None:
     parse_phrase(SWAP_PHRASE)
     error = _error(SWAPPED)
