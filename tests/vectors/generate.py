@@ -18,6 +18,7 @@ from typing import Any, cast
 import nacl.bindings
 import nacl.signing
 from google.protobuf.message import Message
+from mnemonic import Mnemonic
 
 from licentia import keys as keymod
 from licentia import methods, territory
@@ -26,6 +27,7 @@ from licentia.errors import LicentiaError
 from licentia.examples import PHOTO_SHA256, typical_claims, typical_rule
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
 from licentia.nonces import MemoryNonceStore
+from licentia.phrase import new_phrase, recovery_key
 from licentia.presentation import PRESENTATION_PREFIX, present
 from licentia.request import (
     TIMESTAMP_HEADER,
@@ -66,6 +68,8 @@ NOW = 1_800_000_000
 DAY = 86400
 SEEDS = {"issuer": b"\x01" * 32, "holder": b"\x02" * 32, "licensee": b"\x03" * 32}
 AUDIENCE = "platform-1"
+#: The recovery phrase vector's entropy: BIP-39's own second English vector.
+RECOVERY_ENTROPY = b"\x7f" * 16
 RFC8032_TEST1 = {
     "secret_key": "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
     "public_key": "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
@@ -89,6 +93,20 @@ def _use_json(u: IntendedUse) -> dict[str, Any]:
         "medium": u.medium.name,
         "territory": u.territory,
         "asset_sha256": u.asset_sha256.hex(),
+    }
+
+
+def recovery_phrase() -> dict[str, Any]:
+    """The phrase of ``RECOVERY_ENTROPY`` and every step to its recovery key (token-format
+    §1a): the BIP-39 seed (empty passphrase), the Ed25519 seed, the public key."""
+    phrase = new_phrase(RECOVERY_ENTROPY)
+    key = recovery_key(RECOVERY_ENTROPY)
+    return {
+        "entropy_hex": RECOVERY_ENTROPY.hex(),
+        "phrase": phrase,
+        "bip39_seed_hex": Mnemonic.to_seed(phrase, passphrase="").hex(),
+        "ed25519_seed_hex": key.seed.hex(),
+        "public_key": key.public.text,
     }
 
 
@@ -727,6 +745,7 @@ def build() -> dict[str, Any]:
             }
             for name, key in k.items()
         },
+        "recovery_phrase": recovery_phrase(),
         "issuer_key_window": {"not_before": NOW - DAY, "not_after": None},
         "status_staleness_bound": 300,
         "approval_licence": {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import nacl.bindings
 import nacl.exceptions
 import nacl.signing
 import pytest
+from mnemonic import Mnemonic
 
 from licentia import territory
 from licentia.encoding import b64url_decode
@@ -129,6 +131,22 @@ def test_rfc8032_test1() -> None:
     key = nacl.signing.SigningKey(bytes.fromhex(t["secret_key"]))
     assert bytes(key.verify_key).hex() == t["public_key"]
     assert key.sign(bytes.fromhex(t["message"])).signature.hex() == t["signature"]
+
+
+def test_recovery_phrase() -> None:
+    # Rebuilt from the standard's steps alone (token-format §1a): BIP-39 words and checksum,
+    # PBKDF2-HMAC-SHA512 with the salt "mnemonic", HMAC-SHA512 keyed with the domain.
+    r = V["recovery_phrase"]
+    entropy = bytes.fromhex(r["entropy_hex"])
+    words = Mnemonic("english").wordlist
+    bits = int.from_bytes(entropy, "big") << 4 | hashlib.sha256(entropy).digest()[0] >> 4
+    assert r["phrase"] == " ".join(words[bits >> 11 * (11 - i) & 0x7FF] for i in range(12))
+    bip39_seed = hashlib.pbkdf2_hmac("sha512", r["phrase"].encode(), b"mnemonic", 2048)
+    assert bip39_seed.hex() == r["bip39_seed_hex"]
+    seed = hmac.new(b"licentia.v1.recovery-key", bip39_seed, hashlib.sha512).digest()[:32]
+    assert seed.hex() == r["ed25519_seed_hex"]
+    public = bytes(nacl.signing.SigningKey(seed).verify_key)
+    assert PublicKey(public).text == r["public_key"]
 
 
 @pytest.mark.parametrize("case", V["cases"], ids=[c["name"] for c in V["cases"]])
