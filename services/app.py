@@ -64,6 +64,7 @@ FOLLOWER_METHODS = frozenset(
         "GetRequest",
         "ListInbox",
         "ListStandingRules",
+        "ListPayoutDestinations",
         "GetCheckpoint",
         "GetEntries",
         "GetInclusionProof",

@@ -75,6 +75,8 @@ _BY_CODE: Final[Mapping[Any, tuple[Reason, ...]]] = {
         _R.PRESENTATION_EXPIRED,
         _R.REPLAYED,
         _R.PRESENTATION_MISMATCH,
+        _R.PAYOUT_DESTINATION_PENDING,
+        _R.PAYOUT_DESTINATION_UNKNOWN,
     ),
     grpc.StatusCode.INTERNAL: (_R.INTERNAL,),
     grpc.StatusCode.UNIMPLEMENTED: (_R.NOT_SERVED,),

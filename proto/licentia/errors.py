@@ -64,6 +64,8 @@ class Reason(enum.IntEnum):
     UNAVAILABLE = 46
     CLOCK_SKEW = 47
     IDEMPOTENCY_KEY_REUSED = 48
+    PAYOUT_DESTINATION_PENDING = 49
+    PAYOUT_DESTINATION_UNKNOWN = 50
 
 
 class LicentiaError(Exception):
