@@ -56,7 +56,11 @@ from .exchange_harness import (
 DAY = 86400
 #: The exchange's fee: 10 %, the default (restated, so a changed default is noticed).
 FEE_BPS = 1000
-SETTINGS = Settings(heartbeat_seconds=0.5)
+#: No payout delay: these tests are not about it (test_payouts.py is), so a destination the
+#: holder adds is usable at once.
+SETTINGS = Settings(heartbeat_seconds=0.5, payout_delay_seconds=0)
+#: The payout destinations the world's holder adds at its start.
+PAYOUT_REFERENCES = ("IBAN FR76 0001", "IBAN FR76 3000 6000", "payout-1")
 #: A 30-day licence at the holder's price (1.00 EUR a day).
 PRICE = 3000
 C = grpc.StatusCode
@@ -70,6 +74,8 @@ CODE: dict[Reason, Any] = {
     Reason.INSUFFICIENT_FUNDS: C.FAILED_PRECONDITION,
     Reason.USES_EXHAUSTED: C.FAILED_PRECONDITION,
     Reason.UNKNOWN_KEY: C.UNAUTHENTICATED,
+    Reason.PAYOUT_DESTINATION_PENDING: C.FAILED_PRECONDITION,
+    Reason.PAYOUT_DESTINATION_UNKNOWN: C.FAILED_PRECONDITION,
 }
 K = ledger_pb2.PostingKind
 
@@ -134,9 +140,11 @@ def rebind(p: Party, ex: Exchange, clock: FrozenClock) -> Party:
     return Party(p.key, SignedChannel(ex.channel(), p.key, clock=clock.now), ex)
 
 
-def make_world(path: Path) -> World:
+def make_world(path: Path, settings: Settings = SETTINGS) -> World:
+    """A world on a new exchange; its holder has added :data:`PAYOUT_REFERENCES` (usable
+    at once under :data:`SETTINGS`)."""
     clock = FrozenClock()
-    ex = start_exchange(path, settings=SETTINGS, clock=clock)
+    ex = start_exchange(path, settings=settings, clock=clock)
     try:
         assert ex.app.deps.settings.fee_bps == FEE_BPS
         assert ex.app.deps.settings.currency == "EUR"
@@ -144,6 +152,8 @@ def make_world(path: Path) -> World:
         register_holder(holder)
         register_advertiser(adv)
         register_platform(platform)
+        for reference in PAYOUT_REFERENCES:
+            add_destination(holder, reference)
     except BaseException:
         ex.stop()
         raise
@@ -197,6 +207,15 @@ def withdraw(
         ),
         ledger_pb2.WithdrawResponse,
     )
+
+
+def add_destination(p: Party, reference: str) -> ledger_pb2.PayoutDestination:
+    return p.call(
+        ledger_pb2,
+        "AddPayoutDestination",
+        ledger_pb2.AddPayoutDestinationRequest(reference=reference),
+        ledger_pb2.AddPayoutDestinationResponse,
+    ).destination
 
 
 def statement(p: Party, page_size: int = 0, before: int = 0) -> ledger_pb2.GetStatementResponse:
