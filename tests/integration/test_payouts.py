@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -183,9 +184,9 @@ def test_another_holder_neither_sees_nor_cancels_nor_uses_my_destinations(w: Wor
 
 def test_only_a_holder_has_payout_destinations(w: World) -> None:
     for caller in (w.adv, w.platform):
-        refused(Reason.NOT_OWNER, lambda c=caller: add_destination(c, IBAN))
-        refused(Reason.NOT_OWNER, lambda c=caller: cancel(c, IBAN))
-        refused(Reason.NOT_OWNER, lambda c=caller: destinations(c))
+        refused(Reason.NOT_OWNER, partial(add_destination, caller, IBAN))
+        refused(Reason.NOT_OWNER, partial(cancel, caller, IBAN))
+        refused(Reason.NOT_OWNER, partial(destinations, caller))
     refused(Reason.UNKNOWN_KEY, lambda: add_destination(w.party(), IBAN))
 
 
