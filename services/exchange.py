@@ -21,9 +21,10 @@ from licentia.token import (
 from licentia.v1 import exchange_pb2, records_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
-from . import convert, issuance, ledger, market
+from . import convert, issuance, market
 from .deps import Deps
 from .idempotency import request_digest
+from .ledger_service import payout_notices
 from .model import LicenceRow, RequestRow, RequestState, Role, StandingRuleRow
 from .rpc import Call, Method
 from .store import StaleVerdict
@@ -386,27 +387,8 @@ class ExchangeService:
             rows = [r for r in rows if r.state == RequestState.PENDING]
         return exchange_pb2.ListInboxResponse(
             requests=[convert.request_to(r, self._organisation(r.advertiser_key)) for r in rows],
-            notices=self._notices(holder.key, call.now),
+            notices=payout_notices(self.d.store, holder.key, call.now),
         )
-
-    def _notices(self, holder_key: bytes, now: int) -> list[records_pb2.Notice]:
-        """What the holder is told about her account: each payout destination still in its
-        delay, so that she can cancel one she did not add before it becomes usable."""
-        return [
-            records_pb2.Notice(
-                kind=records_pb2.NOTICE_KIND_PAYOUT_DESTINATION_ADDED,
-                at=d.added_at,
-                text=(
-                    f"a payout destination {d.reference} was added at"
-                    f" {ledger.utc_text(d.added_at)}; it becomes usable at"
-                    f" {ledger.utc_text(d.usable_at)}; cancel it with"
-                    f" `licentia-wallet payouts cancel {d.reference}` if you did not add it"
-                ),
-                subject=d.reference,
-            )
-            for d in self.d.store.payout_destinations(holder_key, cancelled=0)
-            if d.state_at(now) == "PENDING"
-        ]
 
     def _holders_pending(self, request_id: bytes, call: Call) -> RequestRow:
         holder = self.d.party(call, Role.HOLDER)

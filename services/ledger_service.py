@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from licentia.errors import LicentiaError, Reason
-from licentia.v1 import ledger_pb2
+from licentia.v1 import ledger_pb2, records_pb2
 
+from . import ledger
 from .deps import Deps
 from .idempotency import request_digest
 from .model import LedgerLine, PayoutDestination, Role
 from .rpc import Call, Method
+from .store import Store
 
 #: The longest payment or payout reference.
 MAX_REFERENCE_CHARS = 128
@@ -76,6 +78,25 @@ def destination_to(d: PayoutDestination, now: int) -> ledger_pb2.PayoutDestinati
         ),
         cancelled_at=d.cancelled_at,
     )
+
+
+def payout_notices(store: Store, holder_key: bytes, now: int) -> list[records_pb2.Notice]:
+    """What ListInbox tells the holder of her payout destinations: each one still in its
+    delay, so that she can cancel one she did not add before it becomes usable."""
+    return [
+        records_pb2.Notice(
+            kind=records_pb2.NOTICE_KIND_PAYOUT_DESTINATION_ADDED,
+            at=d.added_at,
+            text=(
+                f"a payout destination {d.reference} was added at {ledger.utc_text(d.added_at)};"
+                f" it becomes usable at {ledger.utc_text(d.usable_at)}; cancel it with"
+                f" `licentia-wallet payouts cancel {d.reference}` if you did not add it"
+            ),
+            subject=d.reference,
+        )
+        for d in store.payout_destinations(holder_key, cancelled=0)
+        if d.state_at(now) == "PENDING"
+    ]
 
 
 class LedgerService:
