@@ -34,6 +34,7 @@ from licentia.v1 import (
     ledger_pb2,
     licences_pb2,
     records_pb2,
+    registry_pb2,
     verification_pb2,
 )
 from licentia.vocabulary import DataCategory, Medium, Purpose
@@ -1239,6 +1240,20 @@ def test_the_inbox_tells_the_holder_of_each_destination_in_its_delay(wd: World) 
     add_destination(ada, "IBAN 2")
     cancel(ada, "IBAN 2")
     assert notices(ada) == []
+
+
+def test_the_export_holds_every_payout_destination(wd: World) -> None:
+    w = wd
+    add_destination(w.holder, IBAN)
+    cancel(w.holder, IBAN)
+    exported = w.holder.call(
+        registry_pb2,
+        "ExportData",
+        registry_pb2.ExportDataRequest(),
+        registry_pb2.ExportDataResponse,
+    )
+    assert list(exported.payout_destinations) == destinations(w.holder)
+    assert [d.reference for d in exported.payout_destinations][-1] == IBAN
 
 
 def test_the_flag_takes_decimal_hours_and_refuses_a_negative_delay(tmp_path: Path) -> None:
