@@ -82,7 +82,9 @@ class LedgerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Withdraw(self, request, context):
-        """Holder: move part of the available balance to an external payout reference.
+        """Holder: move part of the available balance to one of its CONFIRMED payout destinations
+        (PAYOUT_DESTINATION_PENDING during its delay, PAYOUT_DESTINATION_UNKNOWN for a reference
+        never added or cancelled; checked in the payout's transaction, and nothing moves).
         Idempotent by idempotency_key: the same request again pays nothing (replayed=true);
         the same key in a different request is refused with IDEMPOTENCY_KEY_REUSED.
         """
