@@ -63,6 +63,7 @@ def line_to(line: LedgerLine) -> ledger_pb2.StatementLine:
     )
 
 
+#: The prefix of ``licentia.v1.PayoutDestinationState``'s names.
 _STATE = "PAYOUT_DESTINATION_STATE_"
 
 
@@ -72,10 +73,7 @@ def destination_to(d: PayoutDestination, now: int) -> ledger_pb2.PayoutDestinati
         reference=d.reference,
         added_at=d.added_at,
         usable_at=d.usable_at,
-        state=cast(
-            "Any",
-            ledger_pb2.PayoutDestinationState.Value(f"PAYOUT_DESTINATION_STATE_{d.state_at(now)}"),
-        ),
+        state=cast("Any", ledger_pb2.PayoutDestinationState.Value(_STATE + d.state_at(now))),
         cancelled_at=d.cancelled_at,
     )
 

@@ -215,7 +215,7 @@ def cmd_inbox(s: Session) -> None:
     _out(
         s.args,
         {"requests": [_dict(r) for r in requests], "notices": [_dict(n) for n in notices]},
-        "\n\n".join(blocks) or "No request is waiting for you.",
+        "\n\n".join(blocks if requests else [*blocks, "No request is waiting for you."]),
     )
 
 
