@@ -142,6 +142,37 @@ def test_money_export_and_erasure(instant_ex: Exchange) -> None:
         assert me.assets() == []
 
 
+@pytest.mark.parametrize("ex", ["sqlite", "postgres"], indirect=True)
+def test_payout_destinations_wait_out_the_delay_on_either_store(ex: Exchange) -> None:
+    """The default delay (72 hours): a new destination is pending, in the inbox's notices,
+    refused by a withdrawal, and gone once cancelled; on SQLite and PostgreSQL alike."""
+    with Holder.connect(ex.address, PrivateKey.generate()) as me:
+        me.register("ada")
+        added = me.add_payout_destination("IBAN FR76 9")
+        assert added.usable_at - added.added_at == 72 * 3600
+        assert me.add_payout_destination("IBAN FR76 9") == added
+        (notice,) = me.notices()
+        assert (notice.kind, notice.subject) == (
+            records_pb2.NOTICE_KIND_PAYOUT_DESTINATION_ADDED,
+            "IBAN FR76 9",
+        )
+        for reference, reason in (
+            ("IBAN FR76 9", Reason.PAYOUT_DESTINATION_PENDING),
+            ("IBAN FR76 8", Reason.PAYOUT_DESTINATION_UNKNOWN),
+        ):
+            with pytest.raises(ExchangeError) as refused:
+                me.withdraw(1, reference, holder_pkg.new_idempotency_key())
+            assert refused.value.reason == reason
+        assert me.cancel_payout_destination("IBAN FR76 9").cancelled_at
+        assert me.notices() == []
+        with pytest.raises(ExchangeError) as missing:
+            me.cancel_payout_destination("IBAN FR76 9")
+        assert missing.value.reason == Reason.NOT_FOUND
+        assert [d.state for d in me.list_payout_destinations()] == [
+            ledger_pb2.PAYOUT_DESTINATION_STATE_CANCELLED
+        ]
+
+
 def test_standing_rules_approve_for_the_holder(ex: Exchange, adv: Party) -> None:
     with Holder.connect(ex.address, PrivateKey.generate()) as me:
         _offer(me)
