@@ -40,6 +40,8 @@ PER_USE = 50
 MAX_USES = 100
 IBAN = "FR76 3000 6000 0112 3456 7890 189"
 PASSPHRASE = "a long passphrase for the demo"
+#: The demo exchange's payout delay: 7.2 seconds (a real one waits 72 hours by default).
+PAYOUT_DELAY_HOURS = 0.002
 DAY = 86400
 
 
@@ -108,6 +110,10 @@ def exchange(data: Path) -> Iterator[str]:
             str(port_file),
             "--heartbeat-seconds",
             "1",
+            # A new payout destination is usable after 7 s here (72 hours by default), so
+            # that the story shows the rule without waiting days.
+            "--payout-delay-hours",
+            str(PAYOUT_DELAY_HOURS),
         ],
         stdout=subprocess.DEVNULL,
         stderr=(data / "server.log").open("w"),
@@ -143,6 +149,13 @@ class Wallet:
         self.pass_file.chmod(0o600)
 
     def __call__(self, *argv: str) -> str:
+        code, out, err = self.run(*argv)
+        if code != 0:
+            raise StoryError(f"licentia-wallet {argv[0]} failed: {err.strip()}")
+        return out
+
+    def run(self, *argv: str) -> tuple[int, str, str]:
+        """The wallet's exit status, stdout and stderr (a refusal is no error here)."""
         out = subprocess.run(
             [
                 sys.executable,
@@ -158,9 +171,7 @@ class Wallet:
             timeout=60,
             check=False,
         )
-        if out.returncode != 0:
-            raise StoryError(f"licentia-wallet {argv[0]} failed: {out.stderr.strip()}")
-        return out.stdout
+        return out.returncode, out.stdout, out.stderr
 
 
 def expect(decision: Decision, verdict: str) -> str:
@@ -365,8 +376,34 @@ def story(tmp: Path) -> None:
                     f" {money(after)}."
                 )
                 kept = earnings(wallet)
-                say(f"Alice keeps what she earned, {eur(kept['total_minor'])}, and withdraws it:")
-                out = wallet("withdraw", f"{kept['available_minor'] / 100:.2f}", "--to", IBAN)
+                amount = f"{kept['available_minor'] / 100:.2f}"
+                say(f"Alice keeps what she earned, {eur(kept['total_minor'])}, and will withdraw")
+                say("it to her bank. She adds her IBAN as a payout destination first:")
+                added = json.loads(wallet("payouts", "add", IBAN, "--json"))
+                if added["state"] != "PAYOUT_DESTINATION_STATE_PENDING":
+                    raise StoryError(f"a new payout destination is not pending: {added}")
+                notice = next(
+                    (x for x in wallet("inbox").splitlines() if x.startswith("Notice")), ""
+                )
+                say("Her inbox tells her (as it would of a destination a thief added):")
+                for part in notice.split(": ", 1)[-1].split("; "):
+                    say(f"    {part}")
+                code, _, err = wallet.run("withdraw", amount, "--to", IBAN)
+                if code == 0 or "PAYOUT_DESTINATION_PENDING" not in err:
+                    raise StoryError(
+                        f"a withdrawal to a pending destination was not refused: {err}"
+                    )
+                say(
+                    "It is pending: a withdrawal to it now is refused (PAYOUT_DESTINATION_PENDING)."
+                )
+                say(
+                    f"This exchange waits {PAYOUT_DELAY_HOURS * 3600:.0f} s (72 hours by default):"
+                    " a thief with her laptop"
+                )
+                say("could not send her money to himself at once; she would see his destination")
+                say("in her inbox and cancel it. Once it is usable, she withdraws:")
+                time.sleep(max(int(added["usable_at"]) - time.time() + 1, 0))
+                out = wallet("withdraw", amount, "--to", IBAN)
                 say("    " + out.splitlines()[0])
                 audit = json.loads(wallet("audit", "--json"))
                 if audit["problems"] or (audit["your_licences"], audit["your_revocations"]) != (

@@ -67,6 +67,7 @@ FOLLOWER_METHODS = frozenset(
         "GetRequest",
         "ListInbox",
         "ListStandingRules",
+        "ListPayoutDestinations",
         "GetCheckpoint",
         "GetEntries",
         "GetInclusionProof",

@@ -16,6 +16,8 @@ from .model import KeyRow, Party, Role
 from .rpc import Call, Clock
 from .store import Store
 
+#: The default payout delay: 72 hours.
+DEFAULT_PAYOUT_DELAY_SECONDS = 72 * 3600
 #: How long the verification hot path trusts its last read of a platform's key (seconds).
 PLATFORM_CACHE_SECONDS = 1
 
@@ -38,6 +40,9 @@ class Settings:
     fee_bps: int = 1000
     #: The public log's origin line (C2SP tlog-checkpoint), unique to this exchange.
     log_origin: str = "licentia.exchange/log"
+    #: How long after it is added a payout destination becomes usable (default 72 hours):
+    #: the time a holder has to notice a destination she did not add, and cancel it.
+    payout_delay_seconds: int = DEFAULT_PAYOUT_DELAY_SECONDS
 
 
 @dataclass

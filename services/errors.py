@@ -82,6 +82,8 @@ _BY_CODE: Final[Mapping[Any, tuple[Reason, ...]]] = {
         _R.PRESENTATION_EXPIRED,
         _R.REPLAYED,
         _R.PRESENTATION_MISMATCH,
+        _R.PAYOUT_DESTINATION_PENDING,
+        _R.PAYOUT_DESTINATION_UNKNOWN,
         _R.LAST_KEY,
     ),
     # Another change came first: read again and retry.

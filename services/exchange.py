@@ -34,6 +34,7 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 from . import convert, issuance, market
 from .deps import Deps
 from .idempotency import request_digest
+from .ledger_service import payout_notices
 from .model import LicenceRow, RequestRow, RequestState, Role, StandingRuleRow
 from .rpc import Call, Method
 from .store import StaleVerdict
@@ -449,7 +450,8 @@ class ExchangeService:
             requests=[
                 convert.request_to(self._as_seen_by(r, call), self._organisation(r.advertiser_key))
                 for r in rows
-            ]
+            ],
+            notices=payout_notices(self.d.store, holder.key, call.now),
         )
 
     def _holders_pending(self, request_id: bytes, call: Call) -> RequestRow:

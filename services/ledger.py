@@ -23,6 +23,7 @@ favour); closing a licence refunds what was neither earned nor charged to the ad
 
 from __future__ import annotations
 
+import datetime
 import enum
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -392,6 +393,45 @@ def withdraw(holder_key: bytes, amount: int, balance: int, at: int) -> Posting:
         at,
         (Entry(Account.holder(holder_key), -amount), Entry(Account.external(), amount)),
     )
+
+
+def utc_text(t: int) -> str:
+    """Unix seconds ``t`` as a UTC time a person reads (``2026-12-07 04:40:12 UTC``)."""
+    try:
+        return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):
+        return f"{t} (Unix seconds)"
+
+
+def check_payout_destination(usable_at: int | None, now: int) -> None:
+    """Refuse a payout to a destination that is not confirmed at ``now``.
+
+    ``usable_at`` is that of the holder's destination with the payout reference, not
+    cancelled (None when there is none): PAYOUT_DESTINATION_UNKNOWN, saying how to add one;
+    PAYOUT_DESTINATION_PENDING before ``usable_at``, saying when and how to cancel it.
+    """
+    if usable_at is None:
+        raise LicentiaError(
+            Reason.PAYOUT_DESTINATION_UNKNOWN,
+            "this payout reference is not one of your payout destinations: add it first"
+            " (AddPayoutDestination; licentia-wallet payouts add REF); it becomes usable"
+            " after the exchange's payout delay",
+        )
+    if now < usable_at:
+        raise LicentiaError(
+            Reason.PAYOUT_DESTINATION_PENDING,
+            f"this payout destination becomes usable at {utc_text(usable_at)}"
+            f" (in {_duration(usable_at - now)}); if you did not add it, cancel it now"
+            " (CancelPayoutDestination; licentia-wallet payouts cancel REF)",
+        )
+
+
+def _duration(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
 class Balances:

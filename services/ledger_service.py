@@ -11,15 +11,21 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from licentia.errors import LicentiaError, Reason
-from licentia.v1 import ledger_pb2
+from licentia.v1 import ledger_pb2, records_pb2
 
+from . import ledger
 from .deps import Deps
 from .idempotency import request_digest
-from .model import LedgerLine, Role
+from .model import LedgerLine, PayoutDestination, Role
 from .rpc import Call, Method
+from .store import Store
 
 #: The longest payment or payout reference.
 MAX_REFERENCE_CHARS = 128
+#: The most payout destinations not cancelled that one holder keeps.
+MAX_PAYOUT_DESTINATIONS = 16
+#: The most cancelled payout destinations a list shows (the newest).
+LISTED_CANCELLED = 48
 #: The most lines one statement page carries.
 MAX_PAGE = 500
 DEFAULT_PAGE = 100
@@ -57,6 +63,40 @@ def line_to(line: LedgerLine) -> ledger_pb2.StatementLine:
     )
 
 
+#: The prefix of ``licentia.v1.PayoutDestinationState``'s names.
+_STATE = "PAYOUT_DESTINATION_STATE_"
+
+
+def destination_to(d: PayoutDestination, now: int) -> ledger_pb2.PayoutDestination:
+    """The wire form of a payout destination, in its state at ``now``."""
+    return ledger_pb2.PayoutDestination(
+        reference=d.reference,
+        added_at=d.added_at,
+        usable_at=d.usable_at,
+        state=cast("Any", ledger_pb2.PayoutDestinationState.Value(_STATE + d.state_at(now))),
+        cancelled_at=d.cancelled_at,
+    )
+
+
+def payout_notices(store: Store, holder_key: bytes, now: int) -> list[records_pb2.Notice]:
+    """What ListInbox tells the holder of her payout destinations: each one still in its
+    delay, so that she can cancel one she did not add before it becomes usable."""
+    return [
+        records_pb2.Notice(
+            kind=records_pb2.NOTICE_KIND_PAYOUT_DESTINATION_ADDED,
+            at=d.added_at,
+            text=(
+                f"a payout destination {d.reference} was added at {ledger.utc_text(d.added_at)};"
+                f" it becomes usable at {ledger.utc_text(d.usable_at)}; cancel it with"
+                f" `licentia-wallet payouts cancel {d.reference}` if you did not add it"
+            ),
+            subject=d.reference,
+        )
+        for d in store.payout_destinations(holder_key, cancelled=0)
+        if d.state_at(now) == "PENDING"
+    ]
+
+
 class LedgerService:
     """The servicer of balances and statements."""
 
@@ -69,6 +109,9 @@ class LedgerService:
             "Deposit": Method(self.deposit),
             "Withdraw": Method(self.withdraw),
             "GetStatement": Method(self.get_statement),
+            "AddPayoutDestination": Method(self.add_payout_destination),
+            "CancelPayoutDestination": Method(self.cancel_payout_destination),
+            "ListPayoutDestinations": Method(self.list_payout_destinations),
         }
 
     def deposit(self, req: ledger_pb2.DepositRequest, call: Call) -> ledger_pb2.DepositResponse:
@@ -118,6 +161,47 @@ class LedgerService:
         )
         return ledger_pb2.WithdrawResponse(
             line=line_to(line), balance_minor=balance, replayed=replayed
+        )
+
+    def add_payout_destination(
+        self, req: ledger_pb2.AddPayoutDestinationRequest, call: Call
+    ) -> ledger_pb2.AddPayoutDestinationResponse:
+        """Add a payout destination of the holder, usable after the exchange's payout delay."""
+        holder = self.d.party(call, Role.HOLDER)
+        reference = _reference(req.reference, "payout reference")
+        dest, _ = self.d.store.add_payout_destination(
+            holder.key,
+            reference,
+            call.now,
+            call.now + self.d.settings.payout_delay_seconds,
+            limit=MAX_PAYOUT_DESTINATIONS,
+            nonces=call.spends,
+        )
+        return ledger_pb2.AddPayoutDestinationResponse(destination=destination_to(dest, call.now))
+
+    def cancel_payout_destination(
+        self, req: ledger_pb2.CancelPayoutDestinationRequest, call: Call
+    ) -> ledger_pb2.CancelPayoutDestinationResponse:
+        """Cancel one of the holder's payout destinations (pending or confirmed), at once.
+        Her recovery key may cancel too: a thief's destination is stopped from paper."""
+        holder = self.d.party(call, Role.HOLDER, recovery=True)
+        reference = _reference(req.reference, "payout reference")
+        dest = self.d.store.cancel_payout_destination(
+            holder.key, reference, call.now, nonces=call.spends
+        )
+        return ledger_pb2.CancelPayoutDestinationResponse(
+            destination=destination_to(dest, call.now)
+        )
+
+    def list_payout_destinations(
+        self, req: ledger_pb2.ListPayoutDestinationsRequest, call: Call
+    ) -> ledger_pb2.ListPayoutDestinationsResponse:
+        """The holder's payout destinations, oldest first (her recovery key may read them)."""
+        holder = self.d.party(call, Role.HOLDER, recovery=True)
+        rows = self.d.store.payout_destinations(holder.key, cancelled=LISTED_CANCELLED)
+        return ledger_pb2.ListPayoutDestinationsResponse(
+            destinations=[destination_to(d, call.now) for d in rows],
+            delay_seconds=self.d.settings.payout_delay_seconds,
         )
 
     def get_statement(

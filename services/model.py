@@ -193,6 +193,25 @@ class Statement:
 
 
 @dataclass(frozen=True, slots=True)
+class PayoutDestination:
+    """A holder's payout destination: usable from ``usable_at`` until it is cancelled."""
+
+    holder_key: bytes
+    reference: str
+    added_at: int
+    usable_at: int
+    #: 0 while it is not cancelled.
+    cancelled_at: int = 0
+
+    def state_at(self, now: int) -> str:
+        """``CANCELLED``, ``PENDING`` (before ``usable_at``) or ``CONFIRMED`` at ``now``: the
+        names of ``licentia.v1.PayoutDestinationState`` without their prefix."""
+        if self.cancelled_at:
+            return "CANCELLED"
+        return "PENDING" if now < self.usable_at else "CONFIRMED"
+
+
+@dataclass(frozen=True, slots=True)
 class KeyRow:
     """One key of an account, current or removed."""
 

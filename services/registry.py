@@ -14,6 +14,7 @@ from licentia.vocabulary import DataCategory
 
 from . import convert, market
 from .deps import Deps
+from .ledger_service import destination_to
 from .model import AssetRow, Cause, Party, Role
 from .rpc import Call, Method
 from .transparency import evidence
@@ -216,6 +217,10 @@ class RegistryService:
                 accessed_at=a.accessed_at,
             )
         out.standing_rules.extend(convert.rule_to(r) for r in s.rules(holder.key))
+        out.payout_destinations.extend(
+            destination_to(d, call.now)
+            for d in s.payout_destinations(holder.key, cancelled=1 << 31)
+        )
         return out
 
     def erase_assets(

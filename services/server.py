@@ -54,6 +54,8 @@ DEFAULT_LISTEN = "127.0.0.1:7700"
 #: Open files a PostgreSQL store may hold: its pool's connections (16 at most) and the one
 #: that listens for the other replicas' notifications, with room to spare.
 POSTGRES_FILES = 24
+#: The longest payout delay the flag takes: a year.
+MAX_PAYOUT_DELAY_HOURS = 365 * 24
 
 
 def _env(name: str, default: str) -> str:
@@ -152,6 +154,14 @@ def _parser() -> argparse.ArgumentParser:
         default=int(_env("LICENTIA_FEE_BPS", "1000")),
         help="the exchange's fee on what holders earn, in basis points, 0-5000 (default 1000"
         " = 10%%) [LICENTIA_FEE_BPS]",
+    )
+    serve.add_argument(
+        "--payout-delay-hours",
+        type=float,
+        default=float(_env("LICENTIA_PAYOUT_DELAY_HOURS", "72")),
+        help="how long after a holder adds a payout destination it becomes usable, in hours"
+        " (a decimal number, 0 for at once; default 72): the time she has to cancel one she"
+        " did not add [LICENTIA_PAYOUT_DELAY_HOURS]",
     )
     deposit = sub.add_parser(
         "deposit",
@@ -381,11 +391,14 @@ def _main(argv: Sequence[str] | None) -> int:
             raise ValueError(f"--fee-bps is 0 to {ledger.MAX_FEE_BPS}: the holder earns more")
         if not is_currency(args.currency):
             raise ValueError("--currency is a 3-letter ISO 4217 code, e.g. EUR")
+        if not 0 <= args.payout_delay_hours <= MAX_PAYOUT_DELAY_HOURS:  # NaN fails too
+            raise ValueError(f"--payout-delay-hours is 0 to {MAX_PAYOUT_DELAY_HOURS}")
         settings = Settings(
             max_term_seconds=args.max_term_days * 86400,
             heartbeat_seconds=args.heartbeat_seconds,
             currency=args.currency,
             fee_bps=args.fee_bps,
+            payout_delay_seconds=round(args.payout_delay_hours * 3600),
         )
         if args.upstream:
             _check_replica(args, services)

@@ -138,6 +138,19 @@ class AsyncHolder(AsyncPartyClient):
             ).requests
         )
 
+    async def notices(self) -> list[records_pb2.Notice]:
+        """What the exchange tells the holder about her account, oldest first: each payout
+        destination still in its delay (cancel one she did not add before it is usable)."""
+        return list(
+            (
+                await self._rpc.unary(
+                    common.LIST_INBOX,
+                    exchange_pb2.ListInboxRequest(),
+                    exchange_pb2.ListInboxResponse,
+                )
+            ).notices
+        )
+
     async def approve(self, request: records_pb2.LicenceRequest) -> records_pb2.LicenceRecord:
         """Consent to ``request``: sign its exact claims with the holder's key; the licence.
 
@@ -265,6 +278,45 @@ class AsyncHolder(AsyncPartyClient):
             common.WITHDRAW,
             common.withdrawal(amount, payout_reference, idempotency_key),
             ledger_pb2.WithdrawResponse,
+        )
+
+    async def add_payout_destination(self, reference: str) -> ledger_pb2.PayoutDestination:
+        """Add ``reference`` (an IBAN, say) to the holder's payout destinations. It is
+        PENDING, and :meth:`withdraw` refuses it (PAYOUT_DESTINATION_PENDING), until its
+        ``usable_at``: the exchange's payout delay (72 hours by default) after it was added,
+        during which the holder is told of it (:meth:`notices`) and can cancel it. One
+        already pending or confirmed is answered unchanged."""
+        return (
+            await self._rpc.unary(
+                common.ADD_PAYOUT_DESTINATION,
+                ledger_pb2.AddPayoutDestinationRequest(reference=reference),
+                ledger_pb2.AddPayoutDestinationResponse,
+            )
+        ).destination
+
+    async def cancel_payout_destination(self, reference: str) -> ledger_pb2.PayoutDestination:
+        """Cancel a payout destination, pending (it never becomes usable) or confirmed (it
+        stops being usable at once); NOT_FOUND for one the holder does not have. Adding it
+        again starts a new delay."""
+        return (
+            await self._rpc.unary(
+                common.CANCEL_PAYOUT_DESTINATION,
+                ledger_pb2.CancelPayoutDestinationRequest(reference=reference),
+                ledger_pb2.CancelPayoutDestinationResponse,
+            )
+        ).destination
+
+    async def list_payout_destinations(self) -> list[ledger_pb2.PayoutDestination]:
+        """The holder's payout destinations, oldest first, each with its state (pending,
+        confirmed, cancelled) and the time it becomes usable."""
+        return list(
+            (
+                await self._rpc.unary(
+                    common.LIST_PAYOUT_DESTINATIONS,
+                    ledger_pb2.ListPayoutDestinationsRequest(),
+                    ledger_pb2.ListPayoutDestinationsResponse,
+                )
+            ).destinations
         )
 
 

@@ -63,6 +63,9 @@ REVOKE_LICENCE = path(licences_pb2, "RevokeLicence")
 LIST_ACCESSES = path(licences_pb2, "ListAccesses")
 GET_STATEMENT = path(ledger_pb2, "GetStatement")
 WITHDRAW = path(ledger_pb2, "Withdraw")
+ADD_PAYOUT_DESTINATION = path(ledger_pb2, "AddPayoutDestination")
+CANCEL_PAYOUT_DESTINATION = path(ledger_pb2, "CancelPayoutDestination")
+LIST_PAYOUT_DESTINATIONS = path(ledger_pb2, "ListPayoutDestinations")
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,7 @@ from .commands import (
     cmd_whoami,
     cmd_withdraw,
 )
+from .payouts import cmd_payouts_add, cmd_payouts_cancel, cmd_payouts_list
 from .render import (
     _enum,
     _enums,
@@ -177,11 +178,38 @@ def parser() -> argparse.ArgumentParser:
     ).add_argument("--limit", type=int, default=50, help="payments shown (default 50)")
     p = add("withdraw", cmd_withdraw, "move money you have earned to your bank")
     p.add_argument("amount", type=_minor, help="e.g. 12.50")
-    p.add_argument("--to", required=True, help="your payout reference, e.g. your IBAN")
+    p.add_argument(
+        "--to",
+        required=True,
+        help="one of your confirmed payout destinations, e.g. your IBAN ('payouts add' first)",
+    )
     p.add_argument(
         "--idempotency-key",
         help="repeat the key a failed attempt printed, so a retry pays once (32 hex digits)",
     )
+    payouts = add(
+        "payouts",
+        lambda s: None,
+        "where your earnings may go: a new destination is usable only after the exchange's"
+        " delay (72 hours by default), so a thief cannot empty your account at once",
+    )
+    psub = payouts.add_subparsers(dest="payouts_command", required=True, metavar="ACTION")
+    p = psub.add_parser(
+        "add",
+        help="add a payout destination (e.g. your IBAN): pending until the delay has passed",
+        parents=[common],
+    )
+    p.set_defaults(fn=cmd_payouts_add)
+    p.add_argument("reference", help="the payout reference, e.g. your IBAN")
+    p = psub.add_parser("list", help="your payout destinations and their state", parents=[common])
+    p.set_defaults(fn=cmd_payouts_list)
+    p = psub.add_parser(
+        "cancel",
+        help="cancel a payout destination (one you did not add, or no longer use)",
+        parents=[common],
+    )
+    p.set_defaults(fn=cmd_payouts_cancel)
+    p.add_argument("reference", help="the payout reference, as 'payouts list' shows it")
     add("export", cmd_export, "everything the exchange holds about you, as JSON").add_argument(
         "--output", help="write it to this file instead of the screen"
     )

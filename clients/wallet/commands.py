@@ -28,7 +28,7 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from ..channel import ExchangeError
 from ..holder import new_idempotency_key, standing_rule
-from . import keystore
+from . import keystore, payouts
 from .render import (
     _KIND,
     _LSTATE,
@@ -199,10 +199,12 @@ def _inbox(s: Session, include_answered: bool) -> list[records_pb2.LicenceReques
 
 
 def cmd_inbox(s: Session) -> None:
-    """Show the requests waiting for your answer, in plain words."""
+    """Show the requests waiting for your answer, in plain words, and the exchange's notices
+    about your account (a payout destination added, say)."""
     requests = _inbox(s, s.args.all)
+    notices = s.holder.notices()
     labels = _labels(s) if requests else {}
-    blocks = []
+    blocks = [f"Notice ({_when(n.at)}): {n.text}" for n in notices]
     for r in requests:
         claims = LicenceClaims.decode(r.claims)
         head = (
@@ -212,8 +214,8 @@ def cmd_inbox(s: Session) -> None:
         blocks.append(head + "\n" + describe_claims(claims, r.advertiser_organisation, labels))
     _out(
         s.args,
-        [_dict(r) for r in requests],
-        "\n\n".join(blocks) or "No request is waiting for you.",
+        {"requests": [_dict(r) for r in requests], "notices": [_dict(n) for n in notices]},
+        "\n\n".join(blocks if requests else [*blocks, "No request is waiting for you."]),
     )
 
 
@@ -338,7 +340,9 @@ def cmd_earnings(s: Session) -> None:
             f"  {_when(x.at)}  {_KIND[x.kind]:<10} {sign}{_money(abs(x.amount_minor), cur)}"
             f"  {what}{fee}"
         )
-    _out(s.args, _dict(resp), "\n".join(lines))
+    doc = _dict(resp)
+    payouts.destinations_for_earnings(s, doc, lines)
+    _out(s.args, doc, "\n".join(lines))
 
 
 def cmd_withdraw(s: Session) -> None:
@@ -355,7 +359,8 @@ def cmd_withdraw(s: Session) -> None:
         idem = new_idempotency_key()
     try:
         resp = s.holder.withdraw(s.args.amount, s.args.to, idem)
-    except ExchangeError:
+    except ExchangeError as e:
+        payouts.explain_refusal(s, e, s.args.to)
         print(
             f"If you try again, add --idempotency-key {idem.hex()} so that it is paid once.",
             file=sys.stderr,

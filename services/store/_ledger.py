@@ -13,6 +13,7 @@ from .. import ledger
 from ..model import (
     LedgerLine,
     Party,
+    PayoutDestination,
     Role,
     Statement,
 )
@@ -257,7 +258,10 @@ class LedgerPart(SqlBase):
         nonces: Sequence[SpentNonce] = (),
     ) -> tuple[LedgerLine, int, bool]:
         """Pay a holder out; ``(line, balance, replayed)``; idempotent by the key
-        (IDEMPOTENCY_KEY_REUSED for a request with another digest)."""
+        (IDEMPOTENCY_KEY_REUSED for a request with another digest). Only to one of the
+        holder's confirmed payout destinations, checked in the payout's transaction
+        (PAYOUT_DESTINATION_UNKNOWN, PAYOUT_DESTINATION_PENDING); a retry of a payout made
+        is answered as it was, whatever became of its destination since."""
         _check_digest(digest)
         account = ledger.Account.holder(holder_key)
         key = b"withdraw\x00" + holder_key + idempotency_key
@@ -274,12 +278,116 @@ class LedgerPart(SqlBase):
                         "this idempotency key paid out another amount or to another reference",
                     )
                 return seen, self._balance(c, account), True
+            # The destination is read under the lock that its changes take too: a
+            # cancellation commits before this payout or after it, never during it.
+            dest = c.execute(
+                "SELECT usable_at FROM payout_destinations WHERE holder_key = ?"
+                " AND reference = ? AND cancelled_at = 0",
+                (holder_key, payout_reference),
+            ).fetchone()
+            ledger.check_payout_destination(None if dest is None else int(dest[0]), now)
             posting = ledger.withdraw(holder_key, amount, self._balance(c, account), now)
             self._keep_digest(c, key, digest)
             pid = self._post(c, posting, key, payout_reference)
             return self._line(c, pid, account), self._balance(c, account), False
 
         return self._transact(change, nonces)
+
+    # -- payout destinations ---------------------------------------------------------------
+    _DEST = "holder_key, reference, added_at, usable_at, cancelled_at"
+
+    @staticmethod
+    def _destination(r: Sequence[Any]) -> PayoutDestination:
+        return PayoutDestination(bytes(r[0]), r[1], int(r[2]), int(r[3]), int(r[4]))
+
+    def _live_destination(
+        self, c: Conn, holder_key: bytes, reference: str
+    ) -> PayoutDestination | None:
+        r = c.execute(
+            f"SELECT {self._DEST} FROM payout_destinations WHERE holder_key = ?"
+            " AND reference = ? AND cancelled_at = 0",
+            (holder_key, reference),
+        ).fetchone()
+        return self._destination(r) if r else None
+
+    def add_payout_destination(
+        self,
+        holder_key: bytes,
+        reference: str,
+        now: int,
+        usable_at: int,
+        *,
+        limit: int,
+        nonces: Sequence[SpentNonce] = (),
+    ) -> tuple[PayoutDestination, bool]:
+        """Add a payout destination usable from ``usable_at``: ``(destination, added)``.
+
+        One already there and not cancelled is returned unchanged (``added`` False). Refuses
+        (INVALID_REQUEST) a new one beyond ``limit`` destinations not cancelled."""
+
+        def change(c: Conn) -> tuple[PayoutDestination, bool]:
+            self._hold(c, b"account", ledger.HOLDER.encode(), holder_key)
+            seen = self._live_destination(c, holder_key, reference)
+            if seen is not None:
+                return seen, False
+            live = c.execute(
+                "SELECT count(*) FROM payout_destinations WHERE holder_key = ?"
+                " AND cancelled_at = 0",
+                (holder_key,),
+            ).fetchone()[0]
+            if int(live) >= limit:
+                raise LicentiaError(
+                    Reason.INVALID_REQUEST,
+                    f"at most {limit} payout destinations that are not cancelled:"
+                    " cancel one you no longer use first",
+                )
+            c.execute(
+                "INSERT INTO payout_destinations (holder_key, reference, added_at, usable_at)"
+                " VALUES (?, ?, ?, ?)",
+                (holder_key, reference, now, usable_at),
+            )
+            return PayoutDestination(holder_key, reference, now, usable_at), True
+
+        return self._transact(change, nonces)
+
+    def cancel_payout_destination(
+        self, holder_key: bytes, reference: str, now: int, *, nonces: Sequence[SpentNonce] = ()
+    ) -> PayoutDestination:
+        """Cancel the holder's destination not cancelled with this reference, pending or
+        confirmed (NOT_FOUND when there is none): no payout goes to it from then on."""
+
+        def change(c: Conn) -> PayoutDestination:
+            self._hold(c, b"account", ledger.HOLDER.encode(), holder_key)
+            seen = self._live_destination(c, holder_key, reference)
+            if seen is None:
+                raise LicentiaError(Reason.NOT_FOUND, "no such payout destination")
+            c.execute(
+                "UPDATE payout_destinations SET cancelled_at = ? WHERE holder_key = ?"
+                " AND reference = ? AND cancelled_at = 0",
+                (now, holder_key, reference),
+            )
+            return PayoutDestination(holder_key, reference, seen.added_at, seen.usable_at, now)
+
+        return self._transact(change, nonces)
+
+    def payout_destinations(
+        self, holder_key: bytes, *, cancelled: int = 48
+    ) -> list[PayoutDestination]:
+        """The holder's destinations not cancelled and its ``cancelled`` most recently
+        cancelled ones, oldest first."""
+        with self._snapshot() as c:
+            live = c.execute(
+                f"SELECT id, {self._DEST} FROM payout_destinations WHERE holder_key = ?"
+                " AND cancelled_at = 0",
+                (holder_key,),
+            ).fetchall()
+            gone = c.execute(
+                f"SELECT id, {self._DEST} FROM payout_destinations WHERE holder_key = ?"
+                " AND cancelled_at != 0 ORDER BY id DESC LIMIT ?",
+                (holder_key, cancelled),
+            ).fetchall()
+        rows = sorted([*live, *gone], key=lambda r: int(r[0]))
+        return [self._destination(r[1:]) for r in rows]
 
     def statement(self, party: Party, before: int, limit: int) -> Statement:
         """The party's money now (settle first: :meth:`settle`), newest lines first."""

@@ -27,6 +27,7 @@ from ..model import (
     LedgerLine,
     LicenceRow,
     Party,
+    PayoutDestination,
     RequestRow,
     RequestState,
     RevocationEvent,
@@ -347,12 +348,43 @@ class LedgerStore(Protocol):
         nonces: Sequence[SpentNonce] = (),
     ) -> tuple[LedgerLine, int, bool]:
         """Pay a holder out: ``(line, balance, replayed)``. Idempotent by the key
-        (IDEMPOTENCY_KEY_REUSED for a request with another digest); INSUFFICIENT_FUNDS
+        (IDEMPOTENCY_KEY_REUSED for a request with another digest); only to a confirmed
+        payout destination of the holder, checked in the payout's transaction
+        (PAYOUT_DESTINATION_UNKNOWN / PAYOUT_DESTINATION_PENDING); INSUFFICIENT_FUNDS
         beyond the available balance."""
         ...
 
     def settle(self, party_key: bytes, now: int, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Settle every open licence of the party up to ``now`` (idempotent)."""
+        ...
+
+    def add_payout_destination(
+        self,
+        holder_key: bytes,
+        reference: str,
+        now: int,
+        usable_at: int,
+        *,
+        limit: int,
+        nonces: Sequence[SpentNonce] = (),
+    ) -> tuple[PayoutDestination, bool]:
+        """Add a payout destination of the holder, usable from ``usable_at``:
+        ``(destination, added)``. One with this reference not cancelled is returned
+        unchanged (``added`` False); INVALID_REQUEST beyond ``limit`` not cancelled."""
+        ...
+
+    def cancel_payout_destination(
+        self, holder_key: bytes, reference: str, now: int, *, nonces: Sequence[SpentNonce] = ()
+    ) -> PayoutDestination:
+        """Cancel the holder's destination not cancelled with this reference (pending or
+        confirmed; NOT_FOUND if none): nothing is paid to it from then on."""
+        ...
+
+    def payout_destinations(
+        self, holder_key: bytes, *, cancelled: int = 48
+    ) -> list[PayoutDestination]:
+        """The holder's destinations not cancelled and the ``cancelled`` most recently
+        cancelled, oldest first."""
         ...
 
     def statement(self, party: Party, before: int, limit: int) -> Statement:

@@ -32,7 +32,7 @@ differs when several processes write at once, each with its own pool:
 - Handles compare byte-wise (``COLLATE "C"``), as in SQLite, whatever the database's locale:
   offers page in the same order on both.
 - Migrations are the SQLite store's, by the same names (``m001_initial`` …
-  ``m007_idempotency_digests``), in PostgreSQL DDL, recorded in ``licentia_migrations`` and
+  ``m008_payout_destinations``), in PostgreSQL DDL, recorded in ``licentia_migrations`` and
   applied at start under a session advisory lock, so replicas starting together do not race.
 
 Why one module of this size: over 500 lines because it holds the PostgreSQL schema and its
@@ -225,6 +225,19 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         "m007_idempotency_digests",
         """
         CREATE TABLE idempotency_digests (key BYTEA PRIMARY KEY, digest BYTEA NOT NULL);
+        """,
+    ),
+    (
+        "m008_payout_destinations",
+        """
+        CREATE TABLE payout_destinations (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, holder_key BYTEA NOT NULL,
+            reference TEXT NOT NULL, added_at BIGINT NOT NULL, usable_at BIGINT NOT NULL,
+            cancelled_at BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE UNIQUE INDEX payout_destinations_live
+            ON payout_destinations (holder_key, reference) WHERE cancelled_at = 0;
+        CREATE INDEX payout_destinations_holder ON payout_destinations (holder_key, id);
         """,
     ),
     (

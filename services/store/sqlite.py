@@ -258,6 +258,25 @@ def m007_idempotency_digests(db: Database) -> None:
 
 
 @migrations()
+def m008_payout_destinations(db: Database) -> None:
+    """Each holder's payout destinations: a withdrawal pays only to one added at least the
+    exchange's payout delay ago (``usable_at``) and not cancelled. At most one row not
+    cancelled per holder and reference."""
+    db.executescript(
+        """
+        CREATE TABLE payout_destinations (
+            id INTEGER PRIMARY KEY, holder_key BLOB NOT NULL, reference TEXT NOT NULL,
+            added_at INTEGER NOT NULL, usable_at INTEGER NOT NULL,
+            cancelled_at INTEGER NOT NULL DEFAULT 0
+        ) STRICT;
+        CREATE UNIQUE INDEX payout_destinations_live
+            ON payout_destinations (holder_key, reference) WHERE cancelled_at = 0;
+        CREATE INDEX payout_destinations_holder ON payout_destinations (holder_key, id);
+        """
+    )
+
+
+@migrations()
 def m009_accounts(db: Database) -> None:
     """Accounts with key sets: every key of every account (the account's own key, a device
     key, for every party registered before), the chain of signed key-set changes, pending

@@ -286,6 +286,8 @@ def _spawn(data: Path, workdir: Path, n: int) -> Server:
                 "127.0.0.1:0",
                 "--port-file",
                 str(port_file),
+                "--payout-delay-hours",  # each holder's payout destination is usable at once
+                "0",
             ],
             stdout=subprocess.DEVNULL,
             stderr=err,
@@ -539,7 +541,7 @@ class Round:
             rng.randbytes(16),
             holder_key.public.raw,
             rng.randint(1, 40),
-            f"iban-{worker}-{rng.getrandbits(32):08x}",
+            f"iban-{worker}",  # the destination it added at the start
             self.number,
             UNKNOWN,
         )
@@ -1353,6 +1355,12 @@ def _register(address: str, parties: Parties, journal: Journal) -> None:
 
         for i, h in enumerate(parties.holders):
             register_holder(party(h), f"holder{i}")
+            party(h).call(
+                ledger_pb2,
+                "AddPayoutDestination",
+                ledger_pb2.AddPayoutDestinationRequest(reference=f"iban-{i}"),
+                ledger_pb2.AddPayoutDestinationResponse,
+            )
         _add_standing_rule(party(parties.holders[AUTO_WORKER]))
         register_platform(party(parties.platform), PLATFORM_ID)
         operator = party(parties.operator)

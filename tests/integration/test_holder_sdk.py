@@ -22,7 +22,7 @@ from licentia.clients.logcheck import LogKey
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey
 from licentia.token import LicenceClaims, parse_token
-from licentia.v1 import exchange_pb2, licences_pb2, records_pb2
+from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, records_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from .exchange_harness import (
@@ -117,7 +117,10 @@ def test_a_holder_offers_answers_and_revokes(ex: Exchange, adv: Party) -> None:
         assert again.receipt == done.receipt
 
 
-def test_money_export_and_erasure(ex: Exchange, adv: Party) -> None:
+def test_money_export_and_erasure(instant_ex: Exchange) -> None:
+    ex = instant_ex
+    adv = ex.party()
+    register_advertiser(adv)
     with Holder.connect(ex.address, PrivateKey.generate()) as me:
         _offer(me)
         (pending,) = [request_licence(adv, me.public_key.raw).request]
@@ -125,6 +128,9 @@ def test_money_export_and_erasure(ex: Exchange, adv: Party) -> None:
         statement = me.statement(page_size=10)
         assert statement.currency == "EUR"
         assert statement.pending_minor + statement.total_minor > 0
+        # This exchange has no payout delay: the destination is usable at once.
+        added = me.add_payout_destination("IBAN FR76")
+        assert added.state == ledger_pb2.PAYOUT_DESTINATION_STATE_CONFIRMED
         with pytest.raises(ExchangeError) as poor:
             me.withdraw(10**9, "IBAN FR76", holder_pkg.new_idempotency_key())
         assert poor.value.reason == Reason.INSUFFICIENT_FUNDS
@@ -134,6 +140,37 @@ def test_money_export_and_erasure(ex: Exchange, adv: Party) -> None:
         assert erased.erased == 1
         assert len(erased.revoked_licence_ids) == 1
         assert me.assets() == []
+
+
+@pytest.mark.parametrize("ex", ["sqlite", "postgres"], indirect=True)
+def test_payout_destinations_wait_out_the_delay_on_either_store(ex: Exchange) -> None:
+    """The default delay (72 hours): a new destination is pending, in the inbox's notices,
+    refused by a withdrawal, and gone once cancelled; on SQLite and PostgreSQL alike."""
+    with Holder.connect(ex.address, PrivateKey.generate()) as me:
+        me.register("ada")
+        added = me.add_payout_destination("IBAN FR76 9")
+        assert added.usable_at - added.added_at == 72 * 3600
+        assert me.add_payout_destination("IBAN FR76 9") == added
+        (notice,) = me.notices()
+        assert (notice.kind, notice.subject) == (
+            records_pb2.NOTICE_KIND_PAYOUT_DESTINATION_ADDED,
+            "IBAN FR76 9",
+        )
+        for reference, reason in (
+            ("IBAN FR76 9", Reason.PAYOUT_DESTINATION_PENDING),
+            ("IBAN FR76 8", Reason.PAYOUT_DESTINATION_UNKNOWN),
+        ):
+            with pytest.raises(ExchangeError) as refused:
+                me.withdraw(1, reference, holder_pkg.new_idempotency_key())
+            assert refused.value.reason == reason
+        assert me.cancel_payout_destination("IBAN FR76 9").cancelled_at
+        assert me.notices() == []
+        with pytest.raises(ExchangeError) as missing:
+            me.cancel_payout_destination("IBAN FR76 9")
+        assert missing.value.reason == Reason.NOT_FOUND
+        assert [d.state for d in me.list_payout_destinations()] == [
+            ledger_pb2.PAYOUT_DESTINATION_STATE_CANCELLED
+        ]
 
 
 def test_standing_rules_approve_for_the_holder(ex: Exchange, adv: Party) -> None:
@@ -218,6 +255,16 @@ def test_the_asyncio_holder_has_the_same_methods(ex: Exchange, adv: Party) -> No
             with pytest.raises(ExchangeError) as missing:
                 await me.licence(bytes(16))
             assert missing.value.reason == Reason.NOT_FOUND
+            added = await me.add_payout_destination("IBAN FR76 1")
+            assert added.state == ledger_pb2.PAYOUT_DESTINATION_STATE_PENDING
+            assert [n.subject for n in await me.notices()] == ["IBAN FR76 1"]
+            with pytest.raises(ExchangeError) as pending_one:
+                await me.withdraw(1, "IBAN FR76 1", holder_pkg.new_idempotency_key())
+            assert pending_one.value.reason == Reason.PAYOUT_DESTINATION_PENDING
+            cancelled = await me.cancel_payout_destination("IBAN FR76 1")
+            assert cancelled.state == ledger_pb2.PAYOUT_DESTINATION_STATE_CANCELLED
+            assert await me.list_payout_destinations() == [cancelled]
+            assert await me.notices() == []
 
     asyncio.run(run())
 

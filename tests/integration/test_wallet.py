@@ -70,6 +70,17 @@ def wallet(tmp_path: Path, ex: Exchange, capsys: pytest.CaptureFixture[str]) -> 
     return w
 
 
+@pytest.fixture
+def instant_wallet(
+    tmp_path: Path, instant_ex: Exchange, capsys: pytest.CaptureFixture[str]
+) -> Wallet:
+    """A wallet on an exchange with no payout delay (a destination is usable at once)."""
+    w = Wallet(tmp_path, instant_ex.address, capsys)
+    code, _, err = w("init")
+    assert code == 0, err
+    return w
+
+
 def _holder_key(w: Wallet) -> bytes:
     from licentia.keys import PublicKey
 
@@ -385,8 +396,9 @@ def test_standing_rules_approve_matching_requests_and_never_sensitive_ones(
 
 
 def test_earnings_grow_with_each_use_and_can_be_withdrawn_once(
-    wallet: Wallet, ex: Exchange, tmp_path: Path
+    instant_wallet: Wallet, instant_ex: Exchange, tmp_path: Path
 ) -> None:
+    wallet, ex = instant_wallet, instant_ex
     _set_up(wallet, tmp_path)
     adv, platform = ex.party(), ex.party()
     register_advertiser(adv)
@@ -411,6 +423,14 @@ def test_earnings_grow_with_each_use_and_can_be_withdrawn_once(
     assert "Available to withdraw: 3.6" in out
     assert "(exchange fee 0.20 EUR)" in out
 
+    # To a payout reference never added: refused, saying how to add it.
+    code, _, err = wallet("withdraw", "3.60", "--to", "FR76 0000")
+    assert code == 1
+    assert "PAYOUT_DESTINATION_UNKNOWN" in err
+    assert "licentia-wallet payouts add FR76 0000" in err
+    code, out, err = wallet("payouts", "add", "FR76 0000")
+    assert code == 0, err
+    assert out.startswith("FR76 0000 is a payout destination, usable since")  # no delay here
     # More than is available: refused, nothing paid, and the retry key is printed.
     code, _, err = wallet("withdraw", "1000.00", "--to", "FR76 0000")
     assert code == 1
@@ -487,3 +507,54 @@ def test_audit_finds_every_licence_in_your_name_and_flags_one_you_never_approved
     code, _, err = wallet("audit", "--log-key", other)
     assert code == 1
     assert "already trusts another log key" in err
+
+
+def test_payout_destinations_wait_out_the_delay_and_the_holder_is_told(
+    wallet: Wallet, ex: Exchange, tmp_path: Path
+) -> None:
+    _set_up(wallet, tmp_path)
+    assert wallet("payouts", "list")[1].startswith("No payout destination")
+    code, out, err = wallet("payouts", "add", "FR76 1111")
+    assert code == 0, err
+    assert out.startswith("Added payout destination FR76 1111: pending, usable from")
+    assert "licentia-wallet payouts cancel FR76 1111" in out
+    added = wallet.json("payouts", "add", "FR76 1111")  # again: the same one, unchanged
+    assert added["state"] == "PAYOUT_DESTINATION_STATE_PENDING"
+    assert int(added["usable_at"]) - int(added["added_at"]) == 72 * 3600
+    (listed,) = wallet.json("payouts", "list")
+    assert listed == added
+    # Her inbox tells her, in words and in JSON.
+    code, out, _ = wallet("inbox")
+    assert "a payout destination FR76 1111 was added at" in out
+    assert "`licentia-wallet payouts cancel FR76 1111` if you did not add it" in out
+    doc = wallet.json("inbox")
+    assert doc["requests"] == []
+    (notice,) = doc["notices"]
+    assert notice["kind"] == "NOTICE_KIND_PAYOUT_DESTINATION_ADDED"
+    assert notice["subject"] == "FR76 1111"
+    # Her earnings show it pending, with the time it becomes usable.
+    code, out, _ = wallet("earnings")
+    assert "Payout destinations:" in out
+    assert "FR76 1111  pending: usable from" in out
+    assert wallet.json("earnings")["payout_destinations"] == [added]
+    # A withdrawal to it is refused, saying when it becomes usable and how to cancel it.
+    code, _, err = wallet("withdraw", "0.01", "--to", "FR76 1111")
+    assert code == 1
+    assert "PAYOUT_DESTINATION_PENDING" in err
+    assert "becomes usable at" in err
+    assert "licentia-wallet payouts cancel FR76 1111" in err
+    # She did not add it: she cancels it, and it is gone from her inbox.
+    code, out, err = wallet("payouts", "cancel", "FR76 1111")
+    assert code == 0, err
+    assert out.startswith("Cancelled payout destination FR76 1111")
+    (gone,) = wallet.json("payouts", "list")
+    assert gone["state"] == "PAYOUT_DESTINATION_STATE_CANCELLED"
+    assert wallet.json("inbox")["notices"] == []
+    code, _, err = wallet("withdraw", "0.01", "--to", "FR76 1111")
+    assert code == 1
+    assert "PAYOUT_DESTINATION_UNKNOWN" in err
+    code, _, err = wallet("payouts", "cancel", "FR76 1111")
+    assert code == 1
+    assert "FR76 1111 is not one of your payout destinations" in err
+    assert wallet("payouts", "add", "")[0] == 1  # the exchange refuses an empty reference
+    assert ex.app.deps.store.ledger_check() == []

@@ -133,13 +133,19 @@ def _assets(labels: list[str]) -> registry_pb2.ListAssetsResponse:
 
 
 @SETTINGS
-@given(st.lists(requests(), max_size=3), st.lists(TEXT, max_size=2))
+@given(st.lists(requests(), max_size=3), st.lists(TEXT, max_size=2), st.lists(TEXT, max_size=2))
 def test_the_inbox_shows_any_answer_in_plain_words_or_refuses(
-    pending: list[records_pb2.LicenceRequest], labels: list[str]
+    pending: list[records_pb2.LicenceRequest], labels: list[str], said: list[str]
 ) -> None:
+    notices = [
+        records_pb2.Notice(
+            kind=records_pb2.NOTICE_KIND_PAYOUT_DESTINATION_ADDED, at=NOW, text=t, subject=t
+        )
+        for t in said
+    ]
     session = ExchangeSays(
         {
-            "ListInbox": exchange_pb2.ListInboxResponse(requests=pending),
+            "ListInbox": exchange_pb2.ListInboxResponse(requests=pending, notices=notices),
             "ListAssets": _assets(labels),
         }
     )
@@ -148,6 +154,7 @@ def test_the_inbox_shows_any_answer_in_plain_words_or_refuses(
     if refused is None:
         for r in pending:
             assert r.request_id.hex() in text  # every request is shown
+        assert text.count("Notice (") >= len(notices)  # and every notice
 
 
 @SETTINGS

@@ -62,6 +62,17 @@ LIMITS = [
     ("DepositRequest", "reference", f"1-{ledger_service.MAX_REFERENCE_CHARS} printable"),
     ("WithdrawRequest", "payout_reference", f"1-{ledger_service.MAX_REFERENCE_CHARS}"),
     ("WithdrawRequest", "idempotency_key", "Exactly 16 random bytes"),
+    (
+        "AddPayoutDestinationRequest",
+        "reference",
+        f"1-{ledger_service.MAX_REFERENCE_CHARS} printable",
+    ),
+    (
+        "AddPayoutDestinationRequest",
+        "reference",
+        f"at most {ledger_service.MAX_PAYOUT_DESTINATIONS} destinations",
+    ),
+    ("CancelPayoutDestinationRequest", "reference", f"1-{ledger_service.MAX_REFERENCE_CHARS}"),
     ("GetStatementRequest", "page_size", f"1-{ledger_service.MAX_PAGE}; 0 = 100"),
     ("GetStatementRequest", "before_posting", "2^63-1"),
     ("RequestLicenceRequest", "asset_sha256", f"1-{MAX_ASSETS}, distinct"),

@@ -120,10 +120,12 @@ class ListInboxRequest(_message.Message):
     def __init__(self, include_answered: _Optional[bool] = ...) -> None: ...
 
 class ListInboxResponse(_message.Message):
-    __slots__ = ("requests",)
+    __slots__ = ("requests", "notices")
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    NOTICES_FIELD_NUMBER: _ClassVar[int]
     requests: _containers.RepeatedCompositeFieldContainer[_records_pb2.LicenceRequest]
-    def __init__(self, requests: _Optional[_Iterable[_Union[_records_pb2.LicenceRequest, _Mapping]]] = ...) -> None: ...
+    notices: _containers.RepeatedCompositeFieldContainer[_records_pb2.Notice]
+    def __init__(self, requests: _Optional[_Iterable[_Union[_records_pb2.LicenceRequest, _Mapping]]] = ..., notices: _Optional[_Iterable[_Union[_records_pb2.Notice, _Mapping]]] = ...) -> None: ...
 
 class ApproveRequestRequest(_message.Message):
     __slots__ = ("request_id", "holder_signature")

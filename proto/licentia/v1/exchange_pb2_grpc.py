@@ -129,7 +129,8 @@ class ExchangeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListInbox(self, request, context):
-        """A holder lists the requests addressed to it (pending ones by default).
+        """A holder lists the requests addressed to it (pending ones by default), and the notices
+        about its account.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -16,6 +16,13 @@ class PostingKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     POSTING_KIND_USE: _ClassVar[PostingKind]
     POSTING_KIND_REFUND: _ClassVar[PostingKind]
     POSTING_KIND_WITHDRAWAL: _ClassVar[PostingKind]
+
+class PayoutDestinationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PAYOUT_DESTINATION_STATE_UNSPECIFIED: _ClassVar[PayoutDestinationState]
+    PAYOUT_DESTINATION_STATE_PENDING: _ClassVar[PayoutDestinationState]
+    PAYOUT_DESTINATION_STATE_CONFIRMED: _ClassVar[PayoutDestinationState]
+    PAYOUT_DESTINATION_STATE_CANCELLED: _ClassVar[PayoutDestinationState]
 POSTING_KIND_UNSPECIFIED: PostingKind
 POSTING_KIND_DEPOSIT: PostingKind
 POSTING_KIND_ESCROW: PostingKind
@@ -23,6 +30,10 @@ POSTING_KIND_ACCRUAL: PostingKind
 POSTING_KIND_USE: PostingKind
 POSTING_KIND_REFUND: PostingKind
 POSTING_KIND_WITHDRAWAL: PostingKind
+PAYOUT_DESTINATION_STATE_UNSPECIFIED: PayoutDestinationState
+PAYOUT_DESTINATION_STATE_PENDING: PayoutDestinationState
+PAYOUT_DESTINATION_STATE_CONFIRMED: PayoutDestinationState
+PAYOUT_DESTINATION_STATE_CANCELLED: PayoutDestinationState
 
 class DepositRequest(_message.Message):
     __slots__ = ("advertiser_key", "amount_minor", "reference")
@@ -105,3 +116,53 @@ class StatementLine(_message.Message):
     fee_minor: int
     reference: str
     def __init__(self, posting_id: _Optional[int] = ..., kind: _Optional[_Union[PostingKind, str]] = ..., licence_id: _Optional[bytes] = ..., at: _Optional[int] = ..., amount_minor: _Optional[int] = ..., fee_minor: _Optional[int] = ..., reference: _Optional[str] = ...) -> None: ...
+
+class PayoutDestination(_message.Message):
+    __slots__ = ("reference", "added_at", "usable_at", "state", "cancelled_at")
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    ADDED_AT_FIELD_NUMBER: _ClassVar[int]
+    USABLE_AT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_AT_FIELD_NUMBER: _ClassVar[int]
+    reference: str
+    added_at: int
+    usable_at: int
+    state: PayoutDestinationState
+    cancelled_at: int
+    def __init__(self, reference: _Optional[str] = ..., added_at: _Optional[int] = ..., usable_at: _Optional[int] = ..., state: _Optional[_Union[PayoutDestinationState, str]] = ..., cancelled_at: _Optional[int] = ...) -> None: ...
+
+class AddPayoutDestinationRequest(_message.Message):
+    __slots__ = ("reference",)
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    reference: str
+    def __init__(self, reference: _Optional[str] = ...) -> None: ...
+
+class AddPayoutDestinationResponse(_message.Message):
+    __slots__ = ("destination",)
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    destination: PayoutDestination
+    def __init__(self, destination: _Optional[_Union[PayoutDestination, _Mapping]] = ...) -> None: ...
+
+class CancelPayoutDestinationRequest(_message.Message):
+    __slots__ = ("reference",)
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    reference: str
+    def __init__(self, reference: _Optional[str] = ...) -> None: ...
+
+class CancelPayoutDestinationResponse(_message.Message):
+    __slots__ = ("destination",)
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    destination: PayoutDestination
+    def __init__(self, destination: _Optional[_Union[PayoutDestination, _Mapping]] = ...) -> None: ...
+
+class ListPayoutDestinationsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListPayoutDestinationsResponse(_message.Message):
+    __slots__ = ("destinations", "delay_seconds")
+    DESTINATIONS_FIELD_NUMBER: _ClassVar[int]
+    DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    destinations: _containers.RepeatedCompositeFieldContainer[PayoutDestination]
+    delay_seconds: int
+    def __init__(self, destinations: _Optional[_Iterable[_Union[PayoutDestination, _Mapping]]] = ..., delay_seconds: _Optional[int] = ...) -> None: ...

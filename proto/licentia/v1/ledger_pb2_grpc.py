@@ -50,6 +50,21 @@ class LedgerServiceStub:
                 request_serializer=licentia_dot_v1_dot_ledger__pb2.GetStatementRequest.SerializeToString,
                 response_deserializer=licentia_dot_v1_dot_ledger__pb2.GetStatementResponse.FromString,
                 _registered_method=True)
+        self.AddPayoutDestination = channel.unary_unary(
+                '/licentia.v1.LedgerService/AddPayoutDestination',
+                request_serializer=licentia_dot_v1_dot_ledger__pb2.AddPayoutDestinationRequest.SerializeToString,
+                response_deserializer=licentia_dot_v1_dot_ledger__pb2.AddPayoutDestinationResponse.FromString,
+                _registered_method=True)
+        self.CancelPayoutDestination = channel.unary_unary(
+                '/licentia.v1.LedgerService/CancelPayoutDestination',
+                request_serializer=licentia_dot_v1_dot_ledger__pb2.CancelPayoutDestinationRequest.SerializeToString,
+                response_deserializer=licentia_dot_v1_dot_ledger__pb2.CancelPayoutDestinationResponse.FromString,
+                _registered_method=True)
+        self.ListPayoutDestinations = channel.unary_unary(
+                '/licentia.v1.LedgerService/ListPayoutDestinations',
+                request_serializer=licentia_dot_v1_dot_ledger__pb2.ListPayoutDestinationsRequest.SerializeToString,
+                response_deserializer=licentia_dot_v1_dot_ledger__pb2.ListPayoutDestinationsResponse.FromString,
+                _registered_method=True)
 
 
 class LedgerServiceServicer:
@@ -67,7 +82,9 @@ class LedgerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Withdraw(self, request, context):
-        """Holder: move part of the available balance to an external payout reference.
+        """Holder: move part of the available balance to one of its CONFIRMED payout destinations
+        (PAYOUT_DESTINATION_PENDING during its delay, PAYOUT_DESTINATION_UNKNOWN for a reference
+        never added or cancelled; checked in the payout's transaction, and nothing moves).
         Idempotent by idempotency_key: the same request again pays nothing (replayed=true);
         the same key in a different request is refused with IDEMPOTENCY_KEY_REUSED.
         """
@@ -78,6 +95,32 @@ class LedgerServiceServicer:
     def GetStatement(self, request, context):
         """The caller's balance and the postings that touched it, newest first, after settling
         every licence of the caller up to now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddPayoutDestination(self, request, context):
+        """Holder: add a payout destination. It is PENDING until usable_at, the exchange's payout
+        delay (72 hours by default) after it was added; only then may Withdraw pay to it. A
+        destination already pending or confirmed is answered unchanged (no new delay).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelPayoutDestination(self, request, context):
+        """Holder: cancel one of its payout destinations, pending (it never becomes usable) or
+        confirmed (it stops being usable at once). Adding the reference again starts a new
+        delay. NOT_FOUND for a reference that is not among the holder's destinations not cancelled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPayoutDestinations(self, request, context):
+        """Holder: its payout destinations, oldest first: every one not cancelled, and the most
+        recently cancelled ones.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -100,6 +143,21 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.GetStatement,
                     request_deserializer=licentia_dot_v1_dot_ledger__pb2.GetStatementRequest.FromString,
                     response_serializer=licentia_dot_v1_dot_ledger__pb2.GetStatementResponse.SerializeToString,
+            ),
+            'AddPayoutDestination': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddPayoutDestination,
+                    request_deserializer=licentia_dot_v1_dot_ledger__pb2.AddPayoutDestinationRequest.FromString,
+                    response_serializer=licentia_dot_v1_dot_ledger__pb2.AddPayoutDestinationResponse.SerializeToString,
+            ),
+            'CancelPayoutDestination': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelPayoutDestination,
+                    request_deserializer=licentia_dot_v1_dot_ledger__pb2.CancelPayoutDestinationRequest.FromString,
+                    response_serializer=licentia_dot_v1_dot_ledger__pb2.CancelPayoutDestinationResponse.SerializeToString,
+            ),
+            'ListPayoutDestinations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPayoutDestinations,
+                    request_deserializer=licentia_dot_v1_dot_ledger__pb2.ListPayoutDestinationsRequest.FromString,
+                    response_serializer=licentia_dot_v1_dot_ledger__pb2.ListPayoutDestinationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -184,6 +242,87 @@ class LedgerService:
             '/licentia.v1.LedgerService/GetStatement',
             licentia_dot_v1_dot_ledger__pb2.GetStatementRequest.SerializeToString,
             licentia_dot_v1_dot_ledger__pb2.GetStatementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddPayoutDestination(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/licentia.v1.LedgerService/AddPayoutDestination',
+            licentia_dot_v1_dot_ledger__pb2.AddPayoutDestinationRequest.SerializeToString,
+            licentia_dot_v1_dot_ledger__pb2.AddPayoutDestinationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelPayoutDestination(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/licentia.v1.LedgerService/CancelPayoutDestination',
+            licentia_dot_v1_dot_ledger__pb2.CancelPayoutDestinationRequest.SerializeToString,
+            licentia_dot_v1_dot_ledger__pb2.CancelPayoutDestinationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPayoutDestinations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/licentia.v1.LedgerService/ListPayoutDestinations',
+            licentia_dot_v1_dot_ledger__pb2.ListPayoutDestinationsRequest.SerializeToString,
+            licentia_dot_v1_dot_ledger__pb2.ListPayoutDestinationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

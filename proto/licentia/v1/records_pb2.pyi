@@ -32,6 +32,11 @@ class LicenceState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LICENCE_STATE_ACTIVE: _ClassVar[LicenceState]
     LICENCE_STATE_EXPIRED: _ClassVar[LicenceState]
     LICENCE_STATE_REVOKED: _ClassVar[LicenceState]
+
+class NoticeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NOTICE_KIND_UNSPECIFIED: _ClassVar[NoticeKind]
+    NOTICE_KIND_PAYOUT_DESTINATION_ADDED: _ClassVar[NoticeKind]
 PARTY_ROLE_UNSPECIFIED: PartyRole
 PARTY_ROLE_HOLDER: PartyRole
 PARTY_ROLE_ADVERTISER: PartyRole
@@ -47,6 +52,8 @@ LICENCE_STATE_UNSPECIFIED: LicenceState
 LICENCE_STATE_ACTIVE: LicenceState
 LICENCE_STATE_EXPIRED: LicenceState
 LICENCE_STATE_REVOKED: LicenceState
+NOTICE_KIND_UNSPECIFIED: NoticeKind
+NOTICE_KIND_PAYOUT_DESTINATION_ADDED: NoticeKind
 
 class Profile(_message.Message):
     __slots__ = ("key", "role", "handle", "display_name", "country", "registered_at", "objecting")
@@ -217,3 +224,15 @@ class SignedTerminationReceipt(_message.Message):
     issuer_key_id: bytes
     signature: bytes
     def __init__(self, receipt: _Optional[bytes] = ..., issuer_key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class Notice(_message.Message):
+    __slots__ = ("kind", "at", "text", "subject")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    kind: NoticeKind
+    at: int
+    text: str
+    subject: str
+    def __init__(self, kind: _Optional[_Union[NoticeKind, str]] = ..., at: _Optional[int] = ..., text: _Optional[str] = ..., subject: _Optional[str] = ...) -> None: ...

@@ -44,6 +44,7 @@ def test_replicas_starting_together_migrate_once(pg_server: PgServer) -> None:
         "m005_spent_nonces",
         "m006_exchange_keys",
         "m007_idempotency_digests",
+        "m008_payout_destinations",
         "m009_accounts",
     ]
     store = PostgresStore(url)

@@ -164,6 +164,7 @@ def test_a_key_reused_for_another_request_is_refused(store: Store) -> None:
     assert store.licence_uses(lic.licence_id) == 1
     h = holder.public.raw
     store.settle(h, lic.not_after)
+    store.add_payout_destination(h, "iban", NOW, NOW, limit=16)
     paid, balance, _ = store.withdraw(h, 100, "iban", b"w", NOW, digest=_d("payout one"))
     _raises(
         Reason.IDEMPOTENCY_KEY_REUSED,
