@@ -85,8 +85,10 @@ class RegistryService:
     def get_profile(
         self, req: registry_pb2.GetProfileRequest, call: Call
     ) -> registry_pb2.GetProfileResponse:
-        """The caller's profile."""
-        return registry_pb2.GetProfileResponse(profile=convert.profile_to(self.d.party(call)))
+        """The caller's profile (her recovery key may read it too: the wallet checks that a
+        phrase is for the account it expects before recovering it)."""
+        party = self.d.party(call, recovery=True)
+        return registry_pb2.GetProfileResponse(profile=convert.profile_to(party))
 
     def list_platforms(
         self, req: registry_pb2.ListPlatformsRequest, call: Call

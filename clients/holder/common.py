@@ -44,6 +44,7 @@ IDEMPOTENCY_KEY_BYTES = 16
 PAGE_SIZE = 500
 
 REGISTER_HOLDER = path(registry_pb2, "RegisterHolder")
+GET_PROFILE = path(registry_pb2, "GetProfile")
 DECLARE_ASSET = path(registry_pb2, "DeclareAsset")
 LIST_ASSETS = path(registry_pb2, "ListAssets")
 SET_TERMS = path(registry_pb2, "SetTerms")

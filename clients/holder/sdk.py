@@ -38,6 +38,13 @@ class Holder(PartyClient):
             registry_pb2.RegisterHolderResponse,
         ).profile
 
+    def profile(self) -> records_pb2.Profile:
+        """The holder's profile (her handle, display name, objection); the recovery key may
+        read it too."""
+        return self._rpc.unary(
+            common.GET_PROFILE, registry_pb2.GetProfileRequest(), registry_pb2.GetProfileResponse
+        ).profile
+
     def declare_asset(
         self, category: DataCategory, content: bytes, label: str, *, upload: bool = False
     ) -> records_pb2.AssetRecord:

@@ -165,6 +165,8 @@ def test_the_recovery_key_replaces_every_device_and_signs_nothing_else(
         refused(Reason.NOT_OWNER, rec.inbox)  # a recovery key signs key-set changes only
         refused(Reason.NOT_OWNER, rec.revoke, licence.licence_id)
         assert rec.key_set().current.account == laptop.account
+        # It may read the profile: the wallet checks the handle before recovering.
+        assert rec.profile().handle == laptop.profile().handle != ""
         new_laptop = PrivateKey.generate()
         done = rec.recover(new_laptop, "new laptop")
     assert [k.name for k in done.key_set.keys] == ["new laptop", "paper"]
