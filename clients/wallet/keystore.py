@@ -4,7 +4,16 @@ The file is one JSON document::
 
     {"format": "licentia-wallet/1", "public_key": "ed25519:…",
      "kdf": {"name": "argon2id", "opslimit": 2, "memlimit": 67108864, "salt": "<b64url>"},
-     "box": "<b64url of XSalsa20-Poly1305 SecretBox(nonce || ciphertext) of the 32-byte seed>"}
+     "box": "<b64url of XSalsa20-Poly1305 SecretBox(nonce || ciphertext) of the 32-byte seed>",
+     "account": "ed25519:…",
+     "recovery_pending": {"public_key": "ed25519:…", "proof": "<b64url>"}}
+
+``account`` is the account the key belongs to: the key itself for the first device (a file
+without the field, from an older wallet, means that), another key for a device that joined
+by pairing or a wallet made by ``recover``. ``recovery_pending`` is the recovery key that
+``init`` made from the paper phrase and that ``register`` still has to add to the account:
+only its public key and its proof of possession (a signature, not a secret). The phrase and
+the recovery key itself are never written anywhere.
 
 The box key is Argon2id(passphrase, salt) with the limits written beside it, so a wallet made
 with stronger limits still opens. The public key is in clear so that the wallet can say whose
@@ -20,6 +29,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nacl.exceptions
 import nacl.secret
@@ -37,6 +47,23 @@ MAX_WALLET_BYTES = 16 * 1024
 
 class WalletError(Exception):
     """A wallet that cannot be created or opened; the message says why, for people."""
+
+
+@dataclass(frozen=True)
+class PendingRecovery:
+    """A recovery key still to be added to the account: its public key and its proof."""
+
+    public: PublicKey
+    proof: bytes
+
+
+@dataclass(frozen=True)
+class WalletInfo:
+    """What a wallet file says in clear: its key, its account, a pending recovery key."""
+
+    public: PublicKey
+    account: bytes
+    pending: PendingRecovery | None
 
 
 @dataclass(frozen=True)
@@ -65,10 +92,14 @@ def create(
     force: bool = False,
     key: PrivateKey | None = None,
     limits: KdfLimits | None = None,
+    account: bytes = b"",
+    pending: PendingRecovery | None = None,
 ) -> PublicKey:
     """Write a new wallet holding ``key`` (a fresh one by default); returns its public key.
 
     Refuses an existing file unless ``force``; the new file is 0600 from its first byte.
+    ``account`` is the account id (the key itself by default); ``pending`` a recovery key
+    still to be added to the account.
     """
     if len(passphrase) < MIN_PASSPHRASE_CHARS:
         raise WalletError(f"the passphrase must have at least {MIN_PASSPHRASE_CHARS} characters")
@@ -85,7 +116,19 @@ def create(
             "salt": b64url_encode(salt),
         },
         "box": b64url_encode(bytes(_box(passphrase, salt, limits).encrypt(key.seed))),
+        "account": PublicKey(account or key.public.raw).text,
     }
+    if pending is not None:
+        doc["recovery_pending"] = _pending_doc(pending)
+    _write(path, doc, force=force)
+    return key.public
+
+
+def _pending_doc(pending: PendingRecovery) -> dict[str, str]:
+    return {"public_key": pending.public.text, "proof": b64url_encode(pending.proof)}
+
+
+def _write(path: Path, doc: dict[str, Any], *, force: bool) -> None:
     data = (json.dumps(doc, indent=2) + "\n").encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     target = path
@@ -103,12 +146,49 @@ def create(
         os.close(fd)
     if target != path:
         os.replace(target, path)
-    return key.public
 
 
 def public_key(path: Path) -> PublicKey:
     """Whose wallet this is, without the passphrase."""
     return _parse(path)[0]
+
+
+def info(path: Path) -> WalletInfo:
+    """The key, the account and the pending recovery key, without the passphrase."""
+    doc = _document(path)
+    try:
+        public = PublicKey.from_text(doc["public_key"])
+        account = PublicKey.from_text(doc.get("account", doc["public_key"])).raw
+        raw = doc.get("recovery_pending")
+        pending = (
+            None
+            if raw is None
+            else PendingRecovery(
+                PublicKey.from_text(raw["public_key"]), b64url_decode(raw["proof"])
+            )
+        )
+    except (ValueError, KeyError, TypeError, LicentiaError):
+        raise WalletError(f"{path} is not a Licentia wallet (damaged?)") from None
+    return WalletInfo(public, account, pending)
+
+
+def update(path: Path, *, account: bytes | None = None, clear_pending: bool = False) -> None:
+    """Record the account id, or forget the pending recovery key (once it is added); the
+    file is replaced whole, 0600, never half written."""
+    doc = _document(path)
+    if account is not None:
+        doc["account"] = PublicKey(account).text
+    if clear_pending:
+        doc.pop("recovery_pending", None)
+    _write(path, doc, force=True)
+
+
+def _document(path: Path) -> dict[str, Any]:
+    _parse(path)  # the checks: mode, size, format
+    doc = json.loads(path.read_bytes())
+    if not isinstance(doc, dict):
+        raise WalletError(f"{path} is not a Licentia wallet")
+    return doc
 
 
 def _parse(path: Path) -> tuple[PublicKey, bytes, KdfLimits, bytes]:
