@@ -188,8 +188,13 @@ def story(tmp: Path) -> None:
 
         # The person.
         wallet = Wallet(tmp / "alice", server)
-        key = json.loads(wallet("init", "--json"))["public_key"]
+        made = json.loads(wallet("init", "--yes", "--json"))
+        key = made["public_key"]
         say(f"Alice creates her wallet: her key {key[:20]}… is encrypted under her passphrase.")
+        say(
+            f"She writes her {len(made['recovery_phrase'].split())} recovery words on paper:"
+            " they are never stored; register adds their key to her account."
+        )
         wallet("register", "--handle", "alice", "--name", "Alice Martin")
         photo, voice, name = tmp / "alice.jpg", tmp / "alice.wav", tmp / "name.txt"
         photo.write_bytes(b"\xff\xd8\xff a portrait of Alice")

@@ -15,13 +15,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from licentia.errors import LicentiaError
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from ..channel import ExchangeError
 from . import keystore
+from .account import cmd_init, cmd_join, cmd_recover, cmd_recovery_add, cmd_register
 from .audit import cmd_audit
 from .commands import (
     cmd_accesses,
@@ -33,11 +34,9 @@ from .commands import (
     cmd_erase,
     cmd_export,
     cmd_inbox,
-    cmd_init,
     cmd_licences,
     cmd_opt_in,
     cmd_opt_out,
-    cmd_register,
     cmd_revoke,
     cmd_rules_add,
     cmd_rules_list,
@@ -47,6 +46,14 @@ from .commands import (
     cmd_terms_show,
     cmd_whoami,
     cmd_withdraw,
+)
+from .devices import (
+    cmd_devices_add,
+    cmd_devices_approve,
+    cmd_devices_list,
+    cmd_devices_remove,
+    cmd_devices_revoke_consents,
+    since_time,
 )
 from .payouts import cmd_payouts_add, cmd_payouts_cancel, cmd_payouts_list
 from .render import (
@@ -62,6 +69,7 @@ from .session import (
     DEFAULT_SERVER,
     DEFAULT_WALLET,
     PROG,
+    MisuseError,
     OperationFailedError,
     Session,
 )
@@ -96,15 +104,30 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(fn=fn)
         return p
 
-    add(
-        "init", cmd_init, "create your wallet: a new key, encrypted with your passphrase"
-    ).add_argument(
+    p = add(
+        "init",
+        cmd_init,
+        "create your wallet: a new key, encrypted with your passphrase, and your recovery"
+        " phrase (12 words for paper, shown once, never stored)",
+    )
+    p.add_argument(
         "--force", action="store_true", help="replace an existing wallet (its key is lost)"
+    )
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="do not ask to type words of the phrase back (scripts: add --json to capture it)",
+    )
+    p.add_argument(
+        "--no-recovery",
+        action="store_true",
+        help="no recovery phrase: losing this device then loses the account",
     )
     add("whoami", cmd_whoami, "print your public key")
     p = add("register", cmd_register, "register at the exchange as a person who offers data")
     p.add_argument("--handle", required=True, help="a pseudonym: 3-32 of a-z 0-9 - _")
     p.add_argument("--name", help="a display name (optional)")
+    _account_commands(sub, add, common)
     assets = add("assets", lambda s: None, "declare and list the data you offer")
     asub = assets.add_subparsers(dest="assets_command", required=True, metavar="ACTION")
     p = asub.add_parser("add", help="declare a file (photo, voice sample, ...)", parents=[common])
@@ -262,6 +285,102 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _account_commands(
+    sub: Any,
+    add: Callable[[str, Callable[[Session], None], str], argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    """``recovery``, ``join``, ``recover`` and ``devices``: the account's keys."""
+    recovery = add("recovery", lambda s: None, "your account's recovery key (the paper phrase)")
+    rsub = recovery.add_subparsers(dest="recovery_command", required=True, metavar="ACTION")
+    p = rsub.add_parser(
+        "add",
+        help="add the recovery key 'init' made (if 'register' could not), or make a new"
+        " phrase for an account without one",
+        parents=[common],
+    )
+    p.set_defaults(fn=cmd_recovery_add)
+    p.add_argument("--yes", action="store_true", help="do not ask to type words back")
+    p = add(
+        "join",
+        cmd_join,
+        "on a new device: a new wallet whose key joins your account by the code that"
+        " 'devices add' shows on your other device",
+    )
+    p.add_argument("code", help="the pairing code")
+    p.add_argument("--name", required=True, help="a name for this device, e.g. phone")
+    p.add_argument("--force", action="store_true", help="replace an existing wallet file")
+    p = add(
+        "recover",
+        cmd_recover,
+        "on a new machine: recover your account with your 12 words; every old device is"
+        " removed (as compromised unless --retired) and this one is added",
+    )
+    p.add_argument(
+        "--phrase-file",
+        metavar="PATH|-",
+        help="read the 12 words from PATH, or stdin with '-' (default: asked, hidden)",
+    )
+    p.add_argument("--handle", help="refuse unless the phrase is for the account of this handle")
+    p.add_argument("--name", help="a name for this device (default: the computer's name)")
+    p.add_argument(
+        "--retired",
+        action="store_true",
+        help="the old devices were lost, not stolen: what they signed stays valid",
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing wallet file")
+    devices = add("devices", lambda s: None, "the devices (keys) of your account")
+    dsub = devices.add_subparsers(dest="devices_command", required=True, metavar="ACTION")
+    p = dsub.add_parser("list", help="your account's keys, and the removed ones", parents=[common])
+    p.set_defaults(fn=cmd_devices_list)
+    p = dsub.add_parser(
+        "add",
+        help="add a device: show a pairing code, wait for 'join' on the new device, compare"
+        " fingerprints, approve",
+        parents=[common],
+    )
+    p.set_defaults(fn=cmd_devices_add)
+    p.add_argument("--no-wait", action="store_true", help="print the code and return")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p = dsub.add_parser("approve", help="add the device that joined with CODE", parents=[common])
+    p.set_defaults(fn=cmd_devices_approve)
+    p.add_argument("code", help="the pairing code")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    since_help = (
+        "only what it consented to since TIME (ISO date or date-time, UTC unless given, or"
+        " Unix seconds); default: since the key was added, because the exchange cannot know"
+        " when a device was stolen: the list is shown before anything is revoked"
+    )
+    p = dsub.add_parser(
+        "remove",
+        help="remove a device key: as --compromised (it stops at once; then review what it"
+        " consented to) or as --retired (what it signed stays valid)",
+        parents=[common],
+    )
+    p.set_defaults(fn=cmd_devices_remove)
+    p.add_argument("key", help="its fingerprint (or first 4+ characters) or ed25519:… key")
+    cause = p.add_mutually_exclusive_group()
+    cause.add_argument("--compromised", action="store_true", help="lost or stolen")
+    cause.add_argument("--retired", action="store_true", help="no longer used, safely")
+    p.add_argument("--since", type=since_time, metavar="TIME", help=since_help)
+    p.add_argument(
+        "--revoke",
+        action="store_true",
+        help="with --compromised: revoke its licences and withdraw its rules (after confirmation)",
+    )
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p = dsub.add_parser(
+        "revoke-consents",
+        help="review, then revoke, what a key (a removed one too) consented to that is still"
+        " in force",
+        parents=[common],
+    )
+    p.set_defaults(fn=cmd_devices_revoke_consents)
+    p.add_argument("key", help="its fingerprint (or first 4+ characters) or ed25519:… key")
+    p.add_argument("--since", type=since_time, metavar="TIME", help=since_help)
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
 def _fail(message: str) -> NoReturn:
     print(_shown(f"{PROG}: error: {message}"), file=sys.stderr)
     raise SystemExit(1)
@@ -276,6 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     session = Session(args)
     try:
         args.fn(session)
+    except MisuseError as e:
+        print(_shown(f"{PROG}: error: {e}"), file=sys.stderr)
+        return 2
     except (OperationFailedError, keystore.WalletError) as e:
         print(_shown(f"{PROG}: error: {e}"), file=sys.stderr)
         return 1
@@ -296,6 +418,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 _HINTS = {
     "UNKNOWN_KEY": "register first: licentia-wallet register --handle NAME",
     "ALREADY_EXISTS": "that handle (or this key) is already registered",
+    "KEY_REMOVED": "this device's key was removed from your account (from another device,"
+    " or by 'recover'): it can no longer act; use a device you kept, or recover with your"
+    " phrase: licentia-wallet recover",
     "INTERNAL": "the exchange had a problem; try again later",
     "UNAVAILABLE": "is the exchange running at --server (or LICENTIA_SERVER)?",
 }

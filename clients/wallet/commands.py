@@ -54,27 +54,10 @@ from .session import (
 )
 
 
-def cmd_init(s: Session) -> None:
-    """Create the wallet."""
-    public = keystore.create(s.wallet, s.passphrase(twice=True), force=s.args.force)
-    _out(
-        s.args,
-        {"wallet": str(s.wallet), "public_key": public.text},
-        f"Created {s.wallet}\nYour public key: {public.text}\n"
-        "Keep your passphrase: without it nobody, not even you, can use this key.",
-    )
-
-
 def cmd_whoami(s: Session) -> None:
     """Print the wallet's public key (no passphrase needed)."""
     public = keystore.public_key(s.wallet)
     _out(s.args, {"public_key": public.text}, public.text)
-
-
-def cmd_register(s: Session) -> None:
-    """Register as a holder."""
-    profile = s.holder.register(s.args.handle, s.args.name or "")
-    _out(s.args, _dict(profile), f"Registered as {profile.handle}.")
 
 
 def cmd_assets_add(s: Session) -> None:
@@ -273,7 +256,7 @@ def _licence(s: Session, text: str) -> records_pb2.LicenceRecord:
             if e.reason.name != "NOT_FOUND":
                 raise
         else:
-            if x.holder_key == s.key.public.raw:
+            if x.holder_key == s.holder.account:
                 return x
         raise OperationFailedError(f"no licence {full} in your name")
     rows = _my_licences(s)

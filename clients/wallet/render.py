@@ -7,7 +7,9 @@ reaches a terminal.
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -183,3 +185,9 @@ _LSTATE = {v: k.removeprefix("LICENCE_STATE_").lower() for k, v in records_pb2.L
 
 
 _KIND = {v: k.removeprefix("POSTING_KIND_").lower() for k, v in ledger_pb2.PostingKind.items()}
+
+
+def fingerprint(public: bytes) -> str:
+    """A key's short fingerprint for people: the first 8 base32 characters of its SHA-256
+    (both devices of a pairing show it, for the holder to compare)."""
+    return base64.b32encode(hashlib.sha256(public).digest()).decode()[:8]

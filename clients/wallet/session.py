@@ -22,6 +22,10 @@ class OperationFailedError(Exception):
     """An operation that failed: printed as ``licentia-wallet: error: …``, exit 1."""
 
 
+class MisuseError(OperationFailedError):
+    """A command used wrongly in a way argparse cannot see: exit 2."""
+
+
 class Session:
     """One command's wallet and connection."""
 
@@ -30,6 +34,7 @@ class Session:
         self.wallet: Path = args.wallet
         self._key: PrivateKey | None = None
         self._holder: Holder | None = None
+        self._others: list[Holder] = []
 
     def passphrase(self, *, twice: bool = False) -> str:
         """From --passphrase-file (or stdin with '-'), else asked on the terminal."""
@@ -56,16 +61,26 @@ class Session:
 
     @property
     def holder(self) -> Holder:
-        """The holder SDK's client of the exchange, signing with the wallet's key."""
+        """The holder SDK's client of the exchange, signing with the wallet's key, for the
+        account the wallet file names."""
         if self._holder is None:
-            ca = Path(self.args.tls_ca).read_bytes() if self.args.tls_ca else None
-            self._holder = Holder.connect(self.args.server, self.key, tls_ca=ca)
+            account = keystore.info(self.wallet).account
+            self._holder = self.connect(self.key)
+            self._holder.account = account
         return self._holder
 
+    def connect(self, key: PrivateKey) -> Holder:
+        """Another client of the exchange, signing with ``key`` (a recovery key, a new
+        device's); closed with the session."""
+        ca = Path(self.args.tls_ca).read_bytes() if self.args.tls_ca else None
+        client = Holder.connect(self.args.server, key, tls_ca=ca)
+        self._others.append(client)
+        return client
+
     def close(self) -> None:
-        """Close the channel."""
-        if self._holder is not None:
-            self._holder.close()
+        """Close the channels."""
+        for client in self._others:
+            client.close()
 
 
 def _read_first_line(path: Path) -> str:

@@ -10,11 +10,8 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-from licentia.clients.wallet.cli import main
 
 from .exchange_harness import (
     PHOTO,
@@ -25,46 +22,13 @@ from .exchange_harness import (
     report_use,
     request_licence,
 )
-
-PASS = "correct horse battery"
-
-
-class Wallet:
-    """Runs the wallet's main() with a wallet file, a passphrase file and a server."""
-
-    def __init__(self, tmp: Path, server: str, capsys: pytest.CaptureFixture[str]) -> None:
-        self.path = tmp / "home" / "wallet.json"
-        self.pass_file = tmp / "pass"
-        self.pass_file.write_text(PASS + "\n")
-        self.server = server
-        self.capsys = capsys
-
-    def __call__(self, *argv: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        code = main(
-            [
-                *argv,
-                "--wallet",
-                str(self.path),
-                "--server",
-                self.server,
-                "--passphrase-file",
-                str(self.pass_file),
-            ]
-        )
-        out = self.capsys.readouterr()
-        return code, out.out, out.err
-
-    def json(self, *argv: str) -> Any:
-        code, out, err = self(*argv, "--json")
-        assert code == 0, err
-        return json.loads(out)
+from .wallet_harness import PASS, Wallet, set_up
 
 
 @pytest.fixture
 def wallet(tmp_path: Path, ex: Exchange, capsys: pytest.CaptureFixture[str]) -> Wallet:
     w = Wallet(tmp_path, ex.address, capsys)
-    code, out, err = w("init")
+    code, out, err = w("init", "--yes")
     assert code == 0, err
     assert "Your public key: ed25519:" in out
     return w
@@ -76,7 +40,7 @@ def instant_wallet(
 ) -> Wallet:
     """A wallet on an exchange with no payout delay (a destination is usable at once)."""
     w = Wallet(tmp_path, instant_ex.address, capsys)
-    code, _, err = w("init")
+    code, _, err = w("init", "--yes")
     assert code == 0, err
     return w
 
@@ -89,42 +53,13 @@ def _holder_key(w: Wallet) -> bytes:
     return PublicKey.from_text(doc["public_key"]).raw
 
 
-def _set_up(w: Wallet, tmp_path: Path) -> None:
-    photo = tmp_path / "me.png"
-    photo.write_bytes(PHOTO)
-    assert w("register", "--handle", "alice", "--name", "Alice")[0] == 0
-    code, out, err = w("assets", "add", str(photo), "--category", "image", "--upload")
-    assert code == 0, err
-    assert "stored at the exchange" in out
-    code, out, err = w(
-        "terms",
-        "set",
-        "--categories",
-        "image,name",
-        "--purposes",
-        "marketing",
-        "--refuse",
-        "direct-marketing",
-        "--media",
-        "online,social",
-        "--territories",
-        "EU",
-        "--price-per-day",
-        "1.00",
-        "--max-days",
-        "90",
-    )
-    assert code == 0, err
-    assert "Never for:        direct-marketing" in out
-
-
 def test_the_wallet_file_is_private_and_never_overwritten(wallet: Wallet) -> None:
     assert stat.S_IMODE(os.stat(wallet.path).st_mode) == 0o600
     code, _, err = wallet("init")
     assert code == 1
     assert "use --force" in err
     before = wallet.json("whoami")
-    assert wallet("init", "--force")[0] == 0
+    assert wallet("init", "--force", "--yes")[0] == 0
     assert wallet.json("whoami") != before
     assert stat.S_IMODE(os.stat(wallet.path).st_mode) == 0o600
 
@@ -150,7 +85,7 @@ def test_misuse_exits_2(wallet: Wallet) -> None:
 def test_erasing_without_a_terminal_needs_yes_and_changes_nothing(
     wallet: Wallet, tmp_path: Path
 ) -> None:
-    _set_up(wallet, tmp_path)
+    set_up(wallet, tmp_path)
     code, _, err = wallet("erase")
     assert code == 1
     assert "confirm with --yes" in err
@@ -161,7 +96,7 @@ def test_erasing_without_a_terminal_needs_yes_and_changes_nothing(
 
 
 def test_the_holders_whole_story(wallet: Wallet, ex: Exchange, tmp_path: Path) -> None:
-    _set_up(wallet, tmp_path)
+    set_up(wallet, tmp_path)
     terms = wallet.json("terms", "show")
     assert isinstance(terms, dict)
     assert terms["price_per_day_minor"] == "100"
@@ -272,7 +207,7 @@ def test_as_a_real_process_with_the_passphrase_on_stdin(tmp_path: Path, ex: Exch
     env = {**os.environ, "LICENTIA_WALLET": str(tmp_path / "w.json"), "LICENTIA_SERVER": ex.address}
     cmd = [sys.executable, "-m", "licentia.clients.wallet.cli"]
     init = subprocess.run(
-        [*cmd, "init", "--passphrase-file", "-"],
+        [*cmd, "init", "--yes", "--passphrase-file", "-"],
         input=PASS + "\n",
         capture_output=True,
         text=True,
@@ -329,7 +264,7 @@ def test_an_unreachable_exchange_is_said_plainly(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     w = Wallet(tmp_path, f"127.0.0.1:{port}", capsys)
-    assert w("init")[0] == 0
+    assert w("init", "--yes")[0] == 0
     code, _, err = w("licences")
     assert code == 1
     assert "UNAVAILABLE" in err
@@ -339,7 +274,7 @@ def test_an_unreachable_exchange_is_said_plainly(
 def test_standing_rules_approve_matching_requests_and_never_sensitive_ones(
     wallet: Wallet, ex: Exchange, tmp_path: Path
 ) -> None:
-    _set_up(wallet, tmp_path)
+    set_up(wallet, tmp_path)
     code, out, err = wallet(
         "rules",
         "add",
@@ -399,7 +334,7 @@ def test_earnings_grow_with_each_use_and_can_be_withdrawn_once(
     instant_wallet: Wallet, instant_ex: Exchange, tmp_path: Path
 ) -> None:
     wallet, ex = instant_wallet, instant_ex
-    _set_up(wallet, tmp_path)
+    set_up(wallet, tmp_path)
     adv, platform = ex.party(), ex.party()
     register_advertiser(adv)
     register_platform(platform)
@@ -462,7 +397,7 @@ def test_audit_finds_every_licence_in_your_name_and_flags_one_you_never_approved
 
     from .log_harness import append, claims_for, issuer_key
 
-    _set_up(wallet, tmp_path)
+    set_up(wallet, tmp_path)
     adv = ex.party()
     register_advertiser(adv)
     asked = request_licence(adv, _holder_key(wallet)).request
@@ -512,7 +447,7 @@ def test_audit_finds_every_licence_in_your_name_and_flags_one_you_never_approved
 def test_payout_destinations_wait_out_the_delay_and_the_holder_is_told(
     wallet: Wallet, ex: Exchange, tmp_path: Path
 ) -> None:
-    _set_up(wallet, tmp_path)
+    set_up(wallet, tmp_path)
     assert wallet("payouts", "list")[1].startswith("No payout destination")
     code, out, err = wallet("payouts", "add", "FR76 1111")
     assert code == 0, err
