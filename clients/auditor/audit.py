@@ -11,6 +11,7 @@ recorded, and the next run checks the same entries again.
 from __future__ import annotations
 
 import base64
+from collections.abc import Collection
 from dataclasses import dataclass, field, fields
 
 from licentia.checkpoint import Checkpoint
@@ -129,9 +130,10 @@ class Auditor:
     """Audits one exchange's log with a state directory (see the module notes).
 
     ``max_term_seconds`` is the longest licence term the exchange promises. With ``holder``
-    (a holder's raw public key: the wallet's audit) only that holder's licences, and the
-    revocations of those, are checked, counted and remembered; the log's integrity and its
-    issuer-key events are checked in full either way.
+    (a holder's raw public key, or every device key her account ever had: the wallet's
+    audit) only the licences those keys consented to, and the revocations of those, are
+    checked, counted and remembered; the log's integrity and its issuer-key events are
+    checked in full either way.
     """
 
     def __init__(
@@ -141,13 +143,15 @@ class Auditor:
         state: AuditState,
         max_term_seconds: int,
         *,
-        holder: bytes | None = None,
+        holder: bytes | Collection[bytes] | None = None,
     ) -> None:
         self.client = client
         self.log_key = log_key
         self.state = state
         self.max_term_seconds = max_term_seconds
-        self.holder = holder
+        self.holder: frozenset[bytes] | None = (
+            None if holder is None else frozenset([holder] if isinstance(holder, bytes) else holder)
+        )
 
     def run(self) -> AuditReport:
         """Audit what is new since the last run; the report.
@@ -299,7 +303,7 @@ class _EntryChecker:
         keys: LoggedKeys,
         max_term_seconds: int,
         report: AuditReport,
-        holder: bytes | None = None,
+        holder: frozenset[bytes] | None = None,
     ) -> None:
         self.state = state
         self.holder = holder
@@ -330,7 +334,7 @@ class _EntryChecker:
             self._key_event(index, entry.issuer_key)
 
     def _licence(self, index: int, token: str) -> None:
-        if self.holder is not None and _holder_of(token) != self.holder:
+        if self.holder is not None and _holder_of(token) not in self.holder:
             return  # another holder's licence: not this audit's
         self.counts.licences += 1
         facts, findings = check_licence(token, self.keys, self.max_term_seconds)

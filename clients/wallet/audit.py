@@ -59,7 +59,9 @@ def _audit(s: Session, state: AuditState) -> None:
         log_key = logcheck.LogKey.parse(key_text)
     except LicentiaError as e:
         raise OperationFailedError(f"the log's checkpoint is not signed by its key: {e}") from None
-    auditor = Auditor(log, log_key, state, DEFAULT_MAX_TERM_SECONDS, holder=s.key.public.raw)
+    found = s.holder.key_set()  # every device the account ever had consents in its name
+    devices = {k.public for keys in found.sets for k in keys.keys if k.is_device}
+    auditor = Auditor(log, log_key, state, DEFAULT_MAX_TERM_SECONDS, holder=devices)
     report = auditor.run()
     checkpoint = report.checkpoint
     if checkpoint is None:

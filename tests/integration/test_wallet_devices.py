@@ -156,6 +156,10 @@ def test_a_paired_device_approves_in_the_holders_name_and_both_list_it(
     on_phone = phone.json("licences")
     assert [x["licence_id"] for x in on_laptop] == [x["licence_id"] for x in on_phone]
     assert len(on_phone) == 1
+    # The laptop's audit counts the licence its phone approved as the holder's.
+    for device in (laptop, phone):
+        audited = device.json("audit")
+        assert (audited["your_licences"], audited["problems"]) == (1, [])
 
 
 def test_devices_add_waits_for_the_new_device_then_adds_it(
