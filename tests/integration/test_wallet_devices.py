@@ -360,3 +360,50 @@ def test_a_wallet_file_from_before_accounts_still_opens_as_its_own_account(
     assert info.pending is None
     assert w("register", "--handle", "olga")[0] == 0
     assert w.json("devices", "list")["keys"][0]["this_device"] is True
+
+
+def test_a_recovery_key_that_could_not_be_added_is_added_by_a_retry(
+    tmp_path: Path,
+    ex: Exchange,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import grpc  # type: ignore[import-untyped]
+
+    from licentia.clients import party
+    from licentia.clients.channel import ExchangeError
+    from licentia.errors import Reason
+
+    def down(self: party.PartyClient, change: object) -> None:
+        raise ExchangeError(Reason.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE, "the exchange is down")
+
+    w = _wallet(tmp_path, "laptop", ex, capsys)
+    words = w.json("init", "--yes")["recovery_phrase"]
+    with monkeypatch.context() as m:
+        m.setattr(party.PartyClient, "change_key_set", down)
+        code, _, err = w("register", "--handle", "alice")
+    assert code == 1
+    assert "Registered as alice" in err
+    assert "could not be added" in err
+    assert "licentia-wallet recovery add" in err
+    assert keystore.info(w.path).pending is not None
+    assert _key_set(w, ex).recovery is None
+    code, out, err = w("register", "--handle", "alice")  # a retry adds only the key
+    assert code == 0, err
+    assert "added your recovery key" in out
+    recovery = _key_set(w, ex).recovery
+    assert recovery is not None
+    assert recovery.public == phrase.recovery_key_from_phrase(words).public.raw
+    code, _, err = w("recovery", "add")
+    assert code == 1
+    assert "has a recovery key already" in err
+
+    # A wallet made without a phrase gets one later.
+    bare = _wallet(tmp_path, "bare", ex, capsys)
+    assert bare("init", "--no-recovery")[0] == 0
+    assert bare("register", "--handle", "bob")[0] == 0
+    added = bare.json("recovery", "add", "--yes")
+    paper = phrase.recovery_key_from_phrase(added["recovery_phrase"])
+    recovery = _key_set(bare, ex).recovery
+    assert recovery is not None
+    assert recovery.public == paper.public.raw
