@@ -308,21 +308,25 @@ def cmd_recover(s: Session) -> None:
         f"Recovered your account. Created {s.wallet}: this device ({name}) is in, fingerprint"
         f" {fingerprint(device.public.raw)}.",
         *(
-            f"Removed {k.name or 'the first device'} ({fingerprint(k.public_key)}) as {cause}"
+            f"Removed {k.name or 'the first device'} ({fingerprint(k.public_key)}) as {cause}."
             for k in gone
         ),
     ]
     if compromised:
-        lines.append(
-            "What the old devices signed stops being theirs: any call they make is refused.\n"
-            "Next steps:\n"
-            "  - review and revoke what a stolen device approved:"
-            " licentia-wallet devices revoke-consents FINGERPRINT\n"
+        lines += [
+            "The old devices are refused from now on; what they approved stays in force until"
+            " you revoke it.",
+            "Next steps:",
+            *(
+                f"  - review, then revoke, what {k.name or 'the first device'} approved:"
+                f" licentia-wallet devices revoke-consents {fingerprint(k.public_key)}"
+                for k in gone
+            ),
             "  - check where your earnings may go: licentia-wallet payouts list"
-            " (and 'payouts cancel REFERENCE' for one you did not add)"
-        )
+            " (and 'licentia-wallet payouts cancel REFERENCE' for one you did not add)",
+        ]
     else:
-        lines.append("The old devices were retired: what they signed stays valid.")
+        lines.append("The old devices were retired: what they approved stays valid.")
     _out(
         s.args,
         {

@@ -58,6 +58,11 @@ def since_time(text: str) -> int:
     return max(0, int(when.timestamp()))
 
 
+def _iso(t: int) -> str:
+    """``t`` as ``--since`` reads it back."""
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True)
 class _Key:
     public: bytes
@@ -279,7 +284,7 @@ def _review(s: Session, key: _Key, since: int, revoke: bool, doc: dict[str, obje
     if not revoke:
         lines.append(
             "To revoke them: licentia-wallet devices revoke-consents"
-            f" {fingerprint(key.public)} --since {since}"
+            f" {fingerprint(key.public)} --since {_iso(since)}"
         )
         return lines
     if not s.args.json:

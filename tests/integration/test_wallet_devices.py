@@ -298,6 +298,10 @@ def test_recover_on_a_new_machine_then_revoke_what_the_old_laptop_approved(
     assert "KEY_REMOVED" in err
     assert len(new.json("licences")) == 1
     # Later: what the old laptop approved, reviewed then revoked (a removed key).
+    assert new("devices", "revoke-consents", gone["fingerprint"], "--since", "yesterday")[0] == 2
+    code, out, _ = new("devices", "revoke-consents", gone["fingerprint"], "--since", "2100-01-01")
+    assert code == 0
+    assert "consented to nothing still in force since 2100-01-01" in out
     code, out, err = new("devices", "revoke-consents", gone["fingerprint"], "--yes")
     assert code == 0, err
     assert "Revoked 1 licence(s)" in out
