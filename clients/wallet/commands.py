@@ -55,9 +55,14 @@ from .session import (
 
 
 def cmd_whoami(s: Session) -> None:
-    """Print the wallet's public key (no passphrase needed)."""
-    public = keystore.public_key(s.wallet)
-    _out(s.args, {"public_key": public.text}, public.text)
+    """Print the wallet's public key, and its account when that is another key (a second
+    device, a recovered wallet); no passphrase needed."""
+    info = keystore.info(s.wallet)
+    account = keys.PublicKey(info.account)
+    text = info.public.text
+    if account != info.public:
+        text += f"\n(a device of the account {account.text})"
+    _out(s.args, {"public_key": info.public.text, "account": account.text}, text)
 
 
 def cmd_assets_add(s: Session) -> None:

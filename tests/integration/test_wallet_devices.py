@@ -146,6 +146,8 @@ def test_a_paired_device_approves_in_the_holders_name_and_both_list_it(
     ]
     assert listed["removed"] == []
     assert keystore.info(phone.path).account == keystore.info(laptop.path).public.raw
+    whoami = phone.json("whoami")
+    assert whoami["account"] == laptop.json("whoami")["public_key"] != whoami["public_key"]
 
     adv = ex.party()
     register_advertiser(adv)
@@ -411,3 +413,40 @@ def test_a_recovery_key_that_could_not_be_added_is_added_by_a_retry(
     recovery = _key_set(bare, ex).recovery
     assert recovery is not None
     assert recovery.public == paper.public.raw
+
+
+def test_recover_asks_the_phrase_hidden_and_names_a_mistyped_word(
+    tmp_path: Path,
+    ex: Exchange,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import getpass
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    laptop, words = _laptop(tmp_path, ex, capsys)
+    sequence = _key_set(laptop, ex).sequence
+    asked: list[str] = []
+    typed = words.split()
+    typed[7] = "zzzz"
+
+    def hidden(prompt: str = "") -> str:
+        asked.append(prompt)
+        return " ".join(typed)
+
+    monkeypatch.setattr(getpass, "getpass", hidden)
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    new = _wallet(tmp_path, "new", ex, capsys)
+    code, _, err = new("recover")
+    assert code == 1
+    assert asked == ["Your 12 words (not shown as you type): "]
+    assert "word 8" in err
+    assert _key_set(laptop, ex).sequence == sequence
+    typed[7] = words.split()[7]
+    code, out, err = new("recover", "--handle", "alice")
+    assert code == 0, err
+    assert "Recovered your account" in out
