@@ -315,6 +315,8 @@ def cmd_devices_remove(s: Session) -> None:
     if key.role != keyset.DEVICE:
         raise OperationFailedError("that is the recovery key: only devices are removed here")
     compromised = _cause(s)
+    if s.args.revoke and not compromised:
+        raise MisuseError("--revoke goes with --compromised: what a retired device signed stays")
     cause = "compromised" if compromised else "retired"
     since = s.args.since if s.args.since is not None else _added_at(found, key.public)
     _confirm(s, f"Remove {key.label} as {cause}?")

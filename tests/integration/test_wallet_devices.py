@@ -232,6 +232,7 @@ def test_a_stolen_device_is_removed_and_what_it_approved_revoked(
 
     # Under --yes the cause must be said (misuse: 2); nothing was removed.
     assert laptop("devices", "remove", fp, "--yes")[0] == 2
+    assert laptop("devices", "remove", fp, "--retired", "--revoke", "--yes")[0] == 2
     code, _, err = laptop("devices", "remove", "ed25519:" + "A" * 43, "--retired", "--yes")
     assert code == 1
     done = laptop.json("devices", "remove", fp[:5], "--compromised", "--revoke", "--yes")
