@@ -4,6 +4,8 @@ Every licence to use your name, photo, voice or story needs your consent, given 
 that only you hold. This tool keeps that key in an encrypted file (``init``), tells the
 exchange what you offer (``register``, ``assets``, ``terms``), shows you what advertisers ask
 for in plain words (``inbox``), and lets you approve, decline, and revoke at any moment.
+Your account can have several devices (``devices``, ``join``) and a recovery phrase on paper
+that takes it back on a new machine when a device is lost or stolen (``recover``).
 
 Exit status: 0 on success, 1 when an operation fails, 2 when the command is misused.
 """
