@@ -128,7 +128,7 @@ class RegistryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetProfile(self, request, context):
-        """The caller's own registration, whatever its role.
+        """The caller's own registration, whatever its role (a holder's recovery key may read it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
