@@ -17,7 +17,7 @@ from pathlib import Path
 
 from licentia import keyset, phrase
 from licentia.errors import LicentiaError
-from licentia.keys import PrivateKey
+from licentia.keys import PrivateKey, PublicKey
 
 from ..accounts import add_key
 from ..channel import ExchangeError
@@ -230,7 +230,7 @@ def cmd_join(s: Session) -> None:
             "wallet": str(s.wallet),
             "public_key": key.public.text,
             "fingerprint": fp,
-            "account": keystore.info(s.wallet).account.hex(),
+            "account": PublicKey(joined.account).text,
             "expires_at": joined.expires_at,
         },
         f"Created {s.wallet} for this device ({s.args.name}), fingerprint {fp}.\n"
@@ -333,9 +333,13 @@ def cmd_recover(s: Session) -> None:
             "wallet": str(s.wallet),
             "public_key": device.public.text,
             "fingerprint": fingerprint(device.public.raw),
-            "account": done.account.hex(),
+            "account": PublicKey(done.account).text,
             "removed": [
-                {"public_key": k.public_key.hex(), "fingerprint": fingerprint(k.public_key)}
+                {
+                    "public_key": PublicKey(k.public_key).text,
+                    "fingerprint": fingerprint(k.public_key),
+                    "name": k.name,
+                }
                 for k in gone
             ],
             "cause": cause,
