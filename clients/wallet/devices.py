@@ -249,10 +249,11 @@ def _cause(s: Session) -> bool:
     raise OperationFailedError("nothing done")
 
 
-def _describe_licence(x: records_pb2.LicenceRecord) -> str:
+def _describe_licence(x: records_pb2.LicenceRecord, who: dict[bytes, str]) -> str:
     claims = parse_token(x.token).claims
     head = f"Licence {x.licence_id.hex()}"
-    return head + "\n" + describe_claims(claims, "licensee " + claims.licensee.text, {})
+    name = who.get(x.request_id) or "licensee " + claims.licensee.text
+    return head + "\n" + describe_claims(claims, name, {})
 
 
 def _describe_rule(rule: StandingRule) -> str:
@@ -269,7 +270,13 @@ def _review(s: Session, key: _Key, since: int, revoke: bool, doc: dict[str, obje
     ``revoke``, after confirmation, revoke those licences and withdraw those rules."""
     found = s.holder.consents(key.public, since)
     rules = [StandingRule.decode(r.consent.rule) for r in found.rules]
-    blocks = [_describe_licence(x) for x in found.licences] + [_describe_rule(r) for r in rules]
+    who = (  # the advertisers' organisations, from the requests the licences answered
+        {r.request_id: r.advertiser_organisation for r in s.holder.inbox(True)}
+        if found.licences
+        else {}
+    )
+    blocks = [_describe_licence(x, who) for x in found.licences]
+    blocks += [_describe_rule(r) for r in rules]
     doc["since"] = since
     doc["licences"] = [_dict(x) for x in found.licences]
     doc["rules"] = [_dict(r) for r in found.rules]

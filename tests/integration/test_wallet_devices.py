@@ -307,6 +307,7 @@ def test_recover_on_a_new_machine_then_revoke_what_the_old_laptop_approved(
     assert "consented to nothing still in force since 2100-01-01" in out
     code, out, err = new("devices", "revoke-consents", gone["fingerprint"], "--yes")
     assert code == 0, err
+    assert "Who:         Acme Ads" in err  # the list, shown before revoking
     assert "Revoked 1 licence(s)" in out
     assert [x["state"] for x in new.json("licences")] == ["LICENCE_STATE_REVOKED"]
     listed = new.json("devices", "list")
