@@ -100,9 +100,13 @@ class RegistryService:
             raise LicentiaError(Reason.INVALID_REQUEST, "bad page token")
         rows = self.d.store.platforms(req.page_token, size + 1)
         out = registry_pb2.ListPlatformsResponse()
+        devices = self.d.store.device_keys([party.key for party in rows[:size]])
         for party in rows[:size]:
             out.platforms.add(
-                key=party.key, platform_id=party.handle, registered_at=party.registered_at
+                key=party.key,
+                platform_id=party.handle,
+                registered_at=party.registered_at,
+                device_keys=devices.get(party.key, []),
             )
         if len(rows) > size:
             out.next_page_token = rows[size - 1].handle

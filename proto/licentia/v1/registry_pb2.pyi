@@ -184,14 +184,16 @@ class ListPlatformsRequest(_message.Message):
     def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class PlatformEntry(_message.Message):
-    __slots__ = ("key", "platform_id", "registered_at")
+    __slots__ = ("key", "platform_id", "registered_at", "device_keys")
     KEY_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_ID_FIELD_NUMBER: _ClassVar[int]
     REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_KEYS_FIELD_NUMBER: _ClassVar[int]
     key: bytes
     platform_id: str
     registered_at: int
-    def __init__(self, key: _Optional[bytes] = ..., platform_id: _Optional[str] = ..., registered_at: _Optional[int] = ...) -> None: ...
+    device_keys: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, key: _Optional[bytes] = ..., platform_id: _Optional[str] = ..., registered_at: _Optional[int] = ..., device_keys: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class ListPlatformsResponse(_message.Message):
     __slots__ = ("platforms", "next_page_token")
