@@ -175,6 +175,7 @@ def test_the_recovery_key_replaces_every_device_and_signs_nothing_else(
         me.revoke(licence.licence_id)  # she is back in control of what is hers
 
 
+@BOTH_STORES
 def test_two_changes_at_once_one_wins_the_other_is_aborted(ex: Exchange, laptop: Holder) -> None:
     phone = paired(ex, laptop)
     current = laptop.key_set().current
