@@ -13,6 +13,7 @@ from licentia.v1 import registry_pb2
 from licentia.vocabulary import DataCategory
 
 from . import convert, market
+from .accounts import key_set_to
 from .deps import Deps
 from .ledger_service import destination_to
 from .model import AssetRow, Cause, Party, Role
@@ -225,6 +226,8 @@ class RegistryService:
             destination_to(d, call.now)
             for d in s.payout_destinations(holder.key, cancelled=1 << 31)
         )
+        assert call.caller is not None  # a signed call
+        out.key_set.CopyFrom(key_set_to(s.key_set(holder.key), call.caller.raw))
         return out
 
     def erase_assets(

@@ -173,6 +173,10 @@ def test_the_recovery_key_replaces_every_device_and_signs_nothing_else(
         assert me.key_set().current.account == laptop.account
         assert [x.licence_id for x in me.licences()] == [licence.licence_id]
         me.revoke(licence.licence_id)  # she is back in control of what is hers
+        exported = me.export().key_set  # the right of access covers her keys and their chain
+        assert [k.name for k in exported.keys] == ["new laptop", "paper"]
+        assert {k.public_key for k in exported.removed} == {laptop.key.public.raw}
+        assert len(exported.changes) == 2
 
 
 @BOTH_STORES
