@@ -12,18 +12,16 @@ added and removed, its cause and time) so that she can recognise one she did not
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from licentia import keyset, merkle
+from licentia import merkle
 from licentia.errors import LicentiaError
 from licentia.token import DEFAULT_MAX_TERM_SECONDS
-from licentia.v1 import accounts_pb2
 
 from .. import logcheck
-from ..accounts import key_text, summarise
+from ..accounts import key_text
 from ..auditor.audit import Auditor, Problem
+from ..auditor.keysets import KeySetAudit, check_holder_chain
 from ..auditor.state import AuditState, StateError
 from ..channel import ExchangeError
 from .render import _out
@@ -86,10 +84,10 @@ def _audit(s: Session, state: AuditState) -> None:
         why = "; ".join(p.message for p in report.problems)
         raise OperationFailedError(f"the log's checkpoint is not signed by its key: {why}")
     problems = [_said(p) for p in report.earlier + report.problems]
-    chain = _KeySetAudit(account)
+    chain = KeySetAudit(account)
     if report.advanced:
         problems += _listed_licences(s, state, log, checkpoint.size, checkpoint.root)
-        chain = _key_set(s.key.public.raw, answer, state.logged_changes(account))
+        chain = check_holder_chain(s.key.public.raw, answer, state.logged_changes(account))
         problems += chain.problems
     _audit_report(
         s,
@@ -103,105 +101,6 @@ def _audit(s: Session, state: AuditState) -> None:
         },
         {"key_set": {"account": key_text(account), "changes": chain.changes}},
     )
-
-
-@dataclass
-class _KeySetAudit:
-    """What the key-set check found: problems, lines to show, the changes as JSON."""
-
-    account: bytes
-    problems: list[str] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
-    changes: list[dict[str, object]] = field(default_factory=list)
-
-
-def _when(at: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at))
-
-
-def _key_set(
-    signing_key: bytes, answer: accounts_pb2.GetKeySetResponse, logged: list[tuple[int, bytes]]
-) -> _KeySetAudit:
-    """Check the holder's key set against the changes logged for her account (see the
-    module notes); every change logged is also listed, for her to recognise."""
-    account = answer.account
-    out = _KeySetAudit(account)
-    changes = [accounts_pb2.SignedKeySetChange.FromString(raw) for _, raw in logged]
-    # (a) The chain the exchange states is, byte for byte and in order, the one it logged.
-    served = [c.SerializeToString(deterministic=True) for c in answer.changes]
-    for n in range(1, max(len(served), len(logged)) + 1):
-        if n > len(logged):
-            out.problems.append(
-                f"the exchange shows your key set's change #{n}, which is not in the public log"
-            )
-        elif n > len(served):
-            out.problems.append(
-                f"change #{n} of your key set (log entry {logged[n - 1][0]}) is hidden: the"
-                " exchange does not show it to you"
-            )
-        elif served[n - 1] != logged[n - 1][1]:
-            out.problems.append(
-                f"change #{n} of your key set differs from the one in the public log"
-                f" (entry {logged[n - 1][0]})"
-            )
-    # (b) The logged chain verifies from her account id.
-    sets = [keyset.genesis(account)]
-    broken = False
-    try:
-        sets = keyset.verify_chain(account, changes)
-    except LicentiaError:
-        broken = True
-        for n, signed in enumerate(changes, start=1):
-            try:
-                sets.append(keyset.apply_change(sets[-1], signed))
-            except LicentiaError as e:
-                what = summarise(sets[-1], signed).words()
-                out.problems.append(
-                    f"change #{n} of your key set (log entry {logged[n - 1][0]}: {what}) is"
-                    f" refused: {e}"
-                )
-                break
-    if len(logged) > keyset.MAX_CHAIN:
-        out.problems.append(f"your key set's chain in the log is longer than {keyset.MAX_CHAIN}")
-    # What each logged change did, for her to recognise (information, not a verdict).
-    if changes:
-        out.lines.append(f"Your key set: {len(changes)} change(s) in the public log:")
-    for n, signed in enumerate(changes, start=1):
-        summary = summarise(sets[min(n, len(sets)) - 1], signed)
-        out.lines.append(f"  #{n} {_when(summary.at)}: {summary.words()}")
-        out.changes.append({"number": n, "entry": logged[n - 1][0], **summary.to_json()})
-    if broken:
-        return out
-    current = sets[-1]
-    # (c) The exchange's current set is the one the logged chain ends with.
-    chained = {k.public: k.role for k in current.keys}
-    stated = {k.public_key: k.role for k in answer.keys}
-    for public, role in stated.items():
-        if public not in chained:
-            out.problems.append(
-                f"the exchange's key set has {key_text(public)} which no logged change added"
-            )
-        elif role != chained[public]:
-            out.problems.append(
-                f"the exchange states another role for {key_text(public)} than the logged chain"
-            )
-    for public in chained:
-        if public not in stated:
-            out.problems.append(
-                f"the exchange's key set lacks {key_text(public)}, which the logged chain has"
-            )
-    if answer.sequence != current.sequence:
-        out.problems.append(
-            f"the exchange says your key set is at change #{answer.sequence}; the public log"
-            f" has {current.sequence}"
-        )
-    # (d) The key this wallet signs with is in that set.
-    if current.key(signing_key) is None:
-        out.problems.append(
-            f"the key this wallet signs with ({key_text(signing_key)}) is not in your key set"
-            " as the public log has it"
-        )
-    return out
 
 
 def _said(p: Problem) -> str:

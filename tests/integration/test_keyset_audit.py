@@ -19,16 +19,42 @@ from typing import Any, cast
 import pytest
 
 from licentia import keyset
+from licentia.checkpoint import vkey
 from licentia.clients.auditor.cli import main as audit_main
 from licentia.clients.holder import Holder
 from licentia.clients.wallet import keystore
+from licentia.clients.wallet.cli import main as wallet_main
 from licentia.keys import PrivateKey
 from licentia.services.app import OPERATOR_KEY_FILE
 from licentia.v1 import accounts_pb2, transparency_pb2
 
 from .exchange_harness import Exchange
-from .test_auditor import log_key
-from .test_wallet import PASS, Wallet
+
+PASS = "correct horse battery"
+
+
+class Wallet:
+    """Runs licentia-wallet's main() with a wallet file, a passphrase file and a server."""
+
+    def __init__(self, tmp: Path, server: str, capsys: pytest.CaptureFixture[str]) -> None:
+        self.path = tmp / "home" / "wallet.json"
+        self.pass_file = tmp / "pass"
+        self.pass_file.write_text(PASS + "\n")
+        self.server = server
+        self.capsys = capsys
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        extra = ["--wallet", str(self.path), "--server", self.server]
+        code = wallet_main([*argv, *extra, "--passphrase-file", str(self.pass_file)])
+        out = self.capsys.readouterr()
+        return code, out.out, out.err
+
+
+def log_key(ex: Exchange) -> str:
+    """The exchange's log verifier key, as its operator would publish it."""
+    key = PrivateKey.from_seed((ex.data_dir / "log.key").read_bytes())
+    return vkey(ex.app.deps.settings.log_origin, key.public)
 
 
 @pytest.fixture
