@@ -164,7 +164,13 @@ class AuditState:
             state._set_meta("version", SCHEMA_VERSION)
         elif version != SCHEMA_VERSION:
             state.close()
-            raise StateError(f"the state in {str(directory)!r} is of another version")
+            why = (
+                ": it was made before key-set changes were audited (they were skipped);"
+                " audit again with a new state directory"
+                if version == 1
+                else ""
+            )
+            raise StateError(f"the state in {str(directory)!r} is of another version{why}")
         return state
 
     # -- the transaction -------------------------------------------------------------------
