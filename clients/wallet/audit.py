@@ -92,7 +92,7 @@ def _audit(s: Session, state: AuditState) -> None:
     _audit_report(
         s,
         problems,
-        notes + chain.lines,
+        notes,
         {
             "log_size": checkpoint.size,
             "entries_checked": report.new.entries,
@@ -100,6 +100,7 @@ def _audit(s: Session, state: AuditState) -> None:
             "your_revocations": report.totals.revocations,
         },
         {"key_set": {"account": key_text(account), "changes": chain.changes}},
+        chain.lines,
     )
 
 
@@ -144,6 +145,7 @@ def _audit_report(
     notes: list[str],
     figures: dict[str, int] | None = None,
     extra: dict[str, object] | None = None,
+    details: list[str] | None = None,
 ) -> None:
     """Print the audit's report; raise (exit 1) when it found a problem."""
     figures = figures or {}
@@ -161,6 +163,7 @@ def _audit_report(
             f"In your name: {figures['your_licences']} licence(s),"
             f" {figures['your_revocations']} revoked; each approved by you and in the log."
         )
+    lines.extend(details or [])
     _out(s.args, {**figures, **(extra or {}), "problems": problems}, "\n".join(lines))
     if problems:
         raise OperationFailedError(f"{len(problems)} problem(s) in the public log")
