@@ -70,6 +70,8 @@ def _audit(s: Session, state: AuditState) -> None:
     except ExchangeError as e:
         raise OperationFailedError(f"the exchange does not serve your key set: {e}") from None
     account = answer.account
+    if len(account) != 32:
+        raise OperationFailedError("the exchange's answer names no account for your key set")
     auditor = Auditor(
         log,
         log_key,
