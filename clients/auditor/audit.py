@@ -13,11 +13,13 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field, fields
 
+from licentia import keyset
 from licentia.checkpoint import Checkpoint
 from licentia.errors import LicentiaError
 from licentia.token import parse_token
-from licentia.v1 import transparency_pb2
+from licentia.v1 import accounts_pb2, transparency_pb2
 
+from ..accounts import key_text, summarise
 from ..channel import ExchangeError, ExchangeUnavailable
 from ..logcheck import (
     Finding,
@@ -32,7 +34,7 @@ from ..logcheck import (
     locate_divergence,
     prove_consistency,
 )
-from .state import AuditState, StateError, StoredProblem, Totals
+from .state import AuditState, ChainState, StateError, StoredProblem, Totals
 
 #: At most this many intermediate roots are kept in a run to locate a rewritten entry.
 MAX_ROOTS = 1 << 16
@@ -69,6 +71,7 @@ class Counts:
     licences: int = 0
     revocations: int = 0
     key_events: int = 0
+    key_set_changes: int = 0
 
     def to_json(self) -> dict[str, int]:
         """The JSON form."""
@@ -132,6 +135,13 @@ class Auditor:
     (a holder's raw public key: the wallet's audit) only that holder's licences, and the
     revocations of those, are checked, counted and remembered; the log's integrity and its
     issuer-key events are checked in full either way.
+
+    Every account's key-set changes are checked as a chain, in log order and across runs
+    (:func:`licentia.keyset.apply_change` from the account's genesis, one change at a time,
+    as :func:`licentia.keyset.verify_chain` does): a change that does not chain or verify is
+    a ``key_set_chain`` problem. With ``holder``, only the changes of ``account`` (the
+    holder's account id; ``holder`` by default) are kept, as logged, for the wallet to
+    check against the chain the exchange states (:meth:`AuditState.logged_changes`).
     """
 
     def __init__(
@@ -142,12 +152,14 @@ class Auditor:
         max_term_seconds: int,
         *,
         holder: bytes | None = None,
+        account: bytes | None = None,
     ) -> None:
         self.client = client
         self.log_key = log_key
         self.state = state
         self.max_term_seconds = max_term_seconds
         self.holder = holder
+        self.account = account or holder
 
     def run(self) -> AuditReport:
         """Audit what is new since the last run; the report.
@@ -221,7 +233,9 @@ class Auditor:
         start = frontier.size
         stride = max(1, (cp.size - start) // MAX_ROOTS)
         roots = [(start, frontier.root())]
-        checker = _EntryChecker(state, keys, self.max_term_seconds, report, self.holder)
+        checker = _EntryChecker(
+            state, keys, self.max_term_seconds, report, self.holder, self.account
+        )
         try:
             for e in self.client.entries(start, cp.size):
                 frontier.append(e.data)
@@ -300,9 +314,11 @@ class _EntryChecker:
         max_term_seconds: int,
         report: AuditReport,
         holder: bytes | None = None,
+        account: bytes | None = None,
     ) -> None:
         self.state = state
         self.holder = holder
+        self.account = account
         self.keys = keys
         self.max_term_seconds = max_term_seconds
         self.report = report
@@ -324,8 +340,57 @@ class _EntryChecker:
             self._licence(index, entry.licence)
         elif kind == "revocation":
             self._revocation(index, entry.revocation)
+        elif kind == "key_set_change":
+            self._key_set_change(index, entry.key_set_change)
         else:
             self._key_event(index, entry.issuer_key)
+
+    def _key_set_change(self, index: int, signed: accounts_pb2.SignedKeySetChange) -> None:
+        account = _account_of(signed)
+        if account is None:
+            self._flag(
+                [Finding("key_set_chain", "a key-set change that names no account")], index, None
+            )
+            return
+        if self.holder is not None:
+            # The wallet's audit: keep her changes as logged; the wallet checks the chain
+            # whole against the one the exchange states.
+            if account != self.account:
+                return
+            self.counts.key_set_changes += 1
+            chain = self.state.key_set(account)
+            number = chain.changes + 1
+            if number <= keyset.MAX_CHAIN + 1:
+                self.state.add_logged_change(
+                    account, number, index, signed.SerializeToString(deterministic=True)
+                )
+            self.state.save_key_set(ChainState(chain.current, number, chain.broken_entry))
+            return
+        self.counts.key_set_changes += 1
+        chain = self.state.key_set(account)
+        number = chain.changes + 1
+        if chain.broken_entry is not None:
+            # Flagged once, where it broke: what follows cannot be checked against it.
+            self.state.save_key_set(ChainState(chain.current, number, chain.broken_entry))
+            return
+        try:
+            after = keyset.apply_change(chain.current, signed)
+        except LicentiaError as e:
+            what = summarise(chain.current, signed).words()
+            self._flag(
+                [
+                    Finding(
+                        "key_set_chain",
+                        f"change #{number} of account {key_text(account)} ({what}) breaks its"
+                        f" chain: {e}; its later changes are not checked",
+                    )
+                ],
+                index,
+                None,
+            )
+            self.state.save_key_set(ChainState(chain.current, number, index))
+            return
+        self.state.save_key_set(ChainState(after, number))
 
     def _licence(self, index: int, token: str) -> None:
         if self.holder is not None and _holder_of(token) != self.holder:
@@ -391,6 +456,16 @@ class _EntryChecker:
                     entry,
                     licence_id,
                 )
+
+
+def _account_of(signed: accounts_pb2.SignedKeySetChange) -> bytes | None:
+    """The account a key-set change names (read leniently), or ``None``."""
+    change = accounts_pb2.KeySetChange()
+    try:
+        change.ParseFromString(signed.change)
+    except Exception:  # noqa: BLE001 - any unreadable change names no account
+        return None
+    return change.account if len(change.account) == 32 else None
 
 
 def _holder_of(token: str) -> bytes:
