@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from licentia import keyset
 from licentia.errors import LicentiaError, Reason
-from licentia.keys import PrivateKey
+from licentia.keys import PrivateKey, PublicKey
 from licentia.keyset import KeySet
 from licentia.methods import path
 from licentia.v1 import accounts_pb2
@@ -27,10 +27,13 @@ __all__ = [
     "JOIN_PAIRING",
     "LIST_CONSENTS",
     "START_PAIRING",
+    "ChangeSummary",
     "VerifiedKeySet",
     "add_key",
+    "key_text",
     "recover",
     "remove_key",
+    "summarise",
     "verified",
 ]
 
@@ -147,3 +150,82 @@ def recover(
     leaving = {k.public for k in current.keys} - {k.public_key for k in keys}
     cause = (keyset.COMPROMISED if compromised else keyset.RETIRED) if leaving else 0
     return keyset.make_change(current, recovery, keyset.RECOVER, keys, at=at, cause=cause)
+
+
+_KINDS: dict[int, str] = {
+    keyset.ADD_KEY: "ADD_KEY",
+    keyset.REMOVE_KEY: "REMOVE_KEY",
+    keyset.RECOVER: "RECOVER",
+}
+_CAUSES: dict[int, str] = {keyset.RETIRED: "retired", keyset.COMPROMISED: "compromised"}
+_ROLES: dict[int, str] = {keyset.DEVICE: "device", keyset.RECOVERY: "recovery"}
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSummary:
+    """What one logged change does to the set before it, in people's words (parsed leniently:
+    a summary, not a verdict; :func:`licentia.keyset.apply_change` is the verdict)."""
+
+    kind: str
+    #: ``(role, key text, name)`` of each key that joins / leaves.
+    added: tuple[tuple[str, str, str], ...]
+    removed: tuple[tuple[str, str, str], ...]
+    cause: str
+    at: int
+    signer: str
+    sequence: int
+
+    def words(self) -> str:
+        """``ADD_KEY adds device key ed25519:… "phone"``, and so on."""
+        parts = [f'adds {r} key {k} "{n}"' for r, k, n in self.added]
+        parts += [f'removes {r} key {k} "{n}"' for r, k, n in self.removed]
+        what = ", ".join(parts) or "changes no key"
+        cause = f" ({self.cause})" if self.cause else ""
+        return f"{self.kind} {what}{cause}, signed by {self.signer}"
+
+    def to_json(self) -> dict[str, object]:
+        """The JSON form."""
+        return {
+            "kind": self.kind,
+            "sequence": self.sequence,
+            "added": [{"role": r, "key": k, "name": n} for r, k, n in self.added],
+            "removed": [{"role": r, "key": k, "name": n} for r, k, n in self.removed],
+            "cause": self.cause,
+            "at": self.at,
+            "signer": self.signer,
+        }
+
+
+def key_text(raw: bytes) -> str:
+    """A raw public key as ``ed25519:…`` (or its hex, when it is not 32 bytes)."""
+    try:
+        return PublicKey(raw).text
+    except (LicentiaError, ValueError):
+        return raw.hex()
+
+
+def summarise(before: KeySet, signed: accounts_pb2.SignedKeySetChange) -> ChangeSummary:
+    """What ``signed`` does to ``before`` (the keys it adds and removes, its cause, time and
+    signer), read without checking it."""
+    change = accounts_pb2.KeySetChange()
+    try:
+        change.ParseFromString(signed.change)
+    except Exception:  # noqa: BLE001 - a summary of unreadable bytes is empty
+        change = accounts_pb2.KeySetChange()
+    old = {k.public: k for k in before.keys}
+    new = {k.public_key: k for k in change.keys}
+    added = tuple(
+        (_ROLES.get(k.role, "unknown"), key_text(p), k.name) for p, k in new.items() if p not in old
+    )
+    removed = tuple(
+        (_ROLES.get(k.role, "unknown"), key_text(p), k.name) for p, k in old.items() if p not in new
+    )
+    return ChangeSummary(
+        _KINDS.get(change.kind, f"kind {int(change.kind)}"),
+        added,
+        removed,
+        _CAUSES.get(change.cause, ""),
+        change.at,
+        key_text(signed.signer),
+        change.sequence,
+    )

@@ -89,12 +89,17 @@ class PartyClient:
         self._channel.close()
 
     # -- the account's key set ---------------------------------------------------------------
+    def key_set_answer(self) -> accounts_pb2.GetKeySetResponse:
+        """The exchange's answer to GetKeySet as received, *not* checked (an audit compares
+        it with the public log itself; everything else uses :meth:`key_set`)."""
+        return self._rpc.unary(
+            accounts.GET_KEY_SET, accounts_pb2.GetKeySetRequest(), accounts_pb2.GetKeySetResponse
+        )
+
     def key_set(self) -> VerifiedKeySet:
         """This party's account's key set, its chain replayed and checked from the account
         id (:func:`.accounts.verified`); remembers the account id (:attr:`account`)."""
-        answer = self._rpc.unary(
-            accounts.GET_KEY_SET, accounts_pb2.GetKeySetRequest(), accounts_pb2.GetKeySetResponse
-        )
+        answer = self.key_set_answer()
         found = accounts.verified(answer)
         self.account = answer.account
         return found

@@ -123,6 +123,7 @@ class AccountService:
         done = self.d.store.change_key_set(
             party.key, req.change, call.now, evidence(call), nonces=call.spends
         )
+        self.d.forget_keys()
         if done.revocations:
             self.d.hub.publish(list(done.revocations))
         return accounts_pb2.ChangeKeySetResponse(

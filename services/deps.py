@@ -86,6 +86,12 @@ class Deps:
         self._platforms[key] = (call.now, party)
         return party
 
+    def forget_keys(self) -> None:
+        """Drop what :meth:`platform` remembers (a key set changed in this process: the
+        change holds here at once; other processes read again within their
+        :data:`PLATFORM_CACHE_SECONDS`)."""
+        self._platforms.clear()
+
     def party(self, call: Call, *roles: Role, recovery: bool = False) -> Party:
         """The registered party whose account the caller's key belongs to, in one of
         ``roles``: UNKNOWN_KEY for a key of no account, KEY_REMOVED for a key removed from

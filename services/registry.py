@@ -13,6 +13,7 @@ from licentia.v1 import registry_pb2
 from licentia.vocabulary import DataCategory
 
 from . import convert, market
+from .accounts import key_set_to
 from .deps import Deps
 from .ledger_service import destination_to
 from .model import AssetRow, Cause, Party, Role
@@ -102,9 +103,13 @@ class RegistryService:
             raise LicentiaError(Reason.INVALID_REQUEST, "bad page token")
         rows = self.d.store.platforms(req.page_token, size + 1)
         out = registry_pb2.ListPlatformsResponse()
+        devices = self.d.store.device_keys([party.key for party in rows[:size]])
         for party in rows[:size]:
             out.platforms.add(
-                key=party.key, platform_id=party.handle, registered_at=party.registered_at
+                key=party.key,
+                platform_id=party.handle,
+                registered_at=party.registered_at,
+                device_keys=devices.get(party.key, []),
             )
         if len(rows) > size:
             out.next_page_token = rows[size - 1].handle
@@ -223,6 +228,8 @@ class RegistryService:
             destination_to(d, call.now)
             for d in s.payout_destinations(holder.key, cancelled=1 << 31)
         )
+        assert call.caller is not None  # a signed call
+        out.key_set.CopyFrom(key_set_to(s.key_set(holder.key), call.caller.raw))
         return out
 
     def erase_assets(

@@ -96,9 +96,11 @@ class PlatformDirectory:
                 if len(fresh) >= self.max_platforms:
                     self._log.warning("replica.platforms_capped", extra={"held": len(fresh)})
                     break
-                fresh[bytes(p.key)] = Party(
-                    bytes(p.key), Role.PLATFORM, p.platform_id, "", "", p.registered_at
-                )
+                party = Party(bytes(p.key), Role.PLATFORM, p.platform_id, "", "", p.registered_at)
+                # Each current device key of the platform's account calls in its name (an
+                # upstream that predates key sets lists none: the account key alone).
+                for key in p.device_keys or [p.key]:
+                    fresh[bytes(key)] = party
             token = page.next_page_token
             if not token or len(fresh) >= self.max_platforms:
                 break

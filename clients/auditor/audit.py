@@ -14,11 +14,13 @@ import base64
 from collections.abc import Collection
 from dataclasses import dataclass, field, fields
 
+from licentia import keyset
 from licentia.checkpoint import Checkpoint
 from licentia.errors import LicentiaError
 from licentia.token import parse_token
-from licentia.v1 import transparency_pb2
+from licentia.v1 import accounts_pb2, transparency_pb2
 
+from ..accounts import key_text, summarise
 from ..channel import ExchangeError, ExchangeUnavailable
 from ..logcheck import (
     Finding,
@@ -33,7 +35,7 @@ from ..logcheck import (
     locate_divergence,
     prove_consistency,
 )
-from .state import AuditState, StateError, StoredProblem, Totals
+from .state import AuditState, ChainState, StateError, StoredProblem, Totals
 
 #: At most this many intermediate roots are kept in a run to locate a rewritten entry.
 MAX_ROOTS = 1 << 16
@@ -70,6 +72,7 @@ class Counts:
     licences: int = 0
     revocations: int = 0
     key_events: int = 0
+    key_set_changes: int = 0
 
     def to_json(self) -> dict[str, int]:
         """The JSON form."""
@@ -134,6 +137,14 @@ class Auditor:
     audit) only the licences those keys consented to, and the revocations of those, are
     checked, counted and remembered; the log's integrity and its issuer-key events are
     checked in full either way.
+
+    Every account's key-set changes are checked as a chain, in log order and across runs
+    (:func:`licentia.keyset.apply_change` from the account's genesis, one change at a time,
+    as :func:`licentia.keyset.verify_chain` does): a change that does not chain or verify is
+    a ``key_set_chain`` problem. With ``holder``, only the changes of ``account`` (the
+    holder's account id; ``holder`` by default, when it is one key) are kept, as logged,
+    for the wallet to check against the chain the exchange states
+    (:meth:`AuditState.logged_changes`).
     """
 
     def __init__(
@@ -144,6 +155,7 @@ class Auditor:
         max_term_seconds: int,
         *,
         holder: bytes | Collection[bytes] | None = None,
+        account: bytes | None = None,
     ) -> None:
         self.client = client
         self.log_key = log_key
@@ -152,6 +164,7 @@ class Auditor:
         self.holder: frozenset[bytes] | None = (
             None if holder is None else frozenset([holder] if isinstance(holder, bytes) else holder)
         )
+        self.account = account or (holder if isinstance(holder, bytes) else None)
 
     def run(self) -> AuditReport:
         """Audit what is new since the last run; the report.
@@ -225,7 +238,9 @@ class Auditor:
         start = frontier.size
         stride = max(1, (cp.size - start) // MAX_ROOTS)
         roots = [(start, frontier.root())]
-        checker = _EntryChecker(state, keys, self.max_term_seconds, report, self.holder)
+        checker = _EntryChecker(
+            state, keys, self.max_term_seconds, report, self.holder, self.account
+        )
         try:
             for e in self.client.entries(start, cp.size):
                 frontier.append(e.data)
@@ -304,9 +319,11 @@ class _EntryChecker:
         max_term_seconds: int,
         report: AuditReport,
         holder: frozenset[bytes] | None = None,
+        account: bytes | None = None,
     ) -> None:
         self.state = state
         self.holder = holder
+        self.account = account
         self.keys = keys
         self.max_term_seconds = max_term_seconds
         self.report = report
@@ -329,9 +346,56 @@ class _EntryChecker:
         elif kind == "revocation":
             self._revocation(index, entry.revocation)
         elif kind == "key_set_change":
-            pass  # an account's key set: its chain is checked by whoever reads that account
+            self._key_set_change(index, entry.key_set_change)
         else:
             self._key_event(index, entry.issuer_key)
+
+    def _key_set_change(self, index: int, signed: accounts_pb2.SignedKeySetChange) -> None:
+        account = _account_of(signed)
+        if account is None:
+            self._flag(
+                [Finding("key_set_chain", "a key-set change that names no account")], index, None
+            )
+            return
+        if self.holder is not None:
+            # The wallet's audit: keep her changes as logged; the wallet checks the chain
+            # whole against the one the exchange states.
+            if account != self.account:
+                return
+            self.counts.key_set_changes += 1
+            chain = self.state.key_set(account)
+            number = chain.changes + 1
+            if number <= keyset.MAX_CHAIN + 1:
+                self.state.add_logged_change(
+                    account, number, index, signed.SerializeToString(deterministic=True)
+                )
+            self.state.save_key_set(ChainState(chain.current, number, chain.broken_entry))
+            return
+        self.counts.key_set_changes += 1
+        chain = self.state.key_set(account)
+        number = chain.changes + 1
+        if chain.broken_entry is not None:
+            # Flagged once, where it broke: what follows cannot be checked against it.
+            self.state.save_key_set(ChainState(chain.current, number, chain.broken_entry))
+            return
+        try:
+            after = keyset.apply_change(chain.current, signed)
+        except LicentiaError as e:
+            what = summarise(chain.current, signed).words()
+            self._flag(
+                [
+                    Finding(
+                        "key_set_chain",
+                        f"change #{number} of account {key_text(account)} ({what}) breaks its"
+                        f" chain: {e}; its later changes are not checked",
+                    )
+                ],
+                index,
+                None,
+            )
+            self.state.save_key_set(ChainState(chain.current, number, index))
+            return
+        self.state.save_key_set(ChainState(after, number))
 
     def _licence(self, index: int, token: str) -> None:
         if self.holder is not None and _holder_of(token) not in self.holder:
@@ -397,6 +461,16 @@ class _EntryChecker:
                     entry,
                     licence_id,
                 )
+
+
+def _account_of(signed: accounts_pb2.SignedKeySetChange) -> bytes | None:
+    """The account a key-set change names (read leniently), or ``None``."""
+    change = accounts_pb2.KeySetChange()
+    try:
+        change.ParseFromString(signed.change)
+    except Exception:  # noqa: BLE001 - any unreadable change names no account
+        return None
+    return change.account if len(change.account) == 32 else None
 
 
 def _holder_of(token: str) -> bytes:

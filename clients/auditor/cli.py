@@ -169,7 +169,8 @@ def _summary(c: Counts) -> str:
     return (
         f"{_count(c.licences, 'licence', 'licences')},"
         f" {_count(c.revocations, 'revocation', 'revocations')},"
-        f" {_count(c.key_events, 'issuer-key event', 'issuer-key events')}"
+        f" {_count(c.key_events, 'issuer-key event', 'issuer-key events')},"
+        f" {_count(c.key_set_changes, 'key-set change', 'key-set changes')}"
     )
 
 

@@ -8,6 +8,15 @@ The directory (created 0700) holds ``audit.db`` (0600) with:
 - ``licences``: every licence seen (holder, issuer key, times, assets, whether and where
   revoked), so that a later revocation is checked against an earlier licence;
 - ``issuer_keys``: the issuer keys as the log described them;
+- ``key_sets``: per account whose key-set changes the log carries, the set its logged chain
+  ends with (sequence, head digest, keys: at most 16) and how many changes were logged, so
+  that the next run checks the next change against it (one row per account, like
+  ``licences`` one per licence); an account whose chain broke keeps the entry where it broke
+  and its later changes are only counted;
+- ``key_set_log``: for the wallet's audit only (one account, the holder's), every change of
+  her chain as logged, in log order (at most 1025 of at most 4 KiB: the chain is capped at
+  1024 and one more is kept to show it was exceeded), which the wallet compares with the
+  chain the exchange states;
 - ``checkpoints``: every checkpoint ever served, with the verdict on it (append-only);
 - ``problems``: the problems found, kept so that later runs still report them.
 
@@ -25,12 +34,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from licentia import merkle
+from licentia import keyset, merkle
+from licentia.keyset import KeySet
+from licentia.v1 import accounts_pb2
 
 from ..logcheck import Frontier, KeyRecord, LicenceFacts, LoggedKeys
 
 DB_NAME = "audit.db"
-SCHEMA_VERSION = 1
+#: 2: the key-set tables (a state of version 1 skipped the key-set changes: start a new one).
+SCHEMA_VERSION = 2
 _DIGEST = merkle.HASH_BYTES
 
 _SCHEMA = """
@@ -48,6 +60,14 @@ CREATE TABLE IF NOT EXISTS issuer_keys (
     key_id BLOB PRIMARY KEY, public_key BLOB NOT NULL, not_before INTEGER NOT NULL,
     not_after INTEGER NOT NULL, withdrawn INTEGER NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS key_sets (
+    account BLOB PRIMARY KEY, sequence INTEGER NOT NULL, head BLOB NOT NULL,
+    keys BLOB NOT NULL, changes INTEGER NOT NULL, broken_entry INTEGER
+) STRICT;
+CREATE TABLE IF NOT EXISTS key_set_log (
+    account BLOB NOT NULL, number INTEGER NOT NULL, entry INTEGER NOT NULL,
+    change BLOB NOT NULL, PRIMARY KEY (account, number)
+) STRICT;
 CREATE TABLE IF NOT EXISTS checkpoints (
     seq INTEGER PRIMARY KEY, seen_at INTEGER NOT NULL, size INTEGER, root BLOB,
     note TEXT NOT NULL, verdict TEXT NOT NULL
@@ -58,6 +78,19 @@ CREATE TABLE IF NOT EXISTS problems (
     UNIQUE (kind, entry, licence_id, message)
 ) STRICT;
 """
+
+
+_TOTALS = ("entries", "licences", "revocations", "key_events", "key_set_changes")
+
+
+@dataclass(frozen=True, slots=True)
+class ChainState:
+    """An account's chain as logged so far: the set it ends with, how many changes were
+    logged, and the entry of the change that broke it (``None``: it verifies)."""
+
+    current: KeySet
+    changes: int = 0
+    broken_entry: int | None = None
 
 
 class StateError(Exception):
@@ -91,6 +124,7 @@ class Totals:
     licences: int = 0
     revocations: int = 0
     key_events: int = 0
+    key_set_changes: int = 0
 
 
 class AuditState:
@@ -130,7 +164,13 @@ class AuditState:
             state._set_meta("version", SCHEMA_VERSION)
         elif version != SCHEMA_VERSION:
             state.close()
-            raise StateError(f"the state in {str(directory)!r} is of another version")
+            why = (
+                ": it was made before key-set changes were audited (they were skipped);"
+                " audit again with a new state directory"
+                if version == 1
+                else ""
+            )
+            raise StateError(f"the state in {str(directory)!r} is of another version{why}")
         return state
 
     # -- the transaction -------------------------------------------------------------------
@@ -176,7 +216,7 @@ class AuditState:
 
     def totals(self) -> Totals:
         """The totals over every entry checked before this run."""
-        values = [self._meta(n) for n in ("entries", "licences", "revocations", "key_events")]
+        values = [self._meta(n) for n in _TOTALS]
         return Totals(*(v if isinstance(v, int) else 0 for v in values))
 
     def frontier(self) -> Frontier:
@@ -200,7 +240,7 @@ class AuditState:
         self._set_meta("size", size)
         self._set_meta("root", root)
         self._set_meta("note", note)
-        for name in ("entries", "licences", "revocations", "key_events"):
+        for name in _TOTALS:
             self._set_meta(name, getattr(totals, name))
         self.db.execute("DELETE FROM frontier")
         self.db.executemany(
@@ -275,6 +315,57 @@ class AuditState:
             (key_id, since),
         ):
             yield bytes(r[0]), int(r[1]), int(r[2])
+
+    # -- key sets ---------------------------------------------------------------------------
+    def key_set(self, account: bytes) -> ChainState:
+        """``account``'s chain as logged so far (its genesis before any change)."""
+        r = self.db.execute(
+            "SELECT sequence, head, keys, changes, broken_entry FROM key_sets WHERE account = ?",
+            (account,),
+        ).fetchone()
+        if r is None:
+            return ChainState(keyset.genesis(account))
+        stored = accounts_pb2.KeySetChange.FromString(bytes(r[2]))
+        current = KeySet(
+            account,
+            int(r[0]),
+            bytes(r[1]),
+            tuple(keyset.AccountKey(k.public_key, k.role, k.name) for k in stored.keys),
+        )
+        return ChainState(current, int(r[3]), r[4])
+
+    def save_key_set(self, chain: ChainState) -> None:
+        """Store an account's chain state (replacing the one before)."""
+        keys_ = accounts_pb2.KeySetChange(keys=[k.to_proto() for k in chain.current.keys])
+        self.db.execute(
+            "INSERT OR REPLACE INTO key_sets VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                chain.current.account,
+                chain.current.sequence,
+                chain.current.head,
+                keys_.SerializeToString(deterministic=True),
+                chain.changes,
+                chain.broken_entry,
+            ),
+        )
+
+    def add_logged_change(self, account: bytes, number: int, entry: int, change: bytes) -> None:
+        """Keep change ``number`` of ``account``'s logged chain (the wallet's audit)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO key_set_log VALUES (?, ?, ?, ?)",
+            (account, number, entry, change),
+        )
+
+    def logged_changes(self, account: bytes) -> list[tuple[int, bytes]]:
+        """``(entry, serialized SignedKeySetChange)`` of each change kept for ``account``,
+        in log order."""
+        return [
+            (int(r[0]), bytes(r[1]))
+            for r in self.db.execute(
+                "SELECT entry, change FROM key_set_log WHERE account = ? ORDER BY number",
+                (account,),
+            )
+        ]
 
     # -- the record -----------------------------------------------------------------------
     def record_checkpoint(

@@ -3,7 +3,11 @@
 The log itself is checked by :class:`~licentia.clients.auditor.audit.Auditor` (the same code
 as ``licentia-audit``), limited to the holder's licences and their revocations; the wallet
 adds what only the holder can check: each licence the exchange lists for her is in the log
-(an inclusion proof) with its revocation.
+(an inclusion proof) with its revocation, and her account's key set: the changes logged for
+her account, in log order, are exactly the chain the exchange states (GetKeySet), that chain
+verifies from her account id, the exchange's current set is the one it ends with, and the
+key this wallet signs with is in it. Each logged change is shown (its kind, the keys it
+added and removed, its cause and time) so that she can recognise one she did not make.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ from pathlib import Path
 from licentia import merkle
 from licentia.errors import LicentiaError
 from licentia.token import DEFAULT_MAX_TERM_SECONDS
+from licentia.v1 import accounts_pb2
 
 from .. import logcheck
+from ..accounts import key_text, verified
 from ..auditor.audit import Auditor, Problem
+from ..auditor.keysets import KeySetAudit, check_holder_chain
 from ..auditor.state import AuditState, StateError
 from ..channel import ExchangeError
 from .render import _out
@@ -51,25 +58,40 @@ def _audit(s: Session, state: AuditState) -> None:
     notes: list[str] = []
     if given and pinned and given != pinned:
         raise OperationFailedError("this wallet already trusts another log key")
-    key_text = given or pinned
-    if not key_text:
-        key_text = log.checkpoint().advertised_key
-        notes.append(f"Trusting the exchange's log key on first use: {key_text}")
+    log_key_text = given or pinned
+    if not log_key_text:
+        log_key_text = log.checkpoint().advertised_key
+        notes.append(f"Trusting the exchange's log key on first use: {log_key_text}")
     try:
-        log_key = logcheck.LogKey.parse(key_text)
+        log_key = logcheck.LogKey.parse(log_key_text)
     except LicentiaError as e:
         raise OperationFailedError(f"the log's checkpoint is not signed by its key: {e}") from None
-    found = s.holder.key_set()  # every device the account ever had consents in its name
-    devices = {k.public for keys in found.sets for k in keys.keys if k.is_device}
-    auditor = Auditor(log, log_key, state, DEFAULT_MAX_TERM_SECONDS, holder=devices)
+    try:
+        answer = s.holder.key_set_answer()
+    except ExchangeError as e:
+        raise OperationFailedError(f"the exchange does not serve your key set: {e}") from None
+    account = answer.account
+    if len(account) != 32:
+        raise OperationFailedError("the exchange's answer names no account for your key set")
+    auditor = Auditor(
+        log,
+        log_key,
+        state,
+        DEFAULT_MAX_TERM_SECONDS,
+        holder=_devices(s, answer),
+        account=account,
+    )
     report = auditor.run()
     checkpoint = report.checkpoint
     if checkpoint is None:
         why = "; ".join(p.message for p in report.problems)
         raise OperationFailedError(f"the log's checkpoint is not signed by its key: {why}")
     problems = [_said(p) for p in report.earlier + report.problems]
+    chain = KeySetAudit(account)
     if report.advanced:
         problems += _listed_licences(s, state, log, checkpoint.size, checkpoint.root)
+        chain = check_holder_chain(s.key.public.raw, answer, state.logged_changes(account))
+        problems += chain.problems
     _audit_report(
         s,
         problems,
@@ -80,7 +102,20 @@ def _audit(s: Session, state: AuditState) -> None:
             "your_licences": report.totals.licences,
             "your_revocations": report.totals.revocations,
         },
+        {"key_set": {"account": key_text(account), "changes": chain.changes}},
+        chain.lines,
     )
+
+
+def _devices(s: Session, answer: accounts_pb2.GetKeySetResponse) -> set[bytes]:
+    """Every device key the account's chain ever had (each consents in the holder's name),
+    and this wallet's; only this wallet's when the chain does not verify (the key-set check
+    then says why)."""
+    try:
+        found = verified(answer)
+    except LicentiaError:
+        return {s.key.public.raw}
+    return {k.public for keys in found.sets for k in keys.keys if k.is_device} | {s.key.public.raw}
 
 
 def _said(p: Problem) -> str:
@@ -119,7 +154,12 @@ def _listed_licences(
 
 
 def _audit_report(
-    s: Session, problems: list[str], notes: list[str], figures: dict[str, int] | None = None
+    s: Session,
+    problems: list[str],
+    notes: list[str],
+    figures: dict[str, int] | None = None,
+    extra: dict[str, object] | None = None,
+    details: list[str] | None = None,
 ) -> None:
     """Print the audit's report; raise (exit 1) when it found a problem."""
     figures = figures or {}
@@ -137,7 +177,8 @@ def _audit_report(
             f"In your name: {figures['your_licences']} licence(s),"
             f" {figures['your_revocations']} revoked; each approved by you and in the log."
         )
-    _out(s.args, {**figures, "problems": problems}, "\n".join(lines))
+    lines.extend(details or [])
+    _out(s.args, {**figures, **(extra or {}), "problems": problems}, "\n".join(lines))
     if problems:
         raise OperationFailedError(f"{len(problems)} problem(s) in the public log")
 

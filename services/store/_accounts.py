@@ -169,6 +169,20 @@ class AccountsPart(LicencesPart):
             events.append(self._revoke(c, lic, now, Cause.LICENSEE_KEY_COMPROMISED, evidence))
         return events
 
+    def device_keys(self, accounts: Sequence[bytes]) -> dict[bytes, list[bytes]]:
+        """The current device keys of each of ``accounts`` (at most 1000 accounts)."""
+        out: dict[bytes, list[bytes]] = {}
+        if not accounts:
+            return out
+        marks = ", ".join("?" * len(accounts))
+        for account, key in self._rows(
+            f"SELECT account, public_key FROM account_keys WHERE account IN ({marks})"
+            " AND removed_at = 0 AND role = 1 ORDER BY account, added_seq, public_key",
+            list(accounts),
+        ):
+            out.setdefault(bytes(account), []).append(bytes(key))
+        return out
+
     # -- pairings --------------------------------------------------------------------------
     def start_pairing(
         self,

@@ -22,6 +22,10 @@ class AccountsStore(Protocol):
         """The party whose account ``public_key`` is (or was) a key of, and the key."""
         ...
 
+    def device_keys(self, accounts: Sequence[bytes]) -> dict[bytes, list[bytes]]:
+        """The current device keys of each of ``accounts`` (at most 1000 accounts)."""
+        ...
+
     def key_set(self, account: bytes) -> KeySetState:
         """An account's key set, keys and chain, read in one snapshot."""
         ...

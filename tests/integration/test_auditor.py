@@ -174,6 +174,7 @@ def test_a_clean_log_passes_and_later_runs_check_only_what_is_new(
         "licences": 3,
         "revocations": 1,
         "key_events": 1,
+        "key_set_changes": 0,
     }
     assert report["state_advanced"] is True
     assert (state.stat().st_mode & 0o777) == 0o700
@@ -203,12 +204,14 @@ def test_a_clean_log_passes_and_later_runs_check_only_what_is_new(
         "licences": 1,
         "revocations": 1,
         "key_events": 4,
+        "key_set_changes": 0,
     }
     assert report["totals"] == {
         "entries": size + new,
         "licences": 4,
         "revocations": 2,
         "key_events": 5,
+        "key_set_changes": 0,
     }
 
     # The human report says the same.

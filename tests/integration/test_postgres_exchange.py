@@ -6,14 +6,18 @@ exchange-flow tests marked ``BOTH_STORES`` in test_exchange_flow.py run on it to
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from licentia.clients import accounts
 from licentia.clients.channel import SignedChannel
+from licentia.clients.holder import Holder
+from licentia.keys import PrivateKey
 from licentia.services.store import open_store
 from licentia.services.store.postgres import PostgresStore
-from licentia.v1 import licences_pb2, records_pb2
+from licentia.v1 import licences_pb2, records_pb2, transparency_pb2
 
 from ..pg_server import PgServer
 from .exchange_harness import (
@@ -142,3 +146,63 @@ def test_replicas_with_their_own_data_directories_starting_at_once_one_exchange_
     finally:
         for ex in started:
             ex.stop()
+
+
+def test_two_replicas_changing_one_key_set_at_once_one_change_wins(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    """Eight devices of one account, half at each of two replicas on one database, each send a
+    change built on the same set at once: exactly one is applied, the others are ABORTED with
+    KEY_SET_CONFLICT, and the chain, the keys and the log agree."""
+    url = pg_server.create_database(pg_server.template)
+    first = start_exchange(tmp_path / "data", db=url)
+    second = start_exchange(tmp_path / "data", db=url)
+    try:
+        owner = PrivateKey.generate()
+        with Holder(first.channel(), owner) as me:
+            me.register("racer")
+            devices = [PrivateKey.generate() for _ in range(8)]
+            for i, d in enumerate(devices):
+                me.add_device(d, f"device {i}")
+            base = me.key_set().current
+        now = int(time.time())
+        changes = [
+            accounts.add_key(base, d, PrivateKey.generate(), name=f"new {i}", at=now)
+            for i, d in enumerate(devices)
+        ]
+        outcomes: list[str] = []
+        lock = threading.Lock()
+        gate = threading.Barrier(len(changes))
+
+        def send(i: int) -> None:
+            ex = first if i % 2 else second
+            with Holder(ex.channel(), devices[i]) as device:
+                gate.wait()
+                try:
+                    device.change_key_set(changes[i])
+                    outcome = "APPLIED"
+                except ExchangeError as e:
+                    outcome = e.reason.name
+            with lock:
+                outcomes.append(outcome)
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(len(changes))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert sorted(outcomes) == ["APPLIED"] + ["KEY_SET_CONFLICT"] * 7
+        with Holder(second.channel(), owner) as me:
+            after = me.key_set()
+        assert after.current.sequence == base.sequence + 1
+        assert len(after.current.keys) == len(base.keys) + 1
+        store = first.app.deps.store
+        logged = [
+            e.key_set_change
+            for _, raw, _ in store.log_entries(0, store.log_size())
+            if (e := transparency_pb2.LogEntry.FromString(raw)).HasField("key_set_change")
+        ]
+        assert logged == list(after.answer.changes)
+    finally:
+        second.stop()
+        first.stop()

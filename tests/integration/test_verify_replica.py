@@ -20,6 +20,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
 from licentia import methods
+from licentia.clients.holder import Holder
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.presentation import present
@@ -180,6 +181,29 @@ def test_a_platform_registered_after_the_replica_started_is_recognised(world: Wo
     answer = verify(at_replica, w.adv, w.token, photo_use(), audience="lateshop")
     assert answer.allowed
     assert w.replica.app.platforms.loads == loads + 1  # recognised by a reload on the unknown key
+
+
+def test_a_platforms_second_key_verifies_at_the_replica_until_it_is_removed(
+    world: World,
+) -> None:
+    w = world
+    second = PrivateKey.generate()
+    with Holder(w.ex.channel(), w.platform.key) as account:
+        account.add_device(second, "edge server")
+        at_exchange = Party(second, SignedChannel(w.ex.channel(), second))
+        at_replica = w.replica.party(second)
+        assert verify(at_exchange, w.adv, w.token, photo_use()).allowed
+        time.sleep(0.3)  # past the replica's reload interval (0.2 s in these tests)
+        assert verify(at_replica, w.adv, w.token, photo_use()).allowed  # learnt by a reload
+        account.remove_key(second.public.raw, compromised=True)
+    assert refusal(lambda: verify(at_exchange, w.adv, w.token, photo_use())).reason == (
+        Reason.KEY_REMOVED
+    )
+    w.replica.app.platforms.refresh()  # the scheduled refresh (every 60 s by default)
+    assert refusal(lambda: verify(at_replica, w.adv, w.token, photo_use())).reason == (
+        Reason.UNKNOWN_KEY
+    )
+    assert verify(w.at_replica(w.platform), w.adv, w.token, photo_use()).allowed
 
 
 def test_keys_that_are_no_platform_are_refused(world: World) -> None:

@@ -21,7 +21,7 @@ from google.protobuf.message import Message
 from mnemonic import Mnemonic
 
 from licentia import keys as keymod
-from licentia import methods, territory
+from licentia import keyset, methods, territory
 from licentia.encoding import b64url_decode, b64url_encode
 from licentia.errors import LicentiaError
 from licentia.examples import PHOTO_SHA256, typical_claims, typical_rule
@@ -59,7 +59,7 @@ from licentia.token import (
     parse_token,
     sign_standing_rule,
 )
-from licentia.v1 import licence_pb2, registry_pb2, status_pb2
+from licentia.v1 import accounts_pb2, licence_pb2, registry_pb2, status_pb2
 from licentia.verify import VerificationEngine
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
@@ -107,6 +107,70 @@ def recovery_phrase() -> dict[str, Any]:
         "bip39_seed_hex": Mnemonic.to_seed(phrase, passphrase="").hex(),
         "ed25519_seed_hex": key.seed.hex(),
         "public_key": key.public.text,
+    }
+
+
+#: The key-set vector's seeds: the account key (the account id), a phone, a recovery key.
+KEY_SET_SEEDS = {"account": b"\x21" * 32, "phone": b"\x22" * 32, "recovery": b"\x23" * 32}
+
+
+def key_set_chain() -> dict[str, Any]:
+    """An account's chain of three changes (token-format "Key sets"): the account key adds
+    a recovery key ("paper") at ``NOW``, then a phone ("phone") at ``NOW + 60``, then removes
+    the phone as compromised at ``NOW + 120``; each change's bytes, ``previous``, signing
+    input, signature, the joining key's proof of possession, and the digest the next change
+    names."""
+    k = {name: PrivateKey.from_seed(seed) for name, seed in KEY_SET_SEEDS.items()}
+    account = k["account"].public.raw
+    current = keyset.genesis(account)
+    recovery = accounts_pb2.AccountKey(
+        public_key=k["recovery"].public.raw,
+        role=keyset.RECOVERY,
+        name="paper",
+        proof=keyset.possession_proof(k["recovery"], account),
+    )
+    phone = accounts_pb2.AccountKey(
+        public_key=k["phone"].public.raw,
+        role=keyset.DEVICE,
+        name="phone",
+        proof=keyset.possession_proof(k["phone"], account),
+    )
+    base = accounts_pb2.AccountKey(public_key=account, role=keyset.DEVICE)
+    kept = accounts_pb2.AccountKey(public_key=recovery.public_key, role=recovery.role, name="paper")
+    # The whole set after each change; only the key that joins carries its proof.
+    steps: list[tuple[str, int, list[accounts_pb2.AccountKey], str, int]] = [
+        ("ADD_KEY", keyset.ADD_KEY, [base, recovery], "recovery", 0),
+        ("ADD_KEY", keyset.ADD_KEY, [base, kept, phone], "phone", 0),
+        ("REMOVE_KEY", keyset.REMOVE_KEY, [base, kept], "", keyset.COMPROMISED),
+    ]
+    changes = []
+    for n, (name, kind, after, joins, cause) in enumerate(steps):
+        signed = keyset.make_change(
+            current, k["account"], kind, after, at=NOW + 60 * n, cause=cause
+        )
+        changes.append(
+            {
+                "kind": name,
+                "sequence": n + 1,
+                "at": NOW + 60 * n,
+                "cause": "COMPROMISED" if cause else "",
+                "signer": "account",
+                "joins": joins,
+                "proof_hex": keyset.possession_proof(k[joins], account).hex() if joins else "",
+                "previous_hex": current.head.hex(),
+                "change_hex": signed.change.hex(),
+                "signing_input_hex": signing_input(keyset.CHANGE_DOMAIN, signed.change),
+                "signature_hex": signed.signature.hex(),
+                "signed_hex": signed.SerializeToString(deterministic=True).hex(),
+                "next_previous_hex": keyset.change_digest(signed.change).hex(),
+            }
+        )
+        current = keyset.apply_change(current, signed)
+    return {
+        "seeds": {name: seed.hex() for name, seed in KEY_SET_SEEDS.items()},
+        "public_keys": {name: key.public.text for name, key in k.items()},
+        "account_hex": account.hex(),
+        "changes": changes,
     }
 
 
@@ -784,6 +848,7 @@ def build() -> dict[str, Any]:
         },
         "request_timestamp_forms": request_header_cases(dict(metadata), method, body),
         "rfc8032_test1": RFC8032_TEST1,
+        "key_set": key_set_chain(),
         "ed25519_forgeries": forgeries,
         "status_snapshot_cases": snapshot_cases(k),
         "status_event_cases": event_cases(k),

@@ -306,3 +306,53 @@ def test_territory_codes_are_exactly_the_listed_ones() -> None:
     assert len(t["iso_3166_1_alpha2"]) == 249
     assert frozenset(t["iso_3166_1_alpha2"]) == territory.ISO_3166_ALPHA2
     assert {k: frozenset(v) for k, v in t["groups"].items()} == territory.GROUPS
+
+
+def test_key_set_chain_recomputes_from_the_spec_alone() -> None:
+    """The key-set vector (token-format "Key sets") from its seeds with hashlib and PyNaCl,
+    not licentia.keyset: each ``previous``, signing input, signature and proof of
+    possession; then licentia.keyset.verify_chain accepts the chain."""
+    from licentia import keyset
+    from licentia.v1 import accounts_pb2
+
+    ks = V["key_set"]
+    signers = {n: nacl.signing.SigningKey(bytes.fromhex(s)) for n, s in ks["seeds"].items()}
+    account = bytes(signers["account"].verify_key)
+    assert account.hex() == ks["account_hex"]
+    for name, key in signers.items():
+        assert PublicKey(bytes(key.verify_key)).text == ks["public_keys"][name]
+    previous = hashlib.sha256(b"licentia.v1.key-set-genesis\x00" + account).digest()
+    chain = []
+    for n, item in enumerate(ks["changes"], start=1):
+        raw = bytes.fromhex(item["change_hex"])
+        change = accounts_pb2.KeySetChange.FromString(raw)
+        assert change.SerializeToString(deterministic=True) == raw  # canonical
+        assert (change.account, change.sequence, change.at) == (account, n, item["at"])
+        assert change.previous == previous
+        assert item["previous_hex"] == previous.hex()
+        signing = b"licentia.v1.key-set-change\x00" + raw
+        assert item["signing_input_hex"] == signing.hex()
+        signer = signers[item["signer"]]
+        assert signer.sign(signing).signature.hex() == item["signature_hex"]
+        signer.verify_key.verify(signing, bytes.fromhex(item["signature_hex"]))
+        joined = [k for k in change.keys if k.proof]
+        if item["joins"]:
+            joining = signers[item["joins"]]
+            public = bytes(joining.verify_key)
+            proof = joining.sign(b"licentia.v1.key-possession\x00" + account + public).signature
+            assert proof.hex() == item["proof_hex"]
+            assert [(k.public_key, k.proof) for k in joined] == [(public, proof)]
+        else:
+            assert joined == []
+        signed = accounts_pb2.SignedKeySetChange.FromString(bytes.fromhex(item["signed_hex"]))
+        assert (signed.change, signed.signer) == (raw, bytes(signer.verify_key))
+        assert signed.signature.hex() == item["signature_hex"]
+        previous = hashlib.sha256(b"licentia.v1.key-set-chain\x00" + raw).digest()
+        assert item["next_previous_hex"] == previous.hex()
+        chain.append(signed)
+    kinds = [accounts_pb2.KeySetChange.FromString(s.change).kind for s in chain]
+    assert kinds == [keyset.ADD_KEY, keyset.ADD_KEY, keyset.REMOVE_KEY]
+    sets = keyset.verify_chain(account, chain)
+    assert sets[-1].head == previous
+    assert {k.public for k in sets[-1].keys} == {account, bytes(signers["recovery"].verify_key)}
+    assert bytes(signers["phone"].verify_key) not in {k.public for k in sets[-1].keys}

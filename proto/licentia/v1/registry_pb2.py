@@ -23,71 +23,72 @@ _sym_db = _symbol_database.Default()
 
 
 from licentia.v1 import ledger_pb2 as licentia_dot_v1_dot_ledger__pb2
+from licentia.v1 import accounts_pb2 as licentia_dot_v1_dot_accounts__pb2
 from licentia.v1 import records_pb2 as licentia_dot_v1_dot_records__pb2
 from licentia.v1 import vocabulary_pb2 as licentia_dot_v1_dot_vocabulary__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alicentia/v1/registry.proto\x12\x0blicentia.v1\x1a\x18licentia/v1/ledger.proto\x1a\x19licentia/v1/records.proto\x1a\x1clicentia/v1/vocabulary.proto\"=\n\x15RegisterHolderRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\"?\n\x16RegisterHolderResponse\x12%\n\x07profile\x18\x01 \x01(\x0b\x32\x14.licentia.v1.Profile\"B\n\x19RegisterAdvertiserRequest\x12\x14\n\x0corganisation\x18\x01 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x02 \x01(\t\"C\n\x1aRegisterAdvertiserResponse\x12%\n\x07profile\x18\x01 \x01(\x0b\x32\x14.licentia.v1.Profile\"<\n\x17RegisterPlatformRequest\x12\x13\n\x0bplatform_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"A\n\x18RegisterPlatformResponse\x12%\n\x07profile\x18\x01 \x01(\x0b\x32\x14.licentia.v1.Profile\"\x13\n\x11GetProfileRequest\";\n\x12GetProfileResponse\x12%\n\x07profile\x18\x01 \x01(\x0b\x32\x14.licentia.v1.Profile\",\n\x14UpdateProfileRequest\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\">\n\x15UpdateProfileResponse\x12%\n\x07profile\x18\x01 \x01(\x0b\x32\x14.licentia.v1.Profile\"r\n\x13\x44\x65\x63lareAssetRequest\x12+\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32\x19.licentia.v1.DataCategory\x12\x0e\n\x06sha256\x18\x02 \x01(\x0c\x12\r\n\x05label\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\x0c\"?\n\x14\x44\x65\x63lareAssetResponse\x12\'\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x18.licentia.v1.AssetRecord\"\x13\n\x11ListAssetsRequest\">\n\x12ListAssetsResponse\x12(\n\x06\x61ssets\x18\x01 \x03(\x0b\x32\x18.licentia.v1.AssetRecord\"4\n\x0fSetTermsRequest\x12!\n\x05terms\x18\x01 \x01(\x0b\x32\x12.licentia.v1.Terms\"5\n\x10SetTermsResponse\x12!\n\x05terms\x18\x01 \x01(\x0b\x32\x12.licentia.v1.Terms\"\x11\n\x0fGetTermsRequest\"5\n\x10GetTermsResponse\x12!\n\x05terms\x18\x01 \x01(\x0b\x32\x12.licentia.v1.Terms\"(\n\x13SetObjectionRequest\x12\x11\n\tobjecting\x18\x01 \x01(\x08\"=\n\x14SetObjectionResponse\x12%\n\x07profile\x18\x01 \x01(\x0b\x32\x14.licentia.v1.Profile\"\x13\n\x11\x45xportDataRequest\"\x9c\x03\n\x12\x45xportDataResponse\x12%\n\x07profile\x18\x01 \x01(\x0b\x32\x14.licentia.v1.Profile\x12(\n\x06\x61ssets\x18\x02 \x03(\x0b\x32\x18.licentia.v1.AssetRecord\x12!\n\x05terms\x18\x03 \x01(\x0b\x32\x12.licentia.v1.Terms\x12-\n\x08requests\x18\x04 \x03(\x0b\x32\x1b.licentia.v1.LicenceRequest\x12,\n\x08licences\x18\x05 \x03(\x0b\x32\x1a.licentia.v1.LicenceRecord\x12*\n\x08\x61\x63\x63\x65sses\x18\x06 \x03(\x0b\x32\x18.licentia.v1.AssetAccess\x12\x37\n\x0estanding_rules\x18\x07 \x03(\x0b\x32\x1f.licentia.v1.StandingRuleRecord\x12\x13\n\x0b\x65xported_at\x18\x08 \x01(\x04\x12;\n\x13payout_destinations\x18\t \x03(\x0b\x32\x1e.licentia.v1.PayoutDestination\"$\n\x12\x45raseAssetsRequest\x12\x0e\n\x06sha256\x18\x01 \x03(\x0c\"B\n\x13\x45raseAssetsResponse\x12\x0e\n\x06\x65rased\x18\x01 \x01(\r\x12\x1b\n\x13revoked_licence_ids\x18\x02 \x03(\x0c\"=\n\x14ListPlatformsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"H\n\rPlatformEntry\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x13\n\x0bplatform_id\x18\x02 \x01(\t\x12\x15\n\rregistered_at\x18\x03 \x01(\x04\"_\n\x15ListPlatformsResponse\x12-\n\tplatforms\x18\x01 \x03(\x0b\x32\x1a.licentia.v1.PlatformEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xdf\x08\n\x0fRegistryService\x12Y\n\x0eRegisterHolder\x12\".licentia.v1.RegisterHolderRequest\x1a#.licentia.v1.RegisterHolderResponse\x12\x65\n\x12RegisterAdvertiser\x12&.licentia.v1.RegisterAdvertiserRequest\x1a\'.licentia.v1.RegisterAdvertiserResponse\x12_\n\x10RegisterPlatform\x12$.licentia.v1.RegisterPlatformRequest\x1a%.licentia.v1.RegisterPlatformResponse\x12M\n\nGetProfile\x12\x1e.licentia.v1.GetProfileRequest\x1a\x1f.licentia.v1.GetProfileResponse\x12V\n\rUpdateProfile\x12!.licentia.v1.UpdateProfileRequest\x1a\".licentia.v1.UpdateProfileResponse\x12S\n\x0c\x44\x65\x63lareAsset\x12 .licentia.v1.DeclareAssetRequest\x1a!.licentia.v1.DeclareAssetResponse\x12M\n\nListAssets\x12\x1e.licentia.v1.ListAssetsRequest\x1a\x1f.licentia.v1.ListAssetsResponse\x12G\n\x08SetTerms\x12\x1c.licentia.v1.SetTermsRequest\x1a\x1d.licentia.v1.SetTermsResponse\x12G\n\x08GetTerms\x12\x1c.licentia.v1.GetTermsRequest\x1a\x1d.licentia.v1.GetTermsResponse\x12S\n\x0cSetObjection\x12 .licentia.v1.SetObjectionRequest\x1a!.licentia.v1.SetObjectionResponse\x12M\n\nExportData\x12\x1e.licentia.v1.ExportDataRequest\x1a\x1f.licentia.v1.ExportDataResponse\x12P\n\x0b\x45raseAssets\x12\x1f.licentia.v1.EraseAssetsRequest\x1a .licentia.v1.EraseAssetsResponse\x12V\n\rListPlatforms\x12!.licentia.v1.ListPlatformsRequest\x1a\".licentia.v1.ListPlatformsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alicentia/v1/registry.proto\x12\x0blicentia.v1\x1a\x18licentia/v1/ledger.proto\x1a\x1alicentia/v1/accounts.proto\x1a\x19licentia/v1/records.proto\x1a\x1clicentia/v1/vocabulary.proto\"=\n\x15RegisterHolderRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\"?\n\x16RegisterHolderResponse\x12%\n\x07profile\x18\x01 \x01(\x0b\x32\x14.licentia.v1.Profile\"B\n\x19RegisterAdvertiserRequest\x12\x14\n\x0corganisation\x18\x01 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x02 \x01(\t\"C\n\x1aRegisterAdvertiserResponse\x12%\n\x07profile\x18\x01 \x01(\x0b\x32\x14.licentia.v1.Profile\"<\n\x17RegisterPlatformRequest\x12\x13\n\x0bplatform_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"A\n\x18RegisterPlatformResponse\x12%\n\x07profile\x18\x01 \x01(\x0b\x32\x14.licentia.v1.Profile\"\x13\n\x11GetProfileRequest\";\n\x12GetProfileResponse\x12%\n\x07profile\x18\x01 \x01(\x0b\x32\x14.licentia.v1.Profile\",\n\x14UpdateProfileRequest\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\">\n\x15UpdateProfileResponse\x12%\n\x07profile\x18\x01 \x01(\x0b\x32\x14.licentia.v1.Profile\"r\n\x13\x44\x65\x63lareAssetRequest\x12+\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32\x19.licentia.v1.DataCategory\x12\x0e\n\x06sha256\x18\x02 \x01(\x0c\x12\r\n\x05label\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\x0c\"?\n\x14\x44\x65\x63lareAssetResponse\x12\'\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x18.licentia.v1.AssetRecord\"\x13\n\x11ListAssetsRequest\">\n\x12ListAssetsResponse\x12(\n\x06\x61ssets\x18\x01 \x03(\x0b\x32\x18.licentia.v1.AssetRecord\"4\n\x0fSetTermsRequest\x12!\n\x05terms\x18\x01 \x01(\x0b\x32\x12.licentia.v1.Terms\"5\n\x10SetTermsResponse\x12!\n\x05terms\x18\x01 \x01(\x0b\x32\x12.licentia.v1.Terms\"\x11\n\x0fGetTermsRequest\"5\n\x10GetTermsResponse\x12!\n\x05terms\x18\x01 \x01(\x0b\x32\x12.licentia.v1.Terms\"(\n\x13SetObjectionRequest\x12\x11\n\tobjecting\x18\x01 \x01(\x08\"=\n\x14SetObjectionResponse\x12%\n\x07profile\x18\x01 \x01(\x0b\x32\x14.licentia.v1.Profile\"\x13\n\x11\x45xportDataRequest\"\xcd\x03\n\x12\x45xportDataResponse\x12%\n\x07profile\x18\x01 \x01(\x0b\x32\x14.licentia.v1.Profile\x12(\n\x06\x61ssets\x18\x02 \x03(\x0b\x32\x18.licentia.v1.AssetRecord\x12!\n\x05terms\x18\x03 \x01(\x0b\x32\x12.licentia.v1.Terms\x12-\n\x08requests\x18\x04 \x03(\x0b\x32\x1b.licentia.v1.LicenceRequest\x12,\n\x08licences\x18\x05 \x03(\x0b\x32\x1a.licentia.v1.LicenceRecord\x12*\n\x08\x61\x63\x63\x65sses\x18\x06 \x03(\x0b\x32\x18.licentia.v1.AssetAccess\x12\x37\n\x0estanding_rules\x18\x07 \x03(\x0b\x32\x1f.licentia.v1.StandingRuleRecord\x12\x13\n\x0b\x65xported_at\x18\x08 \x01(\x04\x12;\n\x13payout_destinations\x18\t \x03(\x0b\x32\x1e.licentia.v1.PayoutDestination\x12/\n\x07key_set\x18\n \x01(\x0b\x32\x1e.licentia.v1.GetKeySetResponse\"$\n\x12\x45raseAssetsRequest\x12\x0e\n\x06sha256\x18\x01 \x03(\x0c\"B\n\x13\x45raseAssetsResponse\x12\x0e\n\x06\x65rased\x18\x01 \x01(\r\x12\x1b\n\x13revoked_licence_ids\x18\x02 \x03(\x0c\"=\n\x14ListPlatformsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"]\n\rPlatformEntry\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x13\n\x0bplatform_id\x18\x02 \x01(\t\x12\x15\n\rregistered_at\x18\x03 \x01(\x04\x12\x13\n\x0b\x64\x65vice_keys\x18\x04 \x03(\x0c\"_\n\x15ListPlatformsResponse\x12-\n\tplatforms\x18\x01 \x03(\x0b\x32\x1a.licentia.v1.PlatformEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xdf\x08\n\x0fRegistryService\x12Y\n\x0eRegisterHolder\x12\".licentia.v1.RegisterHolderRequest\x1a#.licentia.v1.RegisterHolderResponse\x12\x65\n\x12RegisterAdvertiser\x12&.licentia.v1.RegisterAdvertiserRequest\x1a\'.licentia.v1.RegisterAdvertiserResponse\x12_\n\x10RegisterPlatform\x12$.licentia.v1.RegisterPlatformRequest\x1a%.licentia.v1.RegisterPlatformResponse\x12M\n\nGetProfile\x12\x1e.licentia.v1.GetProfileRequest\x1a\x1f.licentia.v1.GetProfileResponse\x12V\n\rUpdateProfile\x12!.licentia.v1.UpdateProfileRequest\x1a\".licentia.v1.UpdateProfileResponse\x12S\n\x0c\x44\x65\x63lareAsset\x12 .licentia.v1.DeclareAssetRequest\x1a!.licentia.v1.DeclareAssetResponse\x12M\n\nListAssets\x12\x1e.licentia.v1.ListAssetsRequest\x1a\x1f.licentia.v1.ListAssetsResponse\x12G\n\x08SetTerms\x12\x1c.licentia.v1.SetTermsRequest\x1a\x1d.licentia.v1.SetTermsResponse\x12G\n\x08GetTerms\x12\x1c.licentia.v1.GetTermsRequest\x1a\x1d.licentia.v1.GetTermsResponse\x12S\n\x0cSetObjection\x12 .licentia.v1.SetObjectionRequest\x1a!.licentia.v1.SetObjectionResponse\x12M\n\nExportData\x12\x1e.licentia.v1.ExportDataRequest\x1a\x1f.licentia.v1.ExportDataResponse\x12P\n\x0b\x45raseAssets\x12\x1f.licentia.v1.EraseAssetsRequest\x1a .licentia.v1.EraseAssetsResponse\x12V\n\rListPlatforms\x12!.licentia.v1.ListPlatformsRequest\x1a\".licentia.v1.ListPlatformsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'licentia.v1.registry_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REGISTERHOLDERREQUEST']._serialized_start=126
-  _globals['_REGISTERHOLDERREQUEST']._serialized_end=187
-  _globals['_REGISTERHOLDERRESPONSE']._serialized_start=189
-  _globals['_REGISTERHOLDERRESPONSE']._serialized_end=252
-  _globals['_REGISTERADVERTISERREQUEST']._serialized_start=254
-  _globals['_REGISTERADVERTISERREQUEST']._serialized_end=320
-  _globals['_REGISTERADVERTISERRESPONSE']._serialized_start=322
-  _globals['_REGISTERADVERTISERRESPONSE']._serialized_end=389
-  _globals['_REGISTERPLATFORMREQUEST']._serialized_start=391
-  _globals['_REGISTERPLATFORMREQUEST']._serialized_end=451
-  _globals['_REGISTERPLATFORMRESPONSE']._serialized_start=453
-  _globals['_REGISTERPLATFORMRESPONSE']._serialized_end=518
-  _globals['_GETPROFILEREQUEST']._serialized_start=520
-  _globals['_GETPROFILEREQUEST']._serialized_end=539
-  _globals['_GETPROFILERESPONSE']._serialized_start=541
-  _globals['_GETPROFILERESPONSE']._serialized_end=600
-  _globals['_UPDATEPROFILEREQUEST']._serialized_start=602
-  _globals['_UPDATEPROFILEREQUEST']._serialized_end=646
-  _globals['_UPDATEPROFILERESPONSE']._serialized_start=648
-  _globals['_UPDATEPROFILERESPONSE']._serialized_end=710
-  _globals['_DECLAREASSETREQUEST']._serialized_start=712
-  _globals['_DECLAREASSETREQUEST']._serialized_end=826
-  _globals['_DECLAREASSETRESPONSE']._serialized_start=828
-  _globals['_DECLAREASSETRESPONSE']._serialized_end=891
-  _globals['_LISTASSETSREQUEST']._serialized_start=893
-  _globals['_LISTASSETSREQUEST']._serialized_end=912
-  _globals['_LISTASSETSRESPONSE']._serialized_start=914
-  _globals['_LISTASSETSRESPONSE']._serialized_end=976
-  _globals['_SETTERMSREQUEST']._serialized_start=978
-  _globals['_SETTERMSREQUEST']._serialized_end=1030
-  _globals['_SETTERMSRESPONSE']._serialized_start=1032
-  _globals['_SETTERMSRESPONSE']._serialized_end=1085
-  _globals['_GETTERMSREQUEST']._serialized_start=1087
-  _globals['_GETTERMSREQUEST']._serialized_end=1104
-  _globals['_GETTERMSRESPONSE']._serialized_start=1106
-  _globals['_GETTERMSRESPONSE']._serialized_end=1159
-  _globals['_SETOBJECTIONREQUEST']._serialized_start=1161
-  _globals['_SETOBJECTIONREQUEST']._serialized_end=1201
-  _globals['_SETOBJECTIONRESPONSE']._serialized_start=1203
-  _globals['_SETOBJECTIONRESPONSE']._serialized_end=1264
-  _globals['_EXPORTDATAREQUEST']._serialized_start=1266
-  _globals['_EXPORTDATAREQUEST']._serialized_end=1285
-  _globals['_EXPORTDATARESPONSE']._serialized_start=1288
-  _globals['_EXPORTDATARESPONSE']._serialized_end=1700
-  _globals['_ERASEASSETSREQUEST']._serialized_start=1702
-  _globals['_ERASEASSETSREQUEST']._serialized_end=1738
-  _globals['_ERASEASSETSRESPONSE']._serialized_start=1740
-  _globals['_ERASEASSETSRESPONSE']._serialized_end=1806
-  _globals['_LISTPLATFORMSREQUEST']._serialized_start=1808
-  _globals['_LISTPLATFORMSREQUEST']._serialized_end=1869
-  _globals['_PLATFORMENTRY']._serialized_start=1871
-  _globals['_PLATFORMENTRY']._serialized_end=1943
-  _globals['_LISTPLATFORMSRESPONSE']._serialized_start=1945
-  _globals['_LISTPLATFORMSRESPONSE']._serialized_end=2040
-  _globals['_REGISTRYSERVICE']._serialized_start=2043
-  _globals['_REGISTRYSERVICE']._serialized_end=3162
+  _globals['_REGISTERHOLDERREQUEST']._serialized_start=154
+  _globals['_REGISTERHOLDERREQUEST']._serialized_end=215
+  _globals['_REGISTERHOLDERRESPONSE']._serialized_start=217
+  _globals['_REGISTERHOLDERRESPONSE']._serialized_end=280
+  _globals['_REGISTERADVERTISERREQUEST']._serialized_start=282
+  _globals['_REGISTERADVERTISERREQUEST']._serialized_end=348
+  _globals['_REGISTERADVERTISERRESPONSE']._serialized_start=350
+  _globals['_REGISTERADVERTISERRESPONSE']._serialized_end=417
+  _globals['_REGISTERPLATFORMREQUEST']._serialized_start=419
+  _globals['_REGISTERPLATFORMREQUEST']._serialized_end=479
+  _globals['_REGISTERPLATFORMRESPONSE']._serialized_start=481
+  _globals['_REGISTERPLATFORMRESPONSE']._serialized_end=546
+  _globals['_GETPROFILEREQUEST']._serialized_start=548
+  _globals['_GETPROFILEREQUEST']._serialized_end=567
+  _globals['_GETPROFILERESPONSE']._serialized_start=569
+  _globals['_GETPROFILERESPONSE']._serialized_end=628
+  _globals['_UPDATEPROFILEREQUEST']._serialized_start=630
+  _globals['_UPDATEPROFILEREQUEST']._serialized_end=674
+  _globals['_UPDATEPROFILERESPONSE']._serialized_start=676
+  _globals['_UPDATEPROFILERESPONSE']._serialized_end=738
+  _globals['_DECLAREASSETREQUEST']._serialized_start=740
+  _globals['_DECLAREASSETREQUEST']._serialized_end=854
+  _globals['_DECLAREASSETRESPONSE']._serialized_start=856
+  _globals['_DECLAREASSETRESPONSE']._serialized_end=919
+  _globals['_LISTASSETSREQUEST']._serialized_start=921
+  _globals['_LISTASSETSREQUEST']._serialized_end=940
+  _globals['_LISTASSETSRESPONSE']._serialized_start=942
+  _globals['_LISTASSETSRESPONSE']._serialized_end=1004
+  _globals['_SETTERMSREQUEST']._serialized_start=1006
+  _globals['_SETTERMSREQUEST']._serialized_end=1058
+  _globals['_SETTERMSRESPONSE']._serialized_start=1060
+  _globals['_SETTERMSRESPONSE']._serialized_end=1113
+  _globals['_GETTERMSREQUEST']._serialized_start=1115
+  _globals['_GETTERMSREQUEST']._serialized_end=1132
+  _globals['_GETTERMSRESPONSE']._serialized_start=1134
+  _globals['_GETTERMSRESPONSE']._serialized_end=1187
+  _globals['_SETOBJECTIONREQUEST']._serialized_start=1189
+  _globals['_SETOBJECTIONREQUEST']._serialized_end=1229
+  _globals['_SETOBJECTIONRESPONSE']._serialized_start=1231
+  _globals['_SETOBJECTIONRESPONSE']._serialized_end=1292
+  _globals['_EXPORTDATAREQUEST']._serialized_start=1294
+  _globals['_EXPORTDATAREQUEST']._serialized_end=1313
+  _globals['_EXPORTDATARESPONSE']._serialized_start=1316
+  _globals['_EXPORTDATARESPONSE']._serialized_end=1777
+  _globals['_ERASEASSETSREQUEST']._serialized_start=1779
+  _globals['_ERASEASSETSREQUEST']._serialized_end=1815
+  _globals['_ERASEASSETSRESPONSE']._serialized_start=1817
+  _globals['_ERASEASSETSRESPONSE']._serialized_end=1883
+  _globals['_LISTPLATFORMSREQUEST']._serialized_start=1885
+  _globals['_LISTPLATFORMSREQUEST']._serialized_end=1946
+  _globals['_PLATFORMENTRY']._serialized_start=1948
+  _globals['_PLATFORMENTRY']._serialized_end=2041
+  _globals['_LISTPLATFORMSRESPONSE']._serialized_start=2043
+  _globals['_LISTPLATFORMSRESPONSE']._serialized_end=2138
+  _globals['_REGISTRYSERVICE']._serialized_start=2141
+  _globals['_REGISTRYSERVICE']._serialized_end=3260
 # @@protoc_insertion_point(module_scope)

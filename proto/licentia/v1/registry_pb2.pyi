@@ -1,4 +1,5 @@
 from licentia.v1 import ledger_pb2 as _ledger_pb2
+from licentia.v1 import accounts_pb2 as _accounts_pb2
 from licentia.v1 import records_pb2 as _records_pb2
 from licentia.v1 import vocabulary_pb2 as _vocabulary_pb2
 from google.protobuf.internal import containers as _containers
@@ -140,7 +141,7 @@ class ExportDataRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ExportDataResponse(_message.Message):
-    __slots__ = ("profile", "assets", "terms", "requests", "licences", "accesses", "standing_rules", "exported_at", "payout_destinations")
+    __slots__ = ("profile", "assets", "terms", "requests", "licences", "accesses", "standing_rules", "exported_at", "payout_destinations", "key_set")
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     ASSETS_FIELD_NUMBER: _ClassVar[int]
     TERMS_FIELD_NUMBER: _ClassVar[int]
@@ -150,6 +151,7 @@ class ExportDataResponse(_message.Message):
     STANDING_RULES_FIELD_NUMBER: _ClassVar[int]
     EXPORTED_AT_FIELD_NUMBER: _ClassVar[int]
     PAYOUT_DESTINATIONS_FIELD_NUMBER: _ClassVar[int]
+    KEY_SET_FIELD_NUMBER: _ClassVar[int]
     profile: _records_pb2.Profile
     assets: _containers.RepeatedCompositeFieldContainer[_records_pb2.AssetRecord]
     terms: _records_pb2.Terms
@@ -159,7 +161,8 @@ class ExportDataResponse(_message.Message):
     standing_rules: _containers.RepeatedCompositeFieldContainer[_records_pb2.StandingRuleRecord]
     exported_at: int
     payout_destinations: _containers.RepeatedCompositeFieldContainer[_ledger_pb2.PayoutDestination]
-    def __init__(self, profile: _Optional[_Union[_records_pb2.Profile, _Mapping]] = ..., assets: _Optional[_Iterable[_Union[_records_pb2.AssetRecord, _Mapping]]] = ..., terms: _Optional[_Union[_records_pb2.Terms, _Mapping]] = ..., requests: _Optional[_Iterable[_Union[_records_pb2.LicenceRequest, _Mapping]]] = ..., licences: _Optional[_Iterable[_Union[_records_pb2.LicenceRecord, _Mapping]]] = ..., accesses: _Optional[_Iterable[_Union[_records_pb2.AssetAccess, _Mapping]]] = ..., standing_rules: _Optional[_Iterable[_Union[_records_pb2.StandingRuleRecord, _Mapping]]] = ..., exported_at: _Optional[int] = ..., payout_destinations: _Optional[_Iterable[_Union[_ledger_pb2.PayoutDestination, _Mapping]]] = ...) -> None: ...
+    key_set: _accounts_pb2.GetKeySetResponse
+    def __init__(self, profile: _Optional[_Union[_records_pb2.Profile, _Mapping]] = ..., assets: _Optional[_Iterable[_Union[_records_pb2.AssetRecord, _Mapping]]] = ..., terms: _Optional[_Union[_records_pb2.Terms, _Mapping]] = ..., requests: _Optional[_Iterable[_Union[_records_pb2.LicenceRequest, _Mapping]]] = ..., licences: _Optional[_Iterable[_Union[_records_pb2.LicenceRecord, _Mapping]]] = ..., accesses: _Optional[_Iterable[_Union[_records_pb2.AssetAccess, _Mapping]]] = ..., standing_rules: _Optional[_Iterable[_Union[_records_pb2.StandingRuleRecord, _Mapping]]] = ..., exported_at: _Optional[int] = ..., payout_destinations: _Optional[_Iterable[_Union[_ledger_pb2.PayoutDestination, _Mapping]]] = ..., key_set: _Optional[_Union[_accounts_pb2.GetKeySetResponse, _Mapping]] = ...) -> None: ...
 
 class EraseAssetsRequest(_message.Message):
     __slots__ = ("sha256",)
@@ -184,14 +187,16 @@ class ListPlatformsRequest(_message.Message):
     def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class PlatformEntry(_message.Message):
-    __slots__ = ("key", "platform_id", "registered_at")
+    __slots__ = ("key", "platform_id", "registered_at", "device_keys")
     KEY_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_ID_FIELD_NUMBER: _ClassVar[int]
     REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_KEYS_FIELD_NUMBER: _ClassVar[int]
     key: bytes
     platform_id: str
     registered_at: int
-    def __init__(self, key: _Optional[bytes] = ..., platform_id: _Optional[str] = ..., registered_at: _Optional[int] = ...) -> None: ...
+    device_keys: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, key: _Optional[bytes] = ..., platform_id: _Optional[str] = ..., registered_at: _Optional[int] = ..., device_keys: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class ListPlatformsResponse(_message.Message):
     __slots__ = ("platforms", "next_page_token")
