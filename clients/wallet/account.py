@@ -300,9 +300,13 @@ def cmd_recover(s: Session) -> None:
     device = PrivateKey.generate()
     name = s.args.name or _device_name()
     compromised = not s.args.retired
-    done = client.recover(device, name, compromised=compromised).key_set
+    new_words, new_recovery = "", None
+    if s.args.new_phrase:  # the old phrase was seen: a new one replaces it in the same change
+        new_words, new_key = _new_phrase(s)
+        new_recovery = (new_key, RECOVERY_NAME)
+    done = client.recover(device, name, compromised=compromised, new_recovery=new_recovery).key_set
     keystore.create(s.wallet, passphrase, force=s.args.force, key=device, account=done.account)
-    gone = [k for k in done.removed if k.sequence == done.sequence]
+    gone = [k for k in done.removed if k.sequence == done.sequence and k.role == keyset.DEVICE]
     cause = "compromised" if compromised else "retired"
     lines = [
         f"Recovered your account. Created {s.wallet}: this device ({name}) is in, fingerprint"
@@ -312,6 +316,8 @@ def cmd_recover(s: Session) -> None:
             for k in gone
         ),
     ]
+    if new_words:
+        lines.append("Your old phrase no longer works: the new one is your recovery key now.")
     if compromised:
         lines += [
             "The old devices are refused from now on; what they approved stays in force until"
@@ -343,6 +349,7 @@ def cmd_recover(s: Session) -> None:
                 for k in gone
             ],
             "cause": cause,
+            **({"recovery_phrase": new_words} if new_words else {}),
         },
         "\n".join(lines),
     )

@@ -330,6 +330,15 @@ def _account_commands(
         action="store_true",
         help="the old devices were lost, not stolen: what they signed stays valid",
     )
+    p.add_argument(
+        "--new-phrase",
+        action="store_true",
+        help="the phrase may have been seen: replace the recovery key with a new phrase"
+        " (shown once, typed back) in the same change; the old phrase stops working",
+    )
+    p.add_argument(
+        "--yes", action="store_true", help="with --new-phrase: do not ask to type words back"
+    )
     p.add_argument("--force", action="store_true", help="replace an existing wallet file")
     devices = add("devices", lambda s: None, "the devices (keys) of your account")
     dsub = devices.add_subparsers(dest="devices_command", required=True, metavar="ACTION")

@@ -452,3 +452,24 @@ def test_recover_asks_the_phrase_hidden_and_names_a_mistyped_word(
     code, out, err = new("recover", "--handle", "alice")
     assert code == 0, err
     assert "Recovered your account" in out
+
+
+def test_recover_with_a_new_phrase_retires_the_old_one(
+    tmp_path: Path, ex: Exchange, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, words = _laptop(tmp_path, ex, capsys)
+    phrase_file = tmp_path / "words.txt"
+    phrase_file.write_text(words)
+    new = _wallet(tmp_path, "new", ex, capsys)
+    done = new.json("recover", "--phrase-file", str(phrase_file), "--new-phrase", "--yes")
+    fresh = done["recovery_phrase"]
+    assert fresh != words
+    recovery = _key_set(new, ex).recovery
+    assert recovery is not None
+    assert recovery.public == phrase.recovery_key_from_phrase(fresh).public.raw
+    again = _wallet(tmp_path, "again", ex, capsys)
+    code, _, err = again("recover", "--phrase-file", str(phrase_file))  # the old phrase
+    assert code == 1
+    assert "belongs to no account on this exchange (any more" in err
+    phrase_file.write_text(fresh)
+    assert again.json("recover", "--phrase-file", str(phrase_file))["cause"] == "compromised"
