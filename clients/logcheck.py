@@ -29,7 +29,7 @@ auditor and the wallet use them together.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from google.protobuf.message import DecodeError
@@ -52,7 +52,13 @@ from licentia.token import (
     authenticate,
     parse_token,
 )
-from licentia.v1 import licence_pb2, licences_pb2, registry_pb2, transparency_pb2
+from licentia.v1 import (
+    accounts_pb2,
+    licence_pb2,
+    licences_pb2,
+    registry_pb2,
+    transparency_pb2,
+)
 
 from .channel import ExchangeError, ExchangeUnavailable, SignedChannel
 
@@ -63,6 +69,16 @@ GET_INCLUSION_PROOF = path(transparency_pb2, "GetInclusionProof")
 #: The calls a holder signs to end a licence, by termination cause.
 REVOKE_METHOD = path(licences_pb2, "RevokeLicence")
 ERASE_METHOD = path(registry_pb2, "EraseAssets")
+CHANGE_KEY_SET_METHOD = path(accounts_pb2, "ChangeKeySet")
+
+#: Whether two keys are of one account (as the log's key-set chains show): the holder's
+#: revocation may be signed by any of her devices, not only the one that consented.
+SameAccount = Callable[[bytes, bytes], bool]
+
+
+def _same_key(a: bytes, b: bytes) -> bool:
+    return a == b
+
 
 #: Entries asked for per GetEntries call (the most the exchange serves at once).
 PAGE_SIZE = 1000
@@ -460,6 +476,8 @@ class LicenceFacts:
     not_after: int
     #: The SHA-256 of each licensed asset.
     assets: frozenset[bytes]
+    #: The licensee key the claims name (b"" when unknown: a state kept before it was).
+    licensee: bytes = b""
 
     @classmethod
     def of(cls, u: UnverifiedLicence) -> LicenceFacts:
@@ -472,6 +490,7 @@ class LicenceFacts:
             u.not_before,
             u.not_after,
             frozenset(u.asset_categories),
+            u.licensee_key,
         )
 
 
@@ -575,15 +594,20 @@ def _is_perpetual(token: str) -> bool:
 
 
 def check_revocation(
-    rev: transparency_pb2.LoggedRevocation, licence: LicenceFacts | None
+    rev: transparency_pb2.LoggedRevocation,
+    licence: LicenceFacts | None,
+    same_account: SameAccount = _same_key,
 ) -> list[Finding]:
     """Every problem with a logged revocation of ``licence`` (``None``: not in the log).
 
-    The holder's signed call must be there and verify (Ed25519 under ``licentia.v1.request``
-    over method, body hash, timestamp and nonce); its key must be the licence's holder; it
-    must be a ``RevokeLicence`` naming this licence (cause REVOKED) or an ``EraseAssets``
-    erasing one of its assets, or all of them (cause ERASED); and the revocation time must
-    be close to the call's and not before the licence was issued.
+    The signed call must be there and verify (Ed25519 under ``licentia.v1.request`` over
+    method, body hash, timestamp and nonce). For cause REVOKED or ERASED its key must be a
+    key of the holder's account (``same_account`` with the key the licence names: any of
+    her devices may revoke) and it must be a ``RevokeLicence`` naming this licence (REVOKED)
+    or an ``EraseAssets`` erasing one of its assets, or all of them (ERASED). For cause
+    LICENSEE_KEY_COMPROMISED it must be a ``ChangeKeySet`` signed by a key of the licensee's
+    account whose change removes the licence's licensee key as compromised. The revocation
+    time must be close to the call's and not before the licence was issued.
     """
     if licence is None:
         return [Finding("revocation_unknown_licence", "a revocation of a licence not in the log")]
@@ -598,11 +622,12 @@ def check_revocation(
         out.append(
             Finding("revocation_signature", "the signature of the logged call does not verify")
         )
-    if call.key != licence.holder:
+    by_licensee = rev.cause == licences_pb2.TERMINATION_CAUSE_LICENSEE_KEY_COMPROMISED
+    owner = licence.licensee if by_licensee else licence.holder
+    if not owner or not same_account(call.key, owner):
+        who = "the licensee's account" if by_licensee else "the holder"
         out.append(
-            Finding(
-                "revocation_signer", "the logged call was signed by someone other than the holder"
-            )
+            Finding("revocation_signer", f"the logged call was signed by someone other than {who}")
         )
     out.extend(_check_call_names_licence(rev, licence))
     if abs(rev.revoked_at - call.timestamp) > REVOCATION_CLOCK_SLACK:
@@ -644,4 +669,36 @@ def _check_call_names_licence(
         if erased and not licence.assets.intersection(erased):
             return [Finding("revocation_call", "the holder erased none of this licence's assets")]
         return []
+    if rev.cause == licences_pb2.TERMINATION_CAUSE_LICENSEE_KEY_COMPROMISED:
+        return _check_removal_names_licensee(call, licence)
     return [Finding("revocation_call", f"an unknown termination cause {int(rev.cause)}")]
+
+
+def _check_removal_names_licensee(
+    call: transparency_pb2.SignedCall, licence: LicenceFacts
+) -> list[Finding]:
+    """A revocation for a compromised licensee key: the call must be a key-set change that
+    removes the licence's licensee key as compromised."""
+    if call.method != CHANGE_KEY_SET_METHOD:
+        return [
+            Finding(
+                "revocation_call",
+                f"cause LICENSEE_KEY_COMPROMISED, but the call is {call.method!r}",
+            )
+        ]
+    try:
+        signed = accounts_pb2.ChangeKeySetRequest.FromString(call.body).change
+        change = accounts_pb2.KeySetChange.FromString(signed.change)
+    except (DecodeError, RecursionError):
+        return [Finding("revocation_call", "the logged ChangeKeySet body does not parse")]
+    if change.cause != accounts_pb2.KEY_REMOVAL_CAUSE_COMPROMISED or any(
+        k.public_key == licence.licensee for k in change.keys
+    ):
+        return [
+            Finding(
+                "revocation_call",
+                "the logged key-set change does not remove the licence's licensee key as"
+                " compromised",
+            )
+        ]
+    return []

@@ -357,11 +357,11 @@ class _EntryChecker:
                 [Finding("key_set_chain", "a key-set change that names no account")], index, None
             )
             return
-        if self.holder is not None:
+        if self.holder is not None and account == self.account:
             # The wallet's audit: keep her changes as logged; the wallet checks the chain
-            # whole against the one the exchange states.
-            if account != self.account:
-                return
+            # whole against the one the exchange states. Other accounts' chains are checked
+            # as the auditor does: a licence of hers revoked because its licensee's key was
+            # compromised is checked against the licensee's chain.
             self.counts.key_set_changes += 1
             chain = self.state.key_set(account)
             number = chain.changes + 1
@@ -371,7 +371,8 @@ class _EntryChecker:
                 )
             self.state.save_key_set(ChainState(chain.current, number, chain.broken_entry))
             return
-        self.counts.key_set_changes += 1
+        if self.holder is None:
+            self.counts.key_set_changes += 1
         chain = self.state.key_set(account)
         number = chain.changes + 1
         if chain.broken_entry is not None:
@@ -396,6 +397,7 @@ class _EntryChecker:
             self.state.save_key_set(ChainState(chain.current, number, index))
             return
         self.state.save_key_set(ChainState(after, number))
+        self.state.add_key_owners(account, [k.public for k in after.keys])
 
     def _licence(self, index: int, token: str) -> None:
         if self.holder is not None and _holder_of(token) not in self.holder:
@@ -427,7 +429,7 @@ class _EntryChecker:
             return  # not one of the holder's licences (only hers are remembered)
         self.counts.revocations += 1
         facts: LicenceFacts | None = seen[0] if seen is not None else None
-        findings = check_revocation(rev, facts)
+        findings = check_revocation(rev, facts, self._same_account)
         if seen is not None and seen[2] is not None:
             findings.append(
                 Finding(
@@ -437,6 +439,13 @@ class _EntryChecker:
         self._flag(findings, index, licence_id)
         if licence_id is not None and seen is not None:
             self.state.mark_revoked(licence_id, index)
+
+    def _same_account(self, a: bytes, b: bytes) -> bool:
+        """Whether two keys are of one account: the holder's own keys in the wallet's audit,
+        the logged chains' keys in the auditor's."""
+        if self.holder is not None and a in self.holder and b in self.holder:
+            return True
+        return self.state.same_account(a, b)
 
     def _key_event(self, index: int, event: transparency_pb2.LoggedIssuerKey) -> None:
         self.counts.key_events += 1

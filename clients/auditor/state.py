@@ -41,7 +41,8 @@ from licentia.v1 import accounts_pb2
 from ..logcheck import Frontier, KeyRecord, LicenceFacts, LoggedKeys
 
 DB_NAME = "audit.db"
-#: 2: the key-set tables (a state of version 1 skipped the key-set changes: start a new one).
+#: 2: the key-set tables, the keys' accounts and the licensees (a state of version 1 skipped
+#: the key-set changes: start a new one).
 SCHEMA_VERSION = 2
 _DIGEST = merkle.HASH_BYTES
 
@@ -53,7 +54,8 @@ CREATE TABLE IF NOT EXISTS frontier (
 CREATE TABLE IF NOT EXISTS licences (
     licence_id BLOB PRIMARY KEY, entry INTEGER NOT NULL, holder BLOB NOT NULL,
     issuer_key_id BLOB NOT NULL, issued_at INTEGER NOT NULL, not_before INTEGER NOT NULL,
-    not_after INTEGER NOT NULL, assets BLOB NOT NULL, revoked_entry INTEGER
+    not_after INTEGER NOT NULL, assets BLOB NOT NULL, revoked_entry INTEGER,
+    licensee BLOB NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS licences_by_key ON licences (issuer_key_id, issued_at);
 CREATE TABLE IF NOT EXISTS issuer_keys (
@@ -63,6 +65,9 @@ CREATE TABLE IF NOT EXISTS issuer_keys (
 CREATE TABLE IF NOT EXISTS key_sets (
     account BLOB PRIMARY KEY, sequence INTEGER NOT NULL, head BLOB NOT NULL,
     keys BLOB NOT NULL, changes INTEGER NOT NULL, broken_entry INTEGER
+) STRICT;
+CREATE TABLE IF NOT EXISTS key_owners (
+    public_key BLOB PRIMARY KEY, account BLOB NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS key_set_log (
     account BLOB NOT NULL, number INTEGER NOT NULL, entry INTEGER NOT NULL,
@@ -273,20 +278,22 @@ class AuditState:
         """A licence seen before: its facts, its entry, and its revocation's entry."""
         r = self.db.execute(
             "SELECT licence_id, holder, issuer_key_id, issued_at, not_before, not_after, assets,"
-            " entry, revoked_entry FROM licences WHERE licence_id = ?",
+            " entry, revoked_entry, licensee FROM licences WHERE licence_id = ?",
             (licence_id,),
         ).fetchone()
         if r is None:
             return None
         blob = bytes(r[6])
         assets = frozenset(blob[i : i + _DIGEST] for i in range(0, len(blob), _DIGEST))
-        facts = LicenceFacts(bytes(r[0]), bytes(r[1]), bytes(r[2]), r[3], r[4], r[5], assets)
+        facts = LicenceFacts(
+            bytes(r[0]), bytes(r[1]), bytes(r[2]), r[3], r[4], r[5], assets, bytes(r[9])
+        )
         return facts, int(r[7]), r[8]
 
     def add_licence(self, facts: LicenceFacts, entry: int) -> None:
         """Remember a licence first logged at ``entry``."""
         self.db.execute(
-            "INSERT INTO licences VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            "INSERT INTO licences VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
             (
                 facts.licence_id,
                 entry,
@@ -296,6 +303,7 @@ class AuditState:
                 facts.not_before,
                 facts.not_after,
                 b"".join(sorted(facts.assets)),
+                facts.licensee,
             ),
         )
 
@@ -348,6 +356,26 @@ class AuditState:
                 chain.broken_entry,
             ),
         )
+
+    def add_key_owners(self, account: bytes, keys: Iterable[bytes]) -> None:
+        """Remember that each of ``keys`` is (or was) a key of ``account``."""
+        self.db.executemany(
+            "INSERT OR IGNORE INTO key_owners VALUES (?, ?)", [(k, account) for k in keys]
+        )
+
+    def same_account(self, a: bytes, b: bytes) -> bool:
+        """Whether the keys ``a`` and ``b`` are of one account, as the logged chains show (a
+        key no chain names is its own account's key)."""
+        if a == b:
+            return True
+
+        def owner(k: bytes) -> bytes:
+            r = self.db.execute(
+                "SELECT account FROM key_owners WHERE public_key = ?", (k,)
+            ).fetchone()
+            return bytes(r[0]) if r is not None else k
+
+        return owner(a) == owner(b)
 
     def add_logged_change(self, account: bytes, number: int, entry: int, change: bytes) -> None:
         """Keep change ``number`` of ``account``'s logged chain (the wallet's audit)."""

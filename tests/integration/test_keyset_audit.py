@@ -18,17 +18,29 @@ from typing import Any, cast
 
 import pytest
 
-from licentia import keyset
+from licentia import keys, keyset
 from licentia.checkpoint import vkey
 from licentia.clients.auditor.cli import main as audit_main
+from licentia.clients.channel import SignedChannel
 from licentia.clients.holder import Holder
+from licentia.clients.logcheck import REVOKE_METHOD
 from licentia.clients.wallet import keystore
 from licentia.clients.wallet.cli import main as wallet_main
 from licentia.keys import PrivateKey
+from licentia.request import request_payload
 from licentia.services.app import OPERATOR_KEY_FILE
-from licentia.v1 import accounts_pb2, transparency_pb2
+from licentia.services.model import Cause
+from licentia.v1 import accounts_pb2, licences_pb2, transparency_pb2
+from licentia.vocabulary import DataCategory, Medium, Purpose
 
-from .exchange_harness import Exchange
+from .exchange_harness import (
+    PHOTO,
+    Exchange,
+    Party,
+    approve_request,
+    register_advertiser,
+    request_licence,
+)
 
 PASS = "correct horse battery"
 
@@ -263,3 +275,79 @@ def test_a_logged_change_the_exchange_hides_from_the_holder_fails_her_audit(
     assert "change #2 of your key set (log entry" in out
     assert "is hidden: the exchange does not show it to you" in out
     assert any("is hidden" in p for p in doc["problems"])
+
+
+def test_revocations_by_another_device_or_a_compromised_licensee_key_pass_both_audits(
+    alice: Wallet, ex: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A licence consented on one device and revoked from another is revoked by its holder; a
+    licence revoked because its licensee's key was removed as compromised carries that
+    account's signed ChangeKeySet. Both audits accept them; a revocation whose call is signed
+    by another account is flagged."""
+    adv = ex.party()
+    register_advertiser(adv)
+    service = PrivateKey.generate()
+    with Holder(ex.channel(), adv.key) as adv_account:
+        adv_account.add_device(service, "ad server")
+    bound = Party(service, SignedChannel(ex.channel(), service), ex)
+    phone = PrivateKey.generate()
+    with Holder.connect(ex.address, _key(alice)) as laptop:
+        laptop.declare_asset(DataCategory.IMAGE, PHOTO, "portrait", upload=True)
+        laptop.set_terms(
+            categories=[DataCategory.IMAGE],
+            purposes=[Purpose.ADVERTISING],
+            media=[Medium.ONLINE],
+            territories=["FR"],
+            price_per_day=100,
+        )
+        laptop.add_device(phone, "second phone")
+        with Holder(ex.channel(), phone, account=laptop.account) as on_phone:
+            first = on_phone.approve(_pending(on_phone, request_licence(adv, laptop.account)))
+            on_phone.approve(_pending(on_phone, request_licence(bound, laptop.account)))
+        laptop.revoke(first.licence_id)  # consented on the phone, revoked from the laptop
+    with Holder(ex.channel(), adv.key) as adv_account:
+        assert adv_account.remove_key(service.public.raw, compromised=True).licences_revoked == 1
+    code, out, doc = _wallet_audit(alice)
+    assert code == 0, out
+    assert doc["problems"] == []
+    report = _auditor(ex, tmp_path / "auditor", capsys)
+    assert report["exit"] == 0, report["problems"]
+    assert report["checked"]["revocations"] == 2
+
+    # A revocation logged with a call signed by a key of no account of hers is flagged.
+    store = ex.app.deps.store
+    third = approve_request(
+        Party(phone, SignedChannel(ex.channel(), phone), ex),
+        _pending_raw(phone, ex, request_licence(adv, alice_account(alice))),
+    ).licence
+    stranger = PrivateKey.generate()
+    forged = transparency_pb2.SignedCall(
+        method=REVOKE_METHOD,
+        body=licences_pb2.RevokeLicenceRequest(licence_id=third.licence_id).SerializeToString(),
+        key=stranger.public.raw,
+        timestamp=int(time.time()),
+        nonce=b"\x01" * 16,
+    )
+    forged.signature = stranger.sign(
+        keys.REQUEST, request_payload(forged.method, forged.body, forged.timestamp, forged.nonce)
+    )
+    store.revoke(third.licence_id, int(time.time()), Cause.REVOKED, forged.SerializeToString())
+    report = _auditor(ex, tmp_path / "auditor", capsys)
+    assert report["exit"] == 1
+    assert [p["kind"] for p in report["problems"]] == ["revocation_signer"]
+    code, out, doc = _wallet_audit(alice)
+    assert code == 1, out
+    assert "signed by someone other than the holder" in out
+
+
+def alice_account(w: Wallet) -> bytes:
+    return keystore.info(w.path).account
+
+
+def _pending(h: Holder, asked: Any) -> Any:
+    return next(r for r in h.inbox() if r.request_id == asked.request.request_id)
+
+
+def _pending_raw(device: PrivateKey, ex: Exchange, asked: Any) -> Any:
+    with Holder(ex.channel(), device) as h:
+        return _pending(h, asked)
