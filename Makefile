@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/licentia/v1/*.proto)
 PROTOC = $(PY) -m grpc_tools.protoc -Iproto
 
-.PHONY: all install install-bench install-fuzz test lint typecheck proto proto-check pytest demo demo-core bench load fuzz crash clean
+.PHONY: all install install-bench install-fuzz test lint typecheck proto proto-check pytest demo demo-recovery demo-core bench load fuzz crash clean
 
 all: test
 
@@ -68,6 +68,11 @@ proto-check: $(STAMP)
 ## make demo: the whole story with the real tools against a real exchange, narrated.
 demo: $(STAMP)
 	$(PY) demo/exchange_story.py
+
+## make demo-recovery: the stolen-laptop story: the thief's approval refused after recovery from
+## the paper phrase, what the stolen device approved revoked, the thief's payout cancelled.
+demo-recovery: $(STAMP)
+	$(PY) demo/recovery_story.py
 
 ## make demo-core: the protocol alone (no server): tokens, scope, presentations, revocation.
 demo-core: $(STAMP)

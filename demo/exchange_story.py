@@ -94,7 +94,7 @@ class StoryError(Exception):
 
 
 @contextlib.contextmanager
-def exchange(data: Path) -> Iterator[str]:
+def exchange(data: Path, payout_delay_hours: float = PAYOUT_DELAY_HOURS) -> Iterator[str]:
     """``licentia-server`` in its own process; yields its address; always stops it."""
     port_file = data / "port"
     proc = subprocess.Popen(
@@ -113,7 +113,7 @@ def exchange(data: Path) -> Iterator[str]:
             # A new payout destination is usable after 7 s here (72 hours by default), so
             # that the story shows the rule without waiting days.
             "--payout-delay-hours",
-            str(PAYOUT_DELAY_HOURS),
+            str(payout_delay_hours),
         ],
         stdout=subprocess.DEVNULL,
         stderr=(data / "server.log").open("w"),

@@ -53,6 +53,28 @@ def test_make_demo_tells_the_whole_story_over_a_real_exchange() -> None:
         assert line in out.stdout, line
 
 
+def test_make_demo_recovery_tells_the_stolen_laptop_story() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "demo" / "recovery_story.py")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    for line in (
+        "His withdrawal is refused",
+        "The thief tries to approve another request: refused (KEY_REMOVED), at once.",
+        "Shady Deals licence. Acme's, approved before, stays valid.",
+        "and cancels it",
+        "a platform checks the Shady licence: DENY REVOKED",
+        "a platform checks the Acme licence: ALLOW",
+        "#2 RECOVER",
+        "The exchange has stopped",
+    ):
+        assert line in out.stdout, line
+
+
 def test_bench_prints_one_json_object_per_line_with_ratio_and_target() -> None:
     # Figures are not asserted here (they are measured by `make bench`); the format is.
     out = subprocess.run(
