@@ -24,7 +24,7 @@ from licentia.v1 import accounts_pb2
 from . import accounts
 from .accounts import VerifiedKeySet
 from .aio_channel import AsyncSignedChannel
-from .channel import SignedChannel
+from .channel import ExchangeError, SignedChannel
 
 __all__ = ["CHANNEL_OPTIONS", "AsyncPartyClient", "PartyClient"]
 
@@ -35,6 +35,11 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.keepalive_timeout_ms", 20_000),
 )
+
+
+#: How many times :meth:`PartyClient.recover` reads the set again after another change came
+#: first (a thief's device racing the recovery).
+RECOVERY_ATTEMPTS = 10
 
 
 def _now() -> int:
@@ -152,16 +157,27 @@ class PartyClient:
     ) -> accounts_pb2.ChangeKeySetResponse:
         """With this client's key being the account's recovery key: replace every device
         with ``device`` (the old ones leave as compromised unless told otherwise), and the
-        recovery key with ``new_recovery`` when given."""
-        change = accounts.recover(
-            self.key_set().current,
-            self.key,
-            [(device, name)],
-            compromised=compromised,
-            at=self.clock(),
-            new_recovery=new_recovery,
-        )
-        return self.change_key_set(change)
+        recovery key with ``new_recovery`` when given.
+
+        A thief's device may be changing the set at the same time: when another change
+        comes first (KEY_SET_CONFLICT) the set is read again and the recovery made anew over
+        it, up to :data:`RECOVERY_ATTEMPTS` times; a device cannot touch the recovery key,
+        so the recovery wins as soon as it is the next change."""
+        for attempt in range(1, RECOVERY_ATTEMPTS + 1):
+            change = accounts.recover(
+                self.key_set().current,
+                self.key,
+                [(device, name)],
+                compromised=compromised,
+                at=self.clock(),
+                new_recovery=new_recovery,
+            )
+            try:
+                return self.change_key_set(change)
+            except ExchangeError as e:
+                if e.reason != Reason.KEY_SET_CONFLICT or attempt == RECOVERY_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
 
     def start_pairing(self) -> accounts_pb2.StartPairingResponse:
         """Open a pairing: the code to show, for a new device to join with."""

@@ -382,3 +382,46 @@ def _pres(adv: Party, licence: records_pb2.LicenceRecord) -> str:
     from licentia.presentation import present
 
     return present(adv.key, licence.licence_id, "photoshare", photo_use(), int(time.time()))
+
+
+def test_a_recovery_racing_a_thief_who_keeps_changing_the_set_wins(
+    ex: Exchange, laptop: Holder
+) -> None:
+    """The thief's stolen laptop adds devices as fast as it can while the holder recovers
+    from her phrase: the recovery reads the set again after each conflict and wins, and the
+    thief and every device he added are out."""
+    paper = PrivateKey.generate()
+    laptop.add_recovery_key(paper)
+    stop = threading.Event()
+    added: list[bytes] = []
+    refusals: list[Reason] = []
+
+    def thief() -> None:
+        while not stop.is_set():
+            extra = PrivateKey.generate()
+            try:
+                laptop.add_device(extra, "thief")
+                added.append(extra.public.raw)
+            except ExchangeError as e:
+                refusals.append(e.reason)
+                if e.reason == Reason.KEY_REMOVED:
+                    return
+
+    t = threading.Thread(target=thief)
+    t.start()
+    try:
+        wait_for(lambda: len(added) >= 2, 10)
+        new_laptop = PrivateKey.generate()
+        with Holder(ex.channel(), paper) as rec:
+            done = rec.recover(new_laptop, "new laptop")
+    finally:
+        stop.set()
+        t.join(10)
+    assert [k.public_key for k in done.key_set.keys] == [
+        new_laptop.public.raw,
+        paper.public.raw,
+    ]
+    assert added  # the thief did change the set meanwhile
+    removed = {r.public_key for r in done.key_set.removed}
+    assert {laptop.key.public.raw, *added} <= removed
+    refused(Reason.KEY_REMOVED, laptop.inbox)
