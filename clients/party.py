@@ -72,16 +72,23 @@ class PartyClient:
 
     @classmethod
     def connect(
-        cls, address: str, key: PrivateKey, *, tls_ca: bytes | None = None, timeout: float = 10.0
+        cls,
+        address: str,
+        key: PrivateKey,
+        *,
+        tls_ca: bytes | None = None,
+        timeout: float = 10.0,
+        account: bytes = b"",
     ) -> Self:
         """A client of the exchange at ``address`` (``host:port``), over TLS checked
-        against ``tls_ca`` (PEM) when given, else in plain text (tests, loopback)."""
+        against ``tls_ca`` (PEM) when given, else in plain text (tests, loopback);
+        ``account`` when ``key`` is not the account's own (a second device)."""
         if tls_ca is None:
             channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         else:
             creds = grpc.ssl_channel_credentials(root_certificates=tls_ca)
             channel = grpc.secure_channel(address, creds, options=CHANNEL_OPTIONS)
-        return cls(channel, key, timeout=timeout)
+        return cls(channel, key, timeout=timeout, account=account)
 
     @property
     def public_key(self) -> PublicKey:
@@ -266,17 +273,23 @@ class AsyncPartyClient:
 
     @classmethod
     def connect(
-        cls, address: str, key: PrivateKey, *, tls_ca: bytes | None = None, timeout: float = 10.0
+        cls,
+        address: str,
+        key: PrivateKey,
+        *,
+        tls_ca: bytes | None = None,
+        timeout: float = 10.0,
+        account: bytes = b"",
     ) -> Self:
         """A client of the exchange at ``address`` (``host:port``), over TLS checked
-        against ``tls_ca`` (PEM) when given, else in plain text. Call it inside the event
-        loop that will use the client."""
+        against ``tls_ca`` (PEM) when given, else in plain text; ``account`` as for
+        :meth:`PartyClient.connect`. Call it inside the event loop that will use the client."""
         if tls_ca is None:
             channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         else:
             creds = grpc.ssl_channel_credentials(root_certificates=tls_ca)
             channel = grpc.aio.secure_channel(address, creds, options=CHANNEL_OPTIONS)
-        return cls(channel, key, timeout=timeout)
+        return cls(channel, key, timeout=timeout, account=account)
 
     @property
     def public_key(self) -> PublicKey:

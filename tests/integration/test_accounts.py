@@ -13,12 +13,13 @@ import pytest
 
 from licentia import keyset
 from licentia.clients import accounts
+from licentia.clients.advertiser import Advertiser
 from licentia.clients.channel import SignedChannel
 from licentia.clients.holder import ExchangeError, Holder, standing_rule
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.token import parse_token
-from licentia.v1 import accounts_pb2, records_pb2, transparency_pb2
+from licentia.v1 import accounts_pb2, records_pb2, transparency_pb2, verification_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from .exchange_harness import (
@@ -425,3 +426,58 @@ def test_a_recovery_racing_a_thief_who_keeps_changing_the_set_wins(
     removed = {r.public_key for r in done.key_set.removed}
     assert {laptop.key.public.raw, *added} <= removed
     refused(Reason.KEY_REMOVED, laptop.inbox)
+
+
+def test_an_advertisers_service_key_asks_presents_and_sees_its_accounts_licences(
+    ex: Exchange,
+) -> None:
+    """docs/accounts.md's SDK example: a second service key, connected with its account id,
+    asks for a licence that names it, presents it, and lists the account's licences."""
+    holder, platform = ex.party(), ex.party()
+    register_holder(holder)
+    register_platform(platform)
+    office, ad_server, vault = PrivateKey.generate(), PrivateKey.generate(), PrivateKey.generate()
+    with Advertiser.connect(ex.address, office) as acme:
+        acme.register("Acme Ads", "FR")
+        ex.fund(office.public.raw)
+        acme.add_recovery_key(vault, "vault")
+        acme.add_device(ad_server, "ad server")
+        assert [k.name for k in acme.key_set().current.keys] == ["", "vault", "ad server"]
+    with Advertiser.connect(ex.address, ad_server, account=office.public.raw) as server:
+        now = int(time.time())
+        asked = server.request_licence(
+            holder.key.public.raw,
+            [PHOTO_SHA],
+            categories=[DataCategory.IMAGE],
+            purposes=[Purpose.ADVERTISING],
+            media=[Medium.ONLINE],
+            territories=["FR"],
+            not_after=now + 30 * DAY,
+            price=30 * 100,
+        )
+        _approve_as(holder, asked.request_id)
+        licence = server.wait_for_decision(asked.request_id, timeout=10).licence
+        assert licence is not None
+        assert licence.parsed.licensee_key == ad_server.public.raw
+        assert licence.licensee_key.raw == office.public.raw  # the account owns it
+        assert [x.licence_id for x in server.licences()] == [licence.licence_id]
+        use = photo_use()
+        presented = server.present(licence, "photoshare", use)
+    with Advertiser.connect(ex.address, office) as acme:
+        assert [x.licence_id for x in acme.licences()] == [licence.licence_id]
+        wrong = acme.present(licence, "photoshare", use)  # the office key is not its licensee
+    answers = [
+        platform.call(
+            verification_pb2,
+            "Verify",
+            verification_pb2.VerifyRequest(token=licence.token, presentation=p, use=use.to_proto()),
+            verification_pb2.VerifyResponse,
+        )
+        for p in (presented, wrong)
+    ]
+    assert [reasons(a) for a in answers] == [[], [Reason.WRONG_LICENSEE]]
+
+
+def _approve_as(holder: Party, request_id: bytes) -> None:
+    h = Holder(holder.rpc.channel, holder.key)  # on the party's channel (it closes it)
+    h.approve(next(r for r in h.inbox() if r.request_id == request_id))
