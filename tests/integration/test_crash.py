@@ -135,6 +135,8 @@ USE_REFUSALS = frozenset({Reason.REVOKED, Reason.LICENCE_NOT_ACTIVE})
 KEY_SET_TRIES = 5
 #: The chance that an advertiser's service key is removed as compromised (else retired).
 COMPROMISED_SHARE = 0.75
+#: An advertiser's set this large loses a service key a kill left in it (a set has at most 16).
+LEFTOVER_KEYS = 5
 
 ACK, UNKNOWN, REFUSED = "acknowledged", "unknown", "refused"
 _RANK = {REFUSED: 0, UNKNOWN: 1, ACK: 2}
@@ -379,6 +381,8 @@ class Round:
     killed: threading.Event = field(default_factory=threading.Event)
     acks: int = 0
     pool_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Service keys an operation is using now (the others in a set are left over by a kill).
+    busy_keys: set[bytes] = field(default_factory=set)
 
     def party(self, key: PrivateKey) -> Party:
         """``key`` calling over this round's channel."""
@@ -696,6 +700,38 @@ class Round:
         count = rng.randint(1, 3)
         compromised = rng.random() < COMPROMISED_SHARE
 
+        def leftover(
+            current: keyset.KeySet,
+        ) -> tuple[accounts_pb2.SignedKeySetChange, KeyChange] | None:
+            """A service key an operation cut short by a kill left in the set (its licences,
+            if any, approved since): removed before the set grows too large."""
+            with self.pool_lock:
+                busy = set(self.busy_keys)
+            stale = [
+                k.public
+                for k in current.keys
+                if k.public != adv.public.raw and k.public not in busy
+            ]
+            if len(current.keys) < LEFTOVER_KEYS or not stale:
+                return None
+            signed = accounts.remove_key(
+                current, adv, stale[0], compromised=compromised, at=int(time.time())
+            )
+            return self._record(adv, signed, stale[0], False)
+
+        if self.change_keys(adv, leftover) not in (None, ACK):
+            return
+        with self.pool_lock:
+            self.busy_keys.add(service.public.raw)
+        try:
+            self._use_service_key(adv, service, count, compromised)
+        finally:
+            with self.pool_lock:
+                self.busy_keys.discard(service.public.raw)
+
+    def _use_service_key(
+        self, adv: PrivateKey, service: PrivateKey, count: int, compromised: bool
+    ) -> None:
         def add(current: keyset.KeySet) -> tuple[accounts_pb2.SignedKeySetChange, KeyChange]:
             signed = accounts.add_key(current, adv, service, name="ad server", at=int(time.time()))
             return self._record(adv, signed, service.public.raw, True)
