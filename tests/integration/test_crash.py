@@ -1169,12 +1169,15 @@ def check_key_sets(s: Stored, journal: Journal) -> list[str]:
                 p(f"licence {lid.hex()}: bound to a key removed at {at}, revoked at {x.revoked_at}")
         elif by_key:
             p(f"licence {lid.hex()}: revoked as its licensee key's, a key never compromised")
-    # The journal: an acknowledged change is stored, a refused one is not.
+    # The journal: an acknowledged change is stored, a refused one is not — unless the same
+    # change was sent by another caller too (two workers removing the same left-over key on
+    # the same set in the same second sign the very same bytes: one applies, one conflicts).
+    sent = {kc.signed for kc in journal.key_changes if kc.outcome != REFUSED}
     for kc in journal.key_changes:
         there = s.key_change(kc.account, kc.signed)
         if kc.outcome == ACK and not there:
             p(f"acknowledged key-set change {kc.sequence} (round {kc.round}) is lost")
-        if kc.outcome == REFUSED and there:
+        if kc.outcome == REFUSED and there and kc.signed not in sent:
             p(f"refused key-set change {kc.sequence} (round {kc.round}) was applied")
     return problems
 
