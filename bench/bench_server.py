@@ -45,6 +45,15 @@ of its two echo rates.
   the issuing transaction), i.e. ``rpc.issue``'s rate, held to ``rpc.issue``'s target.
 - ``revocation.propagation``: p99 of the milliseconds from RevokeLicence's return to the
   revocation event's arrival on each of 50 WatchRevocations streams, over sequential revocations.
+- ``key.removal.propagation``: p99 of the milliseconds from sending ChangeKeySet (REMOVE_KEY,
+  COMPROMISED) for an advertiser's second service key to a platform's inline verifier
+  (clients/verifier, following this exchange's revocation feed) answering REVOKED for a
+  presentation signed with that key, one removal per sample, each with its own fresh key and
+  the licences bound to it. Its floor, measured in the same samples, is one hop of the feed:
+  RevokeLicence of another licence bound to the same key, sent by the holder, to the same
+  verifier answering REVOKED. ``by_licences`` gives the same figure when the removed key has
+  more live licences (the removal revokes them all in one transaction), and the time until
+  the verifier has applied every one of their revocations.
 
 Client and server share this process (one GIL) and the machine's cores: the client's work is
 paid out of the server's budget. What the client signs (presentations, request signatures) is
@@ -73,7 +82,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -92,7 +101,11 @@ from exchange_process import (
 )
 from google.protobuf.message import Message
 
+from licentia.clients import accounts
 from licentia.clients.channel import ExchangeError, SignedChannel
+from licentia.clients.party import PartyClient
+from licentia.clients.verifier import Verifier
+from licentia.errors import Reason
 from licentia.keys import ISSUANCE, PRESENTATION, REQUEST, PrivateKey, verify_signature
 from licentia.methods import path
 from licentia.presentation import parse_presentation, present
@@ -152,10 +165,35 @@ class Sizes:
     verify_calls: int  # per caller per round
     issue_calls: int  # per caller per round
     revocations: int
+    key_removals: int  # removals of a key bound to one live licence (the p99's samples)
+    #: (live licences bound to the removed key, removals) for ``by_licences``.
+    removal_scale: tuple[tuple[int, int], ...]
 
 
-QUICK = Sizes(rounds=2, echo_calls=40, verify_calls=12, issue_calls=4, revocations=20)
-FULL = Sizes(rounds=7, echo_calls=100, verify_calls=50, issue_calls=10, revocations=40)
+QUICK = Sizes(
+    rounds=2,
+    echo_calls=40,
+    verify_calls=12,
+    issue_calls=4,
+    revocations=20,
+    key_removals=20,
+    removal_scale=((10, 2),),
+)
+FULL = Sizes(
+    rounds=7,
+    echo_calls=100,
+    verify_calls=50,
+    issue_calls=10,
+    revocations=40,
+    key_removals=100,
+    removal_scale=((100, 5), (1000, 3)),
+)
+#: key.removal.propagation's target, p99 ms (issue 18).
+KEY_REMOVAL_TARGET_MS = 1000.0
+#: How often the timed loop asks the verifier again (seconds).
+POLL_SECONDS = 0.0005
+#: Threads issuing the licences bound to a key before its removal.
+ISSUERS = 8
 
 
 def echo_handler() -> grpc.GenericRpcHandler:
@@ -676,6 +714,191 @@ class Bench:
                 t.join(timeout=5)
         return latencies, missing
 
+    # -- key.removal.propagation ----------------------------------------------------------
+    def _bound_licences(self, service: PrivateKey, n: int) -> list[tuple[str, bytes]]:
+        """``n`` licences the standing rule issues to requests signed with ``service`` (so
+        bound to it): their (token, licence id)."""
+        body = self.request_body(self.holder.key)
+        now = int(time.time())
+        jobs: list[list[Job]] = [[] for _ in range(min(ISSUERS, n))]
+        for i in range(n):
+            md = sign_request(service, REQUEST_LICENCE, body, now)
+            jobs[i % len(jobs)].append((self.request_mc, body, md))
+        out: list[tuple[str, bytes]] = []
+        lock = threading.Lock()
+
+        def keep(response: Any) -> None:
+            if not response.HasField("licence"):
+                raise RuntimeError("a request signed with a service key was not auto-approved")
+            with lock:
+                out.append((response.licence.token, response.licence.licence_id))
+
+        run_concurrently(jobs, keep)
+        return out
+
+    def _until_revoked(
+        self, verifier: Verifier, signer: PrivateKey, licence: tuple[str, bytes], t0: float
+    ) -> float | None:
+        """Ms from ``t0`` until ``verifier`` answers REVOKED for a fresh presentation of
+        ``licence`` signed by ``signer`` (None: not within the timeout)."""
+        token, licence_id = licence
+        deadline = t0 + PROPAGATION_TIMEOUT
+        while True:
+            pres = present(signer, licence_id, AUDIENCE, USE, int(time.time()))
+            if Reason.REVOKED in verifier.check(token, pres, USE).reasons:
+                return (time.perf_counter() - t0) * 1000
+            if time.perf_counter() > deadline:
+                return None
+            time.sleep(POLL_SECONDS)
+
+    def key_removal(self) -> KeyRemoval:
+        """Removals of an advertiser's service key as compromised, timed to a verifier's
+        REVOKED; each sample's floor is a RevokeLicence of another licence bound to the key,
+        timed the same way to the same verifier."""
+        assert self.server is not None
+        raw = _own_connection(self.server.address)
+        verifier = Verifier(raw, AUDIENCE, backoff=(0.05, 0.3))
+        out = KeyRemoval()
+        plan = [(1, self.sizes.key_removals), *self.sizes.removal_scale]
+        sample = 0
+        try:
+            verifier.start(timeout=CALL_TIMEOUT)
+            for bound, times in plan:
+                for _ in range(times):
+                    adv = self.advertisers[sample % len(self.advertisers)]
+                    sample += 1
+                    if not self._remove_once(verifier, adv, bound, out):
+                        return out
+        finally:
+            verifier.close()
+            raw.close()
+        return out
+
+    def _remove_once(self, verifier: Verifier, adv: Party, bound: int, out: KeyRemoval) -> bool:
+        """One sample: a fresh service key on ``adv``'s account, ``bound`` + 1 licences bound
+        to it, the floor (one revoked by the holder), then the key's removal. False when a
+        wait timed out (counted as missing, at the timeout)."""
+        client = PartyClient(self.shared, adv.key)
+        service = PrivateKey.generate()
+        client.add_device(service, "ad server")
+        licences = self._bound_licences(service, bound + 1)
+        floor_licence, watched = licences[0], licences[1]
+        for licence in (floor_licence, watched):
+            pres = present(service, licence[1], AUDIENCE, USE, int(time.time()))
+            decision = verifier.check(licence[0], pres, USE)
+            if not decision.allowed:
+                raise RuntimeError(f"the verifier denied a live licence: {decision.reasons}")
+        # The floor: one licence revoked, one hop of the feed to the verifier.
+        t0 = time.perf_counter()
+        self.holder.rpc.unary(
+            REVOKE,
+            licences_pb2.RevokeLicenceRequest(licence_id=floor_licence[1]),
+            licences_pb2.RevokeLicenceResponse,
+        )
+        floor_ms = self._until_revoked(verifier, service, floor_licence, t0)
+        applied = verifier.sequence  # the floor's event: nothing else revokes meanwhile
+        # The removal, signed on top of the set read just before (outside the timing).
+        change = accounts.remove_key(
+            client.key_set().current,
+            adv.key,
+            service.public.raw,
+            compromised=True,
+            at=int(time.time()),
+        )
+        t0 = time.perf_counter()
+        done = client.change_key_set(change)
+        ms = self._until_revoked(verifier, service, watched, t0)
+        # Every revocation of the removal applied by the verifier (the events are sequential).
+        while verifier.sequence < applied + bound and time.perf_counter() < t0 + 5:
+            time.sleep(POLL_SECONDS)
+        all_ms = (time.perf_counter() - t0) * 1000
+        last = licences[-1]
+        pres = present(service, last[1], AUDIENCE, USE, int(time.time()))
+        if Reason.REVOKED not in verifier.check(last[0], pres, USE).reasons:
+            raise RuntimeError("the verifier has every event of the removal, not its last one")
+        if done.licences_revoked != bound:
+            raise RuntimeError(f"the removal revoked {done.licences_revoked} of {bound} licences")
+        if floor_ms is None or ms is None:
+            out.missing += 1
+            timeout = PROPAGATION_TIMEOUT * 1000
+            out.add(
+                bound,
+                timeout if ms is None else ms,
+                timeout if floor_ms is None else floor_ms,
+                all_ms,
+            )
+            return False
+        out.add(bound, ms, floor_ms, all_ms)
+        return True
+
+
+@dataclass
+class KeyRemoval:
+    """key.removal.propagation's samples: ms to REVOKED after a key's removal and after the
+    floor's RevokeLicence, by the live licences bound to the removed key."""
+
+    removal: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    floor: list[float] = field(default_factory=list)
+    #: Ms until the verifier applied every revocation of the removal, by licences bound.
+    every: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    missing: int = 0
+
+    def add(self, bound: int, ms: float, floor_ms: float, all_ms: float) -> None:
+        self.removal[bound].append(ms)
+        self.floor.append(floor_ms)
+        self.every[bound].append(all_ms)
+
+
+def _p99(values: list[float]) -> float:
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[98]
+
+
+def key_removal_row(k: KeyRemoval) -> dict[str, Any]:
+    """The JSON row of key.removal.propagation: the p99 (and p50, max) of removals of a key
+    bound to one licence against the target, its floor, and the figures by licences bound."""
+    one = k.removal[1]
+    p99 = _p99(one)
+    floor = _p99(k.floor)
+    return {
+        "bench": "key.removal.propagation",
+        "ops_per_s": None,
+        "value": round(p99, 2),
+        "p99_ms": round(p99, 2),
+        "p50_ms": round(statistics.median(one), 2),
+        "max_ms": round(max(one), 2),
+        "ratio": round(p99 / KEY_REMOVAL_TARGET_MS, 3),
+        "target": KEY_REMOVAL_TARGET_MS,
+        "limit": (
+            "ms from sending ChangeKeySet (REMOVE_KEY, COMPROMISED) to an inline verifier's"
+            f" REVOKED for a presentation signed by the removed key, {len(one)} removals one"
+            " at a time, each key bound to 1 live licence"
+        ),
+        "floor_ratio": round(floor / KEY_REMOVAL_TARGET_MS, 3),
+        "floor_p99_ms": round(floor, 2),
+        "floor_p50_ms": round(statistics.median(k.floor), 2),
+        "floor": (
+            "one hop of the feed: RevokeLicence of another licence bound to the same key,"
+            " sent by the holder, to the same verifier's REVOKED"
+        ),
+        # The same removal with n live licences bound to the key: ms to REVOKED for one
+        # presentation, and until the verifier applied all n revocations.
+        "by_licences": {
+            str(n): {
+                "removals": len(v),
+                "p50_ms": round(statistics.median(v), 2),
+                "max_ms": round(max(v), 2),
+                # Until the verifier applied all n revocations (REVOKED for each licence).
+                "every_p50_ms": round(statistics.median(k.every[n]), 2),
+                "every_max_ms": round(max(k.every[n]), 2),
+            }
+            for n, v in sorted(k.removal.items())
+        },
+        "missing": k.missing,
+        "ok": p99 <= KEY_REMOVAL_TARGET_MS and k.missing == 0,
+    }
+
 
 def propagation_row(
     name: str, latencies: list[float], missing: int, target_ms: float, limit: str
@@ -709,6 +932,7 @@ def main(argv: list[str] | None = None) -> int:
             bench.setup()
             t = bench.throughput()
             latencies, missing = bench.propagation()
+            removals = bench.key_removal()
         finally:
             bench.close()
 
@@ -779,12 +1003,13 @@ def main(argv: list[str] | None = None) -> int:
             f"ms from RevokeLicence's return to the event on each of {STREAMS} streams,"
             f" {sizes.revocations} revocations one at a time",
         ),
+        key_removal_row(removals),
     ]
     ok = True
     for res in results:
         if res["bench"] == "revocation.propagation":
             res["ok"] = p99 <= 25 and missing == 0
-        else:
+        elif res["bench"] != "key.removal.propagation":  # its row says whether it is met
             res["ok"] = res["ratio"] >= res["target"]
         ok = ok and bool(res["ok"])
         print(json.dumps(res, ensure_ascii=False), flush=True)

@@ -5,7 +5,9 @@ A real ``licentia-server`` process serves a mixed workload — holders approving
 (the request and its licence in one change, retried with its idempotency key), holders
 revoking (refund, revocation event, status bit, log entry), holders erasing their photo (every
 live licence on it revoked in one change) and declaring it again, the operator crediting deposits,
-holders withdrawing, a platform reporting uses (a per-use charge) — from several client
+holders withdrawing, a platform reporting uses (a per-use charge), holders adding and removing
+device keys, advertisers adding a service key, licensing with it and removing it (mostly as
+compromised: the licences bound to it are revoked in the same change) — from several client
 threads, while an auditor thread collects signed checkpoints. At a random moment the process
 is killed with SIGKILL, then restarted on the same data directory. After every crash
 (``LICENTIA_CRASH_ROUNDS``, 20 by default; ``make crash`` runs 200) the test proves, from the
@@ -26,7 +28,13 @@ client's own record of what it was told:
    exchange proves consistency from it to its current signed checkpoint; every licence's entry
    has an inclusion proof that verifies, and the stored subtree hashes are exactly the tree's;
 5. the status list agrees with the licences table: the signed snapshot has exactly the bits of
-   the revoked licences, and the revocation feed replays exactly the revocation events.
+   the revoked licences, and the revocation feed replays exactly the revocation events;
+6. key sets are whole: every acknowledged change of a key set is stored (a refused one is not),
+   each account's chain is contiguous and replays from its account id, its changes are in the
+   log in the same order with the same bytes, ``account_keys`` is exactly the chain's last set
+   (each key that left marked with the change that removed it and why), and every licence bound
+   to a licensee key removed as compromised was revoked by that very change (cause
+   LICENSEE_KEY_COMPROMISED, at its time; its revocation logged like any other).
 
 The seed (``LICENTIA_CRASH_SEED`` to replay one) is in every failure message.
 """
@@ -45,13 +53,15 @@ import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TypeVar, cast
 
 import grpc  # type: ignore[import-untyped]
 
-from licentia import merkle, methods
+from licentia import keyset, merkle, methods
 from licentia.checkpoint import vkey
+from licentia.clients import accounts
 from licentia.clients.channel import ExchangeUnavailable
 from licentia.clients.logcheck import LogClient, LogKey, prove_consistency
 from licentia.errors import LicentiaError, Reason
@@ -66,6 +76,7 @@ from licentia.services.store import SqliteStore
 from licentia.status import StatusList, verify_snapshot
 from licentia.token import LicenceClaims, StandingRule, parse_token
 from licentia.v1 import (
+    accounts_pb2,
     exchange_pb2,
     ledger_pb2,
     licences_pb2,
@@ -119,6 +130,13 @@ AUTO = "RequestLicence (auto-approved)"
 #: Why a use report may be refused: a revocation of the same licence committed between the
 #: platform's check and the count (or before a retry).
 USE_REFUSALS = frozenset({Reason.REVOKED, Reason.LICENCE_NOT_ACTIVE})
+#: Tries of one key-set change: a change built on a set another change replaced first is
+#: refused (KEY_SET_CONFLICT); the client reads the set again and builds it anew.
+KEY_SET_TRIES = 5
+#: The chance that an advertiser's service key is removed as compromised (else retired).
+COMPROMISED_SHARE = 0.75
+#: An advertiser's set this large loses a service key a kill left in it (a set has at most 16).
+LEFTOVER_KEYS = 5
 
 ACK, UNKNOWN, REFUSED = "acknowledged", "unknown", "refused"
 _RANK = {REFUSED: 0, UNKNOWN: 1, ACK: 2}
@@ -212,6 +230,21 @@ class UseReport:
 
 
 @dataclass
+class KeyChange:
+    """One signed change of an account's key set: it adds or removes ``key`` (removed as
+    compromised or retired)."""
+
+    account: bytes
+    signed: bytes
+    sequence: int
+    key: bytes
+    adding: bool
+    compromised: bool
+    round: int
+    outcome: str
+
+
+@dataclass
 class Journal:
     """Every operation sent, across all rounds, and what its caller was told."""
 
@@ -224,6 +257,8 @@ class Journal:
     withdrawals: dict[bytes, Withdrawal] = field(default_factory=dict)
     #: By the report id as the exchange stores it (keyed with the platform).
     uses: dict[bytes, UseReport] = field(default_factory=dict)
+    #: Every key-set change sent, in the order sent.
+    key_changes: list[KeyChange] = field(default_factory=list)
     #: Every checkpoint handed out (verified on receipt): (size, root) -> round.
     checkpoints: dict[tuple[int, bytes], int] = field(default_factory=dict)
     #: Calls refused for a reason the workload never expects, or failing while the server ran.
@@ -245,6 +280,7 @@ class Journal:
             ("deposits", [x.outcome for x in self.deposits.values()]),
             ("withdrawals", [x.outcome for x in self.withdrawals.values()]),
             ("uses", [x.outcome for x in self.uses.values()]),
+            ("key changes", [x.outcome for x in self.key_changes]),
         ):
             c = Counter(outcomes)
             parts.append(f"{name} {c[ACK]}/{c[UNKNOWN]}/{c[REFUSED]}")
@@ -315,10 +351,17 @@ def _kill(server: Server) -> None:
 class Parties:
     """The keys of everyone who takes part (they outlive every process)."""
 
+    #: One per worker, and last the holder advertisers' service keys ask (``keys_holder``).
     holders: list[PrivateKey]
     advertisers: list[PrivateKey]
     platform: PrivateKey
     operator: PrivateKey
+
+    @property
+    def keys_holder(self) -> PrivateKey:
+        """The holder whose licences bind service keys: it has no worker (none of its
+        licences is revoked, erased or used but by a key's removal)."""
+        return self.holders[WORKERS]
 
 
 @dataclass
@@ -338,6 +381,8 @@ class Round:
     killed: threading.Event = field(default_factory=threading.Event)
     acks: int = 0
     pool_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Service keys an operation is using now (the others in a set are left over by a kill).
+    busy_keys: set[bytes] = field(default_factory=set)
 
     def party(self, key: PrivateKey) -> Party:
         """``key`` calling over this round's channel."""
@@ -574,10 +619,183 @@ class Round:
                         self.journal.checkpoints.setdefault((cp.size, cp.root), self.number)
             time.sleep(0.03)
 
+    # -- key sets ------------------------------------------------------------------------
+    def change_keys(
+        self,
+        owner: PrivateKey,
+        build: Callable[[keyset.KeySet], tuple[accounts_pb2.SignedKeySetChange, KeyChange] | None],
+    ) -> str | None:
+        """Read ``owner``'s account's set, ``build`` a change on it and send it; refused as
+        KEY_SET_CONFLICT (another change came first), read again and build again, as a client
+        does. The last outcome (None: there was nothing to change, or the set was not read)."""
+        party = self.party(owner)
+        outcome: str | None = None
+        for _ in range(KEY_SET_TRIES):
+            _, answer = self.attempt("GetKeySet", lambda: get_key_set(party))
+            if answer is None:
+                return None
+            built = build(accounts.verified(answer).current)
+            if built is None:
+                return None
+            signed, record = built
+            outcome, _ = self.attempt(
+                "ChangeKeySet",
+                partial(send_key_change, party, signed),
+                frozenset({Reason.KEY_SET_CONFLICT}),
+            )
+            record.outcome = outcome
+            with self.journal.lock:
+                self.journal.key_changes.append(record)
+            if outcome != REFUSED:
+                return outcome
+        return outcome
+
+    def _record(
+        self, owner: PrivateKey, signed: accounts_pb2.SignedKeySetChange, key: bytes, adding: bool
+    ) -> tuple[accounts_pb2.SignedKeySetChange, KeyChange]:
+        change = keyset.decode_change(signed).change
+        record = KeyChange(
+            owner.public.raw,
+            signed.SerializeToString(deterministic=True),
+            change.sequence,
+            key,
+            adding,
+            change.cause == keyset.COMPROMISED,
+            self.number,
+            UNKNOWN,
+        )
+        return signed, record
+
+    def holder_keys(self, worker: int, rng: random.Random) -> None:
+        """The holder adds a device key, or with two already removes one (as compromised
+        or as retired)."""
+        holder = self.parties.holders[worker]
+        seed = rng.randbytes(32)
+        compromised = rng.random() < 0.5
+        pick = rng.random()
+
+        def build(
+            current: keyset.KeySet,
+        ) -> tuple[accounts_pb2.SignedKeySetChange, KeyChange] | None:
+            devices = [k for k in current.keys if k.public != holder.public.raw]
+            now = int(time.time())
+            if len(devices) < 2:
+                device = PrivateKey.from_seed(seed)
+                if current.key(device.public.raw) is not None:
+                    return None  # added already (the answer was lost)
+                signed = accounts.add_key(current, holder, device, name="phone", at=now)
+                return self._record(holder, signed, device.public.raw, True)
+            gone = devices[int(pick * len(devices))].public
+            signed = accounts.remove_key(current, holder, gone, compromised=compromised, at=now)
+            return self._record(holder, signed, gone, False)
+
+        self.change_keys(holder, build)
+
+    def service_key(self, worker: int, rng: random.Random) -> None:
+        """An advertiser adds a service key, asks the keys holder for licences signing with
+        it (bound to it), the holder approves them, and the advertiser removes the key —
+        mostly as compromised, which revokes them in the same change."""
+        adv = rng.choice(self.parties.advertisers)
+        service = PrivateKey.from_seed(rng.randbytes(32))
+        count = rng.randint(1, 3)
+        compromised = rng.random() < COMPROMISED_SHARE
+
+        def leftover(
+            current: keyset.KeySet,
+        ) -> tuple[accounts_pb2.SignedKeySetChange, KeyChange] | None:
+            """A service key an operation cut short by a kill left in the set (its licences,
+            if any, approved since): removed before the set grows too large."""
+            with self.pool_lock:
+                busy = set(self.busy_keys)
+            stale = [
+                k.public
+                for k in current.keys
+                if k.public != adv.public.raw and k.public not in busy
+            ]
+            if len(current.keys) < LEFTOVER_KEYS or not stale:
+                return None
+            signed = accounts.remove_key(
+                current, adv, stale[0], compromised=compromised, at=int(time.time())
+            )
+            return self._record(adv, signed, stale[0], False)
+
+        if self.change_keys(adv, leftover) not in (None, ACK):
+            return
+        with self.pool_lock:
+            self.busy_keys.add(service.public.raw)
+        try:
+            self._use_service_key(adv, service, count, compromised)
+        finally:
+            with self.pool_lock:
+                self.busy_keys.discard(service.public.raw)
+
+    def _use_service_key(
+        self, adv: PrivateKey, service: PrivateKey, count: int, compromised: bool
+    ) -> None:
+        def add(current: keyset.KeySet) -> tuple[accounts_pb2.SignedKeySetChange, KeyChange]:
+            signed = accounts.add_key(current, adv, service, name="ad server", at=int(time.time()))
+            return self._record(adv, signed, service.public.raw, True)
+
+        if self.change_keys(adv, add) != ACK:
+            return
+        holder = self.party(self.parties.keys_holder)
+        signer = self.party(service)
+        for _ in range(count):
+            _, asked = self.attempt(
+                "RequestLicence",
+                lambda: request_licence(
+                    signer,
+                    holder.key.public.raw,
+                    days=DAYS,
+                    max_uses=MAX_USES,
+                    price_per_use=PER_USE,
+                ),
+            )
+            if asked is None:
+                return
+            request = asked.request
+            licence_id = LicenceClaims.decode(request.claims).licence_id
+            outcome, approved = self.attempt(
+                "ApproveRequest", partial(approve_request, holder, request)
+            )
+            with self.journal.lock:
+                self.journal.issues[licence_id] = Issue(
+                    licence_id,
+                    request.request_id,
+                    request.claims,
+                    holder.key.public.raw,
+                    self.number,
+                    outcome,
+                    approved.licence.token if approved is not None else "",
+                )
+            if approved is None:
+                return  # its retry after the restart approves it; the key stays
+
+        def remove(
+            current: keyset.KeySet,
+        ) -> tuple[accounts_pb2.SignedKeySetChange, KeyChange] | None:
+            if current.key(service.public.raw) is None:
+                return None
+            signed = accounts.remove_key(
+                current, adv, service.public.raw, compromised=compromised, at=int(time.time())
+            )
+            return self._record(adv, signed, service.public.raw, False)
+
+        self.change_keys(adv, remove)
+
     def work(self, worker: int, rng: random.Random) -> None:
         """A client thread: random operations until the round stops."""
-        ops = (self.issue, self.revoke, self.erase, self.report_use, self.deposit, self.withdraw)
-        weights = (30, 15, 3, 30, 12, 13)
+        ops = (
+            self.issue,
+            self.revoke,
+            self.erase,
+            self.report_use,
+            self.deposit,
+            self.withdraw,
+            self.holder_keys,
+            self.service_key,
+        )
+        weights = (30, 15, 3, 30, 12, 13, 3, 3)
         while not self.stop.is_set():
             op = rng.choices(ops, weights)[0]
             try:
@@ -611,6 +829,24 @@ def send_use_report(rnd: Round, report_id: bytes, token: str) -> verification_pb
             report_id=report_id, token=token, presentation=pres, use=use.to_proto()
         ),
         verification_pb2.ReportUseResponse,
+    )
+
+
+def get_key_set(party: Party) -> accounts_pb2.GetKeySetResponse:
+    """The caller's account's key set and its chain."""
+    return party.rpc.unary(
+        accounts.GET_KEY_SET, accounts_pb2.GetKeySetRequest(), accounts_pb2.GetKeySetResponse
+    )
+
+
+def send_key_change(
+    party: Party, signed: accounts_pb2.SignedKeySetChange
+) -> accounts_pb2.ChangeKeySetResponse:
+    """One signed change of the caller's account's key set."""
+    return party.rpc.unary(
+        accounts.CHANGE_KEY_SET,
+        accounts_pb2.ChangeKeySetRequest(change=signed),
+        accounts_pb2.ChangeKeySetResponse,
     )
 
 
@@ -713,6 +949,17 @@ class Stored:
     erased: set[bytes]
     #: The holders whose photo is declared.
     photos: set[bytes]
+    #: Each account's key-set changes, by sequence: (sequence, the signed change's bytes).
+    key_changes: dict[bytes, list[tuple[int, bytes]]]
+    #: ``account_keys``: public key -> (account, role, added_seq, removed_seq, removed_at,
+    #: cause).
+    account_keys: dict[bytes, tuple[bytes, int, int, int, int, int]]
+    #: The log's key-set entries: (index, entry, account), in log order.
+    key_log: list[tuple[int, bytes, bytes]]
+    #: Each licence's licensee key (the key its claims name: the presenting device).
+    licensee_device: dict[bytes, bytes]
+    #: Each revoked licence's cause.
+    causes: dict[bytes, int]
     #: Entries whose posting does not exist.
     stray_entries: int = 0
 
@@ -809,6 +1056,29 @@ class Stored:
                         "SELECT holder_key FROM assets WHERE sha256 = ?", (PHOTO_SHA,)
                     )
                 },
+                key_changes=_key_changes(c),
+                account_keys={
+                    bytes(r[0]): (bytes(r[1]), *r[2:])
+                    for r in c.execute(
+                        "SELECT public_key, account, role, added_seq, removed_seq, removed_at,"
+                        " cause FROM account_keys"
+                    )
+                },
+                key_log=[
+                    (r[0], bytes(r[1]), bytes(r[2]))
+                    for r in c.execute(
+                        "SELECT idx, entry, licence_id FROM log_entries WHERE kind = 'key_set'"
+                        " ORDER BY idx"
+                    )
+                ],
+                licensee_device={
+                    bytes(r[0]): bytes(r[1])
+                    for r in c.execute("SELECT licence_id, licensee_device FROM licences")
+                },
+                causes={
+                    bytes(r[0]): r[1]
+                    for r in c.execute("SELECT licence_id, cause FROM revocations")
+                },
             )
             out.stray_entries = sum(len(x) for x in entries.values())
             c.execute("COMMIT")
@@ -816,9 +1086,100 @@ class Stored:
         finally:
             c.close()
 
+    def key_change(self, account: bytes, signed: bytes) -> bool:
+        """Whether ``account``'s chain has the change ``signed`` (its exact bytes)."""
+        return any(b == signed for _, b in self.key_changes.get(account, []))
+
     def revoked(self) -> set[bytes]:
         """The licences whose row says revoked."""
         return {lid for lid, x in self.licences.items() if x.revoked_at}
+
+
+def _key_changes(c: sqlite3.Connection) -> dict[bytes, list[tuple[int, bytes]]]:
+    out: dict[bytes, list[tuple[int, bytes]]] = {}
+    for account, seq, change in c.execute(
+        "SELECT account, sequence, change FROM key_set_changes ORDER BY account, sequence"
+    ):
+        out.setdefault(bytes(account), []).append((seq, bytes(change)))
+    return out
+
+
+#: The log's ``kind`` column of each kind of entry (the entry's oneof field otherwise).
+_LOG_KIND = {"key_set": "key_set_change"}
+
+
+def check_key_sets(s: Stored, journal: Journal) -> list[str]:
+    """Key sets whole: each chain contiguous, replayable and in the log (same bytes, same
+    order); ``account_keys`` exactly the chain's sets; the licences bound to a licensee key
+    removed as compromised revoked by its removal; the journal's changes there or not."""
+    problems: list[str] = []
+    p = problems.append
+    logged: dict[bytes, list[bytes]] = {}
+    for _, entry, account in s.key_log:
+        logged.setdefault(account, []).append(entry)
+    compromised: dict[bytes, int] = {}  # key -> when it was removed as compromised
+    by_account: dict[bytes, dict[bytes, tuple[int, int, int, int, int]]] = {}
+    for public, (account, *row) in s.account_keys.items():
+        by_account.setdefault(account, {})[public] = cast("tuple[int, int, int, int, int]", row)
+    for account in set(s.key_changes) | set(logged):
+        h = account.hex()[:16]
+        chain = s.key_changes.get(account, [])
+        if [seq for seq, _ in chain] != list(range(1, len(chain) + 1)):
+            p(f"account {h}: key-set sequences {[seq for seq, _ in chain]}, not 1..n")
+            continue
+        signed = [accounts_pb2.SignedKeySetChange.FromString(b) for _, b in chain]
+        want = [
+            transparency_pb2.LogEntry(key_set_change=x).SerializeToString(deterministic=True)
+            for x in signed
+        ]
+        if logged.get(account, []) != want:
+            p(
+                f"account {h}: {len(chain)} key-set changes, {len(logged.get(account, []))}"
+                " log entries, or not the same bytes in the same order"
+            )
+        try:
+            sets = keyset.verify_chain(account, signed)
+        except LicentiaError as e:
+            p(f"account {h}: its stored chain does not replay: {e!r}")
+            continue
+        rows = by_account.get(account, {})
+        current = {k.public for k in sets[-1].keys}
+        if {k for k, r in rows.items() if not r[2]} != current:
+            p(f"account {h}: account_keys' current keys are not the chain's last set")
+        for n in range(1, len(sets)):
+            cause = keyset.decode_change(signed[n - 1]).change.cause
+            before = {k.public for k in sets[n - 1].keys}
+            after = {k.public for k in sets[n].keys}
+            for k in after - before:
+                if k not in rows or rows[k][1] != n:
+                    p(f"account {h}: key {k.hex()[:16]} added by change {n}: {rows.get(k)}")
+            for k in before - after:
+                r = rows.get(k)
+                if r is None or (r[2], r[4]) != (n, cause):
+                    p(f"account {h}: key {k.hex()[:16]} removed by change {n}: {r}")
+                elif cause == keyset.COMPROMISED:
+                    compromised[k] = r[3]
+    # A licensee key removed as compromised: its live licences revoked by that change.
+    for lid, device in s.licensee_device.items():
+        x = s.licences[lid]
+        by_key = s.causes.get(lid) == Cause.LICENSEE_KEY_COMPROMISED
+        if device in compromised:
+            at = compromised[device]
+            if not x.revoked_at or x.revoked_at > at or (by_key and x.revoked_at != at):
+                p(f"licence {lid.hex()}: bound to a key removed at {at}, revoked at {x.revoked_at}")
+        elif by_key:
+            p(f"licence {lid.hex()}: revoked as its licensee key's, a key never compromised")
+    # The journal: an acknowledged change is stored, a refused one is not — unless the same
+    # change was sent by another caller too (two workers removing the same left-over key on
+    # the same set in the same second sign the very same bytes: one applies, one conflicts).
+    sent = {kc.signed for kc in journal.key_changes if kc.outcome != REFUSED}
+    for kc in journal.key_changes:
+        there = s.key_change(kc.account, kc.signed)
+        if kc.outcome == ACK and not there:
+            p(f"acknowledged key-set change {kc.sequence} (round {kc.round}) is lost")
+        if kc.outcome == REFUSED and there and kc.signed not in sent:
+            p(f"refused key-set change {kc.sequence} (round {kc.round}) was applied")
+    return problems
 
 
 def check_tables(s: Stored, journal: Journal) -> tuple[list[str], merkle.MemoryNodes]:
@@ -1057,11 +1418,12 @@ def check_tables(s: Stored, journal: Journal) -> tuple[list[str], merkle.MemoryN
         p(f"{len(s.nodes)} stored log nodes, {len(recomputed)} in the tree; or hashes differ")
     for idx, entry, kind, _ in s.log:
         parsed = transparency_pb2.LogEntry.FromString(entry).WhichOneof("kind")
-        if parsed != kind:
+        if parsed != _LOG_KIND.get(kind, kind):
             p(f"log entry {idx} is a {parsed}, filed as {kind}")
     for (size, root), rnd in journal.checkpoints.items():
         if size > len(s.log) or merkle.root(size, tree) != root:
             p(f"checkpoint of size {size} (round {rnd}) is not a prefix of the stored log")
+    problems += check_key_sets(s, journal)
     return problems, tree
 
 
@@ -1340,6 +1702,57 @@ def retry_unanswered(rnd: Round, s: Stored) -> list[str]:
         if seen is not None and seen[1] != u.uses:
             p(f"use report {rid.hex()} counted as use {seen[1]}, its retry says {u.uses}")
         u.outcome = ACK
+    problems += retry_key_changes(rnd, s)
+    return problems
+
+
+def retry_key_changes(rnd: Round, s: Stored) -> list[str]:
+    """A key-set change left unanswered was applied (its bytes are in the chain) or not; a
+    removal that was not is sent again, built on the set read now (a compromised key must
+    go). Each account's chain served now is the stored one, and replays."""
+    problems: list[str] = []
+    owners = {k.public.raw: k for k in (*rnd.parties.holders, *rnd.parties.advertisers)}
+    for kc in [x for x in rnd.journal.key_changes if x.round == rnd.number]:
+        if kc.outcome != UNKNOWN:
+            continue
+        applied = s.key_change(kc.account, kc.signed)
+        rnd.journal.resolved[f"ChangeKeySet {'applied' if applied else 'absent'}"] += 1
+        kc.outcome = ACK if applied else REFUSED  # absent: never sent again as such
+        if applied or kc.adding:
+            continue
+        owner = owners[kc.account]
+        current = accounts.verified(get_key_set(rnd.party(owner))).current
+        if current.key(kc.key) is None:
+            continue
+        signed = accounts.remove_key(
+            current, owner, kc.key, compromised=kc.compromised, at=int(time.time())
+        )
+        send_key_change(rnd.party(owner), signed)
+        again = keyset.decode_change(signed).change
+        if signed.SerializeToString(deterministic=True) == kc.signed:
+            kc.outcome = ACK  # the very same change (the same set, the same second)
+            continue
+        rnd.journal.key_changes.append(
+            KeyChange(
+                kc.account,
+                signed.SerializeToString(deterministic=True),
+                again.sequence,
+                kc.key,
+                False,
+                kc.compromised,
+                rnd.number,
+                ACK,
+            )
+        )
+    for account in sorted({kc.account for kc in rnd.journal.key_changes}):
+        answer = get_key_set(rnd.party(owners[account]))
+        served = accounts.verified(answer)
+        stored = s.key_changes.get(account, [])
+        if answer.account != account or served.current.sequence < len(stored):
+            problems.append(
+                f"account {account.hex()[:16]}: served at sequence {served.current.sequence},"
+                f" {len(stored)} changes stored"
+            )
     return problems
 
 
@@ -1405,7 +1818,9 @@ def _run_round(
     for lid, x in s.licences.items():
         if not x.revoked_at:
             live[holder_index[x.holder_key]].append((lid, x.token))
-    rnd = Round(number, journal, channel, parties, key, live, [t for pool in live for t in pool])
+    # The keys holder's licences are used by none (they bind service keys: see service_key).
+    usable = [t for pool in live[:WORKERS] for t in pool]
+    rnd = Round(number, journal, channel, parties, key, live, usable)
     threads = [
         threading.Thread(target=rnd.work, args=(i, random.Random(rng.getrandbits(64))))
         for i in range(WORKERS)
@@ -1442,7 +1857,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_half_applies_nothing(tmp_pa
         assert operator is not None
         assert log_signer is not None
         parties = Parties(
-            holders=[PrivateKey.from_seed(rng.randbytes(32)) for _ in range(WORKERS)],
+            holders=[PrivateKey.from_seed(rng.randbytes(32)) for _ in range(WORKERS + 1)],
             advertisers=[PrivateKey.from_seed(rng.randbytes(32)) for _ in range(2)],
             platform=PrivateKey.from_seed(rng.randbytes(32)),
             operator=operator,
@@ -1485,6 +1900,11 @@ def test_sigkill_at_random_moments_loses_nothing_and_half_applies_nothing(tmp_pa
         assert any(x.outcome == ACK for x in journal.uses.values()), counts
         assert any(x.outcome == ACK and x.round for x in journal.deposits.values()), counts
         assert any(x.outcome == ACK for x in journal.withdrawals.values()), counts
+        assert any(x.outcome == ACK and x.adding for x in journal.key_changes), counts
+        assert any(x.outcome == ACK and not x.adding for x in journal.key_changes), counts
+        # A service key removed as compromised revoked the licences bound to it.
+        by_key = Cause.LICENSEE_KEY_COMPROMISED
+        assert ROUNDS < 5 or by_key in stored.causes.values(), counts
         # ... and the crashes caught changes in flight (nearly every kill does).
         writes = (
             "ApproveRequest",

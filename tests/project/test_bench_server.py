@@ -16,7 +16,7 @@ def _bench_server(monkeypatch: pytest.MonkeyPatch) -> Any:
     return load_bench(monkeypatch, "bench_server")
 
 
-def test_bench_server_quick_prints_the_four_benches(
+def test_bench_server_quick_prints_the_five_benches(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Speed is measured by the benchmark, not asserted here: a missed target (exit 1) is fine.
@@ -30,6 +30,7 @@ def test_bench_server_quick_prints_the_four_benches(
         "rpc.issue",
         "log.append",
         "revocation.propagation",
+        "key.removal.propagation",
     ]
     for row in rows:
         assert {"bench", "ops_per_s", "ratio", "target", "limit", "ok"} <= row.keys()
@@ -37,7 +38,7 @@ def test_bench_server_quick_prints_the_four_benches(
         assert math.isfinite(row["ratio"])
         assert row["ratio"] >= 0
         assert isinstance(row["ok"], bool)
-    verify, issue, append, propagation = rows
+    verify, issue, append, propagation, removal = rows
     assert (append["ops_per_s"], append["ratio"]) == (issue["ops_per_s"], issue["ratio"])
     assert verify["ops_per_s"] > 0
     assert issue["ops_per_s"] > 0
@@ -56,4 +57,20 @@ def test_bench_server_quick_prints_the_four_benches(
     assert propagation["ops_per_s"] is None
     assert propagation["value"] == propagation["p99_ms"]
     assert propagation["missing"] == 0
+    # A compromised key's removal, timed to an inline verifier's REVOKED, beside its floor
+    # (one hop of the feed), and again with more live licences bound to the removed key.
+    assert removal["ops_per_s"] is None
+    assert removal["value"] == removal["p99_ms"]
+    assert removal["ratio"] == round(removal["p99_ms"] / removal["target"], 3)
+    assert removal["target"] == 1000
+    assert removal["missing"] == 0
+    assert 0 < removal["floor_p99_ms"]
+    assert 0 <= removal["floor_ratio"]
+    assert "RevokeLicence" in removal["floor"]
+    by = removal["by_licences"]
+    assert list(by) == ["1", "10"]
+    assert by["1"]["removals"] == 20
+    assert by["10"]["removals"] == 2
+    assert all(0 < v["p50_ms"] <= v["max_ms"] for v in by.values())
+    assert all(v["p50_ms"] <= v["every_p50_ms"] <= v["every_max_ms"] for v in by.values())
     assert elapsed < 60  # --quick is meant to take seconds
