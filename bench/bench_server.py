@@ -176,8 +176,8 @@ QUICK = Sizes(
     verify_calls=12,
     issue_calls=4,
     revocations=20,
-    key_removals=20,
-    removal_scale=((10, 2),),
+    key_removals=5,
+    removal_scale=((3, 1),),
 )
 FULL = Sizes(
     rounds=7,

@@ -40,8 +40,8 @@ PER_USE = 50
 MAX_USES = 100
 IBAN = "FR76 3000 6000 0112 3456 7890 189"
 PASSPHRASE = "a long passphrase for the demo"
-#: The demo exchange's payout delay: 7.2 seconds (a real one waits 72 hours by default).
-PAYOUT_DELAY_HOURS = 0.002
+#: The demo exchange's payout delay: 3.6 seconds (a real one waits 72 hours by default).
+PAYOUT_DELAY_HOURS = 0.001
 DAY = 86400
 
 
@@ -110,7 +110,7 @@ def exchange(data: Path, payout_delay_hours: float = PAYOUT_DELAY_HOURS) -> Iter
             str(port_file),
             "--heartbeat-seconds",
             "1",
-            # A new payout destination is usable after 7 s here (72 hours by default), so
+            # A new payout destination is usable after 4 s here (72 hours by default), so
             # that the story shows the rule without waiting days.
             "--payout-delay-hours",
             str(payout_delay_hours),
