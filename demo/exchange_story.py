@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc  # type: ignore[import-untyped]
@@ -433,11 +433,12 @@ def story(tmp: Path) -> None:
     say("The exchange has stopped; its temporary directory is removed.")
 
 
-def main() -> int:
-    """Tell the story; 0 if every step ended as it should."""
-    with tempfile.TemporaryDirectory(prefix="licentia-demo-") as tmp:
+def tell(told: Callable[[Path], None], prefix: str) -> int:
+    """Tell a story in a fresh temporary directory (removed after); 0 if every step ended
+    as it should, 1 if one did not, 130 on Ctrl-C (the exchange is stopped either way)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         try:
-            story(Path(tmp))
+            told(Path(tmp))
         except StoryError as e:
             print(f"demo: the story went wrong: {e}", file=sys.stderr)
             return 1
@@ -445,6 +446,11 @@ def main() -> int:
             print("demo: interrupted; the exchange is stopped.", file=sys.stderr)
             return 130
     return 0
+
+
+def main() -> int:
+    """Tell the story; 0 if every step ended as it should."""
+    return tell(story, "licentia-demo-")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from exchange_story import (
     exchange,
     operator,
     say,
+    tell,
 )
 
 from licentia.clients.advertiser import Advertiser, LicenceRecord
@@ -247,16 +247,7 @@ def _platform_channel(server: str) -> grpc.Channel:
 
 def main() -> int:
     """Tell the story; 0 if every step ended as it should."""
-    with tempfile.TemporaryDirectory(prefix="licentia-recovery-") as tmp:
-        try:
-            story(Path(tmp))
-        except StoryError as e:
-            print(f"demo: the story went wrong: {e}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("demo: interrupted; the exchange is stopped.", file=sys.stderr)
-            return 130
-    return 0
+    return tell(story, "licentia-recovery-")
 
 
 if __name__ == "__main__":

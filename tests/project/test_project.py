@@ -32,15 +32,21 @@ def test_demo_story_ends_as_it_should() -> None:
         assert line in out.stdout
 
 
-def test_make_demo_tells_the_whole_story_over_a_real_exchange() -> None:
+def _told(script: str) -> str:
+    """A demo script's output; fails the test unless it exits 0."""
     out = subprocess.run(
-        [sys.executable, str(ROOT / "demo" / "exchange_story.py")],
+        [sys.executable, str(ROOT / "demo" / script)],
         capture_output=True,
         text=True,
         timeout=180,
         check=False,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def test_make_demo_tells_the_whole_story_over_a_real_exchange() -> None:
+    told = _told("exchange_story.py")
     for line in (
         "personalised ad in France     -> ALLOW",
         "political campaign in France  -> DENY OUT_OF_SCOPE_PURPOSE",
@@ -50,18 +56,11 @@ def test_make_demo_tells_the_whole_story_over_a_real_exchange() -> None:
         "1 licence (revoked)",
         "The exchange has stopped",
     ):
-        assert line in out.stdout, line
+        assert line in told, line
 
 
 def test_make_demo_recovery_tells_the_stolen_laptop_story() -> None:
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "demo" / "recovery_story.py")],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    told = _told("recovery_story.py")
     for line in (
         "His withdrawal is refused",
         "The thief tries to approve another request: refused (KEY_REMOVED), at once.",
@@ -72,7 +71,7 @@ def test_make_demo_recovery_tells_the_stolen_laptop_story() -> None:
         "#2 RECOVER",
         "The exchange has stopped",
     ):
-        assert line in out.stdout, line
+        assert line in told, line
 
 
 def test_bench_prints_one_json_object_per_line_with_ratio_and_target() -> None:
