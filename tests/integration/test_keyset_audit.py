@@ -25,7 +25,6 @@ from licentia.clients.channel import SignedChannel
 from licentia.clients.holder import Holder
 from licentia.clients.logcheck import REVOKE_METHOD
 from licentia.clients.wallet import keystore
-from licentia.clients.wallet.cli import main as wallet_main
 from licentia.keys import PrivateKey
 from licentia.request import request_payload
 from licentia.services.app import OPERATOR_KEY_FILE
@@ -41,26 +40,7 @@ from .exchange_harness import (
     register_advertiser,
     request_licence,
 )
-
-PASS = "correct horse battery"
-
-
-class Wallet:
-    """Runs licentia-wallet's main() with a wallet file, a passphrase file and a server."""
-
-    def __init__(self, tmp: Path, server: str, capsys: pytest.CaptureFixture[str]) -> None:
-        self.path = tmp / "home" / "wallet.json"
-        self.pass_file = tmp / "pass"
-        self.pass_file.write_text(PASS + "\n")
-        self.server = server
-        self.capsys = capsys
-
-    def __call__(self, *argv: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        extra = ["--wallet", str(self.path), "--server", self.server]
-        code = wallet_main([*argv, *extra, "--passphrase-file", str(self.pass_file)])
-        out = self.capsys.readouterr()
-        return code, out.out, out.err
+from .wallet_harness import PASS, Wallet
 
 
 def log_key(ex: Exchange) -> str:
