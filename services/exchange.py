@@ -82,22 +82,16 @@ class ExchangeService:
         party = self.d.store.party(key)
         return party.display_name if party else ""
 
-    def _visible_request(self, request_id: bytes, call: Call) -> RequestRow:
-        """The request, if the caller is its advertiser or its holder: another holder's or
-        advertiser's is NOT_FOUND, as a missing one; a platform, whose role has no requests,
-        is NOT_OWNER, as at every call not for its role."""
+    def _visible_request(self, request_id: bytes, call: Call) -> tuple[RequestRow, bool]:
+        """The request, if the caller is its advertiser or its holder (and whether it is its
+        holder): another holder's or advertiser's is NOT_FOUND, as a missing one; a
+        platform, whose role has no requests, is NOT_OWNER, as at every call not for its
+        role."""
         party = self.d.party(call, Role.HOLDER, Role.ADVERTISER)
         row = self.d.store.request(request_id)
         if row is None or party.key not in (row.advertiser_key, row.holder_key):
             raise LicentiaError(Reason.NOT_FOUND, "no such request")
-        return self._expire_if_due(row, call.now, call.spends)
-
-    def _visible_as_seen(self, request_id: bytes, call: Call) -> RequestRow:
-        """:meth:`_visible_request`, as its caller sees it (:meth:`_as_seen_by`)."""
-        row = self._visible_request(request_id, call)
-        if self.d.party(call).key == row.holder_key:
-            return self._as_seen_by(row, call)
-        return row
+        return self._expire_if_due(row, call.now, call.spends), party.key == row.holder_key
 
     @staticmethod
     def _as_seen_by(row: RequestRow, call: Call) -> RequestRow:
@@ -397,8 +391,10 @@ class ExchangeService:
         self, req: exchange_pb2.GetRequestRequest, call: Call
     ) -> exchange_pb2.GetRequestResponse:
         """One request, for its advertiser or its holder."""
-        row = self._visible_as_seen(req.request_id, call)
-        request, licence = self._request_reply(row, call.now)
+        row, holder = self._visible_request(req.request_id, call)
+        request, licence = self._request_reply(
+            self._as_seen_by(row, call) if holder else row, call.now
+        )
         out = exchange_pb2.GetRequestResponse(request=request)
         if licence is not None:
             out.licence.CopyFrom(licence)
@@ -408,8 +404,7 @@ class ExchangeService:
         self, req: exchange_pb2.WatchRequestRequest, call: Call
     ) -> Iterator[exchange_pb2.WatchRequestResponse]:
         """The request now, then at each change, until it leaves PENDING."""
-        row = self._visible_request(req.request_id, call)
-        holder_device = self.d.party(call).key == row.holder_key
+        row, holder = self._visible_request(req.request_id, call)
         last: RequestState | None = None
 
         def ended() -> None:  # a cancelled watcher ends at once, giving its slot back
@@ -423,7 +418,7 @@ class ExchangeService:
                 self.d.store.request(row.request_id) or row, self.d.clock.now()
             )
             if row.state != last:
-                seen = self._as_seen_by(row, call) if holder_device else row
+                seen = self._as_seen_by(row, call) if holder else row
                 request, licence = self._request_reply(seen, self.d.clock.now())
                 out = exchange_pb2.WatchRequestResponse(request=request)
                 if licence is not None:

@@ -18,8 +18,14 @@ from licentia.clients.channel import SignedChannel
 from licentia.clients.holder import ExchangeError, Holder, standing_rule
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
-from licentia.token import parse_token
-from licentia.v1 import accounts_pb2, records_pb2, transparency_pb2, verification_pb2
+from licentia.token import LicenceClaims, parse_token
+from licentia.v1 import (
+    accounts_pb2,
+    exchange_pb2,
+    records_pb2,
+    transparency_pb2,
+    verification_pb2,
+)
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from .exchange_harness import (
@@ -82,7 +88,22 @@ def test_a_second_device_joins_by_code_and_consents_in_the_holders_name(
 
     asked = request_licence(adv, laptop.account).request
     (seen,) = phone.inbox()  # the phone sees, and signs, the claims naming itself
-    assert parse_token_claims_holder(seen.claims) == phone.key.public.raw
+    assert _holder_named(seen.claims) == phone.key.public.raw
+    # So does every other view of the request: its own device in GetRequest and
+    # WatchRequest, the account key on the laptop, the account to the advertiser.
+    ask = exchange_pb2.GetRequestRequest(request_id=asked.request_id)
+    watch = exchange_pb2.WatchRequestRequest(request_id=asked.request_id)
+    on_phone = Party(phone.key, SignedChannel(ex.channel(), phone.key), ex)
+    on_laptop = Party(laptop.key, SignedChannel(ex.channel(), laptop.key), ex)
+    for who, named in ((on_phone, phone.key), (on_laptop, laptop.key)):
+        got = who.call(exchange_pb2, "GetRequest", ask, exchange_pb2.GetRequestResponse)
+        assert _holder_named(got.request.claims) == named.public.raw
+        first = next(
+            iter(who.stream(exchange_pb2, "WatchRequest", watch, exchange_pb2.WatchRequestResponse))
+        )
+        assert _holder_named(first.request.claims) == named.public.raw
+    theirs = adv.call(exchange_pb2, "GetRequest", ask, exchange_pb2.GetRequestResponse)
+    assert _holder_named(theirs.request.claims) == laptop.account
     licence = phone.approve(seen)
     token = parse_token(licence.token)
     assert token.holder_key == phone.key.public.raw  # the device that consented
@@ -97,9 +118,8 @@ def test_a_second_device_joins_by_code_and_consents_in_the_holders_name(
     assert laptop_view.state == records_pb2.REQUEST_STATE_ISSUED
 
 
-def parse_token_claims_holder(claims: bytes) -> bytes:
-    from licentia.token import LicenceClaims
-
+def _holder_named(claims: bytes) -> bytes:
+    """The holder key that the claims name."""
     return LicenceClaims.decode(claims).holder.raw
 
 
