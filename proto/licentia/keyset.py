@@ -50,6 +50,7 @@ __all__ = [
     "Change",
     "KeySet",
     "apply_change",
+    "apply_decoded",
     "change_digest",
     "check_name",
     "decode_change",
@@ -58,6 +59,7 @@ __all__ = [
     "make_change",
     "possession_proof",
     "removed_by",
+    "stated_by",
     "verify_chain",
 ]
 
@@ -184,11 +186,6 @@ class Change:
     signed: accounts_pb2.SignedKeySetChange
     change: accounts_pb2.KeySetChange
 
-    @property
-    def bytes(self) -> bytes:
-        """The exact change bytes that were signed."""
-        return self.signed.change
-
 
 def decode_change(signed: accounts_pb2.SignedKeySetChange) -> Change:
     """Parse a signed change strictly (KEY_SET_INVALID): bounded, no unknown fields, in the
@@ -235,7 +232,20 @@ def apply_change(current: KeySet, signed: accounts_pb2.SignedKeySetChange) -> Ke
     kind broken), KEY_SET_CONFLICT (not the next change of this chain: replayed, reordered
     or forked), KEY_SET_UNAUTHORISED (not signed by a key of ``current`` allowed to make it,
     or a joining key without its proof), LAST_KEY (it would leave no way in)."""
-    parsed = decode_change(signed)
+    return apply_decoded(current, decode_change(signed))
+
+
+def stated_by(signed: accounts_pb2.SignedKeySetChange) -> KeySet:
+    """The set a change states, unchecked: for a store that checked the change when it took
+    it (:func:`apply_change`) and reads its chain's last change to know where it stands."""
+    c = decode_change(signed).change
+    keys_ = tuple(AccountKey(k.public_key, k.role, k.name) for k in c.keys)
+    return KeySet(c.account, c.sequence, change_digest(signed.change), keys_)
+
+
+def apply_decoded(current: KeySet, parsed: Change) -> KeySet:
+    """:func:`apply_change` for a change already decoded (:func:`decode_change`)."""
+    signed = parsed.signed
     c = parsed.change
     if c.account != current.account:
         raise _invalid("the change is for another account")

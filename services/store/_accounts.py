@@ -63,17 +63,22 @@ class AccountsPart(LicencesPart):
                 (account,),
             ).fetchall()
         )
-        current = keyset.genesis(account)
-        if changes:
-            last = accounts_pb2.SignedKeySetChange.FromString(changes[-1])
-            change = keyset.decode_change(last).change
-            current = KeySet(
-                account,
-                change.sequence,
-                keyset.change_digest(last.change),
-                tuple(keyset.AccountKey(k.public_key, k.role, k.name) for k in change.keys),
-            )
-        return KeySetState(current, rows, changes)
+        return KeySetState(self._after(account, changes[-1] if changes else None), rows, changes)
+
+    @staticmethod
+    def _after(account: bytes, last: bytes | None) -> KeySet:
+        """The set after the chain's ``last`` change (serialized), or the genesis."""
+        if last is None:
+            return keyset.genesis(account)
+        return keyset.stated_by(accounts_pb2.SignedKeySetChange.FromString(last))
+
+    def _current(self, c: Conn, account: bytes) -> KeySet:
+        """The set ``account``'s chain ends with (its last change alone is read)."""
+        r = c.execute(
+            "SELECT change FROM key_set_changes WHERE account = ? ORDER BY sequence DESC LIMIT 1",
+            (account,),
+        ).fetchone()
+        return self._after(account, bytes(r[0]) if r is not None else None)
 
     def key_set(self, account: bytes) -> KeySetState:
         """An account's key set, keys and chain, read in one snapshot."""
@@ -97,9 +102,9 @@ class AccountsPart(LicencesPart):
 
         def change(c: Conn) -> KeySetChanged:
             self._hold(c, b"key-set", account)
-            before = self._state(c, account)
-            after = keyset.apply_change(before.current, signed)
-            parsed = keyset.decode_change(signed).change
+            before = self._current(c, account)
+            parsed = keyset.decode_change(signed)
+            after = keyset.apply_decoded(before, parsed)
             seq = after.sequence
             try:
                 c.execute(
@@ -111,7 +116,7 @@ class AccountsPart(LicencesPart):
                 raise LicentiaError(
                     Reason.KEY_SET_CONFLICT, "another change of this key set came first"
                 ) from None
-            old = {k.public for k in before.current.keys}
+            old = {k.public for k in before.keys}
             for k in after.keys:
                 if k.public in old:
                     continue
@@ -129,13 +134,13 @@ class AccountsPart(LicencesPart):
                     (k.public, account, int(k.role), k.name, seq, now),
                 )
             events: list[RevocationEvent] = []
-            for k in keyset.removed_by(before.current, after):
+            for k in keyset.removed_by(before, after):
                 c.execute(
                     "UPDATE account_keys SET removed_seq = ?, removed_at = ?, cause = ?"
                     " WHERE public_key = ?",
-                    (seq, now, int(parsed.cause), k.public),
+                    (seq, now, int(parsed.change.cause), k.public),
                 )
-                if parsed.cause == keyset.COMPROMISED:
+                if parsed.change.cause == keyset.COMPROMISED:
                     events.extend(self._revoke_bound_to(c, k.public, now, evidence))
             self._log(
                 c,
