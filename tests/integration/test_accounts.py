@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from licentia.clients.channel import SignedChannel
 from licentia.clients.holder import ExchangeError, Holder, standing_rule
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
+from licentia.presentation import present
 from licentia.token import LicenceClaims, parse_token
 from licentia.v1 import (
     accounts_pb2,
@@ -33,6 +35,7 @@ from .exchange_harness import (
     PHOTO_SHA,
     Exchange,
     Party,
+    issue_licence,
     photo_use,
     reasons,
     register_advertiser,
@@ -69,7 +72,9 @@ def paired(ex: Exchange, old: Holder, name: str = "phone") -> Holder:
     return new
 
 
-def refused(reason: Reason, fn, *args, **kw) -> ExchangeError:  # type: ignore[no-untyped-def]
+def refused(reason: Reason, fn: Callable[..., object], *args: Any, **kw: Any) -> ExchangeError:
+    """The ExchangeError ``fn(*args, **kw)`` fails with; the test fails unless its reason is
+    ``reason``."""
     with pytest.raises(ExchangeError) as e:
         fn(*args, **kw)
     assert e.value.reason == reason, str(e.value)
@@ -262,8 +267,8 @@ def test_bad_changes_are_refused_with_a_reason_and_change_nothing(
             accounts.add_key(current, laptop.key, PrivateKey.generate(), at=now - 3600),
         ),
         # a key of another account joining
-        (Reason.KEY_SET_INVALID, _add_existing(current, laptop.key, stranger.key, now)),
-        # the last way in (after the phone removes the laptop, the phone removes itself)
+        (Reason.KEY_SET_INVALID, accounts.add_key(current, laptop.key, stranger.key, at=now)),
+        # a key removing itself
         (
             Reason.KEY_SET_UNAUTHORISED,
             accounts.remove_key(
@@ -288,12 +293,6 @@ def test_bad_changes_are_refused_with_a_reason_and_change_nothing(
     assert laptop.key_set().current == last
 
 
-def _add_existing(
-    current: keyset.KeySet, signer: PrivateKey, other: PrivateKey, now: int
-) -> accounts_pb2.SignedKeySetChange:
-    return accounts.add_key(current, signer, other, at=now)
-
-
 def test_pairing_codes_are_single_use_scoped_and_typed_forgivingly(
     ex: Exchange, laptop: Holder
 ) -> None:
@@ -313,6 +312,67 @@ def test_pairing_codes_are_single_use_scoped_and_typed_forgivingly(
     refused(Reason.ALREADY_EXISTS, stranger.join_pairing, code, "bob")  # a registered key
     laptop.approve_pairing(code)
     assert first.key_set().current.key(first.key.public.raw) is not None
+
+
+def test_a_joining_key_must_sign_its_call_be_a_device_and_prove_itself(
+    ex: Exchange, laptop: Holder
+) -> None:
+    """JoinPairing refuses a key that is not the caller's, a recovery key, an invalid name,
+    and a proof made for another account; the pairing stays open for the right device."""
+    code = laptop.start_pairing().code
+    device, other = PrivateKey.generate(), PrivateKey.generate()
+    joiner = Party(device, SignedChannel(ex.channel(), device), ex)
+
+    def join(key: accounts_pb2.AccountKey) -> accounts_pb2.JoinPairingResponse:
+        return joiner.call(
+            accounts_pb2,
+            "JoinPairing",
+            accounts_pb2.JoinPairingRequest(code=code, key=key),
+            accounts_pb2.JoinPairingResponse,
+        )
+
+    mine = device.public.raw
+    cases = [
+        (
+            Reason.INVALID_REQUEST,
+            accounts_pb2.AccountKey(public_key=other.public.raw, role=accounts_pb2.KEY_ROLE_DEVICE),
+        ),
+        (
+            Reason.INVALID_REQUEST,
+            accounts_pb2.AccountKey(public_key=mine, role=accounts_pb2.KEY_ROLE_RECOVERY),
+        ),
+        (
+            Reason.KEY_SET_INVALID,
+            accounts_pb2.AccountKey(
+                public_key=mine, role=accounts_pb2.KEY_ROLE_DEVICE, name="a\x07"
+            ),
+        ),
+        (
+            Reason.KEY_SET_UNAUTHORISED,
+            accounts_pb2.AccountKey(
+                public_key=mine,
+                role=accounts_pb2.KEY_ROLE_DEVICE,
+                proof=keyset.possession_proof(device, other.public.raw),  # another account
+            ),
+        ),
+    ]
+    for reason, key in cases:
+        refused(reason, join, key)
+    assert not laptop.pairing(code).HasField("key")  # nobody joined
+    with Holder(ex.channel(), device) as h:
+        assert h.join_pairing(code, "phone").joined
+    assert laptop.pairing(code).key.public_key == mine
+
+
+def test_consents_are_listed_only_for_a_key_of_the_callers_account(
+    ex: Exchange, laptop: Holder
+) -> None:
+    stranger = Holder(ex.channel(), PrivateKey.generate())
+    stranger.register("bob")
+    refused(Reason.NOT_FOUND, laptop.consents, stranger.key.public.raw)
+    refused(Reason.NOT_FOUND, laptop.consents, PrivateKey.generate().public.raw)
+    refused(Reason.NOT_FOUND, laptop.consents, b"short")
+    assert laptop.consents(laptop.key.public.raw).licences == []
 
 
 def test_every_change_is_in_the_public_log(ex: Exchange, laptop: Holder) -> None:
@@ -365,8 +425,8 @@ def test_a_compromised_licensee_key_stops_presenting_everywhere(ex: Exchange) ->
     with Holder(ex.channel(), adv.key) as adv_account:
         adv_account.add_device(service, "ad server")
     leaked = Party(service, SignedChannel(ex.channel(), service), ex)
-    bound = _issue(holder, leaked)
-    kept = _issue(holder, adv)
+    bound = issue_licence(holder, leaked)
+    kept = issue_licence(holder, adv)
     assert parse_token(bound.token).licensee_key == service.public.raw
     assert bound.licensee_key == adv.key.public.raw  # the advertiser's account
     assert reasons(verify(platform, leaked, bound.token, photo_use())) == []
@@ -393,15 +453,7 @@ def test_a_compromised_licensee_key_stops_presenting_everywhere(ex: Exchange) ->
     assert again.licence.state == records_pb2.LICENCE_STATE_REVOKED
 
 
-def _issue(holder: Party, adv: Party) -> records_pb2.LicenceRecord:
-    from .exchange_harness import approve_request
-
-    return approve_request(holder, request_licence(adv, holder.key.public.raw).request).licence
-
-
 def _pres(adv: Party, licence: records_pb2.LicenceRecord) -> str:
-    from licentia.presentation import present
-
     return present(adv.key, licence.licence_id, "photoshare", photo_use(), int(time.time()))
 
 

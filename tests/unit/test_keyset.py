@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
 import pytest
 
 from licentia import keyset
@@ -20,11 +23,13 @@ NEW_PAPER = PrivateKey.from_seed(b"\x06" * 32)
 ACCOUNT = LAPTOP.public.raw
 
 
-def entry(key: PrivateKey, role: int, name: str = "", *, proof: bool = True):  # type: ignore[no-untyped-def]
+def entry(
+    key: PrivateKey, role: int, name: str = "", *, proof: bool = True
+) -> accounts_pb2.AccountKey:
     """The wire form of a key joining ACCOUNT's set (with its proof)."""
     return accounts_pb2.AccountKey(
         public_key=key.public.raw,
-        role=role,  # type: ignore[arg-type]
+        role=cast(Any, role),
         name=name,
         proof=keyset.possession_proof(key, ACCOUNT) if proof else b"",
     )
@@ -39,11 +44,15 @@ def paper(s: KeySet) -> accounts_pb2.AccountKey:
     return next(k for k in kept(s) if k.role == keyset.RECOVERY)
 
 
-def add(s: KeySet, signer: PrivateKey, key: PrivateKey, role: int = keyset.DEVICE):  # type: ignore[no-untyped-def]
+def add(
+    s: KeySet, signer: PrivateKey, key: PrivateKey, role: int = keyset.DEVICE
+) -> accounts_pb2.SignedKeySetChange:
     return keyset.make_change(s, signer, keyset.ADD_KEY, [*kept(s), entry(key, role)], at=NOW)
 
 
-def remove(s: KeySet, signer: PrivateKey, key: PrivateKey, cause: int = keyset.COMPROMISED):  # type: ignore[no-untyped-def]
+def remove(
+    s: KeySet, signer: PrivateKey, key: PrivateKey, cause: int = keyset.COMPROMISED
+) -> accounts_pb2.SignedKeySetChange:
     rest = [k for k in kept(s) if k.public_key != key.public.raw]
     return keyset.make_change(s, signer, keyset.REMOVE_KEY, rest, at=NOW, cause=cause)
 
@@ -241,7 +250,9 @@ def test_a_recovery_racing_a_thiefs_change_one_wins_and_the_thief_cannot_undo_it
         lambda c: c.__setattr__("cause", keyset.RETIRED),  # a cause on an addition
     ],
 )
-def test_malformed_changes_are_invalid(three: KeySet, mutate) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_changes_are_invalid(
+    three: KeySet, mutate: Callable[[accounts_pb2.KeySetChange], object]
+) -> None:
     good = add(three, PHONE, NEW_LAPTOP)
     c = accounts_pb2.KeySetChange.FromString(good.change)
     mutate(c)
