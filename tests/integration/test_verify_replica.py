@@ -404,6 +404,7 @@ def test_list_platforms_pages_through_every_platform_once(tmp_path: Path) -> Non
         assert [p.platform_id for p in seen] == ids  # only platforms, by id, each once
         assert {p.platform_id: p.key for p in seen} == keys
         assert all(p.registered_at > 0 for p in seen)
+        assert all(list(p.device_keys) == [p.key] for p in seen)  # one key each, its own
         # The default page holds them all; an exact fit has no next page.
         whole = anonymous.call(
             registry_pb2,
