@@ -45,7 +45,7 @@ from licentia.token import (
     DEFAULT_MAX_TERM_SECONDS,
     LICENCE_ID_BYTES,
     MAX_TOKEN_CHARS,
-    TOKEN_PREFIX,
+    TOKEN_PREFIXES,
     StandingConsent,
     StandingRule,
     UnverifiedLicence,
@@ -583,10 +583,10 @@ def _days(seconds: int) -> str:
 
 def _is_perpetual(token: str) -> bool:
     """Whether a token that does not parse is only wrong in having no end date."""
-    if len(token) > MAX_TOKEN_CHARS or not token.startswith(TOKEN_PREFIX):
+    if len(token) > MAX_TOKEN_CHARS or not token.startswith(TOKEN_PREFIXES):
         return False
     try:
-        env = licence_pb2.SignedLicence.FromString(b64url_decode(token[len(TOKEN_PREFIX) :]))
+        env = licence_pb2.SignedLicence.FromString(b64url_decode(token.partition(".")[2]))
         claims = licence_pb2.LicenceClaims.FromString(env.claims)
     except (LicentiaError, DecodeError, RecursionError, ValueError):
         return False

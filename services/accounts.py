@@ -93,7 +93,17 @@ class AccountService:
             "JoinPairing": Method(self.join_pairing),
             "GetPairing": Method(self.get_pairing),
             "ListConsents": Method(self.list_consents),
+            "GetLogKey": Method(self.get_log_key),
         }
+
+    def get_log_key(
+        self, req: accounts_pb2.GetLogKeyRequest, call: Call
+    ) -> accounts_pb2.GetLogKeyResponse:
+        """The caller's account's log key and entry count: what its audit needs to find and
+        open its sealed entries (a recovery key may ask: a recovered wallet audits too)."""
+        party, _ = self.d.caller(call, recovery=True)
+        log_key, entries = self.d.store.account_log(party.key)
+        return accounts_pb2.GetLogKeyResponse(log_key=log_key, entries=entries)
 
     def get_key_set(
         self, req: accounts_pb2.GetKeySetRequest, call: Call

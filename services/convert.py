@@ -154,6 +154,7 @@ def licence_to(x: LicenceRow, now: int) -> records_pb2.LicenceRecord:
         max_uses=x.max_uses,
         request_id=x.request_id,
         status_index=x.status_index,
+        asset_sha256=x.plain_assets,
     )
 
 

@@ -42,6 +42,7 @@ _BY_CODE: Final[Mapping[Any, tuple[Reason, ...]]] = {
         _R.BAD_SIGNATURE,
         _R.ASSET_MISMATCH,
         _R.KEY_SET_INVALID,
+        _R.NOT_LOGGED,
     ),
     # Who is calling could not be established.
     grpc.StatusCode.UNAUTHENTICATED: (

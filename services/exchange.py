@@ -23,6 +23,7 @@ from licentia.token import (
     LICENCE_ID_BYTES,
     MAX_ASSETS,
     Approval,
+    Asset,
     Consent,
     LicenceClaims,
     StandingRule,
@@ -98,10 +99,13 @@ class ExchangeService:
         """The request as its holder's calling device sees it: the claims naming that
         device, the claims it signs to consent (:func:`.issuance.rebind`). The caller must
         be the request's holder."""
-        device = call.caller.raw if call.caller is not None else row.holder_key
-        if row.holder_key == device or row.state != RequestState.PENDING:
+        if row.state != RequestState.PENDING:
             return row
-        claims = issuance.rebind(LicenceClaims.decode(row.claims), device)
+        device = call.caller.raw if call.caller is not None else row.holder_key
+        stored = LicenceClaims.decode(row.claims)
+        claims = issuance.rebind(stored, device)
+        if claims is stored:
+            return row
         return dataclasses.replace(row, claims=claims.encode())
 
     def _expire_if_due(
@@ -133,12 +137,19 @@ class ExchangeService:
         claims_bytes: bytes,
         consent: Consent,
         now: int,
+        *,
+        consent_key: bytes | None = None,
+        plain: Sequence[Asset] | None = None,
     ) -> issuance.Issuance:
-        """The licence for a request's claims (as the consenting key signed them), signed,
-        and what its issuance writes; the request's accounts own it."""
+        """What the issuance of the licence for a request's claims (as the consenting key
+        signed them: ``consent_key``, by default the key they name) writes; the request's
+        accounts own it. ``plain``: the claims' assets by their plain digests (read from
+        the holder's declared assets by default)."""
         signer = self.d.keyring.private(claims.issuer_key_id)
         if signer is None:
             raise LicentiaError(Reason.REQUEST_EXPIRED, "the exchange's key changed: ask again")
+        if plain is None:
+            plain = issuance.plain_assets(claims, self.d.store.assets(row.holder_key))
         return issuance.prepare(
             row.request_id,
             claims,
@@ -146,6 +157,8 @@ class ExchangeService:
             consent,
             signer,
             now,
+            plain=plain,
+            consent_key=consent_key,
             holder_account=row.holder_key,
             advertiser_account=row.advertiser_key,
         )
@@ -198,7 +211,10 @@ class ExchangeService:
             raise
         finally:
             self._notify()
-        return plan.licence
+        signed = self.d.store.licence(plan.licence.licence_id)
+        if signed is None:  # issued a moment ago: only an erasure since could remove it
+            raise LicentiaError(Reason.NOT_FOUND, "the licence is gone")
+        return signed
 
     def _fail(
         self,
@@ -341,9 +357,10 @@ class ExchangeService:
             at=now,
             licensee_key=call.caller.raw,  # the advertiser's key that will present it
         )
-        covered = issuance.covering_rule(rules, claims, now)
+        covered = issuance.covering_rule(rules, claims, now, draft.assets)
         row = issuance.request_row(
             claims,
+            holder_account=holder.key,
             request_id=secrets.token_bytes(16),
             message=req.message,
             auto_approved=covered is not None,
@@ -365,15 +382,15 @@ class ExchangeService:
         if covered is None:
             stored = add(None)
             return self._request_response(stored, advertiser.display_name, now)
-        consent, bound = covered
+        commitment, rule_key = covered
         try:
-            bound_bytes = row.claims if bound is claims else bound.encode()
-            plan = self._prepare(row, bound, bound_bytes, consent, now)
+            plan = self._prepare(
+                row, claims, row.claims, commitment, now, consent_key=rule_key, plain=draft.assets
+            )
             stored = self._decided(plan, lambda v: add((plan, v)))
         finally:
             self._notify()
-        known = plan.licence if plan.licence.licence_id == stored.licence_id else None
-        return self._request_response(stored, advertiser.display_name, now, known)
+        return self._request_response(stored, advertiser.display_name, now)
 
     def _request_response(
         self, row: RequestRow, organisation: str, now: int, licence: LicenceRow | None = None

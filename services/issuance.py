@@ -12,8 +12,9 @@ transaction. One licence goes down once:
    built (and parsed) once here and travel as a value down to the store;
 3. :func:`covering_rule` — the holder's standing rule in force that covers the claims, if
    any (never for a sensitive use);
-4. :func:`prepare` — the signed licence with everything its issuance writes: its money and
-   escrow posting, its log entry, the assets it names;
+4. :func:`prepare` — everything the licence's issuance writes: its money and escrow
+   posting, the assets it names; the store signs it (:meth:`Issuance.sign`) inside its
+   transaction, once it knows the log index the licence's entry gets (the log's promise);
 5. :func:`verdict` — the exclusivity conflict with the holder's live licences, and the set
    of licences it was decided over: the store applies the issuance only if that set is
    still the same inside its transaction (else :class:`~.store.base.StaleVerdict`, and the
@@ -33,13 +34,17 @@ from licentia.token import (
     Asset,
     Consent,
     LicenceClaims,
+    LogPromise,
     PriceTerms,
+    RuleCommitment,
     StandingConsent,
     StandingRule,
+    commit_rule,
     issue,
+    new_asset_salt,
+    salted_digest,
     sensitive_reasons,
 )
-from licentia.v1 import transparency_pb2
 
 from . import ledger, market
 from .model import AssetRow, LicenceRow, RequestRow, RequestState, StandingRuleRow, Terms
@@ -70,17 +75,20 @@ class Draft:
         status_index: int,
         at: int,
         licensee_key: bytes | None = None,
+        asset_salt: bytes | None = None,
     ) -> LicenceClaims:
-        """The licence's claims, issued ``at``, naming the holder's account key (a holder's
-        device rebinds them to itself when it consents, :func:`rebind`) and
-        ``licensee_key``, the advertiser's key that will present the licence (its account
-        key by default)."""
+        """The licence's v2 claims, issued ``at``: they name no holder key (the key that
+        consents is bound when she does, :func:`rebind`; under a standing rule none is),
+        name ``licensee_key``, the advertiser's key that will present the licence (its
+        account key by default), and name the assets by digests salted with ``asset_salt``
+        (fresh by default)."""
+        salt = new_asset_salt() if asset_salt is None else asset_salt
         return LicenceClaims(
             licence_id=licence_id,
             issuer_key_id=issuer_key_id,
-            holder=keys.PublicKey(self.holder_key),
+            holder=None,
             licensee=keys.PublicKey(licensee_key or self.advertiser_key),
-            assets=self.assets,
+            assets=tuple(Asset(a.category, salted_digest(salt, a.sha256)) for a in self.assets),
             scope=self.scope,
             issued_at=at,
             not_before=self.not_before,
@@ -89,6 +97,7 @@ class Draft:
             price=self.price,
             max_uses=self.max_uses,
             exclusive=self.exclusive,
+            asset_salt=salt,
         )
 
 
@@ -151,20 +160,40 @@ def check_request(
 
 
 def rebind(claims: LicenceClaims, holder_key: bytes) -> LicenceClaims:
-    """The same claims naming ``holder_key``, the device key of the holder's account that
-    consents: a holder with several devices sees, and signs, the claims naming the device
-    she uses (the licence id, scope, times and price are unchanged)."""
-    if claims.holder.raw == holder_key:
+    """The same claims naming ``holder_key``, the key of the holder that consents (her
+    pairwise key for the licensee, or a device key of her account): the holder sees, and
+    signs, the claims naming the key she consents with (the licence id, scope, times and
+    price are unchanged)."""
+    if claims.holder_raw == holder_key:
         return claims
     return replace(claims, holder=keys.PublicKey(holder_key))
 
 
+def plain_assets(claims: LicenceClaims, declared: Sequence[AssetRow]) -> tuple[Asset, ...]:
+    """The claims' assets named by their plain SHA-256, found among the holder's
+    ``declared`` assets (v2 claims name them salted). NOT_FOUND when one is no longer
+    declared (erased since the request was made)."""
+    if not claims.asset_salt:
+        return claims.assets
+    by_salted = {salted_digest(claims.asset_salt, a.sha256): a.sha256 for a in declared}
+    try:
+        return tuple(Asset(a.category, by_salted[a.sha256]) for a in claims.assets)
+    except KeyError:
+        raise LicentiaError(
+            Reason.NOT_FOUND, "an asset of the request was erased since: ask again"
+        ) from None
+
+
 def covering_rule(
-    rules: Sequence[StandingRuleRow], claims: LicenceClaims, at: int
-) -> tuple[Consent, LicenceClaims] | None:
-    """A standing rule in force ``at`` that the claims fall entirely within, if any, and the
-    claims rebound to the key that signed it (:func:`rebind`); never for a sensitive use
-    (those need the holder's own approval each time)."""
+    rules: Sequence[StandingRuleRow],
+    claims: LicenceClaims,
+    at: int,
+    plain: Sequence[Asset],
+) -> tuple[RuleCommitment, bytes] | None:
+    """A standing rule in force ``at`` that the claims (whose assets are ``plain``, by their
+    plain digests, as the rule names them) fall entirely within, if any: the salted
+    commitment a v2 licence carries, and the key that signed the rule. Never for a
+    sensitive use (those need the holder's own approval each time)."""
     if sensitive_reasons(claims.scope):
         return None
     for r in rules:
@@ -174,15 +203,16 @@ def covering_rule(
             rule = StandingRule.decode(r.rule)
         except LicentiaError:
             continue
-        bound = rebind(claims, rule.holder.raw)
+        bound = replace(claims, holder=rule.holder, assets=tuple(plain), asset_salt=b"")
         if not rule.permits(bound) and rule.not_before <= at < rule.not_after:
-            return StandingConsent(r.rule, r.signature), bound
+            return commit_rule(StandingConsent(r.rule, r.signature)), rule.holder.raw
     return None
 
 
 def request_row(
     claims: LicenceClaims,
     *,
+    holder_account: bytes,
     request_id: bytes,
     message: str,
     auto_approved: bool,
@@ -190,13 +220,13 @@ def request_row(
     at: int,
     advertiser_account: bytes | None = None,
 ) -> RequestRow:
-    """The pending request that asks the holder for ``claims`` (which name the holder's
-    account key), made by ``advertiser_account`` (by default the licensee the claims name)."""
+    """The pending request that asks the holder (her ``holder_account``) for ``claims``,
+    made by ``advertiser_account`` (by default the licensee the claims name)."""
     return RequestRow(
         request_id=request_id,
         state=RequestState.PENDING,
         advertiser_key=advertiser_account or claims.licensee.raw,
-        holder_key=claims.holder.raw,
+        holder_key=holder_account,
         claims=claims.encode(),
         created_at=at,
         expires_at=at + ttl_seconds,
@@ -208,23 +238,35 @@ def request_row(
 
 @dataclass(frozen=True, slots=True)
 class Issuance:
-    """Everything the issuance of one licence writes, decided before the store is asked."""
+    """Everything the issuance of one licence writes, decided before the store is asked.
 
-    #: The signed licence, as stored.
+    The store signs the licence inside its transaction (:meth:`sign`): a v2 licence carries
+    the log index of its own entry, known only there."""
+
+    #: The licence as stored, but for its token (empty until :meth:`sign`).
     licence: LicenceRow
-    #: The claims it was signed over (parsed once, by the caller).
+    #: The claims it is signed over (parsed once, by the caller), and their encoding.
     claims: LicenceClaims
+    claims_bytes: bytes
+    #: The holder's consent, and the issuer key that signs.
+    consent: Consent
+    signer: PrivateKey
     #: Its money: the escrow it takes and how it is paid out.
     money: ledger.LicenceMoney
     #: The posting that sets its escrow aside (None for a free licence).
     escrow: ledger.Posting | None
-    #: Its entry in the public log.
-    log_entry: transparency_pb2.LogEntry
+    #: The plain SHA-256 digests of the assets it licenses (the claims' are salted).
+    asset_digests: tuple[bytes, ...]
 
-    @property
-    def asset_digests(self) -> tuple[bytes, ...]:
-        """The SHA-256 digests of the assets it licenses."""
-        return tuple(a.sha256 for a in self.claims.assets)
+    def sign(self, index: int, logged_at: int) -> LicenceRow:
+        """The licence with its token: the issuer's signature over the claims, the consent
+        and the log's promise that its entry is the log's leaf ``index``, appended
+        ``logged_at`` (v1 claims, from before token v2, carry no promise)."""
+        promise = LogPromise(index, logged_at) if self.claims.version == 2 else None
+        token = issue(
+            self.signer, self.claims_bytes, self.consent, claims=self.claims, promise=promise
+        )
+        return replace(self.licence, token=token)
 
 
 def prepare(
@@ -235,22 +277,30 @@ def prepare(
     signer: PrivateKey,
     at: int,
     *,
+    plain: Sequence[Asset] | None = None,
+    consent_key: bytes | None = None,
     holder_account: bytes | None = None,
     advertiser_account: bytes | None = None,
 ) -> Issuance:
-    """The licence for a request's ``claims`` (``claims_bytes``, their encoding), signed by
-    ``signer`` over the holder's ``consent``, and what its issuance ``at`` writes. The
+    """What the issuance ``at`` of the licence for a request's ``claims`` (``claims_bytes``,
+    their encoding) writes, to be signed by ``signer`` over the holder's ``consent``.
+    ``plain`` names the claims' assets by their plain digests (the claims' own, by
+    default: v1 claims); ``consent_key`` is the holder's key that consented (the one the
+    claims name, by default; under a v2 standing rule, the key that signed the rule). The
     accounts of the holder and the advertiser (by default the keys the claims name) own
     the licence and its money; the claims name the keys that consent and present."""
-    holder = holder_account or claims.holder.raw
+    consent_key = consent_key or claims.holder_raw
+    holder = holder_account or consent_key
+    digests = tuple(a.sha256 for a in (claims.assets if plain is None else plain))
     advertiser = advertiser_account or claims.licensee.raw
     licence = LicenceRow(
         licence_id=claims.licence_id,
         request_id=request_id,
-        token=issue(signer, claims_bytes, consent, claims=claims),
+        token="",
         holder_key=holder,
         licensee_key=advertiser,
-        consent_key=claims.holder.raw,
+        consent_key=consent_key,
+        asset_digests=b"".join(digests) if claims.version == 2 else b"",
         licensee_device=claims.licensee.raw,
         issued_at=claims.issued_at,
         not_before=claims.not_before,
@@ -274,9 +324,12 @@ def prepare(
     return Issuance(
         licence=licence,
         claims=claims,
+        claims_bytes=claims_bytes,
+        consent=consent,
+        signer=signer,
         money=money,
         escrow=ledger.escrow(money, at),
-        log_entry=transparency_pb2.LogEntry(licence=licence.token),
+        asset_digests=digests,
     )
 
 

@@ -9,7 +9,6 @@ from collections.abc import Iterator, Mapping
 from licentia import keys
 from licentia.errors import LicentiaError, Reason
 from licentia.states import LicenceState
-from licentia.token import parse_token
 from licentia.v1 import licences_pb2, records_pb2, status_pb2
 
 from . import convert
@@ -189,7 +188,7 @@ class LicenceService:
         if state is not LicenceState.ACTIVE or call.now < lic.not_before:
             word = "not yet valid" if state is LicenceState.ACTIVE else state.name.lower()
             raise LicentiaError(Reason.LICENCE_NOT_ACTIVE, f"the licence is {word}")
-        if req.sha256 not in parse_token(lic.token).asset_categories:
+        if req.sha256 not in lic.plain_assets:
             raise LicentiaError(Reason.ASSET_MISMATCH, "the licence does not name this asset")
         content = self.d.store.asset_content(lic.holder_key, req.sha256)
         if content is None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from licentia import states
 from licentia.keyset import KeySet
 from licentia.scope import Scope
+from licentia.token import parse_token
 from licentia.vocabulary import DataCategory, Purpose
 
 #: What a registered key is (the core's :class:`~licentia.states.PartyRole`).
@@ -104,6 +105,17 @@ class LicenceRow:
     #: The licensee key the claims name, which presents it; ``licensee_key`` is the
     #: advertiser's account.
     licensee_device: bytes = b""
+    #: The plain SHA-256 of each asset it licenses, concatenated in the claims' order (a v2
+    #: token names them salted); empty for a v1 licence, whose token names them plain.
+    asset_digests: bytes = b""
+
+    @property
+    def plain_assets(self) -> tuple[bytes, ...]:
+        """The plain SHA-256 of each licensed asset, in the claims' order."""
+        if not self.asset_digests:
+            return tuple(parse_token(self.token).asset_categories)
+        d = self.asset_digests
+        return tuple(d[i : i + 32] for i in range(0, len(d), 32))
 
     def state_at(self, now: int) -> states.LicenceState:
         """REVOKED, EXPIRED or ACTIVE at ``now`` (ACTIVE also before ``not_before``)."""

@@ -148,7 +148,7 @@ class LicenceRecord:
     """
 
     licence_id: bytes
-    #: The token ``lic1.…`` exactly as issued.
+    #: The token ``lic2.…`` (``lic1.…`` before token v2) exactly as issued.
     token: str
     state: LicenceState
     holder_key: PublicKey
@@ -170,10 +170,23 @@ class LicenceRecord:
         """What the licence allows (from the token)."""
         return self.parsed.scope
 
+    #: The plain SHA-256 of each licensed asset, in the claims' order (a v2 token names
+    #: them salted; the exchange tells the licence's parties the plain ones, checked here
+    #: against the token).
+    asset_sha256: tuple[bytes, ...] = ()
+
     @property
     def assets(self) -> tuple[Asset, ...]:
-        """The licensed assets, in the claims' order (from the token)."""
-        return tuple(Asset(c, d) for d, c in self.parsed.asset_categories.items())
+        """The licensed assets by their plain SHA-256, in the claims' order (the categories
+        from the token)."""
+        if not self.parsed.asset_salt:
+            return tuple(Asset(c, d) for d, c in self.parsed.asset_categories.items())
+        out = []
+        for plain in self.asset_sha256:
+            category = self.parsed.asset_category(plain)
+            if category is not None:
+                out.append(Asset(category, plain))
+        return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,6 +477,7 @@ def licence_from(msg: records_pb2.LicenceRecord) -> LicenceRecord:
         request_id=msg.request_id,
         status_index=msg.status_index,
         parsed=parse_token(msg.token),
+        asset_sha256=tuple(msg.asset_sha256),
     )
 
 

@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Check a licence token for one intended use against the exchange.",
     )
-    ap.add_argument("token", metavar="TOKEN", help='the licence token "lic1.…" ("-": stdin)')
+    ap.add_argument(
+        "token", metavar="TOKEN", help='the licence token "lic2.…" or "lic1.…" ("-": stdin)'
+    )
     ap.add_argument("--server", required=True, metavar="HOST:PORT", help="the exchange")
     ap.add_argument(
         "--tls-ca", type=Path, metavar="PEM", help="use TLS, checked against this CA file"

@@ -71,6 +71,7 @@ class Reason(enum.IntEnum):
     KEY_SET_INVALID = 53
     LAST_KEY = 54
     KEY_REMOVED = 55
+    NOT_LOGGED = 56
 
 
 class LicentiaError(Exception):

@@ -25,6 +25,7 @@ __all__ = [
     "CONSENT",
     "DOMAINS",
     "ISSUANCE",
+    "ISSUANCE_V2",
     "KEY_ID",
     "KEY_ID_BYTES",
     "KEY_POSSESSION",
@@ -55,6 +56,7 @@ __all__ = [
 CONSENT = b"licentia.v1.consent"
 STANDING_RULE = b"licentia.v1.standing-rule"
 ISSUANCE = b"licentia.v1.issuance"
+ISSUANCE_V2 = b"licentia.v2.issuance"
 PRESENTATION = b"licentia.v1.presentation"
 STATUS_SNAPSHOT = b"licentia.v1.status-snapshot"
 STATUS_EVENT = b"licentia.v1.status-event"
@@ -73,6 +75,7 @@ DOMAINS: frozenset[bytes] = frozenset(
         CONSENT,
         STANDING_RULE,
         ISSUANCE,
+        ISSUANCE_V2,
         PRESENTATION,
         STATUS_SNAPSHOT,
         STATUS_EVENT,

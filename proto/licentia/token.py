@@ -6,7 +6,12 @@ The flow (docs/token-format.md has the byte-level rules):
 2. The holder consents to those exact bytes — :func:`approve` — or has signed a
    :class:`StandingRule` beforehand that the claims fall within (:func:`sign_standing_rule`).
 3. The exchange signs claims + consent with its issuer key and emits the token (:func:`issue`):
-   ``lic1.`` + base64url(SignedLicence).
+   ``lic2.`` + base64url(SignedLicence). A v2 licence (docs/token-format.md §3.6-3.8) names
+   its assets by digests salted for that licence (:func:`salted_digest`), names the holder
+   by her pairwise key for the licensee (or by no key, under a standing rule, whose salted
+   commitment it carries instead: :class:`RuleCommitment`), and carries the log's promise
+   (:class:`LogPromise`), all covered by the one issuer signature. v1 tokens (``lic1.``)
+   still parse and verify until they expire.
 
 A verifier calls :func:`parse_token`, which yields an :class:`UnverifiedLicence`; only
 :meth:`UnverifiedLicence.verify` yields a :class:`Licence`. Signatures are always checked
@@ -21,6 +26,8 @@ import the others.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,7 +42,9 @@ from .v1 import licence_pb2
 from .vocabulary import SENSITIVE_CATEGORIES, SENSITIVE_PURPOSES, DataCategory
 
 __all__ = [
+    "ASSET_SALT_BYTES",
     "CONSENT_APPROVAL",
+    "CONSENT_RULE_COMMITMENT",
     "CONSENT_STANDING",
     "DEFAULT_MAX_TERM_SECONDS",
     "DIGEST_BYTES",
@@ -45,12 +54,16 @@ __all__ = [
     "MAX_TOKEN_CHARS",
     "RULE_ID_BYTES",
     "TOKEN_PREFIX",
+    "TOKEN_PREFIXES",
+    "TOKEN_PREFIX_V1",
     "Approval",
     "Asset",
     "Consent",
     "Licence",
     "LicenceClaims",
+    "LogPromise",
     "PriceTerms",
+    "RuleCommitment",
     "StandingConsent",
     "StandingRule",
     "UnverifiedLicence",
@@ -58,19 +71,27 @@ __all__ = [
     "approve",
     "authenticate",
     "check_claims_message",
+    "commit_rule",
     "decode_rule",
     "is_currency",
     "issuance_message",
     "issue",
+    "new_asset_salt",
     "new_licence_id",
     "parse_token",
+    "salted_digest",
     "sensitive_reasons",
     "sign_standing_rule",
     "verified_rule",
 ]
 
 
-TOKEN_PREFIX = "lic1."  # noqa: S105 - a format prefix, not a secret
+#: The prefix of the tokens the exchange issues now (v2).
+TOKEN_PREFIX = "lic2."  # noqa: S105 - a format prefix, not a secret
+#: The prefix of v1 tokens, which still verify until they expire.
+TOKEN_PREFIX_V1 = "lic1."  # noqa: S105 - a format prefix, not a secret
+#: Every prefix a licence token may have.
+TOKEN_PREFIXES = (TOKEN_PREFIX_V1, TOKEN_PREFIX)
 #: Tokens longer than this are refused before any decoding.
 MAX_TOKEN_CHARS = 4096
 LICENCE_ID_BYTES = 16
@@ -80,9 +101,14 @@ MAX_ASSETS = 16
 MAX_RULE_LICENSEES = 16
 #: The default longest term a verifier accepts (the exchange's default cap: one year).
 DEFAULT_MAX_TERM_SECONDS = 365 * 86400
+ASSET_SALT_BYTES = 16
 #: Consent kinds, as the byte that tags them in the issuance message.
 CONSENT_APPROVAL = 0x01
 CONSENT_STANDING = 0x02
+CONSENT_RULE_COMMITMENT = 0x03
+
+_ASSET_SALT = b"licentia.v2.asset\x00"
+_RULE_COMMITMENT = b"licentia.v2.rule-commitment\x00"
 
 _DAY = 86400
 _CATEGORY = {c.value: c for c in DataCategory}
@@ -97,6 +123,21 @@ def is_currency(code: str) -> bool:
 def new_licence_id() -> bytes:
     """16 fresh random bytes for a licence id."""
     return secrets.token_bytes(LICENCE_ID_BYTES)
+
+
+def new_asset_salt() -> bytes:
+    """16 fresh random bytes to salt a v2 licence's asset digests."""
+    return secrets.token_bytes(ASSET_SALT_BYTES)
+
+
+def salted_digest(salt: bytes, sha256: bytes) -> bytes:
+    """How a v2 licence salted with ``salt`` names the asset whose bytes have the SHA-256
+    ``sha256``: ``SHA-256("licentia.v2.asset" || 0x00 || salt || sha256)``. Whoever holds the
+    content and the token can check it; the same asset in two licences gives two unrelated
+    digests."""
+    if len(salt) != ASSET_SALT_BYTES or len(sha256) != DIGEST_BYTES:
+        raise LicentiaError(Reason.MALFORMED, "an asset salt is 16 bytes and a digest 32")
+    return hashlib.sha256(_ASSET_SALT + salt + sha256).digest()
 
 
 def _check_digest(d: bytes) -> None:
@@ -145,8 +186,11 @@ class LicenceClaims:
 
     licence_id: bytes
     issuer_key_id: bytes
-    holder: PublicKey
+    #: The key that consents: v1 a device key, v2 the pairwise key; ``None`` when the claims
+    #: name no holder key (v2: under a standing rule, and before the holder consents).
+    holder: PublicKey | None
     licensee: PublicKey
+    #: v1: the assets' SHA-256; v2: their salted digests (:func:`salted_digest`).
     assets: tuple[Asset, ...]
     scope: Scope
     issued_at: int
@@ -156,6 +200,8 @@ class LicenceClaims:
     price: PriceTerms
     max_uses: int = 0
     exclusive: bool = False
+    #: v2: the 16 bytes that salt the asset digests; empty in v1 claims.
+    asset_salt: bytes = b""
     #: Asset digest -> category, for the per-use asset check.
     asset_categories: dict[bytes, DataCategory] = field(init=False, repr=False, compare=False)
 
@@ -179,7 +225,28 @@ class LicenceClaims:
             raise LicentiaError(Reason.MALFORMED, "no licence is perpetual: not_after is required")
         if self.max_uses < 0 or self.status_index < 0 or self.issued_at < 0:
             raise LicentiaError(Reason.MALFORMED, "negative count, index or time")
+        if self.asset_salt and len(self.asset_salt) != ASSET_SALT_BYTES:
+            raise LicentiaError(Reason.MALFORMED, "an asset salt is 16 bytes")
         object.__setattr__(self, "asset_categories", by_digest)
+
+    @property
+    def version(self) -> int:
+        """2 for v2 claims (salted), 1 for v1."""
+        return 2 if self.asset_salt else 1
+
+    @property
+    def holder_raw(self) -> bytes:
+        """The holder key's 32 raw bytes, or empty when the claims name none."""
+        return self.holder.raw if self.holder is not None else b""
+
+    def asset_category(self, sha256: bytes) -> DataCategory | None:
+        """The category the claims license the asset whose bytes have SHA-256 ``sha256``
+        under (salted first in v2 claims), or ``None`` when they do not name it."""
+        if self.asset_salt:
+            if len(sha256) != DIGEST_BYTES:
+                return None
+            sha256 = salted_digest(self.asset_salt, sha256)
+        return self.asset_categories.get(sha256)
 
     @property
     def term_seconds(self) -> int:
@@ -191,7 +258,7 @@ class LicenceClaims:
         return licence_pb2.LicenceClaims(
             licence_id=self.licence_id,
             issuer_key_id=self.issuer_key_id,
-            holder_key=self.holder.raw,
+            holder_key=self.holder_raw,
             licensee_key=self.licensee.raw,
             assets=[
                 licence_pb2.Asset(category=cast("Any", a.category), sha256=a.sha256)
@@ -205,6 +272,7 @@ class LicenceClaims:
             exclusive=self.exclusive,
             status_index=self.status_index,
             price=self.price.to_proto(),
+            asset_salt=self.asset_salt,
         )
 
     def encode(self) -> bytes:
@@ -237,7 +305,7 @@ class LicenceClaims:
         put = object.__setattr__
         put(out, "licence_id", msg.licence_id)
         put(out, "issuer_key_id", msg.issuer_key_id)
-        put(out, "holder", PublicKey(msg.holder_key))
+        put(out, "holder", PublicKey(msg.holder_key) if msg.holder_key else None)
         put(out, "licensee", PublicKey(msg.licensee_key))
         put(out, "assets", tuple([Asset(c, d) for d, c in by_digest.items()]))
         put(out, "scope", scope)
@@ -248,8 +316,14 @@ class LicenceClaims:
         put(out, "price", PriceTerms(p.currency, p.amount_minor, p.per_use_minor, p.fee_bps))
         put(out, "max_uses", msg.max_uses)
         put(out, "exclusive", msg.exclusive)
+        put(out, "asset_salt", msg.asset_salt)
         put(out, "asset_categories", by_digest)
         return out
+
+
+#: The holder key's lengths that v1 claims (no salt: a key) and v2 claims (salted: a key,
+#: or none under a standing rule or before consent) may have.
+_HOLDER_KEY_BYTES = {False: (keys.PUBLIC_KEY_BYTES,), True: (0, keys.PUBLIC_KEY_BYTES)}
 
 
 def check_claims_message(
@@ -267,13 +341,17 @@ def check_claims_message(
         raise LicentiaError(Reason.TOO_LARGE, "too many assets")
     if not (msg.HasField("scope") and msg.HasField("price")):
         raise LicentiaError(Reason.MALFORMED, "claims need a scope and price terms")
+    salt = len(msg.asset_salt)
     if (
         len(msg.licence_id) != LICENCE_ID_BYTES
         or len(msg.issuer_key_id) != keys.KEY_ID_BYTES
-        or len(msg.holder_key) != keys.PUBLIC_KEY_BYTES
+        or len(msg.holder_key) not in _HOLDER_KEY_BYTES[salt == ASSET_SALT_BYTES]
         or len(msg.licensee_key) != keys.PUBLIC_KEY_BYTES
+        or salt not in (0, ASSET_SALT_BYTES)
     ):
-        raise LicentiaError(Reason.MALFORMED, "bad licence id, issuer key id or public key")
+        raise LicentiaError(
+            Reason.MALFORMED, "bad licence id, issuer key id, public key or asset salt"
+        )
     if not assets:
         raise LicentiaError(Reason.MALFORMED, f"a licence names 1 to {MAX_ASSETS} assets")
     scope = Scope.from_proto(msg.scope)
@@ -398,7 +476,7 @@ class StandingRule:
         """Every reason the claims are not covered by this rule (empty when they are)."""
         price = claims.price
         return self._covers(
-            claims.holder.raw,
+            claims.holder_raw,
             claims.licensee.raw,
             claims.scope,
             claims.asset_categories.keys(),
@@ -479,7 +557,56 @@ class StandingConsent:
         return StandingRule.decode(self.rule_bytes)
 
 
-Consent = Approval | StandingConsent
+@dataclass(frozen=True, slots=True)
+class RuleCommitment:
+    """v2 consent by standing rule: a commitment, salted for this licence, to the exact rule
+    bytes and the holder's signature of them (:func:`commit_rule`). A verifier cannot open it;
+    the holder's audit does, with her own rules."""
+
+    salt: bytes
+    digest: bytes
+
+    def opens_to(self, consent: StandingConsent) -> bool:
+        """True if this commits to ``consent`` (constant time)."""
+        return hmac.compare_digest(commit_rule(consent, self.salt).digest, self.digest)
+
+
+Consent = Approval | StandingConsent | RuleCommitment
+
+
+def commit_rule(consent: StandingConsent, salt: bytes | None = None) -> RuleCommitment:
+    """The v2 commitment to a signed standing rule: ``SHA-256("licentia.v2.rule-commitment"
+    || 0x00 || salt || u32be(len(rule)) || rule || signature)``, with a fresh 16-byte salt
+    unless one is given."""
+    salt = secrets.token_bytes(ASSET_SALT_BYTES) if salt is None else salt
+    if len(salt) != ASSET_SALT_BYTES:
+        raise LicentiaError(Reason.MALFORMED, "a rule commitment's salt is 16 bytes")
+    digest = hashlib.sha256(
+        _RULE_COMMITMENT
+        + salt
+        + u32be(len(consent.rule_bytes))
+        + consent.rule_bytes
+        + consent.signature
+    ).digest()
+    return RuleCommitment(salt, digest)
+
+
+@dataclass(frozen=True, slots=True)
+class LogPromise:
+    """The log's promise in a v2 licence: its entry is the log's leaf ``index``, appended at
+    ``logged_at``. Signed as part of the issuance, so a licence whose entry is not there is
+    the exchange's own signed evidence against it."""
+
+    index: int
+    logged_at: int
+
+    def to_proto(self) -> licence_pb2.LogPromise:
+        """The wire form."""
+        return licence_pb2.LogPromise(index=self.index, logged_at=self.logged_at)
+
+    def encode(self) -> bytes:
+        """The exact bytes covered by the issuer's signature."""
+        return self.to_proto().SerializeToString(deterministic=True)
 
 
 def approve(holder_key: PrivateKey, claims_bytes: bytes) -> Approval:
@@ -500,18 +627,26 @@ def sign_standing_rule(holder_key: PrivateKey, rule: StandingRule) -> StandingCo
     return StandingConsent(data, holder_key.sign(keys.STANDING_RULE, data))
 
 
-def issuance_message(claims_bytes: bytes, consent: Consent) -> bytes:
-    """The payload of the issuer's signature: claims and consent, each unambiguously framed."""
+def issuance_message(claims_bytes: bytes, consent: Consent, promise: bytes | None = None) -> bytes:
+    """The payload of the issuer's signature: claims and consent, each unambiguously framed,
+    and for a v2 licence (``promise`` not None: the exact ``LogPromise`` bytes, empty when
+    the token carries none) the log's promise."""
     head = u32be(len(claims_bytes)) + claims_bytes
     if isinstance(consent, Approval):
-        return head + bytes([CONSENT_APPROVAL]) + consent.signature
-    return (
-        head
-        + bytes([CONSENT_STANDING])
-        + u32be(len(consent.rule_bytes))
-        + consent.rule_bytes
-        + consent.signature
-    )
+        body = head + bytes([CONSENT_APPROVAL]) + consent.signature
+    elif isinstance(consent, RuleCommitment):
+        body = head + bytes([CONSENT_RULE_COMMITMENT]) + consent.salt + consent.digest
+    else:
+        body = (
+            head
+            + bytes([CONSENT_STANDING])
+            + u32be(len(consent.rule_bytes))
+            + consent.rule_bytes
+            + consent.signature
+        )
+    if promise is None:
+        return body
+    return body + u32be(len(promise)) + promise
 
 
 def issue(
@@ -520,32 +655,66 @@ def issue(
     consent: Consent,
     *,
     claims: LicenceClaims | None = None,
+    promise: LogPromise | None = None,
 ) -> str:
-    """The exchange signs claims + consent and returns the token text ``lic1.…``.
+    """The exchange signs claims + consent (+ the log's promise) and returns the token text:
+    ``lic2.…`` when the claims are v2 (salted), ``lic1.…`` otherwise.
 
-    The claims must name this issuer key; the consent is not checked here (the exchange
-    checks it before calling, and every verifier checks it again). A caller that holds the
-    claims ``claims_bytes`` encode passes them as ``claims``, so they are not decoded again.
+    The claims must name this issuer key, and their version must fit the consent and the
+    promise: v2 claims need a promise and an approval (naming a holder key) or a
+    :class:`RuleCommitment` (naming none); v1 claims take neither a promise nor a
+    commitment. The consent itself is not checked here (the exchange checks it before
+    calling, and every verifier checks it again). A caller that holds the claims
+    ``claims_bytes`` encode passes them as ``claims``, so they are not decoded again.
     """
     if claims is None:
         claims = LicenceClaims.decode(claims_bytes)
     if claims.issuer_key_id != issuer_key.public.key_id:
         raise LicentiaError(Reason.UNKNOWN_ISSUER_KEY, "claims name another issuer key")
-    return _signed_token(issuer_key, claims_bytes, consent)
+    if claims.version == 2:
+        named = isinstance(consent, Approval)
+        if promise is None or isinstance(consent, StandingConsent):
+            raise LicentiaError(
+                Reason.MALFORMED, "a v2 licence carries the log's promise and no rule"
+            )
+        if named != (claims.holder is not None):
+            raise LicentiaError(
+                Reason.MALFORMED, "a v2 licence names the approving key, and no key under a rule"
+            )
+    elif promise is not None or isinstance(consent, RuleCommitment):
+        raise LicentiaError(Reason.MALFORMED, "a v1 licence has no promise or rule commitment")
+    return _signed_token(issuer_key, claims_bytes, consent, promise)
 
 
-def _signed_token(issuer_key: PrivateKey, claims_bytes: bytes, consent: Consent) -> str:
-    """The issuer's signature over whatever claims bytes and consent it is given, as token
-    text, with no check at all (:func:`issue` checks first; the test vectors sign wrong
-    claims on purpose with it)."""
-    sig = issuer_key.sign(keys.ISSUANCE, issuance_message(claims_bytes, consent))
+def _signed_token(
+    issuer_key: PrivateKey,
+    claims_bytes: bytes,
+    consent: Consent,
+    promise: LogPromise | None = None,
+    *,
+    v2: bool | None = None,
+) -> str:
+    """The issuer's signature over whatever claims bytes, consent and promise it is given,
+    as token text, with no check at all (:func:`issue` checks first; the test vectors sign
+    wrong claims on purpose with it). ``v2`` defaults to whether there is a promise; a v2
+    token without one is what a misbehaving exchange would sign."""
+    v2 = promise is not None if v2 is None else v2
+    promise_bytes = promise.encode() if promise is not None else b""
+    message = issuance_message(claims_bytes, consent, promise_bytes if v2 else None)
+    sig = issuer_key.sign(keys.ISSUANCE_V2 if v2 else keys.ISSUANCE, message)
     env = licence_pb2.SignedLicence(claims=claims_bytes, issuer_signature=sig)
     if isinstance(consent, Approval):
         env.holder_signature = consent.signature
+    elif isinstance(consent, RuleCommitment):
+        env.rule_commitment.salt = consent.salt
+        env.rule_commitment.digest = consent.digest
     else:
         env.standing.rule = consent.rule_bytes
         env.standing.holder_signature = consent.signature
-    return TOKEN_PREFIX + b64url_encode(env.SerializeToString(deterministic=True))
+    if promise is not None:
+        env.log_promise.CopyFrom(promise.to_proto())
+    prefix = TOKEN_PREFIX if v2 else TOKEN_PREFIX_V1
+    return prefix + b64url_encode(env.SerializeToString(deterministic=True))
 
 
 class UnverifiedLicence(NamedTuple):
@@ -582,6 +751,21 @@ class UnverifiedLicence(NamedTuple):
     per_use_minor: int
     fee_bps: int
     exclusive: bool
+    #: 2 for a ``lic2.`` token, 1 for ``lic1.``.
+    version: int = 1
+    #: v2: the salt of the asset digests (empty in v1).
+    asset_salt: bytes = b""
+    #: v2: the log's promise, ``None`` when the token carries none (NOT_LOGGED).
+    promise: LogPromise | None = None
+
+    def asset_category(self, sha256: bytes) -> DataCategory | None:
+        """The category the licence names the asset with SHA-256 ``sha256`` under (salted
+        first in v2), or ``None`` when it does not name it."""
+        if self.asset_salt:
+            if len(sha256) != DIGEST_BYTES:
+                return None
+            sha256 = salted_digest(self.asset_salt, sha256)
+        return self.asset_categories.get(sha256)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, UnverifiedLicence) and other.token == self.token
@@ -677,22 +861,32 @@ def authenticate(
     reasons: list[Reason] = []
     claims_bytes = u.claims_bytes
     consent = u.consent
+    v2 = u.version == 2
     issuer = keys_.resolve(u.issuer_key_id)
     if issuer is None:
         reasons.append(Reason.UNKNOWN_ISSUER_KEY)
     else:
         if not issuer.may_sign_at(u.issued_at):
             reasons.append(Reason.ISSUER_KEY_NOT_VALID)
+        promise = None
+        if v2:
+            promise = u.promise.encode() if u.promise is not None else b""
         if not keys.verify_signature(
             issuer.public.raw,
-            keys.ISSUANCE,
-            issuance_message(claims_bytes, consent),
+            keys.ISSUANCE_V2 if v2 else keys.ISSUANCE,
+            issuance_message(claims_bytes, consent, promise),
             u.issuer_signature,
         ):
             reasons.append(Reason.BAD_SIGNATURE)
+    if v2 and (u.promise is None or not 0 < u.issued_at <= u.promise.logged_at):
+        reasons.append(Reason.NOT_LOGGED)
     if isinstance(consent, Approval):
         if not keys.verify_signature(u.holder_key, keys.CONSENT, claims_bytes, consent.signature):
             reasons.append(Reason.BAD_CONSENT)
+    elif isinstance(consent, RuleCommitment):
+        # The rule is not in the token: the issuer vouches for it (its signature covers the
+        # commitment) and the holder's audit opens it. A sensitive use never has a rule.
+        reasons.extend(sensitive_reasons(u.scope))
     else:
         try:
             rule = verified_rule(u.holder_key, consent)
@@ -756,7 +950,11 @@ def parse_token(text: str) -> UnverifiedLicence:
         raise LicentiaError(Reason.MALFORMED, "a token is text")
     if len(text) > MAX_TOKEN_CHARS:
         raise LicentiaError(Reason.TOO_LARGE, f"tokens are at most {MAX_TOKEN_CHARS} characters")
-    if not text.startswith(TOKEN_PREFIX):
+    if text.startswith(TOKEN_PREFIX):
+        version = 2
+    elif text.startswith(TOKEN_PREFIX_V1):
+        version = 1
+    else:
         raise LicentiaError(Reason.MALFORMED, f"a licence token starts with {TOKEN_PREFIX!r}")
     env = licence_pb2.SignedLicence()
     parse_canonical(b64url_decode(text[len(TOKEN_PREFIX) :]), env, "licence envelope")
@@ -764,17 +962,35 @@ def parse_token(text: str) -> UnverifiedLicence:
     consent: Consent
     if kind == "holder_signature":
         consent = Approval(env.holder_signature)
-    elif kind == "standing":
+    elif kind == "standing" and version == 1:
         consent = StandingConsent(env.standing.rule, env.standing.holder_signature)
         # The rule is part of the token: a rule that is not canonical or breaks a field rule
         # is MALFORMED (TOO_LARGE for a list over its limit) at parse, like the claims, and
         # is never reported as a consent failure.
         decode_rule(consent.rule_bytes)
+    elif kind == "rule_commitment" and version == 2:
+        rc = env.rule_commitment
+        if len(rc.salt) != ASSET_SALT_BYTES or len(rc.digest) != DIGEST_BYTES:
+            raise LicentiaError(Reason.MALFORMED, "a rule commitment is a 16-byte salt and 32")
+        consent = RuleCommitment(rc.salt, rc.digest)
     else:
-        raise LicentiaError(Reason.MALFORMED, "a licence carries the holder's consent")
+        raise LicentiaError(Reason.MALFORMED, f"a v{version} licence carries the holder's consent")
+    promise: LogPromise | None = None
+    if env.HasField("log_promise"):
+        if version == 1:
+            raise LicentiaError(Reason.MALFORMED, "a v1 licence carries no log promise")
+        promise = LogPromise(env.log_promise.index, env.log_promise.logged_at)
     claims_bytes = env.claims
     m = parse_canonical(claims_bytes, licence_pb2.LicenceClaims(), "claims")
     scope, by_digest = check_claims_message(m)
+    if (version == 2) != bool(m.asset_salt) or (
+        version == 2 and bool(m.holder_key) != isinstance(consent, Approval)
+    ):
+        raise LicentiaError(
+            Reason.MALFORMED,
+            "v2 claims are salted and name a holder key exactly when she approved them;"
+            " v1 claims are not salted",
+        )
     price = m.price
     return UnverifiedLicence(
         text,
@@ -797,4 +1013,7 @@ def parse_token(text: str) -> UnverifiedLicence:
         price.per_use_minor,
         price.fee_bps,
         m.exclusive,
+        version,
+        m.asset_salt,
+        promise,
     )

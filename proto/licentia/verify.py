@@ -183,7 +183,7 @@ class VerificationEngine:
             reasons.append(status)
         if use is not None:
             reasons.extend(u.scope.check(use))
-            if u.asset_categories.get(use.asset_sha256) != use.category:
+            if u.asset_category(use.asset_sha256) != use.category:
                 reasons.append(Reason.ASSET_MISMATCH)
         if u.max_uses and uses_so_far is not None and uses_so_far >= u.max_uses:
             reasons.append(Reason.USES_EXHAUSTED)

@@ -142,8 +142,9 @@ class AccountsPart(LicencesPart):
                 )
                 if parsed.change.cause == keyset.COMPROMISED:
                     events.extend(self._revoke_bound_to(c, k.public, now, evidence))
-            self._log(
+            self._log_sealed(
                 c,
+                account,
                 transparency_pb2.LogEntry(key_set_change=signed),
                 now,
                 "key_set",

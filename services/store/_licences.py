@@ -31,8 +31,9 @@ class LicencesPart(LedgerPart, LogPart):
     _LIC = (
         "licence_id, request_id, token, holder_key, licensee_key, issued_at, not_before,"
         " not_after, status_index, max_uses, uses, exclusive, revoked_at, consent_key,"
-        " licensee_device"
+        " licensee_device, asset_digests"
     )
+    _LIC_SLOTS = ", ".join("?" * len(_LIC.split(",")))
 
     @staticmethod
     def _licence(r: Sequence[Any]) -> LicenceRow:
@@ -52,6 +53,7 @@ class LicencesPart(LedgerPart, LogPart):
             revoked_at=r[12],
             consent_key=r[13],
             licensee_device=r[14],
+            asset_digests=bytes(r[15]),
         )
 
     @staticmethod
@@ -72,6 +74,7 @@ class LicencesPart(LedgerPart, LogPart):
             x.revoked_at,
             x.consent_key or x.holder_key,
             x.licensee_device or x.licensee_key,
+            x.asset_digests,
         )
 
     def licence(self, licence_id: bytes) -> LicenceRow | None:
@@ -105,8 +108,9 @@ class LicencesPart(LedgerPart, LogPart):
         c.execute("UPDATE licences SET revoked_at = ? WHERE licence_id = ?", (now, lic.licence_id))
         # What was earned up to this second is paid; the rest goes back to the advertiser.
         self._settle(c, lic.licence_id, now, close=True)
-        self._log(
+        self._log_sealed(
             c,
+            lic.holder_key,
             transparency_pb2.LogEntry(
                 revocation=transparency_pb2.LoggedRevocation(
                     licence_id=lic.licence_id,

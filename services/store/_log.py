@@ -4,9 +4,10 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 
-from licentia import merkle
+from licentia import merkle, sealed
 from licentia.errors import LicentiaError, Reason
 from licentia.v1 import transparency_pb2
 
@@ -47,17 +48,71 @@ class LogPart(SqlBase):
         now: int,
         kind: str,
         licence_id: bytes,
+        index: int | None = None,
     ) -> int:
         """Append one entry (inside the caller's transaction) and the subtree hashes it
-        completes; its index."""
+        completes; its index (``index``, when the caller reserved it with
+        :meth:`_next_log_index` to sign it into a licence first)."""
         data = entry.SerializeToString(deterministic=True)
-        index = self._next_log_index(c)
+        if index is None:
+            index = self._next_log_index(c)
         c.execute(
             "INSERT INTO log_entries VALUES (?, ?, ?, ?, ?)", (index, data, now, kind, licence_id)
         )
         for level, i, h in merkle.completed_nodes(index, merkle.leaf_hash(data), SqlNodes(c)):
             c.execute("INSERT INTO log_nodes VALUES (?, ?, ?)", (level, i, h))
         return index
+
+    def _log_sealed(
+        self,
+        c: Conn,
+        account: bytes,
+        entry: transparency_pb2.LogEntry,
+        now: int,
+        kind: str,
+        licence_id: bytes,
+        index: int | None = None,
+    ) -> int:
+        """Append ``entry``, an entry about ``account``, sealed to it (:mod:`licentia.sealed`):
+        the log shows its tag, commitment and box, nothing of the account."""
+        if index is None:
+            # The log's order first: every writer that appends takes it before an account's
+            # entry number, so entry numbers follow log order and no two writers deadlock.
+            index = self._next_log_index(c)
+        log_key, number = self._next_entry_number(c, account)
+        return self._log(c, sealed.seal(log_key, number, entry), now, kind, licence_id, index)
+
+    def _next_entry_number(self, c: Conn, account: bytes) -> tuple[bytes, int]:
+        """Inside a change that appends to the log (after :meth:`_next_log_index`): the
+        account's log key and the number of its next entry."""
+        c.execute(
+            "INSERT INTO account_logs (account, log_key, entries) VALUES (?, ?, 0)"
+            " ON CONFLICT (account) DO NOTHING",
+            (account, secrets.token_bytes(sealed.LOG_KEY_BYTES)),
+        )
+        r = c.execute(
+            "UPDATE account_logs SET entries = entries + 1 WHERE account = ?"
+            " RETURNING log_key, entries",
+            (account,),
+        ).fetchone()
+        return bytes(r[0]), int(r[1])
+
+    def account_log(self, account: bytes) -> tuple[bytes, int]:
+        """The account's log key and how many log entries are about it (a key is made for
+        an account with none yet)."""
+
+        def read(c: Conn) -> tuple[bytes, int]:
+            c.execute(
+                "INSERT INTO account_logs (account, log_key, entries) VALUES (?, ?, 0)"
+                " ON CONFLICT (account) DO NOTHING",
+                (account, secrets.token_bytes(sealed.LOG_KEY_BYTES)),
+            )
+            r = c.execute(
+                "SELECT log_key, entries FROM account_logs WHERE account = ?", (account,)
+            ).fetchone()
+            return bytes(r[0]), int(r[1])
+
+        return self._transact(read)
 
     @staticmethod
     def _log_size(c: Conn) -> int:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from licentia.errors import LicentiaError, Reason
+from licentia.v1 import transparency_pb2
 
 from .. import ledger
 from ..issuance import Issuance, Verdict
@@ -280,8 +281,12 @@ class RequestsPart(LicencesPart):
                 f"the licence costs {money.escrow_total}, the balance is {held}:"
                 f" deposit {missing} more",
             )
+        # The log's place for the licence's entry, then the licence signed with that
+        # promise, then the entry itself: the index is held until this change commits.
+        index = self._next_log_index(c)
+        licence = issuance.sign(index, now)
         c.execute(
-            f"INSERT INTO licences ({self._LIC}) VALUES ({', '.join('?' * 15)})",
+            f"INSERT INTO licences ({self._LIC}) VALUES ({self._LIC_SLOTS})",
             self._licence_values(licence),
         )
         if issuance.escrow is not None:
@@ -300,7 +305,15 @@ class RequestsPart(LicencesPart):
                 money.not_after,
             ),
         )
-        self._log(c, issuance.log_entry, now, "licence", licence.licence_id)
+        self._log_sealed(
+            c,
+            licence.holder_key,
+            transparency_pb2.LogEntry(licence=licence.token),
+            now,
+            "licence",
+            licence.licence_id,
+            index,
+        )
         for digest in issuance.asset_digests:
             c.execute(
                 "INSERT INTO licence_assets VALUES (?, ?, ?)",

@@ -267,6 +267,15 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             WHERE revoked_at = 0;
         """,
     ),
+    (
+        "m010_account_logs",
+        """
+        CREATE TABLE account_logs (
+            account BYTEA PRIMARY KEY, log_key BYTEA NOT NULL, entries BIGINT NOT NULL
+        );
+        ALTER TABLE licences ADD COLUMN asset_digests BYTEA NOT NULL DEFAULT '';
+        """,
+    ),
 )
 
 #: The channel on which revocations are announced (payload: the event's sequence number).

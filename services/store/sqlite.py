@@ -310,6 +310,20 @@ def m009_accounts(db: Database) -> None:
     )
 
 
+@migrations()
+def m010_account_logs(db: Database) -> None:
+    """Each account's log key and entry count: the log seals every entry about an account
+    to it (docs/token-format.md §10c). A row is made at the account's first entry."""
+    db.executescript(
+        """
+        CREATE TABLE account_logs (
+            account BLOB PRIMARY KEY, log_key BLOB NOT NULL, entries INTEGER NOT NULL
+        ) STRICT, WITHOUT ROWID;
+        ALTER TABLE licences ADD COLUMN asset_digests BLOB NOT NULL DEFAULT x'';
+        """
+    )
+
+
 class SqliteStore(SqlStore):
     """The :class:`~.base.Store` on one SQLite file (``:memory:`` is refused: nothing fakes
     durability)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -29,6 +30,7 @@ from licentia.services.deps import Settings
 from licentia.services.replica import ReplicaApp, build_replica
 from licentia.services.runtime import RunningServer, ServerSettings, client_channel, start
 from licentia.token import (
+    LicenceClaims,
     StandingConsent,
     StandingRule,
     approve,
@@ -423,8 +425,12 @@ def request_licence(
 def approve_request(
     holder: Party, request: records_pb2.LicenceRequest
 ) -> exchange_pb2.ApproveRequestResponse:
-    """The holder signs the exact claims and approves."""
-    sig = approve(holder.key, request.claims).signature
+    """The holder signs the exact claims naming her key (as her own view of the request
+    shows them: the advertiser's names no holder key) and approves."""
+    claims = LicenceClaims.decode(request.claims)
+    if claims.holder is None:
+        claims = dataclasses.replace(claims, holder=holder.key.public)
+    sig = approve(holder.key, claims.encode()).signature
     return holder.call(
         exchange_pb2,
         "ApproveRequest",

@@ -188,3 +188,15 @@ class ListConsentsResponse(_message.Message):
     rules: _containers.RepeatedCompositeFieldContainer[_records_pb2.StandingRuleRecord]
     truncated: bool
     def __init__(self, licences: _Optional[_Iterable[_Union[_records_pb2.LicenceRecord, _Mapping]]] = ..., rules: _Optional[_Iterable[_Union[_records_pb2.StandingRuleRecord, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class GetLogKeyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetLogKeyResponse(_message.Message):
+    __slots__ = ("log_key", "entries")
+    LOG_KEY_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    log_key: bytes
+    entries: int
+    def __init__(self, log_key: _Optional[bytes] = ..., entries: _Optional[int] = ...) -> None: ...

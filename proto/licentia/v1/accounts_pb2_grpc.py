@@ -64,6 +64,11 @@ class AccountServiceStub:
                 request_serializer=licentia_dot_v1_dot_accounts__pb2.ListConsentsRequest.SerializeToString,
                 response_deserializer=licentia_dot_v1_dot_accounts__pb2.ListConsentsResponse.FromString,
                 _registered_method=True)
+        self.GetLogKey = channel.unary_unary(
+                '/licentia.v1.AccountService/GetLogKey',
+                request_serializer=licentia_dot_v1_dot_accounts__pb2.GetLogKeyRequest.SerializeToString,
+                response_deserializer=licentia_dot_v1_dot_accounts__pb2.GetLogKeyResponse.FromString,
+                _registered_method=True)
 
 
 class AccountServiceServicer:
@@ -115,6 +120,15 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLogKey(self, request, context):
+        """The caller's account's log key and how many log entries are about the account: what the
+        account needs to find and read its sealed entries in the public log (docs/token-format.md
+        §10c). A recovery key may call it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -147,6 +161,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.ListConsents,
                     request_deserializer=licentia_dot_v1_dot_accounts__pb2.ListConsentsRequest.FromString,
                     response_serializer=licentia_dot_v1_dot_accounts__pb2.ListConsentsResponse.SerializeToString,
+            ),
+            'GetLogKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLogKey,
+                    request_deserializer=licentia_dot_v1_dot_accounts__pb2.GetLogKeyRequest.FromString,
+                    response_serializer=licentia_dot_v1_dot_accounts__pb2.GetLogKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -311,6 +330,33 @@ class AccountService:
             '/licentia.v1.AccountService/ListConsents',
             licentia_dot_v1_dot_accounts__pb2.ListConsentsRequest.SerializeToString,
             licentia_dot_v1_dot_accounts__pb2.ListConsentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLogKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/licentia.v1.AccountService/GetLogKey',
+            licentia_dot_v1_dot_accounts__pb2.GetLogKeyRequest.SerializeToString,
+            licentia_dot_v1_dot_accounts__pb2.GetLogKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

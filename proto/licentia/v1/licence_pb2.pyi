@@ -40,7 +40,7 @@ class PriceTerms(_message.Message):
     def __init__(self, currency: _Optional[str] = ..., amount_minor: _Optional[int] = ..., per_use_minor: _Optional[int] = ..., fee_bps: _Optional[int] = ...) -> None: ...
 
 class LicenceClaims(_message.Message):
-    __slots__ = ("licence_id", "issuer_key_id", "holder_key", "licensee_key", "assets", "scope", "issued_at", "not_before", "not_after", "max_uses", "exclusive", "status_index", "price")
+    __slots__ = ("licence_id", "issuer_key_id", "holder_key", "licensee_key", "assets", "scope", "issued_at", "not_before", "not_after", "max_uses", "exclusive", "status_index", "price", "asset_salt")
     LICENCE_ID_FIELD_NUMBER: _ClassVar[int]
     ISSUER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     HOLDER_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,7 @@ class LicenceClaims(_message.Message):
     EXCLUSIVE_FIELD_NUMBER: _ClassVar[int]
     STATUS_INDEX_FIELD_NUMBER: _ClassVar[int]
     PRICE_FIELD_NUMBER: _ClassVar[int]
+    ASSET_SALT_FIELD_NUMBER: _ClassVar[int]
     licence_id: bytes
     issuer_key_id: bytes
     holder_key: bytes
@@ -67,7 +68,8 @@ class LicenceClaims(_message.Message):
     exclusive: bool
     status_index: int
     price: PriceTerms
-    def __init__(self, licence_id: _Optional[bytes] = ..., issuer_key_id: _Optional[bytes] = ..., holder_key: _Optional[bytes] = ..., licensee_key: _Optional[bytes] = ..., assets: _Optional[_Iterable[_Union[Asset, _Mapping]]] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ..., issued_at: _Optional[int] = ..., not_before: _Optional[int] = ..., not_after: _Optional[int] = ..., max_uses: _Optional[int] = ..., exclusive: _Optional[bool] = ..., status_index: _Optional[int] = ..., price: _Optional[_Union[PriceTerms, _Mapping]] = ...) -> None: ...
+    asset_salt: bytes
+    def __init__(self, licence_id: _Optional[bytes] = ..., issuer_key_id: _Optional[bytes] = ..., holder_key: _Optional[bytes] = ..., licensee_key: _Optional[bytes] = ..., assets: _Optional[_Iterable[_Union[Asset, _Mapping]]] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ..., issued_at: _Optional[int] = ..., not_before: _Optional[int] = ..., not_after: _Optional[int] = ..., max_uses: _Optional[int] = ..., exclusive: _Optional[bool] = ..., status_index: _Optional[int] = ..., price: _Optional[_Union[PriceTerms, _Mapping]] = ..., asset_salt: _Optional[bytes] = ...) -> None: ...
 
 class StandingRule(_message.Message):
     __slots__ = ("rule_id", "holder_key", "scope", "asset_sha256", "not_before", "not_after", "max_term_seconds", "min_price_per_day_minor", "currency", "allow_exclusive", "max_uses", "licensee_keys")
@@ -105,17 +107,37 @@ class StandingConsent(_message.Message):
     holder_signature: bytes
     def __init__(self, rule: _Optional[bytes] = ..., holder_signature: _Optional[bytes] = ...) -> None: ...
 
+class RuleCommitment(_message.Message):
+    __slots__ = ("salt", "digest")
+    SALT_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    salt: bytes
+    digest: bytes
+    def __init__(self, salt: _Optional[bytes] = ..., digest: _Optional[bytes] = ...) -> None: ...
+
+class LogPromise(_message.Message):
+    __slots__ = ("index", "logged_at")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    LOGGED_AT_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    logged_at: int
+    def __init__(self, index: _Optional[int] = ..., logged_at: _Optional[int] = ...) -> None: ...
+
 class SignedLicence(_message.Message):
-    __slots__ = ("claims", "holder_signature", "standing", "issuer_signature")
+    __slots__ = ("claims", "holder_signature", "standing", "rule_commitment", "issuer_signature", "log_promise")
     CLAIMS_FIELD_NUMBER: _ClassVar[int]
     HOLDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     STANDING_FIELD_NUMBER: _ClassVar[int]
+    RULE_COMMITMENT_FIELD_NUMBER: _ClassVar[int]
     ISSUER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    LOG_PROMISE_FIELD_NUMBER: _ClassVar[int]
     claims: bytes
     holder_signature: bytes
     standing: StandingConsent
+    rule_commitment: RuleCommitment
     issuer_signature: bytes
-    def __init__(self, claims: _Optional[bytes] = ..., holder_signature: _Optional[bytes] = ..., standing: _Optional[_Union[StandingConsent, _Mapping]] = ..., issuer_signature: _Optional[bytes] = ...) -> None: ...
+    log_promise: LogPromise
+    def __init__(self, claims: _Optional[bytes] = ..., holder_signature: _Optional[bytes] = ..., standing: _Optional[_Union[StandingConsent, _Mapping]] = ..., rule_commitment: _Optional[_Union[RuleCommitment, _Mapping]] = ..., issuer_signature: _Optional[bytes] = ..., log_promise: _Optional[_Union[LogPromise, _Mapping]] = ...) -> None: ...
 
 class IntendedUse(_message.Message):
     __slots__ = ("category", "purpose", "medium", "territory", "asset_sha256")

@@ -144,7 +144,7 @@ class LicenceRequest(_message.Message):
     def __init__(self, request_id: _Optional[bytes] = ..., state: _Optional[_Union[RequestState, str]] = ..., advertiser_key: _Optional[bytes] = ..., advertiser_organisation: _Optional[str] = ..., holder_key: _Optional[bytes] = ..., claims: _Optional[bytes] = ..., created_at: _Optional[int] = ..., expires_at: _Optional[int] = ..., updated_at: _Optional[int] = ..., reason: _Optional[str] = ..., failure: _Optional[str] = ..., auto_approved: _Optional[bool] = ...) -> None: ...
 
 class LicenceRecord(_message.Message):
-    __slots__ = ("licence_id", "token", "state", "holder_key", "licensee_key", "issued_at", "not_before", "not_after", "revoked_at", "uses", "max_uses", "request_id", "status_index", "consent_key", "licensee_device_key")
+    __slots__ = ("licence_id", "token", "state", "holder_key", "licensee_key", "issued_at", "not_before", "not_after", "revoked_at", "uses", "max_uses", "request_id", "status_index", "consent_key", "licensee_device_key", "asset_sha256")
     LICENCE_ID_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +160,7 @@ class LicenceRecord(_message.Message):
     STATUS_INDEX_FIELD_NUMBER: _ClassVar[int]
     CONSENT_KEY_FIELD_NUMBER: _ClassVar[int]
     LICENSEE_DEVICE_KEY_FIELD_NUMBER: _ClassVar[int]
+    ASSET_SHA256_FIELD_NUMBER: _ClassVar[int]
     licence_id: bytes
     token: str
     state: LicenceState
@@ -175,7 +176,8 @@ class LicenceRecord(_message.Message):
     status_index: int
     consent_key: bytes
     licensee_device_key: bytes
-    def __init__(self, licence_id: _Optional[bytes] = ..., token: _Optional[str] = ..., state: _Optional[_Union[LicenceState, str]] = ..., holder_key: _Optional[bytes] = ..., licensee_key: _Optional[bytes] = ..., issued_at: _Optional[int] = ..., not_before: _Optional[int] = ..., not_after: _Optional[int] = ..., revoked_at: _Optional[int] = ..., uses: _Optional[int] = ..., max_uses: _Optional[int] = ..., request_id: _Optional[bytes] = ..., status_index: _Optional[int] = ..., consent_key: _Optional[bytes] = ..., licensee_device_key: _Optional[bytes] = ...) -> None: ...
+    asset_sha256: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, licence_id: _Optional[bytes] = ..., token: _Optional[str] = ..., state: _Optional[_Union[LicenceState, str]] = ..., holder_key: _Optional[bytes] = ..., licensee_key: _Optional[bytes] = ..., issued_at: _Optional[int] = ..., not_before: _Optional[int] = ..., not_after: _Optional[int] = ..., revoked_at: _Optional[int] = ..., uses: _Optional[int] = ..., max_uses: _Optional[int] = ..., request_id: _Optional[bytes] = ..., status_index: _Optional[int] = ..., consent_key: _Optional[bytes] = ..., licensee_device_key: _Optional[bytes] = ..., asset_sha256: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class AssetAccess(_message.Message):
     __slots__ = ("sha256", "licence_id", "licensee_key", "accessed_at")
