@@ -27,6 +27,7 @@ from licentia.token import (
     Consent,
     LicenceClaims,
     StandingRule,
+    new_asset_salt,
     sensitive_reasons,
 )
 from licentia.v1 import exchange_pb2, records_pb2
@@ -355,9 +356,10 @@ class ExchangeService:
             issuer_key_id=issuer.public.key_id,
             status_index=self.d.store.reserve_status_index(),
             at=now,
+            asset_salt=new_asset_salt(),
             licensee_key=call.caller.raw,  # the advertiser's key that will present it
         )
-        covered = issuance.covering_rule(rules, claims, now, draft.assets)
+        covered = issuance.covering_rule(rules, claims, now, draft.assets, new_asset_salt())
         row = issuance.request_row(
             claims,
             holder_account=holder.key,

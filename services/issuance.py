@@ -41,7 +41,6 @@ from licentia.token import (
     StandingRule,
     commit_rule,
     issue,
-    new_asset_salt,
     salted_digest,
     sensitive_reasons,
 )
@@ -74,15 +73,15 @@ class Draft:
         issuer_key_id: bytes,
         status_index: int,
         at: int,
+        asset_salt: bytes,
         licensee_key: bytes | None = None,
-        asset_salt: bytes | None = None,
     ) -> LicenceClaims:
         """The licence's v2 claims, issued ``at``: they name no holder key (the key that
         consents is bound when she does, :func:`rebind`; under a standing rule none is),
         name ``licensee_key``, the advertiser's key that will present the licence (its
         account key by default), and name the assets by digests salted with ``asset_salt``
-        (fresh by default)."""
-        salt = new_asset_salt() if asset_salt is None else asset_salt
+        (16 random bytes, drawn by the caller)."""
+        salt = asset_salt
         return LicenceClaims(
             licence_id=licence_id,
             issuer_key_id=issuer_key_id,
@@ -189,11 +188,13 @@ def covering_rule(
     claims: LicenceClaims,
     at: int,
     plain: Sequence[Asset],
+    salt: bytes,
 ) -> tuple[RuleCommitment, bytes] | None:
     """A standing rule in force ``at`` that the claims (whose assets are ``plain``, by their
-    plain digests, as the rule names them) fall entirely within, if any: the salted
-    commitment a v2 licence carries, and the key that signed the rule. Never for a
-    sensitive use (those need the holder's own approval each time)."""
+    plain digests, as the rule names them) fall entirely within, if any: the commitment a
+    v2 licence carries, salted with ``salt`` (16 random bytes, drawn by the caller), and the
+    key that signed the rule. Never for a sensitive use (those need the holder's own
+    approval each time)."""
     if sensitive_reasons(claims.scope):
         return None
     for r in rules:
@@ -205,7 +206,7 @@ def covering_rule(
             continue
         bound = replace(claims, holder=rule.holder, assets=tuple(plain), asset_salt=b"")
         if not rule.permits(bound) and rule.not_before <= at < rule.not_after:
-            return commit_rule(StandingConsent(r.rule, r.signature)), rule.holder.raw
+            return commit_rule(StandingConsent(r.rule, r.signature), salt), rule.holder.raw
     return None
 
 

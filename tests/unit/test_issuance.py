@@ -19,15 +19,20 @@ from licentia.services import issuance, ledger
 from licentia.services.model import AssetRow, LicenceRow, StandingRuleRow, Terms
 from licentia.services.store.base import Store
 from licentia.token import (
+    LicenceClaims,
+    LogPromise,
     StandingConsent,
     approve,
+    commit_rule,
     parse_token,
+    salted_digest,
     sign_standing_rule,
 )
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 DAY = 86400
 NOW = 1_800_000_000
+SALT = b"\x0a" * 16
 ISSUER = PrivateKey.from_seed(b"\x01" * 32)
 HOLDER = PrivateKey.from_seed(b"\x02" * 32)
 LICENSEE = PrivateKey.from_seed(b"\x03" * 32)
@@ -77,9 +82,20 @@ def test_a_request_within_the_terms_becomes_a_draft_and_its_claims() -> None:
     assert [a.sha256 for a in draft.assets] == [PHOTO_SHA256]
     assert (draft.price.amount_minor, draft.price.fee_bps) == (5_000, 1000)
     claims = draft.claims(
-        licence_id=b"\x07" * 16, issuer_key_id=ISSUER.public.key_id, status_index=9, at=NOW
+        licence_id=b"\x07" * 16,
+        issuer_key_id=ISSUER.public.key_id,
+        status_index=9,
+        at=NOW,
+        asset_salt=SALT,
     )
-    assert (claims.status_index, claims.issued_at, claims.holder) == (9, NOW, HOLDER.public)
+    # v2 claims: no holder key before she consents, the assets salted for this licence.
+    assert (claims.status_index, claims.issued_at, claims.holder) == (9, NOW, None)
+    assert [a.sha256 for a in claims.assets] == [salted_digest(SALT, PHOTO_SHA256)]
+    assert claims.asset_category(PHOTO_SHA256) == DataCategory.IMAGE
+    assert issuance.plain_assets(claims, DECLARED) == draft.assets
+    with pytest.raises(LicentiaError) as e:  # an asset erased since the request
+        issuance.plain_assets(claims, DECLARED[1:])
+    assert e.value.reason == Reason.NOT_FOUND
 
 
 @pytest.mark.parametrize(
@@ -112,14 +128,30 @@ def _rule_row(**changes: Any) -> StandingRuleRow:
 
 
 def test_the_covering_rule_is_one_in_force_never_for_a_sensitive_use() -> None:
-    claims = typical_claims(ISSUER, HOLDER, LICENSEE, NOW)
-    row = _rule_row()
-    assert issuance.covering_rule([row], claims, NOW) == (
-        StandingConsent(row.rule, row.signature),
-        claims,
+    plain = typical_claims(ISSUER, HOLDER, LICENSEE, NOW)
+    claims = dataclasses.replace(
+        plain,
+        holder=None,
+        asset_salt=SALT,
+        assets=tuple(
+            dataclasses.replace(a, sha256=salted_digest(SALT, a.sha256)) for a in plain.assets
+        ),
     )
-    assert issuance.covering_rule([dataclasses.replace(row, withdrawn_at=NOW)], claims, NOW) is None
-    assert issuance.covering_rule([row], claims, NOW + 400 * DAY) is None  # out of force
+    row = _rule_row()
+    covered = issuance.covering_rule([row], claims, NOW, plain.assets, b"\x05" * 16)
+    assert covered == (
+        commit_rule(StandingConsent(row.rule, row.signature), b"\x05" * 16),
+        HOLDER.public.raw,
+    )
+    assert covered is not None and covered[0].opens_to(StandingConsent(row.rule, row.signature))
+
+    def cover(rows: list[StandingRuleRow], c: LicenceClaims = claims, at: int = NOW) -> object:
+        return issuance.covering_rule(rows, c, at, plain.assets, b"\x05" * 16)
+
+    assert cover([dataclasses.replace(row, withdrawn_at=NOW)]) is None
+    assert cover([row], at=NOW + 400 * DAY) is None  # out of force
+    other = dataclasses.replace(plain.assets[0], sha256=b"\x0f" * 32)
+    assert issuance.covering_rule([row], claims, NOW, (other,), b"\x05" * 16) is None
     political = dataclasses.replace(
         claims,
         scope=Scope.of(
@@ -129,7 +161,7 @@ def test_the_covering_rule_is_one_in_force_never_for_a_sensitive_use() -> None:
             ["FR"],
         ),
     )
-    assert issuance.covering_rule([row], political, NOW) is None
+    assert cover([row], political) is None
 
 
 def _plan(index: int = 0, **changes: Any) -> issuance.Issuance:
@@ -140,19 +172,35 @@ def _plan(index: int = 0, **changes: Any) -> issuance.Issuance:
 
 def test_prepare_decides_everything_the_issuance_writes() -> None:
     plan = _plan()
-    parsed = parse_token(plan.licence.token)
+    assert plan.licence.token == ""  # signed by the store, once it knows the log index
+    parsed = parse_token(plan.sign(41, NOW).token)
     assert parsed.claims == plan.claims
     assert plan.licence.request_id == b"\x09" * 16
     assert (plan.money.escrow_total, plan.money.fee_bps) == (45_000, 1000)
     assert plan.escrow == ledger.escrow(plan.money, NOW)
-    assert plan.log_entry.licence == plan.licence.token
     assert set(plan.asset_digests) == {PHOTO_SHA256, NAME_SHA256}
+    # v2 claims: the token is v2 and carries the log's promise of index 41.
+    salted = dataclasses.replace(
+        plan.claims,
+        asset_salt=SALT,
+        assets=tuple(
+            dataclasses.replace(a, sha256=salted_digest(SALT, a.sha256)) for a in plan.claims.assets
+        ),
+    )
+    data = salted.encode()
+    v2 = issuance.prepare(
+        b"\x09" * 16, salted, data, approve(HOLDER, data), ISSUER, NOW, plain=plan.claims.assets
+    )
+    assert v2.asset_digests == plan.asset_digests  # the plain digests, not the salted ones
+    signed = v2.sign(41, NOW + 1)
+    assert signed.asset_digests == PHOTO_SHA256 + NAME_SHA256
+    assert parse_token(signed.token).promise == LogPromise(41, NOW + 1)
 
 
 def test_the_verdict_names_the_conflict_and_what_it_saw() -> None:
     exclusive = _plan(1, exclusive=True)
     other = _plan(2)
-    live: list[LicenceRow] = [other.licence]
+    live: list[LicenceRow] = [other.sign(0, NOW)]
     assert issuance.verdict(exclusive, live) == issuance.Verdict(
         Reason.EXCLUSIVITY_CONFLICT, frozenset({other.licence.licence_id})
     )

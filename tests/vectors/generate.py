@@ -47,7 +47,7 @@ from licentia.status import (
 )
 from licentia.territory import ISO_3166_ALPHA2
 from licentia.token import (
-    TOKEN_PREFIX,
+    TOKEN_PREFIX_V1,
     Approval,
     LicenceClaims,
     StandingConsent,
@@ -589,7 +589,7 @@ def edge_cases(
         + _ld(4, issuer.sign(keymod.ISSUANCE, issuance_message(cb, standing)))
     )
     cases.append(
-        _case("envelope with both consents of the oneof", "1", TOKEN_PREFIX + b64url_encode(env))
+        _case("envelope with both consents of the oneof", "1", TOKEN_PREFIX_V1 + b64url_encode(env))
     )
     return cases, forgeries
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from licentia import sealed
 from licentia.errors import Reason
 from licentia.services.model import (
     Access,
@@ -56,7 +57,11 @@ def test_revocation_refunds_sets_the_bit_and_logs(store: Store) -> None:
     _raises(Reason.NOT_FOUND, lambda: store.revoke(b"\x00" * 16, later, Cause.REVOKED))
     entries = store.log_entries(0, 10)
     assert len(entries) == 2
-    logged = transparency_pb2.LogEntry.FromString(entries[1][1]).revocation
+    log_key, count = store.account_log(holder.public.raw)  # the issuance, the revocation
+    assert count == 2
+    sealed_entry = transparency_pb2.LogEntry.FromString(entries[1][1]).sealed
+    logged = sealed.open_entry(log_key, 2, sealed_entry).revocation
+    assert lic.licence_id not in entries[1][1]
     assert (logged.licence_id, logged.revoked_at, logged.request.method) == (
         lic.licence_id,
         later,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from licentia import sealed
 from licentia.errors import Reason
 from licentia.services import issuance
 from licentia.services.model import (
@@ -131,6 +132,7 @@ def test_issuance_escrows_and_logs(store: Store) -> None:
     store.deposit(LICENSEE.public.raw, PRICE + 5, "pay-1", NOW, digest=_d("pay-1", PRICE + 5))
     issued = _issue(store, plan)
     assert (issued.state, issued.licence_id) == (RequestState.ISSUED, lic.licence_id)
+    lic = plan.sign(0, NOW)  # signed inside the issuance, with the index of its entry
     assert store.licence(lic.licence_id) == lic
     _raises(Reason.REQUEST_NOT_PENDING, lambda: _issue(store, plan))
     advertiser = store.party(LICENSEE.public.raw)
@@ -142,7 +144,15 @@ def test_issuance_escrows_and_logs(store: Store) -> None:
     assert index == 0
     [(i, entry, at)] = store.log_entries(0, 10)
     assert (i, at) == (0, NOW)
-    assert transparency_pb2.LogEntry.FromString(entry).licence == lic.token
+    # Sealed to the holder's account: its first entry; nothing of her or the token shows.
+    logged = transparency_pb2.LogEntry.FromString(entry)
+    assert logged.WhichOneof("kind") == "sealed"
+    assert holder.public.raw not in entry
+    assert lic.licence_id not in entry
+    log_key, count = store.account_log(holder.public.raw)
+    assert count == 1
+    assert sealed.open_entry(log_key, 1, logged.sealed).licence == lic.token
+    assert logged.sealed.commitment == sealed.licence_commitment(lic.token)
     assert store.licences_of(holder.public.raw, before_issued=NOW + 1, limit=5) == [lic]
     assert store.licences_of(LICENSEE.public.raw, before_issued=NOW + 1, limit=5) == [lic]
     assert store.licences_of(LICENSEE.public.raw, before_issued=NOW, limit=5) == []
