@@ -31,7 +31,15 @@ from licentia.presentation import present
 from licentia.request import sign_request
 from licentia.scope import IntendedUse
 from licentia.status import StatusView
-from licentia.token import LicenceClaims, approve, issue, new_licence_id, parse_token
+from licentia.token import (
+    LicenceClaims,
+    LogPromise,
+    _signed_token,
+    approve,
+    issue,
+    new_licence_id,
+    parse_token,
+)
 from licentia.v1 import (
     ledger_pb2,
     licence_pb2,
@@ -240,9 +248,9 @@ def footprint(w: World, lic: records_pb2.LicenceRecord) -> tuple[int, ...]:
 
 def reissued(token: str, **changes: Any) -> str:
     """``token`` with its claims changed and its envelope (both signatures) kept."""
-    env = licence_pb2.SignedLicence.FromString(b64url_decode(token.removeprefix("lic1.")))
+    env = licence_pb2.SignedLicence.FromString(b64url_decode(token[5:]))
     env.claims = dataclasses.replace(LicenceClaims.decode(env.claims), **changes).encode()
-    return "lic1." + b64url_encode(env.SerializeToString(deterministic=True))
+    return token[:5] + b64url_encode(env.SerializeToString(deterministic=True))
 
 
 def _varint(n: int) -> bytes:
@@ -420,7 +428,11 @@ def test_attack_a_token_signed_by_an_unknown_or_retired_issuer_key(
             issuer_key_id=signer.public.key_id,
             issued_at=issued_at,
         ).encode()
-        forged = issue(signer, data, approve(w.holder.key, data))
+        genuine = parse_token(lic.token).promise
+        assert genuine is not None
+        # A promise that holds, so that only the key is wrong.
+        promise = LogPromise(genuine.index, max(genuine.logged_at, issued_at))
+        forged = issue(signer, data, approve(w.holder.key, data), promise=promise)
         use = photo_use()
         pres = present(w.adv.key, parse_token(forged).licence_id, AUDIENCE, use, int(time.time()))
         before = footprint(w, lic)
@@ -434,6 +446,34 @@ def test_attack_a_token_signed_by_an_unknown_or_retired_issuer_key(
             channel.close()
         refused(C.FAILED_PRECONDITION, reason, lambda: report(w.platform, forged, pres, use))
         assert footprint(w, lic) == before
+
+
+def test_attack_a_licence_the_exchange_never_logged_is_refused_everywhere(tmp_path: Path) -> None:
+    """A misbehaving exchange signs, with its own current issuer key, a v2 licence carrying
+    the holder's genuine consent but no log promise (so her audit would never find it), or
+    a promise dated before the licence was issued: every verifier refuses it, NOT_LOGGED,
+    and nothing changes at the exchange."""
+    with world(tmp_path / "data") as w:
+        lic = w.licence()
+        claims = parse_token(lic.token).claims
+        signer = w.ex.app.deps.keyring.private(claims.issuer_key_id)
+        assert signer is not None
+        use = photo_use()
+        fresh, channel = start_verifier(w.ex.address, AUDIENCE)
+        try:
+            for promise in (None, LogPromise(0, claims.issued_at - 1)):
+                data = dataclasses.replace(claims, licence_id=new_licence_id()).encode()
+                consent = approve(w.holder.key, data)
+                forged = _signed_token(signer, data, consent, promise, v2=True)
+                assert forged.startswith("lic2.")
+                now = int(time.time())
+                pres = present(w.adv.key, parse_token(forged).licence_id, AUDIENCE, use, now)
+                before = footprint(w, lic)
+                denied_everywhere(w.platform, fresh, forged, pres, use, [Reason.NOT_LOGGED])
+                assert footprint(w, lic) == before
+        finally:
+            fresh.close()
+            channel.close()
 
 
 # -- revocation -----------------------------------------------------------------------------------
@@ -938,18 +978,18 @@ def test_attack_a_deeply_nested_request_body(w: World, nesting: str) -> None:
 
 
 def _nested_in_claims(token: str) -> str:
-    env = licence_pb2.SignedLicence.FromString(b64url_decode(token.removeprefix("lic1.")))
+    env = licence_pb2.SignedLicence.FromString(b64url_decode(token[5:]))
     env.claims += nested_groups(200)
-    return "lic1." + b64url_encode(env.SerializeToString(deterministic=True))
+    return token[:5] + b64url_encode(env.SerializeToString(deterministic=True))
 
 
 def _nested_in_scope(token: str) -> str:
-    env = licence_pb2.SignedLicence.FromString(b64url_decode(token.removeprefix("lic1.")))
+    env = licence_pb2.SignedLicence.FromString(b64url_decode(token[5:]))
     claims = licence_pb2.LicenceClaims.FromString(env.claims)
     scope = claims.scope.SerializeToString(deterministic=True) + nested_fields(600)
     claims.scope.ParseFromString(scope)  # kept as an unknown field, re-emitted as is
     env.claims = claims.SerializeToString(deterministic=True)
-    return "lic1." + b64url_encode(env.SerializeToString(deterministic=True))
+    return token[:5] + b64url_encode(env.SerializeToString(deterministic=True))
 
 
 def _nested_presentation(pres: str) -> str:
