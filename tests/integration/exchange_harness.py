@@ -462,10 +462,17 @@ def photo_use(purpose: int = Purpose.PERSONALISED_ADVERTISING, where: str = "FR"
 
 
 def verify(
-    platform: Party, adv: Party, token: str, use: IntendedUse, audience: str = "photoshare"
+    platform: Party,
+    adv: Party,
+    token: str,
+    use: IntendedUse,
+    audience: str = "photoshare",
+    licence_id: bytes | None = None,
 ) -> verification_pb2.VerifyResponse:
-    """The platform asks the exchange to check the advertiser's presentation."""
-    pres = present(adv.key, parse_token(token).licence_id, audience, use, int(time.time()))
+    """The platform asks the exchange to check the advertiser's presentation (of
+    ``licence_id``: the token's own by default)."""
+    licence_id = parse_token(token).licence_id if licence_id is None else licence_id
+    pres = present(adv.key, licence_id, audience, use, int(time.time()))
     return platform.call(
         verification_pb2,
         "Verify",

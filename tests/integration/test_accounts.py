@@ -20,7 +20,7 @@ from licentia.clients.holder import ExchangeError, Holder, standing_rule
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.presentation import present
-from licentia.token import LicenceClaims, parse_token
+from licentia.token import LicenceClaims, RuleCommitment, StandingConsent, parse_token
 from licentia.v1 import (
     accounts_pb2,
     exchange_pb2,
@@ -108,7 +108,7 @@ def test_a_second_device_joins_by_code_and_consents_in_the_holders_name(
         )
         assert _holder_named(first.request.claims) == named.public.raw
     theirs = adv.call(exchange_pb2, "GetRequest", ask, exchange_pb2.GetRequestResponse)
-    assert _holder_named(theirs.request.claims) == laptop.account
+    assert _holder_named(theirs.request.claims) == b""  # the advertiser sees no holder key
     licence = phone.approve(seen)
     token = parse_token(licence.token)
     assert token.holder_key == phone.key.public.raw  # the device that consented
@@ -125,7 +125,7 @@ def test_a_second_device_joins_by_code_and_consents_in_the_holders_name(
 
 def _holder_named(claims: bytes) -> bytes:
     """The holder key that the claims name."""
-    return LicenceClaims.decode(claims).holder.raw
+    return LicenceClaims.decode(claims).holder_raw
 
 
 def test_a_device_removed_as_compromised_is_refused_at_once_and_changes_nothing(
@@ -409,7 +409,13 @@ def test_a_standing_rule_signed_by_a_second_device_approves_in_its_name(
     phone.add_standing_rule(rule)
     issued = request_licence(adv, laptop.account)
     assert issued.request.state == records_pb2.REQUEST_STATE_ISSUED
-    assert parse_token(issued.licence.token).holder_key == phone.key.public.raw
+    # A v2 licence under a rule names no holder key; the exchange records the phone's
+    # consent (it signed the rule), and the token commits to that rule.
+    token = parse_token(issued.licence.token)
+    assert token.holder_key == b""
+    assert isinstance(token.consent, RuleCommitment)
+    assert token.consent.opens_to(StandingConsent(rule.consent.rule, rule.consent.holder_signature))
+    assert issued.licence.consent_key == phone.key.public.raw
     assert [r.consent.rule for r in laptop.consents(phone.key.public.raw).rules] == [
         rule.consent.rule
     ]

@@ -123,7 +123,8 @@ def test_money_export_and_erasure(instant_ex: Exchange) -> None:
     register_advertiser(adv)
     with Holder.connect(ex.address, PrivateKey.generate()) as me:
         _offer(me)
-        (pending,) = [request_licence(adv, me.public_key.raw).request]
+        request_licence(adv, me.public_key.raw)
+        (pending,) = me.inbox()  # her view: the claims name her key
         me.approve(pending)
         statement = me.statement(page_size=10)
         assert statement.currency == "EUR"
@@ -228,7 +229,8 @@ def test_errors_are_the_exchanges_reasons_and_nothing_foreign_is_signed(
         with pytest.raises(ExchangeError) as missing:
             me.licence(bytes(16))
         assert missing.value.reason == Reason.NOT_FOUND
-        (pending,) = [request_licence(adv, me.public_key.raw).request]
+        request_licence(adv, me.public_key.raw)
+        (pending,) = me.inbox()  # her view: the claims name her key
         with Holder(ex.channel(), PrivateKey.generate()) as other:
             with pytest.raises(LicentiaError) as foreign:
                 other.approve(pending)  # claims for another key: refused before any call
@@ -346,7 +348,8 @@ def test_the_readme_example_is_the_docstrings_and_runs(
 def test_the_claims_shown_are_the_claims_signed(ex: Exchange, adv: Party) -> None:
     with Holder.connect(ex.address, PrivateKey.generate()) as me:
         _offer(me)
-        (pending,) = [request_licence(adv, me.public_key.raw).request]
+        request_licence(adv, me.public_key.raw)
+        (pending,) = me.inbox()  # her view: the claims name her key
         claims = LicenceClaims.decode(pending.claims)
         assert claims.holder == me.public_key
         licence = me.approve(pending)

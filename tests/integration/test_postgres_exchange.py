@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from licentia import sealed
 from licentia.clients import accounts
 from licentia.clients.channel import SignedChannel
 from licentia.clients.holder import Holder
@@ -197,11 +198,15 @@ def test_two_replicas_changing_one_key_set_at_once_one_change_wins(
         assert after.current.sequence == base.sequence + 1
         assert len(after.current.keys) == len(base.keys) + 1
         store = first.app.deps.store
-        logged = [
-            e.key_set_change
-            for _, raw, _ in store.log_entries(0, store.log_size())
-            if (e := transparency_pb2.LogEntry.FromString(raw)).HasField("key_set_change")
-        ]
+        log_key, count = store.account_log(owner.public.raw)
+        window = sealed.TagWindow(log_key)
+        logged = []
+        for _, raw, _ in store.log_entries(0, store.log_size()):
+            entry = transparency_pb2.LogEntry.FromString(raw)
+            j = window.match(entry.sealed) if entry.HasField("sealed") else None
+            if j is not None:
+                logged.append(sealed.open_entry(log_key, j, entry.sealed).key_set_change)
+        assert len(logged) == count  # numbered in log order, none missing
         assert logged == list(after.answer.changes)
     finally:
         second.stop()

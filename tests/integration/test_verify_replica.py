@@ -134,7 +134,8 @@ def test_the_replica_decides_as_the_exchange(world: World) -> None:
     wrong = verify(at_replica, w.adv, w.token, photo_use(), audience="othershop")
     assert reasons(wrong) == reasons(verify(w.platform, w.adv, w.token, photo_use(), "othershop"))
     assert not wrong.allowed
-    garbled = verify(at_replica, w.adv, w.token[:-4] + "AAAA", photo_use())
+    lid = parse_token(w.token).licence_id
+    garbled = verify(at_replica, w.adv, w.token[:-4] + "AAAA", photo_use(), licence_id=lid)
     assert not garbled.allowed
     # VerifyStream answers each check in order, as Verify does.
     pres = [
