@@ -59,7 +59,7 @@ from typing import TypeVar, cast
 
 import grpc  # type: ignore[import-untyped]
 
-from licentia import keyset, merkle, methods
+from licentia import keyset, merkle, methods, sealed
 from licentia.checkpoint import vkey
 from licentia.clients import accounts
 from licentia.clients.channel import ExchangeUnavailable
@@ -962,6 +962,36 @@ class Stored:
     causes: dict[bytes, int]
     #: Entries whose posting does not exist.
     stray_entries: int = 0
+    #: Each account's log key and the number of entries it says are about the account.
+    account_logs: dict[bytes, tuple[bytes, int]] = field(default_factory=dict)
+    #: The plaintext of each sealed entry, by log index, opened with its account's key.
+    plain: dict[int, bytes] = field(default_factory=dict)
+    #: What went wrong finding and opening the sealed entries.
+    unsealing: list[str] = field(default_factory=list)
+
+    def unseal(self) -> None:
+        """Find each account's entries by its tags and open them: every sealed entry must
+        belong to exactly one account, and each account's count must be what it found."""
+        for account, (log_key, count) in self.account_logs.items():
+            window = sealed.TagWindow(log_key)
+            for idx, entry, _, _ in self.log:
+                e = transparency_pb2.LogEntry.FromString(entry)
+                j = window.match(e.sealed) if e.HasField("sealed") else None
+                if j is None:
+                    continue
+                if idx in self.plain:
+                    self.unsealing.append(f"log entry {idx} opens for two accounts")
+                self.plain[idx] = sealed.plaintext_of(sealed.open_entry(log_key, j, e.sealed))
+            if window.found != count:
+                h = account.hex()[:12]
+                self.unsealing.append(f"account {h}: {window.found} entries found, {count} counted")
+        for idx, _entry, kind, _ in self.log:
+            if kind != "issuer_key" and idx not in self.plain:
+                self.unsealing.append(f"log entry {idx} ({kind}) is not sealed to an account")
+
+    def entry(self, idx: int, raw: bytes) -> bytes:
+        """What the log's entry ``idx`` says: its plaintext if sealed, else itself."""
+        return self.plain.get(idx, raw)
 
     @classmethod
     def read(cls, db: Path) -> Stored:
@@ -1081,6 +1111,11 @@ class Stored:
                 },
             )
             out.stray_entries = sum(len(x) for x in entries.values())
+            out.account_logs = {
+                bytes(r[0]): (bytes(r[1]), r[2])
+                for r in c.execute("SELECT account, log_key, entries FROM account_logs")
+            }
+            out.unseal()
             c.execute("COMMIT")
             return out
         finally:
@@ -1115,8 +1150,8 @@ def check_key_sets(s: Stored, journal: Journal) -> list[str]:
     problems: list[str] = []
     p = problems.append
     logged: dict[bytes, list[bytes]] = {}
-    for _, entry, account in s.key_log:
-        logged.setdefault(account, []).append(entry)
+    for idx, entry, account in s.key_log:
+        logged.setdefault(account, []).append(s.entry(idx, entry))
     compromised: dict[bytes, int] = {}  # key -> when it was removed as compromised
     by_account: dict[bytes, dict[bytes, tuple[int, int, int, int, int]]] = {}
     for public, (account, *row) in s.account_keys.items():
@@ -1191,8 +1226,9 @@ def check_tables(s: Stored, journal: Journal) -> tuple[list[str], merkle.MemoryN
     for post in s.postings:
         by_licence.setdefault((post.kind, post.licence_id), []).append(post)
     log_of: dict[tuple[str, bytes], list[tuple[int, bytes]]] = {}
+    problems += s.unsealing
     for idx, entry, kind, lid in s.log:
-        log_of.setdefault((kind, lid), []).append((idx, entry))
+        log_of.setdefault((kind, lid), []).append((idx, s.entry(idx, entry)))
     events = {lid: (seq, index, at) for seq, index, lid, at in s.revocations}
     uses_of = Counter(lid for lid, _ in s.uses.values())
     uses_after: dict[bytes, set[int]] = {}
@@ -1417,7 +1453,7 @@ def check_tables(s: Stored, journal: Journal) -> tuple[list[str], merkle.MemoryN
     if recomputed != s.nodes:
         p(f"{len(s.nodes)} stored log nodes, {len(recomputed)} in the tree; or hashes differ")
     for idx, entry, kind, _ in s.log:
-        parsed = transparency_pb2.LogEntry.FromString(entry).WhichOneof("kind")
+        parsed = transparency_pb2.LogEntry.FromString(s.entry(idx, entry)).WhichOneof("kind")
         if parsed != _LOG_KIND.get(kind, kind):
             p(f"log entry {idx} is a {parsed}, filed as {kind}")
     for (size, root), rnd in journal.checkpoints.items():
@@ -1472,10 +1508,15 @@ def check_served(
         others, min(SAMPLE, len(others))
     ):
         proof = client.inclusion_proof(lid, now.size)
-        entry = transparency_pb2.LogEntry(licence=s.licences[lid].token)
+        token = s.licences[lid].token
+        promise = parse_token(token).promise
+        served = transparency_pb2.LogEntry.FromString(proof.entry)
+        # What the licensee checks: the entry at the promised index commits to its token.
         if (
-            proof.index != index_of.get(lid)
-            or proof.entry != entry.SerializeToString(deterministic=True)
+            promise is None
+            or proof.index != index_of.get(lid)
+            or proof.index != promise.index
+            or served.sealed.commitment != sealed.licence_commitment(token)
             or not merkle.verify_inclusion(
                 proof.entry, proof.index, now.size, proof.proof, now.root
             )
