@@ -32,6 +32,7 @@ from .exchange_harness import (
     Exchange,
     Party,
     ad_scope,
+    offer_refs,
     register_advertiser,
     request_licence,
 )
@@ -318,12 +319,13 @@ def test_the_readme_example_is_the_docstrings_and_runs(
         """Set the terms; an advertiser then asks for the photo the example declared."""
         terms = set_terms(self, **kw)
         now = int(time.time())
+        account = self.account
         resp = adv.call(
             exchange_pb2,
             "RequestLicence",
             exchange_pb2.RequestLicenceRequest(
-                holder_key=self.public_key.raw,
-                asset_sha256=[hashlib.sha256(b"my photo").digest()],
+                offer_ref=offer_refs(adv, account)[0],
+                asset_refs=offer_refs(adv, account, [hashlib.sha256(b"my photo").digest()])[1],
                 scope=ad_scope(),
                 not_before=now,
                 not_after=now + 30 * DAY,
