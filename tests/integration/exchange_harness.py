@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import secrets
 import shutil
-import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +29,7 @@ from licentia.services.deps import Settings
 from licentia.services.refs import SECRET_NAME, Refs
 from licentia.services.replica import ReplicaApp, build_replica
 from licentia.services.runtime import RunningServer, ServerSettings, client_channel, start
+from licentia.services.store import open_store
 from licentia.token import (
     StandingConsent,
     StandingRule,
@@ -389,14 +388,15 @@ def ad_scope(purposes: tuple[int, ...] = (Purpose.ADVERTISING,)) -> licence_pb2.
     )
 
 
-def secret_in(data_dir: Path) -> bytes:
-    """The references' secret of the SQLite exchange in ``data_dir`` (for an exchange that
-    runs as its own process), read from its database."""
-    with contextlib.closing(sqlite3.connect(data_dir / DB_FILE)) as db:
-        (secret,) = db.execute(
-            "SELECT secret FROM exchange_secrets WHERE name = ?", (SECRET_NAME,)
-        ).fetchone()
-    return bytes(secret)
+def secret_in(data_dir: Path, db: str = "") -> bytes:
+    """The references' secret of the exchange whose data directory is ``data_dir`` (and
+    store ``db``, as ``--db`` names it), read from its store: for an exchange that runs as
+    its own process, once it has started."""
+    store = open_store(db, data_dir / DB_FILE, read_only=True)
+    try:
+        return store.exchange_secret(SECRET_NAME)
+    finally:
+        store.close()
 
 
 def offer_refs(

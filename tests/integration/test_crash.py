@@ -101,6 +101,7 @@ from .exchange_harness import (
     register_holder,
     register_platform,
     request_licence,
+    secret_in,
 )
 
 T = TypeVar("T")
@@ -356,6 +357,8 @@ class Parties:
     advertisers: list[PrivateKey]
     platform: PrivateKey
     operator: PrivateKey
+    #: The exchange's references' secret: how the advertisers name the holders they ask.
+    secret: bytes | None = None
 
     @property
     def keys_holder(self) -> PrivateKey:
@@ -386,7 +389,9 @@ class Round:
 
     def party(self, key: PrivateKey) -> Party:
         """``key`` calling over this round's channel."""
-        return Party(key, SignedChannel(self.channel, key, timeout=CALL_TIMEOUT))
+        return Party(
+            key, SignedChannel(self.channel, key, timeout=CALL_TIMEOUT), secret=self.parties.secret
+        )
 
     def log_client(self) -> LogClient:
         """The public log's calls (unsigned)."""
@@ -1861,6 +1866,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_half_applies_nothing(tmp_pa
             advertisers=[PrivateKey.from_seed(rng.randbytes(32)) for _ in range(2)],
             platform=PrivateKey.from_seed(rng.randbytes(32)),
             operator=operator,
+            secret=secret_in(data),
         )
         log_key = LogKey.parse(vkey(Settings().log_origin, log_signer.public))
         _register(server.address, parties, journal)

@@ -234,7 +234,11 @@ def test_errors_are_the_exchanges_reasons_and_nothing_foreign_is_signed(
             with pytest.raises(LicentiaError) as foreign:
                 other.approve(pending)  # claims for another key: refused before any call
             assert foreign.value.reason == Reason.NOT_OWNER
-        assert me.inbox() == [pending]
+        # Her view names her account; the advertiser's named her by its reference only.
+        expected = records_pb2.LicenceRequest()
+        expected.CopyFrom(pending)
+        expected.holder_key, expected.offer_ref = me.public_key.raw, b""
+        assert me.inbox() == [expected]
         assert me.log().checkpoint().note
 
 
