@@ -252,6 +252,9 @@ class Party:
     #: The references' secret of the exchange (:func:`offer_refs`), for a party of an
     #: exchange that runs as its own process (:func:`secret_in`).
     secret: bytes | None = None
+    #: With ``secret``: the account ``key`` belongs to, when it is another key's (a service
+    #: key): references are the account's.
+    account: bytes | None = None
 
     def call(self, module: Any, name: str, request: Message, response_cls: type[M]) -> M:
         """A unary call."""
@@ -409,6 +412,7 @@ def offer_refs(
     account = adv.key.public.raw
     if adv.secret is not None:
         secret = adv.secret
+        account = adv.account or account
     elif adv.exchange is not None:
         store = adv.exchange.app.deps.store
         secret = store.exchange_secret(SECRET_NAME)

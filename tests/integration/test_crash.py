@@ -387,10 +387,13 @@ class Round:
     #: Service keys an operation is using now (the others in a set are left over by a kill).
     busy_keys: set[bytes] = field(default_factory=set)
 
-    def party(self, key: PrivateKey) -> Party:
-        """``key`` calling over this round's channel."""
+    def party(self, key: PrivateKey, account: bytes | None = None) -> Party:
+        """``key`` (of ``account``, when another's) calling over this round's channel."""
         return Party(
-            key, SignedChannel(self.channel, key, timeout=CALL_TIMEOUT), secret=self.parties.secret
+            key,
+            SignedChannel(self.channel, key, timeout=CALL_TIMEOUT),
+            secret=self.parties.secret,
+            account=account,
         )
 
     def log_client(self) -> LogClient:
@@ -744,7 +747,7 @@ class Round:
         if self.change_keys(adv, add) != ACK:
             return
         holder = self.party(self.parties.keys_holder)
-        signer = self.party(service)
+        signer = self.party(service, adv.public.raw)
         for _ in range(count):
             _, asked = self.attempt(
                 "RequestLicence",
