@@ -131,7 +131,7 @@ def json_claims(c: LicenceClaims, *, iso_times: bool = False) -> dict[str, Any]:
     return {
         "jti": _b64(c.licence_id),
         "kid": _b64(c.issuer_key_id),
-        "sub": _b64(c.holder.raw),
+        "sub": _b64(c.holder_raw),
         "licensee": _b64(c.licensee.raw),
         "assets": [{"cat": _word(a.category), "sha256": _b64(a.sha256)} for a in c.assets],
         "scope": {
@@ -186,7 +186,7 @@ def biscuit_block(c: LicenceClaims) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {
         "id": c.licence_id,
         "kid": c.issuer_key_id,
-        "holder": c.holder.raw,
+        "holder": c.holder_raw,
         "licensee": c.licensee.raw,
         "status": c.status_index,
         "iat": _date(c.issued_at),

@@ -93,6 +93,7 @@ from exchange_process import (
     USE,
     add_standing_rule,
     deposit,
+    find_offer,
     licence_request,
     operator_key,
     register_advertiser,
@@ -518,7 +519,8 @@ class Bench:
             deposit(operator, adv.key.public, 10**11, adv.key.public.text)
         self.platform = self.party(2)
         register_platform(self.platform.rpc)
-        body = self.request_body(self.holder.key)
+        self.refs = {adv.key: find_offer(adv.rpc, "benchholder") for adv in self.advertisers}
+        body = self.request_body(self.advertisers[0].key)
         resp = self.advertisers[0].call(
             path(exchange_pb2, "RequestLicence"),
             exchange_pb2.RequestLicenceRequest.FromString(body),
@@ -551,10 +553,10 @@ class Bench:
         if isinstance(store, SqliteStore):  # the throughput rounds run on SQLite
             self.floor.stored = StorageFloor(store)
 
-    @staticmethod
-    def request_body(holder: PrivateKey) -> bytes:
-        """A RequestLicence the standing rule covers (non-exclusive, 30 days, at the price)."""
-        request = licence_request(holder.public, int(time.time()))
+    def request_body(self, adv: PrivateKey) -> bytes:
+        """A RequestLicence by ``adv`` (by its references to the holder) that the standing
+        rule covers (non-exclusive, 30 days, at the price)."""
+        request = licence_request(self.refs[adv], int(time.time()))
         return request.SerializeToString(deterministic=True)
 
     # -- phases ---------------------------------------------------------------------------
@@ -596,11 +598,15 @@ class Bench:
 
     def issue_jobs(self) -> list[list[Job]]:
         """Signed RequestLicence calls, one advertiser per caller."""
-        body = self.request_body(self.holder.key)
         now = int(time.time())
+        bodies = {adv.key: self.request_body(adv.key) for adv in self.advertisers}
         return [
             [
-                (self.request_mc, body, sign_request(adv.key, REQUEST_LICENCE, body, now))
+                (
+                    self.request_mc,
+                    bodies[adv.key],
+                    sign_request(adv.key, REQUEST_LICENCE, bodies[adv.key], now),
+                )
                 for _ in range(self.sizes.issue_calls)
             ]
             for adv in self.advertisers
@@ -715,10 +721,10 @@ class Bench:
         return latencies, missing
 
     # -- key.removal.propagation ----------------------------------------------------------
-    def _bound_licences(self, service: PrivateKey, n: int) -> list[tuple[str, bytes]]:
-        """``n`` licences the standing rule issues to requests signed with ``service`` (so
-        bound to it): their (token, licence id)."""
-        body = self.request_body(self.holder.key)
+    def _bound_licences(self, adv: Party, service: PrivateKey, n: int) -> list[tuple[str, bytes]]:
+        """``n`` licences the standing rule issues to requests signed with ``service``, a
+        key of ``adv``'s account (so bound to it): their (token, licence id)."""
+        body = self.request_body(adv.key)
         now = int(time.time())
         jobs: list[list[Job]] = [[] for _ in range(min(ISSUERS, n))]
         for i in range(n):
@@ -781,7 +787,7 @@ class Bench:
         client = PartyClient(self.shared, adv.key)
         service = PrivateKey.generate()
         client.add_device(service, "ad server")
-        licences = self._bound_licences(service, bound + 1)
+        licences = self._bound_licences(adv, service, bound + 1)
         floor_licence, watched = licences[0], licences[1]
         for licence in (floor_licence, watched):
             pres = present(service, licence[1], AUDIENCE, USE, int(time.time()))

@@ -50,6 +50,7 @@ from exchange_process import (
     add_standing_rule,
     call,
     deposit,
+    find_offer,
     licence_request,
     operator_key,
     register_advertiser,
@@ -89,11 +90,13 @@ def setup(
     deposit(SignedChannel(channel, operator_key(data_dir)), adv.public, 10**11, "bench")
     register_platform(p)
 
+    refs = {holder: find_offer(a, "benchholder"), approver: find_offer(a, "benchapprover")}
+
     def request(who: PrivateKey) -> Any:
         return call(
             a,
             path(exchange_pb2, "RequestLicence"),
-            licence_request(who.public, int(time.time())),
+            licence_request(refs[who], int(time.time())),
             exchange_pb2.RequestLicenceResponse,
         )
 

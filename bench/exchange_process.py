@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, cast
@@ -177,11 +178,14 @@ def call(rpc: SignedChannel, method: str, request: Message, response_cls: type[A
 
 def register_holder(rpc: SignedChannel, handle: str, terms: records_pb2.Terms = TERMS) -> None:
     """Register the key of ``rpc`` as a holder with the example photo (its digest) and
-    ``terms``."""
+    ``terms``. Its display name is ``handle``, shown in offers (the holder chose it), which
+    is how :func:`find_offer` finds it: an offer names nobody otherwise."""
     call(
         rpc,
         path(registry_pb2, "RegisterHolder"),
-        registry_pb2.RegisterHolderRequest(handle=handle, display_name="Bench"),
+        registry_pb2.RegisterHolderRequest(
+            handle=handle, display_name=handle, show_display_name=True
+        ),
         registry_pb2.RegisterHolderResponse,
     )
     call(
@@ -253,12 +257,43 @@ def deposit(operator: SignedChannel, advertiser: PublicKey, amount: int, referen
     return int(resp.balance_minor)
 
 
-def licence_request(holder: PublicKey, now: int) -> exchange_pb2.RequestLicenceRequest:
+@dataclass(frozen=True)
+class OfferRefs:
+    """One advertiser's references to a holder and her photo (from its SearchOffers)."""
+
+    offer_ref: bytes
+    photo_ref: bytes
+
+
+def find_offer(rpc: SignedChannel, name: str) -> OfferRefs:
+    """The references the advertiser of ``rpc`` has for the holder :func:`register_holder`
+    registered as ``name``: the offer showing that display name, and its photo."""
+    token = ""
+    while True:
+        page = call(
+            rpc,
+            path(exchange_pb2, "SearchOffers"),
+            exchange_pb2.SearchOffersRequest(page_size=100, page_token=token),
+            exchange_pb2.SearchOffersResponse,
+        )
+        for offer in page.offers:
+            if offer.display_name == name:
+                photo = next(
+                    a for a in offer.offered_assets if a.category == int(DataCategory.IMAGE)
+                )
+                return OfferRefs(offer.offer_ref, photo.asset_ref)
+        token = page.next_page_token
+        if not token:
+            raise LookupError(f"no offer shows the name {name!r}")
+
+
+def licence_request(refs: OfferRefs, now: int) -> exchange_pb2.RequestLicenceRequest:
     """A request :func:`typical_rule` covers: the photo within :data:`SCOPE`, non-exclusive,
-    :data:`TERM_DAYS` days from ``now`` at the holder's price, at most 10 uses."""
+    :data:`TERM_DAYS` days from ``now`` at the holder's price, at most 10 uses, for the
+    advertiser whose ``refs`` they are."""
     return exchange_pb2.RequestLicenceRequest(
-        holder_key=holder.raw,
-        asset_sha256=[PHOTO_SHA256],
+        offer_ref=refs.offer_ref,
+        asset_refs=[refs.photo_ref],
         scope=SCOPE,
         not_before=now,
         not_after=now + TERM_DAYS * DAY,

@@ -106,11 +106,10 @@ from exchange_process import (
     register_platform,
 )
 
-from licentia.clients.advertiser import Advertiser, RequestState
+from licentia.clients.advertiser import Advertiser, Offer, RequestState
 from licentia.clients.channel import SignedChannel
 from licentia.clients.verifier import Verifier
 from licentia.errors import Reason
-from licentia.examples import PHOTO_SHA256
 from licentia.keys import PrivateKey
 from licentia.methods import path
 from licentia.nonces import MemoryNonceStore
@@ -161,10 +160,13 @@ class WrongOutcomeError(Exception):
 
 @dataclass(frozen=True)
 class Holder:
-    """A holder: its key and a channel signing with it."""
+    """A holder: its key, a channel signing with it, and each advertiser's offer naming it
+    (by the advertiser's public key; the holders show their names, which is how each
+    advertiser's search finds them)."""
 
     key: PrivateKey
     rpc: SignedChannel
+    offers: dict[bytes, Offer] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -324,8 +326,8 @@ class Worker:
         now = int(time.time())
         asked, elapsed = self._timed(
             lambda: adv.request_licence(
-                holder.key.public,
-                [PHOTO_SHA256],
+                holder.offers[adv.public_key.raw],
+                holder.offers[adv.public_key.raw].assets_in(DataCategory.IMAGE)[:1],
                 categories=[DataCategory.IMAGE],
                 purposes=[Purpose.ADVERTISING],
                 media=[Medium.ONLINE],
@@ -552,6 +554,9 @@ def setup(
         advertisers.append(adv)
         adv.register(f"Load Ads {i}", "FR")
         deposit(operator, adv.public_key, FUNDS, f"load-{i}")
+        by_name = {offer.display_name: offer for offer in adv.search(page_size=100)}
+        for j, holder in enumerate(holders):
+            holder.offers[adv.public_key.raw] = by_name[f"loadholder{j}"]
     platform_key = seeded_key(args.seed, "platform", 0)
     platform = SignedChannel(channel, platform_key, timeout=CALL_TIMEOUT)
     register_platform(platform)

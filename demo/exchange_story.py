@@ -231,11 +231,13 @@ def story(tmp: Path) -> None:
             say("Acme Ads registers and pays 200.00 EUR into its account by bank transfer; the")
             say(f"exchange's operator credits it: {money(adv.statement())}.")
             offer = next(adv.search(DataCategory.IMAGE, Purpose.ADVERTISING, territory="FR"))
-            by_category = {a.category: a.sha256 for a in offer.assets}
-            wanted = [by_category[DataCategory.IMAGE], by_category[DataCategory.NAME]]
+            wanted = [
+                *offer.assets_in(DataCategory.IMAGE)[:1],
+                *offer.assets_in(DataCategory.NAME)[:1],
+            ]
             now = int(time.time())
             asked = adv.request_licence(
-                offer.holder_key,
+                offer,
                 wanted,
                 categories=[DataCategory.IMAGE, DataCategory.NAME],
                 purposes=[Purpose.ADVERTISING],
@@ -247,7 +249,12 @@ def story(tmp: Path) -> None:
                 price_per_use=PER_USE,
                 max_uses=MAX_USES,
             )
-            say("Acme Ads finds her offer and asks for her photo and name, online ads in France,")
+            if offer.display_name:
+                raise StoryError("the offer shows a name Alice did not choose to show")
+            say(f"Acme Ads finds an offer that names nobody: {offer.offer_ref.hex()[:12]}…, its")
+            say("own reference to her (another advertiser gets another), her terms, and")
+            say("references to her assets; no key, no handle, no name, no photo digest.")
+            say("Acme Ads asks for her photo and name, online ads in France,")
             say(
                 f"30 days, for {eur(offer.terms.price_for(30 * DAY))} plus {eur(PER_USE)} for"
                 f" each ad shown, {MAX_USES} at most."
@@ -278,7 +285,9 @@ def story(tmp: Path) -> None:
             # The platform.
             channel = grpc.insecure_channel(server)
             with Verifier(channel, PLATFORM, staleness_seconds=10) as verifier:
-                photo_sha = by_category[DataCategory.IMAGE]
+                photo_sha = next(
+                    a.sha256 for a in licence.assets if a.category == DataCategory.IMAGE
+                )
 
                 def check(purpose: Purpose, where: str) -> Decision:
                     use = IntendedUse(DataCategory.IMAGE, purpose, Medium.ONLINE, where, photo_sha)

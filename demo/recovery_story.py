@@ -36,7 +36,7 @@ from exchange_story import (
 from licentia.clients.advertiser import Advertiser, LicenceRecord
 from licentia.clients.channel import SignedChannel
 from licentia.clients.verifier import Verifier
-from licentia.keys import PrivateKey, PublicKey
+from licentia.keys import PrivateKey
 from licentia.methods import path
 from licentia.scope import IntendedUse
 from licentia.v1 import registry_pb2
@@ -45,12 +45,14 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 THIEF_IBAN = "XX00 THIEF 0000 0000 0000"
 
 
-def ask(adv: Advertiser, holder_key: PublicKey, photo: bytes, days: int = 30) -> bytes:
-    """The advertiser asks for Alice's photo for online ads in France; the request id."""
+def ask(adv: Advertiser, days: int = 30) -> bytes:
+    """The advertiser finds Alice's offer (named by its own reference to her) and asks for
+    her photo for online ads in France; the request id."""
+    offer = next(adv.search(DataCategory.IMAGE, Purpose.ADVERTISING, territory="FR"))
     now = int(time.time())
     return adv.request_licence(
-        holder_key,
-        [photo],
+        offer,
+        offer.assets_in(DataCategory.IMAGE)[:1],
         categories=[DataCategory.IMAGE],
         purposes=[Purpose.ADVERTISING],
         media=[Medium.ONLINE],
@@ -102,12 +104,10 @@ def story(tmp: Path) -> None:
             for adv, name in ((acme, "Acme Ads"), (shady, "Shady Deals")):
                 adv.register(name, "FR")
                 operator(tmp, server, "deposit", adv.public_key.text, "20000", f"SEPA-{name}")
-            offer = next(acme.search(DataCategory.IMAGE, Purpose.ADVERTISING, territory="FR"))
-            photo = offer.assets[0].sha256
-            account = offer.holder_key
-            good = ask(acme, account, photo)
+            good = ask(acme)
             laptop("approve", good.hex(), "--yes")
             kept = issued(acme, good)
+            photo = kept.assets[0].sha256  # named by the licence, once she consented
             say("Acme Ads asks for her photo for 30 days of online ads; she approves on her")
             say("laptop. That licence is hers to keep.")
 
@@ -118,7 +118,7 @@ def story(tmp: Path) -> None:
             shutil.copy2(tmp / "laptop" / "wallet.json", thief_home / "wallet.json")
             say("")
             say("Her laptop is stolen, with the wallet and (worst case) her passphrase.")
-            bad = ask(shady, account, photo, days=90)
+            bad = ask(shady, days=90)
             thief("approve", bad.hex(), "--yes")
             stolen = issued(shady, bad)
             say("The thief approves Shady Deals' request for 90 days in her name,")
@@ -129,7 +129,7 @@ def story(tmp: Path) -> None:
             if code == 0 or "PAYOUT_DESTINATION_PENDING" not in err:
                 raise StoryError(f"the thief's withdrawal was not refused as pending: {err}")
             say("His withdrawal is refused: a new destination waits 72 hours (PENDING).")
-            later = ask(shady, account, photo, days=60)
+            later = ask(shady, days=60)
 
             say("")
             say("On a new machine, with only her 12 words, Alice takes her account back:")

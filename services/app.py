@@ -24,6 +24,7 @@ from licentia.v1 import (
     verification_pb2,
 )
 
+from . import refs
 from .accounts import AccountService
 from .deps import Deps, Settings
 from .exchange import ExchangeService
@@ -156,6 +157,8 @@ def build(
         keyring, keys = load_keys(
             data_dir, store, keys_dir or data_dir / KEYS_DIR, clock, follower=follower
         )
+        if not follower:  # made at the first start, kept in the store for every replica
+            store.exchange_secret(refs.SECRET_NAME)
     except BaseException:
         store.close()
         raise

@@ -103,6 +103,7 @@ def profile_to(p: Party) -> records_pb2.Profile:
         country=p.country,
         registered_at=p.registered_at,
         objecting=p.objecting,
+        show_display_name=p.show_name,
     )
 
 
@@ -118,14 +119,18 @@ def asset_to(a: AssetRow) -> records_pb2.AssetRecord:
     )
 
 
-def request_to(r: RequestRow, organisation: str) -> records_pb2.LicenceRequest:
-    """The wire form of a licence request."""
+def request_to(
+    r: RequestRow, organisation: str, *, offer_ref: bytes | None
+) -> records_pb2.LicenceRequest:
+    """The wire form of a licence request: the holder's view (``offer_ref`` None: it names
+    her account), or the advertiser's (it names her by ``offer_ref``, never by her key)."""
     return records_pb2.LicenceRequest(
         request_id=r.request_id,
         state=cast("Any", int(r.state)),
         advertiser_key=r.advertiser_key,
         advertiser_organisation=organisation,
-        holder_key=r.holder_key,
+        holder_key=r.holder_key if offer_ref is None else b"",
+        offer_ref=offer_ref or b"",
         claims=r.claims,
         created_at=r.created_at,
         expires_at=r.expires_at,

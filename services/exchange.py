@@ -4,6 +4,10 @@ A request names the holder's account and the advertiser's calling key; the holde
 that answers sees, and signs, the claims naming itself (:func:`.issuance.rebind`), so a
 holder with several devices consents from any of them and the licence says which one.
 
+An advertiser never sees a holder's account key, handle or plain asset digests before her
+consent: offers, requests and the advertiser's views of them name her by its offer
+reference, her assets by its asset references (:mod:`.refs`, docs/privacy.md).
+
 Why one module of this size: a request's life (search, ask, watch, approve or decline,
 auto-approval by a standing rule, issuance with its exclusivity verdict) is one state
 machine whose steps share the request row, its rebinding and the wake-up condition.
@@ -12,10 +16,11 @@ machine whose steps share the request row, its rebinding and the wake-up conditi
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from licentia import keys, territory
 from licentia.errors import LicentiaError, Reason
@@ -33,11 +38,11 @@ from licentia.token import (
 from licentia.v1 import exchange_pb2, records_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
-from . import convert, issuance, market
+from . import convert, issuance, market, refs
 from .deps import Deps
 from .idempotency import request_digest
 from .ledger_service import payout_notices
-from .model import LicenceRow, RequestRow, RequestState, Role, StandingRuleRow
+from .model import AssetRow, LicenceRow, Party, RequestRow, RequestState, Role, StandingRuleRow
 from .rpc import Call, Method
 from .store import StaleVerdict
 from .store.base import SpentNonce
@@ -58,6 +63,7 @@ class ExchangeService:
         self.d = deps
         #: Woken whenever a request changes state (WatchRequest waits on it).
         self.changed = threading.Condition()
+        self._ref_maker: refs.Refs | None = None
 
     def methods(self) -> Mapping[str, Method]:
         """The handlers, by method name."""
@@ -79,6 +85,46 @@ class ExchangeService:
     def _notify(self) -> None:
         with self.changed:
             self.changed.notify_all()
+
+    def _refs(self) -> refs.Refs:
+        """The advertisers' references, from the exchange's secret (read once)."""
+        if self._ref_maker is None:
+            self._ref_maker = refs.Refs(self.d.store.exchange_secret(refs.SECRET_NAME))
+        return self._ref_maker
+
+    def _holder_of(self, advertiser: bytes, ref: bytes) -> Party | None:
+        """The holder ``advertiser``'s offer reference ``ref`` names, or None (a made-up
+        reference, another caller's, a party that is no holder)."""
+        r = self._refs()
+        prefix = r.holder_prefix(advertiser, ref)
+        if prefix is None:
+            return None
+        for party in self.d.store.holders_by_prefix(prefix):
+            if r.is_offer_ref(advertiser, ref, party.key):
+                return party
+        return None
+
+    def _assets_of(
+        self,
+        advertiser: bytes,
+        holder: bytes,
+        wanted: Sequence[bytes],
+        declared: Sequence[AssetRow],
+    ) -> list[bytes]:
+        """The plain digests of the holder's assets that ``advertiser``'s references
+        ``wanted`` name, in their order; NOT_FOUND for one that names none of them."""
+        made = self._refs().asset_refs(advertiser, holder, [a.sha256 for a in declared])
+        out: list[bytes] = []
+        for ref in wanted:
+            found = [a.sha256 for a, m in zip(declared, made, strict=True) if _same(m, ref)]
+            if not found:
+                raise LicentiaError(Reason.NOT_FOUND, "the holder has no such asset")
+            out.append(found[0])
+        return out
+
+    def _offer_ref_of(self, row: RequestRow) -> bytes:
+        """The request's holder as its advertiser knows her."""
+        return self._refs().offer_ref(row.advertiser_key, row.holder_key)
 
     def _organisation(self, key: bytes) -> str:
         party = self.d.store.party(key)
@@ -123,11 +169,13 @@ class ExchangeService:
         return row
 
     def _request_reply(
-        self, row: RequestRow, now: int
+        self, row: RequestRow, now: int, *, holder: bool
     ) -> tuple[records_pb2.LicenceRequest, records_pb2.LicenceRecord | None]:
+        """The request and its licence, in the holder's view or the advertiser's."""
         licence = self.d.store.licence(row.licence_id) if row.licence_id else None
+        ref = None if holder else self._offer_ref_of(row)
         return (
-            convert.request_to(row, self._organisation(row.advertiser_key)),
+            convert.request_to(row, self._organisation(row.advertiser_key), offer_ref=ref),
             convert.licence_to(licence, now) if licence else None,
         )
 
@@ -241,8 +289,9 @@ class ExchangeService:
     def search_offers(
         self, req: exchange_pb2.SearchOffersRequest, call: Call
     ) -> exchange_pb2.SearchOffersResponse:
-        """Offers matching every filter, a page at a time, by handle."""
-        self.d.party(call)
+        """Offers matching every filter, a page at a time (in handle order, which no
+        answer shows), each naming its holder and assets by the caller's references."""
+        caller = self.d.party(call).key
         size = req.page_size or 20
         if not 1 <= size <= MAX_PAGE:
             raise LicentiaError(Reason.INVALID_REQUEST, f"page size is 1 to {MAX_PAGE}")
@@ -258,8 +307,15 @@ class ExchangeService:
             raise LicentiaError(Reason.INVALID_REQUEST, "unknown territory")
         if len(req.page_token) > 64:
             raise LicentiaError(Reason.INVALID_REQUEST, "bad page token")
+        after = ""
+        if req.page_token:
+            ref = refs.token_ref(req.page_token)
+            last = self._holder_of(caller, ref) if ref is not None else None
+            if last is None:
+                raise LicentiaError(Reason.INVALID_REQUEST, "bad page token")
+            after = last.handle
+        r = self._refs()
         out = exchange_pb2.SearchOffersResponse()
-        after = req.page_token
         while len(out.offers) < size:
             batch = self.d.store.offers(after, 200)
             for party, terms in batch:
@@ -283,18 +339,21 @@ class ExchangeService:
                 ):
                     continue
                 offer = out.offers.add(
-                    holder_key=party.key,
-                    handle=party.handle,
-                    display_name=party.display_name,
-                    terms=convert.terms_to(terms),
+                    offer_ref=r.offer_ref(caller, party.key),
+                    display_name=party.display_name if party.show_name else "",
+                    # Not when she last changed them: the same instant for every caller.
+                    terms=convert.terms_to(dataclasses.replace(terms, updated_at=0)),
                 )
-                for a in self.d.store.assets(party.key):
-                    if a.category in s.categories:
-                        offer.assets.add(category=int(a.category), sha256=a.sha256)
-                        if a.has_content:
-                            offer.stored_sha256.append(a.sha256)
+                offered = [a for a in self.d.store.assets(party.key) if a.category in s.categories]
+                made = r.asset_refs(caller, party.key, [a.sha256 for a in offered])
+                for a, asset_ref in zip(offered, made, strict=True):
+                    offer.offered_assets.add(
+                        category=cast("Any", int(a.category)),
+                        asset_ref=asset_ref,
+                        stored=a.has_content,
+                    )
                 if len(out.offers) == size:
-                    out.next_page_token = party.handle
+                    out.next_page_token = r.page_token(caller, party.key)
                     break
             if len(batch) < 200:
                 break
@@ -315,7 +374,7 @@ class ExchangeService:
             first = self.d.store.request_by_key(advertiser.key, req.idempotency_key, digest)
             if first is not None:  # a retry: the first answer, nothing new
                 return self._request_response(first, advertiser.display_name, call.now)
-        holder = self.d.store.party(req.holder_key) if len(req.holder_key) == 32 else None
+        holder = self._holder_of(advertiser.key, req.offer_ref)
         if holder is None or holder.role != Role.HOLDER:
             raise LicentiaError(Reason.NOT_FOUND, "no such holder")
         if holder.objecting:
@@ -323,9 +382,11 @@ class ExchangeService:
         terms = self.d.store.terms(holder.key)
         if terms is None:
             raise LicentiaError(Reason.OUTSIDE_TERMS, "the holder offers nothing yet")
-        digests = list(req.asset_sha256)
-        if not 1 <= len(digests) <= MAX_ASSETS or len(set(digests)) != len(digests):
+        wanted = list(req.asset_refs)
+        if not 1 <= len(wanted) <= MAX_ASSETS or len(set(wanted)) != len(wanted):
             raise LicentiaError(Reason.INVALID_REQUEST, f"name 1 to {MAX_ASSETS} distinct assets")
+        declared = self.d.store.assets(holder.key)
+        digests = self._assets_of(advertiser.key, holder.key, wanted, declared)
         if not req.HasField("scope"):
             raise LicentiaError(Reason.INVALID_REQUEST, "a scope is required")
         market.check_text(req.message, "message", market.MAX_TEXT_CHARS)
@@ -335,7 +396,7 @@ class ExchangeService:
             holder_key=holder.key,
             advertiser_key=advertiser.key,
             terms=terms,
-            declared=self.d.store.assets(holder.key),
+            declared=declared,
             scope=scope,
             digests=digests,
             not_before=req.not_before,
@@ -403,7 +464,9 @@ class ExchangeService:
             licence = self.d.store.licence(row.licence_id)
         if licence is not None:
             out.licence.CopyFrom(convert.licence_to(licence, now))
-        out.request.CopyFrom(convert.request_to(row, organisation))
+        out.request.CopyFrom(
+            convert.request_to(row, organisation, offer_ref=self._offer_ref_of(row))
+        )
         return out
 
     def get_request(
@@ -412,7 +475,7 @@ class ExchangeService:
         """One request, for its advertiser or its holder."""
         row, holder = self._visible_request(req.request_id, call)
         request, licence = self._request_reply(
-            self._as_seen_by(row, call) if holder else row, call.now
+            self._as_seen_by(row, call) if holder else row, call.now, holder=holder
         )
         out = exchange_pb2.GetRequestResponse(request=request)
         if licence is not None:
@@ -438,7 +501,7 @@ class ExchangeService:
             )
             if row.state != last:
                 seen = self._as_seen_by(row, call) if holder else row
-                request, licence = self._request_reply(seen, self.d.clock.now())
+                request, licence = self._request_reply(seen, self.d.clock.now(), holder=holder)
                 out = exchange_pb2.WatchRequestResponse(request=request)
                 if licence is not None:
                     out.licence.CopyFrom(licence)
@@ -462,7 +525,9 @@ class ExchangeService:
             rows = [r for r in rows if r.state == RequestState.PENDING]
         return exchange_pb2.ListInboxResponse(
             requests=[
-                convert.request_to(self._as_seen_by(r, call), self._organisation(r.advertiser_key))
+                convert.request_to(
+                    self._as_seen_by(r, call), self._organisation(r.advertiser_key), offer_ref=None
+                )
                 for r in rows
             ],
             notices=payout_notices(self.d.store, holder.key, call.now),
@@ -495,7 +560,9 @@ class ExchangeService:
         licence = self._issue(
             row, claims_bytes, Approval(req.holder_signature), call.now, call.spends
         )
-        request, _ = self._request_reply(self.d.store.request(row.request_id) or row, call.now)
+        request, _ = self._request_reply(
+            self.d.store.request(row.request_id) or row, call.now, holder=True
+        )
         return exchange_pb2.ApproveRequestResponse(
             request=request, licence=convert.licence_to(licence, call.now)
         )
@@ -511,7 +578,9 @@ class ExchangeService:
         )
         self._notify()
         return exchange_pb2.DeclineRequestResponse(
-            request=convert.request_to(done, self._organisation(done.advertiser_key))
+            request=convert.request_to(
+                done, self._organisation(done.advertiser_key), offer_ref=None
+            )
         )
 
     def withdraw_request(
@@ -529,7 +598,9 @@ class ExchangeService:
         )
         self._notify()
         return exchange_pb2.WithdrawRequestResponse(
-            request=convert.request_to(done, advertiser.display_name)
+            request=convert.request_to(
+                done, advertiser.display_name, offer_ref=self._offer_ref_of(done)
+            )
         )
 
     # -- standing rules --------------------------------------------------------------------
@@ -577,3 +648,8 @@ class ExchangeService:
         holder = self.d.party(call, Role.HOLDER)
         row = self.d.store.withdraw_rule(holder.key, req.rule_id, call.now, nonces=call.spends)
         return exchange_pb2.WithdrawStandingRuleResponse(rule=convert.rule_to(row))
+
+
+def _same(a: bytes, b: bytes) -> bool:
+    """Equal references, compared in constant time."""
+    return hmac.compare_digest(a, b)

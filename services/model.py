@@ -34,6 +34,8 @@ class Party:
     country: str
     registered_at: int
     objecting: bool = False
+    #: Holders: whether offers show advertisers the display name (off unless she chose it).
+    show_name: bool = False
 
 
 @dataclass(frozen=True, slots=True)

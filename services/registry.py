@@ -50,9 +50,11 @@ class RegistryService:
             "ListPlatforms": Method(self.list_platforms, signed=False),
         }
 
-    def _register(self, call: Call, role: Role, handle: str, name: str, country: str) -> Party:
+    def _register(
+        self, call: Call, role: Role, handle: str, name: str, country: str, *, show: bool = False
+    ) -> Party:
         assert call.caller is not None
-        party = Party(call.caller.raw, role, handle, name, country, call.now)
+        party = Party(call.caller.raw, role, handle, name, country, call.now, show_name=show)
         self.d.store.add_party(party, nonces=call.spends)
         return party
 
@@ -62,7 +64,9 @@ class RegistryService:
         """Register the caller as a holder."""
         market.check_handle(req.handle, "handle")
         market.check_text(req.display_name, "display name")
-        party = self._register(call, Role.HOLDER, req.handle, req.display_name, "")
+        party = self._register(
+            call, Role.HOLDER, req.handle, req.display_name, "", show=req.show_display_name
+        )
         return registry_pb2.RegisterHolderResponse(profile=convert.profile_to(party))
 
     def register_advertiser(
@@ -118,11 +122,14 @@ class RegistryService:
     def update_profile(
         self, req: registry_pb2.UpdateProfileRequest, call: Call
     ) -> registry_pb2.UpdateProfileResponse:
-        """Rectify the caller's display name."""
+        """Rectify the caller's display name, and (holders) whether offers show it."""
         party = self.d.party(call)
         market.check_text(req.display_name, "display name", required=party.role != Role.HOLDER)
+        show = req.show_display_name if req.HasField("show_display_name") else None
+        if show is not None and party.role != Role.HOLDER:
+            raise LicentiaError(Reason.INVALID_REQUEST, "only a holder's name is shown in offers")
         updated = self.d.store.update_party(
-            party.key, display_name=req.display_name, nonces=call.spends
+            party.key, display_name=req.display_name, show_name=show, nonces=call.spends
         )
         return registry_pb2.UpdateProfileResponse(profile=convert.profile_to(updated))
 
@@ -211,7 +218,8 @@ class RegistryService:
             out.terms.CopyFrom(convert.terms_to(terms))
         for r in s.requests_for_holder(holder.key, include_answered=True, limit=1 << 31):
             adv = s.party(r.advertiser_key)
-            out.requests.append(convert.request_to(r, adv.display_name if adv else ""))
+            organisation = adv.display_name if adv else ""
+            out.requests.append(convert.request_to(r, organisation, offer_ref=None))
         everything = s.licences_of(holder.key, before_issued=1 << 62, limit=1 << 31)
         out.licences.extend(
             convert.licence_to(x, call.now) for x in everything if x.holder_key == holder.key

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Iterable, Sequence
 
 from licentia import token as tokens
-from licentia.keys import IssuerKeySet, PublicKey
+from licentia.keys import IssuerKeySet
 from licentia.scope import IntendedUse
 from licentia.token import UnverifiedLicence
 from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, registry_pb2
@@ -23,7 +23,15 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 from ..channel import ExchangeError
 from ..party import AsyncPartyClient
 from . import common
-from .common import LicenceRecord, LicenceRequest, Offer, Profile, Statement, Termination
+from .common import (
+    LicenceRecord,
+    LicenceRequest,
+    Offer,
+    OfferedAsset,
+    Profile,
+    Statement,
+    Termination,
+)
 
 
 class AsyncAdvertiser(AsyncPartyClient):
@@ -56,7 +64,8 @@ class AsyncAdvertiser(AsyncPartyClient):
         max_price_per_day: int | None = None,
         page_size: int = 20,
     ) -> AsyncGenerator[Offer, None]:
-        """Every offer matching all the filters given (by handle), fetched a page at a time."""
+        """Every offer matching all the filters given, fetched a page at a time; each names
+        its holder and her assets by this advertiser's references."""
         token = ""
         while True:
             req = common.search_request(
@@ -73,8 +82,8 @@ class AsyncAdvertiser(AsyncPartyClient):
 
     async def request_licence(
         self,
-        holder_key: PublicKey | bytes,
-        assets: Sequence[bytes],
+        offer: Offer | bytes,
+        assets: Sequence[OfferedAsset | bytes],
         *,
         categories: Iterable[DataCategory],
         purposes: Iterable[Purpose],
@@ -91,7 +100,7 @@ class AsyncAdvertiser(AsyncPartyClient):
     ) -> LicenceRequest:
         """Ask the holder for a licence on ``assets`` (see ``Advertiser.request_licence``)."""
         req = common.licence_request(
-            holder_key,
+            offer,
             assets,
             categories=categories,
             purposes=purposes,

@@ -3,7 +3,8 @@
 Both flavours build the same requests here, turn the same responses into the SDK's frozen
 values here, and map the same failures here; :mod:`.sdk` and :mod:`.aio` only send and
 receive. Protobuf messages stay in this module and the two thin I/O layers: callers see
-:class:`Offer`, :class:`LicenceRequest`, :class:`LicenceRecord`, :class:`Termination` and the
+:class:`Offer`, :class:`OfferedAsset`, :class:`LicenceRequest`, :class:`LicenceRecord`,
+:class:`Termination` and the
 :mod:`licentia.vocabulary` enums.
 
 Why one module of this size: it is the SDK's whole I/O-free half, every request built and every
@@ -126,15 +127,37 @@ class Terms:
 
 
 @dataclass(frozen=True, slots=True)
-class Offer:
-    """One holder's offer: whom to ask, on what terms, and which assets are on offer."""
+class OfferedAsset:
+    """One asset of an offer: its category, and this advertiser's reference to it."""
 
-    holder_key: PublicKey
-    handle: str
+    category: DataCategory
+    #: This advertiser's reference to the asset (16 opaque bytes): name it so in
+    #: ``request_licence``. Once licensed, the licence names the asset by its digest.
+    ref: bytes
+    #: True when the exchange stores its bytes (``fetch_asset`` serves them under a licence).
+    stored: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """One holder's offer: whom to ask, on what terms, and which assets are on offer.
+
+    The offer names nobody: the holder is ``offer_ref``, a reference made for this
+    advertiser alone (another advertiser gets another one for the same person, and this one
+    is useless to it), and her assets are references too. Her display name is there only
+    when she chose to show it."""
+
+    #: This advertiser's reference to the holder (opaque bytes): ask her with it.
+    offer_ref: bytes
+    #: Her display name when she chose to show it in offers; else "".
     display_name: str
     terms: Terms
-    #: The holder's assets in the offered categories (category and SHA-256).
-    assets: tuple[Asset, ...]
+    #: The holder's assets in the offered categories.
+    assets: tuple[OfferedAsset, ...]
+
+    def assets_in(self, category: DataCategory) -> tuple[OfferedAsset, ...]:
+        """The offered assets of ``category``."""
+        return tuple(a for a in self.assets if a.category == category)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +220,8 @@ class LicenceRequest:
     state: RequestState
     advertiser_key: PublicKey
     advertiser_organisation: str
-    holder_key: PublicKey
+    #: The holder, as this advertiser's offer named her (never her key before consent).
+    offer_ref: bytes
     #: The exact claims bytes the holder is asked to sign.
     claims: bytes
     created_at: int
@@ -262,14 +286,19 @@ def search_request(
     )
 
 
-def holder_raw(holder_key: PublicKey | bytes) -> bytes:
-    """A holder key as the wire carries it (raw 32 bytes)."""
-    return holder_key.raw if isinstance(holder_key, PublicKey) else bytes(holder_key)
+def offer_raw(offer: Offer | bytes) -> bytes:
+    """An offer's reference as the wire carries it."""
+    return offer.offer_ref if isinstance(offer, Offer) else bytes(offer)
+
+
+def asset_raw(asset: OfferedAsset | bytes) -> bytes:
+    """An offered asset's reference as the wire carries it."""
+    return asset.ref if isinstance(asset, OfferedAsset) else bytes(asset)
 
 
 def licence_request(
-    holder_key: PublicKey | bytes,
-    assets: Sequence[bytes],
+    offer: Offer | bytes,
+    assets: Sequence[OfferedAsset | bytes],
     *,
     categories: Iterable[DataCategory],
     purposes: Iterable[Purpose],
@@ -288,8 +317,8 @@ def licence_request(
     an ``idempotency_key``, a fresh random one is chosen (so a retry of this very request
     pays once)."""
     return exchange_pb2.RequestLicenceRequest(
-        holder_key=holder_raw(holder_key),
-        asset_sha256=list(assets),
+        offer_ref=offer_raw(offer),
+        asset_refs=[asset_raw(a) for a in assets],
         scope=licence_pb2.Scope(
             categories=_wire(categories),
             purposes=_wire(purposes),
@@ -449,12 +478,13 @@ def offer_from(msg: exchange_pb2.Offer) -> Offer:
     """The SDK's :class:`Offer`."""
     known = {int(c) for c in DataCategory}
     return Offer(
-        holder_key=PublicKey(msg.holder_key),
-        handle=msg.handle,
+        offer_ref=msg.offer_ref,
         display_name=msg.display_name,
         terms=terms_from(msg.terms),
         assets=tuple(
-            Asset(DataCategory(a.category), a.sha256) for a in msg.assets if a.category in known
+            OfferedAsset(DataCategory(a.category), a.asset_ref, a.stored)
+            for a in msg.offered_assets
+            if a.category in known
         ),
     )
 
@@ -491,7 +521,7 @@ def request_from(
         state=RequestState(msg.state),
         advertiser_key=PublicKey(msg.advertiser_key),
         advertiser_organisation=msg.advertiser_organisation,
-        holder_key=PublicKey(msg.holder_key),
+        offer_ref=msg.offer_ref,
         claims=msg.claims,
         created_at=msg.created_at,
         expires_at=msg.expires_at,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable, Sequence
 
 from licentia import token as tokens
-from licentia.keys import IssuerKeySet, PublicKey
+from licentia.keys import IssuerKeySet
 from licentia.scope import IntendedUse
 from licentia.token import UnverifiedLicence
 from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, registry_pb2
@@ -20,7 +20,15 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 from ..channel import ExchangeError
 from ..party import PartyClient
 from . import common
-from .common import LicenceRecord, LicenceRequest, Offer, Profile, Statement, Termination
+from .common import (
+    LicenceRecord,
+    LicenceRequest,
+    Offer,
+    OfferedAsset,
+    Profile,
+    Statement,
+    Termination,
+)
 
 
 class Advertiser(PartyClient):
@@ -53,7 +61,8 @@ class Advertiser(PartyClient):
         max_price_per_day: int | None = None,
         page_size: int = 20,
     ) -> Generator[Offer, None, None]:
-        """Every offer matching all the filters given (by handle), fetched a page at a time."""
+        """Every offer matching all the filters given, fetched a page at a time; each names
+        its holder and her assets by this advertiser's references."""
         token = ""
         while True:
             req = common.search_request(
@@ -68,8 +77,8 @@ class Advertiser(PartyClient):
 
     def request_licence(
         self,
-        holder_key: PublicKey | bytes,
-        assets: Sequence[bytes],
+        offer: Offer | bytes,
+        assets: Sequence[OfferedAsset | bytes],
         *,
         categories: Iterable[DataCategory],
         purposes: Iterable[Purpose],
@@ -84,7 +93,9 @@ class Advertiser(PartyClient):
         price_per_use: int = 0,
         idempotency_key: bytes | None = None,
     ) -> LicenceRequest:
-        """Ask the holder for a licence on ``assets`` (their SHA-256 digests).
+        """Ask the holder of ``offer`` (an :class:`Offer` from :meth:`search`, or its
+        ``offer_ref``) for a licence on ``assets`` (its :class:`OfferedAsset` values, or their
+        references). A reference this advertiser was not given is NOT_FOUND.
 
         ``price`` is for the whole term in minor units of the holder's currency (see
         :meth:`Terms.price_for <licentia.clients.advertiser.common.Terms.price_for>`);
@@ -93,7 +104,7 @@ class Advertiser(PartyClient):
         :class:`ExchangeError` with OUTSIDE_TERMS, PRICE_TOO_LOW, OPTED_OUT, … .
         """
         req = common.licence_request(
-            holder_key,
+            offer,
             assets,
             categories=categories,
             purposes=purposes,

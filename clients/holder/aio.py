@@ -30,13 +30,27 @@ class AsyncHolder(AsyncPartyClient):
 
     # -- registry ----------------------------------------------------------------------------
 
-    async def register(self, handle: str, display_name: str = "") -> records_pb2.Profile:
-        """Register this key as a holder under ``handle`` (ALREADY_EXISTS when taken)."""
+    async def register(
+        self, handle: str, display_name: str = "", *, show_display_name: bool = False
+    ) -> records_pb2.Profile:
+        """Register this key as a holder under ``handle`` (see ``Holder.register``)."""
         return (
             await self._rpc.unary(
                 common.REGISTER_HOLDER,
-                common.register_request(handle, display_name),
+                common.register_request(handle, display_name, show_display_name),
                 registry_pb2.RegisterHolderResponse,
+            )
+        ).profile
+
+    async def update_profile(
+        self, display_name: str, *, show_display_name: bool | None = None
+    ) -> records_pb2.Profile:
+        """Rectify the display name (see ``Holder.update_profile``)."""
+        return (
+            await self._rpc.unary(
+                common.UPDATE_PROFILE,
+                common.profile_request(display_name, show_display_name),
+                registry_pb2.UpdateProfileResponse,
             )
         ).profile
 

@@ -45,6 +45,7 @@ PAGE_SIZE = 500
 
 REGISTER_HOLDER = path(registry_pb2, "RegisterHolder")
 GET_PROFILE = path(registry_pb2, "GetProfile")
+UPDATE_PROFILE = path(registry_pb2, "UpdateProfile")
 DECLARE_ASSET = path(registry_pb2, "DeclareAsset")
 LIST_ASSETS = path(registry_pb2, "ListAssets")
 SET_TERMS = path(registry_pb2, "SetTerms")
@@ -94,9 +95,24 @@ def _wire(values: Iterable[int]) -> Any:
     return cast("Any", [int(v) for v in values])
 
 
-def register_request(handle: str, display_name: str) -> registry_pb2.RegisterHolderRequest:
-    """RegisterHolder for ``handle`` (and an optional display name)."""
-    return registry_pb2.RegisterHolderRequest(handle=handle, display_name=display_name)
+def register_request(
+    handle: str, display_name: str, show_display_name: bool = False
+) -> registry_pb2.RegisterHolderRequest:
+    """RegisterHolder for ``handle`` (and an optional display name, shown to advertisers in
+    offers only with ``show_display_name``)."""
+    return registry_pb2.RegisterHolderRequest(
+        handle=handle, display_name=display_name, show_display_name=show_display_name
+    )
+
+
+def profile_request(
+    display_name: str, show_display_name: bool | None
+) -> registry_pb2.UpdateProfileRequest:
+    """UpdateProfile: the display name, and whether offers show it (None: unchanged)."""
+    req = registry_pb2.UpdateProfileRequest(display_name=display_name)
+    if show_display_name is not None:
+        req.show_display_name = show_display_name
+    return req
 
 
 def declare_request(

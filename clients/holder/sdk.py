@@ -30,12 +30,27 @@ class Holder(PartyClient):
 
     # -- registry ----------------------------------------------------------------------------
 
-    def register(self, handle: str, display_name: str = "") -> records_pb2.Profile:
-        """Register this key as a holder under ``handle`` (ALREADY_EXISTS when taken)."""
+    def register(
+        self, handle: str, display_name: str = "", *, show_display_name: bool = False
+    ) -> records_pb2.Profile:
+        """Register this key as a holder under ``handle`` (ALREADY_EXISTS when taken).
+        Offers show advertisers the display name only with ``show_display_name``; the
+        handle never."""
         return self._rpc.unary(
             common.REGISTER_HOLDER,
-            common.register_request(handle, display_name),
+            common.register_request(handle, display_name, show_display_name),
             registry_pb2.RegisterHolderResponse,
+        ).profile
+
+    def update_profile(
+        self, display_name: str, *, show_display_name: bool | None = None
+    ) -> records_pb2.Profile:
+        """Rectify the display name (empty clears it) and, unless None, choose whether
+        offers show it to advertisers."""
+        return self._rpc.unary(
+            common.UPDATE_PROFILE,
+            common.profile_request(display_name, show_display_name),
+            registry_pb2.UpdateProfileResponse,
         ).profile
 
     def profile(self) -> records_pb2.Profile:

@@ -168,7 +168,9 @@ def cmd_register(s: Session) -> None:
     account exists already and that key is still pending)."""
     pending = keystore.info(s.wallet).pending
     try:
-        profile = s.holder.register(s.args.handle, s.args.name or "")
+        profile = s.holder.register(
+            s.args.handle, s.args.name or "", show_display_name=s.args.show_name
+        )
     except ExchangeError as e:
         if e.reason.name != "ALREADY_EXISTS" or pending is None:
             raise

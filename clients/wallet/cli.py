@@ -2,8 +2,10 @@
 
 Every licence to use your name, photo, voice or story needs your consent, given with a key
 that only you hold. This tool keeps that key in an encrypted file (``init``), tells the
-exchange what you offer (``register``, ``assets``, ``terms``), shows you what advertisers ask
-for in plain words (``inbox``), and lets you approve, decline, and revoke at any moment.
+exchange what you offer (``register``, ``assets``, ``terms``) and what of you it shows
+(``profile``: offers name nobody unless you choose to show your name), shows you what
+advertisers ask for in plain words (``inbox``), and lets you approve, decline, and revoke at
+any moment.
 Your account can have several devices (``devices``, ``join``) and a recovery phrase on paper
 that takes it back on a new machine when a device is lost or stolen (``recover``).
 
@@ -58,6 +60,7 @@ from .devices import (
     since_time,
 )
 from .payouts import cmd_payouts_add, cmd_payouts_cancel, cmd_payouts_list
+from .profile import cmd_profile_set, cmd_profile_show
 from .render import (
     _enum,
     _enums,
@@ -128,7 +131,38 @@ def parser() -> argparse.ArgumentParser:
     add("whoami", cmd_whoami, "print your public key")
     p = add("register", cmd_register, "register at the exchange as a person who offers data")
     p.add_argument("--handle", required=True, help="a pseudonym: 3-32 of a-z 0-9 - _")
-    p.add_argument("--name", help="a display name (optional)")
+    p.add_argument("--name", help="a display name (optional; not shown unless --show-name)")
+    p.add_argument(
+        "--show-name",
+        action="store_true",
+        help="show the display name to advertisers in your offers (default: offers name nobody)",
+    )
+    profile = add("profile", lambda s: None, "what the exchange shows of you, and to whom")
+    psub = profile.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
+    p = psub.add_parser("show", help="your handle and display name", parents=[common])
+    p.set_defaults(fn=cmd_profile_show)
+    p = psub.add_parser(
+        "set", help="change your display name, or whether offers show it", parents=[common]
+    )
+    p.set_defaults(fn=cmd_profile_set)
+    name = p.add_mutually_exclusive_group()
+    name.add_argument("--name", help="a new display name")
+    name.add_argument("--no-name", action="store_true", help="clear the display name")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--show-name",
+        dest="show",
+        action="store_const",
+        const=True,
+        help="show the display name to advertisers in your offers",
+    )
+    shown.add_argument(
+        "--hide-name",
+        dest="show",
+        action="store_const",
+        const=False,
+        help="offers show no name (the default)",
+    )
     _account_commands(sub, add, common)
     assets = add("assets", lambda s: None, "declare and list the data you offer")
     asub = assets.add_subparsers(dest="assets_command", required=True, metavar="ACTION")

@@ -39,7 +39,7 @@ class AccountsPart(LicencesPart):
         r = self._row(
             f"SELECT {', '.join('k.' + x.strip() for x in self._KEY.split(','))},"
             " p.key, p.role, p.handle, p.display_name, p.country, p.registered_at,"
-            " p.objecting FROM account_keys k JOIN parties p ON p.key = k.account"
+            " p.objecting, p.show_name FROM account_keys k JOIN parties p ON p.key = k.account"
             " WHERE k.public_key = ?",
             (public_key,),
         )

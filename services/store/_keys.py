@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
 
+from licentia.errors import LicentiaError, Reason
 from licentia.v1 import transparency_pb2
 
 from ..model import (
@@ -37,6 +39,27 @@ class KeysPart(LogPart):
                 )
             rows = c.execute("SELECT name, public_key FROM exchange_keys").fetchall()
             return {str(name): bytes(key) for name, key in rows}
+
+        return self._transact(change)
+
+    def exchange_secret(self, name: str) -> bytes:
+        """The exchange's secret ``name``, made (32 random bytes) at its first use; of two
+        replicas making it at once, both keep the first one committed."""
+        if self.read_only:
+            r = self._row("SELECT secret FROM exchange_secrets WHERE name = ?", (name,))
+            if r is None:
+                raise LicentiaError(Reason.UNAVAILABLE, "the exchange is not set up yet")
+            return bytes(r[0])
+        made = secrets.token_bytes(32)
+
+        def change(c: Conn) -> bytes:
+            c.execute(
+                "INSERT INTO exchange_secrets (name, secret) VALUES (?, ?)"
+                " ON CONFLICT (name) DO NOTHING",
+                (name, made),
+            )
+            r = c.execute("SELECT secret FROM exchange_secrets WHERE name = ?", (name,)).fetchone()
+            return bytes(r[0])
 
         return self._transact(change)
 

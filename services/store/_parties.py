@@ -24,11 +24,12 @@ class PartiesPart(SqlBase):
     """Parties, assets, terms and standing rules."""
 
     # -- parties -------------------------------------------------------------------------
-    _PARTY = "key, role, handle, display_name, country, registered_at, objecting"
+    _PARTY = "key, role, handle, display_name, country, registered_at, objecting, show_name"
+    _PARTY_COLUMNS = 8
 
     @staticmethod
-    def _party(r: tuple[Any, ...]) -> Party:
-        return Party(r[0], Role(r[1]), r[2] or "", r[3], r[4], r[5], bool(r[6]))
+    def _party(r: Sequence[Any]) -> Party:
+        return Party(r[0], Role(r[1]), r[2] or "", r[3], r[4], r[5], bool(r[6]), bool(r[7]))
 
     def add_party(self, party: Party, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Register a party, its key the first of its account's set; ALREADY_EXISTS if its
@@ -42,7 +43,7 @@ class PartiesPart(SqlBase):
                     Reason.ALREADY_EXISTS, "this key is (or was) a key of an account"
                 )
             c.execute(
-                f"INSERT INTO parties ({self._PARTY}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO parties ({self._PARTY}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     party.key,
                     int(party.role),
@@ -51,6 +52,7 @@ class PartiesPart(SqlBase):
                     party.country,
                     party.registered_at,
                     int(party.objecting),
+                    int(party.show_name),
                 ),
             )
             c.execute(
@@ -69,6 +71,17 @@ class PartiesPart(SqlBase):
         r = self._row(f"SELECT {self._PARTY} FROM parties WHERE key = ?", (key,))
         return self._party(r) if r else None
 
+    def holders_by_prefix(self, prefix: bytes) -> list[Party]:
+        """The holders whose account key starts with ``prefix`` (16 bytes), at most two."""
+        if len(prefix) != 16:
+            return []
+        rows = self._rows(
+            f"SELECT {self._PARTY} FROM parties WHERE key >= ? AND key <= ? AND role = ?"
+            " ORDER BY key LIMIT 2",
+            (prefix + bytes(16), prefix + b"\xff" * 16, int(Role.HOLDER)),
+        )
+        return [self._party(r) for r in rows]
+
     def platforms(self, after_handle: str, limit: int) -> list[Party]:
         """Registered platforms by platform id, after ``after_handle`` (at most ``limit``)."""
         rows = self._rows(
@@ -84,15 +97,19 @@ class PartiesPart(SqlBase):
         *,
         display_name: str | None = None,
         objecting: bool | None = None,
+        show_name: bool | None = None,
         nonces: Sequence[SpentNonce] = (),
     ) -> Party:
-        """Change a party's display name or objection; NOT_FOUND if unknown."""
+        """Change a party's display name, whether offers show it, or its objection;
+        NOT_FOUND if unknown."""
 
         def change(c: Conn) -> Party:
             if display_name is not None:
                 c.execute("UPDATE parties SET display_name = ? WHERE key = ?", (display_name, key))
             if objecting is not None:
                 c.execute("UPDATE parties SET objecting = ? WHERE key = ?", (int(objecting), key))
+            if show_name is not None:
+                c.execute("UPDATE parties SET show_name = ? WHERE key = ?", (int(show_name), key))
             r = c.execute(f"SELECT {self._PARTY} FROM parties WHERE key = ?", (key,)).fetchone()
             if r is None:
                 raise LicentiaError(Reason.NOT_FOUND, "no such party")
@@ -227,7 +244,8 @@ class PartiesPart(SqlBase):
             " WHERE p.objecting = 0 AND p.handle > ? ORDER BY p.handle LIMIT ?",
             (after_handle, limit),
         )
-        return [(self._party(r[:7]), self._terms(r[7:])) for r in rows]
+        n = self._PARTY_COLUMNS
+        return [(self._party(r[:n]), self._terms(r[n:])) for r in rows]
 
     # -- standing rules --------------------------------------------------------------------
     _RULE = "rule_id, holder_key, rule, signature, created_at, withdrawn_at"

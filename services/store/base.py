@@ -88,9 +88,16 @@ class PartiesStore(Protocol):
         *,
         display_name: str | None = None,
         objecting: bool | None = None,
+        show_name: bool | None = None,
         nonces: Sequence[SpentNonce] = (),
     ) -> Party:
-        """Change a party's display name or objection; NOT_FOUND if unknown."""
+        """Change a party's display name, whether offers show it (``show_name``), or its
+        objection; NOT_FOUND if unknown."""
+        ...
+
+    def holders_by_prefix(self, prefix: bytes) -> list[Party]:
+        """The holders whose account key starts with ``prefix`` (16 bytes; at most two:
+        one but for a collision of 128-bit prefixes)."""
         ...
 
     # -- assets and terms ----------------------------------------------------------------
@@ -443,6 +450,13 @@ class KeysStore(Protocol):
         store that predates the record, the first start's after the upgrade), in one change;
         returns every record after it. A name already recorded keeps its first key: of two
         replicas starting at once with different keys, one finds the other's."""
+        ...
+
+    def exchange_secret(self, name: str) -> bytes:
+        """The exchange's secret ``name`` (32 random bytes), made at its first use and kept
+        in the store, so that every replica sharing it, and every restart, has the same one
+        (the secret of the advertisers' references: ``offer_refs``). On a read-only store
+        that has none yet: UNAVAILABLE."""
         ...
 
     # -- issuer keys ---------------------------------------------------------------------

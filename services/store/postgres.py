@@ -276,6 +276,13 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE licences ADD COLUMN asset_digests BYTEA NOT NULL DEFAULT '';
         """,
     ),
+    (
+        "m012_offer_refs",
+        """
+        CREATE TABLE exchange_secrets (name TEXT PRIMARY KEY, secret BYTEA NOT NULL);
+        ALTER TABLE parties ADD COLUMN show_name INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 )
 
 #: The channel on which revocations are announced (payload: the event's sequence number).

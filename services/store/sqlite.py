@@ -324,6 +324,19 @@ def m010_account_logs(db: Database) -> None:
     )
 
 
+@migrations()
+def m012_offer_refs(db: Database) -> None:
+    """The exchange's secrets kept in the store (the secret of the advertisers' offer and
+    asset references, the same on every replica), and each holder's choice to show her
+    display name in offers (off: an offer names nobody unless she chose it)."""
+    db.executescript(
+        """
+        CREATE TABLE exchange_secrets (name TEXT PRIMARY KEY, secret BLOB NOT NULL) STRICT;
+        ALTER TABLE parties ADD COLUMN show_name INTEGER NOT NULL DEFAULT 0;
+        """
+    )
+
+
 class SqliteStore(SqlStore):
     """The :class:`~.base.Store` on one SQLite file (``:memory:`` is refused: nothing fakes
     durability)."""

@@ -9,7 +9,7 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -25,10 +25,12 @@ from licentia.keys import PrivateKey
 from licentia.methods import path
 from licentia.presentation import present
 from licentia.scope import IntendedUse
-from licentia.services.app import OPERATOR_KEY_FILE, App, build
+from licentia.services.app import DB_FILE, OPERATOR_KEY_FILE, App, build
 from licentia.services.deps import Settings
+from licentia.services.refs import SECRET_NAME, Refs
 from licentia.services.replica import ReplicaApp, build_replica
 from licentia.services.runtime import RunningServer, ServerSettings, client_channel, start
+from licentia.services.store import open_store
 from licentia.token import (
     LicenceClaims,
     StandingConsent,
@@ -249,6 +251,12 @@ class Party:
     key: PrivateKey
     rpc: SignedChannel
     exchange: Exchange | None = None
+    #: The references' secret of the exchange (:func:`offer_refs`), for a party of an
+    #: exchange that runs as its own process (:func:`secret_in`).
+    secret: bytes | None = None
+    #: With ``secret``: the account ``key`` belongs to, when it is another key's (a service
+    #: key): references are the account's.
+    account: bytes | None = None
 
     def call(self, module: Any, name: str, request: Message, response_cls: type[M]) -> M:
         """A unary call."""
@@ -385,6 +393,41 @@ def ad_scope(purposes: tuple[int, ...] = (Purpose.ADVERTISING,)) -> licence_pb2.
     )
 
 
+def secret_in(data_dir: Path, db: str = "") -> bytes:
+    """The references' secret of the exchange whose data directory is ``data_dir`` (and
+    store ``db``, as ``--db`` names it), read from its store: for an exchange that runs as
+    its own process, once it has started."""
+    store = open_store(db, data_dir / DB_FILE, read_only=True)
+    try:
+        return store.exchange_secret(SECRET_NAME)
+    finally:
+        store.close()
+
+
+def offer_refs(
+    adv: Party, holder_account: bytes, digests: Sequence[bytes] = (PHOTO_SHA,)
+) -> tuple[bytes, list[bytes]]:
+    """``adv``'s references to the holder of ``holder_account`` and to her assets of
+    ``digests``: what SearchOffers gives it. An advertiser learns them only by searching;
+    the tests, which know whom they mean, compute them from the exchange's secret (the
+    party's ``secret``, else its exchange's store)."""
+    account = adv.key.public.raw
+    if adv.secret is not None:
+        secret = adv.secret
+        account = adv.account or account
+    elif adv.exchange is not None:
+        store = adv.exchange.app.deps.store
+        secret = store.exchange_secret(SECRET_NAME)
+        owner = store.key_owner(account)
+        account = owner[0].key if owner is not None else account
+    else:
+        raise ValueError("a party of no known exchange: give it the exchange's secret")
+    refs = Refs(secret)
+    return refs.offer_ref(account, holder_account), refs.asset_refs(
+        account, holder_account, digests
+    )
+
+
 def request_licence(
     adv: Party,
     holder_key: bytes,
@@ -398,17 +441,19 @@ def request_licence(
     idempotency_key: bytes = b"",
     now: int | None = None,
 ) -> exchange_pb2.RequestLicenceResponse:
-    """Ask for the photo for ``days`` from ``now`` (by default the present), at the holder's
-    price unless ``price`` is given. A retry passes the first call's ``now``: a request
-    retried with its idempotency key must be the same request."""
+    """Ask the holder of account ``holder_key`` (by ``adv``'s references: :func:`offer_refs`)
+    for the photo for ``days`` from ``now`` (by default the present), at the holder's price
+    unless ``price`` is given. A retry passes the first call's ``now``: a request retried
+    with its idempotency key must be the same request."""
     now = int(time.time()) if now is None else now
     factor = 3 if exclusive else 1
+    offer_ref, asset_refs = offer_refs(adv, holder_key)
     return adv.call(
         exchange_pb2,
         "RequestLicence",
         exchange_pb2.RequestLicenceRequest(
-            holder_key=holder_key,
-            asset_sha256=[PHOTO_SHA],
+            offer_ref=offer_ref,
+            asset_refs=asset_refs,
             scope=scope or ad_scope(),
             not_before=now,
             not_after=now + days * DAY,

@@ -521,11 +521,14 @@ def test_an_advertisers_service_key_asks_presents_and_sees_its_accounts_licences
         acme.add_recovery_key(vault, "vault")
         acme.add_device(ad_server, "ad server")
         assert [k.name for k in acme.key_set().current.keys] == ["", "vault", "ad server"]
+        (at_office,) = acme.search()
     with Advertiser.connect(ex.address, ad_server, account=office.public.raw) as server:
         now = int(time.time())
+        (offer,) = server.search()
+        assert offer == at_office  # the account's references, whichever of its keys asks
         asked = server.request_licence(
-            holder.key.public.raw,
-            [PHOTO_SHA],
+            offer,
+            offer.assets_in(DataCategory.IMAGE),
             categories=[DataCategory.IMAGE],
             purposes=[Purpose.ADVERTISING],
             media=[Medium.ONLINE],

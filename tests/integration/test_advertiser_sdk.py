@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
+import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import pytest
 
@@ -23,6 +24,8 @@ from licentia.clients.advertiser import (
     LicenceRecord,
     LicenceRequest,
     LicenceState,
+    Offer,
+    OfferedAsset,
     RequestState,
     Termination,
     TerminationCause,
@@ -55,11 +58,24 @@ SCOPE: dict[str, list[DataCategory] | list[Purpose] | list[Medium] | list[str]] 
 
 @pytest.fixture
 def parties(ex: Exchange) -> tuple[Party, Party]:
-    """A registered holder (photo, voice, terms) and the platform "photoshare"."""
+    """A registered holder (photo, voice, terms) who shows her name, "Alice", in offers
+    (which is how the tests' advertisers find hers), and the platform "photoshare"."""
     holder, platform = ex.party(), ex.party()
     register_holder(holder)
+    holder.call(
+        registry_pb2,
+        "UpdateProfile",
+        registry_pb2.UpdateProfileRequest(display_name="Alice", show_display_name=True),
+        registry_pb2.UpdateProfileResponse,
+    )
     register_platform(platform)
     return holder, platform
+
+
+def _alice(offers: Iterable[Offer]) -> tuple[Offer, OfferedAsset]:
+    """Alice's offer among ``offers``, and its photo."""
+    offer = next(o for o in offers if o.display_name == "Alice")
+    return offer, offer.assets_in(DataCategory.IMAGE)[0]
 
 
 # -- the holder's and the platform's side (through the harness) ------------------------------
@@ -141,14 +157,16 @@ def _price(days: int = 30) -> int:
 # -- the synchronous SDK ----------------------------------------------------------------------
 
 
-def _request(adv: Advertiser, holder: Party, **kw: object) -> LicenceRequest:
+def _request(adv: Advertiser, **kw: object) -> LicenceRequest:
+    """Ask Alice, found by her offer, for the photo."""
     args: dict[str, object] = {
         **SCOPE,
         "not_after": int(time.time()) + 30 * DAY,
         "price": _price(),
         **kw,
     }
-    return adv.request_licence(holder.key.public, [PHOTO_SHA], **args)  # type: ignore[arg-type]
+    offer, photo = _alice(adv.search())
+    return adv.request_licence(offer, [photo], **args)  # type: ignore[arg-type]
 
 
 def _watch(adv: Advertiser) -> tuple[queue.Queue[Termination], threading.Thread]:
@@ -185,20 +203,26 @@ def test_sync_story(ex: Exchange, parties: tuple[Party, Party]) -> None:
             ("deposit", 10 * _price(), "bank-ref-1")
         ]
 
-        # Search follows page tokens; filters narrow; values are the SDK's.
-        assert [o.handle for o in adv.search(page_size=1)] == ["alice", "bob"]
+        # Search follows page tokens; filters narrow; values are the SDK's. An offer names
+        # its holder by this advertiser's reference; her name only because she chose it.
+        assert [o.display_name for o in adv.search(page_size=1)] == ["Alice", ""]
         offers = list(adv.search(DataCategory.IMAGE, Purpose.ADVERTISING, territory="FR"))
-        assert [o.handle for o in offers] == ["alice", "bob"]
-        offer = offers[0]
-        assert offer.holder_key == holder.key.public
-        assert PHOTO_SHA in {a.sha256 for a in offer.assets}
+        assert len({o.offer_ref for o in offers}) == 2
+        offer, photo = _alice(offers)
+        assert len(offer.offer_ref) == 32
+        assert [(a.category, a.stored) for a in offer.assets] == [
+            (DataCategory.IMAGE, True),
+            (DataCategory.VOICE, False),
+        ]
+        assert photo.ref not in {PHOTO_SHA, PHOTO_SHA[:16]}
         assert Purpose.DIRECT_MARKETING in offer.terms.refused_purposes
         assert offer.terms.price_for(30 * DAY) == _price()
         assert offer.terms.price_for(30 * DAY, exclusive=True) == 3 * _price()
         assert list(adv.search(max_price_per_day=99)) == []
 
         # Request; the holder approves from another thread while we wait.
-        pending = _request(adv, holder, message="for our spring campaign")
+        pending = _request(adv, message="for our spring campaign")
+        assert pending.offer_ref == offer.offer_ref
         assert pending.state == RequestState.PENDING
         assert pending.licence is None
         assert pending.licence_claims.licensee == key.public
@@ -240,7 +264,7 @@ def test_sync_story(ex: Exchange, parties: tuple[Party, Party]) -> None:
         assert refunded.available + refunded.spent == 10 * _price()
 
         # Erasure: a second licence on the photo ends with cause ERASED.
-        second = _request(adv, holder)
+        second = _request(adv)
         issued = approve_request(holder, _wire_request(second)).licence
         _erase_photo(holder)
         erased = events.get(timeout=2)
@@ -266,10 +290,21 @@ def test_sync_errors_carry_the_servers_reasons(ex: Exchange, parties: tuple[Part
             adv.register("Acme Ads", "FR")
         assert e.value.reason == Reason.ALREADY_EXISTS
 
+        offer, photo = _alice(adv.search())
+        for ref in (secrets.token_bytes(32), holder.key.public.raw):  # nobody's, her key
+            with pytest.raises(ExchangeError) as e:
+                adv.request_licence(
+                    ref,
+                    [photo],
+                    not_after=int(time.time()) + DAY,
+                    price=100,
+                    **SCOPE,  # type: ignore[arg-type]
+                )
+            assert e.value.reason == Reason.NOT_FOUND
         with pytest.raises(ExchangeError) as e:
             adv.request_licence(
-                holder.key.public.raw,
-                [PHOTO_SHA],
+                offer,
+                [photo],
                 categories=[DataCategory.IMAGE],
                 purposes=[Purpose.DIRECT_MARKETING],  # the holder refuses it
                 media=[Medium.ONLINE],
@@ -279,14 +314,14 @@ def test_sync_errors_carry_the_servers_reasons(ex: Exchange, parties: tuple[Part
             )
         assert e.value.reason == Reason.OUTSIDE_TERMS
         with pytest.raises(ExchangeError) as e:
-            _request(adv, holder, price=1)
+            _request(adv, price=1)
         assert e.value.reason == Reason.PRICE_TOO_LOW
 
         with pytest.raises(ExchangeError) as e:
             adv.licence(bytes(16))
         assert e.value.reason == Reason.NOT_FOUND
 
-        pending = _request(adv, holder)
+        pending = _request(adv)
         started = time.monotonic()
         with pytest.raises(DecisionTimeout) as t:
             adv.wait_for_decision(pending.request_id, timeout=0.5)
@@ -311,14 +346,16 @@ def test_sync_errors_carry_the_servers_reasons(ex: Exchange, parties: tuple[Part
 # -- the asyncio SDK --------------------------------------------------------------------------
 
 
-async def _arequest(adv: AsyncAdvertiser, holder: Party, **kw: object) -> LicenceRequest:
+async def _arequest(adv: AsyncAdvertiser, **kw: object) -> LicenceRequest:
+    """Ask Alice, found by her offer, for the photo."""
     args: dict[str, object] = {
         **SCOPE,
         "not_after": int(time.time()) + 30 * DAY,
         "price": _price(),
         **kw,
     }
-    return await adv.request_licence(holder.key.public, [PHOTO_SHA], **args)  # type: ignore[arg-type]
+    offer, photo = _alice([o async for o in adv.search()])
+    return await adv.request_licence(offer, [photo], **args)  # type: ignore[arg-type]
 
 
 async def _in_thread(fn: Callable[[], object]) -> None:
@@ -335,10 +372,10 @@ def test_async_story(ex: Exchange, parties: tuple[Party, Party]) -> None:
             ex.fund(key.public.raw)
             assert (await adv.balance()) == FUNDS
             offers = [o async for o in adv.search(purpose=Purpose.ADVERTISING, page_size=1)]
-            assert [o.handle for o in offers] == ["alice"]
-            assert offers[0].holder_key == holder.key.public
+            assert [o.display_name for o in offers] == ["Alice"]
 
-            pending = await _arequest(adv, holder)
+            pending = await _arequest(adv)
+            assert pending.offer_ref == offers[0].offer_ref
             assert pending.state == RequestState.PENDING
             approver = _approve_later(holder, pending)
             decided = await adv.wait_for_decision(pending.request_id, timeout=5)
@@ -359,7 +396,7 @@ def test_async_story(ex: Exchange, parties: tuple[Party, Party]) -> None:
                 assert revoked.licence_id == licence.licence_id
                 assert revoked.cause == TerminationCause.REVOKED
 
-                second = await _arequest(adv, holder)
+                second = await _arequest(adv)
                 await _in_thread(lambda: approve_request(holder, _wire_request(second)))
                 await _in_thread(lambda: _erase_photo(holder))
                 erased = await asyncio.wait_for(anext(events), 2)
@@ -369,8 +406,8 @@ def test_async_story(ex: Exchange, parties: tuple[Party, Party]) -> None:
     asyncio.run(story())
 
 
-def test_async_errors_carry_the_servers_reasons(ex: Exchange, parties: tuple[Party, Party]) -> None:
-    holder, _ = parties
+@pytest.mark.usefixtures("parties")
+def test_async_errors_carry_the_servers_reasons(ex: Exchange) -> None:
 
     async def errors() -> None:
         async with AsyncAdvertiser.connect(ex.address, PrivateKey.generate()) as adv:
@@ -379,12 +416,13 @@ def test_async_errors_carry_the_servers_reasons(ex: Exchange, parties: tuple[Par
             assert e.value.reason == Reason.INVALID_REQUEST
             await adv.register("Acme Ads", "FR")
             with pytest.raises(ExchangeError) as e:
-                await _arequest(adv, holder, not_after=int(time.time()) + 200 * DAY)
+                await _arequest(adv, not_after=int(time.time()) + 200 * DAY)
             assert e.value.reason == Reason.INVALID_TERM
+            offer, photo = _alice([o async for o in adv.search()])
             with pytest.raises(ExchangeError) as e:
                 await adv.request_licence(
-                    holder.key.public,
-                    [PHOTO_SHA],
+                    offer,
+                    [photo],
                     categories=[DataCategory.IMAGE],
                     purposes=[Purpose.RECRUITMENT],  # not among the holder's purposes
                     media=[Medium.ONLINE],
@@ -396,7 +434,7 @@ def test_async_errors_carry_the_servers_reasons(ex: Exchange, parties: tuple[Par
             with pytest.raises(ExchangeError) as e:
                 await adv.fetch_asset(bytes(16), PHOTO_SHA)
             assert e.value.reason == Reason.NOT_FOUND
-            pending = await _arequest(adv, holder)
+            pending = await _arequest(adv)
             with pytest.raises(DecisionTimeout):
                 await adv.wait_for_decision(pending.request_id, timeout=0.5)
             assert (await adv.withdraw(pending.request_id)).state == RequestState.WITHDRAWN

@@ -101,6 +101,7 @@ from .exchange_harness import (
     register_holder,
     register_platform,
     request_licence,
+    secret_in,
 )
 
 T = TypeVar("T")
@@ -356,6 +357,8 @@ class Parties:
     advertisers: list[PrivateKey]
     platform: PrivateKey
     operator: PrivateKey
+    #: The exchange's references' secret: how the advertisers name the holders they ask.
+    secret: bytes | None = None
 
     @property
     def keys_holder(self) -> PrivateKey:
@@ -384,9 +387,14 @@ class Round:
     #: Service keys an operation is using now (the others in a set are left over by a kill).
     busy_keys: set[bytes] = field(default_factory=set)
 
-    def party(self, key: PrivateKey) -> Party:
-        """``key`` calling over this round's channel."""
-        return Party(key, SignedChannel(self.channel, key, timeout=CALL_TIMEOUT))
+    def party(self, key: PrivateKey, account: bytes | None = None) -> Party:
+        """``key`` (of ``account``, when another's) calling over this round's channel."""
+        return Party(
+            key,
+            SignedChannel(self.channel, key, timeout=CALL_TIMEOUT),
+            secret=self.parties.secret,
+            account=account,
+        )
 
     def log_client(self) -> LogClient:
         """The public log's calls (unsigned)."""
@@ -739,7 +747,7 @@ class Round:
         if self.change_keys(adv, add) != ACK:
             return
         holder = self.party(self.parties.keys_holder)
-        signer = self.party(service)
+        signer = self.party(service, adv.public.raw)
         for _ in range(count):
             _, asked = self.attempt(
                 "RequestLicence",
@@ -1510,13 +1518,13 @@ def check_served(
         proof = client.inclusion_proof(lid, now.size)
         token = s.licences[lid].token
         promise = parse_token(token).promise
-        served = transparency_pb2.LogEntry.FromString(proof.entry)
+        logged = transparency_pb2.LogEntry.FromString(proof.entry)
         # What the licensee checks: the entry at the promised index commits to its token.
         if (
             promise is None
             or proof.index != index_of.get(lid)
             or proof.index != promise.index
-            or served.sealed.commitment != sealed.licence_commitment(token)
+            or logged.sealed.commitment != sealed.licence_commitment(token)
             or not merkle.verify_inclusion(
                 proof.entry, proof.index, now.size, proof.proof, now.root
             )
@@ -1902,6 +1910,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_half_applies_nothing(tmp_pa
             advertisers=[PrivateKey.from_seed(rng.randbytes(32)) for _ in range(2)],
             platform=PrivateKey.from_seed(rng.randbytes(32)),
             operator=operator,
+            secret=secret_in(data),
         )
         log_key = LogKey.parse(vkey(Settings().log_origin, log_signer.public))
         _register(server.address, parties, journal)

@@ -30,6 +30,7 @@ from .exchange_harness import (
     Exchange,
     ExchangeError,
     Party,
+    ad_scope,
     approve_request,
     photo_use,
     reasons,
@@ -73,10 +74,31 @@ def test_the_whole_story(ex: Exchange, cast: tuple[Party, Party, Party]) -> None
         exchange_pb2.SearchOffersRequest(purpose=wire(Purpose.ADVERTISING)[0], territory="FR"),
         exchange_pb2.SearchOffersResponse,
     ).offers
-    assert [o.handle for o in offers] == ["alice"]
-    assert {a.sha256 for a in offers[0].assets} >= {PHOTO_SHA}
+    (offer,) = offers
+    # The offer names nobody: the advertiser's own references, not her key, handle or name.
+    assert len(offer.offer_ref) == 32
+    assert offer.display_name == ""
+    assert {DataCategory(a.category) for a in offer.offered_assets} == {
+        DataCategory.IMAGE,
+        DataCategory.VOICE,
+    }
 
-    pending = request_licence(adv, holder.key.public.raw).request
+    pending = adv.call(
+        exchange_pb2,
+        "RequestLicence",
+        exchange_pb2.RequestLicenceRequest(
+            offer_ref=offer.offer_ref,
+            asset_refs=[
+                a.asset_ref for a in offer.offered_assets if int(a.category) == DataCategory.IMAGE
+            ],
+            scope=ad_scope(),
+            not_after=int(time.time()) + 30 * 86400,
+            offered_price_minor=30 * 100,
+        ),
+        exchange_pb2.RequestLicenceResponse,
+    ).request
+    assert pending.offer_ref == offer.offer_ref
+    assert pending.holder_key == b""
     inbox = holder.call(
         exchange_pb2, "ListInbox", exchange_pb2.ListInboxRequest(), exchange_pb2.ListInboxResponse
     ).requests

@@ -21,7 +21,7 @@ from licentia.clients.holder import AsyncHolder, ExchangeError, Holder, standing
 from licentia.clients.logcheck import LogKey
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey
-from licentia.token import LicenceClaims, parse_token
+from licentia.token import Approval, LicenceClaims, parse_token
 from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, records_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
@@ -32,6 +32,7 @@ from .exchange_harness import (
     Exchange,
     Party,
     ad_scope,
+    offer_refs,
     register_advertiser,
     request_licence,
 )
@@ -235,7 +236,11 @@ def test_errors_are_the_exchanges_reasons_and_nothing_foreign_is_signed(
             with pytest.raises(LicentiaError) as foreign:
                 other.approve(pending)  # claims for another key: refused before any call
             assert foreign.value.reason == Reason.NOT_OWNER
-        assert me.inbox() == [pending]
+        # Her view names her account; the advertiser's named her by its reference only.
+        expected = records_pb2.LicenceRequest()
+        expected.CopyFrom(pending)
+        expected.holder_key, expected.offer_ref = me.public_key.raw, b""
+        assert me.inbox() == [expected]
         assert me.log().checkpoint().note
 
 
@@ -320,12 +325,13 @@ def test_the_readme_example_is_the_docstrings_and_runs(
         """Set the terms; an advertiser then asks for the photo the example declared."""
         terms = set_terms(self, **kw)
         now = int(time.time())
+        account = self.account
         resp = adv.call(
             exchange_pb2,
             "RequestLicence",
             exchange_pb2.RequestLicenceRequest(
-                holder_key=self.public_key.raw,
-                asset_sha256=[hashlib.sha256(b"my photo").digest()],
+                offer_ref=offer_refs(adv, account)[0],
+                asset_refs=offer_refs(adv, account, [hashlib.sha256(b"my photo").digest()])[1],
                 scope=ad_scope(),
                 not_before=now,
                 not_after=now + 30 * DAY,
@@ -354,6 +360,7 @@ def test_the_claims_shown_are_the_claims_signed(ex: Exchange, adv: Party) -> Non
         assert claims.holder == me.public_key
         licence = me.approve(pending)
         token = parse_token(licence.token)
+        assert isinstance(token.consent, Approval)
         assert keys.verify_signature(
             me.public_key.raw, keys.CONSENT, pending.claims, token.consent.signature
         )

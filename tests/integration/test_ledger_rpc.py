@@ -48,6 +48,7 @@ from .exchange_harness import (
     ad_scope,
     add_standing_rule,
     approve_request,
+    offer_refs,
     photo_use,
     register_advertiser,
     register_holder,
@@ -238,17 +239,20 @@ def licence_request(
     w: World,
     holder: Party | None = None,
     *,
+    adv: Party | None = None,
     days: int = 30,
     price: int | None = None,
     per_use: int = 0,
     max_uses: int = 0,
     idempotency_key: bytes = b"",
 ) -> exchange_pb2.RequestLicenceRequest:
-    """The photo for ``days`` from now, at the holder's price unless ``price`` is given."""
+    """The photo for ``days`` from now, at the holder's price unless ``price`` is given, by
+    the references of ``adv`` (by default ``w.adv``), who sends it."""
     now = w.clock.now()
+    offer_ref, asset_refs = offer_refs(adv or w.adv, (holder or w.holder).key.public.raw)
     return exchange_pb2.RequestLicenceRequest(
-        holder_key=(holder or w.holder).key.public.raw,
-        asset_sha256=[PHOTO_SHA],
+        offer_ref=offer_ref,
+        asset_refs=asset_refs,
         scope=ad_scope(),
         not_before=now,
         not_after=now + days * DAY,
@@ -273,7 +277,7 @@ def issue(
 ) -> records_pb2.LicenceRecord:
     """A licence the holder approved."""
     holder = holder or w.holder
-    pending = ask(adv or w.adv, licence_request(w, holder, **kw)).request
+    pending = ask(adv or w.adv, licence_request(w, holder, adv=adv, **kw)).request
     assert pending.state == records_pb2.REQUEST_STATE_PENDING
     return approve_request(holder, pending).licence
 
@@ -472,7 +476,7 @@ def test_approval_without_funds_fails_the_request_and_moves_nothing(w: World) ->
     # The escrow is the time price and every use: 3000 + 2 * 50 > 3099.
     adv = w.new_advertiser(funds=PRICE + 99)
     before_adv, before_holder = statement(adv), statement(w.holder)
-    pending = ask(adv, licence_request(w, per_use=50, max_uses=2)).request
+    pending = ask(adv, licence_request(w, adv=adv, per_use=50, max_uses=2)).request
     assert pending.state == records_pb2.REQUEST_STATE_PENDING
     e = refused(Reason.INSUFFICIENT_FUNDS, lambda: approve_request(w.holder, pending))
     assert e.code == C.FAILED_PRECONDITION
@@ -507,9 +511,12 @@ def test_an_unfunded_advertiser_cannot_be_auto_issued_by_a_standing_rule(w: Worl
     add_alice_rule(w, adv.key.public.raw)
     key = secrets.token_bytes(16)
     before = statement(adv)
-    refused(Reason.INSUFFICIENT_FUNDS, lambda: ask(adv, licence_request(w, idempotency_key=key)))
+    refused(
+        Reason.INSUFFICIENT_FUNDS,
+        lambda: ask(adv, licence_request(w, adv=adv, idempotency_key=key)),
+    )
     # The request is stored FAILED; a retry with its key shows it and pays nothing.
-    again = ask(adv, licence_request(w, idempotency_key=key))
+    again = ask(adv, licence_request(w, adv=adv, idempotency_key=key))
     assert again.request.state == records_pb2.REQUEST_STATE_FAILED
     assert again.request.failure == "INSUFFICIENT_FUNDS"
     assert not again.HasField("licence")
@@ -517,7 +524,7 @@ def test_an_unfunded_advertiser_cannot_be_auto_issued_by_a_standing_rule(w: Worl
     assert statement(adv) == before
     # Funded, the same rule issues at once and escrows.
     w.ex.fund(adv.key.public.raw, PRICE, "top-up")
-    issued = ask(adv, licence_request(w))
+    issued = ask(adv, licence_request(w, adv=adv))
     assert issued.request.state == records_pb2.REQUEST_STATE_ISSUED
     assert issued.request.auto_approved
     st = statement(adv)

@@ -54,6 +54,7 @@ from .exchange_harness import (
     register_platform,
     registered,
     revoke_licence,
+    secret_in,
     start_exchange,
     start_verifier,
     verify,
@@ -590,6 +591,7 @@ def test_sigkill_of_one_server_process_mid_load_loses_nothing_acknowledged(
         operator_channel = grpc.insecure_channel(address_a)
         channels.append(operator_channel)
         fund(operator_party(operator_channel, data), adv.key.public.raw)
+        adv.secret = secret_in(data, url)
         licences = [issue_licence(holder, adv) for _ in range(30)]
         watch = Watch(address_b)
         verifier, raw = start_verifier(address_b, AUDIENCE)

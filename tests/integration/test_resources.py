@@ -36,6 +36,7 @@ from .exchange_harness import (
     register_advertiser,
     register_holder,
     request_licence,
+    secret_in,
     start_exchange,
     wait_for,
 )
@@ -133,7 +134,7 @@ def _parties(server: Process) -> tuple[Party, Party, list[grpc.Channel]]:
     channels = [grpc.insecure_channel(server.address) for _ in range(3)]
     holder_key, adv_key = PrivateKey.generate(), PrivateKey.generate()
     holder = Party(holder_key, SignedChannel(channels[0], holder_key))
-    adv = Party(adv_key, SignedChannel(channels[1], adv_key))
+    adv = Party(adv_key, SignedChannel(channels[1], adv_key), secret=secret_in(server.data_dir))
     register_holder(holder)
     register_advertiser(adv, funds=0)
     fund(operator_party(channels[2], server.data_dir), adv_key.public.raw, FUNDS)

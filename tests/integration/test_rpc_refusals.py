@@ -50,6 +50,7 @@ from .exchange_harness import (
     Party,
     approve_request,
     method_path,
+    offer_refs,
     reasons,
     register_advertiser,
     register_holder,
@@ -236,11 +237,13 @@ def licence_request(
     price: int | None = None,
     max_uses: int = 0,
 ) -> exchange_pb2.RequestLicenceRequest:
-    """The photo (by default) for ``days`` from ``start`` seconds from now, at the price."""
+    """The photo (by default) for ``days`` from ``start`` seconds from now, at the price, by
+    the advertiser's references to the holder and those assets."""
     not_before = w.now() + start
+    offer_ref, asset_refs = offer_refs(w.adv, (holder or w.holder).key.public.raw, assets)
     return exchange_pb2.RequestLicenceRequest(
-        holder_key=(holder or w.holder).key.public.raw,
-        asset_sha256=list(assets),
+        offer_ref=offer_ref,
+        asset_refs=asset_refs,
         scope=scope_ or scope(),
         not_before=not_before,
         not_after=not_before + days * DAY,
@@ -845,7 +848,7 @@ def test_a_holder_without_terms_offers_nothing(shared: World) -> None:
     assert not got.HasField("terms")
     assert got.ByteSize() == 0
     offers = invoke(w.adv, "SearchOffers", exchange_pb2.SearchOffersRequest()).offers
-    assert [o.handle for o in offers] == ["alice", "bob"]
+    assert [o.offer_ref for o in offers] == [_ref(w, w.holder), _ref(w, w.bob)]
     before = state(w)
     request_ = licence_request(w, holder=w.carol)
     refused(Reason.OUTSIDE_TERMS, lambda: invoke(w.adv, "RequestLicence", request_))
@@ -873,7 +876,7 @@ def test_objection_stops_requests_and_approvals_until_withdrawn(w: World) -> Non
     assert object_(True).objecting
     assert invoke(w.holder, "GetProfile", registry_pb2.GetProfileRequest()).profile.objecting
     offers = invoke(w.adv, "SearchOffers", exchange_pb2.SearchOffersRequest()).offers
-    assert [o.handle for o in offers] == ["bob"]
+    assert [o.offer_ref for o in offers] == [_ref(w, w.bob)]
     before = state(w)
     refused(Reason.OPTED_OUT, lambda: ask(w))
     refused(Reason.OPTED_OUT, lambda: approve_request(w.holder, w.pending))
@@ -908,6 +911,16 @@ def _at(start: int, end: int) -> RequestCase:
     return _with(not_before=lambda w: w.now() + start, not_after=lambda w: w.now() + end)
 
 
+def _ref(w: World, holder: Party, adv: Party | None = None) -> bytes:
+    """The advertiser's (by default ``w.adv``'s) reference to ``holder``."""
+    return offer_refs(adv or w.adv, holder.key.public.raw)[0]
+
+
+def _assets(*digests: bytes) -> RequestCase:
+    """The photo request, naming the holder's assets of ``digests`` by reference."""
+    return _with(asset_refs=lambda w: offer_refs(w.adv, w.holder.key.public.raw, digests)[1])
+
+
 def _with(**fields: Any) -> RequestCase:
     def build(w: World) -> exchange_pb2.RequestLicenceRequest:
         r = licence_request(w)
@@ -928,21 +941,35 @@ def _with(**fields: Any) -> RequestCase:
 @pytest.mark.parametrize(
     ("case", "reason"),
     [
-        P("no-holder", _with(holder_key=secrets.token_bytes(32)), Reason.NOT_FOUND),
-        P("short-holder-key", _with(holder_key=b"short"), Reason.NOT_FOUND),
-        P("empty-holder-key", _with(holder_key=b""), Reason.NOT_FOUND),
-        P("advertiser", _with(holder_key=lambda w: w.adv2.key.public.raw), Reason.NOT_FOUND),
-        P("platform", _with(holder_key=lambda w: w.platform.key.public.raw), Reason.NOT_FOUND),
+        P("no-holder", _with(offer_ref=secrets.token_bytes(32)), Reason.NOT_FOUND),
+        P("short-offer-ref", _with(offer_ref=b"short"), Reason.NOT_FOUND),
+        P("empty-offer-ref", _with(offer_ref=b""), Reason.NOT_FOUND),
+        P("holder-key", _with(offer_ref=lambda w: w.holder.key.public.raw), Reason.NOT_FOUND),
+        P("adv2s-ref", _with(offer_ref=lambda w: _ref(w, w.holder, w.adv2)), Reason.NOT_FOUND),
+        P("advertiser", _with(offer_ref=lambda w: _ref(w, w.adv2)), Reason.NOT_FOUND),
+        P("platform", _with(offer_ref=lambda w: _ref(w, w.platform)), Reason.NOT_FOUND),
         P("no-scope", _with(scope=None), Reason.INVALID_REQUEST),
-        P("no-assets", _with(asset_sha256=[]), Reason.INVALID_REQUEST),
+        P("no-assets", _with(asset_refs=[]), Reason.INVALID_REQUEST),
         P(
             "17-assets",
-            _with(asset_sha256=[bytes([i]) * 32 for i in range(17)]),
+            _with(asset_refs=[bytes([i]) * 16 for i in range(17)]),
             Reason.INVALID_REQUEST,
         ),
-        P("dup-assets", _with(asset_sha256=[PHOTO_SHA, PHOTO_SHA]), Reason.INVALID_REQUEST),
-        P("undeclared-asset", _with(asset_sha256=[PHOTO_SHA, b"\x07" * 32]), Reason.NOT_FOUND),
-        P("asset-off-scope", _with(asset_sha256=[PHOTO_SHA, VOICE_SHA]), Reason.INVALID_REQUEST),
+        P("dup-assets", _assets(PHOTO_SHA, PHOTO_SHA), Reason.INVALID_REQUEST),
+        P("undeclared-asset", _assets(PHOTO_SHA, b"\x07" * 32), Reason.NOT_FOUND),
+        P("asset-off-scope", _assets(PHOTO_SHA, VOICE_SHA), Reason.INVALID_REQUEST),
+        P("plain-digest", _with(asset_refs=[PHOTO_SHA]), Reason.NOT_FOUND),
+        P("short-asset-ref", _with(asset_refs=[b"short"]), Reason.NOT_FOUND),
+        P(
+            "adv2s-asset-ref",
+            _with(asset_refs=lambda w: offer_refs(w.adv2, w.holder.key.public.raw)[1]),
+            Reason.NOT_FOUND,
+        ),
+        P(
+            "bobs-asset-ref",
+            _with(asset_refs=lambda w: offer_refs(w.adv, w.bob.key.public.raw)[1]),
+            Reason.NOT_FOUND,
+        ),
         P("unknown-purpose", _scoped(purposes=(99,)), Reason.INVALID_REQUEST),
         P("no-territory", _scoped(territories=()), Reason.INVALID_REQUEST),
         P("message-513", _with(message="m" * 513), Reason.INVALID_REQUEST),
@@ -1020,6 +1047,8 @@ def test_bad_licence_requests_are_refused(shared: World, case: RequestCase, reas
         (exchange_pb2.SearchOffersRequest(territory="XX"), "territory"),
         (exchange_pb2.SearchOffersRequest(territory="fr"), "territory"),
         (exchange_pb2.SearchOffersRequest(page_token="h" * 65), "page token"),
+        (exchange_pb2.SearchOffersRequest(page_token="alice"), "page token"),  # a handle
+        (exchange_pb2.SearchOffersRequest(page_token="h" * 43), "page token"),  # nobody's ref
     ],
 )
 def test_bad_searches_are_invalid(shared: World, request_: Message, field: str) -> None:
@@ -1036,18 +1065,18 @@ def test_search_offers_pages_through_every_holder_once(tmp_path: Path) -> None:
         adv = ex.party()
         register_advertiser(adv)
         max100 = invoke(adv, "SearchOffers", exchange_pb2.SearchOffersRequest(page_size=100))
-        assert [o.handle for o in max100.offers] == ["h01", "h02", "h03", "h04", "h05"]
-        pages: list[list[str]] = []
+        refs = [offer_refs(adv, h.key.public.raw)[0] for h in holders]  # h01 … h05
+        assert [o.offer_ref for o in max100.offers] == refs
+        pages: list[list[bytes]] = []
         token = ""
         while True:
             request_ = exchange_pb2.SearchOffersRequest(page_size=2, page_token=token)
             page = invoke(adv, "SearchOffers", request_)
-            pages.append([o.handle for o in page.offers])
+            pages.append([o.offer_ref for o in page.offers])
             token = page.next_page_token
             if not token:
                 break
-        assert pages == [["h01", "h02"], ["h03", "h04"], ["h05"]]
-        assert [o.holder_key for o in max100.offers] == [h.key.public.raw for h in holders]
+        assert pages == [refs[:2], refs[2:4], refs[4:]]
     finally:
         ex.stop()
 
@@ -1455,8 +1484,8 @@ def test_list_licences_pages_through_every_licence_once(tmp_path: Path, spread: 
                 adv,
                 "RequestLicence",
                 exchange_pb2.RequestLicenceRequest(
-                    holder_key=holder.key.public.raw,
-                    asset_sha256=[PHOTO_SHA],
+                    offer_ref=offer_refs(adv, holder.key.public.raw)[0],
+                    asset_refs=offer_refs(adv, holder.key.public.raw)[1],
                     scope=scope(),
                     not_before=now,
                     not_after=now + DAY,

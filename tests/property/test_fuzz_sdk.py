@@ -22,7 +22,7 @@ from licentia.errors import Reason
 from licentia.examples import typical_claims
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
 from licentia.token import approve, issue
-from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, records_pb2
+from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, records_pb2, vocabulary_pb2
 
 NOW = 1_800_000_000
 ISSUER, HOLDER, ADV = (PrivateKey.from_seed(bytes([0x60 + i]) * 32) for i in range(3))
@@ -66,7 +66,14 @@ READERS: list[tuple[str, Callable[[Any], Any], Message]] = [
     (
         "offer_from",
         common.offer_from,
-        exchange_pb2.Offer(holder_key=HOLDER.public.raw, handle="alice"),
+        exchange_pb2.Offer(
+            offer_ref=bytes(32),
+            offered_assets=[
+                exchange_pb2.OfferedAsset(
+                    category=vocabulary_pb2.DATA_CATEGORY_IMAGE, asset_ref=bytes(16)
+                )
+            ],
+        ),
     ),
     (
         "statement_from",

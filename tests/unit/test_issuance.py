@@ -143,7 +143,8 @@ def test_the_covering_rule_is_one_in_force_never_for_a_sensitive_use() -> None:
         commit_rule(StandingConsent(row.rule, row.signature), b"\x05" * 16),
         HOLDER.public.raw,
     )
-    assert covered is not None and covered[0].opens_to(StandingConsent(row.rule, row.signature))
+    assert covered is not None
+    assert covered[0].opens_to(StandingConsent(row.rule, row.signature))
 
     def cover(rows: list[StandingRuleRow], c: LicenceClaims = claims, at: int = NOW) -> object:
         return issuance.covering_rule(rows, c, at, plain.assets, b"\x05" * 16)

@@ -75,7 +75,7 @@ LIMITS = [
     ("CancelPayoutDestinationRequest", "reference", f"1-{ledger_service.MAX_REFERENCE_CHARS}"),
     ("GetStatementRequest", "page_size", f"1-{ledger_service.MAX_PAGE}; 0 = 100"),
     ("GetStatementRequest", "before_posting", "2^63-1"),
-    ("RequestLicenceRequest", "asset_sha256", f"1-{MAX_ASSETS}, distinct"),
+    ("RequestLicenceRequest", "asset_refs", f"1-{MAX_ASSETS}, distinct"),
     ("RequestLicenceRequest", "message", f"at most {market.MAX_TEXT_CHARS} characters"),
     ("RequestLicenceRequest", "offered_price_minor", _power_of_ten(market.MAX_PRICE)),
     ("RequestLicenceRequest", "not_before", "at most 300 s before"),

@@ -28,20 +28,26 @@ class SearchOffersRequest(_message.Message):
     def __init__(self, category: _Optional[_Union[_vocabulary_pb2.DataCategory, str]] = ..., purpose: _Optional[_Union[_vocabulary_pb2.Purpose, str]] = ..., medium: _Optional[_Union[_vocabulary_pb2.Medium, str]] = ..., territory: _Optional[str] = ..., max_price_per_day_minor: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class Offer(_message.Message):
-    __slots__ = ("holder_key", "handle", "display_name", "terms", "assets", "stored_sha256")
-    HOLDER_KEY_FIELD_NUMBER: _ClassVar[int]
-    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("display_name", "terms", "offer_ref", "offered_assets")
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     TERMS_FIELD_NUMBER: _ClassVar[int]
-    ASSETS_FIELD_NUMBER: _ClassVar[int]
-    STORED_SHA256_FIELD_NUMBER: _ClassVar[int]
-    holder_key: bytes
-    handle: str
+    OFFER_REF_FIELD_NUMBER: _ClassVar[int]
+    OFFERED_ASSETS_FIELD_NUMBER: _ClassVar[int]
     display_name: str
     terms: _records_pb2.Terms
-    assets: _containers.RepeatedCompositeFieldContainer[_licence_pb2.Asset]
-    stored_sha256: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, holder_key: _Optional[bytes] = ..., handle: _Optional[str] = ..., display_name: _Optional[str] = ..., terms: _Optional[_Union[_records_pb2.Terms, _Mapping]] = ..., assets: _Optional[_Iterable[_Union[_licence_pb2.Asset, _Mapping]]] = ..., stored_sha256: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    offer_ref: bytes
+    offered_assets: _containers.RepeatedCompositeFieldContainer[OfferedAsset]
+    def __init__(self, display_name: _Optional[str] = ..., terms: _Optional[_Union[_records_pb2.Terms, _Mapping]] = ..., offer_ref: _Optional[bytes] = ..., offered_assets: _Optional[_Iterable[_Union[OfferedAsset, _Mapping]]] = ...) -> None: ...
+
+class OfferedAsset(_message.Message):
+    __slots__ = ("category", "asset_ref", "stored")
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    ASSET_REF_FIELD_NUMBER: _ClassVar[int]
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    category: _vocabulary_pb2.DataCategory
+    asset_ref: bytes
+    stored: bool
+    def __init__(self, category: _Optional[_Union[_vocabulary_pb2.DataCategory, str]] = ..., asset_ref: _Optional[bytes] = ..., stored: _Optional[bool] = ...) -> None: ...
 
 class SearchOffersResponse(_message.Message):
     __slots__ = ("offers", "next_page_token")
@@ -52,9 +58,7 @@ class SearchOffersResponse(_message.Message):
     def __init__(self, offers: _Optional[_Iterable[_Union[Offer, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class RequestLicenceRequest(_message.Message):
-    __slots__ = ("holder_key", "asset_sha256", "scope", "not_before", "not_after", "max_uses", "exclusive", "offered_price_minor", "message", "price_per_use_minor", "idempotency_key")
-    HOLDER_KEY_FIELD_NUMBER: _ClassVar[int]
-    ASSET_SHA256_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("scope", "not_before", "not_after", "max_uses", "exclusive", "offered_price_minor", "message", "price_per_use_minor", "idempotency_key", "offer_ref", "asset_refs")
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     NOT_BEFORE_FIELD_NUMBER: _ClassVar[int]
     NOT_AFTER_FIELD_NUMBER: _ClassVar[int]
@@ -64,8 +68,8 @@ class RequestLicenceRequest(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_USE_MINOR_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
-    holder_key: bytes
-    asset_sha256: _containers.RepeatedScalarFieldContainer[bytes]
+    OFFER_REF_FIELD_NUMBER: _ClassVar[int]
+    ASSET_REFS_FIELD_NUMBER: _ClassVar[int]
     scope: _licence_pb2.Scope
     not_before: int
     not_after: int
@@ -75,7 +79,9 @@ class RequestLicenceRequest(_message.Message):
     message: str
     price_per_use_minor: int
     idempotency_key: bytes
-    def __init__(self, holder_key: _Optional[bytes] = ..., asset_sha256: _Optional[_Iterable[bytes]] = ..., scope: _Optional[_Union[_licence_pb2.Scope, _Mapping]] = ..., not_before: _Optional[int] = ..., not_after: _Optional[int] = ..., max_uses: _Optional[int] = ..., exclusive: _Optional[bool] = ..., offered_price_minor: _Optional[int] = ..., message: _Optional[str] = ..., price_per_use_minor: _Optional[int] = ..., idempotency_key: _Optional[bytes] = ...) -> None: ...
+    offer_ref: bytes
+    asset_refs: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, scope: _Optional[_Union[_licence_pb2.Scope, _Mapping]] = ..., not_before: _Optional[int] = ..., not_after: _Optional[int] = ..., max_uses: _Optional[int] = ..., exclusive: _Optional[bool] = ..., offered_price_minor: _Optional[int] = ..., message: _Optional[str] = ..., price_per_use_minor: _Optional[int] = ..., idempotency_key: _Optional[bytes] = ..., offer_ref: _Optional[bytes] = ..., asset_refs: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class RequestLicenceResponse(_message.Message):
     __slots__ = ("request", "licence")

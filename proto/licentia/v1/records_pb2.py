@@ -26,39 +26,39 @@ from licentia.v1 import licence_pb2 as licentia_dot_v1_dot_licence__pb2
 from licentia.v1 import vocabulary_pb2 as licentia_dot_v1_dot_vocabulary__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19licentia/v1/records.proto\x12\x0blicentia.v1\x1a\x19licentia/v1/licence.proto\x1a\x1clicentia/v1/vocabulary.proto\"\x9d\x01\n\x07Profile\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12$\n\x04role\x18\x02 \x01(\x0e\x32\x16.licentia.v1.PartyRole\x12\x0e\n\x06handle\x18\x03 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x05 \x01(\t\x12\x15\n\rregistered_at\x18\x06 \x01(\x04\x12\x11\n\tobjecting\x18\x07 \x01(\x08\"\x99\x01\n\x0b\x41ssetRecord\x12+\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32\x19.licentia.v1.DataCategory\x12\x0e\n\x06sha256\x18\x02 \x01(\x0c\x12\r\n\x05label\x18\x03 \x01(\t\x12\x13\n\x0bhas_content\x18\x04 \x01(\x08\x12\x14\n\x0c\x63ontent_size\x18\x05 \x01(\x04\x12\x13\n\x0b\x64\x65\x63lared_at\x18\x06 \x01(\x04\"\xed\x02\n\x05Terms\x12-\n\ncategories\x18\x01 \x03(\x0e\x32\x19.licentia.v1.DataCategory\x12.\n\x10\x61llowed_purposes\x18\x02 \x03(\x0e\x32\x14.licentia.v1.Purpose\x12.\n\x10refused_purposes\x18\x03 \x03(\x0e\x32\x14.licentia.v1.Purpose\x12\"\n\x05media\x18\x04 \x03(\x0e\x32\x13.licentia.v1.Medium\x12\x13\n\x0bterritories\x18\x05 \x03(\t\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x1b\n\x13price_per_day_minor\x18\x07 \x01(\x04\x12\x18\n\x10max_term_seconds\x18\x08 \x01(\x04\x12\x1b\n\x13\x65xclusivity_offered\x18\t \x01(\x08\x12\"\n\x1a\x65xclusivity_multiplier_bps\x18\n \x01(\r\x12\x12\n\nupdated_at\x18\x0b \x01(\x04\"\x9f\x02\n\x0eLicenceRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x0c\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.licentia.v1.RequestState\x12\x16\n\x0e\x61\x64vertiser_key\x18\x03 \x01(\x0c\x12\x1f\n\x17\x61\x64vertiser_organisation\x18\x04 \x01(\t\x12\x12\n\nholder_key\x18\x05 \x01(\x0c\x12\x0e\n\x06\x63laims\x18\x06 \x01(\x0c\x12\x12\n\ncreated_at\x18\x07 \x01(\x04\x12\x12\n\nexpires_at\x18\x08 \x01(\x04\x12\x12\n\nupdated_at\x18\t \x01(\x04\x12\x0e\n\x06reason\x18\n \x01(\t\x12\x0f\n\x07\x66\x61ilure\x18\x0b \x01(\t\x12\x15\n\rauto_approved\x18\x0c \x01(\x08\"\xe6\x02\n\rLicenceRecord\x12\x12\n\nlicence_id\x18\x01 \x01(\x0c\x12\r\n\x05token\x18\x02 \x01(\t\x12(\n\x05state\x18\x03 \x01(\x0e\x32\x19.licentia.v1.LicenceState\x12\x12\n\nholder_key\x18\x04 \x01(\x0c\x12\x14\n\x0clicensee_key\x18\x05 \x01(\x0c\x12\x11\n\tissued_at\x18\x06 \x01(\x04\x12\x12\n\nnot_before\x18\x07 \x01(\x04\x12\x11\n\tnot_after\x18\x08 \x01(\x04\x12\x12\n\nrevoked_at\x18\t \x01(\x04\x12\x0c\n\x04uses\x18\n \x01(\r\x12\x10\n\x08max_uses\x18\x0b \x01(\r\x12\x12\n\nrequest_id\x18\x0c \x01(\x0c\x12\x14\n\x0cstatus_index\x18\r \x01(\x04\x12\x13\n\x0b\x63onsent_key\x18\x0e \x01(\x0c\x12\x1b\n\x13licensee_device_key\x18\x0f \x01(\x0c\x12\x14\n\x0c\x61sset_sha256\x18\x10 \x03(\x0c\"\\\n\x0b\x41ssetAccess\x12\x0e\n\x06sha256\x18\x01 \x01(\x0c\x12\x12\n\nlicence_id\x18\x02 \x01(\x0c\x12\x14\n\x0clicensee_key\x18\x03 \x01(\x0c\x12\x13\n\x0b\x61\x63\x63\x65ssed_at\x18\x04 \x01(\x04\"m\n\x12StandingRuleRecord\x12-\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x1c.licentia.v1.StandingConsent\x12\x12\n\ncreated_at\x18\x02 \x01(\x04\x12\x14\n\x0cwithdrawn_at\x18\x03 \x01(\x04\"\x8e\x01\n\x12TerminationReceipt\x12\x12\n\nlicence_id\x18\x01 \x01(\x0c\x12\x12\n\nholder_key\x18\x02 \x01(\x0c\x12\x14\n\x0clicensee_key\x18\x03 \x01(\x0c\x12\x12\n\nrevoked_at\x18\x04 \x01(\x04\x12\x14\n\x0cstatus_index\x18\x05 \x01(\x04\x12\x10\n\x08sequence\x18\x06 \x01(\x04\"U\n\x18SignedTerminationReceipt\x12\x0f\n\x07receipt\x18\x01 \x01(\x0c\x12\x15\n\rissuer_key_id\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"Z\n\x06Notice\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.licentia.v1.NoticeKind\x12\n\n\x02\x61t\x18\x02 \x01(\x04\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0f\n\x07subject\x18\x04 \x01(\t*r\n\tPartyRole\x12\x1a\n\x16PARTY_ROLE_UNSPECIFIED\x10\x00\x12\x15\n\x11PARTY_ROLE_HOLDER\x10\x01\x12\x19\n\x15PARTY_ROLE_ADVERTISER\x10\x02\x12\x17\n\x13PARTY_ROLE_PLATFORM\x10\x03*\xd0\x01\n\x0cRequestState\x12\x1d\n\x19REQUEST_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15REQUEST_STATE_PENDING\x10\x01\x12\x18\n\x14REQUEST_STATE_ISSUED\x10\x02\x12\x1a\n\x16REQUEST_STATE_DECLINED\x10\x03\x12\x19\n\x15REQUEST_STATE_EXPIRED\x10\x04\x12\x18\n\x14REQUEST_STATE_FAILED\x10\x05\x12\x1b\n\x17REQUEST_STATE_WITHDRAWN\x10\x06*}\n\x0cLicenceState\x12\x1d\n\x19LICENCE_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14LICENCE_STATE_ACTIVE\x10\x01\x12\x19\n\x15LICENCE_STATE_EXPIRED\x10\x02\x12\x19\n\x15LICENCE_STATE_REVOKED\x10\x03*S\n\nNoticeKind\x12\x1b\n\x17NOTICE_KIND_UNSPECIFIED\x10\x00\x12(\n$NOTICE_KIND_PAYOUT_DESTINATION_ADDED\x10\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19licentia/v1/records.proto\x12\x0blicentia.v1\x1a\x19licentia/v1/licence.proto\x1a\x1clicentia/v1/vocabulary.proto\"\xb8\x01\n\x07Profile\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12$\n\x04role\x18\x02 \x01(\x0e\x32\x16.licentia.v1.PartyRole\x12\x0e\n\x06handle\x18\x03 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x05 \x01(\t\x12\x15\n\rregistered_at\x18\x06 \x01(\x04\x12\x11\n\tobjecting\x18\x07 \x01(\x08\x12\x19\n\x11show_display_name\x18\x14 \x01(\x08\"\x99\x01\n\x0b\x41ssetRecord\x12+\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32\x19.licentia.v1.DataCategory\x12\x0e\n\x06sha256\x18\x02 \x01(\x0c\x12\r\n\x05label\x18\x03 \x01(\t\x12\x13\n\x0bhas_content\x18\x04 \x01(\x08\x12\x14\n\x0c\x63ontent_size\x18\x05 \x01(\x04\x12\x13\n\x0b\x64\x65\x63lared_at\x18\x06 \x01(\x04\"\xed\x02\n\x05Terms\x12-\n\ncategories\x18\x01 \x03(\x0e\x32\x19.licentia.v1.DataCategory\x12.\n\x10\x61llowed_purposes\x18\x02 \x03(\x0e\x32\x14.licentia.v1.Purpose\x12.\n\x10refused_purposes\x18\x03 \x03(\x0e\x32\x14.licentia.v1.Purpose\x12\"\n\x05media\x18\x04 \x03(\x0e\x32\x13.licentia.v1.Medium\x12\x13\n\x0bterritories\x18\x05 \x03(\t\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x1b\n\x13price_per_day_minor\x18\x07 \x01(\x04\x12\x18\n\x10max_term_seconds\x18\x08 \x01(\x04\x12\x1b\n\x13\x65xclusivity_offered\x18\t \x01(\x08\x12\"\n\x1a\x65xclusivity_multiplier_bps\x18\n \x01(\r\x12\x12\n\nupdated_at\x18\x0b \x01(\x04\"\xb2\x02\n\x0eLicenceRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x0c\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.licentia.v1.RequestState\x12\x16\n\x0e\x61\x64vertiser_key\x18\x03 \x01(\x0c\x12\x1f\n\x17\x61\x64vertiser_organisation\x18\x04 \x01(\t\x12\x12\n\nholder_key\x18\x05 \x01(\x0c\x12\x0e\n\x06\x63laims\x18\x06 \x01(\x0c\x12\x12\n\ncreated_at\x18\x07 \x01(\x04\x12\x12\n\nexpires_at\x18\x08 \x01(\x04\x12\x12\n\nupdated_at\x18\t \x01(\x04\x12\x0e\n\x06reason\x18\n \x01(\t\x12\x0f\n\x07\x66\x61ilure\x18\x0b \x01(\t\x12\x15\n\rauto_approved\x18\x0c \x01(\x08\x12\x11\n\toffer_ref\x18\x14 \x01(\x0c\"\xe6\x02\n\rLicenceRecord\x12\x12\n\nlicence_id\x18\x01 \x01(\x0c\x12\r\n\x05token\x18\x02 \x01(\t\x12(\n\x05state\x18\x03 \x01(\x0e\x32\x19.licentia.v1.LicenceState\x12\x12\n\nholder_key\x18\x04 \x01(\x0c\x12\x14\n\x0clicensee_key\x18\x05 \x01(\x0c\x12\x11\n\tissued_at\x18\x06 \x01(\x04\x12\x12\n\nnot_before\x18\x07 \x01(\x04\x12\x11\n\tnot_after\x18\x08 \x01(\x04\x12\x12\n\nrevoked_at\x18\t \x01(\x04\x12\x0c\n\x04uses\x18\n \x01(\r\x12\x10\n\x08max_uses\x18\x0b \x01(\r\x12\x12\n\nrequest_id\x18\x0c \x01(\x0c\x12\x14\n\x0cstatus_index\x18\r \x01(\x04\x12\x13\n\x0b\x63onsent_key\x18\x0e \x01(\x0c\x12\x1b\n\x13licensee_device_key\x18\x0f \x01(\x0c\x12\x14\n\x0c\x61sset_sha256\x18\x10 \x03(\x0c\"\\\n\x0b\x41ssetAccess\x12\x0e\n\x06sha256\x18\x01 \x01(\x0c\x12\x12\n\nlicence_id\x18\x02 \x01(\x0c\x12\x14\n\x0clicensee_key\x18\x03 \x01(\x0c\x12\x13\n\x0b\x61\x63\x63\x65ssed_at\x18\x04 \x01(\x04\"m\n\x12StandingRuleRecord\x12-\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x1c.licentia.v1.StandingConsent\x12\x12\n\ncreated_at\x18\x02 \x01(\x04\x12\x14\n\x0cwithdrawn_at\x18\x03 \x01(\x04\"\x8e\x01\n\x12TerminationReceipt\x12\x12\n\nlicence_id\x18\x01 \x01(\x0c\x12\x12\n\nholder_key\x18\x02 \x01(\x0c\x12\x14\n\x0clicensee_key\x18\x03 \x01(\x0c\x12\x12\n\nrevoked_at\x18\x04 \x01(\x04\x12\x14\n\x0cstatus_index\x18\x05 \x01(\x04\x12\x10\n\x08sequence\x18\x06 \x01(\x04\"U\n\x18SignedTerminationReceipt\x12\x0f\n\x07receipt\x18\x01 \x01(\x0c\x12\x15\n\rissuer_key_id\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"Z\n\x06Notice\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.licentia.v1.NoticeKind\x12\n\n\x02\x61t\x18\x02 \x01(\x04\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0f\n\x07subject\x18\x04 \x01(\t*r\n\tPartyRole\x12\x1a\n\x16PARTY_ROLE_UNSPECIFIED\x10\x00\x12\x15\n\x11PARTY_ROLE_HOLDER\x10\x01\x12\x19\n\x15PARTY_ROLE_ADVERTISER\x10\x02\x12\x17\n\x13PARTY_ROLE_PLATFORM\x10\x03*\xd0\x01\n\x0cRequestState\x12\x1d\n\x19REQUEST_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15REQUEST_STATE_PENDING\x10\x01\x12\x18\n\x14REQUEST_STATE_ISSUED\x10\x02\x12\x1a\n\x16REQUEST_STATE_DECLINED\x10\x03\x12\x19\n\x15REQUEST_STATE_EXPIRED\x10\x04\x12\x18\n\x14REQUEST_STATE_FAILED\x10\x05\x12\x1b\n\x17REQUEST_STATE_WITHDRAWN\x10\x06*}\n\x0cLicenceState\x12\x1d\n\x19LICENCE_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14LICENCE_STATE_ACTIVE\x10\x01\x12\x19\n\x15LICENCE_STATE_EXPIRED\x10\x02\x12\x19\n\x15LICENCE_STATE_REVOKED\x10\x03*S\n\nNoticeKind\x12\x1b\n\x17NOTICE_KIND_UNSPECIFIED\x10\x00\x12(\n$NOTICE_KIND_PAYOUT_DESTINATION_ADDED\x10\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'licentia.v1.records_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PARTYROLE']._serialized_start=1963
-  _globals['_PARTYROLE']._serialized_end=2077
-  _globals['_REQUESTSTATE']._serialized_start=2080
-  _globals['_REQUESTSTATE']._serialized_end=2288
-  _globals['_LICENCESTATE']._serialized_start=2290
-  _globals['_LICENCESTATE']._serialized_end=2415
-  _globals['_NOTICEKIND']._serialized_start=2417
-  _globals['_NOTICEKIND']._serialized_end=2500
+  _globals['_PARTYROLE']._serialized_start=2009
+  _globals['_PARTYROLE']._serialized_end=2123
+  _globals['_REQUESTSTATE']._serialized_start=2126
+  _globals['_REQUESTSTATE']._serialized_end=2334
+  _globals['_LICENCESTATE']._serialized_start=2336
+  _globals['_LICENCESTATE']._serialized_end=2461
+  _globals['_NOTICEKIND']._serialized_start=2463
+  _globals['_NOTICEKIND']._serialized_end=2546
   _globals['_PROFILE']._serialized_start=100
-  _globals['_PROFILE']._serialized_end=257
-  _globals['_ASSETRECORD']._serialized_start=260
-  _globals['_ASSETRECORD']._serialized_end=413
-  _globals['_TERMS']._serialized_start=416
-  _globals['_TERMS']._serialized_end=781
-  _globals['_LICENCEREQUEST']._serialized_start=784
-  _globals['_LICENCEREQUEST']._serialized_end=1071
-  _globals['_LICENCERECORD']._serialized_start=1074
-  _globals['_LICENCERECORD']._serialized_end=1432
-  _globals['_ASSETACCESS']._serialized_start=1434
-  _globals['_ASSETACCESS']._serialized_end=1526
-  _globals['_STANDINGRULERECORD']._serialized_start=1528
-  _globals['_STANDINGRULERECORD']._serialized_end=1637
-  _globals['_TERMINATIONRECEIPT']._serialized_start=1640
-  _globals['_TERMINATIONRECEIPT']._serialized_end=1782
-  _globals['_SIGNEDTERMINATIONRECEIPT']._serialized_start=1784
-  _globals['_SIGNEDTERMINATIONRECEIPT']._serialized_end=1869
-  _globals['_NOTICE']._serialized_start=1871
-  _globals['_NOTICE']._serialized_end=1961
+  _globals['_PROFILE']._serialized_end=284
+  _globals['_ASSETRECORD']._serialized_start=287
+  _globals['_ASSETRECORD']._serialized_end=440
+  _globals['_TERMS']._serialized_start=443
+  _globals['_TERMS']._serialized_end=808
+  _globals['_LICENCEREQUEST']._serialized_start=811
+  _globals['_LICENCEREQUEST']._serialized_end=1117
+  _globals['_LICENCERECORD']._serialized_start=1120
+  _globals['_LICENCERECORD']._serialized_end=1478
+  _globals['_ASSETACCESS']._serialized_start=1480
+  _globals['_ASSETACCESS']._serialized_end=1572
+  _globals['_STANDINGRULERECORD']._serialized_start=1574
+  _globals['_STANDINGRULERECORD']._serialized_end=1683
+  _globals['_TERMINATIONRECEIPT']._serialized_start=1686
+  _globals['_TERMINATIONRECEIPT']._serialized_end=1828
+  _globals['_SIGNEDTERMINATIONRECEIPT']._serialized_start=1830
+  _globals['_SIGNEDTERMINATIONRECEIPT']._serialized_end=1915
+  _globals['_NOTICE']._serialized_start=1917
+  _globals['_NOTICE']._serialized_end=2007
 # @@protoc_insertion_point(module_scope)

@@ -56,7 +56,7 @@ NOTICE_KIND_UNSPECIFIED: NoticeKind
 NOTICE_KIND_PAYOUT_DESTINATION_ADDED: NoticeKind
 
 class Profile(_message.Message):
-    __slots__ = ("key", "role", "handle", "display_name", "country", "registered_at", "objecting")
+    __slots__ = ("key", "role", "handle", "display_name", "country", "registered_at", "objecting", "show_display_name")
     KEY_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     HANDLE_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,7 @@ class Profile(_message.Message):
     COUNTRY_FIELD_NUMBER: _ClassVar[int]
     REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
     OBJECTING_FIELD_NUMBER: _ClassVar[int]
+    SHOW_DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     key: bytes
     role: PartyRole
     handle: str
@@ -71,7 +72,8 @@ class Profile(_message.Message):
     country: str
     registered_at: int
     objecting: bool
-    def __init__(self, key: _Optional[bytes] = ..., role: _Optional[_Union[PartyRole, str]] = ..., handle: _Optional[str] = ..., display_name: _Optional[str] = ..., country: _Optional[str] = ..., registered_at: _Optional[int] = ..., objecting: _Optional[bool] = ...) -> None: ...
+    show_display_name: bool
+    def __init__(self, key: _Optional[bytes] = ..., role: _Optional[_Union[PartyRole, str]] = ..., handle: _Optional[str] = ..., display_name: _Optional[str] = ..., country: _Optional[str] = ..., registered_at: _Optional[int] = ..., objecting: _Optional[bool] = ..., show_display_name: _Optional[bool] = ...) -> None: ...
 
 class AssetRecord(_message.Message):
     __slots__ = ("category", "sha256", "label", "has_content", "content_size", "declared_at")
@@ -116,7 +118,7 @@ class Terms(_message.Message):
     def __init__(self, categories: _Optional[_Iterable[_Union[_vocabulary_pb2.DataCategory, str]]] = ..., allowed_purposes: _Optional[_Iterable[_Union[_vocabulary_pb2.Purpose, str]]] = ..., refused_purposes: _Optional[_Iterable[_Union[_vocabulary_pb2.Purpose, str]]] = ..., media: _Optional[_Iterable[_Union[_vocabulary_pb2.Medium, str]]] = ..., territories: _Optional[_Iterable[str]] = ..., currency: _Optional[str] = ..., price_per_day_minor: _Optional[int] = ..., max_term_seconds: _Optional[int] = ..., exclusivity_offered: _Optional[bool] = ..., exclusivity_multiplier_bps: _Optional[int] = ..., updated_at: _Optional[int] = ...) -> None: ...
 
 class LicenceRequest(_message.Message):
-    __slots__ = ("request_id", "state", "advertiser_key", "advertiser_organisation", "holder_key", "claims", "created_at", "expires_at", "updated_at", "reason", "failure", "auto_approved")
+    __slots__ = ("request_id", "state", "advertiser_key", "advertiser_organisation", "holder_key", "claims", "created_at", "expires_at", "updated_at", "reason", "failure", "auto_approved", "offer_ref")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ADVERTISER_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +131,7 @@ class LicenceRequest(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     AUTO_APPROVED_FIELD_NUMBER: _ClassVar[int]
+    OFFER_REF_FIELD_NUMBER: _ClassVar[int]
     request_id: bytes
     state: RequestState
     advertiser_key: bytes
@@ -141,7 +144,8 @@ class LicenceRequest(_message.Message):
     reason: str
     failure: str
     auto_approved: bool
-    def __init__(self, request_id: _Optional[bytes] = ..., state: _Optional[_Union[RequestState, str]] = ..., advertiser_key: _Optional[bytes] = ..., advertiser_organisation: _Optional[str] = ..., holder_key: _Optional[bytes] = ..., claims: _Optional[bytes] = ..., created_at: _Optional[int] = ..., expires_at: _Optional[int] = ..., updated_at: _Optional[int] = ..., reason: _Optional[str] = ..., failure: _Optional[str] = ..., auto_approved: _Optional[bool] = ...) -> None: ...
+    offer_ref: bytes
+    def __init__(self, request_id: _Optional[bytes] = ..., state: _Optional[_Union[RequestState, str]] = ..., advertiser_key: _Optional[bytes] = ..., advertiser_organisation: _Optional[str] = ..., holder_key: _Optional[bytes] = ..., claims: _Optional[bytes] = ..., created_at: _Optional[int] = ..., expires_at: _Optional[int] = ..., updated_at: _Optional[int] = ..., reason: _Optional[str] = ..., failure: _Optional[str] = ..., auto_approved: _Optional[bool] = ..., offer_ref: _Optional[bytes] = ...) -> None: ...
 
 class LicenceRecord(_message.Message):
     __slots__ = ("licence_id", "token", "state", "holder_key", "licensee_key", "issued_at", "not_before", "not_after", "revoked_at", "uses", "max_uses", "request_id", "status_index", "consent_key", "licensee_device_key", "asset_sha256")

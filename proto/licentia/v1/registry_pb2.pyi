@@ -11,12 +11,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RegisterHolderRequest(_message.Message):
-    __slots__ = ("handle", "display_name")
+    __slots__ = ("handle", "display_name", "show_display_name")
     HANDLE_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    SHOW_DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     handle: str
     display_name: str
-    def __init__(self, handle: _Optional[str] = ..., display_name: _Optional[str] = ...) -> None: ...
+    show_display_name: bool
+    def __init__(self, handle: _Optional[str] = ..., display_name: _Optional[str] = ..., show_display_name: _Optional[bool] = ...) -> None: ...
 
 class RegisterHolderResponse(_message.Message):
     __slots__ = ("profile",)
@@ -63,10 +65,12 @@ class GetProfileResponse(_message.Message):
     def __init__(self, profile: _Optional[_Union[_records_pb2.Profile, _Mapping]] = ...) -> None: ...
 
 class UpdateProfileRequest(_message.Message):
-    __slots__ = ("display_name",)
+    __slots__ = ("display_name", "show_display_name")
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    SHOW_DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     display_name: str
-    def __init__(self, display_name: _Optional[str] = ...) -> None: ...
+    show_display_name: bool
+    def __init__(self, display_name: _Optional[str] = ..., show_display_name: _Optional[bool] = ...) -> None: ...
 
 class UpdateProfileResponse(_message.Message):
     __slots__ = ("profile",)

@@ -135,7 +135,8 @@ class RegistryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateProfile(self, request, context):
-        """Rectification: correct the caller's own profile (holder display name).
+        """Rectification: correct the caller's own profile (holder display name, and whether
+        offers show it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -77,7 +77,7 @@ def _row(store: Store, claims: LicenceClaims) -> RequestRow:
         request_id=c.licence_id,
         state=RequestState.PENDING,
         advertiser_key=c.licensee.raw,
-        holder_key=c.holder.raw,
+        holder_key=c.holder_raw,
         claims=c.encode(),
         created_at=NOW,
         expires_at=NOW + DAY,

@@ -17,6 +17,7 @@ from licentia.vocabulary import DataCategory
 
 from .harness import (
     NOW,
+    Opener,
     _key,
     _party,
     _raises,
@@ -113,3 +114,26 @@ def test_standing_rules(store: Store) -> None:
     assert store.withdraw_rule(h, rules[1].rule_id, NOW + 10).withdrawn_at == NOW + 9
     _raises(Reason.NOT_FOUND, lambda: store.withdraw_rule(_key(41), rules[0].rule_id, NOW))
     assert store.rules(_key(41)) == []
+
+
+def test_the_references_secret_is_one_for_every_replica_and_holders_are_found_by_prefix(
+    opener: Opener,
+) -> None:
+    first, second = opener(), opener()  # two replicas on one database
+    secret = second.exchange_secret("offer_refs")
+    assert len(secret) == 32
+    assert first.exchange_secret("offer_refs") == secret
+    assert opener().exchange_secret("offer_refs") == secret  # and after a restart
+    assert first.exchange_secret("another") != secret
+    holder = dataclasses.replace(_party(_key(40), Role.HOLDER, "alice"), show_name=True)
+    first.add_party(holder)
+    first.add_party(_party(_key(41), Role.ADVERTISER, ""))
+    assert second.party(holder.key) == holder
+    assert second.holders_by_prefix(holder.key[:16]) == [holder]
+    assert second.holders_by_prefix(_key(41)[:16]) == []  # an advertiser is no holder
+    assert second.holders_by_prefix(holder.key[:15]) == []
+    assert second.holders_by_prefix(bytes(16)) == []
+    hidden = second.update_party(holder.key, show_name=False)
+    assert hidden == dataclasses.replace(holder, show_name=False)
+    assert second.key_owner(holder.key) is not None
+    assert second.key_owner(holder.key)[0] == hidden  # type: ignore[index]
