@@ -260,7 +260,10 @@ def test_a_request_by_reference_is_issued_and_its_advertiser_never_sees_her_key(
         assert seen_by_her.offer_ref == b""
         licence = approve_request(holder, seen_by_her).licence
         assert licence.state == records_pb2.LICENCE_STATE_ACTIVE
-        assert dict(parse_token(licence.token).asset_categories) == {PHOTO_SHA: DataCategory.IMAGE}
+        token = parse_token(licence.token)  # v2: the photo, salted for this licence
+        assert token.asset_category(PHOTO_SHA) == DataCategory.IMAGE
+        assert PHOTO_SHA not in token.asset_categories
+        assert list(licence.asset_sha256) == [PHOTO_SHA]  # told to the licence's parties
         views.append(
             adv.call(
                 exchange_pb2,
