@@ -133,6 +133,8 @@ def request_to(r: RequestRow, organisation: str) -> records_pb2.LicenceRequest:
         reason=r.reason,
         failure=r.failure,
         auto_approved=r.auto_approved,
+        message=r.message,
+        erased=not r.claims,
     )
 
 
@@ -144,8 +146,8 @@ def licence_to(x: LicenceRow, now: int) -> records_pb2.LicenceRecord:
         state=cast("Any", int(x.state_at(now))),
         holder_key=x.holder_key,
         licensee_key=x.licensee_key,
-        consent_key=x.consent_key or x.holder_key,
-        licensee_device_key=x.licensee_device or x.licensee_key,
+        consent_key=x.consent_key or (x.holder_key if x.token else b""),
+        licensee_device_key=x.licensee_device or (x.licensee_key if x.token else b""),
         issued_at=x.issued_at,
         not_before=x.not_before,
         not_after=x.not_after,
@@ -154,6 +156,7 @@ def licence_to(x: LicenceRow, now: int) -> records_pb2.LicenceRecord:
         max_uses=x.max_uses,
         request_id=x.request_id,
         status_index=x.status_index,
+        erased=not x.token,
     )
 
 

@@ -71,6 +71,8 @@ class Reason(enum.IntEnum):
     KEY_SET_INVALID = 53
     LAST_KEY = 54
     KEY_REMOVED = 55
+    ACCOUNT_ERASED = 62
+    BALANCE_OWED = 63
 
 
 class LicentiaError(Exception):

@@ -178,6 +178,44 @@ class EraseAssetsResponse(_message.Message):
     revoked_licence_ids: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, erased: _Optional[int] = ..., revoked_licence_ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
+class DeleteAccountRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DeleteAccountResponse(_message.Message):
+    __slots__ = ("receipt",)
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    receipt: SignedErasureReceipt
+    def __init__(self, receipt: _Optional[_Union[SignedErasureReceipt, _Mapping]] = ...) -> None: ...
+
+class ErasureReceipt(_message.Message):
+    __slots__ = ("account", "erased_at", "revoked_licence_ids", "assets_erased", "log_index", "erased", "kept")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    ERASED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_LICENCE_IDS_FIELD_NUMBER: _ClassVar[int]
+    ASSETS_ERASED_FIELD_NUMBER: _ClassVar[int]
+    LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ERASED_FIELD_NUMBER: _ClassVar[int]
+    KEPT_FIELD_NUMBER: _ClassVar[int]
+    account: bytes
+    erased_at: int
+    revoked_licence_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    assets_erased: int
+    log_index: int
+    erased: _containers.RepeatedScalarFieldContainer[str]
+    kept: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, account: _Optional[bytes] = ..., erased_at: _Optional[int] = ..., revoked_licence_ids: _Optional[_Iterable[bytes]] = ..., assets_erased: _Optional[int] = ..., log_index: _Optional[int] = ..., erased: _Optional[_Iterable[str]] = ..., kept: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SignedErasureReceipt(_message.Message):
+    __slots__ = ("receipt", "issuer_key_id", "signature")
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    receipt: bytes
+    issuer_key_id: bytes
+    signature: bytes
+    def __init__(self, receipt: _Optional[bytes] = ..., issuer_key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
 class ListPlatformsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]

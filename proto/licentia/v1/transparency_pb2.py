@@ -26,7 +26,7 @@ from licentia.v1 import accounts_pb2 as licentia_dot_v1_dot_accounts__pb2
 from licentia.v1 import licences_pb2 as licentia_dot_v1_dot_licences__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1elicentia/v1/transparency.proto\x12\x0blicentia.v1\x1a\x1alicentia/v1/accounts.proto\x1a\x1alicentia/v1/licences.proto\"\xc9\x01\n\x08LogEntry\x12\x11\n\x07licence\x18\x01 \x01(\tH\x00\x12\x33\n\nrevocation\x18\x02 \x01(\x0b\x32\x1d.licentia.v1.LoggedRevocationH\x00\x12\x32\n\nissuer_key\x18\x03 \x01(\x0b\x32\x1c.licentia.v1.LoggedIssuerKeyH\x00\x12\x39\n\x0ekey_set_change\x18\x04 \x01(\x0b\x32\x1f.licentia.v1.SignedKeySetChangeH\x00\x42\x06\n\x04kind\"\x92\x01\n\x10LoggedRevocation\x12\x12\n\nlicence_id\x18\x01 \x01(\x0c\x12\x12\n\nrevoked_at\x18\x02 \x01(\x04\x12,\n\x05\x63\x61use\x18\x03 \x01(\x0e\x32\x1d.licentia.v1.TerminationCause\x12(\n\x07request\x18\x04 \x01(\x0b\x32\x17.licentia.v1.SignedCall\"l\n\nSignedCall\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x0b\n\x03key\x18\x03 \x01(\x0c\x12\x11\n\ttimestamp\x18\x04 \x01(\x04\x12\r\n\x05nonce\x18\x05 \x01(\x0c\x12\x11\n\tsignature\x18\x06 \x01(\x0c\"o\n\x0fLoggedIssuerKey\x12\x0e\n\x06key_id\x18\x01 \x01(\x0c\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x12\n\nnot_before\x18\x03 \x01(\x04\x12\x11\n\tnot_after\x18\x04 \x01(\x04\x12\x11\n\twithdrawn\x18\x05 \x01(\x08\"\x16\n\x14GetCheckpointRequest\"A\n\x15GetCheckpointResponse\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\x12\x14\n\x0cverifier_key\x18\x02 \x01(\t\"/\n\x11GetEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"G\n\x12GetEntriesResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\r\n\x05\x65ntry\x18\x02 \x01(\x0c\x12\x13\n\x0b\x61ppended_at\x18\x03 \x01(\x04\"P\n\x18GetInclusionProofRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x12\n\nlicence_id\x18\x02 \x01(\x0c\x12\x11\n\ttree_size\x18\x03 \x01(\x04\"[\n\x19GetInclusionProofResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\r\n\x05proof\x18\x03 \x03(\x0c\x12\r\n\x05\x65ntry\x18\x04 \x01(\x0c\"@\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\",\n\x1bGetConsistencyProofResponse\x12\r\n\x05proof\x18\x01 \x03(\x0c\x32\x8c\x03\n\x13TransparencyService\x12V\n\rGetCheckpoint\x12!.licentia.v1.GetCheckpointRequest\x1a\".licentia.v1.GetCheckpointResponse\x12O\n\nGetEntries\x12\x1e.licentia.v1.GetEntriesRequest\x1a\x1f.licentia.v1.GetEntriesResponse0\x01\x12\x62\n\x11GetInclusionProof\x12%.licentia.v1.GetInclusionProofRequest\x1a&.licentia.v1.GetInclusionProofResponse\x12h\n\x13GetConsistencyProof\x12\'.licentia.v1.GetConsistencyProofRequest\x1a(.licentia.v1.GetConsistencyProofResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1elicentia/v1/transparency.proto\x12\x0blicentia.v1\x1a\x1alicentia/v1/accounts.proto\x1a\x1alicentia/v1/licences.proto\"\x87\x02\n\x08LogEntry\x12\x11\n\x07licence\x18\x01 \x01(\tH\x00\x12\x33\n\nrevocation\x18\x02 \x01(\x0b\x32\x1d.licentia.v1.LoggedRevocationH\x00\x12\x32\n\nissuer_key\x18\x03 \x01(\x0b\x32\x1c.licentia.v1.LoggedIssuerKeyH\x00\x12\x39\n\x0ekey_set_change\x18\x04 \x01(\x0b\x32\x1f.licentia.v1.SignedKeySetChangeH\x00\x12<\n\x0f\x61\x63\x63ount_erasure\x18\x14 \x01(\x0b\x32!.licentia.v1.LoggedAccountErasureH\x00\x42\x06\n\x04kind\"S\n\x14LoggedAccountErasure\x12\x11\n\terased_at\x18\x01 \x01(\x04\x12(\n\x07request\x18\x02 \x01(\x0b\x32\x17.licentia.v1.SignedCall\"\x92\x01\n\x10LoggedRevocation\x12\x12\n\nlicence_id\x18\x01 \x01(\x0c\x12\x12\n\nrevoked_at\x18\x02 \x01(\x04\x12,\n\x05\x63\x61use\x18\x03 \x01(\x0e\x32\x1d.licentia.v1.TerminationCause\x12(\n\x07request\x18\x04 \x01(\x0b\x32\x17.licentia.v1.SignedCall\"l\n\nSignedCall\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x0b\n\x03key\x18\x03 \x01(\x0c\x12\x11\n\ttimestamp\x18\x04 \x01(\x04\x12\r\n\x05nonce\x18\x05 \x01(\x0c\x12\x11\n\tsignature\x18\x06 \x01(\x0c\"o\n\x0fLoggedIssuerKey\x12\x0e\n\x06key_id\x18\x01 \x01(\x0c\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x12\n\nnot_before\x18\x03 \x01(\x04\x12\x11\n\tnot_after\x18\x04 \x01(\x04\x12\x11\n\twithdrawn\x18\x05 \x01(\x08\"\x16\n\x14GetCheckpointRequest\"A\n\x15GetCheckpointResponse\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\x12\x14\n\x0cverifier_key\x18\x02 \x01(\t\"/\n\x11GetEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"G\n\x12GetEntriesResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\r\n\x05\x65ntry\x18\x02 \x01(\x0c\x12\x13\n\x0b\x61ppended_at\x18\x03 \x01(\x04\"P\n\x18GetInclusionProofRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x12\n\nlicence_id\x18\x02 \x01(\x0c\x12\x11\n\ttree_size\x18\x03 \x01(\x04\"[\n\x19GetInclusionProofResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\r\n\x05proof\x18\x03 \x03(\x0c\x12\r\n\x05\x65ntry\x18\x04 \x01(\x0c\"@\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\",\n\x1bGetConsistencyProofResponse\x12\r\n\x05proof\x18\x01 \x03(\x0c\x32\x8c\x03\n\x13TransparencyService\x12V\n\rGetCheckpoint\x12!.licentia.v1.GetCheckpointRequest\x1a\".licentia.v1.GetCheckpointResponse\x12O\n\nGetEntries\x12\x1e.licentia.v1.GetEntriesRequest\x1a\x1f.licentia.v1.GetEntriesResponse0\x01\x12\x62\n\x11GetInclusionProof\x12%.licentia.v1.GetInclusionProofRequest\x1a&.licentia.v1.GetInclusionProofResponse\x12h\n\x13GetConsistencyProof\x12\'.licentia.v1.GetConsistencyProofRequest\x1a(.licentia.v1.GetConsistencyProofResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,29 +34,31 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'licentia.v1.transparency_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_LOGENTRY']._serialized_start=104
-  _globals['_LOGENTRY']._serialized_end=305
-  _globals['_LOGGEDREVOCATION']._serialized_start=308
-  _globals['_LOGGEDREVOCATION']._serialized_end=454
-  _globals['_SIGNEDCALL']._serialized_start=456
-  _globals['_SIGNEDCALL']._serialized_end=564
-  _globals['_LOGGEDISSUERKEY']._serialized_start=566
-  _globals['_LOGGEDISSUERKEY']._serialized_end=677
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=679
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=701
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=703
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=768
-  _globals['_GETENTRIESREQUEST']._serialized_start=770
-  _globals['_GETENTRIESREQUEST']._serialized_end=817
-  _globals['_GETENTRIESRESPONSE']._serialized_start=819
-  _globals['_GETENTRIESRESPONSE']._serialized_end=890
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=892
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=972
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=974
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1065
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1067
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1131
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1133
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1177
-  _globals['_TRANSPARENCYSERVICE']._serialized_start=1180
-  _globals['_TRANSPARENCYSERVICE']._serialized_end=1576
+  _globals['_LOGENTRY']._serialized_end=367
+  _globals['_LOGGEDACCOUNTERASURE']._serialized_start=369
+  _globals['_LOGGEDACCOUNTERASURE']._serialized_end=452
+  _globals['_LOGGEDREVOCATION']._serialized_start=455
+  _globals['_LOGGEDREVOCATION']._serialized_end=601
+  _globals['_SIGNEDCALL']._serialized_start=603
+  _globals['_SIGNEDCALL']._serialized_end=711
+  _globals['_LOGGEDISSUERKEY']._serialized_start=713
+  _globals['_LOGGEDISSUERKEY']._serialized_end=824
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=826
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=848
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=850
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=915
+  _globals['_GETENTRIESREQUEST']._serialized_start=917
+  _globals['_GETENTRIESREQUEST']._serialized_end=964
+  _globals['_GETENTRIESRESPONSE']._serialized_start=966
+  _globals['_GETENTRIESRESPONSE']._serialized_end=1037
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1039
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1119
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=1121
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1212
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1214
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1278
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1280
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1324
+  _globals['_TRANSPARENCYSERVICE']._serialized_start=1327
+  _globals['_TRANSPARENCYSERVICE']._serialized_end=1723
 # @@protoc_insertion_point(module_scope)
