@@ -18,7 +18,8 @@ from licentia.clients.wallet import keystore
 from licentia.erasure import verify_erasure_receipt
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey, PublicKey
-from licentia.services import retention
+from licentia.services import retention, server
+from licentia.services.deps import Settings
 from licentia.v1 import exchange_pb2, licences_pb2, records_pb2, registry_pb2, transparency_pb2
 
 from .exchange_harness import (
@@ -35,6 +36,8 @@ from .exchange_harness import (
     report_use,
     request_licence,
     revoke_licence,
+    start_exchange,
+    wait_for,
 )
 from .log_harness import entries
 from .wallet_harness import PASS, Wallet, set_up
@@ -273,3 +276,34 @@ def test_delete_account_revokes_erases_refuses_her_keys_and_signs_a_receipt(
     capsys.readouterr()
     argv = ["--server", ex.address, "--log-key", _log_key(ex), "--state-dir", str(tmp_path / "a")]
     assert audit_main([*argv, "--json"]) == 0, capsys.readouterr().out
+
+
+def test_the_server_sweeps_on_its_own_and_the_flag_is_checked(tmp_path: Path) -> None:
+    assert server._parser().parse_args(["serve"]).retention_days == 90
+    for bad in ("-1", "nan", "40000"):
+        code = server.main(["--retention-days", bad, "--data-dir", str(tmp_path / "d")])
+        assert code == 2, bad
+    ex = start_exchange(
+        tmp_path / "data",
+        settings=Settings(heartbeat_seconds=0.5, retention_seconds=0),
+        sweep_seconds=0.1,
+    )
+    try:
+        holder, adv = ex.party(), ex.party()
+        register_holder(holder)
+        register_advertiser(adv)
+        asked = request_licence(adv, holder.key.public.raw).request
+        holder.call(
+            exchange_pb2,
+            "DeclineRequest",
+            exchange_pb2.DeclineRequestRequest(request_id=asked.request_id, reason="no"),
+            exchange_pb2.DeclineRequestResponse,
+        )
+
+        def erased() -> bool:
+            row = ex.app.deps.store.request(asked.request_id)
+            return row is not None and row.claims == b""
+
+        wait_for(erased, 10)
+    finally:
+        ex.stop()

@@ -6,14 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from licentia.errors import Reason
+from licentia.methods import path
 from licentia.services.model import Cause, RequestState, Role
 from licentia.services.store import Store
-from licentia.v1 import transparency_pb2
+from licentia.v1 import registry_pb2, transparency_pb2
 
 from .harness import DAY, NOW, _claims, _holder, _issued, _party, _raises, _request
 
 KEEP = 90 * DAY
-CALL = transparency_pb2.SignedCall(method="/licentia.v1.RegistryService/DeleteAccount")
+CALL = transparency_pb2.SignedCall(method=path(registry_pb2, "DeleteAccount"))
 
 
 def _count(store: Store, sql: str, *params: Any) -> int:
