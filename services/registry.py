@@ -16,7 +16,7 @@ from licentia.vocabulary import DataCategory
 from . import convert, market
 from .accounts import key_set_to
 from .deps import Deps
-from .ledger_service import destination_to
+from .ledger_service import destination_to, line_to
 from .model import AssetRow, Cause, Party, Role
 from .rpc import Call, Method
 from .store._erasure import KEPT_AFTER_ERASURE
@@ -233,6 +233,7 @@ class RegistryService:
         )
         assert call.caller is not None  # a signed call
         out.key_set.CopyFrom(key_set_to(s.key_set(holder.key), call.caller.raw))
+        out.ledger.extend(line_to(x) for x in s.statement(holder, 0, 1 << 31).lines)
         return out
 
     def erase_assets(

@@ -139,6 +139,8 @@ def test_retention_erases_finished_requests_and_licences_and_keeps_the_ledger(
     assert listed[revoked.licence_id].erased
     assert not listed[running.licence_id].erased
     assert _postings(ex, revoked.licence_id) == ledger_before
+    # Her money is in her export too (the running licence's term, paid when it was closed).
+    assert running.licence_id in {x.licence_id for x in export.ledger}
     assert store.ledger_check() == []
 
     assert retention.sweep(store, now + 2 * KEEP + 60, KEEP).licences == 1

@@ -141,7 +141,7 @@ class ExportDataRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ExportDataResponse(_message.Message):
-    __slots__ = ("profile", "assets", "terms", "requests", "licences", "accesses", "standing_rules", "exported_at", "payout_destinations", "key_set")
+    __slots__ = ("profile", "assets", "terms", "requests", "licences", "accesses", "standing_rules", "exported_at", "payout_destinations", "key_set", "ledger")
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     ASSETS_FIELD_NUMBER: _ClassVar[int]
     TERMS_FIELD_NUMBER: _ClassVar[int]
@@ -152,6 +152,7 @@ class ExportDataResponse(_message.Message):
     EXPORTED_AT_FIELD_NUMBER: _ClassVar[int]
     PAYOUT_DESTINATIONS_FIELD_NUMBER: _ClassVar[int]
     KEY_SET_FIELD_NUMBER: _ClassVar[int]
+    LEDGER_FIELD_NUMBER: _ClassVar[int]
     profile: _records_pb2.Profile
     assets: _containers.RepeatedCompositeFieldContainer[_records_pb2.AssetRecord]
     terms: _records_pb2.Terms
@@ -162,7 +163,8 @@ class ExportDataResponse(_message.Message):
     exported_at: int
     payout_destinations: _containers.RepeatedCompositeFieldContainer[_ledger_pb2.PayoutDestination]
     key_set: _accounts_pb2.GetKeySetResponse
-    def __init__(self, profile: _Optional[_Union[_records_pb2.Profile, _Mapping]] = ..., assets: _Optional[_Iterable[_Union[_records_pb2.AssetRecord, _Mapping]]] = ..., terms: _Optional[_Union[_records_pb2.Terms, _Mapping]] = ..., requests: _Optional[_Iterable[_Union[_records_pb2.LicenceRequest, _Mapping]]] = ..., licences: _Optional[_Iterable[_Union[_records_pb2.LicenceRecord, _Mapping]]] = ..., accesses: _Optional[_Iterable[_Union[_records_pb2.AssetAccess, _Mapping]]] = ..., standing_rules: _Optional[_Iterable[_Union[_records_pb2.StandingRuleRecord, _Mapping]]] = ..., exported_at: _Optional[int] = ..., payout_destinations: _Optional[_Iterable[_Union[_ledger_pb2.PayoutDestination, _Mapping]]] = ..., key_set: _Optional[_Union[_accounts_pb2.GetKeySetResponse, _Mapping]] = ...) -> None: ...
+    ledger: _containers.RepeatedCompositeFieldContainer[_ledger_pb2.StatementLine]
+    def __init__(self, profile: _Optional[_Union[_records_pb2.Profile, _Mapping]] = ..., assets: _Optional[_Iterable[_Union[_records_pb2.AssetRecord, _Mapping]]] = ..., terms: _Optional[_Union[_records_pb2.Terms, _Mapping]] = ..., requests: _Optional[_Iterable[_Union[_records_pb2.LicenceRequest, _Mapping]]] = ..., licences: _Optional[_Iterable[_Union[_records_pb2.LicenceRecord, _Mapping]]] = ..., accesses: _Optional[_Iterable[_Union[_records_pb2.AssetAccess, _Mapping]]] = ..., standing_rules: _Optional[_Iterable[_Union[_records_pb2.StandingRuleRecord, _Mapping]]] = ..., exported_at: _Optional[int] = ..., payout_destinations: _Optional[_Iterable[_Union[_ledger_pb2.PayoutDestination, _Mapping]]] = ..., key_set: _Optional[_Union[_accounts_pb2.GetKeySetResponse, _Mapping]] = ..., ledger: _Optional[_Iterable[_Union[_ledger_pb2.StatementLine, _Mapping]]] = ...) -> None: ...
 
 class EraseAssetsRequest(_message.Message):
     __slots__ = ("sha256",)
