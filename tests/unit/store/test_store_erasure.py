@@ -107,6 +107,8 @@ def test_erasing_an_account_keeps_the_ledger_and_refuses_her_keys(store: Store) 
     assert (revoked.revoked_at, revoked.token) == (NOW, "")
     assert _count(store, "SELECT count(*) FROM postings WHERE licence_id = ?", live.licence_id)
     _raises(Reason.NOT_FOUND, lambda: store.erase_account(key, NOW, call))
+    # A request the servicer prepared before the deletion is not stored after it.
+    _raises(Reason.NOT_FOUND, lambda: _request(store, _claims(holder, 9)))
     _raises(
         Reason.ACCOUNT_ERASED,
         lambda: store.add_party(_party(key, Role.HOLDER, "again")),
