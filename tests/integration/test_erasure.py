@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,10 @@ def _holder_party(ex: Exchange, w: Wallet) -> Party:
 
 
 def test_delete_account_revokes_erases_refuses_her_keys_and_signs_a_receipt(
-    instant_ex: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    instant_ex: Exchange,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ex = instant_ex
     wallet = Wallet(tmp_path, ex.address, capsys)
@@ -199,6 +203,14 @@ def test_delete_account_revokes_erases_refuses_her_keys_and_signs_a_receipt(
     code, _, err = wallet("delete-account")
     assert code == 1
     assert "confirm with --yes" in err
+    unchanged()
+    # On a terminal she must type her handle: anything else deletes nothing.
+    with monkeypatch.context() as m:
+        m.setattr(sys.stdin, "isatty", lambda: True)
+        m.setattr("builtins.input", lambda prompt: "alicia")
+        code, _, err = wallet("delete-account")
+    assert code == 1
+    assert "the handle typed is not yours: nothing was deleted" in err
     unchanged()
     # Money owed to her: refused with the amount and what to do, nothing changed.
     code, _, err = wallet("delete-account", "--yes")
