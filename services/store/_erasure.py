@@ -89,7 +89,8 @@ class ErasurePart(LicencesPart):
             ).fetchall():
                 self._hold(c, b"licence", lid)
                 self._settle(c, lid, now, close=True)
-                closed += 1
+                found = self._money(c, lid)
+                closed += int(found is not None and found[1].closed)  # only what it did
             licences = 0
             for lid, rid in c.execute(
                 "SELECT l.licence_id, l.request_id FROM licences l WHERE l.token != ''"
