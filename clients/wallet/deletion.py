@@ -65,8 +65,10 @@ def cmd_delete_account(s: Session) -> None:
         doc,
         f"Deleted your account at the exchange at {receipt.erased_at}: revoked"
         f" {len(receipt.revoked_licence_ids)} licence(s), erased {receipt.assets_erased}"
-        f" asset(s) and {', '.join(receipt.erased)}.\n"
+        f" asset(s); every row about you erased from {', '.join(receipt.erased)}.\n"
         f"Kept: {'; '.join(receipt.kept)}.\n"
+        f"Logged as entry {receipt.log_index}; signed by the exchange's issuer key"
+        f" {signed.issuer_key_id.hex()}.\n"
         f"The exchange's signed receipt (checked) is saved in {target};"
         f" removed the wallet file {s.wallet}: its keys can do nothing any more.",
     )
