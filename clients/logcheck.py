@@ -69,6 +69,8 @@ GET_INCLUSION_PROOF = path(transparency_pb2, "GetInclusionProof")
 #: The calls a holder signs to end a licence, by termination cause.
 REVOKE_METHOD = path(licences_pb2, "RevokeLicence")
 ERASE_METHOD = path(registry_pb2, "EraseAssets")
+#: The call a holder signs to delete her account (it revokes every licence of hers, ERASED).
+DELETE_ACCOUNT_METHOD = path(registry_pb2, "DeleteAccount")
 CHANGE_KEY_SET_METHOD = path(accounts_pb2, "ChangeKeySet")
 
 #: Whether two keys are of one account (as the log's key-set chains show): the holder's
@@ -643,6 +645,32 @@ def check_revocation(
     return out
 
 
+def check_account_erasure(erasure: transparency_pb2.LoggedAccountErasure) -> list[Finding]:
+    """Every problem with a logged account erasure: the holder's signed ``DeleteAccount``
+    call must be there and verify (as a revocation's, token-format §6), and the erasure's
+    time must be close to the call's."""
+    call = erasure.request
+    if not erasure.HasField("request") or not call.key:
+        return [Finding("erasure_signature", "an account erasure without the holder's call")]
+    out: list[Finding] = []
+    payload = request_payload(call.method, call.body, call.timestamp, call.nonce)
+    if len(call.method) > MAX_METHOD_CHARS or not keys.verify_signature(
+        call.key, keys.REQUEST, payload, call.signature
+    ):
+        out.append(Finding("erasure_signature", "the signature of the logged call does not verify"))
+    if call.method != DELETE_ACCOUNT_METHOD:
+        out.append(Finding("erasure_call", f"an account erasure, but the call is {call.method!r}"))
+    if abs(erasure.erased_at - call.timestamp) > REVOCATION_CLOCK_SLACK:
+        out.append(
+            Finding(
+                "erasure_time",
+                f"erased at {erasure.erased_at}, but the holder's call is timestamped"
+                f" {call.timestamp}",
+            )
+        )
+    return out
+
+
 def _check_call_names_licence(
     rev: transparency_pb2.LoggedRevocation, licence: LicenceFacts
 ) -> list[Finding]:
@@ -658,6 +686,8 @@ def _check_call_names_licence(
             return [Finding("revocation_call", "the holder's call revokes another licence")]
         return []
     if rev.cause == licences_pb2.TERMINATION_CAUSE_ERASED:
+        if call.method == DELETE_ACCOUNT_METHOD:
+            return []  # the holder deleted her account: every licence of hers ends
         if call.method != ERASE_METHOD:
             return [Finding("revocation_call", f"cause ERASED, but the call is {call.method!r}")]
         try:

@@ -25,6 +25,7 @@ from licentia.v1 import (
 )
 
 from . import refs
+from . import retention
 from .accounts import AccountService
 from .deps import Deps, Settings
 from .exchange import ExchangeService
@@ -129,6 +130,7 @@ def build(
     max_streams: int = 200,
     keys_dir: Path | None = None,
     db: str = "",
+    sweep_seconds: float = retention.SWEEP_SECONDS,
 ) -> App:
     """Open (or create) the exchange in ``data_dir`` and build the services asked for.
 
@@ -143,7 +145,8 @@ def build(
     ``data_dir``). ``db`` names the store (:func:`.store.open_store`): empty for the SQLite
     file in ``data_dir``, or ``postgresql://…``; the data directory still holds the keys,
     which must be the exchange's: :func:`load_keys` raises :class:`.issuer.ExchangeKeyError`
-    (a ValueError) when they are not, and nothing is served.
+    (a ValueError) when they are not, and nothing is served. A process that writes runs the
+    retention sweep every ``sweep_seconds`` (:mod:`.retention`).
     """
     settings = settings or Settings()
     clock = clock or SystemClock()
@@ -209,6 +212,15 @@ def build(
             target=_refresh_keys,
             args=(app._stop, keyring, KEY_REFRESH_SECONDS, log),
             name="licentia-keys",
+            daemon=True,
+        )
+        t.start()
+        app._threads.append(t)
+    if not follower:
+        t = threading.Thread(
+            target=retention.run,
+            args=(app._stop, store, clock.now, settings.retention_seconds, sweep_seconds, log),
+            name="licentia-retention",
             daemon=True,
         )
         t.start()

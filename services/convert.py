@@ -138,6 +138,8 @@ def request_to(
         reason=r.reason,
         failure=r.failure,
         auto_approved=r.auto_approved,
+        message=r.message,
+        erased=not r.claims,
     )
 
 
@@ -149,8 +151,8 @@ def licence_to(x: LicenceRow, now: int) -> records_pb2.LicenceRecord:
         state=cast("Any", int(x.state_at(now))),
         holder_key=x.holder_key,
         licensee_key=x.licensee_key,
-        consent_key=x.consent_key or x.holder_key,
-        licensee_device_key=x.licensee_device or x.licensee_key,
+        consent_key=x.consent_key or (x.holder_key if x.token else b""),
+        licensee_device_key=x.licensee_device or (x.licensee_key if x.token else b""),
         issued_at=x.issued_at,
         not_before=x.not_before,
         not_after=x.not_after,
@@ -160,6 +162,7 @@ def licence_to(x: LicenceRow, now: int) -> records_pb2.LicenceRecord:
         request_id=x.request_id,
         status_index=x.status_index,
         asset_sha256=x.plain_assets,
+        erased=not x.token,
     )
 
 

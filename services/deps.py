@@ -18,6 +18,8 @@ from .store import Store
 
 #: The default payout delay: 72 hours.
 DEFAULT_PAYOUT_DELAY_SECONDS = 72 * 3600
+#: The default retention period: 90 days.
+DEFAULT_RETENTION_SECONDS = 90 * 86400
 #: How long the verification hot path trusts its last read of a platform's key (seconds).
 PLATFORM_CACHE_SECONDS = 1
 
@@ -43,6 +45,9 @@ class Settings:
     #: How long after it is added a payout destination becomes usable (default 72 hours):
     #: the time a holder has to notice a destination she did not add, and cancel it.
     payout_delay_seconds: int = DEFAULT_PAYOUT_DELAY_SECONDS
+    #: How long after the last money movement of a finished request or licence its
+    #: personal fields are kept (default 90 days; docs/operations.md, "Retention").
+    retention_seconds: int = DEFAULT_RETENTION_SECONDS
 
 
 @dataclass
@@ -94,7 +99,8 @@ class Deps:
 
     def party(self, call: Call, *roles: Role, recovery: bool = False) -> Party:
         """The registered party whose account the caller's key belongs to, in one of
-        ``roles``: UNKNOWN_KEY for a key of no account, KEY_REMOVED for a key removed from
+        ``roles``: UNKNOWN_KEY for a key of no account, ACCOUNT_ERASED for a key of a deleted
+        account, KEY_REMOVED for a key removed from
         its account's set, NOT_OWNER for another role or (unless ``recovery``) for the
         account's recovery key, which signs only key-set changes and a few safety calls."""
         return self.caller(call, *roles, recovery=recovery)[0]
@@ -105,6 +111,12 @@ class Deps:
             raise LicentiaError(Reason.BAD_REQUEST_SIGNATURE, "the call is not signed")
         found = self.store.key_owner(call.caller.raw)
         if found is None:
+            if self.store.key_erased(call.caller.raw):
+                raise LicentiaError(
+                    Reason.ACCOUNT_ERASED,
+                    "the signing key belonged to an account that was deleted: it signs nothing"
+                    " any more",
+                )
             raise LicentiaError(Reason.UNKNOWN_KEY, "the signing key is not registered")
         party, key = found
         if key.removed_at:

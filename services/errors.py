@@ -51,6 +51,7 @@ _BY_CODE: Final[Mapping[Any, tuple[Reason, ...]]] = {
         _R.REPLAYED_REQUEST,
         _R.UNKNOWN_KEY,
         _R.KEY_REMOVED,
+        _R.ACCOUNT_ERASED,
     ),
     # The caller is known but may not do this.
     grpc.StatusCode.PERMISSION_DENIED: (
@@ -86,6 +87,7 @@ _BY_CODE: Final[Mapping[Any, tuple[Reason, ...]]] = {
         _R.PAYOUT_DESTINATION_PENDING,
         _R.PAYOUT_DESTINATION_UNKNOWN,
         _R.LAST_KEY,
+        _R.BALANCE_OWED,
     ),
     # Another change came first: read again and retry.
     grpc.StatusCode.ABORTED: (_R.KEY_SET_CONFLICT,),

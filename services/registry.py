@@ -8,6 +8,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import replace
 
+from licentia.erasure import sign_erasure_receipt
 from licentia.errors import LicentiaError, Reason
 from licentia.v1 import registry_pb2
 from licentia.vocabulary import DataCategory
@@ -15,9 +16,10 @@ from licentia.vocabulary import DataCategory
 from . import convert, market
 from .accounts import key_set_to
 from .deps import Deps
-from .ledger_service import destination_to
+from .ledger_service import destination_to, line_to
 from .model import AssetRow, Cause, Party, Role
 from .rpc import Call, Method
+from .store._erasure import KEPT_AFTER_ERASURE
 from .transparency import evidence
 
 #: ListPlatforms: the default and the largest page.
@@ -47,6 +49,7 @@ class RegistryService:
             "SetObjection": Method(self.set_objection),
             "ExportData": Method(self.export_data),
             "EraseAssets": Method(self.erase_assets),
+            "DeleteAccount": Method(self.delete_account),
             "ListPlatforms": Method(self.list_platforms, signed=False),
         }
 
@@ -238,6 +241,7 @@ class RegistryService:
         )
         assert call.caller is not None  # a signed call
         out.key_set.CopyFrom(key_set_to(s.key_set(holder.key), call.caller.raw))
+        out.ledger.extend(line_to(x) for x in s.statement(holder, 0, 1 << 31).lines)
         return out
 
     def erase_assets(
@@ -256,3 +260,27 @@ class RegistryService:
             erased=erased,
             revoked_licence_ids=[e.licence_id for e in events if e.cause == Cause.ERASED],
         )
+
+    def delete_account(
+        self, req: registry_pb2.DeleteAccountRequest, call: Call
+    ) -> registry_pb2.DeleteAccountResponse:
+        """Delete the calling holder's account (the right to erasure, all of it): her live
+        licences revoked (each licensee told, each advertiser refunded what was not yet
+        earned), every row about her erased but the ledger's, her keys refused from then on;
+        answered with a receipt signed by the exchange's issuer key. BALANCE_OWED, changing
+        nothing, while money is owed to her."""
+        holder = self.d.party(call, Role.HOLDER)
+        done = self.d.store.erase_account(holder.key, call.now, evidence(call), nonces=call.spends)
+        self.d.hub.publish(list(done.revocations))
+        self.d.forget_keys()
+        receipt = registry_pb2.ErasureReceipt(
+            account=done.account,
+            erased_at=done.erased_at,
+            revoked_licence_ids=[e.licence_id for e in done.revocations],
+            assets_erased=done.assets_erased,
+            log_index=done.log_index,
+            erased=list(done.erased),
+            kept=list(KEPT_AFTER_ERASURE),
+        )
+        signed = sign_erasure_receipt(self.d.keyring.current(), receipt)
+        return registry_pb2.DeleteAccountResponse(receipt=signed)

@@ -56,6 +56,8 @@ DEFAULT_LISTEN = "127.0.0.1:7700"
 POSTGRES_FILES = 24
 #: The longest payout delay the flag takes: a year.
 MAX_PAYOUT_DELAY_HOURS = 365 * 24
+#: The longest retention period --retention-days takes (100 years).
+MAX_RETENTION_DAYS = 36500
 
 
 def _env(name: str, default: str) -> str:
@@ -162,6 +164,14 @@ def _parser() -> argparse.ArgumentParser:
         help="how long after a holder adds a payout destination it becomes usable, in hours"
         " (a decimal number, 0 for at once; default 72): the time she has to cancel one she"
         " did not add [LICENTIA_PAYOUT_DELAY_HOURS]",
+    )
+    serve.add_argument(
+        "--retention-days",
+        type=float,
+        default=float(_env("LICENTIA_RETENTION_DAYS", "90")),
+        help="how long after its last money movement a finished request or licence keeps its"
+        " personal fields, in days (a decimal number, 0 to 36500; default 90)"
+        " [LICENTIA_RETENTION_DAYS]",
     )
     deposit = sub.add_parser(
         "deposit",
@@ -393,12 +403,15 @@ def _main(argv: Sequence[str] | None) -> int:
             raise ValueError("--currency is a 3-letter ISO 4217 code, e.g. EUR")
         if not 0 <= args.payout_delay_hours <= MAX_PAYOUT_DELAY_HOURS:  # NaN fails too
             raise ValueError(f"--payout-delay-hours is 0 to {MAX_PAYOUT_DELAY_HOURS}")
+        if not 0 <= args.retention_days <= MAX_RETENTION_DAYS:  # NaN fails too
+            raise ValueError(f"--retention-days is 0 to {MAX_RETENTION_DAYS}")
         settings = Settings(
             max_term_seconds=args.max_term_days * 86400,
             heartbeat_seconds=args.heartbeat_seconds,
             currency=args.currency,
             fee_bps=args.fee_bps,
             payout_delay_seconds=round(args.payout_delay_hours * 3600),
+            retention_seconds=round(args.retention_days * 86400),
         )
         if args.upstream:
             _check_replica(args, services)

@@ -29,6 +29,7 @@ from ..logcheck import (
     LoggedKeys,
     LogKey,
     LogServeError,
+    check_account_erasure,
     check_licence,
     check_revocation,
     decode_entry,
@@ -347,6 +348,8 @@ class _EntryChecker:
             self._revocation(index, entry.revocation)
         elif kind == "key_set_change":
             self._key_set_change(index, entry.key_set_change)
+        elif kind == "account_erasure":
+            self._flag(check_account_erasure(entry.account_erasure), index, None)
         else:
             self._key_event(index, entry.issuer_key)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from licentia.keys import IssuerKeySet
 from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, records_pb2, registry_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
@@ -137,6 +138,29 @@ class AsyncHolder(AsyncPartyClient):
             registry_pb2.EraseAssetsRequest(sha256=list(sha256)),
             registry_pb2.EraseAssetsResponse,
         )
+
+    async def delete_account(self) -> registry_pb2.SignedErasureReceipt:
+        """Delete the holder's whole account: every live licence revoked, every record about
+        her erased but the ledger's, her keys refused from then on. The exchange's signed
+        receipt (check it with :func:`licentia.erasure.verify_erasure_receipt` against
+        :meth:`issuer_keys`, fetched before). BALANCE_OWED, changing nothing, while money
+        is owed to her: withdraw it first."""
+        return (
+            await self._rpc.unary(
+                common.DELETE_ACCOUNT,
+                registry_pb2.DeleteAccountRequest(),
+                registry_pb2.DeleteAccountResponse,
+            )
+        ).receipt
+
+    async def issuer_keys(self) -> IssuerKeySet:
+        """The exchange's issuer keys, current and retired (``GetIssuerKeys``)."""
+        resp = await self._rpc.unary(
+            common.GET_ISSUER_KEYS,
+            licences_pb2.GetIssuerKeysRequest(),
+            licences_pb2.GetIssuerKeysResponse,
+        )
+        return IssuerKeySet.from_proto(resp.keys)
 
     # -- requests ----------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ from .commands import (
     cmd_whoami,
     cmd_withdraw,
 )
+from .deletion import cmd_delete_account
 from .devices import (
     cmd_devices_add,
     cmd_devices_approve,
@@ -318,6 +319,17 @@ def parser() -> argparse.ArgumentParser:
     p = add("erase", cmd_erase, "erase your assets and revoke every live licence on them")
     p.add_argument("--sha256", action="append", default=[], type=_hexes, help="only this asset")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p = add(
+        "delete-account",
+        cmd_delete_account,
+        "delete your account at the exchange for good (revokes every live licence; refused"
+        " while money is owed to you: withdraw it first), save its signed receipt, then"
+        " remove this wallet",
+    )
+    p.add_argument("--yes", action="store_true", help="do not ask you to type your handle")
+    p.add_argument(
+        "--receipt", help="save the receipt here (default: erasure-receipt.json by the wallet)"
+    )
     return ap
 
 
@@ -466,6 +478,10 @@ _HINTS = {
     "KEY_REMOVED": "this device's key was removed from your account (from another device,"
     " or by 'recover'): it can no longer act; use a device you kept, or recover with your"
     " phrase: licentia-wallet recover",
+    "ACCOUNT_ERASED": "this wallet's account was deleted at the exchange: its keys can do"
+    " nothing any more; make a new wallet (licentia-wallet init) to start again",
+    "BALANCE_OWED": "see your balance with 'licentia-wallet earnings', revoke your live"
+    " licences ('licentia-wallet erase'), withdraw it all, then delete the account",
     "INTERNAL": "the exchange had a problem; try again later",
     "UNAVAILABLE": "is the exchange running at --server (or LICENTIA_SERVER)?",
 }

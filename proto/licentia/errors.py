@@ -72,6 +72,8 @@ class Reason(enum.IntEnum):
     LAST_KEY = 54
     KEY_REMOVED = 55
     NOT_LOGGED = 56
+    ACCOUNT_ERASED = 62
+    BALANCE_OWED = 63
 
 
 class LicentiaError(Exception):

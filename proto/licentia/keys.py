@@ -24,6 +24,7 @@ from .v1 import keys_pb2
 __all__ = [
     "CONSENT",
     "DOMAINS",
+    "ERASURE_RECEIPT",
     "ISSUANCE",
     "ISSUANCE_V2",
     "KEY_ID",
@@ -63,6 +64,7 @@ STATUS_EVENT = b"licentia.v1.status-event"
 STATUS_HEARTBEAT = b"licentia.v1.status-heartbeat"
 REQUEST = b"licentia.v1.request"
 TERMINATION_RECEIPT = b"licentia.v1.termination-receipt"
+ERASURE_RECEIPT = b"licentia.v1.erasure-receipt"
 KEY_SET_CHANGE = b"licentia.v1.key-set-change"
 KEY_POSSESSION = b"licentia.v1.key-possession"
 #: Not a signature domain: the prefix hashed into key ids.
@@ -82,6 +84,7 @@ DOMAINS: frozenset[bytes] = frozenset(
         STATUS_HEARTBEAT,
         REQUEST,
         TERMINATION_RECEIPT,
+        ERASURE_RECEIPT,
         KEY_SET_CHANGE,
         KEY_POSSESSION,
     }

@@ -11,7 +11,7 @@ order, and entry ``j`` is:
   anyone else a tag is 16 random bytes, different in every entry;
 - ``commitment``: ``SHA-256("licentia.v2.log-commitment" || 0x00 || plaintext)``, the
   plaintext being the deterministic encoding of the clear ``LogEntry`` (a licence's token,
-  a revocation, a key-set change): whoever holds a licence's token computes it
+  a revocation, a key-set change, an account's erasure): whoever holds a licence's token computes it
   (:func:`licence_commitment`) and checks that this exact token is in the log;
 - ``box``: the plaintext, framed and zero-padded to a multiple of 256 bytes (so that its
   length says little), sealed with XSalsa20-Poly1305 under the last 32 bytes of that HMAC
@@ -152,6 +152,7 @@ def open_entry(
         "licence",
         "revocation",
         "key_set_change",
+        "account_erasure",
     ):
         raise LicentiaError(Reason.MALFORMED, "the sealed plaintext is not a clear entry")
     return entry

@@ -18,6 +18,7 @@ from ..model import (
 )
 from ._sql import Conn, SqlBase, _ints, _parse_ints
 from .base import SpentNonce
+from .base_erasure import erased_key_digest
 
 
 class PartiesPart(SqlBase):
@@ -41,6 +42,13 @@ class PartiesPart(SqlBase):
             ).fetchone():
                 raise LicentiaError(
                     Reason.ALREADY_EXISTS, "this key is (or was) a key of an account"
+                )
+            if c.execute(
+                "SELECT 1 FROM erased_keys WHERE digest = ?", (erased_key_digest(party.key),)
+            ).fetchone():
+                raise LicentiaError(
+                    Reason.ACCOUNT_ERASED,
+                    "this key was a key of an account since deleted: make a new wallet",
                 )
             c.execute(
                 f"INSERT INTO parties ({self._PARTY}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -36,7 +36,7 @@ from ..model import (
     Terms,
 )
 
-__all__ = ["AccountsStore", "SpentNonce", "StaleVerdict", "Store"]
+__all__ = ["AccountsStore", "ErasureStore", "SpentNonce", "StaleVerdict", "Store"]
 
 
 class StaleVerdict(Exception):  # noqa: N818 (not an error: a signal to decide again)
@@ -476,6 +476,7 @@ class KeysStore(Protocol):
 
 
 from .base_accounts import AccountsStore  # noqa: E402 (it needs SpentNonce, above)
+from .base_erasure import ErasureStore  # noqa: E402 (it needs SpentNonce, above)
 
 
 class Store(
@@ -486,6 +487,7 @@ class Store(
     LogStore,
     KeysStore,
     AccountsStore,
+    ErasureStore,
     Protocol,
 ):
     """Durable state of one exchange: its parts, which share one transaction per change."""

@@ -3,8 +3,9 @@
 :class:`SqlStore` is composed of one part per thing the store holds, each its own module:
 parties, assets, terms and rules (:mod:`._parties`), requests and issuance
 (:mod:`._requests`), licences and their status (:mod:`._licences`), the ledger
-(:mod:`._ledger`), the public log (:mod:`._log`), the keys (:mod:`._keys`) and the
-accounts' key sets (:mod:`._accounts`), over the plumbing they share (:mod:`._sql`). They
+(:mod:`._ledger`), the public log (:mod:`._log`), the keys (:mod:`._keys`), the
+accounts' key sets (:mod:`._accounts`) and retention and account erasure
+(:mod:`._erasure`), over the plumbing they share (:mod:`._sql`). They
 hold the statements, the checks made inside each transaction and the row ↔ model
 conversions, written with ``?`` placeholders in SQL that SQLite and PostgreSQL both accept.
 A backend (:mod:`.sqlite`, :mod:`.postgres`) supplies the plumbing: how a change runs in one
@@ -18,6 +19,7 @@ write at once).
 from __future__ import annotations
 
 from ._accounts import AccountsPart
+from ._erasure import ErasurePart
 from ._keys import KeysPart
 from ._parties import PartiesPart
 from ._requests import RequestsPart
@@ -34,6 +36,6 @@ __all__ = [
 ]
 
 
-class SqlStore(PartiesPart, RequestsPart, KeysPart, AccountsPart):
+class SqlStore(PartiesPart, RequestsPart, ErasurePart, KeysPart, AccountsPart):
     """The :class:`~.base.Store` methods over SQL, composed of its parts; a backend subclass
     supplies the plumbing (:class:`~._sql.SqlBase`)."""

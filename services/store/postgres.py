@@ -283,6 +283,13 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE parties ADD COLUMN show_name INTEGER NOT NULL DEFAULT 0;
         """,
     ),
+    (
+        "m013_erasure",
+        """
+        CREATE TABLE erased_keys (digest BYTEA PRIMARY KEY, erased_at BIGINT NOT NULL);
+        CREATE INDEX postings_licence ON postings (licence_id, at);
+        """,
+    ),
 )
 
 #: The channel on which revocations are announced (payload: the event's sequence number).

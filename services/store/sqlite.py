@@ -337,6 +337,21 @@ def m012_offer_refs(db: Database) -> None:
     )
 
 
+@migrations()
+def m013_erasure(db: Database) -> None:
+    """Retention and account erasure: the digest of every key of an erased account (a call
+    it signs is refused as ACCOUNT_ERASED, and it never registers again), and each licence's
+    postings by time (retention counts from a licence's last money movement)."""
+    db.executescript(
+        """
+        CREATE TABLE erased_keys (
+            digest BLOB PRIMARY KEY, erased_at INTEGER NOT NULL
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX postings_licence ON postings (licence_id, at);
+        """
+    )
+
+
 class SqliteStore(SqlStore):
     """The :class:`~.base.Store` on one SQLite file (``:memory:`` is refused: nothing fakes
     durability)."""

@@ -100,10 +100,12 @@ from .exchange_harness import (
     Party,
     add_standing_rule,
     approve_request,
+    issue_licence,
     photo_use,
     register_advertiser,
     register_holder,
     register_platform,
+    report_use,
     request_licence,
     start_exchange,
 )
@@ -367,6 +369,10 @@ def _build(ex: Exchange, data: Path) -> World:
     holder, advertiser = ex.party(), ex.party()
     register_holder(holder, "bob")
     register_advertiser(advertiser, "Fuzz Ads")
+    # bob has earned one use's price, so a fuzzed DeleteAccount (an empty body is a valid
+    # one) is refused BALANCE_OWED, changing nothing, and bob stays the fuzzing holder.
+    earning = issue_licence(holder, advertiser, max_uses=1, price_per_use=100)
+    report_use(platform, advertiser, earning.token, photo_use())
     asked = request_licence(advertiser, holder.key.public.raw).request
     now = int(time.time())
     rule = StandingRule(

@@ -447,6 +447,7 @@ GOOD: dict[str, Callable[[World], Message]] = {
     "SetObjection": lambda w: registry_pb2.SetObjectionRequest(objecting=True),
     "ExportData": lambda w: registry_pb2.ExportDataRequest(),
     "EraseAssets": lambda w: registry_pb2.EraseAssetsRequest(sha256=[PHOTO_SHA]),
+    "DeleteAccount": lambda w: registry_pb2.DeleteAccountRequest(),
     "SearchOffers": lambda w: exchange_pb2.SearchOffersRequest(),
     "RequestLicence": licence_request,
     "GetRequest": lambda w: exchange_pb2.GetRequestRequest(request_id=w.pending.request_id),
@@ -490,6 +491,7 @@ ROLE_OF: dict[str, str | tuple[str, ...]] = {
             "SetObjection",
             "ExportData",
             "EraseAssets",
+            "DeleteAccount",
             "ListInbox",
             "ApproveRequest",
             "DeclineRequest",
@@ -537,7 +539,7 @@ def terms(**changes: Any) -> records_pb2.Terms:
 
 
 def test_the_tables_cover_every_rpc() -> None:
-    assert len(RPCS) == 13 + 11 + 9 + 3
+    assert len(RPCS) == 14 + 11 + 9 + 3
     assert set(GOOD) == set(SIGNED)
     assert set(ROLE_OF) | set(ANY_ROLE) == set(PARTY_METHODS)
     assert not set(ROLE_OF) & set(ANY_ROLE)

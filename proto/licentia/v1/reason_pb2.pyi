@@ -63,6 +63,8 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASON_LAST_KEY: _ClassVar[Reason]
     REASON_KEY_REMOVED: _ClassVar[Reason]
     REASON_NOT_LOGGED: _ClassVar[Reason]
+    REASON_ACCOUNT_ERASED: _ClassVar[Reason]
+    REASON_BALANCE_OWED: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 REASON_MALFORMED: Reason
 REASON_TOO_LARGE: Reason
@@ -120,3 +122,5 @@ REASON_KEY_SET_INVALID: Reason
 REASON_LAST_KEY: Reason
 REASON_KEY_REMOVED: Reason
 REASON_NOT_LOGGED: Reason
+REASON_ACCOUNT_ERASED: Reason
+REASON_BALANCE_OWED: Reason

@@ -118,7 +118,7 @@ class Terms(_message.Message):
     def __init__(self, categories: _Optional[_Iterable[_Union[_vocabulary_pb2.DataCategory, str]]] = ..., allowed_purposes: _Optional[_Iterable[_Union[_vocabulary_pb2.Purpose, str]]] = ..., refused_purposes: _Optional[_Iterable[_Union[_vocabulary_pb2.Purpose, str]]] = ..., media: _Optional[_Iterable[_Union[_vocabulary_pb2.Medium, str]]] = ..., territories: _Optional[_Iterable[str]] = ..., currency: _Optional[str] = ..., price_per_day_minor: _Optional[int] = ..., max_term_seconds: _Optional[int] = ..., exclusivity_offered: _Optional[bool] = ..., exclusivity_multiplier_bps: _Optional[int] = ..., updated_at: _Optional[int] = ...) -> None: ...
 
 class LicenceRequest(_message.Message):
-    __slots__ = ("request_id", "state", "advertiser_key", "advertiser_organisation", "holder_key", "claims", "created_at", "expires_at", "updated_at", "reason", "failure", "auto_approved", "offer_ref")
+    __slots__ = ("request_id", "state", "advertiser_key", "advertiser_organisation", "holder_key", "claims", "created_at", "expires_at", "updated_at", "reason", "failure", "auto_approved", "offer_ref", "message", "erased")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ADVERTISER_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +132,8 @@ class LicenceRequest(_message.Message):
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     AUTO_APPROVED_FIELD_NUMBER: _ClassVar[int]
     OFFER_REF_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ERASED_FIELD_NUMBER: _ClassVar[int]
     request_id: bytes
     state: RequestState
     advertiser_key: bytes
@@ -145,10 +147,12 @@ class LicenceRequest(_message.Message):
     failure: str
     auto_approved: bool
     offer_ref: bytes
-    def __init__(self, request_id: _Optional[bytes] = ..., state: _Optional[_Union[RequestState, str]] = ..., advertiser_key: _Optional[bytes] = ..., advertiser_organisation: _Optional[str] = ..., holder_key: _Optional[bytes] = ..., claims: _Optional[bytes] = ..., created_at: _Optional[int] = ..., expires_at: _Optional[int] = ..., updated_at: _Optional[int] = ..., reason: _Optional[str] = ..., failure: _Optional[str] = ..., auto_approved: _Optional[bool] = ..., offer_ref: _Optional[bytes] = ...) -> None: ...
+    message: str
+    erased: bool
+    def __init__(self, request_id: _Optional[bytes] = ..., state: _Optional[_Union[RequestState, str]] = ..., advertiser_key: _Optional[bytes] = ..., advertiser_organisation: _Optional[str] = ..., holder_key: _Optional[bytes] = ..., claims: _Optional[bytes] = ..., created_at: _Optional[int] = ..., expires_at: _Optional[int] = ..., updated_at: _Optional[int] = ..., reason: _Optional[str] = ..., failure: _Optional[str] = ..., auto_approved: _Optional[bool] = ..., offer_ref: _Optional[bytes] = ..., message: _Optional[str] = ..., erased: _Optional[bool] = ...) -> None: ...
 
 class LicenceRecord(_message.Message):
-    __slots__ = ("licence_id", "token", "state", "holder_key", "licensee_key", "issued_at", "not_before", "not_after", "revoked_at", "uses", "max_uses", "request_id", "status_index", "consent_key", "licensee_device_key", "asset_sha256")
+    __slots__ = ("licence_id", "token", "state", "holder_key", "licensee_key", "issued_at", "not_before", "not_after", "revoked_at", "uses", "max_uses", "request_id", "status_index", "consent_key", "licensee_device_key", "asset_sha256", "erased")
     LICENCE_ID_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -165,6 +169,7 @@ class LicenceRecord(_message.Message):
     CONSENT_KEY_FIELD_NUMBER: _ClassVar[int]
     LICENSEE_DEVICE_KEY_FIELD_NUMBER: _ClassVar[int]
     ASSET_SHA256_FIELD_NUMBER: _ClassVar[int]
+    ERASED_FIELD_NUMBER: _ClassVar[int]
     licence_id: bytes
     token: str
     state: LicenceState
@@ -181,7 +186,8 @@ class LicenceRecord(_message.Message):
     consent_key: bytes
     licensee_device_key: bytes
     asset_sha256: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, licence_id: _Optional[bytes] = ..., token: _Optional[str] = ..., state: _Optional[_Union[LicenceState, str]] = ..., holder_key: _Optional[bytes] = ..., licensee_key: _Optional[bytes] = ..., issued_at: _Optional[int] = ..., not_before: _Optional[int] = ..., not_after: _Optional[int] = ..., revoked_at: _Optional[int] = ..., uses: _Optional[int] = ..., max_uses: _Optional[int] = ..., request_id: _Optional[bytes] = ..., status_index: _Optional[int] = ..., consent_key: _Optional[bytes] = ..., licensee_device_key: _Optional[bytes] = ..., asset_sha256: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    erased: bool
+    def __init__(self, licence_id: _Optional[bytes] = ..., token: _Optional[str] = ..., state: _Optional[_Union[LicenceState, str]] = ..., holder_key: _Optional[bytes] = ..., licensee_key: _Optional[bytes] = ..., issued_at: _Optional[int] = ..., not_before: _Optional[int] = ..., not_after: _Optional[int] = ..., revoked_at: _Optional[int] = ..., uses: _Optional[int] = ..., max_uses: _Optional[int] = ..., request_id: _Optional[bytes] = ..., status_index: _Optional[int] = ..., consent_key: _Optional[bytes] = ..., licensee_device_key: _Optional[bytes] = ..., asset_sha256: _Optional[_Iterable[bytes]] = ..., erased: _Optional[bool] = ...) -> None: ...
 
 class AssetAccess(_message.Message):
     __slots__ = ("sha256", "licence_id", "licensee_key", "accessed_at")

@@ -145,7 +145,7 @@ class ExportDataRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ExportDataResponse(_message.Message):
-    __slots__ = ("profile", "assets", "terms", "requests", "licences", "accesses", "standing_rules", "exported_at", "payout_destinations", "key_set")
+    __slots__ = ("profile", "assets", "terms", "requests", "licences", "accesses", "standing_rules", "exported_at", "payout_destinations", "key_set", "ledger")
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     ASSETS_FIELD_NUMBER: _ClassVar[int]
     TERMS_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +156,7 @@ class ExportDataResponse(_message.Message):
     EXPORTED_AT_FIELD_NUMBER: _ClassVar[int]
     PAYOUT_DESTINATIONS_FIELD_NUMBER: _ClassVar[int]
     KEY_SET_FIELD_NUMBER: _ClassVar[int]
+    LEDGER_FIELD_NUMBER: _ClassVar[int]
     profile: _records_pb2.Profile
     assets: _containers.RepeatedCompositeFieldContainer[_records_pb2.AssetRecord]
     terms: _records_pb2.Terms
@@ -166,7 +167,8 @@ class ExportDataResponse(_message.Message):
     exported_at: int
     payout_destinations: _containers.RepeatedCompositeFieldContainer[_ledger_pb2.PayoutDestination]
     key_set: _accounts_pb2.GetKeySetResponse
-    def __init__(self, profile: _Optional[_Union[_records_pb2.Profile, _Mapping]] = ..., assets: _Optional[_Iterable[_Union[_records_pb2.AssetRecord, _Mapping]]] = ..., terms: _Optional[_Union[_records_pb2.Terms, _Mapping]] = ..., requests: _Optional[_Iterable[_Union[_records_pb2.LicenceRequest, _Mapping]]] = ..., licences: _Optional[_Iterable[_Union[_records_pb2.LicenceRecord, _Mapping]]] = ..., accesses: _Optional[_Iterable[_Union[_records_pb2.AssetAccess, _Mapping]]] = ..., standing_rules: _Optional[_Iterable[_Union[_records_pb2.StandingRuleRecord, _Mapping]]] = ..., exported_at: _Optional[int] = ..., payout_destinations: _Optional[_Iterable[_Union[_ledger_pb2.PayoutDestination, _Mapping]]] = ..., key_set: _Optional[_Union[_accounts_pb2.GetKeySetResponse, _Mapping]] = ...) -> None: ...
+    ledger: _containers.RepeatedCompositeFieldContainer[_ledger_pb2.StatementLine]
+    def __init__(self, profile: _Optional[_Union[_records_pb2.Profile, _Mapping]] = ..., assets: _Optional[_Iterable[_Union[_records_pb2.AssetRecord, _Mapping]]] = ..., terms: _Optional[_Union[_records_pb2.Terms, _Mapping]] = ..., requests: _Optional[_Iterable[_Union[_records_pb2.LicenceRequest, _Mapping]]] = ..., licences: _Optional[_Iterable[_Union[_records_pb2.LicenceRecord, _Mapping]]] = ..., accesses: _Optional[_Iterable[_Union[_records_pb2.AssetAccess, _Mapping]]] = ..., standing_rules: _Optional[_Iterable[_Union[_records_pb2.StandingRuleRecord, _Mapping]]] = ..., exported_at: _Optional[int] = ..., payout_destinations: _Optional[_Iterable[_Union[_ledger_pb2.PayoutDestination, _Mapping]]] = ..., key_set: _Optional[_Union[_accounts_pb2.GetKeySetResponse, _Mapping]] = ..., ledger: _Optional[_Iterable[_Union[_ledger_pb2.StatementLine, _Mapping]]] = ...) -> None: ...
 
 class EraseAssetsRequest(_message.Message):
     __slots__ = ("sha256",)
@@ -181,6 +183,44 @@ class EraseAssetsResponse(_message.Message):
     erased: int
     revoked_licence_ids: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, erased: _Optional[int] = ..., revoked_licence_ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class DeleteAccountRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DeleteAccountResponse(_message.Message):
+    __slots__ = ("receipt",)
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    receipt: SignedErasureReceipt
+    def __init__(self, receipt: _Optional[_Union[SignedErasureReceipt, _Mapping]] = ...) -> None: ...
+
+class ErasureReceipt(_message.Message):
+    __slots__ = ("account", "erased_at", "revoked_licence_ids", "assets_erased", "log_index", "erased", "kept")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    ERASED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_LICENCE_IDS_FIELD_NUMBER: _ClassVar[int]
+    ASSETS_ERASED_FIELD_NUMBER: _ClassVar[int]
+    LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ERASED_FIELD_NUMBER: _ClassVar[int]
+    KEPT_FIELD_NUMBER: _ClassVar[int]
+    account: bytes
+    erased_at: int
+    revoked_licence_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    assets_erased: int
+    log_index: int
+    erased: _containers.RepeatedScalarFieldContainer[str]
+    kept: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, account: _Optional[bytes] = ..., erased_at: _Optional[int] = ..., revoked_licence_ids: _Optional[_Iterable[bytes]] = ..., assets_erased: _Optional[int] = ..., log_index: _Optional[int] = ..., erased: _Optional[_Iterable[str]] = ..., kept: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SignedErasureReceipt(_message.Message):
+    __slots__ = ("receipt", "issuer_key_id", "signature")
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    receipt: bytes
+    issuer_key_id: bytes
+    signature: bytes
+    def __init__(self, receipt: _Optional[bytes] = ..., issuer_key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class ListPlatformsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")

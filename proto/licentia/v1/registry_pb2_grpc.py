@@ -95,6 +95,11 @@ class RegistryServiceStub:
                 request_serializer=licentia_dot_v1_dot_registry__pb2.EraseAssetsRequest.SerializeToString,
                 response_deserializer=licentia_dot_v1_dot_registry__pb2.EraseAssetsResponse.FromString,
                 _registered_method=True)
+        self.DeleteAccount = channel.unary_unary(
+                '/licentia.v1.RegistryService/DeleteAccount',
+                request_serializer=licentia_dot_v1_dot_registry__pb2.DeleteAccountRequest.SerializeToString,
+                response_deserializer=licentia_dot_v1_dot_registry__pb2.DeleteAccountResponse.FromString,
+                _registered_method=True)
         self.ListPlatforms = channel.unary_unary(
                 '/licentia.v1.RegistryService/ListPlatforms',
                 request_serializer=licentia_dot_v1_dot_registry__pb2.ListPlatformsRequest.SerializeToString,
@@ -191,6 +196,19 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteAccount(self, request, context):
+        """The right to erasure of the whole account: revoke every live licence (refunding the
+        advertisers), erase the holder's assets, terms, standing rules, profile, requests,
+        payout destinations and keys (docs/operations.md, "Deleting an account", lists every
+        table), keep only the ledger's rows and the licences' ids and times, and
+        answer with a receipt signed by the exchange's issuer key. Every key of the account is
+        refused from then on (ACCOUNT_ERASED). Refused, changing nothing, while money is owed to
+        the holder (BALANCE_OWED). Only a device key of a holder's account may call it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListPlatforms(self, request, context):
         """The registered platforms, a page at a time, by platform id. Public and unsigned:
         platforms are organisations that publish, not people, and a verify-only replica with no
@@ -262,6 +280,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.EraseAssets,
                     request_deserializer=licentia_dot_v1_dot_registry__pb2.EraseAssetsRequest.FromString,
                     response_serializer=licentia_dot_v1_dot_registry__pb2.EraseAssetsResponse.SerializeToString,
+            ),
+            'DeleteAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAccount,
+                    request_deserializer=licentia_dot_v1_dot_registry__pb2.DeleteAccountRequest.FromString,
+                    response_serializer=licentia_dot_v1_dot_registry__pb2.DeleteAccountResponse.SerializeToString,
             ),
             'ListPlatforms': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPlatforms,
@@ -594,6 +617,33 @@ class RegistryService:
             '/licentia.v1.RegistryService/EraseAssets',
             licentia_dot_v1_dot_registry__pb2.EraseAssetsRequest.SerializeToString,
             licentia_dot_v1_dot_registry__pb2.EraseAssetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/licentia.v1.RegistryService/DeleteAccount',
+            licentia_dot_v1_dot_registry__pb2.DeleteAccountRequest.SerializeToString,
+            licentia_dot_v1_dot_registry__pb2.DeleteAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

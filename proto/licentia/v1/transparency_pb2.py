@@ -26,7 +26,7 @@ from licentia.v1 import accounts_pb2 as licentia_dot_v1_dot_accounts__pb2
 from licentia.v1 import licences_pb2 as licentia_dot_v1_dot_licences__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1elicentia/v1/transparency.proto\x12\x0blicentia.v1\x1a\x1alicentia/v1/accounts.proto\x1a\x1alicentia/v1/licences.proto\"\xf5\x01\n\x08LogEntry\x12\x11\n\x07licence\x18\x01 \x01(\tH\x00\x12\x33\n\nrevocation\x18\x02 \x01(\x0b\x32\x1d.licentia.v1.LoggedRevocationH\x00\x12\x32\n\nissuer_key\x18\x03 \x01(\x0b\x32\x1c.licentia.v1.LoggedIssuerKeyH\x00\x12\x39\n\x0ekey_set_change\x18\x04 \x01(\x0b\x32\x1f.licentia.v1.SignedKeySetChangeH\x00\x12*\n\x06sealed\x18\x05 \x01(\x0b\x32\x18.licentia.v1.SealedEntryH\x00\x42\x06\n\x04kind\";\n\x0bSealedEntry\x12\x0b\n\x03tag\x18\x01 \x01(\x0c\x12\x12\n\ncommitment\x18\x02 \x01(\x0c\x12\x0b\n\x03\x62ox\x18\x03 \x01(\x0c\"\x92\x01\n\x10LoggedRevocation\x12\x12\n\nlicence_id\x18\x01 \x01(\x0c\x12\x12\n\nrevoked_at\x18\x02 \x01(\x04\x12,\n\x05\x63\x61use\x18\x03 \x01(\x0e\x32\x1d.licentia.v1.TerminationCause\x12(\n\x07request\x18\x04 \x01(\x0b\x32\x17.licentia.v1.SignedCall\"l\n\nSignedCall\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x0b\n\x03key\x18\x03 \x01(\x0c\x12\x11\n\ttimestamp\x18\x04 \x01(\x04\x12\r\n\x05nonce\x18\x05 \x01(\x0c\x12\x11\n\tsignature\x18\x06 \x01(\x0c\"o\n\x0fLoggedIssuerKey\x12\x0e\n\x06key_id\x18\x01 \x01(\x0c\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x12\n\nnot_before\x18\x03 \x01(\x04\x12\x11\n\tnot_after\x18\x04 \x01(\x04\x12\x11\n\twithdrawn\x18\x05 \x01(\x08\"\x16\n\x14GetCheckpointRequest\"A\n\x15GetCheckpointResponse\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\x12\x14\n\x0cverifier_key\x18\x02 \x01(\t\"/\n\x11GetEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"G\n\x12GetEntriesResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\r\n\x05\x65ntry\x18\x02 \x01(\x0c\x12\x13\n\x0b\x61ppended_at\x18\x03 \x01(\x04\"P\n\x18GetInclusionProofRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x12\n\nlicence_id\x18\x02 \x01(\x0c\x12\x11\n\ttree_size\x18\x03 \x01(\x04\"[\n\x19GetInclusionProofResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\r\n\x05proof\x18\x03 \x03(\x0c\x12\r\n\x05\x65ntry\x18\x04 \x01(\x0c\"@\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\",\n\x1bGetConsistencyProofResponse\x12\r\n\x05proof\x18\x01 \x03(\x0c\x32\x8c\x03\n\x13TransparencyService\x12V\n\rGetCheckpoint\x12!.licentia.v1.GetCheckpointRequest\x1a\".licentia.v1.GetCheckpointResponse\x12O\n\nGetEntries\x12\x1e.licentia.v1.GetEntriesRequest\x1a\x1f.licentia.v1.GetEntriesResponse0\x01\x12\x62\n\x11GetInclusionProof\x12%.licentia.v1.GetInclusionProofRequest\x1a&.licentia.v1.GetInclusionProofResponse\x12h\n\x13GetConsistencyProof\x12\'.licentia.v1.GetConsistencyProofRequest\x1a(.licentia.v1.GetConsistencyProofResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1elicentia/v1/transparency.proto\x12\x0blicentia.v1\x1a\x1alicentia/v1/accounts.proto\x1a\x1alicentia/v1/licences.proto\"\xb3\x02\n\x08LogEntry\x12\x11\n\x07licence\x18\x01 \x01(\tH\x00\x12\x33\n\nrevocation\x18\x02 \x01(\x0b\x32\x1d.licentia.v1.LoggedRevocationH\x00\x12\x32\n\nissuer_key\x18\x03 \x01(\x0b\x32\x1c.licentia.v1.LoggedIssuerKeyH\x00\x12\x39\n\x0ekey_set_change\x18\x04 \x01(\x0b\x32\x1f.licentia.v1.SignedKeySetChangeH\x00\x12*\n\x06sealed\x18\x05 \x01(\x0b\x32\x18.licentia.v1.SealedEntryH\x00\x12<\n\x0f\x61\x63\x63ount_erasure\x18\x14 \x01(\x0b\x32!.licentia.v1.LoggedAccountErasureH\x00\x42\x06\n\x04kind\";\n\x0bSealedEntry\x12\x0b\n\x03tag\x18\x01 \x01(\x0c\x12\x12\n\ncommitment\x18\x02 \x01(\x0c\x12\x0b\n\x03\x62ox\x18\x03 \x01(\x0c\"S\n\x14LoggedAccountErasure\x12\x11\n\terased_at\x18\x01 \x01(\x04\x12(\n\x07request\x18\x02 \x01(\x0b\x32\x17.licentia.v1.SignedCall\"\x92\x01\n\x10LoggedRevocation\x12\x12\n\nlicence_id\x18\x01 \x01(\x0c\x12\x12\n\nrevoked_at\x18\x02 \x01(\x04\x12,\n\x05\x63\x61use\x18\x03 \x01(\x0e\x32\x1d.licentia.v1.TerminationCause\x12(\n\x07request\x18\x04 \x01(\x0b\x32\x17.licentia.v1.SignedCall\"l\n\nSignedCall\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x0b\n\x03key\x18\x03 \x01(\x0c\x12\x11\n\ttimestamp\x18\x04 \x01(\x04\x12\r\n\x05nonce\x18\x05 \x01(\x0c\x12\x11\n\tsignature\x18\x06 \x01(\x0c\"o\n\x0fLoggedIssuerKey\x12\x0e\n\x06key_id\x18\x01 \x01(\x0c\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x12\n\nnot_before\x18\x03 \x01(\x04\x12\x11\n\tnot_after\x18\x04 \x01(\x04\x12\x11\n\twithdrawn\x18\x05 \x01(\x08\"\x16\n\x14GetCheckpointRequest\"A\n\x15GetCheckpointResponse\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\x12\x14\n\x0cverifier_key\x18\x02 \x01(\t\"/\n\x11GetEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"G\n\x12GetEntriesResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\r\n\x05\x65ntry\x18\x02 \x01(\x0c\x12\x13\n\x0b\x61ppended_at\x18\x03 \x01(\x04\"P\n\x18GetInclusionProofRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x12\n\nlicence_id\x18\x02 \x01(\x0c\x12\x11\n\ttree_size\x18\x03 \x01(\x04\"[\n\x19GetInclusionProofResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\r\n\x05proof\x18\x03 \x03(\x0c\x12\r\n\x05\x65ntry\x18\x04 \x01(\x0c\"@\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\",\n\x1bGetConsistencyProofResponse\x12\r\n\x05proof\x18\x01 \x03(\x0c\x32\x8c\x03\n\x13TransparencyService\x12V\n\rGetCheckpoint\x12!.licentia.v1.GetCheckpointRequest\x1a\".licentia.v1.GetCheckpointResponse\x12O\n\nGetEntries\x12\x1e.licentia.v1.GetEntriesRequest\x1a\x1f.licentia.v1.GetEntriesResponse0\x01\x12\x62\n\x11GetInclusionProof\x12%.licentia.v1.GetInclusionProofRequest\x1a&.licentia.v1.GetInclusionProofResponse\x12h\n\x13GetConsistencyProof\x12\'.licentia.v1.GetConsistencyProofRequest\x1a(.licentia.v1.GetConsistencyProofResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,31 +34,33 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'licentia.v1.transparency_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_LOGENTRY']._serialized_start=104
-  _globals['_LOGENTRY']._serialized_end=349
-  _globals['_SEALEDENTRY']._serialized_start=351
-  _globals['_SEALEDENTRY']._serialized_end=410
-  _globals['_LOGGEDREVOCATION']._serialized_start=413
-  _globals['_LOGGEDREVOCATION']._serialized_end=559
-  _globals['_SIGNEDCALL']._serialized_start=561
-  _globals['_SIGNEDCALL']._serialized_end=669
-  _globals['_LOGGEDISSUERKEY']._serialized_start=671
-  _globals['_LOGGEDISSUERKEY']._serialized_end=782
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=784
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=806
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=808
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=873
-  _globals['_GETENTRIESREQUEST']._serialized_start=875
-  _globals['_GETENTRIESREQUEST']._serialized_end=922
-  _globals['_GETENTRIESRESPONSE']._serialized_start=924
-  _globals['_GETENTRIESRESPONSE']._serialized_end=995
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=997
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1077
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=1079
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1170
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1172
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1236
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1238
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1282
-  _globals['_TRANSPARENCYSERVICE']._serialized_start=1285
-  _globals['_TRANSPARENCYSERVICE']._serialized_end=1681
+  _globals['_LOGENTRY']._serialized_end=411
+  _globals['_SEALEDENTRY']._serialized_start=413
+  _globals['_SEALEDENTRY']._serialized_end=472
+  _globals['_LOGGEDACCOUNTERASURE']._serialized_start=474
+  _globals['_LOGGEDACCOUNTERASURE']._serialized_end=557
+  _globals['_LOGGEDREVOCATION']._serialized_start=560
+  _globals['_LOGGEDREVOCATION']._serialized_end=706
+  _globals['_SIGNEDCALL']._serialized_start=708
+  _globals['_SIGNEDCALL']._serialized_end=816
+  _globals['_LOGGEDISSUERKEY']._serialized_start=818
+  _globals['_LOGGEDISSUERKEY']._serialized_end=929
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=931
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=953
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=955
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=1020
+  _globals['_GETENTRIESREQUEST']._serialized_start=1022
+  _globals['_GETENTRIESREQUEST']._serialized_end=1069
+  _globals['_GETENTRIESRESPONSE']._serialized_start=1071
+  _globals['_GETENTRIESRESPONSE']._serialized_end=1142
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1144
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1224
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=1226
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1317
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1319
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1383
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1385
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1429
+  _globals['_TRANSPARENCYSERVICE']._serialized_start=1432
+  _globals['_TRANSPARENCYSERVICE']._serialized_end=1828
 # @@protoc_insertion_point(module_scope)

@@ -9,18 +9,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class LogEntry(_message.Message):
-    __slots__ = ("licence", "revocation", "issuer_key", "key_set_change", "sealed")
+    __slots__ = ("licence", "revocation", "issuer_key", "key_set_change", "sealed", "account_erasure")
     LICENCE_FIELD_NUMBER: _ClassVar[int]
     REVOCATION_FIELD_NUMBER: _ClassVar[int]
     ISSUER_KEY_FIELD_NUMBER: _ClassVar[int]
     KEY_SET_CHANGE_FIELD_NUMBER: _ClassVar[int]
     SEALED_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ERASURE_FIELD_NUMBER: _ClassVar[int]
     licence: str
     revocation: LoggedRevocation
     issuer_key: LoggedIssuerKey
     key_set_change: _accounts_pb2.SignedKeySetChange
     sealed: SealedEntry
-    def __init__(self, licence: _Optional[str] = ..., revocation: _Optional[_Union[LoggedRevocation, _Mapping]] = ..., issuer_key: _Optional[_Union[LoggedIssuerKey, _Mapping]] = ..., key_set_change: _Optional[_Union[_accounts_pb2.SignedKeySetChange, _Mapping]] = ..., sealed: _Optional[_Union[SealedEntry, _Mapping]] = ...) -> None: ...
+    account_erasure: LoggedAccountErasure
+    def __init__(self, licence: _Optional[str] = ..., revocation: _Optional[_Union[LoggedRevocation, _Mapping]] = ..., issuer_key: _Optional[_Union[LoggedIssuerKey, _Mapping]] = ..., key_set_change: _Optional[_Union[_accounts_pb2.SignedKeySetChange, _Mapping]] = ..., sealed: _Optional[_Union[SealedEntry, _Mapping]] = ..., account_erasure: _Optional[_Union[LoggedAccountErasure, _Mapping]] = ...) -> None: ...
 
 class SealedEntry(_message.Message):
     __slots__ = ("tag", "commitment", "box")
@@ -31,6 +33,14 @@ class SealedEntry(_message.Message):
     commitment: bytes
     box: bytes
     def __init__(self, tag: _Optional[bytes] = ..., commitment: _Optional[bytes] = ..., box: _Optional[bytes] = ...) -> None: ...
+
+class LoggedAccountErasure(_message.Message):
+    __slots__ = ("erased_at", "request")
+    ERASED_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    erased_at: int
+    request: SignedCall
+    def __init__(self, erased_at: _Optional[int] = ..., request: _Optional[_Union[SignedCall, _Mapping]] = ...) -> None: ...
 
 class LoggedRevocation(_message.Message):
     __slots__ = ("licence_id", "revoked_at", "cause", "request")

@@ -48,6 +48,7 @@ def test_replicas_starting_together_migrate_once(pg_server: PgServer) -> None:
         "m009_accounts",
         "m010_account_logs",
         "m012_offer_refs",
+        "m013_erasure",
     ]
     store = PostgresStore(url)
     _issued(store, _holder(), 1)
