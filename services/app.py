@@ -24,8 +24,7 @@ from licentia.v1 import (
     verification_pb2,
 )
 
-from . import refs
-from . import retention
+from . import refs, retention
 from .accounts import AccountService
 from .deps import Deps, Settings
 from .exchange import ExchangeService
