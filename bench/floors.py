@@ -19,15 +19,25 @@ from typing import Protocol
 
 from licentia.encoding import b64url_decode, parse_canonical
 from licentia.errors import Reason
-from licentia.keys import CONSENT, ISSUANCE, PRESENTATION, IssuerKeyResolver, verify_signature
+from licentia.keys import (
+    CONSENT,
+    ISSUANCE,
+    ISSUANCE_V2,
+    PRESENTATION,
+    IssuerKeyResolver,
+    verify_signature,
+)
 from licentia.presentation import DEFAULT_WINDOW_SECONDS, NONCE_BYTES
 from licentia.scope import IntendedUse
 from licentia.token import (
     DEFAULT_MAX_TERM_SECONDS,
     Approval,
+    Consent,
+    RuleCommitment,
     StandingConsent,
     check_claims_message,
     issuance_message,
+    salted_digest,
 )
 from licentia.v1 import licence_pb2
 
@@ -48,13 +58,22 @@ def token_floor(token: str, issuer_key: bytes, *, consent: bool = True) -> None:
     claims_bytes = env.claims
     m = parse_canonical(claims_bytes, licence_pb2.LicenceClaims(), "claims")
     kind = env.WhichOneof("consent")
+    # A v2 token's issuer signature also covers its log promise (no signature of its own).
+    promise = env.log_promise.SerializeToString(deterministic=True) if token[3] == "2" else None
+    consent_: Consent
+    holder_sig = b""
     if kind == "holder_signature":
         holder_sig = env.holder_signature
-        message = issuance_message(claims_bytes, Approval(holder_sig))
+        consent_ = Approval(holder_sig)
+    elif kind == "rule_commitment":  # v2: the issuer vouches for the rule; nothing else to check
+        consent_ = RuleCommitment(env.rule_commitment.salt, env.rule_commitment.digest)
+        consent = False
     else:  # a standing rule: the message frames the rule; its signature is not rechecked
         holder_sig = env.standing.holder_signature
-        message = issuance_message(claims_bytes, StandingConsent(env.standing.rule, holder_sig))
-    ok = verify_signature(issuer_key, ISSUANCE, message, env.issuer_signature)
+        consent_ = StandingConsent(env.standing.rule, holder_sig)
+    message = issuance_message(claims_bytes, consent_, promise)
+    domain = ISSUANCE if promise is None else ISSUANCE_V2
+    ok = verify_signature(issuer_key, domain, message, env.issuer_signature)
     if consent:
         ok = ok and verify_signature(m.holder_key, CONSENT, claims_bytes, holder_sig)
     if not ok:
@@ -93,6 +112,14 @@ def checks_floor(
     issuer = keys.resolve(m.issuer_key_id)
     holder_sig = env.holder_signature
     not_before, not_after = m.not_before, m.not_after
+    # v2: the promise is covered by the issuer's one signature and checked for what it says;
+    # the asset is looked up salted.
+    v2 = token[3] == "2"
+    promise = env.log_promise.SerializeToString(deterministic=True) if v2 else None
+    logged = not v2 or (
+        env.HasField("log_promise") and 0 < m.issued_at <= env.log_promise.logged_at
+    )
+    digest = salted_digest(m.asset_salt, use.asset_sha256) if v2 else use.asset_sha256
     signed = parse_canonical(
         b64url_decode(presentation[5:]), licence_pb2.SignedPresentation(), "presentation"
     )
@@ -103,16 +130,17 @@ def checks_floor(
         and issuer.may_sign_at(m.issued_at)
         and verify_signature(
             issuer.public.raw,
-            ISSUANCE,
-            issuance_message(claims_bytes, Approval(holder_sig)),
+            ISSUANCE_V2 if v2 else ISSUANCE,
+            issuance_message(claims_bytes, Approval(holder_sig), promise),
             env.issuer_signature,
         )
+        and logged
         and verify_signature(m.holder_key, CONSENT, claims_bytes, holder_sig)
         and 0 < not_after - not_before <= DEFAULT_MAX_TERM_SECONDS
         and not_before <= now < not_after
         and status.check(m.status_index, now) is None
         and not scope.check(use)
-        and assets.get(use.asset_sha256) == use.category
+        and assets.get(digest) == use.category
         and len(nonce) == NONCE_BYTES
         and p.HasField("use")
         and p.audience == audience

@@ -2,19 +2,39 @@
 
 Two categories, two purposes, two media, two territories, two assets with full SHA-256
 digests, both keys, a status index, price terms and a use limit: the shape whose token must
-stay within 560 characters.
+stay within 560 characters. :func:`typical_claims` is its v1 form (plain digests);
+:func:`salted` makes any claims v2 (digests salted for the licence), and
+:func:`typical_token_v2` issues the typical v2 licence with its log promise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 from .keys import PrivateKey
 from .scope import Scope
-from .token import Asset, LicenceClaims, PriceTerms, StandingRule
+from .token import (
+    Asset,
+    LicenceClaims,
+    LogPromise,
+    PriceTerms,
+    StandingRule,
+    approve,
+    issue,
+    salted_digest,
+)
 from .vocabulary import DataCategory, Medium, Purpose
 
-__all__ = ["DAY", "NAME_SHA256", "PHOTO_SHA256", "typical_claims", "typical_rule"]
+__all__ = [
+    "DAY",
+    "NAME_SHA256",
+    "PHOTO_SHA256",
+    "salted",
+    "typical_claims",
+    "typical_rule",
+    "typical_token_v2",
+]
 
 
 #: SHA-256 digests of the two example assets (a photo and a name).
@@ -72,3 +92,27 @@ def typical_rule(holder: PrivateKey, now: int) -> StandingRule:
         currency="EUR",
         max_uses=10,
     )
+
+
+def salted(claims: LicenceClaims, salt: bytes) -> LicenceClaims:
+    """``claims`` as v2 claims: the assets named by their digests salted with ``salt``."""
+    return dataclasses.replace(
+        claims,
+        asset_salt=salt,
+        assets=tuple(Asset(a.category, salted_digest(salt, a.sha256)) for a in claims.assets),
+    )
+
+
+def typical_token_v2(
+    issuer: PrivateKey,
+    holder: PrivateKey,
+    licensee: PrivateKey,
+    now: int,
+    index: int = 0,
+) -> str:
+    """The typical licence as a v2 token approved by ``holder`` (a pairwise key, to the
+    format: any key), its assets salted with bytes derived from ``index``, logged at leaf
+    ``index`` at ``now``."""
+    salt = hashlib.sha256(b"example salt %d" % index).digest()[:16]
+    data = salted(typical_claims(issuer, holder, licensee, now, index), salt).encode()
+    return issue(issuer, data, approve(holder, data), promise=LogPromise(index, now))

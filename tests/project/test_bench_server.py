@@ -16,7 +16,7 @@ def _bench_server(monkeypatch: pytest.MonkeyPatch) -> Any:
     return load_bench(monkeypatch, "bench_server")
 
 
-def test_bench_server_quick_prints_the_five_benches(
+def test_bench_server_quick_prints_the_six_benches(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Speed is measured by the benchmark, not asserted here: a missed target (exit 1) is fine.
@@ -31,6 +31,7 @@ def test_bench_server_quick_prints_the_five_benches(
         "log.append",
         "revocation.propagation",
         "key.removal.propagation",
+        "log.inclusion.delay",
     ]
     for row in rows:
         assert {"bench", "ops_per_s", "ratio", "target", "limit", "ok"} <= row.keys()
@@ -38,7 +39,7 @@ def test_bench_server_quick_prints_the_five_benches(
         assert math.isfinite(row["ratio"])
         assert row["ratio"] >= 0
         assert isinstance(row["ok"], bool)
-    verify, issue, append, propagation, removal = rows
+    verify, issue, append, propagation, removal, inclusion = rows
     assert (append["ops_per_s"], append["ratio"]) == (issue["ops_per_s"], issue["ratio"])
     assert verify["ops_per_s"] > 0
     assert issue["ops_per_s"] > 0
@@ -73,4 +74,10 @@ def test_bench_server_quick_prints_the_five_benches(
     assert by["3"]["removals"] == 1
     assert all(0 < v["p50_ms"] <= v["max_ms"] for v in by.values())
     assert all(v["p50_ms"] <= v["every_p50_ms"] <= v["every_max_ms"] for v in by.values())
+    # A licence's entry, checked in the log by its licensee as soon as it is issued.
+    assert inclusion["ops_per_s"] is None
+    assert 0 < inclusion["floor_p99_ms"]
+    assert 0 < inclusion["p50_ms"] <= inclusion["p99_ms"]
+    assert inclusion["ratio"] == round(inclusion["p99_ms"] / inclusion["target"], 3)
+    assert inclusion["ok"] == (inclusion["p99_ms"] <= inclusion["target"])
     assert elapsed < 60  # --quick is meant to take seconds
