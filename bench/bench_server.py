@@ -642,9 +642,9 @@ class Bench:
         """log.inclusion.delay's samples: ms from a licence's issuance to its verified
         inclusion under a signed checkpoint, and the floor (the same once signed)."""
         adv = self.advertisers[1]
-        log_key = LogKey.parse(
-            vkey(self.app.deps.settings.log_origin, self.app.deps.log_key.public)
-        )
+        signer = self.app.deps.log_key
+        assert signer is not None
+        log_key = LogKey.parse(vkey(self.app.deps.settings.log_origin, signer.public))
         delays, floors = [], []
         for _ in range(self.sizes.inclusions):
             body = exchange_pb2.RequestLicenceRequest.FromString(self.request_body(adv.key))
