@@ -21,10 +21,10 @@ from google.protobuf.message import Message
 from mnemonic import Mnemonic
 
 from licentia import keys as keymod
-from licentia import keyset, methods, territory
+from licentia import keyset, methods, sealed, territory
 from licentia.encoding import b64url_decode, b64url_encode
 from licentia.errors import LicentiaError
-from licentia.examples import PHOTO_SHA256, typical_claims, typical_rule
+from licentia.examples import PHOTO_SHA256, salted, typical_claims, typical_rule
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
 from licentia.nonces import MemoryNonceStore
 from licentia.phrase import new_phrase, recovery_key
@@ -50,16 +50,18 @@ from licentia.token import (
     TOKEN_PREFIX_V1,
     Approval,
     LicenceClaims,
+    LogPromise,
     StandingConsent,
     StandingRule,
     _signed_token,
     approve,
+    commit_rule,
     issuance_message,
     issue,
     parse_token,
     sign_standing_rule,
 )
-from licentia.v1 import accounts_pb2, licence_pb2, registry_pb2, status_pb2
+from licentia.v1 import accounts_pb2, licence_pb2, registry_pb2, status_pb2, transparency_pb2
 from licentia.verify import VerificationEngine
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
@@ -708,6 +710,101 @@ def request_header_cases(
     return out
 
 
+#: The v2 vectors' fixed salts and log position (token-format §3.6-3.8, §10c).
+V2_ASSET_SALT = b"\x5a" * 16
+V2_RULE_SALT = b"\x5b" * 16
+V2_LOG_INDEX = 41
+V2_LOG_KEY = b"\x5c" * 32
+
+
+def token_v2(k: dict[str, PrivateKey]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The typical licence as v2 tokens (approved, and under the typical rule) with every
+    input and intermediate value; the sealed log entry of the approved one; and the v2
+    verification cases (section ``3.8`` and ``3.6``)."""
+    issuer, holder = k["issuer"], k["holder"]
+    plain = typical_claims(issuer, holder, k["licensee"], NOW)
+    claims = salted(plain, V2_ASSET_SALT)
+    data = claims.encode()
+    consent = approve(holder, data)
+    promise = LogPromise(V2_LOG_INDEX, NOW + 1)
+    token = issue(issuer, data, consent, claims=claims, promise=promise)
+    message = issuance_message(data, consent, promise.encode())
+    rule = sign_standing_rule(holder, typical_rule(holder, NOW))
+    commitment = commit_rule(rule, V2_RULE_SALT)
+    under_rule = replace(claims, holder=None, licence_id=b"\x12" * 16, status_index=1_000_002)
+    rule_data = under_rule.encode()
+    rule_token = issue(issuer, rule_data, commitment, claims=under_rule, promise=promise)
+    clear = transparency_pb2.LogEntry(licence=token)
+    entry = sealed.seal(V2_LOG_KEY, 1, clear)
+    tag_, box_key = sealed.entry_secrets(V2_LOG_KEY, 1)
+    vector = {
+        "approval": {
+            "asset_salt_hex": V2_ASSET_SALT.hex(),
+            "plain_sha256_hex": [a.sha256.hex() for a in plain.assets],
+            "salted_sha256_hex": [a.sha256.hex() for a in claims.assets],
+            "claims_hex": data.hex(),
+            "consent_signature_hex": consent.signature.hex(),
+            "log_promise_hex": promise.encode().hex(),
+            "issuance_signing_input_hex": signing_input(keymod.ISSUANCE_V2, message),
+            "issuer_signature_hex": parse_token(token).issuer_signature.hex(),
+            "token": token,
+            "token_length": len(token),
+        },
+        "standing": {
+            "rule_hex": rule.rule_bytes.hex(),
+            "rule_signature_hex": rule.signature.hex(),
+            "commitment_salt_hex": V2_RULE_SALT.hex(),
+            "commitment_hex": commitment.digest.hex(),
+            "claims_hex": rule_data.hex(),
+            "issuance_signing_input_hex": signing_input(
+                keymod.ISSUANCE_V2, issuance_message(rule_data, commitment, promise.encode())
+            ),
+            "token": rule_token,
+            "token_length": len(rule_token),
+        },
+        "sealed_entry": {
+            "log_key_hex": V2_LOG_KEY.hex(),
+            "entry_number": 1,
+            "tag_hex": tag_.hex(),
+            "box_key_hex": box_key.hex(),
+            "plaintext_hex": sealed.plaintext_of(clear).hex(),
+            "commitment_hex": entry.sealed.commitment.hex(),
+            "entry_hex": sealed.plaintext_of(entry).hex(),
+        },
+    }
+    no_promise = _signed_token(issuer, data, consent, None, v2=True)
+    early = _signed_token(issuer, data, consent, LogPromise(V2_LOG_INDEX, NOW - 1), v2=True)
+    unsalted = _signed_token(issuer, plain.encode(), approve(holder, plain.encode()), promise)
+    v1_with_promise = TOKEN_PREFIX_V1 + token[5:]
+    sensitive = replace(
+        under_rule,
+        licence_id=b"\x13" * 16,
+        scope=replace(under_rule.scope, purposes=frozenset({Purpose.AI_MODEL_TRAINING})),
+    )
+    sensitive_token = _signed_token(issuer, sensitive.encode(), commitment, promise)
+    cases: list[dict[str, Any]] = [
+        _case("v2: the plain digest of the content, salted by the verifier", "3.6", token),
+        _case(
+            "v2: the salted digest given as the content's",
+            "3.6",
+            token,
+            use=_use_json(_use(asset_sha256=claims.assets[0].sha256)),
+        ),
+        _case("v2: under a standing rule, by its commitment", "3.7", rule_token),
+        _case(
+            "v2: a sensitive use under a rule commitment",
+            "3.7",
+            sensitive_token,
+            use=_use_json(_use(purpose=Purpose.AI_MODEL_TRAINING)),
+        ),
+        _case("v2: no log promise", "3.8", no_promise),
+        _case("v2: a promise logged before the licence was issued", "3.8", early),
+        _case("v2 prefix on claims without a salt", "3.6", unsalted),
+        _case("v1 prefix on a v2 envelope", "3.9", v1_with_promise),
+    ]
+    return vector, cases
+
+
 def build() -> dict[str, Any]:
     """Every vector, as a JSON-ready document."""
     k = {name: PrivateKey.from_seed(seed) for name, seed in SEEDS.items()}
@@ -795,6 +892,8 @@ def build() -> dict[str, Any]:
         case["use"] = _use_json(case["use"])
     edge, forgeries = edge_cases(k, claims, rule, token)
     cases += edge
+    v2, v2_cases = token_v2(k)
+    cases += v2_cases
     for case in cases:
         case["expect"] = run_case(case, keys, snapshot)
 
@@ -849,6 +948,7 @@ def build() -> dict[str, Any]:
         "request_timestamp_forms": request_header_cases(dict(metadata), method, body),
         "rfc8032_test1": RFC8032_TEST1,
         "key_set": key_set_chain(),
+        "token_v2": v2,
         "ed25519_forgeries": forgeries,
         "status_snapshot_cases": snapshot_cases(k),
         "status_event_cases": event_cases(k),

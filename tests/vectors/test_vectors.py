@@ -356,3 +356,95 @@ def test_key_set_chain_recomputes_from_the_spec_alone() -> None:
     assert sets[-1].head == previous
     assert {k.public for k in sets[-1].keys} == {account, bytes(signers["recovery"].verify_key)}
     assert bytes(signers["phone"].verify_key) not in {k.public for k in sets[-1].keys}
+
+
+def test_token_v2_recomputes_from_the_spec_alone() -> None:
+    # token-format §3.6-3.8, rebuilt with hashlib and PyNaCl: the salted digests, the rule's
+    # commitment, the issuance signing input (claims, consent, promise) and both signatures.
+    v = V["token_v2"]
+    a = v["approval"]
+    salt = bytes.fromhex(a["asset_salt_hex"])
+    for plain, salted in zip(a["plain_sha256_hex"], a["salted_sha256_hex"], strict=True):
+        digest = hashlib.sha256(b"licentia.v2.asset\x00" + salt + bytes.fromhex(plain))
+        assert digest.hexdigest() == salted
+    claims = bytes.fromhex(a["claims_hex"])
+    for s in a["salted_sha256_hex"]:
+        assert bytes.fromhex(s) in claims  # the claims carry the salted digests only
+    assert not any(bytes.fromhex(p) in claims for p in a["plain_sha256_hex"])
+    holder = bytes.fromhex(PublicKey.from_text(V["keys"]["holder"]["public_key"]).raw.hex())
+    issuer = PublicKey.from_text(V["keys"]["issuer"]["public_key"]).raw
+    signature = bytes.fromhex(a["consent_signature_hex"])
+    nacl.signing.VerifyKey(holder).verify(b"licentia.v1.consent\x00" + claims, signature)
+    promise = bytes.fromhex(a["log_promise_hex"])
+    message = (
+        b"licentia.v2.issuance\x00"
+        + len(claims).to_bytes(4, "big")
+        + claims
+        + b"\x01"
+        + signature
+        + len(promise).to_bytes(4, "big")
+        + promise
+    )
+    assert message.hex() == a["issuance_signing_input_hex"]
+    nacl.signing.VerifyKey(issuer).verify(message, bytes.fromhex(a["issuer_signature_hex"]))
+    u = parse_token(a["token"])
+    assert (u.version, u.promise is not None, len(a["token"])) == (2, True, a["token_length"])
+    assert u.promise is not None
+    assert u.promise.encode() == promise
+    s = v["standing"]
+    rule, rule_sig = bytes.fromhex(s["rule_hex"]), bytes.fromhex(s["rule_signature_hex"])
+    rule_salt = bytes.fromhex(s["commitment_salt_hex"])
+    commitment = hashlib.sha256(
+        b"licentia.v2.rule-commitment\x00"
+        + rule_salt
+        + len(rule).to_bytes(4, "big")
+        + rule
+        + rule_sig
+    ).digest()
+    assert commitment.hex() == s["commitment_hex"]
+    rule_claims = bytes.fromhex(s["claims_hex"])
+    message = (
+        b"licentia.v2.issuance\x00"
+        + len(rule_claims).to_bytes(4, "big")
+        + rule_claims
+        + b"\x03"
+        + rule_salt
+        + commitment
+        + len(promise).to_bytes(4, "big")
+        + promise
+    )
+    assert message.hex() == s["issuance_signing_input_hex"]
+    standing = parse_token(s["token"])
+    nacl.signing.VerifyKey(issuer).verify(message, standing.issuer_signature)
+    assert standing.holder_key == b""  # no key links the licences of one rule
+    assert rule not in b64url_decode(s["token"][5:])
+
+
+def test_sealed_entry_recomputes_from_the_spec_alone() -> None:
+    # token-format §10c: the tag and box key from HMAC-SHA512, the commitment, and the box
+    # opened with libsodium's secretbox (all-zero nonce) to the framed, padded plaintext.
+    e = V["token_v2"]["sealed_entry"]
+    log_key = bytes.fromhex(e["log_key_hex"])
+    secrets = hmac.new(
+        log_key, b"licentia.v2.log-entry\x00" + e["entry_number"].to_bytes(8, "big"), "sha512"
+    ).digest()
+    assert (secrets[:16].hex(), secrets[32:].hex()) == (e["tag_hex"], e["box_key_hex"])
+    plaintext = bytes.fromhex(e["plaintext_hex"])
+    commitment = hashlib.sha256(b"licentia.v2.log-commitment\x00" + plaintext).digest()
+    assert commitment.hex() == e["commitment_hex"]
+    entry = bytes.fromhex(e["entry_hex"])
+    # LogEntry{sealed (5): SealedEntry{tag (1), commitment (2), box (3)}}, read by hand.
+    assert entry[0] == 0x2A
+    inner = entry[2:] if entry[1] < 0x80 else entry[3:]
+    assert inner[:2] == b"\x0a\x10"
+    assert inner[2:18] == secrets[:16]
+    assert inner[18:20] == b"\x12\x20"
+    assert inner[20:52] == commitment
+    assert inner[52] == 0x1A
+    box = inner[55:] if inner[53] >= 0x80 else inner[54:]
+    framed = nacl.bindings.crypto_secretbox_open(box, bytes(24), secrets[32:])
+    assert len(framed) % 256 == 0
+    assert framed[:4] == len(plaintext).to_bytes(4, "big")
+    assert framed[4 : 4 + len(plaintext)] == plaintext
+    assert not any(framed[4 + len(plaintext) :])
+    assert V["token_v2"]["approval"]["token"].encode() in plaintext
