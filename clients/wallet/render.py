@@ -20,6 +20,7 @@ from google.protobuf.message import Message
 
 from licentia.token import (
     LicenceClaims,
+    salted_digest,
 )
 from licentia.v1 import (
     ledger_pb2,
@@ -144,11 +145,21 @@ def _describe_terms(t: records_pb2.Terms) -> str:
     return "\n".join(lines)
 
 
+def _unknown(digest: bytes, salt: bytes) -> str:
+    """How an asset none of the holder's labels names is shown: a salted digest means
+    nothing to her, a plain one she may recognise."""
+    return "not one of your declared assets" if salt else digest.hex()[:12] + "…"
+
+
 def describe_claims(claims: LicenceClaims, who: str, labels: dict[bytes, str]) -> str:
-    """A licence's claims in plain words."""
+    """A licence's claims in plain words; ``labels`` names the holder's assets by their plain
+    SHA-256 (v2 claims name them salted for the licence: each is salted to be found)."""
     c, p = claims, claims.price
+    if c.asset_salt:
+        labels = {salted_digest(c.asset_salt, d): label for d, label in labels.items()}
     data = ", ".join(
-        f"{_name(a.category)} ({labels.get(a.sha256, a.sha256.hex()[:12] + '…')})" for a in c.assets
+        f"{_name(a.category)} ({labels.get(a.sha256, _unknown(a.sha256, c.asset_salt))})"
+        for a in c.assets
     )
     earned = p.amount_minor - p.amount_minor * p.fee_bps // 10_000
     per_use = p.per_use_minor - p.per_use_minor * p.fee_bps // 10_000
