@@ -238,7 +238,7 @@ class EntryChecker:
             out.append(
                 Finding(
                     "licence_consent",
-                    "approved by a key that is not one of yours (you never approved it)",
+                    "approved by a key that is not one of yours",
                 )
             )
         elif isinstance(u.consent, RuleCommitment):
