@@ -319,6 +319,13 @@ class AsyncPartyClient:
         self.account = answer.account
         return found
 
+    async def log_key(self) -> accounts_pb2.GetLogKeyResponse:
+        """As :meth:`PartyClient.log_key`."""
+        answer: accounts_pb2.GetLogKeyResponse = await self._rpc.unary(
+            accounts.GET_LOG_KEY, accounts_pb2.GetLogKeyRequest(), accounts_pb2.GetLogKeyResponse
+        )
+        return answer
+
     async def change_key_set(
         self, change: accounts_pb2.SignedKeySetChange
     ) -> accounts_pb2.ChangeKeySetResponse:

@@ -122,9 +122,10 @@ class Auditor:
     counted, unless ``sealed_key`` (the holder's account's log key, GetLogKey) finds it to be
     one of the holder's (:class:`.holder.HolderLog`): it is then opened and its plaintext
     checked as a clear entry of hers, and a licence issued under a standing rule is opened
-    against ``rules`` (her standing rules, ListStandingRules). ``holder`` may be any
-    container of raw keys (``in`` is all that is asked of it): the keys that may consent
-    and revoke in her name.
+    against ``rules`` (her standing rules, ListStandingRules). The keys of
+    ``holder`` are the ones that may consent and revoke in her name: a licence opened from
+    her entries approved by any other key is a ``licence_consent`` problem (so a caller
+    whose holder signs with per-licensee keys passes those keys too).
     """
 
     def __init__(
