@@ -278,8 +278,9 @@ def test_a_holder_finds_every_licence_in_her_name_from_the_log_alone(
     ex: Exchange, adv: Party, tmp_path: Path
 ) -> None:
     """Everything about Ada is sealed in the public log: two licences she approved, two a
-    standing rule of hers issued (the rule since withdrawn), a revocation and a change of
-    her key set. Her audit (the auditor's holder mode with her log key from GetLogKey and
+    standing rule of hers issued (the rule since withdrawn), a revocation, a change of her
+    key set, and the erasure of her photo (ending her three other licences: its call names
+    the plain digest, her licences salted ones). Her audit (the auditor's holder mode with her log key from GetLogKey and
     her standing rules) finds all of them from the log alone: every licence the exchange
     lists for her, as many entries as it counts, none of Bob's. The independent auditor
     sees only sealed entries."""
@@ -311,13 +312,14 @@ def test_a_holder_finds_every_licence_in_her_name_from_the_log_alone(
         me.withdraw_standing_rule(rule.rule.rule_id)
         me.revoke(approved[0].licence_id)
         me.add_device(PrivateKey.generate(), "phone")
+        me.erase([PHOTO_SHA])
         theirs = bob.approve(_pending(bob, request_licence(adv, bob.account)))
         bob.revoke(theirs.licence_id)
 
         log = me.log()
         key = LogKey.parse(log.checkpoint().advertised_key)
         stated = me.log_key()
-        assert stated.entries == 6
+        assert stated.entries == 9
         state = AuditState.open(tmp_path / "hers")
         try:
             report = Auditor(
@@ -332,7 +334,7 @@ def test_a_holder_finds_every_licence_in_her_name_from_the_log_alone(
             assert report.ok, report.problems
             assert report.sealed_found == stated.entries
             new = report.new
-            assert (new.licences, new.revocations, new.key_set_changes) == (4, 1, 1)
+            assert (new.licences, new.revocations, new.key_set_changes) == (4, 4, 1)
             listed = [x.licence_id for x in me.licences()]
             assert sorted(listed) == sorted(x.licence_id for x in [*approved, *auto])
             assert all(state.licence(lid) is not None for lid in listed)
@@ -345,7 +347,7 @@ def test_a_holder_finds_every_licence_in_her_name_from_the_log_alone(
         finally:
             state.close()
         assert public.ok, public.problems
-        assert (public.new.licences, public.new.sealed) == (0, 8)
+        assert (public.new.licences, public.new.sealed) == (0, 11)
 
 
 # -- the example in the README and the package docstring ---------------------------------------
