@@ -280,9 +280,10 @@ def test_a_holder_finds_every_licence_in_her_name_from_the_log_alone(
     """Everything about Ada is sealed in the public log: two licences she approved, two a
     standing rule of hers issued (the rule since withdrawn), a revocation, a change of her
     key set, and the erasure of her photo (ending her three other licences: its call names
-    the plain digest, her licences salted ones). Her audit (the auditor's holder mode with her log key from GetLogKey and
-    her standing rules) finds all of them from the log alone: every licence the exchange
-    lists for her, as many entries as it counts, none of Bob's. The independent auditor
+    the plain digest, her licences salted ones). Her audit (the auditor's holder mode with
+    her log key from GetLogKey and her standing rules) finds all of them from the log
+    alone: every licence the exchange lists for her, as many entries as it counts, none of
+    Bob's. The independent auditor
     sees only sealed entries."""
     with (
         Holder.connect(ex.address, PrivateKey.generate()) as me,
