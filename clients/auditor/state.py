@@ -170,12 +170,15 @@ class AuditState:
             raise StateError(f"the state in {str(directory)!r} is unreadable: {e}") from None
         state = cls(directory, conn)
         version = state._meta("version")
-        if version is None:
+        if version in (None, 2):
+            # Token v2: the licences' asset salt (a table made by version 2, whose first
+            # run may not have committed its version yet, lacks it).
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(licences)")}
+            if "asset_salt" not in columns:
+                conn.execute("ALTER TABLE licences ADD COLUMN asset_salt BLOB NOT NULL DEFAULT x''")
             state._set_meta("version", SCHEMA_VERSION)
-        elif version == 2:  # token v2: the licences' asset salt
-            conn.execute("ALTER TABLE licences ADD COLUMN asset_salt BLOB NOT NULL DEFAULT x''")
-            state._set_meta("version", SCHEMA_VERSION)
-            state.commit()
+            if version == 2:
+                state.commit()
         elif version != SCHEMA_VERSION:
             state.close()
             why = (

@@ -3,9 +3,15 @@ form check of a sealed entry (clients/logcheck.py), on entries and licences buil
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
+import pytest
+
 from licentia import keys, sealed
 from licentia.clients.auditor.holder import HolderLog, check_rule_consent, hidden_entries
-from licentia.clients.logcheck import check_sealed_form
+from licentia.clients.auditor.state import AuditState
+from licentia.clients.logcheck import LicenceFacts, check_sealed_form
 from licentia.keys import PrivateKey
 from licentia.scope import Scope
 from licentia.token import (
@@ -155,3 +161,34 @@ def test_a_sealed_entry_has_one_form() -> None:
             tag=bytes(tag), commitment=bytes(commitment), box=bytes(box)
         )
         assert [f.kind for f in check_sealed_form(bad)] == ["sealed_form"], (tag, commitment, box)
+
+
+@pytest.mark.parametrize("committed", [True, False])
+def test_an_audit_state_of_version_2_is_brought_to_3_in_place(
+    tmp_path: Path, committed: bool
+) -> None:
+    """A state made before token v2 (no asset salt per licence; its version on record, or
+    not yet when its first run never committed) keeps its progress; the licences it stores
+    from then on keep their salt, and the holder's entry number too."""
+    state = AuditState.open(tmp_path)
+    state.close()
+    db = sqlite3.connect(tmp_path / "audit.db")
+    db.execute("ALTER TABLE licences DROP COLUMN asset_salt")
+    if committed:
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('version', 2)")
+    db.commit()
+    db.close()
+    state = AuditState.open(tmp_path)
+    try:
+        facts = LicenceFacts.of(parse_token(_token(_rule())))
+        assert facts.asset_salt == SALT
+        state.add_licence(facts, 3)
+        state.save_sealed_found(4)
+        state.commit()
+        assert state.licence(facts.licence_id) == (facts, 3, None)
+        assert facts.names_asset(PHOTO)
+        assert not facts.names_asset(salted_digest(SALT, PHOTO))
+        assert state.sealed_found() == 4
+    finally:
+        state.close()
+    AuditState.open(tmp_path).close()  # version 3 now: opens as is
