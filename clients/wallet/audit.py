@@ -223,6 +223,11 @@ def _audit_report(
             f"The public log has {figures['log_size']} entries;"
             f" {figures['entries_checked']} new ones checked."
         )
+    if "your_entries_found" in figures:
+        lines.append(
+            f"Entries about you (sealed, read with your log key): {figures['your_entries_found']}"
+            f" found; the exchange counts {figures['your_entries_stated']}."
+        )
     if problems:
         lines.append(f"{len(problems)} problem(s) found:")
         lines.extend(f"  - {p}" for p in problems)

@@ -429,6 +429,7 @@ def test_audit_finds_every_licence_in_your_name_and_flags_one_you_never_approved
     assert code == 0, err
     assert "Trusting the exchange's log key on first use" in out
     assert "In your name: 1 licence(s), 1 revoked" in out
+    assert "Entries about you (sealed, read with your log key): 3 found;" in out
     again = wallet.json("audit")
     assert (again["entries_checked"], again["your_licences"], again["problems"]) == (0, 1, [])
     n = again["your_entries_found"]  # her licence, its revocation, her recovery key
