@@ -154,7 +154,8 @@ class EntryChecker:
             # The wallet's audit: keep her changes as logged; the wallet checks the chain
             # whole against the one the exchange states. Other accounts' chains are checked
             # as the auditor does: a licence of hers revoked because its licensee's key was
-            # compromised is checked against the licensee's chain.
+            # compromised is checked against the licensee's chain (when logged in clear,
+            # before v2: since then another account's chain is sealed to it).
             self.counts.key_set_changes += 1
             chain = self.state.key_set(account)
             number = chain.changes + 1
