@@ -23,6 +23,7 @@ from licentia.v1 import accounts_pb2
 __all__ = [
     "CHANGE_KEY_SET",
     "GET_KEY_SET",
+    "GET_LOG_KEY",
     "GET_PAIRING",
     "JOIN_PAIRING",
     "LIST_CONSENTS",
@@ -43,6 +44,7 @@ START_PAIRING = path(accounts_pb2, "StartPairing")
 JOIN_PAIRING = path(accounts_pb2, "JoinPairing")
 GET_PAIRING = path(accounts_pb2, "GetPairing")
 LIST_CONSENTS = path(accounts_pb2, "ListConsents")
+GET_LOG_KEY = path(accounts_pb2, "GetLogKey")
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,14 @@ answer) and the protocol core (:mod:`licentia.merkle`, :mod:`licentia.checkpoint
   later run needs to go on, and :func:`locate_divergence` finds where entries stop
   matching a signed root;
 - :func:`decode_entry`, :class:`LoggedKeys`, :func:`check_licence` and
-  :func:`check_revocation` check what each entry says: both signatures of a licence and the
-  holder's consent, the exchange's rules, and that a revocation was signed by the holder.
+  :func:`check_revocation` check what each clear entry says (an entry from before token v2,
+  or the plaintext of a sealed entry its account opened): both signatures of a licence and
+  the holder's consent, the exchange's rules, and that a revocation was signed by the holder;
+- :func:`check_sealed_form` checks what anyone can check of a sealed entry (its form: a
+  sealed entry names nobody, so its contents are the account's to check);
+- :func:`check_logged` is the licensee's (or a platform's) check that one token is in the
+  log: the entry at the token's promised index, proved included in a checkpoint signed by
+  the pinned key, commits to exactly that token.
 
 Findings are :class:`Finding` values (a stable ``kind`` and a message for people); nothing
 here raises for a bad entry. Network failures surface as
@@ -34,7 +40,7 @@ from dataclasses import dataclass, replace
 
 from google.protobuf.message import DecodeError
 
-from licentia import keys, merkle
+from licentia import keys, merkle, sealed
 from licentia.checkpoint import Checkpoint, open_checkpoint, parse_vkey
 from licentia.encoding import b64url_decode, parse_canonical
 from licentia.errors import LicentiaError, Reason
@@ -51,6 +57,7 @@ from licentia.token import (
     UnverifiedLicence,
     authenticate,
     parse_token,
+    salted_digest,
 )
 from licentia.v1 import (
     accounts_pb2,
@@ -227,13 +234,19 @@ class LogClient:
         return list(resp.proof)
 
     def inclusion_proof(
-        self, licence_id: bytes, tree_size: int
+        self, licence_id: bytes, tree_size: int, *, index: int | None = None
     ) -> transparency_pb2.GetInclusionProofResponse:
-        """The exchange's proof that a licence's issuance entry is in its tree of
+        """The exchange's proof that a licence's issuance entry (or, with ``index``, the
+        entry at that index: ``licence_id`` is then ignored) is in its tree of
         ``tree_size`` (the entry, its index and the audit path; unverified)."""
+        request = (
+            transparency_pb2.GetInclusionProofRequest(licence_id=licence_id, tree_size=tree_size)
+            if index is None
+            else transparency_pb2.GetInclusionProofRequest(index=index, tree_size=tree_size)
+        )
         resp: transparency_pb2.GetInclusionProofResponse = self.rpc.unary(
             GET_INCLUSION_PROOF,
-            transparency_pb2.GetInclusionProofRequest(licence_id=licence_id, tree_size=tree_size),
+            request,
             transparency_pb2.GetInclusionProofResponse,
             self.timeout,
         )
@@ -476,10 +489,19 @@ class LicenceFacts:
     issued_at: int
     not_before: int
     not_after: int
-    #: The SHA-256 of each licensed asset.
+    #: The digest of each licensed asset as the token names it (v1: its SHA-256; v2: salted
+    #: with :attr:`asset_salt`).
     assets: frozenset[bytes]
     #: The licensee key the claims name (b"" when unknown: a state kept before it was).
     licensee: bytes = b""
+    #: v2: the salt of the asset digests (b"" in v1).
+    asset_salt: bytes = b""
+
+    def names_asset(self, sha256: bytes) -> bool:
+        """Whether the licence names the asset whose bytes have SHA-256 ``sha256``."""
+        if not self.asset_salt:
+            return sha256 in self.assets
+        return len(sha256) == 32 and salted_digest(self.asset_salt, sha256) in self.assets
 
     @classmethod
     def of(cls, u: UnverifiedLicence) -> LicenceFacts:
@@ -493,6 +515,7 @@ class LicenceFacts:
             u.not_after,
             frozenset(u.asset_categories),
             u.licensee_key,
+            u.asset_salt,
         )
 
 
@@ -514,6 +537,10 @@ _LICENCE_REASONS: dict[Reason, tuple[str, str]] = {
     Reason.OUTSIDE_STANDING_RULE: (
         "licence_consent",
         "issued under a standing rule that does not cover it",
+    ),
+    Reason.NOT_LOGGED: (
+        "licence_not_logged",
+        "a v2 licence without the log's promise, or promised before it was issued",
     ),
     Reason.SENSITIVE_USE_NEEDS_APPROVAL: (
         "standing_rule_sensitive",
@@ -696,7 +723,7 @@ def _check_call_names_licence(
             return [Finding("revocation_call", "the logged EraseAssets body does not parse")]
         if len(erased) > MAX_ERASED_DIGESTS:
             return [Finding("revocation_call", "the logged EraseAssets call names too many")]
-        if erased and not licence.assets.intersection(erased):
+        if erased and not any(licence.names_asset(d) for d in erased):
             return [Finding("revocation_call", "the holder erased none of this licence's assets")]
         return []
     if rev.cause == licences_pb2.TERMINATION_CAUSE_LICENSEE_KEY_COMPROMISED:
@@ -732,3 +759,109 @@ def _check_removal_names_licensee(
             )
         ]
     return []
+
+
+# -- sealed entries ----------------------------------------------------------------------------
+
+#: The sealed box of the smallest entry: one padded block and the MAC.
+_MIN_BOX_BYTES = sealed.PAD_BYTES + 16
+
+
+def check_sealed_form(entry: transparency_pb2.SealedEntry) -> list[Finding]:
+    """Every problem with the form of a sealed entry: what anyone can check of an entry that
+    names nobody (docs/token-format.md §10c). Its tag is 16 bytes, its commitment 32, and
+    its box one or more 256-byte blocks and the 16-byte MAC, at most
+    :data:`licentia.sealed.MAX_BOX_BYTES`. (That its encoding is canonical is checked by
+    :func:`decode_entry`.) Its contents are for its account's audit alone."""
+    box = len(entry.box)
+    if len(entry.tag) != sealed.TAG_BYTES:
+        return [Finding("sealed_form", f"a sealed entry's tag of {len(entry.tag)} bytes")]
+    if len(entry.commitment) != sealed.COMMITMENT_BYTES:
+        return [
+            Finding("sealed_form", f"a sealed entry's commitment of {len(entry.commitment)} bytes")
+        ]
+    if box < _MIN_BOX_BYTES or box > sealed.MAX_BOX_BYTES or (box - 16) % sealed.PAD_BYTES:
+        return [Finding("sealed_form", f"a sealed box of {box} bytes")]
+    return []
+
+
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """What :func:`check_logged` found: the problems (none: the token is in the log) and the
+    checkpoint it checked against (``None`` when that checkpoint did not verify)."""
+
+    findings: list[Finding]
+    checkpoint: Checkpoint | None = None
+    #: The index of the token's entry (its promise, or where a v1 token was found).
+    index: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """The token's entry is in the signed log and commits to exactly this token."""
+        return not self.findings
+
+
+def check_logged(token: str, client: LogClient, log_key: LogKey) -> Logged:
+    """Whether the licence ``token`` is in the exchange's log: what a licensee or a platform
+    holding the token checks, knowing only the pinned ``log_key``.
+
+    A v2 token names its entry (its log promise, signed by the issuer): the entry at that
+    index, proved included in the latest checkpoint signed by ``log_key``, must be a sealed
+    entry whose commitment is :func:`licentia.sealed.licence_commitment` of the token. A v2
+    token with no promise is ``not_logged`` (a verifier refuses it: NOT_LOGGED). A v1 token
+    (from before v2) is looked up by its licence id and must be logged in clear, exactly.
+    Nothing else is learnt: the entry shows nobody's name, and the token's holder is not
+    asked. Raises ``ExchangeUnavailable`` when the exchange cannot be reached.
+    """
+    try:
+        u = parse_token(token)
+    except LicentiaError as e:
+        return Logged([Finding("licence_unreadable", f"the token does not parse ({e})")])
+    if u.version == 2 and u.promise is None:
+        return Logged([Finding("not_logged", "the token carries no log promise (NOT_LOGGED)")])
+    try:
+        cp = log_key.open(client.checkpoint().note)
+    except LicentiaError as e:
+        return Logged([Finding("checkpoint_signature", f"the checkpoint does not verify ({e})")])
+    index = u.promise.index if u.promise is not None else None
+    if index is not None and index >= cp.size:
+        return Logged(
+            [
+                Finding(
+                    "not_logged",
+                    f"the token promises entry {index}, but the signed log has {cp.size} entries",
+                )
+            ],
+            cp,
+            index,
+        )
+    try:
+        proof = client.inclusion_proof(u.licence_id, cp.size, index=index)
+    except ExchangeUnavailable:
+        raise
+    except ExchangeError as e:
+        return Logged([Finding("not_logged", f"no inclusion proof ({e.message})")], cp, index)
+    at = proof.index if index is None else index
+    if not merkle.verify_inclusion(proof.entry, at, cp.size, list(proof.proof), cp.root):
+        return Logged(
+            [Finding("inclusion_proof", f"the inclusion proof of entry {at} does not verify")],
+            cp,
+            at,
+        )
+    try:
+        entry = decode_entry(proof.entry)
+    except LicentiaError as e:
+        return Logged([Finding("entry_unreadable", f"entry {at} is unreadable ({e})")], cp, at)
+    if u.version == 1:
+        same = entry.WhichOneof("kind") == "licence" and entry.licence == token
+    else:
+        same = entry.WhichOneof("kind") == "sealed" and entry.sealed.commitment == (
+            sealed.licence_commitment(token)
+        )
+    if not same:
+        return Logged(
+            [Finding("not_logged", f"entry {at} of the log is not this token's: another entry")],
+            cp,
+            at,
+        )
+    return Logged([], cp, at)

@@ -230,6 +230,15 @@ class PartyClient:
         self.account = joined.account
         return joined
 
+    def log_key(self) -> accounts_pb2.GetLogKeyResponse:
+        """The account's log key and how many log entries the exchange says are about the
+        account (GetLogKey): what its audit needs to find and open its sealed entries in the
+        public log (:class:`~licentia.clients.auditor.holder.HolderLog`). The key is a
+        secret of the account: whoever holds it can read the account's entries."""
+        return self._rpc.unary(
+            accounts.GET_LOG_KEY, accounts_pb2.GetLogKeyRequest(), accounts_pb2.GetLogKeyResponse
+        )
+
     def consents(self, public: bytes, since: int = 0) -> accounts_pb2.ListConsentsResponse:
         """The live licences and standing rules that the key ``public`` of this holder's
         account consented to since ``since``."""
@@ -309,6 +318,13 @@ class AsyncPartyClient:
         found = accounts.verified(answer)
         self.account = answer.account
         return found
+
+    async def log_key(self) -> accounts_pb2.GetLogKeyResponse:
+        """As :meth:`PartyClient.log_key`."""
+        answer: accounts_pb2.GetLogKeyResponse = await self._rpc.unary(
+            accounts.GET_LOG_KEY, accounts_pb2.GetLogKeyRequest(), accounts_pb2.GetLogKeyResponse
+        )
+        return answer
 
     async def change_key_set(
         self, change: accounts_pb2.SignedKeySetChange

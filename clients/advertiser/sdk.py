@@ -17,7 +17,8 @@ from licentia.token import UnverifiedLicence
 from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, registry_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
-from ..channel import ExchangeError
+from ..channel import ExchangeError, SignedChannel
+from ..logcheck import LogClient, Logged, LogKey, check_logged
 from ..party import PartyClient
 from . import common
 from .common import (
@@ -238,6 +239,19 @@ class Advertiser(PartyClient):
         """Check the licence's issuer signature and the holder's consent against ``keys``
         (the exchange's, fetched when None). Raises ``VerificationError`` with reasons."""
         return licence.parsed.verify(self.issuer_keys() if keys is None else keys)
+
+    def check_logged(self, licence: LicenceRecord | str, log_key: LogKey | str) -> Logged:
+        """Whether the licence (a record, or its token text) is in the exchange's public log,
+        checked against ``log_key``, the log's verifier key as its operator publishes it
+        (never the exchange's own answer): the entry at the index the token promises is
+        proved included in a checkpoint signed by that key and commits to exactly this
+        token (:func:`~licentia.clients.logcheck.check_logged`). ``Logged.ok`` is True when
+        it is; otherwise ``Logged.findings`` say why (a v2 token without a promise:
+        ``not_logged``). Raises ``LicentiaError(MALFORMED)`` for a ``log_key`` that is not
+        a vkey."""
+        key = log_key if isinstance(log_key, LogKey) else LogKey.parse(log_key)
+        token = licence if isinstance(licence, str) else licence.token
+        return check_logged(token, LogClient(SignedChannel(self._channel, None)), key)
 
     def terminations(self, after_sequence: int = 0) -> Generator[Termination, None, None]:
         """Each early end of one of the advertiser's licences (revocation, erasure) as it

@@ -6,37 +6,38 @@ must hash, with the stored frontier, to exactly its root; and each entry is chec
 it says (:mod:`licentia.clients.logcheck`). Only when the root matches does the state move on
 to the new checkpoint; otherwise nothing but the checkpoint seen (and a proven fork) is
 recorded, and the next run checks the same entries again.
+
+Since token v2 every entry about an account is sealed to it (:mod:`licentia.sealed`): the
+independent auditor checks such an entry's form and counts it, and can no longer see the
+licences, revocations and key-set chains inside; issuer-key events, and every entry from
+before v2, stay clear and are checked as before. The wallet's audit (``holder=``, with the
+account's log key) finds and opens the holder's own sealed entries (:mod:`.holder`) and
+checks each plaintext exactly as a clear entry.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, fields
 
-from licentia import keyset
 from licentia.checkpoint import Checkpoint
 from licentia.errors import LicentiaError
-from licentia.token import parse_token
-from licentia.v1 import accounts_pb2, transparency_pb2
+from licentia.v1 import records_pb2
 
-from ..accounts import key_text, summarise
 from ..channel import ExchangeError, ExchangeUnavailable
 from ..logcheck import (
-    Finding,
-    LicenceFacts,
     LogClient,
-    LoggedKeys,
     LogKey,
     LogServeError,
-    check_account_erasure,
-    check_licence,
-    check_revocation,
-    decode_entry,
     locate_divergence,
     prove_consistency,
 )
-from .state import AuditState, ChainState, StateError, StoredProblem, Totals
+from .entries import Counts, EntryChecker, Problem
+from .holder import HolderLog
+from .state import AuditState, StateError, StoredProblem, Totals
+
+__all__ = ["AuditReport", "Auditor", "Counts", "Problem"]
 
 #: At most this many intermediate roots are kept in a run to locate a rewritten entry.
 MAX_ROOTS = 1 << 16
@@ -44,40 +45,6 @@ MAX_ROOTS = 1 << 16
 #: fork). Problems in entries stay on record once their checkpoint is trusted; the others
 #: (bad signature, root mismatch, entries not served) are found again by every run.
 PERSISTENT = frozenset({"inconsistent_checkpoint"})
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """A problem found: its ``kind``, a message, and the entry / licence it is about."""
-
-    kind: str
-    message: str
-    index: int | None = None
-    licence_id: bytes | None = None
-
-    def to_json(self) -> dict[str, object]:
-        """The JSON form (licence id in hex)."""
-        return {
-            "kind": self.kind,
-            "entry": self.index,
-            "licence_id": self.licence_id.hex() if self.licence_id else None,
-            "message": self.message,
-        }
-
-
-@dataclass
-class Counts:
-    """What a range of entries held."""
-
-    entries: int = 0
-    licences: int = 0
-    revocations: int = 0
-    key_events: int = 0
-    key_set_changes: int = 0
-
-    def to_json(self) -> dict[str, int]:
-        """The JSON form."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass
@@ -101,6 +68,9 @@ class AuditReport:
     advertised_key: str | None = None
     #: Whether the state moved on to :attr:`checkpoint`.
     advanced: bool = False
+    #: The wallet's audit: the highest number of the holder's sealed entries found (in
+    #: this run or before), ``None`` without her log key.
+    sealed_found: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -123,6 +93,7 @@ class AuditReport:
             "problems": [p.to_json() for p in self.problems],
             "earlier_problems": [p.to_json() for p in self.earlier],
             "advertised_log_key": self.advertised_key,
+            "sealed_entries_found": self.sealed_found,
         }
 
 
@@ -146,6 +117,15 @@ class Auditor:
     holder's account id; ``holder`` by default, when it is one key) are kept, as logged,
     for the wallet to check against the chain the exchange states
     (:meth:`AuditState.logged_changes`).
+
+    A sealed entry is checked for its form only (:func:`~..logcheck.check_sealed_form`) and
+    counted, unless ``sealed_key`` (the holder's account's log key, GetLogKey) finds it to be
+    one of the holder's (:class:`.holder.HolderLog`): it is then opened and its plaintext
+    checked as a clear entry of hers, and a licence issued under a standing rule is opened
+    against ``rules`` (her standing rules, ListStandingRules). The keys of
+    ``holder`` are the ones that may consent and revoke in her name: a licence opened from
+    her entries approved by any other key is a ``licence_consent`` problem (so a caller
+    whose holder signs with per-licensee keys passes those keys too).
     """
 
     def __init__(
@@ -157,6 +137,8 @@ class Auditor:
         *,
         holder: bytes | Collection[bytes] | None = None,
         account: bytes | None = None,
+        sealed_key: bytes | None = None,
+        rules: Sequence[records_pb2.StandingRuleRecord] = (),
     ) -> None:
         self.client = client
         self.log_key = log_key
@@ -166,6 +148,8 @@ class Auditor:
             None if holder is None else frozenset([holder] if isinstance(holder, bytes) else holder)
         )
         self.account = account or (holder if isinstance(holder, bytes) else None)
+        self.sealed_key = sealed_key
+        self.rules = rules
 
     def run(self) -> AuditReport:
         """Audit what is new since the last run; the report.
@@ -239,8 +223,16 @@ class Auditor:
         start = frontier.size
         stride = max(1, (cp.size - start) // MAX_ROOTS)
         roots = [(start, frontier.root())]
-        checker = _EntryChecker(
-            state, keys, self.max_term_seconds, report, self.holder, self.account
+        mine = None if self.sealed_key is None else HolderLog(self.sealed_key, state.sealed_found())
+        checker = EntryChecker(
+            state,
+            keys,
+            self.max_term_seconds,
+            report.problems,
+            self.holder,
+            self.account,
+            mine,
+            self.rules,
         )
         try:
             for e in self.client.entries(start, cp.size):
@@ -263,6 +255,8 @@ class Auditor:
             return
         report.end = frontier.size
         report.new = checker.counts
+        if mine is not None:
+            report.sealed_found = mine.found
         if frontier.root() != cp.root:
             good, bad = locate_divergence(self.client, roots, cp)
             if bad == good + 1:
@@ -288,6 +282,8 @@ class Auditor:
             )
         )
         state.save_issuer_keys(keys.records())
+        if mine is not None:
+            state.save_sealed_found(mine.found)
         state.save_progress(self.log_key.text, cp.size, cp.root, note, frontier, totals)
         state.add_problems(
             StoredProblem(p.kind, p.message, p.index, p.licence_id) for p in report.problems
@@ -308,186 +304,3 @@ class Auditor:
             if p.kind in PERSISTENT
         )
         state.commit()
-
-
-class _EntryChecker:
-    """Checks entries one by one, in log order, against what came before them."""
-
-    def __init__(
-        self,
-        state: AuditState,
-        keys: LoggedKeys,
-        max_term_seconds: int,
-        report: AuditReport,
-        holder: frozenset[bytes] | None = None,
-        account: bytes | None = None,
-    ) -> None:
-        self.state = state
-        self.holder = holder
-        self.account = account
-        self.keys = keys
-        self.max_term_seconds = max_term_seconds
-        self.report = report
-        self.counts = Counts()
-
-    def _flag(self, findings: list[Finding], index: int, licence_id: bytes | None) -> None:
-        self.report.problems.extend(Problem(f.kind, f.message, index, licence_id) for f in findings)
-
-    def check(self, index: int, data: bytes) -> None:
-        """Check entry ``index`` (its exact bytes)."""
-        self.counts.entries += 1
-        try:
-            entry = decode_entry(data)
-        except LicentiaError as e:
-            self._flag([Finding("entry_unreadable", f"an unreadable entry ({e})")], index, None)
-            return
-        kind = entry.WhichOneof("kind")
-        if kind == "licence":
-            self._licence(index, entry.licence)
-        elif kind == "revocation":
-            self._revocation(index, entry.revocation)
-        elif kind == "key_set_change":
-            self._key_set_change(index, entry.key_set_change)
-        elif kind == "account_erasure":
-            self._flag(check_account_erasure(entry.account_erasure), index, None)
-        else:
-            self._key_event(index, entry.issuer_key)
-
-    def _key_set_change(self, index: int, signed: accounts_pb2.SignedKeySetChange) -> None:
-        account = _account_of(signed)
-        if account is None:
-            self._flag(
-                [Finding("key_set_chain", "a key-set change that names no account")], index, None
-            )
-            return
-        if self.holder is not None and account == self.account:
-            # The wallet's audit: keep her changes as logged; the wallet checks the chain
-            # whole against the one the exchange states. Other accounts' chains are checked
-            # as the auditor does: a licence of hers revoked because its licensee's key was
-            # compromised is checked against the licensee's chain.
-            self.counts.key_set_changes += 1
-            chain = self.state.key_set(account)
-            number = chain.changes + 1
-            if number <= keyset.MAX_CHAIN + 1:
-                self.state.add_logged_change(
-                    account, number, index, signed.SerializeToString(deterministic=True)
-                )
-            self.state.save_key_set(ChainState(chain.current, number, chain.broken_entry))
-            return
-        if self.holder is None:
-            self.counts.key_set_changes += 1
-        chain = self.state.key_set(account)
-        number = chain.changes + 1
-        if chain.broken_entry is not None:
-            # Flagged once, where it broke: what follows cannot be checked against it.
-            self.state.save_key_set(ChainState(chain.current, number, chain.broken_entry))
-            return
-        try:
-            after = keyset.apply_change(chain.current, signed)
-        except LicentiaError as e:
-            what = summarise(chain.current, signed).words()
-            self._flag(
-                [
-                    Finding(
-                        "key_set_chain",
-                        f"change #{number} of account {key_text(account)} ({what}) breaks its"
-                        f" chain: {e}; its later changes are not checked",
-                    )
-                ],
-                index,
-                None,
-            )
-            self.state.save_key_set(ChainState(chain.current, number, index))
-            return
-        self.state.save_key_set(ChainState(after, number))
-        self.state.add_key_owners(account, [k.public for k in after.keys])
-
-    def _licence(self, index: int, token: str) -> None:
-        if self.holder is not None and _holder_of(token) not in self.holder:
-            return  # another holder's licence: not this audit's
-        self.counts.licences += 1
-        facts, findings = check_licence(token, self.keys, self.max_term_seconds)
-        licence_id = facts.licence_id if facts is not None else None
-        self._flag(findings, index, licence_id)
-        if facts is None:
-            return
-        seen = self.state.licence(facts.licence_id)
-        if seen is not None:
-            self._flag(
-                [
-                    Finding(
-                        "licence_duplicate", f"the licence id was already logged at entry {seen[1]}"
-                    )
-                ],
-                index,
-                licence_id,
-            )
-            return
-        self.state.add_licence(facts, index)
-
-    def _revocation(self, index: int, rev: transparency_pb2.LoggedRevocation) -> None:
-        licence_id = rev.licence_id if len(rev.licence_id) == 16 else None
-        seen = self.state.licence(licence_id) if licence_id is not None else None
-        if self.holder is not None and seen is None:
-            return  # not one of the holder's licences (only hers are remembered)
-        self.counts.revocations += 1
-        facts: LicenceFacts | None = seen[0] if seen is not None else None
-        findings = check_revocation(rev, facts, self._same_account)
-        if seen is not None and seen[2] is not None:
-            findings.append(
-                Finding(
-                    "revocation_duplicate", f"the licence was already revoked at entry {seen[2]}"
-                )
-            )
-        self._flag(findings, index, licence_id)
-        if licence_id is not None and seen is not None:
-            self.state.mark_revoked(licence_id, index)
-
-    def _same_account(self, a: bytes, b: bytes) -> bool:
-        """Whether two keys are of one account: the holder's own keys in the wallet's audit,
-        the logged chains' keys in the auditor's."""
-        if self.holder is not None and a in self.holder and b in self.holder:
-            return True
-        return self.state.same_account(a, b)
-
-    def _key_event(self, index: int, event: transparency_pb2.LoggedIssuerKey) -> None:
-        self.counts.key_events += 1
-        before = self.keys.get(event.key_id)
-        findings, _ = self.keys.apply(event)
-        self._flag(findings, index, None)
-        record = self.keys.get(event.key_id)
-        # A window closed by this event: a licence its key signed stamped at or after the
-        # end was issued outside it (the window was still open when it was logged).
-        if before is not None and record is not None and record.not_after != before.not_after:
-            for licence_id, entry, issued_at in self.state.licences_issued_from(
-                record.key_id, record.not_after
-            ):
-                self._flag(
-                    [
-                        Finding(
-                            "licence_issuer_key",
-                            f"issued at {issued_at} with an issuer key whose window closed at"
-                            f" {record.not_after} (entry {index})",
-                        )
-                    ],
-                    entry,
-                    licence_id,
-                )
-
-
-def _account_of(signed: accounts_pb2.SignedKeySetChange) -> bytes | None:
-    """The account a key-set change names (read leniently), or ``None``."""
-    change = accounts_pb2.KeySetChange()
-    try:
-        change.ParseFromString(signed.change)
-    except Exception:  # noqa: BLE001 - any unreadable change names no account
-        return None
-    return change.account if len(change.account) == 32 else None
-
-
-def _holder_of(token: str) -> bytes:
-    """The holder a licence token names (unverified), or ``b""`` when it does not parse."""
-    try:
-        return parse_token(token).holder_key
-    except LicentiaError:
-        return b""

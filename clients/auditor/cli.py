@@ -2,10 +2,17 @@
 
 Needs only the exchange's address and its log key (the C2SP verifier key its operator
 publishes). Downloads the log, recomputes its Merkle tree, checks that every checkpoint
-extends the previous one, and checks every entry: both signatures of each licence and the
-holder's consent, the exchange's rules (term, never perpetual, no sensitive use under a
-standing rule), the holder's signature on each revocation, and the issuer-key events.
-A state directory remembers what was checked, so a later run checks only what is new.
+extends the previous one, and checks every entry it can read: the issuer-key events, and the
+entries logged in clear before token v2 (both signatures of each licence and the holder's
+consent, the exchange's rules, the holder's signature on each revocation, key-set chains).
+Since token v2 every entry about an account is sealed to that account: the auditor checks
+its form and counts it, but cannot see the licence, revocation or key-set change inside
+(only the account's own audit, ``licentia-wallet audit``, can). A state directory remembers
+what was checked, so a later run checks only what is new.
+
+``--token TOKEN`` instead checks one licence token (what a licensee or a platform holding it
+does): the entry at the index it promises is in the signed log and commits to exactly that
+token (:func:`~licentia.clients.logcheck.check_logged`).
 
 Prints a report (``--json``: one JSON document). Exit status: 0 no problem, 1 a problem
 (found now or on record from an earlier run), 2 misuse, or the exchange could not be
@@ -24,9 +31,10 @@ from typing import NoReturn
 import grpc  # type: ignore[import-untyped]
 
 from licentia.errors import LicentiaError
+from licentia.token import MAX_TOKEN_CHARS
 
 from ..channel import ExchangeError, SignedChannel
-from ..logcheck import LogClient, LogKey
+from ..logcheck import LogClient, LogKey, check_logged
 from .audit import Auditor, AuditReport, Counts, Problem
 from .state import AuditState, StateError
 
@@ -48,6 +56,13 @@ the whole log). This tool downloads the log and checks that:
   - the log was only ever added to: nothing earlier was changed or removed since the
     last run (the new checkpoint must extend the previous one);
   - the entries really are the ones the checkpoint fingerprints;
+  - every change of the exchange's signing keys is consistent with the ones before.
+
+Since token v2 the log names nobody: every licence, revocation and key-set change is
+"sealed" to the account it is about, and only that account (its wallet's audit) can read
+it. This tool checks the form of each sealed entry and counts them. In entries logged in
+clear (before token v2) it still checks that:
+
   - every licence carries the exchange's signature AND its holder's consent (a licence
     the exchange signed without the person's approval is a forgery), lasts no longer than
     --max-term-days, has an end date, and no sensitive use (political campaign, AI
@@ -55,6 +70,10 @@ the whole log). This tool downloads the log and checks that:
   - every revocation was asked for by the licence's holder, with their own signature.
 
 What was checked is remembered in --state-dir, so the next run only checks what is new.
+
+With --token TOKEN (or @FILE) it checks one licence token instead, as its licensee or a
+platform holding it would: the entry the token promises is in the signed log and commits
+to exactly this token (no state directory is used).
 """
 
 EPILOG = """\
@@ -65,8 +84,10 @@ where to get the log key:
   run without --log-key, the tool shows what the exchange claims, to compare.
 
 exit status:
-  0  no problem found (now or in an earlier run with the same --state-dir)
-  1  a problem was found: each is listed with the log entry it concerns
+  0  no problem found (now or in an earlier run with the same --state-dir); with
+     --token: the token is in the log
+  1  a problem was found: each is listed with the log entry it concerns; with --token:
+     the token is not in the log as it promises
   2  the command was misused, or the exchange could not be reached
 """
 
@@ -106,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument(
         "--timeout", type=float, default=30.0, help="seconds per call to the exchange (default 30)"
+    )
+    ap.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="check only that this licence token (lic1./lic2.…, or @FILE) is in the log, at"
+        " the entry it promises",
     )
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     return ap
@@ -170,7 +197,9 @@ def _summary(c: Counts) -> str:
         f"{_count(c.licences, 'licence', 'licences')},"
         f" {_count(c.revocations, 'revocation', 'revocations')},"
         f" {_count(c.key_events, 'issuer-key event', 'issuer-key events')},"
-        f" {_count(c.key_set_changes, 'key-set change', 'key-set changes')}"
+        f" {_count(c.key_set_changes, 'key-set change', 'key-set changes')} in clear;"
+        f" {_count(c.sealed, 'sealed entry', 'sealed entries')} (their contents are for"
+        " their accounts only)"
     )
 
 
@@ -209,6 +238,46 @@ def render(report: AuditReport, server: str) -> str:
     return "\n".join(lines)
 
 
+def _read_token(ap: argparse.ArgumentParser, text: str) -> str:
+    if text.startswith("@"):
+        try:
+            with Path(text[1:]).open(encoding="utf-8") as f:
+                text = f.read(MAX_TOKEN_CHARS + 2)
+        except (OSError, UnicodeDecodeError) as e:
+            _misuse(ap, f"cannot read the token file {text[1:]!r}: {e}")
+    return text.strip()
+
+
+def check_token(client: LogClient, log_key: LogKey, token: str, as_json: bool) -> int:
+    """``--token``: whether ``token`` is in the log at the entry it promises; prints the
+    result and returns the exit status (0 logged, 1 not)."""
+    found = check_logged(token, client, log_key)
+    if as_json:
+        cp = found.checkpoint
+        doc = {
+            "ok": found.ok,
+            "entry": found.index,
+            "checkpoint": None if cp is None else {"size": cp.size, "root": _b64(cp.root)},
+            "problems": [{"kind": f.kind, "message": f.message} for f in found.findings],
+        }
+        print(json.dumps(doc))
+    elif found.ok:
+        size = found.checkpoint.size if found.checkpoint is not None else 0
+        print(
+            f"The token is in the log: entry {found.index} of the checkpoint of {size} entries"
+            " signed by the log key commits to exactly this token."
+        )
+    else:
+        for f in found.findings:
+            print(f"PROBLEM: {f.kind}: {f.message}")
+        print("Result: the token is not in the log as it promises.")
+    return 0 if found.ok else 1
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``licentia-audit``; the exit status (0 clean, 1 problems, 2 misuse/unreachable)."""
     ap = build_parser()
@@ -237,6 +306,13 @@ def main(argv: list[str] | None = None) -> int:
                 f" website or documentation).{claim}",
             )
         log_key = _read_log_key(ap, args.log_key)
+        if args.token is not None:
+            token = _read_token(ap, args.token)
+            client = LogClient(SignedChannel(channel, None, timeout=args.timeout), args.timeout)
+            try:
+                return check_token(client, log_key, token, args.json)
+            except ExchangeError as e:
+                return _fail(f"the exchange at {args.server}: {e.message}", args.json)
         try:
             state = AuditState.open(args.state_dir)
         except StateError as e:

@@ -2,11 +2,14 @@
 
 The directory (created 0700) holds ``audit.db`` (0600) with:
 
-- ``meta``: the pinned log key, the last trusted checkpoint (size, root, note text) and
-  the running totals;
+- ``meta``: the pinned log key, the last trusted checkpoint (size, root, note text), the
+  running totals and, for the wallet's audit, the highest number of the account's sealed
+  entries found so far (where its :class:`licentia.sealed.TagWindow` goes on from);
 - ``frontier``: the O(log n) subtree hashes needed to extend the recomputed tree;
-- ``licences``: every licence seen (holder, issuer key, times, assets, whether and where
-  revoked), so that a later revocation is checked against an earlier licence;
+- ``licences``: every licence seen (holder, issuer key, times, assets and their salt,
+  whether and where revoked), so that a later revocation is checked against an earlier
+  licence (the independent auditor: the clear ones; the wallet: the holder's own, clear or
+  opened from her sealed entries);
 - ``issuer_keys``: the issuer keys as the log described them;
 - ``key_sets``: per account whose key-set changes the log carries, the set its logged chain
   ends with (sequence, head digest, keys: at most 16) and how many changes were logged, so
@@ -42,8 +45,9 @@ from ..logcheck import Frontier, KeyRecord, LicenceFacts, LoggedKeys
 
 DB_NAME = "audit.db"
 #: 2: the key-set tables, the keys' accounts and the licensees (a state of version 1 skipped
-#: the key-set changes: start a new one).
-SCHEMA_VERSION = 2
+#: the key-set changes: start a new one). 3: the licences' asset salt (token v2); a state
+#: of version 2 is brought to 3 in place.
+SCHEMA_VERSION = 3
 _DIGEST = merkle.HASH_BYTES
 
 _SCHEMA = """
@@ -55,7 +59,7 @@ CREATE TABLE IF NOT EXISTS licences (
     licence_id BLOB PRIMARY KEY, entry INTEGER NOT NULL, holder BLOB NOT NULL,
     issuer_key_id BLOB NOT NULL, issued_at INTEGER NOT NULL, not_before INTEGER NOT NULL,
     not_after INTEGER NOT NULL, assets BLOB NOT NULL, revoked_entry INTEGER,
-    licensee BLOB NOT NULL
+    licensee BLOB NOT NULL, asset_salt BLOB NOT NULL DEFAULT x''
 ) STRICT;
 CREATE INDEX IF NOT EXISTS licences_by_key ON licences (issuer_key_id, issued_at);
 CREATE TABLE IF NOT EXISTS issuer_keys (
@@ -85,7 +89,7 @@ CREATE TABLE IF NOT EXISTS problems (
 """
 
 
-_TOTALS = ("entries", "licences", "revocations", "key_events", "key_set_changes")
+_TOTALS = ("entries", "licences", "revocations", "key_events", "key_set_changes", "sealed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,7 @@ class Totals:
     revocations: int = 0
     key_events: int = 0
     key_set_changes: int = 0
+    sealed: int = 0
 
 
 class AuditState:
@@ -165,8 +170,15 @@ class AuditState:
             raise StateError(f"the state in {str(directory)!r} is unreadable: {e}") from None
         state = cls(directory, conn)
         version = state._meta("version")
-        if version is None:
+        if version in (None, 2):
+            # Token v2: the licences' asset salt (a table made by version 2, whose first
+            # run may not have committed its version yet, lacks it).
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(licences)")}
+            if "asset_salt" not in columns:
+                conn.execute("ALTER TABLE licences ADD COLUMN asset_salt BLOB NOT NULL DEFAULT x''")
             state._set_meta("version", SCHEMA_VERSION)
+            if version == 2:
+                state.commit()
         elif version != SCHEMA_VERSION:
             state.close()
             why = (
@@ -224,6 +236,16 @@ class AuditState:
         values = [self._meta(n) for n in _TOTALS]
         return Totals(*(v if isinstance(v, int) else 0 for v in values))
 
+    def sealed_found(self) -> int:
+        """The highest number of the account's sealed entries found up to the trusted
+        checkpoint (the wallet's audit; 0 before any)."""
+        value = self._meta("sealed_found")
+        return value if isinstance(value, int) and value >= 0 else 0
+
+    def save_sealed_found(self, found: int) -> None:
+        """Record :meth:`sealed_found` (with the run's progress, in its transaction)."""
+        self._set_meta("sealed_found", found)
+
     def frontier(self) -> Frontier:
         """The recomputed tree's frontier at the trusted size, checked against its root."""
         trusted = self.trusted()
@@ -278,7 +300,7 @@ class AuditState:
         """A licence seen before: its facts, its entry, and its revocation's entry."""
         r = self.db.execute(
             "SELECT licence_id, holder, issuer_key_id, issued_at, not_before, not_after, assets,"
-            " entry, revoked_entry, licensee FROM licences WHERE licence_id = ?",
+            " entry, revoked_entry, licensee, asset_salt FROM licences WHERE licence_id = ?",
             (licence_id,),
         ).fetchone()
         if r is None:
@@ -286,14 +308,22 @@ class AuditState:
         blob = bytes(r[6])
         assets = frozenset(blob[i : i + _DIGEST] for i in range(0, len(blob), _DIGEST))
         facts = LicenceFacts(
-            bytes(r[0]), bytes(r[1]), bytes(r[2]), r[3], r[4], r[5], assets, bytes(r[9])
+            bytes(r[0]),
+            bytes(r[1]),
+            bytes(r[2]),
+            r[3],
+            r[4],
+            r[5],
+            assets,
+            bytes(r[9]),
+            bytes(r[10]),
         )
         return facts, int(r[7]), r[8]
 
     def add_licence(self, facts: LicenceFacts, entry: int) -> None:
         """Remember a licence first logged at ``entry``."""
         self.db.execute(
-            "INSERT INTO licences VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+            "INSERT INTO licences VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
             (
                 facts.licence_id,
                 entry,
@@ -304,6 +334,7 @@ class AuditState:
                 facts.not_after,
                 b"".join(sorted(facts.assets)),
                 facts.licensee,
+                facts.asset_salt,
             ),
         )
 

@@ -1,27 +1,38 @@
 """``licentia-wallet audit``: the independent auditor's run, for the licences in your name.
 
 The log itself is checked by :class:`~licentia.clients.auditor.audit.Auditor` (the same code
-as ``licentia-audit``), limited to the holder's licences and their revocations; the wallet
-adds what only the holder can check: each licence the exchange lists for her is in the log
-(an inclusion proof) with its revocation, and her account's key set: the changes logged for
-her account, in log order, are exactly the chain the exchange states (GetKeySet), that chain
-verifies from her account id, the exchange's current set is the one it ends with, and the
-key this wallet signs with is in it. Each logged change is shown (its kind, the keys it
-added and removed, its cause and time) so that she can recognise one she did not make.
+as ``licentia-audit``), limited to the holder's entries. Since token v2 those are sealed to
+her account: the wallet asks for the account's log key (GetLogKey, which also states how
+many entries are about her) and the auditor finds her entries by their tags, opens them and
+checks each as a clear entry (both signatures and her consent, a standing-rule licence
+opened against her own rules, ListStandingRules; her revocations; her key-set changes).
+
+The wallet adds what only the holder can check: she found at least as many entries as the
+exchange counts (fewer: entries hidden from the log), each licence the exchange lists for her
+is in the log (a v2 licence at the index it promises, in an entry of hers committing to its
+exact token; an inclusion proof) with its revocation, and her account's key set: the changes
+logged for her account, in log order, are exactly the chain the exchange states
+(GetKeySet), that chain verifies from her account id, the exchange's current set is the one
+it ends with, and the key this wallet signs with is in it. Each logged change is shown (its
+kind, the keys it added and removed, its cause and time) so that she can recognise one she
+did not make.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
-from licentia import merkle
+from licentia import merkle, sealed
+from licentia.checkpoint import Checkpoint
 from licentia.errors import LicentiaError
-from licentia.token import DEFAULT_MAX_TERM_SECONDS
-from licentia.v1 import accounts_pb2
+from licentia.token import DEFAULT_MAX_TERM_SECONDS, parse_token
+from licentia.v1 import accounts_pb2, records_pb2
 
 from .. import logcheck
 from ..accounts import key_text, verified
 from ..auditor.audit import Auditor, Problem
+from ..auditor.holder import hidden_entries
 from ..auditor.keysets import KeySetAudit, check_holder_chain
 from ..auditor.state import AuditState, StateError
 from ..channel import ExchangeError
@@ -34,10 +45,11 @@ def cmd_audit(s: Session) -> None:
 
     Keeps, next to the wallet (``<wallet>.audit/``, the auditor's state), the last
     checkpoint it trusted; checks that the new one extends it (nothing rewritten), reads only
-    the new entries, recomputes the tree, checks every licence in your name was approved by
-    you (or by a standing rule you signed) and every revocation of yours was signed by you,
-    then checks that each licence the exchange lists for you is in the log (inclusion proof)
-    with its revocation. Exit 1 on a problem.
+    the new entries, recomputes the tree, finds your own (sealed) entries with your
+    account's log key, checks every licence in your name was approved by you (or by a
+    standing rule you signed) and every revocation of yours was signed by you, that none of
+    your entries is missing, then checks that each licence the exchange lists for you is in
+    the log (inclusion proof) with its revocation. Exit 1 on a problem.
     """
     try:
         state = AuditState.open(s.wallet.with_name(s.wallet.name + ".audit"))
@@ -73,6 +85,14 @@ def _audit(s: Session, state: AuditState) -> None:
     account = answer.account
     if len(account) != 32:
         raise OperationFailedError("the exchange's answer names no account for your key set")
+    try:
+        # Before the checkpoint: every entry counted here is in the tree read after it.
+        stated = s.holder.log_key()
+        rules = s.holder.standing_rules()
+    except ExchangeError as e:
+        raise OperationFailedError(f"the exchange does not serve your log key: {e}") from None
+    if len(stated.log_key) != sealed.LOG_KEY_BYTES:
+        raise OperationFailedError("the exchange's answer holds no log key for your account")
     auditor = Auditor(
         log,
         log_key,
@@ -80,6 +100,8 @@ def _audit(s: Session, state: AuditState) -> None:
         DEFAULT_MAX_TERM_SECONDS,
         holder=_devices(s, answer),
         account=account,
+        sealed_key=stated.log_key,
+        rules=rules,
     )
     report = auditor.run()
     checkpoint = report.checkpoint
@@ -88,8 +110,10 @@ def _audit(s: Session, state: AuditState) -> None:
         raise OperationFailedError(f"the log's checkpoint is not signed by its key: {why}")
     problems = [_said(p) for p in report.earlier + report.problems]
     chain = KeySetAudit(account)
+    found = state.sealed_found()
     if report.advanced:
-        problems += _listed_licences(s, state, log, checkpoint.size, checkpoint.root)
+        problems += hidden_entries(found, stated.entries)
+        problems += _listed_licences(s.holder.licences(), state, log, checkpoint)
         chain = check_holder_chain(s.key.public.raw, answer, state.logged_changes(account))
         problems += chain.problems
     _audit_report(
@@ -101,6 +125,8 @@ def _audit(s: Session, state: AuditState) -> None:
             "entries_checked": report.new.entries,
             "your_licences": report.totals.licences,
             "your_revocations": report.totals.revocations,
+            "your_entries_found": found,
+            "your_entries_stated": stated.entries,
         },
         {"key_set": {"account": key_text(account), "changes": chain.changes}},
         chain.lines,
@@ -130,27 +156,55 @@ def _said(p: Problem) -> str:
 
 
 def _listed_licences(
-    s: Session, state: AuditState, log: logcheck.LogClient, size: int, root: bytes
+    licences: Iterable[records_pb2.LicenceRecord],
+    state: AuditState,
+    log: logcheck.LogClient,
+    checkpoint: Checkpoint,
 ) -> list[str]:
-    """Each licence the exchange lists for the holder is in the log, with its revocation."""
+    """Each licence the exchange lists for the holder is in the log, with its revocation: a
+    v2 licence at the index it promises, in an entry of hers (found by her audit) that
+    commits to its exact token; a v1 licence in clear. Each is proved included in the
+    audited ``checkpoint``."""
     problems = []
-    for x in s.holder.licences():
+    size, root = checkpoint.size, checkpoint.root
+    for x in licences:
         lid = x.licence_id.hex()
         seen = state.licence(x.licence_id)
-        if seen is None:
-            problems.append(f"licence {lid} is not in the public log")
+        try:
+            promise = parse_token(x.token).promise
+        except LicentiaError:
+            problems.append(f"the exchange lists licence {lid} with a token that does not parse")
+            continue
+        if seen is None or (promise is not None and promise.index != seen[1]):
+            where = "" if promise is None else f": it promises entry {promise.index},"
+            problems.append(
+                f"licence {lid} is not in the public log{where}"
+                + (" which holds no entry of yours for it" if where else "")
+            )
             continue
         try:
-            proof = log.inclusion_proof(x.licence_id, size)
+            proof = log.inclusion_proof(x.licence_id, size, index=seen[1])
         except ExchangeError as e:
             problems.append(f"no inclusion proof for licence {lid}: {e}")
             continue
-        included = merkle.verify_inclusion(proof.entry, proof.index, size, list(proof.proof), root)
-        if not included or logcheck.decode_entry(proof.entry).licence != x.token:
+        included = merkle.verify_inclusion(proof.entry, seen[1], size, list(proof.proof), root)
+        if not included or not _logs_token(proof.entry, x.token):
             problems.append(f"the inclusion proof of licence {lid} does not verify")
         if x.revoked_at and seen[2] is None:
             problems.append(f"the revocation of licence {lid} is missing from the log")
     return problems
+
+
+def _logs_token(data: bytes, token: str) -> bool:
+    """Whether the entry ``data`` logs exactly ``token`` (in clear, or sealed: its
+    commitment)."""
+    try:
+        entry = logcheck.decode_entry(data)
+    except LicentiaError:
+        return False
+    if entry.WhichOneof("kind") == "sealed":
+        return entry.sealed.commitment == sealed.licence_commitment(token)
+    return entry.WhichOneof("kind") == "licence" and entry.licence == token
 
 
 def _audit_report(
@@ -168,6 +222,11 @@ def _audit_report(
         lines.append(
             f"The public log has {figures['log_size']} entries;"
             f" {figures['entries_checked']} new ones checked."
+        )
+    if "your_entries_found" in figures:
+        lines.append(
+            f"Entries about you (sealed, read with your log key): {figures['your_entries_found']}"
+            f" found; the exchange counts {figures['your_entries_stated']}."
         )
     if problems:
         lines.append(f"{len(problems)} problem(s) found:")

@@ -7,7 +7,7 @@ import secrets
 import time
 from typing import Any, cast
 
-from licentia import keys, methods
+from licentia import keys, methods, sealed
 from licentia.checkpoint import Checkpoint, open_checkpoint, parse_vkey
 from licentia.keys import PrivateKey
 from licentia.scope import Scope
@@ -98,3 +98,35 @@ def claims_for(
         status_index=10_000 + secrets.randbelow(10_000),
         price=PriceTerms("EUR", days * 100),
     )
+
+
+def append_sealed(ex: Exchange, account: bytes, *entries: transparency_pb2.LogEntry) -> list[int]:
+    """Append clear entries about ``account`` sealed to it, as the store does (numbered by
+    the account's entry counter): what a dishonest exchange could log in her name. Their
+    indexes."""
+    store = cast(Any, ex.app.deps.store)
+    now = int(time.time())
+    return [
+        store._transact(
+            lambda c, e=e: store._log_sealed(c, account, e, now, e.WhichOneof("kind"), b"")
+        )
+        for e in entries
+    ]
+
+
+def account_log(ex: Exchange, account: bytes) -> tuple[bytes, int]:
+    """The account's log key and entry count, as the store keeps them."""
+    log_key, count = ex.app.deps.store.account_log(account)
+    return bytes(log_key), int(count)
+
+
+def own_entries(ex: Exchange, account: bytes) -> list[tuple[int, transparency_pb2.LogEntry]]:
+    """``(index, clear entry)`` of every sealed entry about ``account``, found and opened
+    with its log key."""
+    key, _ = account_log(ex, account)
+    window = sealed.TagWindow(key)
+    out = []
+    for i, e in enumerate(entries(ex)):
+        if e.WhichOneof("kind") == "sealed" and (j := window.match(e.sealed)) is not None:
+            out.append((i, sealed.open_entry(key, j, e.sealed)))
+    return out

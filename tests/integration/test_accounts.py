@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from licentia import keyset
+from licentia import keyset, sealed
 from licentia.clients import accounts
 from licentia.clients.advertiser import Advertiser
 from licentia.clients.channel import SignedChannel
@@ -376,14 +376,20 @@ def test_consents_are_listed_only_for_a_key_of_the_callers_account(
 
 
 def test_every_change_is_in_the_public_log(ex: Exchange, laptop: Holder) -> None:
+    """Each change is logged sealed to the account (nothing about it in clear): the account
+    finds and opens them with its log key, and GetLogKey counts exactly those."""
     phone = paired(ex, laptop)
     laptop.remove_key(phone.key.public.raw, compromised=True)
     chain = list(laptop.key_set().answer.changes)
-    logged = [
-        e.key_set_change
-        for _, raw, _ in ex.app.deps.store.log_entries(0, ex.app.deps.store.log_size())
-        if (e := transparency_pb2.LogEntry.FromString(raw)).HasField("key_set_change")
-    ]
+    answer = laptop.log_key()
+    window = sealed.TagWindow(answer.log_key)
+    logged = []
+    for _, raw, _ in ex.app.deps.store.log_entries(0, ex.app.deps.store.log_size()):
+        e = transparency_pb2.LogEntry.FromString(raw)
+        assert not e.HasField("key_set_change")
+        if e.HasField("sealed") and (j := window.match(e.sealed)) is not None:
+            logged.append(sealed.open_entry(answer.log_key, j, e.sealed).key_set_change)
+    assert answer.entries == len(logged) == 2
     assert logged == chain
     assert keyset.verify_chain(laptop.account, logged)[-1] == laptop.key_set().current
 

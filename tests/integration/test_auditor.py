@@ -1,7 +1,15 @@
 """``licentia-audit`` against a real exchange: a clean log passes, later runs check only what
 is new, and every way the exchange (or someone with its database) can cheat is flagged — a
 rewritten entry, a rewritten history, a forged licence, a revocation the holder never asked
-for."""
+for.
+
+Since token v2 every entry about an account is sealed to it: the public auditor checks the
+form of a sealed entry and counts it, and can no longer see the licences, revocations and
+key-set chains inside. What it still checks in full — the log's integrity, issuer-key
+events, entries logged in clear (before v2, or forged so by the exchange) — is tested here
+as before; a revocation the holder never asked for, logged sealed to her, is found by her
+own audit (the auditor's holder mode, with her log key). A licensee checks that its token
+is in the log with ``--token`` (and the advertiser SDK's ``check_logged``)."""
 
 from __future__ import annotations
 
@@ -18,16 +26,20 @@ import pytest
 
 from licentia import keys, merkle, methods
 from licentia.checkpoint import vkey
+from licentia.clients.advertiser import Advertiser
 from licentia.clients.auditor import AuditState, StateError
+from licentia.clients.auditor.audit import Auditor
 from licentia.clients.auditor.cli import main as audit_main
-from licentia.clients.logcheck import Frontier, LoggedKeys
+from licentia.clients.channel import SignedChannel
+from licentia.clients.logcheck import Frontier, LogClient, LoggedKeys, LogKey
 from licentia.encoding import b64url_encode
 from licentia.keys import PrivateKey
 from licentia.request import request_payload
 from licentia.scope import Scope
 from licentia.token import (
-    TOKEN_PREFIX,
-    StandingConsent,
+    TOKEN_PREFIX_V1,
+    LogPromise,
+    RuleCommitment,
     StandingRule,
     approve,
     issuance_message,
@@ -35,7 +47,9 @@ from licentia.token import (
     parse_token,
     sign_standing_rule,
 )
+from licentia.token import _signed_token as signed_token
 from licentia.v1 import (
+    exchange_pb2,
     licence_pb2,
     licences_pb2,
     registry_pb2,
@@ -54,7 +68,7 @@ from .exchange_harness import (
     register_holder,
     request_licence,
 )
-from .log_harness import append, claims_for, issuer_key
+from .log_harness import append, append_sealed, claims_for, issuer_key
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -153,7 +167,7 @@ def test_a_clean_log_passes_and_later_runs_check_only_what_is_new(
     )
     add_standing_rule(holder, rule)
     auto = request_licence(adv, holder.key.public.raw).licence.token
-    assert isinstance(parse_token(auto).consent, StandingConsent)
+    assert isinstance(parse_token(auto).consent, RuleCommitment)
     bob, _, _ = licensed(ex, "bob")
     bob.call(
         registry_pb2,
@@ -167,14 +181,16 @@ def test_a_clean_log_passes_and_later_runs_check_only_what_is_new(
     assert code == 0, report["problems"]
     assert report["ok"] is True
     assert report["checkpoint"]["size"] == size
+    # Three licences and a revocation, each sealed to its holder: seen, not read.
     assert report["checked"] == {
         "first_entry": 0,
         "end": size,
         "entries": size,
-        "licences": 3,
-        "revocations": 1,
+        "licences": 0,
+        "revocations": 0,
         "key_events": 1,
         "key_set_changes": 0,
+        "sealed": 4,
     }
     assert report["state_advanced"] is True
     assert (state.stat().st_mode & 0o777) == 0o700
@@ -201,17 +217,19 @@ def test_a_clean_log_passes_and_later_runs_check_only_what_is_new(
         "first_entry": size,
         "end": size + new,
         "entries": new,
-        "licences": 1,
-        "revocations": 1,
+        "licences": 0,
+        "revocations": 0,
         "key_events": 4,
         "key_set_changes": 0,
+        "sealed": 2,
     }
     assert report["totals"] == {
         "entries": size + new,
-        "licences": 4,
-        "revocations": 2,
+        "licences": 0,
+        "revocations": 0,
         "key_events": 5,
         "key_set_changes": 0,
+        "sealed": 6,
     }
 
     # The human report says the same.
@@ -219,6 +237,7 @@ def test_a_clean_log_passes_and_later_runs_check_only_what_is_new(
     assert audit_main(argv) == 0
     out = capsys.readouterr().out
     assert "checked now: no new entry" in out
+    assert "6 sealed entries (their contents are for their accounts only)" in out
     assert "Result: no problem found." in out
 
 
@@ -330,7 +349,7 @@ def test_licences_forged_or_against_the_rules_are_flagged_with_their_entry(
         issuer_signature=issuer.sign(keys.ISSUANCE, issuance_message(perpetual_bytes, consent)),
         holder_signature=consent.signature,
     )
-    perpetual_token = TOKEN_PREFIX + b64url_encode(env.SerializeToString(deterministic=True))
+    perpetual_token = TOKEN_PREFIX_V1 + b64url_encode(env.SerializeToString(deterministic=True))
 
     # Stamped an hour ahead: its key's window closes (a rotation, below) before that.
     ahead = claims_for(issuer, h, a, issued_later=3600).encode()
@@ -358,6 +377,20 @@ def test_licences_forged_or_against_the_rules_are_flagged_with_their_entry(
         issue(issuer, early.encode(), sign_standing_rule(holder.key, later_rule)),
     ]
     at = append(ex, *(transparency_pb2.LogEntry(licence=t) for t in tokens))
+    # A v2 licence logged in clear (it names its holder to everyone), and sealed entries
+    # of a bad form: a short tag, a box that is not whole blocks, a box too large.
+    _, _, v2_token = licensed(ex, "dave")
+    good = transparency_pb2.SealedEntry(tag=bytes(16), commitment=bytes(32), box=bytes(272))
+    bad = [
+        transparency_pb2.SealedEntry(tag=bytes(15), commitment=bytes(32), box=bytes(272)),
+        transparency_pb2.SealedEntry(tag=bytes(16), commitment=bytes(32), box=bytes(300)),
+        transparency_pb2.SealedEntry(tag=bytes(16), commitment=bytes(32), box=bytes(8208)),
+    ]
+    at += append(
+        ex,
+        transparency_pb2.LogEntry(licence=v2_token),
+        *(transparency_pb2.LogEntry(sealed=e) for e in [*bad, good]),
+    )
     ex.app.deps.keyring.rotate(ex.app.deps.clock.now())
     licensed(ex, "bob")  # an honest licence after them
 
@@ -370,36 +403,73 @@ def test_licences_forged_or_against_the_rules_are_flagged_with_their_entry(
         ("standing_rule_sensitive", at[3]),
         ("licence_perpetual", at[4]),
         ("licence_consent", at[6]),
+        ("licence_in_clear", at[7]),
+        ("sealed_form", at[8]),
+        ("sealed_form", at[9]),
+        ("sealed_form", at[10]),
         ("licence_issuer_key", at[5]),  # found at the rotation that closed the window
     ]
     forged_id = parse_token(tokens[0]).licence_id.hex()
     assert report["problems"][0]["licence_id"] == forged_id
     assert "not approved by its holder" in report["problems"][0]["message"]
     assert "not in force" in report["problems"][5]["message"]
-    assert "window closed" in report["problems"][6]["message"]
-    assert report["checked"]["licences"] == 9
+    assert "window closed" in report["problems"][-1]["message"]
+    assert "tag of 15 bytes" in report["problems"][7]["message"]
+    assert report["checked"]["licences"] == 8  # the ones in clear
+    assert report["checked"]["sealed"] == 7  # alice's, dave's, bob's and four appended
     # The log itself is intact: the state moves on, and the problems stay on record.
     assert report["state_advanced"] is True
     code, report = audit(ex, tmp_path / "audit", capsys)
     assert code == 1
     assert report["problems"] == []
-    assert [p["entry"] for p in report["earlier_problems"]] == [*at[:5], at[6], at[5]]
-    # A stricter maximum term flags every licence of more than 7 days (the perpetual one is
-    # flagged as such).
+    assert [p["entry"] for p in report["earlier_problems"]] == [*at[:5], at[6], *at[7:11], at[5]]
+    # A stricter maximum term flags every licence in clear of more than 7 days (the
+    # perpetual one is flagged as such).
     code, report = audit(ex, tmp_path / "strict", capsys, "--max-term-days", "7")
     assert code == 1
-    assert [k for k, _ in kinds(report)].count("licence_term") == 8
+    assert [k for k, _ in kinds(report)].count("licence_term") == 7
 
 
-def test_revocations_not_signed_by_the_holder_are_flagged(
+def holder_audit(ex: Exchange, holder: Party, state: Path) -> Any:
+    """The holder's audit (the auditor's holder mode, as the wallet runs it) with her log
+    key and standing rules: its report."""
+    account = holder.key.public.raw
+    log_key_, _ = ex.app.deps.store.account_log(account)
+    rules = holder.call(
+        exchange_pb2,
+        "ListStandingRules",
+        exchange_pb2.ListStandingRulesRequest(),
+        exchange_pb2.ListStandingRulesResponse,
+    ).rules
+    opened = AuditState.open(state)
+    try:
+        client = LogClient(SignedChannel(ex.channel(), None))
+        return Auditor(
+            client,
+            LogKey.parse(log_key(ex)),
+            opened,
+            365 * DAY,
+            holder=account,
+            sealed_key=log_key_,
+            rules=rules,
+        ).run()
+    finally:
+        opened.close()
+
+
+def test_revocations_not_signed_by_the_holder_are_flagged_by_her_audit(
     ex: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Revocations of Alice's licence, logged sealed to her as the store logs them: the
+    public auditor only counts them; her audit opens them and flags each one she did not
+    sign (and a revocation of a licence that is not hers)."""
     holder, adv, token = licensed(ex, "alice")
     licence_id = parse_token(token).licence_id
     body = licences_pb2.RevokeLicenceRequest(licence_id=licence_id).SerializeToString()
     other = licences_pb2.RevokeLicenceRequest(licence_id=bytes(16)).SerializeToString()
-    at = append(
+    at = append_sealed(
         ex,
+        holder.key.public.raw,
         revocation(licence_id, signed_call(adv.key, REVOKE, body)),  # the licensee's call
         revocation(licence_id, signed_call(holder.key, REVOKE, body, tamper=True)),
         revocation(licence_id, None),  # no call at all
@@ -407,9 +477,10 @@ def test_revocations_not_signed_by_the_holder_are_flagged(
         revocation(secrets.token_bytes(16), signed_call(holder.key, REVOKE, body)),
     )
     revoke(holder, token)  # the holder's own revocation, logged by the exchange
-    code, report = audit(ex, tmp_path / "audit", capsys)
-    assert code == 1
-    assert kinds(report) == [
+    code, public = audit(ex, tmp_path / "audit", capsys)
+    assert (code, public["checked"]["revocations"], public["checked"]["sealed"]) == (0, 0, 7)
+    report = holder_audit(ex, holder, tmp_path / "hers")
+    assert [(p.kind, p.index) for p in report.problems] == [
         ("revocation_signer", at[0]),
         ("revocation_signature", at[1]),
         ("revocation_duplicate", at[1]),
@@ -420,7 +491,7 @@ def test_revocations_not_signed_by_the_holder_are_flagged(
         ("revocation_unknown_licence", at[4]),
         ("revocation_duplicate", at[4] + 1),
     ]
-    assert report["checked"]["revocations"] == 6
+    assert (report.new.licences, report.new.revocations, report.sealed_found) == (1, 6, 7)
 
 
 # -- the command line ---------------------------------------------------------------------------
@@ -483,7 +554,47 @@ def test_the_auditor_runs_as_a_program(ex: Exchange, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["ok"] is True
-    assert report["checked"]["licences"] == 1
+    assert (report["checked"]["licences"], report["checked"]["sealed"]) == (0, 1)
+
+
+def test_a_licensee_checks_that_its_token_is_in_the_log(
+    ex: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``licentia-audit --token`` and the advertiser SDK's ``check_logged``: an honest token
+    is in the log at the entry it promises; a token whose promise names another entry is
+    not; a v2 token with no promise is NOT_LOGGED (what a misbehaving exchange would sign)."""
+    _, adv, token = licensed(ex, "alice")
+    licensed(ex, "bob")
+    u = parse_token(token)
+    assert u.promise is not None
+    issuer = issuer_key(ex)
+    elsewhere = issue(
+        issuer,
+        u.claims_bytes,
+        u.consent,
+        promise=LogPromise(u.promise.index + 1, u.promise.logged_at),  # bob's entry
+    )
+    unlogged = signed_token(issuer, u.claims_bytes, u.consent, None, v2=True)
+    base = ["--server", ex.address, "--log-key", log_key(ex), "--json"]
+    cases = [(token, 0, []), (elsewhere, 1, ["not_logged"]), (unlogged, 1, ["not_logged"])]
+    for text, exit_code, problems in cases:
+        assert audit_main([*base, "--token", text]) == exit_code
+        doc = json.loads(capsys.readouterr().out)
+        assert [p["kind"] for p in doc["problems"]] == problems
+    assert doc["entry"] is None  # no promise: no entry to look at
+    token_file = tmp_path / "token.txt"
+    token_file.write_text(token + "\n")
+    assert audit_main([*base[:-1], "--token", f"@{token_file}"]) == 0
+    assert f"entry {u.promise.index} of the checkpoint" in capsys.readouterr().out
+    # The same check from the advertiser SDK; the key must be the log's.
+    with Advertiser(ex.channel(), adv.key) as sdk:
+        assert sdk.check_logged(token, log_key(ex)).ok
+        record = sdk.licence(u.licence_id)
+        found = sdk.check_logged(record, LogKey.parse(log_key(ex)))
+        assert (found.ok, found.index) == (True, u.promise.index)
+        assert not sdk.check_logged(elsewhere, log_key(ex)).ok
+        wrong = vkey(ex.app.deps.settings.log_origin, PrivateKey.generate().public)
+        assert [f.kind for f in sdk.check_logged(token, wrong).findings] == ["checkpoint_signature"]
 
 
 # -- the reusable pieces, on their own -------------------------------------------------------

@@ -276,9 +276,22 @@ def test_the_asyncio_holder_has_the_same_methods(ex: Exchange, adv: Party) -> No
     asyncio.run(run())
 
 
-def test_an_audit_for_one_holder_checks_only_her_licences(
+def _pending(me: Holder, asked: exchange_pb2.RequestLicenceResponse) -> records_pb2.LicenceRequest:
+    """The request as the holder's inbox shows it (naming her key, unlike the advertiser's)."""
+    return next(r for r in me.inbox() if r.request_id == asked.request.request_id)
+
+
+def test_a_holder_finds_every_licence_in_her_name_from_the_log_alone(
     ex: Exchange, adv: Party, tmp_path: Path
 ) -> None:
+    """Everything about Ada is sealed in the public log: two licences she approved, two a
+    standing rule of hers issued (the rule since withdrawn), a revocation, a change of her
+    key set, and the erasure of her photo (ending her three other licences: its call names
+    the plain digest, her licences salted ones). Her audit (the auditor's holder mode with
+    her log key from GetLogKey and her standing rules) finds all of them from the log
+    alone: every licence the exchange lists for her, as many entries as it counts, none of
+    Bob's. The independent auditor
+    sees only sealed entries."""
     with (
         Holder.connect(ex.address, PrivateKey.generate()) as me,
         Holder.connect(ex.address, PrivateKey.generate()) as bob,
@@ -287,20 +300,62 @@ def test_an_audit_for_one_holder_checks_only_her_licences(
         bob.register("bob")
         bob.declare_asset(DataCategory.IMAGE, PHOTO, "portrait")
         bob.set_terms(**TERMS)
-        mine = me.approve(request_licence(adv, me.public_key.raw).request)
-        theirs = bob.approve(request_licence(adv, bob.public_key.raw).request)
+        approved = [me.approve(_pending(me, request_licence(adv, me.account))) for _ in "ab"]
+        now = int(time.time())
+        rule = standing_rule(
+            me.key,
+            categories=[DataCategory.IMAGE],
+            purposes=[Purpose.ADVERTISING],
+            media=[Medium.ONLINE],
+            territories=["FR"],
+            assets=[PHOTO_SHA],
+            not_before=now - 60,
+            not_after=now + 90 * DAY,
+            max_term_seconds=30 * DAY,
+            min_price_per_day=100,
+        )
+        me.add_standing_rule(rule)
+        auto = [request_licence(adv, me.account).licence for _ in "ab"]
+        assert all(x.token for x in auto)  # issued under the rule, nobody asked
+        me.withdraw_standing_rule(rule.rule.rule_id)
+        me.revoke(approved[0].licence_id)
+        me.add_device(PrivateKey.generate(), "phone")
+        me.erase([PHOTO_SHA])
+        theirs = bob.approve(_pending(bob, request_licence(adv, bob.account)))
         bob.revoke(theirs.licence_id)
+
         log = me.log()
         key = LogKey.parse(log.checkpoint().advertised_key)
-        for holder, licences, revocations in ((me.public_key.raw, 1, 0), (None, 2, 1)):
-            state = AuditState.open(tmp_path / f"state-{holder is None}")
-            try:
-                report = Auditor(log, key, state, 365 * DAY, holder=holder).run()
-            finally:
-                state.close()
+        stated = me.log_key()
+        assert stated.entries == 9
+        state = AuditState.open(tmp_path / "hers")
+        try:
+            report = Auditor(
+                log,
+                key,
+                state,
+                365 * DAY,
+                holder=me.public_key.raw,
+                sealed_key=stated.log_key,
+                rules=me.standing_rules(),
+            ).run()
             assert report.ok, report.problems
-            assert (report.new.licences, report.new.revocations) == (licences, revocations)
-        assert [x.licence_id for x in me.licences()] == [mine.licence_id]
+            assert report.sealed_found == stated.entries
+            new = report.new
+            assert (new.licences, new.revocations, new.key_set_changes) == (4, 4, 1)
+            listed = [x.licence_id for x in me.licences()]
+            assert sorted(listed) == sorted(x.licence_id for x in [*approved, *auto])
+            assert all(state.licence(lid) is not None for lid in listed)
+            assert state.licence(theirs.licence_id) is None
+        finally:
+            state.close()
+        state = AuditState.open(tmp_path / "public")
+        try:
+            public = Auditor(log, key, state, 365 * DAY).run()
+        finally:
+            state.close()
+        assert public.ok, public.problems
+        assert (public.new.licences, public.new.sealed) == (0, 11)
 
 
 # -- the example in the README and the package docstring ---------------------------------------

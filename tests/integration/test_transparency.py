@@ -1,5 +1,7 @@
 """The public log over gRPC: every issuance, revocation and issuer-key event is in it, with
-proofs anyone can check against a signed checkpoint."""
+proofs anyone can check against a signed checkpoint. Since token v2 an entry about an
+account is sealed to it: the tests read a holder's entries with her log key, as her audit
+does; an outsider sees only tags, commitments and boxes."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 import grpc  # type: ignore[import-untyped]
 import pytest
 
-from licentia import keys, merkle, methods
+from licentia import keys, merkle, methods, sealed
 from licentia.keys import PublicKey
 from licentia.request import request_payload
 from licentia.token import parse_token
@@ -24,7 +26,7 @@ from .exchange_harness import (
     register_holder,
     request_licence,
 )
-from .log_harness import checkpoint, entries, log_call
+from .log_harness import checkpoint, entries, log_call, own_entries
 
 
 def _licensed(ex: Exchange, handle: str = "alice") -> tuple[Party, Party, str]:
@@ -37,12 +39,18 @@ def _licensed(ex: Exchange, handle: str = "alice") -> tuple[Party, Party, str]:
 
 def test_a_licence_and_its_revocation_are_in_the_log_with_valid_proofs(ex: Exchange) -> None:
     holder, _, token = _licensed(ex)
-    licence_id = parse_token(token).licence_id
+    u = parse_token(token)
+    licence_id = u.licence_id
+    assert u.promise is not None
     cp = checkpoint(ex)
     logged = entries(ex)
     assert len(logged) == cp.size
     assert logged[0].WhichOneof("kind") == "issuer_key"  # the first key, at the first start
-    assert [e.licence for e in logged if e.WhichOneof("kind") == "licence"] == [token]
+    # Nobody's licence is in clear; its holder finds it, at the index the token promises.
+    assert all(e.WhichOneof("kind") in ("issuer_key", "sealed") for e in logged)
+    assert token.encode() not in b"".join(e.SerializeToString() for e in logged)
+    account = holder.key.public.raw
+    assert own_entries(ex, account) == [(u.promise.index, transparency_pb2.LogEntry(licence=token))]
 
     proof = log_call(
         ex,
@@ -50,7 +58,9 @@ def test_a_licence_and_its_revocation_are_in_the_log_with_valid_proofs(ex: Excha
         transparency_pb2.GetInclusionProofRequest(licence_id=licence_id, tree_size=cp.size),
         transparency_pb2.GetInclusionProofResponse,
     )
-    assert transparency_pb2.LogEntry.FromString(proof.entry).licence == token
+    assert proof.index == u.promise.index
+    found = transparency_pb2.LogEntry.FromString(proof.entry).sealed
+    assert found.commitment == sealed.licence_commitment(token)
     entry = proof.entry
     assert merkle.verify_inclusion(entry, proof.index, cp.size, list(proof.proof), cp.root)
     assert not merkle.verify_inclusion(entry, proof.index ^ 1, cp.size, list(proof.proof), cp.root)
@@ -73,7 +83,8 @@ def test_a_licence_and_its_revocation_are_in_the_log_with_valid_proofs(ex: Excha
         cp.size, later.size, cp.root, later.root, list(consistency.proof)
     )
     (last,) = entries(ex, cp.size)
-    rev = last.revocation
+    assert last.WhichOneof("kind") == "sealed"
+    rev = own_entries(ex, account)[-1][1].revocation
     assert rev.licence_id == licence_id
     assert rev.cause == licences_pb2.TERMINATION_CAUSE_REVOKED
     # The holder's own signed call is in the log: anyone can check that they asked.
@@ -94,7 +105,7 @@ def test_erasure_revocations_carry_the_holders_erase_call(ex: Exchange) -> None:
         registry_pb2.EraseAssetsRequest(sha256=[PHOTO_SHA]),
         registry_pb2.EraseAssetsResponse,
     )
-    last = entries(ex)[-1].revocation
+    last = own_entries(ex, holder.key.public.raw)[-1][1].revocation
     assert last.licence_id == parse_token(token).licence_id
     assert last.cause == licences_pb2.TERMINATION_CAUSE_ERASED
     assert last.request.method == methods.path(registry_pb2, "EraseAssets")

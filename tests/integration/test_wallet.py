@@ -390,17 +390,37 @@ def test_earnings_grow_with_each_use_and_can_be_withdrawn_once(
 def test_audit_finds_every_licence_in_your_name_and_flags_one_you_never_approved(
     wallet: Wallet, ex: Exchange, tmp_path: Path
 ) -> None:
+    """The wallet's audit reads the holder's sealed entries with her log key. It flags a
+    rewritten entry, a listed licence whose promised entry is not hers, entries the exchange
+    counts but the log lacks, a gap in her numbering, an entry of hers that does not open,
+    and licences logged in her name that she never approved (nor any rule of hers)."""
+    import dataclasses
+    import time
+
+    from licentia import sealed
     from licentia.checkpoint import vkey
     from licentia.keys import PrivateKey
-    from licentia.token import approve, issue
+    from licentia.token import (
+        Asset,
+        LogPromise,
+        RuleCommitment,
+        approve,
+        issue,
+        new_asset_salt,
+        parse_token,
+        salted_digest,
+    )
     from licentia.v1 import transparency_pb2
+    from licentia.vocabulary import DataCategory
 
-    from .log_harness import append, claims_for, issuer_key
+    from .exchange_harness import PHOTO_SHA
+    from .log_harness import append, append_sealed, claims_for, issuer_key
 
     set_up(wallet, tmp_path)
     adv = ex.party()
     register_advertiser(adv)
-    asked = request_licence(adv, _holder_key(wallet)).request
+    me = _holder_key(wallet)
+    asked = request_licence(adv, me).request
     assert wallet("approve", asked.request_id.hex(), "--yes")[0] == 0
     lid = wallet.json("licences")[0]["licence_id"]
     assert wallet("revoke", lid)[0] == 0
@@ -409,8 +429,11 @@ def test_audit_finds_every_licence_in_your_name_and_flags_one_you_never_approved
     assert code == 0, err
     assert "Trusting the exchange's log key on first use" in out
     assert "In your name: 1 licence(s), 1 revoked" in out
+    assert "Entries about you (sealed, read with your log key): 3 found;" in out
     again = wallet.json("audit")
     assert (again["entries_checked"], again["your_licences"], again["problems"]) == (0, 1, [])
+    n = again["your_entries_found"]  # her licence, its revocation, her recovery key
+    assert n == again["your_entries_stated"] == 3
 
     # The exchange rewrites the holder's licence entry behind its back: the inclusion
     # proof of that licence no longer holds.
@@ -424,22 +447,74 @@ def test_audit_finds_every_licence_in_your_name_and_flags_one_you_never_approved
     assert "does not verify" in out
     db.execute("UPDATE log_entries SET entry = ? WHERE idx = ?", (row[1], row[0]))
     db.commit()
-    db.close()
     assert wallet("audit")[0] == 0  # restored: nothing else is wrong
 
-    # The exchange issues a licence in the holder's name that the holder never approved.
-    claims = claims_for(issuer_key(ex), _holder_key(wallet), adv.key.public.raw).encode()
-    forged = issue(issuer_key(ex), claims, approve(PrivateKey.generate(), claims))
-    (index,) = append(ex, transparency_pb2.LogEntry(licence=forged))
+    # The exchange lists her licence with a token promising another entry.
+    (token,) = db.execute("SELECT token FROM licences").fetchone()
+    u = parse_token(token)
+    assert u.promise is not None
+    other = LogPromise(u.promise.index - 1, u.promise.logged_at)
+    moved = issue(issuer_key(ex), u.claims_bytes, u.consent, promise=other)
+    db.execute("UPDATE licences SET token = ?", (moved,))
+    db.commit()
+    code, out, _ = wallet("audit")
+    assert code == 1
+    assert f"it promises entry {other.index}, which holds no entry of yours" in out
+    db.execute("UPDATE licences SET token = ?", (token,))
+    # It counts an entry about her that it never logged.
+    db.execute("UPDATE account_logs SET entries = entries + 1 WHERE account = ?", (me,))
+    db.commit()
+    db.close()
+    code, out, _ = wallet("audit")
+    assert code == 1
+    assert f"counts {n + 1} log entries about you, but the public log holds only {n}" in out
+
+    # Licences in the holder's name that she never approved, sealed to her: one approved by
+    # a key not hers (after the number it skipped: a gap), one under a standing rule that
+    # is none of hers; and an entry with her next tag that does not open.
+    issuer = issuer_key(ex)
+    claims = claims_for(issuer, me, adv.key.public.raw).encode()
+    forged = issue(issuer, claims, approve(PrivateKey.generate(), claims))
+    salt = new_asset_salt()
+    ruled = dataclasses.replace(
+        claims_for(issuer, me, adv.key.public.raw),
+        holder=None,
+        asset_salt=salt,
+        assets=(Asset(DataCategory.IMAGE, salted_digest(salt, PHOTO_SHA)),),
+    )
+    size = ex.app.deps.store.log_head()[0]
+    by_rule = issue(
+        issuer,
+        ruled.encode(),
+        RuleCommitment(bytes(16), bytes(32)),
+        promise=LogPromise(size + 1, int(time.time())),
+    )
+    log_key, count = ex.app.deps.store.account_log(me)
+    junk = transparency_pb2.SealedEntry(
+        tag=sealed.tag(log_key, count + 3), commitment=bytes(32), box=bytes(272)
+    )
+    at = append_sealed(
+        ex,
+        me,
+        transparency_pb2.LogEntry(licence=forged),
+        transparency_pb2.LogEntry(licence=by_rule),
+    )
+    (junk_at,) = append(ex, transparency_pb2.LogEntry(sealed=junk))
     code, out, err = wallet("audit")
     assert code == 1
-    assert f"licence at entry {index}" in out
+    assert f"licence at entry {at[0]}" in out
     assert "you never approved it" in out
+    assert (
+        f"entry {at[0]}: your log entry #{n + 2} is at entry {at[0]}, but your entry #{n + 1}"
+        in out
+    )
+    assert f"licence at entry {at[1]}: issued under a standing rule that is none of yours" in out
+    assert f"entry {junk_at}: your log entry #{n + 4} does not open under your key" in out
     assert "problem(s) in the public log" in err
 
     # Another log key than the one pinned is refused.
-    other = vkey("licentia.exchange/log", PrivateKey.generate().public)
-    code, _, err = wallet("audit", "--log-key", other)
+    other_key = vkey("licentia.exchange/log", PrivateKey.generate().public)
+    code, _, err = wallet("audit", "--log-key", other_key)
     assert code == 1
     assert "already trusts another log key" in err
 

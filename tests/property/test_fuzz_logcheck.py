@@ -148,3 +148,30 @@ def test_any_token_in_a_licence_entry_gives_facts_or_findings(token: str) -> Non
     # No issuer key has been logged yet: even the genuine token is flagged, never certified.
     assert findings
     assert facts is None or facts.licence_id
+
+
+@FUZZ
+@given(
+    st.binary(max_size=20),
+    st.binary(max_size=40),
+    st.binary(max_size=600),
+    st.integers(min_value=1, max_value=3),
+)
+def test_a_sealed_entry_of_any_shape_is_checked_or_refused_never_a_crash(
+    tag: bytes, commitment: bytes, box: bytes, j: int
+) -> None:
+    """The form check and the holder's opening take any sealed entry, even one carrying her
+    own tag: a finding (or another account's entry), never an exception, never a plaintext
+    that was not sealed to her."""
+    from licentia import sealed
+    from licentia.clients.auditor.holder import HolderLog
+    from licentia.clients.logcheck import check_sealed_form
+
+    key = b"\x21" * 32
+    if j < 3:  # her own tag for the entry after the one found
+        tag = sealed.tag(key, j)
+    entry = transparency_pb2.SealedEntry(tag=tag, commitment=commitment, box=box)
+    assert all(f.kind == "sealed_form" for f in check_sealed_form(entry))
+    found, clear = HolderLog(key, j - 1 if j < 3 else 0).open(7, entry)
+    assert clear is None
+    assert [f.kind for f in found] == (["sealed_unopened"] if j < 3 else [])
