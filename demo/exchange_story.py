@@ -11,6 +11,7 @@ Run with ``make demo``. Exits 0 only if every step ends as the story says.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -20,17 +21,20 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc  # type: ignore[import-untyped]
 
 from licentia.clients.advertiser import Advertiser, Statement
 from licentia.clients.channel import SignedChannel
+from licentia.clients.logcheck import LogClient
 from licentia.clients.verifier import Verifier
-from licentia.keys import PrivateKey
+from licentia.keys import PrivateKey, PublicKey
 from licentia.methods import path
 from licentia.scope import IntendedUse
-from licentia.v1 import registry_pb2, verification_pb2
+from licentia.token import parse_token
+from licentia.v1 import registry_pb2, transparency_pb2, verification_pb2
 from licentia.verify import Decision
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
@@ -430,7 +434,35 @@ def story(tmp: Path) -> None:
                     " tree under a signed"
                 )
                 say("checkpoint): her licence is there, approved by her, and so is her")
-                say("revocation, signed by her. Nothing was hidden.")
+                say(
+                    f"revocation, signed by her: {audit['your_entries_found']} entries sealed to"
+                    f" her account, found with her log key"
+                )
+                say(
+                    f"(the exchange counts {audit['your_entries_stated']}); nobody else can"
+                    " find or read them."
+                )
+                told = observed(
+                    server,
+                    {
+                        "her key": PublicKey.from_text(key).raw,
+                        "her pseudonym": parse_token(licence.token).holder_key,
+                        "her photo's digest": hashlib.sha256(photo.read_bytes()).digest(),
+                        "the licence's id": licence.licence_id,
+                        "her handle": b"alice",
+                        "her name": b"Alice Martin",
+                    },
+                )
+                say(
+                    f"An outside observer reads the same {told.entries} entries: {told.sealed}"
+                    " are sealed (a random tag, a"
+                )
+                say(
+                    f"commitment and a box of {told.sizes} bytes), {told.clear} name(s) the"
+                    " exchange's keys. Her key,"
+                )
+                say("her pseudonym, her photo's digest, the licence's id, her handle and her name")
+                say("appear in none of them: the public record names nobody.")
 
         export = json.loads(wallet("export", "--json"))
         say(
@@ -440,6 +472,35 @@ def story(tmp: Path) -> None:
             f"{len(export.get('accesses', []))} accesses."
         )
     say("The exchange has stopped; its temporary directory is removed.")
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What an outsider sees in the public log."""
+
+    entries: int
+    sealed: int
+    clear: int
+    sizes: str
+
+
+def observed(server: str, secrets: dict[str, bytes]) -> Observed:
+    """Read the whole public log as anyone may (unsigned calls) and check that none of
+    ``secrets`` appears in any entry; what it saw."""
+    channel = grpc.insecure_channel(server)
+    try:
+        log = LogClient(SignedChannel(channel, None))
+        size = int(log.checkpoint().note.splitlines()[1])
+        raw = [e.data for e in log.entries(0, size)]
+    finally:
+        channel.close()
+    for what, value in secrets.items():
+        if value and any(value in entry for entry in raw):
+            raise StoryError(f"{what} is in the public log")
+    kinds = [transparency_pb2.LogEntry.FromString(e) for e in raw]
+    boxes = sorted({len(k.sealed.box) for k in kinds if k.HasField("sealed")})
+    sealed = sum(k.HasField("sealed") for k in kinds)
+    return Observed(size, sealed, size - sealed, "/".join(str(b) for b in boxes))
 
 
 def tell(told: Callable[[Path], None], prefix: str) -> int:
