@@ -71,6 +71,7 @@ class Reason(enum.IntEnum):
     KEY_SET_INVALID = 53
     LAST_KEY = 54
     KEY_REMOVED = 55
+    PSEUDONYM_TAKEN = 58
 
 
 class LicentiaError(Exception):

@@ -31,6 +31,7 @@ __all__ = [
     "KEY_SET",
     "KEY_SET_CHANGE",
     "PRESENTATION",
+    "PSEUDONYM",
     "PUBLIC_KEY_BYTES",
     "REQUEST",
     "SEED_BYTES",
@@ -63,6 +64,8 @@ REQUEST = b"licentia.v1.request"
 TERMINATION_RECEIPT = b"licentia.v1.termination-receipt"
 KEY_SET_CHANGE = b"licentia.v1.key-set-change"
 KEY_POSSESSION = b"licentia.v1.key-possession"
+#: A pairwise holder key says which account and licensee it serves (token-format §1b).
+PSEUDONYM = b"licentia.v2.pseudonym"
 #: Not a signature domain: the prefix hashed into key ids.
 KEY_ID = b"licentia.v1.key-id"
 #: Not a signature domain: the prefix hashed into an issuer key set's digest.
@@ -81,6 +84,7 @@ DOMAINS: frozenset[bytes] = frozenset(
         TERMINATION_RECEIPT,
         KEY_SET_CHANGE,
         KEY_POSSESSION,
+        PSEUDONYM,
     }
 )
 

@@ -62,6 +62,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASON_KEY_SET_INVALID: _ClassVar[Reason]
     REASON_LAST_KEY: _ClassVar[Reason]
     REASON_KEY_REMOVED: _ClassVar[Reason]
+    REASON_PSEUDONYM_TAKEN: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 REASON_MALFORMED: Reason
 REASON_TOO_LARGE: Reason
@@ -118,3 +119,4 @@ REASON_KEY_SET_UNAUTHORISED: Reason
 REASON_KEY_SET_INVALID: Reason
 REASON_LAST_KEY: Reason
 REASON_KEY_REMOVED: Reason
+REASON_PSEUDONYM_TAKEN: Reason
