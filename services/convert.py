@@ -136,15 +136,19 @@ def request_to(r: RequestRow, organisation: str) -> records_pb2.LicenceRequest:
     )
 
 
-def licence_to(x: LicenceRow, now: int) -> records_pb2.LicenceRecord:
-    """The wire form of a licence, with its state at ``now``."""
+def licence_to(x: LicenceRow, now: int, *, to_holder: bool = False) -> records_pb2.LicenceRecord:
+    """The wire form of a licence, with its state at ``now``. Only its holder (``to_holder``)
+    is told her account (``holder_key``); anyone else (its licensee) sees, there and in
+    ``consent_key``, the key the claims name: her pseudonym for that licensee (§1b), never
+    her account or a device key she did not consent with."""
+    consent = x.consent_key or x.holder_key
     return records_pb2.LicenceRecord(
         licence_id=x.licence_id,
         token=x.token,
         state=cast("Any", int(x.state_at(now))),
-        holder_key=x.holder_key,
+        holder_key=x.holder_key if to_holder else consent,
         licensee_key=x.licensee_key,
-        consent_key=x.consent_key or x.holder_key,
+        consent_key=consent,
         licensee_device_key=x.licensee_device or x.licensee_key,
         issued_at=x.issued_at,
         not_before=x.not_before,

@@ -33,7 +33,7 @@ def sign_receipt(
     signer = d.keyring.current()
     data = records_pb2.TerminationReceipt(
         licence_id=lic.licence_id,
-        holder_key=lic.holder_key,
+        holder_key=lic.consent_key or lic.holder_key,  # the key the token names (§1b)
         licensee_key=lic.licensee_key,
         revoked_at=ev.revoked_at,
         status_index=ev.status_index,
@@ -81,7 +81,10 @@ class LicenceService:
     ) -> licences_pb2.GetLicenceResponse:
         """One licence, for its holder or its licensee."""
         lic = self._visible(req.licence_id, call)
-        return licences_pb2.GetLicenceResponse(licence=convert.licence_to(lic, call.now))
+        holder = self.d.party(call).key == lic.holder_key
+        return licences_pb2.GetLicenceResponse(
+            licence=convert.licence_to(lic, call.now, to_holder=holder)
+        )
 
     def list_licences(
         self, req: licences_pb2.ListLicencesRequest, call: Call
@@ -109,7 +112,9 @@ class LicenceService:
         rows = rows[skip:]
         page = rows[:size]
         out = licences_pb2.ListLicencesResponse(
-            licences=[convert.licence_to(x, call.now) for x in page]
+            licences=[
+                convert.licence_to(x, call.now, to_holder=x.holder_key == party.key) for x in page
+            ]
         )
         if len(rows) > size:
             last = page[-1].issued_at
@@ -136,7 +141,7 @@ class LicenceService:
         )
         self.d.hub.publish([event])
         return licences_pb2.RevokeLicenceResponse(
-            licence=convert.licence_to(revoked, call.now),
+            licence=convert.licence_to(revoked, call.now, to_holder=True),
             receipt=sign_receipt(self.d, revoked, event),
         )
 

@@ -104,6 +104,10 @@ class LicenceRow:
     #: The licensee key the claims name, which presents it; ``licensee_key`` is the
     #: advertiser's account.
     licensee_device: bytes = b""
+    #: The holder's device key that approved the request when ``consent_key`` is a pairwise
+    #: key (a pseudonym, docs/token-format.md §1b); empty otherwise (``consent_key`` is then
+    #: the device, or the key that signed the standing rule).
+    consent_device: bytes = b""
 
     def state_at(self, now: int) -> states.LicenceState:
         """REVOKED, EXPIRED or ACTIVE at ``now`` (ACTIVE also before ``not_before``)."""

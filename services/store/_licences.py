@@ -31,7 +31,7 @@ class LicencesPart(LedgerPart, LogPart):
     _LIC = (
         "licence_id, request_id, token, holder_key, licensee_key, issued_at, not_before,"
         " not_after, status_index, max_uses, uses, exclusive, revoked_at, consent_key,"
-        " licensee_device"
+        " licensee_device, consent_device"
     )
 
     @staticmethod
@@ -52,6 +52,7 @@ class LicencesPart(LedgerPart, LogPart):
             revoked_at=r[12],
             consent_key=r[13],
             licensee_device=r[14],
+            consent_device=r[15],
         )
 
     @staticmethod
@@ -72,6 +73,7 @@ class LicencesPart(LedgerPart, LogPart):
             x.revoked_at,
             x.consent_key or x.holder_key,
             x.licensee_device or x.licensee_key,
+            x.consent_device,
         )
 
     def licence(self, licence_id: bytes) -> LicenceRow | None:

@@ -17,6 +17,7 @@ from ..model import (
     RequestState,
 )
 from ._licences import LicencesPart
+from ._pseudonyms import record_pseudonym
 from ._sql import Conn, _check_digest
 from .base import SpentNonce, StaleVerdict
 
@@ -280,9 +281,11 @@ class RequestsPart(LicencesPart):
                 f"the licence costs {money.escrow_total}, the balance is {held}:"
                 f" deposit {missing} more",
             )
+        if licence.consent_device:
+            record_pseudonym(c, licence.consent_key, licence.holder_key, licence.licensee_key, now)
+        values = self._licence_values(licence)
         c.execute(
-            f"INSERT INTO licences ({self._LIC}) VALUES ({', '.join('?' * 15)})",
-            self._licence_values(licence),
+            f"INSERT INTO licences ({self._LIC}) VALUES ({', '.join('?' * len(values))})", values
         )
         if issuance.escrow is not None:
             self._post(c, issuance.escrow)

@@ -267,6 +267,18 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             WHERE revoked_at = 0;
         """,
     ),
+    (
+        "m011_pseudonyms",
+        """
+        CREATE TABLE pseudonyms (
+            key BYTEA PRIMARY KEY, account BYTEA NOT NULL, licensee_account BYTEA NOT NULL,
+            created_at BIGINT NOT NULL
+        );
+        CREATE INDEX pseudonyms_account ON pseudonyms (account, licensee_account);
+        ALTER TABLE licences ADD COLUMN consent_device BYTEA NOT NULL DEFAULT '';
+        ALTER TABLE pairings ADD COLUMN sealed BYTEA;
+        """,
+    ),
 )
 
 #: The channel on which revocations are announced (payload: the event's sequence number).
