@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from licentia import merkle
+from licentia import merkle, pairwise
 from licentia.errors import LicentiaError
 from licentia.token import DEFAULT_MAX_TERM_SECONDS
 from licentia.v1 import accounts_pb2
@@ -78,7 +78,7 @@ def _audit(s: Session, state: AuditState) -> None:
         log_key,
         state,
         DEFAULT_MAX_TERM_SECONDS,
-        holder=_devices(s, answer),
+        holder=_devices(s, answer) | _pseudonyms(s),
         account=account,
     )
     report = auditor.run()
@@ -116,6 +116,19 @@ def _devices(s: Session, answer: accounts_pb2.GetKeySetResponse) -> set[bytes]:
     except LicentiaError:
         return {s.key.public.raw}
     return {k.public for keys in found.sets for k in keys.keys if k.is_device} | {s.key.public.raw}
+
+
+def _pseudonyms(s: Session) -> set[bytes]:
+    """The holder's pairwise keys (token-format §1b) for every licensee account she knows of:
+    those of the licences listed for her and of the requests she was sent. A licence under
+    one of them needs that key's consent, which the exchange cannot forge."""
+    try:
+        secret = s.holder_secret
+    except OperationFailedError:  # a joined device still waiting for it
+        return set()
+    licensees = {x.licensee_key for x in s.holder.licences()}
+    licensees |= {r.advertiser_key for r in s.holder.inbox(True)}
+    return {pairwise.pairwise_key(secret, a).public.raw for a in licensees if len(a) == 32}
 
 
 def _said(p: Problem) -> str:
