@@ -22,6 +22,7 @@ from licentia import keyset, phrase
 from licentia.clients.holder import Holder
 from licentia.clients.wallet import account as wallet_account
 from licentia.clients.wallet import keystore
+from licentia.token import parse_token
 
 from .exchange_harness import Exchange, register_advertiser, request_licence
 from .wallet_harness import PASS, Wallet, set_up
@@ -240,11 +241,15 @@ def test_a_stolen_device_is_removed_and_what_it_approved_revoked(
         "--min-price-per-day",
         "5.00",
     )
-    phone_lid = next(
-        x["licence_id"]
+    phone_lid, phone_token = next(
+        (x["licence_id"], x["token"])
         for x in laptop.json("licences")
         if x["request_id"] == by_phone.request_id.hex()
     )
+    # The phone consented under the holder's pseudonym for the advertiser, not its own key:
+    # what it approved is still found by its key below (the exchange records the device).
+    named = parse_token(phone_token).claims.holder.raw
+    assert named not in (keystore.info(phone.path).public.raw, account)
 
     # Under --yes the cause must be said (misuse: 2); nothing was removed.
     assert laptop("devices", "remove", fp, "--yes")[0] == 2
