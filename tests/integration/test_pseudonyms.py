@@ -82,6 +82,7 @@ def _state(p: Party, request_id: bytes) -> int:
     )
 
 
+@pytest.mark.parametrize("ex", ["sqlite", "postgres"], indirect=True)
 def test_a_pseudonym_is_refused_unless_proven_and_free_and_then_names_the_holder_alone(
     ex: Exchange,
 ) -> None:
