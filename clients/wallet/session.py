@@ -92,7 +92,8 @@ class Session:
             raise OperationFailedError(
                 "this device has not received your holder secret yet: approve it on your other"
                 f" device ('licentia-wallet devices approve {code}' there), then try again"
-                " (if the pairing has expired, join again with a new code)"
+                " (if the pairing has expired: on this device 'licentia-wallet join NEWCODE"
+                " --name NAME --force' with a new code, then remove this device's old key)"
             )
         assert self._passphrase is not None  # set with the key
         keystore.store_holder_secret(self.wallet, self._passphrase, secret)

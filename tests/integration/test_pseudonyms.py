@@ -280,3 +280,32 @@ def test_two_advertisers_see_two_keys_and_every_device_of_the_holder_the_same_on
         found = h.key_set_answer()
         every_key |= {k.public_key for k in found.keys} | {k.public_key for k in found.removed}
     assert not {to_acme, to_beta} & every_key
+
+
+def test_a_device_added_without_the_secret_approves_nothing_until_it_is_sent(
+    tmp_path: Path, ex: Exchange, capsys: pytest.CaptureFixture[str]
+) -> None:
+    laptop = Wallet(tmp_path / "laptop", ex.address, capsys)
+    laptop.json("init", "--yes")
+    set_up(laptop, tmp_path)
+    account = keystore.info(laptop.path).public.raw
+    acme = ex.party()
+    register_advertiser(acme)
+    phone = Wallet(tmp_path / "phone", ex.address, capsys)
+    code = laptop.json("devices", "add", "--no-wait")["code"]
+    phone.json("join", code, "--name", "phone")
+    with Holder(ex.channel(), keystore.open_wallet(laptop.path, PASS)) as h:
+        h.approve_pairing(code)  # added, but no secret left for it (as if the laptop died)
+    asked = request_licence(acme, account).request
+    code_, _, err = phone("approve", asked.request_id.hex(), "--yes")
+    assert code_ == 1
+    assert "has not received your holder secret" in err
+    assert f"devices approve {code}" in err
+    assert _state(acme, asked.request_id) == records_pb2.REQUEST_STATE_PENDING
+    # Approving again on the laptop sends the secret only (the device is in already).
+    code_, out, err = laptop("devices", "approve", code, "--yes")
+    assert code_ == 0, err
+    assert "sent it your holder secret" in out
+    assert phone("approve", asked.request_id.hex(), "--yes")[0] == 0
+    laptop_secret = keystore.unlock(laptop.path, PASS).holder_secret
+    assert keystore.unlock(phone.path, PASS).holder_secret == laptop_secret
