@@ -46,6 +46,7 @@ def test_replicas_starting_together_migrate_once(pg_server: PgServer) -> None:
         "m007_idempotency_digests",
         "m008_payout_destinations",
         "m009_accounts",
+        "m011_pseudonyms",
     ]
     store = PostgresStore(url)
     _issued(store, _holder(), 1)
