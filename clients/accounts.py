@@ -27,6 +27,7 @@ __all__ = [
     "GET_PAIRING",
     "JOIN_PAIRING",
     "LIST_CONSENTS",
+    "SEAL_PAIRING",
     "START_PAIRING",
     "ChangeSummary",
     "VerifiedKeySet",
@@ -43,6 +44,7 @@ CHANGE_KEY_SET = path(accounts_pb2, "ChangeKeySet")
 START_PAIRING = path(accounts_pb2, "StartPairing")
 JOIN_PAIRING = path(accounts_pb2, "JoinPairing")
 GET_PAIRING = path(accounts_pb2, "GetPairing")
+SEAL_PAIRING = path(accounts_pb2, "SealPairing")
 LIST_CONSENTS = path(accounts_pb2, "ListConsents")
 GET_LOG_KEY = path(accounts_pb2, "GetLogKey")
 

@@ -16,7 +16,7 @@ from typing import Self
 import grpc  # type: ignore[import-untyped]
 import grpc.aio  # type: ignore[import-untyped]
 
-from licentia import keyset
+from licentia import keyset, pairwise
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey, PublicKey
 from licentia.v1 import accounts_pb2
@@ -209,6 +209,27 @@ class PartyClient:
             raise LicentiaError(Reason.NOT_FOUND, "no device has joined this pairing yet")
         change = accounts.add_key(self.key_set().current, self.key, joined.key, at=self.clock())
         return self.change_key_set(change)
+
+    def seal_pairing(self, code: str, holder_secret: bytes) -> accounts_pb2.SealPairingResponse:
+        """Once the key that joined the pairing ``code`` is in the account
+        (:meth:`approve_pairing`), hand it ``holder_secret`` sealed to that key
+        (docs/token-format.md §1b): the exchange relays the ciphertext only."""
+        joined = self.pairing(code)
+        if not joined.HasField("key"):
+            raise LicentiaError(Reason.NOT_FOUND, "no device has joined this pairing yet")
+        sealed = pairwise.seal_secret(holder_secret, joined.key.public_key)
+        return self._rpc.unary(
+            accounts.SEAL_PAIRING,
+            accounts_pb2.SealPairingRequest(code=code, sealed_secret=sealed),
+            accounts_pb2.SealPairingResponse,
+        )
+
+    def pairing_secret(self, code: str) -> bytes | None:
+        """On the device that joined the pairing ``code`` (once it is in the account): the
+        holder secret the old device sealed to this client's key, opened; ``None`` while
+        none was left. ``LicentiaError`` when it does not open with this key."""
+        sealed = self.pairing(code).sealed_secret
+        return pairwise.open_secret(sealed, self.key) if sealed else None
 
     def join_pairing(self, code: str, name: str) -> accounts_pb2.JoinPairingResponse:
         """On a new device (this client's key, in no account yet): join the pairing shown

@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any, cast
 
-from licentia import keyset
+from licentia import keyset, pairwise
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import verify_signature
 from licentia.request import DEFAULT_WINDOW_SECONDS
@@ -32,6 +32,9 @@ from .transparency import evidence
 PAIRING_SECONDS = 600
 #: Crockford's base32 alphabet (no I, L, O, U): codes read aloud and typed without confusion.
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: How long a pairing keeps the sealed holder secret for the joined device, from the moment
+#: the old device left it (the joined device fetches it at its first command that needs it).
+SEALED_SECONDS = 7 * 24 * 3600
 #: Characters of a pairing code (40 bits).
 CODE_CHARS = 8
 #: ListConsents answers at most this many licences.
@@ -92,6 +95,7 @@ class AccountService:
             "StartPairing": Method(self.start_pairing),
             "JoinPairing": Method(self.join_pairing),
             "GetPairing": Method(self.get_pairing),
+            "SealPairing": Method(self.seal_pairing),
             "ListConsents": Method(self.list_consents),
             "GetLogKey": Method(self.get_log_key),
         }
@@ -195,15 +199,49 @@ class AccountService:
     def get_pairing(
         self, req: accounts_pb2.GetPairingRequest, call: Call
     ) -> accounts_pb2.GetPairingResponse:
-        """Who joined the caller's pairing."""
+        """Who joined the caller's pairing; to the joined key itself (once it is in the
+        account), the holder secret sealed to it."""
+        assert call.caller is not None  # a signed call
         party = self.d.party(call)
-        found = self.d.store.pairing(normal_code(req.code), call.now)
+        code = normal_code(req.code)
+        found = self.d.store.pairing(code, call.now)
         if found is None or found[0] != party.key:
             raise LicentiaError(Reason.NOT_FOUND, "no such pairing code (or it has expired)")
         out = accounts_pb2.GetPairingResponse(expires_at=found[1])
         if found[2] is not None:
             out.key.ParseFromString(found[2])
+            if out.key.public_key == call.caller.raw:
+                out.sealed_secret = self.d.store.pairing_secret(code, call.now) or b""
         return out
+
+    def seal_pairing(
+        self, req: accounts_pb2.SealPairingRequest, call: Call
+    ) -> accounts_pb2.SealPairingResponse:
+        """Leave the holder secret, sealed to the joined key (now in the account), for the
+        joined device to fetch; the exchange relays the ciphertext alone."""
+        assert call.caller is not None  # a signed call
+        party = self.d.party(call)
+        if len(req.sealed_secret) != pairwise.SEALED_SECRET_BYTES:
+            raise LicentiaError(
+                Reason.INVALID_REQUEST,
+                f"a sealed holder secret is {pairwise.SEALED_SECRET_BYTES} bytes",
+            )
+        code = normal_code(req.code)
+        found = self.d.store.pairing(code, call.now)
+        if found is None or found[0] != party.key or found[2] is None:
+            raise LicentiaError(Reason.NOT_FOUND, "no device has joined this pairing")
+        if accounts_pb2.AccountKey.FromString(found[2]).public_key == call.caller.raw:
+            raise LicentiaError(Reason.INVALID_REQUEST, "the joined device cannot seal to itself")
+        ends = self.d.store.seal_pairing(
+            code,
+            party.key,
+            found[2],
+            req.sealed_secret,
+            call.now + SEALED_SECONDS,
+            call.now,
+            nonces=call.spends,
+        )
+        return accounts_pb2.SealPairingResponse(expires_at=ends)
 
     def list_consents(
         self, req: accounts_pb2.ListConsentsRequest, call: Call
@@ -227,7 +265,7 @@ class AccountService:
             if signer == req.public_key:
                 rules.append(convert.rule_to(r))
         return accounts_pb2.ListConsentsResponse(
-            licences=[convert.licence_to(x, call.now) for x in rows[:MAX_CONSENTS]],
+            licences=[convert.licence_to(x, call.now, to_holder=True) for x in rows[:MAX_CONSENTS]],
             rules=rules,
             truncated=len(rows) > MAX_CONSENTS,
         )

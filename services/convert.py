@@ -8,7 +8,7 @@ from typing import Any, TypeVar, cast
 from licentia import territory
 from licentia.errors import LicentiaError, Reason
 from licentia.scope import MAX_SCOPE_ITEMS, Scope
-from licentia.token import is_currency
+from licentia.token import is_currency, parse_token
 from licentia.v1 import licence_pb2, records_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
@@ -143,15 +143,24 @@ def request_to(
     )
 
 
-def licence_to(x: LicenceRow, now: int) -> records_pb2.LicenceRecord:
-    """The wire form of a licence, with its state at ``now``."""
+def licence_to(x: LicenceRow, now: int, *, to_holder: bool = False) -> records_pb2.LicenceRecord:
+    """The wire form of a licence, with its state at ``now``. Only its holder (``to_holder``)
+    is told her account (``holder_key``) and the key that consented (``consent_key``: her
+    pseudonym, a device key, or the device that signed the standing rule); anyone else
+    (its licensee) is told, in both, only the key the token itself names: her pseudonym for
+    that licensee (§1b), or none under a v2 standing rule. An erased licence names none."""
+    if to_holder:
+        holder = x.holder_key
+        consent = x.consent_key or (x.holder_key if x.token else b"")
+    else:
+        holder = consent = parse_token(x.token).holder_key if x.token else b""
     return records_pb2.LicenceRecord(
         licence_id=x.licence_id,
         token=x.token,
         state=cast("Any", int(x.state_at(now))),
-        holder_key=x.holder_key,
+        holder_key=holder,
         licensee_key=x.licensee_key,
-        consent_key=x.consent_key or (x.holder_key if x.token else b""),
+        consent_key=consent,
         licensee_device_key=x.licensee_device or (x.licensee_key if x.token else b""),
         issued_at=x.issued_at,
         not_before=x.not_before,

@@ -61,7 +61,11 @@ _BY_CODE: Final[Mapping[Any, tuple[Reason, ...]]] = {
         _R.KEY_SET_UNAUTHORISED,
     ),
     grpc.StatusCode.NOT_FOUND: (_R.NOT_FOUND,),
-    grpc.StatusCode.ALREADY_EXISTS: (_R.ALREADY_EXISTS, _R.IDEMPOTENCY_KEY_REUSED),
+    grpc.StatusCode.ALREADY_EXISTS: (
+        _R.ALREADY_EXISTS,
+        _R.IDEMPOTENCY_KEY_REUSED,
+        _R.PSEUDONYM_TAKEN,
+    ),
     # The request is well formed but the state of things refuses it.
     grpc.StatusCode.FAILED_PRECONDITION: (
         _R.OPTED_OUT,

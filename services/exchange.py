@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from licentia import keys, territory
+from licentia import keys, pairwise, territory
 from licentia.errors import LicentiaError, Reason
 from licentia.token import (
     LICENCE_ID_BYTES,
@@ -176,7 +176,7 @@ class ExchangeService:
         ref = None if holder else self._offer_ref_of(row)
         return (
             convert.request_to(row, self._organisation(row.advertiser_key), offer_ref=ref),
-            convert.licence_to(licence, now) if licence else None,
+            convert.licence_to(licence, now, to_holder=holder) if licence else None,
         )
 
     def _prepare(
@@ -233,8 +233,12 @@ class ExchangeService:
         consent: Consent,
         now: int,
         nonces: Sequence[SpentNonce],
+        *,
+        consent_device: bytes = b"",
     ) -> LicenceRow:
-        """Sign and store the licence for a pending request, atomically with its checks."""
+        """Sign and store the licence for a pending request, atomically with its checks;
+        ``consent_device``: the device that approved under a pseudonym (the claims name
+        the pseudonym), recorded with it."""
         holder = self.d.store.party(row.holder_key)
         if holder is None or holder.objecting:
             raise LicentiaError(Reason.OPTED_OUT, "the holder has opted out")
@@ -249,6 +253,10 @@ class ExchangeService:
         except LicentiaError as e:
             self._fail(row, now, e.reason, "the exchange's key has changed", nonces)
             raise
+        if consent_device:
+            plan = dataclasses.replace(
+                plan, licence=dataclasses.replace(plan.licence, consent_device=consent_device)
+            )
         try:
             self._decided(plan, lambda v: self.d.store.issue(plan, v, now, nonces=nonces))
         except LicentiaError as e:
@@ -550,22 +558,55 @@ class ExchangeService:
     ) -> exchange_pb2.ApproveRequestResponse:
         """The holder's signature over the exact claims issues the licence."""
         row = self._holders_pending(req.request_id, call)
-        # The device that signs the call consents: the claims name it (as it was shown them).
-        claims_bytes = self._as_seen_by(row, call).claims
         assert call.caller is not None  # a signed call
-        if not keys.verify_signature(
-            call.caller.raw, keys.CONSENT, claims_bytes, req.holder_signature
-        ):
+        device = call.caller.raw
+        if req.consent_key or req.consent_key_proof:
+            # The holder's pairwise key for this licensee consents (token-format §1b): the
+            # claims name it; the device that signs the call is recorded beside it.
+            key = self._pseudonym(row, req.consent_key, req.consent_key_proof)
+            claims_bytes = issuance.rebind(LicenceClaims.decode(row.claims), key).encode()
+        else:
+            # The device that signs the call consents: the claims name it (as it was shown).
+            key, claims_bytes = device, self._as_seen_by(row, call).claims
+        if not keys.verify_signature(key, keys.CONSENT, claims_bytes, req.holder_signature):
             raise LicentiaError(Reason.BAD_CONSENT, "the signature is not over these claims")
         licence = self._issue(
-            row, claims_bytes, Approval(req.holder_signature), call.now, call.spends
+            row,
+            claims_bytes,
+            Approval(req.holder_signature),
+            call.now,
+            call.spends,
+            consent_device=device if key != device else b"",
         )
         request, _ = self._request_reply(
             self.d.store.request(row.request_id) or row, call.now, holder=True
         )
         return exchange_pb2.ApproveRequestResponse(
-            request=request, licence=convert.licence_to(licence, call.now)
+            request=request, licence=convert.licence_to(licence, call.now, to_holder=True)
         )
+
+    def _pseudonym(self, row: RequestRow, key: bytes, proof: bytes) -> bytes:
+        """``key`` if it may consent to ``row`` as the holder's pseudonym for its licensee:
+        its proof binds it to the request's two accounts (BAD_CONSENT otherwise), and it is
+        no account's key nor another account's or licensee's pseudonym (PSEUDONYM_TAKEN; the
+        issuing transaction checks this again, and records it on first use)."""
+        if len(key) != keys.PUBLIC_KEY_BYTES or len(proof) != keys.SIGNATURE_BYTES:
+            raise LicentiaError(
+                Reason.INVALID_REQUEST, "consent_key is 32 bytes and its proof 64 bytes"
+            )
+        if not pairwise.check_pseudonym_proof(key, row.holder_key, row.advertiser_key, proof):
+            raise LicentiaError(
+                Reason.BAD_CONSENT, "the pseudonym proof is not for this account and licensee"
+            )
+        if self.d.store.key_owner(key) is not None:
+            raise LicentiaError(Reason.PSEUDONYM_TAKEN, "that key is a key of an account")
+        known = self.d.store.pseudonym(key)
+        if known is not None and known != (row.holder_key, row.advertiser_key):
+            raise LicentiaError(
+                Reason.PSEUDONYM_TAKEN,
+                "that key is already the pseudonym of another account or for another licensee",
+            )
+        return key
 
     def decline_request(
         self, req: exchange_pb2.DeclineRequestRequest, call: Call

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from licentia import keys
 from licentia.errors import LicentiaError, Reason
 from licentia.states import LicenceState
+from licentia.token import parse_token
 from licentia.v1 import licences_pb2, records_pb2, status_pb2
 
 from . import convert
@@ -32,7 +33,9 @@ def sign_receipt(
     signer = d.keyring.current()
     data = records_pb2.TerminationReceipt(
         licence_id=lic.licence_id,
-        holder_key=lic.holder_key,
+        # The key the token names: her pseudonym (§1b), a device key, or none under a v2
+        # standing rule; never her account.
+        holder_key=parse_token(lic.token).holder_key if lic.token else b"",
         licensee_key=lic.licensee_key,
         revoked_at=ev.revoked_at,
         status_index=ev.status_index,
@@ -80,7 +83,10 @@ class LicenceService:
     ) -> licences_pb2.GetLicenceResponse:
         """One licence, for its holder or its licensee."""
         lic = self._visible(req.licence_id, call)
-        return licences_pb2.GetLicenceResponse(licence=convert.licence_to(lic, call.now))
+        holder = self.d.party(call).key == lic.holder_key
+        return licences_pb2.GetLicenceResponse(
+            licence=convert.licence_to(lic, call.now, to_holder=holder)
+        )
 
     def list_licences(
         self, req: licences_pb2.ListLicencesRequest, call: Call
@@ -108,7 +114,9 @@ class LicenceService:
         rows = rows[skip:]
         page = rows[:size]
         out = licences_pb2.ListLicencesResponse(
-            licences=[convert.licence_to(x, call.now) for x in page]
+            licences=[
+                convert.licence_to(x, call.now, to_holder=x.holder_key == party.key) for x in page
+            ]
         )
         if len(rows) > size:
             last = page[-1].issued_at
@@ -135,7 +143,7 @@ class LicenceService:
         )
         self.d.hub.publish([event])
         return licences_pb2.RevokeLicenceResponse(
-            licence=convert.licence_to(revoked, call.now),
+            licence=convert.licence_to(revoked, call.now, to_holder=True),
             receipt=sign_receipt(self.d, revoked, event),
         )
 

@@ -119,6 +119,11 @@ class LicenceRow:
         d = self.asset_digests
         return tuple(d[i : i + 32] for i in range(0, len(d), 32))
 
+    #: The holder's device key that approved the request when ``consent_key`` is a pairwise
+    #: key (a pseudonym, docs/token-format.md §1b); empty otherwise (``consent_key`` is then
+    #: the device, or the key that signed the standing rule).
+    consent_device: bytes = b""
+
     def state_at(self, now: int) -> states.LicenceState:
         """REVOKED, EXPIRED or ACTIVE at ``now`` (ACTIVE also before ``not_before``)."""
         if self.revoked_at:

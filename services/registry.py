@@ -225,7 +225,9 @@ class RegistryService:
             out.requests.append(convert.request_to(r, organisation, offer_ref=None))
         everything = s.licences_of(holder.key, before_issued=1 << 62, limit=1 << 31)
         out.licences.extend(
-            convert.licence_to(x, call.now) for x in everything if x.holder_key == holder.key
+            convert.licence_to(x, call.now, to_holder=True)
+            for x in everything
+            if x.holder_key == holder.key
         )
         for a in s.accesses(holder.key, limit=1 << 31):
             out.accesses.add(

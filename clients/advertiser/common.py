@@ -174,6 +174,9 @@ class LicenceRecord:
     #: The token ``lic2.…`` (``lic1.…`` before token v2) exactly as issued.
     token: str
     state: LicenceState
+    #: The holder's key the claims name: her pseudonym for this advertiser when she approved
+    #: with one (docs/token-format.md §1b), never her account (another advertiser sees
+    #: another key).
     holder_key: PublicKey
     licensee_key: PublicKey
     issued_at: int

@@ -8,6 +8,7 @@ typed by their generated stubs): a holder app shows them as they are, as the wal
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 from collections.abc import Iterable
@@ -16,6 +17,7 @@ from typing import Any, cast
 
 from google.protobuf.message import DecodeError
 
+from licentia import pairwise
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey, PublicKey
 from licentia.methods import path
@@ -171,6 +173,31 @@ def approval(
         raise LicentiaError(Reason.NOT_OWNER, "the request is not addressed to this key")
     return exchange_pb2.ApproveRequestRequest(
         request_id=request_id, holder_signature=approve(key, claims).signature
+    )
+
+
+def pairwise_approval(
+    device: PrivateKey, holder_secret: bytes, account: bytes, request: records_pb2.LicenceRequest
+) -> exchange_pb2.ApproveRequestRequest:
+    """ApproveRequest consenting with the holder's pairwise key for the request's licensee
+    account (docs/token-format.md §1b): the claims, as shown to ``device``, rebound to that
+    key and signed by it, with the key and its pseudonym proof for ``account``.
+
+    Raises ``LicentiaError`` when the claims do not decode or the request has no licensee
+    account, and NOT_OWNER when the claims name another key than ``device``: nothing is
+    signed then.
+    """
+    claims = LicenceClaims.decode(request.claims)
+    if claims.holder != device.public:
+        raise LicentiaError(Reason.NOT_OWNER, "the request is not addressed to this key")
+    licensee = request.advertiser_key
+    key = pairwise.pairwise_key(holder_secret, licensee)
+    bound = dataclasses.replace(claims, holder=key.public).encode()
+    return exchange_pb2.ApproveRequestRequest(
+        request_id=request.request_id,
+        holder_signature=approve(key, bound).signature,
+        consent_key=key.public.raw,
+        consent_key_proof=pairwise.pseudonym_proof(key, account, licensee),
     )
 
 

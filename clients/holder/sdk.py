@@ -185,15 +185,24 @@ class Holder(PartyClient):
             ).notices
         )
 
-    def approve(self, request: records_pb2.LicenceRequest) -> records_pb2.LicenceRecord:
+    def approve(
+        self, request: records_pb2.LicenceRequest, *, holder_secret: bytes | None = None
+    ) -> records_pb2.LicenceRecord:
         """Consent to ``request``: sign its exact claims with the holder's key; the licence.
 
-        Raises ``LicentiaError`` (nothing signed) for claims that do not decode or name
-        another holder; read them first (``LicenceClaims.decode(request.claims)``).
+        With ``holder_secret`` the consent is given with the holder's pairwise key for the
+        request's licensee (docs/token-format.md §1b): the licence names that key, not this
+        device's. Raises ``LicentiaError`` (nothing signed) for claims that do not decode or
+        name another holder; read them first (``LicenceClaims.decode(request.claims)``).
         """
+        asked = (
+            common.approval(self.key, request.request_id, request.claims)
+            if holder_secret is None
+            else common.pairwise_approval(self.key, holder_secret, self.account, request)
+        )
         return self._rpc.unary(
             common.APPROVE_REQUEST,
-            common.approval(self.key, request.request_id, request.claims),
+            asked,
             exchange_pb2.ApproveRequestResponse,
         ).licence
 

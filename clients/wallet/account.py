@@ -15,7 +15,9 @@ import socket
 import sys
 from pathlib import Path
 
-from licentia import keyset, phrase
+import nacl.utils
+
+from licentia import keyset, pairwise, phrase
 from licentia.errors import LicentiaError
 from licentia.keys import PrivateKey, PublicKey
 
@@ -117,11 +119,20 @@ def cmd_init(s: Session) -> None:
     passphrase = _new_passphrase(s)
     key = PrivateKey.generate()
     words, pending = "", None
+    secret = nacl.utils.random(pairwise.HOLDER_SECRET_BYTES)  # without a phrase: random
     if not s.args.no_recovery:
         words, recovery = _new_phrase(s)
         proof = keyset.possession_proof(recovery, key.public.raw)
         pending = keystore.PendingRecovery(recovery.public, proof)
-    public = keystore.create(s.wallet, passphrase, force=s.args.force, key=key, pending=pending)
+        secret = pairwise.holder_secret_from_entropy(phrase.parse_phrase(words))
+    public = keystore.create(
+        s.wallet,
+        passphrase,
+        force=s.args.force,
+        key=key,
+        pending=pending,
+        holder_secret=secret,
+    )
     doc = {
         "wallet": str(s.wallet),
         "public_key": public.text,
@@ -224,7 +235,14 @@ def cmd_join(s: Session) -> None:
     passphrase = _new_passphrase(s)
     key = PrivateKey.generate()
     joined = s.connect(key).join_pairing(s.args.code, s.args.name)
-    keystore.create(s.wallet, passphrase, force=s.args.force, key=key, account=joined.account)
+    keystore.create(
+        s.wallet,
+        passphrase,
+        force=s.args.force,
+        key=key,
+        account=joined.account,
+        pairing=s.args.code,  # where the other device leaves the holder secret, sealed
+    )
     fp = fingerprint(key.public.raw)
     _out(
         s.args,
@@ -303,11 +321,23 @@ def cmd_recover(s: Session) -> None:
     name = s.args.name or _device_name()
     compromised = not s.args.retired
     new_words, new_recovery = "", None
+    # The phrase gives back the holder secret, so the same pairwise keys (token-format §1b).
+    secret = pairwise.holder_secret_from_entropy(entropy)
     if s.args.new_phrase:  # the old phrase was seen: a new one replaces it in the same change
         new_words, new_key = _new_phrase(s)
         new_recovery = (new_key, RECOVERY_NAME)
+        # Whoever saw the old phrase could compute every pseudonym of the old secret: the
+        # new phrase's secret is used from now on (new pseudonyms for new licences).
+        secret = pairwise.holder_secret_from_entropy(phrase.parse_phrase(new_words))
     done = client.recover(device, name, compromised=compromised, new_recovery=new_recovery).key_set
-    keystore.create(s.wallet, passphrase, force=s.args.force, key=device, account=done.account)
+    keystore.create(
+        s.wallet,
+        passphrase,
+        force=s.args.force,
+        key=device,
+        account=done.account,
+        holder_secret=secret,
+    )
     gone = [k for k in done.removed if k.sequence == done.sequence and k.role == keyset.DEVICE]
     cause = "compromised" if compromised else "retired"
     lines = [

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from licentia import merkle, sealed
+from licentia import merkle, pairwise, sealed
 from licentia.checkpoint import Checkpoint
 from licentia.errors import LicentiaError
 from licentia.token import DEFAULT_MAX_TERM_SECONDS, parse_token
@@ -98,7 +98,7 @@ def _audit(s: Session, state: AuditState) -> None:
         log_key,
         state,
         DEFAULT_MAX_TERM_SECONDS,
-        holder=_devices(s, answer),
+        holder=_devices(s, answer) | _pseudonyms(s),
         account=account,
         sealed_key=stated.log_key,
         rules=rules,
@@ -142,6 +142,19 @@ def _devices(s: Session, answer: accounts_pb2.GetKeySetResponse) -> set[bytes]:
     except LicentiaError:
         return {s.key.public.raw}
     return {k.public for keys in found.sets for k in keys.keys if k.is_device} | {s.key.public.raw}
+
+
+def _pseudonyms(s: Session) -> set[bytes]:
+    """The holder's pairwise keys (token-format §1b) for every licensee account she knows of:
+    those of the licences listed for her and of the requests she was sent. A licence under
+    one of them needs that key's consent, which the exchange cannot forge."""
+    try:
+        secret = s.holder_secret
+    except OperationFailedError:  # a joined device still waiting for it
+        return set()
+    licensees = {x.licensee_key for x in s.holder.licences()}
+    licensees |= {r.advertiser_key for r in s.holder.inbox(True)}
+    return {pairwise.pairwise_key(secret, a).public.raw for a in licensees if len(a) == 32}
 
 
 def _said(p: Problem) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from licentia import keys
+from licentia import keys, pairwise
 from licentia.errors import LicentiaError
 from licentia.token import (
     LicenceClaims,
@@ -219,7 +219,8 @@ def cmd_approve(s: Session) -> None:
         text = describe_claims(claims, request.advertiser_organisation, _labels(s))
         print(_shown(text), file=sys.stderr)
     _confirm(s, "Sign this licence?")
-    licence = s.holder.approve(request)
+    # Signed with this holder's key for this advertiser alone (token-format §1b).
+    licence = s.holder.approve(request, holder_secret=s.holder_secret)
     _out(
         s.args,
         _dict(licence),
@@ -277,7 +278,19 @@ def cmd_show(s: Session) -> None:
         f"Licence {x.licence_id.hex()} ({_LSTATE[x.state]}, uses so far: {x.uses})\n"
         + describe_claims(claims, "licensee " + keys.PublicKey(x.licensee_key).text, _labels(s))
     )
-    _out(s.args, _dict(x), text)
+    doc = _dict(x)
+    try:
+        secret: bytes | None = s.holder_secret
+    except OperationFailedError:  # a joined device still waiting for it: nothing to say
+        secret = None
+    pseudonym = pairwise.pairwise_key(secret, x.licensee_key).public if secret else None
+    if pseudonym is not None and claims.holder == pseudonym:
+        doc["pseudonym"] = True
+        text += (
+            f"\nSigned with your pseudonym for this licensee ({pseudonym.text}): no other"
+            " advertiser sees this key."
+        )
+    _out(s.args, doc, text)
 
 
 def cmd_revoke(s: Session) -> None:

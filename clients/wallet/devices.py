@@ -25,6 +25,7 @@ from licentia.token import StandingRule, parse_token
 from licentia.v1 import records_pb2
 
 from ..accounts import VerifiedKeySet
+from ..channel import ExchangeError
 from .render import (
     _dict,
     _money,
@@ -177,6 +178,15 @@ def _approve(s: Session, code: str) -> None:
             f" run 'licentia-wallet join {code} --name NAME' on it first"
         )
     fp = fingerprint(joined.key.public_key)
+    current = s.holder.key_set().current
+    if current.key(joined.key.public_key) is not None:  # added already: the secret is missing
+        _seal(s, code)
+        _out(
+            s.args,
+            {"added": keys.PublicKey(joined.key.public_key).text, "fingerprint": fp},
+            f"{joined.key.name} ({fp}) is in your account already; sent it your holder secret.",
+        )
+        return
     if not s.args.json:
         print(
             _shown(
@@ -187,6 +197,7 @@ def _approve(s: Session, code: str) -> None:
         )
     _confirm(s, f"Add device {fp} to your account?")
     done = s.holder.approve_pairing(code)
+    _seal(s, code)
     _out(
         s.args,
         {
@@ -196,6 +207,19 @@ def _approve(s: Session, code: str) -> None:
         },
         f"Added {joined.key.name} ({fp}) to your account: it can now act in your name.",
     )
+
+
+def _seal(s: Session, code: str) -> None:
+    """Leave the holder secret, sealed to the device that joined ``code`` (now in the
+    account), for it to fetch: it then consents with the same pairwise keys as this one."""
+    try:
+        s.holder.seal_pairing(code, s.holder_secret)
+    except (ExchangeError, LicentiaError) as e:
+        why = f"{e.reason.name}: {e}"
+        raise OperationFailedError(
+            f"the device is in your account, but your holder secret could not be sent to it"
+            f" ({why}); run 'licentia-wallet devices approve {code}' again"
+        ) from None
 
 
 def cmd_devices_add(s: Session) -> None:

@@ -4,9 +4,11 @@ The file is one JSON document::
 
     {"format": "licentia-wallet/1", "public_key": "ed25519:…",
      "kdf": {"name": "argon2id", "opslimit": 2, "memlimit": 67108864, "salt": "<b64url>"},
-     "box": "<b64url of XSalsa20-Poly1305 SecretBox(nonce || ciphertext) of the 32-byte seed>",
+     "box": "<b64url of XSalsa20-Poly1305 SecretBox(nonce || ciphertext) of the 32-byte seed
+             || the 32-byte holder secret>",
      "account": "ed25519:…",
-     "recovery_pending": {"public_key": "ed25519:…", "proof": "<b64url>"}}
+     "recovery_pending": {"public_key": "ed25519:…", "proof": "<b64url>"},
+     "pairing": "XXXX-XXXX"}
 
 ``account`` is the account the key belongs to: the key itself for the first device (a file
 without the field, from an older wallet, means that), another key for a device that joined
@@ -14,6 +16,13 @@ by pairing or a wallet made by ``recover``. ``recovery_pending`` is the recovery
 ``init`` made from the paper phrase and that ``register`` still has to add to the account:
 only its public key and its proof of possession (a signature, not a secret). The phrase and
 the recovery key itself are never written anywhere.
+
+The **holder secret** (docs/token-format.md §1b), from which the wallet derives its pairwise
+key for each licensee, is encrypted in the same box, after the seed. A file from before
+pairwise keys has the seed alone: its holder secret is derived from the seed
+(:func:`licentia.pairwise.holder_secret_from_device_seed`). A device that joined by pairing
+has none yet: ``pairing`` is the code under which the old device leaves it sealed, and the
+wallet stores it (and drops ``pairing``) once it has fetched it.
 
 The box key is Argon2id(passphrase, salt) with the limits written beside it, so a wallet made
 with stronger limits still opens. The public key is in clear so that the wallet can say whose
@@ -38,7 +47,8 @@ from nacl.pwhash import argon2id
 
 from licentia.encoding import b64url_decode, b64url_encode
 from licentia.errors import LicentiaError
-from licentia.keys import PrivateKey, PublicKey
+from licentia.keys import SEED_BYTES, PrivateKey, PublicKey
+from licentia.pairwise import HOLDER_SECRET_BYTES
 
 FORMAT = "licentia-wallet/1"
 MIN_PASSPHRASE_CHARS = 8
@@ -59,11 +69,21 @@ class PendingRecovery:
 
 @dataclass(frozen=True)
 class WalletInfo:
-    """What a wallet file says in clear: its key, its account, a pending recovery key."""
+    """What a wallet file says in clear: its key, its account, a pending recovery key, and
+    the pairing code under which its holder secret is still to be fetched."""
 
     public: PublicKey
     account: bytes
     pending: PendingRecovery | None
+    pairing: str | None = None
+
+
+@dataclass(frozen=True)
+class Unlocked:
+    """A wallet's secrets: the device key, and the holder secret if the file holds one."""
+
+    key: PrivateKey
+    holder_secret: bytes | None
 
 
 @dataclass(frozen=True)
@@ -94,13 +114,19 @@ def create(
     limits: KdfLimits | None = None,
     account: bytes = b"",
     pending: PendingRecovery | None = None,
+    holder_secret: bytes | None = None,
+    pairing: str | None = None,
 ) -> PublicKey:
     """Write a new wallet holding ``key`` (a fresh one by default); returns its public key.
 
     Refuses an existing file unless ``force``; the new file is 0600 from its first byte.
     ``account`` is the account id (the key itself by default); ``pending`` a recovery key
-    still to be added to the account.
+    still to be added to the account; ``holder_secret`` the 32-byte holder secret, stored in
+    the box with the seed; ``pairing`` the code under which a joined device is still to
+    receive it.
     """
+    if holder_secret is not None and len(holder_secret) != HOLDER_SECRET_BYTES:
+        raise WalletError(f"a holder secret is {HOLDER_SECRET_BYTES} bytes")
     if len(passphrase) < MIN_PASSPHRASE_CHARS:
         raise WalletError(f"the passphrase must have at least {MIN_PASSPHRASE_CHARS} characters")
     key = key or PrivateKey.generate()
@@ -115,11 +141,15 @@ def create(
             "memlimit": limits.memlimit,
             "salt": b64url_encode(salt),
         },
-        "box": b64url_encode(bytes(_box(passphrase, salt, limits).encrypt(key.seed))),
+        "box": b64url_encode(
+            bytes(_box(passphrase, salt, limits).encrypt(key.seed + (holder_secret or b"")))
+        ),
         "account": PublicKey(account or key.public.raw).text,
     }
     if pending is not None:
         doc["recovery_pending"] = _pending_doc(pending)
+    if pairing is not None:
+        doc["pairing"] = pairing
     _write(path, doc, force=force)
     return key.public
 
@@ -167,9 +197,12 @@ def info(path: Path) -> WalletInfo:
                 PublicKey.from_text(raw["public_key"]), b64url_decode(raw["proof"])
             )
         )
+        pairing = doc.get("pairing")
+        if pairing is not None and not isinstance(pairing, str):
+            raise TypeError
     except (ValueError, KeyError, TypeError, LicentiaError):
         raise WalletError(f"{path} is not a Licentia wallet (damaged?)") from None
-    return WalletInfo(public, account, pending)
+    return WalletInfo(public, account, pending, pairing)
 
 
 def update(path: Path, *, account: bytes | None = None, clear_pending: bool = False) -> None:
@@ -226,12 +259,36 @@ def _parse(path: Path) -> tuple[PublicKey, bytes, KdfLimits, bytes]:
 
 def open_wallet(path: Path, passphrase: str) -> PrivateKey:
     """The holder's key; ``WalletError`` for a wrong passphrase or a damaged file."""
+    return unlock(path, passphrase).key
+
+
+def unlock(path: Path, passphrase: str) -> Unlocked:
+    """The device key and the holder secret stored with it (``None`` in a file from before
+    pairwise keys, or a joined device's that has not received it yet); ``WalletError`` for
+    a wrong passphrase or a damaged file."""
     public, salt, limits, box = _parse(path)
     try:
-        seed = _box(passphrase, salt, limits).decrypt(box)
+        plain = _box(passphrase, salt, limits).decrypt(box)
     except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError, ValueError):
         raise WalletError("wrong passphrase (or a damaged wallet file)") from None
-    key = PrivateKey.from_seed(seed)
+    if len(plain) not in (SEED_BYTES, SEED_BYTES + HOLDER_SECRET_BYTES):
+        raise WalletError(f"{path} is damaged: its box holds {len(plain)} bytes")
+    key = PrivateKey.from_seed(plain[:SEED_BYTES])
     if key.public != public:
         raise WalletError(f"{path} is damaged: its key does not match its public key")
-    return key
+    return Unlocked(key, bytes(plain[SEED_BYTES:]) or None)
+
+
+def store_holder_secret(path: Path, passphrase: str, holder_secret: bytes) -> None:
+    """Put ``holder_secret`` in the wallet's box beside its seed (a fresh nonce, the same
+    passphrase and salt) and forget the pairing it came through; the file is replaced whole,
+    0600, never half written."""
+    if len(holder_secret) != HOLDER_SECRET_BYTES:
+        raise WalletError(f"a holder secret is {HOLDER_SECRET_BYTES} bytes")
+    key = unlock(path, passphrase).key
+    _, salt, limits, _ = _parse(path)
+    doc = _document(path)
+    sealed = _box(passphrase, salt, limits).encrypt(key.seed + holder_secret)
+    doc["box"] = b64url_encode(bytes(sealed))
+    doc.pop("pairing", None)
+    _write(path, doc, force=True)

@@ -8,8 +8,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from licentia import pairwise
+from licentia.errors import LicentiaError
 from licentia.keys import PrivateKey
 
+from ..channel import ExchangeError
 from ..holder import Holder
 from . import keystore
 
@@ -33,6 +36,8 @@ class Session:
         self.args = args
         self.wallet: Path = args.wallet
         self._key: PrivateKey | None = None
+        self._passphrase: str | None = None
+        self._secret: bytes | None = None
         self._holder: Holder | None = None
         self._others: list[Holder] = []
 
@@ -56,8 +61,44 @@ class Session:
         """The holder's key, unlocked once per command."""
         if self._key is None:
             keystore.public_key(self.wallet)  # say what is wrong with the file before asking
-            self._key = keystore.open_wallet(self.wallet, self.passphrase())
+            self._passphrase = self.passphrase()
+            unlocked = keystore.unlock(self.wallet, self._passphrase)
+            self._key, self._secret = unlocked.key, unlocked.holder_secret
         return self._key
+
+    @property
+    def holder_secret(self) -> bytes:
+        """The holder secret, from which each licensee's pairwise key is derived
+        (docs/token-format.md §1b): the one in the wallet file; for a device that joined by
+        pairing, fetched (and stored) once the other device has left it; for a file from
+        before pairwise keys, derived from its device seed."""
+        key = self.key
+        if self._secret is not None:
+            return self._secret
+        code = keystore.info(self.wallet).pairing
+        if code is None:
+            return pairwise.holder_secret_from_device_seed(key.seed)
+        try:
+            secret = self.holder.pairing_secret(code)
+        except ExchangeError as e:
+            if e.reason.name != "NOT_FOUND":
+                raise
+            secret = None
+        except LicentiaError as e:
+            raise OperationFailedError(
+                f"the holder secret left for this device does not open ({e}): pair it again"
+            ) from None
+        if secret is None:
+            raise OperationFailedError(
+                "this device has not received your holder secret yet: approve it on your other"
+                f" device ('licentia-wallet devices approve {code}' there), then try again"
+                " (if the pairing has expired: on this device 'licentia-wallet join NEWCODE"
+                " --name NAME --force' with a new code, then remove this device's old key)"
+            )
+        assert self._passphrase is not None  # set with the key
+        keystore.store_holder_secret(self.wallet, self._passphrase, secret)
+        self._secret = secret
+        return secret
 
     @property
     def holder(self) -> Holder:

@@ -72,6 +72,7 @@ class Reason(enum.IntEnum):
     LAST_KEY = 54
     KEY_REMOVED = 55
     NOT_LOGGED = 56
+    PSEUDONYM_TAKEN = 58
     ACCOUNT_ERASED = 62
     BALANCE_OWED = 63
 

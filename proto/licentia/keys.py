@@ -33,6 +33,7 @@ __all__ = [
     "KEY_SET",
     "KEY_SET_CHANGE",
     "PRESENTATION",
+    "PSEUDONYM",
     "PUBLIC_KEY_BYTES",
     "REQUEST",
     "SEED_BYTES",
@@ -67,6 +68,8 @@ TERMINATION_RECEIPT = b"licentia.v1.termination-receipt"
 ERASURE_RECEIPT = b"licentia.v1.erasure-receipt"
 KEY_SET_CHANGE = b"licentia.v1.key-set-change"
 KEY_POSSESSION = b"licentia.v1.key-possession"
+#: A pairwise holder key says which account and licensee it serves (token-format §1b).
+PSEUDONYM = b"licentia.v2.pseudonym"
 #: Not a signature domain: the prefix hashed into key ids.
 KEY_ID = b"licentia.v1.key-id"
 #: Not a signature domain: the prefix hashed into an issuer key set's digest.
@@ -87,6 +90,7 @@ DOMAINS: frozenset[bytes] = frozenset(
         ERASURE_RECEIPT,
         KEY_SET_CHANGE,
         KEY_POSSESSION,
+        PSEUDONYM,
     }
 )
 

@@ -121,13 +121,15 @@ class AccountsPart(LicencesPart):
                 if k.public in old:
                     continue
                 taken = c.execute(
-                    "SELECT 1 FROM account_keys WHERE public_key = ?", (k.public,)
+                    "SELECT 1 FROM account_keys WHERE public_key = ?"
+                    " UNION ALL SELECT 1 FROM pseudonyms WHERE key = ?",
+                    (k.public, k.public),
                 ).fetchone()
                 if taken:
                     raise LicentiaError(
                         Reason.KEY_SET_INVALID,
-                        "that key belongs (or belonged) to an account: a key serves one"
-                        " account, once",
+                        "that key belongs (or belonged) to an account, or is a pseudonym: a"
+                        " key serves one account, once",
                     )
                 c.execute(
                     f"INSERT INTO account_keys ({self._KEY}) VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0)",
@@ -189,6 +191,11 @@ class AccountsPart(LicencesPart):
             out.setdefault(bytes(account), []).append(bytes(key))
         return out
 
+    def pseudonym(self, key: bytes) -> tuple[bytes, bytes] | None:
+        """``(account, licensee account)`` of the pseudonym ``key``, if it is one."""
+        r = self._row("SELECT account, licensee_account FROM pseudonyms WHERE key = ?", (key,))
+        return (bytes(r[0]), bytes(r[1])) if r is not None else None
+
     # -- pairings --------------------------------------------------------------------------
     def start_pairing(
         self,
@@ -247,16 +254,67 @@ class AccountsPart(LicencesPart):
 
         return self._transact(change, nonces)
 
+    def seal_pairing(
+        self,
+        code: str,
+        account: bytes,
+        joined: bytes,
+        sealed: bytes,
+        keep_until: int,
+        now: int,
+        *,
+        nonces: Sequence[SpentNonce] = (),
+    ) -> int:
+        """Leave ``sealed`` (the holder secret sealed to the joined key) on ``account``'s open
+        pairing ``code`` whose joined key (a serialized AccountKey) is ``joined`` and is now a
+        current key of ``account``; the pairing then lasts until ``keep_until`` at least, for
+        the joined device to fetch it. Its end is returned. NOT_FOUND for another account's,
+        an expired or an unjoined pairing, and while the joined key is not (or no longer) in
+        the account."""
+
+        def change(c: Conn) -> int:
+            r = c.execute(
+                "SELECT account, expires_at, joined FROM pairings"
+                " WHERE code = ? AND expires_at > ?",
+                (code, now),
+            ).fetchone()
+            if r is None or bytes(r[0]) != account or r[2] is None or bytes(r[2]) != joined:
+                raise LicentiaError(Reason.NOT_FOUND, "no such pairing code (or it has expired)")
+            public = accounts_pb2.AccountKey.FromString(joined).public_key
+            k = c.execute(
+                "SELECT account, removed_at FROM account_keys WHERE public_key = ?", (public,)
+            ).fetchone()
+            if k is None or bytes(k[0]) != account or k[1]:
+                raise LicentiaError(
+                    Reason.NOT_FOUND,
+                    "the device that joined is not in the account: approve it first",
+                )
+            ends = max(int(r[1]), keep_until)
+            c.execute(
+                "UPDATE pairings SET sealed = ?, expires_at = ? WHERE code = ?",
+                (sealed, ends, code),
+            )
+            return ends
+
+        return self._transact(change, nonces)
+
+    def pairing_secret(self, code: str, now: int) -> bytes | None:
+        """The sealed holder secret left on the open pairing ``code``, if any."""
+        r = self._row("SELECT sealed FROM pairings WHERE code = ? AND expires_at > ?", (code, now))
+        return bytes(r[0]) if r is not None and r[0] is not None else None
+
     # -- consents --------------------------------------------------------------------------
     def consents_of(
         self, account: bytes, key: bytes, since: int, now: int, limit: int
     ) -> list[LicenceRow]:
-        """Live licences of holder ``account`` whose consent ``key`` gave, issued at or after
-        ``since``, newest first (at most ``limit``)."""
+        """Live licences of holder ``account`` whose consent ``key`` gave (it signed them, or
+        approved them under a pseudonym), issued at or after ``since``, newest first (at
+        most ``limit``)."""
         rows = self._rows(
-            f"SELECT {self._LIC} FROM licences WHERE holder_key = ? AND consent_key = ?"
+            f"SELECT {self._LIC} FROM licences WHERE holder_key = ?"
+            " AND (consent_key = ? OR consent_device = ?)"
             " AND revoked_at = 0 AND not_after > ? AND issued_at >= ?"
             " ORDER BY issued_at DESC, licence_id LIMIT ?",
-            (account, key, now, since, limit),
+            (account, key, key, now, since, limit),
         )
         return [self._licence(r) for r in rows]

@@ -31,7 +31,7 @@ class LicencesPart(LedgerPart, LogPart):
     _LIC = (
         "licence_id, request_id, token, holder_key, licensee_key, issued_at, not_before,"
         " not_after, status_index, max_uses, uses, exclusive, revoked_at, consent_key,"
-        " licensee_device, asset_digests"
+        " licensee_device, asset_digests, consent_device"
     )
     _LIC_SLOTS = ", ".join("?" * len(_LIC.split(",")))
 
@@ -54,6 +54,7 @@ class LicencesPart(LedgerPart, LogPart):
             consent_key=r[13],
             licensee_device=r[14],
             asset_digests=bytes(r[15]),
+            consent_device=r[16],
         )
 
     @staticmethod
@@ -75,6 +76,7 @@ class LicencesPart(LedgerPart, LogPart):
             x.consent_key or x.holder_key,
             x.licensee_device or x.licensee_key,
             x.asset_digests,
+            x.consent_device,
         )
 
     def licence(self, licence_id: bytes) -> LicenceRow | None:

@@ -38,10 +38,13 @@ class PartiesPart(SqlBase):
 
         def change(c: Conn) -> None:
             if c.execute(
-                "SELECT 1 FROM account_keys WHERE public_key = ?", (party.key,)
+                "SELECT 1 FROM account_keys WHERE public_key = ?"
+                " UNION ALL SELECT 1 FROM pseudonyms WHERE key = ?",
+                (party.key, party.key),
             ).fetchone():
                 raise LicentiaError(
-                    Reason.ALREADY_EXISTS, "this key is (or was) a key of an account"
+                    Reason.ALREADY_EXISTS,
+                    "this key is (or was) a key of an account (or a pseudonym)",
                 )
             if c.execute(
                 "SELECT 1 FROM erased_keys WHERE digest = ?", (erased_key_digest(party.key),)

@@ -18,6 +18,7 @@ from ..model import (
     RequestState,
 )
 from ._licences import LicencesPart
+from ._pseudonyms import record_pseudonym
 from ._sql import Conn, _check_digest
 from .base import SpentNonce, StaleVerdict
 from .base_erasure import erased_key_digest
@@ -299,6 +300,8 @@ class RequestsPart(LicencesPart):
         # promise, then the entry itself: the index is held until this change commits.
         index = self._next_log_index(c)
         licence = issuance.sign(index, now)
+        if licence.consent_device:
+            record_pseudonym(c, licence.consent_key, licence.holder_key, licence.licensee_key, now)
         c.execute(
             f"INSERT INTO licences ({self._LIC}) VALUES ({self._LIC_SLOTS})",
             self._licence_values(licence),

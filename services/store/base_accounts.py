@@ -61,6 +61,29 @@ class AccountsStore(Protocol):
         """Record the joining key on an open pairing; ``(account, expires_at)``."""
         ...
 
+    def seal_pairing(
+        self,
+        code: str,
+        account: bytes,
+        joined: bytes,
+        sealed: bytes,
+        keep_until: int,
+        now: int,
+        *,
+        nonces: Nonces = (),
+    ) -> int:
+        """Leave the sealed holder secret on ``account``'s pairing whose joined key (now in
+        the account) is ``joined``; it lasts until ``keep_until`` at least; its end."""
+        ...
+
+    def pairing_secret(self, code: str, now: int) -> bytes | None:
+        """The sealed holder secret left on the open pairing ``code``, if any."""
+        ...
+
+    def pseudonym(self, key: bytes) -> tuple[bytes, bytes] | None:
+        """``(account, licensee account)`` of the pseudonym ``key``, if it is one."""
+        ...
+
     def consents_of(
         self, account: bytes, key: bytes, since: int, now: int, limit: int
     ) -> list[LicenceRow]:

@@ -277,6 +277,18 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
+        "m011_pseudonyms",
+        """
+        CREATE TABLE pseudonyms (
+            key BYTEA PRIMARY KEY, account BYTEA NOT NULL, licensee_account BYTEA NOT NULL,
+            created_at BIGINT NOT NULL
+        );
+        CREATE INDEX pseudonyms_account ON pseudonyms (account, licensee_account);
+        ALTER TABLE licences ADD COLUMN consent_device BYTEA NOT NULL DEFAULT '';
+        ALTER TABLE pairings ADD COLUMN sealed BYTEA;
+        """,
+    ),
+    (
         "m012_offer_refs",
         """
         CREATE TABLE exchange_secrets (name TEXT PRIMARY KEY, secret BYTEA NOT NULL);

@@ -325,6 +325,24 @@ def m010_account_logs(db: Database) -> None:
 
 
 @migrations()
+def m011_pseudonyms(db: Database) -> None:
+    """Pairwise holder keys: each pseudonym's account and licensee account, the device that
+    approved each licence (its ``consent_key`` is now the pseudonym), and the holder secret a
+    pairing hands sealed to the joined device."""
+    db.executescript(
+        """
+        CREATE TABLE pseudonyms (
+            key BLOB PRIMARY KEY, account BLOB NOT NULL, licensee_account BLOB NOT NULL,
+            created_at INTEGER NOT NULL
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX pseudonyms_account ON pseudonyms (account, licensee_account);
+        ALTER TABLE licences ADD COLUMN consent_device BLOB NOT NULL DEFAULT x'';
+        ALTER TABLE pairings ADD COLUMN sealed BLOB;
+        """
+    )
+
+
+@migrations()
 def m012_offer_refs(db: Database) -> None:
     """The exchange's secrets kept in the store (the secret of the advertisers' offer and
     asset references, the same on every replica), and each holder's choice to show her

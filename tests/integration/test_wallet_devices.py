@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from licentia import keyset, phrase
+from licentia import keyset, pairwise, phrase
 from licentia.clients.holder import Holder
 from licentia.clients.wallet import account as wallet_account
 from licentia.clients.wallet import keystore
+from licentia.token import parse_token
 
 from .exchange_harness import Exchange, register_advertiser, request_licence
 from .wallet_harness import PASS, Wallet, set_up
@@ -240,11 +241,15 @@ def test_a_stolen_device_is_removed_and_what_it_approved_revoked(
         "--min-price-per-day",
         "5.00",
     )
-    phone_lid = next(
-        x["licence_id"]
+    phone_lid, phone_token = next(
+        (x["licence_id"], x["token"])
         for x in laptop.json("licences")
         if x["request_id"] == by_phone.request_id.hex()
     )
+    # The phone consented under the holder's pseudonym for the advertiser, not its own key:
+    # what it approved is still found by its key below (the exchange records the device).
+    named = parse_token(phone_token).holder_key
+    assert named not in (keystore.info(phone.path).public.raw, account)
 
     # Under --yes the cause must be said (misuse: 2); nothing was removed.
     assert laptop("devices", "remove", fp, "--yes")[0] == 2
@@ -376,14 +381,29 @@ def test_a_wallet_file_from_before_accounts_still_opens_as_its_own_account(
 ) -> None:
     w = _wallet(tmp_path, "old", ex, capsys)
     assert w("init", "--no-recovery")[0] == 0
+    # As an older wallet wrote it: its box holds the seed alone (no holder secret), and no
+    # account.
+    device = keystore.open_wallet(w.path, PASS)
+    keystore.create(w.path, PASS, force=True, key=device)
     doc = json.loads(w.path.read_text())
-    del doc["account"]  # as an older wallet wrote it
+    del doc["account"]
     w.path.write_text(json.dumps(doc))
     info = keystore.info(w.path)
     assert info.account == info.public.raw
     assert info.pending is None
-    assert w("register", "--handle", "olga")[0] == 0
+    assert keystore.unlock(w.path, PASS).holder_secret is None
+    set_up(w, tmp_path, "olga")
     assert w.json("devices", "list")["keys"][0]["this_device"] is True
+    # Its holder secret comes from its device seed; it approves with that secret's key for
+    # the advertiser.
+    adv = ex.party()
+    register_advertiser(adv)
+    asked = request_licence(adv, device.public.raw).request
+    assert w("approve", asked.request_id.hex(), "--yes")[0] == 0
+    (issued,) = w.json("licences")
+    secret = pairwise.holder_secret_from_device_seed(device.seed)
+    expected = pairwise.pairwise_key(secret, adv.key.public.raw).public
+    assert parse_token(issued["token"]).claims.holder == expected
 
 
 def test_a_recovery_key_that_could_not_be_added_is_added_by_a_retry(

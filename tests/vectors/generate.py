@@ -21,7 +21,7 @@ from google.protobuf.message import Message
 from mnemonic import Mnemonic
 
 from licentia import keys as keymod
-from licentia import keyset, methods, sealed, territory
+from licentia import keyset, methods, pairwise, sealed, territory
 from licentia.encoding import b64url_decode, b64url_encode
 from licentia.errors import LicentiaError
 from licentia.examples import PHOTO_SHA256, salted, typical_claims, typical_rule
@@ -109,6 +109,40 @@ def recovery_phrase() -> dict[str, Any]:
         "bip39_seed_hex": Mnemonic.to_seed(phrase, passphrase="").hex(),
         "ed25519_seed_hex": key.seed.hex(),
         "public_key": key.public.text,
+    }
+
+
+#: The pairwise vector's second licensee account id (the first is the licensee key's).
+OTHER_LICENSEE = b"\x31" * 32
+
+
+def pairwise_keys(holder: PrivateKey, licensee: PrivateKey) -> dict[str, Any]:
+    """The holder secret of the ``recovery_phrase`` phrase and of the holder's device seed,
+    and the pairwise keys of the phrase's secret for the licensee's account (its key) and for
+    ``OTHER_LICENSEE``, with the pseudonym proof of the first for the holder's account (its
+    key) (token-format §1b)."""
+    bip39_seed = Mnemonic.to_seed(new_phrase(RECOVERY_ENTROPY), passphrase="")
+    secret = pairwise.holder_secret_from_entropy(RECOVERY_ENTROPY)
+    account, ad = holder.public.raw, licensee.public.raw
+    key = pairwise.pairwise_key(secret, ad)
+    other = pairwise.pairwise_key(secret, OTHER_LICENSEE)
+    message = pairwise.pseudonym_message(account, ad, key.public.raw)
+    return {
+        "bip39_seed_hex": bip39_seed.hex(),
+        "holder_secret_hex": secret.hex(),
+        "account_hex": account.hex(),
+        "licensee_account_hex": ad.hex(),
+        "pairwise_seed_hex": key.seed.hex(),
+        "pairwise_public_key": key.public.text,
+        "pseudonym_signing_input_hex": signing_input(keymod.PSEUDONYM, message),
+        "pseudonym_proof_hex": pairwise.pseudonym_proof(key, account, ad).hex(),
+        "other_licensee_account_hex": OTHER_LICENSEE.hex(),
+        "other_pairwise_public_key": other.public.text,
+        "device_seed_hex": holder.seed.hex(),
+        "device_holder_secret_hex": pairwise.holder_secret_from_device_seed(holder.seed).hex(),
+        "device_x25519_public_hex": nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(
+            holder.public.raw
+        ).hex(),
     }
 
 
@@ -949,6 +983,7 @@ def build() -> dict[str, Any]:
         "rfc8032_test1": RFC8032_TEST1,
         "key_set": key_set_chain(),
         "token_v2": v2,
+        "pairwise": pairwise_keys(holder, licensee),
         "ed25519_forgeries": forgeries,
         "status_snapshot_cases": snapshot_cases(k),
         "status_event_cases": event_cases(k),

@@ -10,6 +10,7 @@ from typing import Any
 
 import nacl.bindings
 import nacl.exceptions
+import nacl.public
 import nacl.signing
 import pytest
 from mnemonic import Mnemonic
@@ -147,6 +148,48 @@ def test_recovery_phrase() -> None:
     assert seed.hex() == r["ed25519_seed_hex"]
     public = bytes(nacl.signing.SigningKey(seed).verify_key)
     assert PublicKey(public).text == r["public_key"]
+
+
+def test_pairwise_keys_recompute_from_the_spec_alone() -> None:
+    # token-format §1b, with hashlib, hmac and PyNaCl only: the holder secret of the §1a
+    # phrase and of a device seed, the pairwise seed and key per licensee, the pseudonym proof.
+    r, phrase_vector = V["pairwise"], V["recovery_phrase"]
+    bip39_seed = hashlib.pbkdf2_hmac("sha512", phrase_vector["phrase"].encode(), b"mnemonic", 2048)
+    assert bip39_seed.hex() == r["bip39_seed_hex"] == phrase_vector["bip39_seed_hex"]
+    secret = hmac.new(b"licentia.v2.holder-secret", bip39_seed, hashlib.sha512).digest()[:32]
+    assert secret.hex() == r["holder_secret_hex"]
+
+    def pairwise_key(licensee: bytes) -> nacl.signing.SigningKey:
+        msg = b"licentia.v2.pairwise-key\x00" + licensee
+        return nacl.signing.SigningKey(hmac.new(secret, msg, hashlib.sha512).digest()[:32])
+
+    account = bytes.fromhex(r["account_hex"])
+    licensee = bytes.fromhex(r["licensee_account_hex"])
+    assert PublicKey(account).text == V["keys"]["holder"]["public_key"]
+    assert PublicKey(licensee).text == V["keys"]["licensee"]["public_key"]
+    key = pairwise_key(licensee)
+    assert bytes(key).hex() == r["pairwise_seed_hex"]
+    public = bytes(key.verify_key)
+    assert PublicKey(public).text == r["pairwise_public_key"]
+    other = pairwise_key(bytes.fromhex(r["other_licensee_account_hex"])).verify_key
+    assert PublicKey(bytes(other)).text == r["other_pairwise_public_key"]
+    assert r["other_pairwise_public_key"] != r["pairwise_public_key"]
+    signing_input = b"licentia.v2.pseudonym\x00" + account + licensee + public
+    assert signing_input.hex() == r["pseudonym_signing_input_hex"]
+    assert key.sign(signing_input).signature.hex() == r["pseudonym_proof_hex"]
+    key.verify_key.verify(signing_input, bytes.fromhex(r["pseudonym_proof_hex"]))
+    device_seed = bytes.fromhex(r["device_seed_hex"])
+    assert device_seed.hex() == V["keys"]["holder"]["seed"]
+    from_device = hmac.new(b"licentia.v2.holder-secret", device_seed, hashlib.sha512).digest()
+    assert from_device[:32].hex() == r["device_holder_secret_hex"]
+    device = nacl.signing.SigningKey(device_seed)
+    x25519 = nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(bytes(device.verify_key))
+    assert x25519.hex() == r["device_x25519_public_hex"]
+    # Sealed to that X25519 key, only the device's own X25519 secret opens the secret.
+    sealed = nacl.public.SealedBox(nacl.public.PublicKey(x25519)).encrypt(secret)
+    assert len(sealed) == 80
+    sk = nacl.bindings.crypto_sign_ed25519_sk_to_curve25519(device_seed + bytes(device.verify_key))
+    assert nacl.public.SealedBox(nacl.public.PrivateKey(sk)).decrypt(sealed) == secret
 
 
 @pytest.mark.parametrize("case", V["cases"], ids=[c["name"] for c in V["cases"]])

@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from licentia.v1 import records_pb2 as licentia_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alicentia/v1/accounts.proto\x12\x0blicentia.v1\x1a\x19licentia/v1/records.proto\"a\n\nAccountKey\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\"\n\x04role\x18\x02 \x01(\x0e\x32\x14.licentia.v1.KeyRole\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05proof\x18\x04 \x01(\x0c\"\xd0\x01\n\x0cKeySetChange\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0c\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x10\n\x08previous\x18\x03 \x01(\x0c\x12+\n\x04kind\x18\x04 \x01(\x0e\x32\x1d.licentia.v1.KeySetChangeKind\x12%\n\x04keys\x18\x05 \x03(\x0b\x32\x17.licentia.v1.AccountKey\x12+\n\x05\x63\x61use\x18\x06 \x01(\x0e\x32\x1c.licentia.v1.KeyRemovalCause\x12\n\n\x02\x61t\x18\x07 \x01(\x04\"G\n\x12SignedKeySetChange\x12\x0e\n\x06\x63hange\x18\x01 \x01(\x0c\x12\x0e\n\x06signer\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"\xa5\x01\n\nRemovedKey\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\"\n\x04role\x18\x02 \x01(\x0e\x32\x14.licentia.v1.KeyRole\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x12\n\nremoved_at\x18\x05 \x01(\x04\x12+\n\x05\x63\x61use\x18\x06 \x01(\x0e\x32\x1c.licentia.v1.KeyRemovalCause\"\x12\n\x10GetKeySetRequest\"\xcd\x01\n\x11GetKeySetResponse\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0c\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12%\n\x04keys\x18\x03 \x03(\x0b\x32\x17.licentia.v1.AccountKey\x12(\n\x07removed\x18\x04 \x03(\x0b\x32\x17.licentia.v1.RemovedKey\x12\x30\n\x07\x63hanges\x18\x05 \x03(\x0b\x32\x1f.licentia.v1.SignedKeySetChange\x12\x12\n\ncaller_key\x18\x06 \x01(\x0c\"F\n\x13\x43hangeKeySetRequest\x12/\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x1f.licentia.v1.SignedKeySetChange\"a\n\x14\x43hangeKeySetResponse\x12/\n\x07key_set\x18\x01 \x01(\x0b\x32\x1e.licentia.v1.GetKeySetResponse\x12\x18\n\x10licences_revoked\x18\x02 \x01(\r\"\x15\n\x13StartPairingRequest\"8\n\x14StartPairingResponse\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\x04\"H\n\x12JoinPairingRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12$\n\x03key\x18\x02 \x01(\x0b\x32\x17.licentia.v1.AccountKey\"J\n\x13JoinPairingResponse\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0c\x12\x12\n\nexpires_at\x18\x02 \x01(\x04\x12\x0e\n\x06joined\x18\x03 \x01(\x08\"!\n\x11GetPairingRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\"N\n\x12GetPairingResponse\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.licentia.v1.AccountKey\x12\x12\n\nexpires_at\x18\x02 \x01(\x04\"8\n\x13ListConsentsRequest\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\r\n\x05since\x18\x02 \x01(\x04\"\x87\x01\n\x14ListConsentsResponse\x12,\n\x08licences\x18\x01 \x03(\x0b\x32\x1a.licentia.v1.LicenceRecord\x12.\n\x05rules\x18\x02 \x03(\x0b\x32\x1f.licentia.v1.StandingRuleRecord\x12\x11\n\ttruncated\x18\x03 \x01(\x08\"\x12\n\x10GetLogKeyRequest\"5\n\x11GetLogKeyResponse\x12\x0f\n\x07log_key\x18\x01 \x01(\x0c\x12\x0f\n\x07\x65ntries\x18\x02 \x01(\x04*O\n\x07KeyRole\x12\x18\n\x14KEY_ROLE_UNSPECIFIED\x10\x00\x12\x13\n\x0fKEY_ROLE_DEVICE\x10\x01\x12\x15\n\x11KEY_ROLE_RECOVERY\x10\x02*\x9d\x01\n\x10KeySetChangeKind\x12#\n\x1fKEY_SET_CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bKEY_SET_CHANGE_KIND_ADD_KEY\x10\x01\x12\"\n\x1eKEY_SET_CHANGE_KIND_REMOVE_KEY\x10\x02\x12\x1f\n\x1bKEY_SET_CHANGE_KIND_RECOVER\x10\x03*v\n\x0fKeyRemovalCause\x12!\n\x1dKEY_REMOVAL_CAUSE_UNSPECIFIED\x10\x00\x12\x1d\n\x19KEY_REMOVAL_CAUSE_RETIRED\x10\x01\x12!\n\x1dKEY_REMOVAL_CAUSE_COMPROMISED\x10\x02\x32\xc8\x04\n\x0e\x41\x63\x63ountService\x12J\n\tGetKeySet\x12\x1d.licentia.v1.GetKeySetRequest\x1a\x1e.licentia.v1.GetKeySetResponse\x12S\n\x0c\x43hangeKeySet\x12 .licentia.v1.ChangeKeySetRequest\x1a!.licentia.v1.ChangeKeySetResponse\x12S\n\x0cStartPairing\x12 .licentia.v1.StartPairingRequest\x1a!.licentia.v1.StartPairingResponse\x12P\n\x0bJoinPairing\x12\x1f.licentia.v1.JoinPairingRequest\x1a .licentia.v1.JoinPairingResponse\x12M\n\nGetPairing\x12\x1e.licentia.v1.GetPairingRequest\x1a\x1f.licentia.v1.GetPairingResponse\x12S\n\x0cListConsents\x12 .licentia.v1.ListConsentsRequest\x1a!.licentia.v1.ListConsentsResponse\x12J\n\tGetLogKey\x12\x1d.licentia.v1.GetLogKeyRequest\x1a\x1e.licentia.v1.GetLogKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alicentia/v1/accounts.proto\x12\x0blicentia.v1\x1a\x19licentia/v1/records.proto\"a\n\nAccountKey\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\"\n\x04role\x18\x02 \x01(\x0e\x32\x14.licentia.v1.KeyRole\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05proof\x18\x04 \x01(\x0c\"\xd0\x01\n\x0cKeySetChange\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0c\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x10\n\x08previous\x18\x03 \x01(\x0c\x12+\n\x04kind\x18\x04 \x01(\x0e\x32\x1d.licentia.v1.KeySetChangeKind\x12%\n\x04keys\x18\x05 \x03(\x0b\x32\x17.licentia.v1.AccountKey\x12+\n\x05\x63\x61use\x18\x06 \x01(\x0e\x32\x1c.licentia.v1.KeyRemovalCause\x12\n\n\x02\x61t\x18\x07 \x01(\x04\"G\n\x12SignedKeySetChange\x12\x0e\n\x06\x63hange\x18\x01 \x01(\x0c\x12\x0e\n\x06signer\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"\xa5\x01\n\nRemovedKey\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\"\n\x04role\x18\x02 \x01(\x0e\x32\x14.licentia.v1.KeyRole\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x12\n\nremoved_at\x18\x05 \x01(\x04\x12+\n\x05\x63\x61use\x18\x06 \x01(\x0e\x32\x1c.licentia.v1.KeyRemovalCause\"\x12\n\x10GetKeySetRequest\"\xcd\x01\n\x11GetKeySetResponse\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0c\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12%\n\x04keys\x18\x03 \x03(\x0b\x32\x17.licentia.v1.AccountKey\x12(\n\x07removed\x18\x04 \x03(\x0b\x32\x17.licentia.v1.RemovedKey\x12\x30\n\x07\x63hanges\x18\x05 \x03(\x0b\x32\x1f.licentia.v1.SignedKeySetChange\x12\x12\n\ncaller_key\x18\x06 \x01(\x0c\"F\n\x13\x43hangeKeySetRequest\x12/\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x1f.licentia.v1.SignedKeySetChange\"a\n\x14\x43hangeKeySetResponse\x12/\n\x07key_set\x18\x01 \x01(\x0b\x32\x1e.licentia.v1.GetKeySetResponse\x12\x18\n\x10licences_revoked\x18\x02 \x01(\r\"\x15\n\x13StartPairingRequest\"8\n\x14StartPairingResponse\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\x04\"H\n\x12JoinPairingRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12$\n\x03key\x18\x02 \x01(\x0b\x32\x17.licentia.v1.AccountKey\"J\n\x13JoinPairingResponse\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0c\x12\x12\n\nexpires_at\x18\x02 \x01(\x04\x12\x0e\n\x06joined\x18\x03 \x01(\x08\"!\n\x11GetPairingRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\"e\n\x12GetPairingResponse\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.licentia.v1.AccountKey\x12\x12\n\nexpires_at\x18\x02 \x01(\x04\x12\x15\n\rsealed_secret\x18\x03 \x01(\x0c\"9\n\x12SealPairingRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x15\n\rsealed_secret\x18\x02 \x01(\x0c\")\n\x13SealPairingResponse\x12\x12\n\nexpires_at\x18\x01 \x01(\x04\"8\n\x13ListConsentsRequest\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\r\n\x05since\x18\x02 \x01(\x04\"\x87\x01\n\x14ListConsentsResponse\x12,\n\x08licences\x18\x01 \x03(\x0b\x32\x1a.licentia.v1.LicenceRecord\x12.\n\x05rules\x18\x02 \x03(\x0b\x32\x1f.licentia.v1.StandingRuleRecord\x12\x11\n\ttruncated\x18\x03 \x01(\x08\"\x12\n\x10GetLogKeyRequest\"5\n\x11GetLogKeyResponse\x12\x0f\n\x07log_key\x18\x01 \x01(\x0c\x12\x0f\n\x07\x65ntries\x18\x02 \x01(\x04*O\n\x07KeyRole\x12\x18\n\x14KEY_ROLE_UNSPECIFIED\x10\x00\x12\x13\n\x0fKEY_ROLE_DEVICE\x10\x01\x12\x15\n\x11KEY_ROLE_RECOVERY\x10\x02*\x9d\x01\n\x10KeySetChangeKind\x12#\n\x1fKEY_SET_CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bKEY_SET_CHANGE_KIND_ADD_KEY\x10\x01\x12\"\n\x1eKEY_SET_CHANGE_KIND_REMOVE_KEY\x10\x02\x12\x1f\n\x1bKEY_SET_CHANGE_KIND_RECOVER\x10\x03*v\n\x0fKeyRemovalCause\x12!\n\x1dKEY_REMOVAL_CAUSE_UNSPECIFIED\x10\x00\x12\x1d\n\x19KEY_REMOVAL_CAUSE_RETIRED\x10\x01\x12!\n\x1dKEY_REMOVAL_CAUSE_COMPROMISED\x10\x02\x32\x9a\x05\n\x0e\x41\x63\x63ountService\x12J\n\tGetKeySet\x12\x1d.licentia.v1.GetKeySetRequest\x1a\x1e.licentia.v1.GetKeySetResponse\x12S\n\x0c\x43hangeKeySet\x12 .licentia.v1.ChangeKeySetRequest\x1a!.licentia.v1.ChangeKeySetResponse\x12S\n\x0cStartPairing\x12 .licentia.v1.StartPairingRequest\x1a!.licentia.v1.StartPairingResponse\x12P\n\x0bJoinPairing\x12\x1f.licentia.v1.JoinPairingRequest\x1a .licentia.v1.JoinPairingResponse\x12M\n\nGetPairing\x12\x1e.licentia.v1.GetPairingRequest\x1a\x1f.licentia.v1.GetPairingResponse\x12P\n\x0bSealPairing\x12\x1f.licentia.v1.SealPairingRequest\x1a .licentia.v1.SealPairingResponse\x12S\n\x0cListConsents\x12 .licentia.v1.ListConsentsRequest\x1a!.licentia.v1.ListConsentsResponse\x12J\n\tGetLogKey\x12\x1d.licentia.v1.GetLogKeyRequest\x1a\x1e.licentia.v1.GetLogKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'licentia.v1.accounts_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_KEYROLE']._serialized_start=1637
-  _globals['_KEYROLE']._serialized_end=1716
-  _globals['_KEYSETCHANGEKIND']._serialized_start=1719
-  _globals['_KEYSETCHANGEKIND']._serialized_end=1876
-  _globals['_KEYREMOVALCAUSE']._serialized_start=1878
-  _globals['_KEYREMOVALCAUSE']._serialized_end=1996
+  _globals['_KEYROLE']._serialized_start=1762
+  _globals['_KEYROLE']._serialized_end=1841
+  _globals['_KEYSETCHANGEKIND']._serialized_start=1844
+  _globals['_KEYSETCHANGEKIND']._serialized_end=2001
+  _globals['_KEYREMOVALCAUSE']._serialized_start=2003
+  _globals['_KEYREMOVALCAUSE']._serialized_end=2121
   _globals['_ACCOUNTKEY']._serialized_start=70
   _globals['_ACCOUNTKEY']._serialized_end=167
   _globals['_KEYSETCHANGE']._serialized_start=170
@@ -65,15 +65,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPAIRINGREQUEST']._serialized_start=1251
   _globals['_GETPAIRINGREQUEST']._serialized_end=1284
   _globals['_GETPAIRINGRESPONSE']._serialized_start=1286
-  _globals['_GETPAIRINGRESPONSE']._serialized_end=1364
-  _globals['_LISTCONSENTSREQUEST']._serialized_start=1366
-  _globals['_LISTCONSENTSREQUEST']._serialized_end=1422
-  _globals['_LISTCONSENTSRESPONSE']._serialized_start=1425
-  _globals['_LISTCONSENTSRESPONSE']._serialized_end=1560
-  _globals['_GETLOGKEYREQUEST']._serialized_start=1562
-  _globals['_GETLOGKEYREQUEST']._serialized_end=1580
-  _globals['_GETLOGKEYRESPONSE']._serialized_start=1582
-  _globals['_GETLOGKEYRESPONSE']._serialized_end=1635
-  _globals['_ACCOUNTSERVICE']._serialized_start=1999
-  _globals['_ACCOUNTSERVICE']._serialized_end=2583
+  _globals['_GETPAIRINGRESPONSE']._serialized_end=1387
+  _globals['_SEALPAIRINGREQUEST']._serialized_start=1389
+  _globals['_SEALPAIRINGREQUEST']._serialized_end=1446
+  _globals['_SEALPAIRINGRESPONSE']._serialized_start=1448
+  _globals['_SEALPAIRINGRESPONSE']._serialized_end=1489
+  _globals['_LISTCONSENTSREQUEST']._serialized_start=1491
+  _globals['_LISTCONSENTSREQUEST']._serialized_end=1547
+  _globals['_LISTCONSENTSRESPONSE']._serialized_start=1550
+  _globals['_LISTCONSENTSRESPONSE']._serialized_end=1685
+  _globals['_GETLOGKEYREQUEST']._serialized_start=1687
+  _globals['_GETLOGKEYREQUEST']._serialized_end=1705
+  _globals['_GETLOGKEYRESPONSE']._serialized_start=1707
+  _globals['_GETLOGKEYRESPONSE']._serialized_end=1760
+  _globals['_ACCOUNTSERVICE']._serialized_start=2124
+  _globals['_ACCOUNTSERVICE']._serialized_end=2790
 # @@protoc_insertion_point(module_scope)

@@ -164,12 +164,28 @@ class GetPairingRequest(_message.Message):
     def __init__(self, code: _Optional[str] = ...) -> None: ...
 
 class GetPairingResponse(_message.Message):
-    __slots__ = ("key", "expires_at")
+    __slots__ = ("key", "expires_at", "sealed_secret")
     KEY_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    SEALED_SECRET_FIELD_NUMBER: _ClassVar[int]
     key: AccountKey
     expires_at: int
-    def __init__(self, key: _Optional[_Union[AccountKey, _Mapping]] = ..., expires_at: _Optional[int] = ...) -> None: ...
+    sealed_secret: bytes
+    def __init__(self, key: _Optional[_Union[AccountKey, _Mapping]] = ..., expires_at: _Optional[int] = ..., sealed_secret: _Optional[bytes] = ...) -> None: ...
+
+class SealPairingRequest(_message.Message):
+    __slots__ = ("code", "sealed_secret")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    SEALED_SECRET_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    sealed_secret: bytes
+    def __init__(self, code: _Optional[str] = ..., sealed_secret: _Optional[bytes] = ...) -> None: ...
+
+class SealPairingResponse(_message.Message):
+    __slots__ = ("expires_at",)
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    expires_at: int
+    def __init__(self, expires_at: _Optional[int] = ...) -> None: ...
 
 class ListConsentsRequest(_message.Message):
     __slots__ = ("public_key", "since")

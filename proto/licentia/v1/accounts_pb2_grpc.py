@@ -59,6 +59,11 @@ class AccountServiceStub:
                 request_serializer=licentia_dot_v1_dot_accounts__pb2.GetPairingRequest.SerializeToString,
                 response_deserializer=licentia_dot_v1_dot_accounts__pb2.GetPairingResponse.FromString,
                 _registered_method=True)
+        self.SealPairing = channel.unary_unary(
+                '/licentia.v1.AccountService/SealPairing',
+                request_serializer=licentia_dot_v1_dot_accounts__pb2.SealPairingRequest.SerializeToString,
+                response_deserializer=licentia_dot_v1_dot_accounts__pb2.SealPairingResponse.FromString,
+                _registered_method=True)
         self.ListConsents = channel.unary_unary(
                 '/licentia.v1.AccountService/ListConsents',
                 request_serializer=licentia_dot_v1_dot_accounts__pb2.ListConsentsRequest.SerializeToString,
@@ -112,6 +117,15 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SealPairing(self, request, context):
+        """The old device, once the joined key is in the account, hands it the holder secret sealed
+        to that key (token-format §1b); the exchange relays the ciphertext, GetPairing returns it
+        to the joined key alone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListConsents(self, request, context):
         """The licences and standing rules one key of the caller's account consented to (a holder
         reviewing what a stolen device approved before revoking it).
@@ -156,6 +170,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.GetPairing,
                     request_deserializer=licentia_dot_v1_dot_accounts__pb2.GetPairingRequest.FromString,
                     response_serializer=licentia_dot_v1_dot_accounts__pb2.GetPairingResponse.SerializeToString,
+            ),
+            'SealPairing': grpc.unary_unary_rpc_method_handler(
+                    servicer.SealPairing,
+                    request_deserializer=licentia_dot_v1_dot_accounts__pb2.SealPairingRequest.FromString,
+                    response_serializer=licentia_dot_v1_dot_accounts__pb2.SealPairingResponse.SerializeToString,
             ),
             'ListConsents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListConsents,
@@ -303,6 +322,33 @@ class AccountService:
             '/licentia.v1.AccountService/GetPairing',
             licentia_dot_v1_dot_accounts__pb2.GetPairingRequest.SerializeToString,
             licentia_dot_v1_dot_accounts__pb2.GetPairingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SealPairing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/licentia.v1.AccountService/SealPairing',
+            licentia_dot_v1_dot_accounts__pb2.SealPairingRequest.SerializeToString,
+            licentia_dot_v1_dot_accounts__pb2.SealPairingResponse.FromString,
             options,
             channel_credentials,
             insecure,

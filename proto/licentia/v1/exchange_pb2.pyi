@@ -134,12 +134,16 @@ class ListInboxResponse(_message.Message):
     def __init__(self, requests: _Optional[_Iterable[_Union[_records_pb2.LicenceRequest, _Mapping]]] = ..., notices: _Optional[_Iterable[_Union[_records_pb2.Notice, _Mapping]]] = ...) -> None: ...
 
 class ApproveRequestRequest(_message.Message):
-    __slots__ = ("request_id", "holder_signature")
+    __slots__ = ("request_id", "holder_signature", "consent_key", "consent_key_proof")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     HOLDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_KEY_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_KEY_PROOF_FIELD_NUMBER: _ClassVar[int]
     request_id: bytes
     holder_signature: bytes
-    def __init__(self, request_id: _Optional[bytes] = ..., holder_signature: _Optional[bytes] = ...) -> None: ...
+    consent_key: bytes
+    consent_key_proof: bytes
+    def __init__(self, request_id: _Optional[bytes] = ..., holder_signature: _Optional[bytes] = ..., consent_key: _Optional[bytes] = ..., consent_key_proof: _Optional[bytes] = ...) -> None: ...
 
 class ApproveRequestResponse(_message.Message):
     __slots__ = ("request", "licence")

@@ -63,6 +63,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASON_LAST_KEY: _ClassVar[Reason]
     REASON_KEY_REMOVED: _ClassVar[Reason]
     REASON_NOT_LOGGED: _ClassVar[Reason]
+    REASON_PSEUDONYM_TAKEN: _ClassVar[Reason]
     REASON_ACCOUNT_ERASED: _ClassVar[Reason]
     REASON_BALANCE_OWED: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
@@ -122,5 +123,6 @@ REASON_KEY_SET_INVALID: Reason
 REASON_LAST_KEY: Reason
 REASON_KEY_REMOVED: Reason
 REASON_NOT_LOGGED: Reason
+REASON_PSEUDONYM_TAKEN: Reason
 REASON_ACCOUNT_ERASED: Reason
 REASON_BALANCE_OWED: Reason

@@ -47,6 +47,7 @@ def test_replicas_starting_together_migrate_once(pg_server: PgServer) -> None:
         "m008_payout_destinations",
         "m009_accounts",
         "m010_account_logs",
+        "m011_pseudonyms",
         "m012_offer_refs",
         "m013_erasure",
     ]
