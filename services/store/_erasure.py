@@ -40,6 +40,7 @@ ERASED_WITH_ACCOUNT: tuple[tuple[str, str], ...] = (
     ("key_set_changes", "account"),
     ("account_keys", "account"),
     ("account_logs", "account"),
+    ("pseudonyms", "account"),
     ("parties", "key"),
 )
 
