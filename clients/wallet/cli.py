@@ -2,12 +2,10 @@
 
 Every licence to use your name, photo, voice or story needs your consent, given with a key
 that only you hold. This tool keeps that key in an encrypted file (``init``), tells the
-exchange what you offer (``register``, ``assets``, ``terms``) and what of you it shows
-(``profile``: offers name nobody unless you choose to show your name), shows you what
-advertisers ask for in plain words (``inbox``), and lets you approve, decline, and revoke at
-any moment.
-Your account can have several devices (``devices``, ``join``) and a recovery phrase on paper
-that takes it back on a new machine when a device is lost or stolen (``recover``).
+exchange what you offer (``register``, ``assets``, ``terms``) and what of you offers show
+(``profile``), shows you what advertisers ask for (``inbox``), and lets you approve, decline,
+and revoke at any moment. Your account can have several devices (``devices``, ``join``) and
+a recovery phrase on paper that takes it back on a new machine (``recover``).
 
 Exit status: 0 on success, 1 when an operation fails, 2 when the command is misused.
 """

@@ -430,11 +430,6 @@ class LogStore(Protocol):
         """The consistency proof between two sizes of the tree."""
         ...
 
-    def account_log(self, account: bytes) -> tuple[bytes, int]:
-        """The account's log key and how many log entries are about it (a key is made for
-        an account with none yet)."""
-        ...
-
 
 class KeysStore(Protocol):
     """The exchange's own keys and its issuer keys (:mod:`._keys`)."""

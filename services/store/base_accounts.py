@@ -22,6 +22,11 @@ class AccountsStore(Protocol):
         """The party whose account ``public_key`` is (or was) a key of, and the key."""
         ...
 
+    def account_log(self, account: bytes) -> tuple[bytes, int]:
+        """The account's log key and how many log entries are about it (a key is made for
+        an account with none yet; the log part keeps them: :mod:`._log`)."""
+        ...
+
     def device_keys(self, accounts: Sequence[bytes]) -> dict[bytes, list[bytes]]:
         """The current device keys of each of ``accounts`` (at most 1000 accounts)."""
         ...

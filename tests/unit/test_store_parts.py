@@ -10,6 +10,7 @@ import pytest
 
 from licentia.services.store import (
     _accounts,
+    _erasure,
     _keys,
     _ledger,
     _licences,
@@ -30,6 +31,7 @@ PARTS = [
     (base.LogStore, _log.LogPart),
     (base.KeysStore, _keys.KeysPart),
     (base.AccountsStore, _accounts.AccountsPart),  # declared in base_accounts.py
+    (base.ErasureStore, _erasure.ErasurePart),  # declared in base_erasure.py
 ]
 
 
