@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from licentia import sealed
+from licentia import pairwise, sealed
 from licentia.clients.holder import Holder
 from licentia.keys import PrivateKey
 from licentia.token import (
@@ -145,7 +145,9 @@ def test_an_adversary_links_nobody_across_advertisers_and_links_everyone_in_v1(
             me = holders[h]
             asked = _ask(adv, me, h)
             (pending,) = [r for r in me.inbox() if r.request_id == asked]
-            issued.append((h, adv, me.approve(pending).token))
+            # As her wallet does: consent with her pairwise key for the advertiser.
+            secret = pairwise.holder_secret_from_device_seed(me.key.seed)
+            issued.append((h, adv, me.approve(pending, holder_secret=secret).token))
         # What the adversary holds: the whole log, and the tokens of A and of the platform
         # (both advertisers present theirs to it: the pairs are one of A's, one of B's).
         log = ex.app.deps.store.log_entries(0, ex.app.deps.store.log_size())
