@@ -4,6 +4,7 @@ it learns the platforms' keys from."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -29,7 +30,7 @@ from licentia.services.deps import Settings
 from licentia.services.replica import build_replica
 from licentia.services.runtime import ServerSettings, client_channel, start
 from licentia.services.server import main as server_main
-from licentia.token import parse_token
+from licentia.token import _signed_token, approve, parse_token
 from licentia.v1 import registry_pb2, verification_pb2
 from licentia.vocabulary import Purpose
 
@@ -136,6 +137,16 @@ def test_the_replica_decides_as_the_exchange(world: World) -> None:
     assert not wrong.allowed
     lid = parse_token(w.token).licence_id
     garbled = verify(at_replica, w.adv, w.token[:-4] + "AAAA", photo_use(), licence_id=lid)
+    # A licence the exchange signed but never logged (no promise): refused here as there.
+    claims = parse_token(w.token).claims
+    signer = w.ex.app.deps.keyring.private(claims.issuer_key_id)
+    assert signer is not None
+    unlogged_claims = dataclasses.replace(claims, licence_id=bytes(16)).encode()
+    consent = approve(w.holder.key, unlogged_claims)
+    unlogged = _signed_token(signer, unlogged_claims, consent, None, v2=True)
+    for who in (at_replica, w.platform):
+        refused_here = verify(who, w.adv, unlogged, photo_use())
+        assert (refused_here.allowed, reasons(refused_here)) == (False, [Reason.NOT_LOGGED])
     assert not garbled.allowed
     # VerifyStream answers each check in order, as Verify does.
     pres = [
