@@ -85,11 +85,7 @@ class LogPart(SqlBase):
     def _next_entry_number(self, c: Conn, account: bytes) -> tuple[bytes, int]:
         """Inside a change that appends to the log (after :meth:`_next_log_index`): the
         account's log key and the number of its next entry."""
-        c.execute(
-            "INSERT INTO account_logs (account, log_key, entries) VALUES (?, ?, 0)"
-            " ON CONFLICT (account) DO NOTHING",
-            (account, secrets.token_bytes(sealed.LOG_KEY_BYTES)),
-        )
+        self._make_log_key(c, account)
         r = c.execute(
             "UPDATE account_logs SET entries = entries + 1 WHERE account = ?"
             " RETURNING log_key, entries",
@@ -97,16 +93,21 @@ class LogPart(SqlBase):
         ).fetchone()
         return bytes(r[0]), int(r[1])
 
+    @staticmethod
+    def _make_log_key(c: Conn, account: bytes) -> None:
+        """Inside a change: draw the account's log key if it has none yet."""
+        c.execute(
+            "INSERT INTO account_logs (account, log_key, entries) VALUES (?, ?, 0)"
+            " ON CONFLICT (account) DO NOTHING",
+            (account, secrets.token_bytes(sealed.LOG_KEY_BYTES)),
+        )
+
     def account_log(self, account: bytes) -> tuple[bytes, int]:
         """The account's log key and how many log entries are about it (a key is made for
         an account with none yet)."""
 
         def read(c: Conn) -> tuple[bytes, int]:
-            c.execute(
-                "INSERT INTO account_logs (account, log_key, entries) VALUES (?, ?, 0)"
-                " ON CONFLICT (account) DO NOTHING",
-                (account, secrets.token_bytes(sealed.LOG_KEY_BYTES)),
-            )
+            self._make_log_key(c, account)
             r = c.execute(
                 "SELECT log_key, entries FROM account_logs WHERE account = ?", (account,)
             ).fetchone()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -42,12 +41,10 @@ from licentia.v1 import exchange_pb2, transparency_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from .exchange_harness import (
-    DAY,
     Exchange,
     Party,
-    ad_scope,
-    offer_refs,
     register_advertiser,
+    request_licence,
     start_exchange,
 )
 
@@ -106,28 +103,6 @@ def _holder(ex: Exchange, i: int) -> Holder:
     return me
 
 
-def _ask(adv: Party, me: Holder, i: int) -> bytes:
-    """``adv`` asks holder ``i`` for her photo for 30 days at her price (by its references,
-    as SearchOffers gives them); the request's id."""
-    offer_ref, asset_refs = offer_refs(
-        adv, me.public_key.raw, (hashlib.sha256(_photo(i)).digest(),)
-    )
-    now = int(time.time())
-    return adv.call(
-        exchange_pb2,
-        "RequestLicence",
-        exchange_pb2.RequestLicenceRequest(
-            offer_ref=offer_ref,
-            asset_refs=asset_refs,
-            scope=ad_scope(),
-            not_before=now,
-            not_after=now + 30 * DAY,
-            offered_price_minor=30 * 100,
-        ),
-        exchange_pb2.RequestLicenceResponse,
-    ).request.request_id
-
-
 def test_an_adversary_links_nobody_across_advertisers_and_links_everyone_in_v1(
     tmp_path: Path,
 ) -> None:
@@ -143,7 +118,8 @@ def test_an_adversary_links_nobody_across_advertisers_and_links_everyone_in_v1(
         issued: list[tuple[int, Party, str]] = []  # (holder, advertiser, token)
         for h, adv in asks:
             me = holders[h]
-            asked = _ask(adv, me, h)
+            photo = hashlib.sha256(_photo(h)).digest()
+            asked = request_licence(adv, me.public_key.raw, digests=(photo,)).request.request_id
             (pending,) = [r for r in me.inbox() if r.request_id == asked]
             # As her wallet does: consent with her pairwise key for the advertiser.
             secret = pairwise.holder_secret_from_device_seed(me.key.seed)
