@@ -164,18 +164,7 @@ class AccountsPart(LicencesPart):
             " AND not_after > ?",
             (licensee_device, now),
         ).fetchall()
-        events = []
-        for r in rows:
-            lic = self._licence(r)
-            if self._CONCURRENT_WRITERS:  # revoked meanwhile by another writer?
-                self._hold(c, b"licence", lic.licence_id)
-                again = c.execute(
-                    "SELECT revoked_at FROM licences WHERE licence_id = ?", (lic.licence_id,)
-                ).fetchone()
-                if again[0]:
-                    continue
-            events.append(self._revoke(c, lic, now, Cause.LICENSEE_KEY_COMPROMISED, evidence))
-        return events
+        return self._revoke_rows(c, rows, now, Cause.LICENSEE_KEY_COMPROMISED, evidence)
 
     def device_keys(self, accounts: Sequence[bytes]) -> dict[bytes, list[bytes]]:
         """The current device keys of each of ``accounts`` (at most 1000 accounts)."""

@@ -16,7 +16,7 @@ from licentia.errors import LicentiaError, Reason
 from licentia.v1 import transparency_pb2
 
 from .. import ledger
-from ..model import Cause, RequestState, RevocationEvent, Role
+from ..model import Cause, RequestState, Role
 from ._licences import LicencesPart
 from ._sql import Conn
 from .base import SpentNonce
@@ -152,21 +152,12 @@ class ErasurePart(LicencesPart):
             if role is None or role[0] != int(Role.HOLDER):
                 raise LicentiaError(Reason.NOT_FOUND, "no such holder account")
             before = self._balance(c, holder)
-            events: list[RevocationEvent] = []
-            for r in c.execute(
+            live = c.execute(
                 f"SELECT {self._LIC} FROM licences WHERE holder_key = ? AND revoked_at = 0"
                 " AND not_after > ? ORDER BY issued_at",
                 (account, now),
-            ).fetchall():
-                lic = self._licence(r)
-                if self._CONCURRENT_WRITERS:  # revoked meanwhile by another writer?
-                    self._hold(c, b"licence", lic.licence_id)
-                    again = c.execute(
-                        "SELECT revoked_at FROM licences WHERE licence_id = ?", (lic.licence_id,)
-                    ).fetchone()
-                    if again[0]:
-                        continue
-                events.append(self._revoke(c, lic, now, Cause.ERASED, evidence))
+            ).fetchall()
+            events = self._revoke_rows(c, live, now, Cause.ERASED, evidence)
             for (lid,) in c.execute(
                 "SELECT licence_id FROM licence_money WHERE holder_key = ? AND closed = 0",
                 (account,),

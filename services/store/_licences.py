@@ -104,6 +104,24 @@ class LicencesPart(LedgerPart, LogPart):
     def _event(r: Sequence[Any]) -> RevocationEvent:
         return RevocationEvent(r[0], r[1], r[2], r[3], r[4], Cause(r[5]))
 
+    def _revoke_rows(
+        self, c: Conn, rows: Sequence[Sequence[Any]], now: int, cause: Cause, evidence: bytes
+    ) -> list[RevocationEvent]:
+        """Inside a change: revoke each licence of ``rows`` (read live, columns ``_LIC``),
+        but one another writer revoked meanwhile; the events, in order."""
+        events = []
+        for r in rows:
+            lic = self._licence(r)
+            if self._CONCURRENT_WRITERS:  # revoked meanwhile by another writer?
+                self._hold(c, b"licence", lic.licence_id)
+                again = c.execute(
+                    "SELECT revoked_at FROM licences WHERE licence_id = ?", (lic.licence_id,)
+                ).fetchone()
+                if again[0]:
+                    continue
+            events.append(self._revoke(c, lic, now, cause, evidence))
+        return events
+
     def _revoke(
         self, c: Conn, lic: LicenceRow, now: int, cause: Cause, evidence: bytes
     ) -> RevocationEvent:
@@ -202,17 +220,7 @@ class LicencesPart(LedgerPart, LogPart):
                     " AND l.not_after > ?",
                     (holder_key, d, now),
                 ).fetchall()
-                for r in rows:
-                    lic = self._licence(r)
-                    if self._CONCURRENT_WRITERS:  # revoked meanwhile by another writer?
-                        self._hold(c, b"licence", lic.licence_id)
-                        again = c.execute(
-                            "SELECT revoked_at FROM licences WHERE licence_id = ?",
-                            (lic.licence_id,),
-                        ).fetchone()
-                        if again[0]:
-                            continue
-                    events.append(self._revoke(c, lic, now, Cause.ERASED, evidence))
+                events += self._revoke_rows(c, rows, now, Cause.ERASED, evidence)
             return erased, events
 
         return self._transact(change, nonces)

@@ -421,7 +421,9 @@ def test_a_standing_rule_signed_by_a_second_device_approves_in_its_name(
     assert token.holder_key == b""
     assert isinstance(token.consent, RuleCommitment)
     assert token.consent.opens_to(StandingConsent(rule.consent.rule, rule.consent.holder_signature))
-    assert issued.licence.consent_key == phone.key.public.raw
+    assert issued.licence.consent_key == b""  # the advertiser is told no key of hers
+    (mine,) = [x for x in laptop.licences() if x.licence_id == issued.licence.licence_id]
+    assert mine.consent_key == phone.key.public.raw  # she is told which device's rule
     assert [r.consent.rule for r in laptop.consents(phone.key.public.raw).rules] == [
         rule.consent.rule
     ]

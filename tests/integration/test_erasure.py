@@ -8,10 +8,11 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from licentia import sealed
 from licentia.checkpoint import vkey
 from licentia.clients.auditor.cli import main as audit_main
 from licentia.clients.channel import SignedChannel
@@ -220,6 +221,8 @@ def test_delete_account_revokes_erases_refuses_her_keys_and_signs_a_receipt(
     unchanged()
 
     assert wallet("withdraw", "4.50", "--to", "FR76 0001")[0] == 0
+    store = ex.app.deps.store
+    log_key, _ = store.account_log(key)  # what her audit would use: erased with her account
     receipt_file = tmp_path / "receipt.json"
     code, out, err = wallet("delete-account", "--yes", "--receipt", str(receipt_file))
     assert code == 0, err
@@ -275,9 +278,19 @@ def test_delete_account_revokes_erases_refuses_her_keys_and_signs_a_receipt(
             she.call(registry_pb2, name, req, resp)
         assert refused.value.reason == Reason.ACCOUNT_ERASED, name
 
-    # The log says so: the erasure and its revocations carry her signed call, and an
-    # independent audit of the whole log finds nothing wrong.
-    logged = entries(ex)
+    # The log says so, sealed to her account: the erasure and its revocations carry her
+    # signed call (opened here with the key the exchange held); the exchange no longer
+    # holds that key, so nobody can open them again; an independent audit of the whole log
+    # finds nothing wrong.
+    window = sealed.TagWindow(log_key)
+    logged = []
+    for raw in (r for _, r, _ in store.log_entries(0, store.log_size())):
+        entry = transparency_pb2.LogEntry.FromString(raw)
+        j = window.match(entry.sealed) if entry.HasField("sealed") else None
+        if j is not None:
+            logged.append(sealed.open_entry(log_key, j, entry.sealed))
+    assert not any(e.HasField("account_erasure") for e in entries(ex))  # none in clear
+    assert cast(Any, store)._rows("SELECT 1 FROM account_logs WHERE account = ?", (key,)) == []
     erasures = [e for e in logged if e.WhichOneof("kind") == "account_erasure"]
     assert [e.account_erasure.request.key for e in erasures] == [key]
     assert [
