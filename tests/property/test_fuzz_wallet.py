@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 from typing import Any, cast
 
@@ -20,7 +21,7 @@ from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from licentia import keys
+from licentia import keys, pairwise
 from licentia.clients.holder import Holder
 from licentia.clients.wallet import cli
 from licentia.errors import LicentiaError
@@ -31,6 +32,7 @@ from licentia.v1 import exchange_pb2, licence_pb2, records_pb2, registry_pb2
 
 ME = PrivateKey.from_seed(b"\x52" * 32)
 OTHER = PrivateKey.from_seed(b"\x53" * 32)
+SECRET = b"\x54" * 32  # her holder secret (token-format §1b)
 ISSUER = PrivateKey.from_seed(b"\x51" * 32)
 NOW = 1_800_000_000
 U64 = st.integers(0, 2**64 - 1)
@@ -74,6 +76,7 @@ def requests(draw: st.DrawFn) -> records_pb2.LicenceRequest:
             "Any", draw(st.sampled_from([records_pb2.REQUEST_STATE_PENDING, 0, 7, 2**31 - 1]))
         ),
         advertiser_organisation=draw(TEXT),
+        advertiser_key=OTHER.public.raw,
         holder_key=ME.public.raw,
         claims=draw(claims_bytes()),
         created_at=draw(U64),
@@ -89,6 +92,7 @@ class ExchangeSays:
         self.answers = answers
         self.calls: list[tuple[str, bytes]] = []
         self.key = ME
+        self.holder_secret = SECRET
         self.args = argparse.Namespace(json=False, all=True, yes=True, **args)
         self.holder = Holder(cast("Any", self), ME)
 
@@ -184,7 +188,9 @@ def test_approve_signs_only_claims_it_could_show_for_its_own_key(
     assert "Price:" in text  # ... and it showed them before signing
     (sent,) = signed
     approval = exchange_pb2.ApproveRequestRequest.FromString(sent)
-    assert keys.verify_signature(
-        ME.public.raw, keys.CONSENT, request.claims, approval.holder_signature
-    )
+    # Signed with her pairwise key for this advertiser, over the claims shown rebound to it.
+    key = pairwise.pairwise_key(SECRET, OTHER.public.raw).public
+    assert approval.consent_key == key.raw
+    bound = dataclasses.replace(claims, holder=key).encode()
+    assert keys.verify_signature(key.raw, keys.CONSENT, bound, approval.holder_signature)
     assert licence_pb2.LicenceClaims.FromString(request.claims) is not None
