@@ -27,6 +27,7 @@ from licentia.keys import PrivateKey
 from licentia.presentation import present
 from licentia.services.app import build
 from licentia.services.deps import Settings
+from licentia.services.refs import SECRET_NAME
 from licentia.services.replica import build_replica
 from licentia.services.runtime import ServerSettings, client_channel, start
 from licentia.services.server import main as server_main
@@ -548,6 +549,7 @@ def test_a_replica_follows_its_upstream_over_tls_and_only_a_trusted_one(tmp_path
         holder, adv, platform = (
             Party(k, SignedChannel(tls, k)) for k in (PrivateKey.generate() for _ in range(3))
         )
+        adv.secret = app.deps.store.exchange_secret(SECRET_NAME)  # its offer references
         register_holder(holder)
         register_advertiser(adv)
         fund(operator_party(tls, tmp_path / "data"), adv.key.public.raw)
