@@ -53,6 +53,7 @@ from exchange_process import (
     find_offer,
     licence_request,
     operator_key,
+    pairwise_approval,
     register_advertiser,
     register_holder,
     register_platform,
@@ -65,7 +66,7 @@ from licentia.clients.verifier import Verifier, fetch_issuer_keys
 from licentia.keys import PrivateKey
 from licentia.methods import path
 from licentia.presentation import present
-from licentia.token import approve, parse_token
+from licentia.token import parse_token
 from licentia.v1 import exchange_pb2
 
 TARGET = 0.85
@@ -108,13 +109,14 @@ def setup(
 
     def approved(_: int) -> str:
         pending = request(approver).request
+        # The approver consents with her pairwise key for the advertiser, as her wallet does.
+        asked, _signed = pairwise_approval(
+            approver, adv.public.raw, pending.request_id, pending.claims
+        )
         resp = call(
             ha,
             path(exchange_pb2, "ApproveRequest"),
-            exchange_pb2.ApproveRequestRequest(
-                request_id=pending.request_id,
-                holder_signature=approve(approver, pending.claims).signature,
-            ),
+            asked,
             exchange_pb2.ApproveRequestResponse,
         )
         if not resp.HasField("licence"):

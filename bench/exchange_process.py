@@ -19,20 +19,21 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, cast
 
 from google.protobuf.message import Message
 
+from licentia import pairwise
 from licentia.clients.channel import SignedChannel
 from licentia.examples import PHOTO_SHA256, typical_rule
 from licentia.keys import PrivateKey, PublicKey
 from licentia.methods import path
 from licentia.scope import IntendedUse
 from licentia.services.app import OPERATOR_KEY_FILE
-from licentia.token import sign_standing_rule
+from licentia.token import LicenceClaims, approve, sign_standing_rule
 from licentia.v1 import exchange_pb2, ledger_pb2, licence_pb2, records_pb2, registry_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
@@ -299,4 +300,25 @@ def licence_request(refs: OfferRefs, now: int) -> exchange_pb2.RequestLicenceReq
         not_after=now + TERM_DAYS * DAY,
         max_uses=10,
         offered_price_minor=TERM_PRICE,
+    )
+
+
+def pairwise_approval(
+    holder: PrivateKey, advertiser_account: bytes, request_id: bytes, claims: bytes
+) -> tuple[exchange_pb2.ApproveRequestRequest, bytes]:
+    """ApproveRequest as a holder's wallet sends it: the pending ``claims`` rebound to her
+    pairwise key for the advertiser's account (her holder secret taken from her device
+    seed, as an old wallet's is), signed by it, with its proof; and the claims it signed."""
+    key = pairwise.pairwise_key(
+        pairwise.holder_secret_from_device_seed(holder.seed), advertiser_account
+    )
+    bound = replace(LicenceClaims.decode(claims), holder=key.public).encode()
+    return (
+        exchange_pb2.ApproveRequestRequest(
+            request_id=request_id,
+            holder_signature=approve(key, bound).signature,
+            consent_key=key.public.raw,
+            consent_key_proof=pairwise.pseudonym_proof(key, holder.public.raw, advertiser_account),
+        ),
+        bound,
     )

@@ -102,6 +102,7 @@ from exchange_process import (
     call,
     deposit,
     operator_key,
+    pairwise_approval,
     register_holder,
     register_platform,
 )
@@ -113,7 +114,7 @@ from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.methods import path
 from licentia.nonces import MemoryNonceStore
-from licentia.token import UnverifiedLicence, approve, parse_token
+from licentia.token import UnverifiedLicence, parse_token
 from licentia.v1 import exchange_pb2, licences_pb2, records_pb2, verification_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
@@ -358,14 +359,16 @@ class Worker:
         """The holder signs the request's exact claims: ISSUED, with the licence's token."""
         p = self.pending.popleft()
 
+        # Her pairwise key for the advertiser consents, as her wallet does (§1b).
+        asked, bound = pairwise_approval(
+            p.holder.key, p.advertiser.key.public.raw, p.request_id, p.claims
+        )
+
         def go() -> Any:
-            signature = approve(p.holder.key, p.claims).signature
             return call(
                 p.holder.rpc,
                 path(exchange_pb2, "ApproveRequest"),
-                exchange_pb2.ApproveRequestRequest(
-                    request_id=p.request_id, holder_signature=signature
-                ),
+                asked,
                 exchange_pb2.ApproveRequestResponse,
             )
 
@@ -374,7 +377,7 @@ class Worker:
         parsed = parse_token(token)
         if resp.licence.licence_id != parsed.licence_id or not token:
             raise WrongOutcomeError("the approval's licence and token disagree")
-        if parsed.claims_bytes != p.claims:
+        if parsed.claims_bytes != bound:
             raise WrongOutcomeError("the licence carries other claims than the holder signed")
         self.live.append(Live(parsed.licence_id, token, parsed, p.holder, p.advertiser))
         self.issued += 1
