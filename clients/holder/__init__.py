@@ -4,19 +4,23 @@ A person registers, declares her photo, sets her terms, then reads her inbox and
 what she agrees to, signing the exact claims with her key (the tests run exactly this):
 
 ```python
+from licentia import pairwise
 from licentia.clients.holder import Holder
 from licentia.keys import PrivateKey
 from licentia.token import LicenceClaims
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 offer = {"categories": [DataCategory.IMAGE], "purposes": [Purpose.ADVERTISING]}
-with Holder.connect("localhost:7700", PrivateKey.generate()) as me:
+key = PrivateKey.generate()
+secret = pairwise.holder_secret_from_device_seed(key.seed)  # or from her recovery phrase
+with Holder.connect("localhost:7700", key) as me:
     me.register("ada")
     me.declare_asset(DataCategory.IMAGE, b"my photo", "photo.jpg", upload=True)
     me.set_terms(**offer, media=[Medium.ONLINE], territories=["FR"], price_per_day=150)
     for request in me.inbox():  # what advertisers ask for, with their exact claims
         print(LicenceClaims.decode(request.claims).scope)  # read before signing
-        licence = me.approve(request)  # the consent signature over those claims
+        # The consent signature over those claims, by her key for this advertiser alone.
+        licence = me.approve(request, holder_secret=secret)
         print(me.revoke(licence.licence_id).receipt.sequence)  # at any moment
 ```
 
