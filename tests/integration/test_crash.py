@@ -10,7 +10,7 @@ device keys, advertisers adding a service key, licensing with it and removing it
 compromised: the licences bound to it are revoked in the same change) — from several client
 threads, while an auditor thread collects signed checkpoints. At a random moment the process
 is killed with SIGKILL, then restarted on the same data directory. After every crash
-(``LICENTIA_CRASH_ROUNDS``, 20 by default; ``make crash`` runs 200) the test proves, from the
+(``LICENTIA_CRASH_ROUNDS``, 12 by default; ``make crash`` runs 200) the test proves, from the
 client's own record of what it was told:
 
 1. every acknowledged operation is there — licences (with their token), revocations, deposits
@@ -107,7 +107,7 @@ from .exchange_harness import (
 T = TypeVar("T")
 
 #: Crashes per run; ``make crash`` sets 200.
-ROUNDS = int(os.environ.get("LICENTIA_CRASH_ROUNDS", "20"))
+ROUNDS = int(os.environ.get("LICENTIA_CRASH_ROUNDS", "12"))
 #: The workload's seed (a fresh one unless given); printed in every failure.
 SEED = int(os.environ.get("LICENTIA_CRASH_SEED", "0")) or secrets.randbits(32)
 #: Client threads, one holder each.
