@@ -30,6 +30,7 @@ import struct
 import nacl.exceptions
 import nacl.secret
 
+from .encoding import parse_canonical
 from .errors import LicentiaError, Reason
 from .v1 import transparency_pb2
 
@@ -143,12 +144,10 @@ def open_entry(
         raise LicentiaError(Reason.MALFORMED, "the sealed plaintext is not framed")
     if not hmac.compare_digest(commitment(plaintext), sealed.commitment):
         raise LicentiaError(Reason.MALFORMED, "the plaintext does not match the commitment")
-    entry = transparency_pb2.LogEntry()
-    try:
-        entry.ParseFromString(plaintext)
-    except Exception:  # noqa: BLE001 - protobuf raises more than DecodeError on junk
-        raise LicentiaError(Reason.MALFORMED, "the sealed plaintext is not a log entry") from None
-    if plaintext_of(entry) != plaintext or entry.WhichOneof("kind") not in (
+    # Canonical (token-format §1): unknown fields, repeats and re-orderings are refused, so
+    # the holder opens exactly what a licensee's commitment check accepts.
+    entry = parse_canonical(plaintext, transparency_pb2.LogEntry(), "sealed plaintext")
+    if entry.WhichOneof("kind") not in (
         "licence",
         "revocation",
         "key_set_change",

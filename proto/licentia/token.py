@@ -962,6 +962,9 @@ def parse_token(text: str) -> UnverifiedLicence:
     consent: Consent
     if kind == "holder_signature":
         consent = Approval(env.holder_signature)
+        if version == 2 and len(env.holder_signature) != keys.SIGNATURE_BYTES:
+            # v2 frames the promise after the signature: its length is fixed, not implied.
+            raise LicentiaError(Reason.MALFORMED, "an approval is a 64-byte signature")
     elif kind == "standing" and version == 1:
         consent = StandingConsent(env.standing.rule, env.standing.holder_signature)
         # The rule is part of the token: a rule that is not canonical or breaks a field rule
@@ -979,6 +982,10 @@ def parse_token(text: str) -> UnverifiedLicence:
     if env.HasField("log_promise"):
         if version == 1:
             raise LicentiaError(Reason.MALFORMED, "a v1 licence carries no log promise")
+        if env.log_promise.logged_at == 0:
+            # A promise signs as its exact bytes; one without a time would sign as no promise
+            # at all, and one licence would have two tokens.
+            raise LicentiaError(Reason.MALFORMED, "a log promise has a time")
         promise = LogPromise(env.log_promise.index, env.log_promise.logged_at)
     claims_bytes = env.claims
     m = parse_canonical(claims_bytes, licence_pb2.LicenceClaims(), "claims")
