@@ -12,6 +12,8 @@ entry. What only the holder can tell is flagged here:
   is an entry the exchange numbered but did not append (or appended out of order);
 - ``sealed_unopened``: an entry with her tag that does not open under her key, or whose
   plaintext does not match its commitment;
+- ``sealed_repeat``: the tag of a number the log already passed (an entry numbered twice,
+  whose box key would then seal two entries, or a skipped number appended later);
 - ``licence_consent`` (:func:`check_rule_consent`): a v2 licence issued under a standing
   rule carries only a salted commitment to the rule; it must open to one of her own rules
   (ListStandingRules), signed by one of her keys, in force when the licence was issued, and
@@ -59,6 +61,10 @@ class HolderLog:
         self.window = sealed.TagWindow(log_key, found)
         #: Entries of hers opened in this run.
         self.opened = 0
+        #: The tags of every number up to ``found``: one seen again is a second entry under
+        #: a number already in the log (its box key reused), or one the log skipped
+        #: appended later; the window no longer looks for either.
+        self._past = {sealed.tag(log_key, j): j for j in range(1, found + 1)}
 
     @property
     def found(self) -> int:
@@ -71,9 +77,21 @@ class HolderLog:
         """The problems with log entry ``index`` and, when it is one of hers and opens, its
         clear entry; ``([], None)`` for anyone else's entry."""
         before = self.window.found
+        again = self._past.get(bytes(entry.tag))
+        if again is not None:
+            return [
+                Finding(
+                    "sealed_repeat",
+                    f"entry {index} carries the tag of your log entry #{again}, a number the log"
+                    " already passed: an entry under a number used twice, or appended out of"
+                    " order",
+                )
+            ], None
         j = self.window.match(entry)
         if j is None:
             return [], None
+        for k in range(before + 1, j + 1):
+            self._past[sealed.tag(self.log_key, k)] = k
         out: list[Finding] = []
         if j != before + 1:
             missing = f"#{before + 1}" if j == before + 2 else f"#{before + 1} to #{j - 1}"

@@ -246,6 +246,16 @@ class AuditState:
         """Record :meth:`sealed_found` (with the run's progress, in its transaction)."""
         self._set_meta("sealed_found", found)
 
+    def account_log_key(self) -> bytes | None:
+        """SHA-256 of the account's log key the wallet's audits found its entries with
+        (pinned at its first audit), or ``None`` before."""
+        value = self._meta("account_log_key")
+        return value if isinstance(value, bytes) and len(value) == _DIGEST else None
+
+    def pin_account_log_key(self, digest: bytes) -> None:
+        """Pin :meth:`account_log_key` (with the run's progress, in its transaction)."""
+        self._set_meta("account_log_key", digest)
+
     def frontier(self) -> Frontier:
         """The recomputed tree's frontier at the trusted size, checked against its root."""
         trusted = self.trusted()

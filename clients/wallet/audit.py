@@ -20,6 +20,8 @@ did not make.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -93,6 +95,17 @@ def _audit(s: Session, state: AuditState) -> None:
         raise OperationFailedError(f"the exchange does not serve your log key: {e}") from None
     if len(stated.log_key) != sealed.LOG_KEY_BYTES:
         raise OperationFailedError("the exchange's answer holds no log key for your account")
+    # The key her entries were found with is pinned: under another one, the entries sealed
+    # under the first (and a count to match) could be hidden from every later audit.
+    digest = hashlib.sha256(stated.log_key).digest()
+    pinned_key = state.account_log_key()
+    if pinned_key is not None and not hmac.compare_digest(pinned_key, digest):
+        raise OperationFailedError(
+            "the exchange now gives another log key for your account than the one your"
+            " earlier audits found your entries with: entries sealed under that one could be"
+            " hidden from you; keep this report as evidence"
+        )
+    state.pin_account_log_key(digest)
     auditor = Auditor(
         log,
         log_key,

@@ -517,6 +517,17 @@ def test_audit_finds_every_licence_in_your_name_and_flags_one_you_never_approved
     code, _, err = wallet("audit", "--log-key", other_key)
     assert code == 1
     assert "already trusts another log key" in err
+    # The exchange swaps her account's log key (with a count to match what it now shows):
+    # entries sealed under the old one would be hidden from every later audit. Refused.
+    db = sqlite3.connect(ex.data_dir / "licentia.db")
+    db.execute(
+        "UPDATE account_logs SET log_key = ?, entries = 0 WHERE account = ?", (bytes(32), me)
+    )
+    db.commit()
+    db.close()
+    code, _, err = wallet("audit")
+    assert code == 1
+    assert "another log key for your account than the one your earlier audits" in err
 
 
 def test_payout_destinations_wait_out_the_delay_and_the_holder_is_told(

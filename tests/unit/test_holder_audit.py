@@ -128,7 +128,8 @@ def test_her_entries_are_found_in_order_and_each_gap_or_bad_box_is_said() -> Non
     mine = HolderLog(key)
     assert mine.open(10, one) == ([], licence)
     assert mine.open(11, someone) == ([], None)
-    assert mine.open(12, one) == ([], None)  # a repeated tag is nobody's next entry
+    found, clear = mine.open(12, one)  # her entry #1 again: a number used twice
+    assert (clear, [f.kind for f in found]) == (None, ["sealed_repeat"])
     assert mine.open(13, two) == ([], licence)
     found, clear = mine.open(14, four)
     assert clear == licence
@@ -137,8 +138,13 @@ def test_her_entries_are_found_in_order_and_each_gap_or_bad_box_is_said() -> Non
     found, clear = mine.open(15, junk)
     assert (clear, [f.kind for f in found]) == (None, ["sealed_unopened"])
     assert (mine.found, mine.opened) == (5, 3)
-    # A later run goes on from where this one stopped.
-    assert HolderLog(key, 5).open(16, sealed.seal(key, 6, licence).sealed) == ([], licence)
+    # The number the log skipped, appended later, is flagged too (not silently dropped).
+    found, clear = mine.open(16, sealed.seal(key, 3, licence).sealed)
+    assert (clear, [f.kind for f in found]) == (None, ["sealed_repeat"])
+    # A later run goes on from where this one stopped, and still knows her earlier tags.
+    later = HolderLog(key, 5)
+    assert later.open(17, sealed.seal(key, 6, licence).sealed) == ([], licence)
+    assert [f.kind for f in later.open(18, two)[0]] == ["sealed_repeat"]
     assert hidden_entries(5, 5) == []
     assert hidden_entries(4, 5) == [
         "the exchange counts 5 log entries about you, but the public log holds only 4: 1 of"

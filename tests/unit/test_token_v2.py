@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import nacl.secret
 import pytest
@@ -65,7 +66,7 @@ def test_a_sealed_entry_opens_only_as_its_account_and_number_and_only_canonical(
     entry = sealed.seal(LOG_KEY, 3, clear).sealed
     assert sealed.open_entry(LOG_KEY, 3, entry) == clear
     assert len(entry.box) % sealed.PAD_BYTES == nacl.secret.SecretBox.MACBYTES
-    refusals = {
+    refusals: dict[str, Callable[[], object]] = {
         "another number": lambda: sealed.open_entry(LOG_KEY, 4, entry),
         "another account": lambda: sealed.open_entry(b"\x08" * 32, 3, entry),
         "a flipped box": lambda: sealed.open_entry(
