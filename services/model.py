@@ -114,8 +114,8 @@ class LicenceRow:
     @property
     def plain_assets(self) -> tuple[bytes, ...]:
         """The plain SHA-256 of each licensed asset, in the claims' order."""
-        if not self.asset_digests:
-            return tuple(parse_token(self.token).asset_categories)
+        if not self.asset_digests:  # a v1 licence names them plain; an erased one, none
+            return tuple(parse_token(self.token).asset_categories) if self.token else ()
         d = self.asset_digests
         return tuple(d[i : i + 32] for i in range(0, len(d), 32))
 

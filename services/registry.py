@@ -25,6 +25,9 @@ from .transparency import evidence
 #: ListPlatforms: the default and the largest page.
 DEFAULT_PLATFORM_PAGE = 100
 MAX_PLATFORM_PAGE = 1000
+#: Digests one EraseAssets names at most: each revocation it causes logs the signed call,
+#: sealed in a box of at most 8 KiB (licentia.sealed), and 200 digests fit with room to spare.
+MAX_ERASED_DIGESTS = 200
 
 
 class RegistryService:
@@ -251,8 +254,10 @@ class RegistryService:
     ) -> registry_pb2.EraseAssetsResponse:
         """Erase assets and revoke every live licence on them (each licensee is told)."""
         holder = self.d.party(call, Role.HOLDER)
-        if len(req.sha256) > 1000:
-            raise LicentiaError(Reason.TOO_LARGE, "too many digests")
+        if len(req.sha256) > MAX_ERASED_DIGESTS:
+            raise LicentiaError(
+                Reason.TOO_LARGE, f"at most {MAX_ERASED_DIGESTS} digests (none: every asset)"
+            )
         digests = list(req.sha256) or None
         erased, events = self.d.store.erase_assets(
             holder.key, digests, call.now, evidence(call), nonces=call.spends

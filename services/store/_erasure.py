@@ -65,9 +65,9 @@ class ErasurePart(LicencesPart):
         keys, its asset digests, the fetches of its assets) and its request's (claims,
         note, reason); 1 if it still had them."""
         done = c.execute(
-            "UPDATE licences SET token = '', consent_key = ?, licensee_device = ?"
-            " WHERE licence_id = ? AND token != ''",
-            (b"", b"", licence_id),
+            "UPDATE licences SET token = '', consent_key = ?, licensee_device = ?,"
+            " asset_digests = ?, consent_device = ? WHERE licence_id = ? AND token != ''",
+            (b"", b"", b"", b"", licence_id),
         ).rowcount
         c.execute("DELETE FROM licence_assets WHERE licence_id = ?", (licence_id,))
         c.execute("DELETE FROM accesses WHERE licence_id = ?", (licence_id,))
@@ -176,6 +176,14 @@ class ErasurePart(LicencesPart):
                 )
             counted = c.execute("SELECT count(*) FROM assets WHERE holder_key = ?", (account,))
             assets = int(counted.fetchone()[0])
+            # The log's rows no longer say which of its entries were hers (her sealed
+            # entries keep their leaves; their log key goes below): not even the exchange
+            # can find them again.
+            c.execute(
+                "UPDATE log_entries SET licence_id = ? WHERE licence_id = ? OR licence_id IN"
+                " (SELECT licence_id FROM licences WHERE holder_key = ?)",
+                (b"", account, account),
+            )
             for lid, rid in c.execute(
                 "SELECT licence_id, request_id FROM licences WHERE holder_key = ?", (account,)
             ).fetchall():

@@ -299,7 +299,9 @@ class RequestsPart(LicencesPart):
         # The log's place for the licence's entry, then the licence signed with that
         # promise, then the entry itself: the index is held until this change commits.
         index = self._next_log_index(c)
-        licence = issuance.sign(index, now)
+        # Never before the claims' issue time (another replica's clock may have set it a
+        # little ahead): a promise dated before its licence would be NOT_LOGGED everywhere.
+        licence = issuance.sign(index, max(now, issuance.claims.issued_at))
         if licence.consent_device:
             record_pseudonym(c, licence.consent_key, licence.holder_key, licence.licensee_key, now)
         c.execute(

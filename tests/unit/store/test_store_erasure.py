@@ -7,6 +7,7 @@ from typing import Any
 
 from licentia.errors import Reason
 from licentia.methods import path
+from licentia.services import convert
 from licentia.services.model import Cause, RequestState, Role
 from licentia.services.store import Store
 from licentia.v1 import registry_pb2, transparency_pb2
@@ -52,6 +53,9 @@ def test_retention_waits_for_the_last_money_movement_then_erases_personal_fields
     gone = store.licence(revoked.licence_id)
     assert gone is not None
     assert (gone.token, gone.consent_key, gone.licensee_device) == ("", b"", b"")
+    assert (gone.asset_digests, gone.consent_device, gone.plain_assets) == (b"", b"", ())
+    record = convert.licence_to(gone, NOW + 11 + KEEP)  # still answers its parties
+    assert (record.erased, list(record.asset_sha256), record.consent_key) == (True, [], b"")
     assert (gone.licence_id, gone.holder_key, gone.status_index, gone.revoked_at) == (
         revoked.licence_id,
         revoked.holder_key,
