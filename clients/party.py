@@ -202,22 +202,41 @@ class PartyClient:
             accounts_pb2.GetPairingResponse,
         )
 
-    def approve_pairing(self, code: str) -> accounts_pb2.ChangeKeySetResponse:
-        """Add the key that joined the pairing ``code`` (NOT_FOUND while none has)."""
+    def _joined(self, code: str, expected: bytes | None) -> accounts_pb2.AccountKey:
         joined = self.pairing(code)
         if not joined.HasField("key"):
             raise LicentiaError(Reason.NOT_FOUND, "no device has joined this pairing yet")
-        change = accounts.add_key(self.key_set().current, self.key, joined.key, at=self.clock())
+        if expected is not None and joined.key.public_key != expected:
+            # Not the key the person checked the fingerprint of: the exchange changed it.
+            raise LicentiaError(
+                Reason.KEY_SET_UNAUTHORISED, "the pairing now names another key than the one shown"
+            )
+        return joined.key
+
+    def approve_pairing(
+        self, code: str, expected: bytes | None = None
+    ) -> accounts_pb2.ChangeKeySetResponse:
+        """Add the key that joined the pairing ``code`` (NOT_FOUND while none has), which
+        must be ``expected`` (the key whose fingerprint the person confirmed), if given."""
+        joined = self._joined(code, expected)
+        change = accounts.add_key(self.key_set().current, self.key, joined, at=self.clock())
         return self.change_key_set(change)
 
-    def seal_pairing(self, code: str, holder_secret: bytes) -> accounts_pb2.SealPairingResponse:
-        """Once the key that joined the pairing ``code`` is in the account
-        (:meth:`approve_pairing`), hand it ``holder_secret`` sealed to that key
-        (docs/token-format.md §1b): the exchange relays the ciphertext only."""
-        joined = self.pairing(code)
-        if not joined.HasField("key"):
-            raise LicentiaError(Reason.NOT_FOUND, "no device has joined this pairing yet")
-        sealed = pairwise.seal_secret(holder_secret, joined.key.public_key)
+    def seal_pairing(
+        self, code: str, holder_secret: bytes, expected: bytes | None = None
+    ) -> accounts_pb2.SealPairingResponse:
+        """Once the key that joined the pairing ``code`` is a device of the account, as its
+        chain verifies (:meth:`approve_pairing`), hand it ``holder_secret`` sealed to that
+        key and signed by this one (docs/token-format.md §1b): the exchange relays the
+        ciphertext only. ``expected``: the key the person confirmed (else the joined key
+        must already be in the verified set, which it is checked against anyway)."""
+        joined = self._joined(code, expected)
+        member = self.key_set().current.key(joined.public_key)
+        if member is None or not member.is_device:
+            raise LicentiaError(
+                Reason.KEY_SET_UNAUTHORISED, "the joined key is not a device of your account"
+            )
+        sealed = pairwise.seal_secret(holder_secret, joined.public_key, self.key, code)
         return self._rpc.unary(
             accounts.SEAL_PAIRING,
             accounts_pb2.SealPairingRequest(code=code, sealed_secret=sealed),
@@ -227,9 +246,19 @@ class PartyClient:
     def pairing_secret(self, code: str) -> bytes | None:
         """On the device that joined the pairing ``code`` (once it is in the account): the
         holder secret the old device sealed to this client's key, opened; ``None`` while
-        none was left. ``LicentiaError`` when it does not open with this key."""
+        none was left. ``LicentiaError`` when it does not open with this key, or was not
+        signed by a device of this account as its chain verifies (the exchange relaying it
+        cannot hand this device a secret of its own)."""
         sealed = self.pairing(code).sealed_secret
-        return pairwise.open_secret(sealed, self.key) if sealed else None
+        if not sealed:
+            return None
+        secret, signer = pairwise.open_secret(sealed, self.key, code)
+        member = self.key_set().current.key(signer)
+        if member is None or not member.is_device:
+            raise LicentiaError(
+                Reason.BAD_SIGNATURE, "the secret was not sealed by a device of your account"
+            )
+        return secret
 
     def join_pairing(self, code: str, name: str) -> accounts_pb2.JoinPairingResponse:
         """On a new device (this client's key, in no account yet): join the pairing shown

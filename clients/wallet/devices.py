@@ -180,7 +180,7 @@ def _approve(s: Session, code: str) -> None:
     fp = fingerprint(joined.key.public_key)
     current = s.holder.key_set().current
     if current.key(joined.key.public_key) is not None:  # added already: the secret is missing
-        _seal(s, code)
+        _seal(s, code, joined.key.public_key)
         _out(
             s.args,
             {"added": keys.PublicKey(joined.key.public_key).text, "fingerprint": fp},
@@ -196,8 +196,8 @@ def _approve(s: Session, code: str) -> None:
             file=sys.stderr,
         )
     _confirm(s, f"Add device {fp} to your account?")
-    done = s.holder.approve_pairing(code)
-    _seal(s, code)
+    done = s.holder.approve_pairing(code, joined.key.public_key)
+    _seal(s, code, joined.key.public_key)
     _out(
         s.args,
         {
@@ -209,11 +209,12 @@ def _approve(s: Session, code: str) -> None:
     )
 
 
-def _seal(s: Session, code: str) -> None:
-    """Leave the holder secret, sealed to the device that joined ``code`` (now in the
-    account), for it to fetch: it then consents with the same pairwise keys as this one."""
+def _seal(s: Session, code: str, confirmed: bytes) -> None:
+    """Leave the holder secret, sealed to the device that joined ``code`` (``confirmed``: the
+    key shown; now in the account), for it to fetch: it then consents with the same pairwise
+    keys as this one."""
     try:
-        s.holder.seal_pairing(code, s.holder_secret)
+        s.holder.seal_pairing(code, s.holder_secret, confirmed)
     except (ExchangeError, LicentiaError) as e:
         why = f"{e.reason.name}: {e}"
         raise OperationFailedError(

@@ -36,6 +36,7 @@ __all__ = [
     "PSEUDONYM",
     "PUBLIC_KEY_BYTES",
     "REQUEST",
+    "SEALED_SECRET",
     "SEED_BYTES",
     "SIGNATURE_BYTES",
     "STANDING_RULE",
@@ -70,6 +71,7 @@ KEY_SET_CHANGE = b"licentia.v1.key-set-change"
 KEY_POSSESSION = b"licentia.v1.key-possession"
 #: A pairwise holder key says which account and licensee it serves (token-format §1b).
 PSEUDONYM = b"licentia.v2.pseudonym"
+SEALED_SECRET = b"licentia.v2.sealed-secret"
 #: Not a signature domain: the prefix hashed into key ids.
 KEY_ID = b"licentia.v1.key-id"
 #: Not a signature domain: the prefix hashed into an issuer key set's digest.
@@ -91,6 +93,7 @@ DOMAINS: frozenset[bytes] = frozenset(
         KEY_SET_CHANGE,
         KEY_POSSESSION,
         PSEUDONYM,
+        SEALED_SECRET,
     }
 )
 

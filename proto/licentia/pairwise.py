@@ -35,7 +35,14 @@ import nacl.public
 from mnemonic import Mnemonic
 
 from .errors import LicentiaError, Reason
-from .keys import PSEUDONYM, PUBLIC_KEY_BYTES, SEED_BYTES, PrivateKey, verify_signature
+from .keys import (
+    PSEUDONYM,
+    PUBLIC_KEY_BYTES,
+    SEALED_SECRET,
+    SEED_BYTES,
+    PrivateKey,
+    verify_signature,
+)
 from .phrase import new_phrase
 
 __all__ = [
@@ -53,6 +60,7 @@ __all__ = [
     "pseudonym_message",
     "pseudonym_proof",
     "seal_secret",
+    "sealed_secret_message",
 ]
 
 #: The HMAC-SHA512 key that turns a BIP-39 seed (or an old wallet's device seed) into the
@@ -64,8 +72,9 @@ PAIRWISE_KEY = b"licentia.v2.pairwise-key"
 #: Bytes of a holder secret.
 HOLDER_SECRET_BYTES = 32
 #: Bytes of a holder secret sealed to a device key: the ephemeral X25519 key (32), the
-#: Poly1305 tag (16) and the secret (32).
-SEALED_SECRET_BYTES = nacl.bindings.crypto_box_SEALBYTES + HOLDER_SECRET_BYTES
+#: Poly1305 tag (16), and the secret (32) with the sealing device's key (32) and its
+#: signature (64) over the pairing code, the joining key and the secret.
+SEALED_SECRET_BYTES = nacl.bindings.crypto_box_SEALBYTES + HOLDER_SECRET_BYTES + 32 + 64
 #: Bytes of an account id.
 _ACCOUNT_BYTES = 32
 
@@ -148,9 +157,20 @@ def check_pseudonym_proof(
     return verify_signature(pairwise_public, PSEUDONYM, message, proof)
 
 
-def seal_secret(holder_secret: bytes, device_public: bytes) -> bytes:
-    """``holder_secret`` sealed to the device whose Ed25519 public key is ``device_public``:
-    ``crypto_box_seal`` to its X25519 form (80 bytes). Only that device opens it."""
+def sealed_secret_message(code: str, device_public: bytes, holder_secret: bytes) -> bytes:
+    """What the sealing device signs (``licentia.v2.sealed-secret``): the pairing code
+    (u32be length, UTF-8), the joining device's key and the holder secret."""
+    data = code.encode()
+    return len(data).to_bytes(4, "big") + data + device_public + holder_secret
+
+
+def seal_secret(holder_secret: bytes, device_public: bytes, signer: PrivateKey, code: str) -> bytes:
+    """``holder_secret`` sealed to the device whose Ed25519 public key is ``device_public``,
+    signed by ``signer`` (a device of the account, the one approving the pairing ``code``):
+    ``crypto_box_seal`` to its X25519 form of secret ‖ signer's key ‖ Sign(signer,
+    ``licentia.v2.sealed-secret``, :func:`sealed_secret_message`) (176 bytes). Only that
+    device opens it, and it knows which of its account's devices sent it: the exchange that
+    relays it can neither read it nor put a secret of its own in its place."""
     if len(device_public) != PUBLIC_KEY_BYTES:
         raise LicentiaError(Reason.MALFORMED, "a device key is 32 bytes")
     try:
@@ -158,19 +178,30 @@ def seal_secret(holder_secret: bytes, device_public: bytes) -> bytes:
     except (nacl.exceptions.RuntimeError, nacl.exceptions.ValueError):
         raise LicentiaError(Reason.MALFORMED, "not an Ed25519 public key") from None
     box = nacl.public.SealedBox(nacl.public.PublicKey(curve))
-    return bytes(box.encrypt(_secret(holder_secret)))
+    secret = _secret(holder_secret)
+    signature = signer.sign(SEALED_SECRET, sealed_secret_message(code, device_public, secret))
+    return bytes(box.encrypt(secret + signer.public.raw + signature))
 
 
-def open_secret(sealed: bytes, device: PrivateKey) -> bytes:
-    """The holder secret sealed to ``device`` (:func:`seal_secret`); BAD_SIGNATURE when it
-    was sealed to another key or altered, MALFORMED when it is not a sealed secret."""
+def open_secret(sealed: bytes, device: PrivateKey, code: str) -> tuple[bytes, bytes]:
+    """The holder secret sealed to ``device`` for the pairing ``code`` (:func:`seal_secret`),
+    and the key of the device that signed it (check it is one of the account's!);
+    BAD_SIGNATURE when it was sealed to another key, altered, or not signed by the key it
+    names for this pairing and this device; MALFORMED when it is not a sealed secret."""
     if len(sealed) != SEALED_SECRET_BYTES:
         raise LicentiaError(Reason.MALFORMED, f"a sealed secret is {SEALED_SECRET_BYTES} bytes")
     secret_key = nacl.bindings.crypto_sign_ed25519_sk_to_curve25519(device.seed + device.public.raw)
     box = nacl.public.SealedBox(nacl.public.PrivateKey(secret_key))
     try:
-        return _secret(box.decrypt(bytes(sealed)))
+        opened = box.decrypt(bytes(sealed))
     except nacl.exceptions.CryptoError:
         raise LicentiaError(
             Reason.BAD_SIGNATURE, "the sealed secret is not for this device (or was altered)"
         ) from None
+    secret, signer, signature = opened[:32], opened[32:64], opened[64:]
+    message = sealed_secret_message(code, device.public.raw, secret)
+    if not verify_signature(signer, SEALED_SECRET, message, signature):
+        raise LicentiaError(
+            Reason.BAD_SIGNATURE, "the sealed secret is not signed for this pairing and device"
+        )
+    return _secret(secret), signer

@@ -14,7 +14,7 @@ import pytest
 from licentia import keys, pairwise, phrase
 from licentia.clients.holder import ExchangeError, Holder
 from licentia.clients.wallet import keystore
-from licentia.errors import Reason
+from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey
 from licentia.token import LicenceClaims, parse_token
 from licentia.v1 import accounts_pb2, exchange_pb2, licences_pb2, records_pb2
@@ -187,7 +187,7 @@ def test_the_holder_secret_crosses_a_pairing_sealed_to_the_joined_key_alone(
         Holder(ex.channel(), thief) as other,
     ):
         code = old.start_pairing().code
-        sealed = pairwise.seal_secret(secret, tablet.public.raw)
+        sealed = pairwise.seal_secret(secret, tablet.public.raw, holder.key, code)
 
         def seal(blob: bytes) -> None:
             holder.call(
@@ -201,11 +201,14 @@ def test_the_holder_secret_crosses_a_pairing_sealed_to_the_joined_key_alone(
             seal(sealed)
         assert e.value.reason == Reason.NOT_FOUND
         new.join_pairing(code, "tablet")
-        with pytest.raises(ExchangeError) as e:  # joined, not yet in the account
+        with pytest.raises(LicentiaError) as refused:  # joined, not yet in the account
             old.seal_pairing(code, secret)
-        assert e.value.reason == Reason.NOT_FOUND
-        old.approve_pairing(code)
-        for size in (0, 79, 81, 4096):  # only a sealed 32-byte secret is relayed
+        assert refused.value.reason == Reason.KEY_SET_UNAUTHORISED
+        with pytest.raises(LicentiaError) as refused:  # not the key the person confirmed
+            old.approve_pairing(code, thief.public.raw)
+        assert refused.value.reason == Reason.KEY_SET_UNAUTHORISED
+        old.approve_pairing(code, tablet.public.raw)
+        for size in (0, 175, 177, 4096):  # only a sealed, signed 32-byte secret is relayed
             with pytest.raises(ExchangeError) as e:
                 seal(b"\x01" * size)
             assert e.value.reason == Reason.INVALID_REQUEST
@@ -216,6 +219,12 @@ def test_the_holder_secret_crosses_a_pairing_sealed_to_the_joined_key_alone(
         assert old.pairing(code).expires_at == sealed_until
         assert old.pairing(code).sealed_secret == b""  # not to the device that sealed it
         assert new.pairing_secret(code) == secret
+        # A secret the relaying exchange seals to the tablet itself (it cannot sign as a
+        # device of the account) is refused by the tablet: here the thief's key signs it.
+        seal(pairwise.seal_secret(b"\x66" * 32, tablet.public.raw, thief, code))
+        with pytest.raises(LicentiaError) as refused:
+            new.pairing_secret(code)
+        assert refused.value.reason == Reason.BAD_SIGNATURE
         with pytest.raises(ExchangeError):  # nor to a key of no account
             other.pairing(code)
 

@@ -56,23 +56,31 @@ def test_a_proof_holds_for_its_account_and_licensee_only() -> None:
     assert not pairwise.check_pseudonym_proof(pk, ACCOUNT, ACME, forged)
 
 
-def test_a_sealed_secret_opens_for_its_device_only() -> None:
+def test_a_sealed_secret_opens_for_its_device_only_signed_for_its_pairing() -> None:
     secret = pairwise.holder_secret_from_entropy(ENTROPY)
-    phone, thief = PrivateKey.generate(), PrivateKey.generate()
-    sealed = pairwise.seal_secret(secret, phone.public.raw)
-    assert len(sealed) == pairwise.SEALED_SECRET_BYTES == 80
+    laptop, phone, thief = PrivateKey.generate(), PrivateKey.generate(), PrivateKey.generate()
+    sealed = pairwise.seal_secret(secret, phone.public.raw, laptop, "ABCD-1234")
+    assert len(sealed) == pairwise.SEALED_SECRET_BYTES == 176
     assert secret not in sealed
-    assert pairwise.open_secret(sealed, phone) == secret
-    assert pairwise.seal_secret(secret, phone.public.raw) != sealed  # an ephemeral key each time
-    with pytest.raises(LicentiaError) as e:
-        pairwise.open_secret(sealed, thief)
-    assert e.value.reason == Reason.BAD_SIGNATURE
+    # It opens with the sealing device's key, for the joining device to check it is one of
+    # its account's.
+    assert pairwise.open_secret(sealed, phone, "ABCD-1234") == (secret, laptop.public.raw)
+    again = pairwise.seal_secret(secret, phone.public.raw, laptop, "ABCD-1234")
+    assert again != sealed  # an ephemeral key each time
     altered = sealed[:-1] + bytes([sealed[-1] ^ 1])
-    with pytest.raises(LicentiaError) as e:
-        pairwise.open_secret(altered, phone)
-    assert e.value.reason == Reason.BAD_SIGNATURE
-    with pytest.raises(LicentiaError) as e:
-        pairwise.open_secret(sealed[:79], phone)
-    assert e.value.reason == Reason.MALFORMED
+    refusals = {
+        "another device": (sealed, thief, "ABCD-1234", Reason.BAD_SIGNATURE),
+        "altered": (altered, phone, "ABCD-1234", Reason.BAD_SIGNATURE),
+        "another pairing": (sealed, phone, "WXYZ-9876", Reason.BAD_SIGNATURE),
+        "short": (sealed[:175], phone, "ABCD-1234", Reason.MALFORMED),
+    }
+    for what, (blob, device, code, reason) in refusals.items():
+        with pytest.raises(LicentiaError) as e:
+            pairwise.open_secret(blob, device, code)
+        assert e.value.reason == reason, what
+    # Whoever relays it (the exchange) can seal a secret of its own to the device, but not
+    # sign it as a device of the account: the signer it names is its own key.
+    planted = pairwise.seal_secret(b"\x66" * 32, phone.public.raw, thief, "ABCD-1234")
+    assert pairwise.open_secret(planted, phone, "ABCD-1234")[1] == thief.public.raw
     with pytest.raises(LicentiaError):
-        pairwise.seal_secret(secret[:31], phone.public.raw)
+        pairwise.seal_secret(secret[:31], phone.public.raw, laptop, "ABCD-1234")
