@@ -644,10 +644,7 @@ def check_revocation(
     if not rev.HasField("request") or not call.key:
         return [Finding("revocation_signature", "a revocation without the holder's signed call")]
     out: list[Finding] = []
-    payload = request_payload(call.method, call.body, call.timestamp, call.nonce)
-    if len(call.method) > MAX_METHOD_CHARS or not keys.verify_signature(
-        call.key, keys.REQUEST, payload, call.signature
-    ):
+    if not _call_verifies(call):
         out.append(
             Finding("revocation_signature", "the signature of the logged call does not verify")
         )
@@ -672,6 +669,14 @@ def check_revocation(
     return out
 
 
+def _call_verifies(call: transparency_pb2.SignedCall) -> bool:
+    """Whether a logged signed call verifies as token-format §6 says (its method bounded)."""
+    payload = request_payload(call.method, call.body, call.timestamp, call.nonce)
+    return len(call.method) <= MAX_METHOD_CHARS and keys.verify_signature(
+        call.key, keys.REQUEST, payload, call.signature
+    )
+
+
 def check_account_erasure(erasure: transparency_pb2.LoggedAccountErasure) -> list[Finding]:
     """Every problem with a logged account erasure: the holder's signed ``DeleteAccount``
     call must be there and verify (as a revocation's, token-format §6), and the erasure's
@@ -680,10 +685,7 @@ def check_account_erasure(erasure: transparency_pb2.LoggedAccountErasure) -> lis
     if not erasure.HasField("request") or not call.key:
         return [Finding("erasure_signature", "an account erasure without the holder's call")]
     out: list[Finding] = []
-    payload = request_payload(call.method, call.body, call.timestamp, call.nonce)
-    if len(call.method) > MAX_METHOD_CHARS or not keys.verify_signature(
-        call.key, keys.REQUEST, payload, call.signature
-    ):
+    if not _call_verifies(call):
         out.append(Finding("erasure_signature", "the signature of the logged call does not verify"))
     if call.method != DELETE_ACCOUNT_METHOD:
         out.append(Finding("erasure_call", f"an account erasure, but the call is {call.method!r}"))
