@@ -102,6 +102,7 @@ class AccountsPart(LicencesPart):
 
         def change(c: Conn) -> KeySetChanged:
             self._hold(c, b"key-set", account)
+            self._alive(c, account)
             before = self._current(c, account)
             parsed = keyset.decode_change(signed)
             after = keyset.apply_decoded(before, parsed)

@@ -326,6 +326,7 @@ class LedgerPart(SqlBase):
         (INVALID_REQUEST) a new one beyond ``limit`` destinations not cancelled."""
 
         def change(c: Conn) -> tuple[PayoutDestination, bool]:
+            self._alive(c, holder_key)
             self._hold(c, b"account", ledger.HOLDER.encode(), holder_key)
             seen = self._live_destination(c, holder_key, reference)
             if seen is not None:

@@ -20,6 +20,8 @@ from ._sql import Conn, SqlBase, _ints, _parse_ints
 from .base import SpentNonce
 from .base_erasure import erased_key_digest
 
+_SIX = ", ".join("?" * 6)
+
 
 class PartiesPart(SqlBase):
     """Parties, assets, terms and standing rules."""
@@ -142,6 +144,7 @@ class PartiesPart(SqlBase):
         bytes are replaced when ``content`` is given and kept otherwise (erasure deletes)."""
 
         def change(c: Conn) -> AssetRow:
+            self._alive(c, row.holder_key)
             seq = c.execute(
                 "UPDATE counters SET value = value + 1 WHERE name = 'asset_seq' RETURNING value"
             ).fetchone()[0]
@@ -190,7 +193,7 @@ class PartiesPart(SqlBase):
     ) -> None:
         """Replace the holder's terms."""
         s = terms.scope
-        self._execute(
+        sql = (
             "INSERT INTO terms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (holder_key) DO UPDATE SET categories = excluded.categories,"
             " purposes = excluded.purposes, refused = excluded.refused, media = excluded.media,"
@@ -199,23 +202,28 @@ class PartiesPart(SqlBase):
             " max_term_seconds = excluded.max_term_seconds,"
             " exclusivity_offered = excluded.exclusivity_offered,"
             " exclusivity_multiplier_bps = excluded.exclusivity_multiplier_bps,"
-            " updated_at = excluded.updated_at",
-            (
-                holder_key,
-                _ints(s.categories),
-                _ints(s.purposes),
-                _ints(terms.refused_purposes),
-                _ints(s.media),
-                ",".join(sorted(s.territories)),
-                terms.currency,
-                terms.price_per_day_minor,
-                terms.max_term_seconds,
-                int(terms.exclusivity_offered),
-                terms.exclusivity_multiplier_bps,
-                terms.updated_at,
-            ),
-            nonces=nonces,
+            " updated_at = excluded.updated_at"
         )
+        params = (
+            holder_key,
+            _ints(s.categories),
+            _ints(s.purposes),
+            _ints(terms.refused_purposes),
+            _ints(s.media),
+            ",".join(sorted(s.territories)),
+            terms.currency,
+            terms.price_per_day_minor,
+            terms.max_term_seconds,
+            int(terms.exclusivity_offered),
+            terms.exclusivity_multiplier_bps,
+            terms.updated_at,
+        )
+
+        def change(c: Conn) -> None:
+            self._alive(c, holder_key)
+            c.execute(sql, params)
+
+        self._transact(change, nonces)
 
     @staticmethod
     def _terms(r: Sequence[Any]) -> Terms:
@@ -263,19 +271,23 @@ class PartiesPart(SqlBase):
 
     def add_rule(self, row: StandingRuleRow, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Register a standing rule; ALREADY_EXISTS for a known rule id."""
-        try:
-            self._execute(
-                f"INSERT INTO standing_rules ({self._RULE}) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    row.rule_id,
-                    row.holder_key,
-                    row.rule,
-                    row.signature,
-                    row.created_at,
-                    row.withdrawn_at,
-                ),
-                nonces=nonces,
+        values = (
+            row.rule_id,
+            row.holder_key,
+            row.rule,
+            row.signature,
+            row.created_at,
+            row.withdrawn_at,
+        )
+
+        def change(c: Conn) -> None:
+            self._alive(c, row.holder_key)
+            c.execute(
+                f"INSERT INTO standing_rules ({self._RULE}) VALUES (?, ?, ?, ?, ?, ?)", values
             )
+
+        try:
+            self._transact(change, nonces)
         except self._INTEGRITY:
             raise LicentiaError(Reason.ALREADY_EXISTS, "rule id already registered") from None
 

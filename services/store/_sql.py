@@ -133,6 +133,15 @@ class SqlBase:
         rows = self._rows(sql, params)
         return rows[0] if rows else None
 
+    def _alive(self, c: Conn, account: bytes) -> None:
+        """Inside a change that writes for ``account``: hold the lock its deletion holds
+        (``holder``), then refuse (ACCOUNT_ERASED) if the account is gone. The servicer
+        authenticated the call in an earlier read: without this a write racing a deletion
+        could commit after it and leave rows nothing would ever erase."""
+        self._hold(c, b"holder", account)
+        if c.execute("SELECT 1 FROM parties WHERE key = ?", (account,)).fetchone() is None:
+            raise LicentiaError(Reason.ACCOUNT_ERASED, "the account was deleted")
+
     def _execute(
         self, sql: str, params: Sequence[Any] = (), nonces: Sequence[SpentNonce] = ()
     ) -> int:

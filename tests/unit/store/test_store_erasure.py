@@ -7,10 +7,12 @@ from typing import Any
 
 from licentia.errors import Reason
 from licentia.methods import path
+from licentia.scope import Scope
 from licentia.services import convert
-from licentia.services.model import Cause, RequestState, Role
+from licentia.services.model import AssetRow, Cause, RequestState, Role, StandingRuleRow, Terms
 from licentia.services.store import Store
 from licentia.v1 import registry_pb2, transparency_pb2
+from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from .harness import DAY, NOW, _claims, _holder, _issued, _party, _raises, _request
 
@@ -117,3 +119,25 @@ def test_erasing_an_account_keeps_the_ledger_and_refuses_her_keys(store: Store) 
         Reason.ACCOUNT_ERASED,
         lambda: store.add_party(_party(key, Role.HOLDER, "again")),
     )
+    # Writes the servicer authenticated before the deletion (calls racing it) are refused
+    # inside their own change, under the lock the deletion holds: nothing is left behind.
+    asset = AssetRow(key, b"\x44" * 32, DataCategory.IMAGE, "late", 0, False, NOW)
+    terms = Terms(
+        scope=Scope.of([DataCategory.IMAGE], [Purpose.MARKETING], [Medium.ONLINE], ["EU"]),
+        refused_purposes=frozenset(),
+        currency="EUR",
+        price_per_day_minor=100,
+        max_term_seconds=90 * DAY,
+        exclusivity_offered=False,
+        exclusivity_multiplier_bps=10_000,
+    )
+    rule = StandingRuleRow(b"\x45" * 16, key, b"rule", b"sig", NOW)
+    for late in (
+        lambda: store.put_asset(asset, b"bytes"),
+        lambda: store.set_terms(key, terms),
+        lambda: store.add_rule(rule),
+        lambda: store.add_payout_destination(key, "FR76 1", NOW, NOW, limit=10),
+    ):
+        _raises(Reason.ACCOUNT_ERASED, late)
+    for table in ("assets", "terms", "standing_rules", "payout_destinations"):
+        assert _count(store, f"SELECT count(*) FROM {table} WHERE holder_key = ?", key) == 0
