@@ -20,6 +20,7 @@ from ..model import (
     RevocationEvent,
 )
 from .base import SpentNonce
+from .base_erasure import erased_key_digest
 
 T = TypeVar("T")
 
@@ -135,11 +136,12 @@ class SqlBase:
 
     def _alive(self, c: Conn, account: bytes) -> None:
         """Inside a change that writes for ``account``: hold the lock its deletion holds
-        (``holder``), then refuse (ACCOUNT_ERASED) if the account is gone. The servicer
+        (``holder``), then refuse (ACCOUNT_ERASED) if the account was deleted. The servicer
         authenticated the call in an earlier read: without this a write racing a deletion
         could commit after it and leave rows nothing would ever erase."""
         self._hold(c, b"holder", account)
-        if c.execute("SELECT 1 FROM parties WHERE key = ?", (account,)).fetchone() is None:
+        digest = erased_key_digest(account)
+        if c.execute("SELECT 1 FROM erased_keys WHERE digest = ?", (digest,)).fetchone():
             raise LicentiaError(Reason.ACCOUNT_ERASED, "the account was deleted")
 
     def _execute(
