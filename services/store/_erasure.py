@@ -218,5 +218,4 @@ class ErasurePart(LicencesPart):
 
     def key_erased(self, public_key: bytes) -> bool:
         """Whether ``public_key`` was a key of an account since erased."""
-        digest = erased_key_digest(public_key)
-        return self._row("SELECT 1 FROM erased_keys WHERE digest = ?", (digest,)) is not None
+        return self._row(self._ERASED_KEY, (erased_key_digest(public_key),)) is not None

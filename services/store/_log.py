@@ -84,18 +84,22 @@ class LogPart(SqlBase):
 
     def _next_entry_number(self, c: Conn, account: bytes) -> tuple[bytes, int]:
         """Inside a change that appends to the log (after :meth:`_next_log_index`): the
-        account's log key and the number of its next entry."""
-        self._make_log_key(c, account)
-        r = c.execute(
-            "UPDATE account_logs SET entries = entries + 1 WHERE account = ?"
-            " RETURNING log_key, entries",
-            (account,),
-        ).fetchone()
+        account's log key and the number of its next entry (a key drawn at its first)."""
+        r = c.execute(self._NEXT_ENTRY, (account,)).fetchone()
+        if r is None:  # the account's first entry: draw its key (one statement otherwise)
+            self._draw_log_key(c, account)
+            r = c.execute(self._NEXT_ENTRY, (account,)).fetchone()
         return bytes(r[0]), int(r[1])
 
+    _NEXT_ENTRY = (
+        "UPDATE account_logs SET entries = entries + 1 WHERE account = ? RETURNING log_key, entries"
+    )
+    _ACCOUNT_LOG = "SELECT log_key, entries FROM account_logs WHERE account = ?"
+
     @staticmethod
-    def _make_log_key(c: Conn, account: bytes) -> None:
-        """Inside a change: draw the account's log key if it has none yet."""
+    def _draw_log_key(c: Conn, account: bytes) -> None:
+        """Inside a change: draw the account's log key unless it has one (GetLogKey may
+        have drawn it on another connection meanwhile)."""
         c.execute(
             "INSERT INTO account_logs (account, log_key, entries) VALUES (?, ?, 0)"
             " ON CONFLICT (account) DO NOTHING",
@@ -105,19 +109,16 @@ class LogPart(SqlBase):
     def account_log(self, account: bytes) -> tuple[bytes, int]:
         """The account's log key and how many log entries are about it (a key is made for
         an account with none yet)."""
-
-        found = self._row("SELECT log_key, entries FROM account_logs WHERE account = ?", (account,))
+        found = self._row(self._ACCOUNT_LOG, (account,))
         if found is not None:  # a plain read: what a read-only replica can answer
             return bytes(found[0]), int(found[1])
 
-        def read(c: Conn) -> tuple[bytes, int]:
-            self._make_log_key(c, account)
-            r = c.execute(
-                "SELECT log_key, entries FROM account_logs WHERE account = ?", (account,)
-            ).fetchone()
+        def make(c: Conn) -> tuple[bytes, int]:
+            self._draw_log_key(c, account)
+            r = c.execute(self._ACCOUNT_LOG, (account,)).fetchone()
             return bytes(r[0]), int(r[1])
 
-        return self._transact(read)
+        return self._transact(make)
 
     @staticmethod
     def _log_size(c: Conn) -> int:

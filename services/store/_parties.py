@@ -18,7 +18,6 @@ from ..model import (
 )
 from ._sql import Conn, SqlBase, _ints, _parse_ints
 from .base import SpentNonce
-from .base_erasure import erased_key_digest
 
 _SIX = ", ".join("?" * 6)
 
@@ -48,9 +47,7 @@ class PartiesPart(SqlBase):
                     Reason.ALREADY_EXISTS,
                     "this key is (or was) a key of an account (or a pseudonym)",
                 )
-            if c.execute(
-                "SELECT 1 FROM erased_keys WHERE digest = ?", (erased_key_digest(party.key),)
-            ).fetchone():
+            if self._erased(c, party.key):
                 raise LicentiaError(
                     Reason.ACCOUNT_ERASED,
                     "this key was a key of an account since deleted: make a new wallet",

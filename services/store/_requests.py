@@ -21,7 +21,6 @@ from ._licences import LicencesPart
 from ._pseudonyms import record_pseudonym
 from ._sql import Conn, _check_digest
 from .base import SpentNonce, StaleVerdict
-from .base_erasure import erased_key_digest
 
 
 class RequestsPart(LicencesPart):
@@ -81,8 +80,8 @@ class RequestsPart(LicencesPart):
             _check_digest(digest)
 
         def change(c: Conn) -> tuple[RequestRow, LicentiaError | None]:
-            self._hold(c, b"holder", row.holder_key)
-            self._refuse_erased(c, row.holder_key)
+            # Nothing is asked of an erased account, whatever the servicer read before.
+            self._alive(c, row.holder_key, Reason.NOT_FOUND)
             if idempotency_key:
                 self._hold(c, b"request_key", row.advertiser_key, idempotency_key)
                 first = c.execute(
@@ -135,16 +134,6 @@ class RequestsPart(LicencesPart):
         if refused is not None:
             raise refused
         return stored
-
-    @staticmethod
-    def _refuse_erased(c: Conn, holder_key: bytes) -> None:
-        """NOT_FOUND when the holder deleted her account (read under her lock: a deletion
-        commits before this change or waits for it, so nothing is issued to an erased
-        account whatever the servicer read before)."""
-        if c.execute(
-            "SELECT 1 FROM erased_keys WHERE digest = ?", (erased_key_digest(holder_key),)
-        ).fetchone():
-            raise LicentiaError(Reason.NOT_FOUND, "no such holder: the account was deleted")
 
     def request_by_key(
         self, advertiser_key: bytes, idempotency_key: bytes, digest: bytes
@@ -268,8 +257,7 @@ class RequestsPart(LicencesPart):
         # Concurrent writers wait here: one issuance (or answer) per request, and one
         # exclusivity check per holder at a time, each seeing what the one before committed.
         self._hold(c, b"request", licence.request_id)
-        self._hold(c, b"holder", licence.holder_key)
-        self._refuse_erased(c, licence.holder_key)
+        self._alive(c, licence.holder_key, Reason.NOT_FOUND)
         if not just_stored:
             state = c.execute(
                 "SELECT state FROM requests WHERE request_id = ?", (licence.request_id,)

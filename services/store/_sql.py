@@ -134,15 +134,21 @@ class SqlBase:
         rows = self._rows(sql, params)
         return rows[0] if rows else None
 
-    def _alive(self, c: Conn, account: bytes) -> None:
+    #: Whether a key was a key of an account since deleted (by its digest).
+    _ERASED_KEY = "SELECT 1 FROM erased_keys WHERE digest = ?"
+
+    def _erased(self, c: Conn, key: bytes) -> bool:
+        """Inside a change: whether ``key`` was a key of an account since deleted."""
+        return c.execute(self._ERASED_KEY, (erased_key_digest(key),)).fetchone() is not None
+
+    def _alive(self, c: Conn, account: bytes, reason: Reason = Reason.ACCOUNT_ERASED) -> None:
         """Inside a change that writes for ``account``: hold the lock its deletion holds
-        (``holder``), then refuse (ACCOUNT_ERASED) if the account was deleted. The servicer
+        (``holder``), then refuse (``reason``) if the account was deleted. The servicer
         authenticated the call in an earlier read: without this a write racing a deletion
         could commit after it and leave rows nothing would ever erase."""
         self._hold(c, b"holder", account)
-        digest = erased_key_digest(account)
-        if c.execute("SELECT 1 FROM erased_keys WHERE digest = ?", (digest,)).fetchone():
-            raise LicentiaError(Reason.ACCOUNT_ERASED, "the account was deleted")
+        if self._erased(c, account):
+            raise LicentiaError(reason, "the account was deleted")
 
     def _execute(
         self, sql: str, params: Sequence[Any] = (), nonces: Sequence[SpentNonce] = ()
