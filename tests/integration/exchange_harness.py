@@ -441,14 +441,17 @@ def request_licence(
     idempotency_key: bytes = b"",
     now: int | None = None,
     digests: Sequence[bytes] = (PHOTO_SHA,),
+    refs: tuple[bytes, Sequence[bytes]] | None = None,
 ) -> exchange_pb2.RequestLicenceResponse:
     """Ask the holder of account ``holder_key`` (by ``adv``'s references: :func:`offer_refs`)
     for her assets of ``digests`` (the photo) for ``days`` from ``now`` (by default the
-    present), at the holder's price unless ``price`` is given. A retry passes the first
-    call's ``now``: a request retried with its idempotency key must be the same request."""
+    present), at the holder's price unless ``price`` is given. ``refs`` (an offer and asset
+    references, as a search gave them or made up) replaces the holder and digests. A retry
+    passes the first call's ``now``: a request retried with its idempotency key must be the
+    same request."""
     now = int(time.time()) if now is None else now
     factor = 3 if exclusive else 1
-    offer_ref, asset_refs = offer_refs(adv, holder_key, digests)
+    offer_ref, asset_refs = refs or offer_refs(adv, holder_key, digests)
     return adv.call(
         exchange_pb2,
         "RequestLicence",

@@ -108,11 +108,12 @@ def test_an_adversary_links_nobody_across_advertisers_and_links_everyone_in_v1(
 ) -> None:
     rng = random.Random(19)
     ex = start_exchange(tmp_path / "data")
+    holders: list[Holder] = []
     try:
         a, b = ex.party(), ex.party()
         register_advertiser(a, "Advertiser A")
         register_advertiser(b, "Advertiser B")
-        holders = [_holder(ex, i) for i in range(HOLDERS)]
+        holders += [_holder(ex, i) for i in range(HOLDERS)]
         asks = [(h, adv) for h in range(HOLDERS) for adv in (a, b) for _ in range(EACH)]
         rng.shuffle(asks)  # issued in a random order: the log's order says nothing
         issued: list[tuple[int, Party, str]] = []  # (holder, advertiser, token)
@@ -194,6 +195,6 @@ def test_an_adversary_links_nobody_across_advertisers_and_links_everyone_in_v1(
             for secret in (keys[h].public.raw, u.holder_key, u.licence_id, plain[h]):
                 assert secret not in everything
     finally:
-        for me in holders if "holders" in locals() else ():
+        for me in holders:
             me.close()
         ex.stop()

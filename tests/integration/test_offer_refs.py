@@ -5,7 +5,6 @@ carries her account key (docs/privacy.md)."""
 from __future__ import annotations
 
 import secrets
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +21,12 @@ from .exchange_harness import (
     Exchange,
     ExchangeError,
     Party,
-    ad_scope,
     approve_request,
     register_advertiser,
     register_holder,
+    request_licence,
     start_exchange,
 )
-
-DAY = 86400
 
 
 def _search(adv: Party, **kw: Any) -> exchange_pb2.SearchOffersResponse:
@@ -42,20 +39,7 @@ def _search(adv: Party, **kw: Any) -> exchange_pb2.SearchOffersResponse:
 
 
 def _ask(adv: Party, offer_ref: bytes, asset_refs: list[bytes]) -> records_pb2.LicenceRequest:
-    now = int(time.time())
-    return adv.call(
-        exchange_pb2,
-        "RequestLicence",
-        exchange_pb2.RequestLicenceRequest(
-            offer_ref=offer_ref,
-            asset_refs=asset_refs,
-            scope=ad_scope(),
-            not_before=now,
-            not_after=now + 30 * DAY,
-            offered_price_minor=30 * 100,
-        ),
-        exchange_pb2.RequestLicenceResponse,
-    ).request
+    return request_licence(adv, b"", refs=(offer_ref, asset_refs)).request
 
 
 def _photo(offer: exchange_pb2.Offer) -> bytes:
