@@ -106,12 +106,13 @@ def _audit(s: Session, state: AuditState) -> None:
             " hidden from you; keep this report as evidence"
         )
     state.pin_account_log_key(digest)
+    listed = s.holder.licences()  # before the checkpoint: each must be in the tree it signs
     auditor = Auditor(
         log,
         log_key,
         state,
         DEFAULT_MAX_TERM_SECONDS,
-        holder=_devices(s, answer) | _pseudonyms(s),
+        holder=_devices(s, answer) | _pseudonyms(s, listed),
         account=account,
         sealed_key=stated.log_key,
         rules=rules,
@@ -126,7 +127,7 @@ def _audit(s: Session, state: AuditState) -> None:
     found = state.sealed_found()
     if report.advanced:
         problems += hidden_entries(found, stated.entries)
-        problems += _listed_licences(s.holder.licences(), state, log, checkpoint)
+        problems += _listed_licences(listed, state, log, checkpoint)
         chain = check_holder_chain(s.key.public.raw, answer, state.logged_changes(account))
         problems += chain.problems
     _audit_report(
@@ -157,15 +158,15 @@ def _devices(s: Session, answer: accounts_pb2.GetKeySetResponse) -> set[bytes]:
     return {k.public for keys in found.sets for k in keys.keys if k.is_device} | {s.key.public.raw}
 
 
-def _pseudonyms(s: Session) -> set[bytes]:
+def _pseudonyms(s: Session, listed: Iterable[records_pb2.LicenceRecord]) -> set[bytes]:
     """The holder's pairwise keys (token-format §1b) for every licensee account she knows of:
-    those of the licences listed for her and of the requests she was sent. A licence under
-    one of them needs that key's consent, which the exchange cannot forge."""
+    those of the licences ``listed`` for her and of the requests she was sent. A licence
+    under one of them needs that key's consent, which the exchange cannot forge."""
     try:
         secret = s.holder_secret
     except OperationFailedError:  # a joined device still waiting for it
         return set()
-    licensees = {x.licensee_key for x in s.holder.licences()}
+    licensees = {x.licensee_key for x in listed}
     licensees |= {r.advertiser_key for r in s.holder.inbox(True)}
     return {pairwise.pairwise_key(secret, a).public.raw for a in licensees if len(a) == 32}
 
