@@ -39,7 +39,7 @@ from floors import token_floor
 from licentia.examples import PHOTO_SHA256, typical_claims, typical_token_v2
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
 from licentia.scope import IntendedUse
-from licentia.status import StatusList, StatusView, verify_snapshot
+from licentia.status import StatusLists, StatusView, verify_snapshot
 from licentia.token import (
     approve,
     issuance_message,
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     issuer, holder, licensee = (PrivateKey.from_seed(bytes([i]) * 32) for i in (1, 2, 3))
     keys = IssuerKeySet([IssuerKey(issuer.public, NOW - 86400)])
-    view = StatusView(verify_snapshot(StatusList().snapshot(issuer, 0, NOW), keys), 300)
+    view = StatusView(verify_snapshot(StatusLists().snapshot(issuer, 0, NOW), keys), 300)
     use = IntendedUse(
         DataCategory.IMAGE, Purpose.PERSONALISED_ADVERTISING, Medium.SOCIAL, "FR", DIGEST_IMAGE
     )

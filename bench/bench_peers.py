@@ -60,7 +60,7 @@ import nacl.signing
 from licentia.examples import PHOTO_SHA256, typical_claims
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
 from licentia.scope import IntendedUse
-from licentia.status import StatusList, StatusView, verify_snapshot
+from licentia.status import StatusLists, StatusView, verify_snapshot
 from licentia.token import LicenceClaims, approve, issuance_message, issue, parse_token
 from licentia.verify import VerificationEngine
 from licentia.vocabulary import DataCategory, Medium, Purpose
@@ -263,7 +263,7 @@ def codecs(peers: dict[str, Any], seed: bytes, now: int) -> dict[str, Codec]:
     issuer = PrivateKey.from_seed(seed)
     holder = PrivateKey.from_seed(bytes([2]) * 32)
     keys = IssuerKeySet([IssuerKey(issuer.public, now - 86400)])
-    view = StatusView(verify_snapshot(StatusList().snapshot(issuer, 0, now), keys), 300)
+    view = StatusView(verify_snapshot(StatusLists().snapshot(issuer, 0, now), keys), 300)
     check_at = now + 60
 
     def licentia_create(claims: Sequence[LicenceClaims]) -> list[str]:

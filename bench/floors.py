@@ -45,8 +45,8 @@ from licentia.v1 import licence_pb2
 class Status(Protocol):
     """Where the checks floor reads a licence's revocation bit (a verifier's live view)."""
 
-    def check(self, index: int, now: int) -> Reason | None:
-        """``REVOKED``, ``STATUS_STALE``, or ``None``."""
+    def check(self, status_list: int, status_index: int, now: int) -> Reason | None:
+        """``REVOKED``, ``STATUS_LIST_DROPPED``, ``STATUS_STALE``, or ``None``."""
         ...
 
 
@@ -138,7 +138,7 @@ def checks_floor(
         and verify_signature(m.holder_key, CONSENT, claims_bytes, holder_sig)
         and 0 < not_after - not_before <= DEFAULT_MAX_TERM_SECONDS
         and not_before <= now < not_after
-        and status.check(m.status_index, now) is None
+        and status.check(m.status_list, m.status_index, now) is None
         and not scope.check(use)
         and assets.get(digest) == use.category
         and len(nonce) == NONCE_BYTES

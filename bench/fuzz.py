@@ -73,7 +73,7 @@ with atheris.instrument_imports(include=["licentia"]) if _CHILD else contextlib.
     from licentia.status import (
         MAX_STATUS_BITS,
         StatusEvent,
-        StatusList,
+        StatusLists,
         StatusView,
         verify_snapshot,
     )
@@ -151,8 +151,9 @@ class Fixtures:
             self.now,
             nonce=b"\x07" * 16,
         )
-        status = StatusList()
-        status.revoke(3)
+        status = StatusLists()
+        status.declare(1, self.now + 86_400)
+        status.revoke(1, 3)
         self.snapshot = status.snapshot(self.issuer, 1, self.now)
         self.view = StatusView(verify_snapshot(self.snapshot, self.keys), 3600)
         self.engine = VerificationEngine(self.keys, self.view, cache_size=0)
@@ -318,9 +319,10 @@ def status_target() -> tuple[Target, list[bytes]]:
                 assert refusal.reason is Reason.STATUS_SEQUENCE_GAP
                 assert view.sequence == 1
                 return
-            assert view.check(3, f.now) is Reason.REVOKED
-            if event.sequence == 2:
-                assert view.check(event.status_index, 0) is Reason.REVOKED
+            assert view.check(1, 3, f.now) is Reason.REVOKED
+            if event.sequence == 2:  # set, or a list dropped before the snapshot (ignored)
+                got = view.check(event.status_list, event.status_index, 0)
+                assert got in (Reason.REVOKED, Reason.STATUS_LIST_DROPPED)
             return
         if mode == 1:
             payload = status_pb2.SignedStatusSnapshot(
@@ -331,8 +333,9 @@ def status_target() -> tuple[Target, list[bytes]]:
         except LicentiaError:
             return
         assert mode == 1 or payload == f.snapshot, "a changed snapshot verified"
-        assert snap.bit_length <= MAX_STATUS_BITS
-        assert len(snap.bits) == (snap.bit_length + 7) // 8
+        for x in snap.lists:
+            assert x.bit_length <= MAX_STATUS_BITS
+            assert len(x.bits) == (x.bit_length + 7) // 8
 
     seeds = [
         b"\x00" + f.snapshot,

@@ -18,7 +18,7 @@ from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
 from licentia.nonces import MemoryNonceStore
 from licentia.presentation import present
 from licentia.scope import IntendedUse, Scope
-from licentia.status import StatusEvent, StatusList, StatusView, verify_snapshot
+from licentia.status import StatusEvent, StatusLists, StatusView, verify_snapshot
 from licentia.token import (
     Asset,
     LicenceClaims,
@@ -88,7 +88,7 @@ def main() -> int:
     say(f"  {token[:60]}...")
 
     keys = IssuerKeySet([IssuerKey(exchange.public, now - DAY)])
-    statuses = StatusList()
+    statuses = StatusLists()
     snapshot = verify_snapshot(statuses.snapshot(exchange, 0, now), keys)
     view = StatusView(snapshot, staleness_bound=60)
     platform = VerificationEngine(keys, view, audience=PLATFORM, nonces=MemoryNonceStore())
@@ -116,9 +116,16 @@ def main() -> int:
     ok &= expect(platform.verify(token, ad, now, presentation=proof), False, "WRONG_LICENSEE")
 
     say("4. Alice changes her mind and revokes the licence; no reason needed.")
-    index = parse_token(token).claims.status_index
-    statuses.revoke(index)
-    view.apply(StatusEvent(sequence=1, status_index=index, revoked_at=now + 5))
+    licence = parse_token(token)
+    statuses.revoke(licence.status_list, licence.status_index)
+    view.apply(
+        StatusEvent(
+            sequence=1,
+            status_list=licence.status_list,
+            status_index=licence.status_index,
+            revoked_at=now + 5,
+        )
+    )
     say("   The revocation reaches the platform as status event 1.")
     proof = present(brightside, claims.licence_id, PLATFORM, ad, now + 6)
     ok &= expect(platform.verify(token, ad, now + 6, presentation=proof), False, "REVOKED")

@@ -170,6 +170,7 @@ def licence_to(x: LicenceRow, now: int, *, to_holder: bool = False) -> records_p
         max_uses=x.max_uses,
         request_id=x.request_id,
         status_index=x.status_index,
+        status_list=x.status_list,
         asset_sha256=x.plain_assets,
         erased=not x.token,
     )

@@ -8,6 +8,7 @@ from licentia import keyset
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey
 from licentia.nonces import MemoryNonceStore
+from licentia.status import DEFAULT_EPOCH_SECONDS, DEFAULT_LIST_SIZE
 from licentia.token import DEFAULT_MAX_TERM_SECONDS
 
 from .hub import RevocationHub
@@ -48,6 +49,11 @@ class Settings:
     #: How long after the last money movement of a finished request or licence its
     #: personal fields are kept (default 90 days; docs/operations.md, "Retention").
     retention_seconds: int = DEFAULT_RETENTION_SECONDS
+    #: How many licences one status list holds (``--status-list-size``, at most 2^26).
+    status_list_size: int = DEFAULT_LIST_SIZE
+    #: The length of a status list's expiry epoch (``--status-epoch-days``): a licence goes
+    #: to a list of the epoch of its ``not_after``, dropped once the epoch has ended.
+    status_epoch_seconds: int = DEFAULT_EPOCH_SECONDS
 
 
 @dataclass

@@ -81,6 +81,7 @@ _BY_CODE: Final[Mapping[Any, tuple[Reason, ...]]] = {
         _R.NOT_YET_VALID,
         _R.USES_EXHAUSTED,
         _R.STATUS_STALE,
+        _R.STATUS_LIST_DROPPED,
         _R.CLOCK_SKEW,
         _R.STATUS_SEQUENCE_GAP,
         _R.UNKNOWN_ISSUER_KEY,

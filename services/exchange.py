@@ -420,10 +420,16 @@ class ExchangeService:
         )
         issuer = self.d.keyring.current(now)
         rules = self.d.store.rules(holder.key)
+        status_list, status_index = self.d.store.reserve_status_slot(
+            draft.not_after,
+            list_size=self.d.settings.status_list_size,
+            epoch_seconds=self.d.settings.status_epoch_seconds,
+        )
         claims = draft.claims(
             licence_id=secrets.token_bytes(LICENCE_ID_BYTES),
             issuer_key_id=issuer.public.key_id,
-            status_index=self.d.store.reserve_status_index(),
+            status_list=status_list,
+            status_index=status_index,
             at=now,
             asset_salt=new_asset_salt(),
             licensee_key=call.caller.raw,  # the advertiser's key that will present it

@@ -1,4 +1,4 @@
-"""The revocation hub: the exchange's status list in memory, and the live feed to verifiers.
+"""The revocation hub: the exchange's status lists in memory, and the live feed to verifiers.
 
 The store is the truth; the hub mirrors it. After a revocation commits, the servicer calls
 :meth:`RevocationHub.publish`, which sets the bit and wakes every subscriber at once. A
@@ -13,6 +13,11 @@ a missing one (another replica's revocation not yet read, or two local ones publ
 of order) sets its bit at once but waits, with the sequence, until the missing ones are
 read from the store. Whatever the hub announces (to feeds, in heartbeats, in snapshots) is
 thus a gapless prefix of the store's events, and no subscriber is sent one twice.
+
+The hub holds the live status lists only (docs/token-format.md §7): at a reload it reads the
+lists not yet ended and their revocations, and a snapshot names every live list, read from
+the store when it is taken (a list with no revocation too), so that a verifier can tell a
+dropped list (an id below the snapshot's highest that it does not carry) from a new one.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from licentia.errors import LicentiaError, Reason
-from licentia.status import StatusEvent, StatusList, signed_heartbeat
+from licentia.status import LIST_GRACE_SECONDS, StatusEvent, StatusLists, signed_heartbeat
 from licentia.v1 import status_pb2
 
 from .issuer import Keyring
@@ -72,7 +77,7 @@ class RevocationHub:
         self._closed = False
         #: One event per live subscriber: set to wake it (news, close, or its call ending).
         self._wakers: set[threading.Event] = set()
-        self._list = StatusList()
+        self._lists = StatusLists()
         self._sequence = 0
         self._recent: OrderedDict[int, RevocationEvent] = OrderedDict()
         #: Events ahead of a missing one: their bits are set, their sequence not yet reached.
@@ -94,16 +99,18 @@ class RevocationHub:
         return self._sequence
 
     def reload(self) -> None:
-        """Rebuild the list from the store (complete as of the time the read began)."""
+        """Rebuild the live lists from the store (complete as of the time the read began)."""
         began = self.clock()
-        revoked, sequence = self.store.status()
-        fresh = StatusList()
-        for i in revoked:
-            fresh.revoke(i)
+        lists, revoked, sequence = self.store.status(began - LIST_GRACE_SECONDS)
+        fresh = StatusLists()
+        for list_id, expires_at in lists:
+            fresh.declare(list_id, expires_at)
+        for list_id, index in revoked:
+            fresh.revoke(list_id, index)
         with self._lock:
             for ev in self._pending.values():  # committed after the read: keep their bits
-                fresh.revoke(ev.status_index)
-            self._list = fresh
+                fresh.revoke(ev.status_list, ev.status_index)
+            self._lists = fresh
             self._sequence = sequence
             self._pending = {k: v for k, v in self._pending.items() if k > sequence}
             self._advance()
@@ -136,13 +143,35 @@ class RevocationHub:
             )
 
     def snapshot(self) -> Snapshot:
-        """A signed snapshot of the list, stamped with :meth:`as_of`; ``LicentiaError``
-        STATUS_STALE from a follower whose view is stale (it could not say what it misses)."""
+        """A signed snapshot of the live lists, stamped with :meth:`as_of`; ``LicentiaError``
+        STATUS_STALE from a follower whose view is stale (it could not say what it misses).
+
+        The live lists are read from the store first (ids are committed in increasing order,
+        so the read is every list up to its highest id). A list the hub learnt of from an
+        event before that read and that the read does not return has ended: it is
+        forgotten; one learnt of after it is read again. With the store away, the lists in
+        memory are signed if each one's end is known (the lists created since are newer than
+        all of them: a verifier takes them as new), else the snapshot is UNAVAILABLE."""
         now = self.clock()
         self._refuse_if_stale(now)
-        with self._lock:
-            data = self._list.snapshot(self.keyring.current(), self._sequence, self.as_of(now))
-            return Snapshot(data, self._sequence)
+        at = self.as_of(now)
+        for _ in range(3):
+            with self._lock:
+                unknown = set(self._lists.undeclared())
+            try:
+                live = self.store.status_lists(at - LIST_GRACE_SECONDS)
+            except Exception:  # the store is away: sign what memory holds, if complete
+                logger.warning("hub.snapshot_lists_unread", exc_info=True)
+                live, unknown = [], set()
+            with self._lock:
+                for list_id, expires_at in live:
+                    self._lists.declare(list_id, expires_at)
+                self._lists.forget(unknown.difference(i for i, _ in live))
+                self._lists.drop_ended(at)
+                if not self._lists.undeclared():
+                    data = self._lists.snapshot(self.keyring.current(), self._sequence, at)
+                    return Snapshot(data, self._sequence)
+        raise LicentiaError(Reason.UNAVAILABLE, "the status lists could not be read; retry")
 
     def signed_event(self, ev: RevocationEvent) -> status_pb2.StatusEvent:
         """``ev`` as the feeds send it: signed by the current issuer key. Signed once and
@@ -155,10 +184,11 @@ class RevocationHub:
         if (
             msg is not None
             and msg.issuer_key_id == key_id
-            and (msg.status_index, msg.revoked_at) == (ev.status_index, ev.revoked_at)
+            and (msg.status_list, msg.status_index, msg.revoked_at)
+            == (ev.status_list, ev.status_index, ev.revoked_at)
         ):
             return msg
-        msg = StatusEvent(ev.sequence, ev.status_index, ev.revoked_at).signed(key)
+        msg = StatusEvent(ev.sequence, ev.status_list, ev.status_index, ev.revoked_at).signed(key)
         with self._signed_lock:
             self._signed[ev.sequence] = msg
             if len(self._signed) > RECENT:
@@ -202,7 +232,8 @@ class RevocationHub:
             return bool(self._pending)
         with self._lock:
             for ev in events:
-                self._list.revoke(ev.status_index)  # committed: Verify denies it at once
+                # Committed: Verify denies it at once (an event of a dropped list sets nothing).
+                self._lists.revoke(ev.status_list, ev.status_index)
                 if ev.sequence > self._sequence:
                     self._pending[ev.sequence] = ev
             self._advance()
@@ -260,10 +291,12 @@ class RevocationHub:
             out.append(ev)
         return out
 
-    def check(self, index: int, now: int) -> Reason | None:
-        """``REVOKED``, ``STATUS_STALE`` (a follower that lost the store), or ``None``."""
-        if self._list.is_revoked(index):
-            return Reason.REVOKED
+    def check(self, status_list: int, status_index: int, now: int) -> Reason | None:
+        """``REVOKED``, ``STATUS_LIST_DROPPED``, ``STATUS_STALE`` (a follower that lost the
+        store), or ``None``."""
+        reason = self._lists.lookup(status_list, status_index, now)
+        if reason is not None:
+            return reason
         if self.stale(now):
             return Reason.STATUS_STALE
         return None

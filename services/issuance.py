@@ -75,6 +75,7 @@ class Draft:
         at: int,
         asset_salt: bytes,
         licensee_key: bytes | None = None,
+        status_list: int = 0,
     ) -> LicenceClaims:
         """The licence's v2 claims, issued ``at``: they name no holder key (the key that
         consents is bound when she does, :func:`rebind`; under a standing rule none is),
@@ -93,6 +94,7 @@ class Draft:
             not_before=self.not_before,
             not_after=self.not_after,
             status_index=status_index,
+            status_list=status_list,
             price=self.price,
             max_uses=self.max_uses,
             exclusive=self.exclusive,
@@ -204,7 +206,9 @@ def covering_rule(
             rule = StandingRule.decode(r.rule)
         except LicentiaError:
             continue
-        bound = replace(claims, holder=rule.holder, assets=tuple(plain), asset_salt=b"")
+        bound = replace(
+            claims, holder=rule.holder, assets=tuple(plain), asset_salt=b"", status_list=0
+        )
         if not rule.permits(bound) and rule.not_before <= at < rule.not_after:
             return commit_rule(StandingConsent(r.rule, r.signature), salt), rule.holder.raw
     return None
@@ -307,6 +311,7 @@ def prepare(
         not_before=claims.not_before,
         not_after=claims.not_after,
         status_index=claims.status_index,
+        status_list=claims.status_list,
         max_uses=claims.max_uses,
         uses=0,
         exclusive=claims.exclusive,

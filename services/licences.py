@@ -40,6 +40,7 @@ def sign_receipt(
         revoked_at=ev.revoked_at,
         status_index=ev.status_index,
         sequence=ev.sequence,
+        status_list=ev.status_list,
     ).SerializeToString(deterministic=True)
     return records_pb2.SignedTerminationReceipt(
         receipt=data,

@@ -123,6 +123,9 @@ class LicenceRow:
     #: key (a pseudonym, docs/token-format.md §1b); empty otherwise (``consent_key`` is then
     #: the device, or the key that signed the standing rule).
     consent_device: bytes = b""
+    #: The status list holding ``status_index`` (0: the legacy list, licences issued before
+    #: status lists were sharded).
+    status_list: int = 0
 
     def state_at(self, now: int) -> states.LicenceState:
         """REVOKED, EXPIRED or ACTIVE at ``now`` (ACTIVE also before ``not_before``)."""
@@ -143,6 +146,8 @@ class RevocationEvent:
     licensee_key: bytes
     revoked_at: int
     cause: Cause
+    #: The status list holding ``status_index`` (0: the legacy list).
+    status_list: int = 0
 
 
 @dataclass(frozen=True, slots=True)

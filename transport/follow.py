@@ -235,11 +235,12 @@ class GuardedStatus:
         """The time to decide by: ``local``, or the latest signed time if that is later."""
         return max(local, self.signed_at)
 
-    def check(self, index: int, now: int) -> Reason | None:
-        """``REVOKED``, ``CLOCK_SKEW``, ``STATUS_STALE``, or ``None``."""
+    def check(self, status_list: int, status_index: int, now: int) -> Reason | None:
+        """``REVOKED``, ``STATUS_LIST_DROPPED``, ``CLOCK_SKEW``, ``STATUS_STALE``, or
+        ``None``."""
         with self.lock:
-            reason = self.view.check(index, now)
-            if reason is not Reason.REVOKED and self.skewed():
+            reason = self.view.check(status_list, status_index, now)
+            if reason not in (Reason.REVOKED, Reason.STATUS_LIST_DROPPED) and self.skewed():
                 return Reason.CLOCK_SKEW
             return reason
 

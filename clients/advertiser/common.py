@@ -189,6 +189,8 @@ class LicenceRecord:
     max_uses: int
     request_id: bytes
     status_index: int
+    #: The status list holding ``status_index`` (docs/token-format.md §7).
+    status_list: int
     parsed: UnverifiedLicence = field(repr=False, compare=False)
 
     @property
@@ -509,6 +511,7 @@ def licence_from(msg: records_pb2.LicenceRecord) -> LicenceRecord:
         max_uses=msg.max_uses,
         request_id=msg.request_id,
         status_index=msg.status_index,
+        status_list=msg.status_list,
         parsed=parse_token(msg.token),
         asset_sha256=tuple(msg.asset_sha256),
     )

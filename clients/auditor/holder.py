@@ -178,7 +178,9 @@ def check_rule_consent(
     plain = {salted_digest(u.asset_salt, d): d for d in rule.asset_sha256}
     assets = tuple(Asset(a.category, plain.get(a.sha256, a.sha256)) for a in claims.assets)
     try:
-        as_plain = dataclasses.replace(claims, holder=rule.holder, assets=assets, asset_salt=b"")
+        as_plain = dataclasses.replace(
+            claims, holder=rule.holder, assets=assets, asset_salt=b"", status_list=0
+        )
     except LicentiaError:  # two salted digests of one plain asset: not within any rule
         as_plain = None
     if as_plain is None or rule.permits(as_plain):

@@ -75,6 +75,7 @@ class Reason(enum.IntEnum):
     PSEUDONYM_TAKEN = 58
     ACCOUNT_ERASED = 62
     BALANCE_OWED = 63
+    STATUS_LIST_DROPPED = 64
 
 
 class LicentiaError(Exception):

@@ -94,11 +94,14 @@ def typical_rule(holder: PrivateKey, now: int) -> StandingRule:
     )
 
 
-def salted(claims: LicenceClaims, salt: bytes) -> LicenceClaims:
-    """``claims`` as v2 claims: the assets named by their digests salted with ``salt``."""
+def salted(claims: LicenceClaims, salt: bytes, status_list: int = 1) -> LicenceClaims:
+    """``claims`` as v2 claims: the assets named by their digests salted with ``salt``, the
+    licence's bit in list ``status_list`` (by default 1, the exchange's first sharded list;
+    v1 claims name list 0, the legacy list)."""
     return dataclasses.replace(
         claims,
         asset_salt=salt,
+        status_list=status_list,
         assets=tuple(Asset(a.category, salted_digest(salt, a.sha256)) for a in claims.assets),
     )
 

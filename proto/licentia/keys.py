@@ -41,6 +41,7 @@ __all__ = [
     "SIGNATURE_BYTES",
     "STANDING_RULE",
     "STATUS_EVENT",
+    "STATUS_EVENT_V2",
     "STATUS_HEARTBEAT",
     "STATUS_SNAPSHOT",
     "TERMINATION_RECEIPT",
@@ -62,7 +63,10 @@ ISSUANCE = b"licentia.v1.issuance"
 ISSUANCE_V2 = b"licentia.v2.issuance"
 PRESENTATION = b"licentia.v1.presentation"
 STATUS_SNAPSHOT = b"licentia.v1.status-snapshot"
+#: Retired: status events before status lists named their list (never signed now).
 STATUS_EVENT = b"licentia.v1.status-event"
+#: A status event naming its list (token-format §7).
+STATUS_EVENT_V2 = b"licentia.v2.status-event"
 STATUS_HEARTBEAT = b"licentia.v1.status-heartbeat"
 REQUEST = b"licentia.v1.request"
 TERMINATION_RECEIPT = b"licentia.v1.termination-receipt"
@@ -86,6 +90,7 @@ DOMAINS: frozenset[bytes] = frozenset(
         PRESENTATION,
         STATUS_SNAPSHOT,
         STATUS_EVENT,
+        STATUS_EVENT_V2,
         STATUS_HEARTBEAT,
         REQUEST,
         TERMINATION_RECEIPT,

@@ -38,6 +38,7 @@ from .encoding import b64url_decode, b64url_encode, parse_canonical, u32be
 from .errors import LicentiaError, Reason
 from .keys import IssuerKey, IssuerKeyResolver, PrivateKey, PublicKey
 from .scope import Scope
+from .status import MAX_LIST_ID as MAX_STATUS_LIST
 from .v1 import licence_pb2
 from .vocabulary import SENSITIVE_CATEGORIES, SENSITIVE_PURPOSES, DataCategory
 
@@ -202,6 +203,8 @@ class LicenceClaims:
     exclusive: bool = False
     #: v2: the 16 bytes that salt the asset digests; empty in v1 claims.
     asset_salt: bytes = b""
+    #: v2: the status list holding ``status_index`` (0, the legacy list, in v1 claims).
+    status_list: int = 0
     #: Asset digest -> category, for the per-use asset check.
     asset_categories: dict[bytes, DataCategory] = field(init=False, repr=False, compare=False)
 
@@ -227,6 +230,10 @@ class LicenceClaims:
             raise LicentiaError(Reason.MALFORMED, "negative count, index or time")
         if self.asset_salt and len(self.asset_salt) != ASSET_SALT_BYTES:
             raise LicentiaError(Reason.MALFORMED, "an asset salt is 16 bytes")
+        if self.status_list and not self.asset_salt:
+            raise LicentiaError(Reason.MALFORMED, "only v2 claims name a status list")
+        if not 0 <= self.status_list <= MAX_STATUS_LIST:
+            raise LicentiaError(Reason.MALFORMED, "status list out of range")
         object.__setattr__(self, "asset_categories", by_digest)
 
     @property
@@ -273,6 +280,7 @@ class LicenceClaims:
             status_index=self.status_index,
             price=self.price.to_proto(),
             asset_salt=self.asset_salt,
+            status_list=self.status_list,
         )
 
     def encode(self) -> bytes:
@@ -317,6 +325,7 @@ class LicenceClaims:
         put(out, "max_uses", msg.max_uses)
         put(out, "exclusive", msg.exclusive)
         put(out, "asset_salt", msg.asset_salt)
+        put(out, "status_list", msg.status_list)
         put(out, "asset_categories", by_digest)
         return out
 
@@ -371,6 +380,9 @@ def check_claims_message(
         raise LicentiaError(Reason.MALFORMED, "duplicate asset digest")
     if msg.not_after == 0:
         raise LicentiaError(Reason.MALFORMED, "no licence is perpetual: not_after is required")
+    if msg.status_list and (not salt or msg.status_list > MAX_STATUS_LIST):
+        # v1 claims name list 0 only; field 15 is v2's (docs/token-format.md §3.9, §7).
+        raise LicentiaError(Reason.MALFORMED, "only v2 claims name a status list (in range)")
     p = msg.price
     currency = p.currency
     if not is_currency(currency):
@@ -757,6 +769,8 @@ class UnverifiedLicence(NamedTuple):
     asset_salt: bytes = b""
     #: v2: the log's promise, ``None`` when the token carries none (NOT_LOGGED).
     promise: LogPromise | None = None
+    #: v2: the status list holding ``status_index`` (0, the legacy list, in v1).
+    status_list: int = 0
 
     def asset_category(self, sha256: bytes) -> DataCategory | None:
         """The category the licence names the asset with SHA-256 ``sha256`` under (salted
@@ -1023,4 +1037,5 @@ def parse_token(text: str) -> UnverifiedLicence:
         version,
         m.asset_salt,
         promise,
+        m.status_list,
     )

@@ -43,8 +43,9 @@ class StatusSource(Protocol):
     """Where the engine learns whether a licence is revoked: a verifier's
     :class:`~licentia.status.StatusView`, or the exchange's own status list."""
 
-    def check(self, index: int, now: int) -> Reason | None:
-        """``REVOKED``, ``STATUS_STALE``, or ``None`` when the licence is known not revoked."""
+    def check(self, status_list: int, status_index: int, now: int) -> Reason | None:
+        """``REVOKED``, ``STATUS_LIST_DROPPED``, ``STATUS_STALE``, or ``None`` when the
+        licence (``status_index`` of list ``status_list``) is known not revoked."""
         ...
 
 
@@ -178,7 +179,7 @@ class VerificationEngine:
             reasons.append(Reason.NOT_YET_VALID)
         if now >= u.not_after:
             reasons.append(Reason.EXPIRED)
-        status = self.status.check(u.status_index, now)
+        status = self.status.check(u.status_list, u.status_index, now)
         if status is not None:
             reasons.append(status)
         if use is not None:

@@ -31,7 +31,7 @@ class LicencesPart(LedgerPart, LogPart):
     _LIC = (
         "licence_id, request_id, token, holder_key, licensee_key, issued_at, not_before,"
         " not_after, status_index, max_uses, uses, exclusive, revoked_at, consent_key,"
-        " licensee_device, asset_digests, consent_device"
+        " licensee_device, asset_digests, consent_device, status_list"
     )
     _LIC_SLOTS = ", ".join("?" * len(_LIC.split(",")))
 
@@ -55,6 +55,7 @@ class LicencesPart(LedgerPart, LogPart):
             licensee_device=r[14],
             asset_digests=bytes(r[15]),
             consent_device=r[16],
+            status_list=r[17],
         )
 
     @staticmethod
@@ -77,6 +78,7 @@ class LicencesPart(LedgerPart, LogPart):
             x.licensee_device or x.licensee_key,
             x.asset_digests,
             x.consent_device,
+            x.status_list,
         )
 
     def licence(self, licence_id: bytes) -> LicenceRow | None:
@@ -98,11 +100,11 @@ class LicencesPart(LedgerPart, LogPart):
         )
         return [self._licence(r) for r in rows]
 
-    _EV = "sequence, status_index, licence_id, licensee_key, revoked_at, cause"
+    _EV = "sequence, status_index, licence_id, licensee_key, revoked_at, cause, status_list"
 
     @staticmethod
     def _event(r: Sequence[Any]) -> RevocationEvent:
-        return RevocationEvent(r[0], r[1], r[2], r[3], r[4], Cause(r[5]))
+        return RevocationEvent(r[0], r[1], r[2], r[3], r[4], Cause(r[5]), r[6])
 
     def _revoke_rows(
         self, c: Conn, rows: Sequence[Sequence[Any]], now: int, cause: Cause, evidence: bytes
@@ -144,7 +146,8 @@ class LicencesPart(LedgerPart, LogPart):
             lic.licence_id,
         )
         r = c.execute(
-            f"INSERT INTO revocations ({self._EV}) VALUES (?, ?, ?, ?, ?, ?) RETURNING {self._EV}",
+            f"INSERT INTO revocations ({self._EV}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            f" RETURNING {self._EV}",
             (
                 self._next_sequence(c),
                 lic.status_index,
@@ -152,6 +155,7 @@ class LicencesPart(LedgerPart, LogPart):
                 lic.licensee_key,
                 now,
                 int(cause),
+                lic.status_list,
             ),
         ).fetchone()
         event = self._event(r)
@@ -332,9 +336,26 @@ class LicencesPart(LedgerPart, LogPart):
         )
         return [self._event(r) for r in rows]
 
-    def status(self) -> tuple[list[int], int]:
-        """``(revoked indexes, last sequence)`` of the status list now, one snapshot."""
-        with self._snapshot() as c:  # one read snapshot for both reads
-            revoked = [r[0] for r in c.execute("SELECT status_index FROM revocations")]
+    _LIVE = "SELECT list_id, expires_at FROM status_lists WHERE expires_at >= ? ORDER BY list_id"
+
+    def status_lists(self, live_since: int) -> list[tuple[int, int]]:
+        """``(list id, expires_at)`` of every status list with ``expires_at >= live_since``
+        (the live ones), by id."""
+        return [(int(r[0]), int(r[1])) for r in self._rows(self._LIVE, (live_since,))]
+
+    def status(self, live_since: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]], int]:
+        """``(live lists, revoked slots, last sequence)`` now, one snapshot: the lists as
+        :meth:`status_lists`, the ``(list, index)`` of every revoked licence of those lists
+        (a dropped list's revocations are not read), and the last event's sequence."""
+        with self._snapshot() as c:  # one read snapshot for the three reads
+            lists = [(int(r[0]), int(r[1])) for r in c.execute(self._LIVE, (live_since,))]
+            revoked = [
+                (int(r[0]), int(r[1]))
+                for r in c.execute(
+                    "SELECT r.status_list, r.status_index FROM revocations r"
+                    " JOIN status_lists s ON s.list_id = r.status_list WHERE s.expires_at >= ?",
+                    (live_since,),
+                )
+            ]
             seq = c.execute("SELECT coalesce(max(sequence), 0) FROM revocations").fetchone()
-        return revoked, int(seq[0])
+        return lists, revoked, int(seq[0])

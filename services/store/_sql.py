@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from licentia.errors import LicentiaError, Reason
+from licentia.status import DEFAULT_EPOCH_SECONDS, DEFAULT_LIST_SIZE, MAX_STATUS_BITS
 
 from ..model import (
     RevocationEvent,
@@ -24,9 +25,11 @@ from .base_erasure import erased_key_digest
 
 T = TypeVar("T")
 
-#: Status-list indexes reserved by one counter update; an index is never handed out twice,
-#: and the ones left unused when the process stops are simply never used (zero bits).
+#: Status-list indexes reserved by one update of a list's row; a slot is never handed out
+#: twice, and the ones left unused when the process stops are simply never used (zero bits).
 INDEX_BLOCK = 64
+#: The legacy list's epoch (no licence's epoch): nothing new goes to it.
+LEGACY_EPOCH = -1
 #: Expired spent nonces are deleted at most once in this many seconds.
 NONCE_SWEEP_SECONDS = 10
 
@@ -81,7 +84,8 @@ class SqlBase:
 
     def _init_common(self) -> None:
         self._index_lock = threading.Lock()
-        self._index_next = self._index_end = 0
+        #: Per expiry epoch: the list, next index and end of the block reserved.
+        self._slots: dict[int, list[int]] = {}
         self._swept_at = -float(NONCE_SWEEP_SECONDS)
 
     # -- what a backend supplies -------------------------------------------------------------
@@ -156,23 +160,61 @@ class SqlBase:
         """One statement as its own change (recording ``nonces``); the rows it changed."""
         return self._transact(lambda c: c.execute(sql, params).rowcount, nonces)
 
-    def reserve_status_index(self) -> int:
-        """The next unused status-list index (reserved in blocks of :data:`INDEX_BLOCK`)."""
+    def reserve_status_slot(
+        self,
+        not_after: int,
+        *,
+        list_size: int = DEFAULT_LIST_SIZE,
+        epoch_seconds: int = DEFAULT_EPOCH_SECONDS,
+    ) -> tuple[int, int]:
+        """``(status_list, status_index)`` for a licence ending at ``not_after``: an unused
+        slot of an open list of its expiry epoch (``not_after // epoch_seconds``), a new
+        list of ``list_size`` indexes when none has room. Reserved in blocks of up to
+        :data:`INDEX_BLOCK` per epoch, each in a transaction of its own (never the issuing
+        one), so a slot is never handed out twice, by any replica."""
+        if not 0 < list_size <= MAX_STATUS_BITS or epoch_seconds <= 0 or not_after < 0:
+            raise ValueError("a list holds 1 to 2^26 indexes; an epoch lasts > 0 seconds")
+        epoch = not_after // epoch_seconds
         with self._index_lock:
-            if self._index_next >= self._index_end:
-                start = self._transact(
-                    lambda c: int(
-                        c.execute(
-                            "UPDATE counters SET value = value + ? WHERE name = 'status_index'"
-                            " RETURNING value - ?",
-                            (INDEX_BLOCK, INDEX_BLOCK),
-                        ).fetchone()[0]
-                    )
+            block = self._slots.get(epoch)
+            if block is None or block[1] >= block[2]:
+                if len(self._slots) > 1024:  # epochs long past: forget their blocks
+                    self._slots.clear()
+                block = self._slots[epoch] = self._transact(
+                    lambda c: self._reserve_block(c, epoch, list_size, epoch_seconds)
                 )
-                self._index_next, self._index_end = start, start + INDEX_BLOCK
-            index = self._index_next
-            self._index_next += 1
-            return index
+            slot = (block[0], block[1])
+            block[1] += 1
+            return slot
+
+    @staticmethod
+    def _reserve_block(c: Conn, epoch: int, list_size: int, epoch_seconds: int) -> list[int]:
+        """Inside a change: ``[list, first, end]`` of a block of ``epoch``. The update of the
+        ``status_list`` counter comes first: it locks its row (PostgreSQL), so replicas
+        reserve one after another and list ids are committed in increasing order."""
+        c.execute("UPDATE counters SET value = value WHERE name = 'status_list'")
+        r = c.execute(
+            "SELECT list_id, used, size FROM status_lists WHERE epoch = ? AND used < size"
+            " ORDER BY list_id LIMIT 1",
+            (epoch,),
+        ).fetchone()
+        if r is None:
+            list_id = int(
+                c.execute(
+                    "UPDATE counters SET value = value + 1 WHERE name = 'status_list'"
+                    " RETURNING value"
+                ).fetchone()[0]
+            )
+            c.execute(
+                "INSERT INTO status_lists (list_id, epoch, expires_at, size, used)"
+                " VALUES (?, ?, ?, ?, 0)",
+                (list_id, epoch, (epoch + 1) * epoch_seconds, list_size),
+            )
+            r = (list_id, 0, list_size)
+        list_id, used, size = (int(v) for v in r)
+        end = min(used + INDEX_BLOCK, size)
+        c.execute("UPDATE status_lists SET used = ? WHERE list_id = ?", (end, list_id))
+        return [list_id, used, end]
 
     @staticmethod
     def _spend(c: Conn, nonces: Sequence[SpentNonce]) -> None:

@@ -8,6 +8,9 @@ PostgreSQL (:mod:`.postgres`) serves an exchange on several replicas; both share
 backend's one transaction, so a change spanning several parts stays atomic. Methods that
 change state are atomic: either everything they describe happens, durably, or nothing does.
 They raise ``LicentiaError`` with a stable reason when a rule refuses the change.
+
+Why one module of this size: just over 500 lines because it is the one place that lists
+every method of the store, part by part; the parts' protocols are short and read together.
 """
 
 from __future__ import annotations
@@ -149,9 +152,10 @@ class PartiesStore(Protocol):
 class RequestsStore(Protocol):
     """Licence requests and the issuance of their licences (:mod:`._requests`)."""
 
-    def reserve_status_index(self) -> int:
-        """The next unused status-list index: never handed out twice (one the caller does
-        not use stays a zero bit)."""
+    def reserve_status_slot(
+        self, not_after: int, *, list_size: int = ..., epoch_seconds: int = ...
+    ) -> tuple[int, int]:
+        """``(list, index)`` in a list of ``not_after``'s expiry epoch, never given twice."""
         ...
 
     def add_request(
@@ -304,8 +308,12 @@ class LicencesStore(Protocol):
         """Revocation events with a larger sequence number, in order."""
         ...
 
-    def status(self) -> tuple[list[int], int]:
-        """``(revoked indexes, last sequence)`` of the status list now, one snapshot."""
+    def status_lists(self, live_since: int) -> list[tuple[int, int]]:
+        """``(list id, expires_at)`` of the lists with ``expires_at >= live_since``."""
+        ...
+
+    def status(self, live_since: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]], int]:
+        """``(those lists, their revoked (list, index), last sequence)``, one snapshot."""
         ...
 
     def shared(self) -> bool:

@@ -302,6 +302,26 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX postings_licence ON postings (licence_id, at);
         """,
     ),
+    (
+        "m014_status_lists",
+        """
+        CREATE TABLE status_lists (
+            list_id BIGINT PRIMARY KEY, epoch BIGINT NOT NULL, expires_at BIGINT NOT NULL,
+            size BIGINT NOT NULL, used BIGINT NOT NULL
+        );
+        CREATE INDEX status_lists_open ON status_lists (epoch, list_id) WHERE used < size;
+        INSERT INTO status_lists
+            SELECT 0, -1, coalesce((SELECT max(not_after) FROM licences), 0), value, value
+            FROM counters WHERE name = 'status_index';
+        INSERT INTO counters VALUES ('status_list', 0);
+        ALTER TABLE licences ADD COLUMN status_list BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE licences DROP CONSTRAINT licences_status_index_key;
+        CREATE UNIQUE INDEX licences_slot ON licences (status_list, status_index);
+        ALTER TABLE revocations ADD COLUMN status_list BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE revocations DROP CONSTRAINT revocations_status_index_key;
+        CREATE UNIQUE INDEX revocations_slot ON revocations (status_list, status_index);
+        """,
+    ),
 )
 
 #: The channel on which revocations are announced (payload: the event's sequence number).

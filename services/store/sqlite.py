@@ -18,6 +18,7 @@ commit that writes it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import threading
@@ -368,6 +369,48 @@ def m013_erasure(db: Database) -> None:
         CREATE INDEX postings_licence ON postings (licence_id, at);
         """
     )
+
+
+@migrations()
+def m014_status_lists(db: Database) -> None:
+    """Status lists sharded by expiry epoch (docs/token-format.md §7): the lists, each
+    licence's and revocation's list, and a slot unique per (list, index). List 0 is the
+    legacy list, closed: its size is the old index counter, and it ends with its last
+    licence. SQLite cannot drop a column's UNIQUE: both tables are rebuilt without it."""
+    db.executescript(
+        """
+        CREATE TABLE status_lists (
+            list_id INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+            size INTEGER NOT NULL, used INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX status_lists_open ON status_lists (epoch, list_id) WHERE used < size;
+        INSERT INTO status_lists
+            SELECT 0, -1, coalesce((SELECT max(not_after) FROM licences), 0), value, value
+            FROM counters WHERE name = 'status_index';
+        INSERT INTO counters VALUES ('status_list', 0);
+        """
+    )
+    for table in ("licences", "revocations"):
+        create, indexes = db.execute(
+            "SELECT (SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?),"
+            " json_group_array(sql) FROM sqlite_master"
+            " WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+            (table, table),
+        ).fetchone()
+        old = "status_index INTEGER NOT NULL UNIQUE"
+        if old not in create:
+            raise RuntimeError(f"m014: unexpected schema of {table}")
+        create = create.replace(old, "status_index INTEGER NOT NULL", 1)
+        create = create.replace(f"CREATE TABLE {table} (", f"CREATE TABLE {table}_m014 (", 1)
+        cols = ", ".join(c.name for c in db[table].columns)
+        db.execute(create)
+        db.execute(f"INSERT INTO {table}_m014 (rowid, {cols}) SELECT rowid, {cols} FROM {table}")
+        db.execute(f"DROP TABLE {table}")
+        db.execute(f"ALTER TABLE {table}_m014 RENAME TO {table}")
+        for sql in json.loads(indexes):
+            db.execute(sql)
+        db.execute(f"ALTER TABLE {table} ADD COLUMN status_list INTEGER NOT NULL DEFAULT 0")
+        db.execute(f"CREATE UNIQUE INDEX {table}_slot ON {table} (status_list, status_index)")
 
 
 class SqliteStore(SqlStore):

@@ -158,6 +158,7 @@ def test_an_adversary_links_nobody_across_advertisers_and_links_everyone_in_v1(
                 claims,
                 holder=keys[h].public,
                 asset_salt=b"",
+                status_list=0,
                 assets=tuple(Asset(x.category, plain[h]) for x in claims.assets),
             )
             data = v1.encode()

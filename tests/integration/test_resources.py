@@ -278,12 +278,12 @@ try:
 except OSError as e:
     assert e.errno == errno.EMFILE
 try:
-    store.status()
+    store.status(0)
 except LicentiaError as e:
     print("refused", e.reason.name)
 for fd in held:
     os.close(fd)
-print("after", store.status()[1])
+print("after", store.status(0)[2])
 """
 
 

@@ -14,7 +14,7 @@ from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey, PublicKey
 from licentia.nonces import MemoryNonceStore
 from licentia.presentation import present
 from licentia.scope import PURPOSE_COVERS, IntendedUse, Scope
-from licentia.status import StatusList, StatusView, verify_snapshot
+from licentia.status import StatusLists, StatusView, verify_snapshot
 from licentia.territory import GROUPS, ISO_3166_ALPHA2, covers, expand_all
 from licentia.token import (
     Asset,
@@ -41,7 +41,7 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 
 
 def _engine(audience: str | None = None) -> VerificationEngine:
-    view = StatusView(verify_snapshot(StatusList().snapshot(ISSUER, 0, NOW), KEYS), 10**9)
+    view = StatusView(verify_snapshot(StatusLists().snapshot(ISSUER, 0, NOW), KEYS), 10**9)
     nonces = MemoryNonceStore() if audience else None
     return VerificationEngine(KEYS, view, audience=audience, nonces=nonces)
 

@@ -34,9 +34,9 @@ def test_events_published_out_of_order_all_take_effect(tmp_path: Path) -> None:
     hub.publish([_ev(2, 20)])
     hub.publish([_ev(1, 10)])  # the thread of the earlier commit published last
     assert hub.sequence == 2
-    assert hub.check(10, NOW) == Reason.REVOKED
-    assert hub.check(20, NOW) == Reason.REVOKED
-    assert hub.check(30, NOW) is None
+    assert hub.check(0, 10, NOW) == Reason.REVOKED
+    assert hub.check(0, 20, NOW) == Reason.REVOKED
+    assert hub.check(0, 30, NOW) is None
 
 
 def test_the_sequence_never_passes_a_missing_event(tmp_path: Path) -> None:
@@ -45,7 +45,7 @@ def test_the_sequence_never_passes_a_missing_event(tmp_path: Path) -> None:
     arrives; then each event is fed once, in order, however often it was published."""
     hub = _hub(tmp_path)
     hub.publish([_ev(2, 20)])
-    assert hub.check(20, NOW) == Reason.REVOKED
+    assert hub.check(0, 20, NOW) == Reason.REVOKED
     assert hub.sequence == 0
     assert hub.snapshot().sequence == 0
     beat = next(hub.feed(0, 0.01, lambda: True))
@@ -78,8 +78,8 @@ def test_a_subscriber_ahead_of_the_exchange_starts_from_a_snapshot(tmp_path: Pat
 def test_a_stale_follower_fails_closed(tmp_path: Path) -> None:
     hub = _hub(tmp_path)
     hub.staleness_bound = 10
-    assert hub.check(1, hub.fresh_at + 10) is None
-    assert hub.check(1, hub.fresh_at + 11) == Reason.STATUS_STALE
+    assert hub.check(0, 1, hub.fresh_at + 10) is None
+    assert hub.check(0, 1, hub.fresh_at + 11) == Reason.STATUS_STALE
 
 
 def test_events_and_heartbeats_are_signed_once_for_every_feed_and_again_after_a_rotation(
@@ -91,7 +91,7 @@ def test_events_and_heartbeats_are_signed_once_for_every_feed_and_again_after_a_
     keyring.load(NOW)
     hub = RevocationHub(store, keyring, lambda: now[0])
     first = hub.signed_event(_ev(1, 10))
-    assert verify_event(first, keyring.key_set) == StatusEvent(1, 10, NOW)
+    assert verify_event(first, keyring.key_set) == StatusEvent(1, 0, 10, NOW)
     assert hub.signed_event(_ev(1, 10)) is first  # every subscriber gets the same message
     beat = hub.signed_heartbeat(Heartbeat(1, NOW))
     assert verify_heartbeat(beat, keyring.key_set) == (1, NOW, keyring.key_set.digest())
@@ -100,7 +100,7 @@ def test_events_and_heartbeats_are_signed_once_for_every_feed_and_again_after_a_
     now[0] = NOW + 2
     again = hub.signed_event(_ev(1, 10))
     assert again.issuer_key_id != first.issuer_key_id
-    assert verify_event(again, keyring.key_set) == StatusEvent(1, 10, NOW)
+    assert verify_event(again, keyring.key_set) == StatusEvent(1, 0, 10, NOW)
     rebeat = hub.signed_heartbeat(Heartbeat(1, NOW + 2))
     assert rebeat.issuer_key_id == again.issuer_key_id
     assert rebeat.key_set_sha256 == keyring.key_set.digest() != beat.key_set_sha256

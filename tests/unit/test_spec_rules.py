@@ -63,7 +63,7 @@ def test_the_server_refuses_a_timestamp_that_is_not_its_decimal_form(timestamp: 
 
 
 def test_a_platform_check_without_a_use_is_invalid_use_before_the_token_is_read() -> None:
-    view = StatusView(verify_snapshot(StatusList().snapshot(ISSUER, 0, NOW), KEYS), 300)
+    view = StatusView(verify_snapshot(StatusLists().snapshot(ISSUER, 0, NOW), KEYS), 300)
     engine = VerificationEngine(KEYS, view, audience="platform-1", nonces=MemoryNonceStore())
     d = engine.verify("lic1.not-a-token", None, NOW)
     assert (d.allowed, d.reasons) == (False, (Reason.INVALID_USE,))

@@ -93,24 +93,25 @@ def test_a_change_made_inside_a_change_joins_its_transaction(tmp_path: Path) -> 
     store.close()
 
 
-def test_status_indexes_are_never_handed_out_twice(tmp_path: Path) -> None:
+def test_status_slots_are_never_handed_out_twice(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "db")
-    got: list[int] = []
+    got: list[tuple[int, int]] = []
     lock = threading.Lock()
 
     def take(_: int) -> None:
         for _ in range(50):
-            i = store.reserve_status_index()
+            slot = store.reserve_status_slot(2_000_000_000, list_size=100)
             with lock:
-                got.append(i)
+                got.append(slot)
 
     assert not any(_concurrently(8, take))
     store.close()
     again = SqliteStore(tmp_path / "db")  # a restart continues after the reserved block
-    after = again.reserve_status_index()
+    after = again.reserve_status_slot(2_000_000_000, list_size=100)
     again.close()
     assert len(set(got)) == len(got) == 400
     assert after > max(got)
+    assert all(0 <= i < 100 for _, i in got)
 
 
 def test_a_read_only_store_refuses_every_change(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ class PriceTerms(_message.Message):
     def __init__(self, currency: _Optional[str] = ..., amount_minor: _Optional[int] = ..., per_use_minor: _Optional[int] = ..., fee_bps: _Optional[int] = ...) -> None: ...
 
 class LicenceClaims(_message.Message):
-    __slots__ = ("licence_id", "issuer_key_id", "holder_key", "licensee_key", "assets", "scope", "issued_at", "not_before", "not_after", "max_uses", "exclusive", "status_index", "price", "asset_salt")
+    __slots__ = ("licence_id", "issuer_key_id", "holder_key", "licensee_key", "assets", "scope", "issued_at", "not_before", "not_after", "max_uses", "exclusive", "status_index", "price", "asset_salt", "status_list")
     LICENCE_ID_FIELD_NUMBER: _ClassVar[int]
     ISSUER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     HOLDER_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +55,7 @@ class LicenceClaims(_message.Message):
     STATUS_INDEX_FIELD_NUMBER: _ClassVar[int]
     PRICE_FIELD_NUMBER: _ClassVar[int]
     ASSET_SALT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_LIST_FIELD_NUMBER: _ClassVar[int]
     licence_id: bytes
     issuer_key_id: bytes
     holder_key: bytes
@@ -69,7 +70,8 @@ class LicenceClaims(_message.Message):
     status_index: int
     price: PriceTerms
     asset_salt: bytes
-    def __init__(self, licence_id: _Optional[bytes] = ..., issuer_key_id: _Optional[bytes] = ..., holder_key: _Optional[bytes] = ..., licensee_key: _Optional[bytes] = ..., assets: _Optional[_Iterable[_Union[Asset, _Mapping]]] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ..., issued_at: _Optional[int] = ..., not_before: _Optional[int] = ..., not_after: _Optional[int] = ..., max_uses: _Optional[int] = ..., exclusive: _Optional[bool] = ..., status_index: _Optional[int] = ..., price: _Optional[_Union[PriceTerms, _Mapping]] = ..., asset_salt: _Optional[bytes] = ...) -> None: ...
+    status_list: int
+    def __init__(self, licence_id: _Optional[bytes] = ..., issuer_key_id: _Optional[bytes] = ..., holder_key: _Optional[bytes] = ..., licensee_key: _Optional[bytes] = ..., assets: _Optional[_Iterable[_Union[Asset, _Mapping]]] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ..., issued_at: _Optional[int] = ..., not_before: _Optional[int] = ..., not_after: _Optional[int] = ..., max_uses: _Optional[int] = ..., exclusive: _Optional[bool] = ..., status_index: _Optional[int] = ..., price: _Optional[_Union[PriceTerms, _Mapping]] = ..., asset_salt: _Optional[bytes] = ..., status_list: _Optional[int] = ...) -> None: ...
 
 class StandingRule(_message.Message):
     __slots__ = ("rule_id", "holder_key", "scope", "asset_sha256", "not_before", "not_after", "max_term_seconds", "min_price_per_day_minor", "currency", "allow_exclusive", "max_uses", "licensee_keys")

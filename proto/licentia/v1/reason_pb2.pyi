@@ -66,6 +66,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASON_PSEUDONYM_TAKEN: _ClassVar[Reason]
     REASON_ACCOUNT_ERASED: _ClassVar[Reason]
     REASON_BALANCE_OWED: _ClassVar[Reason]
+    REASON_STATUS_LIST_DROPPED: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 REASON_MALFORMED: Reason
 REASON_TOO_LARGE: Reason
@@ -126,3 +127,4 @@ REASON_NOT_LOGGED: Reason
 REASON_PSEUDONYM_TAKEN: Reason
 REASON_ACCOUNT_ERASED: Reason
 REASON_BALANCE_OWED: Reason
+REASON_STATUS_LIST_DROPPED: Reason

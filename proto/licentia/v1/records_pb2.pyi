@@ -152,7 +152,7 @@ class LicenceRequest(_message.Message):
     def __init__(self, request_id: _Optional[bytes] = ..., state: _Optional[_Union[RequestState, str]] = ..., advertiser_key: _Optional[bytes] = ..., advertiser_organisation: _Optional[str] = ..., holder_key: _Optional[bytes] = ..., claims: _Optional[bytes] = ..., created_at: _Optional[int] = ..., expires_at: _Optional[int] = ..., updated_at: _Optional[int] = ..., reason: _Optional[str] = ..., failure: _Optional[str] = ..., auto_approved: _Optional[bool] = ..., offer_ref: _Optional[bytes] = ..., message: _Optional[str] = ..., erased: _Optional[bool] = ...) -> None: ...
 
 class LicenceRecord(_message.Message):
-    __slots__ = ("licence_id", "token", "state", "holder_key", "licensee_key", "issued_at", "not_before", "not_after", "revoked_at", "uses", "max_uses", "request_id", "status_index", "consent_key", "licensee_device_key", "asset_sha256", "erased")
+    __slots__ = ("licence_id", "token", "state", "holder_key", "licensee_key", "issued_at", "not_before", "not_after", "revoked_at", "uses", "max_uses", "request_id", "status_index", "status_list", "consent_key", "licensee_device_key", "asset_sha256", "erased")
     LICENCE_ID_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -166,6 +166,7 @@ class LicenceRecord(_message.Message):
     MAX_USES_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_INDEX_FIELD_NUMBER: _ClassVar[int]
+    STATUS_LIST_FIELD_NUMBER: _ClassVar[int]
     CONSENT_KEY_FIELD_NUMBER: _ClassVar[int]
     LICENSEE_DEVICE_KEY_FIELD_NUMBER: _ClassVar[int]
     ASSET_SHA256_FIELD_NUMBER: _ClassVar[int]
@@ -183,11 +184,12 @@ class LicenceRecord(_message.Message):
     max_uses: int
     request_id: bytes
     status_index: int
+    status_list: int
     consent_key: bytes
     licensee_device_key: bytes
     asset_sha256: _containers.RepeatedScalarFieldContainer[bytes]
     erased: bool
-    def __init__(self, licence_id: _Optional[bytes] = ..., token: _Optional[str] = ..., state: _Optional[_Union[LicenceState, str]] = ..., holder_key: _Optional[bytes] = ..., licensee_key: _Optional[bytes] = ..., issued_at: _Optional[int] = ..., not_before: _Optional[int] = ..., not_after: _Optional[int] = ..., revoked_at: _Optional[int] = ..., uses: _Optional[int] = ..., max_uses: _Optional[int] = ..., request_id: _Optional[bytes] = ..., status_index: _Optional[int] = ..., consent_key: _Optional[bytes] = ..., licensee_device_key: _Optional[bytes] = ..., asset_sha256: _Optional[_Iterable[bytes]] = ..., erased: _Optional[bool] = ...) -> None: ...
+    def __init__(self, licence_id: _Optional[bytes] = ..., token: _Optional[str] = ..., state: _Optional[_Union[LicenceState, str]] = ..., holder_key: _Optional[bytes] = ..., licensee_key: _Optional[bytes] = ..., issued_at: _Optional[int] = ..., not_before: _Optional[int] = ..., not_after: _Optional[int] = ..., revoked_at: _Optional[int] = ..., uses: _Optional[int] = ..., max_uses: _Optional[int] = ..., request_id: _Optional[bytes] = ..., status_index: _Optional[int] = ..., status_list: _Optional[int] = ..., consent_key: _Optional[bytes] = ..., licensee_device_key: _Optional[bytes] = ..., asset_sha256: _Optional[_Iterable[bytes]] = ..., erased: _Optional[bool] = ...) -> None: ...
 
 class AssetAccess(_message.Message):
     __slots__ = ("sha256", "licence_id", "licensee_key", "accessed_at")
@@ -212,20 +214,22 @@ class StandingRuleRecord(_message.Message):
     def __init__(self, consent: _Optional[_Union[_licence_pb2.StandingConsent, _Mapping]] = ..., created_at: _Optional[int] = ..., withdrawn_at: _Optional[int] = ...) -> None: ...
 
 class TerminationReceipt(_message.Message):
-    __slots__ = ("licence_id", "holder_key", "licensee_key", "revoked_at", "status_index", "sequence")
+    __slots__ = ("licence_id", "holder_key", "licensee_key", "revoked_at", "status_index", "sequence", "status_list")
     LICENCE_ID_FIELD_NUMBER: _ClassVar[int]
     HOLDER_KEY_FIELD_NUMBER: _ClassVar[int]
     LICENSEE_KEY_FIELD_NUMBER: _ClassVar[int]
     REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
     STATUS_INDEX_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_LIST_FIELD_NUMBER: _ClassVar[int]
     licence_id: bytes
     holder_key: bytes
     licensee_key: bytes
     revoked_at: int
     status_index: int
     sequence: int
-    def __init__(self, licence_id: _Optional[bytes] = ..., holder_key: _Optional[bytes] = ..., licensee_key: _Optional[bytes] = ..., revoked_at: _Optional[int] = ..., status_index: _Optional[int] = ..., sequence: _Optional[int] = ...) -> None: ...
+    status_list: int
+    def __init__(self, licence_id: _Optional[bytes] = ..., holder_key: _Optional[bytes] = ..., licensee_key: _Optional[bytes] = ..., revoked_at: _Optional[int] = ..., status_index: _Optional[int] = ..., sequence: _Optional[int] = ..., status_list: _Optional[int] = ...) -> None: ...
 
 class SignedTerminationReceipt(_message.Message):
     __slots__ = ("receipt", "issuer_key_id", "signature")

@@ -24,19 +24,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18licentia/v1/status.proto\x12\x0blicentia.v1\"v\n\x12StatusListSnapshot\x12\x15\n\rissuer_key_id\x18\x01 \x01(\x0c\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x10\n\x08taken_at\x18\x03 \x01(\x04\x12\x12\n\nbit_length\x18\x04 \x01(\x04\x12\x11\n\tbits_zlib\x18\x05 \x01(\x0c\";\n\x14SignedStatusSnapshot\x12\x10\n\x08snapshot\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"s\n\x0bStatusEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x14\n\x0cstatus_index\x18\x02 \x01(\x04\x12\x12\n\nrevoked_at\x18\x03 \x01(\x04\x12\x15\n\rissuer_key_id\x18\x04 \x01(\x0c\x12\x11\n\tsignature\x18\x05 \x01(\x0c\"q\n\x0fStatusHeartbeat\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\n\n\x02\x61t\x18\x02 \x01(\x04\x12\x15\n\rissuer_key_id\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x16\n\x0ekey_set_sha256\x18\x05 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18licentia/v1/status.proto\x12\x0blicentia.v1\"\\\n\x0eStatusListBits\x12\x0f\n\x07list_id\x18\x01 \x01(\x04\x12\x12\n\nexpires_at\x18\x02 \x01(\x04\x12\x12\n\nbit_length\x18\x03 \x01(\x04\x12\x11\n\tbits_zlib\x18\x04 \x01(\x0c\"\xa2\x01\n\x12StatusListSnapshot\x12\x15\n\rissuer_key_id\x18\x01 \x01(\x0c\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x10\n\x08taken_at\x18\x03 \x01(\x04\x12\x12\n\nbit_length\x18\x04 \x01(\x04\x12\x11\n\tbits_zlib\x18\x05 \x01(\x0c\x12*\n\x05lists\x18\x06 \x03(\x0b\x32\x1b.licentia.v1.StatusListBits\";\n\x14SignedStatusSnapshot\x12\x10\n\x08snapshot\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\x88\x01\n\x0bStatusEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x14\n\x0cstatus_index\x18\x02 \x01(\x04\x12\x12\n\nrevoked_at\x18\x03 \x01(\x04\x12\x15\n\rissuer_key_id\x18\x04 \x01(\x0c\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x12\x13\n\x0bstatus_list\x18\x06 \x01(\x04\"q\n\x0fStatusHeartbeat\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\n\n\x02\x61t\x18\x02 \x01(\x04\x12\x15\n\rissuer_key_id\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x16\n\x0ekey_set_sha256\x18\x05 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'licentia.v1.status_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STATUSLISTSNAPSHOT']._serialized_start=41
-  _globals['_STATUSLISTSNAPSHOT']._serialized_end=159
-  _globals['_SIGNEDSTATUSSNAPSHOT']._serialized_start=161
-  _globals['_SIGNEDSTATUSSNAPSHOT']._serialized_end=220
-  _globals['_STATUSEVENT']._serialized_start=222
-  _globals['_STATUSEVENT']._serialized_end=337
-  _globals['_STATUSHEARTBEAT']._serialized_start=339
-  _globals['_STATUSHEARTBEAT']._serialized_end=452
+  _globals['_STATUSLISTBITS']._serialized_start=41
+  _globals['_STATUSLISTBITS']._serialized_end=133
+  _globals['_STATUSLISTSNAPSHOT']._serialized_start=136
+  _globals['_STATUSLISTSNAPSHOT']._serialized_end=298
+  _globals['_SIGNEDSTATUSSNAPSHOT']._serialized_start=300
+  _globals['_SIGNEDSTATUSSNAPSHOT']._serialized_end=359
+  _globals['_STATUSEVENT']._serialized_start=362
+  _globals['_STATUSEVENT']._serialized_end=498
+  _globals['_STATUSHEARTBEAT']._serialized_start=500
+  _globals['_STATUSHEARTBEAT']._serialized_end=613
 # @@protoc_insertion_point(module_scope)

@@ -71,8 +71,15 @@ def _d(*parts: object) -> bytes:
 
 
 def _row(store: Store, claims: LicenceClaims) -> RequestRow:
-    """A pending request for ``claims``, with the next status-list index (its id: theirs)."""
-    c = dataclasses.replace(claims, status_index=store.reserve_status_index())
+    """A pending request for ``claims``, with the next status-list slot (its id: theirs).
+    v1 claims name list 0: their indexes are taken from one list (one epoch for all)."""
+    v2 = bool(claims.asset_salt)
+    status_list, index = store.reserve_status_slot(
+        claims.not_after, epoch_seconds=DAY if v2 else 1 << 40
+    )
+    c = dataclasses.replace(
+        claims, status_index=index, status_list=status_list if v2 else 0
+    )
     return RequestRow(
         request_id=c.licence_id,
         state=RequestState.PENDING,

@@ -4,6 +4,7 @@ uses and accesses (both backends)."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, cast
 
 from licentia import sealed
 from licentia.errors import Reason
@@ -13,6 +14,7 @@ from licentia.services.model import (
     Cause,
 )
 from licentia.services.store import Store
+from licentia.status import MAX_STATUS_BITS
 from licentia.v1 import transparency_pb2
 
 from .harness import (
@@ -38,7 +40,7 @@ from .harness import (
 def test_revocation_refunds_sets_the_bit_and_logs(store: Store) -> None:
     holder = _holder()
     lic = _issued(store, holder, 1)
-    assert store.status() == ([], 0)
+    assert store.status(0)[1:] == ([], 0)
     call = transparency_pb2.SignedCall(method="Revoke", body=b"b", key=b"k", nonce=b"n")
     later = NOW + 9 * DAY  # a tenth of the 90-day term
     revoked, event = store.revoke(lic.licence_id, later, Cause.REVOKED, call.SerializeToString())
@@ -49,7 +51,7 @@ def test_revocation_refunds_sets_the_bit_and_logs(store: Store) -> None:
         lic.licence_id,
         Cause.REVOKED,
     )
-    assert store.status() == ([lic.status_index], 1)
+    assert store.status(0)[1:] == ([(lic.status_list, lic.status_index)], 1)
     assert store.events_after(0, 10) == [event]
     assert store.events_after(1, 10) == []
     # Idempotent: the first revocation, nothing new.
@@ -91,8 +93,9 @@ def test_revocation_sequences_are_gapless_across_replicas(opener: Opener) -> Non
     assert [e.sequence for e in events] == list(range(1, THREADS + 1))
     assert {e.licence_id for e in events} == {lic.licence_id for lic in licences}
     assert setup.events_after(10, 3) == events[10:13]
-    revoked, last = setup.status()
-    assert (sorted(revoked), last) == (sorted(lic.status_index for lic in licences), THREADS)
+    _, revoked, last = setup.status(0)
+    slots = sorted((lic.status_list, lic.status_index) for lic in licences)
+    assert (sorted(revoked), last) == (slots, THREADS)
     # Every revocation was logged once, after the issuances, indexes gapless.
     assert [i for i, _, _ in setup.log_entries(0, 99)] == list(range(2 * THREADS))
     assert setup.ledger_check() == []
@@ -107,6 +110,29 @@ def test_concurrent_revocations_of_one_licence_revoke_once(opener: Opener) -> No
     assert len(setup.events_after(0, 99)) == 1
     assert setup.log_size() == 2
     assert setup.ledger_check() == []
+
+
+def test_status_lists_are_sharded_by_expiry_epoch_and_have_no_ceiling(opener: Opener) -> None:
+    """A licence goes to an open list of its not_after's epoch; a full list is followed by a
+    new one: the licence after 2^26 of an epoch is index 0 of the next list, even when
+    another replica reserves it. The live lists are those whose epoch has not ended."""
+    store = opener()
+    week = 7 * DAY
+    end = NOW + 10 * week
+    first_end = (end // week + 1) * week
+    got = [store.reserve_status_slot(end, list_size=4) for _ in range(5)]
+    assert got == [(1, 0), (1, 1), (1, 2), (1, 3), (2, 0)]
+    assert store.reserve_status_slot(end + week, list_size=4) == (3, 0)  # the next epoch
+    assert store.status_lists(1) == [(1, first_end), (2, first_end), (3, first_end + week)]
+    assert store.status_lists(first_end + 1) == [(3, first_end + week)]
+    later = NOW + 20 * week
+    assert store.reserve_status_slot(later, list_size=MAX_STATUS_BITS) == (4, 0)
+    cast(Any, store)._execute(
+        "UPDATE status_lists SET used = ? WHERE list_id = 4", (MAX_STATUS_BITS - 1,)
+    )
+    other = opener()  # another replica, with no block of its own
+    slots = [other.reserve_status_slot(later, list_size=MAX_STATUS_BITS) for _ in range(2)]
+    assert slots == [(4, MAX_STATUS_BITS - 1), (5, 0)]
 
 
 def test_erasure_deletes_assets_and_revokes_their_licences(store: Store) -> None:
