@@ -904,6 +904,7 @@ class Licence:
     max_uses: int
     uses: int
     revoked_at: int
+    status_list: int
 
 
 @dataclass(frozen=True)
@@ -948,9 +949,11 @@ class Stored:
     balances: dict[tuple[str, bytes], int]
     log: list[tuple[int, bytes, str, bytes]]
     nodes: dict[tuple[int, int], bytes]
-    revocations: list[tuple[int, int, bytes, int]]
+    #: (sequence, status index, licence id, revoked at, status list)
+    revocations: list[tuple[int, int, bytes, int, int]]
     uses: dict[bytes, tuple[bytes, int]]
-    index_counter: int
+    #: Status list -> the indexes reserved in it (0 up to this).
+    reserved: dict[int, int]
     #: Idempotency key -> request id, of requests sent with one.
     request_keys: dict[bytes, bytes]
     #: The licences revoked because their asset was erased.
@@ -1018,7 +1021,7 @@ class Stored:
                     bytes(r[0]): Licence(bytes(r[1]), r[2], bytes(r[3]), bytes(r[4]), *r[5:])
                     for r in c.execute(
                         "SELECT licence_id, request_id, token, holder_key, licensee_key,"
-                        " status_index, max_uses, uses, revoked_at FROM licences"
+                        " status_index, max_uses, uses, revoked_at, status_list FROM licences"
                     )
                 },
                 requests={
@@ -1065,19 +1068,17 @@ class Stored:
                     for r in c.execute("SELECT level, idx, hash FROM log_nodes")
                 },
                 revocations=[
-                    (r[0], r[1], bytes(r[2]), r[3])
+                    (r[0], r[1], bytes(r[2]), r[3], r[4])
                     for r in c.execute(
-                        "SELECT sequence, status_index, licence_id, revoked_at FROM revocations"
-                        " ORDER BY sequence"
+                        "SELECT sequence, status_index, licence_id, revoked_at, status_list"
+                        " FROM revocations ORDER BY sequence"
                     )
                 ],
                 uses={
                     bytes(r[0]): (bytes(r[1]), r[2])
                     for r in c.execute("SELECT report_id, licence_id, uses_after FROM use_reports")
                 },
-                index_counter=c.execute(
-                    "SELECT value FROM counters WHERE name = 'status_index'"
-                ).fetchone()[0],
+                reserved=dict(c.execute("SELECT list_id, used FROM status_lists").fetchall()),
                 request_keys={
                     bytes(r[0]): bytes(r[1])
                     for r in c.execute("SELECT idempotency_key, request_id FROM request_keys")
@@ -1237,7 +1238,7 @@ def check_tables(s: Stored, journal: Journal) -> tuple[list[str], merkle.MemoryN
     problems += s.unsealing
     for idx, entry, kind, lid in s.log:
         log_of.setdefault((kind, lid), []).append((idx, s.entry(idx, entry)))
-    events = {lid: (seq, index, at) for seq, index, lid, at in s.revocations}
+    events = {lid: (seq, (lst, index), at) for seq, index, lid, at, lst in s.revocations}
     uses_of = Counter(lid for lid, _ in s.uses.values())
     uses_after: dict[bytes, set[int]] = {}
     for lid, after in s.uses.values():
@@ -1247,11 +1248,15 @@ def check_tables(s: Stored, journal: Journal) -> tuple[list[str], merkle.MemoryN
     for lid, x in s.licences.items():
         h = lid.hex()
         tok = parse_token(x.token)
-        if (tok.licence_id, tok.status_index) != (lid, x.status_index):
+        if (tok.licence_id, tok.status_list, tok.status_index) != (
+            lid,
+            x.status_list,
+            x.status_index,
+        ):
             p(f"licence {h}: its row does not match its token")
         if s.requests.get(x.request_id) != (RequestState.ISSUED, lid):
             p(f"licence {h}: its request is {s.requests.get(x.request_id)}, not issued")
-        if not 0 <= x.status_index < s.index_counter:
+        if not 0 <= x.status_index < s.reserved.get(x.status_list, 0):
             p(f"licence {h}: status index {x.status_index} was never reserved")
         if s.assets[lid] != len(tok.asset_categories):
             p(f"licence {h}: {s.assets[lid]} asset rows for {len(tok.asset_categories)} assets")
@@ -1273,7 +1278,7 @@ def check_tables(s: Stored, journal: Journal) -> tuple[list[str], merkle.MemoryN
         escrow_balance = s.balances.get(("escrow", lid), 0)
         if x.revoked_at:
             ev = events.get(lid)
-            if ev is None or ev[1:] != (x.status_index, x.revoked_at):
+            if ev is None or ev[1:] != ((x.status_list, x.status_index), x.revoked_at):
                 p(f"licence {h}: revoked, its revocation event is {ev}")
             if len(revoked_logs) != 1:
                 p(f"licence {h}: revoked, {len(revoked_logs)} revocation log entries")
@@ -1549,9 +1554,15 @@ def check_served(
         ).snapshot.SerializeToString(deterministic=True),
         issuer_keys,
     )
-    bits = StatusList(snap.bits, snap.bit_length)
-    revoked_indexes = {s.licences[lid].status_index for lid in s.revoked()}
-    set_bits = {i for i in range(snap.bit_length) if bits.is_revoked(i)}
+    revoked_indexes = {
+        (s.licences[lid].status_list, s.licences[lid].status_index) for lid in s.revoked()
+    }
+    set_bits = {
+        (x.list_id, i)
+        for x in snap.lists
+        for i in range(x.bit_length)
+        if StatusList(x.bits, x.bit_length).is_revoked(i)
+    }
     if set_bits != revoked_indexes or snap.sequence != len(s.revocations):
         p(
             f"the status snapshot (sequence {snap.sequence}) sets {len(set_bits)} bits,"
@@ -1569,16 +1580,16 @@ def check_served(
                 60.0,
             ),
         )
-        got: list[tuple[int, int]] = []
+        got: list[tuple[int, int, int]] = []
         try:
             for msg in feed:
                 if msg.HasField("event"):
-                    got.append((msg.event.sequence, msg.event.status_index))
+                    got.append((msg.event.sequence, msg.event.status_list, msg.event.status_index))
                 if len(got) == len(tail) or msg.HasField("heartbeat"):
                     break
         finally:
             feed.close()
-        if got != [(seq, index) for seq, index, _, _ in tail]:
+        if got != [(seq, lst, index) for seq, index, _, _, lst in tail]:
             p(f"the revocation feed replays {got[:3]}..., the events are {tail[:3]}...")
     # The acknowledged licences and revocations of the round, as their holders see them.
     holders = {k.public.raw: k for k in rnd.parties.holders}

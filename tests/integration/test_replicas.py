@@ -225,7 +225,8 @@ def test_revocations_alternating_between_replicas_arrive_gapless_and_in_order(
         for ex in (cast.a, cast.b):
             assert ex.app.deps.hub.sequence == n
             assert all(
-                ex.app.deps.hub.check(lic.status_index, 0) == Reason.REVOKED for lic in licences
+                ex.app.deps.hub.check(lic.status_list, lic.status_index, 0) == Reason.REVOKED
+                for lic in licences
             )
     finally:
         for w in watches:

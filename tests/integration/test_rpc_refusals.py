@@ -26,7 +26,7 @@ from licentia.keys import IssuerKeySet, PrivateKey
 from licentia.presentation import present
 from licentia.scope import IntendedUse, Scope
 from licentia.services.deps import Settings
-from licentia.status import StatusList, verify_snapshot
+from licentia.status import StatusLists, verify_snapshot
 from licentia.token import StandingRule, approve, parse_token, sign_standing_rule
 from licentia.v1 import (
     exchange_pb2,
@@ -1517,9 +1517,16 @@ def _keyset(w: World) -> IssuerKeySet:
     return IssuerKeySet.from_proto(msg)
 
 
-def _bits(w: World, signed: status_pb2.SignedStatusSnapshot) -> tuple[int, StatusList]:
+def _bits(
+    w: World, signed: status_pb2.SignedStatusSnapshot
+) -> tuple[int, Callable[[records_pb2.LicenceRecord], bool]]:
+    """The snapshot's sequence, and whether it holds a licence revoked."""
     snap = verify_snapshot(signed.SerializeToString(deterministic=True), _keyset(w))
-    return snap.sequence, StatusList(snap.bits, snap.bit_length)
+    lists = StatusLists(snap.lists)
+    return (
+        snap.sequence,
+        lambda x: lists.lookup(x.status_list, x.status_index, snap.taken_at) is Reason.REVOKED,
+    )
 
 
 def test_a_subscriber_ahead_of_the_exchange_starts_from_a_signed_snapshot(w: World) -> None:
@@ -1527,10 +1534,10 @@ def test_a_subscriber_ahead_of_the_exchange_starts_from_a_signed_snapshot(w: Wor
     feed = stream(w.holder, "WatchRevocations", ahead)
     first = next(feed)
     assert first.WhichOneof("message") == "snapshot"
-    sequence, bits = _bits(w, first.snapshot)
+    sequence, revoked = _bits(w, first.snapshot)
     assert sequence == 1
-    assert bits.is_revoked(w.revoked.status_index)
-    assert not bits.is_revoked(w.licence.status_index)
+    assert revoked(w.revoked)
+    assert not revoked(w.licence)
     second = next(feed)
     assert second.WhichOneof("message") == "heartbeat"
     assert second.heartbeat.sequence == 1
@@ -1546,17 +1553,18 @@ def test_a_late_subscriber_catches_up_in_order_then_hears_heartbeats(w: World) -
     events = [next(feed) for _ in range(4)]
     assert [m.WhichOneof("message") for m in events] == ["event"] * 4
     assert [m.event.sequence for m in events] == [1, 2, 3, 4]
-    assert [m.event.status_index for m in events] == [x.status_index for x in [w.revoked, *revoked]]
+    slots = [(m.event.status_list, m.event.status_index) for m in events]
+    assert slots == [(x.status_list, x.status_index) for x in [w.revoked, *revoked]]
     started = time.monotonic()
     beats = [next(feed), next(feed)]
     assert [m.WhichOneof("message") for m in beats] == ["heartbeat", "heartbeat"]
     assert [m.heartbeat.sequence for m in beats] == [4, 4]
     assert 0.5 <= time.monotonic() - started < 3
-    sequence, bits = _bits(
+    sequence, held = _bits(
         w, invoke(w.holder, "GetStatusSnapshot", licences_pb2.GetStatusSnapshotRequest()).snapshot
     )
     assert sequence == 4
-    assert all(bits.is_revoked(x.status_index) for x in [w.revoked, *revoked])
+    assert all(held(x) for x in [w.revoked, *revoked])
 
 
 # -- verification ---------------------------------------------------------------------------

@@ -73,7 +73,7 @@ from licentia.status import (
     MAX_SNAPSHOT_BYTES,
     MAX_STATUS_BITS,
     StatusEvent,
-    StatusList,
+    StatusLists,
     StatusView,
     signed_heartbeat,
     verify_event,
@@ -138,9 +138,10 @@ ASSET = CLAIMS.assets[0]
 USE = IntendedUse(ASSET.category, Purpose.ADVERTISING, Medium.ONLINE, "FR", ASSET.sha256)
 NONCE = b"\x07" * 16
 PRESENTATION = present(LICENSEE, CLAIMS.licence_id, AUDIENCE, USE, NOW, nonce=NONCE)
-_STATUS = StatusList()
+_STATUS = StatusLists()  # the tokens here are v1: list 0
+_STATUS.declare(0, NOW + 1000 * DAY)
 for _index in (1, 9, 999_999):
-    _STATUS.revoke(_index)
+    _STATUS.revoke(0, _index)
 SNAPSHOT = _STATUS.snapshot(ISSUER, 3, NOW)
 METHOD = methods.path(registry_pb2, "GetProfile")
 BODY = b"\x08\x01"
@@ -785,13 +786,19 @@ def test_a_changed_snapshot_never_verifies(data: bytes) -> None:
     status_pb2.StatusListSnapshot(
         issuer_key_id=ISSUER.public.key_id,
         taken_at=NOW,
-        bit_length=MAX_STATUS_BITS + 1,
-        bits_zlib=zlib.compress(b"\x00" * (MAX_STATUS_BITS // 8 + 1)),
+        lists=[
+            status_pb2.StatusListBits(
+                list_id=1,
+                bit_length=MAX_STATUS_BITS + 1,
+                bits_zlib=zlib.compress(b"\x00" * (MAX_STATUS_BITS // 8 + 1)),
+            )
+        ],
     ).SerializeToString()
 )
 def test_validly_signed_garbage_snapshots_are_refused_or_exact(snap: bytes) -> None:
-    """The issuer's genuine signature over garbage: refused with LicentiaError, or the bits
-    are exactly ``ceil(bit_length / 8)`` bytes within the cap, and a view can use them."""
+    """The issuer's genuine signature over garbage: refused with LicentiaError, or each
+    list's bits are exactly ``ceil(bit_length / 8)`` bytes within the cap, and a view can
+    use them."""
     data = status_pb2.SignedStatusSnapshot(
         snapshot=snap, signature=ISSUER.sign(keys.STATUS_SNAPSHOT, snap)
     ).SerializeToString(deterministic=True)
@@ -807,10 +814,12 @@ def test_validly_signed_garbage_snapshots_are_refused_or_exact(snap: bytes) -> N
             Reason.ISSUER_KEY_NOT_VALID,
         ), verified
         return
-    assert verified.bit_length <= MAX_STATUS_BITS
-    assert len(verified.bits) == (verified.bit_length + 7) // 8
     view = StatusView(verified, 60)
-    assert view.check(verified.bit_length + 1, verified.taken_at) is None
+    for x in verified.lists:
+        assert x.bit_length <= MAX_STATUS_BITS
+        assert len(x.bits) == (x.bit_length + 7) // 8
+        beyond = view.check(x.list_id, x.bit_length + 1, verified.taken_at)
+        assert beyond in (None, Reason.STATUS_LIST_DROPPED)  # dropped: ended by its time
 
 
 def test_an_oversized_snapshot_is_too_large_before_parsing() -> None:
@@ -827,7 +836,9 @@ def test_a_signed_zlib_bomb_is_refused_without_being_inflated(bit_length: int) -
     chunk = bytes(1 << 20)
     bits = b"".join(bomb.compress(chunk) for _ in range(256)) + bomb.flush()
     snap = status_pb2.StatusListSnapshot(
-        issuer_key_id=ISSUER.public.key_id, taken_at=NOW, bit_length=bit_length, bits_zlib=bits
+        issuer_key_id=ISSUER.public.key_id,
+        taken_at=NOW,
+        lists=[status_pb2.StatusListBits(list_id=1, bit_length=bit_length, bits_zlib=bits)],
     ).SerializeToString()
     data = status_pb2.SignedStatusSnapshot(
         snapshot=snap, signature=ISSUER.sign(keys.STATUS_SNAPSHOT, snap)
@@ -844,7 +855,7 @@ def test_a_signed_zlib_bomb_is_refused_without_being_inflated(bit_length: int) -
 
 @SETTINGS
 @given(garbage_for(status_pb2.StatusEvent.DESCRIPTOR, status_pb2.StatusEvent(sequence=4,
-       status_index=5, revoked_at=NOW).SerializeToString()))  # fmt: skip
+       status_list=2, status_index=5, revoked_at=NOW).SerializeToString()))  # fmt: skip
 def test_status_events_from_the_wire_are_in_range_or_refused(raw: bytes) -> None:
     try:
         msg = status_pb2.StatusEvent.FromString(raw)
@@ -858,7 +869,7 @@ def test_status_events_from_the_wire_are_in_range_or_refused(raw: bytes) -> None
     assert 0 <= event.status_index < MAX_STATUS_BITS
 
 
-_SIGNED_EVENT = StatusEvent(4, 5, NOW).signed(ISSUER)
+_SIGNED_EVENT = StatusEvent(4, 2, 5, NOW).signed(ISSUER)
 _SIGNED_BEAT = signed_heartbeat(ISSUER, 4, NOW, KEYS.digest())
 
 
@@ -888,7 +899,7 @@ def test_signed_status_events_verify_only_as_signed(raw: bytes) -> None:
     """Any edit of a signed event is refused with a reason; what verifies is what was signed."""
     refusals = {Reason.MALFORMED, Reason.UNKNOWN_ISSUER_KEY, Reason.BAD_SIGNATURE}
     _verifies_only_as_signed(
-        raw, status_pb2.StatusEvent, verify_event, refusals, StatusEvent(4, 5, NOW)
+        raw, status_pb2.StatusEvent, verify_event, refusals, StatusEvent(4, 2, 5, NOW)
     )
 
 
@@ -937,7 +948,7 @@ def test_a_view_fed_anything_stays_monotone_and_fails_closed(
     for kind, sequence, index, at in feed:
         before = view.sequence
         if kind == "event":
-            reason = reason_of(lambda: view.apply(StatusEvent(sequence, index, at)))  # noqa: B023
+            reason = reason_of(lambda: view.apply(StatusEvent(sequence, 0, index, at)))  # noqa: B023
         else:
             reason = reason_of(lambda: view.heartbeat(sequence, at))  # noqa: B023
         if reason is not None:
@@ -948,11 +959,11 @@ def test_a_view_fed_anything_stays_monotone_and_fails_closed(
         if kind == "event" and sequence == before + 1:
             revoked.add(index)
     for index in revoked:
-        assert view.check(index, now) == Reason.REVOKED
+        assert view.check(0, index, now) == Reason.REVOKED
     stale = now - view.fresh_at > 3600
     for index in (0, 2, 299):
         if index not in revoked:
-            assert view.check(index, now) == (Reason.STATUS_STALE if stale else None)
+            assert view.check(0, index, now) == (Reason.STATUS_STALE if stale else None)
 
 
 # -- request signatures --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 
 from licentia import keys as K
 from licentia import methods
-from licentia.encoding import b64url_decode, b64url_encode
+from licentia.encoding import b64url_decode, b64url_encode, u64be
 from licentia.errors import LicentiaError, Reason
 from licentia.examples import NAME_SHA256, PHOTO_SHA256, typical_claims, typical_rule
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey, PublicKey
@@ -23,6 +23,7 @@ from licentia.scope import IntendedUse, Scope
 from licentia.status import (
     StatusEvent,
     StatusList,
+    StatusLists,
     StatusView,
     signed_heartbeat,
     verify_event,
@@ -66,7 +67,7 @@ def token(c: LicenceClaims | None = None, holder: PrivateKey = HOLDER) -> str:
 
 
 def view(bound: int = 300, taken_at: int = NOW) -> StatusView:
-    return StatusView(verify_snapshot(StatusList().snapshot(ISSUER, 0, taken_at), KEYS), bound)
+    return StatusView(verify_snapshot(StatusLists().snapshot(ISSUER, 0, taken_at), KEYS), bound)
 
 
 def engine(**kw: object) -> VerificationEngine:
@@ -426,29 +427,29 @@ def test_revocation_event_denies_and_stays_revoked_when_stale() -> None:
     e = VerificationEngine(KEYS, v)
     t = token()
     assert e.verify(t, USE, NOW + 10).allowed
-    v.apply(StatusEvent(1, 7, NOW + 20))
+    v.apply(StatusEvent(1, 0, 7, NOW + 20))
     assert reasons(e.verify(t, USE, NOW + 21)) == ["REVOKED"]
     assert reasons(e.verify(t, USE, NOW + 10_000)) == ["REVOKED"]
 
 
 def test_staleness_bound_is_exact_and_heartbeats_refresh() -> None:
     v = view(bound=60)
-    assert v.check(7, NOW + 60) is None
-    assert v.check(7, NOW + 61) is Reason.STATUS_STALE
+    assert v.check(0, 7, NOW + 60) is None
+    assert v.check(0, 7, NOW + 61) is Reason.STATUS_STALE
     v.heartbeat(0, NOW + 100)
-    assert v.check(7, NOW + 150) is None
+    assert v.check(0, 7, NOW + 150) is None
 
 
 def test_event_gaps_and_heartbeats_ahead_need_a_resync() -> None:
     v = view()
-    v.apply(StatusEvent(1, 3, NOW))
-    v.apply(StatusEvent(1, 3, NOW))  # a repeat is ignored
+    v.apply(StatusEvent(1, 0, 3, NOW))
+    v.apply(StatusEvent(1, 0, 3, NOW))  # a repeat is ignored
     with pytest.raises(LicentiaError) as e:
-        v.apply(StatusEvent(3, 4, NOW))
+        v.apply(StatusEvent(3, 0, 4, NOW))
     assert e.value.reason is Reason.STATUS_SEQUENCE_GAP
     with pytest.raises(LicentiaError):
         v.heartbeat(5, NOW + 10)
-    assert v.check(7, NOW + 301) is Reason.STATUS_STALE
+    assert v.check(0, 7, NOW + 301) is Reason.STATUS_STALE
 
 
 def _edited(msg: Any, **fields: Any) -> Any:
@@ -460,14 +461,19 @@ def _edited(msg: Any, **fields: Any) -> Any:
 
 
 def test_signed_status_events_verify_and_every_edit_is_refused() -> None:
-    signed = StatusEvent(5, 42, NOW).signed(ISSUER)
-    assert verify_event(signed, KEYS) == StatusEvent(5, 42, NOW)
+    signed = StatusEvent(5, 0, 42, NOW).signed(ISSUER)
+    assert verify_event(signed, KEYS) == StatusEvent(5, 0, 42, NOW)
     flipped = bytes([signed.signature[0] ^ 1]) + signed.signature[1:]
-    forged = StatusEvent(5, 42, NOW).signed(OTHER)  # another key, claiming the issuer's id
+    forged = StatusEvent(5, 0, 42, NOW).signed(OTHER)  # another key, claiming the issuer's id
     forged.issuer_key_id = ISSUER.public.key_id
+    old = u64be(5) + u64be(42) + u64be(NOW) + ISSUER.public.key_id
+    v1_signed = _edited(signed, signature=ISSUER.sign(K.STATUS_EVENT, old))
     for bad, reason in [
         (_edited(signed, sequence=6), Reason.BAD_SIGNATURE),
         (_edited(signed, status_index=43), Reason.BAD_SIGNATURE),
+        (_edited(signed, status_list=1), Reason.BAD_SIGNATURE),  # another list's licence
+        (_edited(signed, status_list=1 << 63), Reason.MALFORMED),  # names no list
+        (v1_signed, Reason.BAD_SIGNATURE),  # signed before events named their list
         (_edited(signed, revoked_at=NOW + 1), Reason.BAD_SIGNATURE),
         (_edited(signed, signature=flipped), Reason.BAD_SIGNATURE),
         (_edited(signed, signature=b""), Reason.BAD_SIGNATURE),
@@ -476,7 +482,7 @@ def test_signed_status_events_verify_and_every_edit_is_refused() -> None:
             Reason.UNKNOWN_ISSUER_KEY,
         ),  # unsigned
         (forged, Reason.BAD_SIGNATURE),
-        (StatusEvent(5, 42, NOW).signed(OTHER), Reason.UNKNOWN_ISSUER_KEY),
+        (StatusEvent(5, 0, 42, NOW).signed(OTHER), Reason.UNKNOWN_ISSUER_KEY),
         (_edited(signed, sequence=0), Reason.MALFORMED),
     ]:
         with pytest.raises(LicentiaError) as e:
@@ -491,7 +497,7 @@ def test_signed_heartbeats_verify_and_every_edit_is_refused() -> None:
     forged = signed_heartbeat(OTHER, 7, NOW, digest)
     forged.issuer_key_id = ISSUER.public.key_id
     # An event's signature over the same numbers is no heartbeat's (each has its domain).
-    event = StatusEvent(7, 0, NOW).signed(ISSUER)
+    event = StatusEvent(7, 0, 0, NOW).signed(ISSUER)
     as_beat = status_pb2.StatusHeartbeat(
         sequence=7,
         at=NOW,
@@ -537,14 +543,16 @@ def test_a_key_set_digest_is_canonical_and_changes_with_any_key_or_window() -> N
 
 
 def test_snapshot_round_trip_and_tampering() -> None:
-    sl = StatusList()
-    sl.revoke(3)
-    sl.revoke(1000)
+    sl = StatusLists()
+    sl.declare(1, NOW + DAY)
+    sl.declare(2, NOW + 2 * DAY)
+    sl.revoke(1, 3)
+    sl.revoke(2, 1000)
     snap = verify_snapshot(sl.snapshot(ISSUER, 2, NOW), KEYS)
     v = StatusView(snap, 60)
-    assert v.check(3, NOW) is Reason.REVOKED
-    assert v.check(1000, NOW) is Reason.REVOKED
-    assert v.check(4, NOW) is None
+    assert v.check(1, 3, NOW) is Reason.REVOKED
+    assert v.check(2, 1000, NOW) is Reason.REVOKED
+    assert v.check(1, 1000, NOW) is v.check(2, 3, NOW) is v.check(1, 4, NOW) is None
     signed = status_pb2.SignedStatusSnapshot()
     signed.ParseFromString(sl.snapshot(ISSUER, 2, NOW))
     signed.snapshot = signed.snapshot[:-1] + bytes([signed.snapshot[-1] ^ 1])
@@ -558,8 +566,11 @@ def test_snapshot_whose_bits_do_not_match_its_length_is_malformed() -> None:
         issuer_key_id=ISSUER.public.key_id,
         sequence=0,
         taken_at=NOW,
-        bit_length=8,
-        bits_zlib=zlib.compress(bytes(1 << 20)),
+        lists=[
+            status_pb2.StatusListBits(
+                list_id=1, expires_at=NOW, bit_length=8, bits_zlib=zlib.compress(bytes(1 << 20))
+            )
+        ],
     ).SerializeToString()
     data = status_pb2.SignedStatusSnapshot(
         snapshot=body, signature=ISSUER.sign(K.STATUS_SNAPSHOT, body)

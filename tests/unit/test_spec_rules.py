@@ -12,7 +12,7 @@ from licentia.nonces import MemoryNonceStore
 from licentia.request import TIMESTAMP_HEADER, sign_request
 from licentia.services.rpc import Authenticator
 from licentia.status import (
-    StatusList,
+    StatusLists,
     StatusView,
     verify_snapshot,
 )

@@ -77,9 +77,7 @@ def _row(store: Store, claims: LicenceClaims) -> RequestRow:
     status_list, index = store.reserve_status_slot(
         claims.not_after, epoch_seconds=DAY if v2 else 1 << 40
     )
-    c = dataclasses.replace(
-        claims, status_index=index, status_list=status_list if v2 else 0
-    )
+    c = dataclasses.replace(claims, status_index=index, status_list=status_list if v2 else 0)
     return RequestRow(
         request_id=c.licence_id,
         state=RequestState.PENDING,
