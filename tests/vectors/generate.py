@@ -39,7 +39,8 @@ from licentia.request import (
 from licentia.scope import IntendedUse
 from licentia.status import (
     StatusEvent,
-    StatusList,
+    StatusLists,
+    StatusSnapshot,
     StatusView,
     signed_heartbeat,
     verify_event,
@@ -630,16 +631,26 @@ def edge_cases(
     return cases, forgeries
 
 
+def _list(list_id: int, bit_length: int, bits: bytes) -> status_pb2.StatusListBits:
+    """List ``list_id`` of a snapshot, ending a week after ``NOW``."""
+    return status_pb2.StatusListBits(
+        list_id=list_id,
+        expires_at=NOW + 7 * DAY,
+        bit_length=bit_length,
+        bits_zlib=zlib.compress(bits, 9),
+    )
+
+
 def _snapshot(
-    signer: PrivateKey, key_id: bytes, bit_length: int, bits: bytes, sequence: int = 2
+    signer: PrivateKey,
+    key_id: bytes,
+    lists: list[status_pb2.StatusListBits],
+    sequence: int = 2,
+    **retired: Any,
 ) -> bytes:
     snap = _enc(
         status_pb2.StatusListSnapshot(
-            issuer_key_id=key_id,
-            sequence=sequence,
-            taken_at=NOW,
-            bit_length=bit_length,
-            bits_zlib=zlib.compress(bits, 9),
+            issuer_key_id=key_id, sequence=sequence, taken_at=NOW, lists=lists, **retired
         )
     )
     return _enc(
@@ -653,16 +664,25 @@ def snapshot_cases(k: dict[str, PrivateKey]) -> list[dict[str, Any]]:
     """Signed snapshots and what §7 makes of each (the first failing check, in order)."""
     issuer, licensee = k["issuer"], k["licensee"]
     key_id = issuer.public.key_id
+    seven = _list(2, 7, b"\x42")
     raw = [
-        ("indexes 1 and 6 of 7 revoked", _snapshot(issuer, key_id, 7, b"\x42")),
-        ("a bit set past bit_length", _snapshot(issuer, key_id, 7, b"\x43")),
-        ("a 4-byte key id", _snapshot(issuer, key_id[:4], 7, b"\x42")),
         (
-            "bit_length over 2^26, by an unknown key",
-            _snapshot(licensee, licensee.public.key_id, (1 << 26) + 1, b""),
+            "lists 0, 2 and 5: indexes 1 and 6 of 7 revoked in list 2",
+            _snapshot(issuer, key_id, [_list(0, 0, b""), seven, _list(5, 0, b"")]),
         ),
-        ("by an unknown key", _snapshot(licensee, licensee.public.key_id, 7, b"\x42")),
-        ("fewer bytes than bit_length needs", _snapshot(issuer, key_id, 9, b"\x42")),
+        ("a bit set past bit_length", _snapshot(issuer, key_id, [_list(2, 7, b"\x43")])),
+        ("a 4-byte key id", _snapshot(issuer, key_id[:4], [seven])),
+        (
+            "a list over 2^26 bits, by an unknown key",
+            _snapshot(licensee, licensee.public.key_id, [_list(2, (1 << 26) + 1, b"")]),
+        ),
+        ("by an unknown key", _snapshot(licensee, licensee.public.key_id, [seven])),
+        ("fewer bytes than bit_length needs", _snapshot(issuer, key_id, [_list(2, 9, b"\x42")])),
+        ("lists out of id order", _snapshot(issuer, key_id, [seven, _list(1, 0, b"")])),
+        (
+            "the retired single-list fields",
+            _snapshot(issuer, key_id, [], bit_length=7, bits_zlib=zlib.compress(b"\x42")),
+        ),
     ]
     keys = IssuerKeySet([IssuerKey(issuer.public, NOW - DAY)])
     out = []
@@ -672,10 +692,22 @@ def snapshot_cases(k: dict[str, PrivateKey]) -> list[dict[str, Any]]:
         except LicentiaError as e:
             expect: dict[str, Any] = {"reason": e.reason.name}
         else:
-            revoked = [i for i in range(snap.bit_length) if snap.bits[i >> 3] & (0x80 >> (i & 7))]
-            expect = {"bit_length": snap.bit_length, "revoked": revoked}
+            expect = {"lists": snapshot_lists(snap)}
         out.append({"name": name, "signed_hex": data.hex(), "expect": expect})
     return out
+
+
+def snapshot_lists(snap: StatusSnapshot) -> list[dict[str, Any]]:
+    """Each list of a verified snapshot as JSON: its id, end, length and revoked indexes."""
+    return [
+        {
+            "list_id": x.list_id,
+            "expires_at": x.expires_at,
+            "bit_length": x.bit_length,
+            "revoked": [i for i in range(x.bit_length) if x.bits[i >> 3] & (0x80 >> (i & 7))],
+        }
+        for x in snap.lists
+    ]
 
 
 def event_cases(k: dict[str, PrivateKey]) -> list[dict[str, Any]]:
@@ -683,16 +715,26 @@ def event_cases(k: dict[str, PrivateKey]) -> list[dict[str, Any]]:
     issuer = k["issuer"]
     key_id = issuer.public.key_id
     out = []
-    for name, kid in (("an 8-byte key id", key_id), ("a 32-byte key id", key_id + bytes(24))):
-        message = (
-            (3).to_bytes(8, "big") + (9).to_bytes(8, "big") + (NOW + 30).to_bytes(8, "big") + kid
-        )
+    three, nine, at = (3).to_bytes(8, "big"), (9).to_bytes(8, "big"), (NOW + 30).to_bytes(8, "big")
+    two = (2).to_bytes(8, "big")
+    for name, kid, domain, numbers in (
+        ("list 2, an 8-byte key id", key_id, keymod.STATUS_EVENT_V2, three + two + nine + at),
+        ("a 32-byte key id", key_id + bytes(24), keymod.STATUS_EVENT_V2, three + two + nine + at),
+        (
+            "signed without its list, as before lists",
+            key_id,
+            keymod.STATUS_EVENT,
+            three + nine + at,
+        ),
+    ):
+        message = numbers + kid
         msg = status_pb2.StatusEvent(
             sequence=3,
+            status_list=2,
             status_index=9,
             revoked_at=NOW + 30,
             issuer_key_id=kid,
-            signature=issuer.sign(keymod.STATUS_EVENT, message),
+            signature=issuer.sign(domain, message),
         )
         keys = IssuerKeySet([IssuerKey(issuer.public, NOW - DAY)])
         try:
@@ -700,12 +742,16 @@ def event_cases(k: dict[str, PrivateKey]) -> list[dict[str, Any]]:
         except LicentiaError as e:
             expect: dict[str, Any] = {"reason": e.reason.name}
         else:
-            expect = {"sequence": event.sequence, "status_index": event.status_index}
+            expect = {
+                "sequence": event.sequence,
+                "status_list": event.status_list,
+                "status_index": event.status_index,
+            }
         out.append(
             {
                 "name": name,
                 "event_hex": _enc(msg).hex(),
-                "signing_input_hex": signing_input(keymod.STATUS_EVENT, message),
+                "signing_input_hex": signing_input(domain, message),
                 "expect": expect,
             }
         )
@@ -781,6 +827,7 @@ def token_v2(k: dict[str, PrivateKey]) -> tuple[dict[str, Any], list[dict[str, A
             "log_promise_hex": promise.encode().hex(),
             "issuance_signing_input_hex": signing_input(keymod.ISSUANCE_V2, message),
             "issuer_signature_hex": parse_token(token).issuer_signature.hex(),
+            "status_list": claims.status_list,
             "token": token,
             "token_length": len(token),
         },
@@ -816,6 +863,12 @@ def token_v2(k: dict[str, PrivateKey]) -> tuple[dict[str, Any], list[dict[str, A
         scope=replace(under_rule.scope, purposes=frozenset({Purpose.AI_MODEL_TRAINING})),
     )
     sensitive_token = _signed_token(issuer, sensitive.encode(), commitment, promise)
+    in_list = {}
+    for n in (2, 4):  # the snapshot holds lists 0, 1 and 3: 2 was dropped, 4 is newer
+        c = replace(claims, licence_id=bytes([0x13 + n]) * 16, status_list=n)
+        in_list[n] = issue(
+            issuer, c.encode(), approve(holder, c.encode()), claims=c, promise=promise
+        )
     cases: list[dict[str, Any]] = [
         _case("v2: the plain digest of the content, salted by the verifier", "3.6", token),
         _case(
@@ -835,6 +888,8 @@ def token_v2(k: dict[str, PrivateKey]) -> tuple[dict[str, Any], list[dict[str, A
         _case("v2: a promise logged before the licence was issued", "3.8", early),
         _case("v2 prefix on claims without a salt", "3.6", unsalted),
         _case("v1 prefix on a v2 envelope", "3.9", v1_with_promise),
+        _case("v2: a licence in a list the snapshot dropped", "7", in_list[2]),
+        _case("v2: a licence in a list newer than the snapshot", "7", in_list[4]),
     ]
     return vector, cases
 
@@ -866,9 +921,12 @@ def build() -> dict[str, Any]:
     presentation = present(licensee, claims.licence_id, AUDIENCE, use, NOW + 60, nonce=nonce)
     p_claims = b64url_decode(presentation[5:])
 
-    statuses = StatusList()
-    statuses.revoke(1)
-    statuses.revoke(5)
+    statuses = StatusLists()  # the legacy list (v1 tokens), list 1 (the v2 tokens), list 3
+    statuses.declare(0, NOW + 90 * DAY)
+    statuses.declare(1, NOW + 91 * DAY)
+    statuses.declare(3, NOW + 91 * DAY)
+    statuses.revoke(0, 1)
+    statuses.revoke(0, 5)
     snapshot = statuses.snapshot(issuer, 2, NOW)
 
     body = b"\x0a\x05alice"
@@ -967,7 +1025,11 @@ def build() -> dict[str, Any]:
             "signed_presentation_hex": p_claims.hex(),
             "text": presentation,
         },
-        "status_snapshot": {"revoked": [1, 5], "sequence": 2, "signed_hex": snapshot.hex()},
+        "status_snapshot": {
+            "lists": snapshot_lists(verify_snapshot(snapshot, keys)),
+            "sequence": 2,
+            "signed_hex": snapshot.hex(),
+        },
         "status_event": _status_event(issuer),
         "status_heartbeat": _status_heartbeat(issuer),
         "request": {
@@ -996,16 +1058,20 @@ def build() -> dict[str, Any]:
 
 
 def _status_event(issuer: PrivateKey) -> dict[str, Any]:
-    """Event 3 (index 9 revoked at ``NOW + 30``), signed, with its signing input."""
-    msg = StatusEvent(3, 9, NOW + 30).signed(issuer)
+    """Event 3 (index 9 of list 1 revoked at ``NOW + 30``), signed, with its signing input."""
+    msg = StatusEvent(3, 1, 9, NOW + 30).signed(issuer)
     payload = (
-        (3).to_bytes(8, "big") + (9).to_bytes(8, "big") + (NOW + 30).to_bytes(8, "big")
+        (3).to_bytes(8, "big")
+        + (1).to_bytes(8, "big")
+        + (9).to_bytes(8, "big")
+        + (NOW + 30).to_bytes(8, "big")
     ) + msg.issuer_key_id
     return {
         "sequence": 3,
+        "status_list": 1,
         "status_index": 9,
         "revoked_at": NOW + 30,
-        "signing_input_hex": signing_input(keymod.STATUS_EVENT, payload),
+        "signing_input_hex": signing_input(keymod.STATUS_EVENT_V2, payload),
         "signature_hex": msg.signature.hex(),
         "event_hex": msg.SerializeToString(deterministic=True).hex(),
     }
@@ -1047,7 +1113,8 @@ def run_case(case: dict[str, Any], keys: IssuerKeySet, snapshot: bytes) -> dict[
         return {"verdict": "DENY", "reasons": [e.reason.name]}
     view = StatusView(verify_snapshot(snapshot, keys), 300)
     if case.get("revoke"):
-        view.apply(StatusEvent(3, parse_token(case["token"]).claims.status_index, NOW + 30))
+        u = parse_token(case["token"])
+        view.apply(StatusEvent(3, u.status_list, u.status_index, NOW + 30))
     audience = case.get("audience")
     engine = VerificationEngine(
         keys, view, audience=audience, nonces=MemoryNonceStore() if audience else None

@@ -81,8 +81,9 @@ def test_signatures_verify_over_the_documented_signing_inputs() -> None:
         _raw_verify(keys["issuer"]["public_key"], item["signing_input_hex"], item["signature_hex"])
     event = V["status_event"]
     assert bytes.fromhex(event["signing_input_hex"]) == (
-        b"licentia.v1.status-event\x00"
+        b"licentia.v2.status-event\x00"
         + event["sequence"].to_bytes(8, "big")
+        + event["status_list"].to_bytes(8, "big")
         + event["status_index"].to_bytes(8, "big")
         + event["revoked_at"].to_bytes(8, "big")
         + bytes.fromhex(keys["issuer"]["key_id"])
@@ -199,8 +200,9 @@ def test_verification_cases(case: dict[str, Any]) -> None:
     snapshot = bytes.fromhex(V["status_snapshot"]["signed_hex"])
     view = StatusView(verify_snapshot(snapshot, keys), V["status_staleness_bound"])
     if case.get("revoke"):
-        index = parse_token(case["token"]).claims.status_index
-        view.apply(StatusEvent(V["status_snapshot"]["sequence"] + 1, index, V["now"] + 30))
+        u = parse_token(case["token"])
+        sequence = V["status_snapshot"]["sequence"] + 1
+        view.apply(StatusEvent(sequence, u.status_list, u.status_index, V["now"] + 30))
     audience = case.get("audience")
     engine = VerificationEngine(
         keys, view, audience=audience, nonces=MemoryNonceStore() if audience else None
@@ -299,8 +301,17 @@ def test_status_snapshot_cases(case: dict[str, Any]) -> None:
     except LicentiaError as e:
         got = {"reason": e.reason.name}
     else:
-        revoked = [i for i in range(snap.bit_length) if snap.bits[i >> 3] & (0x80 >> (i & 7))]
-        got = {"bit_length": snap.bit_length, "revoked": revoked}
+        got = {
+            "lists": [
+                {
+                    "list_id": x.list_id,
+                    "expires_at": x.expires_at,
+                    "bit_length": x.bit_length,
+                    "revoked": [i for i in range(x.bit_length) if x.bits[i >> 3] & (0x80 >> i % 8)],
+                }
+                for x in snap.lists
+            ]
+        }
     assert got == case["expect"]
 
 
@@ -309,16 +320,25 @@ def test_status_snapshot_cases(case: dict[str, Any]) -> None:
 )
 def test_status_event_cases(case: dict[str, Any]) -> None:
     msg = status_pb2.StatusEvent.FromString(bytes.fromhex(case["event_hex"]))
-    message = bytes.fromhex(case["signing_input_hex"]).removeprefix(b"licentia.v1.status-event\x00")
-    assert message[24:] == msg.issuer_key_id
+    signing_input = bytes.fromhex(case["signing_input_hex"])
+    message = signing_input.removeprefix(b"licentia.v2.status-event\x00")
+    if message == signing_input:  # signed as before events named their list
+        message = signing_input.removeprefix(b"licentia.v1.status-event\x00")
+        assert message[24:] == msg.issuer_key_id
+    else:
+        assert message[32:] == msg.issuer_key_id
     got: dict[str, Any]
     try:
         event = verify_event(msg, _vector_keys())
     except LicentiaError as e:
         got = {"reason": e.reason.name}
     else:
-        assert len(message) == 32  # u64be × 3 ‖ the 8-byte key id
-        got = {"sequence": event.sequence, "status_index": event.status_index}
+        assert len(message) == 40  # u64be × 4 ‖ the 8-byte key id
+        got = {
+            "sequence": event.sequence,
+            "status_list": event.status_list,
+            "status_index": event.status_index,
+        }
     assert got == case["expect"]
 
 
