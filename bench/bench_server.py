@@ -280,7 +280,7 @@ class StorageFloor:
             )
             c.execute(
                 "INSERT INTO floor_licences"
-                " VALUES (?, ?, ?, ?, ?, 0, 0, 1, ?, 0, 0, 0, 0, ?, ?, ?, x'')",
+                " VALUES (?, ?, ?, ?, ?, 0, 0, 1, ?, 0, 0, 0, 0, ?, ?, ?, x'', 1)",
                 # (the plain digests of its two assets: a v2 token names them salted)
                 (licence_id, request_id, token.hex(), payer, payer, n, payer, payer, payer * 2),
             )

@@ -8,7 +8,7 @@ from licentia import keyset
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey
 from licentia.nonces import MemoryNonceStore
-from licentia.status import DEFAULT_EPOCH_SECONDS, DEFAULT_LIST_SIZE
+from licentia.status import DEFAULT_EPOCH_SECONDS, DEFAULT_LIST_SIZE, MAX_STATUS_BITS
 from licentia.token import DEFAULT_MAX_TERM_SECONDS
 
 from .hub import RevocationHub
@@ -54,6 +54,12 @@ class Settings:
     #: The length of a status list's expiry epoch (``--status-epoch-days``): a licence goes
     #: to a list of the epoch of its ``not_after``, dropped once the epoch has ended.
     status_epoch_seconds: int = DEFAULT_EPOCH_SECONDS
+
+    def __post_init__(self) -> None:
+        if not 0 < self.status_list_size <= MAX_STATUS_BITS:
+            raise ValueError(f"--status-list-size is 1 to {MAX_STATUS_BITS}")
+        if not 0 < self.status_epoch_seconds <= 3650 * 86400:
+            raise ValueError("--status-epoch-days is 1 to 3650")
 
 
 @dataclass
