@@ -12,10 +12,17 @@ from licentia.services.hub import Heartbeat, RevocationHub, Snapshot
 from licentia.services.issuer import Keyring
 from licentia.services.model import Cause, RevocationEvent
 from licentia.services.store import SqliteStore
-from licentia.status import StatusEvent, verify_event, verify_heartbeat, verify_snapshot
+from licentia.status import (
+    LIST_GRACE_SECONDS,
+    StatusEvent,
+    verify_event,
+    verify_heartbeat,
+    verify_snapshot,
+)
 from licentia.v1 import status_pb2
 
 NOW = 1_800_000_000
+DAY = 86_400
 
 
 def _hub(tmp_path: Path) -> RevocationHub:
@@ -25,8 +32,10 @@ def _hub(tmp_path: Path) -> RevocationHub:
     return RevocationHub(store, keyring, lambda: NOW)
 
 
-def _ev(seq: int, index: int) -> RevocationEvent:
-    return RevocationEvent(seq, index, bytes([seq]) * 16, b"k" * 32, NOW, Cause.REVOKED)
+def _ev(seq: int, index: int, status_list: int = 0) -> RevocationEvent:
+    return RevocationEvent(
+        seq, index, bytes([seq]) * 16, b"k" * 32, NOW, Cause.REVOKED, status_list
+    )
 
 
 def test_events_published_out_of_order_all_take_effect(tmp_path: Path) -> None:
@@ -180,3 +189,35 @@ def test_an_exchange_that_takes_every_revocation_itself_is_complete_now(tmp_path
     now[0] = NOW + 1000
     beat = next(hub.feed(0, 0.01, lambda: True))
     assert beat.at == NOW + 1000  # type: ignore[union-attr]
+
+
+def test_snapshots_carry_the_live_lists_and_the_hub_drops_ended_ones(tmp_path: Path) -> None:
+    """Every live list is in a snapshot, one with no revocation too; a list whose epoch has
+    ended (and its grace day) is left out and answers STATUS_LIST_DROPPED; an event of a
+    list the hub learnt of only from the event, ended by the snapshot's time, is forgotten
+    rather than keeping the snapshot from being taken."""
+    now = [NOW]
+    store = SqliteStore(tmp_path / "db")
+    keyring = Keyring(tmp_path / "keys", store, lambda: now[0])
+    keyring.load(NOW)
+    hub = RevocationHub(store, keyring, lambda: now[0])  # read before any list existed
+    short = store.reserve_status_slot(NOW + DAY, epoch_seconds=DAY)
+    empty = store.reserve_status_slot(NOW + 3 * DAY, epoch_seconds=DAY)
+    long = store.reserve_status_slot(NOW + 30 * DAY, epoch_seconds=DAY)
+    assert [short[0], empty[0], long[0]] == [1, 2, 3]
+    hub.publish([_ev(1, short[1], short[0]), _ev(2, long[1], long[0])])
+    lists = verify_snapshot(hub.snapshot().signed, keyring.key_set).lists
+    assert [x.list_id for x in lists] == [1, 2, 3]
+    assert hub.check(*short, NOW) == hub.check(*long, NOW) == Reason.REVOKED
+    now[0] = (NOW // DAY + 3) * DAY + LIST_GRACE_SECONDS  # list 1's epoch ended a day ago
+    snap = verify_snapshot(hub.snapshot().signed, keyring.key_set)
+    assert [x.list_id for x in snap.lists] == [2, 3]
+    assert hub.check(*short, now[0]) == Reason.STATUS_LIST_DROPPED
+    assert hub.check(4, 0, now[0]) is None  # newer than every list: nothing revoked in it
+    late = RevocationHub(store, keyring, lambda: now[0])
+    late._lists.top = -1  # as if it had read the store before any list existed
+    late.publish([_ev(3, 0, 1)])  # list 1, ended: known from this event only
+    assert [x.list_id for x in verify_snapshot(late.snapshot().signed, keyring.key_set).lists] == [
+        2,
+        3,
+    ]
