@@ -30,7 +30,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from licentia.errors import LicentiaError, Reason
-from licentia.status import LIST_GRACE_SECONDS, StatusEvent, StatusLists, signed_heartbeat
+from licentia.status import (
+    LIST_GRACE_SECONDS,
+    MAX_STATUS_LISTS,
+    StatusEvent,
+    StatusLists,
+    signed_heartbeat,
+)
 from licentia.v1 import status_pb2
 
 from .issuer import Keyring
@@ -169,6 +175,8 @@ class RevocationHub:
                 self._lists.forget(unknown.difference(i for i, _ in live))
                 self._lists.drop_ended(at)
                 if not self._lists.undeclared():
+                    if len(self._lists) > MAX_STATUS_LISTS:  # verifiers will refuse it
+                        logger.error("hub.too_many_lists lists=%d", len(self._lists))
                     data = self._lists.snapshot(self.keyring.current(), self._sequence, at)
                     return Snapshot(data, self._sequence)
         raise LicentiaError(Reason.UNAVAILABLE, "the status lists could not be read; retry")
