@@ -85,7 +85,7 @@ class SqlBase:
     def _init_common(self) -> None:
         self._index_lock = threading.Lock()
         #: Per expiry epoch: the list, next index and end of the block reserved.
-        self._slots: dict[int, list[int]] = {}
+        self._slots: dict[tuple[int, int], list[int]] = {}
         self._swept_at = -float(NONCE_SWEEP_SECONDS)
 
     # -- what a backend supplies -------------------------------------------------------------
@@ -176,11 +176,11 @@ class SqlBase:
             raise ValueError("a list holds 1 to 2^26 indexes; an epoch lasts > 0 seconds")
         epoch = not_after // epoch_seconds
         with self._index_lock:
-            block = self._slots.get(epoch)
+            block = self._slots.get((epoch, epoch_seconds))
             if block is None or block[1] >= block[2]:
                 if len(self._slots) > 1024:  # epochs long past: forget their blocks
                     self._slots.clear()
-                block = self._slots[epoch] = self._transact(
+                block = self._slots[epoch, epoch_seconds] = self._transact(
                     lambda c: self._reserve_block(c, epoch, list_size, epoch_seconds)
                 )
             slot = (block[0], block[1])
@@ -191,12 +191,16 @@ class SqlBase:
     def _reserve_block(c: Conn, epoch: int, list_size: int, epoch_seconds: int) -> list[int]:
         """Inside a change: ``[list, first, end]`` of a block of ``epoch``. The update of the
         ``status_list`` counter comes first: it locks its row (PostgreSQL), so replicas
-        reserve one after another and list ids are committed in increasing order."""
+        reserve one after another and list ids are committed in increasing order. A list is
+        taken only if it ends with the epoch (after a change of ``--status-epoch-days`` an
+        old list of the same epoch number ends elsewhere: every licence in a list must have
+        ended by its ``expires_at``)."""
+        expires_at = (epoch + 1) * epoch_seconds
         c.execute("UPDATE counters SET value = value WHERE name = 'status_list'")
         r = c.execute(
-            "SELECT list_id, used, size FROM status_lists WHERE epoch = ? AND used < size"
-            " ORDER BY list_id LIMIT 1",
-            (epoch,),
+            "SELECT list_id, used, size FROM status_lists WHERE epoch = ? AND expires_at = ?"
+            " AND used < size ORDER BY list_id LIMIT 1",
+            (epoch, expires_at),
         ).fetchone()
         if r is None:
             list_id = int(
@@ -208,7 +212,7 @@ class SqlBase:
             c.execute(
                 "INSERT INTO status_lists (list_id, epoch, expires_at, size, used)"
                 " VALUES (?, ?, ?, ?, 0)",
-                (list_id, epoch, (epoch + 1) * epoch_seconds, list_size),
+                (list_id, epoch, expires_at, list_size),
             )
             r = (list_id, 0, list_size)
         list_id, used, size = (int(v) for v in r)

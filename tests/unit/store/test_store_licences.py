@@ -133,6 +133,10 @@ def test_status_lists_are_sharded_by_expiry_epoch_and_have_no_ceiling(opener: Op
     other = opener()  # another replica, with no block of its own
     slots = [other.reserve_status_slot(later, list_size=MAX_STATUS_BITS) for _ in range(2)]
     assert slots == [(4, MAX_STATUS_BITS - 1), (5, 0)]
+    # The epoch's length changed (--status-epoch-days): list 5, of epoch `later // week` too,
+    # has room but ends before a licence of that epoch's new end: it gets a list of its own.
+    longer = week + DAY
+    assert store.reserve_status_slot(later // week * longer, epoch_seconds=longer) == (6, 0)
 
 
 def test_erasure_deletes_assets_and_revokes_their_licences(store: Store) -> None:
