@@ -28,8 +28,6 @@ T = TypeVar("T")
 #: Status-list indexes reserved by one update of a list's row; a slot is never handed out
 #: twice, and the ones left unused when the process stops are simply never used (zero bits).
 INDEX_BLOCK = 64
-#: The legacy list's epoch (no licence's epoch): nothing new goes to it.
-LEGACY_EPOCH = -1
 #: Expired spent nonces are deleted at most once in this many seconds.
 NONCE_SWEEP_SECONDS = 10
 
