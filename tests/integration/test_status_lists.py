@@ -9,8 +9,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pytest
+
 from licentia.errors import Reason
 from licentia.presentation import present
+from licentia.services import server
 from licentia.services.app import build
 from licentia.services.deps import Settings
 from licentia.services.runtime import ServerSettings, start
@@ -137,3 +140,19 @@ def test_lists_of_four_in_two_epochs_revoke_everywhere_and_ended_lists_are_dropp
         assert [x.list_id for x in served.lists] == [lst for lst in lists if lst not in first]
     finally:
         ex.stop()
+
+
+def test_the_status_list_flags_are_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = server._parser().parse_args(["serve", "--status-list-size", "4"])
+    assert (args.status_list_size, args.status_epoch_days) == (4, 7)
+    for flag, bad in (
+        ("--status-list-size", "0"),
+        ("--status-list-size", str((1 << 26) + 1)),
+        ("--status-epoch-days", "0"),
+        ("--status-epoch-days", "3651"),
+    ):
+        assert server.main([flag, bad, "--data-dir", str(tmp_path / "d")]) == 2, bad
+        assert flag in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()  # refused before anything was made
