@@ -3,19 +3,16 @@
 The services talk to a :class:`Store`; SQLite (:mod:`.sqlite`) is the embedded default, and
 PostgreSQL (:mod:`.postgres`) serves an exchange on several replicas; both share their logic
 (:mod:`.common`). The protocol is split by what each part holds (:class:`PartiesStore`,
-:class:`RequestsStore`, :class:`LicencesStore`, :class:`LedgerStore`, :class:`LogStore`,
-:class:`KeysStore`), as the SQL store is (one module each); every part's changes run in the
-backend's one transaction, so a change spanning several parts stays atomic. Methods that
-change state are atomic: either everything they describe happens, durably, or nothing does.
+:class:`RequestsStore`, :class:`LicencesStore`, :class:`LedgerStore`, :class:`LogStore`, and
+in modules of their own the keys, the accounts and erasure), as the SQL store is (one module
+each); every part's changes run in the backend's one transaction, so a change spanning
+several parts stays atomic. Methods that change state are atomic: either everything they describe happens, durably, or nothing does.
 They raise ``LicentiaError`` with a stable reason when a rule refuses the change.
-
-Why one module of this size: just over 500 lines because it is the one place that lists
-every method of the store, part by part; the parts' protocols are short and read together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,7 +23,6 @@ from ..model import (
     Access,
     AssetRow,
     Cause,
-    IssuerKeyRow,
     LedgerLine,
     LicenceRow,
     Party,
@@ -39,7 +35,7 @@ from ..model import (
     Terms,
 )
 
-__all__ = ["AccountsStore", "ErasureStore", "SpentNonce", "StaleVerdict", "Store"]
+__all__ = ["AccountsStore", "ErasureStore", "KeysStore", "SpentNonce", "StaleVerdict", "Store"]
 
 
 class StaleVerdict(Exception):  # noqa: N818 (not an error: a signal to decide again)
@@ -439,47 +435,9 @@ class LogStore(Protocol):
         ...
 
 
-class KeysStore(Protocol):
-    """The exchange's own keys and its issuer keys (:mod:`._keys`)."""
-
-    def exchange_keys(self) -> dict[str, bytes]:
-        """The exchange's public keys as recorded by its first start, by name (``operator``,
-        ``log``): every replica must run with exactly these. Empty before the first start
-        (and on a read-only store whose database predates the record)."""
-        ...
-
-    def record_exchange_keys(self, keys: Mapping[str, bytes], now: int) -> dict[str, bytes]:
-        """Record the keys of ``keys`` whose name has no record yet (the first start's; on a
-        store that predates the record, the first start's after the upgrade), in one change;
-        returns every record after it. A name already recorded keeps its first key: of two
-        replicas starting at once with different keys, one finds the other's."""
-        ...
-
-    def exchange_secret(self, name: str) -> bytes:
-        """The exchange's secret ``name`` (32 random bytes), made at its first use and kept
-        in the store, so that every replica sharing it, and every restart, has the same one
-        (the secret of the advertisers' references: ``offer_refs``). On a read-only store
-        that has none yet: UNAVAILABLE."""
-        ...
-
-    # -- issuer keys ---------------------------------------------------------------------
-    def issuer_keys(self) -> list[IssuerKeyRow]:
-        """Every published issuer key, oldest first."""
-        ...
-
-    def rotate_issuer_key(self, new: IssuerKeyRow, *, nonces: Sequence[SpentNonce] = ()) -> None:
-        """Publish ``new`` as the current key, ending the current one's window at its start."""
-        ...
-
-    def withdraw_issuer_key(
-        self, key_id: bytes, now: int = 0, *, nonces: Sequence[SpentNonce] = ()
-    ) -> bool:
-        """Unpublish a key (compromise): what it signed stops verifying. False if unknown."""
-        ...
-
-
 from .base_accounts import AccountsStore  # noqa: E402 (it needs SpentNonce, above)
 from .base_erasure import ErasureStore  # noqa: E402 (it needs SpentNonce, above)
+from .base_keys import KeysStore  # noqa: E402 (it needs SpentNonce, above)
 
 
 class Store(
