@@ -7,7 +7,8 @@ PostgreSQL (:mod:`.postgres`) serves an exchange on several replicas; both share
 in modules of their own the keys, the accounts and erasure), as the SQL store is (one module
 each); every part's changes run in the backend's one transaction, so a change spanning
 several parts stays atomic. Methods that change state are atomic: either everything they
-describe happens, durably, or nothing does. They raise ``LicentiaError`` with a stable reason when a rule refuses the change.
+describe happens, durably, or nothing does. They raise ``LicentiaError`` with a stable
+reason when a rule refuses the change.
 """
 
 from __future__ import annotations
