@@ -39,7 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ import grpc  # type: ignore[import-untyped]
 
 from licentia.errors import LicentiaError
 from licentia.methods import path
+from licentia.request import parse_request_metadata
 from licentia.token import parse_token
 from licentia.transport.follow import GrpcUpstream, StatusFollower
 from licentia.v1 import verification_pb2
@@ -79,6 +80,9 @@ RESTART_PAUSE = (0.5, 30.0)
 #: A worker that served this long before dying is restarted after the shortest pause.
 STABLE_SECONDS = 60.0
 READY = b"ready\n"
+#: A worker reads the platforms again this often: a key removed from a platform's set is
+#: refused by the workers within it (by the first process within a second).
+PLATFORM_REFRESH_SECONDS = 5.0
 
 log_default = logging.getLogger("licentia.server")
 
@@ -288,32 +292,65 @@ class Workers:
             self._stderr = -1
 
 
-def _router(local: grpc.GenericRpcHandler, forwarder: Forwarder) -> grpc.GenericRpcHandler:
-    """Verify and VerifyStream answered here (a unary Verify of a counted licence relayed),
-    every other method of the exchange relayed; health and reflection left to the server."""
-    relay_verify = forwarder.handler(VERIFY)
+class WorkerPlatforms(PlatformDirectory):
+    """The platforms a worker knows (:class:`.replica.PlatformDirectory`), and whether it
+    knows a caller: a call from a key it does not know is relayed to the first process."""
+
+    def knows(self, metadata: Sequence[tuple[str, str | bytes]]) -> bool:
+        """Whether the call's signing key is a platform here, reading the platforms again
+        first for a key it does not know (at most once per ``min_interval``); True for a
+        call whose signature metadata does not parse (answered here, and refused)."""
+        try:
+            key = parse_request_metadata(metadata).key.raw
+        except LicentiaError:
+            return True
+        if key not in self._by_key:
+            try:
+                self._reload(rate_limited=True)
+            except LicentiaError as e:
+                self._log.warning("replica.platforms_load_failed", extra={"reason": e.reason.name})
+        return key in self._by_key
+
+
+def _router(
+    local: grpc.GenericRpcHandler, forwarder: Forwarder, platforms: WorkerPlatforms
+) -> grpc.GenericRpcHandler:
+    """Verify and VerifyStream answered here, every other method of the exchange relayed;
+    health and reflection left to the server. A Verify whose caller is not a platform known
+    here (one registered a moment ago, or no platform: the first process tells which), or
+    whose licence is counted, is relayed too: it is answered exactly as by one process."""
+    verify_here = local.service(_Details(VERIFY))
+    stream_here = local.service(_Details(VERIFY_STREAM))
+    relay_verify, relay_stream = forwarder.handler(VERIFY), forwarder.handler(VERIFY_STREAM)
+
+    def verify(request: bytes, context: grpc.ServicerContext) -> bytes:
+        if _counted(request) or not platforms.knows(context.invocation_metadata()):
+            return relay_verify.unary_unary(request, context)  # type: ignore[no-any-return]
+        return verify_here.unary_unary(request, context)  # type: ignore[no-any-return]
+
+    def verify_stream(requests: Iterator[bytes], context: grpc.ServicerContext) -> Any:
+        if not platforms.knows(context.invocation_metadata()):
+            return relay_stream.stream_stream(requests, context)
+        return stream_here.stream_stream(requests, context)
+
+    handlers = {
+        VERIFY: grpc.unary_unary_rpc_method_handler(verify),
+        VERIFY_STREAM: grpc.stream_stream_rpc_method_handler(verify_stream),
+    }
 
     class Router(grpc.GenericRpcHandler):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self._verify: grpc.RpcMethodHandler | None = None
-
         def service(self, details: Any) -> grpc.RpcMethodHandler | None:
-            if details.method == VERIFY_STREAM:
-                return local.service(details)
-            if details.method == VERIFY:
-                if self._verify is None:
-                    here = local.service(details)
-                    self._verify = grpc.unary_unary_rpc_method_handler(
-                        lambda req, ctx: (
-                            relay_verify.unary_unary(req, ctx)
-                            if _counted(req)
-                            else here.unary_unary(req, ctx)
-                        )
-                    )
-                return self._verify
-            return forwarder.service(details)
+            return handlers.get(details.method) or forwarder.service(details)
 
     return Router()
+
+
+@dataclass(frozen=True)
+class _Details:
+    """What a generic handler is asked with: the method's path."""
+
+    method: str
+    invocation_metadata: tuple[tuple[str, str], ...] = ()
 
 
 def _counted(request: bytes) -> bool:
@@ -323,7 +360,7 @@ def _counted(request: bytes) -> bool:
     try:
         req.ParseFromString(request)
         return parse_token(req.token).max_uses > 0
-    except (LicentiaError, ValueError, Exception):  # noqa: BLE001 (refused locally)
+    except Exception:  # noqa: BLE001 (not parsed: refused here, with the reason)
         return False
 
 
@@ -366,7 +403,7 @@ def worker_main(spec: WorkerSpec) -> int:
         log=log,
         name="worker",
     )
-    platforms = PlatformDirectory(channel, min_interval=PLATFORM_CACHE_SECONDS, log=log)
+    platforms = WorkerPlatforms(channel, min_interval=PLATFORM_CACHE_SECONDS, log=log)
     try:
         follower.start(10)
         platforms.load()
@@ -397,7 +434,7 @@ def worker_main(spec: WorkerSpec) -> int:
     stop = threading.Event()
 
     def refresh_platforms() -> None:
-        while not stop.wait(PLATFORM_CACHE_SECONDS * 30):
+        while not stop.wait(PLATFORM_REFRESH_SECONDS):
             platforms.refresh()
 
     threading.Thread(target=refresh_platforms, name="licentia-platforms", daemon=True).start()
@@ -411,7 +448,7 @@ def worker_main(spec: WorkerSpec) -> int:
                 max_connections=spec.max_connections,
                 reuse_port=True,
             ),
-            [_router(local, Forwarder(channel, kinds))],
+            [_router(local, Forwarder(channel, kinds), platforms)],
             spec.service_names,
             log,
         )

@@ -160,6 +160,16 @@ def test_two_processes_serve_one_exchange(server: Server) -> None:
         answered = {d.get("worker") for d in server.lines() if d.get("method") == VERIFY}
         assert answered == {None, 1}  # the first process and the worker
 
+        # A platform registered a moment ago is known at once, and a key of no platform is
+        # told NOT_OWNER, through every connection: a worker relays a caller it does not know.
+        late = party(main_channel)
+        register_platform(late, "lateplatform")
+        for ch in channels:
+            assert verify(party(ch, late.key), adv, token, photo_use(), "lateplatform").allowed
+            with pytest.raises(ExchangeError) as refused:
+                verify(party(ch, holder.key), adv, token, photo_use())
+            assert refused.value.reason == Reason.NOT_OWNER
+
         # A signed call replayed on every other connection is refused by both processes:
         # a Verify (answered from memory) and a write relayed to the first process.
         licence_id = parse_token(token).licence_id
