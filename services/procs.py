@@ -364,11 +364,13 @@ def _counted(request: bytes) -> bool:
         return False
 
 
-def _lifeline(log: logging.Logger) -> None:
-    """Exit at once when the first process's end of the pipe on stdin closes."""
+def _lifeline(log: logging.Logger, private: Path) -> None:
+    """Exit at once when the first process's end of the pipe on stdin closes, removing its
+    private socket's directory (``private``) if it could not (it was killed)."""
     while os.read(0, 1):
         pass
     log.warning("procs.primary_gone")
+    shutil.rmtree(private, ignore_errors=True)
     os._exit(0)
 
 
@@ -386,7 +388,10 @@ def worker_main(spec: WorkerSpec) -> int:
 
     for h in log.handlers:
         h.addFilter(_Pid())
-    threading.Thread(target=_lifeline, args=(log,), name="licentia-lifeline", daemon=True).start()
+    private = Path(spec.primary.removeprefix("unix:")).parent
+    threading.Thread(
+        target=_lifeline, args=(log, private), name="licentia-lifeline", daemon=True
+    ).start()
     try:
         ensure_file_limit(FileBudget(spec.max_connections, 0))
     except ValueError as e:

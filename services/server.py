@@ -500,7 +500,10 @@ def _main(argv: Sequence[str] | None) -> int:
         if private is not None and nonces is not None:
             workers = Workers(processes - 1, worker_spec(args, server.port, private, nonces), log)
             workers.start()
-            log.info("procs.started", extra={"processes": processes, "workers": workers.pids})
+            log.info(
+                "procs.started",
+                extra={"processes": processes, "workers": workers.pids, "socket": private.address},
+            )
     except (ValueError, OSError) as e:
         if server is not None:
             server.stop(0)

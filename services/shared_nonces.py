@@ -36,7 +36,8 @@ BUCKET_BYTES = BUCKET_SLOTS * SLOT_BYTES
 #: Default buckets: 2**18 x 8 = 2,097,152 nonces live at once (48 MiB, touched as used),
 #: twice what one process's memory store holds (a request's and a presentation's per Verify).
 DEFAULT_BUCKETS = 1 << 18
-_EXPIRY = struct.Struct("<q")
+_SLOT = struct.Struct("<16sq")
+_BUCKET = struct.Struct("<" + "16sq" * BUCKET_SLOTS)
 
 
 class SharedNonceTable:
@@ -92,22 +93,22 @@ class SharedNonceTable:
         m = self._map
         best, best_free = -1, 0
         for b in buckets:
+            base = b * BUCKET_BYTES
+            slots = _BUCKET.unpack_from(m, base)  # fingerprint, expiry, fingerprint, ...
             free, first_free = 0, -1
-            for slot in range(b * BUCKET_BYTES, (b + 1) * BUCKET_BYTES, SLOT_BYTES):
-                expiry = _EXPIRY.unpack_from(m, slot + 16)[0]
-                if expiry > now:
-                    if m[slot : slot + 16] == fingerprint:
+            for i in range(BUCKET_SLOTS):
+                if slots[2 * i + 1] > now:
+                    if slots[2 * i] == fingerprint:
                         return False  # a live repeat
                 else:
                     free += 1
                     if first_free < 0:
-                        first_free = slot
+                        first_free = base + i * SLOT_BYTES
             if free > best_free:
                 best, best_free = first_free, free
         if best < 0:
             return False  # full of live nonces: fail closed
-        m[best : best + 16] = fingerprint
-        _EXPIRY.pack_into(m, best + 16, expires_at)
+        _SLOT.pack_into(m, best, fingerprint, expires_at)
         return True
 
 

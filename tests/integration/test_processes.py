@@ -234,10 +234,14 @@ def test_two_processes_serve_one_exchange(server: Server) -> None:
         for ch in fresh:
             ch.close()
 
-    # Killing the first process leaves no worker behind.
+    # Killing the first process leaves no worker behind, nor its private socket.
+    (started,) = [d for d in server.lines() if d.get("event") == "procs.started"]
+    private = Path(str(started["socket"]).removeprefix("unix:")).parent
+    assert private.is_dir()
     server.proc.kill()
     server.proc.wait(10)
     wait_for(lambda: _gone(restarted), 10)
+    assert not private.exists()
 
 
 def party_of(channel: grpc.Channel, key: PrivateKey) -> Party:
