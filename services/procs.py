@@ -57,7 +57,15 @@ from .app import SERVICES
 from .deps import PLATFORM_CACHE_SECONDS, Settings
 from .forward import Forwarder, method_kinds
 from .replica import PlatformDirectory, ReplicaVerificationService
-from .rpc import Authenticator, StreamLimit, SystemClock, json_logger, json_logging, service
+from .rpc import (
+    Authenticator,
+    StreamLimit,
+    SystemClock,
+    json_logger,
+    json_logging,
+    json_native_stderr,
+    service,
+)
 from .runtime import (
     FileBudget,
     ServerSettings,
@@ -462,7 +470,11 @@ def worker_main(spec: WorkerSpec) -> int:
         log.error("procs.worker_failed", extra={"error": str(e)})
         return 1
     install_signal_handlers(server, log)
+    json_native_stderr()  # as in the first process: what native code writes, as JSON lines
     os.write(1, READY)
+    null = os.open(os.devnull, os.O_WRONLY)  # nothing reads the pipe from here on
+    os.dup2(null, 1)
+    os.close(null)
     try:
         server.wait()
     finally:
