@@ -55,6 +55,7 @@ from .exchange_harness import (
 )
 
 VERIFY = path(verification_pb2, "Verify")
+VERIFY_STREAM = path(verification_pb2, "VerifyStream")
 DEPOSIT = path(ledger_pb2, "Deposit")
 #: Connections opened to the port: the kernel spreads them over the processes, so that all
 #: of them landing on one process has odds of 2**-15.
@@ -169,10 +170,23 @@ def test_two_processes_serve_one_exchange(server: Server) -> None:
             with pytest.raises(ExchangeError) as refused:
                 verify(party(ch, holder.key), adv, token, photo_use())
             assert refused.value.reason == Reason.NOT_OWNER
+        # VerifyStream too: answered by either process, relayed (both ways) for a stranger.
+        licence_id = parse_token(token).licence_id
+        for ch in channels:
+            for key, expected in ((platform.key, None), (holder.key, Reason.NOT_OWNER)):
+                checks = [_check(adv, licence_id, token) for _ in range(2)]
+                answers = SignedChannel(ch, key).stream_stream(
+                    VERIFY_STREAM, checks, verification_pb2.VerifyResponse, timeout=10
+                )
+                if expected is None:
+                    assert [a.allowed for a in answers] == [True, True]
+                else:
+                    with pytest.raises(ExchangeError) as refused:
+                        list(answers)
+                    assert refused.value.reason == expected
 
         # A signed call replayed on every other connection is refused by both processes:
         # a Verify (answered from memory) and a write relayed to the first process.
-        licence_id = parse_token(token).licence_id
         pres = present(adv.key, licence_id, "photoshare", photo_use(), int(time.time()))
         body = verification_pb2.VerifyRequest(
             token=token, presentation=pres, use=photo_use().to_proto()
@@ -242,6 +256,14 @@ def test_two_processes_serve_one_exchange(server: Server) -> None:
     server.proc.wait(10)
     wait_for(lambda: _gone(restarted), 10)
     assert not private.exists()
+
+
+def _check(adv: Party, licence_id: bytes, token: str) -> verification_pb2.VerifyRequest:
+    """One check of ``token`` by the platform "photoshare", with a fresh presentation."""
+    pres = present(adv.key, licence_id, "photoshare", photo_use(), int(time.time()))
+    return verification_pb2.VerifyRequest(
+        token=token, presentation=pres, use=photo_use().to_proto()
+    )
 
 
 def party_of(channel: grpc.Channel, key: PrivateKey) -> Party:
