@@ -81,6 +81,8 @@ from .shared_nonces import SharedNonceTable
 NEEDED_SERVICES = ("verification", "licences", "registry")
 VERIFY = path(verification_pb2, "Verify")
 VERIFY_STREAM = path(verification_pb2, "VerifyStream")
+#: The most processes ``--processes`` takes (a typo must not start thousands).
+MAX_PROCESSES = 256
 #: How long the first process waits for a worker to serve before it gives up starting.
 READY_SECONDS = 60.0
 #: The pause before a dead worker is started again, doubling while they keep dying.
@@ -107,8 +109,8 @@ def process_count(requested: int, services: Sequence[str], *, replica: bool) -> 
     """How many processes serve the port: ``requested`` (``--processes``), or for 0 one per
     core where workers can follow the first process (a ``replica``, ``--follower`` or
     ``--upstream``, runs alone); raises ``ValueError`` for a count that cannot work."""
-    if requested < 0:
-        raise ValueError("--processes must be >= 0 (0: one per core)")
+    if not 0 <= requested <= MAX_PROCESSES:
+        raise ValueError(f"--processes is 0 (one per core) to {MAX_PROCESSES}")
     why = None
     if replica:
         why = "a --follower or --upstream replica runs as one process (run several replicas)"

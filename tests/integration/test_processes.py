@@ -275,7 +275,8 @@ def party_of(channel: grpc.Channel, key: PrivateKey) -> Party:
     [
         (["--processes", "2", "--follower"], "--follower or --upstream"),
         (["--processes", "2", "--services", "verification,licences"], "must include"),
-        (["--processes", "-1"], "--processes must be >= 0"),
+        (["--processes", "-1"], "--processes is 0 (one per core) to 256"),
+        (["--processes", "257"], "--processes is 0 (one per core) to 256"),
     ],
 )
 def test_a_configuration_that_cannot_work_is_refused(
