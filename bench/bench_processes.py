@@ -205,6 +205,21 @@ def setup(address: str, data_dir: Path) -> str:
         channel.close()
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds used so far by the server process ``pid`` and its workers (children)."""
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(c) for c in (task / "children").read_text().split()]
+    ticks = 0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def cores() -> int:
     """The cores this process may run on."""
     return len(os.sched_getaffinity(0))
@@ -221,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rounds, calls, warm = (1, 30, 0) if args.quick else (3, 600, 60)
     rates: dict[int, list[float]] = {1: [], args.processes: []}
+    cpu_us: dict[int, list[float]] = {1: [], args.processes: []}
+    calls_made = args.clients * THREADS * calls
     denied = 0
     clients = Clients(args.clients)
     with tempfile.TemporaryDirectory(prefix="licentia-bench-") as tmp:
@@ -239,8 +256,10 @@ def main(argv: list[str] | None = None) -> int:
                 if warm:
                     clients.drive(server.address, token, warm)
                 for _ in range(rounds):
+                    cpu = server_cpu(server.pid)
                     rate, bad = clients.drive(server.address, token, calls)
                     measured.append(rate)
+                    cpu_us[n].append((server_cpu(server.pid) - cpu) / calls_made * 1e6)
                     denied += bad
         finally:
             for server in servers.values():
@@ -268,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
             else f"reported, not a target: {cores()} cores for {args.processes} server"
             f" processes and {args.clients} client processes"
         ),
+        # The server's CPU (every process of it) per call: where it stays level, the
+        # processes add throughput as cores are added.
+        "server_cpu_us_per_call_1": round(statistics.median(cpu_us[1])),
+        "server_cpu_us_per_call_n": round(statistics.median(cpu_us[args.processes])),
         "per_round_1": [round(r) for r in rates[1]],
         "per_round_n": [round(r) for r in rates[args.processes]],
         "denied": denied,
