@@ -185,7 +185,8 @@ class FileBudget:
 
     def describe(self) -> str:
         """The sum, in words."""
-        workers = f" + {self.workers * FILES_PER_WORKER} for {self.workers} workers"
+        plural = "s" if self.workers != 1 else ""
+        workers = f" + {self.workers * FILES_PER_WORKER} for {self.workers} worker{plural}"
         return (
             f"{self.needed} open files ({BASE_FILES} base + {self.connections} connections"
             f" + {self.database} for the database{workers if self.workers else ''})"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -285,6 +286,26 @@ def test_a_configuration_that_cannot_work_is_refused(
     assert server_main(["--data-dir", str(tmp_path / "d"), *args]) == 2
     assert says in capsys.readouterr().err
     assert not (tmp_path / "d").exists()  # refused before anything was made
+
+
+def test_the_open_files_budget_counts_the_workers(tmp_path: Path) -> None:
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+    command = [sys.executable, "-m", "licentia.services.server", "--data-dir", str(tmp_path)]
+    # 64 + 800 connections + 99 for the database fits in 1,024 for one process, not with
+    # 60 workers' pipes and connections (4 each).
+    proc = subprocess.run(
+        [*command, "--max-connections", "800", "--processes", "61"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limit,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "+ 240 for 60 workers)" in proc.stderr
+    assert "only 1024" in proc.stderr
 
 
 def test_a_port_in_use_is_refused_not_shared(
