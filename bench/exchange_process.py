@@ -84,8 +84,11 @@ class ExchangeProcess:
         heartbeat_seconds: float = 0.5,
         log: Path | None = None,
         extra_args: Sequence[str] = (),
+        processes: int = 1,
     ) -> None:
         self.data_dir = data_dir
+        #: ``--processes``: 1 (one process, what the benches measure) unless a bench asks.
+        self.processes = processes
         self.heartbeat_seconds = heartbeat_seconds
         self.log = log
         self.extra_args = tuple(extra_args)
@@ -108,6 +111,7 @@ class ExchangeProcess:
     def start(self) -> None:
         """Start the server and wait until it listens."""
         self._log_file = self.log.open("wb") if self.log is not None else None
+        self.port_file.unlink(missing_ok=True)  # a restart on the same data directory
         self._popen = subprocess.Popen(
             [
                 sys.executable,
@@ -121,6 +125,8 @@ class ExchangeProcess:
                 str(self.port_file),
                 "--heartbeat-seconds",
                 str(self.heartbeat_seconds),
+                "--processes",
+                str(self.processes),
                 *self.extra_args,
             ],
             stdin=subprocess.DEVNULL,

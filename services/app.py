@@ -34,6 +34,7 @@ from .ledger_service import LedgerService
 from .licences import LicenceService
 from .registry import RegistryService
 from .rpc import Authenticator, Clock, Method, StreamLimit, SystemClock, service
+from .shared_nonces import SharedNonceTable
 from .store import Store, open_store
 from .transparency import TransparencyService
 from .verification import VerificationService
@@ -130,6 +131,7 @@ def build(
     keys_dir: Path | None = None,
     db: str = "",
     sweep_seconds: float = retention.SWEEP_SECONDS,
+    shared_nonces: SharedNonceTable | None = None,
 ) -> App:
     """Open (or create) the exchange in ``data_dir`` and build the services asked for.
 
@@ -145,7 +147,9 @@ def build(
     file in ``data_dir``, or ``postgresql://…``; the data directory still holds the keys,
     which must be the exchange's: :func:`load_keys` raises :class:`.issuer.ExchangeKeyError`
     (a ValueError) when they are not, and nothing is served. A process that writes runs the
-    retention sweep every ``sweep_seconds`` (:mod:`.retention`).
+    retention sweep every ``sweep_seconds`` (:mod:`.retention`). With ``shared_nonces``
+    (the first process of ``--processes N``), the request and presentation nonces seen in
+    memory are those of every process of the server (:mod:`.shared_nonces`).
     """
     settings = settings or Settings()
     clock = clock or SystemClock()
@@ -175,12 +179,15 @@ def build(
         operator_key=operator.public.raw if operator is not None else None,
         log_key=keys["log"],
     )
+    if shared_nonces is not None:
+        deps.presentation_nonces = shared_nonces.view(b"presentation")
+    seen = shared_nonces.view(b"request") if shared_nonces is not None else None
     # Every signed call spends its nonce in the store before it is answered, so the window
     # does not start at this process's start; a follower cannot write, so its does.
     auth = (
-        Authenticator(not_before=clock.now())
+        Authenticator(seen, not_before=clock.now())
         if follower
-        else Authenticator(record=store.spend_nonces)
+        else Authenticator(seen, record=store.spend_nonces)
     )
     streams = StreamLimit(max_streams)
     app = App(deps, [], [])

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from licentia import keyset
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey
-from licentia.nonces import MemoryNonceStore
+from licentia.nonces import MemoryNonceStore, NonceStore
 from licentia.status import DEFAULT_EPOCH_SECONDS, DEFAULT_LIST_SIZE, MAX_STATUS_BITS
 from licentia.token import DEFAULT_MAX_TERM_SECONDS
 
@@ -75,8 +75,9 @@ class Deps:
     operator_key: bytes | None = None
     #: The key that signs the public log's checkpoints (None on a read-only replica).
     log_key: PrivateKey | None = None
-    #: Presentation nonces seen by the Verify and ReportUse calls.
-    presentation_nonces: MemoryNonceStore = field(default_factory=MemoryNonceStore)
+    #: Presentation nonces seen by the Verify and ReportUse calls (shared by the processes
+    #: of ``--processes N``).
+    presentation_nonces: NonceStore = field(default_factory=MemoryNonceStore)
     #: Platforms by calling key: ``(when read, party)`` (bounded; cleared when full).
     _platforms: dict[bytes, tuple[int, Party]] = field(default_factory=dict)
 

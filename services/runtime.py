@@ -28,6 +28,9 @@ WORKER_IDLE_SECONDS = 0.25
 BASE_FILES = 64
 #: Open files one incoming connection holds (its socket).
 FILES_PER_CONNECTION = 1
+#: Open files the first process of ``--processes N`` holds per worker process: the pipes
+#: to it and its connection on the private socket, with one to spare.
+FILES_PER_WORKER = 4
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _KEEPALIVE = (
@@ -54,6 +57,11 @@ class ServerSettings:
     max_receive_bytes: int = 2 * 1024 * 1024
     max_send_bytes: int = CLIENT_MAX_RECEIVE_BYTES
     grace_seconds: float = 5.0
+    #: Share the port with the other processes of ``--processes N`` (``SO_REUSEPORT``).
+    reuse_port: bool = False
+    #: A second, private address to listen on without TLS (``unix:PATH``: the first
+    #: process's socket for its workers), or None.
+    local_address: str | None = None
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -162,17 +170,26 @@ class FileBudget:
 
     connections: int
     database: int
+    #: The worker processes this (first) process starts and watches.
+    workers: int = 0
 
     @property
     def needed(self) -> int:
         """The most open files the server may hold."""
-        return BASE_FILES + self.connections * FILES_PER_CONNECTION + self.database
+        return (
+            BASE_FILES
+            + self.connections * FILES_PER_CONNECTION
+            + self.database
+            + self.workers * FILES_PER_WORKER
+        )
 
     def describe(self) -> str:
         """The sum, in words."""
+        plural = "s" if self.workers != 1 else ""
+        workers = f" + {self.workers * FILES_PER_WORKER} for {self.workers} worker{plural}"
         return (
             f"{self.needed} open files ({BASE_FILES} base + {self.connections} connections"
-            f" + {self.database} for the database)"
+            f" + {self.database} for the database{workers if self.workers else ''})"
         )
 
 
@@ -246,7 +263,9 @@ def start(
             *_KEEPALIVE,
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
-            ("grpc.so_reuseport", 0),  # a port in use is an error, not a shared listener
+            # A port in use is an error, not a shared listener, unless this is one of the
+            # processes of --processes N (the first checked that the port was free).
+            ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
         ],
     )
     server.add_generic_rpc_handlers(tuple(handlers))
@@ -264,6 +283,11 @@ def start(
             port = server.add_insecure_port(settings.address)
     except RuntimeError as e:  # grpc reports a failed bind this way
         raise OSError(f"cannot listen on {settings.address}") from e
+    if settings.local_address is not None:
+        try:
+            server.add_insecure_port(settings.local_address)
+        except RuntimeError as e:
+            raise OSError(f"cannot listen on {settings.local_address}") from e
     server.start()
     address = f"{settings.address.rpartition(':')[0]}:{port}"
     log.info(
@@ -272,13 +296,21 @@ def start(
     return RunningServer(server, health_servicer, address, port, settings.grace_seconds, log)
 
 
-def install_signal_handlers(server: RunningServer, log: logging.Logger) -> None:
+def install_signal_handlers(
+    server: RunningServer,
+    log: logging.Logger,
+    before: Callable[[float], None] | None = None,
+) -> None:
     """On SIGTERM or SIGINT, drain ``server`` (:meth:`RunningServer.stop`) in a thread; a
-    second signal stops it at once. Call from the main thread."""
+    second signal stops it at once. ``before(grace)``, if given, runs first (the workers of
+    ``--processes N`` drain while the first process still serves their calls in flight).
+    Call from the main thread."""
     signals = 0
 
     def drain(name: str, grace: float) -> None:
         log.info("server.signal", extra={"signal": name, "grace_s": grace})
+        if before is not None:
+            before(grace)
         server.stop(grace)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

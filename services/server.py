@@ -4,6 +4,11 @@ Every flag has an environment variable (shown in ``--help``); a flag wins over i
 Logs are JSON lines on stderr. ``serve`` prints ``listening on HOST:PORT`` on stdout once
 the port is bound (and writes the port to ``--port-file`` when given), and drains calls in
 flight on SIGTERM or SIGINT.
+
+Why one module of this size: it is the exchange's command line, each subcommand's flags
+beside the checks that refuse a bad value and the wiring that uses it, so that no flag is
+added without its check; what a subcommand builds lives elsewhere (``app``, ``replica``,
+``procs``, ``runtime``).
 """
 
 from __future__ import annotations
@@ -37,16 +42,20 @@ from .app import (
 )
 from .deps import Settings
 from .issuer import ExchangeKeyError, Keyring, key_file
+from .procs import PrivateSocket, Workers, check_port_free, process_count, worker_spec
 from .replica import DEFAULT_STALENESS_SECONDS, ReplicaApp, build_replica
 from .rpc import SystemClock, json_logger, json_logging, json_native_stderr
 from .runtime import (
+    FILES_PER_WORKER,
     FileBudget,
+    RunningServer,
     ServerSettings,
     check_address,
     ensure_file_limit,
     install_signal_handlers,
     start,
 )
+from .shared_nonces import SharedNonceTable
 from .store import POSTGRES_SCHEMES, SqliteStore, open_store
 
 PROG = "licentia-server"
@@ -143,6 +152,15 @@ def _parser() -> argparse.ArgumentParser:
         default=int(_env("LICENTIA_MAX_CONNECTIONS", "512")),
         help="incoming connections open at once (default 512); each holds an open file"
         " [LICENTIA_MAX_CONNECTIONS]",
+    )
+    serve.add_argument(
+        "--processes",
+        type=int,
+        default=int(_env("LICENTIA_PROCESSES", "0")),
+        help="processes serving the port (default 0: one per core; 1 with --follower,"
+        " --upstream or --services without verification,licences,registry): the first is"
+        " the exchange, the others answer Verify themselves and relay every other call to it"
+        " [LICENTIA_PROCESSES]",
     )
     serve.add_argument("--port-file", type=Path, help="write the bound port to this file")
     serve.add_argument(
@@ -429,11 +447,19 @@ def _main(argv: Sequence[str] | None) -> int:
         )
         if args.upstream:
             _check_replica(args, services)
-        ensure_file_limit(FileBudget(args.max_connections, _database_files(args)))
+        processes = process_count(
+            args.processes, services, replica=bool(args.follower or args.upstream)
+        )
+        ensure_file_limit(
+            FileBudget(args.max_connections, _database_files(args), workers=processes - 1)
+        )
+        if processes > 1:
+            check_port_free(args.listen)
     except (ValueError, OSError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     json_logging()  # from here on, every line on stderr is one JSON object
+    nonces = SharedNonceTable.create() if processes > 1 else None
     if args.upstream:
         try:
             app: App | ReplicaApp = build_replica(
@@ -461,10 +487,14 @@ def _main(argv: Sequence[str] | None) -> int:
                 max_streams=max(args.workers - 32, 1),
                 keys_dir=args.issuer_keys,
                 db=args.db,
+                shared_nonces=nonces,
             )
         except (ValueError, OSError) as e:
             print(f"{PROG}: error: {e}", file=sys.stderr)
             return 2
+    private = PrivateSocket() if processes > 1 else None
+    workers: Workers | None = None
+    server: RunningServer | None = None
     try:
         server = start(
             ServerSettings(
@@ -472,25 +502,43 @@ def _main(argv: Sequence[str] | None) -> int:
                 tls_cert=args.tls_cert,
                 tls_key=args.tls_key,
                 max_workers=args.workers,
-                max_connections=args.max_connections,
+                # The workers' connections on the private socket count too.
+                max_connections=args.max_connections + FILES_PER_WORKER * (processes - 1),
+                reuse_port=processes > 1,
+                local_address=private.address if private else None,
             ),
             app.handlers,
             app.service_names,
             log,
         )
+        if private is not None and nonces is not None:
+            workers = Workers(processes - 1, worker_spec(args, server.port, private, nonces), log)
+            workers.start()
+            log.info(
+                "procs.started",
+                extra={"processes": processes, "workers": workers.pids, "socket": private.address},
+            )
     except (ValueError, OSError) as e:
+        if server is not None:
+            server.stop(0)
         app.close()
+        if private is not None:
+            private.close()
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
     json_native_stderr()  # gRPC's C core writes to stderr itself: JSON lines as well
     if args.port_file:
         args.port_file.write_text(f"{server.port}\n")
     print(f"listening on {server.address}", flush=True)
-    install_signal_handlers(server, log)
+    install_signal_handlers(server, log, workers.stop if workers is not None else None)
     try:
         server.wait()
     finally:
+        if workers is not None:
+            workers.stop(0)
         app.close()
+        if private is not None:
+            private.close()
     return 0
 
 

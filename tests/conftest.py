@@ -11,6 +11,10 @@ import os
 # runs). Nothing here forks to use gRPC in the child, so the handlers are off, before gRPC is
 # imported.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+# The servers the tests start as processes run as one process (today's server) unless a test
+# asks for more (tests/integration/test_processes.py): a worker per core in every one of them
+# would cost the suite a process start each, for nothing they check.
+os.environ.setdefault("LICENTIA_PROCESSES", "1")
 
 from collections.abc import Iterator
 
