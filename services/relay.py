@@ -35,9 +35,10 @@ news wakes every subscriber through its own event, as the hub's do.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from licentia.errors import LicentiaError, Reason
@@ -71,12 +72,34 @@ class HeldSnapshot:
         return Response(snapshot=status_pb2.SignedStatusSnapshot.FromString(self.signed))
 
 
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A relayed event or heartbeat: the message, and its bytes (encoded once for every
+    subscriber of an asyncio server)."""
+
+    msg: Response
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Next:
+    """What a subscriber at some position sends next (see :meth:`FeedRelay._next`)."""
+
+    behind: bool
+    batch: list[Item]
+    beat: Item | None
+    beats: int
+    news: asyncio.Event
+
+
 class FeedRelay:
     """The feed a follower accepted, for the replica's subscribers (see the module).
 
     A :class:`~licentia.transport.follow.FeedObserver`: give it to the follower. ``fetch``
     returns a verified snapshot of the upstream now (its signed bytes and what they say);
-    ``fresh`` tells whether the follower's view is within its staleness bound.
+    ``fresh`` tells whether the follower's view is within its staleness bound. Subscribers
+    are served by :meth:`feed` (a thread each: the sync gRPC server) or :meth:`afeed` (a
+    coroutine each: an asyncio gRPC server, after :meth:`attach`).
     """
 
     def __init__(
@@ -99,13 +122,18 @@ class FeedRelay:
         self._fetch_lock = threading.Lock()
         self._wakers: set[threading.Event] = set()
         #: The events after ``_base`` up to ``_sequence``, by sequence number.
-        self._events: dict[int, Response] = {}
+        self._events: dict[int, Item] = {}
         self._base = 0
         self._sequence = 0
-        self._beat: Response | None = None
+        self._beat: Item | None = None
         self._beats = 0
         self._snapshot: HeldSnapshot | None = None
         self._closed = False
+        #: The event loop of the asyncio subscribers, and the event they wait on (replaced
+        #: at each piece of news, once set).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._news = asyncio.Event()
+        self._async_subscribers = 0
         #: The issuer keys as the upstream last published them (``GetIssuerKeys``' answer).
         self.keys: licences_pb2.GetIssuerKeysResponse | None = None
         #: Snapshots fetched from the upstream for subscribers.
@@ -119,7 +147,11 @@ class FeedRelay:
     @property
     def subscribers(self) -> int:
         """Streams open now."""
-        return len(self._wakers)
+        return len(self._wakers) + self._async_subscribers
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve :meth:`afeed` subscribers on ``loop`` (an asyncio server's)."""
+        self._loop = loop
 
     # -- what the follower accepted (FeedObserver) --------------------------------------
     def keep_keys(self, keys: licences_pb2.GetIssuerKeysResponse) -> None:
@@ -139,26 +171,31 @@ class FeedRelay:
     def applied(self, msg: Response) -> None:
         """The follower applied the next event, or a heartbeat."""
         kind = msg.WhichOneof("message")
+        if kind not in ("event", "heartbeat"):
+            return
+        item = Item(msg, msg.SerializeToString())
         with self._lock:
             if kind == "event":
                 seq = msg.event.sequence
                 if seq != self._sequence + 1:  # the follower applies them in order
                     return
-                self._events[seq] = msg
+                self._events[seq] = item
                 self._sequence = seq
                 while len(self._events) > self.window:
                     self._base += 1
                     del self._events[self._base]
-            elif kind == "heartbeat":
-                self._beat = msg
-                self._beats += 1
             else:
-                return
+                self._beat = item
+                self._beats += 1
             self._wake_all()
 
     def _wake_all(self) -> None:
+        """Wake every subscriber (hold ``_lock``)."""
         for wake in self._wakers:
             wake.set()
+        if self._loop is not None and self._async_subscribers:
+            news, self._news = self._news, asyncio.Event()
+            self._loop.call_soon_threadsafe(news.set)
 
     def close(self) -> None:
         """End every stream."""
@@ -211,6 +248,23 @@ class FeedRelay:
                     self._snapshot = fetched
             return fetched
 
+    def _start(self, after: int) -> bool:
+        """Whether a subscriber resuming from ``after`` must start from a snapshot: it is
+        older than the window, or ahead of this replica."""
+        with self._lock:
+            return after > self._sequence or after < self._base
+
+    def _next(self, pos: int, beats_sent: int, wake: threading.Event | None) -> _Next:
+        """What a subscriber that has every event up to ``pos`` and ``beats_sent`` heartbeats
+        sends next; ``wake`` (or the returned ``news``) is armed for what comes after."""
+        with self._lock:
+            if wake is not None:
+                wake.clear()
+            behind = pos < self._base
+            batch = [] if behind else [self._events[s] for s in range(pos + 1, self._sequence + 1)]
+            beat = self._beat if self._beats != beats_sent else None
+            return _Next(behind, batch, beat, self._beats, self._news)
+
     def feed(
         self, after: int, active: Callable[[], bool], wake: threading.Event | None = None
     ) -> Iterator[Response]:
@@ -232,9 +286,9 @@ class FeedRelay:
         self._refuse_if_stale()
         pos = after
         deadline = time.monotonic() + self.tick
+        # Ahead of this replica (a snapshot fetched a moment ago, another replica's view):
+        # the follower is likely a message behind; wait for it, a little.
         while pos > self._sequence and active() and not self._closed:
-            # Ahead of this replica (a snapshot fetched a moment ago, another replica's
-            # view): the follower is likely a message behind; wait for it, a little.
             with self._lock:
                 wake.clear()
                 ahead = pos > self._sequence
@@ -242,36 +296,84 @@ class FeedRelay:
             if not ahead or left <= 0:
                 break
             wake.wait(left)
-        if pos > self._sequence or pos < self._base:
+        if self._start(pos):
             snap = self.snapshot()
             yield snap.message()
             pos = snap.sequence
         beats_sent = 0
         while active() and not self._closed:
-            with self._lock:
-                wake.clear()
-                behind = pos < self._base
-                batch = [self._events[s] for s in range(pos + 1, self._sequence + 1)]
-                beat = self._beat if self._beats != beats_sent else None
-                beats = self._beats
-            if behind:  # the window moved past this subscriber: a snapshot, then on
-                snap = self.snapshot()
-                if snap.sequence < self._base:
-                    raise LicentiaError(Reason.UNAVAILABLE, "the upstream's snapshot is older")
+            step = self._next(pos, beats_sent, wake)
+            if step.behind:  # the window moved past this subscriber: a snapshot, then on
+                pos = self._caught_up(snap := self.snapshot())
                 yield snap.message()
-                pos = snap.sequence
                 continue
-            yield from batch
-            if batch:
-                pos = batch[-1].event.sequence
-            if beat is not None and beat.heartbeat.sequence <= pos:
-                yield beat
-                beats_sent = beats
+            for item in step.batch:
+                yield item.msg
+            if step.batch:
+                pos = step.batch[-1].msg.event.sequence
+            if step.beat is not None and step.beat.msg.heartbeat.sequence <= pos:
+                yield step.beat.msg
+                beats_sent = step.beats
                 continue
-            if batch:
+            if step.batch:
                 continue
             self._refuse_if_stale()
             wake.wait(self.tick)
+
+    def _caught_up(self, snap: HeldSnapshot) -> int:
+        """The position after ``snap``, sent to a subscriber the window moved past."""
+        if snap.sequence < self._base:
+            raise LicentiaError(Reason.UNAVAILABLE, "the upstream's snapshot is older")
+        return snap.sequence
+
+    async def afeed(self, after: int) -> AsyncIterator[bytes]:
+        """:meth:`feed` for an asyncio server (after :meth:`attach`): the bytes of each
+        message, until the call is cancelled, the relay closes, or the replica goes stale.
+        Snapshots are fetched in the loop's default executor."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self._async_subscribers += 1
+        try:
+            self._refuse_if_stale()
+            pos = after
+            if pos > self._sequence:  # ahead of this replica: wait for it, a little
+                try:
+                    async with asyncio.timeout(self.tick):
+                        while pos > self._sequence and not self._closed:
+                            await self._next(pos, 0, None).news.wait()
+                except TimeoutError:
+                    pass
+            if self._start(pos):
+                snap = await loop.run_in_executor(None, self.snapshot)
+                yield snap.message().SerializeToString()
+                pos = snap.sequence
+            beats_sent = 0
+            while not self._closed:
+                step = self._next(pos, beats_sent, None)
+                if step.behind:
+                    snap = await loop.run_in_executor(None, self.snapshot)
+                    pos = self._caught_up(snap)
+                    yield snap.message().SerializeToString()
+                    continue
+                for item in step.batch:
+                    yield item.raw
+                if step.batch:
+                    pos = step.batch[-1].msg.event.sequence
+                if step.beat is not None and step.beat.msg.heartbeat.sequence <= pos:
+                    yield step.beat.raw
+                    beats_sent = step.beats
+                    continue
+                if step.batch:
+                    continue
+                self._refuse_if_stale()
+                try:
+                    async with asyncio.timeout(self.tick):
+                        await step.news.wait()
+                except TimeoutError:
+                    pass
+        finally:
+            with self._lock:
+                self._async_subscribers -= 1
 
 
 class RelayLicenceService:

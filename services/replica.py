@@ -36,6 +36,7 @@ from licentia.transport.follow import GrpcUpstream, StatusFollower
 from licentia.v1 import licences_pb2, registry_pb2, verification_pb2
 from licentia.verify import VerificationEngine
 
+from .aio_runtime import feed_handler
 from .deps import Settings
 from .model import Party, Role
 from .relay import RELAY_WINDOW, FeedRelay, RelayLicenceService
@@ -245,6 +246,9 @@ class ReplicaApp:
     service_names: list[str]
     #: The revocation feed relayed to the replica's own subscribers.
     relay: FeedRelay | None = None
+    #: :attr:`handlers` for an asyncio server (:func:`.aio_runtime.start_async`): the relayed
+    #: streams are coroutines there rather than threads.
+    aio_handlers: list[grpc.GenericRpcHandler] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -328,16 +332,17 @@ def build_replica(
         streams,
     )
     feed = licences_pb2.DESCRIPTOR.services_by_name["LicenceService"]
-    feed_handler = service(  # public calls only: no signature to check
+    relayed_feed = service(  # public calls only: no signature to check
         feed, RelayLicenceService(relay).methods(), Authenticator(), clock, log, streams
     )
     app = ReplicaApp(
         follower,
         platforms,
         channel,
-        [handler, feed_handler],
+        [handler, relayed_feed],
         [descriptor.full_name, feed.full_name],
         relay,
+        [handler, feed_handler(relayed_feed, relay, streams, log)],
     )
 
     def refresh_platforms() -> None:

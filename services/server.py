@@ -25,6 +25,7 @@ from licentia.token import is_currency
 from licentia.v1 import ledger_pb2
 
 from . import ledger
+from .aio_runtime import start_async
 from .app import (
     DB_FILE,
     KEYS_DIR,
@@ -452,18 +453,17 @@ def _main(argv: Sequence[str] | None) -> int:
             print(f"{PROG}: error: {e}", file=sys.stderr)
             return 2
     try:
-        server = start(
-            ServerSettings(
-                address=args.listen,
-                tls_cert=args.tls_cert,
-                tls_key=args.tls_key,
-                max_workers=args.workers,
-                max_connections=args.max_connections,
-            ),
-            app.handlers,
-            app.service_names,
-            log,
+        server_settings = ServerSettings(
+            address=args.listen,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            max_workers=args.workers,
+            max_connections=args.max_connections,
         )
+        if isinstance(app, ReplicaApp):  # its relayed streams are coroutines, not threads
+            server = start_async(server_settings, app.aio_handlers, app.service_names, log)
+        else:
+            server = start(server_settings, app.handlers, app.service_names, log)
     except (ValueError, OSError) as e:
         app.close()
         print(f"{PROG}: error: {e}", file=sys.stderr)

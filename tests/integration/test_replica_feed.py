@@ -18,6 +18,7 @@ from licentia.errors import Reason
 from licentia.keys import IssuerKeySet
 from licentia.methods import path
 from licentia.presentation import present
+from licentia.services.aio_runtime import start_async
 from licentia.services.app import build
 from licentia.services.deps import Settings
 from licentia.services.replica import build_replica
@@ -62,13 +63,18 @@ def serve_exchange(data_dir: Path) -> Exchange:
 
 
 def serve_replica(upstream: str, address: str = "127.0.0.1:0", **kw: Any) -> Replica:
-    """A verify-only replica of ``upstream`` served on ``address`` (a restart needs its port)."""
+    """A verify-only replica of ``upstream`` served on ``address`` (a restart needs its port),
+    on an asyncio server as ``licentia-server --upstream`` runs it (``sync=True``: on the
+    sync server, each relayed stream a thread)."""
     kw.setdefault("staleness_seconds", REPLICA_STALENESS)
+    sync = kw.pop("sync", False)
     app = build_replica(upstream, log=LOG, backoff=(0.05, 0.3), timeout=3.0, **kw)
     try:
-        server = start(
-            ServerSettings(address=address, max_workers=48), app.handlers, app.service_names, LOG
-        )
+        settings = ServerSettings(address=address, max_workers=48)
+        if sync:
+            server = start(settings, app.handlers, app.service_names, LOG)
+        else:
+            server = start_async(settings, app.aio_handlers, app.service_names, LOG)
     except BaseException:
         app.close()
         raise
