@@ -314,11 +314,10 @@ class FeedRelay:
             if step.beat is not None and step.beat.msg.heartbeat.sequence <= pos:
                 yield step.beat.msg
                 beats_sent = step.beats
-                continue
-            if step.batch:
-                continue
-            self._refuse_if_stale()
-            wake.wait(self.tick)
+            # ``wake`` was cleared as the batch was read: news since then has set it. News
+            # means the replica is fresh; a tick without any is when to look.
+            if not wake.wait(self.tick):
+                self._refuse_if_stale()
 
     def _caught_up(self, snap: HeldSnapshot) -> int:
         """The position after ``snap``, sent to a subscriber the window moved past."""
@@ -362,15 +361,13 @@ class FeedRelay:
                 if step.beat is not None and step.beat.msg.heartbeat.sequence <= pos:
                     yield step.beat.raw
                     beats_sent = step.beats
+                if step.news.is_set():  # news since the batch was read
                     continue
-                if step.batch:
-                    continue
-                self._refuse_if_stale()
                 try:
                     async with asyncio.timeout(self.tick):
                         await step.news.wait()
                 except TimeoutError:
-                    pass
+                    self._refuse_if_stale()
         finally:
             with self._lock:
                 self._async_subscribers -= 1

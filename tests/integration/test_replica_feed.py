@@ -125,13 +125,14 @@ def exchange(tmp_path: Path) -> Iterator[Exchange]:
         ex.stop()
 
 
+@pytest.mark.parametrize("sync", [False, True], ids=["asyncio-server", "sync-server"])
 def test_an_inline_verifier_following_a_replica_sees_a_revocation_made_at_the_exchange(
-    exchange: Exchange,
+    exchange: Exchange, sync: bool
 ) -> None:
     ex = exchange
     holder, adv, _ = registered(ex, AUDIENCE)
     revoked, kept = issue_licence(holder, adv), issue_licence(holder, adv)
-    replica = serve_replica(ex.address)
+    replica = serve_replica(ex.address, sync=sync)
     v, channel = start_verifier(replica.server.address, AUDIENCE, staleness_seconds=3)
     try:
         assert check(v, revoked, adv).allowed
