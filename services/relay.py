@@ -195,7 +195,10 @@ class FeedRelay:
             wake.set()
         if self._loop is not None and self._async_subscribers:
             news, self._news = self._news, asyncio.Event()
-            self._loop.call_soon_threadsafe(news.set)
+            try:
+                self._loop.call_soon_threadsafe(news.set)
+            except RuntimeError:  # the server's loop has ended: its streams with it
+                self._loop = None
 
     def close(self) -> None:
         """End every stream."""
