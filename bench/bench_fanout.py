@@ -100,6 +100,7 @@ async def _subscribe(targets: list[tuple[str, str, int]], out: IO[str]) -> None:
     its first message, then note every event's arrival until stdin closes; print them."""
     arrivals: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     ended: dict[str, int] = defaultdict(int)
+    why: dict[str, int] = defaultdict(int)
     event_bytes = 0
     total = sum(count for _, _, count in targets)
     opened = 0
@@ -123,8 +124,9 @@ async def _subscribe(targets: list[tuple[str, str, int]], out: IO[str]) -> None:
                 if msg.HasField("event"):
                     arrivals[tier][msg.event.sequence].append(t)
                     event_bytes = len(raw)
-        except grpc.aio.AioRpcError:
+        except grpc.aio.AioRpcError as e:
             ended[tier] += 1
+            why[f"{e.code().name}: {e.details()}"[:120]] += 1
 
     tasks = []
     for tier, address, count in targets:
@@ -150,6 +152,7 @@ async def _subscribe(targets: list[tuple[str, str, int]], out: IO[str]) -> None:
     result = {
         "opened": opened,
         "ended": dict(ended),
+        "why": dict(why),
         "event_bytes": event_bytes,
         "arrivals": {
             tier: {str(s): ts for s, ts in seqs.items()} for tier, seqs in arrivals.items()
@@ -364,6 +367,10 @@ def run(sizes: Sizes, tmp: Path) -> dict[str, Any]:
             "missing": missing,
             "ended": sum(s["ended"].get(tier, 0) for s in seen),
         }
+    why: dict[str, int] = defaultdict(int)
+    for result in seen:
+        for k, v in result["why"].items():
+            why[k] += v
     rss = [(a[0] - b[0]) / max(n, 1) for a, b, n in zip(after, before, per_replica, strict=True)]
     threads = [
         (a[1] - b[1]) / max(n, 1) for a, b, n in zip(after, before, per_replica, strict=True)
@@ -384,6 +391,7 @@ def run(sizes: Sizes, tmp: Path) -> dict[str, Any]:
         "threads_per_stream": round(statistics.mean(threads), 2),
         "event_bytes": event_bytes,
         "cpu_us_per_message": round(statistics.mean(per_message), 1),
+        "ended_why": dict(why),
         "cpu_ms_per_message_to_all": {
             role: round(sum(c) / messages * 1000, 1) for role, c in cpu.items()
         },
@@ -445,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         "event_bytes": figures["event_bytes"],
         "replica_cpu_us_per_message": figures["cpu_us_per_message"],
         "cpu_ms_per_message_to_all": figures["cpu_ms_per_message_to_all"],
+        "ended_why": figures["ended_why"],
         "replica_rss_kib": figures["replica_rss_kib"],
         "cpus": os.cpu_count(),
         "ok": p99 <= TARGET_MS and missing == 0 and figures["opened"] == sizes.streams,
