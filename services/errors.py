@@ -137,6 +137,11 @@ def abort(context: grpc.ServicerContext, reason: Reason, message: str) -> NoRetu
     ``licentia.errors.LicentiaError``, which the plumbing turns into this. ``message`` is
     normalised to one line of at most :data:`MAX_MESSAGE_CHARS` characters.
     """
-    context.abort_with_status(rpc_status.to_status(rich_status(reason, message)))
+    status = rpc_status.to_status(rich_status(reason, message))
+    abort_with_status = getattr(context, "abort_with_status", None)
+    if abort_with_status is not None:
+        abort_with_status(status)
+    else:  # grpc.aio's context of a sync handler (run in its thread pool) has only abort
+        context.abort(status.code, status.details, status.trailing_metadata)
     # grpc's abort always raises; this line only guards against a context that does not.
     raise RuntimeError("the call was not aborted")

@@ -8,6 +8,11 @@ backoff, fail closed with STATUS_STALE past the staleness bound), and the regist
 platforms' keys (:class:`PlatformDirectory`, from the public ``ListPlatforms``). It opens no
 database and writes no file. ``ReportUse`` counts uses in the exchange's store, so the replica
 refuses it with NOT_SERVED, naming its upstream.
+
+It also relays the revocation feed it follows (:mod:`.relay`): ``WatchRevocations``,
+``GetStatusSnapshot`` and ``GetIssuerKeys`` to its own subscribers — platforms' inline
+verifiers — passing the exchange's signed events, heartbeats and snapshots on as they came,
+and failing closed (STATUS_STALE) past its staleness bound.
 """
 
 from __future__ import annotations
@@ -15,21 +20,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc  # type: ignore[import-untyped]
 
 from licentia.errors import LicentiaError, Reason
+from licentia.keys import IssuerKeySet
 from licentia.methods import path
 from licentia.nonces import MemoryNonceStore
+from licentia.status import StatusSnapshot, verify_snapshot
 from licentia.token import Licence
 from licentia.transport.channel import SignedChannel
 from licentia.transport.follow import GrpcUpstream, StatusFollower
-from licentia.v1 import registry_pb2, verification_pb2
+from licentia.v1 import licences_pb2, registry_pb2, verification_pb2
 from licentia.verify import VerificationEngine
 
+from .aio_runtime import feed_handler
 from .deps import Settings
 from .model import Party, Role
+from .relay import RELAY_WINDOW, FeedRelay, RelayLicenceService
 from .rpc import Authenticator, Call, Clock, StreamLimit, SystemClock, service
 from .runtime import client_channel
 from .verification import VerificationService
@@ -145,6 +155,29 @@ class PlatformDirectory:
         return party
 
 
+class RelayedUpstream(GrpcUpstream):
+    """The upstream exchange, as the replica's follower reads it: each issuer key set it
+    fetches is also handed to ``on_keys`` as the exchange answered (``GetIssuerKeys``'
+    response), for the replica to relay."""
+
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        on_keys: Callable[[licences_pb2.GetIssuerKeysResponse], None],
+        *,
+        timeout: float = 10.0,
+    ) -> None:
+        super().__init__(channel, timeout=timeout)
+        self.on_keys = on_keys
+
+    def issuer_keys(self, timeout: float | None = None) -> IssuerKeySet:
+        """The exchange's published issuer keys (its answer kept for the relay)."""
+        resp = self.issuer_keys_response(timeout)
+        keys = IssuerKeySet.from_proto(resp.keys)  # refused before it is relayed
+        self.on_keys(resp)
+        return keys
+
+
 class ReplicaVerificationService(VerificationService):
     """``VerificationService`` at a verify-only replica: the exchange's own checks and
     reasons, over the followed keys, status list and platforms; ``ReportUse`` is NOT_SERVED.
@@ -211,12 +244,19 @@ class ReplicaApp:
     channel: grpc.Channel
     handlers: list[grpc.GenericRpcHandler]
     service_names: list[str]
+    #: The revocation feed relayed to the replica's own subscribers.
+    relay: FeedRelay | None = None
+    #: :attr:`handlers` for an asyncio server (:func:`.aio_runtime.start_async`): the relayed
+    #: streams are coroutines there rather than threads.
+    aio_handlers: list[grpc.GenericRpcHandler] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def close(self) -> None:
-        """Stop following the upstream and close its channel."""
+        """End the relayed streams, stop following the upstream and close its channel."""
         self._stop.set()
+        if self.relay is not None:
+            self.relay.close()
         self.follower.close()
         for t in self._threads:
             t.join(timeout=5)
@@ -236,10 +276,12 @@ def build_replica(
     platform_refresh_seconds: float = DEFAULT_PLATFORM_REFRESH_SECONDS,
     platform_refresh_min_interval: float = DEFAULT_PLATFORM_REFRESH_MIN_INTERVAL,
     timeout: float = 10.0,
+    relay_window: int = RELAY_WINDOW,
 ) -> ReplicaApp:
     """Connect to the exchange at ``upstream`` (``HOST:PORT``; TLS checked against
     ``tls_ca``, PEM, when given), load its issuer keys, a signed status snapshot and its
-    platforms (each call bounded by ``timeout``), and build the verification service.
+    platforms (each call bounded by ``timeout``), and build the verification service and
+    the relayed revocation feed (the last ``relay_window`` events kept for resuming).
 
     Raises :class:`licentia.transport.errors.ExchangeError` when the upstream cannot be
     reached or refuses (with its reason),
@@ -249,13 +291,21 @@ def build_replica(
     clock = clock or SystemClock()
     log = log or logger
     channel = client_channel(upstream, tls_ca)
+
+    def fetch() -> tuple[bytes, StatusSnapshot]:  # for subscribers: verified as it is relayed
+        signed = relayed.status_snapshot()
+        return signed, verify_snapshot(signed, follower.keys.current)
+
+    relay = FeedRelay(fetch, lambda: follower.figures()[2], window=relay_window)
+    relayed = RelayedUpstream(channel, relay.keep_keys, timeout=timeout)
     follower = StatusFollower(
-        GrpcUpstream(channel, timeout=timeout),
+        relayed,
         staleness_seconds=staleness_seconds,
         clock=clock.now,
         backoff=backoff,
         log=log,
         name="replica",
+        observer=relay,
     )
     platforms = PlatformDirectory(
         channel, timeout=timeout, min_interval=platform_refresh_min_interval, log=log
@@ -269,6 +319,7 @@ def build_replica(
         raise
     servicer = ReplicaVerificationService(follower, platforms, clock, settings, upstream)
     descriptor = verification_pb2.DESCRIPTOR.services_by_name["VerificationService"]
+    streams = StreamLimit(max_streams)
     handler = service(
         descriptor,
         servicer.methods(),
@@ -278,9 +329,21 @@ def build_replica(
         Authenticator(),
         clock,
         log,
-        StreamLimit(max_streams),
+        streams,
     )
-    app = ReplicaApp(follower, platforms, channel, [handler], [descriptor.full_name])
+    feed = licences_pb2.DESCRIPTOR.services_by_name["LicenceService"]
+    relayed_feed = service(  # public calls only: no signature to check
+        feed, RelayLicenceService(relay).methods(), Authenticator(), clock, log, streams
+    )
+    app = ReplicaApp(
+        follower,
+        platforms,
+        channel,
+        [handler, relayed_feed],
+        [descriptor.full_name, feed.full_name],
+        relay,
+        [handler, feed_handler(relayed_feed, relay, streams, log)],
+    )
 
     def refresh_platforms() -> None:
         while not app._stop.wait(platform_refresh_seconds):

@@ -344,7 +344,9 @@ class _Plumbing:
             )
             errors.abort(context, Reason.UNAVAILABLE, "the server is short of resources: retry")
         except Exception as e:
-            if isinstance(e, grpc.RpcError) and not context.is_active():
+            # (grpc.aio's context of a sync handler has no is_active: take it as active)
+            active = getattr(context, "is_active", lambda: True)
+            if isinstance(e, grpc.RpcError) and not active():
                 outcome.code = "CANCELLED"  # the client went away while we read its stream
                 raise
             outcome.refused(Reason.INTERNAL)

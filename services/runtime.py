@@ -245,6 +245,21 @@ class RunningServer:
         return not self._server.wait_for_termination(timeout)
 
 
+def server_options(settings: ServerSettings) -> list[tuple[str, Any]]:
+    """The gRPC options of a server run with ``settings`` (sync or asyncio)."""
+    return [
+        ("grpc.max_allowed_incoming_connections", settings.max_connections),
+        ("grpc.max_receive_message_length", settings.max_receive_bytes),
+        ("grpc.max_send_message_length", settings.max_send_bytes),
+        *_KEEPALIVE,
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
+        # A port in use is an error, not a shared listener, unless this is one of the
+        # processes of --processes N (the first checked that the port was free).
+        ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
+    ]
+
+
 def start(
     settings: ServerSettings,
     handlers: Sequence[grpc.GenericRpcHandler],
@@ -256,17 +271,7 @@ def start(
     :mod:`.reflection`); raises ``OSError`` if it cannot bind."""
     server = grpc.server(
         ElasticExecutor(settings.max_workers, thread_name_prefix="licentia-rpc"),
-        options=[
-            ("grpc.max_allowed_incoming_connections", settings.max_connections),
-            ("grpc.max_receive_message_length", settings.max_receive_bytes),
-            ("grpc.max_send_message_length", settings.max_send_bytes),
-            *_KEEPALIVE,
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
-            # A port in use is an error, not a shared listener, unless this is one of the
-            # processes of --processes N (the first checked that the port was free).
-            ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
-        ],
+        options=server_options(settings),
     )
     server.add_generic_rpc_handlers(tuple(handlers))
     health_servicer = health.HealthServicer()

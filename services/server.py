@@ -30,6 +30,7 @@ from licentia.token import is_currency
 from licentia.v1 import ledger_pb2
 
 from . import ledger
+from .aio_runtime import start_async
 from .app import (
     DB_FILE,
     KEYS_DIR,
@@ -496,21 +497,20 @@ def _main(argv: Sequence[str] | None) -> int:
     workers: Workers | None = None
     server: RunningServer | None = None
     try:
-        server = start(
-            ServerSettings(
-                address=args.listen,
-                tls_cert=args.tls_cert,
-                tls_key=args.tls_key,
-                max_workers=args.workers,
-                # The workers' connections on the private socket count too.
-                max_connections=args.max_connections + FILES_PER_WORKER * (processes - 1),
-                reuse_port=processes > 1,
-                local_address=private.address if private else None,
-            ),
-            app.handlers,
-            app.service_names,
-            log,
+        server_settings = ServerSettings(
+            address=args.listen,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            max_workers=args.workers,
+            # The workers' connections on the private socket count too.
+            max_connections=args.max_connections + FILES_PER_WORKER * (processes - 1),
+            reuse_port=processes > 1,
+            local_address=private.address if private else None,
         )
+        if isinstance(app, ReplicaApp):  # its relayed streams are coroutines, not threads
+            server = start_async(server_settings, app.aio_handlers, app.service_names, log)
+        else:
+            server = start(server_settings, app.handlers, app.service_names, log)
         if private is not None and nonces is not None:
             workers = Workers(processes - 1, worker_spec(args, server.port, private, nonces), log)
             workers.start()

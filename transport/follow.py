@@ -69,6 +69,7 @@ __all__ = [
     "GET_ISSUER_KEYS",
     "GET_STATUS_SNAPSHOT",
     "WATCH_REVOCATIONS",
+    "FeedObserver",
     "GrpcUpstream",
     "GuardedStatus",
     "RevocationStream",
@@ -118,6 +119,21 @@ class Upstream(Protocol):
         ...
 
 
+class FeedObserver(Protocol):
+    """Told what a :class:`StatusFollower` accepted, in order, after it changed the view: a
+    verify-only replica relays exactly these to its own subscribers. Called on the
+    follower's feed thread (or :meth:`StatusFollower.start`'s caller); it must not block."""
+
+    def adopted(self, signed: bytes, snapshot: StatusSnapshot) -> None:
+        """The view was (re)built from this verified snapshot (``signed``: the serialized
+        ``SignedStatusSnapshot`` as the exchange sent it)."""
+        ...
+
+    def applied(self, msg: licences_pb2.WatchRevocationsResponse) -> None:
+        """A verified event (the next in sequence) or heartbeat was applied to the view."""
+        ...
+
+
 class _Stream:
     """A ``WatchRevocations`` call whose failures are mapped to ``ExchangeError``."""
 
@@ -156,15 +172,21 @@ class GrpcUpstream:
         except grpc.RpcError as e:
             raise exchange_error(e) from None
 
-    def issuer_keys(self, timeout: float | None = None) -> IssuerKeySet:
-        """The exchange's published issuer keys."""
-        resp = self._unary(
+    def issuer_keys_response(
+        self, timeout: float | None = None
+    ) -> licences_pb2.GetIssuerKeysResponse:
+        """``GetIssuerKeys``'s answer as the exchange sent it (not yet parsed as keys)."""
+        resp: licences_pb2.GetIssuerKeysResponse = self._unary(
             GET_ISSUER_KEYS,
             licences_pb2.GetIssuerKeysRequest(),
             licences_pb2.GetIssuerKeysResponse,
             timeout,
         )
-        return IssuerKeySet.from_proto(resp.keys)
+        return resp
+
+    def issuer_keys(self, timeout: float | None = None) -> IssuerKeySet:
+        """The exchange's published issuer keys."""
+        return IssuerKeySet.from_proto(self.issuer_keys_response(timeout).keys)
 
     def status_snapshot(self, timeout: float | None = None) -> bytes:
         """The exchange's signed status list now, serialized."""
@@ -255,8 +277,9 @@ class StatusFollower:
     ``staleness_seconds`` is the fail-closed bound (it must exceed the exchange's heartbeat
     interval); ``clock`` gives Unix seconds; ``backoff`` is ``(first, longest)`` delay in
     seconds between reconnection attempts; ``name`` prefixes the threads' names and the log
-    events. Call :meth:`start`, give :attr:`keys` and :attr:`status` to a verification
-    engine, and :meth:`close` at the end.
+    events; ``observer``, when given, is told every snapshot, event and heartbeat the view
+    accepted (:class:`FeedObserver`). Call :meth:`start`, give :attr:`keys` and
+    :attr:`status` to a verification engine, and :meth:`close` at the end.
     """
 
     def __init__(
@@ -270,6 +293,7 @@ class StatusFollower:
         key_refresh_seconds: float = DEFAULT_KEY_REFRESH_SECONDS,
         key_refresh_min_interval: float = DEFAULT_KEY_REFRESH_MIN_INTERVAL,
         name: str = "verifier",
+        observer: FeedObserver | None = None,
     ) -> None:
         if staleness_seconds <= 0:
             raise ValueError("staleness_seconds must be positive")
@@ -281,6 +305,7 @@ class StatusFollower:
         self.key_refresh_seconds = key_refresh_seconds
         self.key_refresh_min_interval = key_refresh_min_interval
         self.name = name
+        self.observer = observer
         self._clock = clock
         self._log = log or logging.getLogger(f"licentia.{name}")
         self._keys: TrustedKeys | None = None
@@ -320,9 +345,12 @@ class StatusFollower:
         if self._status is not None or self._stop.is_set():
             raise RuntimeError("a follower is started once")
         self._keys = TrustedKeys(self.upstream.issuer_keys(timeout), self._keys_wanted.set)
-        snapshot = self._fetch_snapshot(timeout)
+        signed = self.upstream.status_snapshot(timeout)
+        snapshot = self._verified(verify_snapshot, signed, timeout)
         self._status = GuardedStatus(StatusView(self._clamped(snapshot), self.staleness_seconds))
         self._signed_time(snapshot.taken_at, "snapshot")
+        if self.observer is not None:
+            self.observer.adopted(signed, snapshot)
         self._log.info(
             f"{self.name}.started",
             extra={"sequence": snapshot.sequence, "issuer_keys": len(self._keys.current)},
@@ -394,10 +422,6 @@ class StatusFollower:
         return len(self._keys.current) if self._keys is not None else 0
 
     # -- following the exchange ---------------------------------------------------------
-    def _fetch_snapshot(self, timeout: float | None = None) -> StatusSnapshot:
-        """A verified snapshot; fetches the keys again once if it names an unknown key."""
-        return self._verified(verify_snapshot, self.upstream.status_snapshot(timeout), timeout)
-
     def _follow_forever(self) -> None:
         """Follow the stream until closed, reconnecting with backoff and jitter."""
         attempt = 0
@@ -476,7 +500,10 @@ class StatusFollower:
                     status.signed_at = max(status.signed_at, event.revoked_at)
                 event = replace(event, revoked_at=self._not_ahead(event.revoked_at))
                 with status.lock:
+                    fresh = event.sequence > status.view.sequence
                     status.view.apply(event)
+                if fresh and self.observer is not None:
+                    self.observer.applied(msg)
             elif kind == "heartbeat":
                 beat = self._verified(verify_heartbeat, msg.heartbeat)
                 self._signed_time(beat.at, "heartbeat")
@@ -487,9 +514,11 @@ class StatusFollower:
                     # The exchange publishes another key set (a rotation, a withdrawal):
                     # fetch it now (rate-limited), not at the next scheduled refresh.
                     self._keys_wanted.set()
+                if self.observer is not None:
+                    self.observer.applied(msg)
             elif kind == "snapshot":
                 data = msg.snapshot.SerializeToString(deterministic=True)
-                self._replace(self._verified(verify_snapshot, data))
+                self._replace(data, self._verified(verify_snapshot, data))
         except LicentiaError as e:
             if e.reason is Reason.STATUS_SEQUENCE_GAP and kind != "snapshot":
                 raise _Resync from None
@@ -513,13 +542,16 @@ class StatusFollower:
         self._refresh_keys(timeout)
         return verify(item, self._keys.current)
 
-    def _replace(self, snapshot: StatusSnapshot) -> None:
-        """Adopt a newer snapshot; an older one is refused (revocation is final)."""
+    def _replace(self, signed: bytes, snapshot: StatusSnapshot) -> None:
+        """Adopt a newer snapshot (``signed``: its serialized ``SignedStatusSnapshot``); an
+        older one is refused (revocation is final)."""
         assert self._status is not None
         status = self._status
         with status.lock:
             status.view.replace(self._clamped(snapshot))
         self._signed_time(snapshot.taken_at, "snapshot")
+        if self.observer is not None:
+            self.observer.adopted(signed, snapshot)
 
     def _signed_time(self, at: int, what: str) -> None:
         """Note a time the exchange signed as its "now" (a heartbeat's, a snapshot's): the
@@ -557,8 +589,9 @@ class StatusFollower:
     def _resync(self) -> bool:
         """Rebuild the view from a new snapshot; True on success."""
         try:
-            snapshot = self._fetch_snapshot()
-            self._replace(snapshot)
+            signed = self.upstream.status_snapshot()
+            snapshot = self._verified(verify_snapshot, signed)
+            self._replace(signed, snapshot)
         except LicentiaError as e:
             self._note_error(e)
             return False

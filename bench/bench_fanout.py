@@ -1,0 +1,467 @@
+"""Benchmark of revocation fan-out: an exchange, verify-only replicas relaying its feed, and
+thousands of ``WatchRevocations`` streams on them, all real processes.
+
+Prints one JSON object per line, like the other benches: ``bench``, ``ops_per_s``, ``ratio``,
+``target``, ``limit``, ``ok`` (and ``value`` / ``p99_ms``).
+
+- ``revocation.fanout``: an exchange (``licentia-server`` in its own process) and ``--replicas``
+  verify-only replicas (``licentia-server --services verification --upstream``, each its own
+  process, relaying the exchange's signed feed: services/relay.py). ``--streams`` streams in
+  all: ``--direct`` of them on the exchange itself, the rest spread evenly over the replicas.
+  The subscribers are ``grpc.aio`` clients in ``--subscribers`` processes of their own (many
+  streams share a few HTTP/2 connections); they note each event's arrival on each stream and
+  check nothing (a platform's verifier checks signatures in its own process). Revocations
+  are made one at a time at the exchange; for each, the milliseconds from RevokeLicence's
+  return to the event's arrival on the *last* stream of a tier (the exchange's streams; the
+  replicas' streams, one tier). The row's value is the p99 of that over the revocations for
+  the replicas' tier (the exchange's tier beside it), with the count of arrivals missing
+  (a stream that never got an event, or ended). Target: 50 ms through one tier, 0 missing.
+  It also reports what each replica costs per stream: threads and resident memory (from
+  /proc, before and after its streams opened) and the bytes one event takes on each stream.
+
+Both clocks are the machine's monotonic clock (one clock for every process of the run).
+
+Run with ``python bench/bench_fanout.py``; ``--quick`` runs a few hundred streams for a few
+seconds (the tests use it). The machine's cores are shared by every process of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import grpc  # type: ignore[import-untyped]
+from exchange_process import (
+    ExchangeProcess,
+    add_standing_rule,
+    call,
+    deposit,
+    find_offer,
+    licence_request,
+    operator_key,
+    register_advertiser,
+    register_holder,
+)
+
+from licentia.clients.channel import SignedChannel
+from licentia.keys import PrivateKey
+from licentia.methods import path
+from licentia.v1 import exchange_pb2, licences_pb2, records_pb2
+
+#: revocation.fanout's target: p99 ms through one tier of replicas.
+TARGET_MS = 50.0
+WATCH = path(licences_pb2, "WatchRevocations")
+REVOKE = path(licences_pb2, "RevokeLicence")
+#: Streams one HTTP/2 connection of a subscriber carries.
+STREAMS_PER_CONNECTION = 100
+#: Revocations made before measuring (every stream must see them).
+WARMUP = 2
+#: Seconds the exchange waits between heartbeats (a replica relays each).
+HEARTBEAT_SECONDS = 3.0
+#: Longest wait for every stream to be open, and for an event to arrive everywhere.
+READY_TIMEOUT = 120.0
+ARRIVAL_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big a run is."""
+
+    streams: int
+    direct: int
+    replicas: int
+    subscribers: int
+    revocations: int
+    gap_s: float
+
+
+FULL = Sizes(streams=2000, direct=400, replicas=4, subscribers=2, revocations=40, gap_s=1.0)
+QUICK = Sizes(streams=300, direct=60, replicas=2, subscribers=1, revocations=8, gap_s=0.3)
+
+
+# -- a subscriber process ------------------------------------------------------------------
+
+
+async def _subscribe(targets: list[tuple[str, str, int]], out: IO[str]) -> None:
+    """Open ``count`` streams on each ``(tier, address, count)``; say ``ready`` once each has
+    its first message, then note every event's arrival until stdin closes; print them."""
+    arrivals: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    ended: dict[str, int] = defaultdict(int)
+    why: dict[str, int] = defaultdict(int)
+    event_bytes = 0
+    total = sum(count for _, _, count in targets)
+    opened = 0
+    ready = asyncio.Event()
+    body = licences_pb2.WatchRevocationsRequest(after_sequence=0).SerializeToString()
+    channels: list[grpc.aio.Channel] = []
+
+    async def stream(tier: str, channel: grpc.aio.Channel) -> None:
+        nonlocal opened, event_bytes
+        first = True
+        call = channel.unary_stream(WATCH, request_serializer=None, response_deserializer=None)
+        try:
+            async for raw in call(body):
+                t = time.monotonic()
+                if first:
+                    first = False
+                    opened += 1
+                    if opened == total:
+                        ready.set()
+                msg = licences_pb2.WatchRevocationsResponse.FromString(raw)
+                if msg.HasField("event"):
+                    arrivals[tier][msg.event.sequence].append(t)
+                    event_bytes = len(raw)
+        except grpc.aio.AioRpcError as e:
+            ended[tier] += 1
+            why[f"{e.code().name}: {e.details()}"[:120]] += 1
+
+    tasks = []
+    for tier, address, count in targets:
+        for i in range(count):
+            if i % STREAMS_PER_CONNECTION == 0:
+                channels.append(
+                    grpc.aio.insecure_channel(
+                        address, options=[("grpc.use_local_subchannel_pool", 1)]
+                    )
+                )
+            tasks.append(asyncio.create_task(stream(tier, channels[-1])))
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(ready.wait(), READY_TIMEOUT)
+        print(json.dumps({"ready": opened}), file=out, flush=True)
+    except TimeoutError:
+        print(json.dumps({"ready": opened, "failed": True}), file=out, flush=True)
+    await loop.run_in_executor(None, sys.stdin.read)  # until the bench closes it
+    for task in tasks:
+        task.cancel()
+    for ch in channels:
+        await ch.close()
+    result = {
+        "opened": opened,
+        "ended": dict(ended),
+        "why": dict(why),
+        "event_bytes": event_bytes,
+        "arrivals": {
+            tier: {str(s): ts for s, ts in seqs.items()} for tier, seqs in arrivals.items()
+        },
+    }
+    print(json.dumps(result), file=out, flush=True)
+
+
+class Subscribers:
+    """A subscriber process (this script with ``--subscribe``)."""
+
+    def __init__(self, targets: list[tuple[str, str, int]]) -> None:
+        self.targets = targets
+        self.popen = subprocess.Popen(
+            [sys.executable, __file__, "--subscribe", json.dumps(targets)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def ready(self) -> int:
+        """Wait for its streams; how many opened (SystemExit if it failed)."""
+        assert self.popen.stdout is not None
+        line = self.popen.stdout.readline()
+        if not line:
+            raise SystemExit("a subscriber process ended before its streams opened")
+        said = json.loads(line)
+        return int(said["ready"])
+
+    def results(self) -> dict[str, Any]:
+        """Close its stdin and read what it saw."""
+        assert self.popen.stdin is not None
+        assert self.popen.stdout is not None
+        self.popen.stdin.close()
+        line = self.popen.stdout.readline()
+        self.popen.wait(timeout=30)
+        return dict(json.loads(line))
+
+    def kill(self) -> None:
+        """End it if it still runs."""
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+def _cpu(pid: int) -> float:
+    """A process's CPU seconds so far (user + system), from /proc (0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc(pid: int) -> tuple[int, int]:
+    """A process's resident memory (KiB) and threads, from /proc (0, 0 elsewhere)."""
+    rss = threads = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Threads:"):
+                threads = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, threads
+
+
+def _licences(address: str, data_dir: Path, count: int) -> tuple[SignedChannel, list[bytes]]:
+    """A holder with a standing rule, a funded advertiser, ``count`` licences issued to it;
+    the holder's channel (she revokes) and the licence ids."""
+    channel = grpc.insecure_channel(address)
+    holder, adv = PrivateKey.from_seed(b"\x01" * 32), PrivateKey.from_seed(b"\x02" * 32)
+    h, a = SignedChannel(channel, holder), SignedChannel(channel, adv)
+    register_holder(h, "fanoutholder")
+    add_standing_rule(h, holder)
+    register_advertiser(a, "Fan-out Ads")
+    deposit(SignedChannel(channel, operator_key(data_dir)), adv.public, 10**11, "fanout")
+    refs = find_offer(a, "fanoutholder")
+
+    def issue(_: int) -> bytes:
+        resp = call(
+            a,
+            path(exchange_pb2, "RequestLicence"),
+            licence_request(refs, int(time.time())),
+            exchange_pb2.RequestLicenceResponse,
+        )
+        return bytes(resp.licence.licence_id)
+
+    with ThreadPoolExecutor(4) as pool:
+        return h, list(pool.map(issue, range(count)))
+
+
+def _workers(streams: int) -> str:
+    """``--workers`` for a server holding ``streams`` streams: streams may take all but 32
+    slots (each a thread on the exchange's sync server; a coroutine on a replica's)."""
+    return str(max(streams + 64, 256))
+
+
+def _split(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def _p99(values: list[float]) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[98]
+
+
+def run(sizes: Sizes, tmp: Path) -> dict[str, Any]:
+    """One run; the figures."""
+    on_replicas = sizes.streams - sizes.direct
+    per_replica = _split(on_replicas, sizes.replicas)
+    exchange = ExchangeProcess(
+        tmp / "exchange",
+        heartbeat_seconds=HEARTBEAT_SECONDS,
+        extra_args=["--workers", _workers(sizes.direct + sizes.replicas)],
+    )
+    replicas: list[ExchangeProcess] = []
+    subscribers: list[Subscribers] = []
+    try:
+        exchange.start()
+        holder, ids = _licences(exchange.address, exchange.data_dir, WARMUP + sizes.revocations)
+        for i, n in enumerate(per_replica):
+            r = ExchangeProcess(
+                tmp / f"replica{i}",
+                extra_args=[
+                    "--services",
+                    "verification",
+                    "--upstream",
+                    exchange.address,
+                    "--workers",
+                    _workers(n),
+                ],
+            )
+            (tmp / f"replica{i}").mkdir()
+            replicas.append(r)
+            r.start()
+        before = [_proc(r.pid) for r in replicas]
+        # Each subscriber process takes its share of every target.
+        shares: list[list[tuple[str, str, int]]] = [[] for _ in range(sizes.subscribers)]
+        for tier, address, n in [
+            ("exchange", exchange.address, sizes.direct),
+            *(("replicas", r.address, n) for r, n in zip(replicas, per_replica, strict=True)),
+        ]:
+            for share, k in zip(shares, _split(n, sizes.subscribers), strict=True):
+                if k:
+                    share.append((tier, address, k))
+        subscribers = [Subscribers(share) for share in shares]
+        opened = sum(s.ready() for s in subscribers)
+        time.sleep(0.5)
+        after = [_proc(r.pid) for r in replicas]
+        pids = {
+            "exchange": [exchange.pid],
+            "replicas": [r.pid for r in replicas],
+            "subscribers": [s.popen.pid for s in subscribers],
+        }
+        cpu_from = {role: [_cpu(p) for p in ps] for role, ps in pids.items()}
+        began = time.monotonic()
+        returned: dict[int, float] = {}
+        for i, licence_id in enumerate(ids):
+            resp = holder.unary(
+                REVOKE,
+                licences_pb2.RevokeLicenceRequest(licence_id=licence_id),
+                licences_pb2.RevokeLicenceResponse,
+            )
+            t = time.monotonic()
+            seq = records_pb2.TerminationReceipt.FromString(resp.receipt.receipt).sequence
+            if i >= WARMUP:
+                returned[seq] = t
+            time.sleep(sizes.gap_s)
+        time.sleep(1.5)  # the last events arrive
+        spent = time.monotonic() - began
+        cpu = {
+            role: [_cpu(p) - c for p, c in zip(ps, cpu_from[role], strict=True)]
+            for role, ps in pids.items()
+        }
+        seen = [s.results() for s in subscribers]
+    finally:
+        for s in subscribers:
+            s.kill()
+        for r in replicas:
+            r.stop()
+        exchange.stop()
+
+    counts = {"exchange": sizes.direct, "replicas": on_replicas}
+    tiers: dict[str, Any] = {}
+    for tier, streams in counts.items():
+        if not streams:
+            continue
+        last: list[float] = []
+        every: list[float] = []
+        missing = 0
+        for seq, t0 in returned.items():
+            times = [t for s in seen for t in s["arrivals"].get(tier, {}).get(str(seq), [])]
+            missing += streams - len(times)
+            if times:
+                late = [max(0.0, (t - t0) * 1000) for t in times]
+                every.extend(late)
+                last.append(max(late))
+            else:
+                last.append(ARRIVAL_TIMEOUT * 1000)
+        tiers[tier] = {
+            "streams": streams,
+            "p99_ms": round(_p99(last), 2),
+            "p50_ms": round(statistics.median(last), 2),
+            "max_ms": round(max(last), 2),
+            "p99_every_stream_ms": round(_p99(every), 2) if every else None,
+            "missing": missing,
+            "ended": sum(s["ended"].get(tier, 0) for s in seen),
+        }
+    why: dict[str, int] = defaultdict(int)
+    for result in seen:
+        for k, v in result["why"].items():
+            why[k] += v
+    rss = [(a[0] - b[0]) / max(n, 1) for a, b, n in zip(after, before, per_replica, strict=True)]
+    threads = [
+        (a[1] - b[1]) / max(n, 1) for a, b, n in zip(after, before, per_replica, strict=True)
+    ]
+    event_bytes = max(s["event_bytes"] for s in seen)
+    events = len(ids)
+    # Every relayed message counts: the events, and the heartbeats sent meanwhile.
+    messages = events + spent / HEARTBEAT_SECONDS
+    per_message = [
+        c / (messages * max(n, 1)) * 1e6 for c, n in zip(cpu["replicas"], per_replica, strict=True)
+    ]
+    return {
+        "opened": opened,
+        "tiers": tiers,
+        "replica_rss_kib": [a[0] for a in after],
+        "replica_threads": [a[1] for a in after],
+        "kib_per_stream": round(statistics.mean(rss), 1),
+        "threads_per_stream": round(statistics.mean(threads), 2),
+        "event_bytes": event_bytes,
+        "cpu_us_per_message": round(statistics.mean(per_message), 1),
+        "ended_why": dict(why),
+        "cpu_ms_per_message_to_all": {
+            role: round(sum(c) / messages * 1000, 1) for role, c in cpu.items()
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; exit 1 if the target is missed."""
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a few hundred streams, a few seconds")
+    ap.add_argument("--streams", type=int, help="streams in all")
+    ap.add_argument("--direct", type=int, help="of which on the exchange itself")
+    ap.add_argument("--replicas", type=int, help="verify-only replicas")
+    ap.add_argument("--subscribers", type=int, help="subscriber processes")
+    ap.add_argument("--revocations", type=int, help="revocations measured")
+    ap.add_argument("--subscribe", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.subscribe:
+        targets = [(str(t), str(a), int(n)) for t, a, n in json.loads(args.subscribe)]
+        asyncio.run(_subscribe(targets, sys.stdout))
+        return 0
+    base = QUICK if args.quick else FULL
+    sizes = Sizes(
+        streams=args.streams or base.streams,
+        direct=base.direct if args.direct is None else args.direct,
+        replicas=args.replicas or base.replicas,
+        subscribers=args.subscribers or base.subscribers,
+        revocations=args.revocations or base.revocations,
+        gap_s=base.gap_s,
+    )
+    if not 0 <= sizes.direct < sizes.streams:
+        ap.error("--direct is 0 to --streams - 1: some streams are on the replicas")
+    with tempfile.TemporaryDirectory(prefix="licentia-bench-") as tmp:
+        figures = run(sizes, Path(tmp))
+    tiers = figures["tiers"]
+    relayed = tiers["replicas"]
+    missing = sum(t["missing"] for t in tiers.values())
+    p99 = relayed["p99_ms"]
+    row = {
+        "bench": "revocation.fanout",
+        "ops_per_s": None,
+        "value": p99,
+        "p99_ms": p99,
+        "ratio": round(p99 / TARGET_MS, 3) if p99 > 0 else 0.001,
+        "target": TARGET_MS,
+        "limit": (
+            f"ms from RevokeLicence's return to the event on the last of {relayed['streams']}"
+            f" streams on {sizes.replicas} verify-only replicas (one tier), p99 over"
+            f" {sizes.revocations} revocations one at a time; {sizes.direct} more streams on"
+            " the exchange itself"
+        ),
+        "streams": sizes.streams,
+        "opened": figures["opened"],
+        "replicas": sizes.replicas,
+        "missing": missing,
+        "tiers": tiers,
+        "replica_kib_per_stream": figures["kib_per_stream"],
+        "replica_threads_per_stream": figures["threads_per_stream"],
+        "event_bytes": figures["event_bytes"],
+        "replica_cpu_us_per_message": figures["cpu_us_per_message"],
+        "cpu_ms_per_message_to_all": figures["cpu_ms_per_message_to_all"],
+        "ended_why": figures["ended_why"],
+        "replica_rss_kib": figures["replica_rss_kib"],
+        "cpus": os.cpu_count(),
+        "ok": p99 <= TARGET_MS and missing == 0 and figures["opened"] == sizes.streams,
+    }
+    assert math.isfinite(row["ratio"])
+    print(json.dumps(row, ensure_ascii=False), flush=True)
+    return 0 if row["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
