@@ -41,7 +41,9 @@ def snapshot(seq: int) -> tuple[bytes, StatusSnapshot]:
 
 
 def event(seq: int) -> Response:
-    return Response(event=status_pb2.StatusEvent(sequence=seq, status_list=1, status_index=seq, revoked_at=1))
+    return Response(
+        event=status_pb2.StatusEvent(sequence=seq, status_list=1, status_index=seq, revoked_at=1)
+    )
 
 
 def beat(seq: int) -> Response:
