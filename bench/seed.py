@@ -7,8 +7,9 @@ expiries and revocations would have left it, without going through the RPCs:
 - each licence: its request (ISSUED, auto-approved), its row (built as a
   :class:`~licentia.services.model.LicenceRow` and written by the store's own
   ``_licence_values`` into the store's own ``_LIC`` columns, so a column added to the
-  licence row is picked up here as it is by issuance), one asset row, its money row and
-  its escrow posting (the ledger's own :func:`~licentia.services.ledger.escrow`);
+  licence row is picked up here as it is by issuance), one asset row, its money row (the
+  store's ``_money_values`` and ``_MONEY_INSERT``) and its escrow posting (the ledger's
+  own :func:`~licentia.services.ledger.escrow`);
 - an expired or revoked licence is closed by :func:`~licentia.services.ledger.close` at
   its end (accrual and refund postings), a revoked one has its revocation event (its
   status bit) and its log entry;
@@ -53,7 +54,7 @@ from licentia.services.store.sqlite import SqliteStore, migrations
 from licentia.v1 import transparency_pb2
 
 #: Bump when the seeded rows change shape (the cache is then rebuilt).
-VERSION = 1
+VERSION = 2
 DAY = 86_400
 #: Rows written per ``executemany`` batch.
 CHUNK = 20_000
@@ -191,8 +192,7 @@ def seed(store: SqliteStore, plan: Plan, *, now: int | None = None) -> Seeded:
         f" VALUES (?, {int(RequestState.ISSUED)}, ?, ?, x'', ?, ?, ?, '', '', 1, '', ?)",
         "licences": f"INSERT INTO licences ({store._LIC}) VALUES ({store._LIC_SLOTS})",
         "licence_assets": "INSERT INTO licence_assets VALUES (?, ?, ?)",
-        "licence_money": f"INSERT INTO licence_money ({store._MONEY}) VALUES"
-        " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "licence_money": store._MONEY_INSERT,
         "postings": "INSERT INTO postings (id, kind, licence_id, at, idempotency, reference)"
         " VALUES (?, ?, ?, ?, NULL, '')",
         "entries": "INSERT INTO entries VALUES (?, ?, ?, ?)",
@@ -283,22 +283,7 @@ def seed(store: SqliteStore, plan: Plan, *, now: int | None = None) -> Seeded:
         rows["requests"].append((rid, adv, holder, issued, issued, issued, lid))
         rows["licences"].append(store._licence_values(lic))
         rows["licence_assets"].append((lid, holder, lic.asset_digests))
-        rows["licence_money"].append(
-            (
-                lid,
-                adv,
-                holder,
-                PRICE,
-                0,
-                MAX_USES,
-                FEE_BPS,
-                issued,
-                not_after,
-                settled.time_earned,
-                settled.uses_charged,
-                int(settled.closed),
-            )
-        )
+        rows["licence_money"].append(store._money_values(money, settled))
         log(holder, transparency_pb2.LogEntry(licence=token), issued, "licence", lid)
         flush()
     for lid, holder, adv, index, at in revoked:

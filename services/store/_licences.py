@@ -273,7 +273,7 @@ class LicencesPart(LedgerPart, LogPart):
                 charged, settled = ledger.charge_use(money, settled, now)
                 if charged is not None:
                     self._post(c, charged)
-                self._save_settled(c, licence_id, settled)
+                self._save_settled(c, money, settled)
             return int(r[0]), now
 
         return self._transact(change, nonces)

@@ -298,20 +298,7 @@ class RequestsPart(LicencesPart):
         )
         if issuance.escrow is not None:
             self._post(c, issuance.escrow)
-        c.execute(
-            "INSERT INTO licence_money VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0)",
-            (
-                money.licence_id,
-                money.advertiser_key,
-                money.holder_key,
-                money.price,
-                money.price_per_use,
-                money.max_uses,
-                money.fee_bps,
-                money.not_before,
-                money.not_after,
-            ),
-        )
+        c.execute(self._MONEY_INSERT, self._money_values(money, ledger.Settled()))
         self._log_sealed(
             c,
             licence.holder_key,

@@ -302,6 +302,21 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX postings_licence ON postings (licence_id, at);
         """,
     ),
+    (
+        "m016_growth",
+        """
+        ALTER TABLE licence_money ADD COLUMN due_at BIGINT NOT NULL DEFAULT 0;
+        DROP INDEX licence_money_holder;
+        DROP INDEX licence_money_advertiser;
+        CREATE INDEX licence_money_holder ON licence_money (holder_key, due_at, price,
+            price_per_use, max_uses, fee_bps, time_earned, uses_charged, closed)
+            WHERE closed = 0;
+        CREATE INDEX licence_money_advertiser ON licence_money (advertiser_key, due_at)
+            WHERE closed = 0;
+        CREATE INDEX entries_debits ON entries (account_kind, account_key, amount)
+            WHERE amount < 0;
+        """,
+    ),
 )
 
 #: The channel on which revocations are announced (payload: the event's sequence number).

@@ -370,6 +370,29 @@ def m013_erasure(db: Database) -> None:
     )
 
 
+@migrations()
+def m016_growth(db: Database) -> None:
+    """Costs that do not grow with the store (docs/performance.md, "Growth"): each open
+    licence's next settlement time (``due_at``: a statement settles only the licences due,
+    0 for every row before this migration, which the next settlement of their party fixes),
+    the holder's open money read from one covering index, and a holder's debits (her
+    withdrawals) indexed apart from her many credits."""
+    db.executescript(
+        """
+        ALTER TABLE licence_money ADD COLUMN due_at INTEGER NOT NULL DEFAULT 0;
+        DROP INDEX licence_money_holder;
+        DROP INDEX licence_money_advertiser;
+        CREATE INDEX licence_money_holder ON licence_money (holder_key, due_at, price,
+            price_per_use, max_uses, fee_bps, time_earned, uses_charged, closed)
+            WHERE closed = 0;
+        CREATE INDEX licence_money_advertiser ON licence_money (advertiser_key, due_at)
+            WHERE closed = 0;
+        CREATE INDEX entries_debits ON entries (account_kind, account_key, amount)
+            WHERE amount < 0;
+        """
+    )
+
+
 class SqliteStore(SqlStore):
     """The :class:`~.base.Store` on one SQLite file (``:memory:`` is refused: nothing fakes
     durability)."""
