@@ -17,7 +17,8 @@ expiries and revocations would have left it, without going through the RPCs:
   (:func:`licentia.sealed.seal` with each holder's log key and entry numbers, as
   ``_log_sealed`` does), appended after the entries already there, with every subtree hash
   it completes (:func:`licentia.merkle.completed_nodes`): later appends and proofs work;
-- every balance is then recomputed from the entries (the ledger's invariant:
+- every balance is then recomputed from the entries, and each holder's pending total from
+  her open licences' money (the ledger's invariant:
   :meth:`~licentia.services.store.common.SqlStore.ledger_check` holds), the status-index
   counter moved past the seeded indexes.
 
@@ -313,6 +314,11 @@ def seed(store: SqliteStore, plan: Plan, *, now: int | None = None) -> Seeded:
     )
     c.execute(
         "UPDATE counters SET value = ? WHERE name = 'status_index'", (status_base + plan.licences,)
+    )
+    c.execute("DELETE FROM holder_pending")  # the store's own sum, as m016_growth made it
+    c.execute(
+        "INSERT INTO holder_pending (holder_key, pending) SELECT holder_key,"
+        f" {store._PENDING_SUM} FROM licence_money WHERE closed = 0 GROUP BY holder_key"
     )
     c.execute("DELETE FROM balances")
     c.execute(

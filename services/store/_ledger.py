@@ -143,6 +143,25 @@ class LedgerPart(SqlBase):
     _MONEY_INSERT = f"INSERT INTO licence_money ({_MONEY}, due_at) VALUES ({', '.join('?' * 13)})"
 
     @staticmethod
+    def _add_pending(c: Conn, holder_key: bytes, delta: int) -> None:
+        """Move what the holder's open licences will still pay her by ``delta``. Taken
+        last in a change (after its licences' locks), once, so that writers meet in one
+        order."""
+        if delta:
+            c.execute(
+                "INSERT INTO holder_pending (holder_key, pending) VALUES (?, ?)"
+                " ON CONFLICT (holder_key) DO UPDATE"
+                " SET pending = holder_pending.pending + excluded.pending",
+                (holder_key, delta),
+            )
+
+    @staticmethod
+    def _pending_moved(
+        money: ledger.LicenceMoney, before: ledger.Settled, after: ledger.Settled
+    ) -> int:
+        return ledger.holder_pending(money, after) - ledger.holder_pending(money, before)
+
+    @staticmethod
     def _save_settled(c: Conn, money: ledger.LicenceMoney, s: ledger.Settled) -> None:
         c.execute(
             "UPDATE licence_money SET time_earned = ?, uses_charged = ?, closed = ?, due_at = ?"
@@ -161,7 +180,9 @@ class LedgerPart(SqlBase):
         term is over), refund the rest of its escrow too. The same result whenever it runs."""
         found = self._money(c, licence_id)
         if found is not None:
-            self._settle_money(c, *found, now, close=close)
+            self._add_pending(
+                c, found[0].holder_key, self._settle_money(c, *found, now, close=close)
+            )
 
     def _settle_money(
         self,
@@ -172,11 +193,12 @@ class LedgerPart(SqlBase):
         *,
         close: bool,
         due: int | None = None,
-    ) -> None:
+    ) -> int:
         """:meth:`_settle` for a licence's money row already read; writes only what moved
-        (and a ``due_at`` that was not the row's next settlement time, ``due``)."""
+        (and a ``due_at`` that was not the row's next settlement time, ``due``). Returns how
+        much its holder's pending total moved, for the caller to add (:meth:`_add_pending`)."""
         if settled.closed:
-            return
+            return 0
         if close or now >= money.not_after:
             postings, after = ledger.close(money, settled, now)
         else:
@@ -186,6 +208,7 @@ class LedgerPart(SqlBase):
             self._post(c, p)
         if after != settled or (due is not None and due != ledger.next_due(money, after)):
             self._save_settled(c, money, after)
+        return self._pending_moved(money, settled, after)
 
     def settle(self, party_key: bytes, now: int, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Settle every open licence of the party (as holder or advertiser) up to ``now``.
@@ -206,6 +229,7 @@ class LedgerPart(SqlBase):
             return  # read on this thread's snapshot: nothing has earned a minor unit since
 
         def change(c: Conn) -> None:
+            moved: dict[bytes, int] = {}
             for r in c.execute(query, params).fetchall():
                 due = int(r[12])
                 found: tuple[ledger.LicenceMoney, ledger.Settled] | None = self._money_of(r)
@@ -217,7 +241,11 @@ class LedgerPart(SqlBase):
                     ).fetchone()
                     found, due = (self._money_of(again), int(again[12])) if again else (None, 0)
                 if found is not None:
-                    self._settle_money(c, *found, now, close=False, due=due)
+                    holder = found[0].holder_key
+                    delta = self._settle_money(c, *found, now, close=False, due=due)
+                    moved[holder] = moved.get(holder, 0) + delta
+            for holder, delta in sorted(moved.items()):
+                self._add_pending(c, holder, delta)
 
         self._transact(change, nonces)
 
@@ -434,11 +462,11 @@ class LedgerPart(SqlBase):
         rows = sorted([*live, *gone], key=lambda r: int(r[0]))
         return [self._destination(r[1:]) for r in rows]
 
-    #: :func:`..ledger.holder_pending` of every open licence of a holder, summed in SQL.
-    _HOLDER_PENDING = (
-        "SELECT coalesce(sum({price} - {earned}"
-        " + CASE WHEN max_uses > uses_charged THEN (max_uses - uses_charged) * {use} ELSE 0 END"
-        "), 0) FROM licence_money WHERE closed = 0 AND holder_key = ?"
+    #: :func:`..ledger.holder_pending` summed over licence money rows, in SQL (the check
+    #: of the totals kept in ``holder_pending``).
+    _PENDING_SUM = (
+        "sum({price} - {earned}"
+        " + CASE WHEN max_uses > uses_charged THEN (max_uses - uses_charged) * {use} ELSE 0 END)"
     ).format(
         price=_holder_part("price"),
         earned=_holder_part("time_earned"),
@@ -466,8 +494,11 @@ class LedgerPart(SqlBase):
             lines = tuple(self._lines(c, ids[:limit], account))
             available = self._balance(c, account)
             if party.role == Role.HOLDER:
-                # ledger.holder_pending summed in SQL over one covering index.
-                pending = c.execute(self._HOLDER_PENDING, (party.key,)).fetchone()[0]
+                # Kept with every change of her licences' money (m016_growth).
+                kept = c.execute(
+                    "SELECT pending FROM holder_pending WHERE holder_key = ?", (party.key,)
+                ).fetchone()
+                pending = int(kept[0]) if kept else 0
                 # Her ACCRUAL and USE credits are every credit of her account, and her
                 # WITHDRAWALs every debit (the ledger posts nothing else to a holder): what
                 # she earned is her balance plus what she withdrew, read from her few debits.
@@ -531,6 +562,24 @@ class LedgerPart(SqlBase):
                 for r in c.execute(
                     "SELECT account_kind, account_key, balance FROM balances"
                     " WHERE balance < 0 AND account_kind != 'external'"
+                )
+            ]
+            problems += [
+                f"holder {bytes(r[0]).hex()} has {r[1]} pending, her open licences {r[2]}"
+                for r in c.execute(
+                    "SELECT m.holder_key, coalesce(p.pending, 0), m.s FROM"
+                    f" (SELECT holder_key, {self._PENDING_SUM} AS s FROM licence_money"
+                    "  WHERE closed = 0 GROUP BY holder_key) m"
+                    " LEFT JOIN holder_pending p ON p.holder_key = m.holder_key"
+                    " WHERE coalesce(p.pending, 0) != m.s"
+                )
+            ]
+            problems += [
+                f"holder {bytes(r[0]).hex()} has {r[1]} pending and no open licence"
+                for r in c.execute(
+                    "SELECT holder_key, pending FROM holder_pending p WHERE pending != 0"
+                    " AND NOT EXISTS (SELECT 1 FROM licence_money m WHERE m.closed = 0"
+                    " AND m.holder_key = p.holder_key)"
                 )
             ]
             internal = c.execute(

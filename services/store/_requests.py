@@ -286,6 +286,9 @@ class RequestsPart(LicencesPart):
             )
         # The log's place for the licence's entry, then the licence signed with that
         # promise, then the entry itself: the index is held until this change commits.
+        # What the licence will pay its holder, before the log's lock: every writer takes
+        # a holder's total before the log (a revocation settles, then logs).
+        self._add_pending(c, money.holder_key, ledger.holder_pending(money, ledger.Settled()))
         index = self._next_log_index(c)
         # Never before the claims' issue time (another replica's clock may have set it a
         # little ahead): a promise dated before its licence would be NOT_LOGGED everywhere.
