@@ -23,9 +23,9 @@ both sides:
 - ``rpc.issue.at_1m``: licences issued per second by 16 concurrent advertisers, each
   licence one auto-approved RequestLicence to the holder under test — ``rpc.issue`` of
   ``bench_server.py``. On the big store that holder starts with 1,000 live licences.
-- ``statement.at_1m``: GetStatement calls per second (one caller, a page of the default
-  size) by the statement's party: on the big store 2,020 licences (1,020 of them live) and
-  their postings, on the empty one its 20.
+- ``statement.at_1m``: GetStatement calls per second (one caller, a page of 20 lines) by
+  the statement's party: on the big store 2,020 licences (1,000 of them live) and their
+  postings, on the empty one its 20 (each over after 2 s, so that both pages are full).
 - ``verify.snapshot.at_1m``: cold starts per second of the platform's inline
   :class:`~licentia.clients.verifier.Verifier`: the issuer keys and the signed status
   snapshot fetched, verified and loaded into its view (``start``; the stream it then opens
@@ -80,8 +80,11 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "build" / "bench-data"
 TARGET = 0.9
 CALLERS = 16
-#: Licences the statement's party gets through the RPCs, on both stores.
+#: Licences the statement's party gets through the RPCs, on both stores, each for
+#: :data:`SHORT_TERM` seconds: once over, each has paid her, so that her statement has a
+#: full page (:data:`STATEMENT_LICENCES` lines) on the empty store too.
 STATEMENT_LICENCES = 20
+SHORT_TERM = 2
 REQUEST_LICENCE = path(exchange_pb2, "RequestLicence")
 GET_STATEMENT = path(ledger_pb2, "GetStatement")
 ISSUE_HOLDER, STATEMENT_HOLDER = 1, 3
@@ -182,10 +185,10 @@ class Exchange:
             deposit(operator, adv.public, 10**11, adv.public.text)
         refs = find_offer(self.rpc(self.advertisers[0]), "statements")
         for _ in range(STATEMENT_LICENCES):
+            request = licence_request(refs, int(time.time()))
+            request.not_after = request.not_before + SHORT_TERM  # over before the rounds
             resp = self.rpc(self.advertisers[0]).unary(
-                REQUEST_LICENCE,
-                licence_request(refs, int(time.time())),
-                exchange_pb2.RequestLicenceResponse,
+                REQUEST_LICENCE, request, exchange_pb2.RequestLicenceResponse
             )
             if not resp.HasField("licence"):
                 raise RuntimeError("the standing rule did not issue the licence")
@@ -228,9 +231,13 @@ class Exchange:
         """GetStatement calls per second, one after the other, by the statement's party."""
         t0 = time.perf_counter()
         for _ in range(calls):
-            self.holder.unary(
-                GET_STATEMENT, ledger_pb2.GetStatementRequest(), ledger_pb2.GetStatementResponse
+            st = self.holder.unary(
+                GET_STATEMENT,
+                ledger_pb2.GetStatementRequest(page_size=STATEMENT_LICENCES),
+                ledger_pb2.GetStatementResponse,
             )
+            if len(st.lines) != STATEMENT_LICENCES:
+                raise RuntimeError(f"a statement of {len(st.lines)} lines, not a full page")
         return calls / (time.perf_counter() - t0)
 
     def cold_starts(self, starts: int) -> float:
@@ -319,13 +326,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="licentia-growth-") as tmp:
-        big_dir, report = seeded_copy(sizes, None if args.quick else args.data, Path(tmp))
         empty_dir = Path(tmp) / "empty"
         empty_dir.mkdir()
         empty = Exchange(empty_dir)
         big: Exchange | None = None
         try:
             empty.register()
+            registered = time.time()
+            big_dir, report = seeded_copy(sizes, None if args.quick else args.data, Path(tmp))
+            # The statement's licences are over (a full page) before the first round.
+            time.sleep(max(0.0, registered + SHORT_TERM + 1 - time.time()))
             big = Exchange(big_dir)
             for ex in (empty, big):
                 ex.attach()
