@@ -55,7 +55,7 @@ from licentia.services.store.sqlite import SqliteStore, migrations
 from licentia.v1 import transparency_pb2
 
 #: Bump when the seeded rows change shape (the cache is then rebuilt).
-VERSION = 2
+VERSION = 3
 DAY = 86_400
 #: Rows written per ``executemany`` batch.
 CHUNK = 20_000
@@ -71,8 +71,8 @@ DB_FILE = "licentia.db"
 class Plan:
     """What to seed. ``subjects``: the holders (keys) that each get ``subject_live`` live and
     ``subject_closed`` ended licences; the rest of ``licences`` (``live`` of them live) is
-    spread over ``holders`` other holders and ``advertisers`` advertisers. One ended licence
-    in ``revoked_every`` was revoked, the others expired."""
+    spread over ``holders`` other holders and ``advertisers`` advertisers. An ended licence
+    was revoked with a chance of one in ``revoked_every`` (drawn), else it expired."""
 
     licences: int
     live: int
@@ -136,12 +136,9 @@ def _licences(plan: Plan, now: int, rng: random.Random) -> Iterator[tuple[bytes,
     rest_live = plan.live - len(plan.subjects) * plan.subject_live
     if rest < 0 or rest_live < 0 or rest_live > rest:
         raise ValueError("the plan's subjects hold more than its licences")
-    ended = 0
 
-    def end() -> str:
-        nonlocal ended
-        ended += 1
-        return "revoked" if ended % plan.revoked_every == 0 else "expired"
+    def end() -> str:  # revocations fall anywhere in the status list, as people make them
+        return "revoked" if rng.randrange(plan.revoked_every) == 0 else "expired"
 
     for s in plan.subjects:
         for j in range(plan.subject_live + plan.subject_closed):

@@ -53,14 +53,15 @@ def test_a_seeded_store_keeps_the_ledger_the_log_and_the_status_list(
     try:  # the subject registered first, as the bench's exchange does
         store.add_party(Party(subject, Role.HOLDER, "subject", "Subject", "FR", 0))
         done = seed.seed(store, plan)
-        assert (done.licences, done.live, done.revoked) == (600, 60, 135)  # 1 ended in 4
+        assert (done.licences, done.live) == (600, 60)
+        assert 90 < done.revoked < 180  # about 1 ended licence in 4
         assert store.ledger_check() == []
         # The log: every issuance and revocation, its tree the one the entries make.
         entries = [e for _, e, _ in store.log_entries(0, done.log_entries)]
-        assert len(entries) == done.log_entries == 600 + 135
+        assert len(entries) == done.log_entries == 600 + done.revoked
         assert store.log_head() == (len(entries), merkle.reference_root(entries))
         revoked, sequence = store.status()
-        assert (len(revoked), sequence) == (135, 135)
+        assert len(revoked) == sequence == done.revoked
         assert store.reserve_status_index() >= 600  # past every seeded index
         # The subject's statement: her 20 live licences pending, her 20 ended ones paid.
         now = int(time.time())
