@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from licentia import merkle, sealed
+from licentia import merkle, sealed, status
 from licentia.examples import typical_token_v2
 from licentia.keys import PrivateKey
 from licentia.services import ledger
@@ -125,6 +125,48 @@ class _Nodes:
         return {k: self.get(*k) for k in keys}
 
 
+class _Slots:
+    """Status-list slots for the seeded licences, as the store hands them out: one status
+    list and its counter; or, on a store with lists sharded by expiry epoch (a
+    ``_reserve_block`` helper), blocks of slots reserved by that helper inside the seeding
+    transaction, per epoch of the licence's end."""
+
+    def __init__(self, store: SqliteStore, c: Any) -> None:
+        self.c = c
+        self.reserve = getattr(store, "_reserve_block", None)
+        self.blocks: dict[int, list[int]] = {}
+        counter = c.execute("SELECT value FROM counters WHERE name = 'status_index'").fetchone()
+        self.next = int(counter[0]) if counter else 0
+        fields = {f.name for f in dataclasses.fields(LicenceRow)}
+        self.has_list = "status_list" in fields
+
+    def __call__(self, not_after: int) -> tuple[int, int]:
+        """``(status list, status index)`` of a licence ending at ``not_after``."""
+        if self.reserve is None:
+            self.next += 1
+            return 0, self.next - 1
+        # The sharded lists' defaults (licentia.status, with the lists).
+        size, seconds = vars(status)["DEFAULT_LIST_SIZE"], vars(status)["DEFAULT_EPOCH_SECONDS"]
+        epoch = not_after // seconds
+        block = self.blocks.get(epoch)
+        if block is None or block[1] >= block[2]:
+            block = self.blocks[epoch] = self.reserve(self.c, epoch, size, seconds)
+        block[1] += 1
+        return block[0], block[1] - 1
+
+    def row_fields(self, status_list: int) -> dict[str, Any]:
+        """The licence row's list field, where licences have one."""
+        return {"status_list": status_list} if self.has_list else {}
+
+    def done(self) -> None:
+        """The single list's counter moved past the seeded indexes (the sharded lists'
+        blocks are recorded by their helper)."""
+        if self.reserve is None:
+            self.c.execute(
+                "UPDATE counters SET value = ? WHERE name = 'status_index'", (self.next,)
+            )
+
+
 def _party_key(kind: bytes, i: int) -> bytes:
     return PrivateKey.from_seed(hashlib.sha256(kind + i.to_bytes(4, "big")).digest()).public.raw
 
@@ -178,9 +220,7 @@ def seed(store: SqliteStore, plan: Plan, *, now: int | None = None) -> Seeded:
     # SQLite's default of 2 MiB, the transaction spills and rereads its pages tens of times.
     c.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     c.execute("BEGIN IMMEDIATE")
-    status_base = int(
-        c.execute("SELECT value FROM counters WHERE name = 'status_index'").fetchone()[0]
-    )
+    slot = _Slots(store, c)
     log_next = int(c.execute("SELECT coalesce(max(idx) + 1, 0) FROM log_entries").fetchone()[0])
     sequence = int(c.execute("SELECT coalesce(max(sequence), 0) FROM revocations").fetchone()[0])
     posting_id = int(c.execute("SELECT coalesce(max(id), 0) FROM postings").fetchone()[0])
@@ -200,8 +240,8 @@ def seed(store: SqliteStore, plan: Plan, *, now: int | None = None) -> Seeded:
         "postings": "INSERT INTO postings (id, kind, licence_id, at, idempotency, reference)"
         " VALUES (?, ?, ?, ?, NULL, '')",
         "entries": "INSERT INTO entries VALUES (?, ?, ?, ?)",
-        "revocations": "INSERT INTO revocations (sequence, status_index, licence_id,"
-        " licensee_key, revoked_at, cause) VALUES (?, ?, ?, ?, ?, ?)",
+        "revocations": f"INSERT INTO revocations ({store._EV})"
+        f" VALUES ({', '.join('?' * len(store._EV.split(',')))})",
         "log_entries": "INSERT INTO log_entries VALUES (?, ?, ?, ?, ?)",
         "log_nodes": "INSERT INTO log_nodes VALUES (?, ?, ?)",
     }
@@ -242,7 +282,7 @@ def seed(store: SqliteStore, plan: Plan, *, now: int | None = None) -> Seeded:
         log_next += 1
 
     spent: dict[bytes, int] = {}
-    revoked: list[tuple[bytes, bytes, bytes, int, int]] = []
+    revoked: list[tuple[bytes, bytes, bytes, tuple[int, int], int]] = []
     live = 0
     for n, (holder, adv, state) in enumerate(_licences(plan, now, rng)):
         if state == "live":
@@ -256,6 +296,7 @@ def seed(store: SqliteStore, plan: Plan, *, now: int | None = None) -> Seeded:
         ms = (issued * 1000 + rng.randrange(1000)).to_bytes(ID_TIME_BYTES, "big")
         lid = ms + hashlib.sha256(b"seed licence %d" % n).digest()[: 16 - ID_TIME_BYTES]
         rid = ms + hashlib.sha256(b"seed request %d" % n).digest()[: 16 - ID_TIME_BYTES]
+        status_list, status_index = slot(not_after)
         lic = LicenceRow(
             licence_id=lid,
             request_id=rid,
@@ -265,12 +306,13 @@ def seed(store: SqliteStore, plan: Plan, *, now: int | None = None) -> Seeded:
             issued_at=issued,
             not_before=issued,
             not_after=not_after,
-            status_index=status_base + n,
+            status_index=0,
             max_uses=MAX_USES,
             uses=0,
             exclusive=False,
             asset_digests=hashlib.sha256(holder).digest(),
         )
+        lic = dataclasses.replace(lic, status_index=status_index, **slot.row_fields(status_list))
         money = ledger.LicenceMoney(
             lid, adv, holder, PRICE, 0, MAX_USES, FEE_BPS, issued, not_after
         )
@@ -285,16 +327,26 @@ def seed(store: SqliteStore, plan: Plan, *, now: int | None = None) -> Seeded:
                 post(p)
         if state == "revoked":
             lic = dataclasses.replace(lic, revoked_at=ended_at)
-            revoked.append((lid, holder, adv, lic.status_index, ended_at))
+            revoked.append((lid, holder, adv, (status_list, lic.status_index), ended_at))
         rows["requests"].append((rid, adv, holder, issued, issued, issued, lid))
         rows["licences"].append(store._licence_values(lic))
         rows["licence_assets"].append((lid, holder, lic.asset_digests))
         rows["licence_money"].append(store._money_values(money, settled))
         log(holder, transparency_pb2.LogEntry(licence=token), issued, "licence", lid)
         flush()
-    for lid, holder, adv, index, at in revoked:
+    events = [name.strip() for name in store._EV.split(",")]
+    for lid, holder, adv, (status_list, index), at in revoked:
         sequence += 1
-        rows["revocations"].append((sequence, index, lid, adv, at, int(Cause.REVOKED)))
+        event = {
+            "sequence": sequence,
+            "status_index": index,
+            "licence_id": lid,
+            "licensee_key": adv,
+            "revoked_at": at,
+            "cause": int(Cause.REVOKED),
+            "status_list": status_list,
+        }
+        rows["revocations"].append(tuple(event[name] for name in events))
         entry = transparency_pb2.LogEntry(
             revocation=transparency_pb2.LoggedRevocation(
                 licence_id=lid,
@@ -312,9 +364,7 @@ def seed(store: SqliteStore, plan: Plan, *, now: int | None = None) -> Seeded:
         " ON CONFLICT (account) DO UPDATE SET entries = excluded.entries",
         [(a, k, e) for a, (k, e) in logs.items()],
     )
-    c.execute(
-        "UPDATE counters SET value = ? WHERE name = 'status_index'", (status_base + plan.licences,)
-    )
+    slot.done()
     c.execute("DELETE FROM holder_pending")  # the store's own sum, as m016_growth made it
     c.execute(
         "INSERT INTO holder_pending (holder_key, pending) SELECT holder_key,"
