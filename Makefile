@@ -84,8 +84,9 @@ bench: $(BENCH_STAMP)
 	$(PY) bench/bench_verifier.py; verifier=$$?; $(PY) bench/bench_log.py; log=$$?; \
 	$(PY) bench/bench_peers.py; peers=$$?; $(PY) bench/bench_replicas.py; replicas=$$?; \
 	$(PY) bench/bench_processes.py; processes=$$?; $(PY) bench/bench_fanout.py; fanout=$$?; \
+	$(PY) bench/bench_growth.py; growth=$$?; \
 	test $$core -eq 0 -a $$server -eq 0 -a $$verifier -eq 0 -a $$log -eq 0 -a $$peers -eq 0 \
-	  -a $$replicas -eq 0 -a $$processes -eq 0 -a $$fanout -eq 0
+	  -a $$replicas -eq 0 -a $$processes -eq 0 -a $$fanout -eq 0 -a $$growth -eq 0
 
 ## make load: a mixed workload against a real licentia-server; fails on any error or unbounded memory.
 load: $(BENCH_STAMP)

@@ -312,7 +312,7 @@ class StorageFloor:
                 ],
             )
             c.execute(
-                "INSERT INTO floor_licence_money VALUES (?, ?, ?, ?, 0, 0, 0, 0, 1, 0, 0, 0)",
+                "INSERT INTO floor_licence_money VALUES (?, ?, ?, ?, 0, 0, 0, 0, 1, 0, 0, 0, 0)",
                 (licence_id, payer, payer, self.PRICE),
             )
             if parts < 3:

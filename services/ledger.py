@@ -269,6 +269,20 @@ def holder_pending(m: LicenceMoney, settled: Settled) -> int:
     return time_left + uses_left * split(m.price_per_use, m.fee_bps)[0]
 
 
+def next_due(m: LicenceMoney, settled: Settled) -> int:
+    """The first time at which settling the licence moves money: when its time price has
+    earned one more minor unit than ``settled`` holds, or its end (where it closes),
+    whichever comes first (its end for a closed licence). Before it, :func:`accrue` moves
+    nothing; from it on, a settlement writes (the store settles only licences that are due,
+    so a statement's cost does not grow with the licences that earned nothing since)."""
+    if settled.closed or settled.time_earned >= m.price:
+        return m.not_after
+    term = m.not_after - m.not_before
+    # earned(t) > time_earned  <=>  price * (t - not_before) >= (time_earned + 1) * term
+    wait = -(-(settled.time_earned + 1) * term // m.price)
+    return min(m.not_before + wait, m.not_after)
+
+
 def deposit(advertiser_key: bytes, amount: int, at: int) -> Posting:
     """Credit an advertiser with money from outside. Refuses ``amount <= 0``
     (INVALID_REQUEST)."""

@@ -12,10 +12,7 @@ from licentia.errors import LicentiaError, Reason
 from .. import ledger
 from ..model import (
     LedgerLine,
-    Party,
     PayoutDestination,
-    Role,
-    Statement,
 )
 from ._sql import Conn, SqlBase, _check_digest
 from .base import SpentNonce
@@ -110,11 +107,57 @@ class LedgerPart(SqlBase):
         return self._money_of(r) if r else None
 
     @staticmethod
-    def _save_settled(c: Conn, licence_id: bytes, s: ledger.Settled) -> None:
+    def _money_values(m: ledger.LicenceMoney, s: ledger.Settled) -> tuple[Any, ...]:
+        """A licence's money row, columns :attr:`_MONEY` then ``due_at``."""
+        return (
+            m.licence_id,
+            m.advertiser_key,
+            m.holder_key,
+            m.price,
+            m.price_per_use,
+            m.max_uses,
+            m.fee_bps,
+            m.not_before,
+            m.not_after,
+            s.time_earned,
+            s.uses_charged,
+            int(s.closed),
+            ledger.next_due(m, s),
+        )
+
+    _MONEY_INSERT = f"INSERT INTO licence_money ({_MONEY}, due_at) VALUES ({', '.join('?' * 13)})"
+
+    @staticmethod
+    def _add_pending(c: Conn, holder_key: bytes, delta: int) -> None:
+        """Move what the holder's open licences will still pay her by ``delta``. Taken
+        last in a change (after its licences' locks), once, so that writers meet in one
+        order."""
+        if delta:
+            c.execute(
+                "INSERT INTO holder_pending (holder_key, pending) VALUES (?, ?)"
+                " ON CONFLICT (holder_key) DO UPDATE"
+                " SET pending = holder_pending.pending + excluded.pending",
+                (holder_key, delta),
+            )
+
+    @staticmethod
+    def _pending_moved(
+        money: ledger.LicenceMoney, before: ledger.Settled, after: ledger.Settled
+    ) -> int:
+        return ledger.holder_pending(money, after) - ledger.holder_pending(money, before)
+
+    @staticmethod
+    def _save_settled(c: Conn, money: ledger.LicenceMoney, s: ledger.Settled) -> None:
         c.execute(
-            "UPDATE licence_money SET time_earned = ?, uses_charged = ?, closed = ?"
+            "UPDATE licence_money SET time_earned = ?, uses_charged = ?, closed = ?, due_at = ?"
             " WHERE licence_id = ?",
-            (s.time_earned, s.uses_charged, int(s.closed), licence_id),
+            (
+                s.time_earned,
+                s.uses_charged,
+                int(s.closed),
+                ledger.next_due(money, s),
+                money.licence_id,
+            ),
         )
 
     def _settle(self, c: Conn, licence_id: bytes, now: int, *, close: bool) -> None:
@@ -122,7 +165,9 @@ class LedgerPart(SqlBase):
         term is over), refund the rest of its escrow too. The same result whenever it runs."""
         found = self._money(c, licence_id)
         if found is not None:
-            self._settle_money(c, *found, now, close=close)
+            self._add_pending(
+                c, found[0].holder_key, self._settle_money(c, *found, now, close=close)
+            )
 
     def _settle_money(
         self,
@@ -132,10 +177,13 @@ class LedgerPart(SqlBase):
         now: int,
         *,
         close: bool,
-    ) -> None:
-        """:meth:`_settle` for a licence's money row already read; writes only what moved."""
+        due: int | None = None,
+    ) -> int:
+        """:meth:`_settle` for a licence's money row already read; writes only what moved
+        (and a ``due_at`` that was not the row's next settlement time, ``due``). Returns how
+        much its holder's pending total moved, for the caller to add (:meth:`_add_pending`)."""
         if settled.closed:
-            return
+            return 0
         if close or now >= money.not_after:
             postings, after = ledger.close(money, settled, now)
         else:
@@ -143,40 +191,46 @@ class LedgerPart(SqlBase):
             postings = [accrued] if accrued is not None else []
         for p in postings:
             self._post(c, p)
-        if after != settled:
-            self._save_settled(c, money.licence_id, after)
+        if after != settled or (due is not None and due != ledger.next_due(money, after)):
+            self._save_settled(c, money, after)
+        return self._pending_moved(money, settled, after)
 
     def settle(self, party_key: bytes, now: int, *, nonces: Sequence[SpentNonce] = ()) -> None:
         """Settle every open licence of the party (as holder or advertiser) up to ``now``.
 
-        The open licences are read in one statement, and only those whose money moves are
-        written: a statement read again soon after costs one query and no writes. When
-        nothing moves, no write transaction is taken at all.
+        Only the licences *due* are read (``due_at``, :func:`..ledger.next_due`: their time
+        price has earned a minor unit since their last settlement, or their term is over),
+        through an index, and only they are written: a statement costs the same whatever
+        the party's open licences, and when none is due no write transaction is taken.
         """
         query = (
-            f"SELECT {self._MONEY} FROM licence_money WHERE closed = 0 AND holder_key = ?"
-            f" UNION ALL SELECT {self._MONEY} FROM licence_money WHERE closed = 0"
-            " AND advertiser_key = ? AND holder_key != ?"
+            f"SELECT {self._MONEY}, due_at FROM licence_money WHERE closed = 0"
+            " AND holder_key = ? AND due_at <= ?"
+            f" UNION ALL SELECT {self._MONEY}, due_at FROM licence_money WHERE closed = 0"
+            " AND advertiser_key = ? AND holder_key != ? AND due_at <= ?"
         )
-        params = (party_key, party_key, party_key)
-
-        def moves(r: Sequence[Any]) -> bool:
-            money, settled = self._money_of(r)
-            if now >= money.not_after:
-                return True
-            return ledger.accrue(money, settled, now)[0] is not None
-
-        if not any(moves(r) for r in self._rows(query, params)):
+        params = (party_key, now, party_key, party_key, now)
+        if not self._rows(query, params):
             return  # read on this thread's snapshot: nothing has earned a minor unit since
 
         def change(c: Conn) -> None:
+            moved: dict[bytes, int] = {}
             for r in c.execute(query, params).fetchall():
+                due = int(r[12])
                 found: tuple[ledger.LicenceMoney, ledger.Settled] | None = self._money_of(r)
                 if self._CONCURRENT_WRITERS:  # read again under the licence's lock
                     self._hold(c, b"licence", r[0])
-                    found = self._money(c, r[0])
+                    again = c.execute(
+                        f"SELECT {self._MONEY}, due_at FROM licence_money WHERE licence_id = ?",
+                        (r[0],),
+                    ).fetchone()
+                    found, due = (self._money_of(again), int(again[12])) if again else (None, 0)
                 if found is not None:
-                    self._settle_money(c, *found, now, close=False)
+                    holder = found[0].holder_key
+                    delta = self._settle_money(c, *found, now, close=False, due=due)
+                    moved[holder] = moved.get(holder, 0) + delta
+            for holder, delta in sorted(moved.items()):
+                self._add_pending(c, holder, delta)
 
         self._transact(change, nonces)
 
@@ -194,15 +248,18 @@ class LedgerPart(SqlBase):
         """The postings as they touched ``account``, newest first, in one statement."""
         if not posting_ids:
             return []
+        # Each amount through the entries' account index (account, key, posting): entries
+        # have no index by posting alone, and a join on it read every entry of the ledger.
+        # The fee account is one account, with the empty key.
         rows = c.execute(
             "SELECT p.id, p.kind, p.licence_id, p.at, p.reference,"
-            " coalesce(sum(CASE WHEN e.account_kind = ? AND e.account_key = ?"
-            "   THEN e.amount END), 0),"
-            " coalesce(sum(CASE WHEN e.account_kind = 'fee' THEN e.amount END), 0)"
-            " FROM postings p JOIN entries e ON e.posting_id = p.id"
-            f" WHERE p.id IN ({', '.join('?' * len(posting_ids))})"
-            " GROUP BY p.id ORDER BY p.id DESC",
-            (account.kind, account.key, *posting_ids),
+            " (SELECT coalesce(sum(e.amount), 0) FROM entries e WHERE e.account_kind = ?"
+            "   AND e.account_key = ? AND e.posting_id = p.id),"
+            " (SELECT coalesce(sum(e.amount), 0) FROM entries e WHERE e.account_kind = ?"
+            "   AND e.account_key = ? AND e.posting_id = p.id)"
+            f" FROM postings p WHERE p.id IN ({', '.join('?' * len(posting_ids))})"
+            " ORDER BY p.id DESC",
+            (account.kind, account.key, ledger.FEE, ledger.Account.fee().key, *posting_ids),
         ).fetchall()
         holder = account.kind == ledger.HOLDER
         return [
@@ -389,103 +446,3 @@ class LedgerPart(SqlBase):
             ).fetchall()
         rows = sorted([*live, *gone], key=lambda r: int(r[0]))
         return [self._destination(r[1:]) for r in rows]
-
-    def statement(self, party: Party, before: int, limit: int) -> Statement:
-        """The party's money now (settle first: :meth:`settle`), newest lines first."""
-        account = (
-            ledger.Account.holder(party.key)
-            if party.role == Role.HOLDER
-            else ledger.Account.advertiser(party.key)
-        )
-        with self._snapshot() as c:  # one read snapshot
-            ids = [
-                int(r[0])
-                for r in c.execute(
-                    "SELECT DISTINCT posting_id FROM entries WHERE account_kind = ?"
-                    " AND account_key = ? AND (? = 0 OR posting_id < ?)"
-                    " ORDER BY posting_id DESC LIMIT ?",
-                    (account.kind, account.key, before, before, limit + 1),
-                )
-            ]
-            more = len(ids) > limit
-            lines = tuple(self._lines(c, ids[:limit], account))
-            available = self._balance(c, account)
-            if party.role == Role.HOLDER:
-                pending = 0
-                for r in c.execute(
-                    f"SELECT {self._MONEY} FROM licence_money WHERE closed = 0 AND holder_key = ?",
-                    (party.key,),
-                ):
-                    money, settled = self._money_of(r)
-                    pending += ledger.holder_pending(money, settled)
-                total = c.execute(
-                    "SELECT coalesce(sum(e.amount), 0) FROM entries e JOIN postings p"
-                    " ON p.id = e.posting_id WHERE e.account_kind = 'holder'"
-                    " AND e.account_key = ? AND p.kind IN ('ACCRUAL', 'USE')",
-                    (party.key,),
-                ).fetchone()[0]
-            else:
-                pending = c.execute(
-                    "SELECT coalesce(sum(b.balance), 0) FROM licence_money m JOIN balances b"
-                    " ON b.account_kind = 'escrow' AND b.account_key = m.licence_id"
-                    " WHERE m.closed = 0 AND m.advertiser_key = ?",
-                    (party.key,),
-                ).fetchone()[0]
-                # Spent: what left for escrow, less what came back, less what is still held.
-                total = (
-                    -pending
-                    - c.execute(
-                        "SELECT coalesce(sum(e.amount), 0) FROM entries e JOIN postings p"
-                        " ON p.id = e.posting_id WHERE e.account_kind = 'advertiser'"
-                        " AND e.account_key = ? AND p.kind IN ('ESCROW', 'REFUND')",
-                        (party.key,),
-                    ).fetchone()[0]
-                )
-        return Statement(
-            available=available,
-            pending=int(pending),
-            total=int(total),
-            lines=lines,
-            next_before=ids[limit - 1] if more else 0,
-        )
-
-    def ledger_check(self) -> list[str]:
-        """The ledger's invariants, checked over every row: what is wrong (empty: nothing).
-
-        Every posting sums to zero; every balance equals the sum of its entries; no internal
-        account is negative; the internal accounts hold exactly deposits minus withdrawals."""
-        with self._snapshot() as c:
-            problems = [
-                f"posting {r[0]} sums to {r[1]}"
-                for r in c.execute(
-                    "SELECT posting_id, sum(amount) FROM entries GROUP BY posting_id"
-                    " HAVING sum(amount) != 0"
-                )
-            ]
-            problems += [
-                f"balance of {r[0]} {bytes(r[1]).hex()} is {r[2]}, its entries sum to {r[3]}"
-                for r in c.execute(
-                    "SELECT * FROM (SELECT b.account_kind, b.account_key, b.balance,"
-                    " (SELECT coalesce(sum(amount), 0) FROM entries e"
-                    "  WHERE e.account_kind = b.account_kind AND e.account_key = b.account_key)"
-                    " AS s FROM balances b) x WHERE balance != s"
-                )
-            ]
-            problems += [
-                f"{r[0]} {bytes(r[1]).hex()} is negative: {r[2]}"
-                for r in c.execute(
-                    "SELECT account_kind, account_key, balance FROM balances"
-                    " WHERE balance < 0 AND account_kind != 'external'"
-                )
-            ]
-            internal = c.execute(
-                "SELECT coalesce(sum(balance), 0) FROM balances WHERE account_kind != 'external'"
-            ).fetchone()[0]
-            external = c.execute(
-                "SELECT coalesce(sum(balance), 0) FROM balances WHERE account_kind = 'external'"
-            ).fetchone()[0]
-            if internal != -external:
-                problems.append(
-                    f"internal accounts hold {internal}, deposits - withdrawals {-external}"
-                )
-        return problems

@@ -273,11 +273,12 @@ class LicencesPart(LedgerPart, LogPart):
             self._keep_digest(c, key, digest)
             found = self._money(c, licence_id)
             if found is not None:
-                money, settled = found
-                charged, settled = ledger.charge_use(money, settled, now)
+                money, before = found
+                charged, settled = ledger.charge_use(money, before, now)
                 if charged is not None:
                     self._post(c, charged)
-                self._save_settled(c, licence_id, settled)
+                self._save_settled(c, money, settled)
+                self._add_pending(c, money.holder_key, self._pending_moved(money, before, settled))
             return int(r[0]), now
 
         return self._transact(change, nonces)

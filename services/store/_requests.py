@@ -286,6 +286,9 @@ class RequestsPart(LicencesPart):
             )
         # The log's place for the licence's entry, then the licence signed with that
         # promise, then the entry itself: the index is held until this change commits.
+        # What the licence will pay its holder, before the log's lock: every writer takes
+        # a holder's total before the log (a revocation settles, then logs).
+        self._add_pending(c, money.holder_key, ledger.holder_pending(money, ledger.Settled()))
         index = self._next_log_index(c)
         # Never before the claims' issue time (another replica's clock may have set it a
         # little ahead): a promise dated before its licence would be NOT_LOGGED everywhere.
@@ -298,20 +301,7 @@ class RequestsPart(LicencesPart):
         )
         if issuance.escrow is not None:
             self._post(c, issuance.escrow)
-        c.execute(
-            "INSERT INTO licence_money VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0)",
-            (
-                money.licence_id,
-                money.advertiser_key,
-                money.holder_key,
-                money.price,
-                money.price_per_use,
-                money.max_uses,
-                money.fee_bps,
-                money.not_before,
-                money.not_after,
-            ),
-        )
+        c.execute(self._MONEY_INSERT, self._money_values(money, ledger.Settled()))
         self._log_sealed(
             c,
             licence.holder_key,

@@ -1,13 +1,13 @@
 """What the SQL stores share: every Store method, written once against a DB-API-like connection.
 
 :class:`SqlStore` is composed of one part per thing the store holds, each its own module:
-parties, assets, terms and rules (:mod:`._parties`), requests and issuance
-(:mod:`._requests`), licences and their status (:mod:`._licences`), the ledger
-(:mod:`._ledger`), the public log (:mod:`._log`), the keys (:mod:`._keys`), the
-accounts' key sets (:mod:`._accounts`) and retention and account erasure
-(:mod:`._erasure`), over the plumbing they share (:mod:`._sql`). They
-hold the statements, the checks made inside each transaction and the row ↔ model
-conversions, written with ``?`` placeholders in SQL that SQLite and PostgreSQL both accept.
+parties, assets, terms and rules (:mod:`._parties`), requests and issuance (:mod:`._requests`),
+licences and their status (:mod:`._licences`), the ledger (:mod:`._ledger`) and its statements
+(:mod:`._statements`), the public log (:mod:`._log`), the keys (:mod:`._keys`), the accounts'
+key sets (:mod:`._accounts`) and retention and account erasure (:mod:`._erasure`), over the
+plumbing they share (:mod:`._sql`). They hold the statements, the checks made inside each
+transaction and the row ↔ model conversions, written with ``?`` placeholders in SQL that SQLite
+and PostgreSQL both accept.
 A backend (:mod:`.sqlite`, :mod:`.postgres`) supplies the plumbing: how a change runs in one
 transaction (:meth:`SqlStore._transact`), how reads are made (:meth:`SqlStore._rows`,
 :meth:`SqlStore._snapshot`), how the next log index and revocation sequence are taken, and
@@ -24,6 +24,7 @@ from ._keys import KeysPart
 from ._parties import PartiesPart
 from ._requests import RequestsPart
 from ._sql import INDEX_BLOCK, NONCE_SWEEP_SECONDS, Conn, Cursor, SqlBase, only_nonces
+from ._statements import StatementsPart
 
 __all__ = [
     "INDEX_BLOCK",
@@ -36,6 +37,6 @@ __all__ = [
 ]
 
 
-class SqlStore(PartiesPart, RequestsPart, ErasurePart, KeysPart, AccountsPart):
+class SqlStore(PartiesPart, RequestsPart, StatementsPart, ErasurePart, KeysPart, AccountsPart):
     """The :class:`~.base.Store` methods over SQL, composed of its parts; a backend subclass
     supplies the plumbing (:class:`~._sql.SqlBase`)."""

@@ -322,6 +322,34 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE UNIQUE INDEX revocations_slot ON revocations (status_list, status_index);
         """,
     ),
+    (
+        "m016_growth",
+        """
+        ALTER TABLE licence_money ADD COLUMN due_at BIGINT NOT NULL DEFAULT 0;
+        DROP INDEX licence_money_holder;
+        DROP INDEX licence_money_advertiser;
+        CREATE INDEX licence_money_holder ON licence_money (holder_key, due_at)
+            WHERE closed = 0;
+        CREATE INDEX licence_money_advertiser ON licence_money (advertiser_key, due_at)
+            WHERE closed = 0;
+        CREATE INDEX entries_debits ON entries (account_kind, account_key, amount)
+            WHERE amount < 0;
+        CREATE TABLE holder_pending (
+            holder_key BYTEA PRIMARY KEY, pending BIGINT NOT NULL
+        );
+        INSERT INTO holder_pending (holder_key, pending)
+            SELECT holder_key, sum(
+                (price - (price / 10000) * fee_bps
+                    - ((price - (price / 10000) * 10000) * fee_bps) / 10000)
+                - (time_earned - (time_earned / 10000) * fee_bps
+                    - ((time_earned - (time_earned / 10000) * 10000) * fee_bps) / 10000)
+                + CASE WHEN max_uses > uses_charged THEN (max_uses - uses_charged)
+                    * (price_per_use - (price_per_use / 10000) * fee_bps
+                    - ((price_per_use - (price_per_use / 10000) * 10000) * fee_bps) / 10000)
+                    ELSE 0 END)
+            FROM licence_money WHERE closed = 0 GROUP BY holder_key;
+        """,
+    ),
 )
 
 #: The channel on which revocations are announced (payload: the event's sequence number).

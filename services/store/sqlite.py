@@ -413,6 +413,43 @@ def m014_status_lists(db: Database) -> None:
         db.execute(f"CREATE UNIQUE INDEX {table}_slot ON {table} (status_list, status_index)")
 
 
+@migrations()
+def m016_growth(db: Database) -> None:
+    """Costs that do not grow with the store (docs/performance.md, "Growth"): each open
+    licence's next settlement time (``due_at``: a statement settles only the licences due,
+    0 for every row before this migration, which the next settlement of their party fixes),
+    a holder's debits (her withdrawals) indexed apart from her many credits, and what each
+    holder's open licences will still pay her (``holder_pending``, kept with every change of
+    their money, summed here once from the rows as ``ledger.holder_pending`` does)."""
+    db.executescript(
+        """
+        ALTER TABLE licence_money ADD COLUMN due_at INTEGER NOT NULL DEFAULT 0;
+        DROP INDEX licence_money_holder;
+        DROP INDEX licence_money_advertiser;
+        CREATE INDEX licence_money_holder ON licence_money (holder_key, due_at)
+            WHERE closed = 0;
+        CREATE INDEX licence_money_advertiser ON licence_money (advertiser_key, due_at)
+            WHERE closed = 0;
+        CREATE INDEX entries_debits ON entries (account_kind, account_key, amount)
+            WHERE amount < 0;
+        CREATE TABLE holder_pending (
+            holder_key BLOB PRIMARY KEY, pending INTEGER NOT NULL
+        ) STRICT, WITHOUT ROWID;
+        INSERT INTO holder_pending (holder_key, pending)
+            SELECT holder_key, sum(
+                (price - (price / 10000) * fee_bps
+                    - ((price - (price / 10000) * 10000) * fee_bps) / 10000)
+                - (time_earned - (time_earned / 10000) * fee_bps
+                    - ((time_earned - (time_earned / 10000) * 10000) * fee_bps) / 10000)
+                + CASE WHEN max_uses > uses_charged THEN (max_uses - uses_charged)
+                    * (price_per_use - (price_per_use / 10000) * fee_bps
+                    - ((price_per_use - (price_per_use / 10000) * 10000) * fee_bps) / 10000)
+                    ELSE 0 END)
+            FROM licence_money WHERE closed = 0 GROUP BY holder_key;
+        """
+    )
+
+
 class SqliteStore(SqlStore):
     """The :class:`~.base.Store` on one SQLite file (``:memory:`` is refused: nothing fakes
     durability)."""

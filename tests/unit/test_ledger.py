@@ -535,3 +535,30 @@ def test_a_licence_from_deposit_to_payout() -> None:
     assert (b[ADVERTISER], b[ESCROW], b[HOLDER], b[FEE]) == (1000 + 2000 + 500, 0, 0, 150)
     assert b[EXTERNAL] == -5000 + 1350
     assert b.internal_total() == 5000 - 1350
+
+
+@pytest.mark.parametrize(
+    ("price", "term", "earned_before"),
+    [
+        (45_000, 90 * 86_400, 0),
+        (45_000, 90 * 86_400, 12_345),
+        (7, 30 * 86_400, 3),
+        (1, 10, 0),
+        (3_000, 365 * 86_400, 2_999),
+        (0, 100, 0),
+        (10**15, 86_400, 5 * 10**14),
+    ],
+)
+def test_next_due_is_the_first_second_a_settlement_moves_money(
+    price: int, term: int, earned_before: int
+) -> None:
+    m = LicenceMoney(b"L", b"a", b"h", price, 0, 0, 1000, 1_000, 1_000 + term)
+    settled = Settled(time_earned=earned_before)
+    due = ledger.next_due(m, settled)
+    assert m.not_before < due <= m.not_after
+    if due < m.not_after:  # before it nothing is earned; at it, a minor unit is
+        assert ledger.accrue(m, settled, due - 1)[0] is None
+        assert ledger.accrue(m, settled, due)[0] is not None
+    else:  # nothing more to earn before the end, where the licence closes
+        assert ledger.accrue(m, settled, due - 1)[0] is None
+    assert ledger.next_due(m, Settled(time_earned=earned_before, closed=True)) == m.not_after

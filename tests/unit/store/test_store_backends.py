@@ -62,6 +62,7 @@ def test_replicas_starting_together_migrate_once(pg_server: PgServer) -> None:
         "m012_offer_refs",
         "m013_erasure",
         "m014_status_lists",
+        "m016_growth",
     ]
     store = PostgresStore(url)
     _issued(store, _holder(), 1)
