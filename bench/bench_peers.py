@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import nacl.signing
+from report import emit
 
 from licentia.examples import PHOTO_SHA256, typical_claims
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
@@ -428,9 +429,7 @@ def main(argv: list[str] | None = None) -> int:
             rates.setdefault((name, metric), []).append(rate)
             ratios.setdefault((name, metric), []).append(rate / limit)
 
-    for res in results(sizes, rates, ratios):
-        print(json.dumps(res, ensure_ascii=False), flush=True)
-    return 0
+    return emit(results(sizes, rates, ratios))
 
 
 def results(

@@ -90,6 +90,7 @@ def test_bench_peers_without_the_extra_says_so_and_exits_2() -> None:
     # A peer that cannot be imported (as under `make test`, which installs only `.[dev]`).
     code = (
         "import runpy, sys; sys.modules['jwt'] = None; "
+        f"sys.path.insert(0, {str(SCRIPT.parent)!r}); "  # as for the script itself
         f"sys.argv = [{str(SCRIPT)!r}, '--quick']; "
         f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')"
     )
