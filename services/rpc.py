@@ -95,7 +95,6 @@ class Call:
     method: str
     caller: PublicKey | None
     now: int
-    peer: str
     call_id: str
     context: grpc.ServicerContext
     #: The verified signature values and the exact request bytes they cover (signed unary
@@ -105,6 +104,11 @@ class Call:
     #: The nonces this call spends durably: a handler passes them to each change it makes
     #: (the store's ``nonces`` argument), and the first one committed records them.
     spends: tuple[SpentNonce, ...] = ()
+
+    @property
+    def peer(self) -> str:
+        """The client's address as gRPC names it (asked of gRPC only when read)."""
+        return str(self.context.peer())
 
 
 #: ``(request, call) -> response``.
@@ -389,9 +393,7 @@ class _Plumbing:
             outcome.caller = caller
             if spends:
                 spent = (self.auth.spent(signed, now),)
-        call = Call(
-            m.path, caller, now, context.peer(), outcome.call_id, context, signed, body, spent
-        )
+        call = Call(m.path, caller, now, outcome.call_id, context, signed, body, spent)
         if m.client_streaming:
             return call, (_parse(m, raw) for raw in arg)
         return call, _parse(m, arg)
