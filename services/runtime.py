@@ -6,6 +6,7 @@ import collections
 import logging
 import resource
 import signal
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
@@ -28,6 +29,13 @@ WORKER_IDLE_SECONDS = 0.25
 BASE_FILES = 64
 #: Open files one incoming connection holds (its socket).
 FILES_PER_CONNECTION = 1
+#: How long a thread may hold the GIL while another waits for it (CPython's default: 5 ms).
+#: A call's handler releases the GIL for each Ed25519 check and each SQLite statement and must
+#: take it back to go on; with dozens of handler and gRPC threads, each such return waited up
+#: to 5 ms behind whichever thread ran Python meanwhile, while the C work of others (signature
+#: checks on the second core) sat idle. At 0.5 ms, Verify and RequestLicence gain more than the
+#: bare gRPC echo (docs/performance.md, issue 20); a server process sets it when it starts.
+SWITCH_INTERVAL_SECONDS = 0.0005
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _KEEPALIVE = (
@@ -236,7 +244,9 @@ def start(
 ) -> RunningServer:
     """Start a server with ``handlers``, the standard health service (SERVING for "" and
     each of ``service_names``) and server reflection (``grpc.reflection.v1`` and ``v1alpha``,
-    :mod:`.reflection`); raises ``OSError`` if it cannot bind."""
+    :mod:`.reflection`); raises ``OSError`` if it cannot bind. Sets the process's GIL switch
+    interval to :data:`SWITCH_INTERVAL_SECONDS` (the process is a server's)."""
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     server = grpc.server(
         ElasticExecutor(settings.max_workers, thread_name_prefix="licentia-rpc"),
         options=[
