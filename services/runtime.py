@@ -33,8 +33,9 @@ FILES_PER_CONNECTION = 1
 #: A call's handler releases the GIL for each Ed25519 check and each SQLite statement and must
 #: take it back to go on; with dozens of handler and gRPC threads, each such return waited up
 #: to 5 ms behind whichever thread ran Python meanwhile, while the C work of others (signature
-#: checks on the second core) sat idle. At 0.5 ms, Verify and RequestLicence gain more than the
-#: bare gRPC echo (docs/performance.md, issue 20); a server process sets it when it starts.
+#: checks on the second core) sat idle. At 0.5 ms the server answered more calls of every kind
+#: on a quiet 2-core machine (echo most) and Verify's and RequestLicence's share of the echo
+#: rose on a loaded one (docs/performance.md, issue 20); a server process sets it at start.
 SWITCH_INTERVAL_SECONDS = 0.0005
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
