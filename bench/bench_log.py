@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import random
 import statistics
 import sys
@@ -28,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from report import emit
 
 from licentia import merkle
 from licentia.services.store import SqliteStore
@@ -105,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         " bench verifies every proof",
         "ok": True,
     }
-    print(json.dumps(result, ensure_ascii=False), flush=True)
-    return 0
+    return emit([result])
 
 
 if __name__ == "__main__":

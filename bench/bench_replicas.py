@@ -27,7 +27,6 @@ tests use it).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
@@ -48,6 +47,7 @@ from bench_server import (
     propagation_row,
     run_concurrently,
 )
+from report import emit
 
 from licentia.services.app import App, build
 from licentia.services.deps import Settings
@@ -149,9 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             "ok": p99 <= PROPAGATION_TARGET_MS and missing == 0,
         },
     ]
-    for res in results:
-        print(json.dumps(res, ensure_ascii=False), flush=True)
-    return 0 if all(r["ok"] for r in results) else 1
+    return emit(results)
 
 
 if __name__ == "__main__":

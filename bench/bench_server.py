@@ -79,7 +79,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
-import json
 import logging
 import os
 import re
@@ -110,6 +109,7 @@ from exchange_process import (
     register_platform,
 )
 from google.protobuf.message import Message
+from report import emit, line
 
 from licentia import merkle, sealed
 from licentia.checkpoint import vkey
@@ -213,6 +213,10 @@ FULL = Sizes(
     key_removals=100,
     removal_scale=((100, 5), (1000, 3)),
 )
+#: rpc.verify's goal: a share of its floor (report.line).
+RPC_VERIFY_GOAL = 0.75
+#: rpc.issue's (and log.append's) goal: a share of its storage floor (report.line).
+RPC_ISSUE_GOAL = 0.9
 #: key.removal.propagation's target, p99 ms (issue 18).
 KEY_REMOVAL_TARGET_MS = 1000.0
 #: How often the timed loop asks the verifier again (seconds).
@@ -1046,7 +1050,7 @@ def main(argv: list[str] | None = None) -> int:
             "bench": "rpc.verify",
             "ops_per_s": round(med["verify"]),
             "ratio": round(med["verify_ratio"], 3),
-            "target": 0.8,
+            "target": None,
             "limit": (
                 f"echo RPC calls/s ({round(med['echo'])}/s, {round(med['payload'])}-byte"
                 f" unsigned payload), {CALLERS} callers on one channel"
@@ -1061,7 +1065,7 @@ def main(argv: list[str] | None = None) -> int:
             "bench": "rpc.issue",
             "ops_per_s": round(med["issue"]),
             "ratio": round(med["issue_ratio"], 3),
-            "target": 0.5,
+            "target": None,
             "limit": f"echo RPC calls/s ({round(med['echo'])}/s), {CALLERS} callers",
             "note": (
                 "one RequestLicence per licence, auto-approved by a standing rule; "
@@ -1094,7 +1098,7 @@ def main(argv: list[str] | None = None) -> int:
             "bench": "log.append",
             "ops_per_s": round(med["issue"]),
             "ratio": round(med["issue_ratio"], 3),
-            "target": 0.5,
+            "target": None,
             "limit": "the same echo rate: rpc.issue with one log entry appended per licence",
             "storage_floor_ratio": round(med["issue_storage_floor_3"], 3),
         },
@@ -1109,16 +1113,13 @@ def main(argv: list[str] | None = None) -> int:
         key_removal_row(removals),
         inclusion_row(delays, delay_floors),
     ]
-    ok = True
-    for res in results:
-        if res["bench"] == "revocation.propagation":
-            res["ok"] = p99 <= 25 and missing == 0
-        elif res["bench"] not in ("key.removal.propagation", "log.inclusion.delay"):
-            # (those rows say whether they are met)
-            res["ok"] = res["ratio"] >= res["target"]
-        ok = ok and bool(res["ok"])
-        print(json.dumps(res, ensure_ascii=False), flush=True)
-    return 0 if ok else 1
+    verify, issue, append, propagation, removal, _inclusion = results
+    line(verify, goal=RPC_VERIFY_GOAL)
+    line(issue, goal=RPC_ISSUE_GOAL, basis="storage_floor_ratio")
+    line(append, goal=RPC_ISSUE_GOAL, basis="storage_floor_ratio")
+    line(removal, lower_is_better=True)  # (judged on its p99 in ms: it says whether it is met)
+    propagation["ok"] = p99 <= 25 and missing == 0
+    return emit(results)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import collections
 import logging
 import resource
 import signal
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
@@ -31,6 +32,14 @@ FILES_PER_CONNECTION = 1
 #: Open files the first process of ``--processes N`` holds per worker process: the pipes
 #: to it and its connection on the private socket, with one to spare.
 FILES_PER_WORKER = 4
+#: How long a thread may hold the GIL while another waits for it (CPython's default: 5 ms).
+#: A call's handler releases the GIL for each Ed25519 check and each SQLite statement and must
+#: take it back to go on; with dozens of handler and gRPC threads, each such return waited up
+#: to 5 ms behind whichever thread ran Python meanwhile, while the C work of others (signature
+#: checks on the second core) sat idle. At 0.5 ms the server answered more calls of every kind
+#: on a quiet 2-core machine (echo most) and Verify's and RequestLicence's share of the echo
+#: rose on a loaded one (docs/performance.md, issue 20); a server process sets it at start.
+SWITCH_INTERVAL_SECONDS = 0.0005
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _KEEPALIVE = (
@@ -268,7 +277,9 @@ def start(
 ) -> RunningServer:
     """Start a server with ``handlers``, the standard health service (SERVING for "" and
     each of ``service_names``) and server reflection (``grpc.reflection.v1`` and ``v1alpha``,
-    :mod:`.reflection`); raises ``OSError`` if it cannot bind."""
+    :mod:`.reflection`); raises ``OSError`` if it cannot bind. Sets the process's GIL switch
+    interval to :data:`SWITCH_INTERVAL_SECONDS` (the process is a server's)."""
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     server = grpc.server(
         ElasticExecutor(settings.max_workers, thread_name_prefix="licentia-rpc"),
         options=server_options(settings),

@@ -62,18 +62,13 @@ class VerificationService:
             return Decision(False, (e.reason,)), 0
         if len(token) > MAX_TOKEN_CHARS:
             return Decision(False, (Reason.TOO_LARGE,)), 0
-        auth = self.engine.authenticate(token)
-        if isinstance(auth, Decision):
+        # Authenticated once (cached by the token's text), then decided with its uses.
+        auth = self.engine.authenticated(token)
+        if not auth.allowed or auth.licence is None:
             return auth, 0
-        licence: Licence = auth
-        uses = self._uses(licence)
-        decision = self.engine.verify(
-            token,
-            use,
-            now,
-            presentation=presentation,
-            uses_so_far=uses,
-            audience=platform.handle,
+        uses = self._uses(auth.licence)
+        decision = self.engine.decide(
+            auth, use, now, presentation=presentation, uses_so_far=uses, audience=platform.handle
         )
         return decision, uses
 
@@ -97,13 +92,18 @@ class VerificationService:
         decision, uses = self._decide(
             platform, req.token, req.presentation, req.use, req.HasField("use"), now
         )
+        licence = decision.licence
+        if decision.allowed and licence is not None:  # (the common answer, built at once)
+            return verification_pb2.VerifyResponse(
+                allowed=True, uses=uses, licence_id=licence.licence_id
+            )
         out = verification_pb2.VerifyResponse(
             allowed=decision.allowed,
             reasons=[int(r) for r in decision.reasons],  # type: ignore[misc]
             uses=uses,
         )
-        if decision.licence is not None:
-            out.licence_id = decision.licence.licence_id
+        if licence is not None:
+            out.licence_id = licence.licence_id
         return out
 
     def verify(

@@ -172,7 +172,41 @@ class VerificationEngine:
         auth = self._authenticate(token)
         if not auth.allowed:
             return auth
-        licence = cast(Licence, auth.licence)
+        return self.decide(
+            auth,
+            use,
+            now,
+            presentation=presentation,
+            uses_so_far=uses_so_far,
+            audience=audience,
+        )
+
+    def authenticated(self, token: str) -> Decision:
+        """Steps 1 and 2 of :meth:`verify` (cached): the ALLOW decision of an authentic token,
+        carrying its licence, for :meth:`decide`; or the DENY decision with its reasons."""
+        return self._authenticate(token)
+
+    def decide(
+        self,
+        auth: Decision,
+        use: IntendedUse | None,
+        now: int,
+        *,
+        presentation: str | None = None,
+        uses_so_far: int | None = None,
+        audience: str | None = None,
+    ) -> Decision:
+        """Step 3 of :meth:`verify` for ``auth``, an ALLOW decision of :meth:`authenticated`
+        (a caller that needs the licence before deciding, as the exchange's Verify does to
+        read its uses, authenticates once). A DENY ``auth`` is returned as it is."""
+        audience = self.audience if audience is None else audience
+        if audience is not None and self.nonces is None:
+            raise ValueError("checking a presentation needs a nonce store")
+        if audience is not None and use is None:
+            return _deny(Reason.INVALID_USE)
+        if not auth.allowed or auth.licence is None:
+            return auth
+        licence = auth.licence
         u = licence.parsed
         reasons: list[Reason] = []
         if now < u.not_before:

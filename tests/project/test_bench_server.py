@@ -52,6 +52,17 @@ def test_bench_server_quick_prints_the_six_benches(
     assert append["storage_floor_ratio"] == issue["storage_floor_ratio"]
     parts = issue["storage_floor_by_part"]
     assert list(parts) == ["licence", "+escrow", "+log"]
+    # The goals are shares of floors (issue 20), the absolute ratio still printed.
+    assert verify["of_floor"] == round(verify["ratio"] / verify["floor_ratio"], 3)
+    assert verify["target"] == 0.75
+    assert verify["ok"] == (verify["of_floor"] >= 0.75)
+    for row in (issue, append):
+        assert row["of_floor"] == round(row["ratio"] / row["storage_floor_ratio"], 3)
+        assert row["target"] == 0.9
+        assert "storage_floor_ratio" in row["target_of"]
+        assert row["ok"] == (row["of_floor"] >= 0.9)
+    assert issue["of_signature_floor"] == round(issue["ratio"] / issue["floor_ratio"], 3)
+    assert code == (0 if all(r["ok"] for r in rows) else 1)
     assert parts["+log"] == issue["storage_floor_ratio"]
     assert all(0 < x < 5 for x in parts.values())
     assert "stored" in issue["storage_floor"]
@@ -67,6 +78,7 @@ def test_bench_server_quick_prints_the_six_benches(
     assert removal["missing"] == 0
     assert 0 < removal["floor_p99_ms"]
     assert 0 <= removal["floor_ratio"]
+    assert 0 < removal["of_floor"]  # the floor's p99 ÷ the removal's: 1.0 at the floor
     assert "RevokeLicence" in removal["floor"]
     by = removal["by_licences"]
     assert list(by) == ["1", "3"]

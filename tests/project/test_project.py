@@ -97,6 +97,11 @@ def test_bench_prints_one_json_object_per_line_with_ratio_and_target() -> None:
     floor = rows[0]["floor_ratio"]
     assert isinstance(floor, float)
     assert 0 < floor < 5
+    # Its goal is a share of that floor (issue 20), the absolute ratio still printed.
+    first = rows[0]
+    assert first["of_floor"] == round(first["ratio"] / floor, 3)
+    assert (first["target"], first["ok"]) == (0.9, first["of_floor"] >= 0.9)
+    assert out.returncode == (0 if all(r["ok"] for r in rows) else 1)
     # What token v2 costs a first verification, against the same licences as v1 tokens.
     assert rows[1]["ratio"] > 0
     size = rows[3]
