@@ -85,10 +85,17 @@ class SqlBase:
         self._swept_at = -float(NONCE_SWEEP_SECONDS)
 
     # -- what a backend supplies -------------------------------------------------------------
-    def _transact(self, fn: Callable[[Conn], T], nonces: Sequence[SpentNonce] = ()) -> T:
+    def _transact(
+        self, fn: Callable[[Conn], T], nonces: Sequence[SpentNonce] = (), *, pipelined: bool = False
+    ) -> T:
         """Run ``fn`` inside one write transaction; what it returned, once committed. The
         transaction also records those of ``nonces`` not yet recorded (:class:`.base.SpentNonce`):
-        it fails with their reason, changing nothing, if one is recorded and live."""
+        it fails with their reason, changing nothing, if one is recorded and live.
+
+        ``pipelined``: ``fn`` is written so that a backend may send its statements without
+        waiting for each answer (it reads results only where it needs them, and expects a
+        statement's error no sooner than the next result it reads); one that cannot ignores
+        it."""
         raise NotImplementedError
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -108,9 +115,16 @@ class SqlBase:
         a licence, an account, an idempotency key), so that writers on other connections
         touching the same thing wait. A single-writer backend needs none."""
 
+    #: The statement whose one row's one column is the index of the log entry a change
+    #: appends (:meth:`_next_log_index`): a backend's own.
+    _NEXT_LOG_INDEX: ClassVar[str] = ""
+    #: A statement that, sent right after :data:`_NEXT_LOG_INDEX`, reads ``(level, hash)``
+    #: of the stored nodes that appending at that index needs; empty: read them as needed.
+    _SIBLINGS: ClassVar[str] = ""
+
     def _next_log_index(self, c: Conn) -> int:
         """Inside a change: the index of the log entry it appends."""
-        raise NotImplementedError
+        return int(c.execute(self._NEXT_LOG_INDEX).fetchone()[0])
 
     def _next_sequence(self, c: Conn) -> int:
         """Inside a change: the sequence number of the revocation event it appends."""
@@ -146,8 +160,18 @@ class SqlBase:
         (``holder``), then refuse (``reason``) if the account was deleted. The servicer
         authenticated the call in an earlier read: without this a write racing a deletion
         could commit after it and leave rows nothing would ever erase."""
+        self._still_alive(self._alive_sent(c, account), reason)
+
+    def _alive_sent(self, c: Conn, account: bytes) -> Cursor:
+        """:meth:`_alive`'s statements, sent: check their answer with :meth:`_still_alive`
+        (later, so that a pipelined change waits once for it and what it sent after)."""
         self._hold(c, b"holder", account)
-        if self._erased(c, account):
+        return c.execute(self._ERASED_KEY, (erased_key_digest(account),))
+
+    @staticmethod
+    def _still_alive(erased: Cursor, reason: Reason) -> None:
+        """Refuse (``reason``) if :meth:`_alive_sent`'s read found the account deleted."""
+        if erased.fetchone() is not None:
             raise LicentiaError(reason, "the account was deleted")
 
     def _execute(

@@ -302,6 +302,30 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX postings_licence ON postings (licence_id, at);
         """,
     ),
+    (
+        "m015_pg_issue",
+        # A debit, as LedgerPart._post makes it with separate statements (SQLite): move the
+        # account's row; an account's first entry inserts its row (the CHECK refuses a
+        # negative one for an internal account); when another writer inserted it meanwhile,
+        # move that row. One statement whose answer nobody waits for (a pipelined issuance).
+        """
+        CREATE FUNCTION licentia_debit(d_amount BIGINT, d_kind TEXT, d_key BYTEA)
+        RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE balances SET balance = balance + d_amount
+                WHERE account_kind = d_kind AND account_key = d_key;
+            IF FOUND THEN
+                RETURN;
+            END IF;
+            INSERT INTO balances VALUES (d_kind, d_key, d_amount) ON CONFLICT DO NOTHING;
+            IF FOUND THEN
+                RETURN;
+            END IF;
+            UPDATE balances SET balance = balance + d_amount
+                WHERE account_kind = d_kind AND account_key = d_key;
+        END $$;
+        """,
+    ),
 )
 
 #: The channel on which revocations are announced (payload: the event's sequence number).
@@ -418,20 +442,59 @@ def _too_slow(e: Exception) -> LicentiaError:
 
 class _PgConn:
     """A psycopg connection seen through the store's :class:`~.common.Conn`: the shared
-    statements' ``?`` placeholders become psycopg's ``%s``."""
+    statements' ``?`` placeholders become psycopg's ``%s``.
 
-    __slots__ = ("conn",)
+    With a ``pipeline`` (psycopg's pipeline mode), a statement is sent without waiting for
+    its answer: the answers of every statement sent so far come back in one round trip when
+    a result is first read (a row, or the count of rows changed). So a change that sends
+    its statements before it reads their results waits once for all of them. An error of a
+    statement is raised when a result sent after it is read, or at commit: still inside
+    the change, which then changes nothing."""
+
+    __slots__ = ("conn", "pipeline")
     _SQL: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[tuple[Any, ...]], pipeline: psycopg.Pipeline | None = None
+    ) -> None:
         self.conn = conn
+        self.pipeline = pipeline
 
     def execute(self, sql: str, params: Any = (), /) -> Cursor:
-        """Run one statement."""
+        """Run one statement (in pipeline mode: send it)."""
         query = self._SQL.get(sql)
         if query is None:
             query = self._SQL[sql] = sql.replace("?", "%s")
-        return self.conn.execute(query, params)
+        cur = self.conn.execute(query, params)
+        return cur if self.pipeline is None else _PipedCursor(cur, self.pipeline)
+
+
+class _PipedCursor:
+    """A cursor of a statement sent in pipeline mode: reading its rows waits for its answer
+    (psycopg does), and so does its row count, which psycopg would give stale."""
+
+    __slots__ = ("cur", "pipeline")
+
+    def __init__(self, cur: psycopg.Cursor[tuple[Any, ...]], pipeline: psycopg.Pipeline) -> None:
+        self.cur = cur
+        self.pipeline = pipeline
+
+    @property
+    def rowcount(self) -> int:
+        """Rows the statement changed (once every statement sent has been answered)."""
+        self.pipeline.sync()
+        return self.cur.rowcount
+
+    def fetchone(self) -> Any:
+        """The next row, or None."""
+        return self.cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        """The remaining rows."""
+        return self.cur.fetchall()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.cur.fetchall())
 
 
 def _lock_key(parts: Sequence[bytes]) -> int:
@@ -474,11 +537,22 @@ class PostgresStore(SqlStore):
         self._backoff = LISTEN_BACKOFF[0]
 
     # -- plumbing ------------------------------------------------------------------------
-    def _transact(self, fn: Callable[[Conn], T], nonces: Sequence[SpentNonce] = ()) -> T:
+    def _transact(
+        self,
+        fn: Callable[[Conn], T],
+        nonces: Sequence[SpentNonce] = (),
+        *,
+        pipelined: bool = False,
+    ) -> T:
         """Run ``fn`` in one transaction on a pooled connection and return what it returned
         once committed (or raise what it raised, nothing of it kept). It also records those
         of ``nonces`` not yet recorded (the call's spent nonces), in the same transaction.
-        Deadlocks and serialization failures run it again."""
+        Deadlocks and serialization failures run it again.
+
+        ``pipelined``: run it in pipeline mode (:class:`_PgConn`): ``BEGIN``, the statements
+        sent before the first result is read, and ``COMMIT`` with those sent after the last,
+        each travel in one round trip. Only for changes written for it: a statement's error
+        (a unique key) is raised when a later result is read, not by its ``execute``."""
         if self.read_only:
             raise LicentiaError(Reason.NOT_SERVED, "this replica does not write")
         inner: _PgConn | None = getattr(self._local, "conn", None)
@@ -489,8 +563,12 @@ class PostgresStore(SqlStore):
         for attempt in range(ATTEMPTS):
             committing = False
             try:
-                with self._pool.connection() as conn, conn.transaction():
-                    c = _PgConn(conn)
+                with (
+                    self._pool.connection() as conn,
+                    conn.pipeline() if pipelined else contextlib.nullcontext() as pipe,
+                    conn.transaction(),
+                ):
+                    c = _PgConn(conn, pipe)
                     self._local.conn = c
                     try:
                         self._sweep_nonces(c, nonces)
@@ -529,13 +607,22 @@ class PostgresStore(SqlStore):
         """A transaction-scoped advisory lock on ``parts``: released at commit or rollback."""
         c.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(parts),))
 
-    def _next_log_index(self, c: Conn) -> int:
-        """The log counter, row-locked until this change commits: gapless, in commit order."""
-        return int(
-            c.execute(
-                "UPDATE counters SET value = value + 1 WHERE name = 'log_index' RETURNING value - 1"
-            ).fetchone()[0]
-        )
+    #: The log counter, row-locked until this change commits: gapless, in commit order.
+    _NEXT_LOG_INDEX = (
+        "UPDATE counters SET value = value + 1 WHERE name = 'log_index' RETURNING value - 1"
+    )
+    #: Right after :data:`_NEXT_LOG_INDEX`, the left siblings the entry at that index
+    #: completes (``merkle.completed_nodes``): level ``l`` when the low ``l + 1`` bits of
+    #: the index are all 1, i.e. when ``index + 1`` (the counter now) is a multiple of
+    #: ``2 ** (l + 1)``. Read in the round trip that takes the index.
+    _SIBLINGS = (
+        "SELECT l, n.hash FROM counters c CROSS JOIN generate_series(0, 61) AS l"
+        " JOIN log_nodes n ON n.level = l AND n.idx = ((c.value - 1) >> l) - 1"
+        " WHERE c.name = 'log_index' AND mod(c.value, 1::bigint << (l + 1)) = 0"
+    )
+    #: A debit in one statement (migration m015_pg_issue), nothing to read back.
+    _DEBIT = "SELECT licentia_debit(?, ?, ?)"
+    _DEBIT_CHECKED = False
 
     def _next_sequence(self, c: Conn) -> int:
         """The revocation counter, row-locked until this change commits: gapless, in order."""

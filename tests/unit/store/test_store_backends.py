@@ -50,6 +50,7 @@ def test_replicas_starting_together_migrate_once(pg_server: PgServer) -> None:
         "m011_pseudonyms",
         "m012_offer_refs",
         "m013_erasure",
+        "m015_pg_issue",
     ]
     store = PostgresStore(url)
     _issued(store, _holder(), 1)
