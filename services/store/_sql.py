@@ -201,13 +201,22 @@ class SqlBase:
     @staticmethod
     def _spend(c: Conn, nonces: Sequence[SpentNonce]) -> None:
         """Record ``nonces``; raise their reason if one is already recorded and live."""
-        for n in nonces:
-            took = c.execute(
-                "INSERT INTO spent_nonces VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
-                " SET expires_at = excluded.expires_at WHERE spent_nonces.expires_at <= ?",
-                (n.key, n.expires_at, n.now),
-            ).rowcount
-            if took != 1:
+        SqlBase._check_spent(nonces, [SqlBase._spend_sent(c, n) for n in nonces])
+
+    @staticmethod
+    def _spend_sent(c: Conn, n: SpentNonce) -> Cursor:
+        """Send the statement that records ``n`` (:meth:`_check_spent` reads its answer)."""
+        return c.execute(
+            "INSERT INTO spent_nonces VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
+            " SET expires_at = excluded.expires_at WHERE spent_nonces.expires_at <= ?",
+            (n.key, n.expires_at, n.now),
+        )
+
+    @staticmethod
+    def _check_spent(nonces: Sequence[SpentNonce], sent: Sequence[Cursor]) -> None:
+        """Raise the reason of the first of ``nonces`` already recorded and live."""
+        for n, cur in zip(nonces, sent, strict=True):
+            if cur.rowcount != 1:
                 raise LicentiaError(n.reason, "this call was made before: sign it again")
 
     def spend_nonces(self, nonces: Sequence[SpentNonce]) -> None:

@@ -328,6 +328,12 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ),
 )
 
+#: Most changes one group-committed transaction carries (:meth:`PostgresStore._group`).
+MAX_BATCH = 64
+#: How long a change of a batch, but its first, waits for a lock another transaction holds
+#: before the batch commits without it (it runs first in the next batch).
+BATCH_LOCK_WAIT_MS = 100
+
 #: The channel on which revocations are announced (payload: the event's sequence number).
 CHANNEL = "licentia_revocations"
 #: The listening connection is reopened after this long, doubling up to the maximum.
@@ -440,6 +446,24 @@ def _too_slow(e: Exception) -> LicentiaError:
     )
 
 
+class _Careful(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised inside a batch run without a sync after each change when the engine refused a
+    statement: the batch is rolled back and run again, syncing after each change."""
+
+
+class _Change:
+    """One caller's pipelined change, waiting for (or done by) a group commit."""
+
+    __slots__ = ("done", "error", "fn", "nonces", "value")
+
+    def __init__(self, fn: Callable[[Conn], Any], nonces: tuple[SpentNonce, ...]) -> None:
+        self.fn = fn
+        self.nonces = nonces
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
 class _PgConn:
     """A psycopg connection seen through the store's :class:`~.common.Conn`: the shared
     statements' ``?`` placeholders become psycopg's ``%s``.
@@ -482,7 +506,8 @@ class _PipedCursor:
     @property
     def rowcount(self) -> int:
         """Rows the statement changed (once every statement sent has been answered)."""
-        self.pipeline.sync()
+        if self.cur.pgresult is None:
+            self.pipeline.sync()
         return self.cur.rowcount
 
     def fetchone(self) -> Any:
@@ -535,6 +560,10 @@ class PostgresStore(SqlStore):
         #: The connection that LISTENs (opened by the first :meth:`wait_for_events`).
         self._listener: psycopg.Connection[tuple[Any, ...]] | None = None
         self._backoff = LISTEN_BACKOFF[0]
+        #: Pipelined changes waiting for a group commit, and whether one is under way.
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: list[_Change] = []
+        self._leading = False
 
     # -- plumbing ------------------------------------------------------------------------
     def _transact(
@@ -549,26 +578,22 @@ class PostgresStore(SqlStore):
         of ``nonces`` not yet recorded (the call's spent nonces), in the same transaction.
         Deadlocks and serialization failures run it again.
 
-        ``pipelined``: run it in pipeline mode (:class:`_PgConn`): ``BEGIN``, the statements
-        sent before the first result is read, and ``COMMIT`` with those sent after the last,
-        each travel in one round trip. Only for changes written for it: a statement's error
-        (a unique key) is raised when a later result is read, not by its ``execute``."""
+        ``pipelined`` (a change written for it: an issuance): the change is group-committed
+        with the other pipelined changes of this replica (:meth:`_group`)."""
         if self.read_only:
             raise LicentiaError(Reason.NOT_SERVED, "this replica does not write")
         inner: _PgConn | None = getattr(self._local, "conn", None)
         if inner is not None:  # a change made from inside a change
             return fn(inner)
         nonces = tuple(n for n in nonces if not n.recorded)
+        if pipelined:
+            return self._group(fn, nonces)
         lost = 0
         for attempt in range(ATTEMPTS):
             committing = False
             try:
-                with (
-                    self._pool.connection() as conn,
-                    conn.pipeline() if pipelined else contextlib.nullcontext() as pipe,
-                    conn.transaction(),
-                ):
-                    c = _PgConn(conn, pipe)
+                with self._pool.connection() as conn, conn.transaction():
+                    c = _PgConn(conn)
                     self._local.conn = c
                     try:
                         self._sweep_nonces(c, nonces)
@@ -599,6 +624,181 @@ class PostgresStore(SqlStore):
                 n.recorded = True
             return value
         raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- group commit --------------------------------------------------------------------
+    def _group(self, fn: Callable[[Conn], T], nonces: tuple[SpentNonce, ...]) -> T:
+        """Run a pipelined change in a transaction shared with the other pipelined changes
+        waiting on this replica, and return once that transaction has committed.
+
+        Leader and followers, as the SQLite store's writer: the caller that finds no batch
+        under way leads one — it takes up to :data:`MAX_BATCH` waiting changes and runs
+        them (:meth:`_run_batch`) in one transaction, each in its own savepoint, on one
+        connection in pipeline mode, then commits them all: one commit (one WAL flush) for
+        the batch. The others wait, off the GIL, for their change to be done or for their
+        turn to lead. Why: an issuance holds its holder's lock and the log's counter row
+        until it commits, so issuances cannot share a flush in the engine's own group
+        commit; in one transaction the later changes of a batch take those locks again at
+        no cost, and see what the earlier ones wrote (READ COMMITTED, the same transaction)."""
+        change = _Change(fn, nonces)
+        with self._cond:
+            self._queue.append(change)
+            while not change.done and self._leading:
+                self._cond.wait()
+            lead = not change.done
+            if lead:
+                self._leading = True
+        if lead:
+            batch: list[_Change] = []
+            try:
+                while not change.done:
+                    with self._cond:
+                        batch = self._queue[:MAX_BATCH]
+                        del self._queue[:MAX_BATCH]
+                    again = self._run_batch(batch)
+                    with self._cond:
+                        self._queue[:0] = again  # first in the next batch
+                        self._cond.notify_all()
+            finally:
+                with self._cond:
+                    for left in batch:  # only when _run_batch itself was interrupted
+                        if not left.done:
+                            left.error = left.error or RuntimeError("the change was abandoned")
+                            left.done = True
+                    self._leading = False
+                    self._cond.notify_all()
+        if change.error is not None:
+            raise change.error
+        return change.value  # type: ignore[no-any-return]
+
+    def _run_batch(self, batch: list[_Change]) -> list[_Change]:
+        """Run ``batch`` in one transaction and commit it; each change done (its value or
+        its error set) but those returned, to be run first in the next batch.
+
+        Each change's statements are answered with the next change's reads (or the
+        commit): one round trip a change, as its first read must wait anyway. An error
+        of the engine cannot then be told to be one change's, so the batch is rolled back
+        and run again with a sync after each change (:meth:`_run_one`'s ``careful``)."""
+        try:
+            return self._try_batch(batch, careful=False)
+        except _Careful:
+            for ch in batch:
+                ch.value, ch.error = None, None
+            return self._try_batch(batch, careful=True)
+
+    def _try_batch(self, batch: list[_Change], *, careful: bool) -> list[_Change]:
+        """:meth:`_run_batch` in one mode. A later change of a batch that waited
+        :data:`BATCH_LOCK_WAIT_MS` for a lock another transaction holds is rolled back and
+        returned with those after it: the batch commits what it has rather than hold its
+        own locks longer, so that two replicas' batches never wait for each other long."""
+        for lost in range(1, LOST_ATTEMPTS + 1):
+            ran: list[_Change] = []
+            again: list[_Change] = []
+            committing = False
+            try:
+                with (
+                    self._pool.connection() as conn,
+                    conn.pipeline() as pipe,
+                    conn.transaction(),
+                ):
+                    c = _PgConn(conn, pipe)
+                    self._local.conn = c
+                    try:
+                        self._sweep_nonces(c, [n for ch in batch for n in ch.nonces])
+                        for i, ch in enumerate(batch):
+                            if i == 1:  # the first change waits as any change does
+                                c.execute(f"SET LOCAL lock_timeout = {BATCH_LOCK_WAIT_MS}")
+                            if not self._run_one(c, pipe, ch, careful=careful):
+                                again = batch[i:]
+                                break
+                            ran.append(ch)
+                    finally:
+                        self._local.conn = None
+                    committing = True
+            except PoolTimeout as e:  # no connection to be had: nothing was sent
+                return self._fail(batch, _unreachable(e))
+            except (pg_errors.QueryCanceled, psycopg.OperationalError) as e:
+                if committing:  # lost while committing: made or not, no one knows
+                    return self._fail(ran, _maybe_made(), again)
+                if isinstance(e, pg_errors.QueryCanceled):
+                    return self._fail(batch, _too_slow(e))
+                if lost == LOST_ATTEMPTS:  # nothing was committed: another connection
+                    return self._fail(
+                        batch, LicentiaError(Reason.UNAVAILABLE, "the database is unreachable")
+                    )
+                self._connection_lost(lost)
+                for ch in batch:
+                    ch.value, ch.error = None, None
+                continue
+            except psycopg.Error as e:  # not committed (a statement's error aborted it)
+                if not careful:
+                    raise _Careful from e
+                return self._fail(batch, e)
+            for ch in ran:
+                if ch.error is None:
+                    for n in ch.nonces:
+                        n.recorded = True
+                ch.done = True
+            return again
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _fail(
+        changes: list[_Change], error: Exception, again: list[_Change] | None = None
+    ) -> list[_Change]:
+        """Every change of ``changes`` done with ``error``; ``again`` returned."""
+        for ch in changes:
+            ch.value, ch.error, ch.done = None, error, True
+        return again or []
+
+    def _run_one(self, c: _PgConn, pipe: psycopg.Pipeline, ch: _Change, *, careful: bool) -> bool:
+        """Run one change of a batch in its savepoint (again on a deadlock); False, having
+        rolled it back, if it must wait for the next batch (a lock it waited too long for).
+        ``careful``: its statements are answered before it ends (a sync), so that an error
+        of the engine is its own; otherwise such an error raises :class:`_Careful`. A
+        replay of its call is refused as such, whatever else the change met."""
+        c.execute("SAVEPOINT change")
+        for attempt in range(ATTEMPTS):
+            spent = [self._spend_sent(c, n) for n in ch.nonces]
+            error: Exception | None = None
+            value: Any = None
+            try:
+                value = ch.fn(c)
+            except Exception as e:  # noqa: BLE001 (handed to the caller below)
+                error = e
+            if careful:
+                try:
+                    pipe.sync()
+                except psycopg.Error as e:
+                    error = error or e
+            if isinstance(error, psycopg.OperationalError):
+                raise error  # the connection: the batch's
+            if isinstance(error, psycopg.Error) and not careful:
+                raise _Careful from error
+            try:
+                self._check_spent(ch.nonces, spent)
+            except LicentiaError as e:
+                error = e
+            except psycopg.Error as e:
+                if not careful:
+                    raise _Careful from e
+                # the nonce's own statement failed: ``error`` says why
+            if error is None:
+                ch.value, ch.error = value, None
+                c.execute("RELEASE change")
+                return True
+            if careful:  # out of the pipeline's aborted state first
+                with contextlib.suppress(psycopg.Error):
+                    pipe.sync()
+            c.execute("ROLLBACK TO SAVEPOINT change")
+            if isinstance(error, pg_errors.LockNotAvailable):
+                c.execute("RELEASE change")
+                return False
+            if isinstance(error, _RETRY) and attempt < ATTEMPTS - 1:
+                continue
+            ch.error = _too_slow(error) if isinstance(error, pg_errors.QueryCanceled) else error
+            break
+        c.execute("RELEASE change")
+        return True
 
     def _has_table(self, name: str) -> bool:
         return self._rows("SELECT to_regclass(?)", (name,))[0][0] is not None
