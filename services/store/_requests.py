@@ -252,30 +252,27 @@ class RequestsPart(LicencesPart):
             lambda c: self._issue_in(c, issuance, verdict, now), nonces, pipelined=True
         )
 
-    def _live_licences(
-        self, c: Conn, holder_key: bytes, not_before: int, not_after: int, exclusive: bool
-    ) -> list[LicenceRow]:
-        sent = self._live_sent(c, holder_key, not_before, not_after, exclusive)
-        return [self._licence(r) for r in sent]
+    def _live_sql(self, exclusive: bool) -> str:
+        # Only licences that overlap in time can conflict, and a licence that is not
+        # exclusive conflicts only with exclusive ones.
+        only_exclusive = "" if exclusive else " AND exclusive = 1"
+        return (
+            f"SELECT {self._LIC} FROM licences WHERE holder_key = ? AND revoked_at = 0"
+            f" AND not_after > ? AND not_before < ?{only_exclusive}"
+        )
 
     def _live_sent(
         self, c: Conn, holder_key: bytes, not_before: int, not_after: int, exclusive: bool
     ) -> Cursor:
-        # Only licences that overlap in time can conflict, and a licence that is not
-        # exclusive conflicts only with exclusive ones.
-        only_exclusive = "" if exclusive else " AND exclusive = 1"
-        return c.execute(
-            f"SELECT {self._LIC} FROM licences WHERE holder_key = ? AND revoked_at = 0"
-            f" AND not_after > ? AND not_before < ?{only_exclusive}",
-            (holder_key, not_before, not_after),
-        )
+        return c.execute(self._live_sql(exclusive), (holder_key, not_before, not_after))
 
     def live_licences(
         self, holder_key: bytes, not_before: int, not_after: int, *, exclusive: bool
     ) -> list[LicenceRow]:
-        """The holder's unrevoked licences a new one over the window could conflict with."""
-        with self._snapshot() as c:
-            return self._live_licences(c, holder_key, not_before, not_after, exclusive)
+        """The holder's unrevoked licences a new one over the window could conflict with
+        (one statement: one round trip to a database server)."""
+        rows = self._rows(self._live_sql(exclusive), (holder_key, not_before, not_after))
+        return [self._licence(r) for r in rows]
 
     class _Sent(NamedTuple):
         """What :meth:`RequestsPart._issue_sent` sent, to be read by ``_issue_in``."""

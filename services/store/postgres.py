@@ -537,7 +537,7 @@ class PostgresStore(SqlStore):
     _CONCURRENT_WRITERS: ClassVar[bool] = True
 
     def __init__(
-        self, url: str, *, read_only: bool = False, min_size: int = 1, max_size: int = 16
+        self, url: str, *, read_only: bool = False, min_size: int = 1, max_size: int = 32
     ) -> None:
         self.url = url
         self.read_only = read_only
@@ -914,11 +914,12 @@ class PostgresStore(SqlStore):
     def _snapshot(self) -> Iterator[Conn]:
         """A pooled connection inside one REPEATABLE READ, READ ONLY transaction. A lost
         connection is UNAVAILABLE (the caller may retry the read), never INTERNAL, and the
-        pool's dead connections are replaced for the retry."""
+        pool's dead connections are replaced for the retry. In pipeline mode: ``BEGIN``
+        and its setting travel with the first read, the commit alone."""
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with self._pool.connection() as conn, conn.pipeline() as pipe, conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                yield _PgConn(conn)
+                yield _PgConn(conn, pipe)
         except PoolTimeout as e:
             raise _unreachable(e) from e
         except pg_errors.QueryCanceled as e:
