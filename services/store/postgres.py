@@ -366,6 +366,13 @@ _log = logging.getLogger("licentia.store")
 
 #: The engine's aborts after which a change is simply run again.
 _RETRY = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+#: psycopg's OperationalErrors that are a statement's, not a lost connection's.
+_STATEMENT_ERRORS = (*_RETRY, pg_errors.QueryCanceled, pg_errors.LockNotAvailable)
+
+
+def _lost(e: BaseException) -> bool:
+    """Whether ``e`` says the connection was lost (not that one statement failed)."""
+    return isinstance(e, psycopg.OperationalError) and not isinstance(e, _STATEMENT_ERRORS)
 
 
 def connection_params(url: str, *, statement_timeout: bool = True) -> dict[str, str]:
@@ -695,32 +702,43 @@ class PostgresStore(SqlStore):
             again: list[_Change] = []
             committing = False
             try:
-                with (
-                    self._pool.connection() as conn,
-                    conn.pipeline() as pipe,
-                    conn.transaction(),
-                ):
-                    c = _PgConn(conn, pipe)
-                    self._local.conn = c
+                with self._pool.connection() as conn:
+                    # psycopg's cache of prepared statements can disagree with the server's
+                    # once the engine refused a statement in a pipeline: a careful run
+                    # prepares none, and a connection that met such an error is closed.
+                    if careful:
+                        conn.prepare_threshold = None
                     try:
-                        self._sweep_nonces(c, [n for ch in batch for n in ch.nonces])
-                        for i, ch in enumerate(batch):
-                            if i == 1:  # the first change waits as any change does
-                                c.execute(f"SET LOCAL lock_timeout = {BATCH_LOCK_WAIT_MS}")
-                            if not self._run_one(c, pipe, ch, careful=careful):
-                                again = batch[i:]
-                                break
-                            ran.append(ch)
-                    finally:
-                        self._local.conn = None
-                    committing = True
+                        with conn.pipeline() as pipe, conn.transaction():
+                            c = _PgConn(conn, pipe)
+                            self._local.conn = c
+                            try:
+                                self._sweep_nonces(c, [n for ch in batch for n in ch.nonces])
+                                for i, ch in enumerate(batch):
+                                    if i == 1:  # the first change waits as any change does
+                                        c.execute(f"SET LOCAL lock_timeout = {BATCH_LOCK_WAIT_MS}")
+                                    if not self._run_one(c, pipe, ch, careful=careful):
+                                        again = batch[i:]
+                                        break
+                                    ran.append(ch)
+                            finally:
+                                self._local.conn = None
+                            committing = True
+                    except BaseException:
+                        conn.close()
+                        raise
+                    if careful or again:
+                        conn.close()
             except PoolTimeout as e:  # no connection to be had: nothing was sent
                 return self._fail(batch, _unreachable(e))
-            except (pg_errors.QueryCanceled, psycopg.OperationalError) as e:
+            except psycopg.OperationalError as e:
                 if committing:  # lost while committing: made or not, no one knows
                     return self._fail(ran, _maybe_made(), again)
-                if isinstance(e, pg_errors.QueryCanceled):
-                    return self._fail(batch, _too_slow(e))
+                if not _lost(e):  # a statement's, outside every change (the sweep, say)
+                    if not careful:
+                        raise _Careful from e
+                    error = _too_slow(e) if isinstance(e, pg_errors.QueryCanceled) else e
+                    return self._fail(batch, error)
                 if lost == LOST_ATTEMPTS:  # nothing was committed: another connection
                     return self._fail(
                         batch, LicentiaError(Reason.UNAVAILABLE, "the database is unreachable")
@@ -770,7 +788,7 @@ class PostgresStore(SqlStore):
                     pipe.sync()
                 except psycopg.Error as e:
                     error = error or e
-            if isinstance(error, psycopg.OperationalError):
+            if error is not None and _lost(error):
                 raise error  # the connection: the batch's
             if isinstance(error, psycopg.Error) and not careful:
                 raise _Careful from error
