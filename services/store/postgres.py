@@ -7,6 +7,11 @@ differs when several processes write at once, each with its own pool:
   (``synchronous_commit`` as the server has it, ``on`` by default) before its caller hears
   of it. A transaction the engine aborts to break a deadlock, or a serialization failure, is
   run again from the start (the changes are written to be re-run).
+- Issuances (changes made ``pipelined``) are group-committed per replica
+  (:meth:`PostgresStore._group`): those waiting together share one transaction — each in a
+  savepoint — and one WAL flush, on a connection in pipeline mode (:class:`_PgConn`), one
+  round trip each. An issuance holds its holder's lock and the log counter row to its
+  commit, so without this no two could share a flush.
 - Rules that must hold across replicas are kept by the engine, never by a lock in one
   process: transaction-scoped advisory locks (:meth:`PostgresStore._hold`) serialize the
   writers that touch the same holder (the exclusivity check), request, licence (revocation,
@@ -32,7 +37,8 @@ differs when several processes write at once, each with its own pool:
 - Handles compare byte-wise (``COLLATE "C"``), as in SQLite, whatever the database's locale:
   offers page in the same order on both.
 - Migrations are the SQLite store's, by the same names (``m001_initial`` …
-  ``m008_payout_destinations``), in PostgreSQL DDL, recorded in ``licentia_migrations`` and
+  ``m015_pg_issue``, which adds the ``licentia_debit`` function and is a no-op on SQLite),
+  in PostgreSQL DDL, recorded in ``licentia_migrations`` and
   applied at start under a session advisory lock, so replicas starting together do not race.
 
 Why one module of this size: over 500 lines because it holds the PostgreSQL schema and its
