@@ -335,7 +335,10 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
 )
 
 #: Most changes one group-committed transaction carries (:meth:`PostgresStore._group`).
-MAX_BATCH = 64
+#: An issuance opens two savepoints (its change's and its issue's), each a subtransaction:
+#: 24 stay under the 64 subtransactions a backend keeps in shared memory, past which every
+#: other session's snapshots must look transactions up on disk (``suboverflowed``).
+MAX_BATCH = 24
 #: How long a change of a batch, but its first, waits for a lock another transaction holds
 #: before the batch commits without it (it runs first in the next batch).
 BATCH_LOCK_WAIT_MS = 100
