@@ -573,6 +573,18 @@ class PostgresStore(SqlStore):
             timeout=POOL_WAIT_SECONDS,
             reconnect_timeout=POOL_RECONNECT_SECONDS,
         )
+        #: The group commit's one connection (:meth:`_group`), opened at its first batch: the
+        #: same few statements every batch, each prepared at its first use and kept so.
+        self._batch_pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+            url,
+            min_size=0,
+            max_size=1,
+            kwargs={"autocommit": True, "prepare_threshold": 0, **self._params},
+            open=True,
+            name="licentia-batches",
+            timeout=POOL_WAIT_SECONDS,
+            reconnect_timeout=POOL_RECONNECT_SECONDS,
+        )
         #: The connection that LISTENs (opened by the first :meth:`wait_for_events`).
         self._listener: psycopg.Connection[tuple[Any, ...]] | None = None
         self._backoff = LISTEN_BACKOFF[0]
@@ -711,7 +723,7 @@ class PostgresStore(SqlStore):
             again: list[_Change] = []
             committing = False
             try:
-                with self._pool.connection() as conn:
+                with self._batch_pool.connection() as conn:
                     # psycopg's cache of prepared statements can disagree with the server's
                     # once the engine refused a statement in a pipeline: a careful run
                     # prepares none, and a connection that met such an error is closed.
@@ -753,6 +765,8 @@ class PostgresStore(SqlStore):
                         batch, LicentiaError(Reason.UNAVAILABLE, "the database is unreachable")
                     )
                 self._connection_lost(lost)
+                with contextlib.suppress(psycopg.Error):
+                    self._batch_pool.check()
                 for ch in batch:
                     ch.value, ch.error = None, None
                 continue
@@ -961,4 +975,5 @@ class PostgresStore(SqlStore):
         if listener is not None:
             with contextlib.suppress(psycopg.Error):
                 listener.close()
+        self._batch_pool.close()
         self._pool.close()
