@@ -32,7 +32,7 @@ class SqlNodes:
 
     def get_many(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """Several nodes."""
-        if all(key in self.known for key in keys):  # read already (PostgresStore._SIBLINGS)
+        if all(key in self.known for key in keys):  # read already (with the index)
             return {key: self.known[key] for key in keys}
         # One primary-key lookup each: a row-value IN (VALUES ...) is not planned as lookups.
         # All sent before any is read (one round trip on a pipelined connection).

@@ -284,7 +284,6 @@ class RequestsPart(LicencesPart):
         posting: Cursor | None
         log_index: Cursor
         entry: Cursor
-        siblings: Cursor | None
 
     def _issue_sent(self, c: Conn, issuance: Issuance, *, just_stored: bool) -> _Sent:
         """Send the statements of :meth:`_issue_in` that need nothing it reads: its locks and
@@ -292,13 +291,14 @@ class RequestsPart(LicencesPart):
         index and entry number (a refusal's rollback gives them back). On a pipelined
         connection they all travel, with what the change sent before, in one round trip.
         ``just_stored``: its request was stored PENDING earlier in this same change (its
-        holder's lock held and checked), so neither is done again."""
+        holder's lock held and checked, and no other writer can see the request before this
+        change commits), so neither lock is taken again nor the state read."""
         licence, money = issuance.licence, issuance.money
         # Concurrent writers wait here: one issuance (or answer) per request, and one
         # exclusivity check per holder at a time, each seeing what the one before committed.
-        self._hold(c, b"request", licence.request_id)
         erased = state = None
-        if not just_stored:
+        if not just_stored:  # (a request stored in this change is seen by no other yet)
+            self._hold(c, b"request", licence.request_id)
             erased = self._alive_sent(c, licence.holder_key)
             state = c.execute(
                 "SELECT state FROM requests WHERE request_id = ?", (licence.request_id,)
@@ -314,10 +314,9 @@ class RequestsPart(LicencesPart):
         posting = None if issuance.escrow is None else self._send_posting(c, issuance.escrow)
         # The log's place for the licence's entry (held until this change commits), then
         # the holder's entry number, in that order (see LogPart._log_sealed).
-        index = c.execute(self._NEXT_LOG_INDEX)
-        siblings = c.execute(self._SIBLINGS) if self._SIBLINGS else None
+        index = c.execute(self._NEXT_LOG_INDEX_AND_SIBLINGS or self._NEXT_LOG_INDEX)
         entry = c.execute(self._NEXT_ENTRY, (licence.holder_key,))
-        return self._Sent(erased, state, live, balance, posting, index, entry, siblings)
+        return self._Sent(erased, state, live, balance, posting, index, entry)
 
     def _issue_in(
         self,
@@ -358,7 +357,8 @@ class RequestsPart(LicencesPart):
             )
         # The log's place for the licence's entry, then the licence signed with that
         # promise, then the entry itself: the index is held until this change commits.
-        index = int(sent.log_index.fetchone()[0])
+        indexed = sent.log_index.fetchall()  # (index,) or (index, level, hash) rows
+        index = int(indexed[0][0])
         log_key, number = self._next_entry_number(c, licence.holder_key, sent.entry)
         # Never before the claims' issue time (another replica's clock may have set it a
         # little ahead): a promise dated before its licence would be NOT_LOGGED everywhere.
@@ -397,8 +397,8 @@ class RequestsPart(LicencesPart):
             self._post(c, issuance.escrow, sent=sent.posting)
         entry = sealed.seal(log_key, number, transparency_pb2.LogEntry(licence=licence.token))
         known = None
-        if sent.siblings is not None:
-            known = {(level, (index >> level) - 1): bytes(h) for level, h in sent.siblings}
+        if self._NEXT_LOG_INDEX_AND_SIBLINGS:
+            known = {(r[1], (index >> r[1]) - 1): bytes(r[2]) for r in indexed if r[1] is not None}
         self._log(c, entry, now, "licence", licence.licence_id, index, known)
         if stored is not None:  # stored PENDING in this change, under its lock: it was pending
             return replace(

@@ -118,9 +118,10 @@ class SqlBase:
     #: The statement whose one row's one column is the index of the log entry a change
     #: appends (:meth:`_next_log_index`): a backend's own.
     _NEXT_LOG_INDEX: ClassVar[str] = ""
-    #: A statement that, sent right after :data:`_NEXT_LOG_INDEX`, reads ``(level, hash)``
-    #: of the stored nodes that appending at that index needs; empty: read them as needed.
-    _SIBLINGS: ClassVar[str] = ""
+    #: :data:`_NEXT_LOG_INDEX` that also reads the stored nodes appending at that index
+    #: needs: rows ``(index, level, hash)``, level NULL when none is needed; empty: the
+    #: backend reads them as needed.
+    _NEXT_LOG_INDEX_AND_SIBLINGS: ClassVar[str] = ""
 
     def _next_log_index(self, c: Conn) -> int:
         """Inside a change: the index of the log entry it appends."""

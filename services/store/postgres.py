@@ -852,14 +852,16 @@ class PostgresStore(SqlStore):
     _NEXT_LOG_INDEX = (
         "UPDATE counters SET value = value + 1 WHERE name = 'log_index' RETURNING value - 1"
     )
-    #: Right after :data:`_NEXT_LOG_INDEX`, the left siblings the entry at that index
-    #: completes (``merkle.completed_nodes``): level ``l`` when the low ``l + 1`` bits of
-    #: the index are all 1, i.e. when ``index + 1`` (the counter now) is a multiple of
-    #: ``2 ** (l + 1)``. Read in the round trip that takes the index.
-    _SIBLINGS = (
-        "SELECT l, n.hash FROM counters c CROSS JOIN generate_series(0, 61) AS l"
-        " JOIN log_nodes n ON n.level = l AND n.idx = ((c.value - 1) >> l) - 1"
-        " WHERE c.name = 'log_index' AND mod(c.value, 1::bigint << (l + 1)) = 0"
+    #: :data:`_NEXT_LOG_INDEX` and, in the same statement, the left siblings the entry at
+    #: that index completes (``merkle.completed_nodes``): level ``l`` when the low ``l + 1``
+    #: bits of the index are all 1, i.e. when ``index + 1`` (the counter now) is a multiple
+    #: of ``2 ** (l + 1)``. Rows ``(index, level, hash)``; one ``(index, NULL, NULL)`` if none.
+    _NEXT_LOG_INDEX_AND_SIBLINGS = (
+        "WITH c AS (UPDATE counters SET value = value + 1 WHERE name = 'log_index'"
+        " RETURNING value) SELECT c.value - 1, s.l, s.hash FROM c LEFT JOIN LATERAL"
+        " (SELECT l, n.hash FROM generate_series(0, 61) AS l JOIN log_nodes n"
+        " ON n.level = l AND n.idx = ((c.value - 1) >> l) - 1"
+        " WHERE mod(c.value, 1::bigint << (l + 1)) = 0) s ON true"
     )
     #: A debit in one statement (migration m015_pg_issue), nothing to read back.
     _DEBIT = "SELECT licentia_debit(?, ?, ?)"

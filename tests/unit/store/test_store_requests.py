@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from licentia import sealed
+from licentia import merkle, sealed
 from licentia.errors import Reason
 from licentia.services import issuance
 from licentia.services.model import (
@@ -274,7 +274,10 @@ def test_issuances_committed_together_keep_their_own_outcomes(store: Store) -> N
     assert isinstance(duplicate[0], store._INTEGRITY)  # type: ignore[attr-defined]
     issued = 14 - 1  # 15 requests, one replayed, one exclusivity conflict
     assert store.log_size() == issued
-    assert [i for i, _, _ in store.log_entries(0, 99)] == list(range(issued))
+    entries = store.log_entries(0, 99)
+    assert [i for i, _, _ in entries] == list(range(issued))
+    # The tree's stored nodes (some read in the round trip that took the index) are right.
+    assert store.log_head() == (issued, merkle.reference_root([e for _, e, _ in entries]))
     lics = store.licences_of(holder.public.raw, before_issued=NOW + 1, limit=99)
     assert len(lics) == issued - 1
     assert len(store.licences_of(other.public.raw, before_issued=NOW + 1, limit=99)) == 1
