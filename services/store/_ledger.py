@@ -14,7 +14,7 @@ from ..model import (
     LedgerLine,
     PayoutDestination,
 )
-from ._sql import Conn, SqlBase, _check_digest
+from ._sql import Conn, Cursor, SqlBase, _check_digest
 from .base import SpentNonce
 
 
@@ -22,30 +22,27 @@ class LedgerPart(SqlBase):
     """Money: deposits, payouts, escrow, settlement, statements and the ledger's checks."""
 
     # -- money ---------------------------------------------------------------------------
-    @staticmethod
-    def _balance(c: Conn, account: ledger.Account) -> int:
-        r = c.execute(
-            "SELECT balance FROM balances WHERE account_kind = ? AND account_key = ?",
-            (account.kind, account.key),
-        ).fetchone()
-        return int(r[0]) if r else 0
+    _BALANCE = "SELECT balance FROM balances WHERE account_kind = ? AND account_key = ?"
 
     @staticmethod
+    def _balance(c: Conn, account: ledger.Account) -> int:
+        r = c.execute(LedgerPart._BALANCE, (account.kind, account.key)).fetchone()
+        return int(r[0]) if r else 0
+
     def _post(
+        self,
         c: Conn,
         posting: ledger.Posting,
         idempotency: bytes | None = None,
         reference: str = "",
+        sent: Cursor | None = None,
     ) -> int:
-        """Write one posting and move the balances it names; its id. The balances table
-        refuses (CHECK) any internal account going negative, so a bug cannot overdraw."""
-        pid = int(
-            c.execute(
-                "INSERT INTO postings (kind, licence_id, at, idempotency, reference)"
-                " VALUES (?, ?, ?, ?, ?) RETURNING id",
-                (posting.kind.value, posting.licence_id, posting.at, idempotency, reference),
-            ).fetchone()[0]
-        )
+        """Write one posting (its row ``sent`` already, :meth:`_send_posting`) and move the
+        balances it names; its id. The balances table refuses (CHECK) an internal account
+        going negative, so a bug cannot overdraw."""
+        sent = sent or self._send_posting(c, posting, idempotency, reference)
+        pid = int(sent.fetchone()[0])
+        debits: list[tuple[ledger.Entry, Cursor]] = []
         for e in posting.entries:
             c.execute(
                 "INSERT INTO entries VALUES (?, ?, ?, ?)",
@@ -60,12 +57,9 @@ class LedgerPart(SqlBase):
                 continue
             # A debit: SQLite checks an upsert's proposed row before its conflict, so a
             # negative one is refused even for an account that exists; update instead.
-            move = (e.amount, e.account.kind, e.account.key)
-            update = (
-                "UPDATE balances SET balance = balance + ?"
-                " WHERE account_kind = ? AND account_key = ?"
-            )
-            if c.execute(update, move).rowcount:
+            debits.append((e, c.execute(self._DEBIT, (e.amount, e.account.kind, e.account.key))))
+        for e, moved in debits:  # read once all are sent (one wait when pipelined)
+            if not self._DEBIT_CHECKED or moved.rowcount:
                 continue
             # An account's first entry inserts its row (a debit here fails the CHECK); when
             # another writer inserted it meanwhile, the entry moves that row instead.
@@ -73,8 +67,23 @@ class LedgerPart(SqlBase):
                 "INSERT INTO balances VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (e.account.kind, e.account.key, e.amount),
             ).rowcount:
-                c.execute(update, move)
+                c.execute(self._DEBIT, (e.amount, e.account.kind, e.account.key))
         return pid
+
+    #: A debit (amount, kind, key); ``_DEBIT_CHECKED``: :meth:`_post` inserts a missing row.
+    _DEBIT = "UPDATE balances SET balance = balance + ? WHERE account_kind = ? AND account_key = ?"
+    _DEBIT_CHECKED = True
+
+    @staticmethod
+    def _send_posting(
+        c: Conn, posting: ledger.Posting, idempotency: bytes | None = None, reference: str = ""
+    ) -> Cursor:
+        """Send :meth:`_post`'s postings row; its cursor answers the posting's id."""
+        return c.execute(
+            "INSERT INTO postings (kind, licence_id, at, idempotency, reference)"
+            " VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (posting.kind.value, posting.licence_id, posting.at, idempotency, reference),
+        )
 
     _MONEY = (
         "licence_id, advertiser_key, holder_key, price, price_per_use, max_uses, fee_bps,"

@@ -11,14 +11,15 @@ from licentia import merkle, sealed
 from licentia.errors import LicentiaError, Reason
 from licentia.v1 import transparency_pb2
 
-from ._sql import Conn, SqlBase
+from ._sql import Conn, Cursor, SqlBase
 
 
 class SqlNodes:
     """The log's stored subtree hashes, read on one connection (one snapshot)."""
 
-    def __init__(self, c: Conn) -> None:
+    def __init__(self, c: Conn, known: dict[tuple[int, int], bytes] | None = None) -> None:
         self.c = c
+        self.known = known or {}
 
     def get(self, level: int, index: int) -> bytes:
         """One stored node; INTERNAL if it is missing."""
@@ -31,10 +32,19 @@ class SqlNodes:
 
     def get_many(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """Several nodes."""
-        if not keys:
-            return {}
+        if all(key in self.known for key in keys):  # read already (with the index)
+            return {key: self.known[key] for key in keys}
         # One primary-key lookup each: a row-value IN (VALUES ...) is not planned as lookups.
-        return {(level, index): self.get(level, index) for level, index in keys}
+        # All sent before any is read (one round trip on a pipelined connection).
+        sent = [
+            (key, self.c.execute("SELECT hash FROM log_nodes WHERE level = ? AND idx = ?", key))
+            for key in keys
+        ]
+        found = {key: cur.fetchone() for key, cur in sent}
+        for key, r in found.items():
+            if r is None:
+                raise LicentiaError(Reason.INTERNAL, f"log node {key} is missing")
+        return {key: bytes(r[0]) for key, r in found.items()}
 
 
 class LogPart(SqlBase):
@@ -49,17 +59,20 @@ class LogPart(SqlBase):
         kind: str,
         licence_id: bytes,
         index: int | None = None,
+        known: dict[tuple[int, int], bytes] | None = None,
     ) -> int:
         """Append one entry (inside the caller's transaction) and the subtree hashes it
         completes; its index (``index``, when the caller reserved it with
-        :meth:`_next_log_index` to sign it into a licence first)."""
+        :meth:`_next_log_index` to sign it into a licence first; ``known``: the stored
+        hashes it needs, if the caller read them already)."""
         data = entry.SerializeToString(deterministic=True)
         if index is None:
             index = self._next_log_index(c)
         c.execute(
             "INSERT INTO log_entries VALUES (?, ?, ?, ?, ?)", (index, data, now, kind, licence_id)
         )
-        for level, i, h in merkle.completed_nodes(index, merkle.leaf_hash(data), SqlNodes(c)):
+        nodes = SqlNodes(c, known)
+        for level, i, h in merkle.completed_nodes(index, merkle.leaf_hash(data), nodes):
             c.execute("INSERT INTO log_nodes VALUES (?, ?, ?)", (level, i, h))
         return index
 
@@ -82,10 +95,13 @@ class LogPart(SqlBase):
         log_key, number = self._next_entry_number(c, account)
         return self._log(c, sealed.seal(log_key, number, entry), now, kind, licence_id, index)
 
-    def _next_entry_number(self, c: Conn, account: bytes) -> tuple[bytes, int]:
+    def _next_entry_number(
+        self, c: Conn, account: bytes, sent: Cursor | None = None
+    ) -> tuple[bytes, int]:
         """Inside a change that appends to the log (after :meth:`_next_log_index`): the
-        account's log key and the number of its next entry (a key drawn at its first)."""
-        r = c.execute(self._NEXT_ENTRY, (account,)).fetchone()
+        account's log key and the number of its next entry (a key drawn at its first).
+        ``sent``: :data:`_NEXT_ENTRY` for the account, already sent."""
+        r = (sent or c.execute(self._NEXT_ENTRY, (account,))).fetchone()
         if r is None:  # the account's first entry: draw its key (one statement otherwise)
             self._draw_log_key(c, account)
             r = c.execute(self._NEXT_ENTRY, (account,)).fetchone()

@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
+from licentia import sealed
 from licentia.errors import LicentiaError, Reason
 from licentia.v1 import transparency_pb2
 
@@ -19,7 +21,7 @@ from ..model import (
 )
 from ._licences import LicencesPart
 from ._pseudonyms import record_pseudonym
-from ._sql import Conn, _check_digest
+from ._sql import Conn, Cursor, _check_digest
 from .base import SpentNonce, StaleVerdict
 
 
@@ -80,9 +82,11 @@ class RequestsPart(LicencesPart):
             _check_digest(digest)
 
         def change(c: Conn) -> tuple[RequestRow, LicentiaError | None]:
-            # Nothing is asked of an erased account, whatever the servicer read before.
-            self._alive(c, row.holder_key, Reason.NOT_FOUND)
+            # Nothing is asked of an erased account, whatever the servicer read before
+            # (checked once what follows is sent too: one wait on a pipelined connection).
+            erased = self._alive_sent(c, row.holder_key)
             if idempotency_key:
+                self._still_alive(erased, Reason.NOT_FOUND)
                 self._hold(c, b"request_key", row.advertiser_key, idempotency_key)
                 first = c.execute(
                     self._REQ_BY_KEY, (row.advertiser_key, idempotency_key)
@@ -115,11 +119,14 @@ class RequestsPart(LicencesPart):
                 ),
             )
             if auto is None:
+                self._still_alive(erased, Reason.NOT_FOUND)
                 return row, None
             issuance, verdict = auto
             c.execute("SAVEPOINT issue")
+            sent = self._issue_sent(c, issuance, just_stored=True)
+            self._still_alive(erased, Reason.NOT_FOUND)
             try:
-                issued = self._issue_in(c, issuance, verdict, now, just_stored=True)
+                issued = self._issue_in(c, issuance, verdict, now, sent, row)
             except LicentiaError as e:
                 c.execute("ROLLBACK TO issue")
                 c.execute("RELEASE issue")
@@ -130,7 +137,7 @@ class RequestsPart(LicencesPart):
             c.execute("RELEASE issue")
             return issued, None
 
-        stored, refused = self._transact(change, nonces)
+        stored, refused = self._transact(change, nonces, pipelined=True)
         if refused is not None:
             raise refused
         return stored
@@ -175,7 +182,25 @@ class RequestsPart(LicencesPart):
         licence_id: bytes = b"",
         auto: bool | None = None,
     ) -> RequestRow:
-        r = c.execute(
+        return self._finished(
+            c,
+            request_id,
+            self._finish_sent(c, request_id, state, now, reason, failure, licence_id, auto),
+        )
+
+    def _finish_sent(
+        self,
+        c: Conn,
+        request_id: bytes,
+        state: RequestState,
+        now: int,
+        reason: str,
+        failure: str,
+        licence_id: bytes = b"",
+        auto: bool | None = None,
+    ) -> Cursor:
+        """:meth:`_finish`'s update, sent; :meth:`_finished` reads its answer."""
+        return c.execute(
             "UPDATE requests SET state = ?, updated_at = ?, reason = ?, failure = ?,"
             " licence_id = ?, auto_approved = coalesce(?, auto_approved)"
             f" WHERE request_id = ? AND state = ? RETURNING {self._REQ}",
@@ -189,7 +214,12 @@ class RequestsPart(LicencesPart):
                 request_id,
                 int(RequestState.PENDING),
             ),
-        ).fetchone()
+        )
+
+    def _finished(self, c: Conn, request_id: bytes, sent: Cursor) -> RequestRow:
+        """The request as :meth:`_finish_sent` left it; NOT_FOUND or REQUEST_NOT_PENDING
+        if it changed nothing."""
+        r = sent.fetchone()
         if r is None:
             exists = c.execute(
                 "SELECT 1 FROM requests WHERE request_id = ?", (request_id,)
@@ -218,29 +248,79 @@ class RequestsPart(LicencesPart):
         self, issuance: Issuance, verdict: Verdict, now: int, *, nonces: Sequence[SpentNonce] = ()
     ) -> RequestRow:
         """Apply a decided issuance to its pending request, in one transaction."""
-        return self._transact(lambda c: self._issue_in(c, issuance, verdict, now), nonces)
+        return self._transact(
+            lambda c: self._issue_in(c, issuance, verdict, now), nonces, pipelined=True
+        )
 
-    def _live_licences(
-        self, c: Conn, holder_key: bytes, not_before: int, not_after: int, exclusive: bool
-    ) -> list[LicenceRow]:
+    def _live_sql(self, exclusive: bool) -> str:
         # Only licences that overlap in time can conflict, and a licence that is not
         # exclusive conflicts only with exclusive ones.
         only_exclusive = "" if exclusive else " AND exclusive = 1"
-        return [
-            self._licence(r)
-            for r in c.execute(
-                f"SELECT {self._LIC} FROM licences WHERE holder_key = ? AND revoked_at = 0"
-                f" AND not_after > ? AND not_before < ?{only_exclusive}",
-                (holder_key, not_before, not_after),
-            )
-        ]
+        return (
+            f"SELECT {self._LIC} FROM licences WHERE holder_key = ? AND revoked_at = 0"
+            f" AND not_after > ? AND not_before < ?{only_exclusive}"
+        )
+
+    def _live_sent(
+        self, c: Conn, holder_key: bytes, not_before: int, not_after: int, exclusive: bool
+    ) -> Cursor:
+        return c.execute(self._live_sql(exclusive), (holder_key, not_before, not_after))
 
     def live_licences(
         self, holder_key: bytes, not_before: int, not_after: int, *, exclusive: bool
     ) -> list[LicenceRow]:
-        """The holder's unrevoked licences a new one over the window could conflict with."""
-        with self._snapshot() as c:
-            return self._live_licences(c, holder_key, not_before, not_after, exclusive)
+        """The holder's unrevoked licences a new one over the window could conflict with
+        (one statement: one round trip to a database server)."""
+        rows = self._rows(self._live_sql(exclusive), (holder_key, not_before, not_after))
+        return [self._licence(r) for r in rows]
+
+    class _Sent(NamedTuple):
+        """What :meth:`RequestsPart._issue_sent` sent, to be read by ``_issue_in``."""
+
+        erased: Cursor | None
+        state: Cursor | None
+        live: Cursor
+        balance: Cursor
+        posting: Cursor | None
+        log_index: Cursor
+        entry: Cursor
+
+    def _issue_sent(self, c: Conn, issuance: Issuance, *, just_stored: bool) -> _Sent:
+        """Send the statements of :meth:`_issue_in` that need nothing it reads: its locks and
+        checks, then — on the chance that the checks pass — its posting's row and its log
+        index and entry number (a refusal's rollback gives them back). On a pipelined
+        connection they all travel, with what the change sent before, in one round trip.
+        ``just_stored``: its request was stored PENDING earlier in this same change (its
+        holder's lock held and checked, and no other writer can see the request before this
+        change commits), so neither lock is taken again nor the state read."""
+        licence, money = issuance.licence, issuance.money
+        # Concurrent writers wait here: one issuance (or answer) per request, and one
+        # exclusivity check per holder at a time, each seeing what the one before committed.
+        erased = state = None
+        if not just_stored:  # (a request stored in this change is seen by no other yet)
+            self._hold(c, b"request", licence.request_id)
+            erased = self._alive_sent(c, licence.holder_key)
+            state = c.execute(
+                "SELECT state FROM requests WHERE request_id = ?", (licence.request_id,)
+            )
+        live = self._live_sent(
+            c, licence.holder_key, licence.not_before, licence.not_after, licence.exclusive
+        )
+        # Only issuances take money out of an advertiser's account: this lock keeps the
+        # balance read here true until the escrow is posted.
+        self._hold(c, b"account", ledger.ADVERTISER.encode(), money.advertiser_key)
+        account = ledger.Account.advertiser(money.advertiser_key)
+        balance = c.execute(self._BALANCE, (account.kind, account.key))
+        posting = None if issuance.escrow is None else self._send_posting(c, issuance.escrow)
+        # What the licence will pay its holder, before the log's lock: every writer takes
+        # a holder's total before the log (a revocation settles, then logs). A refusal's
+        # rollback gives it back with the rest.
+        self._add_pending(c, money.holder_key, ledger.holder_pending(money, ledger.Settled()))
+        # The log's place for the licence's entry (held until this change commits), then
+        # the holder's entry number, in that order (see LogPart._log_sealed).
+        index = c.execute(self._NEXT_LOG_INDEX_AND_SIBLINGS or self._NEXT_LOG_INDEX)
+        entry = c.execute(self._NEXT_ENTRY, (licence.holder_key,))
+        return self._Sent(erased, state, live, balance, posting, index, entry)
 
     def _issue_in(
         self,
@@ -248,35 +328,30 @@ class RequestsPart(LicencesPart):
         issuance: Issuance,
         verdict: Verdict,
         now: int,
-        *,
-        just_stored: bool = False,
+        sent: _Sent | None = None,
+        stored: RequestRow | None = None,
     ) -> RequestRow:
-        """Apply ``issuance`` inside the caller's change. ``just_stored``: its request was
-        stored PENDING earlier in this same change, so it is not read back to be checked."""
+        """Apply ``issuance`` inside the caller's change; ``sent``: what
+        :meth:`_issue_sent` sent for it already (else it is sent here); ``stored``: its
+        request, stored PENDING earlier in this same change (its answer is then not read
+        back: one wait less for a pipelined change)."""
         licence, money = issuance.licence, issuance.money
-        # Concurrent writers wait here: one issuance (or answer) per request, and one
-        # exclusivity check per holder at a time, each seeing what the one before committed.
-        self._hold(c, b"request", licence.request_id)
-        self._alive(c, licence.holder_key, Reason.NOT_FOUND)
-        if not just_stored:
-            state = c.execute(
-                "SELECT state FROM requests WHERE request_id = ?", (licence.request_id,)
-            ).fetchone()
+        if sent is None:
+            sent = self._issue_sent(c, issuance, just_stored=False)
+        if sent.erased is not None:
+            self._still_alive(sent.erased, Reason.NOT_FOUND)
+        if sent.state is not None:
+            state = sent.state.fetchone()
             if state is None:
                 raise LicentiaError(Reason.NOT_FOUND, "no such request")
             if state[0] != RequestState.PENDING:
                 raise LicentiaError(Reason.REQUEST_NOT_PENDING, "the request is no longer pending")
-        live = self._live_licences(
-            c, licence.holder_key, licence.not_before, licence.not_after, licence.exclusive
-        )
+        live = [self._licence(r) for r in sent.live]
         if frozenset(r.licence_id for r in live) != verdict.seen:
             raise StaleVerdict
         if verdict.refusal is not None:
             raise LicentiaError(verdict.refusal, "the licence conflicts with a live licence")
-        # Only issuances take money out of an advertiser's account: this lock keeps the
-        # balance read here true until the escrow is posted.
-        self._hold(c, b"account", ledger.ADVERTISER.encode(), money.advertiser_key)
-        held = self._balance(c, ledger.Account.advertiser(money.advertiser_key))
+        held = int(r[0]) if (r := sent.balance.fetchone()) else 0
         missing = ledger.shortfall(held, money)
         if missing:
             raise LicentiaError(
@@ -286,36 +361,43 @@ class RequestsPart(LicencesPart):
             )
         # The log's place for the licence's entry, then the licence signed with that
         # promise, then the entry itself: the index is held until this change commits.
-        # What the licence will pay its holder, before the log's lock: every writer takes
-        # a holder's total before the log (a revocation settles, then logs).
-        self._add_pending(c, money.holder_key, ledger.holder_pending(money, ledger.Settled()))
-        index = self._next_log_index(c)
+        indexed = sent.log_index.fetchall()  # (index,) or (index, level, hash) rows
+        index = int(indexed[0][0])
+        log_key, number = self._next_entry_number(c, licence.holder_key, sent.entry)
         # Never before the claims' issue time (another replica's clock may have set it a
         # little ahead): a promise dated before its licence would be NOT_LOGGED everywhere.
         licence = issuance.sign(index, max(now, issuance.claims.issued_at))
         if licence.consent_device:
             record_pseudonym(c, licence.consent_key, licence.holder_key, licence.licensee_key, now)
+        # Every write is sent before any answer is read (a pipelined connection waits once
+        # for them all, and once more for the log's nodes and the commit).
         c.execute(
             f"INSERT INTO licences ({self._LIC}) VALUES ({self._LIC_SLOTS})",
             self._licence_values(licence),
         )
-        if issuance.escrow is not None:
-            self._post(c, issuance.escrow)
         c.execute(self._MONEY_INSERT, self._money_values(money, ledger.Settled()))
-        self._log_sealed(
-            c,
-            licence.holder_key,
-            transparency_pb2.LogEntry(licence=licence.token),
-            now,
-            "licence",
-            licence.licence_id,
-            index,
-        )
         for digest in issuance.asset_digests:
             c.execute(
                 "INSERT INTO licence_assets VALUES (?, ?, ?)",
                 (licence.licence_id, licence.holder_key, digest),
             )
-        return self._finish(
+        finished = self._finish_sent(
             c, licence.request_id, RequestState.ISSUED, now, "", "", licence.licence_id
         )
+        if issuance.escrow is not None:
+            self._post(c, issuance.escrow, sent=sent.posting)
+        entry = sealed.seal(log_key, number, transparency_pb2.LogEntry(licence=licence.token))
+        known = None
+        if self._NEXT_LOG_INDEX_AND_SIBLINGS:
+            known = {(r[1], (index >> r[1]) - 1): bytes(r[2]) for r in indexed if r[1] is not None}
+        self._log(c, entry, now, "licence", licence.licence_id, index, known)
+        if stored is not None:  # stored PENDING in this change, under its lock: it was pending
+            return replace(
+                stored,
+                state=RequestState.ISSUED,
+                updated_at=now,
+                reason="",
+                failure="",
+                licence_id=licence.licence_id,
+            )
+        return self._finished(c, licence.request_id, finished)

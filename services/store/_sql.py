@@ -87,10 +87,17 @@ class SqlBase:
         self._swept_at = -float(NONCE_SWEEP_SECONDS)
 
     # -- what a backend supplies -------------------------------------------------------------
-    def _transact(self, fn: Callable[[Conn], T], nonces: Sequence[SpentNonce] = ()) -> T:
+    def _transact(
+        self, fn: Callable[[Conn], T], nonces: Sequence[SpentNonce] = (), *, pipelined: bool = False
+    ) -> T:
         """Run ``fn`` inside one write transaction; what it returned, once committed. The
         transaction also records those of ``nonces`` not yet recorded (:class:`.base.SpentNonce`):
-        it fails with their reason, changing nothing, if one is recorded and live."""
+        it fails with their reason, changing nothing, if one is recorded and live.
+
+        ``pipelined``: ``fn`` is written so that a backend may send its statements without
+        waiting for each answer (it reads results only where it needs them, and expects a
+        statement's error no sooner than the next result it reads); one that cannot ignores
+        it."""
         raise NotImplementedError
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -110,9 +117,17 @@ class SqlBase:
         a licence, an account, an idempotency key), so that writers on other connections
         touching the same thing wait. A single-writer backend needs none."""
 
+    #: The statement whose one row's one column is the index of the log entry a change
+    #: appends (:meth:`_next_log_index`): a backend's own.
+    _NEXT_LOG_INDEX: ClassVar[str] = ""
+    #: :data:`_NEXT_LOG_INDEX` that also reads the stored nodes appending at that index
+    #: needs: rows ``(index, level, hash)``, level NULL when none is needed; empty: the
+    #: backend reads them as needed.
+    _NEXT_LOG_INDEX_AND_SIBLINGS: ClassVar[str] = ""
+
     def _next_log_index(self, c: Conn) -> int:
         """Inside a change: the index of the log entry it appends."""
-        raise NotImplementedError
+        return int(c.execute(self._NEXT_LOG_INDEX).fetchone()[0])
 
     def _next_sequence(self, c: Conn) -> int:
         """Inside a change: the sequence number of the revocation event it appends."""
@@ -148,8 +163,18 @@ class SqlBase:
         (``holder``), then refuse (``reason``) if the account was deleted. The servicer
         authenticated the call in an earlier read: without this a write racing a deletion
         could commit after it and leave rows nothing would ever erase."""
+        self._still_alive(self._alive_sent(c, account), reason)
+
+    def _alive_sent(self, c: Conn, account: bytes) -> Cursor:
+        """:meth:`_alive`'s statements, sent: check their answer with :meth:`_still_alive`
+        (later, so that a pipelined change waits once for it and what it sent after)."""
         self._hold(c, b"holder", account)
-        if self._erased(c, account):
+        return c.execute(self._ERASED_KEY, (erased_key_digest(account),))
+
+    @staticmethod
+    def _still_alive(erased: Cursor, reason: Reason) -> None:
+        """Refuse (``reason``) if :meth:`_alive_sent`'s read found the account deleted."""
+        if erased.fetchone() is not None:
             raise LicentiaError(reason, "the account was deleted")
 
     def _execute(
@@ -221,13 +246,22 @@ class SqlBase:
     @staticmethod
     def _spend(c: Conn, nonces: Sequence[SpentNonce]) -> None:
         """Record ``nonces``; raise their reason if one is already recorded and live."""
-        for n in nonces:
-            took = c.execute(
-                "INSERT INTO spent_nonces VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
-                " SET expires_at = excluded.expires_at WHERE spent_nonces.expires_at <= ?",
-                (n.key, n.expires_at, n.now),
-            ).rowcount
-            if took != 1:
+        SqlBase._check_spent(nonces, [SqlBase._spend_sent(c, n) for n in nonces])
+
+    @staticmethod
+    def _spend_sent(c: Conn, n: SpentNonce) -> Cursor:
+        """Send the statement that records ``n`` (:meth:`_check_spent` reads its answer)."""
+        return c.execute(
+            "INSERT INTO spent_nonces VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
+            " SET expires_at = excluded.expires_at WHERE spent_nonces.expires_at <= ?",
+            (n.key, n.expires_at, n.now),
+        )
+
+    @staticmethod
+    def _check_spent(nonces: Sequence[SpentNonce], sent: Sequence[Cursor]) -> None:
+        """Raise the reason of the first of ``nonces`` already recorded and live."""
+        for n, cur in zip(nonces, sent, strict=True):
+            if cur.rowcount != 1:
                 raise LicentiaError(n.reason, "this call was made before: sign it again")
 
     def spend_nonces(self, nonces: Sequence[SpentNonce]) -> None:

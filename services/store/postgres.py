@@ -7,6 +7,11 @@ differs when several processes write at once, each with its own pool:
   (``synchronous_commit`` as the server has it, ``on`` by default) before its caller hears
   of it. A transaction the engine aborts to break a deadlock, or a serialization failure, is
   run again from the start (the changes are written to be re-run).
+- Issuances (changes made ``pipelined``) are group-committed per replica
+  (:meth:`PostgresStore._group`): those waiting together share one transaction — each in a
+  savepoint — and one WAL flush, on a connection in pipeline mode (:class:`_PgConn`), one
+  round trip each. An issuance holds its holder's lock and the log counter row to its
+  commit, so without this no two could share a flush.
 - Rules that must hold across replicas are kept by the engine, never by a lock in one
   process: transaction-scoped advisory locks (:meth:`PostgresStore._hold`) serialize the
   writers that touch the same holder (the exclusivity check), request, licence (revocation,
@@ -32,7 +37,8 @@ differs when several processes write at once, each with its own pool:
 - Handles compare byte-wise (``COLLATE "C"``), as in SQLite, whatever the database's locale:
   offers page in the same order on both.
 - Migrations are the SQLite store's, by the same names (``m001_initial`` …
-  ``m008_payout_destinations``), in PostgreSQL DDL, recorded in ``licentia_migrations`` and
+  ``m015_pg_issue``, which adds the ``licentia_debit`` function and is a no-op on SQLite),
+  in PostgreSQL DDL, recorded in ``licentia_migrations`` and
   applied at start under a session advisory lock, so replicas starting together do not race.
 
 Why one module of this size: over 500 lines because it holds the PostgreSQL schema and its
@@ -323,6 +329,30 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
+        "m015_pg_issue",
+        # A debit, as LedgerPart._post makes it with separate statements (SQLite): move the
+        # account's row; an account's first entry inserts its row (the CHECK refuses a
+        # negative one for an internal account); when another writer inserted it meanwhile,
+        # move that row. One statement whose answer nobody waits for (a pipelined issuance).
+        """
+        CREATE FUNCTION licentia_debit(d_amount BIGINT, d_kind TEXT, d_key BYTEA)
+        RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE balances SET balance = balance + d_amount
+                WHERE account_kind = d_kind AND account_key = d_key;
+            IF FOUND THEN
+                RETURN;
+            END IF;
+            INSERT INTO balances VALUES (d_kind, d_key, d_amount) ON CONFLICT DO NOTHING;
+            IF FOUND THEN
+                RETURN;
+            END IF;
+            UPDATE balances SET balance = balance + d_amount
+                WHERE account_kind = d_kind AND account_key = d_key;
+        END $$;
+        """,
+    ),
+    (
         "m016_growth",
         """
         ALTER TABLE licence_money ADD COLUMN due_at BIGINT NOT NULL DEFAULT 0;
@@ -351,6 +381,15 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         """,
     ),
 )
+
+#: Most changes one group-committed transaction carries (:meth:`PostgresStore._group`).
+#: An issuance opens two savepoints (its change's and its issue's), each a subtransaction:
+#: 24 stay under the 64 subtransactions a backend keeps in shared memory, past which every
+#: other session's snapshots must look transactions up on disk (``suboverflowed``).
+MAX_BATCH = 24
+#: How long a change of a batch, but its first, waits for a lock another transaction holds
+#: before the batch commits without it (it runs first in the next batch).
+BATCH_LOCK_WAIT_MS = 100
 
 #: The channel on which revocations are announced (payload: the event's sequence number).
 CHANNEL = "licentia_revocations"
@@ -384,6 +423,13 @@ _log = logging.getLogger("licentia.store")
 
 #: The engine's aborts after which a change is simply run again.
 _RETRY = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+#: psycopg's OperationalErrors that are a statement's, not a lost connection's.
+_STATEMENT_ERRORS = (*_RETRY, pg_errors.QueryCanceled, pg_errors.LockNotAvailable)
+
+
+def _lost(e: BaseException) -> bool:
+    """Whether ``e`` says the connection was lost (not that one statement failed)."""
+    return isinstance(e, psycopg.OperationalError) and not isinstance(e, _STATEMENT_ERRORS)
 
 
 def connection_params(url: str, *, statement_timeout: bool = True) -> dict[str, str]:
@@ -464,22 +510,80 @@ def _too_slow(e: Exception) -> LicentiaError:
     )
 
 
+class _Careful(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised inside a batch run without a sync after each change when the engine refused a
+    statement: the batch is rolled back and run again, syncing after each change."""
+
+
+class _Change:
+    """One caller's pipelined change, waiting for (or done by) a group commit."""
+
+    __slots__ = ("done", "error", "fn", "nonces", "value")
+
+    def __init__(self, fn: Callable[[Conn], Any], nonces: tuple[SpentNonce, ...]) -> None:
+        self.fn = fn
+        self.nonces = nonces
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
 class _PgConn:
     """A psycopg connection seen through the store's :class:`~.common.Conn`: the shared
-    statements' ``?`` placeholders become psycopg's ``%s``."""
+    statements' ``?`` placeholders become psycopg's ``%s``.
 
-    __slots__ = ("conn",)
+    With a ``pipeline`` (psycopg's pipeline mode), a statement is sent without waiting for
+    its answer: the answers of every statement sent so far come back in one round trip when
+    a result is first read (a row, or the count of rows changed). So a change that sends
+    its statements before it reads their results waits once for all of them. An error of a
+    statement is raised when a result sent after it is read, or at commit: still inside
+    the change, which then changes nothing."""
+
+    __slots__ = ("conn", "pipeline")
     _SQL: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[tuple[Any, ...]], pipeline: psycopg.Pipeline | None = None
+    ) -> None:
         self.conn = conn
+        self.pipeline = pipeline
 
     def execute(self, sql: str, params: Any = (), /) -> Cursor:
-        """Run one statement."""
+        """Run one statement (in pipeline mode: send it)."""
         query = self._SQL.get(sql)
         if query is None:
             query = self._SQL[sql] = sql.replace("?", "%s")
-        return self.conn.execute(query, params)
+        cur = self.conn.execute(query, params)
+        return cur if self.pipeline is None else _PipedCursor(cur, self.pipeline)
+
+
+class _PipedCursor:
+    """A cursor of a statement sent in pipeline mode: reading its rows waits for its answer
+    (psycopg does), and so does its row count, which psycopg would give stale."""
+
+    __slots__ = ("cur", "pipeline")
+
+    def __init__(self, cur: psycopg.Cursor[tuple[Any, ...]], pipeline: psycopg.Pipeline) -> None:
+        self.cur = cur
+        self.pipeline = pipeline
+
+    @property
+    def rowcount(self) -> int:
+        """Rows the statement changed (once every statement sent has been answered)."""
+        if self.cur.pgresult is None:
+            self.pipeline.sync()
+        return self.cur.rowcount
+
+    def fetchone(self) -> Any:
+        """The next row, or None."""
+        return self.cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        """The remaining rows."""
+        return self.cur.fetchall()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.cur.fetchall())
 
 
 def _lock_key(parts: Sequence[bytes]) -> int:
@@ -497,7 +601,7 @@ class PostgresStore(SqlStore):
     _CONCURRENT_WRITERS: ClassVar[bool] = True
 
     def __init__(
-        self, url: str, *, read_only: bool = False, min_size: int = 1, max_size: int = 16
+        self, url: str, *, read_only: bool = False, min_size: int = 1, max_size: int = 32
     ) -> None:
         self.url = url
         self.read_only = read_only
@@ -517,22 +621,49 @@ class PostgresStore(SqlStore):
             timeout=POOL_WAIT_SECONDS,
             reconnect_timeout=POOL_RECONNECT_SECONDS,
         )
+        #: The group commit's one connection (:meth:`_group`), opened at its first batch: the
+        #: same few statements every batch, each prepared at its first use and kept so.
+        self._batch_pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+            url,
+            min_size=0,
+            max_size=1,
+            kwargs={"autocommit": True, "prepare_threshold": 0, **self._params},
+            open=True,
+            name="licentia-batches",
+            timeout=POOL_WAIT_SECONDS,
+            reconnect_timeout=POOL_RECONNECT_SECONDS,
+        )
         #: The connection that LISTENs (opened by the first :meth:`wait_for_events`).
         self._listener: psycopg.Connection[tuple[Any, ...]] | None = None
         self._backoff = LISTEN_BACKOFF[0]
+        #: Pipelined changes waiting for a group commit, and whether one is under way.
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: list[_Change] = []
+        self._leading = False
 
     # -- plumbing ------------------------------------------------------------------------
-    def _transact(self, fn: Callable[[Conn], T], nonces: Sequence[SpentNonce] = ()) -> T:
+    def _transact(
+        self,
+        fn: Callable[[Conn], T],
+        nonces: Sequence[SpentNonce] = (),
+        *,
+        pipelined: bool = False,
+    ) -> T:
         """Run ``fn`` in one transaction on a pooled connection and return what it returned
         once committed (or raise what it raised, nothing of it kept). It also records those
         of ``nonces`` not yet recorded (the call's spent nonces), in the same transaction.
-        Deadlocks and serialization failures run it again."""
+        Deadlocks and serialization failures run it again.
+
+        ``pipelined`` (a change written for it: an issuance): the change is group-committed
+        with the other pipelined changes of this replica (:meth:`_group`)."""
         if self.read_only:
             raise LicentiaError(Reason.NOT_SERVED, "this replica does not write")
         inner: _PgConn | None = getattr(self._local, "conn", None)
         if inner is not None:  # a change made from inside a change
             return fn(inner)
         nonces = tuple(n for n in nonces if not n.recorded)
+        if pipelined:
+            return self._group(fn, nonces)
         lost = 0
         for attempt in range(ATTEMPTS):
             committing = False
@@ -570,6 +701,194 @@ class PostgresStore(SqlStore):
             return value
         raise AssertionError("unreachable")  # pragma: no cover
 
+    # -- group commit --------------------------------------------------------------------
+    def _group(self, fn: Callable[[Conn], T], nonces: tuple[SpentNonce, ...]) -> T:
+        """Run a pipelined change in a transaction shared with the other pipelined changes
+        waiting on this replica, and return once that transaction has committed.
+
+        Leader and followers, as the SQLite store's writer: the caller that finds no batch
+        under way leads one — it takes up to :data:`MAX_BATCH` waiting changes and runs
+        them (:meth:`_run_batch`) in one transaction, each in its own savepoint, on one
+        connection in pipeline mode, then commits them all: one commit (one WAL flush) for
+        the batch. The others wait, off the GIL, for their change to be done or for their
+        turn to lead. Why: an issuance holds its holder's lock and the log's counter row
+        until it commits, so issuances cannot share a flush in the engine's own group
+        commit; in one transaction the later changes of a batch take those locks again at
+        no cost, and see what the earlier ones wrote (READ COMMITTED, the same transaction)."""
+        change = _Change(fn, nonces)
+        with self._cond:
+            self._queue.append(change)
+            while not change.done and self._leading:
+                self._cond.wait()
+            lead = not change.done
+            if lead:
+                self._leading = True
+        if lead:
+            batch: list[_Change] = []
+            try:
+                while not change.done:
+                    with self._cond:
+                        batch = self._queue[:MAX_BATCH]
+                        del self._queue[:MAX_BATCH]
+                    again = self._run_batch(batch)
+                    with self._cond:
+                        self._queue[:0] = again  # first in the next batch
+                        self._cond.notify_all()
+            finally:
+                with self._cond:
+                    for left in batch:  # only when _run_batch itself was interrupted
+                        if not left.done:
+                            left.error = left.error or RuntimeError("the change was abandoned")
+                            left.done = True
+                    self._leading = False
+                    self._cond.notify_all()
+        if change.error is not None:
+            raise change.error
+        return change.value  # type: ignore[no-any-return]
+
+    def _run_batch(self, batch: list[_Change]) -> list[_Change]:
+        """Run ``batch`` in one transaction and commit it; each change done (its value or
+        its error set) but those returned, to be run first in the next batch.
+
+        Each change's statements are answered with the next change's reads (or the
+        commit): one round trip a change, as its first read must wait anyway. An error
+        of the engine cannot then be told to be one change's, so the batch is rolled back
+        and run again with a sync after each change (:meth:`_run_one`'s ``careful``)."""
+        try:
+            return self._try_batch(batch, careful=False)
+        except _Careful:
+            for ch in batch:
+                ch.value, ch.error = None, None
+            return self._try_batch(batch, careful=True)
+
+    def _try_batch(self, batch: list[_Change], *, careful: bool) -> list[_Change]:
+        """:meth:`_run_batch` in one mode. A later change of a batch that waited
+        :data:`BATCH_LOCK_WAIT_MS` for a lock another transaction holds is rolled back and
+        returned with those after it: the batch commits what it has rather than hold its
+        own locks longer, so that two replicas' batches never wait for each other long."""
+        for lost in range(1, LOST_ATTEMPTS + 1):
+            ran: list[_Change] = []
+            again: list[_Change] = []
+            committing = False
+            try:
+                with self._batch_pool.connection() as conn:
+                    # psycopg's cache of prepared statements can disagree with the server's
+                    # once the engine refused a statement in a pipeline: a careful run
+                    # prepares none, and a connection that met such an error is closed.
+                    if careful:
+                        conn.prepare_threshold = None
+                    try:
+                        with conn.pipeline() as pipe, conn.transaction():
+                            c = _PgConn(conn, pipe)
+                            self._local.conn = c
+                            try:
+                                self._sweep_nonces(c, [n for ch in batch for n in ch.nonces])
+                                for i, ch in enumerate(batch):
+                                    if i == 1:  # the first change waits as any change does
+                                        c.execute(f"SET LOCAL lock_timeout = {BATCH_LOCK_WAIT_MS}")
+                                    if not self._run_one(c, pipe, ch, careful=careful):
+                                        again = batch[i:]
+                                        break
+                                    ran.append(ch)
+                            finally:
+                                self._local.conn = None
+                            committing = True
+                    except BaseException:
+                        conn.close()
+                        raise
+                    if careful or again:
+                        conn.close()
+            except PoolTimeout as e:  # no connection to be had: nothing was sent
+                return self._fail(batch, _unreachable(e))
+            except psycopg.OperationalError as e:
+                if committing:  # lost while committing: made or not, no one knows
+                    return self._fail(ran, _maybe_made(), again)
+                if not _lost(e):  # a statement's, outside every change (the sweep, say)
+                    if not careful:
+                        raise _Careful from e
+                    error = _too_slow(e) if isinstance(e, pg_errors.QueryCanceled) else e
+                    return self._fail(batch, error)
+                if lost == LOST_ATTEMPTS:  # nothing was committed: another connection
+                    return self._fail(
+                        batch, LicentiaError(Reason.UNAVAILABLE, "the database is unreachable")
+                    )
+                self._connection_lost(lost)
+                with contextlib.suppress(psycopg.Error):
+                    self._batch_pool.check()
+                for ch in batch:
+                    ch.value, ch.error = None, None
+                continue
+            except psycopg.Error as e:  # not committed (a statement's error aborted it)
+                if not careful:
+                    raise _Careful from e
+                return self._fail(batch, e)
+            for ch in ran:
+                if ch.error is None:
+                    for n in ch.nonces:
+                        n.recorded = True
+                ch.done = True
+            return again
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _fail(
+        changes: list[_Change], error: Exception, again: list[_Change] | None = None
+    ) -> list[_Change]:
+        """Every change of ``changes`` done with ``error``; ``again`` returned."""
+        for ch in changes:
+            ch.value, ch.error, ch.done = None, error, True
+        return again or []
+
+    def _run_one(self, c: _PgConn, pipe: psycopg.Pipeline, ch: _Change, *, careful: bool) -> bool:
+        """Run one change of a batch in its savepoint (again on a deadlock); False, having
+        rolled it back, if it must wait for the next batch (a lock it waited too long for).
+        ``careful``: its statements are answered before it ends (a sync), so that an error
+        of the engine is its own; otherwise such an error raises :class:`_Careful`. A
+        replay of its call is refused as such, whatever else the change met."""
+        c.execute("SAVEPOINT change")
+        for attempt in range(ATTEMPTS):
+            spent = [self._spend_sent(c, n) for n in ch.nonces]
+            error: Exception | None = None
+            value: Any = None
+            try:
+                value = ch.fn(c)
+            except Exception as e:  # noqa: BLE001 (handed to the caller below)
+                error = e
+            if careful:
+                try:
+                    pipe.sync()
+                except psycopg.Error as e:
+                    error = error or e
+            if error is not None and _lost(error):
+                raise error  # the connection: the batch's
+            if isinstance(error, psycopg.Error) and not careful:
+                raise _Careful from error
+            try:
+                self._check_spent(ch.nonces, spent)
+            except LicentiaError as e:
+                error = e
+            except psycopg.Error as e:
+                if not careful:
+                    raise _Careful from e
+                # the nonce's own statement failed: ``error`` says why
+            if error is None:
+                ch.value, ch.error = value, None
+                c.execute("RELEASE change")
+                return True
+            if careful:  # out of the pipeline's aborted state first
+                with contextlib.suppress(psycopg.Error):
+                    pipe.sync()
+            c.execute("ROLLBACK TO SAVEPOINT change")
+            if isinstance(error, pg_errors.LockNotAvailable):
+                c.execute("RELEASE change")
+                return False
+            if isinstance(error, _RETRY) and attempt < ATTEMPTS - 1:
+                continue
+            ch.error = _too_slow(error) if isinstance(error, pg_errors.QueryCanceled) else error
+            break
+        c.execute("RELEASE change")
+        return True
+
     def _has_table(self, name: str) -> bool:
         return self._rows("SELECT to_regclass(?)", (name,))[0][0] is not None
 
@@ -577,13 +896,24 @@ class PostgresStore(SqlStore):
         """A transaction-scoped advisory lock on ``parts``: released at commit or rollback."""
         c.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(parts),))
 
-    def _next_log_index(self, c: Conn) -> int:
-        """The log counter, row-locked until this change commits: gapless, in commit order."""
-        return int(
-            c.execute(
-                "UPDATE counters SET value = value + 1 WHERE name = 'log_index' RETURNING value - 1"
-            ).fetchone()[0]
-        )
+    #: The log counter, row-locked until this change commits: gapless, in commit order.
+    _NEXT_LOG_INDEX = (
+        "UPDATE counters SET value = value + 1 WHERE name = 'log_index' RETURNING value - 1"
+    )
+    #: :data:`_NEXT_LOG_INDEX` and, in the same statement, the left siblings the entry at
+    #: that index completes (``merkle.completed_nodes``): level ``l`` when the low ``l + 1``
+    #: bits of the index are all 1, i.e. when ``index + 1`` (the counter now) is a multiple
+    #: of ``2 ** (l + 1)``. Rows ``(index, level, hash)``; one ``(index, NULL, NULL)`` if none.
+    _NEXT_LOG_INDEX_AND_SIBLINGS = (
+        "WITH c AS (UPDATE counters SET value = value + 1 WHERE name = 'log_index'"
+        " RETURNING value) SELECT c.value - 1, s.l, s.hash FROM c LEFT JOIN LATERAL"
+        " (SELECT l, n.hash FROM generate_series(0, 61) AS l JOIN log_nodes n"
+        " ON n.level = l AND n.idx = ((c.value - 1) >> l) - 1"
+        " WHERE mod(c.value, 1::bigint << (l + 1)) = 0) s ON true"
+    )
+    #: A debit in one statement (migration m015_pg_issue), nothing to read back.
+    _DEBIT = "SELECT licentia_debit(?, ?, ?)"
+    _DEBIT_CHECKED = False
 
     def _next_sequence(self, c: Conn) -> int:
         """The revocation counter, row-locked until this change commits: gapless, in order."""
@@ -675,11 +1005,12 @@ class PostgresStore(SqlStore):
     def _snapshot(self) -> Iterator[Conn]:
         """A pooled connection inside one REPEATABLE READ, READ ONLY transaction. A lost
         connection is UNAVAILABLE (the caller may retry the read), never INTERNAL, and the
-        pool's dead connections are replaced for the retry."""
+        pool's dead connections are replaced for the retry. In pipeline mode: ``BEGIN``
+        and its setting travel with the first read, the commit alone."""
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with self._pool.connection() as conn, conn.pipeline() as pipe, conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                yield _PgConn(conn)
+                yield _PgConn(conn, pipe)
         except PoolTimeout as e:
             raise _unreachable(e) from e
         except pg_errors.QueryCanceled as e:
@@ -694,4 +1025,5 @@ class PostgresStore(SqlStore):
         if listener is not None:
             with contextlib.suppress(psycopg.Error):
                 listener.close()
+        self._batch_pool.close()
         self._pool.close()

@@ -64,6 +64,44 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
+class _Read:
+    """A statement's rows, read at once (:class:`_Eager`)."""
+
+    __slots__ = ("rowcount", "rows")
+
+    def __init__(self, cur: sqlite3.Cursor) -> None:
+        self.rows = cur.fetchall()
+        self.rowcount = cur.rowcount
+
+    def fetchone(self) -> Any:
+        """The next row, or None."""
+        return self.rows.pop(0) if self.rows else None
+
+    def fetchall(self) -> list[Any]:
+        """The remaining rows."""
+        rows, self.rows = self.rows, []
+        return rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+
+class _Eager:
+    """The writer connection for a change written to be pipelined (``_transact``'s
+    ``pipelined``), which may leave a statement's rows unread: each statement's rows are
+    read as it runs, so that none stays in progress (SQLite refuses to release a savepoint
+    then)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Any = (), /) -> _Read:
+        """Run one statement and read its rows."""
+        return _Read(self.conn.execute(sql, params))
+
+
 class _Change:
     """One caller's change, waiting for (or done by) a group commit."""
 
@@ -414,6 +452,14 @@ def m014_status_lists(db: Database) -> None:
 
 
 @migrations()
+def m015_pg_issue(db: Database) -> None:
+    """Nothing on SQLite: the PostgreSQL store's migration of this name creates the function
+    that debits a balance in the server (one statement, no answer awaited); SQLite's one
+    writer runs the same steps as separate statements in process. Kept so that both
+    stores list the same migrations."""
+
+
+@migrations()
 def m016_growth(db: Database) -> None:
     """Costs that do not grow with the store (docs/performance.md, "Growth"): each open
     licence's next settlement time (``due_at``: a statement settles only the licences due,
@@ -489,7 +535,11 @@ class SqliteStore(SqlStore):
 
     # -- plumbing ------------------------------------------------------------------------
     def _transact(
-        self, fn: Callable[[sqlite3.Connection], T], nonces: Sequence[SpentNonce] = ()
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        nonces: Sequence[SpentNonce] = (),
+        *,
+        pipelined: bool = False,
     ) -> T:
         """Run ``fn`` on the writer connection inside a write transaction, and return what it
         returned once that transaction has committed (or raise what it raised, with its
@@ -505,6 +555,9 @@ class SqliteStore(SqlStore):
         """
         if self.read_only:
             raise LicentiaError(Reason.NOT_SERVED, "this replica does not write")
+        if pipelined:
+            written = fn
+            fn = lambda conn: written(_Eager(conn))  # type: ignore[arg-type]  # noqa: E731
         if getattr(self._local, "writing", False):  # a change made from inside a change
             return fn(self._db.conn)
         change = _Change(fn, tuple(n for n in nonces if not n.recorded))
@@ -674,9 +727,8 @@ class SqliteStore(SqlStore):
             self._rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
         )
 
-    def _next_log_index(self, c: Conn) -> int:
-        """The one writer appends after the last entry."""
-        return int(c.execute("SELECT coalesce(max(idx) + 1, 0) FROM log_entries").fetchone()[0])
+    #: The one writer appends after the last entry.
+    _NEXT_LOG_INDEX = "SELECT coalesce(max(idx) + 1, 0) FROM log_entries"
 
     def _next_sequence(self, c: Conn) -> int:
         """The one writer numbers after the last event."""

@@ -62,6 +62,7 @@ def test_replicas_starting_together_migrate_once(pg_server: PgServer) -> None:
         "m012_offer_refs",
         "m013_erasure",
         "m014_status_lists",
+        "m015_pg_issue",
         "m016_growth",
     ]
     store = PostgresStore(url)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from licentia import sealed
+from licentia import merkle, sealed
 from licentia.errors import Reason
 from licentia.services import issuance
 from licentia.services.model import (
@@ -28,6 +28,7 @@ from .harness import (
     _holder,
     _issue,
     _licence,
+    _nonce,
     _raises,
     _reason,
     _register,
@@ -227,3 +228,56 @@ def test_funds_are_never_spent_twice_across_replicas(opener: Opener) -> None:
     assert setup.ledger_check() == []
     # The log has one entry per licence, indexes gapless.
     assert [i for i, _, _ in setup.log_entries(0, 99)] == [0, 1, 2]
+
+
+def test_issuances_committed_together_keep_their_own_outcomes(store: Store) -> None:
+    """16 automatic issuances at once on one store (on PostgreSQL they share a group
+    commit): each gets its own outcome — issued, refused by an earlier one of the same
+    batch, replayed, a duplicate the engine refuses — and nothing of a refused one stays."""
+    holder, other = _holder(), _holder(7)  # the other's two licences are exclusive
+    _register(store, holder)
+    _register(store, other)
+    store.deposit(LICENSEE.public.raw, 20 * PRICE, "pay", NOW, digest=_d("pay", 20 * PRICE))
+    store.spend_nonces([_nonce(b"spent")])
+    rows = [_row(store, _claims(other, i, exclusive=True)) for i in range(2)]
+    rows += [_row(store, _claims(holder, i)) for i in range(2, 15)]
+    rows.append(rows[2])  # the same request twice: its second insert breaks a unique key
+    nonces = [[_nonce(b"spent")] if i == 3 else [_nonce(b"n%d" % i)] for i in range(16)]
+
+    def create(i: int) -> RequestRow:
+        plan = _licence(rows[i], other if i < 2 else holder)
+        lic = plan.licence
+        while True:
+            live = store.live_licences(
+                lic.holder_key, lic.not_before, lic.not_after, exclusive=lic.exclusive
+            )
+            try:
+                return store.add_request(
+                    rows[i],
+                    auto=(plan, issuance.verdict(plan, live)),
+                    now=NOW,
+                    nonces=nonces[i],
+                )
+            except StaleVerdict:
+                continue
+
+    errors = _concurrently(16, create)
+    assert _reason(errors[3]) == Reason.REPLAYED_REQUEST
+    assert store.request(rows[3].request_id) is None
+    assert sorted([_reason(errors[0]), _reason(errors[1])], key=str) == sorted(
+        [None, Reason.EXCLUSIVITY_CONFLICT], key=str
+    )
+    assert [_reason(e) for e in errors[4:15]] == [None] * 11
+    # One of the two inserts of the same request is refused by the engine, alone.
+    duplicate = [e for e in (errors[2], errors[15]) if e is not None]
+    assert len(duplicate) == 1
+    assert isinstance(duplicate[0], store._INTEGRITY)  # type: ignore[attr-defined]
+    issued = 14 - 1  # 15 requests, one replayed, one exclusivity conflict
+    assert store.log_size() == issued
+    entries = store.log_entries(0, 99)
+    assert [i for i, _, _ in entries] == list(range(issued))
+    # The tree's stored nodes (some read in the round trip that took the index) are right.
+    assert store.log_head() == (issued, merkle.reference_root([e for _, e, _ in entries]))
+    lics = store.licences_of(holder.public.raw, before_issued=NOW + 1, limit=99)
+    assert len(lics) == issued - 1
+    assert len(store.licences_of(other.public.raw, before_issued=NOW + 1, limit=99)) == 1
