@@ -12,11 +12,11 @@ from licentia.services.store import (
     _accounts,
     _erasure,
     _keys,
-    _ledger,
     _licences,
     _log,
     _parties,
     _requests,
+    _statements,
     base,
 )
 from licentia.services.store._sql import SqlBase
@@ -27,7 +27,7 @@ PARTS = [
     (base.PartiesStore, _parties.PartiesPart),
     (base.RequestsStore, _requests.RequestsPart),
     (base.LicencesStore, _licences.LicencesPart),
-    (base.LedgerStore, _ledger.LedgerPart),
+    (base.LedgerStore, _statements.StatementsPart),  # the ledger's part and its statements
     (base.LogStore, _log.LogPart),
     (base.KeysStore, _keys.KeysPart),
     (base.AccountsStore, _accounts.AccountsPart),  # declared in base_accounts.py
