@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,10 +33,13 @@ from dataclasses import dataclass
 from licentia.errors import LicentiaError, Reason
 from licentia.status import (
     LIST_GRACE_SECONDS,
+    MAX_SNAPSHOT_BYTES,
     MAX_STATUS_LISTS,
     StatusEvent,
+    StatusListBits,
     StatusLists,
     signed_heartbeat,
+    signed_snapshot,
 )
 from licentia.v1 import status_pb2
 
@@ -97,6 +101,12 @@ class RevocationHub:
         self._signed: OrderedDict[int, status_pb2.StatusEvent] = OrderedDict()
         self._signed_lock = threading.Lock()
         self._beat: status_pb2.StatusHeartbeat | None = None
+        #: Snapshots are built outside the lock that revocations take (compressing every
+        #: live list takes long): each list's compressed bits are kept until its bits change,
+        #: and the last signed snapshot is served again within a second at the same sequence.
+        self._packed: dict[int, tuple[bytes, bytes]] = {}
+        self._last_snapshot: tuple[int, int, bytes] | None = None
+        self._snapshot_lock = threading.Lock()
         self.reload()
 
     @property
@@ -175,11 +185,38 @@ class RevocationHub:
                 self._lists.forget(unknown.difference(i for i, _ in live))
                 self._lists.drop_ended(at)
                 if not self._lists.undeclared():
-                    if len(self._lists) > MAX_STATUS_LISTS:  # verifiers will refuse it
-                        logger.error("hub.too_many_lists lists=%d", len(self._lists))
-                    data = self._lists.snapshot(self.keyring.current(), self._sequence, at)
-                    return Snapshot(data, self._sequence)
-        raise LicentiaError(Reason.UNAVAILABLE, "the status lists could not be read; retry")
+                    # Only copied under the lock: a revocation waiting for it would leave
+                    # Verify answering ALLOW for a licence already revoked in the store.
+                    frozen, sequence = self._lists.freeze(at), self._sequence
+                    break
+        else:
+            raise LicentiaError(Reason.UNAVAILABLE, "the status lists could not be read; retry")
+        return Snapshot(self._sign_snapshot(frozen, sequence, at), sequence)
+
+    def _sign_snapshot(self, frozen: list[StatusListBits], sequence: int, at: int) -> bytes:
+        """The signed snapshot of ``frozen``, compressing only the lists whose bits changed
+        since the last one (and the last one itself again within a second, at the same
+        sequence)."""
+        with self._snapshot_lock:
+            last = self._last_snapshot
+            if last is not None and last[0] == sequence and 0 <= at - last[1] < 1:
+                return last[2]
+            if len(frozen) > MAX_STATUS_LISTS:  # verifiers will refuse it
+                logger.error("hub.too_many_lists lists=%d", len(frozen))
+            packed = {x.list_id: self._packed.get(x.list_id) for x in frozen}
+
+            def pack(x: StatusListBits) -> bytes:
+                kept = packed[x.list_id]
+                if kept is None or kept[0] != x.bits:
+                    kept = packed[x.list_id] = (x.bits, zlib.compress(x.bits, 9))
+                return kept[1]
+
+            data = signed_snapshot(frozen, self.keyring.current(), sequence, at, pack)
+            self._packed = {i: p for i, p in packed.items() if p is not None}
+            if len(data) > MAX_SNAPSHOT_BYTES:  # verifiers will refuse it: say so loudly
+                logger.error("hub.snapshot_too_large bytes=%d", len(data))
+            self._last_snapshot = (sequence, at, data)
+            return data
 
     def signed_event(self, ev: RevocationEvent) -> status_pb2.StatusEvent:
         """``ev`` as the feeds send it: signed by the current issuer key. Signed once and

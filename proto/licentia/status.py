@@ -20,7 +20,7 @@ licence naming a list it no longer holds is ``STATUS_LIST_DROPPED``.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -47,6 +47,7 @@ __all__ = [
     "StatusSnapshot",
     "StatusView",
     "signed_heartbeat",
+    "signed_snapshot",
     "verify_event",
     "verify_heartbeat",
     "verify_snapshot",
@@ -328,31 +329,53 @@ class StatusLists:
         """Ids of the lists held whose ``expires_at`` is not known."""
         return [i for i in self._lists if i not in self._expires]
 
-    def snapshot(self, issuer_key: PrivateKey, sequence: int, taken_at: int) -> bytes:
-        """A signed snapshot (serialized ``SignedStatusSnapshot``) of every list live at
-        ``taken_at``; ``ValueError`` if a list held has no known ``expires_at``."""
+    def freeze(self, taken_at: int) -> list[StatusListBits]:
+        """A copy of every list live at ``taken_at`` (bits copied, nothing compressed): cheap
+        enough to take under the owner's lock; sign it outside (:func:`signed_snapshot`).
+        ``ValueError`` if a list held has no known ``expires_at``."""
         if self.undeclared():
             raise ValueError("every list of a snapshot needs its expires_at")
-        lists = [
-            status_pb2.StatusListBits(
-                list_id=i,
-                expires_at=self._expires[i],
-                bit_length=self._lists[i].bit_length,
-                bits_zlib=zlib.compress(self._lists[i].bits, 9),
-            )
+        return [
+            StatusListBits(i, self._expires[i], self._lists[i].bit_length, self._lists[i].bits)
             for i in sorted(self._lists)
             if self._expires[i] + LIST_GRACE_SECONDS >= taken_at
         ]
-        snap = status_pb2.StatusListSnapshot(
-            issuer_key_id=issuer_key.public.key_id,
-            sequence=sequence,
-            taken_at=taken_at,
-            lists=lists,
-        ).SerializeToString(deterministic=True)
-        signed = status_pb2.SignedStatusSnapshot(
-            snapshot=snap, signature=issuer_key.sign(keys.STATUS_SNAPSHOT, snap)
-        )
-        return signed.SerializeToString(deterministic=True)
+
+    def snapshot(self, issuer_key: PrivateKey, sequence: int, taken_at: int) -> bytes:
+        """A signed snapshot (serialized ``SignedStatusSnapshot``) of every list live at
+        ``taken_at``; ``ValueError`` if a list held has no known ``expires_at``."""
+        return signed_snapshot(self.freeze(taken_at), issuer_key, sequence, taken_at)
+
+
+def signed_snapshot(
+    lists: Iterable[StatusListBits],
+    issuer_key: PrivateKey,
+    sequence: int,
+    taken_at: int,
+    compress: Callable[[StatusListBits], bytes] | None = None,
+) -> bytes:
+    """The signed snapshot (serialized ``SignedStatusSnapshot``) of ``lists`` (increasing
+    ids), as of ``sequence`` at ``taken_at``. ``compress``: each list's zlib bits (a cache
+    of the issuer's; by default zlib level 9 of its bits)."""
+    pack = compress or (lambda x: zlib.compress(x.bits, 9))
+    snap = status_pb2.StatusListSnapshot(
+        issuer_key_id=issuer_key.public.key_id,
+        sequence=sequence,
+        taken_at=taken_at,
+        lists=[
+            status_pb2.StatusListBits(
+                list_id=x.list_id,
+                expires_at=x.expires_at,
+                bit_length=x.bit_length,
+                bits_zlib=pack(x),
+            )
+            for x in lists
+        ],
+    ).SerializeToString(deterministic=True)
+    signed = status_pb2.SignedStatusSnapshot(
+        snapshot=snap, signature=issuer_key.sign(keys.STATUS_SNAPSHOT, snap)
+    )
+    return signed.SerializeToString(deterministic=True)
 
 
 def _shape(snap: status_pb2.StatusListSnapshot) -> None:

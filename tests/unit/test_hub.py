@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import threading
+import zlib
 from pathlib import Path
 
 import pytest
 
 from licentia.errors import LicentiaError, Reason
+from licentia.services import hub as hub_module
 from licentia.services.hub import Heartbeat, RevocationHub, Snapshot
 from licentia.services.issuer import Keyring
 from licentia.services.model import Cause, RevocationEvent
@@ -221,3 +224,42 @@ def test_snapshots_carry_the_live_lists_and_the_hub_drops_ended_ones(tmp_path: P
         2,
         3,
     ]
+
+
+def test_a_revocation_takes_effect_while_a_snapshot_is_being_compressed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building a snapshot compresses every live list, which takes long on a big exchange;
+    it is done outside the lock revocations take, so Verify denies a revoked licence at
+    once even then. The next snapshot reuses each unchanged list's compressed bits."""
+    hub = _hub(tmp_path)
+    slot = hub.store.reserve_status_slot(NOW + DAY)
+    hub.publish([_ev(1, slot[1], slot[0])])
+    inside, release = threading.Event(), threading.Event()
+    packed: list[int] = []
+    compress = zlib.compress
+
+    def slow(data: bytes, level: int = -1) -> bytes:
+        packed.append(len(data))
+        inside.set()
+        assert release.wait(5)
+        return compress(data, level)
+
+    monkeypatch.setattr(hub_module.zlib, "compress", slow)
+    snapshots: list[Snapshot] = []
+    taker = threading.Thread(target=lambda: snapshots.append(hub.snapshot()))
+    taker.start()
+    assert inside.wait(5)
+    done = threading.Thread(target=hub.publish, args=([_ev(2, slot[1] + 1, slot[0])],))
+    done.start()
+    done.join(2)
+    assert not done.is_alive()  # the revocation did not wait for the compression
+    assert hub.check(slot[0], slot[1] + 1, NOW) == Reason.REVOKED
+    release.set()
+    taker.join(5)
+    assert verify_snapshot(snapshots[0].signed, hub.keyring.key_set).sequence == 1
+    packed.clear()
+    second = verify_snapshot(hub.snapshot().signed, hub.keyring.key_set)
+    assert second.sequence == 2 and len(packed) == 1  # the list changed: packed again
+    hub.snapshot()  # the same second, the same sequence: the signed snapshot again
+    assert len(packed) == 1
