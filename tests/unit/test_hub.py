@@ -260,6 +260,7 @@ def test_a_revocation_takes_effect_while_a_snapshot_is_being_compressed(
     assert verify_snapshot(snapshots[0].signed, hub.keyring.key_set).sequence == 1
     packed.clear()
     second = verify_snapshot(hub.snapshot().signed, hub.keyring.key_set)
-    assert second.sequence == 2 and len(packed) == 1  # the list changed: packed again
+    assert second.sequence == 2
+    assert len(packed) == 1  # the list changed: packed again
     hub.snapshot()  # the same second, the same sequence: the signed snapshot again
     assert len(packed) == 1
