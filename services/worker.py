@@ -24,7 +24,7 @@ import grpc  # type: ignore[import-untyped]
 
 from licentia.errors import LicentiaError
 from licentia.request import parse_request_metadata
-from licentia.token import parse_token
+from licentia.token import MAX_TOKEN_CHARS, parse_token
 from licentia.transport.follow import GrpcUpstream, StatusFollower
 from licentia.v1 import verification_pb2
 
@@ -121,24 +121,31 @@ class _Details:
 #: Tokens :func:`_counted` remembers (cleared when full): parsing a token costs about a tenth
 #: of a Verify, and platforms check the same licences again and again.
 COUNTED_CACHE = 4096
+#: A Verify request above this is refused as too large wherever it is answered (every
+#: method's default cap, :class:`.rpc.Method`), so it is never parsed here.
+MAX_VERIFY_REQUEST_BYTES = 64 * 1024
 _counted_cache: dict[str, bool] = {}
 
 
 def _counted(request: bytes) -> bool:
     """Whether a Verify request's token names a counted licence (``max_uses``): only the
     store knows its uses. Anything that does not parse is answered here (and refused)."""
+    if len(request) > MAX_VERIFY_REQUEST_BYTES:  # refused here as too large, unparsed
+        return False
     req = verification_pb2.VerifyRequest()
     try:
         req.ParseFromString(request)
     except Exception:  # noqa: BLE001 (not parsed: refused here, with the reason)
         return False
     token = req.token
+    if len(token) > MAX_TOKEN_CHARS:  # refused here; never remembered (callers choose it)
+        return False
     seen = _counted_cache.get(token)
     if seen is None:
         try:
             seen = parse_token(token).max_uses > 0
         except Exception:  # noqa: BLE001 (not parsed: refused here, with the reason)
-            seen = False
+            return False  # only tokens that parse are remembered
         if len(_counted_cache) >= COUNTED_CACHE:
             _counted_cache.clear()
         _counted_cache[token] = seen
