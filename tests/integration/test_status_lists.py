@@ -23,13 +23,16 @@ from licentia.v1 import licences_pb2, verification_pb2
 
 from .exchange_harness import (
     Exchange,
+    ExchangeError,
     ManualClock,
     Party,
     SignedChannel,
+    approve_request,
     issue_licence,
     photo_use,
     reasons,
     registered,
+    request_licence,
     revoke_licence,
     start_replica,
     start_verifier,
@@ -156,3 +159,23 @@ def test_the_status_list_flags_are_checked(
         assert server.main([flag, bad, "--data-dir", str(tmp_path / "d")]) == 2, bad
         assert flag in capsys.readouterr().err
     assert not (tmp_path / "d").exists()  # refused before anything was made
+
+
+def test_a_request_drafted_in_the_legacy_list_is_not_issued_past_that_lists_end(
+    ex: Exchange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request drafted before the lists were sharded names list 0, which ended with the
+    last licence issued before (m014). Approved afterwards, its licence would outlive its
+    list, and every verifier would answer STATUS_LIST_DROPPED once the list ended: it is
+    refused at approval instead (the advertiser asks again), and nothing is issued."""
+    holder, adv, _ = registered(ex)
+    store = ex.app.deps.store
+    monkeypatch.setattr(store, "reserve_status_slot", lambda *a, **kw: (0, 7))
+    old = request_licence(adv, holder.key.public.raw, days=30).request
+    monkeypatch.undo()
+    with pytest.raises(ExchangeError) as e:
+        approve_request(holder, old)
+    assert e.value.reason == Reason.STATUS_LIST_DROPPED
+    assert "ask again" in str(e.value)
+    assert store.licences_of(holder.key.public.raw, before_issued=2**62, limit=10) == []
+    assert parse_token(issue_licence(holder, adv, days=30).token).status_list > 0  # asks again
