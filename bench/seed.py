@@ -49,14 +49,13 @@ from licentia import merkle, sealed, status
 from licentia.examples import typical_token_v2
 from licentia.keys import PrivateKey
 from licentia.services import ledger
-from licentia.services.ids import ID_TIME_BYTES
 from licentia.services.model import Cause, LicenceRow, Party, RequestState, Role
 from licentia.services.store._log import SqlNodes
 from licentia.services.store.sqlite import SqliteStore, migrations
 from licentia.v1 import transparency_pb2
 
 #: Bump when the seeded rows change shape (the cache is then rebuilt).
-VERSION = 4
+VERSION = 5
 DAY = 86_400
 #: Rows written per ``executemany`` batch.
 CHUNK = 20_000
@@ -272,10 +271,9 @@ def seed(store: SqliteStore, plan: Plan, *, now: int | None = None) -> Seeded:
         else:
             issued = now - 400 * DAY + rng.randrange(300 * DAY)
             not_after = issued + 30 * DAY
-        # Ids as the exchange makes them (ids.new_id: the time first), drawn here.
-        ms = (issued * 1000 + rng.randrange(1000)).to_bytes(ID_TIME_BYTES, "big")
-        lid = ms + hashlib.sha256(b"seed licence %d" % n).digest()[: 16 - ID_TIME_BYTES]
-        rid = ms + hashlib.sha256(b"seed request %d" % n).digest()[: 16 - ID_TIME_BYTES]
+        # Ids as the exchange makes them: 16 random bytes (drawn here from the seed).
+        lid = hashlib.sha256(b"seed licence %d" % n).digest()[:16]
+        rid = hashlib.sha256(b"seed request %d" % n).digest()[:16]
         status_list, status_index = slot(not_after)
         lic = LicenceRow(
             licence_id=lid,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
@@ -37,7 +38,7 @@ from licentia.token import (
 from licentia.v1 import exchange_pb2, records_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
-from . import convert, ids, issuance, market, refs
+from . import convert, issuance, market, refs
 from .deps import Deps
 from .idempotency import request_digest
 from .ledger_service import payout_notices
@@ -425,7 +426,7 @@ class ExchangeService:
             epoch_seconds=self.d.settings.status_epoch_seconds,
         )
         claims = draft.claims(
-            licence_id=ids.new_id(LICENCE_ID_BYTES),
+            licence_id=secrets.token_bytes(LICENCE_ID_BYTES),
             issuer_key_id=issuer.public.key_id,
             status_list=status_list,
             status_index=status_index,
@@ -437,7 +438,7 @@ class ExchangeService:
         row = issuance.request_row(
             claims,
             holder_account=holder.key,
-            request_id=ids.new_id(),
+            request_id=secrets.token_bytes(16),
             message=req.message,
             auto_approved=covered is not None,
             ttl_seconds=self.d.settings.request_ttl_seconds,

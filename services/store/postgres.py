@@ -740,6 +740,11 @@ class PostgresStore(SqlStore):
                         if not left.done:
                             left.error = left.error or RuntimeError("the change was abandoned")
                             left.done = True
+                    if not change.done and change in self._queue:
+                        # Interrupted before its own batch: its caller hears of the error,
+                        # so no later leader may commit it.
+                        self._queue.remove(change)
+                        change.done = True
                     self._leading = False
                     self._cond.notify_all()
         if change.error is not None:
@@ -801,8 +806,10 @@ class PostgresStore(SqlStore):
             except PoolTimeout as e:  # no connection to be had: nothing was sent
                 return self._fail(batch, _unreachable(e))
             except psycopg.OperationalError as e:
-                if committing:  # lost while committing: made or not, no one knows
+                if committing and _lost(e):  # lost while committing: made or not, unknown
                     return self._fail(ran, _maybe_made(), again)
+                # (a statement's error answered only at the commit — a deadlock, a lock or
+                # statement timeout — rolled the transaction back: it is told as such below)
                 if not _lost(e):  # a statement's, outside every change (the sweep, say)
                     if not careful:
                         raise _Careful from e
