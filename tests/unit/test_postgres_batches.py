@@ -78,3 +78,23 @@ def test_a_change_blocked_by_another_replica_waits_for_the_next_batch(
     assert blocked.done
     assert (blocked.value, blocked.error) == (1, None)
     assert _counter(store) == 2
+
+
+def test_a_leader_interrupted_before_its_own_batch_leaves_its_change_to_no_one(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The leader's caller hears of the error; its change, still queued behind a full batch,
+    must not be committed later by another leader."""
+    waiting = [postgres._Change(lambda c: None, ()) for _ in range(postgres.MAX_BATCH)]
+    store._queue.extend(waiting)  # a full batch ahead of the leader's own change
+
+    def broken(batch: list[postgres._Change]) -> list[postgres._Change]:
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(store, "_run_batch", broken)
+    ran: list[int] = []
+    with pytest.raises(RuntimeError, match="interrupted"):
+        store._group(lambda c: ran.append(1), ())
+    assert store._queue == []  # its own change is gone with the error, not left to commit
+    assert all(ch.done and ch.error is not None for ch in waiting)
+    assert ran == []
