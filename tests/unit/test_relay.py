@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from licentia.errors import LicentiaError, Reason
+from licentia.services.aio_runtime import pending_options
 from licentia.services.relay import FeedRelay
 from licentia.status import StatusSnapshot
 from licentia.v1 import licences_pb2, status_pb2
@@ -176,3 +177,16 @@ def test_a_stale_replica_refuses_streams_and_ends_those_open(first: First) -> No
     with pytest.raises(LicentiaError) as ended:
         next(feed)
     assert ended.value.reason is Reason.STATUS_STALE
+
+
+def test_a_replicas_server_holds_as_many_pending_calls_as_it_may_hold_streams() -> None:
+    # gRPC core's defaults (1,000 / 3,000) stopped a replica at ~2,400 streams: the cap on
+    # calls not yet handled follows --workers, and never drops below those defaults.
+    assert dict(pending_options(10_064)) == {
+        "grpc.server.max_pending_requests": 10_064,
+        "grpc.server.max_pending_requests_hard_limit": 20_128,
+    }
+    assert dict(pending_options(256)) == {
+        "grpc.server.max_pending_requests": 1000,
+        "grpc.server.max_pending_requests_hard_limit": 3000,
+    }
