@@ -134,6 +134,9 @@ class FeedRelay:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._news = asyncio.Event()
         self._async_subscribers = 0
+        #: Ticks of the asyncio subscribers' shared clock (:meth:`_tick`), one timer for all.
+        self._ticks = 0
+        self._ticking: asyncio.AbstractEventLoop | None = None
         #: The issuer keys as the upstream last published them (``GetIssuerKeys``' answer).
         self.keys: licences_pb2.GetIssuerKeysResponse | None = None
         #: Snapshots fetched from the upstream for subscribers.
@@ -152,6 +155,20 @@ class FeedRelay:
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Serve :meth:`afeed` subscribers on ``loop`` (an asyncio server's)."""
         self._loop = loop
+        if self._ticking is not loop:
+            self._ticking = loop
+            loop.call_later(self.tick, self._tick, loop)
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Every ``tick``, wake the asyncio subscribers to look at the replica's freshness:
+        one timer for all of them, rather than one per stream per wait (on ``loop``)."""
+        if self._closed or self._ticking is not loop:
+            return
+        with self._lock:
+            self._ticks += 1
+            news, self._news = self._news, asyncio.Event()
+        news.set()
+        loop.call_later(self.tick, self._tick, loop)
 
     # -- what the follower accepted (FeedObserver) --------------------------------------
     def keep_keys(self, keys: licences_pb2.GetIssuerKeysResponse) -> None:
@@ -330,8 +347,9 @@ class FeedRelay:
 
     async def afeed(self, after: int) -> AsyncIterator[bytes]:
         """:meth:`feed` for an asyncio server (after :meth:`attach`): the bytes of each
-        message, until the call is cancelled, the relay closes, or the replica goes stale.
-        Snapshots are fetched in the loop's default executor."""
+        message, until the call is cancelled, the relay closes, or the replica goes stale
+        (looked at on each tick of the relay's shared timer). Snapshots are fetched in the
+        loop's default executor."""
         loop = asyncio.get_running_loop()
         with self._lock:
             self._async_subscribers += 1
@@ -366,10 +384,9 @@ class FeedRelay:
                     beats_sent = step.beats
                 if step.news.is_set():  # news since the batch was read
                     continue
-                try:
-                    async with asyncio.timeout(self.tick):
-                        await step.news.wait()
-                except TimeoutError:
+                ticks = self._ticks
+                await step.news.wait()  # news, or the shared tick (after attach)
+                if self._ticks != ticks:
                     self._refuse_if_stale()
         finally:
             with self._lock:
