@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,7 +274,9 @@ def _per_message_us(sizes: Sizes, phase: Phase, role: str, streams: list[int]) -
     return round(statistics.mean(per), 1)
 
 
-def run(sizes: Sizes, tmp: Path, floor: bool = True) -> dict[str, Any]:
+def run(
+    sizes: Sizes, tmp: Path, floor: bool = True, floor_options: Sequence[str] = ()
+) -> dict[str, Any]:
     """One run: the replicas' phase, then (``floor``) the same streams on floor relays
     (bench/fanout_floor.py) in their place; the figures."""
     on_replicas = sizes.streams - sizes.direct
@@ -318,7 +321,7 @@ def run(sizes: Sizes, tmp: Path, floor: bool = True) -> dict[str, Any]:
         replicas = []
         floored: Phase | None = None
         if floor:
-            floors = [FloorProcess(exchange.address) for _ in per_replica]
+            floors = [FloorProcess(exchange.address, floor_options) for _ in per_replica]
             floored = _phase(
                 sizes, exchange, holder, ids[measured:], [(f.address, f.pid) for f in floors]
             )
@@ -373,6 +376,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--subscribers", type=int, help="subscriber processes")
     ap.add_argument("--revocations", type=int, help="revocations measured")
     ap.add_argument("--no-floor", action="store_true", help="skip the floor relays' phase")
+    ap.add_argument(
+        "--floor-option",
+        action="append",
+        default=[],
+        metavar="NAME=INT",
+        help="a gRPC server option of the floor relays (to try one)",
+    )
     args = ap.parse_args(argv)
     base = QUICK if args.quick else FULL
     sizes = Sizes(
@@ -386,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= sizes.direct < sizes.streams:
         ap.error("--direct is 0 to --streams - 1: some streams are on the replicas")
     with tempfile.TemporaryDirectory(prefix="licentia-bench-") as tmp:
-        figures = run(sizes, Path(tmp), floor=not args.no_floor)
+        figures = run(sizes, Path(tmp), not args.no_floor, args.floor_option)
     tiers = figures["tiers"]
     relayed = tiers["replicas"]
     missing = sum(t["missing"] for t in tiers.values())

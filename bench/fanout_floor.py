@@ -23,7 +23,7 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc  # type: ignore[import-untyped]
@@ -94,9 +94,9 @@ async def serve(upstream: str, options: list[tuple[str, int]]) -> None:
 class FloorProcess:
     """A floor relay (bench/fanout_floor.py) following ``upstream``, in a process of its own."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, options: Sequence[str] = ()) -> None:
         self.popen = subprocess.Popen(
-            [sys.executable, __file__, upstream],
+            [sys.executable, __file__, upstream, *(f"--option={o}" for o in options)],
             stdout=subprocess.PIPE,
             text=True,
         )
