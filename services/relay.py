@@ -29,8 +29,11 @@ items leaves its subscribers failing closed once their own bound passes.
   does when it loses its store (:class:`licentia.services.hub.RevocationHub`): a subscriber
   fails closed and reconnects, perhaps to another replica.
 
-Each open stream holds a worker thread of the sync gRPC server (``--workers``); a piece of
-news wakes every subscriber through its own event, as the hub's do.
+On the sync gRPC server each open stream holds a worker thread (``--workers``) and a piece
+of news wakes every subscriber through its own event, as the hub's do. On the asyncio
+server (a replica process: :mod:`.aio_runtime`) a stream is a coroutine: news wakes them all
+through one shared event, and one shared timer (a tick) wakes them to look at the replica's
+freshness when there is none.
 """
 
 from __future__ import annotations
