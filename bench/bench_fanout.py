@@ -20,12 +20,14 @@ Prints one JSON object per line, like the other benches: ``bench``, ``ops_per_s`
   It also reports what each replica costs per stream: threads and resident memory (from
   /proc, before and after its streams opened), the bytes one event takes on each stream, and
   the CPU per message sent on one stream (received, for the subscribers).
-- The floor (``floor_p99_ms``, ``floor_ratio`` = floor ÷ target, ``of_floor`` = figure ÷
-  floor, ``floor_tiers``): in the same run, after the replicas' phase, the same streams and
-  subscriber processes on bare ``grpc.aio`` relays in the replicas' place
-  (bench/fanout_floor.py: the exchange's feed read as bytes and pushed to every stream as it
-  came; no follower, window, check or encoding per stream), measured the same way with more
-  revocations: the least any relay on gRPC Python pays. ``--no-floor`` skips it.
+- The floor (``floor_p99_ms``, ``floor_ratio`` = floor ÷ target, ``of_floor`` = floor ÷
+  figure as bench/report.py has it for a latency, 1.0 at the floor; ``floor_tiers``): in the
+  same run, after the replicas' phase, the same streams and subscriber processes on bare
+  ``grpc.aio`` relays in the replicas' place (bench/fanout_floor.py: the exchange's feed read
+  as bytes and pushed to every stream as it came; no follower, window, check or encoding per
+  stream), measured the same way with as many revocations (of other licences): the least
+  any relay on gRPC Python pays. ``--no-floor`` skips it; ``--floor-option`` tries a gRPC
+  server option on the floor relays.
 
 Both clocks are the machine's monotonic clock (one clock for every process of the run).
 
@@ -435,7 +437,9 @@ def main(argv: list[str] | None = None) -> int:
         fp99 = floor["tiers"]["replicas"]["p99_ms"]
         row["floor_p99_ms"] = fp99
         row["floor_ratio"] = round(fp99 / TARGET_MS, 3) if fp99 > 0 else 0.001
-        row["of_floor"] = round(p99 / fp99, 2) if fp99 > 0 else None
+        # As bench/report.py's share for a latency: floor ÷ figure (1.0 at the floor, less
+        # is further from it).
+        row["of_floor"] = round(row["floor_ratio"] / row["ratio"], 3)
         row["floor"] = (
             "the same streams and subscriber processes on bare grpc.aio relays in the"
             " replicas' place (bench/fanout_floor.py: the exchange's feed read as bytes and"
