@@ -8,16 +8,26 @@ Prints one JSON object per line, like the other benches: ``bench``, ``ops_per_s`
   verify-only replicas (``licentia-server --services verification --upstream``, each its own
   process, relaying the exchange's signed feed: services/relay.py). ``--streams`` streams in
   all: ``--direct`` of them on the exchange itself, the rest spread evenly over the replicas.
-  The subscribers are ``grpc.aio`` clients in ``--subscribers`` processes of their own (many
-  streams share a few HTTP/2 connections); they note each event's arrival on each stream and
-  check nothing (a platform's verifier checks signatures in its own process). Revocations
-  are made one at a time at the exchange; for each, the milliseconds from RevokeLicence's
-  return to the event's arrival on the *last* stream of a tier (the exchange's streams; the
-  replicas' streams, one tier). The row's value is the p99 of that over the revocations for
-  the replicas' tier (the exchange's tier beside it), with the count of arrivals missing
-  (a stream that never got an event, or ended). Target: 50 ms through one tier, 0 missing.
+  The subscribers are ``grpc.aio`` clients in ``--subscribers`` processes of their own
+  (bench/fanout_subscribers.py; 100 streams share an HTTP/2 connection); they note each
+  event's arrival on each stream and check nothing (a platform's verifier checks signatures
+  in its own process). Revocations are made one at a time at the exchange; for each, the
+  milliseconds from RevokeLicence's return to the event's arrival on the *last* stream of a
+  tier (the exchange's streams; the replicas' streams, one tier). The row's value is the p99
+  of that over the revocations for the replicas' tier (the exchange's tier beside it), with
+  the count of arrivals missing (a stream that never got an event, or ended). Target: 50 ms
+  through one tier, 0 missing.
   It also reports what each replica costs per stream: threads and resident memory (from
-  /proc, before and after its streams opened) and the bytes one event takes on each stream.
+  /proc, before and after its streams opened), the bytes one event takes on each stream, and
+  the CPU per message sent on one stream (received, for the subscribers).
+- The floor (``floor_p99_ms``, ``floor_ratio`` = floor ÷ target, ``of_floor`` = floor ÷
+  figure as bench/report.py has it for a latency, 1.0 at the floor; ``floor_tiers``): in the
+  same run, after the replicas' phase, the same streams and subscriber processes on bare
+  ``grpc.aio`` relays in the replicas' place (bench/fanout_floor.py: the exchange's feed read
+  as bytes and pushed to every stream as it came; no follower, window, check or encoding per
+  stream), measured the same way with as many revocations (of other licences): the least
+  any relay on gRPC Python pays. ``--no-floor`` skips it; ``--floor-option`` tries a gRPC
+  server option on the floor relays.
 
 Both clocks are the machine's monotonic clock (one clock for every process of the run).
 
@@ -28,20 +38,18 @@ seconds (the tests use it). The machine's cores are shared by every process of t
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 from exchange_process import (
@@ -55,6 +63,9 @@ from exchange_process import (
     register_advertiser,
     register_holder,
 )
+from fanout_floor import FloorProcess
+from fanout_subscribers import Subscribers
+from report import emit
 
 from licentia.clients.channel import SignedChannel
 from licentia.keys import PrivateKey
@@ -63,16 +74,12 @@ from licentia.v1 import exchange_pb2, licences_pb2, records_pb2
 
 #: revocation.fanout's target: p99 ms through one tier of replicas.
 TARGET_MS = 50.0
-WATCH = path(licences_pb2, "WatchRevocations")
 REVOKE = path(licences_pb2, "RevokeLicence")
-#: Streams one HTTP/2 connection of a subscriber carries.
-STREAMS_PER_CONNECTION = 100
 #: Revocations made before measuring (every stream must see them).
 WARMUP = 2
 #: Seconds the exchange waits between heartbeats (a replica relays each).
 HEARTBEAT_SECONDS = 3.0
-#: Longest wait for every stream to be open, and for an event to arrive everywhere.
-READY_TIMEOUT = 120.0
+#: Counted for a revocation whose event reached no stream of a tier.
 ARRIVAL_TIMEOUT = 5.0
 
 
@@ -90,112 +97,6 @@ class Sizes:
 
 FULL = Sizes(streams=2000, direct=400, replicas=4, subscribers=2, revocations=40, gap_s=1.0)
 QUICK = Sizes(streams=300, direct=60, replicas=2, subscribers=1, revocations=8, gap_s=0.3)
-
-
-# -- a subscriber process ------------------------------------------------------------------
-
-
-async def _subscribe(targets: list[tuple[str, str, int]], out: IO[str]) -> None:
-    """Open ``count`` streams on each ``(tier, address, count)``; say ``ready`` once each has
-    its first message, then note every event's arrival until stdin closes; print them."""
-    arrivals: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    ended: dict[str, int] = defaultdict(int)
-    why: dict[str, int] = defaultdict(int)
-    event_bytes = 0
-    total = sum(count for _, _, count in targets)
-    opened = 0
-    ready = asyncio.Event()
-    body = licences_pb2.WatchRevocationsRequest(after_sequence=0).SerializeToString()
-    channels: list[grpc.aio.Channel] = []
-
-    async def stream(tier: str, channel: grpc.aio.Channel) -> None:
-        nonlocal opened, event_bytes
-        first = True
-        call = channel.unary_stream(WATCH, request_serializer=None, response_deserializer=None)
-        try:
-            async for raw in call(body):
-                t = time.monotonic()
-                if first:
-                    first = False
-                    opened += 1
-                    if opened == total:
-                        ready.set()
-                msg = licences_pb2.WatchRevocationsResponse.FromString(raw)
-                if msg.HasField("event"):
-                    arrivals[tier][msg.event.sequence].append(t)
-                    event_bytes = len(raw)
-        except grpc.aio.AioRpcError as e:
-            ended[tier] += 1
-            why[f"{e.code().name}: {e.details()}"[:120]] += 1
-
-    tasks = []
-    for tier, address, count in targets:
-        for i in range(count):
-            if i % STREAMS_PER_CONNECTION == 0:
-                channels.append(
-                    grpc.aio.insecure_channel(
-                        address, options=[("grpc.use_local_subchannel_pool", 1)]
-                    )
-                )
-            tasks.append(asyncio.create_task(stream(tier, channels[-1])))
-    loop = asyncio.get_running_loop()
-    try:
-        await asyncio.wait_for(ready.wait(), READY_TIMEOUT)
-        print(json.dumps({"ready": opened}), file=out, flush=True)
-    except TimeoutError:
-        print(json.dumps({"ready": opened, "failed": True}), file=out, flush=True)
-    await loop.run_in_executor(None, sys.stdin.read)  # until the bench closes it
-    for task in tasks:
-        task.cancel()
-    for ch in channels:
-        await ch.close()
-    result = {
-        "opened": opened,
-        "ended": dict(ended),
-        "why": dict(why),
-        "event_bytes": event_bytes,
-        "arrivals": {
-            tier: {str(s): ts for s, ts in seqs.items()} for tier, seqs in arrivals.items()
-        },
-    }
-    print(json.dumps(result), file=out, flush=True)
-
-
-class Subscribers:
-    """A subscriber process (this script with ``--subscribe``)."""
-
-    def __init__(self, targets: list[tuple[str, str, int]]) -> None:
-        self.targets = targets
-        self.popen = subprocess.Popen(
-            [sys.executable, __file__, "--subscribe", json.dumps(targets)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def ready(self) -> int:
-        """Wait for its streams; how many opened (SystemExit if it failed)."""
-        assert self.popen.stdout is not None
-        line = self.popen.stdout.readline()
-        if not line:
-            raise SystemExit("a subscriber process ended before its streams opened")
-        said = json.loads(line)
-        return int(said["ready"])
-
-    def results(self) -> dict[str, Any]:
-        """Close its stdin and read what it saw."""
-        assert self.popen.stdin is not None
-        assert self.popen.stdout is not None
-        self.popen.stdin.close()
-        line = self.popen.stdout.readline()
-        self.popen.wait(timeout=30)
-        return dict(json.loads(line))
-
-    def kill(self) -> None:
-        """End it if it still runs."""
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait()
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -265,52 +166,48 @@ def _p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[98]
 
 
-def run(sizes: Sizes, tmp: Path) -> dict[str, Any]:
-    """One run; the figures."""
-    on_replicas = sizes.streams - sizes.direct
-    per_replica = _split(on_replicas, sizes.replicas)
-    exchange = ExchangeProcess(
-        tmp / "exchange",
-        heartbeat_seconds=HEARTBEAT_SECONDS,
-        extra_args=["--workers", _workers(sizes.direct + sizes.replicas)],
-    )
-    replicas: list[ExchangeProcess] = []
-    subscribers: list[Subscribers] = []
+@dataclass
+class Phase:
+    """What one phase of a run saw: the subscribers' results, when each measured
+    revocation returned (by sequence), CPU seconds by role, how many streams opened, and how
+    long it took."""
+
+    seen: list[dict[str, Any]]
+    returned: dict[int, float]
+    cpu: dict[str, list[float]]
+    opened: int
+    spent: float
+
+
+def _phase(
+    sizes: Sizes,
+    exchange: ExchangeProcess,
+    holder: SignedChannel,
+    ids: list[bytes],
+    relays: list[tuple[str, int]],
+    on_ready: Any = None,
+) -> Phase:
+    """Open the streams (``sizes.direct`` on the exchange, the rest on ``relays``, each an
+    address and its pid) in ``sizes.subscribers`` processes, revoke ``ids`` one at a time
+    (the first ``WARMUP`` unmeasured), and collect the arrivals."""
+    per_replica = _split(sizes.streams - sizes.direct, len(relays))
+    shares: list[list[tuple[str, str, int]]] = [[] for _ in range(sizes.subscribers)]
+    for tier, address, n in [
+        ("exchange", exchange.address, sizes.direct),
+        *(("replicas", a, n) for (a, _), n in zip(relays, per_replica, strict=True)),
+    ]:
+        for share, k in zip(shares, _split(n, sizes.subscribers), strict=True):
+            if k:
+                share.append((tier, address, k))
+    subscribers = [Subscribers(share) for share in shares]
     try:
-        exchange.start()
-        holder, ids = _licences(exchange.address, exchange.data_dir, WARMUP + sizes.revocations)
-        for i, n in enumerate(per_replica):
-            r = ExchangeProcess(
-                tmp / f"replica{i}",
-                extra_args=[
-                    "--services",
-                    "verification",
-                    "--upstream",
-                    exchange.address,
-                    "--workers",
-                    _workers(n),
-                ],
-            )
-            (tmp / f"replica{i}").mkdir()
-            replicas.append(r)
-            r.start()
-        before = [_proc(r.pid) for r in replicas]
-        # Each subscriber process takes its share of every target.
-        shares: list[list[tuple[str, str, int]]] = [[] for _ in range(sizes.subscribers)]
-        for tier, address, n in [
-            ("exchange", exchange.address, sizes.direct),
-            *(("replicas", r.address, n) for r, n in zip(replicas, per_replica, strict=True)),
-        ]:
-            for share, k in zip(shares, _split(n, sizes.subscribers), strict=True):
-                if k:
-                    share.append((tier, address, k))
-        subscribers = [Subscribers(share) for share in shares]
         opened = sum(s.ready() for s in subscribers)
         time.sleep(0.5)
-        after = [_proc(r.pid) for r in replicas]
+        if on_ready is not None:
+            on_ready()
         pids = {
             "exchange": [exchange.pid],
-            "replicas": [r.pid for r in replicas],
+            "replicas": [pid for _, pid in relays],
             "subscribers": [s.popen.pid for s in subscribers],
         }
         cpu_from = {role: [_cpu(p) for p in ps] for role, ps in pids.items()}
@@ -337,11 +234,12 @@ def run(sizes: Sizes, tmp: Path) -> dict[str, Any]:
     finally:
         for s in subscribers:
             s.kill()
-        for r in replicas:
-            r.stop()
-        exchange.stop()
+    return Phase(seen, returned, cpu, opened, spent)
 
-    counts = {"exchange": sizes.direct, "replicas": on_replicas}
+
+def _tiers(sizes: Sizes, phase: Phase) -> dict[str, Any]:
+    """Each tier's figures: the p50/p99/max over revocations of the ms to its last stream."""
+    counts = {"exchange": sizes.direct, "replicas": sizes.streams - sizes.direct}
     tiers: dict[str, Any] = {}
     for tier, streams in counts.items():
         if not streams:
@@ -349,8 +247,8 @@ def run(sizes: Sizes, tmp: Path) -> dict[str, Any]:
         last: list[float] = []
         every: list[float] = []
         missing = 0
-        for seq, t0 in returned.items():
-            times = [t for s in seen for t in s["arrivals"].get(tier, {}).get(str(seq), [])]
+        for seq, t0 in phase.returned.items():
+            times = [t for s in phase.seen for t in s["arrivals"].get(tier, {}).get(str(seq), [])]
             missing += streams - len(times)
             if times:
                 late = [max(0.0, (t - t0) * 1000) for t in times]
@@ -365,37 +263,109 @@ def run(sizes: Sizes, tmp: Path) -> dict[str, Any]:
             "max_ms": round(max(last), 2),
             "p99_every_stream_ms": round(_p99(every), 2) if every else None,
             "missing": missing,
-            "ended": sum(s["ended"].get(tier, 0) for s in seen),
+            "ended": sum(s["ended"].get(tier, 0) for s in phase.seen),
         }
+    return tiers
+
+
+def _per_message_us(sizes: Sizes, phase: Phase, role: str, streams: list[int]) -> float:
+    """Mean CPU µs per message sent on one stream by each process of ``role`` (every
+    relayed message counts: the events and the heartbeats sent meanwhile)."""
+    messages = len(phase.returned) + WARMUP + phase.spent / HEARTBEAT_SECONDS
+    per = [c / (messages * max(n, 1)) * 1e6 for c, n in zip(phase.cpu[role], streams, strict=True)]
+    return round(statistics.mean(per), 1)
+
+
+def run(
+    sizes: Sizes, tmp: Path, floor: bool = True, floor_options: Sequence[str] = ()
+) -> dict[str, Any]:
+    """One run: the replicas' phase, then (``floor``) the same streams on floor relays
+    (bench/fanout_floor.py) in their place; the figures."""
+    on_replicas = sizes.streams - sizes.direct
+    per_replica = _split(on_replicas, sizes.replicas)
+    exchange = ExchangeProcess(
+        tmp / "exchange",
+        heartbeat_seconds=HEARTBEAT_SECONDS,
+        extra_args=["--workers", _workers(sizes.direct + sizes.replicas)],
+    )
+    replicas: list[ExchangeProcess] = []
+    floors: list[FloorProcess] = []
+    measured = WARMUP + sizes.revocations
+    after: list[tuple[int, int]] = []
+    try:
+        exchange.start()
+        holder, ids = _licences(exchange.address, exchange.data_dir, measured * (1 + floor))
+        for i, n in enumerate(per_replica):
+            r = ExchangeProcess(
+                tmp / f"replica{i}",
+                extra_args=[
+                    "--services",
+                    "verification",
+                    "--upstream",
+                    exchange.address,
+                    "--workers",
+                    _workers(n),
+                ],
+            )
+            (tmp / f"replica{i}").mkdir()
+            replicas.append(r)
+            r.start()
+        before = [_proc(r.pid) for r in replicas]
+
+        def note() -> None:
+            after.extend(_proc(r.pid) for r in replicas)
+
+        relayed = _phase(
+            sizes, exchange, holder, ids[:measured], [(r.address, r.pid) for r in replicas], note
+        )
+        for r in replicas:
+            r.stop()
+        replicas = []
+        floored: Phase | None = None
+        if floor:
+            floors = [FloorProcess(exchange.address, floor_options) for _ in per_replica]
+            floored = _phase(
+                sizes, exchange, holder, ids[measured:], [(f.address, f.pid) for f in floors]
+            )
+    finally:
+        for f in floors:
+            f.kill()
+        for r in replicas:
+            r.stop()
+        exchange.stop()
+
     why: dict[str, int] = defaultdict(int)
-    for result in seen:
+    for result in relayed.seen:
         for k, v in result["why"].items():
             why[k] += v
     rss = [(a[0] - b[0]) / max(n, 1) for a, b, n in zip(after, before, per_replica, strict=True)]
     threads = [
         (a[1] - b[1]) / max(n, 1) for a, b, n in zip(after, before, per_replica, strict=True)
     ]
-    event_bytes = max(s["event_bytes"] for s in seen)
-    events = len(ids)
-    # Every relayed message counts: the events, and the heartbeats sent meanwhile.
-    messages = events + spent / HEARTBEAT_SECONDS
-    per_message = [
-        c / (messages * max(n, 1)) * 1e6 for c, n in zip(cpu["replicas"], per_replica, strict=True)
-    ]
-    return {
-        "opened": opened,
-        "tiers": tiers,
+    messages = measured + relayed.spent / HEARTBEAT_SECONDS
+    subs = _split(sizes.streams, sizes.subscribers)
+    out: dict[str, Any] = {
+        "opened": relayed.opened,
+        "tiers": _tiers(sizes, relayed),
         "replica_rss_kib": [a[0] for a in after],
         "replica_threads": [a[1] for a in after],
         "kib_per_stream": round(statistics.mean(rss), 1),
         "threads_per_stream": round(statistics.mean(threads), 2),
-        "event_bytes": event_bytes,
-        "cpu_us_per_message": round(statistics.mean(per_message), 1),
+        "event_bytes": max(s["event_bytes"] for s in relayed.seen),
+        "cpu_us_per_message": _per_message_us(sizes, relayed, "replicas", per_replica),
+        "subscriber_cpu_us_per_message": _per_message_us(sizes, relayed, "subscribers", subs),
         "ended_why": dict(why),
         "cpu_ms_per_message_to_all": {
-            role: round(sum(c) / messages * 1000, 1) for role, c in cpu.items()
+            role: round(sum(c) / messages * 1000, 1) for role, c in relayed.cpu.items()
         },
     }
+    if floored is not None:
+        out["floor"] = {
+            "opened": floored.opened,
+            "tiers": _tiers(sizes, floored),
+            "cpu_us_per_message": _per_message_us(sizes, floored, "replicas", per_replica),
+        }
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,12 +377,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replicas", type=int, help="verify-only replicas")
     ap.add_argument("--subscribers", type=int, help="subscriber processes")
     ap.add_argument("--revocations", type=int, help="revocations measured")
-    ap.add_argument("--subscribe", help=argparse.SUPPRESS)
+    ap.add_argument("--no-floor", action="store_true", help="skip the floor relays' phase")
+    ap.add_argument(
+        "--floor-option",
+        action="append",
+        default=[],
+        metavar="NAME=INT",
+        help="a gRPC server option of the floor relays (to try one)",
+    )
     args = ap.parse_args(argv)
-    if args.subscribe:
-        targets = [(str(t), str(a), int(n)) for t, a, n in json.loads(args.subscribe)]
-        asyncio.run(_subscribe(targets, sys.stdout))
-        return 0
     base = QUICK if args.quick else FULL
     sizes = Sizes(
         streams=args.streams or base.streams,
@@ -425,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= sizes.direct < sizes.streams:
         ap.error("--direct is 0 to --streams - 1: some streams are on the replicas")
     with tempfile.TemporaryDirectory(prefix="licentia-bench-") as tmp:
-        figures = run(sizes, Path(tmp))
+        figures = run(sizes, Path(tmp), not args.no_floor, args.floor_option)
     tiers = figures["tiers"]
     relayed = tiers["replicas"]
     missing = sum(t["missing"] for t in tiers.values())
@@ -453,14 +426,30 @@ def main(argv: list[str] | None = None) -> int:
         "event_bytes": figures["event_bytes"],
         "replica_cpu_us_per_message": figures["cpu_us_per_message"],
         "cpu_ms_per_message_to_all": figures["cpu_ms_per_message_to_all"],
+        "subscriber_cpu_us_per_message": figures["subscriber_cpu_us_per_message"],
         "ended_why": figures["ended_why"],
         "replica_rss_kib": figures["replica_rss_kib"],
         "cpus": os.cpu_count(),
         "ok": p99 <= TARGET_MS and missing == 0 and figures["opened"] == sizes.streams,
     }
+    if "floor" in figures:
+        floor = figures["floor"]
+        fp99 = floor["tiers"]["replicas"]["p99_ms"]
+        row["floor_p99_ms"] = fp99
+        row["floor_ratio"] = round(fp99 / TARGET_MS, 3) if fp99 > 0 else 0.001
+        # As bench/report.py's share for a latency: floor ÷ figure (1.0 at the floor, less
+        # is further from it).
+        row["of_floor"] = round(row["floor_ratio"] / row["ratio"], 3)
+        row["floor"] = (
+            "the same streams and subscriber processes on bare grpc.aio relays in the"
+            " replicas' place (bench/fanout_floor.py: the exchange's feed read as bytes and"
+            " pushed as they came; no follower, window or check), same run"
+        )
+        row["floor_tiers"] = floor["tiers"]
+        row["floor_opened"] = floor["opened"]
+        row["floor_cpu_us_per_message"] = floor["cpu_us_per_message"]
     assert math.isfinite(row["ratio"])
-    print(json.dumps(row, ensure_ascii=False), flush=True)
-    return 0 if row["ok"] else 1
+    return emit([row])
 
 
 if __name__ == "__main__":

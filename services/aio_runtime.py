@@ -43,6 +43,21 @@ WATCH_REVOCATIONS = path(licences_pb2, "WatchRevocations")
 MAX_REQUEST_BYTES = 64 * 1024
 
 
+def pending_options(max_workers: int) -> list[tuple[str, int]]:
+    """gRPC core's cap on calls it holds for the server before they reach a handler, raised
+    to the streams a replica may hold (``max_workers``), twice over for the hard cap.
+
+    Its defaults (1,000 soft, 3,000 hard: ``grpc.server.max_pending_requests`` and
+    ``..._hard_limit``) stopped a grpc.aio server at ~2,350-2,450 open streams, whatever the
+    clients' connections or processes: the calls past it never reached the handler. Raised,
+    a bare grpc.aio server held 5,000 (docs/performance.md). The stream cap itself stays
+    the ``--workers`` one (:class:`.rpc.StreamLimit`)."""
+    return [
+        ("grpc.server.max_pending_requests", max(1000, max_workers)),
+        ("grpc.server.max_pending_requests_hard_limit", max(3000, 2 * max_workers)),
+    ]
+
+
 def _request(raw: bytes) -> licences_pb2.WatchRevocationsRequest:
     """Parse strictly, as the sync plumbing does: size, valid protobuf, no unknown fields."""
     if len(raw) > MAX_REQUEST_BYTES:
@@ -170,7 +185,7 @@ def start_async(
             migration_thread_pool=ElasticExecutor(
                 settings.max_workers, thread_name_prefix="licentia-rpc"
             ),
-            options=server_options(settings),
+            options=[*server_options(settings), *pending_options(settings.max_workers)],
         )
         server.add_generic_rpc_handlers(tuple(handlers))
         health_servicer = health.HealthServicer()

@@ -29,8 +29,11 @@ items leaves its subscribers failing closed once their own bound passes.
   does when it loses its store (:class:`licentia.services.hub.RevocationHub`): a subscriber
   fails closed and reconnects, perhaps to another replica.
 
-Each open stream holds a worker thread of the sync gRPC server (``--workers``); a piece of
-news wakes every subscriber through its own event, as the hub's do.
+On the sync gRPC server each open stream holds a worker thread (``--workers``) and a piece
+of news wakes every subscriber through its own event, as the hub's do. On the asyncio
+server (a replica process: :mod:`.aio_runtime`) a stream is a coroutine: news wakes them all
+through one shared event, and one shared timer (a tick) wakes them to look at the replica's
+freshness when there is none.
 """
 
 from __future__ import annotations
@@ -134,6 +137,7 @@ class FeedRelay:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._news = asyncio.Event()
         self._async_subscribers = 0
+        self._ticking: asyncio.AbstractEventLoop | None = None
         #: The issuer keys as the upstream last published them (``GetIssuerKeys``' answer).
         self.keys: licences_pb2.GetIssuerKeysResponse | None = None
         #: Snapshots fetched from the upstream for subscribers.
@@ -152,6 +156,19 @@ class FeedRelay:
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Serve :meth:`afeed` subscribers on ``loop`` (an asyncio server's)."""
         self._loop = loop
+        if self._ticking is not loop:
+            self._ticking = loop
+            loop.call_later(self.tick, self._tick, loop)
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Every ``tick``, wake the asyncio subscribers to look at the replica's freshness:
+        one timer for all of them, rather than one per stream per wait (on ``loop``)."""
+        if self._closed or self._ticking is not loop:
+            return
+        with self._lock:
+            news, self._news = self._news, asyncio.Event()
+        news.set()
+        loop.call_later(self.tick, self._tick, loop)
 
     # -- what the follower accepted (FeedObserver) --------------------------------------
     def keep_keys(self, keys: licences_pb2.GetIssuerKeysResponse) -> None:
@@ -317,10 +334,11 @@ class FeedRelay:
             if step.beat is not None and step.beat.msg.heartbeat.sequence <= pos:
                 yield step.beat.msg
                 beats_sent = step.beats
-            # ``wake`` was cleared as the batch was read: news since then has set it. News
-            # means the replica is fresh; a tick without any is when to look.
-            if not wake.wait(self.tick):
-                self._refuse_if_stale()
+            # ``wake`` was cleared as the batch was read: news since then has set it. Every
+            # pass looks at the replica's freshness: news is not freshness (a heartbeat the
+            # follower verified may be too old to refresh its view).
+            wake.wait(self.tick)
+            self._refuse_if_stale()
 
     def _caught_up(self, snap: HeldSnapshot) -> int:
         """The position after ``snap``, sent to a subscriber the window moved past."""
@@ -330,8 +348,9 @@ class FeedRelay:
 
     async def afeed(self, after: int) -> AsyncIterator[bytes]:
         """:meth:`feed` for an asyncio server (after :meth:`attach`): the bytes of each
-        message, until the call is cancelled, the relay closes, or the replica goes stale.
-        Snapshots are fetched in the loop's default executor."""
+        message, until the call is cancelled, the relay closes, or the replica goes stale
+        (looked at on each tick of the relay's shared timer). Snapshots are fetched in the
+        loop's default executor."""
         loop = asyncio.get_running_loop()
         with self._lock:
             self._async_subscribers += 1
@@ -364,13 +383,11 @@ class FeedRelay:
                 if step.beat is not None and step.beat.msg.heartbeat.sequence <= pos:
                     yield step.beat.raw
                     beats_sent = step.beats
-                if step.news.is_set():  # news since the batch was read
-                    continue
-                try:
-                    async with asyncio.timeout(self.tick):
-                        await step.news.wait()
-                except TimeoutError:
-                    self._refuse_if_stale()
+                if not step.news.is_set():  # nothing since the batch was read
+                    await step.news.wait()  # news, or the shared tick (after attach)
+                # Every pass looks at the replica's freshness: news is not freshness (a
+                # heartbeat the follower verified may be too old to refresh its view).
+                self._refuse_if_stale()
         finally:
             with self._lock:
                 self._async_subscribers -= 1

@@ -38,4 +38,14 @@ def test_bench_fanout_quick_prints_its_row(
         assert tier["p50_ms"] <= tier["p99_ms"] <= tier["max_ms"]
     assert row["missing"] == 0
     assert row["event_bytes"] > 0
+    # The floor: the same streams on bare relays, same run, every event everywhere; the
+    # figure's share of it printed.
+    assert row["floor_opened"] == 300
+    assert set(row["floor_tiers"]) == {"exchange", "replicas"}
+    assert all(t["missing"] == 0 for t in row["floor_tiers"].values())
+    assert row["floor_p99_ms"] == row["floor_tiers"]["replicas"]["p99_ms"] > 0
+    assert row["floor_ratio"] == round(row["floor_p99_ms"] / 50, 3)
+    assert row["of_floor"] == round(row["floor_ratio"] / row["ratio"], 3)
+    assert row["replica_cpu_us_per_message"] > 0
+    assert row["floor_cpu_us_per_message"] > 0
     assert elapsed < 90  # --quick is meant to take seconds
