@@ -280,7 +280,7 @@ class RequestsPart(LicencesPart):
         erased: Cursor | None
         state: Cursor | None
         live: Cursor
-        balance: Cursor
+        debit: Cursor | None
         posting: Cursor | None
         log_index: Cursor
         entry: Cursor
@@ -306,12 +306,16 @@ class RequestsPart(LicencesPart):
         live = self._live_sent(
             c, licence.holder_key, licence.not_before, licence.not_after, licence.exclusive
         )
-        # Only issuances take money out of an advertiser's account: this lock keeps the
-        # balance read here true until the escrow is posted.
+        # Only issuances take money out of an advertiser's account (this lock: one at a
+        # time). The escrow's debit is made here, only if the balance covers it: its answer
+        # decides INSUFFICIENT_FUNDS (a refusal's rollback gives it back, with the rest).
         self._hold(c, b"account", ledger.ADVERTISER.encode(), money.advertiser_key)
-        account = ledger.Account.advertiser(money.advertiser_key)
-        balance = c.execute(self._BALANCE, (account.kind, account.key))
-        posting = None if issuance.escrow is None else self._send_posting(c, issuance.escrow)
+        debit = posting = None
+        if issuance.escrow is not None:
+            account = ledger.Account.advertiser(money.advertiser_key)
+            amount = -sum(e.amount for e in issuance.escrow.entries if e.account == account)
+            debit = c.execute(self._DEBIT_COVERED, (amount, account.kind, account.key, amount))
+            posting = self._send_posting(c, issuance.escrow)
         # What the licence will pay its holder, before the log's lock: every writer takes
         # a holder's total before the log (a revocation settles, then logs). A refusal's
         # rollback gives it back with the rest.
@@ -320,7 +324,7 @@ class RequestsPart(LicencesPart):
         # the holder's entry number, in that order (see LogPart._log_sealed).
         index = c.execute(self._NEXT_LOG_INDEX_AND_SIBLINGS or self._NEXT_LOG_INDEX)
         entry = c.execute(self._NEXT_ENTRY, (licence.holder_key,))
-        return self._Sent(erased, state, live, balance, posting, index, entry)
+        return self._Sent(erased, state, live, debit, posting, index, entry)
 
     def _issue_in(
         self,
@@ -351,13 +355,13 @@ class RequestsPart(LicencesPart):
             raise StaleVerdict
         if verdict.refusal is not None:
             raise LicentiaError(verdict.refusal, "the licence conflicts with a live licence")
-        held = int(r[0]) if (r := sent.balance.fetchone()) else 0
-        missing = ledger.shortfall(held, money)
-        if missing:
+        account = ledger.Account.advertiser(money.advertiser_key)
+        if sent.debit is not None and sent.debit.fetchone() is None:
+            held = self._balance(c, account)  # read for the message alone
             raise LicentiaError(
                 Reason.INSUFFICIENT_FUNDS,
                 f"the licence costs {money.escrow_total}, the balance is {held}:"
-                f" deposit {missing} more",
+                f" deposit {max(ledger.shortfall(held, money), 1)} more",
             )
         # The log's place for the licence's entry, then the licence signed with that
         # promise, then the entry itself: the index is held until this change commits.
@@ -385,7 +389,7 @@ class RequestsPart(LicencesPart):
             c, licence.request_id, RequestState.ISSUED, now, "", "", licence.licence_id
         )
         if issuance.escrow is not None:
-            self._post(c, issuance.escrow, sent=sent.posting)
+            self._post(c, issuance.escrow, sent=sent.posting, debited=account)
         entry = sealed.seal(log_key, number, transparency_pb2.LogEntry(licence=licence.token))
         known = None
         if self._NEXT_LOG_INDEX_AND_SIBLINGS:
