@@ -129,6 +129,7 @@ class RequestsPart(LicencesPart):
                 issued = self._issue_in(c, issuance, verdict, now, sent, row)
             except LicentiaError as e:
                 c.execute("ROLLBACK TO issue")
+                self._forget_log_tail()
                 c.execute("RELEASE issue")
                 failed = self._finish(
                     c, row.request_id, RequestState.FAILED, now, str(e), e.reason.name
@@ -282,7 +283,7 @@ class RequestsPart(LicencesPart):
         live: Cursor
         debit: Cursor | None
         posting: Cursor | None
-        log_index: Cursor
+        log_index: Cursor | None  # None: the writer knows it (``_known_log_tail``)
         entry: Cursor
 
     def _issue_sent(self, c: Conn, issuance: Issuance, *, just_stored: bool) -> _Sent:
@@ -322,7 +323,9 @@ class RequestsPart(LicencesPart):
         self._add_pending(c, money.holder_key, ledger.holder_pending(money, ledger.Settled()))
         # The log's place for the licence's entry (held until this change commits), then
         # the holder's entry number, in that order (see LogPart._log_sealed).
-        index = c.execute(self._NEXT_LOG_INDEX_AND_SIBLINGS or self._NEXT_LOG_INDEX)
+        index = None
+        if self._known_log_tail() is None:
+            index = c.execute(self._NEXT_LOG_INDEX_AND_SIBLINGS or self._NEXT_LOG_INDEX)
         entry = c.execute(self._NEXT_ENTRY, (licence.holder_key,))
         return self._Sent(erased, state, live, debit, posting, index, entry)
 
@@ -365,8 +368,17 @@ class RequestsPart(LicencesPart):
             )
         # The log's place for the licence's entry, then the licence signed with that
         # promise, then the entry itself: the index is held until this change commits.
-        indexed = sent.log_index.fetchall()  # (index,) or (index, level, hash) rows
-        index = int(indexed[0][0])
+        known: dict[tuple[int, int], bytes] | None = None
+        tail = self._known_log_tail()
+        if sent.log_index is None and tail is not None:
+            index, known = tail[0], dict(tail[1])
+        else:
+            indexed = (sent.log_index or c.execute(self._NEXT_LOG_INDEX)).fetchall()
+            index = int(indexed[0][0])  # rows (index,) or (index, level, hash)
+            if self._NEXT_LOG_INDEX_AND_SIBLINGS:
+                known = {
+                    (r[1], (index >> r[1]) - 1): bytes(r[2]) for r in indexed if r[1] is not None
+                }
         log_key, number = self._next_entry_number(c, licence.holder_key, sent.entry)
         # Never before the claims' issue time (another replica's clock may have set it a
         # little ahead): a promise dated before its licence would be NOT_LOGGED everywhere.
@@ -391,9 +403,6 @@ class RequestsPart(LicencesPart):
         if issuance.escrow is not None:
             self._post(c, issuance.escrow, sent=sent.posting, debited=account)
         entry = sealed.seal(log_key, number, transparency_pb2.LogEntry(licence=licence.token))
-        known = None
-        if self._NEXT_LOG_INDEX_AND_SIBLINGS:
-            known = {(r[1], (index >> r[1]) - 1): bytes(r[2]) for r in indexed if r[1] is not None}
         self._log(c, entry, now, "licence", licence.licence_id, index, known)
         if stored is not None:  # stored PENDING in this change, under its lock: it was pending
             return replace(
