@@ -45,11 +45,11 @@ class LedgerPart(SqlBase):
         sent = sent or self._send_posting(c, posting, idempotency, reference)
         pid = int(sent.fetchone()[0])
         debits: list[tuple[ledger.Entry, Cursor]] = []
+        c.execute(  # its entries in one statement
+            f"INSERT INTO entries VALUES {', '.join(['(?, ?, ?, ?)'] * len(posting.entries))}",
+            [v for e in posting.entries for v in (pid, e.account.kind, e.account.key, e.amount)],
+        )
         for e in posting.entries:
-            c.execute(
-                "INSERT INTO entries VALUES (?, ?, ?, ?)",
-                (pid, e.account.kind, e.account.key, e.amount),
-            )
             if e.amount > 0:  # a credit: one upsert (its proposed row passes the CHECK)
                 c.execute(
                     "INSERT INTO balances VALUES (?, ?, ?) ON CONFLICT (account_kind,"

@@ -76,9 +76,12 @@ class LogPart(SqlBase):
         if known is None and tail is not None and tail[0] == index:
             known = dict(tail[1])
         nodes = SqlNodes(c, known)
-        for level, i, h in merkle.completed_nodes(index, merkle.leaf_hash(data), nodes):
-            c.execute("INSERT INTO log_nodes VALUES (?, ?, ?)", (level, i, h))
-            nodes.known[level, i] = h
+        completed = merkle.completed_nodes(index, merkle.leaf_hash(data), nodes)
+        c.execute(  # the leaf and the nodes it completes, in one statement
+            f"INSERT INTO log_nodes VALUES {', '.join(['(?, ?, ?)'] * len(completed))}",
+            [v for node in completed for v in node],
+        )
+        nodes.known.update(((level, i), h) for level, i, h in completed)
         self._logged(index, nodes.known)
         return index
 

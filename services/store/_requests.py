@@ -392,10 +392,15 @@ class RequestsPart(LicencesPart):
             self._licence_values(licence),
         )
         c.execute(self._MONEY_INSERT, self._money_values(money, ledger.Settled()))
-        for digest in issuance.asset_digests:
+        if issuance.asset_digests:  # one statement for them all
             c.execute(
-                "INSERT INTO licence_assets VALUES (?, ?, ?)",
-                (licence.licence_id, licence.holder_key, digest),
+                "INSERT INTO licence_assets VALUES"
+                f" {', '.join(['(?, ?, ?)'] * len(issuance.asset_digests))}",
+                [
+                    v
+                    for digest in issuance.asset_digests
+                    for v in (licence.licence_id, licence.holder_key, digest)
+                ],
             )
         finished = self._finish_sent(
             c, licence.request_id, RequestState.ISSUED, now, "", "", licence.licence_id
