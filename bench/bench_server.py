@@ -1025,12 +1025,57 @@ def propagation_row(
     }
 
 
+def issue_only(sizes: Sizes) -> int:
+    """``--issue-only``: the ``rpc.issue`` line alone, from rounds of RequestLicence, the
+    storage floor's method (the licence, its escrow and its log entry) and echo, one after
+    another on one exchange (run it alternately on two commits to compare them)."""
+    out: dict[str, list[float]] = defaultdict(list)
+    with tempfile.TemporaryDirectory(prefix="licentia-bench-") as tmp:
+        bench = Bench(Path(tmp), sizes)
+        try:
+            bench.setup()
+            stored = bench.floor_stored[3]
+            size = 64
+            for _ in range(sizes.rounds):
+                jobs = bench.issue_jobs()
+                echo1 = run_concurrently(bench.echo_jobs(size), _no_check)
+                iss = run_concurrently(jobs, bench._issued)
+                floor = run_concurrently(bench.echo_jobs(size, stored), _no_check)
+                echo2 = run_concurrently(bench.echo_jobs(size), _no_check)
+                echo = max(echo1.rate, echo2.rate)
+                out["issue"].append(iss.rate)
+                out["ratio"].append(iss.rate / echo)
+                out["storage"].append(floor.rate / echo)
+                out["of_storage"].append(iss.rate / floor.rate)
+        finally:
+            bench.close()
+    row: dict[str, Any] = {
+        "bench": "rpc.issue",
+        "ops_per_s": round(statistics.median(out["issue"])),
+        "ratio": round(statistics.median(out["ratio"]), 3),
+        "target": None,
+        "limit": f"echo RPC calls/s, {CALLERS} callers (--issue-only)",
+        "storage_floor_ratio": round(statistics.median(out["storage"]), 3),
+        "per_round": [round(r) for r in out["issue"]],
+        "per_round_of_storage_floor": [round(r, 3) for r in out["of_storage"]],
+    }
+    line(row, goal=RPC_ISSUE_GOAL, basis="storage_floor_ratio")
+    return emit([row])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; exit 1 if a target is missed."""
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
+    ap.add_argument(
+        "--issue-only",
+        action="store_true",
+        help="only rpc.issue: rounds of RequestLicence, the storage floor's method and echo",
+    )
     args = ap.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    if args.issue_only:
+        return issue_only(sizes)
 
     with tempfile.TemporaryDirectory(prefix="licentia-bench-") as tmp:
         bench = Bench(Path(tmp), sizes)

@@ -36,24 +36,28 @@ class LedgerPart(SqlBase):
         idempotency: bytes | None = None,
         reference: str = "",
         sent: Cursor | None = None,
+        debited: ledger.Account | None = None,
     ) -> int:
         """Write one posting (its row ``sent`` already, :meth:`_send_posting`) and move the
-        balances it names; its id. The balances table refuses (CHECK) an internal account
-        going negative, so a bug cannot overdraw."""
+        balances it names (but ``debited``'s, moved already by :data:`_DEBIT_COVERED`); its
+        id. The balances table refuses (CHECK) an internal account going negative, so a bug
+        cannot overdraw."""
         sent = sent or self._send_posting(c, posting, idempotency, reference)
         pid = int(sent.fetchone()[0])
         debits: list[tuple[ledger.Entry, Cursor]] = []
+        c.execute(  # its entries in one statement
+            f"INSERT INTO entries VALUES {', '.join(['(?, ?, ?, ?)'] * len(posting.entries))}",
+            [v for e in posting.entries for v in (pid, e.account.kind, e.account.key, e.amount)],
+        )
         for e in posting.entries:
-            c.execute(
-                "INSERT INTO entries VALUES (?, ?, ?, ?)",
-                (pid, e.account.kind, e.account.key, e.amount),
-            )
             if e.amount > 0:  # a credit: one upsert (its proposed row passes the CHECK)
                 c.execute(
                     "INSERT INTO balances VALUES (?, ?, ?) ON CONFLICT (account_kind,"
                     " account_key) DO UPDATE SET balance = balances.balance + excluded.balance",
                     (e.account.kind, e.account.key, e.amount),
                 )
+                continue
+            if e.account == debited:  # its balance moved already (:data:`_DEBIT_COVERED`)
                 continue
             # A debit: SQLite checks an upsert's proposed row before its conflict, so a
             # negative one is refused even for an account that exists; update instead.
@@ -73,6 +77,13 @@ class LedgerPart(SqlBase):
     #: A debit (amount, kind, key); ``_DEBIT_CHECKED``: :meth:`_post` inserts a missing row.
     _DEBIT = "UPDATE balances SET balance = balance + ? WHERE account_kind = ? AND account_key = ?"
     _DEBIT_CHECKED = True
+    #: A debit (amount to take, kind, key, the same amount) made only if the balance covers
+    #: it: one row (the new balance) when made, none when the balance (or the row) falls
+    #: short. The one statement that decides an issuance's INSUFFICIENT_FUNDS.
+    _DEBIT_COVERED = (
+        "UPDATE balances SET balance = balance - ? WHERE account_kind = ? AND account_key = ?"
+        " AND balance >= ? RETURNING balance"
+    )
 
     @staticmethod
     def _send_posting(

@@ -19,7 +19,7 @@ class SqlNodes:
 
     def __init__(self, c: Conn, known: dict[tuple[int, int], bytes] | None = None) -> None:
         self.c = c
-        self.known = known or {}
+        self.known = {} if known is None else known
 
     def get(self, level: int, index: int) -> bytes:
         """One stored node; INTERNAL if it is missing."""
@@ -32,19 +32,20 @@ class SqlNodes:
 
     def get_many(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """Several nodes."""
-        if all(key in self.known for key in keys):  # read already (with the index)
-            return {key: self.known[key] for key in keys}
-        # One primary-key lookup each: a row-value IN (VALUES ...) is not planned as lookups.
+        # Those not known already (read with the index, or kept by the writer), one
+        # primary-key lookup each: a row-value IN (VALUES ...) is not planned as lookups.
         # All sent before any is read (one round trip on a pipelined connection).
         sent = [
             (key, self.c.execute("SELECT hash FROM log_nodes WHERE level = ? AND idx = ?", key))
             for key in keys
+            if key not in self.known
         ]
-        found = {key: cur.fetchone() for key, cur in sent}
-        for key, r in found.items():
+        for key, cur in sent:
+            r = cur.fetchone()
             if r is None:
                 raise LicentiaError(Reason.INTERNAL, f"log node {key} is missing")
-        return {key: bytes(r[0]) for key, r in found.items()}
+            self.known[key] = bytes(r[0])
+        return {key: self.known[key] for key in keys}
 
 
 class LogPart(SqlBase):
@@ -71,9 +72,17 @@ class LogPart(SqlBase):
         c.execute(
             "INSERT INTO log_entries VALUES (?, ?, ?, ?, ?)", (index, data, now, kind, licence_id)
         )
+        tail = self._known_log_tail()
+        if known is None and tail is not None and tail[0] == index:
+            known = dict(tail[1])
         nodes = SqlNodes(c, known)
-        for level, i, h in merkle.completed_nodes(index, merkle.leaf_hash(data), nodes):
-            c.execute("INSERT INTO log_nodes VALUES (?, ?, ?)", (level, i, h))
+        completed = merkle.completed_nodes(index, merkle.leaf_hash(data), nodes)
+        c.execute(  # the leaf and the nodes it completes, in one statement
+            f"INSERT INTO log_nodes VALUES {', '.join(['(?, ?, ?)'] * len(completed))}",
+            [v for node in completed for v in node],
+        )
+        nodes.known.update(((level, i), h) for level, i, h in completed)
+        self._logged(index, nodes.known)
         return index
 
     def _log_sealed(

@@ -129,6 +129,7 @@ class RequestsPart(LicencesPart):
                 issued = self._issue_in(c, issuance, verdict, now, sent, row)
             except LicentiaError as e:
                 c.execute("ROLLBACK TO issue")
+                self._forget_log_tail()
                 c.execute("RELEASE issue")
                 failed = self._finish(
                     c, row.request_id, RequestState.FAILED, now, str(e), e.reason.name
@@ -280,9 +281,9 @@ class RequestsPart(LicencesPart):
         erased: Cursor | None
         state: Cursor | None
         live: Cursor
-        balance: Cursor
+        debit: Cursor | None
         posting: Cursor | None
-        log_index: Cursor
+        log_index: Cursor | None  # None: the writer knows it (``_known_log_tail``)
         entry: Cursor
 
     def _issue_sent(self, c: Conn, issuance: Issuance, *, just_stored: bool) -> _Sent:
@@ -306,21 +307,27 @@ class RequestsPart(LicencesPart):
         live = self._live_sent(
             c, licence.holder_key, licence.not_before, licence.not_after, licence.exclusive
         )
-        # Only issuances take money out of an advertiser's account: this lock keeps the
-        # balance read here true until the escrow is posted.
+        # Only issuances take money out of an advertiser's account (this lock: one at a
+        # time). The escrow's debit is made here, only if the balance covers it: its answer
+        # decides INSUFFICIENT_FUNDS (a refusal's rollback gives it back, with the rest).
         self._hold(c, b"account", ledger.ADVERTISER.encode(), money.advertiser_key)
-        account = ledger.Account.advertiser(money.advertiser_key)
-        balance = c.execute(self._BALANCE, (account.kind, account.key))
-        posting = None if issuance.escrow is None else self._send_posting(c, issuance.escrow)
+        debit = posting = None
+        if issuance.escrow is not None:
+            account = ledger.Account.advertiser(money.advertiser_key)
+            amount = -sum(e.amount for e in issuance.escrow.entries if e.account == account)
+            debit = c.execute(self._DEBIT_COVERED, (amount, account.kind, account.key, amount))
+            posting = self._send_posting(c, issuance.escrow)
         # What the licence will pay its holder, before the log's lock: every writer takes
         # a holder's total before the log (a revocation settles, then logs). A refusal's
         # rollback gives it back with the rest.
         self._add_pending(c, money.holder_key, ledger.holder_pending(money, ledger.Settled()))
         # The log's place for the licence's entry (held until this change commits), then
         # the holder's entry number, in that order (see LogPart._log_sealed).
-        index = c.execute(self._NEXT_LOG_INDEX_AND_SIBLINGS or self._NEXT_LOG_INDEX)
+        index = None
+        if self._known_log_tail() is None:
+            index = c.execute(self._NEXT_LOG_INDEX_AND_SIBLINGS or self._NEXT_LOG_INDEX)
         entry = c.execute(self._NEXT_ENTRY, (licence.holder_key,))
-        return self._Sent(erased, state, live, balance, posting, index, entry)
+        return self._Sent(erased, state, live, debit, posting, index, entry)
 
     def _issue_in(
         self,
@@ -351,18 +358,27 @@ class RequestsPart(LicencesPart):
             raise StaleVerdict
         if verdict.refusal is not None:
             raise LicentiaError(verdict.refusal, "the licence conflicts with a live licence")
-        held = int(r[0]) if (r := sent.balance.fetchone()) else 0
-        missing = ledger.shortfall(held, money)
-        if missing:
+        account = ledger.Account.advertiser(money.advertiser_key)
+        if sent.debit is not None and sent.debit.fetchone() is None:
+            held = self._balance(c, account)  # read for the message alone
             raise LicentiaError(
                 Reason.INSUFFICIENT_FUNDS,
                 f"the licence costs {money.escrow_total}, the balance is {held}:"
-                f" deposit {missing} more",
+                f" deposit {max(ledger.shortfall(held, money), 1)} more",
             )
         # The log's place for the licence's entry, then the licence signed with that
         # promise, then the entry itself: the index is held until this change commits.
-        indexed = sent.log_index.fetchall()  # (index,) or (index, level, hash) rows
-        index = int(indexed[0][0])
+        known: dict[tuple[int, int], bytes] | None = None
+        tail = self._known_log_tail()
+        if sent.log_index is None and tail is not None:
+            index, known = tail[0], dict(tail[1])
+        else:
+            indexed = (sent.log_index or c.execute(self._NEXT_LOG_INDEX)).fetchall()
+            index = int(indexed[0][0])  # rows (index,) or (index, level, hash)
+            if self._NEXT_LOG_INDEX_AND_SIBLINGS:
+                known = {
+                    (r[1], (index >> r[1]) - 1): bytes(r[2]) for r in indexed if r[1] is not None
+                }
         log_key, number = self._next_entry_number(c, licence.holder_key, sent.entry)
         # Never before the claims' issue time (another replica's clock may have set it a
         # little ahead): a promise dated before its licence would be NOT_LOGGED everywhere.
@@ -376,20 +392,22 @@ class RequestsPart(LicencesPart):
             self._licence_values(licence),
         )
         c.execute(self._MONEY_INSERT, self._money_values(money, ledger.Settled()))
-        for digest in issuance.asset_digests:
+        if issuance.asset_digests:  # one statement for them all
             c.execute(
-                "INSERT INTO licence_assets VALUES (?, ?, ?)",
-                (licence.licence_id, licence.holder_key, digest),
+                "INSERT INTO licence_assets VALUES"
+                f" {', '.join(['(?, ?, ?)'] * len(issuance.asset_digests))}",
+                [
+                    v
+                    for digest in issuance.asset_digests
+                    for v in (licence.licence_id, licence.holder_key, digest)
+                ],
             )
         finished = self._finish_sent(
             c, licence.request_id, RequestState.ISSUED, now, "", "", licence.licence_id
         )
         if issuance.escrow is not None:
-            self._post(c, issuance.escrow, sent=sent.posting)
+            self._post(c, issuance.escrow, sent=sent.posting, debited=account)
         entry = sealed.seal(log_key, number, transparency_pb2.LogEntry(licence=licence.token))
-        known = None
-        if self._NEXT_LOG_INDEX_AND_SIBLINGS:
-            known = {(r[1], (index >> r[1]) - 1): bytes(r[2]) for r in indexed if r[1] is not None}
         self._log(c, entry, now, "licence", licence.licence_id, index, known)
         if stored is not None:  # stored PENDING in this change, under its lock: it was pending
             return replace(

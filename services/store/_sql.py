@@ -127,7 +127,22 @@ class SqlBase:
 
     def _next_log_index(self, c: Conn) -> int:
         """Inside a change: the index of the log entry it appends."""
-        return int(c.execute(self._NEXT_LOG_INDEX).fetchone()[0])
+        tail = self._known_log_tail()
+        return tail[0] if tail is not None else int(c.execute(self._NEXT_LOG_INDEX).fetchone()[0])
+
+    def _known_log_tail(self) -> tuple[int, dict[tuple[int, int], bytes]] | None:
+        """Inside a change: the index of the next log entry and stored nodes it may need,
+        when the writer knows them without a read (:meth:`_logged`); else None."""
+        return None
+
+    def _logged(self, index: int, nodes: dict[tuple[int, int], bytes]) -> None:
+        """Inside a change: entry ``index`` was appended, and these are stored nodes
+        (those it completed among them). A backend whose one writer keeps the log's tail
+        between appends of a transaction remembers it here; one with several forgets."""
+
+    def _forget_log_tail(self) -> None:
+        """Inside a change: part of it was rolled back (to a savepoint of its own), so
+        what :meth:`_logged` remembered may be undone: read it again."""
 
     def _next_sequence(self, c: Conn) -> int:
         """Inside a change: the sequence number of the revocation event it appends."""

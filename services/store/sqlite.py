@@ -520,6 +520,9 @@ class SqliteStore(SqlStore):
         self._cond = threading.Condition(threading.Lock())
         self._queue: list[_Change] = []
         self._leading = False
+        #: The log's next index and the stored nodes appending there may need, as the
+        #: writer left them in the transaction under way (:meth:`_logged`); None: unknown.
+        self._tail: tuple[int, dict[tuple[int, int], bytes]] | None = None
         self._init_common()
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.execute("PRAGMA busy_timeout = 30000")
@@ -602,15 +605,18 @@ class SqliteStore(SqlStore):
         self._local.writing = True
         try:
             conn.execute("BEGIN IMMEDIATE")
+            self._tail = None  # read once in each transaction, then kept by the writer
             self._sweep_nonces(conn, [n for change in batch for n in change.nonces])
             for change in batch:
                 conn.execute("SAVEPOINT change")
+                tail = self._tail
                 try:
                     self._spend(conn, change.nonces)
                     change.value = change.fn(conn)
                 except Exception as e:  # noqa: BLE001 (handed to the caller)
                     change.error = e
                     conn.execute("ROLLBACK TO change")
+                    self._tail = tail  # as the rollback left the log
                 conn.execute("RELEASE change")
             conn.execute("COMMIT")
             for change in batch:
@@ -626,7 +632,23 @@ class SqliteStore(SqlStore):
             if not isinstance(e, Exception):
                 raise
         finally:
+            self._tail = None
             self._local.writing = False
+
+    def _known_log_tail(self) -> tuple[int, dict[tuple[int, int], bytes]] | None:
+        """The log's tail as this transaction's appends left it (None before its first)."""
+        return self._tail
+
+    def _logged(self, index: int, nodes: dict[tuple[int, int], bytes]) -> None:
+        """Keep the next index and, of ``nodes``, the roots of the tree's complete subtrees
+        (the only stored nodes a later append reads): the next append of this transaction
+        reads neither. The one writer appends, so nothing else moves the log meanwhile."""
+        size = index + 1
+        wanted = ((level, (size >> level) - 1) for level in range(size.bit_length()))
+        self._tail = (size, {k: nodes[k] for k in wanted if (size >> k[0]) & 1 and k in nodes})
+
+    def _forget_log_tail(self) -> None:
+        self._tail = None
 
     @contextlib.contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection]:

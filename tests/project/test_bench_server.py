@@ -93,3 +93,16 @@ def test_bench_server_quick_prints_the_six_benches(
     assert inclusion["ratio"] == round(inclusion["p99_ms"] / inclusion["target"], 3)
     assert inclusion["ok"] == (inclusion["p99_ms"] <= inclusion["target"])
     assert elapsed < 60  # --quick is meant to take seconds
+
+
+def test_bench_server_issue_only_prints_rpc_issue_alone(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = _bench_server(monkeypatch).main(["--quick", "--issue-only"])
+    assert code in (0, 1)
+    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["bench"] == "rpc.issue"
+    assert len(row["per_round"]) == len(row["per_round_of_storage_floor"]) == 2
+    assert 0 < row["ratio"]
+    assert 0 < row["storage_floor_ratio"]
+    assert row["of_floor"] == pytest.approx(row["ratio"] / row["storage_floor_ratio"], abs=0.01)

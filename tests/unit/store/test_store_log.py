@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from licentia import merkle
 from licentia.errors import Reason
+from licentia.services import issuance
 from licentia.services.model import (
     Cause,
 )
@@ -24,8 +25,10 @@ from .harness import (
     _issued,
     _licence,
     _raises,
+    _reason,
     _register,
     _request,
+    _row,
 )
 
 
@@ -82,3 +85,42 @@ def test_log_appends_from_replicas_stay_consistent(opener: Opener) -> None:
     assert sorted(setup.log_index_of_licence(p.licence.licence_id) or 0 for p in prepared) == list(
         range(THREADS)
     )
+
+
+def test_issuances_refusals_and_revocations_in_one_batch_keep_the_log_whole(store: Store) -> None:
+    # Group-committed together: issuances, some refused midway (the funds run out: their
+    # rollback gives back nothing logged), and revocations appending between them. The log
+    # stays gapless and its stored tree (the writer's kept tail included) proves every entry.
+    first = [_issued(store, _holder(40 + i), i) for i in range(4)]
+    before = store.log_head()
+    store.deposit(LICENSEE.public.raw, 6 * PRICE, "six", NOW, digest=_d("six", 6 * PRICE))
+    plans = []
+    for i in range(THREADS):
+        holder = _holder(60 + i)
+        _register(store, holder)
+        row = _row(store, _claims(holder, 100 + i))
+        plans.append((row, _licence(row, holder)))
+
+    def work(i: int) -> None:
+        if i < 4:
+            store.revoke(first[i].licence_id, NOW + 1, Cause.REVOKED)
+            return
+        row, plan = plans[i]
+        store.add_request(row, auto=(plan, issuance.verdict(plan, [])), now=NOW)
+
+    reasons = [_reason(e) for e in _concurrently(THREADS, work)]
+    assert set(reasons) == {None, Reason.INSUFFICIENT_FUNDS}  # 6 + 4 refunds < 12 licences
+    issued = [plan for (_, plan), r in zip(plans[4:], reasons[4:], strict=True) if r is None]
+    size, root = store.log_head()
+    assert size == before[0] + 4 + len(issued)
+    entries = store.log_entries(0, size)
+    assert [i for i, _, _ in entries] == list(range(size))
+    assert merkle.reference_root([e for _, e, _ in entries]) == root
+    for index, entry, _ in entries:
+        _, proof, _ = store.log_inclusion(index, size)
+        assert merkle.verify_inclusion(entry, index, size, proof, root)
+    proof = store.log_consistency(before[0], size)
+    assert merkle.verify_consistency(before[0], size, before[1], root, proof)
+    logged = sorted(store.log_index_of_licence(p.licence.licence_id) or 0 for p in issued)
+    assert len(set(logged)) == len(issued)
+    assert all(before[0] <= i < size for i in logged)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from licentia import merkle, sealed
-from licentia.errors import Reason
+from licentia.errors import LicentiaError, Reason
 from licentia.services import issuance
 from licentia.services.model import (
     RequestRow,
@@ -157,6 +159,43 @@ def test_issuance_escrows_and_logs(store: Store) -> None:
     assert store.licences_of(holder.public.raw, before_issued=NOW + 1, limit=5) == [lic]
     assert store.licences_of(LICENSEE.public.raw, before_issued=NOW + 1, limit=5) == [lic]
     assert store.licences_of(LICENSEE.public.raw, before_issued=NOW, limit=5) == []
+
+
+def test_a_balance_short_by_one_is_refused_by_the_debit_changing_nothing(store: Store) -> None:
+    # The escrow's debit decides INSUFFICIENT_FUNDS (made only if the balance covers it):
+    # a balance one short is refused, automatic or approved, with what it holds and lacks.
+    holder = _holder()
+    _register(store, holder)
+    store.deposit(LICENSEE.public.raw, PRICE - 1, "pay", NOW, digest=_d("pay", PRICE - 1))
+    advertiser = store.party(LICENSEE.public.raw)
+    assert advertiser is not None
+    pending = _request(store, _claims(holder, 1))
+    plan = _licence(pending, holder)
+    with pytest.raises(LicentiaError) as refused:
+        _issue(store, plan)
+    assert refused.value.reason == Reason.INSUFFICIENT_FUNDS
+    assert f"the balance is {PRICE - 1}: deposit 1 more" in str(refused.value)
+    assert store.request(pending.request_id) == pending  # still pending
+    row = _row(store, _claims(holder, 2))
+    auto = _licence(row, holder)
+    verdict = issuance.verdict(auto, [])
+    with pytest.raises(LicentiaError) as refused:
+        store.add_request(row, auto=(auto, verdict), now=NOW, nonces=[_nonce(b"auto")])
+    assert refused.value.reason == Reason.INSUFFICIENT_FUNDS
+    failed = store.request(row.request_id)
+    assert failed is not None
+    assert failed.failure == "INSUFFICIENT_FUNDS"
+    for lic in (plan.licence, auto.licence):
+        assert store.licence(lic.licence_id) is None
+    assert store.log_size() == 0
+    st = store.statement(advertiser, 0, 10)
+    assert (st.available, st.pending, [x.kind for x in st.lines]) == (PRICE - 1, 0, ["DEPOSIT"])
+    # The call changed its request (FAILED): its nonce is spent, as for any refusal.
+    _raises(Reason.REPLAYED_REQUEST, lambda: store.spend_nonces([_nonce(b"auto")]))
+    store.deposit(LICENSEE.public.raw, 1, "pay-2", NOW, digest=_d("pay-2", 1))
+    assert _issue(store, plan).state == RequestState.ISSUED
+    st = store.statement(advertiser, 0, 10)
+    assert (st.available, st.pending) == (0, PRICE)
 
 
 def test_automatic_issuance_and_its_refusal(store: Store) -> None:
