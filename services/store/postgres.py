@@ -63,6 +63,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from licentia.errors import LicentiaError, Reason
 
 from ..model import RevocationEvent
+from ._group import Change as _Change
+from ._group import GroupCommit
 from .base import SpentNonce
 from .common import Conn, Cursor, SqlStore
 
@@ -515,19 +517,6 @@ class _Careful(Exception):  # noqa: N818 (a signal, not an error)
     statement: the batch is rolled back and run again, syncing after each change."""
 
 
-class _Change:
-    """One caller's pipelined change, waiting for (or done by) a group commit."""
-
-    __slots__ = ("done", "error", "fn", "nonces", "value")
-
-    def __init__(self, fn: Callable[[Conn], Any], nonces: tuple[SpentNonce, ...]) -> None:
-        self.fn = fn
-        self.nonces = nonces
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.done = False
-
-
 class _PgConn:
     """A psycopg connection seen through the store's :class:`~.common.Conn`: the shared
     statements' ``?`` placeholders become psycopg's ``%s``.
@@ -593,7 +582,7 @@ def _lock_key(parts: Sequence[bytes]) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(SqlStore, GroupCommit):
     """The :class:`~.base.Store` on a PostgreSQL database (``postgresql://…``), safe to share
     between several exchange replicas: each has its own pool, and the engine keeps the rules."""
 
@@ -637,9 +626,7 @@ class PostgresStore(SqlStore):
         self._listener: psycopg.Connection[tuple[Any, ...]] | None = None
         self._backoff = LISTEN_BACKOFF[0]
         #: Pipelined changes waiting for a group commit, and whether one is under way.
-        self._cond = threading.Condition(threading.Lock())
-        self._queue: list[_Change] = []
-        self._leading = False
+        self._init_group()
 
     # -- plumbing ------------------------------------------------------------------------
     def _transact(
@@ -716,37 +703,7 @@ class PostgresStore(SqlStore):
         commit; in one transaction the later changes of a batch take those locks again at
         no cost, and see what the earlier ones wrote (READ COMMITTED, the same transaction)."""
         change = _Change(fn, nonces)
-        with self._cond:
-            self._queue.append(change)
-            while not change.done and self._leading:
-                self._cond.wait()
-            lead = not change.done
-            if lead:
-                self._leading = True
-        if lead:
-            batch: list[_Change] = []
-            try:
-                while not change.done:
-                    with self._cond:
-                        batch = self._queue[:MAX_BATCH]
-                        del self._queue[:MAX_BATCH]
-                    again = self._run_batch(batch)
-                    with self._cond:
-                        self._queue[:0] = again  # first in the next batch
-                        self._cond.notify_all()
-            finally:
-                with self._cond:
-                    for left in batch:  # only when _run_batch itself was interrupted
-                        if not left.done:
-                            left.error = left.error or RuntimeError("the change was abandoned")
-                            left.done = True
-                    if not change.done and change in self._queue:
-                        # Interrupted before its own batch: its caller hears of the error,
-                        # so no later leader may commit it.
-                        self._queue.remove(change)
-                        change.done = True
-                    self._leading = False
-                    self._cond.notify_all()
+        self._in_group(change, self._run_batch, MAX_BATCH, "the change was abandoned")
         if change.error is not None:
             raise change.error
         return change.value  # type: ignore[no-any-return]

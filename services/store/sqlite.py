@@ -31,6 +31,8 @@ from sqlite_utils import Database, Migrations
 
 from licentia.errors import LicentiaError, Reason
 
+from ._group import Change as _Change
+from ._group import GroupCommit
 from .base import SpentNonce
 from .common import INDEX_BLOCK, NONCE_SWEEP_SECONDS, Conn, SqlStore
 
@@ -100,21 +102,6 @@ class _Eager:
     def execute(self, sql: str, params: Any = (), /) -> _Read:
         """Run one statement and read its rows."""
         return _Read(self.conn.execute(sql, params))
-
-
-class _Change:
-    """One caller's change, waiting for (or done by) a group commit."""
-
-    __slots__ = ("done", "error", "fn", "nonces", "value")
-
-    def __init__(
-        self, fn: Callable[[sqlite3.Connection], Any], nonces: tuple[SpentNonce, ...]
-    ) -> None:
-        self.fn = fn
-        self.nonces = nonces
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.done = False
 
 
 @migrations()
@@ -496,7 +483,7 @@ def m016_growth(db: Database) -> None:
     )
 
 
-class SqliteStore(SqlStore):
+class SqliteStore(SqlStore, GroupCommit):
     """The :class:`~.base.Store` on one SQLite file (``:memory:`` is refused: nothing fakes
     durability)."""
 
@@ -517,9 +504,7 @@ class SqliteStore(SqlStore):
         self._open_readers = 0
         self._readers_free = threading.Condition(self._lock)
         self._closed = False
-        self._cond = threading.Condition(threading.Lock())
-        self._queue: list[_Change] = []
-        self._leading = False
+        self._init_group()
         #: The log's next index and the stored nodes appending there may need, as the
         #: writer left them in the transaction under way (:meth:`_logged`); None: unknown.
         self._tail: tuple[int, dict[tuple[int, int], bytes]] | None = None
@@ -564,33 +549,7 @@ class SqliteStore(SqlStore):
         if getattr(self._local, "writing", False):  # a change made from inside a change
             return fn(self._db.conn)
         change = _Change(fn, tuple(n for n in nonces if not n.recorded))
-        with self._cond:
-            self._queue.append(change)
-            while not change.done and self._leading:
-                self._cond.wait()
-            lead = not change.done
-            if lead:
-                self._leading = True
-        if lead:
-            batch: list[_Change] = []
-            try:
-                while not change.done:
-                    with self._cond:
-                        batch = self._queue[:MAX_BATCH]
-                        del self._queue[:MAX_BATCH]
-                    self._commit(batch)
-                    with self._cond:
-                        for done in batch:
-                            done.done = True
-                        self._cond.notify_all()
-            finally:
-                with self._cond:
-                    for left in batch:  # only when _commit itself was interrupted
-                        if not left.done:
-                            left.error = left.error or RuntimeError("the transaction was abandoned")
-                            left.done = True
-                    self._leading = False
-                    self._cond.notify_all()
+        self._in_group(change, self._commit_batch, MAX_BATCH, "the transaction was abandoned")
         if change.error is not None:
             if _cannot_open(change.error):  # no file descriptor left, say: not a bug
                 raise LicentiaError(
@@ -598,6 +557,13 @@ class SqliteStore(SqlStore):
                 ) from change.error
             raise change.error
         return change.value  # type: ignore[no-any-return]
+
+    def _commit_batch(self, batch: list[_Change]) -> list[_Change]:
+        """:meth:`_commit`, then every change of ``batch`` done (none run again)."""
+        self._commit(batch)
+        for done in batch:
+            done.done = True
+        return []
 
     def _commit(self, batch: Sequence[_Change]) -> None:
         """Run ``batch`` in one transaction, each change in its own savepoint, and commit."""

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from licentia.services.store import postgres
+from licentia.services.store._group import Change
 from licentia.services.store.common import Conn
 from licentia.services.store.postgres import PostgresStore
 
@@ -56,8 +57,8 @@ def test_a_change_blocked_by_another_replica_waits_for_the_next_batch(
 
             return change
 
-        first = postgres._Change(append(b"Y"), ())
-        blocked = postgres._Change(append(b"X"), ())
+        first = Change(append(b"Y"), ())
+        blocked = Change(append(b"X"), ())
         started = time.monotonic()
         again = store._run_batch([first, blocked])
         waited = time.monotonic() - started
@@ -85,10 +86,10 @@ def test_a_leader_interrupted_before_its_own_batch_leaves_its_change_to_no_one(
 ) -> None:
     """The leader's caller hears of the error; its change, still queued behind a full batch,
     must not be committed later by another leader."""
-    waiting = [postgres._Change(lambda c: None, ()) for _ in range(postgres.MAX_BATCH)]
+    waiting = [Change(lambda c: None, ()) for _ in range(postgres.MAX_BATCH)]
     store._queue.extend(waiting)  # a full batch ahead of the leader's own change
 
-    def broken(batch: list[postgres._Change]) -> list[postgres._Change]:
+    def broken(batch: list[Change]) -> list[Change]:
         raise RuntimeError("interrupted")
 
     monkeypatch.setattr(store, "_run_batch", broken)
