@@ -15,6 +15,11 @@ exchange can say what changed and how fresh a verifier is. A verifier's :class:`
 starts from a snapshot, applies events strictly in order, and fails closed: past its
 staleness bound it answers ``STATUS_STALE`` for every licence whose bit is not set, and a
 licence naming a list it no longer holds is ``STATUS_LIST_DROPPED``.
+
+Why one module of this size: it is §7 of the format in code — the lists, the three signed
+messages that change or carry them, their caps, and the view built from them — and each
+message's checks are read beside the others'; split, a cap or an order of checks would be
+stated in one file and enforced in another.
 """
 
 from __future__ import annotations
