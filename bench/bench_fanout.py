@@ -371,7 +371,9 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit 1 if the target is missed."""
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="a hundred streams on one replica, a few seconds")
+    ap.add_argument(
+        "--quick", action="store_true", help="a hundred streams on one replica, a few seconds"
+    )
     ap.add_argument("--streams", type=int, help="streams in all")
     ap.add_argument("--direct", type=int, help="of which on the exchange itself")
     ap.add_argument("--replicas", type=int, help="verify-only replicas")
