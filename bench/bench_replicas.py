@@ -11,8 +11,9 @@ and started as ``bench_server.py`` builds its one (:class:`bench_server.Bench`).
 - ``rpc.issue.postgres``: licences issued per second on PostgreSQL ÷ on SQLite (WAL,
   ``synchronous=FULL``), each measured as ``bench_server.py``'s ``rpc.issue`` (16 concurrent
   advertisers, one auto-approved RequestLicence per licence), in interleaved rounds (SQLite,
-  then PostgreSQL, each round); the ratio of the medians. Reported, no target: on a 2-core
-  machine the database server competes with the exchange for the same cores.
+  then PostgreSQL, each round); the ratio of the medians. Target ≥ 1.0 (issue 20: the
+  scale-out path at least as fast as the embedded one), on a 2-core machine where the
+  database server competes with the exchange for the same cores.
 - ``revocation.propagation.cross_replica``: p99 of the milliseconds from RevokeLicence's
   return at replica A to the revocation event's arrival on each of 50 WatchRevocations
   streams opened on replica B (the same database, another pool, another hub), over
@@ -127,15 +128,15 @@ def main(argv: list[str] | None = None) -> int:
             "bench": "rpc.issue.postgres",
             "ops_per_s": round(on_pg),
             "ratio": round(on_pg / on_lite, 3),
-            "target": None,
+            "target": 1.0,
             "limit": f"licences/s on SQLite in the same run ({round(on_lite)}/s), 16 callers",
             "note": (
-                "reported, no target: PostgreSQL (fsync, synchronous_commit on, Unix socket)"
-                " shares the machine's cores with the exchange"
+                "PostgreSQL (fsync, synchronous_commit on, Unix socket) shares the machine's"
+                " cores with the exchange"
             ),
             "per_round_postgres": [round(r) for r in rates["postgres"]],
             "per_round_sqlite": [round(r) for r in rates["sqlite"]],
-            "ok": True,
+            "ok": on_pg >= on_lite,
         },
         {
             **propagation_row(
