@@ -248,6 +248,13 @@ class ExchangeService:
             text = "the advertiser's key was removed from its account: it must ask again"
             self._fail(row, now, Reason.KEY_REMOVED, text, nonces)
             raise LicentiaError(Reason.KEY_REMOVED, text)
+        if not self._within_its_list(claims):
+            text = (
+                "this request was drafted before the status lists were sharded and its"
+                " licence would outlive its list: the advertiser must ask again"
+            )
+            self._fail(row, now, Reason.STATUS_LIST_DROPPED, text, nonces)
+            raise LicentiaError(Reason.STATUS_LIST_DROPPED, text)
         try:
             plan = self._prepare(row, claims, claims_bytes, consent, now)
         except LicentiaError as e:
@@ -576,7 +583,6 @@ class ExchangeService:
             key, claims_bytes = device, self._as_seen_by(row, call).claims
         if not keys.verify_signature(key, keys.CONSENT, claims_bytes, req.holder_signature):
             raise LicentiaError(Reason.BAD_CONSENT, "the signature is not over these claims")
-        self._within_its_list(LicenceClaims.decode(claims_bytes))
         licence = self._issue(
             row,
             claims_bytes,
@@ -592,20 +598,14 @@ class ExchangeService:
             request=request, licence=convert.licence_to(licence, call.now, to_holder=True)
         )
 
-    def _within_its_list(self, claims: LicenceClaims) -> None:
-        """Refuse (STATUS_LIST_DROPPED) a licence that would outlive its status list: every
-        licence of a list must have ended by the list's end (token-format §7), or verifiers
-        would drop the list while it is live. Only the legacy list 0 can be named so: a
-        request drafted before the lists were sharded and approved after."""
+    def _within_its_list(self, claims: LicenceClaims) -> bool:
+        """Whether the licence ends by its status list's end: every licence of a list must
+        (token-format §7), or verifiers would drop the list while it is live. Only the
+        legacy list 0 can be named otherwise: a request drafted before the lists were
+        sharded and approved after."""
         if claims.status_list != 0:
-            return  # drafted in a list of its own epoch
-        ends = dict(self.d.store.status_lists(0)).get(0, 0)
-        if claims.not_after > ends:
-            raise LicentiaError(
-                Reason.STATUS_LIST_DROPPED,
-                "this request was drafted before the status lists were sharded and its"
-                " licence would outlive its list: the advertiser must ask again",
-            )
+            return True  # drafted in a list of its own epoch
+        return claims.not_after <= dict(self.d.store.status_lists(0)).get(0, 0)
 
     def _pseudonym(self, row: RequestRow, key: bytes, proof: bytes) -> bytes:
         """``key`` if it may consent to ``row`` as the holder's pseudonym for its licensee:
