@@ -26,17 +26,16 @@ from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 from google.protobuf.message import DecodeError
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 from grpc_status import rpc_status  # type: ignore[import-untyped]
 
 from licentia.errors import LicentiaError, Reason
 from licentia.methods import path
 from licentia.v1 import licences_pb2
 
-from . import errors, reflection
+from . import errors
 from .relay import FeedRelay
 from .rpc import StreamLimit
-from .runtime import ElasticExecutor, RunningServer, ServerSettings, server_options
+from .runtime import ElasticExecutor, RunningServer, ServerSettings, equip, server_options
 
 WATCH_REVOCATIONS = path(licences_pb2, "WatchRevocations")
 #: The largest WatchRevocationsRequest accepted (as every method's default cap).
@@ -187,21 +186,7 @@ def start_async(
             ),
             options=[*server_options(settings), *pending_options(settings.max_workers)],
         )
-        server.add_generic_rpc_handlers(tuple(handlers))
-        health_servicer = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        for name in ("", *service_names):
-            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        reflection.enable(server, (*service_names, health.SERVICE_NAME))
-        try:
-            if settings.tls_cert is not None and settings.tls_key is not None:
-                pair = (settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())
-                creds = grpc.ssl_server_credentials([pair])
-                port = server.add_secure_port(settings.address, creds)
-            else:
-                port = server.add_insecure_port(settings.address)
-        except RuntimeError as e:  # grpc reports a failed bind this way
-            raise OSError(f"cannot listen on {settings.address}") from e
+        health_servicer, port = equip(server, settings, handlers, service_names)
         await server.start()
         started.set_result((server, health_servicer, port))
         await server.wait_for_termination()

@@ -269,6 +269,33 @@ def server_options(settings: ServerSettings) -> list[tuple[str, Any]]:
     ]
 
 
+def equip(
+    server: Any,
+    settings: ServerSettings,
+    handlers: Sequence[grpc.GenericRpcHandler],
+    service_names: Sequence[str],
+) -> tuple[health.HealthServicer, int]:
+    """Give ``server`` (sync or grpc.aio: the same calls) ``handlers``, the standard health
+    service (SERVING for "" and each of ``service_names``) and server reflection, and bind
+    ``settings.address`` (TLS when a certificate is set); ``(health servicer, port)``.
+    Raises ``OSError`` if it cannot bind."""
+    server.add_generic_rpc_handlers(tuple(handlers))
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", *service_names):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable(server, (*service_names, health.SERVICE_NAME))
+    try:
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            pair = (settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())
+            port = server.add_secure_port(settings.address, grpc.ssl_server_credentials([pair]))
+        else:
+            port = server.add_insecure_port(settings.address)
+    except RuntimeError as e:  # grpc reports a failed bind this way
+        raise OSError(f"cannot listen on {settings.address}") from e
+    return health_servicer, int(port)
+
+
 def start(
     settings: ServerSettings,
     handlers: Sequence[grpc.GenericRpcHandler],
@@ -284,21 +311,8 @@ def start(
         ElasticExecutor(settings.max_workers, thread_name_prefix="licentia-rpc"),
         options=server_options(settings),
     )
-    server.add_generic_rpc_handlers(tuple(handlers))
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", *service_names):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable(server, (*service_names, health.SERVICE_NAME))
+    health_servicer, port = equip(server, settings, handlers, service_names)
     tls = settings.tls_cert is not None and settings.tls_key is not None
-    try:
-        if settings.tls_cert is not None and settings.tls_key is not None:
-            pair = (settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())
-            port = server.add_secure_port(settings.address, grpc.ssl_server_credentials([pair]))
-        else:
-            port = server.add_insecure_port(settings.address)
-    except RuntimeError as e:  # grpc reports a failed bind this way
-        raise OSError(f"cannot listen on {settings.address}") from e
     if settings.local_address is not None:
         try:
             server.add_insecure_port(settings.local_address)
