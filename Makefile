@@ -93,9 +93,11 @@ bench: $(BENCH_STAMP)
 load: $(BENCH_STAMP)
 	$(PY) bench/load.py
 
-## make fuzz: coverage-guided fuzzing (atheris) of the parsers, bounded in time.
+## make fuzz: coverage-guided fuzzing (atheris) of the parsers, bounded in time;
+## `make fuzz FUZZ_ARGS="--seconds 600"` passes flags on (`python bench/fuzz.py --help`).
+FUZZ_ARGS ?=
 fuzz: $(FUZZ_STAMP)
-	$(PY) bench/fuzz.py
+	$(PY) bench/fuzz.py $(FUZZ_ARGS)
 
 ## make crash: the long form of the crash test (more crashes than inside `make test`).
 crash: $(STAMP)

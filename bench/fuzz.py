@@ -48,12 +48,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import atheris
 from google.protobuf.message import DecodeError
 
 # A fuzzing child imports the Licentia modules under atheris' instrumentation, so that
 # libFuzzer sees which of their branches each input reaches (the parent only runs children).
 _CHILD = "--child" in sys.argv
+try:
+    import atheris
+except ModuleNotFoundError:  # only a child needs it: `--help` and the parent run without
+    if _CHILD:
+        raise
+    atheris = None
 with atheris.instrument_imports(include=["licentia"]) if _CHILD else contextlib.nullcontext():
     from licentia import checkpoint, keys, merkle
     from licentia.encoding import b64url_decode, b64url_encode
@@ -560,6 +565,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args.child, args.libfuzzer, args.corpus)
         return 0
+    if atheris is None:
+        print(
+            "fuzz.py: atheris is not installed: `make fuzz` installs it (the `fuzz` extra)",
+            file=sys.stderr,
+        )
+        return 2
     names = args.target or list(FACTORIES)
     # Each target gets an equal share of the time left, less what starting a process costs
     # (measured on the previous target), so that the whole run keeps to --seconds.

@@ -123,6 +123,9 @@ def test_rotated_keys_keep_old_licences_verifying(tmp_path: Path) -> None:
         check=True,
     )
     assert "new issuer key" in out.stdout
+    # A running exchange re-reads its keys every 2 s: the command must not ask for a restart.
+    assert "restart" not in out.stdout
+    assert "within 2 s" in out.stdout
     # Two keys never share a second: a key rotated in within its predecessor's first second
     # starts at the next one, and until then the predecessor signs.
     time.sleep(1.0 - time.time() % 1.0 + 0.05)
