@@ -47,8 +47,10 @@ typecheck: $(STAMP)
 	for d in services clients transport; do ln -s "../../../$$d" $(TYPING)/$$d; done
 	$(VENV)/bin/mypy
 
+## make pytest: the suite on every core (`PYTEST_WORKERS=0` runs it in this one process).
+PYTEST_WORKERS ?= auto
 pytest: $(STAMP)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS)
 
 ## make proto: regenerate proto/licentia/v1/*_pb2*.py(i) from the .proto files.
 proto: $(STAMP)
