@@ -30,7 +30,7 @@ from licentia.request import sign_http_request, sign_request
 from licentia.services.gateway import RunningGateway, start_gateway
 from licentia.transport.errors import ExchangeError
 from licentia.transport.http import GatewayClient, gateway_path, signed_headers
-from licentia.v1 import licences_pb2, registry_pb2
+from licentia.v1 import licences_pb2, registry_pb2, transparency_pb2, verification_pb2
 
 from .exchange_harness import (
     Exchange,
@@ -160,11 +160,11 @@ def test_every_bad_request_is_refused_with_its_reason_and_changes_nothing(
         assert post(body, headers).status_code == 200
         assert refusal(post(body, headers)) == (401, "REPLAYED_REQUEST")
         # Unknown methods and client streams.
-        assert refusal(http.post(url(gw, "/licentia.v1.Nope/Nothing"), content=b"{}")) == (
+        assert refusal(http.post(url(gw) + "/v1/licentia.v1.Nope/Nothing", content=b"{}")) == (
             404,
             "NOT_FOUND",
         )
-        verify_stream = url(gw, "/licentia.v1.VerificationService/VerifyStream")
+        verify_stream = url(gw, path(verification_pb2, "VerifyStream"))
         assert refusal(http.post(verify_stream, content=b"{}")) == (501, "NOT_SERVED")
 
 
@@ -330,7 +330,7 @@ def test_the_server_flag_serves_http_beside_grpc_and_stops_cleanly(tmp_path: Pat
         doc = httpx.get(base + "/openapi.json", timeout=10).json()
         assert doc["openapi"].startswith("3.1")
         checkpoint = httpx.post(
-            base + gateway_path("/licentia.v1.TransparencyService/GetCheckpoint"),
+            base + gateway_path(path(transparency_pb2, "GetCheckpoint")),
             content=b"{}",
             timeout=10,
         )
