@@ -390,7 +390,10 @@ class RunningGateway:
         self._log = log
 
     def stop(self) -> None:
-        """End the calls in flight, close the listener and wait for the server's thread."""
+        """End the calls in flight, close the listener and wait for the server's thread
+        (again: nothing more)."""
+        if self._server.should_exit:
+            return
         self._gateway.close()
         self._server.should_exit = True
         self._thread.join(STOP_SECONDS)

@@ -539,8 +539,11 @@ class Endpoint:
         """One call of a method with a response stream; its responses, lazily (admission
         runs at the first ``next``)."""
         if not self.served:
-            return iter((self._plumbing.unserved(self.bound, body, context, wire),))
+            return self._unserved(body, context, wire)
         return self._plumbing.stream_out(self.bound, body, context, wire)
+
+    def _unserved(self, body: bytes, context: Any, wire: Wire) -> Iterator[Any]:
+        yield self._plumbing.unserved(self.bound, body, context, wire)  # (it refuses)
 
 
 class BoundService(grpc.ServiceRpcHandler):  # type: ignore[misc]

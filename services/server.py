@@ -555,7 +555,14 @@ def _main(argv: Sequence[str] | None) -> int:
     if gateway is not None:
         print(f"http listening on {gateway.address}", flush=True)
     print(f"listening on {server.address}", flush=True)
-    install_signal_handlers(server, log, workers.stop if workers is not None else None)
+
+    def before(grace: float) -> None:
+        if gateway is not None:  # no new HTTP call while gRPC drains
+            gateway.stop()
+        if workers is not None:
+            workers.stop(grace)
+
+    install_signal_handlers(server, log, before)
     try:
         server.wait()
     finally:

@@ -27,10 +27,11 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from licentia.keys import PrivateKey
 from licentia.methods import path
 from licentia.request import sign_http_request, sign_request
+from licentia.services.app import build
 from licentia.services.gateway import RunningGateway, start_gateway
 from licentia.transport.errors import ExchangeError
 from licentia.transport.http import GatewayClient, gateway_path, signed_headers
-from licentia.v1 import licences_pb2, registry_pb2, transparency_pb2, verification_pb2
+from licentia.v1 import exchange_pb2, licences_pb2, registry_pb2, transparency_pb2, verification_pb2
 
 from .exchange_harness import (
     Exchange,
@@ -168,6 +169,24 @@ def test_every_bad_request_is_refused_with_its_reason_and_changes_nothing(
         assert refusal(http.post(verify_stream, content=b"{}")) == (501, "NOT_SERVED")
 
 
+def test_a_follower_gateway_refuses_what_it_does_not_serve(ex: Exchange) -> None:
+    """A read-only replica's gateway: its unserved methods, unary or streams, are 501."""
+    follower = build(ex.data_dir, follower=True, log=logging.getLogger("licentia.test"))
+    gateway = start_gateway("127.0.0.1:0", follower.handlers, logging.getLogger("licentia.test"))
+    try:
+        with httpx.Client(timeout=10) as http:
+            for method in (REGISTER_ADVERTISER, path(exchange_pb2, "WatchRequest")):
+                assert refusal(http.post(url(gateway, method), content=b"{}")) == (
+                    501,
+                    "NOT_SERVED",
+                )
+            keys = http.post(url(gateway, path(licences_pb2, "GetIssuerKeys")), content=b"{}")
+            assert keys.status_code == 200
+    finally:
+        gateway.stop()
+        follower.close()
+
+
 def test_a_nonce_is_spent_for_both_transports(ex: Exchange, gw: RunningGateway) -> None:
     """A nonce a gRPC call used cannot sign an HTTP call (one store, one set of rules)."""
     party = ex.party()
@@ -289,11 +308,9 @@ def test_schemathesis_finds_no_server_error_and_the_document_holds(
         except Exception as e:  # noqa: BLE001 (collected, reported together)
             failures.append(f"{case.operation.path}: {e}"[:500])
 
-    started = time.monotonic()
     run()
     assert not failures, "\n".join(failures[:5])
     assert {200, 400, 403, 404} <= statuses  # handlers were reached, not only the door
-    assert time.monotonic() - started < 60
 
 
 def _is_stream(item: dict[str, Any]) -> bool:
