@@ -24,9 +24,11 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core import NOT_SET
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey
 from licentia.methods import path
 from licentia.request import sign_http_request, sign_request
+from licentia.services import rpc
 from licentia.services.app import build
 from licentia.services.gateway import RunningGateway, start_gateway
 from licentia.transport.errors import ExchangeError
@@ -185,6 +187,52 @@ def test_a_follower_gateway_refuses_what_it_does_not_serve(ex: Exchange) -> None
     finally:
         gateway.stop()
         follower.close()
+
+
+def test_a_refusal_mid_stream_is_an_error_event_and_a_crash_is_a_bare_500() -> None:
+    """The pipeline's error mapping over HTTP, with handlers that fail on purpose."""
+
+    def feed(req: Any, call: rpc.Call) -> Iterator[licences_pb2.WatchRevocationsResponse]:
+        yield licences_pb2.WatchRevocationsResponse()
+        raise LicentiaError(Reason.BUSY, "the feed gave up")
+
+    def crash(req: Any, call: rpc.Call) -> Any:
+        raise RuntimeError("secret detail")
+
+    log = logging.getLogger("licentia.test")
+    auth, clock = rpc.Authenticator(), rpc.SystemClock()
+    handlers = [
+        rpc.service(
+            licences_pb2.DESCRIPTOR.services_by_name["LicenceService"],
+            {
+                "WatchRevocations": rpc.Method(feed, signed=False),
+                "GetIssuerKeys": rpc.Method(crash, signed=False),
+            },
+            auth,
+            clock,
+            log,
+        )
+    ]
+    gateway = start_gateway("127.0.0.1:0", handlers, log)
+    try:
+        watch = path(licences_pb2, "WatchRevocations")
+        with httpx.stream("POST", url(gateway, watch), content=b"{}", timeout=10) as stream:
+            assert stream.status_code == 200
+            lines = [line for line in stream.iter_lines() if line and not line.startswith(":")]
+        assert lines == [
+            "data: {}",  # the one message (a oneof, none set: no field has a zero value)
+            "event: error",
+            'data: {"error":{"code":"RESOURCE_EXHAUSTED","reason":"BUSY",'
+            '"message":"the feed gave up"}}',
+        ]
+        with pytest.raises(ExchangeError) as caught:
+            list(GatewayClient(url(gateway)).stream(watch, {}))
+        assert caught.value.reason is Reason.BUSY
+        crashed = httpx.post(url(gateway, path(licences_pb2, "GetIssuerKeys")), timeout=10)
+        assert refusal(crashed) == (500, "INTERNAL")
+        assert "secret" not in crashed.text
+    finally:
+        gateway.stop()
 
 
 def test_a_nonce_is_spent_for_both_transports(ex: Exchange, gw: RunningGateway) -> None:
