@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -43,6 +44,7 @@ from .exchange_harness import (
     raw_unary,
     register_holder,
     registered,
+    self_signed_certificate,
 )
 
 REGISTER_ADVERTISER = path(registry_pb2, "RegisterAdvertiser")
@@ -231,6 +233,22 @@ def test_a_refusal_mid_stream_is_an_error_event_and_a_crash_is_a_bare_500() -> N
         crashed = httpx.post(url(gateway, path(licences_pb2, "GetIssuerKeys")), timeout=10)
         assert refusal(crashed) == (500, "INTERNAL")
         assert "secret" not in crashed.text
+    finally:
+        gateway.stop()
+
+
+def test_the_gateway_serves_tls_when_given_a_certificate(ex: Exchange, tmp_path: Path) -> None:
+    cert, key = self_signed_certificate(tmp_path / "tls")
+    log = logging.getLogger("licentia.test")
+    gateway = start_gateway("127.0.0.1:0", ex.app.handlers, log, tls_cert=cert, tls_key=key)
+    try:
+        base = f"https://localhost:{gateway.port}"
+        context = ssl.create_default_context(cafile=str(cert))
+        client = GatewayClient(base, PrivateKey.generate(), ssl_context=context)
+        client.call(REGISTER_ADVERTISER, {"organisation": "Acme Ads", "country": "FR"})
+        with pytest.raises(ExchangeError) as caught:  # not trusted without the CA
+            GatewayClient(base).call(path(licences_pb2, "GetIssuerKeys"), {})
+        assert caught.value.reason is Reason.UNAVAILABLE
     finally:
         gateway.stop()
 
