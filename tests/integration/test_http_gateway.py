@@ -329,6 +329,21 @@ def test_schemathesis_finds_no_server_error_and_the_document_holds(
     }
     assert served == expected
     assert len(served) > 40
+    # The protobuf JSON mapping: int64 as a decimal string, bytes as base64, enums by name,
+    # repeated as arrays, no field beyond the message's.
+    schemas = document["components"]["schemas"]
+    profile = schemas["licentia.v1.Profile"]
+    assert profile["additionalProperties"] is False
+    assert profile["properties"]["registeredAt"]["type"] == "string"
+    assert profile["properties"]["key"]["contentEncoding"] == "base64"
+    assert profile["properties"]["role"] == {"$ref": "#/components/schemas/licentia.v1.PartyRole"}
+    assert "PARTY_ROLE_HOLDER" in schemas["licentia.v1.PartyRole"]["enum"]
+    platforms = schemas["licentia.v1.ListPlatformsResponse"]["properties"]["platforms"]
+    assert platforms["type"] == "array"
+    signed = document["paths"][gateway_path(GET_PROFILE)]["post"]["security"]
+    assert signed == [{name: [] for name in document["components"]["securitySchemes"]}]
+    public = document["paths"][gateway_path(path(licences_pb2, "GetIssuerKeys"))]["post"]
+    assert public["security"] == []
     schema = schemathesis.openapi.from_url(url(gw) + "/openapi.json")
     base = url(gw)
     key = PrivateKey.generate()
