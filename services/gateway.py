@@ -424,6 +424,7 @@ def start_gateway(
         log_config=None,
         access_log=False,
         lifespan="off",
+        server_header=False,
         limit_concurrency=max_connections,
         timeout_graceful_shutdown=2,
         ssl_certfile=str(tls_cert) if tls_cert else None,

@@ -358,7 +358,7 @@ def test_schemathesis_finds_no_server_error_and_the_document_holds(
     statuses: set[int] = set()
 
     @settings(
-        max_examples=250,
+        max_examples=200,
         deadline=None,
         database=None,
         derandomize=True,
