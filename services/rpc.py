@@ -18,6 +18,12 @@ message is then size-capped and parsed strictly as in steps 1 and 3 (a refusal e
 call). Whether the caller's key is registered, and whether it owns what it touches, is the
 handler's business (UNKNOWN_KEY, NOT_OWNER).
 
+The same pipeline serves the HTTP/JSON gateway (:mod:`.gateway`): each method of a service
+is an :class:`Endpoint` whose calls take a :class:`Wire`, the transport's way to carry them
+(the request signature's domain, how the body is decoded, the response encoded and a
+refusal sent). gRPC's is :data:`GRPC`; :class:`BoundService` is both the gRPC handler set
+of a service and its endpoints.
+
 Handlers refuse by raising :class:`licentia.errors.LicentiaError`; the call then ends with the
 reason's status code and ErrorInfo (:mod:`.errors`). Any other exception is logged here with
 the call id and its traceback, and the client sees INTERNAL with a generic message. Each
@@ -45,13 +51,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import IO, Any, Protocol, TypeAlias, cast
+from typing import IO, Any, NoReturn, Protocol, TypeAlias, cast
 
 import grpc  # type: ignore[import-untyped]
-from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
 
+from licentia import keys
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import PublicKey
 from licentia.nonces import MemoryNonceStore, NonceStore
@@ -186,15 +193,21 @@ class Authenticator:
         return self.verified(method, body, metadata, now).key
 
     def verified(
-        self, method: str, body: bytes, metadata: Iterable[tuple[str, str | bytes]], now: int
+        self,
+        method: str,
+        body: bytes,
+        metadata: Iterable[tuple[str, str | bytes]],
+        now: int,
+        domain: bytes = keys.REQUEST,
     ) -> SignedRequest:
-        """The signature values of a call, once verified over ``body`` for ``method``."""
+        """The signature values of a call, once verified over ``body`` for ``method`` under
+        the transport's ``domain`` (one nonce store for every transport)."""
         signed = parse_request_metadata(metadata)
         if signed.timestamp < self.not_before:
             raise LicentiaError(
                 Reason.STALE_REQUEST, "request signed before this server started: sign it again"
             )
-        verify_request(signed, method, body, now, self.nonces, self.window_seconds)
+        verify_request(signed, method, body, now, self.nonces, self.window_seconds, domain=domain)
         return signed
 
     def spent(self, signed: SignedRequest, now: int) -> SpentNonce:
@@ -216,6 +229,29 @@ class _Bound:
     input_cls: type[Message]
     output_cls: type[Message]
     client_streaming: bool
+
+
+@dataclass(frozen=True)
+class Wire:
+    """How one transport carries the calls of the pipeline.
+
+    ``domain``: the request signature's (:data:`licentia.request.REQUEST_DOMAINS`).
+    ``decode(bound, raw)``: one request message from the bytes received, strictly (unknown
+    fields, bad encoding: MALFORMED; too large: TOO_LARGE), the exact bytes signed being
+    ``raw``. ``encode(message)``: a response as the transport sends it. ``refuse(context,
+    reason, message)``: end the call with ``reason`` (never returns). ``size_factor``: the
+    bytes received may be this many times the method's ``max_request_bytes`` (a text
+    encoding is longer than protobuf's) before TOO_LARGE, the decoded message no larger
+    than the cap itself. ``admitted(context)``, if set, is told when a response stream's
+    call has been admitted, before its handler runs (HTTP sends its status then).
+    """
+
+    domain: bytes
+    decode: Callable[[_Bound, bytes], Message]
+    encode: Callable[[Message], Any]
+    refuse: Callable[[Any, Reason, str], NoReturn]
+    size_factor: int = 1
+    admitted: Callable[[Any], None] | None = None
 
 
 @dataclass
@@ -298,29 +334,38 @@ class _Plumbing:
     ) -> None:
         self.auth, self.clock, self.log, self.streams = auth, clock, log, streams
 
-    def unary_out(self, m: _Bound, arg: Any, context: grpc.ServicerContext) -> bytes:
-        """Behaviour of a method with one response (``arg``: bytes, or an iterator of them)."""
-        with self._guard(m, context) as outcome:
+    def unary_out(
+        self, m: _Bound, arg: Any, context: grpc.ServicerContext, wire: Wire | None = None
+    ) -> Any:
+        """Behaviour of a method with one response (``arg``: bytes, or an iterator of them),
+        carried by ``wire`` (default :data:`GRPC`)."""
+        wire = wire or GRPC
+        with self._guard(m, context, wire) as outcome:
             # A signed call's nonce is spent durably by the first change it commits
             # (``Call.spends``, set by ``_admit``).
-            call, request = self._admit(m, arg, context, outcome)
-            response = self._encode(m, m.method.handler(request, call))
+            call, request = self._admit(m, arg, context, outcome, wire=wire)
+            response = self._encode(m, m.method.handler(request, call), wire)
             if m.method.durable_nonce:  # before the answer leaves (a read's replay)
                 self.auth.commit_spent(call.spends)
             return response
 
-    def stream_out(self, m: _Bound, arg: Any, context: grpc.ServicerContext) -> Iterator[bytes]:
+    def stream_out(
+        self, m: _Bound, arg: Any, context: grpc.ServicerContext, wire: Wire | None = None
+    ) -> Iterator[Any]:
         """Behaviour of a method with a response stream; errors mid-stream end it the same way."""
-        with self._guard(m, context) as outcome:
+        wire = wire or GRPC
+        with self._guard(m, context, wire) as outcome:
             if self.streams is not None:
                 self.streams.acquire()
             try:
-                call, request = self._admit(m, arg, context, outcome, spends=False)
+                call, request = self._admit(m, arg, context, outcome, spends=False, wire=wire)
+                if wire.admitted is not None:
+                    wire.admitted(context)
                 # The nonce is spent durably before the first answer leaves (a refusal
                 # before it, like every refused call, spends it in memory only).
                 unspent = call.signed is not None and m.method.durable_nonce
                 for response in cast(Iterator[Message], m.method.handler(request, call)):
-                    encoded = self._encode(m, response)
+                    encoded = self._encode(m, response, wire)
                     if unspent and call.signed is not None:
                         self.auth.commit_spent((self.auth.spent(call.signed, call.now),))
                         unspent = False
@@ -329,19 +374,21 @@ class _Plumbing:
                 if self.streams is not None:
                     self.streams.release()
 
-    def unserved(self, m: _Bound, arg: Any, context: grpc.ServicerContext) -> bytes:
+    def unserved(
+        self, m: _Bound, arg: Any, context: grpc.ServicerContext, wire: Wire | None = None
+    ) -> bytes:
         """Behaviour of a method this server has no handler for (any streaming kind)."""
-        with self._guard(m, context):
+        with self._guard(m, context, wire or GRPC):
             raise LicentiaError(Reason.NOT_SERVED, f"{m.path} is not served here")
 
     @contextmanager
-    def _guard(self, m: _Bound, context: grpc.ServicerContext) -> Iterator[_Outcome]:
+    def _guard(self, m: _Bound, context: grpc.ServicerContext, wire: Wire) -> Iterator[_Outcome]:
         outcome = _Outcome(call_id=f"{_CALL_IDS.getrandbits(64):016x}", started=time.monotonic())
         try:
             yield outcome
         except LicentiaError as e:
             outcome.refused(e.reason)
-            errors.abort(context, e.reason, str(e))
+            wire.refuse(context, e.reason, str(e))
         except OSError as e:
             if e.errno not in _OUT_OF_FILES:
                 raise
@@ -351,7 +398,7 @@ class _Plumbing:
             self.log.warning(
                 "rpc.out_of_files", extra={"method": m.path, "call_id": outcome.call_id}
             )
-            errors.abort(context, Reason.UNAVAILABLE, "the server is short of resources: retry")
+            wire.refuse(context, Reason.UNAVAILABLE, "the server is short of resources: retry")
         except Exception as e:
             # (grpc.aio's context of a sync handler has no is_active: take it as active)
             active = getattr(context, "is_active", lambda: True)
@@ -364,7 +411,7 @@ class _Plumbing:
                 exc_info=True,
                 extra={"method": m.path, "call_id": outcome.call_id},
             )
-            errors.abort(context, Reason.INTERNAL, f"internal error (call id {outcome.call_id})")
+            wire.refuse(context, Reason.INTERNAL, f"internal error (call id {outcome.call_id})")
         except BaseException:
             outcome.code = "CANCELLED"  # GeneratorExit: the client stopped reading a stream
             raise
@@ -380,38 +427,50 @@ class _Plumbing:
         outcome: _Outcome,
         *,
         spends: bool = True,
+        wire: Wire | None = None,
     ) -> tuple[Call, Any]:
         """Authenticate and parse: the handler's ``Call`` and its request (or requests).
         With ``spends``, a signed call's ``Call.spends`` holds its nonce's durable record."""
+        wire = wire or GRPC
         now = self.clock.now()
         if not m.client_streaming:
-            _check_size(m, arg)
+            _check_size(m, arg, wire.size_factor)
         caller, signed, body = None, None, b""
         spent: tuple[SpentNonce, ...] = ()
         if m.method.signed:
             body = b"" if m.client_streaming else arg
-            signed = self.auth.verified(m.path, body, context.invocation_metadata(), now)
+            metadata = context.invocation_metadata()
+            signed = self.auth.verified(m.path, body, metadata, now, wire.domain)
             caller = signed.key
             outcome.caller = caller
             if spends:
                 spent = (self.auth.spent(signed, now),)
         call = Call(m.path, caller, now, outcome.call_id, context, signed, body, spent)
         if m.client_streaming:
-            return call, (_parse(m, raw) for raw in arg)
-        return call, _parse(m, arg)
+            return call, (wire.decode(m, raw) for raw in arg)
+        return call, wire.decode(m, arg)
 
     @staticmethod
-    def _encode(m: _Bound, response: object) -> bytes:
+    def _encode(m: _Bound, response: object, wire: Wire) -> Any:
         if not isinstance(response, m.output_cls):
             raise TypeError(f"{m.path} returned {type(response).__name__}")
-        return response.SerializeToString()
+        return wire.encode(response)
 
 
-def _check_size(m: _Bound, raw: bytes) -> None:
-    if len(raw) > m.method.max_request_bytes:
+def _check_size(m: _Bound, raw: bytes | int, factor: int = 1) -> None:
+    """Refuse (TOO_LARGE) ``raw`` (bytes, or a size) above ``factor`` times the method's cap."""
+    size = raw if isinstance(raw, int) else len(raw)
+    if size > m.method.max_request_bytes * factor:
         raise LicentiaError(
-            Reason.TOO_LARGE, f"a request may not exceed {m.method.max_request_bytes} bytes"
+            Reason.TOO_LARGE,
+            f"a request may not exceed {m.method.max_request_bytes * factor} bytes",
         )
+
+
+def check_message_size(m: _Bound, message: Message) -> None:
+    """Refuse (TOO_LARGE) a decoded request whose protobuf size is above the method's cap
+    (a transport whose bytes are not protobuf's checks this after decoding)."""
+    _check_size(m, message.ByteSize())
 
 
 def _parse(m: _Bound, raw: bytes) -> Message:
@@ -432,6 +491,81 @@ def _parse(m: _Bound, raw: bytes) -> Message:
     return request
 
 
+def _grpc_abort(context: Any, reason: Reason, message: str) -> NoReturn:
+    errors.abort(context, reason, message)
+
+
+def _grpc_encode(response: Message) -> bytes:
+    return response.SerializeToString()
+
+
+#: gRPC's wire: protobuf bytes both ways, refusals as a rich status.
+GRPC = Wire(keys.REQUEST, _parse, _grpc_encode, _grpc_abort)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One method of a service and the pipeline that admits its calls, for any transport.
+
+    :meth:`unary` and :meth:`stream` run one call through the same steps as gRPC's (size,
+    signature, nonce, parse, handler, error mapping, log line), its bytes carried by a
+    :class:`Wire`; ``context`` answers what a handler may ask of grpc's
+    (``invocation_metadata``, ``is_active``, ``add_callback``, ``peer``).
+    """
+
+    descriptor: MethodDescriptor
+    bound: _Bound
+    #: False for a method this server does not serve (NOT_SERVED).
+    served: bool
+    _plumbing: _Plumbing
+
+    @property
+    def path(self) -> str:
+        """``/package.Service/Method``."""
+        return self.bound.path
+
+    @property
+    def method(self) -> Method:
+        """How its calls are admitted (``signed``, ``max_request_bytes``)."""
+        return self.bound.method
+
+    def unary(self, body: bytes, context: Any, wire: Wire) -> Any:
+        """One call of a method with one response; the response as ``wire`` encodes it."""
+        if not self.served:
+            return self._plumbing.unserved(self.bound, body, context, wire)
+        return self._plumbing.unary_out(self.bound, body, context, wire)
+
+    def stream(self, body: bytes, context: Any, wire: Wire) -> Iterator[Any]:
+        """One call of a method with a response stream; its responses, lazily (admission
+        runs at the first ``next``)."""
+        if not self.served:
+            return self._unserved(body, context, wire)
+        return self._plumbing.stream_out(self.bound, body, context, wire)
+
+    def _unserved(self, body: bytes, context: Any, wire: Wire) -> Iterator[Any]:
+        yield self._plumbing.unserved(self.bound, body, context, wire)  # (it refuses)
+
+
+class BoundService(grpc.ServiceRpcHandler):  # type: ignore[misc]
+    """The gRPC handler set of one service, and its :attr:`endpoints` for other transports."""
+
+    def __init__(
+        self, name: str, handlers: Mapping[str, Any], endpoints: Sequence[Endpoint]
+    ) -> None:
+        self._generic = grpc.method_handlers_generic_handler(name, handlers)
+        self._name = name
+        #: Every method of the service, in the descriptor's order.
+        self.endpoints = tuple(endpoints)
+
+    def service_name(self) -> str:
+        """The service's full name."""
+        return self._name
+
+    def service(self, handler_call_details: Any) -> Any:
+        """The handler of one call (grpc's)."""
+        return self._generic.service(handler_call_details)
+
+
 def service(
     descriptor: ServiceDescriptor,
     methods: Mapping[str, Method],
@@ -439,7 +573,7 @@ def service(
     clock: Clock,
     log: logging.Logger,
     streams: StreamLimit | None = None,
-) -> grpc.GenericRpcHandler:
+) -> BoundService:
     """The handler set of one service: ``methods`` by method name, the rest NOT_SERVED.
 
     ``streams``, shared by the services of one server, caps the response streams open at once.
@@ -453,6 +587,7 @@ def service(
         raise ValueError(f"{descriptor.full_name} has no method {', '.join(unknown)}")
     plumbing = _Plumbing(auth, clock, log, streams)
     handlers = {}
+    endpoints = []
     for md in descriptor.methods:
         kind = (md.client_streaming, md.server_streaming)
         method = methods.get(md.name)
@@ -473,7 +608,8 @@ def service(
         handlers[md.name] = _FACTORIES[kind](
             partial(behaviour, bound), request_deserializer=None, response_serializer=None
         )
-    return grpc.method_handlers_generic_handler(descriptor.full_name, handlers)
+        endpoints.append(Endpoint(md, bound, method is not None, plumbing))
+    return BoundService(descriptor.full_name, handlers, endpoints)
 
 
 def _never(request: Any, call: Call) -> Message:

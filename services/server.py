@@ -42,6 +42,7 @@ from .app import (
     check_key_files,
 )
 from .deps import Settings
+from .gateway import RunningGateway, start_gateway
 from .issuer import ExchangeKeyError, Keyring, key_file
 from .procs import PrivateSocket, Workers, check_port_free, process_count, worker_spec
 from .replica import DEFAULT_STALENESS_SECONDS, ReplicaApp, build_replica
@@ -83,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
         "--listen",
         default=_env("LICENTIA_LISTEN", DEFAULT_LISTEN),
         help="host:port to listen on, port 0 for any free one [LICENTIA_LISTEN]",
+    )
+    serve.add_argument(
+        "--http",
+        default=_env("LICENTIA_HTTP", ""),
+        help="host:port for the HTTP/JSON gateway (every RPC, OpenAPI at /openapi.json; port 0"
+        " for any free one); none by default [LICENTIA_HTTP]",
     )
     serve.add_argument(
         "--tls-cert",
@@ -432,6 +439,10 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     try:
         check_address(args.listen, "--listen")
+        if args.http:
+            check_address(args.http, "--http")
+            if args.upstream:
+                raise ValueError("--http is not served by a verify-only replica (--upstream)")
         if args.upstream:
             check_address(args.upstream, "--upstream")
         if not 0 <= args.fee_bps <= ledger.MAX_FEE_BPS:
@@ -502,6 +513,7 @@ def _main(argv: Sequence[str] | None) -> int:
     private = PrivateSocket() if processes > 1 else None
     workers: Workers | None = None
     server: RunningServer | None = None
+    gateway: RunningGateway | None = None
     try:
         server_settings = ServerSettings(
             address=args.listen,
@@ -517,6 +529,15 @@ def _main(argv: Sequence[str] | None) -> int:
             server = start_async(server_settings, app.aio_handlers, app.service_names, log)
         else:
             server = start(server_settings, app.handlers, app.service_names, log)
+            if args.http:  # in this (the first) process only, beside gRPC
+                gateway = start_gateway(
+                    args.http,
+                    app.handlers,
+                    log,
+                    tls_cert=args.tls_cert,
+                    tls_key=args.tls_key,
+                    max_connections=args.max_connections,
+                )
         if private is not None and nonces is not None:
             workers = Workers(processes - 1, worker_spec(args, server.port, private, nonces), log)
             workers.start()
@@ -525,6 +546,8 @@ def _main(argv: Sequence[str] | None) -> int:
                 extra={"processes": processes, "workers": workers.pids, "socket": private.address},
             )
     except (ValueError, OSError) as e:
+        if gateway is not None:
+            gateway.stop()
         if server is not None:
             server.stop(0)
         app.close()
@@ -535,11 +558,22 @@ def _main(argv: Sequence[str] | None) -> int:
     json_native_stderr()  # gRPC's C core writes to stderr itself: JSON lines as well
     if args.port_file:
         args.port_file.write_text(f"{server.port}\n")
+    if gateway is not None:
+        print(f"http listening on {gateway.address}", flush=True)
     print(f"listening on {server.address}", flush=True)
-    install_signal_handlers(server, log, workers.stop if workers is not None else None)
+
+    def before(grace: float) -> None:
+        if gateway is not None:  # no new HTTP call while gRPC drains
+            gateway.stop()
+        if workers is not None:
+            workers.stop(grace)
+
+    install_signal_handlers(server, log, before)
     try:
         server.wait()
     finally:
+        if gateway is not None:
+            gateway.stop()
         if workers is not None:
             workers.stop(0)
         app.close()

@@ -9,6 +9,8 @@ never ``services`` or ``clients``:
   :class:`ExchangeError` carrying the server's ``google.rpc.ErrorInfo`` reason;
 - :mod:`~licentia.transport.channel` and :mod:`~licentia.transport.aio_channel`: signed
   calls over a sync or asyncio channel (the request bytes serialized once, signed, sent);
+- :mod:`~licentia.transport.http`: calls through the exchange's HTTP/JSON gateway, signed
+  over the exact JSON body (the recipe for other languages; standard library only);
 - :mod:`~licentia.transport.follow`: the :class:`StatusFollower`, an exchange's issuer keys
   and status list followed live over ``WatchRevocations`` (threads, clock, backoff).
 

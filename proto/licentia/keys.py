@@ -25,6 +25,7 @@ __all__ = [
     "CONSENT",
     "DOMAINS",
     "ERASURE_RECEIPT",
+    "HTTP_REQUEST",
     "ISSUANCE",
     "ISSUANCE_V2",
     "KEY_ID",
@@ -69,6 +70,9 @@ STATUS_EVENT = b"licentia.v1.status-event"
 STATUS_EVENT_V2 = b"licentia.v2.status-event"
 STATUS_HEARTBEAT = b"licentia.v1.status-heartbeat"
 REQUEST = b"licentia.v1.request"
+#: A request signature over an HTTP/JSON body (the gateway's; token-format §6): never valid
+#: for a gRPC call, nor the reverse.
+HTTP_REQUEST = b"licentia.v1.http-request"
 TERMINATION_RECEIPT = b"licentia.v1.termination-receipt"
 ERASURE_RECEIPT = b"licentia.v1.erasure-receipt"
 KEY_SET_CHANGE = b"licentia.v1.key-set-change"
@@ -93,6 +97,7 @@ DOMAINS: frozenset[bytes] = frozenset(
         STATUS_EVENT_V2,
         STATUS_HEARTBEAT,
         REQUEST,
+        HTTP_REQUEST,
         TERMINATION_RECEIPT,
         ERASURE_RECEIPT,
         KEY_SET_CHANGE,

@@ -1,11 +1,15 @@
-"""Request signatures: how a holder, an advertiser or a platform signs a gRPC call.
+"""Request signatures: how a holder, an advertiser or a platform signs a call.
 
 The signer covers the method, the SHA-256 of the exact request bytes, a timestamp and a
-nonce, under the ``licentia.v1.request`` domain. The four values travel in gRPC metadata
-(``x-licentia-key``, ``x-licentia-timestamp``, ``x-licentia-nonce``,
-``x-licentia-signature``). The server checks the window, the signature and the nonce;
-whether the key is registered, and whether it owns what the call touches, is the
-server's own business.
+nonce, under a domain naming the transport: ``licentia.v1.request`` for a gRPC call (the
+bytes: the serialized protobuf request), ``licentia.v1.http-request`` for a call through
+the HTTP/JSON gateway (the bytes: the HTTP body as sent). So a JSON body's signature is
+never valid for a protobuf call, nor the reverse. The four values travel in gRPC metadata
+or, over HTTP, in headers of the same names (``x-licentia-key``, ``x-licentia-timestamp``,
+``x-licentia-nonce``, ``x-licentia-signature``). The server checks the window, the
+signature and the nonce (one nonce store for both transports: a nonce spent on one is
+spent on the other); whether the key is registered, and whether it owns what the call
+touches, is the server's own business.
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ __all__ = [
     "MAX_METHOD_CHARS",
     "NONCE_BYTES",
     "NONCE_HEADER",
+    "REQUEST_DOMAINS",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "SignedRequest",
     "parse_request_metadata",
     "request_payload",
+    "sign_http_request",
     "sign_request",
     "verify_request",
 ]
@@ -47,6 +53,8 @@ NONCE_BYTES = 16
 MAX_METHOD_CHARS = 256
 #: Default window: a request is accepted this many seconds either side of the server's now.
 DEFAULT_WINDOW_SECONDS = 60
+#: The signature domains of a request: a gRPC call's, an HTTP/JSON call's.
+REQUEST_DOMAINS = (keys.REQUEST, keys.HTTP_REQUEST)
 
 
 def request_payload(method: str, body: bytes, timestamp: int, nonce: bytes) -> bytes:
@@ -66,17 +74,34 @@ class SignedRequest:
 
 
 def sign_request(
-    key: PrivateKey, method: str, body: bytes, now: int, nonce: bytes | None = None
+    key: PrivateKey,
+    method: str,
+    body: bytes,
+    now: int,
+    nonce: bytes | None = None,
+    *,
+    domain: bytes = keys.REQUEST,
 ) -> tuple[tuple[str, str], ...]:
-    """The metadata to send with a call of ``method`` whose serialized request is ``body``."""
+    """The metadata to send with a call of ``method`` whose serialized request is ``body``
+    (``domain``: one of :data:`REQUEST_DOMAINS`, the gRPC one by default)."""
+    if domain not in REQUEST_DOMAINS:
+        raise ValueError("not a request signature domain")
     nonce = secrets.token_bytes(NONCE_BYTES) if nonce is None else nonce
-    sig = key.sign(keys.REQUEST, request_payload(method, body, now, nonce))
+    sig = key.sign(domain, request_payload(method, body, now, nonce))
     return (
         (KEY_HEADER, key.public.text),
         (TIMESTAMP_HEADER, str(now)),
         (NONCE_HEADER, b64url_encode(nonce)),
         (SIGNATURE_HEADER, b64url_encode(sig)),
     )
+
+
+def sign_http_request(
+    key: PrivateKey, method: str, body: bytes, now: int, nonce: bytes | None = None
+) -> tuple[tuple[str, str], ...]:
+    """The headers to send with an HTTP/JSON gateway call of ``method``
+    (``/licentia.v1.Service/Method``) whose body is exactly ``body`` (the JSON bytes sent)."""
+    return sign_request(key, method, body, now, nonce, domain=keys.HTTP_REQUEST)
 
 
 def parse_request_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> SignedRequest:
@@ -118,11 +143,17 @@ def verify_request(
     now: int,
     nonces: NonceStore,
     window_seconds: int = DEFAULT_WINDOW_SECONDS,
+    *,
+    domain: bytes = keys.REQUEST,
 ) -> PublicKey:
     """Check window, signature, then nonce; return the caller's key or raise ``LicentiaError``.
 
-    The nonce is recorded only for a valid signature, so a forger cannot burn nonces.
+    ``domain`` is the transport's (:data:`REQUEST_DOMAINS`): a signature made for the other
+    transport does not verify. The nonce is recorded only for a valid signature, so a forger
+    cannot burn nonces; it is recorded under the key alone, whatever the domain.
     """
+    if domain not in REQUEST_DOMAINS:
+        raise ValueError("not a request signature domain")
     if abs(now - req.timestamp) > window_seconds:
         raise LicentiaError(Reason.STALE_REQUEST, "request timestamp outside the window")
     try:
@@ -132,7 +163,7 @@ def verify_request(
     if (
         len(method) > MAX_METHOD_CHARS
         or not payload
-        or not req.key.verify(keys.REQUEST, payload, req.signature)
+        or not req.key.verify(domain, payload, req.signature)
     ):
         raise LicentiaError(Reason.BAD_REQUEST_SIGNATURE, "request signature does not verify")
     if not nonces.add_if_new(req.key.raw + req.nonce, req.timestamp + window_seconds + 1, now):
