@@ -14,6 +14,7 @@ added without its check; what a subcommand builds lives elsewhere (``app``, ``re
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from licentia.request import sign_request
 from licentia.token import is_currency
 from licentia.v1 import ledger_pb2
 
-from . import ledger
+from . import ledger, metrics
 from .aio_runtime import start_async
 from .app import (
     DB_FILE,
@@ -164,6 +165,12 @@ def _parser() -> argparse.ArgumentParser:
         " [LICENTIA_PROCESSES]",
     )
     serve.add_argument("--port-file", type=Path, help="write the bound port to this file")
+    serve.add_argument(
+        "--metrics",
+        default=_env("LICENTIA_METRICS", ""),
+        help="HOST:PORT to serve Prometheus metrics on (/metrics; port 0 for any free one,"
+        " printed as 'metrics on HOST:PORT'); default none [LICENTIA_METRICS]",
+    )
     serve.add_argument(
         "--currency",
         default=_env("LICENTIA_CURRENCY", "EUR"),
@@ -426,6 +433,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     try:
         check_address(args.listen, "--listen")
+        if args.metrics:
+            check_address(args.metrics, "--metrics")
         if args.upstream:
             check_address(args.upstream, "--upstream")
         if not 0 <= args.fee_bps <= ledger.MAX_FEE_BPS:
@@ -460,6 +469,30 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     json_logging()  # from here on, every line on stderr is one JSON object
+    scrape: metrics.MetricsServer | None = None
+    if args.metrics:  # before the workers start: they inherit its directory
+        try:
+            scrape = metrics.enable(args.metrics)
+        except OSError as e:
+            print(f"{PROG}: error: --metrics {args.metrics}: {e}", file=sys.stderr)
+            return 2
+        print(f"metrics on {scrape.address}", flush=True)
+    try:
+        return _serve(args, settings, services, processes, log, scrape)
+    finally:
+        if scrape is not None:
+            scrape.close()
+
+
+def _serve(
+    args: argparse.Namespace,
+    settings: Settings,
+    services: list[str],
+    processes: int,
+    log: logging.Logger,
+    scrape: metrics.MetricsServer | None,
+) -> int:
+    """Build the exchange (or replica) of ``args`` and serve it until it is stopped."""
     nonces = SharedNonceTable.create() if processes > 1 else None
     if args.upstream:
         try:
@@ -493,6 +526,8 @@ def _main(argv: Sequence[str] | None) -> int:
         except (ValueError, OSError) as e:
             print(f"{PROG}: error: {e}", file=sys.stderr)
             return 2
+        if scrape is not None:
+            scrape.watch(metrics.instrument(scrape.observer, app.deps.store, app.deps.hub))
     private = PrivateSocket() if processes > 1 else None
     workers: Workers | None = None
     server: RunningServer | None = None
@@ -514,6 +549,8 @@ def _main(argv: Sequence[str] | None) -> int:
         if private is not None and nonces is not None:
             workers = Workers(processes - 1, worker_spec(args, server.port, private, nonces), log)
             workers.start()
+            if scrape is not None:
+                scrape.watch(worker_pids=lambda: workers.pids if workers is not None else [])
             log.info(
                 "procs.started",
                 extra={"processes": processes, "workers": workers.pids, "socket": private.address},
