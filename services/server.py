@@ -566,6 +566,15 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return bad
     if args.command == "check-config":
+        unreadable = [
+            f"--{flag.replace('_', '-')} {path}: cannot be read"
+            for flag in ("tls_cert", "tls_key", "upstream_tls_ca")
+            if (path := getattr(args, flag)) is not None and not os.access(path, os.R_OK)
+        ]
+        for line in unreadable:
+            print(f"{PROG}: error: {line}", file=sys.stderr)
+        if unreadable:
+            return 1
         subs = config.subcommands(ap)
         print(config.render(config.resolve(subs["check-config"], args, args_list, from_file)))
         return 0

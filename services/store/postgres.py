@@ -459,11 +459,15 @@ def migrate(url: str) -> list[str]:
     with psycopg.connect(url, autocommit=True, **params) as conn:  # type: ignore[arg-type]
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
         try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS licentia_migrations (migration_set TEXT NOT NULL,"
-                " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),"
-                " PRIMARY KEY (migration_set, name))"
-            )
+            # Looked up first: a runtime role without CREATE (deploy/postgres-roles.sql)
+            # may not even run CREATE TABLE IF NOT EXISTS on a migrated database.
+            found = conn.execute("SELECT to_regclass('licentia_migrations')").fetchone()
+            if found is None or found[0] is None:
+                conn.execute(
+                    "CREATE TABLE licentia_migrations (migration_set TEXT NOT NULL,"
+                    " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),"
+                    " PRIMARY KEY (migration_set, name))"
+                )
             done = {
                 r[0]
                 for r in conn.execute(
