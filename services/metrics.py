@@ -87,6 +87,8 @@ class Observer:
             " failure; connection: a lost connection)",
             ["why"],
         )
+        for why in ("conflict", "connection"):  # exported at 0 from the start
+            self.retries.labels(why)
         self.delivery = Histogram(
             "licentia_feed_delivery_seconds",
             "Age of a revocation event when the feed sends it to a subscriber",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -21,10 +22,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
+from licentia.methods import path
 from licentia.services.errors import STATUS_OF
 from licentia.services.runtime import client_channel
 from licentia.services.server import main as server_main
 from licentia.token import parse_token
+from licentia.v1 import verification_pb2
 
 from .exchange_harness import (
     ExchangeError,
@@ -43,7 +46,8 @@ from .exchange_harness import (
     wait_for,
 )
 
-VERIFY = "/licentia.v1.VerificationService/Verify"
+VERIFY = path(verification_pb2, "Verify")
+OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 #: Each its own TCP connection: all of them landing on one process has odds of 2**-15.
 CONNECTIONS = 16
 
@@ -169,6 +173,14 @@ def test_a_scrape_counts_every_process_calls_issuances_revocations_and_the_feed(
     refused = server.scrape()
     code = STATUS_OF[Reason.NOT_OWNER].name
     assert refused[("licentia_rpc_calls_total", (("code", code), ("method", VERIFY)))] == 1
+    # docs/operations.md lists every metric the exchange exports, and no other.
+    documented = set(re.findall(r"^\| `(licentia_[a-z_]+)", OPERATIONS.read_text(), re.M))
+    exported = {
+        re.sub(r"_(total|count|sum|bucket|gcount|gsum)$", "", name)
+        for name, _ in refused
+        if name.startswith("licentia_")
+    }
+    assert {re.sub(r"_total$", "", d) for d in documented} == exported
 
 
 @pytest.mark.parametrize(
