@@ -228,9 +228,7 @@ class MetricsServer:
         """Stop serving, uninstall the hooks, remove the directory."""
         self._http.shutdown()
         self._http.server_close()
-        rpc.observer = None
-        store_common.retried = None
-        shutil.rmtree(self.directory, ignore_errors=True)
+        _uninstall(self.directory)
 
 
 def enable(address: str) -> MetricsServer:
@@ -271,7 +269,7 @@ def enable(address: str) -> MetricsServer:
     try:
         http, _thread = start_http_server(int(port), host.strip("[]"), registry=registry)
     except OSError:
-        shutil.rmtree(directory, ignore_errors=True)
+        _uninstall(directory)
         raise
     bound = f"{host}:{http.server_port}"
     return MetricsServer(bound, directory, observer, http, collector)
@@ -287,10 +285,29 @@ def from_environment() -> Observer | None:
 
 
 def _install() -> Observer:
+    from prometheus_client import values  # noqa: PLC0415 (see module)
+
+    # Chosen when prometheus-client was first imported: choose again now that the
+    # directory is in the environment (it may have been imported before, by a library).
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     observer = Observer()
     rpc.observer = observer
     store_common.retried = observer.retried
     return observer
+
+
+def _uninstall(directory: Path) -> None:
+    """Undo :func:`enable`: no hook, no directory, nothing left in the environment (a
+    process started later must not write to a directory that is gone)."""
+    rpc.observer = None
+    store_common.retried = None
+    for name in (MULTIPROC_ENV, OWNER_ENV):
+        if os.environ.get(name) == str(directory):
+            del os.environ[name]
+    from prometheus_client import values  # noqa: PLC0415
+
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:

@@ -578,7 +578,6 @@ def _main(argv: Sequence[str] | None) -> int:
         subs = config.subcommands(ap)
         print(config.render(config.resolve(subs["check-config"], args, args_list, from_file)))
         return 0
-    json_logging()  # from here on, every line on stderr is one JSON object
     scrape: metrics.MetricsServer | None = None
     if args.metrics:  # before the workers start: they inherit its directory
         try:
@@ -587,6 +586,7 @@ def _main(argv: Sequence[str] | None) -> int:
             print(f"{PROG}: error: --metrics {args.metrics}: {e}", file=sys.stderr)
             return 2
         print(f"metrics on {scrape.address}", flush=True)
+    json_logging()  # from here on, every line on stderr is one JSON object
     try:
         return _serve(args, settings, services, processes, log, scrape)
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -193,3 +194,19 @@ def test_a_bad_metrics_address_is_refused(
     assert server_main(["--data-dir", str(tmp_path / "d"), "--metrics", address]) == 2
     assert says in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+def test_a_metrics_port_in_use_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = ["--data-dir", str(tmp_path / "d"), "--metrics", f"127.0.0.1:{port}"]
+        assert server_main([*argv, "--listen", "127.0.0.1:0", "--processes", "1"]) == 2
+    assert f"--metrics 127.0.0.1:{port}" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+    # Nothing is left for the processes started later to inherit.
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    assert "LICENTIA_METRICS_DIR" not in os.environ
