@@ -395,6 +395,8 @@ def _migrate(args: argparse.Namespace) -> int:
         else:
             private_directory(args.data_dir, create=True)
             open_store(args.db, args.data_dir / DB_FILE).close()
+            print(f"the SQLite store {args.db or args.data_dir / DB_FILE} is up to date")
+            return 0
     except (LicentiaError, OSError, ValueError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
@@ -482,7 +484,10 @@ def _main(argv: Sequence[str] | None) -> int:
                 return 1
         finally:
             store.close()
-        print(f"withdrew issuer key {key_id.hex()}; restart the server to stop using it")
+        print(
+            f"withdrew issuer key {key_id.hex()}; a running exchange on this store stops"
+            " using it within 2 s (it re-reads its keys)"
+        )
         if new is not None:
             print(f"new issuer key {new.key_id.hex()} ({new.text})")
         return 0
@@ -513,7 +518,10 @@ def _main(argv: Sequence[str] | None) -> int:
             key = keyring.rotate(SystemClock().now())
         finally:
             store.close()
-        print(f"new issuer key {key.key_id.hex()} ({key.text}); restart the server to use it")
+        print(
+            f"new issuer key {key.key_id.hex()} ({key.text}); a running exchange on this store"
+            " uses it within 2 s (it re-reads its keys)"
+        )
         return 0
     services = [s.strip() for s in args.services.split(",") if s.strip()]
     if (
