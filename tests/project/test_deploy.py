@@ -56,6 +56,9 @@ def test_the_unit_is_sandboxed_and_runs_a_console_script() -> None:
         assert program.startswith(INSTALLED)
         assert program.removeprefix(INSTALLED) in _scripts()
     assert "check-config" in service["ExecStartPre"]
+    # Settings live in the config file: a LICENTIA_* variable in the unit would win over it.
+    variables = [line for line in UNIT.read_text().splitlines() if line.startswith("Environment=")]
+    assert variables == ["Environment=LICENTIA_CONFIG=/etc/licentia/licentia.toml"]
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
