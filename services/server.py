@@ -484,10 +484,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 return 1
         finally:
             store.close()
-        print(
-            f"withdrew issuer key {key_id.hex()}; a running exchange on this store stops"
-            " using it within 2 s (it re-reads its keys)"
-        )
+        print(f"withdrew issuer key {key_id.hex()}; restart the server to stop using it")
         if new is not None:
             print(f"new issuer key {new.key_id.hex()} ({new.text})")
         return 0
@@ -518,10 +515,7 @@ def _main(argv: Sequence[str] | None) -> int:
             key = keyring.rotate(SystemClock().now())
         finally:
             store.close()
-        print(
-            f"new issuer key {key.key_id.hex()} ({key.text}); a running exchange on this store"
-            " uses it within 2 s (it re-reads its keys)"
-        )
+        print(f"new issuer key {key.key_id.hex()} ({key.text}); restart the server to use it")
         return 0
     services = [s.strip() for s in args.services.split(",") if s.strip()]
     if (
