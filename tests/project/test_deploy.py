@@ -120,6 +120,12 @@ def test_the_containerfile_pins_its_base_runs_unprivileged_and_starts_the_server
         if word == "COPY":
             for source in rest.split()[:-1]:
                 assert (ROOT / source).exists(), source
+    # Every source tree the package is built from (pyproject's package-dir) is copied in.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    trees = {d.split("/")[0] for d in project["tool"]["setuptools"]["package-dir"].values()}
+    copied = {src for w, rest in steps if w == "COPY" for src in rest.split()[:-1]}
+    assert trees <= copied, trees - copied
+    assert project["project"]["readme"] in copied
     # The user step comes after every step that needs root.
     assert [w for w, _ in steps].index("USER") > max(
         i for i, (w, _) in enumerate(steps) if w == "RUN"
