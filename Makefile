@@ -101,9 +101,11 @@ FUZZ_ARGS ?=
 fuzz: $(FUZZ_STAMP)
 	$(PY) bench/fuzz.py $(FUZZ_ARGS)
 
-## make crash: the long form of the crash test (more crashes than inside `make test`).
+## make crash: the long form of the crash test (more crashes than inside `make test`); it
+## takes minutes, so pytest names each test as it runs (-vv: pyproject adds -q) and each round prints a line.
 crash: $(STAMP)
-	LICENTIA_CRASH_ROUNDS=200 LICENTIA_STARTUP_CRASH_ROUNDS=50 $(VENV)/bin/pytest tests/integration/test_crash.py
+	LICENTIA_PROGRESS=1 LICENTIA_CRASH_ROUNDS=200 LICENTIA_STARTUP_CRASH_ROUNDS=50 \
+	  $(VENV)/bin/pytest -vv tests/integration/test_crash.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -298,6 +298,22 @@ _FACTORIES: dict[tuple[bool, bool], Callable[..., Any]] = {
 }
 
 
+class CallObserver(Protocol):
+    """What sees each call end and each response stream open and close (:mod:`.metrics`)."""
+
+    def ended(self, method: str, code: str, seconds: float) -> None:
+        """A call to ``method`` ended with status ``code`` after ``seconds``."""
+        ...
+
+    def streams(self, delta: int) -> None:
+        """A response stream opened (+1) or closed (-1)."""
+        ...
+
+
+#: The process's call observer (``--metrics``), or None: the one hook where a call ends.
+observer: CallObserver | None = None
+
+
 class StreamLimit:
     """A cap on the response streams open at once, shared by every service of a process.
 
@@ -316,10 +332,14 @@ class StreamLimit:
         """Take a slot, or raise ``LicentiaError(BUSY)``."""
         if not self._sem.acquire(blocking=False):
             raise LicentiaError(Reason.BUSY, "too many open streams: try again later")
+        if observer is not None:
+            observer.streams(1)
 
     def release(self) -> None:
         """Give a slot back."""
         self._sem.release()
+        if observer is not None:
+            observer.streams(-1)
 
 
 class _Plumbing:
@@ -418,6 +438,8 @@ class _Plumbing:
         finally:
             if self.log.isEnabledFor(logging.INFO):  # (the fields cost a few µs a call)
                 self.log.info("rpc", extra=outcome.fields(m.path))
+            if observer is not None:
+                observer.ended(m.path, outcome.code, time.monotonic() - outcome.started)
 
     def _admit(
         self,

@@ -14,6 +14,7 @@ added without its check; what a subcommand builds lives elsewhere (``app``, ``re
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from licentia.request import sign_request
 from licentia.token import is_currency
 from licentia.v1 import ledger_pb2
 
-from . import ledger
+from . import config, ledger, metrics
 from .aio_runtime import start_async
 from .app import (
     DB_FILE,
@@ -40,6 +41,7 @@ from .app import (
     App,
     build,
     check_key_files,
+    private_directory,
 )
 from .deps import Settings
 from .gateway import RunningGateway, start_gateway
@@ -170,7 +172,18 @@ def _parser() -> argparse.ArgumentParser:
         " the exchange, the others answer Verify themselves and relay every other call to it"
         " [LICENTIA_PROCESSES]",
     )
-    serve.add_argument("--port-file", type=Path, help="write the bound port to this file")
+    serve.add_argument(
+        "--port-file",
+        type=Path,
+        default=os.environ.get("LICENTIA_PORT_FILE"),
+        help="write the bound port to this file [LICENTIA_PORT_FILE]",
+    )
+    serve.add_argument(
+        "--metrics",
+        default=_env("LICENTIA_METRICS", ""),
+        help="HOST:PORT to serve Prometheus metrics on (/metrics; port 0 for any free one,"
+        " printed as 'metrics on HOST:PORT'); default none [LICENTIA_METRICS]",
+    )
     serve.add_argument(
         "--currency",
         default=_env("LICENTIA_CURRENCY", "EUR"),
@@ -247,6 +260,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     withdraw.add_argument("key_id", help="the key id in hex (16 digits), as GetIssuerKeys shows")
     _data_dir(withdraw)
+    check = sub.add_parser(
+        "check-config",
+        help="print the settings serve would run with (flags, environment, --config file;"
+        " secrets redacted) and exit 0, or the errors and exit 1",
+    )
+    for action in serve._actions:  # serve's flags, whoever adds them
+        if action.option_strings and action.dest != "help":
+            check._add_action(action)
+    ledger_check = sub.add_parser(
+        "check-ledger",
+        help="check the ledger's invariants (postings sum to zero, balances match their"
+        " entries, ...): exit 0 when they hold, 1 naming what is wrong",
+    )
+    _data_dir(ledger_check)
+    migrate = sub.add_parser(
+        "migrate",
+        help="create or upgrade the store's tables and exit (run by the database owner;"
+        " serve then needs only a role with DML rights, deploy/postgres-roles.sql)",
+    )
+    _data_dir(migrate)
     return ap
 
 
@@ -269,6 +302,13 @@ def _data_dir(p: argparse.ArgumentParser) -> None:
         default=os.environ.get("LICENTIA_ISSUER_KEYS"),
         help="directory of the issuer keys' secret files, created 0700 with 0600 files on"
         " first start (default DATA_DIR/issuer-keys) [LICENTIA_ISSUER_KEYS]",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=os.environ.get(config.CONFIG_ENV),
+        help="a TOML file of settings, keys named as the flags (docs/operations.md);"
+        " the environment and the flags win over it [LICENTIA_CONFIG]",
     )
 
 
@@ -321,6 +361,56 @@ def _deposit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_ledger(args: argparse.Namespace) -> int:
+    """``licentia-server check-ledger``: :meth:`~.store.base.Store.ledger_check`, read only."""
+    db_file = args.data_dir / DB_FILE
+    if not args.db and not db_file.exists():
+        print(f"{PROG}: error: no database in {args.data_dir}", file=sys.stderr)
+        return 2
+    try:
+        store = open_store(args.db, db_file, read_only=True)
+    except (LicentiaError, OSError, ValueError) as e:
+        print(f"{PROG}: error: cannot open the store: {e}", file=sys.stderr)
+        return 2
+    try:
+        problems = store.ledger_check()
+    finally:
+        store.close()
+    for problem in problems:
+        print(f"ledger: {problem}")
+    if problems:
+        print(f"the ledger is NOT consistent: {len(problems)} problem(s)")
+        return 1
+    print("the ledger is consistent: every posting sums to zero, every balance matches its")
+    print("entries, no internal account is negative, holders' pending sums match")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """``licentia-server migrate``: create or upgrade the store's tables, then exit."""
+    applied: list[str] = []
+    try:
+        if args.db.startswith(POSTGRES_SCHEMES):
+            import psycopg  # noqa: PLC0415 (psycopg only when used)
+
+            from .store.postgres import migrate  # noqa: PLC0415
+
+            try:
+                applied = migrate(args.db)
+            except psycopg.Error as e:
+                raise ValueError(f"cannot migrate the database: {e}".strip()) from e
+        else:
+            private_directory(args.data_dir, create=True)
+            open_store(args.db, args.data_dir / DB_FILE).close()
+            print(f"the SQLite store {args.db or args.data_dir / DB_FILE} is up to date")
+            return 0
+    except (LicentiaError, OSError, ValueError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    return 0
+
+
 def _check_replica(args: argparse.Namespace, services: Sequence[str]) -> None:
     """Refuse what a verify-only replica (``--upstream``) cannot be: it has no database."""
     if list(services) != ["verification"]:
@@ -359,8 +449,24 @@ def _main(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help")):
         args_list.insert(0, "serve")
-    args = _parser().parse_args(args_list)
+    ap = _parser()
+    args = ap.parse_args(args_list)
+    bad = 1 if args.command == "check-config" else 2
+    from_file: dict[str, object] = {}
+    if getattr(args, "config", None) is not None:
+        try:
+            table = config.read(args.config)
+            from_file = config.apply(ap, args.command, table, str(args.config))
+        except config.ConfigError as e:
+            for line in str(e).splitlines():
+                print(f"{PROG}: error: {line}", file=sys.stderr)
+            return bad
+        args = ap.parse_args(args_list)
     log = json_logger("licentia.server")
+    if args.command == "check-ledger":
+        return _check_ledger(args)
+    if args.command == "migrate":
+        return _migrate(args)
     if args.command == "withdraw-key":
         try:
             key_id = bytes.fromhex(args.key_id)
@@ -436,13 +542,15 @@ def _main(argv: Sequence[str] | None) -> int:
             " --workers >= 33, --max-connections >= 1",
             file=sys.stderr,
         )
-        return 2
+        return bad
     try:
         check_address(args.listen, "--listen")
         if args.http:
             check_address(args.http, "--http")
             if args.upstream:
                 raise ValueError("--http is not served by a verify-only replica (--upstream)")
+        if args.metrics:
+            check_address(args.metrics, "--metrics")
         if args.upstream:
             check_address(args.upstream, "--upstream")
         if not 0 <= args.fee_bps <= ledger.MAX_FEE_BPS:
@@ -471,12 +579,49 @@ def _main(argv: Sequence[str] | None) -> int:
         ensure_file_limit(
             FileBudget(args.max_connections, _database_files(args), workers=processes - 1)
         )
-        if processes > 1:
+        if processes > 1 and args.command != "check-config":
             check_port_free(args.listen)
     except (ValueError, OSError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
+        return bad
+    if args.command == "check-config":
+        unreadable = [
+            f"--{flag.replace('_', '-')} {path}: cannot be read"
+            for flag in ("tls_cert", "tls_key", "upstream_tls_ca")
+            if (path := getattr(args, flag)) is not None and not os.access(path, os.R_OK)
+        ]
+        for line in unreadable:
+            print(f"{PROG}: error: {line}", file=sys.stderr)
+        if unreadable:
+            return 1
+        subs = config.subcommands(ap)
+        print(config.render(config.resolve(subs["check-config"], args, args_list, from_file)))
+        return 0
+    scrape: metrics.MetricsServer | None = None
+    if args.metrics:  # before the workers start: they inherit its directory
+        try:
+            scrape = metrics.enable(args.metrics)
+        except OSError as e:
+            print(f"{PROG}: error: --metrics {args.metrics}: {e}", file=sys.stderr)
+            return 2
+        print(f"metrics on {scrape.address}", flush=True)
     json_logging()  # from here on, every line on stderr is one JSON object
+    try:
+        return _serve(args, settings, services, processes, log, scrape)
+    finally:
+        if scrape is not None:
+            scrape.close()
+
+
+def _serve(
+    args: argparse.Namespace,
+    settings: Settings,
+    services: list[str],
+    processes: int,
+    log: logging.Logger,
+    scrape: metrics.MetricsServer | None,
+) -> int:
+    """Build the exchange (or replica) of ``args`` and serve it until it is stopped."""
     nonces = SharedNonceTable.create() if processes > 1 else None
     if args.upstream:
         try:
@@ -510,6 +655,8 @@ def _main(argv: Sequence[str] | None) -> int:
         except (ValueError, OSError) as e:
             print(f"{PROG}: error: {e}", file=sys.stderr)
             return 2
+        if scrape is not None:
+            scrape.watch(metrics.instrument(scrape.observer, app.deps.store, app.deps.hub))
     private = PrivateSocket() if processes > 1 else None
     workers: Workers | None = None
     server: RunningServer | None = None
@@ -541,6 +688,8 @@ def _main(argv: Sequence[str] | None) -> int:
         if private is not None and nonces is not None:
             workers = Workers(processes - 1, worker_spec(args, server.port, private, nonces), log)
             workers.start()
+            if scrape is not None:
+                scrape.watch(worker_pids=lambda: workers.pids if workers is not None else [])
             log.info(
                 "procs.started",
                 extra={"processes": processes, "workers": workers.pids, "socket": private.address},

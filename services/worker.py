@@ -28,6 +28,7 @@ from licentia.token import MAX_TOKEN_CHARS, parse_token
 from licentia.transport.follow import GrpcUpstream, StatusFollower
 from licentia.v1 import verification_pb2
 
+from . import metrics
 from .app import SERVICES
 from .deps import PLATFORM_CACHE_SECONDS, Settings
 from .forward import Forwarder, method_kinds
@@ -166,6 +167,7 @@ def worker_main(spec: WorkerSpec) -> int:
     """Serve as one worker: Verify here, the rest relayed; returns the exit status."""
     json_logging()
     log = json_logger("licentia.server")
+    metrics.from_environment()  # the first process's --metrics: counts go to its directory
     pid = os.getpid()
 
     class _Pid(logging.Filter):

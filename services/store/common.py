@@ -18,6 +18,8 @@ write at once).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ._accounts import AccountsPart
 from ._erasure import ErasurePart
 from ._keys import KeysPart
@@ -34,7 +36,13 @@ __all__ = [
     "SqlBase",
     "SqlStore",
     "only_nonces",
+    "retried",
 ]
+
+#: Told each time a backend runs a transaction again, with why (``"conflict"``: a deadlock
+#: or serialization failure; ``"connection"``: a lost connection), or None: the metrics'
+#: hook (``--metrics``, :mod:`licentia.services.metrics`).
+retried: Callable[[str], None] | None = None
 
 
 class SqlStore(PartiesPart, RequestsPart, StatementsPart, ErasurePart, KeysPart, AccountsPart):

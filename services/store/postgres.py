@@ -63,6 +63,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from licentia.errors import LicentiaError, Reason
 
 from ..model import RevocationEvent
+from . import common as _common
 from ._group import Change as _Change
 from ._group import GroupCommit
 from .base import SpentNonce
@@ -458,11 +459,15 @@ def migrate(url: str) -> list[str]:
     with psycopg.connect(url, autocommit=True, **params) as conn:  # type: ignore[arg-type]
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
         try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS licentia_migrations (migration_set TEXT NOT NULL,"
-                " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),"
-                " PRIMARY KEY (migration_set, name))"
-            )
+            # Looked up first: a runtime role without CREATE (deploy/postgres-roles.sql)
+            # may not even run CREATE TABLE IF NOT EXISTS on a migrated database.
+            found = conn.execute("SELECT to_regclass('licentia_migrations')").fetchone()
+            if found is None or found[0] is None:
+                conn.execute(
+                    "CREATE TABLE licentia_migrations (migration_set TEXT NOT NULL,"
+                    " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),"
+                    " PRIMARY KEY (migration_set, name))"
+                )
             done = {
                 r[0]
                 for r in conn.execute(
@@ -668,6 +673,8 @@ class PostgresStore(SqlStore, GroupCommit):
             except _RETRY:
                 if attempt == ATTEMPTS - 1:
                     raise
+                if _common.retried is not None:
+                    _common.retried("conflict")
                 continue
             except PoolTimeout as e:  # no connection to be had: nothing was sent
                 raise _unreachable(e) from e
@@ -679,6 +686,8 @@ class PostgresStore(SqlStore, GroupCommit):
                 if committing:  # lost while committing: it may or may not have been made
                     raise _maybe_made() from e
                 lost += 1  # nothing was committed: run it again on another connection
+                if _common.retried is not None and lost < LOST_ATTEMPTS:
+                    _common.retried("connection")
                 if lost >= LOST_ATTEMPTS:
                     raise LicentiaError(Reason.UNAVAILABLE, "the database is unreachable") from e
                 self._connection_lost(lost)
@@ -847,6 +856,8 @@ class PostgresStore(SqlStore, GroupCommit):
                 c.execute("RELEASE change")
                 return False
             if isinstance(error, _RETRY) and attempt < ATTEMPTS - 1:
+                if _common.retried is not None:
+                    _common.retried("conflict")
                 continue
             ch.error = _too_slow(error) if isinstance(error, pg_errors.QueryCanceled) else error
             break

@@ -106,6 +106,14 @@ from .exchange_harness import (
 
 T = TypeVar("T")
 
+
+def progress(line: str) -> None:
+    """A progress line on the terminal, past pytest's capture, when ``LICENTIA_PROGRESS`` is
+    set (``make crash`` sets it: its rounds take minutes)."""
+    if os.environ.get("LICENTIA_PROGRESS") and sys.__stderr__ is not None:
+        print(line, file=sys.__stderr__, flush=True)
+
+
 #: Crashes per run; ``make crash`` sets 200.
 ROUNDS = int(os.environ.get("LICENTIA_CRASH_ROUNDS", "12"))
 #: The workload's seed (a fresh one unless given); printed in every failure.
@@ -1929,6 +1937,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_half_applies_nothing(tmp_pa
         for number in range(1, ROUNDS + 1):
             rnd = _run_round(number, server, parties, journal, stored, log_key, rng)
             context = f"{where} round {number}: {journal.summary()}"
+            progress(f"crash round {number}/{ROUNDS}: {journal.summary()}")
             assert not journal.unexpected, f"{context}\n" + "\n".join(journal.unexpected)
             stored = Stored.read(data / DB_FILE)
             problems, tree = check_tables(stored, journal)
@@ -1995,6 +2004,7 @@ def test_sigkill_during_a_first_start_never_stops_the_next_one(tmp_path: Path) -
     _kill(_spawn(tmp_path / "timing", tmp_path, 0))
     start_seconds = time.monotonic() - t0
     for number in range(1, STARTUP_ROUNDS + 1):
+        progress(f"startup crash round {number}/{STARTUP_ROUNDS}")
         data = tmp_path / f"data-{number}"
         port_file = tmp_path / "port"
         port_file.unlink(missing_ok=True)
