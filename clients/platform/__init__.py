@@ -1,0 +1,15 @@
+"""The platform's SDK: register, verify inline with a shared nonce store, report uses."""
+
+from ..verifier import Verifier
+from ..verifier.nonces import PostgresNonceStore, SqliteNonceStore, open_nonce_store
+from .sdk import Platform, PlatformProfile, UseReport
+
+__all__ = [
+    "Platform",
+    "PlatformProfile",
+    "PostgresNonceStore",
+    "SqliteNonceStore",
+    "UseReport",
+    "Verifier",
+    "open_nonce_store",
+]
