@@ -309,25 +309,23 @@ class ExchangeService:
         caller = self.d.party(call).key
         size = req.page_size or 20
         if not 1 <= size <= MAX_PAGE:
-            raise LicentiaError(Reason.INVALID_REQUEST, f"page size is 1 to {MAX_PAGE}")
-        try:
-            category = DataCategory(req.category) if req.category else None
-            purpose = Purpose(req.purpose) if req.purpose else None
-            medium = Medium(req.medium) if req.medium else None
-        except ValueError:
             raise LicentiaError(
-                Reason.INVALID_REQUEST, "unknown category, purpose or medium"
-            ) from None
+                Reason.INVALID_REQUEST, f"page_size: 1 to {MAX_PAGE}; the request has {size}"
+            )
+        category = convert.enum_value(req.category, DataCategory, "category")
+        purpose = convert.enum_value(req.purpose, Purpose, "purpose")
+        medium = convert.enum_value(req.medium, Medium, "medium")
         if req.territory and not territory.is_territory(req.territory):
-            raise LicentiaError(Reason.INVALID_REQUEST, "unknown territory")
+            raise LicentiaError(Reason.INVALID_REQUEST, convert.unknown_territory(req.territory))
+        bad_page = "page_token: the next_page_token of this search's last page; not that"
         if len(req.page_token) > 64:
-            raise LicentiaError(Reason.INVALID_REQUEST, "bad page token")
+            raise LicentiaError(Reason.INVALID_REQUEST, bad_page)
         after = ""
         if req.page_token:
             ref = refs.token_ref(req.page_token)
             last = self._holder_of(caller, ref) if ref is not None else None
             if last is None:
-                raise LicentiaError(Reason.INVALID_REQUEST, "bad page token")
+                raise LicentiaError(Reason.INVALID_REQUEST, bad_page)
             after = last.handle
         r = self._refs()
         out = exchange_pb2.SearchOffersResponse()
@@ -396,14 +394,20 @@ class ExchangeService:
             raise LicentiaError(Reason.OPTED_OUT, "the holder has opted out")
         terms = self.d.store.terms(holder.key)
         if terms is None:
-            raise LicentiaError(Reason.OUTSIDE_TERMS, "the holder offers nothing yet")
+            raise LicentiaError(
+                Reason.OUTSIDE_TERMS, "offer_ref: the holder offers nothing yet (no terms set)"
+            )
         wanted = list(req.asset_refs)
         if not 1 <= len(wanted) <= MAX_ASSETS or len(set(wanted)) != len(wanted):
-            raise LicentiaError(Reason.INVALID_REQUEST, f"name 1 to {MAX_ASSETS} distinct assets")
+            raise LicentiaError(
+                Reason.INVALID_REQUEST,
+                f"asset_refs: 1 to {MAX_ASSETS} distinct assets; the request names {len(wanted)}"
+                + (" with repeats" if len(set(wanted)) != len(wanted) else ""),
+            )
         declared = self.d.store.assets(holder.key)
         digests = self._assets_of(advertiser.key, holder.key, wanted, declared)
         if not req.HasField("scope"):
-            raise LicentiaError(Reason.INVALID_REQUEST, "a scope is required")
+            raise LicentiaError(Reason.INVALID_REQUEST, "scope: required; the request has none")
         market.check_text(req.message, "message", market.MAX_TEXT_CHARS)
         scope = convert.scope_from(req.scope)
         now = call.now

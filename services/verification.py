@@ -12,6 +12,7 @@ from licentia.token import MAX_TOKEN_CHARS, Licence
 from licentia.v1 import verification_pb2
 from licentia.verify import Decision, VerificationEngine
 
+from . import market
 from .deps import Deps
 from .idempotency import request_digest
 from .model import Party
@@ -139,8 +140,7 @@ class VerificationService:
                 platform, req.token, req.presentation, req.use, req.HasField("use"), call.now
             )
             if not decision.allowed:
-                names = ", ".join(r.name for r in decision.reasons)
-                raise LicentiaError(decision.reasons[0], f"the use is not allowed: {names}")
+                raise LicentiaError(decision.reasons[0], denial_text(decision, req.use))
             assert decision.licence is not None
             licence_id = decision.licence.licence_id
             # The presentation's nonce is spent durably with the use it counts: after a
@@ -180,3 +180,40 @@ class VerificationService:
             max_uses=row.max_uses if row else 0,
             recorded_at=recorded_at,
         )
+
+
+def denial_text(decision: Decision, use_msg: object) -> str:
+    """Why a use is not allowed, for people: every reason, and for each scope or time reason
+    the field, what the licence allows and what the use asks (``use medium: the licence
+    allows online, social; the use is tv``)."""
+    names = ", ".join(r.name for r in decision.reasons)
+    licence = decision.licence
+    try:
+        use = IntendedUse.from_proto(use_msg)  # type: ignore[arg-type]
+    except LicentiaError:
+        use = None
+    if licence is None or use is None:
+        return f"the use is not allowed: {names}"
+    claims = licence.claims
+    scope = claims.scope
+    details: list[str] = []
+    for reason in decision.reasons:
+        if reason == Reason.OUT_OF_SCOPE_CATEGORY:
+            got, allowed = market.names([use.category]), market.names(scope.categories)
+            details.append(f"use category: the licence allows {allowed}; the use is {got}")
+        elif reason == Reason.OUT_OF_SCOPE_PURPOSE:
+            got, allowed = market.names([use.purpose]), market.names(scope.purposes)
+            details.append(f"use purpose: the licence allows {allowed}; the use is {got}")
+        elif reason == Reason.OUT_OF_SCOPE_MEDIUM:
+            got, allowed = market.names([use.medium]), market.names(scope.media)
+            details.append(f"use medium: the licence allows {allowed}; the use is {got}")
+        elif reason == Reason.OUT_OF_SCOPE_TERRITORY:
+            got, allowed = use.territory, market.names(scope.territories)
+            details.append(f"use territory: the licence allows {allowed}; the use is {got}")
+        elif reason == Reason.EXPIRED:
+            details.append(f"the licence ended at {claims.not_after}")
+        elif reason == Reason.NOT_YET_VALID:
+            details.append(f"the licence starts at {claims.not_before}")
+        elif reason == Reason.USES_EXHAUSTED:
+            details.append(f"the licence allows {claims.max_uses} uses, all reported")
+    return f"the use is not allowed: {names}" + "".join(f"; {d}" for d in details)

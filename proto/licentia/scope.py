@@ -8,6 +8,7 @@ cover by set inclusion of their expansions (see :mod:`licentia.territory`).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -24,6 +25,7 @@ __all__ = [
     "IntendedUse",
     "Scope",
     "purpose_covers",
+    "unknown_value",
 ]
 
 
@@ -67,12 +69,19 @@ _BY_VALUE: dict[type, dict[int, Any]] = {
 }
 
 
+def unknown_value(kind: type[enum.IntEnum], what: str, value: object) -> str:
+    """The message for an unknown enum value: the field, the allowed values, what came."""
+    known = ", ".join(f"{m.value} ({m.name.lower().replace('_', '-')})" for m in kind)
+    return f"{what}: one of {known}; got {value}"
+
+
 def _enum_set(values: Sequence[int], kind: type[_E], what: str) -> frozenset[_E]:
     by_value = _BY_VALUE[kind]
     try:
         out = frozenset([by_value[v] for v in values])
     except KeyError:
-        raise LicentiaError(Reason.MALFORMED, f"unknown {what}") from None
+        bad = next(v for v in values if v not in by_value)
+        raise LicentiaError(Reason.MALFORMED, unknown_value(kind, f"scope {what}", bad)) from None
     if len(out) != len(values):
         raise LicentiaError(Reason.MALFORMED, f"duplicate {what}")
     return out
@@ -198,14 +207,19 @@ class IntendedUse:
     asset_sha256: bytes
 
     def __post_init__(self) -> None:
-        try:
-            DataCategory(self.category)
-            Purpose(self.purpose)
-            Medium(self.medium)
-        except ValueError:
-            raise LicentiaError(Reason.INVALID_USE, "unknown category, purpose or medium") from None
+        for kind, what, value in (
+            (DataCategory, "use category", self.category),
+            (Purpose, "use purpose", self.purpose),
+            (Medium, "use medium", self.medium),
+        ):
+            if value not in _BY_VALUE[kind]:
+                raise LicentiaError(Reason.INVALID_USE, unknown_value(kind, what, value))
         if not territory.is_territory(self.territory):
-            raise LicentiaError(Reason.INVALID_USE, "unknown territory")
+            raise LicentiaError(
+                Reason.INVALID_USE,
+                f"use territory: an ISO 3166-1 alpha-2 code or a group (EU, EEA, WORLD); "
+                f"got {self.territory[:16]!r}",
+            )
         if len(self.asset_sha256) != 32:
             raise LicentiaError(Reason.INVALID_USE, "an asset digest is 32 bytes (SHA-256)")
 
@@ -230,10 +244,14 @@ class IntendedUse:
         use = _USES.get(key)
         if use is not None:
             return use
-        try:
-            use = cls(DataCategory(key[0]), Purpose(key[1]), Medium(key[2]), key[3], key[4])
-        except ValueError:
-            raise LicentiaError(Reason.INVALID_USE, "unknown category, purpose or medium") from None
+        for kind, what, value in (
+            (DataCategory, "use category", key[0]),
+            (Purpose, "use purpose", key[1]),
+            (Medium, "use medium", key[2]),
+        ):
+            if value not in _BY_VALUE[kind]:
+                raise LicentiaError(Reason.INVALID_USE, unknown_value(kind, what, value))
+        use = cls(DataCategory(key[0]), Purpose(key[1]), Medium(key[2]), key[3], key[4])
         if len(_USES) >= _INTERN_MAX:
             _USES.clear()
         _USES[key] = use

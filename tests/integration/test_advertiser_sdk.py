@@ -313,9 +313,20 @@ def test_sync_errors_carry_the_servers_reasons(ex: Exchange, parties: tuple[Part
                 price=_price(),
             )
         assert e.value.reason == Reason.OUTSIDE_TERMS
+        assert e.value.message == (
+            "scope.purposes: the holder refuses direct-marketing; the request asks direct-marketing"
+        )
+        with pytest.raises(ExchangeError) as e:  # the example: TV, offered online+social
+            _request(adv, media=[Medium.TV])
+        assert e.value.reason == Reason.OUTSIDE_TERMS
+        assert (
+            e.value.message == "scope.media: the holder offers online, social; the request asks tv"
+        )
         with pytest.raises(ExchangeError) as e:
             _request(adv, price=1)
         assert e.value.reason == Reason.PRICE_TOO_LOW
+        assert e.value.message.startswith("offered_price_minor: the holder's price for this term")
+        assert e.value.message.endswith("; the request offers 1")
 
         with pytest.raises(ExchangeError) as e:
             adv.licence(bytes(16))

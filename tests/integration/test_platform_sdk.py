@@ -4,6 +4,7 @@ own rules (expiry, sweep, failing closed)."""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import sqlite3
 import time
@@ -22,6 +23,7 @@ from licentia.clients.platform import (
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.presentation import present
+from licentia.vocabulary import Medium
 
 from ..pg_server import PgServer
 from .exchange_harness import (
@@ -61,6 +63,16 @@ def _two_instances_share(ex: Exchange, where: str) -> None:
         assert (report.licence_id, report.uses, report.max_uses) == (licence.licence_id, 1, 3)
         retried = two.report_use(licence.token, again, use, report_id=report.report_id)
         assert retried.uses == 1  # the same report counts once
+        tv = dataclasses.replace(use, medium=Medium.TV)
+        on_tv = present(adv.key, licence.licence_id, AUDIENCE, tv, int(time.time()))
+        with pytest.raises(ExchangeError) as e:  # the refusal says what the licence allows
+            two.report_use(licence.token, on_tv, tv)
+        assert e.value.reason == Reason.OUT_OF_SCOPE_MEDIUM
+        assert e.value.message == (
+            "the use is not allowed: OUT_OF_SCOPE_MEDIUM; "
+            "use medium: the licence allows online; the use is tv"
+        )
+        assert two.report_use(licence.token, again, use, report_id=report.report_id).uses == 1
 
 
 def test_two_instances_share_a_sqlite_nonce_file(ex: Exchange, tmp_path: Path) -> None:
