@@ -118,7 +118,11 @@ class ExchangeService:
         for ref in wanted:
             found = [a.sha256 for a, m in zip(declared, made, strict=True) if _same(m, ref)]
             if not found:
-                raise LicentiaError(Reason.NOT_FOUND, "the holder has no such asset")
+                raise LicentiaError(
+                    Reason.NOT_FOUND,
+                    "asset_refs: the holder offers no such asset to this advertiser "
+                    "(use the references its search gave)",
+                )
             out.append(found[0])
         return out
 
@@ -383,15 +387,22 @@ class ExchangeService:
         digest = request_digest(call.method, req)
         if req.idempotency_key:
             if len(req.idempotency_key) != 16:
-                raise LicentiaError(Reason.INVALID_REQUEST, "the idempotency key is 16 bytes")
+                raise LicentiaError(
+                    Reason.INVALID_REQUEST,
+                    f"idempotency_key: 16 bytes; the request has {len(req.idempotency_key)}",
+                )
             first = self.d.store.request_by_key(advertiser.key, req.idempotency_key, digest)
             if first is not None:  # a retry: the first answer, nothing new
                 return self._request_response(first, advertiser.display_name, call.now)
         holder = self._holder_of(advertiser.key, req.offer_ref)
         if holder is None or holder.role != Role.HOLDER:
-            raise LicentiaError(Reason.NOT_FOUND, "no such holder")
+            raise LicentiaError(
+                Reason.NOT_FOUND, "offer_ref: no holder of this advertiser's offers has it"
+            )
         if holder.objecting:
-            raise LicentiaError(Reason.OPTED_OUT, "the holder has opted out")
+            raise LicentiaError(
+                Reason.OPTED_OUT, "offer_ref: the holder has opted out (no new requests)"
+            )
         terms = self.d.store.terms(holder.key)
         if terms is None:
             raise LicentiaError(

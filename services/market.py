@@ -38,7 +38,10 @@ MAX_PRICE = 10**12
 def check_handle(handle: str, what: str) -> None:
     """Refuse a handle or platform id outside ``[a-z0-9_-]{3,32}`` (INVALID_REQUEST)."""
     if not HANDLE.fullmatch(handle):
-        raise LicentiaError(Reason.INVALID_REQUEST, f"{what} is 3-32 of a-z, 0-9, '-', '_'")
+        raise LicentiaError(
+            Reason.INVALID_REQUEST,
+            f"{what}: 3-32 of a-z, 0-9, '-', '_'; the request has {handle[:40]!r}",
+        )
 
 
 #: Format characters that writing needs: zero-width non-joiner and joiner.
@@ -60,10 +63,13 @@ def check_text(
     joiner and non-joiner stay: scripts and emoji sequences need them."""
     if len(text) > limit or any(_hidden(c) for c in text):
         raise LicentiaError(
-            Reason.INVALID_REQUEST, f"{what} is at most {limit} printable characters"
+            Reason.INVALID_REQUEST,
+            f"{what}: at most {limit} printable characters (no control or invisible format "
+            f"characters); the request has {len(text)} characters"
+            + (", some not printable" if any(_hidden(c) for c in text) else ""),
         )
     if required and not text.strip():
-        raise LicentiaError(Reason.INVALID_REQUEST, f"{what} is required")
+        raise LicentiaError(Reason.INVALID_REQUEST, f"{what}: required; the request has none")
 
 
 def check_country(code: str) -> None:

@@ -128,7 +128,10 @@ class VerificationService:
         """Count one use of a licence the platform has just verified; a retry counts once."""
         platform = self.d.platform(call)
         if len(req.report_id) != 16:
-            raise LicentiaError(Reason.INVALID_REQUEST, "report id is 16 bytes")
+            raise LicentiaError(
+                Reason.INVALID_REQUEST,
+                f"report_id: 16 random bytes; the request has {len(req.report_id)}",
+            )
         # Report ids are the platform's own: keyed with the platform, one platform's id can
         # neither collide with nor reveal another's report.
         report_id = hashlib.sha256(b"licentia.v1.report\x00" + platform.key + req.report_id)
@@ -165,13 +168,19 @@ class VerificationService:
             # A retry names the same licence (its presentation's nonce is spent, so only the
             # token is checked again); a report id is never counted for another licence.
             if len(req.token) > MAX_TOKEN_CHARS:
-                raise LicentiaError(Reason.TOO_LARGE, "the token is too large")
+                raise LicentiaError(
+                    Reason.TOO_LARGE,
+                    f"token: at most {MAX_TOKEN_CHARS} characters; "
+                    f"the request has {len(req.token)}",
+                )
             auth = self.engine.authenticate(req.token)
             if isinstance(auth, Decision):
-                raise LicentiaError(auth.reasons[0], "the token does not authenticate")
+                names = ", ".join(r.name for r in auth.reasons)
+                raise LicentiaError(auth.reasons[0], f"token: does not authenticate ({names})")
             if auth.licence_id != licence_id:
                 raise LicentiaError(
-                    Reason.IDEMPOTENCY_KEY_REUSED, "report id used for another licence"
+                    Reason.IDEMPOTENCY_KEY_REUSED,
+                    "report_id: already counted a use of another licence; use a new report_id",
                 )
         row = self.d.store.licence(licence_id)
         return verification_pb2.ReportUseResponse(

@@ -81,9 +81,9 @@ def _enum_set(values: Sequence[int], kind: type[_E], what: str) -> frozenset[_E]
         out = frozenset([by_value[v] for v in values])
     except KeyError:
         bad = next(v for v in values if v not in by_value)
-        raise LicentiaError(Reason.MALFORMED, unknown_value(kind, f"scope {what}", bad)) from None
+        raise LicentiaError(Reason.MALFORMED, unknown_value(kind, f"scope.{what}", bad)) from None
     if len(out) != len(values):
-        raise LicentiaError(Reason.MALFORMED, f"duplicate {what}")
+        raise LicentiaError(Reason.MALFORMED, f"scope.{what}: each value once; got repeats")
     return out
 
 
@@ -115,12 +115,18 @@ class Scope:
         for name in ("categories", "purposes", "media", "territories"):
             items = getattr(self, name)
             if not items:
-                raise LicentiaError(Reason.MALFORMED, f"scope lists no {name}")
+                raise LicentiaError(Reason.MALFORMED, f"scope.{name}: at least one; got none")
             if len(items) > MAX_SCOPE_ITEMS:
-                raise LicentiaError(Reason.TOO_LARGE, f"scope lists too many {name}")
+                raise LicentiaError(
+                    Reason.TOO_LARGE, f"scope.{name}: at most {MAX_SCOPE_ITEMS}; got {len(items)}"
+                )
         for code in self.territories:
             if not territory.is_territory(code):
-                raise LicentiaError(Reason.MALFORMED, f"unknown territory {code!r}")
+                raise LicentiaError(
+                    Reason.MALFORMED,
+                    "scope.territories: ISO 3166-1 alpha-2 codes or groups (EU, EEA, WORLD); "
+                    f"got {code[:16]!r}",
+                )
         closure: frozenset[Purpose] = frozenset()
         for p in self.purposes:
             closure = closure | PURPOSE_COVERS[p]
@@ -180,14 +186,16 @@ class Scope:
             return scope
         for items in (msg.categories, msg.purposes, msg.media, msg.territories):
             if len(items) > MAX_SCOPE_ITEMS:
-                raise LicentiaError(Reason.TOO_LARGE, "scope lists too many items")
+                raise LicentiaError(
+                    Reason.TOO_LARGE, f"scope: at most {MAX_SCOPE_ITEMS} of each; got {len(items)}"
+                )
         territories = frozenset(msg.territories)
         if len(territories) != len(msg.territories):
-            raise LicentiaError(Reason.MALFORMED, "duplicate territory")
+            raise LicentiaError(Reason.MALFORMED, "scope.territories: each value once; got repeats")
         scope = cls(
-            _enum_set(msg.categories, DataCategory, "category"),
-            _enum_set(msg.purposes, Purpose, "purpose"),
-            _enum_set(msg.media, Medium, "medium"),
+            _enum_set(msg.categories, DataCategory, "categories"),
+            _enum_set(msg.purposes, Purpose, "purposes"),
+            _enum_set(msg.media, Medium, "media"),
             territories,
         )
         if len(_INTERNED) >= _INTERN_MAX:

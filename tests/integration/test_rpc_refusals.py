@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -1035,8 +1036,10 @@ def test_bad_licence_requests_are_refused(shared: World, case: RequestCase, reas
     w = shared
     request_ = case(w)
     before = state(w)
-    refused(reason, lambda: invoke(w.adv, "RequestLicence", request_))
+    e = refused(reason, lambda: invoke(w.adv, "RequestLicence", request_))
     assert state(w) == before
+    # The message names the request's field first ("scope.media: the holder offers …").
+    assert re.match(r"(scope(\.[a-z]+)?|[a-z_]+): ", e.message), e.message
 
 
 @pytest.mark.parametrize(
