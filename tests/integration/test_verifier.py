@@ -546,6 +546,39 @@ def test_cli_unreachable_exchange_exits_3(capsys: pytest.CaptureFixture[str]) ->
     )
 
 
+def test_cli_nonce_store_that_cannot_be_opened_exits_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A presentation is never checked without a place to remember it (fail closed)."""
+    argv = [
+        "--server",
+        "127.0.0.1:1",
+        "lic1.x",
+        "--category",
+        "image",
+        "--purpose",
+        "advertising",
+        "--medium",
+        "online",
+        "--territory",
+        "FR",
+        "--asset-sha256",
+        "00" * 32,
+        "--presentation",
+        "lpr1.x",
+        "--platform-id",
+        AUDIENCE,
+        "--nonce-store",
+        str(tmp_path),  # a directory, not a database file
+    ]
+    assert verify_main(argv) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(
+        f"licentia-verify: error: cannot open the nonce store {tmp_path}"
+    )
+
+
 def test_cli_as_a_real_process(ex: Exchange, cast: tuple[Party, Party]) -> None:
     holder, adv = cast
     licence = issue_licence(holder, adv)
