@@ -88,8 +88,10 @@ class Platform(PartyClient):
         which is enough for a platform of one instance only. ``options`` are the
         ``Verifier``'s (``staleness_seconds``, ``backoff``, …).
         """
-        store = open_nonce_store(nonces) if isinstance(nonces, str | Path) else nonces
-        return Verifier(self._channel, platform_id, nonces=store, **options)
+        if isinstance(nonces, str | Path):  # opened here, closed with the verifier
+            store = open_nonce_store(nonces)
+            return Verifier(self._channel, platform_id, nonces=store, close_nonces=True, **options)
+        return Verifier(self._channel, platform_id, nonces=nonces, **options)
 
     def report_use(
         self,
