@@ -20,6 +20,7 @@ from licentia.clients.platform import (
     SqliteNonceStore,
     open_nonce_store,
 )
+from licentia.clients.verifier.cli import main as verify_main
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.presentation import present
@@ -27,6 +28,7 @@ from licentia.vocabulary import Medium
 
 from ..pg_server import PgServer
 from .exchange_harness import (
+    PHOTO_SHA,
     Exchange,
     issue_licence,
     photo_use,
@@ -37,10 +39,11 @@ from .exchange_harness import (
 AUDIENCE = "photoshare"
 
 
-def _two_instances_share(ex: Exchange, where: str) -> None:
+def _two_instances_share(ex: Exchange, where: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Two instances of one platform (each its own client and verifier) on one nonce store:
-    a presentation checked by the first is REPLAYED at the second; a fresh one is allowed;
-    a per-use licence's use is reported and counted."""
+    a presentation checked by the first is REPLAYED at the second (and at licentia-verify
+    on the same store); a fresh one is allowed; a per-use licence's use is reported and
+    counted."""
     holder, adv = ex.party(), ex.party()
     register_holder(holder)
     register_advertiser(adv)
@@ -59,6 +62,15 @@ def _two_instances_share(ex: Exchange, where: str) -> None:
             assert (replay.allowed, replay.reasons) == (False, (Reason.REPLAYED,))
             again = present(adv.key, licence.licence_id, AUDIENCE, use, int(time.time()))
             assert v2.check(licence.token, again, use).allowed
+        # licentia-verify on the platform's store sees the same presentation as replayed.
+        argv = [
+            *("--server", ex.address, licence.token, "--category", "image"),
+            *("--purpose", "personalised-advertising", "--medium", "online", "--territory", "FR"),
+            *("--asset-sha256", PHOTO_SHA.hex(), "--presentation", again),
+            *("--platform-id", AUDIENCE, "--nonce-store", where),
+        ]
+        assert verify_main(argv) == 1
+        assert capsys.readouterr().out == "DENY REPLAYED\n"
         report = two.report_use(licence.token, again, use)
         assert (report.licence_id, report.uses, report.max_uses) == (licence.licence_id, 1, 3)
         retried = two.report_use(licence.token, again, use, report_id=report.report_id)
@@ -75,13 +87,17 @@ def _two_instances_share(ex: Exchange, where: str) -> None:
         assert two.report_use(licence.token, again, use, report_id=report.report_id).uses == 1
 
 
-def test_two_instances_share_a_sqlite_nonce_file(ex: Exchange, tmp_path: Path) -> None:
-    _two_instances_share(ex, str(tmp_path / "platform" / "nonces.sqlite"))
+def test_two_instances_share_a_sqlite_nonce_file(
+    ex: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _two_instances_share(ex, str(tmp_path / "platform" / "nonces.sqlite"), capsys)
     assert (tmp_path / "platform" / "nonces.sqlite").stat().st_mode & 0o077 == 0
 
 
-def test_two_instances_share_a_postgres_nonce_table(ex: Exchange, pg_server: PgServer) -> None:
-    _two_instances_share(ex, pg_server.create_database())
+def test_two_instances_share_a_postgres_nonce_table(
+    ex: Exchange, pg_server: PgServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _two_instances_share(ex, pg_server.create_database(), capsys)
 
 
 def test_the_sqlite_store_expires_sweeps_and_fails_closed(tmp_path: Path) -> None:
