@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog=PROG,
         description="Check a licence token for one intended use against the exchange.",
+        epilog="Exit status: 0 ALLOW, 1 DENY, 2 misuse, 3 the exchange could not be reached.",
     )
     ap.add_argument(
         "token", metavar="TOKEN", help='the licence token "lic2.…" or "lic1.…" ("-": stdin)'
