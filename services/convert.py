@@ -7,7 +7,7 @@ from typing import Any, TypeVar, cast
 
 from licentia import territory
 from licentia.errors import LicentiaError, Reason
-from licentia.scope import MAX_SCOPE_ITEMS, Scope
+from licentia.scope import MAX_SCOPE_ITEMS, Scope, unknown_value
 from licentia.token import is_currency, parse_token
 from licentia.v1 import licence_pb2, records_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
@@ -15,6 +15,26 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 from .model import AssetRow, LicenceRow, Party, RequestRow, StandingRuleRow, Terms
 
 _E = TypeVar("_E", DataCategory, Purpose, Medium)
+
+
+def enum_value(value: int, kind: type[_E], what: str) -> _E | None:
+    """A known enum value, None for 0 (no filter); INVALID_REQUEST naming the field and the
+    allowed values otherwise."""
+    if not value:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise LicentiaError(Reason.INVALID_REQUEST, unknown_value(kind, what, value)) from None
+
+
+def unknown_territory(code: str) -> str:
+    """The message for a territory that is neither a country nor a group."""
+    shown = code[:16] + ("…" if len(code) > 16 else "")
+    return (
+        f"territory: an ISO 3166-1 alpha-2 code or a group ({', '.join(territory.GROUPS)}); "
+        f"got {shown!r}"
+    )
 
 
 def enum_set(values: Iterable[int], kind: type[_E], what: str) -> frozenset[_E]:
@@ -25,7 +45,8 @@ def enum_set(values: Iterable[int], kind: type[_E], what: str) -> frozenset[_E]:
     try:
         out = frozenset(kind(v) for v in items)
     except ValueError:
-        raise LicentiaError(Reason.INVALID_REQUEST, f"unknown {what}") from None
+        bad = next(v for v in items if v not in kind._value2member_map_)
+        raise LicentiaError(Reason.INVALID_REQUEST, unknown_value(kind, what, bad)) from None
     if len(out) != len(items):
         raise LicentiaError(Reason.INVALID_REQUEST, f"duplicate {what}")
     return out
@@ -46,7 +67,7 @@ def terms_from(msg: records_pb2.Terms) -> Terms:
         raise LicentiaError(Reason.TOO_LARGE, "too many territories")
     for code in msg.territories:
         if not territory.is_territory(code):
-            raise LicentiaError(Reason.INVALID_REQUEST, "unknown territory")
+            raise LicentiaError(Reason.INVALID_REQUEST, unknown_territory(code))
     if len(set(msg.territories)) != len(msg.territories):
         raise LicentiaError(Reason.INVALID_REQUEST, "duplicate territory")
     try:

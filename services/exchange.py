@@ -118,7 +118,11 @@ class ExchangeService:
         for ref in wanted:
             found = [a.sha256 for a, m in zip(declared, made, strict=True) if _same(m, ref)]
             if not found:
-                raise LicentiaError(Reason.NOT_FOUND, "the holder has no such asset")
+                raise LicentiaError(
+                    Reason.NOT_FOUND,
+                    "asset_refs: the holder offers no such asset to this advertiser "
+                    "(use the references its search gave)",
+                )
             out.append(found[0])
         return out
 
@@ -309,25 +313,23 @@ class ExchangeService:
         caller = self.d.party(call).key
         size = req.page_size or 20
         if not 1 <= size <= MAX_PAGE:
-            raise LicentiaError(Reason.INVALID_REQUEST, f"page size is 1 to {MAX_PAGE}")
-        try:
-            category = DataCategory(req.category) if req.category else None
-            purpose = Purpose(req.purpose) if req.purpose else None
-            medium = Medium(req.medium) if req.medium else None
-        except ValueError:
             raise LicentiaError(
-                Reason.INVALID_REQUEST, "unknown category, purpose or medium"
-            ) from None
+                Reason.INVALID_REQUEST, f"page_size: 1 to {MAX_PAGE}; the request has {size}"
+            )
+        category = convert.enum_value(req.category, DataCategory, "category")
+        purpose = convert.enum_value(req.purpose, Purpose, "purpose")
+        medium = convert.enum_value(req.medium, Medium, "medium")
         if req.territory and not territory.is_territory(req.territory):
-            raise LicentiaError(Reason.INVALID_REQUEST, "unknown territory")
+            raise LicentiaError(Reason.INVALID_REQUEST, convert.unknown_territory(req.territory))
+        bad_page = "page_token: the next_page_token of this search's last page; not that"
         if len(req.page_token) > 64:
-            raise LicentiaError(Reason.INVALID_REQUEST, "bad page token")
+            raise LicentiaError(Reason.INVALID_REQUEST, bad_page)
         after = ""
         if req.page_token:
             ref = refs.token_ref(req.page_token)
             last = self._holder_of(caller, ref) if ref is not None else None
             if last is None:
-                raise LicentiaError(Reason.INVALID_REQUEST, "bad page token")
+                raise LicentiaError(Reason.INVALID_REQUEST, bad_page)
             after = last.handle
         r = self._refs()
         out = exchange_pb2.SearchOffersResponse()
@@ -385,25 +387,38 @@ class ExchangeService:
         digest = request_digest(call.method, req)
         if req.idempotency_key:
             if len(req.idempotency_key) != 16:
-                raise LicentiaError(Reason.INVALID_REQUEST, "the idempotency key is 16 bytes")
+                raise LicentiaError(
+                    Reason.INVALID_REQUEST,
+                    f"idempotency_key: 16 bytes; the request has {len(req.idempotency_key)}",
+                )
             first = self.d.store.request_by_key(advertiser.key, req.idempotency_key, digest)
             if first is not None:  # a retry: the first answer, nothing new
                 return self._request_response(first, advertiser.display_name, call.now)
         holder = self._holder_of(advertiser.key, req.offer_ref)
         if holder is None or holder.role != Role.HOLDER:
-            raise LicentiaError(Reason.NOT_FOUND, "no such holder")
+            raise LicentiaError(
+                Reason.NOT_FOUND, "offer_ref: no holder of this advertiser's offers has it"
+            )
         if holder.objecting:
-            raise LicentiaError(Reason.OPTED_OUT, "the holder has opted out")
+            raise LicentiaError(
+                Reason.OPTED_OUT, "offer_ref: the holder has opted out (no new requests)"
+            )
         terms = self.d.store.terms(holder.key)
         if terms is None:
-            raise LicentiaError(Reason.OUTSIDE_TERMS, "the holder offers nothing yet")
+            raise LicentiaError(
+                Reason.OUTSIDE_TERMS, "offer_ref: the holder offers nothing yet (no terms set)"
+            )
         wanted = list(req.asset_refs)
         if not 1 <= len(wanted) <= MAX_ASSETS or len(set(wanted)) != len(wanted):
-            raise LicentiaError(Reason.INVALID_REQUEST, f"name 1 to {MAX_ASSETS} distinct assets")
+            raise LicentiaError(
+                Reason.INVALID_REQUEST,
+                f"asset_refs: 1 to {MAX_ASSETS} distinct assets; the request names {len(wanted)}"
+                + (" with repeats" if len(set(wanted)) != len(wanted) else ""),
+            )
         declared = self.d.store.assets(holder.key)
         digests = self._assets_of(advertiser.key, holder.key, wanted, declared)
         if not req.HasField("scope"):
-            raise LicentiaError(Reason.INVALID_REQUEST, "a scope is required")
+            raise LicentiaError(Reason.INVALID_REQUEST, "scope: required; the request has none")
         market.check_text(req.message, "message", market.MAX_TEXT_CHARS)
         scope = convert.scope_from(req.scope)
         now = call.now

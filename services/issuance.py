@@ -125,17 +125,33 @@ def check_request(
     limits; the :class:`Draft` of its claims otherwise. ``not_before`` 0 means ``at``."""
     not_before = not_before or at
     if not_after <= not_before:
-        raise LicentiaError(Reason.INVALID_TERM, "not_after must follow not_before")
+        raise LicentiaError(
+            Reason.INVALID_TERM,
+            f"not_after: must follow not_before ({not_before}); the request has {not_after}",
+        )
     if not_before < at - START_SLACK:
-        raise LicentiaError(Reason.INVALID_TERM, "a licence cannot start in the past")
+        raise LicentiaError(
+            Reason.INVALID_TERM,
+            f"not_before: a licence cannot start in the past (now is {at}, at most "
+            f"{START_SLACK} s earlier is allowed); the request has {not_before}",
+        )
     if not_after > market.MAX_TIME:
-        raise LicentiaError(Reason.INVALID_TERM, "the licence ends too far in the future")
+        raise LicentiaError(
+            Reason.INVALID_TERM,
+            f"not_after: at most {market.MAX_TIME}; the request has {not_after}",
+        )
     if price_per_use and not max_uses:
         raise LicentiaError(
-            Reason.INVALID_REQUEST, "a price per use needs max_uses (each use is escrowed)"
+            Reason.INVALID_REQUEST,
+            "max_uses: a price per use needs max_uses of 1 or more (each use is escrowed); "
+            "the request has 0",
         )
     if offered_price + price_per_use * max_uses > market.MAX_PRICE:
-        raise LicentiaError(Reason.INVALID_REQUEST, "the price is too large")
+        raise LicentiaError(
+            Reason.INVALID_REQUEST,
+            f"offered_price_minor: the price with every use is at most {market.MAX_PRICE}; "
+            f"the request's is {offered_price + price_per_use * max_uses}",
+        )
     market.check_request(
         terms,
         declared,

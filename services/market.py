@@ -6,9 +6,10 @@ from the store; the store calls none of them.
 
 from __future__ import annotations
 
+import enum
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from licentia import territory
 from licentia.errors import LicentiaError, Reason
@@ -37,7 +38,10 @@ MAX_PRICE = 10**12
 def check_handle(handle: str, what: str) -> None:
     """Refuse a handle or platform id outside ``[a-z0-9_-]{3,32}`` (INVALID_REQUEST)."""
     if not HANDLE.fullmatch(handle):
-        raise LicentiaError(Reason.INVALID_REQUEST, f"{what} is 3-32 of a-z, 0-9, '-', '_'")
+        raise LicentiaError(
+            Reason.INVALID_REQUEST,
+            f"{what}: 3-32 of a-z, 0-9, '-', '_'; the request has {handle[:40]!r}",
+        )
 
 
 #: Format characters that writing needs: zero-width non-joiner and joiner.
@@ -59,10 +63,13 @@ def check_text(
     joiner and non-joiner stay: scripts and emoji sequences need them."""
     if len(text) > limit or any(_hidden(c) for c in text):
         raise LicentiaError(
-            Reason.INVALID_REQUEST, f"{what} is at most {limit} printable characters"
+            Reason.INVALID_REQUEST,
+            f"{what}: at most {limit} printable characters (no control or invisible format "
+            f"characters); the request has {len(text)} characters"
+            + (", some not printable" if any(_hidden(c) for c in text) else ""),
         )
     if required and not text.strip():
-        raise LicentiaError(Reason.INVALID_REQUEST, f"{what} is required")
+        raise LicentiaError(Reason.INVALID_REQUEST, f"{what}: required; the request has none")
 
 
 def check_country(code: str) -> None:
@@ -104,6 +111,33 @@ def price_for(terms: Terms, term_seconds: int, *, exclusive: bool) -> int:
     return price
 
 
+def names(items: Iterable[enum.Enum | str]) -> str:
+    """Values as people type them, sorted (``Medium.TV``: tv, ``PERSONALISED_ADVERTISING``:
+    personalised-advertising; territory codes as they are), or "nothing"."""
+    out = sorted(i if isinstance(i, str) else i.name.lower().replace("_", "-") for i in set(items))
+    return ", ".join(out) or "nothing"
+
+
+def scope_gap(offered: Scope, wanted: Scope) -> str | None:
+    """Why ``wanted`` is not within ``offered``, naming the field, what is offered and what
+    is asked (``scope.media: the holder offers online, social; the request asks tv``); None
+    when it is within."""
+    if extra := wanted.categories - offered.categories:
+        what, allowed, asked = "categories", names(offered.categories), names(extra)
+    elif extra_p := wanted.purposes - offered.purpose_closure:
+        what, allowed, asked = "purposes", names(offered.purposes), names(extra_p)
+    elif extra_m := wanted.media - offered.media:
+        what, allowed, asked = "media", names(offered.media), names(extra_m)
+    else:
+        outside = [
+            t for t in wanted.territories if not territory.expand(t) <= offered.territory_closure
+        ]
+        if not outside:
+            return None
+        what, allowed, asked = "territories", names(offered.territories), names(outside)
+    return f"scope.{what}: the holder offers {allowed}; the request asks {asked}"
+
+
 def check_request(
     terms: Terms,
     declared: Sequence[AssetRow],
@@ -116,25 +150,53 @@ def check_request(
     max_term_cap: int,
 ) -> None:
     """Refuse a request that does not fall within the holder's terms (raises LicentiaError)."""
-    if not terms.scope.contains(wanted):
-        raise LicentiaError(Reason.OUTSIDE_TERMS, "the scope is wider than the holder offers")
-    if wanted.purpose_closure & refused_closure(terms):
-        raise LicentiaError(Reason.OUTSIDE_TERMS, "the holder refuses one of these purposes")
+    gap = scope_gap(terms.scope, wanted)
+    if gap is not None:
+        raise LicentiaError(Reason.OUTSIDE_TERMS, gap)
+    refused = refused_closure(terms)
+    if wanted.purpose_closure & refused:
+        asked = [p for p in wanted.purposes if PURPOSE_COVERS[p] & refused]
+        raise LicentiaError(
+            Reason.OUTSIDE_TERMS,
+            f"scope.purposes: the holder refuses {names(terms.refused_purposes)}; "
+            f"the request asks {names(asked)}",
+        )
     by_digest = {a.sha256: a for a in declared}
     for d in digests:
         asset = by_digest.get(d)
         if asset is None:
-            raise LicentiaError(Reason.NOT_FOUND, "the holder has no such asset")
+            raise LicentiaError(Reason.NOT_FOUND, "asset_refs: the holder has no such asset")
         if asset.category not in wanted.categories:
             raise LicentiaError(
-                Reason.INVALID_REQUEST, "each asset's category must be in the requested scope"
+                Reason.INVALID_REQUEST,
+                f"scope.categories: an asset asked is {names([asset.category])}; "
+                f"the request's scope has {names(wanted.categories)}",
             )
-    if not 0 < term_seconds <= min(terms.max_term_seconds, max_term_cap):
-        raise LicentiaError(Reason.INVALID_TERM, "the term is empty or longer than allowed")
+    longest = min(terms.max_term_seconds, max_term_cap)
+    if not 0 < term_seconds <= longest:
+        raise LicentiaError(
+            Reason.INVALID_TERM,
+            f"not_after: the term is {_days(term_seconds)}; "
+            f"the holder allows 1 second to {_days(longest)}",
+        )
     if exclusive and not terms.exclusivity_offered:
-        raise LicentiaError(Reason.OUTSIDE_TERMS, "the holder does not offer exclusivity")
-    if offered_price < price_for(terms, term_seconds, exclusive=exclusive):
-        raise LicentiaError(Reason.PRICE_TOO_LOW, "the offer is below the holder's price")
+        raise LicentiaError(
+            Reason.OUTSIDE_TERMS, "exclusive: the holder does not offer exclusivity"
+        )
+    price = price_for(terms, term_seconds, exclusive=exclusive)
+    if offered_price < price:
+        raise LicentiaError(
+            Reason.PRICE_TOO_LOW,
+            f"offered_price_minor: the holder's price for this term is {price} "
+            f"({terms.currency} minor units); the request offers {offered_price}",
+        )
+
+
+def _days(seconds: int) -> str:
+    """A term for people: whole days when it is whole days, else seconds."""
+    if seconds > 0 and seconds % DAY == 0:
+        return f"{seconds // DAY} day" + ("s" if seconds != DAY else "")
+    return f"{seconds} seconds"
 
 
 def overlaps(a: LicenceClaims, b: LicenceClaims) -> bool:

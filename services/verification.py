@@ -12,6 +12,7 @@ from licentia.token import MAX_TOKEN_CHARS, Licence
 from licentia.v1 import verification_pb2
 from licentia.verify import Decision, VerificationEngine
 
+from . import market
 from .deps import Deps
 from .idempotency import request_digest
 from .model import Party
@@ -127,7 +128,10 @@ class VerificationService:
         """Count one use of a licence the platform has just verified; a retry counts once."""
         platform = self.d.platform(call)
         if len(req.report_id) != 16:
-            raise LicentiaError(Reason.INVALID_REQUEST, "report id is 16 bytes")
+            raise LicentiaError(
+                Reason.INVALID_REQUEST,
+                f"report_id: 16 random bytes; the request has {len(req.report_id)}",
+            )
         # Report ids are the platform's own: keyed with the platform, one platform's id can
         # neither collide with nor reveal another's report.
         report_id = hashlib.sha256(b"licentia.v1.report\x00" + platform.key + req.report_id)
@@ -139,8 +143,7 @@ class VerificationService:
                 platform, req.token, req.presentation, req.use, req.HasField("use"), call.now
             )
             if not decision.allowed:
-                names = ", ".join(r.name for r in decision.reasons)
-                raise LicentiaError(decision.reasons[0], f"the use is not allowed: {names}")
+                raise LicentiaError(decision.reasons[0], denial_text(decision, req.use))
             assert decision.licence is not None
             licence_id = decision.licence.licence_id
             # The presentation's nonce is spent durably with the use it counts: after a
@@ -165,13 +168,19 @@ class VerificationService:
             # A retry names the same licence (its presentation's nonce is spent, so only the
             # token is checked again); a report id is never counted for another licence.
             if len(req.token) > MAX_TOKEN_CHARS:
-                raise LicentiaError(Reason.TOO_LARGE, "the token is too large")
+                raise LicentiaError(
+                    Reason.TOO_LARGE,
+                    f"token: at most {MAX_TOKEN_CHARS} characters; "
+                    f"the request has {len(req.token)}",
+                )
             auth = self.engine.authenticate(req.token)
             if isinstance(auth, Decision):
-                raise LicentiaError(auth.reasons[0], "the token does not authenticate")
+                names = ", ".join(r.name for r in auth.reasons)
+                raise LicentiaError(auth.reasons[0], f"token: does not authenticate ({names})")
             if auth.licence_id != licence_id:
                 raise LicentiaError(
-                    Reason.IDEMPOTENCY_KEY_REUSED, "report id used for another licence"
+                    Reason.IDEMPOTENCY_KEY_REUSED,
+                    "report_id: already counted a use of another licence; use a new report_id",
                 )
         row = self.d.store.licence(licence_id)
         return verification_pb2.ReportUseResponse(
@@ -180,3 +189,40 @@ class VerificationService:
             max_uses=row.max_uses if row else 0,
             recorded_at=recorded_at,
         )
+
+
+def denial_text(decision: Decision, use_msg: object) -> str:
+    """Why a use is not allowed, for people: every reason, and for each scope or time reason
+    the field, what the licence allows and what the use asks (``use medium: the licence
+    allows online, social; the use is tv``)."""
+    names = ", ".join(r.name for r in decision.reasons)
+    licence = decision.licence
+    try:
+        use = IntendedUse.from_proto(use_msg)  # type: ignore[arg-type]
+    except LicentiaError:
+        use = None
+    if licence is None or use is None:
+        return f"the use is not allowed: {names}"
+    claims = licence.claims
+    scope = claims.scope
+    details: list[str] = []
+    for reason in decision.reasons:
+        if reason == Reason.OUT_OF_SCOPE_CATEGORY:
+            got, allowed = market.names([use.category]), market.names(scope.categories)
+            details.append(f"use category: the licence allows {allowed}; the use is {got}")
+        elif reason == Reason.OUT_OF_SCOPE_PURPOSE:
+            got, allowed = market.names([use.purpose]), market.names(scope.purposes)
+            details.append(f"use purpose: the licence allows {allowed}; the use is {got}")
+        elif reason == Reason.OUT_OF_SCOPE_MEDIUM:
+            got, allowed = market.names([use.medium]), market.names(scope.media)
+            details.append(f"use medium: the licence allows {allowed}; the use is {got}")
+        elif reason == Reason.OUT_OF_SCOPE_TERRITORY:
+            got, allowed = use.territory, market.names(scope.territories)
+            details.append(f"use territory: the licence allows {allowed}; the use is {got}")
+        elif reason == Reason.EXPIRED:
+            details.append(f"the licence ended at {claims.not_after}")
+        elif reason == Reason.NOT_YET_VALID:
+            details.append(f"the licence starts at {claims.not_before}")
+        elif reason == Reason.USES_EXHAUSTED:
+            details.append(f"the licence allows {claims.max_uses} uses, all reported")
+    return f"the use is not allowed: {names}" + "".join(f"; {d}" for d in details)

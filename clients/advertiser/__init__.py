@@ -1,32 +1,73 @@
 """The advertiser SDK: search, request, receive and present licences (sync and asyncio).
 
 Find a holder's offer, ask for a licence, wait for the holder's consent, fetch the photo
-and present the licence to a platform (the tests run exactly this):
+and present the licence to a platform, with the key kept between runs
+(:mod:`licentia.clients.keyfile`) and every way it can stop short said (the README's
+example; the tests run exactly this):
 
 ```python
+import os
 import time
-from licentia.clients.advertiser import Advertiser
-from licentia.keys import PrivateKey
+
+from licentia.clients.advertiser import Advertiser, DecisionTimeout, ExchangeError, RequestState
+from licentia.clients.keyfile import load_or_create_key
+from licentia.errors import Reason
 from licentia.scope import IntendedUse
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
-with Advertiser.connect("localhost:7700", PrivateKey.generate()) as adv:
-    adv.register("Acme Ads", "FR")
-    # Licences are paid from a prepaid balance, which the exchange's operator credits when
-    # a payment arrives (licentia-server deposit ed25519:... 50000 BANK-REF). adv.balance()
-    # and adv.statement() show it; a licence the balance cannot pay is refused.
-    # An offer names nobody: the holder and her photo are references made for this
-    # advertiser alone (docs/privacy.md); her display name only if she chose to show it.
-    offer = next(adv.search(DataCategory.IMAGE, Purpose.ADVERTISING, territory="FR"))
-    (photo_ref, *_) = offer.assets_in(DataCategory.IMAGE)
-    asked = adv.request_licence(offer, [photo_ref], categories=[DataCategory.IMAGE],
-        purposes=[Purpose.ADVERTISING], media=[Medium.ONLINE], territories=["FR"],
-        not_after=int(time.time()) + 30 * 86400, price=offer.terms.price_for(30 * 86400))
-    licence = adv.wait_for_decision(asked.request_id, timeout=3600).licence
-    photo = licence.assets[0].sha256  # the licence, once she consented, names the asset
-    content = adv.fetch_asset(licence.licence_id, photo)  # SHA-256 checked
-    use = IntendedUse(DataCategory.IMAGE, Purpose.ADVERTISING, Medium.ONLINE, "FR", photo)
-    print(adv.present(licence, "photoshare", use))  # "lpr1.…", for the platform
+EXCHANGE = os.environ.get("LICENTIA_SERVER", "localhost:7700")
+TERM = 30 * 86400
+key = load_or_create_key("acme.key")  # the same key every run
+
+
+def photo_licence(adv: Advertiser):
+    # A licence for a photo online in France, or None (and why) when there is none yet.
+    offer = next(adv.search(DataCategory.IMAGE, Purpose.ADVERTISING, territory="FR"), None)
+    if offer is None:
+        print("no holder offers a photo for advertising in France yet")
+        return None
+    (photo_ref, *_) = offer.assets_in(DataCategory.IMAGE)  # references, for this advertiser
+    price = offer.terms.price_for(TERM)
+    if adv.balance() < price:
+        print(f"the licence costs {price}: deposit more for {adv.public_key.text}")
+        return None
+    try:
+        asked = adv.request_licence(
+            offer,
+            [photo_ref],
+            categories=[DataCategory.IMAGE],
+            purposes=[Purpose.ADVERTISING],
+            media=[Medium.ONLINE],
+            territories=["FR"],
+            not_after=int(time.time()) + TERM,
+            price=price,
+        )
+        decided = adv.wait_for_decision(asked.request_id, timeout=60)
+    except DecisionTimeout:
+        print(f"no answer yet: request {asked.request_id.hex()} is pending")
+        return None
+    except ExchangeError as e:  # e.g. OUTSIDE_TERMS, with the field and what is offered
+        print(f"refused: {e.reason.name}: {e.message}")
+        return None
+    if decided.state != RequestState.ISSUED:  # DECLINED (her reason), EXPIRED, ...
+        print(f"not licensed: {decided.state.name} {decided.reason}")
+        return None
+    return decided.licence
+
+
+with Advertiser.connect(EXCHANGE, key) as adv:
+    try:
+        adv.register("Acme Ads", "FR")
+    except ExchangeError as e:
+        if e.reason != Reason.ALREADY_EXISTS:  # registered by an earlier run
+            raise
+    licence = photo_licence(adv)
+    if licence is not None:
+        photo = licence.assets[0].sha256  # the licence, once she consented, names the asset
+        content = adv.fetch_asset(licence.licence_id, photo)  # SHA-256 checked
+        use = IntendedUse(DataCategory.IMAGE, Purpose.ADVERTISING, Medium.ONLINE, "FR", photo)
+        presentation = adv.present(licence, "photoshare", use)  # "lpr1.…", for the platform
+        print(presentation)
 ```
 
 :class:`AsyncAdvertiser` has the same methods as coroutines and async iterators

@@ -176,8 +176,9 @@ class LicenceRecord:
     state: LicenceState
     #: The holder's key the claims name: her pseudonym for this advertiser when she approved
     #: with one (docs/token-format.md §1b), never her account (another advertiser sees
-    #: another key).
-    holder_key: PublicKey
+    #: another key); None for a licence issued under her standing rule (token v2), whose
+    #: claims name no holder key.
+    holder_key: PublicKey | None
     licensee_key: PublicKey
     issued_at: int
     not_before: int
@@ -501,7 +502,7 @@ def licence_from(msg: records_pb2.LicenceRecord) -> LicenceRecord:
         licence_id=msg.licence_id,
         token=msg.token,
         state=LicenceState(msg.state),
-        holder_key=PublicKey(msg.holder_key),
+        holder_key=PublicKey(msg.holder_key) if msg.holder_key else None,
         licensee_key=PublicKey(msg.licensee_key),
         issued_at=msg.issued_at,
         not_before=msg.not_before,

@@ -4,6 +4,8 @@ A person registers, declares her photo, sets her terms, then reads her inbox and
 what she agrees to, signing the exact claims with her key (the tests run exactly this):
 
 ```python
+import os
+
 from licentia import pairwise
 from licentia.clients.holder import Holder
 from licentia.keys import PrivateKey
@@ -11,9 +13,9 @@ from licentia.token import LicenceClaims
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 offer = {"categories": [DataCategory.IMAGE], "purposes": [Purpose.ADVERTISING]}
-key = PrivateKey.generate()
+key = PrivateKey.generate()  # keep it: licentia.clients.keyfile, or the wallet's file
 secret = pairwise.holder_secret_from_device_seed(key.seed)  # or from her recovery phrase
-with Holder.connect("localhost:7700", key) as me:
+with Holder.connect(os.environ.get("LICENTIA_SERVER", "localhost:7700"), key) as me:
     me.register("ada")
     me.declare_asset(DataCategory.IMAGE, b"my photo", "photo.jpg", upload=True)
     me.set_terms(**offer, media=[Medium.ONLINE], territories=["FR"], price_per_day=150)

@@ -5,9 +5,16 @@ in-process for one intended use. Without ``--presentation`` it checks the licenc
 (signatures, time, status, scope and asset); with ``--presentation`` and ``--platform-id`` it
 checks the licensee's proof of possession for that platform as well.
 
+With a presentation, its nonce is recorded in a store file (``--nonce-store``, by default
+``verify-nonces.sqlite`` under the user's data directory: ``$XDG_DATA_HOME/licentia`` or
+``~/.local/share/licentia``; a ``postgresql://`` DSN shares one table with a platform's
+instances), so the same presentation checked twice is DENY ``REPLAYED`` the second time, as a
+platform's verifier answers.
+
 Prints ``ALLOW`` or ``DENY REASON, REASON`` (``--json``: one JSON document with ``verdict``,
-``reasons``, ``licence_id`` in hex and ``not_after``). Exit status: 0 ALLOW, 1 DENY or a failed
-operation (exchange unreachable, snapshot that does not verify), 2 misuse.
+``reasons``, ``licence_id`` in hex and ``not_after``). Exit status: 0 ALLOW, 1 DENY (also when
+what the exchange sent does not verify: fail closed), 2 misuse, 3 the exchange could not be
+reached (or the nonce store could not be opened).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import argparse
 import enum
 import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,13 +32,14 @@ from typing import NoReturn, TypeVar
 import grpc  # type: ignore[import-untyped]
 
 from licentia.errors import LicentiaError
-from licentia.nonces import MemoryNonceStore
+from licentia.nonces import NonceStore
 from licentia.scope import IntendedUse
 from licentia.status import StatusView
 from licentia.verify import Decision, VerificationEngine
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from ..channel import ExchangeError, SignedChannel
+from .nonces import open_nonce_store
 from .verifier import fetch_issuer_keys, fetch_status_snapshot
 
 E = TypeVar("E", bound=enum.Enum)
@@ -38,6 +47,8 @@ E = TypeVar("E", bound=enum.Enum)
 PROG = "licentia-verify"
 #: How old (seconds) the snapshot fetched for this one check may be.
 STALENESS_SECONDS = 60
+#: Exit statuses (2 is argparse's misuse).
+EXIT_ALLOW, EXIT_DENY, EXIT_UNREACHABLE = 0, 1, 3
 #: Largest message accepted from the exchange (a status snapshot of 64 Mi licences fits).
 MAX_RECEIVE_BYTES = 16 * 1024 * 1024
 
@@ -56,11 +67,19 @@ PURPOSES = _choices(Purpose)
 MEDIA = _choices(Medium)
 
 
+def default_nonce_store() -> Path:
+    """Where ``licentia-verify`` remembers presentation nonces by default:
+    ``$XDG_DATA_HOME/licentia/verify-nonces.sqlite`` (``~/.local/share`` without it)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "licentia" / "verify-nonces.sqlite"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``licentia-verify``."""
     ap = argparse.ArgumentParser(
         prog=PROG,
         description="Check a licence token for one intended use against the exchange.",
+        epilog="Exit status: 0 ALLOW, 1 DENY, 2 misuse, 3 the exchange could not be reached.",
     )
     ap.add_argument(
         "token", metavar="TOKEN", help='the licence token "lic2.…" or "lic1.…" ("-": stdin)'
@@ -81,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     pres = ap.add_argument_group("the licensee's presentation (both or neither)")
     pres.add_argument("--presentation", metavar="PRES", help='the presentation "lpr1.…"')
     pres.add_argument("--platform-id", metavar="ID", help="your platform's registered id")
+    pres.add_argument(
+        "--nonce-store",
+        metavar="PATH|DSN",
+        help="where seen presentation nonces are kept: an SQLite file (default "
+        f"{default_nonce_store()}) or a postgresql:// DSN shared with the platform",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     return ap
 
@@ -130,17 +155,22 @@ def check_token(
     presentation: str | None = None,
     platform_id: str | None = None,
     timeout: float = 10.0,
+    nonces: NonceStore | None = None,
 ) -> Decision:
     """Fetch the keys and a snapshot from the exchange once and check ``token`` for ``use``.
 
-    With ``platform_id`` the presentation is checked too (an engine with that audience);
-    without, the licence alone. Raises ``ExchangeError`` or ``LicentiaError`` when the
+    With ``platform_id`` the presentation is checked too (an engine with that audience),
+    its nonce recorded in ``nonces`` (a replay is DENY ``REPLAYED``); without, the licence
+    alone. Raises ``ExchangeError`` or ``LicentiaError`` when the
     exchange cannot be reached or what it sends does not verify; never for a bad token.
     """
     rpc = SignedChannel(channel, None, timeout=timeout)
     keys = fetch_issuer_keys(rpc)
     view = StatusView(fetch_status_snapshot(rpc, keys), STALENESS_SECONDS)
-    nonces = MemoryNonceStore(1) if platform_id is not None else None
+    if platform_id is None:
+        nonces = None
+    elif nonces is None:
+        raise ValueError("a presentation is checked against a nonce store")
     engine = VerificationEngine(keys, view, audience=platform_id, nonces=nonces)
     return engine.verify(token, use, int(time.time()), presentation=presentation)
 
@@ -161,7 +191,8 @@ def render(decision: Decision, as_json: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``licentia-verify``; the exit status (0 ALLOW, 1 DENY or failure, 2 misuse)."""
+    """Run ``licentia-verify``; the exit status (0 ALLOW, 1 DENY, 2 misuse, 3 the exchange
+    could not be reached)."""
     ap = build_parser()
     args = ap.parse_args(argv)
     if (args.presentation is None) != (args.platform_id is None):
@@ -177,7 +208,15 @@ def main(argv: list[str] | None = None) -> int:
         channel = _channel(args.server, args.tls_ca)
     except OSError as e:
         _misuse(ap, f"cannot read the CA file: {e.strerror}")
+    store = None
     try:
+        if args.platform_id is not None:
+            where = args.nonce_store or default_nonce_store()
+            try:
+                store = open_nonce_store(where)
+            except Exception as e:  # noqa: BLE001 - sqlite3/psycopg/OS errors alike
+                print(f"{PROG}: error: cannot open the nonce store {where}: {e}", file=sys.stderr)
+                return EXIT_UNREACHABLE
         decision = check_token(
             channel,
             token,
@@ -185,17 +224,23 @@ def main(argv: list[str] | None = None) -> int:
             presentation=args.presentation,
             platform_id=args.platform_id,
             timeout=args.timeout,
+            nonces=store,
         )
     except ExchangeError as e:
-        print(f"{PROG}: error: the exchange at {args.server}: {e.message}", file=sys.stderr)
-        return 1
+        print(
+            f"{PROG}: error: could not reach the exchange at {args.server}: {e.message}",
+            file=sys.stderr,
+        )
+        return EXIT_UNREACHABLE
     except LicentiaError as e:
         print(f"{PROG}: error: the exchange sent {e.reason.name}: {e}", file=sys.stderr)
-        return 1
+        return EXIT_DENY
     finally:
         channel.close()
+        if store is not None:
+            store.close()
     print(render(decision, args.json))
-    return 0 if decision.allowed else 1
+    return EXIT_ALLOW if decision.allowed else EXIT_DENY
 
 
 if __name__ == "__main__":

@@ -127,7 +127,8 @@ class Verifier:
     ``channel`` reaches the exchange's ``LicenceService``; ``platform_id`` is the platform's
     registered id, the audience every presentation must name. ``staleness_seconds`` is the
     fail-closed bound; ``clock`` gives Unix seconds; ``nonces`` remembers presentation nonces
-    (default: a bounded in-memory store); ``backoff`` is ``(first, longest)`` delay in
+    (default: a bounded in-memory store; ``close_nonces``: :meth:`close` closes it too);
+    ``backoff`` is ``(first, longest)`` delay in
     seconds between reconnection attempts. Call :meth:`start` (or use it as a context
     manager), then :meth:`check` from any number of threads; :meth:`close` stops it.
     """
@@ -145,12 +146,14 @@ class Verifier:
         key_refresh_seconds: float = DEFAULT_KEY_REFRESH_SECONDS,
         key_refresh_min_interval: float = DEFAULT_KEY_REFRESH_MIN_INTERVAL,
         call_timeout: float = 10.0,
+        close_nonces: bool = False,
     ) -> None:
         if not 0 < len(platform_id) <= MAX_AUDIENCE_CHARS:
             raise ValueError("platform_id is 1 to 128 characters")
         self.platform_id = platform_id
         self._clock = clock
         self._nonces: NonceStore = nonces if nonces is not None else MemoryNonceStore()
+        self._close_nonces = close_nonces
         self._log = log or logging.getLogger("licentia.verifier")
         self._follower = StatusFollower(
             _upstream(SignedChannel(channel, None, timeout=call_timeout)),
@@ -189,8 +192,13 @@ class Verifier:
 
     def close(self) -> None:
         """Stop following the exchange: cancel the stream and join the threads. Idempotent.
-        Checks made afterwards fail closed once the view is stale."""
+        Checks made afterwards fail closed once the view is stale. With ``close_nonces``
+        the nonce store is closed too (a store the verifier was given to own)."""
         self._follower.close()
+        closer = getattr(self._nonces, "close", None)
+        if self._close_nonces and callable(closer):
+            self._close_nonces = False
+            closer()
 
     def __enter__(self) -> Verifier:
         if self._engine is None:

@@ -8,6 +8,7 @@ cover by set inclusion of their expansions (see :mod:`licentia.territory`).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -24,6 +25,7 @@ __all__ = [
     "IntendedUse",
     "Scope",
     "purpose_covers",
+    "unknown_value",
 ]
 
 
@@ -67,14 +69,21 @@ _BY_VALUE: dict[type, dict[int, Any]] = {
 }
 
 
+def unknown_value(kind: type[enum.IntEnum], what: str, value: object) -> str:
+    """The message for an unknown enum value: the field, the allowed values, what came."""
+    known = ", ".join(f"{m.value} ({m.name.lower().replace('_', '-')})" for m in kind)
+    return f"{what}: one of {known}; got {value}"
+
+
 def _enum_set(values: Sequence[int], kind: type[_E], what: str) -> frozenset[_E]:
     by_value = _BY_VALUE[kind]
     try:
         out = frozenset([by_value[v] for v in values])
     except KeyError:
-        raise LicentiaError(Reason.MALFORMED, f"unknown {what}") from None
+        bad = next(v for v in values if v not in by_value)
+        raise LicentiaError(Reason.MALFORMED, unknown_value(kind, f"scope.{what}", bad)) from None
     if len(out) != len(values):
-        raise LicentiaError(Reason.MALFORMED, f"duplicate {what}")
+        raise LicentiaError(Reason.MALFORMED, f"scope.{what}: each value once; got repeats")
     return out
 
 
@@ -106,12 +115,18 @@ class Scope:
         for name in ("categories", "purposes", "media", "territories"):
             items = getattr(self, name)
             if not items:
-                raise LicentiaError(Reason.MALFORMED, f"scope lists no {name}")
+                raise LicentiaError(Reason.MALFORMED, f"scope.{name}: at least one; got none")
             if len(items) > MAX_SCOPE_ITEMS:
-                raise LicentiaError(Reason.TOO_LARGE, f"scope lists too many {name}")
+                raise LicentiaError(
+                    Reason.TOO_LARGE, f"scope.{name}: at most {MAX_SCOPE_ITEMS}; got {len(items)}"
+                )
         for code in self.territories:
             if not territory.is_territory(code):
-                raise LicentiaError(Reason.MALFORMED, f"unknown territory {code!r}")
+                raise LicentiaError(
+                    Reason.MALFORMED,
+                    "scope.territories: ISO 3166-1 alpha-2 codes or groups (EU, EEA, WORLD); "
+                    f"got {code[:16]!r}",
+                )
         closure: frozenset[Purpose] = frozenset()
         for p in self.purposes:
             closure = closure | PURPOSE_COVERS[p]
@@ -171,14 +186,16 @@ class Scope:
             return scope
         for items in (msg.categories, msg.purposes, msg.media, msg.territories):
             if len(items) > MAX_SCOPE_ITEMS:
-                raise LicentiaError(Reason.TOO_LARGE, "scope lists too many items")
+                raise LicentiaError(
+                    Reason.TOO_LARGE, f"scope: at most {MAX_SCOPE_ITEMS} of each; got {len(items)}"
+                )
         territories = frozenset(msg.territories)
         if len(territories) != len(msg.territories):
-            raise LicentiaError(Reason.MALFORMED, "duplicate territory")
+            raise LicentiaError(Reason.MALFORMED, "scope.territories: each value once; got repeats")
         scope = cls(
-            _enum_set(msg.categories, DataCategory, "category"),
-            _enum_set(msg.purposes, Purpose, "purpose"),
-            _enum_set(msg.media, Medium, "medium"),
+            _enum_set(msg.categories, DataCategory, "categories"),
+            _enum_set(msg.purposes, Purpose, "purposes"),
+            _enum_set(msg.media, Medium, "media"),
             territories,
         )
         if len(_INTERNED) >= _INTERN_MAX:
@@ -198,14 +215,19 @@ class IntendedUse:
     asset_sha256: bytes
 
     def __post_init__(self) -> None:
-        try:
-            DataCategory(self.category)
-            Purpose(self.purpose)
-            Medium(self.medium)
-        except ValueError:
-            raise LicentiaError(Reason.INVALID_USE, "unknown category, purpose or medium") from None
+        for kind, what, value in (
+            (DataCategory, "use category", self.category),
+            (Purpose, "use purpose", self.purpose),
+            (Medium, "use medium", self.medium),
+        ):
+            if value not in _BY_VALUE[kind]:
+                raise LicentiaError(Reason.INVALID_USE, unknown_value(kind, what, value))
         if not territory.is_territory(self.territory):
-            raise LicentiaError(Reason.INVALID_USE, "unknown territory")
+            raise LicentiaError(
+                Reason.INVALID_USE,
+                f"use territory: an ISO 3166-1 alpha-2 code or a group (EU, EEA, WORLD); "
+                f"got {self.territory[:16]!r}",
+            )
         if len(self.asset_sha256) != 32:
             raise LicentiaError(Reason.INVALID_USE, "an asset digest is 32 bytes (SHA-256)")
 
@@ -230,10 +252,14 @@ class IntendedUse:
         use = _USES.get(key)
         if use is not None:
             return use
-        try:
-            use = cls(DataCategory(key[0]), Purpose(key[1]), Medium(key[2]), key[3], key[4])
-        except ValueError:
-            raise LicentiaError(Reason.INVALID_USE, "unknown category, purpose or medium") from None
+        for kind, what, value in (
+            (DataCategory, "use category", key[0]),
+            (Purpose, "use purpose", key[1]),
+            (Medium, "use medium", key[2]),
+        ):
+            if value not in _BY_VALUE[kind]:
+                raise LicentiaError(Reason.INVALID_USE, unknown_value(kind, what, value))
+        use = cls(DataCategory(key[0]), Purpose(key[1]), Medium(key[2]), key[3], key[4])
         if len(_USES) >= _INTERN_MAX:
             _USES.clear()
         _USES[key] = use

@@ -11,6 +11,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,7 @@ from licentia.clients.advertiser import (
     Termination,
     TerminationCause,
 )
+from licentia.clients.keyfile import seed_text
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.v1 import exchange_pb2, licences_pb2, records_pb2, registry_pb2, verification_pb2
@@ -54,6 +56,8 @@ SCOPE: dict[str, list[DataCategory] | list[Purpose] | list[Medium] | list[str]] 
     "media": [Medium.ONLINE],
     "territories": ["FR"],
 }
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -313,9 +317,20 @@ def test_sync_errors_carry_the_servers_reasons(ex: Exchange, parties: tuple[Part
                 price=_price(),
             )
         assert e.value.reason == Reason.OUTSIDE_TERMS
+        assert e.value.message == (
+            "scope.purposes: the holder refuses direct-marketing; the request asks direct-marketing"
+        )
+        with pytest.raises(ExchangeError) as e:  # the issue's example: TV, offered online+social
+            _request(adv, media=[Medium.TV])
+        assert e.value.reason == Reason.OUTSIDE_TERMS
+        assert (
+            e.value.message == "scope.media: the holder offers online, social; the request asks tv"
+        )
         with pytest.raises(ExchangeError) as e:
             _request(adv, price=1)
         assert e.value.reason == Reason.PRICE_TOO_LOW
+        assert e.value.message.startswith("offered_price_minor: the holder's price for this term")
+        assert e.value.message.endswith("; the request offers 1")
 
         with pytest.raises(ExchangeError) as e:
             adv.licence(bytes(16))
@@ -446,14 +461,26 @@ def test_async_errors_carry_the_servers_reasons(ex: Exchange) -> None:
 
 
 def test_the_docstring_example_runs(
-    ex: Exchange, parties: tuple[Party, Party], capsys: pytest.CaptureFixture[str]
+    ex: Exchange,
+    parties: tuple[Party, Party],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The package's example is the README's, and it goes the whole way once the holder
+    approves (an advertiser registered and credited before, its key from the environment)."""
     holder, platform = parties
     doc = advertiser_pkg.__doc__ or ""
     example = doc.split("```python\n", 1)[1].split("```", 1)[0]
-    assert example.count('"localhost:7700"') == 1
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"```python\n{example}```" in readme
+    key = PrivateKey.generate()
+    with Advertiser.connect(ex.address, key) as first_run:
+        first_run.register("Acme Ads", "FR")
+    ex.fund(key.public.raw)
+    monkeypatch.setenv("LICENTIA_SERVER", ex.address)
+    monkeypatch.setenv("LICENTIA_ADVERTISER_KEY", seed_text(key))
     approver = _approve_first_pending(holder)
-    exec(example.replace("localhost:7700", ex.address), {})
+    exec(example, {"__name__": "__example__"})
     approver.join()
     presentation = capsys.readouterr().out.strip()
     assert presentation.startswith("lpr1.")

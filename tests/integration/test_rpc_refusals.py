@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -1035,25 +1036,40 @@ def test_bad_licence_requests_are_refused(shared: World, case: RequestCase, reas
     w = shared
     request_ = case(w)
     before = state(w)
-    refused(reason, lambda: invoke(w.adv, "RequestLicence", request_))
+    e = refused(reason, lambda: invoke(w.adv, "RequestLicence", request_))
     assert state(w) == before
+    # The message names the request's field first ("scope.media: the holder offers …").
+    assert re.match(r"(scope(\.[a-z]+)?|[a-z_]+): ", e.message), e.message
 
 
 @pytest.mark.parametrize(
     ("request_", "field"),
     [
-        (exchange_pb2.SearchOffersRequest(page_size=101), "page size"),
-        (exchange_pb2.SearchOffersRequest(category=cast("Any", 99)), "category"),
-        (exchange_pb2.SearchOffersRequest(purpose=cast("Any", 99)), "purpose"),
-        (exchange_pb2.SearchOffersRequest(medium=cast("Any", 99)), "medium"),
-        (exchange_pb2.SearchOffersRequest(territory="XX"), "territory"),
-        (exchange_pb2.SearchOffersRequest(territory="fr"), "territory"),
-        (exchange_pb2.SearchOffersRequest(page_token="h" * 65), "page token"),
-        (exchange_pb2.SearchOffersRequest(page_token="alice"), "page token"),  # a handle
-        (exchange_pb2.SearchOffersRequest(page_token="h" * 43), "page token"),  # nobody's ref
+        (
+            exchange_pb2.SearchOffersRequest(page_size=101),
+            "page_size: 1 to 100; the request has 101",
+        ),
+        (
+            exchange_pb2.SearchOffersRequest(category=cast("Any", 99)),
+            "category: one of 1 (name), 2 (image)",
+        ),
+        (
+            exchange_pb2.SearchOffersRequest(purpose=cast("Any", 99)),
+            "purpose: one of 1 (marketing), 2 (advertising)",
+        ),
+        (exchange_pb2.SearchOffersRequest(medium=cast("Any", 99)), "10 (cinema); got 99"),
+        (
+            exchange_pb2.SearchOffersRequest(territory="XX"),
+            "territory: an ISO 3166-1 alpha-2 code or a group (EU, EEA, WORLD); got 'XX'",
+        ),
+        (exchange_pb2.SearchOffersRequest(territory="fr"), "got 'fr'"),
+        (exchange_pb2.SearchOffersRequest(page_token="h" * 65), "page_token: the next_page"),
+        (exchange_pb2.SearchOffersRequest(page_token="alice"), "page_token: "),  # a handle
+        (exchange_pb2.SearchOffersRequest(page_token="h" * 43), "page_token: "),  # nobody's ref
     ],
 )
 def test_bad_searches_are_invalid(shared: World, request_: Message, field: str) -> None:
+    """Each refusal names the field, what is allowed and what the request has."""
     e = refused(Reason.INVALID_REQUEST, lambda: invoke(shared.adv, "SearchOffers", request_))
     assert field in e.message
 

@@ -469,9 +469,14 @@ def test_cli_allow_deny_and_json(
 
     use = photo_use(Purpose.PERSONALISED_ADVERTISING)
     pres = present(adv.key, licence.licence_id, AUDIENCE, use, int(time.time()))
-    argv = cli_args(ex, licence.token, *digest, purpose="personalised-advertising")
+    store = ["--nonce-store", str(tmp_path / "nonces.sqlite")]
+    argv = cli_args(ex, licence.token, *digest, *store, purpose="personalised-advertising")
     assert verify_main([*argv, "--presentation", pres, "--platform-id", AUDIENCE]) == 0
     assert capsys.readouterr().out == "ALLOW\n"
+    # The same presentation again, from a new process's point of view: remembered in the file.
+    assert verify_main([*argv, "--presentation", pres, "--platform-id", AUDIENCE]) == 1
+    assert capsys.readouterr().out == "DENY REPLAYED\n"
+    assert (tmp_path / "nonces.sqlite").stat().st_mode & 0o077 == 0
     thief = present(PrivateKey.generate(), licence.licence_id, AUDIENCE, use, int(time.time()))
     assert verify_main([*argv, "--presentation", thief, "--platform-id", AUDIENCE]) == 1
     assert capsys.readouterr().out == "DENY WRONG_LICENSEE\n"
@@ -515,7 +520,7 @@ def test_cli_misuse_exits_2(
     assert "licentia-verify: error: " in capsys.readouterr().err
 
 
-def test_cli_unreachable_exchange_is_a_failure(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_unreachable_exchange_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
     argv = [
         "--server",
         "127.0.0.1:1",
@@ -533,10 +538,45 @@ def test_cli_unreachable_exchange_is_a_failure(capsys: pytest.CaptureFixture[str
         "--timeout",
         "2",
     ]
-    assert verify_main(argv) == 1
+    assert verify_main(argv) == 3
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.startswith("licentia-verify: error: the exchange at 127.0.0.1:1")
+    assert captured.err.startswith(
+        "licentia-verify: error: could not reach the exchange at 127.0.0.1:1"
+    )
+
+
+def test_cli_nonce_store_that_cannot_be_opened_exits_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A presentation is never checked without a place to remember it (fail closed)."""
+    argv = [
+        "--server",
+        "127.0.0.1:1",
+        "lic1.x",
+        "--category",
+        "image",
+        "--purpose",
+        "advertising",
+        "--medium",
+        "online",
+        "--territory",
+        "FR",
+        "--asset-sha256",
+        "00" * 32,
+        "--presentation",
+        "lpr1.x",
+        "--platform-id",
+        AUDIENCE,
+        "--nonce-store",
+        str(tmp_path),  # a directory, not a database file
+    ]
+    assert verify_main(argv) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(
+        f"licentia-verify: error: cannot open the nonce store {tmp_path}"
+    )
 
 
 def test_cli_as_a_real_process(ex: Exchange, cast: tuple[Party, Party]) -> None:

@@ -61,25 +61,86 @@ def test_a_request_within_the_terms_passes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("scope", "kw", "reason"),
+    ("scope", "kw", "reason", "text"),
     [
-        (_scope(Purpose.RECRUITMENT), {}, Reason.OUTSIDE_TERMS),
-        (_scope(Purpose.DIRECT_MARKETING), {}, Reason.OUTSIDE_TERMS),
+        (
+            _scope(Purpose.RECRUITMENT),
+            {},
+            Reason.OUTSIDE_TERMS,
+            "scope.purposes: the holder offers marketing; the request asks recruitment",
+        ),
+        (
+            _scope(Purpose.DIRECT_MARKETING),
+            {},
+            Reason.OUTSIDE_TERMS,
+            "scope.purposes: the holder refuses direct-marketing; the request asks "
+            "direct-marketing",
+        ),
         # MARKETING covers DIRECT_MARKETING, which the holder refuses.
-        (_scope(Purpose.MARKETING), {}, Reason.OUTSIDE_TERMS),
-        (_scope(Purpose.ADVERTISING, where="US"), {}, Reason.OUTSIDE_TERMS),
-        (_scope(Purpose.ADVERTISING), {"term": 31 * DAY}, Reason.INVALID_TERM),
-        (_scope(Purpose.ADVERTISING), {"term": 0}, Reason.INVALID_TERM),
-        (_scope(Purpose.ADVERTISING), {"price": 99}, Reason.PRICE_TOO_LOW),
-        (_scope(Purpose.ADVERTISING), {"exclusive": True, "price": 249}, Reason.PRICE_TOO_LOW),
+        (
+            _scope(Purpose.MARKETING),
+            {},
+            Reason.OUTSIDE_TERMS,
+            "scope.purposes: the holder refuses direct-marketing; the request asks marketing",
+        ),
+        (
+            _scope(Purpose.ADVERTISING, where="US"),
+            {},
+            Reason.OUTSIDE_TERMS,
+            "scope.territories: the holder offers EU; the request asks US",
+        ),
+        (
+            Scope.of([DataCategory.IMAGE], [Purpose.ADVERTISING], [Medium.TV], ["FR"]),
+            {},
+            Reason.OUTSIDE_TERMS,
+            "scope.media: the holder offers online; the request asks tv",
+        ),
+        (
+            Scope.of(
+                [DataCategory.IMAGE, DataCategory.VOICE],
+                [Purpose.ADVERTISING],
+                [Medium.ONLINE],
+                ["FR"],
+            ),
+            {},
+            Reason.OUTSIDE_TERMS,
+            "scope.categories: the holder offers image; the request asks voice",
+        ),
+        (
+            _scope(Purpose.ADVERTISING),
+            {"term": 31 * DAY},
+            Reason.INVALID_TERM,
+            "not_after: the term is 31 days; the holder allows 1 second to 30 days",
+        ),
+        (
+            _scope(Purpose.ADVERTISING),
+            {"term": 0},
+            Reason.INVALID_TERM,
+            "not_after: the term is 0 seconds; the holder allows 1 second to 30 days",
+        ),
+        (
+            _scope(Purpose.ADVERTISING),
+            {"price": 99},
+            Reason.PRICE_TOO_LOW,
+            "offered_price_minor: the holder's price for this term is 100 (EUR minor units); "
+            "the request offers 99",
+        ),
+        (
+            _scope(Purpose.ADVERTISING),
+            {"exclusive": True, "price": 249},
+            Reason.PRICE_TOO_LOW,
+            "is 250 (EUR minor units); the request offers 249",
+        ),
     ],
 )
 def test_requests_outside_the_terms_are_refused(
-    scope: Scope, kw: dict[str, int], reason: Reason
+    scope: Scope, kw: dict[str, int], reason: Reason, text: str
 ) -> None:
+    """Each refusal names the field, what the holder allows, and what the request asks."""
     with pytest.raises(LicentiaError) as e:
         _check(scope, **kw)  # type: ignore[arg-type]
     assert e.value.reason == reason
+    assert text in str(e.value)
 
 
 def test_exclusivity_must_be_offered() -> None:
@@ -95,6 +156,7 @@ def test_exclusivity_must_be_offered() -> None:
             max_term_cap=365 * DAY,
         )
     assert e.value.reason == Reason.OUTSIDE_TERMS
+    assert str(e.value) == "exclusive: the holder does not offer exclusivity"
 
 
 def test_terms_that_could_never_be_met_are_refused() -> None:

@@ -1,0 +1,138 @@
+"""The platform SDK against a real exchange: register, the inline verifier with a nonce store
+shared by two instances (SQLite file, PostgreSQL), per-use reports; and the shared stores'
+own rules (expiry, sweep, failing closed)."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import sqlite3
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from licentia.clients.channel import ExchangeError
+from licentia.clients.platform import (
+    Platform,
+    PostgresNonceStore,
+    SqliteNonceStore,
+    open_nonce_store,
+)
+from licentia.clients.verifier.cli import main as verify_main
+from licentia.errors import Reason
+from licentia.keys import PrivateKey
+from licentia.presentation import present
+from licentia.vocabulary import Medium
+
+from ..pg_server import PgServer
+from .exchange_harness import (
+    PHOTO_SHA,
+    Exchange,
+    issue_licence,
+    photo_use,
+    register_advertiser,
+    register_holder,
+)
+
+AUDIENCE = "photoshare"
+
+
+def _two_instances_share(ex: Exchange, where: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two instances of one platform (each its own client and verifier) on one nonce store:
+    a presentation checked by the first is REPLAYED at the second (and at licentia-verify
+    on the same store); a fresh one is allowed; a per-use licence's use is reported and
+    counted."""
+    holder, adv = ex.party(), ex.party()
+    register_holder(holder)
+    register_advertiser(adv)
+    key = PrivateKey.generate()
+    with Platform.connect(ex.address, key) as one, Platform.connect(ex.address, key) as two:
+        profile = one.register(AUDIENCE, "PhotoShare")
+        assert (profile.platform_id, profile.name) == (AUDIENCE, "PhotoShare")
+        with pytest.raises(ExchangeError):
+            two.register(AUDIENCE, "PhotoShare")  # registered once
+        licence = issue_licence(holder, adv, max_uses=3, price_per_use=100)
+        use = photo_use()
+        pres = present(adv.key, licence.licence_id, AUDIENCE, use, int(time.time()))
+        with one.verifier(AUDIENCE, nonces=where) as v1, two.verifier(AUDIENCE, nonces=where) as v2:
+            assert v1.check(licence.token, pres, use).allowed
+            replay = v2.check(licence.token, pres, use)
+            assert (replay.allowed, replay.reasons) == (False, (Reason.REPLAYED,))
+            again = present(adv.key, licence.licence_id, AUDIENCE, use, int(time.time()))
+            assert v2.check(licence.token, again, use).allowed
+        # licentia-verify on the platform's store sees the same presentation as replayed.
+        argv = [
+            *("--server", ex.address, licence.token, "--category", "image"),
+            *("--purpose", "personalised-advertising", "--medium", "online", "--territory", "FR"),
+            *("--asset-sha256", PHOTO_SHA.hex(), "--presentation", again),
+            *("--platform-id", AUDIENCE, "--nonce-store", where),
+        ]
+        assert verify_main(argv) == 1
+        assert capsys.readouterr().out == "DENY REPLAYED\n"
+        report = two.report_use(licence.token, again, use)
+        assert (report.licence_id, report.uses, report.max_uses) == (licence.licence_id, 1, 3)
+        retried = two.report_use(licence.token, again, use, report_id=report.report_id)
+        assert retried.uses == 1  # the same report counts once
+        tv = dataclasses.replace(use, medium=Medium.TV)
+        on_tv = present(adv.key, licence.licence_id, AUDIENCE, tv, int(time.time()))
+        with pytest.raises(ExchangeError) as e:  # the refusal says what the licence allows
+            two.report_use(licence.token, on_tv, tv)
+        assert e.value.reason == Reason.OUT_OF_SCOPE_MEDIUM
+        assert e.value.message == (
+            "the use is not allowed: OUT_OF_SCOPE_MEDIUM; "
+            "use medium: the licence allows online; the use is tv"
+        )
+        assert two.report_use(licence.token, again, use, report_id=report.report_id).uses == 1
+
+
+def test_two_instances_share_a_sqlite_nonce_file(
+    ex: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _two_instances_share(ex, str(tmp_path / "platform" / "nonces.sqlite"), capsys)
+    assert (tmp_path / "platform" / "nonces.sqlite").stat().st_mode & 0o077 == 0
+
+
+def test_two_instances_share_a_postgres_nonce_table(
+    ex: Exchange, pg_server: PgServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _two_instances_share(ex, pg_server.create_database(), capsys)
+
+
+def test_the_sqlite_store_expires_sweeps_and_fails_closed(tmp_path: Path) -> None:
+    a, b = SqliteNonceStore(tmp_path / "n.sqlite"), open_nonce_store(tmp_path / "n.sqlite")
+    assert isinstance(b, SqliteNonceStore)
+    assert a.add_if_new(b"k", expires_at=110, now=100)
+    assert not b.add_if_new(b"k", expires_at=120, now=105)  # live in the other instance
+    assert b.add_if_new(b"k", expires_at=130, now=110)  # expired: taken over
+    assert not a.add_if_new(b"k", expires_at=140, now=120)
+    assert not a.add_if_new(b"x" * 257, expires_at=140, now=120)  # oversized key: refused
+    assert a.add_if_new(b"old", expires_at=101, now=100)
+    assert a.sweep(200) == 2
+    assert len(a) == 0
+    # A writer holding the file's lock: the store cannot answer, so it refuses.
+    blocker = sqlite3.connect(tmp_path / "n.sqlite", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    slow = SqliteNonceStore(tmp_path / "n.sqlite", timeout=0.1)
+    assert not slow.add_if_new(secrets.token_bytes(16), expires_at=300, now=200)
+    blocker.execute("ROLLBACK")
+    assert slow.add_if_new(secrets.token_bytes(16), expires_at=300, now=200)
+    for s in (a, b, slow):
+        s.close()
+    blocker.close()
+
+
+def test_the_postgres_store_fails_closed_then_reconnects(pg_server: PgServer) -> None:
+    dsn = pg_server.create_database()
+    store = PostgresNonceStore(dsn, timeout=2)
+    assert store.add_if_new(b"k", expires_at=110, now=100)
+    assert not store.add_if_new(b"k", expires_at=110, now=105)
+    assert store._conn is not None
+    with psycopg.connect(dsn, autocommit=True) as admin:  # the connection dies under it:
+        admin.execute("SELECT pg_terminate_backend(%s)", (store._conn.info.backend_pid,))
+    # … a refusal, never an exception …
+    assert not store.add_if_new(b"n", expires_at=110, now=100)
+    assert store.add_if_new(b"n", expires_at=110, now=100)  # … then a new connection
+    assert store.sweep(200) == 2
+    store.close()
