@@ -7,6 +7,7 @@ import pytest
 from licentia import keys
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey
+from licentia.methods import path
 from licentia.nonces import MemoryNonceStore
 from licentia.request import (
     parse_request_metadata,
@@ -15,10 +16,11 @@ from licentia.request import (
     sign_request,
     verify_request,
 )
+from licentia.v1 import registry_pb2
 
 # The vector of docs/http.md and docs/token-format.md §6.
 SEED = bytes([1]) * 32
-METHOD = "/licentia.v1.RegistryService/GetProfile"
+METHOD = path(registry_pb2, "GetProfile")  # the vector's method
 BODY = b"{}"
 TIMESTAMP = 1_800_000_000
 NONCE = bytes(range(16))
