@@ -369,6 +369,9 @@ class Statement:
     lines: tuple[StatementLine, ...]
     #: Pass as ``before`` for the next page (0: none).
     next_before: int
+    #: Of ``available``, what the advertiser's pending requests reserve (each reserves what
+    #: its approval will escrow when it is made): a new request may use only the rest.
+    reserved: int = 0
 
 
 _P = ParamSpec("_P")
@@ -409,6 +412,7 @@ def statement_from(msg: ledger_pb2.GetStatementResponse) -> Statement:
         available=msg.available_minor,
         escrowed=msg.pending_minor,
         spent=msg.total_minor,
+        reserved=msg.reserved_minor,
         lines=tuple(
             StatementLine(
                 posting_id=x.posting_id,

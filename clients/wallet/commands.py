@@ -186,6 +186,16 @@ def _inbox(s: Session, include_answered: bool) -> list[records_pb2.LicenceReques
     return s.holder.inbox(include_answered)
 
 
+def _ended(r: records_pb2.LicenceRequest) -> str:
+    """What a request that ended without a licence says in place of "You can revoke it at
+    any moment" (empty for one pending or issued)."""
+    if r.state in (records_pb2.REQUEST_STATE_PENDING, records_pb2.REQUEST_STATE_ISSUED):
+        return ""
+    if r.state == records_pb2.REQUEST_STATE_FAILED:
+        return "No licence was issued: this request can no longer be approved. Nothing to do."
+    return "No licence was issued for this request."
+
+
 def cmd_inbox(s: Session) -> None:
     """Show the requests waiting for your answer, in plain words, and the exchange's notices
     about your account (a payout destination added, say)."""
@@ -199,7 +209,11 @@ def cmd_inbox(s: Session) -> None:
             f"Request {r.request_id.hex()} ({_STATE.get(r.state, f'state {r.state}')},"
             f" answer before {_when(r.expires_at)})"
         )
-        blocks.append(head + "\n" + describe_claims(claims, r.advertiser_organisation, labels))
+        blocks.append(
+            head
+            + "\n"
+            + describe_claims(claims, r.advertiser_organisation, labels, ending=_ended(r))
+        )
     _out(
         s.args,
         {"requests": [_dict(r) for r in requests], "notices": [_dict(n) for n in notices]},

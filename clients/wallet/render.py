@@ -151,9 +151,13 @@ def _unknown(digest: bytes, salt: bytes) -> str:
     return "not one of your declared assets" if salt else digest.hex()[:12] + "…"
 
 
-def describe_claims(claims: LicenceClaims, who: str, labels: dict[bytes, str]) -> str:
+def describe_claims(
+    claims: LicenceClaims, who: str, labels: dict[bytes, str], *, ending: str = ""
+) -> str:
     """A licence's claims in plain words; ``labels`` names the holder's assets by their plain
-    SHA-256 (v2 claims name them salted for the licence: each is salted to be found)."""
+    SHA-256 (v2 claims name them salted for the licence: each is salted to be found).
+    ``ending``: the last line in place of "You can revoke it at any moment." (a request that
+    ended without a licence has nothing to revoke)."""
     c, p = claims, claims.price
     if c.asset_salt:
         labels = {salted_digest(c.asset_salt, d): label for d, label in labels.items()}
@@ -184,7 +188,7 @@ def describe_claims(claims: LicenceClaims, who: str, labels: dict[bytes, str]) -
                 if p.per_use_minor
                 else ""
             ),
-            "You can revoke it at any moment.",
+            ending or "You can revoke it at any moment.",
         ]
     )
 

@@ -110,8 +110,6 @@ def _approve_first_pending(holder: Party) -> threading.Thread:
                 exchange_pb2.ListInboxResponse,
             ).requests
             if inbox:
-                if holder.exchange is not None:  # the operator credits the new advertiser
-                    holder.exchange.fund(inbox[0].advertiser_key)
                 approve_request(holder, inbox[0])
                 return
             time.sleep(0.05)
@@ -289,6 +287,12 @@ def test_sync_errors_carry_the_servers_reasons(ex: Exchange, parties: tuple[Part
         with pytest.raises(ExchangeError) as e:
             adv.register("Acme Ads", "FR")
         assert e.value.reason == Reason.ALREADY_EXISTS
+        # Unfunded, a request is refused to the advertiser (it never reaches the holder).
+        with pytest.raises(ExchangeError) as e:
+            _request(adv)
+        assert e.value.reason == Reason.INSUFFICIENT_FUNDS
+        assert f"the licence costs {_price()}, available 0" in str(e.value)
+        ex.fund(adv.key.public.raw)
 
         offer, photo = _alice(adv.search())
         for ref in (secrets.token_bytes(32), holder.key.public.raw):  # nobody's, her key
@@ -415,6 +419,7 @@ def test_async_errors_carry_the_servers_reasons(ex: Exchange) -> None:
                 await adv.register("Acme Ads", "not a country")
             assert e.value.reason == Reason.INVALID_REQUEST
             await adv.register("Acme Ads", "FR")
+            ex.fund(adv.key.public.raw)
             with pytest.raises(ExchangeError) as e:
                 await _arequest(adv, not_after=int(time.time()) + 200 * DAY)
             assert e.value.reason == Reason.INVALID_TERM
@@ -446,12 +451,25 @@ def test_async_errors_carry_the_servers_reasons(ex: Exchange) -> None:
 
 
 def test_the_docstring_example_runs(
-    ex: Exchange, parties: tuple[Party, Party], capsys: pytest.CaptureFixture[str]
+    ex: Exchange,
+    parties: tuple[Party, Party],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     holder, platform = parties
     doc = advertiser_pkg.__doc__ or ""
     example = doc.split("```python\n", 1)[1].split("```", 1)[0]
     assert example.count('"localhost:7700"') == 1
+    register = Advertiser.register
+
+    def funded(adv: Advertiser, organisation: str, country: str) -> object:
+        """Register, then the operator credits the new advertiser (a request must be paid
+        for when it is made)."""
+        profile = register(adv, organisation, country)
+        ex.fund(adv.key.public.raw)
+        return profile
+
+    monkeypatch.setattr(Advertiser, "register", funded)
     approver = _approve_first_pending(holder)
     exec(example.replace("localhost:7700", ex.address), {})
     approver.join()
