@@ -45,6 +45,7 @@ from .render import (
     _when,
     _words,
     describe_claims,
+    request_ending,
 )
 from .session import (
     OperationFailedError,
@@ -52,6 +53,7 @@ from .session import (
     _confirm,
     _pick,
 )
+from .upload import ProgressBar, check_upload
 
 
 def cmd_whoami(s: Session) -> None:
@@ -66,15 +68,22 @@ def cmd_whoami(s: Session) -> None:
 
 
 def cmd_assets_add(s: Session) -> None:
-    """Declare an asset (its digest; its bytes with --upload)."""
+    """Declare an asset (its digest; its bytes with --upload, streamed in chunks with a
+    progress bar on stderr when it takes more than a second)."""
     path = Path(s.args.file)
+    if s.args.upload:
+        check_upload(s, path)
     try:
         data = path.read_bytes()
     except OSError as e:
         raise OperationFailedError(f"cannot read {path}: {e.strerror}") from None
     digest = hashlib.sha256(data).digest()
     asset = s.holder.declare_asset(
-        s.args.category, data, s.args.label or path.name, upload=s.args.upload
+        s.args.category,
+        data,
+        s.args.label or path.name,
+        upload=s.args.upload,
+        progress=ProgressBar(f"Uploading {path.name}") if s.args.upload else None,
     )
     stored = "stored at the exchange" if asset.has_content else "digest only"
     _out(
@@ -186,16 +195,6 @@ def _inbox(s: Session, include_answered: bool) -> list[records_pb2.LicenceReques
     return s.holder.inbox(include_answered)
 
 
-def _ended(r: records_pb2.LicenceRequest) -> str:
-    """What a request that ended without a licence says in place of "You can revoke it at
-    any moment" (empty for one pending or issued)."""
-    if r.state in (records_pb2.REQUEST_STATE_PENDING, records_pb2.REQUEST_STATE_ISSUED):
-        return ""
-    if r.state == records_pb2.REQUEST_STATE_FAILED:
-        return "No licence was issued: this request can no longer be approved. Nothing to do."
-    return "No licence was issued for this request."
-
-
 def cmd_inbox(s: Session) -> None:
     """Show the requests waiting for your answer, in plain words, and the exchange's notices
     about your account (a payout destination added, say)."""
@@ -212,7 +211,7 @@ def cmd_inbox(s: Session) -> None:
         blocks.append(
             head
             + "\n"
-            + describe_claims(claims, r.advertiser_organisation, labels, ending=_ended(r))
+            + describe_claims(claims, r.advertiser_organisation, labels, ending=request_ending(r))
         )
     _out(
         s.args,

@@ -206,3 +206,13 @@ def fingerprint(public: bytes) -> str:
     """A key's short fingerprint for people: the first 8 base32 characters of its SHA-256
     (both devices of a pairing show it, for the holder to compare)."""
     return base64.b32encode(hashlib.sha256(public).digest()).decode()[:8]
+
+
+def request_ending(r: records_pb2.LicenceRequest) -> str:
+    """What a request that ended without a licence says in place of "You can revoke it at
+    any moment" (empty for one pending or issued)."""
+    if r.state in (records_pb2.REQUEST_STATE_PENDING, records_pb2.REQUEST_STATE_ISSUED):
+        return ""
+    if r.state == records_pb2.REQUEST_STATE_FAILED:
+        return "No licence was issued: this request can no longer be approved. Nothing to do."
+    return "No licence was issued for this request."
