@@ -124,7 +124,7 @@ class RequestsPart(LicencesPart, ReservesPart):
                     row.licence_id,
                 ),
             )
-            self._reserve(c, row.advertiser_key, row.request_id, cost, now)
+            self._reserve(c, row.advertiser_key, row.request_id, cost, now, keep=auto is None)
             if auto is None:
                 self._still_alive(erased, Reason.NOT_FOUND)
                 return row, None
@@ -325,9 +325,11 @@ class RequestsPart(LicencesPart, ReservesPart):
         if issuance.escrow is not None:
             account = ledger.Account.advertiser(money.advertiser_key)
             amount = -sum(e.amount for e in issuance.escrow.entries if e.account == account)
-            # Its own reservation becomes the escrow: released first, and the debit must
-            # leave what the advertiser's other pending requests reserve.
-            self._release_sent(c, licence.request_id)
+            # Its own reservation becomes the escrow: released first (one issued as it is
+            # stored reserved nothing), and the debit must leave what the advertiser's other
+            # pending requests reserve.
+            if not just_stored:
+                self._release_sent(c, licence.request_id)
             debit = c.execute(
                 self._DEBIT_COVERED, (amount, account.kind, account.key, account.key, amount)
             )

@@ -25,23 +25,42 @@ from ._sql import Conn
 class ReservesPart(LedgerPart):
     """Reservations of advertisers' funds for their pending requests."""
 
+    #: The advertiser's balance, what its pending requests reserve and how many, and whether
+    #: one of them is due to expire (advertiser key x3, pending state, now): one round trip.
+    _AVAILABLE = (
+        "SELECT coalesce((SELECT balance FROM balances WHERE account_kind = 'advertiser'"
+        " AND account_key = ?), 0), coalesce((SELECT reserved FROM reserves"
+        " WHERE advertiser_key = ?), 0), coalesce((SELECT requests FROM reserves"
+        " WHERE advertiser_key = ?), 0), EXISTS (SELECT 1 FROM request_reserves x"
+        " JOIN requests q ON q.request_id = x.request_id WHERE x.advertiser_key = ?"
+        " AND q.state = ? AND q.expires_at <= ?)"
+    )
+
     def _reserve(
-        self, c: Conn, advertiser_key: bytes, request_id: bytes, cost: int, now: int
+        self,
+        c: Conn,
+        advertiser_key: bytes,
+        request_id: bytes,
+        cost: int,
+        now: int,
+        *,
+        keep: bool = True,
     ) -> None:
         """Inside a change: reserve ``cost`` of the advertiser's available funds for the
         request, or refuse (INSUFFICIENT_FUNDS, saying what the licence costs, what is
         available and what is reserved). Holds the advertiser's account lock (the one every
         issuance holds) so that two requests never reserve the same money. Its requests
-        whose time to answer is over expire first (:meth:`_expire_due`)."""
+        whose time to answer is over expire first (:meth:`_expire_due`). ``keep`` False:
+        only check (a request issued at once in the same change: its escrow is the debit)."""
         if cost <= 0:
             return
         self._hold(c, b"account", ledger.ADVERTISER.encode(), advertiser_key)
-        self._expire_due(c, advertiser_key, now)
-        balance = self._balance(c, ledger.Account.advertiser(advertiser_key))
-        held = c.execute(
-            "SELECT reserved, requests FROM reserves WHERE advertiser_key = ?", (advertiser_key,)
-        ).fetchone()
-        reserved, requests = (int(held[0]), int(held[1])) if held else (0, 0)
+        args = (advertiser_key,) * 4 + (int(RequestState.PENDING), now)
+        balance, reserved, requests, due = c.execute(self._AVAILABLE, args).fetchone()
+        if due:
+            self._expire_due(c, advertiser_key, now)
+            balance, reserved, requests, due = c.execute(self._AVAILABLE, args).fetchone()
+        balance, reserved, requests = int(balance), int(reserved), int(requests)
         available = balance - reserved
         if available < cost:
             plural = "request" if requests == 1 else "requests"
@@ -55,6 +74,8 @@ class ReservesPart(LedgerPart):
                 f"the licence costs {cost}, available {max(available, 0)}: the balance is"
                 f" {balance}{held_back}; deposit {cost - available} more",
             )
+        if not keep:
+            return
         c.execute(
             "INSERT INTO request_reserves VALUES (?, ?, ?)", (request_id, advertiser_key, cost)
         )

@@ -178,3 +178,20 @@ def test_ledger_check_proves_the_reserved_totals(store: Store) -> None:
     ]
     store._transact(lambda c: c.execute("DELETE FROM request_reserves"))
     store._transact(lambda c: c.execute("DELETE FROM reserves"))
+
+
+def test_the_retention_sweep_and_an_erasure_release_what_requests_reserved(store: Store) -> None:
+    holder, other = _holder(), _holder(7)
+    _register(store, holder)
+    _register(store, other)
+    store.deposit(ADV, 3 * PRICE, "pay", NOW, digest=_d("pay"))
+    _ask(store, 1)
+    _ask(store, 2, holder_seed=7)
+    assert store.reserved(ADV) == (2 * PRICE, 2)
+    # Her account is deleted: her pending request goes, and what it reserved is free.
+    store.erase_account(other.public.raw, NOW + 1, b"")
+    assert store.reserved(ADV) == (PRICE, 1)
+    # Long after its time, the sweep expires the other (nobody read it since).
+    swept = store.sweep_retention(NOW + 10 * DAY, DAY, batch=10)
+    assert swept.requests == 1
+    assert store.reserved(ADV) == (0, 0)
