@@ -78,11 +78,12 @@ class RequestsPart(LicencesPart, ReservesPart):
         they do not cover it the request is refused INSUFFICIENT_FUNDS and nothing is stored.
 
         When the automatic issuance is refused (its verdict; funds that fall short were
-        refused above, with nothing stored), the request is stored FAILED with the reason, and the refusal is raised after the
-        commit; a stale verdict (:class:`.base.StaleVerdict`) stores nothing. With an
-        ``idempotency_key``, a request the same advertiser made with that key before is
-        returned instead, and nothing is stored (IDEMPOTENCY_KEY_REUSED if it had another
-        ``digest``; the digest is stored with the key).
+        refused above, with nothing stored), the request is stored FAILED with the reason,
+        and the refusal is raised after the commit; a stale verdict
+        (:class:`.base.StaleVerdict`) stores nothing. With an ``idempotency_key``, a request
+        the same advertiser made with that key before is returned instead, and nothing is
+        stored (IDEMPOTENCY_KEY_REUSED if it had another ``digest``; the digest is stored
+        with the key).
         """
         if idempotency_key:
             _check_digest(digest)
