@@ -103,7 +103,7 @@ def story(tmp: Path) -> None:
         ):
             for adv, name in ((acme, "Acme Ads"), (shady, "Shady Deals")):
                 adv.register(name, "FR")
-                operator(tmp, server, "deposit", adv.public_key.text, "20000", f"SEPA-{name}")
+                operator(tmp, server, "deposit", adv.public_key.text, "40000", f"SEPA-{name}")
             good = ask(acme)
             laptop("approve", good.hex(), "--yes")
             kept = issued(acme, good)

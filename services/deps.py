@@ -17,6 +17,15 @@ from .model import KeyRow, Party, Role
 from .rpc import Call, Clock
 from .store import Store
 
+#: The largest asset the exchange stores by default (``--max-asset-bytes``): 50 MiB.
+DEFAULT_MAX_ASSET_BYTES = 50 * 1024 * 1024
+#: The most bytes DeclareAsset carries inline (larger content goes through UploadAsset).
+INLINE_ASSET_BYTES = 1 << 20
+#: The largest cap ``--max-asset-bytes`` takes (an upload is held in memory until its
+#: digest is checked, and a SQLite or PostgreSQL value holds under 1 GB).
+MAX_ASSET_BYTES_CAP = 512 * 1024 * 1024
+#: The most bytes one UploadAsset chunk, and one FetchAssetChunks message, carries.
+UPLOAD_CHUNK_BYTES = 256 * 1024
 #: The default payout delay: 72 hours.
 DEFAULT_PAYOUT_DELAY_SECONDS = 72 * 3600
 #: The default retention period: 90 days.
@@ -33,8 +42,9 @@ class Settings:
     max_term_seconds: int = DEFAULT_MAX_TERM_SECONDS
     #: How long a request waits for the holder before it expires.
     request_ttl_seconds: int = 7 * 86400
-    #: The largest asset the exchange stores.
-    max_asset_bytes: int = 1 << 20
+    #: The largest asset the exchange stores (``--max-asset-bytes``; uploaded in chunks
+    #: over :data:`INLINE_ASSET_BYTES`).
+    max_asset_bytes: int = DEFAULT_MAX_ASSET_BYTES
     #: Seconds between heartbeats on the revocation streams.
     heartbeat_seconds: float = 5.0
     #: The currency of the exchange (ISO 4217).
@@ -60,6 +70,8 @@ class Settings:
             raise ValueError(f"--status-list-size is 1 to {MAX_STATUS_BITS}")
         if not 0 < self.status_epoch_seconds <= 3650 * 86400:
             raise ValueError("--status-epoch-days is 1 to 3650")
+        if not 0 < self.max_asset_bytes <= MAX_ASSET_BYTES_CAP:
+            raise ValueError(f"--max-asset-bytes is 1 to {MAX_ASSET_BYTES_CAP}")
 
 
 @dataclass

@@ -41,6 +41,7 @@ _BY_CODE: Final[Mapping[Any, tuple[Reason, ...]]] = {
         _R.BAD_CONSENT,
         _R.BAD_SIGNATURE,
         _R.ASSET_MISMATCH,
+        _R.UPLOAD_MISMATCH,
         _R.KEY_SET_INVALID,
         _R.NOT_LOGGED,
     ),
@@ -93,6 +94,7 @@ _BY_CODE: Final[Mapping[Any, tuple[Reason, ...]]] = {
         _R.PAYOUT_DESTINATION_UNKNOWN,
         _R.LAST_KEY,
         _R.BALANCE_OWED,
+        _R.REQUEST_NOT_APPROVABLE,
     ),
     # Another change came first: read again and retry.
     grpc.StatusCode.ABORTED: (_R.KEY_SET_CONFLICT,),

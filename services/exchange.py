@@ -149,7 +149,14 @@ class ExchangeService:
     def _as_seen_by(row: RequestRow, call: Call) -> RequestRow:
         """The request as its holder's calling device sees it: the claims naming that
         device, the claims it signs to consent (:func:`.issuance.rebind`). The caller must
-        be the request's holder."""
+        be the request's holder. The advertiser's money is none of her business: a request
+        that failed for it reads as one that can no longer be approved."""
+        if row.failure == Reason.INSUFFICIENT_FUNDS.name:
+            return dataclasses.replace(
+                row,
+                failure=Reason.REQUEST_NOT_APPROVABLE.name,
+                reason="this request can no longer be approved",
+            )
         if row.state != RequestState.PENDING:
             return row
         device = call.caller.raw if call.caller is not None else row.holder_key
@@ -274,8 +281,14 @@ class ExchangeService:
             if e.reason == Reason.EXCLUSIVITY_CONFLICT:
                 self._fail(row, now, e.reason, "another licence holds exclusivity", nonces)
             elif e.reason == Reason.INSUFFICIENT_FUNDS:
+                # Cannot happen for a request that reserved its cost (a defence): the
+                # advertiser is told why, the holder only that it cannot be approved.
                 text = "the advertiser's balance cannot pay the licence"
                 self._fail(row, now, e.reason, text, nonces)
+                raise LicentiaError(
+                    Reason.REQUEST_NOT_APPROVABLE,
+                    "this request can no longer be approved; you need do nothing",
+                ) from None
             raise
         finally:
             self._notify()
@@ -476,6 +489,8 @@ class ExchangeService:
                 idempotency_key=req.idempotency_key,
                 digest=digest,
                 nonces=call.spends,
+                # What its approval will escrow, reserved now (or the request refused).
+                cost=claims.price.amount_minor + claims.price.per_use_minor * claims.max_uses,
             )
 
         if covered is None:

@@ -215,6 +215,8 @@ class LedgerService:
         if req.before_posting > MAX_POSTING_ID:
             raise LicentiaError(Reason.INVALID_REQUEST, "before_posting is not a posting id")
         self.d.store.settle(party.key, call.now, nonces=call.spends)
+        if party.role == Role.ADVERTISER:  # what its expired requests reserved is free
+            self.d.store.expire_requests(party.key, call.now)
         st = self.d.store.statement(party, req.before_posting, size)
         return ledger_pb2.GetStatementResponse(
             currency=self.d.settings.currency,
@@ -223,4 +225,6 @@ class LedgerService:
             total_minor=st.total,
             lines=[line_to(x) for x in st.lines],
             next_before_posting=st.next_before,
+            reserved_minor=st.reserved,
+            reserved_requests=st.reserved_requests,
         )

@@ -12,8 +12,8 @@ from licentia.states import LicenceState
 from licentia.token import parse_token
 from licentia.v1 import licences_pb2, records_pb2, status_pb2
 
-from . import convert
-from .deps import Deps
+from . import convert, uploads
+from .deps import INLINE_ASSET_BYTES, Deps
 from .hub import Heartbeat, Snapshot
 from .model import Access, Cause, LicenceRow, RevocationEvent, Role
 from .rpc import Call, Method
@@ -67,6 +67,7 @@ class LicenceService:
             "FetchAsset": Method(self.fetch_asset),
             "ListAccesses": Method(self.list_accesses),
             "WatchLicenceEvents": Method(self.watch_licence_events),
+            "FetchAssetChunks": Method(self.fetch_asset_chunks),
         }
 
     def _visible(self, licence_id: bytes, call: Call) -> LicenceRow:
@@ -188,7 +189,20 @@ class LicenceService:
     def fetch_asset(
         self, req: licences_pb2.FetchAssetRequest, call: Call
     ) -> licences_pb2.FetchAssetResponse:
-        """The licensee gets an asset's bytes under a live licence that names it; recorded."""
+        """The licensee gets an asset's bytes under a live licence that names it; recorded.
+        An asset over :data:`.deps.INLINE_ASSET_BYTES` is TOO_LARGE here: FetchAssetChunks
+        streams it."""
+        return licences_pb2.FetchAssetResponse(content=self._fetched(req, call, whole=True))
+
+    def fetch_asset_chunks(
+        self, req: licences_pb2.FetchAssetRequest, call: Call
+    ) -> Iterator[licences_pb2.FetchAssetChunk]:
+        """FetchAsset for assets of any size, in chunks (:func:`.uploads.chunks`)."""
+        yield from uploads.chunks(self._fetched(req, call, whole=False))
+
+    def _fetched(self, req: licences_pb2.FetchAssetRequest, call: Call, *, whole: bool) -> bytes:
+        """The asset's bytes for its licensee, the access recorded (``whole``: for one
+        message, TOO_LARGE over :data:`.deps.INLINE_ASSET_BYTES`, nothing recorded)."""
         advertiser = self.d.party(call, Role.ADVERTISER)
         lic = self.d.store.licence(req.licence_id) if len(req.licence_id) == 16 else None
         if lic is None or lic.licensee_key != advertiser.key:
@@ -202,11 +216,17 @@ class LicenceService:
         content = self.d.store.asset_content(lic.holder_key, req.sha256)
         if content is None:
             raise LicentiaError(Reason.NOT_FOUND, "the exchange holds no bytes for this asset")
+        if whole and len(content) > INLINE_ASSET_BYTES:
+            raise LicentiaError(
+                Reason.TOO_LARGE,
+                f"the asset is {len(content)} bytes, more than FetchAsset carries: fetch it"
+                " with FetchAssetChunks",
+            )
         self.d.store.record_access(
             Access(lic.holder_key, req.sha256, lic.licence_id, advertiser.key, call.now),
             nonces=call.spends,
         )
-        return licences_pb2.FetchAssetResponse(content=content)
+        return bytes(content)
 
     def list_accesses(
         self, req: licences_pb2.ListAccessesRequest, call: Call

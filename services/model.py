@@ -214,6 +214,10 @@ class Statement:
     lines: tuple[LedgerLine, ...]
     #: Pass as ``before`` for the next page (0 when there is none).
     next_before: int
+    #: Advertiser: what its pending requests reserve of ``available`` (what their
+    #: approval will escrow), and how many they are; 0 for a holder.
+    reserved: int = 0
+    reserved_requests: int = 0
 
 
 @dataclass(frozen=True, slots=True)

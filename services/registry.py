@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 
 from licentia.erasure import sign_erasure_receipt
@@ -13,9 +13,9 @@ from licentia.errors import LicentiaError, Reason
 from licentia.v1 import registry_pb2
 from licentia.vocabulary import DataCategory
 
-from . import convert, market
+from . import convert, market, uploads
 from .accounts import key_set_to
-from .deps import Deps
+from .deps import INLINE_ASSET_BYTES, UPLOAD_CHUNK_BYTES, Deps
 from .ledger_service import destination_to, line_to
 from .model import AssetRow, Cause, Party, Role
 from .rpc import Call, Method
@@ -38,7 +38,7 @@ class RegistryService:
 
     def methods(self) -> Mapping[str, Method]:
         """The handlers, by method name."""
-        cap = self.d.settings.max_asset_bytes + 4096
+        cap = min(self.d.settings.max_asset_bytes, INLINE_ASSET_BYTES) + 4096
         return {
             "RegisterHolder": Method(self.register_holder),
             "RegisterAdvertiser": Method(self.register_advertiser),
@@ -54,6 +54,12 @@ class RegistryService:
             "EraseAssets": Method(self.erase_assets),
             "DeleteAccount": Method(self.delete_account),
             "ListPlatforms": Method(self.list_platforms, signed=False),
+            "UploadAsset": Method(
+                self.upload_asset,
+                max_request_bytes=UPLOAD_CHUNK_BYTES + 1024,
+                signed_over_first=True,
+            ),
+            "GetAssetLimits": Method(self.get_asset_limits, signed=False),
         }
 
     def _register(
@@ -157,12 +163,41 @@ class RegistryService:
                 raise LicentiaError(
                     Reason.TOO_LARGE, "the asset is larger than the exchange stores"
                 )
+            if len(req.content) > INLINE_ASSET_BYTES:
+                raise LicentiaError(
+                    Reason.TOO_LARGE,
+                    f"DeclareAsset carries at most {INLINE_ASSET_BYTES} bytes: upload larger"
+                    " content with UploadAsset",
+                )
             if not hmac.compare_digest(hashlib.sha256(req.content).digest(), req.sha256):
                 raise LicentiaError(Reason.INVALID_REQUEST, "content does not match sha256")
             content = req.content
         row = AssetRow(holder.key, req.sha256, category, req.label, 0, False, call.now)
         stored = self.d.store.put_asset(row, content, nonces=call.spends)
         return registry_pb2.DeclareAssetResponse(asset=convert.asset_to(stored))
+
+    def upload_asset(
+        self, requests: Iterator[registry_pb2.UploadAssetRequest], call: Call
+    ) -> registry_pb2.UploadAssetResponse:
+        """Declare an asset with its bytes, streamed in chunks after a signed header that
+        commits to their size and digest; nothing is stored unless all of them arrived and
+        matched (:mod:`.uploads`)."""
+        holder = self.d.party(call, Role.HOLDER)
+        upload = uploads.receive(requests, self.d.settings.max_asset_bytes)
+        row = AssetRow(holder.key, upload.sha256, upload.category, upload.label, 0, False, call.now)
+        stored = self.d.store.put_asset(row, upload.content, nonces=call.spends)
+        return registry_pb2.UploadAssetResponse(asset=convert.asset_to(stored))
+
+    def get_asset_limits(
+        self, req: registry_pb2.GetAssetLimitsRequest, call: Call
+    ) -> registry_pb2.GetAssetLimitsResponse:
+        """The exchange's asset limits (public: a wallet checks a file before it asks for a
+        passphrase)."""
+        return registry_pb2.GetAssetLimitsResponse(
+            max_asset_bytes=self.d.settings.max_asset_bytes,
+            chunk_bytes=UPLOAD_CHUNK_BYTES,
+            inline_asset_bytes=min(self.d.settings.max_asset_bytes, INLINE_ASSET_BYTES),
+        )
 
     def list_assets(
         self, req: registry_pb2.ListAssetsRequest, call: Call

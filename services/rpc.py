@@ -15,8 +15,11 @@ raw request bytes. For each call, in this order:
 A client stream (``stream`` requests) is authenticated as a whole: its signature covers the
 method and the empty body ``b""``, sent once in the call's metadata, and each incoming
 message is then size-capped and parsed strictly as in steps 1 and 3 (a refusal ends the
-call). Whether the caller's key is registered, and whether it owns what it touches, is the
-handler's business (UNKNOWN_KEY, NOT_OWNER).
+call). A method marked ``signed_over_first`` (UploadAsset) is signed over its *first*
+message's exact bytes instead: that header commits to what follows (an upload's size and
+SHA-256), and is read and verified before any other message is. Whether the caller's key
+is registered, and whether it owns what it touches, is the handler's business (UNKNOWN_KEY,
+NOT_OWNER).
 
 The same pipeline serves the HTTP/JSON gateway (:mod:`.gateway`): each method of a service
 is an :class:`Endpoint` whose calls take a :class:`Wire`, the transport's way to carry them
@@ -39,6 +42,7 @@ authenticator, the stream limit, the call) to the next.
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import logging
 import os
@@ -145,6 +149,9 @@ class Method:
     #: :class:`Authenticator`). False only for a method whose answer a replayer learns
     #: nothing from (Verify: what it carries and the public status list).
     durable_nonce: bool = True
+    #: A client stream signed over its first message's exact bytes (not ``b""``): the
+    #: header that commits to the rest (see the module's docstring).
+    signed_over_first: bool = False
 
     def __post_init__(self) -> None:
         if self.max_request_bytes <= 0:
@@ -459,8 +466,14 @@ class _Plumbing:
             _check_size(m, arg, wire.size_factor)
         caller, signed, body = None, None, b""
         spent: tuple[SpentNonce, ...] = ()
+        first: bytes | None = None
+        if m.client_streaming and m.method.signed_over_first:
+            first = next(arg, None)
+            if first is None:
+                raise LicentiaError(Reason.MALFORMED, "the stream is empty: a header comes first")
+            _check_size(m, first, wire.size_factor)
         if m.method.signed:
-            body = b"" if m.client_streaming else arg
+            body = arg if not m.client_streaming else first or b""
             metadata = context.invocation_metadata()
             signed = self.auth.verified(m.path, body, metadata, now, wire.domain)
             caller = signed.key
@@ -469,7 +482,8 @@ class _Plumbing:
                 spent = (self.auth.spent(signed, now),)
         call = Call(m.path, caller, now, outcome.call_id, context, signed, body, spent)
         if m.client_streaming:
-            return call, (wire.decode(m, raw) for raw in arg)
+            head = [] if first is None else [first]
+            return call, (wire.decode(m, raw) for raw in itertools.chain(head, arg))
         return call, wire.decode(m, arg)
 
     @staticmethod

@@ -43,7 +43,7 @@ from .app import (
     check_key_files,
     private_directory,
 )
-from .deps import Settings
+from .deps import DEFAULT_MAX_ASSET_BYTES, Settings
 from .gateway import RunningGateway, start_gateway
 from .issuer import ExchangeKeyError, Keyring, key_file
 from .procs import PrivateSocket, Workers, check_port_free, process_count, worker_spec
@@ -217,6 +217,14 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=int(_env("LICENTIA_STATUS_LIST_SIZE", "1048576")),
         help="licences in one status list, 1 to 2^26 (default 2^20) [LICENTIA_STATUS_LIST_SIZE]",
+    )
+    serve.add_argument(
+        "--max-asset-bytes",
+        type=int,
+        default=int(_env("LICENTIA_MAX_ASSET_BYTES", str(DEFAULT_MAX_ASSET_BYTES))),
+        help="the largest asset (a photo, a voice sample) the exchange stores, in bytes;"
+        " larger ones are uploaded in chunks (default 52428800 = 50 MiB, at most 512 MiB)"
+        " [LICENTIA_MAX_ASSET_BYTES]",
     )
     serve.add_argument(
         "--status-epoch-days",
@@ -570,6 +578,7 @@ def _main(argv: Sequence[str] | None) -> int:
             retention_seconds=round(args.retention_days * 86400),
             status_list_size=args.status_list_size,
             status_epoch_seconds=args.status_epoch_days * 86400,
+            max_asset_bytes=args.max_asset_bytes,
         )
         if args.upstream:
             _check_replica(args, services)

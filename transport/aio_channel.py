@@ -11,8 +11,9 @@ a raw ``grpc.aio.AioRpcError``.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TypeVar
 
 import grpc  # type: ignore[import-untyped]
@@ -86,6 +87,29 @@ class AsyncSignedChannel:
             raise exchange_error(e) from None
         finally:
             call.cancel()
+
+    async def stream_unary(
+        self,
+        method: str,
+        requests: Iterable[Message],
+        response_cls: type[M],
+        timeout: float | None = None,
+    ) -> M:
+        """Stream ``requests`` to ``method``, the call signed over the first one's exact bytes
+        (a header committing to what follows: UploadAsset); the one response."""
+        it = iter(requests)
+        head = next(it).SerializeToString(deterministic=True)
+        bodies = itertools.chain([head], (r.SerializeToString(deterministic=True) for r in it))
+        multicallable = self.channel.stream_unary(
+            method, request_serializer=None, response_deserializer=response_cls.FromString
+        )
+        try:
+            response: M = await multicallable(
+                bodies, metadata=self._sign(method, head), timeout=timeout
+            )
+        except grpc.RpcError as e:
+            raise exchange_error(e) from None
+        return response
 
     def _sign(self, method: str, body: bytes) -> tuple[tuple[str, str], ...]:
         if self.key is None:

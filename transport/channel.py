@@ -3,7 +3,9 @@
 :class:`SignedChannel` serializes each request itself (deterministically), signs those bytes
 with the caller's key (:func:`licentia.request.sign_request`, in the call's metadata) and
 hands the very same bytes to gRPC, so the server verifies what was signed. A stream of
-requests is signed once, over the method and the empty body ``b""``.
+requests is signed once, over the method and the empty body ``b""``; an upload
+(:meth:`SignedChannel.stream_unary`) over its first message, the header that commits to the
+rest.
 
 Every failure reaches the caller as an :class:`~licentia.transport.errors.ExchangeError`
 carrying the stable reason from the server's ``google.rpc.ErrorInfo``
@@ -12,6 +14,7 @@ carrying the stable reason from the server's ``google.rpc.ErrorInfo``
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -92,6 +95,28 @@ class SignedChannel:
         )
         bodies = (r.SerializeToString(deterministic=True) for r in requests)
         return _responses(call(bodies, metadata=self._sign(method, b""), timeout=timeout))
+
+    def stream_unary(
+        self,
+        method: str,
+        requests: Iterable[Message],
+        response_cls: type[M],
+        timeout: float | None = None,
+    ) -> M:
+        """Stream ``requests`` to ``method``, the call signed over the first one's exact bytes
+        (a header committing to what follows: UploadAsset); the one response. ``requests``
+        is consumed as gRPC sends it (a generator may report progress)."""
+        it = iter(requests)
+        head = next(it).SerializeToString(deterministic=True)
+        bodies = itertools.chain([head], (r.SerializeToString(deterministic=True) for r in it))
+        call = self.channel.stream_unary(
+            method, request_serializer=None, response_deserializer=response_cls.FromString
+        )
+        try:
+            response: M = call(bodies, metadata=self._sign(method, head), timeout=timeout)
+        except grpc.RpcError as e:
+            raise exchange_error(e) from None
+        return response
 
     def _sign(self, method: str, body: bytes) -> tuple[tuple[str, str], ...]:
         if self.key is None:

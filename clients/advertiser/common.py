@@ -68,6 +68,11 @@ WITHDRAW_REQUEST = path(exchange_pb2, "WithdrawRequest")
 GET_LICENCE = path(licences_pb2, "GetLicence")
 LIST_LICENCES = path(licences_pb2, "ListLicences")
 FETCH_ASSET = path(licences_pb2, "FetchAsset")
+FETCH_ASSET_CHUNKS = path(licences_pb2, "FetchAssetChunks")
+#: The longest a whole asset's fetch may take, in seconds (50 MiB on a slow line).
+FETCH_TIMEOUT = 600.0
+#: The most bytes a fetch accepts whatever the exchange says (the largest cap it may set).
+MAX_FETCH_BYTES = 512 * 1024 * 1024
 GET_ISSUER_KEYS = path(licences_pb2, "GetIssuerKeys")
 WATCH_LICENCE_EVENTS = path(licences_pb2, "WatchLicenceEvents")
 GET_STATEMENT = path(ledger_pb2, "GetStatement")
@@ -370,6 +375,9 @@ class Statement:
     lines: tuple[StatementLine, ...]
     #: Pass as ``before`` for the next page (0: none).
     next_before: int
+    #: Of ``available``, what the advertiser's pending requests reserve (each reserves what
+    #: its approval will escrow when it is made): a new request may use only the rest.
+    reserved: int = 0
 
 
 _P = ParamSpec("_P")
@@ -410,6 +418,7 @@ def statement_from(msg: ledger_pb2.GetStatementResponse) -> Statement:
         available=msg.available_minor,
         escrowed=msg.pending_minor,
         spent=msg.total_minor,
+        reserved=msg.reserved_minor,
         lines=tuple(
             StatementLine(
                 posting_id=x.posting_id,
@@ -434,6 +443,30 @@ def presentation(
 ) -> str:
     """The presentation ``lpr1.…`` of ``licence`` to ``platform_id`` for ``use``."""
     return present(key, licence.licence_id, platform_id, use, now)
+
+
+def joined(parts: Iterable[licences_pb2.FetchAssetChunk]) -> bytes:
+    """FetchAssetChunks' messages joined: exactly the size the first one states (at most
+    :data:`MAX_FETCH_BYTES`), else MALFORMED."""
+    out = bytearray()
+    size: int | None = None
+    for part in parts:
+        if size is None:
+            size = part.size
+            if size > MAX_FETCH_BYTES:
+                raise ExchangeError(
+                    Reason.MALFORMED, grpc.StatusCode.DATA_LOSS, "the asset is too large"
+                )
+        if len(out) + len(part.chunk) > size:
+            raise ExchangeError(
+                Reason.MALFORMED, grpc.StatusCode.DATA_LOSS, "more bytes than announced"
+            )
+        out += part.chunk
+    if size is None or len(out) != size:
+        raise ExchangeError(
+            Reason.MALFORMED, grpc.StatusCode.DATA_LOSS, "the asset's bytes ended early"
+        )
+    return bytes(out)
 
 
 def checked_content(content: bytes, sha256: bytes) -> bytes:

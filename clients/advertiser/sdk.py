@@ -203,14 +203,16 @@ class Advertiser(PartyClient):
                 return
 
     def fetch_asset(self, licence_id: bytes, sha256: bytes) -> bytes:
-        """The bytes of an asset the live licence names, checked against ``sha256``
-        (ASSET_MISMATCH when they differ). The holder sees the fetch."""
-        resp = self._rpc.unary(
-            common.FETCH_ASSET,
+        """The bytes of an asset the live licence names, streamed in chunks of any size,
+        checked against ``sha256`` (ASSET_MISMATCH when they differ). The holder sees the
+        fetch."""
+        parts = self._rpc.server_stream(
+            common.FETCH_ASSET_CHUNKS,
             licences_pb2.FetchAssetRequest(licence_id=licence_id, sha256=sha256),
-            licences_pb2.FetchAssetResponse,
+            licences_pb2.FetchAssetChunk,
+            timeout=common.FETCH_TIMEOUT,
         )
-        return common.checked_content(resp.content, sha256)
+        return common.checked_content(common.joined(parts), sha256)
 
     def present(
         self,

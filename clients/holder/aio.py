@@ -59,7 +59,16 @@ class AsyncHolder(AsyncPartyClient):
         self, category: DataCategory, content: bytes, label: str, *, upload: bool = False
     ) -> records_pb2.AssetRecord:
         """Declare ``content`` (a photo, a voice sample, ...) by its SHA-256; with ``upload``
-        its bytes are stored at the exchange, where licensees fetch them."""
+        its bytes are stored at the exchange, where licensees fetch them (streamed in chunks,
+        as :meth:`.Holder.declare_asset`)."""
+        if upload:
+            return (
+                await self._rpc.stream_unary(
+                    common.UPLOAD_ASSET,
+                    common.upload_requests(category, content, label),
+                    registry_pb2.UploadAssetResponse,
+                )
+            ).asset
         return (
             await self._rpc.unary(
                 common.DECLARE_ASSET,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -49,6 +49,8 @@ REGISTER_HOLDER = path(registry_pb2, "RegisterHolder")
 GET_PROFILE = path(registry_pb2, "GetProfile")
 UPDATE_PROFILE = path(registry_pb2, "UpdateProfile")
 DECLARE_ASSET = path(registry_pb2, "DeclareAsset")
+UPLOAD_ASSET = path(registry_pb2, "UploadAsset")
+GET_ASSET_LIMITS = path(registry_pb2, "GetAssetLimits")
 LIST_ASSETS = path(registry_pb2, "ListAssets")
 SET_TERMS = path(registry_pb2, "SetTerms")
 GET_TERMS = path(registry_pb2, "GetTerms")
@@ -117,6 +119,34 @@ def profile_request(
     if show_display_name is not None:
         req.show_display_name = show_display_name
     return req
+
+
+#: How many bytes each UploadAsset chunk carries (the exchange's cap: GetAssetLimits).
+UPLOAD_CHUNK_BYTES = 256 * 1024
+
+
+def upload_requests(
+    category: DataCategory,
+    content: bytes,
+    label: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[registry_pb2.UploadAssetRequest]:
+    """UploadAsset's stream for ``content``: its header (category, SHA-256, label, size:
+    the signed body), then its chunks; ``progress(sent, total)`` after each chunk."""
+    yield registry_pb2.UploadAssetRequest(
+        header=registry_pb2.UploadAssetHeader(
+            category=cast("Any", int(category)),
+            sha256=hashlib.sha256(content).digest(),
+            label=label,
+            size=len(content),
+        )
+    )
+    view = memoryview(content)
+    for at in range(0, len(content), UPLOAD_CHUNK_BYTES):
+        chunk = bytes(view[at : at + UPLOAD_CHUNK_BYTES])
+        yield registry_pb2.UploadAssetRequest(chunk=chunk)
+        if progress is not None:
+            progress(at + len(chunk), len(content))
 
 
 def declare_request(

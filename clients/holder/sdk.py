@@ -8,7 +8,7 @@ Requests are built in :mod:`.common`, shared with :mod:`.aio`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from licentia.keys import IssuerKeySet
 from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, records_pb2, registry_pb2
@@ -62,15 +62,38 @@ class Holder(PartyClient):
         ).profile
 
     def declare_asset(
-        self, category: DataCategory, content: bytes, label: str, *, upload: bool = False
+        self,
+        category: DataCategory,
+        content: bytes,
+        label: str,
+        *,
+        upload: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ) -> records_pb2.AssetRecord:
         """Declare ``content`` (a photo, a voice sample, ...) by its SHA-256; with ``upload``
-        its bytes are stored at the exchange, where licensees fetch them."""
-        return self._rpc.unary(
-            common.DECLARE_ASSET,
-            common.declare_request(category, content, label, upload),
-            registry_pb2.DeclareAssetResponse,
+        its bytes are stored at the exchange, where licensees fetch them: streamed in
+        chunks (UploadAsset, up to the exchange's :meth:`asset_limits`), calling
+        ``progress(sent, total)`` after each. Nothing is stored unless every byte arrived
+        and matched the SHA-256 the signed header declared."""
+        if not upload:
+            return self._rpc.unary(
+                common.DECLARE_ASSET,
+                common.declare_request(category, content, label, upload),
+                registry_pb2.DeclareAssetResponse,
+            ).asset
+        return self._rpc.stream_unary(
+            common.UPLOAD_ASSET,
+            common.upload_requests(category, content, label, progress),
+            registry_pb2.UploadAssetResponse,
         ).asset
+
+    def asset_limits(self) -> registry_pb2.GetAssetLimitsResponse:
+        """The exchange's asset limits: the largest asset it stores (public, unsigned)."""
+        return self._rpc.unary(
+            common.GET_ASSET_LIMITS,
+            registry_pb2.GetAssetLimitsRequest(),
+            registry_pb2.GetAssetLimitsResponse,
+        )
 
     def assets(self) -> list[records_pb2.AssetRecord]:
         """The holder's assets."""

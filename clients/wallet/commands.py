@@ -45,6 +45,7 @@ from .render import (
     _when,
     _words,
     describe_claims,
+    request_ending,
 )
 from .session import (
     OperationFailedError,
@@ -52,6 +53,7 @@ from .session import (
     _confirm,
     _pick,
 )
+from .upload import ProgressBar, check_upload
 
 
 def cmd_whoami(s: Session) -> None:
@@ -66,15 +68,22 @@ def cmd_whoami(s: Session) -> None:
 
 
 def cmd_assets_add(s: Session) -> None:
-    """Declare an asset (its digest; its bytes with --upload)."""
+    """Declare an asset (its digest; its bytes with --upload, streamed in chunks with a
+    progress bar on stderr when it takes more than a second)."""
     path = Path(s.args.file)
+    if s.args.upload:
+        check_upload(s, path)
     try:
         data = path.read_bytes()
     except OSError as e:
         raise OperationFailedError(f"cannot read {path}: {e.strerror}") from None
     digest = hashlib.sha256(data).digest()
     asset = s.holder.declare_asset(
-        s.args.category, data, s.args.label or path.name, upload=s.args.upload
+        s.args.category,
+        data,
+        s.args.label or path.name,
+        upload=s.args.upload,
+        progress=ProgressBar(f"Uploading {path.name}") if s.args.upload else None,
     )
     stored = "stored at the exchange" if asset.has_content else "digest only"
     _out(
@@ -199,7 +208,11 @@ def cmd_inbox(s: Session) -> None:
             f"Request {r.request_id.hex()} ({_STATE.get(r.state, f'state {r.state}')},"
             f" answer before {_when(r.expires_at)})"
         )
-        blocks.append(head + "\n" + describe_claims(claims, r.advertiser_organisation, labels))
+        blocks.append(
+            head
+            + "\n"
+            + describe_claims(claims, r.advertiser_organisation, labels, ending=request_ending(r))
+        )
     _out(
         s.args,
         {"requests": [_dict(r) for r in requests], "notices": [_dict(n) for n in notices]},

@@ -151,9 +151,13 @@ def _unknown(digest: bytes, salt: bytes) -> str:
     return "not one of your declared assets" if salt else digest.hex()[:12] + "…"
 
 
-def describe_claims(claims: LicenceClaims, who: str, labels: dict[bytes, str]) -> str:
+def describe_claims(
+    claims: LicenceClaims, who: str, labels: dict[bytes, str], *, ending: str = ""
+) -> str:
     """A licence's claims in plain words; ``labels`` names the holder's assets by their plain
-    SHA-256 (v2 claims name them salted for the licence: each is salted to be found)."""
+    SHA-256 (v2 claims name them salted for the licence: each is salted to be found).
+    ``ending``: the last line in place of "You can revoke it at any moment." (a request that
+    ended without a licence has nothing to revoke)."""
     c, p = claims, claims.price
     if c.asset_salt:
         labels = {salted_digest(c.asset_salt, d): label for d, label in labels.items()}
@@ -184,7 +188,7 @@ def describe_claims(claims: LicenceClaims, who: str, labels: dict[bytes, str]) -
                 if p.per_use_minor
                 else ""
             ),
-            "You can revoke it at any moment.",
+            ending or "You can revoke it at any moment.",
         ]
     )
 
@@ -202,3 +206,13 @@ def fingerprint(public: bytes) -> str:
     """A key's short fingerprint for people: the first 8 base32 characters of its SHA-256
     (both devices of a pairing show it, for the holder to compare)."""
     return base64.b32encode(hashlib.sha256(public).digest()).decode()[:8]
+
+
+def request_ending(r: records_pb2.LicenceRequest) -> str:
+    """What a request that ended without a licence says in place of "You can revoke it at
+    any moment" (empty for one pending or issued)."""
+    if r.state in (records_pb2.REQUEST_STATE_PENDING, records_pb2.REQUEST_STATE_ISSUED):
+        return ""
+    if r.state == records_pb2.REQUEST_STATE_FAILED:
+        return "No licence was issued: this request can no longer be approved. Nothing to do."
+    return "No licence was issued for this request."

@@ -76,6 +76,8 @@ class Reason(enum.IntEnum):
     ACCOUNT_ERASED = 62
     BALANCE_OWED = 63
     STATUS_LIST_DROPPED = 64
+    REQUEST_NOT_APPROVABLE = 65
+    UPLOAD_MISMATCH = 66
 
 
 class LicentiaError(Exception):

@@ -18,6 +18,7 @@ from licentia.v1 import transparency_pb2
 from .. import ledger
 from ..model import Cause, RequestState, Role
 from ._licences import LicencesPart
+from ._reserves import ReservesPart
 from ._sql import Conn
 from .base import SpentNonce
 from .base_erasure import AccountErased, Swept, erased_key_digest
@@ -56,7 +57,7 @@ _ISSUED = int(RequestState.ISSUED)
 _PENDING = int(RequestState.PENDING)
 
 
-class ErasurePart(LicencesPart):
+class ErasurePart(LicencesPart, ReservesPart):
     """Retention sweeps and account erasure."""
 
     @staticmethod
@@ -129,6 +130,7 @@ class ErasurePart(LicencesPart):
                         _ISSUED,
                     ),
                 ).rowcount
+                self._release_sent(c, rid)  # an expired request reserves nothing
             return Swept(closed, licences, requests)
 
         return self._transact(change)
@@ -203,6 +205,11 @@ class ErasurePart(LicencesPart):
             # Sealed to her account like every entry about it; her log key is then erased
             # with the account, so nobody can ever open her entries again.
             index = self._log_sealed(c, account, entry, now, "account_erasure", b"")
+            for (rid,) in c.execute(  # her pending requests go: their funds are free
+                "SELECT request_id FROM requests WHERE holder_key = ? AND state = ?",
+                (account, _PENDING),
+            ).fetchall():
+                self._release_sent(c, rid)
             for table, column in ERASED_WITH_ACCOUNT:
                 c.execute(f"DELETE FROM {table} WHERE {column} = ?", (account,))
             return AccountErased(

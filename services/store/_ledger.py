@@ -77,12 +77,14 @@ class LedgerPart(SqlBase):
     #: A debit (amount, kind, key); ``_DEBIT_CHECKED``: :meth:`_post` inserts a missing row.
     _DEBIT = "UPDATE balances SET balance = balance + ? WHERE account_kind = ? AND account_key = ?"
     _DEBIT_CHECKED = True
-    #: A debit (amount to take, kind, key, the same amount) made only if the balance covers
-    #: it: one row (the new balance) when made, none when the balance (or the row) falls
-    #: short. The one statement that decides an issuance's INSUFFICIENT_FUNDS.
+    #: A debit (amount to take, kind, key, the key again, the same amount) made only if the
+    #: balance less what the advertiser's pending requests reserve (m017) covers it: one row
+    #: (the new balance) when made, none when it (or the row) falls short. The one statement
+    #: that decides an issuance's INSUFFICIENT_FUNDS.
     _DEBIT_COVERED = (
         "UPDATE balances SET balance = balance - ? WHERE account_kind = ? AND account_key = ?"
-        " AND balance >= ? RETURNING balance"
+        " AND balance - coalesce((SELECT reserved FROM reserves WHERE advertiser_key = ?), 0)"
+        " >= ? RETURNING balance"
     )
 
     @staticmethod

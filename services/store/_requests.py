@@ -21,11 +21,12 @@ from ..model import (
 )
 from ._licences import LicencesPart
 from ._pseudonyms import record_pseudonym
+from ._reserves import ReservesPart
 from ._sql import Conn, Cursor, _check_digest
 from .base import SpentNonce, StaleVerdict
 
 
-class RequestsPart(LicencesPart):
+class RequestsPart(LicencesPart, ReservesPart):
     """Requests, their answers and the issuance of their licences."""
 
     # -- requests ------------------------------------------------------------------------
@@ -67,16 +68,22 @@ class RequestsPart(LicencesPart):
         idempotency_key: bytes = b"",
         digest: bytes = b"",
         nonces: Sequence[SpentNonce] = (),
+        cost: int = 0,
     ) -> RequestRow:
         """Store a new request — and, with ``auto``, issue its licence too, in the same
         transaction.
 
-        When the automatic issuance is refused (its verdict, or the advertiser's funds),
-        the request is stored FAILED with the reason, and the refusal is raised after the
-        commit; a stale verdict (:class:`.base.StaleVerdict`) stores nothing. With an
-        ``idempotency_key``, a request the same advertiser made with that key before is
-        returned instead, and nothing is stored (IDEMPOTENCY_KEY_REUSED if it had another
-        ``digest``; the digest is stored with the key).
+        ``cost``: what its approval will escrow, reserved of the advertiser's available
+        funds (balance less what its pending requests reserve) until the request ends; when
+        they do not cover it the request is refused INSUFFICIENT_FUNDS and nothing is stored.
+
+        When the automatic issuance is refused (its verdict; funds that fall short were
+        refused above, with nothing stored), the request is stored FAILED with the reason,
+        and the refusal is raised after the commit; a stale verdict
+        (:class:`.base.StaleVerdict`) stores nothing. With an ``idempotency_key``, a request
+        the same advertiser made with that key before is returned instead, and nothing is
+        stored (IDEMPOTENCY_KEY_REUSED if it had another ``digest``; the digest is stored
+        with the key).
         """
         if idempotency_key:
             _check_digest(digest)
@@ -118,6 +125,7 @@ class RequestsPart(LicencesPart):
                     row.licence_id,
                 ),
             )
+            self._reserve(c, row.advertiser_key, row.request_id, cost, now, keep=auto is None)
             if auto is None:
                 self._still_alive(erased, Reason.NOT_FOUND)
                 return row, None
@@ -200,8 +208,9 @@ class RequestsPart(LicencesPart):
         licence_id: bytes = b"",
         auto: bool | None = None,
     ) -> Cursor:
-        """:meth:`_finish`'s update, sent; :meth:`_finished` reads its answer."""
-        return c.execute(
+        """:meth:`_finish`'s update, sent, then the release of the request's reservation;
+        :meth:`_finished` reads the update's answer."""
+        sent = c.execute(
             "UPDATE requests SET state = ?, updated_at = ?, reason = ?, failure = ?,"
             " licence_id = ?, auto_approved = coalesce(?, auto_approved)"
             f" WHERE request_id = ? AND state = ? RETURNING {self._REQ}",
@@ -216,6 +225,8 @@ class RequestsPart(LicencesPart):
                 int(RequestState.PENDING),
             ),
         )
+        self._release_sent(c, request_id)
+        return sent
 
     def _finished(self, c: Conn, request_id: bytes, sent: Cursor) -> RequestRow:
         """The request as :meth:`_finish_sent` left it; NOT_FOUND or REQUEST_NOT_PENDING
@@ -315,7 +326,14 @@ class RequestsPart(LicencesPart):
         if issuance.escrow is not None:
             account = ledger.Account.advertiser(money.advertiser_key)
             amount = -sum(e.amount for e in issuance.escrow.entries if e.account == account)
-            debit = c.execute(self._DEBIT_COVERED, (amount, account.kind, account.key, amount))
+            # Its own reservation becomes the escrow: released first (one issued as it is
+            # stored reserved nothing), and the debit must leave what the advertiser's other
+            # pending requests reserve.
+            if not just_stored:
+                self._release_sent(c, licence.request_id)
+            debit = c.execute(
+                self._DEBIT_COVERED, (amount, account.kind, account.key, account.key, amount)
+            )
             posting = self._send_posting(c, issuance.escrow)
         # What the licence will pay its holder, before the log's lock: every writer takes
         # a holder's total before the log (a revocation settles, then logs). A refusal's

@@ -7,6 +7,7 @@ from __future__ import annotations
 from .. import ledger
 from ..model import Party, Role, Statement
 from ._ledger import LedgerPart
+from ._reserves import ReservesPart
 
 
 def _holder_part(column: str) -> str:
@@ -55,6 +56,9 @@ class StatementsPart(LedgerPart):
             more = len(ids) > limit
             lines = tuple(self._lines(c, ids[:limit], account))
             available = self._balance(c, account)
+            held = c.execute(
+                "SELECT reserved, requests FROM reserves WHERE advertiser_key = ?", (party.key,)
+            ).fetchone()
             if party.role == Role.HOLDER:
                 # Kept with every change of her licences' money (m016_growth).
                 kept = c.execute(
@@ -95,13 +99,17 @@ class StatementsPart(LedgerPart):
             total=int(total),
             lines=lines,
             next_before=ids[limit - 1] if more else 0,
+            reserved=int(held[0]) if held and party.role != Role.HOLDER else 0,
+            reserved_requests=int(held[1]) if held and party.role != Role.HOLDER else 0,
         )
 
     def ledger_check(self) -> list[str]:
         """The ledger's invariants, checked over every row: what is wrong (empty: nothing).
 
         Every posting sums to zero; every balance equals the sum of its entries; no internal
-        account is negative; the internal accounts hold exactly deposits minus withdrawals."""
+        account is negative; the internal accounts hold exactly deposits minus withdrawals;
+        each advertiser's reserved total is the sum over its pending requests' reservations
+        and within its balance."""
         with self._snapshot() as c:
             problems = [
                 f"posting {r[0]} sums to {r[1]}"
@@ -144,6 +152,7 @@ class StatementsPart(LedgerPart):
                     " AND m.holder_key = p.holder_key)"
                 )
             ]
+            problems += ReservesPart.reserve_problems(c)
             internal = c.execute(
                 "SELECT coalesce(sum(balance), 0) FROM balances WHERE account_kind != 'external'"
             ).fetchone()[0]

@@ -164,14 +164,17 @@ class RequestsStore(Protocol):
         idempotency_key: bytes = b"",
         digest: bytes = b"",
         nonces: Sequence[SpentNonce] = (),
+        cost: int = 0,
     ) -> RequestRow:
-        """Store a new request; with ``auto``, issue its licence in the same transaction
-        (as :meth:`issue`; a refused issuance leaves the request FAILED with the reason, and
-        the refusal is raised after the commit; a stale verdict raises
-        :class:`StaleVerdict` and stores nothing). With an ``idempotency_key`` (and the
-        request's ``digest``, 32 bytes, stored with it), the request the same advertiser
-        made with that key before is returned instead and nothing is stored;
-        IDEMPOTENCY_KEY_REUSED if that request had another digest."""
+        """Store a new request, reserving ``cost`` (what its approval will escrow) of the
+        advertiser's available funds — its balance less what its pending requests reserve —
+        until it ends (INSUFFICIENT_FUNDS, nothing stored, when they fall short); with
+        ``auto``, issue its licence in the same transaction (as :meth:`issue`; a refused
+        issuance leaves the request FAILED with the reason, and the refusal is raised after
+        the commit; a stale verdict raises :class:`StaleVerdict` and stores nothing). With
+        an ``idempotency_key`` (and the request's ``digest``, 32 bytes, stored with it), the
+        request the same advertiser made with that key before is returned instead and
+        nothing is stored; IDEMPOTENCY_KEY_REUSED if that request had another digest."""
         ...
 
     def request_by_key(
@@ -401,6 +404,15 @@ class LedgerStore(Protocol):
 
     def statement(self, party: Party, before: int, limit: int) -> Statement:
         """The party's balance, pending and total amounts and lines, newest first."""
+        ...
+
+    def expire_requests(self, advertiser_key: bytes, now: int) -> int:
+        """Expire the advertiser's pending requests whose time to answer is over and
+        release what they reserve; how many."""
+        ...
+
+    def reserved(self, advertiser_key: bytes) -> tuple[int, int]:
+        """What the advertiser's pending requests reserve: ``(amount, requests)``."""
         ...
 
     def ledger_check(self) -> list[str]:

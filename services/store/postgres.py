@@ -383,6 +383,21 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             FROM licence_money WHERE closed = 0 GROUP BY holder_key;
         """,
     ),
+    (
+        "m017_reserves",
+        """
+        CREATE TABLE reserves (
+            advertiser_key BYTEA PRIMARY KEY,
+            reserved BIGINT NOT NULL CHECK (reserved >= 0),
+            requests BIGINT NOT NULL CHECK (requests >= 0)
+        );
+        CREATE TABLE request_reserves (
+            request_id BYTEA PRIMARY KEY, advertiser_key BYTEA NOT NULL,
+            amount BIGINT NOT NULL CHECK (amount > 0)
+        );
+        CREATE INDEX request_reserves_advertiser ON request_reserves (advertiser_key);
+        """,
+    ),
 )
 
 #: Most changes one group-committed transaction carries (:meth:`PostgresStore._group`).

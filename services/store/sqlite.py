@@ -483,6 +483,29 @@ def m016_growth(db: Database) -> None:
     )
 
 
+@migrations()
+def m017_reserves(db: Database) -> None:
+    """Funds reserved at request time (docs/architecture.md, "Money"): each pending
+    request's reservation (what its approval will escrow), and each advertiser's total
+    reserved and number of reserving requests, kept in the transaction that adds or ends a
+    request. A request pending before this migration reserves nothing (its approval is
+    checked against the available balance, as any issuance is)."""
+    db.executescript(
+        """
+        CREATE TABLE reserves (
+            advertiser_key BLOB PRIMARY KEY,
+            reserved INTEGER NOT NULL CHECK (reserved >= 0),
+            requests INTEGER NOT NULL CHECK (requests >= 0)
+        ) STRICT, WITHOUT ROWID;
+        CREATE TABLE request_reserves (
+            request_id BLOB PRIMARY KEY, advertiser_key BLOB NOT NULL,
+            amount INTEGER NOT NULL CHECK (amount > 0)
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX request_reserves_advertiser ON request_reserves (advertiser_key);
+        """
+    )
+
+
 class SqliteStore(SqlStore, GroupCommit):
     """The :class:`~.base.Store` on one SQLite file (``:memory:`` is refused: nothing fakes
     durability)."""

@@ -114,8 +114,6 @@ def _approve_first_pending(holder: Party) -> threading.Thread:
                 exchange_pb2.ListInboxResponse,
             ).requests
             if inbox:
-                if holder.exchange is not None:  # the operator credits the new advertiser
-                    holder.exchange.fund(inbox[0].advertiser_key)
                 approve_request(holder, inbox[0])
                 return
             time.sleep(0.05)
@@ -293,6 +291,12 @@ def test_sync_errors_carry_the_servers_reasons(ex: Exchange, parties: tuple[Part
         with pytest.raises(ExchangeError) as e:
             adv.register("Acme Ads", "FR")
         assert e.value.reason == Reason.ALREADY_EXISTS
+        # Unfunded, a request is refused to the advertiser (it never reaches the holder).
+        with pytest.raises(ExchangeError) as e:
+            _request(adv)
+        assert e.value.reason == Reason.INSUFFICIENT_FUNDS
+        assert f"the licence costs {_price()}, available 0" in str(e.value)
+        ex.fund(adv.key.public.raw)
 
         offer, photo = _alice(adv.search())
         for ref in (secrets.token_bytes(32), holder.key.public.raw):  # nobody's, her key
@@ -430,6 +434,7 @@ def test_async_errors_carry_the_servers_reasons(ex: Exchange) -> None:
                 await adv.register("Acme Ads", "not a country")
             assert e.value.reason == Reason.INVALID_REQUEST
             await adv.register("Acme Ads", "FR")
+            ex.fund(adv.key.public.raw)
             with pytest.raises(ExchangeError) as e:
                 await _arequest(adv, not_after=int(time.time()) + 200 * DAY)
             assert e.value.reason == Reason.INVALID_TERM

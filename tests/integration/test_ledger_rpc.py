@@ -75,6 +75,7 @@ CODE: dict[Reason, Any] = {
     Reason.ALREADY_EXISTS: C.ALREADY_EXISTS,
     Reason.IDEMPOTENCY_KEY_REUSED: C.ALREADY_EXISTS,
     Reason.INSUFFICIENT_FUNDS: C.FAILED_PRECONDITION,
+    Reason.REQUEST_NOT_APPROVABLE: C.FAILED_PRECONDITION,
     Reason.USES_EXHAUSTED: C.FAILED_PRECONDITION,
     Reason.UNKNOWN_KEY: C.UNAUTHENTICATED,
     Reason.PAYOUT_DESTINATION_PENDING: C.FAILED_PRECONDITION,
@@ -472,28 +473,105 @@ def test_deposit_limits_are_inclusive(w: World) -> None:
 # -- 2. issuance the balance cannot pay ------------------------------------------------------
 
 
-def test_approval_without_funds_fails_the_request_and_moves_nothing(w: World) -> None:
+def _answer(holder: Party, method: str, request_id: bytes) -> None:
+    """The holder declines, or the advertiser withdraws, a request."""
+    if method == "DeclineRequest":
+        holder.call(
+            exchange_pb2,
+            method,
+            exchange_pb2.DeclineRequestRequest(request_id=request_id),
+            exchange_pb2.DeclineRequestResponse,
+        )
+    else:
+        holder.call(
+            exchange_pb2,
+            method,
+            exchange_pb2.WithdrawRequestRequest(request_id=request_id),
+            exchange_pb2.WithdrawRequestResponse,
+        )
+
+
+def test_a_request_the_balance_cannot_pay_never_reaches_the_holder(w: World) -> None:
+    """Funds are checked and reserved when the advertiser asks: a request its available
+    funds (balance less what its pending requests reserve) cannot pay is refused to it, with
+    the amounts, and never reaches the holder's inbox; every end of a request releases what
+    it reserved, and the holder's approval then cannot fail for money."""
     # The escrow is the time price and every use: 3000 + 2 * 50 > 3099.
     adv = w.new_advertiser(funds=PRICE + 99)
-    before_adv, before_holder = statement(adv), statement(w.holder)
-    pending = ask(adv, licence_request(w, adv=adv, per_use=50, max_uses=2)).request
-    assert pending.state == records_pb2.REQUEST_STATE_PENDING
-    e = refused(Reason.INSUFFICIENT_FUNDS, lambda: approve_request(w.holder, pending))
+    before_adv, before_holder, seen = statement(adv), statement(w.holder), inbox(w.holder)
+    e = refused(
+        Reason.INSUFFICIENT_FUNDS,
+        lambda: ask(adv, licence_request(w, adv=adv, per_use=50, max_uses=2)),
+    )
     assert e.code == C.FAILED_PRECONDITION
-    failed = adv.call(
+    assert str(e) == (
+        f"the licence costs {PRICE + 100}, available {PRICE + 99}: the balance is"
+        f" {PRICE + 99}; deposit 1 more"
+    )
+    assert inbox(w.holder) == seen  # nothing reached her
+    assert (statement(adv), statement(w.holder)) == (before_adv, before_holder)
+    # Exactly enough: reserved, and shown in the statement.
+    w.ex.fund(adv.key.public.raw, 1, "top-up")
+    first = ask(adv, licence_request(w, adv=adv, per_use=50, max_uses=2)).request
+    st = statement(adv)
+    assert (st.available_minor, st.reserved_minor, st.reserved_requests) == (PRICE + 100,) * 2 + (
+        1,
+    )
+    # The next one does not fit beside it, and says why.
+    e = refused(Reason.INSUFFICIENT_FUNDS, lambda: ask(adv, licence_request(w, adv=adv)))
+    assert str(e) == (
+        f"the licence costs {PRICE}, available 0: the balance is {PRICE + 100}, of which"
+        f" {PRICE + 100} is reserved for 1 pending request; deposit {PRICE} more"
+    )
+    # Declined, withdrawn, expired: each releases what it reserved.
+    _answer(w.holder, "DeclineRequest", first.request_id)
+    assert statement(adv).reserved_minor == 0
+    second = ask(adv, licence_request(w, adv=adv)).request
+    assert statement(adv).reserved_minor == PRICE
+    _answer(adv, "WithdrawRequest", second.request_id)
+    assert statement(adv).reserved_minor == 0
+    ask(adv, licence_request(w, adv=adv))
+    w.clock.advance(7 * DAY)  # the request's time to answer is over
+    st = statement(adv)
+    assert (st.reserved_minor, st.reserved_requests) == (0, 0)
+    w.check()
+    # Approved: the reservation becomes the escrow.
+    lic = issue(w, adv=adv, per_use=50, max_uses=2)
+    st = statement(adv)
+    assert (st.available_minor, st.pending_minor, st.reserved_minor) == (0, PRICE + 100, 0)
+    assert st.lines[0].licence_id == lic.licence_id
+    w.check()
+
+
+def test_an_approval_that_fails_for_money_tells_the_holder_nothing_of_it(w: World) -> None:
+    """The defence behind the reservation: a request pending from before reservations
+    existed (none made for it) whose advertiser spent its balance meanwhile. The holder is
+    told only that it can no longer be approved; the advertiser, why."""
+    adv = w.new_advertiser(funds=PRICE)
+    pending = ask(adv, licence_request(w, adv=adv)).request
+    store: Any = w.ex.app.deps.store  # as a store before migration m017 left it
+    store._transact(lambda c: c.execute("DELETE FROM request_reserves"))
+    store._transact(lambda c: c.execute("DELETE FROM reserves"))
+    add_alice_rule(w, adv.key.public.raw)  # an automatic issuance spends the balance
+    issued = ask(adv, licence_request(w, adv=adv)).request
+    assert issued.state == records_pb2.REQUEST_STATE_ISSUED
+    e = refused(Reason.REQUEST_NOT_APPROVABLE, lambda: approve_request(w.holder, pending))
+    assert e.code == C.FAILED_PRECONDITION
+    assert "balance" not in str(e)
+    assert str(PRICE) not in str(e)
+    (seen,) = [r for r in inbox(w.holder) if r.request_id == pending.request_id]
+    assert seen.state == records_pb2.REQUEST_STATE_FAILED
+    assert (seen.failure, seen.reason) == (
+        "REQUEST_NOT_APPROVABLE",
+        "this request can no longer be approved",
+    )
+    told = adv.call(
         exchange_pb2,
         "GetRequest",
         exchange_pb2.GetRequestRequest(request_id=pending.request_id),
         exchange_pb2.GetRequestResponse,
-    )
-    assert failed.request.state == records_pb2.REQUEST_STATE_FAILED
-    assert failed.request.failure == "INSUFFICIENT_FUNDS"
-    assert not failed.HasField("licence")
-    assert licences_of(adv) == []
-    assert licences_of(w.holder) == []
-    assert statement(adv) == before_adv
-    assert statement(w.holder) == before_holder
-    assert fee_balance(w.ex) == 0
+    ).request
+    assert told.failure == "INSUFFICIENT_FUNDS"
     w.check()
 
 
@@ -510,25 +588,23 @@ def test_an_unfunded_advertiser_cannot_be_auto_issued_by_a_standing_rule(w: Worl
     adv = w.new_advertiser(funds=0)
     add_alice_rule(w, adv.key.public.raw)
     key = secrets.token_bytes(16)
-    before = statement(adv)
+    before, seen = statement(adv), inbox(w.holder)
     refused(
         Reason.INSUFFICIENT_FUNDS,
         lambda: ask(adv, licence_request(w, adv=adv, idempotency_key=key)),
     )
-    # The request is stored FAILED; a retry with its key shows it and pays nothing.
-    again = ask(adv, licence_request(w, adv=adv, idempotency_key=key))
-    assert again.request.state == records_pb2.REQUEST_STATE_FAILED
-    assert again.request.failure == "INSUFFICIENT_FUNDS"
-    assert not again.HasField("licence")
+    # Refused before anything is stored: nothing for the holder to see, nothing paid.
+    assert inbox(w.holder) == seen
     assert licences_of(adv) == []
     assert statement(adv) == before
-    # Funded, the same rule issues at once and escrows.
+    # Funded, the same rule (and the same key: nothing was stored under it) issues at once
+    # and escrows.
     w.ex.fund(adv.key.public.raw, PRICE, "top-up")
-    issued = ask(adv, licence_request(w, adv=adv))
+    issued = ask(adv, licence_request(w, adv=adv, idempotency_key=key))
     assert issued.request.state == records_pb2.REQUEST_STATE_ISSUED
     assert issued.request.auto_approved
     st = statement(adv)
-    assert (st.available_minor, st.pending_minor) == (0, PRICE)
+    assert (st.available_minor, st.pending_minor, st.reserved_minor) == (0, PRICE, 0)
     w.check()
 
 

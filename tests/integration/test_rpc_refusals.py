@@ -147,7 +147,13 @@ for _module in (registry_pb2, exchange_pb2, licences_pb2, verification_pb2):
                 _md.client_streaming,
                 _md.server_streaming,
             )
-PUBLIC = ("WatchRevocations", "GetStatusSnapshot", "GetIssuerKeys", "ListPlatforms")
+PUBLIC = (
+    "WatchRevocations",
+    "GetStatusSnapshot",
+    "GetIssuerKeys",
+    "ListPlatforms",
+    "GetAssetLimits",
+)
 REGISTER = ("RegisterHolder", "RegisterAdvertiser", "RegisterPlatform")
 SIGNED = [n for n in RPCS if n not in PUBLIC]
 #: Signed methods that act for a registered party.
@@ -157,6 +163,8 @@ PARTY_METHODS = [n for n in SIGNED if n not in REGISTER]
 def invoke(p: Party, name: str, request: Message, timeout: float = 10) -> Any:
     """Call ``name``: the response, or a stream's first response."""
     rpc = RPCS[name]
+    if rpc.client_streaming and not rpc.server_streaming:  # an upload: header, no chunks
+        return p.rpc.stream_unary(rpc.path, [request], rpc.response, timeout=timeout)
     if rpc.client_streaming:
         return next(p.rpc.stream_stream(rpc.path, [request], rpc.response, timeout=timeout))
     if rpc.server_streaming:
@@ -443,6 +451,11 @@ GOOD: dict[str, Callable[[World], Message]] = {
         category=wire(DataCategory.NAME)[0], sha256=hashlib.sha256(b"x").digest(), content=b"x"
     ),
     "ListAssets": lambda w: registry_pb2.ListAssetsRequest(),
+    "UploadAsset": lambda w: registry_pb2.UploadAssetRequest(
+        header=registry_pb2.UploadAssetHeader(
+            category=wire(DataCategory.IMAGE)[0], sha256=hashlib.sha256(b"x").digest(), size=1
+        )
+    ),
     "SetTerms": lambda w: registry_pb2.SetTermsRequest(terms=terms(price_per_day_minor=1)),
     "GetTerms": lambda w: registry_pb2.GetTermsRequest(),
     "SetObjection": lambda w: registry_pb2.SetObjectionRequest(objecting=True),
@@ -475,6 +488,9 @@ GOOD: dict[str, Callable[[World], Message]] = {
     "FetchAsset": lambda w: licences_pb2.FetchAssetRequest(
         licence_id=w.licence.licence_id, sha256=PHOTO_SHA
     ),
+    "FetchAssetChunks": lambda w: licences_pb2.FetchAssetRequest(
+        licence_id=w.licence.licence_id, sha256=PHOTO_SHA
+    ),
     "ListAccesses": lambda w: licences_pb2.ListAccessesRequest(),
     "WatchLicenceEvents": lambda w: licences_pb2.WatchLicenceEventsRequest(),
     "Verify": lambda w: check(w, w.licence),
@@ -486,6 +502,7 @@ ROLE_OF: dict[str, str | tuple[str, ...]] = {
     **dict.fromkeys(
         (
             "DeclareAsset",
+            "UploadAsset",
             "ListAssets",
             "SetTerms",
             "GetTerms",
@@ -505,7 +522,14 @@ ROLE_OF: dict[str, str | tuple[str, ...]] = {
         "holder",
     ),
     **dict.fromkeys(
-        ("RequestLicence", "WithdrawRequest", "FetchAsset", "WatchLicenceEvents"), "advertiser"
+        (
+            "RequestLicence",
+            "WithdrawRequest",
+            "FetchAsset",
+            "FetchAssetChunks",
+            "WatchLicenceEvents",
+        ),
+        "advertiser",
     ),
     **dict.fromkeys(("Verify", "VerifyStream", "ReportUse"), "platform"),
     # Requests and licences are their holder's and advertiser's: a platform has none, and
@@ -540,7 +564,7 @@ def terms(**changes: Any) -> records_pb2.Terms:
 
 
 def test_the_tables_cover_every_rpc() -> None:
-    assert len(RPCS) == 14 + 11 + 9 + 3
+    assert len(RPCS) == 16 + 11 + 10 + 3
     assert set(GOOD) == set(SIGNED)
     assert set(ROLE_OF) | set(ANY_ROLE) == set(PARTY_METHODS)
     assert not set(ROLE_OF) & set(ANY_ROLE)

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18licentia/v1/ledger.proto\x12\x0blicentia.v1\"Q\n\x0e\x44\x65positRequest\x12\x16\n\x0e\x61\x64vertiser_key\x18\x01 \x01(\x0c\x12\x14\n\x0c\x61mount_minor\x18\x02 \x01(\x04\x12\x11\n\treference\x18\x03 \x01(\t\"d\n\x0f\x44\x65positResponse\x12(\n\x04line\x18\x01 \x01(\x0b\x32\x1a.licentia.v1.StatementLine\x12\x15\n\rbalance_minor\x18\x02 \x01(\x03\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"Z\n\x0fWithdrawRequest\x12\x14\n\x0c\x61mount_minor\x18\x01 \x01(\x04\x12\x18\n\x10payout_reference\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\x0c\"e\n\x10WithdrawResponse\x12(\n\x04line\x18\x01 \x01(\x0b\x32\x1a.licentia.v1.StatementLine\x12\x15\n\rbalance_minor\x18\x02 \x01(\x03\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"@\n\x13GetStatementRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x16\n\x0e\x62\x65\x66ore_posting\x18\x02 \x01(\x04\"\xb5\x01\n\x14GetStatementResponse\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x17\n\x0f\x61vailable_minor\x18\x02 \x01(\x03\x12\x15\n\rpending_minor\x18\x03 \x01(\x03\x12\x13\n\x0btotal_minor\x18\x04 \x01(\x03\x12)\n\x05lines\x18\x05 \x03(\x0b\x32\x1a.licentia.v1.StatementLine\x12\x1b\n\x13next_before_posting\x18\x06 \x01(\x04\"\xa7\x01\n\rStatementLine\x12\x12\n\nposting_id\x18\x01 \x01(\x04\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.licentia.v1.PostingKind\x12\x12\n\nlicence_id\x18\x03 \x01(\x0c\x12\n\n\x02\x61t\x18\x04 \x01(\x04\x12\x14\n\x0c\x61mount_minor\x18\x05 \x01(\x03\x12\x11\n\tfee_minor\x18\x06 \x01(\x03\x12\x11\n\treference\x18\x07 \x01(\t\"\x95\x01\n\x11PayoutDestination\x12\x11\n\treference\x18\x01 \x01(\t\x12\x10\n\x08\x61\x64\x64\x65\x64_at\x18\x02 \x01(\x04\x12\x11\n\tusable_at\x18\x03 \x01(\x04\x12\x32\n\x05state\x18\x04 \x01(\x0e\x32#.licentia.v1.PayoutDestinationState\x12\x14\n\x0c\x63\x61ncelled_at\x18\x05 \x01(\x04\"0\n\x1b\x41\x64\x64PayoutDestinationRequest\x12\x11\n\treference\x18\x01 \x01(\t\"S\n\x1c\x41\x64\x64PayoutDestinationResponse\x12\x33\n\x0b\x64\x65stination\x18\x01 \x01(\x0b\x32\x1e.licentia.v1.PayoutDestination\"3\n\x1e\x43\x61ncelPayoutDestinationRequest\x12\x11\n\treference\x18\x01 \x01(\t\"V\n\x1f\x43\x61ncelPayoutDestinationResponse\x12\x33\n\x0b\x64\x65stination\x18\x01 \x01(\x0b\x32\x1e.licentia.v1.PayoutDestination\"\x1f\n\x1dListPayoutDestinationsRequest\"m\n\x1eListPayoutDestinationsResponse\x12\x34\n\x0c\x64\x65stinations\x18\x01 \x03(\x0b\x32\x1e.licentia.v1.PayoutDestination\x12\x15\n\rdelay_seconds\x18\x02 \x01(\x04*\xc4\x01\n\x0bPostingKind\x12\x1c\n\x18POSTING_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14POSTING_KIND_DEPOSIT\x10\x01\x12\x17\n\x13POSTING_KIND_ESCROW\x10\x02\x12\x18\n\x14POSTING_KIND_ACCRUAL\x10\x03\x12\x14\n\x10POSTING_KIND_USE\x10\x04\x12\x17\n\x13POSTING_KIND_REFUND\x10\x05\x12\x1b\n\x17POSTING_KIND_WITHDRAWAL\x10\x06*\xb8\x01\n\x16PayoutDestinationState\x12(\n$PAYOUT_DESTINATION_STATE_UNSPECIFIED\x10\x00\x12$\n PAYOUT_DESTINATION_STATE_PENDING\x10\x01\x12&\n\"PAYOUT_DESTINATION_STATE_CONFIRMED\x10\x02\x12&\n\"PAYOUT_DESTINATION_STATE_CANCELLED\x10\x03\x32\xc9\x04\n\rLedgerService\x12\x44\n\x07\x44\x65posit\x12\x1b.licentia.v1.DepositRequest\x1a\x1c.licentia.v1.DepositResponse\x12G\n\x08Withdraw\x12\x1c.licentia.v1.WithdrawRequest\x1a\x1d.licentia.v1.WithdrawResponse\x12S\n\x0cGetStatement\x12 .licentia.v1.GetStatementRequest\x1a!.licentia.v1.GetStatementResponse\x12k\n\x14\x41\x64\x64PayoutDestination\x12(.licentia.v1.AddPayoutDestinationRequest\x1a).licentia.v1.AddPayoutDestinationResponse\x12t\n\x17\x43\x61ncelPayoutDestination\x12+.licentia.v1.CancelPayoutDestinationRequest\x1a,.licentia.v1.CancelPayoutDestinationResponse\x12q\n\x16ListPayoutDestinations\x12*.licentia.v1.ListPayoutDestinationsRequest\x1a+.licentia.v1.ListPayoutDestinationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18licentia/v1/ledger.proto\x12\x0blicentia.v1\"Q\n\x0e\x44\x65positRequest\x12\x16\n\x0e\x61\x64vertiser_key\x18\x01 \x01(\x0c\x12\x14\n\x0c\x61mount_minor\x18\x02 \x01(\x04\x12\x11\n\treference\x18\x03 \x01(\t\"d\n\x0f\x44\x65positResponse\x12(\n\x04line\x18\x01 \x01(\x0b\x32\x1a.licentia.v1.StatementLine\x12\x15\n\rbalance_minor\x18\x02 \x01(\x03\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"Z\n\x0fWithdrawRequest\x12\x14\n\x0c\x61mount_minor\x18\x01 \x01(\x04\x12\x18\n\x10payout_reference\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\x0c\"e\n\x10WithdrawResponse\x12(\n\x04line\x18\x01 \x01(\x0b\x32\x1a.licentia.v1.StatementLine\x12\x15\n\rbalance_minor\x18\x02 \x01(\x03\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"@\n\x13GetStatementRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x16\n\x0e\x62\x65\x66ore_posting\x18\x02 \x01(\x04\"\xe8\x01\n\x14GetStatementResponse\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x17\n\x0f\x61vailable_minor\x18\x02 \x01(\x03\x12\x15\n\rpending_minor\x18\x03 \x01(\x03\x12\x13\n\x0btotal_minor\x18\x04 \x01(\x03\x12)\n\x05lines\x18\x05 \x03(\x0b\x32\x1a.licentia.v1.StatementLine\x12\x1b\n\x13next_before_posting\x18\x06 \x01(\x04\x12\x16\n\x0ereserved_minor\x18\x07 \x01(\x03\x12\x19\n\x11reserved_requests\x18\x08 \x01(\r\"\xa7\x01\n\rStatementLine\x12\x12\n\nposting_id\x18\x01 \x01(\x04\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.licentia.v1.PostingKind\x12\x12\n\nlicence_id\x18\x03 \x01(\x0c\x12\n\n\x02\x61t\x18\x04 \x01(\x04\x12\x14\n\x0c\x61mount_minor\x18\x05 \x01(\x03\x12\x11\n\tfee_minor\x18\x06 \x01(\x03\x12\x11\n\treference\x18\x07 \x01(\t\"\x95\x01\n\x11PayoutDestination\x12\x11\n\treference\x18\x01 \x01(\t\x12\x10\n\x08\x61\x64\x64\x65\x64_at\x18\x02 \x01(\x04\x12\x11\n\tusable_at\x18\x03 \x01(\x04\x12\x32\n\x05state\x18\x04 \x01(\x0e\x32#.licentia.v1.PayoutDestinationState\x12\x14\n\x0c\x63\x61ncelled_at\x18\x05 \x01(\x04\"0\n\x1b\x41\x64\x64PayoutDestinationRequest\x12\x11\n\treference\x18\x01 \x01(\t\"S\n\x1c\x41\x64\x64PayoutDestinationResponse\x12\x33\n\x0b\x64\x65stination\x18\x01 \x01(\x0b\x32\x1e.licentia.v1.PayoutDestination\"3\n\x1e\x43\x61ncelPayoutDestinationRequest\x12\x11\n\treference\x18\x01 \x01(\t\"V\n\x1f\x43\x61ncelPayoutDestinationResponse\x12\x33\n\x0b\x64\x65stination\x18\x01 \x01(\x0b\x32\x1e.licentia.v1.PayoutDestination\"\x1f\n\x1dListPayoutDestinationsRequest\"m\n\x1eListPayoutDestinationsResponse\x12\x34\n\x0c\x64\x65stinations\x18\x01 \x03(\x0b\x32\x1e.licentia.v1.PayoutDestination\x12\x15\n\rdelay_seconds\x18\x02 \x01(\x04*\xc4\x01\n\x0bPostingKind\x12\x1c\n\x18POSTING_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14POSTING_KIND_DEPOSIT\x10\x01\x12\x17\n\x13POSTING_KIND_ESCROW\x10\x02\x12\x18\n\x14POSTING_KIND_ACCRUAL\x10\x03\x12\x14\n\x10POSTING_KIND_USE\x10\x04\x12\x17\n\x13POSTING_KIND_REFUND\x10\x05\x12\x1b\n\x17POSTING_KIND_WITHDRAWAL\x10\x06*\xb8\x01\n\x16PayoutDestinationState\x12(\n$PAYOUT_DESTINATION_STATE_UNSPECIFIED\x10\x00\x12$\n PAYOUT_DESTINATION_STATE_PENDING\x10\x01\x12&\n\"PAYOUT_DESTINATION_STATE_CONFIRMED\x10\x02\x12&\n\"PAYOUT_DESTINATION_STATE_CANCELLED\x10\x03\x32\xc9\x04\n\rLedgerService\x12\x44\n\x07\x44\x65posit\x12\x1b.licentia.v1.DepositRequest\x1a\x1c.licentia.v1.DepositResponse\x12G\n\x08Withdraw\x12\x1c.licentia.v1.WithdrawRequest\x1a\x1d.licentia.v1.WithdrawResponse\x12S\n\x0cGetStatement\x12 .licentia.v1.GetStatementRequest\x1a!.licentia.v1.GetStatementResponse\x12k\n\x14\x41\x64\x64PayoutDestination\x12(.licentia.v1.AddPayoutDestinationRequest\x1a).licentia.v1.AddPayoutDestinationResponse\x12t\n\x17\x43\x61ncelPayoutDestination\x12+.licentia.v1.CancelPayoutDestinationRequest\x1a,.licentia.v1.CancelPayoutDestinationResponse\x12q\n\x16ListPayoutDestinations\x12*.licentia.v1.ListPayoutDestinationsRequest\x1a+.licentia.v1.ListPayoutDestinationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'licentia.v1.ledger_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_POSTINGKIND']._serialized_start=1414
-  _globals['_POSTINGKIND']._serialized_end=1610
-  _globals['_PAYOUTDESTINATIONSTATE']._serialized_start=1613
-  _globals['_PAYOUTDESTINATIONSTATE']._serialized_end=1797
+  _globals['_POSTINGKIND']._serialized_start=1465
+  _globals['_POSTINGKIND']._serialized_end=1661
+  _globals['_PAYOUTDESTINATIONSTATE']._serialized_start=1664
+  _globals['_PAYOUTDESTINATIONSTATE']._serialized_end=1848
   _globals['_DEPOSITREQUEST']._serialized_start=41
   _globals['_DEPOSITREQUEST']._serialized_end=122
   _globals['_DEPOSITRESPONSE']._serialized_start=124
@@ -46,23 +46,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSTATEMENTREQUEST']._serialized_start=421
   _globals['_GETSTATEMENTREQUEST']._serialized_end=485
   _globals['_GETSTATEMENTRESPONSE']._serialized_start=488
-  _globals['_GETSTATEMENTRESPONSE']._serialized_end=669
-  _globals['_STATEMENTLINE']._serialized_start=672
-  _globals['_STATEMENTLINE']._serialized_end=839
-  _globals['_PAYOUTDESTINATION']._serialized_start=842
-  _globals['_PAYOUTDESTINATION']._serialized_end=991
-  _globals['_ADDPAYOUTDESTINATIONREQUEST']._serialized_start=993
-  _globals['_ADDPAYOUTDESTINATIONREQUEST']._serialized_end=1041
-  _globals['_ADDPAYOUTDESTINATIONRESPONSE']._serialized_start=1043
-  _globals['_ADDPAYOUTDESTINATIONRESPONSE']._serialized_end=1126
-  _globals['_CANCELPAYOUTDESTINATIONREQUEST']._serialized_start=1128
-  _globals['_CANCELPAYOUTDESTINATIONREQUEST']._serialized_end=1179
-  _globals['_CANCELPAYOUTDESTINATIONRESPONSE']._serialized_start=1181
-  _globals['_CANCELPAYOUTDESTINATIONRESPONSE']._serialized_end=1267
-  _globals['_LISTPAYOUTDESTINATIONSREQUEST']._serialized_start=1269
-  _globals['_LISTPAYOUTDESTINATIONSREQUEST']._serialized_end=1300
-  _globals['_LISTPAYOUTDESTINATIONSRESPONSE']._serialized_start=1302
-  _globals['_LISTPAYOUTDESTINATIONSRESPONSE']._serialized_end=1411
-  _globals['_LEDGERSERVICE']._serialized_start=1800
-  _globals['_LEDGERSERVICE']._serialized_end=2385
+  _globals['_GETSTATEMENTRESPONSE']._serialized_end=720
+  _globals['_STATEMENTLINE']._serialized_start=723
+  _globals['_STATEMENTLINE']._serialized_end=890
+  _globals['_PAYOUTDESTINATION']._serialized_start=893
+  _globals['_PAYOUTDESTINATION']._serialized_end=1042
+  _globals['_ADDPAYOUTDESTINATIONREQUEST']._serialized_start=1044
+  _globals['_ADDPAYOUTDESTINATIONREQUEST']._serialized_end=1092
+  _globals['_ADDPAYOUTDESTINATIONRESPONSE']._serialized_start=1094
+  _globals['_ADDPAYOUTDESTINATIONRESPONSE']._serialized_end=1177
+  _globals['_CANCELPAYOUTDESTINATIONREQUEST']._serialized_start=1179
+  _globals['_CANCELPAYOUTDESTINATIONREQUEST']._serialized_end=1230
+  _globals['_CANCELPAYOUTDESTINATIONRESPONSE']._serialized_start=1232
+  _globals['_CANCELPAYOUTDESTINATIONRESPONSE']._serialized_end=1318
+  _globals['_LISTPAYOUTDESTINATIONSREQUEST']._serialized_start=1320
+  _globals['_LISTPAYOUTDESTINATIONSREQUEST']._serialized_end=1351
+  _globals['_LISTPAYOUTDESTINATIONSRESPONSE']._serialized_start=1353
+  _globals['_LISTPAYOUTDESTINATIONSRESPONSE']._serialized_end=1462
+  _globals['_LEDGERSERVICE']._serialized_start=1851
+  _globals['_LEDGERSERVICE']._serialized_end=2436
 # @@protoc_insertion_point(module_scope)

@@ -84,20 +84,24 @@ class GetStatementRequest(_message.Message):
     def __init__(self, page_size: _Optional[int] = ..., before_posting: _Optional[int] = ...) -> None: ...
 
 class GetStatementResponse(_message.Message):
-    __slots__ = ("currency", "available_minor", "pending_minor", "total_minor", "lines", "next_before_posting")
+    __slots__ = ("currency", "available_minor", "pending_minor", "total_minor", "lines", "next_before_posting", "reserved_minor", "reserved_requests")
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_MINOR_FIELD_NUMBER: _ClassVar[int]
     PENDING_MINOR_FIELD_NUMBER: _ClassVar[int]
     TOTAL_MINOR_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
     NEXT_BEFORE_POSTING_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_MINOR_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     currency: str
     available_minor: int
     pending_minor: int
     total_minor: int
     lines: _containers.RepeatedCompositeFieldContainer[StatementLine]
     next_before_posting: int
-    def __init__(self, currency: _Optional[str] = ..., available_minor: _Optional[int] = ..., pending_minor: _Optional[int] = ..., total_minor: _Optional[int] = ..., lines: _Optional[_Iterable[_Union[StatementLine, _Mapping]]] = ..., next_before_posting: _Optional[int] = ...) -> None: ...
+    reserved_minor: int
+    reserved_requests: int
+    def __init__(self, currency: _Optional[str] = ..., available_minor: _Optional[int] = ..., pending_minor: _Optional[int] = ..., total_minor: _Optional[int] = ..., lines: _Optional[_Iterable[_Union[StatementLine, _Mapping]]] = ..., next_before_posting: _Optional[int] = ..., reserved_minor: _Optional[int] = ..., reserved_requests: _Optional[int] = ...) -> None: ...
 
 class StatementLine(_message.Message):
     __slots__ = ("posting_id", "kind", "licence_id", "at", "amount_minor", "fee_minor", "reference")

@@ -140,3 +140,11 @@ class WatchLicenceEventsResponse(_message.Message):
     cause: TerminationCause
     at: int
     def __init__(self, sequence: _Optional[int] = ..., licence_id: _Optional[bytes] = ..., cause: _Optional[_Union[TerminationCause, str]] = ..., at: _Optional[int] = ...) -> None: ...
+
+class FetchAssetChunk(_message.Message):
+    __slots__ = ("chunk", "size")
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    chunk: bytes
+    size: int
+    def __init__(self, chunk: _Optional[bytes] = ..., size: _Optional[int] = ...) -> None: ...

@@ -80,6 +80,11 @@ class LicenceServiceStub:
                 request_serializer=licentia_dot_v1_dot_licences__pb2.WatchLicenceEventsRequest.SerializeToString,
                 response_deserializer=licentia_dot_v1_dot_licences__pb2.WatchLicenceEventsResponse.FromString,
                 _registered_method=True)
+        self.FetchAssetChunks = channel.unary_stream(
+                '/licentia.v1.LicenceService/FetchAssetChunks',
+                request_serializer=licentia_dot_v1_dot_licences__pb2.FetchAssetRequest.SerializeToString,
+                response_deserializer=licentia_dot_v1_dot_licences__pb2.FetchAssetChunk.FromString,
+                _registered_method=True)
 
 
 class LicenceServiceServicer:
@@ -150,6 +155,14 @@ class LicenceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FetchAssetChunks(self, request, context):
+        """FetchAsset for assets of any size: the bytes in chunks of at most the exchange's
+        chunk_bytes (GetAssetLimits), the first message saying the total size; recorded once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LicenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -197,6 +210,11 @@ def add_LicenceServiceServicer_to_server(servicer, server):
                     servicer.WatchLicenceEvents,
                     request_deserializer=licentia_dot_v1_dot_licences__pb2.WatchLicenceEventsRequest.FromString,
                     response_serializer=licentia_dot_v1_dot_licences__pb2.WatchLicenceEventsResponse.SerializeToString,
+            ),
+            'FetchAssetChunks': grpc.unary_stream_rpc_method_handler(
+                    servicer.FetchAssetChunks,
+                    request_deserializer=licentia_dot_v1_dot_licences__pb2.FetchAssetRequest.FromString,
+                    response_serializer=licentia_dot_v1_dot_licences__pb2.FetchAssetChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -443,6 +461,33 @@ class LicenceService:
             '/licentia.v1.LicenceService/WatchLicenceEvents',
             licentia_dot_v1_dot_licences__pb2.WatchLicenceEventsRequest.SerializeToString,
             licentia_dot_v1_dot_licences__pb2.WatchLicenceEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchAssetChunks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/licentia.v1.LicenceService/FetchAssetChunks',
+            licentia_dot_v1_dot_licences__pb2.FetchAssetRequest.SerializeToString,
+            licentia_dot_v1_dot_licences__pb2.FetchAssetChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -249,3 +249,43 @@ class ListPlatformsResponse(_message.Message):
     platforms: _containers.RepeatedCompositeFieldContainer[PlatformEntry]
     next_page_token: str
     def __init__(self, platforms: _Optional[_Iterable[_Union[PlatformEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UploadAssetHeader(_message.Message):
+    __slots__ = ("category", "sha256", "label", "size")
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    category: _vocabulary_pb2.DataCategory
+    sha256: bytes
+    label: str
+    size: int
+    def __init__(self, category: _Optional[_Union[_vocabulary_pb2.DataCategory, str]] = ..., sha256: _Optional[bytes] = ..., label: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+
+class UploadAssetRequest(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: UploadAssetHeader
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[UploadAssetHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class UploadAssetResponse(_message.Message):
+    __slots__ = ("asset",)
+    ASSET_FIELD_NUMBER: _ClassVar[int]
+    asset: _records_pb2.AssetRecord
+    def __init__(self, asset: _Optional[_Union[_records_pb2.AssetRecord, _Mapping]] = ...) -> None: ...
+
+class GetAssetLimitsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetAssetLimitsResponse(_message.Message):
+    __slots__ = ("max_asset_bytes", "chunk_bytes", "inline_asset_bytes")
+    MAX_ASSET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    INLINE_ASSET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    max_asset_bytes: int
+    chunk_bytes: int
+    inline_asset_bytes: int
+    def __init__(self, max_asset_bytes: _Optional[int] = ..., chunk_bytes: _Optional[int] = ..., inline_asset_bytes: _Optional[int] = ...) -> None: ...

@@ -105,6 +105,16 @@ class RegistryServiceStub:
                 request_serializer=licentia_dot_v1_dot_registry__pb2.ListPlatformsRequest.SerializeToString,
                 response_deserializer=licentia_dot_v1_dot_registry__pb2.ListPlatformsResponse.FromString,
                 _registered_method=True)
+        self.UploadAsset = channel.stream_unary(
+                '/licentia.v1.RegistryService/UploadAsset',
+                request_serializer=licentia_dot_v1_dot_registry__pb2.UploadAssetRequest.SerializeToString,
+                response_deserializer=licentia_dot_v1_dot_registry__pb2.UploadAssetResponse.FromString,
+                _registered_method=True)
+        self.GetAssetLimits = channel.unary_unary(
+                '/licentia.v1.RegistryService/GetAssetLimits',
+                request_serializer=licentia_dot_v1_dot_registry__pb2.GetAssetLimitsRequest.SerializeToString,
+                response_deserializer=licentia_dot_v1_dot_registry__pb2.GetAssetLimitsResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -218,6 +228,25 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadAsset(self, request_iterator, context):
+        """A holder declares an asset with its bytes, streamed in chunks: the first message is the
+        header (what DeclareAsset carries, plus the total size and SHA-256), signed as the
+        call's body; then the chunks, in order. Nothing is stored unless every byte arrived and
+        the size and digest match the header (UPLOAD_MISMATCH); larger than the exchange's cap
+        (GetAssetLimits) is TOO_LARGE, as is a chunk over the chunk cap.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAssetLimits(self, request, context):
+        """Public: the largest asset the exchange stores and its upload chunk size, so that a
+        client can check a file before it asks anyone for a passphrase.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -290,6 +319,16 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.ListPlatforms,
                     request_deserializer=licentia_dot_v1_dot_registry__pb2.ListPlatformsRequest.FromString,
                     response_serializer=licentia_dot_v1_dot_registry__pb2.ListPlatformsResponse.SerializeToString,
+            ),
+            'UploadAsset': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadAsset,
+                    request_deserializer=licentia_dot_v1_dot_registry__pb2.UploadAssetRequest.FromString,
+                    response_serializer=licentia_dot_v1_dot_registry__pb2.UploadAssetResponse.SerializeToString,
+            ),
+            'GetAssetLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAssetLimits,
+                    request_deserializer=licentia_dot_v1_dot_registry__pb2.GetAssetLimitsRequest.FromString,
+                    response_serializer=licentia_dot_v1_dot_registry__pb2.GetAssetLimitsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -671,6 +710,60 @@ class RegistryService:
             '/licentia.v1.RegistryService/ListPlatforms',
             licentia_dot_v1_dot_registry__pb2.ListPlatformsRequest.SerializeToString,
             licentia_dot_v1_dot_registry__pb2.ListPlatformsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadAsset(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/licentia.v1.RegistryService/UploadAsset',
+            licentia_dot_v1_dot_registry__pb2.UploadAssetRequest.SerializeToString,
+            licentia_dot_v1_dot_registry__pb2.UploadAssetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAssetLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/licentia.v1.RegistryService/GetAssetLimits',
+            licentia_dot_v1_dot_registry__pb2.GetAssetLimitsRequest.SerializeToString,
+            licentia_dot_v1_dot_registry__pb2.GetAssetLimitsResponse.FromString,
             options,
             channel_credentials,
             insecure,

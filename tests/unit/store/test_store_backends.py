@@ -64,6 +64,7 @@ def test_replicas_starting_together_migrate_once(pg_server: PgServer) -> None:
         "m014_status_lists",
         "m015_pg_issue",
         "m016_growth",
+        "m017_reserves",
     ]
     store = PostgresStore(url)
     _issued(store, _holder(), 1)
