@@ -228,6 +228,15 @@ class RequestsStore(Protocol):
         """
         ...
 
+    def expire_requests(self, advertiser_key: bytes, now: int) -> int:
+        """Expire the advertiser's pending requests whose time to answer is over and
+        release what they reserve; how many."""
+        ...
+
+    def reserved(self, advertiser_key: bytes) -> tuple[int, int]:
+        """What the advertiser's pending requests reserve: ``(amount, requests)``."""
+        ...
+
 
 class LicencesStore(Protocol):
     """Licences and their status: revocations, uses, accesses, the status list
@@ -404,15 +413,6 @@ class LedgerStore(Protocol):
 
     def statement(self, party: Party, before: int, limit: int) -> Statement:
         """The party's balance, pending and total amounts and lines, newest first."""
-        ...
-
-    def expire_requests(self, advertiser_key: bytes, now: int) -> int:
-        """Expire the advertiser's pending requests whose time to answer is over and
-        release what they reserve; how many."""
-        ...
-
-    def reserved(self, advertiser_key: bytes) -> tuple[int, int]:
-        """What the advertiser's pending requests reserve: ``(amount, requests)``."""
         ...
 
     def ledger_check(self) -> list[str]:
