@@ -100,12 +100,7 @@ def _new_phrase(s: Session) -> tuple[str, PrivateKey]:
 
 
 def _new_passphrase(s: Session) -> str:
-    passphrase = s.passphrase(twice=True)
-    if len(passphrase) < keystore.MIN_PASSPHRASE_CHARS:
-        raise keystore.WalletError(
-            f"the passphrase must have at least {keystore.MIN_PASSPHRASE_CHARS} characters"
-        )
-    return passphrase
+    return s.passphrase(twice=True, min_chars=keystore.MIN_PASSPHRASE_CHARS)
 
 
 def _free(s: Session) -> None:

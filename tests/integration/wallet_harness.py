@@ -35,6 +35,7 @@ class Wallet:
                 str(self.path),
                 "--server",
                 self.server,
+                "--insecure",  # the test exchange talks plain gRPC on loopback
                 "--passphrase-file",
                 str(self.pass_file),
             ]
