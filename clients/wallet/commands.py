@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import hashlib
 import json
 import sys
@@ -45,6 +46,7 @@ from .render import (
     _when,
     _words,
     describe_claims,
+    rule_dict,
 )
 from .session import (
     OperationFailedError,
@@ -104,6 +106,7 @@ def _terms_from_args(s: Session) -> dict[str, Any]:
             values = tomllib.loads(Path(a.file).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise OperationFailedError(f"cannot read {a.file}: {e}") from None
+        _known_keys_only(a.file, values)
 
     def pick(flag: Any, key: str, parse: Callable[[Any], Any]) -> Any:
         if flag is not None:
@@ -143,9 +146,35 @@ def _terms_from_args(s: Session) -> dict[str, Any]:
     }
 
 
+#: The keys a terms file may hold: the ``terms set`` flags' names, with ``_``.
+TERMS_KEYS = (
+    "categories",
+    "purposes",
+    "refuse",
+    "media",
+    "territories",
+    "price_per_day",
+    "currency",
+    "max_days",
+    "exclusive_multiplier",
+)
+
+
+def _known_keys_only(path: str, values: dict[str, Any]) -> None:
+    """Refuse a terms file with a key it does not know, naming the nearest valid one (a
+    mistyped ``max_dayz`` must not leave the term at its default)."""
+    for key in values:
+        if key in TERMS_KEYS:
+            continue
+        near = difflib.get_close_matches(key.replace("-", "_"), TERMS_KEYS, n=1, cutoff=0.6)
+        hint = f" (did you mean {near[0]!r}?)" if near else f" (valid: {', '.join(TERMS_KEYS)})"
+        raise OperationFailedError(f"{path}: unknown key {key!r}{hint}; nothing was sent")
+
+
 def cmd_terms_set(s: Session) -> None:
     """Set what you offer, and at what price."""
-    terms = s.holder.set_terms(**_terms_from_args(s))
+    wanted = _terms_from_args(s)  # a wrong file is refused before the passphrase is asked
+    terms = s.holder.set_terms(**wanted)
     _out(s.args, _dict(terms), _describe_terms(terms))
 
 
@@ -441,7 +470,7 @@ def cmd_rules_add(s: Session) -> None:
     rule = signed.rule
     _out(
         s.args,
-        _dict(record),
+        rule_dict(record),
         f"Signed standing rule {rule.rule_id.hex()}: requests within it, for"
         f" {len(digests)} asset(s), are approved for you until {_when(rule.not_after)}.\n"
         f"Withdraw it any time with 'licentia-wallet rules withdraw {rule.rule_id.hex()[:8]}'.",
@@ -462,11 +491,12 @@ def cmd_rules_list(s: Session) -> None:
         lines.append(
             f"{rule.rule_id.hex()}  {state}, until {_when(rule.not_after)}: "
             f"{_words(sorted(rule.scope.categories))} for {_words(sorted(rule.scope.purposes))}"
+            f" in {_words(sorted(rule.scope.media))},"
             f" in {', '.join(sorted(rule.scope.territories))}, at least"
             f" {_money(rule.min_price_per_day_minor, rule.currency)} a day,"
             f" {rule.max_term_seconds // 86400} days at most"
         )
-    _out(s.args, [_dict(r) for r in rows], "\n".join(lines) or "No standing rule.")
+    _out(s.args, [rule_dict(r) for r in rows], "\n".join(lines) or "No standing rule.")
 
 
 def cmd_rules_withdraw(s: Session) -> None:
@@ -475,4 +505,4 @@ def cmd_rules_withdraw(s: Session) -> None:
     ids = [StandingRule.decode(r.consent.rule).rule_id for r in rows if not r.withdrawn_at]
     rid = _pick(ids, s.args.id, "standing rule in force")
     withdrawn = s.holder.withdraw_standing_rule(rid)
-    _out(s.args, _dict(withdrawn), f"Withdrew standing rule {rid.hex()}.")
+    _out(s.args, rule_dict(withdrawn), f"Withdrew standing rule {rid.hex()}.")

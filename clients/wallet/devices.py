@@ -35,6 +35,7 @@ from .render import (
     _words,
     describe_claims,
     fingerprint,
+    rule_dict,
 )
 from .session import MisuseError, OperationFailedError, Session, _confirm
 
@@ -304,7 +305,7 @@ def _review(s: Session, key: _Key, since: int, revoke: bool, doc: dict[str, obje
     blocks += [_describe_rule(r) for r in rules]
     doc["since"] = since
     doc["licences"] = [_dict(x) for x in found.licences]
-    doc["rules"] = [_dict(r) for r in found.rules]
+    doc["rules"] = [rule_dict(r) for r in found.rules]
     doc["truncated"] = found.truncated
     doc["revoked"] = False
     head = f"What {key.label} consented to since {_when(since)} that is still in force:"

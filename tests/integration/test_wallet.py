@@ -99,7 +99,7 @@ def test_the_holders_whole_story(wallet: Wallet, ex: Exchange, tmp_path: Path) -
     set_up(wallet, tmp_path)
     terms = wallet.json("terms", "show")
     assert isinstance(terms, dict)
-    assert terms["price_per_day_minor"] == "100"
+    assert terms["price_per_day_minor"] == 100
     adv = ex.party()
     register_advertiser(adv)
     holder_key = _holder_key(wallet)
@@ -326,7 +326,12 @@ def test_standing_rules_approve_matching_requests_and_never_sensitive_ones(
     assert not longer.licence.token  # outside the rule: asked
     rules = wallet.json("rules", "list")
     assert len(rules) == 1
-    assert "withdrawn_at" not in rules[0]  # in force (a zero field is left out)
+    assert rules[0]["withdrawn_at"] == 0  # in force
+    rule = rules[0]["rule"]  # the rule itself, not its bytes in hex
+    assert rule["scope"]["territories"] == ["FR"]
+    assert rule["max_term_seconds"] == 60 * 86400
+    assert rule["min_price_per_day_minor"] == 100
+    assert rule["holder_key"].startswith("ed25519:")
     listing = wallet("rules", "list")[1]
     assert "in force" in listing
     rule_id = listing.split()[0]

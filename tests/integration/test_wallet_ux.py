@@ -309,3 +309,23 @@ def test_the_wallet_talks_tls_to_an_exchange_it_trusts(
     code, out, err = _run(capsys, "profile", "show", *base)
     assert code == 0, err
     assert "tess" in out
+
+
+def test_a_terms_file_with_an_unknown_key_is_refused_with_the_nearest_name(
+    env_wallet: Wallet, tmp_path: Path
+) -> None:
+    toml = tmp_path / "terms.toml"
+    toml.write_text(
+        'categories = ["image"]\npurposes = ["advertising"]\nmedia = ["online"]\n'
+        'territories = ["FR"]\nprice_per_day = "1.00"\nmax_dayz = 30\n'
+    )
+    code, out, err = env_wallet("terms", "set", "--file", str(toml))
+    assert (code, out) == (1, "")
+    assert "unknown key 'max_dayz' (did you mean 'max_days'?)" in err
+    assert env_wallet("terms", "show")[1].startswith("No terms yet")  # nothing was sent
+    toml.write_text(toml.read_text().replace("max_dayz = 30\n", "colour = 'blue'\n"))
+    code, _, err = env_wallet("terms", "set", "--file", str(toml))
+    assert code == 1
+    assert "unknown key 'colour' (valid: categories, purposes" in err
+    toml.write_text(toml.read_text().replace("colour = 'blue'\n", "max_days = 30\n"))
+    assert env_wallet.json("terms", "set", "--file", str(toml))["max_term_seconds"] == 30 * 86400
