@@ -67,7 +67,7 @@ from .options import (
     run,
 )
 from .payouts import cmd_payouts_add, cmd_payouts_cancel, cmd_payouts_list
-from .profile import cmd_profile_set, cmd_profile_show
+from .profile import cmd_profile_set, cmd_profile_show, cmd_status
 from .render import (
     _enum,
     _enums,
@@ -121,6 +121,7 @@ def parser() -> argparse.ArgumentParser:
         help="no recovery phrase: losing this device then loses the account",
     )
     add("whoami", cmd_whoami, "print your public key")
+    add("status", cmd_status, "your key, your account, and whether you have opted out")
     p = add("register", cmd_register, "register at the exchange as a person who offers data")
     p.add_argument("--handle", required=True, help="a pseudonym: 3-32 of a-z 0-9 - _")
     p.add_argument("--name", help="a display name (optional; not shown unless --show-name)")

@@ -299,15 +299,29 @@ def _licence(s: Session, text: str) -> records_pb2.LicenceRecord:
     return next(x for x in rows if x.licence_id == lid)
 
 
+def _organisations(s: Session) -> dict[bytes, str]:
+    """The advertiser's organisation of each request in her inbox (answered ones too), by
+    request id: how a licence (which names the request) names its advertiser."""
+    return {r.request_id: r.advertiser_organisation for r in s.holder.inbox(True)}
+
+
+def _advertiser(organisation: str, key: bytes) -> str:
+    """An advertiser for people: the organisation, with its key shortened beside it."""
+    short = keys.PublicKey(key).text[:20] + "…"
+    return f"{organisation} ({short})" if organisation else f"licensee {short}"
+
+
 def cmd_show(s: Session) -> None:
     """Show one licence in plain words."""
     x = _licence(s, s.args.id)
     claims = parse_token(x.token).claims
+    organisation = _organisations(s).get(x.request_id, "")
     text = (
         f"Licence {x.licence_id.hex()} ({_LSTATE[x.state]}, uses so far: {x.uses})\n"
-        + describe_claims(claims, "licensee " + keys.PublicKey(x.licensee_key).text, _labels(s))
+        + describe_claims(claims, _advertiser(organisation, x.licensee_key), _labels(s))
     )
     doc = _dict(x)
+    doc["licensee_organisation"] = organisation
     try:
         secret: bytes | None = s.holder_secret
     except OperationFailedError:  # a joined device still waiting for it: nothing to say
@@ -337,19 +351,21 @@ def cmd_revoke(s: Session) -> None:
 
 
 def cmd_accesses(s: Session) -> None:
-    """Who fetched which of your assets, and when."""
+    """Who fetched which of your assets, and when: the advertiser by its organisation."""
     accesses = s.holder.accesses()
     labels = _labels(s) if accesses else {}
-    lines = [
-        f"{_when(a.accessed_at)}  {labels.get(a.sha256, a.sha256.hex()[:12])}"
-        f"  by {keys.PublicKey(a.licensee_key).text}  under licence {a.licence_id.hex()[:12]}"
-        for a in accesses
-    ]
-    _out(
-        s.args,
-        [_dict(a) for a in accesses],
-        "\n".join(lines) or "Nobody has fetched your data.",
-    )
+    requests = {x.licence_id: x.request_id for x in _my_licences(s)} if accesses else {}
+    organisations = _organisations(s) if accesses else {}
+    docs, lines = [], []
+    for a in accesses:
+        organisation = organisations.get(requests.get(a.licence_id, b""), "")
+        docs.append({**_dict(a), "licensee_organisation": organisation})
+        lines.append(
+            f"{_when(a.accessed_at)}  {labels.get(a.sha256, a.sha256.hex()[:12])}"
+            f"  by {_advertiser(organisation, a.licensee_key)}"
+            f"  under licence {a.licence_id.hex()[:12]}"
+        )
+    _out(s.args, docs, "\n".join(lines) or "Nobody has fetched your data.")
 
 
 def cmd_earnings(s: Session) -> None:

@@ -72,11 +72,6 @@ class Session:
             print(f"{problem}: try again.", file=sys.stderr)
         raise OperationFailedError(f"{problem}; nothing was done")
 
-    def unlock(self) -> None:
-        """Ask the passphrase now (if the wallet is not open yet): every command asks it
-        before any question of its own (one order everywhere, docs/wallet-json.md)."""
-        _ = self.key
-
     @property
     def key(self) -> PrivateKey:
         """The holder's key, unlocked once per command."""
@@ -199,7 +194,7 @@ def _pick(ids: Sequence[bytes], text: str, what: str) -> bytes:
 
 def _confirm(s: Session, question: str) -> None:
     """Ask ``question`` (y/N), after the passphrase (one order everywhere); --yes answers."""
-    s.unlock()
+    _ = s.key  # unlocks the wallet: the passphrase is asked first
     if s.args.yes:
         return
     if not sys.stdin.isatty() or s.args.passphrase_file == "-":  # noqa: S105 - "-" is stdin
