@@ -228,7 +228,7 @@ def cmd_inbox(s: Session) -> None:
             f"Request {r.request_id.hex()} ({_STATE.get(r.state, f'state {r.state}')},"
             f" answer before {_when(r.expires_at)})"
         )
-        blocks.append(head + "\n" + describe_claims(claims, r.advertiser_organisation, labels))
+        blocks.append(head + "\n" + describe_claims(claims, _advertiser_of(r), labels))
     _out(
         s.args,
         {"requests": [_dict(r) for r in requests], "notices": [_dict(n) for n in notices]},
@@ -245,7 +245,7 @@ def cmd_approve(s: Session) -> None:
     if claims.holder != s.key.public:
         raise OperationFailedError("this request is not addressed to this wallet's key")
     if not s.args.json:
-        text = describe_claims(claims, request.advertiser_organisation, _labels(s))
+        text = describe_claims(claims, _advertiser_of(request), _labels(s))
         print(_shown(text), file=sys.stderr)
     _confirm(s, "Sign this licence?")
     # Signed with this holder's key for this advertiser alone (token-format §1b).
@@ -305,8 +305,14 @@ def _organisations(s: Session) -> dict[bytes, str]:
     return {r.request_id: r.advertiser_organisation for r in s.holder.inbox(True)}
 
 
+def _advertiser_of(r: records_pb2.LicenceRequest) -> str:
+    return _advertiser(r.advertiser_organisation, r.advertiser_key)
+
+
 def _advertiser(organisation: str, key: bytes) -> str:
     """An advertiser for people: the organisation, with its key shortened beside it."""
+    if len(key) != 32:
+        return organisation or "an unnamed advertiser"
     short = keys.PublicKey(key).text[:20] + "…"
     return f"{organisation} ({short})" if organisation else f"licensee {short}"
 

@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 
 from licentia.clients.wallet.cli import main
+from licentia.keys import PublicKey
 from licentia.services.app import build
 from licentia.services.deps import Settings
 from licentia.services.runtime import ServerSettings, start
+from licentia.v1 import licences_pb2
 
-from .exchange_harness import Exchange
-from .wallet_harness import PASS, Wallet
+from .exchange_harness import PHOTO_SHA, Exchange, register_advertiser, request_licence
+from .wallet_harness import PASS, Wallet, set_up
 
 
 class _Terminal(io.StringIO):
@@ -329,3 +331,34 @@ def test_a_terms_file_with_an_unknown_key_is_refused_with_the_nearest_name(
     assert "unknown key 'colour' (valid: categories, purposes" in err
     toml.write_text(toml.read_text().replace("colour = 'blue'\n", "max_days = 30\n"))
     assert env_wallet.json("terms", "set", "--file", str(toml))["max_term_seconds"] == 30 * 86400
+
+
+def test_advertisers_are_named_by_organisation_and_the_objection_is_shown(
+    ex: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = Wallet(tmp_path, ex.address, capsys)
+    assert w("init", "--yes", "--no-recovery")[0] == 0
+    set_up(w, tmp_path)
+    adv = ex.party()
+    register_advertiser(adv, org="Maison Dupont")
+    short = PublicKey(adv.key.public.raw).text[:20] + "…"
+    me = PublicKey.from_text(w.json("whoami")["public_key"]).raw
+    asked = request_licence(adv, me).request
+    assert f"Who:         Maison Dupont ({short})" in w("inbox")[1]
+    lid = w.json("approve", asked.request_id.hex(), "--yes")["licence_id"]
+    code, out, _ = w("show", lid[:8])
+    assert code == 0
+    assert f"Who:         Maison Dupont ({short})" in out
+    assert "licensee ed25519:" not in out
+    adv.call(
+        licences_pb2,
+        "FetchAsset",
+        licences_pb2.FetchAssetRequest(licence_id=bytes.fromhex(lid), sha256=PHOTO_SHA),
+        licences_pb2.FetchAssetResponse,
+    )
+    assert f"by Maison Dupont ({short})" in w("accesses")[1]
+    assert "Requests: open" in w("status")[1]
+    assert w("opt-out")[0] == 0
+    code, out, _ = w("status")
+    assert "Requests: you have opted out" in out
+    assert "opted out" in w("profile", "show")[1]
