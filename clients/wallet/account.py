@@ -302,6 +302,7 @@ def _recovering(s: Session, recovery: PrivateKey) -> Holder:
 
 def cmd_recover(s: Session) -> None:
     """On a new machine: from the phrase, replace every device of the account with a new one."""
+    _free(s)  # an existing wallet is said before anything is asked
     text = _read_phrase(s)
     try:
         entropy = phrase.parse_phrase(text)
@@ -309,7 +310,6 @@ def cmd_recover(s: Session) -> None:
         raise OperationFailedError(
             f"the recovery phrase is not right: {e}; nothing was sent to the exchange"
         ) from None
-    _free(s)
     client = _recovering(s, phrase.recovery_key(entropy))
     passphrase = _new_passphrase(s)
     device = PrivateKey.generate()
