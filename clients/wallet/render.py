@@ -126,6 +126,24 @@ def is_key_field(name: str) -> bool:
     return False
 
 
+#: The vocabulary's enums, printed by the names a person types (``image``,
+#: ``direct-marketing``), not the .proto's (``DATA_CATEGORY_IMAGE``).
+VOCABULARY: dict[str, type[DataCategory] | type[Purpose] | type[Medium]] = {
+    "licentia.v1.DataCategory": DataCategory,
+    "licentia.v1.Purpose": Purpose,
+    "licentia.v1.Medium": Medium,
+}
+
+
+def _vocabulary(
+    kind: type[DataCategory] | type[Purpose] | type[Medium], value: int, got: Any
+) -> Any:
+    try:
+        return _name(kind(value))
+    except ValueError:  # unspecified, or newer than this wallet: as the mapping has it
+        return got
+
+
 def _bytes(name: str, value: bytes) -> str:
     if is_key_field(name) and len(value) == 32:
         return keys.PublicKey(value).text
@@ -147,6 +165,14 @@ def _recode(msg: Message, out: dict[str, Any]) -> None:
                 out[field.name] = [_bytes(field.name, v) for v in value]
             else:
                 out[field.name] = _bytes(field.name, value)
+        elif field.type == FieldDescriptor.TYPE_ENUM and field.enum_type is not None:
+            kind = VOCABULARY.get(field.enum_type.full_name)
+            if kind is not None:
+                out[field.name] = (
+                    [_vocabulary(kind, v, o) for v, o in zip(value, out[field.name], strict=True)]
+                    if field.is_repeated
+                    else _vocabulary(kind, value, out[field.name])
+                )
         elif field.type in _INT64:
             got = out[field.name]
             out[field.name] = [_number(v) for v in got] if field.is_repeated else _number(got)

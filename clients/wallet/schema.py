@@ -18,7 +18,7 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from licentia.v1 import ledger_pb2, licence_pb2, records_pb2, registry_pb2
 
-from .render import _INT64, is_key_field
+from .render import _INT64, VOCABULARY, _name, is_key_field
 
 Schema = dict[str, Any]
 
@@ -83,7 +83,11 @@ class _Builder:
             return INT64
         if field.type == FieldDescriptor.TYPE_ENUM:
             assert field.enum_type is not None
-            return {"type": "string", "enum": [v.name for v in field.enum_type.values]}
+            kind = VOCABULARY.get(field.enum_type.full_name)
+            names = [v.name for v in field.enum_type.values]
+            if kind is not None:  # as typed; the unspecified value keeps its .proto name
+                names = [names[0], *(_name(member) for member in kind)]
+            return {"type": "string", "enum": names}
         if field.type == FieldDescriptor.TYPE_MESSAGE:
             assert field.message_type is not None
             return self.message(field.message_type)

@@ -172,3 +172,27 @@ def test_every_command_prints_json_in_the_schema(
     run(new, "recover", "--phrase-file", str(words), "--retired")
     run(new, "delete-account", "--yes", "--receipt", str(tmp_path / "receipt.json"))
     assert run.seen == _commands(parser()) - NOT_JSON
+
+
+def test_the_mapping_by_example() -> None:
+    from licentia.clients.wallet.render import _dict
+    from licentia.v1 import records_pb2, vocabulary_pb2
+
+    terms = records_pb2.Terms(
+        categories=[vocabulary_pb2.DATA_CATEGORY_IMAGE],
+        refused_purposes=[vocabulary_pb2.PURPOSE_DIRECT_MARKETING],
+        price_per_day_minor=2**53 + 1,
+        max_term_seconds=86400,
+    )
+    doc = _dict(terms)
+    assert doc["categories"] == ["image"]  # as typed on the command line
+    assert doc["refused_purposes"] == ["direct-marketing"]
+    assert doc["max_term_seconds"] == 86400  # a number
+    assert doc["price_per_day_minor"] == str(2**53 + 1)  # beyond a double's exact integers
+    assert doc["media"] == []  # zero values present
+    assert doc["currency"] == ""
+    request = records_pb2.LicenceRequest(request_id=b"\x01" * 16, advertiser_key=b"\x02" * 32)
+    doc = _dict(request)
+    assert doc["request_id"] == "01" * 16
+    assert doc["advertiser_key"] == PublicKey(b"\x02" * 32).text
+    assert doc["state"] == "REQUEST_STATE_UNSPECIFIED"
