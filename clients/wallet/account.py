@@ -26,7 +26,7 @@ from ..channel import ExchangeError
 from ..holder import Holder
 from . import keystore
 from .render import _dict, _out, _when, fingerprint
-from .session import MisuseError, OperationFailedError, Session
+from .session import MisuseError, OperationFailedError, Session, ask
 
 #: How many words the holder types back to show she wrote the phrase down.
 CONFIRM_WORDS = 3
@@ -44,12 +44,6 @@ _WARNING = (
 def _terminal(s: Session) -> bool:
     """Whether a person can be asked at a terminal (not when stdin carries a passphrase)."""
     return sys.stdin.isatty() and s.args.passphrase_file != "-"  # noqa: S105 - "-" is stdin
-
-
-def _ask(prompt: str) -> str:
-    """One answer typed at the terminal; the prompt goes to stderr (stdout may be JSON)."""
-    print(prompt, end="", file=sys.stderr, flush=True)
-    return input()
 
 
 def _numbered(words: str) -> str:
@@ -77,7 +71,7 @@ def _show_and_confirm(s: Session, words: str) -> None:
     for _ in range(CONFIRM_TRIES):
         answers = {}
         for p in asked:
-            answers[p] = _ask(f"Word number {p}: ")
+            answers[p] = ask(f"Word number {p}: ")
         wrong = phrase.check_confirmation(words, answers)
         if not wrong:
             return

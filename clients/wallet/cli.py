@@ -40,9 +40,6 @@ from .commands import (
     cmd_opt_in,
     cmd_opt_out,
     cmd_revoke,
-    cmd_rules_add,
-    cmd_rules_list,
-    cmd_rules_withdraw,
     cmd_show,
     cmd_terms_set,
     cmd_terms_show,
@@ -77,6 +74,7 @@ from .render import (
     _shown,
     describe_claims,
 )
+from .rules import cmd_rules_add, cmd_rules_list, cmd_rules_withdraw
 from .session import (
     PROG,
     OperationFailedError,

@@ -9,17 +9,14 @@ import difflib
 import hashlib
 import json
 import sys
-import time
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from licentia import keys, pairwise
-from licentia.errors import LicentiaError
 from licentia.token import (
     LicenceClaims,
-    StandingRule,
     parse_token,
 )
 from licentia.v1 import (
@@ -28,7 +25,7 @@ from licentia.v1 import (
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from ..channel import ExchangeError
-from ..holder import new_idempotency_key, standing_rule
+from ..holder import new_idempotency_key
 from . import keystore, payouts
 from .render import (
     _KIND,
@@ -44,9 +41,7 @@ from .render import (
     _out,
     _shown,
     _when,
-    _words,
     describe_claims,
-    rule_dict,
 )
 from .session import (
     OperationFailedError,
@@ -451,80 +446,3 @@ def cmd_erase(s: Session) -> None:
         _dict(resp),
         f"Erased {resp.erased} asset(s); revoked {len(resp.revoked_licence_ids)} licence(s).",
     )
-
-
-def cmd_rules_add(s: Session) -> None:
-    """Sign a standing rule: requests entirely within it are approved without asking you."""
-    a = s.args
-    now = int(time.time())
-    assets = s.holder.assets()
-    categories = set(a.categories)
-    digests = [bytes.fromhex(h) for h in a.sha256] or [
-        x.sha256 for x in assets if DataCategory(x.category) in categories
-    ]
-    if not digests:
-        raise OperationFailedError("no asset of those categories to cover: add one first")
-    try:
-        signed = standing_rule(
-            s.key,
-            categories=categories,
-            purposes=a.purposes,
-            media=a.media,
-            territories=a.territories,
-            assets=digests,
-            not_before=now,
-            not_after=now + a.days * 86400,
-            max_term_seconds=a.max_term_days * 86400,
-            min_price_per_day=a.min_price_per_day,
-            currency=a.currency,
-            allow_exclusive=a.allow_exclusive,
-            max_uses=a.max_uses,
-            licensees=[keys.PublicKey.from_text(k) for k in a.licensee],
-        )
-    except LicentiaError as e:
-        if e.reason.name == "SENSITIVE_USE_NEEDS_APPROVAL":
-            raise OperationFailedError(
-                "political campaigns, AI model training and opinions are never approved"
-                " automatically: you will always be asked"
-            ) from None
-        raise OperationFailedError(f"not a valid rule: {e}") from None
-    record = s.holder.add_standing_rule(signed)
-    rule = signed.rule
-    _out(
-        s.args,
-        rule_dict(record),
-        f"Signed standing rule {rule.rule_id.hex()}: requests within it, for"
-        f" {len(digests)} asset(s), are approved for you until {_when(rule.not_after)}.\n"
-        f"Withdraw it any time with 'licentia-wallet rules withdraw {rule.rule_id.hex()[:8]}'.",
-    )
-
-
-def _rules(s: Session) -> list[records_pb2.StandingRuleRecord]:
-    return s.holder.standing_rules()
-
-
-def cmd_rules_list(s: Session) -> None:
-    """Your standing rules, in force and withdrawn."""
-    rows = _rules(s)
-    lines = []
-    for r in rows:
-        rule = StandingRule.decode(r.consent.rule)
-        state = f"withdrawn {_when(r.withdrawn_at)}" if r.withdrawn_at else "in force"
-        lines.append(
-            f"{rule.rule_id.hex()}  {state}, until {_when(rule.not_after)}: "
-            f"{_words(sorted(rule.scope.categories))} for {_words(sorted(rule.scope.purposes))}"
-            f" in {_words(sorted(rule.scope.media))},"
-            f" in {', '.join(sorted(rule.scope.territories))}, at least"
-            f" {_money(rule.min_price_per_day_minor, rule.currency)} a day,"
-            f" {rule.max_term_seconds // 86400} days at most"
-        )
-    _out(s.args, [rule_dict(r) for r in rows], "\n".join(lines) or "No standing rule.")
-
-
-def cmd_rules_withdraw(s: Session) -> None:
-    """Withdraw a standing rule: new requests are asked again."""
-    rows = _rules(s)
-    ids = [StandingRule.decode(r.consent.rule).rule_id for r in rows if not r.withdrawn_at]
-    rid = _pick(ids, s.args.id, "standing rule in force")
-    withdrawn = s.holder.withdraw_standing_rule(rid)
-    _out(s.args, rule_dict(withdrawn), f"Withdrew standing rule {rid.hex()}.")

@@ -37,7 +37,7 @@ from .render import (
     fingerprint,
     rule_dict,
 )
-from .session import MisuseError, OperationFailedError, Session, _confirm
+from .session import MisuseError, OperationFailedError, Session, _confirm, ask
 
 _ROLE: dict[int, str] = {keyset.DEVICE: "device", keyset.RECOVERY: "recovery"}
 _CAUSE: dict[int, str] = {keyset.RETIRED: "retired", keyset.COMPROMISED: "compromised"}
@@ -267,7 +267,7 @@ def _cause(s: Session) -> bool:
         return bool(s.args.compromised)
     if s.args.yes or not sys.stdin.isatty():
         raise MisuseError("say why the key goes: --compromised (lost or stolen) or --retired")
-    answer = input("Was the device lost or stolen (c: compromised), or retired (r)? [c/r] ")
+    answer = ask("Was the device lost or stolen (c: compromised), or retired (r)? [c/r] ")
     if answer.strip().lower() in ("c", "compromised"):
         return True
     if answer.strip().lower() in ("r", "retired"):

@@ -21,11 +21,11 @@ from google.protobuf.message import Message
 from licentia import keys
 from licentia.token import (
     LicenceClaims,
+    StandingRule,
     salted_digest,
 )
 from licentia.v1 import (
     ledger_pb2,
-    licence_pb2,
     records_pb2,
 )
 from licentia.vocabulary import DataCategory, Medium, Purpose
@@ -190,7 +190,7 @@ def rule_dict(r: records_pb2.StandingRuleRecord) -> dict[str, Any]:
     """A standing rule as JSON: the record, and under ``rule`` the rule it signed, decoded
     (scope, assets, term, price, …)."""
     doc = _dict(r)
-    doc["rule"] = _dict(licence_pb2.StandingRule.FromString(r.consent.rule))
+    doc["rule"] = _dict(StandingRule.decode(r.consent.rule).to_proto())
     return doc
 
 

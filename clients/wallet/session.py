@@ -192,6 +192,12 @@ def _pick(ids: Sequence[bytes], text: str, what: str) -> bytes:
     return found[0]
 
 
+def ask(prompt: str) -> str:
+    """One answer typed at the terminal; the prompt goes to stderr (stdout may be JSON)."""
+    print(prompt, end="", file=sys.stderr, flush=True)
+    return input("")  # the prompt is printed above, on stderr
+
+
 def _confirm(s: Session, question: str) -> None:
     """Ask ``question`` (y/N), after the passphrase (one order everywhere); --yes answers."""
     _ = s.key  # unlocks the wallet: the passphrase is asked first
@@ -199,5 +205,5 @@ def _confirm(s: Session, question: str) -> None:
         return
     if not sys.stdin.isatty() or s.args.passphrase_file == "-":  # noqa: S105 - "-" is stdin
         raise OperationFailedError("confirm with --yes (no terminal to ask)")
-    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+    if ask(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
         raise OperationFailedError("nothing done")
