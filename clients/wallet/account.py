@@ -26,7 +26,8 @@ from ..channel import ExchangeError
 from ..holder import Holder
 from . import keystore
 from .render import _dict, _out, _when, fingerprint
-from .session import MisuseError, OperationFailedError, Session, ask
+from .session import MisuseError, OperationFailedError, Session
+from .session import ask as _ask
 
 #: How many words the holder types back to show she wrote the phrase down.
 CONFIRM_WORDS = 3
@@ -71,7 +72,7 @@ def _show_and_confirm(s: Session, words: str) -> None:
     for _ in range(CONFIRM_TRIES):
         answers = {}
         for p in asked:
-            answers[p] = ask(f"Word number {p}: ")
+            answers[p] = _ask(f"Word number {p}: ")
         wrong = phrase.check_confirmation(words, answers)
         if not wrong:
             return
