@@ -268,12 +268,17 @@ def _my_licences(s: Session) -> list[records_pb2.LicenceRecord]:
 def cmd_licences(s: Session) -> None:
     """List every licence issued in your name."""
     rows = _my_licences(s)
+    organisations = _organisations(s) if rows else {}
     lines = [
         f"{x.licence_id.hex()}  {_LSTATE[x.state]:<8} until {_when(x.not_after)}"
         f"  uses {x.uses}{'/' + str(x.max_uses) if x.max_uses else ''}"
+        f"  {_advertiser(organisations.get(x.request_id, ''), x.licensee_key)}"
         for x in rows
     ]
-    _out(s.args, [_dict(x) for x in rows], "\n".join(lines) or "No licence yet.")
+    docs = [
+        {**_dict(x), "licensee_organisation": organisations.get(x.request_id, "")} for x in rows
+    ]
+    _out(s.args, docs, "\n".join(lines) or "No licence yet.")
 
 
 def _licence(s: Session, text: str) -> records_pb2.LicenceRecord:

@@ -125,7 +125,7 @@ def wallet_schema() -> Schema:
     removed_key = _obj({"public_key": KEY, "fingerprint": string, "name": string})
     review = {
         "since": integer,
-        "licences": _list(licence),
+        "licences": _list(m(records_pb2.LicenceRecord.DESCRIPTOR, licensee_name)),
         "rules": _list(rule),
         "truncated": boolean,
         "revoked": boolean,
@@ -172,7 +172,7 @@ def wallet_schema() -> Schema:
         ),
         "approve": licence,
         "decline": m(records_pb2.LicenceRequest.DESCRIPTOR),
-        "licences": _list(licence),
+        "licences": _list(m(records_pb2.LicenceRecord.DESCRIPTOR, licensee_name)),
         "show": m(records_pb2.LicenceRecord.DESCRIPTOR, {**licensee_name, "pseudonym": boolean}),
         "revoke": _obj(
             {"licence": licence, "receipt": m(records_pb2.SignedTerminationReceipt.DESCRIPTOR)}

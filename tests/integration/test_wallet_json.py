@@ -122,7 +122,8 @@ def test_every_command_prints_json_in_the_schema(
     licence = run(w, "approve", first.request_id.hex(), "--yes")
     run(w, "decline", second.request_id.hex())
     lid = licence["licence_id"]
-    assert [x["licence_id"] for x in run(w, "licences")] == [lid]
+    (listed,) = run(w, "licences")
+    assert (listed["licence_id"], listed["licensee_organisation"]) == (lid, "Acme Ads")
     shown = run(w, "show", lid[:8])
     assert shown["licensee_organisation"] == "Acme Ads"
     assert shown["licensee_key"] == PublicKey(adv.key.public.raw).text

@@ -346,6 +346,7 @@ def test_advertisers_are_named_by_organisation_and_the_objection_is_shown(
     asked = request_licence(adv, me).request
     assert f"Who:         Maison Dupont ({short})" in w("inbox")[1]
     lid = w.json("approve", asked.request_id.hex(), "--yes")["licence_id"]
+    assert f"Maison Dupont ({short})" in w("licences")[1]
     code, out, _ = w("show", lid[:8])
     assert code == 0
     assert f"Who:         Maison Dupont ({short})" in out
