@@ -9,6 +9,7 @@ import getpass
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -363,3 +364,26 @@ def test_advertisers_are_named_by_organisation_and_the_objection_is_shown(
     code, out, _ = w("status")
     assert "Requests: you have opted out" in out
     assert "opted out" in w("profile", "show")[1]
+
+
+def test_the_shell_completes_commands_and_global_flags(tmp_path: Path) -> None:
+    """What bash asks of the real program (argcomplete's protocol), and what it answers."""
+    answer = tmp_path / "completions"
+
+    def complete(line: str) -> list[str]:
+        env = {
+            **os.environ,
+            "_ARGCOMPLETE": "1",
+            "_ARGCOMPLETE_IFS": "\v",
+            "_ARGCOMPLETE_STDOUT_FILENAME": str(answer),
+            "COMP_LINE": line,
+            "COMP_POINT": str(len(line)),
+        }
+        cmd = [sys.executable, "-m", "licentia.clients.wallet.cli"]
+        done = subprocess.run(cmd, env=env, capture_output=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        return answer.read_text().split("\v")
+
+    assert complete("licentia-wallet rul") == ["rules "]
+    assert complete("licentia-wallet rules li") == ["list "]
+    assert "--insecure " in complete("licentia-wallet inbox --ins")
