@@ -168,6 +168,7 @@ class Wallet:
                 "-m",
                 "licentia.clients.wallet.cli",
                 *argv,
+                "--insecure",  # the demo's exchange is local, without TLS
                 "--passphrase-file",
                 str(self.pass_file),
             ],

@@ -27,6 +27,7 @@ from ..holder import Holder
 from . import keystore
 from .render import _dict, _out, _when, fingerprint
 from .session import MisuseError, OperationFailedError, Session
+from .session import ask as _ask
 
 #: How many words the holder types back to show she wrote the phrase down.
 CONFIRM_WORDS = 3
@@ -44,12 +45,6 @@ _WARNING = (
 def _terminal(s: Session) -> bool:
     """Whether a person can be asked at a terminal (not when stdin carries a passphrase)."""
     return sys.stdin.isatty() and s.args.passphrase_file != "-"  # noqa: S105 - "-" is stdin
-
-
-def _ask(prompt: str) -> str:
-    """One answer typed at the terminal; the prompt goes to stderr (stdout may be JSON)."""
-    print(prompt, end="", file=sys.stderr, flush=True)
-    return input()
 
 
 def _numbered(words: str) -> str:
@@ -100,12 +95,7 @@ def _new_phrase(s: Session) -> tuple[str, PrivateKey]:
 
 
 def _new_passphrase(s: Session) -> str:
-    passphrase = s.passphrase(twice=True)
-    if len(passphrase) < keystore.MIN_PASSPHRASE_CHARS:
-        raise keystore.WalletError(
-            f"the passphrase must have at least {keystore.MIN_PASSPHRASE_CHARS} characters"
-        )
-    return passphrase
+    return s.passphrase(twice=True, min_chars=keystore.MIN_PASSPHRASE_CHARS)
 
 
 def _free(s: Session) -> None:
@@ -307,6 +297,7 @@ def _recovering(s: Session, recovery: PrivateKey) -> Holder:
 
 def cmd_recover(s: Session) -> None:
     """On a new machine: from the phrase, replace every device of the account with a new one."""
+    _free(s)  # an existing wallet is said before anything is asked
     text = _read_phrase(s)
     try:
         entropy = phrase.parse_phrase(text)
@@ -314,7 +305,6 @@ def cmd_recover(s: Session) -> None:
         raise OperationFailedError(
             f"the recovery phrase is not right: {e}; nothing was sent to the exchange"
         ) from None
-    _free(s)
     client = _recovering(s, phrase.recovery_key(entropy))
     passphrase = _new_passphrase(s)
     device = PrivateKey.generate()

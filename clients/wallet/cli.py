@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK
 """licentia-wallet: your key, your data, your licences — from the command line.
 
 Every licence to use your name, photo, voice or story needs your consent, given with a key
@@ -7,23 +8,22 @@ exchange what you offer (``register``, ``assets``, ``terms``) and what of you of
 and revoke at any moment. Your account can have several devices (``devices``, ``join``) and
 a recovery phrase on paper that takes it back on a new machine (``recover``).
 
-Exit status: 0 on success, 1 when an operation fails, 2 when the command is misused.
+Exit status: 0 done, 1 the operation failed, 2 the command was misused, 3 the exchange could
+not be reached, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from licentia.errors import LicentiaError
+import argcomplete
+from argcomplete.shell_integration import shellcode
+
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
-from ..channel import ExchangeError
-from . import keystore
 from .account import cmd_init, cmd_join, cmd_recover, cmd_recovery_add, cmd_register
 from .audit import cmd_audit
 from .commands import (
@@ -40,9 +40,6 @@ from .commands import (
     cmd_opt_in,
     cmd_opt_out,
     cmd_revoke,
-    cmd_rules_add,
-    cmd_rules_list,
-    cmd_rules_withdraw,
     cmd_show,
     cmd_terms_set,
     cmd_terms_show,
@@ -58,8 +55,16 @@ from .devices import (
     cmd_devices_revoke_consents,
     since_time,
 )
+from .options import (
+    EXIT_MISUSE,
+    UsageError,
+    WalletParser,
+    add_global_flags,
+    report,
+    run,
+)
 from .payouts import cmd_payouts_add, cmd_payouts_cancel, cmd_payouts_list
-from .profile import cmd_profile_set, cmd_profile_show
+from .profile import cmd_profile_set, cmd_profile_show, cmd_status
 from .render import (
     _enum,
     _enums,
@@ -69,11 +74,9 @@ from .render import (
     _shown,
     describe_claims,
 )
+from .rules import cmd_rules_add, cmd_rules_list, cmd_rules_withdraw
 from .session import (
-    DEFAULT_SERVER,
-    DEFAULT_WALLET,
     PROG,
-    MisuseError,
     OperationFailedError,
     Session,
 )
@@ -81,26 +84,14 @@ from .session import (
 
 def parser() -> argparse.ArgumentParser:
     """The command line, with help for every command."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--wallet",
-        type=Path,
-        default=Path(os.environ.get("LICENTIA_WALLET", DEFAULT_WALLET)),
-        help=f"the wallet file (default {DEFAULT_WALLET}) [LICENTIA_WALLET]",
+    common = WalletParser(add_help=False)
+    add_global_flags(common, top=False)
+    ap = WalletParser(
+        prog=PROG,
+        description=__doc__.split("\n\n")[1],
+        epilog="Global flags go before or after the command. " + __doc__.split("\n\n")[2],
     )
-    common.add_argument(
-        "--server",
-        default=os.environ.get("LICENTIA_SERVER", DEFAULT_SERVER),
-        help=f"the exchange, host:port (default {DEFAULT_SERVER}) [LICENTIA_SERVER]",
-    )
-    common.add_argument("--tls-ca", help="PEM certificate(s) to trust: talk TLS to the exchange")
-    common.add_argument(
-        "--passphrase-file",
-        metavar="PATH|-",
-        help="read the passphrase from the first line of PATH, or of stdin with '-'",
-    )
-    common.add_argument("--json", action="store_true", help="print one JSON document")
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[1], parents=[common])
+    add_global_flags(ap, top=True)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Callable[[Session], None], help_: str) -> argparse.ArgumentParser:
@@ -128,6 +119,7 @@ def parser() -> argparse.ArgumentParser:
         help="no recovery phrase: losing this device then loses the account",
     )
     add("whoami", cmd_whoami, "print your public key")
+    add("status", cmd_status, "your key, your account, and whether you have opted out")
     p = add("register", cmd_register, "register at the exchange as a person who offers data")
     p.add_argument("--handle", required=True, help="a pseudonym: 3-32 of a-z 0-9 - _")
     p.add_argument("--name", help="a display name (optional; not shown unless --show-name)")
@@ -328,6 +320,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--receipt", help="save the receipt here (default: erasure-receipt.json by the wallet)"
     )
+    p = add("completion", cmd_completion, "print shell completion code: eval it in your shell")
+    p.add_argument("shell", choices=["bash", "zsh", "fish", "tcsh"], help="your shell")
     return ap
 
 
@@ -436,53 +430,33 @@ def _account_commands(
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
-def _fail(message: str) -> NoReturn:
-    print(_shown(f"{PROG}: error: {message}"), file=sys.stderr)
-    raise SystemExit(1)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``licentia-wallet``; returns the exit status (0 ok, 1 failed, 2 misuse)."""
+    """Run ``licentia-wallet``; returns the exit status (0 done, 1 failed, 2 misuse, 3 the
+    exchange could not be reached, 130 interrupted)."""
+    ap = parser()
+    argcomplete.autocomplete(ap)  # answers the shell's completion request, if it is one
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser().parse_args(argv)
-    except SystemExit as e:
+        args = ap.parse_args(argv)
+    except UsageError as e:
+        if "--json" in argv:
+            report(True, "USAGE", e.message)
+        else:
+            e.parser.print_usage(sys.stderr)
+            print(_shown(f"{e.parser.prog}: error: {e.message}"), file=sys.stderr)
+        return EXIT_MISUSE
+    except SystemExit as e:  # --help, --version
         return int(e.code or 0)
     session = Session(args)
     try:
-        args.fn(session)
-    except MisuseError as e:
-        print(_shown(f"{PROG}: error: {e}"), file=sys.stderr)
-        return 2
-    except (OperationFailedError, keystore.WalletError) as e:
-        print(_shown(f"{PROG}: error: {e}"), file=sys.stderr)
-        return 1
-    except ExchangeError as e:
-        print(_shown(f"{PROG}: error: the exchange refused: {e.reason.name}: {e}"), file=sys.stderr)
-        hint = _HINTS.get(e.reason.name)
-        if hint:
-            print(f"hint: {hint}", file=sys.stderr)
-        return 1
-    except LicentiaError as e:
-        print(_shown(f"{PROG}: error: {e.reason.name}: {e}"), file=sys.stderr)
-        return 1
+        return run(session)
     finally:
         session.close()
-    return 0
 
 
-_HINTS = {
-    "UNKNOWN_KEY": "register first: licentia-wallet register --handle NAME",
-    "ALREADY_EXISTS": "that handle (or this key) is already registered",
-    "KEY_REMOVED": "this device's key was removed from your account (from another device,"
-    " or by 'recover'): it can no longer act; use a device you kept, or recover with your"
-    " phrase: licentia-wallet recover",
-    "ACCOUNT_ERASED": "this wallet's account was deleted at the exchange: its keys can do"
-    " nothing any more; make a new wallet (licentia-wallet init) to start again",
-    "BALANCE_OWED": "see your balance with 'licentia-wallet earnings', revoke your live"
-    " licences ('licentia-wallet erase'), withdraw it all, then delete the account",
-    "INTERNAL": "the exchange had a problem; try again later",
-    "UNAVAILABLE": "is the exchange running at --server (or LICENTIA_SERVER)?",
-}
+def cmd_completion(s: Session) -> None:
+    """Print the shell code that completes licentia-wallet's commands and flags."""
+    print(shellcode([PROG], shell=s.args.shell), end="")
 
 
 __all__ = [

@@ -5,20 +5,18 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import hashlib
 import json
 import sys
-import time
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from licentia import keys, pairwise
-from licentia.errors import LicentiaError
 from licentia.token import (
     LicenceClaims,
-    StandingRule,
     parse_token,
 )
 from licentia.v1 import (
@@ -27,7 +25,7 @@ from licentia.v1 import (
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from ..channel import ExchangeError
-from ..holder import new_idempotency_key, standing_rule
+from ..holder import new_idempotency_key
 from . import keystore, payouts
 from .render import (
     _KIND,
@@ -43,7 +41,6 @@ from .render import (
     _out,
     _shown,
     _when,
-    _words,
     describe_claims,
     request_ending,
 )
@@ -113,6 +110,7 @@ def _terms_from_args(s: Session) -> dict[str, Any]:
             values = tomllib.loads(Path(a.file).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise OperationFailedError(f"cannot read {a.file}: {e}") from None
+        _known_keys_only(a.file, values)
 
     def pick(flag: Any, key: str, parse: Callable[[Any], Any]) -> Any:
         if flag is not None:
@@ -152,9 +150,35 @@ def _terms_from_args(s: Session) -> dict[str, Any]:
     }
 
 
+#: The keys a terms file may hold: the ``terms set`` flags' names, with ``_``.
+TERMS_KEYS = (
+    "categories",
+    "purposes",
+    "refuse",
+    "media",
+    "territories",
+    "price_per_day",
+    "currency",
+    "max_days",
+    "exclusive_multiplier",
+)
+
+
+def _known_keys_only(path: str, values: dict[str, Any]) -> None:
+    """Refuse a terms file with a key it does not know, naming the nearest valid one (a
+    mistyped ``max_dayz`` must not leave the term at its default)."""
+    for key in values:
+        if key in TERMS_KEYS:
+            continue
+        near = difflib.get_close_matches(key.replace("-", "_"), TERMS_KEYS, n=1, cutoff=0.6)
+        hint = f" (did you mean {near[0]!r}?)" if near else f" (valid: {', '.join(TERMS_KEYS)})"
+        raise OperationFailedError(f"{path}: unknown key {key!r}{hint}; nothing was sent")
+
+
 def cmd_terms_set(s: Session) -> None:
     """Set what you offer, and at what price."""
-    terms = s.holder.set_terms(**_terms_from_args(s))
+    wanted = _terms_from_args(s)  # a wrong file is refused before the passphrase is asked
+    terms = s.holder.set_terms(**wanted)
     _out(s.args, _dict(terms), _describe_terms(terms))
 
 
@@ -211,7 +235,7 @@ def cmd_inbox(s: Session) -> None:
         blocks.append(
             head
             + "\n"
-            + describe_claims(claims, r.advertiser_organisation, labels, ending=request_ending(r))
+            + describe_claims(claims, _advertiser_of(r), labels, ending=request_ending(r))
         )
     _out(
         s.args,
@@ -229,7 +253,7 @@ def cmd_approve(s: Session) -> None:
     if claims.holder != s.key.public:
         raise OperationFailedError("this request is not addressed to this wallet's key")
     if not s.args.json:
-        text = describe_claims(claims, request.advertiser_organisation, _labels(s))
+        text = describe_claims(claims, _advertiser_of(request), _labels(s))
         print(_shown(text), file=sys.stderr)
     _confirm(s, "Sign this licence?")
     # Signed with this holder's key for this advertiser alone (token-format §1b).
@@ -257,12 +281,17 @@ def _my_licences(s: Session) -> list[records_pb2.LicenceRecord]:
 def cmd_licences(s: Session) -> None:
     """List every licence issued in your name."""
     rows = _my_licences(s)
+    organisations = _organisations(s) if rows else {}
     lines = [
         f"{x.licence_id.hex()}  {_LSTATE[x.state]:<8} until {_when(x.not_after)}"
         f"  uses {x.uses}{'/' + str(x.max_uses) if x.max_uses else ''}"
+        f"  {_advertiser(organisations.get(x.request_id, ''), x.licensee_key)}"
         for x in rows
     ]
-    _out(s.args, [_dict(x) for x in rows], "\n".join(lines) or "No licence yet.")
+    docs = [
+        {**_dict(x), "licensee_organisation": organisations.get(x.request_id, "")} for x in rows
+    ]
+    _out(s.args, docs, "\n".join(lines) or "No licence yet.")
 
 
 def _licence(s: Session, text: str) -> records_pb2.LicenceRecord:
@@ -283,15 +312,35 @@ def _licence(s: Session, text: str) -> records_pb2.LicenceRecord:
     return next(x for x in rows if x.licence_id == lid)
 
 
+def _organisations(s: Session) -> dict[bytes, str]:
+    """The advertiser's organisation of each request in her inbox (answered ones too), by
+    request id: how a licence (which names the request) names its advertiser."""
+    return {r.request_id: r.advertiser_organisation for r in s.holder.inbox(True)}
+
+
+def _advertiser_of(r: records_pb2.LicenceRequest) -> str:
+    return _advertiser(r.advertiser_organisation, r.advertiser_key)
+
+
+def _advertiser(organisation: str, key: bytes) -> str:
+    """An advertiser for people: the organisation, with its key shortened beside it."""
+    if len(key) != 32:
+        return organisation or "an unnamed advertiser"
+    short = keys.PublicKey(key).text[:20] + "…"
+    return f"{organisation} ({short})" if organisation else f"licensee {short}"
+
+
 def cmd_show(s: Session) -> None:
     """Show one licence in plain words."""
     x = _licence(s, s.args.id)
     claims = parse_token(x.token).claims
+    organisation = _organisations(s).get(x.request_id, "")
     text = (
         f"Licence {x.licence_id.hex()} ({_LSTATE[x.state]}, uses so far: {x.uses})\n"
-        + describe_claims(claims, "licensee " + keys.PublicKey(x.licensee_key).text, _labels(s))
+        + describe_claims(claims, _advertiser(organisation, x.licensee_key), _labels(s))
     )
     doc = _dict(x)
+    doc["licensee_organisation"] = organisation
     try:
         secret: bytes | None = s.holder_secret
     except OperationFailedError:  # a joined device still waiting for it: nothing to say
@@ -321,19 +370,21 @@ def cmd_revoke(s: Session) -> None:
 
 
 def cmd_accesses(s: Session) -> None:
-    """Who fetched which of your assets, and when."""
+    """Who fetched which of your assets, and when: the advertiser by its organisation."""
     accesses = s.holder.accesses()
     labels = _labels(s) if accesses else {}
-    lines = [
-        f"{_when(a.accessed_at)}  {labels.get(a.sha256, a.sha256.hex()[:12])}"
-        f"  by {keys.PublicKey(a.licensee_key).text}  under licence {a.licence_id.hex()[:12]}"
-        for a in accesses
-    ]
-    _out(
-        s.args,
-        [_dict(a) for a in accesses],
-        "\n".join(lines) or "Nobody has fetched your data.",
-    )
+    requests = {x.licence_id: x.request_id for x in _my_licences(s)} if accesses else {}
+    organisations = _organisations(s) if accesses else {}
+    docs, lines = [], []
+    for a in accesses:
+        organisation = organisations.get(requests.get(a.licence_id, b""), "")
+        docs.append({**_dict(a), "licensee_organisation": organisation})
+        lines.append(
+            f"{_when(a.accessed_at)}  {labels.get(a.sha256, a.sha256.hex()[:12])}"
+            f"  by {_advertiser(organisation, a.licensee_key)}"
+            f"  under licence {a.licence_id.hex()[:12]}"
+        )
+    _out(s.args, docs, "\n".join(lines) or "Nobody has fetched your data.")
 
 
 def cmd_earnings(s: Session) -> None:
@@ -413,79 +464,3 @@ def cmd_erase(s: Session) -> None:
         _dict(resp),
         f"Erased {resp.erased} asset(s); revoked {len(resp.revoked_licence_ids)} licence(s).",
     )
-
-
-def cmd_rules_add(s: Session) -> None:
-    """Sign a standing rule: requests entirely within it are approved without asking you."""
-    a = s.args
-    now = int(time.time())
-    assets = s.holder.assets()
-    categories = set(a.categories)
-    digests = [bytes.fromhex(h) for h in a.sha256] or [
-        x.sha256 for x in assets if DataCategory(x.category) in categories
-    ]
-    if not digests:
-        raise OperationFailedError("no asset of those categories to cover: add one first")
-    try:
-        signed = standing_rule(
-            s.key,
-            categories=categories,
-            purposes=a.purposes,
-            media=a.media,
-            territories=a.territories,
-            assets=digests,
-            not_before=now,
-            not_after=now + a.days * 86400,
-            max_term_seconds=a.max_term_days * 86400,
-            min_price_per_day=a.min_price_per_day,
-            currency=a.currency,
-            allow_exclusive=a.allow_exclusive,
-            max_uses=a.max_uses,
-            licensees=[keys.PublicKey.from_text(k) for k in a.licensee],
-        )
-    except LicentiaError as e:
-        if e.reason.name == "SENSITIVE_USE_NEEDS_APPROVAL":
-            raise OperationFailedError(
-                "political campaigns, AI model training and opinions are never approved"
-                " automatically: you will always be asked"
-            ) from None
-        raise OperationFailedError(f"not a valid rule: {e}") from None
-    record = s.holder.add_standing_rule(signed)
-    rule = signed.rule
-    _out(
-        s.args,
-        _dict(record),
-        f"Signed standing rule {rule.rule_id.hex()}: requests within it, for"
-        f" {len(digests)} asset(s), are approved for you until {_when(rule.not_after)}.\n"
-        f"Withdraw it any time with 'licentia-wallet rules withdraw {rule.rule_id.hex()[:8]}'.",
-    )
-
-
-def _rules(s: Session) -> list[records_pb2.StandingRuleRecord]:
-    return s.holder.standing_rules()
-
-
-def cmd_rules_list(s: Session) -> None:
-    """Your standing rules, in force and withdrawn."""
-    rows = _rules(s)
-    lines = []
-    for r in rows:
-        rule = StandingRule.decode(r.consent.rule)
-        state = f"withdrawn {_when(r.withdrawn_at)}" if r.withdrawn_at else "in force"
-        lines.append(
-            f"{rule.rule_id.hex()}  {state}, until {_when(rule.not_after)}: "
-            f"{_words(sorted(rule.scope.categories))} for {_words(sorted(rule.scope.purposes))}"
-            f" in {', '.join(sorted(rule.scope.territories))}, at least"
-            f" {_money(rule.min_price_per_day_minor, rule.currency)} a day,"
-            f" {rule.max_term_seconds // 86400} days at most"
-        )
-    _out(s.args, [_dict(r) for r in rows], "\n".join(lines) or "No standing rule.")
-
-
-def cmd_rules_withdraw(s: Session) -> None:
-    """Withdraw a standing rule: new requests are asked again."""
-    rows = _rules(s)
-    ids = [StandingRule.decode(r.consent.rule).rule_id for r in rows if not r.withdrawn_at]
-    rid = _pick(ids, s.args.id, "standing rule in force")
-    withdrawn = s.holder.withdraw_standing_rule(rid)
-    _out(s.args, _dict(withdrawn), f"Withdrew standing rule {rid.hex()}.")

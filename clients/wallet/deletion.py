@@ -19,7 +19,7 @@ from pathlib import Path
 from licentia.erasure import verify_erasure_receipt
 
 from .render import _dict, _out
-from .session import OperationFailedError, Session
+from .session import OperationFailedError, Session, ask
 
 __all__ = ["cmd_delete_account"]
 
@@ -30,7 +30,7 @@ def _confirmed(s: Session, handle: str) -> bool:
         return True
     if not sys.stdin.isatty() or s.args.passphrase_file == "-":  # noqa: S105 - "-" is stdin
         raise OperationFailedError("confirm with --yes (no terminal to ask); nothing was deleted")
-    typed = input(
+    typed = ask(
         f"This deletes your account '{handle}' at the exchange for good: every live licence"
         " is revoked, your assets, terms, rules and profile are erased, and this wallet's"
         " keys stop working. Type your handle to confirm: "

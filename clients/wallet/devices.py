@@ -35,8 +35,9 @@ from .render import (
     _words,
     describe_claims,
     fingerprint,
+    rule_dict,
 )
-from .session import MisuseError, OperationFailedError, Session, _confirm
+from .session import MisuseError, OperationFailedError, Session, _confirm, ask
 
 _ROLE: dict[int, str] = {keyset.DEVICE: "device", keyset.RECOVERY: "recovery"}
 _CAUSE: dict[int, str] = {keyset.RETIRED: "retired", keyset.COMPROMISED: "compromised"}
@@ -266,7 +267,7 @@ def _cause(s: Session) -> bool:
         return bool(s.args.compromised)
     if s.args.yes or not sys.stdin.isatty():
         raise MisuseError("say why the key goes: --compromised (lost or stolen) or --retired")
-    answer = input("Was the device lost or stolen (c: compromised), or retired (r)? [c/r] ")
+    answer = ask("Was the device lost or stolen (c: compromised), or retired (r)? [c/r] ")
     if answer.strip().lower() in ("c", "compromised"):
         return True
     if answer.strip().lower() in ("r", "retired"):
@@ -304,7 +305,7 @@ def _review(s: Session, key: _Key, since: int, revoke: bool, doc: dict[str, obje
     blocks += [_describe_rule(r) for r in rules]
     doc["since"] = since
     doc["licences"] = [_dict(x) for x in found.licences]
-    doc["rules"] = [_dict(r) for r in found.rules]
+    doc["rules"] = [rule_dict(r) for r in found.rules]
     doc["truncated"] = found.truncated
     doc["revoked"] = False
     head = f"What {key.label} consented to since {_when(since)} that is still in force:"

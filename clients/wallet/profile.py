@@ -7,8 +7,10 @@ display name is shown to advertisers in your offers only when you choose it (``p
 
 from __future__ import annotations
 
+from licentia import keys
 from licentia.v1 import records_pb2
 
+from . import keystore
 from .render import _dict, _out
 from .session import MisuseError, Session
 
@@ -25,8 +27,32 @@ def _describe(profile: records_pb2.Profile) -> str:
         [
             f"Handle: {profile.handle} (never shown to advertisers)",
             f"Name:   {name} ({shown})",
+            f"Requests: {_objection(profile)}",
         ]
     )
+
+
+def _objection(profile: records_pb2.Profile) -> str:
+    if profile.objecting:
+        return "you have opted out: no new request reaches you ('licentia-wallet opt-in' to undo)"
+    return "open: advertisers can send you requests ('licentia-wallet opt-out' to stop them)"
+
+
+def cmd_status(s: Session) -> None:
+    """Your key, your account at the exchange, and whether you have opted out."""
+    info = keystore.info(s.wallet)
+    profile = s.holder.profile()
+    doc = {
+        "public_key": info.public.text,
+        "account": keys.PublicKey(info.account).text,
+        "handle": profile.handle,
+        "opted_out": profile.objecting,
+    }
+    text = (
+        f"Wallet:   {s.wallet}\nKey:      {info.public.text}\n"
+        f"Exchange: {s.args.server}\n" + _describe(profile)
+    )
+    _out(s.args, doc, text)
 
 
 def cmd_profile_show(s: Session) -> None:

@@ -18,8 +18,10 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
+from licentia import keys
 from licentia.token import (
     LicenceClaims,
+    StandingRule,
     salted_digest,
 )
 from licentia.v1 import (
@@ -95,23 +97,101 @@ def _out(args: argparse.Namespace, doc: Any, text: str) -> None:
 
 
 def _dict(msg: Message) -> dict[str, Any]:
-    """A message as JSON, with ids, keys and digests in hex (as the text output shows them)."""
-    out = MessageToDict(msg, preserving_proto_field_name=True)
-    _hexify(msg, out)
+    """A message in the wallet's JSON (docs/wallet-json.md): the protobuf JSON mapping with
+    the field names of the .proto, zero values present and enums by name, except that
+    64-bit integers are numbers (strings only beyond 2**53), public keys are ``ed25519:…``
+    and other bytes (ids, digests, signatures) hex, as the text output shows them."""
+    out = MessageToDict(
+        msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    _recode(msg, out)
     return out
 
 
-def _hexify(msg: Message, out: dict[str, Any]) -> None:
-    for field, value in msg.ListFields():
-        repeated = field.is_repeated
+#: Integers a JSON number carries exactly (IEEE-754 doubles): larger ones stay strings.
+MAX_SAFE_INTEGER = 2**53 - 1
+_INT64 = {
+    FieldDescriptor.TYPE_INT64,
+    FieldDescriptor.TYPE_UINT64,
+    FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED64,
+    FieldDescriptor.TYPE_SFIXED64,
+}
+
+
+def is_key_field(name: str) -> bool:
+    """Whether a bytes field of this name holds an Ed25519 public key (an account id is one)."""
+    if name in ("account", "key") or name.endswith(("_keys", "_key")):
+        return name not in ("idempotency_key", "log_key")
+    return False
+
+
+#: The vocabulary's enums, printed by the names a person types (``image``,
+#: ``direct-marketing``), not the .proto's (``DATA_CATEGORY_IMAGE``).
+VOCABULARY: dict[str, type[DataCategory] | type[Purpose] | type[Medium]] = {
+    "licentia.v1.DataCategory": DataCategory,
+    "licentia.v1.Purpose": Purpose,
+    "licentia.v1.Medium": Medium,
+}
+
+
+def _vocabulary(
+    kind: type[DataCategory] | type[Purpose] | type[Medium], value: int, got: Any
+) -> Any:
+    try:
+        return _name(kind(value))
+    except ValueError:  # unspecified, or newer than this wallet: as the mapping has it
+        return got
+
+
+def _bytes(name: str, value: bytes) -> str:
+    if is_key_field(name) and len(value) == 32:
+        return keys.PublicKey(value).text
+    return value.hex()
+
+
+def _number(value: Any) -> Any:
+    n = int(value)
+    return n if abs(n) <= MAX_SAFE_INTEGER else str(n)
+
+
+def _recode(msg: Message, out: dict[str, Any]) -> None:
+    for field in msg.DESCRIPTOR.fields:
+        if field.name not in out:
+            continue
+        value = getattr(msg, field.name)
         if field.type == FieldDescriptor.TYPE_BYTES:
-            out[field.name] = [v.hex() for v in value] if repeated else value.hex()
-        elif field.type == FieldDescriptor.TYPE_MESSAGE and field.name in out:
-            if repeated:
-                for sub_msg, sub_out in zip(value, out[field.name], strict=True):
-                    _hexify(sub_msg, sub_out)
+            if field.is_repeated:
+                out[field.name] = [_bytes(field.name, v) for v in value]
             else:
-                _hexify(value, out[field.name])
+                out[field.name] = _bytes(field.name, value)
+        elif field.type == FieldDescriptor.TYPE_ENUM and field.enum_type is not None:
+            kind = VOCABULARY.get(field.enum_type.full_name)
+            if kind is not None:
+                out[field.name] = (
+                    [_vocabulary(kind, v, o) for v, o in zip(value, out[field.name], strict=True)]
+                    if field.is_repeated
+                    else _vocabulary(kind, value, out[field.name])
+                )
+        elif field.type in _INT64:
+            got = out[field.name]
+            out[field.name] = [_number(v) for v in got] if field.is_repeated else _number(got)
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            if field.message_type is None or field.message_type.GetOptions().map_entry:
+                continue  # no map in the wallet's messages carries bytes or 64-bit values
+            if field.is_repeated:
+                for sub_msg, sub_out in zip(value, out[field.name], strict=True):
+                    _recode(sub_msg, sub_out)
+            else:
+                _recode(value, out[field.name])
+
+
+def rule_dict(r: records_pb2.StandingRuleRecord) -> dict[str, Any]:
+    """A standing rule as JSON: the record, and under ``rule`` the rule it signed, decoded
+    (scope, assets, term, price, …)."""
+    doc = _dict(r)
+    doc["rule"] = _dict(StandingRule.decode(r.consent.rule).to_proto())
+    return doc
 
 
 def _hexes(text: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,20 +42,35 @@ class Session:
         self._holder: Holder | None = None
         self._others: list[Holder] = []
 
-    def passphrase(self, *, twice: bool = False) -> str:
-        """From --passphrase-file (or stdin with '-'), else asked on the terminal."""
+    def passphrase(self, *, twice: bool = False, min_chars: int = 0) -> str:
+        """From --passphrase-file (or stdin with '-'), else asked on the terminal. A new
+        passphrase (``twice``) is typed twice; one too short (under ``min_chars``) or typed
+        differently the second time is asked again, up to :data:`NEW_PASSPHRASE_TRIES` times.
+        """
         source = self.args.passphrase_file
         if source is not None:
             text = sys.stdin.readline() if source == "-" else _read_first_line(Path(source))
-            return text.rstrip("\r\n")
+            text = text.rstrip("\r\n")
+            if len(text) < min_chars:
+                raise keystore.WalletError(_too_short(min_chars))
+            return text
         if not sys.stdin.isatty():
             raise OperationFailedError(
                 "no terminal to ask the passphrase: use --passphrase-file PATH or -"
             )
-        first = getpass.getpass("Wallet passphrase: ")
-        if twice and getpass.getpass("Again, to be sure: ") != first:
-            raise OperationFailedError("the two passphrases differ")
-        return first
+        if not twice:
+            return getpass.getpass("Wallet passphrase: ")
+        problem = ""
+        for _ in range(NEW_PASSPHRASE_TRIES):
+            first = getpass.getpass("New wallet passphrase: ")
+            if len(first) < min_chars:
+                problem = _too_short(min_chars)
+            elif getpass.getpass("Again, to be sure: ") != first:
+                problem = "the two passphrases differ"
+            else:
+                return first
+            print(f"{problem}: try again.", file=sys.stderr)
+        raise OperationFailedError(f"{problem}; nothing was done")
 
     @property
     def key(self) -> PrivateKey:
@@ -113,8 +129,7 @@ class Session:
     def connect(self, key: PrivateKey) -> Holder:
         """Another client of the exchange, signing with ``key`` (a recovery key, a new
         device's); closed with the session."""
-        ca = Path(self.args.tls_ca).read_bytes() if self.args.tls_ca else None
-        client = Holder.connect(self.args.server, key, tls_ca=ca)
+        client = Holder.connect(self.args.server, key, tls_ca=trusted_roots(self.args))
         self._others.append(client)
         return client
 
@@ -122,6 +137,40 @@ class Session:
         """Close the channels."""
         for client in self._others:
             client.close()
+
+
+#: How many times a new passphrase is asked when it is too short or typed differently.
+NEW_PASSPHRASE_TRIES = 3
+
+
+def _too_short(min_chars: int) -> str:
+    return f"the passphrase must have at least {min_chars} characters"
+
+
+def trusted_roots(args: argparse.Namespace) -> bytes | None:
+    """The PEM certificates the TLS connection to the exchange trusts: ``--tls-ca`` (or
+    ``LICENTIA_TLS_CA``), else the system's CA store; ``None`` (no TLS) with ``--insecure``."""
+    if args.insecure:
+        if args.tls_ca:
+            raise MisuseError("--insecure turns TLS off: it goes with no --tls-ca")
+        return None
+    if args.tls_ca:
+        path, what = Path(args.tls_ca), "--tls-ca (or LICENTIA_TLS_CA)"
+    else:
+        found = ssl.get_default_verify_paths().cafile
+        if found is None:
+            raise OperationFailedError(
+                "no system CA store found to check the exchange's certificate: name one with"
+                " --tls-ca FILE (or LICENTIA_TLS_CA), or --insecure for a local exchange"
+            )
+        path, what = Path(found), "the system CA store"
+    try:
+        pem = path.read_bytes()
+    except OSError as e:
+        raise OperationFailedError(f"cannot read {what} {path}: {e.strerror}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise OperationFailedError(f"{what} {path} holds no PEM certificate")
+    return pem
 
 
 def _read_first_line(path: Path) -> str:
@@ -143,10 +192,18 @@ def _pick(ids: Sequence[bytes], text: str, what: str) -> bytes:
     return found[0]
 
 
+def ask(prompt: str) -> str:
+    """One answer typed at the terminal; the prompt goes to stderr (stdout may be JSON)."""
+    print(prompt, end="", file=sys.stderr, flush=True)
+    return input("")  # the prompt is printed above, on stderr
+
+
 def _confirm(s: Session, question: str) -> None:
+    """Ask ``question`` (y/N), after the passphrase (one order everywhere); --yes answers."""
+    _ = s.key  # unlocks the wallet: the passphrase is asked first
     if s.args.yes:
         return
     if not sys.stdin.isatty() or s.args.passphrase_file == "-":  # noqa: S105 - "-" is stdin
         raise OperationFailedError("confirm with --yes (no terminal to ask)")
-    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+    if ask(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
         raise OperationFailedError("nothing done")

@@ -99,7 +99,7 @@ def test_the_holders_whole_story(wallet: Wallet, ex: Exchange, tmp_path: Path) -
     set_up(wallet, tmp_path)
     terms = wallet.json("terms", "show")
     assert isinstance(terms, dict)
-    assert terms["price_per_day_minor"] == "100"
+    assert terms["price_per_day_minor"] == 100
     adv = ex.party()
     register_advertiser(adv)
     holder_key = _holder_key(wallet)
@@ -205,7 +205,7 @@ def test_an_unregistered_holder_gets_a_hint(wallet: Wallet) -> None:
 
 def test_as_a_real_process_with_the_passphrase_on_stdin(tmp_path: Path, ex: Exchange) -> None:
     env = {**os.environ, "LICENTIA_WALLET": str(tmp_path / "w.json"), "LICENTIA_SERVER": ex.address}
-    cmd = [sys.executable, "-m", "licentia.clients.wallet.cli"]
+    cmd = [sys.executable, "-m", "licentia.clients.wallet.cli", "--insecure"]
     init = subprocess.run(
         [*cmd, "init", "--yes", "--passphrase-file", "-"],
         input=PASS + "\n",
@@ -266,9 +266,17 @@ def test_an_unreachable_exchange_is_said_plainly(
     w = Wallet(tmp_path, f"127.0.0.1:{port}", capsys)
     assert w("init", "--yes")[0] == 0
     code, _, err = w("licences")
-    assert code == 1
-    assert "UNAVAILABLE" in err
+    assert code == 3  # documented: the exchange could not be reached
+    assert err.startswith(
+        f"licentia-wallet: error: could not reach the exchange at 127.0.0.1:{port} ("
+    )
+    assert "the exchange refused" not in err
     assert "hint: is the exchange running" in err
+    code, _, err = w("licences", "--json")
+    assert code == 3
+    error = json.loads(err)["error"]
+    assert error["reason"] == "UNAVAILABLE"
+    assert error["message"].startswith(f"could not reach the exchange at 127.0.0.1:{port}")
 
 
 def test_standing_rules_approve_matching_requests_and_never_sensitive_ones(
@@ -318,7 +326,12 @@ def test_standing_rules_approve_matching_requests_and_never_sensitive_ones(
     assert not longer.licence.token  # outside the rule: asked
     rules = wallet.json("rules", "list")
     assert len(rules) == 1
-    assert "withdrawn_at" not in rules[0]  # in force (a zero field is left out)
+    assert rules[0]["withdrawn_at"] == 0  # in force
+    rule = rules[0]["rule"]  # the rule itself, not its bytes in hex
+    assert rule["scope"]["territories"] == ["FR"]
+    assert rule["max_term_seconds"] == 60 * 86400
+    assert rule["min_price_per_day_minor"] == 100
+    assert rule["holder_key"].startswith("ed25519:")
     listing = wallet("rules", "list")[1]
     assert "in force" in listing
     rule_id = listing.split()[0]

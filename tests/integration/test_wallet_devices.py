@@ -355,6 +355,7 @@ def test_recover_as_a_real_process_takes_well_under_a_minute(
             sys.executable,
             "-m",
             "licentia.clients.wallet.cli",
+            "--insecure",
             "recover",
             "--phrase-file",
             str(phrase_file),

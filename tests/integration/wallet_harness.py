@@ -35,6 +35,7 @@ class Wallet:
                 str(self.path),
                 "--server",
                 self.server,
+                "--insecure",  # the test exchange talks plain gRPC on loopback
                 "--passphrase-file",
                 str(self.pass_file),
             ]
@@ -50,9 +51,14 @@ class Wallet:
 
 def set_up(w: Wallet, tmp_path: Path, handle: str = "alice") -> None:
     """Register ``w`` under ``handle`` with a photo (stored) and terms for advertising."""
+    assert w("register", "--handle", handle, "--name", "Alice")[0] == 0
+    set_up_assets_and_terms(w, tmp_path)
+
+
+def set_up_assets_and_terms(w: Wallet, tmp_path: Path) -> None:
+    """Give the registered ``w`` a photo (stored) and terms for advertising."""
     photo = tmp_path / "me.png"
     photo.write_bytes(PHOTO)
-    assert w("register", "--handle", handle, "--name", "Alice")[0] == 0
     code, out, err = w("assets", "add", str(photo), "--category", "image", "--upload")
     assert code == 0, err
     assert "stored at the exchange" in out
