@@ -191,6 +191,12 @@ class RequestsPart(LicencesPart, ReservesPart):
         licence_id: bytes = b"",
         auto: bool | None = None,
     ) -> RequestRow:
+        """Inside a change: end the pending request (declined, withdrawn, expired, failed)
+        and release its reservation. Takes the request's lock first, as an issuance does:
+        an issuance releases the reservation (the advertiser's ``reserves`` row) before it
+        updates the request's row, so an end that updated the row first and then waited on
+        ``reserves`` would deadlock with it."""
+        self._hold(c, b"request", request_id)
         return self._finished(
             c,
             request_id,

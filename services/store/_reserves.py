@@ -100,11 +100,12 @@ class ReservesPart(LedgerPart):
         )
         c.execute("DELETE FROM request_reserves WHERE request_id = ?", (request_id,))
 
-    @classmethod
-    def _expire_due(cls, c: Conn, advertiser_key: bytes, now: int) -> int:
+    def _expire_due(self, c: Conn, advertiser_key: bytes, now: int) -> int:
         """Inside a change: expire the advertiser's reserving requests whose time to answer
         is over (requests otherwise expire when next read) and release what they reserve;
-        how many."""
+        how many. Holds the advertiser's account lock first, as an issuance does before it
+        touches ``reserves`` and then its request's row: the reverse order would deadlock."""
+        self._hold(c, b"account", ledger.ADVERTISER.encode(), advertiser_key)
         expired = c.execute(
             "UPDATE requests SET state = ?, updated_at = ? WHERE state = ? AND expires_at <= ?"
             " AND request_id IN (SELECT request_id FROM request_reserves"
@@ -112,7 +113,7 @@ class ReservesPart(LedgerPart):
             (int(RequestState.EXPIRED), now, int(RequestState.PENDING), now, advertiser_key),
         ).fetchall()
         for (rid,) in expired:
-            cls._release_sent(c, bytes(rid))
+            self._release_sent(c, bytes(rid))
         return len(expired)
 
     def expire_requests(self, advertiser_key: bytes, now: int) -> int:

@@ -5,6 +5,8 @@ releases it, no issuance takes reserved money, and ledger_check proves the total
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 
 import pytest
 
@@ -12,6 +14,7 @@ from licentia.errors import LicentiaError, Reason
 from licentia.services import issuance
 from licentia.services.model import RequestRow, RequestState
 from licentia.services.store import Store
+from licentia.services.store import common as store_common
 from licentia.services.store.common import SqlStore
 
 from .harness import (
@@ -195,3 +198,50 @@ def test_the_retention_sweep_and_an_erasure_release_what_requests_reserved(store
     swept = store.sweep_retention(NOW + 10 * DAY, DAY, batch=10)
     assert swept.requests == 1
     assert store.reserved(ADV) == (0, 0)
+
+
+def test_a_decline_racing_an_approval_waits_for_it_and_never_deadlocks(
+    opener: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The approval releases the reservation, then (paused here) marks its request issued;
+    a decline of the same request meanwhile waits for the request's lock instead of taking
+    the request's row and then waiting on the reservation (a deadlock on PostgreSQL, which
+    its retry hid at the cost of a stall)."""
+    approver, decliner = opener(), opener()
+    holder = _holder()
+    _register(approver, holder)
+    approver.deposit(ADV, 2 * PRICE, "pay", NOW, digest=_d("pay"))
+    req = _ask(approver, 1)
+    retries: list[str] = []
+    monkeypatch.setattr(store_common, "retried", retries.append)
+    halfway = threading.Event()
+    finish_sent = approver._finish_sent  # type: ignore[attr-defined]
+
+    def paused(
+        c: object, request_id: bytes, state: RequestState, *a: object, **k: object
+    ) -> object:
+        if state == RequestState.ISSUED and not halfway.is_set():
+            c.execute("SELECT 1").fetchone()  # type: ignore[attr-defined]  # the release has run
+            halfway.set()
+            time.sleep(0.5)
+        return finish_sent(c, request_id, state, *a, **k)
+
+    monkeypatch.setattr(approver, "_finish_sent", paused)
+    declined: list[object] = []
+
+    def decline() -> None:
+        halfway.wait(10)
+        try:
+            declined.append(decliner.finish_request(req.request_id, RequestState.DECLINED, NOW))
+        except LicentiaError as e:
+            declined.append(e.reason)
+
+    t = threading.Thread(target=decline)
+    t.start()
+    issued = _issue(approver, _licence(req, holder))
+    t.join(20)
+    assert issued.state == RequestState.ISSUED
+    assert declined == [Reason.REQUEST_NOT_PENDING]
+    assert retries == []
+    assert approver.reserved(ADV) == (0, 0)
+    assert approver.ledger_check() == []
