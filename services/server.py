@@ -381,6 +381,14 @@ def _check_ledger(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: cannot open the store: {e}", file=sys.stderr)
         return 2
     try:
+        pending = store.pending_migrations()
+        if pending:  # read only, so not migrated here: its older tables cannot be checked
+            print(
+                f"{PROG}: error: the store lacks {len(pending)} of this version's migrations"
+                f" ({', '.join(pending)}): run `{PROG} migrate` (or start the exchange) first",
+                file=sys.stderr,
+            )
+            return 2
         problems = store.ledger_check()
     finally:
         store.close()

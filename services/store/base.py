@@ -471,6 +471,11 @@ class Store(
         their own; raise their reason if one is recorded and live."""
         ...
 
+    def pending_migrations(self) -> list[str]:
+        """The names of this version's migrations the database has not applied (a store
+        opened read-only applies none: it must not be read at an older schema)."""
+        ...
+
     def close(self) -> None:
         """Release the database."""
         ...

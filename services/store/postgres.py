@@ -1009,6 +1009,19 @@ class PostgresStore(SqlStore, GroupCommit):
             self._connection_lost(1)
             raise LicentiaError(Reason.UNAVAILABLE, "the database connection was lost") from e
 
+    def pending_migrations(self) -> list[str]:
+        """This version's migrations not recorded in ``licentia_migrations``."""
+        found = self._row("SELECT to_regclass('licentia_migrations')", ())
+        done: set[str] = set()
+        if found is not None and found[0] is not None:
+            done = {
+                str(r[0])
+                for r in self._rows(
+                    "SELECT name FROM licentia_migrations WHERE migration_set = 'licentia'", ()
+                )
+            }
+        return [name for name, _ in MIGRATIONS if name not in done]
+
     def close(self) -> None:
         """Close the pool's connections and the listening connection."""
         listener, self._listener = self._listener, None

@@ -747,6 +747,11 @@ class SqliteStore(SqlStore, GroupCommit):
             c.execute("SELECT coalesce(max(sequence), 0) + 1 FROM revocations").fetchone()[0]
         )
 
+    def pending_migrations(self) -> list[str]:
+        """This version's migrations the file has not applied (sqlite-utils' record)."""
+        with self._lock:
+            return [m.name for m in migrations.pending(self._db)]
+
     def close(self) -> None:
         """Close the connections."""
         with self._lock:

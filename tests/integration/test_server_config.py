@@ -175,3 +175,24 @@ def test_migrate_makes_the_sqlite_store(tmp_path: Path, capsys: pytest.CaptureFi
     assert "is up to date" in capsys.readouterr().out
     assert (data / DB_FILE).exists()
     assert main(["rotate-key", "--data-dir", str(data)]) == 0  # a store the server can use
+
+
+def test_check_ledger_on_a_store_behind_this_version_says_to_migrate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Read only, it migrates nothing: a store an older version left is refused with what to
+    do, not read at its older schema (a traceback on the first missing table)."""
+    data = tmp_path / "data"
+    assert main(["migrate", "--data-dir", str(data)]) == 0
+    with sqlite3.connect(data / DB_FILE) as db:  # as a version before m017 left it
+        db.execute("DROP TABLE request_reserves")
+        db.execute("DROP TABLE reserves")
+        db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm017_reserves'")
+    capsys.readouterr()
+    assert main(["check-ledger", "--data-dir", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "m017_reserves" in err
+    assert "migrate" in err
+    assert "Traceback" not in err
+    assert main(["migrate", "--data-dir", str(data)]) == 0
+    assert main(["check-ledger", "--data-dir", str(data)]) == 0

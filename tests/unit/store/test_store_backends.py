@@ -67,9 +67,15 @@ def test_replicas_starting_together_migrate_once(pg_server: PgServer) -> None:
         "m017_reserves",
     ]
     store = PostgresStore(url)
+    assert store.pending_migrations() == []
     _issued(store, _holder(), 1)
     assert store.ledger_check() == []
     store.close()
+    # A read-only store migrates nothing, and says what it lacks.
+    behind = pg_server.create_database()
+    reader = PostgresStore(behind, read_only=True)
+    assert reader.pending_migrations() == sorted(names)
+    reader.close()
 
 
 def test_acknowledged_changes_survive_a_server_crash(pg_server: PgServer) -> None:
