@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any, TypeVar, cast
 
@@ -15,6 +16,19 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 from .model import AssetRow, LicenceRow, Party, RequestRow, StandingRuleRow, Terms
 
 _E = TypeVar("_E", DataCategory, Purpose, Medium)
+
+
+def for_holder(row: RequestRow) -> RequestRow:
+    """The request as its holder may see it, wherever she reads it (her inbox, a request,
+    her data export): the advertiser's money is none of her business, so a request that
+    failed for it reads as one that can no longer be approved."""
+    if row.failure != Reason.INSUFFICIENT_FUNDS.name:
+        return row
+    return dataclasses.replace(
+        row,
+        failure=Reason.REQUEST_NOT_APPROVABLE.name,
+        reason="this request can no longer be approved",
+    )
 
 
 def enum_value(value: int, kind: type[_E], what: str) -> _E | None:

@@ -151,12 +151,7 @@ class ExchangeService:
         device, the claims it signs to consent (:func:`.issuance.rebind`). The caller must
         be the request's holder. The advertiser's money is none of her business: a request
         that failed for it reads as one that can no longer be approved."""
-        if row.failure == Reason.INSUFFICIENT_FUNDS.name:
-            return dataclasses.replace(
-                row,
-                failure=Reason.REQUEST_NOT_APPROVABLE.name,
-                reason="this request can no longer be approved",
-            )
+        row = convert.for_holder(row)
         if row.state != RequestState.PENDING:
             return row
         device = call.caller.raw if call.caller is not None else row.holder_key

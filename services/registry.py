@@ -260,7 +260,8 @@ class RegistryService:
         for r in s.requests_for_holder(holder.key, include_answered=True, limit=1 << 31):
             adv = s.party(r.advertiser_key)
             organisation = adv.display_name if adv else ""
-            out.requests.append(convert.request_to(r, organisation, offer_ref=None))
+            seen = convert.for_holder(r)  # as her inbox shows it: no advertiser's money
+            out.requests.append(convert.request_to(seen, organisation, offer_ref=None))
         everything = s.licences_of(holder.key, before_issued=1 << 62, limit=1 << 31)
         out.licences.extend(
             convert.licence_to(x, call.now, to_holder=True)

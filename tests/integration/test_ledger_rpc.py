@@ -565,6 +565,15 @@ def test_an_approval_that_fails_for_money_tells_the_holder_nothing_of_it(w: Worl
         "REQUEST_NOT_APPROVABLE",
         "this request can no longer be approved",
     )
+    exported = w.holder.call(  # her data export says no more of it than her inbox
+        registry_pb2,
+        "ExportData",
+        registry_pb2.ExportDataRequest(),
+        registry_pb2.ExportDataResponse,
+    )
+    (kept,) = [r for r in exported.requests if r.request_id == pending.request_id]
+    assert (kept.failure, kept.reason) == (seen.failure, seen.reason)
+    assert "INSUFFICIENT_FUNDS" not in str(exported)
     told = adv.call(
         exchange_pb2,
         "GetRequest",
