@@ -76,6 +76,7 @@ def test_licentia_verify_is_tls_unless_insecure(
     assert verify_main(["--server", where, "--timeout", "5", token, *use]) == 3
     err = capsys.readouterr().err
     assert f"could not reach the exchange at {where}" in err
+    assert "did not answer over TLS: for a local exchange without TLS add --insecure" in err
     assert verify_main(["--server", where, "--insecure", token, *use]) == 0
     assert capsys.readouterr().out == "ALLOW\n"
     assert verify_main(["--server", ex.address, token, *use]) == 0  # loopback: no flag
