@@ -21,7 +21,7 @@ from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey, PublicKey
 from licentia.v1 import accounts_pb2
 
-from . import accounts
+from . import accounts, tls
 from .accounts import VerifiedKeySet
 from .aio_channel import AsyncSignedChannel
 from .channel import ExchangeError, SignedChannel
@@ -77,17 +77,17 @@ class PartyClient:
         key: PrivateKey,
         *,
         tls_ca: bytes | None = None,
+        insecure: bool = False,
         timeout: float = 10.0,
         account: bytes = b"",
     ) -> Self:
-        """A client of the exchange at ``address`` (``host:port``), over TLS checked
-        against ``tls_ca`` (PEM) when given, else in plain text (tests, loopback);
-        ``account`` when ``key`` is not the account's own (a second device)."""
-        if tls_ca is None:
-            channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
-        else:
-            creds = grpc.ssl_channel_credentials(root_certificates=tls_ca)
-            channel = grpc.secure_channel(address, creds, options=CHANNEL_OPTIONS)
+        """A client of the exchange at ``address`` (``host:port``), over TLS: checked
+        against ``tls_ca`` (PEM) when given, else against the system's CA store. In plain
+        text only with ``insecure=True`` (a local exchange), or when ``address`` is a
+        loopback one (``127.0.0.0/8``, ``::1``, ``localhost``) and no ``tls_ca`` is given
+        (see :mod:`licentia.clients.tls`). ``account`` when ``key`` is not the account's
+        own (a second device)."""
+        channel = tls.channel(address, tls_ca=tls_ca, insecure=insecure, options=CHANNEL_OPTIONS)
         return cls(channel, key, timeout=timeout, account=account)
 
     @property
@@ -337,17 +337,17 @@ class AsyncPartyClient:
         key: PrivateKey,
         *,
         tls_ca: bytes | None = None,
+        insecure: bool = False,
         timeout: float = 10.0,
         account: bytes = b"",
     ) -> Self:
-        """A client of the exchange at ``address`` (``host:port``), over TLS checked
-        against ``tls_ca`` (PEM) when given, else in plain text; ``account`` as for
-        :meth:`PartyClient.connect`. Call it inside the event loop that will use the client."""
-        if tls_ca is None:
-            channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
-        else:
-            creds = grpc.ssl_channel_credentials(root_certificates=tls_ca)
-            channel = grpc.aio.secure_channel(address, creds, options=CHANNEL_OPTIONS)
+        """A client of the exchange at ``address`` (``host:port``), secured as
+        :meth:`PartyClient.connect` says (TLS by default; plain text with ``insecure=True``
+        or on a loopback address); ``account`` as there. Call it inside the event loop that
+        will use the client."""
+        channel = tls.aio_channel(
+            address, tls_ca=tls_ca, insecure=insecure, options=CHANNEL_OPTIONS
+        )
         return cls(channel, key, timeout=timeout, account=account)
 
     @property

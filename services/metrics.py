@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from licentia.states import RequestState
+
 from . import rpc
 from .store import common as store_common
 
@@ -321,9 +323,10 @@ def _alive(pid: int) -> bool:
 
 
 def instrument(observer: Observer, store: Any, hub: Any) -> Feeds:
-    """Count issuances (``store.issue``), revocations (``hub.publish``), store transaction
-    times (``store._transact``) and follow the hub's subscribers (``hub.feed``), by wrapping
-    those methods on these instances; the subscribers, for :meth:`MetricsServer.watch`."""
+    """Count issuances (``store.issue``, and ``store.add_request`` when a standing rule
+    issues the licence at once), revocations (``hub.publish``), store transaction times
+    (``store._transact``) and follow the hub's subscribers (``hub.feed``), by wrapping those
+    methods on these instances; the subscribers, for :meth:`MetricsServer.watch`."""
     issue = store.issue
 
     @functools.wraps(issue)
@@ -331,6 +334,21 @@ def instrument(observer: Observer, store: Any, hub: Any) -> Feeds:
         row = issue(*args, **kwargs)
         observer.issued.inc()
         return row
+
+    add_request = store.add_request
+
+    @functools.wraps(add_request)
+    def counted_add_request(row: Any, *args: Any, **kwargs: Any) -> Any:
+        stored = add_request(row, *args, **kwargs)
+        # Issued now: under a standing rule (``auto``), this request (not an earlier one
+        # returned for its idempotency key), and not refused (that raises, or stores FAILED).
+        if (
+            kwargs.get("auto") is not None
+            and stored.request_id == row.request_id
+            and stored.state == RequestState.ISSUED
+        ):
+            observer.issued.inc()
+        return stored
 
     transact = store._transact  # the store's one path for changes
     timer = observer.transactions
@@ -358,6 +376,7 @@ def instrument(observer: Observer, store: Any, hub: Any) -> Feeds:
 
     feeds = Feeds(hub)
     setattr(store, "issue", counted_issue)  # noqa: B010 (an instance's method, wrapped)
+    setattr(store, "add_request", counted_add_request)  # noqa: B010
     setattr(store, "_transact", timed)  # noqa: B010
     setattr(hub, "publish", counted_publish)  # noqa: B010
     setattr(hub, "feed", feeds.wrap(hub.feed, observer.delivery))  # noqa: B010

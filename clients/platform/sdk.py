@@ -86,11 +86,19 @@ class Platform(PartyClient):
         where a shared one lives (an SQLite file path, or a ``postgresql://`` DSN; see
         :mod:`licentia.clients.verifier.nonces`); None keeps them in this process's memory,
         which is enough for a platform of one instance only. ``options`` are the
-        ``Verifier``'s (``staleness_seconds``, ``backoff``, …).
+        ``Verifier``'s (``staleness_seconds``, ``backoff``, …). A store opened here is
+        closed with the verifier, or at once when the ``Verifier`` refuses its arguments
+        (``ValueError`` for a bad ``platform_id``, ``TypeError`` for an unknown option).
         """
         if isinstance(nonces, str | Path):  # opened here, closed with the verifier
             store = open_nonce_store(nonces)
-            return Verifier(self._channel, platform_id, nonces=store, close_nonces=True, **options)
+            try:
+                return Verifier(
+                    self._channel, platform_id, nonces=store, close_nonces=True, **options
+                )
+            except BaseException:  # a bad platform_id, an unknown option: not left open
+                store.close()
+                raise
         return Verifier(self._channel, platform_id, nonces=nonces, **options)
 
     def report_use(

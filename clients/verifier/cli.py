@@ -13,8 +13,13 @@ platform's verifier answers.
 
 Prints ``ALLOW`` or ``DENY REASON, REASON`` (``--json``: one JSON document with ``verdict``,
 ``reasons``, ``licence_id`` in hex and ``not_after``). Exit status: 0 ALLOW, 1 DENY (also when
-what the exchange sent does not verify: fail closed), 2 misuse, 3 the exchange could not be
-reached (or the nonce store could not be opened).
+what the exchange sent does not verify: fail closed), 2 misuse, 3 could not check: the
+exchange could not be reached, or the nonce store could not be opened or answer (the line
+printed is then ``DENY UNAVAILABLE``).
+
+The connection is TLS, checked against the system's CA store (``--tls-ca``: against that
+file); plain text only with ``--insecure``, or when ``--server`` is a loopback address
+(``127.0.0.0/8``, ``::1``, ``localhost``).
 """
 
 from __future__ import annotations
@@ -31,13 +36,14 @@ from typing import NoReturn, TypeVar
 
 import grpc  # type: ignore[import-untyped]
 
-from licentia.errors import LicentiaError
+from licentia.errors import LicentiaError, Reason
 from licentia.nonces import NonceStore
 from licentia.scope import IntendedUse
 from licentia.status import StatusView
 from licentia.verify import Decision, VerificationEngine
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
+from .. import tls
 from ..channel import ExchangeError, SignedChannel
 from .nonces import open_nonce_store
 from .verifier import fetch_issuer_keys, fetch_status_snapshot
@@ -79,14 +85,24 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog=PROG,
         description="Check a licence token for one intended use against the exchange.",
-        epilog="Exit status: 0 ALLOW, 1 DENY, 2 misuse, 3 the exchange could not be reached.",
+        epilog="Exit status: 0 ALLOW, 1 DENY, 2 misuse, 3 could not check (the exchange"
+        " or the nonce store could not be reached).",
     )
     ap.add_argument(
         "token", metavar="TOKEN", help='the licence token "lic2.…" or "lic1.…" ("-": stdin)'
     )
     ap.add_argument("--server", required=True, metavar="HOST:PORT", help="the exchange")
     ap.add_argument(
-        "--tls-ca", type=Path, metavar="PEM", help="use TLS, checked against this CA file"
+        "--tls-ca",
+        type=Path,
+        metavar="PEM",
+        help="PEM certificate(s) to trust instead of the system's CA store",
+    )
+    ap.add_argument(
+        "--insecure",
+        action="store_true",
+        help="talk to the exchange without TLS (a local exchange only: anyone on the way"
+        " could read and change the answers); a loopback --server needs no flag",
     )
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
     use = ap.add_argument_group("the intended use")
@@ -139,12 +155,11 @@ def _intended_use(ap: argparse.ArgumentParser, args: argparse.Namespace) -> Inte
         _misuse(ap, f"unknown territory {args.territory!r}")
 
 
-def _channel(address: str, tls_ca: Path | None) -> grpc.Channel:
+def _channel(address: str, tls_ca: Path | None, insecure: bool) -> grpc.Channel:
+    """TLS unless ``insecure`` or a loopback ``address`` (:mod:`licentia.clients.tls`)."""
     options = [("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
-    if tls_ca is None:
-        return grpc.insecure_channel(address, options=options)
-    credentials = grpc.ssl_channel_credentials(root_certificates=tls_ca.read_bytes())
-    return grpc.secure_channel(address, credentials, options=options)
+    pem = None if tls_ca is None else tls_ca.read_bytes()
+    return tls.channel(address, tls_ca=pem, insecure=insecure, options=options)
 
 
 def check_token(
@@ -191,8 +206,8 @@ def render(decision: Decision, as_json: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``licentia-verify``; the exit status (0 ALLOW, 1 DENY, 2 misuse, 3 the exchange
-    could not be reached)."""
+    """Run ``licentia-verify``; the exit status (0 ALLOW, 1 DENY, 2 misuse, 3 could not
+    check: the exchange or the nonce store could not be reached)."""
     ap = build_parser()
     args = ap.parse_args(argv)
     if (args.presentation is None) != (args.platform_id is None):
@@ -201,17 +216,19 @@ def main(argv: list[str] | None = None) -> int:
         _misuse(ap, "--platform-id is 1 to 128 characters")
     if args.timeout <= 0:
         _misuse(ap, "--timeout must be positive")
+    if args.insecure and args.tls_ca is not None:
+        _misuse(ap, "--insecure turns TLS off: it goes with no --tls-ca")
     use = _intended_use(ap, args)
     from_stdin = args.token == "-"  # noqa: S105 (the stdin marker, not a secret)
     token = sys.stdin.read().strip() if from_stdin else args.token
     try:
-        channel = _channel(args.server, args.tls_ca)
+        channel = _channel(args.server, args.tls_ca, args.insecure)
     except OSError as e:
         _misuse(ap, f"cannot read the CA file: {e.strerror}")
     store = None
+    where = args.nonce_store or default_nonce_store()
     try:
         if args.platform_id is not None:
-            where = args.nonce_store or default_nonce_store()
             try:
                 store = open_nonce_store(where)
             except Exception as e:  # noqa: BLE001 - sqlite3/psycopg/OS errors alike
@@ -231,6 +248,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{PROG}: error: could not reach the exchange at {args.server}: {e.message}",
             file=sys.stderr,
         )
+        text = e.message.lower()
+        if not args.insecure and any(w in text for w in ("ssl", "tls", "handshake")):
+            print(
+                f"{PROG}: the exchange did not answer over TLS: for a local exchange without"
+                " TLS add --insecure; for one whose certificate a private CA signed,"
+                " --tls-ca FILE",
+                file=sys.stderr,
+            )
         return EXIT_UNREACHABLE
     except LicentiaError as e:
         print(f"{PROG}: error: the exchange sent {e.reason.name}: {e}", file=sys.stderr)
@@ -240,6 +265,13 @@ def main(argv: list[str] | None = None) -> int:
         if store is not None:
             store.close()
     print(render(decision, args.json))
+    if Reason.UNAVAILABLE in decision.reasons:  # the nonce store could not answer
+        print(
+            f"{PROG}: error: the nonce store {where} could not answer: the presentation was"
+            " not checked; try again",
+            file=sys.stderr,
+        )
+        return EXIT_UNREACHABLE
     return EXIT_ALLOW if decision.allowed else EXIT_DENY
 
 

@@ -11,11 +11,15 @@ and record a nonce with one atomic statement, ``INSERT … ON CONFLICT (nonce) D
 WHERE expires_at <= now``: of two instances recording the same live nonce, exactly one
 changes a row (the other sees a replay); an expired row is taken over. Every
 :data:`SWEEP_EVERY` records, the expired rows are deleted, so the table holds about one
-presentation window's nonces.
+presentation window's nonces. The sweep runs apart from the record it follows: the record is
+committed first, and a sweep that fails is logged and tried again at the next record (it
+never turns a fresh nonce into a "seen" one).
 
 Fail closed: a store that cannot answer (the file is locked past the timeout, the database is
-down) answers "seen", so the verification is DENY ``REPLAYED`` rather than an ALLOW that could
-be a replay. :class:`SqliteNonceStore` suits instances on one machine (one file; WAL mode);
+down) raises :class:`licentia.nonces.NonceStoreUnavailableError`, so the verification is DENY
+``UNAVAILABLE`` (could not check; retrying may succeed) rather than an ALLOW that could be a
+replay, and never ``REPLAYED``, which would brand a fresh presentation a replay.
+:class:`SqliteNonceStore` suits instances on one machine (one file; WAL mode);
 :class:`PostgresNonceStore` instances on several machines (``psycopg``, a connection per
 store, reconnected after a failure).
 """
@@ -28,6 +32,8 @@ import threading
 from pathlib import Path
 
 import psycopg
+
+from licentia.nonces import NonceStoreUnavailableError
 
 __all__ = ["SWEEP_EVERY", "PostgresNonceStore", "SqliteNonceStore", "open_nonce_store"]
 
@@ -75,19 +81,27 @@ class SqliteNonceStore:
         self._records = 0
 
     def add_if_new(self, key: bytes, expires_at: int, now: int) -> bool:
-        """Record ``key`` until ``expires_at``; False for a live repeat, or when the file
-        cannot be written (fail closed)."""
+        """Record ``key`` until ``expires_at``; False for a live repeat (or an oversized
+        key). Raises :class:`~licentia.nonces.NonceStoreUnavailableError` when the file cannot
+        be written (fail closed: the caller denies)."""
         if len(key) > MAX_KEY_BYTES:
             return False
         with self._lock:
             try:
                 changed = self._conn.execute(_RECORD_SQLITE, (key, expires_at, now)).rowcount
-                self._records += 1
-                if self._records % SWEEP_EVERY == 0:
-                    self.sweep(now)
             except sqlite3.Error as e:
                 _LOG.warning("nonces.unavailable", extra={"error": type(e).__name__})
-                return False
+                raise NonceStoreUnavailableError() from None
+            self._records += 1
+            if self._records >= SWEEP_EVERY:
+                # After the record's commit; on failure the sweep stays due: tried at the
+                # next record.
+                try:
+                    self.sweep(now)
+                except sqlite3.Error as e:
+                    _LOG.warning("nonces.sweep_failed", extra={"error": type(e).__name__})
+                else:
+                    self._records = 0
         return changed == 1
 
     def sweep(self, now: int) -> int:
@@ -129,8 +143,9 @@ class PostgresNonceStore:
         return conn
 
     def add_if_new(self, key: bytes, expires_at: int, now: int) -> bool:
-        """Record ``key`` until ``expires_at``; False for a live repeat, or when the
-        database cannot be reached (fail closed; the next call connects again)."""
+        """Record ``key`` until ``expires_at``; False for a live repeat (or an oversized
+        key). Raises :class:`~licentia.nonces.NonceStoreUnavailableError` when the database
+        cannot be reached (fail closed: the caller denies; the next call connects again)."""
         if len(key) > MAX_KEY_BYTES:
             return False
         with self._lock:
@@ -138,16 +153,27 @@ class PostgresNonceStore:
                 if self._conn is None or self._conn.closed:
                     self._conn = self._connect()
                 changed = self._conn.execute(_RECORD_PG, (key, expires_at, now)).rowcount
-                self._records += 1
-                if self._records % SWEEP_EVERY == 0:
-                    self.sweep(now)
             except psycopg.Error as e:
                 _LOG.warning("nonces.unavailable", extra={"error": type(e).__name__})
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn = None
-                return False
+                self._drop()
+                raise NonceStoreUnavailableError() from None
+            self._records += 1
+            if self._records >= SWEEP_EVERY:
+                # After the record's commit (autocommit); on failure the count stays due:
+                # tried at the next record, on a new connection.
+                try:
+                    self.sweep(now)
+                except psycopg.Error as e:
+                    _LOG.warning("nonces.sweep_failed", extra={"error": type(e).__name__})
+                    self._drop()
+                else:
+                    self._records = 0
         return changed == 1
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
 
     def sweep(self, now: int) -> int:
         """Delete the rows expired at ``now``; how many (0 when not connected)."""

@@ -129,7 +129,9 @@ class Session:
     def connect(self, key: PrivateKey) -> Holder:
         """Another client of the exchange, signing with ``key`` (a recovery key, a new
         device's); closed with the session."""
-        client = Holder.connect(self.args.server, key, tls_ca=trusted_roots(self.args))
+        client = Holder.connect(
+            self.args.server, key, tls_ca=trusted_roots(self.args), insecure=self.args.insecure
+        )
         self._others.append(client)
         return client
 

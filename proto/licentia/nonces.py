@@ -6,14 +6,27 @@ import threading
 from collections import OrderedDict
 from typing import Protocol
 
-__all__ = ["MemoryNonceStore", "NonceStore"]
+from .errors import LicentiaError, Reason
+
+__all__ = ["MemoryNonceStore", "NonceStore", "NonceStoreUnavailableError"]
+
+
+class NonceStoreUnavailableError(LicentiaError):
+    """A shared nonce store could not answer (its file locked past the timeout, its
+    database away): whether the nonce was seen is unknown. A presentation checked against
+    it is denied ``UNAVAILABLE`` (fail closed), never ``REPLAYED``: retrying may succeed."""
+
+    def __init__(self, message: str = "the nonce store could not be reached") -> None:
+        super().__init__(Reason.UNAVAILABLE, message)
 
 
 class NonceStore(Protocol):
     """Remembers nonces until they expire.
 
     ``add_if_new`` must be atomic: of two concurrent calls with the same key, exactly one
-    returns True. A store that cannot remember (full) must return False: fail closed.
+    returns True. A store that cannot remember (full) must return False: fail closed. A
+    store that cannot answer at all (a shared one whose file or database is away) raises
+    :class:`NonceStoreUnavailableError`.
     """
 
     def add_if_new(self, key: bytes, expires_at: int, now: int) -> bool:

@@ -15,7 +15,7 @@ from . import keys
 from .encoding import b64url_decode, b64url_encode, parse_canonical
 from .errors import LicentiaError, Reason
 from .keys import PrivateKey, PublicKey
-from .nonces import NonceStore
+from .nonces import NonceStore, NonceStoreUnavailableError
 from .scope import IntendedUse
 from .v1 import licence_pb2
 
@@ -157,6 +157,11 @@ def checked(
     at = p.presented_at
     if abs(now - at) > window_seconds:
         reasons.append(Reason.PRESENTATION_EXPIRED)
-    if not reasons and not nonces.add_if_new(licence_id + p.nonce, at + window_seconds + 1, now):
-        reasons.append(Reason.REPLAYED)
+    if not reasons:
+        try:
+            fresh = nonces.add_if_new(licence_id + p.nonce, at + window_seconds + 1, now)
+        except NonceStoreUnavailableError:
+            return [Reason.UNAVAILABLE]  # unknown whether it was seen: deny, not a replay
+        if not fresh:
+            reasons.append(Reason.REPLAYED)
     return reasons

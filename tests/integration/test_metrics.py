@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,16 +26,21 @@ from prometheus_client.parser import text_string_to_metric_families
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.methods import path
+from licentia.scope import Scope
 from licentia.services.errors import STATUS_OF
 from licentia.services.runtime import client_channel
 from licentia.services.server import main as server_main
-from licentia.token import parse_token
+from licentia.token import StandingRule, parse_token
 from licentia.v1 import verification_pb2
+from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from .exchange_harness import (
+    DAY,
+    PHOTO_SHA,
     ExchangeError,
     Party,
     SignedChannel,
+    add_standing_rule,
     fund,
     issue_licence,
     operator_party,
@@ -41,6 +48,7 @@ from .exchange_harness import (
     register_advertiser,
     register_holder,
     register_platform,
+    request_licence,
     revoke_licence,
     secret_in,
     verify,
@@ -51,6 +59,22 @@ VERIFY = path(verification_pb2, "Verify")
 OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 #: Each its own TCP connection: all of them landing on one process has odds of 2**-15.
 CONNECTIONS = 16
+
+
+def _photo_rule(holder: Party) -> StandingRule:
+    """A standing rule of the holder's covering the harness's default photo request."""
+    now = int(time.time())
+    return StandingRule(
+        rule_id=secrets.token_bytes(16),
+        holder=holder.key.public,
+        scope=Scope.of([DataCategory.IMAGE], [Purpose.MARKETING], [Medium.ONLINE], ["EU"]),
+        asset_sha256=frozenset({PHOTO_SHA}),
+        not_before=now - DAY,
+        not_after=now + 365 * DAY,
+        max_term_seconds=60 * DAY,
+        min_price_per_day_minor=100,
+        currency="EUR",
+    )
 
 
 @dataclass
@@ -131,6 +155,9 @@ def test_a_scrape_counts_every_process_calls_issuances_revocations_and_the_feed(
         register_platform(platform)
         token = issue_licence(holder, adv).token
         issue_licence(holder, adv)
+        # A third licence, issued at once under the holder's standing rule.
+        add_standing_rule(holder, _photo_rule(holder))
+        assert request_licence(adv, holder.key.public.raw).licence.token
         before = server.scrape()
         for ch in channels:  # spread over both processes by the kernel
             assert verify(party(ch, platform.key), adv, token, photo_use()).allowed
@@ -151,7 +178,7 @@ def test_a_scrape_counts_every_process_calls_issuances_revocations_and_the_feed(
     assert delta("licentia_rpc_duration_seconds_count", method=VERIFY) == CONNECTIONS
     lines = [json.loads(x) for x in server.log.read_text().splitlines() if x.startswith("{")]
     assert {d.get("worker") for d in lines if d.get("method") == VERIFY} == {None, 1}
-    assert after[("licentia_licences_issued_total", ())] == 2
+    assert after[("licentia_licences_issued_total", ())] == 3  # the standing rule's too
     assert after[("licentia_revocations_total", (("cause", "revoked"),))] == 1
     assert after[("licentia_store_transaction_seconds_count", ())] >= 3
     # The worker follows the first process's feed: one subscriber at least, none behind,

@@ -19,10 +19,13 @@ from licentia.clients.platform import (
     PostgresNonceStore,
     SqliteNonceStore,
     open_nonce_store,
+    sdk,
 )
+from licentia.clients.verifier import cli, nonces
 from licentia.clients.verifier.cli import main as verify_main
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
+from licentia.nonces import NonceStoreUnavailableError
 from licentia.presentation import present
 from licentia.vocabulary import Medium
 
@@ -111,13 +114,16 @@ def test_the_sqlite_store_expires_sweeps_and_fails_closed(tmp_path: Path) -> Non
     assert a.add_if_new(b"old", expires_at=101, now=100)
     assert a.sweep(200) == 2
     assert len(a) == 0
-    # A writer holding the file's lock: the store cannot answer, so it refuses.
+    # A writer holding the file's lock: the store cannot answer, and says so (not "seen").
     blocker = sqlite3.connect(tmp_path / "n.sqlite", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     slow = SqliteNonceStore(tmp_path / "n.sqlite", timeout=0.1)
-    assert not slow.add_if_new(secrets.token_bytes(16), expires_at=300, now=200)
+    fresh = secrets.token_bytes(16)
+    with pytest.raises(NonceStoreUnavailableError) as e:
+        slow.add_if_new(fresh, expires_at=300, now=200)
+    assert e.value.reason == Reason.UNAVAILABLE
     blocker.execute("ROLLBACK")
-    assert slow.add_if_new(secrets.token_bytes(16), expires_at=300, now=200)
+    assert slow.add_if_new(fresh, expires_at=300, now=200)  # nothing was recorded
     for s in (a, b, slow):
         s.close()
     blocker.close()
@@ -131,8 +137,109 @@ def test_the_postgres_store_fails_closed_then_reconnects(pg_server: PgServer) ->
     assert store._conn is not None
     with psycopg.connect(dsn, autocommit=True) as admin:  # the connection dies under it:
         admin.execute("SELECT pg_terminate_backend(%s)", (store._conn.info.backend_pid,))
-    # … a refusal, never an exception …
-    assert not store.add_if_new(b"n", expires_at=110, now=100)
+    # … unavailable, not "seen" …
+    with pytest.raises(NonceStoreUnavailableError):
+        store.add_if_new(b"n", expires_at=110, now=100)
     assert store.add_if_new(b"n", expires_at=110, now=100)  # … then a new connection
     assert store.sweep(200) == 2
     store.close()
+
+
+def _failing_sweeps(
+    monkeypatch: pytest.MonkeyPatch, store: SqliteNonceStore | PostgresNonceStore, error: Exception
+) -> tuple[list[int], list[int]]:
+    """Sweep every 2 records; the first two sweeps of ``store`` fail with ``error``. The
+    times of the sweeps tried, and how many rows each that succeeded deleted."""
+    monkeypatch.setattr(nonces, "SWEEP_EVERY", 2)
+    sweep, calls, swept = store.sweep, [], []
+
+    def failing(now: int) -> int:
+        calls.append(now)
+        if len(calls) <= 2:
+            raise error
+        swept.append(sweep(now))
+        return swept[-1]
+
+    monkeypatch.setattr(store, "sweep", failing)
+    return calls, swept
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_failed_sweep_never_makes_a_fresh_nonce_seen(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if kind == "sqlite":
+        store: SqliteNonceStore | PostgresNonceStore = SqliteNonceStore(tmp_path / "n.sqlite")
+        error: Exception = sqlite3.OperationalError("database is locked")
+    else:
+        pg: PgServer = request.getfixturevalue("pg_server")
+        store = PostgresNonceStore(pg.create_database(), timeout=2)
+        error = psycopg.OperationalError("the server closed the connection")
+    calls, swept = _failing_sweeps(monkeypatch, store, error)
+    assert store.add_if_new(b"old", expires_at=101, now=100)
+    assert store.add_if_new(b"a", expires_at=500, now=200)  # the sweep is due, and fails
+    assert calls == [200]
+    # Recorded all the same (a replay); the sweep is tried again, and fails again.
+    assert not store.add_if_new(b"a", expires_at=500, now=201)
+    assert store.add_if_new(b"b", expires_at=500, now=202)  # tried again: done
+    assert (calls, swept) == ([200, 201, 202], [1])  # the expired row went
+    assert store.add_if_new(b"c", expires_at=500, now=203)  # not due again yet
+    assert calls == [200, 201, 202]
+    assert not store.add_if_new(b"b", expires_at=500, now=204)
+    store.close()
+
+
+def test_a_nonce_store_outage_denies_unavailable_and_nothing_leaks(
+    ex: Exchange,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bad platform_id closes the store opened for it; a store that cannot answer makes
+    the check DENY UNAVAILABLE (licentia-verify: exit 3), never REPLAYED, and the same
+    presentation is allowed once the store answers again."""
+    holder, adv = ex.party(), ex.party()
+    register_holder(holder)
+    register_advertiser(adv)
+    where = tmp_path / "nonces.sqlite"
+    opened: list[SqliteNonceStore | PostgresNonceStore] = []
+
+    def recording(at: str | Path) -> SqliteNonceStore | PostgresNonceStore:
+        opened.append(open_nonce_store(at))
+        return opened[-1]
+
+    monkeypatch.setattr(sdk, "open_nonce_store", recording)
+    with Platform.connect(ex.address, PrivateKey.generate()) as platform:
+        platform.register(AUDIENCE, "PhotoShare")
+        with pytest.raises(ValueError, match="platform_id"):
+            platform.verifier("", nonces=where)
+        assert len(opened) == 1
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            len(opened[0])  # type: ignore[arg-type]
+        licence = issue_licence(holder, adv)
+        use = photo_use()
+        pres = present(adv.key, licence.licence_id, AUDIENCE, use, int(time.time()))
+        blocker = sqlite3.connect(where, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # a writer holding the file's lock
+        store = SqliteNonceStore(where, timeout=0.1)
+        with platform.verifier(AUDIENCE, nonces=store) as v:
+            denied = v.check(licence.token, pres, use)
+            assert (denied.allowed, denied.reasons) == (False, (Reason.UNAVAILABLE,))
+            monkeypatch.setattr(
+                cli, "open_nonce_store", lambda at: SqliteNonceStore(at, timeout=0.1)
+            )
+            argv = [
+                *("--server", ex.address, licence.token, "--category", "image"),
+                *("--purpose", "personalised-advertising", "--medium", "online"),
+                *("--territory", "FR", "--asset-sha256", PHOTO_SHA.hex()),
+                *("--presentation", pres, "--platform-id", AUDIENCE, "--nonce-store", str(where)),
+            ]
+            assert verify_main(argv) == 3
+            out, err = capsys.readouterr()
+            assert out == "DENY UNAVAILABLE\n", err
+            assert f"the nonce store {where} could not answer" in err
+            blocker.execute("ROLLBACK")
+            assert v.check(licence.token, pres, use).allowed  # never recorded as seen
+            assert v.check(licence.token, pres, use).reasons == (Reason.REPLAYED,)
+        store.close()
+        blocker.close()

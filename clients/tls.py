@@ -1,0 +1,97 @@
+"""How the SDKs and ``licentia-verify`` secure their channel to the exchange.
+
+TLS is the default: checked against the system's CA store (the file Python's ``ssl`` names,
+else gRPC's own roots), or against the PEM certificates given (``tls_ca``). Plain text only
+when asked (``insecure=True``, ``--insecure``) or, for convenience, when the address is a
+loopback one (``127.0.0.0/8``, ``::1``, ``localhost``): a local exchange for development and
+tests, which nobody on a network can read or change. Anything else, including an address
+this module cannot read (a ``dns:///`` or ``ipv4:`` target), is TLS: a mistake fails
+closed, never into plain text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc  # type: ignore[import-untyped]
+import grpc.aio  # type: ignore[import-untyped]
+
+__all__ = ["aio_channel", "channel", "credentials", "is_loopback", "system_roots"]
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` (``host:port``, ``[v6]:port``, or a bare host) names this
+    machine only: ``localhost``, ``127.0.0.0/8`` or ``::1``."""
+    host = address
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else ""
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    host = host.rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def system_roots() -> bytes | None:
+    """The system's CA store as PEM (the file ``ssl`` names), or None for gRPC's own roots
+    when there is none to read."""
+    found = ssl.get_default_verify_paths().cafile
+    if found is None:
+        return None
+    try:
+        pem = Path(found).read_bytes()
+    except OSError:
+        return None
+    return pem if b"-----BEGIN CERTIFICATE-----" in pem else None
+
+
+def credentials(
+    address: str, *, tls_ca: bytes | None = None, insecure: bool = False
+) -> grpc.ChannelCredentials | None:
+    """The TLS credentials of a channel to ``address``: checked against ``tls_ca`` (PEM)
+    when given, else the system's CA store; None (plain text) with ``insecure`` or for a
+    loopback address without ``tls_ca``. ``ValueError`` for ``tls_ca`` with ``insecure``."""
+    if insecure:
+        if tls_ca is not None:
+            raise ValueError("insecure turns TLS off: it goes with no tls_ca")
+        return None
+    if tls_ca is None:
+        if is_loopback(address):
+            return None
+        tls_ca = system_roots()
+    return grpc.ssl_channel_credentials(root_certificates=tls_ca)
+
+
+def channel(
+    address: str,
+    *,
+    tls_ca: bytes | None = None,
+    insecure: bool = False,
+    options: Sequence[tuple[str, int]] = (),
+) -> grpc.Channel:
+    """A channel to ``address``, secured as :func:`credentials` says."""
+    creds = credentials(address, tls_ca=tls_ca, insecure=insecure)
+    if creds is None:
+        return grpc.insecure_channel(address, options=options)
+    return grpc.secure_channel(address, creds, options=options)
+
+
+def aio_channel(
+    address: str,
+    *,
+    tls_ca: bytes | None = None,
+    insecure: bool = False,
+    options: Sequence[tuple[str, int]] = (),
+) -> grpc.aio.Channel:
+    """An asyncio channel to ``address``, secured as :func:`credentials` says."""
+    creds = credentials(address, tls_ca=tls_ca, insecure=insecure)
+    if creds is None:
+        return grpc.aio.insecure_channel(address, options=options)
+    return grpc.aio.secure_channel(address, creds, options=options)
