@@ -19,7 +19,29 @@ from pathlib import Path
 import grpc  # type: ignore[import-untyped]
 import grpc.aio  # type: ignore[import-untyped]
 
-__all__ = ["aio_channel", "channel", "credentials", "is_loopback", "system_roots"]
+__all__ = [
+    "TLS_HINT",
+    "aio_channel",
+    "channel",
+    "credentials",
+    "is_loopback",
+    "system_roots",
+    "tls_failed",
+]
+
+
+#: What a person is told when the exchange did not answer over TLS (:func:`tls_failed`).
+TLS_HINT = (
+    "the exchange did not answer over TLS: for a local exchange without TLS add --insecure;"
+    " for one whose certificate a private CA signed, --tls-ca FILE"
+)
+
+
+def tls_failed(message: str, *, insecure: bool) -> bool:
+    """Whether a failed call's ``message`` says the TLS handshake failed (on a channel that
+    tried TLS: not ``insecure``), so that :data:`TLS_HINT` says what to do."""
+    text = message.lower()
+    return not insecure and any(w in text for w in ("ssl", "tls", "handshake", "certificate"))
 
 
 def is_loopback(address: str) -> bool:

@@ -33,6 +33,7 @@ import grpc  # type: ignore[import-untyped]
 from licentia.errors import LicentiaError
 from licentia.token import MAX_TOKEN_CHARS
 
+from .. import tls
 from ..channel import ExchangeError, SignedChannel
 from ..logcheck import LogClient, LogKey, check_logged
 from .audit import Auditor, AuditReport, Counts, Problem
@@ -116,7 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
         " directory per exchange",
     )
     ap.add_argument(
-        "--tls-ca", type=Path, metavar="PEM", help="use TLS, checked against this CA file"
+        "--tls-ca",
+        type=Path,
+        metavar="PEM",
+        help="PEM certificate(s) to trust instead of the system's CA store",
+    )
+    ap.add_argument(
+        "--insecure",
+        action="store_true",
+        help="talk to the exchange without TLS (a local exchange only: anyone on the way"
+        " could change what the audit reads); a loopback --server needs no flag",
     )
     ap.add_argument(
         "--max-term-days",
@@ -142,12 +152,11 @@ def _misuse(ap: argparse.ArgumentParser, message: str) -> NoReturn:
     ap.error(message)  # prints "licentia-audit: error: …" and exits 2
 
 
-def _channel(address: str, tls_ca: Path | None) -> grpc.Channel:
+def _channel(address: str, tls_ca: Path | None, insecure: bool) -> grpc.Channel:
+    """TLS unless ``insecure`` or a loopback ``address`` (:mod:`licentia.clients.tls`)."""
     options = [("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
-    if tls_ca is None:
-        return grpc.insecure_channel(address, options=options)
-    credentials = grpc.ssl_channel_credentials(root_certificates=tls_ca.read_bytes())
-    return grpc.secure_channel(address, credentials, options=options)
+    pem = None if tls_ca is None else tls_ca.read_bytes()
+    return tls.channel(address, tls_ca=pem, insecure=insecure, options=options)
 
 
 def _read_log_key(ap: argparse.ArgumentParser, text: str) -> LogKey:
@@ -170,6 +179,12 @@ def _advertised_key(channel: grpc.Channel) -> str | None:
         return served.checkpoint().advertised_key or None
     except ExchangeError:
         return None
+
+
+def _unreachable(args: argparse.Namespace, e: ExchangeError) -> int:
+    """The exchange could not be reached (exit 2), with what to do when TLS failed."""
+    hint = f"; {tls.TLS_HINT}" if tls.tls_failed(e.message, insecure=args.insecure) else ""
+    return _fail(f"the exchange at {args.server}: {e.message}{hint}", args.json)
 
 
 def _fail(message: str, as_json: bool) -> int:
@@ -286,8 +301,10 @@ def main(argv: list[str] | None = None) -> int:
         _misuse(ap, "--max-term-days must be at least 1")
     if args.timeout <= 0:
         _misuse(ap, "--timeout must be positive")
+    if args.insecure and args.tls_ca is not None:
+        _misuse(ap, "--insecure turns TLS off: it goes with no --tls-ca")
     try:
-        channel = _channel(args.server, args.tls_ca)
+        channel = _channel(args.server, args.tls_ca, args.insecure)
     except OSError as e:
         _misuse(ap, f"cannot read the CA file: {e.strerror}")
     try:
@@ -312,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 return check_token(client, log_key, token, args.json)
             except ExchangeError as e:
-                return _fail(f"the exchange at {args.server}: {e.message}", args.json)
+                return _unreachable(args, e)
         try:
             state = AuditState.open(args.state_dir)
         except StateError as e:
@@ -323,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         except StateError as e:
             return _fail(str(e), args.json)
         except ExchangeError as e:
-            return _fail(f"the exchange at {args.server}: {e.message}", args.json)
+            return _unreachable(args, e)
         finally:
             state.close()
     finally:

@@ -248,14 +248,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{PROG}: error: could not reach the exchange at {args.server}: {e.message}",
             file=sys.stderr,
         )
-        text = e.message.lower()
-        if not args.insecure and any(w in text for w in ("ssl", "tls", "handshake")):
-            print(
-                f"{PROG}: the exchange did not answer over TLS: for a local exchange without"
-                " TLS add --insecure; for one whose certificate a private CA signed,"
-                " --tls-ca FILE",
-                file=sys.stderr,
-            )
+        if tls.tls_failed(e.message, insecure=args.insecure):
+            print(f"{PROG}: {tls.TLS_HINT}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except LicentiaError as e:
         print(f"{PROG}: error: the exchange sent {e.reason.name}: {e}", file=sys.stderr)

@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 
 from licentia.errors import LicentiaError
 
+from .. import tls
 from ..channel import ExchangeError, ExchangeUnavailable
 from . import keystore
 from .render import _shown
@@ -190,10 +191,6 @@ def unreachable(s: Session, e: ExchangeError) -> str:
 
 
 def _unreachable_hint(s: Session, e: ExchangeError) -> str:
-    text = e.message.lower()
-    if not s.args.insecure and any(w in text for w in ("ssl", "tls", "handshake", "certificate")):
-        return (
-            "the exchange did not answer over TLS: for a local exchange without TLS add"
-            " --insecure; for one whose certificate a private CA signed, --tls-ca FILE"
-        )
+    if tls.tls_failed(e.message, insecure=s.args.insecure):
+        return tls.TLS_HINT
     return "is the exchange running at --server (or LICENTIA_SERVER), and reachable from here?"

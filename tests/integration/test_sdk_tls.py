@@ -9,9 +9,12 @@ connect in plain text; on ``127.0.0.1:PORT`` they need no flag.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
+from licentia.checkpoint import vkey
+from licentia.clients.auditor.cli import main as audit_main
 from licentia.clients.channel import ExchangeUnavailable
 from licentia.clients.holder import AsyncHolder, Holder
 from licentia.clients.platform import Platform
@@ -83,5 +86,26 @@ def test_licentia_verify_is_tls_unless_insecure(
     assert capsys.readouterr().out == "ALLOW\n"
     with pytest.raises(SystemExit) as e:  # --insecure with --tls-ca: misuse, nothing sent
         verify_main(["--server", where, "--insecure", "--tls-ca", "ca.pem", token, *use])
+    assert e.value.code == 2
+    assert "--insecure turns TLS off" in capsys.readouterr().err
+
+
+def test_licentia_audit_is_tls_unless_insecure(
+    ex: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The auditor reads what the exchange says of itself: never in plain text unasked."""
+    key = PrivateKey.from_seed((ex.data_dir / "log.key").read_bytes())
+    argv = ["--log-key", vkey(ex.app.deps.settings.log_origin, key.public), "--timeout", "5"]
+    where = _not_loopback(ex)
+    state = ["--state-dir", str(tmp_path / "state")]
+    assert audit_main(["--server", where, *argv, *state]) == 2  # a TLS handshake: refused
+    assert "did not answer over TLS: for a local exchange without TLS add --insecure" in (
+        capsys.readouterr().err
+    )
+    assert audit_main(["--server", where, "--insecure", *argv, *state]) == 0
+    assert audit_main(["--server", ex.address, *argv, *state]) == 0  # loopback: no flag
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        audit_main(["--server", where, "--insecure", "--tls-ca", "ca.pem", *argv, *state])
     assert e.value.code == 2
     assert "--insecure turns TLS off" in capsys.readouterr().err
