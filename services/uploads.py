@@ -14,16 +14,27 @@ come the chunks, in order. :func:`receive` refuses, before anything is stored:
 - more bytes than the header declared, a stream that ends before them all (the client gave
   up, or was cut off), or bytes whose SHA-256 is not the header's (UPLOAD_MISMATCH).
 
-The bytes are held in memory until the digest is checked (at most the cap), then stored in
-one change. :func:`chunks` cuts stored bytes into messages for FetchAssetChunks.
+The bytes are held in memory (one buffer, never copied) until the digest is checked, then
+stored in one change. An upload holds a worker thread and up to ``--max-asset-bytes`` of
+memory while it lasts, so uploads are bounded by :class:`UploadSlots` (``--max-uploads``
+at once, default 4, and :data:`MAX_UPLOADS_PER_HOLDER` per holder: more are refused with
+BUSY at once) and by a time budget (:func:`time_budget`: at least
+``Settings.upload_floor_seconds``, 30 s, and one second per :data:`MIN_UPLOAD_RATE` bytes
+declared): an upload still unfinished when its budget runs out is cut off (the client sees
+CANCELLED) and nothing is stored. The memory uploads hold at most is therefore
+``--max-uploads`` x ``--max-asset-bytes`` (default 4 x 50 MiB = 200 MiB).
+:func:`chunks` cuts stored bytes into messages for FetchAssetChunks.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from licentia.errors import LicentiaError, Reason
 from licentia.v1 import licences_pb2, registry_pb2
@@ -35,6 +46,102 @@ from .deps import UPLOAD_CHUNK_BYTES
 #: The smallest chunk a client may send but for the last: the chunk count is capped at one
 #: per this many bytes of the declared size, plus one.
 MIN_CHUNK_BYTES = 4096
+#: The uploads one holder may have in progress at once.
+MAX_UPLOADS_PER_HOLDER = 2
+#: The slowest an upload may be, on average, in bytes per second (64 KiB/s): its time
+#: budget is its declared size at this rate, or the floor if that is longer.
+MIN_UPLOAD_RATE = 64 * 1024
+
+
+class UploadSlots:
+    """The uploads in progress at once: at most ``limit`` in all and ``per_holder`` for one
+    holder; past either, a new upload is refused with BUSY at once (it holds no thread)."""
+
+    def __init__(self, limit: int, per_holder: int = MAX_UPLOADS_PER_HOLDER) -> None:
+        if limit <= 0 or per_holder <= 0:
+            raise ValueError("upload limits are positive")
+        self.limit, self.per_holder = limit, per_holder
+        self._lock = threading.Lock()
+        self._by_holder: dict[bytes, int] = {}
+        self._open = 0
+
+    @contextmanager
+    def hold(self, holder: bytes) -> Iterator[None]:
+        """A slot for one upload of ``holder`` while the block runs, or BUSY."""
+        with self._lock:
+            mine = self._by_holder.get(holder, 0)
+            if mine >= self.per_holder:
+                raise LicentiaError(
+                    Reason.BUSY,
+                    f"you have {mine} uploads in progress, the most one holder may:"
+                    " let one finish first",
+                )
+            if self._open >= self.limit:
+                raise LicentiaError(
+                    Reason.BUSY,
+                    f"{self.limit} uploads are in progress, the most this exchange takes:"
+                    " try again later",
+                )
+            self._open += 1
+            self._by_holder[holder] = mine + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._open -= 1
+                left = self._by_holder[holder] - 1
+                if left:
+                    self._by_holder[holder] = left
+                else:
+                    del self._by_holder[holder]
+
+
+class Budget:
+    """An upload's time budget (:func:`time_budget`): ``expired`` once it has run out."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = threading.Event()
+
+    def check(self) -> None:
+        """Refuse (BUSY) once the budget has run out."""
+        if self.expired.is_set():
+            raise LicentiaError(Reason.BUSY, self.message())
+
+    def message(self) -> str:
+        """Why the upload was cut off."""
+        return (
+            f"the upload did not finish within its {self.seconds:.0f} s (at least"
+            f" {MIN_UPLOAD_RATE // 1024} KiB/s): nothing stored"
+        )
+
+
+def budget_seconds(size: int, floor: float) -> float:
+    """The time an upload of ``size`` bytes is given: ``floor``, or longer at
+    :data:`MIN_UPLOAD_RATE`."""
+    return max(floor, size / MIN_UPLOAD_RATE)
+
+
+@contextmanager
+def time_budget(context: Any, seconds: float) -> Iterator[Budget]:
+    """While the block runs, cut the call of ``context`` (a grpc servicer context) off
+    after ``seconds``: its request stream then ends with an error, which frees the thread
+    that waits on it. ``Budget.check`` refuses once the time is out."""
+    budget = Budget(seconds)
+
+    def expire() -> None:
+        budget.expired.set()
+        cancel = getattr(context, "cancel", None)
+        if cancel is not None:
+            cancel()
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield budget
+    finally:
+        timer.cancel()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +151,8 @@ class Upload:
     category: DataCategory
     sha256: bytes
     label: str
-    content: bytes
+    #: The bytes received (the receive buffer itself: never copied).
+    content: bytes | bytearray
 
 
 def check_header(header: registry_pb2.UploadAssetHeader, max_bytes: int) -> DataCategory:
@@ -67,17 +175,30 @@ def check_header(header: registry_pb2.UploadAssetHeader, max_bytes: int) -> Data
     return category
 
 
-def receive(requests: Iterator[registry_pb2.UploadAssetRequest], max_bytes: int) -> Upload:
-    """Read an UploadAsset stream to its end; the upload, checked (see the module)."""
+def read_header(
+    requests: Iterator[registry_pb2.UploadAssetRequest], max_bytes: int
+) -> tuple[registry_pb2.UploadAssetHeader, DataCategory]:
+    """The first message of an UploadAsset stream: its header and category, checked."""
     first = next(requests, None)
     if first is None or first.WhichOneof("part") != "header":
         raise LicentiaError(Reason.INVALID_REQUEST, "the first message of an upload is its header")
-    header = first.header
-    category = check_header(header, max_bytes)
+    return first.header, check_header(first.header, max_bytes)
+
+
+def receive(
+    requests: Iterator[registry_pb2.UploadAssetRequest],
+    header: registry_pb2.UploadAssetHeader,
+    category: DataCategory,
+    budget: Budget | None = None,
+) -> Upload:
+    """Read the chunks of an UploadAsset stream, after its header (:func:`read_header`),
+    to its end; the upload, checked (see the module). Refused once ``budget`` runs out."""
     most_chunks = header.size // MIN_CHUNK_BYTES + 1
     received = bytearray()
     digest = hashlib.sha256()
     for count, req in enumerate(requests, start=1):
+        if budget is not None:
+            budget.check()
         if req.WhichOneof("part") != "chunk":
             raise LicentiaError(Reason.INVALID_REQUEST, "only chunks follow the header")
         chunk = req.chunk
@@ -99,6 +220,8 @@ def receive(requests: Iterator[registry_pb2.UploadAssetRequest], max_bytes: int)
             )
         received += chunk
         digest.update(chunk)
+    if budget is not None:
+        budget.check()
     if len(received) != header.size:
         raise LicentiaError(
             Reason.UPLOAD_MISMATCH,
@@ -109,7 +232,8 @@ def receive(requests: Iterator[registry_pb2.UploadAssetRequest], max_bytes: int)
             Reason.UPLOAD_MISMATCH,
             "the bytes do not match the header's sha256: nothing stored",
         )
-    return Upload(category, header.sha256, header.label, bytes(received))
+    # The buffer itself, not a copy of it: the store takes any bytes-like value.
+    return Upload(category, header.sha256, header.label, received)
 
 
 def chunks(content: bytes) -> Iterator[licences_pb2.FetchAssetChunk]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from licentia.clients.wallet import upload as progress
 from licentia.errors import Reason
 from licentia.keys import PublicKey
 from licentia.request import sign_request
+from licentia.services import uploads
 from licentia.services.deps import Settings
 from licentia.services.model import RequestState
 from licentia.transport.errors import exchange_error
@@ -34,6 +36,7 @@ from .exchange_harness import (
     approve_request,
     method_path,
     register_advertiser,
+    register_holder,
     registered,
     request_licence,
     start_exchange,
@@ -229,6 +232,83 @@ def test_the_signed_header_binds_the_upload(capped: Exchange) -> None:
         call(iter(sent), metadata=sign_request(holder.key, UPLOAD, signed, int(time.time())))
     assert exchange_error(e.value).reason == Reason.BAD_REQUEST_SIGNATURE
     assert store.assets(holder.key.public.raw) == before
+
+
+def test_stalled_uploads_are_bounded_and_cut_off(tmp_path: Path) -> None:
+    """Uploads that send a header and a chunk, then wait, hold no more than ``max_uploads``
+    threads (and two per holder): more are refused with BUSY at once, a public call is
+    answered meanwhile, the stalled ones are cut off when their time is out (nothing
+    stored), and their slots are free again."""
+    ex = start_exchange(
+        tmp_path / "data",
+        settings=Settings(heartbeat_seconds=0.5, max_uploads=3, upload_floor_seconds=3),
+    )
+    stop = threading.Event()
+    try:
+        alice, _, _ = registered(ex)
+        bob = ex.party()
+        register_holder(bob, "bob")
+        store = ex.app.deps.store
+        before = [store.assets(p.key.public.raw) for p in (alice, bob)]
+        ended: list[tuple[grpc.StatusCode, float]] = []
+
+        def stalled(who: Any, seed: int) -> None:
+            content = _bytes(100_000, seed)  # its budget: the 3 s floor
+            head = _header(content).SerializeToString(deterministic=True)
+
+            def messages() -> Iterator[bytes]:
+                yield head
+                yield _chunks(content)[0].SerializeToString()
+                stop.wait(30)  # never finishes
+
+            call = ex.channel().stream_unary(
+                UPLOAD, request_serializer=None, response_deserializer=None
+            )
+            started = time.monotonic()
+            try:
+                call(messages(), metadata=sign_request(who.key, UPLOAD, head, int(time.time())))
+            except grpc.RpcError as e:
+                ended.append((e.code(), time.monotonic() - started))
+
+        threads = [
+            threading.Thread(target=stalled, args=(who, i), daemon=True)
+            for i, who in enumerate((alice, alice, bob))
+        ]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)  # all three admitted, each holding a thread
+        complete = [_header(ONE), *_chunks(ONE)]
+        for who, says in ((alice, "the most one holder may"), (bob, "3 uploads are in progress")):
+            t0 = time.monotonic()
+            with pytest.raises(ExchangeError) as e:
+                who.rpc.stream_unary(UPLOAD, complete, registry_pb2.UploadAssetResponse)
+            assert e.value.reason == Reason.BUSY, repr(e.value)
+            assert says in str(e.value)
+            assert time.monotonic() - t0 < 2  # refused at once, not queued
+        limits = registry_pb2.GetAssetLimitsResponse.FromString(
+            ex.channel().unary_unary(method_path(registry_pb2, "GetAssetLimits"))(
+                registry_pb2.GetAssetLimitsRequest().SerializeToString(), timeout=5
+            )
+        )
+        assert limits.max_asset_bytes > 0
+        for t in threads:
+            t.join(15)
+        assert [code for code, _ in ended] == [grpc.StatusCode.CANCELLED] * 3, ended
+        assert all(2.5 < seconds < 10 for _, seconds in ended), ended
+        assert [store.assets(p.key.public.raw) for p in (alice, bob)] == before
+        # The slots are free again: a whole upload goes through.
+        stored = alice.rpc.stream_unary(UPLOAD, complete, registry_pb2.UploadAssetResponse)
+        assert stored.asset.content_size == len(ONE)
+    finally:
+        stop.set()
+        ex.stop()
+
+
+def test_an_upload_is_given_time_by_its_size() -> None:
+    assert uploads.budget_seconds(1000, 30) == 30
+    assert uploads.budget_seconds(10 * 1024 * 1024, 30) == 160  # 10 MiB at 64 KiB/s
+    with pytest.raises(ValueError, match="--max-uploads"):
+        Settings(max_uploads=0)
 
 
 def test_the_wallet_checks_the_file_before_the_passphrase(
