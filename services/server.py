@@ -595,7 +595,14 @@ def _main(argv: Sequence[str] | None) -> int:
             args.processes, services, replica=bool(args.follower or args.upstream)
         )
         ensure_file_limit(
-            FileBudget(args.max_connections, _database_files(args), workers=processes - 1)
+            FileBudget(
+                args.max_connections,
+                _database_files(args),
+                workers=processes - 1,
+                # The gateway takes as many connections as gRPC (in the first process).
+                http_connections=args.max_connections if args.http and not args.upstream else 0,
+                metrics=bool(args.metrics),
+            )
         )
         if processes > 1 and args.command != "check-config":
             check_port_free(args.listen)
