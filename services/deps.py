@@ -53,7 +53,7 @@ class Settings:
     #: The uploads in progress at once (``--max-uploads``; :class:`.uploads.UploadSlots`).
     max_uploads: int = DEFAULT_MAX_UPLOADS
     #: The least time an upload is given to finish, in seconds (more for a large one:
-    #: :func:`.uploads.time_budget`).
+    #: :func:`.uploads.budget_seconds`).
     upload_floor_seconds: float = 30.0
     #: Seconds between heartbeats on the revocation streams.
     heartbeat_seconds: float = 5.0

@@ -186,10 +186,12 @@ class RegistryService:
         matched (:mod:`.uploads`)."""
         holder = self.d.party(call, Role.HOLDER)
         header, category = uploads.read_header(requests, self.d.settings.max_asset_bytes)
-        seconds = uploads.budget_seconds(header.size, self.d.settings.upload_floor_seconds)
+        budget = uploads.Budget(
+            uploads.budget_seconds(header.size, self.d.settings.upload_floor_seconds)
+        )
         with self.upload_slots.hold(holder.key):  # (until its bytes are stored: memory)
-            with uploads.time_budget(call.context, seconds) as budget:
-                upload = uploads.receive(requests, header, category, budget)
+            with uploads.timed(requests, budget) as chunks:
+                upload = uploads.receive(chunks, header, category, budget)
             row = AssetRow(holder.key, upload.sha256, category, upload.label, 0, False, call.now)
             stored = self.d.store.put_asset(row, upload.content, nonces=call.spends)
         return registry_pb2.UploadAssetResponse(asset=convert.asset_to(stored))

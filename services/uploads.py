@@ -18,10 +18,11 @@ The bytes are held in memory (one buffer, never copied) until the digest is chec
 stored in one change. An upload holds a worker thread and up to ``--max-asset-bytes`` of
 memory while it lasts, so uploads are bounded by :class:`UploadSlots` (``--max-uploads``
 at once, default 4, and :data:`MAX_UPLOADS_PER_HOLDER` per holder: more are refused with
-BUSY at once) and by a time budget (:func:`time_budget`: at least
+BUSY at once) and by a time budget (:func:`budget_seconds`: at least
 ``Settings.upload_floor_seconds``, 30 s, and one second per :data:`MIN_UPLOAD_RATE` bytes
-declared): an upload still unfinished when its budget runs out is cut off (the client sees
-CANCELLED) and nothing is stored. The memory uploads hold at most is therefore
+declared): an upload still unfinished when its budget runs out is refused (BUSY, its
+chunks read by a thread of its own so that a stalled client cannot hold the call's:
+:func:`timed`) and nothing is stored. The memory uploads hold at most is therefore
 ``--max-uploads`` x ``--max-asset-bytes`` (default 4 x 50 MiB = 200 MiB).
 :func:`chunks` cuts stored bytes into messages for FetchAssetChunks.
 """
@@ -30,11 +31,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import queue
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from licentia.errors import LicentiaError, Reason
 from licentia.v1 import licences_pb2, registry_pb2
@@ -42,6 +45,8 @@ from licentia.vocabulary import DataCategory
 
 from . import market
 from .deps import UPLOAD_CHUNK_BYTES
+
+T = TypeVar("T")
 
 #: The smallest chunk a client may send but for the last: the chunk count is capped at one
 #: per this many bytes of the declared size, plus one.
@@ -97,21 +102,25 @@ class UploadSlots:
 
 
 class Budget:
-    """An upload's time budget (:func:`time_budget`): ``expired`` once it has run out."""
+    """An upload's time budget, from now: ``seconds`` (:func:`budget_seconds`)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.expired = threading.Event()
+        self.deadline = time.monotonic() + seconds
+
+    def left(self) -> float:
+        """The seconds left (0 once it has run out)."""
+        return max(self.deadline - time.monotonic(), 0.0)
 
     def check(self) -> None:
         """Refuse (BUSY) once the budget has run out."""
-        if self.expired.is_set():
+        if not self.left():
             raise LicentiaError(Reason.BUSY, self.message())
 
     def message(self) -> str:
         """Why the upload was cut off."""
         return (
-            f"the upload did not finish within its {self.seconds:.0f} s (at least"
+            f"the upload did not finish within its {self.seconds:g} s (at least"
             f" {MIN_UPLOAD_RATE // 1024} KiB/s): nothing stored"
         )
 
@@ -122,26 +131,57 @@ def budget_seconds(size: int, floor: float) -> float:
     return max(floor, size / MIN_UPLOAD_RATE)
 
 
+_END = object()
+
+
 @contextmanager
-def time_budget(context: Any, seconds: float) -> Iterator[Budget]:
-    """While the block runs, cut the call of ``context`` (a grpc servicer context) off
-    after ``seconds``: its request stream then ends with an error, which frees the thread
-    that waits on it. ``Budget.check`` refuses once the time is out."""
-    budget = Budget(seconds)
+def timed(requests: Iterator[T], budget: Budget) -> Iterator[Iterator[T]]:
+    """``requests`` as read by a thread of its own, so that the call's thread waits for
+    each at most until ``budget`` runs out, and is then refused (BUSY): the call ends with
+    that refusal, which also ends the reader's wait (gRPC ends the request stream of a
+    call it has answered). What the reader meets (a refusal of a message, the client gone)
+    is raised in the call's thread. At most two messages wait between the two threads."""
+    box: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=2)
+    stop = threading.Event()
 
-    def expire() -> None:
-        budget.expired.set()
-        cancel = getattr(context, "cancel", None)
-        if cancel is not None:
-            cancel()
+    def put(item: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
-    timer = threading.Timer(seconds, expire)
-    timer.daemon = True
-    timer.start()
+    def read() -> None:
+        try:
+            for request in requests:
+                if not put((True, request)):
+                    return
+        except BaseException as e:  # noqa: BLE001 (raised in the call's thread)
+            put((False, e))
+            return
+        put((False, _END))
+
+    def received() -> Iterator[T]:
+        while True:
+            try:
+                ok, value = box.get(timeout=budget.left())
+            except queue.Empty:
+                raise LicentiaError(Reason.BUSY, budget.message()) from None
+            if ok:
+                yield value
+            elif value is _END:
+                return
+            else:
+                raise value
+
+    reader = threading.Thread(target=read, name="licentia-upload", daemon=True)
+    reader.start()
     try:
-        yield budget
+        yield received()
     finally:
-        timer.cancel()
+        stop.set()
 
 
 @dataclass(frozen=True, slots=True)

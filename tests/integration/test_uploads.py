@@ -40,6 +40,7 @@ from .exchange_harness import (
     registered,
     request_licence,
     start_exchange,
+    wait_for,
 )
 from .wallet_harness import Wallet, set_up
 
@@ -237,8 +238,8 @@ def test_the_signed_header_binds_the_upload(capped: Exchange) -> None:
 def test_stalled_uploads_are_bounded_and_cut_off(tmp_path: Path) -> None:
     """Uploads that send a header and a chunk, then wait, hold no more than ``max_uploads``
     threads (and two per holder): more are refused with BUSY at once, a public call is
-    answered meanwhile, the stalled ones are cut off when their time is out (nothing
-    stored), and their slots are free again."""
+    answered meanwhile, the stalled ones are refused when their time is out (nothing
+    stored), and their threads and slots are free again."""
     ex = start_exchange(
         tmp_path / "data",
         settings=Settings(heartbeat_seconds=0.5, max_uploads=3, upload_floor_seconds=3),
@@ -250,7 +251,7 @@ def test_stalled_uploads_are_bounded_and_cut_off(tmp_path: Path) -> None:
         register_holder(bob, "bob")
         store = ex.app.deps.store
         before = [store.assets(p.key.public.raw) for p in (alice, bob)]
-        ended: list[tuple[grpc.StatusCode, float]] = []
+        ended: list[tuple[ExchangeError, float]] = []
 
         def stalled(who: Any, seed: int) -> None:
             content = _bytes(100_000, seed)  # its budget: the 3 s floor
@@ -268,7 +269,7 @@ def test_stalled_uploads_are_bounded_and_cut_off(tmp_path: Path) -> None:
             try:
                 call(messages(), metadata=sign_request(who.key, UPLOAD, head, int(time.time())))
             except grpc.RpcError as e:
-                ended.append((e.code(), time.monotonic() - started))
+                ended.append((exchange_error(e), time.monotonic() - started))
 
         threads = [
             threading.Thread(target=stalled, args=(who, i), daemon=True)
@@ -293,8 +294,11 @@ def test_stalled_uploads_are_bounded_and_cut_off(tmp_path: Path) -> None:
         assert limits.max_asset_bytes > 0
         for t in threads:
             t.join(15)
-        assert [code for code, _ in ended] == [grpc.StatusCode.CANCELLED] * 3, ended
+        assert [error.reason for error, _ in ended] == [Reason.BUSY] * 3, ended
+        assert all("did not finish within its 3 s" in str(error) for error, _ in ended)
         assert all(2.5 < seconds < 10 for _, seconds in ended), ended
+        # Their reader threads have ended too.
+        wait_for(lambda: not any(t.name == "licentia-upload" for t in threading.enumerate()), 5)
         assert [store.assets(p.key.public.raw) for p in (alice, bob)] == before
         # The slots are free again: a whole upload goes through.
         stored = alice.rpc.stream_unary(UPLOAD, complete, registry_pb2.UploadAssetResponse)
