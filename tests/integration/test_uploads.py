@@ -308,6 +308,41 @@ def test_stalled_uploads_are_bounded_and_cut_off(tmp_path: Path) -> None:
         ex.stop()
 
 
+def test_uploads_waiting_for_their_header_take_stream_slots(tmp_path: Path) -> None:
+    """An UploadAsset stream holds a worker thread from the start, while it waits for its
+    header too: it takes one of the open-streams slots, so past them one more is refused
+    with BUSY at once, and other calls are still answered."""
+    ex = start_exchange(tmp_path / "data", max_streams=2)
+    stop = threading.Event()
+
+    def silent() -> Iterator[bytes]:
+        stop.wait(30)  # no header, ever
+        yield from ()
+
+    pending: list[Any] = []
+    try:
+        holder, _, _ = registered(ex)
+        for _ in range(2):
+            call = ex.channel().stream_unary(
+                UPLOAD, request_serializer=None, response_deserializer=None
+            )
+            pending.append(call.future(silent()))
+        time.sleep(0.5)
+        with pytest.raises(ExchangeError) as e:
+            holder.rpc.stream_unary(
+                UPLOAD, [_header(ONE), *_chunks(ONE)], registry_pb2.UploadAssetResponse
+            )
+        assert e.value.reason == Reason.BUSY, repr(e.value)
+        assert "too many open streams" in str(e.value)
+        with Holder.connect(ex.address, holder.key) as me:
+            assert me.asset_limits().max_asset_bytes > 0
+    finally:
+        stop.set()
+        for future in pending:
+            future.cancel()
+        ex.stop()
+
+
 def test_an_upload_is_given_time_by_its_size() -> None:
     assert uploads.budget_seconds(1000, 30) == 30
     assert uploads.budget_seconds(10 * 1024 * 1024, 30) == 160  # 10 MiB at 64 KiB/s
