@@ -3,7 +3,8 @@
 An upload is one client stream: its first message is the header (category, SHA-256, label,
 total size), which is the call's signed body (:mod:`.rpc`, ``signed_over_first``), so the
 holder's signature commits to the size and digest and binds every chunk that follows. Then
-come the chunks, in order. :func:`receive` refuses, before anything is stored:
+come the chunks, in order. :func:`read_header` and :func:`receive` refuse, before anything is
+stored:
 
 - a first message that is not a header, a header that is not a valid declaration
   (INVALID_REQUEST), or one declaring more than the operator's cap (``--max-asset-bytes``,
