@@ -26,6 +26,11 @@ INLINE_ASSET_BYTES = 1 << 20
 MAX_ASSET_BYTES_CAP = 512 * 1024 * 1024
 #: The most bytes one UploadAsset chunk, and one FetchAssetChunks message, carries.
 UPLOAD_CHUNK_BYTES = 256 * 1024
+#: The uploads in progress at once by default (``--max-uploads``): each holds a worker
+#: thread and up to ``--max-asset-bytes`` of memory until it ends.
+DEFAULT_MAX_UPLOADS = 4
+#: The most uploads ``--max-uploads`` allows at once.
+MAX_UPLOADS_CAP = 64
 #: The default payout delay: 72 hours.
 DEFAULT_PAYOUT_DELAY_SECONDS = 72 * 3600
 #: The default retention period: 90 days.
@@ -45,6 +50,11 @@ class Settings:
     #: The largest asset the exchange stores (``--max-asset-bytes``; uploaded in chunks
     #: over :data:`INLINE_ASSET_BYTES`).
     max_asset_bytes: int = DEFAULT_MAX_ASSET_BYTES
+    #: The uploads in progress at once (``--max-uploads``; :class:`.uploads.UploadSlots`).
+    max_uploads: int = DEFAULT_MAX_UPLOADS
+    #: The least time an upload is given to finish, in seconds (more for a large one:
+    #: :func:`.uploads.budget_seconds`).
+    upload_floor_seconds: float = 30.0
     #: Seconds between heartbeats on the revocation streams.
     heartbeat_seconds: float = 5.0
     #: The currency of the exchange (ISO 4217).
@@ -72,6 +82,10 @@ class Settings:
             raise ValueError("--status-epoch-days is 1 to 3650")
         if not 0 < self.max_asset_bytes <= MAX_ASSET_BYTES_CAP:
             raise ValueError(f"--max-asset-bytes is 1 to {MAX_ASSET_BYTES_CAP}")
+        if not 0 < self.max_uploads <= MAX_UPLOADS_CAP:
+            raise ValueError(f"--max-uploads is 1 to {MAX_UPLOADS_CAP}")
+        if not self.upload_floor_seconds > 0:
+            raise ValueError("the upload time floor is positive")
 
 
 @dataclass

@@ -61,6 +61,17 @@ STOP_SECONDS = 10.0
 UNARY_THREADS = 32
 #: Worker threads for open response streams (each blocks one while it waits).
 STREAM_THREADS = 256
+#: Request bodies read at once. Each is held in memory up to its method's JSON cap
+#: (``max_request_bytes`` x :data:`JSON_SIZE_FACTOR`: 256 KiB by default, about 4 MiB for
+#: DeclareAsset) before its signature is checked, so this bounds what unauthenticated
+#: clients can make the gateway hold: 32 x 4 MiB at most.
+BODY_READS = 32
+#: How long a request waits for one of the :data:`BODY_READS` turns before it is refused
+#: (BUSY, 429).
+BODY_WAIT_SECONDS = 5.0
+#: How long a body may take to arrive once its read has begun: a slower one is refused
+#: (BUSY, 429) and its turn given back.
+BODY_SECONDS = 30.0
 
 #: HTTP status of each gRPC status code (google.rpc's mapping, as grpc-gateway uses).
 HTTP_OF_CODE: dict[Any, int] = {
@@ -228,6 +239,7 @@ class _Gateway:
         self.live: set[GatewayContext] = set()
         self.unary_threads = anyio.CapacityLimiter(UNARY_THREADS)
         self.stream_threads = anyio.CapacityLimiter(STREAM_THREADS)
+        self.body_reads = anyio.CapacityLimiter(BODY_READS)
         self.app = Starlette(
             routes=[
                 Route("/v1/{service}/{method}", self.call, methods=["POST"]),
@@ -257,7 +269,10 @@ class _Gateway:
                 Reason.NOT_SERVED,
                 f"{path} streams requests from the client, which HTTP/JSON cannot carry: use gRPC",
             ).response()
-        body = await _read(request, endpoint.method.max_request_bytes * JSON_SIZE_FACTOR)
+        try:
+            body = await self._body(request, endpoint.method.max_request_bytes * JSON_SIZE_FACTOR)
+        except Refused as e:
+            return e.response()
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
         client = request.client
         peer = f"ipv4:{client.host}:{client.port}" if client is not None else "unknown"
@@ -275,6 +290,28 @@ class _Gateway:
             ctx.end()
             self.live.discard(ctx)
         return Response(_json(doc), media_type="application/json")
+
+    async def _body(self, request: Request, cap: int) -> bytes:
+        """The request's body, at most ``cap + 1`` bytes of it (the pipeline refuses more
+        with TOO_LARGE), read before anything else is done for the call. A Content-Length
+        over ``cap`` is refused at once (TOO_LARGE), before a byte is read; at most
+        :data:`BODY_READS` bodies are read at once, each within :data:`BODY_SECONDS`
+        (BUSY otherwise)."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise Refused(Reason.TOO_LARGE, f"a request may not exceed {cap} bytes")
+        turn = False
+        with anyio.move_on_after(BODY_WAIT_SECONDS):
+            await self.body_reads.acquire()
+            turn = True
+        if not turn:
+            raise Refused(Reason.BUSY, "too many requests are being received: try again later")
+        try:
+            with anyio.move_on_after(BODY_SECONDS):
+                return await _read(request, cap)
+            raise Refused(Reason.BUSY, f"the request body did not arrive within {BODY_SECONDS:g} s")
+        finally:
+            self.body_reads.release()
 
     async def _stream(self, endpoint: Endpoint, body: bytes, ctx: GatewayContext) -> Response:
         """Server-sent events: the status is sent once the call is admitted (a refusal
@@ -350,19 +387,14 @@ class _Gateway:
 
 
 async def _read(request: Request, cap: int) -> bytes:
-    """The body, read up to ``cap + 1`` bytes (the pipeline refuses anything above ``cap``
-    with TOO_LARGE before looking at it)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
-        return b"\0" * (cap + 1)
-    chunks: list[bytes] = []
-    size = 0
+    """The body, read up to ``cap + 1`` bytes: no more is read (the pipeline refuses
+    anything above ``cap`` with TOO_LARGE before looking at it)."""
+    body = bytearray()
     async for chunk in request.stream():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > cap:
+        body += chunk[: cap + 1 - len(body)]
+        if len(body) > cap:
             break
-    return b"".join(chunks)[: cap + 1]
+    return bytes(body)
 
 
 def endpoints_of(handlers: Sequence[Any]) -> list[Endpoint]:

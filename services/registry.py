@@ -35,6 +35,8 @@ class RegistryService:
 
     def __init__(self, deps: Deps) -> None:
         self.d = deps
+        #: The uploads in progress (``--max-uploads``, and a few per holder).
+        self.upload_slots = uploads.UploadSlots(deps.settings.max_uploads)
 
     def methods(self) -> Mapping[str, Method]:
         """The handlers, by method name."""
@@ -183,9 +185,15 @@ class RegistryService:
         commits to their size and digest; nothing is stored unless all of them arrived and
         matched (:mod:`.uploads`)."""
         holder = self.d.party(call, Role.HOLDER)
-        upload = uploads.receive(requests, self.d.settings.max_asset_bytes)
-        row = AssetRow(holder.key, upload.sha256, upload.category, upload.label, 0, False, call.now)
-        stored = self.d.store.put_asset(row, upload.content, nonces=call.spends)
+        header, category = uploads.read_header(requests, self.d.settings.max_asset_bytes)
+        budget = uploads.Budget(
+            uploads.budget_seconds(header.size, self.d.settings.upload_floor_seconds)
+        )
+        with self.upload_slots.hold(holder.key):  # (until its bytes are stored: memory)
+            with uploads.timed(requests, budget) as chunks:
+                upload = uploads.receive(chunks, header, category, budget)
+            row = AssetRow(holder.key, upload.sha256, category, upload.label, 0, False, call.now)
+            stored = self.d.store.put_asset(row, upload.content, nonces=call.spends)
         return registry_pb2.UploadAssetResponse(asset=convert.asset_to(stored))
 
     def get_asset_limits(

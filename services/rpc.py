@@ -322,11 +322,12 @@ observer: CallObserver | None = None
 
 
 class StreamLimit:
-    """A cap on the response streams open at once, shared by every service of a process.
+    """A cap on the streams open at once, shared by every service of a process: response
+    streams, and client streams (UploadAsset) from their start.
 
     Each open stream holds a worker thread of the sync gRPC server, so without a cap a
-    flood of subscriptions would starve every other call. Past the cap a new stream is
-    refused with RESOURCE_EXHAUSTED / BUSY at once.
+    flood of subscriptions (or of uploads that never send their header) would starve every
+    other call. Past the cap a new stream is refused with RESOURCE_EXHAUSTED / BUSY at once.
     """
 
     def __init__(self, limit: int) -> None:
@@ -367,7 +368,7 @@ class _Plumbing:
         """Behaviour of a method with one response (``arg``: bytes, or an iterator of them),
         carried by ``wire`` (default :data:`GRPC`)."""
         wire = wire or GRPC
-        with self._guard(m, context, wire) as outcome:
+        with self._guard(m, context, wire) as outcome, self._slot(m.client_streaming):
             # A signed call's nonce is spent durably by the first change it commits
             # (``Call.spends``, set by ``_admit``).
             call, request = self._admit(m, arg, context, outcome, wire=wire)
@@ -375,6 +376,20 @@ class _Plumbing:
             if m.method.durable_nonce:  # before the answer leaves (a read's replay)
                 self.auth.commit_spent(call.spends)
             return response
+
+    @contextmanager
+    def _slot(self, take: bool) -> Iterator[None]:
+        """One of the stream limit's slots while the block runs, if ``take``: a client
+        stream (UploadAsset) holds a worker thread while it waits for its messages, before
+        and after it is admitted, as a response stream does."""
+        if not take or self.streams is None:
+            yield
+            return
+        self.streams.acquire()
+        try:
+            yield
+        finally:
+            self.streams.release()
 
     def stream_out(
         self, m: _Bound, arg: Any, context: grpc.ServicerContext, wire: Wire | None = None

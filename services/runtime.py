@@ -32,6 +32,13 @@ FILES_PER_CONNECTION = 1
 #: Open files the first process of ``--processes N`` holds per worker process: the pipes
 #: to it and its connection on the private socket, with one to spare.
 FILES_PER_WORKER = 4
+#: Open files the metrics server (``--metrics``) holds whatever the number of processes: its
+#: listening socket, the scrapes being answered (one thread and socket each) and files
+#: read while it sums the processes' metrics.
+METRICS_FILES = 16
+#: Open files ``--metrics`` holds per process: its metric files (one per kind of metric,
+#: kept open and mapped), read by the first process at each scrape too.
+METRICS_FILES_PER_PROCESS = 8
 #: How long a thread may hold the GIL while another waits for it (CPython's default: 5 ms).
 #: A call's handler releases the GIL for each Ed25519 check and each SQLite statement and must
 #: take it back to go on; with dozens of handler and gRPC threads, each such return waited up
@@ -181,6 +188,17 @@ class FileBudget:
     database: int
     #: The worker processes this (first) process starts and watches.
     workers: int = 0
+    #: The HTTP gateway's connections (``--http``; 0 without it).
+    http_connections: int = 0
+    #: Whether the metrics server runs (``--metrics``).
+    metrics: bool = False
+
+    @property
+    def metrics_files(self) -> int:
+        """The open files ``--metrics`` takes (0 without it)."""
+        if not self.metrics:
+            return 0
+        return METRICS_FILES + METRICS_FILES_PER_PROCESS * (self.workers + 1)
 
     @property
     def needed(self) -> int:
@@ -190,16 +208,25 @@ class FileBudget:
             + self.connections * FILES_PER_CONNECTION
             + self.database
             + self.workers * FILES_PER_WORKER
+            + self.http_connections * FILES_PER_CONNECTION
+            + self.metrics_files
         )
 
     def describe(self) -> str:
         """The sum, in words."""
         plural = "s" if self.workers != 1 else ""
-        workers = f" + {self.workers * FILES_PER_WORKER} for {self.workers} worker{plural}"
-        return (
-            f"{self.needed} open files ({BASE_FILES} base + {self.connections} connections"
-            f" + {self.database} for the database{workers if self.workers else ''})"
-        )
+        parts = [
+            f"{BASE_FILES} base",
+            f"{self.connections} connections",
+            f"{self.database} for the database",
+        ]
+        if self.workers:
+            parts.append(f"{self.workers * FILES_PER_WORKER} for {self.workers} worker{plural}")
+        if self.http_connections:
+            parts.append(f"{self.http_connections} for the HTTP gateway's connections")
+        if self.metrics:
+            parts.append(f"{self.metrics_files} for the metrics server")
+        return f"{self.needed} open files ({' + '.join(parts)})"
 
 
 def ensure_file_limit(budget: FileBudget) -> int:

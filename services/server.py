@@ -43,7 +43,7 @@ from .app import (
     check_key_files,
     private_directory,
 )
-from .deps import DEFAULT_MAX_ASSET_BYTES, Settings
+from .deps import DEFAULT_MAX_ASSET_BYTES, DEFAULT_MAX_UPLOADS, Settings
 from .gateway import RunningGateway, start_gateway
 from .issuer import ExchangeKeyError, Keyring, key_file
 from .procs import PrivateSocket, Workers, check_port_free, process_count, worker_spec
@@ -225,6 +225,14 @@ def _parser() -> argparse.ArgumentParser:
         help="the largest asset (a photo, a voice sample) the exchange stores, in bytes;"
         " larger ones are uploaded in chunks (default 52428800 = 50 MiB, at most 512 MiB)"
         " [LICENTIA_MAX_ASSET_BYTES]",
+    )
+    serve.add_argument(
+        "--max-uploads",
+        type=int,
+        default=int(_env("LICENTIA_MAX_UPLOADS", str(DEFAULT_MAX_UPLOADS))),
+        help="uploads (UploadAsset) in progress at once, 1 to 64, and at most 2 per holder;"
+        " more are refused with BUSY. Each holds a worker thread and up to --max-asset-bytes"
+        " of memory until it ends (default 4) [LICENTIA_MAX_UPLOADS]",
     )
     serve.add_argument(
         "--status-epoch-days",
@@ -587,6 +595,7 @@ def _main(argv: Sequence[str] | None) -> int:
             status_list_size=args.status_list_size,
             status_epoch_seconds=args.status_epoch_days * 86400,
             max_asset_bytes=args.max_asset_bytes,
+            max_uploads=args.max_uploads,
         )
         if args.upstream:
             _check_replica(args, services)
@@ -594,7 +603,14 @@ def _main(argv: Sequence[str] | None) -> int:
             args.processes, services, replica=bool(args.follower or args.upstream)
         )
         ensure_file_limit(
-            FileBudget(args.max_connections, _database_files(args), workers=processes - 1)
+            FileBudget(
+                args.max_connections,
+                _database_files(args),
+                workers=processes - 1,
+                # The gateway takes as many connections as gRPC (in the first process).
+                http_connections=args.max_connections if args.http and not args.upstream else 0,
+                metrics=bool(args.metrics),
+            )
         )
         if processes > 1 and args.command != "check-config":
             check_port_free(args.listen)

@@ -135,7 +135,7 @@ class PartiesPart(SqlBase):
         return AssetRow(r[0], r[1], DataCategory(r[2]), r[3], r[4], bool(r[5]), r[6])
 
     def put_asset(
-        self, row: AssetRow, content: bytes | None, *, nonces: Sequence[SpentNonce] = ()
+        self, row: AssetRow, content: bytes | bytearray | None, *, nonces: Sequence[SpentNonce] = ()
     ) -> AssetRow:
         """Declare or rectify an asset: its label and category are replaced; its stored
         bytes are replaced when ``content`` is given and kept otherwise (erasure deletes)."""

@@ -102,7 +102,7 @@ class PartiesStore(Protocol):
 
     # -- assets and terms ----------------------------------------------------------------
     def put_asset(
-        self, row: AssetRow, content: bytes | None, *, nonces: Sequence[SpentNonce] = ()
+        self, row: AssetRow, content: bytes | bytearray | None, *, nonces: Sequence[SpentNonce] = ()
     ) -> AssetRow:
         """Declare or rectify an asset: label and category replaced; bytes replaced when
         ``content`` is given, kept otherwise."""

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey
 from licentia.methods import path
 from licentia.request import sign_http_request, sign_request
+from licentia.services import gateway as gateway_module
 from licentia.services import rpc
 from licentia.services.app import build
 from licentia.services.gateway import RunningGateway, start_gateway
@@ -171,6 +173,65 @@ def test_every_bad_request_is_refused_with_its_reason_and_changes_nothing(
         )
         verify_stream = url(gw, path(verification_pb2, "VerifyStream"))
         assert refusal(http.post(verify_stream, content=b"{}")) == (501, "NOT_SERVED")
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """The gateway's answer on ``sock``: up to the end of its JSON body (or 10 s)."""
+    sock.settimeout(10)
+    data = b""
+    try:
+        while not data.endswith(b"}}") and (chunk := sock.recv(65536)):
+            data += chunk
+    except TimeoutError:
+        pass
+    return data
+
+
+def test_bodies_are_bounded_before_any_check(ex: Exchange, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before a signature is checked or a thread taken: a Content-Length over the method's
+    JSON cap is refused at once, nothing read; at most BODY_READS bodies are read at once
+    (one more waits its turn, then is BUSY); a body that stalls is cut off, its turn freed."""
+    monkeypatch.setattr(gateway_module, "BODY_READS", 2)
+    monkeypatch.setattr(gateway_module, "BODY_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(gateway_module, "BODY_SECONDS", 2.0)
+    gw = start_gateway("127.0.0.1:0", ex.app.handlers, logging.getLogger("licentia.test"))
+    target = gateway_path(REGISTER_ADVERTISER)
+
+    def send(length: int, body: bytes = b"") -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", gw.port))
+        head = f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n"
+        sock.sendall(head.encode() + body)
+        return sock
+
+    stalled = [send(1000, b'{"organisation": "'), send(1000, b"{")]
+    try:
+        time.sleep(0.3)  # both reads begun: every turn taken
+        with httpx.Client(timeout=10) as http:
+            started = time.monotonic()
+            assert refusal(http.post(url(gw, REGISTER_ADVERTISER), content=b"{}")) == (
+                429,
+                "BUSY",
+            )
+            assert 0.4 < time.monotonic() - started < 2
+            # A declared length over the cap (64 KiB x 4): refused at once, no turn needed,
+            # and not one byte of it sent.
+            started = time.monotonic()
+            with send(10**12) as huge:
+                answer = _answer(huge)
+            assert answer.startswith(b"HTTP/1.1 413 "), answer[:100]
+            assert b"may not exceed 262144 bytes" in answer
+            assert time.monotonic() - started < 1
+            # The stalled bodies are cut off, and their turns are free again.
+            for sock in stalled:
+                answer = _answer(sock)
+                assert answer.startswith(b"HTTP/1.1 429 "), answer[:100]
+                assert b"did not arrive within 2 s" in answer
+            listed = http.post(url(gw, path(registry_pb2, "ListPlatforms")), json={})
+            assert listed.status_code == 200
+    finally:
+        for sock in stalled:
+            sock.close()
+        gw.stop()
 
 
 def test_a_follower_gateway_refuses_what_it_does_not_serve(ex: Exchange) -> None:

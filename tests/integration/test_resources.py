@@ -21,6 +21,8 @@ import pytest
 
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
+from licentia.services.runtime import FileBudget
+from licentia.services.store import SqliteStore
 from licentia.services.store.sqlite import IDLE_READERS
 from licentia.v1 import exchange_pb2, licences_pb2, records_pb2
 
@@ -238,6 +240,37 @@ def test_a_configuration_that_cannot_fit_the_open_files_limit_refuses_to_start(
     assert "only 1024" in proc.stderr
     assert "--max-connections" in proc.stderr
     assert not (tmp_path / "data").exists()  # refused before it created anything
+
+
+@pytest.mark.parametrize(
+    ("flag", "says"),
+    [("--http", "for the HTTP gateway's connections"), ("--metrics", "for the metrics server")],
+)
+def test_the_open_files_budget_counts_the_gateway_and_the_metrics_server(
+    tmp_path: Path, flag: str, says: str
+) -> None:
+    """A limit that holds gRPC's connections and the database but not the gateway's
+    connections (or the metrics server's files) too: refused with --http (--metrics)."""
+    limit = FileBudget(512, SqliteStore.open_files(256)).needed  # gRPC's alone, exactly
+
+    def check(*flags: str) -> subprocess.CompletedProcess[str]:
+        command = _server_command(tmp_path / "data", "--processes", "1", *flags)
+        return subprocess.run(
+            [*command[:3], "check-config", *command[3:]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            preexec_fn=_limit(limit),
+            check=False,
+        )
+
+    fits = check()
+    assert fits.returncode == 0, fits.stderr
+    proc = check(flag, "127.0.0.1:0")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("licentia-server: error: this configuration needs up to")
+    assert says in proc.stderr
+    assert f"only {limit}" in proc.stderr
 
 
 def test_the_soft_open_files_limit_is_raised_when_the_hard_one_allows(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from licentia.clients.wallet import upload as progress
 from licentia.errors import Reason
 from licentia.keys import PublicKey
 from licentia.request import sign_request
+from licentia.services import uploads
 from licentia.services.deps import Settings
 from licentia.services.model import RequestState
 from licentia.transport.errors import exchange_error
@@ -34,9 +36,11 @@ from .exchange_harness import (
     approve_request,
     method_path,
     register_advertiser,
+    register_holder,
     registered,
     request_licence,
     start_exchange,
+    wait_for,
 )
 from .wallet_harness import Wallet, set_up
 
@@ -229,6 +233,121 @@ def test_the_signed_header_binds_the_upload(capped: Exchange) -> None:
         call(iter(sent), metadata=sign_request(holder.key, UPLOAD, signed, int(time.time())))
     assert exchange_error(e.value).reason == Reason.BAD_REQUEST_SIGNATURE
     assert store.assets(holder.key.public.raw) == before
+
+
+def test_stalled_uploads_are_bounded_and_cut_off(tmp_path: Path) -> None:
+    """Uploads that send a header and a chunk, then wait, hold no more than ``max_uploads``
+    threads (and two per holder): more are refused with BUSY at once, a public call is
+    answered meanwhile, the stalled ones are refused when their time is out (nothing
+    stored), and their threads and slots are free again."""
+    ex = start_exchange(
+        tmp_path / "data",
+        settings=Settings(heartbeat_seconds=0.5, max_uploads=3, upload_floor_seconds=3),
+    )
+    stop = threading.Event()
+    try:
+        alice, _, _ = registered(ex)
+        bob = ex.party()
+        register_holder(bob, "bob")
+        store = ex.app.deps.store
+        before = [store.assets(p.key.public.raw) for p in (alice, bob)]
+        ended: list[tuple[ExchangeError, float]] = []
+
+        def stalled(who: Any, seed: int) -> None:
+            content = _bytes(100_000, seed)  # its budget: the 3 s floor
+            head = _header(content).SerializeToString(deterministic=True)
+
+            def messages() -> Iterator[bytes]:
+                yield head
+                yield _chunks(content)[0].SerializeToString()
+                stop.wait(30)  # never finishes
+
+            call = ex.channel().stream_unary(
+                UPLOAD, request_serializer=None, response_deserializer=None
+            )
+            started = time.monotonic()
+            try:
+                call(messages(), metadata=sign_request(who.key, UPLOAD, head, int(time.time())))
+            except grpc.RpcError as e:
+                ended.append((exchange_error(e), time.monotonic() - started))
+
+        threads = [
+            threading.Thread(target=stalled, args=(who, i), daemon=True)
+            for i, who in enumerate((alice, alice, bob))
+        ]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)  # all three admitted, each holding a thread
+        complete = [_header(ONE), *_chunks(ONE)]
+        for who, says in ((alice, "the most one holder may"), (bob, "3 uploads are in progress")):
+            t0 = time.monotonic()
+            with pytest.raises(ExchangeError) as e:
+                who.rpc.stream_unary(UPLOAD, complete, registry_pb2.UploadAssetResponse)
+            assert e.value.reason == Reason.BUSY, repr(e.value)
+            assert says in str(e.value)
+            assert time.monotonic() - t0 < 2  # refused at once, not queued
+        limits = registry_pb2.GetAssetLimitsResponse.FromString(
+            ex.channel().unary_unary(method_path(registry_pb2, "GetAssetLimits"))(
+                registry_pb2.GetAssetLimitsRequest().SerializeToString(), timeout=5
+            )
+        )
+        assert limits.max_asset_bytes > 0
+        for t in threads:
+            t.join(15)
+        assert [error.reason for error, _ in ended] == [Reason.BUSY] * 3, ended
+        assert all("did not finish within its 3 s" in str(error) for error, _ in ended)
+        assert all(2.5 < seconds < 10 for _, seconds in ended), ended
+        # Their reader threads have ended too.
+        wait_for(lambda: not any(t.name == "licentia-upload" for t in threading.enumerate()), 5)
+        assert [store.assets(p.key.public.raw) for p in (alice, bob)] == before
+        # The slots are free again: a whole upload goes through.
+        stored = alice.rpc.stream_unary(UPLOAD, complete, registry_pb2.UploadAssetResponse)
+        assert stored.asset.content_size == len(ONE)
+    finally:
+        stop.set()
+        ex.stop()
+
+
+def test_uploads_waiting_for_their_header_take_stream_slots(tmp_path: Path) -> None:
+    """An UploadAsset stream holds a worker thread from the start, while it waits for its
+    header too: it takes one of the open-streams slots, so past them one more is refused
+    with BUSY at once, and other calls are still answered."""
+    ex = start_exchange(tmp_path / "data", max_streams=2)
+    stop = threading.Event()
+
+    def silent() -> Iterator[bytes]:
+        stop.wait(30)  # no header, ever
+        yield from ()
+
+    pending: list[Any] = []
+    try:
+        holder, _, _ = registered(ex)
+        for _ in range(2):
+            call = ex.channel().stream_unary(
+                UPLOAD, request_serializer=None, response_deserializer=None
+            )
+            pending.append(call.future(silent()))
+        time.sleep(0.5)
+        with pytest.raises(ExchangeError) as e:
+            holder.rpc.stream_unary(
+                UPLOAD, [_header(ONE), *_chunks(ONE)], registry_pb2.UploadAssetResponse
+            )
+        assert e.value.reason == Reason.BUSY, repr(e.value)
+        assert "too many open streams" in str(e.value)
+        with Holder.connect(ex.address, holder.key) as me:
+            assert me.asset_limits().max_asset_bytes > 0
+    finally:
+        stop.set()
+        for future in pending:
+            future.cancel()
+        ex.stop()
+
+
+def test_an_upload_is_given_time_by_its_size() -> None:
+    assert uploads.budget_seconds(1000, 30) == 30
+    assert uploads.budget_seconds(10 * 1024 * 1024, 30) == 160  # 10 MiB at 64 KiB/s
+    with pytest.raises(ValueError, match="--max-uploads"):
+        Settings(max_uploads=0)
 
 
 def test_the_wallet_checks_the_file_before_the_passphrase(
