@@ -11,7 +11,6 @@ from dataclasses import replace
 from licentia.erasure import sign_erasure_receipt
 from licentia.errors import LicentiaError, Reason
 from licentia.v1 import registry_pb2
-from licentia.vocabulary import DataCategory
 
 from . import convert, market, uploads
 from .accounts import key_set_to
@@ -152,13 +151,7 @@ class RegistryService:
     ) -> registry_pb2.DeclareAssetResponse:
         """Declare or rectify an asset; its bytes, when given, must match the digest."""
         holder = self.d.party(call, Role.HOLDER)
-        try:
-            category = DataCategory(req.category)
-        except ValueError:
-            raise LicentiaError(Reason.INVALID_REQUEST, "unknown category") from None
-        if len(req.sha256) != 32:
-            raise LicentiaError(Reason.INVALID_REQUEST, "sha256 is 32 bytes")
-        market.check_text(req.label, "label")
+        category = uploads.declared(req.category, req.sha256, req.label)
         content: bytes | None = None
         if req.content:
             if len(req.content) > self.d.settings.max_asset_bytes:

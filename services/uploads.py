@@ -196,16 +196,23 @@ class Upload:
     content: bytes | bytearray
 
 
+def declared(category: int, sha256: bytes, label: str) -> DataCategory:
+    """The category of a declaration (DeclareAsset, an UploadAsset header) whose fields are
+    valid (INVALID_REQUEST naming the field otherwise)."""
+    try:
+        known = DataCategory(category)
+    except ValueError:
+        raise LicentiaError(Reason.INVALID_REQUEST, "unknown category") from None
+    if len(sha256) != 32:
+        raise LicentiaError(Reason.INVALID_REQUEST, "sha256 is 32 bytes")
+    market.check_text(label, "label")
+    return known
+
+
 def check_header(header: registry_pb2.UploadAssetHeader, max_bytes: int) -> DataCategory:
     """The header's category, once the header is a valid declaration of at most
     ``max_bytes`` (INVALID_REQUEST, TOO_LARGE)."""
-    try:
-        category = DataCategory(header.category)
-    except ValueError:
-        raise LicentiaError(Reason.INVALID_REQUEST, "unknown category") from None
-    if len(header.sha256) != 32:
-        raise LicentiaError(Reason.INVALID_REQUEST, "sha256 is 32 bytes")
-    market.check_text(header.label, "label")
+    category = declared(header.category, header.sha256, header.label)
     if header.size == 0:
         raise LicentiaError(Reason.INVALID_REQUEST, "an upload has at least one byte")
     if header.size > max_bytes:
