@@ -32,6 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -70,8 +71,9 @@ class Background:
             threading.Thread(target=_drain, args=(stream, into), daemon=True).start()
 
 
-def _drain(stream: object, into: list[str]) -> None:
-    for line in iter(stream.readline, ""):  # type: ignore[attr-defined]
+def _drain(stream: IO[str] | None, into: list[str]) -> None:
+    assert stream is not None
+    for line in iter(stream.readline, ""):
         into.append(line.rstrip("\n"))
 
 
