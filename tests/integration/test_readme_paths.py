@@ -26,6 +26,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -221,3 +222,26 @@ def test_the_readme_walkthroughs_run_as_written(tmp_path: Path) -> None:
     for log in workdir.glob("*.log"):
         assert "Traceback" not in log.read_text(), f"{log.name}:\n{log.read_text()}"
     assert (workdir / "licence.txt").exists()  # the advertiser got its licence
+
+
+def test_the_advertiser_example_without_an_exchange_says_so(tmp_path: Path) -> None:
+    """A newcomer who runs acme.py before starting the exchange (or with LICENTIA_SERVER
+    naming another) reads where it looked, not a traceback."""
+    (tmp_path / "acme.py").write_text(walkthrough().files["acme.py"], encoding="utf-8")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{s.getsockname()[1]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LICENTIA_")}
+    env |= {"LICENTIA_SERVER": closed, "LICENTIA_KEY_PASSPHRASE": "a passphrase for acme"}
+    done = subprocess.run(
+        [sys.executable, "acme.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"could not reach the exchange at {closed}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
