@@ -13,7 +13,8 @@ Every command must exit 0 (or the status its ``# exit N`` comment states) and pr
 - a command ending in ``&`` runs in the background; the test waits for as many lines of output
   as the README shows for it. Its ``127.0.0.1:PORT`` addresses become ``127.0.0.1:0`` (the
   exchange the walk-through starts takes free ports); ``wait`` waits for every background
-  command but the first, and ``kill %1`` stops the first (the exchange: it must exit 0);
+  command but the first (they must exit 0; the lines shown after ``wait`` are checked
+  against what they printed), and ``kill %1`` stops the first (the exchange: it must exit 0);
 - values the README shows in a command's output — addresses ``HOST:PORT`` and 32-digit hex
   ids — stand for the ones this run printed at the same place, and are replaced by them (an
   id by its same-length prefix) in the commands after it.
@@ -134,6 +135,7 @@ class Shell:
         if text == "wait":
             for job in self.background[1:]:
                 self._finish(job, signal_first=False)
+            self.learn(cmd, [line for job in self.background[1:] for line in job.out])
             return
         if text == "kill %1":
             self._finish(self.background[0], signal_first=True)
