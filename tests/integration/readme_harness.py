@@ -9,7 +9,8 @@ The walk-through convention (README, "Quickstart"):
   walk-through of PATH (``operator``, ``holder``, ``advertiser``, ``platform``). Every marked
   block runs, in the order of the document, in one working directory.
 - In such a block a line ``$ COMMAND`` is a command (a ``\\`` at its end continues it on the
-  next line); the lines up to the next command are the output the README shows for it.
+  next line); the lines up to the next command are the output the README shows for it. A
+  trailing ``# exit N`` comment gives the exit status it must have when not 0.
 - ``<!-- walkthrough-file: NAME -->`` on the line before a ```python block: the walk-through
   saves that block as the file NAME (the README tells the reader to).
 """

@@ -5,8 +5,10 @@ The blocks are README's ```console blocks marked ``<!-- walkthrough: PATH -->`` 
 is in ``readme_harness.py`` and in README's "Quickstart"). They run in the order of the
 document, in one fresh working directory, with the project's ``.venv/bin`` first on ``PATH``,
 ``HOME`` in that directory, and no ``LICENTIA_*`` variable but those the README exports.
-Every command must exit 0 (or the status its ``# exit N`` comment states) and print no
-``Traceback``. What the test does for the reader's shell:
+Every command must exit 0 (or the status its ``# exit N`` comment states), print no
+``Traceback``, and print each line the README shows for it (keys, ids, digests, times and
+addresses aside; ``…`` stands for anything); no ``*.log`` the walk-through writes may hold a
+traceback either. What the test does for the reader's shell:
 
 - ``make install`` and ``. .venv/bin/activate``: done already (this test runs in that venv);
 - ``export NAME=VALUE``: sets the variable for the commands after it;
