@@ -230,7 +230,8 @@ def test_the_readme_walkthroughs_run_as_written(tmp_path: Path) -> None:
 
 def test_the_advertiser_example_without_an_exchange_says_so(tmp_path: Path) -> None:
     """A newcomer who runs acme.py before starting the exchange (or with LICENTIA_SERVER
-    naming another) reads where it looked, not a traceback."""
+    naming another) reads where it looked, not a traceback; so does one who mistypes the
+    key file's passphrase."""
     (tmp_path / "acme.py").write_text(walkthrough().files["acme.py"], encoding="utf-8")
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -248,4 +249,18 @@ def test_the_advertiser_example_without_an_exchange_says_so(tmp_path: Path) -> N
     )
     assert done.returncode == 1
     assert f"could not reach the exchange at {closed}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    # The key file it made on the way, opened with another passphrase: said, no traceback.
+    env["LICENTIA_KEY_PASSPHRASE"] = "not the passphrase of acme.key"
+    done = subprocess.run(
+        [sys.executable, "acme.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "acme.key: wrong passphrase" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
