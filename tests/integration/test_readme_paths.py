@@ -228,39 +228,38 @@ def test_the_readme_walkthroughs_run_as_written(tmp_path: Path) -> None:
     assert (workdir / "licence.txt").exists()  # the advertiser got its licence
 
 
-def test_the_advertiser_example_without_an_exchange_says_so(tmp_path: Path) -> None:
-    """A newcomer who runs acme.py before starting the exchange (or with LICENTIA_SERVER
-    naming another) reads where it looked, not a traceback; so does one who mistypes the
-    key file's passphrase."""
-    (tmp_path / "acme.py").write_text(walkthrough().files["acme.py"], encoding="utf-8")
+def _script(name: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, name],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_examples_without_an_exchange_or_with_a_wrong_passphrase_say_so(
+    tmp_path: Path,
+) -> None:
+    """A newcomer who runs acme.py or photoshare.py before starting the exchange (or with
+    LICENTIA_SERVER naming another) reads where it looked, not a traceback; so does one who
+    mistypes the key file's passphrase."""
+    files = walkthrough().files
+    for name in ("acme.py", "photoshare.py"):
+        (tmp_path / name).write_text(files[name], encoding="utf-8")
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         closed = f"127.0.0.1:{s.getsockname()[1]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LICENTIA_")}
     env |= {"LICENTIA_SERVER": closed, "LICENTIA_KEY_PASSPHRASE": "a passphrase for acme"}
-    done = subprocess.run(
-        [sys.executable, "acme.py"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 1
-    assert f"could not reach the exchange at {closed}" in done.stderr, done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
+    for name in ("acme.py", "photoshare.py"):
+        done = _script(name, tmp_path, env)
+        assert (done.returncode, done.stderr.count("Traceback")) == (1, 0), done.stderr
+        assert f"could not reach the exchange at {closed}" in done.stderr, done.stderr
     # The key file it made on the way, opened with another passphrase: said, no traceback.
     env["LICENTIA_KEY_PASSPHRASE"] = "not the passphrase of acme.key"
-    done = subprocess.run(
-        [sys.executable, "acme.py"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 1
+    done = _script("acme.py", tmp_path, env)
+    assert (done.returncode, done.stderr.count("Traceback")) == (1, 0), done.stderr
     assert "acme.key: wrong passphrase" in done.stderr, done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
