@@ -3,15 +3,17 @@ advertiser's and the platform's, command by command, as real processes.
 
 The blocks are README's ```console blocks marked ``<!-- walkthrough: PATH -->`` (the convention
 is in ``readme_harness.py`` and in README's "Quickstart"). They run in the order of the
-document, in one fresh working directory, with the project's ``.venv/bin`` first on ``PATH``,
-``HOME`` in that directory, and no ``LICENTIA_*`` variable but those the README exports.
+document, from an empty directory standing for the fresh clone, with the project's
+``.venv/bin`` first on ``PATH``, ``HOME`` beside it, and no ``LICENTIA_*`` variable but
+those the README exports.
 Every command must exit 0 (or the status its ``# exit N`` comment states), print no
 ``Traceback``, and print each line the README shows for it (keys, ids, digests, times and
 addresses aside; ``…`` stands for anything); no ``*.log`` the walk-through writes may hold a
 traceback either. What the test does for the reader's shell:
 
 - ``make install`` and ``. .venv/bin/activate``: done already (this test runs in that venv);
-- ``export NAME=VALUE``: sets the variable for the commands after it;
+- ``export NAME=VALUE``: sets the variable for the commands after it; ``cd DIR`` (after
+  ``mkdir -p DIR &&``) changes the directory of the commands after it;
 - a command ending in ``&`` runs in the background; the test waits for as many lines of output
   as the README shows for it. Its ``127.0.0.1:PORT`` addresses become ``127.0.0.1:0`` (the
   exchange the walk-through starts takes free ports); ``wait`` waits for every background
@@ -47,6 +49,7 @@ _ADDRESS = re.compile(r"\b127\.0\.0\.1:\d+\b")
 _ID = re.compile(r"\b[0-9a-f]{32}\b")
 _HEX = re.compile(r"\b[0-9a-f]{6,32}\b")
 _EXIT = re.compile(r"#\s*exit (\d+)\s*$")
+_CD = re.compile(r"(mkdir -p (\S+) && )?cd (\S+)")
 #: Commands the test does itself (it runs inside the installed venv).
 _DONE_ALREADY = {"make install", ". .venv/bin/activate", "source .venv/bin/activate"}
 
@@ -89,9 +92,9 @@ class Shell:
         venv_bin = Path(sys.executable).parent
         env = {k: v for k, v in os.environ.items() if not k.startswith("LICENTIA_")}
         env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
-        env["HOME"] = str(workdir / "home")
+        env["HOME"] = str(workdir.parent / "home")
         env.pop("XDG_DATA_HOME", None)
-        (workdir / "home").mkdir()
+        (workdir.parent / "home").mkdir()
         self.env = env
         self.values: dict[str, str] = {}  # what the README shows -> what this run printed
         self.background: list[Background] = []
@@ -128,6 +131,12 @@ class Shell:
     def run(self, cmd: Command) -> None:
         text = cmd.text
         if text in _DONE_ALREADY:
+            return
+        if m := _CD.fullmatch(text):
+            if m.group(2):
+                (self.cwd / m.group(2)).mkdir(parents=True, exist_ok=True)
+            self.cwd = (self.cwd / m.group(3)).resolve()
+            assert self.cwd.is_dir(), f"{cmd.where}: no directory {self.cwd}"
             return
         if text.startswith("export "):
             for word in shlex.split(self.substitute(text))[1:]:
@@ -211,16 +220,19 @@ def test_the_readme_walkthroughs_run_as_written(tmp_path: Path) -> None:
     if shutil.which("curl") is None:
         pytest.skip("the operator's walk-through reads the metrics and the gateway with curl")
     walk = walkthrough()
-    workdir = tmp_path / "newcomer"
-    workdir.mkdir()
-    for name, code in walk.files.items():
-        (workdir / name).write_text(code, encoding="utf-8")
-    shell = Shell(workdir)
+    clone = tmp_path / "clone"  # stands for the fresh clone the reader starts in
+    clone.mkdir()
+    shell = Shell(clone)
     try:
         for cmd in walk.commands:
+            if cmd.text.startswith("python "):  # the examples the README says to save
+                for name, code in walk.files.items():
+                    (shell.cwd / name).write_text(code, encoding="utf-8")
             shell.run(cmd)
     finally:
         shell.stop_all()
+    assert list(clone.iterdir()) == [], "the walk-through wrote into the clone"
+    workdir = shell.cwd
     assert shell.background, "the operator's walk-through starts no exchange"
     assert shell.background[0].process.returncode == 0
     for log in workdir.glob("*.log"):
