@@ -72,10 +72,13 @@ class Background:
     process: subprocess.Popen[str]
     out: list[str] = field(default_factory=list)
     err: list[str] = field(default_factory=list)
+    readers: list[threading.Thread] = field(default_factory=list)
 
     def start_readers(self) -> None:
         for stream, into in ((self.process.stdout, self.out), (self.process.stderr, self.err)):
-            threading.Thread(target=_drain, args=(stream, into), daemon=True).start()
+            reader = threading.Thread(target=_drain, args=(stream, into), daemon=True)
+            reader.start()
+            self.readers.append(reader)
 
 
 def _drain(stream: IO[str] | None, into: list[str]) -> None:
@@ -194,7 +197,8 @@ class Shell:
         if signal_first:
             job.process.send_signal(signal.SIGTERM)
         code = job.process.wait(timeout=60)
-        time.sleep(0.1)  # the readers' last lines
+        for reader in job.readers:  # to the end of what it printed
+            reader.join(timeout=10)
         report = f"{job.command.where}\nstdout: {job.out}\nstderr: {job.err}"
         assert not any("Traceback" in line for line in job.out + job.err), report
         assert code == 0, f"exit {code}: {report}"
