@@ -365,6 +365,13 @@ def _deposit(args: argparse.Namespace) -> int:
         )
         out = call(body, metadata=sign_request(key, DEPOSIT, body, SystemClock().now()), timeout=10)
     except grpc.RpcError as e:
+        if e.code() == grpc.StatusCode.UNAVAILABLE:
+            print(
+                f"{PROG}: error: could not reach the exchange at {args.connect}: is it"
+                " running, and is that its address? (--connect HOST:PORT names another)",
+                file=sys.stderr,
+            )
+            return 3
         print(f"{PROG}: error: {e.code().name}: {e.details()}", file=sys.stderr)
         return 1
     finally:

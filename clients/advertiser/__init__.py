@@ -8,16 +8,26 @@ example; the tests run exactly this):
 ```python
 import os
 import time
+from pathlib import Path
 
-from licentia.clients.advertiser import Advertiser, DecisionTimeout, ExchangeError, RequestState
-from licentia.clients.keyfile import load_or_create_key
+from licentia.clients.advertiser import (
+    Advertiser,
+    DecisionTimeout,
+    ExchangeError,
+    ExchangeUnavailable,
+    RequestState,
+)
+from licentia.clients.keyfile import KeyFileError, load_or_create_key
 from licentia.errors import Reason
 from licentia.scope import IntendedUse
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 EXCHANGE = os.environ.get("LICENTIA_SERVER", "localhost:7700")
 TERM = 30 * 86400
-key = load_or_create_key("acme.key")  # the same key every run
+try:
+    key = load_or_create_key("acme.key")  # the same key every run
+except KeyFileError as e:  # a wrong passphrase, a file others may read, ...
+    raise SystemExit(f"acme.key: {e}") from None
 
 
 def photo_licence(adv: Advertiser):
@@ -42,6 +52,8 @@ def photo_licence(adv: Advertiser):
             not_after=int(time.time()) + TERM,
             price=price,
         )
+        if asked.state == RequestState.PENDING:  # else a standing rule of hers answered
+            print(f"asked: request {asked.request_id.hex()} waits for her answer", flush=True)
         decided = adv.wait_for_decision(asked.request_id, timeout=60)
     except DecisionTimeout:
         print(f"no answer yet: request {asked.request_id.hex()} is pending")
@@ -58,6 +70,8 @@ def photo_licence(adv: Advertiser):
 with Advertiser.connect(EXCHANGE, key) as adv:
     try:
         adv.register("Acme Ads", "FR")
+    except ExchangeUnavailable as e:  # not started, or LICENTIA_SERVER names another
+        raise SystemExit(f"could not reach the exchange at {EXCHANGE}: {e.message}") from None
     except ExchangeError as e:
         if e.reason != Reason.ALREADY_EXISTS:  # registered by an earlier run
             raise
@@ -68,6 +82,10 @@ with Advertiser.connect(EXCHANGE, key) as adv:
         use = IntendedUse(DataCategory.IMAGE, Purpose.ADVERTISING, Medium.ONLINE, "FR", photo)
         presentation = adv.present(licence, "photoshare", use)  # "lpr1.…", for the platform
         print(presentation)
+        # What the platform is handed with the post: the token, the presentation, the photo.
+        Path("licence.txt").write_text(licence.token)
+        Path("presentation.txt").write_text(presentation)
+        Path("licensed-photo.jpg").write_bytes(content)
 ```
 
 :class:`AsyncAdvertiser` has the same methods as coroutines and async iterators

@@ -55,6 +55,12 @@ def _numbered(words: str) -> str:
 def _show_and_confirm(s: Session, words: str) -> None:
     """Show the phrase (on stdout; with --json on stderr, the document carries it), then,
     unless --yes, ask for three words at random positions, at most three rounds."""
+    if not s.args.yes and not _terminal(s):
+        # Refused before the phrase is shown: a phrase of nothing would only sit in a log.
+        raise OperationFailedError(
+            "no terminal to check that you wrote the words down: nothing was created;"
+            " scripts use --yes (and --json to capture the phrase)"
+        )
     shown = f"Your recovery phrase:\n{_numbered(words)}\n{_WARNING}"
     if not s.args.json:
         print(shown, flush=True)
@@ -62,11 +68,6 @@ def _show_and_confirm(s: Session, words: str) -> None:
         print(shown, file=sys.stderr, flush=True)
     if s.args.yes:
         return
-    if not _terminal(s):
-        raise OperationFailedError(
-            "no terminal to check that you wrote the words down: nothing was created;"
-            " scripts use --yes (and --json to capture the phrase)"
-        )
     asked = sorted(secrets.SystemRandom().sample(range(1, phrase.PHRASE_WORDS + 1), CONFIRM_WORDS))
     print("To be sure you wrote them down, type the words at these positions.", file=sys.stderr)
     for _ in range(CONFIRM_TRIES):

@@ -8,6 +8,7 @@ import argparse
 import difflib
 import hashlib
 import json
+import os
 import sys
 import tomllib
 from collections.abc import Callable
@@ -446,7 +447,11 @@ def cmd_export(s: Session) -> None:
     resp = s.holder.export()
     text = json.dumps(_dict(resp), indent=2, sort_keys=True)
     if s.args.output:
-        Path(s.args.output).write_text(text + "\n", encoding="utf-8")
+        # Personal data: readable by her alone, whatever the umask (as the wallet file).
+        fd = os.open(s.args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a file that was there keeps no wider mode
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
         if not s.args.json:
             print(_shown(f"Wrote everything the exchange holds about you to {s.args.output}."))
             return

@@ -470,6 +470,7 @@ def test_the_docstring_example_runs(
     parties: tuple[Party, Party],
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     """The package's example is the README's, and it goes the whole way once the holder
     approves (an advertiser registered and credited before, its key from the environment)."""
@@ -484,11 +485,14 @@ def test_the_docstring_example_runs(
     ex.fund(key.public.raw)
     monkeypatch.setenv("LICENTIA_SERVER", ex.address)
     monkeypatch.setenv("LICENTIA_ADVERTISER_KEY", seed_text(key))
+    monkeypatch.chdir(tmp_path)  # it saves what it hands the platform
     approver = _approve_first_pending(holder)
     exec(example, {"__name__": "__example__"})
     approver.join()
-    presentation = capsys.readouterr().out.strip()
+    asked, presentation = capsys.readouterr().out.strip().splitlines()
+    assert asked.startswith("asked: request ")  # she answered by hand: it waited
     assert presentation.startswith("lpr1.")
+    assert (tmp_path / "presentation.txt").read_text() == presentation
     (licence,) = holder.call(
         licences_pb2,
         "ListLicences",

@@ -14,7 +14,6 @@ traceback's line numbers are the file's.
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 import traceback
@@ -39,31 +38,7 @@ from .exchange_harness import (
     register_holder,
     start_exchange,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-_FENCE = re.compile(r"^```python\s*$")
-
-
-def python_blocks(path: Path) -> list[tuple[int, str]]:
-    """Each ```python block of ``path``: the line number of its first line of code, and its
-    code. An unclosed block is an error."""
-    blocks: list[tuple[int, str]] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    i = 0
-    while i < len(lines):
-        if _FENCE.match(lines[i]):
-            start = i + 1
-            end = start
-            while end < len(lines) and lines[end].strip() != "```":
-                end += 1
-            if end == len(lines):
-                raise AssertionError(f"{path.name}:{i + 1}: a ```python block is never closed")
-            blocks.append((start + 1, "\n".join(lines[start:end]) + "\n"))
-            i = end
-        i += 1
-    return blocks
-
+from .readme_harness import DOCS, ROOT, python_blocks
 
 WITH_EXAMPLES = [p for p in DOCS if python_blocks(p)]
 

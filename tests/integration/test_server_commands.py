@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,21 @@ def test_deposit_without_the_operator_key_or_for_a_stranger_fails(
     assert "no operator key" in capsys.readouterr().err
     assert _deposit(ex, stranger.key.public.text, "100", "R") == 1  # not an advertiser
     assert "NOT_FOUND" in capsys.readouterr().err
+
+
+def test_deposit_to_an_exchange_not_running_says_where_it_looked(
+    ex: Exchange, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An operator whose exchange listens elsewhere is told the address tried and the flag
+    that names another (exit 3, as the wallet and licentia-verify), not a raw gRPC status."""
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{s.getsockname()[1]}"
+    adv = ex.party()
+    register_advertiser(adv, funds=0)
+    argv = ["deposit", adv.key.public.text, "100", "R-1", "--data-dir", str(ex.data_dir)]
+    assert main([*argv, "--connect", closed]) == 3
+    err = capsys.readouterr().err
+    assert f"could not reach the exchange at {closed}" in err, err
+    assert "--connect" in err, err
+    assert "UNAVAILABLE" not in err, err

@@ -161,6 +161,7 @@ def test_the_holders_whole_story(wallet: Wallet, ex: Exchange, tmp_path: Path) -
     export_file = tmp_path / "export.json"
     assert wallet("export", "--output", str(export_file))[0] == 0
     exported = json.loads(export_file.read_text())
+    assert export_file.stat().st_mode & 0o777 == 0o600  # personal data: hers alone
     assert exported["profile"]["handle"] == "alice"
     assert len(exported["licences"]) == 1
     assert len(exported["requests"]) == 2

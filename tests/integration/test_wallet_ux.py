@@ -387,3 +387,21 @@ def test_the_shell_completes_commands_and_global_flags(tmp_path: Path) -> None:
     assert complete("licentia-wallet rul") == ["rules "]
     assert complete("licentia-wallet rules li") == ["list "]
     assert "--insecure " in complete("licentia-wallet inbox --ins")
+
+
+def test_init_without_a_terminal_refuses_before_showing_a_phrase(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A script that forgot --yes is refused, and no recovery phrase (a secret, for a wallet
+    that will not exist) is printed into its log first."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO())  # not a terminal
+    pass_file = tmp_path / "pass"
+    pass_file.write_text(PASS + "\n")
+    wallet = tmp_path / "w.json"
+    argv = ["init", "--wallet", str(wallet), "--passphrase-file", str(pass_file)]
+    code, out, err = _run(capsys, *argv)
+    assert code == 1
+    assert "no terminal to check that you wrote the words down" in err
+    assert "--yes" in err
+    assert "recovery phrase" not in out + err.split("error:")[0], (out, err)
+    assert not wallet.exists()
