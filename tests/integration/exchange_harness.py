@@ -21,10 +21,10 @@ from google.protobuf.message import Message
 from licentia.clients.channel import ExchangeError, SignedChannel, exchange_error
 from licentia.clients.verifier import Verifier
 from licentia.errors import Reason
-from licentia.keys import PrivateKey
+from licentia.keys import PrivateKey, PublicKey
 from licentia.methods import path
 from licentia.presentation import present
-from licentia.scope import IntendedUse
+from licentia.scope import IntendedUse, Scope
 from licentia.services.app import DB_FILE, OPERATOR_KEY_FILE, App, build
 from licentia.services.deps import Settings
 from licentia.services.refs import SECRET_NAME, Refs
@@ -282,6 +282,24 @@ def declare_photo(p: Party) -> registry_pb2.DeclareAssetResponse:
         ),
         registry_pb2.DeclareAssetResponse,
     )
+
+
+def photo_rule(holder: PublicKey, now: int, **changes: Any) -> StandingRule:
+    """A standing rule over the photo :func:`register_holder` declares: marketing uses of it
+    online in the EU, for up to 60 days at 100 a day or more, from a day before ``now`` for
+    a year; ``changes`` replace any of its fields (``licensee_keys``, ``scope``, …)."""
+    rule = StandingRule(
+        rule_id=secrets.token_bytes(16),
+        holder=holder,
+        scope=Scope.of([DataCategory.IMAGE], [Purpose.MARKETING], [Medium.ONLINE], ["EU"]),
+        asset_sha256=frozenset({PHOTO_SHA}),
+        not_before=now - DAY,
+        not_after=now + 365 * DAY,
+        max_term_seconds=60 * DAY,
+        min_price_per_day_minor=100,
+        currency="EUR",
+    )
+    return dataclasses.replace(rule, **changes) if changes else rule
 
 
 def add_standing_rule(holder: Party, rule: StandingRule) -> StandingConsent:

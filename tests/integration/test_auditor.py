@@ -64,6 +64,7 @@ from .exchange_harness import (
     Party,
     add_standing_rule,
     approve_request,
+    photo_rule,
     register_advertiser,
     register_holder,
     request_licence,
@@ -154,17 +155,7 @@ def test_a_clean_log_passes_and_later_runs_check_only_what_is_new(
     holder, adv, token = licensed(ex, "alice")
     # A licence issued under a standing rule, and one ended by erasure.
     now = int(time.time())
-    rule = StandingRule(
-        rule_id=secrets.token_bytes(16),
-        holder=holder.key.public,
-        scope=Scope.of([DataCategory.IMAGE], [Purpose.MARKETING], [Medium.ONLINE], ["EU"]),
-        asset_sha256=frozenset({PHOTO_SHA}),
-        not_before=now - DAY,
-        not_after=now + 365 * DAY,
-        max_term_seconds=60 * DAY,
-        min_price_per_day_minor=100,
-        currency="EUR",
-    )
+    rule = photo_rule(holder.key.public, now)
     add_standing_rule(holder, rule)
     auto = request_licence(adv, holder.key.public.raw).licence.token
     assert isinstance(parse_token(auto).consent, RuleCommitment)

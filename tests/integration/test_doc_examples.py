@@ -14,7 +14,6 @@ traceback's line numbers are the file's.
 
 from __future__ import annotations
 
-import secrets
 import time
 import traceback
 from collections.abc import Iterator
@@ -25,16 +24,12 @@ import pytest
 from licentia.clients.advertiser import Advertiser
 from licentia.clients.keyfile import seed_text
 from licentia.keys import PrivateKey
-from licentia.scope import Scope
 from licentia.services.server import main as server_main
-from licentia.token import StandingRule
-from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from .exchange_harness import (
-    DAY,
-    PHOTO_SHA,
     Exchange,
     add_standing_rule,
+    photo_rule,
     register_holder,
     start_exchange,
 )
@@ -57,21 +52,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Exchange, 
     try:
         holder = ex.party()
         register_holder(holder, "demo")
-        now = int(time.time())
-        add_standing_rule(
-            holder,
-            StandingRule(
-                rule_id=secrets.token_bytes(16),
-                holder=holder.key.public,
-                scope=Scope.of([DataCategory.IMAGE], [Purpose.MARKETING], [Medium.ONLINE], ["EU"]),
-                asset_sha256=frozenset({PHOTO_SHA}),
-                not_before=now - DAY,
-                not_after=now + 365 * DAY,
-                max_term_seconds=60 * DAY,
-                min_price_per_day_minor=100,
-                currency="EUR",
-            ),
-        )
+        add_standing_rule(holder, photo_rule(holder.key.public, int(time.time())))
         advertiser = PrivateKey.generate()
         with Advertiser.connect(ex.address, advertiser) as adv:  # a first run registered it
             adv.register("Acme Ads", "FR")

@@ -83,14 +83,11 @@ from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.presentation import present
 from licentia.request import sign_request
-from licentia.scope import Scope
 from licentia.services.app import DB_FILE, OPERATOR_KEY_FILE, SERVICES
 from licentia.services.deps import Settings
 from licentia.services.errors import STATUS_OF
 from licentia.services.runtime import ServerSettings
-from licentia.token import StandingRule
 from licentia.v1 import licence_pb2, records_pb2, verification_pb2
-from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from ..wire import delimited, field_key, varint
 from .exchange_harness import (
@@ -101,6 +98,7 @@ from .exchange_harness import (
     add_standing_rule,
     approve_request,
     issue_licence,
+    photo_rule,
     photo_use,
     register_advertiser,
     register_holder,
@@ -374,17 +372,11 @@ def _build(ex: Exchange, data: Path) -> World:
     earning = issue_licence(holder, advertiser, max_uses=1, price_per_use=100)
     report_use(platform, advertiser, earning.token, photo_use())
     asked = request_licence(advertiser, holder.key.public.raw).request
-    now = int(time.time())
-    rule = StandingRule(
+    rule = photo_rule(
+        holder.key.public,
+        int(time.time()),
         rule_id=b"\x42" * 16,
-        holder=holder.key.public,
-        scope=Scope.of([DataCategory.IMAGE], [Purpose.MARKETING], [Medium.ONLINE], ["EU"]),
-        asset_sha256=frozenset({PHOTO_SHA}),
-        not_before=now - DAY,
-        not_after=now + 365 * DAY,
         max_term_seconds=30 * DAY,
-        min_price_per_day_minor=100,
-        currency="EUR",
         licensee_keys=frozenset({PrivateKey.generate().public.raw}),  # covers nobody
     )
     consent = add_standing_rule(holder, rule)

@@ -23,12 +23,10 @@ from licentia.clients.channel import SignedChannel
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.presentation import present
-from licentia.scope import Scope
 from licentia.services import server
 from licentia.services.app import DB_FILE
 from licentia.services.deps import DEFAULT_PAYOUT_DELAY_SECONDS, Settings
 from licentia.services.store.common import only_nonces
-from licentia.token import StandingRule
 from licentia.v1 import (
     exchange_pb2,
     ledger_pb2,
@@ -37,11 +35,9 @@ from licentia.v1 import (
     registry_pb2,
     verification_pb2,
 )
-from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from .exchange_harness import (
     FUNDS,
-    PHOTO_SHA,
     Exchange,
     ExchangeError,
     Party,
@@ -49,6 +45,7 @@ from .exchange_harness import (
     add_standing_rule,
     approve_request,
     offer_refs,
+    photo_rule,
     photo_use,
     register_advertiser,
     register_holder,
@@ -347,19 +344,7 @@ def fee_balance(ex: Exchange) -> int:
 
 def add_alice_rule(w: World, licensee: bytes) -> None:
     """Alice auto-approves marketing uses of her photo online in the EU by ``licensee``."""
-    now = w.clock.now()
-    rule = StandingRule(
-        rule_id=secrets.token_bytes(16),
-        holder=w.holder.key.public,
-        scope=Scope.of([DataCategory.IMAGE], [Purpose.MARKETING], [Medium.ONLINE], ["EU"]),
-        asset_sha256=frozenset({PHOTO_SHA}),
-        not_before=now - DAY,
-        not_after=now + 365 * DAY,
-        max_term_seconds=60 * DAY,
-        min_price_per_day_minor=100,
-        currency="EUR",
-        licensee_keys=frozenset({licensee}),
-    )
+    rule = photo_rule(w.holder.key.public, w.clock.now(), licensee_keys=frozenset({licensee}))
     add_standing_rule(w.holder, rule)
 
 

@@ -52,6 +52,7 @@ from .exchange_harness import (
     approve_request,
     method_path,
     offer_refs,
+    photo_rule,
     reasons,
     register_advertiser,
     register_holder,
@@ -284,17 +285,11 @@ def rule(
     rule_id: bytes | None = None,
 ) -> StandingRule:
     """Auto-approve marketing uses of the photo in the EU online for up to 60 days."""
-    now = w.now()
-    return StandingRule(
+    return photo_rule(
+        (holder or w.holder.key).public,
+        w.now(),
         rule_id=rule_id or secrets.token_bytes(16),
-        holder=(holder or w.holder.key).public,
         scope=Scope.of(categories, purposes, [Medium.ONLINE], ["EU"]),
-        asset_sha256=frozenset({PHOTO_SHA}),
-        not_before=now - DAY,
-        not_after=now + 365 * DAY,
-        max_term_seconds=60 * DAY,
-        min_price_per_day_minor=100,
-        currency="EUR",
         licensee_keys=frozenset(licensees),
     )
 
