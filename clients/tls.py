@@ -11,6 +11,7 @@ closed, never into plain text.
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import ssl
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ import grpc.aio  # type: ignore[import-untyped]
 
 __all__ = [
     "TLS_HINT",
+    "add_arguments",
     "aio_channel",
     "channel",
     "credentials",
@@ -35,6 +37,23 @@ TLS_HINT = (
     "the exchange did not answer over TLS: for a local exchange without TLS add --insecure;"
     " for one whose certificate a private CA signed, --tls-ca FILE"
 )
+
+
+def add_arguments(ap: argparse.ArgumentParser, what: str) -> None:
+    """A command's ``--tls-ca PEM`` and ``--insecure`` (``what``: what a man in the middle
+    could do to it without TLS, e.g. "read and change the answers")."""
+    ap.add_argument(
+        "--tls-ca",
+        type=Path,
+        metavar="PEM",
+        help="PEM certificate(s) to trust instead of the system's CA store",
+    )
+    ap.add_argument(
+        "--insecure",
+        action="store_true",
+        help=f"talk to the exchange without TLS (a local exchange only: anyone on the way"
+        f" could {what}); a loopback --server needs no flag",
+    )
 
 
 def tls_failed(message: str, *, insecure: bool) -> bool:

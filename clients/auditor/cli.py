@@ -116,18 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where to remember what was checked (default ./{DEFAULT_STATE_DIR}); one"
         " directory per exchange",
     )
-    ap.add_argument(
-        "--tls-ca",
-        type=Path,
-        metavar="PEM",
-        help="PEM certificate(s) to trust instead of the system's CA store",
-    )
-    ap.add_argument(
-        "--insecure",
-        action="store_true",
-        help="talk to the exchange without TLS (a local exchange only: anyone on the way"
-        " could change what the audit reads); a loopback --server needs no flag",
-    )
+    tls.add_arguments(ap, "change what the audit reads")
     ap.add_argument(
         "--max-term-days",
         type=int,

@@ -92,18 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "token", metavar="TOKEN", help='the licence token "lic2.…" or "lic1.…" ("-": stdin)'
     )
     ap.add_argument("--server", required=True, metavar="HOST:PORT", help="the exchange")
-    ap.add_argument(
-        "--tls-ca",
-        type=Path,
-        metavar="PEM",
-        help="PEM certificate(s) to trust instead of the system's CA store",
-    )
-    ap.add_argument(
-        "--insecure",
-        action="store_true",
-        help="talk to the exchange without TLS (a local exchange only: anyone on the way"
-        " could read and change the answers); a loopback --server needs no flag",
-    )
+    tls.add_arguments(ap, "read and change the answers")
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
     use = ap.add_argument_group("the intended use")
     use.add_argument("--category", required=True, choices=sorted(CATEGORIES))

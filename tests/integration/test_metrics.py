@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import socket
 import subprocess
 import sys
@@ -26,17 +25,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from licentia.errors import Reason
 from licentia.keys import PrivateKey
 from licentia.methods import path
-from licentia.scope import Scope
 from licentia.services.errors import STATUS_OF
 from licentia.services.runtime import client_channel
 from licentia.services.server import main as server_main
-from licentia.token import StandingRule, parse_token
+from licentia.token import parse_token
 from licentia.v1 import verification_pb2
-from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from .exchange_harness import (
-    DAY,
-    PHOTO_SHA,
     ExchangeError,
     Party,
     SignedChannel,
@@ -44,6 +39,7 @@ from .exchange_harness import (
     fund,
     issue_licence,
     operator_party,
+    photo_rule,
     photo_use,
     register_advertiser,
     register_holder,
@@ -59,22 +55,6 @@ VERIFY = path(verification_pb2, "Verify")
 OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 #: Each its own TCP connection: all of them landing on one process has odds of 2**-15.
 CONNECTIONS = 16
-
-
-def _photo_rule(holder: Party) -> StandingRule:
-    """A standing rule of the holder's covering the harness's default photo request."""
-    now = int(time.time())
-    return StandingRule(
-        rule_id=secrets.token_bytes(16),
-        holder=holder.key.public,
-        scope=Scope.of([DataCategory.IMAGE], [Purpose.MARKETING], [Medium.ONLINE], ["EU"]),
-        asset_sha256=frozenset({PHOTO_SHA}),
-        not_before=now - DAY,
-        not_after=now + 365 * DAY,
-        max_term_seconds=60 * DAY,
-        min_price_per_day_minor=100,
-        currency="EUR",
-    )
 
 
 @dataclass
@@ -156,7 +136,7 @@ def test_a_scrape_counts_every_process_calls_issuances_revocations_and_the_feed(
         token = issue_licence(holder, adv).token
         issue_licence(holder, adv)
         # A third licence, issued at once under the holder's standing rule.
-        add_standing_rule(holder, _photo_rule(holder))
+        add_standing_rule(holder, photo_rule(holder.key.public, int(time.time())))
         assert request_licence(adv, holder.key.public.raw).licence.token
         before = server.scrape()
         for ch in channels:  # spread over both processes by the kernel
