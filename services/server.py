@@ -22,6 +22,7 @@ from pathlib import Path
 
 import grpc  # type: ignore[import-untyped]
 
+import licentia
 from licentia.checkpoint import vkey
 from licentia.errors import LicentiaError
 from licentia.keys import PublicKey
@@ -79,6 +80,7 @@ def _env(name: str, default: str) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    ap.add_argument("--version", action="version", version=f"{PROG} {licentia.__version__}")
     sub = ap.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the exchange (the default command)")
     _data_dir(serve)
@@ -478,7 +480,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help")):
+    if not args_list or (
+        args_list[0].startswith("-") and args_list[0] not in ("-h", "--help", "--version")
+    ):
         args_list.insert(0, "serve")
     ap = _parser()
     args = ap.parse_args(args_list)

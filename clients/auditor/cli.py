@@ -30,6 +30,7 @@ from typing import NoReturn
 
 import grpc  # type: ignore[import-untyped]
 
+import licentia
 from licentia.errors import LicentiaError
 from licentia.token import MAX_TOKEN_CHARS
 
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    ap.add_argument("--version", action="version", version=f"{PROG} {licentia.__version__}")
     ap.add_argument("--server", required=True, metavar="HOST:PORT", help="the exchange's address")
     ap.add_argument(
         "--log-key",

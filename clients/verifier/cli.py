@@ -36,6 +36,7 @@ from typing import NoReturn, TypeVar
 
 import grpc  # type: ignore[import-untyped]
 
+import licentia
 from licentia.errors import LicentiaError, Reason
 from licentia.nonces import NonceStore
 from licentia.scope import IntendedUse
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 ALLOW, 1 DENY, 2 misuse, 3 could not check (the exchange"
         " or the nonce store could not be reached).",
     )
+    ap.add_argument("--version", action="version", version=f"{PROG} {licentia.__version__}")
     ap.add_argument(
         "token", metavar="TOKEN", help='the licence token "lic2.…" or "lic1.…" ("-": stdin)'
     )

@@ -15,13 +15,13 @@ failure is one JSON document on stderr: ``{"error": {"reason": â€¦, "message": â
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+import licentia
 from licentia.errors import LicentiaError
 
 from .. import tls
@@ -46,11 +46,8 @@ EXIT_INTERRUPTED = 130
 
 
 def version() -> str:
-    """The installed distribution's version."""
-    try:
-        return importlib.metadata.version("licentia")
-    except importlib.metadata.PackageNotFoundError:  # run from a source tree
-        return "unknown"
+    """The release (``licentia.__version__``, which the distribution is built with)."""
+    return licentia.__version__
 
 
 class UsageError(Exception):

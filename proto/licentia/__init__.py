@@ -9,3 +9,6 @@ mapping of gRPC errors, following its revocations — is the transport's
 output beside the wire contract; no module of the core imports them
 (``tests/project/test_layers.py``).
 """
+
+#: The release, as every command's ``--version`` prints it and the distribution is built.
+__version__ = "0.1.0"

@@ -12,6 +12,7 @@ docs cannot drift from the code again (they listed four of the six ``--services`
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import re
 import subprocess
@@ -238,3 +239,22 @@ def test_the_readme_lists_every_document() -> None:
         d.name for d in sorted((ROOT / "docs").glob("*.md")) if f"docs/{d.name}" not in listed
     ]
     assert missing == []
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_says_its_version(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--version`` on every command: the release the distribution was built with."""
+    with pytest.raises(SystemExit) as e:
+        COMMANDS[command]().parse_args(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out == f"{command} {importlib.metadata.version('licentia')}\n"
+
+
+def test_the_server_says_its_version_before_any_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``licentia-server --version`` is not taken for the flags of ``serve``."""
+    with pytest.raises(SystemExit) as e:
+        server.main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.startswith("licentia-server ")
