@@ -21,17 +21,22 @@ down) raises :class:`licentia.nonces.NonceStoreUnavailableError`, so the verific
 replay, and never ``REPLAYED``, which would brand a fresh presentation a replay.
 :class:`SqliteNonceStore` suits instances on one machine (one file; WAL mode);
 :class:`PostgresNonceStore` instances on several machines (``psycopg``, a connection per
-store, reconnected after a failure).
+store, reconnected after a failure; DML rights on an existing table are enough; a retry after
+an outage that lost an INSERT's answer finds its own row, not a replay: see the class).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import psycopg
+import psycopg.conninfo
+import psycopg.errors
 
 from licentia.nonces import NonceStoreUnavailableError
 
@@ -41,6 +46,8 @@ __all__ = ["SWEEP_EVERY", "PostgresNonceStore", "SqliteNonceStore", "open_nonce_
 SWEEP_EVERY = 1000
 #: The largest key recorded (a presentation's nonce key is far smaller); longer is refused.
 MAX_KEY_BYTES = 256
+#: Nonces a PostgreSQL store remembers as "recorded, answer lost" (see its retry rule).
+MAX_UNCERTAIN = 10_000
 
 _LOG = logging.getLogger("licentia.verifier.nonces")
 
@@ -122,15 +129,40 @@ class SqliteNonceStore:
 
 class PostgresNonceStore:
     """Seen nonces in the PostgreSQL database at ``dsn`` (``postgresql://…``), shared by
-    every instance that uses it; the table is created if missing (the role needs CREATE on
-    the schema once, then SELECT, INSERT, UPDATE, DELETE on the table). Thread-safe."""
+    every instance that uses it. Thread-safe.
+
+    Rights: on connecting, the table is looked up first (``to_regclass``) and created only
+    when missing, so a role with SELECT, INSERT, UPDATE, DELETE on an existing
+    ``licentia_seen_nonces`` is enough (the operator creates the table once, or the first
+    instance does with CREATE on the schema). A store that cannot be opened (the server
+    away, a login refused, the table missing and not creatable) raises
+    :class:`~licentia.nonces.NonceStoreUnavailableError` saying which database and why
+    (never the password), with no connection left open.
+
+    A retry after an outage: with autocommit, an INSERT can commit and its answer be lost
+    (the connection dies after the commit). The store remembers, in memory, the nonces whose
+    record ended that way (at most :data:`MAX_UNCERTAIN`); when this store records one of them
+    again and finds the row, it counts as this store's own record (new, once), not as a
+    replay. The one case it cannot tell apart: another instance recording the same nonce
+    during this store's outage (a replay sent to two instances at that very moment) is
+    then accepted by both.
+    """
 
     def __init__(self, dsn: str, *, timeout: float = 5.0) -> None:
         self.dsn = dsn
         self.timeout = timeout
         self._lock = threading.Lock()
-        self._conn: psycopg.Connection[tuple[object, ...]] | None = self._connect()
+        try:
+            self._conn: psycopg.Connection[tuple[object, ...]] | None = self._connect()
+        except psycopg.Error as e:
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise NonceStoreUnavailableError(
+                f"cannot open the PostgreSQL nonce store ({_describe(dsn)}): {reason}"
+            ) from None
         self._records = 0
+        #: Nonces whose record ended in an outage (the INSERT may have committed), and when
+        #: they expire.
+        self._uncertain: OrderedDict[bytes, int] = OrderedDict()
 
     def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
         conn = psycopg.connect(
@@ -139,24 +171,42 @@ class PostgresNonceStore:
             connect_timeout=max(1, int(self.timeout)),
             options=f"-c statement_timeout={int(self.timeout * 1000)}",
         )
-        conn.execute(_PG_SCHEMA)
+        try:
+            row = conn.execute("SELECT to_regclass('licentia_seen_nonces')").fetchone()
+            if row is None or row[0] is None:  # missing: needs CREATE on the schema, once
+                # Another instance creating it at the same moment: it exists now.
+                with contextlib.suppress(
+                    psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable
+                ):
+                    conn.execute(_PG_SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def add_if_new(self, key: bytes, expires_at: int, now: int) -> bool:
         """Record ``key`` until ``expires_at``; False for a live repeat (or an oversized
         key). Raises :class:`~licentia.nonces.NonceStoreUnavailableError` when the database
-        cannot be reached (fail closed: the caller denies; the next call connects again)."""
+        cannot be reached (fail closed: the caller denies; the next call connects again). A
+        retry of a record that ended in an outage finds its own row: new, not a replay."""
         if len(key) > MAX_KEY_BYTES:
             return False
         with self._lock:
+            sent = False
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = self._connect()
+                sent = True
                 changed = self._conn.execute(_RECORD_PG, (key, expires_at, now)).rowcount
             except psycopg.Error as e:
                 _LOG.warning("nonces.unavailable", extra={"error": type(e).__name__})
                 self._drop()
+                if sent:  # the INSERT may have committed before the answer was lost
+                    self._remember_uncertain(key, expires_at, now)
                 raise NonceStoreUnavailableError() from None
+            uncertain = self._uncertain.pop(key, None)
+            if changed != 1 and uncertain is not None and uncertain > now:
+                changed = 1  # the row the lost answer was about: ours
             self._records += 1
             if self._records >= SWEEP_EVERY:
                 # After the record's commit (autocommit); on failure the count stays due:
@@ -169,6 +219,17 @@ class PostgresNonceStore:
                 else:
                     self._records = 0
         return changed == 1
+
+    def _remember_uncertain(self, key: bytes, expires_at: int, now: int) -> None:
+        """Remember that ``key``'s record may have committed; expired and, past
+        :data:`MAX_UNCERTAIN`, the oldest entries are forgotten (a retry of a forgotten one
+        is then REPLAYED: never a replay taken for new)."""
+        self._uncertain.pop(key, None)
+        self._uncertain[key] = expires_at
+        for old, expiry in list(self._uncertain.items()):
+            if expiry > now and len(self._uncertain) <= MAX_UNCERTAIN:
+                break
+            del self._uncertain[old]
 
     def _drop(self) -> None:
         if self._conn is not None:
@@ -188,6 +249,16 @@ class PostgresNonceStore:
             if self._conn is not None:
                 self._conn.close()
             self._conn = None
+
+
+def _describe(dsn: str) -> str:
+    """Which database ``dsn`` names, for a message: never its password."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return "an unreadable DSN"
+    parts = [f"{k} {info[k]}" for k in ("dbname", "host", "port", "user") if info.get(k)]
+    return ", ".join(parts) or "the default database"
 
 
 def open_nonce_store(where: str | Path) -> SqliteNonceStore | PostgresNonceStore:

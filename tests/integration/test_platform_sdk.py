@@ -243,3 +243,89 @@ def test_a_nonce_store_outage_denies_unavailable_and_nothing_leaks(
             assert v.check(licence.token, pres, use).reasons == (Reason.REPLAYED,)
         store.close()
         blocker.close()
+
+
+def test_a_role_with_dml_rights_only_opens_an_existing_table_and_a_failure_says_why(
+    ex: Exchange, pg_server: PgServer
+) -> None:
+    """The platform's role needs no CREATE once the table exists (PostgreSQL checks CREATE
+    on the schema before ``IF NOT EXISTS``); where the table is missing and cannot be
+    created, opening says which database and why, names no password, and leaves no
+    connection open."""
+    role = f"plat_{secrets.token_hex(4)}"
+    ready, empty = pg_server.create_database(), pg_server.create_database()
+    with psycopg.connect(ready, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw-secret-123'")
+        admin.execute(
+            "CREATE TABLE licentia_seen_nonces"
+            " (nonce BYTEA PRIMARY KEY, expires_at BIGINT NOT NULL)"
+        )
+        admin.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON licentia_seen_nonces TO {role}")
+    for db in (ready, empty):
+        with psycopg.connect(db, autocommit=True) as admin:
+            admin.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    as_role = {db: db.replace("postgres@", f"{role}:pw-secret-123@", 1) for db in (ready, empty)}
+    store = PostgresNonceStore(as_role[ready], timeout=2)
+    assert store.add_if_new(b"k", expires_at=110, now=100)
+    assert not store.add_if_new(b"k", expires_at=110, now=105)  # a replay
+    store.close()
+    platform = Platform.connect(ex.address, PrivateKey.generate())
+    with platform, pytest.raises(NonceStoreUnavailableError) as e:
+        platform.verifier(AUDIENCE, nonces=as_role[empty])
+    message = str(e.value)
+    assert "cannot open the PostgreSQL nonce store" in message, message
+    assert "permission denied for schema public" in message, message
+    assert f"user {role}" in message, message
+    assert "dbname t" in message, message
+    assert "pw-secret-123" not in message
+    with psycopg.connect(empty, autocommit=True) as admin:  # nothing left open, nothing made
+        left = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (role,)
+        ).fetchone()
+        made = admin.execute("SELECT to_regclass('licentia_seen_nonces')").fetchone()
+    assert (left, made) == ((0,), (None,))
+    with pytest.raises(NonceStoreUnavailableError, match="cannot open"):  # no server there
+        PostgresNonceStore(f"postgresql://{role}@/nowhere?host=/nonexistent", timeout=1)
+
+
+class _DiesAfterCommit:
+    """A connection that executes the statement (autocommit: it commits), then dies before
+    the answer arrives, as a server or network failure at that moment would."""
+
+    def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        self.conn = conn
+        self.closed = False
+
+    def execute(self, *args: object) -> object:
+        self.conn.execute(*args)  # type: ignore[call-overload]
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_a_retry_after_an_outage_that_lost_the_answer_is_not_a_replay(
+    pg_server: PgServer,
+) -> None:
+    """The INSERT committed, its answer was lost: the retry finds its own row and is new
+    (once); a nonce another store recorded stays a replay."""
+    dsn = pg_server.create_database()
+    store, other = PostgresNonceStore(dsn, timeout=2), PostgresNonceStore(dsn, timeout=2)
+    assert store._conn is not None
+    store._conn = _DiesAfterCommit(store._conn)  # type: ignore[assignment]
+    with pytest.raises(NonceStoreUnavailableError):
+        store.add_if_new(b"n", expires_at=500, now=100)
+    assert not other.add_if_new(b"n", expires_at=500, now=101)  # it did commit
+    assert store.add_if_new(b"n", expires_at=500, now=102)  # the retry: its own record
+    assert not store.add_if_new(b"n", expires_at=500, now=103)  # then a replay, as ever
+    assert other.add_if_new(b"o", expires_at=500, now=104)
+    assert not store.add_if_new(b"o", expires_at=500, now=105)  # another's: a replay
+    # An outage before the statement was sent (no connection) leaves nothing uncertain.
+    store.close()
+    store.dsn = "postgresql://postgres@/nowhere?host=/nonexistent"
+    with pytest.raises(NonceStoreUnavailableError):
+        store.add_if_new(b"o", expires_at=500, now=106)
+    store.dsn = dsn
+    assert not store.add_if_new(b"o", expires_at=500, now=107)
+    for s in (store, other):
+        s.close()
