@@ -16,9 +16,12 @@ traceback either. What the test does for the reader's shell:
   ``mkdir -p DIR &&``) changes the directory of the commands after it;
 - a command ending in ``&`` runs in the background; the test waits for as many lines of output
   as the README shows for it. Its ``127.0.0.1:PORT`` addresses become ``127.0.0.1:0`` (the
-  exchange the walk-through starts takes free ports); ``wait`` waits for every background
-  command but the first (they must exit 0; the lines shown after ``wait`` are checked
-  against what they printed), and ``kill %1`` stops the first (the exchange: it must exit 0);
+  exchange the walk-through starts takes free ports); ``wait`` waits as the reader's shell
+  does: a bare ``wait`` for every background command, the exchange too (which never ends:
+  the test fails where the reader's shell would hang), ``wait %N`` for the Nth and
+  ``wait $!`` for the last started (they must exit 0; the lines shown after ``wait`` are
+  checked against what they printed); ``kill %N`` stops the Nth (the exchange, ``%1``,
+  must exit 0);
 - values the README shows in a command's output — addresses ``HOST:PORT`` and 32-digit hex
   ids — stand for the ones this run printed at the same place, and are replaced by them (an
   id by its same-length prefix) in the commands after it.
@@ -50,6 +53,7 @@ _ID = re.compile(r"\b[0-9a-f]{32}\b")
 _HEX = re.compile(r"\b[0-9a-f]{6,32}\b")
 _EXIT = re.compile(r"#\s*exit (\d+)\s*$")
 _CD = re.compile(r"(mkdir -p (\S+) && )?cd (\S+)")
+_KILL = re.compile(r"kill (%\d+|\$!)")
 #: Commands the test does itself (it runs inside the installed venv).
 _DONE_ALREADY = {"make install", ". .venv/bin/activate", "source .venv/bin/activate"}
 
@@ -101,6 +105,8 @@ class Shell:
         self.env = env
         self.values: dict[str, str] = {}  # what the README shows -> what this run printed
         self.background: list[Background] = []
+        #: How long a background command may take to end once waited for or stopped.
+        self.wait_seconds: float = 60
 
     def learn(self, cmd: Command, printed: list[str]) -> None:
         """Check that each line the README shows for ``cmd`` was printed (its values aside),
@@ -146,13 +152,14 @@ class Shell:
                 name, _, value = word.partition("=")
                 self.env[name] = value
             return
-        if text == "wait":
-            for job in self.background[1:]:
+        if text == "wait" or text.startswith("wait "):
+            jobs = [self._job(cmd, spec) for spec in text.split()[1:]] or self.background
+            for job in jobs:
                 self._finish(job, signal_first=False)
-            self.learn(cmd, [line for job in self.background[1:] for line in job.out])
+            self.learn(cmd, [line for job in jobs for line in job.out])
             return
-        if text == "kill %1":
-            self._finish(self.background[0], signal_first=True)
+        if m := _KILL.fullmatch(text):
+            self._finish(self._job(cmd, m.group(1)), signal_first=True)
             return
         if text.endswith("&"):
             self._start(cmd)
@@ -193,10 +200,28 @@ class Shell:
             time.sleep(0.05)
         self.learn(cmd, job.out)
 
+    def _job(self, cmd: Command, spec: str) -> Background:
+        """The background command ``%N`` (the Nth started) or ``$!`` (the last) names."""
+        if spec == "$!" and self.background:
+            return self.background[-1]
+        m = re.fullmatch(r"%(\d+)", spec)
+        number = int(m.group(1)) if m else 0
+        assert 1 <= number <= len(self.background), (
+            f"{cmd.where}: {spec} names no background command of the walk-through"
+        )
+        return self.background[number - 1]
+
     def _finish(self, job: Background, *, signal_first: bool) -> None:
         if signal_first:
             job.process.send_signal(signal.SIGTERM)
-        code = job.process.wait(timeout=60)
+        try:
+            code = job.process.wait(timeout=self.wait_seconds)
+        except subprocess.TimeoutExpired:
+            number = self.background.index(job) + 1
+            raise AssertionError(
+                f"{job.command.where}: job %{number} has not ended after {self.wait_seconds} s;"
+                " a `wait` that waits for it would hang the reader's shell here"
+            ) from None
         for reader in job.readers:  # to the end of what it printed
             reader.join(timeout=10)
         report = f"{job.command.where}\nstdout: {job.out}\nstderr: {job.err}"
@@ -242,6 +267,33 @@ def test_the_readme_walkthroughs_run_as_written(tmp_path: Path) -> None:
     for log in workdir.glob("*.log"):
         assert "Traceback" not in log.read_text(), f"{log.name}:\n{log.read_text()}"
     assert (workdir / "licence.txt").exists()  # the advertiser got its licence
+
+
+def test_wait_and_kill_run_as_in_the_readers_shell(tmp_path: Path) -> None:
+    """A bare ``wait`` waits for the exchange too (job %1, which never ends): it fails, as
+    the reader's shell would hang; ``wait $!`` and ``wait %2`` wait for the command named."""
+    (tmp_path / "clone").mkdir()
+    shell = Shell(tmp_path / "clone")
+    shell.wait_seconds = 1
+    server = (  # stands for the exchange: runs until SIGTERM, then exits 0
+        "python -c 'import signal, sys, time;"
+        " signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); time.sleep(30)'"
+    )
+    try:
+        shell.run(Command("operator", 1, f"{server} &"))
+        shell.run(Command("advertiser", 2, "python -c 'print(\"started\")' &", ["started"]))
+        with pytest.raises(AssertionError, match=r"job %1 has not ended .* would hang"):
+            shell.run(Command("advertiser", 3, "wait", ["started"]))
+        shell.run(Command("advertiser", 4, "wait $!", ["started"]))
+        shell.run(Command("advertiser", 5, "wait %2", ["started"]))
+        with pytest.raises(AssertionError, match="the README shows 'lpr1"):
+            shell.run(Command("advertiser", 6, "wait %2", ["lpr1.…"]))
+        with pytest.raises(AssertionError, match="%3 names no background command"):
+            shell.run(Command("advertiser", 7, "wait %3"))
+        shell.run(Command("operator", 8, "kill %1"))
+        assert [job.process.returncode for job in shell.background] == [0, 0]
+    finally:
+        shell.stop_all()
 
 
 def _script(name: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
