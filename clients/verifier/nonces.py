@@ -155,7 +155,7 @@ class PostgresNonceStore:
         try:
             self._conn: psycopg.Connection[tuple[object, ...]] | None = self._connect()
         except psycopg.Error as e:
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            reason = _redact(dsn, (str(e).strip().splitlines() or [type(e).__name__])[0][:300])
             raise NonceStoreUnavailableError(
                 f"cannot open the PostgreSQL nonce store ({_describe(dsn)}): {reason}"
             ) from None
@@ -249,6 +249,15 @@ class PostgresNonceStore:
             if self._conn is not None:
                 self._conn.close()
             self._conn = None
+
+
+def _redact(dsn: str, text: str) -> str:
+    """``text`` (a driver's message) with ``dsn``'s password, if it quotes it, masked."""
+    try:
+        password = psycopg.conninfo.conninfo_to_dict(dsn).get("password")
+    except psycopg.Error:
+        return text.replace(dsn, "the DSN")
+    return text.replace(str(password), "***") if password else text
 
 
 def _describe(dsn: str) -> str:
