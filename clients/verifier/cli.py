@@ -46,7 +46,7 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from .. import tls
 from ..channel import ExchangeError, SignedChannel
-from .nonces import open_nonce_store
+from .nonces import describe_nonce_store, open_nonce_store
 from .verifier import fetch_issuer_keys, fetch_status_snapshot
 
 E = TypeVar("E", bound=enum.Enum)
@@ -223,7 +223,11 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 store = open_nonce_store(where)
             except Exception as e:  # noqa: BLE001 - sqlite3/psycopg/OS errors alike
-                print(f"{PROG}: error: cannot open the nonce store {where}: {e}", file=sys.stderr)
+                print(
+                    f"{PROG}: error: cannot open the nonce store {describe_nonce_store(where)}:"
+                    f" {e}",
+                    file=sys.stderr,
+                )
                 return EXIT_UNREACHABLE
         decision = check_token(
             channel,

@@ -40,7 +40,13 @@ import psycopg.errors
 
 from licentia.nonces import NonceStoreUnavailableError
 
-__all__ = ["SWEEP_EVERY", "PostgresNonceStore", "SqliteNonceStore", "open_nonce_store"]
+__all__ = [
+    "SWEEP_EVERY",
+    "PostgresNonceStore",
+    "SqliteNonceStore",
+    "describe_nonce_store",
+    "open_nonce_store",
+]
 
 #: Records between two sweeps of the expired rows.
 SWEEP_EVERY = 1000
@@ -270,10 +276,21 @@ def _describe(dsn: str) -> str:
     return ", ".join(parts) or "the default database"
 
 
+def _is_dsn(text: str) -> bool:
+    return text.startswith(("postgresql://", "postgres://"))
+
+
+def describe_nonce_store(where: str | Path) -> str:
+    """The store ``where`` names, for a message: the SQLite file's path, or which PostgreSQL
+    database (never its password)."""
+    text = str(where)
+    return f"PostgreSQL ({_describe(text)})" if _is_dsn(text) else text
+
+
 def open_nonce_store(where: str | Path) -> SqliteNonceStore | PostgresNonceStore:
     """A shared store: PostgreSQL for a ``postgresql://`` or ``postgres://`` DSN, else the
     SQLite file at that path."""
     text = str(where)
-    if text.startswith(("postgresql://", "postgres://")):
+    if _is_dsn(text):
         return PostgresNonceStore(text)
     return SqliteNonceStore(Path(text))

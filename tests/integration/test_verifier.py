@@ -577,6 +577,12 @@ def test_cli_nonce_store_that_cannot_be_opened_exits_3(
     assert captured.err.startswith(
         f"licentia-verify: error: cannot open the nonce store {tmp_path}"
     )
+    # A PostgreSQL store that cannot be opened is named without its password.
+    dsn = "postgresql://platform:s3cret-pw@127.0.0.1:1/nonces?connect_timeout=2"
+    assert verify_main([*argv[:-1], dsn]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("licentia-verify: error: cannot open the nonce store PostgreSQL (")
+    assert "s3cret-pw" not in err
 
 
 def test_cli_as_a_real_process(ex: Exchange, cast: tuple[Party, Party]) -> None:
