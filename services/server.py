@@ -407,6 +407,9 @@ def _check_ledger(args: argparse.Namespace) -> int:
             )
             return 2
         problems = store.ledger_check()
+    except LicentiaError as e:  # e.g. PostgreSQL unreachable: 2, as 1 means inconsistent
+        print(f"{PROG}: error: cannot check the ledger: {e}", file=sys.stderr)
+        return 2
     finally:
         store.close()
     for problem in problems:
