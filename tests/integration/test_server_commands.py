@@ -85,3 +85,34 @@ def test_deposit_to_an_exchange_not_running_says_where_it_looked(
     assert f"could not reach the exchange at {closed}" in err, err
     assert "--connect" in err, err
     assert "UNAVAILABLE" not in err, err
+
+
+def test_deposit_is_tls_unless_loopback_or_insecure(
+    ex: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operator's deposit keeps the clients' TLS rule (licentia.transport.tls): an
+    address it does not read as loopback (here a gRPC ``ipv4:`` target) is TLS, so a plain
+    exchange there fails with the hint and credits nothing; ``--insecure`` credits."""
+    adv = ex.party()
+    register_advertiser(adv, funds=0)
+    argv = ["deposit", adv.key.public.text, "700", "R-TLS", "--data-dir", str(ex.data_dir)]
+    target = f"ipv4:{ex.address}"
+    assert main([*argv, "--connect", target]) == 3
+    err = capsys.readouterr().err
+    assert "--insecure" in err, err
+    assert "--tls-ca" in err, err
+    assert "Traceback" not in err
+    party = ex.app.deps.store.party(adv.key.public.raw)
+    assert party is not None
+    assert ex.app.deps.store.statement(party, 0, 10).lines == ()
+    # A private CA file that cannot be read: a clear error, exit 2, nothing credited.
+    missing = tmp_path / "ca.pem"
+    assert main([*argv, "--connect", target, "--tls-ca", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"--tls-ca {missing}: cannot be read" in err, err
+    assert main([*argv, "--connect", target, "--tls-ca", str(missing), "--insecure"]) == 2
+    assert "--insecure turns TLS off" in capsys.readouterr().err
+    assert ex.app.deps.store.statement(party, 0, 10).lines == ()
+    # Told --insecure, it talks plain text and credits.
+    assert main([*argv, "--connect", target, "--insecure"]) == 0
+    assert capsys.readouterr().out.startswith("credited 700")
