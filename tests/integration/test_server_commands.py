@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from pathlib import Path
 
 import pytest
 
+from licentia.clients.channel import SignedChannel
+from licentia.keys import PrivateKey
+from licentia.services.app import build
+from licentia.services.deps import Settings
+from licentia.services.runtime import ServerSettings, client_channel, start
 from licentia.services.server import main
 
-from .exchange_harness import Exchange, register_advertiser
+from .exchange_harness import (
+    Exchange,
+    Party,
+    needs_openssl,
+    register_advertiser,
+    self_signed_certificate,
+)
 
 
 def _deposit(ex: Exchange, *argv: str, data_dir: Path | None = None) -> int:
@@ -116,3 +128,26 @@ def test_deposit_is_tls_unless_loopback_or_insecure(
     # Told --insecure, it talks plain text and credits.
     assert main([*argv, "--connect", target, "--insecure"]) == 0
     assert capsys.readouterr().out.startswith("credited 700")
+
+
+@needs_openssl
+def test_deposit_over_tls_with_a_private_ca(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An exchange serving TLS under a private CA: ``--tls-ca`` credits, even on loopback."""
+    cert, key = self_signed_certificate(tmp_path / "tls")
+    log = logging.getLogger("licentia.test")
+    app = build(tmp_path / "data", settings=Settings(heartbeat_seconds=0.5), log=log)
+    settings = ServerSettings(address="127.0.0.1:0", tls_cert=cert, tls_key=key)
+    ex = Exchange(tmp_path / "data", app, start(settings, app.handlers, app.service_names, log))
+    channel = client_channel(f"localhost:{ex.server.port}", tls_ca=cert.read_bytes())
+    ex.channels.append(channel)
+    try:
+        adv_key = PrivateKey.generate()
+        register_advertiser(Party(adv_key, SignedChannel(channel, adv_key), ex), funds=0)
+        argv = ["deposit", adv_key.public.text, "900", "R-CA", "--data-dir", str(ex.data_dir)]
+        argv += ["--connect", ex.address, "--tls-ca", str(cert)]
+        assert main(argv) == 0
+        assert capsys.readouterr().out.startswith("credited 900")
+    finally:
+        ex.stop()
