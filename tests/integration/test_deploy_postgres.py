@@ -131,7 +131,7 @@ def test_the_runtime_role_serves_an_exchange_and_cannot_change_the_schema(
                 conn.execute(statement)
         assert conn.execute("SELECT count(*) FROM licences").fetchone() == (2,)
         # Each table has exactly the privileges the script's list gives it.
-        granted = dict(
+        granted: dict[str, str] = dict(
             conn.execute(
                 "SELECT table_name, string_agg(privilege_type, ',' ORDER BY privilege_type)"
                 " FROM information_schema.role_table_grants WHERE grantee = 'licentia_app'"
