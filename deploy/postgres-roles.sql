@@ -59,14 +59,18 @@ GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA licentia TO licentia_app;
 
 -- Each table, with what the store does to it (read services/store/: its UPDATE and DELETE
 -- statements, ON CONFLICT ... DO UPDATE included). Everything is read (SELECT).
---   append-only: the log, the money history, revocations, receipts of key changes, the
---     list of applied migrations (read only: `migrate` runs as the owner).
+--   append-only: the log, the money history, revocations, reported uses, the exchange's
+--     keys and secrets, the list of applied migrations (read only: `migrate` runs as the
+--     owner).
 --   UPDATE on licences and requests: their state changes (revocation, approval, expiry),
 --     and the erasure sweep blanks their personal fields (token, claims, message) in place
 --     rather than deleting the row, which the log and the money history point to.
 --   UPDATE (licence_id) on log_entries: erasure blanks that one column, nothing else.
 --   DELETE where the store deletes: pairings (used or expired), assets and their links
---     (erasure), accesses (erasure), retired issuer keys, released reserves, expired nonces.
+--     (erasure), accesses (erasure), retired issuer keys, released reserves, expired nonces,
+--     and every table of ERASED_WITH_ACCOUNT (services/store/_erasure.py): deleting a
+--     holder's account (DeleteAccount) deletes her rows there (parties, terms, rules,
+--     requests, keys, key changes, pseudonyms, payout destinations, ...).
 DO $$
 DECLARE
     t record;
@@ -80,28 +84,28 @@ BEGIN
             WHEN 'log_nodes' THEN 'SELECT, INSERT'
             WHEN 'revocations' THEN 'SELECT, INSERT'
             WHEN 'use_reports' THEN 'SELECT, INSERT'
-            WHEN 'key_set_changes' THEN 'SELECT, INSERT'
+            WHEN 'key_set_changes' THEN 'SELECT, INSERT, DELETE'
             WHEN 'erased_keys' THEN 'SELECT, INSERT'
             WHEN 'exchange_keys' THEN 'SELECT, INSERT'
             WHEN 'exchange_secrets' THEN 'SELECT, INSERT'
             WHEN 'request_keys' THEN 'SELECT, INSERT'
-            WHEN 'pseudonyms' THEN 'SELECT, INSERT'
+            WHEN 'pseudonyms' THEN 'SELECT, INSERT, DELETE'
             WHEN 'idempotency_digests' THEN 'SELECT, INSERT'
             WHEN 'log_entries' THEN 'SELECT, INSERT, UPDATE (licence_id)'
             WHEN 'licences' THEN 'SELECT, INSERT, UPDATE'
-            WHEN 'requests' THEN 'SELECT, INSERT, UPDATE'
-            WHEN 'account_keys' THEN 'SELECT, INSERT, UPDATE'
-            WHEN 'account_logs' THEN 'SELECT, INSERT, UPDATE'
+            WHEN 'requests' THEN 'SELECT, INSERT, UPDATE, DELETE'
+            WHEN 'account_keys' THEN 'SELECT, INSERT, UPDATE, DELETE'
+            WHEN 'account_logs' THEN 'SELECT, INSERT, UPDATE, DELETE'
             WHEN 'balances' THEN 'SELECT, INSERT, UPDATE'
             WHEN 'counters' THEN 'SELECT, INSERT, UPDATE'
             WHEN 'holder_pending' THEN 'SELECT, INSERT, UPDATE'
             WHEN 'licence_money' THEN 'SELECT, INSERT, UPDATE'
-            WHEN 'parties' THEN 'SELECT, INSERT, UPDATE'
-            WHEN 'payout_destinations' THEN 'SELECT, INSERT, UPDATE'
+            WHEN 'parties' THEN 'SELECT, INSERT, UPDATE, DELETE'
+            WHEN 'payout_destinations' THEN 'SELECT, INSERT, UPDATE, DELETE'
             WHEN 'reserves' THEN 'SELECT, INSERT, UPDATE'
-            WHEN 'standing_rules' THEN 'SELECT, INSERT, UPDATE'
+            WHEN 'standing_rules' THEN 'SELECT, INSERT, UPDATE, DELETE'
             WHEN 'status_lists' THEN 'SELECT, INSERT, UPDATE'
-            WHEN 'terms' THEN 'SELECT, INSERT, UPDATE'
+            WHEN 'terms' THEN 'SELECT, INSERT, UPDATE, DELETE'
             WHEN 'accesses' THEN 'SELECT, INSERT, DELETE'
             WHEN 'licence_assets' THEN 'SELECT, INSERT, DELETE'
             WHEN 'request_reserves' THEN 'SELECT, INSERT, DELETE'

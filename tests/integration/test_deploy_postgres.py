@@ -8,6 +8,7 @@ log, the money history or the list of applied migrations.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import psycopg
@@ -16,13 +17,17 @@ from psycopg import errors as pg_errors
 
 from licentia.services.deps import Settings
 from licentia.services.server import main as server_main
-from licentia.v1 import exchange_pb2, ledger_pb2
+from licentia.services.store._erasure import ERASED_WITH_ACCOUNT
+from licentia.v1 import exchange_pb2, ledger_pb2, registry_pb2
 
 from ..pg_server import PgServer
 from .exchange_harness import (
+    DAY,
     approve_request,
+    declare_photo,
     issue_licence,
     photo_use,
+    register_holder,
     registered,
     report_use,
     request_licence,
@@ -98,6 +103,22 @@ def test_the_runtime_role_serves_an_exchange_and_cannot_change_the_schema(
             ledger_pb2.WithdrawResponse,
         )
         assert paid.line.posting_id > 0
+        # Retention blanks finished licences' and requests' personal fields in place; a
+        # holder deletes her account (her rows in ERASED_WITH_ACCOUNT go).
+        swept = ex.app.deps.store.sweep_retention(int(time.time()) + 800 * DAY, 0, batch=100)
+        assert swept.licences >= 1
+        assert swept.requests >= 1
+        leaving = ex.party()
+        register_holder(leaving, handle="bob")
+        declare_photo(leaving)
+        request_licence(adv, leaving.key.public.raw)  # pending: it goes with her
+        leaving.call(
+            registry_pb2,
+            "DeleteAccount",
+            registry_pb2.DeleteAccountRequest(),
+            registry_pb2.DeleteAccountResponse,
+        )
+        assert ex.app.deps.store.party(leaving.key.public.raw) is None
         assert ex.app.deps.store.ledger_check() == []
     finally:
         ex.stop()
@@ -142,3 +163,5 @@ def test_the_runtime_role_serves_an_exchange_and_cannot_change_the_schema(
     for table in ("entries", "postings", "log_nodes", "revocations", "log_entries"):
         assert granted[table] == "INSERT,SELECT", table
     assert granted["licences"] == "INSERT,SELECT,UPDATE"
+    for table, _column in ERASED_WITH_ACCOUNT:
+        assert "DELETE" in granted[table].split(","), table
