@@ -50,11 +50,15 @@ ALTER DEFAULT PRIVILEGES FOR ROLE licentia_owner IN SCHEMA licentia
     REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON TABLES FROM licentia_app;
 ALTER DEFAULT PRIVILEGES FOR ROLE licentia_owner IN SCHEMA licentia
     GRANT SELECT, INSERT ON TABLES TO licentia_app;
+-- Sequences (the postings' ids): nextval, never setval (which would need UPDATE).
 ALTER DEFAULT PRIVILEGES FOR ROLE licentia_owner IN SCHEMA licentia
-    GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO licentia_app;
+    REVOKE UPDATE ON SEQUENCES FROM licentia_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE licentia_owner IN SCHEMA licentia
+    GRANT USAGE, SELECT ON SEQUENCES TO licentia_app;
 ALTER DEFAULT PRIVILEGES FOR ROLE licentia_owner IN SCHEMA licentia
     GRANT EXECUTE ON FUNCTIONS TO licentia_app;
-GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA licentia TO licentia_app;
+REVOKE UPDATE ON ALL SEQUENCES IN SCHEMA licentia FROM licentia_app;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA licentia TO licentia_app;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA licentia TO licentia_app;
 
 -- Each table, with what the store does to it (read services/store/: its UPDATE and DELETE
