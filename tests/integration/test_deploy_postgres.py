@@ -167,3 +167,18 @@ def test_the_runtime_role_serves_an_exchange_and_cannot_change_the_schema(
     assert granted["licences"] == "INSERT,SELECT,UPDATE"
     for table, _column in ERASED_WITH_ACCOUNT:
         assert "DELETE" in granted[table].split(","), table
+
+    # A table a later migration adds: the app may read and append to it, no more, and the
+    # script refuses to run until the table has its line in the list.
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute("CREATE TABLE licentia.added_later (x INTEGER)")
+    with psycopg.connect(app, autocommit=True) as conn:
+        conn.execute("INSERT INTO added_later VALUES (1)")
+        for statement in ("UPDATE added_later SET x = 2", "DELETE FROM added_later"):
+            with pytest.raises(pg_errors.InsufficientPrivilege):
+                conn.execute(statement)
+    with (
+        psycopg.connect(url, autocommit=True) as conn,
+        pytest.raises(pg_errors.RaiseException, match=r"licentia\.added_later"),
+    ):
+        conn.execute(ROLES.read_text())
