@@ -19,9 +19,10 @@ import grpc.aio  # type: ignore[import-untyped]
 from licentia import keyset, pairwise
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey, PublicKey
+from licentia.transport import tls
 from licentia.v1 import accounts_pb2
 
-from . import accounts, tls
+from . import accounts
 from .accounts import VerifiedKeySet
 from .aio_channel import AsyncSignedChannel
 from .channel import ExchangeError, SignedChannel
@@ -85,7 +86,7 @@ class PartyClient:
         against ``tls_ca`` (PEM) when given, else against the system's CA store. In plain
         text only with ``insecure=True`` (a local exchange), or when ``address`` is a
         loopback one (``127.0.0.0/8``, ``::1``, ``localhost``) and no ``tls_ca`` is given
-        (see :mod:`licentia.clients.tls`). ``account`` when ``key`` is not the account's
+        (see :mod:`licentia.transport.tls`). ``account`` when ``key`` is not the account's
         own (a second device)."""
         channel = tls.channel(address, tls_ca=tls_ca, insecure=insecure, options=CHANNEL_OPTIONS)
         return cls(channel, key, timeout=timeout, account=account)

@@ -29,6 +29,7 @@ from licentia.keys import PublicKey
 from licentia.methods import path
 from licentia.request import sign_request
 from licentia.token import is_currency
+from licentia.transport import tls
 from licentia.v1 import ledger_pb2
 
 from . import config, ledger, metrics
@@ -259,7 +260,15 @@ def _parser() -> argparse.ArgumentParser:
         "--tls-ca",
         type=Path,
         default=os.environ.get("LICENTIA_TLS_CA"),
-        help="PEM CA certificate: connect over TLS [LICENTIA_TLS_CA]",
+        metavar="PEM",
+        help="PEM certificate(s) to trust instead of the system's CA store (a private CA)"
+        " [LICENTIA_TLS_CA]",
+    )
+    deposit.add_argument(
+        "--insecure",
+        action="store_true",
+        help="talk to the exchange without TLS (a local exchange only: anyone on the way"
+        " could read the call and change its answer); a loopback --connect needs no flag",
     )
     _data_dir(deposit)
     log_key = sub.add_parser(
@@ -354,11 +363,21 @@ def _deposit(args: argparse.Namespace) -> int:
     body = ledger_pb2.DepositRequest(
         advertiser_key=advertiser.raw, amount_minor=args.amount, reference=args.reference
     ).SerializeToString()
+    # TLS unless --insecure or a loopback --connect, as every client (licentia.transport.tls).
+    tls_ca: bytes | None = None
     if args.tls_ca is not None:
-        creds = grpc.ssl_channel_credentials(root_certificates=args.tls_ca.read_bytes())
-        channel = grpc.secure_channel(args.connect, creds)
-    else:
-        channel = grpc.insecure_channel(args.connect)
+        if args.insecure:
+            print(f"{PROG}: error: --insecure turns TLS off: drop --tls-ca", file=sys.stderr)
+            return 2
+        try:
+            tls_ca = args.tls_ca.read_bytes()
+        except OSError as e:
+            print(
+                f"{PROG}: error: --tls-ca {args.tls_ca}: cannot be read ({e.strerror})",
+                file=sys.stderr,
+            )
+            return 2
+    channel = tls.channel(args.connect, tls_ca=tls_ca, insecure=args.insecure)
     try:
         call = channel.unary_unary(
             DEPOSIT,
@@ -367,6 +386,15 @@ def _deposit(args: argparse.Namespace) -> int:
         )
         out = call(body, metadata=sign_request(key, DEPOSIT, body, SystemClock().now()), timeout=10)
     except grpc.RpcError as e:
+        plain = args.insecure or (tls_ca is None and tls.is_loopback(args.connect))
+        if e.code() == grpc.StatusCode.UNAVAILABLE and tls.tls_failed(
+            str(e.details()), insecure=plain
+        ):
+            print(
+                f"{PROG}: error: could not reach the exchange at {args.connect}: {tls.TLS_HINT}",
+                file=sys.stderr,
+            )
+            return 3
         if e.code() == grpc.StatusCode.UNAVAILABLE:
             print(
                 f"{PROG}: error: could not reach the exchange at {args.connect}: is it"
@@ -407,6 +435,9 @@ def _check_ledger(args: argparse.Namespace) -> int:
             )
             return 2
         problems = store.ledger_check()
+    except LicentiaError as e:  # e.g. PostgreSQL unreachable: 2, as 1 means inconsistent
+        print(f"{PROG}: error: cannot check the ledger: {e}", file=sys.stderr)
+        return 2
     finally:
         store.close()
     for problem in problems:

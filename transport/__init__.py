@@ -2,8 +2,8 @@
 
 The layer between the wire and the parties' code, shared by the clients
 (``licentia.clients``: SDKs, wallet, verifier, auditor) and the exchange's verify-only
-replica (``licentia.services.replica``); it imports only the protocol core (``licentia``),
-never ``services`` or ``clients``:
+replica (``licentia.services.replica``) and operator commands; it imports only the protocol
+core (``licentia``), never ``services`` or ``clients``:
 
 - :mod:`~licentia.transport.errors`: the one mapper from a failed gRPC call to an
   :class:`ExchangeError` carrying the server's ``google.rpc.ErrorInfo`` reason;
@@ -11,6 +11,8 @@ never ``services`` or ``clients``:
   calls over a sync or asyncio channel (the request bytes serialized once, signed, sent);
 - :mod:`~licentia.transport.http`: calls through the exchange's HTTP/JSON gateway, signed
   over the exact JSON body (the recipe for other languages; standard library only);
+- :mod:`~licentia.transport.tls`: how a channel is secured (TLS by default, plain text on a
+  loopback address or when asked), shared by the clients and ``licentia-server deposit``;
 - :mod:`~licentia.transport.follow`: the :class:`StatusFollower`, an exchange's issuer keys
   and status list followed live over ``WatchRevocations`` (threads, clock, backoff).
 

@@ -33,8 +33,8 @@ import grpc  # type: ignore[import-untyped]
 import licentia
 from licentia.errors import LicentiaError
 from licentia.token import MAX_TOKEN_CHARS
+from licentia.transport import tls
 
-from .. import tls
 from ..channel import ExchangeError, SignedChannel
 from ..logcheck import LogClient, LogKey, check_logged
 from .audit import Auditor, AuditReport, Counts, Problem
@@ -144,7 +144,7 @@ def _misuse(ap: argparse.ArgumentParser, message: str) -> NoReturn:
 
 
 def _channel(address: str, tls_ca: Path | None, insecure: bool) -> grpc.Channel:
-    """TLS unless ``insecure`` or a loopback ``address`` (:mod:`licentia.clients.tls`)."""
+    """TLS unless ``insecure`` or a loopback ``address`` (:mod:`licentia.transport.tls`)."""
     options = [("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
     pem = None if tls_ca is None else tls_ca.read_bytes()
     return tls.channel(address, tls_ca=pem, insecure=insecure, options=options)

@@ -41,10 +41,10 @@ from licentia.errors import LicentiaError, Reason
 from licentia.nonces import NonceStore
 from licentia.scope import IntendedUse
 from licentia.status import StatusView
+from licentia.transport import tls
 from licentia.verify import Decision, VerificationEngine
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
-from .. import tls
 from ..channel import ExchangeError, SignedChannel
 from .nonces import describe_nonce_store, open_nonce_store
 from .verifier import fetch_issuer_keys, fetch_status_snapshot
@@ -147,7 +147,7 @@ def _intended_use(ap: argparse.ArgumentParser, args: argparse.Namespace) -> Inte
 
 
 def _channel(address: str, tls_ca: Path | None, insecure: bool) -> grpc.Channel:
-    """TLS unless ``insecure`` or a loopback ``address`` (:mod:`licentia.clients.tls`)."""
+    """TLS unless ``insecure`` or a loopback ``address`` (:mod:`licentia.transport.tls`)."""
     options = [("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
     pem = None if tls_ca is None else tls_ca.read_bytes()
     return tls.channel(address, tls_ca=pem, insecure=insecure, options=options)

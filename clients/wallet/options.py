@@ -23,8 +23,8 @@ from typing import Any, NoReturn
 
 import licentia
 from licentia.errors import LicentiaError
+from licentia.transport import tls
 
-from .. import tls
 from ..channel import ExchangeError, ExchangeUnavailable
 from . import keystore
 from .render import _shown

@@ -9,6 +9,7 @@ redacted; ``check-ledger`` runs the ledger's invariants against a store, read on
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -167,6 +168,22 @@ def test_check_ledger_without_a_database_is_an_error(
     assert main(["check-ledger", "--data-dir", str(tmp_path / "none")]) == 2
     assert "no database" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()
+
+
+def test_check_ledger_with_postgresql_unreachable_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 1 means an inconsistent ledger: a database it cannot reach is not that."""
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql://licentia@127.0.0.1:{port}/licentia"
+    assert main(["check-ledger", "--db", url, "--data-dir", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.count("\n") == 1
+    assert "cannot check the ledger" in err
+    assert "unreachable" in err
 
 
 def test_migrate_makes_the_sqlite_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

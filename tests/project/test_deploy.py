@@ -61,6 +61,17 @@ def test_the_unit_is_sandboxed_and_runs_a_console_script() -> None:
     assert variables == ["Environment=LICENTIA_CONFIG=/etc/licentia/licentia.toml"]
 
 
+def test_the_unit_leaves_proc_stat_to_the_metrics_and_keeps_the_tls_key_secret() -> None:
+    service = _unit()["Service"]
+    assert service.get("ProtectProc") == "invisible"
+    # ProcSubset=pid hides /proc/stat: prometheus-client's process metrics would vanish.
+    assert "ProcSubset" not in service
+    # The key is a secret: no comment may call its directory's contents public.
+    assert "no secret in it" not in UNIT.read_text()
+    assert "LoadCredential=server.key:" in UNIT.read_text()
+    assert "0600" in UNIT.read_text()
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
 def test_systemd_analyze_verifies_the_unit_and_rates_it_exposed_little(tmp_path: Path) -> None:
     # The unit names the installed program; point it at this checkout's, which exists.

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from licentia.clients import tls
+from licentia.transport import tls
 
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1:7700", "127.8.9.10:1", "localhost:7700", "LOCALHOST.:7700", "[::1]:7700", "::1"],
+    ["127.0.0.1:7700", "127.8.9.10:1", "localhost:7700", "localhost", "[::1]:7700", "[::1]", "::1"],
 )
 def test_loopback_addresses(address: str) -> None:
     assert tls.is_loopback(address)
@@ -28,6 +28,21 @@ def test_loopback_addresses(address: str) -> None:
         "128.0.0.1:7700",
         "[::1:7700",
         "",
+        # Names gRPC resolves through DNS, which may answer anything: TLS.
+        "localhost.:7700",
+        "LOCALHOST.:7700",
+        "127.0.0.1.:7700",
+        "localhost.",
+        "Localhost:7700",
+        # After "]" only ":PORT".
+        "[::1]x:7700",
+        "[::1]:7700/x",
+        "[::1]:",
+        "[::1].example:7700",
+        "[127.0.0.1]:7700",
+        "[localhost]:7700",
+        "127.0.0.1:",
+        "127.0.0.1:x",
     ],
 )
 def test_every_other_address_is_tls(address: str) -> None:

@@ -1,12 +1,14 @@
-"""How the SDKs and ``licentia-verify`` secure their channel to the exchange.
+"""How the SDKs, the wallet, ``licentia-verify``, ``licentia-audit`` and
+``licentia-server deposit`` secure their channel to the exchange.
 
 TLS is the default: checked against the system's CA store (the file Python's ``ssl`` names,
 else gRPC's own roots), or against the PEM certificates given (``tls_ca``). Plain text only
 when asked (``insecure=True``, ``--insecure``) or, for convenience, when the address is a
-loopback one (``127.0.0.0/8``, ``::1``, ``localhost``): a local exchange for development and
-tests, which nobody on a network can read or change. Anything else, including an address
-this module cannot read (a ``dns:///`` or ``ipv4:`` target), is TLS: a mistake fails
-closed, never into plain text.
+loopback one (an IP literal in ``127.0.0.0/8`` or ``::1``, or exactly ``localhost``): a
+local exchange for development and tests, which nobody on a network can read or change.
+Anything else, including an address this module cannot read (a ``dns:///`` or ``ipv4:``
+target) and names gRPC resolves through DNS (``localhost.``, ``127.0.0.1.``), is TLS: a
+mistake fails closed, never into plain text.
 """
 
 from __future__ import annotations
@@ -65,13 +67,29 @@ def tls_failed(message: str, *, insecure: bool) -> bool:
 
 def is_loopback(address: str) -> bool:
     """Whether ``address`` (``host:port``, ``[v6]:port``, or a bare host) names this
-    machine only: ``localhost``, ``127.0.0.0/8`` or ``::1``."""
+    machine only: exactly ``localhost``, or an IP literal in ``127.0.0.0/8`` or ``::1``.
+    Nothing else is: not ``localhost.`` or ``127.0.0.1.`` (names gRPC resolves through
+    DNS), not a bracketed address followed by anything but ``:PORT``."""
+
+    def is_port(text: str) -> bool:
+        return text.isascii() and text.isdigit()
+
+    if address.startswith("["):
+        end = address.find("]")
+        if end < 0:
+            return False
+        host, rest = address[1:end], address[end + 1 :]
+        if rest and not (rest.startswith(":") and is_port(rest[1:])):
+            return False
+        try:
+            return ipaddress.IPv6Address(host).is_loopback
+        except ValueError:
+            return False
     host = address
-    if host.startswith("["):
-        host = host[1 : host.find("]")] if "]" in host else ""
-    elif host.count(":") == 1:
-        host = host.rsplit(":", 1)[0]
-    host = host.rstrip(".").lower()
+    if address.count(":") == 1:
+        host, port = address.split(":")
+        if not is_port(port):
+            return False
     if host == "localhost":
         return True
     try:
