@@ -6,7 +6,8 @@
   its previous answer, else it is closed; and one client address may hold at most
   ``per_client`` connections (one more is closed at once). Without them idle or trickling
   sockets fill uvicorn's ``limit_concurrency`` and every request is answered 503 for as long
-  as they stay open.
+  as they stay open. (A connection that is answered but goes on trickling a body nobody
+  reads is closed the same way, ``head_seconds`` after its answer.)
 
 Everything here runs on the gateway's event loop (one thread): no locks.
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 
@@ -79,13 +79,16 @@ class _Protocol(H11Protocol):
 
     def handle_events(self) -> None:
         super().handle_events()
-        if self.conn.their_state is not h11.IDLE:  # a whole request head has arrived
+        if self._serving():  # a whole request head has arrived: its call is under way
             self._disarm()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
-            self._arm()  # waiting for the next request's head
+        if not self.transport.is_closing() and not self._serving():
+            self._arm()  # waiting for the next request's head (or the rest of a body unread)
+
+    def _serving(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
 
     def _arm(self) -> None:
         self._disarm()
@@ -98,7 +101,7 @@ class _Protocol(H11Protocol):
 
     def _head_late(self) -> None:
         self._head_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        if not self._serving() and not self.transport.is_closing():
             self.transport.close()
 
 

@@ -77,13 +77,28 @@ def test_idle_and_trickling_connections_are_closed_and_capped_per_address() -> N
             s.close()
         gw.stop()
 
-    gw = start_gateway("127.0.0.1:0", [], LOG, max_connections=8)  # 4 per address
+    gw = start_gateway("127.0.0.1:0", [], LOG, max_connections=8, head_seconds=1)  # 4 each
     socks = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(6)]
     try:
-        closed = [s for s in socks if _closed_by_server(s, 0.5)]
+        time.sleep(0.3)
+        closed = [s for s in socks if _closed_by_server(s, 0.05)]
         assert len(closed) == 2  # the 5th and 6th from this address
         with _client(OTHER) as http:  # another address is served at once
             assert http.get(f"http://{gw.address}/healthz").json() == {"status": "SERVING"}
+        # A body nobody reads, trickled after its answer, does not keep the connection.
+        unread = socket.create_connection(("127.0.0.1", gw.port), source_address=(OTHER, 0))
+        socks.append(unread)
+        unread.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        unread.settimeout(2)
+        assert unread.recv(4096).startswith(b"HTTP/1.1 200 ")
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < 4:
+                unread.sendall(b"x")
+                time.sleep(0.2)
+        except OSError:
+            pass
+        assert time.monotonic() - started < 3, "a trickled, unread body kept its connection"
     finally:
         for s in socks:
             s.close()
