@@ -152,8 +152,9 @@ def _licences(address: str, data_dir: Path, count: int) -> tuple[SignedChannel, 
 
 def _workers(streams: int) -> str:
     """``--workers`` for a server holding ``streams`` streams: streams may take all but 32
-    slots (each a thread on the exchange's sync server; a coroutine on a replica's)."""
-    return str(max(streams + 64, 256))
+    slots (each a thread on the exchange's sync server; a coroutine on a replica's), and
+    one address (every subscriber here is on loopback) at most half of those."""
+    return str(max(2 * streams + 64, 256))
 
 
 def _split(total: int, parts: int) -> list[int]:

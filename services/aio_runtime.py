@@ -34,7 +34,7 @@ from licentia.v1 import licences_pb2
 
 from . import errors
 from .relay import FeedRelay
-from .rpc import StreamLimit
+from .rpc import StreamLimit, client_of
 from .runtime import ElasticExecutor, RunningServer, ServerSettings, equip, server_options
 
 WATCH_REVOCATIONS = path(licences_pb2, "WatchRevocations")
@@ -109,12 +109,13 @@ class _FeedHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
         self._relay.attach(asyncio.get_running_loop())
         try:
             req = _request(raw)
-            self._streams.acquire()
+            client = client_of(context)
+            self._streams.acquire(client)
             try:
                 async for item in self._relay.afeed(req.after_sequence):
                     yield item
             finally:
-                self._streams.release()
+                self._streams.release(client)
         except LicentiaError as e:
             fields["code"] = errors.STATUS_OF[e.reason].name
             fields["reason"] = e.reason.name

@@ -189,7 +189,7 @@ def build(
         if follower
         else Authenticator(seen, record=store.spend_nonces)
     )
-    streams = StreamLimit(max_streams)
+    streams = StreamLimit(max_streams, settings.max_streams_per_client)
     app = App(deps, [], [])
     for name in services:
         module, service_name, servicer = SERVICES[name]

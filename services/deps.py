@@ -55,6 +55,12 @@ class Settings:
     #: The least time an upload is given to finish, in seconds (more for a large one:
     #: :func:`.uploads.budget_seconds`).
     upload_floor_seconds: float = 30.0
+    #: How long an upload may take to send its header, in seconds from the call's start:
+    #: a slower one is refused (BUSY) and its stream slot freed.
+    upload_header_seconds: float = 10.0
+    #: The open streams one client address may hold at once (response streams and
+    #: uploads; :class:`.rpc.StreamLimit`): 0 for half of the server's stream slots.
+    max_streams_per_client: int = 0
     #: Seconds between heartbeats on the revocation streams.
     heartbeat_seconds: float = 5.0
     #: The currency of the exchange (ISO 4217).
@@ -86,6 +92,10 @@ class Settings:
             raise ValueError(f"--max-uploads is 1 to {MAX_UPLOADS_CAP}")
         if not self.upload_floor_seconds > 0:
             raise ValueError("the upload time floor is positive")
+        if not self.upload_header_seconds > 0:
+            raise ValueError("the upload header's time limit is positive")
+        if self.max_streams_per_client < 0:
+            raise ValueError("the streams per client are 0 (half the slots) or positive")
 
 
 @dataclass

@@ -21,7 +21,13 @@ method takes the four ``x-licentia-*`` headers (docs/http.md); a public one need
 A refusal is ``{"error": {"code": <gRPC code name>, "reason": <Reason name>, "message":
 …}}`` with the HTTP status :func:`http_status` gives (Google's mapping of gRPC codes;
 TOO_LARGE is 413). The ASGI server (uvicorn, running starlette) runs on its own thread and
-event loop; handlers, which block, run on worker threads.
+event loop; handlers, which block, run on worker threads. The limits per client address
+(connections, the time to a request head) are uvicorn's protocol's, in :mod:`.http_limits`.
+
+Why one module of this size: it is one path, in order (the route, the body's limits, the
+transcoding, the call, the answer or the event stream), and each step's limits are read
+beside the others; the parts that stand alone (the OpenAPI document, the per-client
+limits) are modules of their own.
 """
 
 from __future__ import annotations
@@ -42,14 +48,14 @@ import uvicorn
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from licentia import keys
 from licentia.errors import LicentiaError, Reason
 
-from . import errors, openapi
+from . import errors, http_limits, openapi
 from .rpc import BoundService, Endpoint, Wire, _Bound, check_message_size
 
 #: A JSON body may be this many times the method's protobuf cap (base64 and field names
@@ -72,6 +78,14 @@ BODY_WAIT_SECONDS = 5.0
 #: How long a body may take to arrive once its read has begun: a slower one is refused
 #: (BUSY, 429) and its turn given back.
 BODY_SECONDS = 30.0
+#: Of the :data:`BODY_READS` turns, how many the requests of one client address may hold
+#: or wait for at once: one more from that address is refused at once (BUSY, 429), so a
+#: few slow clients cannot keep everyone else's bodies waiting.
+BODY_READS_PER_CLIENT = 4
+#: How long a connection may take to send a complete request head (request line and
+#: headers), from when it is opened or its previous answer was sent: a slower one is closed,
+#: so idle or trickling connections cannot hold the gateway's connection slots.
+HEAD_SECONDS = 5.0
 
 #: HTTP status of each gRPC status code (google.rpc's mapping, as grpc-gateway uses).
 HTTP_OF_CODE: dict[Any, int] = {
@@ -240,6 +254,8 @@ class _Gateway:
         self.unary_threads = anyio.CapacityLimiter(UNARY_THREADS)
         self.stream_threads = anyio.CapacityLimiter(STREAM_THREADS)
         self.body_reads = anyio.CapacityLimiter(BODY_READS)
+        #: Body reads held or awaited, by client address.
+        self.reads_by_client = http_limits.PerClient(BODY_READS_PER_CLIENT)
         self.app = Starlette(
             routes=[
                 Route("/v1/{service}/{method}", self.call, methods=["POST"]),
@@ -273,6 +289,12 @@ class _Gateway:
             body = await self._body(request, endpoint.method.max_request_bytes * JSON_SIZE_FACTOR)
         except Refused as e:
             return e.response()
+        except ClientDisconnect:
+            # The client went before its body arrived: nobody to answer, nothing to report.
+            logging.getLogger("licentia.gateway").info(
+                "http.client_gone", extra={"path": path, "peer": _host(request)}
+            )
+            return Response(status_code=499)
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
         client = request.client
         peer = f"ipv4:{client.host}:{client.port}" if client is not None else "unknown"
@@ -296,22 +318,36 @@ class _Gateway:
         with TOO_LARGE), read before anything else is done for the call. A Content-Length
         over ``cap`` is refused at once (TOO_LARGE), before a byte is read; at most
         :data:`BODY_READS` bodies are read at once, each within :data:`BODY_SECONDS`
-        (BUSY otherwise)."""
+        (BUSY otherwise), and at most :data:`BODY_READS_PER_CLIENT` of those (held or
+        awaited) for one client address (BUSY at once otherwise). A client that goes
+        mid-body raises ``ClientDisconnect``; its turn is given back all the same."""
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
             raise Refused(Reason.TOO_LARGE, f"a request may not exceed {cap} bytes")
-        turn = False
-        with anyio.move_on_after(BODY_WAIT_SECONDS):
-            await self.body_reads.acquire()
-            turn = True
-        if not turn:
-            raise Refused(Reason.BUSY, "too many requests are being received: try again later")
+        host = _host(request)
+        if not self.reads_by_client.take(host):
+            raise Refused(
+                Reason.BUSY,
+                f"this address already sends {self.reads_by_client.held(host)} requests"
+                " at once: try again later",
+            )
         try:
-            with anyio.move_on_after(BODY_SECONDS):
-                return await _read(request, cap)
-            raise Refused(Reason.BUSY, f"the request body did not arrive within {BODY_SECONDS:g} s")
+            turn = False
+            with anyio.move_on_after(BODY_WAIT_SECONDS):
+                await self.body_reads.acquire()
+                turn = True
+            if not turn:
+                raise Refused(Reason.BUSY, "too many requests are being received: try again later")
+            try:
+                with anyio.move_on_after(BODY_SECONDS):
+                    return await _read(request, cap)
+                raise Refused(
+                    Reason.BUSY, f"the request body did not arrive within {BODY_SECONDS:g} s"
+                )
+            finally:
+                self.body_reads.release()
         finally:
-            self.body_reads.release()
+            self.reads_by_client.give(host)
 
     async def _stream(self, endpoint: Endpoint, body: bytes, ctx: GatewayContext) -> Response:
         """Server-sent events: the status is sent once the call is admitted (a refusal
@@ -386,6 +422,11 @@ class _Gateway:
         )
 
 
+def _host(request: Request) -> str:
+    """The client's address (no port): what the per-client limits count by."""
+    return request.client.host if request.client is not None else ""
+
+
 async def _read(request: Request, cap: int) -> bytes:
     """The body, read up to ``cap + 1`` bytes: no more is read (the pipeline refuses
     anything above ``cap`` with TOO_LARGE before looking at it)."""
@@ -440,11 +481,18 @@ def start_gateway(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
     max_connections: int = 512,
+    max_connections_per_client: int | None = None,
+    head_seconds: float | None = None,
     title: str = "Licentia exchange",
 ) -> RunningGateway:
     """Serve the methods of ``handlers`` (the gRPC server's, :func:`endpoints_of`) over
     HTTP/JSON on ``address`` (``HOST:PORT``, port 0 for any free one), TLS with
-    ``tls_cert`` and ``tls_key``. Raises ``OSError`` if it cannot bind or start."""
+    ``tls_cert`` and ``tls_key``. At most ``max_connections`` connections are served at
+    once, at most ``max_connections_per_client`` (default: half of them) from one client
+    address, and each must send a request head within ``head_seconds`` (default
+    :data:`HEAD_SECONDS`). Raises ``OSError`` if it cannot bind or start."""
+    per_client = max_connections_per_client or max(1, max_connections // 2)
+    protocol = http_limits.protocol(per_client, head_seconds or HEAD_SECONDS)
     host, _, port_text = address.rpartition(":")
     host = host.strip("[]")
     sock = socket.create_server(
@@ -458,6 +506,7 @@ def start_gateway(
         lifespan="off",
         server_header=False,
         limit_concurrency=max_connections,
+        http=protocol,
         timeout_graceful_shutdown=2,
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,

@@ -59,6 +59,7 @@ class RegistryService:
                 self.upload_asset,
                 max_request_bytes=UPLOAD_CHUNK_BYTES + 1024,
                 signed_over_first=True,
+                first_message_seconds=self.d.settings.upload_header_seconds,
             ),
             "GetAssetLimits": Method(self.get_asset_limits, signed=False),
         }

@@ -46,6 +46,7 @@ import itertools
 import json
 import logging
 import os
+import queue
 import random
 import sys
 import threading
@@ -152,10 +153,15 @@ class Method:
     #: A client stream signed over its first message's exact bytes (not ``b""``): the
     #: header that commits to the rest (see the module's docstring).
     signed_over_first: bool = False
+    #: A client stream's first message must arrive within this many seconds of the call's
+    #: start (BUSY otherwise, its stream slot freed); ``None``: no limit of its own.
+    first_message_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_request_bytes <= 0:
             raise ValueError("max_request_bytes must be positive")
+        if self.first_message_seconds is not None and not self.first_message_seconds > 0:
+            raise ValueError("first_message_seconds must be positive")
 
 
 class Authenticator:
@@ -328,26 +334,70 @@ class StreamLimit:
     Each open stream holds a worker thread of the sync gRPC server, so without a cap a
     flood of subscriptions (or of uploads that never send their header) would starve every
     other call. Past the cap a new stream is refused with RESOURCE_EXHAUSTED / BUSY at once.
+    One client address (:func:`client_of` its peer) may hold at most ``per_client`` of the
+    slots (default: half of them, at least one), so that one client cannot take them all,
+    even of a public stream (``WatchRevocations``); one more from it is refused (BUSY).
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_client: int = 0) -> None:
         if limit <= 0:
             raise ValueError("the stream limit must be positive")
+        if per_client < 0:
+            raise ValueError("the per-client stream limit is 0 (half) or positive")
         self.limit = limit
+        self.per_client = per_client or max(1, limit // 2)
         self._sem = threading.BoundedSemaphore(limit)
+        self._lock = threading.Lock()
+        self._by_client: dict[str, int] = {}
 
-    def acquire(self) -> None:
-        """Take a slot, or raise ``LicentiaError(BUSY)``."""
+    def acquire(self, client: str = "") -> None:
+        """Take a slot for ``client`` (an address, ``""`` if unknown: uncounted per client),
+        or raise ``LicentiaError(BUSY)``."""
         if not self._sem.acquire(blocking=False):
             raise LicentiaError(Reason.BUSY, "too many open streams: try again later")
+        if client:
+            with self._lock:
+                held = self._by_client.get(client, 0)
+                if held >= self.per_client:
+                    self._sem.release()
+                    raise LicentiaError(
+                        Reason.BUSY,
+                        f"this address already has {held} open streams: close one or try later",
+                    )
+                self._by_client[client] = held + 1
         if observer is not None:
             observer.streams(1)
 
-    def release(self) -> None:
-        """Give a slot back."""
+    def release(self, client: str = "") -> None:
+        """Give back the slot :meth:`acquire` took for ``client``."""
         self._sem.release()
+        self._forget(client)
         if observer is not None:
             observer.streams(-1)
+
+    def _forget(self, client: str) -> None:
+        if not client:
+            return
+        with self._lock:
+            left = self._by_client.get(client, 1) - 1
+            if left > 0:
+                self._by_client[client] = left
+            else:
+                self._by_client.pop(client, None)
+
+
+def client_of(context: Any) -> str:
+    """The client address of a call (its peer without the port: ``ipv4:10.0.0.1``), or
+    ``""`` when the context does not say."""
+    peer = getattr(context, "peer", None)
+    try:
+        text = peer() if peer is not None else ""
+    except Exception:  # noqa: BLE001 (a context without a peer: not counted per client)
+        return ""
+    if not isinstance(text, str) or text.startswith("unix"):
+        return text if isinstance(text, str) else ""
+    host, sep, _port = text.rpartition(":")
+    return host if sep else text
 
 
 class _Plumbing:
@@ -368,7 +418,7 @@ class _Plumbing:
         """Behaviour of a method with one response (``arg``: bytes, or an iterator of them),
         carried by ``wire`` (default :data:`GRPC`)."""
         wire = wire or GRPC
-        with self._guard(m, context, wire) as outcome, self._slot(m.client_streaming):
+        with self._guard(m, context, wire) as outcome, self._slot(m.client_streaming, context):
             # A signed call's nonce is spent durably by the first change it commits
             # (``Call.spends``, set by ``_admit``).
             call, request = self._admit(m, arg, context, outcome, wire=wire)
@@ -378,18 +428,19 @@ class _Plumbing:
             return response
 
     @contextmanager
-    def _slot(self, take: bool) -> Iterator[None]:
+    def _slot(self, take: bool, context: Any) -> Iterator[None]:
         """One of the stream limit's slots while the block runs, if ``take``: a client
         stream (UploadAsset) holds a worker thread while it waits for its messages, before
         and after it is admitted, as a response stream does."""
         if not take or self.streams is None:
             yield
             return
-        self.streams.acquire()
+        client = client_of(context)
+        self.streams.acquire(client)
         try:
             yield
         finally:
-            self.streams.release()
+            self.streams.release(client)
 
     def stream_out(
         self, m: _Bound, arg: Any, context: grpc.ServicerContext, wire: Wire | None = None
@@ -397,8 +448,9 @@ class _Plumbing:
         """Behaviour of a method with a response stream; errors mid-stream end it the same way."""
         wire = wire or GRPC
         with self._guard(m, context, wire) as outcome:
+            client = client_of(context)
             if self.streams is not None:
-                self.streams.acquire()
+                self.streams.acquire(client)
             try:
                 call, request = self._admit(m, arg, context, outcome, spends=False, wire=wire)
                 if wire.admitted is not None:
@@ -414,7 +466,7 @@ class _Plumbing:
                     yield encoded
             finally:
                 if self.streams is not None:
-                    self.streams.release()
+                    self.streams.release(client)
 
     def unserved(
         self, m: _Bound, arg: Any, context: grpc.ServicerContext, wire: Wire | None = None
@@ -483,7 +535,7 @@ class _Plumbing:
         spent: tuple[SpentNonce, ...] = ()
         first: bytes | None = None
         if m.client_streaming and m.method.signed_over_first:
-            first = next(arg, None)
+            first = _first_within(arg, m.method.first_message_seconds)
             if first is None:
                 raise LicentiaError(Reason.MALFORMED, "the stream is empty: a header comes first")
             _check_size(m, first, wire.size_factor)
@@ -506,6 +558,32 @@ class _Plumbing:
         if not isinstance(response, m.output_cls):
             raise TypeError(f"{m.path} returned {type(response).__name__}")
         return wire.encode(response)
+
+
+def _first_within(requests: Iterator[bytes], seconds: float | None) -> bytes | None:
+    """The first of ``requests`` (None if there is none), read by a thread of its own and
+    waited for at most ``seconds`` (BUSY after that: the call is answered, which ends its
+    request stream and so the reader's wait). What the reader meets is raised here."""
+    if seconds is None:
+        return next(requests, None)
+    box: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+
+    def read() -> None:
+        try:
+            box.put((True, next(requests, None)))
+        except BaseException as e:  # noqa: BLE001 (raised in the call's thread)
+            box.put((False, e))
+
+    threading.Thread(target=read, name="licentia-first-message", daemon=True).start()
+    try:
+        ok, value = box.get(timeout=seconds)
+    except queue.Empty:
+        raise LicentiaError(
+            Reason.BUSY, f"the stream's first message did not arrive within {seconds:g} s"
+        ) from None
+    if not ok:
+        raise value
+    return cast(bytes | None, value)
 
 
 def _check_size(m: _Bound, raw: bytes | int, factor: int = 1) -> None:

@@ -30,6 +30,7 @@ from licentia.nonces import MemoryNonceStore
 from licentia.presentation import present
 from licentia.request import sign_request
 from licentia.scope import IntendedUse
+from licentia.services.deps import Settings
 from licentia.status import StatusView
 from licentia.token import (
     LicenceClaims,
@@ -1029,7 +1030,11 @@ def test_attack_a_flood_of_subscriptions(tmp_path: Path) -> None:
     """Past the cap on open streams, a new subscription is refused at once
     (RESOURCE_EXHAUSTED, BUSY) while unary calls still get through; a closed stream frees its
     slot."""
-    ex = start_exchange(tmp_path / "data", max_streams=2)
+    ex = start_exchange(
+        tmp_path / "data",
+        max_streams=2,
+        settings=Settings(heartbeat_seconds=0.5, max_streams_per_client=2),  # all from here
+    )
     try:
         watcher = ex.party()
         request = licences_pb2.WatchRevocationsRequest(after_sequence=0)

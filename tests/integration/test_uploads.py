@@ -312,7 +312,11 @@ def test_uploads_waiting_for_their_header_take_stream_slots(tmp_path: Path) -> N
     """An UploadAsset stream holds a worker thread from the start, while it waits for its
     header too: it takes one of the open-streams slots, so past them one more is refused
     with BUSY at once, and other calls are still answered."""
-    ex = start_exchange(tmp_path / "data", max_streams=2)
+    ex = start_exchange(
+        tmp_path / "data",
+        max_streams=2,
+        settings=Settings(heartbeat_seconds=0.5, max_streams_per_client=2),  # all from here
+    )
     stop = threading.Event()
 
     def silent() -> Iterator[bytes]:
