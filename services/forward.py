@@ -18,6 +18,8 @@ from typing import Any, NoReturn
 import grpc  # type: ignore[import-untyped]
 from google.protobuf.descriptor import ServiceDescriptor
 
+from .rpc import FORWARDED_FOR, client_of
+
 #: Metadata the gRPC stack sets itself (a relayed call gets its own).
 _RESERVED = ("grpc-", ":")
 _TRANSPORT = frozenset({"user-agent", "te", "content-type", "host"})
@@ -33,11 +35,17 @@ def method_kinds(descriptors: Iterable[ServiceDescriptor]) -> dict[str, tuple[bo
 
 
 def _metadata(context: grpc.ServicerContext) -> list[tuple[str, str | bytes]]:
-    return [
+    """The call's metadata to relay, and the address of its client (what the first process
+    counts streams per client by), never one the client sent itself."""
+    relayed: list[tuple[str, str | bytes]] = [
         (k, v)
         for k, v in context.invocation_metadata()
-        if not k.startswith(_RESERVED) and k not in _TRANSPORT
+        if not k.startswith(_RESERVED) and k not in _TRANSPORT and k != FORWARDED_FOR
     ]
+    client = client_of(context)
+    if client:
+        relayed.append((FORWARDED_FOR, client))
+    return relayed
 
 
 def _timeout(context: grpc.ServicerContext) -> float | None:

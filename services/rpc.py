@@ -386,16 +386,26 @@ class StreamLimit:
                 self._by_client.pop(client, None)
 
 
+#: Metadata a worker process adds to a call it relays to the first process over their
+#: private Unix socket (:mod:`.forward`): the address of the client it relays for. Trusted
+#: only from a Unix-socket peer, which only the exchange's own processes can reach.
+FORWARDED_FOR = "x-licentia-forwarded-for"
+
+
 def client_of(context: Any) -> str:
     """The client address of a call (its peer without the port: ``ipv4:10.0.0.1``), or
-    ``""`` when the context does not say."""
+    ``""`` when the context does not say. A call relayed by a worker process (a Unix-socket
+    peer) is the client's it names in :data:`FORWARDED_FOR`, or uncounted without it."""
     peer = getattr(context, "peer", None)
     try:
         text = peer() if peer is not None else ""
     except Exception:  # noqa: BLE001 (a context without a peer: not counted per client)
         return ""
-    if not isinstance(text, str) or text.startswith("unix"):
-        return text if isinstance(text, str) else ""
+    if not isinstance(text, str):
+        return ""
+    if text.startswith("unix"):
+        forwarded = dict(context.invocation_metadata() or ()).get(FORWARDED_FOR, "")
+        return forwarded if isinstance(forwarded, str) else ""
     host, sep, _port = text.rpartition(":")
     return host if sep else text
 

@@ -9,22 +9,34 @@ import pytest
 
 from licentia.errors import LicentiaError, Reason
 from licentia.services.deps import Settings
+from licentia.services.forward import _metadata
 from licentia.services.http_limits import PerClient
-from licentia.services.rpc import Method, StreamLimit, client_of
+from licentia.services.rpc import FORWARDED_FOR, Method, StreamLimit, client_of
 
 
 class _Context:
-    def __init__(self, peer: Any) -> None:
+    def __init__(self, peer: Any, metadata: tuple[tuple[str, str], ...] = ()) -> None:
         self._peer = peer
+        self._metadata = metadata
 
     def peer(self) -> Any:
         return self._peer
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
 
 
 def test_a_client_is_its_peer_without_the_port() -> None:
     assert client_of(_Context("ipv4:10.0.0.1:50412")) == "ipv4:10.0.0.1"
     assert client_of(_Context("ipv6:[::1]:50412")) == "ipv6:[::1]"
-    assert client_of(_Context("unix:/run/licentia.sock")) == "unix:/run/licentia.sock"
+    # A Unix-socket peer is a worker process relaying (the private socket): the client is
+    # the one it names, or none (not counted) when it names none.
+    relayed = _Context("unix:/run/licentia.sock", ((FORWARDED_FOR, "ipv4:10.0.0.7"),))
+    assert client_of(relayed) == "ipv4:10.0.0.7"
+    assert client_of(_Context("unix:/run/licentia.sock")) == ""
+    # Over TCP the metadata is the client's own word: never taken.
+    forged = _Context("ipv4:10.0.0.1:50412", ((FORWARDED_FOR, "ipv4:10.9.9.9"),))
+    assert client_of(forged) == "ipv4:10.0.0.1"
     assert client_of(_Context(None)) == ""
     assert client_of(object()) == ""  # a context that does not say: not counted
 
@@ -71,3 +83,10 @@ def test_the_new_settings_refuse_what_cannot_work() -> None:
         Settings(max_streams_per_client=-1)
     with pytest.raises(ValueError, match="first_message_seconds"):
         Method(lambda request, call: request, first_message_seconds=0)
+
+
+def test_a_worker_relays_the_clients_address_never_one_the_client_sent() -> None:
+    forged = _Context(
+        "ipv4:10.0.0.1:50412", (("x-licentia-key", "k"), (FORWARDED_FOR, "ipv4:10.9.9.9"))
+    )
+    assert _metadata(forged) == [("x-licentia-key", "k"), (FORWARDED_FOR, "ipv4:10.0.0.1")]
