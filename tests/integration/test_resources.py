@@ -216,10 +216,21 @@ def test_a_stream_flood_leaves_nothing_behind_and_issuance_works(
         took = wait_for(settled, timeout=5)
         assert took < 1.0, f"took {took:.2f} s: {server.files()} files, {server.threads()} threads"
 
-        # Every slot is free again: this address's share of them opens at once.
-        calls, again, outcomes = _open_streams(server.address, 17)
-        assert outcomes == ["open"] * 16 + ["RESOURCE_EXHAUSTED"]
-        _close(calls, again)
+        # Every slot is free again: this address's share of them opens. (A cancelled
+        # stream's slot is given back by its handler as it ends, which can come a moment
+        # after its connection's files are closed: a slot still held shows as a refusal
+        # here, and the next try, a moment later, must open all 16. A slot never given back
+        # fails every try.)
+        seen: list[list[str]] = []
+
+        def share_opens() -> bool:
+            calls, again, outcomes = _open_streams(server.address, 17)
+            _close(calls, again)
+            seen.append(outcomes)
+            return outcomes == ["open"] * 16 + ["RESOURCE_EXHAUSTED"]
+
+        wait_for(share_opens, timeout=5)
+        assert len(seen) <= 3, seen
         issue_licence(holder, adv)
     finally:
         for ch in channels:
