@@ -38,7 +38,7 @@ from licentia.token import (
 from licentia.v1 import exchange_pb2, records_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
-from . import convert, issuance, market, refs
+from . import convert, issuance, ledger, market, refs
 from .deps import Deps
 from .idempotency import request_digest
 from .ledger_service import payout_notices
@@ -485,7 +485,9 @@ class ExchangeService:
                 digest=digest,
                 nonces=call.spends,
                 # What its approval will escrow, reserved now (or the request refused).
-                cost=claims.price.amount_minor + claims.price.per_use_minor * claims.max_uses,
+                cost=ledger.escrow_total(
+                    claims.price.amount_minor, claims.price.per_use_minor, claims.max_uses
+                ),
             )
 
         if covered is None:

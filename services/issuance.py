@@ -146,11 +146,12 @@ def check_request(
             "max_uses: a price per use needs max_uses of 1 or more (each use is escrowed); "
             "the request has 0",
         )
-    if offered_price + price_per_use * max_uses > market.MAX_PRICE:
+    total = ledger.escrow_total(offered_price, price_per_use, max_uses)
+    if total > market.MAX_PRICE:
         raise LicentiaError(
             Reason.INVALID_REQUEST,
             f"offered_price_minor: the price with every use is at most {market.MAX_PRICE}; "
-            f"the request's is {offered_price + price_per_use * max_uses}",
+            f"the request's is {total}",
         )
     market.check_request(
         terms,

@@ -196,6 +196,12 @@ def earned(price: int, not_before: int, not_after: int, at: int) -> int:
     return price * min(max(at - not_before, 0), term) // term
 
 
+def escrow_total(price: int, price_per_use: int, max_uses: int) -> int:
+    """What a licence's approval escrows (and its request reserves when it is made): the time
+    price and every use it may make, in minor units."""
+    return price + price_per_use * max_uses
+
+
 @dataclass(frozen=True, slots=True)
 class LicenceMoney:
     """A licence's money terms. Checked on construction (LicentiaError INVALID_REQUEST).
@@ -237,7 +243,7 @@ class LicenceMoney:
     @property
     def escrow_total(self) -> int:
         """What the advertiser sets aside at issuance: the time price and every use."""
-        return self.price + self.price_per_use * self.max_uses
+        return escrow_total(self.price, self.price_per_use, self.max_uses)
 
 
 @dataclass(frozen=True, slots=True)

@@ -327,6 +327,16 @@ class CallObserver(Protocol):
 observer: CallObserver | None = None
 
 
+#: Worker threads a process keeps for unary calls: streams (each holding a thread) may take
+#: the rest of ``--workers`` (:func:`stream_slots`), so a flood of them never starves a call.
+UNARY_RESERVE = 32
+
+
+def stream_slots(workers: int) -> int:
+    """The streams a process with ``workers`` threads serves at once (at least one)."""
+    return max(workers - UNARY_RESERVE, 1)
+
+
 class StreamLimit:
     """A cap on the streams open at once, shared by every service of a process: response
     streams, and client streams (UploadAsset) from their start.

@@ -50,7 +50,14 @@ from .gateway import RunningGateway, start_gateway
 from .issuer import ExchangeKeyError, Keyring, key_file
 from .procs import PrivateSocket, Workers, check_port_free, process_count, worker_spec
 from .replica import DEFAULT_STALENESS_SECONDS, ReplicaApp, build_replica
-from .rpc import SystemClock, json_logger, json_logging, json_native_stderr
+from .rpc import (
+    UNARY_RESERVE,
+    SystemClock,
+    json_logger,
+    json_logging,
+    json_native_stderr,
+    stream_slots,
+)
 from .runtime import (
     FILES_PER_WORKER,
     FileBudget,
@@ -600,12 +607,12 @@ def _main(argv: Sequence[str] | None) -> int:
     if (
         args.max_term_days < 1
         or args.heartbeat_seconds <= 0
-        or args.workers < 33
+        or args.workers <= UNARY_RESERVE
         or args.max_connections < 1
     ):
         print(
             f"{PROG}: error: --max-term-days must be >= 1, --heartbeat-seconds > 0,"
-            " --workers >= 33, --max-connections >= 1",
+            f" --workers >= {UNARY_RESERVE + 1}, --max-connections >= 1",
             file=sys.stderr,
         )
         return bad
@@ -705,7 +712,7 @@ def _serve(
                 tls_ca=args.upstream_tls_ca.read_bytes() if args.upstream_tls_ca else None,
                 settings=settings,
                 log=log,
-                max_streams=max(args.workers - 32, 1),
+                max_streams=stream_slots(args.workers),
                 staleness_seconds=args.upstream_staleness_seconds,
             )
         except OSError as e:
@@ -722,7 +729,7 @@ def _serve(
                 services=services,
                 follower=args.follower,
                 log=log,
-                max_streams=max(args.workers - 32, 1),
+                max_streams=stream_slots(args.workers),
                 keys_dir=args.issuer_keys,
                 db=args.db,
                 shared_nonces=nonces,

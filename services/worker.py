@@ -37,6 +37,7 @@ from .replica import PlatformDirectory, ReplicaVerificationService
 from .rpc import (
     Authenticator,
     StreamLimit,
+    stream_slots,
     SystemClock,
     json_logger,
     json_logging,
@@ -221,7 +222,7 @@ def worker_main(spec: WorkerSpec) -> int:
         Authenticator(nonces=table.view(b"request")),
         clock,
         log,
-        StreamLimit(max(spec.max_workers - 32, 1)),
+        StreamLimit(stream_slots(spec.max_workers)),
     )
     kinds = method_kinds(
         module.DESCRIPTOR.services_by_name[name] for module, name, _ in SERVICES.values()
