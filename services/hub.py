@@ -171,6 +171,12 @@ class RevocationHub:
         now = self.clock()
         self._refuse_if_stale(now)
         at = self.as_of(now)
+        with self._lock:
+            sequence = self._sequence
+        with self._snapshot_lock:
+            reused = self._reusable(sequence, at)
+        if reused is not None:  # a subscriber in the same second: no store read, no copy
+            return Snapshot(reused, sequence)
         for _ in range(3):
             with self._lock:
                 unknown = set(self._lists.undeclared())
@@ -193,14 +199,22 @@ class RevocationHub:
             raise LicentiaError(Reason.UNAVAILABLE, "the status lists could not be read; retry")
         return Snapshot(self._sign_snapshot(frozen, sequence, at), sequence)
 
+    def _reusable(self, sequence: int, at: int) -> bytes | None:
+        """The last snapshot, if it was signed at ``sequence`` within the second before
+        ``at`` (under ``_snapshot_lock``)."""
+        last = self._last_snapshot
+        if last is not None and last[0] == sequence and 0 <= at - last[1] < 1:
+            return last[2]
+        return None
+
     def _sign_snapshot(self, frozen: list[StatusListBits], sequence: int, at: int) -> bytes:
         """The signed snapshot of ``frozen``, compressing only the lists whose bits changed
         since the last one (and the last one itself again within a second, at the same
         sequence)."""
         with self._snapshot_lock:
-            last = self._last_snapshot
-            if last is not None and last[0] == sequence and 0 <= at - last[1] < 1:
-                return last[2]
+            reused = self._reusable(sequence, at)
+            if reused is not None:
+                return reused
             if len(frozen) > MAX_STATUS_LISTS:  # verifiers will refuse it
                 logger.error("hub.too_many_lists lists=%d", len(frozen))
             packed = {x.list_id: self._packed.get(x.list_id) for x in frozen}

@@ -37,12 +37,12 @@ from .replica import PlatformDirectory, ReplicaVerificationService
 from .rpc import (
     Authenticator,
     StreamLimit,
-    stream_slots,
     SystemClock,
     json_logger,
     json_logging,
     json_native_stderr,
     service,
+    stream_slots,
 )
 from .runtime import (
     FileBudget,
