@@ -371,20 +371,11 @@ def _deposit(args: argparse.Namespace) -> int:
         advertiser_key=advertiser.raw, amount_minor=args.amount, reference=args.reference
     ).SerializeToString()
     # TLS unless --insecure or a loopback --connect, as every client (licentia.transport.tls).
-    tls_ca: bytes | None = None
-    if args.tls_ca is not None:
-        if args.insecure:
-            print(f"{PROG}: error: --insecure turns TLS off: drop --tls-ca", file=sys.stderr)
-            return 2
-        try:
-            tls_ca = args.tls_ca.read_bytes()
-        except OSError as e:
-            print(
-                f"{PROG}: error: --tls-ca {args.tls_ca}: cannot be read ({e.strerror})",
-                file=sys.stderr,
-            )
-            return 2
-    channel = tls.channel(args.connect, tls_ca=tls_ca, insecure=args.insecure)
+    try:
+        channel = tls.from_flags(args.connect, args.tls_ca, args.insecure)
+    except ValueError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
     try:
         call = channel.unary_unary(
             DEPOSIT,
@@ -393,7 +384,7 @@ def _deposit(args: argparse.Namespace) -> int:
         )
         out = call(body, metadata=sign_request(key, DEPOSIT, body, SystemClock().now()), timeout=10)
     except grpc.RpcError as e:
-        plain = args.insecure or (tls_ca is None and tls.is_loopback(args.connect))
+        plain = args.insecure or (args.tls_ca is None and tls.is_loopback(args.connect))
         if e.code() == grpc.StatusCode.UNAVAILABLE and tls.tls_failed(
             str(e.details()), insecure=plain
         ):

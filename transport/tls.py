@@ -28,6 +28,7 @@ __all__ = [
     "aio_channel",
     "channel",
     "credentials",
+    "from_flags",
     "is_loopback",
     "system_roots",
     "tls_failed",
@@ -126,6 +127,25 @@ def credentials(
             return None
         tls_ca = system_roots()
     return grpc.ssl_channel_credentials(root_certificates=tls_ca)
+
+
+def from_flags(
+    address: str,
+    tls_ca: Path | None,
+    insecure: bool,
+    *,
+    options: Sequence[tuple[str, int]] = (),
+) -> grpc.Channel:
+    """The channel a command's ``--tls-ca`` and ``--insecure`` (:func:`add_arguments`) ask
+    for, to ``address``; ``ValueError`` saying what is wrong when both are given or the CA
+    file cannot be read (a command's usage error)."""
+    if insecure and tls_ca is not None:
+        raise ValueError("--insecure turns TLS off: it goes with no --tls-ca")
+    try:
+        pem = None if tls_ca is None else tls_ca.read_bytes()
+    except OSError as e:
+        raise ValueError(f"--tls-ca {tls_ca}: cannot be read ({e.strerror})") from None
+    return channel(address, tls_ca=pem, insecure=insecure, options=options)
 
 
 def channel(

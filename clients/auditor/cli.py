@@ -143,13 +143,6 @@ def _misuse(ap: argparse.ArgumentParser, message: str) -> NoReturn:
     ap.error(message)  # prints "licentia-audit: error: …" and exits 2
 
 
-def _channel(address: str, tls_ca: Path | None, insecure: bool) -> grpc.Channel:
-    """TLS unless ``insecure`` or a loopback ``address`` (:mod:`licentia.transport.tls`)."""
-    options = [("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
-    pem = None if tls_ca is None else tls_ca.read_bytes()
-    return tls.channel(address, tls_ca=pem, insecure=insecure, options=options)
-
-
 def _read_log_key(ap: argparse.ArgumentParser, text: str) -> LogKey:
     if text.startswith("@"):
         try:
@@ -292,12 +285,15 @@ def main(argv: list[str] | None = None) -> int:
         _misuse(ap, "--max-term-days must be at least 1")
     if args.timeout <= 0:
         _misuse(ap, "--timeout must be positive")
-    if args.insecure and args.tls_ca is not None:
-        _misuse(ap, "--insecure turns TLS off: it goes with no --tls-ca")
     try:
-        channel = _channel(args.server, args.tls_ca, args.insecure)
-    except OSError as e:
-        _misuse(ap, f"cannot read the CA file: {e.strerror}")
+        channel = tls.from_flags(
+            args.server,
+            args.tls_ca,
+            args.insecure,
+            options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)],
+        )
+    except ValueError as e:
+        _misuse(ap, str(e))
     try:
         if args.log_key is None:
             advertised = _advertised_key(channel)

@@ -146,13 +146,6 @@ def _intended_use(ap: argparse.ArgumentParser, args: argparse.Namespace) -> Inte
         _misuse(ap, f"unknown territory {args.territory!r}")
 
 
-def _channel(address: str, tls_ca: Path | None, insecure: bool) -> grpc.Channel:
-    """TLS unless ``insecure`` or a loopback ``address`` (:mod:`licentia.transport.tls`)."""
-    options = [("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
-    pem = None if tls_ca is None else tls_ca.read_bytes()
-    return tls.channel(address, tls_ca=pem, insecure=insecure, options=options)
-
-
 def check_token(
     channel: grpc.Channel,
     token: str,
@@ -207,15 +200,18 @@ def main(argv: list[str] | None = None) -> int:
         _misuse(ap, "--platform-id is 1 to 128 characters")
     if args.timeout <= 0:
         _misuse(ap, "--timeout must be positive")
-    if args.insecure and args.tls_ca is not None:
-        _misuse(ap, "--insecure turns TLS off: it goes with no --tls-ca")
     use = _intended_use(ap, args)
     from_stdin = args.token == "-"  # noqa: S105 (the stdin marker, not a secret)
     token = sys.stdin.read().strip() if from_stdin else args.token
     try:
-        channel = _channel(args.server, args.tls_ca, args.insecure)
-    except OSError as e:
-        _misuse(ap, f"cannot read the CA file: {e.strerror}")
+        channel = tls.from_flags(
+            args.server,
+            args.tls_ca,
+            args.insecure,
+            options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)],
+        )
+    except ValueError as e:
+        _misuse(ap, str(e))
     store = None
     where = args.nonce_store or default_nonce_store()
     try:
