@@ -34,12 +34,12 @@ from licentia.v1 import licences_pb2
 
 from . import errors
 from .relay import FeedRelay
-from .rpc import StreamLimit, client_of
+from .rpc import DEFAULT_MAX_REQUEST_BYTES, StreamLimit, client_of
 from .runtime import ElasticExecutor, RunningServer, ServerSettings, equip, server_options
 
 WATCH_REVOCATIONS = path(licences_pb2, "WatchRevocations")
-#: The largest WatchRevocationsRequest accepted (as every method's default cap).
-MAX_REQUEST_BYTES = 64 * 1024
+#: The largest WatchRevocationsRequest accepted (every method's default cap).
+MAX_REQUEST_BYTES = DEFAULT_MAX_REQUEST_BYTES
 
 
 def pending_options(max_workers: int) -> list[tuple[str, int]]:

@@ -216,13 +216,6 @@ class GatewayContext:
             self._callbacks.append(callback)
             return True
 
-    def time_remaining(self) -> float | None:
-        """HTTP calls have no deadline."""
-        return None
-
-    def set_trailing_metadata(self, metadata: object) -> None:
-        """HTTP answers carry no trailers (ignored)."""
-
     def end(self) -> None:
         """The call is over: :meth:`is_active` turns False and the callbacks run."""
         with self._lock:

@@ -180,7 +180,6 @@ class Workers:
         self._failed: list[str] = []
         self._threads: list[threading.Thread] = []
         #: Times a worker was started again after it died.
-        self.restarts = 0
 
     @property
     def pids(self) -> list[int]:
@@ -245,7 +244,6 @@ class Workers:
             if self._stopping.wait(pause):
                 return
             pause = min(pause * 2, RESTART_PAUSE[1])
-            self.restarts += 1
 
     def stop(self, grace: float) -> None:
         """Drain the workers (SIGTERM: calls in flight finish within ``grace``), kill any

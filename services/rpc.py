@@ -134,6 +134,10 @@ StreamHandler: TypeAlias = Callable[[Iterator[Any], Call], Iterator[Message]]
 Handler: TypeAlias = UnaryHandler | ServerStreamHandler | ClientStreamHandler | StreamHandler
 
 
+#: A method's cap on its request bytes unless it names its own (:attr:`Method.max_request_bytes`).
+DEFAULT_MAX_REQUEST_BYTES = 64 * 1024
+
+
 @dataclass(frozen=True)
 class Method:
     """A handler and how its calls are admitted.
@@ -145,7 +149,7 @@ class Method:
 
     handler: Handler
     signed: bool = True
-    max_request_bytes: int = 64 * 1024
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     #: Spend the call's nonce durably before answering, when no change did (see
     #: :class:`Authenticator`). False only for a method whose answer a replayer learns
     #: nothing from (Verify: what it carries and the public status list).

@@ -35,6 +35,7 @@ from .forward import Forwarder, method_kinds
 from .procs import READY, VERIFY, VERIFY_STREAM, WorkerSpec
 from .replica import PlatformDirectory, ReplicaVerificationService
 from .rpc import (
+    DEFAULT_MAX_REQUEST_BYTES,
     Authenticator,
     StreamLimit,
     SystemClock,
@@ -117,7 +118,6 @@ class _Details:
     """What a generic handler is asked with: the method's path."""
 
     method: str
-    invocation_metadata: tuple[tuple[str, str], ...] = ()
 
 
 #: Tokens :func:`_counted` remembers (cleared when full): parsing a token costs about a tenth
@@ -125,7 +125,7 @@ class _Details:
 COUNTED_CACHE = 4096
 #: A Verify request above this is refused as too large wherever it is answered (every
 #: method's default cap, :class:`.rpc.Method`), so it is never parsed here.
-MAX_VERIFY_REQUEST_BYTES = 64 * 1024
+MAX_VERIFY_REQUEST_BYTES = DEFAULT_MAX_REQUEST_BYTES
 _counted_cache: dict[str, bool] = {}
 
 

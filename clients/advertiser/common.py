@@ -67,7 +67,6 @@ WATCH_REQUEST = path(exchange_pb2, "WatchRequest")
 WITHDRAW_REQUEST = path(exchange_pb2, "WithdrawRequest")
 GET_LICENCE = path(licences_pb2, "GetLicence")
 LIST_LICENCES = path(licences_pb2, "ListLicences")
-FETCH_ASSET = path(licences_pb2, "FetchAsset")
 FETCH_ASSET_CHUNKS = path(licences_pb2, "FetchAssetChunks")
 #: The longest a whole asset's fetch may take, in seconds (50 MiB on a slow line).
 FETCH_TIMEOUT = 600.0

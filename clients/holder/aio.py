@@ -72,7 +72,7 @@ class AsyncHolder(AsyncPartyClient):
         return (
             await self._rpc.unary(
                 common.DECLARE_ASSET,
-                common.declare_request(category, content, label, upload),
+                common.declare_request(category, content, label),
                 registry_pb2.DeclareAssetResponse,
             )
         ).asset

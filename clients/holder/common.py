@@ -150,14 +150,14 @@ def upload_requests(
 
 
 def declare_request(
-    category: DataCategory, content: bytes, label: str, upload: bool
+    category: DataCategory, content: bytes, label: str
 ) -> registry_pb2.DeclareAssetRequest:
-    """DeclareAsset of ``content`` by its SHA-256; its bytes too when ``upload``."""
+    """DeclareAsset of ``content`` by its SHA-256 alone (its bytes are uploaded apart:
+    :func:`upload_requests`)."""
     return registry_pb2.DeclareAssetRequest(
         category=cast("Any", int(category)),
         sha256=hashlib.sha256(content).digest(),
         label=label,
-        content=content if upload else b"",
     )
 
 

@@ -78,7 +78,7 @@ class Holder(PartyClient):
         if not upload:
             return self._rpc.unary(
                 common.DECLARE_ASSET,
-                common.declare_request(category, content, label, upload),
+                common.declare_request(category, content, label),
                 registry_pb2.DeclareAssetResponse,
             ).asset
         return self._rpc.stream_unary(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import hashlib
 import json
 import os
 import sys
@@ -75,7 +74,6 @@ def cmd_assets_add(s: Session) -> None:
         data = path.read_bytes()
     except OSError as e:
         raise OperationFailedError(f"cannot read {path}: {e.strerror}") from None
-    digest = hashlib.sha256(data).digest()
     asset = s.holder.declare_asset(
         s.args.category,
         data,
@@ -87,7 +85,7 @@ def cmd_assets_add(s: Session) -> None:
     _out(
         s.args,
         _dict(asset),
-        f"Declared {_name(s.args.category)} {path.name} ({stored})\n  sha256 {digest.hex()}",
+        f"Declared {_name(s.args.category)} {path.name} ({stored})\n  sha256 {asset.sha256.hex()}",
     )
 
 
