@@ -19,33 +19,10 @@ import logging
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from .counts import PerKey
 
-class PerClient:
-    """How many of something each client address holds, at most ``cap`` each."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self._held: dict[str, int] = {}
-
-    def held(self, client: str) -> int:
-        """How many ``client`` holds."""
-        return self._held.get(client, 0)
-
-    def take(self, client: str) -> bool:
-        """One more for ``client``; False (nothing taken) if it holds ``cap`` already."""
-        held = self._held.get(client, 0)
-        if held >= self.cap:
-            return False
-        self._held[client] = held + 1
-        return True
-
-    def give(self, client: str) -> None:
-        """Give back one that :meth:`take` took for ``client``."""
-        left = self._held.get(client, 1) - 1
-        if left > 0:
-            self._held[client] = left
-        else:
-            self._held.pop(client, None)
+#: Counts by client address (:class:`.counts.PerKey`).
+PerClient = PerKey[str]
 
 
 class _Protocol(H11Protocol):

@@ -75,6 +75,7 @@ from licentia.request import (
 )
 
 from . import errors
+from .counts import PerKey
 from .store.base import SpentNonce
 
 
@@ -362,7 +363,7 @@ class StreamLimit:
         self.per_client = per_client or max(1, limit // 2)
         self._sem = threading.BoundedSemaphore(limit)
         self._lock = threading.Lock()
-        self._by_client: dict[str, int] = {}
+        self._by_client: PerKey[str] = PerKey(self.per_client)
 
     def acquire(self, client: str = "") -> None:
         """Take a slot for ``client`` (an address, ``""`` if unknown: uncounted per client),
@@ -371,14 +372,13 @@ class StreamLimit:
             raise LicentiaError(Reason.BUSY, "too many open streams: try again later")
         if client:
             with self._lock:
-                held = self._by_client.get(client, 0)
-                if held >= self.per_client:
+                if not self._by_client.take(client):
                     self._sem.release()
                     raise LicentiaError(
                         Reason.BUSY,
-                        f"this address already has {held} open streams: close one or try later",
+                        f"this address already has {self._by_client.held(client)} open streams:"
+                        " close one or try later",
                     )
-                self._by_client[client] = held + 1
         if observer is not None:
             observer.streams(1)
 
@@ -393,11 +393,7 @@ class StreamLimit:
         if not client:
             return
         with self._lock:
-            left = self._by_client.get(client, 1) - 1
-            if left > 0:
-                self._by_client[client] = left
-            else:
-                self._by_client.pop(client, None)
+            self._by_client.give(client)
 
 
 #: Metadata a worker process adds to a call it relays to the first process over their

@@ -45,6 +45,7 @@ from licentia.v1 import licences_pb2, registry_pb2
 from licentia.vocabulary import DataCategory
 
 from . import market
+from .counts import PerKey
 from .deps import UPLOAD_CHUNK_BYTES
 
 T = TypeVar("T")
@@ -68,18 +69,17 @@ class UploadSlots:
             raise ValueError("upload limits are positive")
         self.limit, self.per_holder = limit, per_holder
         self._lock = threading.Lock()
-        self._by_holder: dict[bytes, int] = {}
+        self._by_holder: PerKey[bytes] = PerKey(per_holder)
         self._open = 0
 
     @contextmanager
     def hold(self, holder: bytes) -> Iterator[None]:
         """A slot for one upload of ``holder`` while the block runs, or BUSY."""
         with self._lock:
-            mine = self._by_holder.get(holder, 0)
-            if mine >= self.per_holder:
+            if self._by_holder.held(holder) >= self.per_holder:
                 raise LicentiaError(
                     Reason.BUSY,
-                    f"you have {mine} uploads in progress, the most one holder may:"
+                    f"you have {self.per_holder} uploads in progress, the most one holder may:"
                     " let one finish first",
                 )
             if self._open >= self.limit:
@@ -89,17 +89,13 @@ class UploadSlots:
                     " try again later",
                 )
             self._open += 1
-            self._by_holder[holder] = mine + 1
+            self._by_holder.take(holder)
         try:
             yield
         finally:
             with self._lock:
                 self._open -= 1
-                left = self._by_holder[holder] - 1
-                if left:
-                    self._by_holder[holder] = left
-                else:
-                    del self._by_holder[holder]
+                self._by_holder.give(holder)
 
 
 class Budget:
