@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
+import os
 import secrets
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -580,3 +584,55 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
         capture_output=True,
     )  # fmt: skip
     return cert, key
+
+
+@dataclass
+class ServerProcess:
+    """``licentia-server`` as a real process: the gRPC address and whatever else it printed
+    it listens on (``printed["metrics"]``, ``printed["http"]``), its data directory, and
+    its stderr (one JSON object a line) in ``log``."""
+
+    proc: subprocess.Popen[str]
+    address: str
+    printed: dict[str, str]
+    data: Path
+    log: Path
+
+    def lines(self) -> list[dict[str, object]]:
+        """The log's JSON lines."""
+        out = []
+        for raw in self.log.read_text().splitlines():
+            try:
+                out.append(json.loads(raw))
+            except ValueError:
+                continue
+        return out
+
+
+@contextmanager
+def server_process(tmp_path: Path, *flags: str) -> Iterator[ServerProcess]:
+    """Start ``licentia-server`` on ``tmp_path / "data"`` and a free port with ``flags`` and
+    no ``LICENTIA_*`` variable; killed at the end."""
+    log = tmp_path / "server.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LICENTIA_")}
+    command = [sys.executable, "-m", "licentia.services.server", "--data-dir"]
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [*command, str(tmp_path / "data"), "--listen", "127.0.0.1:0", *flags],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=env,
+            text=True,
+        )
+    try:
+        assert proc.stdout is not None
+        printed: dict[str, str] = {}
+        while "listening" not in printed:  # "metrics on …", "http listening on …", then gRPC's
+            line = proc.stdout.readline()
+            assert line, log.read_text()[-2000:]
+            words = line.split()
+            printed["http" if words[0] == "http" else words[0]] = words[-1]
+        yield ServerProcess(proc, printed["listening"], printed, tmp_path / "data", log)
+    finally:
+        proc.kill()
+        proc.wait(30)

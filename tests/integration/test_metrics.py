@@ -10,12 +10,9 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc  # type: ignore[import-untyped]
@@ -34,6 +31,7 @@ from licentia.v1 import verification_pb2
 from .exchange_harness import (
     ExchangeError,
     Party,
+    ServerProcess,
     SignedChannel,
     add_standing_rule,
     fund,
@@ -47,6 +45,7 @@ from .exchange_harness import (
     request_licence,
     revoke_licence,
     secret_in,
+    server_process,
     verify,
     wait_for,
 )
@@ -57,64 +56,26 @@ OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 CONNECTIONS = 16
 
 
-@dataclass
-class Server:
-    proc: subprocess.Popen[str]
-    address: str
-    metrics: str
-    data: Path
-    log: Path
-
-    def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        """Every sample of one scrape: (name, sorted labels) -> value."""
-        with urllib.request.urlopen(f"http://{self.metrics}/metrics", timeout=10) as r:
-            text = r.read().decode()
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
+def _scrape(server: ServerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of one scrape: (name, sorted labels) -> value."""
+    with urllib.request.urlopen(f"http://{server.printed['metrics']}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    log = tmp_path / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LICENTIA_")}
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "licentia.services.server",
-                "--processes",
-                "2",
-                "--data-dir",
-                str(tmp_path / "data"),
-                "--listen",
-                "127.0.0.1:0",
-                "--metrics",
-                "127.0.0.1:0",
-                "--heartbeat-seconds",
-                "0.5",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            env=env,
-            text=True,
-        )
-    try:
-        assert proc.stdout is not None
-        first, second = proc.stdout.readline(), proc.stdout.readline()
-        assert first.startswith("metrics on 127.0.0.1:"), log.read_text()[-2000:]
-        assert second.startswith("listening on 127.0.0.1:"), log.read_text()[-2000:]
-        yield Server(proc, second.split()[-1], first.split()[-1], tmp_path / "data", log)
-    finally:
-        proc.kill()
-        proc.wait(30)
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    flags = ("--processes", "2", "--metrics", "127.0.0.1:0", "--heartbeat-seconds", "0.5")
+    with server_process(tmp_path, *flags) as running:
+        yield running
 
 
 def test_a_scrape_counts_every_process_calls_issuances_revocations_and_the_feed(
-    server: Server,
+    server: ServerProcess,
 ) -> None:
     secret = secret_in(server.data)
     main_channel = client_channel(server.address)
@@ -138,12 +99,12 @@ def test_a_scrape_counts_every_process_calls_issuances_revocations_and_the_feed(
         # A third licence, issued at once under the holder's standing rule.
         add_standing_rule(holder, photo_rule(holder.key.public, int(time.time())))
         assert request_licence(adv, holder.key.public.raw).licence.token
-        before = server.scrape()
+        before = _scrape(server)
         for ch in channels:  # spread over both processes by the kernel
             assert verify(party(ch, platform.key), adv, token, photo_use()).allowed
         revoke_licence(holder, parse_token(token).licence_id)
-        wait_for(lambda: server.scrape()[("licentia_feed_max_lag_events", ())] == 0, 5)
-        after = server.scrape()
+        wait_for(lambda: _scrape(server)[("licentia_feed_max_lag_events", ())] == 0, 5)
+        after = _scrape(server)
     finally:
         for ch in (main_channel, *channels):
             ch.close()
@@ -178,7 +139,7 @@ def test_a_scrape_counts_every_process_calls_issuances_revocations_and_the_feed(
     finally:
         stranger.close()
     assert e.value.reason == Reason.NOT_OWNER
-    refused = server.scrape()
+    refused = _scrape(server)
     code = STATUS_OF[Reason.NOT_OWNER].name
     assert refused[("licentia_rpc_calls_total", (("code", code), ("method", VERIFY)))] == 1
     # docs/operations.md lists every metric the exchange exports, and no other.

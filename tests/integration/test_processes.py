@@ -9,7 +9,6 @@ the first process. Configurations that cannot work are refused before anything s
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import signal
@@ -18,7 +17,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc  # type: ignore[import-untyped]
@@ -38,6 +36,7 @@ from licentia.v1 import ledger_pb2, licences_pb2, verification_pb2
 from .exchange_harness import (
     ExchangeError,
     Party,
+    ServerProcess,
     SignedChannel,
     fund,
     issue_licence,
@@ -51,6 +50,7 @@ from .exchange_harness import (
     report_use,
     revoke_licence,
     secret_in,
+    server_process,
     verify,
     wait_for,
 )
@@ -63,62 +63,14 @@ DEPOSIT = path(ledger_pb2, "Deposit")
 CONNECTIONS = 16
 
 
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    address: str
-    log: Path
-    data: Path
-
-    def lines(self) -> list[dict[str, object]]:
-        out = []
-        for raw in self.log.read_text().splitlines():
-            try:
-                out.append(json.loads(raw))
-            except ValueError:
-                continue
-        return out
-
-    def worker_pids(self) -> list[int]:
-        return [
-            int(str(d["pid"])) for d in self.lines() if d.get("event") == "procs.worker_started"
-        ]
+def _worker_pids(server: ServerProcess) -> list[int]:
+    return [int(str(d["pid"])) for d in server.lines() if d.get("event") == "procs.worker_started"]
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    port_file, log = tmp_path / "port", tmp_path / "server.log"
-    env = {k: v for k, v in os.environ.items() if k != "LICENTIA_PROCESSES"}
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "licentia.services.server",
-                "--processes",
-                "2",
-                "--data-dir",
-                str(tmp_path / "data"),
-                "--listen",
-                "127.0.0.1:0",
-                "--port-file",
-                str(port_file),
-                "--heartbeat-seconds",
-                "0.5",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            env=env,
-        )
-    try:
-        wait_for(lambda: proc.poll() is not None or port_file.exists(), 60)
-        assert proc.poll() is None, log.read_text()[-2000:]
-        address = f"127.0.0.1:{port_file.read_text().strip()}"
-        yield Server(proc, address, log, tmp_path / "data")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(30)
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    with server_process(tmp_path, "--processes", "2", "--heartbeat-seconds", "0.5") as running:
+        yield running
 
 
 def _gone(pid: int) -> bool:
@@ -137,7 +89,7 @@ def _connections(address: str, n: int) -> list[grpc.Channel]:
     ]
 
 
-def test_two_processes_serve_one_exchange(server: Server) -> None:
+def test_two_processes_serve_one_exchange(server: ServerProcess) -> None:
     secret = secret_in(server.data)
     main_channel = client_channel(server.address)
     channels = _connections(server.address, CONNECTIONS)
@@ -229,10 +181,10 @@ def test_two_processes_serve_one_exchange(server: Server) -> None:
             assert next(iter(stream)).WhichOneof("message") == "event"  # the one revocation
 
         # A worker that dies is started again, and serves.
-        (worker,) = server.worker_pids()
+        (worker,) = _worker_pids(server)
         os.kill(worker, signal.SIGKILL)
-        wait_for(lambda: len(server.worker_pids()) == 2, 30)
-        restarted = server.worker_pids()[-1]
+        wait_for(lambda: len(_worker_pids(server)) == 2, 30)
+        restarted = _worker_pids(server)[-1]
         assert restarted != worker
         assert not _gone(restarted)
     finally:
