@@ -44,6 +44,7 @@ __all__ = [
     "SERIAL_PREFIX",
     "CertificateInfo",
     "chain_pem",
+    "check_chain",
     "content_certificate",
     "describe",
     "root_certificate",
@@ -332,6 +333,25 @@ def describe(ee_der: bytes) -> CertificateInfo:
         not_after=_unix(cert.not_valid_after_utc),
         issuer_key_id=key_id,
     )
+
+
+def check_chain(ee_der: bytes, root_der: bytes) -> CertificateInfo:
+    """:func:`describe` ``ee_der`` once it is checked to be issued under ``root_der``: the
+    root is a CA self-signed by its Ed25519 key, the end-entity names it as issuer, for the
+    same key id, and carries its signature. Whether the root is trusted is the checker's
+    question (:func:`trusted_roots`). MALFORMED / TOO_LARGE otherwise."""
+    info = describe(ee_der)
+    ee, root = _load(ee_der), _load(root_der)
+    raw = _raw_ed25519(root)
+    if raw is None or PublicKey(raw).key_id != info.issuer_key_id or ee.issuer != root.subject:
+        raise LicentiaError(Reason.MALFORMED, "the certificate is not issued under this root")
+    public = Ed25519PublicKey.from_public_bytes(raw)
+    try:
+        public.verify(root.signature, root.tbs_certificate_bytes)
+        public.verify(ee.signature, ee.tbs_certificate_bytes)
+    except InvalidSignature:
+        raise LicentiaError(Reason.MALFORMED, "the certificate chain does not verify") from None
+    return info
 
 
 def subject_key_text(ee_der: bytes) -> str:
