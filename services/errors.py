@@ -95,6 +95,11 @@ _BY_CODE: Final[Mapping[Any, tuple[Reason, ...]]] = {
         _R.LAST_KEY,
         _R.BALANCE_OWED,
         _R.REQUEST_NOT_APPROVABLE,
+        # A file's Content Credentials (docs/token-format.md §12), as a checker decides them.
+        _R.CONTENT_MODIFIED,
+        _R.CONTENT_CREDENTIAL_UNTRUSTED,
+        _R.CONTENT_SIGNER_NOT_LICENSEE,
+        _R.CONTENT_NOT_LICENSED,
     ),
     # Another change came first: read again and retry.
     grpc.StatusCode.ABORTED: (_R.KEY_SET_CONFLICT,),

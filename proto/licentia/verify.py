@@ -195,11 +195,16 @@ class VerificationEngine:
         presentation: str | None = None,
         uses_so_far: int | None = None,
         audience: str | None = None,
+        content: bool = False,
     ) -> Decision:
         """Step 3 of :meth:`verify` for ``auth``, an ALLOW decision of :meth:`authenticated`
         (a caller that needs the licence before deciding, as the exchange's Verify does to
-        read its uses, authenticates once). A DENY ``auth`` is returned as it is."""
-        audience = self.audience if audience is None else audience
+        read its uses, authenticates once). A DENY ``auth`` is returned as it is.
+
+        ``content`` checks the licence for a file whose Content Credentials the caller
+        verified (``licentia.content.check``): the licensee's C2PA signature stands in for
+        the presentation, so no audience applies."""
+        audience = None if content else self.audience if audience is None else audience
         if audience is not None and self.nonces is None:
             raise ValueError("checking a presentation needs a nonce store")
         if audience is not None and use is None:
