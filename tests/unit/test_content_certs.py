@@ -227,3 +227,17 @@ def test_a_c2pa_reader_trusts_the_chain_under_its_root_and_after_the_key_retires
     assert c2pa_read(data, [root_of(key, retired)])[0] == "Trusted"
     # Another exchange's root: the signature holds, nothing anchors it.
     assert c2pa_read(data, [root_of(*issuer(2, PAST))])[0] == "Valid"
+
+
+def test_check_chain_accepts_only_a_certificate_issued_under_its_root() -> None:
+    key, published = issuer(1)
+    root = root_of(key, published)
+    ee = cc.content_certificate(key, published.key_id, root, b"\x07" * 32, "Acme", T0, YEAR)
+    assert cc.check_chain(ee, root) == cc.describe(ee)
+    other = root_of(*issuer(2))
+    tampered = bytearray(ee)
+    tampered[-1] ^= 1
+    for bad_ee, bad_root in ((ee, other), (bytes(tampered), root), (root, root), (ee, ee)):
+        with pytest.raises(LicentiaError) as e:
+            cc.check_chain(bad_ee, bad_root)
+        assert e.value.reason == Reason.MALFORMED
