@@ -271,7 +271,7 @@ class AsyncAdvertiser(AsyncPartyClient):
         token) signed with this key under its content certificate (:meth:`content_certificate`,
         renewed if the licence would outlive it); ``exchange`` (``host:port``) tells checkers
         where to ask for the licence's status. Anyone can then check the file
-        (``licentia-verify --file``). Raises ``LicentiaError`` before any call for a file or
+        (:func:`licentia.content.check`). Raises ``LicentiaError`` before any call for a file or
         licence that cannot be signed (:func:`.credentials.creative`: MALFORMED, TOO_LARGE,
         WRONG_LICENSEE, ASSET_MISMATCH, NOT_LOGGED), :class:`ExchangeError` for a refused
         call. Returns the output path, written all or nothing."""
