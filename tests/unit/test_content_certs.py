@@ -4,6 +4,7 @@ published windows; a C2PA reader given those roots trusts what their certificate
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 from typing import Any
@@ -13,6 +14,8 @@ import nacl.signing
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from licentia import content_certs as cc
 from licentia.clients.advertiser import ExchangeError, credentials
@@ -302,3 +305,23 @@ def test_the_sdk_takes_only_a_certificate_for_its_own_key_under_the_root_sent() 
         with pytest.raises(ExchangeError) as e:
             credentials.certificate_from(bad, mine)
         assert e.value.reason == Reason.MALFORMED
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=600), max_size=4), st.integers(0, 599), st.integers(0, 255))
+def test_no_bytes_from_the_wire_crash_the_readers(junk: list[bytes], at: int, value: int) -> None:
+    """Random bytes, and a real root with one byte set anywhere: dropped or kept, or a
+    LicentiaError, never another exception."""
+    key, published = issuer(1)
+    root = bytearray(root_of(key, published))
+    root[at % len(root)] = value
+    trusted = IssuerKeySet([published])
+    kept = cc.trusted_roots([*junk, bytes(root)], trusted)
+    assert kept in ([], [bytes(root)])
+    if kept:
+        assert bytes(root) == root_of(key, published)  # only the root itself survives
+    for der in [*junk, bytes(root)]:
+        with contextlib.suppress(LicentiaError):
+            cc.describe(der)
+        with contextlib.suppress(LicentiaError):
+            cc.check_chain(der, bytes(root))
