@@ -50,7 +50,6 @@ __all__ = [
     "describe",
     "root_certificate",
     "root_name",
-    "roots_pem",
     "subject_key_text",
     "trusted_roots",
 ]
@@ -319,11 +318,6 @@ def _pem(der: bytes) -> str:
 def chain_pem(ee_der: bytes, root_der: bytes) -> str:
     """The PEM chain C2PA signers take: the end-entity certificate first, then the root."""
     return _pem(ee_der) + _pem(root_der)
-
-
-def roots_pem(roots_der: Iterable[bytes]) -> str:
-    """Roots as concatenated PEM (a C2PA reader's ``trust.trust_anchors`` setting)."""
-    return "".join(_pem(der) for der in roots_der)
 
 
 @dataclass(frozen=True, slots=True)

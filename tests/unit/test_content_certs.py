@@ -17,6 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from licentia import content
 from licentia import content_certs as cc
 from licentia.clients.advertiser import ExchangeError, credentials
 from licentia.errors import LicentiaError, Reason
@@ -121,7 +122,7 @@ def test_an_end_entity_certificate_follows_c2pas_profile() -> None:
     assert cc.describe(long).organisation == "x" * 64
     pem = cc.chain_pem(der, root)
     assert pem.count("BEGIN CERTIFICATE") == 2
-    assert pem.index(cc.roots_pem([der])) == 0
+    assert pem.index(content.roots_pem([der])) == 0
 
 
 @pytest.mark.parametrize(
@@ -212,7 +213,7 @@ def c2pa_read(data: bytes, roots: list[bytes]) -> tuple[str, str]:
     """The C2PA reader's validation state and signer CN, with ``roots`` as its anchors."""
     settings = {
         "verify": {"verify_trust": True, "ocsp_fetch": False, "remote_manifest_fetch": False},
-        "trust": {"trust_anchors": cc.roots_pem(roots)},
+        "trust": {"trust_anchors": content.roots_pem(roots)},
     }
     context = c2pa.Context.builder().with_settings(c2pa.Settings.from_dict(settings)).build()
     reader = c2pa.Reader("image/png", io.BytesIO(data), context=context)
