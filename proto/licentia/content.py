@@ -27,7 +27,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, cast
 
 import nacl.signing
 
@@ -382,16 +382,16 @@ def check(
         return Decision(False, (e.reason,))
     if reading.state == "unreadable":
         return Decision(False, (reading.reason or Reason.MALFORMED,))
-    if reading.state == "none":
+    if reading.state == "none" or (reading.assertion is None and reading.assertion_error is None):
+        # No manifest, or one with no Licentia assertion (a camera's): no licence, whatever
+        # the rest of the manifest says.
         return Decision(False, (Reason.CONTENT_NOT_LICENSED,))
     if reading.modified:
         return Decision(False, (Reason.CONTENT_MODIFIED,))
     if reading.state != "trusted":
         return Decision(False, (Reason.CONTENT_CREDENTIAL_UNTRUSTED,))
     if reading.assertion is None:
-        if reading.assertion_error is not None:
-            return Decision(False, (reading.assertion_error.reason,))
-        return Decision(False, (Reason.CONTENT_NOT_LICENSED,))
+        return Decision(False, (cast(LicentiaError, reading.assertion_error).reason,))
     a = reading.assertion
     auth = engine.authenticated(a.token)
     if not auth.allowed or auth.licence is None:
