@@ -16,6 +16,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from nacl.signing import SigningKey
+
+from licentia import content_certs
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey, PublicKey
 
@@ -96,6 +99,9 @@ class Keyring:
         # The published set and the secrets held, swapped together as one value so that a
         # reader never pairs a new set with old secrets (a refresh runs beside the signers).
         self._keys: tuple[IssuerKeySet, dict[bytes, PrivateKey]] = (IssuerKeySet([]), {})
+        #: Content roots made so far, by (key id, not_before, not_after): deterministic, so
+        #: made once per window (a retirement changes the window, hence the root).
+        self._roots: dict[tuple[bytes, int, int | None], bytes] = {}
 
     def load(self, now: int, *, create: bool = True) -> None:
         """Load every published key; create the first key on a new exchange."""
@@ -193,6 +199,28 @@ class Keyring:
     def resolve(self, key_id: bytes) -> IssuerKey | None:
         """The published key with this id (the verification engine's key resolver)."""
         return self._keys[0].resolve(key_id)
+
+    def content_root(self, key: IssuerKey) -> bytes | None:
+        """The content root certificate of a published key (DER, deterministic:
+        :func:`licentia.content_certs.root_certificate`), or None when this exchange does
+        not hold its secret."""
+        secret = self._keys[1].get(key.key_id)
+        if secret is None:
+            return None
+        window = (key.key_id, key.not_before, key.not_after)
+        root = self._roots.get(window)
+        if root is None:
+            root = content_certs.root_certificate(
+                SigningKey(secret.seed), key.key_id, key.not_before, key.not_after
+            )
+            self._roots[window] = root
+        return root
+
+    def content_roots(self) -> list[bytes]:
+        """The content roots of every published key whose secret this exchange holds,
+        current and retired, in the key set's order (``GetIssuerKeys``)."""
+        roots = (self.content_root(k) for k in self._keys[0])
+        return [r for r in roots if r is not None]
 
     @property
     def key_set(self) -> IssuerKeySet:

@@ -183,8 +183,11 @@ class LicenceService:
     def get_issuer_keys(
         self, req: licences_pb2.GetIssuerKeysRequest, call: Call
     ) -> licences_pb2.GetIssuerKeysResponse:
-        """Every published issuer key."""
-        return licences_pb2.GetIssuerKeysResponse(keys=self.d.keyring.key_set.to_proto())
+        """Every published issuer key, with the content root of each whose secret is held."""
+        return licences_pb2.GetIssuerKeysResponse(
+            keys=self.d.keyring.key_set.to_proto(),
+            content_roots=self.d.keyring.content_roots(),
+        )
 
     def fetch_asset(
         self, req: licences_pb2.FetchAssetRequest, call: Call

@@ -8,6 +8,9 @@ import hmac
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 
+from nacl.signing import SigningKey
+
+from licentia import content_certs
 from licentia.erasure import sign_erasure_receipt
 from licentia.errors import LicentiaError, Reason
 from licentia.v1 import registry_pb2
@@ -62,7 +65,39 @@ class RegistryService:
                 first_message_seconds=self.d.settings.upload_header_seconds,
             ),
             "GetAssetLimits": Method(self.get_asset_limits, signed=False),
+            "IssueContentCertificate": Method(self.issue_content_certificate),
         }
+
+    def issue_content_certificate(
+        self, req: registry_pb2.IssueContentCertificateRequest, call: Call
+    ) -> registry_pb2.IssueContentCertificateResponse:
+        """A content certificate for the calling advertiser's own key (docs/token-format.md
+        §12), issued by the current issuer key and valid twice the longest licence term (so
+        a certificate fetched today outlives every licence issued before half its life is
+        gone; the SDK fetches a new one when a licence would outlive it)."""
+        party = self.d.party(call, Role.ADVERTISER)
+        assert call.caller is not None
+        signer = self.d.keyring.current(call.now)
+        key = self.d.keyring.resolve(signer.public.key_id)
+        root = self.d.keyring.content_root(key) if key is not None else None
+        if key is None or root is None:
+            raise LicentiaError(Reason.UNAVAILABLE, "the current issuer key is not held here")
+        valid = 2 * self.d.settings.max_term_seconds
+        certificate = content_certs.content_certificate(
+            SigningKey(signer.seed),
+            key.key_id,
+            root,
+            call.caller.raw,
+            party.display_name,
+            call.now,
+            valid,
+        )
+        return registry_pb2.IssueContentCertificateResponse(
+            certificate=certificate,
+            root=root,
+            issuer_key_id=key.key_id,
+            not_after=call.now + valid,
+        )
 
     def _register(
         self, call: Call, role: Role, handle: str, name: str, country: str, *, show: bool = False

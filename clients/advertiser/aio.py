@@ -22,7 +22,7 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from ..channel import ExchangeError
 from ..party import AsyncPartyClient
-from . import common
+from . import common, credentials
 from .common import (
     LicenceRecord,
     LicenceRequest,
@@ -32,6 +32,7 @@ from .common import (
     Statement,
     Termination,
 )
+from .credentials import ContentCertificate
 
 
 class AsyncAdvertiser(AsyncPartyClient):
@@ -41,6 +42,9 @@ class AsyncAdvertiser(AsyncPartyClient):
     seconds of request signatures and presentations. The client owns the channel: use it
     as an async context manager, or await :meth:`close`.
     """
+
+    #: The content certificate kept by :meth:`content_certificate`.
+    _content_certificate: ContentCertificate | None = None
 
     # -- registry ----------------------------------------------------------------------------
 
@@ -227,6 +231,26 @@ class AsyncAdvertiser(AsyncPartyClient):
         return common.presentation(
             self.key, licence, platform_id, use, self.clock() if now is None else now
         )
+
+    async def content_certificate(
+        self, *, valid_until: int | None = None, refresh: bool = False
+    ) -> ContentCertificate:
+        """This key's C2PA content certificate and its root (``IssueContentCertificate``,
+        docs/token-format.md §12): the one kept from an earlier call while it is valid past
+        ``valid_until`` (default: a day from now) unless ``refresh``, else a new one from
+        the exchange. Raises :class:`ExchangeError` (NOT_OWNER unless the key is an
+        advertiser's; MALFORMED for a certificate that is not for this key)."""
+        kept = self._content_certificate
+        if kept is not None and not refresh and kept.lasts(self.clock(), valid_until):
+            return kept
+        resp = await self._rpc.unary(
+            credentials.ISSUE_CONTENT_CERTIFICATE,
+            registry_pb2.IssueContentCertificateRequest(),
+            registry_pb2.IssueContentCertificateResponse,
+        )
+        fresh = credentials.certificate_from(resp, self.key.public)
+        self._content_certificate = fresh
+        return fresh
 
     async def issuer_keys(self) -> IssuerKeySet:
         """The exchange's issuer keys, current and retired."""

@@ -32,8 +32,8 @@ from typing import Any, BinaryIO, Literal
 import nacl.signing
 
 from . import __version__
-from .encoding import b64url_encode
 from .errors import LicentiaError, Reason
+from .keys import PublicKey
 from .scope import IntendedUse
 from .token import MAX_TOKEN_CHARS, parse_token
 from .verify import Decision, VerificationEngine
@@ -376,6 +376,10 @@ def check(
     root issued, ``CONTENT_SIGNER_NOT_LICENSEE`` for a signer that is not the licence's
     licensee, the reading's own reason for an unreadable file, and otherwise the licence's
     reasons (signatures, log promise, term, live status, scope) for the use. Never raises."""
+    try:  # §8 step 0: the checker's use first, alone (its asset is the file's, below)
+        IntendedUse(category or DataCategory.NAME, purpose, medium, territory, bytes(32))
+    except LicentiaError as e:
+        return Decision(False, (e.reason,))
     if reading.state == "unreadable":
         return Decision(False, (reading.reason or Reason.MALFORMED,))
     if reading.state == "none":
@@ -396,20 +400,17 @@ def check(
     reasons: list[Reason] = []
     promise = parsed.promise
     if promise is None or (promise.index, promise.logged_at) != (a.log_index, a.logged_at):
-        reasons.append(Reason.MALFORMED if promise is not None else Reason.NOT_LOGGED)
-    if reading.signer != "ed25519:" + b64url_encode(parsed.licensee_key):
+        reasons.append(Reason.MALFORMED)
+    if reading.signer != PublicKey(parsed.licensee_key).text:
         reasons.append(Reason.CONTENT_SIGNER_NOT_LICENSEE)
-    licensed_category = parsed.asset_category(a.asset_sha256)  # salts it (§3.6)
-    try:
-        use = IntendedUse(
-            category=category if category is not None else licensed_category or DataCategory(0),
-            purpose=purpose,
-            medium=medium,
-            territory=territory,
-            asset_sha256=a.asset_sha256,
-        )
-    except LicentiaError as e:
-        return Decision(False, (e.reason,), auth.licence)
+    licensed = parsed.asset_category(a.asset_sha256)  # salts the plain digest (§3.6)
+    use = IntendedUse(
+        category if category is not None else licensed or DataCategory.NAME,
+        purpose,
+        medium,
+        territory,
+        a.asset_sha256,
+    )
     decision = engine.decide(auth, use, now, content=True)
     if reasons:
         return Decision(False, tuple(reasons) + decision.reasons, auth.licence)

@@ -80,6 +80,9 @@ def test_public_and_signed_calls_reach_the_same_servicers(ex: Exchange, gw: Runn
         # A public call needs no signature; the answer is the JSON mapping, zero values present.
         keys = http.post(url(gw, path(licences_pb2, "GetIssuerKeys")), content=b"").json()
         assert keys["keys"]["keys"][0]["keyId"]
+        # The content roots, DER in base64 (the JSON mapping of bytes), one per key.
+        root = base64.b64decode(keys["contentRoots"][0])
+        assert root == ex.app.deps.keyring.content_roots()[0]
         offers = http.post(url(gw, path(registry_pb2, "ListPlatforms")), json={}).json()
         assert offers == {"platforms": [], "nextPageToken": ""}  # zero values present
     # A signed call through the recipe's client: the registration is the exchange's own.

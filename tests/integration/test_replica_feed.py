@@ -14,6 +14,7 @@ import grpc  # type: ignore[import-untyped]
 import pytest
 
 from licentia.clients.verifier import Verifier
+from licentia.content_certs import trusted_roots
 from licentia.errors import Reason
 from licentia.keys import IssuerKeySet
 from licentia.methods import path
@@ -153,7 +154,11 @@ def test_an_inline_verifier_following_a_replica_sees_a_revocation_made_at_the_ex
         request = licences_pb2.GetIssuerKeysRequest()
         keys = raw_unary(replica.server.address, KEYS, request)
         assert keys == raw_unary(ex.address, KEYS, request)
-        trusted = IssuerKeySet.from_proto(licences_pb2.GetIssuerKeysResponse.FromString(keys).keys)
+        relayed = licences_pb2.GetIssuerKeysResponse.FromString(keys)
+        trusted = IssuerKeySet.from_proto(relayed.keys)
+        # ... the content roots with them, each one a trusted key self-signs.
+        assert trusted_roots(relayed.content_roots, trusted) == list(relayed.content_roots)
+        assert len(relayed.content_roots) == len(trusted) == 1
         snap = licences_pb2.GetStatusSnapshotResponse.FromString(
             raw_unary(replica.server.address, SNAPSHOT, licences_pb2.GetStatusSnapshotRequest())
         )

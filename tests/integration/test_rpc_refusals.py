@@ -451,6 +451,7 @@ GOOD: dict[str, Callable[[World], Message]] = {
             category=wire(DataCategory.IMAGE)[0], sha256=hashlib.sha256(b"x").digest(), size=1
         )
     ),
+    "IssueContentCertificate": lambda w: registry_pb2.IssueContentCertificateRequest(),
     "SetTerms": lambda w: registry_pb2.SetTermsRequest(terms=terms(price_per_day_minor=1)),
     "GetTerms": lambda w: registry_pb2.GetTermsRequest(),
     "SetObjection": lambda w: registry_pb2.SetObjectionRequest(objecting=True),
@@ -520,6 +521,7 @@ ROLE_OF: dict[str, str | tuple[str, ...]] = {
     **dict.fromkeys(
         (
             "RequestLicence",
+            "IssueContentCertificate",
             "WithdrawRequest",
             "FetchAsset",
             "FetchAssetChunks",
@@ -560,7 +562,7 @@ def terms(**changes: Any) -> records_pb2.Terms:
 
 
 def test_the_tables_cover_every_rpc() -> None:
-    assert len(RPCS) == 16 + 11 + 10 + 4
+    assert len(RPCS) == 17 + 11 + 10 + 4
     assert set(GOOD) == set(SIGNED)
     assert set(ROLE_OF) | set(ANY_ROLE) == set(PARTY_METHODS)
     assert not set(ROLE_OF) & set(ANY_ROLE)

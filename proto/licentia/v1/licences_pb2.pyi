@@ -94,10 +94,12 @@ class GetIssuerKeysRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetIssuerKeysResponse(_message.Message):
-    __slots__ = ("keys",)
+    __slots__ = ("keys", "content_roots")
     KEYS_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_ROOTS_FIELD_NUMBER: _ClassVar[int]
     keys: _keys_pb2.IssuerKeySet
-    def __init__(self, keys: _Optional[_Union[_keys_pb2.IssuerKeySet, _Mapping]] = ...) -> None: ...
+    content_roots: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, keys: _Optional[_Union[_keys_pb2.IssuerKeySet, _Mapping]] = ..., content_roots: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class FetchAssetRequest(_message.Message):
     __slots__ = ("licence_id", "sha256")

@@ -289,3 +289,19 @@ class GetAssetLimitsResponse(_message.Message):
     chunk_bytes: int
     inline_asset_bytes: int
     def __init__(self, max_asset_bytes: _Optional[int] = ..., chunk_bytes: _Optional[int] = ..., inline_asset_bytes: _Optional[int] = ...) -> None: ...
+
+class IssueContentCertificateRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class IssueContentCertificateResponse(_message.Message):
+    __slots__ = ("certificate", "root", "issuer_key_id", "not_after")
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    NOT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    certificate: bytes
+    root: bytes
+    issuer_key_id: bytes
+    not_after: int
+    def __init__(self, certificate: _Optional[bytes] = ..., root: _Optional[bytes] = ..., issuer_key_id: _Optional[bytes] = ..., not_after: _Optional[int] = ...) -> None: ...

@@ -115,6 +115,11 @@ class RegistryServiceStub:
                 request_serializer=licentia_dot_v1_dot_registry__pb2.GetAssetLimitsRequest.SerializeToString,
                 response_deserializer=licentia_dot_v1_dot_registry__pb2.GetAssetLimitsResponse.FromString,
                 _registered_method=True)
+        self.IssueContentCertificate = channel.unary_unary(
+                '/licentia.v1.RegistryService/IssueContentCertificate',
+                request_serializer=licentia_dot_v1_dot_registry__pb2.IssueContentCertificateRequest.SerializeToString,
+                response_deserializer=licentia_dot_v1_dot_registry__pb2.IssueContentCertificateResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -247,6 +252,16 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IssueContentCertificate(self, request, context):
+        """An advertiser gets a C2PA content certificate for the key that signs the call, issued by
+        the exchange's current issuer key, with that key's root (docs/token-format.md §12): the
+        chain it signs Content Credentials with. Only a registered advertiser's device key
+        (NOT_OWNER for another role).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -329,6 +344,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.GetAssetLimits,
                     request_deserializer=licentia_dot_v1_dot_registry__pb2.GetAssetLimitsRequest.FromString,
                     response_serializer=licentia_dot_v1_dot_registry__pb2.GetAssetLimitsResponse.SerializeToString,
+            ),
+            'IssueContentCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueContentCertificate,
+                    request_deserializer=licentia_dot_v1_dot_registry__pb2.IssueContentCertificateRequest.FromString,
+                    response_serializer=licentia_dot_v1_dot_registry__pb2.IssueContentCertificateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -764,6 +784,33 @@ class RegistryService:
             '/licentia.v1.RegistryService/GetAssetLimits',
             licentia_dot_v1_dot_registry__pb2.GetAssetLimitsRequest.SerializeToString,
             licentia_dot_v1_dot_registry__pb2.GetAssetLimitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueContentCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/licentia.v1.RegistryService/IssueContentCertificate',
+            licentia_dot_v1_dot_registry__pb2.IssueContentCertificateRequest.SerializeToString,
+            licentia_dot_v1_dot_registry__pb2.IssueContentCertificateResponse.FromString,
             options,
             channel_credentials,
             insecure,

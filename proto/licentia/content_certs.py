@@ -1,0 +1,359 @@
+"""Content certificates: the exchange as the C2PA certificate authority of its advertisers.
+
+C2PA Content Credentials are signed with an X.509 certificate chain. Licentia's chain has two
+certificates (docs/token-format.md §12, "Content certificates"):
+
+- a **root** per issuer key: self-signed by that key, fully determined by the key and its
+  window (:func:`root_certificate`), so every replica of an exchange publishes the same bytes
+  and a checker that already trusts the issuer keys trusts the roots with no new anchor: it
+  keeps a root only if its self-signature verifies and its public key is an issuer key it
+  trusts, with the same window (:func:`trusted_roots`);
+- an **end-entity** certificate for an advertiser's own signing key, issued by the current
+  issuer key (:func:`content_certificate`), whose subject CN is the key's text form
+  (``ed25519:<base64url>``, :attr:`licentia.keys.PublicKey.text`): the C2PA reader reports
+  that CN, and a checker compares it with the licence's licensee key.
+
+Pure: no clock, no randomness, no I/O; times are unix seconds passed in. Every certificate read
+from the wire is capped (:data:`MAX_CERT_BYTES`, and at most :data:`MAX_ROOTS` roots).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import nacl.signing
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .errors import LicentiaError, Reason
+from .keys import KEY_ID_BYTES, PUBLIC_KEY_BYTES, IssuerKeyResolver, IssuerKeySet, PublicKey
+
+__all__ = [
+    "DOCUMENT_SIGNING",
+    "MAX_CERT_BYTES",
+    "MAX_ORGANISATION_CHARS",
+    "MAX_ROOTS",
+    "NO_END",
+    "ROOT_ORGANISATION",
+    "SERIAL_PREFIX",
+    "CertificateInfo",
+    "chain_pem",
+    "check_chain",
+    "content_certificate",
+    "describe",
+    "root_certificate",
+    "root_name",
+    "roots_pem",
+    "subject_key_text",
+    "trusted_roots",
+]
+
+#: At most this many bytes in one certificate read from the wire (ours are about 400-600).
+MAX_CERT_BYTES = 4096
+#: The subject's O holds at most this many characters of the organisation's name (cut).
+MAX_ORGANISATION_CHARS = 64
+#: At most this many roots in one list: one per issuer key, so the key set's cap.
+MAX_ROOTS = IssuerKeySet.MAX_KEYS
+#: The notAfter of a root whose issuer key is still current: 9999-12-31 23:59:59 UTC, the
+#: "no well-defined expiration" value of RFC 5280 §4.1.2.5.
+NO_END = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
+#: The O of every root's subject.
+ROOT_ORGANISATION = "Licentia exchange"
+#: Not a signature domain: hashed into an end-entity certificate's serial number.
+SERIAL_PREFIX = b"licentia.v1.content-certificate-serial"
+_CN_PREFIX = "Licentia exchange content root "
+#: id-kp-documentSigning (RFC 9336), one of the extended key usages C2PA accepts.
+DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")
+
+
+def _time(t: int) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(t, tz=datetime.UTC)
+
+
+def _unix(t: datetime.datetime) -> int:
+    return int(t.timestamp())
+
+
+def _private(issuer: nacl.signing.SigningKey) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(bytes(issuer))
+
+
+def root_name(key_id: bytes) -> x509.Name:
+    """The subject (and issuer) name of the root of the issuer key ``key_id``."""
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, _CN_PREFIX + key_id.hex()),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, ROOT_ORGANISATION),
+        ]
+    )
+
+
+def root_certificate(
+    issuer: nacl.signing.SigningKey, key_id: bytes, not_before: int, not_after: int | None
+) -> bytes:
+    """The DER root certificate of an issuer key, self-signed by it.
+
+    Deterministic (Ed25519 signatures are): the same key and window give the same bytes on
+    every replica. Serial = the key id as an unsigned big-endian integer; validity =
+    ``[not_before, not_after]`` of the key (``not_after`` None: :data:`NO_END`); extensions:
+    BasicConstraints CA (critical, path length 0), KeyUsage keyCertSign + cRLSign (critical),
+    SubjectKeyIdentifier.
+    """
+    private = _private(issuer)
+    public = private.public_key()
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    if len(key_id) != KEY_ID_BYTES or PublicKey(raw).key_id != key_id:
+        raise LicentiaError(Reason.MALFORMED, "the key id is not the issuer key's")
+    name = root_name(key_id)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(int.from_bytes(key_id, "big") or 1)
+        .not_valid_before(_time(not_before))
+        .not_valid_after(NO_END if not_after is None else _time(not_after))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+    )
+    return builder.sign(private, None).public_bytes(serialization.Encoding.DER)
+
+
+def content_certificate(
+    issuer: nacl.signing.SigningKey,
+    key_id: bytes,
+    root_der: bytes,
+    subject_key: bytes,
+    organisation: str,
+    now: int,
+    valid_seconds: int,
+) -> bytes:
+    """A DER end-entity certificate for ``subject_key`` (32 raw bytes), issued by ``issuer``.
+
+    C2PA's certificate profile: version 3, Ed25519; subject CN = the key's text form
+    (``ed25519:…``), O = ``organisation`` when not empty (its first 64 characters);
+    issuer = ``root_der``'s subject; validity ``[now, now + valid_seconds]``;
+    BasicConstraints ca=False (critical); KeyUsage digitalSignature (critical);
+    ExtendedKeyUsage id-kp-documentSigning + id-kp-emailProtection; SubjectKeyIdentifier;
+    AuthorityKeyIdentifier = the root's key.
+
+    The serial is derived, not random: the first 16 bytes of SHA-256(:data:`SERIAL_PREFIX`
+    || 0x00 || key id || subject key || now), top bit cleared (a positive 127-bit number),
+    so replicas agree and the core needs no randomness; Ed25519 signs the whole certificate
+    (no hash-collision prefix to guard against, the reason random serials exist).
+    """
+    if len(subject_key) != PUBLIC_KEY_BYTES:
+        raise LicentiaError(Reason.MALFORMED, "an Ed25519 public key is 32 bytes")
+    if valid_seconds <= 0:
+        raise LicentiaError(Reason.INVALID_REQUEST, "a certificate is valid for some time")
+    root = _load(root_der)
+    private = _private(issuer)
+    if root.public_key() != private.public_key() or root.subject != root_name(key_id):
+        raise LicentiaError(Reason.MALFORMED, "the root is not the issuer key's")
+    subject_attrs = [
+        x509.NameAttribute(NameOID.COMMON_NAME, PublicKey(subject_key).text),
+    ]
+    if organisation:
+        # X.520's upper bound for an organisation name (RFC 5280 ub-organization-name).
+        org = organisation[:MAX_ORGANISATION_CHARS]
+        subject_attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+    digest = hashlib.sha256(
+        SERIAL_PREFIX + b"\x00" + key_id + subject_key + now.to_bytes(8, "big")
+    ).digest()
+    serial = int.from_bytes(digest[:16], "big") >> 1 or 1
+    subject_public = Ed25519PublicKey.from_public_bytes(subject_key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(subject_attrs))
+        .issuer_name(root.subject)
+        .public_key(subject_public)
+        .serial_number(serial)
+        .not_valid_before(_time(now))
+        .not_valid_after(_time(now + valid_seconds))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([DOCUMENT_SIGNING, ExtendedKeyUsageOID.EMAIL_PROTECTION]),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(subject_public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(private.public_key()),
+            critical=False,
+        )
+    )
+    return builder.sign(private, None).public_bytes(serialization.Encoding.DER)
+
+
+def _load(der: bytes) -> x509.Certificate:
+    """Parse one DER certificate (at most :data:`MAX_CERT_BYTES`; MALFORMED / TOO_LARGE)."""
+    if len(der) > MAX_CERT_BYTES:
+        raise LicentiaError(Reason.TOO_LARGE, f"a certificate is at most {MAX_CERT_BYTES} bytes")
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError:
+        raise LicentiaError(Reason.MALFORMED, "not a DER X.509 certificate") from None
+
+
+def _raw_ed25519(cert: x509.Certificate) -> bytes | None:
+    try:
+        key = cert.public_key()
+    except ValueError:
+        return None
+    if not isinstance(key, Ed25519PublicKey):
+        return None
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _root_ok(der: bytes, issuer_keys: IssuerKeyResolver) -> bool:
+    try:
+        cert = _load(der)
+    except LicentiaError:
+        return False
+    raw = _raw_ed25519(cert)
+    if raw is None:
+        return False
+    key = issuer_keys.resolve(PublicKey(raw).key_id)
+    if key is None or key.public.raw != raw:
+        return False
+    end = NO_END if key.not_after is None else _time(key.not_after)
+    if (
+        cert.subject != root_name(key.key_id)
+        or cert.issuer != cert.subject
+        or cert.not_valid_before_utc != _time(key.not_before)
+        or cert.not_valid_after_utc != end
+    ):
+        return False
+    try:
+        basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        Ed25519PublicKey.from_public_bytes(raw).verify(cert.signature, cert.tbs_certificate_bytes)
+    except (x509.ExtensionNotFound, InvalidSignature, ValueError):
+        return False
+    return basic.ca
+
+
+def trusted_roots(roots_der: Iterable[bytes], issuer_keys: IssuerKeyResolver) -> list[bytes]:
+    """The roots of ``roots_der`` a checker may give its C2PA reader as trust anchors.
+
+    A root is kept only if it parses (at most :data:`MAX_CERT_BYTES`), its public key is an
+    Ed25519 key that ``issuer_keys`` resolves (same resolver as the licence verifier's: a
+    withdrawn key is unknown), its name, CA flag and validity are exactly those
+    :func:`root_certificate` gives that key's published window (a root still claiming a
+    retired key is current is dropped), and its self-signature verifies. Others are
+    dropped; more than :data:`MAX_ROOTS` is refused (TOO_LARGE). Duplicates are kept once.
+    """
+    kept: list[bytes] = []
+    for n, der in enumerate(roots_der, start=1):
+        if n > MAX_ROOTS:
+            raise LicentiaError(Reason.TOO_LARGE, f"at most {MAX_ROOTS} content roots")
+        if der not in kept and _root_ok(der, issuer_keys):
+            kept.append(der)
+    return kept
+
+
+def _pem(der: bytes) -> str:
+    return _load(der).public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def chain_pem(ee_der: bytes, root_der: bytes) -> str:
+    """The PEM chain C2PA signers take: the end-entity certificate first, then the root."""
+    return _pem(ee_der) + _pem(root_der)
+
+
+def roots_pem(roots_der: Iterable[bytes]) -> str:
+    """Roots as concatenated PEM (a C2PA reader's ``trust.trust_anchors`` setting)."""
+    return "".join(_pem(der) for der in roots_der)
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateInfo:
+    """What a client needs to know of an end-entity certificate."""
+
+    subject_key: str
+    organisation: str
+    not_before: int
+    not_after: int
+    issuer_key_id: bytes
+
+
+def describe(ee_der: bytes) -> CertificateInfo:
+    """Read an end-entity certificate made by :func:`content_certificate` (MALFORMED if not)."""
+    cert = _load(ee_der)
+    raw = _raw_ed25519(cert)
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    issuer_cn = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if raw is None or len(cns) != 1 or len(issuer_cn) != 1:
+        raise LicentiaError(Reason.MALFORMED, "not a Licentia content certificate")
+    text = PublicKey(raw).text
+    issuer_text = str(issuer_cn[0].value)
+    if cns[0].value != text or not issuer_text.startswith(_CN_PREFIX):
+        raise LicentiaError(Reason.MALFORMED, "not a Licentia content certificate")
+    try:
+        key_id = bytes.fromhex(issuer_text[len(_CN_PREFIX) :])
+    except ValueError:
+        raise LicentiaError(Reason.MALFORMED, "not a Licentia content certificate") from None
+    return CertificateInfo(
+        subject_key=text,
+        organisation=str(orgs[0].value) if orgs else "",
+        not_before=_unix(cert.not_valid_before_utc),
+        not_after=_unix(cert.not_valid_after_utc),
+        issuer_key_id=key_id,
+    )
+
+
+def check_chain(ee_der: bytes, root_der: bytes) -> CertificateInfo:
+    """:func:`describe` ``ee_der`` once it is checked to be issued under ``root_der``: the
+    root is a CA self-signed by its Ed25519 key, the end-entity names it as issuer, for the
+    same key id, and carries its signature. Whether the root is trusted is the checker's
+    question (:func:`trusted_roots`). MALFORMED / TOO_LARGE otherwise."""
+    info = describe(ee_der)
+    ee, root = _load(ee_der), _load(root_der)
+    raw = _raw_ed25519(root)
+    if raw is None or PublicKey(raw).key_id != info.issuer_key_id or ee.issuer != root.subject:
+        raise LicentiaError(Reason.MALFORMED, "the certificate is not issued under this root")
+    public = Ed25519PublicKey.from_public_bytes(raw)
+    try:
+        public.verify(root.signature, root.tbs_certificate_bytes)
+        public.verify(ee.signature, ee.tbs_certificate_bytes)
+    except InvalidSignature:
+        raise LicentiaError(Reason.MALFORMED, "the certificate chain does not verify") from None
+    return info
+
+
+def subject_key_text(ee_der: bytes) -> str:
+    """The signing key an end-entity certificate names (its CN, ``ed25519:<base64url>``)."""
+    return describe(ee_der).subject_key

@@ -1,0 +1,229 @@
+"""Content certificates (licentia.content_certs): the roots are deterministic and C2PA's
+profile holds; a checker keeps only the roots its trusted issuer keys self-sign, for their
+published windows; a C2PA reader given those roots trusts what their certificates sign."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import c2pa
+import nacl.signing
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from licentia import content_certs as cc
+from licentia.errors import LicentiaError, Reason
+from licentia.keys import IssuerKey, IssuerKeySet, PublicKey
+
+from ..tiny_png import tiny_png
+
+T0 = 1_800_000_000
+YEAR = 365 * 86400
+#: 2020-09-13: before any test runs.
+PAST = 1_600_000_000
+
+
+def issuer(seed: int, not_before: int = T0 - 100) -> tuple[nacl.signing.SigningKey, IssuerKey]:
+    key = nacl.signing.SigningKey(bytes([seed]) * 32)
+    return key, IssuerKey(PublicKey(bytes(key.verify_key)), not_before)
+
+
+def root_of(key: nacl.signing.SigningKey, published: IssuerKey) -> bytes:
+    return cc.root_certificate(key, published.key_id, published.not_before, published.not_after)
+
+
+def ext(cert: x509.Certificate, kind: type[Any]) -> x509.Extension[Any]:
+    return cert.extensions.get_extension_for_class(kind)
+
+
+def test_a_root_is_deterministic_and_a_ca_self_signed_by_its_issuer_key() -> None:
+    key, published = issuer(1)
+    der = root_of(key, published)
+    assert der == root_of(key, published)  # every replica publishes the same bytes
+    cert = x509.load_der_x509_certificate(der)
+    assert cert.subject == cert.issuer
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == (
+        "Licentia exchange content root " + published.key_id.hex()
+    )
+    assert cert.serial_number == int.from_bytes(published.key_id, "big")
+    assert int(cert.not_valid_before_utc.timestamp()) == T0 - 100
+    assert cert.not_valid_after_utc == cc.NO_END
+    basic = ext(cert, x509.BasicConstraints)
+    assert basic.critical
+    assert basic.value.ca
+    assert basic.value.path_length == 0
+    usage = ext(cert, x509.KeyUsage)
+    assert usage.critical
+    assert usage.value.key_cert_sign
+    assert usage.value.crl_sign
+    assert not usage.value.digital_signature
+    assert ext(cert, x509.SubjectKeyIdentifier).value.digest
+    # A retired key's root ends with the key's window: other bytes.
+    retired = IssuerKey(published.public, published.not_before, T0 + 500)
+    later = x509.load_der_x509_certificate(root_of(key, retired))
+    assert int(later.not_valid_after_utc.timestamp()) == T0 + 500
+    with pytest.raises(LicentiaError) as e:
+        cc.root_certificate(key, b"\x00" * 8, T0, None)  # another key's id
+    assert e.value.reason == Reason.MALFORMED
+
+
+def test_an_end_entity_certificate_follows_c2pas_profile() -> None:
+    key, published = issuer(1)
+    root = root_of(key, published)
+    advertiser = nacl.signing.SigningKey(bytes([9]) * 32)
+    subject = bytes(advertiser.verify_key)
+    der = cc.content_certificate(key, published.key_id, root, subject, "Acme Ads", T0, YEAR)
+    cert = x509.load_der_x509_certificate(der)
+    assert cert.version == x509.Version.v3
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == (
+        PublicKey(subject).text
+    )
+    assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "Acme Ads"
+    assert cert.issuer == x509.load_der_x509_certificate(root).subject
+    basic = ext(cert, x509.BasicConstraints)
+    assert basic.critical
+    assert not basic.value.ca
+    usage = ext(cert, x509.KeyUsage)
+    assert usage.critical
+    assert usage.value.digital_signature
+    assert not usage.value.key_cert_sign
+    eku = ext(cert, x509.ExtendedKeyUsage).value
+    assert cc.DOCUMENT_SIGNING in eku
+    assert ExtendedKeyUsageOID.EMAIL_PROTECTION in eku
+    assert ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku  # C2PA forbids it
+    root_ski = ext(x509.load_der_x509_certificate(root), x509.SubjectKeyIdentifier).value
+    assert ext(cert, x509.AuthorityKeyIdentifier).value.key_identifier == root_ski.digest
+    assert ext(cert, x509.SubjectKeyIdentifier).value.digest
+    # The serial is derived (same inputs, same certificate), positive, and differs per second.
+    assert der == cc.content_certificate(key, published.key_id, root, subject, "Acme Ads", T0, YEAR)
+    again = cc.content_certificate(key, published.key_id, root, subject, "Acme Ads", T0 + 1, YEAR)
+    assert 0 < cert.serial_number != x509.load_der_x509_certificate(again).serial_number
+    info = cc.describe(der)
+    assert info == cc.CertificateInfo(
+        PublicKey(subject).text, "Acme Ads", T0, T0 + YEAR, published.key_id
+    )
+    assert cc.subject_key_text(der) == PublicKey(subject).text
+    # No organisation: no O; a long one is cut to X.520's bound.
+    bare = cc.describe(cc.content_certificate(key, published.key_id, root, subject, "", T0, 1))
+    assert bare.organisation == ""
+    long = cc.content_certificate(key, published.key_id, root, subject, "x" * 128, T0, 1)
+    assert cc.describe(long).organisation == "x" * 64
+    pem = cc.chain_pem(der, root)
+    assert pem.count("BEGIN CERTIFICATE") == 2
+    assert pem.index(cc.roots_pem([der])) == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"subject_key": b"\x01" * 31}, Reason.MALFORMED),
+        ({"valid_seconds": 0}, Reason.INVALID_REQUEST),
+        ({"root_der": b"\x30\x03\x02\x01\x01"}, Reason.MALFORMED),
+        ({"root_der": b"\x30" * 4097}, Reason.TOO_LARGE),
+        ({"other_root": True}, Reason.MALFORMED),
+    ],
+)
+def test_a_certificate_is_refused_for_bad_input(change: dict[str, Any], reason: Reason) -> None:
+    key, published = issuer(1)
+    other, other_published = issuer(2)
+    args: dict[str, Any] = {
+        "issuer": key,
+        "key_id": published.key_id,
+        "root_der": root_of(key, published),
+        "subject_key": b"\x07" * 32,
+        "organisation": "Acme",
+        "now": T0,
+        "valid_seconds": YEAR,
+    }
+    if change.pop("other_root", False):
+        args["root_der"] = root_of(other, other_published)
+    args.update(change)
+    with pytest.raises(LicentiaError) as e:
+        cc.content_certificate(**args)
+    assert e.value.reason == reason
+
+
+def test_trusted_roots_keeps_only_the_roots_of_trusted_keys_for_their_windows() -> None:
+    key, published = issuer(1)
+    old_key, old = issuer(3)
+    retired = IssuerKey(old.public, old.not_before, T0 + 10)
+    trusted = IssuerKeySet([published, retired])
+    good, good_old = root_of(key, published), root_of(old_key, retired)
+    unknown = root_of(*issuer(2))  # a key the checker does not trust
+    forged = bytearray(good)
+    forged[-1] ^= 1  # the self-signature's last byte
+    still_current = root_of(old_key, old)  # claims the retired key has no end
+    early = cc.root_certificate(key, published.key_id, T0 - 5000, None)  # another window
+    ee = cc.content_certificate(key, published.key_id, good, b"\x07" * 32, "", T0, YEAR)
+    wire = [
+        good,
+        unknown,
+        bytes(forged),
+        still_current,
+        early,
+        ee,  # an end-entity is no root
+        b"\x30" * (cc.MAX_CERT_BYTES + 1),
+        b"not a certificate",
+        b"",
+        good_old,
+        good,  # a duplicate is kept once
+    ]
+    assert cc.trusted_roots(wire, trusted) == [good, good_old]
+    # A withdrawn key is unknown: its root goes with it.
+    assert cc.trusted_roots(wire, IssuerKeySet([published])) == [good]
+    assert cc.trusted_roots([], trusted) == []
+    with pytest.raises(LicentiaError) as e:
+        cc.trusted_roots([good] * (cc.MAX_ROOTS + 1), trusted)
+    assert e.value.reason == Reason.TOO_LARGE
+
+
+CREATED = {
+    "action": "c2pa.created",
+    "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCreation",
+}
+
+
+def signed_png(signing: nacl.signing.SigningKey, chain: str) -> bytes:
+    """A PNG with a C2PA manifest signed by ``signing`` under ``chain``."""
+    signer = c2pa.Signer.from_callback(
+        lambda data: signing.sign(bytes(data)).signature, c2pa.C2paSigningAlg.ED25519, chain
+    )
+    manifest = {
+        "claim_generator_info": [{"name": "licentia-tests", "version": "1"}],
+        "assertions": [{"label": "c2pa.actions", "data": {"actions": [CREATED]}}],
+    }
+    out = io.BytesIO()
+    c2pa.Builder(manifest).sign(signer, "image/png", io.BytesIO(tiny_png()), out)
+    return out.getvalue()
+
+
+def c2pa_read(data: bytes, roots: list[bytes]) -> tuple[str, str]:
+    """The C2PA reader's validation state and signer CN, with ``roots`` as its anchors."""
+    settings = {
+        "verify": {"verify_trust": True, "ocsp_fetch": False, "remote_manifest_fetch": False},
+        "trust": {"trust_anchors": cc.roots_pem(roots)},
+    }
+    context = c2pa.Context.builder().with_settings(c2pa.Settings.from_dict(settings)).build()
+    reader = c2pa.Reader("image/png", io.BytesIO(data), context=context)
+    manifest = reader.get_active_manifest()
+    assert manifest is not None
+    return str(reader.get_validation_state()), manifest["signature_info"]["common_name"]
+
+
+def test_a_c2pa_reader_trusts_the_chain_under_its_root_and_after_the_key_retires() -> None:
+    # C2PA checks the certificates at the time it reads: a window around today.
+    key, published = issuer(1, PAST)
+    root = root_of(key, published)
+    advertiser = nacl.signing.SigningKey.generate()
+    subject = bytes(advertiser.verify_key)
+    ee = cc.content_certificate(key, published.key_id, root, subject, "Acme", PAST, 100 * YEAR)
+    data = signed_png(advertiser, cc.chain_pem(ee, root))
+    assert c2pa_read(data, [root]) == ("Trusted", PublicKey(subject).text)
+    # The root the exchange publishes once the key retires (another window, other bytes)
+    # still anchors what the key certified while it was current.
+    retired = IssuerKey(published.public, published.not_before, PAST + YEAR)
+    assert c2pa_read(data, [root_of(key, retired)])[0] == "Trusted"
+    # Another exchange's root: the signature holds, nothing anchors it.
+    assert c2pa_read(data, [root_of(*issuer(2, PAST))])[0] == "Valid"
