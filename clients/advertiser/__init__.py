@@ -115,11 +115,13 @@ from .common import (
     Termination,
     Terms,
 )
+from .credentials import ContentCertificate
 from .sdk import Advertiser
 
 __all__ = [
     "Advertiser",
     "AsyncAdvertiser",
+    "ContentCertificate",
     "DecisionTimeout",
     "ExchangeError",
     "ExchangeUnavailable",

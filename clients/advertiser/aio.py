@@ -11,7 +11,10 @@ Close async iterators you leave early (``contextlib.aclosing``) so their calls e
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncGenerator, Iterable, Sequence
+from pathlib import Path
 
 from licentia import token as tokens
 from licentia.keys import IssuerKeySet
@@ -23,6 +26,7 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 from ..channel import ExchangeError
 from ..party import AsyncPartyClient
 from . import common, credentials
+from . import credentials as _credentials
 from .common import (
     LicenceRecord,
     LicenceRequest,
@@ -251,6 +255,54 @@ class AsyncAdvertiser(AsyncPartyClient):
         fresh = credentials.certificate_from(resp, self.key.public)
         self._content_certificate = fresh
         return fresh
+
+    async def sign_content(
+        self,
+        source_path: str | os.PathLike[str],
+        output_path: str | os.PathLike[str],
+        licence_token: LicenceRecord | str,
+        asset_sha256: bytes,
+        *,
+        exchange: str = "",
+    ) -> Path:
+        """Prepare a creative: write ``source_path`` (a JPEG, PNG, WAV, WebP or MP4 that uses
+        the asset ``asset_sha256``) to ``output_path`` with Content Credentials, a C2PA
+        manifest holding the licence (a :class:`LicenceRecord` of this advertiser, or its
+        token) signed with this key under its content certificate (:meth:`content_certificate`,
+        renewed if the licence would outlive it); ``exchange`` (``host:port``) tells checkers
+        where to ask for the licence's status. Anyone can then check the file
+        (:func:`licentia.content.check`). Raises ``LicentiaError`` before any call for a file or
+        licence that cannot be signed (:func:`.credentials.creative`: MALFORMED, TOO_LARGE,
+        WRONG_LICENSEE, ASSET_MISMATCH, NOT_LOGGED), :class:`ExchangeError` for a refused
+        call. Returns the output path, written all or nothing."""
+        token = licence_token if isinstance(licence_token, str) else licence_token.token
+        data = await asyncio.to_thread(credentials.read_file, source_path)
+        made = credentials.creative(data, token, asset_sha256, self.key.public, exchange)
+        certificate = await self.content_certificate(valid_until=made.valid_until)
+        signed = await asyncio.to_thread(credentials.sign, data, made, self.key, certificate)
+        return await asyncio.to_thread(credentials.write_file, output_path, signed)
+
+    async def fetch_asset_to(
+        self,
+        licence_id: bytes,
+        sha256: bytes,
+        output_path: str | os.PathLike[str],
+        *,
+        credentials: bool = True,
+        exchange: str = "",
+    ) -> Path:
+        """:meth:`fetch_asset`, written to ``output_path`` (all or nothing). With
+        ``credentials`` (the default) the file carries the licence as Content Credentials,
+        as :meth:`sign_content` writes them: the asset must then be a JPEG, PNG, WAV, WebP
+        or MP4 (MALFORMED otherwise: pass ``credentials=False`` for its bare bytes).
+        Returns the output path."""
+        data = await self.fetch_asset(licence_id, sha256)
+        if credentials:
+            token = (await self.licence(licence_id)).token
+            made = _credentials.creative(data, token, sha256, self.key.public, exchange)
+            certificate = await self.content_certificate(valid_until=made.valid_until)
+            data = await asyncio.to_thread(_credentials.sign, data, made, self.key, certificate)
+        return await asyncio.to_thread(_credentials.write_file, output_path, data)
 
     async def issuer_keys(self) -> IssuerKeySet:
         """The exchange's issuer keys, current and retired."""

@@ -2,19 +2,26 @@
 
 The exchange issues the advertiser a C2PA certificate for its own key
 (``IssueContentCertificate``, docs/token-format.md §12); the SDK keeps it while it lasts and
-signs creatives with it. Everything here is pure: the clients make the calls.
+signs creatives with it (:func:`creative`, :func:`sign`). The clients make the calls; the
+only I/O here is reading and writing the files they name (:func:`read_file`,
+:func:`write_file`).
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc  # type: ignore[import-untyped]
+import nacl.signing
 
-from licentia import content_certs
+from licentia import content, content_certs
 from licentia.errors import LicentiaError, Reason
-from licentia.keys import PublicKey
+from licentia.keys import PrivateKey, PublicKey
 from licentia.methods import path
+from licentia.token import parse_token
 from licentia.v1 import registry_pb2
 
 from ..channel import ExchangeError
@@ -23,7 +30,12 @@ __all__ = [
     "ISSUE_CONTENT_CERTIFICATE",
     "RENEW_BEFORE_SECONDS",
     "ContentCertificate",
+    "Creative",
     "certificate_from",
+    "creative",
+    "read_file",
+    "sign",
+    "write_file",
 ]
 
 ISSUE_CONTENT_CERTIFICATE = path(registry_pb2, "IssueContentCertificate")
@@ -91,3 +103,63 @@ def certificate_from(
         not_before=info.not_before,
         not_after=info.not_after,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Creative:
+    """What signing a file with a licence needs, checked before any call: the assertion,
+    the file's MIME type, and until when the certificate must last (the licence's end)."""
+
+    assertion: content.LicenceAssertion
+    mime: str
+    valid_until: int
+
+
+def creative(
+    data: bytes, token: str, asset_sha256: bytes, key: PublicKey, exchange: str = ""
+) -> Creative:
+    """Check that ``data`` can carry ``token``'s Licentia assertion, signed by ``key``:
+    a format C2PA embeds in (MALFORMED), at most :data:`licentia.content.MAX_FILE_BYTES`
+    (TOO_LARGE), a v2 licence with its log promise (NOT_LOGGED) whose licensee is ``key``
+    (WRONG_LICENSEE: a checker compares the signer with it) and that names ``asset_sha256``
+    (ASSET_MISMATCH). Raises ``LicentiaError``."""
+    if len(data) > content.MAX_FILE_BYTES:
+        raise LicentiaError(Reason.TOO_LARGE, "the file is over the checkers' 64 MiB cap")
+    mime = content.mime_of(data[:16])
+    parsed = parse_token(token)
+    if parsed.licensee_key != key.raw:
+        raise LicentiaError(
+            Reason.WRONG_LICENSEE, "the licence is another key's: only its licensee signs"
+        )
+    assertion = content.LicenceAssertion.for_token(token, asset_sha256, exchange)
+    return Creative(assertion, mime, parsed.not_after)
+
+
+def sign(data: bytes, made: Creative, key: PrivateKey, certificate: ContentCertificate) -> bytes:
+    """``data`` with Content Credentials: a C2PA manifest holding ``made``'s Licentia
+    assertion, signed by ``key`` under ``certificate``'s chain (:func:`licentia.content.embed`)."""
+    signing = nacl.signing.SigningKey(key.seed)
+    return content.embed(data, made.mime, made.assertion, signing, certificate.chain_pem)
+
+
+def read_file(path: str | os.PathLike[str]) -> bytes:
+    """A file to sign, at most :data:`licentia.content.MAX_FILE_BYTES` (TOO_LARGE, read no
+    further)."""
+    with open(path, "rb") as f:
+        data = f.read(content.MAX_FILE_BYTES + 1)
+    if len(data) > content.MAX_FILE_BYTES:
+        raise LicentiaError(Reason.TOO_LARGE, "the file is over the checkers' 64 MiB cap")
+    return data
+
+
+def write_file(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` all or nothing (a temporary file beside it, then renamed
+    into place): a failure never leaves half a file. Returns the path."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target

@@ -8,7 +8,9 @@ Requests and responses are built and read in :mod:`.common`, shared with :mod:`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator, Iterable, Sequence
+from pathlib import Path
 
 from licentia import token as tokens
 from licentia.keys import IssuerKeySet
@@ -21,6 +23,7 @@ from ..channel import ExchangeError, SignedChannel
 from ..logcheck import LogClient, Logged, LogKey, check_logged
 from ..party import PartyClient
 from . import common, credentials
+from . import credentials as _credentials
 from .common import (
     LicenceRecord,
     LicenceRequest,
@@ -251,6 +254,54 @@ class Advertiser(PartyClient):
         fresh = credentials.certificate_from(resp, self.key.public)
         self._content_certificate = fresh
         return fresh
+
+    def sign_content(
+        self,
+        source_path: str | os.PathLike[str],
+        output_path: str | os.PathLike[str],
+        licence_token: LicenceRecord | str,
+        asset_sha256: bytes,
+        *,
+        exchange: str = "",
+    ) -> Path:
+        """Prepare a creative: write ``source_path`` (a JPEG, PNG, WAV, WebP or MP4 that uses
+        the asset ``asset_sha256``) to ``output_path`` with Content Credentials, a C2PA
+        manifest holding the licence (a :class:`LicenceRecord` of this advertiser, or its
+        token) signed with this key under its content certificate (:meth:`content_certificate`,
+        renewed if the licence would outlive it); ``exchange`` (``host:port``) tells checkers
+        where to ask for the licence's status. Anyone can then check the file
+        (:func:`licentia.content.check`). Raises ``LicentiaError`` before any call for a file or
+        licence that cannot be signed (:func:`.credentials.creative`: MALFORMED, TOO_LARGE,
+        WRONG_LICENSEE, ASSET_MISMATCH, NOT_LOGGED), :class:`ExchangeError` for a refused
+        call. Returns the output path, written all or nothing."""
+        token = licence_token if isinstance(licence_token, str) else licence_token.token
+        data = credentials.read_file(source_path)
+        made = credentials.creative(data, token, asset_sha256, self.key.public, exchange)
+        certificate = self.content_certificate(valid_until=made.valid_until)
+        signed = credentials.sign(data, made, self.key, certificate)
+        return credentials.write_file(output_path, signed)
+
+    def fetch_asset_to(
+        self,
+        licence_id: bytes,
+        sha256: bytes,
+        output_path: str | os.PathLike[str],
+        *,
+        credentials: bool = True,
+        exchange: str = "",
+    ) -> Path:
+        """:meth:`fetch_asset`, written to ``output_path`` (all or nothing). With
+        ``credentials`` (the default) the file carries the licence as Content Credentials,
+        as :meth:`sign_content` writes them: the asset must then be a JPEG, PNG, WAV, WebP
+        or MP4 (MALFORMED otherwise: pass ``credentials=False`` for its bare bytes).
+        Returns the output path."""
+        data = self.fetch_asset(licence_id, sha256)
+        if credentials:
+            token = (self.licence(licence_id)).token
+            made = _credentials.creative(data, token, sha256, self.key.public, exchange)
+            certificate = self.content_certificate(valid_until=made.valid_until)
+            data = _credentials.sign(data, made, self.key, certificate)
+        return _credentials.write_file(output_path, data)
 
     def issuer_keys(self) -> IssuerKeySet:
         """The exchange's issuer keys, current and retired."""

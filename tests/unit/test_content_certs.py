@@ -4,6 +4,7 @@ published windows; a C2PA reader given those roots trusts what their certificate
 
 from __future__ import annotations
 
+import hashlib
 import io
 from typing import Any
 
@@ -14,8 +15,10 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from licentia import content_certs as cc
+from licentia.clients.advertiser import ExchangeError, credentials
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import IssuerKey, IssuerKeySet, PublicKey
+from licentia.v1 import registry_pb2
 
 from ..tiny_png import tiny_png
 
@@ -227,3 +230,71 @@ def test_a_c2pa_reader_trusts_the_chain_under_its_root_and_after_the_key_retires
     assert c2pa_read(data, [root_of(key, retired)])[0] == "Trusted"
     # Another exchange's root: the signature holds, nothing anchors it.
     assert c2pa_read(data, [root_of(*issuer(2, PAST))])[0] == "Valid"
+
+
+def test_check_chain_accepts_only_a_certificate_issued_under_its_root() -> None:
+    key, published = issuer(1)
+    root = root_of(key, published)
+    ee = cc.content_certificate(key, published.key_id, root, b"\x07" * 32, "Acme", T0, YEAR)
+    assert cc.check_chain(ee, root) == cc.describe(ee)
+    other = root_of(*issuer(2))
+    tampered = bytearray(ee)
+    tampered[-1] ^= 1
+    for bad_ee, bad_root in ((ee, other), (bytes(tampered), root), (root, root), (ee, ee)):
+        with pytest.raises(LicentiaError) as e:
+            cc.check_chain(bad_ee, bad_root)
+        assert e.value.reason == Reason.MALFORMED
+
+
+def test_known_answers_of_token_format_12_3() -> None:
+    """The root of the vectors' issuer key (seed 01…01, window from 1799913600, no end) and
+    the certificate of the licensee key (seed 03…03) as docs/token-format.md §12.3 gives
+    them: another implementation that makes the same bytes agrees with every replica."""
+    key = nacl.signing.SigningKey(b"\x01" * 32)
+    key_id = PublicKey(bytes(key.verify_key)).key_id
+    root = cc.root_certificate(key, key_id, 1799913600, None)
+    assert hashlib.sha256(root).hexdigest() == (
+        "66abc3c5b8c32cb460a840a9560bd61e6df2f5954403fd6f53ad88bf7cd4ff05"
+    )
+    licensee = bytes(nacl.signing.SigningKey(b"\x03" * 32).verify_key)
+    ee = cc.content_certificate(key, key_id, root, licensee, "Acme Ads", 1800000000, 180 * 86400)
+    assert hashlib.sha256(ee).hexdigest() == (
+        "315d5e7ef456bbc6efb35d78a7d6be1f12f39aacebe4de1387dea5f7db362aea"
+    )
+
+
+def test_the_sdk_takes_only_a_certificate_for_its_own_key_under_the_root_sent() -> None:
+    key, published = issuer(1)
+    root = root_of(key, published)
+    mine = PublicKey(b"\x07" * 32)
+    ee = cc.content_certificate(key, published.key_id, root, mine.raw, "Acme", T0, YEAR)
+    theirs = cc.content_certificate(key, published.key_id, root, b"\x08" * 32, "Acme", T0, YEAR)
+
+    def answer(**changes: Any) -> registry_pb2.IssueContentCertificateResponse:
+        fields: dict[str, Any] = {
+            "certificate": ee,
+            "root": root,
+            "issuer_key_id": published.key_id,
+            "not_after": T0 + YEAR,
+        }
+        fields.update(changes)
+        return registry_pb2.IssueContentCertificateResponse(**fields)
+
+    got = credentials.certificate_from(answer(), mine)
+    assert (got.subject_key, got.organisation, got.not_after) == (mine.text, "Acme", T0 + YEAR)
+    assert got.chain_pem == cc.chain_pem(ee, root)
+    assert got.lasts(T0 + 10)
+    assert not got.lasts(T0 + 10, until=T0 + YEAR)  # a licence that would outlive it
+    assert not got.lasts(T0 + YEAR - 3600)  # within a day of its end
+    assert not got.lasts(T0 - 1)
+    for bad in (
+        answer(certificate=theirs),
+        answer(root=root_of(*issuer(2))),
+        answer(issuer_key_id=b"\x00" * 8),
+        answer(not_after=T0 + 1),
+        answer(certificate=b"junk"),
+        answer(certificate=b"\x30" * 5000),
+    ):
+        with pytest.raises(ExchangeError) as e:
+            credentials.certificate_from(bad, mine)
+        assert e.value.reason == Reason.MALFORMED
