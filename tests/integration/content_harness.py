@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import io
 import struct
+import tempfile
 import wave
 import zlib
+from pathlib import Path
 
 import nacl.signing
 
 from licentia import content, content_certs
+from licentia.clients.advertiser import Advertiser
 from licentia.v1 import registry_pb2
 
 from .exchange_harness import Party
 
-__all__ = ["certificate_chain", "jpeg", "png", "sign", "wav"]
+__all__ = ["certificate_chain", "jpeg", "png", "sdk_sign", "sign", "wav"]
 
 
 def png(width: int = 4, height: int = 4, seed: int = 0) -> bytes:
@@ -97,3 +100,18 @@ def sign(
     assertion = content.LicenceAssertion.for_token(token, asset_sha256)
     key = nacl.signing.SigningKey(signer.key.seed)
     return content.embed(data, mime or content.mime_of(data[:16]), assertion, key, chain_pem)
+
+
+def sdk_sign(adv: Party, data: bytes, token: str, asset_sha256: bytes) -> bytes:
+    """``data`` as the advertiser SDK prepares a creative that uses ``asset_sha256`` under
+    the licence ``token`` (``Advertiser.sign_content``: its certificate fetched from the
+    exchange, the licence's checks made before signing)."""
+    assert adv.exchange is not None
+    with (
+        Advertiser(adv.exchange.channel(), adv.key) as client,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        source, output = Path(tmp) / "creative", Path(tmp) / "signed"
+        source.write_bytes(data)
+        client.sign_content(source, output, token, asset_sha256)
+        return output.read_bytes()

@@ -27,7 +27,7 @@ from licentia.keys import PublicKey
 from licentia.v1 import registry_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
-from .content_harness import certificate_chain, jpeg, png, sign, wav
+from .content_harness import certificate_chain, jpeg, png, sdk_sign, sign, wav
 from .exchange_harness import (
     DAY,
     PHOTO_SHA,
@@ -96,9 +96,8 @@ def test_a_signed_file_is_allowed_and_every_bad_file_has_its_reason(
 ) -> None:
     holder, adv, _, verifier = world
     licence = issue_licence(holder, adv)
-    chain = certificate_chain(adv)
     assert verifier.content_roots  # the roots came with the keys
-    good = {kind: sign(data, licence.token, PHOTO_SHA, adv, chain) for kind, data in (
+    good = {kind: sdk_sign(adv, data, licence.token, PHOTO_SHA) for kind, data in (
         ("png", png()), ("jpeg", jpeg()), ("wav", wav()),
     )}  # fmt: skip
 
@@ -207,7 +206,7 @@ def test_cli_file_allow_deny_no_licence_and_misuse(
     holder, adv, _, _ = world
     licence = issue_licence(holder, adv)
     ad = tmp_path / "ad.jpg"
-    ad.write_bytes(sign(jpeg(), licence.token, PHOTO_SHA, adv, certificate_chain(adv)))
+    ad.write_bytes(sdk_sign(adv, jpeg(), licence.token, PHOTO_SHA))
     edited = tmp_path / "edited.jpg"
     data = bytearray(ad.read_bytes())
     data[data.index(b"\xff\xfe") + 4] ^= 0x01
@@ -284,7 +283,7 @@ def test_uploads_are_allowed_denied_held_or_unlicensed(
         registry_pb2.DeclareAssetResponse,
     )
     client = Platform(ex.channel(), platform_party.key)
-    signed = sign(png(), licence.token, PHOTO_SHA, adv, certificate_chain(adv))
+    signed = sdk_sign(adv, png(), licence.token, PHOTO_SHA)
     edited = bytearray(signed)
     edited[edited.index(b"IDAT") + 6] ^= 0x01
     cases = {
@@ -321,8 +320,7 @@ def test_wallet_check_finds_her_licence_and_revokes_it_on_the_spot(
     licence = w.json("approve", request.request.request_id.hex(), "--yes")
     token, lid = licence["token"], licence["licence_id"]
     ad = tmp_path / "ad.png"
-    ad.write_bytes(sign(png(), token, hashlib.sha256(photo.read_bytes()).digest(), adv,
-                        certificate_chain(adv)))  # fmt: skip
+    ad.write_bytes(sdk_sign(adv, png(), token, hashlib.sha256(photo.read_bytes()).digest()))
 
     # Her declared photo, re-posted with no licence.
     code, out, _ = w("check", str(photo))
