@@ -169,6 +169,10 @@ def test_a_signed_file_is_allowed_and_every_bad_file_has_its_reason(
     assert reasons(b"hello") == (Reason.MALFORMED,)
     assert reasons(tmp_path / "missing.png") == (Reason.MALFORMED,)
     assert reasons(good["png"], medium="online") == (Reason.INVALID_USE,)
+    # A verifier not started (or gone stale) fails closed.
+    idle = Verifier(ex.channel(), "photoshare")
+    assert idle.check_file(good["png"], **USE).decision.reasons == (Reason.STATUS_STALE,)  # type: ignore[arg-type]
+    assert idle.content_roots == ()
     # Expired: checked after the licence's end.
     after = verifier.check_file(good["png"], now=licence.not_after + 1, **USE)  # type: ignore[arg-type]
     assert Reason.EXPIRED in after.decision.reasons
@@ -363,3 +367,28 @@ def test_wallet_check_finds_her_licence_and_revokes_it_on_the_spot(
     code, _, err = w("check", str(tmp_path / "missing.png"))
     assert code == 1
     assert "cannot read" in err
+
+
+def test_a_rotation_reaches_the_verifiers_roots_and_old_files_still_check(
+    ex: Exchange, tmp_path: Path
+) -> None:
+    holder, adv, _ = registered(ex)
+    verifier, raw = start_verifier(ex.address, "photoshare", key_refresh_min_interval=0.1)
+    try:
+        before = issue_licence(holder, adv)
+        old_file = sdk_sign(adv, png(seed=1), before.token, PHOTO_SHA)
+        assert len(verifier.content_roots) == 1
+        keyring = ex.app.deps.keyring
+        old_id = keyring.current().public.key_id
+        keyring.rotate(int(time.time()))
+        wait_for(lambda: keyring.current().public.key_id != old_id, 3)
+        after = issue_licence(holder, adv)
+        fresh = Party(adv.key, SignedChannel(ex.channel(), adv.key), ex)
+        new_file = sdk_sign(fresh, png(seed=2), after.token, PHOTO_SHA)
+        # The heartbeats name the new key set: the roots are fetched with the keys.
+        assert wait_for(lambda: len(verifier.content_roots) == 2, 5) < 5
+        assert wait_for(lambda: verifier.check_file(new_file, **USE).allowed, 3) < 3  # type: ignore[arg-type]
+        assert verifier.check_file(old_file, **USE).allowed  # type: ignore[arg-type]
+    finally:
+        verifier.close()
+        raw.close()
