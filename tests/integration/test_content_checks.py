@@ -27,7 +27,7 @@ from licentia.keys import PublicKey
 from licentia.v1 import registry_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
-from .content_harness import certificate_chain, jpeg, png, sdk_sign, sign, wav
+from .content_harness import camera_signed, certificate_chain, jpeg, png, sdk_sign, sign, wav
 from .exchange_harness import (
     DAY,
     PHOTO_SHA,
@@ -123,6 +123,14 @@ def test_a_signed_file_is_allowed_and_every_bad_file_has_its_reason(
     plain = verifier.check_file(png(), **USE)  # type: ignore[arg-type]
     assert (plain.no_licence, plain.verdict, plain.state) == (True, "NO LICENCE", "none")
     assert reasons(jpeg()) == reasons(wav()) == (Reason.CONTENT_NOT_LICENSED,)
+    # A camera's or an editor's Content Credentials, with no Licentia assertion: no licence
+    # either (not "untrusted": they are not a licence's to judge).
+    camera = verifier.check_file(camera_signed(png(seed=5)), **USE)  # type: ignore[arg-type]
+    assert (camera.no_licence, camera.state, camera.organisation) == (
+        True,
+        "valid_untrusted",
+        "Camera Maker",
+    )
     # A byte of the image changed after signing.
     edited = bytearray(good["png"])
     idat = edited.index(b"IDAT")
