@@ -5,6 +5,7 @@ file (docs/threat-model.md, "Content Credentials") a clear answer with its reaso
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -19,6 +20,7 @@ import pytest
 
 from licentia import content_certs
 from licentia.clients.channel import SignedChannel
+from licentia.clients.holder import AsyncHolder, Holder
 from licentia.clients.platform import Platform
 from licentia.clients.verifier import Verifier
 from licentia.clients.verifier.cli import main as verify_main
@@ -400,3 +402,18 @@ def test_a_rotation_reaches_the_verifiers_roots_and_old_files_still_check(
     finally:
         verifier.close()
         raw.close()
+
+
+def test_the_holder_sdks_fetch_the_roots_the_verifier_trusts(
+    ex: Exchange, world: tuple[Party, Party, Party, Verifier]
+) -> None:
+    holder, _, _, verifier = world
+
+    async def roots() -> list[bytes]:
+        async with AsyncHolder.connect(ex.address, holder.key) as me:
+            return await me.content_roots()
+
+    with Holder.connect(ex.address, holder.key) as me:
+        assert me.content_roots() == list(verifier.content_roots)
+    assert asyncio.run(roots()) == list(verifier.content_roots)
+    assert len(verifier.content_roots) == 1
