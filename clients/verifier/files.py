@@ -88,7 +88,7 @@ class FileCheck:
     parses); ``organisation`` and ``signer`` the signing certificate's subject O and CN;
     ``asset_sha256`` the asset the assertion names; ``sha256`` the SHA-256 of the file's
     bytes (empty when they were not all read: over the cap, or not readable); ``detail`` one
-    line about the credentials.
+    line about the credentials; ``token`` the licence's text as the file carries it.
     """
 
     decision: Decision
@@ -100,6 +100,9 @@ class FileCheck:
     sha256: bytes = b""
     detail: str = ""
     token: str = ""
+    #: True when the file's manifest holds a Licentia assertion, even one that does not
+    #: parse (a licence that fails is DENY, never "no licence").
+    carries_licence: bool = False
 
     @property
     def allowed(self) -> bool:
@@ -240,4 +243,5 @@ def _result(decision: Decision, reading: Reading, sha256: bytes) -> FileCheck:
         sha256,
         reading.detail,
         a.token if a is not None else "",
+        a is not None or reading.assertion_error is not None,
     )

@@ -300,12 +300,29 @@ def test_uploads_are_allowed_denied_held_or_unlicensed(
     signed = sdk_sign(adv, png(), licence.token, PHOTO_SHA)
     edited = bytearray(signed)
     edited[edited.index(b"IDAT") + 6] ^= 0x01
+    odd = b"\x89PNG declared, but no image a C2PA reader can read"
+    holder.call(
+        registry_pb2,
+        "DeclareAsset",
+        registry_pb2.DeclareAssetRequest(
+            category=DataCategory.IMAGE,  # type: ignore[arg-type]
+            sha256=hashlib.sha256(odd).digest(),
+            label="odd",
+        ),
+        registry_pb2.DeclareAssetResponse,
+    )
     cases = {
         "allow": signed,
         "deny": bytes(edited),
         "held": portrait,
         "no_licence": png(seed=8),
     }
+    # A declared asset is held even in a file the reader cannot read; anything else
+    # unreadable is DENY MALFORMED.
+    unreadable = client.check_upload(verifier, odd, **USE)  # type: ignore[arg-type]
+    assert (unreadable.outcome, unreadable.reasons) == ("held", (Reason.MALFORMED,))
+    garbage = client.check_upload(verifier, b"\x89PNG garbage", **USE)  # type: ignore[arg-type]
+    assert (garbage.outcome, garbage.reasons) == ("deny", (Reason.MALFORMED,))
     for outcome, data in cases.items():
         path = tmp_path / f"{outcome}.png"
         path.write_bytes(data)
