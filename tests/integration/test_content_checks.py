@@ -334,6 +334,17 @@ def test_uploads_are_allowed_denied_held_or_unlicensed(
     # More digests than one call carries are asked in several; none says whose.
     many = [hashlib.sha256(portrait).digest(), *[bytes([i]) * 32 for i in range(70)], PHOTO_SHA]
     assert client.check_asset_digests(many) == [True, *[False] * 70, True]
+    # An erased asset is found no more.
+    holder.call(
+        registry_pb2,
+        "EraseAssets",
+        registry_pb2.EraseAssetsRequest(sha256=[hashlib.sha256(portrait).digest()]),
+        registry_pb2.EraseAssetsResponse,
+    )
+    assert client.check_asset_digests([hashlib.sha256(portrait).digest(), PHOTO_SHA]) == [
+        False,
+        True,
+    ]
 
 
 def test_wallet_check_finds_her_licence_and_revokes_it_on_the_spot(
