@@ -180,7 +180,8 @@ class RelayedUpstream(GrpcUpstream):
 
 class ReplicaVerificationService(VerificationService):
     """``VerificationService`` at a verify-only replica: the exchange's own checks and
-    reasons, over the followed keys, status list and platforms; ``ReportUse`` is NOT_SERVED.
+    reasons, over the followed keys, status list and platforms; ``ReportUse`` and
+    ``CheckAssetDigests`` are NOT_SERVED.
 
     Three seams differ from the exchange: the platform comes from the
     :class:`PlatformDirectory`, a counted licence's uses are not known here (the exchange
@@ -230,6 +231,16 @@ class ReplicaVerificationService(VerificationService):
         raise LicentiaError(
             Reason.NOT_SERVED,
             "ReportUse is not served by a verify-only replica: report uses to the exchange"
+            f" at {self.upstream}",
+        )
+
+    def check_asset_digests(
+        self, req: verification_pb2.CheckAssetDigestsRequest, call: Call
+    ) -> verification_pb2.CheckAssetDigestsResponse:
+        """NOT_SERVED: declared assets are in the exchange's store."""
+        raise LicentiaError(
+            Reason.NOT_SERVED,
+            "CheckAssetDigests is not served by a verify-only replica: ask the exchange"
             f" at {self.upstream}",
         )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from licentia.errors import LicentiaError, Reason
 from licentia.presentation import parse_presentation
@@ -40,6 +40,7 @@ class VerificationService:
             "Verify": Method(self.verify, durable_nonce=False),
             "VerifyStream": Method(self.verify_stream, durable_nonce=False),
             "ReportUse": Method(self.report_use),
+            "CheckAssetDigests": Method(self.check_asset_digests, max_request_bytes=4096),
         }
 
     def _decide(
@@ -189,6 +190,37 @@ class VerificationService:
             max_uses=row.max_uses if row else 0,
             recorded_at=recorded_at,
         )
+
+    def check_asset_digests(
+        self, req: verification_pb2.CheckAssetDigestsRequest, call: Call
+    ) -> verification_pb2.CheckAssetDigestsResponse:
+        """For each digest, whether some holder declared an asset with it (never whose)."""
+        self._platform(call)
+        digests = check_digests(req.sha256)
+        declared = self.d.store.declared_digests(sorted(set(digests)))
+        return verification_pb2.CheckAssetDigestsResponse(declared=[d in declared for d in digests])
+
+
+#: The most digests one ``CheckAssetDigests`` call asks about.
+MAX_ASSET_DIGESTS = 64
+
+
+def check_digests(digests: Sequence[bytes]) -> list[bytes]:
+    """``CheckAssetDigests``'s digests, checked: 1 to :data:`MAX_ASSET_DIGESTS` (TOO_LARGE
+    above), each 32 bytes (INVALID_REQUEST otherwise)."""
+    if len(digests) > MAX_ASSET_DIGESTS:
+        raise LicentiaError(
+            Reason.TOO_LARGE,
+            f"sha256: at most {MAX_ASSET_DIGESTS} digests; the request has {len(digests)}",
+        )
+    if not digests:
+        raise LicentiaError(Reason.INVALID_REQUEST, "sha256: at least one digest")
+    for n, d in enumerate(digests):
+        if len(d) != 32:
+            raise LicentiaError(
+                Reason.INVALID_REQUEST, f"sha256[{n}]: a SHA-256 digest is 32 bytes, not {len(d)}"
+            )
+    return [bytes(d) for d in digests]
 
 
 def denial_text(decision: Decision, use_msg: object) -> str:

@@ -43,12 +43,13 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 import grpc  # type: ignore[import-untyped]
 
+from licentia.content_certs import MAX_ROOTS, trusted_roots
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import IssuerKey, IssuerKeySet
 from licentia.methods import path
@@ -106,6 +107,10 @@ class RevocationStream(Protocol):
 class Upstream(Protocol):
     """The exchange's public revocation calls, as a follower needs them."""
 
+    #: The DER content roots (docs/token-format.md §12) the last :meth:`issuer_keys`
+    #: answer carried, not yet checked (the follower keeps those its keys sign).
+    content_roots: Sequence[bytes]
+
     def issuer_keys(self, timeout: float | None = None) -> IssuerKeySet:
         """``GetIssuerKeys``; raises ``ExchangeError`` (``LicentiaError`` if bad)."""
         ...
@@ -159,6 +164,7 @@ class GrpcUpstream:
     def __init__(self, channel: grpc.Channel, *, timeout: float = 10.0) -> None:
         self.channel = channel
         self.timeout = timeout
+        self.content_roots: Sequence[bytes] = ()
 
     def _unary(self, method: str, request: Any, response_cls: Any, timeout: float | None) -> Any:
         call = self.channel.unary_unary(
@@ -182,6 +188,7 @@ class GrpcUpstream:
             licences_pb2.GetIssuerKeysResponse,
             timeout,
         )
+        self.content_roots = list(resp.content_roots)[: MAX_ROOTS + 1]
         return resp
 
     def issuer_keys(self, timeout: float | None = None) -> IssuerKeySet:
@@ -211,13 +218,24 @@ class GrpcUpstream:
 
 class TrustedKeys:
     """The trusted issuer key set, swapped whole on refresh; tells when a key id is unknown
-    (an ``IssuerKeyResolver`` for :class:`~licentia.verify.VerificationEngine`)."""
+    (an ``IssuerKeyResolver`` for :class:`~licentia.verify.VerificationEngine`).
 
-    __slots__ = ("_on_unknown", "current")
+    :attr:`roots` are the content roots (DER, docs/token-format.md §12) of those keys that
+    the exchange published and that the keys self-sign
+    (:func:`licentia.content_certs.trusted_roots`): a file checker's C2PA trust anchors,
+    swapped with the keys."""
 
-    def __init__(self, keys: IssuerKeySet, on_unknown: Callable[[], None]) -> None:
+    __slots__ = ("_on_unknown", "current", "roots")
+
+    def __init__(
+        self,
+        keys: IssuerKeySet,
+        on_unknown: Callable[[], None],
+        roots: Sequence[bytes] = (),
+    ) -> None:
         self.current = keys
         self._on_unknown = on_unknown
+        self.roots: tuple[bytes, ...] = tuple(roots)
 
     def resolve(self, key_id: bytes) -> IssuerKey | None:
         """The key with this id, or ``None`` (and a refresh is asked for)."""
@@ -344,7 +362,8 @@ class StatusFollower:
         """
         if self._status is not None or self._stop.is_set():
             raise RuntimeError("a follower is started once")
-        self._keys = TrustedKeys(self.upstream.issuer_keys(timeout), self._keys_wanted.set)
+        keys = self.upstream.issuer_keys(timeout)
+        self._keys = TrustedKeys(keys, self._keys_wanted.set, self._roots(keys))
         signed = self.upstream.status_snapshot(timeout)
         snapshot = self._verified(verify_snapshot, signed, timeout)
         self._status = GuardedStatus(StatusView(self._clamped(snapshot), self.staleness_seconds))
@@ -621,9 +640,20 @@ class StatusFollower:
         for key in fresh:
             prior = old.resolve(key.key_id)
             kept.append(prior if prior == key else key)
-        self._keys.current = IssuerKeySet(kept)
+        keys = IssuerKeySet(kept)
+        roots = self._roots(keys)
+        self._keys.current, self._keys.roots = keys, roots
         self.key_refreshes += 1
         self._log.info(f"{self.name}.keys_refreshed", extra={"issuer_keys": len(kept)})
+
+    def _roots(self, keys: IssuerKeySet) -> tuple[bytes, ...]:
+        """The content roots of the last key-set answer that ``keys`` self-sign (none, and
+        logged, when the exchange sent more than a key set holds: files then fail closed)."""
+        try:
+            return tuple(trusted_roots(self.upstream.content_roots, keys))
+        except LicentiaError as e:
+            self._note_error(e)
+            return ()
 
     def _maintain(self) -> None:
         """Refresh the keys on schedule and on demand (rate-limited); cancel a silent stream

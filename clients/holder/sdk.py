@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from licentia.content_certs import MAX_ROOTS, trusted_roots
 from licentia.keys import IssuerKeySet
 from licentia.v1 import exchange_pb2, ledger_pb2, licences_pb2, records_pb2, registry_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
@@ -184,6 +185,18 @@ class Holder(PartyClient):
             licences_pb2.GetIssuerKeysResponse,
         )
         return IssuerKeySet.from_proto(resp.keys)
+
+    def content_roots(self) -> list[bytes]:
+        """The content roots (DER) a file's Content Credentials are checked against
+        (docs/token-format.md §12): those ``GetIssuerKeys`` publishes that one of its issuer
+        keys self-signs (:func:`licentia.content_certs.trusted_roots`)."""
+        resp = self._rpc.unary(
+            common.GET_ISSUER_KEYS,
+            licences_pb2.GetIssuerKeysRequest(),
+            licences_pb2.GetIssuerKeysResponse,
+        )
+        keys = IssuerKeySet.from_proto(resp.keys)
+        return trusted_roots(list(resp.content_roots)[: MAX_ROOTS + 1], keys)
 
     # -- requests ----------------------------------------------------------------------------
 

@@ -5,29 +5,39 @@ must name), checks licences inline with the :class:`~licentia.clients.verifier.V
 (:meth:`Platform.verifier`: the same channel, and a nonce store shared by all the platform's
 instances so that a presentation replayed from one instance to another is refused), and
 reports each use of a licence priced per use (:meth:`Platform.report_use`), which is what
-the exchange charges the advertiser and pays the holder for.
+the exchange charges the advertiser and pays the holder for. It checks files too: a file's
+Content Credentials and licence (:meth:`Platform.check_file`), and an upload, held back when
+it shows a registered person's asset with no licence (:meth:`Platform.check_upload`).
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from licentia.content import MAX_FILE_BYTES
+from licentia.errors import Reason
 from licentia.methods import path
 from licentia.nonces import NonceStore
 from licentia.scope import IntendedUse
 from licentia.v1 import registry_pb2, verification_pb2
+from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from ..party import PartyClient
 from ..verifier import Verifier
+from ..verifier.files import FileCheck, FileSource
 from ..verifier.nonces import open_nonce_store
 
-__all__ = ["Platform", "PlatformProfile", "UseReport"]
+__all__ = ["MAX_ASSET_DIGESTS", "Platform", "PlatformProfile", "UploadCheck", "UseReport"]
 
 REGISTER_PLATFORM = path(registry_pb2, "RegisterPlatform")
 REPORT_USE = path(verification_pb2, "ReportUse")
+CHECK_ASSET_DIGESTS = path(verification_pb2, "CheckAssetDigests")
+#: The most digests one ``CheckAssetDigests`` call carries (the exchange's cap).
+MAX_ASSET_DIGESTS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +47,21 @@ class PlatformProfile:
     platform_id: str
     name: str
     registered_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class UploadCheck:
+    """An uploaded file's fate (:meth:`Platform.check_upload`): ``outcome`` is ``allow``,
+    ``deny``, ``held`` (a registered person's asset with no licence) or ``no_licence``;
+    ``check`` the file check behind it (reasons, licence, organisation)."""
+
+    outcome: Literal["allow", "deny", "held", "no_licence"]
+    check: FileCheck
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        """The file check's reasons (empty on ``allow``)."""
+        return self.check.decision.reasons
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +125,85 @@ class Platform(PartyClient):
                 store.close()
                 raise
         return Verifier(self._channel, platform_id, nonces=nonces, **options)
+
+    def check_asset_digests(self, digests: Sequence[bytes]) -> list[bool]:
+        """For each SHA-256 digest, whether some holder declared an asset with it
+        (``CheckAssetDigests``, :data:`MAX_ASSET_DIGESTS` per call: a longer list is asked
+        in several). The exchange never says whose. Raises ``ExchangeError``."""
+        out: list[bool] = []
+        for at in range(0, len(digests), MAX_ASSET_DIGESTS):
+            resp = self._rpc.unary(
+                CHECK_ASSET_DIGESTS,
+                verification_pb2.CheckAssetDigestsRequest(
+                    sha256=list(digests[at : at + MAX_ASSET_DIGESTS])
+                ),
+                verification_pb2.CheckAssetDigestsResponse,
+            )
+            out.extend(bool(d) for d in resp.declared)
+        return out
+
+    def check_file(
+        self,
+        verifier: Verifier,
+        source: FileSource,
+        *,
+        purpose: Purpose,
+        medium: Medium,
+        territory: str,
+        category: DataCategory | None = None,
+        max_bytes: int = MAX_FILE_BYTES,
+    ) -> FileCheck:
+        """A file's Content Credentials and licence checked for a use by ``verifier`` (this
+        platform's, started): :meth:`Verifier.check_file`."""
+        return verifier.check_file(
+            source,
+            purpose=purpose,
+            medium=medium,
+            territory=territory,
+            category=category,
+            max_bytes=max_bytes,
+        )
+
+    def check_upload(
+        self,
+        verifier: Verifier,
+        path: FileSource,
+        *,
+        purpose: Purpose,
+        medium: Medium,
+        territory: str,
+        category: DataCategory | None = None,
+        max_bytes: int = MAX_FILE_BYTES,
+    ) -> UploadCheck:
+        """What to do with an uploaded file (docs/operations.md, "Checking uploads"):
+        ``allow`` (it carries a licence valid for the use), ``deny`` (it carries a Licentia
+        manifest that fails, or it is over the cap or unreadable and not a declared asset:
+        its reasons), ``held`` (no licence, and its bytes are an asset a registered person
+        declared: hold it back), or ``no_licence`` (no licence, and not a declared asset:
+        the platform's policy decides).
+
+        Never raises for bad content; a ``held`` answer needs the exchange
+        (``CheckAssetDigests``): when it cannot answer, ``ExchangeError`` is raised rather
+        than a guess, and the platform should hold the file and try again."""
+        checked = self.check_file(
+            verifier,
+            path,
+            purpose=purpose,
+            medium=medium,
+            territory=territory,
+            category=category,
+            max_bytes=max_bytes,
+        )
+        if checked.allowed:
+            return UploadCheck("allow", checked)
+        if checked.carries_licence or not checked.sha256:  # a licence that fails; over the cap
+            return UploadCheck("deny", checked)
+        # No licence (no manifest, another's, or a file the C2PA reader cannot read at all):
+        # a registered person's asset is held back whatever else is wrong with the file.
+        (declared,) = self.check_asset_digests([checked.sha256])
+        if declared:
+            return UploadCheck("held", checked)
+        return UploadCheck("no_licence" if checked.no_licence else "deny", checked)
 
     def report_use(
         self,

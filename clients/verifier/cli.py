@@ -11,6 +11,12 @@ With a presentation, its nonce is recorded in a store file (``--nonce-store``, b
 instances), so the same presentation checked twice is DENY ``REPLAYED`` the second time, as a
 platform's verifier answers.
 
+With ``--file PATH`` (and no token) it checks a file's Content Credentials and the licence
+they carry for the use the flags name (docs/token-format.md §12): ``ALLOW``, ``DENY`` with
+each reason on a line of its own, or ``NO LICENCE``, then the licence and the signer's
+organisation; at most ``--max-file-bytes`` of the file are read. Exit status as below (NO
+LICENCE is 1).
+
 Prints ``ALLOW`` or ``DENY REASON, REASON`` (``--json``: one JSON document with ``verdict``,
 ``reasons``, ``licence_id`` in hex and ``not_after``). Exit status: 0 ALLOW, 1 DENY (also when
 what the exchange sent does not verify: fail closed), 2 misuse, 3 could not check: the
@@ -37,15 +43,20 @@ from typing import NoReturn, TypeVar
 import grpc  # type: ignore[import-untyped]
 
 import licentia
+from licentia.content import MAX_FILE_BYTES
+from licentia.content_certs import trusted_roots
 from licentia.errors import LicentiaError, Reason
 from licentia.nonces import NonceStore
 from licentia.scope import IntendedUse
-from licentia.status import StatusView
+from licentia.status import StatusView, verify_snapshot
+from licentia.territory import is_territory as territory_known
 from licentia.transport import tls
+from licentia.transport.follow import GrpcUpstream
 from licentia.verify import Decision, VerificationEngine
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from ..channel import ExchangeError, SignedChannel
+from .files import FileCheck, FileSource, check_file
 from .nonces import describe_nonce_store, open_nonce_store
 from .verifier import fetch_issuer_keys, fetch_status_snapshot
 
@@ -91,18 +102,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--version", action="version", version=f"{PROG} {licentia.__version__}")
     ap.add_argument(
-        "token", metavar="TOKEN", help='the licence token "lic2.…" or "lic1.…" ("-": stdin)'
+        "token",
+        metavar="TOKEN",
+        nargs="?",
+        help='the licence token "lic2.…" or "lic1.…" ("-": stdin); not with --file',
+    )
+    ap.add_argument(
+        "--file",
+        type=Path,
+        metavar="PATH",
+        help="check this file's Content Credentials and the licence it carries (JPEG, PNG,"
+        " WAV, WebP, MP4) instead of a token: ALLOW, DENY with reasons, or NO LICENCE",
+    )
+    ap.add_argument(
+        "--max-file-bytes",
+        type=int,
+        default=MAX_FILE_BYTES,
+        metavar="N",
+        help=f"with --file: read at most N bytes of it (default {MAX_FILE_BYTES});"
+        " a larger file is DENY TOO_LARGE",
     )
     ap.add_argument("--server", required=True, metavar="HOST:PORT", help="the exchange")
     tls.add_arguments(ap, "read and change the answers")
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
     use = ap.add_argument_group("the intended use")
-    use.add_argument("--category", required=True, choices=sorted(CATEGORIES))
+    use.add_argument(
+        "--category",
+        choices=sorted(CATEGORIES),
+        help="required for a token; with --file: the licence's category for the asset",
+    )
     use.add_argument("--purpose", required=True, choices=sorted(PURPOSES))
     use.add_argument("--medium", required=True, choices=sorted(MEDIA))
     use.add_argument("--territory", required=True, help="ISO 3166-1 alpha-2 code or group (FR, EU)")
-    asset = use.add_mutually_exclusive_group(required=True)
-    asset.add_argument("--asset", type=Path, metavar="FILE", help="the asset's bytes")
+    asset = use.add_mutually_exclusive_group()
+    asset.add_argument(
+        "--asset", type=Path, metavar="FILE", help="the asset's bytes (one of the two for a token)"
+    )
     asset.add_argument("--asset-sha256", metavar="HEX", help="the asset's SHA-256, in hex")
     pres = ap.add_argument_group("the licensee's presentation (both or neither)")
     pres.add_argument("--presentation", metavar="PRES", help='the presentation "lpr1.…"')
@@ -194,6 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     check: the exchange or the nonce store could not be reached)."""
     ap = build_parser()
     args = ap.parse_args(argv)
+    if args.file is not None:
+        return _main_file(ap, args)
+    if args.token is None:
+        _misuse(ap, "a TOKEN, or --file PATH")
+    if args.category is None:
+        _misuse(ap, "the following arguments are required: --category")
+    if args.asset is None and args.asset_sha256 is None:
+        _misuse(ap, "one of the arguments --asset --asset-sha256 is required")
     if (args.presentation is None) != (args.platform_id is None):
         _misuse(ap, "--presentation and --platform-id go together")
     if args.platform_id is not None and not 0 < len(args.platform_id) <= 128:
@@ -258,6 +301,97 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_UNREACHABLE
     return EXIT_ALLOW if decision.allowed else EXIT_DENY
+
+
+def _main_file(ap: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``licentia-verify --file PATH``: 0 ALLOW, 1 DENY or NO LICENCE, 2 misuse, 3 could
+    not check."""
+    if args.token is not None:
+        _misuse(ap, "--file checks the licence the file carries: give no TOKEN")
+    if args.asset is not None or args.asset_sha256 is not None:
+        _misuse(ap, "--file names its asset itself: no --asset or --asset-sha256")
+    if args.presentation is not None or args.platform_id is not None:
+        _misuse(ap, "--file takes no --presentation: the file's signature stands for it")
+    if not 0 < args.max_file_bytes <= MAX_FILE_BYTES:
+        _misuse(ap, f"--max-file-bytes is 1 to {MAX_FILE_BYTES}")
+    if args.timeout <= 0:
+        _misuse(ap, "--timeout must be positive")
+    if not args.file.is_file():
+        _misuse(ap, f"cannot read the file {str(args.file)!r}: not a file")
+    territory = args.territory.upper()
+    if not territory_known(territory):
+        _misuse(ap, f"unknown territory {args.territory!r}")
+    try:
+        channel = tls.from_flags(
+            args.server,
+            args.tls_ca,
+            args.insecure,
+            options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)],
+        )
+    except ValueError as e:
+        _misuse(ap, str(e))
+    try:
+        checked = check_file_once(
+            channel,
+            args.file,
+            purpose=PURPOSES[args.purpose],
+            medium=MEDIA[args.medium],
+            territory=territory,
+            category=CATEGORIES[args.category] if args.category else None,
+            max_bytes=args.max_file_bytes,
+            timeout=args.timeout,
+        )
+    except ExchangeError as e:
+        print(
+            f"{PROG}: error: could not reach the exchange at {args.server}: {e.message}",
+            file=sys.stderr,
+        )
+        if tls.tls_failed(e.message, insecure=args.insecure):
+            print(f"{PROG}: {tls.TLS_HINT}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except LicentiaError as e:
+        print(f"{PROG}: error: the exchange sent {e.reason.name}: {e}", file=sys.stderr)
+        return EXIT_DENY
+    finally:
+        channel.close()
+    if args.json:
+        print(json.dumps(checked.to_json()))
+    else:
+        print("\n".join(checked.lines()))
+    return EXIT_ALLOW if checked.allowed else EXIT_DENY
+
+
+def check_file_once(
+    channel: grpc.Channel,
+    source: FileSource,
+    *,
+    purpose: Purpose,
+    medium: Medium,
+    territory: str,
+    category: DataCategory | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
+    timeout: float = 10.0,
+) -> FileCheck:
+    """Fetch the keys, content roots and a snapshot from the exchange once and check the
+    file ``source`` for a use (:func:`licentia.clients.verifier.files.check_file`). Raises
+    ``ExchangeError`` or ``LicentiaError`` when the exchange cannot be reached or what it
+    sends does not verify; never for a bad file."""
+    upstream = GrpcUpstream(channel, timeout=timeout)
+    keys = upstream.issuer_keys()
+    roots = trusted_roots(upstream.content_roots, keys)
+    view = StatusView(verify_snapshot(upstream.status_snapshot(), keys), STALENESS_SECONDS)
+    engine = VerificationEngine(keys, view)
+    return check_file(
+        engine,
+        roots,
+        source,
+        int(time.time()),
+        purpose=purpose,
+        medium=medium,
+        territory=territory,
+        category=category,
+        max_bytes=max_bytes,
+    )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,10 @@ from licentia.transport.follow import (
     StatusFollower,
 )
 from licentia.verify import Decision, VerificationEngine
+from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from ..channel import SignedChannel
+from .files import MAX_FILE_BYTES, FileCheck, FileSource, check_file
 
 __all__ = [
     "DEFAULT_KEY_REFRESH_MIN_INTERVAL",
@@ -64,6 +66,7 @@ __all__ = [
     "GET_ISSUER_KEYS",
     "GET_STATUS_SNAPSHOT",
     "WATCH_REVOCATIONS",
+    "FileCheck",
     "Verifier",
     "VerifierStats",
     "fetch_issuer_keys",
@@ -130,7 +133,8 @@ class Verifier:
     (default: a bounded in-memory store; ``close_nonces``: :meth:`close` closes it too);
     ``backoff`` is ``(first, longest)`` delay in
     seconds between reconnection attempts. Call :meth:`start` (or use it as a context
-    manager), then :meth:`check` from any number of threads; :meth:`close` stops it.
+    manager), then :meth:`check` (a token) or :meth:`check_file` (a file's Content
+    Credentials) from any number of threads; :meth:`close` stops it.
     """
 
     def __init__(
@@ -238,6 +242,53 @@ class Verifier:
         except Exception as e:  # noqa: BLE001 - a check fails closed, it never raises
             self._log.warning("verifier.check_failed", extra={"error": type(e).__name__})
             return Decision(False, (Reason.INTERNAL,))
+
+    def check_file(
+        self,
+        source: FileSource,
+        *,
+        purpose: Purpose,
+        medium: Medium,
+        territory: str,
+        category: DataCategory | None = None,
+        max_bytes: int = MAX_FILE_BYTES,
+        now: int | None = None,
+    ) -> FileCheck:
+        """Check a file's Content Credentials and its licence for a use (§12): ``source``
+        is the bytes, a path or a binary stream, of which at most ``max_bytes`` are read.
+
+        The C2PA signature must chain to a content root of a trusted issuer key, be the
+        licence's licensee's, and bind these bytes; the licence is then decided as
+        :meth:`check` would (signatures, log promise, term, live status, scope), the
+        signature standing in for the presentation. Never raises for bad input: DENY
+        ``CONTENT_NOT_LICENSED`` ("no licence") for a file without a licence,
+        ``STATUS_STALE`` when the view is stale or the verifier was never started.
+        """
+        engine = self._engine
+        if engine is None:
+            return FileCheck(Decision(False, (Reason.STATUS_STALE,)), "unreadable")
+        try:
+            at = self._follower.now(int(self._clock()) if now is None else now)
+            return check_file(
+                engine,
+                self._follower.keys.roots,
+                source,
+                at,
+                purpose=purpose,
+                medium=medium,
+                territory=territory,
+                category=category,
+                max_bytes=max_bytes,
+            )
+        except Exception as e:  # noqa: BLE001 - a check fails closed, it never raises
+            self._log.warning("verifier.check_file_failed", extra={"error": type(e).__name__})
+            return FileCheck(Decision(False, (Reason.INTERNAL,)), "unreadable")
+
+    @property
+    def content_roots(self) -> tuple[bytes, ...]:
+        """The content roots (DER) files are checked against: those the exchange publishes
+        that a trusted issuer key self-signs (empty before start)."""
+        return self._follower.keys.roots if self._follower.started else ()
 
     # -- what an operator sees ----------------------------------------------------------
     @property

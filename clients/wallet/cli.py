@@ -5,8 +5,9 @@ Every licence to use your name, photo, voice or story needs your consent, given 
 that only you hold. This tool keeps that key in an encrypted file (``init``), tells the
 exchange what you offer (``register``, ``assets``, ``terms``) and what of you offers show
 (``profile``), shows you what advertisers ask for (``inbox``), and lets you approve, decline,
-and revoke at any moment. Your account can have several devices (``devices``, ``join``) and
-a recovery phrase on paper that takes it back on a new machine (``recover``).
+and revoke at any moment, even from an ad you came across (``check FILE``). Your account can
+have several devices (``devices``, ``join``) and a recovery phrase on paper that takes it back
+on a new machine (``recover``).
 
 Exit status: 0 done, 1 the operation failed, 2 the command was misused, 3 the exchange could
 not be reached, 130 interrupted.
@@ -26,6 +27,7 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from .account import cmd_init, cmd_join, cmd_recover, cmd_recovery_add, cmd_register
 from .audit import cmd_audit
+from .check import cmd_check
 from .commands import (
     cmd_accesses,
     cmd_approve,
@@ -215,6 +217,16 @@ def parser() -> argparse.ArgumentParser:
     )
     add("revoke", cmd_revoke, "revoke a licence now; no reason needed").add_argument(
         "id", help="the licence id (or its first 6+ digits)"
+    )
+    p = add(
+        "check",
+        cmd_check,
+        "check a file (an ad you came across): does it carry a licence in your name, is it"
+        " still valid; offers to revoke it on the spot",
+    )
+    p.add_argument("file", metavar="FILE", help="a JPEG, PNG, WAV, WebP or MP4 file")
+    p.add_argument(
+        "--yes", action="store_true", help="revoke the licence it carries without asking"
     )
     add("accesses", cmd_accesses, "who fetched which of your assets")
     p = add("audit", cmd_audit, "check the public log: every licence in your name is yours")

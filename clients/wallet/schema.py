@@ -177,6 +177,33 @@ def wallet_schema() -> Schema:
         "revoke": _obj(
             {"licence": licence, "receipt": m(records_pb2.SignedTerminationReceipt.DESCRIPTOR)}
         ),
+        "check": _obj(
+            {
+                "file": _obj(
+                    {
+                        "sha256": HEX,
+                        "state": {
+                            "enum": ["none", "trusted", "valid_untrusted", "invalid", "unreadable"]
+                        },
+                        "detail": string,
+                        "organisation": string,
+                        "signer": string,
+                    }
+                ),
+                "verdict": {"enum": ["yours", "not_yours", "your_asset", "no_licence"]},
+                "licence": {"anyOf": [{"type": "null"}, licence]},
+                "licensee_organisation": string,
+                "valid": boolean,
+                "credentials_ok": boolean,
+                "asset_label": string,
+                "revoked": {
+                    "anyOf": [
+                        {"type": "null"},
+                        m(records_pb2.SignedTerminationReceipt.DESCRIPTOR),
+                    ]
+                },
+            }
+        ),
         "accesses": _list(m(records_pb2.AssetAccess.DESCRIPTOR, licensee_name)),
         "audit": _obj({"problems": _list(string)}),
         "earnings": m(

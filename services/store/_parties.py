@@ -178,6 +178,17 @@ class PartiesPart(SqlBase):
         )
         return [self._asset(r) for r in rows]
 
+    def declared_digests(self, digests: Sequence[bytes]) -> set[bytes]:
+        """Those of ``digests`` that are the SHA-256 of an asset some holder declared (one
+        indexed lookup each, m020; the caller caps how many)."""
+        if not digests:
+            return set()
+        marks = ", ".join("?" * len(digests))
+        rows = self._rows(
+            f"SELECT DISTINCT sha256 FROM assets WHERE sha256 IN ({marks})", list(digests)
+        )
+        return {bytes(r[0]) for r in rows}
+
     def asset_content(self, holder_key: bytes, sha256: bytes) -> bytes | None:
         """The stored bytes of an asset, if any."""
         r = self._row(

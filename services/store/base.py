@@ -112,6 +112,10 @@ class PartiesStore(Protocol):
         """The holder's assets, oldest first."""
         ...
 
+    def declared_digests(self, digests: Sequence[bytes]) -> set[bytes]:
+        """Those of ``digests`` that are the SHA-256 of an asset some holder declared."""
+        ...
+
     def asset_content(self, holder_key: bytes, sha256: bytes) -> bytes | None:
         """The stored bytes of an asset, if any."""
         ...

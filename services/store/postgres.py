@@ -398,6 +398,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX request_reserves_advertiser ON request_reserves (advertiser_key);
         """,
     ),
+    ("m020_asset_digests", "CREATE INDEX assets_sha256 ON assets (sha256);"),
 )
 
 #: Most changes one group-committed transaction carries (:meth:`PostgresStore._group`).

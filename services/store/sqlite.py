@@ -506,6 +506,13 @@ def m017_reserves(db: Database) -> None:
     )
 
 
+@migrations()
+def m020_asset_digests(db: Database) -> None:
+    """Assets by digest alone (``CheckAssetDigests``: is this file some holder's declared
+    asset?), a lookup each instead of a scan of every holder's assets."""
+    db.execute("CREATE INDEX assets_sha256 ON assets (sha256)")
+
+
 class SqliteStore(SqlStore, GroupCommit):
     """The :class:`~.base.Store` on one SQLite file (``:memory:`` is refused: nothing fakes
     durability)."""

@@ -492,6 +492,7 @@ GOOD: dict[str, Callable[[World], Message]] = {
     "Verify": lambda w: check(w, w.licence),
     "VerifyStream": lambda w: check(w, w.licence),
     "ReportUse": lambda w: report(check(w, w.licence), secrets.token_bytes(16)),
+    "CheckAssetDigests": lambda w: verification_pb2.CheckAssetDigestsRequest(sha256=[PHOTO_SHA]),
 }
 #: Methods for one role only.
 ROLE_OF: dict[str, str | tuple[str, ...]] = {
@@ -528,7 +529,7 @@ ROLE_OF: dict[str, str | tuple[str, ...]] = {
         ),
         "advertiser",
     ),
-    **dict.fromkeys(("Verify", "VerifyStream", "ReportUse"), "platform"),
+    **dict.fromkeys(("Verify", "VerifyStream", "ReportUse", "CheckAssetDigests"), "platform"),
     # Requests and licences are their holder's and advertiser's: a platform has none, and
     # is NOT_OWNER like any wrong role (it used to be NOT_FOUND, or an empty list).
     **dict.fromkeys(
@@ -561,7 +562,7 @@ def terms(**changes: Any) -> records_pb2.Terms:
 
 
 def test_the_tables_cover_every_rpc() -> None:
-    assert len(RPCS) == 17 + 11 + 10 + 3
+    assert len(RPCS) == 17 + 11 + 10 + 4
     assert set(GOOD) == set(SIGNED)
     assert set(ROLE_OF) | set(ANY_ROLE) == set(PARTY_METHODS)
     assert not set(ROLE_OF) & set(ANY_ROLE)
@@ -890,6 +891,37 @@ def test_erasing_over_200_digests_is_too_large(shared: World) -> None:
     erased = invoke(w.holder, "EraseAssets", registry_pb2.EraseAssetsRequest(sha256=many))
     assert (erased.erased, list(erased.revoked_licence_ids)) == (0, [])
     assert state(w) == before
+
+
+@pytest.mark.parametrize(
+    ("digests", "reason"),
+    [
+        ([], Reason.INVALID_REQUEST),
+        ([PHOTO_SHA, PHOTO_SHA[:31]], Reason.INVALID_REQUEST),
+        ([PHOTO_SHA + b"\x00"], Reason.INVALID_REQUEST),
+        ([PHOTO_SHA] * 65, Reason.TOO_LARGE),
+    ],
+    ids=["none", "short", "long", "65"],
+)
+def test_bad_asset_digest_checks_are_refused(
+    shared: World, digests: list[bytes], reason: Reason
+) -> None:
+    w = shared
+    before = state(w)
+    request_ = verification_pb2.CheckAssetDigestsRequest(sha256=digests)
+    refused(reason, lambda: invoke(w.platform, "CheckAssetDigests", request_))
+    assert state(w) == before
+
+
+def test_asset_digest_checks_answer_one_bit_each_and_name_nobody(shared: World) -> None:
+    w = shared
+    nobody = hashlib.sha256(b"nobody declared this").digest()
+    asked = [VOICE_SHA, nobody, PHOTO_SHA, *[secrets.token_bytes(32) for _ in range(60)], nobody]
+    resp = invoke(
+        w.platform, "CheckAssetDigests", verification_pb2.CheckAssetDigestsRequest(sha256=asked)
+    )
+    assert list(resp.declared) == [True, False, True, *[False] * 60, False]
+    assert resp.ListFields() == [(resp.DESCRIPTOR.fields_by_name["declared"], resp.declared)]
 
 
 def test_objection_stops_requests_and_approvals_until_withdrawn(w: World) -> None:

@@ -276,6 +276,16 @@ def test_report_use_is_not_served_and_names_the_upstream(world: World) -> None:
     )
     assert e.reason == Reason.NOT_SERVED
     assert w.ex.address in e.message
+    # Nor are declared assets known there (the exchange's store holds them).
+    digests = refusal(
+        lambda: w.at_replica(w.platform).call(
+            verification_pb2,
+            "CheckAssetDigests",
+            verification_pb2.CheckAssetDigestsRequest(sha256=[b"\x01" * 32]),
+            verification_pb2.CheckAssetDigestsResponse,
+        )
+    )
+    assert (digests.reason, w.ex.address in digests.message) == (Reason.NOT_SERVED, True)
     # Nothing else is served there but health (and reflection).
     other = refusal(
         lambda: w.at_replica(w.platform).call(

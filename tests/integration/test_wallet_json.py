@@ -157,6 +157,8 @@ def test_every_command_prints_json_in_the_schema(
     assert export["ledger"]  # her payments
     assert export["payout_destinations"]
     assert run(w, "audit")["problems"] == []
+    checked = run(w, "check", str(photo))  # her declared voice, re-posted with no licence
+    assert (checked["verdict"], checked["asset_label"]) == ("your_asset", "voice.ogg")
     run(w, "erase", "--sha256", hashlib.sha256(photo.read_bytes()).hexdigest(), "--yes")
 
     phone = Wallet(tmp_path / "phone", ex.address, capsys)

@@ -22,6 +22,7 @@ from licentia.services import (
     market,
     registry,
     transparency,
+    verification,
 )
 from licentia.token import MAX_ASSETS, MAX_TOKEN_CHARS
 
@@ -105,6 +106,7 @@ LIMITS = [
     ("VerifyRequest", "token", f"at most {MAX_TOKEN_CHARS} characters"),
     ("ReportUseRequest", "token", f"at most {MAX_TOKEN_CHARS} characters"),
     ("ReportUseRequest", "report_id", "IDEMPOTENCY_KEY_REUSED"),
+    ("CheckAssetDigestsRequest", "sha256", f"1 to {verification.MAX_ASSET_DIGESTS} SHA-256"),
     ("GetEntriesRequest", "end", f"start + {transparency.MAX_ENTRIES}"),
     ("GetConsistencyProofRequest", "old_size", "0 < old_size <= new_size"),
 ]

@@ -26,7 +26,7 @@ from licentia.v1 import licence_pb2 as licentia_dot_v1_dot_licence__pb2
 from licentia.v1 import reason_pb2 as licentia_dot_v1_dot_reason__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1elicentia/v1/verification.proto\x12\x0blicentia.v1\x1a\x19licentia/v1/licence.proto\x1a\x18licentia/v1/reason.proto\"[\n\rVerifyRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x14\n\x0cpresentation\x18\x02 \x01(\t\x12%\n\x03use\x18\x03 \x01(\x0b\x32\x18.licentia.v1.IntendedUse\"i\n\x0eVerifyResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12$\n\x07reasons\x18\x02 \x03(\x0e\x32\x13.licentia.v1.Reason\x12\x12\n\nlicence_id\x18\x03 \x01(\x0c\x12\x0c\n\x04uses\x18\x04 \x01(\r\"q\n\x10ReportUseRequest\x12\x11\n\treport_id\x18\x01 \x01(\x0c\x12\r\n\x05token\x18\x02 \x01(\t\x12\x14\n\x0cpresentation\x18\x03 \x01(\t\x12%\n\x03use\x18\x04 \x01(\x0b\x32\x18.licentia.v1.IntendedUse\"\\\n\x11ReportUseResponse\x12\x12\n\nlicence_id\x18\x01 \x01(\x0c\x12\x0c\n\x04uses\x18\x02 \x01(\r\x12\x10\n\x08max_uses\x18\x03 \x01(\r\x12\x13\n\x0brecorded_at\x18\x04 \x01(\x04\x32\xf1\x01\n\x13VerificationService\x12\x41\n\x06Verify\x12\x1a.licentia.v1.VerifyRequest\x1a\x1b.licentia.v1.VerifyResponse\x12K\n\x0cVerifyStream\x12\x1a.licentia.v1.VerifyRequest\x1a\x1b.licentia.v1.VerifyResponse(\x01\x30\x01\x12J\n\tReportUse\x12\x1d.licentia.v1.ReportUseRequest\x1a\x1e.licentia.v1.ReportUseResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1elicentia/v1/verification.proto\x12\x0blicentia.v1\x1a\x19licentia/v1/licence.proto\x1a\x18licentia/v1/reason.proto\"[\n\rVerifyRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x14\n\x0cpresentation\x18\x02 \x01(\t\x12%\n\x03use\x18\x03 \x01(\x0b\x32\x18.licentia.v1.IntendedUse\"i\n\x0eVerifyResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12$\n\x07reasons\x18\x02 \x03(\x0e\x32\x13.licentia.v1.Reason\x12\x12\n\nlicence_id\x18\x03 \x01(\x0c\x12\x0c\n\x04uses\x18\x04 \x01(\r\"q\n\x10ReportUseRequest\x12\x11\n\treport_id\x18\x01 \x01(\x0c\x12\r\n\x05token\x18\x02 \x01(\t\x12\x14\n\x0cpresentation\x18\x03 \x01(\t\x12%\n\x03use\x18\x04 \x01(\x0b\x32\x18.licentia.v1.IntendedUse\"\\\n\x11ReportUseResponse\x12\x12\n\nlicence_id\x18\x01 \x01(\x0c\x12\x0c\n\x04uses\x18\x02 \x01(\r\x12\x10\n\x08max_uses\x18\x03 \x01(\r\x12\x13\n\x0brecorded_at\x18\x04 \x01(\x04\"*\n\x18\x43heckAssetDigestsRequest\x12\x0e\n\x06sha256\x18\x01 \x03(\x0c\"-\n\x19\x43heckAssetDigestsResponse\x12\x10\n\x08\x64\x65\x63lared\x18\x01 \x03(\x08\x32\xd5\x02\n\x13VerificationService\x12\x41\n\x06Verify\x12\x1a.licentia.v1.VerifyRequest\x1a\x1b.licentia.v1.VerifyResponse\x12K\n\x0cVerifyStream\x12\x1a.licentia.v1.VerifyRequest\x1a\x1b.licentia.v1.VerifyResponse(\x01\x30\x01\x12J\n\tReportUse\x12\x1d.licentia.v1.ReportUseRequest\x1a\x1e.licentia.v1.ReportUseResponse\x12\x62\n\x11\x43heckAssetDigests\x12%.licentia.v1.CheckAssetDigestsRequest\x1a&.licentia.v1.CheckAssetDigestsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,6 +41,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORTUSEREQUEST']._serialized_end=413
   _globals['_REPORTUSERESPONSE']._serialized_start=415
   _globals['_REPORTUSERESPONSE']._serialized_end=507
-  _globals['_VERIFICATIONSERVICE']._serialized_start=510
-  _globals['_VERIFICATIONSERVICE']._serialized_end=751
+  _globals['_CHECKASSETDIGESTSREQUEST']._serialized_start=509
+  _globals['_CHECKASSETDIGESTSREQUEST']._serialized_end=551
+  _globals['_CHECKASSETDIGESTSRESPONSE']._serialized_start=553
+  _globals['_CHECKASSETDIGESTSRESPONSE']._serialized_end=598
+  _globals['_VERIFICATIONSERVICE']._serialized_start=601
+  _globals['_VERIFICATIONSERVICE']._serialized_end=942
 # @@protoc_insertion_point(module_scope)

@@ -53,3 +53,15 @@ class ReportUseResponse(_message.Message):
     max_uses: int
     recorded_at: int
     def __init__(self, licence_id: _Optional[bytes] = ..., uses: _Optional[int] = ..., max_uses: _Optional[int] = ..., recorded_at: _Optional[int] = ...) -> None: ...
+
+class CheckAssetDigestsRequest(_message.Message):
+    __slots__ = ("sha256",)
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    sha256: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, sha256: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class CheckAssetDigestsResponse(_message.Message):
+    __slots__ = ("declared",)
+    DECLARED_FIELD_NUMBER: _ClassVar[int]
+    declared: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, declared: _Optional[_Iterable[bool]] = ...) -> None: ...

@@ -50,6 +50,11 @@ class VerificationServiceStub:
                 request_serializer=licentia_dot_v1_dot_verification__pb2.ReportUseRequest.SerializeToString,
                 response_deserializer=licentia_dot_v1_dot_verification__pb2.ReportUseResponse.FromString,
                 _registered_method=True)
+        self.CheckAssetDigests = channel.unary_unary(
+                '/licentia.v1.VerificationService/CheckAssetDigests',
+                request_serializer=licentia_dot_v1_dot_verification__pb2.CheckAssetDigestsRequest.SerializeToString,
+                response_deserializer=licentia_dot_v1_dot_verification__pb2.CheckAssetDigestsResponse.FromString,
+                _registered_method=True)
 
 
 class VerificationServiceServicer:
@@ -77,6 +82,15 @@ class VerificationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckAssetDigests(self, request, context):
+        """Whether each of up to 64 SHA-256 digests is an asset some holder declared (content
+        held back at upload when it shows a registered person's asset with no licence,
+        docs/operations.md "Checking uploads"). Never says whose: one bit per digest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VerificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +108,11 @@ def add_VerificationServiceServicer_to_server(servicer, server):
                     servicer.ReportUse,
                     request_deserializer=licentia_dot_v1_dot_verification__pb2.ReportUseRequest.FromString,
                     response_serializer=licentia_dot_v1_dot_verification__pb2.ReportUseResponse.SerializeToString,
+            ),
+            'CheckAssetDigests': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckAssetDigests,
+                    request_deserializer=licentia_dot_v1_dot_verification__pb2.CheckAssetDigestsRequest.FromString,
+                    response_serializer=licentia_dot_v1_dot_verification__pb2.CheckAssetDigestsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +197,33 @@ class VerificationService:
             '/licentia.v1.VerificationService/ReportUse',
             licentia_dot_v1_dot_verification__pb2.ReportUseRequest.SerializeToString,
             licentia_dot_v1_dot_verification__pb2.ReportUseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckAssetDigests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/licentia.v1.VerificationService/CheckAssetDigests',
+            licentia_dot_v1_dot_verification__pb2.CheckAssetDigestsRequest.SerializeToString,
+            licentia_dot_v1_dot_verification__pb2.CheckAssetDigestsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,247 @@
+"""Checking a file: its Content Credentials, then its licence, for one use (§12).
+
+:func:`check_file` reads a file (bytes, a path or an open binary stream, never more than
+``max_bytes``) with :func:`licentia.content.read` against the exchange's content roots a
+checker trusts, decides it with :func:`licentia.content.check` on a verification engine, and
+returns a :class:`FileCheck`: the decision and what a person needs to read it (the Reading's
+state, the licence, the signer's organisation, "no licence"). It never raises for bad input:
+a file that cannot be opened, a broken file, a wrong use are DENY with a reason.
+
+It is what :meth:`licentia.clients.verifier.Verifier.check_file`, ``licentia-verify
+--file`` and the platform SDK's ``check_upload`` share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from licentia import content
+from licentia.content import MAX_FILE_BYTES, Reading, ReadingState
+from licentia.errors import Reason
+from licentia.token import parse_token
+from licentia.verify import Decision, VerificationEngine
+from licentia.vocabulary import DataCategory, Medium, Purpose
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "FileCheck",
+    "FileSource",
+    "check_file",
+    "read_capped",
+    "reason_line",
+]
+
+#: What a file check reads: the bytes, a path, or an open binary stream (read from its
+#: current position).
+FileSource = bytes | str | os.PathLike[str] | BinaryIO
+
+#: One line per reason a file check gives, for people.
+_LINES: dict[Reason, str] = {
+    Reason.CONTENT_MODIFIED: "the file's Content Credentials are not for these bytes (edited"
+    " after signing, or copied from another file)",
+    Reason.CONTENT_CREDENTIAL_UNTRUSTED: "the C2PA signature does not verify, or its"
+    " certificate was not issued by this exchange",
+    Reason.CONTENT_SIGNER_NOT_LICENSEE: "the file was signed by someone other than the"
+    " licence's licensee",
+    Reason.CONTENT_NOT_LICENSED: "the file carries no Licentia licence",
+    Reason.MALFORMED: "the file or its licence is malformed or unreadable",
+    Reason.TOO_LARGE: "the file is over the size this check reads",
+    Reason.REVOKED: "the person revoked the licence",
+    Reason.EXPIRED: "the licence's term has ended",
+    Reason.NOT_YET_VALID: "the licence's term has not begun",
+    Reason.STATUS_STALE: "the revocation status could not be confirmed as current",
+    Reason.STATUS_LIST_DROPPED: "the licence's status list was dropped (the licence ended)",
+    Reason.CLOCK_SKEW: "this machine's clock disagrees with the exchange's",
+    Reason.BAD_SIGNATURE: "the exchange's signature on the licence does not verify",
+    Reason.BAD_CONSENT: "the person's consent signature does not verify",
+    Reason.UNKNOWN_ISSUER_KEY: "the licence was signed by a key this exchange does not publish",
+    Reason.ISSUER_KEY_NOT_VALID: "the exchange's key was not valid when the licence was signed",
+    Reason.NOT_LOGGED: "the licence carries no promise of the transparency log",
+    Reason.ASSET_MISMATCH: "the licence does not name the asset the file uses",
+    Reason.OUT_OF_SCOPE_CATEGORY: "the licence does not cover this kind of data",
+    Reason.OUT_OF_SCOPE_PURPOSE: "the licence does not cover this purpose",
+    Reason.OUT_OF_SCOPE_MEDIUM: "the licence does not cover this medium",
+    Reason.OUT_OF_SCOPE_TERRITORY: "the licence does not cover this territory",
+    Reason.USES_EXHAUSTED: "the licence's uses are all spent",
+    Reason.INVALID_USE: "the use named is not valid",
+    Reason.INVALID_TERM: "the licence's term is not valid",
+    Reason.INTERNAL: "the check failed; nothing was allowed",
+}
+
+
+def reason_line(reason: Reason) -> str:
+    """One line for people about ``reason`` (as a file check gives it)."""
+    return _LINES.get(reason, reason.name.lower().replace("_", " "))
+
+
+@dataclass(frozen=True, slots=True)
+class FileCheck:
+    """A file checked for one use.
+
+    ``decision`` is ALLOW or DENY with every reason; ``state`` the Content Credentials'
+    (:class:`licentia.content.Reading`: ``none``, ``trusted``, ``valid_untrusted``,
+    ``invalid``, ``unreadable``); ``licence_id`` the licence the file carries (when its token
+    parses); ``organisation`` and ``signer`` the signing certificate's subject O and CN;
+    ``asset_sha256`` the asset the assertion names; ``sha256`` the SHA-256 of the file's
+    bytes (empty when they were not all read: over the cap, or not readable); ``detail`` one
+    line about the credentials; ``token`` the licence's text as the file carries it.
+    """
+
+    decision: Decision
+    state: ReadingState
+    licence_id: bytes | None = None
+    organisation: str = ""
+    signer: str = ""
+    asset_sha256: bytes | None = None
+    sha256: bytes = b""
+    detail: str = ""
+    token: str = ""
+    #: True when the file's manifest holds a Licentia assertion, even one that does not
+    #: parse (a licence that fails is DENY, never "no licence").
+    carries_licence: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        """True for ALLOW."""
+        return self.decision.allowed
+
+    @property
+    def no_licence(self) -> bool:
+        """True when the file carries no Licentia licence at all (CONTENT_NOT_LICENSED)."""
+        return self.decision.reasons == (Reason.CONTENT_NOT_LICENSED,)
+
+    @property
+    def verdict(self) -> str:
+        """``ALLOW``, ``NO LICENCE`` or ``DENY``."""
+        if self.decision.allowed:
+            return "ALLOW"
+        return "NO LICENCE" if self.no_licence else "DENY"
+
+    def lines(self) -> list[str]:
+        """What ``licentia-verify --file`` prints: the verdict (and reasons), one line per
+        reason, then the licence and organisation when the file names them."""
+        head = self.verdict
+        if self.verdict == "DENY":
+            head += " " + ", ".join(r.name for r in self.decision.reasons)
+        out = [head]
+        if not self.decision.allowed:
+            out += [f"  {r.name}: {reason_line(r)}" for r in self.decision.reasons]
+        if self.licence_id is not None:
+            out.append(f"licence {self.licence_id.hex()}")
+        if self.organisation or self.signer:
+            who = self.organisation or "(no organisation named)"
+            out.append(f"signed by {who}" + (f" ({self.signer})" if self.signer else ""))
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form (``licentia-verify --file --json``)."""
+        licence = self.decision.licence
+        return {
+            "verdict": "NO_LICENCE" if self.no_licence else self.decision.verdict,
+            "reasons": [r.name for r in self.decision.reasons],
+            "state": self.state,
+            "licence_id": self.licence_id.hex() if self.licence_id is not None else None,
+            "not_after": licence.parsed.not_after if licence is not None else None,
+            "organisation": self.organisation,
+            "signer": self.signer,
+            "asset_sha256": self.asset_sha256.hex() if self.asset_sha256 is not None else None,
+            "sha256": self.sha256.hex(),
+        }
+
+
+def read_capped(source: FileSource, max_bytes: int) -> bytes:
+    """At most ``max_bytes + 1`` bytes of ``source`` (one more tells it is over the cap).
+    Raises ``OSError`` for a path that cannot be read, ``TypeError`` for a source of
+    another type."""
+    if isinstance(source, bytes):
+        return source[: max_bytes + 1]
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as f:
+            return f.read(max_bytes + 1)
+    if hasattr(source, "read"):
+        data = source.read(max_bytes + 1)
+        if not isinstance(data, bytes):
+            raise TypeError("a stream of bytes")
+        return data
+    raise TypeError("bytes, a path or a binary stream")
+
+
+def check_file(
+    engine: VerificationEngine,
+    roots_der: Sequence[bytes],
+    source: FileSource,
+    now: int,
+    *,
+    purpose: Purpose,
+    medium: Medium,
+    territory: str,
+    category: DataCategory | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> FileCheck:
+    """Check the file ``source`` for a use on ``engine``, trusting ``roots_der`` (the
+    content roots the checker's issuer keys sign). Never raises for bad input: an
+    unreadable path, a broken file, a bad use are DENY with a reason."""
+    if not isinstance(purpose, Purpose) or not isinstance(medium, Medium):
+        return FileCheck(Decision(False, (Reason.INVALID_USE,)), "unreadable")
+    if category is not None and not isinstance(category, DataCategory):
+        return FileCheck(Decision(False, (Reason.INVALID_USE,)), "unreadable")
+    if not isinstance(territory, str):
+        return FileCheck(Decision(False, (Reason.INVALID_USE,)), "unreadable")
+    try:
+        data = read_capped(source, max(0, max_bytes))
+    except (OSError, TypeError, ValueError) as e:
+        detail = f"the file could not be read: {getattr(e, 'strerror', None) or e}"
+        return FileCheck(Decision(False, (Reason.MALFORMED,)), "unreadable", detail=detail)
+    whole = len(data) <= max_bytes
+    reading = content.read(data, None, roots_der, max_bytes=max_bytes)
+    if _other_credentials(reading):
+        # Content Credentials that say nothing of a licence (a camera's, an editor's): what
+        # they say of the file is not a licence's concern; the file carries none.
+        decision = Decision(False, (Reason.CONTENT_NOT_LICENSED,))
+    else:
+        decision = content.check(
+            reading,
+            engine,
+            now,
+            purpose=purpose,
+            medium=medium,
+            territory=territory,
+            category=category,
+        )
+    return _result(decision, reading, hashlib.sha256(data).digest() if whole else b"")
+
+
+def _other_credentials(reading: Reading) -> bool:
+    """True for a manifest with no Licentia assertion at all (none malformed either), however
+    its own signature and bindings fare: "no licence" (docs/token-format.md §12, reason 70)."""
+    return (
+        reading.state in ("trusted", "valid_untrusted", "invalid")
+        and reading.assertion is None
+        and reading.assertion_error is None
+    )
+
+
+def _result(decision: Decision, reading: Reading, sha256: bytes) -> FileCheck:
+    a = reading.assertion
+    licence_id = decision.licence.licence_id if decision.licence is not None else None
+    if licence_id is None and a is not None:
+        try:
+            licence_id = parse_token(a.token).licence_id
+        except Exception:  # noqa: BLE001 - a token that does not parse names no licence
+            licence_id = None
+    return FileCheck(
+        decision,
+        reading.state,
+        licence_id,
+        reading.organisation,
+        reading.signer,
+        a.asset_sha256 if a is not None else None,
+        sha256,
+        reading.detail,
+        a.token if a is not None else "",
+        a is not None or reading.assertion_error is not None,
+    )
