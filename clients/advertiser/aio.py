@@ -25,7 +25,7 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 
 from ..channel import ExchangeError
 from ..party import AsyncPartyClient
-from . import common, credentials
+from . import common
 from . import credentials as _credentials
 from .common import (
     LicenceRecord,
@@ -248,11 +248,11 @@ class AsyncAdvertiser(AsyncPartyClient):
         if kept is not None and not refresh and kept.lasts(self.clock(), valid_until):
             return kept
         resp = await self._rpc.unary(
-            credentials.ISSUE_CONTENT_CERTIFICATE,
+            _credentials.ISSUE_CONTENT_CERTIFICATE,
             registry_pb2.IssueContentCertificateRequest(),
             registry_pb2.IssueContentCertificateResponse,
         )
-        fresh = credentials.certificate_from(resp, self.key.public)
+        fresh = _credentials.certificate_from(resp, self.key.public)
         self._content_certificate = fresh
         return fresh
 
@@ -272,15 +272,15 @@ class AsyncAdvertiser(AsyncPartyClient):
         renewed if the licence would outlive it); ``exchange`` (``host:port``) tells checkers
         where to ask for the licence's status. Anyone can then check the file
         (:func:`licentia.content.check`). Raises ``LicentiaError`` before any call for a file or
-        licence that cannot be signed (:func:`.credentials.creative`: MALFORMED, TOO_LARGE,
+        licence that cannot be signed (:func:`._credentials.creative`: MALFORMED, TOO_LARGE,
         WRONG_LICENSEE, ASSET_MISMATCH, NOT_LOGGED), :class:`ExchangeError` for a refused
         call. Returns the output path, written all or nothing."""
         token = licence_token if isinstance(licence_token, str) else licence_token.token
-        data = await asyncio.to_thread(credentials.read_file, source_path)
-        made = credentials.creative(data, token, asset_sha256, self.key.public, exchange)
+        data = await asyncio.to_thread(_credentials.read_file, source_path)
+        made = _credentials.creative(data, token, asset_sha256, self.key.public, exchange)
         certificate = await self.content_certificate(valid_until=made.valid_until)
-        signed = await asyncio.to_thread(credentials.sign, data, made, self.key, certificate)
-        return await asyncio.to_thread(credentials.write_file, output_path, signed)
+        signed = await asyncio.to_thread(_credentials.sign, data, made, self.key, certificate)
+        return await asyncio.to_thread(_credentials.write_file, output_path, signed)
 
     async def fetch_asset_to(
         self,

@@ -22,7 +22,7 @@ from licentia.vocabulary import DataCategory, Medium, Purpose
 from ..channel import ExchangeError, SignedChannel
 from ..logcheck import LogClient, Logged, LogKey, check_logged
 from ..party import PartyClient
-from . import common, credentials
+from . import common
 from . import credentials as _credentials
 from .common import (
     LicenceRecord,
@@ -247,11 +247,11 @@ class Advertiser(PartyClient):
         if kept is not None and not refresh and kept.lasts(self.clock(), valid_until):
             return kept
         resp = self._rpc.unary(
-            credentials.ISSUE_CONTENT_CERTIFICATE,
+            _credentials.ISSUE_CONTENT_CERTIFICATE,
             registry_pb2.IssueContentCertificateRequest(),
             registry_pb2.IssueContentCertificateResponse,
         )
-        fresh = credentials.certificate_from(resp, self.key.public)
+        fresh = _credentials.certificate_from(resp, self.key.public)
         self._content_certificate = fresh
         return fresh
 
@@ -271,15 +271,15 @@ class Advertiser(PartyClient):
         renewed if the licence would outlive it); ``exchange`` (``host:port``) tells checkers
         where to ask for the licence's status. Anyone can then check the file
         (:func:`licentia.content.check`). Raises ``LicentiaError`` before any call for a file or
-        licence that cannot be signed (:func:`.credentials.creative`: MALFORMED, TOO_LARGE,
+        licence that cannot be signed (:func:`._credentials.creative`: MALFORMED, TOO_LARGE,
         WRONG_LICENSEE, ASSET_MISMATCH, NOT_LOGGED), :class:`ExchangeError` for a refused
         call. Returns the output path, written all or nothing."""
         token = licence_token if isinstance(licence_token, str) else licence_token.token
-        data = credentials.read_file(source_path)
-        made = credentials.creative(data, token, asset_sha256, self.key.public, exchange)
+        data = _credentials.read_file(source_path)
+        made = _credentials.creative(data, token, asset_sha256, self.key.public, exchange)
         certificate = self.content_certificate(valid_until=made.valid_until)
-        signed = credentials.sign(data, made, self.key, certificate)
-        return credentials.write_file(output_path, signed)
+        signed = _credentials.sign(data, made, self.key, certificate)
+        return _credentials.write_file(output_path, signed)
 
     def fetch_asset_to(
         self,
@@ -297,7 +297,7 @@ class Advertiser(PartyClient):
         Returns the output path."""
         data = self.fetch_asset(licence_id, sha256)
         if credentials:
-            token = (self.licence(licence_id)).token
+            token = self.licence(licence_id).token
             made = _credentials.creative(data, token, sha256, self.key.public, exchange)
             certificate = self.content_certificate(valid_until=made.valid_until)
             data = _credentials.sign(data, made, self.key, certificate)

@@ -177,9 +177,10 @@ class Platform(PartyClient):
     ) -> UploadCheck:
         """What to do with an uploaded file (docs/operations.md, "Checking uploads"):
         ``allow`` (it carries a licence valid for the use), ``deny`` (it carries a Licentia
-        manifest that fails: its reasons), ``held`` (no licence, and its bytes are an asset
-        a registered person declared: hold it back), or ``no_licence`` (no licence, and not
-        a declared asset: the platform's policy decides).
+        manifest that fails, or it is over the cap or unreadable and not a declared asset:
+        its reasons), ``held`` (no licence, and its bytes are an asset a registered person
+        declared: hold it back), or ``no_licence`` (no licence, and not a declared asset:
+        the platform's policy decides).
 
         Never raises for bad content; a ``held`` answer needs the exchange
         (``CheckAssetDigests``): when it cannot answer, ``ExchangeError`` is raised rather
@@ -195,12 +196,14 @@ class Platform(PartyClient):
         )
         if checked.allowed:
             return UploadCheck("allow", checked)
-        if not checked.no_licence:
+        if checked.carries_licence or not checked.sha256:  # a licence that fails; over the cap
             return UploadCheck("deny", checked)
-        if not checked.sha256:  # not all read (over the cap): fail closed
-            return UploadCheck("deny", checked)
+        # No licence (no manifest, another's, or a file the C2PA reader cannot read at all):
+        # a registered person's asset is held back whatever else is wrong with the file.
         (declared,) = self.check_asset_digests([checked.sha256])
-        return UploadCheck("held" if declared else "no_licence", checked)
+        if declared:
+            return UploadCheck("held", checked)
+        return UploadCheck("no_licence" if checked.no_licence else "deny", checked)
 
     def report_use(
         self,

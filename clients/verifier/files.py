@@ -88,7 +88,7 @@ class FileCheck:
     parses); ``organisation`` and ``signer`` the signing certificate's subject O and CN;
     ``asset_sha256`` the asset the assertion names; ``sha256`` the SHA-256 of the file's
     bytes (empty when they were not all read: over the cap, or not readable); ``detail`` one
-    line about the credentials.
+    line about the credentials; ``token`` the licence's text as the file carries it.
     """
 
     decision: Decision
@@ -100,6 +100,9 @@ class FileCheck:
     sha256: bytes = b""
     detail: str = ""
     token: str = ""
+    #: True when the file's manifest holds a Licentia assertion, even one that does not
+    #: parse (a licence that fails is DENY, never "no licence").
+    carries_licence: bool = False
 
     @property
     def allowed(self) -> bool:
@@ -195,16 +198,31 @@ def check_file(
         return FileCheck(Decision(False, (Reason.MALFORMED,)), "unreadable", detail=detail)
     whole = len(data) <= max_bytes
     reading = content.read(data, None, roots_der, max_bytes=max_bytes)
-    decision = content.check(
-        reading,
-        engine,
-        now,
-        purpose=purpose,
-        medium=medium,
-        territory=territory,
-        category=category,
-    )
+    if _other_credentials(reading):
+        # Content Credentials that say nothing of a licence (a camera's, an editor's): what
+        # they say of the file is not a licence's concern; the file carries none.
+        decision = Decision(False, (Reason.CONTENT_NOT_LICENSED,))
+    else:
+        decision = content.check(
+            reading,
+            engine,
+            now,
+            purpose=purpose,
+            medium=medium,
+            territory=territory,
+            category=category,
+        )
     return _result(decision, reading, hashlib.sha256(data).digest() if whole else b"")
+
+
+def _other_credentials(reading: Reading) -> bool:
+    """True for a manifest with no Licentia assertion at all (none malformed either), however
+    its own signature and bindings fare: "no licence" (docs/token-format.md §12, reason 70)."""
+    return (
+        reading.state in ("trusted", "valid_untrusted", "invalid")
+        and reading.assertion is None
+        and reading.assertion_error is None
+    )
 
 
 def _result(decision: Decision, reading: Reading, sha256: bytes) -> FileCheck:
@@ -225,4 +243,5 @@ def _result(decision: Decision, reading: Reading, sha256: bytes) -> FileCheck:
         sha256,
         reading.detail,
         a.token if a is not None else "",
+        a is not None or reading.assertion_error is not None,
     )

@@ -135,8 +135,8 @@ def _yours(
     doc["asset_label"] = labels.get(reading.assertion.asset_sha256, "")
     claims = parse_token(record.token).claims
     who = _advertiser(organisation, record.licensee_key)
-    status = "still valid" if active and ok else ("not valid" if active else f"{state}")
-    ending = f"Status:      {state} at the exchange; {credentials}: {status}."
+    verdict = "still valid" if active and ok else ("not valid" if active else "no longer valid")
+    ending = f"Status:      {verdict}: {state} at the exchange; {credentials}."
     text = f"This file carries your licence {record.licence_id.hex()[:12]}.\n" + describe_claims(
         claims, who, labels, ending=ending
     )

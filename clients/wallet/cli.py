@@ -5,8 +5,9 @@ Every licence to use your name, photo, voice or story needs your consent, given 
 that only you hold. This tool keeps that key in an encrypted file (``init``), tells the
 exchange what you offer (``register``, ``assets``, ``terms``) and what of you offers show
 (``profile``), shows you what advertisers ask for (``inbox``), and lets you approve, decline,
-and revoke at any moment. Your account can have several devices (``devices``, ``join``) and
-a recovery phrase on paper that takes it back on a new machine (``recover``).
+and revoke at any moment, even from an ad you came across (``check FILE``). Your account can
+have several devices (``devices``, ``join``) and a recovery phrase on paper that takes it back
+on a new machine (``recover``).
 
 Exit status: 0 done, 1 the operation failed, 2 the command was misused, 3 the exchange could
 not be reached, 130 interrupted.

@@ -35,6 +35,7 @@ from .errors import LicentiaError, Reason
 from .keys import KEY_ID_BYTES, PUBLIC_KEY_BYTES, IssuerKeyResolver, IssuerKeySet, PublicKey
 
 __all__ = [
+    "BACKDATE_SECONDS",
     "DOCUMENT_SIGNING",
     "MAX_CERT_BYTES",
     "MAX_ORGANISATION_CHARS",
@@ -65,6 +66,10 @@ MAX_ROOTS = IssuerKeySet.MAX_KEYS
 NO_END = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
 #: The O of every root's subject.
 ROOT_ORGANISATION = "Licentia exchange"
+#: An end-entity certificate is valid from this many seconds before it is issued (not before
+#: its root), so that a signer or a reader whose clock lags the exchange's does not find it
+#: "not yet valid" (C2PA refuses to sign with such a certificate).
+BACKDATE_SECONDS = 300
 #: Not a signature domain: hashed into an end-entity certificate's serial number.
 SERIAL_PREFIX = b"licentia.v1.content-certificate-serial"
 _CN_PREFIX = "Licentia exchange content root "
@@ -152,7 +157,8 @@ def content_certificate(
 
     C2PA's certificate profile: version 3, Ed25519; subject CN = the key's text form
     (``ed25519:…``), O = ``organisation`` when not empty (its first 64 characters);
-    issuer = ``root_der``'s subject; validity ``[now, now + valid_seconds]``;
+    issuer = ``root_der``'s subject; validity from ``now`` less :data:`BACKDATE_SECONDS`
+    (not before the root's notBefore) to ``now + valid_seconds``;
     BasicConstraints ca=False (critical); KeyUsage digitalSignature (critical);
     ExtendedKeyUsage id-kp-documentSigning + id-kp-emailProtection; SubjectKeyIdentifier;
     AuthorityKeyIdentifier = the root's key.
@@ -188,7 +194,7 @@ def content_certificate(
         .issuer_name(root.subject)
         .public_key(subject_public)
         .serial_number(serial)
-        .not_valid_before(_time(now))
+        .not_valid_before(max(_time(now - BACKDATE_SECONDS), root.not_valid_before_utc))
         .not_valid_after(_time(now + valid_seconds))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(

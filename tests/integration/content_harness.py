@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import io
 import struct
+import tempfile
+import time
 import wave
+from pathlib import Path
 
+import c2pa
 import nacl.signing
 
 from licentia import content, content_certs
+from licentia.clients.advertiser import Advertiser
 from licentia.examples import tiny_png as png
+from licentia.keys import PublicKey
 from licentia.v1 import registry_pb2
 
 from .exchange_harness import Party
 
-__all__ = ["certificate_chain", "jpeg", "png", "sign", "wav"]
+__all__ = ["camera_signed", "certificate_chain", "jpeg", "png", "sdk_sign", "sign", "wav"]
 
 
 def wav(frames: int = 64, seed: int = 0) -> bytes:
@@ -77,3 +83,59 @@ def sign(
     assertion = content.LicenceAssertion.for_token(token, asset_sha256)
     key = nacl.signing.SigningKey(signer.key.seed)
     return content.embed(data, mime or content.mime_of(data[:16]), assertion, key, chain_pem)
+
+
+def sdk_sign(adv: Party, data: bytes, token: str, asset_sha256: bytes) -> bytes:
+    """``data`` as the advertiser SDK prepares a creative that uses ``asset_sha256`` under
+    the licence ``token`` (``Advertiser.sign_content``: its certificate fetched from the
+    exchange, the licence's checks made before signing)."""
+    assert adv.exchange is not None
+    with (
+        Advertiser(adv.exchange.channel(), adv.key) as client,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        source, output = Path(tmp) / "creative", Path(tmp) / "signed"
+        source.write_bytes(data)
+        client.sign_content(source, output, token, asset_sha256)
+        return output.read_bytes()
+
+
+def camera_signed(data: bytes, mime: str = "image/png") -> bytes:
+    """``data`` with Content Credentials that say nothing of a licence: a manifest with
+    only ``c2pa.actions``, signed under a CA of its own (as a camera or an editor signs)."""
+    ca, device = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
+    kid = PublicKey(bytes(ca.verify_key)).key_id
+    now = int(time.time())
+    root = content_certs.root_certificate(ca, kid, now - 3600, None)
+    cert = content_certs.content_certificate(
+        ca, kid, root, bytes(device.verify_key), "Camera Maker", now - 60, 86400
+    )
+    manifest = {
+        "claim_generator_info": [{"name": "a camera", "version": "1"}],
+        "title": "a photo",
+        "assertions": [
+            {
+                "label": "c2pa.actions",
+                "data": {
+                    "actions": [
+                        {
+                            "action": "c2pa.created",
+                            "digitalSourceType": "http://cv.iptc.org/newscodes/"
+                            "digitalsourcetype/digitalCapture",
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+    signer = c2pa.Signer.from_callback(
+        lambda b: bytes(device.sign(bytes(b)).signature),
+        c2pa.C2paSigningAlg.ED25519,
+        content_certs.chain_pem(cert, root),
+    )
+    out = io.BytesIO()
+    settings = c2pa.Settings.from_dict({"builder": {"thumbnail": {"enabled": False}}})
+    context = c2pa.Context.builder().with_settings(settings).build()
+    with c2pa.Builder(manifest, context=context) as builder:
+        builder.sign(signer, mime, io.BytesIO(data), out)
+    return out.getvalue()

@@ -169,7 +169,7 @@ def test_an_advertiser_signs_content_a_c2pa_reader_trusts_under_the_exchanges_ro
     assert adv.content_certificate().root in roots
 
 
-def test_only_a_registered_advertiser_gets_a_certificate(ex: Exchange) -> None:
+def test_only_a_registered_advertiser_gets_a_certificate(ex: Exchange, tmp_path: Path) -> None:
     stranger = Advertiser(ex.channel(), ex.party().key)
     with pytest.raises(ExchangeError) as e:
         stranger.content_certificate()
@@ -180,12 +180,28 @@ def test_only_a_registered_advertiser_gets_a_certificate(ex: Exchange) -> None:
         Advertiser(ex.channel(), holder.key).content_certificate()
     assert e.value.reason == Reason.NOT_OWNER
 
+    # The asyncio client: the same certificate, kept; the same signed files.
+    declare_png(holder)
+    party = ex.party()
+
     async def asynchronously() -> None:
-        party = ex.party()
         async with AsyncAdvertiser.connect(ex.address, party.key) as adv:
             await adv.register("Acme Ads", "FR")
             cert = await adv.content_certificate()
             assert cert.subject_key == party.key.public.text
             assert await adv.content_certificate() is cert
+            ex.fund(party.key.public.raw)
+            licence = issue_licence(holder, party, digests=(PHOTO_SHA, ASSET_SHA))
+            source = tmp_path / "ad.png"
+            source.write_bytes(tiny_png())
+            made = await adv.sign_content(source, tmp_path / "signed.png", licence.token, PHOTO_SHA)
+            fetched = await adv.fetch_asset_to(licence.licence_id, ASSET_SHA, tmp_path / "a.png")
+            _, roots = published(ex)
+            for path in (made, fetched):
+                reading = content.read(path.read_bytes(), None, roots)
+                assert reading.state == "trusted"
+                assert reading.signer == party.key.public.text
+                assert reading.assertion is not None
+                assert reading.assertion.token == licence.token
 
     asyncio.run(asynchronously())

@@ -5,6 +5,7 @@ file (docs/threat-model.md, "Content Credentials") a clear answer with its reaso
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -19,6 +20,7 @@ import pytest
 
 from licentia import content_certs
 from licentia.clients.channel import SignedChannel
+from licentia.clients.holder import AsyncHolder, Holder
 from licentia.clients.platform import Platform
 from licentia.clients.verifier import Verifier
 from licentia.clients.verifier.cli import main as verify_main
@@ -27,7 +29,7 @@ from licentia.keys import PublicKey
 from licentia.v1 import registry_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
-from .content_harness import certificate_chain, jpeg, png, sign, wav
+from .content_harness import camera_signed, certificate_chain, jpeg, png, sdk_sign, sign, wav
 from .exchange_harness import (
     DAY,
     PHOTO_SHA,
@@ -96,9 +98,8 @@ def test_a_signed_file_is_allowed_and_every_bad_file_has_its_reason(
 ) -> None:
     holder, adv, _, verifier = world
     licence = issue_licence(holder, adv)
-    chain = certificate_chain(adv)
     assert verifier.content_roots  # the roots came with the keys
-    good = {kind: sign(data, licence.token, PHOTO_SHA, adv, chain) for kind, data in (
+    good = {kind: sdk_sign(adv, data, licence.token, PHOTO_SHA) for kind, data in (
         ("png", png()), ("jpeg", jpeg()), ("wav", wav()),
     )}  # fmt: skip
 
@@ -124,6 +125,14 @@ def test_a_signed_file_is_allowed_and_every_bad_file_has_its_reason(
     plain = verifier.check_file(png(), **USE)  # type: ignore[arg-type]
     assert (plain.no_licence, plain.verdict, plain.state) == (True, "NO LICENCE", "none")
     assert reasons(jpeg()) == reasons(wav()) == (Reason.CONTENT_NOT_LICENSED,)
+    # A camera's or an editor's Content Credentials, with no Licentia assertion: no licence
+    # either (not "untrusted": they are not a licence's to judge).
+    camera = verifier.check_file(camera_signed(png(seed=5)), **USE)  # type: ignore[arg-type]
+    assert (camera.no_licence, camera.state, camera.organisation) == (
+        True,
+        "valid_untrusted",
+        "Camera Maker",
+    )
     # A byte of the image changed after signing.
     edited = bytearray(good["png"])
     idat = edited.index(b"IDAT")
@@ -170,6 +179,10 @@ def test_a_signed_file_is_allowed_and_every_bad_file_has_its_reason(
     assert reasons(b"hello") == (Reason.MALFORMED,)
     assert reasons(tmp_path / "missing.png") == (Reason.MALFORMED,)
     assert reasons(good["png"], medium="online") == (Reason.INVALID_USE,)
+    # A verifier not started (or gone stale) fails closed.
+    idle = Verifier(ex.channel(), "photoshare")
+    assert idle.check_file(good["png"], **USE).decision.reasons == (Reason.STATUS_STALE,)  # type: ignore[arg-type]
+    assert idle.content_roots == ()
     # Expired: checked after the licence's end.
     after = verifier.check_file(good["png"], now=licence.not_after + 1, **USE)  # type: ignore[arg-type]
     assert Reason.EXPIRED in after.decision.reasons
@@ -207,7 +220,7 @@ def test_cli_file_allow_deny_no_licence_and_misuse(
     holder, adv, _, _ = world
     licence = issue_licence(holder, adv)
     ad = tmp_path / "ad.jpg"
-    ad.write_bytes(sign(jpeg(), licence.token, PHOTO_SHA, adv, certificate_chain(adv)))
+    ad.write_bytes(sdk_sign(adv, jpeg(), licence.token, PHOTO_SHA))
     edited = tmp_path / "edited.jpg"
     data = bytearray(ad.read_bytes())
     data[data.index(b"\xff\xfe") + 4] ^= 0x01
@@ -284,15 +297,32 @@ def test_uploads_are_allowed_denied_held_or_unlicensed(
         registry_pb2.DeclareAssetResponse,
     )
     client = Platform(ex.channel(), platform_party.key)
-    signed = sign(png(), licence.token, PHOTO_SHA, adv, certificate_chain(adv))
+    signed = sdk_sign(adv, png(), licence.token, PHOTO_SHA)
     edited = bytearray(signed)
     edited[edited.index(b"IDAT") + 6] ^= 0x01
+    odd = b"\x89PNG declared, but no image a C2PA reader can read"
+    holder.call(
+        registry_pb2,
+        "DeclareAsset",
+        registry_pb2.DeclareAssetRequest(
+            category=DataCategory.IMAGE,  # type: ignore[arg-type]
+            sha256=hashlib.sha256(odd).digest(),
+            label="odd",
+        ),
+        registry_pb2.DeclareAssetResponse,
+    )
     cases = {
         "allow": signed,
         "deny": bytes(edited),
         "held": portrait,
         "no_licence": png(seed=8),
     }
+    # A declared asset is held even in a file the reader cannot read; anything else
+    # unreadable is DENY MALFORMED.
+    unreadable = client.check_upload(verifier, odd, **USE)  # type: ignore[arg-type]
+    assert (unreadable.outcome, unreadable.reasons) == ("held", (Reason.MALFORMED,))
+    garbage = client.check_upload(verifier, b"\x89PNG garbage", **USE)  # type: ignore[arg-type]
+    assert (garbage.outcome, garbage.reasons) == ("deny", (Reason.MALFORMED,))
     for outcome, data in cases.items():
         path = tmp_path / f"{outcome}.png"
         path.write_bytes(data)
@@ -304,6 +334,17 @@ def test_uploads_are_allowed_denied_held_or_unlicensed(
     # More digests than one call carries are asked in several; none says whose.
     many = [hashlib.sha256(portrait).digest(), *[bytes([i]) * 32 for i in range(70)], PHOTO_SHA]
     assert client.check_asset_digests(many) == [True, *[False] * 70, True]
+    # An erased asset is found no more.
+    holder.call(
+        registry_pb2,
+        "EraseAssets",
+        registry_pb2.EraseAssetsRequest(sha256=[hashlib.sha256(portrait).digest()]),
+        registry_pb2.EraseAssetsResponse,
+    )
+    assert client.check_asset_digests([hashlib.sha256(portrait).digest(), PHOTO_SHA]) == [
+        False,
+        True,
+    ]
 
 
 def test_wallet_check_finds_her_licence_and_revokes_it_on_the_spot(
@@ -321,8 +362,7 @@ def test_wallet_check_finds_her_licence_and_revokes_it_on_the_spot(
     licence = w.json("approve", request.request.request_id.hex(), "--yes")
     token, lid = licence["token"], licence["licence_id"]
     ad = tmp_path / "ad.png"
-    ad.write_bytes(sign(png(), token, hashlib.sha256(photo.read_bytes()).digest(), adv,
-                        certificate_chain(adv)))  # fmt: skip
+    ad.write_bytes(sdk_sign(adv, png(), token, hashlib.sha256(photo.read_bytes()).digest()))
 
     # Her declared photo, re-posted with no licence.
     code, out, _ = w("check", str(photo))
@@ -365,3 +405,43 @@ def test_wallet_check_finds_her_licence_and_revokes_it_on_the_spot(
     code, _, err = w("check", str(tmp_path / "missing.png"))
     assert code == 1
     assert "cannot read" in err
+
+
+def test_a_rotation_reaches_the_verifiers_roots_and_old_files_still_check(
+    ex: Exchange, tmp_path: Path
+) -> None:
+    holder, adv, _ = registered(ex)
+    verifier, raw = start_verifier(ex.address, "photoshare", key_refresh_min_interval=0.1)
+    try:
+        before = issue_licence(holder, adv)
+        old_file = sdk_sign(adv, png(seed=1), before.token, PHOTO_SHA)
+        assert len(verifier.content_roots) == 1
+        keyring = ex.app.deps.keyring
+        old_id = keyring.current().public.key_id
+        keyring.rotate(int(time.time()))
+        wait_for(lambda: keyring.current().public.key_id != old_id, 3)
+        after = issue_licence(holder, adv)
+        fresh = Party(adv.key, SignedChannel(ex.channel(), adv.key), ex)
+        new_file = sdk_sign(fresh, png(seed=2), after.token, PHOTO_SHA)
+        # The heartbeats name the new key set: the roots are fetched with the keys.
+        assert wait_for(lambda: len(verifier.content_roots) == 2, 5) < 5
+        assert wait_for(lambda: verifier.check_file(new_file, **USE).allowed, 3) < 3  # type: ignore[arg-type]
+        assert verifier.check_file(old_file, **USE).allowed  # type: ignore[arg-type]
+    finally:
+        verifier.close()
+        raw.close()
+
+
+def test_the_holder_sdks_fetch_the_roots_the_verifier_trusts(
+    ex: Exchange, world: tuple[Party, Party, Party, Verifier]
+) -> None:
+    holder, _, _, verifier = world
+
+    async def roots() -> list[bytes]:
+        async with AsyncHolder.connect(ex.address, holder.key) as me:
+            return await me.content_roots()
+
+    with Holder.connect(ex.address, holder.key) as me:
+        assert me.content_roots() == list(verifier.content_roots)
+    assert asyncio.run(roots()) == list(verifier.content_roots)
+    assert len(verifier.content_roots) == 1

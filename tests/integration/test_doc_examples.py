@@ -98,5 +98,6 @@ def test_every_python_example_runs(
         assert "ALLOW" in out, out
         assert "use 1 reported" in out, out
         assert "DENY REPLAYED" in out, out
+        assert "licensed-photo.jpg held" in out, out  # a declared asset, uploaded bare
         assert not (tmp_path / "acme.key").exists()  # LICENTIA_ADVERTISER_KEY came first
         assert (tmp_path / "photoshare.key").stat().st_mode & 0o777 == 0o600

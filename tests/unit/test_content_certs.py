@@ -103,9 +103,12 @@ def test_an_end_entity_certificate_follows_c2pas_profile() -> None:
     again = cc.content_certificate(key, published.key_id, root, subject, "Acme Ads", T0 + 1, YEAR)
     assert 0 < cert.serial_number != x509.load_der_x509_certificate(again).serial_number
     info = cc.describe(der)
+    # Valid from a little before it is issued (clocks that lag), never before its root.
     assert info == cc.CertificateInfo(
-        PublicKey(subject).text, "Acme Ads", T0, T0 + YEAR, published.key_id
+        PublicKey(subject).text, "Acme Ads", T0 - 100, T0 + YEAR, published.key_id
     )
+    later = cc.content_certificate(key, published.key_id, root, subject, "", T0 + 9999, 1)
+    assert cc.describe(later).not_before == T0 + 9999 - cc.BACKDATE_SECONDS
     assert cc.subject_key_text(der) == PublicKey(subject).text
     # No organisation: no O; a long one is cut to X.520's bound.
     bare = cc.describe(cc.content_certificate(key, published.key_id, root, subject, "", T0, 1))
@@ -258,7 +261,7 @@ def test_known_answers_of_token_format_12_3() -> None:
     licensee = bytes(nacl.signing.SigningKey(b"\x03" * 32).verify_key)
     ee = cc.content_certificate(key, key_id, root, licensee, "Acme Ads", 1800000000, 180 * 86400)
     assert hashlib.sha256(ee).hexdigest() == (
-        "315d5e7ef456bbc6efb35d78a7d6be1f12f39aacebe4de1387dea5f7db362aea"
+        "f715dbfd44fbc8d539e066e79fa8f59ba20d3533ef3887f90c4596f65df0a53c"
     )
 
 
@@ -281,11 +284,12 @@ def test_the_sdk_takes_only_a_certificate_for_its_own_key_under_the_root_sent() 
 
     got = credentials.certificate_from(answer(), mine)
     assert (got.subject_key, got.organisation, got.not_after) == (mine.text, "Acme", T0 + YEAR)
+    assert got.not_before == T0 - 100  # backdated, down to its root's start
     assert got.chain_pem == cc.chain_pem(ee, root)
     assert got.lasts(T0 + 10)
     assert not got.lasts(T0 + 10, until=T0 + YEAR)  # a licence that would outlive it
     assert not got.lasts(T0 + YEAR - 3600)  # within a day of its end
-    assert not got.lasts(T0 - 1)
+    assert not got.lasts(T0 - 101)
     for bad in (
         answer(certificate=theirs),
         answer(root=root_of(*issuer(2))),

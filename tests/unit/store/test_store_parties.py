@@ -83,6 +83,10 @@ def test_assets(store: Store) -> None:
         False,
     )
     assert store.assets(_key(21)) == []
+    # By digest alone (CheckAssetDigests): whose is not said.
+    other = hashlib.sha256(b"nobody's").digest()
+    assert store.declared_digests([photo, other, voice]) == {photo, voice}
+    assert store.declared_digests([]) == set()
 
 
 def test_terms_and_offers(store: Store) -> None:
