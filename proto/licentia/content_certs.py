@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import nacl.signing
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -50,7 +50,6 @@ __all__ = [
     "describe",
     "root_certificate",
     "root_name",
-    "roots_pem",
     "subject_key_text",
     "trusted_roots",
 ]
@@ -73,6 +72,11 @@ BACKDATE_SECONDS = 300
 #: Not a signature domain: hashed into an end-entity certificate's serial number.
 SERIAL_PREFIX = b"licentia.v1.content-certificate-serial"
 _CN_PREFIX = "Licentia exchange content root "
+#: What cryptography raises for bytes that are not a certificate it can read (a field is
+#: parsed when it is first read, so these may come from any access).
+_PARSE_ERRORS = (ValueError, x509.InvalidVersion, UnsupportedAlgorithm)
+#: The shortest DER a root could be (a 64-byte signature and more).
+_CERT_MIN_BYTES = 128
 #: id-kp-documentSigning (RFC 9336), one of the extended key usages C2PA accepts.
 DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")
 
@@ -115,8 +119,16 @@ def root_certificate(
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     if len(key_id) != KEY_ID_BYTES or PublicKey(raw).key_id != key_id:
         raise LicentiaError(Reason.MALFORMED, "the key id is not the issuer key's")
+    builder = _root_builder(public, key_id, not_before, not_after)
+    return builder.sign(private, None).public_bytes(serialization.Encoding.DER)
+
+
+def _root_builder(
+    public: Ed25519PublicKey, key_id: bytes, not_before: int, not_after: int | None
+) -> x509.CertificateBuilder:
+    """Every field of a root but its signature (:func:`root_certificate`)."""
     name = root_name(key_id)
-    builder = (
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -141,7 +153,6 @@ def root_certificate(
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
     )
-    return builder.sign(private, None).public_bytes(serialization.Encoding.DER)
 
 
 def content_certificate(
@@ -230,14 +241,14 @@ def _load(der: bytes) -> x509.Certificate:
         raise LicentiaError(Reason.TOO_LARGE, f"a certificate is at most {MAX_CERT_BYTES} bytes")
     try:
         return x509.load_der_x509_certificate(der)
-    except ValueError:
+    except _PARSE_ERRORS:
         raise LicentiaError(Reason.MALFORMED, "not a DER X.509 certificate") from None
 
 
 def _raw_ed25519(cert: x509.Certificate) -> bytes | None:
     try:
         key = cert.public_key()
-    except ValueError:
+    except _PARSE_ERRORS:
         return None
     if not isinstance(key, Ed25519PublicKey):
         return None
@@ -245,30 +256,39 @@ def _raw_ed25519(cert: x509.Certificate) -> bytes | None:
 
 
 def _root_ok(der: bytes, issuer_keys: IssuerKeyResolver) -> bool:
-    try:
-        cert = _load(der)
-    except LicentiaError:
+    """True if ``der`` is, byte for byte, the root :func:`root_certificate` makes for a key
+    ``issuer_keys`` resolves, for its published window. The expected bytes but the
+    signature are rebuilt from the key and its window (with a placeholder key signing:
+    Ed25519's signature is the last 64 bytes of the DER), so no other encoding of the same
+    certificate is kept; then the signature must verify under the issuer key."""
+    if not _CERT_MIN_BYTES <= len(der) <= MAX_CERT_BYTES:
         return False
-    raw = _raw_ed25519(cert)
+    try:
+        raw = _raw_ed25519(x509.load_der_x509_certificate(der))
+    except _PARSE_ERRORS:
+        return False
     if raw is None:
         return False
     key = issuer_keys.resolve(PublicKey(raw).key_id)
     if key is None or key.public.raw != raw:
         return False
-    end = NO_END if key.not_after is None else _time(key.not_after)
-    if (
-        cert.subject != root_name(key.key_id)
-        or cert.issuer != cert.subject
-        or cert.not_valid_before_utc != _time(key.not_before)
-        or cert.not_valid_after_utc != end
-    ):
+    public = Ed25519PublicKey.from_public_bytes(raw)
+    expected = _root_builder(public, key.key_id, key.not_before, key.not_after).sign(
+        _placeholder(), None
+    )
+    shape = expected.public_bytes(serialization.Encoding.DER)
+    if der[:-64] != shape[:-64]:
         return False
     try:
-        basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        Ed25519PublicKey.from_public_bytes(raw).verify(cert.signature, cert.tbs_certificate_bytes)
-    except (x509.ExtensionNotFound, InvalidSignature, ValueError):
+        public.verify(der[-64:], expected.tbs_certificate_bytes)
+    except InvalidSignature:
         return False
-    return basic.ca
+    return True
+
+
+def _placeholder() -> Ed25519PrivateKey:
+    """A fixed key that signs the expected shape of a root (its signature is discarded)."""
+    return Ed25519PrivateKey.from_private_bytes(b"\x00" * 32)
 
 
 def trusted_roots(roots_der: Iterable[bytes], issuer_keys: IssuerKeyResolver) -> list[bytes]:
@@ -276,9 +296,10 @@ def trusted_roots(roots_der: Iterable[bytes], issuer_keys: IssuerKeyResolver) ->
 
     A root is kept only if it parses (at most :data:`MAX_CERT_BYTES`), its public key is an
     Ed25519 key that ``issuer_keys`` resolves (same resolver as the licence verifier's: a
-    withdrawn key is unknown), its name, CA flag and validity are exactly those
-    :func:`root_certificate` gives that key's published window (a root still claiming a
-    retired key is current is dropped), and its self-signature verifies. Others are
+    withdrawn key is unknown), it is byte for byte the certificate :func:`root_certificate`
+    makes for that key's published window but for the signature (so its name, CA flag and
+    validity are those, a root still claiming a retired key is current is dropped, and no
+    other encoding of it passes), and its self-signature verifies. Others are
     dropped; more than :data:`MAX_ROOTS` is refused (TOO_LARGE). Duplicates are kept once.
     """
     kept: list[bytes] = []
@@ -299,11 +320,6 @@ def chain_pem(ee_der: bytes, root_der: bytes) -> str:
     return _pem(ee_der) + _pem(root_der)
 
 
-def roots_pem(roots_der: Iterable[bytes]) -> str:
-    """Roots as concatenated PEM (a C2PA reader's ``trust.trust_anchors`` setting)."""
-    return "".join(_pem(der) for der in roots_der)
-
-
 @dataclass(frozen=True, slots=True)
 class CertificateInfo:
     """What a client needs to know of an end-entity certificate."""
@@ -316,22 +332,33 @@ class CertificateInfo:
 
 
 def describe(ee_der: bytes) -> CertificateInfo:
-    """Read an end-entity certificate made by :func:`content_certificate` (MALFORMED if not)."""
+    """Read an end-entity certificate made by :func:`content_certificate` (MALFORMED if not,
+    TOO_LARGE over :data:`MAX_CERT_BYTES`)."""
     cert = _load(ee_der)
+    try:
+        return _describe(cert)
+    except _PARSE_ERRORS:  # a field that does not parse (cryptography parses them when read)
+        raise _not_ours() from None
+
+
+def _not_ours() -> LicentiaError:
+    return LicentiaError(Reason.MALFORMED, "not a Licentia content certificate")
+
+
+def _describe(cert: x509.Certificate) -> CertificateInfo:
     raw = _raw_ed25519(cert)
     cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     issuer_cn = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if raw is None or len(cns) != 1 or len(issuer_cn) != 1:
-        raise LicentiaError(Reason.MALFORMED, "not a Licentia content certificate")
+    if raw is None or len(cns) != 1 or len(issuer_cn) != 1 or len(orgs) > 1:
+        raise _not_ours()
     text = PublicKey(raw).text
     issuer_text = str(issuer_cn[0].value)
     if cns[0].value != text or not issuer_text.startswith(_CN_PREFIX):
-        raise LicentiaError(Reason.MALFORMED, "not a Licentia content certificate")
-    try:
-        key_id = bytes.fromhex(issuer_text[len(_CN_PREFIX) :])
-    except ValueError:
-        raise LicentiaError(Reason.MALFORMED, "not a Licentia content certificate") from None
+        raise _not_ours()
+    key_id = bytes.fromhex(issuer_text[len(_CN_PREFIX) :])  # ValueError: not ours
+    if len(key_id) != KEY_ID_BYTES:
+        raise _not_ours()
     return CertificateInfo(
         subject_key=text,
         organisation=str(orgs[0].value) if orgs else "",
@@ -343,19 +370,21 @@ def describe(ee_der: bytes) -> CertificateInfo:
 
 def check_chain(ee_der: bytes, root_der: bytes) -> CertificateInfo:
     """:func:`describe` ``ee_der`` once it is checked to be issued under ``root_der``: the
-    root is a CA self-signed by its Ed25519 key, the end-entity names it as issuer, for the
-    same key id, and carries its signature. Whether the root is trusted is the checker's
-    question (:func:`trusted_roots`). MALFORMED / TOO_LARGE otherwise."""
+    root is self-signed by its Ed25519 key, the end-entity names it as issuer, for the same
+    key id, and carries its signature. Whether the root is trusted is the checker's question
+    (:func:`trusted_roots`). MALFORMED / TOO_LARGE otherwise."""
     info = describe(ee_der)
     ee, root = _load(ee_der), _load(root_der)
-    raw = _raw_ed25519(root)
-    if raw is None or PublicKey(raw).key_id != info.issuer_key_id or ee.issuer != root.subject:
-        raise LicentiaError(Reason.MALFORMED, "the certificate is not issued under this root")
-    public = Ed25519PublicKey.from_public_bytes(raw)
     try:
+        raw = _raw_ed25519(root)
+        if raw is None or PublicKey(raw).key_id != info.issuer_key_id:
+            raise LicentiaError(Reason.MALFORMED, "the certificate is not issued under this root")
+        if ee.issuer != root.subject or root.issuer != root.subject:
+            raise LicentiaError(Reason.MALFORMED, "the certificate is not issued under this root")
+        public = Ed25519PublicKey.from_public_bytes(raw)
         public.verify(root.signature, root.tbs_certificate_bytes)
         public.verify(ee.signature, ee.tbs_certificate_bytes)
-    except InvalidSignature:
+    except (InvalidSignature, *_PARSE_ERRORS):
         raise LicentiaError(Reason.MALFORMED, "the certificate chain does not verify") from None
     return info
 

@@ -54,7 +54,7 @@ def c2pa_reader(data: bytes, roots: list[bytes]) -> tuple[str, dict[str, Any]]:
     the validation state and the active manifest."""
     settings = {
         "verify": {"verify_trust": True, "ocsp_fetch": False, "remote_manifest_fetch": False},
-        "trust": {"trust_anchors": content_certs.roots_pem(roots)},
+        "trust": {"trust_anchors": content.roots_pem(roots)},
     }
     context = c2pa.Context.builder().with_settings(c2pa.Settings.from_dict(settings)).build()
     reader = c2pa.Reader("image/png", io.BytesIO(data), context=context)

@@ -4,6 +4,7 @@ published windows; a C2PA reader given those roots trusts what their certificate
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 from typing import Any
@@ -13,7 +14,10 @@ import nacl.signing
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from licentia import content
 from licentia import content_certs as cc
 from licentia.clients.advertiser import ExchangeError, credentials
 from licentia.errors import LicentiaError, Reason
@@ -117,7 +121,7 @@ def test_an_end_entity_certificate_follows_c2pas_profile() -> None:
     assert cc.describe(long).organisation == "x" * 64
     pem = cc.chain_pem(der, root)
     assert pem.count("BEGIN CERTIFICATE") == 2
-    assert pem.index(cc.roots_pem([der])) == 0
+    assert pem.index(content.roots_pem([der])) == 0
 
 
 @pytest.mark.parametrize(
@@ -208,7 +212,7 @@ def c2pa_read(data: bytes, roots: list[bytes]) -> tuple[str, str]:
     """The C2PA reader's validation state and signer CN, with ``roots`` as its anchors."""
     settings = {
         "verify": {"verify_trust": True, "ocsp_fetch": False, "remote_manifest_fetch": False},
-        "trust": {"trust_anchors": cc.roots_pem(roots)},
+        "trust": {"trust_anchors": content.roots_pem(roots)},
     }
     context = c2pa.Context.builder().with_settings(c2pa.Settings.from_dict(settings)).build()
     reader = c2pa.Reader("image/png", io.BytesIO(data), context=context)
@@ -301,3 +305,23 @@ def test_the_sdk_takes_only_a_certificate_for_its_own_key_under_the_root_sent() 
         with pytest.raises(ExchangeError) as e:
             credentials.certificate_from(bad, mine)
         assert e.value.reason == Reason.MALFORMED
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=600), max_size=4), st.integers(0, 599), st.integers(0, 255))
+def test_no_bytes_from_the_wire_crash_the_readers(junk: list[bytes], at: int, value: int) -> None:
+    """Random bytes, and a real root with one byte set anywhere: dropped or kept, or a
+    LicentiaError, never another exception."""
+    key, published = issuer(1)
+    root = bytearray(root_of(key, published))
+    root[at % len(root)] = value
+    trusted = IssuerKeySet([published])
+    kept = cc.trusted_roots([*junk, bytes(root)], trusted)
+    assert kept in ([], [bytes(root)])
+    if kept:
+        assert bytes(root) == root_of(key, published)  # only the root itself survives
+    for der in [*junk, bytes(root)]:
+        with contextlib.suppress(LicentiaError):
+            cc.describe(der)
+        with contextlib.suppress(LicentiaError):
+            cc.check_chain(der, bytes(root))
