@@ -56,7 +56,7 @@ def test_make_demo_tells_the_whole_story_over_a_real_exchange() -> None:
         "manifest signed by Acme Ads (ed25519:",
         "org.licentia.licence: token lic2.",
         "This file carries your licence",
-        "signed by the licensee: still valid.",
+        "Status:      still valid",
         "Revoked licence",
         "next personalised ad in France -> DENY REVOKED",
         "the same ad file, checked again -> DENY REVOKED",
