@@ -2,8 +2,12 @@
 
 Starts ``licentia-server`` as a separate process on a fresh temporary data directory; then a
 person (with ``licentia-wallet``), an advertiser (with the SDK) and a platform (with the
-inline verifier) play their parts. Every step is one or two lines. The server is stopped and
-the directory removed at the end, also on Ctrl-C or an error.
+inline verifier) play their parts. Every step is one or two lines. The story ends with the ad
+file: it carries its licence (Content Credentials); another platform checks it with
+``licentia-verify --file``; a C2PA reader that knows nothing of Licentia shows it; Alice checks
+it with ``licentia-wallet check`` and revokes the licence from there; the same file is then
+DENY REVOKED. The server is stopped and the directory removed at the end, also on Ctrl-C or
+an error.
 
 Run with ``make demo``. Exits 0 only if every step ends as the story says.
 """
@@ -24,12 +28,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import c2pa
 import grpc  # type: ignore[import-untyped]
 
 from licentia.clients.advertiser import Advertiser, Statement
 from licentia.clients.channel import SignedChannel
 from licentia.clients.logcheck import LogClient
 from licentia.clients.verifier import Verifier
+from licentia.examples import tiny_png
 from licentia.keys import PrivateKey, PublicKey
 from licentia.methods import path
 from licentia.scope import IntendedUse
@@ -181,6 +187,55 @@ class Wallet:
         return out.returncode, out.stdout, out.stderr
 
 
+def verify_file(server: str, path: Path, verdict: str) -> str:
+    """``licentia-verify --file`` as the separate program it is, for a personalised ad online
+    in France; its verdict line, which must be ``verdict``."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "licentia.clients.verifier.cli",
+            "--file",
+            str(path),
+            "--server",
+            server,
+            "--insecure",
+            "--purpose",
+            "personalised-advertising",
+            "--medium",
+            "online",
+            "--territory",
+            "FR",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    said = (out.stdout.splitlines() or [out.stderr.strip()])[0]
+    if said != verdict:
+        raise StoryError(f"licentia-verify --file: expected {verdict}, got {said}")
+    return said
+
+
+def c2pa_view(path: Path) -> list[str]:
+    """What the C2PA SDK alone shows of ``path``: no Licentia code, no trust anchor."""
+    with c2pa.Reader(str(path)) as reader:
+        state = reader.get_validation_state()
+        manifest = reader.get_active_manifest()
+    signed = manifest["signature_info"]
+    labels = [a["label"] for a in manifest["assertions"]]
+    data = next(a["data"] for a in manifest["assertions"] if a["label"] == "org.licentia.licence")
+    return [
+        f"manifest signed by {signed['issuer']} ({signed['common_name'][:22]}…), {signed['alg']};",
+        f"state {state} (its signature and hard binding hold; it was given no trust anchor)",
+        "assertions: " + ", ".join(labels),
+        f"org.licentia.licence: token {data['token'][:12]}… ({len(data['token'])} characters),",
+        f"  asset_sha256 {data['asset_sha256'][:16]}…, logged at leaf {data['log_index']},"
+        f" status at {data.get('exchange', '?')}",
+    ]
+
+
 def expect(decision: Decision, verdict: str) -> str:
     """The decision as words; raises unless it is ``verdict`` (e.g. "DENY REVOKED")."""
     if str(decision) != verdict:
@@ -203,8 +258,8 @@ def story(tmp: Path) -> None:
             " they are never stored; register adds their key to her account."
         )
         wallet("register", "--handle", "alice", "--name", "Alice Martin")
-        photo, voice, name = tmp / "alice.jpg", tmp / "alice.wav", tmp / "name.txt"
-        photo.write_bytes(b"\xff\xd8\xff a portrait of Alice")
+        photo, voice, name = tmp / "alice.png", tmp / "alice.wav", tmp / "name.txt"
+        photo.write_bytes(tiny_png(32, 32, seed=42))  # a real (tiny) image
         voice.write_bytes(b"RIFF Alice reading a sentence")
         name.write_bytes(b"Alice Martin")
         wallet("assets", "add", str(photo), "--category", "image", "--upload")
@@ -352,7 +407,25 @@ def story(tmp: Path) -> None:
                 if earned["total_minor"] < 2 * PER_USE * 9 // 10:
                     raise StoryError("the uses were not paid")
 
-                # The person revokes; the platform hears of it at once.
+                # The ad travels on its own: it carries its licence.
+                source, ad_file = tmp / "creative.png", tmp / "acme-ad.png"
+                source.write_bytes(adv.fetch_asset(licence.licence_id, photo_sha))
+                adv.sign_content(source, ad_file, licence, photo_sha, exchange=server)
+                say("Acme Ads makes its ad from her photo; the SDK's sign_content puts the licence")
+                say(
+                    f"in the file: {ad_file.name} ({ad_file.stat().st_size} bytes), a PNG with"
+                    " Content Credentials (C2PA) signed by Acme Ads' key."
+                )
+                say("Another platform, which never saw the licence, checks the file at upload:")
+                say(
+                    f"    licentia-verify --file {ad_file.name} -> "
+                    + verify_file(server, ad_file, "ALLOW")
+                )
+                say("Any C2PA reader (c2pa-python alone, on the file alone, no Licentia code):")
+                for line in c2pa_view(ad_file):
+                    say("    " + line)
+
+                # The person checks the ad and revokes; the platform hears of it at once.
                 denied_at: list[float] = []
 
                 def watch() -> None:
@@ -366,14 +439,19 @@ def story(tmp: Path) -> None:
                 watcher = threading.Thread(target=watch)
                 watcher.start()
                 started = time.monotonic()
-                receipt = wallet("revoke", licence.licence_id.hex())
+                said = wallet("check", str(ad_file), "--yes")  # she checks it, then revokes it
                 returned = time.monotonic()
                 watcher.join()
                 if not denied_at:
                     raise StoryError("the platform never heard of the revocation")
-                say("Alice changes her mind and revokes; no reason needed. Her receipt:")
-                head, signature = receipt.splitlines()[1:3]
-                say(f"    {head.strip()} {signature.strip()[:32]}…")
+                if "still valid" not in said or "Revoked licence" not in said:
+                    raise StoryError(f"her wallet's check did not go as it should: {said}")
+                say("Alice comes across the ad and checks it: licentia-wallet check acme-ad.png")
+                for line in said.splitlines():
+                    if line.startswith(("This file", "Who:", "Status:")):
+                        say("    " + line)
+                say("She changes her mind and revokes it on the spot (--yes); no reason needed:")
+                say("    " + said.strip().splitlines()[-1])
                 lag = (denied_at[0] - returned) * 1000
                 when = (
                     f"{-lag:.0f} ms before her wallet had even printed the receipt"
@@ -388,6 +466,13 @@ def story(tmp: Path) -> None:
                     "    next personalised ad in France -> "
                     + expect(check(Purpose.PERSONALISED_ADVERTISING, "FR"), "DENY REVOKED")
                 )
+                refused = verifier.check_file(
+                    ad_file,
+                    purpose=Purpose.PERSONALISED_ADVERTISING,
+                    medium=Medium.ONLINE,
+                    territory="FR",
+                ).decision
+                say("    the same ad file, checked again -> " + expect(refused, "DENY REVOKED"))
                 after = adv.statement()
                 refund = next((x for x in after.lines if x.kind == "refund"), None)
                 if refund is None:

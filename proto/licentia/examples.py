@@ -5,12 +5,16 @@ digests, both keys, a status index, price terms and a use limit: the shape whose
 stay within 560 characters. :func:`typical_claims` is its v1 form (plain digests);
 :func:`salted` makes any claims v2 (digests salted for the licence), and
 :func:`typical_token_v2` issues the typical v2 licence with its log promise.
+:func:`tiny_png` is the project's one small real image (the demo's photo, the content the
+Content Credentials tests, fuzzers and benchmarks sign).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import struct
+import zlib
 
 from .keys import PrivateKey
 from .scope import Scope
@@ -31,6 +35,7 @@ __all__ = [
     "NAME_SHA256",
     "PHOTO_SHA256",
     "salted",
+    "tiny_png",
     "typical_claims",
     "typical_rule",
     "typical_token_v2",
@@ -119,3 +124,25 @@ def typical_token_v2(
     salt = hashlib.sha256(b"example salt %d" % index).digest()[:16]
     data = salted(typical_claims(issuer, holder, licensee, now, index), salt).encode()
     return issue(issuer, data, approve(holder, data), promise=LogPromise(index, now))
+
+
+def tiny_png(width: int = 4, height: int = 4, seed: int = 0) -> bytes:
+    """A valid truecolour PNG of ``width`` x ``height`` pixels (8 bits per channel), made by
+    hand with zlib and CRC-32 (no imaging library): each row's bytes follow from ``seed``, so
+    files with other seeds differ in their pixels. Any image reader shows it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    rows = b"".join(
+        b"\x00" + bytes((seed + x * 7 + y * 13) % 256 for x in range(width * 3))
+        for y in range(height)
+    )  # filter type 0 (none) before each row
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )

@@ -9,7 +9,6 @@ import struct
 import tempfile
 import time
 import wave
-import zlib
 from pathlib import Path
 
 import c2pa
@@ -17,32 +16,13 @@ import nacl.signing
 
 from licentia import content, content_certs
 from licentia.clients.advertiser import Advertiser
+from licentia.examples import tiny_png as png
 from licentia.keys import PublicKey
 from licentia.v1 import registry_pb2
 
 from .exchange_harness import Party
 
 __all__ = ["camera_signed", "certificate_chain", "jpeg", "png", "sdk_sign", "sign", "wav"]
-
-
-def png(width: int = 4, height: int = 4, seed: int = 0) -> bytes:
-    """A valid RGB PNG of ``width`` x ``height`` pixels, its pixels from ``seed``."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    rows = b"".join(
-        b"\x00" + bytes((seed + x * 7 + y * 13) % 256 for x in range(width * 3))
-        for y in range(height)
-    )
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 def wav(frames: int = 64, seed: int = 0) -> bytes:

@@ -18,11 +18,11 @@ import pytest
 from licentia import content, content_certs
 from licentia.clients.advertiser import Advertiser, AsyncAdvertiser, ExchangeError
 from licentia.errors import LicentiaError, Reason
+from licentia.examples import tiny_png
 from licentia.keys import IssuerKeySet
 from licentia.v1 import licences_pb2, registry_pb2
 from licentia.vocabulary import DataCategory
 
-from ..tiny_png import tiny_png
 from .exchange_harness import (
     PHOTO_SHA,
     Exchange,
@@ -33,7 +33,7 @@ from .exchange_harness import (
     wait_for,
 )
 
-ASSET = tiny_png(8, 8, (10, 120, 200))  # the holder's own photo, a real PNG this time
+ASSET = tiny_png(8, 8, seed=10)  # the holder's own photo, a real PNG this time
 ASSET_SHA = hashlib.sha256(ASSET).digest()
 
 

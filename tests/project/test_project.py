@@ -51,7 +51,15 @@ def test_make_demo_tells_the_whole_story_over_a_real_exchange() -> None:
         "personalised ad in France     -> ALLOW",
         "political campaign in France  -> DENY OUT_OF_SCOPE_PURPOSE",
         "advertising in Germany        -> DENY OUT_OF_SCOPE_TERRITORY",
+        # The ad file (issue 22): it carries its licence wherever it travels.
+        "licentia-verify --file acme-ad.png -> ALLOW",
+        "manifest signed by Acme Ads (ed25519:",
+        "org.licentia.licence: token lic2.",
+        "This file carries your licence",
+        "Status:      still valid",
+        "Revoked licence",
         "next personalised ad in France -> DENY REVOKED",
+        "the same ad file, checked again -> DENY REVOKED",
         "The revocation reached the platform's verifier",
         "1 licence (revoked)",
         "The exchange has stopped",
@@ -89,6 +97,7 @@ def test_bench_prints_one_json_object_per_line_with_ratio_and_target() -> None:
         "verify.first_seen",
         "verify.first_seen.v2_cost",
         "verify.repeat",
+        "verify.file",
         "token.size",
     ]
     for row in rows:
@@ -104,7 +113,15 @@ def test_bench_prints_one_json_object_per_line_with_ratio_and_target() -> None:
     assert out.returncode == (0 if all(r["ok"] for r in rows) else 1)
     # What token v2 costs a first verification, against the same licences as v1 tokens.
     assert rows[1]["ratio"] > 0
-    size = rows[3]
+    # A signed file checked (C2PA read + licence), against first_seen in the same rounds; its
+    # floor is the C2PA SDK's Reader alone on the same bytes; reported, not judged.
+    file = rows[3]
+    assert (file["target"], file["ok"]) == (None, True)
+    assert 0 < file["ratio"] < file["floor_ratio"]
+    assert file["of_floor"] == round(file["ratio"] / file["floor_ratio"], 3)
+    assert file["c2pa_reader_per_s"] > 0 < file["ops_per_s"]
+    assert 1000 < file["file_bytes"] < 64 * 1024
+    size = rows[4]
     assert size["value"] <= 560
     assert size["ok"] is True
 

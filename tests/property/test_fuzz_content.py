@@ -22,7 +22,6 @@ import io
 import struct
 import time
 import wave
-import zlib
 from functools import cache
 
 import nacl.signing
@@ -32,7 +31,7 @@ from hypothesis import strategies as st
 
 from licentia import content, content_certs
 from licentia.errors import Reason
-from licentia.examples import PHOTO_SHA256, typical_token_v2
+from licentia.examples import PHOTO_SHA256, tiny_png, typical_token_v2
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
 from licentia.verify import Decision, VerificationEngine
 from licentia.vocabulary import Medium, Purpose
@@ -56,20 +55,6 @@ class NotRevoked:
 
     def check(self, status_list: int, status_index: int, now: int) -> Reason | None:
         return None
-
-
-def _png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    rows = b"".join(b"\x00" + bytes((x * 7 + y * 13) % 256 for x in range(12)) for y in range(4))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 def _wav() -> bytes:
@@ -103,7 +88,7 @@ def _jpeg() -> bytes:
 def signed(kind: str) -> tuple[bytes, bytes, tuple[int, int]]:
     """A signed file of ``kind``, its root, and the span of its manifest: the bytes the
     file made from it does not share at the start and at the end."""
-    source = {"png": _png, "jpeg": _jpeg, "wav": _wav}[kind]()
+    source = {"png": tiny_png, "jpeg": _jpeg, "wav": _wav}[kind]()
     issuer = nacl.signing.SigningKey(ISSUER.seed)
     root = content_certs.root_certificate(issuer, ISSUER.public.key_id, NOW - 400 * DAY, None)
     cert = content_certs.content_certificate(

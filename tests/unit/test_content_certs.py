@@ -21,10 +21,9 @@ from licentia import content
 from licentia import content_certs as cc
 from licentia.clients.advertiser import ExchangeError, credentials
 from licentia.errors import LicentiaError, Reason
+from licentia.examples import tiny_png
 from licentia.keys import IssuerKey, IssuerKeySet, PublicKey
 from licentia.v1 import registry_pb2
-
-from ..tiny_png import tiny_png
 
 T0 = 1_800_000_000
 YEAR = 365 * 86400
