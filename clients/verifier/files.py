@@ -198,31 +198,16 @@ def check_file(
         return FileCheck(Decision(False, (Reason.MALFORMED,)), "unreadable", detail=detail)
     whole = len(data) <= max_bytes
     reading = content.read(data, None, roots_der, max_bytes=max_bytes)
-    if _other_credentials(reading):
-        # Content Credentials that say nothing of a licence (a camera's, an editor's): what
-        # they say of the file is not a licence's concern; the file carries none.
-        decision = Decision(False, (Reason.CONTENT_NOT_LICENSED,))
-    else:
-        decision = content.check(
-            reading,
-            engine,
-            now,
-            purpose=purpose,
-            medium=medium,
-            territory=territory,
-            category=category,
-        )
-    return _result(decision, reading, hashlib.sha256(data).digest() if whole else b"")
-
-
-def _other_credentials(reading: Reading) -> bool:
-    """True for a manifest with no Licentia assertion at all (none malformed either), however
-    its own signature and bindings fare: "no licence" (docs/token-format.md §12, reason 70)."""
-    return (
-        reading.state in ("trusted", "valid_untrusted", "invalid")
-        and reading.assertion is None
-        and reading.assertion_error is None
+    decision = content.check(
+        reading,
+        engine,
+        now,
+        purpose=purpose,
+        medium=medium,
+        territory=territory,
+        category=category,
     )
+    return _result(decision, reading, hashlib.sha256(data).digest() if whole else b"")
 
 
 def _result(decision: Decision, reading: Reading, sha256: bytes) -> FileCheck:
