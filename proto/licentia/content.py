@@ -24,9 +24,12 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from threading import Lock
 from typing import Any, BinaryIO, Literal, cast
 
 import nacl.signing
@@ -77,6 +80,11 @@ _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"WEBP", 8, "image/webp"),
     (b"ftyp", 4, "video/mp4"),
 )
+#: The first action C2PA requires of a new manifest: the content was made (a composite).
+_CREATED = {
+    "action": "c2pa.created",
+    "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/composite",
+}
 #: The C2PA failure codes that mean the manifest is not for these bytes.
 _BINDING_FAILURES = (
     "assertion.dataHash.mismatch",
@@ -216,18 +224,7 @@ def embed(
         "claim_generator_info": [{"name": "licentia", "version": __version__}],
         "title": title or "licensed content",
         "assertions": [
-            {
-                "label": "c2pa.actions",
-                "data": {
-                    "actions": [
-                        {
-                            "action": "c2pa.created",
-                            "digitalSourceType": "http://cv.iptc.org/newscodes/"
-                            "digitalsourcetype/composite",
-                        }
-                    ]
-                },
-            },
+            {"label": "c2pa.actions", "data": {"actions": [_CREATED]}},
             {"label": ASSERTION_LABEL, "data": assertion.to_json()},
         ],
     }
@@ -315,8 +312,7 @@ def read(
         return Reading("unreadable", reason=e.reason, detail=str(e))
     c2pa = _c2pa()
     try:
-        settings = c2pa.Settings.from_dict(_read_settings(roots_der))
-        context = c2pa.Context.builder().with_settings(settings).build()
+        context = _reader_context(c2pa, tuple(roots_der))
         reader = c2pa.Reader.try_create(kind, io.BytesIO(data), context=context)
         if reader is None:
             return Reading("none", detail="the file carries no Content Credentials")
@@ -421,6 +417,31 @@ _SIGN_SETTINGS: dict[str, Any] = {
     "builder": {"thumbnail": {"enabled": False}},
     "verify": {"ocsp_fetch": False, "remote_manifest_fetch": False},
 }
+
+
+#: Reader contexts by (process, roots): building one parses the trust anchors, most of a
+#: small file's check (bench ``verify.file``). The C2PA library shares a context between
+#: readers itself (its process-wide default); a child process builds its own.
+_CONTEXTS: OrderedDict[tuple[int, tuple[bytes, ...]], Any] = OrderedDict()
+_CONTEXTS_MAX = 8
+_CONTEXTS_LOCK = Lock()
+
+
+def _reader_context(c2pa: Any, roots_der: tuple[bytes, ...]) -> Any:
+    """The reader context that trusts exactly ``roots_der`` (cached, at most 8 kept)."""
+    key = (os.getpid(), roots_der)
+    with _CONTEXTS_LOCK:
+        context = _CONTEXTS.get(key)
+        if context is not None:
+            _CONTEXTS.move_to_end(key)
+            return context
+    settings = c2pa.Settings.from_dict(_read_settings(roots_der))
+    context = c2pa.Context.builder().with_settings(settings).build()
+    with _CONTEXTS_LOCK:
+        _CONTEXTS[key] = context
+        while len(_CONTEXTS) > _CONTEXTS_MAX:
+            _CONTEXTS.popitem(last=False)
+    return context
 
 
 def _read_settings(roots_der: Sequence[bytes]) -> dict[str, Any]:
