@@ -224,6 +224,34 @@ def render(decision: Decision, as_json: bool) -> str:
     )
 
 
+def _channel(ap: argparse.ArgumentParser, args: argparse.Namespace) -> grpc.Channel:
+    """The channel to ``--server`` under the TLS flags (a bad flag is misuse, exit 2)."""
+    try:
+        return tls.from_flags(
+            args.server,
+            args.tls_ca,
+            args.insecure,
+            options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)],
+        )
+    except ValueError as e:
+        _misuse(ap, str(e))
+
+
+def _failed(args: argparse.Namespace, e: ExchangeError | LicentiaError) -> int:
+    """Say why the exchange could not be asked (exit 3), or what it sent that does not
+    verify (exit 1: nothing it sent is trusted)."""
+    if isinstance(e, ExchangeError):
+        print(
+            f"{PROG}: error: could not reach the exchange at {args.server}: {e.message}",
+            file=sys.stderr,
+        )
+        if tls.tls_failed(e.message, insecure=args.insecure):
+            print(f"{PROG}: {tls.TLS_HINT}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    print(f"{PROG}: error: the exchange sent {e.reason.name}: {e}", file=sys.stderr)
+    return EXIT_DENY
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``licentia-verify``; the exit status (0 ALLOW, 1 DENY, 2 misuse, 3 could not
     check: the exchange or the nonce store could not be reached)."""
@@ -246,15 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     use = _intended_use(ap, args)
     from_stdin = args.token == "-"  # noqa: S105 (the stdin marker, not a secret)
     token = sys.stdin.read().strip() if from_stdin else args.token
-    try:
-        channel = tls.from_flags(
-            args.server,
-            args.tls_ca,
-            args.insecure,
-            options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)],
-        )
-    except ValueError as e:
-        _misuse(ap, str(e))
+    channel = _channel(ap, args)
     store = None
     where = args.nonce_store or default_nonce_store()
     try:
@@ -277,17 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.timeout,
             nonces=store,
         )
-    except ExchangeError as e:
-        print(
-            f"{PROG}: error: could not reach the exchange at {args.server}: {e.message}",
-            file=sys.stderr,
-        )
-        if tls.tls_failed(e.message, insecure=args.insecure):
-            print(f"{PROG}: {tls.TLS_HINT}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except LicentiaError as e:
-        print(f"{PROG}: error: the exchange sent {e.reason.name}: {e}", file=sys.stderr)
-        return EXIT_DENY
+    except (ExchangeError, LicentiaError) as e:
+        return _failed(args, e)
     finally:
         channel.close()
         if store is not None:
@@ -321,15 +332,7 @@ def _main_file(ap: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     territory = args.territory.upper()
     if not territory_known(territory):
         _misuse(ap, f"unknown territory {args.territory!r}")
-    try:
-        channel = tls.from_flags(
-            args.server,
-            args.tls_ca,
-            args.insecure,
-            options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)],
-        )
-    except ValueError as e:
-        _misuse(ap, str(e))
+    channel = _channel(ap, args)
     try:
         checked = check_file_once(
             channel,
@@ -341,17 +344,8 @@ def _main_file(ap: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             max_bytes=args.max_file_bytes,
             timeout=args.timeout,
         )
-    except ExchangeError as e:
-        print(
-            f"{PROG}: error: could not reach the exchange at {args.server}: {e.message}",
-            file=sys.stderr,
-        )
-        if tls.tls_failed(e.message, insecure=args.insecure):
-            print(f"{PROG}: {tls.TLS_HINT}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except LicentiaError as e:
-        print(f"{PROG}: error: the exchange sent {e.reason.name}: {e}", file=sys.stderr)
-        return EXIT_DENY
+    except (ExchangeError, LicentiaError) as e:
+        return _failed(args, e)
     finally:
         channel.close()
     if args.json:
