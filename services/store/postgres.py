@@ -37,7 +37,8 @@ differs when several processes write at once, each with its own pool:
 - Handles compare byte-wise (``COLLATE "C"``), as in SQLite, whatever the database's locale:
   offers page in the same order on both.
 - Migrations are the SQLite store's, by the same names (``m001_initial`` …
-  ``m015_pg_issue``, which adds the ``licentia_debit`` function and is a no-op on SQLite),
+  ``m015_pg_issue``, which adds the ``licentia_debit`` function, and ``m018_pg_issue2``,
+  the two functions of an automatic issuance (:mod:`._pg_issue`), are no-ops on SQLite),
   in PostgreSQL DDL, recorded in ``licentia_migrations`` and
   applied at start under a session advisory lock, so replicas starting together do not race.
 
@@ -48,7 +49,6 @@ migrations next to the connection handling (pool, retries, LISTEN/NOTIFY) they n
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import threading
 import time
@@ -66,6 +66,8 @@ from ..model import RevocationEvent
 from . import common as _common
 from ._group import Change as _Change
 from ._group import GroupCommit
+from ._pg_issue import MIGRATION as _M018
+from ._pg_issue import PgIssuePart, lock_key
 from .base import SpentNonce
 from .common import Conn, Cursor, SqlStore
 
@@ -398,6 +400,8 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX request_reserves_advertiser ON request_reserves (advertiser_key);
         """,
     ),
+    # An automatic issuance's two server-side calls (:mod:`._pg_issue`).
+    ("m018_pg_issue2", _M018),
 )
 
 #: Most changes one group-committed transaction carries (:meth:`PostgresStore._group`).
@@ -595,14 +599,7 @@ class _PipedCursor:
         return iter(self.cur.fetchall())
 
 
-def _lock_key(parts: Sequence[bytes]) -> int:
-    """A signed 64-bit advisory-lock key for ``parts`` (a collision only makes two unrelated
-    writers wait for each other)."""
-    digest = hashlib.blake2b(b"\x00".join(parts), digest_size=8, person=b"licentia-lock").digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-class PostgresStore(SqlStore, GroupCommit):
+class PostgresStore(PgIssuePart, SqlStore, GroupCommit):
     """The :class:`~.base.Store` on a PostgreSQL database (``postgresql://…``), safe to share
     between several exchange replicas: each has its own pool, and the engine keeps the rules."""
 
@@ -884,7 +881,7 @@ class PostgresStore(SqlStore, GroupCommit):
 
     def _hold(self, c: Conn, *parts: bytes) -> None:
         """A transaction-scoped advisory lock on ``parts``: released at commit or rollback."""
-        c.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(parts),))
+        c.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(parts),))
 
     #: The log counter, row-locked until this change commits: gapless, in commit order.
     _NEXT_LOG_INDEX = (

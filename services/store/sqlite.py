@@ -506,6 +506,14 @@ def m017_reserves(db: Database) -> None:
     )
 
 
+@migrations()
+def m018_pg_issue2(db: Database) -> None:
+    """Nothing on SQLite: the PostgreSQL store's migration of this name creates the two
+    functions that make an automatic issuance in two calls (``services/store/_pg_issue.py``);
+    SQLite's one writer runs its statements in process. Kept so that both stores list the
+    same migrations."""
+
+
 class SqliteStore(SqlStore, GroupCommit):
     """The :class:`~.base.Store` on one SQLite file (``:memory:`` is refused: nothing fakes
     durability)."""
