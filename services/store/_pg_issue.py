@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from licentia import merkle, sealed
@@ -46,6 +46,7 @@ from ..model import RequestRow, RequestState
 from ._log import SqlNodes
 from ._requests import RequestsPart
 from ._sql import Conn
+from .base import SpentNonce
 from .base_erasure import erased_key_digest
 
 
@@ -66,17 +67,32 @@ CREATE FUNCTION licentia_issue_open(
     p_escrow BOOLEAN, p_debit BIGINT, p_kind TEXT,
     p_posting_kind TEXT, p_licence BYTEA, p_at BIGINT,
     p_pending_delta BIGINT, p_log_account BYTEA, p_new_log_key BYTEA,
+    p_nonces BYTEA[], p_nonces_expire BIGINT[], p_nonces_now BIGINT[],
     OUT o_ok BOOLEAN, OUT o_posting BIGINT, OUT o_index BIGINT, OUT o_levels INTEGER[],
     OUT o_hashes BYTEA[], OUT o_log_key BYTEA, OUT o_entry BIGINT)
 LANGUAGE plpgsql AS $$
 DECLARE
     live BYTEA[];
     available BIGINT;
+    spent INTEGER;
 BEGIN
     o_ok := false;
+    -- The call's nonces first, as every change records them; a replay raises (the batch
+    -- is run again, each change in its savepoint, where it is refused as such). A check
+    -- below that fails deletes them again: an expired nonce and none are the same.
+    FOR i IN 1 .. coalesce(array_length(p_nonces, 1), 0) LOOP
+        INSERT INTO spent_nonces VALUES (p_nonces[i], p_nonces_expire[i])
+            ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
+            WHERE spent_nonces.expires_at <= p_nonces_now[i];
+        GET DIAGNOSTICS spent = ROW_COUNT;
+        IF spent <> 1 THEN
+            RAISE EXCEPTION 'a nonce of this call is spent' USING ERRCODE = 'LC001';
+        END IF;
+    END LOOP;
     -- The holder's lock (its deletion holds it), then whether she was deleted.
     PERFORM pg_advisory_xact_lock(p_holder_lock);
     IF EXISTS (SELECT 1 FROM erased_keys WHERE digest = p_erased) THEN
+        DELETE FROM spent_nonces WHERE key = ANY (p_nonces);
         RETURN;
     END IF;
     -- The advertiser's account lock (one issuance at a time takes its money); a request
@@ -86,6 +102,7 @@ BEGIN
         IF EXISTS (SELECT 1 FROM request_reserves x JOIN requests q
                 ON q.request_id = x.request_id WHERE x.advertiser_key = p_advertiser
                 AND q.state = p_pending AND q.expires_at <= p_now) THEN
+            DELETE FROM spent_nonces WHERE key = ANY (p_nonces);
             RETURN;
         END IF;
     END IF;
@@ -100,6 +117,7 @@ BEGIN
             AND not_after > p_not_before AND not_before < p_not_after AND exclusive = 1;
     END IF;
     IF live IS DISTINCT FROM p_seen THEN
+        DELETE FROM spent_nonces WHERE key = ANY (p_nonces);
         RETURN;
     END IF;
     PERFORM pg_advisory_xact_lock(p_account_lock);
@@ -111,6 +129,7 @@ BEGIN
             AND balance - coalesce((SELECT reserved FROM reserves
                 WHERE advertiser_key = p_advertiser), 0) >= greatest(p_debit, p_cost);
         IF NOT FOUND THEN
+            DELETE FROM spent_nonces WHERE key = ANY (p_nonces);
             RETURN;
         END IF;
         INSERT INTO postings (kind, licence_id, at, idempotency, reference)
@@ -121,6 +140,7 @@ BEGIN
             - coalesce((SELECT reserved FROM reserves WHERE advertiser_key = p_advertiser), 0)
             INTO available;
         IF available < p_cost THEN
+            DELETE FROM spent_nonces WHERE key = ANY (p_nonces);
             RETURN;
         END IF;
     END IF;
@@ -207,7 +227,7 @@ ISSUE_OPEN = (
     "SELECT * FROM licentia_issue_open(?::bigint, ?::bytea, ?::bigint, ?::bytea, ?::bigint,"
     " ?::integer, ?::bigint, ?::bytea, ?::bigint, ?::bigint, ?::boolean, ?::bytea[],"
     " ?::boolean, ?::bigint, ?::text, ?::text, ?::bytea, ?::bigint, ?::bigint, ?::bytea,"
-    " ?::bytea)"
+    " ?::bytea, ?::bytea[], ?::bigint[], ?::bigint[])"
 )
 #: The second call (the licence, its money, its assets, the request, the posting's entries,
 #: the log entry, the nodes it completes): nothing to read back.
@@ -227,8 +247,54 @@ ISSUE_CLOSE = (
 )
 
 
+class NotMade(Exception):  # noqa: N818 (a signal, not an error)
+    """The two calls did not make the issuance (a check failed, or the batch was run again
+    change by change): nothing of it was changed, and the statements' path makes it."""
+
+
 class PgIssuePart(RequestsPart):
-    """:meth:`_issue_at_once` for :class:`.postgres.PostgresStore`."""
+    """:meth:`add_request`'s automatic issuance in two calls, for
+    :class:`.postgres.PostgresStore`."""
+
+    def _bare(self, fn: Callable[[Conn], RequestRow], nonces: Sequence[SpentNonce]) -> RequestRow:
+        """Run ``fn`` in this replica's next batch without a savepoint of its own (the
+        backend's); it raises :class:`NotMade` having changed nothing, or makes its change."""
+        raise NotImplementedError
+
+    def add_request(
+        self,
+        row: RequestRow,
+        *,
+        auto: tuple[Issuance, Verdict] | None = None,
+        now: int = 0,
+        idempotency_key: bytes = b"",
+        digest: bytes = b"",
+        nonces: Sequence[SpentNonce] = (),
+        cost: int = 0,
+    ) -> RequestRow:
+        """:meth:`.RequestsPart.add_request`; an automatic issuance without an idempotency
+        key, that its verdict allows and that records no pairwise key, in two calls
+        (:meth:`_issue_at_once`), else — or when those did not make it — as statements."""
+        if auto is not None and not idempotency_key:
+            issuance, verdict = auto
+            if verdict.refusal is None and not issuance.licence.consent_device:
+                spends = tuple(n for n in nonces if not n.recorded)
+                try:
+                    return self._bare(
+                        lambda c: self._issue_at_once(c, row, issuance, verdict, now, cost, spends),
+                        spends,
+                    )
+                except NotMade:
+                    pass
+        return super().add_request(
+            row,
+            auto=auto,
+            now=now,
+            idempotency_key=idempotency_key,
+            digest=digest,
+            nonces=nonces,
+            cost=cost,
+        )
 
     def _issue_at_once(
         self,
@@ -238,14 +304,12 @@ class PgIssuePart(RequestsPart):
         verdict: Verdict,
         now: int,
         cost: int,
-    ) -> RequestRow | None:
-        """Inside :meth:`.RequestsPart.add_request`'s change: store ``row`` ISSUED with its
-        licence in two calls; None, having changed nothing (locks aside, which the
-        statements' path takes again in the same order), when a check failed or the
-        issuance is one the functions do not make."""
+        nonces: Sequence[SpentNonce],
+    ) -> RequestRow:
+        """Inside a batch: record ``nonces`` and store ``row`` ISSUED with its licence, in
+        two calls; :class:`NotMade`, having changed nothing (locks aside, which the
+        statements' path takes again in the same order), when a check failed."""
         licence, money = issuance.licence, issuance.money
-        if verdict.refusal is not None or licence.consent_device:
-            return None
         account = ledger.Account.advertiser(money.advertiser_key)
         escrow = issuance.escrow
         debit = -sum(e.amount for e in escrow.entries if e.account == account) if escrow else 0
@@ -273,11 +337,14 @@ class PgIssuePart(RequestsPart):
                 ledger.holder_pending(money, ledger.Settled()),
                 licence.holder_key,
                 secrets.token_bytes(sealed.LOG_KEY_BYTES),
+                [n.key for n in nonces],
+                [n.expires_at for n in nonces],
+                [n.now for n in nonces],
             ),
         ).fetchone()
         ok, posting, index, levels, hashes, log_key, number = opened
         if not ok:
-            return None
+            raise NotMade
         index = int(index)
         known = {
             (int(level), (index >> int(level)) - 1): bytes(h)

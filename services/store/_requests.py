@@ -89,10 +89,6 @@ class RequestsPart(LicencesPart, ReservesPart):
             _check_digest(digest)
 
         def change(c: Conn) -> tuple[RequestRow, LicentiaError | None]:
-            if auto is not None and not idempotency_key:
-                issued_at_once = self._issue_at_once(c, row, *auto, now, cost)
-                if issued_at_once is not None:
-                    return issued_at_once, None
             # Nothing is asked of an erased account, whatever the servicer read before
             # (checked once what follows is sent too: one wait on a pipelined connection).
             erased = self._alive_sent(c, row.holder_key)
@@ -154,21 +150,6 @@ class RequestsPart(LicencesPart, ReservesPart):
         if refused is not None:
             raise refused
         return stored
-
-    def _issue_at_once(
-        self,
-        c: Conn,
-        row: RequestRow,
-        issuance: Issuance,
-        verdict: Verdict,
-        now: int,
-        cost: int,
-    ) -> RequestRow | None:
-        """Inside :meth:`add_request`'s change, before anything is sent for it: store ``row``
-        with its licence issued in a backend's own fewer statements, or None to make the
-        change statement by statement (always, here; PostgreSQL's server-side functions:
-        :mod:`._pg_issue`). None must have changed nothing."""
-        return None
 
     def request_by_key(
         self, advertiser_key: bytes, idempotency_key: bytes, digest: bytes

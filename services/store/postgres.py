@@ -67,7 +67,7 @@ from . import common as _common
 from ._group import Change as _Change
 from ._group import GroupCommit
 from ._pg_issue import MIGRATION as _M018
-from ._pg_issue import PgIssuePart, lock_key
+from ._pg_issue import NotMade, PgIssuePart, lock_key
 from .base import SpentNonce
 from .common import Conn, Cursor, SqlStore
 
@@ -729,6 +729,20 @@ class PostgresStore(PgIssuePart, SqlStore, GroupCommit):
             raise change.error
         return change.value  # type: ignore[no-any-return]
 
+    def _bare(self, fn: Callable[[Conn], T], nonces: Sequence[SpentNonce]) -> T:
+        """:meth:`_group` for a change that records ``nonces`` itself and needs no savepoint
+        of its own (:attr:`._group.Change.bare`): it either changes nothing, raising
+        :class:`._pg_issue.NotMade`, or makes its change; any other error of it rolls the
+        batch back and runs it again change by change, where it is not made (NotMade).
+        Inside a change, or on a replica that does not write: NotMade."""
+        if self.read_only or getattr(self._local, "conn", None) is not None:
+            raise NotMade
+        change = _Change(fn, tuple(nonces), bare=True)
+        self._in_group(change, self._run_batch, MAX_BATCH, "the change was abandoned")
+        if change.error is not None:
+            raise change.error
+        return change.value  # type: ignore[no-any-return]
+
     def _run_batch(self, batch: list[_Change]) -> list[_Change]:
         """Run ``batch`` in one transaction and commit it; each change done (its value or
         its error set) but those returned, to be run first in the next batch.
@@ -829,7 +843,24 @@ class PostgresStore(PgIssuePart, SqlStore, GroupCommit):
         rolled it back, if it must wait for the next batch (a lock it waited too long for).
         ``careful``: its statements are answered before it ends (a sync), so that an error
         of the engine is its own; otherwise such an error raises :class:`_Careful`. A
-        replay of its call is refused as such, whatever else the change met."""
+        replay of its call is refused as such, whatever else the change met.
+
+        A bare change (:meth:`_bare`) runs without a savepoint: made, or not made having
+        changed nothing (:class:`._pg_issue.NotMade`); an error of it raises
+        :class:`_Careful`, and a careful run leaves it not made."""
+        if ch.bare:
+            if careful:
+                ch.value, ch.error = None, NotMade()
+                return True
+            try:
+                ch.value, ch.error = ch.fn(c), None
+            except NotMade as e:
+                ch.value, ch.error = None, e
+            except Exception as e:
+                if _lost(e):
+                    raise  # the connection: the batch's
+                raise _Careful from e
+            return True
         c.execute("SAVEPOINT change")
         for attempt in range(ATTEMPTS):
             spent = [self._spend_sent(c, n) for n in ch.nonces]
