@@ -36,6 +36,7 @@ import hashlib
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from licentia import merkle, sealed
 from licentia.v1 import transparency_pb2
@@ -256,9 +257,15 @@ class PgIssuePart(RequestsPart):
     """:meth:`add_request`'s automatic issuance in two calls, for
     :class:`.postgres.PostgresStore`."""
 
-    def _bare(self, fn: Callable[[Conn], RequestRow], nonces: Sequence[SpentNonce]) -> RequestRow:
+    #: The log's stored nodes known in the batch under way (its leader's; reset with each).
+    _batch_nodes: dict[tuple[int, int], bytes]
+
+    def _bare(
+        self, fn: Callable[[Conn], Callable[[], RequestRow]], nonces: Sequence[SpentNonce]
+    ) -> RequestRow:
         """Run ``fn`` in this replica's next batch without a savepoint of its own (the
-        backend's); it raises :class:`NotMade` having changed nothing, or makes its change."""
+        backend's): it sends, and what it returns then makes its change or raises
+        :class:`NotMade`, having changed nothing."""
         raise NotImplementedError
 
     def add_request(
@@ -305,10 +312,13 @@ class PgIssuePart(RequestsPart):
         now: int,
         cost: int,
         nonces: Sequence[SpentNonce],
-    ) -> RequestRow:
-        """Inside a batch: record ``nonces`` and store ``row`` ISSUED with its licence, in
-        two calls; :class:`NotMade`, having changed nothing (locks aside, which the
-        statements' path takes again in the same order), when a check failed."""
+    ) -> Callable[[], RequestRow]:
+        """Inside a batch: send the first call (record ``nonces``, the checks, the locks,
+        the log's place); what it returns, called once that call may be answered, stores
+        ``row`` ISSUED with its licence in the second — or raises :class:`NotMade`, nothing
+        changed (locks aside, which the statements' path takes again in the same order),
+        when a check failed. A batch sends the first calls of its issuances one after
+        another and reads their answers together (:meth:`.postgres.PostgresStore._try_batch`)."""
         licence, money = issuance.licence, issuance.money
         account = ledger.Account.advertiser(money.advertiser_key)
         escrow = issuance.escrow
@@ -341,21 +351,33 @@ class PgIssuePart(RequestsPart):
                 [n.expires_at for n in nonces],
                 [n.now for n in nonces],
             ),
-        ).fetchone()
+        )
+        return lambda: self._issue_made(c, row, issuance, now, opened.fetchone())
+
+    def _issue_made(
+        self, c: Conn, row: RequestRow, issuance: Issuance, now: int, opened: Sequence[Any]
+    ) -> RequestRow:
+        """:meth:`_issue_at_once`'s second half, once ``licentia_issue_open`` answered."""
         ok, posting, index, levels, hashes, log_key, number = opened
         if not ok:
             raise NotMade
+        money, escrow = issuance.money, issuance.escrow
+        account = ledger.Account.advertiser(money.advertiser_key)
         index = int(index)
-        known = {
-            (int(level), (index >> int(level)) - 1): bytes(h)
+        # The stored nodes the entry needs: read with its index, or completed by an entry
+        # of this batch whose second call the first call of this one ran before.
+        known = self._batch_nodes
+        known.update(
+            ((int(level), (index >> int(level)) - 1), bytes(h))
             for level, h in zip(levels or (), hashes or (), strict=True)
-        }
+        )
         signed = issuance.sign(index, max(now, issuance.claims.issued_at))
         entry = sealed.seal(
             bytes(log_key), int(number), transparency_pb2.LogEntry(licence=signed.token)
         )
         data = entry.SerializeToString(deterministic=True)
         nodes = merkle.completed_nodes(index, merkle.leaf_hash(data), SqlNodes(c, known))
+        known.update(((level, i), h) for level, i, h in nodes)
         entries = escrow.entries if escrow else ()
         c.execute(
             ISSUE_CLOSE,

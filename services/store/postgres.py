@@ -729,12 +729,13 @@ class PostgresStore(PgIssuePart, SqlStore, GroupCommit):
             raise change.error
         return change.value  # type: ignore[no-any-return]
 
-    def _bare(self, fn: Callable[[Conn], T], nonces: Sequence[SpentNonce]) -> T:
+    def _bare(self, fn: Callable[[Conn], Callable[[], T]], nonces: Sequence[SpentNonce]) -> T:
         """:meth:`_group` for a change that records ``nonces`` itself and needs no savepoint
-        of its own (:attr:`._group.Change.bare`): it either changes nothing, raising
-        :class:`._pg_issue.NotMade`, or makes its change; any other error of it rolls the
-        batch back and runs it again change by change, where it is not made (NotMade).
-        Inside a change, or on a replica that does not write: NotMade."""
+        of its own (:attr:`._group.Change.bare`), in two steps: ``fn`` sends, and what it
+        returns, called once what was sent may be answered, either changes nothing,
+        raising :class:`._pg_issue.NotMade`, or makes its change. Any other error of it
+        rolls the batch back and runs it again change by change, where it is not made
+        (NotMade). Inside a change, or on a replica that does not write: NotMade."""
         if self.read_only or getattr(self._local, "conn", None) is not None:
             raise NotMade
         change = _Change(fn, tuple(nonces), bare=True)
@@ -778,15 +779,23 @@ class PostgresStore(PgIssuePart, SqlStore, GroupCommit):
                         with conn.pipeline() as pipe, conn.transaction():
                             c = _PgConn(conn, pipe)
                             self._local.conn = c
+                            self._batch_nodes = {}
                             try:
                                 self._sweep_nonces(c, [n for ch in batch for n in ch.nonces])
+                                bare: list[tuple[_Change, Callable[[], Any]]] = []
                                 for i, ch in enumerate(batch):
                                     if i == 1:  # the first change waits as any change does
                                         c.execute(f"SET LOCAL lock_timeout = {BATCH_LOCK_WAIT_MS}")
+                                    if ch.bare and not careful:  # sent now, answered together
+                                        bare.append((ch, self._send_bare(c, ch)))
+                                        ran.append(ch)
+                                        continue
+                                    self._finish_bare(bare)  # before a change that reads
                                     if not self._run_one(c, pipe, ch, careful=careful):
                                         again = batch[i:]
                                         break
                                     ran.append(ch)
+                                self._finish_bare(bare)
                             finally:
                                 self._local.conn = None
                             committing = True
@@ -852,14 +861,7 @@ class PostgresStore(PgIssuePart, SqlStore, GroupCommit):
             if careful:
                 ch.value, ch.error = None, NotMade()
                 return True
-            try:
-                ch.value, ch.error = ch.fn(c), None
-            except NotMade as e:
-                ch.value, ch.error = None, e
-            except Exception as e:
-                if _lost(e):
-                    raise  # the connection: the batch's
-                raise _Careful from e
+            self._finish_bare([(ch, self._send_bare(c, ch))])
             return True
         c.execute("SAVEPOINT change")
         for attempt in range(ATTEMPTS):
@@ -906,6 +908,32 @@ class PostgresStore(PgIssuePart, SqlStore, GroupCommit):
             break
         c.execute("RELEASE change")
         return True
+
+    @staticmethod
+    def _send_bare(c: _PgConn, ch: _Change) -> Callable[[], Any]:
+        """A bare change's first step (:meth:`_bare`): what it sent; what finishes it."""
+        try:
+            return ch.fn(c)  # type: ignore[no-any-return]
+        except Exception as e:
+            if _lost(e):
+                raise  # the connection: the batch's
+            raise _Careful from e
+
+    @staticmethod
+    def _finish_bare(sent: list[tuple[_Change, Callable[[], Any]]]) -> None:
+        """The second step of the bare changes ``sent``, in the order they were sent; each
+        made or not made (:class:`._pg_issue.NotMade`): any other error raises
+        :class:`_Careful`, as their changes have no savepoints. ``sent`` is emptied."""
+        for ch, finish in sent:
+            try:
+                ch.value, ch.error = finish(), None
+            except NotMade as e:
+                ch.value, ch.error = None, e
+            except Exception as e:
+                if _lost(e):
+                    raise
+                raise _Careful from e
+        sent.clear()
 
     def _has_table(self, name: str) -> bool:
         return self._rows("SELECT to_regclass(?)", (name,))[0][0] is not None
