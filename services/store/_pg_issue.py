@@ -36,7 +36,6 @@ import hashlib
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
 
 from licentia import merkle, sealed
 from licentia.v1 import transparency_pb2
@@ -288,8 +287,7 @@ class PgIssuePart(RequestsPart):
                 spends = tuple(n for n in nonces if not n.recorded)
                 try:
                     return self._bare(
-                        lambda c: self._issue_at_once(c, row, issuance, verdict, now, cost, spends),
-                        spends,
+                        self._issue_at_once(row, issuance, verdict, now, cost, spends), spends
                     )
                 except NotMade:
                     pass
@@ -305,116 +303,127 @@ class PgIssuePart(RequestsPart):
 
     def _issue_at_once(
         self,
-        c: Conn,
         row: RequestRow,
         issuance: Issuance,
         verdict: Verdict,
         now: int,
         cost: int,
         nonces: Sequence[SpentNonce],
-    ) -> Callable[[], RequestRow]:
-        """Inside a batch: send the first call (record ``nonces``, the checks, the locks,
-        the log's place); what it returns, called once that call may be answered, stores
-        ``row`` ISSUED with its licence in the second — or raises :class:`NotMade`, nothing
-        changed (locks aside, which the statements' path takes again in the same order),
-        when a check failed. A batch sends the first calls of its issuances one after
-        another and reads their answers together (:meth:`.postgres.PostgresStore._try_batch`)."""
-        licence, money = issuance.licence, issuance.money
+    ) -> Callable[[Conn], Callable[[], RequestRow]]:
+        """The issuance as a bare change (:meth:`_bare`), its values made here, in the
+        caller's thread, not the batch's: given the batch's connection it sends the first
+        call (record ``nonces``, the checks, the locks, the log's place); what that returns,
+        called once the call may be answered, stores ``row`` ISSUED with its licence in the
+        second — or raises :class:`NotMade`, nothing changed (locks aside, which the
+        statements' path takes again in the same order), when a check failed. A batch sends
+        the first calls of its issuances one after another and reads their answers together
+        (:meth:`.postgres.PostgresStore._try_batch`)."""
+        licence, money, escrow = issuance.licence, issuance.money, issuance.escrow
         account = ledger.Account.advertiser(money.advertiser_key)
-        escrow = issuance.escrow
         debit = -sum(e.amount for e in escrow.entries if e.account == account) if escrow else 0
-        opened = c.execute(
-            ISSUE_OPEN,
-            (
-                lock_key((b"holder", row.holder_key)),
-                erased_key_digest(row.holder_key),
-                lock_key((b"account", ledger.ADVERTISER.encode(), money.advertiser_key)),
-                money.advertiser_key,
-                cost,
-                int(RequestState.PENDING),
-                now,
-                licence.holder_key,
-                licence.not_before,
-                licence.not_after,
-                licence.exclusive,
-                sorted(verdict.seen),
-                escrow is not None,
-                debit,
-                account.kind,
-                escrow.kind.value if escrow else "",
-                escrow.licence_id if escrow else b"",
-                escrow.at if escrow else 0,
-                ledger.holder_pending(money, ledger.Settled()),
-                licence.holder_key,
-                secrets.token_bytes(sealed.LOG_KEY_BYTES),
-                [n.key for n in nonces],
-                [n.expires_at for n in nonces],
-                [n.now for n in nonces],
-            ),
+        first = (
+            lock_key((b"holder", row.holder_key)),
+            erased_key_digest(row.holder_key),
+            lock_key((b"account", ledger.ADVERTISER.encode(), money.advertiser_key)),
+            money.advertiser_key,
+            cost,
+            int(RequestState.PENDING),
+            now,
+            licence.holder_key,
+            licence.not_before,
+            licence.not_after,
+            licence.exclusive,
+            sorted(verdict.seen),
+            escrow is not None,
+            debit,
+            account.kind,
+            escrow.kind.value if escrow else "",
+            escrow.licence_id if escrow else b"",
+            escrow.at if escrow else 0,
+            ledger.holder_pending(money, ledger.Settled()),
+            licence.holder_key,
+            secrets.token_bytes(sealed.LOG_KEY_BYTES),
+            [n.key for n in nonces],
+            [n.expires_at for n in nonces],
+            [n.now for n in nonces],
         )
-        return lambda: self._issue_made(c, row, issuance, now, opened.fetchone())
+        entries = escrow.entries if escrow else ()
+        # The second call's values but the licence's (signed with the log's index), the
+        # posting's id and the log entry's: its money, assets, request and entries.
+        middle = (
+            *self._money_values(money, ledger.Settled())[1:],
+            list(issuance.asset_digests),
+            int(RequestState.ISSUED),
+            row.advertiser_key,
+            row.holder_key,
+            row.claims,
+            row.created_at,
+            row.expires_at,
+            now,
+            "",
+            "",
+            int(row.auto_approved),
+            row.message,
+        )
+        ledger_values = (
+            [e.account.kind for e in entries],
+            [e.account.key for e in entries],
+            [e.amount for e in entries],
+            account.kind,
+            account.key,
+        )
+        made = replace(row, state=RequestState.ISSUED, updated_at=now, reason="", failure="")
 
-    def _issue_made(
-        self, c: Conn, row: RequestRow, issuance: Issuance, now: int, opened: Sequence[Any]
-    ) -> RequestRow:
-        """:meth:`_issue_at_once`'s second half, once ``licentia_issue_open`` answered."""
-        ok, posting, index, levels, hashes, log_key, number = opened
-        if not ok:
-            raise NotMade
-        money, escrow = issuance.money, issuance.escrow
-        account = ledger.Account.advertiser(money.advertiser_key)
-        index = int(index)
-        # The stored nodes the entry needs: read with its index, or completed by an entry
-        # of this batch whose second call the first call of this one ran before.
+        def send(c: Conn) -> Callable[[], RequestRow]:
+            opened = c.execute(ISSUE_OPEN, first)
+
+            def finish() -> RequestRow:
+                ok, posting, index, levels, hashes, log_key, number = opened.fetchone()
+                if not ok:
+                    raise NotMade
+                index = int(index)
+                signed = issuance.sign(index, max(now, issuance.claims.issued_at))
+                data = self._entry_made(c, index, levels, hashes, log_key, number, signed.token)
+                c.execute(
+                    ISSUE_CLOSE,
+                    (
+                        *self._licence_values(signed),
+                        *middle,
+                        posting,
+                        *ledger_values,
+                        index,
+                        data[0],
+                        now,
+                        *data[1],
+                    ),
+                )
+                return replace(made, licence_id=signed.licence_id)
+
+            return finish
+
+        return send
+
+    def _entry_made(
+        self,
+        c: Conn,
+        index: int,
+        levels: Sequence[int] | None,
+        hashes: Sequence[bytes] | None,
+        log_key: bytes,
+        number: int,
+        token: str,
+    ) -> tuple[bytes, tuple[list[int], list[int], list[bytes]]]:
+        """The licence's log entry, sealed to its holder (her ``log_key``, entry ``number``),
+        at ``index``; and the nodes it completes (levels, indexes, hashes)."""
+        entry = sealed.seal(bytes(log_key), int(number), transparency_pb2.LogEntry(licence=token))
+        data = entry.SerializeToString(deterministic=True)
+        # The stored nodes it needs: read with its index, or completed by an entry of this
+        # batch whose second call the first call of this one ran before.
         known = self._batch_nodes
         known.update(
             ((int(level), (index >> int(level)) - 1), bytes(h))
             for level, h in zip(levels or (), hashes or (), strict=True)
         )
-        signed = issuance.sign(index, max(now, issuance.claims.issued_at))
-        entry = sealed.seal(
-            bytes(log_key), int(number), transparency_pb2.LogEntry(licence=signed.token)
-        )
-        data = entry.SerializeToString(deterministic=True)
         nodes = merkle.completed_nodes(index, merkle.leaf_hash(data), SqlNodes(c, known))
         known.update(((level, i), h) for level, i, h in nodes)
-        entries = escrow.entries if escrow else ()
-        c.execute(
-            ISSUE_CLOSE,
-            (
-                *self._licence_values(signed),
-                *self._money_values(money, ledger.Settled())[1:],
-                list(issuance.asset_digests),
-                int(RequestState.ISSUED),
-                row.advertiser_key,
-                row.holder_key,
-                row.claims,
-                row.created_at,
-                row.expires_at,
-                now,
-                "",
-                "",
-                int(row.auto_approved),
-                row.message,
-                posting,
-                [e.account.kind for e in entries],
-                [e.account.key for e in entries],
-                [e.amount for e in entries],
-                account.kind,
-                account.key,
-                index,
-                data,
-                now,
-                [n[0] for n in nodes],
-                [n[1] for n in nodes],
-                [n[2] for n in nodes],
-            ),
-        )
-        return replace(
-            row,
-            state=RequestState.ISSUED,
-            updated_at=now,
-            reason="",
-            failure="",
-            licence_id=signed.licence_id,
-        )
+        return data, ([n[0] for n in nodes], [n[1] for n in nodes], [n[2] for n in nodes])
