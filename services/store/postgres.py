@@ -776,8 +776,12 @@ class PostgresStore(PgIssuePart, SqlStore, GroupCommit):
                     if careful:
                         conn.prepare_threshold = None
                     try:
-                        with conn.pipeline() as pipe, conn.transaction():
+                        # BEGIN and COMMIT sent as statements (psycopg's transaction()
+                        # would wait for an answer at each): the batch's statements and its
+                        # commit are answered in one round trip, once the pipeline ends.
+                        with conn.pipeline() as pipe:
                             c = _PgConn(conn, pipe)
+                            c.execute("BEGIN")
                             self._local.conn = c
                             self._batch_nodes = {}
                             try:
@@ -799,6 +803,7 @@ class PostgresStore(PgIssuePart, SqlStore, GroupCommit):
                             finally:
                                 self._local.conn = None
                             committing = True
+                            c.execute("COMMIT")
                     except BaseException:
                         conn.close()
                         raise
