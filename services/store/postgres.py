@@ -11,7 +11,10 @@ differs when several processes write at once, each with its own pool:
   (:meth:`PostgresStore._group`): those waiting together share one transaction — each in a
   savepoint — and one WAL flush, on a connection in pipeline mode (:class:`_PgConn`), one
   round trip each. An issuance holds its holder's lock and the log counter row to its
-  commit, so without this no two could share a flush.
+  commit, so without this no two could share a flush. An automatic issuance is two calls
+  of server-side functions (:mod:`._pg_issue`, migration ``m018_pg_issue2``), a *bare*
+  change of its batch (no savepoint: it changes nothing or makes its change,
+  :meth:`PostgresStore._bare`); the first calls of a batch are answered together.
 - Rules that must hold across replicas are kept by the engine, never by a lock in one
   process: transaction-scoped advisory locks (:meth:`PostgresStore._hold`) serialize the
   writers that touch the same holder (the exclusivity check), request, licence (revocation,
