@@ -66,7 +66,7 @@ CREATE FUNCTION licentia_issue_open(
     p_seen BYTEA[],
     p_escrow BOOLEAN, p_debit BIGINT, p_kind TEXT,
     p_posting_kind TEXT, p_licence BYTEA, p_at BIGINT,
-    p_pending_delta BIGINT, p_log_account BYTEA, p_new_log_key BYTEA,
+    p_pending_holder BYTEA, p_pending_delta BIGINT, p_log_account BYTEA, p_new_log_key BYTEA,
     p_nonces BYTEA[], p_nonces_expire BIGINT[], p_nonces_now BIGINT[],
     OUT o_ok BOOLEAN, OUT o_posting BIGINT, OUT o_index BIGINT, OUT o_levels INTEGER[],
     OUT o_hashes BYTEA[], OUT o_log_key BYTEA, OUT o_entry BIGINT)
@@ -145,7 +145,8 @@ BEGIN
         END IF;
     END IF;
     IF p_pending_delta <> 0 THEN
-        INSERT INTO holder_pending (holder_key, pending) VALUES (p_holder, p_pending_delta)
+        INSERT INTO holder_pending (holder_key, pending)
+            VALUES (p_pending_holder, p_pending_delta)
             ON CONFLICT (holder_key) DO UPDATE
             SET pending = holder_pending.pending + excluded.pending;
     END IF;
@@ -226,7 +227,8 @@ END $$;
 ISSUE_OPEN = (
     "SELECT * FROM licentia_issue_open(?::bigint, ?::bytea, ?::bigint, ?::bytea, ?::bigint,"
     " ?::integer, ?::bigint, ?::bytea, ?::bigint, ?::bigint, ?::boolean, ?::bytea[],"
-    " ?::boolean, ?::bigint, ?::text, ?::text, ?::bytea, ?::bigint, ?::bigint, ?::bytea,"
+    " ?::boolean, ?::bigint, ?::text, ?::text, ?::bytea, ?::bigint, ?::bytea, ?::bigint,"
+    " ?::bytea,"
     " ?::bytea, ?::bytea[], ?::bigint[], ?::bigint[])"
 )
 #: The second call (the licence, its money, its assets, the request, the posting's entries,
@@ -340,6 +342,7 @@ class PgIssuePart(RequestsPart):
             escrow.kind.value if escrow else "",
             escrow.licence_id if escrow else b"",
             escrow.at if escrow else 0,
+            money.holder_key,
             ledger.holder_pending(money, ledger.Settled()),
             licence.holder_key,
             secrets.token_bytes(sealed.LOG_KEY_BYTES),
