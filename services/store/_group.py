@@ -23,11 +23,16 @@ __all__ = ["Change", "GroupCommit"]
 class Change:
     """One caller's change, waiting for (or done by) a group commit."""
 
-    __slots__ = ("done", "error", "fn", "nonces", "value")
+    __slots__ = ("bare", "done", "error", "fn", "nonces", "value")
 
-    def __init__(self, fn: Callable[[Any], Any], nonces: tuple[SpentNonce, ...]) -> None:
+    def __init__(
+        self, fn: Callable[[Any], Any], nonces: tuple[SpentNonce, ...], *, bare: bool = False
+    ) -> None:
         self.fn = fn
         self.nonces = nonces
+        #: ``fn`` records ``nonces`` itself and runs without a savepoint of its own (a
+        #: backend that offers it: PostgreSQL's issuance in two calls).
+        self.bare = bare
         self.value: Any = None
         self.error: BaseException | None = None
         self.done = False

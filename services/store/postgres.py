@@ -11,7 +11,10 @@ differs when several processes write at once, each with its own pool:
   (:meth:`PostgresStore._group`): those waiting together share one transaction — each in a
   savepoint — and one WAL flush, on a connection in pipeline mode (:class:`_PgConn`), one
   round trip each. An issuance holds its holder's lock and the log counter row to its
-  commit, so without this no two could share a flush.
+  commit, so without this no two could share a flush. An automatic issuance is two calls
+  of server-side functions (:mod:`._pg_issue`, migration ``m018_pg_issue2``), a *bare*
+  change of its batch (no savepoint: it changes nothing or makes its change,
+  :meth:`PostgresStore._bare`); the first calls of a batch are answered together.
 - Rules that must hold across replicas are kept by the engine, never by a lock in one
   process: transaction-scoped advisory locks (:meth:`PostgresStore._hold`) serialize the
   writers that touch the same holder (the exclusivity check), request, licence (revocation,
@@ -37,7 +40,8 @@ differs when several processes write at once, each with its own pool:
 - Handles compare byte-wise (``COLLATE "C"``), as in SQLite, whatever the database's locale:
   offers page in the same order on both.
 - Migrations are the SQLite store's, by the same names (``m001_initial`` …
-  ``m015_pg_issue``, which adds the ``licentia_debit`` function and is a no-op on SQLite),
+  ``m015_pg_issue``, which adds the ``licentia_debit`` function, and ``m018_pg_issue2``,
+  the two functions of an automatic issuance (:mod:`._pg_issue`), are no-ops on SQLite),
   in PostgreSQL DDL, recorded in ``licentia_migrations`` and
   applied at start under a session advisory lock, so replicas starting together do not race.
 
@@ -48,7 +52,6 @@ migrations next to the connection handling (pool, retries, LISTEN/NOTIFY) they n
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import threading
 import time
@@ -66,6 +69,8 @@ from ..model import RevocationEvent
 from . import common as _common
 from ._group import Change as _Change
 from ._group import GroupCommit
+from ._pg_issue import MIGRATION as _M018
+from ._pg_issue import NotMade, PgIssuePart, lock_key
 from .base import SpentNonce
 from .common import Conn, Cursor, SqlStore
 
@@ -398,6 +403,8 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX request_reserves_advertiser ON request_reserves (advertiser_key);
         """,
     ),
+    # An automatic issuance's two server-side calls (:mod:`._pg_issue`).
+    ("m018_pg_issue2", _M018),
     ("m020_asset_digests", "CREATE INDEX assets_sha256 ON assets (sha256);"),
 )
 
@@ -596,14 +603,7 @@ class _PipedCursor:
         return iter(self.cur.fetchall())
 
 
-def _lock_key(parts: Sequence[bytes]) -> int:
-    """A signed 64-bit advisory-lock key for ``parts`` (a collision only makes two unrelated
-    writers wait for each other)."""
-    digest = hashlib.blake2b(b"\x00".join(parts), digest_size=8, person=b"licentia-lock").digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-class PostgresStore(SqlStore, GroupCommit):
+class PostgresStore(PgIssuePart, SqlStore, GroupCommit):
     """The :class:`~.base.Store` on a PostgreSQL database (``postgresql://…``), safe to share
     between several exchange replicas: each has its own pool, and the engine keeps the rules."""
 
@@ -733,6 +733,21 @@ class PostgresStore(SqlStore, GroupCommit):
             raise change.error
         return change.value  # type: ignore[no-any-return]
 
+    def _bare(self, fn: Callable[[Conn], Callable[[], T]], nonces: Sequence[SpentNonce]) -> T:
+        """:meth:`_group` for a change that records ``nonces`` itself and needs no savepoint
+        of its own (:attr:`._group.Change.bare`), in two steps: ``fn`` sends, and what it
+        returns, called once what was sent may be answered, either changes nothing,
+        raising :class:`._pg_issue.NotMade`, or makes its change. Any other error of it
+        rolls the batch back and runs it again change by change, where it is not made
+        (NotMade). Inside a change, or on a replica that does not write: NotMade."""
+        if self.read_only or getattr(self._local, "conn", None) is not None:
+            raise NotMade
+        change = _Change(fn, tuple(nonces), bare=True)
+        self._in_group(change, self._run_batch, MAX_BATCH, "the change was abandoned")
+        if change.error is not None:
+            raise change.error
+        return change.value  # type: ignore[no-any-return]
+
     def _run_batch(self, batch: list[_Change]) -> list[_Change]:
         """Run ``batch`` in one transaction and commit it; each change done (its value or
         its error set) but those returned, to be run first in the next batch.
@@ -765,21 +780,34 @@ class PostgresStore(SqlStore, GroupCommit):
                     if careful:
                         conn.prepare_threshold = None
                     try:
-                        with conn.pipeline() as pipe, conn.transaction():
+                        # BEGIN and COMMIT sent as statements (psycopg's transaction()
+                        # would wait for an answer at each): the batch's statements and its
+                        # commit are answered in one round trip, once the pipeline ends.
+                        with conn.pipeline() as pipe:
                             c = _PgConn(conn, pipe)
+                            c.execute("BEGIN")
                             self._local.conn = c
+                            self._batch_nodes = {}
                             try:
                                 self._sweep_nonces(c, [n for ch in batch for n in ch.nonces])
+                                bare: list[tuple[_Change, Callable[[], Any]]] = []
                                 for i, ch in enumerate(batch):
                                     if i == 1:  # the first change waits as any change does
                                         c.execute(f"SET LOCAL lock_timeout = {BATCH_LOCK_WAIT_MS}")
+                                    if ch.bare and not careful:  # sent now, answered together
+                                        bare.append((ch, self._send_bare(c, ch)))
+                                        ran.append(ch)
+                                        continue
+                                    self._finish_bare(bare)  # before a change that reads
                                     if not self._run_one(c, pipe, ch, careful=careful):
                                         again = batch[i:]
                                         break
                                     ran.append(ch)
+                                self._finish_bare(bare)
                             finally:
                                 self._local.conn = None
                             committing = True
+                            c.execute("COMMIT")
                     except BaseException:
                         conn.close()
                         raise
@@ -833,7 +861,17 @@ class PostgresStore(SqlStore, GroupCommit):
         rolled it back, if it must wait for the next batch (a lock it waited too long for).
         ``careful``: its statements are answered before it ends (a sync), so that an error
         of the engine is its own; otherwise such an error raises :class:`_Careful`. A
-        replay of its call is refused as such, whatever else the change met."""
+        replay of its call is refused as such, whatever else the change met.
+
+        A bare change (:meth:`_bare`) runs without a savepoint: made, or not made having
+        changed nothing (:class:`._pg_issue.NotMade`); an error of it raises
+        :class:`_Careful`, and a careful run leaves it not made."""
+        if ch.bare:
+            if careful:
+                ch.value, ch.error = None, NotMade()
+                return True
+            self._finish_bare([(ch, self._send_bare(c, ch))])
+            return True
         c.execute("SAVEPOINT change")
         for attempt in range(ATTEMPTS):
             spent = [self._spend_sent(c, n) for n in ch.nonces]
@@ -880,12 +918,38 @@ class PostgresStore(SqlStore, GroupCommit):
         c.execute("RELEASE change")
         return True
 
+    @staticmethod
+    def _send_bare(c: _PgConn, ch: _Change) -> Callable[[], Any]:
+        """A bare change's first step (:meth:`_bare`): what it sent; what finishes it."""
+        try:
+            return ch.fn(c)  # type: ignore[no-any-return]
+        except Exception as e:
+            if _lost(e):
+                raise  # the connection: the batch's
+            raise _Careful from e
+
+    @staticmethod
+    def _finish_bare(sent: list[tuple[_Change, Callable[[], Any]]]) -> None:
+        """The second step of the bare changes ``sent``, in the order they were sent; each
+        made or not made (:class:`._pg_issue.NotMade`): any other error raises
+        :class:`_Careful`, as their changes have no savepoints. ``sent`` is emptied."""
+        for ch, finish in sent:
+            try:
+                ch.value, ch.error = finish(), None
+            except NotMade as e:
+                ch.value, ch.error = None, e
+            except Exception as e:
+                if _lost(e):
+                    raise
+                raise _Careful from e
+        sent.clear()
+
     def _has_table(self, name: str) -> bool:
         return self._rows("SELECT to_regclass(?)", (name,))[0][0] is not None
 
     def _hold(self, c: Conn, *parts: bytes) -> None:
         """A transaction-scoped advisory lock on ``parts``: released at commit or rollback."""
-        c.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(parts),))
+        c.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(parts),))
 
     #: The log counter, row-locked until this change commits: gapless, in commit order.
     _NEXT_LOG_INDEX = (

@@ -507,6 +507,14 @@ def m017_reserves(db: Database) -> None:
 
 
 @migrations()
+def m018_pg_issue2(db: Database) -> None:
+    """Nothing on SQLite: the PostgreSQL store's migration of this name creates the two
+    functions that make an automatic issuance in two calls (``services/store/_pg_issue.py``);
+    SQLite's one writer runs its statements in process. Kept so that both stores list the
+    same migrations."""
+
+
+@migrations()
 def m020_asset_digests(db: Database) -> None:
     """Assets by digest alone (``CheckAssetDigests``: is this file some holder's declared
     asset?), a lookup each instead of a scan of every holder's assets."""

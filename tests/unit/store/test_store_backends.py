@@ -65,6 +65,7 @@ def test_replicas_starting_together_migrate_once(pg_server: PgServer) -> None:
         "m015_pg_issue",
         "m016_growth",
         "m017_reserves",
+        "m018_pg_issue2",
         "m020_asset_digests",
     ]
     store = PostgresStore(url)

@@ -320,3 +320,48 @@ def test_issuances_committed_together_keep_their_own_outcomes(store: Store) -> N
     lics = store.licences_of(holder.public.raw, before_issued=NOW + 1, limit=99)
     assert len(lics) == issued - 1
     assert len(store.licences_of(other.public.raw, before_issued=NOW + 1, limit=99)) == 1
+
+
+def test_an_automatic_issuance_refused_before_it_is_made_changes_nothing(store: Store) -> None:
+    # PostgreSQL makes an automatic issuance in two server-side calls whose checks come
+    # before their first write (services/store/_pg_issue.py); whatever refuses it, nothing
+    # is stored and its nonce stays unspent, as on SQLite, and the log stays whole.
+    holder = _holder()
+    _register(store, holder)
+    store.deposit(LICENSEE.public.raw, 2 * PRICE, "pay", NOW, digest=_d("pay", 2 * PRICE))
+
+    def auto(n: int, nonce: bytes, seen: frozenset[bytes] = frozenset()) -> RequestRow:
+        row = _row(store, _claims(holder, n))
+        plan = _licence(row, holder)
+        verdict = issuance.Verdict(None, seen)
+        return store.add_request(
+            row, auto=(plan, verdict), now=NOW, nonces=[_nonce(nonce)], cost=PRICE
+        )
+
+    def refused(n: int, nonce: bytes, seen: frozenset[bytes] = frozenset()) -> object:
+        with pytest.raises((LicentiaError, StaleVerdict)) as e:
+            auto(n, nonce, seen)
+        return e.value if isinstance(e.value, StaleVerdict) else _reason(e.value)
+
+    first = auto(1, b"n1")
+    assert first.state == RequestState.ISSUED
+    assert store.request(first.request_id) == first
+    lic = store.licence(first.licence_id)
+    assert lic is not None
+    assert lic.request_id == first.request_id
+    assert refused(2, b"n1") == Reason.REPLAYED_REQUEST
+    # decided over a licence that is not live: decided again (the servicer's loop)
+    assert isinstance(refused(3, b"n3", frozenset({b"\x07" * 16})), StaleVerdict)
+    second = auto(4, b"n4")
+    assert refused(5, b"n5") == Reason.INSUFFICIENT_FUNDS  # the balance is in escrow
+    rows = store.requests_for_holder(holder.public.raw, include_answered=True, limit=9)
+    assert {r.request_id for r in rows} == {first.request_id, second.request_id}
+    store.spend_nonces([_nonce(b"n3"), _nonce(b"n5")])  # neither was spent
+    advertiser = store.party(LICENSEE.public.raw)
+    assert advertiser is not None
+    st = store.statement(advertiser, 0, 10)
+    assert (st.available, st.pending) == (0, 2 * PRICE)
+    size, root = store.log_head()
+    assert size == 2
+    _, proof, entry = store.log_inclusion(1, 2)
+    assert merkle.verify_inclusion(entry, 1, 2, proof, root)
