@@ -100,6 +100,7 @@ _BY_CODE: Final[Mapping[Any, tuple[Reason, ...]]] = {
         _R.CONTENT_CREDENTIAL_UNTRUSTED,
         _R.CONTENT_SIGNER_NOT_LICENSEE,
         _R.CONTENT_NOT_LICENSED,
+        _R.CONTENT_USES_COUNTED,
     ),
     # Another change came first: read again and retry.
     grpc.StatusCode.ABORTED: (_R.KEY_SET_CONFLICT,),

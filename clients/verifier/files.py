@@ -86,7 +86,7 @@ class FileCheck:
     (:class:`licentia.content.Reading`: ``none``, ``trusted``, ``valid_untrusted``,
     ``invalid``, ``unreadable``); ``licence_id`` the licence the file carries (when its token
     parses); ``organisation`` and ``signer`` the signing certificate's subject O and CN;
-    ``asset_sha256`` the asset the assertion names; ``sha256`` the SHA-256 of the file's
+    ``asset_digest`` the asset the assertion names, salted as the licence names it (§12.1); ``sha256`` the SHA-256 of the file's
     bytes (empty when they were not all read: over the cap, or not readable); ``detail`` one
     line about the credentials; ``token`` the licence's text as the file carries it.
     """
@@ -96,7 +96,7 @@ class FileCheck:
     licence_id: bytes | None = None
     organisation: str = ""
     signer: str = ""
-    asset_sha256: bytes | None = None
+    asset_digest: bytes | None = None
     sha256: bytes = b""
     detail: str = ""
     token: str = ""
@@ -148,7 +148,7 @@ class FileCheck:
             "not_after": licence.parsed.not_after if licence is not None else None,
             "organisation": self.organisation,
             "signer": self.signer,
-            "asset_sha256": self.asset_sha256.hex() if self.asset_sha256 is not None else None,
+            "asset_digest": self.asset_digest.hex() if self.asset_digest is not None else None,
             "sha256": self.sha256.hex(),
         }
 
@@ -224,7 +224,7 @@ def _result(decision: Decision, reading: Reading, sha256: bytes) -> FileCheck:
         licence_id,
         reading.organisation,
         reading.signer,
-        a.asset_sha256 if a is not None else None,
+        a.asset_digest if a is not None else None,
         sha256,
         reading.detail,
         a.token if a is not None else "",

@@ -103,13 +103,20 @@ def cmd_check(s: Session) -> None:
     record = mine.get(licence_id)
     if record is None:
         doc["verdict"] = NOT_YOURS
-        doc["asset_label"] = labels.get(a.asset_sha256, "")
+        label = _named(a, labels)
+        doc["asset_label"] = label
         text = f"This file carries licence {licence_id.hex()[:12]}, which is not in your name."
-        if a.asset_sha256 in labels:
-            text += f" Yet it names your declared {labels[a.asset_sha256]}."
+        if label:
+            text += f" Yet it names your declared {label}."
         _out(s.args, doc, text)
         return
     _yours(s, doc, reading, record, labels)
+
+
+def _named(assertion: content.LicenceAssertion, labels: dict[bytes, str]) -> str:
+    """The label of her declared asset the assertion names (salted with its token's salt,
+    token-format §12.1), or ""."""
+    return next((label for d, label in labels.items() if assertion.names(d)), "")
 
 
 def _yours(
@@ -132,7 +139,7 @@ def _yours(
         credentials_ok=ok,
     )
     assert reading.assertion is not None
-    doc["asset_label"] = labels.get(reading.assertion.asset_sha256, "")
+    doc["asset_label"] = _named(reading.assertion, labels)
     claims = parse_token(record.token).claims
     who = _advertiser(organisation, record.licensee_key)
     verdict = "still valid" if active and ok else ("not valid" if active else "no longer valid")

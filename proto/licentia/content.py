@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import os
-import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,16 +33,25 @@ from typing import Any, BinaryIO, Literal, cast
 import nacl.signing
 
 from . import __version__
+from .content_assertion import (
+    ASSERTION_LABEL,
+    ASSERTION_VERSION,
+    COUNTED_MESSAGE,
+    MAX_ASSERTION_BYTES,
+    MAX_EXCHANGE_CHARS,
+    LicenceAssertion,
+    counted,
+)
 from .errors import LicentiaError, Reason
 from .keys import PublicKey
 from .scope import IntendedUse
-from .token import MAX_TOKEN_CHARS, parse_token
 from .verify import Decision, VerificationEngine
 from .vocabulary import DataCategory, Medium, Purpose
 
 __all__ = [
     "ASSERTION_LABEL",
     "ASSERTION_VERSION",
+    "COUNTED_MESSAGE",
     "MAX_ASSERTION_BYTES",
     "MAX_EXCHANGE_CHARS",
     "MAX_FILE_BYTES",
@@ -52,26 +59,15 @@ __all__ = [
     "Reading",
     "ReadingState",
     "check",
+    "counted",
     "embed",
     "mime_of",
     "read",
     "roots_pem",
 ]
 
-#: The Licentia assertion's label in a C2PA manifest (a reverse-domain entity label).
-ASSERTION_LABEL = "org.licentia.licence"
-#: The layout version of the assertion's JSON data.
-ASSERTION_VERSION = 1
 #: The most a checker reads of a file unless told otherwise (64 MiB).
 MAX_FILE_BYTES = 64 * 1024 * 1024
-#: The largest assertion data accepted, as compact JSON (a token is at most 4096 characters).
-MAX_ASSERTION_BYTES = 8192
-#: The longest ``exchange`` address an assertion may name.
-MAX_EXCHANGE_CHARS = 255
-
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_KEYS = {"version", "token", "asset_sha256", "log_index", "logged_at", "exchange"}
-_OPTIONAL = {"exchange"}
 #: Magic bytes of the formats the checkers accept, and their MIME types.
 _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"\xff\xd8\xff", 0, "image/jpeg"),
@@ -92,94 +88,6 @@ _BINDING_FAILURES = (
     "assertion.boxesHash.mismatch",
     "assertion.collectionHash.mismatch",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class LicenceAssertion:
-    """The Licentia assertion's data (docs/token-format.md §12).
-
-    ``token`` is the licence's text form; ``asset_sha256`` the plain SHA-256 of the licensed
-    asset this content uses (a checker salts it with the token's ``asset_salt``, §3.6);
-    ``log_index`` and ``logged_at`` copy the token's log promise for readers that know
-    nothing of Licentia (a checker requires them equal); ``exchange`` optionally names where
-    to check the licence's status.
-    """
-
-    token: str
-    asset_sha256: bytes
-    log_index: int
-    logged_at: int
-    exchange: str = ""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.token, str) or not self.token:
-            raise LicentiaError(Reason.MALFORMED, "the assertion's token is a licence's text")
-        if len(self.token) > MAX_TOKEN_CHARS:
-            raise LicentiaError(Reason.TOO_LARGE, "the assertion's token is too long")
-        if not isinstance(self.asset_sha256, bytes) or len(self.asset_sha256) != 32:
-            raise LicentiaError(Reason.MALFORMED, "asset_sha256 is a SHA-256 digest")
-        for name, value in (("log_index", self.log_index), ("logged_at", self.logged_at)):
-            if type(value) is not int or not 0 <= value < 2**63:
-                raise LicentiaError(Reason.MALFORMED, f"{name} is a non-negative integer")
-        if not isinstance(self.exchange, str) or len(self.exchange) > MAX_EXCHANGE_CHARS:
-            raise LicentiaError(Reason.MALFORMED, "exchange is at most 255 characters")
-        if any(c.isspace() or not c.isprintable() for c in self.exchange):
-            raise LicentiaError(Reason.MALFORMED, "exchange is an address without spaces")
-
-    @classmethod
-    def for_token(cls, token: str, asset_sha256: bytes, exchange: str = "") -> LicenceAssertion:
-        """The assertion for a v2 ``token`` used for ``asset_sha256``, its promise copied.
-
-        Raises ``LicentiaError`` when the token does not parse or carries no log promise
-        (a v1 token: content credentials are for v2 licences)."""
-        parsed = parse_token(token)
-        promise = parsed.promise
-        if promise is None:
-            raise LicentiaError(Reason.NOT_LOGGED, "content credentials need a v2 licence")
-        if parsed.asset_category(asset_sha256) is None:
-            raise LicentiaError(Reason.ASSET_MISMATCH, "the licence does not name this asset")
-        return cls(token, asset_sha256, promise.index, promise.logged_at, exchange)
-
-    def to_json(self) -> dict[str, Any]:
-        """The assertion's JSON data, as embedded."""
-        data: dict[str, Any] = {
-            "version": ASSERTION_VERSION,
-            "token": self.token,
-            "asset_sha256": self.asset_sha256.hex(),
-            "log_index": self.log_index,
-            "logged_at": self.logged_at,
-        }
-        if self.exchange:
-            data["exchange"] = self.exchange
-        return data
-
-    @classmethod
-    def from_json(cls, data: object) -> LicenceAssertion:
-        """Parse the assertion's data; ``LicentiaError`` MALFORMED (TOO_LARGE for sizes)
-        for anything but exactly the layout of §12."""
-        if not isinstance(data, dict):
-            raise LicentiaError(Reason.MALFORMED, "the Licentia assertion is a JSON object")
-        size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
-        if size > MAX_ASSERTION_BYTES:
-            raise LicentiaError(Reason.TOO_LARGE, "the Licentia assertion is over 8192 bytes")
-        keys = set(data)
-        if not keys <= _KEYS or not keys >= (_KEYS - _OPTIONAL):
-            raise LicentiaError(
-                Reason.MALFORMED,
-                f"the Licentia assertion has keys {sorted(_KEYS)} (exchange optional)",
-            )
-        if data["version"] != ASSERTION_VERSION or type(data["version"]) is not int:
-            raise LicentiaError(Reason.MALFORMED, "unknown Licentia assertion version")
-        digest = data["asset_sha256"]
-        if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
-            raise LicentiaError(Reason.MALFORMED, "asset_sha256 is 64 lower-case hex digits")
-        return cls(
-            token=data["token"],
-            asset_sha256=bytes.fromhex(digest),
-            log_index=data["log_index"],
-            logged_at=data["logged_at"],
-            exchange=data.get("exchange", ""),
-        )
 
 
 def mime_of(head: bytes) -> str:
@@ -399,13 +307,15 @@ def check(
         reasons.append(Reason.MALFORMED)
     if reading.signer != PublicKey(parsed.licensee_key).text:
         reasons.append(Reason.CONTENT_SIGNER_NOT_LICENSEE)
-    licensed = parsed.asset_category(a.asset_sha256)  # salts the plain digest (§3.6)
+    if counted(parsed):
+        reasons.append(Reason.CONTENT_USES_COUNTED)
+    licensed = parsed.asset_categories.get(a.asset_digest)  # salted, as the claims name it
     use = IntendedUse(
         category if category is not None else licensed or DataCategory.NAME,
         purpose,
         medium,
         territory,
-        a.asset_sha256,
+        a.asset_digest,
     )
     decision = engine.decide(auth, use, now, content=True)
     if reasons:

@@ -82,6 +82,7 @@ class Reason(enum.IntEnum):
     CONTENT_CREDENTIAL_UNTRUSTED = 68
     CONTENT_SIGNER_NOT_LICENSEE = 69
     CONTENT_NOT_LICENSED = 70
+    CONTENT_USES_COUNTED = 71
 
 
 class LicentiaError(Exception):

@@ -203,7 +203,8 @@ class VerificationEngine:
 
         ``content`` checks the licence for a file whose Content Credentials the caller
         verified (``licentia.content.check``): the licensee's C2PA signature stands in for
-        the presentation, so no audience applies."""
+        the presentation, so no audience applies, and the use's asset digest is the salted
+        one the file names (§12.1)."""
         audience = None if content else self.audience if audience is None else audience
         if audience is not None and self.nonces is None:
             raise ValueError("checking a presentation needs a nonce store")
@@ -223,7 +224,13 @@ class VerificationEngine:
             reasons.append(status)
         if use is not None:
             reasons.extend(u.scope.check(use))
-            if u.asset_category(use.asset_sha256) != use.category:
+            # A file names its asset salted, as the claims do (§12.1); a platform, plain.
+            named = (
+                u.asset_categories.get(use.asset_sha256)
+                if content
+                else u.asset_category(use.asset_sha256)
+            )
+            if named != use.category:
                 reasons.append(Reason.ASSET_MISMATCH)
         if u.max_uses and uses_so_far is not None and uses_so_far >= u.max_uses:
             reasons.append(Reason.USES_EXHAUSTED)
