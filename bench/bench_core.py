@@ -19,7 +19,8 @@ the limit again, and our rate is divided by the mean of the two limit runs.
   adds is a few more bytes hashed, the promise's parse and one SHA-256 to salt the asset.
 - ``verify.repeat``: verification of a token seen before ÷ raw PyNaCl verifications/s.
 - ``verify.file``: checking a signed file (``licentia.content.read`` then ``check``: a tiny
-  PNG whose Content Credentials carry a distinct valid v2 licence, signed by its licensee
+  PNG whose Content Credentials carry a distinct valid v2 licence (the typical one with no
+  use limit: a file carries no counted licence, token-format §12.2), signed by its licensee
   under a trusted content root, decided by an in-process engine that has not seen the
   token) per second ÷ ``verify.first_seen``'s tokens/s in the same rounds: what the C2PA
   work adds on top of a first verification. Its ``floor_ratio`` is the C2PA SDK's own
@@ -53,7 +54,13 @@ from floors import token_floor
 from report import emit, line
 
 from licentia import content, content_certs
-from licentia.examples import PHOTO_SHA256, tiny_png, typical_claims, typical_token_v2
+from licentia.examples import (
+    PHOTO_SHA256,
+    tiny_png,
+    typical_claims,
+    typical_token_v2,
+    uncounted_token_v2,
+)
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
 from licentia.scope import IntendedUse
 from licentia.status import StatusLists, StatusView, verify_snapshot
@@ -143,12 +150,17 @@ def main(argv: list[str] | None = None) -> int:
         for t in batch:
             token_floor(t, issuer.public.raw)
 
-    # verify.file: a signed file per token for the first tokens of each round.
+    # verify.file: a signed file per token for the first tokens of each round, each the
+    # same licence without its use limit (a file carries no counted licence, §12.2).
     n_files = max(per_round // FILES_PER_TOKENS, 1)
     files, root, file_keys = signed_files(
         issuer,
         licensee,
-        [t for r in range(rounds) for t in tokens[r * per_round : r * per_round + n_files]],
+        [
+            uncounted_token_v2(issuer, holder, licensee, NOW, i)
+            for r in range(rounds)
+            for i in range(r * per_round, r * per_round + n_files)
+        ],
     )
     roots = content_certs.trusted_roots([root], file_keys)
     if roots != [root]:

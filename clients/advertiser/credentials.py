@@ -2,7 +2,9 @@
 
 The exchange issues the advertiser a C2PA certificate for its own key
 (``IssueContentCertificate``, docs/token-format.md §12); the SDK keeps it while it lasts and
-signs creatives with it (:func:`creative`, :func:`sign`). The clients make the calls; the
+signs creatives with it (:func:`creative`, :func:`sign`), never with a counted licence
+(:func:`refuse_counted`: a file carries no licence that counts or prices its uses,
+token-format §12.2). The clients make the calls; the
 only I/O here is reading and writing the files they name (:func:`read_file`,
 :func:`write_file`).
 """
@@ -21,7 +23,7 @@ from licentia import content, content_certs
 from licentia.errors import LicentiaError, Reason
 from licentia.keys import PrivateKey, PublicKey
 from licentia.methods import path
-from licentia.token import parse_token
+from licentia.token import UnverifiedLicence, parse_token
 from licentia.v1 import registry_pb2
 
 from ..channel import ExchangeError
@@ -34,6 +36,7 @@ __all__ = [
     "certificate_from",
     "creative",
     "read_file",
+    "refuse_counted",
     "sign",
     "write_file",
 ]
@@ -115,14 +118,28 @@ class Creative:
     valid_until: int
 
 
+def refuse_counted(token: str) -> UnverifiedLicence:
+    """The parsed ``token``, if a file may carry it: ``LicentiaError`` CONTENT_USES_COUNTED
+    (with :data:`licentia.content.COUNTED_MESSAGE`) for a licence that counts its uses
+    (``max_uses``) or prices each one (token-format §12.2: once published, a file travels
+    where nobody counts or reports its uses; present such a licence to each platform
+    instead), MALFORMED for a token that does not parse."""
+    parsed = parse_token(token)
+    if content.counted(parsed):
+        raise LicentiaError(Reason.CONTENT_USES_COUNTED, content.COUNTED_MESSAGE)
+    return parsed
+
+
 def creative(
     data: bytes, token: str, asset_sha256: bytes, key: PublicKey, exchange: str = ""
 ) -> Creative:
     """Check that ``data`` can carry ``token``'s Licentia assertion, signed by ``key``:
     a format C2PA embeds in (MALFORMED), at most :data:`licentia.content.MAX_FILE_BYTES`
     (TOO_LARGE), a v2 licence with its log promise (NOT_LOGGED) whose licensee is ``key``
-    (WRONG_LICENSEE: a checker compares the signer with it) and that names ``asset_sha256``
-    (ASSET_MISMATCH). Raises ``LicentiaError``."""
+    (WRONG_LICENSEE: a checker compares the signer with it), that neither counts nor prices
+    its uses (CONTENT_USES_COUNTED, :func:`refuse_counted`) and that names ``asset_sha256``,
+    the asset's plain SHA-256 (ASSET_MISMATCH; the assertion names it salted, §12.1).
+    Raises ``LicentiaError``."""
     if len(data) > content.MAX_FILE_BYTES:
         raise LicentiaError(Reason.TOO_LARGE, "the file is over the checkers' 64 MiB cap")
     mime = content.mime_of(data[:16])
@@ -131,6 +148,7 @@ def creative(
         raise LicentiaError(
             Reason.WRONG_LICENSEE, "the licence is another key's: only its licensee signs"
         )
+    refuse_counted(token)
     assertion = content.LicenceAssertion.for_token(token, asset_sha256, exchange)
     return Creative(assertion, mime, parsed.not_after)
 

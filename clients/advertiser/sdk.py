@@ -272,8 +272,10 @@ class Advertiser(PartyClient):
         where to ask for the licence's status. Anyone can then check the file
         (:func:`licentia.content.check`). Raises ``LicentiaError`` before any call for a file or
         licence that cannot be signed (:func:`._credentials.creative`: MALFORMED, TOO_LARGE,
-        WRONG_LICENSEE, ASSET_MISMATCH, NOT_LOGGED), :class:`ExchangeError` for a refused
-        call. Returns the output path, written all or nothing."""
+        WRONG_LICENSEE, ASSET_MISMATCH, NOT_LOGGED, and CONTENT_USES_COUNTED for a licence
+        that counts or prices its uses: a file carries none, token-format §12.2),
+        :class:`ExchangeError` for a refused call. Returns the output path, written all or
+        nothing."""
         token = licence_token if isinstance(licence_token, str) else licence_token.token
         data = _credentials.read_file(source_path)
         made = _credentials.creative(data, token, asset_sha256, self.key.public, exchange)
@@ -293,11 +295,16 @@ class Advertiser(PartyClient):
         """:meth:`fetch_asset`, written to ``output_path`` (all or nothing). With
         ``credentials`` (the default) the file carries the licence as Content Credentials,
         as :meth:`sign_content` writes them: the asset must then be a JPEG, PNG, WAV, WebP
-        or MP4 (MALFORMED otherwise: pass ``credentials=False`` for its bare bytes).
+        or MP4 (MALFORMED otherwise: pass ``credentials=False`` for its bare bytes), and
+        the licence one that neither counts nor prices its uses: ``LicentiaError``
+        CONTENT_USES_COUNTED before the asset is fetched otherwise (token-format §12.2).
         Returns the output path."""
+        token = ""
+        if credentials:  # a counted licence is refused before the asset is fetched
+            token = self.licence(licence_id).token
+            _credentials.refuse_counted(token)
         data = self.fetch_asset(licence_id, sha256)
         if credentials:
-            token = self.licence(licence_id).token
             made = _credentials.creative(data, token, sha256, self.key.public, exchange)
             certificate = self.content_certificate(valid_until=made.valid_until)
             data = _credentials.sign(data, made, self.key, certificate)

@@ -48,6 +48,8 @@ _LINES: dict[Reason, str] = {
     Reason.CONTENT_SIGNER_NOT_LICENSEE: "the file was signed by someone other than the"
     " licence's licensee",
     Reason.CONTENT_NOT_LICENSED: "the file carries no Licentia licence",
+    Reason.CONTENT_USES_COUNTED: "the licence counts or prices each use: a file cannot carry"
+    " it (it is presented to each platform instead)",
     Reason.MALFORMED: "the file or its licence is malformed or unreadable",
     Reason.TOO_LARGE: "the file is over the size this check reads",
     Reason.REVOKED: "the person revoked the licence",
@@ -86,7 +88,8 @@ class FileCheck:
     (:class:`licentia.content.Reading`: ``none``, ``trusted``, ``valid_untrusted``,
     ``invalid``, ``unreadable``); ``licence_id`` the licence the file carries (when its token
     parses); ``organisation`` and ``signer`` the signing certificate's subject O and CN;
-    ``asset_digest`` the asset the assertion names, salted as the licence names it (§12.1); ``sha256`` the SHA-256 of the file's
+    ``asset_digest`` the asset the assertion names, salted as the licence names it (§12.1);
+    ``sha256`` the SHA-256 of the file's
     bytes (empty when they were not all read: over the cap, or not readable); ``detail`` one
     line about the credentials; ``token`` the licence's text as the file carries it.
     """

@@ -4,7 +4,10 @@ Two categories, two purposes, two media, two territories, two assets with full S
 digests, both keys, a status index, price terms and a use limit: the shape whose token must
 stay within 560 characters. :func:`typical_claims` is its v1 form (plain digests);
 :func:`salted` makes any claims v2 (digests salted for the licence), and
-:func:`typical_token_v2` issues the typical v2 licence with its log promise.
+:func:`typical_token_v2` issues the typical v2 licence with its log promise;
+:func:`uncounted_claims` and :func:`uncounted_token_v2` are the same licence with no use
+limit and no price per use: the kind a file's Content Credentials may carry
+(token-format §12.2: a file carries no counted licence).
 :func:`tiny_png` is the project's one small real image (the demo's photo, the content the
 Content Credentials tests, fuzzers and benchmarks sign).
 """
@@ -39,6 +42,8 @@ __all__ = [
     "typical_claims",
     "typical_rule",
     "typical_token_v2",
+    "uncounted_claims",
+    "uncounted_token_v2",
 ]
 
 
@@ -123,6 +128,34 @@ def typical_token_v2(
     ``index`` at ``now``."""
     salt = hashlib.sha256(b"example salt %d" % index).digest()[:16]
     data = salted(typical_claims(issuer, holder, licensee, now, index), salt).encode()
+    return issue(issuer, data, approve(holder, data), promise=LogPromise(index, now))
+
+
+def uncounted_claims(
+    issuer: PrivateKey,
+    holder: PrivateKey,
+    licensee: PrivateKey,
+    now: int,
+    index: int = 0,
+) -> LicenceClaims:
+    """:func:`typical_claims` with no use limit (``max_uses`` 0) and no price per use: priced
+    for its term alone, the licence a file may carry (token-format §12.2)."""
+    claims = typical_claims(issuer, holder, licensee, now, index)
+    price = dataclasses.replace(claims.price, per_use_minor=0)
+    return dataclasses.replace(claims, max_uses=0, price=price)
+
+
+def uncounted_token_v2(
+    issuer: PrivateKey,
+    holder: PrivateKey,
+    licensee: PrivateKey,
+    now: int,
+    index: int = 0,
+) -> str:
+    """:func:`typical_token_v2` made from :func:`uncounted_claims`: the typical v2 licence a
+    file's Content Credentials may carry, its assets salted and its leaf as there."""
+    salt = hashlib.sha256(b"example salt %d" % index).digest()[:16]
+    data = salted(uncounted_claims(issuer, holder, licensee, now, index), salt).encode()
     return issue(issuer, data, approve(holder, data), promise=LogPromise(index, now))
 
 

@@ -18,11 +18,21 @@ from licentia import content, content_certs
 from licentia.clients.advertiser import Advertiser
 from licentia.examples import tiny_png as png
 from licentia.keys import PublicKey
+from licentia.token import parse_token, salted_digest
 from licentia.v1 import registry_pb2
 
 from .exchange_harness import Party
 
-__all__ = ["camera_signed", "certificate_chain", "jpeg", "png", "sdk_sign", "sign", "wav"]
+__all__ = [
+    "camera_signed",
+    "certificate_chain",
+    "embed_counted",
+    "jpeg",
+    "png",
+    "sdk_sign",
+    "sign",
+    "wav",
+]
 
 
 def wav(frames: int = 64, seed: int = 0) -> bytes:
@@ -83,6 +93,25 @@ def sign(
     assertion = content.LicenceAssertion.for_token(token, asset_sha256)
     key = nacl.signing.SigningKey(signer.key.seed)
     return content.embed(data, mime or content.mime_of(data[:16]), assertion, key, chain_pem)
+
+
+def embed_counted(
+    data: bytes, token: str, asset_sha256: bytes, signer: Party, chain_pem: str
+) -> bytes:
+    """``data`` with Content Credentials holding ``token`` whatever it is (a counted licence,
+    which ``LicenceAssertion.for_token`` and the SDK refuse): the assertion built field by
+    field (the asset salted as the claims name it), embedded with ``content.embed``. What a
+    signer that ignores §12.2 would make."""
+    parsed = parse_token(token)
+    assert parsed.promise is not None
+    assertion = content.LicenceAssertion(
+        token,
+        salted_digest(parsed.asset_salt, asset_sha256),
+        parsed.promise.index,
+        parsed.promise.logged_at,
+    )
+    key = nacl.signing.SigningKey(signer.key.seed)
+    return content.embed(data, content.mime_of(data[:16]), assertion, key, chain_pem)
 
 
 def sdk_sign(adv: Party, data: bytes, token: str, asset_sha256: bytes) -> bytes:

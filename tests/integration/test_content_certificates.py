@@ -149,6 +149,22 @@ def test_an_advertiser_signs_content_a_c2pa_reader_trusts_under_the_exchanges_ro
             call()
         assert e.value.reason == reason
     assert not (tmp_path / "x").exists()
+    # A licence that counts and prices its uses: refused before any call (no certificate
+    # asked, no asset fetched), with the reason and why (token-format §12.2).
+    counted = issue_licence(
+        holder, party, digests=(PHOTO_SHA, ASSET_SHA), max_uses=2, price_per_use=10
+    )
+    fresh = Advertiser(ex.channel(), party.key)  # no certificate kept: a call would show
+    for call in (
+        lambda: fresh.sign_content(source, tmp_path / "x", counted.token, PHOTO_SHA),
+        lambda: adv.fetch_asset_to(counted.licence_id, ASSET_SHA, tmp_path / "x"),
+    ):
+        with pytest.raises(LicentiaError) as e:
+            call()
+        assert e.value.reason == Reason.CONTENT_USES_COUNTED
+        assert str(e.value) == content.COUNTED_MESSAGE
+    assert fresh._content_certificate is None  # no certificate was asked for
+    assert not (tmp_path / "x").exists()
     # Another advertiser cannot sign with this licence: the checker would find the signer
     # is not the licensee.
     rival = Advertiser(ex.channel(), ex.party().key)
@@ -203,5 +219,14 @@ def test_only_a_registered_advertiser_gets_a_certificate(ex: Exchange, tmp_path:
                 assert reading.signer == party.key.public.text
                 assert reading.assertion is not None
                 assert reading.assertion.token == licence.token
+            counted = issue_licence(holder, party, digests=(PHOTO_SHA, ASSET_SHA), max_uses=1)
+            for refused in (
+                adv.sign_content(source, tmp_path / "x.png", counted.token, PHOTO_SHA),
+                adv.fetch_asset_to(counted.licence_id, ASSET_SHA, tmp_path / "x.png"),
+            ):
+                with pytest.raises(LicentiaError) as e:
+                    await refused
+                assert e.value.reason == Reason.CONTENT_USES_COUNTED
+            assert not (tmp_path / "x.png").exists()
 
     asyncio.run(asynchronously())

@@ -18,18 +18,28 @@ from pathlib import Path
 import nacl.signing
 import pytest
 
-from licentia import content_certs
+from licentia import content, content_certs
 from licentia.clients.channel import SignedChannel
 from licentia.clients.holder import AsyncHolder, Holder
 from licentia.clients.platform import Platform
 from licentia.clients.verifier import Verifier
 from licentia.clients.verifier.cli import main as verify_main
-from licentia.errors import Reason
+from licentia.errors import LicentiaError, Reason
 from licentia.keys import PublicKey
+from licentia.token import parse_token, salted_digest
 from licentia.v1 import registry_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
-from .content_harness import camera_signed, certificate_chain, jpeg, png, sdk_sign, sign, wav
+from .content_harness import (
+    camera_signed,
+    certificate_chain,
+    embed_counted,
+    jpeg,
+    png,
+    sdk_sign,
+    sign,
+    wav,
+)
 from .exchange_harness import (
     DAY,
     PHOTO_SHA,
@@ -171,6 +181,22 @@ def test_a_signed_file_is_allowed_and_every_bad_file_has_its_reason(
     register_advertiser(rival, "Rival Ads")
     stolen = sign(png(), licence.token, PHOTO_SHA, rival, certificate_chain(rival))
     assert reasons(stolen) == (Reason.CONTENT_SIGNER_NOT_LICENSEE,)
+    # A counted licence (three uses, each priced) in a file, signed by its own licensee under
+    # the exchange's certificate: the SDK and for_token refuse it, a checker DENYs it.
+    counted = issue_licence(holder, adv, max_uses=3, price_per_use=10)
+    with pytest.raises(LicentiaError) as refused:
+        sdk_sign(adv, png(seed=4), counted.token, PHOTO_SHA)
+    assert refused.value.reason == Reason.CONTENT_USES_COUNTED
+    with pytest.raises(LicentiaError) as refused:
+        content.LicenceAssertion.for_token(counted.token, PHOTO_SHA)
+    assert refused.value.reason == Reason.CONTENT_USES_COUNTED
+    carried = embed_counted(png(seed=4), counted.token, PHOTO_SHA, adv, certificate_chain(adv))
+    checked = verifier.check_file(carried, **USE)  # type: ignore[arg-type]
+    assert (checked.state, checked.licence_id) == ("trusted", counted.licence_id)
+    assert checked.decision.reasons == (Reason.CONTENT_USES_COUNTED,)
+    # The file names its asset salted, as the claims do: not the photo's plain digest.
+    assert checked.asset_digest != PHOTO_SHA
+    assert checked.asset_digest in parse_token(counted.token).asset_categories
     # Over the cap: TOO_LARGE, and no more than the cap (and one byte) is read.
     stream = CountingReader(good["png"] + b"\x00" * 4096)
     assert reasons(stream, max_bytes=1024) == (Reason.TOO_LARGE,)
@@ -227,6 +253,9 @@ def test_cli_file_allow_deny_no_licence_and_misuse(
     edited.write_bytes(bytes(data))
     plain = tmp_path / "plain.png"
     plain.write_bytes(png())
+    counted = tmp_path / "counted.png"
+    token = issue_licence(holder, adv, max_uses=2).token
+    counted.write_bytes(embed_counted(png(), token, PHOTO_SHA, adv, certificate_chain(adv)))
     server = ("--server", ex.address)
 
     def run(*argv: str) -> tuple[int, str, str]:
@@ -252,6 +281,15 @@ def test_cli_file_allow_deny_no_licence_and_misuse(
     ]
     code, out, _ = run("--file", str(plain), *server, *CLI_USE)
     assert (code, out.splitlines()[0]) == (1, "NO LICENCE")
+    code, out, _ = run("--file", str(counted), *server, *CLI_USE)
+    assert (code, out.splitlines()[:2]) == (
+        1,
+        [
+            "DENY CONTENT_USES_COUNTED",
+            "  CONTENT_USES_COUNTED: the licence counts or prices each use: a file cannot carry"
+            " it (it is presented to each platform instead)",
+        ],
+    )
     code, out, _ = run("--file", str(plain), *server, *CLI_USE, "--json")
     doc = json.loads(out)
     assert (code, doc["verdict"], doc["reasons"]) == (1, "NO_LICENCE", ["CONTENT_NOT_LICENSED"])
@@ -377,6 +415,8 @@ def test_wallet_check_finds_her_licence_and_revokes_it_on_the_spot(
     code, out, _ = bob("check", str(ad))
     assert code == 0
     assert "which is not in your name" in out
+    # Bob declared the same photo: he finds it through the salted digest (names).
+    assert "Yet it names your declared me.png." in out
     assert "Revoke" not in out
     # Hers: which licence, whom, the scope and term, valid; no terminal: the command shown.
     code, out, _ = w("check", str(ad))
@@ -387,6 +427,13 @@ def test_wallet_check_finds_her_licence_and_revokes_it_on_the_spot(
     assert f"Revoke it: licentia-wallet revoke {lid}" in out
     doc = w.json("check", str(ad))
     assert (doc["verdict"], doc["valid"], doc["revoked"]) == ("yours", True, None)
+    # The file names her photo salted; her wallet recognises it (LicenceAssertion.names).
+    assert doc["asset_label"] == "me.png"
+    plain = hashlib.sha256(photo.read_bytes()).digest()
+    salted = salted_digest(parse_token(token).asset_salt, plain)
+    assert plain.hex().encode() not in ad.read_bytes()
+    assert plain not in ad.read_bytes()
+    assert salted.hex().encode() in ad.read_bytes()  # the assertion's JSON, as readers see it
     # --yes revokes it on the spot; the same file then checks as DENY REVOKED.
     doc = w.json("check", str(ad), "--yes")
     assert doc["revoked"]["receipt"]

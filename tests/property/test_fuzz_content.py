@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from licentia import content, content_certs
 from licentia.errors import Reason
-from licentia.examples import PHOTO_SHA256, tiny_png, typical_token_v2
+from licentia.examples import PHOTO_SHA256, tiny_png, uncounted_token_v2
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
 from licentia.verify import Decision, VerificationEngine
 from licentia.vocabulary import Medium, Purpose
@@ -94,7 +94,7 @@ def signed(kind: str) -> tuple[bytes, bytes, tuple[int, int]]:
     cert = content_certs.content_certificate(
         issuer, ISSUER.public.key_id, root, LICENSEE.public.raw, "Acme Ads", NOW - DAY, 400 * DAY
     )
-    token = typical_token_v2(ISSUER, HOLDER, LICENSEE, NOW)
+    token = uncounted_token_v2(ISSUER, HOLDER, LICENSEE, NOW)
     assertion = content.LicenceAssertion.for_token(token, PHOTO_SHA256)
     key = nacl.signing.SigningKey(LICENSEE.seed)
     data = content.embed(

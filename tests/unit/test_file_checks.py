@@ -77,7 +77,9 @@ def test_every_content_reason_has_its_own_line() -> None:
             Reason.CONTENT_CREDENTIAL_UNTRUSTED,
             Reason.CONTENT_SIGNER_NOT_LICENSEE,
             Reason.CONTENT_NOT_LICENSED,
+            Reason.CONTENT_USES_COUNTED,
         )
     }
-    assert len(lines) == 4
+    assert len(lines) == 5
+    assert "a file cannot carry it" in reason_line(Reason.CONTENT_USES_COUNTED)
     assert reason_line(Reason.PSEUDONYM_TAKEN) == "pseudonym taken"  # a name, at worst
