@@ -1,13 +1,23 @@
 """Rebuild the Content Credentials known answers in tests/vectors/content/ (token-format §12).
 
 tests/vectors/content/portrait.jpg (a 32x32 baseline JPEG, committed) is signed with the
-vectors' fixed keys (licence-v1.json: issuer seed 01…01, licensee seed 03…03) into:
+vectors' fixed keys (licence-v1.json: issuer seed 01…01, holder 02…02, licensee 03…03) into:
 
-- ``portrait-licensed.jpg``: the Licentia assertion carries licence-v1.json's ``token_v2``
-  approval token and the plain digest of the asset it names (``licentia.examples.
-  PHOTO_SHA256``), signed by the licensee under its content certificate;
-- ``portrait-other-licensee.jpg``: the same, signed by the same licensee, but carrying a
-  licence issued to another key (seed 04…04): what a file made with a stolen token is.
+- ``portrait-licensed.jpg``: the Licentia assertion carries the **file licence**: the
+  typical licence with no use limit and no price per use (``licentia.examples.
+  uncounted_claims``, index 2; a file carries no counted licence, token-format §12.2),
+  salted as licence-v1.json's ``token_v2``, approved by the holder, logged at leaf
+  ``FILE_LOG_INDEX``; the assertion names the photo (``licentia.examples.PHOTO_SHA256``)
+  salted, as the claims do (§12.1); signed by the licensee under its content certificate.
+  content.json gives the licence's claims and exact token, so that an independent
+  implementation can rebuild it;
+- ``portrait-other-licensee.jpg``: the same, signed by the same licensee, but carrying the
+  uncounted licence (index 1) issued to another key (seed 04…04): what a file made with a
+  stolen token is;
+- ``portrait-counted.jpg``: licence-v1.json's ``token_v2`` approval token, a counted licence
+  (``max_uses`` 3), embedded with ``content.embed`` directly (its assertion built field by
+  field: ``LicenceAssertion.for_token`` and the SDK refuse it): what a signer that ignores
+  §12.2 makes, which a checker DENYs CONTENT_USES_COUNTED.
 
 C2PA manifests are not deterministic (the manifest's URN is random, C2PA signs at the real
 time), so the signed files are committed and ``content.json`` beside them holds everything
@@ -31,15 +41,15 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nacl.signing
 
 from licentia import content, content_certs
-from licentia.examples import PHOTO_SHA256, salted, typical_claims
+from licentia.examples import PHOTO_SHA256, salted, uncounted_claims
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
 from licentia.status import StatusEvent, StatusView, verify_snapshot
-from licentia.token import LogPromise, approve, issue, parse_token
+from licentia.token import Approval, LogPromise, approve, issue, parse_token, salted_digest
 from licentia.verify import VerificationEngine
 from licentia.vocabulary import Medium, Purpose
 
@@ -49,6 +59,10 @@ OUT = DIR / "content.json"
 SOURCE = "portrait.jpg"
 LICENSED = "portrait-licensed.jpg"
 OTHER = "portrait-other-licensee.jpg"
+COUNTED = "portrait-counted.jpg"
+#: The file licence: the uncounted typical licence of this index, logged at this leaf.
+FILE_INDEX = 2
+FILE_LOG_INDEX = 43
 #: 2025-12-01T00:00:00Z: the issuer key's window (no end) and the end-entity's notBefore.
 WINDOW_START = 1_764_547_200
 #: 2100-01-01T00:00:00Z: the end-entity certificate's notAfter.
@@ -98,15 +112,72 @@ def certificates(k: dict[str, PrivateKey]) -> tuple[bytes, bytes]:
     return root, ee
 
 
-def other_token(v: dict[str, Any], k: dict[str, PrivateKey]) -> str:
-    """The typical licence (index 1) issued to the other licensee, its assets salted as
-    licence-v1.json's token_v2, approved by the holder, logged at ``OTHER_LOG_INDEX``."""
-    now = int(v["now"])
+def _uncounted(v: dict[str, Any], licensee: PrivateKey, index: int, leaf: int, at: int) -> str:
+    """The uncounted typical licence ``index`` issued to ``licensee``, its assets salted as
+    licence-v1.json's token_v2, approved by the holder, logged at ``leaf`` at ``at``."""
+    k = keys_of(v)
     salt = bytes.fromhex(v["token_v2"]["approval"]["asset_salt_hex"])
-    claims = salted(typical_claims(k["issuer"], k["holder"], k["other_licensee"], now, 1), salt)
+    claims = salted(
+        uncounted_claims(k["issuer"], k["holder"], licensee, int(v["now"]), index), salt
+    )
     data = claims.encode()
-    promise = LogPromise(OTHER_LOG_INDEX, now + 1)
+    promise = LogPromise(leaf, at)
     return issue(k["issuer"], data, approve(k["holder"], data), claims=claims, promise=promise)
+
+
+def file_token(v: dict[str, Any], k: dict[str, PrivateKey]) -> str:
+    """The file licence of ``portrait-licensed.jpg``: the uncounted licence ``FILE_INDEX``
+    to the licensee (03…03), logged at ``FILE_LOG_INDEX`` at licence-v1.json's now + 2."""
+    return _uncounted(v, k["licensee"], FILE_INDEX, FILE_LOG_INDEX, int(v["now"]) + 2)
+
+
+def other_token(v: dict[str, Any], k: dict[str, PrivateKey]) -> str:
+    """The uncounted licence (index 1) issued to the other licensee, logged at
+    ``OTHER_LOG_INDEX`` at licence-v1.json's now + 1."""
+    return _uncounted(v, k["other_licensee"], 1, OTHER_LOG_INDEX, int(v["now"]) + 1)
+
+
+def counted_token(v: dict[str, Any]) -> str:
+    """licence-v1.json's token_v2 approval token: the typical licence, three uses."""
+    token: str = v["token_v2"]["approval"]["token"]
+    return token
+
+
+def assertion_of(token: str) -> content.LicenceAssertion:
+    """The Licentia assertion for ``token`` used for the photo, built field by field (as
+    §12.1 lays it out), so that a counted token gets one too."""
+    parsed = parse_token(token)
+    assert parsed.promise is not None
+    return content.LicenceAssertion(
+        token,
+        salted_digest(parsed.asset_salt, PHOTO_SHA256),
+        parsed.promise.index,
+        parsed.promise.logged_at,
+    )
+
+
+def licence_doc(token: str) -> dict[str, Any]:
+    """What an independent implementation needs to rebuild the file licence: its claims'
+    exact bytes and main fields, the salt, both digests of the photo, and the token."""
+    t = parse_token(token)
+    assert t.promise is not None
+    return {
+        "claims_hex": t.claims_bytes.hex(),
+        "licence_id_hex": t.licence_id.hex(),
+        "asset_salt_hex": t.asset_salt.hex(),
+        "photo_plain_sha256_hex": PHOTO_SHA256.hex(),
+        "photo_salted_sha256_hex": salted_digest(t.asset_salt, PHOTO_SHA256).hex(),
+        "status_list": t.status_list,
+        "status_index": t.status_index,
+        "not_before": t.not_before,
+        "not_after": t.not_after,
+        "max_uses": t.max_uses,
+        "per_use_minor": t.per_use_minor,
+        "consent_signature_hex": cast(Approval, t.consent).signature.hex(),
+        "issuer_signature_hex": t.issuer_signature.hex(),
+        "log_promise": {"index": t.promise.index, "logged_at": t.promise.logged_at},
+        "token": token,
+    }
 
 
 def flip_offset(data: bytes) -> int:
@@ -162,13 +233,19 @@ def decide(
 
 
 def sign_files(v: dict[str, Any], k: dict[str, PrivateKey]) -> None:
-    """Sign portrait.jpg into the two committed signed files (new URNs every time)."""
+    """Sign portrait.jpg into the three committed signed files (new URNs every time)."""
     root, ee = certificates(k)
     chain = content_certs.chain_pem(ee, root)
     source = (DIR / SOURCE).read_bytes()
     key = nacl.signing.SigningKey(k["licensee"].seed)
-    for name, token in ((LICENSED, v["token_v2"]["approval"]["token"]), (OTHER, other_token(v, k))):
-        assertion = content.LicenceAssertion.for_token(token, PHOTO_SHA256)
+    for name, token in (
+        (LICENSED, file_token(v, k)),
+        (OTHER, other_token(v, k)),
+        (COUNTED, counted_token(v)),
+    ):
+        if name != COUNTED:  # the SDK's way: for_token refuses a counted licence
+            assert content.LicenceAssertion.for_token(token, PHOTO_SHA256) == assertion_of(token)
+        assertion = assertion_of(token)
         (DIR / name).write_bytes(content.embed(source, "image/jpeg", assertion, key, chain))
 
 
@@ -177,9 +254,8 @@ def build() -> dict[str, Any]:
     v = licence_vectors()
     k = keys_of(v)
     root, ee = certificates(k)
-    token = v["token_v2"]["approval"]["token"]
-    other = other_token(v, k)
-    files = {name: (DIR / name).read_bytes() for name in (SOURCE, LICENSED, OTHER)}
+    tokens = {LICENSED: file_token(v, k), OTHER: other_token(v, k), COUNTED: counted_token(v)}
+    files = {name: (DIR / name).read_bytes() for name in (SOURCE, *tokens)}
     offset = flip_offset(files[LICENSED])
     cases: list[dict[str, Any]] = [
         {"name": "the licensed file, its licence live", "file": LICENSED},
@@ -191,15 +267,13 @@ def build() -> dict[str, Any]:
         },
         {"name": "a licence issued to another key, signed by this one", "file": OTHER},
         {"name": "the portrait itself, with no Content Credentials", "file": SOURCE},
+        {"name": "a counted licence (three uses) in a file", "file": COUNTED},
     ]
     for case in cases:
         data = files[case["file"]]
         if "flip_offset" in case:
             data = flipped(data, case["flip_offset"])
         case["expect"] = decide(data, v, k, root, revoke=bool(case.get("revoke")))
-
-    def assertion(t: str) -> dict[str, Any]:
-        return content.LicenceAssertion.for_token(t, PHOTO_SHA256).to_json()
 
     return {
         "about": "Licentia Content Credentials known answers; see tests/vectors/README.md",
@@ -215,17 +289,16 @@ def build() -> dict[str, Any]:
             "sha256_hex": hashlib.sha256(ee).hexdigest(),
         },
         "other_licensee": {"seed": OTHER_SEED.hex(), "public_key": k["other_licensee"].public.text},
+        "file_licence": licence_doc(tokens[LICENSED]),
         "files": {
             SOURCE: {"sha256_hex": hashlib.sha256(files[SOURCE]).hexdigest()},
-            LICENSED: {
-                "sha256_hex": hashlib.sha256(files[LICENSED]).hexdigest(),
-                "token": token,
-                "assertion": assertion(token),
-            },
-            OTHER: {
-                "sha256_hex": hashlib.sha256(files[OTHER]).hexdigest(),
-                "token": other,
-                "assertion": assertion(other),
+            **{
+                name: {
+                    "sha256_hex": hashlib.sha256(files[name]).hexdigest(),
+                    "token": token,
+                    "assertion": assertion_of(token).to_json(),
+                }
+                for name, token in tokens.items()
             },
         },
         "use": USE,

@@ -12,11 +12,11 @@ import nacl.signing
 import pytest
 
 from licentia import content, content_certs
-from licentia.errors import Reason
+from licentia.errors import LicentiaError, Reason
 from licentia.examples import PHOTO_SHA256
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey, PublicKey
 from licentia.status import StatusEvent, StatusView, verify_snapshot
-from licentia.token import parse_token
+from licentia.token import LogPromise, approve, issue, parse_token, salted_digest
 from licentia.verify import VerificationEngine
 from licentia.vocabulary import Medium, Purpose
 
@@ -67,11 +67,56 @@ def test_certificates_and_files_are_the_documented_ones() -> None:
         assert hashlib.sha256((DIR / name).read_bytes()).hexdigest() == f["sha256_hex"], name
     assert len((DIR / "portrait.jpg").read_bytes()) == 964
     licensed = C["files"]["portrait-licensed.jpg"]
-    assert licensed["token"] == V["token_v2"]["approval"]["token"]
-    assert licensed["assertion"]["asset_sha256"] == PHOTO_SHA256.hex()
+    f = C["file_licence"]
+    assert licensed["token"] == f["token"]
+    # The assertion names the photo salted, as the claims do (§12.1), never plainly.
+    assert licensed["assertion"]["asset_digest"] == f["photo_salted_sha256_hex"]
+    assert f["photo_plain_sha256_hex"] == PHOTO_SHA256.hex()
+    assert PHOTO_SHA256.hex() not in json.dumps(licensed["assertion"])
+    counted = C["files"]["portrait-counted.jpg"]
+    assert counted["token"] == V["token_v2"]["approval"]["token"]
+    assert parse_token(counted["token"]).max_uses == 3
     other = parse_token(C["files"]["portrait-other-licensee.jpg"]["token"])
     assert PublicKey(other.licensee_key).text == C["other_licensee"]["public_key"]
     assert other.licensee_key != PublicKey.from_text(V["keys"]["licensee"]["public_key"]).raw
+
+
+def test_the_file_licence_is_rebuilt_from_the_seeds_and_its_claims() -> None:
+    # What an independent implementation checks: the claims' bytes, the holder's consent and
+    # the issuer's signature over them with the promise, the salted photo, no use counted.
+    f = C["file_licence"]
+    claims = bytes.fromhex(f["claims_hex"])
+    issuer, holder = (
+        PrivateKey.from_seed(bytes.fromhex(V["keys"][n]["seed"])) for n in ("issuer", "holder")
+    )
+    consent = approve(holder, claims)
+    assert consent.signature.hex() == f["consent_signature_hex"]
+    promise = LogPromise(f["log_promise"]["index"], f["log_promise"]["logged_at"])
+    assert issue(issuer, claims, consent, promise=promise) == f["token"]
+    t = parse_token(f["token"])
+    assert t.claims_bytes == claims
+    assert t.issuer_signature.hex() == f["issuer_signature_hex"]
+    assert (t.licence_id.hex(), t.status_list, t.status_index) == (
+        f["licence_id_hex"], f["status_list"], f["status_index"],
+    )  # fmt: skip
+    assert (t.not_before, t.not_after, t.max_uses, t.per_use_minor) == (
+        f["not_before"], f["not_after"], 0, 0,
+    )  # fmt: skip
+    assert t.asset_salt.hex() == f["asset_salt_hex"]
+    salted = salted_digest(t.asset_salt, bytes.fromhex(f["photo_plain_sha256_hex"]))
+    assert salted.hex() == f["photo_salted_sha256_hex"]
+    assert salted in t.asset_categories
+    assert PublicKey(t.licensee_key).text == V["keys"]["licensee"]["public_key"]
+    # LicenceAssertion.for_token makes exactly the assertion the file carries.
+    made = content.LicenceAssertion.for_token(f["token"], PHOTO_SHA256)
+    assert made.to_json() == C["files"]["portrait-licensed.jpg"]["assertion"]
+    assert made.names(PHOTO_SHA256)
+    # The counted token of the third file: for_token refuses it.
+    with pytest.raises(LicentiaError) as e:
+        content.LicenceAssertion.for_token(
+            C["files"]["portrait-counted.jpg"]["token"], PHOTO_SHA256
+        )
+    assert e.value.reason == Reason.CONTENT_USES_COUNTED
 
 
 def _view(revoke_token: str | None) -> StatusView:
@@ -130,6 +175,7 @@ def test_the_cases_cover_each_documented_answer() -> None:
             (Reason.CONTENT_MODIFIED.name,),
             (Reason.CONTENT_SIGNER_NOT_LICENSEE.name,),
             (Reason.CONTENT_NOT_LICENSED.name,),
+            (Reason.CONTENT_USES_COUNTED.name,),
         ]
     )
 
