@@ -3,11 +3,13 @@
 Starts ``licentia-server`` as a separate process on a fresh temporary data directory; then a
 person (with ``licentia-wallet``), an advertiser (with the SDK) and a platform (with the
 inline verifier) play their parts. Every step is one or two lines. The story ends with the ad
-file: it carries its licence (Content Credentials); another platform checks it with
-``licentia-verify --file``; a C2PA reader that knows nothing of Licentia shows it; Alice checks
-it with ``licentia-wallet check`` and revokes the licence from there; the same file is then
-DENY REVOKED. The server is stopped and the directory removed at the end, also on Ctrl-C or
-an error.
+file: a file carries no counted licence (its uses would go uncounted), so Acme Ads takes a
+second licence for its creative, priced for its term alone, which Alice approves; the file
+carries it (Content Credentials); another platform checks it with ``licentia-verify --file``;
+a C2PA reader that knows nothing of Licentia shows it; Alice checks it with
+``licentia-wallet check`` and revokes that licence from there; the same file is then
+DENY REVOKED, while the per-use licence goes on. The server is stopped and the directory
+removed at the end, also on Ctrl-C or an error.
 
 Run with ``make demo``. Exits 0 only if every step ends as the story says.
 """
@@ -31,10 +33,17 @@ from pathlib import Path
 import c2pa
 import grpc  # type: ignore[import-untyped]
 
-from licentia.clients.advertiser import Advertiser, Statement
+from licentia.clients.advertiser import (
+    Advertiser,
+    LicenceRecord,
+    Offer,
+    OfferedAsset,
+    Statement,
+)
 from licentia.clients.channel import SignedChannel
 from licentia.clients.logcheck import LogClient
 from licentia.clients.verifier import Verifier
+from licentia.errors import LicentiaError, Reason
 from licentia.examples import tiny_png
 from licentia.keys import PrivateKey, PublicKey
 from licentia.methods import path
@@ -231,9 +240,34 @@ def c2pa_view(path: Path) -> list[str]:
         f"state {state} (its signature and hard binding hold; it was given no trust anchor)",
         "assertions: " + ", ".join(labels),
         f"org.licentia.licence: token {data['token'][:12]}… ({len(data['token'])} characters),",
-        f"  asset_sha256 {data['asset_sha256'][:16]}…, logged at leaf {data['log_index']},"
-        f" status at {data.get('exchange', '?')}",
+        f"  asset_digest {data['asset_digest'][:16]}… (her photo, salted as the licence names it),",
+        f"  logged at leaf {data['log_index']}, status at {data.get('exchange', '?')}",
     ]
+
+
+def creative_licence(
+    adv: Advertiser, wallet: Wallet, offer: Offer, wanted: list[OfferedAsset]
+) -> LicenceRecord:
+    """Acme Ads' licence for its creative: the same use of her photo and name, 30 days,
+    priced for its term alone (no use counted, no price per use: what a file may carry,
+    token-format §12.2); Alice approves it."""
+    now = int(time.time())
+    asked = adv.request_licence(
+        offer,
+        wanted,
+        categories=[DataCategory.IMAGE, DataCategory.NAME],
+        purposes=[Purpose.ADVERTISING],
+        media=[Medium.ONLINE],
+        territories=["FR"],
+        not_before=now,
+        not_after=now + 30 * DAY,
+        price=offer.terms.price_for(30 * DAY),
+    )
+    wallet("approve", asked.request_id.hex(), "--yes")
+    licence = adv.wait_for_decision(asked.request_id, timeout=30).licence
+    if licence is None:
+        raise StoryError("no licence for the creative after the approval")
+    return licence
 
 
 def expect(decision: Decision, verdict: str) -> str:
@@ -351,9 +385,9 @@ def story(tmp: Path) -> None:
                     a.sha256 for a in licence.assets if a.category == DataCategory.IMAGE
                 )
 
-                def check(purpose: Purpose, where: str) -> Decision:
+                def check(purpose: Purpose, where: str, lic: LicenceRecord = licence) -> Decision:
                     use = IntendedUse(DataCategory.IMAGE, purpose, Medium.ONLINE, where, photo_sha)
-                    return verifier.check(licence.token, adv.present(licence, PLATFORM, use), use)
+                    return verifier.check(lic.token, adv.present(lic, PLATFORM, use), use)
 
                 say("PhotoShare's verifier checks each publication inline, before it goes out:")
                 say(
@@ -407,11 +441,30 @@ def story(tmp: Path) -> None:
                 if earned["total_minor"] < 2 * PER_USE * 9 // 10:
                     raise StoryError("the uses were not paid")
 
-                # The ad travels on its own: it carries its licence.
+                # The ad travels on its own: it carries a licence of its own, uncounted.
                 source, ad_file = tmp / "creative.png", tmp / "acme-ad.png"
                 source.write_bytes(adv.fetch_asset(licence.licence_id, photo_sha))
-                adv.sign_content(source, ad_file, licence, photo_sha, exchange=server)
-                say("Acme Ads makes its ad from her photo; the SDK's sign_content puts the licence")
+                try:
+                    adv.sign_content(source, ad_file, licence, photo_sha)
+                    raise StoryError("the SDK put a per-use licence in a file")
+                except LicentiaError as e:
+                    if e.reason != Reason.CONTENT_USES_COUNTED or ad_file.exists():
+                        raise StoryError(f"the per-use licence was refused wrongly: {e}") from e
+                creative = creative_licence(adv, wallet, offer, wanted)
+                say("The ad file will travel where nobody counts or reports its uses, so it cannot")
+                say("carry the per-use licence (the SDK refuses: CONTENT_USES_COUNTED). Acme Ads")
+                say(
+                    f"asks for a second licence for its creative, priced for its term alone:"
+                    f" 30 days, {eur(offer.terms.price_for(30 * DAY))}, no count."
+                )
+                say(
+                    f"Alice approves it: licence {creative.licence_id.hex()[:16]}…;"
+                    f" {money(adv.statement())}."
+                )
+                adv.sign_content(source, ad_file, creative, photo_sha, exchange=server)
+                say(
+                    "Acme Ads makes its ad from her photo; the SDK's sign_content puts that licence"
+                )
                 say(
                     f"in the file: {ad_file.name} ({ad_file.stat().st_size} bytes), a PNG with"
                     " Content Credentials (C2PA) signed by Acme Ads' key."
@@ -431,7 +484,7 @@ def story(tmp: Path) -> None:
                 def watch() -> None:
                     end = time.monotonic() + 10
                     while time.monotonic() < end:
-                        if str(check(Purpose.ADVERTISING, "FR")) == "DENY REVOKED":
+                        if str(check(Purpose.ADVERTISING, "FR", creative)) == "DENY REVOKED":
                             denied_at.append(time.monotonic())
                             return
                         time.sleep(0.0005)
@@ -463,8 +516,10 @@ def story(tmp: Path) -> None:
                 say(f"({total:.0f} ms after she ran the command, mostly starting the wallet and")
                 say("unlocking her key).")
                 say(
-                    "    next personalised ad in France -> "
-                    + expect(check(Purpose.PERSONALISED_ADVERTISING, "FR"), "DENY REVOKED")
+                    "    next personalised ad in France under it -> "
+                    + expect(
+                        check(Purpose.PERSONALISED_ADVERTISING, "FR", creative), "DENY REVOKED"
+                    )
                 )
                 refused = verifier.check_file(
                     ad_file,
@@ -473,6 +528,10 @@ def story(tmp: Path) -> None:
                     territory="FR",
                 ).decision
                 say("    the same ad file, checked again -> " + expect(refused, "DENY REVOKED"))
+                say(
+                    "    the per-use licence, untouched: personalised ad in France -> "
+                    + expect(check(Purpose.PERSONALISED_ADVERTISING, "FR"), "ALLOW")
+                )
                 after = adv.statement()
                 refund = next((x for x in after.lines if x.kind == "refund"), None)
                 if refund is None:
@@ -513,7 +572,7 @@ def story(tmp: Path) -> None:
                 say("    " + out.splitlines()[0])
                 audit = json.loads(wallet("audit", "--json"))
                 if audit["problems"] or (audit["your_licences"], audit["your_revocations"]) != (
-                    1,
+                    2,
                     1,
                 ):
                     raise StoryError(f"the audit of the public log went wrong: {audit}")
@@ -521,7 +580,7 @@ def story(tmp: Path) -> None:
                     f"Her wallet audits the public log ({audit['log_size']} entries in a Merkle"
                     " tree under a signed"
                 )
-                say("checkpoint): her licence is there, approved by her, and so is her")
+                say("checkpoint): her two licences are there, approved by her, and so is her")
                 say(
                     f"revocation, signed by her: {audit['your_entries_found']} entries sealed to"
                     f" her account, found with her log key"
@@ -537,6 +596,7 @@ def story(tmp: Path) -> None:
                         "her pseudonym": parse_token(licence.token).holder_key,
                         "her photo's digest": hashlib.sha256(photo.read_bytes()).digest(),
                         "the licence's id": licence.licence_id,
+                        "the file licence's id": creative.licence_id,
                         "her handle": b"alice",
                         "her name": b"Alice Martin",
                     },
@@ -553,11 +613,13 @@ def story(tmp: Path) -> None:
                 say("appear in none of them: the public record names nobody.")
 
         export = json.loads(wallet("export", "--json"))
+        states = sorted(
+            x["state"].removeprefix("LICENCE_STATE_").lower() for x in export["licences"]
+        )
         say(
             f"Alice exports everything the exchange holds about her: {len(export['assets'])} "
-            f"assets, {len(export['requests'])} request, {len(export['licences'])} licence "
-            f"({export['licences'][0]['state'].removeprefix('LICENCE_STATE_').lower()}), "
-            f"{len(export.get('accesses', []))} accesses."
+            f"assets, {len(export['requests'])} requests, {len(export['licences'])} licences "
+            f"({', '.join(states)}), {len(export.get('accesses', []))} accesses."
         )
     say("The exchange has stopped; its temporary directory is removed.")
 

@@ -55,13 +55,18 @@ def test_make_demo_tells_the_whole_story_over_a_real_exchange() -> None:
         "licentia-verify --file acme-ad.png -> ALLOW",
         "manifest signed by Acme Ads (ed25519:",
         "org.licentia.licence: token lic2.",
+        # A file carries no counted licence: a second one, priced for its term alone.
+        "(the SDK refuses: CONTENT_USES_COUNTED)",
+        "Alice approves it: licence ",
+        "asset_digest ",
         "This file carries your licence",
         "Status:      still valid",
         "Revoked licence",
-        "next personalised ad in France -> DENY REVOKED",
+        "next personalised ad in France under it -> DENY REVOKED",
         "the same ad file, checked again -> DENY REVOKED",
+        "the per-use licence, untouched: personalised ad in France -> ALLOW",
         "The revocation reached the platform's verifier",
-        "1 licence (revoked)",
+        "2 licences (active, revoked)",
         "The exchange has stopped",
     ):
         assert line in told, line
