@@ -142,7 +142,8 @@ class Platform(PartyClient):
     def check_asset_digests(self, digests: Sequence[bytes]) -> list[bool]:
         """For each SHA-256 digest, whether some holder declared an asset with it
         (``CheckAssetDigests``, :data:`MAX_ASSET_DIGESTS` per call: a longer list is asked
-        in several). The exchange never says whose. Raises ``ExchangeError``."""
+        in several). The exchange never says whose. Raises ``ExchangeError`` (also for an
+        answer with another number of bits than digests asked)."""
         out: list[bool] = []
         for at in range(0, len(digests), MAX_ASSET_DIGESTS):
             resp = self._rpc.unary(
