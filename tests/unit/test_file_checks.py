@@ -14,6 +14,7 @@ import nacl.signing
 from licentia import content, content_certs
 from licentia.clients.shown import shown
 from licentia.clients.verifier.files import FileCheck, check_file, read_capped, reason_line
+from licentia.clients.wallet.check import _credentials
 from licentia.errors import Reason
 from licentia.examples import tiny_png
 from licentia.keys import IssuerKeySet, PublicKey
@@ -149,4 +150,9 @@ def test_an_expired_signing_certificate_is_said_to_be_expired() -> None:
     assert checked.expired
     assert checked.lines()[1] == (
         "  CONTENT_CREDENTIAL_UNTRUSTED: the signing certificate has expired"
+    )
+    # The wallet's check says so too (and so offers no revocation from the file).
+    assert _credentials(reading, bytes(device.verify_key)) == (
+        False,
+        "the signing certificate has expired",
     )
