@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import grpc  # type: ignore[import-untyped]
+
 from licentia.content import MAX_FILE_BYTES
 from licentia.errors import Reason
 from licentia.methods import path
@@ -26,7 +28,9 @@ from licentia.scope import IntendedUse
 from licentia.v1 import registry_pb2, verification_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
+from ..channel import ExchangeError
 from ..party import PartyClient
+from ..shown import shown
 from ..verifier import Verifier
 from ..verifier.files import FileCheck, FileSource
 from ..verifier.nonces import open_nonce_store
@@ -38,6 +42,9 @@ REPORT_USE = path(verification_pb2, "ReportUse")
 CHECK_ASSET_DIGESTS = path(verification_pb2, "CheckAssetDigests")
 #: The most digests one ``CheckAssetDigests`` call carries (the exchange's cap).
 MAX_ASSET_DIGESTS = 64
+#: Reasons that say a file could not be checked now, not that it fails: the verifier's view
+#: of revocations is stale, the check failed inside, or a service it needs is away.
+_RETRY_REASONS = frozenset({Reason.STATUS_STALE, Reason.INTERNAL, Reason.UNAVAILABLE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +59,17 @@ class PlatformProfile:
 @dataclass(frozen=True, slots=True)
 class UploadCheck:
     """An uploaded file's fate (:meth:`Platform.check_upload`): ``outcome`` is ``allow``,
-    ``deny``, ``held`` (a registered person's asset with no licence) or ``no_licence``;
-    ``check`` the file check behind it (reasons, licence, organisation)."""
+    ``deny``, ``held`` (a registered person's asset with no licence), ``no_licence``, or
+    ``retry`` (it could not be checked now: hold it and check again); ``check`` the file
+    check behind it (reasons, licence, organisation)."""
 
-    outcome: Literal["allow", "deny", "held", "no_licence"]
+    outcome: Literal["allow", "deny", "held", "no_licence", "retry"]
     check: FileCheck
+
+    def lines(self) -> list[str]:
+        """The outcome for people, then the file check's lines (:meth:`FileCheck.lines`:
+        what the file says sanitised, "signed by" only for trusted credentials)."""
+        return [shown(f"upload: {self.outcome}", one_line=True), *self.check.lines()]
 
     @property
     def reasons(self) -> tuple[Reason, ...]:
@@ -129,7 +142,8 @@ class Platform(PartyClient):
     def check_asset_digests(self, digests: Sequence[bytes]) -> list[bool]:
         """For each SHA-256 digest, whether some holder declared an asset with it
         (``CheckAssetDigests``, :data:`MAX_ASSET_DIGESTS` per call: a longer list is asked
-        in several). The exchange never says whose. Raises ``ExchangeError``."""
+        in several). The exchange never says whose. Raises ``ExchangeError`` (also for an
+        answer with another number of bits than digests asked)."""
         out: list[bool] = []
         for at in range(0, len(digests), MAX_ASSET_DIGESTS):
             resp = self._rpc.unary(
@@ -139,6 +153,13 @@ class Platform(PartyClient):
                 ),
                 verification_pb2.CheckAssetDigestsResponse,
             )
+            asked = len(digests[at : at + MAX_ASSET_DIGESTS])
+            if len(resp.declared) != asked:  # one bit per digest, or no answer at all
+                raise ExchangeError(
+                    Reason.INTERNAL,
+                    grpc.StatusCode.INTERNAL,
+                    f"CheckAssetDigests answered {len(resp.declared)} bits for {asked} digests",
+                )
             out.extend(bool(d) for d in resp.declared)
         return out
 
@@ -179,8 +200,11 @@ class Platform(PartyClient):
         ``allow`` (it carries a licence valid for the use), ``deny`` (it carries a Licentia
         manifest that fails, or it is over the cap or unreadable and not a declared asset:
         its reasons), ``held`` (no licence, and its bytes are an asset a registered person
-        declared: hold it back), or ``no_licence`` (no licence, and not a declared asset:
-        the platform's policy decides).
+        declared: hold it back), ``no_licence`` (no licence, and not a declared asset:
+        the platform's policy decides), or ``retry`` (it could not be checked now: the
+        verifier's view of revocations is stale, ``STATUS_STALE``, or the check failed
+        inside, ``INTERNAL``, or a service was away, ``UNAVAILABLE``: hold the file and check
+        it again; never a ``deny`` that looks final).
 
         Never raises for bad content; a ``held`` answer needs the exchange
         (``CheckAssetDigests``): when it cannot answer, ``ExchangeError`` is raised rather
@@ -196,6 +220,9 @@ class Platform(PartyClient):
         )
         if checked.allowed:
             return UploadCheck("allow", checked)
+        reasons = checked.decision.reasons
+        if reasons and all(r in _RETRY_REASONS for r in reasons):
+            return UploadCheck("retry", checked)
         if checked.carries_licence or not checked.sha256:  # a licence that fails; over the cap
             return UploadCheck("deny", checked)
         # No licence (no manifest, another's, or a file the C2PA reader cannot read at all):

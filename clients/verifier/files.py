@@ -26,7 +26,10 @@ from licentia.token import parse_token
 from licentia.verify import Decision, VerificationEngine
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
+from ..shown import shown
+
 __all__ = [
+    "EXPIRED_CREDENTIAL",
     "MAX_FILE_BYTES",
     "FileCheck",
     "FileSource",
@@ -39,12 +42,16 @@ __all__ = [
 #: current position).
 FileSource = bytes | str | os.PathLike[str] | BinaryIO
 
+#: C2PA's failure code for a signing certificate past its validity (the reading is not
+#: trusted: ``CONTENT_CREDENTIAL_UNTRUSTED``, said as an expired certificate).
+EXPIRED_CREDENTIAL = "signingCredential.expired"
+
 #: One line per reason a file check gives, for people.
 _LINES: dict[Reason, str] = {
     Reason.CONTENT_MODIFIED: "the file's Content Credentials are not for these bytes (edited"
     " after signing, or copied from another file)",
     Reason.CONTENT_CREDENTIAL_UNTRUSTED: "the C2PA signature does not verify, or its"
-    " certificate was not issued by this exchange",
+    " certificate was not issued by an exchange this checker trusts",
     Reason.CONTENT_SIGNER_NOT_LICENSEE: "the file was signed by someone other than the"
     " licence's licensee",
     Reason.CONTENT_NOT_LICENSED: "the file carries no Licentia licence",
@@ -89,9 +96,14 @@ class FileCheck:
     ``invalid``, ``unreadable``); ``licence_id`` the licence the file carries (when its token
     parses); ``organisation`` and ``signer`` the signing certificate's subject O and CN;
     ``asset_digest`` the asset the assertion names, salted as the licence names it (§12.1);
-    ``sha256`` the SHA-256 of the file's
-    bytes (empty when they were not all read: over the cap, or not readable); ``detail`` one
-    line about the credentials; ``token`` the licence's text as the file carries it.
+    ``sha256`` the SHA-256 of the file's bytes (empty when they were not all read: over the
+    cap, or not readable); ``detail`` one line about the credentials; ``token`` the
+    licence's text as the file carries it;
+    ``failures`` C2PA's failure codes for the credentials (``signingCredential.expired``, …).
+
+    Every text here but the decision came from the file: ``organisation``, ``signer`` and
+    ``detail`` are what the file's certificate and manifest say, vouched for only when
+    ``state`` is ``trusted``; :meth:`lines` prints them sanitised and says so.
     """
 
     decision: Decision
@@ -106,6 +118,7 @@ class FileCheck:
     #: True when the file's manifest holds a Licentia assertion, even one that does not
     #: parse (a licence that fails is DENY, never "no licence").
     carries_licence: bool = False
+    failures: tuple[str, ...] = ()
 
     @property
     def allowed(self) -> bool:
@@ -118,6 +131,19 @@ class FileCheck:
         return self.decision.reasons == (Reason.CONTENT_NOT_LICENSED,)
 
     @property
+    def expired(self) -> bool:
+        """True when the signing certificate has expired (C2PA's
+        ``signingCredential.expired``)."""
+        return EXPIRED_CREDENTIAL in self.failures
+
+    def reason_line(self, reason: Reason) -> str:
+        """One line for people about ``reason`` in this check (an untrusted credential
+        that is an expired certificate is said to be so)."""
+        if reason is Reason.CONTENT_CREDENTIAL_UNTRUSTED and self.expired:
+            return "the signing certificate has expired"
+        return reason_line(reason)
+
+    @property
     def verdict(self) -> str:
         """``ALLOW``, ``NO LICENCE`` or ``DENY``."""
         if self.decision.allowed:
@@ -126,18 +152,32 @@ class FileCheck:
 
     def lines(self) -> list[str]:
         """What ``licentia-verify --file`` prints: the verdict (and reasons), one line per
-        reason, then the licence and organisation when the file names them."""
+        reason, then the licence and the signer when the file names them.
+
+        Nothing from the file is trusted on its word: what it names is sanitised (control
+        and format characters and line breaks shown as codes,
+        :func:`licentia.clients.shown.shown`), so a certificate's name cannot rewrite the
+        verdict on a terminal; the licence's id is printed only when the decision carries
+        the licence authenticated ("names a licence that does not verify" otherwise); and
+        "signed by" only for trusted credentials, "claims to be signed by … (not verified)"
+        for any other."""
         head = self.verdict
         if self.verdict == "DENY":
             head += " " + ", ".join(r.name for r in self.decision.reasons)
         out = [head]
         if not self.decision.allowed:
-            out += [f"  {r.name}: {reason_line(r)}" for r in self.decision.reasons]
-        if self.licence_id is not None:
-            out.append(f"licence {self.licence_id.hex()}")
+            out += [f"  {r.name}: {self.reason_line(r)}" for r in self.decision.reasons]
+        if self.decision.licence is not None:
+            out.append(f"licence {self.decision.licence.licence_id.hex()}")
+        elif self.licence_id is not None or self.carries_licence:
+            out.append("names a licence that does not verify")
         if self.organisation or self.signer:
-            who = self.organisation or "(no organisation named)"
-            out.append(f"signed by {who}" + (f" ({self.signer})" if self.signer else ""))
+            who = shown(self.organisation, one_line=True) or "(no organisation named)"
+            who += f" ({shown(self.signer, one_line=True)})" if self.signer else ""
+            if self.state == "trusted":
+                out.append(f"signed by {who}")
+            else:
+                out.append(f"claims to be signed by {who} (not verified)")
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -232,4 +272,5 @@ def _result(decision: Decision, reading: Reading, sha256: bytes) -> FileCheck:
         reading.detail,
         a.token if a is not None else "",
         a is not None or reading.assertion_error is not None,
+        reading.failures,
     )

@@ -7,6 +7,11 @@ advertiser, scope and term), whether it is still valid (its live state at the ex
 whether the file's credentials are intact and signed by the licensee), and she is offered to
 revoke it on the spot: the passphrase first, then y/N, as every confirmation (``--yes``
 answers yes; without a terminal and without ``--yes`` the revoke command is shown instead).
+Revoking is offered only for a file the licensee made: credentials intact, trusted and
+signed by the licence's licensee. A file that merely names her licence (its token copied
+into someone else's file, or an edited one) already fails every check; revoking would end
+the advertiser's licensed use, not stop that file, so she is told so and shown the revoke
+command, and ``--yes`` revokes nothing.
 A file with no licence whose SHA-256 is one of her declared assets "uses your declared
 <label> with no licence"; a licence that is not hers is said to be so, with no offer to
 revoke.
@@ -26,7 +31,7 @@ from licentia.token import parse_token
 from licentia.v1 import records_pb2
 
 from .commands import _advertiser, _labels, _my_licences, _organisations
-from .render import _LSTATE, _dict, _out, describe_claims
+from .render import _LSTATE, _dict, _out, _shown, describe_claims
 from .session import OperationFailedError, Session, _confirm
 
 __all__ = ["cmd_check"]
@@ -52,6 +57,8 @@ def _credentials(reading: content.Reading, licensee_key: bytes | None) -> tuple[
     """Whether the file's credentials hold for its licence, and a line saying so."""
     if reading.modified:
         return False, "the file was changed after it was signed (or the manifest was copied)"
+    if "signingCredential.expired" in reading.failures:
+        return False, "the signing certificate has expired"
     if reading.state != "trusted":
         return False, "its Content Credentials do not verify against this exchange"
     if licensee_key is not None and reading.signer != "ed25519:" + b64url_encode(licensee_key):
@@ -105,7 +112,8 @@ def cmd_check(s: Session) -> None:
         doc["verdict"] = NOT_YOURS
         label = _named(a, labels)
         doc["asset_label"] = label
-        text = f"This file carries licence {licence_id.hex()[:12]}, which is not in your name."
+        carries = "carries" if _credentials(reading, None)[0] else "names"
+        text = f"This file {carries} licence {licence_id.hex()[:12]}, which is not in your name."
         if label:
             text += f" Yet it names your declared {label}."
         _out(s.args, doc, text)
@@ -126,7 +134,8 @@ def _yours(
     record: records_pb2.LicenceRecord,
     labels: dict[bytes, str],
 ) -> None:
-    """Report a licence in her name, then offer to revoke it while it is active."""
+    """Report a licence in her name, then offer to revoke it while it is active and the
+    file is the licensee's own (credentials intact, trusted, signed by the licensee)."""
     organisation = _organisations(s).get(record.request_id, "")
     state = _LSTATE[record.state]
     ok, credentials = _credentials(reading, record.licensee_key)
@@ -144,18 +153,29 @@ def _yours(
     who = _advertiser(organisation, record.licensee_key)
     verdict = "still valid" if active and ok else ("not valid" if active else "no longer valid")
     ending = f"Status:      {verdict}: {state} at the exchange; {credentials}."
-    text = f"This file carries your licence {record.licence_id.hex()[:12]}.\n" + describe_claims(
+    carries = "carries" if ok else "names"
+    text = f"This file {carries} your licence {record.licence_id.hex()[:12]}.\n" + describe_claims(
         claims, who, labels, ending=ending
     )
     if not active:
         _out(s.args, doc, text)
+        return
+    if not ok:  # not the licensee's file: revoking would not stop it (nothing is offered)
+        lid, whose = record.licence_id.hex(), organisation or who
+        _out(
+            s.args,
+            doc,
+            text + f"\nThis file was not made by the licensee of your licence {lid[:12]}: it"
+            f" already fails every check; revoking would end {whose}'s licensed use, not stop"
+            f" this file — revoke it with `licentia-wallet revoke {lid}` if you want that.",
+        )
         return
     interactive = sys.stdin.isatty() and s.args.passphrase_file != "-"  # noqa: S105
     if not (s.args.yes or interactive):
         _out(s.args, doc, text + "\nRevoke it: licentia-wallet revoke " + record.licence_id.hex())
         return
     if not s.args.json:
-        print(text, flush=True)
+        print(_shown(text), flush=True)
     try:
         _confirm(s, f"Revoke licence {record.licence_id.hex()[:12]} now?")
     except OperationFailedError:  # she answered no

@@ -1,7 +1,8 @@
 """What the wallet shows and reads: plain words, JSON, amounts, dates and vocabulary names.
 
-No I/O but printing: every text the exchange sends passes through :func:`_shown` before it
-reaches a terminal.
+No I/O but printing: every text the exchange sends passes through :func:`_shown`
+(:func:`licentia.clients.shown.shown`, shared with the other clients) before it reaches a
+terminal.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from licentia.v1 import (
     records_pb2,
 )
 from licentia.vocabulary import DataCategory, Medium, Purpose
+
+from ..shown import shown
 
 E = TypeVar("E", DataCategory, Purpose, Medium)
 
@@ -63,14 +66,9 @@ def _when(t: int) -> str:
         return f"{t} (Unix seconds)"
 
 
-def _shown(text: str) -> str:
-    """``text`` safe to put before a person's eyes on a terminal: every control or format
-    character (escape sequences, bidirectional overrides, …) but the line breaks is shown
-    as its code, so nothing the exchange sends can rewrite or hide what the wallet prints
-    (the terms a holder reads before signing, say)."""
-    if text.isprintable():
-        return text
-    return "".join(c if c == "\n" or c.isprintable() else f"\\u{{{ord(c):04x}}}" for c in text)
+#: The one sanitiser of the clients (:func:`licentia.clients.shown.shown`), by the name the
+#: wallet's modules import.
+_shown = shown
 
 
 def _money(minor: int, currency: str) -> str:

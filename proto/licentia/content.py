@@ -254,10 +254,15 @@ def read(
         detail = "Content Credentials trusted"
     elif state in ("Valid", "Trusted") and _only_untrusted(failures):
         kind_state = "valid_untrusted"
-        detail = "Content Credentials signed by a certificate no Licentia exchange issued"
+        detail = (
+            "Content Credentials signed by a certificate not issued by an exchange this"
+            " checker trusts"
+        )
     else:
         kind_state = "invalid"
         detail = "Content Credentials do not verify: " + ", ".join(failures or ("invalid",))
+    if "signingCredential.expired" in failures and _only_untrusted(failures):
+        detail = "the signing certificate has expired"
     return Reading(kind_state, assertion, error, signer, organisation, failures, None, detail)
 
 

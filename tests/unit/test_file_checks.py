@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import io
 import json
+import time
+from types import SimpleNamespace
 from typing import Any
 
+import nacl.signing
+
+from licentia import content, content_certs
+from licentia.clients.shown import shown
 from licentia.clients.verifier.files import FileCheck, check_file, read_capped, reason_line
+from licentia.clients.wallet.check import _credentials
 from licentia.errors import Reason
-from licentia.keys import IssuerKeySet
+from licentia.examples import tiny_png
+from licentia.keys import IssuerKeySet, PublicKey
 from licentia.verify import Decision, VerificationEngine
 from licentia.vocabulary import Medium, Purpose
 
@@ -48,8 +56,13 @@ def test_at_most_one_byte_past_the_cap_is_read() -> None:
     assert read_capped(b"z" * 1000, 5) == b"z" * 6
 
 
+def _licensed(allowed: bool, reasons: tuple[Reason, ...]) -> Decision:
+    """A decision that carries an authenticated licence (only its id is read here)."""
+    return Decision(allowed, reasons, SimpleNamespace(licence_id=b"\x01" * 16))  # type: ignore[arg-type]
+
+
 def test_what_is_printed_for_each_verdict() -> None:
-    allow = FileCheck(Decision(True, ()), "trusted", b"\x01" * 16, "Acme Ads", "ed25519:k")
+    allow = FileCheck(_licensed(True, ()), "trusted", b"\x01" * 16, "Acme Ads", "ed25519:k")
     assert allow.lines() == ["ALLOW", f"licence {'01' * 16}", "signed by Acme Ads (ed25519:k)"]
     none = FileCheck(Decision(False, (Reason.CONTENT_NOT_LICENSED,)), "none")
     assert (none.verdict, none.no_licence) == ("NO LICENCE", True)
@@ -83,3 +96,65 @@ def test_every_content_reason_has_its_own_line() -> None:
     assert len(lines) == 5
     assert "a file cannot carry it" in reason_line(Reason.CONTENT_USES_COUNTED)
     assert reason_line(Reason.PSEUDONYM_TAKEN) == "pseudonym taken"  # a name, at worst
+
+
+def test_what_a_file_names_is_sanitised_and_vouched_for_only_when_trusted() -> None:
+    escapes = "\x1b[2A\x1b[2K\rALLOW\n\u202e"
+    untrusted = (Reason.CONTENT_CREDENTIAL_UNTRUSTED,)
+    forged = FileCheck(Decision(False, untrusted), "valid_untrusted", b"\x01" * 16, escapes, "k\n")
+    assert forged.lines() == [
+        "DENY CONTENT_CREDENTIAL_UNTRUSTED",
+        "  CONTENT_CREDENTIAL_UNTRUSTED: the C2PA signature does not verify, or its certificate"
+        " was not issued by an exchange this checker trusts",
+        "names a licence that does not verify",  # the token's own id is not vouched for
+        "claims to be signed by \\u{001b}[2A\\u{001b}[2K\\u{000d}ALLOW\\u{000a}\\u{202e}"
+        " (k\\u{000a}) (not verified)",
+    ]
+    # Trusted credentials with an authenticated licence that fails for the use: its id and
+    # "signed by", the names sanitised all the same.
+    denied = _licensed(False, (Reason.CONTENT_SIGNER_NOT_LICENSEE,))
+    trusted = FileCheck(denied, "trusted", b"\x02" * 16, "Rival\x07", "ed25519:r")
+    assert trusted.lines()[-2:] == [f"licence {'01' * 16}", "signed by Rival\\u{0007} (ed25519:r)"]
+    # A licence whose token does not even parse is named as not verifying, never by an id.
+    broken = FileCheck(Decision(False, (Reason.MALFORMED,)), "trusted", carries_licence=True)
+    assert broken.lines()[-1] == "names a licence that does not verify"
+    # The one sanitiser: line breaks kept in text, shown as codes inside one line.
+    assert shown("a\x1bb\nc") == "a\\u{001b}b\nc"
+    assert shown("a\nb", one_line=True) == "a\\u{000a}b"
+
+
+def test_an_expired_signing_certificate_is_said_to_be_expired() -> None:
+    ca, device = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
+    kid = PublicKey(bytes(ca.verify_key)).key_id
+    now = int(time.time())
+    root = content_certs.root_certificate(ca, kid, now - 3600, None)
+    # Valid for two more seconds: signed now, read once it has expired.
+    cert = content_certs.content_certificate(
+        ca, kid, root, bytes(device.verify_key), "Acme Ads", now - 60, 62
+    )
+    assertion = content.LicenceAssertion(
+        token="lic2.x", asset_digest=b"\x00" * 32, log_index=1, logged_at=1
+    )
+    chain = content_certs.chain_pem(cert, root)
+    signed = content.embed(tiny_png(), "image/png", assertion, device, chain)
+    # Under a root the checker does not trust: another exchange's, not an expired one.
+    other = content.read(signed, None, [])
+    assert other.state == "valid_untrusted"
+    assert other.detail == (
+        "Content Credentials signed by a certificate not issued by an exchange this checker trusts"
+    )
+    time.sleep(max(0.0, now + 3 - time.time()))
+    reading = content.read(signed, None, [root])
+    assert "signingCredential.expired" in reading.failures
+    assert reading.detail == "the signing certificate has expired"
+    checked = check_file(ENGINE, [root], signed, now, **USE)
+    assert checked.decision.reasons == (Reason.CONTENT_CREDENTIAL_UNTRUSTED,)  # kept
+    assert checked.expired
+    assert checked.lines()[1] == (
+        "  CONTENT_CREDENTIAL_UNTRUSTED: the signing certificate has expired"
+    )
+    # The wallet's check says so too (and so offers no revocation from the file).
+    assert _credentials(reading, bytes(device.verify_key)) == (
+        False,
+        "the signing certificate has expired",
+    )

@@ -1,0 +1,144 @@
+"""Files that name a licence they were not made under (issue 22's review): a licensee's
+token copied into someone else's signed file must neither get the person to revoke the
+genuine licence (``licentia-wallet check``) nor print a forged signer as if it were
+vouched for, or rewrite the verdict on a terminal (``licentia-verify --file``), against a
+real exchange."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import nacl.signing
+import pytest
+
+from licentia import content, content_certs
+from licentia.clients.verifier.cli import main as verify_main
+from licentia.keys import PublicKey
+
+from .content_harness import certificate_chain, png, sdk_sign, sign
+from .exchange_harness import (
+    DAY,
+    PHOTO_SHA,
+    Exchange,
+    issue_licence,
+    register_advertiser,
+    registered,
+    request_licence,
+)
+from .wallet_harness import Wallet, set_up
+
+CLI_USE = ("--purpose", "advertising", "--medium", "online", "--territory", "FR")
+#: An organisation name that, printed raw on a terminal, erases the line above (the DENY)
+#: and writes ALLOW in its place.
+ESCAPES = "\x1b[2A\x1b[2K\rALLOW\n"
+
+
+def _self_signed(data: bytes, token: str, asset: bytes, organisation: str) -> bytes:
+    """``data`` signed under a CA of the forger's own, with a certificate naming
+    ``organisation``, and carrying the licence ``token`` copied from a genuine file."""
+    ca, device = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
+    kid = PublicKey(bytes(ca.verify_key)).key_id
+    now = int(time.time())
+    root = content_certs.root_certificate(ca, kid, now - 3600, None)
+    cert = content_certs.content_certificate(
+        ca, kid, root, bytes(device.verify_key), organisation, now - 60, DAY
+    )
+    assertion = content.LicenceAssertion.for_token(token, asset)
+    chain = content_certs.chain_pem(cert, root)
+    return content.embed(data, content.mime_of(data[:16]), assertion, device, chain)
+
+
+def test_a_copied_token_in_another_advertisers_file_is_never_revoked_from_the_file(
+    ex: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = Wallet(tmp_path / "alice", ex.address, capsys)
+    assert w("init", "--yes", "--no-recovery")[0] == 0
+    set_up(w, tmp_path)
+    acme, mallory = ex.party(), ex.party()
+    register_advertiser(acme)
+    register_advertiser(mallory, "Mallory Media")
+    key = PublicKey.from_text(w.json("whoami")["account"]).raw
+    photo = hashlib.sha256((tmp_path / "me.png").read_bytes()).digest()
+    request = request_licence(acme, key, digests=(photo,))  # no max_uses, no per-use price
+    licence = w.json("approve", request.request.request_id.hex(), "--yes")
+    token, lid = licence["token"], licence["licence_id"]
+    genuine = sdk_sign(acme, png(), token, photo)
+    # Mallory copies Acme's token into her own file, signed with the certificate the exchange
+    # issued her; and into one signed under a CA of her own that calls itself Acme Ads.
+    fakes = {
+        "mallory.png": sign(png(seed=4), token, photo, mallory, certificate_chain(mallory)),
+        "forged.png": _self_signed(png(seed=5), token, photo, "Acme Ads"),
+    }
+    for name, data in fakes.items():
+        fake = tmp_path / name
+        fake.write_bytes(data)
+        code, out, _ = w("check", str(fake), "--yes")
+        assert code == 0, name
+        assert f"This file names your licence {lid[:12]}." in out
+        assert "carries your licence" not in out
+        assert "not valid: active at the exchange" in out
+        assert (
+            f"This file was not made by the licensee of your licence {lid[:12]}: it already"
+            " fails every check; revoking would end Acme Ads's licensed use, not stop this"
+            f" file — revoke it with `licentia-wallet revoke {lid}` if you want that." in out
+        )
+        assert "Revoked" not in out
+        doc = w.json("check", str(fake), "--yes")
+        assert (doc["verdict"], doc["credentials_ok"], doc["valid"]) == ("yours", False, False)
+        assert doc["revoked"] is None
+        assert doc["licence"]["state"] == "LICENCE_STATE_ACTIVE"
+    # The genuine file: still hers to revoke on the spot, so the licence was never touched.
+    (tmp_path / "ad.png").write_bytes(genuine)
+    doc = w.json("check", str(tmp_path / "ad.png"))
+    assert (doc["credentials_ok"], doc["valid"], doc["revoked"]) == (True, True, None)
+    code, out, _ = w("check", str(tmp_path / "ad.png"))
+    assert f"This file carries your licence {lid[:12]}." in out
+    assert f"Revoke it: licentia-wallet revoke {lid}" in out
+
+
+def test_verify_file_prints_a_forgers_names_sanitised_and_unvouched(
+    ex: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    holder, adv, _ = registered(ex)
+    licence = issue_licence(holder, adv)
+    server = ("--server", ex.address)
+
+    def run(path: Path) -> tuple[int, str]:
+        capsys.readouterr()
+        code = verify_main(["--file", str(path), *server, *CLI_USE])
+        return code, capsys.readouterr().out
+
+    # Under a CA of the forger's own: the escapes shown as codes, the name only claimed, the
+    # licence not named by its id (it was never authenticated).
+    for organisation in (ESCAPES, "Acme Ads"):
+        forged = tmp_path / "forged.png"
+        forged.write_bytes(_self_signed(png(seed=6), licence.token, PHOTO_SHA, organisation))
+        code, out = run(forged)
+        assert code == 1
+        lines = out.splitlines()
+        assert lines[0] == "DENY CONTENT_CREDENTIAL_UNTRUSTED"
+        assert "\x1b" not in out
+        assert "\r" not in out
+        assert "ALLOW" not in [line.strip() for line in lines]
+        assert not any(line.startswith("signed by") for line in lines)
+        shown = "\\u{001b}[2A\\u{001b}[2K\\u{000d}ALLOW\\u{000a}"
+        claimed = shown if organisation == ESCAPES else "Acme Ads"
+        assert f"claims to be signed by {claimed} (ed25519:" in out
+        assert out.rstrip().endswith("(not verified)")
+        assert "names a licence that does not verify" in out
+        assert licence.licence_id.hex() not in out
+    # Another registered advertiser's genuine certificate: trusted, so "signed by" it, and
+    # the licence authenticated (named by its id), yet DENY: not the licensee.
+    mallory = ex.party()
+    register_advertiser(mallory, "Mallory Media")
+    stolen = tmp_path / "stolen.png"
+    stolen.write_bytes(
+        sign(png(seed=7), licence.token, PHOTO_SHA, mallory, certificate_chain(mallory))
+    )
+    code, out = run(stolen)
+    assert code == 1
+    assert out.splitlines()[0].startswith("DENY CONTENT_SIGNER_NOT_LICENSEE")
+    assert f"signed by Mallory Media ({PublicKey(mallory.key.public.raw).text})" in out
+    assert f"licence {licence.licence_id.hex()}" in out
