@@ -10,7 +10,13 @@ Each key's content root (docs/token-format.md §12.3) is kept beside its seed as
 key's window changes (its creation, its retirement). The root is deterministic but only the
 secret can make it, so keeping it is what lets an operator destroy a retired key's secret —
 which it should, since a retired secret could still mint content certificates — while the
-exchange keeps publishing the root that files signed under it chain to.
+exchange keeps publishing the root that files signed under it chain to. Why a file beside
+the seed rather than a column in the store: the root is made where the secret is, by the
+process that holds it when the window changes (``rotate-key``, or a running exchange picking
+the rotation up), and it travels with the key files an operator already copies to replicas;
+a store column would need a schema migration on both stores for 4 KiB of public,
+self-verifying bytes (a replica checks a kept root against the published key and window
+before it publishes it, so a stale or foreign file is ignored).
 """
 
 from __future__ import annotations
