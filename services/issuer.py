@@ -4,6 +4,19 @@ Each key's 32-byte seed lives in ``<keys dir>/<key id hex>.key``, created with `
 mode 0600 and never overwritten. The store publishes every key with its signing window; a
 rotation starts a new key and ends the current one's window, and the old key stays
 published so that what it signed keeps verifying.
+
+Each key's content root (docs/token-format.md §12.3) is kept beside its seed as
+``<key id hex>.root`` (DER, public), written whenever the keyring holds the secret and the
+key's window changes (its creation, its retirement). The root is deterministic but only the
+secret can make it, so keeping it is what lets an operator destroy a retired key's secret —
+which it should, since a retired secret could still mint content certificates — while the
+exchange keeps publishing the root that files signed under it chain to. Why a file beside
+the seed rather than a column in the store: the root is made where the secret is, by the
+process that holds it when the window changes (``rotate-key``, or a running exchange picking
+the rotation up), and it travels with the key files an operator already copies to replicas;
+a store column would need a schema migration on both stores for 4 KiB of public,
+self-verifying bytes (a replica checks a kept root against the published key and window
+before it publishes it, so a stale or foreign file is ignored).
 """
 
 from __future__ import annotations
@@ -59,7 +72,7 @@ def _remove_stale_temps(directory: Path) -> None:
     if not directory.is_dir():
         return
     horizon = time.time() - STALE_TEMP_SECONDS
-    for temp in directory.glob(".*.key.*.tmp"):
+    for temp in [*directory.glob(".*.key.*.tmp"), *directory.glob(".*.root.*.tmp")]:
         try:
             if temp.stat().st_mtime < horizon:
                 temp.unlink()
@@ -74,6 +87,25 @@ def _sync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_root(path: Path, der: bytes) -> None:
+    """Replace ``path`` with ``der`` (a public certificate, 0644), all or nothing: written
+    and synced under a temporary name, renamed into place, the directory synced."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        try:
+            view = memoryview(der)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _sync_directory(path.parent)
 
 
 def _read_seed(path: Path) -> bytes:
@@ -102,6 +134,8 @@ class Keyring:
         #: Content roots made so far, by (key id, not_before, not_after): deterministic, so
         #: made once per window (a retirement changes the window, hence the root).
         self._roots: dict[tuple[bytes, int, int | None], bytes] = {}
+        #: The windows whose root this keyring has written to its ``.root`` file.
+        self._kept: set[tuple[bytes, int, int | None]] = set()
 
     def load(self, now: int, *, create: bool = True) -> None:
         """Load every published key; create the first key on a new exchange."""
@@ -138,6 +172,31 @@ class Keyring:
                     raise LicentiaError(Reason.INTERNAL, f"issuer key file {path.name} mismatch")
                 private[r.key_id] = key
         self._keys = (published, private)
+        for k in published:
+            if k.key_id in private:
+                self._keep_root(k)
+
+    def _root_path(self, key_id: bytes) -> Path:
+        return self.keys_dir / f"{key_id.hex()}.root"
+
+    def _keep_root(self, key: IssuerKey) -> None:
+        """Write the root of ``key`` (whose secret is held) for its current window to its
+        ``.root`` file, once per window: at its creation, and again when it retires (its
+        window gets an end). A keys directory this process may not write is left as it is
+        (the root is still published from the secret)."""
+        window = (key.key_id, key.not_before, key.not_after)
+        if window in self._kept:
+            return
+        root = self.content_root(key)
+        path = self._root_path(key.key_id)
+        if root is None:
+            return
+        try:
+            if not path.exists() or path.read_bytes() != root:
+                _write_root(path, root)
+        except OSError:
+            return
+        self._kept.add(window)
 
     def rotate(self, now: int) -> PublicKey:
         """Start a new key at ``now`` (or the next free second); the old one stays
@@ -157,6 +216,7 @@ class Keyring:
                 raise LicentiaError(Reason.NOT_FOUND, "no published issuer key with that id")
             self.store.withdraw_issuer_key(key_id, now)
             (self.keys_dir / f"{key_id.hex()}.key").unlink(missing_ok=True)
+            self._root_path(key_id).unlink(missing_ok=True)
             if self.keys_dir.is_dir():
                 _sync_directory(self.keys_dir)  # the destruction is durable too
             replacement = self._new_key(now, at_once=True) if key.not_after is None else None
@@ -201,24 +261,41 @@ class Keyring:
         return self._keys[0].resolve(key_id)
 
     def content_root(self, key: IssuerKey) -> bytes | None:
-        """The content root certificate of a published key (DER, deterministic:
-        :func:`licentia.content_certs.root_certificate`), or None when this exchange does
-        not hold its secret."""
-        secret = self._keys[1].get(key.key_id)
-        if secret is None:
-            return None
+        """The content root certificate of a published key for its published window (DER,
+        deterministic: :func:`licentia.content_certs.root_certificate`): made from its
+        secret when this exchange holds it, else read from its ``.root`` file when that is
+        exactly the root of this key and window (a retired key's secret destroyed, its root
+        kept); None otherwise."""
         window = (key.key_id, key.not_before, key.not_after)
         root = self._roots.get(window)
-        if root is None:
+        if root is not None:
+            return root
+        secret = self._keys[1].get(key.key_id)
+        if secret is not None:
             root = content_certs.root_certificate(
                 SigningKey(secret.seed), key.key_id, key.not_before, key.not_after
             )
-            self._roots[window] = root
+        else:
+            root = self._kept_root(key)
+            if root is None:
+                return None
+        self._roots[window] = root
         return root
 
+    def _kept_root(self, key: IssuerKey) -> bytes | None:
+        """The root in ``key``'s ``.root`` file if it is that key's for its published window
+        and its self-signature verifies (the checkers' own test); None otherwise."""
+        try:
+            der = self._root_path(key.key_id).read_bytes()[: content_certs.MAX_CERT_BYTES + 1]
+        except OSError:
+            return None
+        ok = content_certs.trusted_roots([der], IssuerKeySet([key]))
+        return der if ok == [der] else None
+
     def content_roots(self) -> list[bytes]:
-        """The content roots of every published key whose secret this exchange holds,
-        current and retired, in the key set's order (``GetIssuerKeys``)."""
+        """The content roots of every published key, current and retired, in the key set's
+        order (``GetIssuerKeys``): made from the secrets held, or read from the roots kept
+        of the keys whose secret is gone (:meth:`content_root`)."""
         roots = (self.content_root(k) for k in self._keys[0])
         return [r for r in roots if r is not None]
 

@@ -586,6 +586,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 args.issuer_keys or args.data_dir / KEYS_DIR, store, SystemClock().now
             )
             keyring.load(SystemClock().now())
+            retiring = [k.key_id.hex() for k in keyring.key_set if k.not_after is None]
             key = keyring.rotate(SystemClock().now())
         finally:
             store.close()
@@ -593,6 +594,11 @@ def _main(argv: Sequence[str] | None) -> int:
             f"new issuer key {key.key_id.hex()} ({key.text}); a running exchange on this store"
             " uses it within 2 s: copy the key file to every other replica's issuer-keys directory"
         )
+        for old in retiring:
+            print(
+                f"retired issuer key {old}: its content root is kept in {old}.root; destroy its"
+                f" secret {old}.key on every replica (docs/operations.md, Issuer keys)"
+            )
         return 0
     services = [s.strip() for s in args.services.split(",") if s.strip()]
     if (

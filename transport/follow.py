@@ -650,7 +650,8 @@ class StatusFollower:
         """The content roots of the last key-set answer that ``keys`` self-sign (none, and
         logged, when the exchange sent more than a key set holds: files then fail closed)."""
         try:
-            return tuple(trusted_roots(self.upstream.content_roots, keys))
+            roots = self.upstream.content_roots
+            return tuple(trusted_roots(roots, keys, now=int(self._clock())))
         except LicentiaError as e:
             self._note_error(e)
             return ()

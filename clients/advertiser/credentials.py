@@ -21,10 +21,10 @@ import nacl.signing
 
 from licentia import content, content_certs
 from licentia.errors import LicentiaError, Reason
-from licentia.keys import PrivateKey, PublicKey
+from licentia.keys import IssuerKeySet, PrivateKey, PublicKey
 from licentia.methods import path
 from licentia.token import UnverifiedLicence, parse_token
-from licentia.v1 import registry_pb2
+from licentia.v1 import licences_pb2, registry_pb2
 
 from ..channel import ExchangeError
 
@@ -33,11 +33,13 @@ __all__ = [
     "RENEW_BEFORE_SECONDS",
     "ContentCertificate",
     "Creative",
+    "anchored",
     "certificate_from",
     "creative",
     "read_file",
     "refuse_counted",
     "sign",
+    "unanchored",
     "write_file",
 ]
 
@@ -105,6 +107,40 @@ def certificate_from(
         organisation=info.organisation,
         not_before=info.not_before,
         not_after=info.not_after,
+    )
+
+
+def anchored(
+    certificate: ContentCertificate, published: licences_pb2.GetIssuerKeysResponse, now: int
+) -> bool:
+    """True if ``certificate`` is issued under a content root that ``published`` (the
+    exchange's ``GetIssuerKeys`` answer) carries and a checker keeps at ``now``
+    (:func:`licentia.content_certs.trusted_roots`, as the checkers call it): a file signed
+    under it is then trusted. False once its issuer key is withdrawn (its root is no longer
+    published), or its root dropped, or the answer does not parse."""
+    try:
+        keys = IssuerKeySet.from_proto(published.keys)
+        roots = list(published.content_roots)[: content_certs.MAX_ROOTS + 1]
+        trusted = content_certs.trusted_roots(roots, keys, now=now)
+    except LicentiaError:
+        return False
+    for root in trusted:
+        try:  # by signature, as C2PA matches an anchor: a retired key's root has its name
+            content_certs.check_chain(certificate.certificate, root)
+        except LicentiaError:
+            continue
+        return True
+    return False
+
+
+def unanchored() -> ExchangeError:
+    """The error for a certificate just issued that no published root anchors: every file
+    signed under it would be untrusted, so none is signed."""
+    return ExchangeError(
+        Reason.CONTENT_CREDENTIAL_UNTRUSTED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "the exchange's content certificate is not under a content root it publishes:"
+        " checkers would not trust a file signed with it (is its issuer key held here?)",
     )
 
 

@@ -240,11 +240,21 @@ class Advertiser(PartyClient):
     ) -> ContentCertificate:
         """This key's C2PA content certificate and its root (``IssueContentCertificate``,
         docs/token-format.md §12): the one kept from an earlier call while it is valid past
-        ``valid_until`` (default: a day from now) unless ``refresh``, else a new one from
-        the exchange. Raises :class:`ExchangeError` (NOT_OWNER unless the key is an
+        ``valid_until`` (default: a day from now) and issued under a content root the
+        exchange still publishes (its issuer key not withdrawn: ``GetIssuerKeys`` is asked
+        each time) unless ``refresh``, else a new one from the exchange, which must be under
+        a published root too (else CONTENT_CREDENTIAL_UNTRUSTED: no file is signed that
+        checkers would not trust). Raises :class:`ExchangeError` (NOT_OWNER unless the key is an
         advertiser's; MALFORMED for a certificate that is not for this key)."""
+        now = self.clock()
+        published = self._published_keys()
         kept = self._content_certificate
-        if kept is not None and not refresh and kept.lasts(self.clock(), valid_until):
+        if (
+            kept is not None
+            and not refresh
+            and kept.lasts(now, valid_until)
+            and _credentials.anchored(kept, published, now)
+        ):
             return kept
         resp = self._rpc.unary(
             _credentials.ISSUE_CONTENT_CERTIFICATE,
@@ -252,8 +262,20 @@ class Advertiser(PartyClient):
             registry_pb2.IssueContentCertificateResponse,
         )
         fresh = _credentials.certificate_from(resp, self.key.public)
+        # (a key rotated in since the answer above: asked once more)
+        if not _credentials.anchored(fresh, published, now) and not _credentials.anchored(
+            fresh, self._published_keys(), now
+        ):
+            raise _credentials.unanchored()
         self._content_certificate = fresh
         return fresh
+
+    def _published_keys(self) -> licences_pb2.GetIssuerKeysResponse:
+        return self._rpc.unary(
+            common.GET_ISSUER_KEYS,
+            licences_pb2.GetIssuerKeysRequest(),
+            licences_pb2.GetIssuerKeysResponse,
+        )
 
     def sign_content(
         self,

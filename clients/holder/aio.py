@@ -10,6 +10,7 @@ Requests are built in :mod:`.common`, shared with :mod:`.aio`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from licentia.content_certs import MAX_ROOTS, trusted_roots
@@ -182,7 +183,8 @@ class AsyncHolder(AsyncPartyClient):
             licences_pb2.GetIssuerKeysResponse,
         )
         keys = IssuerKeySet.from_proto(resp.keys)
-        return trusted_roots(list(resp.content_roots)[: MAX_ROOTS + 1], keys)
+        roots = list(resp.content_roots)[: MAX_ROOTS + 1]
+        return trusted_roots(roots, keys, now=int(time.time()))
 
     # -- requests ----------------------------------------------------------------------------
 

@@ -372,14 +372,15 @@ def check_file_once(
     sends does not verify; never for a bad file."""
     upstream = GrpcUpstream(channel, timeout=timeout)
     keys = upstream.issuer_keys()
-    roots = trusted_roots(upstream.content_roots, keys)
+    now = int(time.time())
+    roots = trusted_roots(upstream.content_roots, keys, now=now)
     view = StatusView(verify_snapshot(upstream.status_snapshot(), keys), STALENESS_SECONDS)
     engine = VerificationEngine(keys, view)
     return check_file(
         engine,
         roots,
         source,
-        int(time.time()),
+        now,
         purpose=purpose,
         medium=medium,
         territory=territory,

@@ -33,6 +33,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import LicentiaError, Reason
 from .keys import KEY_ID_BYTES, PUBLIC_KEY_BYTES, IssuerKeyResolver, IssuerKeySet, PublicKey
+from .token import DEFAULT_MAX_TERM_SECONDS
 
 __all__ = [
     "BACKDATE_SECONDS",
@@ -48,6 +49,7 @@ __all__ = [
     "check_chain",
     "content_certificate",
     "describe",
+    "retired_root_ends",
     "root_certificate",
     "root_name",
     "subject_key_text",
@@ -255,6 +257,15 @@ def _raw_ed25519(cert: x509.Certificate) -> bytes | None:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def retired_root_ends(not_after: int, max_term_seconds: int = DEFAULT_MAX_TERM_SECONDS) -> int:
+    """When a retired key's root stops anchoring anything: ``not_after`` plus twice the
+    longest licence term. The exchange issues certificates valid for twice its longest
+    term, only while the key is current, so every certificate a key issued has expired by
+    then (and C2PA finds a file signed under an expired certificate untrusted); a root kept
+    past it would only serve certificates minted later with a retired key's secret."""
+    return not_after + 2 * max_term_seconds
+
+
 def _root_ok(der: bytes, issuer_keys: IssuerKeyResolver) -> bool:
     """True if ``der`` is, byte for byte, the root :func:`root_certificate` makes for a key
     ``issuer_keys`` resolves, for its published window. The expected bytes but the
@@ -291,8 +302,20 @@ def _placeholder() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(b"\x00" * 32)
 
 
-def trusted_roots(roots_der: Iterable[bytes], issuer_keys: IssuerKeyResolver) -> list[bytes]:
+def trusted_roots(
+    roots_der: Iterable[bytes],
+    issuer_keys: IssuerKeyResolver,
+    *,
+    now: int | None = None,
+    max_term_seconds: int = DEFAULT_MAX_TERM_SECONDS,
+) -> list[bytes]:
     """The roots of ``roots_der`` a checker may give its C2PA reader as trust anchors.
+
+    Given ``now``, the root of a key retired long enough ago that every certificate it
+    issued has expired (``now`` >= :func:`retired_root_ends`, with the checker's longest
+    licence term) is dropped too: C2PA matches an anchor by signature and ignores its
+    validity, so a retired key's root would otherwise anchor certificates minted with its
+    secret after its retirement for ever (docs/token-format.md §12.3).
 
     A root is kept only if it parses (at most :data:`MAX_CERT_BYTES`), its public key is an
     Ed25519 key that ``issuer_keys`` resolves (same resolver as the licence verifier's: a
@@ -307,8 +330,19 @@ def trusted_roots(roots_der: Iterable[bytes], issuer_keys: IssuerKeyResolver) ->
         if n > MAX_ROOTS:
             raise LicentiaError(Reason.TOO_LARGE, f"at most {MAX_ROOTS} content roots")
         if der not in kept and _root_ok(der, issuer_keys):
+            if now is not None and _expired(der, now, max_term_seconds):
+                continue
             kept.append(der)
     return kept
+
+
+def _expired(root_der: bytes, now: int, max_term_seconds: int) -> bool:
+    """True if ``root_der`` (a root :func:`_root_ok` accepted) is a retired key's whose
+    certificates have all expired at ``now``."""
+    end = x509.load_der_x509_certificate(root_der).not_valid_after_utc
+    if end == NO_END:
+        return False
+    return now >= retired_root_ends(_unix(end), max_term_seconds)
 
 
 def _pem(der: bytes) -> str:

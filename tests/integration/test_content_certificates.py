@@ -230,3 +230,50 @@ def test_only_a_registered_advertiser_gets_a_certificate(ex: Exchange, tmp_path:
             assert not (tmp_path / "x.png").exists()
 
     asyncio.run(asynchronously())
+
+
+def test_the_sdk_renews_a_certificate_whose_issuer_key_was_withdrawn(
+    ex: Exchange, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After ``withdraw-key`` the checkers drop the key's root: the SDK no longer signs
+    under the certificate it kept from that key (it did: every file came out untrusted,
+    with no error), it fetches one from the new key, sync and asyncio; and it signs nothing
+    under a certificate no published root anchors."""
+    holder, party = ex.party(), ex.party()
+    register_holder(holder)
+    declare_png(holder)
+    adv = Advertiser(ex.channel(), party.key)
+    adv.register("Acme Ads", "FR")
+    ex.fund(party.key.public.raw)
+    licence = issue_licence(holder, party, digests=(PHOTO_SHA, ASSET_SHA))
+    source = tmp_path / "ad.png"
+    source.write_bytes(tiny_png())
+    keyring, clock = ex.app.deps.keyring, ex.app.deps.clock
+    kept = adv.content_certificate()
+
+    keyring.withdraw(kept.issuer_key_id, clock.now())
+    made = adv.sign_content(source, tmp_path / "after.png", licence.token, PHOTO_SHA)
+    _, roots = published(ex)
+    assert content.read(made.read_bytes(), None, roots).state == "trusted"
+    renewed = adv.content_certificate()
+    assert renewed.issuer_key_id != kept.issuer_key_id
+    assert renewed.root in roots
+
+    async def asynchronously() -> None:
+        async with AsyncAdvertiser.connect(ex.address, party.key) as aio:
+            first = await aio.content_certificate()
+            assert await aio.content_certificate() is first  # kept while anchored
+            keyring.withdraw(first.issuer_key_id, clock.now())
+            out = await aio.sign_content(source, tmp_path / "aio.png", licence.token, PHOTO_SHA)
+            _, roots = published(ex)
+            assert content.read(out.read_bytes(), None, roots).state == "trusted"
+            assert (await aio.content_certificate()).issuer_key_id != first.issuer_key_id
+
+    asyncio.run(asynchronously())
+
+    # An exchange that publishes no root for its key: no file is signed.
+    monkeypatch.setattr(keyring, "content_roots", list)
+    with pytest.raises(ExchangeError) as e:
+        adv.sign_content(source, tmp_path / "none.png", licence.token, PHOTO_SHA)
+    assert e.value.reason == Reason.CONTENT_CREDENTIAL_UNTRUSTED
+    assert not (tmp_path / "none.png").exists()

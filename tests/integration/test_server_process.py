@@ -14,6 +14,7 @@ import grpc  # type: ignore[import-untyped]
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
+from licentia import content_certs
 from licentia.errors import Reason
 from licentia.keys import IssuerKeySet, PrivateKey
 from licentia.request import sign_request
@@ -126,6 +127,10 @@ def test_rotated_keys_keep_old_licences_verifying(tmp_path: Path) -> None:
     # A running exchange re-reads its keys every 2 s: the command must not ask for a restart.
     assert "restart" not in out.stdout
     assert "within 2 s" in out.stdout
+    # The operator destroys the retired secret, as the command says; its root is kept.
+    old_id = parse_token(old).issuer_key_id.hex()
+    assert f"destroy its secret {old_id}.key" in out.stdout
+    (data / "issuer-keys" / f"{old_id}.key").unlink()
     # Two keys never share a second: a key rotated in within its predecessor's first second
     # starts at the next one, and until then the predecessor signs.
     time.sleep(1.0 - time.time() % 1.0 + 0.05)
@@ -135,14 +140,17 @@ def test_rotated_keys_keep_old_licences_verifying(tmp_path: Path) -> None:
         register_platform(platform)
         new = _licence(holder, adv)
         assert parse_token(new).issuer_key_id != parse_token(old).issuer_key_id
-        keys = IssuerKeySet.from_proto(
-            platform.call(
-                licences_pb2,
-                "GetIssuerKeys",
-                licences_pb2.GetIssuerKeysRequest(),
-                licences_pb2.GetIssuerKeysResponse,
-            ).keys
+        answer = platform.call(
+            licences_pb2,
+            "GetIssuerKeys",
+            licences_pb2.GetIssuerKeysRequest(),
+            licences_pb2.GetIssuerKeysResponse,
         )
+        keys = IssuerKeySet.from_proto(answer.keys)
+        # Both roots published (the retired one from the root kept), both kept by checkers.
+        roots = list(answer.content_roots)
+        assert len(roots) == 2
+        assert content_certs.trusted_roots(roots, keys, now=int(time.time())) == roots
         retired = keys.resolve(parse_token(old).issuer_key_id)
         assert retired is not None
         assert retired.not_after is not None

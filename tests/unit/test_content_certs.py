@@ -238,6 +238,67 @@ def test_a_c2pa_reader_trusts_the_chain_under_its_root_and_after_the_key_retires
     assert c2pa_read(data, [root_of(*issuer(2, PAST))])[0] == "Valid"
 
 
+def test_a_retired_keys_secret_mints_trusted_certificates_until_its_root_is_dropped() -> None:
+    """The review's finding, reproduced: C2PA matches an anchor by signature, not by name
+    nor window, so with a retired key's secret a thief mints a certificate today (its
+    chain carries the key's root as it was while current) that a reader trusts under the
+    retired root; naming another key as issuer changes nothing. A checker that passes
+    ``now`` drops a retired root once every certificate the key issued has expired (its
+    end plus twice the longest term): then the forgery is untrusted."""
+    import time
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    today = int(time.time())
+    key, current = issuer(1, PAST)
+    new_key, new = issuer(2, PAST + YEAR)
+    retired = IssuerKey(current.public, PAST, PAST + YEAR)
+    trusted = IssuerKeySet([retired, new])
+    published = [root_of(key, retired), root_of(new_key, new)]
+    thief = nacl.signing.SigningKey.generate()
+    minted = cc.content_certificate(
+        key, current.key_id, root_of(key, current), bytes(thief.verify_key), "", today, YEAR
+    )
+    forged = signed_png(thief, cc.chain_pem(minted, root_of(key, current)))
+    anchors = cc.trusted_roots(published, trusted)
+    assert anchors == published
+    assert c2pa_read(forged, anchors)[0] == "Trusted"  # the weakness: by signature alone
+    # The certificate names the current key as its issuer: still trusted, by signature.
+    cert = x509.load_der_x509_certificate(minted)
+    renamed = cert_builder_like(cert).issuer_name(cc.root_name(new.key_id))
+    private = Ed25519PrivateKey.from_private_bytes(bytes(key))
+    misnamed = renamed.sign(private, None).public_bytes(serialization.Encoding.DER)
+    chain = cc.chain_pem(misnamed, root_of(key, current))
+    assert c2pa_read(signed_png(thief, chain), anchors)[0] == ("Trusted")
+
+    # The bound: kept while a certificate the key issued may still be valid, dropped after.
+    ends = cc.retired_root_ends(PAST + YEAR, YEAR)
+    assert ends == PAST + 3 * YEAR
+    assert cc.trusted_roots(published, trusted, now=ends - 1, max_term_seconds=YEAR) == published
+    dropped = cc.trusted_roots(published, trusted, now=ends, max_term_seconds=YEAR)
+    assert dropped == [published[1]]  # the current key's root never ends
+    assert c2pa_read(forged, dropped)[0] == "Valid"  # untrusted: the checker's DENY
+    assert content.read(forged, None, dropped).state == "valid_untrusted"
+    # The default bound is the checkers' default longest term (365 days).
+    assert cc.trusted_roots(published, trusted, now=today) == [published[1]]
+
+
+def cert_builder_like(cert: x509.Certificate) -> x509.CertificateBuilder:
+    """A builder holding every field of ``cert`` but its issuer name and signature."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .public_key(cert.public_key())
+        .serial_number(cert.serial_number)
+        .not_valid_before(cert.not_valid_before_utc)
+        .not_valid_after(cert.not_valid_after_utc)
+    )
+    for extension in cert.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    return builder
+
+
 def test_check_chain_accepts_only_a_certificate_issued_under_its_root() -> None:
     key, published = issuer(1)
     root = root_of(key, published)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nacl.signing import SigningKey
 
 from licentia.services import issuer
 
@@ -105,4 +106,56 @@ def test_a_replica_without_the_current_keys_secret_is_unavailable(tmp_path: Path
         other.current(now)
     assert refused.value.reason is Reason.UNAVAILABLE
     assert "copy the key file" in str(refused.value)
+    store.close()
+
+
+def test_a_retired_keys_root_is_kept_so_its_secret_can_be_destroyed(tmp_path: Path) -> None:
+    """A retired key's content root stays published with its secret destroyed (it was not:
+    operators had to keep every retired secret, which could still mint certificates), from
+    the ``.root`` file kept beside it; a file that is not exactly that root is not
+    published; a withdrawn key's root goes with it."""
+    from licentia import content_certs
+    from licentia.services.store import SqliteStore
+
+    store = SqliteStore(tmp_path / "db")
+    now = 1_800_000_000
+    keys_dir = tmp_path / "keys"
+    ring = issuer.Keyring(keys_dir, store, lambda: now)
+    ring.load(now)
+    (old,) = ring.key_set
+    old_secret = ring.current(now)
+    assert (keys_dir / f"{old.key_id.hex()}.root").read_bytes() == ring.content_roots()[0]
+    ring.rotate(now)
+    retired = ring.key_set.resolve(old.key_id)
+    assert retired is not None
+    assert retired.not_after == now + 1
+    roots = ring.content_roots()
+    assert content_certs.trusted_roots(roots, ring.key_set) == roots
+    assert len(roots) == 2
+    kept = keys_dir / f"{old.key_id.hex()}.root"
+    assert kept.read_bytes() == roots[0]  # the retired form, written at the rotation
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o644  # public
+
+    # The operator destroys the retired secret: every replica still publishes both roots.
+    (keys_dir / f"{old.key_id.hex()}.key").unlink()
+    fresh = issuer.Keyring(keys_dir, store, lambda: now)
+    fresh.load(now, create=False)
+    assert fresh.content_roots() == roots
+    assert fresh.private(old.key_id) is None
+
+    # A kept file that is not exactly the retired key's root for its window is not published:
+    # the root of its current days (NO_END), another key's root, a cut one, garbage.
+    signing = SigningKey(old_secret.seed)
+    current_form = content_certs.root_certificate(signing, old.key_id, now, None)
+    for bad in (current_form, roots[1], roots[0][:-1], b"\x30" * 300):
+        kept.write_bytes(bad)
+        again = issuer.Keyring(keys_dir, store, lambda: now)
+        again.load(now, create=False)
+        assert again.content_roots() == [roots[1]], bad[:8]
+
+    # Withdrawn: its root leaves with it.
+    kept.write_bytes(roots[0])
+    fresh.withdraw(old.key_id, now)
+    assert not kept.exists()
+    assert fresh.content_roots() == [roots[1]]
     store.close()
