@@ -90,10 +90,11 @@ def _sync_directory(directory: Path) -> None:
 
 
 def _write_root(path: Path, der: bytes) -> None:
-    """Replace ``path`` with ``der`` (a public certificate, 0644), all or nothing: written
+    """Replace ``path`` with ``der`` (a public certificate, kept 0600 as everything in the
+    data directory: its readers are the exchange's own), all or nothing: written
     and synced under a temporary name, renamed into place, the directory synced."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         try:
             view = memoryview(der)

@@ -197,7 +197,8 @@ def test_the_server_process_serves_and_drains_on_sigterm(tmp_path: Path) -> None
         assert f"listening on {address}" in out
         assert '"event": "server.stopped"' in err or "server.stopped" in err
         key_files = list((tmp_path / "data" / "issuer-keys").iterdir())
-        assert [oct(os.stat(f).st_mode & 0o777) for f in key_files] == ["0o600"]
+        assert sorted(f.suffix for f in key_files) == [".key", ".root"]  # its secret, its root
+        assert [oct(os.stat(f).st_mode & 0o777) for f in key_files] == ["0o600"] * 2
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -134,7 +134,7 @@ def test_a_retired_keys_root_is_kept_so_its_secret_can_be_destroyed(tmp_path: Pa
     assert len(roots) == 2
     kept = keys_dir / f"{old.key_id.hex()}.root"
     assert kept.read_bytes() == roots[0]  # the retired form, written at the rotation
-    assert stat.S_IMODE(kept.stat().st_mode) == 0o644  # public
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600  # public, kept private as the whole data dir
 
     # The operator destroys the retired secret: every replica still publishes both roots.
     (keys_dir / f"{old.key_id.hex()}.key").unlink()
