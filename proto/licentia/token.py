@@ -994,8 +994,9 @@ def parse_token(text: str) -> UnverifiedLicence:
     kind = env.WhichOneof("consent")
     consent: Consent
     if kind == "holder_signature":
-        consent = Approval(env.holder_signature)
-        if version == 2 and len(env.holder_signature) != keys.SIGNATURE_BYTES:
+        holder_signature = env.holder_signature
+        consent = Approval(holder_signature)
+        if version == 2 and len(holder_signature) != keys.SIGNATURE_BYTES:
             # v2 frames the promise after the signature: its length is fixed, not implied.
             raise LicentiaError(Reason.MALFORMED, "an approval is a 64-byte signature")
     elif kind == "standing" and version == 1:
@@ -1027,8 +1028,9 @@ def parse_token(text: str) -> UnverifiedLicence:
     claims_bytes = env.claims
     m = parse_canonical(claims_bytes, licence_pb2.LicenceClaims(), "claims")
     scope, by_digest = check_claims_message(m)
-    if (version == 2) != bool(m.asset_salt) or (
-        version == 2 and bool(m.holder_key) != isinstance(consent, Approval)
+    asset_salt, holder_key = m.asset_salt, m.holder_key
+    if (version == 2) != bool(asset_salt) or (
+        version == 2 and bool(holder_key) != isinstance(consent, Approval)
     ):
         raise LicentiaError(
             Reason.MALFORMED,
@@ -1046,7 +1048,7 @@ def parse_token(text: str) -> UnverifiedLicence:
             env.issuer_signature,
             m.licence_id,
             m.issuer_key_id,
-            m.holder_key,
+            holder_key,
             m.licensee_key,
             m.issued_at,
             m.not_before,
@@ -1061,7 +1063,7 @@ def parse_token(text: str) -> UnverifiedLicence:
             price.fee_bps,
             m.exclusive,
             version,
-            m.asset_salt,
+            asset_salt,
             promise,
             m.status_list,
             promise_bytes,
