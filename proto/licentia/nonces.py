@@ -54,18 +54,20 @@ class MemoryNonceStore:
     def add_if_new(self, key: bytes, expires_at: int, now: int) -> bool:
         """Record ``key`` until ``expires_at``; False for a live repeat or a full store."""
         with self._lock:
-            seen = self._seen.get(key)
-            if seen is not None and seen > now:
-                return False
-            while self._seen:
-                oldest, expiry = next(iter(self._seen.items()))
+            entries = self._seen
+            seen = entries.get(key)
+            if seen is not None:
+                if seen > now:
+                    return False
+                del entries[key]  # expired: recorded again below, at the newest end
+            while entries:
+                oldest, expiry = next(iter(entries.items()))
                 if expiry > now:
                     break
-                del self._seen[oldest]
-            if len(self._seen) >= self.max_entries:
+                del entries[oldest]
+            if len(entries) >= self.max_entries:
                 return False
-            self._seen[key] = expires_at
-            self._seen.move_to_end(key)
+            entries[key] = expires_at  # a new key goes to the newest end
             return True
 
     def __len__(self) -> int:

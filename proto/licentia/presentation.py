@@ -41,6 +41,7 @@ NONCE_BYTES = 16
 LICENCE_ID_BYTES = 16
 #: Default freshness window: a presentation is accepted this many seconds either side of now.
 DEFAULT_WINDOW_SECONDS = 120
+_new_presentation = tuple.__new__
 
 
 class Presentation(NamedTuple):
@@ -93,26 +94,26 @@ def parse_presentation(text: str) -> Presentation:
         raise LicentiaError(Reason.MALFORMED, f"a presentation starts with {PRESENTATION_PREFIX!r}")
     signed = licence_pb2.SignedPresentation()
     parse_canonical(b64url_decode(text[len(PRESENTATION_PREFIX) :]), signed, "presentation")
+    claims_bytes = signed.claims
     claims = licence_pb2.PresentationClaims()
-    parse_canonical(signed.claims, claims, "presentation claims")
-    if len(claims.licence_id) != LICENCE_ID_BYTES:
+    parse_canonical(claims_bytes, claims, "presentation claims")
+    licence_id = claims.licence_id
+    if len(licence_id) != LICENCE_ID_BYTES:
         raise LicentiaError(Reason.MALFORMED, "a presentation names a 16-byte licence id")
-    if len(claims.nonce) != NONCE_BYTES or not claims.HasField("use"):
+    nonce = claims.nonce
+    if len(nonce) != NONCE_BYTES or not claims.HasField("use"):
         raise LicentiaError(Reason.MALFORMED, "presentation needs a 16-byte nonce and a use")
-    if not 0 < len(claims.audience) <= MAX_AUDIENCE_CHARS:
+    audience = claims.audience
+    if not 0 < len(audience) <= MAX_AUDIENCE_CHARS:
         raise LicentiaError(Reason.MALFORMED, "audience is 1 to 128 characters")
     try:
         use = IntendedUse.from_proto(claims.use)
     except LicentiaError:
         raise LicentiaError(Reason.MALFORMED, "presentation names an invalid use") from None
-    return Presentation(
-        signed.claims,
-        claims.licence_id,
-        claims.audience,
-        use,
-        claims.presented_at,
-        claims.nonce,
-        signed.signature,
+    # tuple.__new__: the named tuple's own __new__ is a Python function over its fields.
+    return _new_presentation(
+        Presentation,
+        (claims_bytes, licence_id, audience, use, claims.presented_at, nonce, signed.signature),
     )
 
 

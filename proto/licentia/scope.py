@@ -157,6 +157,14 @@ class Scope:
 
     def check(self, use: IntendedUse) -> list[Reason]:
         """The scope reasons ``use`` fails (empty when it is within scope)."""
+        category, purpose, medium = use.category, use.purpose, use.medium
+        if (
+            category in self.categories
+            and purpose in self.purpose_closure
+            and medium in self.media
+            and territory.covers(self.territory_closure, use.territory)
+        ):
+            return []  # the common case: within every dimension, nothing to collect
         reasons: list[Reason] = []
         if use.category not in self.categories:
             reasons.append(Reason.OUT_OF_SCOPE_CATEGORY)

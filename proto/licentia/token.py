@@ -113,6 +113,12 @@ _RULE_COMMITMENT = b"licentia.v2.rule-commitment\x00"
 
 _DAY = 86400
 _CATEGORY = {c.value: c for c in DataCategory}
+_new_parse = tuple.__new__
+_sha256 = hashlib.sha256
+#: Currency codes found valid by :func:`check_claims_message` (a handful in practice): a
+#: code seen before skips :func:`is_currency`. Bounded (no longer added to when full).
+_CURRENCIES: set[str] = set()
+_CURRENCIES_MAX = 256
 
 
 def is_currency(code: str) -> bool:
@@ -249,10 +255,12 @@ class LicenceClaims:
     def asset_category(self, sha256: bytes) -> DataCategory | None:
         """The category the claims license the asset whose bytes have SHA-256 ``sha256``
         under (salted first in v2 claims), or ``None`` when they do not name it."""
-        if self.asset_salt:
+        salt = self.asset_salt
+        if salt:
             if len(sha256) != DIGEST_BYTES:
                 return None
-            sha256 = salted_digest(self.asset_salt, sha256)
+            # salted_digest, inline: the parse checked the salt's 16 bytes.
+            sha256 = _sha256(_ASSET_SALT + salt + sha256).digest()
         return self.asset_categories.get(sha256)
 
     @property
@@ -385,8 +393,11 @@ def check_claims_message(
         raise LicentiaError(Reason.MALFORMED, "only v2 claims name a status list (in range)")
     p = msg.price
     currency = p.currency
-    if not is_currency(currency):
-        raise LicentiaError(Reason.MALFORMED, "currency is a 3-letter ISO 4217 code")
+    if currency not in _CURRENCIES:
+        if not is_currency(currency):
+            raise LicentiaError(Reason.MALFORMED, "currency is a 3-letter ISO 4217 code")
+        if len(_CURRENCIES) < _CURRENCIES_MAX:
+            _CURRENCIES.add(currency)
     if p.fee_bps > 10_000:
         raise LicentiaError(Reason.MALFORMED, "fee_bps is between 0 and 10000")
     return scope, by_digest
@@ -771,14 +782,20 @@ class UnverifiedLicence(NamedTuple):
     promise: LogPromise | None = None
     #: v2: the status list holding ``status_index`` (0, the legacy list, in v1).
     status_list: int = 0
+    #: v2: the promise's exact bytes as the token carries them (what the issuer's signature
+    #: covers; empty when the token carries no promise), kept from the parse so that
+    #: authentication does not encode the promise again.
+    promise_bytes: bytes = b""
 
     def asset_category(self, sha256: bytes) -> DataCategory | None:
         """The category the licence names the asset with SHA-256 ``sha256`` under (salted
         first in v2), or ``None`` when it does not name it."""
-        if self.asset_salt:
+        salt = self.asset_salt
+        if salt:
             if len(sha256) != DIGEST_BYTES:
                 return None
-            sha256 = salted_digest(self.asset_salt, sha256)
+            # salted_digest, inline: the parse checked the salt's 16 bytes.
+            sha256 = _sha256(_ASSET_SALT + salt + sha256).digest()
         return self.asset_categories.get(sha256)
 
     def __eq__(self, other: object) -> bool:
@@ -884,7 +901,9 @@ def authenticate(
             reasons.append(Reason.ISSUER_KEY_NOT_VALID)
         promise = None
         if v2:
-            promise = u.promise.encode() if u.promise is not None else b""
+            promise = u.promise_bytes
+            if not promise and u.promise is not None:  # built by hand, not by parse_token
+                promise = u.promise.encode()
         if not keys.verify_signature(
             issuer.public.raw,
             keys.ISSUANCE_V2 if v2 else keys.ISSUANCE,
@@ -975,8 +994,9 @@ def parse_token(text: str) -> UnverifiedLicence:
     kind = env.WhichOneof("consent")
     consent: Consent
     if kind == "holder_signature":
-        consent = Approval(env.holder_signature)
-        if version == 2 and len(env.holder_signature) != keys.SIGNATURE_BYTES:
+        holder_signature = env.holder_signature
+        consent = Approval(holder_signature)
+        if version == 2 and len(holder_signature) != keys.SIGNATURE_BYTES:
             # v2 frames the promise after the signature: its length is fixed, not implied.
             raise LicentiaError(Reason.MALFORMED, "an approval is a 64-byte signature")
     elif kind == "standing" and version == 1:
@@ -993,19 +1013,24 @@ def parse_token(text: str) -> UnverifiedLicence:
     else:
         raise LicentiaError(Reason.MALFORMED, f"a v{version} licence carries the holder's consent")
     promise: LogPromise | None = None
+    promise_bytes = b""
     if env.HasField("log_promise"):
         if version == 1:
             raise LicentiaError(Reason.MALFORMED, "a v1 licence carries no log promise")
-        if env.log_promise.logged_at == 0:
+        lp = env.log_promise
+        logged_at = lp.logged_at
+        if logged_at == 0:
             # A promise signs as its exact bytes; one without a time would sign as no promise
             # at all, and one licence would have two tokens.
             raise LicentiaError(Reason.MALFORMED, "a log promise has a time")
-        promise = LogPromise(env.log_promise.index, env.log_promise.logged_at)
+        promise = LogPromise(lp.index, logged_at)
+        promise_bytes = lp.SerializeToString(deterministic=True)
     claims_bytes = env.claims
     m = parse_canonical(claims_bytes, licence_pb2.LicenceClaims(), "claims")
     scope, by_digest = check_claims_message(m)
-    if (version == 2) != bool(m.asset_salt) or (
-        version == 2 and bool(m.holder_key) != isinstance(consent, Approval)
+    asset_salt, holder_key = m.asset_salt, m.holder_key
+    if (version == 2) != bool(asset_salt) or (
+        version == 2 and bool(holder_key) != isinstance(consent, Approval)
     ):
         raise LicentiaError(
             Reason.MALFORMED,
@@ -1013,29 +1038,34 @@ def parse_token(text: str) -> UnverifiedLicence:
             " v1 claims are not salted",
         )
     price = m.price
-    return UnverifiedLicence(
-        text,
-        claims_bytes,
-        consent,
-        env.issuer_signature,
-        m.licence_id,
-        m.issuer_key_id,
-        m.holder_key,
-        m.licensee_key,
-        m.issued_at,
-        m.not_before,
-        m.not_after,
-        m.status_index,
-        m.max_uses,
-        scope,
-        by_digest,
-        price.currency,
-        price.amount_minor,
-        price.per_use_minor,
-        price.fee_bps,
-        m.exclusive,
-        version,
-        m.asset_salt,
-        promise,
-        m.status_list,
+    # tuple.__new__: the named tuple's own __new__ is a Python function over 25 arguments.
+    return _new_parse(
+        UnverifiedLicence,
+        (
+            text,
+            claims_bytes,
+            consent,
+            env.issuer_signature,
+            m.licence_id,
+            m.issuer_key_id,
+            holder_key,
+            m.licensee_key,
+            m.issued_at,
+            m.not_before,
+            m.not_after,
+            m.status_index,
+            m.max_uses,
+            scope,
+            by_digest,
+            price.currency,
+            price.amount_minor,
+            price.per_use_minor,
+            price.fee_bps,
+            m.exclusive,
+            version,
+            asset_salt,
+            promise,
+            m.status_list,
+            promise_bytes,
+        ),
     )

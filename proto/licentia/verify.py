@@ -162,24 +162,19 @@ class VerificationEngine:
         engine's own (one engine verifying for many platforms, as the exchange's Verify
         does); it needs the engine's nonce store.
         """
-        audience = self.audience if audience is None else audience
-        if audience is not None and self.nonces is None:
-            raise ValueError("checking a presentation needs a nonce store")
-        if audience is not None and use is None:
-            # A presentation is for one use: without one there is nothing to check, and the
-            # use is checked before the token (docs/token-format.md §8, step 0).
-            return _deny(Reason.INVALID_USE)
+        if audience is None:
+            audience = self.audience
+        if audience is not None:
+            if self.nonces is None:
+                raise ValueError("checking a presentation needs a nonce store")
+            if use is None:
+                # A presentation is for one use: without one there is nothing to check, and
+                # the use is checked before the token (docs/token-format.md §8, step 0).
+                return _deny(Reason.INVALID_USE)
         auth = self._authenticate(token)
         if not auth.allowed:
             return auth
-        return self.decide(
-            auth,
-            use,
-            now,
-            presentation=presentation,
-            uses_so_far=uses_so_far,
-            audience=audience,
-        )
+        return self._decide(auth, use, now, presentation, uses_so_far, audience)
 
     def authenticated(self, token: str) -> Decision:
         """Steps 1 and 2 of :meth:`verify` (cached): the ALLOW decision of an authentic token,
@@ -212,7 +207,21 @@ class VerificationEngine:
             return _deny(Reason.INVALID_USE)
         if not auth.allowed or auth.licence is None:
             return auth
-        licence = auth.licence
+        return self._decide(auth, use, now, presentation, uses_so_far, audience, content)
+
+    def _decide(
+        self,
+        auth: Decision,
+        use: IntendedUse | None,
+        now: int,
+        presentation: str | None,
+        uses_so_far: int | None,
+        audience: str | None,
+        content: bool = False,
+    ) -> Decision:
+        """Step 3 for ``auth``, an ALLOW decision carrying its licence, the arguments
+        checked by the caller (:meth:`verify` or :meth:`decide`), all positional."""
+        licence = cast(Licence, auth.licence)
         u = licence.parsed
         reasons: list[Reason] = []
         if now < u.not_before:
@@ -223,7 +232,9 @@ class VerificationEngine:
         if status is not None:
             reasons.append(status)
         if use is not None:
-            reasons.extend(u.scope.check(use))
+            out_of_scope = u.scope.check(use)
+            if out_of_scope:
+                reasons.extend(out_of_scope)
             # A file names its asset salted, as the claims do (§12.1); a platform, plain.
             named = (
                 u.asset_categories.get(use.asset_sha256)

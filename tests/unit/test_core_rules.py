@@ -635,6 +635,18 @@ def test_nonce_store_drops_expired_entries_from_the_oldest_end() -> None:
     assert len(s) == 3
 
 
+def test_an_expired_nonce_recorded_again_is_live_and_newest() -> None:
+    s = MemoryNonceStore(max_entries=3)
+    assert s.add_if_new(b"b", NOW + 50, NOW)
+    assert s.add_if_new(b"a", NOW + 5, NOW)
+    assert s.add_if_new(b"a", NOW + 100, NOW + 10)  # expired: recorded again
+    assert not s.add_if_new(b"a", NOW + 100, NOW + 20)  # and live
+    assert s.add_if_new(b"d", NOW + 70, NOW + 20)
+    assert list(s._seen) == [b"b", b"a", b"d"]  # "a" at the newest end, not where it was
+    assert s.add_if_new(b"e", NOW + 90, NOW + 60)  # "b" expired at the oldest end
+    assert list(s._seen) == [b"a", b"d", b"e"]
+
+
 def test_nonce_store_holds_one_window_of_nonces_not_every_one_it_saw() -> None:
     """Found by ``make load``: the store dropped expired nonces only once full, so the
     server's memory grew with every call until a million of them (about 220 MB a store)."""

@@ -13,8 +13,8 @@ from licentia import sealed
 from licentia.encoding import b64url_decode, b64url_encode
 from licentia.errors import LicentiaError, Reason
 from licentia.examples import typical_token_v2
-from licentia.keys import PrivateKey
-from licentia.token import parse_token
+from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
+from licentia.token import DEFAULT_MAX_TERM_SECONDS, LogPromise, authenticate, parse_token
 from licentia.v1 import licence_pb2, transparency_pb2
 
 NOW = 1_800_000_000
@@ -51,6 +51,20 @@ def test_a_promise_without_a_time_and_a_short_approval_are_malformed() -> None:
     env = _envelope(token)
     env.holder_signature = env.holder_signature[:63]
     _malformed(_token(env))
+
+
+def test_the_promise_is_authenticated_by_the_bytes_the_token_carries() -> None:
+    # The parse keeps the promise's exact bytes for the issuer's signature; a parse built by
+    # hand without them encodes the promise instead; bytes that are not the token's fail.
+    keys = IssuerKeySet([IssuerKey(ISSUER.public, NOW - 86400)])
+    u = parse_token(typical_token_v2(ISSUER, HOLDER, LICENSEE, NOW))
+    assert u.promise is not None
+    assert u.promise_bytes == u.promise.encode()
+    assert authenticate(u, keys, DEFAULT_MAX_TERM_SECONDS)[1] == []
+    assert authenticate(u._replace(promise_bytes=b""), keys, DEFAULT_MAX_TERM_SECONDS)[1] == []
+    other = LogPromise(u.promise.index + 1, u.promise.logged_at).encode()
+    forged = u._replace(promise_bytes=other)
+    assert authenticate(forged, keys, DEFAULT_MAX_TERM_SECONDS)[1] == [Reason.BAD_SIGNATURE]
 
 
 def _sealed(plaintext: bytes, j: int, padding: bytes = b"") -> transparency_pb2.SealedEntry:
