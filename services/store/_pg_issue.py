@@ -231,22 +231,52 @@ ISSUE_OPEN = (
     " ?::bytea,"
     " ?::bytea, ?::bytea[], ?::bigint[], ?::bigint[])"
 )
-#: The second call (the licence, its money, its assets, the request, the posting's entries,
-#: the log entry, the nodes it completes): nothing to read back.
-ISSUE_CLOSE = (
-    "SELECT licentia_issue_close("
-    "?::bytea, ?::bytea, ?::text, ?::bytea, ?::bytea, ?::bigint, ?::bigint, "
-    "?::bigint, ?::bigint, ?::bigint, ?::bigint, ?::integer, ?::bigint, ?::bytea, "
-    "?::bytea, ?::bytea, ?::bytea, ?::bigint, "
-    "?::bytea, ?::bytea, ?::bigint, ?::bigint, ?::bigint, ?::bigint, ?::bigint, "
-    "?::bigint, ?::bigint, ?::bigint, ?::integer, ?::bigint, "
-    "?::bytea[], "
-    "?::integer, ?::bytea, ?::bytea, ?::bytea, ?::bigint, ?::bigint, ?::bigint, "
-    "?::text, ?::text, ?::integer, ?::text, "
-    "?::bigint, ?::text[], ?::bytea[], ?::bigint[], ?::text, ?::bytea, "
-    "?::bigint, ?::bytea, ?::bigint, "
-    "?::integer[], ?::bigint[], ?::bytea[])"
+#: The second call's parameters, in order, by type. Its whole numbers travel in one array
+#: (:func:`close_params`): psycopg re-parses, at every call, a statement of more than 50
+#: parameters (it caches the parsing of smaller ones only), which cost the batch's leader
+#: ~0.1 ms an issuance.
+_CLOSE_TYPES = (
+    *("bytea", "bytea", "text", "bytea", "bytea"),
+    *("bigint",) * 6,
+    *("integer", "bigint", "bytea", "bytea", "bytea", "bytea", "bigint"),
+    *("bytea", "bytea"),
+    *("bigint",) * 8,
+    *("integer", "bigint", "bytea[]"),
+    *("integer", "bytea", "bytea", "bytea", "bigint", "bigint", "bigint"),
+    *("text", "text", "integer", "text"),
+    *("bigint", "text[]", "bytea[]", "bigint[]", "text", "bytea"),
+    *("bigint", "bytea", "bigint"),
+    *("integer[]", "bigint[]", "bytea[]"),
 )
+#: Which of the second call's parameters are whole numbers (drawn from its one array).
+_CLOSE_NUMBERS = tuple(t in ("bigint", "integer") for t in _CLOSE_TYPES)
+
+
+def _close_sql() -> str:
+    args: list[str] = []
+    k = 0
+    for t, number in zip(_CLOSE_TYPES, _CLOSE_NUMBERS, strict=True):
+        if number:
+            k += 1
+            args.append(f"v.n[{k}]" if t == "bigint" else f"v.n[{k}]::{t}")
+        else:
+            args.append(f"?::{t}")
+    return f"SELECT licentia_issue_close({', '.join(args)}) FROM (SELECT ?::bigint[] AS n) AS v"
+
+
+#: The second call (the licence, its money, its assets, the request, the posting's entries,
+#: the log entry, the nodes it completes): nothing to read back. Its parameters are
+#: :func:`close_params`'s.
+ISSUE_CLOSE = _close_sql()
+
+
+def close_params(values: Sequence[object]) -> tuple[object, ...]:
+    """The second call's parameters for ``values`` (one per :data:`_CLOSE_TYPES`): those
+    that are not whole numbers, then the list of those that are."""
+    if len(values) != len(_CLOSE_TYPES):
+        raise ValueError("the second call takes one value per parameter")
+    numbers = [v for v, n in zip(values, _CLOSE_NUMBERS, strict=True) if n]
+    return (*(v for v, n in zip(values, _CLOSE_NUMBERS, strict=True) if not n), numbers)
 
 
 class NotMade(Exception):  # noqa: N818 (a signal, not an error)
@@ -389,15 +419,17 @@ class PgIssuePart(RequestsPart):
                 data = self._entry_made(c, index, levels, hashes, log_key, number, signed.token)
                 c.execute(
                     ISSUE_CLOSE,
-                    (
-                        *self._licence_values(signed),
-                        *middle,
-                        posting,
-                        *ledger_values,
-                        index,
-                        data[0],
-                        now,
-                        *data[1],
+                    close_params(
+                        (
+                            *self._licence_values(signed),
+                            *middle,
+                            posting,
+                            *ledger_values,
+                            index,
+                            data[0],
+                            now,
+                            *data[1],
+                        )
                     ),
                 )
                 return replace(made, licence_id=signed.licence_id)
