@@ -143,6 +143,13 @@ class PartiesStore(Protocol):
         """The holder's standing rules, oldest first."""
         ...
 
+    def holder_offer(
+        self, holder_key: bytes
+    ) -> tuple[Terms | None, list[AssetRow], list[StandingRuleRow]]:
+        """The holder's terms, assets and standing rules (:meth:`terms`, :meth:`assets`,
+        :meth:`rules`), read together: a request's inputs."""
+        ...
+
     def withdraw_rule(
         self, holder_key: bytes, rule_id: bytes, now: int, *, nonces: Sequence[SpentNonce] = ()
     ) -> StandingRuleRow:
