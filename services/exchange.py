@@ -500,7 +500,8 @@ class ExchangeService:
             stored = self._decided(plan, lambda v: add((plan, v)))
         finally:
             self._notify()
-        return self._request_response(stored, advertiser.display_name, now)
+        licence = self.d.store.issued_licence(stored)  # kept by the store, or read
+        return self._request_response(stored, advertiser.display_name, now, licence)
 
     def _request_response(
         self, row: RequestRow, organisation: str, now: int, licence: LicenceRow | None = None

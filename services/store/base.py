@@ -188,6 +188,12 @@ class RequestsStore(Protocol):
         nothing is stored; IDEMPOTENCY_KEY_REUSED if that request had another digest."""
         ...
 
+    def issued_licence(self, row: RequestRow) -> LicenceRow | None:
+        """The licence of ``row``, the request this thread's last :meth:`add_request`
+        returned (None if it has none): as it was stored, where the store kept it, else as
+        read now (:meth:`licence`)."""
+        ...
+
     def request_by_key(
         self, advertiser_key: bytes, idempotency_key: bytes, digest: bytes
     ) -> RequestRow | None:
