@@ -13,7 +13,10 @@ and started as ``bench_server.py`` builds its one (:class:`bench_server.Bench`).
   advertisers, one auto-approved RequestLicence per licence), in interleaved rounds (SQLite,
   then PostgreSQL, each round); the ratio of the medians. Target ≥ 1.0 (issue 20: the
   scale-out path at least as fast as the embedded one), on a 2-core machine where the
-  database server competes with the exchange for the same cores.
+  database server competes with the exchange for the same cores. The row also gives the CPU
+  each licence cost (``cpu_ms_per_licence``), on each backend: this process's (the exchange
+  and the bench's 16 callers) and the database server's processes' (Linux's ``/proc``; 0
+  elsewhere). When the cores are busy the ratio follows the two totals' ratio.
 - ``revocation.propagation.cross_replica``: p99 of the milliseconds from RevokeLicence's
   return at replica A to the revocation event's arrival on each of 50 WatchRevocations
   streams opened on replica B (the same database, another pool, another hub), over
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -85,6 +89,34 @@ class Replica:
             self.app.close()
 
 
+def _process_cpu() -> float:
+    """CPU seconds this process has used (the exchanges and the bench's callers)."""
+    t = os.times()
+    return t.user + t.system
+
+
+def _database_cpu(data: Path) -> float:
+    """CPU seconds the PostgreSQL server's processes (its postmaster and their children)
+    have used, read from ``/proc`` (0.0 where there is none, or no server)."""
+    try:
+        postmaster = int((data / "postmaster.pid").read_text().split()[0])
+        entries = os.listdir("/proc")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    ticks = 0
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        fields = stat.rpartition(")")[2].split()  # after the command's name
+        if int(entry) == postmaster or int(fields[1]) == postmaster:
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; exit 1 if a target is missed."""
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
@@ -103,11 +135,16 @@ def main(argv: list[str] | None = None) -> int:
                     lite.setup()
                     a.setup()
                     rates: dict[str, list[float]] = {"sqlite": [], "postgres": []}
+                    # CPU seconds (this process, the database's) and licences, per backend.
+                    cpu = {"sqlite": [0.0, 0.0, 0], "postgres": [0.0, 0.0, 0]}
                     for _ in range(sizes.rounds):
-                        rates["sqlite"].append(
-                            run_concurrently(lite.issue_jobs(), lite._issued).rate
-                        )
-                        rates["postgres"].append(run_concurrently(a.issue_jobs(), a._issued).rate)
+                        for name, bench in (("sqlite", lite), ("postgres", a)):
+                            jobs = bench.issue_jobs()
+                            used = _process_cpu(), _database_cpu(pg.data)
+                            rates[name].append(run_concurrently(jobs, bench._issued).rate)
+                            cpu[name][0] += _process_cpu() - used[0]
+                            cpu[name][1] += _database_cpu(pg.data) - used[1]
+                            cpu[name][2] += sum(len(j) for j in jobs)
                     b = Replica(Path(tmp) / "pg", url)
                     try:
                         latencies, missing = a.propagation(watch_address=b.server.address)
@@ -134,6 +171,13 @@ def main(argv: list[str] | None = None) -> int:
                 "PostgreSQL (fsync, synchronous_commit on, Unix socket) shares the machine's"
                 " cores with the exchange"
             ),
+            "cpu_ms_per_licence": {
+                name: {
+                    "exchange": round(used / max(n, 1) * 1000, 2),
+                    "database": round(db / max(n, 1) * 1000, 2),
+                }
+                for name, (used, db, n) in cpu.items()
+            },
             "per_round_postgres": [round(r) for r in rates["postgres"]],
             "per_round_sqlite": [round(r) for r in rates["sqlite"]],
             "ok": on_pg >= on_lite,

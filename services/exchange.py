@@ -411,7 +411,8 @@ class ExchangeService:
             raise LicentiaError(
                 Reason.OPTED_OUT, "offer_ref: the holder has opted out (no new requests)"
             )
-        terms = self.d.store.terms(holder.key)
+        # Its terms, assets and rules read together (one round trip on PostgreSQL).
+        terms, declared, rules = self.d.store.holder_offer(holder.key)
         if terms is None:
             raise LicentiaError(
                 Reason.OUTSIDE_TERMS, "offer_ref: the holder offers nothing yet (no terms set)"
@@ -423,7 +424,6 @@ class ExchangeService:
                 f"asset_refs: 1 to {MAX_ASSETS} distinct assets; the request names {len(wanted)}"
                 + (" with repeats" if len(set(wanted)) != len(wanted) else ""),
             )
-        declared = self.d.store.assets(holder.key)
         digests = self._assets_of(advertiser.key, holder.key, wanted, declared)
         if not req.HasField("scope"):
             raise LicentiaError(Reason.INVALID_REQUEST, "scope: required; the request has none")
@@ -449,7 +449,6 @@ class ExchangeService:
             at=now,
         )
         issuer = self.d.keyring.current(now)
-        rules = self.d.store.rules(holder.key)
         status_list, status_index = self.d.store.reserve_status_slot(
             draft.not_after,
             list_size=self.d.settings.status_list_size,
@@ -501,7 +500,8 @@ class ExchangeService:
             stored = self._decided(plan, lambda v: add((plan, v)))
         finally:
             self._notify()
-        return self._request_response(stored, advertiser.display_name, now)
+        licence = self.d.store.issued_licence(stored)  # kept by the store, or read
+        return self._request_response(stored, advertiser.display_name, now, licence)
 
     def _request_response(
         self, row: RequestRow, organisation: str, now: int, licence: LicenceRow | None = None

@@ -85,7 +85,9 @@ class GroupCommit:
         finally:
             with self._cond:
                 for left in batch:  # only when commit itself was interrupted
-                    if not left.done:
+                    # (or returned for the next batch once the leader's own was done: those
+                    # wait in the queue for the next leader, their callers still waiting)
+                    if not left.done and left not in self._queue:
                         left.error = left.error or RuntimeError(abandoned)
                         left.done = True
                 if not change.done and change in self._queue:

@@ -307,6 +307,31 @@ class PartiesPart(SqlBase):
         )
         return [StandingRuleRow(*r) for r in rows]
 
+    def holder_offer(
+        self, holder_key: bytes
+    ) -> tuple[Terms | None, list[AssetRow], list[StandingRuleRow]]:
+        """The holder's terms, assets and standing rules, as :meth:`terms`, :meth:`assets`
+        and :meth:`rules` read them (each statement its own snapshot), sent together where
+        the backend can (PostgreSQL: one round trip)."""
+        terms, assets, rules = self._reads(
+            (
+                (f"SELECT {self._TERMS} FROM terms WHERE holder_key = ?", (holder_key,)),
+                (
+                    f"SELECT {self._ASSET} FROM assets WHERE holder_key = ? ORDER BY seq",
+                    (holder_key,),
+                ),
+                (
+                    f"SELECT {self._RULE} FROM standing_rules WHERE holder_key = ? ORDER BY rowid",
+                    (holder_key,),
+                ),
+            )
+        )
+        return (
+            self._terms(terms[0]) if terms else None,
+            [self._asset(r) for r in assets],
+            [StandingRuleRow(*r) for r in rules],
+        )
+
     def withdraw_rule(
         self, holder_key: bytes, rule_id: bytes, now: int, *, nonces: Sequence[SpentNonce] = ()
     ) -> StandingRuleRow:

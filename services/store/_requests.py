@@ -59,6 +59,10 @@ class RequestsPart(LicencesPart, ReservesPart):
             licence_id=r[12],
         )
 
+    def issued_licence(self, row: RequestRow) -> LicenceRow | None:
+        """:meth:`.base.RequestsStore.issued_licence`: read (a backend may keep it)."""
+        return self.licence(row.licence_id) if row.licence_id else None
+
     def add_request(
         self,
         row: RequestRow,

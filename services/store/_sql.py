@@ -104,6 +104,13 @@ class SqlBase:
         """Rows of one read statement (it sees everything committed before it started)."""
         raise NotImplementedError
 
+    def _reads(
+        self, statements: Sequence[tuple[str, Sequence[Any]]]
+    ) -> list[list[tuple[Any, ...]]]:
+        """The rows of each read statement, each as :meth:`_rows` (its own snapshot); a
+        backend may send them together."""
+        return [self._rows(sql, params) for sql, params in statements]
+
     def _snapshot(self) -> contextlib.AbstractContextManager[Conn]:
         """A connection whose reads all see one snapshot."""
         raise NotImplementedError

@@ -143,6 +143,13 @@ class PartiesStore(Protocol):
         """The holder's standing rules, oldest first."""
         ...
 
+    def holder_offer(
+        self, holder_key: bytes
+    ) -> tuple[Terms | None, list[AssetRow], list[StandingRuleRow]]:
+        """The holder's terms, assets and standing rules (:meth:`terms`, :meth:`assets`,
+        :meth:`rules`), read together: a request's inputs."""
+        ...
+
     def withdraw_rule(
         self, holder_key: bytes, rule_id: bytes, now: int, *, nonces: Sequence[SpentNonce] = ()
     ) -> StandingRuleRow:
@@ -179,6 +186,12 @@ class RequestsStore(Protocol):
         an ``idempotency_key`` (and the request's ``digest``, 32 bytes, stored with it), the
         request the same advertiser made with that key before is returned instead and
         nothing is stored; IDEMPOTENCY_KEY_REUSED if that request had another digest."""
+        ...
+
+    def issued_licence(self, row: RequestRow) -> LicenceRow | None:
+        """The licence of ``row``, the request this thread's last :meth:`add_request`
+        returned (None if it has none): as it was stored, where the store kept it, else as
+        read now (:meth:`licence`)."""
         ...
 
     def request_by_key(

@@ -1047,6 +1047,28 @@ class PostgresStore(PgIssuePart, SqlStore, GroupCommit):
                 self._connection_lost(attempt + 1)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _reads(
+        self, statements: Sequence[tuple[str, Sequence[Any]]]
+    ) -> list[list[tuple[Any, ...]]]:
+        """:meth:`_rows` of each statement, sent together on one pooled connection in
+        pipeline mode: one round trip (each statement still its own snapshot, READ
+        COMMITTED)."""
+        for attempt in range(LOST_ATTEMPTS):
+            try:
+                with self._pool.connection() as conn, conn.pipeline() as pipe:
+                    c = _PgConn(conn, pipe)
+                    cursors = [c.execute(sql, params) for sql, params in statements]
+                    return [cur.fetchall() for cur in cursors]
+            except PoolTimeout as e:  # waiting again would only wait as long again
+                raise _unreachable(e) from e
+            except pg_errors.QueryCanceled as e:
+                raise _too_slow(e) from e
+            except psycopg.OperationalError as e:
+                if attempt == LOST_ATTEMPTS - 1:
+                    raise LicentiaError(Reason.UNAVAILABLE, "the database is unreachable") from e
+                self._connection_lost(attempt + 1)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _connection_lost(self, attempt: int) -> None:
         """A pooled connection was found dead: the others likely are too (the server
         restarted, the network was cut), so test every idle one and replace the dead."""

@@ -39,6 +39,11 @@ def test_bench_replicas_quick_prints_the_two_benches(
     assert issue["ops_per_s"] > 0
     assert issue["target"] == 1.0  # PostgreSQL at least as fast as SQLite
     assert len(issue["per_round_postgres"]) == len(issue["per_round_sqlite"]) >= 1
+    # The CPU a licence cost on each backend: this process's, and the database server's.
+    cpu = issue["cpu_ms_per_licence"]
+    assert cpu["sqlite"]["exchange"] > 0
+    assert cpu["postgres"]["exchange"] > 0
+    assert cpu["postgres"]["database"] > 0
     assert propagation["ops_per_s"] is None
     assert propagation["value"] == propagation["p99_ms"]
     assert propagation["target"] == 50

@@ -13,6 +13,7 @@ from licentia.errors import LicentiaError, Reason
 from licentia.services.model import Party, Role
 from licentia.services.store import SqliteStore
 from licentia.services.store import sqlite as store_sqlite
+from licentia.services.store._group import Change, GroupCommit
 from licentia.services.store.base import SpentNonce
 
 from .store.harness import _concurrently
@@ -216,3 +217,30 @@ def test_an_expired_nonce_may_be_spent_again_and_old_ones_are_swept(tmp_path: Pa
     store._swept_at = -float(store_sqlite.NONCE_SWEEP_SECONDS)  # the sweep is due
     store.add_party(_party(3), nonces=(_nonce(b"new", later + 300, later + 200),))
     assert _spent(store) == [(b"new", later + 300)]
+
+
+def test_a_change_put_back_for_the_next_batch_waits_for_it_when_its_leader_is_done() -> None:
+    # A backend's commit may return changes of its batch to run first in the next one (a
+    # PostgreSQL batch's change that waited too long for a lock). When the leader's own
+    # change was done in that batch, the ones put back still wait in the queue, not done
+    # and not failed, and the next leader commits them.
+    group = GroupCommit()
+    group._init_group()
+    waiting, leader, later = (Change(lambda c: None, ()) for _ in range(3))
+    group._queue.append(waiting)  # its caller waits for a leader
+
+    def commit(batch: list[Change]) -> list[Change]:
+        put_back = [ch for ch in batch if ch is waiting and not ch.value]
+        for ch in batch:
+            if ch not in put_back:
+                ch.value, ch.done = ("made", ch.value or 1), True
+        if put_back:
+            waiting.value = "again"
+        return put_back
+
+    group._in_group(leader, commit, 8, "abandoned")
+    assert (leader.done, leader.error) == (True, None)
+    assert (waiting.done, waiting.error, group._queue) == (False, None, [waiting])
+    group._in_group(later, commit, 8, "abandoned")
+    assert (waiting.done, waiting.error, waiting.value) == (True, None, ("made", "again"))
+    assert (later.done, group._queue) == (True, [])

@@ -118,6 +118,16 @@ def test_standing_rules(store: Store) -> None:
     assert store.withdraw_rule(h, rules[1].rule_id, NOW + 10).withdrawn_at == NOW + 9
     _raises(Reason.NOT_FOUND, lambda: store.withdraw_rule(_key(41), rules[0].rule_id, NOW))
     assert store.rules(_key(41)) == []
+    # A request's inputs read together: the same as read one by one; another holder's apart.
+    store.set_terms(h, _terms(120))
+    photo = hashlib.sha256(b"photo").digest()
+    store.put_asset(AssetRow(h, photo, DataCategory.IMAGE, "me", 0, False, NOW), None)
+    store.put_asset(AssetRow(_key(41), photo, DataCategory.IMAGE, "not hers", 0, False, NOW), None)
+    assert store.holder_offer(h) == (store.terms(h), store.assets(h), store.rules(h))
+    assert store.holder_offer(h)[0] == _terms(120)
+    assert [a.label for a in store.holder_offer(h)[1]] == ["me"]
+    assert store.holder_offer(h)[2] == [rules[0], withdrawn, rules[2]]
+    assert store.holder_offer(_key(42)) == (None, [], [])
 
 
 def test_the_references_secret_is_one_for_every_replica_and_holders_are_found_by_prefix(

@@ -217,6 +217,11 @@ def test_automatic_issuance_and_its_refusal(store: Store) -> None:
     first = create(1)
     assert first.state == RequestState.ISSUED
     assert first.auto_approved is False
+    # Its licence as the issuing thread is given it: the row as stored, read or kept.
+    made = store.issued_licence(first)
+    assert made is not None
+    assert made == store.licence(first.licence_id)
+    assert store.issued_licence(first) == made  # asked again: read
     _raises(Reason.EXCLUSIVITY_CONFLICT, lambda: create(2))
     failed = store.request(_claims(holder, 2).licence_id)
     assert failed is not None
