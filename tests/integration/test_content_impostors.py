@@ -162,8 +162,8 @@ def test_the_wallet_calls_valid_only_what_every_checker_allows_and_finds_unliste
     key = PublicKey.from_text(w.json("whoami")["account"]).raw
     photo = hashlib.sha256((tmp_path / "me.png").read_bytes()).digest()
 
-    def approved(**kw: int) -> tuple[str, str]:
-        request = request_licence(acme, key, digests=(photo,), **kw)
+    def approved(max_uses: int = 0) -> tuple[str, str]:
+        request = request_licence(acme, key, digests=(photo,), max_uses=max_uses)
         licence = w.json("approve", request.request.request_id.hex(), "--yes")
         return licence["token"], licence["licence_id"]
 
@@ -177,7 +177,7 @@ def test_the_wallet_calls_valid_only_what_every_checker_allows_and_finds_unliste
         assert code == 0
         assert "still valid" not in out
         assert "Revoked" not in out
-        return doc
+        return dict(doc)
 
     # A counted licence embedded anyway (checkers: CONTENT_USES_COUNTED): the licensee's
     # own file, yet not valid, and nothing offered.
@@ -218,6 +218,7 @@ def test_the_wallet_calls_valid_only_what_every_checker_allows_and_finds_unliste
     # A licence the exchange signed in her name (her pairwise key for Acme) but never
     # stored, so never listed: she is told to keep the file and audit.
     secret = keystore.unlock(w.path, PASS).holder_secret
+    assert secret is not None
     pseudonym = pairwise.pairwise_key(secret, acme.key.public.raw)
     assert parsed.holder_key == pseudonym.public.raw
     claims = dataclasses.replace(parsed.claims, licence_id=new_licence_id())
