@@ -34,7 +34,7 @@ from typing import Any
 
 from licentia import content, pairwise
 from licentia.errors import LicentiaError, Reason
-from licentia.token import UnverifiedLicence, parse_token
+from licentia.token import RuleCommitment, StandingConsent, UnverifiedLicence, parse_token
 from licentia.v1 import records_pb2
 from licentia.verify import Decision, VerificationEngine
 
@@ -95,7 +95,14 @@ def _why(reading: content.Reading, decision: Decision) -> list[str]:
 
 def _in_her_name(s: Session, parsed: UnverifiedLicence) -> bool:
     """True when the licence names her as its holder: her pairwise key for its licensee
-    (token-format §1b), or her account key."""
+    (token-format §1b), or her account key; or, issued under a standing rule (no holder key
+    named), when its rule commitment opens to one of her standing rules."""
+    if isinstance(parsed.consent, RuleCommitment):
+        commitment = parsed.consent
+        return any(
+            commitment.opens_to(StandingConsent(r.consent.rule, r.consent.holder_signature))
+            for r in s.holder.standing_rules()
+        )
     if parsed.holder_key == s.key.public.raw:
         return True
     try:

@@ -20,7 +20,7 @@ from licentia.clients.verifier.cli import main as verify_main
 from licentia.clients.wallet import keystore
 from licentia.encoding import b64url_decode, b64url_encode
 from licentia.keys import PublicKey
-from licentia.token import approve, issue, new_licence_id, parse_token
+from licentia.token import RuleCommitment, approve, issue, new_licence_id, parse_token
 from licentia.v1 import licence_pb2
 
 from .content_harness import certificate_chain, embed_counted, png, sdk_sign, sign
@@ -30,6 +30,7 @@ from .exchange_harness import (
     Exchange,
     issue_licence,
     register_advertiser,
+    register_holder,
     registered,
     request_licence,
 )
@@ -238,6 +239,32 @@ def test_the_wallet_calls_valid_only_what_every_checker_allows_and_finds_unliste
         f"This file carries licence {claims.licence_id.hex()}, issued in your name but NOT"
         " listed by the exchange: keep this file; run `licentia-wallet audit`." in out
     )
+    # The same under a standing rule (no holder key named): its commitment opens to her rule.
+    code, _, err = w(
+        "rules", "add", "--categories", "image", "--purposes", "advertising", "--media",
+        "online", "--territories", "FR", "--min-price-per-day", "1.00",
+    )  # fmt: skip
+    assert code == 0, err
+    ruled = parse_token(request_licence(acme, key, digests=(photo,)).licence.token)
+    assert isinstance(ruled.consent, RuleCommitment)
+    claims = dataclasses.replace(ruled.claims, licence_id=new_licence_id())
+    hidden = issue(
+        ex.app.deps.keyring.current(),
+        claims.encode(),
+        ruled.consent,
+        claims=claims,
+        promise=ruled.promise,
+    )
+    (tmp_path / "ruled.png").write_bytes(sign(png(seed=13), hidden, photo, acme, chain))
+    assert w.json("check", str(tmp_path / "ruled.png"))["verdict"] == "unlisted"
+    # Another holder's licence, authentic and unlisted for her, stays "not in your name".
+    holder = ex.party()
+    register_holder(holder, "carol")
+    theirs = issue_licence(holder, acme)
+    signed = sign(png(seed=14), theirs.token, PHOTO_SHA, acme, chain)
+    (tmp_path / "theirs.png").write_bytes(signed)
+    doc = w.json("check", str(tmp_path / "theirs.png"))
+    assert (doc["verdict"], doc["file"]["licence_verified"]) == ("not_yours", True)
 
 
 def _seed_key(party: Any) -> nacl.signing.SigningKey:
