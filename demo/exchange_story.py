@@ -42,6 +42,7 @@ from licentia.clients.advertiser import (
 )
 from licentia.clients.channel import SignedChannel
 from licentia.clients.logcheck import LogClient
+from licentia.clients.shown import shown
 from licentia.clients.verifier import Verifier
 from licentia.errors import LicentiaError, Reason
 from licentia.examples import tiny_png
@@ -228,20 +229,33 @@ def verify_file(server: str, path: Path, verdict: str) -> str:
 
 
 def c2pa_view(path: Path) -> list[str]:
-    """What the C2PA SDK alone shows of ``path``: no Licentia code, no trust anchor."""
+    """What the C2PA SDK alone shows of ``path``: no Licentia code, no trust anchor.
+
+    The story says the signature and hard binding hold only when the reader says so
+    (``Valid``; StoryError otherwise), and every name the file gives is printed sanitised
+    (:func:`licentia.clients.shown.shown`)."""
     with c2pa.Reader(str(path)) as reader:
         state = reader.get_validation_state()
         manifest = reader.get_active_manifest()
+    if state != "Valid":
+        raise StoryError(f"the C2PA reader says {shown(str(state), one_line=True)}, not Valid")
     signed = manifest["signature_info"]
     labels = [a["label"] for a in manifest["assertions"]]
     data = next(a["data"] for a in manifest["assertions"] if a["label"] == "org.licentia.licence")
+
+    def said(value: object, chars: int | None = None) -> str:
+        return shown(str(value)[:chars], one_line=True)
+
     return [
-        f"manifest signed by {signed['issuer']} ({signed['common_name'][:22]}…), {signed['alg']};",
+        f"manifest signed by {said(signed['issuer'])} ({said(signed['common_name'], 22)}…),"
+        f" {said(signed['alg'])};",
         f"state {state} (its signature and hard binding hold; it was given no trust anchor)",
-        "assertions: " + ", ".join(labels),
-        f"org.licentia.licence: token {data['token'][:12]}… ({len(data['token'])} characters),",
-        f"  asset_digest {data['asset_digest'][:16]}… (her photo, salted as the licence names it),",
-        f"  logged at leaf {data['log_index']}, status at {data.get('exchange', '?')}",
+        "assertions: " + ", ".join(said(label) for label in labels),
+        f"org.licentia.licence: token {said(data['token'], 12)}… ({len(data['token'])}"
+        " characters),",
+        f"  asset_digest {said(data['asset_digest'], 16)}… (her photo, salted as the licence"
+        " names it),",
+        f"  logged at leaf {said(data['log_index'])}, status at {said(data.get('exchange', '?'))}",
     ]
 
 

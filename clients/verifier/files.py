@@ -138,9 +138,13 @@ class FileCheck:
 
     def reason_line(self, reason: Reason) -> str:
         """One line for people about ``reason`` in this check (an untrusted credential
-        that is an expired certificate is said to be so)."""
+        whose certificate C2PA reports expired is said to be expired or not issued by a
+        trusted exchange: C2PA gives a forged certificate past its dates the same codes)."""
         if reason is Reason.CONTENT_CREDENTIAL_UNTRUSTED and self.expired:
-            return "the signing certificate has expired"
+            return (
+                "the signing certificate has expired, or was not issued by an exchange this"
+                " checker trusts"
+            )
         return reason_line(reason)
 
     @property
@@ -181,16 +185,23 @@ class FileCheck:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form (``licentia-verify --file --json``)."""
+        """The JSON form (``licentia-verify --file --json``).
+
+        ``licence_id`` is what the file's token says; ``licence_verified`` is true only when
+        that token authenticated under the checker's issuer keys. ``organisation`` and
+        ``signer`` are what the file's certificate says; ``signer_verified`` is true only
+        when the Content Credentials are trusted (``state`` ``trusted``)."""
         licence = self.decision.licence
         return {
             "verdict": "NO_LICENCE" if self.no_licence else self.decision.verdict,
             "reasons": [r.name for r in self.decision.reasons],
             "state": self.state,
             "licence_id": self.licence_id.hex() if self.licence_id is not None else None,
+            "licence_verified": licence is not None,
             "not_after": licence.parsed.not_after if licence is not None else None,
             "organisation": self.organisation,
             "signer": self.signer,
+            "signer_verified": self.state == "trusted",
             "asset_digest": self.asset_digest.hex() if self.asset_digest is not None else None,
             "sha256": self.sha256.hex(),
         }

@@ -188,13 +188,17 @@ def wallet_schema() -> Schema:
                         "detail": string,
                         "organisation": string,
                         "signer": string,
+                        "signer_verified": boolean,
+                        "licence_id": {"anyOf": [{"type": "null"}, HEX]},
+                        "licence_verified": boolean,
                     }
                 ),
-                "verdict": {"enum": ["yours", "not_yours", "your_asset", "no_licence"]},
+                "verdict": {"enum": ["yours", "not_yours", "your_asset", "no_licence", "unlisted"]},
                 "licence": {"anyOf": [{"type": "null"}, licence]},
                 "licensee_organisation": string,
                 "valid": boolean,
                 "credentials_ok": boolean,
+                "reasons": _list(string),
                 "asset_label": string,
                 "revoked": {
                     "anyOf": [

@@ -16,7 +16,8 @@ pass bytes or an open binary stream, and the time as ``now``.
 - :func:`read` reads a file's manifest against the exchange's content roots and never
   raises for bad content (:class:`Reading` says what was found);
 - :func:`check` decides a :class:`Reading` for a use, with a verification engine, as a
-  platform would (:class:`~licentia.verify.Decision`).
+  platform would (:class:`~licentia.verify.Decision`); :func:`check_licence` makes its
+  checks that hold whatever the use (a holder's wallet).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ __all__ = [
     "Reading",
     "ReadingState",
     "check",
+    "check_licence",
     "counted",
     "embed",
     "mime_of",
@@ -262,7 +264,12 @@ def read(
         kind_state = "invalid"
         detail = "Content Credentials do not verify: " + ", ".join(failures or ("invalid",))
     if "signingCredential.expired" in failures and _only_untrusted(failures):
-        detail = "the signing certificate has expired"
+        # The same codes for a forged certificate and an expired genuine one: vouch for
+        # neither.
+        detail = (
+            "the signing certificate has expired, or was not issued by an exchange this"
+            " checker trusts"
+        )
     return Reading(kind_state, assertion, error, signer, organisation, failures, None, detail)
 
 
@@ -289,31 +296,10 @@ def check(
         IntendedUse(category or DataCategory.NAME, purpose, medium, territory, bytes(32))
     except LicentiaError as e:
         return Decision(False, (e.reason,))
-    if reading.state == "unreadable":
-        return Decision(False, (reading.reason or Reason.MALFORMED,))
-    if reading.state == "none" or (reading.assertion is None and reading.assertion_error is None):
-        # No manifest, or one with no Licentia assertion (a camera's): no licence, whatever
-        # the rest of the manifest says.
-        return Decision(False, (Reason.CONTENT_NOT_LICENSED,))
-    if reading.modified:
-        return Decision(False, (Reason.CONTENT_MODIFIED,))
-    if reading.state != "trusted":
-        return Decision(False, (Reason.CONTENT_CREDENTIAL_UNTRUSTED,))
-    if reading.assertion is None:
-        return Decision(False, (cast(LicentiaError, reading.assertion_error).reason,))
-    a = reading.assertion
-    auth = engine.authenticated(a.token)
+    auth, reasons = _licence(reading, engine)
     if not auth.allowed or auth.licence is None:
         return auth
-    parsed = auth.licence.parsed
-    reasons: list[Reason] = []
-    promise = parsed.promise
-    if promise is None or (promise.index, promise.logged_at) != (a.log_index, a.logged_at):
-        reasons.append(Reason.MALFORMED)
-    if reading.signer != PublicKey(parsed.licensee_key).text:
-        reasons.append(Reason.CONTENT_SIGNER_NOT_LICENSEE)
-    if counted(parsed):
-        reasons.append(Reason.CONTENT_USES_COUNTED)
+    a, parsed = cast(LicenceAssertion, reading.assertion), auth.licence.parsed
     licensed = parsed.asset_categories.get(a.asset_digest)  # salted, as the claims name it
     use = IntendedUse(
         category if category is not None else licensed or DataCategory.NAME,
@@ -326,6 +312,59 @@ def check(
     if reasons:
         return Decision(False, tuple(reasons) + decision.reasons, auth.licence)
     return decision
+
+
+def check_licence(reading: Reading, engine: VerificationEngine, now: int) -> Decision:
+    """The checks of §12.4 that hold whatever the use: the file's Content Credentials
+    (steps 1 and 2), the token authenticated, its promise copies, the signer the licensee,
+    an uncounted licence, the asset the file names one the claims name (ASSET_MISMATCH
+    otherwise), the term and the live status at ``now`` as ``engine`` knows it.
+
+    What a holder's wallet checks of a file in her name (``licentia-wallet check``): no
+    checker's use (scope) applies. :func:`check` makes the same checks, then the use's.
+    Never raises."""
+    auth, reasons = _licence(reading, engine)
+    if not auth.allowed or auth.licence is None:
+        return auth
+    a = cast(LicenceAssertion, reading.assertion)
+    decision = engine.decide(auth, None, now, content=True)
+    if a.asset_digest not in auth.licence.parsed.asset_categories:
+        reasons.append(Reason.ASSET_MISMATCH)
+    if reasons or not decision.allowed:
+        return Decision(False, tuple(reasons) + decision.reasons, auth.licence)
+    return decision
+
+
+def _licence(reading: Reading, engine: VerificationEngine) -> tuple[Decision, list[Reason]]:
+    """§12.4 steps 1 and 2 and the use-independent reasons of step 3 (promise copies,
+    signer, counted): a DENY decision at the first failure of steps 1-2; otherwise the
+    token's ALLOW authentication and the reasons step 3 found so far."""
+    if reading.state == "unreadable":
+        return Decision(False, (reading.reason or Reason.MALFORMED,)), []
+    if reading.state == "none" or (reading.assertion is None and reading.assertion_error is None):
+        # No manifest, or one with no Licentia assertion (a camera's): no licence, whatever
+        # the rest of the manifest says.
+        return Decision(False, (Reason.CONTENT_NOT_LICENSED,)), []
+    if reading.modified:
+        return Decision(False, (Reason.CONTENT_MODIFIED,)), []
+    if reading.state != "trusted":
+        return Decision(False, (Reason.CONTENT_CREDENTIAL_UNTRUSTED,)), []
+    if reading.assertion is None:
+        return Decision(False, (cast(LicentiaError, reading.assertion_error).reason,)), []
+    a = reading.assertion
+    auth = engine.authenticated(a.token)
+    if not auth.allowed or auth.licence is None:
+        return auth, []
+    parsed = auth.licence.parsed
+    reasons: list[Reason] = []
+    promise = parsed.promise
+    if promise is None or (promise.index, promise.logged_at) != (a.log_index, a.logged_at):
+        reasons.append(Reason.MALFORMED)
+    if reading.signer != PublicKey(parsed.licensee_key).text:
+        reasons.append(Reason.CONTENT_SIGNER_NOT_LICENSEE)
+    if counted(parsed):
+        reasons.append(Reason.CONTENT_USES_COUNTED)
+    return auth, reasons
 
 
 _SIGN_SETTINGS: dict[str, Any] = {

@@ -14,7 +14,7 @@ import nacl.signing
 from licentia import content, content_certs
 from licentia.clients.shown import shown
 from licentia.clients.verifier.files import FileCheck, check_file, read_capped, reason_line
-from licentia.clients.wallet.check import _credentials
+from licentia.clients.wallet.check import _why
 from licentia.errors import Reason
 from licentia.examples import tiny_png
 from licentia.keys import IssuerKeySet, PublicKey
@@ -80,6 +80,13 @@ def test_what_is_printed_for_each_verdict() -> None:
         None,
     )
     assert json.loads(json.dumps(none.to_json()))["verdict"] == "NO_LICENCE"
+    # What the file says is given as a claim: the id from a token that did not
+    # authenticate, the names from a certificate no trusted root issued.
+    untrusted = (Reason.CONTENT_CREDENTIAL_UNTRUSTED,)
+    forged = FileCheck(Decision(False, untrusted), "valid_untrusted", b"\x01" * 16, "Acme Ads")
+    doc = forged.to_json()
+    assert (doc["licence_id"], doc["organisation"]) == ("01" * 16, "Acme Ads")
+    assert (doc["licence_verified"], doc["signer_verified"]) == (False, False)
 
 
 def test_every_content_reason_has_its_own_line() -> None:
@@ -123,7 +130,12 @@ def test_what_a_file_names_is_sanitised_and_vouched_for_only_when_trusted() -> N
     assert shown("a\nb", one_line=True) == "a\\u{000a}b"
 
 
-def test_an_expired_signing_certificate_is_said_to_be_expired() -> None:
+def test_an_expired_certificate_is_said_in_words_that_vouch_for_nothing() -> None:
+    # C2PA gives a foreign CA's expired certificate the same failure codes as an expired
+    # one of a trusted exchange: the words must not say it was ever genuine.
+    said = (
+        "the signing certificate has expired, or was not issued by an exchange this checker trusts"
+    )
     ca, device = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
     kid = PublicKey(bytes(ca.verify_key)).key_id
     now = int(time.time())
@@ -137,24 +149,21 @@ def test_an_expired_signing_certificate_is_said_to_be_expired() -> None:
     )
     chain = content_certs.chain_pem(cert, root)
     signed = content.embed(tiny_png(), "image/png", assertion, device, chain)
-    # Under a root the checker does not trust: another exchange's, not an expired one.
+    # Before it expires, under a root the checker does not trust: another exchange's.
     other = content.read(signed, None, [])
     assert other.state == "valid_untrusted"
     assert other.detail == (
         "Content Credentials signed by a certificate not issued by an exchange this checker trusts"
     )
     time.sleep(max(0.0, now + 3 - time.time()))
-    reading = content.read(signed, None, [root])
-    assert "signingCredential.expired" in reading.failures
-    assert reading.detail == "the signing certificate has expired"
-    checked = check_file(ENGINE, [root], signed, now, **USE)
-    assert checked.decision.reasons == (Reason.CONTENT_CREDENTIAL_UNTRUSTED,)  # kept
-    assert checked.expired
-    assert checked.lines()[1] == (
-        "  CONTENT_CREDENTIAL_UNTRUSTED: the signing certificate has expired"
-    )
-    # The wallet's check says so too (and so offers no revocation from the file).
-    assert _credentials(reading, bytes(device.verify_key)) == (
-        False,
-        "the signing certificate has expired",
-    )
+    # Expired, under its own root (trusted) and under a foreign CA (not): the same words.
+    for roots in ([root], []):
+        reading = content.read(signed, None, roots)
+        assert "signingCredential.expired" in reading.failures
+        assert reading.detail == said
+        checked = check_file(ENGINE, roots, signed, now, **USE)
+        assert checked.decision.reasons == (Reason.CONTENT_CREDENTIAL_UNTRUSTED,)  # kept
+        assert checked.expired
+        assert checked.lines()[1] == f"  CONTENT_CREDENTIAL_UNTRUSTED: {said}"
+        # The wallet says it in the same words (and so offers no revocation from the file).
+        assert _why(reading, checked.decision) == [said]

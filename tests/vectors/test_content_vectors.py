@@ -141,9 +141,10 @@ def test_content_cases(case: dict[str, Any]) -> None:
         data = data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
     reading = content.read(data, None, [bytes.fromhex(C["root_der_hex"])])
     token = reading.assertion.token if reading.assertion is not None else None
+    engine = VerificationEngine(KEYS, _view(token if case.get("revoke") else None))
     decision = content.check(
         reading,
-        VerificationEngine(KEYS, _view(token if case.get("revoke") else None)),
+        engine,
         C["now"],
         purpose=Purpose[C["use"]["purpose"]],
         medium=Medium[C["use"]["medium"]],
@@ -154,6 +155,9 @@ def test_content_cases(case: dict[str, Any]) -> None:
         want["verdict"],
         want["reasons"],
     )
+    # Every documented answer holds whatever the use: a holder's wallet gets the same one.
+    alone = content.check_licence(reading, engine, C["now"])
+    assert (alone.verdict, [r.name for r in alone.reasons]) == (want["verdict"], want["reasons"])
     assert (reading.state, reading.signer, reading.organisation) == (
         want["state"],
         want["signer"],
@@ -206,3 +210,34 @@ def test_a_licence_signed_into_a_file_by_its_own_licensee_is_allowed() -> None:
         territory=C["use"]["territory"],
     )
     assert decision.allowed, decision.reasons
+
+
+def test_check_licence_keeps_the_term_and_the_named_asset_without_a_use() -> None:
+    root = bytes.fromhex(C["root_der_hex"])
+    engine = VerificationEngine(KEYS, _view(None))
+    licensed = (DIR / "portrait-licensed.jpg").read_bytes()
+    reading = content.read(licensed, None, [root])
+    assert content.check_licence(reading, engine, C["now"]).allowed
+    ended = content.check_licence(reading, engine, C["file_licence"]["not_after"])
+    assert Reason.EXPIRED in ended.reasons  # (the status view is stale by then too)
+    # The licensee's own file naming an asset its licence does not name: refused by both.
+    f = C["file_licence"]
+    key = PrivateKey.from_seed(bytes.fromhex(V["keys"]["licensee"]["seed"]))
+    chain = content_certs.chain_pem(bytes.fromhex(C["end_entity"]["der_hex"]), root)
+    made_up = content.LicenceAssertion(
+        f["token"], b"\x07" * 32, f["log_promise"]["index"], f["log_promise"]["logged_at"]
+    )
+    source = (DIR / "portrait.jpg").read_bytes()
+    signed = content.embed(source, "image/jpeg", made_up, nacl.signing.SigningKey(key.seed), chain)
+    other = content.read(signed, None, [root])
+    assert content.check_licence(other, engine, C["now"]).reasons == (Reason.ASSET_MISMATCH,)
+    use = C["use"]
+    checked = content.check(
+        other,
+        engine,
+        C["now"],
+        purpose=Purpose[use["purpose"]],
+        medium=Medium[use["medium"]],
+        territory=use["territory"],
+    )
+    assert Reason.ASSET_MISMATCH in checked.reasons
