@@ -20,6 +20,7 @@ from licentia.clients.advertiser import Advertiser, AsyncAdvertiser, ExchangeErr
 from licentia.errors import LicentiaError, Reason
 from licentia.examples import tiny_png
 from licentia.keys import IssuerKeySet
+from licentia.services.deps import Settings
 from licentia.v1 import licences_pb2, registry_pb2
 from licentia.vocabulary import DataCategory
 
@@ -277,3 +278,32 @@ def test_the_sdk_renews_a_certificate_whose_issuer_key_was_withdrawn(
         adv.sign_content(source, tmp_path / "none.png", licence.token, PHOTO_SHA)
     assert e.value.reason == Reason.CONTENT_CREDENTIAL_UNTRUSTED
     assert not (tmp_path / "none.png").exists()
+
+
+@pytest.mark.parametrize("term_days", [30, 1000])
+def test_the_certificate_life_is_the_published_content_term(term_days: int, tmp_path: Path) -> None:
+    """Issue 22 (second review): an exchange's certificates last twice its content term (its
+    longest licence term, capped at a year) and GetIssuerKeys publishes that term, which
+    checkers drop retired roots with: with 30 days a retired secret's certificates are
+    trusted for 60 days at most (not 730); with 1000 days no certificate outlives the
+    checkers' window (730 days, not 2000)."""
+    day = 86400
+    settings = Settings(heartbeat_seconds=0.5, max_term_seconds=term_days * day)
+    ex = start_exchange(tmp_path / "ex", settings=settings)
+    try:
+        party = ex.party()
+        adv = Advertiser(ex.channel(), party.key)
+        adv.register("Acme Ads", "FR")
+        cert = adv.content_certificate()
+        answer = ex.party().call(
+            licences_pb2,
+            "GetIssuerKeys",
+            licences_pb2.GetIssuerKeysRequest(),
+            licences_pb2.GetIssuerKeysResponse,
+        )
+    finally:
+        ex.stop()
+    term = min(term_days, 365) * day
+    assert answer.content_term_seconds == term
+    backdated = cert.not_after - cert.not_before - 2 * term  # not before the root's start
+    assert 0 <= backdated <= content_certs.BACKDATE_SECONDS
