@@ -11,6 +11,7 @@ from licentia.nonces import MemoryNonceStore, NonceStore
 from licentia.status import DEFAULT_EPOCH_SECONDS, DEFAULT_LIST_SIZE, MAX_STATUS_BITS
 from licentia.token import DEFAULT_MAX_TERM_SECONDS
 
+from .digest_quota import DEFAULT_ASSET_DIGEST_QUOTA, MAX_ASSET_DIGEST_QUOTA
 from .hub import RevocationHub
 from .issuer import Keyring
 from .model import KeyRow, Party, Role
@@ -80,6 +81,9 @@ class Settings:
     #: The length of a status list's expiry epoch (``--status-epoch-days``): a licence goes
     #: to a list of the epoch of its ``not_after``, dropped once the epoch has ended.
     status_epoch_seconds: int = DEFAULT_EPOCH_SECONDS
+    #: The digests one platform may ask ``CheckAssetDigests`` about per UTC day, per
+    #: process (``--asset-digest-quota``; :class:`.digest_quota.DigestQuota`).
+    asset_digest_quota: int = DEFAULT_ASSET_DIGEST_QUOTA
 
     def __post_init__(self) -> None:
         if not 0 < self.status_list_size <= MAX_STATUS_BITS:
@@ -94,6 +98,8 @@ class Settings:
             raise ValueError("the upload time floor is positive")
         if not self.upload_header_seconds > 0:
             raise ValueError("the upload header's time limit is positive")
+        if not 0 < self.asset_digest_quota <= MAX_ASSET_DIGEST_QUOTA:
+            raise ValueError(f"--asset-digest-quota is 1 to {MAX_ASSET_DIGEST_QUOTA}")
         if self.max_streams_per_client < 0:
             raise ValueError("the streams per client are 0 (half the slots) or positive")
 

@@ -6,7 +6,7 @@ import base64
 import threading
 from collections.abc import Iterator, Mapping
 
-from licentia import keys
+from licentia import content_certs, keys
 from licentia.errors import LicentiaError, Reason
 from licentia.states import LicenceState
 from licentia.token import parse_token
@@ -187,6 +187,7 @@ class LicenceService:
         return licences_pb2.GetIssuerKeysResponse(
             keys=self.d.keyring.key_set.to_proto(),
             content_roots=self.d.keyring.content_roots(),
+            content_term_seconds=content_certs.content_term(self.d.settings.max_term_seconds),
         )
 
     def fetch_asset(

@@ -72,7 +72,9 @@ class RegistryService:
         self, req: registry_pb2.IssueContentCertificateRequest, call: Call
     ) -> registry_pb2.IssueContentCertificateResponse:
         """A content certificate for the calling advertiser's own key (docs/token-format.md
-        §12), issued by the current issuer key and valid twice the longest licence term (so
+        §12), issued by the current issuer key and valid twice the content term (the longest
+        licence term, capped: content_certs.content_term; checkers drop a retired key's root
+        with the same term, published by GetIssuerKeys) (so
         a certificate fetched today outlives every licence issued before half its life is
         gone; the SDK fetches a new one when a licence would outlive it)."""
         party = self.d.party(call, Role.ADVERTISER)
@@ -82,7 +84,7 @@ class RegistryService:
         root = self.d.keyring.content_root(key) if key is not None else None
         if key is None or root is None:
             raise LicentiaError(Reason.UNAVAILABLE, "the current issuer key is not held here")
-        valid = 2 * self.d.settings.max_term_seconds
+        valid = 2 * content_certs.content_term(self.d.settings.max_term_seconds)
         certificate = content_certs.content_certificate(
             SigningKey(signer.seed),
             key.key_id,

@@ -46,6 +46,7 @@ from .app import (
     private_directory,
 )
 from .deps import DEFAULT_MAX_ASSET_BYTES, DEFAULT_MAX_UPLOADS, Settings
+from .digest_quota import DEFAULT_ASSET_DIGEST_QUOTA
 from .gateway import RunningGateway, start_gateway
 from .issuer import ExchangeKeyError, Keyring, key_file
 from .procs import PrivateSocket, Workers, check_port_free, process_count, worker_spec
@@ -243,6 +244,14 @@ def _parser() -> argparse.ArgumentParser:
         help="uploads (UploadAsset) in progress at once, 1 to 64, and at most 2 per holder;"
         " more are refused with BUSY. Each holds a worker thread and up to --max-asset-bytes"
         " of memory until it ends (default 4) [LICENTIA_MAX_UPLOADS]",
+    )
+    serve.add_argument(
+        "--asset-digest-quota",
+        type=int,
+        default=int(_env("LICENTIA_ASSET_DIGEST_QUOTA", str(DEFAULT_ASSET_DIGEST_QUOTA))),
+        help="digests one platform may ask CheckAssetDigests about per UTC day, counted in"
+        " each server process's memory; more are refused with BUSY (default 100000)"
+        " [LICENTIA_ASSET_DIGEST_QUOTA]",
     )
     serve.add_argument(
         "--status-epoch-days",
@@ -642,6 +651,7 @@ def _main(argv: Sequence[str] | None) -> int:
             status_epoch_seconds=args.status_epoch_days * 86400,
             max_asset_bytes=args.max_asset_bytes,
             max_uploads=args.max_uploads,
+            asset_digest_quota=args.asset_digest_quota,
         )
         if args.upstream:
             _check_replica(args, services)

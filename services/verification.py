@@ -14,6 +14,7 @@ from licentia.verify import Decision, VerificationEngine
 
 from . import market
 from .deps import Deps
+from .digest_quota import DigestQuota
 from .idempotency import request_digest
 from .model import Party
 from .rpc import Call, Method
@@ -31,6 +32,8 @@ class VerificationService:
             nonces=deps.presentation_nonces,
             max_term_seconds=deps.settings.max_term_seconds,
         )
+        #: ``CheckAssetDigests``' per-platform daily quota (in this process's memory).
+        self.digest_quota = DigestQuota(deps.settings.asset_digest_quota)
 
     def methods(self) -> Mapping[str, Method]:
         """The handlers, by method name."""
@@ -194,9 +197,12 @@ class VerificationService:
     def check_asset_digests(
         self, req: verification_pb2.CheckAssetDigestsRequest, call: Call
     ) -> verification_pb2.CheckAssetDigestsResponse:
-        """For each digest, whether some holder declared an asset with it (never whose)."""
-        self._platform(call)
+        """For each digest, whether some holder declared an asset with it (never whose).
+        At most ``--asset-digest-quota`` digests per platform per UTC day (BUSY past it,
+        nothing answered: :class:`.digest_quota.DigestQuota`)."""
+        platform = self._platform(call)
         digests = check_digests(req.sha256)
+        self.digest_quota.take(platform.key, len(digests), call.now)
         declared = self.d.store.declared_digests(sorted(set(digests)))
         return verification_pb2.CheckAssetDigestsResponse(declared=[d in declared for d in digests])
 

@@ -110,6 +110,9 @@ class Upstream(Protocol):
     #: The DER content roots (docs/token-format.md §12) the last :meth:`issuer_keys`
     #: answer carried, not yet checked (the follower keeps those its keys sign).
     content_roots: Sequence[bytes]
+    #: The content term that answer carried (``content_term_seconds``; 0 if none): retired
+    #: roots are dropped with it (:func:`licentia.content_certs.checker_term`).
+    content_term_seconds: int
 
     def issuer_keys(self, timeout: float | None = None) -> IssuerKeySet:
         """``GetIssuerKeys``; raises ``ExchangeError`` (``LicentiaError`` if bad)."""
@@ -165,6 +168,7 @@ class GrpcUpstream:
         self.channel = channel
         self.timeout = timeout
         self.content_roots: Sequence[bytes] = ()
+        self.content_term_seconds = 0
 
     def _unary(self, method: str, request: Any, response_cls: Any, timeout: float | None) -> Any:
         call = self.channel.unary_unary(
@@ -189,6 +193,7 @@ class GrpcUpstream:
             timeout,
         )
         self.content_roots = list(resp.content_roots)[: MAX_ROOTS + 1]
+        self.content_term_seconds = resp.content_term_seconds
         return resp
 
     def issuer_keys(self, timeout: float | None = None) -> IssuerKeySet:
@@ -656,7 +661,9 @@ class StatusFollower:
         logged, when the exchange sent more than a key set holds: files then fail closed)."""
         try:
             roots = self.upstream.content_roots
-            return tuple(trusted_roots(roots, keys, now=int(self._clock())))
+            term = self.upstream.content_term_seconds
+            now = int(self._clock())
+            return tuple(trusted_roots(roots, keys, now=now, max_term_seconds=term))
         except LicentiaError as e:
             self._note_error(e)
             return ()

@@ -254,7 +254,7 @@ class AsyncAdvertiser(AsyncPartyClient):
             kept is not None
             and not refresh
             and kept.lasts(now, valid_until)
-            and _credentials.anchored(kept, published, now)
+            and await asyncio.to_thread(_credentials.anchored, kept, published, now)
         ):
             return kept
         resp = await self._rpc.unary(
@@ -262,10 +262,13 @@ class AsyncAdvertiser(AsyncPartyClient):
             registry_pb2.IssueContentCertificateRequest(),
             registry_pb2.IssueContentCertificateResponse,
         )
-        fresh = _credentials.certificate_from(resp, self.key.public)
+        fresh = await asyncio.to_thread(_credentials.certificate_from, resp, self.key.public)
         # (a key rotated in since the answer above: asked once more)
-        if not _credentials.anchored(fresh, published, now) and not _credentials.anchored(
-            fresh, await self._published_keys(), now
+        # (certificate work, about 2.4 ms a root: off the event loop)
+        if not await asyncio.to_thread(
+            _credentials.anchored, fresh, published, now
+        ) and not await asyncio.to_thread(
+            _credentials.anchored, fresh, await self._published_keys(), now
         ):
             raise _credentials.unanchored()
         self._content_certificate = fresh

@@ -117,11 +117,13 @@ def anchored(
     exchange's ``GetIssuerKeys`` answer) carries and a checker keeps at ``now``
     (:func:`licentia.content_certs.trusted_roots`, as the checkers call it): a file signed
     under it is then trusted. False once its issuer key is withdrawn (its root is no longer
-    published), or its root dropped, or the answer does not parse."""
+    published), or its root dropped, or the certificate ends after its root would be dropped
+    (with the published content term), or the answer does not parse."""
     try:
         keys = IssuerKeySet.from_proto(published.keys)
         roots = list(published.content_roots)[: content_certs.MAX_ROOTS + 1]
-        trusted = content_certs.trusted_roots(roots, keys, now=now)
+        term = published.content_term_seconds
+        trusted = content_certs.trusted_roots(roots, keys, now=now, max_term_seconds=term)
     except LicentiaError:
         return False
     for root in trusted:
@@ -129,7 +131,10 @@ def anchored(
             content_certs.check_chain(certificate.certificate, root)
         except LicentiaError:
             continue
-        return True
+        ends = content_certs.root_ends(root, term)
+        # a certificate that outlives its root's window would turn files untrusted while
+        # their licence is still valid
+        return ends is None or certificate.not_after <= ends
     return False
 
 

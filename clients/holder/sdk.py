@@ -198,7 +198,9 @@ class Holder(PartyClient):
         )
         keys = IssuerKeySet.from_proto(resp.keys)
         roots = list(resp.content_roots)[: MAX_ROOTS + 1]
-        return trusted_roots(roots, keys, now=int(time.time()))
+        return trusted_roots(
+            roots, keys, now=int(time.time()), max_term_seconds=resp.content_term_seconds
+        )
 
     # -- requests ----------------------------------------------------------------------------
 

@@ -373,7 +373,8 @@ def check_file_once(
     upstream = GrpcUpstream(channel, timeout=timeout)
     keys = upstream.issuer_keys()
     now = int(time.time())
-    roots = trusted_roots(upstream.content_roots, keys, now=now)
+    term = upstream.content_term_seconds
+    roots = trusted_roots(upstream.content_roots, keys, now=now, max_term_seconds=term)
     view = StatusView(verify_snapshot(upstream.status_snapshot(), keys), STALENESS_SECONDS)
     engine = VerificationEngine(keys, view)
     return check_file(

@@ -47,10 +47,13 @@ __all__ = [
     "CertificateInfo",
     "chain_pem",
     "check_chain",
+    "checker_term",
     "content_certificate",
+    "content_term",
     "describe",
     "retired_root_ends",
     "root_certificate",
+    "root_ends",
     "root_name",
     "subject_key_text",
     "trusted_roots",
@@ -257,13 +260,43 @@ def _raw_ed25519(cert: x509.Certificate) -> bytes | None:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def content_term(max_term_seconds: int) -> int:
+    """The term a content certificate's life is counted in for an exchange whose longest
+    licence term is ``max_term_seconds``: that term, capped at
+    :data:`~licentia.token.DEFAULT_MAX_TERM_SECONDS` (a certificate lasts twice it). The
+    exchange publishes it (``GetIssuerKeysResponse.content_term_seconds``) and checkers drop
+    a retired key's root with the same term (:func:`checker_term`), so both agree by
+    construction (docs/token-format.md §12.3)."""
+    return max(1, min(max_term_seconds, DEFAULT_MAX_TERM_SECONDS))
+
+
+def checker_term(published: int) -> int:
+    """The term a checker drops retired roots with, from the exchange's published
+    ``content_term_seconds``: that value if it is in (0, DEFAULT_MAX_TERM_SECONDS], else
+    (an older exchange that sends none, or a value over the cap) the cap, the longest any
+    content certificate lasts."""
+    if 0 < published <= DEFAULT_MAX_TERM_SECONDS:
+        return published
+    return DEFAULT_MAX_TERM_SECONDS
+
+
 def retired_root_ends(not_after: int, max_term_seconds: int = DEFAULT_MAX_TERM_SECONDS) -> int:
     """When a retired key's root stops anchoring anything: ``not_after`` plus twice the
-    longest licence term. The exchange issues certificates valid for twice its longest
-    term, only while the key is current, so every certificate a key issued has expired by
-    then (and C2PA finds a file signed under an expired certificate untrusted); a root kept
-    past it would only serve certificates minted later with a retired key's secret."""
-    return not_after + 2 * max_term_seconds
+    content term (:func:`content_term`, at most DEFAULT_MAX_TERM_SECONDS). The exchange
+    issues certificates valid for twice that term, only while the key is current, so every
+    certificate a key issued has expired by then (and C2PA finds a file signed under an
+    expired certificate untrusted); a root kept past it would only serve certificates
+    minted later with a retired key's secret."""
+    return not_after + 2 * checker_term(max_term_seconds)
+
+
+def root_ends(root_der: bytes, max_term_seconds: int = DEFAULT_MAX_TERM_SECONDS) -> int | None:
+    """When checkers drop ``root_der`` (a root :func:`trusted_roots` kept):
+    :func:`retired_root_ends` of its key's end, or None for a current key's root."""
+    end = x509.load_der_x509_certificate(root_der).not_valid_after_utc
+    if end == NO_END:
+        return None
+    return retired_root_ends(_unix(end), max_term_seconds)
 
 
 def _root_ok(der: bytes, issuer_keys: IssuerKeyResolver) -> bool:
@@ -312,10 +345,10 @@ def trusted_roots(
     """The roots of ``roots_der`` a checker may give its C2PA reader as trust anchors.
 
     Given ``now``, the root of a key retired long enough ago that every certificate it
-    issued has expired (``now`` >= :func:`retired_root_ends`, with the checker's longest
-    licence term) is dropped too: C2PA matches an anchor by signature and ignores its
-    validity, so a retired key's root would otherwise anchor certificates minted with its
-    secret after its retirement for ever (docs/token-format.md §12.3).
+    issued has expired (``now`` >= :func:`retired_root_ends`, with the exchange's published
+    content term, clamped by :func:`checker_term`) is dropped too: C2PA matches an anchor
+    by signature and ignores its validity, so a retired key's root would otherwise anchor
+    certificates minted with its secret after its retirement for ever (docs/token-format.md §12.3).
 
     A root is kept only if it parses (at most :data:`MAX_CERT_BYTES`), its public key is an
     Ed25519 key that ``issuer_keys`` resolves (same resolver as the licence verifier's: a
@@ -339,10 +372,8 @@ def trusted_roots(
 def _expired(root_der: bytes, now: int, max_term_seconds: int) -> bool:
     """True if ``root_der`` (a root :func:`_root_ok` accepted) is a retired key's whose
     certificates have all expired at ``now``."""
-    end = x509.load_der_x509_certificate(root_der).not_valid_after_utc
-    if end == NO_END:
-        return False
-    return now >= retired_root_ends(_unix(end), max_term_seconds)
+    ends = root_ends(root_der, max_term_seconds)
+    return ends is not None and now >= ends
 
 
 def _pem(der: bytes) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import c2pa
 import pytest
@@ -20,6 +21,7 @@ from licentia.clients.advertiser import Advertiser, AsyncAdvertiser, ExchangeErr
 from licentia.errors import LicentiaError, Reason
 from licentia.examples import tiny_png
 from licentia.keys import IssuerKeySet
+from licentia.services.deps import Settings
 from licentia.v1 import licences_pb2, registry_pb2
 from licentia.vocabulary import DataCategory
 
@@ -33,6 +35,7 @@ from .exchange_harness import (
     wait_for,
 )
 
+T = TypeVar("T")
 ASSET = tiny_png(8, 8, seed=10)  # the holder's own photo, a real PNG this time
 ASSET_SHA = hashlib.sha256(ASSET).digest()
 
@@ -59,6 +62,17 @@ def c2pa_reader(data: bytes, roots: list[bytes]) -> tuple[str, dict[str, Any]]:
     context = c2pa.Context.builder().with_settings(c2pa.Settings.from_dict(settings)).build()
     reader = c2pa.Reader("image/png", io.BytesIO(data), context=context)
     return str(reader.get_validation_state()), cast(dict[str, Any], reader.get_active_manifest())
+
+
+def off_loop(real: Callable[..., T]) -> Callable[..., T]:
+    """``real``, failing the test when called on a running event loop's thread."""
+
+    def checked(*args: Any, **kw: Any) -> T:
+        with pytest.raises(RuntimeError):
+            asyncio.get_running_loop()
+        return real(*args, **kw)
+
+    return checked
 
 
 def declare_png(holder: Party) -> None:
@@ -185,7 +199,9 @@ def test_an_advertiser_signs_content_a_c2pa_reader_trusts_under_the_exchanges_ro
     assert adv.content_certificate().root in roots
 
 
-def test_only_a_registered_advertiser_gets_a_certificate(ex: Exchange, tmp_path: Path) -> None:
+def test_only_a_registered_advertiser_gets_a_certificate(
+    ex: Exchange, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stranger = Advertiser(ex.channel(), ex.party().key)
     with pytest.raises(ExchangeError) as e:
         stranger.content_certificate()
@@ -196,16 +212,20 @@ def test_only_a_registered_advertiser_gets_a_certificate(ex: Exchange, tmp_path:
         Advertiser(ex.channel(), holder.key).content_certificate()
     assert e.value.reason == Reason.NOT_OWNER
 
-    # The asyncio client: the same certificate, kept; the same signed files.
+    # The asyncio client: the same certificate, kept; the same signed files. Its
+    # certificate work runs off the event loop (issue 22, second review).
     declare_png(holder)
     party = ex.party()
 
     async def asynchronously() -> None:
         async with AsyncAdvertiser.connect(ex.address, party.key) as adv:
             await adv.register("Acme Ads", "FR")
+            real = content_certs.trusted_roots
+            monkeypatch.setattr(content_certs, "trusted_roots", off_loop(real))
             cert = await adv.content_certificate()
             assert cert.subject_key == party.key.public.text
             assert await adv.content_certificate() is cert
+            monkeypatch.undo()
             ex.fund(party.key.public.raw)
             licence = issue_licence(holder, party, digests=(PHOTO_SHA, ASSET_SHA))
             source = tmp_path / "ad.png"
@@ -277,3 +297,32 @@ def test_the_sdk_renews_a_certificate_whose_issuer_key_was_withdrawn(
         adv.sign_content(source, tmp_path / "none.png", licence.token, PHOTO_SHA)
     assert e.value.reason == Reason.CONTENT_CREDENTIAL_UNTRUSTED
     assert not (tmp_path / "none.png").exists()
+
+
+@pytest.mark.parametrize("term_days", [30, 1000])
+def test_the_certificate_life_is_the_published_content_term(term_days: int, tmp_path: Path) -> None:
+    """Issue 22 (second review): an exchange's certificates last twice its content term (its
+    longest licence term, capped at a year) and GetIssuerKeys publishes that term, which
+    checkers drop retired roots with: with 30 days a retired secret's certificates are
+    trusted for 60 days at most (not 730); with 1000 days no certificate outlives the
+    checkers' window (730 days, not 2000)."""
+    day = 86400
+    settings = Settings(heartbeat_seconds=0.5, max_term_seconds=term_days * day)
+    ex = start_exchange(tmp_path / "ex", settings=settings)
+    try:
+        party = ex.party()
+        adv = Advertiser(ex.channel(), party.key)
+        adv.register("Acme Ads", "FR")
+        cert = adv.content_certificate()
+        answer = ex.party().call(
+            licences_pb2,
+            "GetIssuerKeys",
+            licences_pb2.GetIssuerKeysRequest(),
+            licences_pb2.GetIssuerKeysResponse,
+        )
+    finally:
+        ex.stop()
+    term = min(term_days, 365) * day
+    assert answer.content_term_seconds == term
+    backdated = cert.not_after - cert.not_before - 2 * term  # not before the root's start
+    assert 0 <= backdated <= content_certs.BACKDATE_SECONDS

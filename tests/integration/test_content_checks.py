@@ -14,6 +14,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nacl.signing
 import pytest
@@ -480,9 +481,17 @@ def test_a_rotation_reaches_the_verifiers_roots_and_old_files_still_check(
 
 
 def test_the_holder_sdks_fetch_the_roots_the_verifier_trusts(
-    ex: Exchange, world: tuple[Party, Party, Party, Verifier]
+    ex: Exchange, world: tuple[Party, Party, Party, Verifier], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     holder, _, _, verifier = world
+    real = content_certs.trusted_roots
+
+    def off_loop(*args: Any, **kw: Any) -> list[bytes]:  # the asyncio SDK: in a thread
+        with pytest.raises(RuntimeError):
+            asyncio.get_running_loop()
+        return real(*args, **kw)
+
+    monkeypatch.setattr("licentia.clients.holder.aio.trusted_roots", off_loop)
 
     async def roots() -> list[bytes]:
         async with AsyncHolder.connect(ex.address, holder.key) as me:

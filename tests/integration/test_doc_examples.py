@@ -99,5 +99,6 @@ def test_every_python_example_runs(
         assert "use 1 reported" in out, out
         assert "DENY REPLAYED" in out, out
         assert "licensed-photo.jpg held" in out, out  # a declared asset, uploaded bare
+        assert "banner-signed.png allow" in out, out  # the creative signed with its licence
         assert not (tmp_path / "acme.key").exists()  # LICENTIA_ADVERTISER_KEY came first
         assert (tmp_path / "photoshare.key").stat().st_mode & 0o777 == 0o600

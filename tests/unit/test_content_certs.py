@@ -23,7 +23,7 @@ from licentia.clients.advertiser import ExchangeError, credentials
 from licentia.errors import LicentiaError, Reason
 from licentia.examples import tiny_png
 from licentia.keys import IssuerKey, IssuerKeySet, PublicKey
-from licentia.v1 import registry_pb2
+from licentia.v1 import licences_pb2, registry_pb2
 
 T0 = 1_800_000_000
 YEAR = 365 * 86400
@@ -282,6 +282,53 @@ def test_a_retired_keys_secret_mints_trusted_certificates_until_its_root_is_drop
     assert content.read(forged, None, dropped).state == "valid_untrusted"
     # The default bound is the checkers' default longest term (365 days).
     assert cc.trusted_roots(published, trusted, now=today) == [published[1]]
+
+
+def test_certificate_life_and_the_checkers_window_agree_by_construction() -> None:
+    """Issue 22 (second review): certificates last twice the exchange's content term (its
+    longest licence term, capped at a year) and checkers drop a retired key's root with the
+    term the exchange publishes, so a leaked retired secret mints trusted certificates for
+    no longer than the exchange's own certificates last, and no certificate outlives its
+    root's window (``anchored`` refuses one that would)."""
+    day = 86400
+    assert cc.content_term(30 * day) == 30 * day
+    assert cc.content_term(1000 * day) == YEAR  # capped: no certificate outlives the window
+    assert cc.checker_term(30 * day) == 30 * day
+    assert cc.checker_term(0) == cc.checker_term(1000 * day) == YEAR  # none sent, or too long
+    # An exchange with a 30-day longest term: the root is dropped 60 days after the key's end.
+    key, current = issuer(1, PAST)
+    retired = IssuerKey(current.public, PAST, T0)
+    new_key, new = issuer(2, T0)
+    published = [root_of(key, retired), root_of(new_key, new)]
+    trusted = IssuerKeySet([retired, new])
+    term = 30 * day
+    assert cc.root_ends(published[0], term) == T0 + 60 * day
+    assert cc.root_ends(published[1], term) is None
+    kept = cc.trusted_roots(published, trusted, now=T0 + 60 * day - 1, max_term_seconds=term)
+    assert kept == published
+    dropped = cc.trusted_roots(published, trusted, now=T0 + 60 * day, max_term_seconds=term)
+    assert dropped == [published[1]]
+    # A certificate issued just before the key retired, for 2 x the term: anchored; one that
+    # would outlive its root's window (issued for longer than the term allows): not.
+    mine = nacl.signing.SigningKey(b"\x07" * 32)
+
+    def held(valid: int) -> credentials.ContentCertificate:
+        der = cc.content_certificate(
+            key, current.key_id, root_of(key, current), bytes(mine.verify_key), "", T0 - 1, valid
+        )
+        info = cc.describe(der)
+        return credentials.ContentCertificate(
+            der, published[0], current.key_id, info.subject_key, "", info.not_before, info.not_after
+        )
+
+    answer = licences_pb2.GetIssuerKeysResponse(
+        keys=trusted.to_proto(), content_roots=published, content_term_seconds=term
+    )
+    assert credentials.anchored(held(2 * term), answer, T0)
+    assert not credentials.anchored(held(2 * term + 2), answer, T0)
+    # With no term published (an older exchange) the checkers' cap applies.
+    answer.content_term_seconds = 0
+    assert credentials.anchored(held(2 * term + 2), answer, T0)
 
 
 def cert_builder_like(cert: x509.Certificate) -> x509.CertificateBuilder:

@@ -27,15 +27,15 @@ from licentia.v1 import records_pb2 as licentia_dot_v1_dot_records__pb2
 from licentia.v1 import status_pb2 as licentia_dot_v1_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alicentia/v1/licences.proto\x12\x0blicentia.v1\x1a\x16licentia/v1/keys.proto\x1a\x19licentia/v1/records.proto\x1a\x18licentia/v1/status.proto\"\'\n\x11GetLicenceRequest\x12\x12\n\nlicence_id\x18\x01 \x01(\x0c\"A\n\x12GetLicenceResponse\x12+\n\x07licence\x18\x01 \x01(\x0b\x32\x1a.licentia.v1.LicenceRecord\"<\n\x13ListLicencesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"]\n\x14ListLicencesResponse\x12,\n\x08licences\x18\x01 \x03(\x0b\x32\x1a.licentia.v1.LicenceRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"*\n\x14RevokeLicenceRequest\x12\x12\n\nlicence_id\x18\x01 \x01(\x0c\"|\n\x15RevokeLicenceResponse\x12+\n\x07licence\x18\x01 \x01(\x0b\x32\x1a.licentia.v1.LicenceRecord\x12\x36\n\x07receipt\x18\x02 \x01(\x0b\x32%.licentia.v1.SignedTerminationReceipt\"1\n\x17WatchRevocationsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\"\xba\x01\n\x18WatchRevocationsResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.licentia.v1.SignedStatusSnapshotH\x00\x12)\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x18.licentia.v1.StatusEventH\x00\x12\x31\n\theartbeat\x18\x03 \x01(\x0b\x32\x1c.licentia.v1.StatusHeartbeatH\x00\x42\t\n\x07message\"\x1a\n\x18GetStatusSnapshotRequest\"P\n\x19GetStatusSnapshotResponse\x12\x33\n\x08snapshot\x18\x01 \x01(\x0b\x32!.licentia.v1.SignedStatusSnapshot\"\x16\n\x14GetIssuerKeysRequest\"W\n\x15GetIssuerKeysResponse\x12\'\n\x04keys\x18\x01 \x01(\x0b\x32\x19.licentia.v1.IssuerKeySet\x12\x15\n\rcontent_roots\x18\x02 \x03(\x0c\"7\n\x11\x46\x65tchAssetRequest\x12\x12\n\nlicence_id\x18\x01 \x01(\x0c\x12\x0e\n\x06sha256\x18\x02 \x01(\x0c\"%\n\x12\x46\x65tchAssetResponse\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\"\x15\n\x13ListAccessesRequest\"B\n\x14ListAccessesResponse\x12*\n\x08\x61\x63\x63\x65sses\x18\x01 \x03(\x0b\x32\x18.licentia.v1.AssetAccess\"3\n\x19WatchLicenceEventsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\"|\n\x1aWatchLicenceEventsResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x12\n\nlicence_id\x18\x02 \x01(\x0c\x12,\n\x05\x63\x61use\x18\x03 \x01(\x0e\x32\x1d.licentia.v1.TerminationCause\x12\n\n\x02\x61t\x18\x04 \x01(\x04\".\n\x0f\x46\x65tchAssetChunk\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x04*\xa2\x01\n\x10TerminationCause\x12!\n\x1dTERMINATION_CAUSE_UNSPECIFIED\x10\x00\x12\x1d\n\x19TERMINATION_CAUSE_REVOKED\x10\x01\x12\x1c\n\x18TERMINATION_CAUSE_ERASED\x10\x02\x12.\n*TERMINATION_CAUSE_LICENSEE_KEY_COMPROMISED\x10\x03\x32\x8c\x07\n\x0eLicenceService\x12M\n\nGetLicence\x12\x1e.licentia.v1.GetLicenceRequest\x1a\x1f.licentia.v1.GetLicenceResponse\x12S\n\x0cListLicences\x12 .licentia.v1.ListLicencesRequest\x1a!.licentia.v1.ListLicencesResponse\x12V\n\rRevokeLicence\x12!.licentia.v1.RevokeLicenceRequest\x1a\".licentia.v1.RevokeLicenceResponse\x12\x61\n\x10WatchRevocations\x12$.licentia.v1.WatchRevocationsRequest\x1a%.licentia.v1.WatchRevocationsResponse0\x01\x12\x62\n\x11GetStatusSnapshot\x12%.licentia.v1.GetStatusSnapshotRequest\x1a&.licentia.v1.GetStatusSnapshotResponse\x12V\n\rGetIssuerKeys\x12!.licentia.v1.GetIssuerKeysRequest\x1a\".licentia.v1.GetIssuerKeysResponse\x12M\n\nFetchAsset\x12\x1e.licentia.v1.FetchAssetRequest\x1a\x1f.licentia.v1.FetchAssetResponse\x12S\n\x0cListAccesses\x12 .licentia.v1.ListAccessesRequest\x1a!.licentia.v1.ListAccessesResponse\x12g\n\x12WatchLicenceEvents\x12&.licentia.v1.WatchLicenceEventsRequest\x1a\'.licentia.v1.WatchLicenceEventsResponse0\x01\x12R\n\x10\x46\x65tchAssetChunks\x12\x1e.licentia.v1.FetchAssetRequest\x1a\x1c.licentia.v1.FetchAssetChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alicentia/v1/licences.proto\x12\x0blicentia.v1\x1a\x16licentia/v1/keys.proto\x1a\x19licentia/v1/records.proto\x1a\x18licentia/v1/status.proto\"\'\n\x11GetLicenceRequest\x12\x12\n\nlicence_id\x18\x01 \x01(\x0c\"A\n\x12GetLicenceResponse\x12+\n\x07licence\x18\x01 \x01(\x0b\x32\x1a.licentia.v1.LicenceRecord\"<\n\x13ListLicencesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"]\n\x14ListLicencesResponse\x12,\n\x08licences\x18\x01 \x03(\x0b\x32\x1a.licentia.v1.LicenceRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"*\n\x14RevokeLicenceRequest\x12\x12\n\nlicence_id\x18\x01 \x01(\x0c\"|\n\x15RevokeLicenceResponse\x12+\n\x07licence\x18\x01 \x01(\x0b\x32\x1a.licentia.v1.LicenceRecord\x12\x36\n\x07receipt\x18\x02 \x01(\x0b\x32%.licentia.v1.SignedTerminationReceipt\"1\n\x17WatchRevocationsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\"\xba\x01\n\x18WatchRevocationsResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.licentia.v1.SignedStatusSnapshotH\x00\x12)\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x18.licentia.v1.StatusEventH\x00\x12\x31\n\theartbeat\x18\x03 \x01(\x0b\x32\x1c.licentia.v1.StatusHeartbeatH\x00\x42\t\n\x07message\"\x1a\n\x18GetStatusSnapshotRequest\"P\n\x19GetStatusSnapshotResponse\x12\x33\n\x08snapshot\x18\x01 \x01(\x0b\x32!.licentia.v1.SignedStatusSnapshot\"\x16\n\x14GetIssuerKeysRequest\"u\n\x15GetIssuerKeysResponse\x12\'\n\x04keys\x18\x01 \x01(\x0b\x32\x19.licentia.v1.IssuerKeySet\x12\x15\n\rcontent_roots\x18\x02 \x03(\x0c\x12\x1c\n\x14\x63ontent_term_seconds\x18\x03 \x01(\x04\"7\n\x11\x46\x65tchAssetRequest\x12\x12\n\nlicence_id\x18\x01 \x01(\x0c\x12\x0e\n\x06sha256\x18\x02 \x01(\x0c\"%\n\x12\x46\x65tchAssetResponse\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\"\x15\n\x13ListAccessesRequest\"B\n\x14ListAccessesResponse\x12*\n\x08\x61\x63\x63\x65sses\x18\x01 \x03(\x0b\x32\x18.licentia.v1.AssetAccess\"3\n\x19WatchLicenceEventsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\"|\n\x1aWatchLicenceEventsResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x12\n\nlicence_id\x18\x02 \x01(\x0c\x12,\n\x05\x63\x61use\x18\x03 \x01(\x0e\x32\x1d.licentia.v1.TerminationCause\x12\n\n\x02\x61t\x18\x04 \x01(\x04\".\n\x0f\x46\x65tchAssetChunk\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x04*\xa2\x01\n\x10TerminationCause\x12!\n\x1dTERMINATION_CAUSE_UNSPECIFIED\x10\x00\x12\x1d\n\x19TERMINATION_CAUSE_REVOKED\x10\x01\x12\x1c\n\x18TERMINATION_CAUSE_ERASED\x10\x02\x12.\n*TERMINATION_CAUSE_LICENSEE_KEY_COMPROMISED\x10\x03\x32\x8c\x07\n\x0eLicenceService\x12M\n\nGetLicence\x12\x1e.licentia.v1.GetLicenceRequest\x1a\x1f.licentia.v1.GetLicenceResponse\x12S\n\x0cListLicences\x12 .licentia.v1.ListLicencesRequest\x1a!.licentia.v1.ListLicencesResponse\x12V\n\rRevokeLicence\x12!.licentia.v1.RevokeLicenceRequest\x1a\".licentia.v1.RevokeLicenceResponse\x12\x61\n\x10WatchRevocations\x12$.licentia.v1.WatchRevocationsRequest\x1a%.licentia.v1.WatchRevocationsResponse0\x01\x12\x62\n\x11GetStatusSnapshot\x12%.licentia.v1.GetStatusSnapshotRequest\x1a&.licentia.v1.GetStatusSnapshotResponse\x12V\n\rGetIssuerKeys\x12!.licentia.v1.GetIssuerKeysRequest\x1a\".licentia.v1.GetIssuerKeysResponse\x12M\n\nFetchAsset\x12\x1e.licentia.v1.FetchAssetRequest\x1a\x1f.licentia.v1.FetchAssetResponse\x12S\n\x0cListAccesses\x12 .licentia.v1.ListAccessesRequest\x1a!.licentia.v1.ListAccessesResponse\x12g\n\x12WatchLicenceEvents\x12&.licentia.v1.WatchLicenceEventsRequest\x1a\'.licentia.v1.WatchLicenceEventsResponse0\x01\x12R\n\x10\x46\x65tchAssetChunks\x12\x1e.licentia.v1.FetchAssetRequest\x1a\x1c.licentia.v1.FetchAssetChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'licentia.v1.licences_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TERMINATIONCAUSE']._serialized_start=1433
-  _globals['_TERMINATIONCAUSE']._serialized_end=1595
+  _globals['_TERMINATIONCAUSE']._serialized_start=1463
+  _globals['_TERMINATIONCAUSE']._serialized_end=1625
   _globals['_GETLICENCEREQUEST']._serialized_start=120
   _globals['_GETLICENCEREQUEST']._serialized_end=159
   _globals['_GETLICENCERESPONSE']._serialized_start=161
@@ -59,21 +59,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETISSUERKEYSREQUEST']._serialized_start=905
   _globals['_GETISSUERKEYSREQUEST']._serialized_end=927
   _globals['_GETISSUERKEYSRESPONSE']._serialized_start=929
-  _globals['_GETISSUERKEYSRESPONSE']._serialized_end=1016
-  _globals['_FETCHASSETREQUEST']._serialized_start=1018
-  _globals['_FETCHASSETREQUEST']._serialized_end=1073
-  _globals['_FETCHASSETRESPONSE']._serialized_start=1075
-  _globals['_FETCHASSETRESPONSE']._serialized_end=1112
-  _globals['_LISTACCESSESREQUEST']._serialized_start=1114
-  _globals['_LISTACCESSESREQUEST']._serialized_end=1135
-  _globals['_LISTACCESSESRESPONSE']._serialized_start=1137
-  _globals['_LISTACCESSESRESPONSE']._serialized_end=1203
-  _globals['_WATCHLICENCEEVENTSREQUEST']._serialized_start=1205
-  _globals['_WATCHLICENCEEVENTSREQUEST']._serialized_end=1256
-  _globals['_WATCHLICENCEEVENTSRESPONSE']._serialized_start=1258
-  _globals['_WATCHLICENCEEVENTSRESPONSE']._serialized_end=1382
-  _globals['_FETCHASSETCHUNK']._serialized_start=1384
-  _globals['_FETCHASSETCHUNK']._serialized_end=1430
-  _globals['_LICENCESERVICE']._serialized_start=1598
-  _globals['_LICENCESERVICE']._serialized_end=2506
+  _globals['_GETISSUERKEYSRESPONSE']._serialized_end=1046
+  _globals['_FETCHASSETREQUEST']._serialized_start=1048
+  _globals['_FETCHASSETREQUEST']._serialized_end=1103
+  _globals['_FETCHASSETRESPONSE']._serialized_start=1105
+  _globals['_FETCHASSETRESPONSE']._serialized_end=1142
+  _globals['_LISTACCESSESREQUEST']._serialized_start=1144
+  _globals['_LISTACCESSESREQUEST']._serialized_end=1165
+  _globals['_LISTACCESSESRESPONSE']._serialized_start=1167
+  _globals['_LISTACCESSESRESPONSE']._serialized_end=1233
+  _globals['_WATCHLICENCEEVENTSREQUEST']._serialized_start=1235
+  _globals['_WATCHLICENCEEVENTSREQUEST']._serialized_end=1286
+  _globals['_WATCHLICENCEEVENTSRESPONSE']._serialized_start=1288
+  _globals['_WATCHLICENCEEVENTSRESPONSE']._serialized_end=1412
+  _globals['_FETCHASSETCHUNK']._serialized_start=1414
+  _globals['_FETCHASSETCHUNK']._serialized_end=1460
+  _globals['_LICENCESERVICE']._serialized_start=1628
+  _globals['_LICENCESERVICE']._serialized_end=2536
 # @@protoc_insertion_point(module_scope)

@@ -94,12 +94,14 @@ class GetIssuerKeysRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetIssuerKeysResponse(_message.Message):
-    __slots__ = ("keys", "content_roots")
+    __slots__ = ("keys", "content_roots", "content_term_seconds")
     KEYS_FIELD_NUMBER: _ClassVar[int]
     CONTENT_ROOTS_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TERM_SECONDS_FIELD_NUMBER: _ClassVar[int]
     keys: _keys_pb2.IssuerKeySet
     content_roots: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, keys: _Optional[_Union[_keys_pb2.IssuerKeySet, _Mapping]] = ..., content_roots: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    content_term_seconds: int
+    def __init__(self, keys: _Optional[_Union[_keys_pb2.IssuerKeySet, _Mapping]] = ..., content_roots: _Optional[_Iterable[bytes]] = ..., content_term_seconds: _Optional[int] = ...) -> None: ...
 
 class FetchAssetRequest(_message.Message):
     __slots__ = ("licence_id", "sha256")
