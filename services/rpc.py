@@ -438,14 +438,24 @@ class _Plumbing:
         """Behaviour of a method with one response (``arg``: bytes, or an iterator of them),
         carried by ``wire`` (default :data:`GRPC`)."""
         wire = wire or GRPC
-        with self._guard(m, context, wire) as outcome, self._slot(m.client_streaming, context):
-            # A signed call's nonce is spent durably by the first change it commits
-            # (``Call.spends``, set by ``_admit``).
-            call, request = self._admit(m, arg, context, outcome, wire=wire)
-            response = self._encode(m, m.method.handler(request, call), wire)
-            if m.method.durable_nonce:  # before the answer leaves (a read's replay)
-                self.auth.commit_spent(call.spends)
-            return response
+        if not m.client_streaming:  # (no stream slot to hold: one context manager less)
+            with self._guard(m, context, wire) as outcome:
+                return self._unary(m, arg, context, outcome, wire)
+        with self._guard(m, context, wire) as outcome, self._slot(True, context):
+            return self._unary(m, arg, context, outcome, wire)
+
+    def _unary(
+        self, m: _Bound, arg: Any, context: grpc.ServicerContext, outcome: _Outcome, wire: Wire
+    ) -> Any:
+        # A signed call's nonce is spent durably by the first change it commits
+        # (``Call.spends``, set by ``_admit``); a method whose nonce stays in memory
+        # (``durable_nonce=False``: Verify) has none to spend.
+        durable = m.method.durable_nonce
+        call, request = self._admit(m, arg, context, outcome, spends=durable, wire=wire)
+        response = self._encode(m, m.method.handler(request, call), wire)
+        if durable:  # before the answer leaves (a read's replay)
+            self.auth.commit_spent(call.spends)
+        return response
 
     @contextmanager
     def _slot(self, take: bool, context: Any) -> Iterator[None]:

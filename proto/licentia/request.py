@@ -49,6 +49,7 @@ TIMESTAMP_HEADER = "x-licentia-timestamp"
 NONCE_HEADER = "x-licentia-nonce"
 SIGNATURE_HEADER = "x-licentia-signature"
 HEADERS = (KEY_HEADER, TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER)
+_HEADER_SET = frozenset(HEADERS)
 NONCE_BYTES = 16
 MAX_METHOD_CHARS = 256
 #: Default window: a request is accepted this many seconds either side of the server's now.
@@ -104,6 +105,23 @@ def sign_http_request(
     return sign_request(key, method, body, now, nonce, domain=keys.HTTP_REQUEST)
 
 
+#: Callers' keys by their text, as parsed (a server sees the same few callers over and
+#: over); at most :data:`_KEYS_REMEMBERED`, then it starts again. Only keys that parsed are
+#: kept, so a text is refused or accepted exactly as :meth:`PublicKey.from_text` would.
+_KEYS: dict[str, PublicKey] = {}
+_KEYS_REMEMBERED = 4096
+
+
+def _caller_key(text: str) -> PublicKey:
+    key = _KEYS.get(text)
+    if key is None:
+        key = PublicKey.from_text(text)
+        if len(_KEYS) >= _KEYS_REMEMBERED:
+            _KEYS.clear()
+        _KEYS[text] = key
+    return key
+
+
 def parse_request_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> SignedRequest:
     """Extract the signature values; raises ``LicentiaError(BAD_REQUEST_SIGNATURE)``.
 
@@ -111,7 +129,7 @@ def parse_request_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> Signe
     """
     found: dict[str, str] = {}
     for name, value in metadata:
-        if name in HEADERS:
+        if name in _HEADER_SET:
             if name in found or not isinstance(value, str) or len(value) > 256:
                 raise LicentiaError(Reason.BAD_REQUEST_SIGNATURE, "malformed signature metadata")
             found[name] = value
@@ -124,7 +142,7 @@ def parse_request_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> Signe
         if not (ts.isascii() and ts.isdigit()) or len(ts) > 19 or (ts[0] == "0" and ts != "0"):
             raise LicentiaError(Reason.MALFORMED, "bad timestamp")
         req = SignedRequest(
-            PublicKey.from_text(found[KEY_HEADER]),
+            _caller_key(found[KEY_HEADER]),
             int(ts),
             b64url_decode(found[NONCE_HEADER]),
             b64url_decode(found[SIGNATURE_HEADER]),

@@ -33,6 +33,7 @@ from licentia.errors import LicentiaError, Reason
 
 from ._group import Change as _Change
 from ._group import GroupCommit
+from ._walwatch import WalVersion
 from .base import SpentNonce
 from .common import INDEX_BLOCK, NONCE_SWEEP_SECONDS, Conn, SqlStore
 
@@ -56,6 +57,8 @@ MAX_BATCH = 64
 MAX_READERS = 32
 #: Read connections kept open while unused (the others are closed when given back).
 IDLE_READERS = 8
+#: Licences whose use count :meth:`SqliteStore.licence_uses` remembers (then it starts again).
+USES_REMEMBERED = 10_000
 #: How long a read waits for a free read connection before it is refused (BUSY).
 READER_WAIT_SECONDS = 10.0
 #: Open files one connection may hold: the database, its WAL and its shared memory.
@@ -556,6 +559,11 @@ class SqliteStore(SqlStore, GroupCommit):
             migrations.apply(self._db)
             for suffix in ("-wal", "-shm"):  # SQLite gives them the database's mode
                 _private_file(self.path.with_name(self.path.name + suffix), create=False)
+        # The wal-index's header, once this connection has it open (a read), tells whether
+        # anything was committed since (licence_uses: a counted Verify reads no row twice).
+        self._db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        self._wal = WalVersion(self.path)
+        self._uses: dict[bytes, tuple[bytes, int]] = {}
 
     _INTEGRITY: ClassVar[tuple[type[Exception], ...]] = (sqlite3.IntegrityError,)
 
@@ -731,8 +739,25 @@ class SqliteStore(SqlStore, GroupCommit):
     @staticmethod
     def open_files(workers: int) -> int:
         """The most files a store serving ``workers`` threads holds open: the writer and
-        one read connection per thread, at most :data:`MAX_READERS` of them."""
-        return (1 + min(workers, MAX_READERS)) * FILES_PER_CONNECTION
+        one read connection per thread, at most :data:`MAX_READERS` of them, and the map of
+        the wal-index header (:mod:`._walwatch`, one descriptor)."""
+        return (1 + min(workers, MAX_READERS)) * FILES_PER_CONNECTION + 1
+
+    def licence_uses(self, licence_id: bytes) -> int:
+        """The uses counted so far of one licence (0 for an unknown one): read again only
+        once something has been committed since it was last read (the WAL-index header,
+        :mod:`._walwatch`; by any process), and otherwise from memory, without a statement."""
+        seen = self._wal.current()
+        if seen is not None:
+            known = self._uses.get(licence_id)
+            if known is not None and known[0] == seen:
+                return known[1]
+        uses = super().licence_uses(licence_id)
+        if seen is not None:  # (read after ``seen``: still the count while nothing commits)
+            if len(self._uses) >= USES_REMEMBERED:
+                self._uses.clear()
+            self._uses[licence_id] = (seen, uses)
+        return uses
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._reader() as c:
@@ -776,6 +801,7 @@ class SqliteStore(SqlStore, GroupCommit):
             self._open_readers -= len(self._idle)
             self._idle.clear()
             self._readers_free.notify_all()
+            self._wal.close()
             self._db.close()
 
 

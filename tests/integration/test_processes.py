@@ -245,7 +245,7 @@ def test_the_open_files_budget_counts_the_workers(tmp_path: Path) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
 
     command = [sys.executable, "-m", "licentia.services.server", "--data-dir", str(tmp_path)]
-    # 64 + 800 connections + 99 for the database fits in 1,024 for one process, not with
+    # 64 + 800 connections + 100 for the database fits in 1,024 for one process, not with
     # 60 workers' pipes and connections (4 each).
     proc = subprocess.run(
         [*command, "--max-connections", "800", "--processes", "61"],

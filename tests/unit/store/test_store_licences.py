@@ -4,7 +4,13 @@ uses and accesses (both backends)."""
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any, cast
+
+import pytest
 
 from licentia import sealed
 from licentia.errors import Reason
@@ -14,6 +20,8 @@ from licentia.services.model import (
     Cause,
 )
 from licentia.services.store import Store
+from licentia.services.store._walwatch import WalVersion
+from licentia.services.store.sqlite import SqliteStore
 from licentia.status import MAX_STATUS_BITS
 from licentia.v1 import transparency_pb2
 
@@ -294,3 +302,53 @@ def test_accesses(store: Store) -> None:
     got = store.accesses(h, 2)
     assert [a.accessed_at for a in got] == [NOW + 2, NOW + 1]
     assert store.accesses(_key(72), 5) == []
+
+
+def test_use_counts_follow_every_commit_of_any_replica_or_process(opener: Opener) -> None:
+    """A count read again is the store's: after a use recorded by another replica and, on
+    SQLite, by another process's own connection (the count is remembered only until the next
+    commit of anyone)."""
+    a, b = opener(), opener()
+    lic = _issued(a, _holder(), 1)  # max_uses = 3
+    assert a.licence_uses(lic.licence_id) == 0 == a.licence_uses(lic.licence_id)
+    assert b.record_use(b"r1", lic.licence_id, _key(60), NOW + 1, digest=_d(b"r1")) == (1, NOW + 1)
+    assert a.licence_uses(lic.licence_id) == 1
+    assert a.record_use(b"r2", lic.licence_id, _key(60), NOW + 2, digest=_d(b"r2")) == (2, NOW + 2)
+    assert a.licence_uses(lic.licence_id) == 2 == b.licence_uses(lic.licence_id)
+    if not isinstance(a, SqliteStore):
+        return
+    # Remembered while nothing commits: no statement at all.
+    a._rows = lambda *args: pytest.fail("read the database again")  # type: ignore[method-assign]
+    assert a.licence_uses(lic.licence_id) == 2
+    del a._rows
+    # Another process writes the count itself (not through the store).
+    script = (
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "lid = bytes.fromhex(sys.argv[2])\n"
+        "c.execute('UPDATE licences SET uses = 3 WHERE licence_id = ?', (lid,))\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(a.path), lic.licence_id.hex()], check=True)
+    assert a.licence_uses(lic.licence_id) == 3 == b.licence_uses(lic.licence_id)
+
+
+def test_the_wal_header_vouches_only_for_a_database_in_wal_mode(tmp_path: Path) -> None:
+    assert WalVersion(tmp_path / "none.db").current() is None  # no -shm file
+    path = tmp_path / "rollback.db"
+    sqlite3.connect(path).execute("CREATE TABLE t (x)")
+    assert WalVersion(path).current() is None
+    wal = tmp_path / "wal.db"
+    c = sqlite3.connect(wal, isolation_level=None)
+    c.execute("PRAGMA journal_mode = WAL")
+    c.execute("CREATE TABLE t (x)")
+    watch = WalVersion(wal)
+    before = watch.current()
+    assert before is not None
+    assert before == watch.current()
+    c.execute("INSERT INTO t VALUES (1)")
+    after = watch.current()
+    assert after is not None
+    assert after != before
+    watch.close()
+    assert watch.current() is None
+    c.close()
