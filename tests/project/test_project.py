@@ -123,8 +123,8 @@ def test_bench_prints_one_json_object_per_line_with_ratio_and_target() -> None:
     file = rows[3]
     assert (file["target"], file["ok"]) == (None, True)
     # Both are measured, not compared: on a loaded machine either side of a round can win.
-    assert file["ratio"] > 0 and file["floor_ratio"] > 0
-    assert file["of_floor"] == round(file["ratio"] / file["floor_ratio"], 3)
+    assert file["ratio"] > 0
+    assert file["floor_ratio"] > 0
     assert file["of_floor"] == round(file["ratio"] / file["floor_ratio"], 3)
     assert file["c2pa_reader_per_s"] > 0 < file["ops_per_s"]
     assert 1000 < file["file_bytes"] < 64 * 1024
