@@ -36,6 +36,7 @@ import grpc  # type: ignore[import-untyped]
 from licentia.clients.advertiser import (
     Advertiser,
     LicenceRecord,
+    LicenceRequest,
     Offer,
     OfferedAsset,
     Statement,
@@ -259,14 +260,18 @@ def c2pa_view(path: Path) -> list[str]:
     ]
 
 
-def creative_licence(
-    adv: Advertiser, wallet: Wallet, offer: Offer, wanted: list[OfferedAsset]
-) -> LicenceRecord:
-    """Acme Ads' licence for its creative: the same use of her photo and name, 30 days,
-    priced for its term alone (no use counted, no price per use: what a file may carry,
-    token-format §12.2); Alice approves it."""
+def ask(
+    adv: Advertiser,
+    offer: Offer,
+    wanted: list[OfferedAsset],
+    *,
+    price_per_use: int = 0,
+    max_uses: int = 0,
+) -> LicenceRequest:
+    """Acme Ads asks for her photo and name, online ads in France, from now for 30 days,
+    at her price for the term (and, if given, so much for each use, so many at most)."""
     now = int(time.time())
-    asked = adv.request_licence(
+    return adv.request_licence(
         offer,
         wanted,
         categories=[DataCategory.IMAGE, DataCategory.NAME],
@@ -276,7 +281,18 @@ def creative_licence(
         not_before=now,
         not_after=now + 30 * DAY,
         price=offer.terms.price_for(30 * DAY),
+        price_per_use=price_per_use,
+        max_uses=max_uses,
     )
+
+
+def creative_licence(
+    adv: Advertiser, wallet: Wallet, offer: Offer, wanted: list[OfferedAsset]
+) -> LicenceRecord:
+    """Acme Ads' licence for its creative: the same use of her photo and name, 30 days,
+    priced for its term alone (no use counted, no price per use: what a file may carry,
+    token-format §12.2); Alice approves it."""
+    asked = ask(adv, offer, wanted)
     wallet("approve", asked.request_id.hex(), "--yes")
     licence = adv.wait_for_decision(asked.request_id, timeout=30).licence
     if licence is None:
@@ -345,20 +361,7 @@ def story(tmp: Path) -> None:
                 *offer.assets_in(DataCategory.IMAGE)[:1],
                 *offer.assets_in(DataCategory.NAME)[:1],
             ]
-            now = int(time.time())
-            asked = adv.request_licence(
-                offer,
-                wanted,
-                categories=[DataCategory.IMAGE, DataCategory.NAME],
-                purposes=[Purpose.ADVERTISING],
-                media=[Medium.ONLINE],
-                territories=["FR"],
-                not_before=now,
-                not_after=now + 30 * DAY,
-                price=offer.terms.price_for(30 * DAY),
-                price_per_use=PER_USE,
-                max_uses=MAX_USES,
-            )
+            asked = ask(adv, offer, wanted, price_per_use=PER_USE, max_uses=MAX_USES)
             if offer.display_name:
                 raise StoryError("the offer shows a name Alice did not choose to show")
             say(f"Acme Ads finds an offer that names nobody: {offer.offer_ref.hex()[:12]}…, its")

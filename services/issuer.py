@@ -39,6 +39,26 @@ from .model import IssuerKeyRow
 from .store import Store
 
 
+def _write_synced(path: Path, data: bytes, place: Callable[[Path, Path], None]) -> None:
+    """Write ``data`` (0600) under a temporary name beside ``path``, sync it, put it in place
+    with ``place(tmp, path)`` (``os.link``: never over an existing file; ``os.replace``: over
+    it), then sync the directory; the temporary name is removed whatever happens."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        place(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _sync_directory(path.parent)
+
+
 def _write_seed(path: Path, seed: bytes) -> None:
     """Create ``path`` (0600) holding ``seed``, all or nothing.
 
@@ -46,20 +66,7 @@ def _write_seed(path: Path, seed: bytes) -> None:
     fails if ``path`` exists, as ``O_EXCL`` does — and the directory is synced. A crash at
     any moment leaves either no key file or the whole one: never a short file that would
     stop the exchange from starting again ("key file … is damaged")."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        try:
-            view = memoryview(seed)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.link(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _sync_directory(path.parent)
+    _write_synced(path, seed, os.link)
 
 
 #: A temporary key file older than this is left from a crash (writing one takes
@@ -93,20 +100,7 @@ def _write_root(path: Path, der: bytes) -> None:
     """Replace ``path`` with ``der`` (a public certificate, kept 0600 as everything in the
     data directory: its readers are the exchange's own), all or nothing: written
     and synced under a temporary name, renamed into place, the directory synced."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        try:
-            view = memoryview(der)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _sync_directory(path.parent)
+    _write_synced(path, der, os.replace)
 
 
 def _read_seed(path: Path) -> bytes:
