@@ -1033,19 +1033,7 @@ class PostgresStore(PgIssuePart, SqlStore, GroupCommit):
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """One read statement on a pooled connection (its own snapshot); tried again on
         another connection when the one it got was lost (a read changes nothing)."""
-        for attempt in range(LOST_ATTEMPTS):
-            try:
-                with self._pool.connection() as conn:
-                    return _PgConn(conn).execute(sql, params).fetchall()
-            except PoolTimeout as e:  # waiting again would only wait as long again
-                raise _unreachable(e) from e
-            except pg_errors.QueryCanceled as e:
-                raise _too_slow(e) from e
-            except psycopg.OperationalError as e:
-                if attempt == LOST_ATTEMPTS - 1:
-                    raise LicentiaError(Reason.UNAVAILABLE, "the database is unreachable") from e
-                self._connection_lost(attempt + 1)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._read(lambda conn: _PgConn(conn).execute(sql, params).fetchall())
 
     def _reads(
         self, statements: Sequence[tuple[str, Sequence[Any]]]
@@ -1053,12 +1041,23 @@ class PostgresStore(PgIssuePart, SqlStore, GroupCommit):
         """:meth:`_rows` of each statement, sent together on one pooled connection in
         pipeline mode: one round trip (each statement still its own snapshot, READ
         COMMITTED)."""
+
+        def send(conn: psycopg.Connection[Any]) -> list[list[tuple[Any, ...]]]:
+            with conn.pipeline() as pipe:
+                c = _PgConn(conn, pipe)
+                cursors = [c.execute(sql, params) for sql, params in statements]
+                return [cur.fetchall() for cur in cursors]
+
+        return self._read(send)
+
+    def _read(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """``work`` on a pooled connection, tried again on another when the one it got was
+        lost (reads only: they change nothing); a pool that has no connection to give, or a
+        statement past its timeout, is not waited for again."""
         for attempt in range(LOST_ATTEMPTS):
             try:
-                with self._pool.connection() as conn, conn.pipeline() as pipe:
-                    c = _PgConn(conn, pipe)
-                    cursors = [c.execute(sql, params) for sql, params in statements]
-                    return [cur.fetchall() for cur in cursors]
+                with self._pool.connection() as conn:
+                    return work(conn)
             except PoolTimeout as e:  # waiting again would only wait as long again
                 raise _unreachable(e) from e
             except pg_errors.QueryCanceled as e:
