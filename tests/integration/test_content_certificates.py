@@ -22,7 +22,7 @@ from licentia.errors import LicentiaError, Reason
 from licentia.examples import tiny_png
 from licentia.keys import IssuerKeySet
 from licentia.services.deps import Settings
-from licentia.v1 import licences_pb2, registry_pb2
+from licentia.v1 import licences_pb2, records_pb2, registry_pb2
 from licentia.vocabulary import DataCategory
 
 from .exchange_harness import (
@@ -86,16 +86,24 @@ def declare_png(holder: Party) -> None:
     )
 
 
-def test_an_advertiser_signs_content_a_c2pa_reader_trusts_under_the_exchanges_roots(
-    ex: Exchange, tmp_path: Path
-) -> None:
+def licensed_advertiser(
+    ex: Exchange,
+) -> tuple[Party, Party, Advertiser, records_pb2.LicenceRecord]:
+    """A holder, and Acme Ads (its party and SDK), registered and funded, holding a licence
+    for her photo and PNG."""
     holder, party = ex.party(), ex.party()
     register_holder(holder)
     declare_png(holder)
     adv = Advertiser(ex.channel(), party.key)
     adv.register("Acme Ads", "FR")
     ex.fund(party.key.public.raw)
-    licence = issue_licence(holder, party, digests=(PHOTO_SHA, ASSET_SHA))
+    return holder, party, adv, issue_licence(holder, party, digests=(PHOTO_SHA, ASSET_SHA))
+
+
+def test_an_advertiser_signs_content_a_c2pa_reader_trusts_under_the_exchanges_roots(
+    ex: Exchange, tmp_path: Path
+) -> None:
+    holder, party, adv, licence = licensed_advertiser(ex)
     keys, roots = published(ex)
     assert len(roots) == len(keys) == 1
 
@@ -259,13 +267,7 @@ def test_the_sdk_renews_a_certificate_whose_issuer_key_was_withdrawn(
     under the certificate it kept from that key (it did: every file came out untrusted,
     with no error), it fetches one from the new key, sync and asyncio; and it signs nothing
     under a certificate no published root anchors."""
-    holder, party = ex.party(), ex.party()
-    register_holder(holder)
-    declare_png(holder)
-    adv = Advertiser(ex.channel(), party.key)
-    adv.register("Acme Ads", "FR")
-    ex.fund(party.key.public.raw)
-    licence = issue_licence(holder, party, digests=(PHOTO_SHA, ASSET_SHA))
+    _, party, adv, licence = licensed_advertiser(ex)
     source = tmp_path / "ad.png"
     source.write_bytes(tiny_png())
     keyring, clock = ex.app.deps.keyring, ex.app.deps.clock
