@@ -63,7 +63,7 @@ def main() -> int:
     say(f"Alice's photo has SHA-256 {digest.hex()[:16]}...; the licence names it by digest.")
 
     claims = LicenceClaims(
-        licence_id=new_licence_id(),
+        licence_id=new_licence_id(now),
         issuer_key_id=exchange.public.key_id,
         holder=alice.public,
         licensee=brightside.public,

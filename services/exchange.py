@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
@@ -25,7 +24,6 @@ from typing import Any, TypeVar, cast
 from licentia import keys, pairwise, territory
 from licentia.errors import LicentiaError, Reason
 from licentia.token import (
-    LICENCE_ID_BYTES,
     MAX_ASSETS,
     Approval,
     Asset,
@@ -33,7 +31,9 @@ from licentia.token import (
     LicenceClaims,
     StandingRule,
     new_asset_salt,
+    new_licence_id,
     sensitive_reasons,
+    time_ordered_id,
 )
 from licentia.v1 import exchange_pb2, records_pb2
 from licentia.vocabulary import DataCategory, Medium, Purpose
@@ -455,7 +455,7 @@ class ExchangeService:
             epoch_seconds=self.d.settings.status_epoch_seconds,
         )
         claims = draft.claims(
-            licence_id=secrets.token_bytes(LICENCE_ID_BYTES),
+            licence_id=new_licence_id(now),
             issuer_key_id=issuer.public.key_id,
             status_list=status_list,
             status_index=status_index,
@@ -467,7 +467,7 @@ class ExchangeService:
         row = issuance.request_row(
             claims,
             holder_account=holder.key,
-            request_id=secrets.token_bytes(16),
+            request_id=time_ordered_id(now),
             message=req.message,
             auto_approved=covered is not None,
             ttl_seconds=self.d.settings.request_ttl_seconds,

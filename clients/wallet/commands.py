@@ -261,7 +261,7 @@ def cmd_approve(s: Session) -> None:
         s.args,
         _dict(licence),
         f"Approved. Licence {licence.licence_id.hex()} is issued;"
-        f" revoke it any time with 'licentia-wallet revoke {licence.licence_id.hex()[:8]}'.",
+        f" revoke it any time with 'licentia-wallet revoke {licence.licence_id.hex()[:12]}'.",
     )
 
 

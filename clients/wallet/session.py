@@ -184,12 +184,22 @@ def _read_first_line(path: Path) -> str:
 
 
 def _pick(ids: Sequence[bytes], text: str, what: str) -> bytes:
-    """The one id that ``text`` (hex, or a prefix of at least 6 hex digits) names."""
+    """The one id that ``text`` (hex, or a prefix of at least 6 hex digits) names.
+
+    The exchange's ids begin with the second they were made (docs/token-format.md §3.1), so
+    ids made close together share their first digits: a prefix that names several is
+    refused with the ids it names, to be typed longer."""
     text = text.strip().lower()
     found = [i for i in ids if i.hex() == text] or (
         [i for i in ids if i.hex().startswith(text)] if len(text) >= 6 else []
     )
-    if len(found) != 1:
+    if len(found) > 1:
+        shown = ", ".join(i.hex()[:16] + "…" for i in found[:5])
+        more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+        raise OperationFailedError(
+            f"{text!r} begins {len(found)} ids ({shown}{more}): type more of the {what}'s id"
+        )
+    if not found:
         raise OperationFailedError(f"no single {what} {text!r}: see the list for its id")
     return found[0]
 

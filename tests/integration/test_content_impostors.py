@@ -222,7 +222,7 @@ def test_the_wallet_calls_valid_only_what_every_checker_allows_and_finds_unliste
     assert secret is not None
     pseudonym = pairwise.pairwise_key(secret, acme.key.public.raw)
     assert parsed.holder_key == pseudonym.public.raw
-    claims = dataclasses.replace(parsed.claims, licence_id=new_licence_id())
+    claims = dataclasses.replace(parsed.claims, licence_id=new_licence_id(parsed.claims.issued_at))
     hidden = issue(
         ex.app.deps.keyring.current(),
         claims.encode(),
@@ -247,7 +247,7 @@ def test_the_wallet_calls_valid_only_what_every_checker_allows_and_finds_unliste
     assert code == 0, err
     ruled = parse_token(request_licence(acme, key, digests=(photo,)).licence.token)
     assert isinstance(ruled.consent, RuleCommitment)
-    claims = dataclasses.replace(ruled.claims, licence_id=new_licence_id())
+    claims = dataclasses.replace(ruled.claims, licence_id=new_licence_id(ruled.claims.issued_at))
     hidden = issue(
         ex.app.deps.keyring.current(),
         claims.encode(),

@@ -207,6 +207,30 @@ def test_the_whole_story(ex: Exchange, cast: tuple[Party, Party, Party]) -> None
 
 
 @BOTH_STORES
+def test_licence_and_request_ids_begin_with_the_second_they_were_made(
+    ex: Exchange, cast: tuple[Party, Party, Party]
+) -> None:
+    """Ids in time order (docs/token-format.md §3.1): a request's id starts with its
+    ``created_at``, its licence's with the ``issued_at`` its claims state, each as 4 bytes
+    big-endian; two made in the same second still differ (12 random bytes)."""
+    holder, adv, _ = cast
+    before = int(time.time())
+    first = request_licence(adv, holder.key.public.raw).request
+    second = request_licence(adv, holder.key.public.raw).request
+    after = int(time.time())
+    for req in (first, second):
+        assert len(req.request_id) == 16
+        assert int.from_bytes(req.request_id[:4], "big") == req.created_at
+        assert before <= req.created_at <= after
+    assert first.request_id[4:] != second.request_id[4:]
+    licence = approve_request(holder, first).licence
+    issued_at = parse_token(licence.token).claims.issued_at
+    assert len(licence.licence_id) == 16
+    assert int.from_bytes(licence.licence_id[:4], "big") == issued_at
+    assert before <= issued_at <= int(time.time())
+
+
+@BOTH_STORES
 def test_exclusive_race_issues_exactly_one(ex: Exchange, cast: tuple[Party, Party, Party]) -> None:
     holder, _, _ = cast
     advertisers = [ex.party() for _ in range(16)]

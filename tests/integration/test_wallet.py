@@ -119,9 +119,11 @@ def test_the_holders_whole_story(wallet: Wallet, ex: Exchange, tmp_path: Path) -
     ):
         assert words in out, words
 
-    code, out, err = wallet("approve", first.request_id.hex()[:8], "--yes")
+    # Ids begin with the second they were made (docs/token-format.md §3.1): 12 digits name one.
+    code, out, err = wallet("approve", first.request_id.hex()[:12], "--yes")
     assert code == 0, err
     assert "Approved. Licence" in out
+    assert "revoke it any time with 'licentia-wallet revoke " in out
     assert "Who:         Acme Ads" in err  # the claims are shown before signing
     code, out, _ = wallet("decline", second.request_id.hex(), "--reason", "not this one")
     assert code == 0

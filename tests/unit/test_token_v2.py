@@ -14,7 +14,14 @@ from licentia.encoding import b64url_decode, b64url_encode
 from licentia.errors import LicentiaError, Reason
 from licentia.examples import typical_token_v2
 from licentia.keys import IssuerKey, IssuerKeySet, PrivateKey
-from licentia.token import DEFAULT_MAX_TERM_SECONDS, LogPromise, authenticate, parse_token
+from licentia.token import (
+    DEFAULT_MAX_TERM_SECONDS,
+    LogPromise,
+    authenticate,
+    new_licence_id,
+    parse_token,
+    time_ordered_id,
+)
 from licentia.v1 import licence_pb2, transparency_pb2
 
 NOW = 1_800_000_000
@@ -128,3 +135,15 @@ def test_the_window_finds_an_accounts_entries_in_order_and_past_a_gap() -> None:
     for j in (1, 2, 4):  # 3 is missing: 4 is still found, and the gap shows
         assert window.match(sealed.seal(LOG_KEY, j, transparency_pb2.LogEntry()).sealed) == j
     assert window.found == 4
+
+
+def test_time_ordered_ids_sort_by_their_second_and_never_repeat() -> None:
+    """A licence id is its second as 4 bytes big-endian, then 12 random bytes: ids of later
+    seconds sort after earlier ones, and ids of one second differ."""
+    same_second = {new_licence_id(NOW) for _ in range(1000)}
+    assert len(same_second) == 1000
+    assert {i[:4] for i in same_second} == {NOW.to_bytes(4, "big")}
+    assert all(len(i) == 16 for i in same_second)
+    later = [time_ordered_id(NOW + d) for d in (1, 60, 86_400)]
+    assert max(same_second) < later[0] < later[1] < later[2]
+    assert time_ordered_id(2**32 + 5)[:4] == (5).to_bytes(4, "big")  # modulo 2³² (in 2106)
