@@ -366,7 +366,7 @@ class Verdict:
     seen: frozenset[bytes]
 
 
-def verdict(issuance: Issuance, live: Sequence[LicenceRow]) -> Verdict:
+def verdict(issuance: Issuance, live: Sequence[market.Live]) -> Verdict:
     """Whether ``issuance`` conflicts with the holder's ``live`` licences (those the store
     returns for its window: overlapping in time, only the exclusive ones unless it is
     exclusive)."""

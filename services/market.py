@@ -1,15 +1,18 @@
 """The market's rules, as pure functions: terms, prices, requests within terms, exclusivity.
 
 No I/O: the servicers and the issuance rule (:mod:`.issuance`) call these with values read
-from the store; the store calls none of them.
+from the store; the store calls none of them. One memo: live licences' parsed terms and
+scopes, by token (:func:`_term_and_scope`).
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from licentia import territory
 from licentia.errors import LicentiaError, Reason
@@ -17,7 +20,7 @@ from licentia.scope import PURPOSE_COVERS, Scope
 from licentia.token import LicenceClaims, parse_token
 from licentia.vocabulary import Purpose
 
-from .model import AssetRow, LicenceRow, Terms
+from .model import AssetRow, Terms
 
 DAY = 86400
 #: Handles and platform ids: lower-case letters, digits, '-' and '_'.
@@ -201,10 +204,13 @@ def _days(seconds: int) -> str:
 
 def overlaps(a: LicenceClaims, b: LicenceClaims) -> bool:
     """True if two licences could license the same use at the same time."""
-    sa, sb = a.scope, b.scope
+    return _overlap(a.not_before, a.not_after, a.scope, b.not_before, b.not_after, b.scope)
+
+
+def _overlap(a_from: int, a_to: int, sa: Scope, b_from: int, b_to: int, sb: Scope) -> bool:
     return (
-        a.not_before < b.not_after
-        and b.not_before < a.not_after
+        a_from < b_to
+        and b_from < a_to
         and bool(sa.categories & sb.categories)
         and bool(sa.purpose_closure & sb.purpose_closure)
         and bool(sa.media & sb.media)
@@ -212,11 +218,46 @@ def overlaps(a: LicenceClaims, b: LicenceClaims) -> bool:
     )
 
 
-def exclusivity_conflict(new: LicenceClaims, live: Sequence[LicenceRow]) -> Reason | None:
+#: Live licences' terms and scopes kept by :func:`_term_and_scope`, by their exact token.
+TERMS_MEMO = 20_000
+
+
+@functools.lru_cache(maxsize=TERMS_MEMO)
+def _term_and_scope(token: str) -> tuple[int, int, Scope]:
+    """A live licence's term and scope, parsed from its token once: an exclusive request
+    reads every live licence of its holder that overlaps its term, and a token never
+    changes, so the next request finds them here (memoised by the exact token, whose
+    parse alone is ~20 µs: a thousand live licences were 30 ms a request)."""
+    u = parse_token(token)
+    return u.not_before, u.not_after, u.scope
+
+
+class Live(Protocol):
+    """What an exclusivity check reads of a live licence: a store's
+    :class:`~.model.LiveLicence`, or a whole :class:`~.model.LicenceRow`."""
+
+    @property
+    def licence_id(self) -> bytes:
+        """Its id."""
+        ...
+
+    @property
+    def exclusive(self) -> bool:
+        """Whether it is exclusive."""
+        ...
+
+    @property
+    def token(self) -> str:
+        """Its token."""
+        ...
+
+
+def exclusivity_conflict(new: LicenceClaims, live: Sequence[Live]) -> Reason | None:
     """EXCLUSIVITY_CONFLICT if ``new`` overlaps a live licence and either is exclusive."""
+    nb, na, scope = new.not_before, new.not_after, new.scope
     for row in live:
         if not (new.exclusive or row.exclusive):
             continue
-        if overlaps(new, parse_token(row.token).claims):
+        if _overlap(nb, na, scope, *_term_and_scope(row.token)):
             return Reason.EXCLUSIVITY_CONFLICT
     return None

@@ -7,6 +7,7 @@ convert at the edge. Keys are raw 32-byte Ed25519 public keys; times are Unix se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from licentia import states
 from licentia.keyset import KeySet
@@ -82,6 +83,15 @@ class RequestRow:
     auto_approved: bool = False
     message: str = ""
     licence_id: bytes = b""
+
+
+class LiveLicence(NamedTuple):
+    """What an exclusivity check reads of a live licence (:meth:`Store.live_licences`):
+    three columns of its row, where a whole :class:`LicenceRow` was five times the work."""
+
+    licence_id: bytes
+    exclusive: bool
+    token: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from ..model import (
     Cause,
     LedgerLine,
     LicenceRow,
+    LiveLicence,
     Party,
     PayoutDestination,
     RequestRow,
@@ -226,7 +227,7 @@ class RequestsStore(Protocol):
 
     def live_licences(
         self, holder_key: bytes, not_before: int, not_after: int, *, exclusive: bool
-    ) -> list[LicenceRow]:
+    ) -> list[LiveLicence]:
         """The holder's unrevoked licences that a new one over ``[not_before, not_after)``
         could conflict with: those overlapping it in time, and only the exclusive ones
         unless ``exclusive``. What :func:`~..issuance.verdict` decides over."""

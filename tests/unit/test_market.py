@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,8 @@ from licentia.examples import typical_claims
 from licentia.keys import PrivateKey
 from licentia.scope import Scope
 from licentia.services import market
-from licentia.services.model import AssetRow, LicenceRow, Terms
+from licentia.services.model import AssetRow, LicenceRow, LiveLicence, Terms
+from licentia.token import parse_token
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 DAY = 86400
@@ -219,3 +221,32 @@ def test_bad_handles(handle: str) -> None:
     with pytest.raises(LicentiaError) as e:
         market.check_handle(handle, "handle")
     assert e.value.reason == Reason.INVALID_REQUEST
+
+
+def test_each_live_token_is_parsed_once_for_every_later_exclusivity_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A holder's live licences are read again for every exclusive request: each token's
+    term and scope are parsed once (memoised by the exact token), and the store's
+    three-column :class:`LiveLicence` is checked as a whole row is."""
+    parsed: list[str] = []
+    real = parse_token
+
+    def counted(token: str) -> Any:
+        parsed.append(token)
+        return real(token)
+
+    monkeypatch.setattr(market, "parse_token", counted)
+    rows = [_row(True, 7_000_000 + i) for i in range(3)]  # tokens no other test parses
+    live = [LiveLicence(r.licence_id, r.exclusive, r.token) for r in rows]
+    k = PrivateKey.from_seed(b"\x01" * 32)
+    new = typical_claims(k, k, k, NOW, 9)
+    elsewhere = replace(
+        new,
+        exclusive=True,
+        scope=Scope.of(new.scope.categories, new.scope.purposes, new.scope.media, ["US"]),
+    )
+    for _ in range(3):
+        assert market.exclusivity_conflict(elsewhere, live) is None
+        assert market.exclusivity_conflict(new, live) == Reason.EXCLUSIVITY_CONFLICT
+    assert sorted(parsed) == sorted(r.token for r in rows)

@@ -8,8 +8,11 @@ import pytest
 
 from licentia import merkle, sealed
 from licentia.errors import LicentiaError, Reason
+from licentia.scope import Scope
 from licentia.services import issuance
 from licentia.services.model import (
+    Cause,
+    LiveLicence,
     RequestRow,
     RequestState,
 )
@@ -29,6 +32,7 @@ from .harness import (
     _d,
     _holder,
     _issue,
+    _issued,
     _licence,
     _nonce,
     _raises,
@@ -228,6 +232,48 @@ def test_automatic_issuance_and_its_refusal(store: Store) -> None:
     assert (failed.state, failed.failure) == (RequestState.FAILED, "EXCLUSIVITY_CONFLICT")
     assert store.licence(_claims(holder, 2).licence_id) is None
     assert store.log_size() == 1
+
+
+def test_live_licences_are_ids_exclusivity_and_tokens_and_a_verdict_over_others_is_stale(
+    store: Store,
+) -> None:
+    """An exclusivity check reads each live licence as its id, exclusivity and token (a
+    revoked one, or one over by the window, is not live); inside the transaction only the
+    ids are read again, and a verdict decided over other ids is stale: nothing stored."""
+    holder = _holder()
+    typical = _claims(holder, 0).scope
+
+    def elsewhere(territory: str) -> Scope:
+        return Scope.of(typical.categories, typical.purposes, typical.media, [territory])
+
+    shared = _issued(store, holder, 1)
+    exclusive = _issued(store, holder, 2, scope=elsewhere("US"), exclusive=True)
+    revoked = _issued(store, holder, 3, not_before=NOW + 120)
+    store.revoke(revoked.licence_id, NOW + 1, Cause.REVOKED)
+    ended = _issued(store, holder, 4, not_after=NOW + 30)
+    window = (holder.public.raw, NOW + 60, NOW + 90 * DAY)
+    everything = store.live_licences(*window, exclusive=True)
+    assert sorted(everything) == sorted(
+        LiveLicence(x.licence_id, x.exclusive, x.token) for x in (shared, exclusive)
+    )
+    assert [x.exclusive for x in sorted(everything)] == sorted([False, True])
+    assert ended.licence_id not in {x.licence_id for x in everything}
+    assert store.live_licences(*window, exclusive=False) == [
+        LiveLicence(exclusive.licence_id, True, exclusive.token)
+    ]
+    store.deposit(LICENSEE.public.raw, PRICE, "pay-5", NOW, digest=_d("pay-5", PRICE))
+    # Not exclusive, and elsewhere than the exclusive one: decided over it, no conflict.
+    plan = _licence(_request(store, _claims(holder, 5, scope=elsewhere("JP"))), holder)
+    (only,) = store.live_licences(*window, exclusive=False)
+    before = store.log_size()
+    for seen in ([], [everything[0]], [only, only._replace(licence_id=b"x" * 16)]):
+        with pytest.raises(StaleVerdict):
+            store.issue(plan, issuance.verdict(plan, seen), NOW)
+        assert store.licence(plan.licence.licence_id) is None
+        assert store.log_size() == before
+    done = store.issue(plan, issuance.verdict(plan, [only]), NOW)
+    assert done.state == RequestState.ISSUED
+    assert store.log_size() == before + 1
 
 
 def test_exclusivity_holds_across_replicas(opener: Opener) -> None:
