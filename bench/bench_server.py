@@ -403,10 +403,12 @@ class Party:
 
 @dataclass
 class Phase:
-    """One concurrent run: calls per second, and the client threads' CPU per call."""
+    """One concurrent run: calls per second, the client threads' CPU per call, and this
+    whole process's (the bench's callers and, in process, the exchange serving them)."""
 
     rate: float
     client_cpu_us: float
+    process_cpu_us: float = 0.0
 
 
 def run_concurrently(jobs: Sequence[Sequence[Job]], check: Callable[[Any], None]) -> Phase:
@@ -430,14 +432,14 @@ def run_concurrently(jobs: Sequence[Sequence[Job]], check: Callable[[Any], None]
     for t in threads:
         t.start()
     gate.wait()
-    t0 = time.perf_counter()
+    t0, p0 = time.perf_counter(), time.process_time()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - t0
+    elapsed, spent = time.perf_counter() - t0, time.process_time() - p0
     if failures:
         raise failures[0]
     n = sum(len(j) for j in jobs)
-    return Phase(n / elapsed, sum(cpu) / n * 1e6)
+    return Phase(n / elapsed, sum(cpu) / n * 1e6, spent / n * 1e6)
 
 
 def _no_check(response: Any) -> None:
@@ -724,6 +726,8 @@ class Bench:
             out["verify_client_us"].append(ver.client_cpu_us)
             out["echo_client_us"].append(echo1.client_cpu_us)
             out["issue_client_us"].append(iss.client_cpu_us)
+            out["issue_cpu_us"].append(iss.process_cpu_us)
+            out["issue_storage_floor_cpu_us"].append(stored[3].process_cpu_us)
             out["verify_sign_us"].append(sign_us)
             out["payload"].append(size)
         return out
@@ -1047,6 +1051,8 @@ def issue_only(sizes: Sizes) -> int:
                 out["ratio"].append(iss.rate / echo)
                 out["storage"].append(floor.rate / echo)
                 out["of_storage"].append(iss.rate / floor.rate)
+                out["issue_cpu_us"].append(iss.process_cpu_us)
+                out["storage_cpu_us"].append(floor.process_cpu_us)
         finally:
             bench.close()
     row: dict[str, Any] = {
@@ -1058,6 +1064,10 @@ def issue_only(sizes: Sizes) -> int:
         "storage_floor_ratio": round(statistics.median(out["storage"]), 3),
         "per_round": [round(r) for r in out["issue"]],
         "per_round_of_storage_floor": [round(r, 3) for r in out["of_storage"]],
+        "cpu_us_per_call": {
+            "issue": round(statistics.median(out["issue_cpu_us"])),
+            "storage_floor": round(statistics.median(out["storage_cpu_us"])),
+        },
     }
     line(row, goal=RPC_ISSUE_GOAL, basis="storage_floor_ratio")
     return emit([row])
@@ -1131,6 +1141,13 @@ def main(argv: list[str] | None = None) -> int:
                 for parts, name in ((1, "licence"), (2, "+escrow"), (3, "+log"))
             },
             "client_us_per_call": round(med["issue_client_us"]),
+            # This process's CPU per call (the callers and the exchange, in process): the
+            # GIL lets it use about one core, so of_floor is at most about the floor's CPU
+            # per call ÷ the issuance's (docs/performance.md, "What bounds rpc.issue").
+            "cpu_us_per_call": {
+                "issue": round(med["issue_cpu_us"]),
+                "storage_floor": round(med["issue_storage_floor_cpu_us"]),
+            },
             # The rate per round, in order, with the licences the holder had after it: the
             # issuing path's cost grows with the holder's live licences, so the order matters.
             "per_round": [round(r) for r in t["issue"]],
