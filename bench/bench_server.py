@@ -410,6 +410,11 @@ class Phase:
     client_cpu_us: float
     process_cpu_us: float = 0.0
 
+    @property
+    def cores(self) -> float:
+        """The cores this process kept busy: calls per second × its CPU per call."""
+        return self.rate * self.process_cpu_us / 1e6
+
 
 def run_concurrently(jobs: Sequence[Sequence[Job]], check: Callable[[Any], None]) -> Phase:
     """Run each list of ``jobs`` in its own thread, all released together; ``check`` each
@@ -728,6 +733,8 @@ class Bench:
             out["issue_client_us"].append(iss.client_cpu_us)
             out["issue_cpu_us"].append(iss.process_cpu_us)
             out["issue_storage_floor_cpu_us"].append(stored[3].process_cpu_us)
+            out["issue_cores"].append(iss.cores)
+            out["issue_storage_floor_cores"].append(stored[3].cores)
             out["verify_sign_us"].append(sign_us)
             out["payload"].append(size)
         return out
@@ -1053,6 +1060,8 @@ def issue_only(sizes: Sizes) -> int:
                 out["of_storage"].append(iss.rate / floor.rate)
                 out["issue_cpu_us"].append(iss.process_cpu_us)
                 out["storage_cpu_us"].append(floor.process_cpu_us)
+                out["issue_cores"].append(iss.cores)
+                out["storage_cores"].append(floor.cores)
         finally:
             bench.close()
     row: dict[str, Any] = {
@@ -1067,6 +1076,10 @@ def issue_only(sizes: Sizes) -> int:
         "cpu_us_per_call": {
             "issue": round(statistics.median(out["issue_cpu_us"])),
             "storage_floor": round(statistics.median(out["storage_cpu_us"])),
+        },
+        "cores": {
+            "issue": round(statistics.median(out["issue_cores"]), 2),
+            "storage_floor": round(statistics.median(out["storage_cores"]), 2),
         },
     }
     line(row, goal=RPC_ISSUE_GOAL, basis="storage_floor_ratio")
@@ -1141,12 +1154,16 @@ def main(argv: list[str] | None = None) -> int:
                 for parts, name in ((1, "licence"), (2, "+escrow"), (3, "+log"))
             },
             "client_us_per_call": round(med["issue_client_us"]),
-            # This process's CPU per call (the callers and the exchange, in process): the
-            # GIL lets it use about one core, so of_floor is at most about the floor's CPU
-            # per call ÷ the issuance's (docs/performance.md, "What bounds rpc.issue").
+            # This process's CPU per call (the callers and the exchange, in process), and
+            # the cores it kept busy: the same for both, so of_floor is about the floor's
+            # CPU per call ÷ the issuance's (docs/performance.md, "What bounds rpc.issue").
             "cpu_us_per_call": {
                 "issue": round(med["issue_cpu_us"]),
                 "storage_floor": round(med["issue_storage_floor_cpu_us"]),
+            },
+            "cores": {
+                "issue": round(med["issue_cores"], 2),
+                "storage_floor": round(med["issue_storage_floor_cores"], 2),
             },
             # The rate per round, in order, with the licences the holder had after it: the
             # issuing path's cost grows with the holder's live licences, so the order matters.

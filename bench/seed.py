@@ -271,7 +271,8 @@ def seed(store: SqliteStore, plan: Plan, *, now: int | None = None) -> Seeded:
         else:
             issued = now - 400 * DAY + rng.randrange(300 * DAY)
             not_after = issued + 30 * DAY
-        # Ids as the exchange makes them: 16 random bytes (drawn here from the seed).
+        # Random ids (drawn here from the seed), as a store made before ids began with
+        # their second has them: the worst case for the indexes they key.
         lid = hashlib.sha256(b"seed licence %d" % n).digest()[:16]
         rid = hashlib.sha256(b"seed request %d" % n).digest()[:16]
         status_list, status_index = slot(not_after)

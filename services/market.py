@@ -2,15 +2,16 @@
 
 No I/O: the servicers and the issuance rule (:mod:`.issuance`) call these with values read
 from the store; the store calls none of them. One memo: live licences' parsed terms and
-scopes, by token (:func:`_term_and_scope`).
+scopes (:func:`_term_and_scope`).
 """
 
 from __future__ import annotations
 
 import enum
-import functools
 import re
+import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
@@ -218,18 +219,34 @@ def _overlap(a_from: int, a_to: int, sa: Scope, b_from: int, b_to: int, sb: Scop
     )
 
 
-#: Live licences' terms and scopes kept by :func:`_term_and_scope`, by their exact token.
+#: How many live licences' terms and scopes :func:`_term_and_scope` keeps.
 TERMS_MEMO = 20_000
+#: What it keeps: ``(licence id, hash of the token) -> (not_before, not_after, scope)``,
+#: oldest first. No token is kept (an erased licence's token is gone from the store, and
+#: must not stay in memory), and a licence id alone could name another licence of
+#: another exchange in the same process.
+_TERMS: OrderedDict[tuple[bytes, int], tuple[int, int, Scope]] = OrderedDict()
+_TERMS_LOCK = threading.Lock()
 
 
-@functools.lru_cache(maxsize=TERMS_MEMO)
-def _term_and_scope(token: str) -> tuple[int, int, Scope]:
+def _term_and_scope(live: Live) -> tuple[int, int, Scope]:
     """A live licence's term and scope, parsed from its token once: an exclusive request
     reads every live licence of its holder that overlaps its term, and a token never
-    changes, so the next request finds them here (memoised by the exact token, whose
-    parse alone is ~20 µs: a thousand live licences were 30 ms a request)."""
+    changes, so the next request finds them here while they are among the last
+    :data:`TERMS_MEMO` kept (a token's parse alone is ~20 µs: a thousand live licences were
+    30 ms a request)."""
+    token = live.token
+    key = (live.licence_id, hash(token))
+    hit = _TERMS.get(key)
+    if hit is not None:
+        return hit
     u = parse_token(token)
-    return u.not_before, u.not_after, u.scope
+    kept = (u.not_before, u.not_after, u.scope)
+    with _TERMS_LOCK:
+        _TERMS[key] = kept
+        while len(_TERMS) > TERMS_MEMO:
+            _TERMS.popitem(last=False)
+    return kept
 
 
 class Live(Protocol):
@@ -258,6 +275,6 @@ def exclusivity_conflict(new: LicenceClaims, live: Sequence[Live]) -> Reason | N
     for row in live:
         if not (new.exclusive or row.exclusive):
             continue
-        if _overlap(nb, na, scope, *_term_and_scope(row.token)):
+        if _overlap(nb, na, scope, *_term_and_scope(row)):
             return Reason.EXCLUSIVITY_CONFLICT
     return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import stat
 import subprocess
@@ -119,11 +120,14 @@ def test_the_holders_whole_story(wallet: Wallet, ex: Exchange, tmp_path: Path) -
     ):
         assert words in out, words
 
-    # Ids begin with the second they were made (docs/token-format.md §3.1): 12 digits name one.
-    code, out, err = wallet("approve", first.request_id.hex()[:12], "--yes")
+    # Ids begin with the second they were made (docs/token-format.md §3.1): the second's 8
+    # digits and more name one of two requests made in the same second.
+    code, out, err = wallet("approve", first.request_id.hex()[:16], "--yes")
     assert code == 0, err
     assert "Approved. Licence" in out
-    assert "revoke it any time with 'licentia-wallet revoke " in out
+    hint = re.search(r"revoke it any time with 'licentia-wallet revoke ([0-9a-f]+)'", out)
+    assert hint is not None
+    assert len(hint.group(1)) == 12  # the second and 2 random bytes, not the second alone
     assert "Who:         Acme Ads" in err  # the claims are shown before signing
     code, out, _ = wallet("decline", second.request_id.hex(), "--reason", "not this one")
     assert code == 0
@@ -133,7 +137,8 @@ def test_the_holders_whole_story(wallet: Wallet, ex: Exchange, tmp_path: Path) -
     assert isinstance(licences, list)
     assert [x["state"] for x in licences] == ["LICENCE_STATE_ACTIVE"]
     lid = licences[0]["licence_id"]
-    code, out, _ = wallet("show", lid[:10])
+    assert lid.startswith(hint.group(1))
+    code, out, _ = wallet("show", hint.group(1))
     assert code == 0
     assert "active" in out
 

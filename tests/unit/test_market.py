@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
@@ -237,7 +238,8 @@ def test_each_live_token_is_parsed_once_for_every_later_exclusivity_check(
         return real(token)
 
     monkeypatch.setattr(market, "parse_token", counted)
-    rows = [_row(True, 7_000_000 + i) for i in range(3)]  # tokens no other test parses
+    monkeypatch.setattr(market, "_TERMS", OrderedDict())  # what other tests left aside
+    rows = [_row(True, 7_000_000 + i) for i in range(3)]
     live = [LiveLicence(r.licence_id, r.exclusive, r.token) for r in rows]
     k = PrivateKey.from_seed(b"\x01" * 32)
     new = typical_claims(k, k, k, NOW, 9)
@@ -250,3 +252,26 @@ def test_each_live_token_is_parsed_once_for_every_later_exclusivity_check(
         assert market.exclusivity_conflict(elsewhere, live) is None
         assert market.exclusivity_conflict(new, live) == Reason.EXCLUSIVITY_CONFLICT
     assert sorted(parsed) == sorted(r.token for r in rows)
+    # No token is kept (an erased licence's must not outlive it), only its id and hash.
+    assert set(market._TERMS) == {(r.licence_id, hash(r.token)) for r in rows}
+    # Another licence under the same id (another exchange in this process) is its own.
+    other = replace(rows[0], token=_row(True, 7_000_009).token)
+    assert market.exclusivity_conflict(elsewhere, [other]) is None
+    assert parsed[-1] == other.token
+
+
+def test_the_exclusivity_memo_keeps_the_newest_terms_up_to_its_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(market, "_TERMS", OrderedDict())
+    monkeypatch.setattr(market, "TERMS_MEMO", 2)
+    rows = [_row(True, 7_100_000 + i) for i in range(3)]
+    k = PrivateKey.from_seed(b"\x01" * 32)
+    new = typical_claims(k, k, k, NOW, 9)
+    elsewhere = replace(
+        new,
+        exclusive=True,
+        scope=Scope.of(new.scope.categories, new.scope.purposes, new.scope.media, ["US"]),
+    )
+    assert market.exclusivity_conflict(elsewhere, rows) is None
+    assert list(market._TERMS) == [(r.licence_id, hash(r.token)) for r in rows[1:]]

@@ -26,7 +26,7 @@ def test_a_prefix_naming_ids_of_one_second_is_refused_and_a_longer_one_names_one
     assert b.hex()[:16] in text
     assert later.hex()[:16] not in text
     assert "type more of the licence's id" in text
-    assert _pick(ids, a.hex()[:12], "licence") == a  # 2 random bytes past the second
+    assert _pick(ids, a.hex()[:16], "licence") == a  # 4 random bytes past the second
     assert _pick(ids, b.hex().upper(), "licence") == b
     assert _pick(ids, later.hex()[:8], "licence") == later
 

@@ -266,7 +266,8 @@ def test_live_licences_are_ids_exclusivity_and_tokens_and_a_verdict_over_others_
     plan = _licence(_request(store, _claims(holder, 5, scope=elsewhere("JP"))), holder)
     (only,) = store.live_licences(*window, exclusive=False)
     before = store.log_size()
-    for seen in ([], [everything[0]], [only, only._replace(licence_id=b"x" * 16)]):
+    shared_live = next(x for x in everything if not x.exclusive)
+    for seen in ([], [shared_live], [only, only._replace(licence_id=b"x" * 16)]):
         with pytest.raises(StaleVerdict):
             store.issue(plan, issuance.verdict(plan, seen), NOW)
         assert store.licence(plan.licence.licence_id) is None
