@@ -126,8 +126,17 @@ def typical_token_v2(
     """The typical licence as a v2 token approved by ``holder`` (a pairwise key, to the
     format: any key), its assets salted with bytes derived from ``index``, logged at leaf
     ``index`` at ``now``."""
+    claims = typical_claims(issuer, holder, licensee, now, index)
+    return _approved_v2(issuer, holder, claims, now, index)
+
+
+def _approved_v2(
+    issuer: PrivateKey, holder: PrivateKey, claims: LicenceClaims, now: int, index: int
+) -> str:
+    """``claims`` as a v2 token approved by ``holder``: its assets salted with bytes derived
+    from ``index``, logged at leaf ``index`` at ``now``."""
     salt = hashlib.sha256(b"example salt %d" % index).digest()[:16]
-    data = salted(typical_claims(issuer, holder, licensee, now, index), salt).encode()
+    data = salted(claims, salt).encode()
     return issue(issuer, data, approve(holder, data), promise=LogPromise(index, now))
 
 
@@ -154,9 +163,8 @@ def uncounted_token_v2(
 ) -> str:
     """:func:`typical_token_v2` made from :func:`uncounted_claims`: the typical v2 licence a
     file's Content Credentials may carry, its assets salted and its leaf as there."""
-    salt = hashlib.sha256(b"example salt %d" % index).digest()[:16]
-    data = salted(uncounted_claims(issuer, holder, licensee, now, index), salt).encode()
-    return issue(issuer, data, approve(holder, data), promise=LogPromise(index, now))
+    claims = uncounted_claims(issuer, holder, licensee, now, index)
+    return _approved_v2(issuer, holder, claims, now, index)
 
 
 def tiny_png(width: int = 4, height: int = 4, seed: int = 0) -> bytes:

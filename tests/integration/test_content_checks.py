@@ -56,7 +56,7 @@ from .exchange_harness import (
     start_verifier,
     wait_for,
 )
-from .wallet_harness import Wallet, set_up
+from .wallet_harness import ready_wallet
 
 USE = {"purpose": Purpose.ADVERTISING, "medium": Medium.ONLINE, "territory": "FR"}
 CLI_USE = ("--purpose", "advertising", "--medium", "online", "--territory", "FR")
@@ -389,14 +389,12 @@ def test_uploads_are_allowed_denied_held_or_unlicensed(
 def test_wallet_check_finds_her_licence_and_revokes_it_on_the_spot(
     ex: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    w = Wallet(tmp_path / "alice", ex.address, capsys)
-    assert w("init", "--yes", "--no-recovery")[0] == 0
-    set_up(w, tmp_path)
+    w = ready_wallet(tmp_path, ex.address, capsys)
     adv, platform = ex.party(), ex.party()
     register_advertiser(adv)
     register_platform(platform)
     key = PublicKey.from_text(w.json("whoami")["account"]).raw
-    photo = tmp_path / "me.png"  # the file she declared (set_up)
+    photo = tmp_path / "alice" / "me.png"  # the file she declared (set_up)
     request = request_licence(adv, key, digests=(hashlib.sha256(photo.read_bytes()).digest(),))
     licence = w.json("approve", request.request.request_id.hex(), "--yes")
     token, lid = licence["token"], licence["licence_id"]
@@ -410,9 +408,7 @@ def test_wallet_check_finds_her_licence_and_revokes_it_on_the_spot(
     other = tmp_path / "other.png"
     other.write_bytes(png(seed=3))
     assert "carries no Licentia licence" in w("check", str(other))[1]
-    bob = Wallet(tmp_path / "bob", ex.address, capsys)
-    assert bob("init", "--yes", "--no-recovery")[0] == 0
-    set_up(bob, tmp_path / "bob", "bob")
+    bob = ready_wallet(tmp_path, ex.address, capsys, "bob")
     code, out, _ = bob("check", str(ad))
     assert code == 0
     assert "which is not in your name" in out

@@ -34,7 +34,7 @@ from .exchange_harness import (
     registered,
     request_licence,
 )
-from .wallet_harness import PASS, Wallet, set_up
+from .wallet_harness import PASS, ready_wallet
 
 CLI_USE = ("--purpose", "advertising", "--medium", "online", "--territory", "FR")
 #: An organisation name that, printed raw on a terminal, erases the line above (the DENY)
@@ -60,14 +60,12 @@ def _self_signed(data: bytes, token: str, asset: bytes, organisation: str) -> by
 def test_a_copied_token_in_another_advertisers_file_is_never_revoked_from_the_file(
     ex: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    w = Wallet(tmp_path / "alice", ex.address, capsys)
-    assert w("init", "--yes", "--no-recovery")[0] == 0
-    set_up(w, tmp_path)
+    w = ready_wallet(tmp_path, ex.address, capsys)
     acme, mallory = ex.party(), ex.party()
     register_advertiser(acme)
     register_advertiser(mallory, "Mallory Media")
     key = PublicKey.from_text(w.json("whoami")["account"]).raw
-    photo = hashlib.sha256((tmp_path / "me.png").read_bytes()).digest()
+    photo = hashlib.sha256((tmp_path / "alice" / "me.png").read_bytes()).digest()
     request = request_licence(acme, key, digests=(photo,))  # no max_uses, no per-use price
     licence = w.json("approve", request.request.request_id.hex(), "--yes")
     token, lid = licence["token"], licence["licence_id"]
@@ -154,14 +152,12 @@ def test_verify_file_prints_a_forgers_names_sanitised_and_unvouched(
 def test_the_wallet_calls_valid_only_what_every_checker_allows_and_finds_unlisted_licences(
     ex: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    w = Wallet(tmp_path / "alice", ex.address, capsys)
-    assert w("init", "--yes", "--no-recovery")[0] == 0
-    set_up(w, tmp_path)
+    w = ready_wallet(tmp_path, ex.address, capsys)
     acme = ex.party()
     register_advertiser(acme)
     chain = certificate_chain(acme)
     key = PublicKey.from_text(w.json("whoami")["account"]).raw
-    photo = hashlib.sha256((tmp_path / "me.png").read_bytes()).digest()
+    photo = hashlib.sha256((tmp_path / "alice" / "me.png").read_bytes()).digest()
 
     def approved(max_uses: int = 0) -> tuple[str, str]:
         request = request_licence(acme, key, digests=(photo,), max_uses=max_uses)

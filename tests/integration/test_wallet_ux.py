@@ -25,7 +25,7 @@ from licentia.services.runtime import ServerSettings, start
 from licentia.v1 import licences_pb2
 
 from .exchange_harness import PHOTO_SHA, Exchange, register_advertiser, request_licence
-from .wallet_harness import PASS, Wallet, set_up
+from .wallet_harness import PASS, Wallet, ready_wallet
 
 
 class _Terminal(io.StringIO):
@@ -337,9 +337,7 @@ def test_a_terms_file_with_an_unknown_key_is_refused_with_the_nearest_name(
 def test_advertisers_are_named_by_organisation_and_the_objection_is_shown(
     ex: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    w = Wallet(tmp_path, ex.address, capsys)
-    assert w("init", "--yes", "--no-recovery")[0] == 0
-    set_up(w, tmp_path)
+    w = ready_wallet(tmp_path, ex.address, capsys)
     adv = ex.party()
     register_advertiser(adv, org="Maison Dupont")
     short = PublicKey(adv.key.public.raw).text[:20] + "…"

@@ -49,6 +49,20 @@ class Wallet:
         return json.loads(out)
 
 
+def ready_wallet(
+    tmp_path: Path,
+    server: str,
+    capsys: pytest.CaptureFixture[str],
+    handle: str = "alice",
+) -> Wallet:
+    """A new wallet under ``tmp_path / handle`` (no recovery phrase), registered under
+    ``handle`` with a photo and terms (:func:`set_up`)."""
+    w = Wallet(tmp_path / handle, server, capsys)
+    assert w("init", "--yes", "--no-recovery")[0] == 0
+    set_up(w, tmp_path / handle, handle)
+    return w
+
+
 def set_up(w: Wallet, tmp_path: Path, handle: str = "alice") -> None:
     """Register ``w`` under ``handle`` with a photo (stored) and terms for advertising."""
     assert w("register", "--handle", handle, "--name", "Alice")[0] == 0

@@ -15,7 +15,7 @@ from licentia.keys import PrivateKey
 from licentia.scope import Scope
 from licentia.services import market
 from licentia.services.model import AssetRow, LicenceRow, LiveLicence, Terms
-from licentia.token import parse_token
+from licentia.token import LicenceClaims, parse_token
 from licentia.vocabulary import DataCategory, Medium, Purpose
 
 DAY = 86400
@@ -198,6 +198,16 @@ def _row(exclusive: bool, index: int) -> LicenceRow:
     )
 
 
+def _exclusive_elsewhere(claims: LicenceClaims) -> LicenceClaims:
+    """``claims`` made exclusive, in the US: a territory no typical licence covers."""
+    scope = claims.scope
+    return replace(
+        claims,
+        exclusive=True,
+        scope=Scope.of(scope.categories, scope.purposes, scope.media, ["US"]),
+    )
+
+
 def test_exclusivity_conflicts_only_when_one_side_is_exclusive_and_they_overlap() -> None:
     k = PrivateKey.from_seed(b"\x01" * 32)
     new = typical_claims(k, k, k, NOW, 9)
@@ -209,11 +219,7 @@ def test_exclusivity_conflicts_only_when_one_side_is_exclusive_and_they_overlap(
     )
     later = replace(new, not_before=new.not_after, not_after=new.not_after + DAY, exclusive=True)
     assert market.exclusivity_conflict(later, [_row(True, 1)]) is None
-    elsewhere = replace(
-        new,
-        exclusive=True,
-        scope=Scope.of(new.scope.categories, new.scope.purposes, new.scope.media, ["US"]),
-    )
+    elsewhere = _exclusive_elsewhere(new)
     assert market.exclusivity_conflict(elsewhere, [_row(True, 1)]) is None
 
 
@@ -243,11 +249,7 @@ def test_each_live_token_is_parsed_once_for_every_later_exclusivity_check(
     live = [LiveLicence(r.licence_id, r.exclusive, r.token) for r in rows]
     k = PrivateKey.from_seed(b"\x01" * 32)
     new = typical_claims(k, k, k, NOW, 9)
-    elsewhere = replace(
-        new,
-        exclusive=True,
-        scope=Scope.of(new.scope.categories, new.scope.purposes, new.scope.media, ["US"]),
-    )
+    elsewhere = _exclusive_elsewhere(new)
     for _ in range(3):
         assert market.exclusivity_conflict(elsewhere, live) is None
         assert market.exclusivity_conflict(new, live) == Reason.EXCLUSIVITY_CONFLICT
@@ -268,10 +270,6 @@ def test_the_exclusivity_memo_keeps_the_newest_terms_up_to_its_size(
     rows = [_row(True, 7_100_000 + i) for i in range(3)]
     k = PrivateKey.from_seed(b"\x01" * 32)
     new = typical_claims(k, k, k, NOW, 9)
-    elsewhere = replace(
-        new,
-        exclusive=True,
-        scope=Scope.of(new.scope.categories, new.scope.purposes, new.scope.media, ["US"]),
-    )
+    elsewhere = _exclusive_elsewhere(new)
     assert market.exclusivity_conflict(elsewhere, rows) is None
     assert list(market._TERMS) == [(r.licence_id, hash(r.token)) for r in rows[1:]]
